@@ -1,0 +1,125 @@
+//! guest-rt: a minimal runtime for Rust PV kernels on xenish (and Xen).
+//!
+//! It provides what every small PV kernel needs and nothing more: the Xen
+//! ELF notes, the entry point (moving onto a 64 KiB stack and handing the
+//! kernel its `start_info`), the hypercall page, console output through
+//! `console_io`, and a panic handler that reports and crashes the domain.
+//! A kernel links with `link.ld` beside this file and names its main
+//! function with [`entry!`].
+#![no_std]
+
+pub mod console;
+pub mod hypercall;
+
+use guest_abi::xen::StartInfo;
+
+/// Size of the kernel stack the entry code switches to.
+pub const STACK_SIZE: usize = 64 * 1024;
+
+#[cfg(target_os = "none")]
+mod start {
+    use core::arch::global_asm;
+
+    #[repr(C, align(16))]
+    struct Stack([u8; super::STACK_SIZE]);
+    #[no_mangle]
+    static mut GUEST_RT_STACK: Stack = Stack([0; super::STACK_SIZE]);
+
+    global_asm!(
+        r#"
+        .section .text.entry, "ax"
+        .globl _start
+    _start:
+        lea GUEST_RT_STACK+{stack_size}(%rip), %rsp
+        mov %rsi, %rdi              /* start_info */
+        call {main}
+    1:  ud2
+        jmp 1b
+
+        /* The hypervisor fills this page with hypercall stubs (HYPERCALL_PAGE
+           note); int3 until then. */
+        .section .text.hypercall_page, "ax"
+        .balign 4096
+        .globl hypercall_page
+    hypercall_page:
+        .fill 4096, 1, 0xcc
+
+        .section .note.Xen, "a"
+        .balign 4
+        .macro xen_note_head type
+        .long 4
+        .long 2f - 1f
+        .long \type
+        .asciz "Xen"
+        .balign 4
+        .endm
+        .macro xen_note_str type, value
+        xen_note_head \type
+    1:  .asciz "\value"
+    2:  .balign 4
+        .endm
+        .macro xen_note_quad type, value
+        xen_note_head \type
+    1:  .quad \value
+    2:  .balign 4
+        .endm
+        xen_note_str {guest_os}, "xenish-rt"
+        xen_note_str {guest_version}, "0.1"
+        xen_note_str {xen_version}, "xen-3.0"
+        xen_note_str {loader}, "generic"
+        xen_note_quad {virt_base}, 0xffffffff80000000
+        xen_note_quad {paddr_offset}, 0
+        xen_note_quad {entry}, _start
+        xen_note_quad {hypercall_page}, hypercall_page
+        xen_note_str {features}, "!writable_page_tables|pae_pgdir_above_4gb"
+        xen_note_str {pae_mode}, "yes"
+    "#,
+        stack_size = const super::STACK_SIZE,
+        main = sym super::rt_main,
+        guest_os = const guest_abi::elfnote::XEN_ELFNOTE_GUEST_OS,
+        guest_version = const guest_abi::elfnote::XEN_ELFNOTE_GUEST_VERSION,
+        xen_version = const guest_abi::elfnote::XEN_ELFNOTE_XEN_VERSION,
+        loader = const guest_abi::elfnote::XEN_ELFNOTE_LOADER,
+        virt_base = const guest_abi::elfnote::XEN_ELFNOTE_VIRT_BASE,
+        paddr_offset = const guest_abi::elfnote::XEN_ELFNOTE_PADDR_OFFSET,
+        entry = const guest_abi::elfnote::XEN_ELFNOTE_ENTRY,
+        hypercall_page = const guest_abi::elfnote::XEN_ELFNOTE_HYPERCALL_PAGE,
+        features = const guest_abi::elfnote::XEN_ELFNOTE_FEATURES,
+        pae_mode = const guest_abi::elfnote::XEN_ELFNOTE_PAE_MODE,
+        options(att_syntax)
+    );
+
+    #[panic_handler]
+    fn panic(info: &core::panic::PanicInfo) -> ! {
+        crate::println!("panic: {}", info);
+        crate::hypercall::shutdown(guest_abi::sched::SHUTDOWN_CRASH)
+    }
+}
+
+extern "Rust" {
+    fn __guest_rt_main(start_info: &'static StartInfo) -> !;
+}
+
+/// Called by the entry code with the `start_info` pointer from `rsi`.
+extern "C" fn rt_main(start_info: *const StartInfo) -> ! {
+    // SAFETY: the domain builder passes the address of the start_info page,
+    // mapped read-write in the initial mapping for the kernel's lifetime.
+    let start_info = unsafe { &*start_info };
+    // SAFETY: `entry!` defines this symbol with exactly this signature.
+    unsafe { __guest_rt_main(start_info) }
+}
+
+/// Names the kernel's main function: `fn(&'static StartInfo) -> !`.
+#[macro_export]
+macro_rules! entry {
+    ($main:path) => {
+        #[no_mangle]
+        fn __guest_rt_main(start_info: &'static $crate::StartInfoRef) -> ! {
+            let main: fn(&'static $crate::StartInfoRef) -> ! = $main;
+            main(start_info)
+        }
+    };
+}
+
+/// The `start_info` type kernels receive (re-exported for [`entry!`]).
+pub type StartInfoRef = StartInfo;

@@ -1,0 +1,181 @@
+//! Entry stubs: exceptions and `syscall` land here, save a [`TrapFrame`] at
+//! the top of the hypervisor stack, call into Rust, and return to whatever
+//! context the frame then describes with `iretq`.
+
+use core::arch::global_asm;
+
+use crate::regs::{TrapFrame, TRAP_FRAME_SIZE, VECTOR_SYSCALL};
+
+/// Top of the stack `syscall` switches to (the TSS `rsp0` of this CPU).
+#[no_mangle]
+pub static mut SYSCALL_STACK_TOP: u64 = 0;
+/// Scratch slot for the guest `rsp` while `syscall` switches stacks.
+#[no_mangle]
+static mut SYSCALL_GUEST_RSP: u64 = 0;
+
+macro_rules! exception_stub {
+    ($name:literal, $vector:literal, err) => {
+        concat!(".balign 16\n", $name, ":\n", "push ", $vector, "\n", "jmp trap_common\n")
+    };
+    ($name:literal, $vector:literal) => {
+        concat!(".balign 16\n", $name, ":\n", "push 0\n", "push ", $vector, "\n", "jmp trap_common\n")
+    };
+}
+
+global_asm!(
+    ".section .text.entry, \"ax\"",
+    exception_stub!("exc0", 0),
+    exception_stub!("exc1", 1),
+    exception_stub!("exc2", 2),
+    exception_stub!("exc3", 3),
+    exception_stub!("exc4", 4),
+    exception_stub!("exc5", 5),
+    exception_stub!("exc6", 6),
+    exception_stub!("exc7", 7),
+    exception_stub!("exc8", 8, err),
+    exception_stub!("exc9", 9),
+    exception_stub!("exc10", 10, err),
+    exception_stub!("exc11", 11, err),
+    exception_stub!("exc12", 12, err),
+    exception_stub!("exc13", 13, err),
+    exception_stub!("exc14", 14, err),
+    exception_stub!("exc15", 15),
+    exception_stub!("exc16", 16),
+    exception_stub!("exc17", 17, err),
+    exception_stub!("exc18", 18),
+    exception_stub!("exc19", 19),
+    exception_stub!("exc20", 20),
+    exception_stub!("exc21", 21, err),
+    exception_stub!("exc22", 22),
+    exception_stub!("exc23", 23),
+    exception_stub!("exc24", 24),
+    exception_stub!("exc25", 25),
+    exception_stub!("exc26", 26),
+    exception_stub!("exc27", 27),
+    exception_stub!("exc28", 28),
+    exception_stub!("exc29", 29, err),
+    exception_stub!("exc30", 30, err),
+    exception_stub!("exc31", 31),
+    r#"
+.macro SAVE_GPRS
+    push rdi
+    push rsi
+    push rdx
+    push rcx
+    push rax
+    push r8
+    push r9
+    push r10
+    push r11
+    push rbx
+    push rbp
+    push r12
+    push r13
+    push r14
+    push r15
+.endm
+
+trap_common:
+    cld
+    SAVE_GPRS
+    mov rdi, rsp
+    call {trap}
+    jmp return_via_iret
+
+.balign 16
+.globl syscall_entry
+syscall_entry:
+    mov [rip + SYSCALL_GUEST_RSP], rsp
+    mov rsp, [rip + SYSCALL_STACK_TOP]
+    push {ring3_ds}
+    push [rip + SYSCALL_GUEST_RSP]
+    push r11
+    push {ring3_cs}
+    push rcx
+    push 0
+    push {syscall_vector}
+    cld
+    SAVE_GPRS
+    mov rdi, rsp
+    call {syscall}
+    jmp return_via_iret
+
+/* Also the first entry into a guest: rdi points at a TrapFrame. */
+.globl return_via_iret
+return_via_iret:
+    pop r15
+    pop r14
+    pop r13
+    pop r12
+    pop rbp
+    pop rbx
+    pop r11
+    pop r10
+    pop r9
+    pop r8
+    pop rax
+    pop rcx
+    pop rdx
+    pop rsi
+    pop rdi
+    add rsp, 16
+    iretq
+
+.globl enter_frame
+enter_frame:
+    mov rsp, rdi
+    jmp return_via_iret
+
+    .section .rodata
+    .balign 8
+.globl exception_stub_table
+exception_stub_table:
+    .quad exc0, exc1, exc2, exc3, exc4, exc5, exc6, exc7
+    .quad exc8, exc9, exc10, exc11, exc12, exc13, exc14, exc15
+    .quad exc16, exc17, exc18, exc19, exc20, exc21, exc22, exc23
+    .quad exc24, exc25, exc26, exc27, exc28, exc29, exc30, exc31
+"#,
+    trap = sym trap_entry,
+    syscall = sym syscall_entry_rust,
+    ring3_ds = const super::gdt::RING3_DS as u64,
+    ring3_cs = const super::gdt::RING3_CS64 as u64,
+    syscall_vector = const VECTOR_SYSCALL,
+);
+
+extern "C" {
+    static exception_stub_table: [u64; 32];
+    fn syscall_entry();
+    fn enter_frame(frame: *const TrapFrame) -> !;
+}
+
+/// Addresses of the 32 exception stubs, for the IDT.
+pub fn exception_stubs() -> &'static [u64; 32] {
+    // SAFETY: the table is immutable data emitted above.
+    unsafe { &*core::ptr::addr_of!(exception_stub_table) }
+}
+
+/// Address of the `syscall` entry, for `MSR_LSTAR`.
+pub fn syscall_entry_addr() -> u64 {
+    syscall_entry as *const () as u64
+}
+
+extern "C" fn trap_entry(frame: &mut TrapFrame) {
+    super::trap::handle(frame);
+}
+
+extern "C" fn syscall_entry_rust(frame: &mut TrapFrame) {
+    super::trap::handle_syscall(frame);
+}
+
+/// Discards the current stack and resumes the context in `frame`, which is
+/// copied to the top of the hypervisor stack first.
+pub fn resume(frame: &TrapFrame) -> ! {
+    // SAFETY: SYSCALL_STACK_TOP is set once at boot to the top of this CPU's
+    // stack, which has room for a frame; nothing below it is live any more.
+    unsafe {
+        let top = core::ptr::addr_of!(SYSCALL_STACK_TOP).read();
+        let slot = (top as usize - TRAP_FRAME_SIZE) as *mut TrapFrame;
+        slot.write(*frame);
+        enter_frame(slot)
+    }
+}

@@ -1,0 +1,83 @@
+//! The interrupt descriptor table: the 32 exception vectors, routed to the
+//! stubs in [`super::entry`].
+
+use core::arch::asm;
+use core::ptr::addr_of;
+
+use super::gdt::HYPERVISOR_CS;
+
+#[derive(Clone, Copy)]
+#[repr(C)]
+struct Gate {
+    offset_low: u16,
+    selector: u16,
+    ist: u8,
+    type_attr: u8,
+    offset_mid: u16,
+    offset_high: u32,
+    reserved: u32,
+}
+
+impl Gate {
+    const MISSING: Gate = Gate {
+        offset_low: 0,
+        selector: 0,
+        ist: 0,
+        type_attr: 0,
+        offset_mid: 0,
+        offset_high: 0,
+        reserved: 0,
+    };
+
+    fn interrupt(handler: u64, dpl: u8, ist: u8) -> Gate {
+        Gate {
+            offset_low: handler as u16,
+            selector: HYPERVISOR_CS,
+            ist,
+            type_attr: 0x80 | (dpl << 5) | 0xe,
+            offset_mid: (handler >> 16) as u16,
+            offset_high: (handler >> 32) as u32,
+            reserved: 0,
+        }
+    }
+}
+
+#[repr(C, align(4096))]
+struct Idt([Gate; 256]);
+
+static mut IDT: Idt = Idt([Gate::MISSING; 256]);
+
+#[repr(C, packed)]
+struct DescriptorPointer {
+    limit: u16,
+    base: u64,
+}
+
+/// IST slot (1-based) for the double fault.
+pub const IST_DOUBLE_FAULT: u8 = 1;
+/// IST slot for NMIs.
+pub const IST_NMI: u8 = 2;
+/// IST slot for machine checks.
+pub const IST_MCE: u8 = 3;
+
+/// Fills the IDT from the stub table and loads it.
+pub fn init(stubs: &[u64; 32]) {
+    // SAFETY: runs once on the boot CPU with interrupts disabled, before any
+    // exception can be delivered through the new table.
+    unsafe {
+        let idt = &mut *core::ptr::addr_of_mut!(IDT.0);
+        for (vector, &stub) in stubs.iter().enumerate() {
+            // int3 and into may be raised by guest code directly, as in Xen.
+            let dpl = if vector == 3 || vector == 4 { 3 } else { 0 };
+            let ist = match vector {
+                2 => IST_NMI,
+                8 => IST_DOUBLE_FAULT,
+                18 => IST_MCE,
+                _ => 0,
+            };
+            idt[vector] = Gate::interrupt(stub, dpl, ist);
+        }
+        let ptr = DescriptorPointer { limit: (256 * 16 - 1) as u16, base: addr_of!(IDT) as u64 };
+        asm!("lidt [{}]", in(reg) &ptr, options(nostack));
+    }
+}

@@ -1,0 +1,54 @@
+//! The hypervisor's own address space: the direct map of machine memory at
+//! `DIRECTMAP_START`, through which the portable core reaches frames, and the
+//! layout constants of the hypervisor hole.
+
+use crate::mm::{MachineMemory, Mfn, PAGE_SIZE};
+
+/// Where the image is linked: `XEN_VIRT_START + physical address`.
+pub const XEN_VIRT_START: u64 = 0xffff_82d0_8000_0000;
+/// Start of the direct map of machine memory (L4 slot 262, as in Xen).
+pub const DIRECTMAP_START: u64 = 0xffff_8300_0000_0000;
+/// Machine memory the boot page tables map in the direct map: 4 GiB.
+pub const DIRECTMAP_BOOT_SIZE: u64 = 4 << 30;
+/// Guest-visible read-only machine-to-phys table (L4 slot 256).
+pub const RO_MPT_START: u64 = 0xffff_8000_0000_0000;
+
+/// The direct map, as [`MachineMemory`] for frames below `limit`.
+pub struct DirectMap {
+    limit: Mfn,
+}
+
+impl DirectMap {
+    /// A view of frames `[0, limit)`, which the direct map must cover.
+    ///
+    /// # Safety
+    /// Every frame below `limit` must be mapped at `DIRECTMAP_START + addr`,
+    /// and no Rust reference to a frame handed out may be held across a call
+    /// that hands out the same frame again.
+    pub const unsafe fn new(limit: Mfn) -> Self {
+        DirectMap { limit }
+    }
+
+    /// The direct-map virtual address of machine address `ma`.
+    pub const fn va(ma: u64) -> u64 {
+        DIRECTMAP_START + ma
+    }
+}
+
+impl MachineMemory for DirectMap {
+    fn frame(&self, mfn: Mfn) -> Option<&[u8; PAGE_SIZE]> {
+        (mfn < self.limit).then(|| {
+            // SAFETY: `new`'s contract: the frame is mapped, and the borrow of
+            // `self` bounds the reference's use.
+            unsafe { &*(Self::va(mfn.addr()) as *const [u8; PAGE_SIZE]) }
+        })
+    }
+
+    fn frame_mut(&mut self, mfn: Mfn) -> Option<&mut [u8; PAGE_SIZE]> {
+        (mfn < self.limit).then(|| {
+            // SAFETY: as above; `&mut self` keeps this the only live reference
+            // handed out by this view.
+            unsafe { &mut *(Self::va(mfn.addr()) as *mut [u8; PAGE_SIZE]) }
+        })
+    }
+}

@@ -1,0 +1,14 @@
+//! The x86_64 machine layer: boot trampoline, descriptor tables, entry
+//! stubs, paging of the hypervisor's own address space, and the glue that
+//! runs the portable core on real hardware. The only home of `unsafe`
+//! hardware access.
+
+pub mod boot;
+pub mod cpu;
+pub mod entry;
+pub mod gdt;
+pub mod idt;
+pub mod memory;
+pub mod serial;
+pub mod start;
+pub mod trap;

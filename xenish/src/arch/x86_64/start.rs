@@ -1,0 +1,308 @@
+//! Boot, from the trampoline's jump into Rust to the first guest
+//! instruction: console, boot information, frame allocator, the hypervisor's
+//! own page tables and heap, descriptor tables, `syscall`, and the boot-time
+//! domains.
+
+use alloc::vec::Vec;
+use core::ptr::addr_of_mut;
+
+use linked_list_allocator::LockedHeap;
+
+use super::memory::{DirectMap, DIRECTMAP_BOOT_SIZE, DIRECTMAP_START, RO_MPT_START, XEN_VIRT_START};
+use super::{boot, cpu, entry, gdt, idt, serial, trap};
+use crate::boot_info::{BootInfo, MULTIBOOT2_BOOTLOADER_MAGIC};
+use crate::mm::frame_alloc::FrameAllocator;
+use crate::mm::pagetable::{self, PageSize, PTE_NX, PTE_P, PTE_RW, PTE_US};
+use crate::mm::{MachineMemory, Mfn, PAGE_SIZE};
+use crate::printk;
+use crate::setup;
+
+#[global_allocator]
+static HEAP: LockedHeap = LockedHeap::empty();
+
+/// Frames of hypervisor heap.
+const HEAP_FRAMES: u64 = 2048;
+/// Frames tracked by the allocator: what the boot direct map covers.
+const MAX_FRAMES: u64 = DIRECTMAP_BOOT_SIZE / PAGE_SIZE as u64;
+
+static mut FRAME_BITMAP: [u64; FrameAllocator::bitmap_words(MAX_FRAMES)] = [0; FrameAllocator::bitmap_words(MAX_FRAMES)];
+
+#[repr(C, align(16))]
+struct IstStack([u8; 16 * 1024]);
+static mut IST_STACKS: [IstStack; 3] = [const { IstStack([0; 16 * 1024]) }; 3];
+
+extern "C" {
+    static __image_start_phys: u8;
+    static __image_end_phys: u8;
+}
+
+fn serial_sink(bytes: &[u8]) {
+    for &b in bytes {
+        serial::write_byte(b);
+    }
+}
+
+/// The boot CPU's entry into Rust (called by the trampoline, on the boot stack).
+pub extern "C" fn xenish_start(magic: u32, mbi_phys: u32) -> ! {
+    serial::init();
+    crate::console::set_sink(serial_sink);
+    printk!("xenish {} - a Xen 4.17 PV-ABI hypervisor for x86_64", env!("CARGO_PKG_VERSION"));
+    if magic != MULTIBOOT2_BOOTLOADER_MAGIC {
+        printk!("xenish: not started by a multiboot2 loader (magic {magic:#x}); halting");
+        cpu::halt_forever();
+    }
+
+    // SAFETY: the boot page tables direct-map the first 4 GiB, which holds
+    // the 32-bit boot information address; its first word is its size.
+    let mbi_bytes = unsafe {
+        let base = (DIRECTMAP_START + u64::from(mbi_phys)) as *const u8;
+        let size = (base as *const u32).read_unaligned() as usize;
+        core::slice::from_raw_parts(base, size.max(8))
+    };
+    let info = match BootInfo::new(mbi_bytes) {
+        Ok(info) => info,
+        Err(e) => {
+            printk!("xenish: unreadable multiboot2 information ({e:?}); halting");
+            cpu::halt_forever();
+        }
+    };
+    if let Some(loader) = info.loader_name() {
+        printk!("xenish: loaded by {loader}");
+    }
+    printk!("xenish: command line: {}", info.cmdline());
+    printk!("xenish: memory map:");
+    for r in info.memory_map() {
+        printk!("xenish:   {:#014x} - {:#014x} {}", r.base, r.base.saturating_add(r.length), r.kind_name());
+    }
+    for (i, m) in info.modules().enumerate() {
+        printk!("xenish: module {}: {:#x} - {:#x} ({} bytes) '{}'", i + 1, m.start, m.end, m.end - m.start, m.string);
+    }
+
+    // Frame allocator: usable RAM, minus the image, the boot information,
+    // the modules and the first MiB.
+    // SAFETY: the bitmap is used only here, once, on the boot CPU.
+    let bitmap = unsafe { &mut *addr_of_mut!(FRAME_BITMAP) };
+    let mut frames = FrameAllocator::new(bitmap, MAX_FRAMES);
+    for r in info.memory_map().filter(|r| r.is_available()) {
+        frames.add_free_bytes(r.base, r.base.saturating_add(r.length));
+    }
+    // SAFETY: linker-provided symbols; only their addresses are used.
+    let (img_start, img_end) =
+        unsafe { (&__image_start_phys as *const u8 as u64, &__image_end_phys as *const u8 as u64) };
+    frames.reserve_bytes(0, 0x10_0000);
+    frames.reserve_bytes(img_start, img_end);
+    frames.reserve_bytes(u64::from(mbi_phys), u64::from(mbi_phys) + info.len() as u64);
+    for m in info.modules() {
+        frames.reserve_bytes(m.start, m.end);
+    }
+    let ram_top = info
+        .memory_map()
+        .filter(|r| r.is_available())
+        .map(|r| r.base.saturating_add(r.length))
+        .max()
+        .unwrap_or(0)
+        .min(DIRECTMAP_BOOT_SIZE);
+    let nr_frames = ram_top / PAGE_SIZE as u64;
+    printk!(
+        "xenish: {} MiB usable in {} frames; image {img_start:#x}-{img_end:#x}",
+        frames.free_frames() * 4 / 1024,
+        frames.free_frames()
+    );
+
+    // SAFETY: the boot page tables map the first 4 GiB at DIRECTMAP_START.
+    let mut mem = unsafe { DirectMap::new(Mfn(MAX_FRAMES)) };
+
+    let Some(heap) = frames.alloc_contiguous(HEAP_FRAMES, 1) else {
+        printk!("xenish: no memory for the hypervisor heap; halting");
+        cpu::halt_forever();
+    };
+    // SAFETY: the frames were just allocated for the heap alone and are
+    // mapped by the direct map.
+    unsafe { HEAP.lock().init(DirectMap::va(heap.addr()) as *mut u8, (HEAP_FRAMES as usize) * PAGE_SIZE) };
+
+    let cpu_features = CpuFeatures::detect();
+    let m2p = match build_address_space(&mut mem, &mut frames, img_end, nr_frames, &cpu_features) {
+        Ok(m2p) => m2p,
+        Err(e) => {
+            printk!("xenish: cannot build the hypervisor page tables ({e:?}); halting");
+            cpu::halt_forever();
+        }
+    };
+
+    // SAFETY: BOOT_STACK and IST_STACKS are used only as stacks by the CPU.
+    let (stack_top, ists) = unsafe {
+        let top = addr_of_mut!(boot::BOOT_STACK) as u64 + boot::BOOT_STACK_SIZE as u64;
+        let ist = |i: usize| addr_of_mut!(IST_STACKS[i]) as u64 + 16 * 1024;
+        (top, [ist(0), ist(1), ist(2)])
+    };
+    gdt::init(stack_top, ists);
+    idt::init(entry::exception_stubs());
+    // SAFETY: written once before any guest runs; read by the syscall stub.
+    unsafe { addr_of_mut!(entry::SYSCALL_STACK_TOP).write(stack_top) };
+    enable_syscall(&cpu_features);
+    // Mask the legacy PICs: nothing in this slice takes device interrupts.
+    cpu::outb(0x21, 0xff);
+    cpu::outb(0xa1, 0xff);
+
+    CMDLINE.call_once(|| info.cmdline().into());
+    let modules: Vec<setup::BootModule> = info
+        .modules()
+        .map(|m| setup::BootModule {
+            // SAFETY: GRUB placed the module at [start, end) in RAM below
+            // 4 GiB, which the direct map covers; its frames are reserved, so
+            // nothing else writes them while the slice lives.
+            bytes: unsafe {
+                core::slice::from_raw_parts(DirectMap::va(m.start) as *const u8, (m.end - m.start) as usize)
+            },
+            string: m.string,
+        })
+        .collect();
+    let m2p_table = crate::mm::m2p::M2p { base: m2p.base, entries: m2p.entries };
+    let mut setup = setup::Setup { mem: &mut mem, frames: &mut frames, m2p: m2p_table, xen_l4_slots: m2p.l4_slots };
+    let domains = setup::boot_domains(&mut setup, info.cmdline(), &modules);
+    trap::run(domains, Mfn(MAX_FRAMES), cpu_features.under_hypervisor)
+}
+
+/// CPU features the hypervisor adapts to.
+pub struct CpuFeatures {
+    nx: bool,
+    smep: bool,
+    smap: bool,
+    /// CPUID says we run under a hypervisor (QEMU): isa-debug-exit may exist.
+    pub under_hypervisor: bool,
+}
+
+impl CpuFeatures {
+    fn detect() -> Self {
+        let max_ext = cpu::cpuid(0x8000_0000, 0).eax;
+        let nx = max_ext >= 0x8000_0001 && cpu::cpuid(0x8000_0001, 0).edx & (1 << 20) != 0;
+        let leaf7 = if cpu::cpuid(0, 0).eax >= 7 { cpu::cpuid(7, 0).ebx } else { 0 };
+        let under_hypervisor = cpu::cpuid(1, 0).ecx & (1 << 31) != 0;
+        let f = CpuFeatures { nx, smep: leaf7 & (1 << 7) != 0, smap: leaf7 & (1 << 20) != 0, under_hypervisor };
+        printk!("xenish: cpu: nx={} smep={} smap={} hypervisor={}", f.nx, f.smep, f.smap, f.under_hypervisor);
+        f
+    }
+}
+
+fn enable_syscall(f: &CpuFeatures) {
+    const EFER: u32 = 0xc000_0080;
+    const STAR: u32 = 0xc000_0081;
+    const LSTAR: u32 = 0xc000_0082;
+    const CSTAR: u32 = 0xc000_0083;
+    const SFMASK: u32 = 0xc000_0084;
+    // TF IF DF IOPL NT AC: the hypervisor runs with all of them clear.
+    const FLAGS_MASK: u64 = 0x4_7700;
+    // SAFETY: these MSRs exist on every x86_64 CPU; the selectors name the
+    // GDT entries installed by gdt::init and the entry is the syscall stub.
+    unsafe {
+        cpu::wrmsr(EFER, cpu::rdmsr(EFER) | 1);
+        cpu::wrmsr(STAR, (u64::from(gdt::RING3_CS32) << 48) | (u64::from(gdt::HYPERVISOR_CS) << 32));
+        cpu::wrmsr(LSTAR, entry::syscall_entry_addr());
+        cpu::wrmsr(CSTAR, entry::syscall_entry_addr());
+        cpu::wrmsr(SFMASK, FLAGS_MASK);
+        // The hypervisor never touches guest pages through guest mappings
+        // (guest_access walks tables and uses the direct map), so SMEP and
+        // SMAP hold without exception.
+        let mut cr4 = cpu::read_cr4();
+        if f.smep {
+            cr4 |= 1 << 20;
+        }
+        if f.smap {
+            cr4 |= 1 << 21;
+        }
+        cpu::write_cr4(cr4);
+    }
+}
+
+/// The machine-to-phys table: where it lives and the L4 slots every guest shares.
+#[derive(Clone, Copy)]
+pub struct M2p {
+    /// First frame of the (contiguous) table.
+    pub base: Mfn,
+    /// Entries in the table.
+    pub entries: u64,
+    /// L4 slots 256..=271 for every guest's top-level table.
+    pub l4_slots: [u64; 16],
+}
+
+/// Builds the hypervisor's own page tables and switches to them: the image,
+/// the direct map of RAM, and the read-only M2P for guests; every slot of the
+/// hypervisor hole gets its L3 now so that guest copies of the slots stay
+/// current.
+fn build_address_space(
+    mem: &mut DirectMap,
+    frames: &mut FrameAllocator,
+    img_end: u64,
+    nr_frames: u64,
+    f: &CpuFeatures,
+) -> Result<M2p, pagetable::MapError> {
+    let nx = if f.nx { PTE_NX } else { 0 };
+    let mut alloc = || frames.alloc();
+    let l4 = pagetable::new_table(mem, &mut alloc)?;
+    for slot in 256..272 {
+        let l3 = pagetable::new_table(mem, &mut alloc)?;
+        let us = if slot == 256 { PTE_US } else { 0 };
+        pagetable::set_entry(mem, l4, slot, l3.addr() | PTE_P | PTE_RW | us)?;
+    }
+    let two_mib = 2 << 20;
+    let mut pa = 0;
+    while pa < img_end.next_multiple_of(two_mib) {
+        pagetable::map(mem, &mut alloc, l4, XEN_VIRT_START + pa, pa, PageSize::Size2M, PTE_P | PTE_RW, PTE_P | PTE_RW)?;
+        pa += two_mib;
+    }
+    pa = 0;
+    while pa < (nr_frames * PAGE_SIZE as u64).next_multiple_of(two_mib) {
+        pagetable::map(mem, &mut alloc, l4, DIRECTMAP_START + pa, pa, PageSize::Size2M, PTE_P | PTE_RW | nx, PTE_P | PTE_RW)?;
+        pa += two_mib;
+    }
+    drop(alloc);
+
+    let m2p_frames = (nr_frames * 8).div_ceil(PAGE_SIZE as u64);
+    let base = frames.alloc_contiguous(m2p_frames, 1).ok_or(pagetable::MapError::OutOfMemory)?;
+    for i in 0..m2p_frames {
+        if let Some(frame) = mem.frame_mut(Mfn(base.0 + i)) {
+            frame.fill(0xff); // INVALID_M2P_ENTRY
+        }
+    }
+    let mut alloc = || frames.alloc();
+    for i in 0..m2p_frames {
+        let va = RO_MPT_START + i * PAGE_SIZE as u64;
+        pagetable::map(mem, &mut alloc, l4, va, (base.0 + i) << 12, PageSize::Size4K, PTE_P | PTE_US | nx, PTE_P | PTE_RW | PTE_US)?;
+    }
+    let mut l4_slots = [0u64; 16];
+    for (i, slot) in l4_slots.iter_mut().enumerate() {
+        *slot = pagetable::entry(mem, l4, 256 + i)?;
+    }
+    // SAFETY: the new table maps the image, stacks and direct map at the
+    // same addresses as the boot tables; only the identity map goes away.
+    unsafe { cpu::write_cr3(l4.addr()) };
+    crate::printk!("xenish: hypervisor page tables at {:#x}, M2P {} frames at {:#x}", l4.addr(), m2p_frames, base.addr());
+    Ok(M2p { base, entries: nr_frames, l4_slots })
+}
+
+static CMDLINE: spin::Once<alloc::string::String> = spin::Once::new();
+
+/// The hypervisor's command line, as GRUB passed it.
+pub fn cmdline() -> &'static str {
+    CMDLINE.get().map(|s| s.as_str()).unwrap_or("")
+}
+
+/// The hypervisor's panic handler: a panic is a bug in xenish, never guest
+/// input; report it and stop the machine.
+pub fn panic(info: &core::panic::PanicInfo) -> ! {
+    use core::fmt::Write;
+    struct Raw;
+    impl Write for Raw {
+        fn write_str(&mut self, s: &str) -> core::fmt::Result {
+            for b in s.bytes() {
+                if b == b'\n' {
+                    serial::write_byte(b'\r');
+                }
+                serial::write_byte(b);
+            }
+            Ok(())
+        }
+    }
+    let _ = writeln!(Raw, "\nxenish: PANIC: {info}");
+    trap::power_off(true)
+}

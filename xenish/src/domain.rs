@@ -1,0 +1,176 @@
+//! Domains and their vCPUs: identity, privilege, lifecycle, memory and the
+//! per-vCPU state the hypervisor keeps for a PV guest.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use crate::console::GuestConsole;
+use crate::mm::Mfn;
+use crate::regs::TrapFrame;
+
+/// A domain identifier (`domid_t`).
+pub type DomId = u16;
+
+/// Why a domain shut down: Xen's `SHUTDOWN_*` codes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ShutdownReason {
+    /// `SHUTDOWN_poweroff`
+    Poweroff,
+    /// `SHUTDOWN_reboot`
+    Reboot,
+    /// `SHUTDOWN_suspend`
+    Suspend,
+    /// `SHUTDOWN_crash`
+    Crash,
+    /// `SHUTDOWN_watchdog`
+    Watchdog,
+    /// `SHUTDOWN_soft_reset`
+    SoftReset,
+    /// A code Xen does not define; Xen records any 8-bit value.
+    Other(u8),
+}
+
+impl ShutdownReason {
+    /// The reason for a guest-supplied code (Xen keeps its low 8 bits).
+    pub fn from_code(code: u32) -> Self {
+        match code as u8 {
+            0 => Self::Poweroff,
+            1 => Self::Reboot,
+            2 => Self::Suspend,
+            3 => Self::Crash,
+            4 => Self::Watchdog,
+            5 => Self::SoftReset,
+            other => Self::Other(other),
+        }
+    }
+
+    /// Whether this reason counts as a failure for the machine's exit status.
+    pub fn is_failure(self) -> bool {
+        matches!(self, Self::Crash | Self::Watchdog)
+    }
+}
+
+impl core::fmt::Display for ShutdownReason {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Poweroff => f.write_str("poweroff"),
+            Self::Reboot => f.write_str("reboot"),
+            Self::Suspend => f.write_str("suspend"),
+            Self::Crash => f.write_str("crash"),
+            Self::Watchdog => f.write_str("watchdog"),
+            Self::SoftReset => f.write_str("soft_reset"),
+            Self::Other(code) => write!(f, "unknown reason {code}"),
+        }
+    }
+}
+
+/// Where a domain is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DomainState {
+    /// Runnable.
+    Running,
+    /// Shut down (by itself or crashed); it runs no more.
+    Shutdown(ShutdownReason),
+}
+
+/// One entry of a vCPU's virtual trap table (`trap_info`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TrapHandler {
+    /// Code selector of the handler.
+    pub cs: u16,
+    /// `trap_info.flags`: DPL in bits 0-1, bit 2 = disable events.
+    pub flags: u8,
+    /// Handler address; 0 means no handler.
+    pub address: u64,
+}
+
+/// A virtual CPU of a PV domain.
+#[derive(Clone, Debug)]
+pub struct Vcpu {
+    /// vCPU number within the domain.
+    pub id: u32,
+    /// The guest registers while the vCPU is not running.
+    pub regs: TrapFrame,
+    /// The kernel-mode top-level page table.
+    pub kernel_l4: Mfn,
+    /// The user-mode top-level page table (`NEW_USER_BASEPTR`), if set.
+    pub user_l4: Option<Mfn>,
+    /// The virtual IDT installed with `set_trap_table`.
+    pub traps: [TrapHandler; 256],
+    /// Kernel stack pointer for bounces from user mode (`stack_switch`).
+    pub kernel_sp: u64,
+    /// Event callback address (`CALLBACKTYPE_event`).
+    pub event_callback: u64,
+    /// Failsafe callback address (`CALLBACKTYPE_failsafe`).
+    pub failsafe_callback: u64,
+    /// Syscall callback address (`CALLBACKTYPE_syscall`).
+    pub syscall_callback: u64,
+}
+
+impl Vcpu {
+    /// A vCPU that will start at the given register state and page table.
+    pub fn new(id: u32, regs: TrapFrame, kernel_l4: Mfn) -> Self {
+        Vcpu {
+            id,
+            regs,
+            kernel_l4,
+            user_l4: None,
+            traps: [TrapHandler::default(); 256],
+            kernel_sp: regs.rsp,
+            event_callback: 0,
+            failsafe_callback: 0,
+            syscall_callback: 0,
+        }
+    }
+}
+
+/// A domain: an isolated guest with its memory and vCPUs.
+#[derive(Debug)]
+pub struct Domain {
+    /// Domain ID.
+    pub id: DomId,
+    /// Human-readable name (for reports).
+    pub name: String,
+    /// Whether the domain may use privileged operations (dom0).
+    pub privileged: bool,
+    /// Lifecycle state.
+    pub state: DomainState,
+    /// Why the domain crashed, when the hypervisor crashed it.
+    pub crash_message: Option<String>,
+    /// `SCHEDOP_shutdown_code`: the reason to report at the next shutdown.
+    pub shutdown_code: Option<u8>,
+    /// The domain's memory: `p2m[pfn] = mfn` as built.
+    pub frames: Vec<Mfn>,
+    /// The most pages the domain may own.
+    pub max_pages: u64,
+    /// The shared_info page (hypervisor-owned, mapped by the guest).
+    pub shared_info: Mfn,
+    /// Enabled `VMASST_TYPE_*` bits.
+    pub vm_assist: u64,
+    /// The domain's console output stream.
+    pub console: GuestConsole,
+    /// The vCPUs.
+    pub vcpus: Vec<Vcpu>,
+}
+
+impl Domain {
+    /// Whether the domain can still run.
+    pub fn is_running(&self) -> bool {
+        self.state == DomainState::Running
+    }
+
+    /// Shuts the domain down for `reason` (no effect if already down).
+    pub fn shutdown(&mut self, reason: ShutdownReason) {
+        if self.is_running() {
+            self.state = DomainState::Shutdown(reason);
+        }
+    }
+
+    /// Crashes the domain, recording why.
+    pub fn crash(&mut self, message: String) {
+        if self.is_running() {
+            self.crash_message = Some(message);
+            self.state = DomainState::Shutdown(ShutdownReason::Crash);
+        }
+    }
+}

@@ -1,0 +1,222 @@
+//! The one checked path between guest virtual memory and the hypervisor.
+//!
+//! Every guest pointer a hypercall receives is translated here by walking the
+//! guest's own page tables in software, with the rights a guest access would
+//! need (present and user at every level, writable for writes), and the data
+//! is copied through the hypervisor's direct map. The hypervisor never
+//! dereferences a guest address, so a bad pointer is an `-EFAULT`, never a
+//! hypervisor fault.
+
+use zerocopy::{FromBytes, Immutable, IntoBytes};
+
+use crate::mm::{MachineMemory, Mfn, PAGE_SIZE};
+
+/// Start of the hypervisor's reserved hole (guests may not touch it).
+pub const HYPERVISOR_VIRT_START: u64 = 0xffff_8000_0000_0000;
+/// End of the hypervisor's reserved hole.
+pub const HYPERVISOR_VIRT_END: u64 = 0xffff_8800_0000_0000;
+
+const PTE_PRESENT: u64 = 1 << 0;
+const PTE_RW: u64 = 1 << 1;
+const PTE_USER: u64 = 1 << 2;
+const PTE_PSE: u64 = 1 << 7;
+/// Physical-address bits of a page-table entry.
+pub const PTE_ADDR_MASK: u64 = 0x000f_ffff_ffff_f000;
+
+/// A guest access that the guest's own page tables do not allow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GuestFault {
+    /// The faulting guest virtual address.
+    pub va: u64,
+}
+
+/// The kind of access being checked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// A read.
+    Read,
+    /// A write.
+    Write,
+}
+
+/// Whether `va` is canonical (bits 63..47 all equal).
+pub const fn is_canonical(va: u64) -> bool {
+    ((va as i64) << 16 >> 16) as u64 == va
+}
+
+/// Whether `va` is an address a guest may reference at all.
+pub const fn is_guest_addr(va: u64) -> bool {
+    is_canonical(va) && !(va >= HYPERVISOR_VIRT_START && va < HYPERVISOR_VIRT_END)
+}
+
+/// A guest address space: machine memory seen through one top-level table.
+pub struct GuestMemory<'m> {
+    mem: &'m mut dyn MachineMemory,
+    l4: Mfn,
+}
+
+impl<'m> GuestMemory<'m> {
+    /// The address space rooted at the L4 table `l4`.
+    pub fn new(mem: &'m mut dyn MachineMemory, l4: Mfn) -> Self {
+        GuestMemory { mem, l4 }
+    }
+
+    fn entry(&self, table: Mfn, index: u64) -> Option<u64> {
+        let frame = self.mem.frame(table)?;
+        let off = (index as usize) * 8;
+        Some(u64::from_le_bytes(frame.get(off..off + 8)?.try_into().ok()?))
+    }
+
+    /// Translates `va` to a machine address, as the guest would access it.
+    pub fn translate(&self, va: u64, access: Access) -> Result<u64, GuestFault> {
+        let fault = GuestFault { va };
+        if !is_guest_addr(va) {
+            return Err(fault);
+        }
+        let need = PTE_PRESENT | PTE_USER | if access == Access::Write { PTE_RW } else { 0 };
+        let mut table = self.l4;
+        for level in (1..=4u32).rev() {
+            let shift = 12 + 9 * (level - 1);
+            let e = self.entry(table, (va >> shift) & 0x1ff).ok_or(fault)?;
+            if e & need != need {
+                return Err(fault);
+            }
+            let is_leaf = level == 1 || ((level == 2 || level == 3) && e & PTE_PSE != 0);
+            if is_leaf {
+                let page_mask = (1u64 << shift) - 1;
+                let base = e & PTE_ADDR_MASK & !page_mask;
+                return Ok(base | (va & page_mask));
+            }
+            table = Mfn::containing(e & PTE_ADDR_MASK);
+        }
+        Err(fault)
+    }
+
+    /// Copies guest memory at `va` into `buf`.
+    pub fn copy_from(&self, va: u64, buf: &mut [u8]) -> Result<(), GuestFault> {
+        let mut done = 0;
+        while done < buf.len() {
+            let cur = va.checked_add(done as u64).ok_or(GuestFault { va })?;
+            let ma = self.translate(cur, Access::Read)?;
+            let off = (ma as usize) % PAGE_SIZE;
+            let n = (PAGE_SIZE - off).min(buf.len() - done);
+            let frame = self.mem.frame(Mfn::containing(ma)).ok_or(GuestFault { va: cur })?;
+            buf[done..done + n].copy_from_slice(&frame[off..off + n]);
+            done += n;
+        }
+        Ok(())
+    }
+
+    /// Copies `data` into guest memory at `va`.
+    pub fn copy_to(&mut self, va: u64, data: &[u8]) -> Result<(), GuestFault> {
+        // Check the whole range first so a fault leaves guest memory untouched.
+        let mut page = va & !(PAGE_SIZE as u64 - 1);
+        let end = va.checked_add(data.len() as u64).ok_or(GuestFault { va })?;
+        while page < end {
+            self.translate(page.max(va), Access::Write)?;
+            page += PAGE_SIZE as u64;
+        }
+        let mut done = 0;
+        while done < data.len() {
+            let cur = va + done as u64;
+            let ma = self.translate(cur, Access::Write)?;
+            let off = (ma as usize) % PAGE_SIZE;
+            let n = (PAGE_SIZE - off).min(data.len() - done);
+            let frame = self.mem.frame_mut(Mfn::containing(ma)).ok_or(GuestFault { va: cur })?;
+            frame[off..off + n].copy_from_slice(&data[done..done + n]);
+            done += n;
+        }
+        Ok(())
+    }
+
+    /// Reads a value of type `T` from guest memory.
+    pub fn read<T: FromBytes + IntoBytes>(&self, va: u64) -> Result<T, GuestFault> {
+        let mut v = T::new_zeroed();
+        self.copy_from(va, v.as_mut_bytes())?;
+        Ok(v)
+    }
+
+    /// Writes `value` to guest memory.
+    pub fn write<T: IntoBytes + Immutable + ?Sized>(&mut self, va: u64, value: &T) -> Result<(), GuestFault> {
+        self.copy_to(va, value.as_bytes())
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    extern crate std;
+    use std::vec::Vec;
+
+    /// Machine memory as a vector of frames, for host tests.
+    pub struct FakeMemory(pub Vec<[u8; PAGE_SIZE]>);
+
+    impl MachineMemory for FakeMemory {
+        fn frame(&self, mfn: Mfn) -> Option<&[u8; PAGE_SIZE]> {
+            self.0.get(mfn.0 as usize)
+        }
+        fn frame_mut(&mut self, mfn: Mfn) -> Option<&mut [u8; PAGE_SIZE]> {
+            self.0.get_mut(mfn.0 as usize)
+        }
+    }
+
+    impl FakeMemory {
+        pub fn set_entry(&mut self, table: u64, index: u64, value: u64) {
+            let off = index as usize * 8;
+            self.0[table as usize][off..off + 8].copy_from_slice(&value.to_le_bytes());
+        }
+    }
+
+    /// L4=0, L3=1, L2=2, L1=3; va 0x40_0000_1000 → frame 4 (RW), 0x40_0000_2000 → frame 5 (RO);
+    /// 0x40_0020_0000 → 2 MiB superpage at frame 512 (outside memory).
+    fn space() -> FakeMemory {
+        let mut m = FakeMemory(std::vec![[0u8; PAGE_SIZE]; 8]);
+        let va = 0x40_0000_0000u64;
+        m.set_entry(0, (va >> 39) & 511, (1 << 12) | 0x67);
+        m.set_entry(1, (va >> 30) & 511, (2 << 12) | 0x67);
+        m.set_entry(2, 0, (3 << 12) | 0x67);
+        m.set_entry(2, 1, (512 << 12) | 0xe7);
+        m.set_entry(3, 1, (4 << 12) | 0x27);
+        m.set_entry(3, 2, (5 << 12) | 0x25);
+        m.set_entry(3, 3, (6 << 12) | 0x23); // supervisor-only
+        m
+    }
+
+    #[test]
+    fn walks_four_levels_and_superpages() {
+        let mut m = space();
+        let g = GuestMemory::new(&mut m, Mfn(0));
+        assert_eq!(g.translate(0x40_0000_1234, Access::Write), Ok(0x4234));
+        assert_eq!(g.translate(0x40_0000_2008, Access::Read), Ok(0x5008));
+        assert_eq!(g.translate(0x40_0021_2345, Access::Read), Ok(0x20_0000 * 1 + 0x1_2345));
+    }
+
+    #[test]
+    fn refuses_what_the_guest_could_not_do() {
+        let mut m = space();
+        let g = GuestMemory::new(&mut m, Mfn(0));
+        let f = |va| Err(GuestFault { va });
+        assert_eq!(g.translate(0x40_0000_2000, Access::Write), f(0x40_0000_2000)); // read-only
+        assert_eq!(g.translate(0x40_0000_3000, Access::Read), f(0x40_0000_3000)); // no US
+        assert_eq!(g.translate(0x40_0000_4000, Access::Read), f(0x40_0000_4000)); // not present
+        assert_eq!(g.translate(0x0000_8000_0000_0000, Access::Read), f(0x0000_8000_0000_0000)); // non-canonical
+        assert_eq!(g.translate(0xffff_8000_0000_0000, Access::Read), f(0xffff_8000_0000_0000)); // hole
+        let mut buf = [0u8; 8];
+        assert!(g.copy_from(0x40_0021_0000, &mut buf).is_err()); // superpage beyond RAM
+    }
+
+    #[test]
+    fn copies_across_pages_and_faults_atomically() {
+        let mut m = space();
+        let mut g = GuestMemory::new(&mut m, Mfn(0));
+        g.copy_to(0x40_0000_1ffc, &[1, 2, 3, 4]).unwrap();
+        assert!(g.copy_to(0x40_0000_1ffe, &[9, 9, 9, 9]).is_err()); // second page read-only
+        let mut buf = [0u8; 4];
+        g.copy_from(0x40_0000_1ffc, &mut buf).unwrap();
+        assert_eq!(buf, [1, 2, 3, 4]);
+        let v: u32 = g.read(0x40_0000_1ffc).unwrap();
+        assert_eq!(v, 0x0403_0201);
+        assert!(g.copy_from(0x40_0000_1ffc, &mut [0u8; 8]).is_ok()); // frame 5 readable
+        assert!(g.copy_from(u64::MAX - 2, &mut [0u8; 8]).is_err()); // wraps
+    }
+}

@@ -1,0 +1,188 @@
+//! The hypercall table: one entry per Xen hypercall number, each handler
+//! validating its arguments and returning Xen's result or errno.
+
+mod console_io;
+mod sched_op;
+mod set_trap_table;
+mod vm_assist;
+mod xen_version;
+
+use guest_abi::errno::XenError;
+use guest_abi::xen as abi;
+
+use crate::domain::Domain;
+use crate::guest_access::GuestMemory;
+use crate::mm::MachineMemory;
+
+/// What the hypervisor needs from the machine while serving hypercalls.
+pub trait Platform {
+    /// Reads pending console input into `buf`; returns the bytes read.
+    fn console_read(&mut self, buf: &mut [u8]) -> usize;
+    /// The hypervisor's own command line.
+    fn cmdline(&self) -> &str;
+    /// Writes guest console output (already prefixed) to the console.
+    fn console_write(&mut self, bytes: &[u8]);
+}
+
+/// Everything a handler may touch: the calling domain and vCPU, machine
+/// memory and the platform.
+pub struct Ctx<'a> {
+    /// The calling domain.
+    pub domain: &'a mut Domain,
+    /// Index of the calling vCPU in `domain.vcpus`.
+    pub vcpu: usize,
+    /// Machine memory (the direct map).
+    pub mem: &'a mut dyn MachineMemory,
+    /// Machine services.
+    pub platform: &'a mut dyn Platform,
+}
+
+impl Ctx<'_> {
+    /// The calling vCPU's address space, for guest pointers.
+    pub fn guest(&mut self) -> GuestMemory<'_> {
+        let l4 = self.domain.vcpus.get(self.vcpu).map(|v| v.kernel_l4).unwrap_or(crate::mm::Mfn(u64::MAX));
+        GuestMemory::new(self.mem, l4)
+    }
+}
+
+/// The result of a hypercall.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Return this value in `rax`.
+    Return(i64),
+    /// Preempted: re-execute the hypercall with these arguments.
+    Continue([u64; 5]),
+}
+
+/// A handler's result: a value or a Xen errno.
+pub type HcResult = Result<i64, XenError>;
+
+impl From<HcResult> for Outcome {
+    fn from(r: HcResult) -> Self {
+        Outcome::Return(match r {
+            Ok(v) => v,
+            Err(e) => e.to_ret(),
+        })
+    }
+}
+
+type Handler = fn(&mut Ctx, [u64; 5]) -> Outcome;
+
+/// The dispatch table, indexed by hypercall number.
+const TABLE: [Option<Handler>; 64] = {
+    let mut t: [Option<Handler>; 64] = [None; 64];
+    t[abi::HYPERVISOR_SET_TRAP_TABLE as usize] = Some(set_trap_table::set_trap_table);
+    t[abi::HYPERVISOR_CONSOLE_IO as usize] = Some(console_io::console_io);
+    t[abi::HYPERVISOR_XEN_VERSION as usize] = Some(xen_version::xen_version);
+    t[abi::HYPERVISOR_SCHED_OP as usize] = Some(sched_op::sched_op);
+    t[abi::HYPERVISOR_VM_ASSIST as usize] = Some(vm_assist::vm_assist);
+    t
+};
+
+/// Serves hypercall `nr` with `args`; an unknown number is `-ENOSYS`.
+pub fn dispatch(ctx: &mut Ctx, nr: u64, args: [u64; 5]) -> Outcome {
+    match usize::try_from(nr).ok().and_then(|i| TABLE.get(i)).copied().flatten() {
+        Some(handler) => handler(ctx, args),
+        None => Outcome::Return(XenError::Enosys.to_ret()),
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::console::GuestConsole;
+    use crate::domain::{DomainState, Vcpu};
+    use crate::guest_access::tests::FakeMemory;
+    use crate::mm::{Mfn, PAGE_SIZE};
+    use crate::regs::TrapFrame;
+    extern crate std;
+    use std::string::String;
+    use std::vec::Vec;
+
+    /// Guest buffer area: va BUF_VA.. maps frames 4..8 (RW).
+    pub const BUF_VA: u64 = 0x40_0000_4000;
+
+    pub struct FakePlatform {
+        pub out: Vec<u8>,
+        pub input: Vec<u8>,
+    }
+
+    impl Platform for FakePlatform {
+        fn console_read(&mut self, buf: &mut [u8]) -> usize {
+            let n = buf.len().min(self.input.len());
+            buf[..n].copy_from_slice(&self.input[..n]);
+            self.input.drain(..n);
+            n
+        }
+        fn cmdline(&self) -> &str {
+            "dom0_mem=64M"
+        }
+        fn console_write(&mut self, bytes: &[u8]) {
+            self.out.extend_from_slice(bytes);
+        }
+    }
+
+    pub struct World {
+        pub dom: Domain,
+        pub mem: FakeMemory,
+        pub plat: FakePlatform,
+    }
+
+    impl World {
+        pub fn new(privileged: bool) -> Self {
+            let mut mem = FakeMemory(std::vec![[0u8; PAGE_SIZE]; 8]);
+            let va = BUF_VA;
+            mem.set_entry(0, (va >> 39) & 511, (1 << 12) | 0x67);
+            mem.set_entry(1, (va >> 30) & 511, (2 << 12) | 0x67);
+            mem.set_entry(2, (va >> 21) & 511, (3 << 12) | 0x67);
+            for i in 0..4 {
+                mem.set_entry(3, ((va >> 12) & 511) + i, ((4 + i) << 12) | 0x67);
+            }
+            let dom = Domain {
+                id: 0,
+                name: String::from("test"),
+                privileged,
+                state: DomainState::Running,
+                crash_message: None,
+                shutdown_code: None,
+                frames: Vec::new(),
+                max_pages: 16,
+                shared_info: Mfn(7),
+                vm_assist: 0,
+                console: GuestConsole::new(0),
+                vcpus: std::vec![Vcpu::new(0, TrapFrame::default(), Mfn(0))],
+            };
+            World { dom, mem, plat: FakePlatform { out: Vec::new(), input: Vec::new() } }
+        }
+
+        pub fn call(&mut self, nr: u64, args: [u64; 5]) -> Outcome {
+            let mut ctx = Ctx { domain: &mut self.dom, vcpu: 0, mem: &mut self.mem, platform: &mut self.plat };
+            dispatch(&mut ctx, nr, args)
+        }
+
+        pub fn call_ret(&mut self, nr: u64, args: [u64; 5]) -> i64 {
+            match self.call(nr, args) {
+                Outcome::Return(v) => v,
+                Outcome::Continue(a) => panic!("unexpected continuation {a:?}"),
+            }
+        }
+
+        pub fn poke(&mut self, va: u64, data: &[u8]) {
+            GuestMemory::new(&mut self.mem, Mfn(0)).copy_to(va, data).unwrap();
+        }
+
+        pub fn peek(&mut self, va: u64, len: usize) -> Vec<u8> {
+            let mut b = std::vec![0u8; len];
+            GuestMemory::new(&mut self.mem, Mfn(0)).copy_from(va, &mut b).unwrap();
+            b
+        }
+    }
+
+    #[test]
+    fn unknown_and_out_of_range_numbers_are_enosys() {
+        let mut w = World::new(true);
+        for nr in [11u64, 42, 63, 64, 1 << 40, u64::MAX] {
+            assert_eq!(w.call_ret(nr, [0; 5]), -38, "hypercall {nr}");
+        }
+    }
+}

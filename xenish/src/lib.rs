@@ -1,0 +1,24 @@
+//! xenish: a Xen 4.17 PV-ABI compatible microhypervisor for x86_64.
+//!
+//! The crate is the portable core (everything that decides something, host
+//! tested with `cargo test`) plus, for `target_os = "none"`, the x86_64
+//! machine layer in [`arch`] that boots it on bare metal.
+#![cfg_attr(not(test), no_std)]
+
+extern crate alloc;
+
+#[cfg(target_os = "none")]
+pub mod arch;
+pub mod boot_info;
+pub mod builder;
+pub mod cmdline;
+pub mod console;
+pub mod cpuid;
+pub mod domain;
+pub mod guest_access;
+pub mod hypercall;
+pub mod mm;
+pub mod regs;
+pub mod setup;
+pub mod system;
+pub mod traps;

@@ -1,0 +1,40 @@
+//! Memory-management vocabulary shared by the portable core: frame numbers and
+//! the narrow trait through which the core reaches machine memory.
+
+pub mod frame_alloc;
+pub mod m2p;
+pub mod pagetable;
+
+/// Bytes in a page (x86_64 base page).
+pub const PAGE_SIZE: usize = 4096;
+/// log2 of [`PAGE_SIZE`].
+pub const PAGE_SHIFT: u32 = 12;
+
+/// A machine frame number: host-physical address >> 12.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Mfn(pub u64);
+
+/// A guest pseudo-physical frame number (index into the guest's p2m).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Pfn(pub u64);
+
+impl Mfn {
+    /// The machine address of the frame's first byte.
+    pub const fn addr(self) -> u64 {
+        self.0 << PAGE_SHIFT
+    }
+
+    /// The frame containing machine address `addr`.
+    pub const fn containing(addr: u64) -> Self {
+        Mfn(addr >> PAGE_SHIFT)
+    }
+}
+
+/// Byte access to machine frames by number: the direct map on hardware, a
+/// vector of pages in host tests.
+pub trait MachineMemory {
+    /// The frame's bytes, or `None` if `mfn` is not RAM the hypervisor maps.
+    fn frame(&self, mfn: Mfn) -> Option<&[u8; PAGE_SIZE]>;
+    /// The frame's bytes for writing, or `None` if `mfn` is not mapped RAM.
+    fn frame_mut(&mut self, mfn: Mfn) -> Option<&mut [u8; PAGE_SIZE]>;
+}

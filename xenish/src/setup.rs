@@ -1,0 +1,166 @@
+//! Boot-time domains: what the hypervisor builds from the multiboot2
+//! modules before any guest runs. With no domain options, Xen's convention
+//! holds: module 1 is dom0's kernel (its string is dom0's command line) and
+//! module 2 its initrd.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use crate::builder::{self, DomainSpec};
+use crate::cmdline::CommandLine;
+use crate::console::GuestConsole;
+use crate::domain::{Domain, DomainState, Vcpu};
+use crate::mm::frame_alloc::FrameAllocator;
+use crate::mm::m2p::M2p;
+use crate::mm::{MachineMemory, Mfn, Pfn, PAGE_SIZE};
+use crate::printk;
+use crate::regs::TrapFrame;
+use crate::traps::{FLAT_KERNEL_CS, FLAT_KERNEL_SS};
+
+/// A multiboot2 module as the portable core sees it.
+pub struct BootModule<'a> {
+    /// The module's bytes.
+    pub bytes: &'a [u8],
+    /// The module's string (a guest kernel's command line).
+    pub string: &'a str,
+}
+
+/// What building domains needs from the machine.
+pub struct Setup<'s, 'f> {
+    /// Machine memory.
+    pub mem: &'s mut dyn MachineMemory,
+    /// The frame allocator.
+    pub frames: &'s mut FrameAllocator<'f>,
+    /// The machine-to-phys table.
+    pub m2p: M2p,
+    /// L4 slots 256..=271 every guest top-level table shares.
+    pub xen_l4_slots: [u64; 16],
+}
+
+/// The initial rflags of a PV vCPU: IF (and the always-one bit 1).
+const INITIAL_RFLAGS: u64 = 0x202;
+
+/// Builds the boot-time domains from the command line and the modules.
+/// A domain that cannot be built is reported and left out.
+pub fn boot_domains(setup: &mut Setup, cmdline: &str, modules: &[BootModule]) -> Vec<Domain> {
+    let cmdline = CommandLine::parse(cmdline);
+    for unknown in cmdline.unknown() {
+        printk!("xenish: ignoring unknown option '{unknown}'");
+    }
+    let mut domains = Vec::new();
+    let Some(kernel) = modules.first() else {
+        printk!("xenish: no modules: nothing to run (module 1 must be dom0's kernel)");
+        return domains;
+    };
+    let nr_pages = match cmdline.dom0_pages(setup.frames.free_frames()) {
+        Ok(n) => n,
+        Err(e) => {
+            printk!("xenish: bad dom0_mem ({e}); dom0 not started");
+            return domains;
+        }
+    };
+    match build_domain(setup, 0, "dom0", kernel, modules.get(1), nr_pages, true) {
+        Ok(d) => domains.push(d),
+        Err(e) => printk!("xenish: d0: not started: {e}"),
+    }
+    domains
+}
+
+/// Allocates, builds and registers one PV domain.
+fn build_domain(
+    setup: &mut Setup,
+    id: u16,
+    name: &str,
+    kernel: &BootModule,
+    initrd: Option<&BootModule>,
+    nr_pages: u64,
+    privileged: bool,
+) -> Result<Domain, String> {
+    if nr_pages + 1 > setup.frames.free_frames() {
+        return Err(alloc::format!(
+            "{nr_pages} pages requested but only {} free",
+            setup.frames.free_frames()
+        ));
+    }
+    let mut frames = Vec::with_capacity(nr_pages as usize);
+    for _ in 0..nr_pages {
+        // Checked above: the allocator has at least this many free frames.
+        let Some(mfn) = setup.frames.alloc() else { break };
+        frames.push(mfn);
+    }
+    let shared_info = setup.frames.alloc();
+    let release = |setup: &mut Setup, frames: &[Mfn], extra: Option<Mfn>| {
+        for &m in frames.iter().chain(extra.iter()) {
+            let _ = setup.frames.free(m);
+        }
+    };
+    let Some(shared_info) = shared_info.filter(|_| frames.len() as u64 == nr_pages) else {
+        release(setup, &frames, shared_info);
+        return Err(String::from("out of memory"));
+    };
+    init_shared_info(setup.mem, shared_info);
+
+    let spec = DomainSpec {
+        kernel: kernel.bytes,
+        initrd: initrd.map(|m| m.bytes),
+        cmdline: kernel.string.as_bytes(),
+        frames: &frames,
+        initial_domain: id == 0,
+        privileged,
+        shared_info_mfn: shared_info,
+        xen_l4_slots: &setup.xen_l4_slots,
+        store: None,
+        console: None,
+    };
+    let built = match builder::build(&spec, setup.mem) {
+        Ok(b) => b,
+        Err(e) => {
+            release(setup, &frames, Some(shared_info));
+            return Err(alloc::format!("cannot build the kernel: {e}"));
+        }
+    };
+    for (pfn, &mfn) in frames.iter().enumerate() {
+        setup.m2p.set(setup.mem, mfn, Some(Pfn(pfn as u64)));
+    }
+    printk!(
+        "xenish: d{id}: {nr_pages} pages ({} MiB), entry {:#x}, start_info {:#x}, page tables at {:#x}",
+        nr_pages * PAGE_SIZE as u64 >> 20,
+        built.entry,
+        built.start_info_va,
+        built.l4.addr()
+    );
+    let regs = TrapFrame {
+        rip: built.entry,
+        cs: FLAT_KERNEL_CS,
+        rflags: INITIAL_RFLAGS,
+        rsp: built.stack_top,
+        ss: FLAT_KERNEL_SS,
+        rsi: built.start_info_va,
+        ..TrapFrame::default()
+    };
+    Ok(Domain {
+        id,
+        name: String::from(name),
+        privileged,
+        state: DomainState::Running,
+        crash_message: None,
+        shutdown_code: None,
+        max_pages: nr_pages,
+        frames,
+        shared_info,
+        vm_assist: 0,
+        console: GuestConsole::new(id),
+        vcpus: alloc::vec![Vcpu::new(0, regs, built.l4)],
+    })
+}
+
+/// Zeroes a shared_info page and masks event upcalls on all 32 legacy
+/// vcpu_info slots, as Xen's builders do.
+fn init_shared_info(mem: &mut dyn MachineMemory, mfn: Mfn) {
+    if let Some(page) = mem.frame_mut(mfn) {
+        page.fill(0);
+        for v in 0..32 {
+            page[v * 64 + 1] = 1;
+        }
+    }
+}
