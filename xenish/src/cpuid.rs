@@ -24,8 +24,9 @@ pub fn pv_cpuid(leaf: u32, subleaf: u32, host: &dyn Fn(u32, u32) -> [u32; 4]) ->
         0x4000_0001 => [(4 << 16) | 17, 0, 0, 0],
         // One hypercall page; the hypercall-page MSR is 0x40000000.
         0x4000_0002 => [1, 0x4000_0000, 0, 0],
-        0x4000_0003..=XEN_CPUID_MAX => [0; 4],
-        0x4000_0000..=0x4fff_ffff => [0; 4],
+        // Time, HVM and PV leaves: nothing to advertise; other hypervisor
+        // leaves are absent.
+        0x4000_0003..=0x4fff_ffff => [0; 4],
         1 => {
             let [a, b, c, d] = host(1, 0);
             [a, b, (c & !LEAF1_ECX_HIDE) | LEAF1_ECX_HYPERVISOR, d]

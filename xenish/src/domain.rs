@@ -95,16 +95,41 @@ pub struct Vcpu {
     pub kernel_l4: Mfn,
     /// The user-mode top-level page table (`NEW_USER_BASEPTR`), if set.
     pub user_l4: Option<Mfn>,
+    /// Whether the vCPU is in guest kernel mode (Xen's `TF_kernel_mode`);
+    /// guest kernel and guest user both run in ring 3.
+    pub kernel_mode: bool,
     /// The virtual IDT installed with `set_trap_table`.
     pub traps: [TrapHandler; 256],
     /// Kernel stack pointer for bounces from user mode (`stack_switch`).
     pub kernel_sp: u64,
-    /// Event callback address (`CALLBACKTYPE_event`).
-    pub event_callback: u64,
-    /// Failsafe callback address (`CALLBACKTYPE_failsafe`).
-    pub failsafe_callback: u64,
-    /// Syscall callback address (`CALLBACKTYPE_syscall`).
-    pub syscall_callback: u64,
+    /// The registered callbacks.
+    pub callbacks: Callbacks,
+}
+
+/// A callback entry point and whether events are masked while it runs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Callback {
+    /// Guest address; 0 when not registered.
+    pub address: u64,
+    /// `CALLBACKF_mask_events`: mask event delivery on entry.
+    pub mask_events: bool,
+}
+
+/// The guest kernel's entry points for hypervisor-delivered events.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Callbacks {
+    /// `CALLBACKTYPE_event`: event-channel upcalls.
+    pub event: Callback,
+    /// `CALLBACKTYPE_failsafe`: when a bounce or segment reload fails.
+    pub failsafe: Callback,
+    /// `CALLBACKTYPE_syscall`: 64-bit `syscall` from guest user mode.
+    pub syscall: Callback,
+    /// `CALLBACKTYPE_syscall32`: `syscall` from 32-bit user code.
+    pub syscall32: Callback,
+    /// `CALLBACKTYPE_sysenter`: `sysenter` from 32-bit user code.
+    pub sysenter: Callback,
+    /// `CALLBACKTYPE_nmi`: NMI delivery.
+    pub nmi: Callback,
 }
 
 impl Vcpu {
@@ -115,11 +140,18 @@ impl Vcpu {
             regs,
             kernel_l4,
             user_l4: None,
+            kernel_mode: true,
             traps: [TrapHandler::default(); 256],
             kernel_sp: regs.rsp,
-            event_callback: 0,
-            failsafe_callback: 0,
-            syscall_callback: 0,
+            callbacks: Callbacks::default(),
+        }
+    }
+
+    /// The top-level page table of the vCPU's current mode.
+    pub fn current_l4(&self) -> Mfn {
+        match (self.kernel_mode, self.user_l4) {
+            (false, Some(user)) => user,
+            _ => self.kernel_l4,
         }
     }
 }

@@ -4,10 +4,13 @@
 //! tested with `cargo test`) plus, for `target_os = "none"`, the x86_64
 //! machine layer in [`arch`] that boots it on bare metal.
 #![cfg_attr(not(test), no_std)]
+// Machine access is confined to `arch`; everything else is safe Rust.
+#![deny(unsafe_code)]
 
 extern crate alloc;
 
 #[cfg(target_os = "none")]
+#[allow(unsafe_code)]
 pub mod arch;
 pub mod boot_info;
 pub mod builder;
@@ -19,6 +22,8 @@ pub mod guest_access;
 pub mod hypercall;
 pub mod mm;
 pub mod regs;
+pub mod rtc;
 pub mod setup;
 pub mod system;
+pub mod time;
 pub mod traps;

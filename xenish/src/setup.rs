@@ -124,7 +124,7 @@ fn build_domain(
     }
     printk!(
         "xenish: d{id}: {nr_pages} pages ({} MiB), entry {:#x}, start_info {:#x}, page tables at {:#x}",
-        nr_pages * PAGE_SIZE as u64 >> 20,
+        (nr_pages * PAGE_SIZE as u64) >> 20,
         built.entry,
         built.start_info_va,
         built.l4.addr()

@@ -6,10 +6,11 @@
 use alloc::format;
 use alloc::vec::Vec;
 
-use crate::domain::{Domain, DomainState, ShutdownReason};
+use crate::domain::{Domain, DomainState};
 use crate::hypercall::{self, Ctx, Outcome, Platform};
 use crate::mm::{MachineMemory, Mfn};
 use crate::regs::TrapFrame;
+use crate::time::{self, Clock};
 use crate::traps::{self, CpuOps, TrapDecision};
 
 /// What the arch layer must do after an entry has been handled.
@@ -17,7 +18,10 @@ use crate::traps::{self, CpuOps, TrapDecision};
 pub enum Action {
     /// Return to the guest context now in the frame (same address space).
     Resume,
-    /// Load this top-level page table, then return to the frame.
+    /// The vCPU toggled between guest kernel and user mode: load its new
+    /// top-level table and swap the GS bases (the guest's `swapgs`).
+    ToggleMode(Mfn),
+    /// Another vCPU runs now: load its top-level table, then return to the frame.
     Switch(Mfn),
     /// Every domain is down: power the machine off, reporting failure or not.
     PowerOff {
@@ -32,26 +36,51 @@ pub struct System {
     pub domains: Vec<Domain>,
     /// Index of the domain whose vCPU 0 is on the CPU.
     pub current: usize,
+    /// The hypervisor clock guests' time is published from.
+    pub clock: Clock,
 }
 
 impl System {
-    /// A system that will start running `domains[0]`.
-    pub fn new(domains: Vec<Domain>) -> Self {
-        System { domains, current: 0 }
+    /// A system that will start running `domains[0]`, with time from `clock`.
+    pub fn new(domains: Vec<Domain>, clock: Clock) -> Self {
+        System { domains, current: 0, clock }
     }
 
-    /// Handles a `syscall` from the current guest: a hypercall.
-    pub fn hypercall(&mut self, frame: &mut TrapFrame, mem: &mut dyn MachineMemory, platform: &mut dyn Platform) -> Action {
+    /// Publishes every domain's wallclock: `epoch_secs` (UTC) at TSC `tsc`.
+    pub fn set_wallclock(&mut self, mem: &mut dyn MachineMemory, epoch_secs: u64, tsc: u64) {
+        let since_boot_ns = self.clock.system_time(tsc);
+        let boot_ns = (u128::from(epoch_secs) * 1_000_000_000).saturating_sub(u128::from(since_boot_ns));
+        let (sec, nsec) = ((boot_ns / 1_000_000_000) as u64, (boot_ns % 1_000_000_000) as u32);
+        for d in &self.domains {
+            time::update_wallclock(mem, d.shared_info, sec, nsec);
+        }
+    }
+
+    /// Publishes the current domain's vCPU time at TSC `tsc` (on every
+    /// switch to it, as Xen does on each schedule).
+    pub fn publish_time(&mut self, mem: &mut dyn MachineMemory, tsc: u64) {
+        if let Some(d) = self.domains.get(self.current) {
+            for v in 0..d.vcpus.len() {
+                time::update_vcpu_time(mem, d.shared_info, v, &self.clock, tsc);
+            }
+        }
+    }
+
+    /// Handles a `syscall` from the current guest: a hypercall from guest
+    /// kernel mode, a system call to bounce to the kernel from user mode.
+    pub fn syscall(&mut self, frame: &mut TrapFrame, mem: &mut dyn MachineMemory, platform: &mut dyn Platform) -> Action {
         let Some(domain) = self.domains.get_mut(self.current) else {
             return self.schedule(frame);
         };
+        let was_kernel = domain.vcpus.first().is_some_and(|v| v.kernel_mode);
+        if !was_kernel {
+            let decision = traps::syscall_from_user(domain, 0, frame, mem);
+            return self.finish(decision, was_kernel, frame);
+        }
         if frame.rax == u64::from(guest_abi::xen::HYPERVISOR_IRET) {
             // iret replaces the whole frame rather than returning a value.
-            if let TrapDecision::Crash(why) = traps::iret(domain, 0, frame, mem) {
-                crate::printk!("xenish: d{} crashed: {}", domain.id, why);
-                domain.crash(why);
-            }
-            return self.after_entry(frame);
+            let decision = traps::iret(domain, 0, frame, mem);
+            return self.finish(decision, was_kernel, frame);
         }
         let mut ctx = Ctx { domain, vcpu: 0, mem, platform };
         match hypercall::dispatch(&mut ctx, frame.rax, frame.hypercall_args()) {
@@ -62,7 +91,7 @@ impl System {
                 [frame.rdi, frame.rsi, frame.rdx, frame.r10, frame.r8] = args;
             }
         }
-        self.after_entry(frame)
+        self.finish(TrapDecision::Resume, was_kernel, frame)
     }
 
     /// Handles an exception raised by the current guest.
@@ -76,31 +105,39 @@ impl System {
         let Some(domain) = self.domains.get_mut(self.current) else {
             return self.schedule(frame);
         };
-        match traps::handle(domain, 0, frame, cr2, mem, cpu) {
-            TrapDecision::Resume => {}
-            TrapDecision::Crash(why) => {
-                let msg = format!("{why} at rip {:#x} (rsp {:#x})", frame.rip, frame.rsp);
-                crate::printk!("xenish: d{} crashed: {}", domain.id, msg);
-                domain.crash(msg);
-            }
-        }
-        self.after_entry(frame)
+        let was_kernel = domain.vcpus.first().is_some_and(|v| v.kernel_mode);
+        let decision = traps::handle(domain, 0, frame, cr2, mem, cpu);
+        self.finish(decision, was_kernel, frame)
     }
 
-    /// After an entry: keep running the current domain, or switch away.
-    fn after_entry(&mut self, frame: &mut TrapFrame) -> Action {
-        match self.domains.get(self.current) {
-            Some(d) if d.is_running() => Action::Resume,
-            Some(d) => {
-                if let DomainState::Shutdown(reason) = d.state {
-                    if !matches!(reason, ShutdownReason::Crash) || d.crash_message.is_none() {
-                        crate::printk!("xenish: d{} shut down: {}", d.id, reason);
-                    }
-                }
-                self.schedule(frame)
-            }
-            None => self.schedule(frame),
+    /// Applies a trap decision and works out what the CPU must do next.
+    fn finish(&mut self, decision: TrapDecision, was_kernel: bool, frame: &mut TrapFrame) -> Action {
+        let Some(domain) = self.domains.get_mut(self.current) else {
+            return self.schedule(frame);
+        };
+        if let TrapDecision::Crash(why) = decision {
+            let msg = format!("{why} at rip {:#x} (rsp {:#x})", frame.rip, frame.rsp);
+            crate::printk!("xenish: d{} crashed: {}", domain.id, msg);
+            domain.crash(msg);
         }
+        if !domain.is_running() {
+            return self.leave_stopped_domain(frame);
+        }
+        match domain.vcpus.first() {
+            Some(v) if v.kernel_mode != was_kernel => Action::ToggleMode(v.current_l4()),
+            _ => Action::Resume,
+        }
+    }
+
+    /// The current domain stopped: report why (unless the hypervisor
+    /// already reported crashing it) and run another.
+    fn leave_stopped_domain(&mut self, frame: &mut TrapFrame) -> Action {
+        if let Some(d) = self.domains.get(self.current) {
+            if let (DomainState::Shutdown(reason), None) = (d.state, &d.crash_message) {
+                crate::printk!("xenish: d{} shut down: {}", d.id, reason);
+            }
+        }
+        self.schedule(frame)
     }
 
     /// Loads the first runnable domain's registers into `frame`.
@@ -127,7 +164,7 @@ impl System {
             if let (true, Some(vcpu)) = (d.is_running(), d.vcpus.first()) {
                 *frame = vcpu.regs;
                 self.current = i;
-                return Action::Switch(vcpu.kernel_l4);
+                return Action::Switch(vcpu.current_l4());
             }
         }
         self.report();

@@ -76,7 +76,7 @@ pub fn handle(
     mem: &mut dyn MachineMemory,
     cpu: &mut dyn CpuOps,
 ) -> TrapDecision {
-    let Some(l4) = dom.vcpus.get(vcpu).map(|v| v.kernel_l4) else {
+    let Some((l4, kernel_mode)) = dom.vcpus.get(vcpu).map(|v| (v.current_l4(), v.kernel_mode)) else {
         return TrapDecision::Crash(String::from("no such vCPU"));
     };
     let mut insn = [0u8; 16];
@@ -90,7 +90,7 @@ pub fn handle(
             frame.rip = frame.rip.wrapping_add(FEP_CPUID.len() as u64);
             return TrapDecision::Resume;
         }
-        13 => {
+        13 if kernel_mode => {
             if let Some(done) = emulate_privileged(dom, vcpu, frame, insn, cpu) {
                 return done;
             }
@@ -218,9 +218,72 @@ fn upcall_mask(dom: &Domain, vcpu: usize, mem: &mut dyn MachineMemory, set: Opti
     }
 }
 
-/// Delivers exception `vector` to the guest's trap-table handler, building
-/// Xen's bounce frame on the guest kernel stack:
+/// Where and how a bounce enters the guest kernel.
+struct Bounce {
+    /// Handler address.
+    target: u64,
+    /// Error code to push, if the event has one.
+    error_code: Option<u64>,
+    /// Mask events (set `evtchn_upcall_mask`) on entry.
+    mask_events: bool,
+}
+
+/// Builds Xen's bounce frame on the guest kernel stack and enters `b.target`
+/// in guest kernel mode:
 /// `rcx, r11, [error_code], rip, cs | saved_upcall_mask << 32, rflags, rsp, ss`.
+/// From user mode the vCPU first switches to kernel mode and the kernel
+/// stack (`stack_switch`); a kernel-mode frame has its CS RPL cleared, which
+/// is how the guest tells the two apart.
+fn create_bounce_frame(dom: &mut Domain, vcpu: usize, frame: &mut TrapFrame, b: Bounce, mem: &mut dyn MachineMemory) -> Result<(), String> {
+    let Some(v) = dom.vcpus.get(vcpu) else { return Err(String::from("no such vCPU")) };
+    let from_kernel = v.kernel_mode;
+    let (stack, l4) = (if from_kernel { frame.rsp } else { v.kernel_sp }, v.kernel_l4);
+    let saved_mask = upcall_mask(dom, vcpu, mem, None);
+    let cs = if from_kernel { frame.cs & !3 } else { frame.cs | 3 } | (u64::from(saved_mask) << 32);
+    let rflags = (frame.rflags & !EFLAGS_IF) | if saved_mask == 0 { EFLAGS_IF } else { 0 };
+
+    let mut words = [0u64; 8];
+    let mut n = 0;
+    let mut push = |w: u64| {
+        words[n] = w;
+        n += 1;
+    };
+    push(frame.rcx);
+    push(frame.r11);
+    if let Some(e) = b.error_code {
+        push(e);
+    }
+    for w in [frame.rip, cs, rflags, frame.rsp, frame.ss] {
+        push(w);
+    }
+    let sp = (stack & !15).wrapping_sub(8 * n as u64);
+    let mut bytes = [0u8; 64];
+    for (i, w) in words[..n].iter().enumerate() {
+        bytes[i * 8..i * 8 + 8].copy_from_slice(&w.to_le_bytes());
+    }
+    // The frame must not touch the hypervisor hole (nor wrap into it).
+    let end = sp.wrapping_add(8 * n as u64);
+    if !crate::guest_access::is_guest_addr(sp) || !crate::guest_access::is_guest_addr(end.wrapping_sub(1)) || end < sp {
+        return Err(format!("bounce frame at {sp:#x} outside guest memory"));
+    }
+    GuestMemory::new(mem, l4)
+        .copy_to(sp, &bytes[..n * 8])
+        .map_err(|_| format!("the guest kernel stack at {sp:#x} is not writable"))?;
+    if b.mask_events {
+        upcall_mask(dom, vcpu, mem, Some(true));
+    }
+    if let Some(v) = dom.vcpus.get_mut(vcpu) {
+        v.kernel_mode = true;
+    }
+    frame.rsp = sp;
+    frame.rip = b.target;
+    frame.cs = FLAT_KERNEL_CS;
+    frame.ss = FLAT_KERNEL_SS;
+    frame.rflags = (frame.rflags & !(EFLAGS_TF | EFLAGS_NT | EFLAGS_RF | EFLAGS_VM | EFLAGS_AC | EFLAGS_DF | EFLAGS_IOPL)) | EFLAGS_IF;
+    Ok(())
+}
+
+/// Delivers exception `vector` to the guest's trap-table handler.
 fn bounce(
     dom: &mut Domain,
     vcpu: usize,
@@ -230,14 +293,13 @@ fn bounce(
     cr2: u64,
     mem: &mut dyn MachineMemory,
 ) -> TrapDecision {
-    let crash = |what: &str| {
-        TrapDecision::Crash(format!(
-            "unhandled {} (vector {vector}, error {:#x}{}){what}",
-            vector_name(vector),
-            frame.error_code,
-            if vector == 14 { format!(", cr2 {cr2:#x}") } else { String::new() }
-        ))
-    };
+    let what = format!(
+        "unhandled {} (vector {vector}, error {:#x}{})",
+        vector_name(vector),
+        frame.error_code,
+        if vector == 14 { format!(", cr2 {cr2:#x}") } else { String::new() }
+    );
+    let crash = |why: &str| TrapDecision::Crash(format!("{what}{why}"));
     let Some(v) = dom.vcpus.get(vcpu) else { return crash("") };
     let handler: TrapHandler = v.traps.get(vector as usize).copied().unwrap_or_default();
     if handler.address == 0 {
@@ -249,69 +311,63 @@ fn bounce(
         return crash(": software interrupt through a DPL 0 gate");
     }
     let has_error = !is_soft && matches!(vector, 8 | 10..=14 | 17 | 21 | 29 | 30);
-
-    let saved_mask = upcall_mask(dom, vcpu, mem, None);
     if vector == 14 {
         // Xen reports the fault address in vcpu_info.arch.cr2.
-        if let Some(f) = mem.frame_mut(dom.shared_info) {
-            let off = vcpu * 64 + 0x10;
-            if let Some(slot) = f.get_mut(off..off + 8) {
-                slot.copy_from_slice(&cr2.to_le_bytes());
-            }
+        if let Some(slot) = mem.frame_mut(dom.shared_info).and_then(|f| f.get_mut(vcpu * 64 + 0x10..vcpu * 64 + 0x18)) {
+            slot.copy_from_slice(&cr2.to_le_bytes());
         }
     }
-    let cs = (frame.cs & !3) | (u64::from(saved_mask) << 32);
-    let rflags = (frame.rflags & !EFLAGS_IF) | if saved_mask == 0 { EFLAGS_IF } else { 0 };
-    let mut words = [0u64; 8];
-    let mut n = 0;
-    for w in [frame.rcx, frame.r11] {
-        words[n] = w;
-        n += 1;
+    let b = Bounce {
+        target: handler.address,
+        error_code: has_error.then_some(error_code),
+        mask_events: handler.flags & TI_DISABLE_EVENTS != 0,
+    };
+    match create_bounce_frame(dom, vcpu, frame, b, mem) {
+        Ok(()) => TrapDecision::Resume,
+        Err(why) => crash(&format!(": {why}")),
     }
-    if has_error {
-        words[n] = error_code;
-        n += 1;
+}
+
+/// A `syscall` from guest user mode: enter the kernel's syscall callback.
+/// With no callback registered, the guest gets `#UD` at the instruction,
+/// as on Xen.
+pub fn syscall_from_user(dom: &mut Domain, vcpu: usize, frame: &mut TrapFrame, mem: &mut dyn MachineMemory) -> TrapDecision {
+    let Some(cb) = dom.vcpus.get(vcpu).map(|v| v.callbacks.syscall) else {
+        return TrapDecision::Crash(String::from("no such vCPU"));
+    };
+    if cb.address == 0 {
+        frame.rip = frame.rcx.wrapping_sub(2);
+        frame.rflags = frame.r11;
+        return bounce(dom, vcpu, frame, 6, 0, 0, mem);
     }
-    for w in [frame.rip, cs, rflags, frame.rsp, frame.ss] {
-        words[n] = w;
-        n += 1;
+    // The CPU put the return rip and rflags in rcx and r11.
+    frame.rip = frame.rcx;
+    frame.rflags = frame.r11;
+    let b = Bounce { target: cb.address, error_code: None, mask_events: cb.mask_events };
+    match create_bounce_frame(dom, vcpu, frame, b, mem) {
+        Ok(()) => TrapDecision::Resume,
+        Err(why) => TrapDecision::Crash(format!("syscall bounce failed: {why}")),
     }
-    let sp = (frame.rsp & !15).wrapping_sub(8 * n as u64);
-    let mut bytes = [0u8; 64];
-    for (i, w) in words[..n].iter().enumerate() {
-        bytes[i * 8..i * 8 + 8].copy_from_slice(&w.to_le_bytes());
-    }
-    if !crate::guest_access::is_guest_addr(sp) || GuestMemory::new(mem, v.kernel_l4).copy_to(sp, &bytes[..n * 8]).is_err() {
-        return crash(": the guest kernel stack is not writable");
-    }
-    if handler.flags & TI_DISABLE_EVENTS != 0 {
-        upcall_mask(dom, vcpu, mem, Some(true));
-    }
-    frame.rsp = sp;
-    frame.rip = handler.address;
-    frame.cs = FLAT_KERNEL_CS;
-    frame.ss = FLAT_KERNEL_SS;
-    frame.rflags = (frame.rflags & !(EFLAGS_TF | EFLAGS_NT | EFLAGS_RF | EFLAGS_VM | EFLAGS_AC | EFLAGS_DF | EFLAGS_IOPL)) | EFLAGS_IF;
-    TrapDecision::Resume
 }
 
 /// The `iret` hypercall: restore the context saved in the `iret_context` at
 /// the guest's stack pointer (`rax, r11, rcx, flags, rip, cs, rflags, rsp, ss`).
+/// A CS with RPL 3 returns to guest user mode (which needs a user page
+/// table); RPL 0 stays in the kernel.
 pub fn iret(dom: &mut Domain, vcpu: usize, frame: &mut TrapFrame, mem: &mut dyn MachineMemory) -> TrapDecision {
     const VGCF_IN_SYSCALL: u64 = 1 << 8;
-    let Some(l4) = dom.vcpus.get(vcpu).map(|v| v.kernel_l4) else {
+    let Some(v) = dom.vcpus.get(vcpu) else {
         return TrapDecision::Crash(String::from("no such vCPU"));
     };
     let mut raw = [0u8; 72];
-    if GuestMemory::new(mem, l4).copy_from(frame.rsp, &mut raw).is_err() {
+    if GuestMemory::new(mem, v.kernel_l4).copy_from(frame.rsp, &mut raw).is_err() {
         return TrapDecision::Crash(format!("iret: unreadable frame at {:#x}", frame.rsp));
     }
     let w = |i: usize| u64::from_le_bytes(raw[i * 8..i * 8 + 8].try_into().unwrap_or([0; 8]));
     let [rax, r11, rcx, flags, rip, cs, rflags, rsp, ss] = core::array::from_fn(w);
-    if cs & 3 != 3 {
-        // Kernel-mode return; user mode needs the kernel/user split (CPU issue).
-    } else if cs != FLAT_KERNEL_CS {
-        return TrapDecision::Crash(format!("iret: to user mode (cs {cs:#x}) is not supported yet"));
+    let to_user = cs & 3 == 3;
+    if to_user && v.user_l4.is_none() {
+        return TrapDecision::Crash(String::from("iret: switching to user mode with no user page tables"));
     }
     if !is_canonical(rip) || !is_canonical(rsp) {
         return TrapDecision::Crash(format!("iret: non-canonical rip {rip:#x} or rsp {rsp:#x}"));
@@ -322,11 +378,235 @@ pub fn iret(dom: &mut Domain, vcpu: usize, frame: &mut TrapFrame, mem: &mut dyn 
         frame.rcx = rcx;
     }
     frame.rip = rip;
-    frame.cs = FLAT_KERNEL_CS;
-    let _ = ss;
-    frame.ss = FLAT_KERNEL_SS;
     frame.rsp = rsp;
+    // Only the flat selectors exist until the guest installs a GDT.
+    let _ = (cs, ss);
+    frame.cs = FLAT_KERNEL_CS;
+    frame.ss = FLAT_KERNEL_SS;
     frame.rflags = (rflags & !(EFLAGS_IOPL | EFLAGS_VM | EFLAGS_NT)) | EFLAGS_IF;
+    if let Some(v) = dom.vcpus.get_mut(vcpu) {
+        v.kernel_mode = !to_user;
+    }
     upcall_mask(dom, vcpu, mem, Some(rflags & EFLAGS_IF == 0));
     TrapDecision::Resume
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hypercall::tests::{World, BUF_VA};
+    extern crate std;
+
+    struct FakeCpu {
+        bases: [u64; 3],
+    }
+
+    impl CpuOps for FakeCpu {
+        fn cpuid(&self, leaf: u32, _subleaf: u32) -> [u32; 4] {
+            [leaf, 0, 0, 0]
+        }
+        fn write_segment_base(&mut self, msr: u32, value: u64) {
+            self.bases[(msr - MSR_FS_BASE) as usize] = value;
+        }
+        fn read_segment_base(&self, msr: u32) -> u64 {
+            self.bases[(msr - MSR_FS_BASE) as usize]
+        }
+    }
+
+    /// A guest frame with code at BUF_VA and the stack top at BUF_VA + 0x3000.
+    fn setup(code: &[u8]) -> (World, TrapFrame) {
+        let mut w = World::new(false);
+        w.poke(BUF_VA, code);
+        let frame = TrapFrame {
+            rip: BUF_VA,
+            cs: FLAT_KERNEL_CS,
+            rflags: 0x202,
+            rsp: BUF_VA + 0x3008,
+            ss: FLAT_KERNEL_SS,
+            rcx: 0x1111,
+            r11: 0x2222,
+            ..TrapFrame::default()
+        };
+        (w, frame)
+    }
+
+    fn run(w: &mut World, frame: &mut TrapFrame, vector: u64, error: u64) -> TrapDecision {
+        frame.vector = vector;
+        frame.error_code = error;
+        let mut cpu = FakeCpu { bases: [0; 3] };
+        handle(&mut w.dom, 0, frame, 0xdead_0000, &mut w.mem, &mut cpu)
+    }
+
+    #[test]
+    fn forced_emulation_cpuid_reports_xen() {
+        let (mut w, mut f) = setup(&FEP_CPUID);
+        f.rax = 0x4000_0000;
+        assert!(matches!(run(&mut w, &mut f, 6, 0), TrapDecision::Resume));
+        assert_eq!(f.rip, BUF_VA + 7);
+        assert_eq!((f.rbx, f.rcx, f.rdx), (0x566e_6558, 0x6558_4d4d, 0x4d4d_566e));
+    }
+
+    #[test]
+    fn reads_cr3_and_writes_segment_bases() {
+        let (mut w, mut f) = setup(&[0x41, 0x0f, 0x20, 0xd9]); // mov %cr3, %r9
+        assert!(matches!(run(&mut w, &mut f, 13, 0), TrapDecision::Resume));
+        assert_eq!((f.r9, f.rip), (0, BUF_VA + 4)); // kernel L4 is frame 0 in the test world
+        let (mut w, mut f) = setup(&[0x0f, 0x30]); // wrmsr
+        f.rcx = u64::from(MSR_GS_BASE);
+        f.rdx = 0xffff_ffff;
+        f.rax = 0x8304_4000;
+        let mut cpu = FakeCpu { bases: [0; 3] };
+        f.vector = 13;
+        assert!(matches!(handle(&mut w.dom, 0, &mut f, 0, &mut w.mem, &mut cpu), TrapDecision::Resume));
+        assert_eq!(cpu.bases[1], 0xffff_ffff_8304_4000);
+        // A non-canonical base is not emulated: with no handler, the guest dies.
+        let (mut w, mut f) = setup(&[0x0f, 0x30]);
+        f.rcx = u64::from(MSR_FS_BASE);
+        f.rdx = 0x8000;
+        assert!(matches!(run(&mut w, &mut f, 13, 0), TrapDecision::Crash(_)));
+    }
+
+    #[test]
+    fn no_handler_crashes_with_a_report() {
+        let (mut w, mut f) = setup(&[0x0f, 0x0b]);
+        match run(&mut w, &mut f, 6, 0) {
+            TrapDecision::Crash(why) => assert!(why.contains("#UD"), "{why}"),
+            TrapDecision::Resume => panic!("must crash"),
+        }
+    }
+
+    #[test]
+    fn bounce_builds_xens_frame() {
+        let (mut w, mut f) = setup(&[0; 4]);
+        w.dom.vcpus[0].traps[14] = TrapHandler { cs: 0xe033, flags: TI_DISABLE_EVENTS, address: 0xffff_ffff_8000_5000 };
+        // Events unmasked before the fault.
+        w.mem.0[8][1] = 0;
+        assert!(matches!(run(&mut w, &mut f, 14, 0x6), TrapDecision::Resume));
+        let sp = (BUF_VA + 0x3008) & !15;
+        assert_eq!(f.rsp, sp - 8 * 8);
+        assert_eq!((f.rip, f.cs, f.ss), (0xffff_ffff_8000_5000, 0xe033, 0xe02b));
+        let words: std::vec::Vec<u64> = w
+            .peek(f.rsp, 64)
+            .chunks(8)
+            .map(|c| u64::from_le_bytes(c.try_into().unwrap()))
+            .collect();
+        assert_eq!(words, [0x1111, 0x2222, 0x6, BUF_VA, 0xe030, 0x202, BUF_VA + 0x3008, 0xe02b]);
+        assert_eq!(w.mem.0[8][1], 1, "TI_DISABLE_EVENTS masks events");
+        assert_eq!(&w.mem.0[8][0x10..0x18], &0xdead_0000u64.to_le_bytes(), "cr2 in vcpu_info");
+    }
+
+    #[test]
+    fn saved_mask_goes_into_cs_and_if() {
+        let (mut w, mut f) = setup(&[0xcd, 0x80]); // int $0x80
+        w.dom.vcpus[0].traps[0x80] = TrapHandler { cs: 0xe033, flags: 3, address: 0x7000 };
+        w.mem.0[8][1] = 1; // masked
+        assert!(matches!(run(&mut w, &mut f, 13, 0x402), TrapDecision::Resume));
+        let words: std::vec::Vec<u64> = w
+            .peek(f.rsp, 56)
+            .chunks(8)
+            .map(|c| u64::from_le_bytes(c.try_into().unwrap()))
+            .collect();
+        // No error code for a software interrupt; rip is after the int.
+        assert_eq!(words, [0x1111, 0x2222, BUF_VA + 2, 0xe030 | 1 << 32, 0x002, BUF_VA + 0x3008, 0xe02b]);
+    }
+
+    #[test]
+    fn int_through_dpl0_gate_crashes() {
+        let (mut w, mut f) = setup(&[0xcd, 0x80]);
+        w.dom.vcpus[0].traps[0x80] = TrapHandler { cs: 0xe033, flags: 0, address: 0x7000 };
+        assert!(matches!(run(&mut w, &mut f, 13, 0x402), TrapDecision::Crash(_)));
+    }
+
+    #[test]
+    fn unwritable_stack_crashes() {
+        let (mut w, mut f) = setup(&[0; 4]);
+        w.dom.vcpus[0].traps[6] = TrapHandler { cs: 0xe033, flags: 0, address: 0x7000 };
+        f.rsp = 0x1000; // unmapped
+        assert!(matches!(run(&mut w, &mut f, 6, 0), TrapDecision::Crash(_)));
+    }
+
+    #[test]
+    fn iret_restores_the_context() {
+        let (mut w, mut f) = setup(&[0; 4]);
+        let ctx: [u64; 9] = [0x42, 0x33, 0x44, 0, 0xffff_ffff_8000_9000, 0xe030, 0x246, BUF_VA + 0x2000, 0xe02b];
+        let bytes: std::vec::Vec<u8> = ctx.iter().flat_map(|v| v.to_le_bytes()).collect();
+        f.rsp = BUF_VA + 0x1000;
+        w.poke(f.rsp, &bytes);
+        assert!(matches!(iret(&mut w.dom, 0, &mut f, &mut w.mem), TrapDecision::Resume));
+        assert_eq!((f.rax, f.r11, f.rcx, f.rip, f.rsp), (0x42, 0x33, 0x44, 0xffff_ffff_8000_9000, BUF_VA + 0x2000));
+        assert_eq!(w.mem.0[8][1], 0, "IF set in rflags unmasks events");
+        // VGCF_in_syscall keeps rcx/r11; a non-canonical rip crashes.
+        let mut ctx2 = ctx;
+        ctx2[3] = 1 << 8;
+        ctx2[6] = 0x046;
+        let bytes: std::vec::Vec<u8> = ctx2.iter().flat_map(|v| v.to_le_bytes()).collect();
+        f.rsp = BUF_VA + 0x1000;
+        f.rcx = 7;
+        w.poke(f.rsp, &bytes);
+        assert!(matches!(iret(&mut w.dom, 0, &mut f, &mut w.mem), TrapDecision::Resume));
+        assert_eq!(f.rcx, 7);
+        assert_eq!(w.mem.0[8][1], 1);
+        ctx2[4] = 0x0000_8000_0000_0000;
+        let bytes: std::vec::Vec<u8> = ctx2.iter().flat_map(|v| v.to_le_bytes()).collect();
+        f.rsp = BUF_VA + 0x1000;
+        w.poke(f.rsp, &bytes);
+        assert!(matches!(iret(&mut w.dom, 0, &mut f, &mut w.mem), TrapDecision::Crash(_)));
+        f.rsp = 0x10;
+        assert!(matches!(iret(&mut w.dom, 0, &mut f, &mut w.mem), TrapDecision::Crash(_)));
+    }
+
+    #[test]
+    fn iret_to_user_needs_a_user_table_and_switches_mode() {
+        let (mut w, mut f) = setup(&[0; 4]);
+        let ctx: [u64; 9] = [0, 0, 0, 0, 0x40_0000, 0xe033, 0x202, 0x7fff_0000, 0xe02b];
+        let bytes: std::vec::Vec<u8> = ctx.iter().flat_map(|v| v.to_le_bytes()).collect();
+        f.rsp = BUF_VA + 0x1000;
+        w.poke(f.rsp, &bytes);
+        assert!(matches!(iret(&mut w.dom, 0, &mut f, &mut w.mem), TrapDecision::Crash(_)));
+        assert!(w.dom.vcpus[0].kernel_mode);
+        w.dom.vcpus[0].user_l4 = Some(crate::mm::Mfn(0));
+        f.rsp = BUF_VA + 0x1000;
+        assert!(matches!(iret(&mut w.dom, 0, &mut f, &mut w.mem), TrapDecision::Resume));
+        assert!(!w.dom.vcpus[0].kernel_mode);
+        assert_eq!((f.rip, f.rsp, f.cs), (0x40_0000, 0x7fff_0000, 0xe033));
+    }
+
+    #[test]
+    fn user_syscall_bounces_to_the_kernel_stack() {
+        let (mut w, mut f) = setup(&[0; 4]);
+        let v = &mut w.dom.vcpus[0];
+        v.kernel_mode = false;
+        v.user_l4 = Some(crate::mm::Mfn(0));
+        v.kernel_sp = BUF_VA + 0x2000;
+        v.callbacks.syscall = crate::domain::Callback { address: 0x9000, mask_events: true };
+        w.mem.0[8][1] = 0;
+        f.rcx = 0x40_1002; // return rip
+        f.r11 = 0x246; // user rflags
+        f.rsp = 0x7fff_0000;
+        assert!(matches!(syscall_from_user(&mut w.dom, 0, &mut f, &mut w.mem), TrapDecision::Resume));
+        assert!(w.dom.vcpus[0].kernel_mode);
+        assert_eq!((f.rip, f.rsp), (0x9000, BUF_VA + 0x2000 - 56));
+        let words: std::vec::Vec<u64> = w
+            .peek(f.rsp, 56)
+            .chunks(8)
+            .map(|c| u64::from_le_bytes(c.try_into().unwrap()))
+            .collect();
+        assert_eq!(words, [0x40_1002, 0x246, 0x40_1002, 0xe033, 0x246, 0x7fff_0000, 0xe02b]);
+        assert_eq!(w.mem.0[8][1], 1, "mask_events");
+    }
+
+    #[test]
+    fn user_syscall_without_callback_is_ud() {
+        let (mut w, mut f) = setup(&[0; 4]);
+        let v = &mut w.dom.vcpus[0];
+        v.kernel_mode = false;
+        v.user_l4 = Some(crate::mm::Mfn(0));
+        v.kernel_sp = BUF_VA + 0x2000;
+        v.traps[6] = TrapHandler { cs: 0xe033, flags: 0, address: 0x6000 };
+        f.rcx = 0x40_1002;
+        assert!(matches!(syscall_from_user(&mut w.dom, 0, &mut f, &mut w.mem), TrapDecision::Resume));
+        assert_eq!(f.rip, 0x6000);
+        let rip_slot = w.peek(f.rsp + 16, 8);
+        assert_eq!(rip_slot, 0x40_1000u64.to_le_bytes());
+    }
 }

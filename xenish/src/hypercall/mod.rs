@@ -1,6 +1,7 @@
 //! The hypercall table: one entry per Xen hypercall number, each handler
 //! validating its arguments and returning Xen's result or errno.
 
+mod callbacks;
 mod console_io;
 mod sched_op;
 mod set_trap_table;
@@ -72,6 +73,9 @@ type Handler = fn(&mut Ctx, [u64; 5]) -> Outcome;
 const TABLE: [Option<Handler>; 64] = {
     let mut t: [Option<Handler>; 64] = [None; 64];
     t[abi::HYPERVISOR_SET_TRAP_TABLE as usize] = Some(set_trap_table::set_trap_table);
+    t[abi::HYPERVISOR_STACK_SWITCH as usize] = Some(callbacks::stack_switch);
+    t[abi::HYPERVISOR_SET_CALLBACKS as usize] = Some(callbacks::set_callbacks);
+    t[abi::HYPERVISOR_CALLBACK_OP as usize] = Some(callbacks::callback_op);
     t[abi::HYPERVISOR_CONSOLE_IO as usize] = Some(console_io::console_io);
     t[abi::HYPERVISOR_XEN_VERSION as usize] = Some(xen_version::xen_version);
     t[abi::HYPERVISOR_SCHED_OP as usize] = Some(sched_op::sched_op);
@@ -130,7 +134,7 @@ pub(crate) mod tests {
 
     impl World {
         pub fn new(privileged: bool) -> Self {
-            let mut mem = FakeMemory(std::vec![[0u8; PAGE_SIZE]; 8]);
+            let mut mem = FakeMemory(std::vec![[0u8; PAGE_SIZE]; 9]);
             let va = BUF_VA;
             mem.set_entry(0, (va >> 39) & 511, (1 << 12) | 0x67);
             mem.set_entry(1, (va >> 30) & 511, (2 << 12) | 0x67);
@@ -147,7 +151,7 @@ pub(crate) mod tests {
                 shutdown_code: None,
                 frames: Vec::new(),
                 max_pages: 16,
-                shared_info: Mfn(7),
+                shared_info: Mfn(8),
                 vm_assist: 0,
                 console: GuestConsole::new(0),
                 vcpus: std::vec![Vcpu::new(0, TrapFrame::default(), Mfn(0))],

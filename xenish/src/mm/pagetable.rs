@@ -83,6 +83,7 @@ fn next(
 
 /// Maps `va` → `pa` in the hierarchy rooted at `l4`, creating intermediate
 /// tables (with `table_flags`) from `alloc`.
+#[allow(clippy::too_many_arguments)]
 pub fn map(
     mem: &mut dyn MachineMemory,
     alloc: &mut dyn FnMut() -> Option<Mfn>,

@@ -4,6 +4,7 @@
 //! hardware access.
 
 pub mod boot;
+pub mod clock;
 pub mod cpu;
 pub mod entry;
 pub mod gdt;

@@ -237,25 +237,27 @@ fn build_address_space(
     f: &CpuFeatures,
 ) -> Result<M2p, pagetable::MapError> {
     let nx = if f.nx { PTE_NX } else { 0 };
-    let mut alloc = || frames.alloc();
-    let l4 = pagetable::new_table(mem, &mut alloc)?;
-    for slot in 256..272 {
-        let l3 = pagetable::new_table(mem, &mut alloc)?;
-        let us = if slot == 256 { PTE_US } else { 0 };
-        pagetable::set_entry(mem, l4, slot, l3.addr() | PTE_P | PTE_RW | us)?;
-    }
-    let two_mib = 2 << 20;
-    let mut pa = 0;
-    while pa < img_end.next_multiple_of(two_mib) {
-        pagetable::map(mem, &mut alloc, l4, XEN_VIRT_START + pa, pa, PageSize::Size2M, PTE_P | PTE_RW, PTE_P | PTE_RW)?;
-        pa += two_mib;
-    }
-    pa = 0;
-    while pa < (nr_frames * PAGE_SIZE as u64).next_multiple_of(two_mib) {
-        pagetable::map(mem, &mut alloc, l4, DIRECTMAP_START + pa, pa, PageSize::Size2M, PTE_P | PTE_RW | nx, PTE_P | PTE_RW)?;
-        pa += two_mib;
-    }
-    drop(alloc);
+    let l4 = {
+        let mut alloc = || frames.alloc();
+        let l4 = pagetable::new_table(mem, &mut alloc)?;
+        for slot in 256..272 {
+            let l3 = pagetable::new_table(mem, &mut alloc)?;
+            let us = if slot == 256 { PTE_US } else { 0 };
+            pagetable::set_entry(mem, l4, slot, l3.addr() | PTE_P | PTE_RW | us)?;
+        }
+        let two_mib = 2 << 20;
+        let mut pa = 0;
+        while pa < img_end.next_multiple_of(two_mib) {
+            pagetable::map(mem, &mut alloc, l4, XEN_VIRT_START + pa, pa, PageSize::Size2M, PTE_P | PTE_RW, PTE_P | PTE_RW)?;
+            pa += two_mib;
+        }
+        pa = 0;
+        while pa < (nr_frames * PAGE_SIZE as u64).next_multiple_of(two_mib) {
+            pagetable::map(mem, &mut alloc, l4, DIRECTMAP_START + pa, pa, PageSize::Size2M, PTE_P | PTE_RW | nx, PTE_P | PTE_RW)?;
+            pa += two_mib;
+        }
+        l4
+    };
 
     let m2p_frames = (nr_frames * 8).div_ceil(PAGE_SIZE as u64);
     let base = frames.alloc_contiguous(m2p_frames, 1).ok_or(pagetable::MapError::OutOfMemory)?;

@@ -8,12 +8,13 @@ use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use spin::Mutex;
 
 use super::memory::DirectMap;
-use super::{cpu, entry, serial};
+use super::{clock, cpu, entry, serial};
 use crate::domain::Domain;
 use crate::hypercall::Platform;
 use crate::mm::Mfn;
 use crate::regs::TrapFrame;
 use crate::system::{Action, System};
+use crate::time::{Clock, TimeScale};
 use crate::traps::CpuOps;
 
 static SYSTEM: Mutex<Option<System>> = Mutex::new(None);
@@ -77,9 +78,24 @@ fn memory() -> DirectMap {
 pub fn run(domains: Vec<Domain>, frame_limit: Mfn, debug_exit: bool) -> ! {
     FRAME_LIMIT.store(frame_limit.0, Ordering::Relaxed);
     DEBUG_EXIT.store(debug_exit, Ordering::Relaxed);
-    let mut system = System::new(domains);
+    let tsc_hz = clock::calibrate_tsc();
+    let tsc = clock::rdtsc();
+    let Some(scale) = TimeScale::from_hz(tsc_hz) else {
+        crate::printk!("xenish: cannot measure the TSC frequency; halting");
+        cpu::halt_forever();
+    };
+    crate::printk!("xenish: TSC runs at {} kHz", tsc_hz / 1000);
+    let mut system = System::new(domains, Clock { tsc_at_zero: tsc, scale, tsc_hz });
+    let mut mem = memory();
+    match clock::read_rtc().unix_seconds() {
+        Some(secs) => system.set_wallclock(&mut mem, secs, clock::rdtsc()),
+        None => crate::printk!("xenish: the CMOS clock is unreadable; wallclock left at the epoch"),
+    }
     let mut frame = TrapFrame::default();
     let action = system.schedule_first(&mut frame);
+    if matches!(action, Action::Switch(_)) {
+        system.publish_time(&mut mem, clock::rdtsc());
+    }
     *SYSTEM.lock() = Some(system);
     carry_out(action);
     entry::resume(&frame)
@@ -91,6 +107,14 @@ fn carry_out(action: Action) {
         // SAFETY: every guest top-level table carries the hypervisor's L4
         // slots, so the hypervisor stays mapped after the switch.
         Action::Switch(l4) => unsafe { cpu::write_cr3(l4.addr()) },
+        Action::ToggleMode(l4) => {
+            // SAFETY: as above for the table; swapgs exchanges the guest's
+            // kernel and user GS bases, which the hypervisor never uses.
+            unsafe {
+                cpu::write_cr3(l4.addr());
+                core::arch::asm!("swapgs", options(nomem, nostack, preserves_flags));
+            }
+        }
         Action::PowerOff { failed } => power_off(failed),
     }
 }
@@ -107,7 +131,12 @@ pub fn handle(frame: &mut TrapFrame) {
     let action = {
         let mut guard = SYSTEM.lock();
         let Some(system) = guard.as_mut() else { hypervisor_fault(frame) };
-        system.guest_trap(frame, cr2, &mut memory(), &mut Hardware)
+        let mut mem = memory();
+        let action = system.guest_trap(frame, cr2, &mut mem, &mut Hardware);
+        if matches!(action, Action::Switch(_)) {
+            system.publish_time(&mut mem, clock::rdtsc());
+        }
+        action
     };
     carry_out(action);
 }
@@ -117,7 +146,12 @@ pub fn handle_syscall(frame: &mut TrapFrame) {
     let action = {
         let mut guard = SYSTEM.lock();
         let Some(system) = guard.as_mut() else { hypervisor_fault(frame) };
-        system.hypercall(frame, &mut memory(), &mut Hardware)
+        let mut mem = memory();
+        let action = system.syscall(frame, &mut mem, &mut Hardware);
+        if matches!(action, Action::Switch(_)) {
+            system.publish_time(&mut mem, clock::rdtsc());
+        }
+        action
     };
     carry_out(action);
 }

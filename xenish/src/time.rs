@@ -1,0 +1,176 @@
+//! Guest time: the TSC-to-nanoseconds scale Xen publishes, the
+//! hypervisor's monotonic system time, and the version protocol of
+//! `vcpu_time_info` and the shared_info wallclock.
+//!
+//! Semantics: Xen's `set_time_scale`/`scale_delta` (xen/arch/x86/time.c) and
+//! the pvclock formula guests use:
+//! `ns = system_time + (((tsc - tsc_timestamp) <<|>> shift) * mul) >> 32`.
+
+use crate::mm::{MachineMemory, Mfn};
+
+const NS_PER_SEC: u64 = 1_000_000_000;
+
+/// A TSC-to-nanoseconds conversion: `(delta <<|>> shift) * mul_frac >> 32`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TimeScale {
+    /// 32.32 fixed-point multiplier (`tsc_to_system_mul`).
+    pub mul_frac: u32,
+    /// Pre-shift applied to the delta (`tsc_shift`).
+    pub shift: i8,
+}
+
+impl TimeScale {
+    /// The scale for a counter running at `ticks_per_sec` (Xen's `set_time_scale`).
+    /// Returns `None` for a frequency of 0.
+    pub fn from_hz(ticks_per_sec: u64) -> Option<Self> {
+        if ticks_per_sec == 0 {
+            return None;
+        }
+        let mut tps = ticks_per_sec;
+        let mut shift: i8 = 0;
+        while tps > 2 * NS_PER_SEC {
+            tps >>= 1;
+            shift -= 1;
+        }
+        while tps <= NS_PER_SEC {
+            tps <<= 1;
+            shift += 1;
+        }
+        // tps is now in (1e9, 2e9], so the quotient fits in 32 bits.
+        let mul_frac = ((NS_PER_SEC << 32) / tps) as u32;
+        Some(TimeScale { mul_frac, shift })
+    }
+
+    /// Nanoseconds for `delta` ticks (Xen's `scale_delta`).
+    pub fn ticks_to_ns(self, delta: u64) -> u64 {
+        let d = if self.shift < 0 { delta >> -self.shift } else { delta << self.shift };
+        ((u128::from(d) * u128::from(self.mul_frac)) >> 32) as u64
+    }
+}
+
+/// The hypervisor's clock: system time in ns since boot, from the TSC.
+#[derive(Clone, Copy, Debug)]
+pub struct Clock {
+    /// TSC value at system time 0.
+    pub tsc_at_zero: u64,
+    /// The TSC scale.
+    pub scale: TimeScale,
+    /// TSC frequency in Hz.
+    pub tsc_hz: u64,
+}
+
+impl Clock {
+    /// System time (ns) at TSC value `tsc`.
+    pub fn system_time(&self, tsc: u64) -> u64 {
+        self.scale.ticks_to_ns(tsc.wrapping_sub(self.tsc_at_zero))
+    }
+
+    /// The TSC value at system time `ns` (for timer deadlines).
+    pub fn tsc_at(&self, ns: u64) -> u64 {
+        let ticks = (u128::from(ns) * u128::from(self.tsc_hz) / u128::from(NS_PER_SEC)) as u64;
+        self.tsc_at_zero.wrapping_add(ticks)
+    }
+}
+
+/// `XEN_PVCLOCK_TSC_STABLE_BIT` in `vcpu_time_info.flags`.
+pub const PVCLOCK_TSC_STABLE: u8 = 1;
+
+/// Offset of `vcpu_info[v].time` in shared_info.
+fn time_offset(vcpu: usize) -> usize {
+    vcpu * 64 + 0x20
+}
+
+/// Publishes the clock for vCPU `vcpu` in the shared_info page with the
+/// version protocol: version odd, fields, version even. Returns false if the
+/// page or slot is out of reach.
+pub fn update_vcpu_time(mem: &mut dyn MachineMemory, shared_info: Mfn, vcpu: usize, clock: &Clock, tsc: u64) -> bool {
+    let Some(page) = mem.frame_mut(shared_info) else { return false };
+    let off = time_offset(vcpu);
+    let Some(slot) = page.get_mut(off..off + 32) else { return false };
+    let version = u32::from_le_bytes([slot[0], slot[1], slot[2], slot[3]]);
+    let odd = (version | 1).wrapping_add(if version & 1 == 1 { 2 } else { 0 });
+    slot[0..4].copy_from_slice(&odd.to_le_bytes());
+    core::sync::atomic::fence(core::sync::atomic::Ordering::Release);
+    slot[8..16].copy_from_slice(&tsc.to_le_bytes());
+    slot[16..24].copy_from_slice(&clock.system_time(tsc).to_le_bytes());
+    slot[24..28].copy_from_slice(&clock.scale.mul_frac.to_le_bytes());
+    slot[28] = clock.scale.shift as u8;
+    slot[29] = PVCLOCK_TSC_STABLE;
+    core::sync::atomic::fence(core::sync::atomic::Ordering::Release);
+    slot[0..4].copy_from_slice(&odd.wrapping_add(1).to_le_bytes());
+    true
+}
+
+/// Publishes the wallclock (UTC at system time 0) in shared_info with the
+/// `wc_version` protocol.
+pub fn update_wallclock(mem: &mut dyn MachineMemory, shared_info: Mfn, sec: u64, nsec: u32) -> bool {
+    let Some(page) = mem.frame_mut(shared_info) else { return false };
+    let Some(wc) = page.get_mut(0xc00..0xc10) else { return false };
+    let version = u32::from_le_bytes([wc[0], wc[1], wc[2], wc[3]]);
+    let odd = (version | 1).wrapping_add(if version & 1 == 1 { 2 } else { 0 });
+    wc[0..4].copy_from_slice(&odd.to_le_bytes());
+    core::sync::atomic::fence(core::sync::atomic::Ordering::Release);
+    wc[4..8].copy_from_slice(&(sec as u32).to_le_bytes());
+    wc[8..12].copy_from_slice(&nsec.to_le_bytes());
+    wc[12..16].copy_from_slice(&((sec >> 32) as u32).to_le_bytes());
+    core::sync::atomic::fence(core::sync::atomic::Ordering::Release);
+    wc[0..4].copy_from_slice(&odd.wrapping_add(1).to_le_bytes());
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::guest_access::tests::FakeMemory;
+    use crate::mm::PAGE_SIZE;
+    extern crate std;
+
+    /// The guest's pvclock formula, as Linux computes it.
+    fn guest_ns(slot: &[u8], tsc: u64) -> u64 {
+        let ts = u64::from_le_bytes(slot[8..16].try_into().unwrap());
+        let st = u64::from_le_bytes(slot[16..24].try_into().unwrap());
+        let mul = u32::from_le_bytes(slot[24..28].try_into().unwrap());
+        let shift = slot[28] as i8;
+        let mut d = tsc - ts;
+        d = if shift < 0 { d >> -shift } else { d << shift };
+        st + ((u128::from(d) * u128::from(mul)) >> 32) as u64
+    }
+
+    #[test]
+    fn scale_matches_frequency() {
+        for hz in [1_000_000u64, 999_999_999, 1_000_000_000, 2_400_000_000, 3_999_999_999, 10_000_000_000] {
+            let s = TimeScale::from_hz(hz).unwrap();
+            let ns = s.ticks_to_ns(hz * 3);
+            assert!(ns.abs_diff(3 * NS_PER_SEC) < 10, "{hz} Hz: {ns}");
+        }
+        assert_eq!(TimeScale::from_hz(0), None);
+    }
+
+    #[test]
+    fn vcpu_time_follows_the_version_protocol() {
+        let mut mem = FakeMemory(std::vec![[0u8; PAGE_SIZE]; 1]);
+        let clock = Clock { tsc_at_zero: 1000, scale: TimeScale::from_hz(2_000_000_000).unwrap(), tsc_hz: 2_000_000_000 };
+        assert!(update_vcpu_time(&mut mem, Mfn(0), 1, &clock, 1000 + 2_000_000_000));
+        let slot = &mem.0[0][64 + 0x20..64 + 0x40];
+        assert_eq!(u32::from_le_bytes(slot[0..4].try_into().unwrap()), 2);
+        assert_eq!(guest_ns(slot, 1000 + 4_000_000_000), 2 * NS_PER_SEC);
+        assert_eq!(slot[29], PVCLOCK_TSC_STABLE);
+        assert!(update_vcpu_time(&mut mem, Mfn(0), 1, &clock, 5000));
+        assert_eq!(u32::from_le_bytes(mem.0[0][0x60..0x64].try_into().unwrap()), 4);
+        assert!(!update_vcpu_time(&mut mem, Mfn(3), 0, &clock, 0));
+        assert!(!update_vcpu_time(&mut mem, Mfn(0), 64, &clock, 0));
+    }
+
+    #[test]
+    fn wallclock_and_deadlines() {
+        let mut mem = FakeMemory(std::vec![[0u8; PAGE_SIZE]; 1]);
+        assert!(update_wallclock(&mut mem, Mfn(0), 0x1_2345_6789, 500));
+        let wc = &mem.0[0][0xc00..0xc10];
+        assert_eq!(u32::from_le_bytes(wc[0..4].try_into().unwrap()), 2);
+        assert_eq!(u32::from_le_bytes(wc[4..8].try_into().unwrap()), 0x2345_6789);
+        assert_eq!(u32::from_le_bytes(wc[12..16].try_into().unwrap()), 1);
+        let clock = Clock { tsc_at_zero: 100, scale: TimeScale::from_hz(3_000_000_000).unwrap(), tsc_hz: 3_000_000_000 };
+        assert_eq!(clock.tsc_at(1_000_000), 100 + 3_000_000);
+        assert!(clock.system_time(clock.tsc_at(123_456_789)).abs_diff(123_456_789) <= 1);
+    }
+}
