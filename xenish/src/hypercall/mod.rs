@@ -3,6 +3,7 @@
 
 mod callbacks;
 mod console_io;
+mod multicall;
 mod sched_op;
 mod set_trap_table;
 mod vm_assist;
@@ -76,6 +77,7 @@ const TABLE: [Option<Handler>; 64] = {
     t[abi::HYPERVISOR_STACK_SWITCH as usize] = Some(callbacks::stack_switch);
     t[abi::HYPERVISOR_SET_CALLBACKS as usize] = Some(callbacks::set_callbacks);
     t[abi::HYPERVISOR_CALLBACK_OP as usize] = Some(callbacks::callback_op);
+    t[abi::HYPERVISOR_MULTICALL as usize] = Some(multicall::multicall);
     t[abi::HYPERVISOR_CONSOLE_IO as usize] = Some(console_io::console_io);
     t[abi::HYPERVISOR_XEN_VERSION as usize] = Some(xen_version::xen_version);
     t[abi::HYPERVISOR_SCHED_OP as usize] = Some(sched_op::sched_op);
