@@ -75,12 +75,12 @@ impl System {
         let was_kernel = domain.vcpus.first().is_some_and(|v| v.kernel_mode);
         if !was_kernel {
             let decision = traps::syscall_from_user(domain, 0, frame, mem);
-            return self.finish(decision, was_kernel, frame);
+            return self.finish(decision, was_kernel, frame, mem);
         }
         if frame.rax == u64::from(guest_abi::xen::HYPERVISOR_IRET) {
             // iret replaces the whole frame rather than returning a value.
             let decision = traps::iret(domain, 0, frame, mem);
-            return self.finish(decision, was_kernel, frame);
+            return self.finish(decision, was_kernel, frame, mem);
         }
         let mut ctx = Ctx { domain, vcpu: 0, mem, platform };
         match hypercall::dispatch(&mut ctx, frame.rax, frame.hypercall_args()) {
@@ -91,7 +91,7 @@ impl System {
                 [frame.rdi, frame.rsi, frame.rdx, frame.r10, frame.r8] = args;
             }
         }
-        self.finish(TrapDecision::Resume, was_kernel, frame)
+        self.finish(TrapDecision::Resume, was_kernel, frame, mem)
     }
 
     /// Handles an exception raised by the current guest.
@@ -107,11 +107,11 @@ impl System {
         };
         let was_kernel = domain.vcpus.first().is_some_and(|v| v.kernel_mode);
         let decision = traps::handle(domain, 0, frame, cr2, mem, cpu);
-        self.finish(decision, was_kernel, frame)
+        self.finish(decision, was_kernel, frame, mem)
     }
 
     /// Applies a trap decision and works out what the CPU must do next.
-    fn finish(&mut self, decision: TrapDecision, was_kernel: bool, frame: &mut TrapFrame) -> Action {
+    fn finish(&mut self, decision: TrapDecision, was_kernel: bool, frame: &mut TrapFrame, mem: &mut dyn MachineMemory) -> Action {
         let Some(domain) = self.domains.get_mut(self.current) else {
             return self.schedule(frame);
         };
@@ -121,6 +121,12 @@ impl System {
             domain.crash(msg);
         }
         if !domain.is_running() {
+            return self.leave_stopped_domain(frame);
+        }
+        if let Err(why) = traps::deliver_upcall(domain, 0, frame, mem) {
+            let msg = format!("event upcall failed: {why}");
+            crate::printk!("xenish: d{} crashed: {}", domain.id, msg);
+            domain.crash(msg);
             return self.leave_stopped_domain(frame);
         }
         match domain.vcpus.first() {

@@ -328,6 +328,24 @@ fn bounce(
     }
 }
 
+/// Delivers a pending event upcall: if `evtchn_upcall_pending` is set and
+/// events are not masked, bounce to the event callback with events masked
+/// (Xen's `test_all_events`, run on every return to a guest). Returns whether
+/// an upcall was delivered.
+pub fn deliver_upcall(dom: &mut Domain, vcpu: usize, frame: &mut TrapFrame, mem: &mut dyn MachineMemory) -> Result<bool, String> {
+    let Some(callback) = dom.vcpus.get(vcpu).map(|v| v.callbacks.event.address) else { return Ok(false) };
+    let off = vcpu * 64;
+    let pending = match mem.frame(dom.shared_info).and_then(|f| f.get(off..off + 2)) {
+        Some(&[pending, mask]) => pending != 0 && mask == 0,
+        _ => false,
+    };
+    if !pending || callback == 0 {
+        return Ok(false);
+    }
+    create_bounce_frame(dom, vcpu, frame, Bounce { target: callback, error_code: None, mask_events: true }, mem)?;
+    Ok(true)
+}
+
 /// A `syscall` from guest user mode: enter the kernel's syscall callback.
 /// With no callback registered, the guest gets `#UD` at the instruction,
 /// as on Xen.
@@ -593,6 +611,28 @@ mod tests {
             .collect();
         assert_eq!(words, [0x40_1002, 0x246, 0x40_1002, 0xe033, 0x246, 0x7fff_0000, 0xe02b]);
         assert_eq!(w.mem.0[8][1], 1, "mask_events");
+    }
+
+    #[test]
+    fn upcalls_are_delivered_only_when_pending_and_unmasked() {
+        let (mut w, mut f) = setup(&[0; 4]);
+        w.dom.vcpus[0].callbacks.event = crate::domain::Callback { address: 0x8000, mask_events: true };
+        w.mem.0[8][0] = 1; // pending
+        w.mem.0[8][1] = 1; // masked
+        assert_eq!(deliver_upcall(&mut w.dom, 0, &mut f, &mut w.mem), Ok(false));
+        w.mem.0[8][1] = 0;
+        assert_eq!(deliver_upcall(&mut w.dom, 0, &mut f, &mut w.mem), Ok(true));
+        assert_eq!(f.rip, 0x8000);
+        assert_eq!(w.mem.0[8][1], 1, "delivery masks events");
+        let words: std::vec::Vec<u64> = w
+            .peek(f.rsp, 56)
+            .chunks(8)
+            .map(|c| u64::from_le_bytes(c.try_into().unwrap()))
+            .collect();
+        // No error code; IF set in the saved rflags (events were unmasked).
+        assert_eq!(words, [0x1111, 0x2222, BUF_VA, 0xe030, 0x202, BUF_VA + 0x3008, 0xe02b]);
+        // Already masked now: nothing more until the guest unmasks.
+        assert_eq!(deliver_upcall(&mut w.dom, 0, &mut f, &mut w.mem), Ok(false));
     }
 
     #[test]
