@@ -23,6 +23,7 @@ pub mod hypercall;
 pub mod mm;
 pub mod regs;
 pub mod rtc;
+pub mod sched;
 pub mod setup;
 pub mod system;
 pub mod time;
