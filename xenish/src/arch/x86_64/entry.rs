@@ -56,6 +56,12 @@ global_asm!(
     exception_stub!("exc29", 29, err),
     exception_stub!("exc30", 30, err),
     exception_stub!("exc31", 31),
+    exception_stub!("irq_timer", 0xf0),
+    r#"
+.balign 16
+irq_spurious:
+    iretq
+"#,
     r#"
 .macro SAVE_GPRS
     push rdi
@@ -134,6 +140,9 @@ exception_stub_table:
     .quad exc8, exc9, exc10, exc11, exc12, exc13, exc14, exc15
     .quad exc16, exc17, exc18, exc19, exc20, exc21, exc22, exc23
     .quad exc24, exc25, exc26, exc27, exc28, exc29, exc30, exc31
+.globl interrupt_stub_table
+interrupt_stub_table:
+    .quad irq_timer, irq_spurious
 "#,
     trap = sym trap_entry,
     syscall = sym syscall_entry_rust,
@@ -144,6 +153,7 @@ exception_stub_table:
 
 extern "C" {
     static exception_stub_table: [u64; 32];
+    static interrupt_stub_table: [u64; 2];
     fn syscall_entry();
     fn enter_frame(frame: *const TrapFrame) -> !;
 }
@@ -152,6 +162,12 @@ extern "C" {
 pub fn exception_stubs() -> &'static [u64; 32] {
     // SAFETY: the table is immutable data emitted above.
     unsafe { &*core::ptr::addr_of!(exception_stub_table) }
+}
+
+/// Addresses of the APIC timer and spurious-interrupt stubs.
+pub fn interrupt_stubs() -> &'static [u64; 2] {
+    // SAFETY: the table is immutable data emitted above.
+    unsafe { &*core::ptr::addr_of!(interrupt_stub_table) }
 }
 
 /// Address of the `syscall` entry, for `MSR_LSTAR`.

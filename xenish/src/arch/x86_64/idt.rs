@@ -60,8 +60,9 @@ pub const IST_NMI: u8 = 2;
 /// IST slot for machine checks.
 pub const IST_MCE: u8 = 3;
 
-/// Fills the IDT from the stub table and loads it.
-pub fn init(stubs: &[u64; 32]) {
+/// Fills the IDT from the stub tables (the 32 exceptions; the APIC timer
+/// and spurious vectors) and loads it.
+pub fn init(stubs: &[u64; 32], timer: u64, spurious: u64) {
     // SAFETY: runs once on the boot CPU with interrupts disabled, before any
     // exception can be delivered through the new table.
     unsafe {
@@ -77,6 +78,8 @@ pub fn init(stubs: &[u64; 32]) {
             };
             idt[vector] = Gate::interrupt(stub, dpl, ist);
         }
+        idt[usize::from(super::apic::TIMER_VECTOR)] = Gate::interrupt(timer, 0, 0);
+        idt[usize::from(super::apic::SPURIOUS_VECTOR)] = Gate::interrupt(spurious, 0, 0);
         let ptr = DescriptorPointer { limit: (256 * 16 - 1) as u16, base: addr_of!(IDT) as u64 };
         asm!("lidt [{}]", in(reg) &ptr, options(nostack));
     }

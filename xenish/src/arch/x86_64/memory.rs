@@ -10,6 +10,9 @@ pub const XEN_VIRT_START: u64 = 0xffff_82d0_8000_0000;
 pub const DIRECTMAP_START: u64 = 0xffff_8300_0000_0000;
 /// Machine memory the boot page tables map in the direct map: 4 GiB.
 pub const DIRECTMAP_BOOT_SIZE: u64 = 4 << 30;
+/// Uncached mapping of the local APIC's registers (a fixmap slot just
+/// above the image's gigabyte).
+pub const FIXMAP_APIC: u64 = 0xffff_82d0_c000_0000;
 /// Guest-visible read-only machine-to-phys table (L4 slot 256).
 pub const RO_MPT_START: u64 = 0xffff_8000_0000_0000;
 

@@ -8,8 +8,8 @@ use core::ptr::addr_of_mut;
 
 use linked_list_allocator::LockedHeap;
 
-use super::memory::{DirectMap, DIRECTMAP_BOOT_SIZE, DIRECTMAP_START, RO_MPT_START, XEN_VIRT_START};
-use super::{boot, cpu, entry, gdt, idt, serial, trap};
+use super::memory::{DirectMap, DIRECTMAP_BOOT_SIZE, DIRECTMAP_START, FIXMAP_APIC, RO_MPT_START, XEN_VIRT_START};
+use super::{apic, boot, clock, cpu, entry, gdt, idt, serial, trap};
 use crate::boot_info::{BootInfo, MULTIBOOT2_BOOTLOADER_MAGIC};
 use crate::mm::frame_alloc::FrameAllocator;
 use crate::mm::pagetable::{self, PageSize, PTE_NX, PTE_P, PTE_RW, PTE_US};
@@ -136,10 +136,14 @@ pub extern "C" fn xenish_start(magic: u32, mbi_phys: u32) -> ! {
         (top, [ist(0), ist(1), ist(2)])
     };
     gdt::init(stack_top, ists);
-    idt::init(entry::exception_stubs());
+    let [timer, spurious] = *entry::interrupt_stubs();
+    idt::init(entry::exception_stubs(), timer, spurious);
     // SAFETY: written once before any guest runs; read by the syscall stub.
     unsafe { addr_of_mut!(entry::SYSCALL_STACK_TOP).write(stack_top) };
     enable_syscall(&cpu_features);
+    let tsc_hz = clock::calibrate_tsc();
+    printk!("xenish: TSC runs at {} kHz", tsc_hz / 1000);
+    apic::init(FIXMAP_APIC, tsc_hz / 100);
     // Mask the legacy PICs: nothing in this slice takes device interrupts.
     cpu::outb(0x21, 0xff);
     cpu::outb(0xa1, 0xff);
@@ -160,7 +164,7 @@ pub extern "C" fn xenish_start(magic: u32, mbi_phys: u32) -> ! {
     let m2p_table = crate::mm::m2p::M2p { base: m2p.base, entries: m2p.entries };
     let mut setup = setup::Setup { mem: &mut mem, frames: &mut frames, m2p: m2p_table, xen_l4_slots: m2p.l4_slots };
     let domains = setup::boot_domains(&mut setup, info.cmdline(), &modules);
-    trap::run(domains, Mfn(MAX_FRAMES), cpu_features.under_hypervisor)
+    trap::run(domains, Mfn(MAX_FRAMES), tsc_hz, cpu_features.under_hypervisor)
 }
 
 /// CPU features the hypervisor adapts to.
@@ -267,6 +271,9 @@ fn build_address_space(
         }
     }
     let mut alloc = || frames.alloc();
+    // PCD | PWT: the APIC's registers must not be cached.
+    let uncached = (1 << 4) | (1 << 3);
+    pagetable::map(mem, &mut alloc, l4, FIXMAP_APIC, apic::APIC_PHYS_BASE, PageSize::Size4K, PTE_P | PTE_RW | uncached | nx, PTE_P | PTE_RW)?;
     for i in 0..m2p_frames {
         let va = RO_MPT_START + i * PAGE_SIZE as u64;
         pagetable::map(mem, &mut alloc, l4, va, (base.0 + i) << 12, PageSize::Size4K, PTE_P | PTE_US | nx, PTE_P | PTE_RW | PTE_US)?;

@@ -75,16 +75,14 @@ fn memory() -> DirectMap {
 }
 
 /// Starts running `domains` (the first one first) and never returns.
-pub fn run(domains: Vec<Domain>, frame_limit: Mfn, debug_exit: bool) -> ! {
+pub fn run(domains: Vec<Domain>, frame_limit: Mfn, tsc_hz: u64, debug_exit: bool) -> ! {
     FRAME_LIMIT.store(frame_limit.0, Ordering::Relaxed);
     DEBUG_EXIT.store(debug_exit, Ordering::Relaxed);
-    let tsc_hz = clock::calibrate_tsc();
     let tsc = clock::rdtsc();
     let Some(scale) = TimeScale::from_hz(tsc_hz) else {
         crate::printk!("xenish: cannot measure the TSC frequency; halting");
         cpu::halt_forever();
     };
-    crate::printk!("xenish: TSC runs at {} kHz", tsc_hz / 1000);
     let mut system = System::new(domains, Clock { tsc_at_zero: tsc, scale, tsc_hz });
     let mut mem = memory();
     match clock::read_rtc().unix_seconds() {
