@@ -18,6 +18,7 @@ pub mod cmdline;
 pub mod console;
 pub mod cpuid;
 pub mod domain;
+pub mod domain_config;
 pub mod guest_access;
 pub mod hypercall;
 pub mod mm;
