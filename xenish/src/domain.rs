@@ -98,12 +98,41 @@ pub struct Vcpu {
     /// Whether the vCPU is in guest kernel mode (Xen's `TF_kernel_mode`);
     /// guest kernel and guest user both run in ring 3.
     pub kernel_mode: bool,
+    /// Blocked in `SCHEDOP_block` until an event arrives.
+    pub blocked: bool,
+    /// Single-shot timer deadline (system time, ns): `set_timer_op`.
+    pub singleshot_ns: Option<u64>,
+    /// Periodic timer: (period, next deadline) in ns.
+    pub periodic_ns: Option<(u64, u64)>,
     /// The virtual IDT installed with `set_trap_table`.
     pub traps: [TrapHandler; 256],
     /// Kernel stack pointer for bounces from user mode (`stack_switch`).
     pub kernel_sp: u64,
     /// The registered callbacks.
     pub callbacks: Callbacks,
+    /// Segment registers and bases, saved while another vCPU runs.
+    pub segments: SegmentState,
+}
+
+/// The segment state the CPU holds for a running vCPU: selectors and the
+/// FS/GS bases (`gs_base` is the active one, `shadow_gs_base` the other
+/// mode's, exchanged on every kernel/user toggle).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SegmentState {
+    /// `%ds` selector.
+    pub ds: u16,
+    /// `%es` selector.
+    pub es: u16,
+    /// `%fs` selector.
+    pub fs: u16,
+    /// `%gs` selector.
+    pub gs: u16,
+    /// FS base.
+    pub fs_base: u64,
+    /// Active GS base.
+    pub gs_base: u64,
+    /// Inactive GS base (`MSR_SHADOW_GS_BASE`).
+    pub shadow_gs_base: u64,
 }
 
 /// A callback entry point and whether events are masked while it runs.
@@ -141,10 +170,40 @@ impl Vcpu {
             kernel_l4,
             user_l4: None,
             kernel_mode: true,
+            blocked: false,
+            singleshot_ns: None,
+            periodic_ns: None,
             traps: [TrapHandler::default(); 256],
             kernel_sp: regs.rsp,
             callbacks: Callbacks::default(),
+            segments: SegmentState::default(),
         }
+    }
+
+    /// The earliest timer deadline of the vCPU, if any.
+    pub fn next_timer_ns(&self) -> Option<u64> {
+        match (self.singleshot_ns, self.periodic_ns.map(|(_, next)| next)) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Consumes the timers due at `now_ns`; returns whether any fired.
+    pub fn take_due_timers(&mut self, now_ns: u64) -> bool {
+        let mut fired = false;
+        if self.singleshot_ns.is_some_and(|t| t <= now_ns) {
+            self.singleshot_ns = None;
+            fired = true;
+        }
+        if let Some((period, next)) = self.periodic_ns {
+            if next <= now_ns {
+                // Skip missed periods rather than firing a burst.
+                let missed = (now_ns - next) / period.max(1);
+                self.periodic_ns = Some((period, next + (missed + 1) * period.max(1)));
+                fired = true;
+            }
+        }
+        fired
     }
 
     /// The top-level page table of the vCPU's current mode.

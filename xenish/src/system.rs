@@ -1,7 +1,11 @@
-//! The running system: the domains, which one has the CPU, and the decisions
-//! taken on every entry from a guest (hypercall or trap) about what runs
-//! next. The arch layer saves the guest's registers in a [`TrapFrame`], calls
-//! in here, and carries out the returned [`Action`].
+//! The running system: the domains, which vCPU has the CPU, and the
+//! decisions taken on every entry from a guest (hypercall, trap, timer
+//! interrupt) and on every wakeup of the idle CPU: what runs next, when the
+//! CPU must next be interrupted, and whether the machine is done.
+//!
+//! The arch layer saves the guest's registers in a [`TrapFrame`], calls in
+//! here with the current system time, carries out the returned [`Action`],
+//! and arms its one-shot timer for [`System::next_deadline_ns`].
 
 use alloc::format;
 use alloc::vec::Vec;
@@ -10,19 +14,34 @@ use crate::domain::{Domain, DomainState};
 use crate::hypercall::{self, Ctx, Outcome, Platform};
 use crate::mm::{MachineMemory, Mfn};
 use crate::regs::TrapFrame;
+use crate::sched::{Pick, SchedParams, Scheduler, VcpuRef};
 use crate::time::{self, Clock};
 use crate::traps::{self, CpuOps, TrapDecision};
 
 /// What the arch layer must do after an entry has been handled.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Action {
-    /// Return to the guest context now in the frame (same address space).
+pub struct Action {
+    /// The vCPU that entered toggled between guest kernel and user mode:
+    /// swap its GS bases (the guest's `swapgs`) before anything else.
+    pub toggled: bool,
+    /// What runs next.
+    pub next: Next,
+}
+
+/// What the CPU does after an entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Next {
+    /// Return to the guest context now in the frame, same address space.
     Resume,
-    /// The vCPU toggled between guest kernel and user mode: load its new
-    /// top-level table and swap the GS bases (the guest's `swapgs`).
-    ToggleMode(Mfn),
-    /// Another vCPU runs now: load its top-level table, then return to the frame.
+    /// Same vCPU, new mode: load this top-level table, then return.
+    Reload(Mfn),
+    /// A vCPU (possibly the same one after preemption) was loaded into the
+    /// frame from its saved state: switch segment state from the vCPU that
+    /// entered to [`System::current`], load this table, and return.
     Switch(Mfn),
+    /// Nothing can run: idle until the next deadline or interrupt, then
+    /// call [`System::idle_wakeup`].
+    Idle,
     /// Every domain is down: power the machine off, reporting failure or not.
     PowerOff {
         /// Whether any domain crashed.
@@ -30,20 +49,43 @@ pub enum Action {
     },
 }
 
-/// The hypervisor's domains and the CPU's current one.
+impl Next {
+    fn with_toggle(self, toggled: bool) -> Action {
+        Action { toggled, next: self }
+    }
+}
+
+/// The hypervisor's domains and the CPU's current vCPU.
 pub struct System {
     /// All domains, indexed by position (domain IDs are in [`Domain::id`]).
     pub domains: Vec<Domain>,
-    /// Index of the domain whose vCPU 0 is on the CPU.
-    pub current: usize,
+    /// The vCPU on the CPU, or `None` while idle.
+    pub current: Option<VcpuRef>,
     /// The hypervisor clock guests' time is published from.
     pub clock: Clock,
+    /// The run queue.
+    pub sched: Scheduler,
+    /// When the current vCPU was put on the CPU (ns).
+    slice_start_ns: u64,
+    /// When the current vCPU must give the CPU back (ns).
+    preempt_at_ns: u64,
+    /// When the idle CPU must look again even without an event (ns).
+    idle_until_ns: Option<u64>,
 }
 
 impl System {
-    /// A system that will start running `domains[0]`, with time from `clock`.
-    pub fn new(domains: Vec<Domain>, clock: Clock) -> Self {
-        System { domains, current: 0, clock }
+    /// A system over `domains` (each with its scheduling parameters), with
+    /// time from `clock`. Nothing runs until [`System::start`].
+    pub fn new(domains: Vec<(Domain, SchedParams)>, clock: Clock) -> Self {
+        let mut sched = Scheduler::new();
+        let mut list = Vec::with_capacity(domains.len());
+        for (i, (d, params)) in domains.into_iter().enumerate() {
+            for v in 0..d.vcpus.len() {
+                sched.add(VcpuRef { domain: i, vcpu: v }, params);
+            }
+            list.push(d);
+        }
+        System { domains: list, current: None, clock, sched, slice_start_ns: 0, preempt_at_ns: 0, idle_until_ns: None }
     }
 
     /// Publishes every domain's wallclock: `epoch_secs` (UTC) at TSC `tsc`.
@@ -56,125 +98,228 @@ impl System {
         }
     }
 
-    /// Publishes the current domain's vCPU time at TSC `tsc` (on every
-    /// switch to it, as Xen does on each schedule).
-    pub fn publish_time(&mut self, mem: &mut dyn MachineMemory, tsc: u64) {
-        if let Some(d) = self.domains.get(self.current) {
-            for v in 0..d.vcpus.len() {
-                time::update_vcpu_time(mem, d.shared_info, v, &self.clock, tsc);
-            }
-        }
+    /// Picks the first vCPU to run and loads it into `frame`.
+    pub fn start(&mut self, frame: &mut TrapFrame, now_ns: u64, tsc: u64, mem: &mut dyn MachineMemory) -> Action {
+        self.reschedule(frame, now_ns, tsc, mem).with_toggle(false)
+    }
+
+    /// The current vCPU's domain and vCPU index, if a guest is on the CPU.
+    fn current_mut(&mut self) -> Option<(&mut Domain, usize)> {
+        let who = self.current?;
+        self.domains.get_mut(who.domain).map(|d| (d, who.vcpu))
     }
 
     /// Handles a `syscall` from the current guest: a hypercall from guest
     /// kernel mode, a system call to bounce to the kernel from user mode.
-    pub fn syscall(&mut self, frame: &mut TrapFrame, mem: &mut dyn MachineMemory, platform: &mut dyn Platform) -> Action {
-        let Some(domain) = self.domains.get_mut(self.current) else {
-            return self.schedule(frame);
+    pub fn syscall(
+        &mut self,
+        frame: &mut TrapFrame,
+        now_ns: u64,
+        tsc: u64,
+        mem: &mut dyn MachineMemory,
+        platform: &mut dyn Platform,
+    ) -> Action {
+        let Some((domain, vcpu)) = self.current_mut() else {
+            return self.reschedule(frame, now_ns, tsc, mem).with_toggle(false);
         };
-        let was_kernel = domain.vcpus.first().is_some_and(|v| v.kernel_mode);
-        if !was_kernel {
-            let decision = traps::syscall_from_user(domain, 0, frame, mem);
-            return self.finish(decision, was_kernel, frame, mem);
-        }
-        if frame.rax == u64::from(guest_abi::xen::HYPERVISOR_IRET) {
+        let was_kernel = domain.vcpus.get(vcpu).is_some_and(|v| v.kernel_mode);
+        let decision = if !was_kernel {
+            traps::syscall_from_user(domain, vcpu, frame, mem)
+        } else if frame.rax == u64::from(guest_abi::xen::HYPERVISOR_IRET) {
             // iret replaces the whole frame rather than returning a value.
-            let decision = traps::iret(domain, 0, frame, mem);
-            return self.finish(decision, was_kernel, frame, mem);
-        }
-        let mut ctx = Ctx { domain, vcpu: 0, mem, platform };
-        match hypercall::dispatch(&mut ctx, frame.rax, frame.hypercall_args()) {
-            Outcome::Return(v) => frame.rax = v as u64,
-            Outcome::Continue(args) => {
-                // Re-execute the `syscall` (2 bytes) with updated arguments.
-                frame.rip = frame.rip.wrapping_sub(2);
-                [frame.rdi, frame.rsi, frame.rdx, frame.r10, frame.r8] = args;
+            traps::iret(domain, vcpu, frame, mem)
+        } else {
+            let mut ctx = Ctx { domain, vcpu, mem: &mut *mem, platform, now_ns };
+            match hypercall::dispatch(&mut ctx, frame.rax, frame.hypercall_args()) {
+                Outcome::Return(v) => frame.rax = v as u64,
+                Outcome::Continue(args) => {
+                    // Re-execute the `syscall` (2 bytes) with updated arguments.
+                    frame.rip = frame.rip.wrapping_sub(2);
+                    [frame.rdi, frame.rsi, frame.rdx, frame.r10, frame.r8] = args;
+                }
             }
-        }
-        self.finish(TrapDecision::Resume, was_kernel, frame, mem)
+            TrapDecision::Resume
+        };
+        self.finish(decision, was_kernel, frame, now_ns, tsc, mem)
     }
 
     /// Handles an exception raised by the current guest.
+    #[allow(clippy::too_many_arguments)]
     pub fn guest_trap(
         &mut self,
         frame: &mut TrapFrame,
         cr2: u64,
+        now_ns: u64,
+        tsc: u64,
         mem: &mut dyn MachineMemory,
         cpu: &mut dyn CpuOps,
     ) -> Action {
-        let Some(domain) = self.domains.get_mut(self.current) else {
-            return self.schedule(frame);
+        let Some((domain, vcpu)) = self.current_mut() else {
+            return self.reschedule(frame, now_ns, tsc, mem).with_toggle(false);
         };
-        let was_kernel = domain.vcpus.first().is_some_and(|v| v.kernel_mode);
-        let decision = traps::handle(domain, 0, frame, cr2, mem, cpu);
-        self.finish(decision, was_kernel, frame, mem)
+        let was_kernel = domain.vcpus.get(vcpu).is_some_and(|v| v.kernel_mode);
+        let decision = traps::handle(domain, vcpu, frame, cr2, mem, cpu);
+        self.finish(decision, was_kernel, frame, now_ns, tsc, mem)
     }
 
-    /// Applies a trap decision and works out what the CPU must do next.
-    fn finish(&mut self, decision: TrapDecision, was_kernel: bool, frame: &mut TrapFrame, mem: &mut dyn MachineMemory) -> Action {
-        let Some(domain) = self.domains.get_mut(self.current) else {
-            return self.schedule(frame);
+    /// The timer interrupted a guest: fire due timers, preempt if the slice
+    /// is over.
+    pub fn timer_interrupt(&mut self, frame: &mut TrapFrame, now_ns: u64, tsc: u64, mem: &mut dyn MachineMemory) -> Action {
+        let was_kernel = self.current_mut().and_then(|(d, v)| d.vcpus.get(v)).is_some_and(|v| v.kernel_mode);
+        self.finish(TrapDecision::Resume, was_kernel, frame, now_ns, tsc, mem)
+    }
+
+    /// The idle CPU woke (timer or interrupt): fire due timers and run
+    /// whatever became runnable, or keep idling.
+    pub fn idle_wakeup(&mut self, frame: &mut TrapFrame, now_ns: u64, tsc: u64, mem: &mut dyn MachineMemory) -> Action {
+        self.fire_timers(now_ns, mem);
+        self.reschedule(frame, now_ns, tsc, mem).with_toggle(false)
+    }
+
+    /// Fires every vCPU timer due at `now_ns`: the vCPU gets its timer
+    /// event and, if blocked, wakes.
+    fn fire_timers(&mut self, now_ns: u64, _mem: &mut dyn MachineMemory) {
+        for (di, d) in self.domains.iter_mut().enumerate() {
+            if !d.is_running() {
+                continue;
+            }
+            for (vi, v) in d.vcpus.iter_mut().enumerate() {
+                if v.take_due_timers(now_ns) && v.blocked {
+                    // VIRQ_TIMER is raised through the event channels once
+                    // those exist; the wakeup itself happens here.
+                    v.blocked = false;
+                    self.sched.wake(VcpuRef { domain: di, vcpu: vi });
+                }
+            }
+        }
+    }
+
+    /// After an entry: apply the decision, then keep running the current
+    /// vCPU or switch away.
+    fn finish(
+        &mut self,
+        decision: TrapDecision,
+        was_kernel: bool,
+        frame: &mut TrapFrame,
+        now_ns: u64,
+        tsc: u64,
+        mem: &mut dyn MachineMemory,
+    ) -> Action {
+        let Some(who) = self.current else {
+            return self.reschedule(frame, now_ns, tsc, mem).with_toggle(false);
         };
-        if let TrapDecision::Crash(why) = decision {
+        let toggled = self.domains.get(who.domain).and_then(|d| d.vcpus.get(who.vcpu)).is_some_and(|v| v.kernel_mode != was_kernel);
+        if let (TrapDecision::Crash(why), Some(domain)) = (decision, self.domains.get_mut(who.domain)) {
             let msg = format!("{why} at rip {:#x} (rsp {:#x})", frame.rip, frame.rsp);
             crate::printk!("xenish: d{} crashed: {}", domain.id, msg);
             domain.crash(msg);
         }
-        if !domain.is_running() {
-            return self.leave_stopped_domain(frame);
+        self.fire_timers(now_ns, mem);
+        let stays = self.may_continue(who, frame, mem);
+        if !stays || now_ns >= self.preempt_at_ns {
+            return self.reschedule(frame, now_ns, tsc, mem).with_toggle(toggled);
         }
-        if let Err(why) = traps::deliver_upcall(domain, 0, frame, mem) {
+        match self.current_l4() {
+            Some(l4) if toggled => Next::Reload(l4).with_toggle(true),
+            _ => Next::Resume.with_toggle(false),
+        }
+    }
+
+    /// Whether `who` (which just entered) may go on running: its domain is
+    /// alive, it is not blocked, and a pending upcall could be delivered.
+    /// Puts it to sleep in the run queue when it may not.
+    fn may_continue(&mut self, who: VcpuRef, frame: &mut TrapFrame, mem: &mut dyn MachineMemory) -> bool {
+        let Some(domain) = self.domains.get_mut(who.domain) else { return false };
+        if !domain.is_running() {
+            if let (DomainState::Shutdown(reason), None) = (domain.state, &domain.crash_message) {
+                crate::printk!("xenish: d{} shut down: {}", domain.id, reason);
+            }
+            for v in 0..domain.vcpus.len() {
+                self.sched.sleep(VcpuRef { domain: who.domain, vcpu: v });
+            }
+            return false;
+        }
+        let shared_info = domain.shared_info;
+        if let Some(v) = domain.vcpus.get_mut(who.vcpu) {
+            if v.blocked {
+                // SCHEDOP_block: go on only if an upcall is already pending.
+                if !upcall_pending(shared_info, who.vcpu, mem) {
+                    self.sched.sleep(who);
+                    return false;
+                }
+                v.blocked = false;
+            }
+        }
+        if let Err(why) = traps::deliver_upcall(domain, who.vcpu, frame, mem) {
             let msg = format!("event upcall failed: {why}");
             crate::printk!("xenish: d{} crashed: {}", domain.id, msg);
             domain.crash(msg);
-            return self.leave_stopped_domain(frame);
+            self.sched.sleep(who);
+            return false;
         }
-        match domain.vcpus.first() {
-            Some(v) if v.kernel_mode != was_kernel => Action::ToggleMode(v.current_l4()),
-            _ => Action::Resume,
-        }
+        true
     }
 
-    /// The current domain stopped: report why (unless the hypervisor
-    /// already reported crashing it) and run another.
-    fn leave_stopped_domain(&mut self, frame: &mut TrapFrame) -> Action {
-        if let Some(d) = self.domains.get(self.current) {
-            if let (DomainState::Shutdown(reason), None) = (d.state, &d.crash_message) {
-                crate::printk!("xenish: d{} shut down: {}", d.id, reason);
+    fn current_l4(&self) -> Option<Mfn> {
+        let who = self.current?;
+        self.domains.get(who.domain)?.vcpus.get(who.vcpu).map(|v| v.current_l4())
+    }
+
+    /// Charges the current vCPU, saves it, and loads the scheduler's next
+    /// choice into `frame` (or idles, or powers off when every domain is down).
+    fn reschedule(&mut self, frame: &mut TrapFrame, now_ns: u64, tsc: u64, mem: &mut dyn MachineMemory) -> Next {
+        if let Some(who) = self.current.take() {
+            self.sched.charge(who, now_ns.saturating_sub(self.slice_start_ns));
+            if let Some(v) = self.domains.get_mut(who.domain).and_then(|d| d.vcpus.get_mut(who.vcpu)) {
+                v.regs = *frame;
             }
         }
-        self.schedule(frame)
-    }
-
-    /// Loads the first runnable domain's registers into `frame`.
-    pub fn schedule_first(&mut self, frame: &mut TrapFrame) -> Action {
-        self.run_from(0, frame)
-    }
-
-    /// Saves the current vCPU and picks the next runnable domain
-    /// (round-robin), loading its registers into `frame`.
-    pub fn schedule(&mut self, frame: &mut TrapFrame) -> Action {
-        if let Some(vcpu) = self.domains.get_mut(self.current).and_then(|d| d.vcpus.get_mut(0)) {
-            vcpu.regs = *frame;
+        if self.domains.iter().all(|d| !d.is_running()) {
+            self.report();
+            return Next::PowerOff { failed: self.any_failed() };
         }
-        self.run_from(self.current + 1, frame)
-    }
-
-    /// Switches to the first runnable domain at or after index `start`
-    /// (wrapping), or powers off when none is left.
-    fn run_from(&mut self, start: usize, frame: &mut TrapFrame) -> Action {
-        let n = self.domains.len();
-        for step in 0..n {
-            let i = (start + step) % n;
-            let d = &self.domains[i];
-            if let (true, Some(vcpu)) = (d.is_running(), d.vcpus.first()) {
-                *frame = vcpu.regs;
-                self.current = i;
-                return Action::Switch(vcpu.current_l4());
+        match self.sched.pick(now_ns) {
+            Pick::Run { who, until_ns } => {
+                let Some(d) = self.domains.get_mut(who.domain) else { return Next::Idle };
+                let Some(v) = d.vcpus.get(who.vcpu) else { return Next::Idle };
+                *frame = v.regs;
+                let l4 = v.current_l4();
+                for vi in 0..d.vcpus.len() {
+                    time::update_vcpu_time(mem, d.shared_info, vi, &self.clock, tsc);
+                }
+                self.current = Some(who);
+                self.slice_start_ns = now_ns;
+                self.preempt_at_ns = until_ns;
+                self.idle_until_ns = None;
+                if let Some(d) = self.domains.get_mut(who.domain) {
+                    if let Err(why) = traps::deliver_upcall(d, who.vcpu, frame, mem) {
+                        let msg = format!("event upcall failed: {why}");
+                        crate::printk!("xenish: d{} crashed: {}", d.id, msg);
+                        d.crash(msg);
+                        self.sched.sleep(who);
+                        self.current = None;
+                        return self.reschedule(frame, now_ns, tsc, mem);
+                    }
+                }
+                Next::Switch(l4)
+            }
+            Pick::Idle { until_ns } => {
+                self.idle_until_ns = until_ns;
+                Next::Idle
             }
         }
-        self.report();
-        Action::PowerOff { failed: self.any_failed() }
+    }
+
+    /// When the CPU must next be interrupted (system time, ns): the end of
+    /// the current slice, the earliest vCPU timer, or the idle recheck.
+    pub fn next_deadline_ns(&self) -> Option<u64> {
+        let timers = self
+            .domains
+            .iter()
+            .filter(|d| d.is_running())
+            .flat_map(|d| d.vcpus.iter().filter_map(|v| v.next_timer_ns()));
+        let own = if self.current.is_some() { Some(self.preempt_at_ns) } else { self.idle_until_ns };
+        timers.chain(own).min()
     }
 
     /// Whether any domain crashed (or was stopped by a watchdog).
@@ -192,4 +337,9 @@ impl System {
             }
         }
     }
+}
+
+/// Whether vCPU `vcpu`'s `evtchn_upcall_pending` is set in `shared_info`.
+fn upcall_pending(shared_info: Mfn, vcpu: usize, mem: &dyn MachineMemory) -> bool {
+    mem.frame(shared_info).and_then(|f| f.get(vcpu * 64)).is_some_and(|&b| b != 0)
 }

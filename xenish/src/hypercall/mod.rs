@@ -6,6 +6,7 @@ mod console_io;
 mod multicall;
 mod sched_op;
 mod set_trap_table;
+mod timer;
 mod vm_assist;
 mod xen_version;
 
@@ -37,6 +38,8 @@ pub struct Ctx<'a> {
     pub mem: &'a mut dyn MachineMemory,
     /// Machine services.
     pub platform: &'a mut dyn Platform,
+    /// System time (ns since boot) at entry.
+    pub now_ns: u64,
 }
 
 impl Ctx<'_> {
@@ -78,6 +81,7 @@ const TABLE: [Option<Handler>; 64] = {
     t[abi::HYPERVISOR_SET_CALLBACKS as usize] = Some(callbacks::set_callbacks);
     t[abi::HYPERVISOR_CALLBACK_OP as usize] = Some(callbacks::callback_op);
     t[abi::HYPERVISOR_MULTICALL as usize] = Some(multicall::multicall);
+    t[abi::HYPERVISOR_SET_TIMER_OP as usize] = Some(timer::set_timer_op);
     t[abi::HYPERVISOR_CONSOLE_IO as usize] = Some(console_io::console_io);
     t[abi::HYPERVISOR_XEN_VERSION as usize] = Some(xen_version::xen_version);
     t[abi::HYPERVISOR_SCHED_OP as usize] = Some(sched_op::sched_op);
@@ -132,6 +136,7 @@ pub(crate) mod tests {
         pub dom: Domain,
         pub mem: FakeMemory,
         pub plat: FakePlatform,
+        pub now_ns: u64,
     }
 
     impl World {
@@ -158,11 +163,11 @@ pub(crate) mod tests {
                 console: GuestConsole::new(0),
                 vcpus: std::vec![Vcpu::new(0, TrapFrame::default(), Mfn(0))],
             };
-            World { dom, mem, plat: FakePlatform { out: Vec::new(), input: Vec::new() } }
+            World { dom, mem, plat: FakePlatform { out: Vec::new(), input: Vec::new() }, now_ns: 1_000_000 }
         }
 
         pub fn call(&mut self, nr: u64, args: [u64; 5]) -> Outcome {
-            let mut ctx = Ctx { domain: &mut self.dom, vcpu: 0, mem: &mut self.mem, platform: &mut self.plat };
+            let mut ctx = Ctx { domain: &mut self.dom, vcpu: 0, mem: &mut self.mem, platform: &mut self.plat, now_ns: self.now_ns };
             dispatch(&mut ctx, nr, args)
         }
 

@@ -1,7 +1,7 @@
 //! `sched_op`: yield, shutdown and the shutdown code.
 
 use guest_abi::errno::XenError;
-use guest_abi::sched::{SchedShutdown, SCHEDOP_SHUTDOWN, SCHEDOP_SHUTDOWN_CODE, SCHEDOP_YIELD};
+use guest_abi::sched::{SchedShutdown, SCHEDOP_BLOCK, SCHEDOP_SHUTDOWN, SCHEDOP_SHUTDOWN_CODE, SCHEDOP_YIELD};
 
 use super::{Ctx, HcResult, Outcome};
 use crate::domain::ShutdownReason;
@@ -16,6 +16,18 @@ fn serve(ctx: &mut Ctx, cmd: u32, arg: u64) -> HcResult {
     match cmd {
         // One vCPU per physical CPU for now: yielding returns at once.
         SCHEDOP_YIELD => Ok(0),
+        SCHEDOP_BLOCK => {
+            // Enable event delivery, then block; the scheduler lets the
+            // vCPU go on at once if an upcall is already pending.
+            let vcpu = ctx.vcpu;
+            if let Some(mask) = ctx.mem.frame_mut(ctx.domain.shared_info).and_then(|f| f.get_mut(vcpu * 64 + 1)) {
+                *mask = 0;
+            }
+            if let Some(v) = ctx.domain.vcpus.get_mut(vcpu) {
+                v.blocked = true;
+            }
+            Ok(0)
+        }
         SCHEDOP_SHUTDOWN => {
             let req: SchedShutdown = ctx.guest().read(arg).map_err(|_| XenError::Efault)?;
             ctx.domain.shutdown(ShutdownReason::from_code(req.reason));
@@ -55,6 +67,15 @@ mod tests {
             assert_eq!(w.call_ret(NR, [SCHEDOP_SHUTDOWN as u64, BUF_VA, 0, 0, 0]), 0);
             assert_eq!(w.dom.state, DomainState::Shutdown(reason));
         }
+    }
+
+    #[test]
+    fn block_unmasks_events_and_marks_the_vcpu() {
+        let mut w = World::new(false);
+        w.mem.0[8][1] = 1;
+        assert_eq!(w.call_ret(NR, [SCHEDOP_BLOCK as u64, 0, 0, 0, 0]), 0);
+        assert_eq!(w.mem.0[8][1], 0);
+        assert!(w.dom.vcpus[0].blocked);
     }
 
     #[test]

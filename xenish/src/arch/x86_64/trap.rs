@@ -8,12 +8,13 @@ use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use spin::Mutex;
 
 use super::memory::DirectMap;
-use super::{clock, cpu, entry, serial};
-use crate::domain::Domain;
+use super::{apic, clock, cpu, entry, gdt, serial};
+use crate::domain::{Domain, SegmentState};
 use crate::hypercall::Platform;
 use crate::mm::Mfn;
 use crate::regs::TrapFrame;
-use crate::system::{Action, System};
+use crate::sched::{SchedParams, VcpuRef};
+use crate::system::{Action, Next, System};
 use crate::time::{Clock, TimeScale};
 use crate::traps::CpuOps;
 
@@ -74,10 +75,14 @@ fn memory() -> DirectMap {
     unsafe { DirectMap::new(Mfn(FRAME_LIMIT.load(Ordering::Relaxed))) }
 }
 
-/// Starts running `domains` (the first one first) and never returns.
-pub fn run(domains: Vec<Domain>, frame_limit: Mfn, tsc_hz: u64, debug_exit: bool) -> ! {
+/// The hypervisor's own top-level table, loaded while the CPU idles.
+static IDLE_L4: AtomicU64 = AtomicU64::new(0);
+
+/// Starts running `domains` and never returns.
+pub fn run(domains: Vec<(Domain, SchedParams)>, frame_limit: Mfn, tsc_hz: u64, debug_exit: bool) -> ! {
     FRAME_LIMIT.store(frame_limit.0, Ordering::Relaxed);
     DEBUG_EXIT.store(debug_exit, Ordering::Relaxed);
+    IDLE_L4.store(cpu::read_cr3(), Ordering::Relaxed);
     let tsc = clock::rdtsc();
     let Some(scale) = TimeScale::from_hz(tsc_hz) else {
         crate::printk!("xenish: cannot measure the TSC frequency; halting");
@@ -90,35 +95,170 @@ pub fn run(domains: Vec<Domain>, frame_limit: Mfn, tsc_hz: u64, debug_exit: bool
         None => crate::printk!("xenish: the CMOS clock is unreadable; wallclock left at the epoch"),
     }
     let mut frame = TrapFrame::default();
-    let action = system.schedule_first(&mut frame);
-    if matches!(action, Action::Switch(_)) {
-        system.publish_time(&mut mem, clock::rdtsc());
-    }
+    let (now, tsc) = now(&system);
+    let action = system.start(&mut frame, now, tsc, &mut mem);
     *SYSTEM.lock() = Some(system);
-    carry_out(action);
-    entry::resume(&frame)
+    carry_out(action, None, &mut frame)
 }
 
-fn carry_out(action: Action) {
-    match action {
-        Action::Resume => {}
+/// The system time and TSC now.
+fn now(system: &System) -> (u64, u64) {
+    let tsc = clock::rdtsc();
+    (system.clock.system_time(tsc), tsc)
+}
+
+/// Handles one entry with the system locked, then carries out its action.
+fn enter(frame: &mut TrapFrame, handler: impl FnOnce(&mut System, &mut TrapFrame, u64, u64, &mut DirectMap) -> Action) {
+    let (action, previous) = {
+        let mut guard = SYSTEM.lock();
+        let Some(system) = guard.as_mut() else { hypervisor_fault(frame) };
+        let previous = system.current;
+        let (now, tsc) = now(system);
+        let action = handler(system, frame, now, tsc, &mut memory());
+        arm_timer(system);
+        (action, previous)
+    };
+    carry_out_inline(action, previous, frame);
+}
+
+/// Programs the APIC for the system's next deadline.
+fn arm_timer(system: &System) {
+    apic::set_deadline(system.next_deadline_ns().map(|ns| system.clock.tsc_at(ns)));
+}
+
+/// Carries out an action for a frame that will be returned to by the entry
+/// stub (returns normally), or diverges for idle and power-off.
+fn carry_out_inline(action: Action, previous: Option<VcpuRef>, frame: &mut TrapFrame) {
+    if action.toggled {
+        swapgs();
+    }
+    match action.next {
+        Next::Resume => {}
         // SAFETY: every guest top-level table carries the hypervisor's L4
         // slots, so the hypervisor stays mapped after the switch.
-        Action::Switch(l4) => unsafe { cpu::write_cr3(l4.addr()) },
-        Action::ToggleMode(l4) => {
-            // SAFETY: as above for the table; swapgs exchanges the guest's
-            // kernel and user GS bases, which the hypervisor never uses.
-            unsafe {
-                cpu::write_cr3(l4.addr());
-                core::arch::asm!("swapgs", options(nomem, nostack, preserves_flags));
-            }
+        Next::Reload(l4) => unsafe { cpu::write_cr3(l4.addr()) },
+        Next::Switch(l4) => {
+            switch_segments(previous);
+            // SAFETY: as above.
+            unsafe { cpu::write_cr3(l4.addr()) };
         }
-        Action::PowerOff { failed } => power_off(failed),
+        Next::Idle => {
+            switch_segments(previous);
+            idle(frame)
+        }
+        Next::PowerOff { failed } => power_off(failed),
     }
 }
 
-/// An exception: from a guest, handled by the core; from the hypervisor, fatal.
+/// Carries out the first action and enters the guest.
+fn carry_out(action: Action, previous: Option<VcpuRef>, frame: &mut TrapFrame) -> ! {
+    carry_out_inline(action, previous, frame);
+    entry::resume(frame)
+}
+
+fn swapgs() {
+    // SAFETY: exchanges the guest's kernel and user GS bases; the hypervisor
+    // never uses GS.
+    unsafe { core::arch::asm!("swapgs", options(nomem, nostack, preserves_flags)) };
+}
+
+const MSR_FS_BASE: u32 = 0xc000_0100;
+const MSR_GS_BASE: u32 = 0xc000_0101;
+const MSR_SHADOW_GS_BASE: u32 = 0xc000_0102;
+
+/// Saves the segment state of `previous` and loads that of the system's
+/// current vCPU, when they differ.
+fn switch_segments(previous: Option<VcpuRef>) {
+    let mut guard = SYSTEM.lock();
+    let Some(system) = guard.as_mut() else { return };
+    if previous == system.current {
+        return;
+    }
+    if let Some(v) = previous.and_then(|p| system.domains.get_mut(p.domain)?.vcpus.get_mut(p.vcpu)) {
+        v.segments = read_segments();
+    }
+    let next = system.current.and_then(|c| system.domains.get(c.domain)?.vcpus.get(c.vcpu)).map(|v| v.segments);
+    write_segments(&next.unwrap_or_default());
+}
+
+fn read_segments() -> SegmentState {
+    let (ds, es, fs, gs): (u16, u16, u16, u16);
+    // SAFETY: reading segment selectors has no side effects.
+    unsafe {
+        core::arch::asm!("mov {0:x}, ds", "mov {1:x}, es", "mov {2:x}, fs", "mov {3:x}, gs",
+            out(reg) ds, out(reg) es, out(reg) fs, out(reg) gs, options(nomem, nostack, preserves_flags));
+    }
+    // SAFETY: the base MSRs exist on every x86_64 CPU.
+    let (fs_base, gs_base, shadow_gs_base) =
+        unsafe { (cpu::rdmsr(MSR_FS_BASE), cpu::rdmsr(MSR_GS_BASE), cpu::rdmsr(MSR_SHADOW_GS_BASE)) };
+    SegmentState { ds, es, fs, gs, fs_base, gs_base, shadow_gs_base }
+}
+
+/// Only null and Xen's flat ring-3 selectors can be live (guests have no
+/// GDT of their own yet); anything else is loaded as null.
+fn safe_selector(sel: u16) -> u16 {
+    match sel {
+        gdt::RING3_DS | gdt::RING3_CS32 | gdt::RING3_CS64 => sel,
+        _ => 0,
+    }
+}
+
+fn write_segments(s: &SegmentState) {
+    // SAFETY: the selectors are null or flat ring-3 GDT entries that always
+    // exist; the bases were saved from this vCPU and are canonical.
+    unsafe {
+        core::arch::asm!("mov ds, {0:x}", "mov es, {1:x}", "mov fs, {2:x}", "mov gs, {3:x}",
+            in(reg) safe_selector(s.ds), in(reg) safe_selector(s.es), in(reg) safe_selector(s.fs),
+            in(reg) safe_selector(s.gs), options(nostack, preserves_flags));
+        cpu::wrmsr(MSR_FS_BASE, s.fs_base);
+        cpu::wrmsr(MSR_GS_BASE, s.gs_base);
+        cpu::wrmsr(MSR_SHADOW_GS_BASE, s.shadow_gs_base);
+    }
+}
+
+/// Idles until something can run, then enters it (discarding this stack).
+fn idle(frame: &mut TrapFrame) -> ! {
+    // SAFETY: the hypervisor's own table maps everything it needs.
+    unsafe { cpu::write_cr3(IDLE_L4.load(Ordering::Relaxed)) };
+    loop {
+        // SAFETY: sti; hlt waits for the APIC timer (or another interrupt),
+        // whose handler only acknowledges it; interrupts are off again after.
+        unsafe { core::arch::asm!("sti; hlt; cli", options(nomem, nostack)) };
+        let action = {
+            let mut guard = SYSTEM.lock();
+            let Some(system) = guard.as_mut() else { cpu::halt_forever() };
+            let (now, tsc) = now(system);
+            let action = system.idle_wakeup(frame, now, tsc, &mut memory());
+            arm_timer(system);
+            action
+        };
+        match action.next {
+            Next::Idle => continue,
+            Next::PowerOff { failed } => power_off(failed),
+            Next::Resume | Next::Reload(_) | Next::Switch(_) => {
+                let l4 = match action.next {
+                    Next::Reload(l4) | Next::Switch(l4) => l4,
+                    _ => Mfn(IDLE_L4.load(Ordering::Relaxed) >> 12),
+                };
+                switch_segments(None);
+                // SAFETY: a guest table carries the hypervisor's L4 slots.
+                unsafe { cpu::write_cr3(l4.addr()) };
+                entry::resume(frame)
+            }
+        }
+    }
+}
+
+/// An exception or interrupt: from a guest, handled by the core; the timer
+/// while idle, acknowledged; anything else from the hypervisor, fatal.
 pub fn handle(frame: &mut TrapFrame) {
+    if frame.vector == u64::from(apic::TIMER_VECTOR) {
+        apic::eoi();
+        if frame.from_guest() {
+            enter(frame, |s, f, now, tsc, mem| s.timer_interrupt(f, now, tsc, mem));
+        }
+        return;
+    }
     if !frame.from_guest() {
         hypervisor_fault(frame);
     }
@@ -126,32 +266,12 @@ pub fn handle(frame: &mut TrapFrame) {
         return; // NMI while a guest ran: nothing to do yet.
     }
     let cr2 = if frame.vector == 14 { cpu::read_cr2() } else { 0 };
-    let action = {
-        let mut guard = SYSTEM.lock();
-        let Some(system) = guard.as_mut() else { hypervisor_fault(frame) };
-        let mut mem = memory();
-        let action = system.guest_trap(frame, cr2, &mut mem, &mut Hardware);
-        if matches!(action, Action::Switch(_)) {
-            system.publish_time(&mut mem, clock::rdtsc());
-        }
-        action
-    };
-    carry_out(action);
+    enter(frame, |s, f, now, tsc, mem| s.guest_trap(f, cr2, now, tsc, mem, &mut Hardware));
 }
 
-/// A `syscall` from a guest kernel: a hypercall.
+/// A `syscall` from a guest: a hypercall, or a system call from guest user mode.
 pub fn handle_syscall(frame: &mut TrapFrame) {
-    let action = {
-        let mut guard = SYSTEM.lock();
-        let Some(system) = guard.as_mut() else { hypervisor_fault(frame) };
-        let mut mem = memory();
-        let action = system.syscall(frame, &mut mem, &mut Hardware);
-        if matches!(action, Action::Switch(_)) {
-            system.publish_time(&mut mem, clock::rdtsc());
-        }
-        action
-    };
-    carry_out(action);
+    enter(frame, |s, f, now, tsc, mem| s.syscall(f, now, tsc, mem, &mut Hardware));
 }
 
 /// Powers the machine off: QEMU's debug-exit device if present (status 0
