@@ -9,7 +9,8 @@
 #![no_std]
 
 pub mod console;
-pub mod hypercall;
+
+pub use guest_abi::hypercall;
 
 use guest_abi::xen::StartInfo;
 
@@ -43,64 +44,36 @@ mod start {
         .globl hypercall_page
     hypercall_page:
         .fill 4096, 1, 0xcc
-
-        .section .note.Xen, "a"
-        .balign 4
-        .macro xen_note_head type
-        .long 4
-        .long 2f - 1f
-        .long \type
-        .asciz "Xen"
-        .balign 4
-        .endm
-        .macro xen_note_str type, value
-        xen_note_head \type
-    1:  .asciz "\value"
-    2:  .balign 4
-        .endm
-        .macro xen_note_quad type, value
-        xen_note_head \type
-    1:  .quad \value
-    2:  .balign 4
-        .endm
-        xen_note_str {guest_os}, "xenish-rt"
-        xen_note_str {guest_version}, "0.1"
-        xen_note_str {xen_version}, "xen-3.0"
-        xen_note_str {loader}, "generic"
-        xen_note_quad {virt_base}, 0xffffffff80000000
-        xen_note_quad {paddr_offset}, 0
-        xen_note_quad {entry}, _start
-        xen_note_quad {hypercall_page}, hypercall_page
-        xen_note_str {features}, "!writable_page_tables|pae_pgdir_above_4gb"
-        xen_note_str {pae_mode}, "yes"
     "#,
         stack_size = const super::STACK_SIZE,
         main = sym super::rt_main,
-        guest_os = const guest_abi::elfnote::XEN_ELFNOTE_GUEST_OS,
-        guest_version = const guest_abi::elfnote::XEN_ELFNOTE_GUEST_VERSION,
-        xen_version = const guest_abi::elfnote::XEN_ELFNOTE_XEN_VERSION,
-        loader = const guest_abi::elfnote::XEN_ELFNOTE_LOADER,
-        virt_base = const guest_abi::elfnote::XEN_ELFNOTE_VIRT_BASE,
-        paddr_offset = const guest_abi::elfnote::XEN_ELFNOTE_PADDR_OFFSET,
-        entry = const guest_abi::elfnote::XEN_ELFNOTE_ENTRY,
-        hypercall_page = const guest_abi::elfnote::XEN_ELFNOTE_HYPERCALL_PAGE,
-        features = const guest_abi::elfnote::XEN_ELFNOTE_FEATURES,
-        pae_mode = const guest_abi::elfnote::XEN_ELFNOTE_PAE_MODE,
         options(att_syntax)
     );
+
+    guest_abi::xen_elfnotes! {
+        guest_os: "xenish-rt",
+        guest_version: "0.1",
+        virt_base: "0xffffffff80000000",
+        paddr_offset: "0",
+        entry: "_start",
+        hypercall_page: "hypercall_page",
+        features: "!writable_page_tables|pae_pgdir_above_4gb",
+    }
 
     #[panic_handler]
     fn panic(info: &core::panic::PanicInfo) -> ! {
         crate::println!("panic: {}", info);
-        crate::hypercall::shutdown(guest_abi::sched::SHUTDOWN_CRASH)
+        crate::shutdown(guest_abi::sched::SHUTDOWN_CRASH)
     }
 }
 
+#[cfg(target_os = "none")]
 extern "Rust" {
     fn __guest_rt_main(start_info: &'static StartInfo) -> !;
 }
 
 /// Called by the entry code with the `start_info` pointer from `rsi`.
+#[cfg(target_os = "none")]
 extern "C" fn rt_main(start_info: *const StartInfo) -> ! {
     // SAFETY: the domain builder passes the address of the start_info page,
     // mapped read-write in the initial mapping for the kernel's lifetime.
@@ -119,6 +92,13 @@ macro_rules! entry {
             main(start_info)
         }
     };
+}
+
+/// Shuts the domain down with a `SHUTDOWN_*` reason; never returns.
+pub fn shutdown(reason: u32) -> ! {
+    loop {
+        let _ = hypercall::sched_shutdown(reason);
+    }
 }
 
 /// The `start_info` type kernels receive (re-exported for [`entry!`]).

@@ -12,7 +12,7 @@ mod guest {
         // SAFETY: deliberately raises #UD; the domain is expected to die.
         unsafe { core::arch::asm!("ud2") };
         println!("crash: survived #UD (this must not happen)");
-        guest_rt::hypercall::shutdown(guest_abi::sched::SHUTDOWN_POWEROFF)
+        guest_rt::shutdown(guest_abi::sched::SHUTDOWN_POWEROFF)
     }
 
     guest_rt::entry!(main);

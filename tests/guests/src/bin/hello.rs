@@ -4,21 +4,20 @@
 
 #[cfg(target_os = "none")]
 mod guest {
+    use guest_abi::hypercall;
     use guest_abi::sched::SHUTDOWN_POWEROFF;
-    use guest_abi::version::XENVER_VERSION;
-    use guest_abi::xen::{StartInfo, HYPERVISOR_XEN_VERSION};
-    use guest_rt::{hypercall, println};
+    use guest_abi::xen::StartInfo;
+    use guest_rt::println;
 
     fn main(si: &'static StartInfo) -> ! {
         println!("Hello from a xenish PV guest");
-        let magic = &si.magic[..si.magic.iter().position(|&b| b == 0).unwrap_or(si.magic.len())];
-        println!("magic={} nr_pages={} flags={:#x}", core::str::from_utf8(magic).unwrap_or("?"), si.nr_pages, si.flags);
-        // SAFETY: XENVER_version takes no argument.
-        let v = unsafe { hypercall::hypercall(HYPERVISOR_XEN_VERSION, XENVER_VERSION as u64, 0, 0, 0, 0) };
-        println!("running on Xen ABI {}.{}", v >> 16, v & 0xffff);
-        let cmdline = &si.cmd_line[..si.cmd_line.iter().position(|&b| b == 0).unwrap_or(0)];
-        println!("cmdline: {}", core::str::from_utf8(cmdline).unwrap_or("?"));
-        hypercall::shutdown(SHUTDOWN_POWEROFF)
+        println!("magic={} nr_pages={} flags={:#x}", si.magic_str(), si.nr_pages, si.flags);
+        match hypercall::xen_version() {
+            Ok((major, minor)) => println!("running on Xen ABI {major}.{minor}"),
+            Err(e) => println!("xen_version failed: {e}"),
+        }
+        println!("cmdline: {}", core::str::from_utf8(si.cmd_line_bytes()).unwrap_or("<not utf-8>"));
+        guest_rt::shutdown(SHUTDOWN_POWEROFF)
     }
 
     guest_rt::entry!(main);

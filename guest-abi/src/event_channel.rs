@@ -1,0 +1,223 @@
+//! Event channels (`event_channel.h`): EVTCHNOP_* commands and their argument structs.
+
+xen_consts! {
+    "event_channel.h";
+    EVTCHNOP_BIND_INTERDOMAIN: u32 = 0, "EVTCHNOP_bind_interdomain";
+    EVTCHNOP_BIND_VIRQ: u32 = 1, "EVTCHNOP_bind_virq";
+    EVTCHNOP_BIND_PIRQ: u32 = 2, "EVTCHNOP_bind_pirq";
+    EVTCHNOP_CLOSE: u32 = 3, "EVTCHNOP_close";
+    EVTCHNOP_SEND: u32 = 4, "EVTCHNOP_send";
+    EVTCHNOP_STATUS: u32 = 5, "EVTCHNOP_status";
+    EVTCHNOP_ALLOC_UNBOUND: u32 = 6, "EVTCHNOP_alloc_unbound";
+    EVTCHNOP_BIND_IPI: u32 = 7, "EVTCHNOP_bind_ipi";
+    EVTCHNOP_BIND_VCPU: u32 = 8, "EVTCHNOP_bind_vcpu";
+    EVTCHNOP_UNMASK: u32 = 9, "EVTCHNOP_unmask";
+    EVTCHNOP_RESET: u32 = 0xa, "EVTCHNOP_reset";
+    EVTCHNOP_INIT_CONTROL: u32 = 0xb, "EVTCHNOP_init_control";
+    EVTCHNOP_EXPAND_ARRAY: u32 = 0xc, "EVTCHNOP_expand_array";
+    EVTCHNOP_SET_PRIORITY: u32 = 0xd, "EVTCHNOP_set_priority";
+    EVTCHNSTAT_CLOSED: u32 = 0, "EVTCHNSTAT_closed";
+    EVTCHNSTAT_UNBOUND: u32 = 1, "EVTCHNSTAT_unbound";
+    EVTCHNSTAT_INTERDOMAIN: u32 = 2, "EVTCHNSTAT_interdomain";
+    EVTCHNSTAT_PIRQ: u32 = 3, "EVTCHNSTAT_pirq";
+    EVTCHNSTAT_VIRQ: u32 = 4, "EVTCHNSTAT_virq";
+    EVTCHNSTAT_IPI: u32 = 5, "EVTCHNSTAT_ipi";
+    EVTCHN_FIFO_PRIORITY_MAX: u32 = 0, "EVTCHN_FIFO_PRIORITY_MAX";
+    EVTCHN_FIFO_PRIORITY_DEFAULT: u32 = 7, "EVTCHN_FIFO_PRIORITY_DEFAULT";
+    EVTCHN_FIFO_PRIORITY_MIN: u32 = 0xf, "EVTCHN_FIFO_PRIORITY_MIN";
+    EVTCHN_FIFO_MAX_QUEUES: u32 = 0x10, "EVTCHN_FIFO_MAX_QUEUES";
+    EVTCHN_FIFO_PENDING: u32 = 0x1f, "EVTCHN_FIFO_PENDING";
+    EVTCHN_FIFO_MASKED: u32 = 0x1e, "EVTCHN_FIFO_MASKED";
+    EVTCHN_FIFO_LINKED: u32 = 0x1d, "EVTCHN_FIFO_LINKED";
+    EVTCHN_FIFO_BUSY: u32 = 0x1c, "EVTCHN_FIFO_BUSY";
+    EVTCHN_FIFO_LINK_BITS: u32 = 0x11, "EVTCHN_FIFO_LINK_BITS";
+    EVTCHN_FIFO_LINK_MASK: u32 = 0x1ffff, "EVTCHN_FIFO_LINK_MASK";
+    EVTCHN_FIFO_NR_CHANNELS: u32 = 0x20000, "EVTCHN_FIFO_NR_CHANNELS";
+}
+
+xen_struct! {
+    "event_channel.h", "struct evtchn_alloc_unbound", 8;
+    /// `struct evtchn_alloc_unbound` (event_channel.h).
+    pub struct EvtchnAllocUnbound {
+        /// `dom`
+        dom: u16 = "dom",
+        /// `remote_dom`
+        remote_dom: u16 = "remote_dom",
+        /// `port`
+        port: u32 = "port",
+    }
+}
+
+xen_struct! {
+    "event_channel.h", "struct evtchn_bind_interdomain", 12;
+    /// `struct evtchn_bind_interdomain` (event_channel.h).
+    pub struct EvtchnBindInterdomain {
+        /// `remote_dom`
+        remote_dom: u16 = "remote_dom",
+        /// Padding (implicit in the C layout).
+        _pad0: [u8; 2] = "",
+        /// `remote_port`
+        remote_port: u32 = "remote_port",
+        /// `local_port`
+        local_port: u32 = "local_port",
+    }
+}
+
+xen_struct! {
+    "event_channel.h", "struct evtchn_bind_virq", 12;
+    /// `struct evtchn_bind_virq` (event_channel.h).
+    pub struct EvtchnBindVirq {
+        /// `virq`
+        virq: u32 = "virq",
+        /// `vcpu`
+        vcpu: u32 = "vcpu",
+        /// `port`
+        port: u32 = "port",
+    }
+}
+
+xen_struct! {
+    "event_channel.h", "struct evtchn_bind_pirq", 12;
+    /// `struct evtchn_bind_pirq` (event_channel.h).
+    pub struct EvtchnBindPirq {
+        /// `pirq`
+        pirq: u32 = "pirq",
+        /// `flags`
+        flags: u32 = "flags",
+        /// `port`
+        port: u32 = "port",
+    }
+}
+
+xen_struct! {
+    "event_channel.h", "struct evtchn_bind_ipi", 8;
+    /// `struct evtchn_bind_ipi` (event_channel.h).
+    pub struct EvtchnBindIpi {
+        /// `vcpu`
+        vcpu: u32 = "vcpu",
+        /// `port`
+        port: u32 = "port",
+    }
+}
+
+xen_struct! {
+    "event_channel.h", "struct evtchn_close", 4;
+    /// `struct evtchn_close` (event_channel.h).
+    pub struct EvtchnClose {
+        /// `port`
+        port: u32 = "port",
+    }
+}
+
+xen_struct! {
+    "event_channel.h", "struct evtchn_send", 4;
+    /// `struct evtchn_send` (event_channel.h).
+    pub struct EvtchnSend {
+        /// `port`
+        port: u32 = "port",
+    }
+}
+
+xen_struct! {
+    "event_channel.h", "struct evtchn_status", 24;
+    /// `struct evtchn_status` (event_channel.h).
+    pub struct EvtchnStatus {
+        /// `dom`
+        dom: u16 = "dom",
+        /// Padding (implicit in the C layout).
+        _pad0: [u8; 2] = "",
+        /// `port`
+        port: u32 = "port",
+        /// `status`
+        status: u32 = "status",
+        /// `vcpu`
+        vcpu: u32 = "vcpu",
+        /// `u`
+        u: [u32; 2] = "u",
+    }
+}
+
+xen_struct! {
+    "event_channel.h", "struct evtchn_bind_vcpu", 8;
+    /// `struct evtchn_bind_vcpu` (event_channel.h).
+    pub struct EvtchnBindVcpu {
+        /// `port`
+        port: u32 = "port",
+        /// `vcpu`
+        vcpu: u32 = "vcpu",
+    }
+}
+
+xen_struct! {
+    "event_channel.h", "struct evtchn_unmask", 4;
+    /// `struct evtchn_unmask` (event_channel.h).
+    pub struct EvtchnUnmask {
+        /// `port`
+        port: u32 = "port",
+    }
+}
+
+xen_struct! {
+    "event_channel.h", "struct evtchn_reset", 2;
+    /// `struct evtchn_reset` (event_channel.h).
+    pub struct EvtchnReset {
+        /// `dom`
+        dom: u16 = "dom",
+    }
+}
+
+xen_struct! {
+    "event_channel.h", "struct evtchn_init_control", 24;
+    /// `struct evtchn_init_control` (event_channel.h).
+    pub struct EvtchnInitControl {
+        /// `control_gfn`
+        control_gfn: u64 = "control_gfn",
+        /// `offset`
+        offset: u32 = "offset",
+        /// `vcpu`
+        vcpu: u32 = "vcpu",
+        /// `link_bits`
+        link_bits: u8 = "link_bits",
+        /// `_pad`
+        _pad: [u8; 7] = "_pad",
+    }
+}
+
+xen_struct! {
+    "event_channel.h", "struct evtchn_expand_array", 8;
+    /// `struct evtchn_expand_array` (event_channel.h).
+    pub struct EvtchnExpandArray {
+        /// `array_gfn`
+        array_gfn: u64 = "array_gfn",
+    }
+}
+
+xen_struct! {
+    "event_channel.h", "struct evtchn_set_priority", 8;
+    /// `struct evtchn_set_priority` (event_channel.h).
+    pub struct EvtchnSetPriority {
+        /// `port`
+        port: u32 = "port",
+        /// `priority`
+        priority: u32 = "priority",
+    }
+}
+
+/// Every struct of this module, for the conformance test.
+#[doc(hidden)]
+pub const STRUCTS: &[crate::registry::StructLayout] = &[
+    <EvtchnAllocUnbound as crate::registry::Described>::LAYOUT,
+    <EvtchnBindInterdomain as crate::registry::Described>::LAYOUT,
+    <EvtchnBindVirq as crate::registry::Described>::LAYOUT,
+    <EvtchnBindPirq as crate::registry::Described>::LAYOUT,
+    <EvtchnBindIpi as crate::registry::Described>::LAYOUT,
+    <EvtchnClose as crate::registry::Described>::LAYOUT,
+    <EvtchnSend as crate::registry::Described>::LAYOUT,
+    <EvtchnStatus as crate::registry::Described>::LAYOUT,
+    <EvtchnBindVcpu as crate::registry::Described>::LAYOUT,
+    <EvtchnUnmask as crate::registry::Described>::LAYOUT,
+    <EvtchnReset as crate::registry::Described>::LAYOUT,
+    <EvtchnInitControl as crate::registry::Described>::LAYOUT,
+    <EvtchnExpandArray as crate::registry::Described>::LAYOUT,
+    <EvtchnSetPriority as crate::registry::Described>::LAYOUT,
+];

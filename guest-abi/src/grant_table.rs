@@ -1,0 +1,330 @@
+//! Grant tables (`grant_table.h`): v1 entries, GTF_*/GNTMAP_* flags, GNTTABOP_* structs and GNTST_* statuses.
+
+xen_consts! {
+    "grant_table.h";
+    GNTTAB_NR_RESERVED_ENTRIES: u32 = 8, "GNTTAB_NR_RESERVED_ENTRIES";
+    GNTTAB_RESERVED_CONSOLE: u32 = 0, "GNTTAB_RESERVED_CONSOLE";
+    GNTTAB_RESERVED_XENSTORE: u32 = 1, "GNTTAB_RESERVED_XENSTORE";
+    GTF_INVALID: u32 = 0, "GTF_invalid";
+    GTF_PERMIT_ACCESS: u32 = 1, "GTF_permit_access";
+    GTF_ACCEPT_TRANSFER: u32 = 2, "GTF_accept_transfer";
+    GTF_TRANSITIVE: u32 = 3, "GTF_transitive";
+    GTF_TYPE_MASK: u32 = 3, "GTF_type_mask";
+    GTF_READONLY_BIT: u32 = 2, "_GTF_readonly";
+    GTF_READONLY: u32 = 4, "GTF_readonly";
+    GTF_READING_BIT: u32 = 3, "_GTF_reading";
+    GTF_READING: u32 = 8, "GTF_reading";
+    GTF_WRITING_BIT: u32 = 4, "_GTF_writing";
+    GTF_WRITING: u32 = 0x10, "GTF_writing";
+    GTF_PWT_BIT: u32 = 5, "_GTF_PWT";
+    GTF_PWT: u32 = 0x20, "GTF_PWT";
+    GTF_PCD_BIT: u32 = 6, "_GTF_PCD";
+    GTF_PCD: u32 = 0x40, "GTF_PCD";
+    GTF_PAT_BIT: u32 = 7, "_GTF_PAT";
+    GTF_PAT: u32 = 0x80, "GTF_PAT";
+    GTF_SUB_PAGE_BIT: u32 = 8, "_GTF_sub_page";
+    GTF_SUB_PAGE: u32 = 0x100, "GTF_sub_page";
+    GTF_TRANSFER_COMMITTED_BIT: u32 = 2, "_GTF_transfer_committed";
+    GTF_TRANSFER_COMMITTED: u32 = 4, "GTF_transfer_committed";
+    GTF_TRANSFER_COMPLETED_BIT: u32 = 3, "_GTF_transfer_completed";
+    GTF_TRANSFER_COMPLETED: u32 = 8, "GTF_transfer_completed";
+    GNTTABOP_MAP_GRANT_REF: u32 = 0, "GNTTABOP_map_grant_ref";
+    GNTTABOP_UNMAP_GRANT_REF: u32 = 1, "GNTTABOP_unmap_grant_ref";
+    GNTTABOP_SETUP_TABLE: u32 = 2, "GNTTABOP_setup_table";
+    GNTTABOP_DUMP_TABLE: u32 = 3, "GNTTABOP_dump_table";
+    GNTTABOP_TRANSFER: u32 = 4, "GNTTABOP_transfer";
+    GNTTABOP_COPY: u32 = 5, "GNTTABOP_copy";
+    GNTTABOP_QUERY_SIZE: u32 = 6, "GNTTABOP_query_size";
+    GNTTABOP_UNMAP_AND_REPLACE: u32 = 7, "GNTTABOP_unmap_and_replace";
+    GNTTABOP_SET_VERSION: u32 = 8, "GNTTABOP_set_version";
+    GNTTABOP_GET_STATUS_FRAMES: u32 = 9, "GNTTABOP_get_status_frames";
+    GNTTABOP_GET_VERSION: u32 = 0xa, "GNTTABOP_get_version";
+    GNTTABOP_SWAP_GRANT_REF: u32 = 0xb, "GNTTABOP_swap_grant_ref";
+    GNTTABOP_CACHE_FLUSH: u32 = 0xc, "GNTTABOP_cache_flush";
+    GNTCOPY_SOURCE_GREF_BIT: u32 = 0, "_GNTCOPY_source_gref";
+    GNTCOPY_SOURCE_GREF: u32 = 1, "GNTCOPY_source_gref";
+    GNTCOPY_DEST_GREF_BIT: u32 = 1, "_GNTCOPY_dest_gref";
+    GNTCOPY_DEST_GREF: u32 = 2, "GNTCOPY_dest_gref";
+    GNTTAB_CACHE_CLEAN: u32 = 1, "GNTTAB_CACHE_CLEAN";
+    GNTTAB_CACHE_INVAL: u32 = 2, "GNTTAB_CACHE_INVAL";
+    GNTTAB_CACHE_SOURCE_GREF: u32 = 0x80000000, "GNTTAB_CACHE_SOURCE_GREF";
+    GNTMAP_DEVICE_MAP_BIT: u32 = 0, "_GNTMAP_device_map";
+    GNTMAP_DEVICE_MAP: u32 = 1, "GNTMAP_device_map";
+    GNTMAP_HOST_MAP_BIT: u32 = 1, "_GNTMAP_host_map";
+    GNTMAP_HOST_MAP: u32 = 2, "GNTMAP_host_map";
+    GNTMAP_READONLY_BIT: u32 = 2, "_GNTMAP_readonly";
+    GNTMAP_READONLY: u32 = 4, "GNTMAP_readonly";
+    GNTMAP_APPLICATION_MAP_BIT: u32 = 3, "_GNTMAP_application_map";
+    GNTMAP_APPLICATION_MAP: u32 = 8, "GNTMAP_application_map";
+    GNTMAP_CONTAINS_PTE_BIT: u32 = 4, "_GNTMAP_contains_pte";
+    GNTMAP_CONTAINS_PTE: u32 = 0x10, "GNTMAP_contains_pte";
+    GNTMAP_GUEST_AVAIL0_BIT: u32 = 0x10, "_GNTMAP_guest_avail0";
+    GNTMAP_GUEST_AVAIL_MASK: u32 = 0xffff0000, "GNTMAP_guest_avail_mask";
+    GNTST_OKAY: u32 = 0, "GNTST_okay";
+    GNTST_GENERAL_ERROR: i32 = -1, "GNTST_general_error";
+    GNTST_BAD_DOMAIN: i32 = -2, "GNTST_bad_domain";
+    GNTST_BAD_GNTREF: i32 = -3, "GNTST_bad_gntref";
+    GNTST_BAD_HANDLE: i32 = -4, "GNTST_bad_handle";
+    GNTST_BAD_VIRT_ADDR: i32 = -5, "GNTST_bad_virt_addr";
+    GNTST_BAD_DEV_ADDR: i32 = -6, "GNTST_bad_dev_addr";
+    GNTST_NO_DEVICE_SPACE: i32 = -7, "GNTST_no_device_space";
+    GNTST_PERMISSION_DENIED: i32 = -8, "GNTST_permission_denied";
+    GNTST_BAD_PAGE: i32 = -9, "GNTST_bad_page";
+    GNTST_BAD_COPY_ARG: i32 = -10, "GNTST_bad_copy_arg";
+    GNTST_ADDRESS_TOO_BIG: i32 = -11, "GNTST_address_too_big";
+    GNTST_EAGAIN: i32 = -12, "GNTST_eagain";
+    GNTST_NO_SPACE: i32 = -13, "GNTST_no_space";
+}
+
+xen_struct! {
+    "grant_table.h", "struct grant_entry_v1", 8;
+    /// `struct grant_entry_v1` (grant_table.h).
+    pub struct GrantEntryV1 {
+        /// `flags`
+        flags: u16 = "flags",
+        /// `domid`
+        domid: u16 = "domid",
+        /// `frame`
+        frame: u32 = "frame",
+    }
+}
+
+xen_struct! {
+    "grant_table.h", "struct gnttab_setup_table", 24;
+    /// `struct gnttab_setup_table` (grant_table.h).
+    pub struct GnttabSetupTable {
+        /// `dom`
+        dom: u16 = "dom",
+        /// Padding (implicit in the C layout).
+        _pad0: [u8; 2] = "",
+        /// `nr_frames`
+        nr_frames: u32 = "nr_frames",
+        /// `status`
+        status: i16 = "status",
+        /// Padding (implicit in the C layout).
+        _pad1: [u8; 6] = "",
+        /// `frame_list`
+        frame_list: u64 = "frame_list",
+    }
+}
+
+xen_struct! {
+    "grant_table.h", "struct gnttab_dump_table", 4;
+    /// `struct gnttab_dump_table` (grant_table.h).
+    pub struct GnttabDumpTable {
+        /// `dom`
+        dom: u16 = "dom",
+        /// `status`
+        status: i16 = "status",
+    }
+}
+
+xen_struct! {
+    "grant_table.h", "struct gnttab_map_grant_ref", 32;
+    /// `struct gnttab_map_grant_ref` (grant_table.h).
+    pub struct GnttabMapGrantRef {
+        /// `host_addr`
+        host_addr: u64 = "host_addr",
+        /// `flags`
+        flags: u32 = "flags",
+        /// `ref`
+        ref_: u32 = "ref",
+        /// `dom`
+        dom: u16 = "dom",
+        /// `status`
+        status: i16 = "status",
+        /// `handle`
+        handle: u32 = "handle",
+        /// `dev_bus_addr`
+        dev_bus_addr: u64 = "dev_bus_addr",
+    }
+}
+
+xen_struct! {
+    "grant_table.h", "struct gnttab_unmap_grant_ref", 24;
+    /// `struct gnttab_unmap_grant_ref` (grant_table.h).
+    pub struct GnttabUnmapGrantRef {
+        /// `host_addr`
+        host_addr: u64 = "host_addr",
+        /// `dev_bus_addr`
+        dev_bus_addr: u64 = "dev_bus_addr",
+        /// `handle`
+        handle: u32 = "handle",
+        /// `status`
+        status: i16 = "status",
+        /// Padding (implicit in the C layout).
+        _pad0: [u8; 2] = "",
+    }
+}
+
+xen_struct! {
+    "grant_table.h", "struct gnttab_transfer", 24;
+    /// `struct gnttab_transfer` (grant_table.h).
+    pub struct GnttabTransfer {
+        /// `mfn`
+        mfn: u64 = "mfn",
+        /// `domid`
+        domid: u16 = "domid",
+        /// Padding (implicit in the C layout).
+        _pad0: [u8; 2] = "",
+        /// `ref`
+        ref_: u32 = "ref",
+        /// `status`
+        status: i16 = "status",
+        /// Padding (implicit in the C layout).
+        _pad1: [u8; 6] = "",
+    }
+}
+
+xen_struct! {
+    "grant_table.h", "struct gnttab_copy", 40;
+    /// `struct gnttab_copy` (grant_table.h).
+    pub struct GnttabCopy {
+        /// `source`
+        source: [u64; 2] = "source",
+        /// `dest`
+        dest: [u64; 2] = "dest",
+        /// `len`
+        len: u16 = "len",
+        /// `flags`
+        flags: u16 = "flags",
+        /// `status`
+        status: i16 = "status",
+        /// Padding (implicit in the C layout).
+        _pad0: [u8; 2] = "",
+    }
+}
+
+xen_struct! {
+    "grant_table.h", "struct gnttab_query_size", 16;
+    /// `struct gnttab_query_size` (grant_table.h).
+    pub struct GnttabQuerySize {
+        /// `dom`
+        dom: u16 = "dom",
+        /// Padding (implicit in the C layout).
+        _pad0: [u8; 2] = "",
+        /// `nr_frames`
+        nr_frames: u32 = "nr_frames",
+        /// `max_nr_frames`
+        max_nr_frames: u32 = "max_nr_frames",
+        /// `status`
+        status: i16 = "status",
+        /// Padding (implicit in the C layout).
+        _pad1: [u8; 2] = "",
+    }
+}
+
+xen_struct! {
+    "grant_table.h", "struct gnttab_unmap_and_replace", 24;
+    /// `struct gnttab_unmap_and_replace` (grant_table.h).
+    pub struct GnttabUnmapAndReplace {
+        /// `host_addr`
+        host_addr: u64 = "host_addr",
+        /// `new_addr`
+        new_addr: u64 = "new_addr",
+        /// `handle`
+        handle: u32 = "handle",
+        /// `status`
+        status: i16 = "status",
+        /// Padding (implicit in the C layout).
+        _pad0: [u8; 2] = "",
+    }
+}
+
+xen_struct! {
+    "grant_table.h", "struct gnttab_set_version", 4;
+    /// `struct gnttab_set_version` (grant_table.h).
+    pub struct GnttabSetVersion {
+        /// `version`
+        version: u32 = "version",
+    }
+}
+
+xen_struct! {
+    "grant_table.h", "struct gnttab_get_status_frames", 16;
+    /// `struct gnttab_get_status_frames` (grant_table.h).
+    pub struct GnttabGetStatusFrames {
+        /// `nr_frames`
+        nr_frames: u32 = "nr_frames",
+        /// `dom`
+        dom: u16 = "dom",
+        /// `status`
+        status: i16 = "status",
+        /// `frame_list`
+        frame_list: u64 = "frame_list",
+    }
+}
+
+xen_struct! {
+    "grant_table.h", "struct gnttab_get_version", 8;
+    /// `struct gnttab_get_version` (grant_table.h).
+    pub struct GnttabGetVersion {
+        /// `dom`
+        dom: u16 = "dom",
+        /// `pad`
+        pad: u16 = "pad",
+        /// `version`
+        version: u32 = "version",
+    }
+}
+
+xen_struct! {
+    "grant_table.h", "struct gnttab_swap_grant_ref", 12;
+    /// `struct gnttab_swap_grant_ref` (grant_table.h).
+    pub struct GnttabSwapGrantRef {
+        /// `ref_a`
+        ref_a: u32 = "ref_a",
+        /// `ref_b`
+        ref_b: u32 = "ref_b",
+        /// `status`
+        status: i16 = "status",
+        /// Padding (implicit in the C layout).
+        _pad0: [u8; 2] = "",
+    }
+}
+
+xen_struct! {
+    "grant_table.h", "struct gnttab_cache_flush", 16;
+    /// `struct gnttab_cache_flush` (grant_table.h).
+    pub struct GnttabCacheFlush {
+        /// `a`
+        a: u64 = "a",
+        /// `offset`
+        offset: u16 = "offset",
+        /// `length`
+        length: u16 = "length",
+        /// `op`
+        op: u32 = "op",
+    }
+}
+
+xen_struct! {
+    "grant_table.h", "struct grant_entry_header", 4;
+    /// `struct grant_entry_header` (grant_table.h).
+    pub struct GrantEntryHeader {
+        /// `flags`
+        flags: u16 = "flags",
+        /// `domid`
+        domid: u16 = "domid",
+    }
+}
+
+/// Every struct of this module, for the conformance test.
+#[doc(hidden)]
+pub const STRUCTS: &[crate::registry::StructLayout] = &[
+    <GrantEntryV1 as crate::registry::Described>::LAYOUT,
+    <GnttabSetupTable as crate::registry::Described>::LAYOUT,
+    <GnttabDumpTable as crate::registry::Described>::LAYOUT,
+    <GnttabMapGrantRef as crate::registry::Described>::LAYOUT,
+    <GnttabUnmapGrantRef as crate::registry::Described>::LAYOUT,
+    <GnttabTransfer as crate::registry::Described>::LAYOUT,
+    <GnttabCopy as crate::registry::Described>::LAYOUT,
+    <GnttabQuerySize as crate::registry::Described>::LAYOUT,
+    <GnttabUnmapAndReplace as crate::registry::Described>::LAYOUT,
+    <GnttabSetVersion as crate::registry::Described>::LAYOUT,
+    <GnttabGetStatusFrames as crate::registry::Described>::LAYOUT,
+    <GnttabGetVersion as crate::registry::Described>::LAYOUT,
+    <GnttabSwapGrantRef as crate::registry::Described>::LAYOUT,
+    <GnttabCacheFlush as crate::registry::Described>::LAYOUT,
+    <GrantEntryHeader as crate::registry::Described>::LAYOUT,
+];

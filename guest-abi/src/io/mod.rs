@@ -1,0 +1,10 @@
+//! The split-driver protocols of `xen/io/`: the shared ring and the
+//! block, network, console, XenStore and XenBus definitions.
+
+pub mod blkif;
+pub mod console;
+#[allow(unsafe_code)]
+pub mod ring;
+pub mod netif;
+pub mod xenbus;
+pub mod xs_wire;

@@ -1,0 +1,335 @@
+//! Core interface (`xen.h`): hypercall numbers, MMU commands, VIRQs, VM assists, domain IDs, start_info/shared_info/vcpu_info.
+
+use crate::arch_x86::{ArchSharedInfo, ArchVcpuInfo};
+
+xen_consts! {
+    "xen.h";
+    VIRQ_TIMER: u32 = 0, "VIRQ_TIMER";
+    VIRQ_DEBUG: u32 = 1, "VIRQ_DEBUG";
+    VIRQ_CONSOLE: u32 = 2, "VIRQ_CONSOLE";
+    VIRQ_DOM_EXC: u32 = 3, "VIRQ_DOM_EXC";
+    VIRQ_TBUF: u32 = 4, "VIRQ_TBUF";
+    VIRQ_DEBUGGER: u32 = 6, "VIRQ_DEBUGGER";
+    VIRQ_XENOPROF: u32 = 7, "VIRQ_XENOPROF";
+    VIRQ_CON_RING: u32 = 8, "VIRQ_CON_RING";
+    VIRQ_PCPU_STATE: u32 = 9, "VIRQ_PCPU_STATE";
+    VIRQ_MEM_EVENT: u32 = 0xa, "VIRQ_MEM_EVENT";
+    VIRQ_ARGO: u32 = 0xb, "VIRQ_ARGO";
+    VIRQ_ENOMEM: u32 = 0xc, "VIRQ_ENOMEM";
+    VIRQ_XENPMU: u32 = 0xd, "VIRQ_XENPMU";
+    VIRQ_ARCH_0: u32 = 0x10, "VIRQ_ARCH_0";
+    VIRQ_ARCH_1: u32 = 0x11, "VIRQ_ARCH_1";
+    VIRQ_ARCH_2: u32 = 0x12, "VIRQ_ARCH_2";
+    VIRQ_ARCH_3: u32 = 0x13, "VIRQ_ARCH_3";
+    VIRQ_ARCH_4: u32 = 0x14, "VIRQ_ARCH_4";
+    VIRQ_ARCH_5: u32 = 0x15, "VIRQ_ARCH_5";
+    VIRQ_ARCH_6: u32 = 0x16, "VIRQ_ARCH_6";
+    VIRQ_ARCH_7: u32 = 0x17, "VIRQ_ARCH_7";
+    MMU_NORMAL_PT_UPDATE: u32 = 0, "MMU_NORMAL_PT_UPDATE";
+    MMU_MACHPHYS_UPDATE: u32 = 1, "MMU_MACHPHYS_UPDATE";
+    MMU_PT_UPDATE_PRESERVE_AD: u32 = 2, "MMU_PT_UPDATE_PRESERVE_AD";
+    MMU_PT_UPDATE_NO_TRANSLATE: u32 = 3, "MMU_PT_UPDATE_NO_TRANSLATE";
+    MMUEXT_PIN_L1_TABLE: u32 = 0, "MMUEXT_PIN_L1_TABLE";
+    MMUEXT_PIN_L2_TABLE: u32 = 1, "MMUEXT_PIN_L2_TABLE";
+    MMUEXT_PIN_L3_TABLE: u32 = 2, "MMUEXT_PIN_L3_TABLE";
+    MMUEXT_PIN_L4_TABLE: u32 = 3, "MMUEXT_PIN_L4_TABLE";
+    MMUEXT_UNPIN_TABLE: u32 = 4, "MMUEXT_UNPIN_TABLE";
+    MMUEXT_NEW_BASEPTR: u32 = 5, "MMUEXT_NEW_BASEPTR";
+    MMUEXT_TLB_FLUSH_LOCAL: u32 = 6, "MMUEXT_TLB_FLUSH_LOCAL";
+    MMUEXT_INVLPG_LOCAL: u32 = 7, "MMUEXT_INVLPG_LOCAL";
+    MMUEXT_TLB_FLUSH_MULTI: u32 = 8, "MMUEXT_TLB_FLUSH_MULTI";
+    MMUEXT_INVLPG_MULTI: u32 = 9, "MMUEXT_INVLPG_MULTI";
+    MMUEXT_TLB_FLUSH_ALL: u32 = 0xa, "MMUEXT_TLB_FLUSH_ALL";
+    MMUEXT_INVLPG_ALL: u32 = 0xb, "MMUEXT_INVLPG_ALL";
+    MMUEXT_FLUSH_CACHE: u32 = 0xc, "MMUEXT_FLUSH_CACHE";
+    MMUEXT_SET_LDT: u32 = 0xd, "MMUEXT_SET_LDT";
+    MMUEXT_NEW_USER_BASEPTR: u32 = 0xf, "MMUEXT_NEW_USER_BASEPTR";
+    MMUEXT_CLEAR_PAGE: u32 = 0x10, "MMUEXT_CLEAR_PAGE";
+    MMUEXT_COPY_PAGE: u32 = 0x11, "MMUEXT_COPY_PAGE";
+    MMUEXT_FLUSH_CACHE_GLOBAL: u32 = 0x12, "MMUEXT_FLUSH_CACHE_GLOBAL";
+    MMUEXT_MARK_SUPER: u32 = 0x13, "MMUEXT_MARK_SUPER";
+    MMUEXT_UNMARK_SUPER: u32 = 0x14, "MMUEXT_UNMARK_SUPER";
+    UVMF_NONE: u32 = 0, "UVMF_NONE";
+    UVMF_TLB_FLUSH: u32 = 1, "UVMF_TLB_FLUSH";
+    UVMF_INVLPG: u32 = 2, "UVMF_INVLPG";
+    UVMF_FLUSHTYPE_MASK: u32 = 3, "UVMF_FLUSHTYPE_MASK";
+    UVMF_MULTI: u32 = 0, "UVMF_MULTI";
+    UVMF_LOCAL: u32 = 0, "UVMF_LOCAL";
+    UVMF_ALL: u32 = 4, "UVMF_ALL";
+    CONSOLEIO_WRITE: u32 = 0, "CONSOLEIO_write";
+    CONSOLEIO_READ: u32 = 1, "CONSOLEIO_read";
+    VMASST_CMD_ENABLE: u32 = 0, "VMASST_CMD_enable";
+    VMASST_CMD_DISABLE: u32 = 1, "VMASST_CMD_disable";
+    VMASST_TYPE_4GB_SEGMENTS: u32 = 0, "VMASST_TYPE_4gb_segments";
+    VMASST_TYPE_4GB_SEGMENTS_NOTIFY: u32 = 1, "VMASST_TYPE_4gb_segments_notify";
+    VMASST_TYPE_WRITABLE_PAGETABLES: u32 = 2, "VMASST_TYPE_writable_pagetables";
+    VMASST_TYPE_PAE_EXTENDED_CR3: u32 = 3, "VMASST_TYPE_pae_extended_cr3";
+    VMASST_TYPE_ARCHITECTURAL_IOPL: u32 = 4, "VMASST_TYPE_architectural_iopl";
+    VMASST_TYPE_RUNSTATE_UPDATE_FLAG: u32 = 5, "VMASST_TYPE_runstate_update_flag";
+    VMASST_TYPE_M2P_STRICT: u32 = 0x20, "VMASST_TYPE_m2p_strict";
+    DOMID_FIRST_RESERVED: u16 = 0x7ff0, "DOMID_FIRST_RESERVED";
+    DOMID_SELF: u16 = 0x7ff0, "DOMID_SELF";
+    DOMID_IO: u16 = 0x7ff1, "DOMID_IO";
+    DOMID_XEN: u16 = 0x7ff2, "DOMID_XEN";
+    DOMID_COW: u16 = 0x7ff3, "DOMID_COW";
+    DOMID_INVALID: u16 = 0x7ff4, "DOMID_INVALID";
+    DOMID_IDLE: u16 = 0x7fff, "DOMID_IDLE";
+    DOMID_MASK: u16 = 0x7fff, "DOMID_MASK";
+    XEN_PVCLOCK_TSC_STABLE_BIT: u32 = 1, "XEN_PVCLOCK_TSC_STABLE_BIT";
+    XEN_PVCLOCK_GUEST_STOPPED: u32 = 2, "XEN_PVCLOCK_GUEST_STOPPED";
+    MAX_GUEST_CMDLINE: u32 = 0x400, "MAX_GUEST_CMDLINE";
+    SIF_PRIVILEGED: u32 = 1, "SIF_PRIVILEGED";
+    SIF_INITDOMAIN: u32 = 2, "SIF_INITDOMAIN";
+    SIF_MULTIBOOT_MOD: u32 = 4, "SIF_MULTIBOOT_MOD";
+    SIF_MOD_START_PFN: u32 = 8, "SIF_MOD_START_PFN";
+    SIF_VIRT_P2M_4TOOLS: u32 = 0x10, "SIF_VIRT_P2M_4TOOLS";
+    SIF_PM_MASK: u32 = 0xff00, "SIF_PM_MASK";
+    XEN_VGATYPE_TEXT_MODE_3: u32 = 3, "XEN_VGATYPE_TEXT_MODE_3";
+    XEN_VGATYPE_VESA_LFB: u32 = 0x23, "XEN_VGATYPE_VESA_LFB";
+    XEN_VGATYPE_EFI_LFB: u32 = 0x70, "XEN_VGATYPE_EFI_LFB";
+    HYPERVISOR_SET_TRAP_TABLE: u32 = 0, "__HYPERVISOR_set_trap_table";
+    HYPERVISOR_MMU_UPDATE: u32 = 1, "__HYPERVISOR_mmu_update";
+    HYPERVISOR_SET_GDT: u32 = 2, "__HYPERVISOR_set_gdt";
+    HYPERVISOR_STACK_SWITCH: u32 = 3, "__HYPERVISOR_stack_switch";
+    HYPERVISOR_SET_CALLBACKS: u32 = 4, "__HYPERVISOR_set_callbacks";
+    HYPERVISOR_FPU_TASKSWITCH: u32 = 5, "__HYPERVISOR_fpu_taskswitch";
+    HYPERVISOR_SCHED_OP_COMPAT: u32 = 6, "__HYPERVISOR_sched_op_compat";
+    HYPERVISOR_PLATFORM_OP: u32 = 7, "__HYPERVISOR_platform_op";
+    HYPERVISOR_SET_DEBUGREG: u32 = 8, "__HYPERVISOR_set_debugreg";
+    HYPERVISOR_GET_DEBUGREG: u32 = 9, "__HYPERVISOR_get_debugreg";
+    HYPERVISOR_UPDATE_DESCRIPTOR: u32 = 0xa, "__HYPERVISOR_update_descriptor";
+    HYPERVISOR_MEMORY_OP: u32 = 0xc, "__HYPERVISOR_memory_op";
+    HYPERVISOR_MULTICALL: u32 = 0xd, "__HYPERVISOR_multicall";
+    HYPERVISOR_UPDATE_VA_MAPPING: u32 = 0xe, "__HYPERVISOR_update_va_mapping";
+    HYPERVISOR_SET_TIMER_OP: u32 = 0xf, "__HYPERVISOR_set_timer_op";
+    HYPERVISOR_EVENT_CHANNEL_OP_COMPAT: u32 = 0x10, "__HYPERVISOR_event_channel_op_compat";
+    HYPERVISOR_XEN_VERSION: u32 = 0x11, "__HYPERVISOR_xen_version";
+    HYPERVISOR_CONSOLE_IO: u32 = 0x12, "__HYPERVISOR_console_io";
+    HYPERVISOR_PHYSDEV_OP_COMPAT: u32 = 0x13, "__HYPERVISOR_physdev_op_compat";
+    HYPERVISOR_GRANT_TABLE_OP: u32 = 0x14, "__HYPERVISOR_grant_table_op";
+    HYPERVISOR_VM_ASSIST: u32 = 0x15, "__HYPERVISOR_vm_assist";
+    HYPERVISOR_UPDATE_VA_MAPPING_OTHERDOMAIN: u32 = 0x16, "__HYPERVISOR_update_va_mapping_otherdomain";
+    HYPERVISOR_IRET: u32 = 0x17, "__HYPERVISOR_iret";
+    HYPERVISOR_VCPU_OP: u32 = 0x18, "__HYPERVISOR_vcpu_op";
+    HYPERVISOR_SET_SEGMENT_BASE: u32 = 0x19, "__HYPERVISOR_set_segment_base";
+    HYPERVISOR_MMUEXT_OP: u32 = 0x1a, "__HYPERVISOR_mmuext_op";
+    HYPERVISOR_XSM_OP: u32 = 0x1b, "__HYPERVISOR_xsm_op";
+    HYPERVISOR_NMI_OP: u32 = 0x1c, "__HYPERVISOR_nmi_op";
+    HYPERVISOR_SCHED_OP: u32 = 0x1d, "__HYPERVISOR_sched_op";
+    HYPERVISOR_CALLBACK_OP: u32 = 0x1e, "__HYPERVISOR_callback_op";
+    HYPERVISOR_XENOPROF_OP: u32 = 0x1f, "__HYPERVISOR_xenoprof_op";
+    HYPERVISOR_EVENT_CHANNEL_OP: u32 = 0x20, "__HYPERVISOR_event_channel_op";
+    HYPERVISOR_PHYSDEV_OP: u32 = 0x21, "__HYPERVISOR_physdev_op";
+    HYPERVISOR_HVM_OP: u32 = 0x22, "__HYPERVISOR_hvm_op";
+    HYPERVISOR_SYSCTL: u32 = 0x23, "__HYPERVISOR_sysctl";
+    HYPERVISOR_DOMCTL: u32 = 0x24, "__HYPERVISOR_domctl";
+    HYPERVISOR_KEXEC_OP: u32 = 0x25, "__HYPERVISOR_kexec_op";
+    HYPERVISOR_TMEM_OP: u32 = 0x26, "__HYPERVISOR_tmem_op";
+    HYPERVISOR_ARGO_OP: u32 = 0x27, "__HYPERVISOR_argo_op";
+    HYPERVISOR_XENPMU_OP: u32 = 0x28, "__HYPERVISOR_xenpmu_op";
+    HYPERVISOR_DM_OP: u32 = 0x29, "__HYPERVISOR_dm_op";
+    HYPERVISOR_HYPFS_OP: u32 = 0x2a, "__HYPERVISOR_hypfs_op";
+    HYPERVISOR_ARCH_0: u32 = 0x30, "__HYPERVISOR_arch_0";
+    HYPERVISOR_ARCH_1: u32 = 0x31, "__HYPERVISOR_arch_1";
+    HYPERVISOR_ARCH_2: u32 = 0x32, "__HYPERVISOR_arch_2";
+    HYPERVISOR_ARCH_3: u32 = 0x33, "__HYPERVISOR_arch_3";
+    HYPERVISOR_ARCH_4: u32 = 0x34, "__HYPERVISOR_arch_4";
+    HYPERVISOR_ARCH_5: u32 = 0x35, "__HYPERVISOR_arch_5";
+    HYPERVISOR_ARCH_6: u32 = 0x36, "__HYPERVISOR_arch_6";
+    HYPERVISOR_ARCH_7: u32 = 0x37, "__HYPERVISOR_arch_7";
+}
+
+xen_struct! {
+    "xen.h", "struct start_info", 1168;
+    /// `struct start_info` (xen.h).
+    pub struct StartInfo {
+        /// `magic`
+        magic: [u8; 32] = "magic",
+        /// `nr_pages`
+        nr_pages: u64 = "nr_pages",
+        /// `shared_info`
+        shared_info: u64 = "shared_info",
+        /// `flags`
+        flags: u32 = "flags",
+        /// Padding (implicit in the C layout).
+        _pad0: [u8; 4] = "",
+        /// `store_mfn`
+        store_mfn: u64 = "store_mfn",
+        /// `store_evtchn`
+        store_evtchn: u32 = "store_evtchn",
+        /// Padding (implicit in the C layout).
+        _pad1: [u8; 4] = "",
+        /// `console`
+        console: [u64; 2] = "console",
+        /// `pt_base`
+        pt_base: u64 = "pt_base",
+        /// `nr_pt_frames`
+        nr_pt_frames: u64 = "nr_pt_frames",
+        /// `mfn_list`
+        mfn_list: u64 = "mfn_list",
+        /// `mod_start`
+        mod_start: u64 = "mod_start",
+        /// `mod_len`
+        mod_len: u64 = "mod_len",
+        /// `cmd_line`
+        cmd_line: [i8; 1024] = "cmd_line",
+        /// `first_p2m_pfn`
+        first_p2m_pfn: u64 = "first_p2m_pfn",
+        /// `nr_p2m_frames`
+        nr_p2m_frames: u64 = "nr_p2m_frames",
+    }
+}
+
+xen_struct! {
+    "xen.h", "struct shared_info", 3136;
+    /// `struct shared_info` (xen.h).
+    pub struct SharedInfo {
+        /// `vcpu_info`
+        vcpu_info: [VcpuInfo; 32] = "vcpu_info",
+        /// `evtchn_pending`
+        evtchn_pending: [u64; 64] = "evtchn_pending",
+        /// `evtchn_mask`
+        evtchn_mask: [u64; 64] = "evtchn_mask",
+        /// `wc_version`
+        wc_version: u32 = "wc_version",
+        /// `wc_sec`
+        wc_sec: u32 = "wc_sec",
+        /// `wc_nsec`
+        wc_nsec: u32 = "wc_nsec",
+        /// `wc_sec_hi`
+        wc_sec_hi: u32 = "wc_sec_hi",
+        /// `arch`
+        arch: ArchSharedInfo = "arch",
+    }
+}
+
+xen_struct! {
+    "xen.h", "struct vcpu_info", 64;
+    /// `struct vcpu_info` (xen.h).
+    pub struct VcpuInfo {
+        /// `evtchn_upcall_pending`
+        evtchn_upcall_pending: u8 = "evtchn_upcall_pending",
+        /// `evtchn_upcall_mask`
+        evtchn_upcall_mask: u8 = "evtchn_upcall_mask",
+        /// Padding (implicit in the C layout).
+        _pad0: [u8; 6] = "",
+        /// `evtchn_pending_sel`
+        evtchn_pending_sel: u64 = "evtchn_pending_sel",
+        /// `arch`
+        arch: ArchVcpuInfo = "arch",
+        /// `time`
+        time: VcpuTimeInfo = "time",
+    }
+}
+
+xen_struct! {
+    "xen.h", "struct vcpu_time_info", 32;
+    /// `struct vcpu_time_info` (xen.h).
+    pub struct VcpuTimeInfo {
+        /// `version`
+        version: u32 = "version",
+        /// `pad0`
+        pad0: u32 = "pad0",
+        /// `tsc_timestamp`
+        tsc_timestamp: u64 = "tsc_timestamp",
+        /// `system_time`
+        system_time: u64 = "system_time",
+        /// `tsc_to_system_mul`
+        tsc_to_system_mul: u32 = "tsc_to_system_mul",
+        /// `tsc_shift`
+        tsc_shift: i8 = "tsc_shift",
+        /// `flags`
+        flags: u8 = "flags",
+        /// `pad1`
+        pad1: [u8; 2] = "pad1",
+    }
+}
+
+xen_struct! {
+    "xen.h", "struct mmu_update", 16;
+    /// `struct mmu_update` (xen.h).
+    pub struct MmuUpdate {
+        /// `ptr`
+        ptr: u64 = "ptr",
+        /// `val`
+        val: u64 = "val",
+    }
+}
+
+xen_struct! {
+    "xen.h", "struct mmuext_op", 24;
+    /// `struct mmuext_op` (xen.h).
+    pub struct MmuextOp {
+        /// `cmd`
+        cmd: u32 = "cmd",
+        /// Padding (implicit in the C layout).
+        _pad0: [u8; 4] = "",
+        /// `arg1`
+        arg1: u64 = "arg1",
+        /// `arg2`
+        arg2: u64 = "arg2",
+    }
+}
+
+xen_struct! {
+    "xen.h", "struct multicall_entry", 64;
+    /// `struct multicall_entry` (xen.h).
+    pub struct MulticallEntry {
+        /// `op`
+        op: u64 = "op",
+        /// `result`
+        result: u64 = "result",
+        /// `args`
+        args: [u64; 6] = "args",
+    }
+}
+
+xen_struct! {
+    "xen.h", "struct dom0_vga_console_info", 40;
+    /// `struct dom0_vga_console_info` (xen.h).
+    pub struct Dom0VgaConsoleInfo {
+        /// `video_type`
+        video_type: u8 = "video_type",
+        /// Padding (implicit in the C layout).
+        _pad0: [u8; 3] = "",
+        /// `u`
+        u: [u32; 9] = "u",
+    }
+}
+
+/// Every struct of this module, for the conformance test.
+#[doc(hidden)]
+pub const STRUCTS: &[crate::registry::StructLayout] = &[
+    <StartInfo as crate::registry::Described>::LAYOUT,
+    <SharedInfo as crate::registry::Described>::LAYOUT,
+    <VcpuInfo as crate::registry::Described>::LAYOUT,
+    <VcpuTimeInfo as crate::registry::Described>::LAYOUT,
+    <MmuUpdate as crate::registry::Described>::LAYOUT,
+    <MmuextOp as crate::registry::Described>::LAYOUT,
+    <MulticallEntry as crate::registry::Described>::LAYOUT,
+    <Dom0VgaConsoleInfo as crate::registry::Described>::LAYOUT,
+];
+
+impl StartInfo {
+    /// The magic string (`xen-3.0-x86_64`, with a `p` suffix for PAE guests).
+    pub fn magic_str(&self) -> &str {
+        let end = self.magic.iter().position(|&b| b == 0).unwrap_or(self.magic.len());
+        core::str::from_utf8(&self.magic[..end]).unwrap_or("")
+    }
+
+    /// The command line, up to its NUL.
+    pub fn cmd_line_bytes(&self) -> &[u8] {
+        let bytes = zerocopy::IntoBytes::as_bytes(&self.cmd_line);
+        &bytes[..bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len())]
+    }
+
+    /// `console.domU`: the console ring's mfn and event channel.
+    pub fn console_domu(&self) -> (u64, u32) {
+        (self.console[0], self.console[1] as u32)
+    }
+
+    /// `console.dom0`: offset and size of the VGA console info.
+    pub fn console_dom0(&self) -> (u32, u32) {
+        (self.console[0] as u32, (self.console[0] >> 32) as u32)
+    }
+}

@@ -1,0 +1,72 @@
+//! Host tools the harness needs, installed with apt-get when missing and
+//! running as root, or named with the exact command to run otherwise.
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::OnceLock;
+
+/// Debian packages that provide the tools.
+pub const PACKAGES: &[&str] = &["qemu-system-x86", "grub-pc-bin", "grub-common", "xorriso", "mtools"];
+
+fn have(cmd: &str) -> bool {
+    Command::new("sh").args(["-c", &format!("command -v {cmd} >/dev/null 2>&1")]).status().is_ok_and(|s| s.success())
+}
+
+fn missing() -> Vec<&'static str> {
+    let mut out = Vec::new();
+    for (cmd, what) in [
+        ("qemu-system-x86_64", "qemu-system-x86_64"),
+        ("grub-mkrescue", "grub-mkrescue"),
+        ("xorriso", "xorriso"),
+        ("mformat", "mformat (mtools)"),
+    ] {
+        if !have(cmd) {
+            out.push(what);
+        }
+    }
+    if !Path::new("/usr/lib/grub/i386-pc").is_dir() {
+        out.push("GRUB's i386-pc modules (grub-pc-bin)");
+    }
+    out
+}
+
+fn is_root() -> bool {
+    Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+fn install() -> Result<(), String> {
+    let missing = missing();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let cmd = format!("apt-get update && apt-get install -y {}", PACKAGES.join(" "));
+    if !is_root() {
+        return Err(format!("missing {}; install them with:\n  sudo sh -c '{cmd}'", missing.join(", ")));
+    }
+    eprintln!("xenish: installing {} ...", missing.join(", "));
+    let ok = Command::new("sh")
+        .args(["-c", &format!("DEBIAN_FRONTEND=noninteractive {cmd} >/dev/null")])
+        .status()
+        .is_ok_and(|s| s.success());
+    let still = self::missing();
+    if !ok || !still.is_empty() {
+        return Err(format!("installing with `{cmd}` failed; still missing: {}", still.join(", ")));
+    }
+    Ok(())
+}
+
+/// Makes sure QEMU, GRUB and the ISO tools are there (once per process),
+/// and that the bare-metal Rust target is installed.
+pub fn ensure() -> Result<(), String> {
+    static DONE: OnceLock<Result<(), String>> = OnceLock::new();
+    DONE.get_or_init(|| {
+        install()?;
+        let status = Command::new("rustup").args(["target", "add", "x86_64-unknown-none"]).output();
+        match status {
+            Ok(o) if o.status.success() => Ok(()),
+            Ok(o) => Err(format!("rustup target add x86_64-unknown-none failed: {}", String::from_utf8_lossy(&o.stderr))),
+            Err(e) => Err(format!("cannot run rustup: {e}")),
+        }
+    })
+    .clone()
+}

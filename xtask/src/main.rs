@@ -1,0 +1,148 @@
+//! `cargo xtask`: build, boot and test xenish.
+//!
+//! Plain `std` argument handling: three subcommands and a few flags do not
+//! justify an argument-parsing dependency.
+
+use std::path::PathBuf;
+use std::process::{Command, ExitCode, Stdio};
+
+use tests::images::{self, workspace_root};
+use tests::{tools, Boot, Images};
+
+const HELP: &str = "\
+cargo xtask — build, boot and test xenish
+
+USAGE:
+    cargo xtask run  [--cpu MODEL] [--guest NAME] [-- XENISH-CMDLINE...]
+    cargo xtask iso  [-o PATH] [--guest NAME] [-- XENISH-CMDLINE...]
+    cargo xtask test
+
+COMMANDS:
+    run     Build xenish and the demo guest, make a GRUB ISO and boot it in
+            QEMU (software emulation) with the serial console on this
+            terminal. Exits 0 if every domain powered off, 1 if one crashed.
+            Quit QEMU with Ctrl-A X.
+    iso     Build a bootable ISO (default target/xenish.iso).
+    test    Run the host unit tests and the QEMU system tests.
+
+OPTIONS:
+    --cpu MODEL     QEMU CPU model: max (default) or qemu64
+    --guest NAME    Guest kernel to boot as dom0: hello (default), crash, enosys
+    -o PATH         Where `iso` writes the image
+    -h, --help      This text
+
+Missing tools (qemu-system-x86, grub-pc-bin, grub-common, xorriso, mtools)
+are installed with apt-get when run as root; otherwise the exact command is
+printed. The bare-metal target is added with rustup.
+";
+
+struct Opts {
+    cpu: String,
+    guest: String,
+    output: Option<PathBuf>,
+    cmdline: Vec<String>,
+}
+
+fn parse(args: &[String]) -> Result<Opts, String> {
+    let mut o = Opts { cpu: "max".into(), guest: "hello".into(), output: None, cmdline: Vec::new() };
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut value = |name: &str| it.next().cloned().ok_or(format!("{name} needs a value"));
+        match a.as_str() {
+            "--cpu" => o.cpu = value("--cpu")?,
+            "--guest" => o.guest = value("--guest")?,
+            "-o" => o.output = Some(PathBuf::from(value("-o")?)),
+            "--" => {
+                o.cmdline = it.by_ref().cloned().collect();
+            }
+            other => return Err(format!("unknown argument '{other}' (see cargo xtask --help)")),
+        }
+    }
+    Ok(o)
+}
+
+fn build() -> Result<Images, String> {
+    eprintln!("xtask: building xenish and the test guests (release, x86_64-unknown-none)...");
+    images::build(&workspace_root().join("target"))
+}
+
+fn boot_for(images: &Images, o: &Opts) -> Result<Boot, String> {
+    let guest = images.guest(&o.guest);
+    if !guest.is_file() {
+        return Err(format!("no guest named '{}' (expected {})", o.guest, guest.display()));
+    }
+    let cmdline = if o.cmdline.is_empty() { "dom0_mem=64M".to_string() } else { o.cmdline.join(" ") };
+    Ok(Boot::with_hypervisor(images.hypervisor.clone()).cpu(&o.cpu).cmdline(&cmdline).module(guest, &o.guest))
+}
+
+fn run(o: &Opts) -> Result<ExitCode, String> {
+    let images = build()?;
+    let boot = boot_for(&images, o)?;
+    let work = workspace_root().join("target/xtask-run");
+    let iso = boot.make_iso(&work)?;
+    eprintln!("xtask: booting {} under QEMU (-cpu {}); Ctrl-A X quits", iso.display(), o.cpu);
+    let status = Command::new("qemu-system-x86_64")
+        .args(boot.qemu_args(&iso, "stdio"))
+        .stdin(Stdio::inherit())
+        .status()
+        .map_err(|e| format!("cannot start qemu-system-x86_64: {e}"))?;
+    // isa-debug-exit: status (v << 1) | 1, v = 0 all powered off, 1 crash.
+    Ok(match status.code() {
+        Some(1) | Some(0) => ExitCode::SUCCESS,
+        Some(3) => ExitCode::from(1),
+        other => {
+            eprintln!("xtask: QEMU ended with {other:?}");
+            ExitCode::from(2)
+        }
+    })
+}
+
+fn iso(o: &Opts) -> Result<ExitCode, String> {
+    let images = build()?;
+    let boot = boot_for(&images, o)?;
+    let work = workspace_root().join("target/xtask-iso");
+    let made = boot.make_iso(&work)?;
+    let out = o.output.clone().unwrap_or_else(|| workspace_root().join("target/xenish.iso"));
+    std::fs::copy(&made, &out).map_err(|e| format!("{}: {e}", out.display()))?;
+    eprintln!("xtask: wrote {}", out.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn test() -> Result<ExitCode, String> {
+    tools::ensure()?;
+    let images = build()?;
+    eprintln!("xtask: running host unit tests and QEMU system tests...");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .current_dir(workspace_root())
+        .args(["test", "--workspace"])
+        .env("XENISH_IMAGES_DIR", &images.guests)
+        .status()
+        .map_err(|e| format!("cannot run cargo test: {e}"))?;
+    Ok(if status.success() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some(cmd) = args.first() else {
+        eprint!("{HELP}");
+        return ExitCode::from(2);
+    };
+    if cmd == "-h" || cmd == "--help" || cmd == "help" {
+        print!("{HELP}");
+        return ExitCode::SUCCESS;
+    }
+    let result = parse(&args[1..]).and_then(|o| match cmd.as_str() {
+        "run" => run(&o),
+        "iso" => iso(&o),
+        "test" => test(),
+        other => Err(format!("unknown command '{other}' (see cargo xtask --help)")),
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("xtask: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
