@@ -115,7 +115,7 @@ fn test() -> Result<ExitCode, String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(cargo)
         .current_dir(workspace_root())
-        .args(["test", "--workspace"])
+        .args(["test", "--workspace", "--", "--show-output"])
         .env("XENISH_IMAGES_DIR", &images.guests)
         .status()
         .map_err(|e| format!("cannot run cargo test: {e}"))?;
