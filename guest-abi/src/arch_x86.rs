@@ -92,9 +92,9 @@ xen_struct! {
         /// `r12`
         r12: u64 = "r12",
         /// Padding (implicit in the C layout).
-        _anon0: u64 = "",
+        _anon0: u64 = "" opaque,
         /// Padding (implicit in the C layout).
-        _anon1: u64 = "",
+        _anon1: u64 = "" opaque,
         /// `r11`
         r11: u64 = "r11",
         /// `r10`
@@ -104,21 +104,21 @@ xen_struct! {
         /// `r8`
         r8: u64 = "r8",
         /// Padding (implicit in the C layout).
-        _anon2: u64 = "",
+        _anon2: u64 = "" opaque,
         /// Padding (implicit in the C layout).
-        _anon3: u64 = "",
+        _anon3: u64 = "" opaque,
         /// Padding (implicit in the C layout).
-        _anon4: u64 = "",
+        _anon4: u64 = "" opaque,
         /// Padding (implicit in the C layout).
-        _anon5: u64 = "",
+        _anon5: u64 = "" opaque,
         /// Padding (implicit in the C layout).
-        _anon6: u64 = "",
+        _anon6: u64 = "" opaque,
         /// `error_code`
         error_code: u32 = "error_code",
         /// `entry_vector`
         entry_vector: u32 = "entry_vector",
         /// Padding (implicit in the C layout).
-        _anon7: u64 = "",
+        _anon7: u64 = "" opaque,
         /// `cs`
         cs: u16 = "cs",
         /// `_pad0`
@@ -128,9 +128,9 @@ xen_struct! {
         /// `_pad1`
         _pad1: [u8; 3] = "_pad1",
         /// Padding (implicit in the C layout).
-        _anon8: u64 = "",
+        _anon8: u64 = "" opaque,
         /// Padding (implicit in the C layout).
-        _anon9: u64 = "",
+        _anon9: u64 = "" opaque,
         /// `ss`
         ss: u16 = "ss",
         /// `_pad2`
@@ -176,7 +176,7 @@ xen_struct! {
     /// `struct vcpu_guest_context` (arch-x86/xen.h).
     pub struct VcpuGuestContext {
         /// `fpu_ctxt`
-        fpu_ctxt: [u8; 512] = "fpu_ctxt",
+        fpu_ctxt: [u8; 512] = "fpu_ctxt" opaque,
         /// `flags`
         flags: u64 = "flags",
         /// `user_regs`

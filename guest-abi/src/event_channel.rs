@@ -133,7 +133,7 @@ xen_struct! {
         /// `vcpu`
         vcpu: u32 = "vcpu",
         /// `u`
-        u: [u32; 2] = "u",
+        u: [u32; 2] = "u" opaque,
     }
 }
 
@@ -221,3 +221,21 @@ pub const STRUCTS: &[crate::registry::StructLayout] = &[
     <EvtchnExpandArray as crate::registry::Described>::LAYOUT,
     <EvtchnSetPriority as crate::registry::Described>::LAYOUT,
 ];
+
+xen_enum! {
+    /// What a port is bound to (`evtchn_status.status`).
+    pub enum EvtchnStat: u32 {
+        /// `EVTCHNSTAT_closed`
+        Closed = EVTCHNSTAT_CLOSED,
+        /// `EVTCHNSTAT_unbound`
+        Unbound = EVTCHNSTAT_UNBOUND,
+        /// `EVTCHNSTAT_interdomain`
+        Interdomain = EVTCHNSTAT_INTERDOMAIN,
+        /// `EVTCHNSTAT_pirq`
+        Pirq = EVTCHNSTAT_PIRQ,
+        /// `EVTCHNSTAT_virq`
+        Virq = EVTCHNSTAT_VIRQ,
+        /// `EVTCHNSTAT_ipi`
+        Ipi = EVTCHNSTAT_IPI,
+    }
+}

@@ -104,7 +104,7 @@ xen_struct! {
         /// Padding (implicit in the C layout).
         _pad1: [u8; 6] = "",
         /// `frame_list`
-        frame_list: u64 = "frame_list",
+        frame_list: u64 = "frame_list" opaque,
     }
 }
 
@@ -181,9 +181,9 @@ xen_struct! {
     /// `struct gnttab_copy` (grant_table.h).
     pub struct GnttabCopy {
         /// `source`
-        source: [u64; 2] = "source",
+        source: [u64; 2] = "source" opaque,
         /// `dest`
-        dest: [u64; 2] = "dest",
+        dest: [u64; 2] = "dest" opaque,
         /// `len`
         len: u16 = "len",
         /// `flags`
@@ -251,7 +251,7 @@ xen_struct! {
         /// `status`
         status: i16 = "status",
         /// `frame_list`
-        frame_list: u64 = "frame_list",
+        frame_list: u64 = "frame_list" opaque,
     }
 }
 
@@ -288,7 +288,7 @@ xen_struct! {
     /// `struct gnttab_cache_flush` (grant_table.h).
     pub struct GnttabCacheFlush {
         /// `a`
-        a: u64 = "a",
+        a: u64 = "a" opaque,
         /// `offset`
         offset: u16 = "offset",
         /// `length`
@@ -328,3 +328,45 @@ pub const STRUCTS: &[crate::registry::StructLayout] = &[
     <GnttabCacheFlush as crate::registry::Described>::LAYOUT,
     <GrantEntryHeader as crate::registry::Described>::LAYOUT,
 ];
+
+bitflags::bitflags! {
+    /// The flags of a v1 grant entry (`grant_entry_v1.flags`).
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+    pub struct GrantFlags: u16 {
+        /// `GTF_permit_access`: the grantee may map or copy the frame.
+        const PERMIT_ACCESS = GTF_PERMIT_ACCESS as u16;
+        /// `GTF_accept_transfer`: the grantee may transfer a frame here.
+        const ACCEPT_TRANSFER = GTF_ACCEPT_TRANSFER as u16;
+        /// `GTF_readonly`: read-only access only.
+        const READONLY = GTF_READONLY as u16;
+        /// `GTF_reading`: set by the hypervisor while the frame is in use.
+        const READING = GTF_READING as u16;
+        /// `GTF_writing`: set by the hypervisor while mapped writable.
+        const WRITING = GTF_WRITING as u16;
+        /// `GTF_PWT`
+        const PWT = GTF_PWT as u16;
+        /// `GTF_PCD`
+        const PCD = GTF_PCD as u16;
+        /// `GTF_PAT`
+        const PAT = GTF_PAT as u16;
+        /// `GTF_sub_page`
+        const SUB_PAGE = GTF_SUB_PAGE as u16;
+    }
+}
+
+bitflags::bitflags! {
+    /// `gnttab_map_grant_ref.flags`.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+    pub struct GntmapFlags: u32 {
+        /// `GNTMAP_device_map`
+        const DEVICE_MAP = GNTMAP_DEVICE_MAP;
+        /// `GNTMAP_host_map`
+        const HOST_MAP = GNTMAP_HOST_MAP;
+        /// `GNTMAP_readonly`
+        const READONLY = GNTMAP_READONLY;
+        /// `GNTMAP_application_map`
+        const APPLICATION_MAP = GNTMAP_APPLICATION_MAP;
+        /// `GNTMAP_contains_pte`
+        const CONTAINS_PTE = GNTMAP_CONTAINS_PTE;
+    }
+}

@@ -36,3 +36,23 @@ pub mod version;
 pub mod xen;
 
 pub use errno::XenError;
+
+#[cfg(test)]
+mod tests {
+    use crate::event_channel::EvtchnStat;
+    use crate::grant_table::GrantFlags;
+    use crate::io::blkif::BlkifOp;
+    use crate::io::xenbus::XenbusState;
+    use crate::registry::UnknownValue;
+
+    #[test]
+    fn enumerations_from_the_other_side_parse_fallibly() {
+        assert_eq!(XenbusState::try_from(4), Ok(XenbusState::Connected));
+        assert_eq!(XenbusState::try_from(42), Err(UnknownValue(42)));
+        assert_eq!(EvtchnStat::try_from(2), Ok(EvtchnStat::Interdomain));
+        assert_eq!(BlkifOp::try_from(4), Err(UnknownValue(4)), "reserved op");
+        assert_eq!(BlkifOp::Write.to_raw(), 1);
+        let flags = GrantFlags::from_bits_truncate(0x1d);
+        assert!(flags.contains(GrantFlags::PERMIT_ACCESS | GrantFlags::READONLY | GrantFlags::READING | GrantFlags::WRITING));
+    }
+}

@@ -46,7 +46,7 @@ xen_struct! {
     /// `struct xen_memory_reservation` (memory.h).
     pub struct XenMemoryReservation {
         /// `extent_start`
-        extent_start: u64 = "extent_start",
+        extent_start: u64 = "extent_start" opaque,
         /// `nr_extents`
         nr_extents: u64 = "nr_extents",
         /// `extent_order`
@@ -82,7 +82,7 @@ xen_struct! {
         /// Padding (implicit in the C layout).
         _pad0: [u8; 4] = "",
         /// `extent_start`
-        extent_start: u64 = "extent_start",
+        extent_start: u64 = "extent_start" opaque,
         /// `nr_extents`
         nr_extents: u32 = "nr_extents",
         /// Padding (implicit in the C layout).
@@ -131,13 +131,13 @@ xen_struct! {
         /// `size`
         size: u16 = "size",
         /// `u`
-        u: u16 = "u",
+        u: u16 = "u" opaque,
         /// `idxs`
-        idxs: u64 = "idxs",
+        idxs: u64 = "idxs" opaque,
         /// `gpfns`
-        gpfns: u64 = "gpfns",
+        gpfns: u64 = "gpfns" opaque,
         /// `errs`
-        errs: u64 = "errs",
+        errs: u64 = "errs" opaque,
     }
 }
 
@@ -163,7 +163,7 @@ xen_struct! {
         /// Padding (implicit in the C layout).
         _pad0: [u8; 4] = "",
         /// `buffer`
-        buffer: u64 = "buffer",
+        buffer: u64 = "buffer" opaque,
     }
 }
 
@@ -197,7 +197,7 @@ xen_struct! {
         /// `frame`
         frame: u64 = "frame",
         /// `frame_list`
-        frame_list: u64 = "frame_list",
+        frame_list: u64 = "frame_list" opaque,
     }
 }
 
@@ -231,11 +231,11 @@ xen_struct! {
         /// `nr_vmemranges`
         nr_vmemranges: u32 = "nr_vmemranges",
         /// `vdistance`
-        vdistance: u64 = "vdistance",
+        vdistance: u64 = "vdistance" opaque,
         /// `vcpu_to_vnode`
-        vcpu_to_vnode: u64 = "vcpu_to_vnode",
+        vcpu_to_vnode: u64 = "vcpu_to_vnode" opaque,
         /// `vmemrange`
-        vmemrange: u64 = "vmemrange",
+        vmemrange: u64 = "vmemrange" opaque,
     }
 }
 

@@ -87,7 +87,7 @@ xen_struct! {
     /// `struct physdev_set_iobitmap` (physdev.h).
     pub struct PhysdevSetIobitmap {
         /// `bitmap`
-        bitmap: u64 = "bitmap",
+        bitmap: u64 = "bitmap" opaque,
         /// `nr_ports`
         nr_ports: u32 = "nr_ports",
         /// Padding (implicit in the C layout).
@@ -161,7 +161,7 @@ xen_struct! {
         /// `is_virtfn`
         is_virtfn: u32 = "is_virtfn",
         /// `physfn`
-        physfn: [u8; 2] = "physfn",
+        physfn: [u8; 2] = "physfn" opaque,
         /// Padding (implicit in the C layout).
         _pad1: [u8; 2] = "",
     }
@@ -243,7 +243,7 @@ xen_struct! {
         /// `bus`
         bus: u8 = "bus",
         /// `u`
-        u: [u16; 2] = "u",
+        u: [u16; 2] = "u" opaque,
     }
 }
 

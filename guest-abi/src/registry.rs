@@ -28,6 +28,29 @@ pub struct Field {
     pub offset: usize,
     /// Size in bytes.
     pub size: usize,
+    /// For an integer field (or array of integers): whether it is signed.
+    pub signed: Option<bool>,
+    /// Whether the field is an array (signedness is its elements').
+    pub array: bool,
+}
+
+/// Signedness of a field's type, so the probe can check it too.
+pub trait FieldSign {
+    /// `Some(signed)` for integers and arrays of integers.
+    const SIGNED: Option<bool> = None;
+    /// Whether the type is an array.
+    const ARRAY: bool = false;
+}
+
+macro_rules! field_sign {
+    ($($t:ty => $s:expr),*) => { $( impl FieldSign for $t { const SIGNED: Option<bool> = Some($s); } )* };
+}
+field_sign!(u8 => false, u16 => false, u32 => false, u64 => false, usize => false, i8 => true, i16 => true, i32 => true, i64 => true);
+
+impl<T: FieldSign, const N: usize> FieldSign for [T; N] {
+    // Only one level: arrays of arrays are checked by size alone.
+    const SIGNED: Option<bool> = if T::ARRAY { None } else { T::SIGNED };
+    const ARRAY: bool = true;
 }
 
 /// A struct's layout.
@@ -46,6 +69,10 @@ pub struct StructLayout {
     /// Every field, in order.
     pub fields: &'static [Field],
 }
+
+/// A value from the other side that the enumeration does not define.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UnknownValue(pub u64);
 
 /// Implemented by every mirrored struct.
 pub trait Described {
@@ -122,8 +149,12 @@ macro_rules! xen_consts {
 #[macro_export]
 #[doc(hidden)]
 macro_rules! xen_struct {
+    // A C union, anonymous struct or guest handle stored as opaque words:
+    // checked by offset and size only.
+    (@signed $fty:ty, opaque) => { None };
+    (@signed $fty:ty) => { <$fty as $crate::registry::FieldSign>::SIGNED };
     ($header:literal, $c:literal, $size:literal;
-     $(#[$m:meta])* pub struct $name:ident { $( $(#[$fm:meta])* $f:ident : $fty:ty = $cf:literal, )* }) => {
+     $(#[$m:meta])* pub struct $name:ident { $( $(#[$fm:meta])* $f:ident : $fty:ty = $cf:literal $($opaque:ident)?, )* }) => {
         $(#[$m])*
         #[repr(C)]
         #[derive(Clone, Copy, Debug, zerocopy::FromBytes, zerocopy::IntoBytes, zerocopy::KnownLayout, zerocopy::Immutable)]
@@ -131,6 +162,7 @@ macro_rules! xen_struct {
             $( $(#[$fm])* pub $f: $fty, )*
         }
         const _: () = assert!(core::mem::size_of::<$name>() == $size);
+        impl $crate::registry::FieldSign for $name {}
         impl $crate::registry::Described for $name {
             const LAYOUT: $crate::registry::StructLayout = $crate::registry::StructLayout {
                 rust: stringify!($name),
@@ -143,8 +175,35 @@ macro_rules! xen_struct {
                     c: $cf,
                     offset: core::mem::offset_of!($name, $f),
                     size: core::mem::size_of::<$fty>(),
+                    signed: $crate::xen_struct!(@signed $fty $(, $opaque)?),
+                    array: <$fty as $crate::registry::FieldSign>::ARRAY,
                 }, )* ],
             };
+        }
+    };
+}
+
+/// Declares an enumeration of values that arrive from the other side,
+/// parsed fallibly (`TryFrom`) from the registered constants.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! xen_enum {
+    ($(#[$m:meta])* pub enum $name:ident : $repr:ty { $( $(#[$vm:meta])* $v:ident = $c:path, )* }) => {
+        $(#[$m])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum $name { $( $(#[$vm])* $v, )* }
+        impl $name {
+            /// The value on the wire.
+            pub const fn to_raw(self) -> $repr {
+                match self { $( Self::$v => $c as $repr, )* }
+            }
+        }
+        impl TryFrom<$repr> for $name {
+            type Error = $crate::registry::UnknownValue;
+            fn try_from(raw: $repr) -> Result<Self, Self::Error> {
+                $( if raw == $c as $repr { return Ok(Self::$v); } )*
+                Err($crate::registry::UnknownValue(raw as u64))
+            }
         }
     };
 }

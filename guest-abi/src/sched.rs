@@ -33,7 +33,7 @@ xen_struct! {
     /// `struct sched_poll` (sched.h).
     pub struct SchedPoll {
         /// `ports`
-        ports: u64 = "ports",
+        ports: u64 = "ports" opaque,
         /// `nr_ports`
         nr_ports: u32 = "nr_ports",
         /// Padding (implicit in the C layout).

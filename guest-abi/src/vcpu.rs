@@ -45,7 +45,7 @@ xen_struct! {
     /// `struct vcpu_register_runstate_memory_area` (vcpu.h).
     pub struct VcpuRegisterRunstateMemoryArea {
         /// `addr`
-        addr: u64 = "addr",
+        addr: u64 = "addr" opaque,
     }
 }
 
@@ -98,7 +98,7 @@ xen_struct! {
     /// `struct vcpu_register_time_memory_area` (vcpu.h).
     pub struct VcpuRegisterTimeMemoryArea {
         /// `addr`
-        addr: u64 = "addr",
+        addr: u64 = "addr" opaque,
     }
 }
 

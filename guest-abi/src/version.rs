@@ -20,13 +20,13 @@ xen_struct! {
     /// `struct xen_compile_info` (version.h).
     pub struct CompileInfo {
         /// `compiler`
-        compiler: [u8; 64] = "compiler",
+        compiler: [u8; 64] = "compiler" opaque,
         /// `compile_by`
-        compile_by: [u8; 16] = "compile_by",
+        compile_by: [u8; 16] = "compile_by" opaque,
         /// `compile_domain`
-        compile_domain: [u8; 32] = "compile_domain",
+        compile_domain: [u8; 32] = "compile_domain" opaque,
         /// `compile_date`
-        compile_date: [u8; 32] = "compile_date",
+        compile_date: [u8; 32] = "compile_date" opaque,
     }
 }
 

@@ -144,7 +144,7 @@ xen_struct! {
     /// `struct start_info` (xen.h).
     pub struct StartInfo {
         /// `magic`
-        magic: [u8; 32] = "magic",
+        magic: [u8; 32] = "magic" opaque,
         /// `nr_pages`
         nr_pages: u64 = "nr_pages",
         /// `shared_info`
@@ -160,7 +160,7 @@ xen_struct! {
         /// Padding (implicit in the C layout).
         _pad1: [u8; 4] = "",
         /// `console`
-        console: [u64; 2] = "console",
+        console: [u64; 2] = "console" opaque,
         /// `pt_base`
         pt_base: u64 = "pt_base",
         /// `nr_pt_frames`
@@ -265,9 +265,9 @@ xen_struct! {
         /// Padding (implicit in the C layout).
         _pad0: [u8; 4] = "",
         /// `arg1`
-        arg1: u64 = "arg1",
+        arg1: u64 = "arg1" opaque,
         /// `arg2`
-        arg2: u64 = "arg2",
+        arg2: u64 = "arg2" opaque,
     }
 }
 
@@ -293,7 +293,7 @@ xen_struct! {
         /// Padding (implicit in the C layout).
         _pad0: [u8; 3] = "",
         /// `u`
-        u: [u32; 9] = "u",
+        u: [u32; 9] = "u" opaque,
     }
 }
 
@@ -331,5 +331,24 @@ impl StartInfo {
     /// `console.dom0`: offset and size of the VGA console info.
     pub fn console_dom0(&self) -> (u32, u32) {
         (self.console[0] as u32, (self.console[0] >> 32) as u32)
+    }
+}
+
+bitflags::bitflags! {
+    /// `start_info.flags`.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+    pub struct SifFlags: u32 {
+        /// `SIF_PRIVILEGED`
+        const PRIVILEGED = SIF_PRIVILEGED;
+        /// `SIF_INITDOMAIN`
+        const INITDOMAIN = SIF_INITDOMAIN;
+        /// `SIF_MULTIBOOT_MOD`
+        const MULTIBOOT_MOD = SIF_MULTIBOOT_MOD;
+        /// `SIF_MOD_START_PFN`
+        const MOD_START_PFN = SIF_MOD_START_PFN;
+        /// `SIF_VIRT_P2M_4TOOLS`
+        const VIRT_P2M_4TOOLS = SIF_VIRT_P2M_4TOOLS;
+        /// `SIF_PM_MASK`: the power-management bits.
+        const PM_MASK = SIF_PM_MASK;
     }
 }

@@ -48,6 +48,14 @@ fn probe_source() -> String {
                 "  printf(\"F|%s.%s|%zu|%zu\\n\", \"{0}\", \"{1}\", offsetof({0}, {1}), sizeof(((({0} *)0)->{1})));",
                 s.c, f.c
             );
+            if f.signed.is_some() {
+                let elem = if f.array { "[0]" } else { "" };
+                let _ = writeln!(
+                    c,
+                    "  printf(\"G|%s.%s|%d\\n\", \"{0}\", \"{1}\", (int)((__typeof__((({0} *)0)->{1}{2}))-1 < 0));",
+                    s.c, f.c, elem
+                );
+            }
         }
     }
     c.push_str("  return 0;\n}\n");
@@ -116,6 +124,15 @@ fn abi_matches_xen_headers() {
                 "field {}.{} ({}.{}, xen/{}): Rust offset/size {}/{}, Xen {}/{}",
                 st.rust, field.rust, st.c, field.c, st.header, field.offset, field.size, got[0], got[1]
             );
+            if let Some(signed) = field.signed {
+                let got = &c_values[&format!("G|{}.{}", st.c, field.c)];
+                assert_eq!(
+                    i64::from(signed),
+                    got[0],
+                    "field {}.{} ({}.{}, xen/{}): Rust signed={}, Xen signed={}",
+                    st.rust, field.rust, st.c, field.c, st.header, signed, got[0] != 0
+                );
+            }
             f += 1;
         }
         assert_eq!(end, st.size, "struct {}: fields do not cover the struct", st.rust);

@@ -130,3 +130,21 @@ pub const STRUCTS: &[crate::registry::StructLayout] = &[
     <BlkifRequestDiscard as crate::registry::Described>::LAYOUT,
     <BlkifRequestIndirect as crate::registry::Described>::LAYOUT,
 ];
+
+xen_enum! {
+    /// A block request's operation (`blkif_request.operation`).
+    pub enum BlkifOp: u8 {
+        /// `BLKIF_OP_READ`
+        Read = BLKIF_OP_READ,
+        /// `BLKIF_OP_WRITE`
+        Write = BLKIF_OP_WRITE,
+        /// `BLKIF_OP_WRITE_BARRIER`
+        WriteBarrier = BLKIF_OP_WRITE_BARRIER,
+        /// `BLKIF_OP_FLUSH_DISKCACHE`
+        FlushDiskcache = BLKIF_OP_FLUSH_DISKCACHE,
+        /// `BLKIF_OP_DISCARD`
+        Discard = BLKIF_OP_DISCARD,
+        /// `BLKIF_OP_INDIRECT`
+        Indirect = BLKIF_OP_INDIRECT,
+    }
+}

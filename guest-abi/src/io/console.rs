@@ -10,9 +10,9 @@ xen_struct! {
     /// `struct xencons_interface` (io/console.h).
     pub struct XenconsInterface {
         /// `in`
-        in_: [u8; 1024] = "in",
+        in_: [u8; 1024] = "in" opaque,
         /// `out`
-        out_: [u8; 2048] = "out",
+        out_: [u8; 2048] = "out" opaque,
         /// `in_cons`
         in_cons: u32 = "in_cons",
         /// `in_prod`

@@ -131,7 +131,7 @@ xen_struct! {
         /// `flags`
         flags: u8 = "flags",
         /// `u`
-        u: [u16; 3] = "u",
+        u: [u16; 3] = "u" opaque,
     }
 }
 

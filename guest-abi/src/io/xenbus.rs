@@ -12,3 +12,27 @@ xen_consts! {
     XENBUS_STATE_RECONFIGURING: u32 = 7, "XenbusStateReconfiguring";
     XENBUS_STATE_RECONFIGURED: u32 = 8, "XenbusStateReconfigured";
 }
+
+xen_enum! {
+    /// A XenBus device state, as read from XenStore.
+    pub enum XenbusState: u32 {
+        /// `XenbusStateUnknown`
+        Unknown = XENBUS_STATE_UNKNOWN,
+        /// `XenbusStateInitialising`
+        Initialising = XENBUS_STATE_INITIALISING,
+        /// `XenbusStateInitWait`
+        InitWait = XENBUS_STATE_INIT_WAIT,
+        /// `XenbusStateInitialised`
+        Initialised = XENBUS_STATE_INITIALISED,
+        /// `XenbusStateConnected`
+        Connected = XENBUS_STATE_CONNECTED,
+        /// `XenbusStateClosing`
+        Closing = XENBUS_STATE_CLOSING,
+        /// `XenbusStateClosed`
+        Closed = XENBUS_STATE_CLOSED,
+        /// `XenbusStateReconfiguring`
+        Reconfiguring = XENBUS_STATE_RECONFIGURING,
+        /// `XenbusStateReconfigured`
+        Reconfigured = XENBUS_STATE_RECONFIGURED,
+    }
+}

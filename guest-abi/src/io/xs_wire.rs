@@ -37,9 +37,9 @@ xen_struct! {
     /// `struct xenstore_domain_interface` (io/xs_wire.h).
     pub struct XenstoreDomainInterface {
         /// `req`
-        req: [u8; 1024] = "req",
+        req: [u8; 1024] = "req" opaque,
         /// `rsp`
-        rsp: [u8; 1024] = "rsp",
+        rsp: [u8; 1024] = "rsp" opaque,
         /// `req_cons`
         req_cons: u32 = "req_cons",
         /// `req_prod`
