@@ -100,14 +100,18 @@ fn result(ret: i64) -> Result<u64, XenError> {
 /// `console_io(CONSOLEIO_write)`.
 pub fn console_write(bytes: &[u8]) -> Result<(), XenError> {
     // SAFETY: the buffer is valid for its length during the call.
-    let r = unsafe { hypercall3(xen::HYPERVISOR_CONSOLE_IO, xen::CONSOLEIO_WRITE.into(), bytes.len() as u64, bytes.as_ptr() as u64) };
+    let r = unsafe {
+        hypercall3(xen::HYPERVISOR_CONSOLE_IO, xen::CONSOLEIO_WRITE.into(), bytes.len() as u64, bytes.as_ptr() as u64)
+    };
     result(r).map(drop)
 }
 
 /// `console_io(CONSOLEIO_read)`: bytes read into `buf`.
 pub fn console_read(buf: &mut [u8]) -> Result<usize, XenError> {
     // SAFETY: the buffer is valid for writing its length during the call.
-    let r = unsafe { hypercall3(xen::HYPERVISOR_CONSOLE_IO, xen::CONSOLEIO_READ.into(), buf.len() as u64, buf.as_mut_ptr() as u64) };
+    let r = unsafe {
+        hypercall3(xen::HYPERVISOR_CONSOLE_IO, xen::CONSOLEIO_READ.into(), buf.len() as u64, buf.as_mut_ptr() as u64)
+    };
     result(r).map(|n| n as usize)
 }
 
@@ -123,7 +127,13 @@ pub fn get_features(index: u32) -> Result<u32, XenError> {
     let mut fi = version::FeatureInfo::new_zeroed();
     fi.submap_idx = index;
     // SAFETY: `fi` is a valid xen_feature_info for the call.
-    result(unsafe { hypercall2(xen::HYPERVISOR_XEN_VERSION, version::XENVER_GET_FEATURES.into(), fi.as_mut_bytes().as_mut_ptr() as u64) })?;
+    result(unsafe {
+        hypercall2(
+            xen::HYPERVISOR_XEN_VERSION,
+            version::XENVER_GET_FEATURES.into(),
+            fi.as_mut_bytes().as_mut_ptr() as u64,
+        )
+    })?;
     Ok(fi.submap)
 }
 
@@ -143,7 +153,10 @@ pub fn sched_block() -> Result<(), XenError> {
 pub fn sched_shutdown(reason: u32) -> Result<(), XenError> {
     let arg = sched::SchedShutdown { reason };
     // SAFETY: `arg` is a valid sched_shutdown for the call.
-    result(unsafe { hypercall2(xen::HYPERVISOR_SCHED_OP, sched::SCHEDOP_SHUTDOWN.into(), arg.as_bytes().as_ptr() as u64) }).map(drop)
+    result(unsafe {
+        hypercall2(xen::HYPERVISOR_SCHED_OP, sched::SCHEDOP_SHUTDOWN.into(), arg.as_bytes().as_ptr() as u64)
+    })
+    .map(drop)
 }
 
 /// `set_timer_op`: fire the single-shot timer at system time `deadline_ns`
@@ -163,7 +176,10 @@ pub fn vm_assist_enable(typ: u32) -> Result<(), XenError> {
 pub fn evtchn_send(port: u32) -> Result<(), XenError> {
     let arg = ev::EvtchnSend { port };
     // SAFETY: `arg` is valid for the call.
-    result(unsafe { hypercall2(xen::HYPERVISOR_EVENT_CHANNEL_OP, ev::EVTCHNOP_SEND.into(), arg.as_bytes().as_ptr() as u64) }).map(drop)
+    result(unsafe {
+        hypercall2(xen::HYPERVISOR_EVENT_CHANNEL_OP, ev::EVTCHNOP_SEND.into(), arg.as_bytes().as_ptr() as u64)
+    })
+    .map(drop)
 }
 
 /// `event_channel_op(EVTCHNOP_alloc_unbound)`: a port `remote_dom` may bind.
@@ -172,7 +188,13 @@ pub fn evtchn_alloc_unbound(remote_dom: u16) -> Result<u32, XenError> {
     arg.dom = xen::DOMID_SELF;
     arg.remote_dom = remote_dom;
     // SAFETY: `arg` is valid for reading and writing during the call.
-    result(unsafe { hypercall2(xen::HYPERVISOR_EVENT_CHANNEL_OP, ev::EVTCHNOP_ALLOC_UNBOUND.into(), arg.as_mut_bytes().as_mut_ptr() as u64) })?;
+    result(unsafe {
+        hypercall2(
+            xen::HYPERVISOR_EVENT_CHANNEL_OP,
+            ev::EVTCHNOP_ALLOC_UNBOUND.into(),
+            arg.as_mut_bytes().as_mut_ptr() as u64,
+        )
+    })?;
     Ok(arg.port)
 }
 
@@ -182,7 +204,13 @@ pub fn evtchn_bind_virq(virq: u32, vcpu: u32) -> Result<u32, XenError> {
     arg.virq = virq;
     arg.vcpu = vcpu;
     // SAFETY: as above.
-    result(unsafe { hypercall2(xen::HYPERVISOR_EVENT_CHANNEL_OP, ev::EVTCHNOP_BIND_VIRQ.into(), arg.as_mut_bytes().as_mut_ptr() as u64) })?;
+    result(unsafe {
+        hypercall2(
+            xen::HYPERVISOR_EVENT_CHANNEL_OP,
+            ev::EVTCHNOP_BIND_VIRQ.into(),
+            arg.as_mut_bytes().as_mut_ptr() as u64,
+        )
+    })?;
     Ok(arg.port)
 }
 
@@ -190,7 +218,10 @@ pub fn evtchn_bind_virq(virq: u32, vcpu: u32) -> Result<u32, XenError> {
 pub fn evtchn_close(port: u32) -> Result<(), XenError> {
     let arg = ev::EvtchnClose { port };
     // SAFETY: as above.
-    result(unsafe { hypercall2(xen::HYPERVISOR_EVENT_CHANNEL_OP, ev::EVTCHNOP_CLOSE.into(), arg.as_bytes().as_ptr() as u64) }).map(drop)
+    result(unsafe {
+        hypercall2(xen::HYPERVISOR_EVENT_CHANNEL_OP, ev::EVTCHNOP_CLOSE.into(), arg.as_bytes().as_ptr() as u64)
+    })
+    .map(drop)
 }
 
 /// `update_va_mapping(va, pte, flags)`.
@@ -204,7 +235,13 @@ pub fn mmu_update(reqs: &[xen::MmuUpdate], foreign_dom: u16) -> Result<u32, XenE
     let mut done = 0u32;
     // SAFETY: the slice and `done` are valid during the call.
     result(unsafe {
-        hypercall4(xen::HYPERVISOR_MMU_UPDATE, reqs.as_ptr() as u64, reqs.len() as u64, core::ptr::addr_of_mut!(done) as u64, foreign_dom.into())
+        hypercall4(
+            xen::HYPERVISOR_MMU_UPDATE,
+            reqs.as_ptr() as u64,
+            reqs.len() as u64,
+            core::ptr::addr_of_mut!(done) as u64,
+            foreign_dom.into(),
+        )
     })?;
     Ok(done)
 }
@@ -214,7 +251,13 @@ pub fn mmuext_op(ops: &[xen::MmuextOp], foreign_dom: u16) -> Result<u32, XenErro
     let mut done = 0u32;
     // SAFETY: as above.
     result(unsafe {
-        hypercall4(xen::HYPERVISOR_MMUEXT_OP, ops.as_ptr() as u64, ops.len() as u64, core::ptr::addr_of_mut!(done) as u64, foreign_dom.into())
+        hypercall4(
+            xen::HYPERVISOR_MMUEXT_OP,
+            ops.as_ptr() as u64,
+            ops.len() as u64,
+            core::ptr::addr_of_mut!(done) as u64,
+            foreign_dom.into(),
+        )
     })?;
     Ok(done)
 }
@@ -235,8 +278,14 @@ pub fn register_callback(typ: u16, flags: u16, address: u64) -> Result<(), XenEr
     arg.flags = flags;
     arg.address = address;
     // SAFETY: `arg` is valid for the call.
-    result(unsafe { hypercall2(xen::HYPERVISOR_CALLBACK_OP, crate::callback::CALLBACKOP_REGISTER.into(), arg.as_bytes().as_ptr() as u64) })
-        .map(drop)
+    result(unsafe {
+        hypercall2(
+            xen::HYPERVISOR_CALLBACK_OP,
+            crate::callback::CALLBACKOP_REGISTER.into(),
+            arg.as_bytes().as_ptr() as u64,
+        )
+    })
+    .map(drop)
 }
 
 /// `stack_switch(ss, sp)`: the kernel stack for bounces from user mode.
@@ -248,7 +297,8 @@ pub fn stack_switch(ss: u64, sp: u64) -> Result<(), XenError> {
 /// `memory_op(XENMEM_current_reservation / maximum_reservation)` for self.
 pub fn reservation(maximum: bool) -> Result<u64, XenError> {
     let dom: u16 = xen::DOMID_SELF;
-    let cmd = if maximum { crate::memory::XENMEM_MAXIMUM_RESERVATION } else { crate::memory::XENMEM_CURRENT_RESERVATION };
+    let cmd =
+        if maximum { crate::memory::XENMEM_MAXIMUM_RESERVATION } else { crate::memory::XENMEM_CURRENT_RESERVATION };
     // SAFETY: `dom` is valid for the call.
     result(unsafe { hypercall2(xen::HYPERVISOR_MEMORY_OP, cmd.into(), core::ptr::addr_of!(dom) as u64) })
 }
@@ -256,5 +306,6 @@ pub fn reservation(maximum: bool) -> Result<u64, XenError> {
 /// `multicall` over a batch; each entry's `result` is filled in.
 pub fn multicall(entries: &mut [xen::MulticallEntry]) -> Result<(), XenError> {
     // SAFETY: the entries are valid for reading and writing during the call.
-    result(unsafe { hypercall2(xen::HYPERVISOR_MULTICALL, entries.as_mut_ptr() as u64, entries.len() as u64) }).map(drop)
+    result(unsafe { hypercall2(xen::HYPERVISOR_MULTICALL, entries.as_mut_ptr() as u64, entries.len() as u64) })
+        .map(drop)
 }

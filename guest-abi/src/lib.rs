@@ -53,6 +53,7 @@ mod tests {
         assert_eq!(BlkifOp::try_from(4), Err(UnknownValue(4)), "reserved op");
         assert_eq!(BlkifOp::Write.to_raw(), 1);
         let flags = GrantFlags::from_bits_truncate(0x1d);
-        assert!(flags.contains(GrantFlags::PERMIT_ACCESS | GrantFlags::READONLY | GrantFlags::READING | GrantFlags::WRITING));
+        assert!(flags
+            .contains(GrantFlags::PERMIT_ACCESS | GrantFlags::READONLY | GrantFlags::READING | GrantFlags::WRITING));
     }
 }

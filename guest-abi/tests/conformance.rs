@@ -32,7 +32,9 @@ const HEADERS: &[&str] = &[
 ];
 
 fn probe_source() -> String {
-    let mut c = String::from("#define __XEN_INTERFACE_VERSION__ 0x00040e00\n#include <stdio.h>\n#include <stddef.h>\n#include <stdint.h>\n");
+    let mut c = String::from(
+        "#define __XEN_INTERFACE_VERSION__ 0x00040e00\n#include <stdio.h>\n#include <stddef.h>\n#include <stdint.h>\n",
+    );
     for h in HEADERS {
         let _ = writeln!(c, "#include <{h}>");
     }
@@ -73,7 +75,11 @@ fn run_probe() -> String {
     let bin = dir.join("probe");
     std::fs::write(&src, probe_source()).unwrap();
     let cc = Command::new("cc").arg("-w").arg("-o").arg(&bin).arg(&src).output().expect("a C compiler (cc)");
-    assert!(cc.status.success(), "the probe does not compile against Xen's headers:\n{}", String::from_utf8_lossy(&cc.stderr));
+    assert!(
+        cc.status.success(),
+        "the probe does not compile against Xen's headers:\n{}",
+        String::from_utf8_lossy(&cc.stderr)
+    );
     let out = Command::new(&bin).output().expect("run the probe");
     assert!(out.status.success());
     String::from_utf8(out.stdout).unwrap()
@@ -106,7 +112,13 @@ fn abi_matches_xen_headers() {
             (st.size as i64, st.align as i64),
             (got[0], got[1]),
             "struct {} ({}, xen/{}): Rust size/align {}/{}, Xen {}/{}",
-            st.rust, st.c, st.header, st.size, st.align, got[0], got[1]
+            st.rust,
+            st.c,
+            st.header,
+            st.size,
+            st.align,
+            got[0],
+            got[1]
         );
         s += 1;
         let mut end = 0;
@@ -122,7 +134,15 @@ fn abi_matches_xen_headers() {
                 (field.offset as i64, field.size as i64),
                 (got[0], got[1]),
                 "field {}.{} ({}.{}, xen/{}): Rust offset/size {}/{}, Xen {}/{}",
-                st.rust, field.rust, st.c, field.c, st.header, field.offset, field.size, got[0], got[1]
+                st.rust,
+                field.rust,
+                st.c,
+                field.c,
+                st.header,
+                field.offset,
+                field.size,
+                got[0],
+                got[1]
             );
             if let Some(signed) = field.signed {
                 let got = &c_values[&format!("G|{}.{}", st.c, field.c)];
@@ -130,7 +150,13 @@ fn abi_matches_xen_headers() {
                     i64::from(signed),
                     got[0],
                     "field {}.{} ({}.{}, xen/{}): Rust signed={}, Xen signed={}",
-                    st.rust, field.rust, st.c, field.c, st.header, signed, got[0] != 0
+                    st.rust,
+                    field.rust,
+                    st.c,
+                    field.c,
+                    st.header,
+                    signed,
+                    got[0] != 0
                 );
             }
             f += 1;
@@ -166,12 +192,23 @@ fn every_definition_is_registered() {
                 if let Some(rest) = t.strip_prefix("pub struct ") {
                     let name: String = rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
                     if in_wire_struct {
-                        assert!(registered.contains(&name.as_str()), "{}: {name} is not in its module's STRUCTS", path.display());
+                        assert!(
+                            registered.contains(&name.as_str()),
+                            "{}: {name} is not in its module's STRUCTS",
+                            path.display()
+                        );
                         in_wire_struct = false;
                     }
                 }
-                if t.starts_with("pub const ") && !is_registry && !t.starts_with("pub const fn") && !t.starts_with("pub const STRUCTS") {
-                    panic!("{}: `{t}` is not declared through xen_consts!, so the probe cannot check it", path.display());
+                if t.starts_with("pub const ")
+                    && !is_registry
+                    && !t.starts_with("pub const fn")
+                    && !t.starts_with("pub const STRUCTS")
+                {
+                    panic!(
+                        "{}: `{t}` is not declared through xen_consts!, so the probe cannot check it",
+                        path.display()
+                    );
                 }
             }
         }

@@ -35,7 +35,8 @@ pub fn make(iso: &Path, work: &Path, hypervisor: &Path, cmdline: &str, modules: 
     fs::create_dir_all(root.join("boot/grub")).map_err(|e| format!("{}: {e}", root.display()))?;
     fs::copy(hypervisor, root.join("boot/xenish")).map_err(|e| format!("{}: {e}", hypervisor.display()))?;
     for (i, m) in modules.iter().enumerate() {
-        fs::copy(&m.path, root.join(format!("boot/module{}", i + 1))).map_err(|e| format!("{}: {e}", m.path.display()))?;
+        fs::copy(&m.path, root.join(format!("boot/module{}", i + 1)))
+            .map_err(|e| format!("{}: {e}", m.path.display()))?;
     }
     fs::write(root.join("boot/grub/grub.cfg"), grub_cfg(cmdline, modules)).map_err(|e| e.to_string())?;
     let out = Command::new("grub-mkrescue")

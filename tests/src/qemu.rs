@@ -161,9 +161,26 @@ impl Boot {
     /// The QEMU arguments for `iso`, with the serial line going to `serial`.
     pub fn qemu_args(&self, iso: &std::path::Path, serial: &str) -> Vec<String> {
         let mut args: Vec<String> = [
-            "-accel", "tcg", "-cpu", &self.cpu, "-m", &format!("{}M", self.memory_mib), "-smp", "1",
-            "-display", "none", "-vga", "none", "-no-reboot", "-serial", serial,
-            "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04", "-boot", "d", "-cdrom",
+            "-accel",
+            "tcg",
+            "-cpu",
+            &self.cpu,
+            "-m",
+            &format!("{}M", self.memory_mib),
+            "-smp",
+            "1",
+            "-display",
+            "none",
+            "-vga",
+            "none",
+            "-no-reboot",
+            "-serial",
+            serial,
+            "-device",
+            "isa-debug-exit,iobase=0xf4,iosize=0x04",
+            "-boot",
+            "d",
+            "-cdrom",
         ]
         .iter()
         .map(|s| s.to_string())
@@ -185,9 +202,8 @@ impl Boot {
     pub fn run(&self) -> Outcome {
         static SERIAL: AtomicU32 = AtomicU32::new(0);
         let n = SERIAL.fetch_add(1, Ordering::Relaxed);
-        let work = crate::images::workspace_root()
-            .join("target/system-tests")
-            .join(format!("{}-{n}", std::process::id()));
+        let work =
+            crate::images::workspace_root().join("target/system-tests").join(format!("{}-{n}", std::process::id()));
         let iso = match self.make_iso(&work) {
             Ok(iso) => iso,
             Err(e) => panic!("cannot make the boot ISO: {e}"),
@@ -208,7 +224,11 @@ impl Boot {
             match child.0.try_wait() {
                 Ok(Some(status)) => {
                     let code = status.code().unwrap_or(-1);
-                    break if code & 1 == 1 && code > 0 { Exit::DebugExit((code >> 1) as u8) } else { Exit::Qemu(code) };
+                    break if code & 1 == 1 && code > 0 {
+                        Exit::DebugExit((code >> 1) as u8)
+                    } else {
+                        Exit::Qemu(code)
+                    };
                 }
                 Ok(None) if start.elapsed() > self.timeout => break Exit::TimedOut,
                 Ok(None) => std::thread::sleep(Duration::from_millis(50)),

@@ -64,7 +64,9 @@ pub fn ensure() -> Result<(), String> {
         let status = Command::new("rustup").args(["target", "add", "x86_64-unknown-none"]).output();
         match status {
             Ok(o) if o.status.success() => Ok(()),
-            Ok(o) => Err(format!("rustup target add x86_64-unknown-none failed: {}", String::from_utf8_lossy(&o.stderr))),
+            Ok(o) => {
+                Err(format!("rustup target add x86_64-unknown-none failed: {}", String::from_utf8_lossy(&o.stderr)))
+            }
             Err(e) => Err(format!("cannot run rustup: {e}")),
         }
     })

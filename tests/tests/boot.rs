@@ -62,5 +62,7 @@ fn dom0_mem_sizes_dom0() {
 #[test]
 fn no_modules_is_reported_and_powers_off() {
     let out = Boot::new().run();
-    out.expect_line("xenish: no modules").expect_line("xenish: all domains have shut down").expect_exit(Exit::DebugExit(0));
+    out.expect_line("xenish: no modules")
+        .expect_line("xenish: all domains have shut down")
+        .expect_exit(Exit::DebugExit(0));
 }

@@ -69,7 +69,16 @@ mod tests {
     #[test]
     fn decodes_bcd_and_binary() {
         // 2026-11-25 04:58:16 UTC, BCD, 24-hour.
-        let t = RtcTime { second: 0x16, minute: 0x58, hour: 0x04, day: 0x25, month: 0x11, year: 0x26, century: 0x20, status_b: 0x02 };
+        let t = RtcTime {
+            second: 0x16,
+            minute: 0x58,
+            hour: 0x04,
+            day: 0x25,
+            month: 0x11,
+            year: 0x26,
+            century: 0x20,
+            status_b: 0x02,
+        };
         assert_eq!(t.unix_seconds(), Some(1_795_582_696));
         let b = RtcTime { second: 16, minute: 58, hour: 4, day: 25, month: 11, year: 26, century: 0, status_b: 0x06 };
         assert_eq!(b.unix_seconds(), Some(1_795_582_696));

@@ -77,10 +77,7 @@ fn build_domain(
     privileged: bool,
 ) -> Result<Domain, String> {
     if nr_pages + 1 > setup.frames.free_frames() {
-        return Err(alloc::format!(
-            "{nr_pages} pages requested but only {} free",
-            setup.frames.free_frames()
-        ));
+        return Err(alloc::format!("{nr_pages} pages requested but only {} free", setup.frames.free_frames()));
     }
     let mut frames = Vec::with_capacity(nr_pages as usize);
     for _ in 0..nr_pages {

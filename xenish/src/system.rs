@@ -164,7 +164,13 @@ impl System {
 
     /// The timer interrupted a guest: fire due timers, preempt if the slice
     /// is over.
-    pub fn timer_interrupt(&mut self, frame: &mut TrapFrame, now_ns: u64, tsc: u64, mem: &mut dyn MachineMemory) -> Action {
+    pub fn timer_interrupt(
+        &mut self,
+        frame: &mut TrapFrame,
+        now_ns: u64,
+        tsc: u64,
+        mem: &mut dyn MachineMemory,
+    ) -> Action {
         let was_kernel = self.current_mut().and_then(|(d, v)| d.vcpus.get(v)).is_some_and(|v| v.kernel_mode);
         self.finish(TrapDecision::Resume, was_kernel, frame, now_ns, tsc, mem)
     }
@@ -208,7 +214,11 @@ impl System {
         let Some(who) = self.current else {
             return self.reschedule(frame, now_ns, tsc, mem).with_toggle(false);
         };
-        let toggled = self.domains.get(who.domain).and_then(|d| d.vcpus.get(who.vcpu)).is_some_and(|v| v.kernel_mode != was_kernel);
+        let toggled = self
+            .domains
+            .get(who.domain)
+            .and_then(|d| d.vcpus.get(who.vcpu))
+            .is_some_and(|v| v.kernel_mode != was_kernel);
         if let (TrapDecision::Crash(why), Some(domain)) = (decision, self.domains.get_mut(who.domain)) {
             let msg = format!("{why} at rip {:#x} (rsp {:#x})", frame.rip, frame.rsp);
             crate::printk!("xenish: d{} crashed: {}", domain.id, msg);

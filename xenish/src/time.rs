@@ -149,7 +149,8 @@ mod tests {
     #[test]
     fn vcpu_time_follows_the_version_protocol() {
         let mut mem = FakeMemory(std::vec![[0u8; PAGE_SIZE]; 1]);
-        let clock = Clock { tsc_at_zero: 1000, scale: TimeScale::from_hz(2_000_000_000).unwrap(), tsc_hz: 2_000_000_000 };
+        let clock =
+            Clock { tsc_at_zero: 1000, scale: TimeScale::from_hz(2_000_000_000).unwrap(), tsc_hz: 2_000_000_000 };
         assert!(update_vcpu_time(&mut mem, Mfn(0), 1, &clock, 1000 + 2_000_000_000));
         let slot = &mem.0[0][64 + 0x20..64 + 0x40];
         assert_eq!(u32::from_le_bytes(slot[0..4].try_into().unwrap()), 2);
@@ -169,7 +170,8 @@ mod tests {
         assert_eq!(u32::from_le_bytes(wc[0..4].try_into().unwrap()), 2);
         assert_eq!(u32::from_le_bytes(wc[4..8].try_into().unwrap()), 0x2345_6789);
         assert_eq!(u32::from_le_bytes(wc[12..16].try_into().unwrap()), 1);
-        let clock = Clock { tsc_at_zero: 100, scale: TimeScale::from_hz(3_000_000_000).unwrap(), tsc_hz: 3_000_000_000 };
+        let clock =
+            Clock { tsc_at_zero: 100, scale: TimeScale::from_hz(3_000_000_000).unwrap(), tsc_hz: 3_000_000_000 };
         assert_eq!(clock.tsc_at(1_000_000), 100 + 3_000_000);
         assert!(clock.system_time(clock.tsc_at(123_456_789)).abs_diff(123_456_789) <= 1);
     }

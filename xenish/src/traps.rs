@@ -4,8 +4,8 @@
 //! the guest when it has none. Also the `iret` hypercall, the way back from
 //! such a bounce.
 
-use alloc::string::String;
 use alloc::format;
+use alloc::string::String;
 
 use crate::cpuid;
 use crate::domain::{Domain, TrapHandler};
@@ -61,8 +61,8 @@ const MSR_SHADOW_GS_BASE: u32 = 0xc000_0102;
 pub fn vector_name(vector: u64) -> &'static str {
     const NAMES: [&str; 32] = [
         "#DE", "#DB", "NMI", "#BP", "#OF", "#BR", "#UD", "#NM", "#DF", "#MF(9)", "#TS", "#NP", "#SS", "#GP", "#PF",
-        "#15", "#MF", "#AC", "#MC", "#XM", "#VE", "#CP", "#22", "#23", "#24", "#25", "#26", "#27", "#HV", "#VC",
-        "#SX", "#31",
+        "#15", "#MF", "#AC", "#MC", "#XM", "#VE", "#CP", "#22", "#23", "#24", "#25", "#26", "#27", "#HV", "#VC", "#SX",
+        "#31",
     ];
     NAMES.get(vector as usize).copied().unwrap_or("interrupt")
 }
@@ -234,7 +234,13 @@ struct Bounce {
 /// From user mode the vCPU first switches to kernel mode and the kernel
 /// stack (`stack_switch`); a kernel-mode frame has its CS RPL cleared, which
 /// is how the guest tells the two apart.
-fn create_bounce_frame(dom: &mut Domain, vcpu: usize, frame: &mut TrapFrame, b: Bounce, mem: &mut dyn MachineMemory) -> Result<(), String> {
+fn create_bounce_frame(
+    dom: &mut Domain,
+    vcpu: usize,
+    frame: &mut TrapFrame,
+    b: Bounce,
+    mem: &mut dyn MachineMemory,
+) -> Result<(), String> {
     let Some(v) = dom.vcpus.get(vcpu) else { return Err(String::from("no such vCPU")) };
     let from_kernel = v.kernel_mode;
     let (stack, l4) = (if from_kernel { frame.rsp } else { v.kernel_sp }, v.kernel_l4);
@@ -279,7 +285,9 @@ fn create_bounce_frame(dom: &mut Domain, vcpu: usize, frame: &mut TrapFrame, b: 
     frame.rip = b.target;
     frame.cs = FLAT_KERNEL_CS;
     frame.ss = FLAT_KERNEL_SS;
-    frame.rflags = (frame.rflags & !(EFLAGS_TF | EFLAGS_NT | EFLAGS_RF | EFLAGS_VM | EFLAGS_AC | EFLAGS_DF | EFLAGS_IOPL)) | EFLAGS_IF;
+    frame.rflags = (frame.rflags
+        & !(EFLAGS_TF | EFLAGS_NT | EFLAGS_RF | EFLAGS_VM | EFLAGS_AC | EFLAGS_DF | EFLAGS_IOPL))
+        | EFLAGS_IF;
     Ok(())
 }
 
@@ -332,7 +340,12 @@ fn bounce(
 /// events are not masked, bounce to the event callback with events masked
 /// (Xen's `test_all_events`, run on every return to a guest). Returns whether
 /// an upcall was delivered.
-pub fn deliver_upcall(dom: &mut Domain, vcpu: usize, frame: &mut TrapFrame, mem: &mut dyn MachineMemory) -> Result<bool, String> {
+pub fn deliver_upcall(
+    dom: &mut Domain,
+    vcpu: usize,
+    frame: &mut TrapFrame,
+    mem: &mut dyn MachineMemory,
+) -> Result<bool, String> {
     let Some(callback) = dom.vcpus.get(vcpu).map(|v| v.callbacks.event.address) else { return Ok(false) };
     let off = vcpu * 64;
     let pending = match mem.frame(dom.shared_info).and_then(|f| f.get(off..off + 2)) {
@@ -349,7 +362,12 @@ pub fn deliver_upcall(dom: &mut Domain, vcpu: usize, frame: &mut TrapFrame, mem:
 /// A `syscall` from guest user mode: enter the kernel's syscall callback.
 /// With no callback registered, the guest gets `#UD` at the instruction,
 /// as on Xen.
-pub fn syscall_from_user(dom: &mut Domain, vcpu: usize, frame: &mut TrapFrame, mem: &mut dyn MachineMemory) -> TrapDecision {
+pub fn syscall_from_user(
+    dom: &mut Domain,
+    vcpu: usize,
+    frame: &mut TrapFrame,
+    mem: &mut dyn MachineMemory,
+) -> TrapDecision {
     let Some(cb) = dom.vcpus.get(vcpu).map(|v| v.callbacks.syscall) else {
         return TrapDecision::Crash(String::from("no such vCPU"));
     };
@@ -503,11 +521,8 @@ mod tests {
         let sp = (BUF_VA + 0x3008) & !15;
         assert_eq!(f.rsp, sp - 8 * 8);
         assert_eq!((f.rip, f.cs, f.ss), (0xffff_ffff_8000_5000, 0xe033, 0xe02b));
-        let words: std::vec::Vec<u64> = w
-            .peek(f.rsp, 64)
-            .chunks(8)
-            .map(|c| u64::from_le_bytes(c.try_into().unwrap()))
-            .collect();
+        let words: std::vec::Vec<u64> =
+            w.peek(f.rsp, 64).chunks(8).map(|c| u64::from_le_bytes(c.try_into().unwrap())).collect();
         assert_eq!(words, [0x1111, 0x2222, 0x6, BUF_VA, 0xe030, 0x202, BUF_VA + 0x3008, 0xe02b]);
         assert_eq!(w.mem.0[8][1], 1, "TI_DISABLE_EVENTS masks events");
         assert_eq!(&w.mem.0[8][0x10..0x18], &0xdead_0000u64.to_le_bytes(), "cr2 in vcpu_info");
@@ -519,11 +534,8 @@ mod tests {
         w.dom.vcpus[0].traps[0x80] = TrapHandler { cs: 0xe033, flags: 3, address: 0x7000 };
         w.mem.0[8][1] = 1; // masked
         assert!(matches!(run(&mut w, &mut f, 13, 0x402), TrapDecision::Resume));
-        let words: std::vec::Vec<u64> = w
-            .peek(f.rsp, 56)
-            .chunks(8)
-            .map(|c| u64::from_le_bytes(c.try_into().unwrap()))
-            .collect();
+        let words: std::vec::Vec<u64> =
+            w.peek(f.rsp, 56).chunks(8).map(|c| u64::from_le_bytes(c.try_into().unwrap())).collect();
         // No error code for a software interrupt; rip is after the int.
         assert_eq!(words, [0x1111, 0x2222, BUF_VA + 2, 0xe030 | 1 << 32, 0x002, BUF_VA + 0x3008, 0xe02b]);
     }
@@ -604,11 +616,8 @@ mod tests {
         assert!(matches!(syscall_from_user(&mut w.dom, 0, &mut f, &mut w.mem), TrapDecision::Resume));
         assert!(w.dom.vcpus[0].kernel_mode);
         assert_eq!((f.rip, f.rsp), (0x9000, BUF_VA + 0x2000 - 56));
-        let words: std::vec::Vec<u64> = w
-            .peek(f.rsp, 56)
-            .chunks(8)
-            .map(|c| u64::from_le_bytes(c.try_into().unwrap()))
-            .collect();
+        let words: std::vec::Vec<u64> =
+            w.peek(f.rsp, 56).chunks(8).map(|c| u64::from_le_bytes(c.try_into().unwrap())).collect();
         assert_eq!(words, [0x40_1002, 0x246, 0x40_1002, 0xe033, 0x246, 0x7fff_0000, 0xe02b]);
         assert_eq!(w.mem.0[8][1], 1, "mask_events");
     }
@@ -624,11 +633,8 @@ mod tests {
         assert_eq!(deliver_upcall(&mut w.dom, 0, &mut f, &mut w.mem), Ok(true));
         assert_eq!(f.rip, 0x8000);
         assert_eq!(w.mem.0[8][1], 1, "delivery masks events");
-        let words: std::vec::Vec<u64> = w
-            .peek(f.rsp, 56)
-            .chunks(8)
-            .map(|c| u64::from_le_bytes(c.try_into().unwrap()))
-            .collect();
+        let words: std::vec::Vec<u64> =
+            w.peek(f.rsp, 56).chunks(8).map(|c| u64::from_le_bytes(c.try_into().unwrap())).collect();
         // No error code; IF set in the saved rflags (events were unmasked).
         assert_eq!(words, [0x1111, 0x2222, BUF_VA, 0xe030, 0x202, BUF_VA + 0x3008, 0xe02b]);
         // Already masked now: nothing more until the guest unmasks.

@@ -26,6 +26,4 @@ xen_struct! {
 
 /// Every struct of this module, for the conformance test.
 #[doc(hidden)]
-pub const STRUCTS: &[crate::registry::StructLayout] = &[
-    <XenconsInterface as crate::registry::Described>::LAYOUT,
-];
+pub const STRUCTS: &[crate::registry::StructLayout] = &[<XenconsInterface as crate::registry::Described>::LAYOUT];

@@ -3,8 +3,8 @@
 
 pub mod blkif;
 pub mod console;
+pub mod netif;
 #[allow(unsafe_code)]
 pub mod ring;
-pub mod netif;
 pub mod xenbus;
 pub mod xs_wire;

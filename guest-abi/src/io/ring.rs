@@ -244,7 +244,13 @@ where
     /// Attaches to a ring the frontend initialised (`BACK_RING_ATTACH`).
     pub fn attach(page: SharedPage<'a>) -> Self {
         let rsp_prod = page.load(RSP_PROD);
-        BackRing { rsp_prod_pvt: rsp_prod, req_cons: rsp_prod, size: ring_size(entry_size::<Req, Rsp>()), page, _types: PhantomData }
+        BackRing {
+            rsp_prod_pvt: rsp_prod,
+            req_cons: rsp_prod,
+            size: ring_size(entry_size::<Req, Rsp>()),
+            page,
+            _types: PhantomData,
+        }
     }
 
     /// Requests published and not yet consumed; a frontend claiming more

@@ -117,7 +117,8 @@ impl<'a> Elf<'a> {
                 return Err(BuildError::BadElf);
             }
             for i in 0..shnum {
-                let o = shoff.checked_add(i.checked_mul(shentsize).ok_or(BuildError::BadElf)?).ok_or(BuildError::BadElf)?;
+                let o =
+                    shoff.checked_add(i.checked_mul(shentsize).ok_or(BuildError::BadElf)?).ok_or(BuildError::BadElf)?;
                 shdrs.push(Shdr {
                     name: u32_at(image, o)?,
                     typ: u32_at(image, o + 4)?,

@@ -124,7 +124,7 @@ fn pages(bytes: u64) -> u64 {
 /// Computes the layout, or says why the domain cannot be laid out.
 pub fn compute(input: &LayoutInput) -> Result<Layout, BuildError> {
     let vb = input.virt_base;
-    if input.virt_kstart < vb || input.virt_kend < input.virt_kstart || vb % PAGE != 0 {
+    if input.virt_kstart < vb || input.virt_kend < input.virt_kstart || !vb.is_multiple_of(PAGE) {
         return Err(BuildError::BadLayout);
     }
     let kernel_pfn = (input.virt_kstart - vb) / PAGE;
@@ -160,7 +160,7 @@ pub fn compute(input: &LayoutInput) -> Result<Layout, BuildError> {
             .and_then(|e| e.checked_next_multiple_of(ALIGN_4M))
             .ok_or(BuildError::BadLayout)?;
         let counts = TableCounts::for_range(vb, end);
-        if 1 + counts.total() <= nr_pt {
+        if counts.total() < nr_pt {
             l.pt = counts;
             break end;
         }
@@ -244,7 +244,7 @@ mod tests {
         assert_eq!(l.p2m, (0x126, 32));
         assert_eq!(l.start_info_pfn, 0x146);
         assert_eq!(l.pt_pfn, 0x147);
-        assert!(l.mapped_pages * PAGE % (4 << 20) == 0);
+        assert!((l.mapped_pages * PAGE).is_multiple_of(4 << 20));
         assert!(l.mapped_pages - (l.stack_pfn + 1) >= 128);
         assert_eq!(l.p2m_segment(), (0, 0));
     }
@@ -258,7 +258,7 @@ mod tests {
         bad.virt_kstart = bad.virt_base - 0x1000;
         assert_eq!(compute(&bad), Err(BuildError::BadLayout));
         let mut wrap = linux_domu();
-        wrap.virt_base = u64::MAX & !0xfff;
+        wrap.virt_base = !0xfff;
         wrap.virt_kstart = wrap.virt_base;
         wrap.virt_kend = wrap.virt_base;
         assert_eq!(compute(&wrap), Err(BuildError::BadLayout));

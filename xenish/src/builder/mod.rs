@@ -171,7 +171,8 @@ struct Writer<'m, 'f> {
 
 impl Writer<'_, '_> {
     fn frame(&mut self, pfn: u64) -> Result<&mut [u8; PAGE_SIZE], BuildError> {
-        let mfn = *self.frames.get(usize::try_from(pfn).map_err(|_| BuildError::BadFrame)?).ok_or(BuildError::BadFrame)?;
+        let mfn =
+            *self.frames.get(usize::try_from(pfn).map_err(|_| BuildError::BadFrame)?).ok_or(BuildError::BadFrame)?;
         self.mem.frame_mut(mfn).ok_or(BuildError::BadFrame)
     }
 
@@ -229,7 +230,8 @@ fn map_range(
     let mut cur = va;
     while cur < end {
         let pfn = first_pfn + (cur - va) / PAGE_SIZE as u64;
-        let (l3, l2, l1) = (l3_base + ((cur >> 39) - first3), l2_base + ((cur >> 30) - first2), l1_base + ((cur >> 21) - first1));
+        let (l3, l2, l1) =
+            (l3_base + ((cur >> 39) - first3), l2_base + ((cur >> 30) - first2), l1_base + ((cur >> 21) - first1));
         let mfn = w.mfn(pfn)?;
         let prot = if readonly(pfn) { L1_PROT & !PTE_RW } else { L1_PROT };
         w.put_u64(l1, (cur >> 12) & 511, mfn.addr() | prot)?;

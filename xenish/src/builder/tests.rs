@@ -53,7 +53,9 @@ fn elf(segs: &[Seg], notes: &[u8], xen_guest: Option<&[u8]>) -> Vec<u8> {
     let data_off = 64 + 56 * phnum;
     let mut phdrs = Vec::new();
     let mut ph = |typ: u32, flags: u32, off: u64, vaddr: u64, paddr: u64, filesz: u64, memsz: u64| {
-        for (v, n) in [(typ as u64, 4), (flags as u64, 4), (off, 8), (vaddr, 8), (paddr, 8), (filesz, 8), (memsz, 8), (0x1000, 8)] {
+        for (v, n) in
+            [(typ as u64, 4), (flags as u64, 4), (off, 8), (vaddr, 8), (paddr, 8), (filesz, 8), (memsz, 8), (0x1000, 8)]
+        {
             phdrs.extend_from_slice(&v.to_le_bytes()[..n]);
         }
     };
@@ -77,7 +79,9 @@ fn elf(segs: &[Seg], notes: &[u8], xen_guest: Option<&[u8]>) -> Vec<u8> {
         let s_off = data_off + data.len();
         data.extend_from_slice(strtab);
         let mut sh = |name: u32, typ: u32, off: u64, size: u64| {
-            for (v, n) in [(name as u64, 4), (typ as u64, 4), (0, 8), (0, 8), (off, 8), (size, 8), (0, 4), (0, 4), (1, 8), (0, 8)] {
+            for (v, n) in
+                [(name as u64, 4), (typ as u64, 4), (0, 8), (0, 8), (off, 8), (size, 8), (0, 4), (0, 4), (1, 8), (0, 8)]
+            {
                 shdrs.extend_from_slice(&v.to_le_bytes()[..n]);
             }
         };
@@ -222,7 +226,10 @@ fn hypercall_page_stubs() {
     let frames = w.frames.clone();
     build(&s, &mut w_mem).unwrap();
     let page = w_mem.frame(frames[0x102]).unwrap();
-    assert_eq!(&page[17 * 32..17 * 32 + 14], &[0x51, 0x41, 0x53, 0xb8, 17, 0, 0, 0, 0x0f, 0x05, 0x41, 0x5b, 0x59, 0xc3]);
+    assert_eq!(
+        &page[17 * 32..17 * 32 + 14],
+        &[0x51, 0x41, 0x53, 0xb8, 17, 0, 0, 0, 0x0f, 0x05, 0x41, 0x5b, 0x59, 0xc3]
+    );
     assert_eq!(&page[23 * 32..23 * 32 + 11], &[0x51, 0x41, 0x53, 0x50, 0xb8, 0x17, 0, 0, 0, 0x0f, 0x05]);
     assert_eq!(page[17 * 32 + 14], 0xcc);
     // Outside the mapping: refused.

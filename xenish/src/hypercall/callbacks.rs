@@ -140,9 +140,9 @@ mod tests {
         let mut w = World::new(false);
         let nr = HYPERVISOR_CALLBACK_OP as u64;
         w.dom.vcpus[0].callbacks.nmi.address = 0x6000;
-        w.poke(BUF_VA, &(CALLBACKTYPE_EVENT as u32).to_le_bytes());
+        w.poke(BUF_VA, &CALLBACKTYPE_EVENT.to_le_bytes());
         assert_eq!(w.call_ret(nr, [CALLBACKOP_UNREGISTER as u64, BUF_VA, 0, 0, 0]), -22);
-        w.poke(BUF_VA, &(CALLBACKTYPE_NMI as u32).to_le_bytes());
+        w.poke(BUF_VA, &CALLBACKTYPE_NMI.to_le_bytes());
         assert_eq!(w.call_ret(nr, [CALLBACKOP_UNREGISTER as u64, BUF_VA, 0, 0, 0]), 0);
         assert_eq!(w.dom.vcpus[0].callbacks.nmi.address, 0);
     }

@@ -167,7 +167,13 @@ pub(crate) mod tests {
         }
 
         pub fn call(&mut self, nr: u64, args: [u64; 5]) -> Outcome {
-            let mut ctx = Ctx { domain: &mut self.dom, vcpu: 0, mem: &mut self.mem, platform: &mut self.plat, now_ns: self.now_ns };
+            let mut ctx = Ctx {
+                domain: &mut self.dom,
+                vcpu: 0,
+                mem: &mut self.mem,
+                platform: &mut self.plat,
+                now_ns: self.now_ns,
+            };
             dispatch(&mut ctx, nr, args)
         }
 

@@ -96,10 +96,7 @@ pub fn init(rsp0: u64, ists: [u64; 3]) {
             | (((base >> 24) & 0xff) << 56);
         gdt[index(TSS_SELECTOR) + 1] = base >> 32;
 
-        let ptr = DescriptorPointer {
-            limit: (GDT_ENTRIES * 8 - 1) as u16,
-            base: addr_of!(GDT) as u64,
-        };
+        let ptr = DescriptorPointer { limit: (GDT_ENTRIES * 8 - 1) as u16, base: addr_of!(GDT) as u64 };
         asm!(
             "lgdt [{ptr}]",
             "push {cs}",

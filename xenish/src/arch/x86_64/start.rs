@@ -25,7 +25,8 @@ const HEAP_FRAMES: u64 = 2048;
 /// Frames tracked by the allocator: what the boot direct map covers.
 const MAX_FRAMES: u64 = DIRECTMAP_BOOT_SIZE / PAGE_SIZE as u64;
 
-static mut FRAME_BITMAP: [u64; FrameAllocator::bitmap_words(MAX_FRAMES)] = [0; FrameAllocator::bitmap_words(MAX_FRAMES)];
+static mut FRAME_BITMAP: [u64; FrameAllocator::bitmap_words(MAX_FRAMES)] =
+    [0; FrameAllocator::bitmap_words(MAX_FRAMES)];
 
 #[repr(C, align(16))]
 struct IstStack([u8; 16 * 1024]);
@@ -253,12 +254,30 @@ fn build_address_space(
         let two_mib = 2 << 20;
         let mut pa = 0;
         while pa < img_end.next_multiple_of(two_mib) {
-            pagetable::map(mem, &mut alloc, l4, XEN_VIRT_START + pa, pa, PageSize::Size2M, PTE_P | PTE_RW, PTE_P | PTE_RW)?;
+            pagetable::map(
+                mem,
+                &mut alloc,
+                l4,
+                XEN_VIRT_START + pa,
+                pa,
+                PageSize::Size2M,
+                PTE_P | PTE_RW,
+                PTE_P | PTE_RW,
+            )?;
             pa += two_mib;
         }
         pa = 0;
         while pa < (nr_frames * PAGE_SIZE as u64).next_multiple_of(two_mib) {
-            pagetable::map(mem, &mut alloc, l4, DIRECTMAP_START + pa, pa, PageSize::Size2M, PTE_P | PTE_RW | nx, PTE_P | PTE_RW)?;
+            pagetable::map(
+                mem,
+                &mut alloc,
+                l4,
+                DIRECTMAP_START + pa,
+                pa,
+                PageSize::Size2M,
+                PTE_P | PTE_RW | nx,
+                PTE_P | PTE_RW,
+            )?;
             pa += two_mib;
         }
         l4
@@ -274,10 +293,28 @@ fn build_address_space(
     let mut alloc = || frames.alloc();
     // PCD | PWT: the APIC's registers must not be cached.
     let uncached = (1 << 4) | (1 << 3);
-    pagetable::map(mem, &mut alloc, l4, FIXMAP_APIC, apic::APIC_PHYS_BASE, PageSize::Size4K, PTE_P | PTE_RW | uncached | nx, PTE_P | PTE_RW)?;
+    pagetable::map(
+        mem,
+        &mut alloc,
+        l4,
+        FIXMAP_APIC,
+        apic::APIC_PHYS_BASE,
+        PageSize::Size4K,
+        PTE_P | PTE_RW | uncached | nx,
+        PTE_P | PTE_RW,
+    )?;
     for i in 0..m2p_frames {
         let va = RO_MPT_START + i * PAGE_SIZE as u64;
-        pagetable::map(mem, &mut alloc, l4, va, (base.0 + i) << 12, PageSize::Size4K, PTE_P | PTE_US | nx, PTE_P | PTE_RW | PTE_US)?;
+        pagetable::map(
+            mem,
+            &mut alloc,
+            l4,
+            va,
+            (base.0 + i) << 12,
+            PageSize::Size4K,
+            PTE_P | PTE_US | nx,
+            PTE_P | PTE_RW | PTE_US,
+        )?;
     }
     let mut l4_slots = [0u64; 16];
     for (i, slot) in l4_slots.iter_mut().enumerate() {
@@ -286,7 +323,12 @@ fn build_address_space(
     // SAFETY: the new table maps the image, stacks and direct map at the
     // same addresses as the boot tables; only the identity map goes away.
     unsafe { cpu::write_cr3(l4.addr()) };
-    crate::printk!("xenish: hypervisor page tables at {:#x}, M2P {} frames at {:#x}", l4.addr(), m2p_frames, base.addr());
+    crate::printk!(
+        "xenish: hypervisor page tables at {:#x}, M2P {} frames at {:#x}",
+        l4.addr(),
+        m2p_frames,
+        base.addr()
+    );
     Ok(M2p { base, entries: nr_frames, l4_slots })
 }
 
