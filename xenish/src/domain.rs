@@ -5,6 +5,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use crate::console::GuestConsole;
+use crate::evtchn::EvtchnTable;
 use crate::mm::Mfn;
 use crate::regs::TrapFrame;
 
@@ -242,6 +243,8 @@ pub struct Domain {
     pub console: GuestConsole,
     /// The vCPUs.
     pub vcpus: Vec<Vcpu>,
+    /// Event channels.
+    pub evtchn: EvtchnTable,
 }
 
 impl Domain {

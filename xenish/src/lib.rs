@@ -19,6 +19,7 @@ pub mod console;
 pub mod cpuid;
 pub mod domain;
 pub mod domain_config;
+pub mod evtchn;
 pub mod guest_access;
 pub mod hypercall;
 pub mod mm;

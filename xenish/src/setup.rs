@@ -148,6 +148,7 @@ fn build_domain(
         vm_assist: 0,
         console: GuestConsole::new(id),
         vcpus: alloc::vec![Vcpu::new(0, regs, built.l4)],
+        evtchn: crate::evtchn::EvtchnTable::new(1),
     })
 }
 

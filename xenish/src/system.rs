@@ -11,7 +11,8 @@ use alloc::format;
 use alloc::vec::Vec;
 
 use crate::domain::{Domain, DomainState};
-use crate::hypercall::{self, Ctx, Outcome, Platform};
+use crate::evtchn;
+use crate::hypercall::{self, Ctx, Outcome, Peers, Platform};
 use crate::mm::{MachineMemory, Mfn};
 use crate::regs::TrapFrame;
 use crate::sched::{Pick, SchedParams, Scheduler, VcpuRef};
@@ -119,9 +120,13 @@ impl System {
         mem: &mut dyn MachineMemory,
         platform: &mut dyn Platform,
     ) -> Action {
-        let Some((domain, vcpu)) = self.current_mut() else {
+        let Some(who) = self.current else {
             return self.reschedule(frame, now_ns, tsc, mem).with_toggle(false);
         };
+        let Some((domain, peers)) = Peers::split(&mut self.domains, who.domain) else {
+            return self.reschedule(frame, now_ns, tsc, mem).with_toggle(false);
+        };
+        let vcpu = who.vcpu;
         let was_kernel = domain.vcpus.get(vcpu).is_some_and(|v| v.kernel_mode);
         let decision = if !was_kernel {
             traps::syscall_from_user(domain, vcpu, frame, mem)
@@ -129,7 +134,7 @@ impl System {
             // iret replaces the whole frame rather than returning a value.
             traps::iret(domain, vcpu, frame, mem)
         } else {
-            let mut ctx = Ctx { domain, vcpu, mem: &mut *mem, platform, now_ns };
+            let mut ctx = Ctx { domain, vcpu, mem: &mut *mem, platform, now_ns, peers };
             match hypercall::dispatch(&mut ctx, frame.rax, frame.hypercall_args()) {
                 Outcome::Return(v) => frame.rax = v as u64,
                 Outcome::Continue(args) => {
@@ -182,17 +187,21 @@ impl System {
         self.reschedule(frame, now_ns, tsc, mem).with_toggle(false)
     }
 
-    /// Fires every vCPU timer due at `now_ns`: the vCPU gets its timer
-    /// event and, if blocked, wakes.
-    fn fire_timers(&mut self, now_ns: u64, _mem: &mut dyn MachineMemory) {
+    /// Fires every vCPU timer due at `now_ns` (raising the vCPU's
+    /// `VIRQ_TIMER` port, as Xen's `send_timer_event`), then wakes every
+    /// blocked vCPU that has an upcall pending.
+    fn fire_timers(&mut self, now_ns: u64, mem: &mut dyn MachineMemory) {
         for (di, d) in self.domains.iter_mut().enumerate() {
             if !d.is_running() {
                 continue;
             }
             for (vi, v) in d.vcpus.iter_mut().enumerate() {
-                if v.take_due_timers(now_ns) && v.blocked {
-                    // VIRQ_TIMER is raised through the event channels once
-                    // those exist; the wakeup itself happens here.
+                if v.take_due_timers(now_ns) {
+                    if let Some(port) = d.evtchn.virq_port(evtchn::VIRQ_TIMER, vi as u32) {
+                        evtchn::set_pending(mem, d.shared_info, port, vi as u32);
+                    }
+                }
+                if v.blocked && upcall_pending(d.shared_info, vi, mem) {
                     v.blocked = false;
                     self.sched.wake(VcpuRef { domain: di, vcpu: vi });
                 }

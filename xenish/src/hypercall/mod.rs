@@ -3,6 +3,7 @@
 
 mod callbacks;
 mod console_io;
+mod event_channel;
 mod multicall;
 mod sched_op;
 mod set_trap_table;
@@ -13,7 +14,7 @@ mod xen_version;
 use guest_abi::errno::XenError;
 use guest_abi::xen as abi;
 
-use crate::domain::Domain;
+use crate::domain::{DomId, Domain};
 use crate::guest_access::GuestMemory;
 use crate::mm::MachineMemory;
 
@@ -40,6 +41,33 @@ pub struct Ctx<'a> {
     pub platform: &'a mut dyn Platform,
     /// System time (ns since boot) at entry.
     pub now_ns: u64,
+    /// Every other domain, for operations that involve two.
+    pub peers: Peers<'a>,
+}
+
+/// The domains other than the caller.
+pub struct Peers<'a> {
+    before: &'a mut [Domain],
+    after: &'a mut [Domain],
+}
+
+impl<'a> Peers<'a> {
+    /// The domains of `domains` around index `current`, and the current one.
+    pub fn split(domains: &'a mut [Domain], current: usize) -> Option<(&'a mut Domain, Peers<'a>)> {
+        let (before, rest) = domains.split_at_mut(current);
+        let (domain, after) = rest.split_first_mut()?;
+        Some((domain, Peers { before, after }))
+    }
+
+    /// No other domain.
+    pub fn none() -> Self {
+        Peers { before: &mut [], after: &mut [] }
+    }
+
+    /// The domain with ID `id`, if it exists.
+    pub fn get_mut(&mut self, id: DomId) -> Option<&mut Domain> {
+        self.before.iter_mut().chain(self.after.iter_mut()).find(|d| d.id == id)
+    }
 }
 
 impl Ctx<'_> {
@@ -83,6 +111,7 @@ const TABLE: [Option<Handler>; 64] = {
     t[abi::HYPERVISOR_MULTICALL as usize] = Some(multicall::multicall);
     t[abi::HYPERVISOR_SET_TIMER_OP as usize] = Some(timer::set_timer_op);
     t[abi::HYPERVISOR_CONSOLE_IO as usize] = Some(console_io::console_io);
+    t[abi::HYPERVISOR_EVENT_CHANNEL_OP as usize] = Some(event_channel::event_channel_op);
     t[abi::HYPERVISOR_XEN_VERSION as usize] = Some(xen_version::xen_version);
     t[abi::HYPERVISOR_SCHED_OP as usize] = Some(sched_op::sched_op);
     t[abi::HYPERVISOR_VM_ASSIST as usize] = Some(vm_assist::vm_assist);
@@ -134,6 +163,7 @@ pub(crate) mod tests {
 
     pub struct World {
         pub dom: Domain,
+        pub peers: Vec<Domain>,
         pub mem: FakeMemory,
         pub plat: FakePlatform,
         pub now_ns: u64,
@@ -141,7 +171,7 @@ pub(crate) mod tests {
 
     impl World {
         pub fn new(privileged: bool) -> Self {
-            let mut mem = FakeMemory(std::vec![[0u8; PAGE_SIZE]; 9]);
+            let mut mem = FakeMemory(std::vec![[0u8; PAGE_SIZE]; 10]);
             let va = BUF_VA;
             mem.set_entry(0, (va >> 39) & 511, (1 << 12) | 0x67);
             mem.set_entry(1, (va >> 30) & 511, (2 << 12) | 0x67);
@@ -162,8 +192,15 @@ pub(crate) mod tests {
                 vm_assist: 0,
                 console: GuestConsole::new(0),
                 vcpus: std::vec![Vcpu::new(0, TrapFrame::default(), Mfn(0))],
+                evtchn: crate::evtchn::EvtchnTable::new(1),
             };
-            World { dom, mem, plat: FakePlatform { out: Vec::new(), input: Vec::new() }, now_ns: 1_000_000 }
+            World {
+                dom,
+                peers: Vec::new(),
+                mem,
+                plat: FakePlatform { out: Vec::new(), input: Vec::new() },
+                now_ns: 1_000_000,
+            }
         }
 
         pub fn call(&mut self, nr: u64, args: [u64; 5]) -> Outcome {
@@ -173,6 +210,7 @@ pub(crate) mod tests {
                 mem: &mut self.mem,
                 platform: &mut self.plat,
                 now_ns: self.now_ns,
+                peers: Peers { before: &mut [], after: &mut self.peers },
             };
             dispatch(&mut ctx, nr, args)
         }
