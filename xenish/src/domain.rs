@@ -233,6 +233,11 @@ pub struct Domain {
     pub shutdown_code: Option<u8>,
     /// The domain's memory: `p2m[pfn] = mfn` as built.
     pub frames: Vec<Mfn>,
+    /// The same frames, sorted, for ownership checks.
+    pub owned: Vec<Mfn>,
+    /// The frames that are page tables (sorted); they are never mapped
+    /// writable.
+    pub page_tables: Vec<Mfn>,
     /// The most pages the domain may own.
     pub max_pages: u64,
     /// The shared_info page (hypervisor-owned, mapped by the guest).
@@ -248,6 +253,16 @@ pub struct Domain {
 }
 
 impl Domain {
+    /// Whether the domain owns `mfn` as RAM.
+    pub fn owns(&self, mfn: Mfn) -> bool {
+        self.owned.binary_search(&mfn).is_ok()
+    }
+
+    /// Whether `mfn` is one of the domain's page tables.
+    pub fn is_page_table(&self, mfn: Mfn) -> bool {
+        self.page_tables.binary_search(&mfn).is_ok()
+    }
+
     /// Whether the domain can still run.
     pub fn is_running(&self) -> bool {
         self.state == DomainState::Running

@@ -143,6 +143,16 @@ fn build_domain(
         crash_message: None,
         shutdown_code: None,
         max_pages: nr_pages,
+        owned: {
+            let mut owned = frames.clone();
+            owned.sort_unstable();
+            owned
+        },
+        page_tables: {
+            let mut pts: Vec<Mfn> = built.page_tables.iter().map(|&(m, _)| m).collect();
+            pts.sort_unstable();
+            pts
+        },
         frames,
         shared_info,
         vm_assist: 0,

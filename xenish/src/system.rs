@@ -12,7 +12,7 @@ use alloc::vec::Vec;
 
 use crate::domain::{Domain, DomainState};
 use crate::evtchn;
-use crate::hypercall::{self, Ctx, Outcome, Peers, Platform};
+use crate::hypercall::{self, Ctx, Outcome, Peers, Platform, TlbFlush};
 use crate::mm::{MachineMemory, Mfn};
 use crate::regs::TrapFrame;
 use crate::sched::{Pick, SchedParams, Scheduler, VcpuRef};
@@ -25,6 +25,8 @@ pub struct Action {
     /// The vCPU that entered toggled between guest kernel and user mode:
     /// swap its GS bases (the guest's `swapgs`) before anything else.
     pub toggled: bool,
+    /// TLB maintenance for a page-table change the entry made.
+    pub tlb: TlbFlush,
     /// What runs next.
     pub next: Next,
 }
@@ -52,7 +54,7 @@ pub enum Next {
 
 impl Next {
     fn with_toggle(self, toggled: bool) -> Action {
-        Action { toggled, next: self }
+        Action { toggled, tlb: TlbFlush::None, next: self }
     }
 }
 
@@ -128,14 +130,17 @@ impl System {
         };
         let vcpu = who.vcpu;
         let was_kernel = domain.vcpus.get(vcpu).is_some_and(|v| v.kernel_mode);
+        let mut tlb = TlbFlush::None;
         let decision = if !was_kernel {
             traps::syscall_from_user(domain, vcpu, frame, mem)
         } else if frame.rax == u64::from(guest_abi::xen::HYPERVISOR_IRET) {
             // iret replaces the whole frame rather than returning a value.
             traps::iret(domain, vcpu, frame, mem)
         } else {
-            let mut ctx = Ctx { domain, vcpu, mem: &mut *mem, platform, now_ns, peers };
-            match hypercall::dispatch(&mut ctx, frame.rax, frame.hypercall_args()) {
+            let mut ctx = Ctx { domain, vcpu, mem: &mut *mem, platform, now_ns, peers, tlb: TlbFlush::None };
+            let outcome = hypercall::dispatch(&mut ctx, frame.rax, frame.hypercall_args());
+            tlb = ctx.tlb;
+            match outcome {
                 Outcome::Return(v) => frame.rax = v as u64,
                 Outcome::Continue(args) => {
                     // Re-execute the `syscall` (2 bytes) with updated arguments.
@@ -145,7 +150,9 @@ impl System {
             }
             TrapDecision::Resume
         };
-        self.finish(decision, was_kernel, frame, now_ns, tsc, mem)
+        let mut action = self.finish(decision, was_kernel, frame, now_ns, tsc, mem);
+        action.tlb = tlb;
+        action
     }
 
     /// Handles an exception raised by the current guest.

@@ -4,6 +4,7 @@
 mod callbacks;
 mod console_io;
 mod event_channel;
+mod mmu;
 mod multicall;
 mod sched_op;
 mod set_trap_table;
@@ -43,6 +44,20 @@ pub struct Ctx<'a> {
     pub now_ns: u64,
     /// Every other domain, for operations that involve two.
     pub peers: Peers<'a>,
+    /// TLB maintenance the caller's page-table change needs.
+    pub tlb: TlbFlush,
+}
+
+/// TLB maintenance after a page-table update.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TlbFlush {
+    /// Nothing.
+    #[default]
+    None,
+    /// Invalidate one virtual address.
+    Page(u64),
+    /// Flush the whole (non-global) TLB.
+    All,
 }
 
 /// The domains other than the caller.
@@ -110,6 +125,7 @@ const TABLE: [Option<Handler>; 64] = {
     t[abi::HYPERVISOR_CALLBACK_OP as usize] = Some(callbacks::callback_op);
     t[abi::HYPERVISOR_MULTICALL as usize] = Some(multicall::multicall);
     t[abi::HYPERVISOR_SET_TIMER_OP as usize] = Some(timer::set_timer_op);
+    t[abi::HYPERVISOR_UPDATE_VA_MAPPING as usize] = Some(mmu::update_va_mapping);
     t[abi::HYPERVISOR_CONSOLE_IO as usize] = Some(console_io::console_io);
     t[abi::HYPERVISOR_EVENT_CHANNEL_OP as usize] = Some(event_channel::event_channel_op);
     t[abi::HYPERVISOR_XEN_VERSION as usize] = Some(xen_version::xen_version);
@@ -187,6 +203,8 @@ pub(crate) mod tests {
                 crash_message: None,
                 shutdown_code: None,
                 frames: Vec::new(),
+                owned: (0..10).map(Mfn).collect(),
+                page_tables: std::vec![Mfn(0), Mfn(1), Mfn(2), Mfn(3)],
                 max_pages: 16,
                 shared_info: Mfn(8),
                 vm_assist: 0,
@@ -211,6 +229,7 @@ pub(crate) mod tests {
                 platform: &mut self.plat,
                 now_ns: self.now_ns,
                 peers: Peers { before: &mut [], after: &mut self.peers },
+                tlb: TlbFlush::None,
             };
             dispatch(&mut ctx, nr, args)
         }

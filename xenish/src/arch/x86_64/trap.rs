@@ -10,7 +10,7 @@ use spin::Mutex;
 use super::memory::DirectMap;
 use super::{apic, clock, cpu, entry, gdt, serial};
 use crate::domain::{Domain, SegmentState};
-use crate::hypercall::Platform;
+use crate::hypercall::{Platform, TlbFlush};
 use crate::mm::Mfn;
 use crate::regs::TrapFrame;
 use crate::sched::{SchedParams, VcpuRef};
@@ -131,6 +131,12 @@ fn arm_timer(system: &System) {
 fn carry_out_inline(action: Action, previous: Option<VcpuRef>, frame: &mut TrapFrame) {
     if action.toggled {
         swapgs();
+    }
+    match action.tlb {
+        TlbFlush::None => {}
+        TlbFlush::Page(va) => cpu::invlpg(va),
+        // SAFETY: reloading the current CR3 only flushes the TLB.
+        TlbFlush::All => unsafe { cpu::write_cr3(cpu::read_cr3()) },
     }
     match action.next {
         Next::Resume => {}
