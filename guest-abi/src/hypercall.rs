@@ -309,3 +309,29 @@ pub fn multicall(entries: &mut [xen::MulticallEntry]) -> Result<(), XenError> {
     result(unsafe { hypercall2(xen::HYPERVISOR_MULTICALL, entries.as_mut_ptr() as u64, entries.len() as u64) })
         .map(drop)
 }
+
+/// `event_channel_op(EVTCHNOP_bind_interdomain)`: the new local port.
+pub fn evtchn_bind_interdomain(remote_dom: u16, remote_port: u32) -> Result<u32, XenError> {
+    let mut arg = ev::EvtchnBindInterdomain::new_zeroed();
+    arg.remote_dom = remote_dom;
+    arg.remote_port = remote_port;
+    // SAFETY: `arg` is valid for reading and writing during the call.
+    result(unsafe {
+        hypercall2(
+            xen::HYPERVISOR_EVENT_CHANNEL_OP,
+            ev::EVTCHNOP_BIND_INTERDOMAIN.into(),
+            arg.as_mut_bytes().as_mut_ptr() as u64,
+        )
+    })?;
+    Ok(arg.local_port)
+}
+
+/// `event_channel_op(EVTCHNOP_unmask)`.
+pub fn evtchn_unmask(port: u32) -> Result<(), XenError> {
+    let arg = ev::EvtchnUnmask { port };
+    // SAFETY: `arg` is valid for the call.
+    result(unsafe {
+        hypercall2(xen::HYPERVISOR_EVENT_CHANNEL_OP, ev::EVTCHNOP_UNMASK.into(), arg.as_bytes().as_ptr() as u64)
+    })
+    .map(drop)
+}

@@ -54,39 +54,57 @@ macro_rules! printk {
     };
 }
 
-/// A guest's console stream: adds the `(dN) ` prefix at each line start and
-/// drops bytes that would garble the serial line.
+/// Longest line a guest console buffers before it is flushed anyway.
+pub const LINE_MAX: usize = 256;
+
+/// A guest's console stream: output is buffered per line and written as
+/// whole lines prefixed `(dN) `, so the lines of different domains do not
+/// interleave; bytes that would garble the serial line are dropped.
 #[derive(Clone, Debug)]
 pub struct GuestConsole {
     domid: u16,
-    at_line_start: bool,
+    line: [u8; LINE_MAX],
+    len: usize,
 }
 
 impl GuestConsole {
     /// The console of domain `domid`.
     pub const fn new(domid: u16) -> Self {
-        GuestConsole { domid, at_line_start: true }
+        GuestConsole { domid, line: [0; LINE_MAX], len: 0 }
     }
 
-    /// Writes guest bytes, prefixing each new line; output goes to `out`.
+    fn flush_line(&mut self, out: &mut dyn FnMut(&[u8])) {
+        let mut prefix = PrefixBuf::default();
+        let _ = write!(prefix, "(d{}) ", self.domid);
+        out(prefix.as_bytes());
+        out(&self.line[..self.len]);
+        out(b"\n");
+        self.len = 0;
+    }
+
+    /// Writes guest bytes; complete lines (or full buffers) go to `out`.
     pub fn write(&mut self, bytes: &[u8], out: &mut dyn FnMut(&[u8])) {
         for &b in bytes {
-            if self.at_line_start {
-                let mut prefix = PrefixBuf::default();
-                let _ = write!(prefix, "(d{}) ", self.domid);
-                out(prefix.as_bytes());
-                self.at_line_start = false;
-            }
             match b {
-                b'\n' => {
-                    out(b"\n");
-                    self.at_line_start = true;
+                b'\n' => self.flush_line(out),
+                // Printable ASCII, tab, and UTF-8 bytes pass; other control
+                // characters (escape sequences, \r) are dropped.
+                b'\t' | 0x20..=0x7e | 0x80..=0xff => {
+                    if self.len == LINE_MAX {
+                        self.flush_line(out);
+                    }
+                    self.line[self.len] = b;
+                    self.len += 1;
                 }
-                // Printable ASCII, tab, and UTF-8 continuation/lead bytes pass;
-                // other control characters (escape sequences, \r) are dropped.
-                b'\t' | 0x20..=0x7e | 0x80..=0xff => out(&[b]),
                 _ => {}
             }
+        }
+    }
+
+    /// Writes out a partial line (when the domain goes away).
+    pub fn flush(&mut self, out: &mut dyn FnMut(&[u8])) {
+        if self.len > 0 {
+            self.flush_line(out);
         }
     }
 }
@@ -119,11 +137,17 @@ mod tests {
     use std::vec::Vec;
 
     #[test]
-    fn prefixes_each_line_and_filters_controls() {
+    fn prefixes_whole_lines_and_filters_controls() {
         let mut c = GuestConsole::new(3);
         let mut out = Vec::new();
         c.write(b"hello\r\nwor", &mut |b| out.extend_from_slice(b));
         c.write(b"ld\n\x1b[2J!", &mut |b| out.extend_from_slice(b));
-        assert_eq!(out, b"(d3) hello\n(d3) world\n(d3) [2J!");
+        assert_eq!(out, b"(d3) hello\n(d3) world\n");
+        c.flush(&mut |b| out.extend_from_slice(b));
+        assert_eq!(out, b"(d3) hello\n(d3) world\n(d3) [2J!\n");
+        let long = [b'x'; LINE_MAX + 1];
+        out.clear();
+        c.write(&long, &mut |b| out.extend_from_slice(b));
+        assert_eq!(out.len(), 5 + LINE_MAX + 1, "a full buffer is flushed as a line");
     }
 }

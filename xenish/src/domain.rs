@@ -250,6 +250,8 @@ pub struct Domain {
     pub vcpus: Vec<Vcpu>,
     /// Event channels.
     pub evtchn: EvtchnTable,
+    /// A domU's console ring page and the port it raises to have it drained.
+    pub console_ring: Option<(Mfn, u32)>,
 }
 
 impl Domain {

@@ -17,6 +17,9 @@ use crate::mm::{MachineMemory, Mfn};
 pub const NR_PORTS_2L: u32 = 4096;
 /// Virtual IRQs (`NR_VIRQS`).
 pub const NR_VIRQS: u32 = 24;
+/// `DOMID_XEN`: the hypervisor as the remote end of a port (the domU
+/// console is bound to it).
+pub const DOMID_XEN: DomId = 0x7ff2;
 /// `VIRQ_TIMER`
 pub const VIRQ_TIMER: u32 = 0;
 /// `VIRQ_DEBUG`

@@ -10,11 +10,14 @@ use crate::builder::{self, DomainSpec};
 use crate::cmdline::CommandLine;
 use crate::console::GuestConsole;
 use crate::domain::{Domain, DomainState, Vcpu};
+use crate::domain_config;
+use crate::evtchn::{Binding, EvtchnTable, DOMID_XEN};
 use crate::mm::frame_alloc::FrameAllocator;
 use crate::mm::m2p::M2p;
 use crate::mm::{MachineMemory, Mfn, Pfn, PAGE_SIZE};
 use crate::printk;
 use crate::regs::TrapFrame;
+use crate::sched::SchedParams;
 use crate::traps::{FLAT_KERNEL_CS, FLAT_KERNEL_SS};
 
 /// A multiboot2 module as the portable core sees it.
@@ -40,42 +43,104 @@ pub struct Setup<'s, 'f> {
 /// The initial rflags of a PV vCPU: IF (and the always-one bit 1).
 const INITIAL_RFLAGS: u64 = 0x202;
 
-/// Builds the boot-time domains from the command line and the modules.
-/// A domain that cannot be built is reported and left out.
-pub fn boot_domains(setup: &mut Setup, cmdline: &str, modules: &[BootModule]) -> Vec<Domain> {
-    let cmdline = CommandLine::parse(cmdline);
-    for unknown in cmdline.unknown() {
+/// Memory of a declared domain without `mem=`.
+const DEFAULT_DOMAIN_MIB: u64 = 64;
+
+/// What to build for one domain.
+struct Plan<'m> {
+    id: u16,
+    name: &'m str,
+    kernel: &'m BootModule<'m>,
+    initrd: Option<&'m BootModule<'m>>,
+    nr_pages: u64,
+    privileged: bool,
+}
+
+/// Builds the boot-time domains from the command line and the modules,
+/// each with its scheduling parameters. A domain that cannot be built is
+/// reported and left out; the others start.
+pub fn boot_domains(setup: &mut Setup, cmdline: &str, modules: &[BootModule]) -> Vec<(Domain, SchedParams)> {
+    let line = CommandLine::parse(cmdline);
+    for unknown in line.unknown() {
         printk!("xenish: ignoring unknown option '{unknown}'");
     }
+    let declarations = domain_config::declarations(cmdline);
     let mut domains = Vec::new();
-    let Some(kernel) = modules.first() else {
-        printk!("xenish: no modules: nothing to run (module 1 must be dom0's kernel)");
-        return domains;
-    };
-    let nr_pages = match cmdline.dom0_pages(setup.frames.free_frames()) {
-        Ok(n) => n,
-        Err(e) => {
-            printk!("xenish: bad dom0_mem ({e}); dom0 not started");
+    if declarations.is_empty() {
+        // Xen's convention: module 1 is dom0's kernel, module 2 its initrd.
+        let Some(kernel) = modules.first() else {
+            printk!("xenish: no modules: nothing to run (module 1 must be dom0's kernel)");
             return domains;
+        };
+        let nr_pages = match line.dom0_pages(setup.frames.free_frames()) {
+            Ok(n) => n,
+            Err(e) => {
+                printk!("xenish: bad dom0_mem ({e}); dom0 not started");
+                return domains;
+            }
+        };
+        let plan = Plan { id: 0, name: "dom0", kernel, initrd: modules.get(1), nr_pages, privileged: true };
+        match build_domain(setup, &plan) {
+            Ok(d) => domains.push((d, SchedParams::default())),
+            Err(e) => printk!("xenish: d0: not started: {e}"),
         }
-    };
-    match build_domain(setup, 0, "dom0", kernel, modules.get(1), nr_pages, true) {
-        Ok(d) => domains.push(d),
-        Err(e) => printk!("xenish: d0: not started: {e}"),
+        return domains;
+    }
+    for (i, decl) in declarations.iter().enumerate() {
+        let id = i as u16;
+        let cfg = match decl {
+            Ok(cfg) => cfg,
+            Err((text, e)) => {
+                printk!("xenish: d{id}: domain={text}: {e}; not started");
+                continue;
+            }
+        };
+        let module = |n: usize| modules.get(n.wrapping_sub(1));
+        let Some(kernel) = module(cfg.module) else {
+            printk!("xenish: d{id} ({}): there is no module {}; not started", cfg.name, cfg.module);
+            continue;
+        };
+        let initrd = match cfg.initrd {
+            Some(n) => match module(n) {
+                Some(m) => Some(m),
+                None => {
+                    printk!("xenish: d{id} ({}): there is no module {n} for the initrd; not started", cfg.name);
+                    continue;
+                }
+            },
+            None => None,
+        };
+        if cfg.vcpus != 1 {
+            printk!(
+                "xenish: d{id} ({}): {} vCPUs asked, but one per domain is supported yet; not started",
+                cfg.name,
+                cfg.vcpus
+            );
+            continue;
+        }
+        let nr_pages = cfg.mem_mib.unwrap_or(DEFAULT_DOMAIN_MIB) * 256;
+        let plan = Plan { id, name: &cfg.name, kernel, initrd, nr_pages, privileged: cfg.privileged };
+        match build_domain(setup, &plan) {
+            Ok(d) => {
+                printk!(
+                    "xenish: d{id} ({}): weight {}, cap {}%{}",
+                    cfg.name,
+                    cfg.weight,
+                    cfg.cap,
+                    if cfg.privileged { ", privileged" } else { "" }
+                );
+                domains.push((d, SchedParams { weight: cfg.weight, cap: cfg.cap }));
+            }
+            Err(e) => printk!("xenish: d{id} ({}): not started: {e}", cfg.name),
+        }
     }
     domains
 }
 
 /// Allocates, builds and registers one PV domain.
-fn build_domain(
-    setup: &mut Setup,
-    id: u16,
-    name: &str,
-    kernel: &BootModule,
-    initrd: Option<&BootModule>,
-    nr_pages: u64,
-    privileged: bool,
-) -> Result<Domain, String> {
+fn build_domain(setup: &mut Setup, plan: &Plan) -> Result<Domain, String> {
+    let Plan { id, name, kernel, initrd, nr_pages, privileged } = *plan;
+    let initial_domain = id == 0;
     if nr_pages + 1 > setup.frames.free_frames() {
         return Err(alloc::format!("{nr_pages} pages requested but only {} free", setup.frames.free_frames()));
     }
@@ -96,18 +161,26 @@ fn build_domain(
         return Err(String::from("out of memory"));
     };
     init_shared_info(setup.mem, shared_info);
+    // A domU's console: a ring page the builder allocates and a port
+    // bound to the hypervisor, which drains the ring when it is raised.
+    let mut evtchn = EvtchnTable::new(1);
+    let console_port = if initial_domain {
+        None
+    } else {
+        evtchn.allocate(Binding::Interdomain { remote: DOMID_XEN, port: 0 }, 0).ok()
+    };
 
     let spec = DomainSpec {
         kernel: kernel.bytes,
         initrd: initrd.map(|m| m.bytes),
         cmdline: kernel.string.as_bytes(),
         frames: &frames,
-        initial_domain: id == 0,
+        initial_domain,
         privileged,
         shared_info_mfn: shared_info,
         xen_l4_slots: &setup.xen_l4_slots,
         store: None,
-        console: None,
+        console: console_port,
     };
     let built = match builder::build(&spec, setup.mem) {
         Ok(b) => b,
@@ -158,7 +231,8 @@ fn build_domain(
         vm_assist: 0,
         console: GuestConsole::new(id),
         vcpus: alloc::vec![Vcpu::new(0, regs, built.l4)],
-        evtchn: crate::evtchn::EvtchnTable::new(1),
+        evtchn,
+        console_ring: built.console_mfn.zip(console_port),
     })
 }
 

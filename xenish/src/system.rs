@@ -257,6 +257,7 @@ impl System {
     fn may_continue(&mut self, who: VcpuRef, frame: &mut TrapFrame, mem: &mut dyn MachineMemory) -> bool {
         let Some(domain) = self.domains.get_mut(who.domain) else { return false };
         if !domain.is_running() {
+            domain.console.flush(&mut |b| crate::console::write_bytes(b));
             if let (DomainState::Shutdown(reason), None) = (domain.state, &domain.crash_message) {
                 crate::printk!("xenish: d{} shut down: {}", domain.id, reason);
             }

@@ -9,6 +9,7 @@
 #![no_std]
 
 pub mod console;
+pub mod events;
 
 pub use guest_abi::hypercall;
 
@@ -78,6 +79,7 @@ extern "C" fn rt_main(start_info: *const StartInfo) -> ! {
     // SAFETY: the domain builder passes the address of the start_info page,
     // mapped read-write in the initial mapping for the kernel's lifetime.
     let start_info = unsafe { &*start_info };
+    console::init(start_info);
     // SAFETY: `entry!` defines this symbol with exactly this signature.
     unsafe { __guest_rt_main(start_info) }
 }

@@ -209,6 +209,12 @@ pub fn close(
 fn send(ctx: &mut Ctx, port: u32) -> Result<(), XenError> {
     let p = *ctx.domain.evtchn.port(port).ok_or(XenError::Einval)?;
     match p.binding {
+        Binding::Interdomain { remote: evtchn::DOMID_XEN, .. } => {
+            // The console port of a domU: xenish is the backend.
+            let platform = &mut *ctx.platform;
+            crate::console_ring::service(ctx.domain, ctx.mem, &mut |b| platform.console_write(b));
+            Ok(())
+        }
         Binding::Interdomain { remote, port: rport } => {
             let target = if remote == ctx.domain.id { Some(&mut *ctx.domain) } else { ctx.peers.get_mut(remote) };
             if let Some(t) = target {

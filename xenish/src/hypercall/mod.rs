@@ -211,6 +211,7 @@ pub(crate) mod tests {
                 console: GuestConsole::new(0),
                 vcpus: std::vec![Vcpu::new(0, TrapFrame::default(), Mfn(0))],
                 evtchn: crate::evtchn::EvtchnTable::new(1),
+                console_ring: None,
             };
             World {
                 dom,

@@ -165,7 +165,6 @@ pub extern "C" fn xenish_start(magic: u32, mbi_phys: u32) -> ! {
     let m2p_table = crate::mm::m2p::M2p { base: m2p.base, entries: m2p.entries };
     let mut setup = setup::Setup { mem: &mut mem, frames: &mut frames, m2p: m2p_table, xen_l4_slots: m2p.l4_slots };
     let domains = setup::boot_domains(&mut setup, info.cmdline(), &modules);
-    let domains = domains.into_iter().map(|d| (d, crate::sched::SchedParams::default())).collect();
     trap::run(domains, Mfn(MAX_FRAMES), tsc_hz, cpu_features.under_hypervisor)
 }
 

@@ -1,0 +1,65 @@
+//! Several domains from xenish's command line: isolation, event channels
+//! between them, the domU console ring, and CPU shares.
+
+use tests::{Boot, Exit, Outcome};
+
+fn field(out: &Outcome, domain: &str, key: &str) -> u64 {
+    out.serial
+        .lines()
+        .find(|l| l.starts_with(domain) && l.contains(key))
+        .and_then(|l| l.split(key).nth(1))
+        .and_then(|s| s.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no {key} from {domain}\n{out}"))
+}
+
+#[test]
+fn two_domains_ping_pong_ten_thousand_times() {
+    let out = Boot::new()
+        .cmdline("domain=ping,module=1 domain=pong,module=2")
+        .guest("pingpong", "ping peer=1 rounds=10000")
+        .guest("pingpong", "pong peer=0 port=1 rounds=10000")
+        .run();
+    out.expect_line("(d0) ping: offered port 1 to d1")
+        .expect_line("(d1) pong: bound d0 port 1 as port 2")
+        .expect_line("(d0) ping: 10000 events answered, spurious: false")
+        .expect_line("(d1) pong: 10000 round trips, spurious: false")
+        .expect_line("xenish:   d1 (pong): poweroff")
+        .expect_exit(Exit::DebugExit(0));
+}
+
+#[test]
+fn a_bad_declaration_stops_only_that_domain() {
+    let out = Boot::new()
+        .cmdline("domain=one,module=1 domain=two,module=9 domain=three,module=1,weight=0 domain=four,module=1")
+        .guest("hello", "hello")
+        .run();
+    out.expect_line("xenish: d1 (two): there is no module 9; not started")
+        .expect_line("xenish: d2: domain=three,module=1,weight=0: bad value '0' for weight; not started")
+        .expect_line("(d0) Hello from a xenish PV guest")
+        .expect_line("(d3) Hello from a xenish PV guest")
+        .expect_line("xenish:   d3 (four): poweroff")
+        .expect_exit(Exit::DebugExit(0));
+}
+
+#[test]
+fn weights_share_the_cpu_two_to_one() {
+    let out = Boot::new()
+        .cmdline("domain=heavy,module=1,weight=512 domain=light,module=2,weight=256")
+        .guest("spin", "spin from_ms=500 to_ms=3500")
+        .guest("spin", "spin from_ms=500 to_ms=3500")
+        .run();
+    out.expect_exit(Exit::DebugExit(0));
+    let (heavy, light) = (field(&out, "(d0) spin:", "count="), field(&out, "(d1) spin:", "count="));
+    let ratio = heavy as f64 / light as f64;
+    assert!((ratio - 2.0).abs() <= 0.2, "progress ratio {ratio:.3}, want 2 ± 10%\n{out}");
+}
+
+#[test]
+fn a_capped_domain_stays_under_its_cap() {
+    let out = Boot::new().cmdline("domain=capped,module=1,cap=25").guest("spin", "spin from_ms=500 to_ms=2500").run();
+    out.expect_exit(Exit::DebugExit(0));
+    let share = field(&out, "(d0) spin:", "share=");
+    assert!(share <= 270, "a domain capped at 25% got {share}/1000 of the CPU\n{out}");
+    assert!(share >= 100, "a domain capped at 25% got only {share}/1000 of the CPU\n{out}");
+}
