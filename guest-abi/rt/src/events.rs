@@ -109,12 +109,13 @@ pub fn system_time_ns() -> u64 {
 }
 
 /// The Rust half of the upcall: scan and clear the 2-level bitmaps.
+#[cfg_attr(not(target_os = "none"), allow(dead_code))]
 extern "C" fn event_handler() {
     UPCALLS.fetch_add(1, Ordering::Relaxed);
     // SAFETY: evtchn_upcall_pending, byte 0 of vcpu_info[0].
     unsafe { byte(0).write_volatile(0) };
     let sel = word(8).swap(0, Ordering::SeqCst);
-    for i in 0..64 {
+    for (i, fired) in FIRED.iter().enumerate() {
         if sel & (1 << i) == 0 {
             continue;
         }
@@ -122,7 +123,7 @@ extern "C" fn event_handler() {
         let pending = word(0x800 + i * 8).load(Ordering::SeqCst) & !mask;
         if pending != 0 {
             word(0x800 + i * 8).fetch_and(!pending, Ordering::SeqCst);
-            FIRED[i].fetch_or(pending, Ordering::SeqCst);
+            fired.fetch_or(pending, Ordering::SeqCst);
         }
     }
 }

@@ -153,13 +153,13 @@ fn bind_interdomain(ctx: &mut Ctx, remote_dom: u16, remote_port: u32) -> Result<
     let me = ctx.domain.id;
     let remote_id = if remote_dom == DOMID_SELF { me } else { remote_dom };
     let offered = |d: &Domain| matches!(d.evtchn.port(remote_port).map(|p| p.binding), Some(Binding::Unbound { remote }) if remote == me);
-    let (local, remote_notify) = if remote_id == me {
+    let local = if remote_id == me {
         if !offered(ctx.domain) {
             return Err(XenError::Einval);
         }
         let local = ctx.domain.evtchn.allocate(Binding::Interdomain { remote: me, port: remote_port }, 0)?;
         ctx.domain.evtchn.rebind(remote_port, Binding::Interdomain { remote: me, port: local })?;
-        (local, ())
+        local
     } else {
         let peer = ctx.peers.get_mut(remote_id).ok_or(XenError::Esrch)?;
         if !offered(peer) {
@@ -169,9 +169,8 @@ fn bind_interdomain(ctx: &mut Ctx, remote_dom: u16, remote_port: u32) -> Result<
         if let Some(peer) = ctx.peers.get_mut(remote_id) {
             peer.evtchn.rebind(remote_port, Binding::Interdomain { remote: me, port: local })?;
         }
-        (local, ())
+        local
     };
-    let _ = remote_notify;
     // As Xen does: notifications sent to the still-unbound remote port may
     // have been lost, so raise the new local port conservatively.
     let notify = ctx.domain.evtchn.port(local).map_or(0, |p| p.notify_vcpu);
