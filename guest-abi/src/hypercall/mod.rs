@@ -335,3 +335,6 @@ pub fn evtchn_unmask(port: u32) -> Result<(), XenError> {
     })
     .map(drop)
 }
+
+mod more;
+pub use more::*;
