@@ -20,3 +20,18 @@ fn timers_fire_no_earlier_than_asked_and_within_a_bound() {
         .unwrap_or(u64::MAX);
     assert!(late_us < 50_000, "a timer was {late_us} us late\n{out}");
 }
+
+#[test]
+fn fpu_state_survives_switches_between_domains() {
+    for cpu in ["max", "qemu64"] {
+        let out = Boot::new()
+            .cpu(cpu)
+            .cmdline("domain=a,module=1 domain=b,module=2")
+            .guest("fpu", "fpu a")
+            .guest("fpu", "fpu bbbbbb")
+            .run();
+        out.expect_line("(d0) fpu: xmm state survived 2000 switches")
+            .expect_line("(d1) fpu: xmm state survived 2000 switches")
+            .expect_exit(Exit::DebugExit(0));
+    }
+}

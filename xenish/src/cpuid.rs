@@ -8,9 +8,9 @@ pub const XEN_CPUID_BASE: u32 = 0x4000_0000;
 /// Highest hypervisor leaf Xen 4.17 reports (`XEN_CPUID_MAX_NUM_LEAVES` = 5).
 pub const XEN_CPUID_MAX: u32 = XEN_CPUID_BASE + 5;
 
-/// Leaf 1 ecx bits hidden from PV guests: VMX, SMX, MONITOR (and the
-/// guest must not see OSXSAVE unless the hypervisor manages XCR0 for it).
-const LEAF1_ECX_HIDE: u32 = (1 << 3) | (1 << 5) | (1 << 6) | (1 << 27);
+/// Leaf 1 ecx bits hidden from PV guests: MONITOR, VMX, SMX. (OSXSAVE
+/// passes through: the hypervisor enables XSAVE and owns XCR0.)
+const LEAF1_ECX_HIDE: u32 = (1 << 3) | (1 << 5) | (1 << 6);
 /// Leaf 1 ecx bit 31: "running on a hypervisor".
 const LEAF1_ECX_HYPERVISOR: u32 = 1 << 31;
 /// Leaf 7 ebx bits hidden: SMEP, SMAP, and the guest cannot use INVPCID.

@@ -101,6 +101,8 @@ pub struct Vcpu {
     pub kernel_mode: bool,
     /// Blocked in `SCHEDOP_block` until an event arrives.
     pub blocked: bool,
+    /// Asked to yield the CPU (`SCHEDOP_yield`).
+    pub yielded: bool,
     /// Single-shot timer deadline (system time, ns): `set_timer_op`.
     pub singleshot_ns: Option<u64>,
     /// Periodic timer: (period, next deadline) in ns.
@@ -113,6 +115,12 @@ pub struct Vcpu {
     pub callbacks: Callbacks,
     /// Segment registers and bases, saved while another vCPU runs.
     pub segments: SegmentState,
+    /// FPU/SSE/AVX state while another vCPU runs (an XSAVE/FXSAVE area
+    /// with alignment slack; the arch layer owns its format).
+    pub fpu: Vec<u8>,
+    /// The guest's virtual CR0.TS (`fpu_taskswitch`): its next FPU use
+    /// raises #NM in the guest.
+    pub fpu_ts: bool,
 }
 
 /// The segment state the CPU holds for a running vCPU: selectors and the
@@ -172,13 +180,29 @@ impl Vcpu {
             user_l4: None,
             kernel_mode: true,
             blocked: false,
+            yielded: false,
             singleshot_ns: None,
             periodic_ns: None,
             traps: [TrapHandler::default(); 256],
             kernel_sp: regs.rsp,
             callbacks: Callbacks::default(),
             segments: SegmentState::default(),
+            fpu: Vec::new(),
+            fpu_ts: false,
         }
+    }
+
+    /// Gives the vCPU an FPU save area of `size` bytes (plus alignment
+    /// slack) in the initial state: x87 control word 0x37f, MXCSR 0x1f80,
+    /// an empty XSAVE header.
+    pub fn init_fpu(&mut self, size: usize) {
+        let mut area = alloc::vec![0u8; size + 64];
+        let start = area.as_ptr().align_offset(64);
+        if let Some(legacy) = area.get_mut(start..start + 512) {
+            legacy[0..2].copy_from_slice(&0x37fu16.to_le_bytes());
+            legacy[24..28].copy_from_slice(&0x1f80u32.to_le_bytes());
+        }
+        self.fpu = area;
     }
 
     /// The earliest timer deadline of the vCPU, if any.

@@ -38,6 +38,8 @@ pub struct Setup<'s, 'f> {
     pub m2p: M2p,
     /// L4 slots 256..=271 every guest top-level table shares.
     pub xen_l4_slots: [u64; 16],
+    /// Bytes of a vCPU's FPU save area.
+    pub fpu_area_size: usize,
 }
 
 /// The initial rflags of a PV vCPU: IF (and the always-one bit 1).
@@ -230,7 +232,11 @@ fn build_domain(setup: &mut Setup, plan: &Plan) -> Result<Domain, String> {
         shared_info,
         vm_assist: 0,
         console: GuestConsole::new(id),
-        vcpus: alloc::vec![Vcpu::new(0, regs, built.l4)],
+        vcpus: alloc::vec![{
+            let mut v = Vcpu::new(0, regs, built.l4);
+            v.init_fpu(setup.fpu_area_size);
+            v
+        }],
         evtchn,
         console_ring: built.console_mfn.zip(console_port),
     })

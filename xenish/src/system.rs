@@ -268,6 +268,10 @@ impl System {
         }
         let shared_info = domain.shared_info;
         if let Some(v) = domain.vcpus.get_mut(who.vcpu) {
+            if core::mem::take(&mut v.yielded) {
+                self.sched.yield_now(who);
+                self.preempt_at_ns = 0; // reschedule on the way out
+            }
             if v.blocked {
                 // SCHEDOP_block: go on only if an upcall is already pending.
                 if !upcall_pending(shared_info, who.vcpu, mem) {

@@ -44,6 +44,8 @@ pub enum TrapDecision {
 
 /// Machine services the trap emulation needs.
 pub trait CpuOps {
+    /// Clears CR0.TS (the guest's FPU becomes usable again).
+    fn clts(&mut self);
     /// Native CPUID.
     fn cpuid(&self, leaf: u32, subleaf: u32) -> [u32; 4];
     /// Writes an emulated segment-base MSR (FS, GS, shadow GS), already
@@ -89,6 +91,15 @@ pub fn handle(
             [frame.rax, frame.rbx, frame.rcx, frame.rdx] = [a.into(), b.into(), c.into(), d.into()];
             frame.rip = frame.rip.wrapping_add(FEP_CPUID.len() as u64);
             return TrapDecision::Resume;
+        }
+        7 => {
+            // #NM: the guest's virtual CR0.TS was set (fpu_taskswitch). As in
+            // Xen, clear it, make the FPU usable, and give the guest its #NM.
+            cpu.clts();
+            let Some(v) = dom.vcpus.get_mut(vcpu) else { return TrapDecision::Crash(String::from("no such vCPU")) };
+            if !core::mem::replace(&mut v.fpu_ts, false) {
+                return TrapDecision::Resume; // TS was stale: just retry
+            }
         }
         13 if kernel_mode => {
             if let Some(done) = emulate_privileged(dom, vcpu, frame, insn, cpu) {
@@ -145,7 +156,8 @@ fn emulate_privileged(
             let cr = (modrm >> 3) & 7 | if rex & 4 != 0 { 8 } else { 0 };
             let reg = modrm & 7 | if rex & 1 != 0 { 8 } else { 0 };
             let value = match cr {
-                0 => 0x8005_003b, // PE MP ET NE WP AM PG, TS clear
+                // PE MP ET NE WP AM PG, and TS as the guest set it.
+                0 => 0x8005_0033 | if dom.vcpus.get(vcpu)?.fpu_ts { 1 << 3 } else { 0 },
                 3 => dom.vcpus.get(vcpu)?.kernel_l4.addr(),
                 4 => 0x6f0, // PAE PSE PGE OSFXSR OSXMMEXCPT
                 _ => return None,
@@ -438,6 +450,7 @@ mod tests {
     }
 
     impl CpuOps for FakeCpu {
+        fn clts(&mut self) {}
         fn cpuid(&self, leaf: u32, _subleaf: u32) -> [u32; 4] {
             [leaf, 0, 0, 0]
         }

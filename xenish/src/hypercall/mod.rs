@@ -4,6 +4,7 @@
 mod callbacks;
 mod console_io;
 mod event_channel;
+mod fpu;
 mod mmu;
 mod multicall;
 mod sched_op;
@@ -27,6 +28,8 @@ pub trait Platform {
     fn cmdline(&self) -> &str;
     /// Writes guest console output (already prefixed) to the console.
     fn console_write(&mut self, bytes: &[u8]);
+    /// Sets or clears CR0.TS for the running vCPU (its virtual TS).
+    fn set_fpu_ts(&mut self, set: bool);
 }
 
 /// Everything a handler may touch: the calling domain and vCPU, machine
@@ -126,6 +129,7 @@ const TABLE: [Option<Handler>; 64] = {
     t[abi::HYPERVISOR_MULTICALL as usize] = Some(multicall::multicall);
     t[abi::HYPERVISOR_SET_TIMER_OP as usize] = Some(timer::set_timer_op);
     t[abi::HYPERVISOR_UPDATE_VA_MAPPING as usize] = Some(mmu::update_va_mapping);
+    t[abi::HYPERVISOR_FPU_TASKSWITCH as usize] = Some(fpu::fpu_taskswitch);
     t[abi::HYPERVISOR_CONSOLE_IO as usize] = Some(console_io::console_io);
     t[abi::HYPERVISOR_EVENT_CHANNEL_OP as usize] = Some(event_channel::event_channel_op);
     t[abi::HYPERVISOR_XEN_VERSION as usize] = Some(xen_version::xen_version);
@@ -160,6 +164,7 @@ pub(crate) mod tests {
     pub struct FakePlatform {
         pub out: Vec<u8>,
         pub input: Vec<u8>,
+        pub ts: Option<bool>,
     }
 
     impl Platform for FakePlatform {
@@ -174,6 +179,9 @@ pub(crate) mod tests {
         }
         fn console_write(&mut self, bytes: &[u8]) {
             self.out.extend_from_slice(bytes);
+        }
+        fn set_fpu_ts(&mut self, set: bool) {
+            self.ts = Some(set);
         }
     }
 
@@ -217,7 +225,7 @@ pub(crate) mod tests {
                 dom,
                 peers: Vec::new(),
                 mem,
-                plat: FakePlatform { out: Vec::new(), input: Vec::new() },
+                plat: FakePlatform { out: Vec::new(), input: Vec::new(), ts: None },
                 now_ns: 1_000_000,
             }
         }

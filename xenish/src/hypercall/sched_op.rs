@@ -14,8 +14,12 @@ pub fn sched_op(ctx: &mut Ctx, args: [u64; 5]) -> Outcome {
 
 fn serve(ctx: &mut Ctx, cmd: u32, arg: u64) -> HcResult {
     match cmd {
-        // One vCPU per physical CPU for now: yielding returns at once.
-        SCHEDOP_YIELD => Ok(0),
+        SCHEDOP_YIELD => {
+            if let Some(v) = ctx.domain.vcpus.get_mut(ctx.vcpu) {
+                v.yielded = true;
+            }
+            Ok(0)
+        }
         SCHEDOP_BLOCK => {
             // Enable event delivery, then block; the scheduler lets the
             // vCPU go on at once if an upcall is already pending.

@@ -162,6 +162,14 @@ impl Scheduler {
         }
     }
 
+    /// `SCHEDOP_yield`: `who` goes behind every other runnable vCPU.
+    pub fn yield_now(&mut self, who: VcpuRef) {
+        let last = self.entities.iter().filter(|e| e.runnable).map(|e| e.vruntime).max().unwrap_or(0);
+        if let Some(e) = self.find(who) {
+            e.vruntime = e.vruntime.max(last + 1);
+        }
+    }
+
     /// Charges `ran_ns` of CPU time to `who`.
     pub fn charge(&mut self, who: VcpuRef, ran_ns: u64) {
         if let Some(e) = self.find(who) {
@@ -276,6 +284,16 @@ mod tests {
         assert_eq!(s.pick(0), Pick::Idle { until_ns: None });
         s.remove(v(0));
         assert_eq!(s.params(0), None);
+    }
+
+    #[test]
+    fn yield_lets_the_others_run_first() {
+        let mut s = Scheduler::new();
+        s.add(v(0), SchedParams::default());
+        s.add(v(1), SchedParams::default());
+        assert!(matches!(s.pick(0), Pick::Run { who, .. } if who == v(0)));
+        s.yield_now(v(0));
+        assert!(matches!(s.pick(0), Pick::Run { who, .. } if who == v(1)));
     }
 
     #[test]

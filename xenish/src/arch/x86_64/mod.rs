@@ -8,6 +8,7 @@ pub mod boot;
 pub mod clock;
 pub mod cpu;
 pub mod entry;
+pub mod fpu;
 pub mod gdt;
 pub mod idt;
 pub mod memory;

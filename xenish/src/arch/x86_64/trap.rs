@@ -8,7 +8,7 @@ use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use spin::Mutex;
 
 use super::memory::DirectMap;
-use super::{apic, clock, cpu, entry, gdt, serial};
+use super::{apic, clock, cpu, entry, fpu, gdt, serial};
 use crate::domain::{Domain, SegmentState};
 use crate::hypercall::{Platform, TlbFlush};
 use crate::mm::Mfn;
@@ -49,9 +49,21 @@ impl Platform for Hardware {
     fn console_write(&mut self, bytes: &[u8]) {
         crate::console::write_bytes(bytes);
     }
+
+    fn set_fpu_ts(&mut self, set: bool) {
+        if set {
+            fpu::stts();
+        } else {
+            fpu::clts();
+        }
+    }
 }
 
 impl CpuOps for Hardware {
+    fn clts(&mut self) {
+        fpu::clts();
+    }
+
     fn cpuid(&self, leaf: u32, subleaf: u32) -> [u32; 4] {
         let r = cpu::cpuid(leaf, subleaf);
         [r.eax, r.ebx, r.ecx, r.edx]
@@ -180,11 +192,22 @@ fn switch_segments(previous: Option<VcpuRef>) {
     if previous == system.current {
         return;
     }
+    fpu::clts();
     if let Some(v) = previous.and_then(|p| system.domains.get_mut(p.domain)?.vcpus.get_mut(p.vcpu)) {
         v.segments = read_segments();
+        fpu::save(&mut v.fpu);
     }
-    let next = system.current.and_then(|c| system.domains.get(c.domain)?.vcpus.get(c.vcpu)).map(|v| v.segments);
-    write_segments(&next.unwrap_or_default());
+    let next = system.current.and_then(|c| system.domains.get_mut(c.domain)?.vcpus.get_mut(c.vcpu));
+    match next {
+        Some(v) => {
+            write_segments(&v.segments);
+            fpu::restore(&mut v.fpu);
+            if v.fpu_ts {
+                fpu::stts();
+            }
+        }
+        None => write_segments(&SegmentState::default()),
+    }
 }
 
 fn read_segments() -> SegmentState {
