@@ -35,3 +35,15 @@ fn fpu_state_survives_switches_between_domains() {
             .expect_exit(Exit::DebugExit(0));
     }
 }
+
+#[test]
+fn every_exception_arrives_with_xens_frame() {
+    let out = Boot::new().guest("traps", "traps").run();
+    for name in ["#DE", "#BP", "#UD", "#GP", "#PF", "int $0x80", "#NM"] {
+        out.expect_line(&format!("(d0) traps: {name}: vector"));
+    }
+    out.expect_line("(d0) traps: #PF address 0x1000 -> ok")
+        .expect_line("(d0) traps: all vectors delivered with Xen's frames")
+        .expect_no("WRONG")
+        .expect_exit(Exit::DebugExit(0));
+}

@@ -184,3 +184,8 @@ event_entry:
 
 #[cfg(not(target_os = "none"))]
 extern "C" fn event_entry() {}
+
+/// vCPU 0's last page-fault address (`vcpu_info.arch.cr2`).
+pub fn vcpu0_cr2() -> u64 {
+    word(0x10).load(Ordering::SeqCst)
+}

@@ -10,6 +10,7 @@
 
 pub mod console;
 pub mod events;
+pub mod traps;
 
 pub use guest_abi::hypercall;
 
