@@ -51,6 +51,7 @@ pub type Hook = fn(&mut TrapFrame) -> bool;
 
 static HOOK: AtomicUsize = AtomicUsize::new(0);
 
+#[cfg_attr(not(target_os = "none"), allow(dead_code))]
 extern "C" fn trap_handler(frame: &mut TrapFrame) {
     let hook = HOOK.load(Ordering::SeqCst);
     if hook != 0 {
@@ -140,6 +141,7 @@ extern "C" {
 /// `int $0x80` (DPL 3 for `int3`, `into` and `int $0x80`).
 pub fn install(hook: Hook) -> Result<(), guest_abi::XenError> {
     HOOK.store(hook as usize, Ordering::SeqCst);
+    #[cfg_attr(not(target_os = "none"), allow(unused_mut))]
     let mut table = [TrapInfo::new_zeroed(); 34];
     #[cfg(target_os = "none")]
     {
