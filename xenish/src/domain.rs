@@ -103,6 +103,14 @@ pub struct Vcpu {
     pub blocked: bool,
     /// Asked to yield the CPU (`SCHEDOP_yield`).
     pub yielded: bool,
+    /// `SCHEDOP_poll`: the ports it waits for (any pending wakes it, even
+    /// masked) and an optional deadline (ns).
+    pub poll: Option<(Vec<u32>, Option<u64>)>,
+    /// Time accounting per runstate (`vcpu_runstate_info`).
+    pub runstate: Runstate,
+    /// Guest virtual address kept updated with the runstate
+    /// (`VCPUOP_register_runstate_memory_area`).
+    pub runstate_area: Option<u64>,
     /// Single-shot timer deadline (system time, ns): `set_timer_op`.
     pub singleshot_ns: Option<u64>,
     /// Periodic timer: (period, next deadline) in ns.
@@ -144,6 +152,47 @@ pub struct SegmentState {
     pub shadow_gs_base: u64,
 }
 
+/// `RUNSTATE_running`
+pub const RUNSTATE_RUNNING: usize = 0;
+/// `RUNSTATE_runnable`
+pub const RUNSTATE_RUNNABLE: usize = 1;
+/// `RUNSTATE_blocked`
+pub const RUNSTATE_BLOCKED: usize = 2;
+
+/// A vCPU's runstate and the time it spent in each (`vcpu_runstate_info`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Runstate {
+    /// Current state (`RUNSTATE_*`); starts runnable (0 = running is
+    /// set when it first runs).
+    pub state: usize,
+    /// System time the current state was entered.
+    pub entry_ns: u64,
+    /// Nanoseconds spent in each state, not counting the current one.
+    pub time: [u64; 4],
+}
+
+impl Runstate {
+    /// Moves to `state` at `now_ns`, accounting the time in the old one.
+    pub fn enter(&mut self, state: usize, now_ns: u64) {
+        if let Some(t) = self.time.get_mut(self.state) {
+            *t += now_ns.saturating_sub(self.entry_ns);
+        }
+        self.state = state.min(3);
+        self.entry_ns = now_ns;
+    }
+
+    /// The guest's `vcpu_runstate_info` bytes (48) at `now_ns`.
+    pub fn to_bytes(&self) -> [u8; 48] {
+        let mut b = [0u8; 48];
+        b[0..4].copy_from_slice(&(self.state as u32).to_le_bytes());
+        b[8..16].copy_from_slice(&self.entry_ns.to_le_bytes());
+        for (i, t) in self.time.iter().enumerate() {
+            b[16 + i * 8..24 + i * 8].copy_from_slice(&t.to_le_bytes());
+        }
+        b
+    }
+}
+
 /// A callback entry point and whether events are masked while it runs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Callback {
@@ -181,6 +230,9 @@ impl Vcpu {
             kernel_mode: true,
             blocked: false,
             yielded: false,
+            poll: None,
+            runstate: Runstate::default(),
+            runstate_area: None,
             singleshot_ns: None,
             periodic_ns: None,
             traps: [TrapHandler::default(); 256],

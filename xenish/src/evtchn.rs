@@ -244,6 +244,11 @@ fn mark_selector(mem: &mut dyn MachineMemory, shared_info: Mfn, port: u32, vcpu:
     }
 }
 
+/// Whether `port` is pending in the domain's shared_info.
+pub fn is_pending(mem: &mut dyn MachineMemory, shared_info: Mfn, port: u32) -> bool {
+    bit(mem, shared_info, PENDING, port).is_some_and(|(byte, m)| *byte & m != 0)
+}
+
 /// `EVTCHNOP_unmask`: clears the mask and re-raises a pending event.
 pub fn unmask(mem: &mut dyn MachineMemory, shared_info: Mfn, port: u32, vcpu: u32) -> bool {
     if let Some((byte, m)) = bit(mem, shared_info, MASK, port) {

@@ -10,7 +10,7 @@
 use alloc::format;
 use alloc::vec::Vec;
 
-use crate::domain::{Domain, DomainState};
+use crate::domain::{Domain, DomainState, RUNSTATE_BLOCKED, RUNSTATE_RUNNABLE, RUNSTATE_RUNNING};
 use crate::evtchn;
 use crate::hypercall::{self, Ctx, Outcome, Peers, Platform, TlbFlush};
 use crate::mm::{MachineMemory, Mfn};
@@ -212,6 +212,14 @@ impl System {
                     v.blocked = false;
                     self.sched.wake(VcpuRef { domain: di, vcpu: vi });
                 }
+                let poll_done = v.poll.as_ref().is_some_and(|(ports, deadline)| {
+                    deadline.is_some_and(|t| t <= now_ns)
+                        || ports.iter().any(|&p| evtchn::is_pending(mem, d.shared_info, p))
+                });
+                if poll_done {
+                    v.poll = None;
+                    self.sched.wake(VcpuRef { domain: di, vcpu: vi });
+                }
             }
         }
     }
@@ -272,6 +280,12 @@ impl System {
                 self.sched.yield_now(who);
                 self.preempt_at_ns = 0; // reschedule on the way out
             }
+            if v.poll.is_some() {
+                // SCHEDOP_poll found nothing pending: sleep until a polled
+                // port is raised or the timeout passes.
+                self.sched.sleep(who);
+                return false;
+            }
             if v.blocked {
                 // SCHEDOP_block: go on only if an upcall is already pending.
                 if !upcall_pending(shared_info, who.vcpu, mem) {
@@ -303,7 +317,10 @@ impl System {
             self.sched.charge(who, now_ns.saturating_sub(self.slice_start_ns));
             if let Some(v) = self.domains.get_mut(who.domain).and_then(|d| d.vcpus.get_mut(who.vcpu)) {
                 v.regs = *frame;
+                let state = if v.blocked || v.poll.is_some() { RUNSTATE_BLOCKED } else { RUNSTATE_RUNNABLE };
+                v.runstate.enter(state, now_ns);
             }
+            self.publish_runstate(who, mem);
         }
         if self.domains.iter().all(|d| !d.is_running()) {
             self.report();
@@ -315,6 +332,9 @@ impl System {
                 let Some(v) = d.vcpus.get(who.vcpu) else { return Next::Idle };
                 *frame = v.regs;
                 let l4 = v.current_l4();
+                if let Some(v) = d.vcpus.get_mut(who.vcpu) {
+                    v.runstate.enter(RUNSTATE_RUNNING, now_ns);
+                }
                 for vi in 0..d.vcpus.len() {
                     time::update_vcpu_time(mem, d.shared_info, vi, &self.clock, tsc);
                 }
@@ -332,6 +352,7 @@ impl System {
                         return self.reschedule(frame, now_ns, tsc, mem);
                     }
                 }
+                self.publish_runstate(who, mem);
                 Next::Switch(l4)
             }
             Pick::Idle { until_ns } => {
@@ -341,14 +362,22 @@ impl System {
         }
     }
 
+    /// Writes `who`'s runstate to its registered area, if any (a fault
+    /// there is the guest's problem and is ignored, as in Xen).
+    fn publish_runstate(&mut self, who: VcpuRef, mem: &mut dyn MachineMemory) {
+        let Some(v) = self.domains.get(who.domain).and_then(|d| d.vcpus.get(who.vcpu)) else { return };
+        if let Some(area) = v.runstate_area {
+            let bytes = v.runstate.to_bytes();
+            let _ = crate::guest_access::GuestMemory::new(mem, v.kernel_l4).copy_to(area, &bytes);
+        }
+    }
+
     /// When the CPU must next be interrupted (system time, ns): the end of
     /// the current slice, the earliest vCPU timer, or the idle recheck.
     pub fn next_deadline_ns(&self) -> Option<u64> {
-        let timers = self
-            .domains
-            .iter()
-            .filter(|d| d.is_running())
-            .flat_map(|d| d.vcpus.iter().filter_map(|v| v.next_timer_ns()));
+        let timers = self.domains.iter().filter(|d| d.is_running()).flat_map(|d| {
+            d.vcpus.iter().flat_map(|v| v.next_timer_ns().into_iter().chain(v.poll.as_ref().and_then(|p| p.1)))
+        });
         let own = if self.current.is_some() { Some(self.preempt_at_ns) } else { self.idle_until_ns };
         timers.chain(own).min()
     }

@@ -8,8 +8,10 @@ mod fpu;
 mod mmu;
 mod multicall;
 mod sched_op;
+mod segments;
 mod set_trap_table;
 mod timer;
+mod vcpu_op;
 mod vm_assist;
 mod xen_version;
 
@@ -30,7 +32,11 @@ pub trait Platform {
     fn console_write(&mut self, bytes: &[u8]);
     /// Sets or clears CR0.TS for the running vCPU (its virtual TS).
     fn set_fpu_ts(&mut self, set: bool);
+    /// Changes the running vCPU's segment state (already validated).
+    fn set_segment(&mut self, which: Segment, value: u64);
 }
+
+pub use segments::Segment;
 
 /// Everything a handler may touch: the calling domain and vCPU, machine
 /// memory and the platform.
@@ -130,6 +136,8 @@ const TABLE: [Option<Handler>; 64] = {
     t[abi::HYPERVISOR_SET_TIMER_OP as usize] = Some(timer::set_timer_op);
     t[abi::HYPERVISOR_UPDATE_VA_MAPPING as usize] = Some(mmu::update_va_mapping);
     t[abi::HYPERVISOR_FPU_TASKSWITCH as usize] = Some(fpu::fpu_taskswitch);
+    t[abi::HYPERVISOR_VCPU_OP as usize] = Some(vcpu_op::vcpu_op);
+    t[abi::HYPERVISOR_SET_SEGMENT_BASE as usize] = Some(segments::set_segment_base);
     t[abi::HYPERVISOR_CONSOLE_IO as usize] = Some(console_io::console_io);
     t[abi::HYPERVISOR_EVENT_CHANNEL_OP as usize] = Some(event_channel::event_channel_op);
     t[abi::HYPERVISOR_XEN_VERSION as usize] = Some(xen_version::xen_version);
@@ -165,6 +173,7 @@ pub(crate) mod tests {
         pub out: Vec<u8>,
         pub input: Vec<u8>,
         pub ts: Option<bool>,
+        pub segments: Vec<(Segment, u64)>,
     }
 
     impl Platform for FakePlatform {
@@ -182,6 +191,9 @@ pub(crate) mod tests {
         }
         fn set_fpu_ts(&mut self, set: bool) {
             self.ts = Some(set);
+        }
+        fn set_segment(&mut self, which: Segment, value: u64) {
+            self.segments.push((which, value));
         }
     }
 
@@ -225,7 +237,7 @@ pub(crate) mod tests {
                 dom,
                 peers: Vec::new(),
                 mem,
-                plat: FakePlatform { out: Vec::new(), input: Vec::new(), ts: None },
+                plat: FakePlatform { out: Vec::new(), input: Vec::new(), ts: None, segments: Vec::new() },
                 now_ns: 1_000_000,
             }
         }

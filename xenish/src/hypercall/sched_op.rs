@@ -1,7 +1,9 @@
 //! `sched_op`: yield, shutdown and the shutdown code.
 
 use guest_abi::errno::XenError;
-use guest_abi::sched::{SchedShutdown, SCHEDOP_BLOCK, SCHEDOP_SHUTDOWN, SCHEDOP_SHUTDOWN_CODE, SCHEDOP_YIELD};
+use guest_abi::sched::{
+    SchedPoll, SchedShutdown, SCHEDOP_BLOCK, SCHEDOP_POLL, SCHEDOP_SHUTDOWN, SCHEDOP_SHUTDOWN_CODE, SCHEDOP_YIELD,
+};
 
 use super::{Ctx, HcResult, Outcome};
 use crate::domain::ShutdownReason;
@@ -32,6 +34,7 @@ fn serve(ctx: &mut Ctx, cmd: u32, arg: u64) -> HcResult {
             }
             Ok(0)
         }
+        SCHEDOP_POLL => poll(ctx, arg),
         SCHEDOP_SHUTDOWN => {
             let req: SchedShutdown = ctx.guest().read(arg).map_err(|_| XenError::Efault)?;
             ctx.domain.shutdown(ShutdownReason::from_code(req.reason));
@@ -44,6 +47,34 @@ fn serve(ctx: &mut Ctx, cmd: u32, arg: u64) -> HcResult {
         }
         _ => Err(XenError::Enosys),
     }
+}
+
+/// Most ports one `SCHEDOP_poll` may wait for (Xen's limit).
+const MAX_POLL_PORTS: u32 = 128;
+
+/// `SCHEDOP_poll`: returns at once if a port is pending, else sleeps until
+/// one is (masked or not) or the timeout passes. Does not unmask events.
+fn poll(ctx: &mut Ctx, arg: u64) -> HcResult {
+    let req: SchedPoll = ctx.guest().read(arg).map_err(|_| XenError::Efault)?;
+    if req.nr_ports > MAX_POLL_PORTS {
+        return Err(XenError::Einval);
+    }
+    let mut ports = alloc::vec::Vec::with_capacity(req.nr_ports as usize);
+    for i in 0..u64::from(req.nr_ports) {
+        let port: u32 = ctx.guest().read(req.ports.wrapping_add(i * 4)).map_err(|_| XenError::Efault)?;
+        if ctx.domain.evtchn.port(port).is_none() {
+            return Err(XenError::Einval);
+        }
+        ports.push(port);
+    }
+    if ports.iter().any(|&p| crate::evtchn::is_pending(ctx.mem, ctx.domain.shared_info, p)) {
+        return Ok(0);
+    }
+    let deadline = (req.timeout != 0).then_some(req.timeout);
+    if let Some(v) = ctx.domain.vcpus.get_mut(ctx.vcpu) {
+        v.poll = Some((ports, deadline));
+    }
+    Ok(0)
 }
 
 #[cfg(test)]
@@ -80,6 +111,34 @@ mod tests {
         assert_eq!(w.call_ret(NR, [SCHEDOP_BLOCK as u64, 0, 0, 0, 0]), 0);
         assert_eq!(w.mem.0[8][1], 0);
         assert!(w.dom.vcpus[0].blocked);
+    }
+
+    #[test]
+    fn poll_returns_at_once_or_sleeps_on_its_ports() {
+        let mut w = World::new(false);
+        let port = w.dom.evtchn.allocate(crate::evtchn::Binding::Ipi, 0).unwrap();
+        let poll = |ports: u64, n: u32, timeout: u64| {
+            let mut b = [0u8; 24];
+            b[0..8].copy_from_slice(&ports.to_le_bytes());
+            b[8..12].copy_from_slice(&n.to_le_bytes());
+            b[16..24].copy_from_slice(&timeout.to_le_bytes());
+            b
+        };
+        w.poke(BUF_VA + 64, &port.to_le_bytes());
+        w.poke(BUF_VA, &poll(BUF_VA + 64, 1, 5_000_000));
+        assert_eq!(w.call_ret(NR, [SCHEDOP_POLL as u64, BUF_VA, 0, 0, 0]), 0);
+        assert_eq!(w.dom.vcpus[0].poll, Some((vec![port], Some(5_000_000))));
+        w.dom.vcpus[0].poll = None;
+        crate::evtchn::set_pending(&mut w.mem, w.dom.shared_info, port, 0);
+        assert_eq!(w.call_ret(NR, [SCHEDOP_POLL as u64, BUF_VA, 0, 0, 0]), 0);
+        assert_eq!(w.dom.vcpus[0].poll, None, "already pending: no sleep");
+        w.poke(BUF_VA, &poll(BUF_VA + 64, 129, 0));
+        assert_eq!(w.call_ret(NR, [SCHEDOP_POLL as u64, BUF_VA, 0, 0, 0]), -22);
+        w.poke(BUF_VA + 64, &77u32.to_le_bytes());
+        w.poke(BUF_VA, &poll(BUF_VA + 64, 1, 0));
+        assert_eq!(w.call_ret(NR, [SCHEDOP_POLL as u64, BUF_VA, 0, 0, 0]), -22, "bad port");
+        w.poke(BUF_VA, &poll(0x10, 1, 0));
+        assert_eq!(w.call_ret(NR, [SCHEDOP_POLL as u64, BUF_VA, 0, 0, 0]), -14);
     }
 
     #[test]

@@ -10,7 +10,7 @@ use spin::Mutex;
 use super::memory::DirectMap;
 use super::{apic, clock, cpu, entry, fpu, gdt, serial};
 use crate::domain::{Domain, SegmentState};
-use crate::hypercall::{Platform, TlbFlush};
+use crate::hypercall::{Platform, Segment, TlbFlush};
 use crate::mm::Mfn;
 use crate::regs::TrapFrame;
 use crate::sched::{SchedParams, VcpuRef};
@@ -48,6 +48,24 @@ impl Platform for Hardware {
 
     fn console_write(&mut self, bytes: &[u8]) {
         crate::console::write_bytes(bytes);
+    }
+
+    fn set_segment(&mut self, which: Segment, value: u64) {
+        // SAFETY: the values are canonical (checked by the caller) or a
+        // selector reduced to one that always exists; the hypervisor uses
+        // neither FS nor GS. A hypercall comes from guest kernel mode, so
+        // the user GS base is the shadow one.
+        unsafe {
+            match which {
+                Segment::FsBase => cpu::wrmsr(MSR_FS_BASE, value),
+                Segment::GsKernelBase => cpu::wrmsr(MSR_GS_BASE, value),
+                Segment::GsUserBase => cpu::wrmsr(MSR_SHADOW_GS_BASE, value),
+                Segment::GsUserSelector => {
+                    let sel = safe_selector(value as u16);
+                    core::arch::asm!("swapgs", "mov gs, {0:x}", "swapgs", in(reg) sel, options(nostack, preserves_flags));
+                }
+            }
+        }
     }
 
     fn set_fpu_ts(&mut self, set: bool) {

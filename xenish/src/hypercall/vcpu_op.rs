@@ -1,0 +1,163 @@
+//! `vcpu_op`: per-vCPU timers, runstate information and state queries.
+//!
+//! Semantics: Xen 4.17 `xen/common/domain.c do_vcpu_op` and
+//! `xen/arch/x86/domain.c`. A vCPU ID the domain does not have is
+//! `-ENOENT` (Linux probes every ID up to NR_CPUS this way); operations on
+//! vCPUs other than the caller are refused where Xen refuses them.
+
+use guest_abi::errno::XenError;
+use guest_abi::vcpu::*;
+
+use super::{Ctx, HcResult, Outcome};
+
+/// The shortest period `VCPUOP_set_periodic_timer` accepts (1 ms).
+const MIN_PERIOD_NS: u64 = 1_000_000;
+
+/// `HYPERVISOR_vcpu_op(cmd, vcpuid, arg)`.
+pub fn vcpu_op(ctx: &mut Ctx, args: [u64; 5]) -> Outcome {
+    let [cmd, vcpuid, arg, ..] = args;
+    serve(ctx, cmd as u32, vcpuid as u32, arg).into()
+}
+
+fn serve(ctx: &mut Ctx, cmd: u32, id: u32, arg: u64) -> HcResult {
+    let idx = id as usize;
+    if idx >= ctx.domain.vcpus.len() {
+        return Err(XenError::Enoent);
+    }
+    let is_self = idx == ctx.vcpu;
+    let now = ctx.now_ns;
+    match cmd {
+        VCPUOP_IS_UP => Ok(1),
+        // Only vCPU 0 exists, and it is up and initialised.
+        VCPUOP_UP => Ok(0),
+        VCPUOP_INITIALISE => Err(XenError::Eexist),
+        VCPUOP_GET_RUNSTATE_INFO => {
+            let mut rs = ctx.domain.vcpus.get(idx).map(|v| v.runstate).ok_or(XenError::Enoent)?;
+            rs.enter(rs.state, now); // bring the current state's time up to date
+            let bytes = rs.to_bytes();
+            ctx.guest().copy_to(arg, &bytes).map_err(|_| XenError::Efault)?;
+            Ok(0)
+        }
+        VCPUOP_REGISTER_RUNSTATE_MEMORY_AREA => {
+            let area: u64 = ctx.guest().read(arg).map_err(|_| XenError::Efault)?;
+            let Some(v) = ctx.domain.vcpus.get(idx) else { return Err(XenError::Enoent) };
+            let mut rs = v.runstate;
+            rs.enter(rs.state, now);
+            // A null handle unregisters; otherwise the area is written now
+            // and on every runstate change.
+            if area != 0 {
+                ctx.guest().copy_to(area, &rs.to_bytes()).map_err(|_| XenError::Efault)?;
+            }
+            if let Some(v) = ctx.domain.vcpus.get_mut(idx) {
+                v.runstate_area = (area != 0).then_some(area);
+            }
+            Ok(0)
+        }
+        VCPUOP_SET_PERIODIC_TIMER => {
+            let period: u64 = ctx.guest().read(arg).map_err(|_| XenError::Efault)?;
+            if period < MIN_PERIOD_NS {
+                return Err(XenError::Einval);
+            }
+            if let Some(v) = ctx.domain.vcpus.get_mut(idx) {
+                v.periodic_ns = Some((period, now.saturating_add(period)));
+            }
+            Ok(0)
+        }
+        VCPUOP_STOP_PERIODIC_TIMER => {
+            if let Some(v) = ctx.domain.vcpus.get_mut(idx) {
+                v.periodic_ns = None;
+            }
+            Ok(0)
+        }
+        VCPUOP_SET_SINGLESHOT_TIMER => {
+            if !is_self {
+                return Err(XenError::Einval);
+            }
+            let mut raw = [0u8; 16];
+            ctx.guest().copy_from(arg, &mut raw).map_err(|_| XenError::Efault)?;
+            let timeout = u64::from_le_bytes(raw[0..8].try_into().unwrap_or([0; 8]));
+            let flags = u32::from_le_bytes(raw[8..12].try_into().unwrap_or([0; 4]));
+            if flags & VCPU_SSHOTTMR_FUTURE != 0 && timeout < now {
+                return Err(XenError::Etime);
+            }
+            // A deadline in the past fires at once (Linux relies on 0 here).
+            if let Some(v) = ctx.domain.vcpus.get_mut(idx) {
+                v.singleshot_ns = Some(timeout);
+            }
+            Ok(0)
+        }
+        VCPUOP_STOP_SINGLESHOT_TIMER => {
+            if !is_self {
+                return Err(XenError::Einval);
+            }
+            if let Some(v) = ctx.domain.vcpus.get_mut(idx) {
+                v.singleshot_ns = None;
+            }
+            Ok(0)
+        }
+        // Not offered yet: guests fall back to the shared_info vcpu_info and
+        // the shared_info time, as they do on Xen when these fail.
+        _ => Err(XenError::Enosys),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::{World, BUF_VA};
+    use super::*;
+    use guest_abi::xen::HYPERVISOR_VCPU_OP;
+
+    const NR: u64 = HYPERVISOR_VCPU_OP as u64;
+
+    fn call(w: &mut World, cmd: u32, vcpu: u64, arg: u64) -> i64 {
+        w.call_ret(NR, [cmd as u64, vcpu, arg, 0, 0])
+    }
+
+    #[test]
+    fn absent_vcpus_are_enoent_fast() {
+        let mut w = World::new(false);
+        assert_eq!(call(&mut w, VCPUOP_IS_UP, 0, 0), 1);
+        for id in [1u64, 8191, 1 << 32] {
+            assert_eq!(call(&mut w, VCPUOP_IS_UP, id, 0), if id == 1 << 32 { 1 } else { -2 }, "vcpu {id}");
+        }
+        assert_eq!(call(&mut w, VCPUOP_INITIALISE, 0, 0), -17);
+        assert_eq!(call(&mut w, VCPUOP_REGISTER_VCPU_INFO, 0, 0), -38);
+    }
+
+    #[test]
+    fn timers_follow_xen() {
+        let mut w = World::new(false);
+        let now = w.now_ns;
+        w.poke(BUF_VA, &500_000u64.to_le_bytes());
+        assert_eq!(call(&mut w, VCPUOP_SET_PERIODIC_TIMER, 0, BUF_VA), -22, "under 1 ms");
+        w.poke(BUF_VA, &10_000_000u64.to_le_bytes());
+        assert_eq!(call(&mut w, VCPUOP_SET_PERIODIC_TIMER, 0, BUF_VA), 0);
+        assert_eq!(w.dom.vcpus[0].periodic_ns, Some((10_000_000, now + 10_000_000)));
+        assert_eq!(call(&mut w, VCPUOP_STOP_PERIODIC_TIMER, 0, 0), 0);
+        assert_eq!(w.dom.vcpus[0].periodic_ns, None);
+        let mut arg = [0u8; 16];
+        arg[..8].copy_from_slice(&(now - 5).to_le_bytes());
+        w.poke(BUF_VA, &arg);
+        assert_eq!(call(&mut w, VCPUOP_SET_SINGLESHOT_TIMER, 0, BUF_VA), 0, "past deadline: fires now");
+        arg[8] = VCPU_SSHOTTMR_FUTURE as u8;
+        w.poke(BUF_VA, &arg);
+        assert_eq!(call(&mut w, VCPUOP_SET_SINGLESHOT_TIMER, 0, BUF_VA), -62, "future flag");
+        assert_eq!(call(&mut w, VCPUOP_SET_SINGLESHOT_TIMER, 0, 0x10), -14);
+    }
+
+    #[test]
+    fn runstate_area_is_written_and_kept() {
+        let mut w = World::new(false);
+        w.dom.vcpus[0].runstate.enter(crate::domain::RUNSTATE_RUNNING, 100);
+        w.poke(BUF_VA, &(BUF_VA + 0x100).to_le_bytes());
+        assert_eq!(call(&mut w, VCPUOP_REGISTER_RUNSTATE_MEMORY_AREA, 0, BUF_VA), 0);
+        assert_eq!(w.dom.vcpus[0].runstate_area, Some(BUF_VA + 0x100));
+        let rs = w.peek(BUF_VA + 0x100, 48);
+        assert_eq!(rs[0..4], [0, 0, 0, 0], "running");
+        assert_eq!(u64::from_le_bytes(rs[8..16].try_into().unwrap()), w.now_ns);
+        assert_eq!(call(&mut w, VCPUOP_REGISTER_RUNSTATE_MEMORY_AREA, 0, BUF_VA), 0, "re-registration succeeds");
+        w.poke(BUF_VA, &0x10u64.to_le_bytes());
+        assert_eq!(call(&mut w, VCPUOP_REGISTER_RUNSTATE_MEMORY_AREA, 0, BUF_VA), -14);
+        assert_eq!(call(&mut w, VCPUOP_GET_RUNSTATE_INFO, 0, BUF_VA + 0x200), 0);
+    }
+}
