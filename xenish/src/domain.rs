@@ -129,6 +129,9 @@ pub struct Vcpu {
     /// The guest's virtual CR0.TS (`fpu_taskswitch`): its next FPU use
     /// raises #NM in the guest.
     pub fpu_ts: bool,
+    /// Virtual I/O privilege level (`PHYSDEVOP_set_iopl`): with 1 or more,
+    /// a privileged domain's kernel may use I/O ports (emulated).
+    pub iopl: u8,
 }
 
 /// The segment state the CPU holds for a running vCPU: selectors and the
@@ -241,6 +244,7 @@ impl Vcpu {
             segments: SegmentState::default(),
             fpu: Vec::new(),
             fpu_ts: false,
+            iopl: 0,
         }
     }
 

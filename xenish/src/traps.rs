@@ -44,6 +44,10 @@ pub enum TrapDecision {
 
 /// Machine services the trap emulation needs.
 pub trait CpuOps {
+    /// Reads `size` (1, 2 or 4) bytes from I/O port `port`.
+    fn port_in(&mut self, port: u16, size: u8) -> u32;
+    /// Writes `size` bytes to I/O port `port`.
+    fn port_out(&mut self, port: u16, size: u8, value: u32);
     /// Clears CR0.TS (the guest's FPU becomes usable again).
     fn clts(&mut self);
     /// Native CPUID.
@@ -146,6 +150,9 @@ fn emulate_privileged(
     insn: &[u8],
     cpu: &mut dyn CpuOps,
 ) -> Option<TrapDecision> {
+    if let Some(done) = emulate_port_io(dom, vcpu, frame, insn, cpu) {
+        return Some(done);
+    }
     let (rex, body) = match insn {
         [r @ 0x40..=0x4f, rest @ ..] => (*r, rest),
         _ => (0, insn),
@@ -188,6 +195,45 @@ fn emulate_privileged(
         }
         _ => None,
     }
+}
+
+/// Ports the hypervisor itself drives; no guest may touch them: the PICs,
+/// the PIT and speaker gate, CMOS, QEMU's debug-exit port, COM1.
+pub fn port_reserved(port: u16) -> bool {
+    matches!(port, 0x20..=0x21 | 0x40..=0x43 | 0x61 | 0x70..=0x71 | 0xa0..=0xa1 | 0xf4 | 0x3f8..=0x3ff)
+}
+
+/// `in`/`out` from the guest kernel of a privileged domain that raised its
+/// virtual IOPL (`PHYSDEVOP_set_iopl`): performed on its behalf, except on
+/// the ports the hypervisor owns. Anything else is the #GP it was.
+fn emulate_port_io(dom: &Domain, vcpu: usize, frame: &mut TrapFrame, insn: &[u8], cpu: &mut dyn CpuOps) -> Option<TrapDecision> {
+    if !dom.privileged || dom.vcpus.get(vcpu)?.iopl == 0 {
+        return None;
+    }
+    let (opsize16, body) = match insn {
+        [0x66, rest @ ..] => (true, rest),
+        _ => (false, insn),
+    };
+    let (op, imm) = (*body.first()?, body.get(1).copied());
+    let wide = op & 1 == 1;
+    let size: u8 = if !wide { 1 } else if opsize16 { 2 } else { 4 };
+    let (port, len) = match op {
+        0xe4..=0xe7 => (u16::from(imm?), 2),
+        0xec..=0xef => (frame.rdx as u16, 1),
+        _ => return None,
+    };
+    if port_reserved(port) || port_reserved(port.wrapping_add(u16::from(size) - 1)) {
+        return None;
+    }
+    let mask = if size == 4 { u32::MAX } else { (1u32 << (size * 8)) - 1 };
+    if matches!(op, 0xe4 | 0xe5 | 0xec | 0xed) {
+        let v = cpu.port_in(port, size) & mask;
+        frame.rax = if size == 4 { u64::from(v) } else { (frame.rax & !u64::from(mask)) | u64::from(v) };
+    } else {
+        cpu.port_out(port, size, frame.rax as u32 & mask);
+    }
+    frame.rip = frame.rip.wrapping_add(len + u64::from(opsize16));
+    Some(TrapDecision::Resume)
 }
 
 fn gpr(frame: &mut TrapFrame, index: u8) -> &mut u64 {
@@ -450,6 +496,10 @@ mod tests {
     }
 
     impl CpuOps for FakeCpu {
+        fn port_in(&mut self, port: u16, _size: u8) -> u32 {
+            u32::from(port) ^ 0xffff
+        }
+        fn port_out(&mut self, _port: u16, _size: u8, _value: u32) {}
         fn clts(&mut self) {}
         fn cpuid(&self, leaf: u32, _subleaf: u32) -> [u32; 4] {
             [leaf, 0, 0, 0]
@@ -513,6 +563,33 @@ mod tests {
         f.rcx = u64::from(MSR_FS_BASE);
         f.rdx = 0x8000;
         assert!(matches!(run(&mut w, &mut f, 13, 0), TrapDecision::Crash(_)));
+    }
+
+    #[test]
+    fn port_io_needs_privilege_and_iopl_and_spares_xenish_ports() {
+        // in al, dx with dx = 0x3c4 (VGA sequencer)
+        let (mut w, mut f) = setup(&[0xec]);
+        f.rdx = 0x3c4;
+        assert!(matches!(run(&mut w, &mut f, 13, 0), TrapDecision::Crash(_)), "unprivileged: #GP");
+        let (mut w, mut f) = setup(&[0xec]);
+        w.dom.privileged = true;
+        w.dom.vcpus[0].iopl = 1;
+        f.rdx = 0x3c4;
+        f.rax = 0x1234_5600;
+        assert!(matches!(run(&mut w, &mut f, 13, 0), TrapDecision::Resume));
+        assert_eq!((f.rax, f.rip), (0x1234_5600 | (0x3c4 ^ 0xffff) & 0xff, BUF_VA + 1));
+        // out %al, $0xf4 (QEMU debug exit): refused even to dom0.
+        let (mut w, mut f) = setup(&[0xe6, 0xf4]);
+        w.dom.privileged = true;
+        w.dom.vcpus[0].iopl = 1;
+        assert!(matches!(run(&mut w, &mut f, 13, 0), TrapDecision::Crash(_)));
+        // 16-bit in %dx, %ax
+        let (mut w, mut f) = setup(&[0x66, 0xed]);
+        w.dom.privileged = true;
+        w.dom.vcpus[0].iopl = 3;
+        f.rdx = 0x1f0;
+        assert!(matches!(run(&mut w, &mut f, 13, 0), TrapDecision::Resume));
+        assert_eq!((f.rax & 0xffff, f.rip), (u64::from(0x1f0u16 ^ 0xffff), BUF_VA + 2));
     }
 
     #[test]

@@ -7,6 +7,7 @@ mod event_channel;
 mod fpu;
 mod mmu;
 mod multicall;
+mod physdev;
 mod sched_op;
 mod segments;
 mod set_trap_table;
@@ -138,6 +139,7 @@ const TABLE: [Option<Handler>; 64] = {
     t[abi::HYPERVISOR_FPU_TASKSWITCH as usize] = Some(fpu::fpu_taskswitch);
     t[abi::HYPERVISOR_VCPU_OP as usize] = Some(vcpu_op::vcpu_op);
     t[abi::HYPERVISOR_SET_SEGMENT_BASE as usize] = Some(segments::set_segment_base);
+    t[abi::HYPERVISOR_PHYSDEV_OP as usize] = Some(physdev::physdev_op);
     t[abi::HYPERVISOR_CONSOLE_IO as usize] = Some(console_io::console_io);
     t[abi::HYPERVISOR_EVENT_CHANNEL_OP as usize] = Some(event_channel::event_channel_op);
     t[abi::HYPERVISOR_XEN_VERSION as usize] = Some(xen_version::xen_version);

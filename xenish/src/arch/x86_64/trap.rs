@@ -78,6 +78,35 @@ impl Platform for Hardware {
 }
 
 impl CpuOps for Hardware {
+    fn port_in(&mut self, port: u16, size: u8) -> u32 {
+        // SAFETY: the core only passes ports outside the hypervisor's own,
+        // on behalf of a privileged domain with I/O privilege.
+        unsafe {
+            match size {
+                1 => u32::from(cpu::inb(port)),
+                2 => {
+                    let v: u16;
+                    core::arch::asm!("in ax, dx", out("ax") v, in("dx") port, options(nomem, nostack));
+                    u32::from(v)
+                }
+                _ => {
+                    let v: u32;
+                    core::arch::asm!("in eax, dx", out("eax") v, in("dx") port, options(nomem, nostack));
+                    v
+                }
+            }
+        }
+    }
+
+    fn port_out(&mut self, port: u16, size: u8, value: u32) {
+        match size {
+            1 => cpu::outb(port, value as u8),
+            2 => cpu::outw(port, value as u16),
+            // SAFETY: as for port_in.
+            _ => unsafe { core::arch::asm!("out dx, eax", in("dx") port, in("eax") value, options(nomem, nostack)) },
+        }
+    }
+
     fn clts(&mut self) {
         fpu::clts();
     }
