@@ -3,12 +3,22 @@
 //! hypervisor's status `v` into process status `(v << 1) | 1`).
 
 use std::fmt;
-use std::path::PathBuf;
+use std::fs::File;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::iso::{self, Module};
+
+/// The time limit of a boot unless [`Boot::timeout`] sets one:
+/// `XENISH_BOOT_TIMEOUT` seconds if set (for slow machines), else 90 s.
+pub fn default_timeout() -> Duration {
+    std::env::var("XENISH_BOOT_TIMEOUT")
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .map_or(Duration::from_secs(90), Duration::from_secs)
+}
 
 /// How a boot ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -20,6 +30,41 @@ pub enum Exit {
     Qemu(i32),
     /// The boot ran past its time limit and was killed.
     TimedOut,
+    /// The serial log showed the `until` marker and QEMU was stopped.
+    Marker,
+}
+
+impl Exit {
+    /// How QEMU's process status reads, given what QEMU wrote to stderr.
+    /// isa-debug-exit turns the value `v` the hypervisor writes into status
+    /// `(v << 1) | 1`; QEMU also exits with 1 when it cannot start, which
+    /// its error message on stderr tells apart.
+    pub fn from_status(code: Option<i32>, qemu_stderr: &str) -> Exit {
+        let qemu_failed = qemu_stderr
+            .lines()
+            .any(|l| l.starts_with("qemu-system-") && !l.contains("warning:") && !l.contains("terminating on signal"));
+        match code {
+            None => Exit::Qemu(-1),
+            Some(1) if qemu_failed => Exit::Qemu(1),
+            Some(c) if c > 0 && c & 1 == 1 => Exit::DebugExit((c >> 1) as u8),
+            Some(c) => Exit::Qemu(c),
+        }
+    }
+}
+
+impl fmt::Display for Exit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Exit::DebugExit(0) => f.write_str("DebugExit(0): every domain powered off (QEMU status 1)"),
+            Exit::DebugExit(1) => f.write_str("DebugExit(1): a domain crashed (QEMU status 3)"),
+            Exit::DebugExit(v) => write!(f, "DebugExit({v}) (QEMU status {})", (u32::from(v) << 1) | 1),
+            Exit::Qemu(0) => f.write_str("QEMU exited with status 0 (ACPI power-off)"),
+            Exit::Qemu(-1) => f.write_str("QEMU was killed by a signal"),
+            Exit::Qemu(c) => write!(f, "QEMU exited with status {c} (not a debug-exit status)"),
+            Exit::TimedOut => f.write_str("TIMED OUT: QEMU was still running at the time limit and was killed"),
+            Exit::Marker => f.write_str("the awaited serial output appeared and QEMU was stopped"),
+        }
+    }
 }
 
 /// The result of a boot.
@@ -31,14 +76,44 @@ pub struct Outcome {
     pub exit: Exit,
     /// Wall-clock time of the boot.
     pub elapsed: Duration,
+    /// What QEMU itself wrote to stderr (its errors and warnings).
+    pub qemu_stderr: String,
+}
+
+/// Lines of a long serial log shown from its start and from its end.
+const HEAD_LINES: usize = 60;
+const TAIL_LINES: usize = 400;
+
+/// The serial log as shown on a failure: whole if short, else its start and
+/// its tail (where the failure usually is).
+fn excerpt(serial: &str) -> String {
+    let lines: Vec<&str> = serial.lines().collect();
+    if lines.len() <= HEAD_LINES + TAIL_LINES {
+        return serial.to_string();
+    }
+    let mut out = lines[..HEAD_LINES].join("\n");
+    let skipped = lines.len() - HEAD_LINES - TAIL_LINES;
+    out.push_str(&format!("\n[... {skipped} lines left out ...]\n"));
+    out.push_str(&lines[lines.len() - TAIL_LINES..].join("\n"));
+    out.push('\n');
+    out
 }
 
 impl fmt::Display for Outcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "exit: {:?} after {:.1?}", self.exit, self.elapsed)?;
+        writeln!(f, "exit: {} after {:.1?}", self.exit, self.elapsed)?;
+        if !self.qemu_stderr.trim().is_empty() {
+            writeln!(f, "---- QEMU stderr ----\n{}", self.qemu_stderr.trim_end())?;
+        }
+        if self.serial.is_empty() {
+            return writeln!(f, "---- serial log: empty ----");
+        }
         writeln!(f, "---- serial log ----")?;
-        f.write_str(&self.serial)?;
-        writeln!(f, "---- end of serial log ----")
+        f.write_str(&excerpt(&self.serial))?;
+        if !self.serial.ends_with('\n') {
+            writeln!(f)?;
+        }
+        writeln!(f, "---- end of serial log ({}) ----", self.exit)
     }
 }
 
@@ -84,6 +159,8 @@ pub struct Boot {
     cpu: String,
     memory_mib: u32,
     timeout: Duration,
+    until: Option<String>,
+    extra: Vec<String>,
 }
 
 impl Default for Boot {
@@ -93,31 +170,24 @@ impl Default for Boot {
 }
 
 impl Boot {
-    /// A boot of the built hypervisor, no modules, `-cpu max`, 512 MiB, 90 s.
+    /// A boot of the built hypervisor (see [`crate::images()`]), no modules,
+    /// `-cpu max`, 512 MiB, [`default_timeout`].
     pub fn new() -> Self {
-        Boot {
-            hypervisor: crate::images().hypervisor.clone(),
-            cmdline: String::new(),
-            modules: Vec::new(),
-            cpu: "max".into(),
-            memory_mib: 512,
-            timeout: Duration::from_secs(90),
-        }
+        Self::with_hypervisor(crate::images().hypervisor.clone())
     }
 
-    /// A boot of the given hypervisor image (for callers with their own build).
+    /// A boot of the given hypervisor image (for callers with their own build,
+    /// such as xtask, or another multiboot2 kernel).
     pub fn with_hypervisor(hypervisor: PathBuf) -> Self {
-        Boot { hypervisor, ..Self::new_unbuilt() }
-    }
-
-    fn new_unbuilt() -> Self {
         Boot {
-            hypervisor: PathBuf::new(),
+            hypervisor,
             cmdline: String::new(),
             modules: Vec::new(),
             cpu: "max".into(),
             memory_mib: 512,
-            timeout: Duration::from_secs(90),
+            timeout: default_timeout(),
+            until: None,
+            extra: Vec::new(),
         }
     }
 
@@ -133,11 +203,16 @@ impl Boot {
         self
     }
 
-    /// Adds the test guest `name` as the next module, with `string` as its
-    /// command line.
+    /// Adds the test guest `name` (from [`crate::images()`]) as the next
+    /// module, with `string` as its command line.
     pub fn guest(self, name: &str, string: &str) -> Self {
         let path = crate::images().guest(name);
         self.module(path, string)
+    }
+
+    /// The time limit.
+    pub fn time_limit(&self) -> Duration {
+        self.timeout
     }
 
     /// Sets the QEMU CPU model (`max`, `qemu64`, ...).
@@ -152,14 +227,29 @@ impl Boot {
         self
     }
 
+    /// Ends the boot as soon as the serial log contains `marker` (for
+    /// hypervisors that halt rather than power off, such as Xen).
+    pub fn until(mut self, marker: &str) -> Self {
+        self.until = Some(marker.into());
+        self
+    }
+
+    /// Adds QEMU arguments (e.g. `-icount shift=0`).
+    pub fn qemu_extra(mut self, args: &[&str]) -> Self {
+        self.extra.extend(args.iter().map(|a| a.to_string()));
+        self
+    }
+
     /// Sets the time limit.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
     }
 
-    /// The QEMU arguments for `iso`, with the serial line going to `serial`.
-    pub fn qemu_args(&self, iso: &std::path::Path, serial: &str) -> Vec<String> {
+    /// The QEMU arguments for `iso`, with the serial line going to `serial`
+    /// (a QEMU chardev: `stdio`, `file:PATH`, ...). No `-enable-kvm`: the
+    /// machines that run this have no usable hardware virtualization.
+    pub fn qemu_args(&self, iso: &Path, serial: &str) -> Vec<String> {
         let mut args: Vec<String> = [
             "-accel",
             "tcg",
@@ -186,11 +276,13 @@ impl Boot {
         .map(|s| s.to_string())
         .collect();
         args.push(iso.display().to_string());
+        args.extend(self.extra.iter().cloned());
         args
     }
 
-    /// Builds the ISO into a fresh scratch directory and returns its path.
-    pub fn make_iso(&self, work: &std::path::Path) -> Result<PathBuf, String> {
+    /// Builds the ISO (`xenish.iso`) in the directory `work` and returns its
+    /// path.
+    pub fn make_iso(&self, work: &Path) -> Result<PathBuf, String> {
         crate::tools::ensure()?;
         std::fs::create_dir_all(work).map_err(|e| format!("{}: {e}", work.display()))?;
         let iso = work.join("xenish.iso");
@@ -198,46 +290,49 @@ impl Boot {
         Ok(iso)
     }
 
-    /// Boots and waits for QEMU to end or the time limit.
+    /// Boots and waits for QEMU to end, the `until` marker or the time
+    /// limit. Panics if the ISO cannot be made or QEMU cannot be started;
+    /// a boot that goes wrong is an [`Outcome`] to check.
     pub fn run(&self) -> Outcome {
+        self.try_run().unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`Boot::run`], returning setup failures instead of panicking.
+    pub fn try_run(&self) -> Result<Outcome, String> {
         static SERIAL: AtomicU32 = AtomicU32::new(0);
         let n = SERIAL.fetch_add(1, Ordering::Relaxed);
-        let work =
-            crate::images::workspace_root().join("target/system-tests").join(format!("{}-{n}", std::process::id()));
-        let iso = match self.make_iso(&work) {
-            Ok(iso) => iso,
-            Err(e) => panic!("cannot make the boot ISO: {e}"),
-        };
+        let work = crate::images::target_dir().join("system-tests").join(format!("{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&work);
+        let iso = self.make_iso(&work).map_err(|e| format!("cannot make the boot ISO: {e}"))?;
         let log = work.join("serial.log");
+        let stderr_path = work.join("qemu.stderr");
+        let stderr = File::create(&stderr_path).map_err(|e| format!("{}: {e}", stderr_path.display()))?;
         let start = Instant::now();
-        let child = Command::new("qemu-system-x86_64")
+        let mut child = Command::new("qemu-system-x86_64")
             .args(self.qemu_args(&iso, &format!("file:{}", log.display())))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn();
-        let mut child = match child {
-            Ok(c) => KillOnDrop(c),
-            Err(e) => panic!("cannot start qemu-system-x86_64: {e}"),
-        };
-        let exit = loop {
+            .stderr(stderr)
+            .spawn()
+            .map(KillOnDrop)
+            .map_err(|e| format!("cannot start qemu-system-x86_64: {e}"))?;
+        let seen = |marker: &str| std::fs::read(&log).is_ok_and(|b| String::from_utf8_lossy(&b).contains(marker));
+        // QEMU's status if it ended by itself, else how it was stopped.
+        let ended: Result<Option<i32>, Exit> = loop {
             match child.0.try_wait() {
-                Ok(Some(status)) => {
-                    let code = status.code().unwrap_or(-1);
-                    break if code & 1 == 1 && code > 0 {
-                        Exit::DebugExit((code >> 1) as u8)
-                    } else {
-                        Exit::Qemu(code)
-                    };
-                }
-                Ok(None) if start.elapsed() > self.timeout => break Exit::TimedOut,
+                Ok(Some(status)) => break Ok(status.code()),
+                Ok(None) if start.elapsed() > self.timeout => break Err(Exit::TimedOut),
+                Ok(None) if self.until.as_deref().is_some_and(seen) => break Err(Exit::Marker),
                 Ok(None) => std::thread::sleep(Duration::from_millis(50)),
-                Err(e) => panic!("waiting for QEMU: {e}"),
+                Err(e) => return Err(format!("waiting for QEMU: {e}")),
             }
         };
         drop(child);
-        let serial = std::fs::read(&log).map(|b| String::from_utf8_lossy(&b).replace('\r', "")).unwrap_or_default();
+        let elapsed = start.elapsed();
+        let read = |p: &Path| std::fs::read(p).map(|b| String::from_utf8_lossy(&b).replace('\r', "")).unwrap_or_default();
+        let (serial, qemu_stderr) = (read(&log), read(&stderr_path));
+        let exit = ended.map_or_else(|stopped| stopped, |code| Exit::from_status(code, &qemu_stderr));
         let _ = std::fs::remove_dir_all(&work);
-        Outcome { serial, exit, elapsed: start.elapsed() }
+        Ok(Outcome { serial, exit, elapsed, qemu_stderr })
     }
 }

@@ -85,8 +85,10 @@ pub fn handle(
     let Some((l4, kernel_mode)) = dom.vcpus.get(vcpu).map(|v| (v.current_l4(), v.kernel_mode)) else {
         return TrapDecision::Crash(String::from("no such vCPU"));
     };
+    // Only #UD (forced emulation) and #GP (privileged instructions, int $N)
+    // look at the instruction.
     let mut insn = [0u8; 16];
-    let insn_len = fetch(&GuestMemory::new(mem, l4), frame.rip, &mut insn);
+    let insn_len = if matches!(frame.vector, 6 | 13) { fetch(&GuestMemory::new(mem, l4), frame.rip, &mut insn) } else { 0 };
     let insn = &insn[..insn_len];
 
     match frame.vector {
@@ -359,13 +361,12 @@ fn bounce(
     cr2: u64,
     mem: &mut dyn MachineMemory,
 ) -> TrapDecision {
-    let what = format!(
-        "unhandled {} (vector {vector}, error {:#x}{})",
-        vector_name(vector),
-        frame.error_code,
-        if vector == 14 { format!(", cr2 {cr2:#x}") } else { String::new() }
-    );
-    let crash = |why: &str| TrapDecision::Crash(format!("{what}{why}"));
+    // Built only when the guest is crashed: bounces are a hot path.
+    let error = frame.error_code;
+    let crash = |why: &str| {
+        let cr2 = if vector == 14 { format!(", cr2 {cr2:#x}") } else { String::new() };
+        TrapDecision::Crash(format!("unhandled {} (vector {vector}, error {error:#x}{cr2}){why}", vector_name(vector)))
+    };
     let Some(v) = dom.vcpus.get(vcpu) else { return crash("") };
     let handler: TrapHandler = v.traps.get(vector as usize).copied().unwrap_or_default();
     if handler.address == 0 {

@@ -9,6 +9,8 @@ use std::process::{Command, ExitCode, Stdio};
 use tests::images::{self, workspace_root};
 use tests::{tools, Boot, Images};
 
+mod bench;
+
 const HELP: &str = "\
 cargo xtask — build, boot and test xenish
 
@@ -16,6 +18,7 @@ USAGE:
     cargo xtask run  [--cpu MODEL] [--guest NAME] [-- XENISH-CMDLINE...]
     cargo xtask iso  [-o PATH] [--guest NAME] [-- XENISH-CMDLINE...]
     cargo xtask test
+    cargo xtask bench [--runs N] [--deterministic]
 
 COMMANDS:
     run     Build xenish and the demo guest, make a GRUB ISO and boot it in
@@ -24,11 +27,19 @@ COMMANDS:
             Quit QEMU with Ctrl-A X.
     iso     Build a bootable ISO (default target/xenish.iso).
     test    Run the host unit tests and the QEMU system tests.
+    bench   Boot the benchmark kernel as dom0 on xenish and on Xen 4.17
+            (Debian's xen-hypervisor-4.17-amd64, fetched with apt into
+            target/bench/xen) in the same QEMU configuration, alternating,
+            and print a table of median TSC cycles per operation with the
+            xenish/Xen ratio; also written to target/bench/results.{json,md}.
+            --deterministic runs QEMU with -icount, so cycle counts follow
+            executed instructions and repeat exactly from run to run.
 
 OPTIONS:
     --cpu MODEL     QEMU CPU model: max (default) or qemu64
     --guest NAME    Guest kernel to boot as dom0: hello (default), crash, enosys
     -o PATH         Where `iso` writes the image
+    --runs N        Boots per hypervisor for `bench` (default 3; 1 with --deterministic)
     -h, --help      This text
 
 Missing tools (qemu-system-x86, grub-pc-bin, grub-common, xorriso, mtools)
@@ -41,10 +52,19 @@ struct Opts {
     guest: String,
     output: Option<PathBuf>,
     cmdline: Vec<String>,
+    runs: Option<usize>,
+    deterministic: bool,
 }
 
 fn parse(args: &[String]) -> Result<Opts, String> {
-    let mut o = Opts { cpu: "max".into(), guest: "hello".into(), output: None, cmdline: Vec::new() };
+    let mut o = Opts {
+        cpu: "max".into(),
+        guest: "hello".into(),
+        output: None,
+        cmdline: Vec::new(),
+        runs: None,
+        deterministic: false,
+    };
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let mut value = |name: &str| it.next().cloned().ok_or(format!("{name} needs a value"));
@@ -52,6 +72,8 @@ fn parse(args: &[String]) -> Result<Opts, String> {
             "--cpu" => o.cpu = value("--cpu")?,
             "--guest" => o.guest = value("--guest")?,
             "-o" => o.output = Some(PathBuf::from(value("-o")?)),
+            "--runs" => o.runs = Some(value("--runs")?.parse().map_err(|_| "--runs needs a number".to_string())?),
+            "--deterministic" => o.deterministic = true,
             "--" => {
                 o.cmdline = it.by_ref().cloned().collect();
             }
@@ -156,6 +178,7 @@ fn main() -> ExitCode {
         "run" => run(&o),
         "iso" => iso(&o),
         "test" => test(),
+        "bench" => bench::run(&o.runs, o.deterministic),
         other => Err(format!("unknown command '{other}' (see cargo xtask --help)")),
     });
     match result {

@@ -1,0 +1,158 @@
+//! `cargo xtask bench`: the benchmark kernel on xenish and on Xen 4.17, in
+//! the same QEMU configuration, alternating, with a table of medians and
+//! ratios.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::time::Duration;
+
+use tests::images::workspace_root;
+use tests::{Boot, Exit};
+
+/// The operations the bench kernel measures, in its order.
+const OPS: &[&str] = &[
+    "null_hypercall",
+    "mmu_update_1pte",
+    "update_va_mapping_invlpg",
+    "evtchn_roundtrip",
+    "grant_copy_4k",
+    "memcpy_4k",
+    "pagefault_bounce",
+    "syscall_roundtrip",
+];
+
+const XEN_PACKAGE: &str = "xen-hypervisor-4.17-amd64";
+
+/// One hypervisor's result for one operation in one boot.
+type Run = BTreeMap<String, Option<u64>>;
+
+/// Fetches Debian's Xen 4.17 (not installed: unpacked under target/bench/xen).
+fn xen_image() -> Result<PathBuf, String> {
+    let dir = workspace_root().join("target/bench/xen");
+    let image = dir.join("root/boot/xen-4.17-amd64.gz");
+    if image.is_file() {
+        return Ok(image);
+    }
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    eprintln!("xtask bench: fetching {XEN_PACKAGE} with apt-get download...");
+    let mut ok = Command::new("apt-get").arg("download").arg(XEN_PACKAGE).current_dir(&dir).status().is_ok_and(|s| s.success());
+    if !ok {
+        // The package lists may be missing on a fresh machine.
+        let _ = Command::new("apt-get").arg("update").status();
+        ok = Command::new("apt-get").arg("download").arg(XEN_PACKAGE).current_dir(&dir).status().is_ok_and(|s| s.success());
+    }
+    let deb = std::fs::read_dir(&dir)
+        .map_err(|e| e.to_string())?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "deb"));
+    let Some(deb) = deb.filter(|_| ok) else {
+        return Err(format!("cannot download {XEN_PACKAGE}; run: cd {} && apt-get download {XEN_PACKAGE}", dir.display()));
+    };
+    let status = Command::new("dpkg-deb").arg("-x").arg(&deb).arg(dir.join("root")).status();
+    if !status.is_ok_and(|s| s.success()) || !image.is_file() {
+        return Err(format!("cannot unpack {}", deb.display()));
+    }
+    Ok(image)
+}
+
+/// Parses the bench kernel's `bench: <op> median=<c> ...` lines.
+fn parse(serial: &str) -> Run {
+    let mut run = Run::new();
+    for line in serial.lines() {
+        let Some(rest) = line.split("bench: ").nth(1) else { continue };
+        let mut words = rest.split_whitespace();
+        let (Some(op), Some(what)) = (words.next(), words.next()) else { continue };
+        if !OPS.contains(&op) {
+            continue;
+        }
+        let median = what.strip_prefix("median=").and_then(|m| m.parse().ok());
+        run.insert(op.to_string(), median);
+    }
+    run
+}
+
+fn boot(hypervisor: &Path, cmdline: &str, bench: &Path, cpu: &str, deterministic: bool) -> Result<Run, String> {
+    let mut b = Boot::with_hypervisor(hypervisor.to_path_buf())
+        .cpu(cpu)
+        .cmdline(cmdline)
+        .module(bench.to_path_buf(), "bench")
+        .until("bench: done")
+        .timeout(Duration::from_secs(600));
+    if deterministic {
+        b = b.qemu_extra(&["-icount", "shift=0,align=off,sleep=off", "-rtc", "clock=vm"]);
+    }
+    let out = b.run();
+    if !out.serial.contains("bench: done") {
+        return Err(format!("the bench kernel did not finish ({:?})\n{}", out.exit, out.serial));
+    }
+    let _ = matches!(out.exit, Exit::Marker);
+    Ok(parse(&out.serial))
+}
+
+fn median(mut v: Vec<u64>) -> Option<u64> {
+    v.sort_unstable();
+    v.get(v.len() / 2).copied()
+}
+
+/// Runs the benchmark and prints and writes the table.
+pub fn run(runs: &Option<usize>, deterministic: bool) -> Result<ExitCode, String> {
+    tests::tools::ensure()?;
+    let images = tests::images::build(&workspace_root().join("target"))?;
+    let xen = xen_image()?;
+    let bench = images.guest("bench");
+    let runs = runs.unwrap_or(if deterministic { 1 } else { 3 }).max(1);
+    // Xen 4.17's PV guests need SMAP hidden under software emulation; both
+    // hypervisors get the same CPU model.
+    let cpu = "max,-smap";
+    let (mut ours, mut theirs): (Vec<Run>, Vec<Run>) = (Vec::new(), Vec::new());
+    for i in 0..runs {
+        eprintln!("xtask bench: run {}/{}: xenish{}", 2 * i + 1, 2 * runs, if deterministic { " (-icount)" } else { "" });
+        ours.push(boot(&images.hypervisor, "dom0_mem=64M", &bench, cpu, deterministic)?);
+        eprintln!("xtask bench: run {}/{}: Xen 4.17", 2 * i + 2, 2 * runs);
+        theirs.push(boot(&xen, "console=com1 com1=115200,8n1 dom0_mem=64M", &bench, cpu, deterministic)?);
+    }
+    let pick = |runs: &[Run], op: &str| -> Option<u64> {
+        let vals: Vec<u64> = runs.iter().filter_map(|r| r.get(op).copied().flatten()).collect();
+        (vals.len() == runs.len()).then(|| median(vals)).flatten()
+    };
+    let mut md = String::from("| operation | xenish median (cycles) | Xen 4.17 median (cycles) | xenish / Xen |\n|---|---:|---:|---:|\n");
+    let mut json = String::from("{\n  \"unit\": \"TSC cycles (median of per-boot medians)\",\n");
+    let _ = writeln!(json, "  \"deterministic\": {deterministic},\n  \"runs\": {runs},\n  \"operations\": [");
+    println!("{:<26} {:>14} {:>14} {:>8}", "operation", "xenish", "Xen 4.17", "ratio");
+    for (n, op) in OPS.iter().enumerate() {
+        let (a, b) = (pick(&ours, op), pick(&theirs, op));
+        let show = |v: Option<u64>| v.map_or("missing".to_string(), |c| c.to_string());
+        let ratio = match (a, b) {
+            (Some(a), Some(b)) if b > 0 => format!("{:.2}", a as f64 / b as f64),
+            _ => "-".to_string(),
+        };
+        println!("{:<26} {:>14} {:>14} {:>8}", op, show(a), show(b), ratio);
+        let _ = writeln!(md, "| {op} | {} | {} | {ratio} |", show(a), show(b));
+        let num = |v: Option<u64>| v.map_or("null".to_string(), |c| c.to_string());
+        let sep = if n + 1 == OPS.len() { "" } else { "," };
+        let _ = writeln!(json, "    {{ \"op\": \"{op}\", \"xenish\": {}, \"xen\": {} }}{sep}", num(a), num(b));
+    }
+    json.push_str("  ]\n}\n");
+    let dir = workspace_root().join("target/bench");
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    std::fs::write(dir.join("results.json"), json).map_err(|e| e.to_string())?;
+    std::fs::write(dir.join("results.md"), md).map_err(|e| e.to_string())?;
+    eprintln!("xtask bench: wrote {}/results.{{json,md}}", dir.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests_ {
+    use super::*;
+
+    #[test]
+    fn parses_both_consoles() {
+        let run = parse("(d0) bench: null_hypercall median=1970 p99=2066 n=1000\nbench: mmu_update_1pte missing Enosys\nbench: bogus median=1\n");
+        assert_eq!(run.get("null_hypercall"), Some(&Some(1970)));
+        assert_eq!(run.get("mmu_update_1pte"), Some(&None));
+        assert_eq!(run.len(), 2);
+    }
+}
