@@ -41,9 +41,4 @@ xen_struct! {
     }
 }
 
-/// Every struct of this module, for the conformance test.
-#[doc(hidden)]
-pub const STRUCTS: &[crate::registry::StructLayout] = &[
-    <CallbackRegister as crate::registry::Described>::LAYOUT,
-    <CallbackUnregister as crate::registry::Described>::LAYOUT,
-];
+xen_structs!(CallbackRegister, CallbackUnregister);

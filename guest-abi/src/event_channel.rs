@@ -1,4 +1,7 @@
-//! Event channels (`event_channel.h`): EVTCHNOP_* commands and their argument structs.
+//! Event channels (`event_channel.h`): EVTCHNOP_* commands and their
+//! argument structs, the FIFO ABI's control block.
+
+use crate::wire::union_members;
 
 xen_consts! {
     "event_channel.h";
@@ -33,6 +36,8 @@ xen_consts! {
     EVTCHN_FIFO_LINK_BITS: u32 = 0x11, "EVTCHN_FIFO_LINK_BITS";
     EVTCHN_FIFO_LINK_MASK: u32 = 0x1ffff, "EVTCHN_FIFO_LINK_MASK";
     EVTCHN_FIFO_NR_CHANNELS: u32 = 0x20000, "EVTCHN_FIFO_NR_CHANNELS";
+    EVTCHN_2L_NR_CHANNELS: u32 = 4096, "EVTCHN_2L_NR_CHANNELS";
+    BIND_PIRQ_WILL_SHARE: u32 = 1, "BIND_PIRQ__WILL_SHARE";
 }
 
 xen_struct! {
@@ -132,8 +137,47 @@ xen_struct! {
         status: u32 = "status",
         /// `vcpu`
         vcpu: u32 = "vcpu",
-        /// `u`
-        u: [u32; 2] = "u" opaque,
+        /// `u`: by `status`, see the accessors.
+        u: [u32; 2] = "u" union("u.unbound", "u.interdomain", "u.pirq", "u.virq"),
+    }
+}
+
+xen_struct! {
+    "event_channel.h", "__typeof__(((struct evtchn_status *)0)->u.unbound)", 2;
+    /// `evtchn_status.u.unbound`.
+    pub struct EvtchnStatusUnbound {
+        /// `dom`: the domain allowed to bind.
+        dom: u16 = "dom",
+    }
+}
+
+xen_struct! {
+    "event_channel.h", "__typeof__(((struct evtchn_status *)0)->u.interdomain)", 8;
+    /// `evtchn_status.u.interdomain`.
+    pub struct EvtchnStatusInterdomain {
+        /// `dom`: the remote domain.
+        dom: u16 = "dom",
+        /// Padding (implicit in the C layout).
+        _pad0: [u8; 2] = "",
+        /// `port`: the remote port.
+        port: u32 = "port",
+    }
+}
+
+impl EvtchnStatus {
+    union_members! {
+        unbound / set_unbound: u: [u32; 2] => EvtchnStatusUnbound, "u.unbound";
+        interdomain / set_interdomain: u: [u32; 2] => EvtchnStatusInterdomain, "u.interdomain";
+    }
+
+    /// `u.pirq` (or `u.virq`: both are the first word).
+    pub const fn irq(&self) -> u32 {
+        self.u[0]
+    }
+
+    /// Sets `u.pirq` or `u.virq` (the rest of the union is zeroed).
+    pub fn set_irq(&mut self, irq: u32) {
+        self.u = [irq, 0];
     }
 }
 
@@ -203,24 +247,70 @@ xen_struct! {
     }
 }
 
-/// Every struct of this module, for the conformance test.
-#[doc(hidden)]
-pub const STRUCTS: &[crate::registry::StructLayout] = &[
-    <EvtchnAllocUnbound as crate::registry::Described>::LAYOUT,
-    <EvtchnBindInterdomain as crate::registry::Described>::LAYOUT,
-    <EvtchnBindVirq as crate::registry::Described>::LAYOUT,
-    <EvtchnBindPirq as crate::registry::Described>::LAYOUT,
-    <EvtchnBindIpi as crate::registry::Described>::LAYOUT,
-    <EvtchnClose as crate::registry::Described>::LAYOUT,
-    <EvtchnSend as crate::registry::Described>::LAYOUT,
-    <EvtchnStatus as crate::registry::Described>::LAYOUT,
-    <EvtchnBindVcpu as crate::registry::Described>::LAYOUT,
-    <EvtchnUnmask as crate::registry::Described>::LAYOUT,
-    <EvtchnReset as crate::registry::Described>::LAYOUT,
-    <EvtchnInitControl as crate::registry::Described>::LAYOUT,
-    <EvtchnExpandArray as crate::registry::Described>::LAYOUT,
-    <EvtchnSetPriority as crate::registry::Described>::LAYOUT,
-];
+xen_struct! {
+    "event_channel.h", "struct evtchn_op", 28;
+    /// `struct evtchn_op` (event_channel.h): the argument of the old
+    /// `event_channel_op_compat` hypercall, a command and its argument.
+    pub struct EvtchnOp {
+        /// `cmd`: `EVTCHNOP_*`.
+        cmd: u32 = "cmd",
+        /// `u`: the argument struct for `cmd`, see the accessors.
+        u: [u32; 6] = "u" union(
+            "u.alloc_unbound", "u.bind_interdomain", "u.bind_virq", "u.bind_pirq", "u.bind_ipi",
+            "u.close", "u.send", "u.status", "u.bind_vcpu", "u.unmask"
+        ),
+    }
+}
+
+impl EvtchnOp {
+    union_members! {
+        alloc_unbound / set_alloc_unbound: u: [u32; 6] => EvtchnAllocUnbound, "u.alloc_unbound";
+        bind_interdomain / set_bind_interdomain: u: [u32; 6] => EvtchnBindInterdomain, "u.bind_interdomain";
+        bind_virq / set_bind_virq: u: [u32; 6] => EvtchnBindVirq, "u.bind_virq";
+        bind_pirq / set_bind_pirq: u: [u32; 6] => EvtchnBindPirq, "u.bind_pirq";
+        bind_ipi / set_bind_ipi: u: [u32; 6] => EvtchnBindIpi, "u.bind_ipi";
+        close / set_close: u: [u32; 6] => EvtchnClose, "u.close";
+        send / set_send: u: [u32; 6] => EvtchnSend, "u.send";
+        status / set_status: u: [u32; 6] => EvtchnStatus, "u.status";
+        bind_vcpu / set_bind_vcpu: u: [u32; 6] => EvtchnBindVcpu, "u.bind_vcpu";
+        unmask / set_unmask: u: [u32; 6] => EvtchnUnmask, "u.unmask";
+    }
+}
+
+xen_struct! {
+    "event_channel.h", "struct evtchn_fifo_control_block", 72;
+    /// `struct evtchn_fifo_control_block` (event_channel.h): the FIFO ABI's
+    /// per-vCPU control block.
+    pub struct EvtchnFifoControlBlock {
+        /// `ready`: one bit per queue with events.
+        ready: u32 = "ready",
+        /// `_rsvd`
+        _rsvd: u32 = "_rsvd",
+        /// `head`: the head port of each priority queue.
+        head: [u32; 16] = "head",
+    }
+}
+
+xen_structs!(
+    EvtchnAllocUnbound,
+    EvtchnBindInterdomain,
+    EvtchnBindVirq,
+    EvtchnBindPirq,
+    EvtchnBindIpi,
+    EvtchnClose,
+    EvtchnSend,
+    EvtchnStatus,
+    EvtchnStatusUnbound,
+    EvtchnStatusInterdomain,
+    EvtchnBindVcpu,
+    EvtchnUnmask,
+    EvtchnReset,
+    EvtchnInitControl,
+    EvtchnExpandArray,
+    EvtchnSetPriority,
+    EvtchnOp,
+    EvtchnFifoControlBlock,
+);
 
 xen_enum! {
     /// What a port is bound to (`evtchn_status.status`).

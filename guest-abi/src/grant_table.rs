@@ -1,4 +1,8 @@
-//! Grant tables (`grant_table.h`): v1 entries, GTF_*/GNTMAP_* flags, GNTTABOP_* structs and GNTST_* statuses.
+//! Grant tables (`grant_table.h`): v1 (and v2) entries, GTF_*/GNTMAP_*
+//! flags, GNTTABOP_* structs and GNTST_* statuses.
+
+use crate::arch_x86::GuestHandle;
+use crate::wire::union_members;
 
 xen_consts! {
     "grant_table.h";
@@ -60,20 +64,20 @@ xen_consts! {
     GNTMAP_CONTAINS_PTE: u32 = 0x10, "GNTMAP_contains_pte";
     GNTMAP_GUEST_AVAIL0_BIT: u32 = 0x10, "_GNTMAP_guest_avail0";
     GNTMAP_GUEST_AVAIL_MASK: u32 = 0xffff0000, "GNTMAP_guest_avail_mask";
-    GNTST_OKAY: u32 = 0, "GNTST_okay";
-    GNTST_GENERAL_ERROR: i32 = -1, "GNTST_general_error";
-    GNTST_BAD_DOMAIN: i32 = -2, "GNTST_bad_domain";
-    GNTST_BAD_GNTREF: i32 = -3, "GNTST_bad_gntref";
-    GNTST_BAD_HANDLE: i32 = -4, "GNTST_bad_handle";
-    GNTST_BAD_VIRT_ADDR: i32 = -5, "GNTST_bad_virt_addr";
-    GNTST_BAD_DEV_ADDR: i32 = -6, "GNTST_bad_dev_addr";
-    GNTST_NO_DEVICE_SPACE: i32 = -7, "GNTST_no_device_space";
-    GNTST_PERMISSION_DENIED: i32 = -8, "GNTST_permission_denied";
-    GNTST_BAD_PAGE: i32 = -9, "GNTST_bad_page";
-    GNTST_BAD_COPY_ARG: i32 = -10, "GNTST_bad_copy_arg";
-    GNTST_ADDRESS_TOO_BIG: i32 = -11, "GNTST_address_too_big";
-    GNTST_EAGAIN: i32 = -12, "GNTST_eagain";
-    GNTST_NO_SPACE: i32 = -13, "GNTST_no_space";
+    GNTST_OKAY: i16 = 0, "GNTST_okay";
+    GNTST_GENERAL_ERROR: i16 = -1, "GNTST_general_error";
+    GNTST_BAD_DOMAIN: i16 = -2, "GNTST_bad_domain";
+    GNTST_BAD_GNTREF: i16 = -3, "GNTST_bad_gntref";
+    GNTST_BAD_HANDLE: i16 = -4, "GNTST_bad_handle";
+    GNTST_BAD_VIRT_ADDR: i16 = -5, "GNTST_bad_virt_addr";
+    GNTST_BAD_DEV_ADDR: i16 = -6, "GNTST_bad_dev_addr";
+    GNTST_NO_DEVICE_SPACE: i16 = -7, "GNTST_no_device_space";
+    GNTST_PERMISSION_DENIED: i16 = -8, "GNTST_permission_denied";
+    GNTST_BAD_PAGE: i16 = -9, "GNTST_bad_page";
+    GNTST_BAD_COPY_ARG: i16 = -10, "GNTST_bad_copy_arg";
+    GNTST_ADDRESS_TOO_BIG: i16 = -11, "GNTST_address_too_big";
+    GNTST_EAGAIN: i16 = -12, "GNTST_eagain";
+    GNTST_NO_SPACE: i16 = -13, "GNTST_no_space";
 }
 
 xen_struct! {
@@ -103,8 +107,8 @@ xen_struct! {
         status: i16 = "status",
         /// Padding (implicit in the C layout).
         _pad1: [u8; 6] = "",
-        /// `frame_list`
-        frame_list: u64 = "frame_list" opaque,
+        /// `frame_list`: OUT, the frames of the table (`xen_pfn_t`).
+        frame_list: GuestHandle<u64> = "frame_list" handle,
     }
 }
 
@@ -181,9 +185,9 @@ xen_struct! {
     /// `struct gnttab_copy` (grant_table.h).
     pub struct GnttabCopy {
         /// `source`
-        source: [u64; 2] = "source" opaque,
+        source: GnttabCopyPtr = "source",
         /// `dest`
-        dest: [u64; 2] = "dest" opaque,
+        dest: GnttabCopyPtr = "dest",
         /// `len`
         len: u16 = "len",
         /// `flags`
@@ -250,8 +254,8 @@ xen_struct! {
         dom: u16 = "dom",
         /// `status`
         status: i16 = "status",
-        /// `frame_list`
-        frame_list: u64 = "frame_list" opaque,
+        /// `frame_list`: OUT, the status frames (`uint64_t`).
+        frame_list: GuestHandle<u64> = "frame_list" handle,
     }
 }
 
@@ -287,8 +291,9 @@ xen_struct! {
     "grant_table.h", "struct gnttab_cache_flush", 16;
     /// `struct gnttab_cache_flush` (grant_table.h).
     pub struct GnttabCacheFlush {
-        /// `a`
-        a: u64 = "a" opaque,
+        /// `a`: `dev_bus_addr` or (with `GNTTAB_CACHE_SOURCE_GREF`) `ref`,
+        /// both at offset 0.
+        a: u64 = "a" union("a.dev_bus_addr", "a.ref"),
         /// `offset`
         offset: u16 = "offset",
         /// `length`
@@ -309,25 +314,126 @@ xen_struct! {
     }
 }
 
-/// Every struct of this module, for the conformance test.
-#[doc(hidden)]
-pub const STRUCTS: &[crate::registry::StructLayout] = &[
-    <GrantEntryV1 as crate::registry::Described>::LAYOUT,
-    <GnttabSetupTable as crate::registry::Described>::LAYOUT,
-    <GnttabDumpTable as crate::registry::Described>::LAYOUT,
-    <GnttabMapGrantRef as crate::registry::Described>::LAYOUT,
-    <GnttabUnmapGrantRef as crate::registry::Described>::LAYOUT,
-    <GnttabTransfer as crate::registry::Described>::LAYOUT,
-    <GnttabCopy as crate::registry::Described>::LAYOUT,
-    <GnttabQuerySize as crate::registry::Described>::LAYOUT,
-    <GnttabUnmapAndReplace as crate::registry::Described>::LAYOUT,
-    <GnttabSetVersion as crate::registry::Described>::LAYOUT,
-    <GnttabGetStatusFrames as crate::registry::Described>::LAYOUT,
-    <GnttabGetVersion as crate::registry::Described>::LAYOUT,
-    <GnttabSwapGrantRef as crate::registry::Described>::LAYOUT,
-    <GnttabCacheFlush as crate::registry::Described>::LAYOUT,
-    <GrantEntryHeader as crate::registry::Described>::LAYOUT,
-];
+xen_struct! {
+    "grant_table.h", "struct gnttab_copy_ptr", 16;
+    /// `struct gnttab_copy_ptr` (grant_table.h): one side of a grant copy.
+    /// `u` is a grant reference, or with `GNTCOPY_*_gref` clear, a frame
+    /// (`gmfn`); both start at offset 0.
+    pub struct GnttabCopyPtr {
+        /// `u`: `ref` or `gmfn`.
+        u: u64 = "u" union("u.ref", "u.gmfn"),
+        /// `domid`
+        domid: u16 = "domid",
+        /// `offset`: byte offset in the page.
+        offset: u16 = "offset",
+        /// Padding (implicit in the C layout).
+        _pad0: [u8; 4] = "",
+    }
+}
+
+impl GnttabCopyPtr {
+    /// `u.ref`: the grant reference (when the side is a grant).
+    pub const fn gref(&self) -> u32 {
+        self.u as u32
+    }
+
+    /// A side given by grant reference `gref` of domain `domid`.
+    pub const fn from_gref(gref: u32, domid: u16, offset: u16) -> Self {
+        GnttabCopyPtr { u: gref as u64, domid, offset, _pad0: [0; 4] }
+    }
+
+    /// A side given by frame `gmfn` of domain `domid`.
+    pub const fn from_gmfn(gmfn: u64, domid: u16, offset: u16) -> Self {
+        GnttabCopyPtr { u: gmfn, domid, offset, _pad0: [0; 4] }
+    }
+}
+
+xen_struct! {
+    "grant_table.h", "union grant_entry_v2", 16;
+    /// `union grant_entry_v2` (grant_table.h): a v2 entry, read by its
+    /// header then as one of its members. Aligned as the C union is, by its
+    /// `full_page.frame` (a `uint64_t`).
+    #[repr(align(8))]
+    pub struct GrantEntryV2 {
+        /// `__spacer`: the entry's storage.
+        spacer: [u32; 4] = "__spacer" union("hdr", "full_page", "sub_page", "transitive"),
+    }
+}
+
+xen_struct! {
+    "grant_table.h", "__typeof__(((union grant_entry_v2 *)0)->full_page)", 16;
+    /// `grant_entry_v2.full_page`.
+    pub struct GrantEntryV2FullPage {
+        /// `hdr`
+        hdr: GrantEntryHeader = "hdr",
+        /// `pad0`
+        pad0: u32 = "pad0",
+        /// `frame`
+        frame: u64 = "frame",
+    }
+}
+
+xen_struct! {
+    "grant_table.h", "__typeof__(((union grant_entry_v2 *)0)->sub_page)", 16;
+    /// `grant_entry_v2.sub_page`.
+    pub struct GrantEntryV2SubPage {
+        /// `hdr`
+        hdr: GrantEntryHeader = "hdr",
+        /// `page_off`
+        page_off: u16 = "page_off",
+        /// `length`
+        length: u16 = "length",
+        /// `frame`
+        frame: u64 = "frame",
+    }
+}
+
+xen_struct! {
+    "grant_table.h", "__typeof__(((union grant_entry_v2 *)0)->transitive)", 12;
+    /// `grant_entry_v2.transitive`.
+    pub struct GrantEntryV2Transitive {
+        /// `hdr`
+        hdr: GrantEntryHeader = "hdr",
+        /// `trans_domid`
+        trans_domid: u16 = "trans_domid",
+        /// `pad0`
+        pad0: u16 = "pad0",
+        /// `gref`
+        gref: u32 = "gref",
+    }
+}
+
+impl GrantEntryV2 {
+    union_members! {
+        hdr / set_hdr: spacer: [u32; 4] => GrantEntryHeader, "hdr";
+        full_page / set_full_page: spacer: [u32; 4] => GrantEntryV2FullPage, "full_page";
+        sub_page / set_sub_page: spacer: [u32; 4] => GrantEntryV2SubPage, "sub_page";
+        transitive / set_transitive: spacer: [u32; 4] => GrantEntryV2Transitive, "transitive";
+    }
+}
+
+xen_structs!(
+    GrantEntryV1,
+    GrantEntryHeader,
+    GrantEntryV2,
+    GrantEntryV2FullPage,
+    GrantEntryV2SubPage,
+    GrantEntryV2Transitive,
+    GnttabSetupTable,
+    GnttabDumpTable,
+    GnttabMapGrantRef,
+    GnttabUnmapGrantRef,
+    GnttabTransfer,
+    GnttabCopyPtr,
+    GnttabCopy,
+    GnttabQuerySize,
+    GnttabUnmapAndReplace,
+    GnttabSetVersion,
+    GnttabGetStatusFrames,
+    GnttabGetVersion,
+    GnttabSwapGrantRef,
+    GnttabCacheFlush,
+);
 
 bitflags::bitflags! {
     /// The flags of a v1 grant entry (`grant_entry_v1.flags`).
@@ -370,3 +476,83 @@ bitflags::bitflags! {
         const CONTAINS_PTE = GNTMAP_CONTAINS_PTE;
     }
 }
+
+xen_enum! {
+    /// A grant operation's per-op status (`GNTST_*`, in each op's `status`).
+    pub enum GntStatus: i16 {
+        /// `GNTST_okay`
+        Okay = GNTST_OKAY,
+        /// `GNTST_general_error`
+        GeneralError = GNTST_GENERAL_ERROR,
+        /// `GNTST_bad_domain`
+        BadDomain = GNTST_BAD_DOMAIN,
+        /// `GNTST_bad_gntref`
+        BadGntref = GNTST_BAD_GNTREF,
+        /// `GNTST_bad_handle`
+        BadHandle = GNTST_BAD_HANDLE,
+        /// `GNTST_bad_virt_addr`
+        BadVirtAddr = GNTST_BAD_VIRT_ADDR,
+        /// `GNTST_bad_dev_addr`
+        BadDevAddr = GNTST_BAD_DEV_ADDR,
+        /// `GNTST_no_device_space`
+        NoDeviceSpace = GNTST_NO_DEVICE_SPACE,
+        /// `GNTST_permission_denied`
+        PermissionDenied = GNTST_PERMISSION_DENIED,
+        /// `GNTST_bad_page`
+        BadPage = GNTST_BAD_PAGE,
+        /// `GNTST_bad_copy_arg`
+        BadCopyArg = GNTST_BAD_COPY_ARG,
+        /// `GNTST_address_too_big`
+        AddressTooBig = GNTST_ADDRESS_TOO_BIG,
+        /// `GNTST_eagain`
+        Eagain = GNTST_EAGAIN,
+        /// `GNTST_no_space`
+        NoSpace = GNTST_NO_SPACE,
+    }
+}
+
+const ERROR_MSGS: [&str; 14] = [
+    "okay",
+    "undefined error",
+    "unrecognised domain id",
+    "invalid grant reference",
+    "invalid mapping handle",
+    "invalid virtual address",
+    "invalid device address",
+    "no spare translation slot in the I/O MMU",
+    "permission denied",
+    "bad page",
+    "copy arguments cross page boundary",
+    "page address size too large",
+    "operation not done; try again",
+    "out of space",
+];
+
+/// `GNTTABOP_error_msgs` (grant_table.h): the message for each `GNTST_*`,
+/// indexed by `-status`.
+pub static GNTTABOP_ERROR_MSGS: [&str; 14] = ERROR_MSGS;
+
+impl GntStatus {
+    /// Xen's message for the status (`GNTTABOP_error_msgs`).
+    pub fn message(self) -> &'static str {
+        GNTTABOP_ERROR_MSGS[usize::from(self.to_raw().unsigned_abs())]
+    }
+}
+
+/// This module's tables, for the conformance test.
+#[doc(hidden)]
+pub const TABLES: &[crate::registry::Table] = &[crate::registry::Table {
+    rust: "GNTTABOP_ERROR_MSGS",
+    c_len: "sizeof((const char *[])GNTTABOP_error_msgs) / sizeof(const char *)",
+    len: ERROR_MSGS.len(),
+    header: "grant_table.h",
+}];
+
+/// The entries of this module's tables, for the conformance test.
+#[doc(hidden)]
+pub const TABLE_STRS: &[crate::registry::StrConst] = &crate::registry::str_entries(
+    "GNTTABOP_ERROR_MSGS",
+    "((const char *[])GNTTABOP_error_msgs)[#]",
+    "grant_table.h",
+    ERROR_MSGS,
+);

@@ -17,6 +17,7 @@
 
 #[macro_use]
 pub mod registry;
+mod wire;
 
 pub mod arch_x86;
 pub mod callback;
@@ -35,6 +36,7 @@ pub mod vcpu;
 pub mod version;
 pub mod xen;
 
+pub use arch_x86::GuestHandle;
 pub use errno::XenError;
 
 #[cfg(test)]

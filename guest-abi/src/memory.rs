@@ -1,5 +1,7 @@
 //! Memory reservation and physmap (`memory.h`): XENMEM_* commands and structs.
 
+use crate::arch_x86::GuestHandle;
+
 xen_consts! {
     "memory.h";
     XENMEM_INCREASE_RESERVATION: u32 = 0, "XENMEM_increase_reservation";
@@ -44,9 +46,9 @@ xen_consts! {
 xen_struct! {
     "memory.h", "struct xen_memory_reservation", 32;
     /// `struct xen_memory_reservation` (memory.h).
-    pub struct XenMemoryReservation {
-        /// `extent_start`
-        extent_start: u64 = "extent_start" opaque,
+    pub struct MemoryReservation {
+        /// `extent_start`: the extents' frames (`xen_pfn_t`), IN and/or OUT.
+        extent_start: GuestHandle<u64> = "extent_start" handle,
         /// `nr_extents`
         nr_extents: u64 = "nr_extents",
         /// `extent_order`
@@ -63,11 +65,11 @@ xen_struct! {
 xen_struct! {
     "memory.h", "struct xen_memory_exchange", 72;
     /// `struct xen_memory_exchange` (memory.h).
-    pub struct XenMemoryExchange {
+    pub struct MemoryExchange {
         /// `in`
-        in_: XenMemoryReservation = "in",
+        in_: MemoryReservation = "in",
         /// `out`
-        out_: XenMemoryReservation = "out",
+        out_: MemoryReservation = "out",
         /// `nr_exchanged`
         nr_exchanged: u64 = "nr_exchanged",
     }
@@ -76,13 +78,13 @@ xen_struct! {
 xen_struct! {
     "memory.h", "struct xen_machphys_mfn_list", 24;
     /// `struct xen_machphys_mfn_list` (memory.h).
-    pub struct XenMachphysMfnList {
+    pub struct MachphysMfnList {
         /// `max_extents`
         max_extents: u32 = "max_extents",
         /// Padding (implicit in the C layout).
         _pad0: [u8; 4] = "",
-        /// `extent_start`
-        extent_start: u64 = "extent_start" opaque,
+        /// `extent_start`: OUT, the M2P's frames (`xen_pfn_t`).
+        extent_start: GuestHandle<u64> = "extent_start" handle,
         /// `nr_extents`
         nr_extents: u32 = "nr_extents",
         /// Padding (implicit in the C layout).
@@ -93,7 +95,7 @@ xen_struct! {
 xen_struct! {
     "memory.h", "struct xen_machphys_mapping", 24;
     /// `struct xen_machphys_mapping` (memory.h).
-    pub struct XenMachphysMapping {
+    pub struct MachphysMapping {
         /// `v_start`
         v_start: u64 = "v_start",
         /// `v_end`
@@ -106,7 +108,7 @@ xen_struct! {
 xen_struct! {
     "memory.h", "struct xen_add_to_physmap", 24;
     /// `struct xen_add_to_physmap` (memory.h).
-    pub struct XenAddToPhysmap {
+    pub struct AddToPhysmap {
         /// `domid`
         domid: u16 = "domid",
         /// `size`
@@ -123,28 +125,28 @@ xen_struct! {
 xen_struct! {
     "memory.h", "struct xen_add_to_physmap_batch", 32;
     /// `struct xen_add_to_physmap_batch` (memory.h).
-    pub struct XenAddToPhysmapBatch {
+    pub struct AddToPhysmapBatch {
         /// `domid`
         domid: u16 = "domid",
         /// `space`
         space: u16 = "space",
         /// `size`
         size: u16 = "size",
-        /// `u`
-        u: u16 = "u" opaque,
-        /// `idxs`
-        idxs: u64 = "idxs" opaque,
-        /// `gpfns`
-        gpfns: u64 = "gpfns" opaque,
-        /// `errs`
-        errs: u64 = "errs" opaque,
+        /// `u`: `foreign_domid` (for `XENMAPSPACE_gmfn_foreign`) or `res0`.
+        u: u16 = "u" union("u.foreign_domid", "u.res0"),
+        /// `idxs`: IN, indexes into the space (`xen_ulong_t`).
+        idxs: GuestHandle<u64> = "idxs" handle,
+        /// `gpfns`: IN, where to map them (`xen_pfn_t`).
+        gpfns: GuestHandle<u64> = "gpfns" handle,
+        /// `errs`: OUT, per-entry errno (`int`).
+        errs: GuestHandle<i32> = "errs" handle,
     }
 }
 
 xen_struct! {
     "memory.h", "struct xen_remove_from_physmap", 16;
     /// `struct xen_remove_from_physmap` (memory.h).
-    pub struct XenRemoveFromPhysmap {
+    pub struct RemoveFromPhysmap {
         /// `domid`
         domid: u16 = "domid",
         /// Padding (implicit in the C layout).
@@ -157,33 +159,33 @@ xen_struct! {
 xen_struct! {
     "memory.h", "struct xen_memory_map", 16;
     /// `struct xen_memory_map` (memory.h).
-    pub struct XenMemoryMap {
+    pub struct MemoryMap {
         /// `nr_entries`
         nr_entries: u32 = "nr_entries",
         /// Padding (implicit in the C layout).
         _pad0: [u8; 4] = "",
-        /// `buffer`
-        buffer: u64 = "buffer" opaque,
+        /// `buffer`: E820 entries of 20 bytes (`void`).
+        buffer: GuestHandle<u8> = "buffer" handle,
     }
 }
 
 xen_struct! {
     "memory.h", "struct xen_foreign_memory_map", 24;
     /// `struct xen_foreign_memory_map` (memory.h).
-    pub struct XenForeignMemoryMap {
+    pub struct ForeignMemoryMap {
         /// `domid`
         domid: u16 = "domid",
         /// Padding (implicit in the C layout).
         _pad0: [u8; 6] = "",
         /// `map`
-        map: XenMemoryMap = "map",
+        map: MemoryMap = "map",
     }
 }
 
 xen_struct! {
     "memory.h", "struct xen_mem_acquire_resource", 32;
     /// `struct xen_mem_acquire_resource` (memory.h).
-    pub struct XenMemAcquireResource {
+    pub struct MemAcquireResource {
         /// `domid`
         domid: u16 = "domid",
         /// `type`
@@ -196,15 +198,15 @@ xen_struct! {
         pad: u32 = "pad",
         /// `frame`
         frame: u64 = "frame",
-        /// `frame_list`
-        frame_list: u64 = "frame_list" opaque,
+        /// `frame_list`: the resource's frames (`xen_pfn_t`).
+        frame_list: GuestHandle<u64> = "frame_list" handle,
     }
 }
 
 xen_struct! {
     "memory.h", "struct xen_vmemrange", 24;
     /// `struct xen_vmemrange` (memory.h).
-    pub struct XenVmemrange {
+    pub struct Vmemrange {
         /// `start`
         start: u64 = "start",
         /// `end`
@@ -219,7 +221,7 @@ xen_struct! {
 xen_struct! {
     "memory.h", "struct xen_vnuma_topology_info", 40;
     /// `struct xen_vnuma_topology_info` (memory.h).
-    pub struct XenVnumaTopologyInfo {
+    pub struct VnumaTopologyInfo {
         /// `domid`
         domid: u16 = "domid",
         /// `pad`
@@ -230,19 +232,19 @@ xen_struct! {
         nr_vcpus: u32 = "nr_vcpus",
         /// `nr_vmemranges`
         nr_vmemranges: u32 = "nr_vmemranges",
-        /// `vdistance`
-        vdistance: u64 = "vdistance" opaque,
-        /// `vcpu_to_vnode`
-        vcpu_to_vnode: u64 = "vcpu_to_vnode" opaque,
-        /// `vmemrange`
-        vmemrange: u64 = "vmemrange" opaque,
+        /// `vdistance`: handle (`unsigned int`) padded to 64 bits.
+        vdistance: GuestHandle<u32> = "vdistance" union("vdistance.h", "vdistance.pad"),
+        /// `vcpu_to_vnode`: handle (`unsigned int`) padded to 64 bits.
+        vcpu_to_vnode: GuestHandle<u32> = "vcpu_to_vnode" union("vcpu_to_vnode.h", "vcpu_to_vnode.pad"),
+        /// `vmemrange`: handle (`xen_vmemrange_t`) padded to 64 bits.
+        vmemrange: GuestHandle<Vmemrange> = "vmemrange" union("vmemrange.h", "vmemrange.pad"),
     }
 }
 
 xen_struct! {
     "memory.h", "struct xen_pod_target", 40;
     /// `struct xen_pod_target` (memory.h).
-    pub struct XenPodTarget {
+    pub struct PodTarget {
         /// `target_pages`
         target_pages: u64 = "target_pages",
         /// `tot_pages`
@@ -258,20 +260,29 @@ xen_struct! {
     }
 }
 
-/// Every struct of this module, for the conformance test.
-#[doc(hidden)]
-pub const STRUCTS: &[crate::registry::StructLayout] = &[
-    <XenMemoryReservation as crate::registry::Described>::LAYOUT,
-    <XenMemoryExchange as crate::registry::Described>::LAYOUT,
-    <XenMachphysMfnList as crate::registry::Described>::LAYOUT,
-    <XenMachphysMapping as crate::registry::Described>::LAYOUT,
-    <XenAddToPhysmap as crate::registry::Described>::LAYOUT,
-    <XenAddToPhysmapBatch as crate::registry::Described>::LAYOUT,
-    <XenRemoveFromPhysmap as crate::registry::Described>::LAYOUT,
-    <XenMemoryMap as crate::registry::Described>::LAYOUT,
-    <XenForeignMemoryMap as crate::registry::Described>::LAYOUT,
-    <XenMemAcquireResource as crate::registry::Described>::LAYOUT,
-    <XenVmemrange as crate::registry::Described>::LAYOUT,
-    <XenVnumaTopologyInfo as crate::registry::Described>::LAYOUT,
-    <XenPodTarget as crate::registry::Described>::LAYOUT,
-];
+xen_struct! {
+    "memory.h", "struct xen_memory_domain", 2;
+    /// `struct xen_memory_domain` (memory.h): the argument of
+    /// `XENMEM_current_reservation`, `maximum_reservation`, `maximum_gpfn`.
+    pub struct MemoryDomain {
+        /// `domid`
+        domid: u16 = "domid",
+    }
+}
+
+xen_structs!(
+    MemoryReservation,
+    MemoryExchange,
+    MachphysMfnList,
+    MachphysMapping,
+    AddToPhysmap,
+    AddToPhysmapBatch,
+    RemoveFromPhysmap,
+    MemoryMap,
+    ForeignMemoryMap,
+    MemAcquireResource,
+    Vmemrange,
+    VnumaTopologyInfo,
+    PodTarget,
+    MemoryDomain,
+);

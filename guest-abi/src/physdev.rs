@@ -1,4 +1,8 @@
-//! Physical device operations (`physdev.h`): PHYSDEVOP_*.
+//! Physical device operations (`physdev.h`): PHYSDEVOP_* and their
+//! argument structs.
+
+use crate::arch_x86::GuestHandle;
+use crate::wire::union_members;
 
 xen_consts! {
     "physdev.h";
@@ -42,6 +46,10 @@ xen_consts! {
     PHYSDEVOP_DBGP_OP: u32 = 0x1d, "PHYSDEVOP_dbgp_op";
     PHYSDEVOP_IRQ_UNMASK_NOTIFY: u32 = 4, "PHYSDEVOP_IRQ_UNMASK_NOTIFY";
     PHYSDEVOP_PIRQ_EOI_GMFN: u32 = 0x1c, "PHYSDEVOP_pirq_eoi_gmfn";
+    XENIRQSTAT_NEEDS_EOI_BIT: u32 = 0, "_XENIRQSTAT_needs_eoi";
+    XENIRQSTAT_NEEDS_EOI: u32 = 1, "XENIRQSTAT_needs_eoi";
+    XENIRQSTAT_SHARED_BIT: u32 = 1, "_XENIRQSTAT_shared";
+    XENIRQSTAT_SHARED: u32 = 2, "XENIRQSTAT_shared";
 }
 
 xen_struct! {
@@ -87,7 +95,7 @@ xen_struct! {
     /// `struct physdev_set_iobitmap` (physdev.h).
     pub struct PhysdevSetIobitmap {
         /// `bitmap`
-        bitmap: u64 = "bitmap" opaque,
+        bitmap: GuestHandle<u8> = "bitmap" handle,
         /// `nr_ports`
         nr_ports: u32 = "nr_ports",
         /// Padding (implicit in the C layout).
@@ -160,8 +168,8 @@ xen_struct! {
         is_extfn: u32 = "is_extfn",
         /// `is_virtfn`
         is_virtfn: u32 = "is_virtfn",
-        /// `physfn`
-        physfn: [u8; 2] = "physfn" opaque,
+        /// `physfn`: the physical function of a virtual one.
+        physfn: PciPhysfn = "physfn",
         /// Padding (implicit in the C layout).
         _pad1: [u8; 2] = "",
     }
@@ -242,8 +250,8 @@ xen_struct! {
         op: u8 = "op",
         /// `bus`
         bus: u8 = "bus",
-        /// `u`
-        u: [u16; 2] = "u" opaque,
+        /// `u.pci`: the device (the union's only member).
+        u: PhysdevPciDevice = "u" union("u.pci"),
     }
 }
 
@@ -258,23 +266,107 @@ xen_struct! {
     }
 }
 
-/// Every struct of this module, for the conformance test.
-#[doc(hidden)]
-pub const STRUCTS: &[crate::registry::StructLayout] = &[
-    <PhysdevEoi as crate::registry::Described>::LAYOUT,
-    <PhysdevPirqEoiGmfn as crate::registry::Described>::LAYOUT,
-    <PhysdevIrqStatusQuery as crate::registry::Described>::LAYOUT,
-    <PhysdevSetIopl as crate::registry::Described>::LAYOUT,
-    <PhysdevSetIobitmap as crate::registry::Described>::LAYOUT,
-    <PhysdevMapPirq as crate::registry::Described>::LAYOUT,
-    <PhysdevUnmapPirq as crate::registry::Described>::LAYOUT,
-    <PhysdevManagePci as crate::registry::Described>::LAYOUT,
-    <PhysdevManagePciExt as crate::registry::Described>::LAYOUT,
-    <PhysdevRestoreMsi as crate::registry::Described>::LAYOUT,
-    <PhysdevSetupGsi as crate::registry::Described>::LAYOUT,
-    <PhysdevGetFreePirq as crate::registry::Described>::LAYOUT,
-    <PhysdevPciMmcfgReserved as crate::registry::Described>::LAYOUT,
-    <PhysdevPciDevice as crate::registry::Described>::LAYOUT,
-    <PhysdevDbgpOp as crate::registry::Described>::LAYOUT,
-    <PhysdevIrq as crate::registry::Described>::LAYOUT,
-];
+xen_struct! {
+    "physdev.h", "__typeof__(((struct physdev_manage_pci_ext *)0)->physfn)", 2;
+    /// `physdev_manage_pci_ext.physfn`: a PCI physical function.
+    pub struct PciPhysfn {
+        /// `bus`
+        bus: u8 = "bus",
+        /// `devfn`
+        devfn: u8 = "devfn",
+    }
+}
+
+xen_struct! {
+    "physdev.h", "struct physdev_apic", 16;
+    /// `struct physdev_apic` (physdev.h): `PHYSDEVOP_apic_read/write`.
+    pub struct PhysdevApic {
+        /// `apic_physbase`
+        apic_physbase: u64 = "apic_physbase",
+        /// `reg`
+        reg: u32 = "reg",
+        /// `value`: IN for write, OUT for read.
+        value: u32 = "value",
+    }
+}
+
+xen_struct! {
+    "physdev.h", "struct physdev_pci_device_add", 12;
+    /// `struct physdev_pci_device_add` (physdev.h), followed in memory by
+    /// the optional `optarr[]` (`uint32_t`; `[0]` is the PXM with
+    /// `XEN_PCI_DEV_PXM`).
+    pub struct PhysdevPciDeviceAdd {
+        /// `seg`
+        seg: u16 = "seg",
+        /// `bus`
+        bus: u8 = "bus",
+        /// `devfn`
+        devfn: u8 = "devfn",
+        /// `flags`: `XEN_PCI_DEV_*`.
+        flags: u32 = "flags",
+        /// `physfn`
+        physfn: PciPhysfnAdd = "physfn",
+        /// Padding (implicit in the C layout).
+        _pad0: [u8; 2] = "",
+    }
+}
+
+xen_struct! {
+    "physdev.h", "__typeof__(((struct physdev_pci_device_add *)0)->physfn)", 2;
+    /// `physdev_pci_device_add.physfn` (C declares a second anonymous
+    /// struct, so its own type).
+    pub struct PciPhysfnAdd {
+        /// `bus`
+        bus: u8 = "bus",
+        /// `devfn`
+        devfn: u8 = "devfn",
+    }
+}
+
+xen_struct! {
+    "physdev.h", "struct physdev_op", 24;
+    /// `struct physdev_op` (physdev.h): the argument of the old
+    /// `physdev_op_compat` hypercall, a command and its argument.
+    pub struct PhysdevOp {
+        /// `cmd`: `PHYSDEVOP_*`.
+        cmd: u32 = "cmd",
+        /// Padding (implicit in the C layout).
+        _pad0: [u8; 4] = "",
+        /// `u`: the argument for `cmd`, see the accessors.
+        u: [u64; 2] = "u" union("u.irq_status_query", "u.set_iopl", "u.set_iobitmap", "u.apic_op", "u.irq_op"),
+    }
+}
+
+impl PhysdevOp {
+    union_members! {
+        irq_status_query / set_irq_status_query: u: [u64; 2] => PhysdevIrqStatusQuery, "u.irq_status_query";
+        set_iopl / set_set_iopl: u: [u64; 2] => PhysdevSetIopl, "u.set_iopl";
+        set_iobitmap / set_set_iobitmap: u: [u64; 2] => PhysdevSetIobitmap, "u.set_iobitmap";
+        apic_op / set_apic_op: u: [u64; 2] => PhysdevApic, "u.apic_op";
+        irq_op / set_irq_op: u: [u64; 2] => PhysdevIrq, "u.irq_op";
+    }
+}
+
+xen_structs!(
+    PhysdevEoi,
+    PhysdevPirqEoiGmfn,
+    PhysdevIrqStatusQuery,
+    PhysdevSetIopl,
+    PhysdevSetIobitmap,
+    PhysdevApic,
+    PhysdevIrq,
+    PhysdevOp,
+    PhysdevMapPirq,
+    PhysdevUnmapPirq,
+    PhysdevManagePci,
+    PhysdevManagePciExt,
+    PciPhysfn,
+    PhysdevRestoreMsi,
+    PhysdevSetupGsi,
+    PhysdevGetFreePirq,
+    PhysdevPciMmcfgReserved,
+    PhysdevPciDeviceAdd,
+    PciPhysfnAdd,
+    PhysdevPciDevice,
+    PhysdevDbgpOp,
+);

@@ -1,5 +1,7 @@
 //! Scheduler operations (`sched.h`): SCHEDOP_* and SHUTDOWN_* codes.
 
+use crate::arch_x86::GuestHandle;
+
 xen_consts! {
     "sched.h";
     SCHEDOP_YIELD: u32 = 0, "SCHEDOP_yield";
@@ -32,8 +34,8 @@ xen_struct! {
     "sched.h", "struct sched_poll", 24;
     /// `struct sched_poll` (sched.h).
     pub struct SchedPoll {
-        /// `ports`
-        ports: u64 = "ports" opaque,
+        /// `ports`: the event channel ports to wait on.
+        ports: GuestHandle<u32> = "ports" handle,
         /// `nr_ports`
         nr_ports: u32 = "nr_ports",
         /// Padding (implicit in the C layout).
@@ -76,12 +78,4 @@ xen_struct! {
     }
 }
 
-/// Every struct of this module, for the conformance test.
-#[doc(hidden)]
-pub const STRUCTS: &[crate::registry::StructLayout] = &[
-    <SchedShutdown as crate::registry::Described>::LAYOUT,
-    <SchedPoll as crate::registry::Described>::LAYOUT,
-    <SchedRemoteShutdown as crate::registry::Described>::LAYOUT,
-    <SchedWatchdog as crate::registry::Described>::LAYOUT,
-    <SchedPinOverride as crate::registry::Described>::LAYOUT,
-];
+xen_structs!(SchedShutdown, SchedPoll, SchedRemoteShutdown, SchedWatchdog, SchedPinOverride,);

@@ -44,8 +44,9 @@ xen_struct! {
     "vcpu.h", "struct vcpu_register_runstate_memory_area", 8;
     /// `struct vcpu_register_runstate_memory_area` (vcpu.h).
     pub struct VcpuRegisterRunstateMemoryArea {
-        /// `addr`
-        addr: u64 = "addr" opaque,
+        /// `addr`: guest virtual address of a `vcpu_runstate_info` (C: a
+        /// union of a handle, a pointer and a `uint64_t`).
+        addr: u64 = "addr" union("addr.h", "addr.v", "addr.p"),
     }
 }
 
@@ -97,19 +98,18 @@ xen_struct! {
     "vcpu.h", "struct vcpu_register_time_memory_area", 8;
     /// `struct vcpu_register_time_memory_area` (vcpu.h).
     pub struct VcpuRegisterTimeMemoryArea {
-        /// `addr`
-        addr: u64 = "addr" opaque,
+        /// `addr`: guest virtual address of a `vcpu_time_info` (C: a union
+        /// of a handle, a pointer and a `uint64_t`).
+        addr: u64 = "addr" union("addr.h", "addr.v", "addr.p"),
     }
 }
 
-/// Every struct of this module, for the conformance test.
-#[doc(hidden)]
-pub const STRUCTS: &[crate::registry::StructLayout] = &[
-    <VcpuRunstateInfo as crate::registry::Described>::LAYOUT,
-    <VcpuRegisterRunstateMemoryArea as crate::registry::Described>::LAYOUT,
-    <VcpuSetPeriodicTimer as crate::registry::Described>::LAYOUT,
-    <VcpuSetSingleshotTimer as crate::registry::Described>::LAYOUT,
-    <VcpuRegisterVcpuInfo as crate::registry::Described>::LAYOUT,
-    <VcpuGetPhysid as crate::registry::Described>::LAYOUT,
-    <VcpuRegisterTimeMemoryArea as crate::registry::Described>::LAYOUT,
-];
+xen_structs!(
+    VcpuRunstateInfo,
+    VcpuRegisterRunstateMemoryArea,
+    VcpuSetPeriodicTimer,
+    VcpuSetSingleshotTimer,
+    VcpuRegisterVcpuInfo,
+    VcpuGetPhysid,
+    VcpuRegisterTimeMemoryArea,
+);

@@ -13,6 +13,11 @@ xen_consts! {
     XENVER_GUEST_HANDLE: u32 = 8, "XENVER_guest_handle";
     XENVER_COMMANDLINE: u32 = 9, "XENVER_commandline";
     XENVER_BUILD_ID: u32 = 0xa, "XENVER_build_id";
+    XEN_EXTRAVERSION_LEN: usize = 16, "XEN_EXTRAVERSION_LEN";
+    XEN_CAPABILITIES_INFO_LEN: usize = 1024, "XEN_CAPABILITIES_INFO_LEN";
+    XEN_CHANGESET_INFO_LEN: usize = 64, "XEN_CHANGESET_INFO_LEN";
+    XEN_COMMANDLINE_LEN: usize = 1024, "sizeof(xen_commandline_t)";
+    XEN_GUEST_HANDLE_LEN: usize = 16, "sizeof(xen_domain_handle_t)";
 }
 
 xen_struct! {
@@ -20,13 +25,13 @@ xen_struct! {
     /// `struct xen_compile_info` (version.h).
     pub struct CompileInfo {
         /// `compiler`
-        compiler: [u8; 64] = "compiler" opaque,
+        compiler: [u8; 64] = "compiler" chars,
         /// `compile_by`
-        compile_by: [u8; 16] = "compile_by" opaque,
+        compile_by: [u8; 16] = "compile_by" chars,
         /// `compile_domain`
-        compile_domain: [u8; 32] = "compile_domain" opaque,
+        compile_domain: [u8; 32] = "compile_domain" chars,
         /// `compile_date`
-        compile_date: [u8; 32] = "compile_date" opaque,
+        compile_date: [u8; 32] = "compile_date" chars,
     }
 }
 
@@ -50,10 +55,14 @@ xen_struct! {
     }
 }
 
-/// Every struct of this module, for the conformance test.
-#[doc(hidden)]
-pub const STRUCTS: &[crate::registry::StructLayout] = &[
-    <CompileInfo as crate::registry::Described>::LAYOUT,
-    <PlatformParameters as crate::registry::Described>::LAYOUT,
-    <FeatureInfo as crate::registry::Described>::LAYOUT,
-];
+xen_struct! {
+    "version.h", "struct xen_build_id", 4;
+    /// `struct xen_build_id` (version.h): `len` IN, followed by the
+    /// `buf[len]` the hypervisor fills.
+    pub struct BuildId {
+        /// `len`: size of the buffer that follows.
+        len: u32 = "len",
+    }
+}
+
+xen_structs!(CompileInfo, PlatformParameters, FeatureInfo, BuildId,);

@@ -1,6 +1,12 @@
-//! Core interface (`xen.h`): hypercall numbers, MMU commands, VIRQs, VM assists, domain IDs, start_info/shared_info/vcpu_info.
+//! Core interface (`xen.h`): hypercall numbers, MMU commands, VIRQs, VM
+//! assists, domain IDs, start_info, shared_info and vcpu_info.
+//!
+//! Integer types: hypercall numbers and sub-op commands are `u32` (C's
+//! plain `int` defines, all small and non-negative); domain IDs are `u16`
+//! (`domid_t`); flag values take the type of the field they go in.
 
 use crate::arch_x86::{ArchSharedInfo, ArchVcpuInfo};
+use crate::wire::union_members;
 
 xen_consts! {
     "xen.h";
@@ -25,6 +31,7 @@ xen_consts! {
     VIRQ_ARCH_5: u32 = 0x15, "VIRQ_ARCH_5";
     VIRQ_ARCH_6: u32 = 0x16, "VIRQ_ARCH_6";
     VIRQ_ARCH_7: u32 = 0x17, "VIRQ_ARCH_7";
+    NR_VIRQS: u32 = 24, "NR_VIRQS";
     MMU_NORMAL_PT_UPDATE: u32 = 0, "MMU_NORMAL_PT_UPDATE";
     MMU_MACHPHYS_UPDATE: u32 = 1, "MMU_MACHPHYS_UPDATE";
     MMU_PT_UPDATE_PRESERVE_AD: u32 = 2, "MMU_PT_UPDATE_PRESERVE_AD";
@@ -141,62 +148,140 @@ xen_consts! {
 
 xen_struct! {
     "xen.h", "struct start_info", 1168;
-    /// `struct start_info` (xen.h).
+    /// `struct start_info` (xen.h): what a PV kernel finds at `rsi` on entry.
     pub struct StartInfo {
-        /// `magic`
-        magic: [u8; 32] = "magic" opaque,
-        /// `nr_pages`
+        /// `magic`: `"xen-3.0-x86_64"` (with a `p` suffix for PAE_MODE kernels).
+        magic: [u8; 32] = "magic" chars,
+        /// `nr_pages`: total pages allocated to the domain.
         nr_pages: u64 = "nr_pages",
-        /// `shared_info`
+        /// `shared_info`: machine address of the shared info page.
         shared_info: u64 = "shared_info",
-        /// `flags`
+        /// `flags`: `SIF_*`.
         flags: u32 = "flags",
         /// Padding (implicit in the C layout).
         _pad0: [u8; 4] = "",
-        /// `store_mfn`
+        /// `store_mfn`: machine frame of the XenStore ring.
         store_mfn: u64 = "store_mfn",
-        /// `store_evtchn`
+        /// `store_evtchn`: event channel of the XenStore ring.
         store_evtchn: u32 = "store_evtchn",
         /// Padding (implicit in the C layout).
         _pad1: [u8; 4] = "",
-        /// `console`
-        console: [u64; 2] = "console" opaque,
-        /// `pt_base`
+        /// `console`: a union, see [`console_domu`](Self::console_domu) and
+        /// [`console_dom0`](Self::console_dom0).
+        console: [u64; 2] = "console" union("console.domU", "console.dom0"),
+        /// `pt_base`: virtual address of the top-level page table.
         pt_base: u64 = "pt_base",
-        /// `nr_pt_frames`
+        /// `nr_pt_frames`: frames of the bootstrap page tables.
         nr_pt_frames: u64 = "nr_pt_frames",
-        /// `mfn_list`
+        /// `mfn_list`: virtual address of the p2m list.
         mfn_list: u64 = "mfn_list",
-        /// `mod_start`
+        /// `mod_start`: virtual address (or PFN with `SIF_MOD_START_PFN`) of the initrd.
         mod_start: u64 = "mod_start",
-        /// `mod_len`
+        /// `mod_len`: size of the initrd in bytes.
         mod_len: u64 = "mod_len",
-        /// `cmd_line`
+        /// `cmd_line`: the NUL-terminated command line.
         cmd_line: [i8; 1024] = "cmd_line",
-        /// `first_p2m_pfn`
+        /// `first_p2m_pfn`: first pfn of the initial p2m table.
         first_p2m_pfn: u64 = "first_p2m_pfn",
-        /// `nr_p2m_frames`
+        /// `nr_p2m_frames`: pfns of the initial p2m table.
         nr_p2m_frames: u64 = "nr_p2m_frames",
     }
 }
 
 xen_struct! {
+    "xen.h", "__typeof__(((struct start_info *)0)->console.domU)", 16;
+    /// `start_info.console.domU`: the console ring of an unprivileged domain.
+    pub struct ConsoleDomU {
+        /// `mfn`: machine frame of the console ring.
+        mfn: u64 = "mfn",
+        /// `evtchn`: its event channel.
+        evtchn: u32 = "evtchn",
+        /// Padding (implicit in the C layout).
+        _pad0: [u8; 4] = "",
+    }
+}
+
+xen_struct! {
+    "xen.h", "__typeof__(((struct start_info *)0)->console.dom0)", 8;
+    /// `start_info.console.dom0`: where dom0's VGA console info is.
+    pub struct ConsoleDom0 {
+        /// `info_off`: offset of the `dom0_vga_console_info` in the start_info page.
+        info_off: u32 = "info_off",
+        /// `info_size`: its size.
+        info_size: u32 = "info_size",
+    }
+}
+
+impl StartInfo {
+    union_members! {
+        console_domu_info / set_console_domu: console: [u64; 2] => ConsoleDomU, "console.domU";
+        console_dom0_info / set_console_dom0: console: [u64; 2] => ConsoleDom0, "console.dom0";
+    }
+
+    /// The magic string (`xen-3.0-x86_64`, with a `p` suffix for PAE guests).
+    pub fn magic_str(&self) -> &str {
+        let end = self.magic.iter().position(|&b| b == 0).unwrap_or(self.magic.len());
+        core::str::from_utf8(&self.magic[..end]).unwrap_or("")
+    }
+
+    /// Sets the magic string (truncated to 31 bytes, NUL-padded).
+    pub fn set_magic(&mut self, magic: &str) {
+        let n = magic.len().min(self.magic.len() - 1);
+        self.magic = [0; 32];
+        self.magic[..n].copy_from_slice(&magic.as_bytes()[..n]);
+    }
+
+    /// The command line, up to its NUL.
+    pub fn cmd_line_bytes(&self) -> &[u8] {
+        let bytes = zerocopy::IntoBytes::as_bytes(&self.cmd_line);
+        &bytes[..bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len())]
+    }
+
+    /// Sets the command line (truncated to `MAX_GUEST_CMDLINE - 1` bytes,
+    /// NUL-padded).
+    pub fn set_cmd_line(&mut self, cmd_line: &[u8]) {
+        let dst = zerocopy::IntoBytes::as_mut_bytes(&mut self.cmd_line);
+        let n = cmd_line.len().min(dst.len() - 1);
+        dst.fill(0);
+        dst[..n].copy_from_slice(&cmd_line[..n]);
+    }
+
+    /// `console.domU`: the console ring's mfn and event channel.
+    pub fn console_domu(&self) -> (u64, u32) {
+        let c = self.console_domu_info();
+        (c.mfn, c.evtchn)
+    }
+
+    /// `console.dom0`: offset and size of the VGA console info.
+    pub fn console_dom0(&self) -> (u32, u32) {
+        let c = self.console_dom0_info();
+        (c.info_off, c.info_size)
+    }
+
+    /// The flags as [`SifFlags`] (unknown bits kept).
+    pub fn sif_flags(&self) -> SifFlags {
+        SifFlags::from_bits_retain(self.flags)
+    }
+}
+
+xen_struct! {
     "xen.h", "struct shared_info", 3136;
-    /// `struct shared_info` (xen.h).
+    /// `struct shared_info` (xen.h): the page shared by the hypervisor and
+    /// all of a domain's vCPUs.
     pub struct SharedInfo {
-        /// `vcpu_info`
+        /// `vcpu_info`: the first `XEN_LEGACY_MAX_VCPUS` vCPUs' info.
         vcpu_info: [VcpuInfo; 32] = "vcpu_info",
-        /// `evtchn_pending`
+        /// `evtchn_pending`: one bit per port (2-level ABI).
         evtchn_pending: [u64; 64] = "evtchn_pending",
-        /// `evtchn_mask`
+        /// `evtchn_mask`: one bit per port; set masks the port.
         evtchn_mask: [u64; 64] = "evtchn_mask",
-        /// `wc_version`
+        /// `wc_version`: odd while the wallclock is being updated.
         wc_version: u32 = "wc_version",
-        /// `wc_sec`
+        /// `wc_sec`: wallclock seconds at system time 0.
         wc_sec: u32 = "wc_sec",
         /// `wc_nsec`
         wc_nsec: u32 = "wc_nsec",
-        /// `wc_sec_hi`
+        /// `wc_sec_hi`: upper 32 bits of `wc_sec`.
         wc_sec_hi: u32 = "wc_sec_hi",
         /// `arch`
         arch: ArchSharedInfo = "arch",
@@ -205,15 +290,15 @@ xen_struct! {
 
 xen_struct! {
     "xen.h", "struct vcpu_info", 64;
-    /// `struct vcpu_info` (xen.h).
+    /// `struct vcpu_info` (xen.h): per-vCPU event and time state.
     pub struct VcpuInfo {
-        /// `evtchn_upcall_pending`
+        /// `evtchn_upcall_pending`: set by the hypervisor with a pending event.
         evtchn_upcall_pending: u8 = "evtchn_upcall_pending",
-        /// `evtchn_upcall_mask`
+        /// `evtchn_upcall_mask`: set by the guest to mask upcalls.
         evtchn_upcall_mask: u8 = "evtchn_upcall_mask",
         /// Padding (implicit in the C layout).
         _pad0: [u8; 6] = "",
-        /// `evtchn_pending_sel`
+        /// `evtchn_pending_sel`: which words of `evtchn_pending` to scan.
         evtchn_pending_sel: u64 = "evtchn_pending_sel",
         /// `arch`
         arch: ArchVcpuInfo = "arch",
@@ -224,50 +309,90 @@ xen_struct! {
 
 xen_struct! {
     "xen.h", "struct vcpu_time_info", 32;
-    /// `struct vcpu_time_info` (xen.h).
+    /// `struct vcpu_time_info` (xen.h): system time as a function of the TSC.
     pub struct VcpuTimeInfo {
-        /// `version`
+        /// `version`: odd while an update is in progress.
         version: u32 = "version",
         /// `pad0`
         pad0: u32 = "pad0",
-        /// `tsc_timestamp`
+        /// `tsc_timestamp`: TSC at the last update.
         tsc_timestamp: u64 = "tsc_timestamp",
-        /// `system_time`
+        /// `system_time`: nanoseconds since boot at the last update.
         system_time: u64 = "system_time",
-        /// `tsc_to_system_mul`
+        /// `tsc_to_system_mul`: 32.32 fixed-point TSC-to-ns multiplier.
         tsc_to_system_mul: u32 = "tsc_to_system_mul",
-        /// `tsc_shift`
+        /// `tsc_shift`: shift applied to a TSC delta before the multiply.
         tsc_shift: i8 = "tsc_shift",
-        /// `flags`
+        /// `flags`: `XEN_PVCLOCK_*`.
         flags: u8 = "flags",
         /// `pad1`
         pad1: [u8; 2] = "pad1",
     }
 }
 
+impl VcpuTimeInfo {
+    /// Nanoseconds for a TSC delta: `((delta << tsc_shift) * mul) >> 32`
+    /// with a negative shift shifting right, as Xen's guests compute it.
+    pub const fn tsc_delta_to_ns(&self, delta: u64) -> u64 {
+        let shifted = if self.tsc_shift >= 0 {
+            delta << (self.tsc_shift as u32)
+        } else {
+            delta >> (self.tsc_shift.unsigned_abs() as u32)
+        };
+        ((shifted as u128 * self.tsc_to_system_mul as u128) >> 32) as u64
+    }
+
+    /// System time (ns) at TSC value `tsc`.
+    pub const fn system_time_at(&self, tsc: u64) -> u64 {
+        self.system_time.wrapping_add(self.tsc_delta_to_ns(tsc.wrapping_sub(self.tsc_timestamp)))
+    }
+}
+
 xen_struct! {
     "xen.h", "struct mmu_update", 16;
-    /// `struct mmu_update` (xen.h).
+    /// `struct mmu_update` (xen.h): the low 2 bits of `ptr` are the
+    /// `MMU_*` command, the rest the machine address of the entry.
     pub struct MmuUpdate {
-        /// `ptr`
+        /// `ptr`: machine address of the PTE (or MFN for MACHPHYS) | `MMU_*`.
         ptr: u64 = "ptr",
-        /// `val`
+        /// `val`: the new entry (or PFN).
         val: u64 = "val",
+    }
+}
+
+impl MmuUpdate {
+    /// The `MMU_*` command in the low bits of `ptr`.
+    pub const fn cmd(&self) -> u32 {
+        (self.ptr & 3) as u32
+    }
+
+    /// `ptr` without the command bits.
+    pub const fn addr(&self) -> u64 {
+        self.ptr & !3
     }
 }
 
 xen_struct! {
     "xen.h", "struct mmuext_op", 24;
-    /// `struct mmuext_op` (xen.h).
+    /// `struct mmuext_op` (xen.h). `arg1` holds `mfn` or `linear_addr`;
+    /// `arg2` holds `nr_ents`, `vcpumask` (a guest handle) or `src_mfn`,
+    /// all at offset 0 of their union.
     pub struct MmuextOp {
-        /// `cmd`
+        /// `cmd`: `MMUEXT_*`.
         cmd: u32 = "cmd",
         /// Padding (implicit in the C layout).
         _pad0: [u8; 4] = "",
-        /// `arg1`
-        arg1: u64 = "arg1" opaque,
-        /// `arg2`
-        arg2: u64 = "arg2" opaque,
+        /// `arg1`: `mfn` or `linear_addr`.
+        arg1: u64 = "arg1" union("arg1.mfn", "arg1.linear_addr"),
+        /// `arg2`: `nr_ents`, `vcpumask` or `src_mfn`.
+        arg2: u64 = "arg2" union("arg2.nr_ents", "arg2.vcpumask", "arg2.src_mfn"),
+    }
+}
+
+impl MmuextOp {
+    /// An op with its arguments (0 where `cmd` takes none).
+    pub const fn new(cmd: u32, arg1: u64, arg2: u64) -> Self {
+        MmuextOp { cmd, _pad0: [0; 4], arg1, arg2 }
     }
 }
 
@@ -275,9 +400,9 @@ xen_struct! {
     "xen.h", "struct multicall_entry", 64;
     /// `struct multicall_entry` (xen.h).
     pub struct MulticallEntry {
-        /// `op`
+        /// `op`: the hypercall number.
         op: u64 = "op",
-        /// `result`
+        /// `result`: its return value, filled in.
         result: u64 = "result",
         /// `args`
         args: [u64; 6] = "args",
@@ -285,70 +410,192 @@ xen_struct! {
 }
 
 xen_struct! {
+    "xen.h", "struct xen_multiboot_mod_list", 16;
+    /// `struct xen_multiboot_mod_list` (xen.h): a module descriptor of a
+    /// `SIF_MULTIBOOT_MOD` module list, ended by one with `mod_start == 0`.
+    pub struct MultibootModList {
+        /// `mod_start`: offset of the module's first byte.
+        mod_start: u32 = "mod_start",
+        /// `mod_end`: offset of its last byte (inclusive).
+        mod_end: u32 = "mod_end",
+        /// `cmdline`: offset of its NUL-terminated command line.
+        cmdline: u32 = "cmdline",
+        /// `pad`
+        pad: u32 = "pad",
+    }
+}
+
+xen_struct! {
     "xen.h", "struct dom0_vga_console_info", 40;
-    /// `struct dom0_vga_console_info` (xen.h).
+    /// `struct dom0_vga_console_info` (xen.h): the `u` union by
+    /// [`text_mode_3`](Self::text_mode_3) and [`vesa_lfb`](Self::vesa_lfb).
     pub struct Dom0VgaConsoleInfo {
-        /// `video_type`
+        /// `video_type`: `XEN_VGATYPE_*`.
         video_type: u8 = "video_type",
         /// Padding (implicit in the C layout).
         _pad0: [u8; 3] = "",
         /// `u`
-        u: [u32; 9] = "u" opaque,
+        u: [u32; 9] = "u" union("u.text_mode_3", "u.vesa_lfb"),
     }
 }
 
-/// Every struct of this module, for the conformance test.
-#[doc(hidden)]
-pub const STRUCTS: &[crate::registry::StructLayout] = &[
-    <StartInfo as crate::registry::Described>::LAYOUT,
-    <SharedInfo as crate::registry::Described>::LAYOUT,
-    <VcpuInfo as crate::registry::Described>::LAYOUT,
-    <VcpuTimeInfo as crate::registry::Described>::LAYOUT,
-    <MmuUpdate as crate::registry::Described>::LAYOUT,
-    <MmuextOp as crate::registry::Described>::LAYOUT,
-    <MulticallEntry as crate::registry::Described>::LAYOUT,
-    <Dom0VgaConsoleInfo as crate::registry::Described>::LAYOUT,
-];
-
-impl StartInfo {
-    /// The magic string (`xen-3.0-x86_64`, with a `p` suffix for PAE guests).
-    pub fn magic_str(&self) -> &str {
-        let end = self.magic.iter().position(|&b| b == 0).unwrap_or(self.magic.len());
-        core::str::from_utf8(&self.magic[..end]).unwrap_or("")
-    }
-
-    /// The command line, up to its NUL.
-    pub fn cmd_line_bytes(&self) -> &[u8] {
-        let bytes = zerocopy::IntoBytes::as_bytes(&self.cmd_line);
-        &bytes[..bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len())]
-    }
-
-    /// `console.domU`: the console ring's mfn and event channel.
-    pub fn console_domu(&self) -> (u64, u32) {
-        (self.console[0], self.console[1] as u32)
-    }
-
-    /// `console.dom0`: offset and size of the VGA console info.
-    pub fn console_dom0(&self) -> (u32, u32) {
-        (self.console[0] as u32, (self.console[0] >> 32) as u32)
+xen_struct! {
+    "xen.h", "__typeof__(((struct dom0_vga_console_info *)0)->u.text_mode_3)", 10;
+    /// `dom0_vga_console_info.u.text_mode_3`.
+    pub struct VgaTextMode3 {
+        /// `font_height`
+        font_height: u16 = "font_height",
+        /// `cursor_x`
+        cursor_x: u16 = "cursor_x",
+        /// `cursor_y`
+        cursor_y: u16 = "cursor_y",
+        /// `rows`
+        rows: u16 = "rows",
+        /// `columns`
+        columns: u16 = "columns",
     }
 }
+
+xen_struct! {
+    "xen.h", "__typeof__(((struct dom0_vga_console_info *)0)->u.vesa_lfb)", 36;
+    /// `dom0_vga_console_info.u.vesa_lfb`.
+    pub struct VgaVesaLfb {
+        /// `width`
+        width: u16 = "width",
+        /// `height`
+        height: u16 = "height",
+        /// `bytes_per_line`
+        bytes_per_line: u16 = "bytes_per_line",
+        /// `bits_per_pixel`
+        bits_per_pixel: u16 = "bits_per_pixel",
+        /// `lfb_base`
+        lfb_base: u32 = "lfb_base",
+        /// `lfb_size` (64 KiB units).
+        lfb_size: u32 = "lfb_size",
+        /// `red_pos`
+        red_pos: u8 = "red_pos",
+        /// `red_size`
+        red_size: u8 = "red_size",
+        /// `green_pos`
+        green_pos: u8 = "green_pos",
+        /// `green_size`
+        green_size: u8 = "green_size",
+        /// `blue_pos`
+        blue_pos: u8 = "blue_pos",
+        /// `blue_size`
+        blue_size: u8 = "blue_size",
+        /// `rsvd_pos`
+        rsvd_pos: u8 = "rsvd_pos",
+        /// `rsvd_size`
+        rsvd_size: u8 = "rsvd_size",
+        /// `gbl_caps`
+        gbl_caps: u32 = "gbl_caps",
+        /// `mode_attrs`
+        mode_attrs: u16 = "mode_attrs",
+        /// `pad`
+        pad: u16 = "pad",
+        /// `ext_lfb_base`: high 32 bits of `lfb_base`.
+        ext_lfb_base: u32 = "ext_lfb_base",
+    }
+}
+
+impl Dom0VgaConsoleInfo {
+    union_members! {
+        text_mode_3 / set_text_mode_3: u: [u32; 9] => VgaTextMode3, "u.text_mode_3";
+        vesa_lfb / set_vesa_lfb: u: [u32; 9] => VgaVesaLfb, "u.vesa_lfb";
+    }
+}
+
+xen_struct! {
+    "xen.h", "xen_uuid_t", 16;
+    /// `xen_uuid_t` (xen.h): a UUID in big-endian byte order.
+    pub struct XenUuid {
+        /// `a`
+        a: [u8; 16] = "a",
+    }
+}
+
+xen_structs!(
+    StartInfo,
+    ConsoleDomU,
+    ConsoleDom0,
+    SharedInfo,
+    VcpuInfo,
+    VcpuTimeInfo,
+    MmuUpdate,
+    MmuextOp,
+    MulticallEntry,
+    MultibootModList,
+    Dom0VgaConsoleInfo,
+    VgaTextMode3,
+    VgaVesaLfb,
+    XenUuid,
+);
 
 bitflags::bitflags! {
     /// `start_info.flags`.
     #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
     pub struct SifFlags: u32 {
-        /// `SIF_PRIVILEGED`
+        /// `SIF_PRIVILEGED`: the domain is privileged.
         const PRIVILEGED = SIF_PRIVILEGED;
-        /// `SIF_INITDOMAIN`
+        /// `SIF_INITDOMAIN`: the domain is the initial domain (dom0).
         const INITDOMAIN = SIF_INITDOMAIN;
-        /// `SIF_MULTIBOOT_MOD`
+        /// `SIF_MULTIBOOT_MOD`: the module is a multiboot module list.
         const MULTIBOOT_MOD = SIF_MULTIBOOT_MOD;
-        /// `SIF_MOD_START_PFN`
+        /// `SIF_MOD_START_PFN`: `mod_start` is a PFN.
         const MOD_START_PFN = SIF_MOD_START_PFN;
-        /// `SIF_VIRT_P2M_4TOOLS`
+        /// `SIF_VIRT_P2M_4TOOLS`: the p2m is for tools only.
         const VIRT_P2M_4TOOLS = SIF_VIRT_P2M_4TOOLS;
         /// `SIF_PM_MASK`: the power-management bits.
         const PM_MASK = SIF_PM_MASK;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use zerocopy::FromZeros;
+
+    use super::*;
+
+    #[test]
+    fn start_info_console_union() {
+        let mut si = StartInfo::new_zeroed();
+        si.set_console_domu(ConsoleDomU { mfn: 0x1234, evtchn: 7, _pad0: [0; 4] });
+        assert_eq!(si.console_domu(), (0x1234, 7));
+        si.set_console_dom0(ConsoleDom0 { info_off: 0x100, info_size: 40 });
+        assert_eq!(si.console_dom0(), (0x100, 40));
+        assert_eq!(si.console[1], 0, "setting a member zeroes the rest of the union");
+    }
+
+    #[test]
+    fn start_info_strings() {
+        let mut si = StartInfo::new_zeroed();
+        si.set_magic("xen-3.0-x86_64p");
+        assert_eq!(si.magic_str(), "xen-3.0-x86_64p");
+        si.set_cmd_line(b"console=hvc0 root=/dev/xvda1");
+        assert_eq!(si.cmd_line_bytes(), b"console=hvc0 root=/dev/xvda1");
+        si.set_cmd_line(&[b'x'; 2000]);
+        assert_eq!(si.cmd_line_bytes().len(), MAX_GUEST_CMDLINE as usize - 1);
+    }
+
+    #[test]
+    fn pvclock_scaling() {
+        let mut t = VcpuTimeInfo::new_zeroed();
+        // 2 GHz TSC: 0.5 ns per tick = mul 2^31, shift 0.
+        t.tsc_to_system_mul = 1 << 31;
+        t.system_time = 1_000;
+        t.tsc_timestamp = 10_000;
+        assert_eq!(t.system_time_at(12_000), 2_000);
+        t.tsc_shift = -1;
+        assert_eq!(t.tsc_delta_to_ns(4_000), 1_000);
+        t.tsc_shift = 2;
+        assert_eq!(t.tsc_delta_to_ns(1_000), 2_000);
+    }
+
+    #[test]
+    fn mmu_update_command_bits() {
+        let u = MmuUpdate { ptr: 0x1234_5000 | u64::from(MMU_PT_UPDATE_PRESERVE_AD), val: 0 };
+        assert_eq!(u.cmd(), MMU_PT_UPDATE_PRESERVE_AD);
+        assert_eq!(u.addr(), 0x1234_5000);
     }
 }

@@ -329,10 +329,49 @@ impl Boot {
         };
         drop(child);
         let elapsed = start.elapsed();
-        let read = |p: &Path| std::fs::read(p).map(|b| String::from_utf8_lossy(&b).replace('\r', "")).unwrap_or_default();
+        let read =
+            |p: &Path| std::fs::read(p).map(|b| String::from_utf8_lossy(&b).replace('\r', "")).unwrap_or_default();
         let (serial, qemu_stderr) = (read(&log), read(&stderr_path));
         let exit = ended.map_or_else(|stopped| stopped, |code| Exit::from_status(code, &qemu_stderr));
         let _ = std::fs::remove_dir_all(&work);
+        // Shown by `cargo test -- --show-output` (and on failure).
+        println!(
+            "boot: -cpu {} '{}' with {} module(s): {exit} after {elapsed:.1?}",
+            self.cpu,
+            self.cmdline,
+            self.modules.len()
+        );
         Ok(Outcome { serial, exit, elapsed, qemu_stderr })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_exit_statuses_decode() {
+        assert_eq!(Exit::from_status(Some(1), ""), Exit::DebugExit(0));
+        assert_eq!(Exit::from_status(Some(3), ""), Exit::DebugExit(1));
+        assert_eq!(Exit::from_status(Some(0), ""), Exit::Qemu(0));
+        assert_eq!(Exit::from_status(Some(2), ""), Exit::Qemu(2));
+        assert_eq!(Exit::from_status(None, ""), Exit::Qemu(-1));
+        let warning = "qemu-system-x86_64: warning: TCG doesn't support requested feature: CPUID.01H:ECX.vmx [bit 5]\n";
+        assert_eq!(Exit::from_status(Some(1), warning), Exit::DebugExit(0));
+        let error =
+            "qemu-system-x86_64: -cdrom /nonexistent: Could not open '/nonexistent': No such file or directory\n";
+        assert_eq!(Exit::from_status(Some(1), error), Exit::Qemu(1));
+    }
+
+    #[test]
+    fn long_logs_keep_their_start_and_tail() {
+        let log: String = (0..1000).map(|i| format!("line {i}\n")).collect();
+        let shown = excerpt(&log);
+        assert!(shown.starts_with("line 0\n"));
+        assert!(shown.contains(&format!("[... {} lines left out ...]", 1000 - HEAD_LINES - TAIL_LINES)));
+        assert!(shown.ends_with("line 999\n"));
+        assert!(!shown.contains(&format!("line {}\n", HEAD_LINES)));
+        let short = "a\nb\n";
+        assert_eq!(excerpt(short), short);
     }
 }

@@ -27,9 +27,9 @@ fn bench_kernel_runs_and_its_output_parses() {
             .unwrap_or_else(|| panic!("no result for {op}\n{out}"));
         let rest = &line[format!("(d0) bench: {op} ").len()..];
         let ok = rest.starts_with("missing ")
-            || rest.split_whitespace().map(|kv| kv.split_once('=')).all(|kv| {
-                matches!(kv, Some((k, v)) if ["median", "p99", "n"].contains(&k) && v.parse::<u64>().is_ok())
-            });
+            || rest.split_whitespace().map(|kv| kv.split_once('=')).all(
+                |kv| matches!(kv, Some((k, v)) if ["median", "p99", "n"].contains(&k) && v.parse::<u64>().is_ok()),
+            );
         assert!(ok, "malformed result line {line:?}\n{out}");
     }
     // What xenish implements must not be reported missing.

@@ -6,6 +6,7 @@ use alloc::vec::Vec;
 
 use crate::console::GuestConsole;
 use crate::evtchn::EvtchnTable;
+use crate::gnttab::GrantTable;
 use crate::mm::Mfn;
 use crate::regs::TrapFrame;
 
@@ -332,12 +333,20 @@ pub struct Domain {
     pub evtchn: EvtchnTable,
     /// A domU's console ring page and the port it raises to have it drained.
     pub console_ring: Option<(Mfn, u32)>,
+    /// Grant table (v1) and the grant mappings the domain holds.
+    pub gnttab: GrantTable,
 }
 
 impl Domain {
     /// Whether the domain owns `mfn` as RAM.
     pub fn owns(&self, mfn: Mfn) -> bool {
         self.owned.binary_search(&mfn).is_ok()
+    }
+
+    /// Whether the domain may map `mfn` with its own page tables: its RAM,
+    /// its shared_info page, or a frame of its grant table.
+    pub fn may_map(&self, mfn: Mfn) -> bool {
+        self.owns(mfn) || mfn == self.shared_info || self.gnttab.frames.contains(&mfn)
     }
 
     /// Whether `mfn` is one of the domain's page tables.

@@ -21,6 +21,7 @@ pub mod cpuid;
 pub mod domain;
 pub mod domain_config;
 pub mod evtchn;
+pub mod gnttab;
 pub mod guest_access;
 pub mod hypercall;
 pub mod mm;

@@ -88,7 +88,8 @@ pub fn handle(
     // Only #UD (forced emulation) and #GP (privileged instructions, int $N)
     // look at the instruction.
     let mut insn = [0u8; 16];
-    let insn_len = if matches!(frame.vector, 6 | 13) { fetch(&GuestMemory::new(mem, l4), frame.rip, &mut insn) } else { 0 };
+    let insn_len =
+        if matches!(frame.vector, 6 | 13) { fetch(&GuestMemory::new(mem, l4), frame.rip, &mut insn) } else { 0 };
     let insn = &insn[..insn_len];
 
     match frame.vector {
@@ -208,7 +209,13 @@ pub fn port_reserved(port: u16) -> bool {
 /// `in`/`out` from the guest kernel of a privileged domain that raised its
 /// virtual IOPL (`PHYSDEVOP_set_iopl`): performed on its behalf, except on
 /// the ports the hypervisor owns. Anything else is the #GP it was.
-fn emulate_port_io(dom: &Domain, vcpu: usize, frame: &mut TrapFrame, insn: &[u8], cpu: &mut dyn CpuOps) -> Option<TrapDecision> {
+fn emulate_port_io(
+    dom: &Domain,
+    vcpu: usize,
+    frame: &mut TrapFrame,
+    insn: &[u8],
+    cpu: &mut dyn CpuOps,
+) -> Option<TrapDecision> {
     if !dom.privileged || dom.vcpus.get(vcpu)?.iopl == 0 {
         return None;
     }
@@ -218,7 +225,13 @@ fn emulate_port_io(dom: &Domain, vcpu: usize, frame: &mut TrapFrame, insn: &[u8]
     };
     let (op, imm) = (*body.first()?, body.get(1).copied());
     let wide = op & 1 == 1;
-    let size: u8 = if !wide { 1 } else if opsize16 { 2 } else { 4 };
+    let size: u8 = if !wide {
+        1
+    } else if opsize16 {
+        2
+    } else {
+        4
+    };
     let (port, len) = match op {
         0xe4..=0xe7 => (u16::from(imm?), 2),
         0xec..=0xef => (frame.rdx as u16, 1),

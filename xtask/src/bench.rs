@@ -37,11 +37,17 @@ fn xen_image() -> Result<PathBuf, String> {
     }
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     eprintln!("xtask bench: fetching {XEN_PACKAGE} with apt-get download...");
-    let mut ok = Command::new("apt-get").arg("download").arg(XEN_PACKAGE).current_dir(&dir).status().is_ok_and(|s| s.success());
+    let mut ok =
+        Command::new("apt-get").arg("download").arg(XEN_PACKAGE).current_dir(&dir).status().is_ok_and(|s| s.success());
     if !ok {
         // The package lists may be missing on a fresh machine.
         let _ = Command::new("apt-get").arg("update").status();
-        ok = Command::new("apt-get").arg("download").arg(XEN_PACKAGE).current_dir(&dir).status().is_ok_and(|s| s.success());
+        ok = Command::new("apt-get")
+            .arg("download")
+            .arg(XEN_PACKAGE)
+            .current_dir(&dir)
+            .status()
+            .is_ok_and(|s| s.success());
     }
     let deb = std::fs::read_dir(&dir)
         .map_err(|e| e.to_string())?
@@ -49,7 +55,10 @@ fn xen_image() -> Result<PathBuf, String> {
         .map(|e| e.path())
         .find(|p| p.extension().is_some_and(|x| x == "deb"));
     let Some(deb) = deb.filter(|_| ok) else {
-        return Err(format!("cannot download {XEN_PACKAGE}; run: cd {} && apt-get download {XEN_PACKAGE}", dir.display()));
+        return Err(format!(
+            "cannot download {XEN_PACKAGE}; run: cd {} && apt-get download {XEN_PACKAGE}",
+            dir.display()
+        ));
     };
     let status = Command::new("dpkg-deb").arg("-x").arg(&deb).arg(dir.join("root")).status();
     if !status.is_ok_and(|s| s.success()) || !image.is_file() {
@@ -109,7 +118,12 @@ pub fn run(runs: &Option<usize>, deterministic: bool) -> Result<ExitCode, String
     let cpu = "max,-smap";
     let (mut ours, mut theirs): (Vec<Run>, Vec<Run>) = (Vec::new(), Vec::new());
     for i in 0..runs {
-        eprintln!("xtask bench: run {}/{}: xenish{}", 2 * i + 1, 2 * runs, if deterministic { " (-icount)" } else { "" });
+        eprintln!(
+            "xtask bench: run {}/{}: xenish{}",
+            2 * i + 1,
+            2 * runs,
+            if deterministic { " (-icount)" } else { "" }
+        );
         ours.push(boot(&images.hypervisor, "dom0_mem=64M", &bench, cpu, deterministic)?);
         eprintln!("xtask bench: run {}/{}: Xen 4.17", 2 * i + 2, 2 * runs);
         theirs.push(boot(&xen, "console=com1 com1=115200,8n1 dom0_mem=64M", &bench, cpu, deterministic)?);
@@ -118,7 +132,9 @@ pub fn run(runs: &Option<usize>, deterministic: bool) -> Result<ExitCode, String
         let vals: Vec<u64> = runs.iter().filter_map(|r| r.get(op).copied().flatten()).collect();
         (vals.len() == runs.len()).then(|| median(vals)).flatten()
     };
-    let mut md = String::from("| operation | xenish median (cycles) | Xen 4.17 median (cycles) | xenish / Xen |\n|---|---:|---:|---:|\n");
+    let mut md = String::from(
+        "| operation | xenish median (cycles) | Xen 4.17 median (cycles) | xenish / Xen |\n|---|---:|---:|---:|\n",
+    );
     let mut json = String::from("{\n  \"unit\": \"TSC cycles (median of per-boot medians)\",\n");
     let _ = writeln!(json, "  \"deterministic\": {deterministic},\n  \"runs\": {runs},\n  \"operations\": [");
     println!("{:<26} {:>14} {:>14} {:>8}", "operation", "xenish", "Xen 4.17", "ratio");

@@ -1,21 +1,24 @@
 //! `cargo xtask`: build, boot and test xenish.
 //!
-//! Plain `std` argument handling: three subcommands and a few flags do not
+//! Plain `std` argument handling: four subcommands and a few flags do not
 //! justify an argument-parsing dependency.
 
+use std::io::IsTerminal as _;
 use std::path::PathBuf;
 use std::process::{Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
 
 use tests::images::{self, workspace_root};
-use tests::{tools, Boot, Images};
+use tests::{tools, Boot, Exit, Images};
 
 mod bench;
+mod test;
 
 const HELP: &str = "\
 cargo xtask — build, boot and test xenish
 
 USAGE:
-    cargo xtask run  [--cpu MODEL] [--guest NAME] [-- XENISH-CMDLINE...]
+    cargo xtask run  [--cpu MODEL] [--guest NAME] [--timeout SECS] [-- XENISH-CMDLINE...]
     cargo xtask iso  [-o PATH] [--guest NAME] [-- XENISH-CMDLINE...]
     cargo xtask test
     cargo xtask bench [--runs N] [--deterministic]
@@ -23,10 +26,12 @@ USAGE:
 COMMANDS:
     run     Build xenish and the demo guest, make a GRUB ISO and boot it in
             QEMU (software emulation) with the serial console on this
-            terminal. Exits 0 if every domain powered off, 1 if one crashed.
-            Quit QEMU with Ctrl-A X.
+            terminal (Ctrl-C quits). Exits 0 if every domain powered off,
+            1 if one crashed, 2 on another QEMU status, 124 on timeout.
     iso     Build a bootable ISO (default target/xenish.iso).
-    test    Run the host unit tests and the QEMU system tests.
+    test    Run every test: host unit tests, the ABI conformance check
+            against Xen's headers (needs libxen-dev) and the QEMU system
+            tests; prints a summary and exits non-zero on any failure.
     bench   Boot the benchmark kernel as dom0 on xenish and on Xen 4.17
             (Debian's xen-hypervisor-4.17-amd64, fetched with apt into
             target/bench/xen) in the same QEMU configuration, alternating,
@@ -38,13 +43,17 @@ COMMANDS:
 OPTIONS:
     --cpu MODEL     QEMU CPU model: max (default) or qemu64
     --guest NAME    Guest kernel to boot as dom0: hello (default), crash, enosys
+    --timeout SECS  Kill QEMU after SECS seconds (`run`; 0 = never). Default:
+                    none on a terminal, else XENISH_BOOT_TIMEOUT or 90
     -o PATH         Where `iso` writes the image
+    -- ARGS         xenish's command line (default: dom0_mem=64M)
     --runs N        Boots per hypervisor for `bench` (default 3; 1 with --deterministic)
     -h, --help      This text
 
 Missing tools (qemu-system-x86, grub-pc-bin, grub-common, xorriso, mtools)
 are installed with apt-get when run as root; otherwise the exact command is
-printed. The bare-metal target is added with rustup.
+printed. The bare-metal target is added with rustup. Images are built into
+Cargo's target directory (CARGO_TARGET_DIR, else target/).
 ";
 
 struct Opts {
@@ -54,6 +63,7 @@ struct Opts {
     cmdline: Vec<String>,
     runs: Option<usize>,
     deterministic: bool,
+    timeout: Option<u64>,
 }
 
 fn parse(args: &[String]) -> Result<Opts, String> {
@@ -64,6 +74,7 @@ fn parse(args: &[String]) -> Result<Opts, String> {
         cmdline: Vec::new(),
         runs: None,
         deterministic: false,
+        timeout: None,
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -74,6 +85,9 @@ fn parse(args: &[String]) -> Result<Opts, String> {
             "-o" => o.output = Some(PathBuf::from(value("-o")?)),
             "--runs" => o.runs = Some(value("--runs")?.parse().map_err(|_| "--runs needs a number".to_string())?),
             "--deterministic" => o.deterministic = true,
+            "--timeout" => {
+                o.timeout = Some(value("--timeout")?.parse().map_err(|_| "--timeout needs a number of seconds")?)
+            }
             "--" => {
                 o.cmdline = it.by_ref().cloned().collect();
             }
@@ -85,7 +99,7 @@ fn parse(args: &[String]) -> Result<Opts, String> {
 
 fn build() -> Result<Images, String> {
     eprintln!("xtask: building xenish and the test guests (release, x86_64-unknown-none)...");
-    images::build(&workspace_root().join("target"))
+    images::build(&images::target_dir())
 }
 
 fn boot_for(images: &Images, o: &Opts) -> Result<Boot, String> {
@@ -100,31 +114,53 @@ fn boot_for(images: &Images, o: &Opts) -> Result<Boot, String> {
 fn run(o: &Opts) -> Result<ExitCode, String> {
     let images = build()?;
     let boot = boot_for(&images, o)?;
-    let work = workspace_root().join("target/xtask-run");
+    let work = images::target_dir().join("xtask-run");
     let iso = boot.make_iso(&work)?;
-    eprintln!("xtask: booting {} under QEMU (-cpu {}); Ctrl-A X quits", iso.display(), o.cpu);
-    let status = Command::new("qemu-system-x86_64")
+    // An interactive session runs until QEMU ends; anything else (a script,
+    // CI) gets the harness's time limit unless --timeout says otherwise.
+    let limit = match o.timeout {
+        Some(0) => None,
+        Some(secs) => Some(Duration::from_secs(secs)),
+        None if std::io::stdin().is_terminal() => None,
+        None => Some(boot.time_limit()),
+    };
+    let limit_text = limit.map_or(String::new(), |l| format!(", time limit {}s", l.as_secs()));
+    eprintln!("xtask: booting {} under QEMU (-cpu {}{limit_text}); Ctrl-C quits", iso.display(), o.cpu);
+    let mut child = Command::new("qemu-system-x86_64")
         .args(boot.qemu_args(&iso, "stdio"))
         .stdin(Stdio::inherit())
-        .status()
+        .spawn()
         .map_err(|e| format!("cannot start qemu-system-x86_64: {e}"))?;
-    // isa-debug-exit: status (v << 1) | 1, v = 0 all powered off, 1 crash.
-    Ok(match status.code() {
-        Some(1) | Some(0) => ExitCode::SUCCESS,
-        Some(3) => ExitCode::from(1),
-        other => {
-            eprintln!("xtask: QEMU ended with {other:?}");
-            ExitCode::from(2)
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().map_err(|e| format!("waiting for QEMU: {e}"))? {
+            break status;
         }
+        if limit.is_some_and(|l| start.elapsed() > l) {
+            let _ = child.kill();
+            let _ = child.wait();
+            eprintln!("\nxtask: TIMED OUT: QEMU still running after {}s; killed it", start.elapsed().as_secs());
+            return Ok(ExitCode::from(124));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    // stderr was the terminal, so there is no QEMU error text to tell an
+    // early QEMU failure (status 1) from debug-exit 0; QEMU printed it.
+    let exit = Exit::from_status(status.code(), "");
+    eprintln!("\nxtask: {exit}");
+    Ok(match exit {
+        Exit::DebugExit(0) | Exit::Qemu(0) => ExitCode::SUCCESS,
+        Exit::DebugExit(1) => ExitCode::from(1),
+        _ => ExitCode::from(2),
     })
 }
 
 fn iso(o: &Opts) -> Result<ExitCode, String> {
     let images = build()?;
     let boot = boot_for(&images, o)?;
-    let work = workspace_root().join("target/xtask-iso");
+    let work = images::target_dir().join("xtask-iso");
     let made = boot.make_iso(&work)?;
-    let out = o.output.clone().unwrap_or_else(|| workspace_root().join("target/xenish.iso"));
+    let out = o.output.clone().unwrap_or_else(|| images::target_dir().join("xenish.iso"));
     std::fs::copy(&made, &out).map_err(|e| format!("{}: {e}", out.display()))?;
     eprintln!("xtask: wrote {}", out.display());
     Ok(ExitCode::SUCCESS)
@@ -133,35 +169,7 @@ fn iso(o: &Opts) -> Result<ExitCode, String> {
 fn test() -> Result<ExitCode, String> {
     tools::ensure()?;
     let images = build()?;
-    eprintln!("xtask: running host unit tests and QEMU system tests...");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut child = Command::new(cargo)
-        .current_dir(workspace_root())
-        .args(["test", "--workspace", "--", "--show-output"])
-        .env("XENISH_IMAGES_DIR", &images.guests)
-        .stdout(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot run cargo test: {e}"))?;
-    // Echo the output and add up libtest's "test result" lines.
-    let (mut passed, mut failed) = (0u64, 0u64);
-    if let Some(out) = child.stdout.take() {
-        for line in std::io::BufRead::lines(std::io::BufReader::new(out)).map_while(Result::ok) {
-            println!("{line}");
-            if let Some(rest) = line.strip_prefix("test result: ") {
-                let count = |what: &str| {
-                    rest.split("; ")
-                        .find_map(|part| part.trim_start_matches(|c: char| !c.is_ascii_digit()).strip_suffix(what))
-                        .and_then(|n| n.trim().parse::<u64>().ok())
-                        .unwrap_or(0)
-                };
-                passed += count(" passed");
-                failed += count(" failed");
-            }
-        }
-    }
-    let status = child.wait().map_err(|e| format!("waiting for cargo test: {e}"))?;
-    println!("xtask: {passed} passed, {failed} failed");
-    Ok(if status.success() && failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    test::run(&workspace_root(), &images.guests)
 }
 
 fn main() -> ExitCode {
@@ -170,7 +178,9 @@ fn main() -> ExitCode {
         eprint!("{HELP}");
         return ExitCode::from(2);
     };
-    if cmd == "-h" || cmd == "--help" || cmd == "help" {
+    // `--help` anywhere before `--` (e.g. `cargo xtask run --help`).
+    let wants_help = |a: &String| a == "-h" || a == "--help" || a == "help";
+    if args.iter().take_while(|a| *a != "--").any(wants_help) {
         print!("{HELP}");
         return ExitCode::SUCCESS;
     }

@@ -12,12 +12,13 @@ xen_consts! {
     BLKIF_MAX_SEGMENTS_PER_REQUEST: u32 = 0xb, "BLKIF_MAX_SEGMENTS_PER_REQUEST";
     BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST: u32 = 8, "BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST";
     BLKIF_DISCARD_SECURE: u32 = 1, "BLKIF_DISCARD_SECURE";
-    BLKIF_RSP_EOPNOTSUPP: i32 = -2, "BLKIF_RSP_EOPNOTSUPP";
-    BLKIF_RSP_ERROR: i32 = -1, "BLKIF_RSP_ERROR";
-    BLKIF_RSP_OKAY: u32 = 0, "BLKIF_RSP_OKAY";
+    BLKIF_RSP_EOPNOTSUPP: i16 = -2, "BLKIF_RSP_EOPNOTSUPP";
+    BLKIF_RSP_ERROR: i16 = -1, "BLKIF_RSP_ERROR";
+    BLKIF_RSP_OKAY: i16 = 0, "BLKIF_RSP_OKAY";
     VDISK_CDROM: u32 = 1, "VDISK_CDROM";
     VDISK_REMOVABLE: u32 = 2, "VDISK_REMOVABLE";
     VDISK_READONLY: u32 = 4, "VDISK_READONLY";
+    BLKIF_RING_SIZE: u32 = crate::io::ring::ring_entries::<BlkifRequest, BlkifResponse>(1), "__CONST_RING_SIZE(blkif, 4096)";
 }
 
 xen_struct! {
@@ -121,15 +122,7 @@ xen_struct! {
     }
 }
 
-/// Every struct of this module, for the conformance test.
-#[doc(hidden)]
-pub const STRUCTS: &[crate::registry::StructLayout] = &[
-    <BlkifRequestSegment as crate::registry::Described>::LAYOUT,
-    <BlkifRequest as crate::registry::Described>::LAYOUT,
-    <BlkifResponse as crate::registry::Described>::LAYOUT,
-    <BlkifRequestDiscard as crate::registry::Described>::LAYOUT,
-    <BlkifRequestIndirect as crate::registry::Described>::LAYOUT,
-];
+xen_structs!(BlkifRequestSegment, BlkifRequest, BlkifResponse, BlkifRequestDiscard, BlkifRequestIndirect);
 
 xen_enum! {
     /// A block request's operation (`blkif_request.operation`).

@@ -60,10 +60,13 @@ xen_consts! {
     NETRXF_EXTRA_INFO: u32 = 8, "NETRXF_extra_info";
     NETRXF_GSO_PREFIX_BIT: u32 = 4, "_NETRXF_gso_prefix";
     NETRXF_GSO_PREFIX: u32 = 0x10, "NETRXF_gso_prefix";
-    NETIF_RSP_DROPPED: i32 = -2, "NETIF_RSP_DROPPED";
-    NETIF_RSP_ERROR: i32 = -1, "NETIF_RSP_ERROR";
-    NETIF_RSP_OKAY: u32 = 0, "NETIF_RSP_OKAY";
-    NETIF_RSP_NULL: u32 = 1, "NETIF_RSP_NULL";
+    NETIF_RSP_DROPPED: i16 = -2, "NETIF_RSP_DROPPED";
+    NETIF_RSP_ERROR: i16 = -1, "NETIF_RSP_ERROR";
+    NETIF_RSP_OKAY: i16 = 0, "NETIF_RSP_OKAY";
+    NETIF_RSP_NULL: i16 = 1, "NETIF_RSP_NULL";
+    NETIF_TX_RING_SIZE: u32 = crate::io::ring::ring_entries::<NetifTxRequest, NetifTxResponse>(1), "__CONST_RING_SIZE(netif_tx, 4096)";
+    NETIF_RX_RING_SIZE: u32 = crate::io::ring::ring_entries::<NetifRxRequest, NetifRxResponse>(1), "__CONST_RING_SIZE(netif_rx, 4096)";
+    NETIF_CTRL_RING_SIZE: u32 = crate::io::ring::ring_entries::<NetifCtrlRequest, NetifCtrlResponse>(1), "__CONST_RING_SIZE(xen_netif_ctrl, 4096)";
 }
 
 xen_struct! {
@@ -130,8 +133,53 @@ xen_struct! {
         type_: u8 = "type",
         /// `flags`
         flags: u8 = "flags",
-        /// `u`
-        u: [u16; 3] = "u" opaque,
+        /// `u`: by `type`, see the accessors.
+        u: [u16; 3] = "u" union("u.gso", "u.mcast", "u.hash", "u.pad"),
+    }
+}
+
+xen_struct! {
+    "io/netif.h", "__typeof__(((struct netif_extra_info *)0)->u.gso)", 6;
+    /// `netif_extra_info.u.gso` (`XEN_NETIF_EXTRA_TYPE_GSO`).
+    pub struct NetifExtraGso {
+        /// `size`: the GSO MSS.
+        size: u16 = "size",
+        /// `type`: `XEN_NETIF_GSO_TYPE_*`.
+        type_: u8 = "type",
+        /// `pad`
+        pad: u8 = "pad",
+        /// `features`
+        features: u16 = "features",
+    }
+}
+
+xen_struct! {
+    "io/netif.h", "__typeof__(((struct netif_extra_info *)0)->u.mcast)", 6;
+    /// `netif_extra_info.u.mcast` (`XEN_NETIF_EXTRA_TYPE_MCAST_{ADD,DEL}`).
+    pub struct NetifExtraMcast {
+        /// `addr`: the multicast MAC address.
+        addr: [u8; 6] = "addr",
+    }
+}
+
+xen_struct! {
+    "io/netif.h", "__typeof__(((struct netif_extra_info *)0)->u.hash)", 6;
+    /// `netif_extra_info.u.hash` (`XEN_NETIF_EXTRA_TYPE_HASH`).
+    pub struct NetifExtraHash {
+        /// `type`: `_XEN_NETIF_CTRL_HASH_TYPE_*`.
+        type_: u8 = "type",
+        /// `algorithm`: `XEN_NETIF_CTRL_HASH_ALGORITHM_*`.
+        algorithm: u8 = "algorithm",
+        /// `value`: the hash, little-endian.
+        value: [u8; 4] = "value",
+    }
+}
+
+impl NetifExtraInfo {
+    crate::wire::union_members! {
+        gso / set_gso: u: [u16; 3] => NetifExtraGso, "u.gso";
+        mcast / set_mcast: u: [u16; 3] => NetifExtraMcast, "u.mcast";
+        hash / set_hash: u: [u16; 3] => NetifExtraHash, "u.hash";
     }
 }
 
@@ -176,15 +224,16 @@ xen_struct! {
     }
 }
 
-/// Every struct of this module, for the conformance test.
-#[doc(hidden)]
-pub const STRUCTS: &[crate::registry::StructLayout] = &[
-    <NetifTxRequest as crate::registry::Described>::LAYOUT,
-    <NetifTxResponse as crate::registry::Described>::LAYOUT,
-    <NetifRxRequest as crate::registry::Described>::LAYOUT,
-    <NetifRxResponse as crate::registry::Described>::LAYOUT,
-    <NetifExtraInfo as crate::registry::Described>::LAYOUT,
-    <NetifCtrlRequest as crate::registry::Described>::LAYOUT,
-    <NetifCtrlResponse as crate::registry::Described>::LAYOUT,
-    <NetifGref as crate::registry::Described>::LAYOUT,
-];
+xen_structs!(
+    NetifTxRequest,
+    NetifTxResponse,
+    NetifRxRequest,
+    NetifRxResponse,
+    NetifExtraInfo,
+    NetifExtraGso,
+    NetifExtraMcast,
+    NetifExtraHash,
+    NetifCtrlRequest,
+    NetifCtrlResponse,
+    NetifGref,
+);

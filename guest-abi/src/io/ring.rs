@@ -1,21 +1,28 @@
 //! The shared-ring protocol of `io/ring.h`, as a safe API.
 //!
-//! A ring lives in one shared page: four indices (`req_prod`, `req_event`,
-//! `rsp_prod`, `rsp_event`), 48 bytes of padding, then a power-of-two
-//! array of entries, each big enough for a request or a response. The
-//! frontend produces requests and consumes responses; the backend the
-//! reverse. Producer indices are published after the entries with a write
-//! barrier; consumers read them before the entries with a read barrier;
-//! the `*_event` indices tell the producer when the other side wants a
-//! notification (Xen's `RING_PUSH_*_AND_CHECK_NOTIFY` and
-//! `RING_FINAL_CHECK_FOR_*`). Indices are free-running `u32`s.
+//! A ring lives in a shared area of one or more (a power of two) pages: a
+//! 64-byte header ([`SringHeader`]: `req_prod`, `req_event`, `rsp_prod`,
+//! `rsp_event`, padding), then a power-of-two array of entries, each the C
+//! union of a request and a response. The frontend produces requests and
+//! consumes responses; the backend the reverse. Indices (`RING_IDX`) are
+//! free-running `u32`s, masked by the ring size.
 //!
-//! The other side is not trusted: a backend never lets a frontend's
-//! `req_prod` claim more requests than the ring holds, and entries are
-//! copied out before use (never referenced in shared memory).
+//! Memory ordering follows Xen's macros: entries are written before the
+//! producer index is published (`xen_wmb`, a release fence); a consumer
+//! reads the producer index before the entries (`xen_rmb`, an acquire
+//! fence); the producer publishes its index before reading the other
+//! side's `*_event` (`xen_mb`, a full fence). `*_event` is the index at
+//! which the other side wants a notification: a push notifies iff the new
+//! entries cross it (`RING_PUSH_*_AND_CHECK_NOTIFY`), and a consumer about
+//! to sleep re-arms it and checks again (`RING_FINAL_CHECK_FOR_*`).
+//!
+//! The other side is not trusted: a producer index claiming more entries
+//! than the ring holds is [`RingError::Overflow`]
+//! (`RING_REQUEST_PROD_OVERFLOW`, `RING_RESPONSE_PROD_OVERFLOW`), and
+//! entries are copied out before use, never referenced in shared memory.
 
 use core::marker::PhantomData;
-use core::mem::size_of;
+use core::mem::{align_of, size_of};
 use core::sync::atomic::{fence, AtomicU32, Ordering};
 
 use zerocopy::{FromBytes, Immutable, IntoBytes};
@@ -24,18 +31,46 @@ xen_consts! {
     "io/ring.h";
     XEN_PAGE_SHIFT: u32 = 12, "XEN_PAGE_SHIFT";
     RING_HEADER_SIZE: usize = 64, "offsetof(struct blkif_sring, ring)";
-    BLKIF_RING_SIZE: u32 = ring_size(112), "__CONST_RING_SIZE(blkif, 4096)";
-    NETIF_TX_RING_SIZE: u32 = ring_size(12), "__CONST_RING_SIZE(netif_tx, 4096)";
-    NETIF_RX_RING_SIZE: u32 = ring_size(8), "__CONST_RING_SIZE(netif_rx, 4096)";
+    /// Bytes in a page of a ring.
+    PAGE_SIZE: usize = 1 << XEN_PAGE_SHIFT, "(1UL << XEN_PAGE_SHIFT)";
 }
 
-/// Bytes in the shared page.
-const PAGE_SIZE: usize = 1 << XEN_PAGE_SHIFT;
+xen_struct! {
+    "io/ring.h", "struct blkif_sring" until "ring", 64;
+    /// The header of every shared ring (`struct NAME_sring` of
+    /// `DEFINE_RING_TYPES`, up to its `ring[]`), checked against
+    /// `struct blkif_sring`.
+    pub struct SringHeader {
+        /// `req_prod`: requests published by the frontend.
+        req_prod: u32 = "req_prod",
+        /// `req_event`: notify the backend when `req_prod` passes this.
+        req_event: u32 = "req_event",
+        /// `rsp_prod`: responses published by the backend.
+        rsp_prod: u32 = "rsp_prod",
+        /// `rsp_event`: notify the frontend when `rsp_prod` passes this.
+        rsp_event: u32 = "rsp_event",
+        /// `pvt`: protocol-private bytes (netif's `smartpoll_active`).
+        pvt: [u8; 4] = "pvt" union("pvt.netif", "pvt.tapif_user", "pvt.pvt_pad"),
+        /// `__pad`
+        __pad: [u8; 44] = "__pad",
+    }
+}
 
-/// Entries in a one-page ring of entries of `entry_size` bytes (Xen's
-/// `__RING_SIZE`: the largest power of two that fits).
-pub const fn ring_size(entry_size: usize) -> u32 {
-    let n = (PAGE_SIZE - RING_HEADER_SIZE) / entry_size;
+xen_structs!(SringHeader);
+
+const REQ_PROD: usize = core::mem::offset_of!(SringHeader, req_prod);
+const REQ_EVENT: usize = core::mem::offset_of!(SringHeader, req_event);
+const RSP_PROD: usize = core::mem::offset_of!(SringHeader, rsp_prod);
+const RSP_EVENT: usize = core::mem::offset_of!(SringHeader, rsp_event);
+
+/// Entries in a ring of `area` bytes with entries of `entry_size` bytes
+/// (Xen's `__RING_SIZE`: the largest power of two that fits after the
+/// header).
+pub const fn ring_size(area: usize, entry_size: usize) -> u32 {
+    if entry_size == 0 || area <= RING_HEADER_SIZE {
+        return 0;
+    }
+    let n = (area - RING_HEADER_SIZE) / entry_size;
     if n == 0 {
         0
     } else {
@@ -43,50 +78,81 @@ pub const fn ring_size(entry_size: usize) -> u32 {
     }
 }
 
-const REQ_PROD: usize = 0;
-const REQ_EVENT: usize = 4;
-const RSP_PROD: usize = 8;
-const RSP_EVENT: usize = 12;
+/// The size of a ring entry: the C union of `Req` and `Rsp`.
+pub const fn entry_size<Req, Rsp>() -> usize {
+    let size = if size_of::<Req>() > size_of::<Rsp>() { size_of::<Req>() } else { size_of::<Rsp>() };
+    let align = if align_of::<Req>() > align_of::<Rsp>() { align_of::<Req>() } else { align_of::<Rsp>() };
+    size.div_ceil(align) * align
+}
+
+/// Entries in a ring of `nr_pages` pages carrying `Req` and `Rsp`
+/// (`__CONST_RING_SIZE` for one page).
+pub const fn ring_entries<Req, Rsp>(nr_pages: usize) -> u32 {
+    ring_size(nr_pages * PAGE_SIZE, entry_size::<Req, Rsp>())
+}
 
 /// Why an operation on a ring was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RingError {
-    /// No free slot for another request.
+    /// No free slot for another request (or no consumed request left to
+    /// answer).
     Full,
     /// The other side published an index that claims more entries than the
     /// ring holds: it is broken or hostile.
     Overflow,
 }
 
-/// The shared page of a ring, accessed with atomics and volatile copies.
-pub struct SharedPage<'a> {
-    base: *mut u8,
-    _page: PhantomData<&'a mut [u8; PAGE_SIZE]>,
+/// One page, aligned as a ring needs, for rings this side allocates.
+#[repr(C, align(4096))]
+pub struct RingPage(pub [u8; PAGE_SIZE]);
+
+impl RingPage {
+    /// A zeroed page.
+    pub const fn new() -> Self {
+        RingPage([0; PAGE_SIZE])
+    }
 }
 
-// SAFETY: the page is designed to be shared between agents; every access
-// goes through atomics or volatile copies.
-unsafe impl Send for SharedPage<'_> {}
+impl Default for RingPage {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 
-impl<'a> SharedPage<'a> {
-    /// A ring page this side owns exclusively for `'a` (the other side is
-    /// another domain or, in tests, another thread holding its own view).
-    pub fn new(page: &'a mut [u8; PAGE_SIZE]) -> Self {
-        SharedPage { base: page.as_mut_ptr(), _page: PhantomData }
+/// The shared area of a ring, accessed only with atomics and volatile
+/// copies, since the other side writes it concurrently.
+pub struct SharedRing<'a> {
+    base: *mut u8,
+    bytes: usize,
+    _area: PhantomData<&'a mut [u8]>,
+}
+
+// SAFETY: the area is designed to be shared between agents; every access
+// goes through atomics or volatile copies.
+unsafe impl Send for SharedRing<'_> {}
+
+impl<'a> SharedRing<'a> {
+    /// A one-page ring in a page this side owns for `'a` (the other side
+    /// is another domain mapping the same frame).
+    pub fn new(page: &'a mut RingPage) -> Self {
+        SharedRing { base: page.0.as_mut_ptr(), bytes: PAGE_SIZE, _area: PhantomData }
     }
 
-    /// A view of a page shared with another agent.
+    /// A view of a ring area shared with another agent.
     ///
     /// # Safety
-    /// `base` must point to a 4-byte-aligned page of `PAGE_SIZE` bytes that
-    /// stays mapped for `'a` and is only accessed through `SharedPage`s.
-    pub unsafe fn from_raw(base: *mut u8) -> Self {
-        SharedPage { base, _page: PhantomData }
+    /// `base` must be page-aligned and point to `nr_pages` contiguous pages
+    /// (a power of two) that stay mapped for `'a` and are accessed by this
+    /// side only through `SharedRing`s.
+    pub unsafe fn from_raw(base: *mut u8, nr_pages: usize) -> Self {
+        debug_assert!(nr_pages.is_power_of_two() && (base as usize).is_multiple_of(PAGE_SIZE));
+        SharedRing { base, bytes: nr_pages * PAGE_SIZE, _area: PhantomData }
     }
 
     fn index(&self, offset: usize) -> &AtomicU32 {
-        // SAFETY: offset is one of the four header words, inside the page,
-        // 4-aligned; AtomicU32 has u32's layout.
+        // SAFETY: offset is one of the four header words: inside the area,
+        // 4-aligned since the area is page-aligned; AtomicU32 has u32's
+        // layout and the area outlives `self`.
         unsafe { &*(self.base.add(offset) as *const AtomicU32) }
     }
 
@@ -98,34 +164,44 @@ impl<'a> SharedPage<'a> {
         self.index(offset).store(value, Ordering::Relaxed)
     }
 
-    fn read_entry<T: FromBytes + IntoBytes>(&self, slot: usize, entry_size: usize) -> T {
-        let mut value = T::new_zeroed();
-        let dst = value.as_mut_bytes();
-        let start = RING_HEADER_SIZE + slot * entry_size;
-        for (i, b) in dst.iter_mut().enumerate() {
-            // SAFETY: slot < ring_size(entry_size), so start + i is inside
-            // the page; volatile because the other side may write it.
-            *b = unsafe { self.base.add(start + i).read_volatile() };
-        }
-        value
-    }
-
-    fn write_entry<T: IntoBytes + Immutable>(&self, slot: usize, entry_size: usize, value: &T) {
-        let start = RING_HEADER_SIZE + slot * entry_size;
-        for (i, b) in value.as_bytes().iter().enumerate() {
-            // SAFETY: as in read_entry.
-            unsafe { self.base.add(start + i).write_volatile(*b) };
+    /// Zeroes the header past the indices (`SHARED_RING_INIT`'s memsets).
+    fn clear_private(&self) {
+        for offset in core::mem::offset_of!(SringHeader, pvt)..RING_HEADER_SIZE {
+            // SAFETY: a header byte past the four indices, inside the area.
+            unsafe { self.base.add(offset).write_volatile(0) };
         }
     }
-}
 
-fn entry_size<Req, Rsp>() -> usize {
-    size_of::<Req>().max(size_of::<Rsp>()).max(1)
+    /// Entries of `entry` bytes this area holds.
+    fn size_for(&self, entry: usize) -> u32 {
+        ring_size(self.bytes, entry)
+    }
+
+    /// Copies entry `slot` out. `slot < size_for(entry)`, `entry` a multiple
+    /// of `T`'s alignment and at least its size.
+    fn read_entry<T: FromBytes>(&self, slot: u32, entry: usize) -> T {
+        let offset = RING_HEADER_SIZE + slot as usize * entry;
+        debug_assert!(offset + size_of::<T>() <= self.bytes && offset.is_multiple_of(align_of::<T>()));
+        // SAFETY: the entry lies inside the area (slot < ring size) and is
+        // aligned for T (page-aligned base, 64-byte header, entry size a
+        // multiple of T's alignment); any bytes are a valid T (FromBytes);
+        // volatile because the other side may write it.
+        unsafe { core::ptr::read_volatile(self.base.add(offset) as *const T) }
+    }
+
+    /// Copies `value` into entry `slot`; as for `read_entry`.
+    fn write_entry<T: IntoBytes + Immutable + Copy>(&self, slot: u32, entry: usize, value: &T) {
+        let offset = RING_HEADER_SIZE + slot as usize * entry;
+        debug_assert!(offset + size_of::<T>() <= self.bytes && offset.is_multiple_of(align_of::<T>()));
+        // SAFETY: as in read_entry; T has no padding (IntoBytes), so only
+        // initialised bytes reach the other side.
+        unsafe { core::ptr::write_volatile(self.base.add(offset) as *mut T, *value) }
+    }
 }
 
 /// The frontend of a ring: produces `Req`, consumes `Rsp`.
 pub struct FrontRing<'a, Req, Rsp> {
-    page: SharedPage<'a>,
+    shared: SharedRing<'a>,
     req_prod_pvt: u32,
     rsp_cons: u32,
     size: u32,
@@ -134,49 +210,52 @@ pub struct FrontRing<'a, Req, Rsp> {
 
 impl<'a, Req, Rsp> FrontRing<'a, Req, Rsp>
 where
-    Req: IntoBytes + Immutable,
-    Rsp: FromBytes + IntoBytes,
+    Req: IntoBytes + Immutable + Copy,
+    Rsp: FromBytes,
 {
-    /// Initialises a fresh shared ring (`SHARED_RING_INIT` +
-    /// `FRONT_RING_INIT`).
-    pub fn init(page: SharedPage<'a>) -> Self {
-        page.store(REQ_PROD, 0);
-        page.store(RSP_PROD, 0);
-        page.store(REQ_EVENT, 1);
-        page.store(RSP_EVENT, 1);
-        Self::attach(page)
+    const ENTRY: usize = entry_size::<Req, Rsp>();
+
+    /// Initialises a fresh shared ring and attaches to it
+    /// (`XEN_FRONT_RING_INIT`: `SHARED_RING_INIT` + `FRONT_RING_INIT`).
+    pub fn init(shared: SharedRing<'a>) -> Self {
+        shared.store(REQ_PROD, 0);
+        shared.store(RSP_PROD, 0);
+        shared.store(REQ_EVENT, 1);
+        shared.store(RSP_EVENT, 1);
+        shared.clear_private();
+        Self::attach(shared, 0)
     }
 
-    /// Attaches to an initialised ring (`FRONT_RING_ATTACH`).
-    pub fn attach(page: SharedPage<'a>) -> Self {
-        let rsp_prod = page.load(RSP_PROD);
-        FrontRing {
-            req_prod_pvt: page.load(REQ_PROD),
-            rsp_cons: rsp_prod,
-            size: ring_size(entry_size::<Req, Rsp>()),
-            page,
-            _types: PhantomData,
-        }
+    /// Attaches to a ring at index `index`, where both sides agree all
+    /// earlier requests are answered (`FRONT_RING_ATTACH`).
+    pub fn attach(shared: SharedRing<'a>, index: u32) -> Self {
+        let size = shared.size_for(Self::ENTRY);
+        FrontRing { shared, req_prod_pvt: index, rsp_cons: index, size, _types: PhantomData }
     }
 
-    /// Entries in the ring.
+    /// Entries in the ring (`RING_SIZE`).
     pub fn size(&self) -> u32 {
         self.size
     }
 
-    /// Requests that can still be queued.
+    /// Requests that can still be queued (`RING_FREE_REQUESTS`).
     pub fn free_requests(&self) -> u32 {
         self.size.wrapping_sub(self.req_prod_pvt.wrapping_sub(self.rsp_cons))
     }
 
-    /// Queues a request (not visible to the backend until
-    /// [`push_requests`](Self::push_requests)).
+    /// Whether no request can be queued (`RING_FULL`).
+    pub fn is_full(&self) -> bool {
+        self.free_requests() == 0
+    }
+
+    /// Queues a request; the backend sees it after
+    /// [`push_requests`](Self::push_requests).
     pub fn queue_request(&mut self, req: &Req) -> Result<(), RingError> {
-        if self.free_requests() == 0 {
+        if self.size == 0 || self.is_full() {
             return Err(RingError::Full);
         }
-        let slot = (self.req_prod_pvt & (self.size - 1)) as usize;
-        self.page.write_entry(slot, entry_size::<Req, Rsp>(), req);
+        let slot = self.req_prod_pvt & (self.size - 1);
+        self.shared.write_entry(slot, Self::ENTRY, req);
         self.req_prod_pvt = self.req_prod_pvt.wrapping_add(1);
         Ok(())
     }
@@ -184,52 +263,54 @@ where
     /// Publishes queued requests; returns whether the backend must be
     /// notified (`RING_PUSH_REQUESTS_AND_CHECK_NOTIFY`).
     pub fn push_requests(&mut self) -> bool {
-        let old = self.page.load(REQ_PROD);
+        let old = self.shared.load(REQ_PROD);
         let new = self.req_prod_pvt;
-        fence(Ordering::Release); // entries before the index
-        self.page.store(REQ_PROD, new);
-        fence(Ordering::SeqCst); // index before reading req_event
-        let event = self.page.load(REQ_EVENT);
+        fence(Ordering::Release); // xen_wmb: entries before the index
+        self.shared.store(REQ_PROD, new);
+        fence(Ordering::SeqCst); // xen_mb: index before reading req_event
+        let event = self.shared.load(REQ_EVENT);
         new.wrapping_sub(event) < new.wrapping_sub(old)
     }
 
-    /// Responses published and not yet consumed.
+    /// Responses published and not yet consumed
+    /// (`RING_HAS_UNCONSUMED_RESPONSES`), or `Overflow` for a backend
+    /// claiming more than the ring holds.
     pub fn unconsumed_responses(&self) -> Result<u32, RingError> {
-        let n = self.page.load(RSP_PROD).wrapping_sub(self.rsp_cons);
+        let n = self.shared.load(RSP_PROD).wrapping_sub(self.rsp_cons);
         if n > self.size {
             return Err(RingError::Overflow);
         }
         Ok(n)
     }
 
-    /// Takes the next response, if one is published.
+    /// Takes (copies out) the next response, if one is published.
     pub fn take_response(&mut self) -> Result<Option<Rsp>, RingError> {
         if self.unconsumed_responses()? == 0 {
             return Ok(None);
         }
-        fence(Ordering::Acquire); // index before the entries
-        let slot = (self.rsp_cons & (self.size - 1)) as usize;
-        let rsp = self.page.read_entry(slot, entry_size::<Req, Rsp>());
+        fence(Ordering::Acquire); // xen_rmb: the index before the entries
+        let slot = self.rsp_cons & (self.size - 1);
+        let rsp = self.shared.read_entry(slot, Self::ENTRY);
         self.rsp_cons = self.rsp_cons.wrapping_add(1);
         Ok(Some(rsp))
     }
 
-    /// Asks for a notification on the next response and re-checks, closing
-    /// the race with a backend that published meanwhile
+    /// Asks for a notification on the next response and checks again,
+    /// closing the race with a backend that published meanwhile
     /// (`RING_FINAL_CHECK_FOR_RESPONSES`): true if responses are waiting.
     pub fn final_check_for_responses(&mut self) -> Result<bool, RingError> {
         if self.unconsumed_responses()? > 0 {
             return Ok(true);
         }
-        self.page.store(RSP_EVENT, self.rsp_cons.wrapping_add(1));
-        fence(Ordering::SeqCst);
+        self.shared.store(RSP_EVENT, self.rsp_cons.wrapping_add(1));
+        fence(Ordering::SeqCst); // xen_mb
         Ok(self.unconsumed_responses()? > 0)
     }
 }
 
 /// The backend of a ring: consumes `Req`, produces `Rsp`.
 pub struct BackRing<'a, Req, Rsp> {
-    page: SharedPage<'a>,
+    shared: SharedRing<'a>,
     rsp_prod_pvt: u32,
     req_cons: u32,
     size: u32,
@@ -238,26 +319,34 @@ pub struct BackRing<'a, Req, Rsp> {
 
 impl<'a, Req, Rsp> BackRing<'a, Req, Rsp>
 where
-    Req: FromBytes + IntoBytes,
-    Rsp: IntoBytes + Immutable,
+    Req: FromBytes,
+    Rsp: IntoBytes + Immutable + Copy,
 {
-    /// Attaches to a ring the frontend initialised (`BACK_RING_ATTACH`).
-    pub fn attach(page: SharedPage<'a>) -> Self {
-        let rsp_prod = page.load(RSP_PROD);
-        BackRing {
-            rsp_prod_pvt: rsp_prod,
-            req_cons: rsp_prod,
-            size: ring_size(entry_size::<Req, Rsp>()),
-            page,
-            _types: PhantomData,
-        }
+    const ENTRY: usize = entry_size::<Req, Rsp>();
+
+    /// Attaches to a ring the frontend has just initialised
+    /// (`BACK_RING_INIT`).
+    pub fn init(shared: SharedRing<'a>) -> Self {
+        Self::attach(shared, 0)
     }
 
-    /// Requests published and not yet consumed; a frontend claiming more
-    /// than the ring holds is an [`RingError::Overflow`]
-    /// (`RING_REQUEST_PROD_OVERFLOW`).
+    /// Attaches at index `index` (`BACK_RING_ATTACH`), e.g. the ring's
+    /// `rsp_prod` when reconnecting.
+    pub fn attach(shared: SharedRing<'a>, index: u32) -> Self {
+        let size = shared.size_for(Self::ENTRY);
+        BackRing { shared, rsp_prod_pvt: index, req_cons: index, size, _types: PhantomData }
+    }
+
+    /// Entries in the ring (`RING_SIZE`).
+    pub fn size(&self) -> u32 {
+        self.size
+    }
+
+    /// Requests published and not yet consumed
+    /// (`RING_HAS_UNCONSUMED_REQUESTS`); a frontend claiming more than the
+    /// ring holds is an `Overflow` (`RING_REQUEST_PROD_OVERFLOW`).
     pub fn unconsumed_requests(&self) -> Result<u32, RingError> {
-        let prod = self.page.load(REQ_PROD);
+        let prod = self.shared.load(REQ_PROD);
         if prod.wrapping_sub(self.rsp_prod_pvt) > self.size {
             return Err(RingError::Overflow);
         }
@@ -271,20 +360,21 @@ where
         if self.unconsumed_requests()? == 0 {
             return Ok(None);
         }
-        fence(Ordering::Acquire);
-        let slot = (self.req_cons & (self.size - 1)) as usize;
-        let req = self.page.read_entry(slot, entry_size::<Req, Rsp>());
+        fence(Ordering::Acquire); // xen_rmb: the index before the entries
+        let slot = self.req_cons & (self.size - 1);
+        let req = self.shared.read_entry(slot, Self::ENTRY);
         self.req_cons = self.req_cons.wrapping_add(1);
         Ok(Some(req))
     }
 
-    /// Queues a response to a consumed request.
+    /// Queues a response to a consumed request; the frontend sees it after
+    /// [`push_responses`](Self::push_responses).
     pub fn queue_response(&mut self, rsp: &Rsp) -> Result<(), RingError> {
         if self.rsp_prod_pvt == self.req_cons {
             return Err(RingError::Full); // nothing consumed to answer
         }
-        let slot = (self.rsp_prod_pvt & (self.size - 1)) as usize;
-        self.page.write_entry(slot, entry_size::<Req, Rsp>(), rsp);
+        let slot = self.rsp_prod_pvt & (self.size - 1);
+        self.shared.write_entry(slot, Self::ENTRY, rsp);
         self.rsp_prod_pvt = self.rsp_prod_pvt.wrapping_add(1);
         Ok(())
     }
@@ -292,143 +382,26 @@ where
     /// Publishes queued responses; returns whether the frontend must be
     /// notified (`RING_PUSH_RESPONSES_AND_CHECK_NOTIFY`).
     pub fn push_responses(&mut self) -> bool {
-        let old = self.page.load(RSP_PROD);
+        let old = self.shared.load(RSP_PROD);
         let new = self.rsp_prod_pvt;
-        fence(Ordering::Release);
-        self.page.store(RSP_PROD, new);
-        fence(Ordering::SeqCst);
-        let event = self.page.load(RSP_EVENT);
+        fence(Ordering::Release); // xen_wmb
+        self.shared.store(RSP_PROD, new);
+        fence(Ordering::SeqCst); // xen_mb
+        let event = self.shared.load(RSP_EVENT);
         new.wrapping_sub(event) < new.wrapping_sub(old)
     }
 
-    /// Asks for a notification on the next request and re-checks
+    /// Asks for a notification on the next request and checks again
     /// (`RING_FINAL_CHECK_FOR_REQUESTS`): true if requests are waiting.
     pub fn final_check_for_requests(&mut self) -> Result<bool, RingError> {
         if self.unconsumed_requests()? > 0 {
             return Ok(true);
         }
-        self.page.store(REQ_EVENT, self.req_cons.wrapping_add(1));
-        fence(Ordering::SeqCst);
+        self.shared.store(REQ_EVENT, self.req_cons.wrapping_add(1));
+        fence(Ordering::SeqCst); // xen_mb
         Ok(self.unconsumed_requests()? > 0)
     }
 }
 
 #[cfg(test)]
-mod tests {
-    extern crate std;
-    use super::*;
-    use std::boxed::Box;
-
-    #[repr(C, align(4096))]
-    struct Page([u8; PAGE_SIZE]);
-
-    type Req = [u32; 4]; // 16 bytes
-    type Rsp = [u32; 2];
-
-    #[test]
-    fn sizes_follow_xen() {
-        assert_eq!(ring_size(16), 128);
-        assert_eq!(ring_size(112), 32); // blkif
-        assert_eq!(ring_size(12), 256); // netif tx
-        assert_eq!(ring_size(8192), 0);
-    }
-
-    #[test]
-    fn full_ring_and_wraparound() {
-        let mut page = Box::new(Page([0; PAGE_SIZE]));
-        let base = page.0.as_mut_ptr();
-        // SAFETY: both views share a page that outlives them.
-        let (fp, bp) = unsafe { (SharedPage::from_raw(base), SharedPage::from_raw(base)) };
-        let mut front = FrontRing::<Req, Rsp>::init(fp);
-        let mut back = BackRing::<Req, Rsp>::attach(bp);
-        for round in 0..5u32 {
-            for i in 0..128 {
-                front.queue_request(&[round, i, 0, 0]).unwrap();
-            }
-            assert_eq!(front.queue_request(&[0; 4]), Err(RingError::Full));
-            front.push_requests();
-            for i in 0..128 {
-                let r = back.take_request().unwrap().unwrap();
-                assert_eq!(r[..2], [round, i]);
-                back.queue_response(&[r[1], round]).unwrap();
-            }
-            assert_eq!(back.take_request(), Ok(None));
-            back.push_responses();
-            for i in 0..128 {
-                assert_eq!(front.take_response(), Ok(Some([i, round])));
-            }
-            assert_eq!(front.take_response(), Ok(None));
-        }
-        // Indices have wrapped past 640 entries of a 128-entry ring.
-        assert_eq!(front.free_requests(), 128);
-    }
-
-    #[test]
-    fn notification_decisions() {
-        let mut page = Box::new(Page([0; PAGE_SIZE]));
-        let base = page.0.as_mut_ptr();
-        // SAFETY: as above.
-        let (fp, bp) = unsafe { (SharedPage::from_raw(base), SharedPage::from_raw(base)) };
-        let mut front = FrontRing::<Req, Rsp>::init(fp);
-        let mut back = BackRing::<Req, Rsp>::attach(bp);
-        front.queue_request(&[1; 4]).unwrap();
-        assert!(front.push_requests(), "req_event = 1: first request notifies");
-        front.queue_request(&[2; 4]).unwrap();
-        assert!(!front.push_requests(), "backend has not asked again");
-        assert_eq!(back.take_request().unwrap(), Some([1; 4]));
-        assert_eq!(back.take_request().unwrap(), Some([2; 4]));
-        assert_eq!(back.final_check_for_requests(), Ok(false));
-        front.queue_request(&[3; 4]).unwrap();
-        assert!(front.push_requests(), "backend re-armed req_event");
-        back.queue_response(&[1, 1]).unwrap();
-        assert!(back.push_responses(), "rsp_event = 1");
-        assert_eq!(front.final_check_for_responses(), Ok(true));
-    }
-
-    #[test]
-    fn hostile_producer_index_is_caught() {
-        let mut page = Box::new(Page([0; PAGE_SIZE]));
-        let base = page.0.as_mut_ptr();
-        // SAFETY: as above.
-        let (fp, bp) = unsafe { (SharedPage::from_raw(base), SharedPage::from_raw(base)) };
-        let front = FrontRing::<Req, Rsp>::init(fp);
-        let mut back = BackRing::<Req, Rsp>::attach(bp);
-        front.page.store(REQ_PROD, 1000);
-        assert_eq!(back.take_request(), Err(RingError::Overflow));
-    }
-
-    #[test]
-    fn two_threads_one_page() {
-        let mut page = Box::new(Page([0; PAGE_SIZE]));
-        let base = page.0.as_mut_ptr() as usize;
-        // SAFETY: the page outlives both threads (joined below).
-        let mut front = FrontRing::<Req, Rsp>::init(unsafe { SharedPage::from_raw(base as *mut u8) });
-        let back = std::thread::spawn(move || {
-            // SAFETY: as above.
-            let mut back = BackRing::<Req, Rsp>::attach(unsafe { SharedPage::from_raw(base as *mut u8) });
-            let mut served = 0u32;
-            while served < 100_000 {
-                while let Some(r) = back.take_request().unwrap() {
-                    assert_eq!(r[0], served);
-                    back.queue_response(&[r[0], r[0].wrapping_mul(3)]).unwrap();
-                    served += 1;
-                }
-                back.push_responses();
-                std::hint::spin_loop();
-            }
-        });
-        let (mut sent, mut got) = (0u32, 0u32);
-        while got < 100_000 {
-            while sent < 100_000 && front.queue_request(&[sent, 0, 0, 0]).is_ok() {
-                sent += 1;
-            }
-            front.push_requests();
-            while let Some(rsp) = front.take_response().unwrap() {
-                assert_eq!(rsp, [got, got.wrapping_mul(3)]);
-                got += 1;
-            }
-        }
-        back.join().unwrap();
-        drop(page);
-    }
-}
+mod tests;

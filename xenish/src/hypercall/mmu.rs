@@ -32,7 +32,7 @@ pub fn validate_l1e(d: &Domain, pte: u64) -> Result<u64, XenError> {
         return Err(XenError::Einval);
     }
     let mfn = Mfn::containing(pte & PTE_ADDR_MASK);
-    if mfn != d.shared_info && !d.owns(mfn) {
+    if !d.may_map(mfn) {
         return Err(XenError::Einval);
     }
     if pte & PTE_RW != 0 && d.is_page_table(mfn) {
@@ -42,7 +42,7 @@ pub fn validate_l1e(d: &Domain, pte: u64) -> Result<u64, XenError> {
 }
 
 /// The L1 table and slot mapping `va` in `l4`, if it is one of `d`'s.
-fn find_l1(d: &Domain, mem: &dyn MachineMemory, l4: Mfn, va: u64) -> Option<(Mfn, usize)> {
+pub(crate) fn find_l1(d: &Domain, mem: &dyn MachineMemory, l4: Mfn, va: u64) -> Option<(Mfn, usize)> {
     let mut table = l4;
     for shift in [39u32, 30, 21] {
         let e = pagetable::entry(mem, table, ((va >> shift) & 511) as usize).ok()?;

@@ -209,7 +209,7 @@ pub(crate) mod tests {
 
     impl World {
         pub fn new(privileged: bool) -> Self {
-            let mut mem = FakeMemory(std::vec![[0u8; PAGE_SIZE]; 10]);
+            let mut mem = FakeMemory(std::vec![[0u8; PAGE_SIZE]; 14]);
             let va = BUF_VA;
             mem.set_entry(0, (va >> 39) & 511, (1 << 12) | 0x67);
             mem.set_entry(1, (va >> 30) & 511, (2 << 12) | 0x67);
@@ -234,6 +234,7 @@ pub(crate) mod tests {
                 vcpus: std::vec![Vcpu::new(0, TrapFrame::default(), Mfn(0))],
                 evtchn: crate::evtchn::EvtchnTable::new(1),
                 console_ring: None,
+                gnttab: crate::gnttab::GrantTable::new(),
             };
             World {
                 dom,

@@ -61,7 +61,8 @@ fn poll(ctx: &mut Ctx, arg: u64) -> HcResult {
     }
     let mut ports = alloc::vec::Vec::with_capacity(req.nr_ports as usize);
     for i in 0..u64::from(req.nr_ports) {
-        let port: u32 = ctx.guest().read(req.ports.wrapping_add(i * 4)).map_err(|_| XenError::Efault)?;
+        let addr = req.ports.element_addr(i).ok_or(XenError::Efault)?;
+        let port: u32 = ctx.guest().read(addr).map_err(|_| XenError::Efault)?;
         if ctx.domain.evtchn.port(port).is_none() {
             return Err(XenError::Einval);
         }

@@ -12,7 +12,9 @@ mod guest {
 
     use guest_abi::hypercall::{self, hypercall3, hypercall4};
     use guest_abi::sched::SHUTDOWN_POWEROFF;
-    use guest_abi::xen::{StartInfo, DOMID_SELF, HYPERVISOR_GRANT_TABLE_OP, HYPERVISOR_MMUEXT_OP, HYPERVISOR_MMU_UPDATE};
+    use guest_abi::xen::{
+        StartInfo, DOMID_SELF, HYPERVISOR_GRANT_TABLE_OP, HYPERVISOR_MMUEXT_OP, HYPERVISOR_MMU_UPDATE,
+    };
     use guest_abi::XenError;
     use guest_rt::traps::{self, TrapFrame};
     use guest_rt::{events, println};
@@ -125,7 +127,13 @@ mod guest {
                     let mut done = 0u32;
                     // SAFETY: one valid request and a done counter.
                     result(unsafe {
-                        hypercall4(HYPERVISOR_MMU_UPDATE, req.as_ptr() as u64, 1, core::ptr::addr_of_mut!(done) as u64, u64::from(DOMID_SELF))
+                        hypercall4(
+                            HYPERVISOR_MMU_UPDATE,
+                            req.as_ptr() as u64,
+                            1,
+                            core::ptr::addr_of_mut!(done) as u64,
+                            u64::from(DOMID_SELF),
+                        )
                     })
                 });
                 measure("update_va_mapping_invlpg", || hypercall::update_va_mapping(va, pte, 2));
@@ -136,7 +144,9 @@ mod guest {
             }
         }
 
-        match hypercall::evtchn_alloc_unbound(DOMID_SELF).and_then(|a| Ok((a, hypercall::evtchn_bind_interdomain(DOMID_SELF, a)?))) {
+        match hypercall::evtchn_alloc_unbound(DOMID_SELF)
+            .and_then(|a| Ok((a, hypercall::evtchn_bind_interdomain(DOMID_SELF, a)?)))
+        {
             Ok((a, b)) => {
                 while events::take(b) {}
                 measure("evtchn_roundtrip", || {
@@ -173,7 +183,11 @@ mod guest {
         measure("memcpy_4k", || {
             // SAFETY: two distinct static pages.
             unsafe {
-                core::ptr::copy_nonoverlapping(core::ptr::addr_of!(COPY_SRC.0) as *const u8, core::ptr::addr_of_mut!(COPY_DST.0) as *mut u8, 4096);
+                core::ptr::copy_nonoverlapping(
+                    core::ptr::addr_of!(COPY_SRC.0) as *const u8,
+                    core::ptr::addr_of_mut!(COPY_DST.0) as *mut u8,
+                    4096,
+                );
             }
             core::hint::black_box(());
             Ok(())
@@ -199,7 +213,13 @@ mod guest {
         let mut done = 0u32;
         // SAFETY: one valid mmuext_op and a done counter.
         let rc = unsafe {
-            hypercall4(HYPERVISOR_MMUEXT_OP, op.as_ptr() as u64, 1, core::ptr::addr_of_mut!(done) as u64, u64::from(DOMID_SELF))
+            hypercall4(
+                HYPERVISOR_MMUEXT_OP,
+                op.as_ptr() as u64,
+                1,
+                core::ptr::addr_of_mut!(done) as u64,
+                u64::from(DOMID_SELF),
+            )
         };
         let kstack = core::ptr::addr_of!(KERNEL_STACK) as u64 + 4 * 4096;
         let ready = result(rc)

@@ -1,0 +1,150 @@
+//! `cargo xtask test`: every test of the workspace — host unit tests, the
+//! ABI conformance check, the QEMU system tests — in one `cargo test`, with
+//! the boot images built once beforehand and a summary at the end.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, ExitCode};
+
+/// One test binary's (or doc-test run's) counts.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Suite {
+    name: String,
+    passed: u64,
+    failed: u64,
+    ignored: u64,
+}
+
+/// What the output of `cargo test` says, read line by line.
+#[derive(Debug, Default)]
+struct Summary {
+    /// The suite cargo announced last (`Running tests/boot.rs (...)`).
+    current: String,
+    suites: Vec<Suite>,
+    /// Names of the tests that failed, with their suite.
+    failures: Vec<String>,
+}
+
+impl Summary {
+    /// Reads one line of cargo's stderr.
+    fn cargo_line(&mut self, line: &str) {
+        let line = line.trim();
+        if let Some(rest) = line.strip_prefix("Running ") {
+            // "Running tests/boot.rs (target/debug/deps/boot-...)"
+            let what = rest.split(" (").next().unwrap_or(rest);
+            let krate = rest.rsplit('/').next().and_then(|bin| bin.rsplit_once('-')).map_or("", |(name, _)| name);
+            self.current = if what.starts_with("unittests") { format!("{krate} (unit)") } else { what.to_string() };
+        } else if let Some(krate) = line.strip_prefix("Doc-tests ") {
+            self.current = format!("{krate} (doc)");
+        }
+    }
+
+    /// Reads one line of the test binaries' stdout.
+    fn test_line(&mut self, line: &str) {
+        if let Some(name) = line.strip_prefix("test ").and_then(|l| l.strip_suffix(" ... FAILED")) {
+            self.failures.push(format!("{name}  [{}]", self.current));
+        }
+        let Some(rest) = line.strip_prefix("test result: ") else { return };
+        let count = |what: &str| {
+            rest.split(';')
+                .find_map(|part| part.trim().trim_start_matches(|c: char| !c.is_ascii_digit()).strip_suffix(what))
+                .and_then(|n| n.trim().parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        self.suites.push(Suite {
+            name: self.current.clone(),
+            passed: count(" passed"),
+            failed: count(" failed"),
+            ignored: count(" ignored"),
+        });
+    }
+
+    fn total(&self, f: impl Fn(&Suite) -> u64) -> u64 {
+        self.suites.iter().map(f).sum()
+    }
+
+    /// The closing report: suites that ran something, the failures, and
+    /// the overall `N passed, N failed` line.
+    fn report(&self) -> String {
+        let mut out = String::from("\nxtask: summary\n");
+        let width = self.suites.iter().map(|s| s.name.len()).max().unwrap_or(0);
+        for s in self.suites.iter().filter(|s| s.passed + s.failed + s.ignored > 0) {
+            let mut line = format!("  {:<width$}  {:>4} passed", s.name, s.passed);
+            if s.failed > 0 {
+                line.push_str(&format!(", {} FAILED", s.failed));
+            }
+            if s.ignored > 0 {
+                line.push_str(&format!(", {} ignored", s.ignored));
+            }
+            out.push_str(line.trim_end());
+            out.push('\n');
+        }
+        if !self.failures.is_empty() {
+            out.push_str("failed tests:\n");
+            for f in &self.failures {
+                out.push_str(&format!("  {f}\n"));
+            }
+        }
+        out.push_str(&format!("xtask: {} passed, {} failed\n", self.total(|s| s.passed), self.total(|s| s.failed)));
+        out
+    }
+}
+
+/// Runs `cargo test --workspace` in `root` with the images in `images_dir`
+/// and prints its output followed by the summary.
+pub fn run(root: &Path, images_dir: &Path) -> Result<ExitCode, String> {
+    eprintln!("xtask: running host unit tests, ABI conformance and QEMU system tests...");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    // cargo's stderr (which suite runs) and the test binaries' stdout (what
+    // each test did) share one pipe, so their lines arrive in the order
+    // they were written and every result is counted under its own suite.
+    let (reader, writer) = std::io::pipe().map_err(|e| format!("cannot make a pipe: {e}"))?;
+    let writer2 = writer.try_clone().map_err(|e| format!("cannot make a pipe: {e}"))?;
+    // --show-output: passing tests' output is shown too (the conformance
+    // check prints what it compared; system tests print their boot times).
+    let mut child = Command::new(cargo)
+        .current_dir(root)
+        .args(["test", "--workspace", "--", "--show-output"])
+        .env("XENISH_IMAGES_DIR", images_dir)
+        .stdout(writer)
+        .stderr(writer2)
+        .spawn()
+        .map_err(|e| format!("cannot run cargo test: {e}"))?;
+    let mut summary = Summary::default();
+    for line in BufReader::new(reader).lines().map_while(Result::ok) {
+        println!("{line}");
+        summary.cargo_line(&line);
+        summary.test_line(&line);
+    }
+    let status = child.wait().map_err(|e| format!("waiting for cargo test: {e}"))?;
+    print!("{}", summary.report());
+    if !status.success() && summary.total(|s| s.failed) == 0 {
+        println!("xtask: cargo test itself failed ({status}); see its output above");
+    }
+    Ok(if status.success() && summary.total(|s| s.failed) == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn adds_up_suites_and_names_failures() {
+        let mut s = Summary::default();
+        s.cargo_line("     Running unittests src/lib.rs (target/debug/deps/xenish-fcecd8a18373d0dd)");
+        s.test_line("test mm::frames ... ok");
+        s.test_line("test result: ok. 90 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out; finished in 0.51s");
+        s.cargo_line("     Running tests/boot.rs (target/debug/deps/boot-c95136b6b585d10d)");
+        s.test_line("test dom0_mem_sizes_dom0 ... FAILED");
+        s.test_line("test result: FAILED. 5 passed; 1 failed; 2 ignored; 0 measured; 0 filtered out; finished in 3.2s");
+        s.cargo_line("   Doc-tests guest_abi");
+        s.test_line("test result: ok. 0 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out; finished in 0.00s");
+        assert_eq!(s.suites.len(), 3);
+        assert_eq!(s.suites[0], Suite { name: "xenish (unit)".into(), passed: 90, failed: 0, ignored: 0 });
+        assert_eq!(s.suites[1], Suite { name: "tests/boot.rs".into(), passed: 5, failed: 1, ignored: 2 });
+        assert_eq!(s.failures, ["dom0_mem_sizes_dom0  [tests/boot.rs]"]);
+        let report = s.report();
+        assert!(report.ends_with("xtask: 95 passed, 1 failed\n"), "{report}");
+        assert!(!report.contains("(doc)"), "suites that ran nothing are left out\n{report}");
+    }
+}
