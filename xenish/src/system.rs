@@ -7,13 +7,14 @@
 //! here with the current system time, carries out the returned [`Action`],
 //! and arms its one-shot timer for [`System::next_deadline_ns`].
 
+use alloc::boxed::Box;
 use alloc::format;
 use alloc::vec::Vec;
 
 use crate::domain::{Domain, DomainState, RUNSTATE_BLOCKED, RUNSTATE_RUNNABLE, RUNSTATE_RUNNING};
 use crate::evtchn;
 use crate::hypercall::{self, Ctx, Outcome, Peers, Platform, TlbFlush};
-use crate::mm::{MachineMemory, Mfn};
+use crate::mm::{FramePool, MachineMemory, Mfn};
 use crate::regs::TrapFrame;
 use crate::sched::{Pick, SchedParams, Scheduler, VcpuRef};
 use crate::time::{self, Clock};
@@ -74,12 +75,15 @@ pub struct System {
     preempt_at_ns: u64,
     /// When the idle CPU must look again even without an event (ns).
     idle_until_ns: Option<u64>,
+    /// The free machine frames, for what domains ask for at run time.
+    pub frames: Box<dyn FramePool + Send>,
 }
 
 impl System {
     /// A system over `domains` (each with its scheduling parameters), with
-    /// time from `clock`. Nothing runs until [`System::start`].
-    pub fn new(domains: Vec<(Domain, SchedParams)>, clock: Clock) -> Self {
+    /// time from `clock` and run-time memory from `frames`. Nothing runs
+    /// until [`System::start`].
+    pub fn new(domains: Vec<(Domain, SchedParams)>, clock: Clock, frames: Box<dyn FramePool + Send>) -> Self {
         let mut sched = Scheduler::new();
         let mut list = Vec::with_capacity(domains.len());
         for (i, (d, params)) in domains.into_iter().enumerate() {
@@ -88,7 +92,16 @@ impl System {
             }
             list.push(d);
         }
-        System { domains: list, current: None, clock, sched, slice_start_ns: 0, preempt_at_ns: 0, idle_until_ns: None }
+        System {
+            domains: list,
+            current: None,
+            clock,
+            sched,
+            slice_start_ns: 0,
+            preempt_at_ns: 0,
+            idle_until_ns: None,
+            frames,
+        }
     }
 
     /// Publishes every domain's wallclock: `epoch_secs` (UTC) at TSC `tsc`.
@@ -137,7 +150,8 @@ impl System {
             // iret replaces the whole frame rather than returning a value.
             traps::iret(domain, vcpu, frame, mem)
         } else {
-            let mut ctx = Ctx { domain, vcpu, mem: &mut *mem, platform, now_ns, peers, tlb: TlbFlush::None };
+            let frames = &mut *self.frames;
+            let mut ctx = Ctx { domain, vcpu, mem: &mut *mem, platform, now_ns, peers, frames, tlb: TlbFlush::None };
             let outcome = hypercall::dispatch(&mut ctx, frame.rax, frame.hypercall_args());
             tlb = ctx.tlb;
             match outcome {

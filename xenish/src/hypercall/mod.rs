@@ -5,6 +5,7 @@ mod callbacks;
 mod console_io;
 mod event_channel;
 mod fpu;
+mod grant_table;
 mod mmu;
 mod multicall;
 mod physdev;
@@ -21,7 +22,7 @@ use guest_abi::xen as abi;
 
 use crate::domain::{DomId, Domain};
 use crate::guest_access::GuestMemory;
-use crate::mm::MachineMemory;
+use crate::mm::{FramePool, MachineMemory};
 
 /// What the hypervisor needs from the machine while serving hypercalls.
 pub trait Platform {
@@ -54,6 +55,9 @@ pub struct Ctx<'a> {
     pub now_ns: u64,
     /// Every other domain, for operations that involve two.
     pub peers: Peers<'a>,
+    /// Free machine frames, for what the caller asks the hypervisor to
+    /// allocate (grant-table frames).
+    pub frames: &'a mut dyn FramePool,
     /// TLB maintenance the caller's page-table change needs.
     pub tlb: TlbFlush,
 }
@@ -142,6 +146,7 @@ const TABLE: [Option<Handler>; 64] = {
     t[abi::HYPERVISOR_PHYSDEV_OP as usize] = Some(physdev::physdev_op);
     t[abi::HYPERVISOR_CONSOLE_IO as usize] = Some(console_io::console_io);
     t[abi::HYPERVISOR_EVENT_CHANNEL_OP as usize] = Some(event_channel::event_channel_op);
+    t[abi::HYPERVISOR_GRANT_TABLE_OP as usize] = Some(grant_table::grant_table_op);
     t[abi::HYPERVISOR_XEN_VERSION as usize] = Some(xen_version::xen_version);
     t[abi::HYPERVISOR_SCHED_OP as usize] = Some(sched_op::sched_op);
     t[abi::HYPERVISOR_VM_ASSIST as usize] = Some(vm_assist::vm_assist);
@@ -199,17 +204,69 @@ pub(crate) mod tests {
         }
     }
 
+    /// A frame pool over a list of free frames.
+    pub struct FakePool(pub Vec<Mfn>);
+
+    impl FramePool for FakePool {
+        fn alloc(&mut self) -> Option<Mfn> {
+            self.0.pop()
+        }
+        fn free(&mut self, mfn: Mfn) {
+            self.0.push(mfn);
+        }
+        fn free_frames(&self) -> u64 {
+            self.0.len() as u64
+        }
+    }
+
+    /// Frames of the test machine: 0..10 the caller's (page tables 0..3,
+    /// buffers 4..7, shared_info 8), 10..16 for peers, 16..24 free.
+    pub const NR_FRAMES: usize = 24;
+
+    /// A running domain with one vCPU on L4 `page_tables[0]` (or frame 0),
+    /// owning frames `owned`.
+    pub fn domain(
+        id: DomId,
+        privileged: bool,
+        owned: core::ops::Range<u64>,
+        page_tables: &[u64],
+        shared_info: u64,
+    ) -> Domain {
+        Domain {
+            id,
+            name: String::from("test"),
+            privileged,
+            state: DomainState::Running,
+            crash_message: None,
+            shutdown_code: None,
+            frames: Vec::new(),
+            owned: owned.map(Mfn).collect(),
+            page_tables: page_tables.iter().copied().map(Mfn).collect(),
+            max_pages: 16,
+            shared_info: Mfn(shared_info),
+            vm_assist: 0,
+            console: GuestConsole::new(id),
+            vcpus: std::vec![Vcpu::new(0, TrapFrame::default(), Mfn(page_tables.first().copied().unwrap_or(0)))],
+            evtchn: crate::evtchn::EvtchnTable::new(1),
+            console_ring: None,
+            gnttab: crate::gnttab::GrantTable::new(),
+        }
+    }
+
     pub struct World {
         pub dom: Domain,
         pub peers: Vec<Domain>,
         pub mem: FakeMemory,
         pub plat: FakePlatform,
+        pub pool: FakePool,
         pub now_ns: u64,
+        /// The TLB maintenance the last call asked for.
+        pub last_tlb: TlbFlush,
     }
 
     impl World {
         pub fn new(privileged: bool) -> Self {
-            let mut mem = FakeMemory(std::vec![[0u8; PAGE_SIZE]; 14]);
+            let mut mem = FakeMemory(std::vec![[0u8; PAGE_SIZE]; NR_FRAMES]);
             let va = BUF_VA;
             mem.set_entry(0, (va >> 39) & 511, (1 << 12) | 0x67);
             mem.set_entry(1, (va >> 30) & 511, (2 << 12) | 0x67);
@@ -217,31 +274,15 @@ pub(crate) mod tests {
             for i in 0..4 {
                 mem.set_entry(3, ((va >> 12) & 511) + i, ((4 + i) << 12) | 0x67);
             }
-            let dom = Domain {
-                id: 0,
-                name: String::from("test"),
-                privileged,
-                state: DomainState::Running,
-                crash_message: None,
-                shutdown_code: None,
-                frames: Vec::new(),
-                owned: (0..10).map(Mfn).collect(),
-                page_tables: std::vec![Mfn(0), Mfn(1), Mfn(2), Mfn(3)],
-                max_pages: 16,
-                shared_info: Mfn(8),
-                vm_assist: 0,
-                console: GuestConsole::new(0),
-                vcpus: std::vec![Vcpu::new(0, TrapFrame::default(), Mfn(0))],
-                evtchn: crate::evtchn::EvtchnTable::new(1),
-                console_ring: None,
-                gnttab: crate::gnttab::GrantTable::new(),
-            };
+            let dom = domain(0, privileged, 0..10, &[0, 1, 2, 3], 8);
             World {
                 dom,
                 peers: Vec::new(),
                 mem,
                 plat: FakePlatform { out: Vec::new(), input: Vec::new(), ts: None, segments: Vec::new() },
+                pool: FakePool((16..NR_FRAMES as u64).rev().map(Mfn).collect()),
                 now_ns: 1_000_000,
+                last_tlb: TlbFlush::None,
             }
         }
 
@@ -253,9 +294,12 @@ pub(crate) mod tests {
                 platform: &mut self.plat,
                 now_ns: self.now_ns,
                 peers: Peers { before: &mut [], after: &mut self.peers },
+                frames: &mut self.pool,
                 tlb: TlbFlush::None,
             };
-            dispatch(&mut ctx, nr, args)
+            let outcome = dispatch(&mut ctx, nr, args);
+            self.last_tlb = ctx.tlb;
+            outcome
         }
 
         pub fn call_ret(&mut self, nr: u64, args: [u64; 5]) -> i64 {

@@ -133,6 +133,22 @@ impl<'a> FrameAllocator<'a> {
     }
 }
 
+impl super::FramePool for FrameAllocator<'_> {
+    fn alloc(&mut self) -> Option<Mfn> {
+        FrameAllocator::alloc(self)
+    }
+
+    fn free(&mut self, mfn: Mfn) {
+        // A frame the pool never handed out stays as it is: freeing it
+        // would give away memory someone else may own.
+        let _ = FrameAllocator::free(self, mfn);
+    }
+
+    fn free_frames(&self) -> u64 {
+        FrameAllocator::free_frames(self)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

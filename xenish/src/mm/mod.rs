@@ -38,3 +38,14 @@ pub trait MachineMemory {
     /// The frame's bytes for writing, or `None` if `mfn` is not mapped RAM.
     fn frame_mut(&mut self, mfn: Mfn) -> Option<&mut [u8; PAGE_SIZE]>;
 }
+
+/// Where the hypervisor takes machine frames from at run time (grant-table
+/// frames, later domains' memory) and returns them to.
+pub trait FramePool {
+    /// A free frame, now in use; `None` when memory is exhausted.
+    fn alloc(&mut self) -> Option<Mfn>;
+    /// Returns a frame taken with [`FramePool::alloc`].
+    fn free(&mut self, mfn: Mfn);
+    /// Frames still free.
+    fn free_frames(&self) -> u64;
+}

@@ -2,6 +2,7 @@
 //! routes guest traps and hypercalls to [`System`], carries out its
 //! [`Action`]s, and reports hypervisor faults.
 
+use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
@@ -11,6 +12,7 @@ use super::memory::DirectMap;
 use super::{apic, clock, cpu, entry, fpu, gdt, serial};
 use crate::domain::{Domain, SegmentState};
 use crate::hypercall::{Platform, Segment, TlbFlush};
+use crate::mm::frame_alloc::FrameAllocator;
 use crate::mm::Mfn;
 use crate::regs::TrapFrame;
 use crate::sched::{SchedParams, VcpuRef};
@@ -138,7 +140,13 @@ fn memory() -> DirectMap {
 static IDLE_L4: AtomicU64 = AtomicU64::new(0);
 
 /// Starts running `domains` and never returns.
-pub fn run(domains: Vec<(Domain, SchedParams)>, frame_limit: Mfn, tsc_hz: u64, debug_exit: bool) -> ! {
+pub fn run(
+    domains: Vec<(Domain, SchedParams)>,
+    frames: FrameAllocator<'static>,
+    frame_limit: Mfn,
+    tsc_hz: u64,
+    debug_exit: bool,
+) -> ! {
     FRAME_LIMIT.store(frame_limit.0, Ordering::Relaxed);
     DEBUG_EXIT.store(debug_exit, Ordering::Relaxed);
     IDLE_L4.store(cpu::read_cr3(), Ordering::Relaxed);
@@ -147,7 +155,7 @@ pub fn run(domains: Vec<(Domain, SchedParams)>, frame_limit: Mfn, tsc_hz: u64, d
         crate::printk!("xenish: cannot measure the TSC frequency; halting");
         cpu::halt_forever();
     };
-    let mut system = System::new(domains, Clock { tsc_at_zero: tsc, scale, tsc_hz });
+    let mut system = System::new(domains, Clock { tsc_at_zero: tsc, scale, tsc_hz }, Box::new(frames));
     let mut mem = memory();
     match clock::read_rtc().unix_seconds() {
         Some(secs) => system.set_wallclock(&mut mem, secs, clock::rdtsc()),
