@@ -6,6 +6,7 @@ mod console_io;
 mod event_channel;
 mod fpu;
 mod mmu;
+mod mmuext_op;
 mod multicall;
 mod physdev;
 mod sched_op;
@@ -21,6 +22,7 @@ use guest_abi::xen as abi;
 
 use crate::domain::{DomId, Domain};
 use crate::guest_access::GuestMemory;
+use crate::mm::m2p::M2p;
 use crate::mm::MachineMemory;
 
 /// What the hypervisor needs from the machine while serving hypercalls.
@@ -56,6 +58,8 @@ pub struct Ctx<'a> {
     pub peers: Peers<'a>,
     /// TLB maintenance the caller's page-table change needs.
     pub tlb: TlbFlush,
+    /// The machine-to-phys table (`MMU_MACHPHYS_UPDATE` writes it).
+    pub m2p: M2p,
 }
 
 /// TLB maintenance after a page-table update.
@@ -68,6 +72,18 @@ pub enum TlbFlush {
     Page(u64),
     /// Flush the whole (non-global) TLB.
     All,
+}
+
+impl TlbFlush {
+    /// The maintenance that covers both `self` and `other` (two different
+    /// pages need a full flush).
+    pub fn and(self, other: TlbFlush) -> TlbFlush {
+        match (self, other) {
+            (TlbFlush::None, x) | (x, TlbFlush::None) => x,
+            (TlbFlush::Page(a), TlbFlush::Page(b)) if a == b => TlbFlush::Page(a),
+            _ => TlbFlush::All,
+        }
+    }
 }
 
 /// The domains other than the caller.
@@ -135,6 +151,7 @@ const TABLE: [Option<Handler>; 64] = {
     t[abi::HYPERVISOR_CALLBACK_OP as usize] = Some(callbacks::callback_op);
     t[abi::HYPERVISOR_MULTICALL as usize] = Some(multicall::multicall);
     t[abi::HYPERVISOR_SET_TIMER_OP as usize] = Some(timer::set_timer_op);
+    t[abi::HYPERVISOR_MMU_UPDATE as usize] = Some(mmu::mmu_update);
     t[abi::HYPERVISOR_UPDATE_VA_MAPPING as usize] = Some(mmu::update_va_mapping);
     t[abi::HYPERVISOR_FPU_TASKSWITCH as usize] = Some(fpu::fpu_taskswitch);
     t[abi::HYPERVISOR_VCPU_OP as usize] = Some(vcpu_op::vcpu_op);
@@ -145,6 +162,7 @@ const TABLE: [Option<Handler>; 64] = {
     t[abi::HYPERVISOR_XEN_VERSION as usize] = Some(xen_version::xen_version);
     t[abi::HYPERVISOR_SCHED_OP as usize] = Some(sched_op::sched_op);
     t[abi::HYPERVISOR_VM_ASSIST as usize] = Some(vm_assist::vm_assist);
+    t[abi::HYPERVISOR_MMUEXT_OP as usize] = Some(mmuext_op::mmuext_op);
     t
 };
 
@@ -160,7 +178,7 @@ pub fn dispatch(ctx: &mut Ctx, nr: u64, args: [u64; 5]) -> Outcome {
 pub(crate) mod tests {
     use super::*;
     use crate::console::GuestConsole;
-    use crate::domain::{DomainState, Vcpu};
+    use crate::domain::{DomainState, PageTable, Vcpu};
     use crate::guest_access::tests::FakeMemory;
     use crate::mm::{Mfn, PAGE_SIZE};
     use crate::regs::TrapFrame;
@@ -170,6 +188,8 @@ pub(crate) mod tests {
 
     /// Guest buffer area: va BUF_VA.. maps frames 4..8 (RW).
     pub const BUF_VA: u64 = 0x40_0000_4000;
+    /// The test M2P table: one frame (512 entries) after the others.
+    pub const M2P: M2p = M2p { base: Mfn(14), entries: 512 };
 
     pub struct FakePlatform {
         pub out: Vec<u8>,
@@ -205,11 +225,51 @@ pub(crate) mod tests {
         pub mem: FakeMemory,
         pub plat: FakePlatform,
         pub now_ns: u64,
+        /// The TLB maintenance the last call asked for.
+        pub tlb: TlbFlush,
+    }
+
+    /// A running one-vCPU domain owning frames `owned`, with `tables` as
+    /// its page tables (the first one its pinned L4) and `shared_info`.
+    pub fn test_domain(
+        id: DomId,
+        privileged: bool,
+        owned: core::ops::Range<u64>,
+        tables: &[(Mfn, u8)],
+        shared_info: Mfn,
+    ) -> Domain {
+        let l4 = tables.first().map_or(Mfn(u64::MAX), |t| t.0);
+        Domain {
+            id,
+            name: String::from("test"),
+            privileged,
+            state: DomainState::Running,
+            crash_message: None,
+            shutdown_code: None,
+            frames: Vec::new(),
+            owned: owned.map(Mfn).collect(),
+            page_tables: PageTable::list(tables, l4),
+            max_pages: 16,
+            shared_info,
+            vm_assist: 0,
+            console: GuestConsole::new(id),
+            vcpus: std::vec![Vcpu::new(0, TrapFrame::default(), l4)],
+            evtchn: crate::evtchn::EvtchnTable::new(1),
+            console_ring: None,
+            gnttab: crate::gnttab::GrantTable::new(),
+        }
+    }
+
+    /// Domain 1, unprivileged: owns frames 10..14, frame 10 its L4 (pinned)
+    /// and 11 its L1, 13 its shared_info.
+    pub fn peer_domain() -> Domain {
+        test_domain(1, false, 10..14, &[(Mfn(10), 4), (Mfn(11), 1)], Mfn(13))
     }
 
     impl World {
         pub fn new(privileged: bool) -> Self {
-            let mut mem = FakeMemory(std::vec![[0u8; PAGE_SIZE]; 14]);
+            let mut mem = FakeMemory(std::vec![[0u8; PAGE_SIZE]; 15]);
+            mem.0[M2P.base.0 as usize] = [0xff; PAGE_SIZE]; // INVALID_M2P_ENTRY everywhere
             let va = BUF_VA;
             mem.set_entry(0, (va >> 39) & 511, (1 << 12) | 0x67);
             mem.set_entry(1, (va >> 30) & 511, (2 << 12) | 0x67);
@@ -217,31 +277,15 @@ pub(crate) mod tests {
             for i in 0..4 {
                 mem.set_entry(3, ((va >> 12) & 511) + i, ((4 + i) << 12) | 0x67);
             }
-            let dom = Domain {
-                id: 0,
-                name: String::from("test"),
-                privileged,
-                state: DomainState::Running,
-                crash_message: None,
-                shutdown_code: None,
-                frames: Vec::new(),
-                owned: (0..10).map(Mfn).collect(),
-                page_tables: std::vec![Mfn(0), Mfn(1), Mfn(2), Mfn(3)],
-                max_pages: 16,
-                shared_info: Mfn(8),
-                vm_assist: 0,
-                console: GuestConsole::new(0),
-                vcpus: std::vec![Vcpu::new(0, TrapFrame::default(), Mfn(0))],
-                evtchn: crate::evtchn::EvtchnTable::new(1),
-                console_ring: None,
-                gnttab: crate::gnttab::GrantTable::new(),
-            };
+            let tables = [(Mfn(0), 4), (Mfn(1), 3), (Mfn(2), 2), (Mfn(3), 1)];
+            let dom = test_domain(0, privileged, 0..10, &tables, Mfn(8));
             World {
                 dom,
                 peers: Vec::new(),
                 mem,
                 plat: FakePlatform { out: Vec::new(), input: Vec::new(), ts: None, segments: Vec::new() },
                 now_ns: 1_000_000,
+                tlb: TlbFlush::None,
             }
         }
 
@@ -254,8 +298,11 @@ pub(crate) mod tests {
                 now_ns: self.now_ns,
                 peers: Peers { before: &mut [], after: &mut self.peers },
                 tlb: TlbFlush::None,
+                m2p: M2P,
             };
-            dispatch(&mut ctx, nr, args)
+            let outcome = dispatch(&mut ctx, nr, args);
+            self.tlb = ctx.tlb;
+            outcome
         }
 
         pub fn call_ret(&mut self, nr: u64, args: [u64; 5]) -> i64 {

@@ -11,6 +11,7 @@ use super::memory::DirectMap;
 use super::{apic, clock, cpu, entry, fpu, gdt, serial};
 use crate::domain::{Domain, SegmentState};
 use crate::hypercall::{Platform, Segment, TlbFlush};
+use crate::mm::m2p::M2p;
 use crate::mm::Mfn;
 use crate::regs::TrapFrame;
 use crate::sched::{SchedParams, VcpuRef};
@@ -138,7 +139,7 @@ fn memory() -> DirectMap {
 static IDLE_L4: AtomicU64 = AtomicU64::new(0);
 
 /// Starts running `domains` and never returns.
-pub fn run(domains: Vec<(Domain, SchedParams)>, frame_limit: Mfn, tsc_hz: u64, debug_exit: bool) -> ! {
+pub fn run(domains: Vec<(Domain, SchedParams)>, m2p: M2p, frame_limit: Mfn, tsc_hz: u64, debug_exit: bool) -> ! {
     FRAME_LIMIT.store(frame_limit.0, Ordering::Relaxed);
     DEBUG_EXIT.store(debug_exit, Ordering::Relaxed);
     IDLE_L4.store(cpu::read_cr3(), Ordering::Relaxed);
@@ -147,7 +148,7 @@ pub fn run(domains: Vec<(Domain, SchedParams)>, frame_limit: Mfn, tsc_hz: u64, d
         crate::printk!("xenish: cannot measure the TSC frequency; halting");
         cpu::halt_forever();
     };
-    let mut system = System::new(domains, Clock { tsc_at_zero: tsc, scale, tsc_hz });
+    let mut system = System::new(domains, Clock { tsc_at_zero: tsc, scale, tsc_hz }, m2p);
     let mut mem = memory();
     match clock::read_rtc().unix_seconds() {
         Some(secs) => system.set_wallclock(&mut mem, secs, clock::rdtsc()),
