@@ -133,6 +133,10 @@ pub struct Vcpu {
     /// Virtual I/O privilege level (`PHYSDEVOP_set_iopl`): with 1 or more,
     /// a privileged domain's kernel may use I/O ports (emulated).
     pub iopl: u8,
+    /// The guest LDT's linear address (`MMUEXT_SET_LDT`); 0 with no LDT.
+    pub ldt_base: u64,
+    /// The guest LDT's entry count; 0 with no LDT (the only kind supported yet).
+    pub ldt_ents: u32,
 }
 
 /// The segment state the CPU holds for a running vCPU: selectors and the
@@ -246,6 +250,8 @@ impl Vcpu {
             fpu: Vec::new(),
             fpu_ts: false,
             iopl: 0,
+            ldt_base: 0,
+            ldt_ents: 0,
         }
     }
 
@@ -297,6 +303,28 @@ impl Vcpu {
     }
 }
 
+/// One of a domain's page tables, as its builder made it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PageTable {
+    /// The table's frame.
+    pub mfn: Mfn,
+    /// Its level: 1 (L1, maps pages) to 4 (the top-level table).
+    pub level: u8,
+    /// Pinned (`MMUEXT_PIN_L*_TABLE`): it keeps its type while unused.
+    pub pinned: bool,
+}
+
+impl PageTable {
+    /// A domain's page-table list from its builder's `(frame, level)`
+    /// pairs, sorted by frame, with `pinned` (the builder's L4) pinned.
+    pub fn list(tables: &[(Mfn, u8)], pinned: Mfn) -> Vec<PageTable> {
+        let mut list: Vec<PageTable> =
+            tables.iter().map(|&(mfn, level)| PageTable { mfn, level, pinned: mfn == pinned }).collect();
+        list.sort_unstable_by_key(|t| t.mfn);
+        list
+    }
+}
+
 /// A domain: an isolated guest with its memory and vCPUs.
 #[derive(Debug)]
 pub struct Domain {
@@ -316,9 +344,9 @@ pub struct Domain {
     pub frames: Vec<Mfn>,
     /// The same frames, sorted, for ownership checks.
     pub owned: Vec<Mfn>,
-    /// The frames that are page tables (sorted); they are never mapped
-    /// writable.
-    pub page_tables: Vec<Mfn>,
+    /// The frames that are page tables, with their levels (sorted by
+    /// frame); they are never mapped writable.
+    pub page_tables: Vec<PageTable>,
     /// The most pages the domain may own.
     pub max_pages: u64,
     /// The shared_info page (hypervisor-owned, mapped by the guest).
@@ -351,7 +379,24 @@ impl Domain {
 
     /// Whether `mfn` is one of the domain's page tables.
     pub fn is_page_table(&self, mfn: Mfn) -> bool {
-        self.page_tables.binary_search(&mfn).is_ok()
+        self.page_table_level(mfn).is_some()
+    }
+
+    /// The level (1..=4) of `mfn` if it is one of the domain's page tables.
+    pub fn page_table_level(&self, mfn: Mfn) -> Option<u8> {
+        self.page_table(mfn).map(|t| t.level)
+    }
+
+    /// The page table in frame `mfn`, if it is one of the domain's.
+    pub fn page_table(&self, mfn: Mfn) -> Option<&PageTable> {
+        let i = self.page_tables.binary_search_by_key(&mfn, |t| t.mfn).ok()?;
+        self.page_tables.get(i)
+    }
+
+    /// The page table in frame `mfn`, for changing its pin state.
+    pub fn page_table_mut(&mut self, mfn: Mfn) -> Option<&mut PageTable> {
+        let i = self.page_tables.binary_search_by_key(&mfn, |t| t.mfn).ok()?;
+        self.page_tables.get_mut(i)
     }
 
     /// Whether the domain can still run.

@@ -9,7 +9,7 @@ use alloc::vec::Vec;
 use crate::builder::{self, DomainSpec};
 use crate::cmdline::CommandLine;
 use crate::console::GuestConsole;
-use crate::domain::{Domain, DomainState, Vcpu};
+use crate::domain::{Domain, DomainState, PageTable, Vcpu};
 use crate::domain_config;
 use crate::evtchn::{Binding, EvtchnTable, DOMID_XEN};
 use crate::mm::frame_alloc::FrameAllocator;
@@ -223,11 +223,8 @@ fn build_domain(setup: &mut Setup, plan: &Plan) -> Result<Domain, String> {
             owned.sort_unstable();
             owned
         },
-        page_tables: {
-            let mut pts: Vec<Mfn> = built.page_tables.iter().map(|&(m, _)| m).collect();
-            pts.sort_unstable();
-            pts
-        },
+        // Xen's builders pin the top-level table.
+        page_tables: PageTable::list(&built.page_tables, built.l4),
         frames,
         shared_info,
         vm_assist: 0,

@@ -14,6 +14,7 @@ use alloc::vec::Vec;
 use crate::domain::{Domain, DomainState, RUNSTATE_BLOCKED, RUNSTATE_RUNNABLE, RUNSTATE_RUNNING};
 use crate::evtchn;
 use crate::hypercall::{self, Ctx, Outcome, Peers, Platform, TlbFlush};
+use crate::mm::m2p::M2p;
 use crate::mm::{FramePool, MachineMemory, Mfn};
 use crate::regs::TrapFrame;
 use crate::sched::{Pick, SchedParams, Scheduler, VcpuRef};
@@ -69,6 +70,8 @@ pub struct System {
     pub clock: Clock,
     /// The run queue.
     pub sched: Scheduler,
+    /// The machine-to-phys table, which hypercalls keep current.
+    pub m2p: M2p,
     /// When the current vCPU was put on the CPU (ns).
     slice_start_ns: u64,
     /// When the current vCPU must give the CPU back (ns).
@@ -81,9 +84,9 @@ pub struct System {
 
 impl System {
     /// A system over `domains` (each with its scheduling parameters), with
-    /// time from `clock` and run-time memory from `frames`. Nothing runs
-    /// until [`System::start`].
-    pub fn new(domains: Vec<(Domain, SchedParams)>, clock: Clock, frames: Box<dyn FramePool + Send>) -> Self {
+    /// time from `clock`, the machine's M2P table, and run-time memory from
+    /// `frames`. Nothing runs until [`System::start`].
+    pub fn new(domains: Vec<(Domain, SchedParams)>, clock: Clock, m2p: M2p, frames: Box<dyn FramePool + Send>) -> Self {
         let mut sched = Scheduler::new();
         let mut list = Vec::with_capacity(domains.len());
         for (i, (d, params)) in domains.into_iter().enumerate() {
@@ -97,6 +100,7 @@ impl System {
             current: None,
             clock,
             sched,
+            m2p,
             slice_start_ns: 0,
             preempt_at_ns: 0,
             idle_until_ns: None,
@@ -143,6 +147,7 @@ impl System {
         };
         let vcpu = who.vcpu;
         let was_kernel = domain.vcpus.get(vcpu).is_some_and(|v| v.kernel_mode);
+        let l4_before = domain.vcpus.get(vcpu).map(|v| v.current_l4());
         let mut tlb = TlbFlush::None;
         let decision = if !was_kernel {
             traps::syscall_from_user(domain, vcpu, frame, mem)
@@ -150,8 +155,9 @@ impl System {
             // iret replaces the whole frame rather than returning a value.
             traps::iret(domain, vcpu, frame, mem)
         } else {
-            let frames = &mut *self.frames;
-            let mut ctx = Ctx { domain, vcpu, mem: &mut *mem, platform, now_ns, peers, frames, tlb: TlbFlush::None };
+            let (frames, m2p) = (&mut *self.frames, self.m2p);
+            let mut ctx =
+                Ctx { domain, vcpu, mem: &mut *mem, platform, now_ns, peers, frames, tlb: TlbFlush::None, m2p };
             let outcome = hypercall::dispatch(&mut ctx, frame.rax, frame.hypercall_args());
             tlb = ctx.tlb;
             match outcome {
@@ -166,6 +172,12 @@ impl System {
         };
         let mut action = self.finish(decision, was_kernel, frame, now_ns, tsc, mem);
         action.tlb = tlb;
+        // A new base pointer (MMUEXT_NEW_BASEPTR) for the running mode
+        // takes effect on the way back to the guest.
+        match self.current_l4() {
+            Some(l4) if action.next == Next::Resume && Some(l4) != l4_before => action.next = Next::Reload(l4),
+            _ => {}
+        }
         action
     }
 
@@ -416,4 +428,42 @@ impl System {
 /// Whether vCPU `vcpu`'s `evtchn_upcall_pending` is set in `shared_info`.
 fn upcall_pending(shared_info: Mfn, vcpu: usize, mem: &dyn MachineMemory) -> bool {
     mem.frame(shared_info).and_then(|f| f.get(vcpu * 64)).is_some_and(|&b| b != 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::PageTable;
+    use crate::hypercall::tests::{World, BUF_VA, M2P};
+    use crate::time::TimeScale;
+    use guest_abi::xen::{DOMID_SELF, HYPERVISOR_MMUEXT_OP, HYPERVISOR_XEN_VERSION, MMUEXT_NEW_BASEPTR};
+    extern crate std;
+
+    #[test]
+    fn a_new_base_pointer_is_loaded_on_the_way_back() {
+        let mut w = World::new(false);
+        // Frame 9: a second L4, a copy of frame 0.
+        w.mem.0[9] = w.mem.0[0];
+        w.dom.page_tables = PageTable::list(&[(Mfn(0), 4), (Mfn(1), 3), (Mfn(2), 2), (Mfn(3), 1), (Mfn(9), 4)], Mfn(0));
+        let mut op = [0u8; 24];
+        op[0..4].copy_from_slice(&MMUEXT_NEW_BASEPTR.to_le_bytes());
+        op[8..16].copy_from_slice(&9u64.to_le_bytes());
+        w.poke(BUF_VA, &op);
+        let World { dom, mut mem, mut plat, pool, .. } = w;
+        let Some(scale) = TimeScale::from_hz(1_000_000_000) else { panic!("scale") };
+        let clock = Clock { tsc_at_zero: 0, scale, tsc_hz: 1_000_000_000 };
+        let mut system =
+            System::new(std::vec![(dom, SchedParams::default())], clock, M2P, alloc::boxed::Box::new(pool));
+        let mut frame = TrapFrame::default();
+        assert_eq!(system.start(&mut frame, 0, 0, &mut mem).next, Next::Switch(Mfn(0)));
+        frame.rax = u64::from(HYPERVISOR_MMUEXT_OP);
+        (frame.rdi, frame.rsi, frame.rdx, frame.r10) = (BUF_VA, 1, 0, u64::from(DOMID_SELF));
+        let action = system.syscall(&mut frame, 1000, 1000, &mut mem, &mut plat);
+        assert_eq!(frame.rax, 0);
+        assert_eq!(action.next, Next::Reload(Mfn(9)));
+        frame.rax = u64::from(HYPERVISOR_XEN_VERSION);
+        (frame.rdi, frame.rsi) = (0, 0);
+        let action = system.syscall(&mut frame, 2000, 2000, &mut mem, &mut plat);
+        assert_eq!(action.next, Next::Resume, "nothing changed: no reload");
+    }
 }

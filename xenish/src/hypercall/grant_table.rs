@@ -373,7 +373,7 @@ fn unclaim(ctx: &mut Ctx, side: &Side, readonly: bool) {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::{domain, World, BUF_VA};
+    use super::super::tests::{test_domain, World, BUF_VA};
     use super::*;
     use crate::gnttab::tests::grant;
     use crate::guest_access::{Access, GuestMemory};
@@ -390,12 +390,12 @@ mod tests {
     const WRITING: u16 = GTF_WRITING as u16;
     /// Where the caller maps grants: the slot of its frame 7.
     const MAP_VA: u64 = BUF_VA + 0x3000;
-    /// The peer (domain 1) owns frames 10..16; its table is frame 16.
+    /// The peer (domain 1) owns frames 10..14; its table is frame 16.
     const PEER: DomId = 1;
 
     fn world() -> World {
         let mut w = World::new(false);
-        let mut peer = domain(PEER, false, 10..16, &[], 15);
+        let mut peer = test_domain(PEER, false, 10..14, &[], Mfn(15));
         peer.gnttab.grow(1, &mut w.mem, &mut w.pool).unwrap();
         w.peers.push(peer);
         w
@@ -481,7 +481,7 @@ mod tests {
         grant(&w.peers[0], &mut w.mem, 3, PERMIT, 0, 10);
         let m = map(&mut w, 3, PEER, GNTMAP_HOST_MAP);
         assert_eq!((m.status, m.handle, m.dev_bus_addr), (GNTST_OKAY, 0, 0xa000));
-        assert_eq!(w.last_tlb, TlbFlush::All);
+        assert_eq!(w.tlb, TlbFlush::All);
         assert_eq!(translate(&mut w, MAP_VA, Access::Write), Some(0xa000));
         assert_eq!(peer_flags(&w, 3), PERMIT | READING | WRITING, "the granter cannot revoke now");
         w.poke(MAP_VA + 8, b"granted");

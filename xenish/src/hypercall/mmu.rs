@@ -1,20 +1,33 @@
-//! `update_va_mapping`: a guest changes one of its own L1 page-table
-//! entries, validated as Xen's `mod_l1_entry` does.
+//! The PV MMU's page-table updates: `update_va_mapping`, which changes one
+//! L1 entry found by virtual address, and `mmu_update`, a batch of entry
+//! writes by machine address and M2P updates; each new entry is validated
+//! as Xen's `mod_l1_entry` does. Also the batching rules `mmu_update` and
+//! `mmuext_op` share (done count, continuation, page owner).
 //!
-//! Until the full PV MMU (frame table, pinning, mmu_update) exists, a
-//! domain's page tables are exactly those its builder made: this path may
-//! change entries in those L1 tables only, may map only frames the domain
-//! owns (or its shared_info page), never maps a page-table frame
-//! writable, and refuses Xen's disallowed flags.
+//! Until the full PV MMU (frame table with type and reference counts)
+//! exists, a domain's page tables are exactly those its builder made:
+//! these paths may change entries in those L1 tables only, may map only
+//! frames the page owner owns (or its shared_info page), never map a
+//! page-table frame writable, and refuse Xen's disallowed flags. Entries of
+//! higher-level tables are never written (that would let a guest link any
+//! frame in as a page table).
+//!
+//! Semantics: Xen's `do_mmu_update`, `do_update_va_mapping` and
+//! `get_pg_owner` (xen/arch/x86/mm.c, xen/common/page_alloc.c).
 
+use guest_abi::arch_x86::GuestHandle;
 use guest_abi::errno::XenError;
-use guest_abi::xen::{UVMF_FLUSHTYPE_MASK, UVMF_INVLPG, UVMF_TLB_FLUSH};
+use guest_abi::xen::{
+    MmuUpdate, DOMID_SELF, MMU_MACHPHYS_UPDATE, MMU_NORMAL_PT_UPDATE, MMU_PT_UPDATE_PRESERVE_AD, UVMF_FLUSHTYPE_MASK,
+    UVMF_INVLPG, UVMF_TLB_FLUSH,
+};
+use zerocopy::{FromBytes, IntoBytes};
 
-use super::{Ctx, HcResult, Outcome, TlbFlush};
-use crate::domain::Domain;
+use super::{Ctx, HcResult, Outcome, Peers, TlbFlush};
+use crate::domain::{DomId, Domain};
 use crate::guest_access::{is_guest_addr, PTE_ADDR_MASK};
-use crate::mm::pagetable::{self, PTE_P, PTE_PS, PTE_RW, PTE_US};
-use crate::mm::{MachineMemory, Mfn};
+use crate::mm::pagetable::{self, PTE_A, PTE_D, PTE_P, PTE_PS, PTE_RW, PTE_US};
+use crate::mm::{MachineMemory, Mfn, Pfn};
 
 /// PWT | PCD | PAT: cache attributes a domain without I/O rights may not set.
 const CACHE_ATTRS: u64 = (1 << 3) | (1 << 4) | (1 << 7);
@@ -24,18 +37,25 @@ const HIGH_RESERVED: u64 = 0x7ff << 52;
 /// Checks a new L1 entry for `d` and returns it as written (Xen's
 /// `adjust_guest_l1e` adds `_PAGE_USER`: the guest kernel runs in ring 3).
 pub fn validate_l1e(d: &Domain, pte: u64) -> Result<u64, XenError> {
+    validate_foreign_l1e(d, d, pte)
+}
+
+/// Checks a new entry for an L1 table of `pt_dom` that maps a frame of
+/// `pg_owner` (the same domain unless a privileged one maps another's
+/// memory): the flags are judged for `pt_dom`, the frame for `pg_owner`.
+pub fn validate_foreign_l1e(pt_dom: &Domain, pg_owner: &Domain, pte: u64) -> Result<u64, XenError> {
     if pte & PTE_P == 0 {
         return Ok(pte);
     }
-    let disallowed = HIGH_RESERVED | if d.privileged { 0 } else { CACHE_ATTRS };
+    let disallowed = HIGH_RESERVED | if pt_dom.privileged { 0 } else { CACHE_ATTRS };
     if pte & disallowed != 0 {
         return Err(XenError::Einval);
     }
     let mfn = Mfn::containing(pte & PTE_ADDR_MASK);
-    if !d.may_map(mfn) {
+    if !pg_owner.may_map(mfn) {
         return Err(XenError::Einval);
     }
-    if pte & PTE_RW != 0 && d.is_page_table(mfn) {
+    if pte & PTE_RW != 0 && (pg_owner.is_page_table(mfn) || pt_dom.is_page_table(mfn)) {
         return Err(XenError::Einval);
     }
     Ok(pte | PTE_US)
@@ -71,22 +91,249 @@ fn serve(ctx: &mut Ctx, va: u64, pte: u64, flags: u64) -> HcResult {
     let (l1, slot) = find_l1(ctx.domain, ctx.mem, l4, va).ok_or(XenError::Einval)?;
     let value = validate_l1e(ctx.domain, pte)?;
     pagetable::set_entry(ctx.mem, l1, slot, value).map_err(|_| XenError::Einval)?;
-    ctx.tlb = match flags & u64::from(UVMF_FLUSHTYPE_MASK) {
+    ctx.tlb = ctx.tlb.and(match flags & u64::from(UVMF_FLUSHTYPE_MASK) {
         f if f == u64::from(UVMF_INVLPG) => TlbFlush::Page(va),
         f if f == u64::from(UVMF_TLB_FLUSH) => TlbFlush::All,
         // Without a flush the guest sees the change when its TLB allows,
         // as on Xen; a stale entry only concerns its own mappings.
         _ => TlbFlush::None,
-    };
+    });
     Ok(0)
+}
+
+/// The `count` bit marking a continued batch (Xen's internal
+/// `MMU_UPDATE_PREEMPTED`, asm/mm.h: not in the public headers, but part
+/// of what a guest sees when it is preempted and re-executes the call).
+pub(super) const MMU_UPDATE_PREEMPTED: u32 = 1 << 31;
+/// Requests served per call before a batch is continued.
+const BATCH: u32 = 512;
+/// The `MMU_*` command bits of `mmu_update.ptr`: Xen takes
+/// `ptr & (sizeof(l1_pgentry_t) - 1)`, so 4..7 are unknown commands.
+const MMU_CMD_MASK: u64 = 7;
+
+/// Whose pages a batch works on: Xen's `pg_owner`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum PgOwner {
+    /// The calling domain (`DOMID_SELF`).
+    Caller,
+    /// Another domain, named by a privileged caller.
+    Foreign(DomId),
+}
+
+/// Xen's `get_pg_owner` with its XSM check: `DOMID_SELF` is the caller;
+/// the caller's own ID is refused as a foreign domain (`-ESRCH`, as Xen
+/// does), so are unknown IDs and the pseudo-domains `DOMID_IO`/`DOMID_XEN`
+/// (not modelled); another domain needs privilege (`-EPERM`).
+pub(super) fn pg_owner(ctx: &mut Ctx, domid: u16) -> Result<PgOwner, XenError> {
+    if domid == DOMID_SELF {
+        return Ok(PgOwner::Caller);
+    }
+    if domid == ctx.domain.id || ctx.peers.get_mut(domid).is_none() {
+        return Err(XenError::Esrch);
+    }
+    if !ctx.domain.privileged {
+        return Err(XenError::Eperm);
+    }
+    Ok(PgOwner::Foreign(domid))
+}
+
+/// The domain `owner` names: the caller or one of `peers`.
+pub(super) fn owner_domain<'d>(
+    caller: &'d mut Domain,
+    peers: &'d mut Peers,
+    owner: PgOwner,
+) -> Result<&'d mut Domain, XenError> {
+    match owner {
+        PgOwner::Caller => Ok(caller),
+        PgOwner::Foreign(id) => peers.get_mut(id).ok_or(XenError::Esrch),
+    }
+}
+
+/// Whether `[addr, addr + len)` is guest address space (Xen's
+/// `guest_handle_okay`: a range check, not a mapping check).
+fn range_ok(addr: u64, len: u64) -> bool {
+    let Some(last) = len.checked_sub(1) else { return true };
+    match addr.checked_add(last) {
+        Some(end) => is_guest_addr(addr) && is_guest_addr(end) && (addr >> 63) == (end >> 63),
+        None => false,
+    }
+}
+
+/// The arguments shared by `mmu_update` and `mmuext_op`:
+/// `(list, count, pdone, foreigndom)`, as their continuations encode them.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Batch {
+    /// Guest address of the next request.
+    pub list: u64,
+    /// Requests left (without `MMU_UPDATE_PREEMPTED`).
+    pub count: u32,
+    /// Guest address of the done counter, or 0.
+    pub pdone: u64,
+    /// The raw `foreigndom` argument.
+    pub foreigndom: u32,
+    /// Requests done by the earlier parts of a continued batch.
+    pub done: u32,
+}
+
+/// How one request of a batch is served.
+pub(super) type Serve<T> = fn(&mut Ctx, PgOwner, T) -> Result<(), XenError>;
+
+impl Batch {
+    /// Decodes the arguments; a continued batch reads back its done count.
+    /// `Err` is the immediate result of Xen's null-list continuation form
+    /// (`count == MMU_UPDATE_PREEMPTED`, no list: return `foreigndom`).
+    pub(super) fn start(ctx: &mut Ctx, args: [u64; 5]) -> Result<Batch, i64> {
+        let [list, count, pdone, foreigndom, _] = args;
+        let (count, foreigndom) = (count as u32, foreigndom as u32);
+        if count == MMU_UPDATE_PREEMPTED && list == 0 {
+            return Err(i64::from(foreigndom as i32));
+        }
+        let mut batch = Batch { list, count, pdone, foreigndom, done: 0 };
+        if count & MMU_UPDATE_PREEMPTED != 0 {
+            batch.count &= !MMU_UPDATE_PREEMPTED;
+            if pdone != 0 {
+                batch.done = ctx.guest().read(pdone).unwrap_or(0);
+            }
+        }
+        Ok(batch)
+    }
+
+    /// Whether the whole request array is guest address space.
+    pub(super) fn list_ok<T>(&self) -> bool {
+        range_ok(self.list, u64::from(self.count) * core::mem::size_of::<T>() as u64)
+    }
+
+    /// Adds `n` to the done count at `pdone`, if given (a fault there is
+    /// ignored, as in Xen).
+    pub(super) fn report_done(&self, ctx: &mut Ctx, n: u32) {
+        if self.pdone != 0 {
+            let _ = ctx.guest().write(self.pdone, &self.done.wrapping_add(n));
+        }
+    }
+
+    /// Serves the requests in order with `serve` until one fails or the
+    /// per-call bound is reached; reports the done count and returns the
+    /// first error, success, or the continuation for the rest.
+    pub(super) fn run<T: FromBytes + IntoBytes>(self, ctx: &mut Ctx, owner: PgOwner, serve: Serve<T>) -> Outcome {
+        let handle = GuestHandle::<T>::new(self.list);
+        let mut result = Ok(());
+        let mut i = 0;
+        while i < self.count && i < BATCH {
+            let request = handle
+                .element_addr(u64::from(i))
+                .ok_or(XenError::Efault)
+                .and_then(|addr| ctx.guest().read::<T>(addr).map_err(|_| XenError::Efault));
+            result = request.and_then(|r| serve(ctx, owner, r));
+            if result.is_err() {
+                break;
+            }
+            i += 1;
+        }
+        self.report_done(ctx, i);
+        match result {
+            Err(e) => Outcome::Return(e.to_ret()),
+            Ok(()) if i < self.count => Outcome::Continue([
+                handle.element_addr(u64::from(i)).unwrap_or(self.list),
+                u64::from((self.count - i) | MMU_UPDATE_PREEMPTED),
+                self.pdone,
+                u64::from(self.foreigndom),
+                0,
+            ]),
+            Ok(()) => Outcome::Return(0),
+        }
+    }
+}
+
+/// `HYPERVISOR_mmu_update(reqs, count, pdone, foreigndom)`.
+pub fn mmu_update(ctx: &mut Ctx, args: [u64; 5]) -> Outcome {
+    let batch = match Batch::start(ctx, args) {
+        Ok(b) => b,
+        Err(ret) => return Outcome::Return(ret),
+    };
+    if !batch.list_ok::<MmuUpdate>() {
+        return Outcome::Return(XenError::Efault.to_ret());
+    }
+    match mmu_update_owner(ctx, batch.foreigndom) {
+        Ok(owner) => batch.run(ctx, owner, mmu_update_one),
+        Err(e) => {
+            batch.report_done(ctx, 0);
+            Outcome::Return(e.to_ret())
+        }
+    }
+}
+
+/// The page owner of an `mmu_update` batch. Bits 16.. of `foreigndom`
+/// name the page tables' owner plus one (0: the caller's); updating
+/// another domain's tables is not supported yet: `-EPERM` without
+/// privilege, else `-EINVAL`.
+fn mmu_update_owner(ctx: &mut Ctx, foreigndom: u32) -> Result<PgOwner, XenError> {
+    let pt_dom = foreigndom >> 16;
+    if pt_dom != 0 {
+        let id = DomId::try_from(pt_dom - 1).map_err(|_| XenError::Esrch)?;
+        if id != ctx.domain.id {
+            ctx.peers.get_mut(id).ok_or(XenError::Esrch)?;
+            return Err(if ctx.domain.privileged { XenError::Einval } else { XenError::Eperm });
+        }
+    }
+    pg_owner(ctx, foreigndom as u16)
+}
+
+/// One `mmu_update` request.
+fn mmu_update_one(ctx: &mut Ctx, owner: PgOwner, req: MmuUpdate) -> Result<(), XenError> {
+    let addr = req.ptr & !MMU_CMD_MASK;
+    match (req.ptr & MMU_CMD_MASK) as u32 {
+        MMU_NORMAL_PT_UPDATE => update_l1e(ctx, owner, addr, req.val, false),
+        MMU_PT_UPDATE_PRESERVE_AD => update_l1e(ctx, owner, addr, req.val, true),
+        MMU_MACHPHYS_UPDATE => machphys_update(ctx, owner, Mfn::containing(req.ptr), req.val),
+        // MMU_PT_UPDATE_NO_TRANSLATE is for translated guests: for PV it
+        // falls to Xen's default, like every unknown command.
+        _ => Err(XenError::Enosys),
+    }
+}
+
+/// Writes the page-table entry at machine address `ma` (8-aligned), which
+/// must be in one of the caller's L1 tables; the new entry may map frames
+/// of `owner`. With `preserve_ad` the old entry's accessed and dirty bits
+/// are kept (`MMU_PT_UPDATE_PRESERVE_AD`).
+fn update_l1e(ctx: &mut Ctx, owner: PgOwner, ma: u64, val: u64, preserve_ad: bool) -> Result<(), XenError> {
+    let table = Mfn::containing(ma);
+    // Only L1s: L2..L4 updates need the frame table to be safe.
+    if ctx.domain.page_table_level(table) != Some(1) {
+        return Err(XenError::Einval);
+    }
+    let slot = ((ma & 0xfff) >> 3) as usize;
+    let new = match owner {
+        PgOwner::Caller => validate_l1e(ctx.domain, val)?,
+        PgOwner::Foreign(id) => {
+            let pg_owner = ctx.peers.get_mut(id).ok_or(XenError::Esrch)?;
+            validate_foreign_l1e(ctx.domain, pg_owner, val)?
+        }
+    };
+    let old = pagetable::entry(ctx.mem, table, slot).map_err(|_| XenError::Einval)?;
+    let new = if preserve_ad { new | (old & (PTE_A | PTE_D)) } else { new };
+    pagetable::set_entry(ctx.mem, table, slot, new).map_err(|_| XenError::Einval)?;
+    if new != old {
+        ctx.tlb = ctx.tlb.and(TlbFlush::All);
+    }
+    Ok(())
+}
+
+/// `MMU_MACHPHYS_UPDATE`: records that `mfn`, a frame of `owner`, backs
+/// guest frame `pfn` in the M2P table.
+fn machphys_update(ctx: &mut Ctx, owner: PgOwner, mfn: Mfn, pfn: u64) -> Result<(), XenError> {
+    let d = owner_domain(&mut *ctx.domain, &mut ctx.peers, owner)?;
+    if !d.owns(mfn) || !ctx.m2p.set(ctx.mem, mfn, Some(Pfn(pfn))) {
+        return Err(XenError::Einval);
+    }
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::{World, BUF_VA};
+    use super::super::tests::{peer_domain, World, BUF_VA, M2P};
     use super::*;
     use crate::guest_access::{Access, GuestMemory};
-    use guest_abi::xen::HYPERVISOR_UPDATE_VA_MAPPING;
+    use guest_abi::xen::{HYPERVISOR_MMU_UPDATE, HYPERVISOR_UPDATE_VA_MAPPING, MMU_PT_UPDATE_NO_TRANSLATE};
 
     const NR: u64 = HYPERVISOR_UPDATE_VA_MAPPING as u64;
 
@@ -123,5 +370,191 @@ mod tests {
         assert_eq!(call(&mut w, BUF_VA, (2 << 12) | 0x21), 0, "a page table read-only is fine");
         w.dom.privileged = true;
         assert_eq!(call(&mut w, BUF_VA, (6 << 12) | 0x23 | 0x10), 0, "privileged may set cache attributes");
+    }
+
+    const EINVAL: i64 = -22;
+    /// The guest's done counter (frame 7).
+    const DONE_VA: u64 = BUF_VA + 0x3000;
+    const SELF: u64 = DOMID_SELF as u64;
+
+    /// Machine address of entry `slot` of the L1 table (frame 3).
+    fn l1e(slot: u64) -> u64 {
+        3 * 4096 + slot * 8
+    }
+
+    /// Slot of the L1 entry mapping BUF_VA + 0x1000 (frame 5).
+    const SLOT5: u64 = 5;
+
+    /// Puts `reqs` at BUF_VA, zeroes the done counter, calls
+    /// mmu_update(BUF_VA, reqs.len(), DONE_VA, foreigndom).
+    fn mmu(w: &mut World, reqs: &[(u64, u64)], foreigndom: u64) -> i64 {
+        put(w, reqs);
+        w.call_ret(u64::from(HYPERVISOR_MMU_UPDATE), [BUF_VA, reqs.len() as u64, DONE_VA, foreigndom, 0])
+    }
+
+    fn put(w: &mut World, reqs: &[(u64, u64)]) {
+        let bytes: std::vec::Vec<u8> =
+            reqs.iter().flat_map(|&(ptr, val)| ptr.to_le_bytes().into_iter().chain(val.to_le_bytes())).collect();
+        w.poke(BUF_VA, &bytes);
+        w.poke(DONE_VA, &0xffff_ffffu32.to_le_bytes());
+    }
+
+    fn done(w: &mut World) -> u32 {
+        u32::from_le_bytes(w.peek(DONE_VA, 4).try_into().unwrap())
+    }
+
+    fn entry(w: &World, table: usize, slot: u64) -> u64 {
+        let off = slot as usize * 8;
+        u64::from_le_bytes(w.mem.0[table][off..off + 8].try_into().unwrap())
+    }
+
+    extern crate std;
+
+    #[test]
+    fn mmu_update_writes_l1_entries_and_asks_for_a_flush() {
+        let mut w = World::new(false);
+        assert_eq!(mmu(&mut w, &[(l1e(SLOT5), (6 << 12) | 0x21)], SELF), 0);
+        assert_eq!(done(&mut w), 1);
+        assert_eq!(w.tlb, TlbFlush::All);
+        assert_eq!(entry(&w, 3, SLOT5), (6 << 12) | 0x25, "written with _PAGE_USER");
+        let g = GuestMemory::new(&mut w.mem, Mfn(0));
+        assert_eq!(g.translate(BUF_VA + 0x1000, Access::Read), Ok(0x6000));
+        assert!(g.translate(BUF_VA + 0x1000, Access::Write).is_err());
+        // The same value again changes nothing: no flush needed.
+        assert_eq!(mmu(&mut w, &[(l1e(SLOT5), (6 << 12) | 0x25)], SELF), 0);
+        assert_eq!(w.tlb, TlbFlush::None);
+        assert_eq!(mmu(&mut w, &[(l1e(SLOT5), 0)], SELF), 0, "unmap");
+        assert_eq!(entry(&w, 3, SLOT5), 0);
+    }
+
+    #[test]
+    fn preserve_ad_keeps_the_old_accessed_and_dirty_bits() {
+        let mut w = World::new(false);
+        w.mem.set_entry(3, SLOT5, (5 << 12) | 0x67); // A and D set
+        let ptr = l1e(SLOT5) | u64::from(MMU_PT_UPDATE_PRESERVE_AD);
+        assert_eq!(mmu(&mut w, &[(ptr, (6 << 12) | 0x01)], SELF), 0);
+        assert_eq!(entry(&w, 3, SLOT5), (6 << 12) | 0x65);
+        assert_eq!(mmu(&mut w, &[(l1e(SLOT5), (6 << 12) | 0x01)], SELF), 0);
+        assert_eq!(entry(&w, 3, SLOT5), (6 << 12) | 0x05, "a normal update drops them");
+    }
+
+    #[test]
+    fn mmu_update_refuses_what_xen_refuses_and_changes_nothing() {
+        let mut w = World::new(false);
+        let before = w.mem.0.clone();
+        let good = (6 << 12) | 0x23;
+        let cases: [(&str, u64, u64, i64); 11] = [
+            ("entry of the L2", 2 * 4096 + 8, (9 << 12) | 0x67, EINVAL),
+            ("entry of the L3", 4096 + 8, (9 << 12) | 0x67, EINVAL),
+            ("entry of the L4", 8, (9 << 12) | 0x67, EINVAL),
+            ("owned frame that is no page table", 9 * 4096, good, EINVAL),
+            ("frame not owned", 12 * 4096, good, EINVAL),
+            ("maps a frame not owned", l1e(SLOT5), (12 << 12) | 0x23, EINVAL),
+            ("maps its own page table writable", l1e(SLOT5), (2 << 12) | 0x23, EINVAL),
+            ("PCD without I/O rights", l1e(SLOT5), good | 0x10, EINVAL),
+            ("misaligned (command 4)", l1e(SLOT5) | 4, good, -38),
+            ("misaligned (command 7)", l1e(SLOT5) | 7, good, -38),
+            ("MMU_PT_UPDATE_NO_TRANSLATE", l1e(SLOT5) | u64::from(MMU_PT_UPDATE_NO_TRANSLATE), good, -38),
+        ];
+        for (what, ptr, val, errno) in cases {
+            assert_eq!(mmu(&mut w, &[(ptr, val)], SELF), errno, "{what}");
+            assert_eq!(done(&mut w), 0, "{what}");
+            assert_eq!(w.tlb, TlbFlush::None, "{what}");
+        }
+        // Only the request buffer and the done counter were written.
+        for f in [0, 1, 2, 3, 5, 6, 8, 9, 10, 11, 12, 13, 14] {
+            assert!(w.mem.0[f] == before[f], "frame {f} changed");
+        }
+        assert_eq!(mmu(&mut w, &[(l1e(SLOT5), (2 << 12) | 0x21)], SELF), 0, "a page table read-only is fine");
+    }
+
+    #[test]
+    fn bad_pointers_are_efault() {
+        let mut w = World::new(false);
+        let nr = u64::from(HYPERVISOR_MMU_UPDATE);
+        assert_eq!(w.call_ret(nr, [0x1234_0000, 1, 0, SELF, 0]), -14, "unmapped list");
+        assert_eq!(w.call_ret(nr, [0xffff_8000_0000_0000, 1, 0, SELF, 0]), -14, "list in the hypervisor hole");
+        assert_eq!(w.call_ret(nr, [0x7fff_ffff_fff0, 2, 0, SELF, 0]), -14, "list runs off the lower half");
+        // The second request is on an unmapped page: one is done.
+        let last = BUF_VA + 0x3ff0; // end of frame 7; BUF_VA + 0x4000 is unmapped
+        let req: std::vec::Vec<u8> =
+            l1e(SLOT5).to_le_bytes().into_iter().chain(((6u64 << 12) | 0x21).to_le_bytes()).collect();
+        w.poke(last, &req);
+        w.poke(DONE_VA, &9u32.to_le_bytes());
+        assert_eq!(w.call_ret(nr, [last, 2, DONE_VA, SELF, 0]), -14);
+        assert_eq!(done(&mut w), 1);
+        assert_eq!(entry(&w, 3, SLOT5), (6 << 12) | 0x25);
+        assert_eq!(w.call_ret(nr, [BUF_VA, 0, 0, SELF, 0]), 0, "nothing to do, no done counter");
+    }
+
+    #[test]
+    fn done_counts_stop_at_the_first_failure() {
+        let mut w = World::new(false);
+        let reqs = [(l1e(SLOT5), (6 << 12) | 0x21), (l1e(SLOT5 + 1), (12 << 12) | 0x21), (l1e(SLOT5 + 2), 0)];
+        let before = entry(&w, 3, SLOT5 + 2);
+        assert_eq!(mmu(&mut w, &reqs, SELF), EINVAL);
+        assert_eq!(done(&mut w), 1);
+        assert_eq!(entry(&w, 3, SLOT5), (6 << 12) | 0x25, "the first was done");
+        assert_eq!(entry(&w, 3, SLOT5 + 2), before, "the third was not");
+        assert_eq!(w.tlb, TlbFlush::All, "the done part still needs its flush");
+    }
+
+    #[test]
+    fn long_batches_continue_with_xen_encoding() {
+        let mut w = World::new(false);
+        let n = 600u64;
+        let reqs: std::vec::Vec<(u64, u64)> =
+            (0..n).map(|i| ((9 << 12) | u64::from(MMU_MACHPHYS_UPDATE), 1000 + i)).collect();
+        put(&mut w, &reqs);
+        let nr = u64::from(HYPERVISOR_MMU_UPDATE);
+        let next = match w.call(nr, [BUF_VA, n, DONE_VA, SELF, 0]) {
+            Outcome::Continue(a) => a,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(next, [BUF_VA + 512 * 16, (n - 512) | u64::from(MMU_UPDATE_PREEMPTED), DONE_VA, SELF, 0]);
+        assert_eq!(done(&mut w), 512);
+        assert_eq!(M2P.get(&w.mem, Mfn(9)), Some(Pfn(1511)));
+        assert_eq!(w.call_ret(nr, next), 0);
+        assert_eq!(done(&mut w), 600, "the continuation adds to the done count");
+        assert_eq!(M2P.get(&w.mem, Mfn(9)), Some(Pfn(1599)));
+        // Xen's null-list continuation form returns foreigndom.
+        assert_eq!(w.call_ret(nr, [0, u64::from(MMU_UPDATE_PREEMPTED), 0, 5, 0]), 5);
+    }
+
+    #[test]
+    fn machphys_update_of_owned_and_unowned_frames() {
+        let mut w = World::new(false);
+        let cmd = u64::from(MMU_MACHPHYS_UPDATE);
+        assert_eq!(mmu(&mut w, &[((9 << 12) | cmd, 42)], SELF), 0);
+        assert_eq!(M2P.get(&w.mem, Mfn(9)), Some(Pfn(42)));
+        assert_eq!(w.tlb, TlbFlush::None);
+        assert_eq!(mmu(&mut w, &[((12 << 12) | cmd, 42)], SELF), EINVAL, "not owned");
+        assert_eq!(mmu(&mut w, &[((4000 << 12) | cmd, 42)], SELF), EINVAL, "not even RAM");
+        assert_eq!(M2P.get(&w.mem, Mfn(12)), None);
+    }
+
+    #[test]
+    fn foreigndom_needs_privilege_and_a_real_other_domain() {
+        let mut w = World::new(false);
+        w.peers.push(peer_domain());
+        let map_peer = [(l1e(SLOT5), (12 << 12) | 0x23)];
+        assert_eq!(mmu(&mut w, &map_peer, 1), -1, "unprivileged: EPERM");
+        assert_eq!(mmu(&mut w, &map_peer, 7), -3, "unknown domain: ESRCH");
+        assert_eq!(mmu(&mut w, &map_peer, 0), -3, "its own ID is no foreign domain: ESRCH");
+        assert_eq!(mmu(&mut w, &map_peer, (2 << 16) | SELF), -1, "another's page tables, unprivileged");
+        assert_eq!(done(&mut w), 0);
+        w.dom.privileged = true;
+        assert_eq!(mmu(&mut w, &map_peer, (2 << 16) | SELF), EINVAL, "another's page tables: not supported");
+        assert_eq!(mmu(&mut w, &map_peer, SELF), EINVAL, "the peer's frame is not the caller's");
+        assert_eq!(mmu(&mut w, &map_peer, 1), 0, "privileged: maps the peer's frame");
+        assert_eq!(entry(&w, 3, SLOT5), (12 << 12) | 0x27);
+        assert_eq!(mmu(&mut w, &[(l1e(SLOT5), (13 << 12) | 0x23)], 1), 0, "and its shared_info");
+        assert_eq!(mmu(&mut w, &[(l1e(SLOT5), (11 << 12) | 0x23)], 1), EINVAL, "not its page table writable");
+        assert_eq!(mmu(&mut w, &[(l1e(SLOT5), (6 << 12) | 0x23)], 1), EINVAL, "own frame, peer as owner");
+        assert_eq!(mmu(&mut w, &[(l1e(SLOT5), (6 << 12) | 0x23)], (1 << 16) | SELF), 0, "own tables named");
+        let machphys = u64::from(MMU_MACHPHYS_UPDATE);
+        assert_eq!(mmu(&mut w, &[((12 << 12) | machphys, 7)], 1), 0, "the peer's M2P entry");
+        assert_eq!(M2P.get(&w.mem, Mfn(12)), Some(Pfn(7)));
+        assert_eq!(mmu(&mut w, &[((9 << 12) | machphys, 7)], 1), EINVAL, "not the peer's frame");
     }
 }

@@ -7,6 +7,7 @@ mod event_channel;
 mod fpu;
 mod grant_table;
 mod mmu;
+mod mmuext_op;
 mod multicall;
 mod physdev;
 mod sched_op;
@@ -22,6 +23,7 @@ use guest_abi::xen as abi;
 
 use crate::domain::{DomId, Domain};
 use crate::guest_access::GuestMemory;
+use crate::mm::m2p::M2p;
 use crate::mm::{FramePool, MachineMemory};
 
 /// What the hypervisor needs from the machine while serving hypercalls.
@@ -60,6 +62,8 @@ pub struct Ctx<'a> {
     pub frames: &'a mut dyn FramePool,
     /// TLB maintenance the caller's page-table change needs.
     pub tlb: TlbFlush,
+    /// The machine-to-phys table (`MMU_MACHPHYS_UPDATE` writes it).
+    pub m2p: M2p,
 }
 
 /// TLB maintenance after a page-table update.
@@ -72,6 +76,18 @@ pub enum TlbFlush {
     Page(u64),
     /// Flush the whole (non-global) TLB.
     All,
+}
+
+impl TlbFlush {
+    /// The maintenance that covers both `self` and `other` (two different
+    /// pages need a full flush).
+    pub fn and(self, other: TlbFlush) -> TlbFlush {
+        match (self, other) {
+            (TlbFlush::None, x) | (x, TlbFlush::None) => x,
+            (TlbFlush::Page(a), TlbFlush::Page(b)) if a == b => TlbFlush::Page(a),
+            _ => TlbFlush::All,
+        }
+    }
 }
 
 /// The domains other than the caller.
@@ -139,6 +155,7 @@ const TABLE: [Option<Handler>; 64] = {
     t[abi::HYPERVISOR_CALLBACK_OP as usize] = Some(callbacks::callback_op);
     t[abi::HYPERVISOR_MULTICALL as usize] = Some(multicall::multicall);
     t[abi::HYPERVISOR_SET_TIMER_OP as usize] = Some(timer::set_timer_op);
+    t[abi::HYPERVISOR_MMU_UPDATE as usize] = Some(mmu::mmu_update);
     t[abi::HYPERVISOR_UPDATE_VA_MAPPING as usize] = Some(mmu::update_va_mapping);
     t[abi::HYPERVISOR_FPU_TASKSWITCH as usize] = Some(fpu::fpu_taskswitch);
     t[abi::HYPERVISOR_VCPU_OP as usize] = Some(vcpu_op::vcpu_op);
@@ -150,6 +167,7 @@ const TABLE: [Option<Handler>; 64] = {
     t[abi::HYPERVISOR_XEN_VERSION as usize] = Some(xen_version::xen_version);
     t[abi::HYPERVISOR_SCHED_OP as usize] = Some(sched_op::sched_op);
     t[abi::HYPERVISOR_VM_ASSIST as usize] = Some(vm_assist::vm_assist);
+    t[abi::HYPERVISOR_MMUEXT_OP as usize] = Some(mmuext_op::mmuext_op);
     t
 };
 
@@ -165,7 +183,7 @@ pub fn dispatch(ctx: &mut Ctx, nr: u64, args: [u64; 5]) -> Outcome {
 pub(crate) mod tests {
     use super::*;
     use crate::console::GuestConsole;
-    use crate::domain::{DomainState, Vcpu};
+    use crate::domain::{DomainState, PageTable, Vcpu};
     use crate::guest_access::tests::FakeMemory;
     use crate::mm::{Mfn, PAGE_SIZE};
     use crate::regs::TrapFrame;
@@ -175,6 +193,8 @@ pub(crate) mod tests {
 
     /// Guest buffer area: va BUF_VA.. maps frames 4..8 (RW).
     pub const BUF_VA: u64 = 0x40_0000_4000;
+    /// The test M2P table: one frame (512 entries) after the others.
+    pub const M2P: M2p = M2p { base: Mfn(14), entries: 512 };
 
     pub struct FakePlatform {
         pub out: Vec<u8>,
@@ -223,15 +243,27 @@ pub(crate) mod tests {
     /// buffers 4..7, shared_info 8), 10..16 for peers, 16..24 free.
     pub const NR_FRAMES: usize = 24;
 
-    /// A running domain with one vCPU on L4 `page_tables[0]` (or frame 0),
-    /// owning frames `owned`.
-    pub fn domain(
+    pub struct World {
+        pub dom: Domain,
+        pub peers: Vec<Domain>,
+        pub mem: FakeMemory,
+        pub plat: FakePlatform,
+        pub pool: FakePool,
+        pub now_ns: u64,
+        /// The TLB maintenance the last call asked for.
+        pub tlb: TlbFlush,
+    }
+
+    /// A running one-vCPU domain owning frames `owned`, with `tables` as
+    /// its page tables (the first one its pinned L4) and `shared_info`.
+    pub fn test_domain(
         id: DomId,
         privileged: bool,
         owned: core::ops::Range<u64>,
-        page_tables: &[u64],
-        shared_info: u64,
+        tables: &[(Mfn, u8)],
+        shared_info: Mfn,
     ) -> Domain {
+        let l4 = tables.first().map_or(Mfn(u64::MAX), |t| t.0);
         Domain {
             id,
             name: String::from("test"),
@@ -241,32 +273,28 @@ pub(crate) mod tests {
             shutdown_code: None,
             frames: Vec::new(),
             owned: owned.map(Mfn).collect(),
-            page_tables: page_tables.iter().copied().map(Mfn).collect(),
+            page_tables: PageTable::list(tables, l4),
             max_pages: 16,
-            shared_info: Mfn(shared_info),
+            shared_info,
             vm_assist: 0,
             console: GuestConsole::new(id),
-            vcpus: std::vec![Vcpu::new(0, TrapFrame::default(), Mfn(page_tables.first().copied().unwrap_or(0)))],
+            vcpus: std::vec![Vcpu::new(0, TrapFrame::default(), l4)],
             evtchn: crate::evtchn::EvtchnTable::new(1),
             console_ring: None,
             gnttab: crate::gnttab::GrantTable::new(),
         }
     }
 
-    pub struct World {
-        pub dom: Domain,
-        pub peers: Vec<Domain>,
-        pub mem: FakeMemory,
-        pub plat: FakePlatform,
-        pub pool: FakePool,
-        pub now_ns: u64,
-        /// The TLB maintenance the last call asked for.
-        pub last_tlb: TlbFlush,
+    /// Domain 1, unprivileged: owns frames 10..14, frame 10 its L4 (pinned)
+    /// and 11 its L1, 13 its shared_info.
+    pub fn peer_domain() -> Domain {
+        test_domain(1, false, 10..14, &[(Mfn(10), 4), (Mfn(11), 1)], Mfn(13))
     }
 
     impl World {
         pub fn new(privileged: bool) -> Self {
             let mut mem = FakeMemory(std::vec![[0u8; PAGE_SIZE]; NR_FRAMES]);
+            mem.0[M2P.base.0 as usize] = [0xff; PAGE_SIZE]; // INVALID_M2P_ENTRY everywhere
             let va = BUF_VA;
             mem.set_entry(0, (va >> 39) & 511, (1 << 12) | 0x67);
             mem.set_entry(1, (va >> 30) & 511, (2 << 12) | 0x67);
@@ -274,7 +302,8 @@ pub(crate) mod tests {
             for i in 0..4 {
                 mem.set_entry(3, ((va >> 12) & 511) + i, ((4 + i) << 12) | 0x67);
             }
-            let dom = domain(0, privileged, 0..10, &[0, 1, 2, 3], 8);
+            let tables = [(Mfn(0), 4), (Mfn(1), 3), (Mfn(2), 2), (Mfn(3), 1)];
+            let dom = test_domain(0, privileged, 0..10, &tables, Mfn(8));
             World {
                 dom,
                 peers: Vec::new(),
@@ -282,7 +311,7 @@ pub(crate) mod tests {
                 plat: FakePlatform { out: Vec::new(), input: Vec::new(), ts: None, segments: Vec::new() },
                 pool: FakePool((16..NR_FRAMES as u64).rev().map(Mfn).collect()),
                 now_ns: 1_000_000,
-                last_tlb: TlbFlush::None,
+                tlb: TlbFlush::None,
             }
         }
 
@@ -296,9 +325,10 @@ pub(crate) mod tests {
                 peers: Peers { before: &mut [], after: &mut self.peers },
                 frames: &mut self.pool,
                 tlb: TlbFlush::None,
+                m2p: M2P,
             };
             let outcome = dispatch(&mut ctx, nr, args);
-            self.last_tlb = ctx.tlb;
+            self.tlb = ctx.tlb;
             outcome
         }
 

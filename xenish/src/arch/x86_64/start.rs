@@ -167,7 +167,7 @@ pub extern "C" fn xenish_start(magic: u32, mbi_phys: u32) -> ! {
     let mut setup =
         setup::Setup { mem: &mut mem, frames: &mut frames, m2p: m2p_table, xen_l4_slots: m2p.l4_slots, fpu_area_size };
     let domains = setup::boot_domains(&mut setup, info.cmdline(), &modules);
-    trap::run(domains, frames, Mfn(MAX_FRAMES), tsc_hz, cpu_features.under_hypervisor)
+    trap::run(domains, frames, m2p_table, Mfn(MAX_FRAMES), tsc_hz, cpu_features.under_hypervisor)
 }
 
 /// CPU features the hypervisor adapts to.

@@ -1,0 +1,455 @@
+//! `mmuext_op`: a batch of extended MMU operations — TLB flushes, base
+//! pointers, pinning, LDT, page clear and copy — with the batching rules of
+//! `mmu_update` (done count, continuation, page owner).
+//!
+//! Semantics: Xen's `do_mmuext_op` (xen/arch/x86/mm.c), within the minimal
+//! PV MMU: a domain's page tables are exactly its builder's, so pinning
+//! succeeds only for one of them of exactly the asked level, and base
+//! pointers must be one of its L4s. Operations on the caller's own state
+//! (flushes, base pointers, LDT, cache) refuse a foreign page owner with
+//! `-EPERM`, as Xen does.
+
+use guest_abi::errno::XenError;
+use guest_abi::xen::{
+    MmuextOp, MMUEXT_CLEAR_PAGE, MMUEXT_COPY_PAGE, MMUEXT_FLUSH_CACHE, MMUEXT_FLUSH_CACHE_GLOBAL, MMUEXT_INVLPG_ALL,
+    MMUEXT_INVLPG_LOCAL, MMUEXT_INVLPG_MULTI, MMUEXT_MARK_SUPER, MMUEXT_NEW_BASEPTR, MMUEXT_NEW_USER_BASEPTR,
+    MMUEXT_PIN_L1_TABLE, MMUEXT_PIN_L2_TABLE, MMUEXT_PIN_L3_TABLE, MMUEXT_PIN_L4_TABLE, MMUEXT_SET_LDT,
+    MMUEXT_TLB_FLUSH_ALL, MMUEXT_TLB_FLUSH_LOCAL, MMUEXT_TLB_FLUSH_MULTI, MMUEXT_UNMARK_SUPER, MMUEXT_UNPIN_TABLE,
+};
+
+use super::mmu::{owner_domain, pg_owner, Batch, PgOwner};
+use super::{Ctx, Outcome, TlbFlush};
+use crate::guest_access::{is_canonical, is_guest_addr};
+use crate::mm::{Mfn, PAGE_SIZE};
+
+/// Most LDT entries a guest may install (Xen's limit).
+const MAX_LDT_ENTS: u32 = 8192;
+/// Bytes copied at a time by `MMUEXT_COPY_PAGE` (keeps the stack small).
+const COPY_CHUNK: usize = 512;
+
+/// `HYPERVISOR_mmuext_op(ops, count, pdone, foreigndom)`.
+pub fn mmuext_op(ctx: &mut Ctx, args: [u64; 5]) -> Outcome {
+    let batch = match Batch::start(ctx, args) {
+        Ok(b) => b,
+        Err(ret) => return Outcome::Return(ret),
+    };
+    if !batch.list_ok::<MmuextOp>() {
+        return Outcome::Return(XenError::Efault.to_ret());
+    }
+    // domid_t: Xen truncates foreigndom to 16 bits here.
+    match pg_owner(ctx, batch.foreigndom as u16) {
+        Ok(owner) => batch.run(ctx, owner, mmuext_one),
+        Err(e) => Outcome::Return(e.to_ret()),
+    }
+}
+
+/// One operation of the batch.
+fn mmuext_one(ctx: &mut Ctx, owner: PgOwner, op: MmuextOp) -> Result<(), XenError> {
+    match op.cmd {
+        MMUEXT_PIN_L1_TABLE | MMUEXT_PIN_L2_TABLE | MMUEXT_PIN_L3_TABLE | MMUEXT_PIN_L4_TABLE => {
+            pin(ctx, owner, Mfn(op.arg1), (op.cmd - MMUEXT_PIN_L1_TABLE + 1) as u8)
+        }
+        MMUEXT_UNPIN_TABLE => unpin(ctx, owner, Mfn(op.arg1)),
+        MMUEXT_CLEAR_PAGE => clear_page(ctx, owner, Mfn(op.arg1)),
+        MMUEXT_COPY_PAGE => copy_page(ctx, owner, Mfn(op.arg1), Mfn(op.arg2)),
+        MMUEXT_MARK_SUPER | MMUEXT_UNMARK_SUPER => Err(XenError::Eopnotsupp),
+        cmd => own_state_op(ctx, owner, cmd, op),
+    }
+}
+
+/// The operations on the caller's own vCPU, TLB and cache: a foreign page
+/// owner makes no sense for them (`-EPERM`).
+fn own_state_op(ctx: &mut Ctx, owner: PgOwner, cmd: u32, op: MmuextOp) -> Result<(), XenError> {
+    let known = matches!(
+        cmd,
+        MMUEXT_NEW_BASEPTR
+            | MMUEXT_NEW_USER_BASEPTR
+            | MMUEXT_TLB_FLUSH_LOCAL
+            | MMUEXT_TLB_FLUSH_MULTI
+            | MMUEXT_TLB_FLUSH_ALL
+            | MMUEXT_INVLPG_LOCAL
+            | MMUEXT_INVLPG_MULTI
+            | MMUEXT_INVLPG_ALL
+            | MMUEXT_FLUSH_CACHE
+            | MMUEXT_FLUSH_CACHE_GLOBAL
+            | MMUEXT_SET_LDT
+    );
+    if !known {
+        return Err(XenError::Enosys);
+    }
+    if owner != PgOwner::Caller {
+        return Err(XenError::Eperm);
+    }
+    match cmd {
+        MMUEXT_NEW_BASEPTR => new_baseptr(ctx, Mfn(op.arg1)),
+        MMUEXT_NEW_USER_BASEPTR => new_user_baseptr(ctx, Mfn(op.arg1)),
+        MMUEXT_TLB_FLUSH_LOCAL | MMUEXT_TLB_FLUSH_ALL => flush(ctx, TlbFlush::All),
+        MMUEXT_TLB_FLUSH_MULTI => check_vcpumask(ctx, op.arg2).and_then(|()| flush(ctx, TlbFlush::All)),
+        // Xen ignores a non-canonical address (paging_invlpg).
+        MMUEXT_INVLPG_LOCAL => flush_page(ctx, op.arg1, is_canonical(op.arg1)),
+        MMUEXT_INVLPG_MULTI => check_vcpumask(ctx, op.arg2).and_then(|()| flush_page(ctx, op.arg1, true)),
+        MMUEXT_INVLPG_ALL => flush_page(ctx, op.arg1, true),
+        MMUEXT_FLUSH_CACHE => flush_cache(ctx, XenError::Eacces),
+        MMUEXT_FLUSH_CACHE_GLOBAL => flush_cache(ctx, XenError::Einval),
+        _ => set_ldt(ctx, op.arg1, op.arg2 as u32),
+    }
+}
+
+/// Asks for TLB maintenance on the way back to the guest (several
+/// different ones in a batch make a full flush).
+fn flush(ctx: &mut Ctx, what: TlbFlush) -> Result<(), XenError> {
+    ctx.tlb = ctx.tlb.and(what);
+    Ok(())
+}
+
+/// `INVLPG_*`: flushes `va` if `valid`, and only guest addresses (Xen's
+/// `__addr_ok`); anything else is a successful no-op.
+fn flush_page(ctx: &mut Ctx, va: u64, valid: bool) -> Result<(), XenError> {
+    if valid && is_guest_addr(va) {
+        flush(ctx, TlbFlush::Page(va))?;
+    }
+    Ok(())
+}
+
+/// `*_MULTI`: the vCPU bitmap (one word with one vCPU per domain) must be
+/// readable; the flush is then local, where the only vCPU runs. A bad
+/// bitmap is `-EINVAL`, as Xen maps `vcpumask_to_pcpumask`'s failures.
+fn check_vcpumask(ctx: &mut Ctx, vcpumask: u64) -> Result<(), XenError> {
+    ctx.guest().read::<u64>(vcpumask).map(drop).map_err(|_| XenError::Einval)
+}
+
+/// `FLUSH_CACHE{,_GLOBAL}`: for a domain allowed to flush caches (here:
+/// privileged), else `refusal`. The host core has no cache to write back;
+/// the machine's caches are coherent for everything the guest can see.
+fn flush_cache(ctx: &mut Ctx, refusal: XenError) -> Result<(), XenError> {
+    if ctx.domain.privileged {
+        Ok(())
+    } else {
+        Err(refusal)
+    }
+}
+
+/// `NEW_BASEPTR`: the kernel-mode top-level table becomes `mfn`, one of
+/// the caller's L4s; the vCPU is in kernel mode, so the system loads it
+/// on the way back (`System::syscall` sees the change).
+fn new_baseptr(ctx: &mut Ctx, mfn: Mfn) -> Result<(), XenError> {
+    if ctx.domain.page_table_level(mfn) != Some(4) {
+        return Err(XenError::Einval);
+    }
+    let vcpu = ctx.domain.vcpus.get_mut(ctx.vcpu).ok_or(XenError::Einval)?;
+    vcpu.kernel_l4 = mfn;
+    Ok(())
+}
+
+/// `NEW_USER_BASEPTR`: the user-mode top-level table becomes `mfn`, one of
+/// the caller's L4s; 0 clears it. Setting the current one again is a
+/// no-op success, as in Xen.
+fn new_user_baseptr(ctx: &mut Ctx, mfn: Mfn) -> Result<(), XenError> {
+    let user = match mfn.0 {
+        0 => None,
+        _ if ctx.domain.page_table_level(mfn) == Some(4) => Some(mfn),
+        _ if ctx.domain.vcpus.get(ctx.vcpu).is_some_and(|v| v.user_l4 == Some(mfn)) => Some(mfn),
+        _ => return Err(XenError::Einval),
+    };
+    let vcpu = ctx.domain.vcpus.get_mut(ctx.vcpu).ok_or(XenError::Einval)?;
+    vcpu.user_l4 = user;
+    Ok(())
+}
+
+/// `PIN_Ln_TABLE`: `mfn` must be one of the owner's page tables of level
+/// `level`, not pinned yet.
+fn pin(ctx: &mut Ctx, owner: PgOwner, mfn: Mfn, level: u8) -> Result<(), XenError> {
+    let d = owner_domain(&mut *ctx.domain, &mut ctx.peers, owner)?;
+    match d.page_table_mut(mfn) {
+        Some(t) if t.level == level && !t.pinned => {
+            t.pinned = true;
+            Ok(())
+        }
+        _ => Err(XenError::Einval),
+    }
+}
+
+/// `UNPIN_TABLE`: `mfn` must be one of the owner's pinned page tables.
+fn unpin(ctx: &mut Ctx, owner: PgOwner, mfn: Mfn) -> Result<(), XenError> {
+    let d = owner_domain(&mut *ctx.domain, &mut ctx.peers, owner)?;
+    match d.page_table_mut(mfn) {
+        Some(t) if t.pinned => {
+            t.pinned = false;
+            Ok(())
+        }
+        _ => Err(XenError::Einval),
+    }
+}
+
+/// Whether the owner's frame `mfn` may be written as data: its RAM, and
+/// not a page table (Xen's `get_page_type(PGT_writable_page)`).
+fn writable_frame(ctx: &mut Ctx, owner: PgOwner, mfn: Mfn) -> Result<(), XenError> {
+    let d = owner_domain(&mut *ctx.domain, &mut ctx.peers, owner)?;
+    if d.owns(mfn) && !d.is_page_table(mfn) {
+        Ok(())
+    } else {
+        Err(XenError::Einval)
+    }
+}
+
+/// `CLEAR_PAGE`: zeroes a writable frame of the owner.
+fn clear_page(ctx: &mut Ctx, owner: PgOwner, mfn: Mfn) -> Result<(), XenError> {
+    writable_frame(ctx, owner, mfn)?;
+    ctx.mem.frame_mut(mfn).ok_or(XenError::Einval)?.fill(0);
+    Ok(())
+}
+
+/// `COPY_PAGE`: copies the owner's frame `src` (any of its RAM) into its
+/// writable frame `dst`.
+fn copy_page(ctx: &mut Ctx, owner: PgOwner, dst: Mfn, src: Mfn) -> Result<(), XenError> {
+    let d = owner_domain(&mut *ctx.domain, &mut ctx.peers, owner)?;
+    if !d.owns(src) {
+        return Err(XenError::Einval);
+    }
+    writable_frame(ctx, owner, dst)?;
+    ctx.mem.frame(src).ok_or(XenError::Einval)?;
+    ctx.mem.frame_mut(dst).ok_or(XenError::Einval)?;
+    let mut chunk = [0u8; COPY_CHUNK];
+    for off in (0..PAGE_SIZE).step_by(COPY_CHUNK) {
+        let from = ctx.mem.frame(src).and_then(|f| f.get(off..off + COPY_CHUNK)).ok_or(XenError::Einval)?;
+        chunk.copy_from_slice(from);
+        let to = ctx.mem.frame_mut(dst).and_then(|f| f.get_mut(off..off + COPY_CHUNK)).ok_or(XenError::Einval)?;
+        to.copy_from_slice(&chunk);
+    }
+    Ok(())
+}
+
+/// `SET_LDT`: checks the arguments as Xen does (page-aligned guest
+/// address, at most 8192 entries; the address is ignored with no
+/// entries). Only "no LDT" is supported yet: a real LDT needs its pages
+/// validated and mapped for the CPU, so it is `-EINVAL`.
+fn set_ldt(ctx: &mut Ctx, linear_addr: u64, ents: u32) -> Result<(), XenError> {
+    let base = if ents != 0 { linear_addr } else { 0 };
+    if base % PAGE_SIZE as u64 != 0 || !is_guest_addr(base) || ents > MAX_LDT_ENTS || ents != 0 {
+        return Err(XenError::Einval);
+    }
+    let vcpu = ctx.domain.vcpus.get_mut(ctx.vcpu).ok_or(XenError::Einval)?;
+    vcpu.ldt_base = base;
+    vcpu.ldt_ents = ents;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::mmu::MMU_UPDATE_PREEMPTED;
+    use super::super::tests::{peer_domain, World, BUF_VA};
+    use super::*;
+    use crate::domain::PageTable;
+    use guest_abi::xen::{DOMID_SELF, HYPERVISOR_MMUEXT_OP};
+    extern crate std;
+    use std::vec::Vec;
+
+    const EINVAL: i64 = -22;
+    const SELF: u64 = DOMID_SELF as u64;
+    /// The guest's done counter (end of frame 7, after the longest batch).
+    const DONE_VA: u64 = BUF_VA + 0x3ffc;
+    /// A readable vCPU mask (frame 6).
+    const MASK_VA: u64 = BUF_VA + 0x2000;
+
+    fn put(w: &mut World, ops: &[(u32, u64, u64)]) {
+        let bytes: Vec<u8> = ops
+            .iter()
+            .flat_map(|&(cmd, a1, a2)| {
+                let mut b = [0u8; 24];
+                b[0..4].copy_from_slice(&cmd.to_le_bytes());
+                b[8..16].copy_from_slice(&a1.to_le_bytes());
+                b[16..24].copy_from_slice(&a2.to_le_bytes());
+                b
+            })
+            .collect();
+        w.poke(BUF_VA, &bytes);
+        w.poke(DONE_VA, &0xffff_ffffu32.to_le_bytes());
+    }
+
+    fn ext(w: &mut World, ops: &[(u32, u64, u64)], foreigndom: u64) -> i64 {
+        put(w, ops);
+        w.call_ret(u64::from(HYPERVISOR_MMUEXT_OP), [BUF_VA, ops.len() as u64, DONE_VA, foreigndom, 0])
+    }
+
+    fn one(w: &mut World, cmd: u32, arg1: u64, arg2: u64) -> i64 {
+        ext(w, &[(cmd, arg1, arg2)], SELF)
+    }
+
+    fn done(w: &mut World) -> u32 {
+        u32::from_le_bytes(w.peek(DONE_VA, 4).try_into().unwrap())
+    }
+
+    /// Makes frame 9 a second L4 (a copy of frame 0, so guest pointers
+    /// still resolve through it).
+    fn second_l4(w: &mut World) {
+        w.mem.0[9] = w.mem.0[0];
+        w.dom.page_tables = PageTable::list(&[(Mfn(0), 4), (Mfn(1), 3), (Mfn(2), 2), (Mfn(3), 1), (Mfn(9), 4)], Mfn(0));
+    }
+
+    #[test]
+    fn tlb_flushes() {
+        let mut w = World::new(false);
+        for cmd in [MMUEXT_TLB_FLUSH_LOCAL, MMUEXT_TLB_FLUSH_ALL] {
+            assert_eq!(one(&mut w, cmd, 0, 0), 0);
+            assert_eq!(w.tlb, TlbFlush::All);
+        }
+        assert_eq!(one(&mut w, MMUEXT_TLB_FLUSH_MULTI, 0, MASK_VA), 0);
+        assert_eq!(w.tlb, TlbFlush::All);
+        for cmd in [MMUEXT_INVLPG_LOCAL, MMUEXT_INVLPG_ALL] {
+            assert_eq!(one(&mut w, cmd, 0x1234_5000, 0), 0);
+            assert_eq!(w.tlb, TlbFlush::Page(0x1234_5000));
+        }
+        assert_eq!(one(&mut w, MMUEXT_INVLPG_MULTI, 0x1234_5000, MASK_VA), 0);
+        assert_eq!(w.tlb, TlbFlush::Page(0x1234_5000));
+        let two = [(MMUEXT_INVLPG_LOCAL, 0x1000, 0), (MMUEXT_INVLPG_LOCAL, 0x2000, 0)];
+        assert_eq!(ext(&mut w, &two, SELF), 0);
+        assert_eq!(w.tlb, TlbFlush::All, "two pages: a full flush");
+        let same = [(MMUEXT_INVLPG_LOCAL, 0x1000, 0), (MMUEXT_INVLPG_ALL, 0x1000, 0)];
+        assert_eq!(ext(&mut w, &same, SELF), 0);
+        assert_eq!(w.tlb, TlbFlush::Page(0x1000));
+        assert_eq!(one(&mut w, MMUEXT_INVLPG_LOCAL, 0xffff_8000_0000_0000, 0), 0, "hole: ignored");
+        assert_eq!(w.tlb, TlbFlush::None);
+        assert_eq!(one(&mut w, MMUEXT_TLB_FLUSH_MULTI, 0, 0x1234_0000), EINVAL, "unreadable vCPU mask");
+        assert_eq!(one(&mut w, MMUEXT_INVLPG_MULTI, 0x1000, 0), EINVAL, "null vCPU mask");
+        assert_eq!(w.tlb, TlbFlush::None);
+    }
+
+    #[test]
+    fn new_baseptr_takes_only_an_own_l4() {
+        let mut w = World::new(false);
+        second_l4(&mut w);
+        for (mfn, what) in [(1, "an L3"), (3, "an L1"), (6, "no page table"), (12, "not owned")] {
+            assert_eq!(one(&mut w, MMUEXT_NEW_BASEPTR, mfn, 0), EINVAL, "{what}");
+            assert_eq!(w.dom.vcpus[0].kernel_l4, Mfn(0), "{what}");
+        }
+        assert_eq!(one(&mut w, MMUEXT_NEW_BASEPTR, 9, 0), 0);
+        assert_eq!(w.dom.vcpus[0].kernel_l4, Mfn(9));
+        assert_eq!(done(&mut w), 1, "the done counter is read through the new L4");
+    }
+
+    #[test]
+    fn new_user_baseptr_sets_and_clears() {
+        let mut w = World::new(false);
+        second_l4(&mut w);
+        assert_eq!(one(&mut w, MMUEXT_NEW_USER_BASEPTR, 9, 0), 0);
+        assert_eq!(w.dom.vcpus[0].user_l4, Some(Mfn(9)));
+        assert_eq!(one(&mut w, MMUEXT_NEW_USER_BASEPTR, 9, 0), 0, "the same again");
+        assert_eq!(one(&mut w, MMUEXT_NEW_USER_BASEPTR, 2, 0), EINVAL, "an L2");
+        assert_eq!(one(&mut w, MMUEXT_NEW_USER_BASEPTR, 12, 0), EINVAL, "not owned");
+        assert_eq!(w.dom.vcpus[0].user_l4, Some(Mfn(9)));
+        assert_eq!(one(&mut w, MMUEXT_NEW_USER_BASEPTR, 0, 0), 0);
+        assert_eq!(w.dom.vcpus[0].user_l4, None);
+        assert_eq!(w.dom.vcpus[0].kernel_l4, Mfn(0), "the kernel table is untouched");
+    }
+
+    #[test]
+    fn pin_and_unpin() {
+        let mut w = World::new(false);
+        let pinned = |w: &World, m| w.dom.page_table(Mfn(m)).is_some_and(|t| t.pinned);
+        assert!(pinned(&w, 0), "the builder's L4 starts pinned");
+        assert_eq!(one(&mut w, MMUEXT_PIN_L4_TABLE, 0, 0), EINVAL, "pinned twice");
+        assert_eq!(one(&mut w, MMUEXT_UNPIN_TABLE, 0, 0), 0);
+        assert!(!pinned(&w, 0));
+        assert_eq!(one(&mut w, MMUEXT_UNPIN_TABLE, 0, 0), EINVAL, "not pinned");
+        assert_eq!(one(&mut w, MMUEXT_PIN_L4_TABLE, 0, 0), 0);
+        assert!(pinned(&w, 0));
+        assert_eq!(one(&mut w, MMUEXT_PIN_L2_TABLE, 3, 0), EINVAL, "an L1 as an L2");
+        assert_eq!(one(&mut w, MMUEXT_PIN_L1_TABLE, 3, 0), 0);
+        assert_eq!(one(&mut w, MMUEXT_PIN_L3_TABLE, 1, 0), 0);
+        assert_eq!(one(&mut w, MMUEXT_PIN_L2_TABLE, 2, 0), 0);
+        assert!(pinned(&w, 1) && pinned(&w, 2) && pinned(&w, 3));
+        assert_eq!(one(&mut w, MMUEXT_PIN_L1_TABLE, 6, 0), EINVAL, "no page table");
+        assert_eq!(one(&mut w, MMUEXT_PIN_L1_TABLE, 12, 0), EINVAL, "not owned");
+        assert_eq!(one(&mut w, MMUEXT_UNPIN_TABLE, 6, 0), EINVAL, "no page table to unpin");
+    }
+
+    #[test]
+    fn clear_and_copy_pages() {
+        let mut w = World::new(false);
+        w.mem.0[9] = [0xaa; PAGE_SIZE];
+        assert_eq!(one(&mut w, MMUEXT_COPY_PAGE, 6, 9), 0);
+        assert!(w.mem.0[6].iter().all(|&b| b == 0xaa));
+        assert_eq!(one(&mut w, MMUEXT_CLEAR_PAGE, 6, 0), 0);
+        assert!(w.mem.0[6].iter().all(|&b| b == 0));
+        assert_eq!(one(&mut w, MMUEXT_COPY_PAGE, 6, 3), 0, "a page table may be the source");
+        assert_eq!(w.mem.0[6], w.mem.0[3]);
+        let before = w.mem.0.clone();
+        for (cmd, dst, src, what) in [
+            (MMUEXT_COPY_PAGE, 2, 9, "into a page table"),
+            (MMUEXT_COPY_PAGE, 12, 9, "into a frame not owned"),
+            (MMUEXT_COPY_PAGE, 9, 12, "from a frame not owned"),
+            (MMUEXT_CLEAR_PAGE, 3, 0, "a page table"),
+            (MMUEXT_CLEAR_PAGE, 12, 0, "a frame not owned"),
+        ] {
+            assert_eq!(one(&mut w, cmd, dst, src), EINVAL, "{what}");
+        }
+        for f in [0, 1, 2, 3, 5, 6, 8, 9, 10, 11, 12, 13, 14] {
+            assert!(w.mem.0[f] == before[f], "frame {f} changed");
+        }
+    }
+
+    #[test]
+    fn set_ldt_flush_cache_and_unknown_commands() {
+        let mut w = World::new(false);
+        assert_eq!(one(&mut w, MMUEXT_SET_LDT, 0x1234, 0), 0, "no LDT: the address is ignored");
+        assert_eq!((w.dom.vcpus[0].ldt_base, w.dom.vcpus[0].ldt_ents), (0, 0));
+        assert_eq!(one(&mut w, MMUEXT_SET_LDT, 0x1000, 16), EINVAL, "a real LDT: not supported");
+        assert_eq!(one(&mut w, MMUEXT_SET_LDT, 0x1234, 16), EINVAL, "misaligned");
+        assert_eq!(one(&mut w, MMUEXT_SET_LDT, 0x1000, 8193), EINVAL, "too many entries");
+        assert_eq!(one(&mut w, MMUEXT_FLUSH_CACHE, 0, 0), -13, "EACCES without I/O rights");
+        assert_eq!(one(&mut w, MMUEXT_FLUSH_CACHE_GLOBAL, 0, 0), EINVAL);
+        for cmd in [0xe, 0x15, 999] {
+            assert_eq!(one(&mut w, cmd, 0, 0), -38, "cmd {cmd}");
+        }
+        assert_eq!(one(&mut w, MMUEXT_MARK_SUPER, 0, 0), -95);
+        w.dom.privileged = true;
+        assert_eq!(one(&mut w, MMUEXT_FLUSH_CACHE, 0, 0), 0);
+        assert_eq!(one(&mut w, MMUEXT_FLUSH_CACHE_GLOBAL, 0, 0), 0);
+    }
+
+    #[test]
+    fn done_counts_bad_pointers_and_continuation() {
+        let mut w = World::new(false);
+        let ops = [(MMUEXT_TLB_FLUSH_LOCAL, 0, 0), (MMUEXT_PIN_L1_TABLE, 6, 0), (MMUEXT_PIN_L1_TABLE, 3, 0)];
+        assert_eq!(ext(&mut w, &ops, SELF), EINVAL);
+        assert_eq!(done(&mut w), 1);
+        assert!(w.dom.page_table(Mfn(3)).is_some_and(|t| !t.pinned), "the third was not done");
+        let nr = u64::from(HYPERVISOR_MMUEXT_OP);
+        assert_eq!(w.call_ret(nr, [0x1234_0000, 1, 0, SELF, 0]), -14, "unmapped list");
+        assert_eq!(w.call_ret(nr, [0xffff_8000_0000_0000, 1, 0, SELF, 0]), -14, "list in the hole");
+        let n = 600u64;
+        let flushes: Vec<(u32, u64, u64)> = (0..n).map(|_| (MMUEXT_TLB_FLUSH_LOCAL, 0, 0)).collect();
+        put(&mut w, &flushes);
+        let next = match w.call(nr, [BUF_VA, n, DONE_VA, SELF, 0]) {
+            Outcome::Continue(a) => a,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(next, [BUF_VA + 512 * 24, (n - 512) | u64::from(MMU_UPDATE_PREEMPTED), DONE_VA, SELF, 0]);
+        assert_eq!(done(&mut w), 512);
+        assert_eq!(w.call_ret(nr, next), 0);
+        assert_eq!(done(&mut w), 600);
+    }
+
+    #[test]
+    fn foreign_page_owner() {
+        let mut w = World::new(false);
+        w.peers.push(peer_domain());
+        assert_eq!(ext(&mut w, &[(MMUEXT_PIN_L1_TABLE, 11, 0)], 1), -1, "unprivileged: EPERM");
+        assert_eq!(ext(&mut w, &[(MMUEXT_PIN_L1_TABLE, 3, 0)], 0), -3, "own ID: ESRCH");
+        assert_eq!(ext(&mut w, &[(MMUEXT_PIN_L1_TABLE, 11, 0)], 9), -3, "unknown: ESRCH");
+        w.dom.privileged = true;
+        assert_eq!(ext(&mut w, &[(MMUEXT_PIN_L1_TABLE, 11, 0)], 1), 0, "the peer's L1");
+        assert!(w.peers[0].page_table(Mfn(11)).is_some_and(|t| t.pinned));
+        assert_eq!(ext(&mut w, &[(MMUEXT_PIN_L1_TABLE, 3, 0)], 1), EINVAL, "the caller's L1 is not the peer's");
+        assert_eq!(ext(&mut w, &[(MMUEXT_UNPIN_TABLE, 10, 0)], 1), 0, "the peer's L4");
+        w.mem.0[12] = [0x55; PAGE_SIZE];
+        assert_eq!(ext(&mut w, &[(MMUEXT_COPY_PAGE, 12, 9)], 1), EINVAL, "the caller's frame is not the peer's");
+        assert_eq!(ext(&mut w, &[(MMUEXT_COPY_PAGE, 11, 12)], 1), EINVAL, "into the peer's page table");
+        assert!(w.mem.0[12].iter().all(|&b| b == 0x55));
+        assert_eq!(ext(&mut w, &[(MMUEXT_CLEAR_PAGE, 12, 0)], 1), 0, "the peer's RAM");
+        assert!(w.mem.0[12].iter().all(|&b| b == 0));
+        for cmd in [MMUEXT_TLB_FLUSH_LOCAL, MMUEXT_NEW_BASEPTR, MMUEXT_NEW_USER_BASEPTR, MMUEXT_SET_LDT] {
+            assert_eq!(ext(&mut w, &[(cmd, 10, 0)], 1), -1, "cmd {cmd} on the caller's own state");
+        }
+    }
+}
