@@ -21,6 +21,7 @@ mod wire;
 
 pub mod arch_x86;
 pub mod callback;
+pub mod domctl;
 pub mod elfnote;
 pub mod errno;
 pub mod event_channel;

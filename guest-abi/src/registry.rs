@@ -184,8 +184,9 @@ pub trait Described {
 
 /// All constants of the crate.
 pub fn consts() -> impl Iterator<Item = &'static Const> {
-    let lists: [&'static [Const]; 20] = [
+    let lists: [&'static [Const]; 21] = [
         crate::xen::CONSTS,
+        crate::domctl::CONSTS,
         crate::arch_x86::CONSTS,
         crate::elfnote::CONSTS,
         crate::errno::CONSTS,
@@ -224,8 +225,9 @@ pub fn tables() -> impl Iterator<Item = &'static Table> {
 
 /// All structs of the crate.
 pub fn structs() -> impl Iterator<Item = &'static StructLayout> {
-    let lists: [&'static [StructLayout]; 15] = [
+    let lists: [&'static [StructLayout]; 16] = [
         crate::xen::STRUCTS,
+        crate::domctl::STRUCTS,
         crate::arch_x86::STRUCTS,
         crate::event_channel::STRUCTS,
         crate::grant_table::STRUCTS,

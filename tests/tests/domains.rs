@@ -110,3 +110,20 @@ fn grants_map_copy_revoke_and_refuse_attacks() {
         .expect_no("FAILED")
         .expect_exit(Exit::DebugExit(0));
 }
+
+#[test]
+fn the_control_domain_caps_another_at_run_time() {
+    let _cpus = alone();
+    let out = Boot::new()
+        .cmdline("domain=ctl,module=1,privileged domain=capped,module=2")
+        .guest("schedctl", "schedctl target=1 weight=128 cap=25")
+        .guest("spin", "spin from_ms=500 to_ms=2500")
+        .run();
+    out.expect_line("(d0) schedctl: d1 weight=256 cap=0 -> weight=128 cap=25")
+        .expect_line("(d0) schedctl: another interface version: Some(Eacces)")
+        .expect_line("(d0) schedctl: an absent domain: Some(Esrch)")
+        .expect_exit(Exit::DebugExit(0));
+    let share = field(&out, "(d1) spin:", "share=");
+    assert!(share <= 270, "a domain capped at 25% at run time got {share}/1000 of the CPU\n{out}");
+    assert!(share >= 100, "a domain capped at 25% at run time got only {share}/1000 of the CPU\n{out}");
+}

@@ -156,8 +156,9 @@ impl System {
             traps::iret(domain, vcpu, frame, mem)
         } else {
             let (frames, m2p) = (&mut *self.frames, self.m2p);
+            let sched = &mut self.sched;
             let mut ctx =
-                Ctx { domain, vcpu, mem: &mut *mem, platform, now_ns, peers, frames, tlb: TlbFlush::None, m2p };
+                Ctx { domain, vcpu, mem: &mut *mem, platform, now_ns, peers, frames, tlb: TlbFlush::None, m2p, sched };
             let outcome = hypercall::dispatch(&mut ctx, frame.rax, frame.hypercall_args());
             tlb = ctx.tlb;
             match outcome {

@@ -27,6 +27,7 @@ use zerocopy::IntoBytes;
 use crate::errno::XenError;
 
 mod callback;
+mod domctl;
 mod event_channel;
 mod grant_table;
 mod memory;
@@ -37,6 +38,7 @@ mod version;
 mod xen;
 
 pub use callback::*;
+pub use domctl::*;
 pub use event_channel::*;
 pub use grant_table::*;
 pub use memory::*;

@@ -29,6 +29,17 @@ pub const HEADERS: &[&str] = &[
     "xen/io/xenbus.h",
 ];
 
+/// Headers Xen compiles for its tools only. `__XEN_TOOLS__` changes other
+/// headers too (extra union member names, tools-only types), so their
+/// checks go into a probe of their own with it defined first.
+pub const TOOLS_HEADERS: &[&str] = &["xen/domctl.h"];
+
+/// Whether a check of `header` (as the registry names it) belongs in the
+/// tools probe.
+fn is_tools(header: &str) -> bool {
+    TOOLS_HEADERS.iter().any(|h| h.strip_prefix("xen/") == Some(header))
+}
+
 /// What kind of definition a check belongs to, for the summary counts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
@@ -179,16 +190,19 @@ fn field_checks(s: &StructLayout, f: &Field, out: &mut Vec<Check>) {
     }
 }
 
-/// The probe's C source: check `i` prints `i|value`.
-pub fn source(checks: &[Check]) -> String {
-    let mut c = String::from("#define __XEN_INTERFACE_VERSION__ 0x00040e00\n");
+/// The C source of a probe: check `i` prints `i|value`, for the checks of
+/// the tools headers (`tools`) or of the others.
+pub fn source(checks: &[Check], tools: bool) -> String {
+    let mut c = String::from(if tools { "#define __XEN_TOOLS__\n" } else { "" });
+    c.push_str("#define __XEN_INTERFACE_VERSION__ 0x00040e00\n");
     // <errno.h> before xs_wire.h, which defines `xsd_errors` under `#ifdef EINVAL`.
     c.push_str("#include <errno.h>\n#include <stdio.h>\n#include <stddef.h>\n#include <stdint.h>\n");
-    for h in HEADERS {
+    let extra: &[&str] = if tools { TOOLS_HEADERS } else { &[] };
+    for h in HEADERS.iter().chain(extra) {
         let _ = writeln!(c, "#include <{h}>");
     }
     c.push_str("int main(void) {\n");
-    for (i, k) in checks.iter().enumerate() {
+    for (i, k) in checks.iter().enumerate().filter(|(_, k)| is_tools(k.header) == tools) {
         let what = k.what.replace("*/", "* /");
         match k.expect {
             Expect::Str(_) => {
@@ -203,7 +217,7 @@ pub fn source(checks: &[Check]) -> String {
     c
 }
 
-/// Compiles and runs the probe; its output, one line per check.
+/// Compiles and runs both probes; their output, one line per check.
 pub fn run(checks: &[Check]) -> Vec<String> {
     assert!(
         Path::new("/usr/include/xen/xen.h").exists(),
@@ -211,23 +225,25 @@ pub fn run(checks: &[Check]) -> Vec<String> {
     );
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("abi-probe");
     std::fs::create_dir_all(&dir).unwrap();
-    let src = dir.join("probe.c");
-    let bin = dir.join("probe");
-    std::fs::write(&src, source(checks)).unwrap();
-    let cc = Command::new("cc").arg("-w").arg("-o").arg(&bin).arg(&src).output().expect("run the C compiler `cc`");
-    assert!(
-        cc.status.success(),
-        "the probe {} does not compile against Xen's headers (a Rust definition names a C member or type that \
-         does not exist, or has the wrong kind of type; the comment on the failing line says which):\n{}",
-        src.display(),
-        String::from_utf8_lossy(&cc.stderr)
-    );
-    let out = Command::new(&bin).output().expect("run the probe");
-    assert!(out.status.success(), "the probe failed: {}", String::from_utf8_lossy(&out.stderr));
     let mut lines = vec![String::new(); checks.len()];
-    for line in String::from_utf8(out.stdout).unwrap().lines() {
-        let (id, value) = line.split_once('|').unwrap();
-        lines[id.parse::<usize>().unwrap()] = value.to_string();
+    for (name, tools) in [("probe", false), ("probe-tools", true)] {
+        let src = dir.join(format!("{name}.c"));
+        let bin = dir.join(name);
+        std::fs::write(&src, source(checks, tools)).unwrap();
+        let cc = Command::new("cc").arg("-w").arg("-o").arg(&bin).arg(&src).output().expect("run the C compiler `cc`");
+        assert!(
+            cc.status.success(),
+            "the probe {} does not compile against Xen's headers (a Rust definition names a C member or type that \
+             does not exist, or has the wrong kind of type; the comment on the failing line says which):\n{}",
+            src.display(),
+            String::from_utf8_lossy(&cc.stderr)
+        );
+        let out = Command::new(&bin).output().expect("run the probe");
+        assert!(out.status.success(), "the probe failed: {}", String::from_utf8_lossy(&out.stderr));
+        for line in String::from_utf8(out.stdout).unwrap().lines() {
+            let (id, value) = line.split_once('|').unwrap();
+            lines[id.parse::<usize>().unwrap()] = value.to_string();
+        }
     }
     lines
 }

@@ -3,6 +3,7 @@
 
 mod callbacks;
 mod console_io;
+mod domctl;
 mod event_channel;
 mod fpu;
 mod grant_table;
@@ -25,6 +26,7 @@ use crate::domain::{DomId, Domain};
 use crate::guest_access::GuestMemory;
 use crate::mm::m2p::M2p;
 use crate::mm::{FramePool, MachineMemory};
+use crate::sched::Scheduler;
 
 /// What the hypervisor needs from the machine while serving hypercalls.
 pub trait Platform {
@@ -64,6 +66,8 @@ pub struct Ctx<'a> {
     pub tlb: TlbFlush,
     /// The machine-to-phys table (`MMU_MACHPHYS_UPDATE` writes it).
     pub m2p: M2p,
+    /// The run queue, for the toolstack's scheduler parameters.
+    pub sched: &'a mut Scheduler,
 }
 
 /// TLB maintenance after a page-table update.
@@ -112,6 +116,17 @@ impl<'a> Peers<'a> {
     /// The domain with ID `id`, if it exists.
     pub fn get_mut(&mut self, id: DomId) -> Option<&mut Domain> {
         self.before.iter_mut().chain(self.after.iter_mut()).find(|d| d.id == id)
+    }
+
+    /// Where domain `id` sits in the system's domain list (the index the
+    /// scheduler knows it by), given the caller's ID `me`.
+    pub fn index_of(&self, id: DomId, me: DomId) -> Option<usize> {
+        let caller = self.before.len();
+        if id == me {
+            return Some(caller);
+        }
+        let before = self.before.iter().position(|d| d.id == id);
+        before.or_else(|| Some(caller + 1 + self.after.iter().position(|d| d.id == id)?))
     }
 }
 
@@ -163,6 +178,7 @@ const TABLE: [Option<Handler>; 64] = {
     t[abi::HYPERVISOR_PHYSDEV_OP as usize] = Some(physdev::physdev_op);
     t[abi::HYPERVISOR_CONSOLE_IO as usize] = Some(console_io::console_io);
     t[abi::HYPERVISOR_EVENT_CHANNEL_OP as usize] = Some(event_channel::event_channel_op);
+    t[abi::HYPERVISOR_DOMCTL as usize] = Some(domctl::domctl);
     t[abi::HYPERVISOR_GRANT_TABLE_OP as usize] = Some(grant_table::grant_table_op);
     t[abi::HYPERVISOR_XEN_VERSION as usize] = Some(xen_version::xen_version);
     t[abi::HYPERVISOR_SCHED_OP as usize] = Some(sched_op::sched_op);
@@ -249,6 +265,8 @@ pub(crate) mod tests {
         pub mem: FakeMemory,
         pub plat: FakePlatform,
         pub pool: FakePool,
+        /// The run queue: the caller (index 0) and peers as tests add them.
+        pub sched: Scheduler,
         pub now_ns: u64,
         /// The TLB maintenance the last call asked for.
         pub tlb: TlbFlush,
@@ -310,6 +328,11 @@ pub(crate) mod tests {
                 mem,
                 plat: FakePlatform { out: Vec::new(), input: Vec::new(), ts: None, segments: Vec::new() },
                 pool: FakePool((16..NR_FRAMES as u64).rev().map(Mfn).collect()),
+                sched: {
+                    let mut sched = Scheduler::new();
+                    sched.add(crate::sched::VcpuRef { domain: 0, vcpu: 0 }, crate::sched::SchedParams::default());
+                    sched
+                },
                 now_ns: 1_000_000,
                 tlb: TlbFlush::None,
             }
@@ -326,6 +349,7 @@ pub(crate) mod tests {
                 frames: &mut self.pool,
                 tlb: TlbFlush::None,
                 m2p: M2P,
+                sched: &mut self.sched,
             };
             let outcome = dispatch(&mut ctx, nr, args);
             self.tlb = ctx.tlb;
