@@ -127,3 +127,13 @@ fn the_control_domain_caps_another_at_run_time() {
     assert!(share <= 270, "a domain capped at 25% at run time got {share}/1000 of the CPU\n{out}");
     assert!(share >= 100, "a domain capped at 25% at run time got only {share}/1000 of the CPU\n{out}");
 }
+
+#[test]
+fn a_domain_cannot_grow_past_its_memory_size() {
+    let _cpus = shared();
+    let out = Boot::new().cmdline("domain=small,module=1,mem=64").guest("memqos", "memqos").run();
+    out.expect_line("(d0) memqos: nr_pages=16384 current=16384 max=16384")
+        .expect_line("(d0) memqos: increase_reservation gave Ok(0), populate_physmap gave Ok(0), current=Ok(16384)")
+        .expect_line("xenish:   d0 (small): poweroff")
+        .expect_exit(Exit::DebugExit(0));
+}

@@ -7,6 +7,7 @@ mod domctl;
 mod event_channel;
 mod fpu;
 mod grant_table;
+mod memory_op;
 mod mmu;
 mod mmuext_op;
 mod multicall;
@@ -18,6 +19,8 @@ mod timer;
 mod vcpu_op;
 mod vm_assist;
 mod xen_version;
+
+use alloc::vec::Vec;
 
 use guest_abi::errno::XenError;
 use guest_abi::xen as abi;
@@ -40,6 +43,20 @@ pub trait Platform {
     fn set_fpu_ts(&mut self, set: bool);
     /// Changes the running vCPU's segment state (already validated).
     fn set_segment(&mut self, which: Segment, value: u64);
+    /// The machine's memory map (the E820 the boot loader reported).
+    fn machine_memory_map(&self) -> Vec<E820Entry>;
+}
+
+/// One range of the machine's memory map, as `XENMEM_machine_memory_map`
+/// reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct E820Entry {
+    /// First byte.
+    pub addr: u64,
+    /// Length in bytes.
+    pub size: u64,
+    /// E820 type: 1 RAM, 2 reserved, 3 ACPI reclaimable, 4 ACPI NVS, 5 bad.
+    pub kind: u32,
 }
 
 pub use segments::Segment;
@@ -179,6 +196,7 @@ const TABLE: [Option<Handler>; 64] = {
     t[abi::HYPERVISOR_CONSOLE_IO as usize] = Some(console_io::console_io);
     t[abi::HYPERVISOR_EVENT_CHANNEL_OP as usize] = Some(event_channel::event_channel_op);
     t[abi::HYPERVISOR_DOMCTL as usize] = Some(domctl::domctl);
+    t[abi::HYPERVISOR_MEMORY_OP as usize] = Some(memory_op::memory_op);
     t[abi::HYPERVISOR_GRANT_TABLE_OP as usize] = Some(grant_table::grant_table_op);
     t[abi::HYPERVISOR_XEN_VERSION as usize] = Some(xen_version::xen_version);
     t[abi::HYPERVISOR_SCHED_OP as usize] = Some(sched_op::sched_op);
@@ -238,6 +256,12 @@ pub(crate) mod tests {
         fn set_segment(&mut self, which: Segment, value: u64) {
             self.segments.push((which, value));
         }
+        fn machine_memory_map(&self) -> Vec<E820Entry> {
+            std::vec![
+                E820Entry { addr: 0, size: 0x9fc00, kind: 1 },
+                E820Entry { addr: 0xf0000, size: 0x10000, kind: 2 }
+            ]
+        }
     }
 
     /// A frame pool over a list of free frames.
@@ -246,6 +270,13 @@ pub(crate) mod tests {
     impl FramePool for FakePool {
         fn alloc(&mut self) -> Option<Mfn> {
             self.0.pop()
+        }
+        fn alloc_contiguous(&mut self, count: u64, align: u64) -> Option<Mfn> {
+            let mut free: Vec<u64> = self.0.iter().map(|m| m.0).collect();
+            free.sort_unstable();
+            let first = free.iter().copied().find(|&f| f % align == 0 && (f..f + count).all(|g| free.contains(&g)))?;
+            self.0.retain(|m| m.0 < first || m.0 >= first + count);
+            Some(Mfn(first))
         }
         fn free(&mut self, mfn: Mfn) {
             self.0.push(mfn);

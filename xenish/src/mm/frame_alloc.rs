@@ -138,6 +138,10 @@ impl super::FramePool for FrameAllocator<'_> {
         FrameAllocator::alloc(self)
     }
 
+    fn alloc_contiguous(&mut self, count: u64, align: u64) -> Option<Mfn> {
+        FrameAllocator::alloc_contiguous(self, count, align)
+    }
+
     fn free(&mut self, mfn: Mfn) {
         // A frame the pool never handed out stays as it is: freeing it
         // would give away memory someone else may own.

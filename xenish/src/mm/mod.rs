@@ -44,6 +44,9 @@ pub trait MachineMemory {
 pub trait FramePool {
     /// A free frame, now in use; `None` when memory is exhausted.
     fn alloc(&mut self) -> Option<Mfn>;
+    /// `count` machine-contiguous free frames, the first a multiple of
+    /// `align` (a power of two); `None` if there is no such run.
+    fn alloc_contiguous(&mut self, count: u64, align: u64) -> Option<Mfn>;
     /// Returns a frame taken with [`FramePool::alloc`].
     fn free(&mut self, mfn: Mfn);
     /// Frames still free.

@@ -11,6 +11,7 @@ use linked_list_allocator::LockedHeap;
 use super::memory::{DirectMap, DIRECTMAP_BOOT_SIZE, DIRECTMAP_START, FIXMAP_APIC, RO_MPT_START, XEN_VIRT_START};
 use super::{apic, boot, clock, cpu, entry, fpu, gdt, idt, serial, trap};
 use crate::boot_info::{BootInfo, MULTIBOOT2_BOOTLOADER_MAGIC};
+use crate::hypercall::E820Entry;
 use crate::mm::frame_alloc::FrameAllocator;
 use crate::mm::pagetable::{self, PageSize, PTE_NX, PTE_P, PTE_RW, PTE_US};
 use crate::mm::{MachineMemory, Mfn, PAGE_SIZE};
@@ -150,6 +151,10 @@ pub extern "C" fn xenish_start(magic: u32, mbi_phys: u32) -> ! {
     cpu::outb(0xa1, 0xff);
 
     CMDLINE.call_once(|| info.cmdline().into());
+    MEMORY_MAP.call_once(|| {
+        // Multiboot2's memory types are E820's.
+        info.memory_map().map(|r| E820Entry { addr: r.base, size: r.length, kind: r.kind }).collect()
+    });
     let modules: Vec<setup::BootModule> = info
         .modules()
         .map(|m| setup::BootModule {
@@ -334,6 +339,13 @@ fn build_address_space(
 }
 
 static CMDLINE: spin::Once<alloc::string::String> = spin::Once::new();
+
+static MEMORY_MAP: spin::Once<Vec<E820Entry>> = spin::Once::new();
+
+/// The machine's memory map as the boot loader reported it.
+pub fn memory_map() -> &'static [E820Entry] {
+    MEMORY_MAP.get().map(|m| m.as_slice()).unwrap_or(&[])
+}
 
 /// The hypervisor's command line, as GRUB passed it.
 pub fn cmdline() -> &'static str {

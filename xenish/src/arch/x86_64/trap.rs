@@ -11,7 +11,7 @@ use spin::Mutex;
 use super::memory::DirectMap;
 use super::{apic, clock, cpu, entry, fpu, gdt, serial};
 use crate::domain::{Domain, SegmentState};
-use crate::hypercall::{Platform, Segment, TlbFlush};
+use crate::hypercall::{E820Entry, Platform, Segment, TlbFlush};
 use crate::mm::frame_alloc::FrameAllocator;
 use crate::mm::m2p::M2p;
 use crate::mm::Mfn;
@@ -47,6 +47,10 @@ impl Platform for Hardware {
 
     fn cmdline(&self) -> &str {
         super::start::cmdline()
+    }
+
+    fn machine_memory_map(&self) -> Vec<E820Entry> {
+        super::start::memory_map().to_vec()
     }
 
     fn console_write(&mut self, bytes: &[u8]) {

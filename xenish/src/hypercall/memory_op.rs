@@ -1,0 +1,394 @@
+//! `memory_op`: a domain's memory reservation and what it may learn about
+//! machine memory (the XENMEM_* commands a PV guest uses).
+//!
+//! Semantics and errnos: Xen 4.17 `xen/common/memory.c` (`do_memory_op`)
+//! and `xen/arch/x86/mm.c` (`arch_memory_op`). The reservation commands
+//! return how many extents they did (so a failure midway is a short
+//! count, not an errno), and continue with `cmd | start << 6` after a
+//! batch. A domain never owns more than its `max_pages`: that is where
+//! `mem=` (and `dom0_mem=`) bite.
+//!
+//! Not yet: `decrease_reservation` and `exchange` need the frame table's
+//! reference counts to know a frame is mapped nowhere before it is freed,
+//! and answer `-ENOSYS` until it lands; `memory_map` is `-ENOSYS` as on a
+//! Xen whose toolstack set no map for the domain (Linux then builds one
+//! from `nr_pages`); `add_to_physmap` is `-EACCES`, Xen's answer for a PV
+//! (non-translated) domain, which maps shared_info and grant frames by MFN.
+
+use alloc::vec::Vec;
+
+use guest_abi::arch_x86::{MACH2PHYS_NR_ENTRIES, MACH2PHYS_VIRT_END, MACH2PHYS_VIRT_START};
+use guest_abi::errno::XenError;
+use guest_abi::memory::*;
+use guest_abi::xen::DOMID_SELF;
+use zerocopy::{FromBytes, Immutable, IntoBytes};
+
+use super::{Ctx, HcResult, Outcome, Peers};
+use crate::domain::{DomId, Domain};
+use crate::mm::{Mfn, Pfn, PAGE_SIZE};
+
+/// `MEMOP_EXTENT_SHIFT`: where a continuation's start extent sits in `cmd`.
+const MEMOP_EXTENT_SHIFT: u32 = 6;
+/// `MEMOP_CMD_MASK`.
+const MEMOP_CMD_MASK: u64 = (1 << MEMOP_EXTENT_SHIFT) - 1;
+/// Extents served before a reservation command is continued.
+const BATCH: u64 = 512;
+/// The largest extent order of an unprivileged domain (`CONFIG_DOMU_MAX_ORDER`).
+const DOMU_MAX_ORDER: u32 = 9;
+/// The largest for the control domain (`CONFIG_CTLDOM_MAX_ORDER`).
+const CTLDOM_MAX_ORDER: u32 = 12;
+/// M2P entries per 2 MiB chunk of the table.
+const M2P_CHUNK_ENTRIES: u64 = (2 << 20) / 8;
+/// Bytes of an E820 entry (`{u64 addr, u64 size, u32 type}`, packed).
+const E820_ENTRY_SIZE: u64 = 20;
+
+/// `HYPERVISOR_memory_op(cmd, arg)`.
+pub fn memory_op(ctx: &mut Ctx, args: [u64; 5]) -> Outcome {
+    let [cmd, arg, ..] = args;
+    let op = (cmd & MEMOP_CMD_MASK) as u32;
+    let start = cmd >> MEMOP_EXTENT_SHIFT;
+    match op {
+        XENMEM_INCREASE_RESERVATION | XENMEM_POPULATE_PHYSMAP => reservation(ctx, op, arg, start),
+        _ if start != 0 => Outcome::Return(XenError::Enosys.to_ret()),
+        XENMEM_CURRENT_RESERVATION | XENMEM_MAXIMUM_RESERVATION | XENMEM_MAXIMUM_GPFN => stat(ctx, op, arg).into(),
+        XENMEM_MAXIMUM_RAM_PAGE => Outcome::Return(ctx.m2p.entries as i64),
+        XENMEM_MACHPHYS_MAPPING => machphys_mapping(ctx, arg).into(),
+        XENMEM_MACHPHYS_MFN_LIST => machphys_mfn_list(ctx, arg).into(),
+        XENMEM_MACHINE_MEMORY_MAP => machine_memory_map(ctx, arg).into(),
+        XENMEM_ADD_TO_PHYSMAP => add_to_physmap(ctx, arg).into(),
+        _ => Outcome::Return(XenError::Enosys.to_ret()),
+    }
+}
+
+fn read<T: FromBytes + IntoBytes>(ctx: &mut Ctx, va: u64) -> Result<T, XenError> {
+    ctx.guest().read(va).map_err(|_| XenError::Efault)
+}
+
+fn write<T: IntoBytes + Immutable + ?Sized>(ctx: &mut Ctx, va: u64, value: &T) -> Result<(), XenError> {
+    ctx.guest().write(va, value).map_err(|_| XenError::Efault)
+}
+
+/// The domain a `domid` argument names: the caller for DOMID_SELF or its
+/// own ID, another one only for a privileged caller (Xen's XSM_TARGET).
+fn target<'b>(me: &'b mut Domain, peers: &'b mut Peers, domid: DomId) -> Result<&'b mut Domain, XenError> {
+    if domid == DOMID_SELF || domid == me.id {
+        return Ok(me);
+    }
+    let privileged = me.privileged;
+    let other = peers.get_mut(domid).ok_or(XenError::Esrch)?;
+    if privileged {
+        Ok(other)
+    } else {
+        Err(XenError::Eperm)
+    }
+}
+
+/// XENMEM_increase_reservation and XENMEM_populate_physmap: allocate
+/// extents to the domain; returns the extents done.
+fn reservation(ctx: &mut Ctx, op: u32, arg: u64, start: u64) -> Outcome {
+    let Ok(r) = read::<MemoryReservation>(ctx, arg) else { return Outcome::Return(XenError::Efault.to_ret()) };
+    let max_order = if ctx.domain.privileged { CTLDOM_MAX_ORDER } else { DOMU_MAX_ORDER };
+    // Xen's early exits all report `start` extents done.
+    let done = |n: u64| Outcome::Return(n as i64);
+    if start >= r.nr_extents || r.extent_order > max_order || r.mem_flags & XENMEMF_POPULATE_ON_DEMAND != 0 {
+        return done(start);
+    }
+    let list = r.extent_start;
+    if !list.is_null() && list.element_addr(r.nr_extents).is_none() {
+        return done(start);
+    }
+    let populate = op == XENMEM_POPULATE_PHYSMAP;
+    let mut i = start;
+    while i < r.nr_extents {
+        if i - start == BATCH {
+            let cmd = u64::from(op) | (i << MEMOP_EXTENT_SHIFT);
+            return Outcome::Continue([cmd, arg, 0, 0, 0]);
+        }
+        let slot = list.element_addr(i).unwrap_or(0);
+        let gpfn = match populate {
+            true => match read::<u64>(ctx, slot) {
+                Ok(g) => Some(Pfn(g)),
+                Err(_) => break,
+            },
+            false => None,
+        };
+        let Some(mfn) = allocate_extent(ctx, r.domid, r.extent_order, gpfn) else { break };
+        if !list.is_null() && write(ctx, slot, &mfn.0).is_err() {
+            break;
+        }
+        i += 1;
+    }
+    done(i)
+}
+
+/// One extent of `2^order` contiguous frames for the domain `domid` names,
+/// zeroed, owned by it, with their M2P entries (`gpfn` onwards, or
+/// invalid); `None` past its `max_pages`, without memory, or not allowed.
+fn allocate_extent(ctx: &mut Ctx, domid: DomId, order: u32, gpfn: Option<Pfn>) -> Option<Mfn> {
+    let (m2p, count) = (ctx.m2p, 1u64 << order);
+    let d = target(ctx.domain, &mut ctx.peers, domid).ok()?;
+    if (d.owned.len() as u64).checked_add(count)? > d.max_pages {
+        return None;
+    }
+    if let Some(g) = gpfn {
+        g.0.checked_add(count).filter(|&end| end <= MACH2PHYS_NR_ENTRIES)?;
+    }
+    let first = match count {
+        1 => ctx.frames.alloc()?,
+        _ => ctx.frames.alloc_contiguous(count, count)?,
+    };
+    for k in 0..count {
+        let mfn = Mfn(first.0 + k);
+        if let Some(bytes) = ctx.mem.frame_mut(mfn) {
+            bytes.fill(0);
+        }
+        m2p.set(ctx.mem, mfn, gpfn.map(|g| Pfn(g.0 + k)));
+        if let Err(at) = d.owned.binary_search(&mfn) {
+            d.owned.insert(at, mfn);
+        }
+    }
+    Some(first)
+}
+
+/// XENMEM_current_reservation, maximum_reservation, maximum_gpfn.
+fn stat(ctx: &mut Ctx, op: u32, arg: u64) -> HcResult {
+    let domid: u16 = read(ctx, arg)?;
+    let mem = &*ctx.mem;
+    let d = target(ctx.domain, &mut ctx.peers, domid)?;
+    Ok(match op {
+        XENMEM_CURRENT_RESERVATION => d.owned.len() as i64,
+        XENMEM_MAXIMUM_RESERVATION => d.max_pages as i64,
+        // Xen: a PV guest's highest pfn is what it published in
+        // shared_info.arch.max_pfn (0 counts as 1).
+        _ => shared_info_max_pfn(mem, d.shared_info).max(1) as i64 - 1,
+    })
+}
+
+/// `shared_info.arch.max_pfn`, as the guest wrote it.
+fn shared_info_max_pfn(mem: &dyn crate::mm::MachineMemory, shared_info: Mfn) -> u64 {
+    let off = core::mem::offset_of!(guest_abi::xen::SharedInfo, arch)
+        + core::mem::offset_of!(guest_abi::arch_x86::ArchSharedInfo, max_pfn);
+    mem.frame(shared_info)
+        .and_then(|f| f.get(off..off + 8))
+        .and_then(|b| b.try_into().ok())
+        .map_or(0, u64::from_le_bytes)
+}
+
+fn machphys_mapping(ctx: &mut Ctx, arg: u64) -> HcResult {
+    let max_mfn = if ctx.domain.privileged { ctx.m2p.entries.saturating_sub(1) } else { MACH2PHYS_NR_ENTRIES - 1 };
+    let m = MachphysMapping { v_start: MACH2PHYS_VIRT_START, v_end: MACH2PHYS_VIRT_END, max_mfn };
+    write(ctx, arg, &m)?;
+    Ok(0)
+}
+
+/// The MFN of each 2 MiB chunk of the M2P table (the table is machine
+/// contiguous), as many as the caller has room for.
+fn machphys_mfn_list(ctx: &mut Ctx, arg: u64) -> HcResult {
+    let mut l: MachphysMfnList = read(ctx, arg)?;
+    let chunks = ctx.m2p.entries.div_ceil(M2P_CHUNK_ENTRIES);
+    let n = chunks.min(u64::from(l.max_extents));
+    let per_chunk = M2P_CHUNK_ENTRIES * 8 / PAGE_SIZE as u64;
+    for i in 0..n {
+        let va = l.extent_start.element_addr(i).ok_or(XenError::Efault)?;
+        write(ctx, va, &(ctx.m2p.base.0 + i * per_chunk))?;
+    }
+    l.nr_extents = n as u32;
+    write(ctx, arg, &l)?;
+    Ok(0)
+}
+
+/// The machine's E820 map, for the privileged domain.
+fn machine_memory_map(ctx: &mut Ctx, arg: u64) -> HcResult {
+    if !ctx.domain.privileged {
+        return Err(XenError::Eperm);
+    }
+    let mut m: MemoryMap = read(ctx, arg)?;
+    let map = ctx.platform.machine_memory_map();
+    let n = (map.len() as u64).min(u64::from(m.nr_entries));
+    let mut bytes: Vec<u8> = Vec::with_capacity((n * E820_ENTRY_SIZE) as usize);
+    for e in map.iter().take(n as usize) {
+        bytes.extend_from_slice(&e.addr.to_le_bytes());
+        bytes.extend_from_slice(&e.size.to_le_bytes());
+        bytes.extend_from_slice(&e.kind.to_le_bytes());
+    }
+    write(ctx, m.buffer.addr(), bytes.as_slice())?;
+    m.nr_entries = n as u32;
+    write(ctx, arg, &m)?;
+    Ok(0)
+}
+
+fn add_to_physmap(ctx: &mut Ctx, arg: u64) -> HcResult {
+    let a: AddToPhysmap = read(ctx, arg)?;
+    if a.space == XENMAPSPACE_GMFN_FOREIGN {
+        return Err(XenError::Enosys);
+    }
+    if a.domid != DOMID_SELF && a.domid != ctx.domain.id && ctx.peers.get_mut(a.domid).is_none() {
+        return Err(XenError::Esrch);
+    }
+    // A PV domain is not translated: it maps frames by MFN (Xen checks
+    // this before the caller's rights over the domain).
+    Err(XenError::Eacces)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::{test_domain, World, BUF_VA, M2P};
+    use super::*;
+    use guest_abi::arch_x86::GuestHandle;
+    use guest_abi::xen::HYPERVISOR_MEMORY_OP;
+    use zerocopy::FromZeros;
+
+    extern crate std;
+    use std::vec;
+
+    const NR: u64 = HYPERVISOR_MEMORY_OP as u64;
+    /// Where the tests put extent lists.
+    const LIST: u64 = BUF_VA + 0x800;
+
+    fn reservation(nr_extents: u64, order: u32, domid: u16, list: u64) -> MemoryReservation {
+        let mut r = MemoryReservation::new_zeroed();
+        (r.extent_start, r.nr_extents, r.extent_order, r.domid) = (GuestHandle::new(list), nr_extents, order, domid);
+        r
+    }
+
+    fn reserve(w: &mut World, cmd: u64, r: MemoryReservation) -> Outcome {
+        w.poke(BUF_VA, r.as_bytes());
+        w.call(NR, [cmd, BUF_VA, 0, 0, 0])
+    }
+
+    fn list(w: &mut World, n: usize) -> vec::Vec<u64> {
+        w.peek(LIST, n * 8).chunks(8).map(|c| u64::from_le_bytes(c.try_into().unwrap())).collect()
+    }
+
+    #[test]
+    fn increase_reservation_stops_at_max_pages() {
+        let mut w = World::new(false);
+        w.mem.0[17][0] = 0xaa;
+        let inc = u64::from(XENMEM_INCREASE_RESERVATION);
+        assert_eq!(reserve(&mut w, inc, reservation(4, 0, DOMID_SELF, LIST)), Outcome::Return(4));
+        assert_eq!(list(&mut w, 4), [16, 17, 18, 19], "the new frames' MFNs");
+        assert_eq!(w.dom.owned.len(), 14);
+        assert!(w.dom.owns(Mfn(19)));
+        assert_eq!(w.mem.0[17][0], 0, "handed out zeroed");
+        assert_eq!(M2P.get(&w.mem, Mfn(17)), None, "not in the p2m until the guest says so");
+        assert_eq!(reserve(&mut w, inc, reservation(10, 0, DOMID_SELF, LIST)), Outcome::Return(2), "max_pages is 16");
+        assert_eq!(w.dom.owned.len(), 16);
+        assert_eq!(w.pool.0.len(), 2, "nothing taken past the limit");
+        assert_eq!(reserve(&mut w, inc, reservation(1, 0, DOMID_SELF, LIST)), Outcome::Return(0));
+    }
+
+    #[test]
+    fn populate_physmap_sets_the_m2p_and_takes_extents() {
+        let mut w = World::new(false);
+        w.poke(LIST, &[100u64.to_le_bytes(), 102u64.to_le_bytes()].concat());
+        let pop = u64::from(XENMEM_POPULATE_PHYSMAP);
+        assert_eq!(reserve(&mut w, pop, reservation(2, 1, DOMID_SELF, LIST)), Outcome::Return(2));
+        let mfns = list(&mut w, 2);
+        assert_eq!(mfns, [16, 18], "2-frame extents, aligned");
+        assert_eq!([16, 17, 18, 19].map(|m| M2P.get(&w.mem, Mfn(m))), [100, 101, 102, 103].map(|p| Some(Pfn(p))));
+        assert_eq!(reserve(&mut w, pop, reservation(1, DOMU_MAX_ORDER + 1, DOMID_SELF, LIST)), Outcome::Return(0));
+        w.poke(LIST, &u64::MAX.to_le_bytes());
+        assert_eq!(reserve(&mut w, pop, reservation(1, 0, DOMID_SELF, LIST)), Outcome::Return(0), "gpfn out of range");
+        assert_eq!(reserve(&mut w, pop, reservation(1, 0, DOMID_SELF, 0x10)), Outcome::Return(0), "bad list");
+        assert_eq!(w.dom.owned.len(), 14);
+    }
+
+    #[test]
+    fn start_extents_continuations_and_targets() {
+        let mut w = World::new(false);
+        let inc = u64::from(XENMEM_INCREASE_RESERVATION);
+        let cont = inc | (2 << MEMOP_EXTENT_SHIFT);
+        assert_eq!(reserve(&mut w, cont, reservation(3, 0, DOMID_SELF, 0)), Outcome::Return(3), "one extent, from 2");
+        assert_eq!(reserve(&mut w, cont, reservation(2, 0, DOMID_SELF, 0)), Outcome::Return(2), "nothing left to do");
+        assert_eq!(w.dom.owned.len(), 11);
+        w.peers.push(test_domain(4, false, 10..12, &[], Mfn(15)));
+        assert_eq!(reserve(&mut w, inc, reservation(1, 0, 4, 0)), Outcome::Return(0), "another's, unprivileged");
+        assert_eq!(reserve(&mut w, inc, reservation(1, 0, 9, 0)), Outcome::Return(0), "no such domain");
+        w.dom.privileged = true;
+        assert_eq!(reserve(&mut w, inc, reservation(1, 0, 4, 0)), Outcome::Return(1), "privileged: for another");
+        assert_eq!(w.peers[0].owned.len(), 3);
+        let big = reservation(BATCH + 5, 0, DOMID_SELF, 0);
+        w.dom.max_pages = 10_000;
+        w.pool.0 = (1000..1000 + BATCH + 5).map(Mfn).collect();
+        w.mem.0.resize(2000, [0; PAGE_SIZE]);
+        let next = inc | (BATCH << MEMOP_EXTENT_SHIFT);
+        assert_eq!(reserve(&mut w, inc, big), Outcome::Continue([next, BUF_VA, 0, 0, 0]));
+        assert_eq!(w.call(NR, [next, BUF_VA, 0, 0, 0]), Outcome::Return((BATCH + 5) as i64));
+    }
+
+    fn stat(w: &mut World, op: u32, domid: u16) -> i64 {
+        w.poke(BUF_VA, &domid.to_le_bytes());
+        w.call_ret(NR, [u64::from(op), BUF_VA, 0, 0, 0])
+    }
+
+    #[test]
+    fn reservation_figures() {
+        let mut w = World::new(false);
+        assert_eq!(stat(&mut w, XENMEM_CURRENT_RESERVATION, DOMID_SELF), 10);
+        assert_eq!(stat(&mut w, XENMEM_MAXIMUM_RESERVATION, 0), 16);
+        assert_eq!(stat(&mut w, XENMEM_MAXIMUM_GPFN, DOMID_SELF), 0, "max_pfn 0 counts as 1");
+        let off = core::mem::offset_of!(guest_abi::xen::SharedInfo, arch);
+        w.mem.0[8][off..off + 8].copy_from_slice(&4096u64.to_le_bytes());
+        assert_eq!(stat(&mut w, XENMEM_MAXIMUM_GPFN, DOMID_SELF), 4095);
+        w.peers.push(test_domain(4, false, 10..12, &[], Mfn(15)));
+        assert_eq!(stat(&mut w, XENMEM_CURRENT_RESERVATION, 4), -1, "another's: EPERM");
+        assert_eq!(stat(&mut w, XENMEM_CURRENT_RESERVATION, 9), -3, "no such domain: ESRCH");
+        w.dom.privileged = true;
+        assert_eq!(stat(&mut w, XENMEM_CURRENT_RESERVATION, 4), 2);
+        assert_eq!(w.call_ret(NR, [u64::from(XENMEM_MAXIMUM_RAM_PAGE), 0, 0, 0, 0]), 512);
+        assert_eq!(w.call_ret(NR, [u64::from(XENMEM_CURRENT_RESERVATION), 0x10, 0, 0, 0]), -14);
+    }
+
+    #[test]
+    fn what_the_machine_looks_like() {
+        let mut w = World::new(false);
+        let mapping = |w: &mut World| {
+            assert_eq!(w.call_ret(NR, [u64::from(XENMEM_MACHPHYS_MAPPING), BUF_VA, 0, 0, 0]), 0);
+            MachphysMapping::read_from_bytes(&w.peek(BUF_VA, 24)).unwrap()
+        };
+        let m = mapping(&mut w);
+        assert_eq!((m.v_start, m.v_end, m.max_mfn), (MACH2PHYS_VIRT_START, MACH2PHYS_VIRT_END, (1 << 35) - 1));
+        let mut l = MachphysMfnList::new_zeroed();
+        (l.max_extents, l.extent_start) = (4, GuestHandle::new(LIST));
+        w.poke(BUF_VA, l.as_bytes());
+        assert_eq!(w.call_ret(NR, [u64::from(XENMEM_MACHPHYS_MFN_LIST), BUF_VA, 0, 0, 0]), 0);
+        assert_eq!(MachphysMfnList::read_from_bytes(&w.peek(BUF_VA, 24)).unwrap().nr_extents, 1);
+        assert_eq!(list(&mut w, 1), [14], "the M2P's first frame");
+
+        let mut map = MemoryMap::new_zeroed();
+        (map.nr_entries, map.buffer) = (8, GuestHandle::new(LIST));
+        w.poke(BUF_VA, map.as_bytes());
+        let machine_map = u64::from(XENMEM_MACHINE_MEMORY_MAP);
+        assert_eq!(w.call_ret(NR, [machine_map, BUF_VA, 0, 0, 0]), -1, "dom0's only");
+        w.dom.privileged = true;
+        assert_eq!(mapping(&mut w).max_mfn, 511, "the hardware domain sees the real limit");
+        w.poke(BUF_VA, map.as_bytes());
+        assert_eq!(w.call_ret(NR, [machine_map, BUF_VA, 0, 0, 0]), 0);
+        assert_eq!(MemoryMap::read_from_bytes(&w.peek(BUF_VA, 16)).unwrap().nr_entries, 2);
+        let e = w.peek(LIST, 40);
+        assert_eq!(
+            (&e[8..16], &e[16..20], &e[20..28]),
+            (&0x9fc00u64.to_le_bytes()[..], &1u32.to_le_bytes()[..], &0xf0000u64.to_le_bytes()[..])
+        );
+        assert_eq!(w.call_ret(NR, [u64::from(XENMEM_MEMORY_MAP), BUF_VA, 0, 0, 0]), -38, "no map was set");
+    }
+
+    #[test]
+    fn what_pv_domains_do_not_get() {
+        let mut w = World::new(true);
+        let mut a = AddToPhysmap::new_zeroed();
+        a.domid = DOMID_SELF;
+        w.poke(BUF_VA, a.as_bytes());
+        let add = u64::from(XENMEM_ADD_TO_PHYSMAP);
+        assert_eq!(w.call_ret(NR, [add, BUF_VA, 0, 0, 0]), -13, "not translated: EACCES");
+        a.domid = 9;
+        w.poke(BUF_VA, a.as_bytes());
+        assert_eq!(w.call_ret(NR, [add, BUF_VA, 0, 0, 0]), -3);
+        a.space = XENMAPSPACE_GMFN_FOREIGN;
+        w.poke(BUF_VA, a.as_bytes());
+        assert_eq!(w.call_ret(NR, [add, BUF_VA, 0, 0, 0]), -38);
+        for op in [XENMEM_DECREASE_RESERVATION, XENMEM_EXCHANGE, 63] {
+            assert_eq!(w.call_ret(NR, [u64::from(op), BUF_VA, 0, 0, 0]), -38, "op {op}");
+        }
+    }
+}
