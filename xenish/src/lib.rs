@@ -25,6 +25,7 @@ pub mod gnttab;
 pub mod guest_access;
 pub mod hypercall;
 pub mod mm;
+pub mod ptwr;
 pub mod regs;
 pub mod rtc;
 pub mod sched;

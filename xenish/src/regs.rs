@@ -36,6 +36,32 @@ pub struct TrapFrame {
     pub ss: u64,
 }
 
+impl TrapFrame {
+    /// General register `index` in the instruction encoding's order (`rax,
+    /// rcx, rdx, rbx, rsp, rbp, rsi, rdi, r8..r15`; only the low 4 bits
+    /// count).
+    pub fn gpr_mut(&mut self, index: u8) -> &mut u64 {
+        match index & 15 {
+            0 => &mut self.rax,
+            1 => &mut self.rcx,
+            2 => &mut self.rdx,
+            3 => &mut self.rbx,
+            4 => &mut self.rsp,
+            5 => &mut self.rbp,
+            6 => &mut self.rsi,
+            7 => &mut self.rdi,
+            8 => &mut self.r8,
+            9 => &mut self.r9,
+            10 => &mut self.r10,
+            11 => &mut self.r11,
+            12 => &mut self.r12,
+            13 => &mut self.r13,
+            14 => &mut self.r14,
+            _ => &mut self.r15,
+        }
+    }
+}
+
 /// Size of [`TrapFrame`] in bytes (the entry stubs depend on it).
 pub const TRAP_FRAME_SIZE: usize = 22 * 8;
 const _: () = assert!(core::mem::size_of::<TrapFrame>() == TRAP_FRAME_SIZE);

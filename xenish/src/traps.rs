@@ -172,7 +172,7 @@ fn emulate_privileged(
                 4 => 0x6f0, // PAE PSE PGE OSFXSR OSXMMEXCPT
                 _ => return None,
             };
-            *gpr(frame, reg) = value;
+            *frame.gpr_mut(reg) = value;
             frame.rip = frame.rip.wrapping_add(3 + u64::from(rex != 0));
             Some(TrapDecision::Resume)
         }
@@ -249,27 +249,6 @@ fn emulate_port_io(
     }
     frame.rip = frame.rip.wrapping_add(len + u64::from(opsize16));
     Some(TrapDecision::Resume)
-}
-
-fn gpr(frame: &mut TrapFrame, index: u8) -> &mut u64 {
-    match index {
-        0 => &mut frame.rax,
-        1 => &mut frame.rcx,
-        2 => &mut frame.rdx,
-        3 => &mut frame.rbx,
-        4 => &mut frame.rsp,
-        5 => &mut frame.rbp,
-        6 => &mut frame.rsi,
-        7 => &mut frame.rdi,
-        8 => &mut frame.r8,
-        9 => &mut frame.r9,
-        10 => &mut frame.r10,
-        11 => &mut frame.r11,
-        12 => &mut frame.r12,
-        13 => &mut frame.r13,
-        14 => &mut frame.r14,
-        _ => &mut frame.r15,
-    }
 }
 
 /// Offset of `vcpu_info[v].evtchn_upcall_mask` in shared_info.
