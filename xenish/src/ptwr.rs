@@ -248,7 +248,7 @@ fn result_flags(v: u64, width: u8) -> u64 {
     if v & sign(width) != 0 {
         f |= SF;
     }
-    if (v as u8).count_ones() % 2 == 0 {
+    if (v as u8).count_ones().is_multiple_of(2) {
         f |= PF;
     }
     f
