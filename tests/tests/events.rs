@@ -47,3 +47,38 @@ fn every_exception_arrives_with_xens_frame() {
         .expect_no("WRONG")
         .expect_exit(Exit::DebugExit(0));
 }
+
+#[test]
+fn masked_events_wait_and_a_user_process_is_preempted_by_timers() {
+    let out = Boot::new().guest("usermode", "usermode").run();
+    out.expect_line("(d0) usermode: ok: a masked port stays pending, no upcall")
+        .expect_line("(d0) usermode: ok: unmasking delivers the pending event")
+        .expect_line("(d0) usermode: ok: with the vCPU masked nothing is delivered")
+        .expect_line("(d0) usermode: ok: clearing the vCPU mask delivers it")
+        .expect_line("(d0) usermode: user process made 3000 system calls, 0 wrong answers")
+        .expect_line("(d0) usermode: ok: timer events interrupted the user process")
+        .expect_line("(d0) usermode: done")
+        .expect_no("FAILED")
+        .expect_exit(Exit::DebugExit(0));
+}
+
+#[test]
+fn a_malformed_iret_or_trap_table_crashes_only_its_guest() {
+    let out = Boot::new()
+        .cmdline("domain=iret,module=1 domain=trap,module=2 domain=bystander,module=3")
+        .guest("usermode", "usermode bad-iret")
+        .guest("usermode", "usermode bad-trap")
+        .guest("hello", "hello")
+        .run();
+    out.expect_line("(d0) usermode: iret with an unreadable frame")
+        .expect_line("(d1) usermode: ok: a non-canonical handler is refused: EINVAL")
+        .expect_line("(d1) usermode: ok: a trap table with an unmapped #UD handler")
+        .expect_line("(d1) usermode: ud2")
+        .expect_line("(d2) Hello from a xenish PV guest")
+        .expect_line("xenish: d0 crashed: iret: unreadable frame at 0x1000")
+        .expect_line("xenish: d1 crashed: ")
+        .expect_line("xenish:   d0 (iret): crash")
+        .expect_line("xenish:   d1 (trap): crash")
+        .expect_line("xenish:   d2 (bystander): poweroff")
+        .expect_exit(Exit::DebugExit(1));
+}

@@ -80,6 +80,26 @@ pub fn upcalls() -> u64 {
     UPCALLS.load(Ordering::Relaxed)
 }
 
+/// Sets vCPU 0's event mask: events stay pending, no upcall arrives.
+pub fn mask_events() {
+    // SAFETY: vcpu_info[0].evtchn_upcall_mask is byte 1 of the page.
+    unsafe { byte(1).write_volatile(1) };
+}
+
+/// Masks `port` (its bit in shared_info's `evtchn_mask`); unmask it with
+/// the `EVTCHNOP_unmask` hypercall, which delivers what is pending.
+pub fn mask_port(port: u32) {
+    if port < 64 * 64 {
+        let bit = 1u64 << (port % 64);
+        word(0xa00 + (port / 64) as usize * 8).fetch_or(bit, Ordering::SeqCst);
+    }
+}
+
+/// Whether `port`'s bit in shared_info's `evtchn_pending` is set.
+pub fn is_pending(port: u32) -> bool {
+    port < 64 * 64 && word(0x800 + (port / 64) as usize * 8).load(Ordering::SeqCst) & (1u64 << (port % 64)) != 0
+}
+
 /// Blocks until `port` fires.
 pub fn wait_for(port: u32) {
     while !take(port) {
