@@ -34,6 +34,8 @@ pub struct Setup<'s, 'f> {
     pub mem: &'s mut dyn MachineMemory,
     /// The frame allocator.
     pub frames: &'s mut FrameAllocator<'f>,
+    /// Contiguous frame runs, where a compressed kernel is unwrapped.
+    pub scratch: &'s mut dyn builder::ContiguousMemory,
     /// The machine-to-phys table.
     pub m2p: M2p,
     /// L4 slots 256..=271 every guest top-level table shares.
@@ -172,8 +174,19 @@ fn build_domain(setup: &mut Setup, plan: &Plan) -> Result<Domain, String> {
         evtchn.allocate(Binding::Interdomain { remote: DOMID_XEN, port: 0 }, 0).ok()
     };
 
+    // A bzImage is unwrapped first, as Xen does (xen/arch/x86/bzimage.c).
+    let image = match builder::unwrap_kernel(kernel.bytes, setup.frames, setup.scratch) {
+        Ok(image) => image,
+        Err(e) => {
+            release(setup, &frames, Some(shared_info));
+            return Err(alloc::format!("cannot unwrap the kernel: {e}"));
+        }
+    };
+    if image.held_frames() != 0 {
+        printk!("xenish: d{id}: bzImage unwrapped: {} bytes of ELF", image.bytes().len());
+    }
     let spec = DomainSpec {
-        kernel: kernel.bytes,
+        kernel: image.bytes(),
         initrd: initrd.map(|m| m.bytes),
         cmdline: kernel.string.as_bytes(),
         frames: &frames,
@@ -184,7 +197,9 @@ fn build_domain(setup: &mut Setup, plan: &Plan) -> Result<Domain, String> {
         store: None,
         console: console_port,
     };
-    let built = match builder::build(&spec, setup.mem) {
+    let built = builder::build(&spec, setup.mem);
+    image.release(setup.frames);
+    let built = match built {
         Ok(b) => b,
         Err(e) => {
             release(setup, &frames, Some(shared_info));

@@ -8,7 +8,9 @@
 //! libxc (`xg_dom_core.c`, `xg_dom_x86.c`); the layout is libxc's, which
 //! Linux, Mini-OS, XTF and PV-GRUB all accept (reference gotcha 30).
 
+pub mod bzimage;
 mod elf;
+pub mod kernel_image;
 mod layout;
 mod notes;
 
@@ -19,6 +21,8 @@ use elf::Elf;
 
 use crate::guest_access::{HYPERVISOR_VIRT_END, HYPERVISOR_VIRT_START};
 use crate::mm::{MachineMemory, Mfn, PAGE_SIZE};
+pub use bzimage::BzImageError;
+pub use kernel_image::{unwrap_kernel, ContiguousMemory, KernelImage};
 pub use layout::{Layout, LayoutInput, TableCounts};
 pub use notes::XenNotes;
 
@@ -394,5 +398,7 @@ pub fn build(spec: &DomainSpec, mem: &mut dyn MachineMemory) -> Result<BuiltDoma
     })
 }
 
+#[cfg(test)]
+mod bzimage_tests;
 #[cfg(test)]
 mod tests;

@@ -109,7 +109,7 @@ fn elf(segs: &[Seg], notes: &[u8], xen_guest: Option<&[u8]>) -> Vec<u8> {
     out
 }
 
-fn kernel(hypercall_page: Option<u64>) -> Vec<u8> {
+pub(super) fn kernel(hypercall_page: Option<u64>) -> Vec<u8> {
     let text: Vec<u8> = (0..0x3000u32).map(|i| (i % 251) as u8).collect();
     elf(
         &[
@@ -122,13 +122,13 @@ fn kernel(hypercall_page: Option<u64>) -> Vec<u8> {
     )
 }
 
-struct Dom {
+pub(super) struct Dom {
     frames: Vec<Mfn>,
     slots: [u64; 16],
 }
 
 /// Machine memory and a domain of `pages` frames, scattered (reversed).
-fn world(pages: usize) -> (FakeMemory, Dom) {
+pub(super) fn world(pages: usize) -> (FakeMemory, Dom) {
     let mem = FakeMemory(vec![[0u8; PAGE_SIZE]; pages + 2]);
     let frames = (0..pages).rev().map(|i| Mfn(i as u64 + 2)).collect();
     let mut slots = [0u64; 16];
@@ -136,7 +136,7 @@ fn world(pages: usize) -> (FakeMemory, Dom) {
     (mem, Dom { frames, slots })
 }
 
-fn spec<'a>(k: &'a [u8], w: &'a Dom, initrd: Option<&'a [u8]>) -> DomainSpec<'a> {
+pub(super) fn spec<'a>(k: &'a [u8], w: &'a Dom, initrd: Option<&'a [u8]>) -> DomainSpec<'a> {
     DomainSpec {
         kernel: k,
         initrd,

@@ -2,6 +2,7 @@
 //! `DIRECTMAP_START`, through which the portable core reaches frames, and the
 //! layout constants of the hypervisor hole.
 
+use crate::builder::ContiguousMemory;
 use crate::mm::{MachineMemory, Mfn, PAGE_SIZE};
 
 /// Where the image is linked: `XEN_VIRT_START + physical address`.
@@ -52,6 +53,36 @@ impl MachineMemory for DirectMap {
             // SAFETY: as above; `&mut self` keeps this the only live reference
             // handed out by this view.
             unsafe { &mut *(Self::va(mfn.addr()) as *mut [u8; PAGE_SIZE]) }
+        })
+    }
+}
+
+/// Runs of contiguous frames below `limit` through the direct map, for
+/// buffers the hypervisor allocates for itself (a decompressed kernel).
+pub struct DirectMapRuns {
+    limit: Mfn,
+}
+
+impl DirectMapRuns {
+    /// A view of runs of frames in `[0, limit)`, which the direct map must cover.
+    ///
+    /// # Safety
+    /// Every frame below `limit` must be mapped at `DIRECTMAP_START + addr`,
+    /// and callers may only ask for frames they allocated for themselves,
+    /// which no other view hands out while the slice lives.
+    pub const unsafe fn new(limit: Mfn) -> Self {
+        DirectMapRuns { limit }
+    }
+}
+
+impl ContiguousMemory for DirectMapRuns {
+    fn bytes_mut(&mut self, first: Mfn, count: u64) -> Option<&mut [u8]> {
+        let end = first.0.checked_add(count)?;
+        let len = usize::try_from(count.checked_mul(PAGE_SIZE as u64)?).ok()?;
+        (end <= self.limit.0).then(|| {
+            // SAFETY: `new`'s contract: the run is mapped and owned by the
+            // caller alone; `&mut self` bounds the slice's use.
+            unsafe { core::slice::from_raw_parts_mut(DirectMap::va(first.addr()) as *mut u8, len) }
         })
     }
 }

@@ -8,7 +8,9 @@ use core::ptr::addr_of_mut;
 
 use linked_list_allocator::LockedHeap;
 
-use super::memory::{DirectMap, DIRECTMAP_BOOT_SIZE, DIRECTMAP_START, FIXMAP_APIC, RO_MPT_START, XEN_VIRT_START};
+use super::memory::{
+    DirectMap, DirectMapRuns, DIRECTMAP_BOOT_SIZE, DIRECTMAP_START, FIXMAP_APIC, RO_MPT_START, XEN_VIRT_START,
+};
 use super::{apic, boot, clock, cpu, entry, fpu, gdt, idt, serial, trap};
 use crate::boot_info::{BootInfo, MULTIBOOT2_BOOTLOADER_MAGIC};
 use crate::hypercall::E820Entry;
@@ -169,8 +171,17 @@ pub extern "C" fn xenish_start(magic: u32, mbi_phys: u32) -> ! {
         .collect();
     let m2p_table = crate::mm::m2p::M2p { base: m2p.base, entries: m2p.entries };
     let fpu_area_size = fpu::init();
-    let mut setup =
-        setup::Setup { mem: &mut mem, frames: &mut frames, m2p: m2p_table, xen_l4_slots: m2p.l4_slots, fpu_area_size };
+    // SAFETY: the boot page tables map the first 4 GiB; the builder asks
+    // only for runs it allocated from `frames` for the kernel it unwraps.
+    let mut runs = unsafe { DirectMapRuns::new(Mfn(MAX_FRAMES)) };
+    let mut setup = setup::Setup {
+        mem: &mut mem,
+        frames: &mut frames,
+        scratch: &mut runs,
+        m2p: m2p_table,
+        xen_l4_slots: m2p.l4_slots,
+        fpu_area_size,
+    };
     let domains = setup::boot_domains(&mut setup, info.cmdline(), &modules);
     trap::run(domains, frames, m2p_table, Mfn(MAX_FRAMES), tsc_hz, cpu_features.under_hypervisor)
 }
