@@ -137,6 +137,8 @@ pub struct Vcpu {
     pub ldt_base: u64,
     /// The guest LDT's entry count; 0 with no LDT (the only kind supported yet).
     pub ldt_ents: u32,
+    /// The guest's GDT (`set_gdt`): its frames, 512 descriptors each.
+    pub gdt_frames: Vec<Mfn>,
 }
 
 /// The segment state the CPU holds for a running vCPU: selectors and the
@@ -252,6 +254,7 @@ impl Vcpu {
             iopl: 0,
             ldt_base: 0,
             ldt_ents: 0,
+            gdt_frames: Vec::new(),
         }
     }
 

@@ -18,6 +18,7 @@ pub mod cmdline;
 pub mod console;
 pub mod console_ring;
 pub mod cpuid;
+pub mod descriptors;
 pub mod domain;
 pub mod domain_config;
 pub mod evtchn;

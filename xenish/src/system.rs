@@ -29,6 +29,8 @@ pub struct Action {
     pub toggled: bool,
     /// TLB maintenance for a page-table change the entry made.
     pub tlb: TlbFlush,
+    /// The current vCPU's descriptor table changed: load it again.
+    pub reload_gdt: bool,
     /// What runs next.
     pub next: Next,
 }
@@ -56,7 +58,7 @@ pub enum Next {
 
 impl Next {
     fn with_toggle(self, toggled: bool) -> Action {
-        Action { toggled, tlb: TlbFlush::None, next: self }
+        Action { toggled, tlb: TlbFlush::None, reload_gdt: false, next: self }
     }
 }
 
@@ -148,7 +150,7 @@ impl System {
         let vcpu = who.vcpu;
         let was_kernel = domain.vcpus.get(vcpu).is_some_and(|v| v.kernel_mode);
         let l4_before = domain.vcpus.get(vcpu).map(|v| v.current_l4());
-        let mut tlb = TlbFlush::None;
+        let (mut tlb, mut reload_gdt) = (TlbFlush::None, false);
         let decision = if !was_kernel {
             traps::syscall_from_user(domain, vcpu, frame, mem)
         } else if frame.rax == u64::from(guest_abi::xen::HYPERVISOR_IRET) {
@@ -157,10 +159,21 @@ impl System {
         } else {
             let (frames, m2p) = (&mut *self.frames, self.m2p);
             let sched = &mut self.sched;
-            let mut ctx =
-                Ctx { domain, vcpu, mem: &mut *mem, platform, now_ns, peers, frames, tlb: TlbFlush::None, m2p, sched };
+            let mut ctx = Ctx {
+                domain,
+                vcpu,
+                mem: &mut *mem,
+                platform,
+                now_ns,
+                peers,
+                frames,
+                tlb: TlbFlush::None,
+                m2p,
+                sched,
+                reload_gdt: false,
+            };
             let outcome = hypercall::dispatch(&mut ctx, frame.rax, frame.hypercall_args());
-            tlb = ctx.tlb;
+            (tlb, reload_gdt) = (ctx.tlb, ctx.reload_gdt);
             match outcome {
                 Outcome::Return(v) => frame.rax = v as u64,
                 Outcome::Continue(args) => {
@@ -172,7 +185,7 @@ impl System {
             TrapDecision::Resume
         };
         let mut action = self.finish(decision, was_kernel, frame, now_ns, tsc, mem);
-        action.tlb = tlb;
+        (action.tlb, action.reload_gdt) = (tlb, reload_gdt);
         // A new base pointer (MMUEXT_NEW_BASEPTR) for the running mode
         // takes effect on the way back to the guest.
         match self.current_l4() {

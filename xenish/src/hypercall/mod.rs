@@ -3,6 +3,7 @@
 
 mod callbacks;
 mod console_io;
+mod descriptors;
 mod domctl;
 mod event_channel;
 mod fpu;
@@ -85,6 +86,9 @@ pub struct Ctx<'a> {
     pub m2p: M2p,
     /// The run queue, for the toolstack's scheduler parameters.
     pub sched: &'a mut Scheduler,
+    /// The calling vCPU's descriptor table changed: the CPU's copy must be
+    /// reloaded before it runs again.
+    pub reload_gdt: bool,
 }
 
 /// TLB maintenance after a page-table update.
@@ -196,6 +200,8 @@ const TABLE: [Option<Handler>; 64] = {
     t[abi::HYPERVISOR_CONSOLE_IO as usize] = Some(console_io::console_io);
     t[abi::HYPERVISOR_EVENT_CHANNEL_OP as usize] = Some(event_channel::event_channel_op);
     t[abi::HYPERVISOR_DOMCTL as usize] = Some(domctl::domctl);
+    t[abi::HYPERVISOR_SET_GDT as usize] = Some(descriptors::set_gdt);
+    t[abi::HYPERVISOR_UPDATE_DESCRIPTOR as usize] = Some(descriptors::update_descriptor);
     t[abi::HYPERVISOR_MEMORY_OP as usize] = Some(memory_op::memory_op);
     t[abi::HYPERVISOR_GRANT_TABLE_OP as usize] = Some(grant_table::grant_table_op);
     t[abi::HYPERVISOR_XEN_VERSION as usize] = Some(xen_version::xen_version);
@@ -298,6 +304,8 @@ pub(crate) mod tests {
         pub pool: FakePool,
         /// The run queue: the caller (index 0) and peers as tests add them.
         pub sched: Scheduler,
+        /// Whether the last call asked for the GDT to be reloaded.
+        pub reload_gdt: bool,
         pub now_ns: u64,
         /// The TLB maintenance the last call asked for.
         pub tlb: TlbFlush,
@@ -359,6 +367,7 @@ pub(crate) mod tests {
                 mem,
                 plat: FakePlatform { out: Vec::new(), input: Vec::new(), ts: None, segments: Vec::new() },
                 pool: FakePool((16..NR_FRAMES as u64).rev().map(Mfn).collect()),
+                reload_gdt: false,
                 sched: {
                     let mut sched = Scheduler::new();
                     sched.add(crate::sched::VcpuRef { domain: 0, vcpu: 0 }, crate::sched::SchedParams::default());
@@ -381,9 +390,11 @@ pub(crate) mod tests {
                 tlb: TlbFlush::None,
                 m2p: M2P,
                 sched: &mut self.sched,
+                reload_gdt: false,
             };
             let outcome = dispatch(&mut ctx, nr, args);
             self.tlb = ctx.tlb;
+            self.reload_gdt = ctx.reload_gdt;
             outcome
         }
 

@@ -7,6 +7,10 @@
 use core::arch::asm;
 use core::mem::size_of;
 use core::ptr::addr_of;
+use core::sync::atomic::{AtomicUsize, Ordering};
+
+use crate::descriptors;
+use crate::mm::PAGE_SIZE;
 
 /// First GDT entry reserved for the hypervisor (`FIRST_RESERVED_GDT_ENTRY`).
 pub const FIRST_RESERVED_GDT_ENTRY: usize = 7168;
@@ -118,6 +122,47 @@ pub fn init(rsp0: u64, ists: [u64; 3]) {
             tmp = out(reg) _,
         );
     }
+}
+
+/// Guest GDT frames currently copied into entries `0..7168`.
+static GUEST_FRAMES: AtomicUsize = AtomicUsize::new(0);
+
+/// Loads a guest's descriptor frames into the guest part of the GDT
+/// (entries `0..FIRST_RESERVED_GDT_ENTRY`), as checked copies; entries the
+/// previous guest had beyond them are cleared.
+pub fn load_guest(frames: &[&[u8; PAGE_SIZE]]) {
+    let n = frames.len().min(FIRST_RESERVED_GDT_ENTRY / descriptors::PER_FRAME);
+    let previous = GUEST_FRAMES.swap(n, Ordering::Relaxed);
+    // SAFETY: the GDT's guest part is written only here, on the one CPU,
+    // with the hypervisor's own selectors (in the reserved page) untouched;
+    // the CPU reads descriptors only when a selector is loaded, and every
+    // value written is a checked descriptor or zero.
+    let gdt = unsafe { &mut *core::ptr::addr_of_mut!(GDT.0) };
+    for (i, page) in gdt[..FIRST_RESERVED_GDT_ENTRY].chunks_exact_mut(descriptors::PER_FRAME).enumerate() {
+        let Ok(page) = <&mut [u64; descriptors::PER_FRAME]>::try_from(page) else { continue };
+        match frames.get(i) {
+            Some(frame) if i < n => descriptors::load(frame, page),
+            _ if i < previous => page.fill(0),
+            _ => {}
+        }
+    }
+}
+
+/// Whether `sel` can be loaded into a data segment register now: null, or
+/// an RPL-3 GDT selector of a present DPL-3 data or readable code segment.
+pub fn loadable(sel: u16) -> bool {
+    const TI: u16 = 4;
+    if sel < 4 {
+        return true;
+    }
+    if sel & 3 != 3 || sel & TI != 0 {
+        return false;
+    }
+    // SAFETY: a read of one descriptor; the GDT is only written on this CPU.
+    let Some(&d) = (unsafe { &*core::ptr::addr_of!(GDT.0) }).get(index(sel)) else { return false };
+    let (present, code_or_data, dpl3) = (d & (1 << 47) != 0, d & (1 << 44) != 0, (d >> 45) & 3 == 3);
+    let (code, readable) = (d & (1 << 43) != 0, d & (1 << 41) != 0);
+    present && code_or_data && dpl3 && (!code || readable)
 }
 
 /// Sets the stack the CPU loads when a guest traps into the hypervisor.

@@ -205,6 +205,9 @@ fn carry_out_inline(action: Action, previous: Option<VcpuRef>, frame: &mut TrapF
     if action.toggled {
         swapgs();
     }
+    if action.reload_gdt {
+        reload_current_gdt();
+    }
     match action.tlb {
         TlbFlush::None => {}
         TlbFlush::Page(va) => cpu::invlpg(va),
@@ -261,6 +264,7 @@ fn switch_segments(previous: Option<VcpuRef>) {
     let next = system.current.and_then(|c| system.domains.get_mut(c.domain)?.vcpus.get_mut(c.vcpu));
     match next {
         Some(v) => {
+            load_gdt(&v.gdt_frames);
             write_segments(&v.segments);
             fpu::restore(&mut v.fpu);
             if v.fpu_ts {
@@ -284,12 +288,32 @@ fn read_segments() -> SegmentState {
     SegmentState { ds, es, fs, gs, fs_base, gs_base, shadow_gs_base }
 }
 
-/// Only null and Xen's flat ring-3 selectors can be live (guests have no
-/// GDT of their own yet); anything else is loaded as null.
+/// A selector the hypervisor can load for the guest without faulting:
+/// Xen's flat ring-3 ones, or one of the guest's own GDT that is loadable;
+/// anything else is loaded as null (Xen would call the guest's failsafe
+/// callback).
 fn safe_selector(sel: u16) -> u16 {
     match sel {
         gdt::RING3_DS | gdt::RING3_CS32 | gdt::RING3_CS64 => sel,
+        _ if gdt::loadable(sel) => sel,
         _ => 0,
+    }
+}
+
+/// Loads `frames` (a vCPU's `set_gdt` frames) into the CPU's GDT.
+fn load_gdt(frames: &[Mfn]) {
+    use crate::mm::MachineMemory as _;
+    let mem = memory();
+    let pages: Vec<&[u8; crate::mm::PAGE_SIZE]> = frames.iter().filter_map(|&m| mem.frame(m)).collect();
+    gdt::load_guest(&pages);
+}
+
+/// Loads the current vCPU's GDT again (it changed).
+fn reload_current_gdt() {
+    let guard = SYSTEM.lock();
+    let Some(system) = guard.as_ref() else { return };
+    if let Some(v) = system.current.and_then(|c| system.domains.get(c.domain)?.vcpus.get(c.vcpu)) {
+        load_gdt(&v.gdt_frames);
     }
 }
 

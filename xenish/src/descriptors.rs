@@ -1,0 +1,97 @@
+//! Segment descriptors a PV guest puts in its GDT: Xen's `check_descriptor`
+//! for a 64-bit PV domain. Code and data segments are allowed with their
+//! privilege level raised to 3 (the guest kernel runs in ring 3), not-present
+//! descriptors and the empty system type are harmless; every other system
+//! descriptor (TSS, LDT, interrupt and trap gates) is refused. Call gates,
+//! which Xen allows after checking their target, are refused too: no PV
+//! kernel we target uses them.
+//!
+//! The hardware GDT holds a validated copy of the running vCPU's frames
+//! (see the arch layer), made again on every switch to it, so a descriptor
+//! that did not pass here never reaches the CPU.
+
+use crate::mm::PAGE_SIZE;
+
+/// Descriptors per GDT frame.
+pub const PER_FRAME: usize = PAGE_SIZE / 8;
+/// Guest GDT entries (`FIRST_RESERVED_GDT_ENTRY`): 14 frames; the
+/// hypervisor's reserved entries follow.
+pub const MAX_ENTRIES: usize = 14 * PER_FRAME;
+
+/// Present.
+const P: u64 = 1 << 47;
+/// Code or data (not a system descriptor).
+const S: u64 = 1 << 44;
+/// The privilege level field.
+const DPL: u64 = 3 << 45;
+/// The system-descriptor type field.
+const TYPE: u64 = 0xf << 40;
+
+/// The descriptor as the CPU may see it, or `None` if a 64-bit PV guest
+/// may not have it.
+pub fn check(desc: u64) -> Option<u64> {
+    if desc & P == 0 {
+        return Some(desc);
+    }
+    if desc & S != 0 {
+        return Some(desc | DPL);
+    }
+    (desc & TYPE == 0).then_some(desc)
+}
+
+/// The descriptor at `index` of a GDT frame's bytes.
+fn entry(frame: &[u8; PAGE_SIZE], index: usize) -> u64 {
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&frame[index * 8..index * 8 + 8]);
+    u64::from_le_bytes(b)
+}
+
+/// Whether every descriptor of a frame passes [`check`] (Xen validates the
+/// whole page when it becomes a descriptor page).
+pub fn frame_ok(frame: &[u8; PAGE_SIZE]) -> bool {
+    (0..PER_FRAME).all(|i| check(entry(frame, i)).is_some())
+}
+
+/// A frame's descriptors as the hardware GDT gets them: checked and fixed
+/// up, anything refused made not present.
+pub fn load(frame: &[u8; PAGE_SIZE], out: &mut [u64; PER_FRAME]) {
+    for (i, slot) in out.iter_mut().enumerate() {
+        *slot = check(entry(frame, i)).unwrap_or(0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn follows_xens_rules_for_64_bit_pv() {
+        let code64_dpl0 = 0x00af_9a00_0000_ffff;
+        let code64_dpl3 = 0x00af_fa00_0000_ffff;
+        assert_eq!(check(code64_dpl0), Some(code64_dpl3), "DPL raised to 3");
+        assert_eq!(check(0x00cf_9200_0000_ffff), Some(0x00cf_f200_0000_ffff), "data");
+        assert_eq!(check(0x1234_0000_5678), Some(0x1234_0000_5678), "not present: anything");
+        assert_eq!(check(0), Some(0));
+        assert_eq!(check(P), Some(P), "system type 0 (a gate's second half)");
+        for (what, desc) in [
+            ("64-bit TSS", 0x0000_8900_0000_0067u64),
+            ("LDT", 0x0000_8200_0000_ffff),
+            ("interrupt gate", 0x0000_8e00_0008_0000),
+            ("call gate", 0x0000_ec00_e033_0000),
+        ] {
+            assert_eq!(check(desc), None, "{what}");
+        }
+    }
+
+    #[test]
+    fn pages_are_checked_whole_and_loaded_sanitised() {
+        let mut page = [0u8; PAGE_SIZE];
+        page[8..16].copy_from_slice(&0x00af_9a00_0000_ffffu64.to_le_bytes());
+        assert!(frame_ok(&page));
+        page[4088..4096].copy_from_slice(&0x0000_8900_0000_0067u64.to_le_bytes());
+        assert!(!frame_ok(&page), "the last descriptor counts too");
+        let mut out = [7u64; PER_FRAME];
+        load(&page, &mut out);
+        assert_eq!((out[0], out[1], out[511]), (0, 0x00af_fa00_0000_ffff, 0));
+    }
+}
