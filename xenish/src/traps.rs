@@ -50,6 +50,10 @@ pub trait CpuOps {
     fn port_out(&mut self, port: u16, size: u8, value: u32);
     /// Clears CR0.TS (the guest's FPU becomes usable again).
     fn clts(&mut self);
+    /// Sets or clears CR0.TS for the running vCPU (its virtual TS).
+    fn set_ts(&mut self, set: bool);
+    /// Writes back and invalidates the caches.
+    fn wbinvd(&mut self);
     /// Native CPUID.
     fn cpuid(&self, leaf: u32, subleaf: u32) -> [u32; 4];
     /// Writes an emulated segment-base MSR (FS, GS, shadow GS), already
@@ -109,7 +113,7 @@ pub fn handle(
             }
         }
         13 if kernel_mode => {
-            if let Some(done) = emulate_privileged(dom, vcpu, frame, insn, cpu) {
+            if let Some(done) = emulate_privileged(dom, vcpu, frame, insn, mem, cpu) {
                 return done;
             }
         }
@@ -151,6 +155,7 @@ fn emulate_privileged(
     vcpu: usize,
     frame: &mut TrapFrame,
     insn: &[u8],
+    mem: &mut dyn MachineMemory,
     cpu: &mut dyn CpuOps,
 ) -> Option<TrapDecision> {
     if let Some(done) = emulate_port_io(dom, vcpu, frame, insn, cpu) {
@@ -160,20 +165,59 @@ fn emulate_privileged(
         [r @ 0x40..=0x4f, rest @ ..] => (*r, rest),
         _ => (0, insn),
     };
+    let cr0 = |dom: &Domain| -> Option<u64> {
+        // PE MP ET NE WP AM PG, and TS as the guest set it.
+        Some(0x8005_0033 | if dom.vcpus.get(vcpu)?.fpu_ts { CR0_TS } else { 0 })
+    };
     match body {
         // mov %crN, %reg
         [0x0f, 0x20, modrm, ..] if modrm >> 6 == 3 => {
             let cr = (modrm >> 3) & 7 | if rex & 4 != 0 { 8 } else { 0 };
             let reg = modrm & 7 | if rex & 1 != 0 { 8 } else { 0 };
             let value = match cr {
-                // PE MP ET NE WP AM PG, and TS as the guest set it.
-                0 => 0x8005_0033 | if dom.vcpus.get(vcpu)?.fpu_ts { 1 << 3 } else { 0 },
+                0 => cr0(dom)?,
+                2 => cr2_slot(dom, vcpu, mem).map(|b| u64::from_le_bytes(*b))?,
                 3 => dom.vcpus.get(vcpu)?.kernel_l4.addr(),
-                4 => 0x6f0, // PAE PSE PGE OSFXSR OSXMMEXCPT
+                4 => GUEST_CR4,
                 _ => return None,
             };
             *frame.gpr_mut(reg) = value;
             frame.rip = frame.rip.wrapping_add(3 + u64::from(rex != 0));
+            Some(TrapDecision::Resume)
+        }
+        // mov %reg, %crN (Xen's pv_emul_write_cr): CR0 may change only TS,
+        // CR2 is the guest's own, CR4 writes are accepted and the guest
+        // keeps seeing the CR4 Xen gives it; CR3 needs the frame table.
+        [0x0f, 0x22, modrm, ..] if modrm >> 6 == 3 => {
+            let cr = (modrm >> 3) & 7 | if rex & 4 != 0 { 8 } else { 0 };
+            let value = *frame.gpr_mut(modrm & 7 | if rex & 1 != 0 { 8 } else { 0 });
+            match cr {
+                0 if (value ^ cr0(dom)?) & !CR0_TS == 0 => {
+                    let ts = value & CR0_TS != 0;
+                    dom.vcpus.get_mut(vcpu)?.fpu_ts = ts;
+                    cpu.set_ts(ts);
+                }
+                2 => cr2_slot(dom, vcpu, mem)?.copy_from_slice(&value.to_le_bytes()),
+                4 => {}
+                _ => return None,
+            }
+            frame.rip = frame.rip.wrapping_add(3 + u64::from(rex != 0));
+            Some(TrapDecision::Resume)
+        }
+        // clts: the virtual TS is cleared, as fpu_taskswitch(0) does.
+        [0x0f, 0x06, ..] => {
+            dom.vcpus.get_mut(vcpu)?.fpu_ts = false;
+            cpu.set_ts(false);
+            frame.rip = frame.rip.wrapping_add(2 + u64::from(rex != 0));
+            Some(TrapDecision::Resume)
+        }
+        // wbinvd / invd: a cache flush for a domain allowed one (Xen's
+        // cache_flush_permitted: the privileged domain here), else ignored.
+        [0x0f, 0x08 | 0x09, ..] => {
+            if dom.privileged {
+                cpu.wbinvd();
+            }
+            frame.rip = frame.rip.wrapping_add(2 + u64::from(rex != 0));
             Some(TrapDecision::Resume)
         }
         // wrmsr / rdmsr
@@ -249,6 +293,17 @@ fn emulate_port_io(
     }
     frame.rip = frame.rip.wrapping_add(len + u64::from(opsize16));
     Some(TrapDecision::Resume)
+}
+
+/// CR0.TS.
+const CR0_TS: u64 = 1 << 3;
+/// The CR4 a PV guest kernel reads: PAE PSE PGE OSFXSR OSXMMEXCPT.
+const GUEST_CR4: u64 = 0x6f0;
+
+/// vCPU `vcpu`'s `vcpu_info.arch.cr2` in the shared_info page.
+fn cr2_slot<'m>(dom: &Domain, vcpu: usize, mem: &'m mut dyn MachineMemory) -> Option<&'m mut [u8; 8]> {
+    let off = vcpu.checked_mul(64)? + 0x10;
+    mem.frame_mut(dom.shared_info)?.get_mut(off..off + 8)?.try_into().ok()
 }
 
 /// Offset of `vcpu_info[v].evtchn_upcall_mask` in shared_info.
@@ -484,8 +539,11 @@ mod tests {
     use crate::hypercall::tests::{World, BUF_VA};
     extern crate std;
 
+    #[derive(Default)]
     struct FakeCpu {
         bases: [u64; 3],
+        ts: Option<bool>,
+        wbinvds: u32,
     }
 
     impl CpuOps for FakeCpu {
@@ -494,6 +552,12 @@ mod tests {
         }
         fn port_out(&mut self, _port: u16, _size: u8, _value: u32) {}
         fn clts(&mut self) {}
+        fn set_ts(&mut self, set: bool) {
+            self.ts = Some(set);
+        }
+        fn wbinvd(&mut self) {
+            self.wbinvds += 1;
+        }
         fn cpuid(&self, leaf: u32, _subleaf: u32) -> [u32; 4] {
             [leaf, 0, 0, 0]
         }
@@ -525,7 +589,7 @@ mod tests {
     fn run(w: &mut World, frame: &mut TrapFrame, vector: u64, error: u64) -> TrapDecision {
         frame.vector = vector;
         frame.error_code = error;
-        let mut cpu = FakeCpu { bases: [0; 3] };
+        let mut cpu = FakeCpu::default();
         handle(&mut w.dom, 0, frame, 0xdead_0000, &mut w.mem, &mut cpu)
     }
 
@@ -547,7 +611,7 @@ mod tests {
         f.rcx = u64::from(MSR_GS_BASE);
         f.rdx = 0xffff_ffff;
         f.rax = 0x8304_4000;
-        let mut cpu = FakeCpu { bases: [0; 3] };
+        let mut cpu = FakeCpu::default();
         f.vector = 13;
         assert!(matches!(handle(&mut w.dom, 0, &mut f, 0, &mut w.mem, &mut cpu), TrapDecision::Resume));
         assert_eq!(cpu.bases[1], 0xffff_ffff_8304_4000);
@@ -556,6 +620,47 @@ mod tests {
         f.rcx = u64::from(MSR_FS_BASE);
         f.rdx = 0x8000;
         assert!(matches!(run(&mut w, &mut f, 13, 0), TrapDecision::Crash(_)));
+    }
+
+    #[test]
+    fn control_registers_clts_and_cache_flushes() {
+        let step = |code: &[u8], prepare: &dyn Fn(&mut World, &mut TrapFrame)| {
+            let (mut w, mut f) = setup(code);
+            prepare(&mut w, &mut f);
+            let mut cpu = FakeCpu::default();
+            f.vector = 13;
+            let d = handle(&mut w.dom, 0, &mut f, 0, &mut w.mem, &mut cpu);
+            (w, f, cpu, d)
+        };
+        // mov %rax, %cr0 setting TS only; then clts.
+        let (w, f, cpu, d) = step(&[0x0f, 0x22, 0xc0], &|_, f| f.rax = 0x8005_003b);
+        assert!(matches!(d, TrapDecision::Resume));
+        assert_eq!((w.dom.vcpus[0].fpu_ts, cpu.ts, f.rip), (true, Some(true), BUF_VA + 3));
+        let (w, _, cpu, _) = step(&[0x0f, 0x06], &|w, _| w.dom.vcpus[0].fpu_ts = true);
+        assert_eq!((w.dom.vcpus[0].fpu_ts, cpu.ts), (false, Some(false)));
+        // Changing any other CR0 bit is not emulated (a #GP, here a crash).
+        let (_, _, _, d) = step(&[0x0f, 0x22, 0xc0], &|_, f| f.rax = 0x8005_0032);
+        assert!(matches!(d, TrapDecision::Crash(_)), "clearing PE");
+        // CR2 round trip through vcpu_info.arch.cr2; CR4 writes accepted.
+        let (w, _, _, _) = step(&[0x0f, 0x22, 0xd1], &|_, f| f.rcx = 0x1234_5000);
+        assert_eq!(&w.mem.0[8][0x10..0x18], &0x1234_5000u64.to_le_bytes());
+        let (_, f, _, _) = step(&[0x0f, 0x20, 0xd2], &|w, _| w.mem.0[8][0x10..0x18].copy_from_slice(&[7; 8]));
+        assert_eq!(f.rdx, 0x0707_0707_0707_0707);
+        let (_, f, _, d) = step(&[0x0f, 0x22, 0xe0], &|_, f| f.rax = 0);
+        assert!(matches!(d, TrapDecision::Resume) && f.rip == BUF_VA + 3);
+        let (_, f, _, _) = step(&[0x0f, 0x20, 0xe0], &|_, _| {});
+        assert_eq!(f.rax, GUEST_CR4);
+        // mov to CR3 waits for the frame table.
+        let (_, _, _, d) = step(&[0x0f, 0x22, 0xd8], &|_, _| {});
+        assert!(matches!(d, TrapDecision::Crash(_)));
+        // wbinvd: performed for the privileged domain, ignored for others.
+        let (_, f, cpu, _) = step(&[0x0f, 0x09], &|_, _| {});
+        assert_eq!((cpu.wbinvds, f.rip), (0, BUF_VA + 2));
+        let (_, _, cpu, _) = step(&[0x0f, 0x09], &|w, _| w.dom.privileged = true);
+        assert_eq!(cpu.wbinvds, 1);
+        // hlt is not emulated for PV (Xen's priv-op filter): #GP.
+        let (_, _, _, d) = step(&[0xf4], &|_, _| {});
+        assert!(matches!(d, TrapDecision::Crash(_)));
     }
 
     #[test]

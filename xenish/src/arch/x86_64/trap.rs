@@ -118,6 +118,19 @@ impl CpuOps for Hardware {
         fpu::clts();
     }
 
+    fn set_ts(&mut self, set: bool) {
+        if set {
+            fpu::stts();
+        } else {
+            fpu::clts();
+        }
+    }
+
+    fn wbinvd(&mut self) {
+        // SAFETY: flushing the caches changes no memory contents.
+        unsafe { core::arch::asm!("wbinvd", options(nostack, preserves_flags)) };
+    }
+
     fn cpuid(&self, leaf: u32, subleaf: u32) -> [u32; 4] {
         let r = cpu::cpuid(leaf, subleaf);
         [r.eax, r.ebx, r.ecx, r.edx]
