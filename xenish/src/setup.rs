@@ -9,11 +9,13 @@ use alloc::vec::Vec;
 use crate::builder::{self, DomainSpec};
 use crate::cmdline::CommandLine;
 use crate::console::GuestConsole;
-use crate::domain::{Domain, DomainState, PageTable, Vcpu};
+use crate::domain::{Domain, DomainState, Vcpu};
 use crate::domain_config;
 use crate::evtchn::{Binding, EvtchnTable, DOMID_XEN};
 use crate::mm::frame_alloc::FrameAllocator;
+use crate::mm::frame_table::{FrameTable, Owner, PageType};
 use crate::mm::m2p::M2p;
+use crate::mm::pt_validate::{MapRights, Mmu};
 use crate::mm::{MachineMemory, Mfn, Pfn, PAGE_SIZE};
 use crate::printk;
 use crate::regs::TrapFrame;
@@ -38,6 +40,8 @@ pub struct Setup<'s, 'f> {
     pub m2p: M2p,
     /// L4 slots 256..=271 every guest top-level table shares.
     pub xen_l4_slots: [u64; 16],
+    /// The frame table: the domains' frames are recorded as theirs.
+    pub ft: &'s mut FrameTable,
     /// Bytes of a vCPU's FPU save area.
     pub fpu_area_size: usize,
 }
@@ -155,6 +159,7 @@ fn build_domain(setup: &mut Setup, plan: &Plan) -> Result<Domain, String> {
     let shared_info = setup.frames.alloc();
     let release = |setup: &mut Setup, frames: &[Mfn], extra: Option<Mfn>| {
         for &m in frames.iter().chain(extra.iter()) {
+            let _ = setup.ft.set_owner(m, Owner::Free);
             let _ = setup.frames.free(m);
         }
     };
@@ -162,6 +167,13 @@ fn build_domain(setup: &mut Setup, plan: &Plan) -> Result<Domain, String> {
         release(setup, &frames, shared_info);
         return Err(String::from("out of memory"));
     };
+    let owned = frames.iter().map(|&m| (m, Owner::Domain(id))).chain([(shared_info, Owner::Xen)]);
+    for (m, owner) in owned {
+        if setup.ft.set_owner(m, owner).is_err() {
+            release(setup, &frames, Some(shared_info));
+            return Err(alloc::format!("frame {:#x} is beyond the frame table", m.0));
+        }
+    }
     init_shared_info(setup.mem, shared_info);
     // A domU's console: a ring page the builder allocates and a port
     // bound to the hypervisor, which drains the ring when it is raised.
@@ -191,6 +203,19 @@ fn build_domain(setup: &mut Setup, plan: &Plan) -> Result<Domain, String> {
             return Err(alloc::format!("cannot build the kernel: {e}"));
         }
     };
+    // Xen's builders pin the top-level table, which validates the whole
+    // initial hierarchy; vCPU 0's CR3 holds a second L4 type reference.
+    let rights = MapRights { id, privileged, shared_info, grant_frames: &[] };
+    let mut mmu = Mmu { ft: &mut *setup.ft, mem: &mut *setup.mem };
+    if let Err(e) = mmu.pin(built.l4, 4, &rights) {
+        release(setup, &frames, Some(shared_info));
+        return Err(alloc::format!("the initial page tables do not validate ({e:?})"));
+    }
+    if let Err(e) = mmu.get_page_and_type(built.l4, &rights, PageType::L4) {
+        let _ = mmu.unpin(built.l4, id);
+        release(setup, &frames, Some(shared_info));
+        return Err(alloc::format!("the initial L4 cannot be referenced ({e:?})"));
+    }
     for (pfn, &mfn) in frames.iter().enumerate() {
         setup.m2p.set(setup.mem, mfn, Some(Pfn(pfn as u64)));
     }
@@ -223,8 +248,6 @@ fn build_domain(setup: &mut Setup, plan: &Plan) -> Result<Domain, String> {
             owned.sort_unstable();
             owned
         },
-        // Xen's builders pin the top-level table.
-        page_tables: PageTable::list(&built.page_tables, built.l4),
         frames,
         shared_info,
         vm_assist: 0,

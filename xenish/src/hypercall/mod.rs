@@ -23,7 +23,9 @@ use guest_abi::xen as abi;
 
 use crate::domain::{DomId, Domain};
 use crate::guest_access::GuestMemory;
+use crate::mm::frame_table::FrameTable;
 use crate::mm::m2p::M2p;
+use crate::mm::pt_validate::Mmu;
 use crate::mm::{FramePool, MachineMemory};
 
 /// What the hypervisor needs from the machine while serving hypercalls.
@@ -64,6 +66,8 @@ pub struct Ctx<'a> {
     pub tlb: TlbFlush,
     /// The machine-to-phys table (`MMU_MACHPHYS_UPDATE` writes it).
     pub m2p: M2p,
+    /// The frame table: owners, types and reference counts of every frame.
+    pub ft: &'a mut FrameTable,
 }
 
 /// TLB maintenance after a page-table update.
@@ -116,6 +120,11 @@ impl<'a> Peers<'a> {
 }
 
 impl Ctx<'_> {
+    /// The PV MMU over this context's frame table and memory.
+    pub fn mmu(&mut self) -> Mmu<'_> {
+        Mmu { ft: &mut *self.ft, mem: &mut *self.mem }
+    }
+
     /// The calling vCPU's address space, for guest pointers.
     pub fn guest(&mut self) -> GuestMemory<'_> {
         let l4 = self.domain.vcpus.get(self.vcpu).map(|v| v.kernel_l4).unwrap_or(crate::mm::Mfn(u64::MAX));
@@ -183,8 +192,10 @@ pub fn dispatch(ctx: &mut Ctx, nr: u64, args: [u64; 5]) -> Outcome {
 pub(crate) mod tests {
     use super::*;
     use crate::console::GuestConsole;
-    use crate::domain::{DomainState, PageTable, Vcpu};
+    use crate::domain::{DomainState, Vcpu};
     use crate::guest_access::tests::FakeMemory;
+    use crate::mm::frame_table::{tests::table, Owner};
+    use crate::mm::pt_validate::MapRights;
     use crate::mm::{Mfn, PAGE_SIZE};
     use crate::regs::TrapFrame;
     extern crate std;
@@ -249,21 +260,22 @@ pub(crate) mod tests {
         pub mem: FakeMemory,
         pub plat: FakePlatform,
         pub pool: FakePool,
+        pub ft: FrameTable,
         pub now_ns: u64,
         /// The TLB maintenance the last call asked for.
         pub tlb: TlbFlush,
     }
 
-    /// A running one-vCPU domain owning frames `owned`, with `tables` as
-    /// its page tables (the first one its pinned L4) and `shared_info`.
+    /// A running one-vCPU domain owning frames `owned`, with `l4` as its
+    /// vCPU's top-level table and `shared_info`.
     pub fn test_domain(
         id: DomId,
         privileged: bool,
         owned: core::ops::Range<u64>,
-        tables: &[(Mfn, u8)],
+        l4: Option<Mfn>,
         shared_info: Mfn,
     ) -> Domain {
-        let l4 = tables.first().map_or(Mfn(u64::MAX), |t| t.0);
+        let l4 = l4.unwrap_or(Mfn(u64::MAX));
         Domain {
             id,
             name: String::from("test"),
@@ -273,7 +285,6 @@ pub(crate) mod tests {
             shutdown_code: None,
             frames: Vec::new(),
             owned: owned.map(Mfn).collect(),
-            page_tables: PageTable::list(tables, l4),
             max_pages: 16,
             shared_info,
             vm_assist: 0,
@@ -285,10 +296,26 @@ pub(crate) mod tests {
         }
     }
 
-    /// Domain 1, unprivileged: owns frames 10..14, frame 10 its L4 (pinned)
-    /// and 11 its L1, 13 its shared_info.
+    /// Domain 1, unprivileged: owns frames 10..14, frame 10 its L4 and 11
+    /// (not yet a page table) for an L1, 13 its shared_info.
     pub fn peer_domain() -> Domain {
-        test_domain(1, false, 10..14, &[(Mfn(10), 4), (Mfn(11), 1)], Mfn(13))
+        test_domain(1, false, 10..14, Some(Mfn(10)), Mfn(13))
+    }
+
+    /// Records `d` in the frame table as a builder does: its frames are
+    /// its own (its shared_info the hypervisor's), and its vCPU's L4 is
+    /// validated, pinned and referenced by the vCPU.
+    pub fn install(ft: &mut FrameTable, mem: &mut FakeMemory, d: &Domain) {
+        for &m in &d.owned {
+            ft.set_owner(m, Owner::Domain(d.id)).unwrap();
+        }
+        ft.set_owner(d.shared_info, Owner::Xen).unwrap();
+        let l4 = d.vcpus[0].kernel_l4;
+        if d.owned.contains(&l4) {
+            let mut mmu = Mmu { ft, mem };
+            mmu.pin(l4, 4, &MapRights::of(d)).unwrap();
+            mmu.get_page_and_type(l4, &MapRights::of(d), crate::mm::frame_table::PageType::L4).unwrap();
+        }
     }
 
     impl World {
@@ -302,14 +329,16 @@ pub(crate) mod tests {
             for i in 0..4 {
                 mem.set_entry(3, ((va >> 12) & 511) + i, ((4 + i) << 12) | 0x67);
             }
-            let tables = [(Mfn(0), 4), (Mfn(1), 3), (Mfn(2), 2), (Mfn(3), 1)];
-            let dom = test_domain(0, privileged, 0..10, &tables, Mfn(8));
+            let dom = test_domain(0, privileged, 0..10, Some(Mfn(0)), Mfn(8));
+            let mut ft = table(NR_FRAMES);
+            install(&mut ft, &mut mem, &dom);
             World {
                 dom,
                 peers: Vec::new(),
                 mem,
                 plat: FakePlatform { out: Vec::new(), input: Vec::new(), ts: None, segments: Vec::new() },
                 pool: FakePool((16..NR_FRAMES as u64).rev().map(Mfn).collect()),
+                ft,
                 now_ns: 1_000_000,
                 tlb: TlbFlush::None,
             }
@@ -326,10 +355,23 @@ pub(crate) mod tests {
                 frames: &mut self.pool,
                 tlb: TlbFlush::None,
                 m2p: M2P,
+                ft: &mut self.ft,
             };
             let outcome = dispatch(&mut ctx, nr, args);
             self.tlb = ctx.tlb;
             outcome
+        }
+
+        /// Adds a peer domain, recorded in the frame table.
+        pub fn add_peer(&mut self, d: Domain) {
+            install(&mut self.ft, &mut self.mem, &d);
+            self.peers.push(d);
+        }
+
+        /// The (reference count, type count) of every frame, to check that
+        /// operation sequences leave them as they were.
+        pub fn counts(&self) -> Vec<(u32, u32, bool)> {
+            self.ft.iter().map(|(_, p)| (p.count(), p.type_count(), p.pinned())).collect()
         }
 
         pub fn call_ret(&mut self, nr: u64, args: [u64; 5]) -> i64 {
