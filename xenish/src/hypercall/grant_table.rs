@@ -544,6 +544,32 @@ mod tests {
     }
 
     #[test]
+    fn a_frame_mapped_writable_by_a_grant_cannot_become_a_page_table() {
+        use crate::mm::pt_validate::{MapRights, Mmu};
+        let mut w = world();
+        // The grant replaces the mapping at MAP_VA; start without one.
+        let uvm = guest_abi::xen::HYPERVISOR_UPDATE_VA_MAPPING as u64;
+        assert_eq!(w.call_ret(uvm, [MAP_VA, 0, 0, 0, 0]), 0);
+        let start = w.counts();
+        grant(&w.peers[0], &mut w.mem, 3, PERMIT, 0, 10);
+        let m = map(&mut w, 3, PEER, GNTMAP_HOST_MAP);
+        assert_eq!(m.status, GNTST_OKAY);
+        let pin = |w: &mut World| {
+            let peer = MapRights::of(&w.peers[0]);
+            Mmu { ft: &mut w.ft, mem: &mut w.mem }.pin(Mfn(10), 1, &peer)
+        };
+        assert_eq!(pin(&mut w), Err(XenError::Einval), "mapped writable by the grantee");
+        assert_eq!(w.call_ret(uvm, [MAP_VA, 0, 0, 0, 0]), -22, "a grant PTE is not the MMU's to replace");
+        assert_eq!(unmap(&mut w, m.handle, MAP_VA), GNTST_OKAY);
+        assert_eq!(w.counts(), start, "the grant's references are gone");
+        assert_eq!(pin(&mut w), Ok(()));
+        assert_eq!(map(&mut w, 3, PEER, GNTMAP_HOST_MAP).status, GNTST_GENERAL_ERROR, "now a page table");
+        let ro = map(&mut w, 3, PEER, GNTMAP_HOST_MAP | GNTMAP_READONLY);
+        assert_eq!(ro.status, GNTST_OKAY, "read-only is fine");
+        assert_eq!(unmap(&mut w, ro.handle, MAP_VA), GNTST_OKAY);
+    }
+
+    #[test]
     fn read_only_mappings_and_device_mappings() {
         let mut w = world();
         grant(&w.peers[0], &mut w.mem, 4, PERMIT | RO, 0, 11);

@@ -5,6 +5,8 @@ mod callbacks;
 mod console_io;
 mod event_channel;
 mod fpu;
+#[cfg(test)]
+mod frame_table_tests;
 mod grant_table;
 mod mmu;
 mod mmuext_op;
