@@ -558,6 +558,7 @@ mod tests {
             let peer = MapRights::of(&w.peers[0]);
             Mmu { ft: &mut w.ft, mem: &mut w.mem }.pin(Mfn(10), 1, &peer)
         };
+        w.audit();
         assert_eq!(pin(&mut w), Err(XenError::Einval), "mapped writable by the grantee");
         assert_eq!(w.call_ret(uvm, [MAP_VA, 0, 0, 0, 0]), -22, "a grant PTE is not the MMU's to replace");
         assert_eq!(unmap(&mut w, m.handle, MAP_VA), GNTST_OKAY);

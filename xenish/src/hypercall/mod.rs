@@ -361,6 +361,7 @@ pub(crate) mod tests {
             };
             let outcome = dispatch(&mut ctx, nr, args);
             self.tlb = ctx.tlb;
+            self.audit();
             outcome
         }
 
@@ -374,6 +375,55 @@ pub(crate) mod tests {
         /// operation sequences leave them as they were.
         pub fn counts(&self) -> Vec<(u32, u32, bool)> {
             self.ft.iter().map(|(_, p)| (p.count(), p.type_count(), p.pinned())).collect()
+        }
+
+        /// Recomputes every frame's counts from what should hold them —
+        /// pins, base pointers, the entries of validated page tables and
+        /// grant mappings — and checks the frame table agrees.
+        pub fn audit(&self) {
+            let mut want = std::vec![(0u32, 0u32); NR_FRAMES];
+            let mut add = |m: Mfn, typed: bool| {
+                if let Some(w) = want.get_mut(m.0 as usize) {
+                    w.0 += 1;
+                    w.1 += u32::from(typed);
+                }
+            };
+            let domains = core::iter::once(&self.dom).chain(self.peers.iter());
+            for d in domains {
+                for v in &d.vcpus {
+                    for l4 in core::iter::once(v.kernel_l4).chain(v.user_l4) {
+                        if self.ft.owner(l4) == Some(Owner::Domain(d.id)) {
+                            add(l4, true);
+                        }
+                    }
+                }
+                for m in d.gnttab.maptrack.iter().flatten() {
+                    for _ in 0..u32::from(m.host) + u32::from(m.device) {
+                        add(m.mfn, !m.readonly);
+                    }
+                }
+            }
+            for (mfn, p) in self.ft.iter() {
+                if p.pinned() {
+                    add(mfn, true);
+                }
+                let Some(level) = p.page_type().level().filter(|_| p.validated()) else { continue };
+                for i in 0..512 {
+                    if level == 4 && crate::mm::pt_validate::is_xen_l4_slot(i) {
+                        continue;
+                    }
+                    let e = crate::mm::pagetable::entry(&self.mem, mfn, i).unwrap();
+                    let target = Mfn::containing(e & crate::guest_access::PTE_ADDR_MASK);
+                    let counted = matches!(self.ft.owner(target), Some(Owner::Domain(_)));
+                    if e & 1 == 0 || (level == 1 && (e & crate::mm::pt_validate::PTE_GNTTAB != 0 || !counted)) {
+                        continue;
+                    }
+                    add(target, level > 1 || e & 2 != 0);
+                }
+            }
+            for (mfn, p) in self.ft.iter() {
+                assert_eq!((p.count(), p.type_count()), want[mfn.0 as usize], "counts of frame {}", mfn.0);
+            }
         }
 
         pub fn call_ret(&mut self, nr: u64, args: [u64; 5]) -> i64 {

@@ -339,8 +339,7 @@ impl FrameTable {
         Ok(())
     }
 
-    /// The record of every frame, with its number, that is referenced or
-    /// owned by a domain (for consistency checks and tests).
+    /// Every frame's number and record (for consistency checks and tests).
     pub fn iter(&self) -> impl Iterator<Item = (Mfn, &PageInfo)> {
         self.pages.iter().enumerate().map(|(i, p)| (Mfn(i as u64), p))
     }
