@@ -6,6 +6,8 @@
 use alloc::string::String;
 use alloc::vec::Vec;
 
+use guest_abi::errno::XenError;
+
 use crate::builder::{self, DomainSpec};
 use crate::cmdline::CommandLine;
 use crate::console::GuestConsole;
@@ -203,18 +205,10 @@ fn build_domain(setup: &mut Setup, plan: &Plan) -> Result<Domain, String> {
             return Err(alloc::format!("cannot build the kernel: {e}"));
         }
     };
-    // Xen's builders pin the top-level table, which validates the whole
-    // initial hierarchy; vCPU 0's CR3 holds a second L4 type reference.
     let rights = MapRights { id, privileged, shared_info, grant_frames: &[] };
-    let mut mmu = Mmu { ft: &mut *setup.ft, mem: &mut *setup.mem };
-    if let Err(e) = mmu.pin(built.l4, 4, &rights) {
+    if let Err(e) = adopt_page_tables(setup.ft, setup.mem, &rights, built.l4, &built.page_tables) {
         release(setup, &frames, Some(shared_info));
         return Err(alloc::format!("the initial page tables do not validate ({e:?})"));
-    }
-    if let Err(e) = mmu.get_page_and_type(built.l4, &rights, PageType::L4) {
-        let _ = mmu.unpin(built.l4, id);
-        release(setup, &frames, Some(shared_info));
-        return Err(alloc::format!("the initial L4 cannot be referenced ({e:?})"));
     }
     for (pfn, &mfn) in frames.iter().enumerate() {
         setup.m2p.set(setup.mem, mfn, Some(Pfn(pfn as u64)));
@@ -261,6 +255,33 @@ fn build_domain(setup: &mut Setup, plan: &Plan) -> Result<Domain, String> {
         console_ring: built.console_mfn.zip(console_port),
         gnttab: crate::gnttab::GrantTable::new(),
     })
+}
+
+/// Makes the builder's tables the domain's page tables, as Xen's builders
+/// do: the top-level table `l4` is validated (and with it every table
+/// below) and pinned, and vCPU 0's CR3 holds a second L4 type reference.
+/// Every table the builder reports in `tables` must come out validated at
+/// its level (a builder table left out of the hierarchy is a builder bug).
+/// On failure nothing is held.
+pub fn adopt_page_tables(
+    ft: &mut FrameTable,
+    mem: &mut dyn MachineMemory,
+    rights: &MapRights,
+    l4: Mfn,
+    tables: &[(Mfn, u8)],
+) -> Result<(), XenError> {
+    let mut mmu = Mmu { ft, mem };
+    mmu.pin(l4, 4, rights)?;
+    if let Err(e) = mmu.get_page_and_type(l4, rights, PageType::L4) {
+        let _ = mmu.unpin(l4, rights.id);
+        return Err(e);
+    }
+    if tables.iter().any(|&(mfn, level)| !mmu.ft.is_page_table_of(mfn, rights.id, Some(level))) {
+        mmu.put_page_and_type(l4);
+        let _ = mmu.unpin(l4, rights.id);
+        return Err(XenError::Einval);
+    }
+    Ok(())
 }
 
 /// Zeroes a shared_info page and masks event upcalls on all 32 legacy
