@@ -21,12 +21,16 @@
 //!   4.17 allows read-only ones (`pv-linear-pt`), xenish does not yet.
 //! - L4 slots 256..=271 belong to the hypervisor: filled from
 //!   [`FrameTable::xen_l4_slots`] on validation, never written by guests.
-//! - Validation is eager: a table's entries hold their references exactly
-//!   while the table has a page-table type reference; the last one going
-//!   devalidates it at once (Xen caches validation lazily with
-//!   `PGT_validated`; the counts a guest can observe are the same). A
-//!   failed validation releases what it took and leaves every count as
-//!   before.
+//! - A table's entries hold their references exactly while the table has
+//!   a page-table type reference: the first one validates it, the last one
+//!   going devalidates it at once, as Xen 4.17's `_put_final_page_type`
+//!   does. Xen keeps the stale type name (with `PGT_validated` clear) on a
+//!   frame whose type count is zero and revalidates it on the next use;
+//!   xenish drops the type to [`PageType::None`] instead, which a guest
+//!   cannot tell apart. Validation is not preemptible (Xen's is, with
+//!   `-ERESTART` continuations); a table has at most 512 entries and the
+//!   depth is 4. A failed validation releases what it took and leaves
+//!   every count as before.
 //! - The hypervisor adds `_PAGE_USER` to every present entry it accepts
 //!   (64-bit PV kernels run in ring 3: Xen's `adjust_guest_lNe`).
 //! - L1 entries with [`PTE_GNTTAB`] are grant mappings: the grant code

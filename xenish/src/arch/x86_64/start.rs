@@ -169,6 +169,10 @@ pub extern "C" fn xenish_start(magic: u32, mbi_phys: u32) -> ! {
         printk!("xenish: no memory for the frame table; halting");
         cpu::halt_forever();
     };
+    printk!(
+        "xenish: frame table: {nr_frames} frames, {} KiB",
+        nr_frames * core::mem::size_of::<PageInfo>() as u64 / 1024
+    );
     let mut ft = FrameTable::new(pages, m2p.l4_slots);
     let mut setup = setup::Setup {
         mem: &mut mem,
