@@ -112,8 +112,9 @@ fn a_hierarchy_built_from_scratch_is_pinned_switched_to_and_torn_down() {
         ("an L4 hypervisor slot", (ma(l4, 271), l3.addr() | 0x63), EINVAL),
         ("an L4 hypervisor slot cleared", (ma(l4, 256), 0), EINVAL),
         ("L2 PSE", (ma(l2, 7), (9 << 12) | 0xe3), EINVAL),
-        ("an L2 naming an L2 (linear)", (ma(l2, 8), l2.addr() | 0x61), EINVAL),
-        ("an L4 naming itself (linear)", (ma(l4, 8), l4.addr() | 0x61), EINVAL),
+        ("a writable linear L2 entry", (ma(l2, 8), l2.addr() | 0x63), EINVAL),
+        ("a writable linear L4 entry", (ma(l4, 8), l4.addr() | 0x63), EINVAL),
+        ("an L2 naming an L3", (ma(l2, 8), l3.addr() | 0x61), EINVAL),
         ("an L3 naming an L1", (ma(l3, 8), l1.addr() | 0x63), EINVAL),
     ] {
         assert_eq!(mmu_update(&mut w, &[req]), errno, "{what}");
@@ -237,4 +238,39 @@ fn random_operation_sequences_keep_every_count_exact() {
             assert!(GuestMemory::new(&mut w.mem, Mfn(0)).translate(REQ_VA, Access::Write).is_ok());
         }
     }
+}
+
+#[test]
+fn read_only_linear_page_tables_one_level_deep() {
+    // Xen 4.17's pv-linear-pt: a read-only entry may name its own table
+    // (a recursive mapping, holding nothing) or another validated table of
+    // the same level (holding a reference and a type reference).
+    let mut w = World::new(false);
+    let start = w.counts();
+    let new = grab(&mut w, 1)[0];
+    w.mem.0[new.0 as usize] = w.mem.0[0];
+    assert_eq!(ext(&mut w, MMUEXT_PIN_L4_TABLE, new.0), 0);
+    let pinned = w.counts();
+
+    // A recursive slot in the builder's L4: the L4 reads as a page.
+    assert_eq!(mmu_update(&mut w, &[(ma(Mfn(0), 2), 0x21)]), 0, "L4 slot 2 names frame 0 itself");
+    assert_eq!(w.counts(), pinned, "a self-reference holds nothing");
+    let rec = (2u64 << 39) | (2 << 30) | (2 << 21) | (2 << 12);
+    assert_eq!(GuestMemory::new(&mut w.mem, Mfn(0)).translate(rec, Access::Read), Ok(0));
+    assert!(GuestMemory::new(&mut w.mem, Mfn(0)).translate(rec, Access::Write).is_err(), "read-only");
+
+    // The new L4 names the builder's L4 read-only: a linear use of it.
+    assert_eq!(mmu_update(&mut w, &[(ma(new, 3), 0x21)]), 0);
+    assert_eq!(info(&w, Mfn(0)).0, 3, "a reference more on frame 0");
+    assert_eq!((w.ft.info(new).unwrap().linear(), w.ft.info(Mfn(0)).unwrap().linear()), (1, -1));
+    // One level only: frame 0 is named linearly, so it may not hold a
+    // linear entry to another table, nor may `new` be named by one.
+    assert_eq!(mmu_update(&mut w, &[(ma(Mfn(0), 3), new.addr() | 0x21)]), EINVAL);
+    assert_eq!(ext(&mut w, MMUEXT_UNPIN_TABLE, 0), 0, "unpinning frame 0 keeps it: CR3 and the linear entry");
+    assert_eq!(ext(&mut w, MMUEXT_PIN_L4_TABLE, 0), 0);
+    assert_eq!(mmu_update(&mut w, &[(ma(new, 3), 0)]), 0);
+    assert_eq!(mmu_update(&mut w, &[(ma(Mfn(0), 2), 0)]), 0);
+    assert_eq!(w.counts(), pinned);
+    assert_eq!(ext(&mut w, MMUEXT_UNPIN_TABLE, new.0), 0);
+    assert_eq!(w.counts(), start);
 }

@@ -382,6 +382,7 @@ pub(crate) mod tests {
         /// grant mappings — and checks the frame table agrees.
         pub fn audit(&self) {
             let mut want = std::vec![(0u32, 0u32); NR_FRAMES];
+            let mut linear = std::vec![0i16; NR_FRAMES];
             let mut add = |m: Mfn, typed: bool| {
                 if let Some(w) = want.get_mut(m.0 as usize) {
                     w.0 += 1;
@@ -418,11 +419,19 @@ pub(crate) mod tests {
                     if e & 1 == 0 || (level == 1 && (e & crate::mm::pt_validate::PTE_GNTTAB != 0 || !counted)) {
                         continue;
                     }
+                    if level > 1 && target == mfn {
+                        continue; // a linear entry naming its own table holds nothing
+                    }
+                    if level > 1 && self.ft.page_type(target).level() == Some(level) {
+                        linear[mfn.0 as usize] += 1;
+                        linear[target.0 as usize] -= 1;
+                    }
                     add(target, level > 1 || e & 2 != 0);
                 }
             }
             for (mfn, p) in self.ft.iter() {
                 assert_eq!((p.count(), p.type_count()), want[mfn.0 as usize], "counts of frame {}", mfn.0);
+                assert_eq!(p.linear(), linear[mfn.0 as usize], "linear count of frame {}", mfn.0);
             }
         }
 

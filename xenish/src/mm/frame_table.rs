@@ -124,10 +124,13 @@ pub struct PageInfo {
     count: u32,
     type_count: u32,
     owner: u16,
+    /// Xen's `linear_pt_count`: > 0, linear entries this table holds;
+    /// < 0, linear entries naming it.
+    linear: i16,
     owner_kind: u8,
     ty: u8,
     flags: u8,
-    _pad: [u8; 3],
+    _pad: u8,
 }
 
 const _: () = assert!(core::mem::size_of::<PageInfo>() == 16);
@@ -165,6 +168,13 @@ impl PageInfo {
     /// Whether the frame is a validated page table.
     pub fn validated(&self) -> bool {
         self.flags & FLAG_VALIDATED != 0
+    }
+
+    /// Xen's `linear_pt_count`: the linear entries this page table holds
+    /// (positive) or the linear entries naming it (negative); a table is
+    /// never both.
+    pub fn linear(&self) -> i16 {
+        self.linear
     }
 }
 
@@ -290,6 +300,62 @@ impl FrameTable {
         }
         p.type_count = p.type_count.checked_add(1).ok_or(XenError::Einval)?;
         Ok(TypeRef::Held)
+    }
+
+    /// The type reference of a linear entry (Xen's
+    /// `get_lN_linear_pagetable`): `mfn` must already be a validated page
+    /// table of type `ty`; `-EINVAL` otherwise.
+    pub fn get_linear_type(&mut self, mfn: Mfn, ty: PageType) -> Result<(), XenError> {
+        let p = self.info_mut(mfn).ok_or(XenError::Einval)?;
+        if p.type_count == 0 || p.page_type() != ty || !p.validated() {
+            return Err(XenError::Einval);
+        }
+        p.type_count = p.type_count.checked_add(1).ok_or(XenError::Einval)?;
+        Ok(())
+    }
+
+    /// Xen's `inc_linear_entries`: the table `mfn` gains a linear entry,
+    /// unless it is itself named by linear entries.
+    pub fn inc_linear_entries(&mut self, mfn: Mfn) -> Result<(), XenError> {
+        let p = self.info_mut(mfn).ok_or(XenError::Einval)?;
+        match p.linear.checked_add(1) {
+            Some(n) if n > 0 => {
+                p.linear = n;
+                Ok(())
+            }
+            _ => Err(XenError::Einval),
+        }
+    }
+
+    /// Xen's `dec_linear_entries`.
+    pub fn dec_linear_entries(&mut self, mfn: Mfn) {
+        if let Some(p) = self.info_mut(mfn) {
+            if p.linear > 0 {
+                p.linear -= 1;
+            }
+        }
+    }
+
+    /// Xen's `inc_linear_uses`: the table `mfn` is named by one more linear
+    /// entry, unless it holds linear entries itself.
+    pub fn inc_linear_uses(&mut self, mfn: Mfn) -> Result<(), XenError> {
+        let p = self.info_mut(mfn).ok_or(XenError::Einval)?;
+        match p.linear.checked_sub(1) {
+            Some(n) if n < 0 => {
+                p.linear = n;
+                Ok(())
+            }
+            _ => Err(XenError::Einval),
+        }
+    }
+
+    /// Xen's `dec_linear_uses`.
+    pub fn dec_linear_uses(&mut self, mfn: Mfn) {
+        if let Some(p) = self.info_mut(mfn) {
+            if p.linear < 0 {
+                p.linear += 1;
+            }
+        }
     }
 
     /// Marks a page-table frame whose entries now hold their references.

@@ -16,9 +16,10 @@
 //! - A present L2/L3/L4 entry takes a reference and a type reference of the
 //!   next lower level on a frame of the table's owner, validating it if it
 //!   had no type yet. PSE, GLOBAL, PCD and PWT are refused (`-EINVAL`: PV
-//!   superpages are gone in 4.17). Linear page tables (an entry naming a
-//!   table of its own level or higher) are refused with `-EINVAL`: Xen
-//!   4.17 allows read-only ones (`pv-linear-pt`), xenish does not yet.
+//!   superpages are gone in 4.17). Linear page tables are Xen 4.17's
+//!   default (`pv-linear-pt`): a read-only entry may name its own table or
+//!   a validated table of the same level, one level deep; a writable one,
+//!   or one naming a higher level, is `-EINVAL`.
 //! - L4 slots 256..=271 belong to the hypervisor: filled from
 //!   [`FrameTable::xen_l4_slots`] on validation, never written by guests.
 //! - A table's entries hold their references exactly while the table has
@@ -55,6 +56,10 @@ pub const PTE_GNTTAB: u64 = 1 << 62;
 /// Flags refused in L2..L4 entries: PWT, PCD, PSE, GLOBAL (Xen's
 /// `base_disallow_mask` at those levels; 52..62 and NX are allowed).
 const LN_DISALLOWED: u64 = (1 << 3) | (1 << 4) | (1 << 7) | (1 << 8);
+/// Flags an entry update may change without retaking references (Xen's
+/// `FASTPATH_FLAG_WHITELIST`): NX, the software bits 52..62 and 9..11,
+/// GLOBAL, DIRTY, ACCESSED and USER.
+const FASTPATH_FLAGS: u64 = (1 << 63) | (0x7ff << 52) | (0x7 << 9) | (1 << 8) | PTE_D | PTE_A | PTE_US;
 /// First L4 slot of the hypervisor hole.
 const XEN_FIRST_SLOT: usize = 256;
 /// Last L4 slot of the hypervisor hole.
@@ -154,26 +159,74 @@ impl Mmu<'_> {
         self.ft.put_page(mfn);
     }
 
-    /// Xen's `get_page_from_l2e`..`l4e`: a present entry of a level-`level`
-    /// table of `owner` takes a reference and a type reference of level
-    /// `level - 1` on the frame it names.
-    fn get_page_from_lne(&mut self, level: u8, pte: u64, owner: &MapRights) -> Result<(), XenError> {
+    /// Xen's `get_page_from_l2e`..`l4e`: a present entry of the
+    /// level-`level` table `table` of `owner` takes a reference and a type
+    /// reference of level `level - 1` on the frame it names; failing that
+    /// with `-EINVAL`, it may be a read-only linear entry.
+    fn get_page_from_lne(&mut self, level: u8, pte: u64, table: Mfn, owner: &MapRights) -> Result<(), XenError> {
         if pte & PTE_P == 0 {
             return Ok(());
         }
         if pte & LN_DISALLOWED != 0 {
             return Err(XenError::Einval);
         }
-        self.get_page_and_type(frame_of(pte), owner, PageType::table(level - 1).ok_or(XenError::Einval)?)
+        let target = frame_of(pte);
+        match self.get_page_and_type(target, owner, PageType::table(level - 1).ok_or(XenError::Einval)?) {
+            Err(XenError::Einval) => self.get_linear(level, pte, table, owner),
+            r => r,
+        }
     }
 
-    /// Releases what entry `pte` of a level-`level` table holds.
-    fn put_page_from_entry(&mut self, level: u8, pte: u64) {
+    /// Xen's `get_lN_linear_pagetable` (`pv-linear-pt`, on by default): a
+    /// read-only entry of the level-`level` table `table` naming a
+    /// validated table of the same level of `owner` — the table itself
+    /// (taking nothing) or another one, which takes a reference and a type
+    /// reference. Only one level of linearity: a table holding linear
+    /// entries cannot be named by one, nor the other way round.
+    fn get_linear(&mut self, level: u8, pte: u64, table: Mfn, owner: &MapRights) -> Result<(), XenError> {
+        if pte & PTE_RW != 0 {
+            return Err(XenError::Einval);
+        }
+        let target = frame_of(pte);
+        if target == table {
+            return Ok(());
+        }
+        let ty = PageType::table(level).ok_or(XenError::Einval)?;
+        self.ft.get_page(target, Owner::Domain(owner.id))?;
+        if let Err(e) = self.ft.inc_linear_entries(table) {
+            self.ft.put_page(target);
+            return Err(e);
+        }
+        if let Err(e) = self.ft.inc_linear_uses(target) {
+            self.ft.dec_linear_entries(table);
+            self.ft.put_page(target);
+            return Err(e);
+        }
+        if let Err(e) = self.ft.get_linear_type(target, ty) {
+            self.ft.dec_linear_uses(target);
+            self.ft.dec_linear_entries(table);
+            self.ft.put_page(target);
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Releases what entry `pte` of the level-`level` table `table` holds.
+    fn put_page_from_entry(&mut self, level: u8, pte: u64, table: Mfn) {
         if level == 1 {
             self.put_page_from_l1e(pte);
-        } else if pte & PTE_P != 0 {
-            self.put_page_and_type(frame_of(pte));
+            return;
         }
+        let target = frame_of(pte);
+        if pte & PTE_P == 0 || target == table {
+            return;
+        }
+        if self.ft.page_type(target).level() == Some(level) {
+            // A linear entry (a normal one names the level below).
+            self.ft.dec_linear_uses(target);
+            self.ft.dec_linear_entries(table);
+        }
+        self.put_page_and_type(target);
     }
 
     /// Xen's `get_page_and_type`: a reference and a type reference of `ty`
@@ -235,7 +288,7 @@ impl Mmu<'_> {
             let r = if level == 1 {
                 self.get_page_from_l1e(pte, owner, owner)
             } else {
-                self.get_page_from_lne(level, pte, owner)
+                self.get_page_from_lne(level, pte, mfn, owner)
             };
             if let Err(e) = r {
                 self.release_entries(mfn, level, i);
@@ -264,7 +317,7 @@ impl Mmu<'_> {
                 continue;
             }
             if let Ok(pte) = self.entry(mfn, i) {
-                self.put_page_from_entry(level, pte);
+                self.put_page_from_entry(level, pte, mfn);
             }
         }
     }
@@ -309,8 +362,9 @@ impl Mmu<'_> {
             } else if new & LN_DISALLOWED != 0 {
                 return Err(XenError::Einval);
             }
-            // Same frame, same rights: the old entry's references serve.
-            let same = old & PTE_P != 0 && frame_of(old) == frame_of(new) && (level > 1 || (old ^ new) & PTE_RW == 0);
+            // Same frame and flags but for Xen's FASTPATH_FLAG_WHITELIST:
+            // the old entry's references serve.
+            let same = old & PTE_P != 0 && (old ^ new) & !FASTPATH_FLAGS == 0;
             if same {
                 self.set_entry(table, slot, value)?;
                 return Ok(value != old);
@@ -318,14 +372,14 @@ impl Mmu<'_> {
             if level == 1 {
                 self.get_page_from_l1e(new, pt, pg)?;
             } else {
-                self.get_page_from_lne(level, new, pt)?;
+                self.get_page_from_lne(level, new, table, pt)?;
             }
         }
         if let Err(e) = self.set_entry(table, slot, value) {
-            self.put_page_from_entry(level, value);
+            self.put_page_from_entry(level, value, table);
             return Err(e);
         }
-        self.put_page_from_entry(level, old);
+        self.put_page_from_entry(level, old, table);
         Ok(value != old)
     }
 

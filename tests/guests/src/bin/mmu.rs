@@ -184,7 +184,16 @@ mod guest {
         refused(ext(MMUEXT_CLEAR_PAGE, l2), XenError::Einval, "clearing an L2 in use", true);
         refused(ext(MMUEXT_PIN_L4_TABLE, l4), XenError::Einval, "pinning a pinned L4", true);
         refused(mmu_update((l2 << 12) + 8, (data << 12) | 0xe3), XenError::Einval, "an L2 superpage (PSE)", true);
-        refused(mmu_update((l4 << 12) + 16, (l4 << 12) | RO), XenError::Einval, "a linear L4 entry", true);
+        refused(mmu_update((l4 << 12) + 16, (l4 << 12) | RW), XenError::Einval, "a writable linear L4 entry", true);
+        refused(mmu_update((l2 << 12) + 8, (l3 << 12) | RO), XenError::Einval, "an L2 naming an L3", true);
+
+        // A read-only recursive slot (Xen's pv-linear-pt): the running L4
+        // reads as a page at the address whose every index is that slot.
+        check(mmu_update((l4 << 12) + 16, (l4 << 12) | RO).is_ok(), "a read-only recursive L4 slot");
+        let recursive = (2u64 << 39) | (2 << 30) | (2 << 21) | (2 << 12);
+        check(peek(recursive + 16) >> 12 & 0xff_ffff_ffff == l4, "the L4 reads through its recursive slot");
+        refused(remap(recursive, (data << 12) | RW), XenError::Einval, "remapping through the recursive slot", true);
+        check(mmu_update((l4 << 12) + 16, 0).is_ok(), "the recursive slot removed");
         refused(mmu_update(scratch << 12, 0), XenError::Einval, "an entry of a frame that is no page table", true);
 
         // Back to the builder's tables; tear the new ones down.
