@@ -93,9 +93,11 @@ pub struct Vcpu {
     pub id: u32,
     /// The guest registers while the vCPU is not running.
     pub regs: TrapFrame,
-    /// The kernel-mode top-level page table.
+    /// The kernel-mode top-level page table (it holds an L4 type
+    /// reference in the frame table, like Xen's `guest_table`).
     pub kernel_l4: Mfn,
-    /// The user-mode top-level page table (`NEW_USER_BASEPTR`), if set.
+    /// The user-mode top-level page table (`NEW_USER_BASEPTR`), if set
+    /// (also holding an L4 type reference).
     pub user_l4: Option<Mfn>,
     /// Whether the vCPU is in guest kernel mode (Xen's `TF_kernel_mode`);
     /// guest kernel and guest user both run in ring 3.
@@ -306,28 +308,6 @@ impl Vcpu {
     }
 }
 
-/// One of a domain's page tables, as its builder made it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct PageTable {
-    /// The table's frame.
-    pub mfn: Mfn,
-    /// Its level: 1 (L1, maps pages) to 4 (the top-level table).
-    pub level: u8,
-    /// Pinned (`MMUEXT_PIN_L*_TABLE`): it keeps its type while unused.
-    pub pinned: bool,
-}
-
-impl PageTable {
-    /// A domain's page-table list from its builder's `(frame, level)`
-    /// pairs, sorted by frame, with `pinned` (the builder's L4) pinned.
-    pub fn list(tables: &[(Mfn, u8)], pinned: Mfn) -> Vec<PageTable> {
-        let mut list: Vec<PageTable> =
-            tables.iter().map(|&(mfn, level)| PageTable { mfn, level, pinned: mfn == pinned }).collect();
-        list.sort_unstable_by_key(|t| t.mfn);
-        list
-    }
-}
-
 /// A domain: an isolated guest with its memory and vCPUs.
 #[derive(Debug)]
 pub struct Domain {
@@ -345,11 +325,10 @@ pub struct Domain {
     pub shutdown_code: Option<u8>,
     /// The domain's memory: `p2m[pfn] = mfn` as built.
     pub frames: Vec<Mfn>,
-    /// The same frames, sorted, for ownership checks.
+    /// The same frames, sorted, for ownership checks (the frame table
+    /// records the same ownership for the PV MMU; a domain's memory does
+    /// not change after it is built).
     pub owned: Vec<Mfn>,
-    /// The frames that are page tables, with their levels (sorted by
-    /// frame); they are never mapped writable.
-    pub page_tables: Vec<PageTable>,
     /// The most pages the domain may own.
     pub max_pages: u64,
     /// The shared_info page (hypervisor-owned, mapped by the guest).
@@ -378,28 +357,6 @@ impl Domain {
     /// its shared_info page, or a frame of its grant table.
     pub fn may_map(&self, mfn: Mfn) -> bool {
         self.owns(mfn) || mfn == self.shared_info || self.gnttab.frames.contains(&mfn)
-    }
-
-    /// Whether `mfn` is one of the domain's page tables.
-    pub fn is_page_table(&self, mfn: Mfn) -> bool {
-        self.page_table_level(mfn).is_some()
-    }
-
-    /// The level (1..=4) of `mfn` if it is one of the domain's page tables.
-    pub fn page_table_level(&self, mfn: Mfn) -> Option<u8> {
-        self.page_table(mfn).map(|t| t.level)
-    }
-
-    /// The page table in frame `mfn`, if it is one of the domain's.
-    pub fn page_table(&self, mfn: Mfn) -> Option<&PageTable> {
-        let i = self.page_tables.binary_search_by_key(&mfn, |t| t.mfn).ok()?;
-        self.page_tables.get(i)
-    }
-
-    /// The page table in frame `mfn`, for changing its pin state.
-    pub fn page_table_mut(&mut self, mfn: Mfn) -> Option<&mut PageTable> {
-        let i = self.page_tables.binary_search_by_key(&mfn, |t| t.mfn).ok()?;
-        self.page_tables.get_mut(i)
     }
 
     /// Whether the domain can still run.

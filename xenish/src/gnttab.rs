@@ -22,6 +22,7 @@ use guest_abi::grant_table::{
 };
 
 use crate::domain::{DomId, Domain};
+use crate::mm::frame_table::FrameTable;
 use crate::mm::{FramePool, MachineMemory, Mfn, PAGE_SIZE};
 
 /// A `GNTST_*` status code.
@@ -215,6 +216,7 @@ impl GrantTable {
 pub fn acquire(
     granter: &mut Domain,
     mem: &mut dyn MachineMemory,
+    ft: &FrameTable,
     gref: u32,
     user: DomId,
     readonly: bool,
@@ -237,7 +239,7 @@ pub fn acquire(
         None => {
             let e = gt.set_status(mem, gref, user, readonly)?;
             let mfn = Mfn(u64::from(e.frame));
-            let usable = granter.owns(mfn) && (readonly || !granter.is_page_table(mfn));
+            let usable = granter.owns(mfn) && (readonly || !ft.is_page_table(mfn));
             if !usable {
                 let clear = GTF_READING as u16 | GTF_WRITING as u16;
                 granter.gnttab.update_flags(mem, gref, 0, clear);
@@ -326,9 +328,9 @@ pub(crate) mod tests {
     fn in_use_flags_follow_the_uses() {
         let mut w = world_with_table();
         grant(&w.dom, &mut w.mem, 5, PERMIT, 7, 6);
-        assert_eq!(acquire(&mut w.dom, &mut w.mem, 5, 7, true), Ok(Mfn(6)));
+        assert_eq!(acquire(&mut w.dom, &mut w.mem, &w.ft, 5, 7, true), Ok(Mfn(6)));
         assert_eq!(w.dom.gnttab.entry(&w.mem, 5).unwrap().flags, PERMIT | READING);
-        assert_eq!(acquire(&mut w.dom, &mut w.mem, 5, 7, false), Ok(Mfn(6)));
+        assert_eq!(acquire(&mut w.dom, &mut w.mem, &w.ft, 5, 7, false), Ok(Mfn(6)));
         assert_eq!(w.dom.gnttab.entry(&w.mem, 5).unwrap().flags, PERMIT | READING | WRITING);
         release(&mut w.dom, &mut w.mem, 5, false);
         assert_eq!(w.dom.gnttab.entry(&w.mem, 5).unwrap().flags, PERMIT | READING, "a reader remains");
@@ -358,22 +360,22 @@ pub(crate) mod tests {
         ];
         for (gref, user, ro, want, what) in cases {
             let before = w.dom.gnttab.entry(&w.mem, gref).ok();
-            assert_eq!(acquire(&mut w.dom, &mut w.mem, gref, user, ro), Err(want), "{what}");
+            assert_eq!(acquire(&mut w.dom, &mut w.mem, &w.ft, gref, user, ro), Err(want), "{what}");
             assert_eq!(w.dom.gnttab.entry(&w.mem, gref).ok(), before, "{what}: entry untouched");
         }
         assert!(w.dom.gnttab.active.is_empty());
-        assert_eq!(acquire(&mut w.dom, &mut w.mem, 2, 7, true), Ok(Mfn(6)), "a read-only grant read");
-        assert_eq!(acquire(&mut w.dom, &mut w.mem, 4, 7, true), Ok(Mfn(2)), "a page table may be read");
-        assert_eq!(acquire(&mut w.dom, &mut w.mem, 2, 8, true), Err(GNTST_GENERAL_ERROR), "in use by another");
+        assert_eq!(acquire(&mut w.dom, &mut w.mem, &w.ft, 2, 7, true), Ok(Mfn(6)), "a read-only grant read");
+        assert_eq!(acquire(&mut w.dom, &mut w.mem, &w.ft, 4, 7, true), Ok(Mfn(2)), "a page table may be read");
+        assert_eq!(acquire(&mut w.dom, &mut w.mem, &w.ft, 2, 8, true), Err(GNTST_GENERAL_ERROR), "in use by another");
     }
 
     #[test]
     fn an_active_grant_keeps_its_frame() {
         let mut w = world_with_table();
         grant(&w.dom, &mut w.mem, 1, PERMIT, 7, 6);
-        assert_eq!(acquire(&mut w.dom, &mut w.mem, 1, 7, true), Ok(Mfn(6)));
+        assert_eq!(acquire(&mut w.dom, &mut w.mem, &w.ft, 1, 7, true), Ok(Mfn(6)));
         grant(&w.dom, &mut w.mem, 1, PERMIT | READING, 7, 5);
-        assert_eq!(acquire(&mut w.dom, &mut w.mem, 1, 7, true), Ok(Mfn(6)));
+        assert_eq!(acquire(&mut w.dom, &mut w.mem, &w.ft, 1, 7, true), Ok(Mfn(6)));
     }
 
     #[test]

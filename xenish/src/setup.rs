@@ -6,14 +6,18 @@
 use alloc::string::String;
 use alloc::vec::Vec;
 
+use guest_abi::errno::XenError;
+
 use crate::builder::{self, DomainSpec};
 use crate::cmdline::CommandLine;
 use crate::console::GuestConsole;
-use crate::domain::{Domain, DomainState, PageTable, Vcpu};
+use crate::domain::{Domain, DomainState, Vcpu};
 use crate::domain_config;
 use crate::evtchn::{Binding, EvtchnTable, DOMID_XEN};
 use crate::mm::frame_alloc::FrameAllocator;
+use crate::mm::frame_table::{FrameTable, Owner, PageType};
 use crate::mm::m2p::M2p;
+use crate::mm::pt_validate::{MapRights, Mmu};
 use crate::mm::{MachineMemory, Mfn, Pfn, PAGE_SIZE};
 use crate::printk;
 use crate::regs::TrapFrame;
@@ -40,6 +44,8 @@ pub struct Setup<'s, 'f> {
     pub m2p: M2p,
     /// L4 slots 256..=271 every guest top-level table shares.
     pub xen_l4_slots: [u64; 16],
+    /// The frame table: the domains' frames are recorded as theirs.
+    pub ft: &'s mut FrameTable,
     /// Bytes of a vCPU's FPU save area.
     pub fpu_area_size: usize,
 }
@@ -157,6 +163,7 @@ fn build_domain(setup: &mut Setup, plan: &Plan) -> Result<Domain, String> {
     let shared_info = setup.frames.alloc();
     let release = |setup: &mut Setup, frames: &[Mfn], extra: Option<Mfn>| {
         for &m in frames.iter().chain(extra.iter()) {
+            let _ = setup.ft.set_owner(m, Owner::Free);
             let _ = setup.frames.free(m);
         }
     };
@@ -164,6 +171,13 @@ fn build_domain(setup: &mut Setup, plan: &Plan) -> Result<Domain, String> {
         release(setup, &frames, shared_info);
         return Err(String::from("out of memory"));
     };
+    let owned = frames.iter().map(|&m| (m, Owner::Domain(id))).chain([(shared_info, Owner::Xen)]);
+    for (m, owner) in owned {
+        if setup.ft.set_owner(m, owner).is_err() {
+            release(setup, &frames, Some(shared_info));
+            return Err(alloc::format!("frame {:#x} is beyond the frame table", m.0));
+        }
+    }
     init_shared_info(setup.mem, shared_info);
     // A domU's console: a ring page the builder allocates and a port
     // bound to the hypervisor, which drains the ring when it is raised.
@@ -206,6 +220,11 @@ fn build_domain(setup: &mut Setup, plan: &Plan) -> Result<Domain, String> {
             return Err(alloc::format!("cannot build the kernel: {e}"));
         }
     };
+    let rights = MapRights { id, privileged, shared_info, grant_frames: &[] };
+    if let Err(e) = adopt_page_tables(setup.ft, setup.mem, &rights, built.l4, &built.page_tables) {
+        release(setup, &frames, Some(shared_info));
+        return Err(alloc::format!("the initial page tables do not validate ({e:?})"));
+    }
     for (pfn, &mfn) in frames.iter().enumerate() {
         setup.m2p.set(setup.mem, mfn, Some(Pfn(pfn as u64)));
     }
@@ -238,8 +257,6 @@ fn build_domain(setup: &mut Setup, plan: &Plan) -> Result<Domain, String> {
             owned.sort_unstable();
             owned
         },
-        // Xen's builders pin the top-level table.
-        page_tables: PageTable::list(&built.page_tables, built.l4),
         frames,
         shared_info,
         vm_assist: 0,
@@ -253,6 +270,33 @@ fn build_domain(setup: &mut Setup, plan: &Plan) -> Result<Domain, String> {
         console_ring: built.console_mfn.zip(console_port),
         gnttab: crate::gnttab::GrantTable::new(),
     })
+}
+
+/// Makes the builder's tables the domain's page tables, as Xen's builders
+/// do: the top-level table `l4` is validated (and with it every table
+/// below) and pinned, and vCPU 0's CR3 holds a second L4 type reference.
+/// Every table the builder reports in `tables` must come out validated at
+/// its level (a builder table left out of the hierarchy is a builder bug).
+/// On failure nothing is held.
+pub fn adopt_page_tables(
+    ft: &mut FrameTable,
+    mem: &mut dyn MachineMemory,
+    rights: &MapRights,
+    l4: Mfn,
+    tables: &[(Mfn, u8)],
+) -> Result<(), XenError> {
+    let mut mmu = Mmu { ft, mem };
+    mmu.pin(l4, 4, rights)?;
+    if let Err(e) = mmu.get_page_and_type(l4, rights, PageType::L4) {
+        let _ = mmu.unpin(l4, rights.id);
+        return Err(e);
+    }
+    if tables.iter().any(|&(mfn, level)| !mmu.ft.is_page_table_of(mfn, rights.id, Some(level))) {
+        mmu.put_page_and_type(l4);
+        let _ = mmu.unpin(l4, rights.id);
+        return Err(XenError::Einval);
+    }
+    Ok(())
 }
 
 /// Zeroes a shared_info page and masks event upcalls on all 32 legacy

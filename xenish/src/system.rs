@@ -14,6 +14,7 @@ use alloc::vec::Vec;
 use crate::domain::{Domain, DomainState, RUNSTATE_BLOCKED, RUNSTATE_RUNNABLE, RUNSTATE_RUNNING};
 use crate::evtchn;
 use crate::hypercall::{self, Ctx, Outcome, Peers, Platform, TlbFlush};
+use crate::mm::frame_table::FrameTable;
 use crate::mm::m2p::M2p;
 use crate::mm::{FramePool, MachineMemory, Mfn};
 use crate::regs::TrapFrame;
@@ -82,13 +83,22 @@ pub struct System {
     idle_until_ns: Option<u64>,
     /// The free machine frames, for what domains ask for at run time.
     pub frames: Box<dyn FramePool + Send>,
+    /// The frame table of the PV MMU.
+    pub ft: FrameTable,
 }
 
 impl System {
     /// A system over `domains` (each with its scheduling parameters), with
     /// time from `clock`, the machine's M2P table, and run-time memory from
-    /// `frames`. Nothing runs until [`System::start`].
-    pub fn new(domains: Vec<(Domain, SchedParams)>, clock: Clock, m2p: M2p, frames: Box<dyn FramePool + Send>) -> Self {
+    /// `frames`, and the frame table `ft` the domains were built into.
+    /// Nothing runs until [`System::start`].
+    pub fn new(
+        domains: Vec<(Domain, SchedParams)>,
+        clock: Clock,
+        m2p: M2p,
+        frames: Box<dyn FramePool + Send>,
+        ft: FrameTable,
+    ) -> Self {
         let mut sched = Scheduler::new();
         let mut list = Vec::with_capacity(domains.len());
         for (i, (d, params)) in domains.into_iter().enumerate() {
@@ -107,6 +117,7 @@ impl System {
             preempt_at_ns: 0,
             idle_until_ns: None,
             frames,
+            ft,
         }
     }
 
@@ -157,7 +168,7 @@ impl System {
             // iret replaces the whole frame rather than returning a value.
             traps::iret(domain, vcpu, frame, mem)
         } else {
-            let (frames, m2p) = (&mut *self.frames, self.m2p);
+            let (frames, m2p, ft) = (&mut *self.frames, self.m2p, &mut self.ft);
             let sched = &mut self.sched;
             let mut ctx = Ctx {
                 domain,
@@ -171,6 +182,7 @@ impl System {
                 m2p,
                 sched,
                 reload_gdt: false,
+                ft,
             };
             let outcome = hypercall::dispatch(&mut ctx, frame.rax, frame.hypercall_args());
             (tlb, reload_gdt) = (ctx.tlb, ctx.reload_gdt);
@@ -447,7 +459,6 @@ fn upcall_pending(shared_info: Mfn, vcpu: usize, mem: &dyn MachineMemory) -> boo
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::PageTable;
     use crate::hypercall::tests::{World, BUF_VA, M2P};
     use crate::time::TimeScale;
     use guest_abi::xen::{DOMID_SELF, HYPERVISOR_MMUEXT_OP, HYPERVISOR_XEN_VERSION, MMUEXT_NEW_BASEPTR};
@@ -458,16 +469,15 @@ mod tests {
         let mut w = World::new(false);
         // Frame 9: a second L4, a copy of frame 0.
         w.mem.0[9] = w.mem.0[0];
-        w.dom.page_tables = PageTable::list(&[(Mfn(0), 4), (Mfn(1), 3), (Mfn(2), 2), (Mfn(3), 1), (Mfn(9), 4)], Mfn(0));
         let mut op = [0u8; 24];
         op[0..4].copy_from_slice(&MMUEXT_NEW_BASEPTR.to_le_bytes());
         op[8..16].copy_from_slice(&9u64.to_le_bytes());
         w.poke(BUF_VA, &op);
-        let World { dom, mut mem, mut plat, pool, .. } = w;
+        let World { dom, mut mem, mut plat, pool, ft, .. } = w;
         let Some(scale) = TimeScale::from_hz(1_000_000_000) else { panic!("scale") };
         let clock = Clock { tsc_at_zero: 0, scale, tsc_hz: 1_000_000_000 };
         let mut system =
-            System::new(std::vec![(dom, SchedParams::default())], clock, M2P, alloc::boxed::Box::new(pool));
+            System::new(std::vec![(dom, SchedParams::default())], clock, M2P, alloc::boxed::Box::new(pool), ft);
         let mut frame = TrapFrame::default();
         assert_eq!(system.start(&mut frame, 0, 0, &mut mem).next, Next::Switch(Mfn(0)));
         frame.rax = u64::from(HYPERVISOR_MMUEXT_OP);

@@ -352,3 +352,42 @@ fn rejects_bad_notes_and_images() {
     let (mut small_mem, small) = world(300);
     assert!(matches!(build(&spec(&k, &small, None), &mut small_mem), Err(BuildError::TooSmall { .. })));
 }
+
+#[test]
+fn the_built_hierarchy_validates_and_is_pinned() {
+    use crate::mm::frame_table::{tests::table, Owner, PageType};
+    use crate::mm::pt_validate::{MapRights, Mmu};
+    let k = kernel(None);
+    let (mut w_mem, w) = world(4096);
+    let built = build(&spec(&k, &w, None), &mut w_mem).unwrap();
+    let mut ft = table(4096 + 2);
+    for &m in &w.frames {
+        ft.set_owner(m, Owner::Domain(0)).unwrap();
+    }
+    let rights = MapRights { id: 0, privileged: true, shared_info: Mfn(1), grant_frames: &[] };
+    crate::setup::adopt_page_tables(&mut ft, &mut w_mem, &rights, built.l4, &built.page_tables).unwrap();
+    let l4 = ft.info(built.l4).unwrap();
+    // References: its read-only mapping in the initial mapping, the pin, CR3.
+    assert_eq!((l4.count(), l4.type_count(), l4.pinned()), (3, 2, true), "pinned, and vCPU 0's CR3");
+    for &(mfn, level) in &built.page_tables {
+        let p = ft.info(mfn).unwrap();
+        assert_eq!(p.page_type(), PageType::table(level).unwrap(), "frame {mfn:?}");
+    }
+    let l = built.layout;
+    for pfn in 0..l.mapped_pages {
+        let p = ft.info(w.frames[pfn as usize]).unwrap();
+        assert_eq!(p.page_type() == PageType::Writable, !l.is_pt_pfn(pfn), "pfn {pfn:#x}");
+    }
+    // A table the builder reports but did not link is refused.
+    let mut bogus = built.page_tables.clone();
+    bogus.push((w.frames[l.mapped_pages as usize + 1], 1));
+    let mut mmu = Mmu { ft: &mut ft, mem: &mut w_mem };
+    mmu.put_page_and_type(built.l4);
+    mmu.unpin(built.l4, 0).unwrap();
+    assert!(ft.iter().all(|(_, p)| p.count() == 0 && p.type_count() == 0), "all released");
+    assert_eq!(
+        crate::setup::adopt_page_tables(&mut ft, &mut w_mem, &rights, built.l4, &bogus),
+        Err(guest_abi::errno::XenError::Einval)
+    );
+    assert!(ft.iter().all(|(_, p)| p.count() == 0 && p.type_count() == 0), "nothing held after a failure");
+}

@@ -80,7 +80,7 @@ mod tests {
 
     fn world() -> World {
         let mut w = World::new(true);
-        w.peers.push(test_domain(4, false, 10..14, &[], crate::mm::Mfn(15)));
+        w.peers.push(test_domain(4, false, 10..14, None, crate::mm::Mfn(15)));
         w.sched.add(VcpuRef { domain: 1, vcpu: 0 }, SchedParams { weight: 512, cap: 0 });
         w
     }
@@ -140,9 +140,9 @@ mod tests {
     #[test]
     fn index_of_counts_around_the_caller() {
         let mut doms = [
-            test_domain(7, false, 0..0, &[], crate::mm::Mfn(0)),
-            test_domain(2, false, 0..0, &[], crate::mm::Mfn(0)),
-            test_domain(5, false, 0..0, &[], crate::mm::Mfn(0)),
+            test_domain(7, false, 0..0, None, crate::mm::Mfn(0)),
+            test_domain(2, false, 0..0, None, crate::mm::Mfn(0)),
+            test_domain(5, false, 0..0, None, crate::mm::Mfn(0)),
         ];
         let Some((_, peers)) = super::super::Peers::split(&mut doms, 1) else { panic!("split") };
         assert_eq!([7, 2, 5, 9].map(|id| peers.index_of(id, 2)), [Some(0), Some(1), Some(2), None]);

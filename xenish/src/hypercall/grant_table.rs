@@ -14,12 +14,13 @@ use guest_abi::grant_table::*;
 use guest_abi::xen::DOMID_SELF;
 use zerocopy::{FromBytes, Immutable, IntoBytes};
 
-use super::mmu::find_l1;
 use super::{Ctx, HcResult, Outcome, Peers, TlbFlush};
 use crate::domain::{DomId, Domain};
 use crate::gnttab::{self, GntStatus, Mapping, MAX_FRAMES};
 use crate::guest_access::{is_guest_addr, PTE_ADDR_MASK};
+use crate::mm::frame_table::{Owner, PageType};
 use crate::mm::pagetable::{self, PTE_A, PTE_D, PTE_P, PTE_RW, PTE_US};
+use crate::mm::pt_validate::{find_l1, PTE_GNTTAB};
 use crate::mm::{Mfn, PAGE_SIZE};
 
 /// Operations of a map, unmap or copy batch served before the hypercall
@@ -198,15 +199,25 @@ fn map_grant(ctx: &mut Ctx, op: &mut GnttabMapGrantRef) -> Result<u32, GntStatus
     }
     let (me, dom, gref) = (ctx.domain.id, op.dom, op.ref_);
     let granter = domain_mut(ctx.domain, &mut ctx.peers, dom).ok_or(GNTST_BAD_DOMAIN)?;
-    let mfn = gnttab::acquire(granter, ctx.mem, gref, me, readonly)?;
-    let undo = |ctx: &mut Ctx| {
+    let mfn = gnttab::acquire(granter, ctx.mem, ctx.ft, gref, me, readonly)?;
+    let uses = u32::from(host) + u32::from(device);
+    let undo = |ctx: &mut Ctx, held: u32| {
+        for _ in 0..held {
+            drop_frame(ctx, mfn, readonly);
+        }
         if let Some(g) = domain_mut(ctx.domain, &mut ctx.peers, dom) {
             gnttab::release(g, ctx.mem, gref, readonly);
         }
     };
+    for held in 0..uses {
+        if hold_frame(ctx, dom, mfn, readonly).is_err() {
+            undo(ctx, held);
+            return Err(GNTST_GENERAL_ERROR);
+        }
+    }
     if host {
         if let Err(status) = install_pte(ctx, op.host_addr, mfn, readonly) {
-            undo(ctx);
+            undo(ctx, uses);
             return Err(status);
         }
     }
@@ -220,10 +231,34 @@ fn map_grant(ctx: &mut Ctx, op: &mut GnttabMapGrantRef) -> Result<u32, GntStatus
             if host {
                 let _ = remove_pte(ctx, op.host_addr, mfn);
             }
-            undo(ctx);
+            undo(ctx, uses);
             Err(status)
         }
     }
+}
+
+/// What one use (host or device mapping) of a granted frame holds: a
+/// reference through the granter's ownership and, when writable, a
+/// writable type reference, so the frame cannot become one of the
+/// granter's page tables while mapped (Xen's `map_grant_ref`:
+/// `get_page` / `get_page_type(PGT_writable_page)`).
+fn hold_frame(ctx: &mut Ctx, granter: DomId, mfn: Mfn, readonly: bool) -> Result<(), XenError> {
+    ctx.ft.get_page(mfn, Owner::Domain(granter))?;
+    if !readonly {
+        if let Err(e) = ctx.ft.get_type(mfn, PageType::Writable) {
+            ctx.ft.put_page(mfn);
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
+/// Releases what [`hold_frame`] took.
+fn drop_frame(ctx: &mut Ctx, mfn: Mfn, readonly: bool) {
+    if !readonly {
+        ctx.mmu().put_type(mfn);
+    }
+    ctx.ft.put_page(mfn);
 }
 
 /// The L1 slot mapping `va` in the caller's current address space.
@@ -232,25 +267,32 @@ fn l1_slot(ctx: &Ctx, va: u64) -> Result<(Mfn, usize), GntStatus> {
         return Err(GNTST_GENERAL_ERROR);
     }
     let l4 = ctx.domain.vcpus.get(ctx.vcpu).map(|v| v.current_l4()).ok_or(GNTST_GENERAL_ERROR)?;
-    find_l1(ctx.domain, ctx.mem, l4, va).ok_or(GNTST_GENERAL_ERROR)
+    find_l1(ctx.ft, ctx.mem, ctx.domain.id, l4, va).ok_or(GNTST_GENERAL_ERROR)
 }
 
 /// Maps `mfn` at `va` as Xen's `create_grant_pv_mapping` does: the PTE
-/// there is replaced by one for the granted frame.
+/// there is replaced by one for the granted frame, marked `_PAGE_GNTTAB`
+/// (the grant holds its references), and the old entry's references are
+/// released; an old grant entry there is refused.
 fn install_pte(ctx: &mut Ctx, va: u64, mfn: Mfn, readonly: bool) -> Result<(), GntStatus> {
     let (l1, slot) = l1_slot(ctx, va)?;
-    let pte = mfn.addr() | PTE_P | PTE_US | PTE_A | PTE_D | if readonly { 0 } else { PTE_RW };
+    let old = pagetable::entry(ctx.mem, l1, slot).map_err(|_| GNTST_GENERAL_ERROR)?;
+    if old & PTE_P != 0 && old & PTE_GNTTAB != 0 {
+        return Err(GNTST_GENERAL_ERROR);
+    }
+    let pte = mfn.addr() | PTE_P | PTE_US | PTE_A | PTE_D | PTE_GNTTAB | if readonly { 0 } else { PTE_RW };
     pagetable::set_entry(ctx.mem, l1, slot, pte).map_err(|_| GNTST_GENERAL_ERROR)?;
+    ctx.mmu().put_page_from_l1e(old);
     ctx.tlb = TlbFlush::All;
     Ok(())
 }
 
-/// Unmaps the grant of `mfn` at `va`, refusing if the PTE there maps
-/// something else (Xen's `replace_grant_pv_mapping`).
+/// Unmaps the grant of `mfn` at `va`, refusing if the PTE there is not a
+/// grant entry for it (Xen's `replace_grant_pv_mapping`).
 fn remove_pte(ctx: &mut Ctx, va: u64, mfn: Mfn) -> Result<(), GntStatus> {
     let (l1, slot) = l1_slot(ctx, va)?;
     let old = pagetable::entry(ctx.mem, l1, slot).map_err(|_| GNTST_GENERAL_ERROR)?;
-    if old & PTE_P == 0 || Mfn::containing(old & PTE_ADDR_MASK) != mfn {
+    if old & PTE_P == 0 || old & PTE_GNTTAB == 0 || Mfn::containing(old & PTE_ADDR_MASK) != mfn {
         return Err(GNTST_GENERAL_ERROR);
     }
     pagetable::set_entry(ctx.mem, l1, slot, 0).map_err(|_| GNTST_GENERAL_ERROR)?;
@@ -284,6 +326,9 @@ fn unmap_grant(ctx: &mut Ctx, op: &GnttabUnmapGrantRef) -> Result<(), GntStatus>
         }
     } else {
         ctx.domain.gnttab.untrack(op.handle);
+    }
+    for _ in 0..undone {
+        drop_frame(ctx, m.mfn, m.readonly);
     }
     if let Some(granter) = domain_mut(ctx.domain, &mut ctx.peers, m.granter) {
         for _ in 0..undone {
@@ -350,7 +395,7 @@ fn claim(ctx: &mut Ctx, ptr: &GnttabCopyPtr, is_gref: bool, readonly: bool) -> R
         if !ctx.domain.owns(mfn) {
             return Err(GNTST_BAD_PAGE);
         }
-        if !readonly && ctx.domain.is_page_table(mfn) {
+        if !readonly && ctx.ft.is_page_table(mfn) {
             return Err(GNTST_GENERAL_ERROR);
         }
         return Ok(Side { mfn, grant: None });
@@ -359,7 +404,7 @@ fn claim(ctx: &mut Ctx, ptr: &GnttabCopyPtr, is_gref: bool, readonly: bool) -> R
     let id = if ptr.domid == DOMID_SELF { me } else { ptr.domid };
     let gref = ptr.u as u32;
     let granter = domain_mut(ctx.domain, &mut ctx.peers, id).ok_or(GNTST_BAD_DOMAIN)?;
-    let mfn = gnttab::acquire(granter, ctx.mem, gref, me, readonly)?;
+    let mfn = gnttab::acquire(granter, ctx.mem, ctx.ft, gref, me, readonly)?;
     Ok(Side { mfn, grant: Some((id, gref)) })
 }
 
@@ -395,9 +440,9 @@ mod tests {
 
     fn world() -> World {
         let mut w = World::new(false);
-        let mut peer = test_domain(PEER, false, 10..14, &[], Mfn(15));
+        let mut peer = test_domain(PEER, false, 10..14, None, Mfn(15));
         peer.gnttab.grow(1, &mut w.mem, &mut w.pool).unwrap();
-        w.peers.push(peer);
+        w.add_peer(peer);
         w
     }
 
@@ -499,6 +544,33 @@ mod tests {
     }
 
     #[test]
+    fn a_frame_mapped_writable_by_a_grant_cannot_become_a_page_table() {
+        use crate::mm::pt_validate::{MapRights, Mmu};
+        let mut w = world();
+        // The grant replaces the mapping at MAP_VA; start without one.
+        let uvm = guest_abi::xen::HYPERVISOR_UPDATE_VA_MAPPING as u64;
+        assert_eq!(w.call_ret(uvm, [MAP_VA, 0, 0, 0, 0]), 0);
+        let start = w.counts();
+        grant(&w.peers[0], &mut w.mem, 3, PERMIT, 0, 10);
+        let m = map(&mut w, 3, PEER, GNTMAP_HOST_MAP);
+        assert_eq!(m.status, GNTST_OKAY);
+        let pin = |w: &mut World| {
+            let peer = MapRights::of(&w.peers[0]);
+            Mmu { ft: &mut w.ft, mem: &mut w.mem }.pin(Mfn(10), 1, &peer)
+        };
+        w.audit();
+        assert_eq!(pin(&mut w), Err(XenError::Einval), "mapped writable by the grantee");
+        assert_eq!(w.call_ret(uvm, [MAP_VA, 0, 0, 0, 0]), -22, "a grant PTE is not the MMU's to replace");
+        assert_eq!(unmap(&mut w, m.handle, MAP_VA), GNTST_OKAY);
+        assert_eq!(w.counts(), start, "the grant's references are gone");
+        assert_eq!(pin(&mut w), Ok(()));
+        assert_eq!(map(&mut w, 3, PEER, GNTMAP_HOST_MAP).status, GNTST_GENERAL_ERROR, "now a page table");
+        let ro = map(&mut w, 3, PEER, GNTMAP_HOST_MAP | GNTMAP_READONLY);
+        assert_eq!(ro.status, GNTST_OKAY, "read-only is fine");
+        assert_eq!(unmap(&mut w, ro.handle, MAP_VA), GNTST_OKAY);
+    }
+
+    #[test]
     fn read_only_mappings_and_device_mappings() {
         let mut w = world();
         grant(&w.peers[0], &mut w.mem, 4, PERMIT | RO, 0, 11);
@@ -556,7 +628,7 @@ mod tests {
         let ok = map(&mut w, 5, PEER, GNTMAP_HOST_MAP);
         assert_eq!(ok.status, GNTST_OKAY);
         let uvm = guest_abi::xen::HYPERVISOR_UPDATE_VA_MAPPING as u64;
-        assert_eq!(w.call_ret(uvm, [BUF_VA + 0x2000, 0xa000 | 0x67, 0, 0, 0]), -22);
+        assert_eq!(w.call_ret(uvm, [BUF_VA + 0x2000, 0xa000 | 0x67, 0, 0, 0]), -16);
     }
 
     fn copy_op(src: (u64, DomId, u16), dst: (u64, DomId, u16), len: u16, flags: u32) -> GnttabCopy {

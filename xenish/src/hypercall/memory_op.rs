@@ -25,6 +25,7 @@ use zerocopy::{FromBytes, Immutable, IntoBytes};
 
 use super::{Ctx, HcResult, Outcome, Peers};
 use crate::domain::{DomId, Domain};
+use crate::mm::frame_table::Owner;
 use crate::mm::{Mfn, Pfn, PAGE_SIZE};
 
 /// `MEMOP_EXTENT_SHIFT`: where a continuation's start extent sits in `cmd`.
@@ -143,6 +144,8 @@ fn allocate_extent(ctx: &mut Ctx, domid: DomId, order: u32, gpfn: Option<Pfn>) -
             bytes.fill(0);
         }
         m2p.set(ctx.mem, mfn, gpfn.map(|g| Pfn(g.0 + k)));
+        // A frame just taken from the pool is unreferenced: it changes hands.
+        let _ = ctx.ft.set_owner(mfn, Owner::Domain(d.id));
         if let Err(at) = d.owned.binary_search(&mfn) {
             d.owned.insert(at, mfn);
         }
@@ -301,7 +304,7 @@ mod tests {
         assert_eq!(reserve(&mut w, cont, reservation(3, 0, DOMID_SELF, 0)), Outcome::Return(3), "one extent, from 2");
         assert_eq!(reserve(&mut w, cont, reservation(2, 0, DOMID_SELF, 0)), Outcome::Return(2), "nothing left to do");
         assert_eq!(w.dom.owned.len(), 11);
-        w.peers.push(test_domain(4, false, 10..12, &[], Mfn(15)));
+        w.peers.push(test_domain(4, false, 10..12, None, Mfn(15)));
         assert_eq!(reserve(&mut w, inc, reservation(1, 0, 4, 0)), Outcome::Return(0), "another's, unprivileged");
         assert_eq!(reserve(&mut w, inc, reservation(1, 0, 9, 0)), Outcome::Return(0), "no such domain");
         w.dom.privileged = true;
@@ -330,7 +333,7 @@ mod tests {
         let off = core::mem::offset_of!(guest_abi::xen::SharedInfo, arch);
         w.mem.0[8][off..off + 8].copy_from_slice(&4096u64.to_le_bytes());
         assert_eq!(stat(&mut w, XENMEM_MAXIMUM_GPFN, DOMID_SELF), 4095);
-        w.peers.push(test_domain(4, false, 10..12, &[], Mfn(15)));
+        w.peers.push(test_domain(4, false, 10..12, None, Mfn(15)));
         assert_eq!(stat(&mut w, XENMEM_CURRENT_RESERVATION, 4), -1, "another's: EPERM");
         assert_eq!(stat(&mut w, XENMEM_CURRENT_RESERVATION, 9), -3, "no such domain: ESRCH");
         w.dom.privileged = true;

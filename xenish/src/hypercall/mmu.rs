@@ -1,16 +1,15 @@
 //! The PV MMU's page-table updates: `update_va_mapping`, which changes one
 //! L1 entry found by virtual address, and `mmu_update`, a batch of entry
-//! writes by machine address and M2P updates; each new entry is validated
-//! as Xen's `mod_l1_entry` does. Also the batching rules `mmu_update` and
-//! `mmuext_op` share (done count, continuation, page owner).
+//! writes by machine address (at every level) and M2P updates. Also the
+//! batching rules `mmu_update` and `mmuext_op` share (done count,
+//! continuation, page owner).
 //!
-//! Until the full PV MMU (frame table with type and reference counts)
-//! exists, a domain's page tables are exactly those its builder made:
-//! these paths may change entries in those L1 tables only, may map only
-//! frames the page owner owns (or its shared_info page), never map a
-//! page-table frame writable, and refuse Xen's disallowed flags. Entries of
-//! higher-level tables are never written (that would let a guest link any
-//! frame in as a page table).
+//! Every entry write goes through the frame table with Xen's
+//! `mod_lN_entry` semantics ([`crate::mm::pt_validate`]): the written
+//! frame must be a validated page table of the caller (`-EINVAL`
+//! otherwise; Xen would treat a write to a writable frame as a plain
+//! write, xenish refuses it), the new entry takes its references before
+//! the old one releases its own.
 //!
 //! Semantics: Xen's `do_mmu_update`, `do_update_va_mapping` and
 //! `get_pg_owner` (xen/arch/x86/mm.c, xen/common/page_alloc.c).
@@ -25,57 +24,9 @@ use zerocopy::{FromBytes, IntoBytes};
 
 use super::{Ctx, HcResult, Outcome, Peers, TlbFlush};
 use crate::domain::{DomId, Domain};
-use crate::guest_access::{is_guest_addr, PTE_ADDR_MASK};
-use crate::mm::pagetable::{self, PTE_A, PTE_D, PTE_P, PTE_PS, PTE_RW, PTE_US};
-use crate::mm::{MachineMemory, Mfn, Pfn};
-
-/// PWT | PCD | PAT: cache attributes a domain without I/O rights may not set.
-const CACHE_ATTRS: u64 = (1 << 3) | (1 << 4) | (1 << 7);
-/// Software-available bits 52..62, which Xen reserves.
-const HIGH_RESERVED: u64 = 0x7ff << 52;
-
-/// Checks a new L1 entry for `d` and returns it as written (Xen's
-/// `adjust_guest_l1e` adds `_PAGE_USER`: the guest kernel runs in ring 3).
-pub fn validate_l1e(d: &Domain, pte: u64) -> Result<u64, XenError> {
-    validate_foreign_l1e(d, d, pte)
-}
-
-/// Checks a new entry for an L1 table of `pt_dom` that maps a frame of
-/// `pg_owner` (the same domain unless a privileged one maps another's
-/// memory): the flags are judged for `pt_dom`, the frame for `pg_owner`.
-pub fn validate_foreign_l1e(pt_dom: &Domain, pg_owner: &Domain, pte: u64) -> Result<u64, XenError> {
-    if pte & PTE_P == 0 {
-        return Ok(pte);
-    }
-    let disallowed = HIGH_RESERVED | if pt_dom.privileged { 0 } else { CACHE_ATTRS };
-    if pte & disallowed != 0 {
-        return Err(XenError::Einval);
-    }
-    let mfn = Mfn::containing(pte & PTE_ADDR_MASK);
-    if !pg_owner.may_map(mfn) {
-        return Err(XenError::Einval);
-    }
-    if pte & PTE_RW != 0 && (pg_owner.is_page_table(mfn) || pt_dom.is_page_table(mfn)) {
-        return Err(XenError::Einval);
-    }
-    Ok(pte | PTE_US)
-}
-
-/// The L1 table and slot mapping `va` in `l4`, if it is one of `d`'s.
-pub(crate) fn find_l1(d: &Domain, mem: &dyn MachineMemory, l4: Mfn, va: u64) -> Option<(Mfn, usize)> {
-    let mut table = l4;
-    for shift in [39u32, 30, 21] {
-        let e = pagetable::entry(mem, table, ((va >> shift) & 511) as usize).ok()?;
-        if e & PTE_P == 0 || e & PTE_PS != 0 {
-            return None;
-        }
-        table = Mfn::containing(e & PTE_ADDR_MASK);
-        if !d.is_page_table(table) {
-            return None;
-        }
-    }
-    Some((table, ((va >> 12) & 511) as usize))
-}
+use crate::guest_access::is_guest_addr;
+use crate::mm::pt_validate::{find_l1, MapRights, Mmu};
+use crate::mm::{Mfn, Pfn};
 
 /// `HYPERVISOR_update_va_mapping(va, new_pte, flags)`.
 pub fn update_va_mapping(ctx: &mut Ctx, args: [u64; 5]) -> Outcome {
@@ -88,9 +39,10 @@ fn serve(ctx: &mut Ctx, va: u64, pte: u64, flags: u64) -> HcResult {
         return Err(XenError::Einval);
     }
     let l4 = ctx.domain.vcpus.get(ctx.vcpu).map(|v| v.current_l4()).ok_or(XenError::Einval)?;
-    let (l1, slot) = find_l1(ctx.domain, ctx.mem, l4, va).ok_or(XenError::Einval)?;
-    let value = validate_l1e(ctx.domain, pte)?;
-    pagetable::set_entry(ctx.mem, l1, slot, value).map_err(|_| XenError::Einval)?;
+    let rights = MapRights::of(ctx.domain);
+    let (l1, slot) = find_l1(ctx.ft, ctx.mem, rights.id, l4, va).ok_or(XenError::Einval)?;
+    let mut mmu = Mmu { ft: &mut *ctx.ft, mem: &mut *ctx.mem };
+    mmu.mod_entry(l1, 1, slot, pte, false, &rights, &rights)?;
     ctx.tlb = ctx.tlb.and(match flags & u64::from(UVMF_FLUSHTYPE_MASK) {
         f if f == u64::from(UVMF_INVLPG) => TlbFlush::Page(va),
         f if f == u64::from(UVMF_TLB_FLUSH) => TlbFlush::All,
@@ -282,8 +234,8 @@ fn mmu_update_owner(ctx: &mut Ctx, foreigndom: u32) -> Result<PgOwner, XenError>
 fn mmu_update_one(ctx: &mut Ctx, owner: PgOwner, req: MmuUpdate) -> Result<(), XenError> {
     let addr = req.ptr & !MMU_CMD_MASK;
     match (req.ptr & MMU_CMD_MASK) as u32 {
-        MMU_NORMAL_PT_UPDATE => update_l1e(ctx, owner, addr, req.val, false),
-        MMU_PT_UPDATE_PRESERVE_AD => update_l1e(ctx, owner, addr, req.val, true),
+        MMU_NORMAL_PT_UPDATE => update_entry(ctx, owner, addr, req.val, false),
+        MMU_PT_UPDATE_PRESERVE_AD => update_entry(ctx, owner, addr, req.val, true),
         MMU_MACHPHYS_UPDATE => machphys_update(ctx, owner, Mfn::containing(req.ptr), req.val),
         // MMU_PT_UPDATE_NO_TRANSLATE is for translated guests: for PV it
         // falls to Xen's default, like every unknown command.
@@ -292,27 +244,27 @@ fn mmu_update_one(ctx: &mut Ctx, owner: PgOwner, req: MmuUpdate) -> Result<(), X
 }
 
 /// Writes the page-table entry at machine address `ma` (8-aligned), which
-/// must be in one of the caller's L1 tables; the new entry may map frames
-/// of `owner`. With `preserve_ad` the old entry's accessed and dirty bits
-/// are kept (`MMU_PT_UPDATE_PRESERVE_AD`).
-fn update_l1e(ctx: &mut Ctx, owner: PgOwner, ma: u64, val: u64, preserve_ad: bool) -> Result<(), XenError> {
+/// must be in one of the caller's validated page tables, of any level; a
+/// new L1 entry may map frames of `owner`. With `preserve_ad` the old
+/// entry's accessed and dirty bits are kept (`MMU_PT_UPDATE_PRESERVE_AD`).
+fn update_entry(ctx: &mut Ctx, owner: PgOwner, ma: u64, val: u64, preserve_ad: bool) -> Result<(), XenError> {
     let table = Mfn::containing(ma);
-    // Only L1s: L2..L4 updates need the frame table to be safe.
-    if ctx.domain.page_table_level(table) != Some(1) {
+    let level = ctx.ft.page_type(table).level().ok_or(XenError::Einval)?;
+    if !ctx.ft.is_page_table_of(table, ctx.domain.id, Some(level)) {
         return Err(XenError::Einval);
     }
     let slot = ((ma & 0xfff) >> 3) as usize;
-    let new = match owner {
-        PgOwner::Caller => validate_l1e(ctx.domain, val)?,
+    let pt = MapRights::of(ctx.domain);
+    let mut mmu = Mmu { ft: &mut *ctx.ft, mem: &mut *ctx.mem };
+    let changed = match owner {
+        PgOwner::Caller => mmu.mod_entry(table, level, slot, val, preserve_ad, &pt, &pt)?,
         PgOwner::Foreign(id) => {
             let pg_owner = ctx.peers.get_mut(id).ok_or(XenError::Esrch)?;
-            validate_foreign_l1e(ctx.domain, pg_owner, val)?
+            let pg = MapRights::of(pg_owner);
+            mmu.mod_entry(table, level, slot, val, preserve_ad, &pt, &pg)?
         }
     };
-    let old = pagetable::entry(ctx.mem, table, slot).map_err(|_| XenError::Einval)?;
-    let new = if preserve_ad { new | (old & (PTE_A | PTE_D)) } else { new };
-    pagetable::set_entry(ctx.mem, table, slot, new).map_err(|_| XenError::Einval)?;
-    if new != old {
+    if changed {
         ctx.tlb = ctx.tlb.and(TlbFlush::All);
     }
     Ok(())
@@ -360,13 +312,19 @@ mod tests {
         let mut w = World::new(false);
         let before = w.mem.0[3];
         let einval = -22;
-        assert_eq!(call(&mut w, BUF_VA, (99 << 12) | 0x23), einval, "frame not owned");
-        assert_eq!(call(&mut w, BUF_VA, (2 << 12) | 0x23), einval, "own page table, writable");
+        let counts = w.counts();
+        // Xen 4.17's get_page_from_l1e: not RAM is -EPERM ("MMIO space"),
+        // a frame that cannot be referenced or typed is -EBUSY.
+        assert_eq!(call(&mut w, BUF_VA, (99 << 12) | 0x23), -1, "not RAM");
+        assert_eq!(call(&mut w, BUF_VA, (12 << 12) | 0x23), -16, "frame not owned");
+        assert_eq!(call(&mut w, BUF_VA, (20 << 12) | 0x21), -16, "free frame");
+        assert_eq!(call(&mut w, BUF_VA, (2 << 12) | 0x23), -16, "own page table, writable");
         assert_eq!(call(&mut w, BUF_VA, (6 << 12) | 0x23 | 0x10), einval, "PCD without I/O rights");
         assert_eq!(call(&mut w, BUF_VA, (6 << 12) | 0x23 | (1 << 55)), einval, "reserved high bit");
         assert_eq!(call(&mut w, 0xffff_8000_0000_0000, 0), einval, "hypervisor hole");
         assert_eq!(call(&mut w, 0x1234_5000, 0), einval, "no L1 there");
         assert_eq!(w.mem.0[3], before, "L1 untouched");
+        assert_eq!(w.counts(), counts, "no count changed");
         assert_eq!(call(&mut w, BUF_VA, (2 << 12) | 0x21), 0, "a page table read-only is fine");
         w.dom.privileged = true;
         assert_eq!(call(&mut w, BUF_VA, (6 << 12) | 0x23 | 0x10), 0, "privileged may set cache attributes");
@@ -442,15 +400,17 @@ mod tests {
     fn mmu_update_refuses_what_xen_refuses_and_changes_nothing() {
         let mut w = World::new(false);
         let before = w.mem.0.clone();
+        let counts = w.counts();
         let good = (6 << 12) | 0x23;
-        let cases: [(&str, u64, u64, i64); 11] = [
-            ("entry of the L2", 2 * 4096 + 8, (9 << 12) | 0x67, EINVAL),
-            ("entry of the L3", 4096 + 8, (9 << 12) | 0x67, EINVAL),
-            ("entry of the L4", 8, (9 << 12) | 0x67, EINVAL),
+        let cases: [(&str, u64, u64, i64); 12] = [
+            ("L2 PSE", 2 * 4096 + 8, (9 << 12) | 0xe7, EINVAL),
+            ("L3 naming an L1", 4096 + 8, (3 << 12) | 0x67, EINVAL),
+            ("L4 GLOBAL", 8, (9 << 12) | 0x167, EINVAL),
+            ("L4 hypervisor slot", 256 * 8, (9 << 12) | 0x67, EINVAL),
             ("owned frame that is no page table", 9 * 4096, good, EINVAL),
             ("frame not owned", 12 * 4096, good, EINVAL),
-            ("maps a frame not owned", l1e(SLOT5), (12 << 12) | 0x23, EINVAL),
-            ("maps its own page table writable", l1e(SLOT5), (2 << 12) | 0x23, EINVAL),
+            ("maps a frame not owned", l1e(SLOT5), (12 << 12) | 0x23, -16),
+            ("maps its own page table writable", l1e(SLOT5), (2 << 12) | 0x23, -16),
             ("PCD without I/O rights", l1e(SLOT5), good | 0x10, EINVAL),
             ("misaligned (command 4)", l1e(SLOT5) | 4, good, -38),
             ("misaligned (command 7)", l1e(SLOT5) | 7, good, -38),
@@ -465,6 +425,7 @@ mod tests {
         for f in [0, 1, 2, 3, 5, 6, 8, 9, 10, 11, 12, 13, 14] {
             assert!(w.mem.0[f] == before[f], "frame {f} changed");
         }
+        assert_eq!(w.counts(), counts, "no count changed");
         assert_eq!(mmu(&mut w, &[(l1e(SLOT5), (2 << 12) | 0x21)], SELF), 0, "a page table read-only is fine");
     }
 
@@ -492,7 +453,7 @@ mod tests {
         let mut w = World::new(false);
         let reqs = [(l1e(SLOT5), (6 << 12) | 0x21), (l1e(SLOT5 + 1), (12 << 12) | 0x21), (l1e(SLOT5 + 2), 0)];
         let before = entry(&w, 3, SLOT5 + 2);
-        assert_eq!(mmu(&mut w, &reqs, SELF), EINVAL);
+        assert_eq!(mmu(&mut w, &reqs, SELF), -16);
         assert_eq!(done(&mut w), 1);
         assert_eq!(entry(&w, 3, SLOT5), (6 << 12) | 0x25, "the first was done");
         assert_eq!(entry(&w, 3, SLOT5 + 2), before, "the third was not");
@@ -536,7 +497,7 @@ mod tests {
     #[test]
     fn foreigndom_needs_privilege_and_a_real_other_domain() {
         let mut w = World::new(false);
-        w.peers.push(peer_domain());
+        w.add_peer(peer_domain());
         let map_peer = [(l1e(SLOT5), (12 << 12) | 0x23)];
         assert_eq!(mmu(&mut w, &map_peer, 1), -1, "unprivileged: EPERM");
         assert_eq!(mmu(&mut w, &map_peer, 7), -3, "unknown domain: ESRCH");
@@ -545,12 +506,17 @@ mod tests {
         assert_eq!(done(&mut w), 0);
         w.dom.privileged = true;
         assert_eq!(mmu(&mut w, &map_peer, (2 << 16) | SELF), EINVAL, "another's page tables: not supported");
-        assert_eq!(mmu(&mut w, &map_peer, SELF), EINVAL, "the peer's frame is not the caller's");
+        assert_eq!(mmu(&mut w, &map_peer, SELF), -16, "the peer's frame is not the caller's");
         assert_eq!(mmu(&mut w, &map_peer, 1), 0, "privileged: maps the peer's frame");
         assert_eq!(entry(&w, 3, SLOT5), (12 << 12) | 0x27);
         assert_eq!(mmu(&mut w, &[(l1e(SLOT5), (13 << 12) | 0x23)], 1), 0, "and its shared_info");
-        assert_eq!(mmu(&mut w, &[(l1e(SLOT5), (11 << 12) | 0x23)], 1), EINVAL, "not its page table writable");
-        assert_eq!(mmu(&mut w, &[(l1e(SLOT5), (6 << 12) | 0x23)], 1), EINVAL, "own frame, peer as owner");
+        let pin_l1 = |w: &mut World| {
+            let peer = MapRights::of(&w.peers[0]);
+            Mmu { ft: &mut w.ft, mem: &mut w.mem }.pin(Mfn(11), 1, &peer)
+        };
+        assert_eq!(pin_l1(&mut w), Ok(()));
+        assert_eq!(mmu(&mut w, &[(l1e(SLOT5), (11 << 12) | 0x23)], 1), -16, "not its page table writable");
+        assert_eq!(mmu(&mut w, &[(l1e(SLOT5), (6 << 12) | 0x23)], 1), -16, "own frame, peer as owner");
         assert_eq!(mmu(&mut w, &[(l1e(SLOT5), (6 << 12) | 0x23)], (1 << 16) | SELF), 0, "own tables named");
         let machphys = u64::from(MMU_MACHPHYS_UPDATE);
         assert_eq!(mmu(&mut w, &[((12 << 12) | machphys, 7)], 1), 0, "the peer's M2P entry");

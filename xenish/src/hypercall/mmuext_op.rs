@@ -2,12 +2,14 @@
 //! pointers, pinning, LDT, page clear and copy — with the batching rules of
 //! `mmu_update` (done count, continuation, page owner).
 //!
-//! Semantics: Xen's `do_mmuext_op` (xen/arch/x86/mm.c), within the minimal
-//! PV MMU: a domain's page tables are exactly its builder's, so pinning
-//! succeeds only for one of them of exactly the asked level, and base
-//! pointers must be one of its L4s. Operations on the caller's own state
-//! (flushes, base pointers, LDT, cache) refuse a foreign page owner with
-//! `-EPERM`, as Xen does.
+//! Semantics: Xen's `do_mmuext_op` (xen/arch/x86/mm.c) over the frame
+//! table: a pin holds a page-table type reference of its level (validating
+//! the table, and through it every table below, on first use); a base
+//! pointer holds an L4 type reference, taken on the new table before the
+//! old one's is dropped; `CLEAR_PAGE`/`COPY_PAGE` need a writable type on
+//! the destination. Operations on the caller's own state (flushes, base
+//! pointers, LDT, cache) refuse a foreign page owner with `-EPERM`, as Xen
+//! does.
 
 use guest_abi::errno::XenError;
 use guest_abi::xen::{
@@ -20,6 +22,8 @@ use guest_abi::xen::{
 use super::mmu::{owner_domain, pg_owner, Batch, PgOwner};
 use super::{Ctx, Outcome, TlbFlush};
 use crate::guest_access::{is_canonical, is_guest_addr};
+use crate::mm::frame_table::{Owner, PageType};
+use crate::mm::pt_validate::{MapRights, Mmu};
 use crate::mm::{Mfn, PAGE_SIZE};
 
 /// Most LDT entries a guest may install (Xen's limit).
@@ -129,94 +133,118 @@ fn flush_cache(ctx: &mut Ctx, refusal: XenError) -> Result<(), XenError> {
     }
 }
 
+/// Takes an L4 type reference on the caller's frame `mfn` (Xen's
+/// `new_guest_cr3` / `get_page_and_type_from_mfn(PGT_root_page_table)`).
+fn get_l4(ctx: &mut Ctx, mfn: Mfn) -> Result<(), XenError> {
+    let rights = MapRights::of(ctx.domain);
+    Mmu { ft: &mut *ctx.ft, mem: &mut *ctx.mem }.get_page_and_type(mfn, &rights, PageType::L4)
+}
+
 /// `NEW_BASEPTR`: the kernel-mode top-level table becomes `mfn`, one of
-/// the caller's L4s; the vCPU is in kernel mode, so the system loads it
-/// on the way back (`System::syscall` sees the change).
+/// the caller's frames, which takes an L4 type reference (validated now if
+/// it was not an L4 yet); the old table's is dropped. The vCPU is in
+/// kernel mode, so the system loads it on the way back
+/// (`System::syscall` sees the change).
 fn new_baseptr(ctx: &mut Ctx, mfn: Mfn) -> Result<(), XenError> {
-    if ctx.domain.page_table_level(mfn) != Some(4) {
-        return Err(XenError::Einval);
-    }
+    ctx.domain.vcpus.get(ctx.vcpu).ok_or(XenError::Einval)?;
+    get_l4(ctx, mfn)?;
     let vcpu = ctx.domain.vcpus.get_mut(ctx.vcpu).ok_or(XenError::Einval)?;
-    vcpu.kernel_l4 = mfn;
+    let old = core::mem::replace(&mut vcpu.kernel_l4, mfn);
+    ctx.mmu().put_page_and_type(old);
     Ok(())
 }
 
-/// `NEW_USER_BASEPTR`: the user-mode top-level table becomes `mfn`, one of
-/// the caller's L4s; 0 clears it. Setting the current one again is a
-/// no-op success, as in Xen.
+/// `NEW_USER_BASEPTR`: the user-mode top-level table becomes `mfn`, with
+/// an L4 type reference as for `NEW_BASEPTR`; 0 clears it. Setting the
+/// current one again is a no-op success, as in Xen.
 fn new_user_baseptr(ctx: &mut Ctx, mfn: Mfn) -> Result<(), XenError> {
-    let user = match mfn.0 {
+    let current = ctx.domain.vcpus.get(ctx.vcpu).ok_or(XenError::Einval)?.user_l4;
+    if current == Some(mfn) {
+        return Ok(());
+    }
+    let new = match mfn.0 {
         0 => None,
-        _ if ctx.domain.page_table_level(mfn) == Some(4) => Some(mfn),
-        _ if ctx.domain.vcpus.get(ctx.vcpu).is_some_and(|v| v.user_l4 == Some(mfn)) => Some(mfn),
-        _ => return Err(XenError::Einval),
+        _ => {
+            get_l4(ctx, mfn)?;
+            Some(mfn)
+        }
     };
     let vcpu = ctx.domain.vcpus.get_mut(ctx.vcpu).ok_or(XenError::Einval)?;
-    vcpu.user_l4 = user;
+    if let Some(old) = core::mem::replace(&mut vcpu.user_l4, new) {
+        ctx.mmu().put_page_and_type(old);
+    }
     Ok(())
 }
 
-/// `PIN_Ln_TABLE`: `mfn` must be one of the owner's page tables of level
-/// `level`, not pinned yet.
+/// `PIN_Ln_TABLE`: `mfn`, a frame of the owner, becomes (or already is) a
+/// validated page table of `level` and is pinned: the pin holds a type
+/// reference. A frame of another type in use, a table that fails
+/// validation, or one already pinned, is refused.
 fn pin(ctx: &mut Ctx, owner: PgOwner, mfn: Mfn, level: u8) -> Result<(), XenError> {
     let d = owner_domain(&mut *ctx.domain, &mut ctx.peers, owner)?;
-    match d.page_table_mut(mfn) {
-        Some(t) if t.level == level && !t.pinned => {
-            t.pinned = true;
-            Ok(())
-        }
-        _ => Err(XenError::Einval),
-    }
+    let rights = MapRights::of(d);
+    Mmu { ft: &mut *ctx.ft, mem: &mut *ctx.mem }.pin(mfn, level, &rights)
 }
 
-/// `UNPIN_TABLE`: `mfn` must be one of the owner's pinned page tables.
+/// `UNPIN_TABLE`: `mfn` must be one of the owner's pinned page tables; the
+/// pin's reference goes (devalidating the table if it was the last).
 fn unpin(ctx: &mut Ctx, owner: PgOwner, mfn: Mfn) -> Result<(), XenError> {
-    let d = owner_domain(&mut *ctx.domain, &mut ctx.peers, owner)?;
-    match d.page_table_mut(mfn) {
-        Some(t) if t.pinned => {
-            t.pinned = false;
-            Ok(())
-        }
-        _ => Err(XenError::Einval),
-    }
+    let id = owner_domain(&mut *ctx.domain, &mut ctx.peers, owner)?.id;
+    ctx.mmu().unpin(mfn, id)
 }
 
-/// Whether the owner's frame `mfn` may be written as data: its RAM, and
-/// not a page table (Xen's `get_page_type(PGT_writable_page)`).
-fn writable_frame(ctx: &mut Ctx, owner: PgOwner, mfn: Mfn) -> Result<(), XenError> {
-    let d = owner_domain(&mut *ctx.domain, &mut ctx.peers, owner)?;
-    if d.owns(mfn) && !d.is_page_table(mfn) {
-        Ok(())
-    } else {
-        Err(XenError::Einval)
+/// The owner's domain ID.
+fn owner_id(ctx: &mut Ctx, owner: PgOwner) -> Result<u16, XenError> {
+    Ok(owner_domain(&mut *ctx.domain, &mut ctx.peers, owner)?.id)
+}
+
+/// Runs `write` on the owner's frame `dst` while it holds a writable type
+/// reference (Xen's `get_page_and_type(PGT_writable_page)`): a page table
+/// or a frame not the owner's is `-EINVAL`.
+fn with_writable(
+    ctx: &mut Ctx,
+    owner: PgOwner,
+    dst: Mfn,
+    write: impl FnOnce(&mut Ctx) -> Result<(), XenError>,
+) -> Result<(), XenError> {
+    let id = owner_id(ctx, owner)?;
+    ctx.ft.get_page(dst, Owner::Domain(id))?;
+    if let Err(e) = ctx.ft.get_type(dst, PageType::Writable) {
+        ctx.ft.put_page(dst);
+        return Err(e);
     }
+    let r = write(ctx);
+    ctx.mmu().put_page_and_type(dst);
+    r
 }
 
 /// `CLEAR_PAGE`: zeroes a writable frame of the owner.
 fn clear_page(ctx: &mut Ctx, owner: PgOwner, mfn: Mfn) -> Result<(), XenError> {
-    writable_frame(ctx, owner, mfn)?;
-    ctx.mem.frame_mut(mfn).ok_or(XenError::Einval)?.fill(0);
-    Ok(())
+    with_writable(ctx, owner, mfn, |ctx| {
+        ctx.mem.frame_mut(mfn).ok_or(XenError::Einval)?.fill(0);
+        Ok(())
+    })
 }
 
 /// `COPY_PAGE`: copies the owner's frame `src` (any of its RAM) into its
 /// writable frame `dst`.
 fn copy_page(ctx: &mut Ctx, owner: PgOwner, dst: Mfn, src: Mfn) -> Result<(), XenError> {
-    let d = owner_domain(&mut *ctx.domain, &mut ctx.peers, owner)?;
-    if !d.owns(src) {
+    let id = owner_id(ctx, owner)?;
+    if ctx.ft.owner(src) != Some(Owner::Domain(id)) {
         return Err(XenError::Einval);
     }
-    writable_frame(ctx, owner, dst)?;
-    ctx.mem.frame(src).ok_or(XenError::Einval)?;
-    ctx.mem.frame_mut(dst).ok_or(XenError::Einval)?;
-    let mut chunk = [0u8; COPY_CHUNK];
-    for off in (0..PAGE_SIZE).step_by(COPY_CHUNK) {
-        let from = ctx.mem.frame(src).and_then(|f| f.get(off..off + COPY_CHUNK)).ok_or(XenError::Einval)?;
-        chunk.copy_from_slice(from);
-        let to = ctx.mem.frame_mut(dst).and_then(|f| f.get_mut(off..off + COPY_CHUNK)).ok_or(XenError::Einval)?;
-        to.copy_from_slice(&chunk);
-    }
-    Ok(())
+    with_writable(ctx, owner, dst, |ctx| {
+        ctx.mem.frame(src).ok_or(XenError::Einval)?;
+        ctx.mem.frame_mut(dst).ok_or(XenError::Einval)?;
+        let mut chunk = [0u8; COPY_CHUNK];
+        for off in (0..PAGE_SIZE).step_by(COPY_CHUNK) {
+            let from = ctx.mem.frame(src).and_then(|f| f.get(off..off + COPY_CHUNK)).ok_or(XenError::Einval)?;
+            chunk.copy_from_slice(from);
+            let to = ctx.mem.frame_mut(dst).and_then(|f| f.get_mut(off..off + COPY_CHUNK)).ok_or(XenError::Einval)?;
+            to.copy_from_slice(&chunk);
+        }
+        Ok(())
+    })
 }
 
 /// `SET_LDT`: checks the arguments as Xen does (page-aligned guest
@@ -239,7 +267,6 @@ mod tests {
     use super::super::mmu::MMU_UPDATE_PREEMPTED;
     use super::super::tests::{peer_domain, World, BUF_VA};
     use super::*;
-    use crate::domain::PageTable;
     use guest_abi::xen::{DOMID_SELF, HYPERVISOR_MMUEXT_OP};
     extern crate std;
     use std::vec::Vec;
@@ -283,7 +310,6 @@ mod tests {
     /// still resolve through it).
     fn second_l4(w: &mut World) {
         w.mem.0[9] = w.mem.0[0];
-        w.dom.page_tables = PageTable::list(&[(Mfn(0), 4), (Mfn(1), 3), (Mfn(2), 2), (Mfn(3), 1), (Mfn(9), 4)], Mfn(0));
     }
 
     #[test]
@@ -345,7 +371,7 @@ mod tests {
     #[test]
     fn pin_and_unpin() {
         let mut w = World::new(false);
-        let pinned = |w: &World, m| w.dom.page_table(Mfn(m)).is_some_and(|t| t.pinned);
+        let pinned = |w: &World, m| w.ft.info(Mfn(m)).is_some_and(|p| p.pinned());
         assert!(pinned(&w, 0), "the builder's L4 starts pinned");
         assert_eq!(one(&mut w, MMUEXT_PIN_L4_TABLE, 0, 0), EINVAL, "pinned twice");
         assert_eq!(one(&mut w, MMUEXT_UNPIN_TABLE, 0, 0), 0);
@@ -413,7 +439,7 @@ mod tests {
         let ops = [(MMUEXT_TLB_FLUSH_LOCAL, 0, 0), (MMUEXT_PIN_L1_TABLE, 6, 0), (MMUEXT_PIN_L1_TABLE, 3, 0)];
         assert_eq!(ext(&mut w, &ops, SELF), EINVAL);
         assert_eq!(done(&mut w), 1);
-        assert!(w.dom.page_table(Mfn(3)).is_some_and(|t| !t.pinned), "the third was not done");
+        assert!(w.ft.info(Mfn(3)).is_some_and(|p| !p.pinned()), "the third was not done");
         let nr = u64::from(HYPERVISOR_MMUEXT_OP);
         assert_eq!(w.call_ret(nr, [0x1234_0000, 1, 0, SELF, 0]), -14, "unmapped list");
         assert_eq!(w.call_ret(nr, [0xffff_8000_0000_0000, 1, 0, SELF, 0]), -14, "list in the hole");
@@ -433,13 +459,13 @@ mod tests {
     #[test]
     fn foreign_page_owner() {
         let mut w = World::new(false);
-        w.peers.push(peer_domain());
+        w.add_peer(peer_domain());
         assert_eq!(ext(&mut w, &[(MMUEXT_PIN_L1_TABLE, 11, 0)], 1), -1, "unprivileged: EPERM");
         assert_eq!(ext(&mut w, &[(MMUEXT_PIN_L1_TABLE, 3, 0)], 0), -3, "own ID: ESRCH");
         assert_eq!(ext(&mut w, &[(MMUEXT_PIN_L1_TABLE, 11, 0)], 9), -3, "unknown: ESRCH");
         w.dom.privileged = true;
         assert_eq!(ext(&mut w, &[(MMUEXT_PIN_L1_TABLE, 11, 0)], 1), 0, "the peer's L1");
-        assert!(w.peers[0].page_table(Mfn(11)).is_some_and(|t| t.pinned));
+        assert!(w.ft.info(Mfn(11)).is_some_and(|p| p.pinned()));
         assert_eq!(ext(&mut w, &[(MMUEXT_PIN_L1_TABLE, 3, 0)], 1), EINVAL, "the caller's L1 is not the peer's");
         assert_eq!(ext(&mut w, &[(MMUEXT_UNPIN_TABLE, 10, 0)], 1), 0, "the peer's L4");
         w.mem.0[12] = [0x55; PAGE_SIZE];

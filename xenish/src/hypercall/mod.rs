@@ -7,6 +7,8 @@ mod descriptors;
 mod domctl;
 mod event_channel;
 mod fpu;
+#[cfg(test)]
+mod frame_table_tests;
 mod grant_table;
 mod memory_op;
 mod mmu;
@@ -28,7 +30,9 @@ use guest_abi::xen as abi;
 
 use crate::domain::{DomId, Domain};
 use crate::guest_access::GuestMemory;
+use crate::mm::frame_table::FrameTable;
 use crate::mm::m2p::M2p;
+use crate::mm::pt_validate::Mmu;
 use crate::mm::{FramePool, MachineMemory};
 use crate::sched::Scheduler;
 
@@ -89,6 +93,8 @@ pub struct Ctx<'a> {
     /// The calling vCPU's descriptor table changed: the CPU's copy must be
     /// reloaded before it runs again.
     pub reload_gdt: bool,
+    /// The frame table: owners, types and reference counts of every frame.
+    pub ft: &'a mut FrameTable,
 }
 
 /// TLB maintenance after a page-table update.
@@ -152,6 +158,11 @@ impl<'a> Peers<'a> {
 }
 
 impl Ctx<'_> {
+    /// The PV MMU over this context's frame table and memory.
+    pub fn mmu(&mut self) -> Mmu<'_> {
+        Mmu { ft: &mut *self.ft, mem: &mut *self.mem }
+    }
+
     /// The calling vCPU's address space, for guest pointers.
     pub fn guest(&mut self) -> GuestMemory<'_> {
         let l4 = self.domain.vcpus.get(self.vcpu).map(|v| v.kernel_l4).unwrap_or(crate::mm::Mfn(u64::MAX));
@@ -223,8 +234,10 @@ pub fn dispatch(ctx: &mut Ctx, nr: u64, args: [u64; 5]) -> Outcome {
 pub(crate) mod tests {
     use super::*;
     use crate::console::GuestConsole;
-    use crate::domain::{DomainState, PageTable, Vcpu};
+    use crate::domain::{DomainState, Vcpu};
     use crate::guest_access::tests::FakeMemory;
+    use crate::mm::frame_table::{tests::table, Owner};
+    use crate::mm::pt_validate::MapRights;
     use crate::mm::{Mfn, PAGE_SIZE};
     use crate::regs::TrapFrame;
     extern crate std;
@@ -306,21 +319,22 @@ pub(crate) mod tests {
         pub sched: Scheduler,
         /// Whether the last call asked for the GDT to be reloaded.
         pub reload_gdt: bool,
+        pub ft: FrameTable,
         pub now_ns: u64,
         /// The TLB maintenance the last call asked for.
         pub tlb: TlbFlush,
     }
 
-    /// A running one-vCPU domain owning frames `owned`, with `tables` as
-    /// its page tables (the first one its pinned L4) and `shared_info`.
+    /// A running one-vCPU domain owning frames `owned`, with `l4` as its
+    /// vCPU's top-level table and `shared_info`.
     pub fn test_domain(
         id: DomId,
         privileged: bool,
         owned: core::ops::Range<u64>,
-        tables: &[(Mfn, u8)],
+        l4: Option<Mfn>,
         shared_info: Mfn,
     ) -> Domain {
-        let l4 = tables.first().map_or(Mfn(u64::MAX), |t| t.0);
+        let l4 = l4.unwrap_or(Mfn(u64::MAX));
         Domain {
             id,
             name: String::from("test"),
@@ -330,7 +344,6 @@ pub(crate) mod tests {
             shutdown_code: None,
             frames: Vec::new(),
             owned: owned.map(Mfn).collect(),
-            page_tables: PageTable::list(tables, l4),
             max_pages: 16,
             shared_info,
             vm_assist: 0,
@@ -342,10 +355,26 @@ pub(crate) mod tests {
         }
     }
 
-    /// Domain 1, unprivileged: owns frames 10..14, frame 10 its L4 (pinned)
-    /// and 11 its L1, 13 its shared_info.
+    /// Domain 1, unprivileged: owns frames 10..14, frame 10 its L4 and 11
+    /// (not yet a page table) for an L1, 13 its shared_info.
     pub fn peer_domain() -> Domain {
-        test_domain(1, false, 10..14, &[(Mfn(10), 4), (Mfn(11), 1)], Mfn(13))
+        test_domain(1, false, 10..14, Some(Mfn(10)), Mfn(13))
+    }
+
+    /// Records `d` in the frame table as a builder does: its frames are
+    /// its own (its shared_info the hypervisor's), and its vCPU's L4 is
+    /// validated, pinned and referenced by the vCPU.
+    pub fn install(ft: &mut FrameTable, mem: &mut FakeMemory, d: &Domain) {
+        for &m in &d.owned {
+            ft.set_owner(m, Owner::Domain(d.id)).unwrap();
+        }
+        ft.set_owner(d.shared_info, Owner::Xen).unwrap();
+        let l4 = d.vcpus[0].kernel_l4;
+        if d.owned.contains(&l4) {
+            let mut mmu = Mmu { ft, mem };
+            mmu.pin(l4, 4, &MapRights::of(d)).unwrap();
+            mmu.get_page_and_type(l4, &MapRights::of(d), crate::mm::frame_table::PageType::L4).unwrap();
+        }
     }
 
     impl World {
@@ -359,8 +388,9 @@ pub(crate) mod tests {
             for i in 0..4 {
                 mem.set_entry(3, ((va >> 12) & 511) + i, ((4 + i) << 12) | 0x67);
             }
-            let tables = [(Mfn(0), 4), (Mfn(1), 3), (Mfn(2), 2), (Mfn(3), 1)];
-            let dom = test_domain(0, privileged, 0..10, &tables, Mfn(8));
+            let dom = test_domain(0, privileged, 0..10, Some(Mfn(0)), Mfn(8));
+            let mut ft = table(NR_FRAMES);
+            install(&mut ft, &mut mem, &dom);
             World {
                 dom,
                 peers: Vec::new(),
@@ -373,6 +403,7 @@ pub(crate) mod tests {
                     sched.add(crate::sched::VcpuRef { domain: 0, vcpu: 0 }, crate::sched::SchedParams::default());
                     sched
                 },
+                ft,
                 now_ns: 1_000_000,
                 tlb: TlbFlush::None,
             }
@@ -391,11 +422,86 @@ pub(crate) mod tests {
                 m2p: M2P,
                 sched: &mut self.sched,
                 reload_gdt: false,
+                ft: &mut self.ft,
             };
             let outcome = dispatch(&mut ctx, nr, args);
             self.tlb = ctx.tlb;
             self.reload_gdt = ctx.reload_gdt;
+            self.audit();
             outcome
+        }
+
+        /// Adds a peer domain, recorded in the frame table.
+        pub fn add_peer(&mut self, d: Domain) {
+            install(&mut self.ft, &mut self.mem, &d);
+            self.peers.push(d);
+        }
+
+        /// The (reference count, type count) of every frame, to check that
+        /// operation sequences leave them as they were.
+        pub fn counts(&self) -> Vec<(u32, u32, bool)> {
+            self.ft.iter().map(|(_, p)| (p.count(), p.type_count(), p.pinned())).collect()
+        }
+
+        /// Recomputes every frame's counts from what should hold them —
+        /// pins, base pointers, GDT frames, the entries of validated page
+        /// tables and grant mappings — and checks the frame table agrees.
+        pub fn audit(&self) {
+            let mut want = std::vec![(0u32, 0u32); NR_FRAMES];
+            let mut linear = std::vec![0i16; NR_FRAMES];
+            let mut add = |m: Mfn, typed: bool| {
+                if let Some(w) = want.get_mut(m.0 as usize) {
+                    w.0 += 1;
+                    w.1 += u32::from(typed);
+                }
+            };
+            let domains = core::iter::once(&self.dom).chain(self.peers.iter());
+            for d in domains {
+                for v in &d.vcpus {
+                    for l4 in core::iter::once(v.kernel_l4).chain(v.user_l4) {
+                        if self.ft.owner(l4) == Some(Owner::Domain(d.id)) {
+                            add(l4, true);
+                        }
+                    }
+                    for &gdt in &v.gdt_frames {
+                        add(gdt, true);
+                    }
+                }
+                for m in d.gnttab.maptrack.iter().flatten() {
+                    for _ in 0..u32::from(m.host) + u32::from(m.device) {
+                        add(m.mfn, !m.readonly);
+                    }
+                }
+            }
+            for (mfn, p) in self.ft.iter() {
+                if p.pinned() {
+                    add(mfn, true);
+                }
+                let Some(level) = p.page_type().level().filter(|_| p.validated()) else { continue };
+                for i in 0..512 {
+                    if level == 4 && crate::mm::pt_validate::is_xen_l4_slot(i) {
+                        continue;
+                    }
+                    let e = crate::mm::pagetable::entry(&self.mem, mfn, i).unwrap();
+                    let target = Mfn::containing(e & crate::guest_access::PTE_ADDR_MASK);
+                    let counted = matches!(self.ft.owner(target), Some(Owner::Domain(_)));
+                    if e & 1 == 0 || (level == 1 && (e & crate::mm::pt_validate::PTE_GNTTAB != 0 || !counted)) {
+                        continue;
+                    }
+                    if level > 1 && target == mfn {
+                        continue; // a linear entry naming its own table holds nothing
+                    }
+                    if level > 1 && self.ft.page_type(target).level() == Some(level) {
+                        linear[mfn.0 as usize] += 1;
+                        linear[target.0 as usize] -= 1;
+                    }
+                    add(target, level > 1 || e & 2 != 0);
+                }
+            }
+            for (mfn, p) in self.ft.iter() {
+                assert_eq!((p.count(), p.type_count()), want[mfn.0 as usize], "counts of frame {}", mfn.0);
+                assert_eq!(p.linear(), linear[mfn.0 as usize], "linear count of frame {}", mfn.0);
+            }
         }
 
         pub fn call_ret(&mut self, nr: u64, args: [u64; 5]) -> i64 {

@@ -2,8 +2,10 @@
 //! the narrow trait through which the core reaches machine memory.
 
 pub mod frame_alloc;
+pub mod frame_table;
 pub mod m2p;
 pub mod pagetable;
+pub mod pt_validate;
 
 /// Bytes in a page (x86_64 base page).
 pub const PAGE_SIZE: usize = 4096;

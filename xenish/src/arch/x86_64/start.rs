@@ -15,6 +15,7 @@ use super::{apic, boot, clock, cpu, entry, fpu, gdt, idt, serial, trap};
 use crate::boot_info::{BootInfo, MULTIBOOT2_BOOTLOADER_MAGIC};
 use crate::hypercall::E820Entry;
 use crate::mm::frame_alloc::FrameAllocator;
+use crate::mm::frame_table::{FrameTable, PageInfo};
 use crate::mm::pagetable::{self, PageSize, PTE_NX, PTE_P, PTE_RW, PTE_US};
 use crate::mm::{MachineMemory, Mfn, PAGE_SIZE};
 use crate::printk;
@@ -171,6 +172,15 @@ pub extern "C" fn xenish_start(magic: u32, mbi_phys: u32) -> ! {
         .collect();
     let m2p_table = crate::mm::m2p::M2p { base: m2p.base, entries: m2p.entries };
     let fpu_area_size = fpu::init();
+    let Some(pages) = frame_table_storage(&mut mem, &mut frames, nr_frames) else {
+        printk!("xenish: no memory for the frame table; halting");
+        cpu::halt_forever();
+    };
+    printk!(
+        "xenish: frame table: {nr_frames} frames, {} KiB",
+        nr_frames * core::mem::size_of::<PageInfo>() as u64 / 1024
+    );
+    let mut ft = FrameTable::new(pages, m2p.l4_slots);
     // SAFETY: the boot page tables map the first 4 GiB; the builder asks
     // only for runs it allocated from `frames` for the kernel it unwraps.
     let mut runs = unsafe { DirectMapRuns::new(Mfn(MAX_FRAMES)) };
@@ -180,10 +190,36 @@ pub extern "C" fn xenish_start(magic: u32, mbi_phys: u32) -> ! {
         scratch: &mut runs,
         m2p: m2p_table,
         xen_l4_slots: m2p.l4_slots,
+        ft: &mut ft,
         fpu_area_size,
     };
     let domains = setup::boot_domains(&mut setup, info.cmdline(), &modules);
-    trap::run(domains, frames, m2p_table, Mfn(MAX_FRAMES), tsc_hz, cpu_features.under_hypervisor)
+    trap::run(domains, frames, m2p_table, ft, Mfn(MAX_FRAMES), tsc_hz, cpu_features.under_hypervisor)
+}
+
+/// The frame table's records, one per frame below the top of RAM, in
+/// zeroed frames taken from the allocator and reached through the direct
+/// map: 16 bytes a frame is too much for the hypervisor heap on a large
+/// machine, and the allocator's frames are mapped for as long as the
+/// hypervisor runs.
+fn frame_table_storage(
+    mem: &mut DirectMap,
+    frames: &mut FrameAllocator,
+    nr_frames: u64,
+) -> Option<&'static mut [PageInfo]> {
+    let bytes = nr_frames.checked_mul(core::mem::size_of::<PageInfo>() as u64)?;
+    let count = bytes.div_ceil(PAGE_SIZE as u64).max(1);
+    let base = frames.alloc_contiguous(count, 1)?;
+    for i in 0..count {
+        mem.frame_mut(Mfn(base.0 + i))?.fill(0);
+    }
+    // SAFETY: the `count` frames from `base` were just allocated for the
+    // frame table alone, are zeroed (a valid `PageInfo` of plain integers,
+    // page-aligned), and the direct map keeps them mapped for the
+    // hypervisor's lifetime; they are never freed, the hypervisor never
+    // asks the direct map for them by number, and no guest can name them
+    // (they are free in the frame table, which no guest may map).
+    Some(unsafe { core::slice::from_raw_parts_mut(DirectMap::va(base.addr()) as *mut PageInfo, nr_frames as usize) })
 }
 
 /// CPU features the hypervisor adapts to.

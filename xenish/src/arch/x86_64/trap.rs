@@ -13,6 +13,7 @@ use super::{apic, clock, cpu, entry, fpu, gdt, serial};
 use crate::domain::{Domain, SegmentState};
 use crate::hypercall::{E820Entry, Platform, Segment, TlbFlush};
 use crate::mm::frame_alloc::FrameAllocator;
+use crate::mm::frame_table::FrameTable;
 use crate::mm::m2p::M2p;
 use crate::mm::Mfn;
 use crate::regs::TrapFrame;
@@ -162,6 +163,7 @@ pub fn run(
     domains: Vec<(Domain, SchedParams)>,
     frames: FrameAllocator<'static>,
     m2p: M2p,
+    ft: FrameTable,
     frame_limit: Mfn,
     tsc_hz: u64,
     debug_exit: bool,
@@ -174,7 +176,7 @@ pub fn run(
         crate::printk!("xenish: cannot measure the TSC frequency; halting");
         cpu::halt_forever();
     };
-    let mut system = System::new(domains, Clock { tsc_at_zero: tsc, scale, tsc_hz }, m2p, Box::new(frames));
+    let mut system = System::new(domains, Clock { tsc_at_zero: tsc, scale, tsc_hz }, m2p, Box::new(frames), ft);
     let mut mem = memory();
     match clock::read_rtc().unix_seconds() {
         Some(secs) => system.set_wallclock(&mut mem, secs, clock::rdtsc()),

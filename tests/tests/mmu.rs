@@ -1,0 +1,40 @@
+//! The PV MMU's frame table from a guest: a fresh 4-level address space
+//! built, linked with `mmu_update`, pinned and switched to, the attacks Xen
+//! refuses (each with its errno, memory still working after each), and the
+//! teardown that leaves the tables' frames plain writable memory again.
+
+use tests::{Boot, Exit};
+
+#[test]
+fn a_guest_builds_pins_and_switches_to_new_page_tables_and_is_refused_what_xen_refuses() {
+    let out = Boot::new().cmdline("dom0_mem=64M").guest("mmu", "mmu").run();
+    out.expect_line("(d0) mmu: ok: link the L1 into the L2 (validates it)")
+        .expect_line("(d0) mmu: ok: pin the new L4 (a copy of the current one)")
+        .expect_line("(d0) mmu: ok: switch to the new L4")
+        .expect_line("(d0) mmu: ok: cr3 is the new L4")
+        .expect_line("(d0) mmu: ok: running on the new L4: a write through the new mapping is seen")
+        .expect_line("(d0) mmu: ok: refused: mapping a frame not owned: Ebusy")
+        .expect_line("(d0) mmu: ok: refused: mapping an own L1 writable: Ebusy")
+        .expect_line("(d0) mmu: ok: refused: mapping the running L4 writable: Ebusy")
+        .expect_line("(d0) mmu: ok: refused: clearing an L4 hypervisor slot: Einval")
+        .expect_line("(d0) mmu: ok: refused: writing an L4 hypervisor slot: Einval")
+        .expect_line("(d0) mmu: ok: refused: pinning a frame mapped writable: Einval")
+        .expect_line("(d0) mmu: ok: refused: unpinning a linked, unpinned L1: Einval")
+        .expect_line("(d0) mmu: ok: refused: retyping an L1 in use as an L2: Einval")
+        .expect_line("(d0) mmu: ok: refused: clearing an L2 in use: Einval")
+        .expect_line("(d0) mmu: ok: refused: pinning a pinned L4: Einval")
+        .expect_line("(d0) mmu: ok: refused: an L2 superpage (PSE): Einval")
+        .expect_line("(d0) mmu: ok: refused: a writable linear L4 entry: Einval")
+        .expect_line("(d0) mmu: ok: refused: an L2 naming an L3: Einval")
+        .expect_line("(d0) mmu: ok: the L4 reads through its recursive slot")
+        .expect_line("(d0) mmu: ok: refused: remapping through the recursive slot: Einval")
+        .expect_line("(d0) mmu: ok: refused: an entry of a frame that is no page table: Einval")
+        .expect_line("(d0) mmu: ok: switch back to the builder's L4")
+        .expect_line("(d0) mmu: ok: a former table page maps writable again (its counts are back to zero)")
+        .expect_line("(d0) mmu: ok: unpin the builder's L4 (Linux does)")
+        .expect_line("(d0) mmu: done")
+        .expect_line("xenish: d0 shut down: poweroff")
+        .expect_no("FAILED")
+        .expect_no("xenish: PANIC")
+        .expect_exit(Exit::DebugExit(0));
+}

@@ -1,0 +1,455 @@
+//! The frame table: for every machine frame up to a limit, who owns it, what
+//! it is used as (its page type), and how many references hold it — the
+//! bookkeeping of Xen's `struct page_info` (xen/arch/x86/mm.c `get_page`,
+//! `put_page`, `get_page_type`, `put_page_type`).
+//!
+//! Two counts per frame, as in Xen:
+//! - the **reference count** (`count_info`): how many things hold the frame
+//!   at all (page-table entries mapping it, base pointers, pins, grant
+//!   mappings); a frame is referenced only through its owner;
+//! - the **type count** (`type_info`): how many of those references need the
+//!   frame to keep its current [`PageType`]. The type changes only while the
+//!   type count is zero, so a frame is never a page table and writable at
+//!   once.
+//!
+//! Validating a page table when it gains its first page-table type
+//! reference, and devalidating it when it loses its last one, is the
+//! business of [`super::pt_validate`]; this module only counts.
+//!
+//! Storage: one 16-byte [`PageInfo`] per frame in a slice the caller
+//! provides, zeroed (all zero is "free, untyped, unreferenced"). On the
+//! machine it comes from the frame allocator through the direct map, sized
+//! to the top of RAM: 16 bytes per 4 KiB frame is 1/256 of RAM, more than
+//! the hypervisor heap could hold for a large machine; host tests use a
+//! vector.
+
+use guest_abi::errno::XenError;
+
+use super::Mfn;
+use crate::domain::DomId;
+
+/// What a frame is used as: Xen's `PGT_*` page types.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PageType {
+    /// No use that constrains it (type count zero).
+    None,
+    /// Mapped writable somewhere, or written by the hypervisor on a guest's
+    /// behalf (`PGT_writable_page`).
+    Writable,
+    /// A page table of level 1 (maps pages).
+    L1,
+    /// A page table of level 2.
+    L2,
+    /// A page table of level 3.
+    L3,
+    /// A top-level page table.
+    L4,
+    /// A GDT or LDT page (`PGT_seg_desc_page`).
+    SegDesc,
+}
+
+impl PageType {
+    /// The page-table type of level `level` (1..=4).
+    pub fn table(level: u8) -> Option<PageType> {
+        match level {
+            1 => Some(PageType::L1),
+            2 => Some(PageType::L2),
+            3 => Some(PageType::L3),
+            4 => Some(PageType::L4),
+            _ => None,
+        }
+    }
+
+    /// The level of a page-table type, `None` for the others.
+    pub fn level(self) -> Option<u8> {
+        match self {
+            PageType::L1 => Some(1),
+            PageType::L2 => Some(2),
+            PageType::L3 => Some(3),
+            PageType::L4 => Some(4),
+            _ => None,
+        }
+    }
+
+    fn code(self) -> u8 {
+        match self {
+            PageType::None => 0,
+            PageType::Writable => 1,
+            PageType::L1 => 2,
+            PageType::L2 => 3,
+            PageType::L3 => 4,
+            PageType::L4 => 5,
+            PageType::SegDesc => 6,
+        }
+    }
+
+    fn from_code(code: u8) -> PageType {
+        match code {
+            1 => PageType::Writable,
+            2 => PageType::L1,
+            3 => PageType::L2,
+            4 => PageType::L3,
+            5 => PageType::L4,
+            6 => PageType::SegDesc,
+            _ => PageType::None,
+        }
+    }
+}
+
+/// Who a frame belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Owner {
+    /// Nobody's: free memory, or the hypervisor's own frames (its heap,
+    /// tables, the M2P), which no guest may map.
+    Free,
+    /// The hypervisor, shared with a guest (shared_info).
+    Xen,
+    /// A domain's memory.
+    Domain(DomId),
+}
+
+const OWNER_FREE: u8 = 0;
+const OWNER_XEN: u8 = 1;
+const OWNER_DOMAIN: u8 = 2;
+/// `PGT_pinned`.
+const FLAG_PINNED: u8 = 1 << 0;
+/// `PGT_validated`: the entries of a page-table frame hold their references.
+const FLAG_VALIDATED: u8 = 1 << 1;
+
+/// One frame's record (Xen's `struct page_info`), 16 bytes. All zero is a
+/// free frame.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PageInfo {
+    count: u32,
+    type_count: u32,
+    owner: u16,
+    /// Xen's `linear_pt_count`: > 0, linear entries this table holds;
+    /// < 0, linear entries naming it.
+    linear: i16,
+    owner_kind: u8,
+    ty: u8,
+    flags: u8,
+    _pad: u8,
+}
+
+const _: () = assert!(core::mem::size_of::<PageInfo>() == 16);
+
+impl PageInfo {
+    /// The frame's owner.
+    pub fn owner(&self) -> Owner {
+        match self.owner_kind {
+            OWNER_XEN => Owner::Xen,
+            OWNER_DOMAIN => Owner::Domain(self.owner),
+            _ => Owner::Free,
+        }
+    }
+
+    /// The reference count.
+    pub fn count(&self) -> u32 {
+        self.count
+    }
+
+    /// The type count.
+    pub fn type_count(&self) -> u32 {
+        self.type_count
+    }
+
+    /// The current page type (`None` whenever the type count is zero).
+    pub fn page_type(&self) -> PageType {
+        PageType::from_code(self.ty)
+    }
+
+    /// Whether the frame is pinned as a page table.
+    pub fn pinned(&self) -> bool {
+        self.flags & FLAG_PINNED != 0
+    }
+
+    /// Whether the frame is a validated page table.
+    pub fn validated(&self) -> bool {
+        self.flags & FLAG_VALIDATED != 0
+    }
+
+    /// Xen's `linear_pt_count`: the linear entries this page table holds
+    /// (positive) or the linear entries naming it (negative); a table is
+    /// never both.
+    pub fn linear(&self) -> i16 {
+        self.linear
+    }
+}
+
+/// What a type reference found: the frame already had the type, or it has
+/// just taken it and (for a page table) must now be validated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TypeRef {
+    /// The type was already held; the count went up.
+    Held,
+    /// The frame changed type (its type count was zero); a page-table
+    /// type must be validated, then marked with [`FrameTable::set_validated`].
+    New,
+}
+
+/// The frame table of the machine, plus the L4 slots every guest's
+/// top-level tables carry (needed when an L4 is validated).
+pub struct FrameTable {
+    pages: &'static mut [PageInfo],
+    /// L4 slots 256..=271 (the hypervisor hole) as every guest L4 has them.
+    pub xen_l4_slots: [u64; 16],
+}
+
+impl core::fmt::Debug for FrameTable {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "FrameTable({} frames)", self.pages.len())
+    }
+}
+
+impl FrameTable {
+    /// A frame table over `pages` (zeroed: every frame free), one record
+    /// per machine frame from 0.
+    pub fn new(pages: &'static mut [PageInfo], xen_l4_slots: [u64; 16]) -> Self {
+        FrameTable { pages, xen_l4_slots }
+    }
+
+    /// Frames the table covers.
+    pub fn nr_frames(&self) -> u64 {
+        self.pages.len() as u64
+    }
+
+    /// The record of `mfn`, if the table covers it.
+    pub fn info(&self, mfn: Mfn) -> Option<&PageInfo> {
+        self.pages.get(usize::try_from(mfn.0).ok()?)
+    }
+
+    fn info_mut(&mut self, mfn: Mfn) -> Option<&mut PageInfo> {
+        self.pages.get_mut(usize::try_from(mfn.0).ok()?)
+    }
+
+    /// The owner of `mfn` (`None` beyond the table: not RAM).
+    pub fn owner(&self, mfn: Mfn) -> Option<Owner> {
+        self.info(mfn).map(PageInfo::owner)
+    }
+
+    /// Gives `mfn` to `owner`; only an unreferenced frame changes hands.
+    pub fn set_owner(&mut self, mfn: Mfn, owner: Owner) -> Result<(), XenError> {
+        let p = self.info_mut(mfn).ok_or(XenError::Einval)?;
+        if p.count != 0 {
+            return Err(XenError::Ebusy);
+        }
+        (p.owner_kind, p.owner) = match owner {
+            Owner::Free => (OWNER_FREE, 0),
+            Owner::Xen => (OWNER_XEN, 0),
+            Owner::Domain(d) => (OWNER_DOMAIN, d),
+        };
+        Ok(())
+    }
+
+    /// The page type of `mfn` (`None` for frames beyond the table).
+    pub fn page_type(&self, mfn: Mfn) -> PageType {
+        self.info(mfn).map_or(PageType::None, PageInfo::page_type)
+    }
+
+    /// Whether `mfn` is a validated page table of `owner`, of level `level`
+    /// if given.
+    pub fn is_page_table_of(&self, mfn: Mfn, owner: DomId, level: Option<u8>) -> bool {
+        self.info(mfn).is_some_and(|p| {
+            p.owner() == Owner::Domain(owner)
+                && p.validated()
+                && p.page_type().level().is_some_and(|l| level.is_none_or(|want| want == l))
+        })
+    }
+
+    /// Whether `mfn` is currently any page table.
+    pub fn is_page_table(&self, mfn: Mfn) -> bool {
+        self.page_type(mfn).level().is_some()
+    }
+
+    /// Xen's `get_page`: one more reference to `mfn`, which must belong to
+    /// `owner` (`-EINVAL` otherwise, or on overflow).
+    pub fn get_page(&mut self, mfn: Mfn, owner: Owner) -> Result<(), XenError> {
+        let p = self.info_mut(mfn).ok_or(XenError::Einval)?;
+        if p.owner() != owner || owner == Owner::Free {
+            return Err(XenError::Einval);
+        }
+        p.count = p.count.checked_add(1).ok_or(XenError::Einval)?;
+        Ok(())
+    }
+
+    /// Xen's `put_page`: drops a reference taken with [`Self::get_page`].
+    pub fn put_page(&mut self, mfn: Mfn) {
+        if let Some(p) = self.info_mut(mfn) {
+            p.count = p.count.saturating_sub(1);
+        }
+    }
+
+    /// The counting half of Xen's `_get_page_type`: one more type
+    /// reference of type `ty` on `mfn`, whose caller holds a reference.
+    /// A frame of another type with a non-zero type count is `-EINVAL`
+    /// (Xen's "Bad type"); with a zero type count it takes the new type.
+    pub fn get_type(&mut self, mfn: Mfn, ty: PageType) -> Result<TypeRef, XenError> {
+        let p = self.info_mut(mfn).ok_or(XenError::Einval)?;
+        if p.type_count == 0 {
+            p.ty = ty.code();
+            p.type_count = 1;
+            p.flags &= !(FLAG_VALIDATED | FLAG_PINNED);
+            return Ok(TypeRef::New);
+        }
+        if p.page_type() != ty || (ty.level().is_some() && !p.validated()) {
+            // Of another type, or a page table still being validated (a
+            // table that links to itself).
+            return Err(XenError::Einval);
+        }
+        p.type_count = p.type_count.checked_add(1).ok_or(XenError::Einval)?;
+        Ok(TypeRef::Held)
+    }
+
+    /// The type reference of a linear entry (Xen's
+    /// `get_lN_linear_pagetable`): `mfn` must already be a validated page
+    /// table of type `ty`; `-EINVAL` otherwise.
+    pub fn get_linear_type(&mut self, mfn: Mfn, ty: PageType) -> Result<(), XenError> {
+        let p = self.info_mut(mfn).ok_or(XenError::Einval)?;
+        if p.type_count == 0 || p.page_type() != ty || !p.validated() {
+            return Err(XenError::Einval);
+        }
+        p.type_count = p.type_count.checked_add(1).ok_or(XenError::Einval)?;
+        Ok(())
+    }
+
+    /// Xen's `inc_linear_entries`: the table `mfn` gains a linear entry,
+    /// unless it is itself named by linear entries.
+    pub fn inc_linear_entries(&mut self, mfn: Mfn) -> Result<(), XenError> {
+        let p = self.info_mut(mfn).ok_or(XenError::Einval)?;
+        match p.linear.checked_add(1) {
+            Some(n) if n > 0 => {
+                p.linear = n;
+                Ok(())
+            }
+            _ => Err(XenError::Einval),
+        }
+    }
+
+    /// Xen's `dec_linear_entries`.
+    pub fn dec_linear_entries(&mut self, mfn: Mfn) {
+        if let Some(p) = self.info_mut(mfn) {
+            if p.linear > 0 {
+                p.linear -= 1;
+            }
+        }
+    }
+
+    /// Xen's `inc_linear_uses`: the table `mfn` is named by one more linear
+    /// entry, unless it holds linear entries itself.
+    pub fn inc_linear_uses(&mut self, mfn: Mfn) -> Result<(), XenError> {
+        let p = self.info_mut(mfn).ok_or(XenError::Einval)?;
+        match p.linear.checked_sub(1) {
+            Some(n) if n < 0 => {
+                p.linear = n;
+                Ok(())
+            }
+            _ => Err(XenError::Einval),
+        }
+    }
+
+    /// Xen's `dec_linear_uses`.
+    pub fn dec_linear_uses(&mut self, mfn: Mfn) {
+        if let Some(p) = self.info_mut(mfn) {
+            if p.linear < 0 {
+                p.linear += 1;
+            }
+        }
+    }
+
+    /// Marks a page-table frame whose entries now hold their references.
+    pub fn set_validated(&mut self, mfn: Mfn) {
+        if let Some(p) = self.info_mut(mfn) {
+            p.flags |= FLAG_VALIDATED;
+        }
+    }
+
+    /// Undoes a [`TypeRef::New`] whose validation failed: the frame is
+    /// untyped again.
+    pub fn abandon_type(&mut self, mfn: Mfn) {
+        if let Some(p) = self.info_mut(mfn) {
+            p.type_count = 0;
+            p.ty = PageType::None.code();
+            p.flags = 0;
+        }
+    }
+
+    /// The counting half of Xen's `put_page_type`: drops a type reference.
+    /// Returns the page-table level whose entries must now be released
+    /// when this was the last type reference of a validated page table
+    /// (the frame is already untyped then).
+    pub fn put_type(&mut self, mfn: Mfn) -> Option<u8> {
+        let p = self.info_mut(mfn)?;
+        p.type_count = p.type_count.saturating_sub(1);
+        if p.type_count != 0 {
+            return None;
+        }
+        let devalidate = p.validated().then(|| p.page_type().level()).flatten();
+        p.ty = PageType::None.code();
+        p.flags = 0;
+        devalidate
+    }
+
+    /// Sets `mfn`'s pinned flag; `-EINVAL` if it already has that state.
+    pub fn set_pinned(&mut self, mfn: Mfn, pinned: bool) -> Result<(), XenError> {
+        let p = self.info_mut(mfn).ok_or(XenError::Einval)?;
+        if p.pinned() == pinned {
+            return Err(XenError::Einval);
+        }
+        if pinned {
+            p.flags |= FLAG_PINNED;
+        } else {
+            p.flags &= !FLAG_PINNED;
+        }
+        Ok(())
+    }
+
+    /// Every frame's number and record (for consistency checks and tests).
+    pub fn iter(&self) -> impl Iterator<Item = (Mfn, &PageInfo)> {
+        self.pages.iter().enumerate().map(|(i, p)| (Mfn(i as u64), p))
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    extern crate std;
+
+    /// A frame table of `n` free frames for host tests (the storage is
+    /// leaked: tests are short-lived processes).
+    pub(crate) fn table(n: usize) -> FrameTable {
+        FrameTable::new(std::vec![PageInfo::default(); n].leak(), [0; 16])
+    }
+
+    #[test]
+    fn references_need_the_owner() {
+        let mut ft = table(4);
+        assert_eq!(ft.get_page(Mfn(1), Owner::Domain(0)), Err(XenError::Einval), "free frame");
+        ft.set_owner(Mfn(1), Owner::Domain(3)).unwrap();
+        assert_eq!(ft.get_page(Mfn(1), Owner::Domain(0)), Err(XenError::Einval), "someone else's");
+        assert_eq!(ft.get_page(Mfn(9), Owner::Domain(3)), Err(XenError::Einval), "beyond the table");
+        ft.get_page(Mfn(1), Owner::Domain(3)).unwrap();
+        assert_eq!(ft.set_owner(Mfn(1), Owner::Free), Err(XenError::Ebusy), "referenced frames stay");
+        ft.put_page(Mfn(1));
+        assert_eq!(ft.info(Mfn(1)).map(|p| p.count()), Some(0));
+    }
+
+    #[test]
+    fn a_type_changes_only_at_type_count_zero() {
+        let mut ft = table(4);
+        assert_eq!(ft.get_type(Mfn(2), PageType::Writable), Ok(TypeRef::New));
+        assert_eq!(ft.get_type(Mfn(2), PageType::Writable), Ok(TypeRef::Held));
+        assert_eq!(ft.get_type(Mfn(2), PageType::L1), Err(XenError::Einval));
+        assert_eq!(ft.put_type(Mfn(2)), None);
+        assert_eq!(ft.put_type(Mfn(2)), None, "writable frames need no devalidation");
+        assert_eq!(ft.get_type(Mfn(2), PageType::L1), Ok(TypeRef::New));
+        assert_eq!(ft.get_type(Mfn(2), PageType::L1), Err(XenError::Einval), "not validated yet");
+        ft.set_validated(Mfn(2));
+        assert_eq!(ft.get_type(Mfn(2), PageType::L1), Ok(TypeRef::Held));
+        assert_eq!(ft.get_type(Mfn(2), PageType::Writable), Err(XenError::Einval));
+        assert_eq!(ft.put_type(Mfn(2)), None);
+        assert_eq!(ft.put_type(Mfn(2)), Some(1), "the last reference devalidates");
+        assert_eq!(ft.page_type(Mfn(2)), PageType::None);
+    }
+}

@@ -1,0 +1,439 @@
+//! Page-table validation over the frame table: what a PV guest's page-table
+//! entries may hold and the references they take — Xen's
+//! `get_page_from_l1e`..`l4e`, `put_page_from_l1e`..`l4e`,
+//! `alloc_lN_table`/`free_lN_table`, `mod_lN_entry`, and the pin and base
+//! pointer paths of `do_mmuext_op` (xen/arch/x86/mm.c, xen/arch/x86/pv/mm.h).
+//!
+//! Rules (Xen 4.17 semantics):
+//! - A present L1 entry takes a reference on the frame it maps, and a
+//!   writable type reference if it is writable; it may map frames of the
+//!   page owner, or frames the hypervisor shares with it (shared_info,
+//!   grant-table frames; those are not counted: they are never page tables
+//!   and live as long as the domain). Refusals: disallowed flags
+//!   (`-EINVAL`), a frame beyond the frame table (not RAM: `-EPERM`, Xen's
+//!   "non-privileged attempt to map MMIO space"), someone else's frame or a
+//!   writable mapping of a page table (`-EBUSY`, Xen's `could_not_pin`).
+//! - A present L2/L3/L4 entry takes a reference and a type reference of the
+//!   next lower level on a frame of the table's owner, validating it if it
+//!   had no type yet. PSE, GLOBAL, PCD and PWT are refused (`-EINVAL`: PV
+//!   superpages are gone in 4.17). Linear page tables are Xen 4.17's
+//!   default (`pv-linear-pt`): a read-only entry may name its own table or
+//!   a validated table of the same level, one level deep; a writable one,
+//!   or one naming a higher level, is `-EINVAL`.
+//! - L4 slots 256..=271 belong to the hypervisor: filled from
+//!   [`FrameTable::xen_l4_slots`] on validation, never written by guests.
+//! - A table's entries hold their references exactly while the table has
+//!   a page-table type reference: the first one validates it, the last one
+//!   going devalidates it at once, as Xen 4.17's `_put_final_page_type`
+//!   does. Xen keeps the stale type name (with `PGT_validated` clear) on a
+//!   frame whose type count is zero and revalidates it on the next use;
+//!   xenish drops the type to [`PageType::None`] instead, which a guest
+//!   cannot tell apart. Validation is not preemptible (Xen's is, with
+//!   `-ERESTART` continuations); a table has at most 512 entries and the
+//!   depth is 4. A failed validation releases what it took and leaves
+//!   every count as before.
+//! - The hypervisor adds `_PAGE_USER` to every present entry it accepts
+//!   (64-bit PV kernels run in ring 3: Xen's `adjust_guest_lNe`).
+//! - L1 entries with [`PTE_GNTTAB`] are grant mappings: the grant code
+//!   holds their references; page-table updates may not overwrite them.
+
+use guest_abi::errno::XenError;
+
+use super::frame_table::{FrameTable, Owner, PageType, TypeRef};
+use super::pagetable::{self, PTE_A, PTE_D, PTE_P, PTE_RW, PTE_US};
+use super::{MachineMemory, Mfn};
+use crate::domain::{DomId, Domain};
+use crate::guest_access::PTE_ADDR_MASK;
+
+/// PWT | PCD | PAT: cache attributes an L1 entry of a domain without I/O
+/// rights may not set.
+const CACHE_ATTRS: u64 = (1 << 3) | (1 << 4) | (1 << 7);
+/// Software-available bits 52..62 of an L1 entry, which xenish refuses
+/// (bit 62 is Xen's `_PAGE_GNTTAB`).
+const HIGH_RESERVED: u64 = 0x7ff << 52;
+/// `_PAGE_GNTTAB` (pte bit 62): marks an L1 entry made by a grant mapping.
+pub const PTE_GNTTAB: u64 = 1 << 62;
+/// Flags refused in L2..L4 entries: PWT, PCD, PSE, GLOBAL (Xen's
+/// `base_disallow_mask` at those levels; 52..62 and NX are allowed).
+const LN_DISALLOWED: u64 = (1 << 3) | (1 << 4) | (1 << 7) | (1 << 8);
+/// Flags an entry update may change without retaking references (Xen's
+/// `FASTPATH_FLAG_WHITELIST`): NX, the software bits 52..62 and 9..11,
+/// GLOBAL, DIRTY, ACCESSED and USER.
+const FASTPATH_FLAGS: u64 = (1 << 63) | (0x7ff << 52) | (0x7 << 9) | (1 << 8) | PTE_D | PTE_A | PTE_US;
+/// First L4 slot of the hypervisor hole.
+const XEN_FIRST_SLOT: usize = 256;
+/// Last L4 slot of the hypervisor hole.
+const XEN_LAST_SLOT: usize = 271;
+/// Entries per table.
+const ENTRIES: usize = 512;
+
+/// Whether L4 slot `i` is the hypervisor's.
+pub fn is_xen_l4_slot(i: usize) -> bool {
+    (XEN_FIRST_SLOT..=XEN_LAST_SLOT).contains(&i)
+}
+
+/// What a domain may map with its page tables: its own frames (through the
+/// frame table) and the hypervisor frames shared with it.
+#[derive(Clone, Copy, Debug)]
+pub struct MapRights<'d> {
+    /// The domain.
+    pub id: DomId,
+    /// Whether it has I/O rights (cache attributes in L1 entries).
+    pub privileged: bool,
+    /// Its shared_info frame.
+    pub shared_info: Mfn,
+    /// Its grant-table frames.
+    pub grant_frames: &'d [Mfn],
+}
+
+impl<'d> MapRights<'d> {
+    /// The rights of `d`.
+    pub fn of(d: &'d Domain) -> Self {
+        MapRights { id: d.id, privileged: d.privileged, shared_info: d.shared_info, grant_frames: &d.gnttab.frames }
+    }
+
+    fn shares(&self, mfn: Mfn) -> bool {
+        mfn == self.shared_info || self.grant_frames.contains(&mfn)
+    }
+}
+
+/// The frame an entry names.
+fn frame_of(pte: u64) -> Mfn {
+    Mfn::containing(pte & PTE_ADDR_MASK)
+}
+
+/// The PV MMU at work: the frame table and the memory holding the tables.
+pub struct Mmu<'a> {
+    /// The frame table.
+    pub ft: &'a mut FrameTable,
+    /// Machine memory.
+    pub mem: &'a mut dyn MachineMemory,
+}
+
+impl Mmu<'_> {
+    fn entry(&self, table: Mfn, i: usize) -> Result<u64, XenError> {
+        pagetable::entry(self.mem, table, i).map_err(|_| XenError::Einval)
+    }
+
+    fn set_entry(&mut self, table: Mfn, i: usize, v: u64) -> Result<(), XenError> {
+        pagetable::set_entry(self.mem, table, i, v).map_err(|_| XenError::Einval)
+    }
+
+    /// Xen's `get_page_from_l1e`: the references a new L1 entry `pte` of a
+    /// table of `pt` takes when it maps a frame of `pg`.
+    pub fn get_page_from_l1e(&mut self, pte: u64, pt: &MapRights, pg: &MapRights) -> Result<(), XenError> {
+        if pte & PTE_P == 0 {
+            return Ok(());
+        }
+        check_l1_flags(pte, pt)?;
+        let mfn = frame_of(pte);
+        let owner = self.ft.owner(mfn).ok_or(XenError::Eperm)?;
+        match owner {
+            Owner::Domain(id) if id == pg.id => {}
+            // Shared hypervisor frames are mapped without counting.
+            Owner::Xen | Owner::Free if pg.shares(mfn) => return Ok(()),
+            _ => return Err(XenError::Ebusy),
+        }
+        self.ft.get_page(mfn, owner).map_err(|_| XenError::Ebusy)?;
+        if pte & PTE_RW != 0 && self.ft.get_type(mfn, PageType::Writable).is_err() {
+            self.ft.put_page(mfn);
+            return Err(XenError::Ebusy);
+        }
+        Ok(())
+    }
+
+    /// Xen's `put_page_from_l1e`: releases what [`Self::get_page_from_l1e`]
+    /// took (nothing for grant entries, whose references the grant holds,
+    /// nor for shared hypervisor frames).
+    pub fn put_page_from_l1e(&mut self, pte: u64) {
+        if pte & PTE_P == 0 || pte & PTE_GNTTAB != 0 {
+            return;
+        }
+        let mfn = frame_of(pte);
+        if !matches!(self.ft.owner(mfn), Some(Owner::Domain(_))) {
+            return;
+        }
+        if pte & PTE_RW != 0 {
+            let _ = self.ft.put_type(mfn);
+        }
+        self.ft.put_page(mfn);
+    }
+
+    /// Xen's `get_page_from_l2e`..`l4e`: a present entry of the
+    /// level-`level` table `table` of `owner` takes a reference and a type
+    /// reference of level `level - 1` on the frame it names; failing that
+    /// with `-EINVAL`, it may be a read-only linear entry.
+    fn get_page_from_lne(&mut self, level: u8, pte: u64, table: Mfn, owner: &MapRights) -> Result<(), XenError> {
+        if pte & PTE_P == 0 {
+            return Ok(());
+        }
+        if pte & LN_DISALLOWED != 0 {
+            return Err(XenError::Einval);
+        }
+        let target = frame_of(pte);
+        match self.get_page_and_type(target, owner, PageType::table(level - 1).ok_or(XenError::Einval)?) {
+            Err(XenError::Einval) => self.get_linear(level, pte, table, owner),
+            r => r,
+        }
+    }
+
+    /// Xen's `get_lN_linear_pagetable` (`pv-linear-pt`, on by default): a
+    /// read-only entry of the level-`level` table `table` naming a
+    /// validated table of the same level of `owner` — the table itself
+    /// (taking nothing) or another one, which takes a reference and a type
+    /// reference. Only one level of linearity: a table holding linear
+    /// entries cannot be named by one, nor the other way round.
+    fn get_linear(&mut self, level: u8, pte: u64, table: Mfn, owner: &MapRights) -> Result<(), XenError> {
+        if pte & PTE_RW != 0 {
+            return Err(XenError::Einval);
+        }
+        let target = frame_of(pte);
+        if target == table {
+            return Ok(());
+        }
+        let ty = PageType::table(level).ok_or(XenError::Einval)?;
+        self.ft.get_page(target, Owner::Domain(owner.id))?;
+        if let Err(e) = self.ft.inc_linear_entries(table) {
+            self.ft.put_page(target);
+            return Err(e);
+        }
+        if let Err(e) = self.ft.inc_linear_uses(target) {
+            self.ft.dec_linear_entries(table);
+            self.ft.put_page(target);
+            return Err(e);
+        }
+        if let Err(e) = self.ft.get_linear_type(target, ty) {
+            self.ft.dec_linear_uses(target);
+            self.ft.dec_linear_entries(table);
+            self.ft.put_page(target);
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Releases what entry `pte` of the level-`level` table `table` holds.
+    fn put_page_from_entry(&mut self, level: u8, pte: u64, table: Mfn) {
+        if level == 1 {
+            self.put_page_from_l1e(pte);
+            return;
+        }
+        let target = frame_of(pte);
+        if pte & PTE_P == 0 || target == table {
+            return;
+        }
+        if self.ft.page_type(target).level() == Some(level) {
+            // A linear entry (a normal one names the level below).
+            self.ft.dec_linear_uses(target);
+            self.ft.dec_linear_entries(table);
+        }
+        self.put_page_and_type(target);
+    }
+
+    /// Xen's `get_page_and_type`: a reference and a type reference of `ty`
+    /// on `mfn`, a frame of `owner` (`-EINVAL` if it is not one), validating
+    /// it if it becomes a page table now. Nothing is held on failure.
+    pub fn get_page_and_type(&mut self, mfn: Mfn, owner: &MapRights, ty: PageType) -> Result<(), XenError> {
+        self.ft.get_page(mfn, Owner::Domain(owner.id))?;
+        let r = self.get_type(mfn, owner, ty);
+        if r.is_err() {
+            self.ft.put_page(mfn);
+        }
+        r
+    }
+
+    /// A type reference of `ty` on `mfn` (whose caller holds a reference),
+    /// validating a new page table.
+    fn get_type(&mut self, mfn: Mfn, owner: &MapRights, ty: PageType) -> Result<(), XenError> {
+        if self.ft.get_type(mfn, ty)? == TypeRef::Held {
+            return Ok(());
+        }
+        let Some(level) = ty.level() else { return Ok(()) };
+        match self.validate(mfn, level, owner) {
+            Ok(()) => {
+                self.ft.set_validated(mfn);
+                Ok(())
+            }
+            Err(e) => {
+                self.ft.abandon_type(mfn);
+                Err(e)
+            }
+        }
+    }
+
+    /// Xen's `put_page_and_type`.
+    pub fn put_page_and_type(&mut self, mfn: Mfn) {
+        self.put_type(mfn);
+        self.ft.put_page(mfn);
+    }
+
+    /// Xen's `put_page_type`: drops a type reference, devalidating a page
+    /// table that loses its last one.
+    pub fn put_type(&mut self, mfn: Mfn) {
+        if let Some(level) = self.ft.put_type(mfn) {
+            self.devalidate(mfn, level);
+        }
+    }
+
+    /// Xen's `alloc_lN_table`: takes the references of every entry of the
+    /// level-`level` table `mfn` of `owner`; on a failure, releases those
+    /// taken. On success the accepted entries get `_PAGE_USER` and an L4
+    /// its hypervisor slots.
+    fn validate(&mut self, mfn: Mfn, level: u8, owner: &MapRights) -> Result<(), XenError> {
+        self.mem.frame(mfn).ok_or(XenError::Einval)?;
+        for i in 0..ENTRIES {
+            if level == 4 && is_xen_l4_slot(i) {
+                continue;
+            }
+            let pte = self.entry(mfn, i)?;
+            let r = if level == 1 {
+                self.get_page_from_l1e(pte, owner, owner)
+            } else {
+                self.get_page_from_lne(level, pte, mfn, owner)
+            };
+            if let Err(e) = r {
+                self.release_entries(mfn, level, i);
+                return Err(e);
+            }
+        }
+        for i in 0..ENTRIES {
+            let value = if level == 4 && is_xen_l4_slot(i) {
+                self.ft.xen_l4_slots.get(i - XEN_FIRST_SLOT).copied().unwrap_or(0)
+            } else {
+                let pte = self.entry(mfn, i)?;
+                if pte & PTE_P == 0 {
+                    continue;
+                }
+                pte | PTE_US
+            };
+            self.set_entry(mfn, i, value)?;
+        }
+        Ok(())
+    }
+
+    /// Releases the references of entries `0..end` of a level-`level` table.
+    fn release_entries(&mut self, mfn: Mfn, level: u8, end: usize) {
+        for i in (0..end).rev() {
+            if level == 4 && is_xen_l4_slot(i) {
+                continue;
+            }
+            if let Ok(pte) = self.entry(mfn, i) {
+                self.put_page_from_entry(level, pte, mfn);
+            }
+        }
+    }
+
+    /// Xen's `free_lN_table`: every entry releases what it holds.
+    fn devalidate(&mut self, mfn: Mfn, level: u8) {
+        self.release_entries(mfn, level, ENTRIES);
+    }
+
+    /// Xen's `mod_lN_entry`: writes `new` into entry `slot` of `table`, a
+    /// validated level-`level` table of `pt` (the caller checks that),
+    /// taking the new entry's references (frames of `pg` for an L1) before
+    /// releasing the old one's. With `preserve_ad` the old accessed and
+    /// dirty bits stay. Returns whether the entry changed.
+    #[allow(clippy::too_many_arguments)]
+    pub fn mod_entry(
+        &mut self,
+        table: Mfn,
+        level: u8,
+        slot: usize,
+        new: u64,
+        preserve_ad: bool,
+        pt: &MapRights,
+        pg: &MapRights,
+    ) -> Result<bool, XenError> {
+        if slot >= ENTRIES || (level == 4 && is_xen_l4_slot(slot)) {
+            // Xen: "L4 update in Xen-private area".
+            return Err(XenError::Einval);
+        }
+        let old = self.entry(table, slot)?;
+        if level == 1 && old & PTE_P != 0 && old & PTE_GNTTAB != 0 {
+            // Xen crashes a domain that implicitly unmaps a grant.
+            return Err(XenError::Einval);
+        }
+        let mut value = if new & PTE_P != 0 { new | PTE_US } else { new };
+        if preserve_ad {
+            value |= old & (PTE_A | PTE_D);
+        }
+        if new & PTE_P != 0 {
+            if level == 1 {
+                check_l1_flags(new, pt)?;
+            } else if new & LN_DISALLOWED != 0 {
+                return Err(XenError::Einval);
+            }
+            // Same frame and flags but for Xen's FASTPATH_FLAG_WHITELIST:
+            // the old entry's references serve.
+            let same = old & PTE_P != 0 && (old ^ new) & !FASTPATH_FLAGS == 0;
+            if same {
+                self.set_entry(table, slot, value)?;
+                return Ok(value != old);
+            }
+            if level == 1 {
+                self.get_page_from_l1e(new, pt, pg)?;
+            } else {
+                self.get_page_from_lne(level, new, table, pt)?;
+            }
+        }
+        if let Err(e) = self.set_entry(table, slot, value) {
+            self.put_page_from_entry(level, value, table);
+            return Err(e);
+        }
+        self.put_page_from_entry(level, old, table);
+        Ok(value != old)
+    }
+
+    /// `MMUEXT_PIN_Ln_TABLE`: a type reference of level `level` on `mfn`, a
+    /// frame of `owner`, held by the pin; pinning twice is `-EINVAL`.
+    pub fn pin(&mut self, mfn: Mfn, level: u8, owner: &MapRights) -> Result<(), XenError> {
+        self.get_page_and_type(mfn, owner, PageType::table(level).ok_or(XenError::Einval)?)?;
+        if let Err(e) = self.ft.set_pinned(mfn, true) {
+            self.put_page_and_type(mfn);
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// `MMUEXT_UNPIN_TABLE`: drops the pin of `owner`'s frame `mfn`
+    /// (`-EINVAL` if it is not a pinned frame of `owner`).
+    pub fn unpin(&mut self, mfn: Mfn, owner: DomId) -> Result<(), XenError> {
+        if self.ft.owner(mfn) != Some(Owner::Domain(owner)) {
+            return Err(XenError::Einval);
+        }
+        self.ft.set_pinned(mfn, false)?;
+        self.put_page_and_type(mfn);
+        Ok(())
+    }
+}
+
+/// The L1 table and slot mapping `va` in the hierarchy under `l4`, if
+/// every table on the way is a validated page table of `owner`.
+pub fn find_l1(ft: &FrameTable, mem: &dyn MachineMemory, owner: DomId, l4: Mfn, va: u64) -> Option<(Mfn, usize)> {
+    if !ft.is_page_table_of(l4, owner, Some(4)) {
+        return None;
+    }
+    let mut table = l4;
+    for (shift, level) in [(39u32, 3u8), (30, 2), (21, 1)] {
+        let e = pagetable::entry(mem, table, ((va >> shift) & 511) as usize).ok()?;
+        if e & PTE_P == 0 {
+            return None;
+        }
+        table = frame_of(e);
+        if !ft.is_page_table_of(table, owner, Some(level)) {
+            return None;
+        }
+    }
+    Some((table, ((va >> 12) & 511) as usize))
+}
+
+/// The flag rules of an L1 entry of a table of `pt`.
+fn check_l1_flags(pte: u64, pt: &MapRights) -> Result<(), XenError> {
+    let disallowed = HIGH_RESERVED | if pt.privileged { 0 } else { CACHE_ATTRS };
+    if pte & disallowed != 0 {
+        return Err(XenError::Einval);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,139 @@
+//! Host tests of validation, devalidation and entry updates.
+
+extern crate std;
+use std::vec::Vec;
+
+use super::*;
+use crate::guest_access::tests::FakeMemory;
+use crate::mm::frame_table::tests::table;
+use crate::mm::frame_table::PageInfo;
+use crate::mm::PAGE_SIZE;
+
+const NR: usize = 16;
+const ME: MapRights<'static> = MapRights { id: 0, privileged: false, shared_info: Mfn(15), grant_frames: &[] };
+
+/// Frames 0..12 belong to domain 0, 12..14 to domain 1; 0→1→2→3 is an
+/// L4→L3→L2→L1 hierarchy whose L1 maps 4 and 5 writable, 6 read-only.
+fn world() -> (FrameTable, FakeMemory) {
+    let mut ft = table(NR);
+    for m in 0..12 {
+        ft.set_owner(Mfn(m), Owner::Domain(0)).unwrap();
+    }
+    for m in 12..14 {
+        ft.set_owner(Mfn(m), Owner::Domain(1)).unwrap();
+    }
+    ft.xen_l4_slots = [0xdead_0007; 16];
+    let mut mem = FakeMemory(std::vec![[0u8; PAGE_SIZE]; NR]);
+    mem.set_entry(0, 0, (1 << 12) | 0x67);
+    mem.set_entry(1, 0, (2 << 12) | 0x67);
+    mem.set_entry(2, 0, (3 << 12) | 0x67);
+    mem.set_entry(3, 0, (4 << 12) | 0x23);
+    mem.set_entry(3, 1, (5 << 12) | 0x23);
+    mem.set_entry(3, 2, (6 << 12) | 0x21);
+    (ft, mem)
+}
+
+fn snapshot(ft: &FrameTable) -> Vec<PageInfo> {
+    ft.iter().map(|(_, p)| *p).collect()
+}
+
+fn entry(mem: &FakeMemory, table: usize, slot: usize) -> u64 {
+    u64::from_le_bytes(mem.0[table][slot * 8..slot * 8 + 8].try_into().unwrap())
+}
+
+fn counts(ft: &FrameTable, m: u64) -> (u32, u32, PageType) {
+    let p = ft.info(Mfn(m)).unwrap();
+    (p.count(), p.type_count(), p.page_type())
+}
+
+#[test]
+fn pinning_validates_the_hierarchy_and_unpinning_releases_it() {
+    let (mut ft, mut mem) = world();
+    let before = snapshot(&ft);
+    let mut mmu = Mmu { ft: &mut ft, mem: &mut mem };
+    mmu.pin(Mfn(0), 4, &ME).unwrap();
+    assert_eq!(counts(mmu.ft, 0), (1, 1, PageType::L4));
+    assert_eq!(counts(mmu.ft, 1), (1, 1, PageType::L3));
+    assert_eq!(counts(mmu.ft, 2), (1, 1, PageType::L2));
+    assert_eq!(counts(mmu.ft, 3), (1, 1, PageType::L1));
+    assert_eq!(counts(mmu.ft, 4), (1, 1, PageType::Writable));
+    assert_eq!(counts(mmu.ft, 6), (1, 0, PageType::None), "read-only: a reference, no type");
+    assert!(mmu.ft.info(Mfn(0)).unwrap().pinned());
+    assert_eq!(mmu.pin(Mfn(0), 4, &ME), Err(XenError::Einval), "pinned twice");
+    assert_eq!(counts(mmu.ft, 0), (1, 1, PageType::L4), "the failed pin took nothing");
+    assert_eq!(entry(&mem, 0, 256), 0xdead_0007, "the hypervisor slots are filled");
+    assert_eq!(entry(&mem, 3, 2), (6 << 12) | 0x25, "accepted entries get _PAGE_USER");
+    let mut mmu = Mmu { ft: &mut ft, mem: &mut mem };
+    mmu.unpin(Mfn(0), 0).unwrap();
+    assert_eq!(mmu.unpin(Mfn(0), 0), Err(XenError::Einval), "unpinned twice");
+    assert_eq!(snapshot(&ft), before, "every count back to zero");
+}
+
+#[test]
+fn a_failed_validation_leaves_every_count_as_before() {
+    let (mut ft, mut mem) = world();
+    mem.set_entry(3, 7, (2 << 12) | 0x23); // the L1 maps the L2 writable
+    let before = snapshot(&ft);
+    let mut mmu = Mmu { ft: &mut ft, mem: &mut mem };
+    assert_eq!(mmu.pin(Mfn(0), 4, &ME), Err(XenError::Ebusy));
+    assert_eq!(snapshot(&ft), before);
+    // Read-only it is fine.
+    mem.set_entry(3, 7, (2 << 12) | 0x21);
+    let mut mmu = Mmu { ft: &mut ft, mem: &mut mem };
+    mmu.pin(Mfn(0), 4, &ME).unwrap();
+    mmu.unpin(Mfn(0), 0).unwrap();
+    assert_eq!(snapshot(&ft), before);
+}
+
+#[test]
+fn refused_hierarchies() {
+    let cases: [(u64, u64, u64, XenError, &str); 6] = [
+        (0, 1, 0x67, XenError::Einval, "an L4 naming itself (linear)"),
+        (1, 1, (1 << 12) | 0x67, XenError::Einval, "an L3 naming itself"),
+        (2, 1, (9 << 12) | 0xe7, XenError::Einval, "L2 PSE"),
+        (1, 2, (9 << 12) | 0x167, XenError::Einval, "L3 GLOBAL"),
+        (2, 3, (12 << 12) | 0x67, XenError::Einval, "an L1 of another domain"),
+        (3, 9, (12 << 12) | 0x21, XenError::Ebusy, "mapping another domain's frame"),
+    ];
+    for (table, slot, pte, err, what) in cases {
+        let (mut ft, mut mem) = world();
+        mem.set_entry(table, slot, pte);
+        let before = snapshot(&ft);
+        let mut mmu = Mmu { ft: &mut ft, mem: &mut mem };
+        assert_eq!(mmu.pin(Mfn(0), 4, &ME), Err(err), "{what}");
+        assert_eq!(snapshot(&ft), before, "{what}");
+    }
+    let (mut ft, mut mem) = world();
+    mem.set_entry(3, 9, (40 << 12) | 0x21);
+    let mut mmu = Mmu { ft: &mut ft, mem: &mut mem };
+    assert_eq!(mmu.pin(Mfn(3), 1, &ME), Err(XenError::Eperm), "not RAM");
+}
+
+#[test]
+fn entry_updates_move_references() {
+    let (mut ft, mut mem) = world();
+    let mut mmu = Mmu { ft: &mut ft, mem: &mut mem };
+    mmu.pin(Mfn(0), 4, &ME).unwrap();
+    let before = snapshot(mmu.ft);
+    // Remap slot 0 from frame 4 (RW) to 7 (RW).
+    assert_eq!(mmu.mod_entry(Mfn(3), 1, 0, (7 << 12) | 0x23, false, &ME, &ME), Ok(true));
+    assert_eq!(counts(mmu.ft, 4), (0, 0, PageType::None));
+    assert_eq!(counts(mmu.ft, 7), (1, 1, PageType::Writable));
+    // A new L1 in frame 8, linked at L2 slot 1: validated on the way.
+    assert_eq!(mmu.mod_entry(Mfn(2), 2, 1, (8 << 12) | 0x67, false, &ME, &ME), Ok(true));
+    assert_eq!(counts(mmu.ft, 8), (1, 1, PageType::L1));
+    assert_eq!(
+        mmu.mod_entry(Mfn(3), 1, 5, (8 << 12) | 0x23, false, &ME, &ME),
+        Err(XenError::Ebusy),
+        "a page table writable"
+    );
+    assert_eq!(mmu.mod_entry(Mfn(3), 1, 5, (8 << 12) | 0x21, false, &ME, &ME), Ok(true), "read-only is fine");
+    assert_eq!(counts(mmu.ft, 8), (2, 1, PageType::L1));
+    assert_eq!(mmu.mod_entry(Mfn(0), 4, 256, 0, false, &ME, &ME), Err(XenError::Einval), "hypervisor slot");
+    assert_eq!(mmu.mod_entry(Mfn(0), 4, 271, 0, false, &ME, &ME), Err(XenError::Einval), "hypervisor slot");
+    // Undo everything.
+    mmu.mod_entry(Mfn(3), 1, 5, 0, false, &ME, &ME).unwrap();
+    mmu.mod_entry(Mfn(2), 2, 1, 0, false, &ME, &ME).unwrap();
+    mmu.mod_entry(Mfn(3), 1, 0, (4 << 12) | 0x23, false, &ME, &ME).unwrap();
+    assert_eq!(snapshot(mmu.ft), before);
+}
