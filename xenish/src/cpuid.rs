@@ -8,13 +8,32 @@ pub const XEN_CPUID_BASE: u32 = 0x4000_0000;
 /// Highest hypervisor leaf Xen 4.17 reports (`XEN_CPUID_MAX_NUM_LEAVES` = 5).
 pub const XEN_CPUID_MAX: u32 = XEN_CPUID_BASE + 5;
 
-/// Leaf 1 ecx bits hidden from PV guests: MONITOR, VMX, SMX. (OSXSAVE
-/// passes through: the hypervisor enables XSAVE and owns XCR0.)
-const LEAF1_ECX_HIDE: u32 = (1 << 3) | (1 << 5) | (1 << 6);
 /// Leaf 1 ecx bit 31: "running on a hypervisor".
 const LEAF1_ECX_HYPERVISOR: u32 = 1 << 31;
-/// Leaf 7 ebx bits hidden: SMEP, SMAP, and the guest cannot use INVPCID.
-const LEAF7_EBX_HIDE: u32 = (1 << 7) | (1 << 10) | (1 << 20);
+
+/// The features a PV guest may see by default, per featureset word: the
+/// bits Xen 4.17's `cpufeatureset.h` marks `A` (all guests, available by
+/// default). Everything else is hidden, notably PSE, PSE36, PGE and 1 GiB
+/// pages (no superpages for PV), MTRR, VMX, MONITOR, SMEP/SMAP and
+/// INVPCID. Checked against Xen's header by a test.
+pub const PV_FEATURES: [u32; 16] = [
+    0x1fc9_cbf5, // 0: 1.edx
+    0xf6d8_3203, // 1: 1.ecx
+    0xea50_0800, // 2: 0x80000001.edx
+    0x0421_09e3, // 3: 0x80000001.ecx
+    0x0000_0007, // 4: 0xd:1.eax
+    0xfdaf_0b29, // 5: 7:0.ebx
+    0x0240_5f43, // 6: 7:0.ecx
+    0x0000_0000, // 7: 0x80000007.edx
+    0x6400_1005, // 8: 0x80000008.ebx
+    0xac00_441c, // 9: 7:0.edx
+    0x0000_1c30, // 10: 7:1.eax
+    0x7800_0064, // 11: 0x80000021.eax
+    0x0000_0000, // 12: 7:1.ebx
+    0x0000_0021, // 13: 7:2.edx
+    0x0000_0000, // 14: 7:1.ecx
+    0x0000_0000, // 15: 7:1.edx
+];
 
 /// The CPUID result a PV guest gets for `leaf`/`subleaf`, given the host's.
 pub fn pv_cpuid(leaf: u32, subleaf: u32, host: &dyn Fn(u32, u32) -> [u32; 4]) -> [u32; 4] {
@@ -29,11 +48,36 @@ pub fn pv_cpuid(leaf: u32, subleaf: u32, host: &dyn Fn(u32, u32) -> [u32; 4]) ->
         0x4000_0003..=0x4fff_ffff => [0; 4],
         1 => {
             let [a, b, c, d] = host(1, 0);
-            [a, b, (c & !LEAF1_ECX_HIDE) | LEAF1_ECX_HYPERVISOR, d]
+            [a, b, (c & PV_FEATURES[1]) | LEAF1_ECX_HYPERVISOR, d & PV_FEATURES[0]]
         }
-        7 if subleaf == 0 => {
-            let [a, b, c, d] = host(7, 0);
-            [a, b & !LEAF7_EBX_HIDE, c, d]
+        7 => {
+            let [a, b, c, d] = host(7, subleaf);
+            match subleaf {
+                0 => [a, b & PV_FEATURES[5], c & PV_FEATURES[6], d & PV_FEATURES[9]],
+                1 => [a & PV_FEATURES[10], b & PV_FEATURES[12], c & PV_FEATURES[14], d & PV_FEATURES[15]],
+                2 => [a, b, c, d & PV_FEATURES[13]],
+                _ => [a, b, c, d],
+            }
+        }
+        0xd if subleaf == 1 => {
+            let [a, b, c, d] = host(0xd, 1);
+            [a & PV_FEATURES[4], b, c, d]
+        }
+        0x8000_0001 => {
+            let [a, b, c, d] = host(leaf, 0);
+            [a, b, c & PV_FEATURES[3], d & PV_FEATURES[2]]
+        }
+        0x8000_0007 => {
+            let [a, b, c, d] = host(leaf, 0);
+            [a, b, c, d & PV_FEATURES[7]]
+        }
+        0x8000_0008 => {
+            let [a, b, c, d] = host(leaf, 0);
+            [a, b & PV_FEATURES[8], c, d]
+        }
+        0x8000_0021 => {
+            let [a, b, c, d] = host(leaf, 0);
+            [a & PV_FEATURES[11], b, c, d]
         }
         _ => host(leaf, subleaf),
     }
@@ -58,7 +102,32 @@ mod tests {
         let l1 = pv_cpuid(1, 0, &host);
         assert_eq!(l1[2] & (1 << 5), 0);
         assert_ne!(l1[2] & (1 << 31), 0);
-        assert_eq!(pv_cpuid(7, 0, &host)[1] & (1 << 7), 0);
-        assert_eq!(pv_cpuid(0x8000_0001, 0, &host), host(0x8000_0001, 0));
+        assert_eq!(pv_cpuid(7, 0, &host)[1] & (1 << 7), 0, "SMEP");
+        assert_eq!(l1[3] & ((1 << 3) | (1 << 13) | (1 << 17)), 0, "PSE, PGE, PSE36: no superpages");
+        assert_eq!(pv_cpuid(0x8000_0001, 0, &host)[3] & (1 << 26), 0, "no 1 GiB pages");
+        assert_ne!(pv_cpuid(0x8000_0001, 0, &host)[3] & (1 << 29), 0, "long mode");
+    }
+
+    /// The masks are the `A` features of Xen's own `cpufeatureset.h`
+    /// (Debian's libxen-dev, which CI installs).
+    #[test]
+    fn pv_features_are_xens() {
+        let path = "/usr/include/xen/arch-x86/cpufeatureset.h";
+        let Ok(text) = std::fs::read_to_string(path) else {
+            panic!("{path} is missing: install it with `apt-get install libxen-dev`");
+        };
+        let mut words = [0u32; 16];
+        for line in text.lines().filter_map(|l| l.strip_prefix("XEN_CPUFEATURE(")) {
+            let Some((pos, rest)) = line.split_once(')').and_then(|(a, r)| Some((a.split_once(',')?.1, r))) else {
+                continue;
+            };
+            let Some((w, b)) = pos.trim().split_once("*32+") else { continue };
+            let (w, b): (usize, u32) = (w.trim().parse().unwrap(), b.trim().parse().unwrap());
+            let attrs = rest.trim_start().strip_prefix("/*").unwrap_or("").split(' ').next().unwrap_or("");
+            if w < 16 && attrs.contains('A') {
+                words[w] |= 1 << b;
+            }
+        }
+        assert_eq!(words, PV_FEATURES);
     }
 }

@@ -345,6 +345,9 @@ pub struct Domain {
     pub console_ring: Option<(Mfn, u32)>,
     /// Grant table (v1) and the grant mappings the domain holds.
     pub gnttab: GrantTable,
+    /// The virtual PIT channel 2 (ports 0x42, 0x43, 0x61) of a privileged
+    /// domain.
+    pub pit: crate::pit::Pit,
 }
 
 impl Domain {

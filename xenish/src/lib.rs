@@ -26,6 +26,7 @@ pub mod gnttab;
 pub mod guest_access;
 pub mod hypercall;
 pub mod mm;
+pub mod pit;
 pub mod ptwr;
 pub mod regs;
 pub mod rtc;

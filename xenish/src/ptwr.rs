@@ -8,13 +8,21 @@
 //! of `ptep_set_wrprotect` and `ptep_test_and_clear_young`).
 //!
 //! This module is the decoding and the arithmetic, portable and
-//! host-tested: the instructions that write memory in the forms kernels use
+//! host-tested ([`decode`], [`apply`]), and the fault path that finds the
+//! entry and performs it ([`emulate_fault`]): the instructions that write memory in the forms kernels use
 //! for PTEs (`mov`, `xchg`, `cmpxchg`, `and`/`or`/`xor`, `bts`/`btr`/`btc`,
 //! with `lock`, operand-size, segment and REX prefixes). The address comes
 //! from the fault (`cr2`), not from the decoded operand, so only the
 //! operand's length matters here. Anything else is not emulated and the
 //! fault goes to the guest, as Xen does for writes it cannot emulate.
 
+use guest_abi::xen::VMASST_TYPE_WRITABLE_PAGETABLES;
+
+use crate::domain::Domain;
+use crate::guest_access::PTE_ADDR_MASK;
+use crate::mm::pagetable::{self, PTE_P, PTE_RW};
+use crate::mm::pt_validate::{find_l1, MapRights, Mmu};
+use crate::mm::Mfn;
 use crate::regs::TrapFrame;
 
 /// What a decoded instruction does to its memory operand.
@@ -319,6 +327,61 @@ pub fn apply(w: &Write, old_pte: u64, offset: usize, frame: &mut TrapFrame) -> O
     };
     let new_pte = (old_pte & !(m << shift)) | ((value & m) << shift);
     Some(Effect { new_pte, reg, flags })
+}
+
+/// The fault-time half: if `dom`'s vCPU `vcpu` faulted writing `cr2`
+/// (present, write, not reserved: `error`) through a read-only mapping of
+/// one of its own L1 page tables, with writable page tables enabled,
+/// performs the instruction `insn` on the entry it wrote (validated as
+/// `mmu_update` validates it) and steps over it. Returns whether it did;
+/// anything else is the guest's page fault.
+#[allow(clippy::too_many_arguments)]
+pub fn emulate_fault(
+    dom: &Domain,
+    vcpu: usize,
+    frame: &mut TrapFrame,
+    cr2: u64,
+    error: u64,
+    insn: &[u8],
+    mmu: &mut Mmu,
+) -> bool {
+    const PF_PRESENT: u64 = 1;
+    const PF_WRITE: u64 = 2;
+    const PF_RSVD: u64 = 8;
+    let assisted = dom.vm_assist & (1 << VMASST_TYPE_WRITABLE_PAGETABLES) != 0;
+    if !assisted || error & (PF_PRESENT | PF_WRITE | PF_RSVD) != PF_PRESENT | PF_WRITE {
+        return false;
+    }
+    let Some(v) = dom.vcpus.get(vcpu).filter(|v| v.kernel_mode) else { return false };
+    // The mapping the write went through: read-only, of an own L1 table.
+    let Some((map_l1, map_slot)) = find_l1(mmu.ft, mmu.mem, dom.id, v.current_l4(), cr2) else { return false };
+    let Ok(mapping) = pagetable::entry(mmu.mem, map_l1, map_slot) else { return false };
+    let table = Mfn::containing(mapping & PTE_ADDR_MASK);
+    if mapping & (PTE_P | PTE_RW) != PTE_P || !mmu.ft.is_page_table_of(table, dom.id, Some(1)) {
+        return false;
+    }
+    let Some(w) = decode(insn) else { return false };
+    let (slot, offset) = (((cr2 & 0xfff) >> 3) as usize, (cr2 & 7) as usize);
+    if offset % usize::from(w.width) != 0 {
+        return false; // Xen emulates only naturally aligned writes
+    }
+    let Ok(old) = pagetable::entry(mmu.mem, table, slot) else { return false };
+    let mut scratch = *frame;
+    let Some(effect) = apply(&w, old, offset, &mut scratch) else { return false };
+    if effect.new_pte != old {
+        let rights = MapRights::of(dom);
+        if mmu.mod_entry(table, 1, slot, effect.new_pte, false, &rights, &rights).is_err() {
+            return false;
+        }
+    }
+    if let Some((reg, value)) = effect.reg {
+        *frame.gpr_mut(reg) = value;
+    }
+    if let Some((mask, value)) = effect.flags {
+        frame.rflags = (frame.rflags & !mask) | (value & mask);
+    }
+    frame.rip = frame.rip.wrapping_add(w.len as u64);
+    true
 }
 
 #[cfg(test)]

@@ -269,6 +269,7 @@ fn build_domain(setup: &mut Setup, plan: &Plan) -> Result<Domain, String> {
         evtchn,
         console_ring: built.console_mfn.zip(console_port),
         gnttab: crate::gnttab::GrantTable::new(),
+        pit: crate::pit::Pit::new(),
     })
 }
 

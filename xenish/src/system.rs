@@ -218,11 +218,15 @@ impl System {
         mem: &mut dyn MachineMemory,
         cpu: &mut dyn CpuOps,
     ) -> Action {
-        let Some((domain, vcpu)) = self.current_mut() else {
+        let Some(who) = self.current else {
             return self.reschedule(frame, now_ns, tsc, mem).with_toggle(false);
         };
+        let Some(domain) = self.domains.get_mut(who.domain) else {
+            return self.reschedule(frame, now_ns, tsc, mem).with_toggle(false);
+        };
+        let vcpu = who.vcpu;
         let was_kernel = domain.vcpus.get(vcpu).is_some_and(|v| v.kernel_mode);
-        let decision = traps::handle(domain, vcpu, frame, cr2, mem, cpu);
+        let decision = traps::handle(domain, vcpu, frame, (cr2, now_ns), (mem, &mut self.ft), cpu);
         self.finish(decision, was_kernel, frame, now_ns, tsc, mem)
     }
 

@@ -10,7 +10,10 @@ use alloc::string::String;
 use crate::cpuid;
 use crate::domain::{Domain, TrapHandler};
 use crate::guest_access::{is_canonical, GuestMemory};
+use crate::mm::frame_table::FrameTable;
+use crate::mm::pt_validate::Mmu;
 use crate::mm::{MachineMemory, PAGE_SIZE};
+use crate::ptwr;
 use crate::regs::TrapFrame;
 
 /// Xen's forced-emulation prefix followed by `cpuid`: `ud2; .ascii "xen"; cpuid`.
@@ -82,8 +85,8 @@ pub fn handle(
     dom: &mut Domain,
     vcpu: usize,
     frame: &mut TrapFrame,
-    cr2: u64,
-    mem: &mut dyn MachineMemory,
+    (cr2, now_ns): (u64, u64),
+    (mem, ft): (&mut dyn MachineMemory, &mut FrameTable),
     cpu: &mut dyn CpuOps,
 ) -> TrapDecision {
     let Some((l4, kernel_mode)) = dom.vcpus.get(vcpu).map(|v| (v.current_l4(), v.kernel_mode)) else {
@@ -92,8 +95,13 @@ pub fn handle(
     // Only #UD (forced emulation) and #GP (privileged instructions, int $N)
     // look at the instruction.
     let mut insn = [0u8; 16];
-    let insn_len =
-        if matches!(frame.vector, 6 | 13) { fetch(&GuestMemory::new(mem, l4), frame.rip, &mut insn) } else { 0 };
+    // #PF too when it may be a write to a read-only page table (ptwr).
+    let ptwr = frame.vector == 14 && frame.error_code & 3 == 3;
+    let insn_len = if matches!(frame.vector, 6 | 13) || ptwr {
+        fetch(&GuestMemory::new(mem, l4), frame.rip, &mut insn)
+    } else {
+        0
+    };
     let insn = &insn[..insn_len];
 
     match frame.vector {
@@ -112,8 +120,14 @@ pub fn handle(
                 return TrapDecision::Resume; // TS was stale: just retry
             }
         }
+        14 if ptwr => {
+            let mut mmu = Mmu { ft, mem: &mut *mem };
+            if ptwr::emulate_fault(dom, vcpu, frame, cr2, frame.error_code, insn, &mut mmu) {
+                return TrapDecision::Resume;
+            }
+        }
         13 if kernel_mode => {
-            if let Some(done) = emulate_privileged(dom, vcpu, frame, insn, mem, cpu) {
+            if let Some(done) = emulate_privileged(dom, vcpu, frame, insn, (mem, now_ns), cpu) {
                 return done;
             }
         }
@@ -155,10 +169,10 @@ fn emulate_privileged(
     vcpu: usize,
     frame: &mut TrapFrame,
     insn: &[u8],
-    mem: &mut dyn MachineMemory,
+    (mem, now_ns): (&mut dyn MachineMemory, u64),
     cpu: &mut dyn CpuOps,
 ) -> Option<TrapDecision> {
-    if let Some(done) = emulate_port_io(dom, vcpu, frame, insn, cpu) {
+    if let Some(done) = emulate_port_io(dom, vcpu, frame, insn, now_ns, cpu) {
         return Some(done);
     }
     let (rex, body) = match insn {
@@ -254,10 +268,11 @@ pub fn port_reserved(port: u16) -> bool {
 /// virtual IOPL (`PHYSDEVOP_set_iopl`): performed on its behalf, except on
 /// the ports the hypervisor owns. Anything else is the #GP it was.
 fn emulate_port_io(
-    dom: &Domain,
+    dom: &mut Domain,
     vcpu: usize,
     frame: &mut TrapFrame,
     insn: &[u8],
+    now_ns: u64,
     cpu: &mut dyn CpuOps,
 ) -> Option<TrapDecision> {
     if !dom.privileged || dom.vcpus.get(vcpu)?.iopl == 0 {
@@ -281,15 +296,37 @@ fn emulate_port_io(
         0xec..=0xef => (frame.rdx as u16, 1),
         _ => return None,
     };
-    if port_reserved(port) || port_reserved(port.wrapping_add(u16::from(size) - 1)) {
-        return None;
-    }
+    let ports = (0..u16::from(size)).map(|i| port.wrapping_add(i));
+    let direct = ports.clone().all(|p| !port_reserved(p));
     let mask = if size == 4 { u32::MAX } else { (1u32 << (size * 8)) - 1 };
     if matches!(op, 0xe4 | 0xe5 | 0xec | 0xed) {
-        let v = cpu.port_in(port, size) & mask;
+        let v = if direct {
+            cpu.port_in(port, size)
+        } else {
+            // Byte by byte, as Xen's guest_io_read: the virtual PIT channel
+            // 2, all ones from the hypervisor's own ports, the rest real.
+            ports.clone().enumerate().fold(0u32, |v, (i, p)| {
+                let byte = match p {
+                    0x42 | 0x43 | 0x61 => dom.pit.read(p, now_ns),
+                    _ if port_reserved(p) => 0xff,
+                    _ => cpu.port_in(p, 1) as u8,
+                };
+                v | u32::from(byte) << (8 * i)
+            })
+        } & mask;
         frame.rax = if size == 4 { u64::from(v) } else { (frame.rax & !u64::from(mask)) | u64::from(v) };
-    } else {
+    } else if direct {
         cpu.port_out(port, size, frame.rax as u32 & mask);
+    } else {
+        for (i, p) in ports.enumerate() {
+            let byte = (frame.rax >> (8 * i)) as u8;
+            match p {
+                0x42 | 0x43 | 0x61 => dom.pit.write(p, byte, now_ns),
+                // Writes to the hypervisor's own ports are dropped.
+                _ if port_reserved(p) => {}
+                _ => cpu.port_out(p, 1, u32::from(byte)),
+            }
+        }
     }
     frame.rip = frame.rip.wrapping_add(len + u64::from(opsize16));
     Some(TrapDecision::Resume)
@@ -536,7 +573,9 @@ pub fn iret(dom: &mut Domain, vcpu: usize, frame: &mut TrapFrame, mem: &mut dyn 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::guest_access::Access;
     use crate::hypercall::tests::{World, BUF_VA};
+    use crate::mm::Mfn;
     extern crate std;
 
     #[derive(Default)]
@@ -544,13 +583,16 @@ mod tests {
         bases: [u64; 3],
         ts: Option<bool>,
         wbinvds: u32,
+        outs: std::vec::Vec<(u16, u8, u32)>,
     }
 
     impl CpuOps for FakeCpu {
         fn port_in(&mut self, port: u16, _size: u8) -> u32 {
             u32::from(port) ^ 0xffff
         }
-        fn port_out(&mut self, _port: u16, _size: u8, _value: u32) {}
+        fn port_out(&mut self, port: u16, size: u8, value: u32) {
+            self.outs.push((port, size, value));
+        }
         fn clts(&mut self) {}
         fn set_ts(&mut self, set: bool) {
             self.ts = Some(set);
@@ -590,7 +632,7 @@ mod tests {
         frame.vector = vector;
         frame.error_code = error;
         let mut cpu = FakeCpu::default();
-        handle(&mut w.dom, 0, frame, 0xdead_0000, &mut w.mem, &mut cpu)
+        handle(&mut w.dom, 0, frame, (0xdead_0000, 0), (&mut w.mem, &mut w.ft), &mut cpu)
     }
 
     #[test]
@@ -613,7 +655,10 @@ mod tests {
         f.rax = 0x8304_4000;
         let mut cpu = FakeCpu::default();
         f.vector = 13;
-        assert!(matches!(handle(&mut w.dom, 0, &mut f, 0, &mut w.mem, &mut cpu), TrapDecision::Resume));
+        assert!(matches!(
+            handle(&mut w.dom, 0, &mut f, (0, 0), (&mut w.mem, &mut w.ft), &mut cpu),
+            TrapDecision::Resume
+        ));
         assert_eq!(cpu.bases[1], 0xffff_ffff_8304_4000);
         // A non-canonical base is not emulated: with no handler, the guest dies.
         let (mut w, mut f) = setup(&[0x0f, 0x30]);
@@ -629,7 +674,7 @@ mod tests {
             prepare(&mut w, &mut f);
             let mut cpu = FakeCpu::default();
             f.vector = 13;
-            let d = handle(&mut w.dom, 0, &mut f, 0, &mut w.mem, &mut cpu);
+            let d = handle(&mut w.dom, 0, &mut f, (0, 0), (&mut w.mem, &mut w.ft), &mut cpu);
             (w, f, cpu, d)
         };
         // mov %rax, %cr0 setting TS only; then clts.
@@ -676,11 +721,29 @@ mod tests {
         f.rax = 0x1234_5600;
         assert!(matches!(run(&mut w, &mut f, 13, 0), TrapDecision::Resume));
         assert_eq!((f.rax, f.rip), (0x1234_5600 | (0x3c4 ^ 0xffff) & 0xff, BUF_VA + 1));
-        // out %al, $0xf4 (QEMU debug exit): refused even to dom0.
-        let (mut w, mut f) = setup(&[0xe6, 0xf4]);
+        // The hypervisor's own ports, as Xen's guest_io_read/write do for
+        // ports dom0 may not touch: writes dropped, reads all ones. Here
+        // out %al, $0xf4 (QEMU's debug exit) and in $0x20 (the PIC).
+        for (code, what) in [(&[0xe6u8, 0xf4][..], "debug exit"), (&[0xe4, 0x20], "PIC")] {
+            let (mut w, mut f) = setup(code);
+            w.dom.privileged = true;
+            w.dom.vcpus[0].iopl = 1;
+            f.vector = 13;
+            let mut cpu = FakeCpu::default();
+            assert!(matches!(
+                handle(&mut w.dom, 0, &mut f, (0, 0), (&mut w.mem, &mut w.ft), &mut cpu),
+                TrapDecision::Resume
+            ));
+            assert!(cpu.outs.is_empty(), "{what}: nothing reaches the hardware");
+            assert_eq!((f.rax & 0xff, f.rip), (if code[0] == 0xe4 { 0xff } else { 0 }, BUF_VA + 2), "{what}");
+        }
+        // Port 0x61 and PIT channel 2 are the domain's virtual PIT.
+        let (mut w, mut f) = setup(&[0xe6, 0x61]); // out %al, $0x61: gate on
         w.dom.privileged = true;
         w.dom.vcpus[0].iopl = 1;
-        assert!(matches!(run(&mut w, &mut f, 13, 0), TrapDecision::Crash(_)));
+        f.rax = 1;
+        assert!(matches!(run(&mut w, &mut f, 13, 0), TrapDecision::Resume));
+        assert_eq!(w.dom.pit.read(0x61, 0) & 1, 1);
         // 16-bit in %dx, %ax
         let (mut w, mut f) = setup(&[0x66, 0xed]);
         w.dom.privileged = true;
@@ -688,6 +751,63 @@ mod tests {
         f.rdx = 0x1f0;
         assert!(matches!(run(&mut w, &mut f, 13, 0), TrapDecision::Resume));
         assert_eq!((f.rax & 0xffff, f.rip), (u64::from(0x1f0u16 ^ 0xffff), BUF_VA + 2));
+    }
+
+    /// The test world with its L1 (frame 3) also mapped read-only at
+    /// BUF_VA + 0x2000, writable page tables on, and the code `code` at
+    /// BUF_VA; returns the address of the L1 entry that maps BUF_VA + 0x3000.
+    fn ptwr_world(code: &[u8]) -> (World, TrapFrame, u64) {
+        let (mut w, f) = setup(code);
+        let uvm = guest_abi::xen::HYPERVISOR_UPDATE_VA_MAPPING as u64;
+        assert_eq!(w.call_ret(uvm, [BUF_VA + 0x2000, (3 << 12) | 0x25, 0, 0, 0]), 0);
+        w.dom.vm_assist = 1 << guest_abi::xen::VMASST_TYPE_WRITABLE_PAGETABLES;
+        let slot = ((BUF_VA + 0x3000) >> 12) & 511;
+        (w, f, BUF_VA + 0x2000 + slot * 8)
+    }
+
+    fn ptwr_fault(w: &mut World, f: &mut TrapFrame, cr2: u64) -> TrapDecision {
+        f.vector = 14;
+        f.error_code = 7; // present, write, user (the guest kernel's ring 3)
+        let mut cpu = FakeCpu::default();
+        let d = handle(&mut w.dom, 0, f, (cr2, 0), (&mut w.mem, &mut w.ft), &mut cpu);
+        w.audit();
+        d
+    }
+
+    #[test]
+    fn writes_to_read_only_page_tables_are_emulated() {
+        // mov %rcx,(%rdi): map frame 9 at BUF_VA + 0x3000.
+        let (mut w, mut f, pte_va) = ptwr_world(&[0x48, 0x89, 0x0f]);
+        (f.rcx, f.rdi) = ((9 << 12) | 0x63, pte_va);
+        assert!(matches!(ptwr_fault(&mut w, &mut f, pte_va), TrapDecision::Resume));
+        assert_eq!(f.rip, BUF_VA + 3, "stepped over the mov");
+        assert_eq!(GuestMemory::new(&mut w.mem, Mfn(0)).translate(BUF_VA + 0x3000, Access::Write), Ok(0x9000));
+        // lock btrq $1,(%rdi): clear RW; CF reports it was set.
+        let (mut w2, mut f2, pte_va) = ptwr_world(&[0xf0, 0x48, 0x0f, 0xba, 0x37, 0x01]);
+        f2.rdi = pte_va;
+        assert!(matches!(ptwr_fault(&mut w2, &mut f2, pte_va), TrapDecision::Resume));
+        assert_eq!(f2.rflags & 1, 1);
+        assert_eq!(GuestMemory::new(&mut w2.mem, Mfn(0)).translate(BUF_VA + 0x3000, Access::Write).ok(), None);
+    }
+
+    #[test]
+    fn page_table_writes_are_validated_like_mmu_update() {
+        let (mut w, mut f, pte_va) = ptwr_world(&[0x48, 0x89, 0x0f]);
+        let before = w.mem.0[3];
+        for (pte, what) in [((2u64 << 12) | 0x63, "a page table writable"), ((99 << 12) | 0x63, "a frame not its own")]
+        {
+            let mut g = f;
+            (g.rcx, g.rdi) = (pte, pte_va);
+            assert!(matches!(ptwr_fault(&mut w, &mut g, pte_va), TrapDecision::Crash(_)), "{what}: a #PF to the guest");
+            assert_eq!(w.mem.0[3], before, "{what}: the table is unchanged");
+        }
+        w.dom.vm_assist = 0;
+        (f.rcx, f.rdi) = ((9 << 12) | 0x63, pte_va);
+        assert!(
+            matches!(ptwr_fault(&mut w, &mut f, pte_va), TrapDecision::Crash(_)),
+            "not without writable_pagetables"
+        );
+        assert_eq!(w.mem.0[3], before);
     }
 
     #[test]

@@ -81,8 +81,9 @@ fn a_hierarchy_built_from_scratch_is_pinned_switched_to_and_torn_down() {
     assert_eq!(mmu_update(&mut w, &[(ma(l2, idx(21)), l1.addr() | 0x63)]), 0);
     assert_eq!(info(&w, l1), (2, 2, PageType::L1, true), "pinned and linked");
     // The L3 is linked unpinned: linking validates it (lazy validation).
-    assert_eq!(mmu_update(&mut w, &[(ma(l3, idx(30)), l2.addr() | 0x63)]), EINVAL, "not a page table yet");
-    w.mem.0[l3.0 as usize][idx(30) as usize * 8..][..8].copy_from_slice(&(l2.addr() | 0x63).to_le_bytes());
+    // Not a page table yet: a plain write, as Xen does.
+    assert_eq!(mmu_update(&mut w, &[(ma(l3, idx(30)), l2.addr() | 0x63)]), 0, "filled as plain memory");
+    assert_eq!(info(&w, l3).2, PageType::None, "still no page table");
     assert_eq!(ext(&mut w, MMUEXT_PIN_L4_TABLE, l4.0), 0);
     assert_eq!(mmu_update(&mut w, &[(ma(l4, idx(39)), l3.addr() | 0x63)]), 0);
     assert_eq!(info(&w, l3), (1, 1, PageType::L3, false), "validated through the link");

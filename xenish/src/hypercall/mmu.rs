@@ -25,6 +25,8 @@ use zerocopy::{FromBytes, IntoBytes};
 use super::{Ctx, HcResult, Outcome, Peers, TlbFlush};
 use crate::domain::{DomId, Domain};
 use crate::guest_access::is_guest_addr;
+use crate::mm::frame_table::PageType;
+use crate::mm::pagetable;
 use crate::mm::pt_validate::{find_l1, MapRights, Mmu};
 use crate::mm::{Mfn, Pfn};
 
@@ -243,16 +245,16 @@ fn mmu_update_one(ctx: &mut Ctx, owner: PgOwner, req: MmuUpdate) -> Result<(), X
     }
 }
 
-/// Writes the page-table entry at machine address `ma` (8-aligned), which
-/// must be in one of the caller's validated page tables, of any level; a
-/// new L1 entry may map frames of `owner`. With `preserve_ad` the old
+/// Writes the page-table entry at machine address `ma` (8-aligned) of one
+/// of the caller's validated page tables, of any level; a new L1 entry may
+/// map frames of `owner`. A frame of the caller that is no page table is
+/// written as plain memory, as Xen does (Linux fills new tables this way
+/// before it links or pins them). With `preserve_ad` the old
 /// entry's accessed and dirty bits are kept (`MMU_PT_UPDATE_PRESERVE_AD`).
 fn update_entry(ctx: &mut Ctx, owner: PgOwner, ma: u64, val: u64, preserve_ad: bool) -> Result<(), XenError> {
     let table = Mfn::containing(ma);
-    let level = ctx.ft.page_type(table).level().ok_or(XenError::Einval)?;
-    if !ctx.ft.is_page_table_of(table, ctx.domain.id, Some(level)) {
-        return Err(XenError::Einval);
-    }
+    let level = ctx.ft.page_type(table).level().filter(|&l| ctx.ft.is_page_table_of(table, ctx.domain.id, Some(l)));
+    let Some(level) = level else { return plain_write(ctx, ma, val) };
     let slot = ((ma & 0xfff) >> 3) as usize;
     let pt = MapRights::of(ctx.domain);
     let mut mmu = Mmu { ft: &mut *ctx.ft, mem: &mut *ctx.mem };
@@ -268,6 +270,20 @@ fn update_entry(ctx: &mut Ctx, owner: PgOwner, ma: u64, val: u64, preserve_ad: b
         ctx.tlb = ctx.tlb.and(TlbFlush::All);
     }
     Ok(())
+}
+
+/// Xen's default case of `MMU_NORMAL_PT_UPDATE`: the frame must be the
+/// caller's and take a writable type (not a page table or a descriptor
+/// page in use), and the value is stored unchecked.
+fn plain_write(ctx: &mut Ctx, ma: u64, val: u64) -> Result<(), XenError> {
+    let mfn = Mfn::containing(ma);
+    let rights = MapRights::of(ctx.domain);
+    let mut mmu = Mmu { ft: &mut *ctx.ft, mem: &mut *ctx.mem };
+    mmu.get_page_and_type(mfn, &rights, PageType::Writable).map_err(|_| XenError::Einval)?;
+    let slot = ((ma & 0xfff) >> 3) as usize;
+    let written = pagetable::set_entry(mmu.mem, mfn, slot, val).map_err(|_| XenError::Einval);
+    mmu.put_page_and_type(mfn);
+    written
 }
 
 /// `MMU_MACHPHYS_UPDATE`: records that `mfn`, a frame of `owner`, backs
@@ -402,13 +418,12 @@ mod tests {
         let before = w.mem.0.clone();
         let counts = w.counts();
         let good = (6 << 12) | 0x23;
-        let cases: [(&str, u64, u64, i64); 12] = [
+        let cases: [(&str, u64, u64, i64); 11] = [
+            ("frame not owned", 12 * 4096, good, EINVAL),
             ("L2 PSE", 2 * 4096 + 8, (9 << 12) | 0xe7, EINVAL),
             ("L3 naming an L1", 4096 + 8, (3 << 12) | 0x67, EINVAL),
             ("L4 GLOBAL", 8, (9 << 12) | 0x167, EINVAL),
             ("L4 hypervisor slot", 256 * 8, (9 << 12) | 0x67, EINVAL),
-            ("owned frame that is no page table", 9 * 4096, good, EINVAL),
-            ("frame not owned", 12 * 4096, good, EINVAL),
             ("maps a frame not owned", l1e(SLOT5), (12 << 12) | 0x23, -16),
             ("maps its own page table writable", l1e(SLOT5), (2 << 12) | 0x23, -16),
             ("PCD without I/O rights", l1e(SLOT5), good | 0x10, EINVAL),
@@ -427,6 +442,10 @@ mod tests {
         }
         assert_eq!(w.counts(), counts, "no count changed");
         assert_eq!(mmu(&mut w, &[(l1e(SLOT5), (2 << 12) | 0x21)], SELF), 0, "a page table read-only is fine");
+        // An own frame that is no page table is written as plain memory,
+        // unchecked (Xen's default case): Linux fills new tables this way.
+        assert_eq!(mmu(&mut w, &[(9 * 4096 + 16, (12 << 12) | 0x23)], SELF), 0);
+        assert_eq!(&w.mem.0[9][16..24], &((12u64 << 12) | 0x23).to_le_bytes());
     }
 
     #[test]

@@ -352,6 +352,7 @@ pub(crate) mod tests {
             evtchn: crate::evtchn::EvtchnTable::new(1),
             console_ring: None,
             gnttab: crate::gnttab::GrantTable::new(),
+            pit: crate::pit::Pit::new(),
         }
     }
 

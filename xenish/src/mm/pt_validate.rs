@@ -97,6 +97,9 @@ impl<'d> MapRights<'d> {
     }
 }
 
+/// Frames of the first MiB, legacy I/O for a domain with I/O rights.
+pub const LEGACY_IO_FRAMES: u64 = 0x100;
+
 /// The frame an entry names.
 fn frame_of(pte: u64) -> Mfn {
     Mfn::containing(pte & PTE_ADDR_MASK)
@@ -127,11 +130,18 @@ impl Mmu<'_> {
         }
         check_l1_flags(pte, pt)?;
         let mfn = frame_of(pte);
-        let owner = self.ft.owner(mfn).ok_or(XenError::Eperm)?;
+        let Some(owner) = self.ft.owner(mfn) else {
+            // Not RAM: I/O memory (MMIO, ROM), which only a domain with I/O
+            // rights maps (Xen's dom_io frames, iomem_access_permitted).
+            return if pg.privileged { Ok(()) } else { Err(XenError::Eperm) };
+        };
         match owner {
             Owner::Domain(id) if id == pg.id => {}
             // Shared hypervisor frames are mapped without counting.
             Owner::Xen | Owner::Free if pg.shares(mfn) => return Ok(()),
+            // The first MiB, which xenish never hands out, is legacy I/O
+            // (VGA, option ROMs, the BIOS), as Xen gives it to dom_io.
+            Owner::Free if pg.privileged && mfn.0 < LEGACY_IO_FRAMES => return Ok(()),
             _ => return Err(XenError::Ebusy),
         }
         self.ft.get_page(mfn, owner).map_err(|_| XenError::Ebusy)?;

@@ -137,3 +137,23 @@ fn entry_updates_move_references() {
     mmu.mod_entry(Mfn(3), 1, 0, (4 << 12) | 0x23, false, &ME, &ME).unwrap();
     assert_eq!(snapshot(mmu.ft), before);
 }
+
+#[test]
+fn io_memory_is_the_privileged_domains_to_map() {
+    // RAM up to frame 0x110, all of it free; frame 0x200 is not RAM at all.
+    let mut ft = table(0x110);
+    let mut mem = FakeMemory(std::vec![[0u8; PAGE_SIZE]; 1]);
+    let dom0 = MapRights { privileged: true, ..ME };
+    let before = snapshot(&ft);
+    let mut mmu = Mmu { ft: &mut ft, mem: &mut mem };
+    let (mmio, bios, ram) = ((0x200 << 12) | 0x33, (0xf0 << 12) | 0x21, (0x105 << 12) | 0x21); // MMIO with PCD
+    assert_eq!(mmu.get_page_from_l1e(mmio, &ME, &ME), Err(XenError::Einval), "cache attributes need I/O rights");
+    assert_eq!(mmu.get_page_from_l1e((0x200 << 12) | 0x23, &ME, &ME), Err(XenError::Eperm), "MMIO");
+    assert_eq!(mmu.get_page_from_l1e(bios, &ME, &ME), Err(XenError::Ebusy), "the BIOS area");
+    assert_eq!(mmu.get_page_from_l1e(mmio, &dom0, &dom0), Ok(()), "MMIO for the privileged domain");
+    assert_eq!(mmu.get_page_from_l1e(bios, &dom0, &dom0), Ok(()), "the first MiB: legacy I/O");
+    assert_eq!(mmu.get_page_from_l1e(ram, &dom0, &dom0), Err(XenError::Ebusy), "free RAM above it: no");
+    mmu.put_page_from_l1e(mmio);
+    mmu.put_page_from_l1e(bios);
+    assert_eq!(snapshot(&ft), before, "I/O mappings hold no references");
+}
