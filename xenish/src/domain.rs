@@ -141,6 +141,10 @@ pub struct Vcpu {
     pub ldt_ents: u32,
     /// The guest's GDT (`set_gdt`): its frames, 512 descriptors each.
     pub gdt_frames: Vec<Mfn>,
+    /// Where the vCPU's `vcpu_info` lives once the guest moved it
+    /// (`VCPUOP_register_vcpu_info`): a frame and byte offset; until then
+    /// it is its slot in shared_info.
+    pub vcpu_info: Option<(Mfn, usize)>,
 }
 
 /// The segment state the CPU holds for a running vCPU: selectors and the
@@ -257,7 +261,14 @@ impl Vcpu {
             ldt_base: 0,
             ldt_ents: 0,
             gdt_frames: Vec::new(),
+            vcpu_info: None,
         }
+    }
+
+    /// Where this vCPU's `vcpu_info` is, it being vCPU `index` of a domain
+    /// whose shared_info page is `shared_info`.
+    pub fn info_location(&self, shared_info: Mfn, index: usize) -> (Mfn, usize) {
+        self.vcpu_info.unwrap_or((shared_info, index.saturating_mul(VCPU_INFO_SIZE)))
     }
 
     /// Gives the vCPU an FPU save area of `size` bytes (plus alignment
@@ -308,6 +319,9 @@ impl Vcpu {
     }
 }
 
+/// Bytes of a `vcpu_info`.
+pub const VCPU_INFO_SIZE: usize = 64;
+
 /// A domain: an isolated guest with its memory and vCPUs.
 #[derive(Debug)]
 pub struct Domain {
@@ -354,6 +368,15 @@ impl Domain {
     /// Whether the domain owns `mfn` as RAM.
     pub fn owns(&self, mfn: Mfn) -> bool {
         self.owned.binary_search(&mfn).is_ok()
+    }
+
+    /// Where vCPU `vcpu`'s `vcpu_info` is: the frame and byte offset the
+    /// guest registered, else its slot in the shared_info page.
+    pub fn vcpu_info(&self, vcpu: usize) -> (Mfn, usize) {
+        match self.vcpus.get(vcpu) {
+            Some(v) => v.info_location(self.shared_info, vcpu),
+            None => (self.shared_info, vcpu.saturating_mul(VCPU_INFO_SIZE)),
+        }
     }
 
     /// Whether the domain may map `mfn` with its own page tables: its RAM,

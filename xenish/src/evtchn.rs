@@ -212,7 +212,7 @@ fn bit(mem: &mut dyn MachineMemory, page: Mfn, base: usize, nr: u32) -> Option<(
 /// Raises `port` for `vcpu` in the domain whose shared_info is `shared_info`
 /// (2-level `evtchn_port_set_pending`). Returns whether the vCPU's upcall
 /// became pending.
-pub fn set_pending(mem: &mut dyn MachineMemory, shared_info: Mfn, port: u32, vcpu: u32) -> bool {
+pub fn set_pending(mem: &mut dyn MachineMemory, shared_info: Mfn, port: u32, vcpu_info: (Mfn, usize)) -> bool {
     if port >= NR_PORTS_2L {
         return false;
     }
@@ -224,18 +224,18 @@ pub fn set_pending(mem: &mut dyn MachineMemory, shared_info: Mfn, port: u32, vcp
     if masked {
         return false;
     }
-    mark_selector(mem, shared_info, port, vcpu)
+    mark_selector(mem, port, vcpu_info)
 }
 
-/// Sets the selector bit for `port` and the upcall flag of `vcpu`.
-fn mark_selector(mem: &mut dyn MachineMemory, shared_info: Mfn, port: u32, vcpu: u32) -> bool {
-    let base = vcpu as usize * 64;
-    let Some((sel, m)) = bit(mem, shared_info, base + 8, port / 64) else { return false };
+/// Sets the selector bit for `port` and the upcall flag in the vCPU's
+/// `vcpu_info` (frame and offset).
+fn mark_selector(mem: &mut dyn MachineMemory, port: u32, (info, base): (Mfn, usize)) -> bool {
+    let Some((sel, m)) = bit(mem, info, base + 8, port / 64) else { return false };
     if *sel & m != 0 {
         return false;
     }
     *sel |= m;
-    match mem.frame_mut(shared_info).and_then(|f| f.get_mut(base)) {
+    match mem.frame_mut(info).and_then(|f| f.get_mut(base)) {
         Some(pending) if *pending == 0 => {
             *pending = 1;
             true
@@ -250,12 +250,12 @@ pub fn is_pending(mem: &mut dyn MachineMemory, shared_info: Mfn, port: u32) -> b
 }
 
 /// `EVTCHNOP_unmask`: clears the mask and re-raises a pending event.
-pub fn unmask(mem: &mut dyn MachineMemory, shared_info: Mfn, port: u32, vcpu: u32) -> bool {
+pub fn unmask(mem: &mut dyn MachineMemory, shared_info: Mfn, port: u32, vcpu_info: (Mfn, usize)) -> bool {
     if let Some((byte, m)) = bit(mem, shared_info, MASK, port) {
         *byte &= !m;
     }
     let pending = bit(mem, shared_info, PENDING, port).is_some_and(|(byte, m)| *byte & m != 0);
-    pending && mark_selector(mem, shared_info, port, vcpu)
+    pending && mark_selector(mem, port, vcpu_info)
 }
 
 /// Clears the pending bit of `port` (when it is closed).
@@ -311,21 +311,22 @@ mod tests {
     fn two_level_pending_mask_selector_upcall() {
         let mut mem = FakeMemory(std::vec![[0u8; PAGE_SIZE]; 1]);
         let si = Mfn(0);
-        assert!(set_pending(&mut mem, si, 70, 1));
+        let vcpu1 = (si, 64);
+        assert!(set_pending(&mut mem, si, 70, vcpu1));
         assert_eq!(byte(&mem, PENDING + 70 / 8), 1 << (70 % 8));
         assert_eq!(byte(&mem, 64 + 8), 2, "selector bit 1 for port 70 on vCPU 1");
         assert_eq!(byte(&mem, 64), 1, "upcall pending on vCPU 1");
-        assert!(!set_pending(&mut mem, si, 70, 1), "already pending");
+        assert!(!set_pending(&mut mem, si, 70, vcpu1), "already pending");
         // Masked: pending but no upcall until unmask.
         mem.0[0][64] = 0;
         mem.0[0][64 + 8] = 0;
         mem.0[0][MASK + 1] |= 1 << 1; // mask port 9
-        assert!(!set_pending(&mut mem, si, 9, 1));
+        assert!(!set_pending(&mut mem, si, 9, vcpu1));
         assert_eq!(byte(&mem, PENDING + 1) & 2, 2);
         assert_eq!(byte(&mem, 64), 0);
-        assert!(unmask(&mut mem, si, 9, 1));
+        assert!(unmask(&mut mem, si, 9, vcpu1));
         assert_eq!(byte(&mem, 64), 1);
         assert_eq!(byte(&mem, MASK + 1) & 2, 0);
-        assert!(!set_pending(&mut mem, si, NR_PORTS_2L, 0));
+        assert!(!set_pending(&mut mem, si, NR_PORTS_2L, (si, 0)));
     }
 }

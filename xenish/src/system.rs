@@ -261,10 +261,10 @@ impl System {
             for (vi, v) in d.vcpus.iter_mut().enumerate() {
                 if v.take_due_timers(now_ns) {
                     if let Some(port) = d.evtchn.virq_port(evtchn::VIRQ_TIMER, vi as u32) {
-                        evtchn::set_pending(mem, d.shared_info, port, vi as u32);
+                        evtchn::set_pending(mem, d.shared_info, port, v.info_location(d.shared_info, vi));
                     }
                 }
-                if v.blocked && upcall_pending(d.shared_info, vi, mem) {
+                if v.blocked && upcall_pending(v.info_location(d.shared_info, vi), mem) {
                     v.blocked = false;
                     self.sched.wake(VcpuRef { domain: di, vcpu: vi });
                 }
@@ -344,7 +344,7 @@ impl System {
             }
             if v.blocked {
                 // SCHEDOP_block: go on only if an upcall is already pending.
-                if !upcall_pending(shared_info, who.vcpu, mem) {
+                if !upcall_pending(v.info_location(shared_info, who.vcpu), mem) {
                     self.sched.sleep(who);
                     return false;
                 }
@@ -392,7 +392,7 @@ impl System {
                     v.runstate.enter(RUNSTATE_RUNNING, now_ns);
                 }
                 for vi in 0..d.vcpus.len() {
-                    time::update_vcpu_time(mem, d.shared_info, vi, &self.clock, tsc);
+                    time::update_vcpu_time(mem, d.vcpu_info(vi), &self.clock, tsc);
                 }
                 self.current = Some(who);
                 self.slice_start_ns = now_ns;
@@ -455,9 +455,9 @@ impl System {
     }
 }
 
-/// Whether vCPU `vcpu`'s `evtchn_upcall_pending` is set in `shared_info`.
-fn upcall_pending(shared_info: Mfn, vcpu: usize, mem: &dyn MachineMemory) -> bool {
-    mem.frame(shared_info).and_then(|f| f.get(vcpu * 64)).is_some_and(|&b| b != 0)
+/// Whether `evtchn_upcall_pending` is set in the `vcpu_info` at `info`.
+fn upcall_pending((frame, offset): (Mfn, usize), mem: &dyn MachineMemory) -> bool {
+    mem.frame(frame).and_then(|f| f.get(offset)).is_some_and(|&b| b != 0)
 }
 
 #[cfg(test)]

@@ -75,17 +75,15 @@ impl Clock {
 /// `XEN_PVCLOCK_TSC_STABLE_BIT` in `vcpu_time_info.flags`.
 pub const PVCLOCK_TSC_STABLE: u8 = 1;
 
-/// Offset of `vcpu_info[v].time` in shared_info.
-fn time_offset(vcpu: usize) -> usize {
-    vcpu * 64 + 0x20
-}
+/// Offset of `time` in a `vcpu_info`.
+const TIME_OFFSET: usize = 0x20;
 
-/// Publishes the clock for vCPU `vcpu` in the shared_info page with the
-/// version protocol: version odd, fields, version even. Returns false if the
-/// page or slot is out of reach.
-pub fn update_vcpu_time(mem: &mut dyn MachineMemory, shared_info: Mfn, vcpu: usize, clock: &Clock, tsc: u64) -> bool {
-    let Some(page) = mem.frame_mut(shared_info) else { return false };
-    let off = time_offset(vcpu);
+/// Publishes the clock in the `vcpu_info` at `vcpu_info` (frame, offset)
+/// with the version protocol: version odd, fields, version even. Returns
+/// false if the page or slot is out of reach.
+pub fn update_vcpu_time(mem: &mut dyn MachineMemory, vcpu_info: (Mfn, usize), clock: &Clock, tsc: u64) -> bool {
+    let Some(page) = mem.frame_mut(vcpu_info.0) else { return false };
+    let off = vcpu_info.1 + TIME_OFFSET;
     let Some(slot) = page.get_mut(off..off + 32) else { return false };
     let version = u32::from_le_bytes([slot[0], slot[1], slot[2], slot[3]]);
     let odd = (version | 1).wrapping_add(if version & 1 == 1 { 2 } else { 0 });
@@ -151,15 +149,15 @@ mod tests {
         let mut mem = FakeMemory(std::vec![[0u8; PAGE_SIZE]; 1]);
         let clock =
             Clock { tsc_at_zero: 1000, scale: TimeScale::from_hz(2_000_000_000).unwrap(), tsc_hz: 2_000_000_000 };
-        assert!(update_vcpu_time(&mut mem, Mfn(0), 1, &clock, 1000 + 2_000_000_000));
+        assert!(update_vcpu_time(&mut mem, (Mfn(0), 64), &clock, 1000 + 2_000_000_000));
         let slot = &mem.0[0][64 + 0x20..64 + 0x40];
         assert_eq!(u32::from_le_bytes(slot[0..4].try_into().unwrap()), 2);
         assert_eq!(guest_ns(slot, 1000 + 4_000_000_000), 2 * NS_PER_SEC);
         assert_eq!(slot[29], PVCLOCK_TSC_STABLE);
-        assert!(update_vcpu_time(&mut mem, Mfn(0), 1, &clock, 5000));
+        assert!(update_vcpu_time(&mut mem, (Mfn(0), 64), &clock, 5000));
         assert_eq!(u32::from_le_bytes(mem.0[0][0x60..0x64].try_into().unwrap()), 4);
-        assert!(!update_vcpu_time(&mut mem, Mfn(3), 0, &clock, 0));
-        assert!(!update_vcpu_time(&mut mem, Mfn(0), 64, &clock, 0));
+        assert!(!update_vcpu_time(&mut mem, (Mfn(3), 0), &clock, 0));
+        assert!(!update_vcpu_time(&mut mem, (Mfn(0), 64 * 64), &clock, 0));
     }
 
     #[test]

@@ -218,6 +218,17 @@ fn emulate_privileged(
             frame.rip = frame.rip.wrapping_add(3 + u64::from(rex != 0));
             Some(TrapDecision::Resume)
         }
+        // cli / sti with I/O privilege: Xen makes them no-ops ("fast and
+        // loose": a later popf could not be trapped), else #GP.
+        [0xfa | 0xfb, ..] => {
+            let v = dom.vcpus.get(vcpu)?;
+            let architectural = dom.vm_assist & (1 << guest_abi::xen::VMASST_TYPE_ARCHITECTURAL_IOPL) != 0;
+            if v.iopl == 0 && !architectural {
+                return None;
+            }
+            frame.rip = frame.rip.wrapping_add(1 + u64::from(rex != 0));
+            Some(TrapDecision::Resume)
+        }
         // clts: the virtual TS is cleared, as fpu_taskswitch(0) does.
         [0x0f, 0x06, ..] => {
             dom.vcpus.get_mut(vcpu)?.fpu_ts = false;
@@ -230,6 +241,17 @@ fn emulate_privileged(
         [0x0f, 0x08 | 0x09, ..] => {
             if dom.privileged {
                 cpu.wbinvd();
+            }
+            frame.rip = frame.rip.wrapping_add(2 + u64::from(rex != 0));
+            Some(TrapDecision::Resume)
+        }
+        // wrmsr / rdmsr of the machine-check MSRs: Xen's vMCE, with no
+        // error ever reported.
+        [0x0f, op @ (0x30 | 0x32), ..] if vmce_read(frame.rcx as u32).is_some() => {
+            if *op == 0x32 {
+                let value = vmce_read(frame.rcx as u32).unwrap_or(0);
+                frame.rax = value & 0xffff_ffff;
+                frame.rdx = value >> 32;
             }
             frame.rip = frame.rip.wrapping_add(2 + u64::from(rex != 0));
             Some(TrapDecision::Resume)
@@ -332,26 +354,44 @@ fn emulate_port_io(
     Some(TrapDecision::Resume)
 }
 
+/// Machine-check banks a guest sees (Xen's `GUEST_MC_BANK_NUM`).
+const GUEST_MC_BANKS: u32 = 2;
+
+/// What a guest reads from machine-check MSR `msr` (Xen's vMCE with no
+/// error injected): `MCG_CAP` says two banks and nothing more, status
+/// registers are clear, a bank's `CTL` is all ones; writes are accepted and
+/// change nothing. `None` for any other MSR.
+fn vmce_read(msr: u32) -> Option<u64> {
+    const MCG_CAP: u32 = 0x179;
+    const MCG_STATUS: u32 = 0x17a;
+    const MC0_CTL: u32 = 0x400;
+    match msr {
+        MCG_CAP => Some(u64::from(GUEST_MC_BANKS)),
+        MCG_STATUS => Some(0),
+        _ if (MC0_CTL..MC0_CTL + 4 * GUEST_MC_BANKS).contains(&msr) => {
+            Some(if (msr - MC0_CTL).is_multiple_of(4) { u64::MAX } else { 0 })
+        }
+        _ => None,
+    }
+}
+
 /// CR0.TS.
 const CR0_TS: u64 = 1 << 3;
 /// The CR4 a PV guest kernel reads: PAE PSE PGE OSFXSR OSXMMEXCPT.
 const GUEST_CR4: u64 = 0x6f0;
 
-/// vCPU `vcpu`'s `vcpu_info.arch.cr2` in the shared_info page.
+/// vCPU `vcpu`'s `vcpu_info.arch.cr2`.
 fn cr2_slot<'m>(dom: &Domain, vcpu: usize, mem: &'m mut dyn MachineMemory) -> Option<&'m mut [u8; 8]> {
-    let off = vcpu.checked_mul(64)? + 0x10;
-    mem.frame_mut(dom.shared_info)?.get_mut(off..off + 8)?.try_into().ok()
+    let (info, base) = dom.vcpu_info(vcpu);
+    let off = base + 0x10;
+    mem.frame_mut(info)?.get_mut(off..off + 8)?.try_into().ok()
 }
 
-/// Offset of `vcpu_info[v].evtchn_upcall_mask` in shared_info.
-fn upcall_mask_offset(vcpu: usize) -> usize {
-    vcpu * 64 + 1
-}
-
-/// Reads or writes vCPU `vcpu`'s upcall mask in the shared_info page.
+/// Reads or writes vCPU `vcpu`'s upcall mask (`evtchn_upcall_mask`, byte 1
+/// of its `vcpu_info`).
 fn upcall_mask(dom: &Domain, vcpu: usize, mem: &mut dyn MachineMemory, set: Option<bool>) -> u8 {
-    let off = upcall_mask_offset(vcpu);
-    match mem.frame_mut(dom.shared_info).and_then(|f| f.get_mut(off)) {
+    let (info, base) = dom.vcpu_info(vcpu);
+    match mem.frame_mut(info).and_then(|f| f.get_mut(base + 1)) {
         Some(byte) => {
             if let Some(v) = set {
                 *byte = v as u8;
@@ -464,7 +504,7 @@ fn bounce(
     let has_error = !is_soft && matches!(vector, 8 | 10..=14 | 17 | 21 | 29 | 30);
     if vector == 14 {
         // Xen reports the fault address in vcpu_info.arch.cr2.
-        if let Some(slot) = mem.frame_mut(dom.shared_info).and_then(|f| f.get_mut(vcpu * 64 + 0x10..vcpu * 64 + 0x18)) {
+        if let Some(slot) = cr2_slot(dom, vcpu, mem) {
             slot.copy_from_slice(&cr2.to_le_bytes());
         }
     }
@@ -490,8 +530,8 @@ pub fn deliver_upcall(
     mem: &mut dyn MachineMemory,
 ) -> Result<bool, String> {
     let Some(callback) = dom.vcpus.get(vcpu).map(|v| v.callbacks.event.address) else { return Ok(false) };
-    let off = vcpu * 64;
-    let pending = match mem.frame(dom.shared_info).and_then(|f| f.get(off..off + 2)) {
+    let (info, off) = dom.vcpu_info(vcpu);
+    let pending = match mem.frame(info).and_then(|f| f.get(off..off + 2)) {
         Some(&[pending, mask]) => pending != 0 && mask == 0,
         _ => false,
     };
@@ -703,6 +743,20 @@ mod tests {
         assert_eq!((cpu.wbinvds, f.rip), (0, BUF_VA + 2));
         let (_, _, cpu, _) = step(&[0x0f, 0x09], &|w, _| w.dom.privileged = true);
         assert_eq!(cpu.wbinvds, 1);
+        // Machine-check MSRs (vMCE): two banks, nothing to report.
+        let (_, f, _, _) = step(&[0x0f, 0x32], &|_, f| f.rcx = 0x179);
+        assert_eq!((f.rax, f.rdx, f.rip), (2, 0, BUF_VA + 2));
+        let (_, f, _, _) = step(&[0x0f, 0x32], &|_, f| f.rcx = 0x404);
+        assert_eq!((f.rax, f.rdx), (u64::from(u32::MAX), u64::from(u32::MAX)), "MC1_CTL: all ones");
+        let (_, f, _, d) = step(&[0x0f, 0x30], &|_, f| f.rcx = 0x17a);
+        assert!(matches!(d, TrapDecision::Resume) && f.rip == BUF_VA + 2, "MCG_STATUS writes accepted");
+        let (_, _, _, d) = step(&[0x0f, 0x32], &|_, f| f.rcx = 0x408);
+        assert!(matches!(d, TrapDecision::Crash(_)), "no third bank");
+        // cli/sti: no-ops with I/O privilege, #GP without.
+        let (_, f, _, d) = step(&[0xfa], &|w, _| w.dom.vcpus[0].iopl = 1);
+        assert!(matches!(d, TrapDecision::Resume) && f.rip == BUF_VA + 1 && f.rflags & 0x200 != 0);
+        let (_, _, _, d) = step(&[0xfb], &|_, _| {});
+        assert!(matches!(d, TrapDecision::Crash(_)), "sti without I/O privilege");
         // hlt is not emulated for PV (Xen's priv-op filter): #GP.
         let (_, _, _, d) = step(&[0xf4], &|_, _| {});
         assert!(matches!(d, TrapDecision::Crash(_)));

@@ -129,7 +129,8 @@ fn serve(ctx: &mut Ctx, cmd: u32, arg: u64) -> HcResult {
         EVTCHNOP_UNMASK => {
             let a: EvtchnUnmask = read(ctx, arg)?;
             let port = *ctx.domain.evtchn.port(a.port).ok_or(XenError::Einval)?;
-            evtchn::unmask(ctx.mem, ctx.domain.shared_info, a.port, port.notify_vcpu);
+            let info = ctx.domain.vcpu_info(port.notify_vcpu as usize);
+            evtchn::unmask(ctx.mem, ctx.domain.shared_info, a.port, info);
             Ok(0)
         }
         EVTCHNOP_RESET => {
@@ -174,7 +175,7 @@ fn bind_interdomain(ctx: &mut Ctx, remote_dom: u16, remote_port: u32) -> Result<
     // As Xen does: notifications sent to the still-unbound remote port may
     // have been lost, so raise the new local port conservatively.
     let notify = ctx.domain.evtchn.port(local).map_or(0, |p| p.notify_vcpu);
-    evtchn::set_pending(ctx.mem, ctx.domain.shared_info, local, notify);
+    evtchn::set_pending(ctx.mem, ctx.domain.shared_info, local, ctx.domain.vcpu_info(notify as usize));
     Ok(local)
 }
 
@@ -218,13 +219,15 @@ fn send(ctx: &mut Ctx, port: u32) -> Result<(), XenError> {
             let target = if remote == ctx.domain.id { Some(&mut *ctx.domain) } else { ctx.peers.get_mut(remote) };
             if let Some(t) = target {
                 if let Some(rp) = t.evtchn.port(rport) {
-                    evtchn::set_pending(ctx.mem, t.shared_info, rport, rp.notify_vcpu);
+                    let info = t.vcpu_info(rp.notify_vcpu as usize);
+                    evtchn::set_pending(ctx.mem, t.shared_info, rport, info);
                 }
             }
             Ok(())
         }
         Binding::Ipi => {
-            evtchn::set_pending(ctx.mem, ctx.domain.shared_info, port, p.notify_vcpu);
+            let info = ctx.domain.vcpu_info(p.notify_vcpu as usize);
+            evtchn::set_pending(ctx.mem, ctx.domain.shared_info, port, info);
             Ok(())
         }
         Binding::Unbound { .. } => Ok(()),

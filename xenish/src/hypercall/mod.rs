@@ -467,6 +467,9 @@ pub(crate) mod tests {
                     for &gdt in &v.gdt_frames {
                         add(gdt, true);
                     }
+                    if let Some((info, _)) = v.vcpu_info {
+                        add(info, true);
+                    }
                 }
                 for m in d.gnttab.maptrack.iter().flatten() {
                     for _ in 0..u32::from(m.host) + u32::from(m.device) {

@@ -26,7 +26,8 @@ fn serve(ctx: &mut Ctx, cmd: u32, arg: u64) -> HcResult {
             // Enable event delivery, then block; the scheduler lets the
             // vCPU go on at once if an upcall is already pending.
             let vcpu = ctx.vcpu;
-            if let Some(mask) = ctx.mem.frame_mut(ctx.domain.shared_info).and_then(|f| f.get_mut(vcpu * 64 + 1)) {
+            let (info, offset) = ctx.domain.vcpu_info(vcpu);
+            if let Some(mask) = ctx.mem.frame_mut(info).and_then(|f| f.get_mut(offset + 1)) {
                 *mask = 0;
             }
             if let Some(v) = ctx.domain.vcpus.get_mut(vcpu) {
@@ -130,7 +131,8 @@ mod tests {
         assert_eq!(w.call_ret(NR, [SCHEDOP_POLL as u64, BUF_VA, 0, 0, 0]), 0);
         assert_eq!(w.dom.vcpus[0].poll, Some((vec![port], Some(5_000_000))));
         w.dom.vcpus[0].poll = None;
-        crate::evtchn::set_pending(&mut w.mem, w.dom.shared_info, port, 0);
+        let info = w.dom.vcpu_info(0);
+        crate::evtchn::set_pending(&mut w.mem, w.dom.shared_info, port, info);
         assert_eq!(w.call_ret(NR, [SCHEDOP_POLL as u64, BUF_VA, 0, 0, 0]), 0);
         assert_eq!(w.dom.vcpus[0].poll, None, "already pending: no sleep");
         w.poke(BUF_VA, &poll(BUF_VA + 64, 129, 0));

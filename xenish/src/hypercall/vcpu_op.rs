@@ -9,6 +9,41 @@ use guest_abi::errno::XenError;
 use guest_abi::vcpu::*;
 
 use super::{Ctx, HcResult, Outcome};
+use crate::domain::VCPU_INFO_SIZE;
+use crate::mm::frame_table::PageType;
+use crate::mm::pt_validate::{MapRights, Mmu};
+use crate::mm::{Mfn, PAGE_SIZE};
+
+/// Xen's `map_vcpu_info`: moves vCPU `idx`'s `vcpu_info` to `offset` in
+/// frame `mfn`, an 8-aligned place in a writable frame of the domain that
+/// keeps a writable type reference from now on. The old contents come
+/// along, and everything is marked pending so that no event is lost (the
+/// guest may see a spurious one).
+fn register_vcpu_info(ctx: &mut Ctx, idx: usize, mfn: Mfn, offset: usize) -> HcResult {
+    if offset > PAGE_SIZE - VCPU_INFO_SIZE || !offset.is_multiple_of(8) {
+        return Err(XenError::Enxio);
+    }
+    if ctx.domain.vcpus.get(idx).is_some_and(|v| v.vcpu_info.is_some()) {
+        return Err(XenError::Einval);
+    }
+    let rights = MapRights::of(ctx.domain);
+    let mut mmu = Mmu { ft: &mut *ctx.ft, mem: &mut *ctx.mem };
+    mmu.get_page_and_type(mfn, &rights, PageType::Writable).map_err(|_| XenError::Einval)?;
+    let (old_frame, old_offset) = ctx.domain.vcpu_info(idx);
+    let mut current = [0u8; VCPU_INFO_SIZE];
+    if let Some(bytes) = ctx.mem.frame(old_frame).and_then(|f| f.get(old_offset..old_offset + VCPU_INFO_SIZE)) {
+        current.copy_from_slice(bytes);
+    }
+    current[0] = 1; // evtchn_upcall_pending
+    current[8..16].copy_from_slice(&u64::MAX.to_le_bytes()); // evtchn_pending_sel
+    if let Some(bytes) = ctx.mem.frame_mut(mfn).and_then(|f| f.get_mut(offset..offset + VCPU_INFO_SIZE)) {
+        bytes.copy_from_slice(&current);
+    }
+    if let Some(v) = ctx.domain.vcpus.get_mut(idx) {
+        v.vcpu_info = Some((mfn, offset));
+    }
+    Ok(0)
+}
 
 /// The shortest period `VCPUOP_set_periodic_timer` accepts (1 ms).
 const MIN_PERIOD_NS: u64 = 1_000_000;
@@ -95,8 +130,17 @@ fn serve(ctx: &mut Ctx, cmd: u32, id: u32, arg: u64) -> HcResult {
             }
             Ok(0)
         }
-        // Not offered yet: guests fall back to the shared_info vcpu_info and
-        // the shared_info time, as they do on Xen when these fail.
+        VCPUOP_REGISTER_VCPU_INFO => {
+            let info: VcpuRegisterVcpuInfo = ctx.guest().read(arg).map_err(|_| XenError::Efault)?;
+            if !is_self {
+                // Xen: only the caller itself or a vCPU that is down, and
+                // no vCPU of a domain here is down.
+                return Err(XenError::Einval);
+            }
+            register_vcpu_info(ctx, idx, Mfn(info.mfn), info.offset as usize)
+        }
+        // Not offered yet: guests fall back to the shared_info time, as
+        // they do on Xen when it fails.
         _ => Err(XenError::Enosys),
     }
 }
@@ -113,6 +157,38 @@ mod tests {
         w.call_ret(NR, [cmd as u64, vcpu, arg, 0, 0])
     }
 
+    fn register(w: &mut World, mfn: u64, offset: u32) -> i64 {
+        let info = VcpuRegisterVcpuInfo { mfn, offset, rsvd: 0 };
+        w.poke(BUF_VA, zerocopy::IntoBytes::as_bytes(&info));
+        call(w, VCPUOP_REGISTER_VCPU_INFO, 0, BUF_VA)
+    }
+
+    #[test]
+    fn vcpu_info_moves_with_its_contents_and_events_follow() {
+        let mut w = World::new(false);
+        w.mem.0[8][0x20..0x28].copy_from_slice(&0x1234u64.to_le_bytes()); // time.version etc.
+        for (mfn, offset, errno, what) in [
+            (9, 4096 - 32, -6, "does not fit: ENXIO"),
+            (9, 68, -6, "misaligned: ENXIO"),
+            (2, 64, -22, "a page table"),
+            (99, 64, -22, "a frame not its own"),
+        ] {
+            assert_eq!(register(&mut w, mfn, offset), errno, "{what}");
+        }
+        assert_eq!(w.dom.vcpu_info(0), (Mfn(8), 0), "still in shared_info");
+        assert_eq!(register(&mut w, 9, 128), 0);
+        assert_eq!(w.dom.vcpu_info(0), (Mfn(9), 128));
+        let moved = &w.mem.0[9][128..192];
+        assert_eq!(&moved[0x20..0x28], &0x1234u64.to_le_bytes(), "the contents came along");
+        assert_eq!((moved[0], &moved[8..16]), (1, &u64::MAX.to_le_bytes()[..]), "everything marked pending");
+        assert_eq!(register(&mut w, 9, 192), -22, "only once");
+        // An event now raises the selector in the new place.
+        w.mem.0[9][128..192].fill(0);
+        let info = w.dom.vcpu_info(0);
+        assert!(crate::evtchn::set_pending(&mut w.mem, w.dom.shared_info, 3, info));
+        assert_eq!((w.mem.0[9][128], w.mem.0[9][136]), (1, 1 << 0), "upcall pending, selector word 0");
+    }
+
     #[test]
     fn absent_vcpus_are_enoent_fast() {
         let mut w = World::new(false);
@@ -121,7 +197,8 @@ mod tests {
             assert_eq!(call(&mut w, VCPUOP_IS_UP, id, 0), if id == 1 << 32 { 1 } else { -2 }, "vcpu {id}");
         }
         assert_eq!(call(&mut w, VCPUOP_INITIALISE, 0, 0), -17);
-        assert_eq!(call(&mut w, VCPUOP_REGISTER_VCPU_INFO, 0, 0), -38);
+        assert_eq!(call(&mut w, VCPUOP_REGISTER_VCPU_INFO, 0, 0), -14, "a bad pointer");
+        assert_eq!(call(&mut w, VCPUOP_SEND_NMI, 0, 0), -38, "not offered yet");
     }
 
     #[test]
