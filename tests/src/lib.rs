@@ -20,8 +20,11 @@
 //! `target/system-images`. A boot's time limit is 90 s, or
 //! `XENISH_BOOT_TIMEOUT` seconds.
 
+pub mod debian;
 pub mod images;
+pub mod initramfs;
 pub mod iso;
+pub mod linux;
 pub mod qemu;
 pub mod stub;
 pub mod tools;

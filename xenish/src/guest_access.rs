@@ -92,6 +92,22 @@ impl<'m> GuestMemory<'m> {
         Err(fault)
     }
 
+    /// The entries a walk for `va` meets, top level first, up to the first
+    /// not-present one (for crash reports).
+    pub fn walk(&self, va: u64) -> alloc::vec::Vec<u64> {
+        let mut out = alloc::vec::Vec::new();
+        let mut table = self.l4;
+        for level in (1..=4u32).rev() {
+            let Some(e) = self.entry(table, (va >> (12 + 9 * (level - 1))) & 0x1ff) else { break };
+            out.push(e);
+            if e & PTE_PRESENT == 0 || (level < 4 && e & PTE_PSE != 0) {
+                break;
+            }
+            table = Mfn::containing(e & PTE_ADDR_MASK);
+        }
+        out
+    }
+
     /// Copies guest memory at `va` into `buf`.
     pub fn copy_from(&self, va: u64, buf: &mut [u8]) -> Result<(), GuestFault> {
         let mut done = 0;

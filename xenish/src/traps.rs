@@ -456,9 +456,19 @@ fn create_bounce_frame(
     if !crate::guest_access::is_guest_addr(sp) || !crate::guest_access::is_guest_addr(end.wrapping_sub(1)) || end < sp {
         return Err(format!("bounce frame at {sp:#x} outside guest memory"));
     }
-    GuestMemory::new(mem, l4)
-        .copy_to(sp, &bytes[..n * 8])
-        .map_err(|_| format!("the guest kernel stack at {sp:#x} is not writable"))?;
+    let mut g = GuestMemory::new(mem, l4);
+    if g.copy_to(sp, &bytes[..n * 8]).is_err() {
+        let walk: alloc::vec::Vec<String> = g.walk(sp).iter().map(|e| format!("{e:#x}")).collect();
+        let user_l4 = v.user_l4.map_or(0, |m| m.0);
+        return Err(format!(
+            "the guest kernel stack at {sp:#x} is not writable (from {} mode, cs {:#x}; kernel L4 {:#x}, user L4 \
+             {user_l4:#x}; walk {})",
+            if from_kernel { "kernel" } else { "user" },
+            frame.cs,
+            l4.0,
+            walk.join(" ")
+        ));
+    }
     if b.mask_events {
         upcall_mask(dom, vcpu, mem, Some(true));
     }

@@ -4,8 +4,8 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode};
+use std::path::Path;
+use std::process::ExitCode;
 use std::time::Duration;
 
 use tests::images::workspace_root;
@@ -23,49 +23,8 @@ const OPS: &[&str] = &[
     "syscall_roundtrip",
 ];
 
-const XEN_PACKAGE: &str = "xen-hypervisor-4.17-amd64";
-
 /// One hypervisor's result for one operation in one boot.
 type Run = BTreeMap<String, Option<u64>>;
-
-/// Fetches Debian's Xen 4.17 (not installed: unpacked under target/bench/xen).
-fn xen_image() -> Result<PathBuf, String> {
-    let dir = workspace_root().join("target/bench/xen");
-    let image = dir.join("root/boot/xen-4.17-amd64.gz");
-    if image.is_file() {
-        return Ok(image);
-    }
-    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-    eprintln!("xtask bench: fetching {XEN_PACKAGE} with apt-get download...");
-    let mut ok =
-        Command::new("apt-get").arg("download").arg(XEN_PACKAGE).current_dir(&dir).status().is_ok_and(|s| s.success());
-    if !ok {
-        // The package lists may be missing on a fresh machine.
-        let _ = Command::new("apt-get").arg("update").status();
-        ok = Command::new("apt-get")
-            .arg("download")
-            .arg(XEN_PACKAGE)
-            .current_dir(&dir)
-            .status()
-            .is_ok_and(|s| s.success());
-    }
-    let deb = std::fs::read_dir(&dir)
-        .map_err(|e| e.to_string())?
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .find(|p| p.extension().is_some_and(|x| x == "deb"));
-    let Some(deb) = deb.filter(|_| ok) else {
-        return Err(format!(
-            "cannot download {XEN_PACKAGE}; run: cd {} && apt-get download {XEN_PACKAGE}",
-            dir.display()
-        ));
-    };
-    let status = Command::new("dpkg-deb").arg("-x").arg(&deb).arg(dir.join("root")).status();
-    if !status.is_ok_and(|s| s.success()) || !image.is_file() {
-        return Err(format!("cannot unpack {}", deb.display()));
-    }
-    Ok(image)
-}
 
 /// Parses the bench kernel's `bench: <op> median=<c> ...` lines.
 fn parse(serial: &str) -> Run {
@@ -110,7 +69,7 @@ fn median(mut v: Vec<u64>) -> Option<u64> {
 pub fn run(runs: &Option<usize>, deterministic: bool) -> Result<ExitCode, String> {
     tests::tools::ensure()?;
     let images = tests::images::build(&workspace_root().join("target"))?;
-    let xen = xen_image()?;
+    let xen = tests::debian::xen()?;
     let bench = images.guest("bench");
     let runs = runs.unwrap_or(if deterministic { 1 } else { 3 }).max(1);
     // Xen 4.17's PV guests need SMAP hidden under software emulation; both

@@ -36,13 +36,13 @@ COMMANDS:
             tests; prints a summary and exits non-zero on any failure.
     bench   Boot the benchmark kernel as dom0 on xenish and on Xen 4.17
             (Debian's xen-hypervisor-4.17-amd64, fetched with apt into
-            target/bench/xen) in the same QEMU configuration, alternating,
+            target/debian) in the same QEMU configuration, alternating,
             and print a table of median TSC cycles per operation with the
             xenish/Xen ratio; also written to target/bench/results.{json,md}.
             --deterministic runs QEMU with -icount, so cycle counts follow
             executed instructions and repeat exactly from run to run.
     linux   Fetch Debian's stock kernel (linux-image-amd64's kernel package,
-            apt-get download + dpkg-deb -x into target/linux), boot its
+            apt-get download + dpkg-deb -x into target/debian), boot its
             vmlinuz as dom0 on xenish (dom0 command line `console=hvc0
             earlyprintk=xen loglevel=8`, QEMU -cpu max,-smap with 1 GiB)
             and print the serial log: an exploration tool, it asserts

@@ -1,0 +1,123 @@
+//! Debian packages as test material: Xen 4.17, the stock kernel and
+//! busybox, fetched with `apt-get download` into `target/debian/` and
+//! unpacked there with `dpkg-deb -x` (never installed on the host), once
+//! per checkout.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+
+use crate::images::target_dir;
+
+/// Debian's Xen 4.17 hypervisor package.
+pub const XEN_PACKAGE: &str = "xen-hypervisor-4.17-amd64";
+/// Debian's kernel metapackage; it depends on the versioned kernel package.
+pub const KERNEL_META_PACKAGE: &str = "linux-image-amd64";
+/// Debian's statically linked busybox.
+pub const BUSYBOX_PACKAGE: &str = "busybox-static";
+
+/// One fetch at a time within a process (tests run in parallel).
+static FETCH: Mutex<()> = Mutex::new(());
+
+fn debian_dir() -> PathBuf {
+    target_dir().join("debian")
+}
+
+/// Runs `apt-get download PACKAGE` in `dir`, updating the package lists
+/// once if the first attempt fails; returns the downloaded .deb.
+fn download(package: &str, dir: &Path) -> Result<PathBuf, String> {
+    let fetch = || {
+        Command::new("apt-get").arg("download").arg(package).current_dir(dir).output().is_ok_and(|o| o.status.success())
+    };
+    if !fetch() {
+        // The package lists may be missing on a fresh machine.
+        let _ = Command::new("apt-get").arg("update").arg("-q").output();
+        if !fetch() {
+            return Err(format!("cannot download {package}; run: cd {} && apt-get download {package}", dir.display()));
+        }
+    }
+    let prefix = format!("{package}_");
+    std::fs::read_dir(dir)
+        .map_err(|e| format!("{}: {e}", dir.display()))?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| {
+            p.extension().is_some_and(|x| x == "deb")
+                && p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(&prefix))
+        })
+        .ok_or(format!("apt-get download {package} left no .deb in {}", dir.display()))
+}
+
+/// The unpacked tree of `package`, fetching and unpacking it the first
+/// time; also returns the .deb (for its control fields).
+pub fn unpacked(package: &str) -> Result<(PathBuf, PathBuf), String> {
+    let _one = FETCH.lock().unwrap_or_else(|p| p.into_inner());
+    let dir = debian_dir().join(package);
+    let root = dir.join("root");
+    let done = dir.join(".unpacked");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    if done.is_file() {
+        let deb = std::fs::read_to_string(&done).map_err(|e| e.to_string())?;
+        return Ok((root, PathBuf::from(deb.trim())));
+    }
+    eprintln!("debian: fetching {package} with apt-get download...");
+    let deb = download(package, &dir)?;
+    let status = Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&root).status();
+    if !status.is_ok_and(|s| s.success()) {
+        return Err(format!("cannot unpack {} (dpkg-deb -x)", deb.display()));
+    }
+    std::fs::write(&done, deb.display().to_string()).map_err(|e| e.to_string())?;
+    Ok((root, deb))
+}
+
+/// The first `linux-image-*` package in a Debian `Depends` field.
+pub fn kernel_dependency(depends: &str) -> Option<String> {
+    depends
+        .split([',', '|'])
+        .filter_map(|d| d.split_whitespace().next())
+        .find(|name| name.starts_with("linux-image-"))
+        .map(str::to_string)
+}
+
+/// Debian's Xen 4.17 image (`boot/xen-4.17-amd64.gz`).
+pub fn xen() -> Result<PathBuf, String> {
+    let (root, _) = unpacked(XEN_PACKAGE)?;
+    let image = root.join("boot/xen-4.17-amd64.gz");
+    image.is_file().then_some(image).ok_or(format!("{XEN_PACKAGE} has no boot/xen-4.17-amd64.gz"))
+}
+
+/// Debian's stock kernel (`boot/vmlinuz-*` of the package
+/// `linux-image-amd64` depends on).
+pub fn linux() -> Result<PathBuf, String> {
+    let (_, meta) = unpacked(KERNEL_META_PACKAGE)?;
+    let out = Command::new("dpkg-deb").arg("-f").arg(&meta).arg("Depends").output();
+    let depends = out.map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).map_err(|e| e.to_string())?;
+    let package = kernel_dependency(&depends).ok_or(format!("{KERNEL_META_PACKAGE} depends on no kernel"))?;
+    let (root, _) = unpacked(&package)?;
+    std::fs::read_dir(root.join("boot"))
+        .map_err(|e| format!("{package}: {e}"))?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("vmlinuz-")))
+        .ok_or(format!("{package} has no boot/vmlinuz-*"))
+}
+
+/// Debian's static busybox binary.
+pub fn busybox() -> Result<PathBuf, String> {
+    let (root, _) = unpacked(BUSYBOX_PACKAGE)?;
+    let bin = root.join("bin/busybox");
+    bin.is_file().then_some(bin).ok_or(format!("{BUSYBOX_PACKAGE} has no bin/busybox"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn picks_the_kernel_dependency() {
+        let pick = kernel_dependency;
+        assert_eq!(pick("linux-image-6.1.0-57-amd64 (= 6.1.192-3)"), Some("linux-image-6.1.0-57-amd64".into()));
+        assert_eq!(pick("foo, linux-image-6.1.0-1-amd64"), Some("linux-image-6.1.0-1-amd64".into()));
+        assert_eq!(pick("foo"), None);
+    }
+}
