@@ -294,11 +294,6 @@ impl System {
         let Some(who) = self.current else {
             return self.reschedule(frame, now_ns, tsc, mem).with_toggle(false);
         };
-        let toggled = self
-            .domains
-            .get(who.domain)
-            .and_then(|d| d.vcpus.get(who.vcpu))
-            .is_some_and(|v| v.kernel_mode != was_kernel);
         if let (TrapDecision::Crash(why), Some(domain)) = (decision, self.domains.get_mut(who.domain)) {
             let msg = format!("{why} at rip {:#x} (rsp {:#x})", frame.rip, frame.rsp);
             crate::printk!("xenish: d{} crashed: {}", domain.id, msg);
@@ -306,6 +301,16 @@ impl System {
         }
         self.fire_timers(now_ns, mem);
         let stays = self.may_continue(who, frame, mem);
+        // Whether the vCPU changed mode, judged after the upcall a return to
+        // the guest may have delivered: an iret to user mode followed by an
+        // upcall bounce ends in kernel mode again (no swapgs, no new table),
+        // and an upcall taken from user mode is a switch to kernel mode
+        // (swapgs and the kernel's table) even when the entry made none.
+        let toggled = self
+            .domains
+            .get(who.domain)
+            .and_then(|d| d.vcpus.get(who.vcpu))
+            .is_some_and(|v| v.kernel_mode != was_kernel);
         if !stays || now_ns >= self.preempt_at_ns {
             return self.reschedule(frame, now_ns, tsc, mem).with_toggle(toggled);
         }
@@ -467,6 +472,72 @@ mod tests {
     use crate::time::TimeScale;
     use guest_abi::xen::{DOMID_SELF, HYPERVISOR_MMUEXT_OP, HYPERVISOR_XEN_VERSION, MMUEXT_NEW_BASEPTR};
     extern crate std;
+
+    /// A system over the test world's domain, with `prepare` applied to it
+    /// first, started.
+    fn started(prepare: impl FnOnce(&mut World)) -> (System, TrapFrame, crate::guest_access::tests::FakeMemory, World) {
+        let mut w = World::new(false);
+        w.mem.0[9] = w.mem.0[0];
+        prepare(&mut w);
+        let dom = core::mem::replace(&mut w.dom, crate::hypercall::tests::test_domain(0, false, 0..0, None, Mfn(8)));
+        let mem = core::mem::replace(&mut w.mem, crate::guest_access::tests::FakeMemory(std::vec::Vec::new()));
+        let pool = core::mem::replace(&mut w.pool, crate::hypercall::tests::FakePool(std::vec::Vec::new()));
+        let ft = core::mem::replace(&mut w.ft, crate::mm::frame_table::tests::table(1));
+        let Some(scale) = TimeScale::from_hz(1_000_000_000) else { panic!("scale") };
+        let clock = Clock { tsc_at_zero: 0, scale, tsc_hz: 1_000_000_000 };
+        let mut system =
+            System::new(std::vec![(dom, SchedParams::default())], clock, M2P, alloc::boxed::Box::new(pool), ft);
+        let mut mem = mem;
+        let mut frame = TrapFrame::default();
+        system.start(&mut frame, 0, 0, &mut mem);
+        (system, frame, mem, w)
+    }
+
+    const CALLBACK: u64 = 0xffff_ffff_8000_1000;
+
+    /// An event callback, a kernel stack, and user page tables (frame 9, a
+    /// copy of the kernel's) for vCPU 0.
+    fn with_callback(w: &mut World) {
+        let v = &mut w.dom.vcpus[0];
+        (v.callbacks.event.address, v.kernel_sp, v.user_l4) = (CALLBACK, BUF_VA + 0x3000, Some(Mfn(9)));
+    }
+
+    /// Makes an upcall pending and unmasked (in shared_info's vcpu_info 0).
+    fn raise_upcall(mem: &mut crate::guest_access::tests::FakeMemory) {
+        mem.0[8][0] = 1; // evtchn_upcall_pending
+        mem.0[8][1] = 0; // evtchn_upcall_mask
+    }
+
+    #[test]
+    fn an_iret_to_user_that_meets_an_upcall_stays_in_kernel_mode() {
+        let (mut system, mut frame, mut mem, mut w) = started(with_callback);
+        raise_upcall(&mut mem);
+        // The iret context: rax, r11, rcx, flags, rip, cs (user), rflags, rsp, ss.
+        let ctx: [u64; 9] = [0, 0, 0, 0, 0x40_0000_0000, 0xe033, 0x202, BUF_VA + 0x2000, 0xe02b];
+        let bytes: std::vec::Vec<u8> = ctx.iter().flat_map(|v| v.to_le_bytes()).collect();
+        crate::guest_access::GuestMemory::new(&mut mem, Mfn(0)).copy_to(BUF_VA + 0x1000, &bytes).unwrap();
+        (frame.rax, frame.rsp) = (u64::from(guest_abi::xen::HYPERVISOR_IRET), BUF_VA + 0x1000);
+        let action = system.syscall(&mut frame, 1000, 1000, &mut mem, &mut w.plat);
+        assert_eq!(frame.rip, CALLBACK, "the upcall was delivered on the way to user mode");
+        assert!(system.domains[0].vcpus[0].kernel_mode);
+        assert!(!action.toggled, "kernel mode in, kernel mode out: no swapgs");
+        assert_eq!(action.next, Next::Resume, "and the kernel's table stays");
+    }
+
+    #[test]
+    fn an_upcall_taken_from_user_mode_switches_to_the_kernel() {
+        let (mut system, mut frame, mut mem, _w) = started(|w| {
+            with_callback(w);
+            w.dom.vcpus[0].kernel_mode = false;
+        });
+        assert!(!system.domains[0].vcpus[0].kernel_mode);
+        raise_upcall(&mut mem);
+        let action = system.timer_interrupt(&mut frame, 1000, 1000, &mut mem);
+        assert_eq!(frame.rip, CALLBACK);
+        assert!(system.domains[0].vcpus[0].kernel_mode);
+        assert!(action.toggled, "user mode in, kernel mode out: swapgs");
+        assert!(matches!(action.next, Next::Reload(Mfn(0)) | Next::Switch(Mfn(0))), "{:?}", action.next);
+    }
 
     #[test]
     fn a_new_base_pointer_is_loaded_on_the_way_back() {
