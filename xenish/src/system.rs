@@ -218,6 +218,7 @@ impl System {
         mem: &mut dyn MachineMemory,
         cpu: &mut dyn CpuOps,
     ) -> Action {
+        let l4_before = self.current_l4();
         let Some(who) = self.current else {
             return self.reschedule(frame, now_ns, tsc, mem).with_toggle(false);
         };
@@ -227,7 +228,13 @@ impl System {
         let vcpu = who.vcpu;
         let was_kernel = domain.vcpus.get(vcpu).is_some_and(|v| v.kernel_mode);
         let decision = traps::handle(domain, vcpu, frame, (cr2, now_ns), (mem, &mut self.ft), cpu);
-        self.finish(decision, was_kernel, frame, now_ns, tsc, mem)
+        let mut action = self.finish(decision, was_kernel, frame, now_ns, tsc, mem);
+        // A `mov` to CR3 takes effect on the way back to the guest.
+        match self.current_l4() {
+            Some(l4) if action.next == Next::Resume && Some(l4) != l4_before => action.next = Next::Reload(l4),
+            _ => {}
+        }
+        action
     }
 
     /// The timer interrupted a guest: fire due timers, preempt if the slice

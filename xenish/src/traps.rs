@@ -9,9 +9,11 @@ use alloc::string::String;
 
 use crate::cpuid;
 use crate::domain::{Domain, TrapHandler};
+use crate::guest_access::PTE_ADDR_MASK;
 use crate::guest_access::{is_canonical, GuestMemory};
 use crate::mm::frame_table::FrameTable;
-use crate::mm::pt_validate::Mmu;
+use crate::mm::frame_table::PageType;
+use crate::mm::pt_validate::{MapRights, Mmu};
 use crate::mm::{MachineMemory, PAGE_SIZE};
 use crate::ptwr;
 use crate::regs::TrapFrame;
@@ -127,7 +129,7 @@ pub fn handle(
             }
         }
         13 if kernel_mode => {
-            if let Some(done) = emulate_privileged(dom, vcpu, frame, insn, (mem, now_ns), cpu) {
+            if let Some(done) = emulate_privileged(dom, vcpu, frame, insn, (mem, ft, now_ns), cpu) {
                 return done;
             }
         }
@@ -169,7 +171,7 @@ fn emulate_privileged(
     vcpu: usize,
     frame: &mut TrapFrame,
     insn: &[u8],
-    (mem, now_ns): (&mut dyn MachineMemory, u64),
+    (mem, ft, now_ns): (&mut dyn MachineMemory, &mut FrameTable, u64),
     cpu: &mut dyn CpuOps,
 ) -> Option<TrapDecision> {
     if let Some(done) = emulate_port_io(dom, vcpu, frame, insn, now_ns, cpu) {
@@ -200,8 +202,9 @@ fn emulate_privileged(
             Some(TrapDecision::Resume)
         }
         // mov %reg, %crN (Xen's pv_emul_write_cr): CR0 may change only TS,
-        // CR2 is the guest's own, CR4 writes are accepted and the guest
-        // keeps seeing the CR4 Xen gives it; CR3 needs the frame table.
+        // CR2 is the guest's own, CR3 is a new kernel base pointer (as
+        // MMUEXT_NEW_BASEPTR), CR4 writes are accepted and the guest keeps
+        // seeing the CR4 Xen gives it.
         [0x0f, 0x22, modrm, ..] if modrm >> 6 == 3 => {
             let cr = (modrm >> 3) & 7 | if rex & 4 != 0 { 8 } else { 0 };
             let value = *frame.gpr_mut(modrm & 7 | if rex & 1 != 0 { 8 } else { 0 });
@@ -212,6 +215,14 @@ fn emulate_privileged(
                     cpu.set_ts(ts);
                 }
                 2 => cr2_slot(dom, vcpu, mem)?.copy_from_slice(&value.to_le_bytes()),
+                3 => {
+                    let new = crate::mm::Mfn((value & PTE_ADDR_MASK) >> 12);
+                    let rights = MapRights::of(dom);
+                    let mut mmu = Mmu { ft, mem };
+                    mmu.get_page_and_type(new, &rights, PageType::L4).ok()?;
+                    let old = core::mem::replace(&mut dom.vcpus.get_mut(vcpu)?.kernel_l4, new);
+                    mmu.put_page_and_type(old);
+                }
                 4 => {}
                 _ => return None,
             }
@@ -745,9 +756,17 @@ mod tests {
         assert!(matches!(d, TrapDecision::Resume) && f.rip == BUF_VA + 3);
         let (_, f, _, _) = step(&[0x0f, 0x20, 0xe0], &|_, _| {});
         assert_eq!(f.rax, GUEST_CR4);
-        // mov to CR3 waits for the frame table.
-        let (_, _, _, d) = step(&[0x0f, 0x22, 0xd8], &|_, _| {});
-        assert!(matches!(d, TrapDecision::Crash(_)));
+        // mov %rax, %cr3: a new kernel L4, validated as NEW_BASEPTR does.
+        let (w, f, _, d) = step(&[0x0f, 0x22, 0xd8], &|w, f| {
+            w.mem.0[9] = w.mem.0[0];
+            f.rax = 9 << 12;
+        });
+        assert!(matches!(d, TrapDecision::Resume) && f.rip == BUF_VA + 3);
+        assert_eq!(w.dom.vcpus[0].kernel_l4, Mfn(9));
+        assert_eq!(w.ft.page_type(Mfn(9)), crate::mm::frame_table::PageType::L4);
+        let (w, _, _, d) = step(&[0x0f, 0x22, 0xd8], &|_, f| f.rax = 5 << 12);
+        assert!(matches!(d, TrapDecision::Crash(_)), "a data frame is no L4: #GP");
+        assert_eq!(w.dom.vcpus[0].kernel_l4, Mfn(0));
         // wbinvd: performed for the privileged domain, ignored for others.
         let (_, f, cpu, _) = step(&[0x0f, 0x09], &|_, _| {});
         assert_eq!((cpu.wbinvds, f.rip), (0, BUF_VA + 2));
