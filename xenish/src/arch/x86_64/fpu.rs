@@ -34,8 +34,15 @@ pub fn init() -> usize {
     }
     if has_xsave {
         let supported = u64::from(cpu::cpuid(0xd, 0).eax);
-        let xcr0 = supported & 0b111; // x87 | SSE | AVX
-                                      // SAFETY: XSETBV with a subset of the supported components, x87 set.
+        // x87 and SSE only: XCR0 is what guests see through XGETBV (which
+        // ring 3 may execute), and their kernels neither see OSXSAVE nor
+        // can set XCR0 here, so they save user state with FXSAVE. Offering
+        // AVX in XCR0 made user code (glibc's string functions pick AVX2 from
+        // CPUID and XGETBV) keep YMM state its kernel never saves: a Linux
+        // process switch then corrupted it. Xen gives a PV guest the XCR0
+        // its kernel set with (emulated) XSETBV, x87|SSE until it does.
+        let xcr0 = supported & 0b011;
+        // SAFETY: XSETBV with a subset of the supported components, x87 set.
         unsafe {
             asm!("xsetbv", in("ecx") 0, in("eax") xcr0 as u32, in("edx") (xcr0 >> 32) as u32, options(nomem, nostack))
         };
