@@ -39,7 +39,7 @@ fn fpu_state_survives_switches_between_domains() {
 #[test]
 fn every_exception_arrives_with_xens_frame() {
     let out = Boot::new().guest("traps", "traps").run();
-    for name in ["#DE", "#BP", "#UD", "#GP", "#PF", "int $0x80", "#NM"] {
+    for name in ["#DE", "#BP", "#UD", "#GP", "#PF", "int $0x80", "#MF", "#NM"] {
         out.expect_line(&format!("(d0) traps: {name}: vector"));
     }
     out.expect_line("(d0) traps: #PF address 0x1000 -> ok")

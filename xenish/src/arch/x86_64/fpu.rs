@@ -18,14 +18,19 @@ static AREA_SIZE: AtomicUsize = AtomicUsize::new(512);
 /// Alignment XSAVE needs (FXSAVE needs 16).
 pub const AREA_ALIGN: usize = 64;
 
-/// Enables FXSR/SSE exceptions and, if the CPU has it, XSAVE for x87, SSE
-/// and AVX; returns the size of a save area.
+/// Enables FXSR/SSE exceptions and, if the CPU has it, XSAVE (for x87 and
+/// SSE), with x87 errors reported as #MF (CR0.NE, and MP so that fwait
+/// honours TS), as the CR0 guests are shown says; returns the size of a
+/// save area.
 pub fn init() -> usize {
     let leaf1 = cpu::cpuid(1, 0);
     let has_xsave = leaf1.ecx & (1 << 26) != 0;
     // SAFETY: OSFXSR and OSXMMEXCPT exist on every x86_64 CPU; OSXSAVE is
     // set only when CPUID reports XSAVE.
     unsafe {
+        let cr0: u64;
+        asm!("mov {}, cr0", out(reg) cr0, options(nomem, nostack));
+        asm!("mov cr0, {}", in(reg) cr0 | (1 << 1) | (1 << 5), options(nomem, nostack));
         let mut cr4 = cpu::read_cr4() | (1 << 9) | (1 << 10);
         if has_xsave {
             cr4 |= 1 << 18;
