@@ -6,10 +6,10 @@
 //!
 //! Every entry write goes through the frame table with Xen's
 //! `mod_lN_entry` semantics ([`crate::mm::pt_validate`]): the written
-//! frame must be a validated page table of the caller (`-EINVAL`
-//! otherwise; Xen would treat a write to a writable frame as a plain
-//! write, xenish refuses it), the new entry takes its references before
-//! the old one releases its own.
+//! frame must be a page table of the caller, validated at its level, and
+//! the new entry takes its references before the old one releases its
+//! own. A `mmu_update` to a frame the caller owns that is no page table
+//! is a plain checked write, as Xen's default case does.
 //!
 //! Semantics: Xen's `do_mmu_update`, `do_update_va_mapping` and
 //! `get_pg_owner` (xen/arch/x86/mm.c, xen/common/page_alloc.c).
@@ -33,10 +33,18 @@ use crate::mm::{Mfn, Pfn};
 /// `HYPERVISOR_update_va_mapping(va, new_pte, flags)`.
 pub fn update_va_mapping(ctx: &mut Ctx, args: [u64; 5]) -> Outcome {
     let [va, pte, flags, ..] = args;
-    serve(ctx, va, pte, flags).into()
+    serve(ctx, va, pte, flags, PgOwner::Caller).into()
 }
 
-fn serve(ctx: &mut Ctx, va: u64, pte: u64, flags: u64) -> HcResult {
+/// `HYPERVISOR_update_va_mapping_otherdomain(va, new_pte, flags, domid)`:
+/// as `update_va_mapping` in the caller's own tables, but the new entry
+/// maps a frame of `domid` (a privileged caller's foreign mapping).
+pub fn update_va_mapping_otherdomain(ctx: &mut Ctx, args: [u64; 5]) -> Outcome {
+    let [va, pte, flags, domid, _] = args;
+    pg_owner(ctx, domid as u16).and_then(|owner| serve(ctx, va, pte, flags, owner)).into()
+}
+
+fn serve(ctx: &mut Ctx, va: u64, pte: u64, flags: u64, owner: PgOwner) -> HcResult {
     if !is_guest_addr(va) {
         return Err(XenError::Einval);
     }
@@ -44,7 +52,13 @@ fn serve(ctx: &mut Ctx, va: u64, pte: u64, flags: u64) -> HcResult {
     let rights = MapRights::of(ctx.domain);
     let (l1, slot) = find_l1(ctx.ft, ctx.mem, rights.id, l4, va).ok_or(XenError::Einval)?;
     let mut mmu = Mmu { ft: &mut *ctx.ft, mem: &mut *ctx.mem };
-    mmu.mod_entry(l1, 1, slot, pte, false, &rights, &rights)?;
+    match owner {
+        PgOwner::Caller => mmu.mod_entry(l1, 1, slot, pte, false, &rights, &rights)?,
+        PgOwner::Foreign(id) => {
+            let pg = MapRights::of(ctx.peers.get_mut(id).ok_or(XenError::Esrch)?);
+            mmu.mod_entry(l1, 1, slot, pte, false, &rights, &pg)?
+        }
+    };
     ctx.tlb = ctx.tlb.and(match flags & u64::from(UVMF_FLUSHTYPE_MASK) {
         f if f == u64::from(UVMF_INVLPG) => TlbFlush::Page(va),
         f if f == u64::from(UVMF_TLB_FLUSH) => TlbFlush::All,
@@ -541,5 +555,28 @@ mod tests {
         assert_eq!(mmu(&mut w, &[((12 << 12) | machphys, 7)], 1), 0, "the peer's M2P entry");
         assert_eq!(M2P.get(&w.mem, Mfn(12)), Some(Pfn(7)));
         assert_eq!(mmu(&mut w, &[((9 << 12) | machphys, 7)], 1), EINVAL, "not the peer's frame");
+    }
+
+    #[test]
+    fn update_va_mapping_otherdomain_maps_a_peer_frame_for_the_privileged() {
+        let nr = u64::from(guest_abi::xen::HYPERVISOR_UPDATE_VA_MAPPING_OTHERDOMAIN);
+        let va = BUF_VA + 0x1000; // the L1 slot SLOT5
+        let other = |w: &mut World, pte: u64, dom: u64| w.call_ret(nr, [va, pte, u64::from(UVMF_INVLPG), dom, 0]);
+        let mut w = World::new(false);
+        w.add_peer(peer_domain());
+        let before = entry(&w, 3, SLOT5);
+        assert_eq!(other(&mut w, (12 << 12) | 0x23, 1), -1, "unprivileged: EPERM");
+        assert_eq!(other(&mut w, (12 << 12) | 0x23, 7), -3, "unknown domain: ESRCH");
+        assert_eq!(other(&mut w, (12 << 12) | 0x23, 0), -3, "its own ID: ESRCH");
+        assert_eq!(entry(&w, 3, SLOT5), before, "nothing changed");
+        w.dom.privileged = true;
+        assert_eq!(other(&mut w, (6 << 12) | 0x23, 1), -16, "own frame named as the peer's");
+        assert_eq!(other(&mut w, (12 << 12) | 0x23, SELF), -16, "the peer's frame, no owner named");
+        assert_eq!(other(&mut w, (12 << 12) | 0x23, 1), 0, "privileged: maps the peer's frame");
+        assert_eq!(entry(&w, 3, SLOT5), (12 << 12) | 0x27);
+        let g = GuestMemory::new(&mut w.mem, Mfn(0));
+        assert_eq!(g.translate(va, Access::Write), Ok(0xc000));
+        assert_eq!(other(&mut w, 0, 1), 0, "unmap");
+        assert_eq!(entry(&w, 3, SLOT5), 0);
     }
 }

@@ -204,6 +204,7 @@ const TABLE: [Option<Handler>; 64] = {
     t[abi::HYPERVISOR_SET_TIMER_OP as usize] = Some(timer::set_timer_op);
     t[abi::HYPERVISOR_MMU_UPDATE as usize] = Some(mmu::mmu_update);
     t[abi::HYPERVISOR_UPDATE_VA_MAPPING as usize] = Some(mmu::update_va_mapping);
+    t[abi::HYPERVISOR_UPDATE_VA_MAPPING_OTHERDOMAIN as usize] = Some(mmu::update_va_mapping_otherdomain);
     t[abi::HYPERVISOR_FPU_TASKSWITCH as usize] = Some(fpu::fpu_taskswitch);
     t[abi::HYPERVISOR_VCPU_OP as usize] = Some(vcpu_op::vcpu_op);
     t[abi::HYPERVISOR_SET_SEGMENT_BASE as usize] = Some(segments::set_segment_base);
