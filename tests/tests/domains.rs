@@ -129,11 +129,13 @@ fn the_control_domain_caps_another_at_run_time() {
 }
 
 #[test]
-fn a_domain_cannot_grow_past_its_memory_size() {
+fn a_domain_cannot_grow_past_its_memory_size_but_can_give_back_and_regrow() {
     let _cpus = shared();
     let out = Boot::new().cmdline("domain=small,module=1,mem=64").guest("memqos", "memqos").run();
     out.expect_line("(d0) memqos: nr_pages=16384 current=16384 max=16384")
         .expect_line("(d0) memqos: increase_reservation gave Ok(0), populate_physmap gave Ok(0), current=Ok(16384)")
+        .expect_line("(d0) memqos: decrease_reservation gave back Ok(2), a mapped frame Ok(0), current=Ok(16382)")
+        .expect_line("(d0) memqos: increase_reservation gave Ok(2), current=Ok(16384)")
         .expect_line("xenish:   d0 (small): poweroff")
         .expect_exit(Exit::DebugExit(0));
 }

@@ -8,9 +8,13 @@
 //! batch. A domain never owns more than its `max_pages`: that is where
 //! `mem=` (and `dom0_mem=`) bite.
 //!
-//! Not yet: `decrease_reservation` and `exchange` need the frame table's
-//! reference counts to know a frame is mapped nowhere before it is freed,
-//! and answer `-ENOSYS` until it lands; `memory_map` is `-ENOSYS` as on a
+//! `decrease_reservation` gives frames back: a frame leaves its domain
+//! (scrubbed, its M2P entry invalid) only when nothing refers to it — no
+//! mapping, page type, grant, vcpu_info, console ring or shared_info.
+//! Xen would accept a still-referenced frame and free it when its last
+//! reference goes; xenish refuses it (the count stops there), which a
+//! balloon driver never sees, as it unmaps before it gives back.
+//! Not yet: `exchange` is `-ENOSYS`; `memory_map` is `-ENOSYS` as on a
 //! Xen whose toolstack set no map for the domain (Linux then builds one
 //! from `nr_pages`); `add_to_physmap` is `-EACCES`, Xen's answer for a PV
 //! (non-translated) domain, which maps shared_info and grant frames by MFN.
@@ -49,7 +53,9 @@ pub fn memory_op(ctx: &mut Ctx, args: [u64; 5]) -> Outcome {
     let op = (cmd & MEMOP_CMD_MASK) as u32;
     let start = cmd >> MEMOP_EXTENT_SHIFT;
     match op {
-        XENMEM_INCREASE_RESERVATION | XENMEM_POPULATE_PHYSMAP => reservation(ctx, op, arg, start),
+        XENMEM_INCREASE_RESERVATION | XENMEM_POPULATE_PHYSMAP | XENMEM_DECREASE_RESERVATION => {
+            reservation(ctx, op, arg, start)
+        }
         _ if start != 0 => Outcome::Return(XenError::Enosys.to_ret()),
         XENMEM_CURRENT_RESERVATION | XENMEM_MAXIMUM_RESERVATION | XENMEM_MAXIMUM_GPFN => stat(ctx, op, arg).into(),
         XENMEM_MAXIMUM_RAM_PAGE => Outcome::Return(ctx.m2p.entries as i64),
@@ -84,8 +90,9 @@ fn target<'b>(me: &'b mut Domain, peers: &'b mut Peers, domid: DomId) -> Result<
     }
 }
 
-/// XENMEM_increase_reservation and XENMEM_populate_physmap: allocate
-/// extents to the domain; returns the extents done.
+/// XENMEM_increase_reservation and XENMEM_populate_physmap (allocate
+/// extents to the domain) and XENMEM_decrease_reservation (give them
+/// back); returns the extents done.
 fn reservation(ctx: &mut Ctx, op: u32, arg: u64, start: u64) -> Outcome {
     let Ok(r) = read::<MemoryReservation>(ctx, arg) else { return Outcome::Return(XenError::Efault.to_ret()) };
     let max_order = if ctx.domain.privileged { CTLDOM_MAX_ORDER } else { DOMU_MAX_ORDER };
@@ -106,6 +113,15 @@ fn reservation(ctx: &mut Ctx, op: u32, arg: u64, start: u64) -> Outcome {
             return Outcome::Continue([cmd, arg, 0, 0, 0]);
         }
         let slot = list.element_addr(i).unwrap_or(0);
+        if op == XENMEM_DECREASE_RESERVATION {
+            // A PV guest names its frames by MFN; no list, nothing to free.
+            let Ok(first) = read::<u64>(ctx, slot) else { break };
+            if list.is_null() || !release_extent(ctx, r.domid, r.extent_order, Mfn(first)) {
+                break;
+            }
+            i += 1;
+            continue;
+        }
         let gpfn = match populate {
             true => match read::<u64>(ctx, slot) {
                 Ok(g) => Some(Pfn(g)),
@@ -151,6 +167,29 @@ fn allocate_extent(ctx: &mut Ctx, domid: DomId, order: u32, gpfn: Option<Pfn>) -
         }
     }
     Some(first)
+}
+
+/// Gives the `2^order` frames from `first` of the domain `domid` names
+/// back to the pool, one by one; `false` at the first that cannot go
+/// (Xen's `guest_remove_page` loop: frames before it stay freed).
+fn release_extent(ctx: &mut Ctx, domid: DomId, order: u32, first: Mfn) -> bool {
+    let Ok(d) = target(ctx.domain, &mut ctx.peers, domid) else { return false };
+    for k in 0..1u64 << order {
+        let Some(mfn) = first.0.checked_add(k).map(Mfn) else { return false };
+        let Ok(at) = d.owned.binary_search(&mfn) else { return false };
+        let held = d.shared_info == mfn || d.console_ring.is_some_and(|(ring, _)| ring == mfn);
+        let referenced = ctx.ft.info(mfn).is_none_or(|p| p.count() != 0 || p.type_count() != 0);
+        if held || referenced || ctx.ft.set_owner(mfn, Owner::Free).is_err() {
+            return false;
+        }
+        d.owned.remove(at);
+        ctx.m2p.set(ctx.mem, mfn, None);
+        if let Some(bytes) = ctx.mem.frame_mut(mfn) {
+            bytes.fill(0);
+        }
+        ctx.frames.free(mfn);
+    }
+    true
 }
 
 /// XENMEM_current_reservation, maximum_reservation, maximum_gpfn.
@@ -281,6 +320,55 @@ mod tests {
     }
 
     #[test]
+    fn decrease_reservation_frees_only_unreferenced_own_frames() {
+        let mut w = World::new(false);
+        let (inc, dec) = (u64::from(XENMEM_INCREASE_RESERVATION), u64::from(XENMEM_DECREASE_RESERVATION));
+        assert_eq!(reserve(&mut w, inc, reservation(2, 0, DOMID_SELF, LIST)), Outcome::Return(2));
+        let got = list(&mut w, 2);
+        assert_eq!(got, [16, 17]);
+        w.mem.0[17][5] = 0xaa;
+        M2P.set(&mut w.mem, Mfn(17), Some(Pfn(40)));
+        let (pool, owned) = (w.pool.0.len(), w.dom.owned.len());
+        let give = |w: &mut World, mfns: &[u64], order: u32| {
+            w.poke(LIST, &mfns.iter().flat_map(|m| m.to_le_bytes()).collect::<vec::Vec<u8>>());
+            reserve(w, dec, reservation(mfns.len() as u64, order, DOMID_SELF, LIST))
+        };
+        assert_eq!(give(&mut w, &[17, 16], 0), Outcome::Return(2), "both back");
+        assert_eq!((w.pool.0.len(), w.dom.owned.len()), (pool + 2, owned - 2));
+        assert!(!w.dom.owns(Mfn(17)));
+        assert_eq!(w.ft.owner(Mfn(17)), Some(Owner::Free));
+        assert_eq!(w.mem.0[17][5], 0, "scrubbed");
+        assert_eq!(M2P.get(&w.mem, Mfn(17)), None);
+        assert_eq!(give(&mut w, &[17], 0), Outcome::Return(0), "no longer its own");
+        assert_eq!(give(&mut w, &[12], 0), Outcome::Return(0), "never its own");
+        assert_eq!(give(&mut w, &[4], 0), Outcome::Return(0), "still mapped");
+        assert_eq!(give(&mut w, &[0], 0), Outcome::Return(0), "its L4 in use");
+        assert_eq!(give(&mut w, &[8], 0), Outcome::Return(0), "shared_info");
+        assert_eq!(give(&mut w, &[9, 4], 0), Outcome::Return(1), "stops at the first refusal");
+        assert!(!w.dom.owns(Mfn(9)) && w.dom.owns(Mfn(4)));
+        assert_eq!(give(&mut w, &[u64::MAX], 1), Outcome::Return(0), "an extent past the end of memory");
+        let owned = w.dom.owned.len();
+        assert_eq!(reserve(&mut w, dec, reservation(1, 0, DOMID_SELF, 0)), Outcome::Return(0), "no list");
+        assert_eq!(reserve(&mut w, dec, reservation(1, 0, DOMID_SELF, 0x10)), Outcome::Return(0), "bad list");
+        assert_eq!(w.dom.owned.len(), owned);
+    }
+
+    #[test]
+    fn decrease_reservation_for_another_needs_privilege() {
+        let mut w = World::new(false);
+        w.peers.push(test_domain(4, false, 10..12, None, Mfn(15)));
+        let dec = u64::from(XENMEM_DECREASE_RESERVATION);
+        w.poke(LIST, &11u64.to_le_bytes());
+        assert_eq!(reserve(&mut w, dec, reservation(1, 0, 4, LIST)), Outcome::Return(0), "unprivileged");
+        assert_eq!(reserve(&mut w, dec, reservation(1, 0, DOMID_SELF, LIST)), Outcome::Return(0), "not the caller's");
+        assert!(w.peers[0].owns(Mfn(11)));
+        w.dom.privileged = true;
+        assert_eq!(reserve(&mut w, dec, reservation(1, 0, 4, LIST)), Outcome::Return(1), "privileged: for another");
+        assert!(!w.peers[0].owns(Mfn(11)));
+        assert!(w.pool.0.contains(&Mfn(11)));
+    }
+
+    #[test]
     fn populate_physmap_sets_the_m2p_and_takes_extents() {
         let mut w = World::new(false);
         w.poke(LIST, &[100u64.to_le_bytes(), 102u64.to_le_bytes()].concat());
@@ -390,7 +478,7 @@ mod tests {
         a.space = XENMAPSPACE_GMFN_FOREIGN;
         w.poke(BUF_VA, a.as_bytes());
         assert_eq!(w.call_ret(NR, [add, BUF_VA, 0, 0, 0]), -38);
-        for op in [XENMEM_DECREASE_RESERVATION, XENMEM_EXCHANGE, 63] {
+        for op in [XENMEM_EXCHANGE, 63] {
             assert_eq!(w.call_ret(NR, [u64::from(op), BUF_VA, 0, 0, 0]), -38, "op {op}");
         }
     }
