@@ -9,8 +9,9 @@
 //! `mem=` (and `dom0_mem=`) bite.
 //!
 //! `decrease_reservation` gives frames back: a frame leaves its domain
-//! (scrubbed, its M2P entry invalid) only when nothing refers to it — no
-//! mapping, page type, grant, vcpu_info, console ring or shared_info.
+//! (scrubbed, its M2P entry invalid, the TLB flushed) only when nothing
+//! refers to it: no mapping, page type, grant, vcpu_info, console ring
+//! or shared_info.
 //! Xen would accept a still-referenced frame and free it when its last
 //! reference goes; xenish refuses it (the count stops there), which a
 //! balloon driver never sees, as it unmaps before it gives back.
@@ -27,7 +28,7 @@ use guest_abi::memory::*;
 use guest_abi::xen::DOMID_SELF;
 use zerocopy::{FromBytes, Immutable, IntoBytes};
 
-use super::{Ctx, HcResult, Outcome, Peers};
+use super::{Ctx, HcResult, Outcome, Peers, TlbFlush};
 use crate::domain::{DomId, Domain};
 use crate::mm::frame_table::Owner;
 use crate::mm::{Mfn, Pfn, PAGE_SIZE};
@@ -188,6 +189,9 @@ fn release_extent(ctx: &mut Ctx, domid: DomId, order: u32, first: Mfn) -> bool {
             bytes.fill(0);
         }
         ctx.frames.free(mfn);
+        // The guest may have unmapped it without a flush: no stale
+        // translation may outlive the frame's next owner taking it.
+        ctx.tlb = ctx.tlb.and(TlbFlush::All);
     }
     true
 }
@@ -334,6 +338,7 @@ mod tests {
             reserve(w, dec, reservation(mfns.len() as u64, order, DOMID_SELF, LIST))
         };
         assert_eq!(give(&mut w, &[17, 16], 0), Outcome::Return(2), "both back");
+        assert_eq!(w.tlb, TlbFlush::All, "no stale translation of a freed frame");
         assert_eq!((w.pool.0.len(), w.dom.owned.len()), (pool + 2, owned - 2));
         assert!(!w.dom.owns(Mfn(17)));
         assert_eq!(w.ft.owner(Mfn(17)), Some(Owner::Free));
