@@ -1,7 +1,8 @@
 //! Domain control (`domctl.h`), the toolstack's interface to the
 //! hypervisor: the `xen_domctl` envelope and the operations xenish serves
-//! (scheduler parameters). Only a privileged domain may use it, and only
-//! with this exact interface version. Xen compiles this header for its
+//! (the domain lifecycle: create, pause, unpause, destroy, get info, the
+//! memory limit; scheduler parameters). Only a privileged domain may use
+//! it, and only with this exact interface version. Xen compiles this header for its
 //! tools only (`__XEN_TOOLS__`); the conformance probe does the same.
 
 use crate::arch_x86::GuestHandle;
@@ -14,6 +15,7 @@ xen_consts! {
     XEN_DOMCTL_PAUSEDOMAIN: u32 = 3, "XEN_DOMCTL_pausedomain";
     XEN_DOMCTL_UNPAUSEDOMAIN: u32 = 4, "XEN_DOMCTL_unpausedomain";
     XEN_DOMCTL_GETDOMAININFO: u32 = 5, "XEN_DOMCTL_getdomaininfo";
+    XEN_DOMCTL_GETPAGEFRAMEINFO3: u32 = 61, "XEN_DOMCTL_getpageframeinfo3";
     XEN_DOMCTL_MAX_MEM: u32 = 11, "XEN_DOMCTL_max_mem";
     XEN_DOMCTL_MAX_VCPUS: u32 = 15, "XEN_DOMCTL_max_vcpus";
     XEN_DOMCTL_SCHEDULER_OP: u32 = 16, "XEN_DOMCTL_scheduler_op";
@@ -28,6 +30,129 @@ xen_consts! {
     XEN_DOMCTL_SCHEDOP_GETVCPUINFO: u32 = 3, "XEN_DOMCTL_SCHEDOP_getvcpuinfo";
     XEN_DOMCTL_SCHEDRT_EXTRA_BIT: u32 = 0, "_XEN_DOMCTL_SCHEDRT_extra";
     XEN_DOMCTL_SCHEDRT_EXTRA: u32 = 1, "XEN_DOMCTL_SCHEDRT_extra";
+    XEN_DOMCTL_CDF_HVM: u32 = 1 << 0, "XEN_DOMCTL_CDF_hvm";
+    XEN_DOMCTL_CDF_HAP: u32 = 1 << 1, "XEN_DOMCTL_CDF_hap";
+    XEN_DOMCTL_CDF_S3_INTEGRITY: u32 = 1 << 2, "XEN_DOMCTL_CDF_s3_integrity";
+    XEN_DOMCTL_CDF_OOS_OFF: u32 = 1 << 3, "XEN_DOMCTL_CDF_oos_off";
+    XEN_DOMCTL_CDF_XS_DOMAIN: u32 = 1 << 4, "XEN_DOMCTL_CDF_xs_domain";
+    XEN_DOMCTL_CDF_IOMMU: u32 = 1 << 5, "XEN_DOMCTL_CDF_iommu";
+    XEN_DOMCTL_CDF_NESTED_VIRT: u32 = 1 << 6, "XEN_DOMCTL_CDF_nested_virt";
+    XEN_DOMCTL_CDF_VPMU: u32 = 1 << 7, "XEN_DOMCTL_CDF_vpmu";
+    XEN_DOMCTL_CDF_MAX: u32 = 1 << 7, "XEN_DOMCTL_CDF_MAX";
+    XEN_DOMCTL_GRANT_VERSION_MASK: u32 = 0xf, "XEN_DOMCTL_GRANT_version_mask";
+    XEN_DOMINF_DYING: u32 = 1 << 0, "XEN_DOMINF_dying";
+    XEN_DOMINF_HVM_GUEST: u32 = 1 << 1, "XEN_DOMINF_hvm_guest";
+    XEN_DOMINF_SHUTDOWN: u32 = 1 << 2, "XEN_DOMINF_shutdown";
+    XEN_DOMINF_PAUSED: u32 = 1 << 3, "XEN_DOMINF_paused";
+    XEN_DOMINF_BLOCKED: u32 = 1 << 4, "XEN_DOMINF_blocked";
+    XEN_DOMINF_RUNNING: u32 = 1 << 5, "XEN_DOMINF_running";
+    XEN_DOMINF_DEBUGGED: u32 = 1 << 6, "XEN_DOMINF_debugged";
+    XEN_DOMINF_XS_DOMAIN: u32 = 1 << 7, "XEN_DOMINF_xs_domain";
+    XEN_DOMINF_HAP: u32 = 1 << 8, "XEN_DOMINF_hap";
+    XEN_DOMINF_SHUTDOWNMASK: u32 = 255, "XEN_DOMINF_shutdownmask";
+    XEN_DOMINF_SHUTDOWNSHIFT: u32 = 16, "XEN_DOMINF_shutdownshift";
+    XEN_INVALID_MAX_VCPU_ID: u32 = !0, "XEN_INVALID_MAX_VCPU_ID";
+    XEN_X86_EMU_LAPIC: u32 = 1 << 0, "XEN_X86_EMU_LAPIC";
+    XEN_X86_EMU_PIT: u32 = 1 << 8, "XEN_X86_EMU_PIT";
+    XEN_X86_MSR_RELAXED: u32 = 1 << 0, "XEN_X86_MSR_RELAXED";
+}
+
+xen_struct! {
+    "domctl.h", "struct xen_arch_domainconfig", 8;
+    /// `struct xen_arch_domainconfig` (arch-x86/xen.h, tools only): what a
+    /// domain emulates (0 for a PV domain) and miscellaneous options.
+    pub struct XenArchDomainconfig {
+        /// `emulation_flags`: `XEN_X86_EMU_*`.
+        emulation_flags: u32 = "emulation_flags",
+        /// `misc_flags`: `XEN_X86_MSR_RELAXED`.
+        misc_flags: u32 = "misc_flags",
+    }
+}
+
+xen_struct! {
+    "domctl.h", "struct xen_domctl_createdomain", 64;
+    /// `struct xen_domctl_createdomain` (`XEN_DOMCTL_createdomain`): the new
+    /// domain's configuration. The new domain's ID comes back in
+    /// `xen_domctl.domain`.
+    pub struct XenDomctlCreatedomain {
+        /// `ssidref`: the XSM label (ignored without XSM).
+        ssidref: u32 = "ssidref",
+        /// `handle`: the toolstack's 16-byte UUID for the domain.
+        handle: [u8; 16] = "handle",
+        /// `flags`: `XEN_DOMCTL_CDF_*`.
+        flags: u32 = "flags",
+        /// `iommu_opts`: `XEN_DOMCTL_IOMMU_*`.
+        iommu_opts: u32 = "iommu_opts",
+        /// `max_vcpus`: at least 1.
+        max_vcpus: u32 = "max_vcpus",
+        /// `max_evtchn_port`
+        max_evtchn_port: u32 = "max_evtchn_port",
+        /// `max_grant_frames`: < 0 for the hypervisor's default.
+        max_grant_frames: i32 = "max_grant_frames",
+        /// `max_maptrack_frames`: < 0 for the hypervisor's default.
+        max_maptrack_frames: i32 = "max_maptrack_frames",
+        /// `grant_opts`: the highest grant-table version in the low 4 bits.
+        grant_opts: u32 = "grant_opts",
+        /// `vmtrace_size`: per-vCPU trace buffer bytes, 0 = none.
+        vmtrace_size: u32 = "vmtrace_size",
+        /// `cpupool_id`
+        cpupool_id: u32 = "cpupool_id",
+        /// `arch`
+        arch: XenArchDomainconfig = "arch",
+    }
+}
+
+xen_struct! {
+    "domctl.h", "struct xen_domctl_getdomaininfo", 112;
+    /// `struct xen_domctl_getdomaininfo` (`XEN_DOMCTL_getdomaininfo`): the
+    /// state of the first domain whose ID is at least the one asked for.
+    pub struct XenDomctlGetdomaininfo {
+        /// `domain`: the domain described (also in `xen_domctl.domain`).
+        domain: u16 = "domain",
+        /// `pad1`
+        pad1: u16 = "pad1",
+        /// `flags`: `XEN_DOMINF_*`, the shutdown code in bits 16..24.
+        flags: u32 = "flags",
+        /// `tot_pages`: frames the domain owns.
+        tot_pages: u64 = "tot_pages",
+        /// `max_pages`
+        max_pages: u64 = "max_pages",
+        /// `outstanding_pages`: claimed, not yet allocated.
+        outstanding_pages: u64 = "outstanding_pages",
+        /// `shr_pages`: shared through memory sharing.
+        shr_pages: u64 = "shr_pages",
+        /// `paged_pages`: paged out.
+        paged_pages: u64 = "paged_pages",
+        /// `shared_info_frame`: the shared_info page's frame.
+        shared_info_frame: u64 = "shared_info_frame",
+        /// `cpu_time`: ns the vCPUs have run.
+        cpu_time: u64 = "cpu_time",
+        /// `nr_online_vcpus`
+        nr_online_vcpus: u32 = "nr_online_vcpus",
+        /// `max_vcpu_id`: [`XEN_INVALID_MAX_VCPU_ID`] without vCPUs.
+        max_vcpu_id: u32 = "max_vcpu_id",
+        /// `ssidref`
+        ssidref: u32 = "ssidref",
+        /// `handle`: the UUID given at creation.
+        handle: [u8; 16] = "handle",
+        /// `cpupool`
+        cpupool: u32 = "cpupool",
+        /// `gpaddr_bits`: the guest physical address width.
+        gpaddr_bits: u8 = "gpaddr_bits",
+        /// `pad2`
+        pad2: [u8; 7] = "pad2",
+        /// `arch_config`
+        arch_config: XenArchDomainconfig = "arch_config",
+    }
+}
+
+xen_struct! {
+    "domctl.h", "struct xen_domctl_max_mem", 8;
+    /// `struct xen_domctl_max_mem` (`XEN_DOMCTL_max_mem`).
+    pub struct XenDomctlMaxMem {
+        /// `max_memkb`: the new limit in KiB.
+        max_memkb: u64 = "max_memkb",
+    }
 }
 
 xen_struct! {
@@ -117,11 +242,15 @@ xen_struct! {
         /// `_pad`
         _pad: [u16; 3] = "_pad",
         /// `u`: the operation's arguments (128 bytes).
-        u: [u64; 16] = "u" union("u.scheduler_op", "u.max_mem", "u.max_vcpus", "u.pad"),
+        u: [u64; 16] = "u" union("u.createdomain", "u.getdomaininfo", "u.scheduler_op", "u.max_mem", "u.max_vcpus", "u.pad"),
     }
 }
 
 xen_structs!(
+    XenArchDomainconfig,
+    XenDomctlCreatedomain,
+    XenDomctlGetdomaininfo,
+    XenDomctlMaxMem,
     XenDomctlSchedCredit,
     XenDomctlSchedCredit2,
     XenDomctlSchedRtds,
@@ -139,6 +268,9 @@ impl XenDomctl {
 
     crate::wire::union_members! {
         scheduler_op / set_scheduler_op: u: [u64; 16] => XenDomctlSchedulerOp, "u.scheduler_op";
+        createdomain / set_createdomain: u: [u64; 16] => XenDomctlCreatedomain, "u.createdomain";
+        getdomaininfo / set_getdomaininfo: u: [u64; 16] => XenDomctlGetdomaininfo, "u.getdomaininfo";
+        max_mem / set_max_mem: u: [u64; 16] => XenDomctlMaxMem, "u.max_mem";
     }
 }
 

@@ -184,9 +184,10 @@ pub trait Described {
 
 /// All constants of the crate.
 pub fn consts() -> impl Iterator<Item = &'static Const> {
-    let lists: [&'static [Const]; 21] = [
+    let lists: [&'static [Const]; 22] = [
         crate::xen::CONSTS,
         crate::domctl::CONSTS,
+        crate::sysctl::CONSTS,
         crate::arch_x86::CONSTS,
         crate::elfnote::CONSTS,
         crate::errno::CONSTS,
@@ -225,9 +226,10 @@ pub fn tables() -> impl Iterator<Item = &'static Table> {
 
 /// All structs of the crate.
 pub fn structs() -> impl Iterator<Item = &'static StructLayout> {
-    let lists: [&'static [StructLayout]; 16] = [
+    let lists: [&'static [StructLayout]; 17] = [
         crate::xen::STRUCTS,
         crate::domctl::STRUCTS,
+        crate::sysctl::STRUCTS,
         crate::arch_x86::STRUCTS,
         crate::event_channel::STRUCTS,
         crate::grant_table::STRUCTS,

@@ -66,13 +66,21 @@ impl core::fmt::Display for ShutdownReason {
     }
 }
 
-/// Where a domain is in its life.
+/// Where a domain is in its life. A toolstack pause ([`Domain::pause_count`])
+/// is orthogonal: a running domain with a pause does not run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DomainState {
-    /// Runnable.
+    /// Alive: its vCPUs run unless paused.
     Running,
-    /// Shut down (by itself or crashed); it runs no more.
+    /// Shut down (by itself or crashed); it runs no more, and waits for the
+    /// toolstack to destroy it.
     Shutdown(ShutdownReason),
+    /// Destroyed (`XEN_DOMCTL_destroydomain`): its vCPUs, channels, grant
+    /// mappings and page tables are gone, but other domains still map some
+    /// of its frames (Xen's zombie). Carries how it had shut down, if it had.
+    Dying(Option<ShutdownReason>),
+    /// Every frame it had is back in the pool; its ID is free again.
+    Dead(Option<ShutdownReason>),
 }
 
 /// One entry of a vCPU's virtual trap table (`trap_info`).
@@ -322,6 +330,17 @@ impl Vcpu {
 /// Bytes of a `vcpu_info`.
 pub const VCPU_INFO_SIZE: usize = 64;
 
+/// Zeroes a shared_info page and masks event upcalls on all 32 legacy
+/// vcpu_info slots, as Xen's builders do.
+pub fn init_shared_info(mem: &mut dyn crate::mm::MachineMemory, mfn: Mfn) {
+    if let Some(page) = mem.frame_mut(mfn) {
+        page.fill(0);
+        for v in 0..32 {
+            page[v * VCPU_INFO_SIZE + 1] = 1;
+        }
+    }
+}
+
 /// A domain: an isolated guest with its memory and vCPUs.
 #[derive(Debug)]
 pub struct Domain {
@@ -362,9 +381,47 @@ pub struct Domain {
     /// The virtual PIT channel 2 (ports 0x42, 0x43, 0x61) of a privileged
     /// domain.
     pub pit: crate::pit::Pit,
+    /// Toolstack pauses (`XEN_DOMCTL_pausedomain`; a created domain starts
+    /// with one, its builder's unpause starts it). At most 255, as in Xen.
+    pub pause_count: u8,
+    /// The toolstack's UUID for the domain (`xen_domain_handle_t`).
+    pub handle: [u8; 16],
+    /// The most vCPUs the domain may have (`createdomain.max_vcpus`).
+    pub max_vcpus: u32,
+    /// Whether [`crate::lifecycle::destroy`] has run for this domain
+    /// (set once its state is [`DomainState::Dying`]).
+    pub torn_down: bool,
 }
 
 impl Domain {
+    /// A running domain without memory or vCPUs yet: its ID, name,
+    /// privilege and the hypervisor frame that is its shared_info page.
+    pub fn new(id: DomId, name: &str, privileged: bool, shared_info: Mfn) -> Self {
+        Domain {
+            id,
+            name: String::from(name),
+            privileged,
+            state: DomainState::Running,
+            crash_message: None,
+            shutdown_code: None,
+            frames: Vec::new(),
+            owned: Vec::new(),
+            max_pages: 0,
+            shared_info,
+            vm_assist: 0,
+            console: GuestConsole::new(id),
+            vcpus: Vec::new(),
+            evtchn: EvtchnTable::new(1),
+            console_ring: None,
+            gnttab: GrantTable::new(),
+            pit: crate::pit::Pit::new(),
+            pause_count: 0,
+            handle: [0; 16],
+            max_vcpus: 1,
+            torn_down: false,
+        }
+    }
+
     /// Whether the domain owns `mfn` as RAM.
     pub fn owns(&self, mfn: Mfn) -> bool {
         self.owned.binary_search(&mfn).is_ok()
@@ -385,21 +442,46 @@ impl Domain {
         self.owns(mfn) || mfn == self.shared_info || self.gnttab.frames.contains(&mfn)
     }
 
-    /// Whether the domain can still run.
+    /// Whether the domain's vCPUs may run: alive and not paused.
     pub fn is_running(&self) -> bool {
+        self.state == DomainState::Running && self.pause_count == 0
+    }
+
+    /// Whether the domain is alive (running or paused, not shut down).
+    pub fn is_alive(&self) -> bool {
         self.state == DomainState::Running
+    }
+
+    /// Whether the domain exists for the toolstack: not yet dead (a dying
+    /// domain still holds its ID).
+    pub fn exists(&self) -> bool {
+        !matches!(self.state, DomainState::Dead(_))
+    }
+
+    /// Whether the domain has been destroyed (dying or dead).
+    pub fn is_destroyed(&self) -> bool {
+        matches!(self.state, DomainState::Dying(_) | DomainState::Dead(_))
+    }
+
+    /// How it shut down, if it did (before or without being destroyed).
+    pub fn shutdown_reason(&self) -> Option<ShutdownReason> {
+        match self.state {
+            DomainState::Running => None,
+            DomainState::Shutdown(r) => Some(r),
+            DomainState::Dying(r) | DomainState::Dead(r) => r,
+        }
     }
 
     /// Shuts the domain down for `reason` (no effect if already down).
     pub fn shutdown(&mut self, reason: ShutdownReason) {
-        if self.is_running() {
+        if self.is_alive() {
             self.state = DomainState::Shutdown(reason);
         }
     }
 
     /// Crashes the domain, recording why.
     pub fn crash(&mut self, message: String) {
-        if self.is_running() {
+        if self.is_alive() {
             self.crash_message = Some(message);
             self.state = DomainState::Shutdown(ShutdownReason::Crash);
         }

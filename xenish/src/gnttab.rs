@@ -17,12 +17,12 @@ use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 
 use guest_abi::grant_table::{
-    GNTST_BAD_GNTREF, GNTST_BAD_PAGE, GNTST_GENERAL_ERROR, GTF_PERMIT_ACCESS, GTF_READING, GTF_READONLY, GTF_TYPE_MASK,
-    GTF_WRITING,
+    GNTST_BAD_DOMAIN, GNTST_BAD_GNTREF, GNTST_BAD_PAGE, GNTST_GENERAL_ERROR, GTF_PERMIT_ACCESS, GTF_READING,
+    GTF_READONLY, GTF_TYPE_MASK, GTF_WRITING,
 };
 
 use crate::domain::{DomId, Domain};
-use crate::mm::frame_table::FrameTable;
+use crate::mm::frame_table::{FrameTable, Owner};
 use crate::mm::{FramePool, MachineMemory, Mfn, PAGE_SIZE};
 
 /// A `GNTST_*` status code.
@@ -98,7 +98,8 @@ impl GrantTable {
         self.frames.len() as u32 * ENTRIES_PER_FRAME
     }
 
-    /// Grows the table to `nr_frames` frames taken (zeroed) from `pool`;
+    /// Grows the table to `nr_frames` frames taken (zeroed) from `pool`
+    /// and recorded in `ft` as the hypervisor's (shared with the domain);
     /// `GNTST_general_error` beyond [`MAX_FRAMES`] or when memory runs out
     /// (the table is then left as it was).
     pub fn grow(
@@ -106,19 +107,22 @@ impl GrantTable {
         nr_frames: u32,
         mem: &mut dyn MachineMemory,
         pool: &mut dyn FramePool,
+        ft: &mut FrameTable,
     ) -> Result<(), GntStatus> {
         if nr_frames > MAX_FRAMES {
             return Err(GNTST_GENERAL_ERROR);
         }
         let old = self.frames.len();
         while self.frames.len() < nr_frames as usize {
-            match pool.alloc().and_then(|m| Some((m, mem.frame_mut(m)?))) {
+            let frame = pool.alloc().filter(|&m| mem.frame(m).is_some() && ft.set_owner(m, Owner::Xen).is_ok());
+            match frame.and_then(|m| Some((m, mem.frame_mut(m)?))) {
                 Some((mfn, bytes)) => {
                     bytes.fill(0);
                     self.frames.push(mfn);
                 }
                 None => {
-                    for mfn in self.frames.drain(old..) {
+                    for mfn in self.frames.drain(old..).chain(frame) {
+                        let _ = ft.set_owner(mfn, Owner::Free);
                         pool.free(mfn);
                     }
                     return Err(GNTST_GENERAL_ERROR);
@@ -221,6 +225,10 @@ pub fn acquire(
     user: DomId,
     readonly: bool,
 ) -> Result<Mfn, GntStatus> {
+    if granter.is_destroyed() {
+        // Xen: a dying domain's grants can no longer be used.
+        return Err(GNTST_BAD_DOMAIN);
+    }
     let gt = &granter.gnttab;
     let active = gt.active.get(&gref).copied();
     if let Some(a) = active {
@@ -277,8 +285,9 @@ pub fn release(granter: &mut Domain, mem: &mut dyn MachineMemory, gref: u32, rea
         clear |= GTF_READING as u16;
         gt.active.remove(&gref);
     }
-    if clear != 0 {
-        gt.update_flags(mem, gref, 0, clear);
+    // A destroyed granter's table frames are gone: only the count matters.
+    if clear != 0 && !granter.is_destroyed() {
+        granter.gnttab.update_flags(mem, gref, 0, clear);
     }
 }
 
@@ -298,7 +307,7 @@ pub(crate) mod tests {
 
     fn world_with_table() -> World {
         let mut w = World::new(false);
-        w.dom.gnttab.grow(1, &mut w.mem, &mut w.pool).unwrap();
+        w.dom.gnttab.grow(1, &mut w.mem, &mut w.pool, &mut w.ft).unwrap();
         w
     }
 
@@ -311,16 +320,16 @@ pub(crate) mod tests {
     fn grow_takes_zeroed_frames_up_to_the_limit() {
         let mut w = World::new(false);
         w.mem.0[16][0] = 0xff;
-        assert_eq!(w.dom.gnttab.grow(2, &mut w.mem, &mut w.pool), Ok(()));
+        assert_eq!(w.dom.gnttab.grow(2, &mut w.mem, &mut w.pool, &mut w.ft), Ok(()));
         assert_eq!(w.dom.gnttab.frames, [Mfn(16), Mfn(17)]);
         assert_eq!(w.mem.0[16][0], 0, "zeroed");
         assert_eq!(w.dom.gnttab.nr_entries(), 1024);
-        assert_eq!(w.dom.gnttab.grow(MAX_FRAMES + 1, &mut w.mem, &mut w.pool), Err(GNTST_GENERAL_ERROR));
+        assert_eq!(w.dom.gnttab.grow(MAX_FRAMES + 1, &mut w.mem, &mut w.pool, &mut w.ft), Err(GNTST_GENERAL_ERROR));
         let mut empty = FakePool(alloc::vec![]);
-        assert_eq!(w.dom.gnttab.grow(3, &mut w.mem, &mut empty), Err(GNTST_GENERAL_ERROR));
+        assert_eq!(w.dom.gnttab.grow(3, &mut w.mem, &mut empty, &mut w.ft), Err(GNTST_GENERAL_ERROR));
         assert_eq!(w.dom.gnttab.frames.len(), 2, "a failed grow changes nothing");
         let mut one = FakePool(alloc::vec![Mfn(23)]);
-        assert_eq!(w.dom.gnttab.grow(4, &mut w.mem, &mut one), Err(GNTST_GENERAL_ERROR));
+        assert_eq!(w.dom.gnttab.grow(4, &mut w.mem, &mut one, &mut w.ft), Err(GNTST_GENERAL_ERROR));
         assert_eq!(one.0, [Mfn(23)], "frames of a failed grow go back");
     }
 

@@ -25,6 +25,7 @@ pub mod evtchn;
 pub mod gnttab;
 pub mod guest_access;
 pub mod hypercall;
+pub mod lifecycle;
 pub mod mm;
 pub mod pit;
 pub mod ptwr;

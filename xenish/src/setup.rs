@@ -10,8 +10,7 @@ use guest_abi::errno::XenError;
 
 use crate::builder::{self, DomainSpec};
 use crate::cmdline::CommandLine;
-use crate::console::GuestConsole;
-use crate::domain::{Domain, DomainState, Vcpu};
+use crate::domain::{Domain, Vcpu};
 use crate::domain_config;
 use crate::evtchn::{Binding, EvtchnTable, DOMID_XEN};
 use crate::mm::frame_alloc::FrameAllocator;
@@ -178,7 +177,7 @@ fn build_domain(setup: &mut Setup, plan: &Plan) -> Result<Domain, String> {
             return Err(alloc::format!("frame {:#x} is beyond the frame table", m.0));
         }
     }
-    init_shared_info(setup.mem, shared_info);
+    crate::domain::init_shared_info(setup.mem, shared_info);
     // A domU's console: a ring page the builder allocates and a port
     // bound to the hypervisor, which drains the ring when it is raised.
     let mut evtchn = EvtchnTable::new(1);
@@ -244,33 +243,19 @@ fn build_domain(setup: &mut Setup, plan: &Plan) -> Result<Domain, String> {
         rsi: built.start_info_va,
         ..TrapFrame::default()
     };
-    Ok(Domain {
-        id,
-        name: String::from(name),
-        privileged,
-        state: DomainState::Running,
-        crash_message: None,
-        shutdown_code: None,
-        max_pages: nr_pages,
-        owned: {
-            let mut owned = frames.clone();
-            owned.sort_unstable();
-            owned
-        },
-        frames,
-        shared_info,
-        vm_assist: 0,
-        console: GuestConsole::new(id),
-        vcpus: alloc::vec![{
-            let mut v = Vcpu::new(0, regs, built.l4);
-            v.init_fpu(setup.fpu_area_size);
-            v
-        }],
-        evtchn,
-        console_ring: built.console_mfn.zip(console_port),
-        gnttab: crate::gnttab::GrantTable::new(),
-        pit: crate::pit::Pit::new(),
-    })
+    let mut d = Domain::new(id, name, privileged, shared_info);
+    d.max_pages = nr_pages;
+    d.owned = frames.clone();
+    d.owned.sort_unstable();
+    d.frames = frames;
+    d.vcpus = alloc::vec![{
+        let mut v = Vcpu::new(0, regs, built.l4);
+        v.init_fpu(setup.fpu_area_size);
+        v
+    }];
+    d.evtchn = evtchn;
+    d.console_ring = built.console_mfn.zip(console_port);
+    Ok(d)
 }
 
 /// Makes the builder's tables the domain's page tables, as Xen's builders
@@ -298,15 +283,4 @@ pub fn adopt_page_tables(
         return Err(XenError::Einval);
     }
     Ok(())
-}
-
-/// Zeroes a shared_info page and masks event upcalls on all 32 legacy
-/// vcpu_info slots, as Xen's builders do.
-fn init_shared_info(mem: &mut dyn MachineMemory, mfn: Mfn) {
-    if let Some(page) = mem.frame_mut(mfn) {
-        page.fill(0);
-        for v in 0..32 {
-            page[v * 64 + 1] = 1;
-        }
-    }
 }

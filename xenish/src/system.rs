@@ -14,6 +14,7 @@ use alloc::vec::Vec;
 use crate::domain::{Domain, DomainState, RUNSTATE_BLOCKED, RUNSTATE_RUNNABLE, RUNSTATE_RUNNING};
 use crate::evtchn;
 use crate::hypercall::{self, Ctx, Outcome, Peers, Platform, TlbFlush};
+use crate::lifecycle::{self, Lifecycle, Resources};
 use crate::mm::frame_table::FrameTable;
 use crate::mm::m2p::M2p;
 use crate::mm::{FramePool, MachineMemory, Mfn};
@@ -85,6 +86,8 @@ pub struct System {
     pub frames: Box<dyn FramePool + Send>,
     /// The frame table of the PV MMU.
     pub ft: FrameTable,
+    /// Domains the toolstack created, and its ID rover.
+    pub lifecycle: Lifecycle,
 }
 
 impl System {
@@ -118,6 +121,7 @@ impl System {
             idle_until_ns: None,
             frames,
             ft,
+            lifecycle: Lifecycle::default(),
         }
     }
 
@@ -169,7 +173,7 @@ impl System {
             traps::iret(domain, vcpu, frame, mem)
         } else {
             let (frames, m2p, ft) = (&mut *self.frames, self.m2p, &mut self.ft);
-            let sched = &mut self.sched;
+            let (sched, lifecycle) = (&mut self.sched, &mut self.lifecycle);
             let mut ctx = Ctx {
                 domain,
                 vcpu,
@@ -183,6 +187,7 @@ impl System {
                 sched,
                 reload_gdt: false,
                 ft,
+                lifecycle,
             };
             let outcome = hypercall::dispatch(&mut ctx, frame.rax, frame.hypercall_args());
             (tlb, reload_gdt) = (ctx.tlb, ctx.reload_gdt);
@@ -196,6 +201,7 @@ impl System {
             }
             TrapDecision::Resume
         };
+        self.settle(mem);
         let mut action = self.finish(decision, was_kernel, frame, now_ns, tsc, mem);
         (action.tlb, action.reload_gdt) = (tlb, reload_gdt);
         // A new base pointer (MMUEXT_NEW_BASEPTR) for the running mode
@@ -205,6 +211,57 @@ impl System {
             _ => {}
         }
         action
+    }
+
+    /// Carries out the lifecycle changes a hypercall made: adds the domains
+    /// the toolstack created (in the slot of a dead one if there is one),
+    /// takes destroyed domains apart, returns the frames of dying ones that
+    /// nobody maps any more, and tells the toolstack (`VIRQ_DOM_EXC`).
+    fn settle(&mut self, mem: &mut dyn MachineMemory) {
+        for d in core::mem::take(&mut self.lifecycle.created) {
+            let dead = self.domains.iter().position(|d| matches!(d.state, DomainState::Dead(_)));
+            match dead.and_then(|i| self.domains.get_mut(i)) {
+                Some(slot) => *slot = d,
+                None => self.domains.push(d),
+            }
+        }
+        let mut notify = false;
+        for i in 0..self.domains.len() {
+            let Some(d) = self.domains.get_mut(i) else { continue };
+            if !matches!(d.state, DomainState::Dying(_)) {
+                continue;
+            }
+            let first = !d.torn_down;
+            if first {
+                d.console.flush(&mut |b| crate::console::write_bytes(b));
+                for v in 0..d.vcpus.len() {
+                    self.sched.remove(VcpuRef { domain: i, vcpu: v });
+                }
+            }
+            let (id, before) = (d.id, d.owned.len());
+            let mut res = Resources { ft: &mut self.ft, mem: &mut *mem, pool: &mut *self.frames, m2p: self.m2p };
+            let dead = match first {
+                true => lifecycle::destroy(&mut self.domains, i, &mut res),
+                false => self.domains.get_mut(i).is_some_and(|d| lifecycle::reap(d, &mut res)),
+            };
+            let held = self.domains.get(i).map_or(0, |d| d.owned.len());
+            let free = self.frames.free_frames();
+            if first {
+                notify = true;
+                crate::printk!(
+                    "xenish: d{id}: torn down: {} of its {before} frames returned, {held} still mapped elsewhere; {free} frames free",
+                    before - held,
+                );
+            } else if held != before {
+                crate::printk!("xenish: d{id}: {} more frames returned; {free} frames free", before - held);
+            }
+            if dead {
+                crate::printk!("xenish: d{id}: dead, every frame returned; {free} frames free");
+            }
+        }
+        if notify {
+            lifecycle::notify_dom_exc(&self.domains, mem);
+        }
     }
 
     /// Handles an exception raised by the current guest.
@@ -340,6 +397,9 @@ impl System {
             for v in 0..domain.vcpus.len() {
                 self.sched.sleep(VcpuRef { domain: who.domain, vcpu: v });
             }
+            if !domain.is_alive() {
+                lifecycle::notify_dom_exc(&self.domains, mem);
+            }
             return false;
         }
         let shared_info = domain.shared_info;
@@ -390,11 +450,17 @@ impl System {
             }
             self.publish_runstate(who, mem);
         }
-        if self.domains.iter().all(|d| !d.is_running()) {
+        // A domain without vCPUs (created, not yet built) cannot run.
+        if self.domains.iter().all(|d| !d.is_running() || d.vcpus.is_empty()) {
             self.report();
             return Next::PowerOff { failed: self.any_failed() };
         }
         match self.sched.pick(now_ns) {
+            Pick::Run { who, .. } if !self.domains.get(who.domain).is_some_and(Domain::is_running) => {
+                // Paused or down since it was queued: not a candidate.
+                self.sched.sleep(who);
+                self.reschedule(frame, now_ns, tsc, mem)
+            }
             Pick::Run { who, until_ns } => {
                 let Some(d) = self.domains.get_mut(who.domain) else { return Next::Idle };
                 let Some(v) = d.vcpus.get(who.vcpu) else { return Next::Idle };
@@ -452,16 +518,22 @@ impl System {
 
     /// Whether any domain crashed (or was stopped by a watchdog).
     pub fn any_failed(&self) -> bool {
-        self.domains.iter().any(|d| matches!(d.state, DomainState::Shutdown(r) if r.is_failure()))
+        self.domains.iter().any(|d| d.shutdown_reason().is_some_and(|r| r.is_failure()))
     }
 
     /// Prints each domain's final state.
     pub fn report(&self) {
         crate::printk!("xenish: all domains have shut down");
         for d in &self.domains {
-            match d.state {
-                DomainState::Shutdown(reason) => crate::printk!("xenish:   d{} ({}): {}", d.id, d.name, reason),
-                DomainState::Running => crate::printk!("xenish:   d{} ({}): running", d.id, d.name),
+            let (id, name) = (d.id, &d.name);
+            match (d.state, d.shutdown_reason()) {
+                (DomainState::Shutdown(reason), _) => crate::printk!("xenish:   d{id} ({name}): {reason}"),
+                (DomainState::Running, _) if d.vcpus.is_empty() => {
+                    crate::printk!("xenish:   d{id} ({name}): not built")
+                }
+                (DomainState::Running, _) => crate::printk!("xenish:   d{id} ({name}): paused"),
+                (_, Some(reason)) => crate::printk!("xenish:   d{id} ({name}): {reason}, then destroyed"),
+                (_, None) => crate::printk!("xenish:   d{id} ({name}): destroyed"),
             }
         }
     }

@@ -1,13 +1,11 @@
-//! Wrappers for `domctl` (`domctl.h`): domain control, for a privileged
-//! domain.
+//! Wrappers for `domctl` (`domctl.h`) and `sysctl` (`sysctl.h`): domain
+//! and system control, for a privileged domain.
 
 use super::{arg_mut, hypercall1, result};
-use crate::domctl::{
-    XenDomctl, XenDomctlSchedCredit, XenDomctlSchedulerOp, XEN_DOMCTL_SCHEDOP_GETINFO, XEN_DOMCTL_SCHEDOP_PUTINFO,
-    XEN_DOMCTL_SCHEDULER_OP, XEN_SCHEDULER_CREDIT,
-};
+use crate::domctl::*;
 use crate::errno::XenError;
-use crate::xen::HYPERVISOR_DOMCTL;
+use crate::sysctl::{XenSysctl, XenSysctlPhysinfo, XEN_SYSCTL_PHYSINFO};
+use crate::xen::{HYPERVISOR_DOMCTL, HYPERVISOR_SYSCTL};
 
 /// `HYPERVISOR_domctl(op)`: the operation's OUT fields land in `op`.
 pub fn domctl(op: &mut XenDomctl) -> Result<(), XenError> {
@@ -35,4 +33,58 @@ pub fn sched_credit_get(domid: u16) -> Result<XenDomctlSchedCredit, XenError> {
 /// weight (0 keeps it) and cap (0xffff keeps it).
 pub fn sched_credit_set(domid: u16, weight: u16, cap: u16) -> Result<(), XenError> {
     credit_op(domid, XEN_DOMCTL_SCHEDOP_PUTINFO, XenDomctlSchedCredit { weight, cap }).map(drop)
+}
+
+/// `XEN_DOMCTL_createdomain` with `config`: the new domain's ID (`domid`
+/// 0 lets the hypervisor choose it). The domain starts paused, without
+/// memory, until the toolstack builds and unpauses it.
+pub fn domain_create(domid: u16, config: XenDomctlCreatedomain) -> Result<u16, XenError> {
+    let mut op = XenDomctl::new(XEN_DOMCTL_CREATEDOMAIN, domid);
+    op.set_createdomain(config);
+    domctl(&mut op)?;
+    Ok(op.domain)
+}
+
+/// `XEN_DOMCTL_destroydomain`: tears `domid` down; its frames return to
+/// the hypervisor once nobody maps them.
+pub fn domain_destroy(domid: u16) -> Result<(), XenError> {
+    domctl(&mut XenDomctl::new(XEN_DOMCTL_DESTROYDOMAIN, domid))
+}
+
+/// `XEN_DOMCTL_pausedomain`: one more toolstack pause of `domid`.
+pub fn domain_pause(domid: u16) -> Result<(), XenError> {
+    domctl(&mut XenDomctl::new(XEN_DOMCTL_PAUSEDOMAIN, domid))
+}
+
+/// `XEN_DOMCTL_unpausedomain`: drops one toolstack pause of `domid`.
+pub fn domain_unpause(domid: u16) -> Result<(), XenError> {
+    domctl(&mut XenDomctl::new(XEN_DOMCTL_UNPAUSEDOMAIN, domid))
+}
+
+/// `XEN_DOMCTL_getdomaininfo`: the first domain whose ID is `domid` or
+/// more.
+pub fn domain_getinfo(domid: u16) -> Result<XenDomctlGetdomaininfo, XenError> {
+    let mut op = XenDomctl::new(XEN_DOMCTL_GETDOMAININFO, domid);
+    domctl(&mut op)?;
+    Ok(op.getdomaininfo())
+}
+
+/// `XEN_DOMCTL_max_mem`: `domid` may own at most `max_kib` KiB.
+pub fn domain_max_mem(domid: u16, max_kib: u64) -> Result<(), XenError> {
+    let mut op = XenDomctl::new(XEN_DOMCTL_MAX_MEM, domid);
+    op.set_max_mem(XenDomctlMaxMem { max_memkb: max_kib });
+    domctl(&mut op)
+}
+
+/// `HYPERVISOR_sysctl(op)`: the operation's OUT fields land in `op`.
+pub fn sysctl(op: &mut XenSysctl) -> Result<(), XenError> {
+    // SAFETY: `op` is valid for reading and writing during the call.
+    result(unsafe { hypercall1(HYPERVISOR_SYSCTL, arg_mut(op)) }).map(drop)
+}
+
+/// `XEN_SYSCTL_physinfo`: the machine's CPUs and memory.
+pub fn physinfo() -> Result<XenSysctlPhysinfo, XenError> {
+    let mut op = XenSysctl::new(XEN_SYSCTL_PHYSINFO);
+    sysctl(&mut op)?;
+    Ok(op.physinfo())
 }

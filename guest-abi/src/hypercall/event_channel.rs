@@ -18,6 +18,14 @@ pub fn evtchn_alloc_unbound(remote_dom: u16) -> Result<u32, XenError> {
     Ok(a.port)
 }
 
+/// `EVTCHNOP_alloc_unbound` in domain `dom` (a privileged domain setting
+/// up another's channels): a port of `dom` that `remote_dom` may bind.
+pub fn evtchn_alloc_unbound_in(dom: u16, remote_dom: u16) -> Result<u32, XenError> {
+    let mut a = EvtchnAllocUnbound { dom, remote_dom, port: 0 };
+    evtchn_op(ev::EVTCHNOP_ALLOC_UNBOUND, &mut a)?;
+    Ok(a.port)
+}
+
 /// `EVTCHNOP_bind_interdomain`: binds `remote_dom`'s unbound port; the
 /// new local port.
 pub fn evtchn_bind_interdomain(remote_dom: u16, remote_port: u32) -> Result<u32, XenError> {

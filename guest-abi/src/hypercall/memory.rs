@@ -55,6 +55,16 @@ pub fn populate_physmap(extents: &mut [u64], order: u32, mem_flags: u32) -> Resu
     unsafe { memory_op(m::XENMEM_POPULATE_PHYSMAP, arg(&r)) }
 }
 
+/// `XENMEM_populate_physmap` for domain `domid` (a privileged domain
+/// building another): extents of `2^order` frames at the pfns in
+/// `extents`; for a PV domain the new MFNs are written back. Extents done.
+pub fn populate_physmap_for(domid: u16, extents: &mut [u64], order: u32) -> Result<u64, XenError> {
+    let mut r = reservation_arg(extents, order, 0);
+    r.domid = domid;
+    // SAFETY: the op only writes `extents`; the frames are the other domain's.
+    unsafe { memory_op(m::XENMEM_POPULATE_PHYSMAP, arg(&r)) }
+}
+
 /// `XENMEM_exchange`: trades the frames of `exchange.in_` for new ones;
 /// updates `nr_exchanged`.
 ///

@@ -32,7 +32,7 @@ pub const HEADERS: &[&str] = &[
 /// Headers Xen compiles for its tools only. `__XEN_TOOLS__` changes other
 /// headers too (extra union member names, tools-only types), so their
 /// checks go into a probe of their own with it defined first.
-pub const TOOLS_HEADERS: &[&str] = &["xen/domctl.h"];
+pub const TOOLS_HEADERS: &[&str] = &["xen/domctl.h", "xen/sysctl.h"];
 
 /// Whether a check of `header` (as the registry names it) belongs in the
 /// tools probe.

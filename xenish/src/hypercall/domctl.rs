@@ -1,23 +1,42 @@
 //! `domctl`: the toolstack's domain-control operations, for a privileged
-//! domain. xenish serves `XEN_DOMCTL_scheduler_op` with the credit
-//! scheduler's interface (weight and cap, which are exactly its own
-//! parameters); the other commands answer `-ENOSYS` until the toolstack
-//! needs them.
+//! domain: the domain lifecycle (`createdomain`, `pausedomain`,
+//! `unpausedomain`, `destroydomain`, `getdomaininfo`, `max_mem`) and
+//! `scheduler_op` with the credit scheduler's interface (weight and cap,
+//! which are exactly its own parameters). Other commands answer `-ENOSYS`
+//! until the toolstack needs them.
 //!
 //! Semantics and errnos: Xen 4.17 `xen/common/domctl.c` (`do_domctl`:
-//! interface version, then the domain, then the caller's privilege),
-//! `xen/common/sched/core.c` (`sched_adjust`) and `sched/credit.c`
-//! (`csched_dom_cntl`: a weight of 0 and a cap of 0xffff leave the value as
-//! it is).
+//! interface version, then the domain, then the caller's privilege;
+//! `createdomain`'s ID search from a rover; `getdomaininfo` describing the
+//! first domain at or above the ID asked), `xen/common/domain.c`
+//! (`sanitise_domain_config`, the toolstack pause count limited to 255,
+//! `domain_kill`), `xen/common/sched/core.c` (`sched_adjust`) and
+//! `sched/credit.c` (`csched_dom_cntl`: a weight of 0 and a cap of 0xffff
+//! leave the value as it is).
+//!
+//! Where xenish differs: a domain has at most one vCPU yet (`max_vcpus` >
+//! 1 is `-EINVAL`); only PV domains exist (`XEN_DOMCTL_CDF_hvm` is
+//! `-EINVAL`, as on a Xen without HVM support); a domain may not destroy
+//! itself (`-EINVAL`); a created domain gets no vCPU context (there is no
+//! `setvcpucontext` yet), so it never runs.
 
 use guest_abi::domctl::*;
 use guest_abi::errno::XenError;
 
 use super::{Ctx, HcResult, Outcome};
-use crate::sched::{SchedParams, Scheduler};
+use crate::domain::{DomId, Domain, DomainState, RUNSTATE_RUNNING};
+use crate::mm::frame_table::Owner;
+use crate::sched::{SchedParams, Scheduler, VcpuRef};
 
 /// A `putinfo` cap that leaves the cap as it is.
 const CAP_UNCHANGED: u16 = 0xffff;
+/// `DOMID_FIRST_RESERVED`: IDs from here on are not domains'.
+const DOMID_FIRST_RESERVED: DomId = 0x7ff0;
+/// Most toolstack pauses of one domain (Xen's limit).
+const MAX_PAUSES: u8 = 255;
+/// Grant-table frames a domain may have (Xen's default
+/// `max_grant_frames`, and xenish's limit).
+const MAX_GRANT_FRAMES: i32 = crate::gnttab::MAX_FRAMES as i32;
 
 /// `HYPERVISOR_domctl(op)`.
 pub fn domctl(ctx: &mut Ctx, args: [u64; 5]) -> Outcome {
@@ -29,19 +48,252 @@ fn serve(ctx: &mut Ctx, arg: u64) -> HcResult {
     if op.interface_version != XEN_DOMCTL_INTERFACE_VERSION {
         return Err(XenError::Eacces);
     }
-    let index = ctx.peers.index_of(op.domain, ctx.domain.id).ok_or(XenError::Esrch)?;
-    if !ctx.domain.privileged {
-        return Err(XenError::Eperm);
+    // The commands that do not name an existing domain.
+    match op.cmd {
+        XEN_DOMCTL_CREATEDOMAIN => {
+            privileged(ctx)?;
+            op.domain = create(ctx, op.domain, &op.createdomain())?;
+            return write_back(ctx, arg, &op);
+        }
+        XEN_DOMCTL_GETDOMAININFO => {
+            privileged(ctx)?;
+            if op.domain >= DOMID_FIRST_RESERVED {
+                return Err(XenError::Einval);
+            }
+            let info = domain_info(ctx, op.domain).ok_or(XenError::Esrch)?;
+            op.domain = info.domain;
+            op.set_getdomaininfo(info);
+            return write_back(ctx, arg, &op);
+        }
+        _ => {}
     }
+    let me = ctx.domain.id;
+    let index = ctx.peers.index_of(op.domain, me).ok_or(XenError::Esrch)?;
+    privileged(ctx)?;
     match op.cmd {
         XEN_DOMCTL_SCHEDULER_OP => {
             let mut s = op.scheduler_op();
             scheduler_op(ctx.sched, index, &mut s)?;
             op.set_scheduler_op(s);
-            ctx.guest().write(arg, &op).map_err(|_| XenError::Efault)?;
+            write_back(ctx, arg, &op)
+        }
+        XEN_DOMCTL_PAUSEDOMAIN => pause(ctx, op.domain, index, true),
+        XEN_DOMCTL_UNPAUSEDOMAIN => pause(ctx, op.domain, index, false),
+        XEN_DOMCTL_DESTROYDOMAIN => destroy(ctx, op.domain),
+        XEN_DOMCTL_MAX_MEM => {
+            let pages = (op.max_mem().max_memkb >> 2).min(u64::from(u32::MAX));
+            target(ctx, op.domain).ok_or(XenError::Esrch)?.max_pages = pages;
             Ok(0)
         }
         _ => Err(XenError::Enosys),
+    }
+}
+
+fn privileged(ctx: &Ctx) -> Result<(), XenError> {
+    if ctx.domain.privileged {
+        Ok(())
+    } else {
+        Err(XenError::Eperm)
+    }
+}
+
+fn write_back(ctx: &mut Ctx, arg: u64, op: &XenDomctl) -> HcResult {
+    ctx.guest().write(arg, op).map_err(|_| XenError::Efault)?;
+    Ok(0)
+}
+
+/// The caller or the other existing domain `id`.
+fn target<'c>(ctx: &'c mut Ctx, id: DomId) -> Option<&'c mut Domain> {
+    if id == ctx.domain.id {
+        Some(&mut *ctx.domain)
+    } else {
+        ctx.peers.get_mut(id)
+    }
+}
+
+/// Whether no domain (alive, dying, or just created) has ID `id`.
+fn is_free_domid(ctx: &Ctx, id: DomId) -> bool {
+    ctx.domain.id != id && ctx.peers.iter().all(|d| d.id != id) && ctx.lifecycle.created.iter().all(|d| d.id != id)
+}
+
+/// `XEN_DOMCTL_createdomain`: checks the configuration as Xen's
+/// `sanitise_domain_config` does, picks the ID (`asked` if it is a free
+/// one, else the next free one after the rover), and makes a paused domain
+/// with a shared_info page and nothing else. Returns its ID.
+fn create(ctx: &mut Ctx, asked: DomId, config: &XenDomctlCreatedomain) -> Result<DomId, XenError> {
+    let known = XEN_DOMCTL_CDF_HVM
+        | XEN_DOMCTL_CDF_HAP
+        | XEN_DOMCTL_CDF_S3_INTEGRITY
+        | XEN_DOMCTL_CDF_OOS_OFF
+        | XEN_DOMCTL_CDF_XS_DOMAIN
+        | XEN_DOMCTL_CDF_IOMMU
+        | XEN_DOMCTL_CDF_NESTED_VIRT
+        | XEN_DOMCTL_CDF_VPMU;
+    let grant_version = config.grant_opts & XEN_DOMCTL_GRANT_VERSION_MASK;
+    let bad = config.flags & !known != 0
+        // No HVM, HAP, IOMMU, nested virtualization, vPMU or vmtrace here.
+        || config.flags & (XEN_DOMCTL_CDF_HVM | XEN_DOMCTL_CDF_HAP | XEN_DOMCTL_CDF_IOMMU) != 0
+        || config.flags & (XEN_DOMCTL_CDF_NESTED_VIRT | XEN_DOMCTL_CDF_VPMU) != 0
+        || config.vmtrace_size != 0
+        || config.max_vcpus != 1
+        || config.grant_opts & !XEN_DOMCTL_GRANT_VERSION_MASK != 0
+        || grant_version != 1
+        || (config.max_grant_frames >= 0 && !(1..=MAX_GRANT_FRAMES).contains(&config.max_grant_frames))
+        || config.arch.misc_flags & !XEN_X86_MSR_RELAXED != 0;
+    if bad {
+        return Err(XenError::Einval);
+    }
+    if config.arch.emulation_flags != 0 {
+        // A PV domU emulates nothing (Xen's emulation_flags_ok).
+        return Err(XenError::Eopnotsupp);
+    }
+    let id = if asked > 0 && asked < DOMID_FIRST_RESERVED {
+        if !is_free_domid(ctx, asked) {
+            return Err(XenError::Eexist);
+        }
+        asked
+    } else {
+        // Xen's search: from the rover on, wrapping to 1, never the rover.
+        let rover = ctx.lifecycle.rover;
+        let mut id = rover;
+        let found = loop {
+            id = if id.saturating_add(1) >= DOMID_FIRST_RESERVED { 1 } else { id + 1 };
+            if id == rover {
+                break None;
+            }
+            if is_free_domid(ctx, id) {
+                break Some(id);
+            }
+            if rover == 0 && id == DOMID_FIRST_RESERVED - 1 {
+                break None;
+            }
+        };
+        let id = found.ok_or(XenError::Enomem)?;
+        ctx.lifecycle.rover = id;
+        id
+    };
+    let shared_info = ctx.frames.alloc().ok_or(XenError::Enomem)?;
+    if ctx.ft.set_owner(shared_info, Owner::Xen).is_err() || ctx.mem.frame(shared_info).is_none() {
+        let _ = ctx.ft.set_owner(shared_info, Owner::Free);
+        ctx.frames.free(shared_info);
+        return Err(XenError::Enomem);
+    }
+    crate::domain::init_shared_info(ctx.mem, shared_info);
+    let mut d = Domain::new(id, "domU", false, shared_info);
+    (d.pause_count, d.handle, d.max_vcpus) = (1, config.handle, config.max_vcpus);
+    ctx.lifecycle.created.push(d);
+    crate::printk!("xenish: d{}: created by d{} (paused, no memory)", id, ctx.domain.id);
+    Ok(id)
+}
+
+/// `XEN_DOMCTL_pausedomain` / `unpausedomain` of domain `id` (at system
+/// index `index`): one toolstack pause more or less; the caller may not
+/// pause itself (`-EINVAL`), pauses stop at 255 (`-EOVERFLOW`), and an
+/// unpause needs a pause (`-EINVAL`).
+fn pause(ctx: &mut Ctx, id: DomId, index: usize, more: bool) -> HcResult {
+    if id == ctx.domain.id {
+        return Err(XenError::Einval);
+    }
+    let d = ctx.peers.get_mut(id).ok_or(XenError::Esrch)?;
+    d.pause_count = match (more, d.pause_count) {
+        (true, MAX_PAUSES) => return Err(XenError::Eoverflow),
+        (true, n) => n + 1,
+        (false, 0) => return Err(XenError::Einval),
+        (false, n) => n - 1,
+    };
+    let runs = d.is_running();
+    for (v, vcpu) in d.vcpus.iter().enumerate() {
+        let who = VcpuRef { domain: index, vcpu: v };
+        if !runs {
+            ctx.sched.sleep(who);
+        } else if !vcpu.blocked && vcpu.poll.is_none() {
+            ctx.sched.wake(who);
+        }
+    }
+    Ok(0)
+}
+
+/// `XEN_DOMCTL_destroydomain` of domain `id`: marks it dying; the system
+/// takes it apart as soon as this hypercall returns
+/// ([`crate::lifecycle::destroy`]). Destroying a dying domain again is
+/// fine, as in Xen; a domain may not destroy itself (`-EINVAL`).
+fn destroy(ctx: &mut Ctx, id: DomId) -> HcResult {
+    if id == ctx.domain.id {
+        return Err(XenError::Einval);
+    }
+    let d = ctx.peers.get_mut(id).ok_or(XenError::Esrch)?;
+    if !d.is_destroyed() {
+        d.state = DomainState::Dying(d.shutdown_reason());
+        crate::printk!("xenish: d{}: destroyed by d{}", id, ctx.domain.id);
+    }
+    Ok(0)
+}
+
+/// `XEN_DOMCTL_getdomaininfo`: the first existing domain whose ID is `id`
+/// or more, as Xen's `getdomaininfo` fills it in.
+fn domain_info(ctx: &Ctx, id: DomId) -> Option<XenDomctlGetdomaininfo> {
+    let me = &*ctx.domain;
+    let all = core::iter::once(me).chain(ctx.peers.iter());
+    let d = all.filter(|d| d.id >= id).min_by_key(|d| d.id)?;
+    let mut flags = 0;
+    match d.state {
+        DomainState::Running => {}
+        DomainState::Shutdown(reason) => {
+            let code = u32::from(shutdown_code(reason));
+            flags |= XEN_DOMINF_SHUTDOWN | (code & XEN_DOMINF_SHUTDOWNMASK) << XEN_DOMINF_SHUTDOWNSHIFT;
+        }
+        DomainState::Dying(_) | DomainState::Dead(_) => flags |= XEN_DOMINF_DYING,
+    }
+    if d.pause_count != 0 {
+        flags |= XEN_DOMINF_PAUSED;
+    }
+    if !d.vcpus.is_empty() && d.vcpus.iter().all(|v| v.blocked || v.poll.is_some()) {
+        flags |= XEN_DOMINF_BLOCKED;
+    }
+    if d.id == me.id {
+        // The caller is on the CPU (there is one).
+        flags |= XEN_DOMINF_RUNNING;
+    }
+    let cpu_time = d.vcpus.iter().map(|v| {
+        let current =
+            if v.runstate.state == RUNSTATE_RUNNING { ctx.now_ns.saturating_sub(v.runstate.entry_ns) } else { 0 };
+        v.runstate.time[RUNSTATE_RUNNING].saturating_add(current)
+    });
+    let nr_vcpus = d.vcpus.len() as u32;
+    Some(XenDomctlGetdomaininfo {
+        domain: d.id,
+        pad1: 0,
+        flags,
+        tot_pages: d.owned.len() as u64,
+        max_pages: d.max_pages,
+        outstanding_pages: 0,
+        shr_pages: 0,
+        paged_pages: 0,
+        shared_info_frame: d.shared_info.0,
+        cpu_time: cpu_time.fold(0u64, u64::saturating_add),
+        nr_online_vcpus: nr_vcpus,
+        max_vcpu_id: if nr_vcpus == 0 { XEN_INVALID_MAX_VCPU_ID } else { nr_vcpus - 1 },
+        ssidref: 0,
+        handle: d.handle,
+        cpupool: 0,
+        // A PV guest's physical addresses are machine addresses: 52 bits.
+        gpaddr_bits: 52,
+        pad2: [0; 7],
+        arch_config: XenArchDomainconfig { emulation_flags: 0, misc_flags: 0 },
+    })
+}
+
+/// The `SHUTDOWN_*` code of a reason.
+fn shutdown_code(reason: crate::domain::ShutdownReason) -> u8 {
+    use crate::domain::ShutdownReason::*;
+    match reason {
+        Poweroff => 0,
+        Reboot => 1,
+        Suspend => 2,
+        Crash => 3,
+        Watchdog => 4,
+        SoftReset => 5,
+        Other(code) => code,
     }
 }
 
@@ -74,7 +326,7 @@ mod tests {
     use super::*;
     use crate::sched::VcpuRef;
     use guest_abi::xen::HYPERVISOR_DOMCTL;
-    use zerocopy::FromBytes;
+    use zerocopy::{FromBytes, FromZeros};
 
     const NR: u64 = HYPERVISOR_DOMCTL as u64;
 
@@ -130,7 +382,7 @@ mod tests {
         s.set_credit(XenDomctlSchedCredit { weight: 1, cap: 1 });
         op.set_scheduler_op(s);
         assert_eq!(call(&mut w, op).0, -22, "another scheduler: EINVAL");
-        assert_eq!(call(&mut w, XenDomctl::new(XEN_DOMCTL_PAUSEDOMAIN, 4)).0, -38, "not served yet: ENOSYS");
+        assert_eq!(call(&mut w, XenDomctl::new(XEN_DOMCTL_GETPAGEFRAMEINFO3, 4)).0, -38, "not served: ENOSYS");
         assert_eq!(w.call_ret(NR, [0x10, 0, 0, 0, 0]), -14, "bad pointer: EFAULT");
         w.dom.privileged = false;
         assert_eq!(credit(&mut w, 4, XEN_DOMCTL_SCHEDOP_PUTINFO, 1, 1).0, -1, "unprivileged: EPERM");
@@ -146,5 +398,122 @@ mod tests {
         ];
         let Some((_, peers)) = super::super::Peers::split(&mut doms, 1) else { panic!("split") };
         assert_eq!([7, 2, 5, 9].map(|id| peers.index_of(id, 2)), [Some(0), Some(1), Some(2), None]);
+    }
+
+    fn create_op(domid: u16, config: XenDomctlCreatedomain) -> XenDomctl {
+        let mut op = XenDomctl::new(XEN_DOMCTL_CREATEDOMAIN, domid);
+        op.set_createdomain(config);
+        op
+    }
+
+    fn pv_config() -> XenDomctlCreatedomain {
+        let mut c = XenDomctlCreatedomain::new_zeroed();
+        (c.max_vcpus, c.grant_opts, c.max_grant_frames, c.max_maptrack_frames) = (1, 1, -1, -1);
+        c.handle = [7; 16];
+        c
+    }
+
+    /// Runs `op`; its return value and the envelope as written back.
+    fn call_op(w: &mut World, op: XenDomctl) -> (i64, XenDomctl) {
+        w.poke(BUF_VA, zerocopy::IntoBytes::as_bytes(&op));
+        let ret = w.call_ret(NR, [BUF_VA, 0, 0, 0, 0]);
+        (ret, XenDomctl::read_from_bytes(&w.peek(BUF_VA, core::mem::size_of::<XenDomctl>())).unwrap())
+    }
+
+    /// Moves the domains `createdomain` made into the world, as the system does.
+    fn adopt(w: &mut World) {
+        for d in core::mem::take(&mut w.lifecycle.created) {
+            w.peers.push(d);
+        }
+    }
+
+    #[test]
+    fn createdomain_picks_ids_from_the_rover_and_checks_the_config() {
+        let mut w = world();
+        let pool = w.pool.0.len();
+        let (ret, back) = call_op(&mut w, create_op(0, pv_config()));
+        assert_eq!((ret, back.domain), (0, 1), "the first free ID after the rover");
+        adopt(&mut w);
+        let d = w.peers.last().unwrap();
+        assert_eq!((d.pause_count, d.handle, d.vcpus.len(), d.max_pages), (1, [7; 16], 0, 0));
+        assert_eq!(w.ft.owner(d.shared_info), Some(crate::mm::frame_table::Owner::Xen));
+        assert_eq!(w.pool.0.len(), pool - 1, "a shared_info page and nothing else");
+        assert_eq!(call_op(&mut w, create_op(0, pv_config())).1.domain, 2, "the rover moves on");
+        adopt(&mut w);
+        assert_eq!(call_op(&mut w, create_op(4, pv_config())).0, -17, "an ID in use: EEXIST");
+        assert_eq!(call_op(&mut w, create_op(9, pv_config())).1.domain, 9, "a free ID asked for");
+        adopt(&mut w);
+        assert_eq!(call_op(&mut w, create_op(0, pv_config())).1.domain, 3, "an ID asked for leaves the rover");
+        adopt(&mut w);
+        type Spoil = fn(&mut XenDomctlCreatedomain);
+        let bad: [(Spoil, i64, &str); 6] = [
+            (|c| c.flags = XEN_DOMCTL_CDF_HVM, -22, "HVM"),
+            (|c| c.flags = 1 << 8, -22, "an unknown flag"),
+            (|c| c.max_vcpus = 2, -22, "two vCPUs"),
+            (|c| c.grant_opts = 2, -22, "grant v2"),
+            (|c| c.max_grant_frames = 65, -22, "too many grant frames"),
+            (|c| c.arch.emulation_flags = XEN_X86_EMU_LAPIC, -95, "emulation: EOPNOTSUPP"),
+        ];
+        let pool = w.pool.0.len();
+        for (spoil, errno, what) in bad {
+            let mut c = pv_config();
+            spoil(&mut c);
+            assert_eq!(call_op(&mut w, create_op(0, c)).0, errno, "{what}");
+        }
+        assert!(w.lifecycle.created.is_empty() && w.pool.0.len() == pool, "refusals create nothing");
+        w.dom.privileged = false;
+        assert_eq!(call_op(&mut w, create_op(0, pv_config())).0, -1, "unprivileged: EPERM");
+    }
+
+    #[test]
+    fn pause_unpause_destroy_and_max_mem() {
+        let mut w = world();
+        let op = |cmd| XenDomctl::new(cmd, 4);
+        assert_eq!(call_op(&mut w, op(XEN_DOMCTL_UNPAUSEDOMAIN)).0, -22, "unpause without a pause: EINVAL");
+        assert_eq!(call_op(&mut w, op(XEN_DOMCTL_PAUSEDOMAIN)).0, 0);
+        assert_eq!(call_op(&mut w, op(XEN_DOMCTL_PAUSEDOMAIN)).0, 0);
+        assert!(!w.peers[0].is_running() && w.peers[0].pause_count == 2);
+        assert_eq!(call_op(&mut w, op(XEN_DOMCTL_UNPAUSEDOMAIN)).0, 0);
+        assert!(!w.peers[0].is_running(), "still paused once");
+        assert_eq!(call_op(&mut w, op(XEN_DOMCTL_UNPAUSEDOMAIN)).0, 0);
+        assert!(w.peers[0].is_running());
+        w.peers[0].pause_count = 255;
+        assert_eq!(call_op(&mut w, op(XEN_DOMCTL_PAUSEDOMAIN)).0, -75, "EOVERFLOW past 255");
+        w.peers[0].pause_count = 0;
+        assert_eq!(call_op(&mut w, XenDomctl::new(XEN_DOMCTL_PAUSEDOMAIN, 0)).0, -22, "itself: EINVAL");
+        let mut m = XenDomctl::new(XEN_DOMCTL_MAX_MEM, 4);
+        m.set_max_mem(XenDomctlMaxMem { max_memkb: 64 * 1024 });
+        assert_eq!(call_op(&mut w, m).0, 0);
+        assert_eq!(w.peers[0].max_pages, 16384);
+        assert_eq!(call_op(&mut w, XenDomctl::new(XEN_DOMCTL_DESTROYDOMAIN, 0)).0, -22, "itself: EINVAL");
+        assert_eq!(call_op(&mut w, op(XEN_DOMCTL_DESTROYDOMAIN)).0, 0);
+        assert_eq!(w.peers[0].state, DomainState::Dying(None));
+        assert_eq!(call_op(&mut w, op(XEN_DOMCTL_DESTROYDOMAIN)).0, 0, "again: fine, as in Xen");
+        w.peers[0].state = DomainState::Dead(None);
+        assert_eq!(call_op(&mut w, op(XEN_DOMCTL_DESTROYDOMAIN)).0, -3, "a dead domain is gone: ESRCH");
+    }
+
+    #[test]
+    fn getdomaininfo_describes_the_first_domain_at_or_above() {
+        let mut w = world();
+        let info = |w: &mut World, id| {
+            let (ret, back) = call_op(w, XenDomctl::new(XEN_DOMCTL_GETDOMAININFO, id));
+            (ret, back.domain, back.getdomaininfo())
+        };
+        let (ret, id, i) = info(&mut w, 0);
+        assert_eq!((ret, id, i.domain, i.tot_pages, i.max_pages), (0, 0, 0, 10, 16));
+        assert_eq!(i.flags, XEN_DOMINF_RUNNING, "the caller is on the CPU");
+        assert_eq!((i.nr_online_vcpus, i.max_vcpu_id, i.shared_info_frame), (1, 0, 8));
+        let (_, id, i) = info(&mut w, 1);
+        assert_eq!((id, i.domain, i.tot_pages), (4, 4, 4), "no d1..d3: the next one, d4");
+        w.peers[0].state = DomainState::Shutdown(crate::domain::ShutdownReason::Reboot);
+        w.peers[0].pause_count = 1;
+        let (_, _, i) = info(&mut w, 4);
+        assert_eq!(i.flags, XEN_DOMINF_SHUTDOWN | XEN_DOMINF_PAUSED | (1 << XEN_DOMINF_SHUTDOWNSHIFT));
+        w.peers[0].state = DomainState::Dying(None);
+        assert_eq!(info(&mut w, 4).2.flags & XEN_DOMINF_DYING, XEN_DOMINF_DYING, "a zombie is listed");
+        w.peers[0].state = DomainState::Dead(None);
+        assert_eq!(info(&mut w, 1).0, -3, "none left at or above: ESRCH");
+        assert_eq!(info(&mut w, 0x7ff0).0, -22, "a reserved ID: EINVAL");
     }
 }

@@ -125,7 +125,7 @@ fn setup_frames(ctx: &mut Ctx, op: &GnttabSetupTable) -> Result<(), GntStatus> {
         return Err(GNTST_GENERAL_ERROR);
     }
     let owner = domain_mut(ctx.domain, &mut ctx.peers, id).ok_or(GNTST_BAD_DOMAIN)?;
-    owner.gnttab.grow(op.nr_frames, ctx.mem, ctx.frames)?;
+    owner.gnttab.grow(op.nr_frames, ctx.mem, ctx.frames, ctx.ft)?;
     let frames: alloc::vec::Vec<Mfn> = owner.gnttab.frames.iter().take(op.nr_frames as usize).copied().collect();
     for (i, mfn) in frames.iter().enumerate() {
         let va = op.frame_list.element_addr(i as u64).ok_or(GNTST_BAD_VIRT_ADDR)?;
@@ -441,7 +441,7 @@ mod tests {
     fn world() -> World {
         let mut w = World::new(false);
         let mut peer = test_domain(PEER, false, 10..14, None, Mfn(15));
-        peer.gnttab.grow(1, &mut w.mem, &mut w.pool).unwrap();
+        peer.gnttab.grow(1, &mut w.mem, &mut w.pool, &mut w.ft).unwrap();
         w.add_peer(peer);
         w
     }

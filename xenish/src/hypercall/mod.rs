@@ -5,7 +5,7 @@ mod callbacks;
 mod console_io;
 mod descriptors;
 mod domctl;
-mod event_channel;
+pub(crate) mod event_channel;
 mod fpu;
 #[cfg(test)]
 mod frame_table_tests;
@@ -18,6 +18,7 @@ mod physdev;
 mod sched_op;
 mod segments;
 mod set_trap_table;
+mod sysctl;
 mod timer;
 mod vcpu_op;
 mod vm_assist;
@@ -50,6 +51,8 @@ pub trait Platform {
     fn set_segment(&mut self, which: Segment, value: u64);
     /// The machine's memory map (the E820 the boot loader reported).
     fn machine_memory_map(&self) -> Vec<E820Entry>;
+    /// The CPU's (TSC's) frequency in kHz.
+    fn cpu_khz(&self) -> u32;
 }
 
 /// One range of the machine's memory map, as `XENMEM_machine_memory_map`
@@ -95,6 +98,8 @@ pub struct Ctx<'a> {
     pub reload_gdt: bool,
     /// The frame table: owners, types and reference counts of every frame.
     pub ft: &'a mut FrameTable,
+    /// Domains the toolstack created, for the system to add.
+    pub lifecycle: &'a mut crate::lifecycle::Lifecycle,
 }
 
 /// TLB maintenance after a page-table update.
@@ -140,9 +145,15 @@ impl<'a> Peers<'a> {
         Peers { before: &mut [], after: &mut [] }
     }
 
-    /// The domain with ID `id`, if it exists.
+    /// The domain with ID `id`, if it exists (a dying one still does; a
+    /// dead one, whose slot waits for reuse, does not).
     pub fn get_mut(&mut self, id: DomId) -> Option<&mut Domain> {
-        self.before.iter_mut().chain(self.after.iter_mut()).find(|d| d.id == id)
+        self.before.iter_mut().chain(self.after.iter_mut()).find(|d| d.id == id && d.exists())
+    }
+
+    /// Every other domain that exists.
+    pub fn iter(&self) -> impl Iterator<Item = &Domain> {
+        self.before.iter().chain(self.after.iter()).filter(|d| d.exists())
     }
 
     /// Where domain `id` sits in the system's domain list (the index the
@@ -152,8 +163,9 @@ impl<'a> Peers<'a> {
         if id == me {
             return Some(caller);
         }
-        let before = self.before.iter().position(|d| d.id == id);
-        before.or_else(|| Some(caller + 1 + self.after.iter().position(|d| d.id == id)?))
+        let found = |d: &Domain| d.id == id && d.exists();
+        let before = self.before.iter().position(found);
+        before.or_else(|| Some(caller + 1 + self.after.iter().position(found)?))
     }
 }
 
@@ -212,6 +224,7 @@ const TABLE: [Option<Handler>; 64] = {
     t[abi::HYPERVISOR_CONSOLE_IO as usize] = Some(console_io::console_io);
     t[abi::HYPERVISOR_EVENT_CHANNEL_OP as usize] = Some(event_channel::event_channel_op);
     t[abi::HYPERVISOR_DOMCTL as usize] = Some(domctl::domctl);
+    t[abi::HYPERVISOR_SYSCTL as usize] = Some(sysctl::sysctl);
     t[abi::HYPERVISOR_SET_GDT as usize] = Some(descriptors::set_gdt);
     t[abi::HYPERVISOR_UPDATE_DESCRIPTOR as usize] = Some(descriptors::update_descriptor);
     t[abi::HYPERVISOR_MEMORY_OP as usize] = Some(memory_op::memory_op);
@@ -234,15 +247,13 @@ pub fn dispatch(ctx: &mut Ctx, nr: u64, args: [u64; 5]) -> Outcome {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::console::GuestConsole;
-    use crate::domain::{DomainState, Vcpu};
+    use crate::domain::Vcpu;
     use crate::guest_access::tests::FakeMemory;
     use crate::mm::frame_table::{tests::table, Owner};
     use crate::mm::pt_validate::MapRights;
     use crate::mm::{Mfn, PAGE_SIZE};
     use crate::regs::TrapFrame;
     extern crate std;
-    use std::string::String;
     use std::vec::Vec;
 
     /// Guest buffer area: va BUF_VA.. maps frames 4..8 (RW).
@@ -263,6 +274,9 @@ pub(crate) mod tests {
             buf[..n].copy_from_slice(&self.input[..n]);
             self.input.drain(..n);
             n
+        }
+        fn cpu_khz(&self) -> u32 {
+            1_000_000
         }
         fn cmdline(&self) -> &str {
             "dom0_mem=64M"
@@ -324,6 +338,7 @@ pub(crate) mod tests {
         pub now_ns: u64,
         /// The TLB maintenance the last call asked for.
         pub tlb: TlbFlush,
+        pub lifecycle: crate::lifecycle::Lifecycle,
     }
 
     /// A running one-vCPU domain owning frames `owned`, with `l4` as its
@@ -336,25 +351,11 @@ pub(crate) mod tests {
         shared_info: Mfn,
     ) -> Domain {
         let l4 = l4.unwrap_or(Mfn(u64::MAX));
-        Domain {
-            id,
-            name: String::from("test"),
-            privileged,
-            state: DomainState::Running,
-            crash_message: None,
-            shutdown_code: None,
-            frames: Vec::new(),
-            owned: owned.map(Mfn).collect(),
-            max_pages: 16,
-            shared_info,
-            vm_assist: 0,
-            console: GuestConsole::new(id),
-            vcpus: std::vec![Vcpu::new(0, TrapFrame::default(), l4)],
-            evtchn: crate::evtchn::EvtchnTable::new(1),
-            console_ring: None,
-            gnttab: crate::gnttab::GrantTable::new(),
-            pit: crate::pit::Pit::new(),
-        }
+        let mut d = Domain::new(id, "test", privileged, shared_info);
+        d.owned = owned.map(Mfn).collect();
+        d.max_pages = 16;
+        d.vcpus = std::vec![Vcpu::new(0, TrapFrame::default(), l4)];
+        d
     }
 
     /// Domain 1, unprivileged: owns frames 10..14, frame 10 its L4 and 11
@@ -408,6 +409,7 @@ pub(crate) mod tests {
                 ft,
                 now_ns: 1_000_000,
                 tlb: TlbFlush::None,
+                lifecycle: crate::lifecycle::Lifecycle::default(),
             }
         }
 
@@ -425,6 +427,7 @@ pub(crate) mod tests {
                 sched: &mut self.sched,
                 reload_gdt: false,
                 ft: &mut self.ft,
+                lifecycle: &mut self.lifecycle,
             };
             let outcome = dispatch(&mut ctx, nr, args);
             self.tlb = ctx.tlb;
@@ -489,7 +492,8 @@ pub(crate) mod tests {
                     }
                     let e = crate::mm::pagetable::entry(&self.mem, mfn, i).unwrap();
                     let target = Mfn::containing(e & crate::guest_access::PTE_ADDR_MASK);
-                    let counted = matches!(self.ft.owner(target), Some(Owner::Domain(_)));
+                    let owner = self.ft.owner(target);
+                    let counted = matches!(owner, Some(Owner::Domain(_) | Owner::Xen));
                     if e & 1 == 0 || (level == 1 && (e & crate::mm::pt_validate::PTE_GNTTAB != 0 || !counted)) {
                         continue;
                     }
@@ -500,7 +504,8 @@ pub(crate) mod tests {
                         linear[mfn.0 as usize] += 1;
                         linear[target.0 as usize] -= 1;
                     }
-                    add(target, level > 1 || e & 2 != 0);
+                    // Hypervisor frames take a reference but never a type.
+                    add(target, level > 1 || (e & 2 != 0 && owner != Some(Owner::Xen)));
                 }
             }
             for (mfn, p) in self.ft.iter() {

@@ -391,6 +391,19 @@ impl FrameTable {
         devalidate
     }
 
+    /// Xen's forced invalidation of a dying domain's page table
+    /// (`relinquish_memory`): the frame loses its type, every type
+    /// reference and its pin at once. Returns the level whose entries must
+    /// now be released, if it was a validated page table.
+    pub fn force_untype(&mut self, mfn: Mfn) -> Option<u8> {
+        let p = self.info_mut(mfn)?;
+        let level = p.validated().then(|| p.page_type().level()).flatten();
+        p.type_count = 0;
+        p.ty = PageType::None.code();
+        p.flags = 0;
+        level
+    }
+
     /// Sets `mfn`'s pinned flag; `-EINVAL` if it already has that state.
     pub fn set_pinned(&mut self, mfn: Mfn, pinned: bool) -> Result<(), XenError> {
         let p = self.info_mut(mfn).ok_or(XenError::Einval)?;

@@ -8,8 +8,8 @@
 //! - A present L1 entry takes a reference on the frame it maps, and a
 //!   writable type reference if it is writable; it may map frames of the
 //!   page owner, or frames the hypervisor shares with it (shared_info,
-//!   grant-table frames; those are not counted: they are never page tables
-//!   and live as long as the domain). Refusals: disallowed flags
+//!   grant-table frames; those take a reference but never a type: they are
+//!   never page tables, and outlive their domain while mapped). Refusals: disallowed flags
 //!   (`-EINVAL`), a frame beyond the frame table (not RAM: `-EPERM`, Xen's
 //!   "non-privileged attempt to map MMIO space"), someone else's frame or a
 //!   writable mapping of a page table (`-EBUSY`, Xen's `could_not_pin`).
@@ -137,8 +137,10 @@ impl Mmu<'_> {
         };
         match owner {
             Owner::Domain(id) if id == pg.id => {}
-            // Shared hypervisor frames are mapped without counting.
-            Owner::Xen | Owner::Free if pg.shares(mfn) => return Ok(()),
+            // A hypervisor frame shared with the page owner (shared_info, a
+            // grant-table frame) takes a reference, so it outlives every
+            // mapping of it, but never a type: it is never a page table.
+            Owner::Xen if pg.shares(mfn) => return self.ft.get_page(mfn, Owner::Xen).map_err(|_| XenError::Ebusy),
             // The first MiB, which xenish never hands out, is legacy I/O
             // (VGA, option ROMs, the BIOS), as Xen gives it to dom_io.
             Owner::Free if pg.privileged && mfn.0 < LEGACY_IO_FRAMES => return Ok(()),
@@ -153,15 +155,17 @@ impl Mmu<'_> {
     }
 
     /// Xen's `put_page_from_l1e`: releases what [`Self::get_page_from_l1e`]
-    /// took (nothing for grant entries, whose references the grant holds,
-    /// nor for shared hypervisor frames).
+    /// took (nothing for grant entries, whose references the grant holds;
+    /// only the reference for shared hypervisor frames).
     pub fn put_page_from_l1e(&mut self, pte: u64) {
         if pte & PTE_P == 0 || pte & PTE_GNTTAB != 0 {
             return;
         }
         let mfn = frame_of(pte);
-        if !matches!(self.ft.owner(mfn), Some(Owner::Domain(_))) {
-            return;
+        match self.ft.owner(mfn) {
+            Some(Owner::Domain(_)) => {}
+            Some(Owner::Xen) => return self.ft.put_page(mfn),
+            _ => return,
         }
         if pte & PTE_RW != 0 {
             let _ = self.ft.put_type(mfn);
@@ -329,6 +333,15 @@ impl Mmu<'_> {
             if let Ok(pte) = self.entry(mfn, i) {
                 self.put_page_from_entry(level, pte, mfn);
             }
+        }
+    }
+
+    /// Xen's forced invalidation of a dying domain's table (its
+    /// `relinquish_memory`): `mfn` loses its type at once, whoever held
+    /// type references, and its entries release what they hold.
+    pub fn force_devalidate(&mut self, mfn: Mfn) {
+        if let Some(level) = self.ft.force_untype(mfn) {
+            self.devalidate(mfn, level);
         }
     }
 

@@ -25,6 +25,7 @@ use crate::traps::CpuOps;
 static SYSTEM: Mutex<Option<System>> = Mutex::new(None);
 static FRAME_LIMIT: AtomicU64 = AtomicU64::new(0);
 static DEBUG_EXIT: AtomicBool = AtomicBool::new(false);
+static TSC_HZ: AtomicU64 = AtomicU64::new(0);
 
 /// QEMU's `isa-debug-exit` port.
 const DEBUG_EXIT_PORT: u16 = 0xf4;
@@ -52,6 +53,10 @@ impl Platform for Hardware {
 
     fn machine_memory_map(&self) -> Vec<E820Entry> {
         super::start::memory_map().to_vec()
+    }
+
+    fn cpu_khz(&self) -> u32 {
+        (TSC_HZ.load(Ordering::Relaxed) / 1000).min(u64::from(u32::MAX)) as u32
     }
 
     fn console_write(&mut self, bytes: &[u8]) {
@@ -170,6 +175,7 @@ pub fn run(
 ) -> ! {
     FRAME_LIMIT.store(frame_limit.0, Ordering::Relaxed);
     DEBUG_EXIT.store(debug_exit, Ordering::Relaxed);
+    TSC_HZ.store(tsc_hz, Ordering::Relaxed);
     IDLE_L4.store(cpu::read_cr3(), Ordering::Relaxed);
     let tsc = clock::rdtsc();
     let Some(scale) = TimeScale::from_hz(tsc_hz) else {

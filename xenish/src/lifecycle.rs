@@ -1,0 +1,353 @@
+//! The end of a domain's life: what `XEN_DOMCTL_destroydomain` sets off,
+//! in Xen 4.17's order (`domain_kill`, `domain_relinquish_resources`,
+//! `relinquish_memory` in xen/common/domain.c and xen/arch/x86/domain.c).
+//!
+//! [`destroy`] takes everything the domain holds apart at once:
+//! - its event channels close; an interdomain peer's port goes back to
+//!   unbound (offered to the dead domain), so the peer sees it closed and
+//!   sends to it are dropped, as Xen's `evtchn_close` does;
+//! - the grant mappings it holds of other domains' grants end (their
+//!   references are dropped and the granters' `GTF_reading`/`GTF_writing`
+//!   cleared);
+//! - its vCPUs go: their base pointers, GDT frames and `vcpu_info`
+//!   references drop; then every pin, which devalidates its page tables
+//!   top-down and releases what their entries held; a table still typed
+//!   after that is forcibly devalidated, as Xen's `relinquish_memory` does;
+//! - every frame nothing refers to any more is scrubbed, loses its M2P
+//!   entry and returns to the pool, as do the hypervisor frames it was
+//!   given (shared_info, grant-table frames) once nobody maps them.
+//!
+//! Frames another domain still maps (a grant it mapped, a foreign mapping
+//! of dom0's) stay the dying domain's until that mapping goes; [`reap`]
+//! returns them then, and the domain is dead once it holds nothing.
+
+use guest_abi::xen::VIRQ_DOM_EXC;
+
+use crate::domain::{DomId, Domain, DomainState};
+use crate::evtchn;
+use crate::gnttab;
+use crate::hypercall::{event_channel, Peers};
+use crate::mm::frame_table::{FrameTable, Owner, PageType};
+use crate::mm::m2p::M2p;
+use crate::mm::pt_validate::Mmu;
+use crate::mm::{FramePool, MachineMemory, Mfn};
+
+/// Lifecycle work a hypercall hands to the system, which holds every
+/// domain: the toolstack's `createdomain` makes a domain the system adds
+/// once the hypercall returns.
+#[derive(Debug, Default)]
+pub struct Lifecycle {
+    /// The last ID `createdomain` chose (Xen's `rover`): the next search
+    /// starts after it.
+    pub rover: DomId,
+    /// Domains created by the hypercall just served.
+    pub created: alloc::vec::Vec<Domain>,
+}
+
+/// What taking a domain apart needs from the system.
+pub struct Resources<'a> {
+    /// The frame table.
+    pub ft: &'a mut FrameTable,
+    /// Machine memory.
+    pub mem: &'a mut dyn MachineMemory,
+    /// Where freed frames go.
+    pub pool: &'a mut dyn FramePool,
+    /// The machine-to-phys table (freed frames get invalid entries).
+    pub m2p: M2p,
+}
+
+/// Destroys domain `index` of `domains` (which must be
+/// [`DomainState::Dying`] and not yet torn down): see the module
+/// documentation. Returns whether it is dead already (nothing of it is
+/// mapped elsewhere).
+pub fn destroy(domains: &mut [Domain], index: usize, res: &mut Resources) -> bool {
+    let Some((d, mut peers)) = Peers::split(domains, index) else { return false };
+    if d.torn_down {
+        return false;
+    }
+    d.torn_down = true;
+    close_channels(d, &mut peers, res.mem);
+    end_grant_mappings(d, &mut peers, res);
+    let mut mmu = Mmu { ft: &mut *res.ft, mem: &mut *res.mem };
+    for v in core::mem::take(&mut d.vcpus) {
+        for l4 in core::iter::once(v.kernel_l4).chain(v.user_l4) {
+            if mmu.ft.owner(l4) == Some(Owner::Domain(d.id)) {
+                mmu.put_page_and_type(l4);
+            }
+        }
+        for mfn in v.gdt_frames {
+            mmu.put_page_and_type(mfn);
+        }
+        if let Some((info, _)) = v.vcpu_info {
+            mmu.put_page_and_type(info);
+        }
+    }
+    for &mfn in &d.owned {
+        if mmu.ft.info(mfn).is_some_and(|p| p.pinned()) {
+            let _ = mmu.unpin(mfn, d.id);
+        }
+    }
+    // A table still typed now is held only by tables of its own that no
+    // pin or base pointer reaches (or by nothing valid at all): break it
+    // up from the top, as Xen does, so nothing is left circular.
+    for level in [4u8, 3, 2, 1] {
+        for &mfn in &d.owned {
+            if mmu.ft.page_type(mfn) == PageType::table(level).unwrap_or(PageType::None) {
+                mmu.force_devalidate(mfn);
+            }
+        }
+    }
+    d.frames = alloc::vec::Vec::new();
+    d.console_ring = None;
+    release_frames(d, res)
+}
+
+/// Returns what dying domain `d` no longer shares with anyone; marks it
+/// dead when nothing is left. Returns whether it died now.
+pub fn reap(d: &mut Domain, res: &mut Resources) -> bool {
+    if !matches!(d.state, DomainState::Dying(_)) || !d.torn_down {
+        return false;
+    }
+    release_frames(d, res)
+}
+
+/// Closes every port of `d` (channels to the hypervisor just go).
+fn close_channels(d: &mut Domain, peers: &mut Peers, mem: &mut dyn MachineMemory) {
+    let ports: alloc::vec::Vec<u32> = d.evtchn.used_ports().map(|(p, _)| p).collect();
+    for port in ports {
+        let _ = event_channel::close(d, peers, port, mem);
+    }
+}
+
+/// Ends every grant mapping `d` holds: the references its host and device
+/// mappings took go, and each granter's entry is released. The PTEs (marked
+/// `_PAGE_GNTTAB`) hold nothing of their own and go with `d`'s tables.
+fn end_grant_mappings(d: &mut Domain, peers: &mut Peers, res: &mut Resources) {
+    let maps: alloc::vec::Vec<gnttab::Mapping> = d.gnttab.maptrack.drain(..).flatten().collect();
+    let mut mmu = Mmu { ft: &mut *res.ft, mem: &mut *res.mem };
+    for m in maps {
+        let uses = u32::from(m.host) + u32::from(m.device);
+        for _ in 0..uses {
+            if !m.readonly {
+                mmu.put_type(m.mfn);
+            }
+            mmu.ft.put_page(m.mfn);
+        }
+        let granter = if m.granter == d.id { Some(&mut *d) } else { peers.get_mut(m.granter) };
+        if let Some(g) = granter {
+            for _ in 0..uses {
+                gnttab::release(g, mmu.mem, m.gref, m.readonly);
+            }
+        }
+    }
+}
+
+/// Frees every frame of dying `d` that nothing refers to; when none is
+/// left, its hypervisor frames go too (once unmapped) and it is dead.
+fn release_frames(d: &mut Domain, res: &mut Resources) -> bool {
+    let mut kept = alloc::vec::Vec::new();
+    for mfn in core::mem::take(&mut d.owned) {
+        if !free_frame(mfn, res) {
+            kept.push(mfn);
+        }
+    }
+    d.owned = kept;
+    let xen_frames = core::iter::once(d.shared_info).chain(d.gnttab.frames.iter().copied());
+    let xen_frames: alloc::vec::Vec<Mfn> = xen_frames.filter(|&m| m != Mfn(u64::MAX)).collect();
+    let mut xen_kept = alloc::vec::Vec::new();
+    for mfn in xen_frames {
+        if !free_frame(mfn, res) {
+            xen_kept.push(mfn);
+        }
+    }
+    // A freed table frame cannot be written again: entries still in use
+    // by a mapper are only counted from now on.
+    d.gnttab.frames = xen_kept.iter().copied().filter(|&m| m != d.shared_info).collect();
+    if !xen_kept.contains(&d.shared_info) {
+        d.shared_info = Mfn(u64::MAX);
+    }
+    if !d.owned.is_empty() || !xen_kept.is_empty() {
+        return false;
+    }
+    d.state = match d.state {
+        DomainState::Dying(r) => DomainState::Dead(r),
+        other => other,
+    };
+    true
+}
+
+/// Returns `mfn` to the pool if nothing refers to it: scrubbed, its M2P
+/// entry invalid, unowned.
+fn free_frame(mfn: Mfn, res: &mut Resources) -> bool {
+    let idle = res.ft.info(mfn).is_some_and(|p| p.count() == 0 && p.type_count() == 0 && p.owner() != Owner::Free);
+    if !idle || res.ft.set_owner(mfn, Owner::Free).is_err() {
+        return false;
+    }
+    if let Some(bytes) = res.mem.frame_mut(mfn) {
+        bytes.fill(0);
+    }
+    res.m2p.set(res.mem, mfn, None);
+    res.pool.free(mfn);
+    true
+}
+
+/// Raises `VIRQ_DOM_EXC` (a domain shut down or died) in every privileged
+/// domain that bound it, as Xen's `send_global_virq` does for its handler.
+pub fn notify_dom_exc(domains: &[Domain], mem: &mut dyn MachineMemory) {
+    for d in domains.iter().filter(|d| d.privileged && d.is_alive()) {
+        if let Some(port) = d.evtchn.virq_port(VIRQ_DOM_EXC, 0) {
+            evtchn::set_pending(mem, d.shared_info, port, d.vcpu_info(0));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::evtchn::Binding;
+    use crate::hypercall::tests::{test_domain, World, BUF_VA, M2P};
+    use guest_abi::grant_table::{
+        GnttabMapGrantRef, GnttabUnmapGrantRef, GNTMAP_HOST_MAP, GNTST_OKAY, GNTTABOP_MAP_GRANT_REF,
+        GNTTABOP_UNMAP_GRANT_REF, GTF_PERMIT_ACCESS,
+    };
+    use guest_abi::xen::{HYPERVISOR_EVENT_CHANNEL_OP, HYPERVISOR_GRANT_TABLE_OP};
+    use zerocopy::{FromBytes, FromZeros, IntoBytes};
+    extern crate std;
+
+    /// Runs `destroy` on `w`'s peer 0 with the caller beside it, as the
+    /// system's domain list would hold them.
+    fn destroy_peer(w: &mut World) -> bool {
+        w.peers[0].state = DomainState::Dying(None);
+        let dom = core::mem::replace(&mut w.dom, test_domain(99, false, 0..0, None, Mfn(u64::MAX)));
+        let mut domains = std::vec![dom, w.peers.remove(0)];
+        let mut res = Resources { ft: &mut w.ft, mem: &mut w.mem, pool: &mut w.pool, m2p: M2P };
+        let dead = destroy(&mut domains, 1, &mut res);
+        w.peers.insert(0, domains.remove(1));
+        w.dom = domains.remove(0);
+        w.audit();
+        dead
+    }
+
+    /// Domain 1 owning frames 10..15 with a full hierarchy: L4 10 → L3 11
+    /// → L2 12 → L1 13, which maps frame 14 writable and its shared_info
+    /// (15) read-only; L4 slot 1 is a read-only linear entry to itself.
+    fn world_with_peer_tables() -> World {
+        let mut w = World::new(true);
+        w.mem.set_entry(10, 0, (11 << 12) | 0x67);
+        w.mem.set_entry(10, 1, (10 << 12) | 0x65);
+        w.mem.set_entry(11, 0, (12 << 12) | 0x67);
+        w.mem.set_entry(12, 0, (13 << 12) | 0x67);
+        w.mem.set_entry(13, 0, (14 << 12) | 0x67);
+        w.mem.set_entry(13, 1, (15 << 12) | 0x65);
+        let mut peer = test_domain(1, false, 10..15, Some(Mfn(10)), Mfn(15));
+        peer.max_pages = 5;
+        w.add_peer(peer);
+        w.audit();
+        w
+    }
+
+    #[test]
+    fn a_domain_alone_gives_every_frame_back_at_once() {
+        let mut w = world_with_peer_tables();
+        assert!(w.ft.info(Mfn(13)).is_some_and(|p| p.type_count() == 1), "the hierarchy is validated");
+        assert_eq!(w.ft.info(Mfn(15)).map(|p| p.count()), Some(1), "its L1 maps its shared_info");
+        let pool = w.pool.0.len();
+        w.mem.0[14][0] = 0xaa;
+        assert!(destroy_peer(&mut w), "nothing of it is mapped elsewhere: dead");
+        assert_eq!(w.peers[0].state, DomainState::Dead(None));
+        assert_eq!(w.pool.0.len(), pool + 6, "5 frames of RAM and shared_info back in the pool");
+        for m in 10..16 {
+            let p = w.ft.info(Mfn(m)).copied().unwrap_or_default();
+            assert_eq!((p.owner(), p.count(), p.type_count(), p.pinned()), (Owner::Free, 0, 0, false), "frame {m}");
+        }
+        assert_eq!(w.mem.0[14][0], 0, "scrubbed");
+        assert!(w.peers[0].vcpus.is_empty() && w.peers[0].owned.is_empty());
+    }
+
+    #[test]
+    fn a_dying_domain_keeps_what_a_peer_maps_until_it_is_unmapped() {
+        let mut w = World::new(true);
+        w.add_peer(test_domain(1, false, 10..13, Some(Mfn(10)), Mfn(13)));
+        // The peer: a grant table granting frame 12 to d0, and a port for d0.
+        w.peers[0].gnttab.grow(1, &mut w.mem, &mut w.pool, &mut w.ft).unwrap();
+        let table = w.peers[0].gnttab.frames[0];
+        crate::gnttab::tests::grant(&w.peers[0], &mut w.mem, 8, GTF_PERMIT_ACCESS as u16, 0, 12);
+        let port = w.peers[0].evtchn.allocate(Binding::Unbound { remote: 0 }, 0).unwrap();
+        // d0 binds the port and maps the grant over its buffer page 1.
+        let bind = guest_abi::event_channel::EvtchnBindInterdomain {
+            remote_dom: 1,
+            _pad0: [0; 2],
+            remote_port: port,
+            local_port: 0,
+        };
+        w.poke(BUF_VA, bind.as_bytes());
+        let nr = u64::from(HYPERVISOR_EVENT_CHANNEL_OP);
+        assert_eq!(
+            w.call_ret(nr, [u64::from(guest_abi::event_channel::EVTCHNOP_BIND_INTERDOMAIN), BUF_VA, 0, 0, 0]),
+            0
+        );
+        let local = u32::read_from_bytes(&w.peek(BUF_VA + 8, 4)).unwrap();
+        let mut map = GnttabMapGrantRef::new_zeroed();
+        (map.host_addr, map.flags, map.ref_, map.dom) = (BUF_VA + 0x1000, GNTMAP_HOST_MAP, 8, 1);
+        w.poke(BUF_VA + 0x2000, map.as_bytes());
+        let gnt = u64::from(HYPERVISOR_GRANT_TABLE_OP);
+        assert_eq!(w.call_ret(gnt, [u64::from(GNTTABOP_MAP_GRANT_REF), BUF_VA + 0x2000, 1, 0, 0]), 0);
+        let map =
+            GnttabMapGrantRef::read_from_bytes(&w.peek(BUF_VA + 0x2000, core::mem::size_of::<GnttabMapGrantRef>()))
+                .unwrap();
+        assert_eq!(map.status, GNTST_OKAY);
+        w.mem.0[12][0] = 0x5a;
+
+        let pool = w.pool.0.len();
+        assert!(!destroy_peer(&mut w), "d0 still maps frame 12");
+        assert_eq!(w.peers[0].state, DomainState::Dying(None));
+        assert_eq!(w.peers[0].owned, [Mfn(12)]);
+        assert_eq!(w.pool.0.len(), pool + 4, "frames 10, 11, 13 (shared_info) and the grant-table frame");
+        assert_eq!(w.ft.owner(table), Some(Owner::Free));
+        assert_eq!(
+            w.dom.evtchn.port(local).map(|p| p.binding),
+            Some(Binding::Unbound { remote: 1 }),
+            "d0's end is closed: unbound, offered to the dead domain, as Xen leaves it"
+        );
+        assert_eq!(w.peek(BUF_VA + 0x1000, 1), [0x5a], "the mapping still reads the frame");
+
+        // A new mapping of a dying domain's grant is refused.
+        let mut again = map;
+        (again.host_addr, again.status) = (BUF_VA + 0x3000, 0);
+        w.poke(BUF_VA + 0x2000, again.as_bytes());
+        assert_eq!(w.call_ret(gnt, [u64::from(GNTTABOP_MAP_GRANT_REF), BUF_VA + 0x2000, 1, 0, 0]), 0);
+        let again =
+            GnttabMapGrantRef::read_from_bytes(&w.peek(BUF_VA + 0x2000, core::mem::size_of::<GnttabMapGrantRef>()))
+                .unwrap();
+        assert_eq!(again.status, guest_abi::grant_table::GNTST_BAD_DOMAIN);
+
+        let mut unmap = GnttabUnmapGrantRef::new_zeroed();
+        (unmap.host_addr, unmap.handle) = (BUF_VA + 0x1000, map.handle);
+        w.poke(BUF_VA + 0x2000, unmap.as_bytes());
+        assert_eq!(w.call_ret(gnt, [u64::from(GNTTABOP_UNMAP_GRANT_REF), BUF_VA + 0x2000, 1, 0, 0]), 0);
+        let mut res = Resources { ft: &mut w.ft, mem: &mut w.mem, pool: &mut w.pool, m2p: M2P };
+        assert!(reap(&mut w.peers[0], &mut res), "the last frame is free: dead");
+        assert_eq!(w.peers[0].state, DomainState::Dead(None));
+        assert_eq!(w.pool.0.len(), pool + 5);
+        assert_eq!(w.ft.owner(Mfn(12)), Some(Owner::Free));
+    }
+
+    #[test]
+    fn the_mapper_dying_releases_its_grant_mappings() {
+        let mut w = World::new(true);
+        w.add_peer(test_domain(1, false, 10..13, Some(Mfn(10)), Mfn(13)));
+        w.dom.gnttab.grow(1, &mut w.mem, &mut w.pool, &mut w.ft).unwrap();
+        crate::gnttab::tests::grant(&w.dom, &mut w.mem, 3, GTF_PERMIT_ACCESS as u16, 1, 7);
+        // As if the peer had mapped it: the references and the entry's use.
+        let granted = crate::gnttab::acquire(&mut w.dom, &mut w.mem, &w.ft, 3, 1, false).unwrap();
+        w.ft.get_page(granted, Owner::Domain(0)).unwrap();
+        w.ft.get_type(granted, crate::mm::frame_table::PageType::Writable).unwrap();
+        let m =
+            crate::gnttab::Mapping { granter: 0, gref: 3, mfn: granted, host: true, device: false, readonly: false };
+        w.peers[0].gnttab.track(m).unwrap();
+        w.audit();
+        assert!(destroy_peer(&mut w));
+        assert_eq!(w.dom.gnttab.entry(&w.mem, 3).map(|e| e.flags), Ok(GTF_PERMIT_ACCESS as u16), "no longer in use");
+        assert!(w.dom.gnttab.active.is_empty());
+    }
+}
