@@ -139,3 +139,39 @@ fn a_domain_cannot_grow_past_its_memory_size_but_can_give_back_and_regrow() {
         .expect_line("xenish:   d0 (small): poweroff")
         .expect_exit(Exit::DebugExit(0));
 }
+
+#[test]
+fn destroying_a_domain_with_a_live_peer_leaves_the_peer_running_and_every_frame_accounted_for() {
+    let _cpus = shared();
+    let out = Boot::new()
+        .cmdline("domain=ctl,module=1,privileged domain=granter,module=2")
+        .guest("lifecycle", "lifecycle peer=1 port=2")
+        .guest("grants", "granter peer=0")
+        .run();
+    out.expect_line("(d1) grants: granter: port 2 offered to d0")
+        .expect_line("(d0) lifecycle: ok: the peer's grant is mapped and reads its page")
+        .expect_line("(d0) lifecycle: ok: destroydomain of the running peer")
+        .expect_line("xenish: d1: torn down")
+        .expect_line("(d0) lifecycle: ok: all its frames but the mapped one are free")
+        .expect_line("(d0) lifecycle: ok: it is a dying domain holding exactly the mapped frame")
+        .expect_line("(d0) lifecycle: ok: the mapping still reads its page")
+        .expect_line("(d0) lifecycle: ok: this end of the channel is unbound now")
+        .expect_line("(d0) lifecycle: ok: a send on it is dropped, not refused")
+        .expect_line("(d0) lifecycle: ok: the last frame came back at the unmap")
+        .expect_line("xenish: d1: dead, every frame returned")
+        .expect_line("(d0) lifecycle: ok: the domain is gone")
+        .expect_line("(d0) lifecycle: done")
+        .expect_no("FAILED")
+        .expect_exit(Exit::DebugExit(0));
+}
+
+#[test]
+fn a_domain_created_and_destroyed_100_times_leaves_the_free_count_unchanged() {
+    let _cpus = shared();
+    let out = Boot::new().guest("lifecycle", "lifecycle cycles=100").run();
+    out.expect_line("(d0) lifecycle: 50 domains created and destroyed")
+        .expect_line("(d0) lifecycle: domains d1..d100: free pages unchanged at")
+        .expect_line("(d0) lifecycle: done")
+        .expect_no("FAILED")
+        .expect_exit(Exit::DebugExit(0));
+}

@@ -57,11 +57,26 @@ fn serve(ctx: &mut Ctx, cmd: u32, arg: u64) -> HcResult {
     match cmd {
         EVTCHNOP_ALLOC_UNBOUND => {
             let mut a: EvtchnAllocUnbound = read(ctx, arg)?;
-            resolve_self_or_privileged(ctx, a.dom)?;
             let remote = if a.remote_dom == DOMID_SELF { ctx.domain.id } else { a.remote_dom };
-            a.port = ctx.domain.evtchn.allocate(Binding::Unbound { remote }, 0)?;
+            let me = ctx.domain.id;
+            let own = a.dom == DOMID_SELF || a.dom == me;
+            if !own && !ctx.domain.privileged {
+                return Err(XenError::Eperm);
+            }
+            // A privileged domain may offer a port of another (a toolstack
+            // wiring up a new domain's console or store channel).
+            let target = if own { Some(&mut *ctx.domain) } else { ctx.peers.get_mut(a.dom) };
+            let target = target.ok_or(XenError::Esrch)?;
+            if target.is_destroyed() {
+                // Xen's get_free_port on a dying domain.
+                return Err(XenError::Einval);
+            }
+            a.port = target.evtchn.allocate(Binding::Unbound { remote }, 0)?;
             if let Err(e) = write(ctx, arg, &a) {
-                let _ = ctx.domain.evtchn.free(a.port);
+                let target = if own { Some(&mut *ctx.domain) } else { ctx.peers.get_mut(a.dom) };
+                if let Some(t) = target {
+                    let _ = t.evtchn.free(a.port);
+                }
                 return Err(e);
             }
             Ok(0)
@@ -393,5 +408,29 @@ mod tests {
         assert_eq!(op(&mut w, EVTCHNOP_UNMASK, &EvtchnUnmask { port: 2 }).0, 0);
         assert_eq!(w.mem.0[si.0 as usize][0], 1);
         assert_eq!(send(&mut w, 1), -22, "sending on a VIRQ port");
+    }
+
+    #[test]
+    fn a_privileged_domain_offers_a_port_of_another() {
+        let mut w = two();
+        let mut a = EvtchnAllocUnbound::new_zeroed();
+        (a.dom, a.remote_dom) = (1, DOMID_SELF);
+        assert_eq!(op(&mut w, EVTCHNOP_ALLOC_UNBOUND, &a).0, -1, "unprivileged: EPERM");
+        w.dom.privileged = true;
+        let (rc, out) = op(&mut w, EVTCHNOP_ALLOC_UNBOUND, &a);
+        assert_eq!(rc, 0);
+        let offered = w.peers[0].evtchn.port(out.port).map(|p| p.binding);
+        assert_eq!(offered, Some(Binding::Unbound { remote: 0 }), "offered to the caller (DOMID_SELF)");
+        let (rc, local) = bind(&mut w, 1, out.port);
+        assert_eq!(rc, 0, "and the caller binds it");
+        assert_eq!(
+            w.dom.evtchn.port(local).map(|p| p.binding),
+            Some(Binding::Interdomain { remote: 1, port: out.port })
+        );
+        a.dom = 7;
+        assert_eq!(op(&mut w, EVTCHNOP_ALLOC_UNBOUND, &a).0, -3, "no such domain: ESRCH");
+        w.peers[0].state = crate::domain::DomainState::Dying(None);
+        a.dom = 1;
+        assert_eq!(op(&mut w, EVTCHNOP_ALLOC_UNBOUND, &a).0, -22, "a dying domain: EINVAL");
     }
 }
