@@ -250,10 +250,10 @@ impl System {
                 notify = true;
                 crate::printk!(
                     "xenish: d{id}: torn down: {} of its {before} frames returned, {held} still mapped elsewhere; {free} frames free",
-                    before - held,
+                    before.saturating_sub(held),
                 );
             } else if held != before {
-                crate::printk!("xenish: d{id}: {} more frames returned; {free} frames free", before - held);
+                crate::printk!("xenish: d{id}: {} more frames returned; {free} frames free", before.saturating_sub(held));
             }
             if dead {
                 crate::printk!("xenish: d{id}: dead, every frame returned; {free} frames free");
