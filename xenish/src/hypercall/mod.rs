@@ -10,6 +10,7 @@ mod fpu;
 #[cfg(test)]
 mod frame_table_tests;
 mod grant_table;
+mod ldt;
 mod memory_exchange;
 mod memory_op;
 mod mmu;
@@ -91,8 +92,8 @@ pub struct Ctx<'a> {
     pub m2p: M2p,
     /// The run queue, for the toolstack's scheduler parameters.
     pub sched: &'a mut Scheduler,
-    /// The calling vCPU's descriptor table changed: the CPU's copy must be
-    /// reloaded before it runs again.
+    /// The calling vCPU's descriptor tables (GDT or LDT) changed: the
+    /// CPU's copies must be reloaded before it runs again.
     pub reload_gdt: bool,
     /// The frame table: owners, types and reference counts of every frame.
     pub ft: &'a mut FrameTable,
@@ -472,7 +473,7 @@ pub(crate) mod tests {
                             add(l4, true);
                         }
                     }
-                    for &gdt in &v.gdt_frames {
+                    for &gdt in v.gdt_frames.iter().chain(v.ldt_frames.iter().flatten()) {
                         add(gdt, true);
                     }
                     if let Some((info, _)) = v.vcpu_info {
