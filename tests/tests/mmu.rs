@@ -46,3 +46,23 @@ fn a_guest_builds_pins_and_switches_to_new_page_tables_and_is_refused_what_xen_r
         .expect_no("xenish: PANIC")
         .expect_exit(Exit::DebugExit(0));
 }
+
+#[test]
+fn a_guest_reads_through_a_segment_of_its_own_ldt() {
+    let out = Boot::new().cmdline("dom0_mem=64M").guest("ldt", "ldt").run();
+    out.expect_line("(d0) ldt: ok: refused: a misaligned LDT: Einval")
+        .expect_line("(d0) ldt: ok: refused: an LDT of 8193 entries: Einval")
+        .expect_line("(d0) ldt: ok: refused: an LDT in the hypervisor's hole: Einval")
+        .expect_line("(d0) ldt: ok: install an LDT of two entries")
+        .expect_line("(d0) ldt: ok: %fs from the LDT reads at the descriptor's base")
+        .expect_line("(d0) ldt: ok: update_descriptor on the LDT page")
+        .expect_line("(d0) ldt: ok: %fs reloaded reads at the new base")
+        .expect_line("(d0) ldt: ok: refused: mapping an LDT page writable: Ebusy")
+        .expect_line("(d0) ldt: ok: back to no LDT")
+        .expect_line("(d0) ldt: ok: the former LDT page maps writable again")
+        .expect_line("(d0) ldt: done")
+        .expect_line("xenish: d0 shut down: poweroff")
+        .expect_no("FAILED")
+        .expect_no("xenish: PANIC")
+        .expect_exit(Exit::DebugExit(0));
+}
