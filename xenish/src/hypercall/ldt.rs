@@ -69,8 +69,10 @@ pub fn take_frames(mmu: &mut Mmu, l4: Mfn, owner: &MapRights, base: u64, ents: u
     let pages = (ents as usize).div_ceil(PER_FRAME);
     let mut frames = Vec::with_capacity(pages);
     for page in 0..pages as u64 {
-        let va = base + page * PAGE_SIZE as u64;
-        let mfn = GuestMemory::new(mmu.mem, l4).translate(va, Access::Read).ok().map(Mfn::containing);
+        // An LDT at the top of the address space may run past its end.
+        let va = base.checked_add(page * PAGE_SIZE as u64);
+        let ma = va.and_then(|va| GuestMemory::new(mmu.mem, l4).translate(va, Access::Read).ok());
+        let mfn = ma.map(Mfn::containing);
         let taken = mfn.filter(|&m| {
             mmu.mem.frame(m).is_some_and(descriptors::frame_ok)
                 && mmu.get_page_and_type(m, owner, PageType::SegDesc).is_ok()
@@ -162,6 +164,8 @@ mod tests {
         assert_eq!(w.ft.page_type(Mfn(7)), PageType::None);
         assert_eq!(set_ldt(&mut w, 0, 0), 0);
         assert_eq!(w.ft.page_type(Mfn(6)), PageType::None);
+        assert_eq!(set_ldt(&mut w, 0xffff_ffff_ffff_f000, 8192), 0, "an LDT running past the top");
+        assert_eq!(w.dom.vcpus[0].ldt_frames, [None; 16]);
     }
 
     #[test]

@@ -180,6 +180,7 @@ impl Exchange {
     fn chunk(&self, ctx: &mut Ctx, id: DomId, chunk: u64, end: Mfn) -> Result<(), XenError> {
         let (i, o) = (self.exch.in_, self.exch.out_);
         let stolen = self.stealable(ctx, id, chunk)?;
+        let d = target(ctx.domain, &mut ctx.peers, i.domid)?;
         let count = 1u64 << o.extent_order;
         let mut extents: Vec<Mfn> = Vec::new();
         for _ in 0..1u64 << self.out_chunk_order {
@@ -196,7 +197,6 @@ impl Exchange {
             extents.push(first);
         }
         // Beyond this point the chunk cannot fail: the input frames go.
-        let Ok(d) = target(ctx.domain, &mut ctx.peers, i.domid) else { return Err(XenError::Esrch) };
         for &mfn in &stolen {
             if let Ok(at) = d.owned.binary_search(&mfn) {
                 d.owned.remove(at);
