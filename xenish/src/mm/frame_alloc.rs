@@ -115,7 +115,11 @@ impl<'a> FrameAllocator<'a> {
         }
         let limit = self.nr_frames.min(end.0);
         let mut start = 0u64;
-        while start.checked_add(count)? <= limit {
+        loop {
+            start = self.first_free_from(start, limit)?.checked_next_multiple_of(align)?;
+            if start.checked_add(count)? > limit {
+                return None;
+            }
             match (start..start + count).find(|&f| self.is_used(f)) {
                 None => {
                     for f in start..start + count {
@@ -123,8 +127,21 @@ impl<'a> FrameAllocator<'a> {
                     }
                     return Some(Mfn(start));
                 }
-                Some(used) => start = (used + 1).next_multiple_of(align),
+                Some(used) => start = used + 1,
             }
+        }
+    }
+
+    /// The first free frame at or after `f` and below `limit`, skipping
+    /// whole words of used frames.
+    fn first_free_from(&self, mut f: u64, limit: u64) -> Option<u64> {
+        while f < limit {
+            let word = self.bitmap.get((f / 64) as usize)? >> (f % 64);
+            if word == !0u64 >> (f % 64) {
+                f = (f / 64 + 1) * 64;
+                continue;
+            }
+            return Some(f + u64::from((!word).trailing_zeros())).filter(|&free| free < limit);
         }
         None
     }
@@ -212,6 +229,10 @@ mod tests {
         assert_eq!(fa.alloc_contiguous_below(4, 4, Mfn(u64::MAX)), Some(Mfn(20)), "no limit");
         assert_eq!(fa.alloc_contiguous_below(1, 3, Mfn(100)), None, "alignment not a power of two");
         assert_eq!(fa.free_frames(), 256 - 16 - 6);
+        fa.reserve_bytes(0, 200 * 4096);
+        assert_eq!(fa.alloc_contiguous_below(64, 64, Mfn(256)), None, "no aligned run of 64 left");
+        assert_eq!(fa.alloc_contiguous_below(8, 8, Mfn(256)), Some(Mfn(200)), "past whole used words");
+        assert_eq!(fa.alloc_contiguous_below(1, 1, Mfn(256)), Some(Mfn(208)));
     }
 
     #[test]
