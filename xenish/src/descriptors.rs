@@ -1,4 +1,4 @@
-//! Segment descriptors a PV guest puts in its GDT: Xen's `check_descriptor`
+//! Segment descriptors a PV guest puts in its GDT or LDT: Xen's `check_descriptor`
 //! for a 64-bit PV domain. Code and data segments are allowed with their
 //! privilege level raised to 3 (the guest kernel runs in ring 3), not-present
 //! descriptors and the empty system type are harmless; every other system
@@ -6,9 +6,9 @@
 //! which Xen allows after checking their target, are refused too: no PV
 //! kernel we target uses them.
 //!
-//! The hardware GDT holds a validated copy of the running vCPU's frames
-//! (see the arch layer), made again on every switch to it, so a descriptor
-//! that did not pass here never reaches the CPU.
+//! The hardware GDT and LDT hold a validated copy of the running vCPU's
+//! frames (see the arch layer), made again on every switch to it, so a
+//! descriptor that did not pass here never reaches the CPU.
 
 use crate::mm::PAGE_SIZE;
 

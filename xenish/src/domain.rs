@@ -145,8 +145,12 @@ pub struct Vcpu {
     pub iopl: u8,
     /// The guest LDT's linear address (`MMUEXT_SET_LDT`); 0 with no LDT.
     pub ldt_base: u64,
-    /// The guest LDT's entry count; 0 with no LDT (the only kind supported yet).
+    /// The guest LDT's entry count; 0 with no LDT.
     pub ldt_ents: u32,
+    /// The frames behind the guest LDT's pages (`None` for a page that
+    /// could not be a descriptor page), each holding a segment-descriptor
+    /// type reference while installed.
+    pub ldt_frames: Vec<Option<Mfn>>,
     /// The guest's GDT (`set_gdt`): its frames, 512 descriptors each.
     pub gdt_frames: Vec<Mfn>,
     /// Where the vCPU's `vcpu_info` lives once the guest moved it
@@ -268,6 +272,7 @@ impl Vcpu {
             iopl: 0,
             ldt_base: 0,
             ldt_ents: 0,
+            ldt_frames: Vec::new(),
             gdt_frames: Vec::new(),
             vcpu_info: None,
         }

@@ -9,7 +9,7 @@
 //! - the grant mappings it holds of other domains' grants end (their
 //!   references are dropped and the granters' `GTF_reading`/`GTF_writing`
 //!   cleared);
-//! - its vCPUs go: their base pointers, GDT frames and `vcpu_info`
+//! - its vCPUs go: their base pointers, GDT and LDT frames and `vcpu_info`
 //!   references drop; then every pin, which devalidates its page tables
 //!   top-down and releases what their entries held; a table still typed
 //!   after that is forcibly devalidated, as Xen's `relinquish_memory` does;
@@ -75,7 +75,7 @@ pub fn destroy(domains: &mut [Domain], index: usize, res: &mut Resources) -> boo
                 mmu.put_page_and_type(l4);
             }
         }
-        for mfn in v.gdt_frames {
+        for mfn in v.gdt_frames.into_iter().chain(v.ldt_frames.into_iter().flatten()) {
             mmu.put_page_and_type(mfn);
         }
         if let Some((info, _)) = v.vcpu_info {

@@ -253,7 +253,10 @@ impl System {
                     before.saturating_sub(held),
                 );
             } else if held != before {
-                crate::printk!("xenish: d{id}: {} more frames returned; {free} frames free", before.saturating_sub(held));
+                crate::printk!(
+                    "xenish: d{id}: {} more frames returned; {free} frames free",
+                    before.saturating_sub(held)
+                );
             }
             if dead {
                 crate::printk!("xenish: d{id}: dead, every frame returned; {free} frames free");

@@ -88,7 +88,8 @@ fn serve_update_descriptor(ctx: &mut Ctx, ma: u64, desc: u64) -> HcResult {
         bytes[off..off + 8].copy_from_slice(&desc.to_le_bytes());
     }
     mmu.put_page_and_type(mfn);
-    if ctx.domain.vcpus.get(ctx.vcpu).is_some_and(|v| v.gdt_frames.contains(&mfn)) {
+    let live = |v: &crate::domain::Vcpu| v.gdt_frames.contains(&mfn) || v.ldt_frames.contains(&Some(mfn));
+    if ctx.domain.vcpus.get(ctx.vcpu).is_some_and(live) {
         ctx.reload_gdt = true;
     }
     Ok(0)

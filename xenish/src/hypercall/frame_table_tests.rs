@@ -6,11 +6,14 @@
 extern crate std;
 use std::vec::Vec;
 
+use guest_abi::arch_x86::GuestHandle;
+use guest_abi::memory::{MemoryExchange, XENMEM_EXCHANGE};
 use guest_abi::xen::{
-    DOMID_SELF, HYPERVISOR_MMUEXT_OP, HYPERVISOR_MMU_UPDATE, MMUEXT_CLEAR_PAGE, MMUEXT_NEW_BASEPTR,
-    MMUEXT_NEW_USER_BASEPTR, MMUEXT_PIN_L1_TABLE, MMUEXT_PIN_L2_TABLE, MMUEXT_PIN_L3_TABLE, MMUEXT_PIN_L4_TABLE,
-    MMUEXT_UNPIN_TABLE, MMU_PT_UPDATE_PRESERVE_AD,
+    DOMID_SELF, HYPERVISOR_MEMORY_OP, HYPERVISOR_MMUEXT_OP, HYPERVISOR_MMU_UPDATE, MMUEXT_CLEAR_PAGE,
+    MMUEXT_NEW_BASEPTR, MMUEXT_NEW_USER_BASEPTR, MMUEXT_PIN_L1_TABLE, MMUEXT_PIN_L2_TABLE, MMUEXT_PIN_L3_TABLE,
+    MMUEXT_PIN_L4_TABLE, MMUEXT_SET_LDT, MMUEXT_UNPIN_TABLE, MMU_PT_UPDATE_PRESERVE_AD,
 };
+use zerocopy::{FromZeros, IntoBytes};
 
 use super::tests::{World, BUF_VA};
 use crate::guest_access::{Access, GuestMemory};
@@ -31,11 +34,26 @@ fn mmu_update(w: &mut World, reqs: &[(u64, u64)]) -> i64 {
 }
 
 fn ext(w: &mut World, cmd: u32, arg1: u64) -> i64 {
+    ext2(w, cmd, arg1, 0)
+}
+
+fn ext2(w: &mut World, cmd: u32, arg1: u64, arg2: u64) -> i64 {
     let mut b = [0u8; 24];
     b[0..4].copy_from_slice(&cmd.to_le_bytes());
     b[8..16].copy_from_slice(&arg1.to_le_bytes());
+    b[16..24].copy_from_slice(&arg2.to_le_bytes());
     w.poke(REQ_VA, &b);
     w.call_ret(u64::from(HYPERVISOR_MMUEXT_OP), [REQ_VA, 1, 0, SELF, 0])
+}
+
+/// `XENMEM_exchange` of frame `mfn` for one new frame at gpfn 0x40.
+fn exchange(w: &mut World, mfn: u64) -> i64 {
+    let mut e = MemoryExchange::new_zeroed();
+    (e.in_.extent_start, e.in_.nr_extents, e.in_.domid) = (GuestHandle::new(REQ_VA + 0x100), 1, DOMID_SELF);
+    (e.out_.extent_start, e.out_.nr_extents, e.out_.domid) = (GuestHandle::new(REQ_VA + 0x108), 1, DOMID_SELF);
+    w.poke(REQ_VA, e.as_bytes());
+    w.poke(REQ_VA + 0x100, &[mfn.to_le_bytes(), 0x40u64.to_le_bytes()].concat());
+    w.call_ret(u64::from(HYPERVISOR_MEMORY_OP), [u64::from(XENMEM_EXCHANGE), REQ_VA, 0, 0, 0])
 }
 
 /// Gives the domain `n` more (zeroed) frames from the pool.
@@ -196,7 +214,7 @@ fn the_builders_l4_can_be_unpinned_and_replaced() {
 #[test]
 fn random_operation_sequences_keep_every_count_exact() {
     // Deterministic pseudo-random walks over entry writes, pins, unpins,
-    // base pointers and page clears on a small machine: whatever is
+    // base pointers, page clears, LDTs and exchanges on a small machine: whatever is
     // accepted or refused, the audit after every call (World::call) must
     // hold, and nothing may panic.
     for mut seed in [0x2545_f491_4f6c_dd1du64, 0x9e37_79b9_7f4a_7c15, 0xdead_beef_1234_5678, 7] {
@@ -218,7 +236,7 @@ fn random_operation_sequences_keep_every_count_exact() {
                 1 => idx(12) + next(4),
                 _ => next(8),
             };
-            match next(8) {
+            match next(10) {
                 0..=3 if !path.contains(&(table, slot)) => {
                     let val = (target << 12) | flags[next(flags.len() as u64) as usize];
                     mmu_update(&mut w, &[(ma(Mfn(table), slot), val)]);
@@ -232,8 +250,15 @@ fn random_operation_sequences_keep_every_count_exact() {
                 6 => {
                     ext(&mut w, MMUEXT_NEW_USER_BASEPTR, if next(2) == 0 { 0 } else { target });
                 }
-                _ => {
+                7 => {
                     ext(&mut w, MMUEXT_CLEAR_PAGE, target);
+                }
+                8 => {
+                    let base = (BUF_VA & !0x1f_ffff) + (next(4) << 12) + if next(2) == 0 { 0x4000 } else { 0 };
+                    ext2(&mut w, MMUEXT_SET_LDT, base, next(3) * 700);
+                }
+                _ => {
+                    exchange(&mut w, target);
                 }
             }
             assert!(GuestMemory::new(&mut w.mem, Mfn(0)).translate(REQ_VA, Access::Write).is_ok());

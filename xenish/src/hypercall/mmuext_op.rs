@@ -26,8 +26,6 @@ use crate::mm::frame_table::{Owner, PageType};
 use crate::mm::pt_validate::{MapRights, Mmu};
 use crate::mm::{Mfn, PAGE_SIZE};
 
-/// Most LDT entries a guest may install (Xen's limit).
-const MAX_LDT_ENTS: u32 = 8192;
 /// Bytes copied at a time by `MMUEXT_COPY_PAGE` (keeps the stack small).
 const COPY_CHUNK: usize = 512;
 
@@ -95,7 +93,7 @@ fn own_state_op(ctx: &mut Ctx, owner: PgOwner, cmd: u32, op: MmuextOp) -> Result
         MMUEXT_INVLPG_ALL => flush_page(ctx, op.arg1, true),
         MMUEXT_FLUSH_CACHE => flush_cache(ctx, XenError::Eacces),
         MMUEXT_FLUSH_CACHE_GLOBAL => flush_cache(ctx, XenError::Einval),
-        _ => set_ldt(ctx, op.arg1, op.arg2 as u32),
+        _ => super::ldt::set_ldt(ctx, op.arg1, op.arg2 as u32),
     }
 }
 
@@ -245,21 +243,6 @@ fn copy_page(ctx: &mut Ctx, owner: PgOwner, dst: Mfn, src: Mfn) -> Result<(), Xe
         }
         Ok(())
     })
-}
-
-/// `SET_LDT`: checks the arguments as Xen does (page-aligned guest
-/// address, at most 8192 entries; the address is ignored with no
-/// entries). Only "no LDT" is supported yet: a real LDT needs its pages
-/// validated and mapped for the CPU, so it is `-EINVAL`.
-fn set_ldt(ctx: &mut Ctx, linear_addr: u64, ents: u32) -> Result<(), XenError> {
-    let base = if ents != 0 { linear_addr } else { 0 };
-    if base % PAGE_SIZE as u64 != 0 || !is_guest_addr(base) || ents > MAX_LDT_ENTS || ents != 0 {
-        return Err(XenError::Einval);
-    }
-    let vcpu = ctx.domain.vcpus.get_mut(ctx.vcpu).ok_or(XenError::Einval)?;
-    vcpu.ldt_base = base;
-    vcpu.ldt_ents = ents;
-    Ok(())
 }
 
 #[cfg(test)]
@@ -419,7 +402,6 @@ mod tests {
         let mut w = World::new(false);
         assert_eq!(one(&mut w, MMUEXT_SET_LDT, 0x1234, 0), 0, "no LDT: the address is ignored");
         assert_eq!((w.dom.vcpus[0].ldt_base, w.dom.vcpus[0].ldt_ents), (0, 0));
-        assert_eq!(one(&mut w, MMUEXT_SET_LDT, 0x1000, 16), EINVAL, "a real LDT: not supported");
         assert_eq!(one(&mut w, MMUEXT_SET_LDT, 0x1234, 16), EINVAL, "misaligned");
         assert_eq!(one(&mut w, MMUEXT_SET_LDT, 0x1000, 8193), EINVAL, "too many entries");
         assert_eq!(one(&mut w, MMUEXT_FLUSH_CACHE, 0, 0), -13, "EACCES without I/O rights");

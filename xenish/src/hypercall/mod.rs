@@ -10,6 +10,8 @@ mod fpu;
 #[cfg(test)]
 mod frame_table_tests;
 mod grant_table;
+mod ldt;
+mod memory_exchange;
 mod memory_op;
 mod mmu;
 mod mmuext_op;
@@ -93,8 +95,8 @@ pub struct Ctx<'a> {
     pub m2p: M2p,
     /// The run queue, for the toolstack's scheduler parameters.
     pub sched: &'a mut Scheduler,
-    /// The calling vCPU's descriptor table changed: the CPU's copy must be
-    /// reloaded before it runs again.
+    /// The calling vCPU's descriptor tables (GDT or LDT) changed: the
+    /// CPU's copies must be reloaded before it runs again.
     pub reload_gdt: bool,
     /// The frame table: owners, types and reference counts of every frame.
     pub ft: &'a mut FrameTable,
@@ -306,9 +308,14 @@ pub(crate) mod tests {
             self.0.pop()
         }
         fn alloc_contiguous(&mut self, count: u64, align: u64) -> Option<Mfn> {
+            self.alloc_contiguous_below(count, align, Mfn(u64::MAX))
+        }
+        fn alloc_contiguous_below(&mut self, count: u64, align: u64, end: Mfn) -> Option<Mfn> {
             let mut free: Vec<u64> = self.0.iter().map(|m| m.0).collect();
             free.sort_unstable();
-            let first = free.iter().copied().find(|&f| f % align == 0 && (f..f + count).all(|g| free.contains(&g)))?;
+            let fits =
+                |f: u64| f.is_multiple_of(align) && f + count <= end.0 && (f..f + count).all(|g| free.contains(&g));
+            let first = free.iter().copied().find(|&f| fits(f))?;
             self.0.retain(|m| m.0 < first || m.0 >= first + count);
             Some(Mfn(first))
         }
@@ -452,8 +459,9 @@ pub(crate) mod tests {
         /// pins, base pointers, GDT frames, the entries of validated page
         /// tables and grant mappings — and checks the frame table agrees.
         pub fn audit(&self) {
-            let mut want = std::vec![(0u32, 0u32); NR_FRAMES];
-            let mut linear = std::vec![0i16; NR_FRAMES];
+            let nr_frames = self.ft.nr_frames() as usize;
+            let mut want = std::vec![(0u32, 0u32); nr_frames];
+            let mut linear = std::vec![0i16; nr_frames];
             let mut add = |m: Mfn, typed: bool| {
                 if let Some(w) = want.get_mut(m.0 as usize) {
                     w.0 += 1;
@@ -468,7 +476,7 @@ pub(crate) mod tests {
                             add(l4, true);
                         }
                     }
-                    for &gdt in &v.gdt_frames {
+                    for &gdt in v.gdt_frames.iter().chain(v.ldt_frames.iter().flatten()) {
                         add(gdt, true);
                     }
                     if let Some((info, _)) = v.vcpu_info {

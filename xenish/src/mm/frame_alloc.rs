@@ -102,11 +102,24 @@ impl<'a> FrameAllocator<'a> {
     /// Allocates `count` physically contiguous frames whose first frame
     /// number is a multiple of `align` (a power of two).
     pub fn alloc_contiguous(&mut self, count: u64, align: u64) -> Option<Mfn> {
+        self.alloc_contiguous_below(count, align, Mfn(u64::MAX))
+    }
+
+    /// Allocates `count` physically contiguous frames whose first frame
+    /// number is a multiple of `align` (a power of two) and whose last is
+    /// below `end` (an allocation limited to an address width, Xen's
+    /// `MEMF_bits`).
+    pub fn alloc_contiguous_below(&mut self, count: u64, align: u64, end: Mfn) -> Option<Mfn> {
         if count == 0 || !align.is_power_of_two() {
             return None;
         }
+        let limit = self.nr_frames.min(end.0);
         let mut start = 0u64;
-        while start.checked_add(count)? <= self.nr_frames {
+        loop {
+            start = self.first_free_from(start, limit)?.checked_next_multiple_of(align)?;
+            if start.checked_add(count)? > limit {
+                return None;
+            }
             match (start..start + count).find(|&f| self.is_used(f)) {
                 None => {
                     for f in start..start + count {
@@ -114,8 +127,21 @@ impl<'a> FrameAllocator<'a> {
                     }
                     return Some(Mfn(start));
                 }
-                Some(used) => start = (used + 1).next_multiple_of(align),
+                Some(used) => start = used + 1,
             }
+        }
+    }
+
+    /// The first free frame at or after `f` and below `limit`, skipping
+    /// whole words of used frames.
+    fn first_free_from(&self, mut f: u64, limit: u64) -> Option<u64> {
+        while f < limit {
+            let word = self.bitmap.get((f / 64) as usize)? >> (f % 64);
+            if word == !0u64 >> (f % 64) {
+                f = (f / 64 + 1) * 64;
+                continue;
+            }
+            return Some(f + u64::from((!word).trailing_zeros())).filter(|&free| free < limit);
         }
         None
     }
@@ -140,6 +166,10 @@ impl super::FramePool for FrameAllocator<'_> {
 
     fn alloc_contiguous(&mut self, count: u64, align: u64) -> Option<Mfn> {
         FrameAllocator::alloc_contiguous(self, count, align)
+    }
+
+    fn alloc_contiguous_below(&mut self, count: u64, align: u64, end: Mfn) -> Option<Mfn> {
+        FrameAllocator::alloc_contiguous_below(self, count, align, end)
     }
 
     fn free(&mut self, mfn: Mfn) {
@@ -185,6 +215,24 @@ mod tests {
         assert_eq!(fa.alloc_contiguous(4, 1), Some(Mfn(0)));
         assert_eq!(fa.alloc_contiguous(300, 1), None);
         assert_eq!(fa.alloc_contiguous(0, 1), None);
+    }
+
+    #[test]
+    fn contiguous_below_a_limit() {
+        let mut bm = vec![0u64; 4];
+        let mut fa = FrameAllocator::new(&mut bm, 256);
+        fa.add_free_bytes(0, 256 * 4096);
+        fa.reserve_bytes(0, 16 * 4096);
+        assert_eq!(fa.alloc_contiguous_below(2, 2, Mfn(18)), Some(Mfn(16)), "ends right at the limit");
+        assert_eq!(fa.alloc_contiguous_below(2, 2, Mfn(19)), None, "18..20 crosses it");
+        assert_eq!(fa.alloc_contiguous_below(1, 1, Mfn(16)), None, "nothing free below");
+        assert_eq!(fa.alloc_contiguous_below(4, 4, Mfn(u64::MAX)), Some(Mfn(20)), "no limit");
+        assert_eq!(fa.alloc_contiguous_below(1, 3, Mfn(100)), None, "alignment not a power of two");
+        assert_eq!(fa.free_frames(), 256 - 16 - 6);
+        fa.reserve_bytes(0, 200 * 4096);
+        assert_eq!(fa.alloc_contiguous_below(64, 64, Mfn(256)), None, "no aligned run of 64 left");
+        assert_eq!(fa.alloc_contiguous_below(8, 8, Mfn(256)), Some(Mfn(200)), "past whole used words");
+        assert_eq!(fa.alloc_contiguous_below(1, 1, Mfn(256)), Some(Mfn(208)));
     }
 
     #[test]

@@ -49,6 +49,9 @@ pub trait FramePool {
     /// `count` machine-contiguous free frames, the first a multiple of
     /// `align` (a power of two); `None` if there is no such run.
     fn alloc_contiguous(&mut self, count: u64, align: u64) -> Option<Mfn>;
+    /// As [`FramePool::alloc_contiguous`], with every frame below `end`
+    /// (Xen's `MEMF_bits`: memory a device with fewer address bits reaches).
+    fn alloc_contiguous_below(&mut self, count: u64, align: u64, end: Mfn) -> Option<Mfn>;
     /// Returns a frame taken with [`FramePool::alloc`].
     fn free(&mut self, mfn: Mfn);
     /// Frames still free.

@@ -4,14 +4,18 @@
 //! to it with `NEW_BASEPTR` and runs there; then tries what Xen refuses,
 //! each with its errno, checking after each that its memory still works;
 //! then switches back and tears the new tables down, and shows their
-//! frames are plain writable memory again. A wrong result crashes it.
+//! frames are plain writable memory again. Last, it trades two frames for
+//! one machine-contiguous extent below 4 GiB (`XENMEM_exchange`, as Linux's
+//! swiotlb-xen does) and checks what it got. A wrong result crashes it.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 #[cfg(target_os = "none")]
 mod guest {
     use core::arch::asm;
 
+    use guest_abi::arch_x86::GuestHandle;
     use guest_abi::hypercall;
+    use guest_abi::memory::{MemoryExchange, MemoryReservation};
     use guest_abi::sched::{SHUTDOWN_CRASH, SHUTDOWN_POWEROFF};
     use guest_abi::xen::{
         MmuUpdate, MmuextOp, StartInfo, DOMID_SELF, MMUEXT_CLEAR_PAGE, MMUEXT_NEW_BASEPTR, MMUEXT_PIN_L1_TABLE,
@@ -19,6 +23,7 @@ mod guest {
     };
     use guest_abi::XenError;
     use guest_rt::println;
+    use zerocopy::FromZeros;
 
     const M2P: u64 = 0xffff_8000_0000_0000;
     /// Where the builder maps pfn 0 (the test guests' VIRT_BASE).
@@ -217,8 +222,67 @@ mod guest {
         memory_works(false, "memory after the teardown");
         check(ext(MMUEXT_UNPIN_TABLE, old_l4).is_ok(), "unpin the builder's L4 (Linux does)");
         check(ext(MMUEXT_PIN_L4_TABLE, old_l4).is_ok(), "and pin it again");
+        exchange(si);
         println!("mmu: done");
         guest_rt::shutdown(SHUTDOWN_POWEROFF)
+    }
+
+    fn reservation(list: &mut [u64], order: u32, mem_flags: u32) -> MemoryReservation {
+        let mut r = MemoryReservation::new_zeroed();
+        (r.extent_start, r.nr_extents) = (GuestHandle::from_mut_ptr(list.as_mut_ptr()), list.len() as u64);
+        (r.extent_order, r.mem_flags, r.domid) = (order, mem_flags, DOMID_SELF);
+        r
+    }
+
+    /// `XENMEM_exchange` of the frames `ins` (order 0) for one order-1
+    /// extent at `out[0]` (a gpfn; the MFN comes back in its place), below
+    /// `2^bits` bytes; the result and `nr_exchanged`.
+    fn trade(ins: &mut [u64], out: &mut [u64; 1], bits: u32) -> (Result<(), XenError>, u64) {
+        let mut e = MemoryExchange::new_zeroed();
+        (e.in_, e.out_) = (reservation(ins, 0, 0), reservation(out, 1, bits));
+        // SAFETY: the input frames are mapped nowhere and nothing refers
+        // to them; both lists live across the call.
+        let r = unsafe { hypercall::memory_exchange(&mut e) };
+        (r, e.nr_exchanged)
+    }
+
+    /// Trades the domain's last two frames (beyond the initial mapping) for
+    /// a contiguous extent below 4 GiB at the same pfns, as Linux's
+    /// `xen_create_contiguous_region` does, and checks the result.
+    fn exchange(si: &StartInfo) {
+        let (scratch, data) = (mfn_of(si, scratch_va()), mfn_of(si, data_va()));
+        let pfn = si.nr_pages - 2;
+        let p2m = |i: u64| si.mfn_list + (pfn + i) * 8;
+        let old = [peek(p2m(0)), peek(p2m(1))];
+        let before = hypercall::current_reservation(DOMID_SELF);
+        let (r, done) = trade(&mut [old[0], data], &mut [pfn], 32);
+        if (r, done) != (Err(XenError::Einval), 0) {
+            fail("exchanging a mapped frame");
+        }
+        memory_works(false, "memory after a refused exchange");
+        println!("mmu: ok: refused: exchanging a mapped frame: Einval");
+        let mut out = [pfn];
+        let (r, done) = trade(&mut old.clone(), &mut out, 32);
+        check(r.is_ok() && done == 2, "exchange two frames for one contiguous extent below 4 GiB");
+        let mfn = out[0];
+        // SAFETY: the M2P is mapped read-only for PV guests.
+        let m2p = |m: u64| unsafe { ((M2P + m * 8) as *const u64).read_volatile() };
+        let placed = mfn.is_multiple_of(2) && mfn + 2 <= 1 << 20 && m2p(mfn) == pfn && m2p(mfn + 1) == pfn + 1;
+        check(placed, "the extent is aligned, below 4 GiB, in the M2P at its pfns");
+        poke(p2m(0), mfn);
+        poke(p2m(1), mfn + 1);
+        check(hypercall::current_reservation(DOMID_SELF) == before, "the reservation is the same");
+        for m in [mfn, mfn + 1] {
+            check(remap(scratch_va(), (m << 12) | RW).is_ok(), "a new frame maps writable");
+            poke(scratch_va() + 16, 0x5ca1_ab1e ^ m);
+        }
+        check(remap(scratch_va(), (mfn << 12) | RW).is_ok(), "the first again");
+        check(peek(scratch_va() + 16) == 0x5ca1_ab1e ^ mfn, "each frame holds what was written to it");
+        check(remap(scratch_va(), (scratch << 12) | RW).is_ok(), "the scratch page mapped back");
+        // SAFETY: the old frames are no longer this domain's: refused.
+        let given = unsafe { hypercall::decrease_reservation(&mut old.clone(), 0) };
+        check(given == Ok(0), "the old frames are no longer its own (decrease_reservation finds none)");
+        memory_works(false, "memory after the exchange");
     }
 
     guest_rt::entry!(main);

@@ -1,8 +1,11 @@
-//! The GDT and TSS of the boot CPU.
+//! The GDT, LDT and TSS of the boot CPU.
 //!
 //! The layout is Xen's: entries 0..7168 (14 pages) belong to the guest
 //! (`set_gdt`), and Xen's reserved page starts at entry 7168, so that the
 //! selectors PV guests hard-code (`FLAT_KERNEL_CS64 = 0xe033`, ...) exist.
+//! The LDT the CPU uses is the hypervisor's own table, holding a checked
+//! copy of the running vCPU's `MMUEXT_SET_LDT` frames; its descriptor sits
+//! where Xen's does (`LDT_ENTRY`, selector 0xe050).
 
 use core::arch::asm;
 use core::mem::size_of;
@@ -29,6 +32,10 @@ pub const RING3_DS: u16 = 0xe02b;
 pub const RING3_CS64: u16 = 0xe033;
 /// The TSS selector (16-byte descriptor).
 pub const TSS_SELECTOR: u16 = 0xe040;
+/// The LDT selector (16-byte descriptor, Xen's `LDT_ENTRY`).
+pub const LDT_SELECTOR: u16 = 0xe050;
+/// Entries of the largest LDT (`MMUEXT_SET_LDT`'s limit).
+const LDT_ENTRIES: usize = 8192;
 
 /// The 64-bit task-state segment.
 #[repr(C, packed(4))]
@@ -49,6 +56,11 @@ pub struct Tss {
 struct Gdt([u64; GDT_ENTRIES]);
 
 static mut GDT: Gdt = Gdt([0; GDT_ENTRIES]);
+
+#[repr(C, align(4096))]
+struct Ldt([u64; LDT_ENTRIES]);
+
+static mut LDT: Ldt = Ldt([0; LDT_ENTRIES]);
 
 /// The boot CPU's TSS.
 pub static mut TSS: Tss = Tss {
@@ -148,18 +160,77 @@ pub fn load_guest(frames: &[&[u8; PAGE_SIZE]]) {
     }
 }
 
+/// Guest LDT pages currently copied into the LDT.
+static LDT_PAGES: AtomicUsize = AtomicUsize::new(0);
+/// Entries of the LDT in use (0: LDTR is null).
+static LDT_ENTS: AtomicUsize = AtomicUsize::new(0);
+
+/// Loads a vCPU's LDT: `frames` (a page each, `None` for a page that reads
+/// as not-present descriptors) as checked copies, `ents` entries of them
+/// in force; with no entries LDTR becomes null. Entries the previous
+/// vCPU's LDT had beyond these are cleared.
+pub fn load_ldt(frames: &[Option<&[u8; PAGE_SIZE]>], ents: usize) {
+    let ents = ents.min(LDT_ENTRIES);
+    let pages = ents.div_ceil(descriptors::PER_FRAME);
+    let previous = LDT_PAGES.swap(pages, Ordering::Relaxed);
+    // SAFETY: the LDT is written only here, on the one CPU, while LDTR is
+    // null or about to be reloaded: the CPU reads it only when an LDT
+    // selector is loaded, and every value written is a checked descriptor
+    // or zero.
+    let ldt = unsafe { &mut *core::ptr::addr_of_mut!(LDT.0) };
+    for (i, page) in ldt.chunks_exact_mut(descriptors::PER_FRAME).enumerate().take(pages.max(previous)) {
+        let Ok(page) = <&mut [u64; descriptors::PER_FRAME]>::try_from(page) else { continue };
+        match frames.get(i).copied().flatten() {
+            Some(frame) if i < pages => descriptors::load(frame, page),
+            _ => page.fill(0),
+        }
+    }
+    LDT_ENTS.store(ents, Ordering::Relaxed);
+    if ents == 0 {
+        // SAFETY: a null LDTR: LDT selectors fault (in the guest, which
+        // has no LDT); the hypervisor uses none.
+        unsafe { asm!("lldt {0:x}", in(reg) 0u16, options(nostack, preserves_flags)) };
+        return;
+    }
+    let base = core::ptr::addr_of!(LDT) as u64;
+    let limit = (ents * 8 - 1) as u64;
+    // SAFETY: the LDT descriptor's two entries in the reserved page are
+    // written only here; the CPU reads them at the `lldt` that follows,
+    // which loads a present LDT descriptor for the table above.
+    unsafe {
+        let gdt = &mut *core::ptr::addr_of_mut!(GDT.0);
+        gdt[index(LDT_SELECTOR)] = (limit & 0xffff)
+            | ((base & 0xff_ffff) << 16)
+            | (0x82 << 40)
+            | (((limit >> 16) & 0xf) << 48)
+            | (((base >> 24) & 0xff) << 56);
+        gdt[index(LDT_SELECTOR) + 1] = base >> 32;
+        asm!("lldt {0:x}", in(reg) LDT_SELECTOR, options(nostack, preserves_flags));
+    }
+}
+
 /// Whether `sel` can be loaded into a data segment register now: null, or
-/// an RPL-3 GDT selector of a present DPL-3 data or readable code segment.
+/// an RPL-3 selector of a present DPL-3 data or readable code segment in
+/// the GDT or the LDT in force.
 pub fn loadable(sel: u16) -> bool {
     const TI: u16 = 4;
     if sel < 4 {
         return true;
     }
-    if sel & 3 != 3 || sel & TI != 0 {
+    if sel & 3 != 3 {
         return false;
     }
-    // SAFETY: a read of one descriptor; the GDT is only written on this CPU.
-    let Some(&d) = (unsafe { &*core::ptr::addr_of!(GDT.0) }).get(index(sel)) else { return false };
+    let d = if sel & TI != 0 {
+        if index(sel) >= LDT_ENTS.load(Ordering::Relaxed) {
+            return false;
+        }
+        // SAFETY: a read of one descriptor; the LDT is only written on this CPU.
+        (unsafe { &*core::ptr::addr_of!(LDT.0) }).get(index(sel)).copied()
+    } else {
+        // SAFETY: a read of one descriptor; the GDT is only written on this CPU.
+        (unsafe { &*core::ptr::addr_of!(GDT.0) }).get(index(sel)).copied()
+    };
+    let Some(d) = d else { return false };
     let (present, code_or_data, dpl3) = (d & (1 << 47) != 0, d & (1 << 44) != 0, (d >> 45) & 3 == 3);
     let (code, readable) = (d & (1 << 43) != 0, d & (1 << 41) != 0);
     present && code_or_data && dpl3 && (!code || readable)

@@ -286,13 +286,17 @@ fn switch_segments(previous: Option<VcpuRef>) {
     match next {
         Some(v) => {
             load_gdt(&v.gdt_frames);
+            load_ldt(&v.ldt_frames, v.ldt_ents);
             write_segments(&v.segments);
             fpu::restore(&mut v.fpu);
             if v.fpu_ts {
                 fpu::stts();
             }
         }
-        None => write_segments(&SegmentState::default()),
+        None => {
+            load_ldt(&[], 0);
+            write_segments(&SegmentState::default());
+        }
     }
 }
 
@@ -329,12 +333,22 @@ fn load_gdt(frames: &[Mfn]) {
     gdt::load_guest(&pages);
 }
 
-/// Loads the current vCPU's GDT again (it changed).
+/// Loads `frames` (a vCPU's `MMUEXT_SET_LDT` pages) into the CPU's LDT,
+/// `ents` entries of them in force.
+fn load_ldt(frames: &[Option<Mfn>], ents: u32) {
+    use crate::mm::MachineMemory as _;
+    let mem = memory();
+    let pages: Vec<Option<&[u8; crate::mm::PAGE_SIZE]>> = frames.iter().map(|m| m.and_then(|m| mem.frame(m))).collect();
+    gdt::load_ldt(&pages, ents as usize);
+}
+
+/// Loads the current vCPU's GDT and LDT again (one of them changed).
 fn reload_current_gdt() {
     let guard = SYSTEM.lock();
     let Some(system) = guard.as_ref() else { return };
     if let Some(v) = system.current.and_then(|c| system.domains.get(c.domain)?.vcpus.get(c.vcpu)) {
         load_gdt(&v.gdt_frames);
+        load_ldt(&v.ldt_frames, v.ldt_ents);
     }
 }
 
