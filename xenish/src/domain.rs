@@ -396,6 +396,9 @@ pub struct Domain {
     /// Whether [`crate::lifecycle::destroy`] has run for this domain
     /// (set once its state is [`DomainState::Dying`]).
     pub torn_down: bool,
+    /// The PCI configuration address an unprivileged domain last wrote to
+    /// port 0xcf8 (Xen latches it per domain; no device answers).
+    pub pci_cf8: u32,
 }
 
 impl Domain {
@@ -424,6 +427,7 @@ impl Domain {
             handle: [0; 16],
             max_vcpus: 1,
             torn_down: false,
+            pci_cf8: 0,
         }
     }
 

@@ -297,9 +297,13 @@ pub fn port_reserved(port: u16) -> bool {
     matches!(port, 0x20..=0x21 | 0x40..=0x43 | 0x61 | 0x70..=0x71 | 0xa0..=0xa1 | 0xf4 | 0x3f8..=0x3ff)
 }
 
-/// `in`/`out` from the guest kernel of a privileged domain that raised its
-/// virtual IOPL (`PHYSDEVOP_set_iopl`): performed on its behalf, except on
-/// the ports the hypervisor owns. Anything else is the #GP it was.
+/// `in`/`out` from a guest kernel that raised its virtual IOPL
+/// (`PHYSDEVOP_set_iopl`; Xen's `guest_io_okay`), as Xen's
+/// `guest_io_read`/`guest_io_write` treat it: a privileged domain's is
+/// performed on its behalf, except on the ports the hypervisor owns; an
+/// unprivileged domain has no ports, so it reads all ones, its writes are
+/// dropped, and only the PCI address latch (0xcf8) keeps what it wrote.
+/// Without the IOPL it is the #GP it was.
 fn emulate_port_io(
     dom: &mut Domain,
     vcpu: usize,
@@ -308,8 +312,11 @@ fn emulate_port_io(
     now_ns: u64,
     cpu: &mut dyn CpuOps,
 ) -> Option<TrapDecision> {
-    if !dom.privileged || dom.vcpus.get(vcpu)?.iopl == 0 {
+    if dom.vcpus.get(vcpu)?.iopl == 0 {
         return None;
+    }
+    if !dom.privileged {
+        return emulate_absent_ports(dom, frame, insn);
     }
     let (opsize16, body) = match insn {
         [0x66, rest @ ..] => (true, rest),
@@ -360,6 +367,38 @@ fn emulate_port_io(
                 _ => cpu.port_out(p, 1, u32::from(byte)),
             }
         }
+    }
+    frame.rip = frame.rip.wrapping_add(len + u64::from(opsize16));
+    Some(TrapDecision::Resume)
+}
+
+/// Port I/O of an unprivileged domain with a virtual IOPL: no port is its
+/// own, so reads give all ones and writes vanish, but for a 4-byte access
+/// to the PCI address port 0xcf8, which Xen latches per domain (so a probe
+/// reads back what it wrote, then finds no device at 0xcfc).
+fn emulate_absent_ports(dom: &mut Domain, frame: &mut TrapFrame, insn: &[u8]) -> Option<TrapDecision> {
+    let (opsize16, body) = match insn {
+        [0x66, rest @ ..] => (true, rest),
+        _ => (false, insn),
+    };
+    let op = *body.first()?;
+    let size: u32 = match (op & 1, opsize16) {
+        (0, _) => 1,
+        (_, true) => 2,
+        _ => 4,
+    };
+    let (port, len) = match op {
+        0xe4..=0xe7 => (u16::from(*body.get(1)?), 2),
+        0xec..=0xef => (frame.rdx as u16, 1),
+        _ => return None,
+    };
+    let latch = port == 0xcf8 && size == 4;
+    if matches!(op, 0xe4 | 0xe5 | 0xec | 0xed) {
+        let mask = if size == 4 { u32::MAX } else { (1u32 << (size * 8)) - 1 };
+        let v = if latch { dom.pci_cf8 } else { mask };
+        frame.rax = if size == 4 { u64::from(v) } else { (frame.rax & !u64::from(mask)) | u64::from(v) };
+    } else if latch {
+        dom.pci_cf8 = frame.rax as u32;
     }
     frame.rip = frame.rip.wrapping_add(len + u64::from(opsize16));
     Some(TrapDecision::Resume)
@@ -796,7 +835,7 @@ mod tests {
         // in al, dx with dx = 0x3c4 (VGA sequencer)
         let (mut w, mut f) = setup(&[0xec]);
         f.rdx = 0x3c4;
-        assert!(matches!(run(&mut w, &mut f, 13, 0), TrapDecision::Crash(_)), "unprivileged: #GP");
+        assert!(matches!(run(&mut w, &mut f, 13, 0), TrapDecision::Crash(_)), "no I/O privilege: #GP");
         let (mut w, mut f) = setup(&[0xec]);
         w.dom.privileged = true;
         w.dom.vcpus[0].iopl = 1;
@@ -834,6 +873,28 @@ mod tests {
         f.rdx = 0x1f0;
         assert!(matches!(run(&mut w, &mut f, 13, 0), TrapDecision::Resume));
         assert_eq!((f.rax & 0xffff, f.rip), (u64::from(0x1f0u16 ^ 0xffff), BUF_VA + 2));
+    }
+
+    #[test]
+    fn an_unprivileged_domain_with_iopl_sees_no_ports() {
+        let io = |code: &[u8], prep: &dyn Fn(&mut TrapFrame)| {
+            let (mut w, mut f) = setup(code);
+            w.dom.vcpus[0].iopl = 1;
+            prep(&mut f);
+            let mut cpu = FakeCpu::default();
+            let d = handle(&mut w.dom, 0, &mut f, (0, 0), (&mut w.mem, &mut w.ft), &mut cpu);
+            assert!(matches!(d, TrapDecision::Resume));
+            assert!(cpu.outs.is_empty(), "nothing reaches the hardware");
+            (w, f)
+        };
+        let (_, f) = io(&[0xec], &|f| (f.rdx, f.rax, f.vector) = (0x3c4, 0x1234_5600, 13));
+        assert_eq!((f.rax, f.rip), (0x1234_56ff, BUF_VA + 1), "in al: all ones");
+        let (w, f) = io(&[0xef], &|f| (f.rdx, f.rax, f.vector) = (0xcf8, 0x8000_c068, 13));
+        assert_eq!((w.dom.pci_cf8, f.rip), (0x8000_c068, BUF_VA + 1), "out eax to 0xcf8: latched");
+        let (_, f) = io(&[0xed], &|f| (f.rdx, f.vector) = (0xcfc, 13));
+        assert_eq!(f.rax, 0xffff_ffff, "no device behind 0xcfc");
+        let (_, f) = io(&[0xe6, 0xf4], &|f| f.vector = 13);
+        assert_eq!(f.rip, BUF_VA + 2, "a write is dropped");
     }
 
     /// The test world with its L1 (frame 3) also mapped read-only at

@@ -66,6 +66,14 @@ fn serve(ctx: &mut Ctx, cmd: u32, id: u32, arg: u64) -> HcResult {
         // Only vCPU 0 exists, and it is up and initialised.
         VCPUOP_UP => Ok(0),
         VCPUOP_INITIALISE => Err(XenError::Eexist),
+        // Xen: the last vCPU going down powers the domain off (a kernel
+        // that halts with events masked, such as Linux after an early
+        // panic, ends this way). Every domain has one vCPU, always the last.
+        VCPUOP_DOWN => {
+            crate::printk!("xenish: d{}: its last vCPU went down (VCPUOP_down)", ctx.domain.id);
+            ctx.domain.shutdown(crate::domain::ShutdownReason::Poweroff);
+            Ok(0)
+        }
         VCPUOP_GET_RUNSTATE_INFO => {
             let mut rs = ctx.domain.vcpus.get(idx).map(|v| v.runstate).ok_or(XenError::Enoent)?;
             rs.enter(rs.state, now); // bring the current state's time up to date
@@ -161,6 +169,15 @@ mod tests {
         let info = VcpuRegisterVcpuInfo { mfn, offset, rsvd: 0 };
         w.poke(BUF_VA, zerocopy::IntoBytes::as_bytes(&info));
         call(w, VCPUOP_REGISTER_VCPU_INFO, 0, BUF_VA)
+    }
+
+    #[test]
+    fn the_last_vcpu_going_down_powers_the_domain_off() {
+        let mut w = World::new(false);
+        assert_eq!(call(&mut w, VCPUOP_DOWN, 1, 0), -2, "no such vCPU: ENOENT");
+        assert!(w.dom.is_alive());
+        assert_eq!(call(&mut w, VCPUOP_DOWN, 0, 0), 0);
+        assert_eq!(w.dom.state, crate::domain::DomainState::Shutdown(crate::domain::ShutdownReason::Poweroff));
     }
 
     #[test]
