@@ -152,6 +152,7 @@ fn destroying_a_domain_with_a_live_peer_leaves_the_peer_running_and_every_frame_
         .expect_line("(d0) lifecycle: ok: the peer's grant is mapped and reads its page")
         .expect_line("(d0) lifecycle: ok: destroydomain of the running peer")
         .expect_line("xenish: d1: torn down")
+        .expect_line("(d0) lifecycle: ok: VIRQ_DOM_EXC tells this domain")
         .expect_line("(d0) lifecycle: ok: all its frames but the mapped one are free")
         .expect_line("(d0) lifecycle: ok: it is a dying domain holding exactly the mapped frame")
         .expect_line("(d0) lifecycle: ok: the mapping still reads its page")

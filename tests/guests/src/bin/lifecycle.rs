@@ -10,6 +10,8 @@
 //! - Then it creates N domains one after another, gives each memory and an
 //!   event channel, destroys it, and checks that the free-frame count
 //!   (`XEN_SYSCTL_physinfo`) is back where it started every time.
+//!
+//! Every destruction must raise `VIRQ_DOM_EXC`, which it binds first.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 #[cfg(target_os = "none")]
@@ -19,7 +21,7 @@ mod guest {
     use guest_abi::grant_table::*;
     use guest_abi::hypercall;
     use guest_abi::sched::{SHUTDOWN_CRASH, SHUTDOWN_POWEROFF};
-    use guest_abi::xen::{StartInfo, DOMID_SELF};
+    use guest_abi::xen::{StartInfo, DOMID_SELF, VIRQ_DOM_EXC};
     use guest_abi::XenError;
     use guest_rt::{events, println};
     use zerocopy::FromZeros;
@@ -28,6 +30,15 @@ mod guest {
     const GREF: u32 = 8;
     /// Memory given to each created domain, in pages.
     const PAGES: usize = 16;
+
+    /// The port bound to `VIRQ_DOM_EXC` (set in `main`).
+    static DOM_EXC: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
+
+    /// Whether `VIRQ_DOM_EXC` fired since the last look.
+    fn dom_exc_fired() -> bool {
+        let _ = hypercall::sched_yield();
+        events::take(DOM_EXC.load(core::sync::atomic::Ordering::Relaxed))
+    }
 
     #[repr(C, align(4096))]
     struct Page([u8; 4096]);
@@ -93,7 +104,9 @@ mod guest {
         check(port_status(port) == EVTCHNSTAT_INTERDOMAIN, "the channel to the peer is connected");
         let Ok(info) = hypercall::domain_getinfo(peer) else { fail("getdomaininfo of the peer") };
         let before = free_pages();
+        let _ = dom_exc_fired();
         check(hypercall::domain_destroy(peer).is_ok(), "destroydomain of the running peer");
+        check(dom_exc_fired(), "VIRQ_DOM_EXC tells this domain");
         let after = free_pages();
         println!(
             "lifecycle: d{peer} had {} pages; {} frames came back at once, one stays mapped here",
@@ -147,6 +160,9 @@ mod guest {
         if hypercall::domain_destroy(id).is_err() {
             fail("destroydomain");
         }
+        if !dom_exc_fired() {
+            fail("no VIRQ_DOM_EXC for the destroyed domain");
+        }
         if port_status(port) != EVTCHNSTAT_UNBOUND || hypercall::evtchn_close(port).is_err() {
             fail("the channel to the destroyed domain");
         }
@@ -161,6 +177,12 @@ mod guest {
         if events::init(si).is_err() {
             fail("event setup");
         }
+        match hypercall::evtchn_bind_virq(VIRQ_DOM_EXC, 0) {
+            Ok(port) => DOM_EXC.store(port, core::sync::atomic::Ordering::Relaxed),
+            Err(_) => fail("bind VIRQ_DOM_EXC"),
+        }
+        // Upcalls on: an event becomes a "fired" flag the handler records.
+        events::unmask_events();
         if let Some(peer) = arg(cmdline, "peer") {
             destroy_with_a_live_peer(peer as u16, arg(cmdline, "port").unwrap_or(1));
         }
