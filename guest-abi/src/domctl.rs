@@ -17,6 +17,7 @@ xen_consts! {
     XEN_DOMCTL_GETDOMAININFO: u32 = 5, "XEN_DOMCTL_getdomaininfo";
     XEN_DOMCTL_GETPAGEFRAMEINFO3: u32 = 61, "XEN_DOMCTL_getpageframeinfo3";
     XEN_DOMCTL_MAX_MEM: u32 = 11, "XEN_DOMCTL_max_mem";
+    XEN_DOMCTL_SETVCPUCONTEXT: u32 = 12, "XEN_DOMCTL_setvcpucontext";
     XEN_DOMCTL_MAX_VCPUS: u32 = 15, "XEN_DOMCTL_max_vcpus";
     XEN_DOMCTL_SCHEDULER_OP: u32 = 16, "XEN_DOMCTL_scheduler_op";
     XEN_SCHEDULER_CREDIT: u32 = 5, "XEN_SCHEDULER_CREDIT";
@@ -147,6 +148,30 @@ xen_struct! {
 }
 
 xen_struct! {
+    "domctl.h", "struct xen_domctl_max_vcpus", 4;
+    /// `struct xen_domctl_max_vcpus` (`XEN_DOMCTL_max_vcpus`): creates the
+    /// domain's vCPUs; `max` must be `createdomain`'s `max_vcpus`.
+    pub struct XenDomctlMaxVcpus {
+        /// `max`
+        max: u32 = "max",
+    }
+}
+
+xen_struct! {
+    "domctl.h", "struct xen_domctl_vcpucontext", 16;
+    /// `struct xen_domctl_vcpucontext` (`XEN_DOMCTL_setvcpucontext`): a
+    /// vCPU and the `vcpu_guest_context` it starts from.
+    pub struct XenDomctlVcpucontext {
+        /// `vcpu`
+        vcpu: u32 = "vcpu",
+        /// Padding (implicit in the C layout).
+        _pad0: [u8; 4] = "",
+        /// `ctxt`
+        ctxt: GuestHandle<crate::arch_x86::VcpuGuestContext> = "ctxt" handle,
+    }
+}
+
+xen_struct! {
     "domctl.h", "struct xen_domctl_max_mem", 8;
     /// `struct xen_domctl_max_mem` (`XEN_DOMCTL_max_mem`).
     pub struct XenDomctlMaxMem {
@@ -242,7 +267,7 @@ xen_struct! {
         /// `_pad`
         _pad: [u16; 3] = "_pad",
         /// `u`: the operation's arguments (128 bytes).
-        u: [u64; 16] = "u" union("u.createdomain", "u.getdomaininfo", "u.scheduler_op", "u.max_mem", "u.max_vcpus", "u.pad"),
+        u: [u64; 16] = "u" union("u.createdomain", "u.getdomaininfo", "u.scheduler_op", "u.max_mem", "u.vcpucontext", "u.max_vcpus", "u.pad"),
     }
 }
 
@@ -251,6 +276,8 @@ xen_structs!(
     XenDomctlCreatedomain,
     XenDomctlGetdomaininfo,
     XenDomctlMaxMem,
+    XenDomctlVcpucontext,
+    XenDomctlMaxVcpus,
     XenDomctlSchedCredit,
     XenDomctlSchedCredit2,
     XenDomctlSchedRtds,
@@ -271,6 +298,8 @@ impl XenDomctl {
         createdomain / set_createdomain: u: [u64; 16] => XenDomctlCreatedomain, "u.createdomain";
         getdomaininfo / set_getdomaininfo: u: [u64; 16] => XenDomctlGetdomaininfo, "u.getdomaininfo";
         max_mem / set_max_mem: u: [u64; 16] => XenDomctlMaxMem, "u.max_mem";
+        vcpucontext / set_vcpucontext: u: [u64; 16] => XenDomctlVcpucontext, "u.vcpucontext";
+        max_vcpus / set_max_vcpus: u: [u64; 16] => XenDomctlMaxVcpus, "u.max_vcpus";
     }
 }
 

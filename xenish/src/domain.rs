@@ -297,6 +297,24 @@ impl Vcpu {
         self.fpu = area;
     }
 
+    /// Loads a toolstack-given FXSAVE image (`vcpu_guest_context.fpu_ctxt`)
+    /// as the legacy region of the save area (its MXCSR reserved bits
+    /// cleared, so the restore cannot fault).
+    pub fn load_fxsave(&mut self, image: &[u8; 512]) {
+        let start = self.fpu.as_ptr().align_offset(64);
+        if let Some(legacy) = self.fpu.get_mut(start..start + 512) {
+            legacy.copy_from_slice(image);
+            let mxcsr = u32::from_le_bytes([legacy[24], legacy[25], legacy[26], legacy[27]]) & 0xffff;
+            legacy[24..28].copy_from_slice(&mxcsr.to_le_bytes());
+            legacy[28..32].fill(0);
+        }
+        // An XSAVE area restores x87 and SSE from it only if its header says
+        // so (XSTATE_BV bits 0 and 1); an FXSAVE area ignores these bytes.
+        if let Some(bv) = self.fpu.get_mut(start + 512..start + 520) {
+            bv[0] |= 3;
+        }
+    }
+
     /// The earliest timer deadline of the vCPU, if any.
     pub fn next_timer_ns(&self) -> Option<u64> {
         match (self.singleshot_ns, self.periodic_ns.map(|(_, next)| next)) {
@@ -393,6 +411,9 @@ pub struct Domain {
     pub handle: [u8; 16],
     /// The most vCPUs the domain may have (`createdomain.max_vcpus`).
     pub max_vcpus: u32,
+    /// Whether its vCPUs exist (`XEN_DOMCTL_max_vcpus`, or built at boot),
+    /// so that `setvcpucontext` may give one a context.
+    pub vcpus_allocated: bool,
     /// Whether [`crate::lifecycle::destroy`] has run for this domain
     /// (set once its state is [`DomainState::Dying`]).
     pub torn_down: bool,
@@ -426,6 +447,7 @@ impl Domain {
             pause_count: 0,
             handle: [0; 16],
             max_vcpus: 1,
+            vcpus_allocated: true,
             torn_down: false,
             pci_cf8: 0,
         }

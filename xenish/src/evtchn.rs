@@ -105,6 +105,12 @@ impl EvtchnTable {
         }
     }
 
+    /// Limits the ports to `0..=max_port` (`createdomain.max_evtchn_port`;
+    /// the 2-level ABI's 4096 bound all the same).
+    pub fn set_max_port(&mut self, max_port: u32) {
+        self.max_ports = max_port.saturating_add(1).min(NR_PORTS_2L);
+    }
+
     /// The port, if it is valid.
     pub fn port(&self, port: u32) -> Option<&Port> {
         self.ports.get(port as usize)

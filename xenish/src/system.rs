@@ -263,7 +263,21 @@ impl System {
             }
         }
         if notify {
-            lifecycle::notify_dom_exc(&self.domains, mem);
+            self.raise_dom_exc(mem);
+        }
+    }
+
+    /// Raises `VIRQ_DOM_EXC` for the toolstack and wakes it if it blocked
+    /// waiting for events.
+    fn raise_dom_exc(&mut self, mem: &mut dyn MachineMemory) {
+        lifecycle::notify_dom_exc(&self.domains, mem);
+        for (di, d) in self.domains.iter_mut().enumerate().filter(|(_, d)| d.privileged && d.is_running()) {
+            for (vi, v) in d.vcpus.iter_mut().enumerate() {
+                if v.blocked && upcall_pending(v.info_location(d.shared_info, vi), mem) {
+                    v.blocked = false;
+                    self.sched.wake(VcpuRef { domain: di, vcpu: vi });
+                }
+            }
         }
     }
 
@@ -401,7 +415,7 @@ impl System {
                 self.sched.sleep(VcpuRef { domain: who.domain, vcpu: v });
             }
             if !domain.is_alive() {
-                lifecycle::notify_dom_exc(&self.domains, mem);
+                self.raise_dom_exc(mem);
             }
             return false;
         }

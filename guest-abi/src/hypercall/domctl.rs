@@ -76,6 +76,27 @@ pub fn domain_max_mem(domid: u16, max_kib: u64) -> Result<(), XenError> {
     domctl(&mut op)
 }
 
+/// `XEN_DOMCTL_max_vcpus`: creates `domid`'s `max` vCPUs (the number
+/// given at `createdomain`), down until given a context.
+pub fn domain_max_vcpus(domid: u16, max: u32) -> Result<(), XenError> {
+    let mut op = XenDomctl::new(XEN_DOMCTL_MAX_VCPUS, domid);
+    op.set_max_vcpus(XenDomctlMaxVcpus { max });
+    domctl(&mut op)
+}
+
+/// `XEN_DOMCTL_setvcpucontext`: vCPU `vcpu` of `domid` starts from
+/// `context` once the domain is unpaused.
+pub fn domain_set_vcpu_context(
+    domid: u16,
+    vcpu: u32,
+    context: &crate::arch_x86::VcpuGuestContext,
+) -> Result<(), XenError> {
+    let mut op = XenDomctl::new(XEN_DOMCTL_SETVCPUCONTEXT, domid);
+    let ctxt = crate::arch_x86::GuestHandle::from_ptr(context);
+    op.set_vcpucontext(XenDomctlVcpucontext { vcpu, _pad0: [0; 4], ctxt });
+    domctl(&mut op)
+}
+
 /// `HYPERVISOR_sysctl(op)`: the operation's OUT fields land in `op`.
 pub fn sysctl(op: &mut XenSysctl) -> Result<(), XenError> {
     // SAFETY: `op` is valid for reading and writing during the call.

@@ -1,6 +1,7 @@
 //! `domctl`: the toolstack's domain-control operations, for a privileged
-//! domain: the domain lifecycle (`createdomain`, `pausedomain`,
-//! `unpausedomain`, `destroydomain`, `getdomaininfo`, `max_mem`) and
+//! domain: the domain lifecycle (`createdomain`, `max_vcpus`,
+//! `setvcpucontext`, `pausedomain`, `unpausedomain`, `destroydomain`,
+//! `getdomaininfo`, `max_mem`) and
 //! `scheduler_op` with the credit scheduler's interface (weight and cap,
 //! which are exactly its own parameters). Other commands answer `-ENOSYS`
 //! until the toolstack needs them.
@@ -14,18 +15,32 @@
 //! `sched/credit.c` (`csched_dom_cntl`: a weight of 0 and a cap of 0xffff
 //! leave the value as it is).
 //!
+//! `setvcpucontext` gives a built domain its vCPU, as Xen's
+//! `arch_set_info_guest` does for a PV one: selectors get RPL 3, the
+//! addresses must be canonical, the top-level table named by `ctrlreg[3]`
+//! (and `ctrlreg[1]`, the user one) takes an L4 type reference (validating
+//! it), EFLAGS.IOPL becomes the virtual IOPL, interrupts stay enabled.
+//!
 //! Where xenish differs: a domain has at most one vCPU yet (`max_vcpus` >
 //! 1 is `-EINVAL`); only PV domains exist (`XEN_DOMCTL_CDF_hvm` is
 //! `-EINVAL`, as on a Xen without HVM support); a domain may not destroy
-//! itself (`-EINVAL`); a created domain gets no vCPU context (there is no
-//! `setvcpucontext` yet), so it never runs.
+//! itself (`-EINVAL`); `setvcpucontext` sets up a vCPU once (again is
+//! `-EEXIST`; Xen would reload the registers), online (`VGCF_online`), and
+//! without a GDT or LDT in the context (the kernel installs its own, as
+//! Linux does; otherwise `-EINVAL`).
 
 use guest_abi::domctl::*;
 use guest_abi::errno::XenError;
 
 use super::{Ctx, HcResult, Outcome};
-use crate::domain::{DomId, Domain, DomainState, RUNSTATE_RUNNING};
-use crate::mm::frame_table::Owner;
+use guest_abi::arch_x86::{VcpuGuestContext, VGCF_FAILSAFE_DISABLES_EVENTS, VGCF_IN_KERNEL, VGCF_ONLINE};
+use guest_abi::arch_x86::{VGCF_I387_VALID, VGCF_SYSCALL_DISABLES_EVENTS};
+
+use crate::domain::{Callback, DomId, Domain, DomainState, TrapHandler, Vcpu, RUNSTATE_RUNNING};
+use crate::mm::frame_table::{Owner, PageType};
+use crate::mm::pt_validate::MapRights;
+use crate::mm::Mfn;
+use crate::regs::TrapFrame;
 use crate::sched::{SchedParams, Scheduler, VcpuRef};
 
 /// A `putinfo` cap that leaves the cap as it is.
@@ -80,6 +95,17 @@ fn serve(ctx: &mut Ctx, arg: u64) -> HcResult {
         XEN_DOMCTL_PAUSEDOMAIN => pause(ctx, op.domain, index, true),
         XEN_DOMCTL_UNPAUSEDOMAIN => pause(ctx, op.domain, index, false),
         XEN_DOMCTL_DESTROYDOMAIN => destroy(ctx, op.domain),
+        XEN_DOMCTL_SETVCPUCONTEXT => set_vcpu_context(ctx, op.domain, index, &op.vcpucontext()),
+        XEN_DOMCTL_MAX_VCPUS => {
+            // Xen 4.17: the number fixed at createdomain, not the caller's own.
+            let me = ctx.domain.id;
+            let d = target(ctx, op.domain).ok_or(XenError::Esrch)?;
+            if d.id == me || op.max_vcpus().max != d.max_vcpus {
+                return Err(XenError::Einval);
+            }
+            d.vcpus_allocated = true;
+            Ok(0)
+        }
         XEN_DOMCTL_MAX_MEM => {
             let pages = (op.max_mem().max_memkb >> 2).min(u64::from(u32::MAX));
             target(ctx, op.domain).ok_or(XenError::Esrch)?.max_pages = pages;
@@ -180,7 +206,9 @@ fn create(ctx: &mut Ctx, asked: DomId, config: &XenDomctlCreatedomain) -> Result
     }
     crate::domain::init_shared_info(ctx.mem, shared_info);
     let mut d = Domain::new(id, "domU", false, shared_info);
-    (d.pause_count, d.handle, d.max_vcpus) = (1, config.handle, config.max_vcpus);
+    (d.pause_count, d.handle, d.max_vcpus, d.vcpus_allocated) = (1, config.handle, config.max_vcpus, false);
+    // Xen's evtchn_init: no port above max_evtchn_port (0 leaves none).
+    d.evtchn.set_max_port(config.max_evtchn_port);
     ctx.lifecycle.created.push(d);
     crate::printk!("xenish: d{}: created by d{} (paused, no memory)", id, ctx.domain.id);
     Ok(id)
@@ -225,6 +253,119 @@ fn destroy(ctx: &mut Ctx, id: DomId) -> HcResult {
     if !d.is_destroyed() {
         d.state = DomainState::Dying(d.shutdown_reason());
         crate::printk!("xenish: d{}: destroyed by d{}", id, ctx.domain.id);
+    }
+    Ok(0)
+}
+
+/// Whether `va` is a canonical 48-bit address.
+fn canonical(va: u64) -> bool {
+    (va as i64) >> 47 == 0 || (va as i64) >> 47 == -1
+}
+
+/// A selector as Xen's `fixup_guest_{code,stack}_selector` leaves it for a
+/// 64-bit PV guest: ring 0 becomes ring 3 (the guest kernel's ring).
+fn fixup_selector(sel: u16) -> u16 {
+    if sel & 3 == 0 {
+        sel | 3
+    } else {
+        sel
+    }
+}
+
+/// `XEN_DOMCTL_setvcpucontext`: vCPU `c.vcpu` of domain `id` (at system
+/// index `index`) starts from the context the toolstack built.
+fn set_vcpu_context(ctx: &mut Ctx, id: DomId, index: usize, c: &XenDomctlVcpucontext) -> HcResult {
+    if id == ctx.domain.id || c.ctxt.is_null() {
+        return Err(XenError::Einval);
+    }
+    let target = ctx.peers.get_mut(id).ok_or(XenError::Esrch)?;
+    // Xen: the vCPU must exist (XEN_DOMCTL_max_vcpus made it).
+    if c.vcpu >= target.max_vcpus || c.vcpu != 0 || !target.vcpus_allocated {
+        return Err(XenError::Einval);
+    }
+    let g: VcpuGuestContext = ctx.guest().read(c.ctxt.addr()).map_err(|_| XenError::Efault)?;
+    let fpu_size = ctx.platform.fpu_area_size();
+    let d = ctx.peers.get_mut(id).ok_or(XenError::Esrch)?;
+    if !d.is_alive() {
+        return Err(XenError::Einval);
+    }
+    if !d.vcpus.is_empty() {
+        return Err(XenError::Eexist);
+    }
+    let r = &g.user_regs;
+    let addresses = [r.rip, r.rsp, g.kernel_sp, g.event_callback_eip, g.failsafe_callback_eip, g.syscall_callback_eip];
+    let traps_ok = g.trap_ctxt.iter().all(|t| canonical(t.address));
+    let unsupported = g.flags & VGCF_ONLINE == 0 || g.gdt_ents != 0 || g.ldt_ents != 0 || g.ldt_base != 0;
+    if !addresses.iter().all(|&a| canonical(a)) || !traps_ok || unsupported {
+        return Err(XenError::Einval);
+    }
+    // xen_cr3_to_pfn for a 64-bit guest: the frame is CR3 >> 12.
+    let kernel_l4 = Mfn(g.ctrlreg[3] >> 12);
+    let user_l4 = (g.ctrlreg[1] != 0).then_some(Mfn(g.ctrlreg[1] >> 12));
+    let rights = MapRights::of(d);
+    let mut mmu = crate::mm::pt_validate::Mmu { ft: &mut *ctx.ft, mem: &mut *ctx.mem };
+    mmu.get_page_and_type(kernel_l4, &rights, PageType::L4).map_err(|_| XenError::Einval)?;
+    if let Some(user) = user_l4 {
+        if mmu.get_page_and_type(user, &rights, PageType::L4).is_err() {
+            mmu.put_page_and_type(kernel_l4);
+            return Err(XenError::Einval);
+        }
+    }
+    let regs = TrapFrame {
+        r15: r.r15,
+        r14: r.r14,
+        r13: r.r13,
+        r12: r.r12,
+        rbp: r.rbp,
+        rbx: r.rbx,
+        r11: r.r11,
+        r10: r.r10,
+        r9: r.r9,
+        r8: r.r8,
+        rax: r.rax,
+        rcx: r.rcx,
+        rdx: r.rdx,
+        rsi: r.rsi,
+        rdi: r.rdi,
+        rip: r.rip,
+        cs: u64::from(fixup_selector(r.cs)),
+        // IOPL is virtual; real interrupts stay on; bit 1 is always set.
+        rflags: (r.rflags & !0x3000) | 0x202,
+        rsp: r.rsp,
+        ss: u64::from(fixup_selector(r.ss)),
+        ..TrapFrame::default()
+    };
+    let mut v = Vcpu::new(c.vcpu, regs, kernel_l4);
+    v.user_l4 = user_l4;
+    v.kernel_mode = g.flags & VGCF_IN_KERNEL != 0;
+    v.kernel_sp = g.kernel_sp;
+    v.iopl = ((r.rflags >> 12) & 3) as u8;
+    for (slot, t) in v.traps.iter_mut().zip(g.trap_ctxt.iter()) {
+        if t.address != 0 {
+            let cs = if t.cs & !3 == 0 { 0xe033 } else { fixup_selector(t.cs) };
+            *slot = TrapHandler { cs, flags: t.flags, address: t.address };
+        }
+    }
+    v.callbacks.event = Callback { address: g.event_callback_eip, mask_events: false };
+    let failsafe_masks = g.flags & VGCF_FAILSAFE_DISABLES_EVENTS != 0;
+    v.callbacks.failsafe = Callback { address: g.failsafe_callback_eip, mask_events: failsafe_masks };
+    let syscall_masks = g.flags & VGCF_SYSCALL_DISABLES_EVENTS != 0;
+    v.callbacks.syscall = Callback { address: g.syscall_callback_eip, mask_events: syscall_masks };
+    v.segments.fs_base = g.fs_base;
+    (v.segments.gs_base, v.segments.shadow_gs_base) = match v.kernel_mode {
+        true => (g.gs_base_kernel, g.gs_base_user),
+        false => (g.gs_base_user, g.gs_base_kernel),
+    };
+    v.init_fpu(fpu_size);
+    if g.flags & VGCF_I387_VALID != 0 {
+        v.load_fxsave(&g.fpu_ctxt);
+    }
+    d.vm_assist = g.vm_assist;
+    d.vcpus.push(v);
+    let who = VcpuRef { domain: index, vcpu: 0 };
+    ctx.sched.add(who, SchedParams::default());
+    if !d.is_running() {
+        ctx.sched.sleep(who);
     }
     Ok(0)
 }
@@ -409,7 +550,7 @@ mod tests {
     fn pv_config() -> XenDomctlCreatedomain {
         let mut c = XenDomctlCreatedomain::new_zeroed();
         (c.max_vcpus, c.grant_opts, c.max_grant_frames, c.max_maptrack_frames) = (1, 1, -1, -1);
-        c.handle = [7; 16];
+        (c.handle, c.max_evtchn_port) = ([7; 16], 1023);
         c
     }
 
@@ -515,5 +656,57 @@ mod tests {
         w.peers[0].state = DomainState::Dead(None);
         assert_eq!(info(&mut w, 1).0, -3, "none left at or above: ESRCH");
         assert_eq!(info(&mut w, 0x7ff0).0, -22, "a reserved ID: EINVAL");
+    }
+
+    #[test]
+    fn setvcpucontext_gives_a_built_domain_its_vcpu() {
+        use guest_abi::arch_x86::{VcpuGuestContext, VGCF_IN_KERNEL, VGCF_ONLINE};
+        let mut w = World::new(true);
+        w.add_peer(test_domain(4, false, 10..14, None, crate::mm::Mfn(15)));
+        w.peers[0].vcpus.clear();
+        w.peers[0].pause_count = 1;
+        let mut g = VcpuGuestContext::new_zeroed();
+        g.flags = VGCF_IN_KERNEL | VGCF_ONLINE;
+        (g.user_regs.rip, g.user_regs.rsp, g.user_regs.cs, g.user_regs.ss) = (0x40_0000, 0x40_2000, 0xe030, 0xe02b);
+        g.user_regs.rflags = 0x1000; // IOPL 1
+        (g.kernel_ss, g.kernel_sp, g.ctrlreg[3]) = (0xe02b, 0x40_2000, 10 << 12);
+        let set = |w: &mut World, g: &VcpuGuestContext| {
+            w.poke(BUF_VA + 0x1000, zerocopy::IntoBytes::as_bytes(g));
+            let mut op = XenDomctl::new(XEN_DOMCTL_SETVCPUCONTEXT, 4);
+            let ctxt = guest_abi::GuestHandle::from_ptr((BUF_VA + 0x1000) as *const VcpuGuestContext);
+            op.set_vcpucontext(XenDomctlVcpucontext { vcpu: 0, _pad0: [0; 4], ctxt });
+            call_op(w, op).0
+        };
+        w.peers[0].vcpus_allocated = false;
+        assert_eq!(set(&mut w, &g), -22, "before max_vcpus: no vCPU to set");
+        let mut mv = XenDomctl::new(XEN_DOMCTL_MAX_VCPUS, 4);
+        mv.set_max_vcpus(XenDomctlMaxVcpus { max: 2 });
+        assert_eq!(call_op(&mut w, mv).0, -22, "not createdomain's number");
+        mv.set_max_vcpus(XenDomctlMaxVcpus { max: 1 });
+        assert_eq!(call_op(&mut w, mv).0, 0);
+        let mut bad = g;
+        bad.user_regs.rip = 0x8000_0000_0000;
+        assert_eq!(set(&mut w, &bad), -22, "a non-canonical rip");
+        let mut bad = g;
+        bad.ctrlreg[3] = 5 << 12;
+        assert_eq!(set(&mut w, &bad), -22, "a top-level table not its own");
+        let mut bad = g;
+        bad.flags = VGCF_IN_KERNEL;
+        assert_eq!(set(&mut w, &bad), -22, "offline");
+        assert!(w.peers[0].vcpus.is_empty(), "refusals leave no vCPU");
+        assert_eq!(set(&mut w, &g), 0);
+        let v = &w.peers[0].vcpus[0];
+        assert_eq!(
+            (v.kernel_l4, v.regs.rip, v.regs.cs, v.kernel_mode, v.iopl),
+            (crate::mm::Mfn(10), 0x40_0000, 0xe033, true, 1)
+        );
+        assert_eq!(v.regs.rflags, 0x202, "IOPL virtual, interrupts on");
+        assert_eq!(w.ft.page_type(crate::mm::Mfn(10)), crate::mm::frame_table::PageType::L4);
+        assert_eq!(set(&mut w, &g), -17, "once: EEXIST");
+        for _ in 0..4 {
+            let pick = w.sched.pick(0);
+            assert!(matches!(pick, crate::sched::Pick::Run { who, .. } if who.domain == 0), "paused: not picked");
+            w.sched.charge(VcpuRef { domain: 0, vcpu: 0 }, 10_000_000);
+        }
     }
 }

@@ -55,6 +55,8 @@ pub trait Platform {
     fn machine_memory_map(&self) -> Vec<E820Entry>;
     /// The CPU's (TSC's) frequency in kHz.
     fn cpu_khz(&self) -> u32;
+    /// Bytes of a vCPU's FPU save area on this CPU.
+    fn fpu_area_size(&self) -> usize;
 }
 
 /// One range of the machine's memory map, as `XENMEM_machine_memory_map`
@@ -276,6 +278,9 @@ pub(crate) mod tests {
             buf[..n].copy_from_slice(&self.input[..n]);
             self.input.drain(..n);
             n
+        }
+        fn fpu_area_size(&self) -> usize {
+            512
         }
         fn cpu_khz(&self) -> u32 {
             1_000_000

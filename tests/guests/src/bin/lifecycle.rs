@@ -11,12 +11,18 @@
 //!   event channel, destroys it, and checks that the free-frame count
 //!   (`XEN_SYSCTL_physinfo`) is back where it started every time.
 //!
+//! - With `build=M`, it then builds M domains as a toolstack does and runs
+//!   them: memory, page tables and a few instructions of code written
+//!   through foreign mappings, `setvcpucontext`, `unpausedomain`; each one
+//!   prints a line and powers itself off, and this domain destroys it once
+//!   `VIRQ_DOM_EXC` says it shut down. The free-frame count must come back.
+//!
 //! Every destruction must raise `VIRQ_DOM_EXC`, which it binds first.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 #[cfg(target_os = "none")]
 mod guest {
-    use guest_abi::domctl::{XenDomctlCreatedomain, XEN_DOMINF_DYING, XEN_DOMINF_PAUSED};
+    use guest_abi::domctl::{XenDomctlCreatedomain, XEN_DOMINF_DYING, XEN_DOMINF_PAUSED, XEN_DOMINF_SHUTDOWN};
     use guest_abi::event_channel::{EVTCHNSTAT_INTERDOMAIN, EVTCHNSTAT_UNBOUND};
     use guest_abi::grant_table::*;
     use guest_abi::hypercall;
@@ -66,6 +72,20 @@ mod guest {
             Ok(info) => info.free_pages,
             Err(_) => fail("sysctl physinfo"),
         }
+    }
+
+    /// The free-frame count once it reaches `want`, or what it is after a
+    /// while: Xen frees a destroyed domain's last hypervisor frames after
+    /// an RCU grace period, xenish at once.
+    fn free_pages_settled(want: u64) -> u64 {
+        for _ in 0..10_000 {
+            let free = free_pages();
+            if free == want {
+                return free;
+            }
+            let _ = hypercall::sched_yield();
+        }
+        free_pages()
     }
 
     fn window() -> u64 {
@@ -136,6 +156,7 @@ mod guest {
     fn cycle() -> u16 {
         let mut config = XenDomctlCreatedomain::new_zeroed();
         (config.max_vcpus, config.grant_opts, config.max_grant_frames, config.max_maptrack_frames) = (1, 1, -1, -1);
+        config.max_evtchn_port = 1023; // libxl's default
         let Ok(id) = hypercall::domain_create(0, config) else { fail("createdomain") };
         if hypercall::domain_max_mem(id, (PAGES as u64) * 4).is_err() {
             fail("max_mem");
@@ -172,7 +193,125 @@ mod guest {
         id
     }
 
+    /// Where foreign frames are mapped while they are written.
+    static mut SCRATCH: Page = Page([0; 4096]);
+
+    /// The built domain's layout: pfn 0..4 its L4, L3, L2 and L1, pfn 4 its
+    /// code (at `CODE_VA`), pfn 5 its stack page.
+    const CODE_VA: u64 = 0x40_0000;
+    const PT_FLAGS: u64 = 0x67; // present, writable, user, accessed, dirty
+    const CODE_FLAGS: u64 = 0x25; // present, user, accessed: read-only
+    const MSG: &[u8] = b"built at run time, running, powering off\n";
+
+    /// The domain's code: `console_io(write, MSG)`, then
+    /// `sched_op(shutdown, {poweroff})`, then `ud2`.
+    fn kernel_code() -> [u8; 128] {
+        const REASON_AT: usize = 64;
+        const MSG_AT: usize = 72;
+        let mut c = [0u8; 128];
+        let len = (MSG.len() as u32).to_le_bytes();
+        // lea's displacement counts from the next instruction (at 14, 33).
+        let to_msg = (MSG_AT as i32 - 14).to_le_bytes();
+        let to_reason = (REASON_AT as i32 - 33).to_le_bytes();
+        let code: [&[u8]; 10] = [
+            &[0x31, 0xff],                                                   // 0: xor edi, edi (CONSOLEIO_write)
+            &[0xbe, len[0], len[1], len[2], len[3]],                         // 2: mov esi, len
+            &[0x48, 0x8d, 0x15, to_msg[0], to_msg[1], to_msg[2], to_msg[3]], // 7: lea rdx, [rip + msg]
+            &[0xb8, 18, 0, 0, 0],                                            // 14: mov eax, __HYPERVISOR_console_io
+            &[0x0f, 0x05],                                                   // 19: syscall
+            &[0xbf, 2, 0, 0, 0],                                             // 21: mov edi, SCHEDOP_shutdown
+            &[0x48, 0x8d, 0x35, to_reason[0], to_reason[1], to_reason[2], to_reason[3]], // 26: lea rsi, [rip + reason]
+            &[0xb8, 29, 0, 0, 0],                                            // 33: mov eax, __HYPERVISOR_sched_op
+            &[0x0f, 0x05],                                                   // 38: syscall
+            &[0x0f, 0x0b],                                                   // 40: ud2
+        ];
+        let mut n = 0;
+        for bytes in code {
+            c[n..n + bytes.len()].copy_from_slice(bytes);
+            n += bytes.len();
+        }
+        c[REASON_AT..REASON_AT + 4].copy_from_slice(&0u32.to_le_bytes()); // SHUTDOWN_poweroff
+        c[MSG_AT..MSG_AT + MSG.len()].copy_from_slice(MSG);
+        c
+    }
+
+    /// Maps frame `mfn` of domain `id` at SCRATCH, lets `fill` write it,
+    /// and unmaps it again.
+    fn write_foreign(id: u16, mfn: u64, fill: impl FnOnce(&mut [u8; 4096])) {
+        let va = core::ptr::addr_of!(SCRATCH) as u64;
+        // SAFETY: SCRATCH is only used through this function, which maps
+        // the frame over it and restores the page's own frame after.
+        if unsafe { hypercall::update_va_mapping_otherdomain(va, (mfn << 12) | 0x67, 2, id) }.is_err() {
+            fail("mapping a frame of the new domain");
+        }
+        // SAFETY: the frame is mapped writable at `va` until remapped below.
+        fill(unsafe { &mut *(va as *mut [u8; 4096]) });
+        let own_mfn = SCRATCH_MFN.load(core::sync::atomic::Ordering::Relaxed);
+        if hypercall::update_va_mapping(va, (own_mfn << 12) | 0x67, 2).is_err() {
+            fail("restoring the scratch page");
+        }
+    }
+
+    /// SCRATCH's own frame, mapped back after each foreign write.
+    static SCRATCH_MFN: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+    /// Builds, runs and destroys one domain; returns its ID.
+    fn build_and_run() -> u16 {
+        use guest_abi::arch_x86::{VcpuGuestContext, VGCF_IN_KERNEL, VGCF_ONLINE};
+        let mut config = XenDomctlCreatedomain::new_zeroed();
+        (config.max_vcpus, config.grant_opts, config.max_grant_frames, config.max_maptrack_frames) = (1, 1, -1, -1);
+        config.max_evtchn_port = 1023; // libxl's default
+        let Ok(id) = hypercall::domain_create(0, config) else { fail("createdomain") };
+        let mut mfns = [0u64, 1, 2, 3, 4, 5];
+        if hypercall::domain_max_mem(id, 6 * 4).is_err() || hypercall::populate_physmap_for(id, &mut mfns, 0) != Ok(6) {
+            fail("memory for the domain to build");
+        }
+        let [l4, l3, l2, l1, code, stack] = mfns;
+        let entry = |page: &mut [u8; 4096], slot: usize, value: u64| {
+            page[slot * 8..slot * 8 + 8].copy_from_slice(&value.to_le_bytes());
+        };
+        write_foreign(id, l4, |p| entry(p, 0, (l3 << 12) | PT_FLAGS));
+        write_foreign(id, l3, |p| entry(p, 0, (l2 << 12) | PT_FLAGS));
+        write_foreign(id, l2, |p| entry(p, ((CODE_VA >> 21) & 511) as usize, (l1 << 12) | PT_FLAGS));
+        write_foreign(id, l1, |p| {
+            entry(p, 0, (code << 12) | CODE_FLAGS);
+            entry(p, 1, (stack << 12) | PT_FLAGS);
+        });
+        let text = kernel_code();
+        write_foreign(id, code, |p| p[..text.len()].copy_from_slice(&text));
+        let mut g = VcpuGuestContext::new_zeroed();
+        g.flags = VGCF_IN_KERNEL | VGCF_ONLINE;
+        (g.user_regs.rip, g.user_regs.rsp) = (CODE_VA, CODE_VA + 0x2000);
+        (g.user_regs.cs, g.user_regs.ss, g.user_regs.rflags) = (0xe033, 0xe02b, 0x200);
+        (g.kernel_ss, g.kernel_sp, g.ctrlreg[3]) = (0xe02b, CODE_VA + 0x2000, l4 << 12);
+        if hypercall::domain_max_vcpus(id, 1).is_err() {
+            fail("max_vcpus");
+        }
+        if let Err(e) = hypercall::domain_set_vcpu_context(id, 0, &g) {
+            println!("lifecycle: setvcpucontext: {e}");
+            fail("setvcpucontext");
+        }
+        let _ = dom_exc_fired();
+        if hypercall::domain_unpause(id).is_err() {
+            fail("unpausedomain");
+        }
+        // It runs, prints and powers off; the toolstack hears of it.
+        events::wait_for(DOM_EXC.load(core::sync::atomic::Ordering::Relaxed));
+        match hypercall::domain_getinfo(id) {
+            Ok(i) if i.domain == id && i.flags & XEN_DOMINF_SHUTDOWN != 0 && i.flags >> 16 & 0xff == 0 => {}
+            _ => fail("the built domain did not power off"),
+        }
+        if hypercall::domain_destroy(id).is_err() {
+            fail("destroydomain of the built domain");
+        }
+        id
+    }
+
     fn main(si: &'static StartInfo) -> ! {
+        let scratch_pfn = (core::ptr::addr_of!(SCRATCH) as u64 - 0xffff_ffff_8000_0000) >> 12;
+        // SAFETY: the builder's p2m list covers every pfn of the domain.
+        let scratch_mfn = unsafe { ((si.mfn_list + scratch_pfn * 8) as *const u64).read_volatile() };
+        SCRATCH_MFN.store(scratch_mfn, core::sync::atomic::Ordering::Relaxed);
         let cmdline = core::str::from_utf8(si.cmd_line_bytes()).unwrap_or("");
         if events::init(si).is_err() {
             fail("event setup");
@@ -194,17 +333,30 @@ mod guest {
             if n == 1 {
                 first = last;
             }
-            let free = free_pages();
+            let free = free_pages_settled(start);
             if free != start {
                 println!("lifecycle: FAILED: after cycle {n} {free} pages are free, {start} before");
                 guest_rt::shutdown(SHUTDOWN_CRASH);
             }
             if n % 25 == 0 {
-                println!("lifecycle: {n} domains created and destroyed, {free} pages free");
+                println!("lifecycle: {n} domains created and destroyed, free pages unchanged");
             }
         }
         if cycles > 0 {
-            println!("lifecycle: domains d{first}..d{last}: free pages unchanged at {start}");
+            println!("lifecycle: domains d{first}..d{last}: free pages unchanged");
+        }
+        let builds = arg(cmdline, "build").unwrap_or(0);
+        let start = free_pages();
+        for n in 1..=builds {
+            let id = build_and_run();
+            let free = free_pages_settled(start);
+            if free != start {
+                println!(
+                    "lifecycle: FAILED: after building and destroying d{id} {free} pages are free, {start} before"
+                );
+                guest_rt::shutdown(SHUTDOWN_CRASH);
+            }
+            println!("lifecycle: built d{id}, it ran and powered off, destroyed ({n} of {builds})");
         }
         println!("lifecycle: done");
         guest_rt::shutdown(SHUTDOWN_POWEROFF)

@@ -18,6 +18,11 @@ static AREA_SIZE: AtomicUsize = AtomicUsize::new(512);
 /// Alignment XSAVE needs (FXSAVE needs 16).
 pub const AREA_ALIGN: usize = 64;
 
+/// Bytes of a save area, as [`init`] found them.
+pub fn area_size() -> usize {
+    AREA_SIZE.load(Ordering::Relaxed)
+}
+
 /// Enables FXSR/SSE exceptions and, if the CPU has it, XSAVE (for x87 and
 /// SSE), with x87 errors reported as #MF (CR0.NE, and MP so that fwait
 /// honours TS), as the CR0 guests are shown says; returns the size of a

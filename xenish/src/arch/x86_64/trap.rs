@@ -55,6 +55,10 @@ impl Platform for Hardware {
         super::start::memory_map().to_vec()
     }
 
+    fn fpu_area_size(&self) -> usize {
+        super::fpu::area_size()
+    }
+
     fn cpu_khz(&self) -> u32 {
         (TSC_HZ.load(Ordering::Relaxed) / 1000).min(u64::from(u32::MAX)) as u32
     }
