@@ -141,6 +141,8 @@ pub struct Vcpu {
     pub ldt_ents: u32,
     /// The guest's GDT (`set_gdt`): its frames, 512 descriptors each.
     pub gdt_frames: Vec<Mfn>,
+    /// The guest's debug registers (`set_debugreg`), DR6 as its #DBs left it.
+    pub debugreg: [u64; 8],
     /// Where the vCPU's `vcpu_info` lives once the guest moved it
     /// (`VCPUOP_register_vcpu_info`): a frame and byte offset; until then
     /// it is its slot in shared_info.
@@ -261,6 +263,7 @@ impl Vcpu {
             ldt_base: 0,
             ldt_ents: 0,
             gdt_frames: Vec::new(),
+            debugreg: crate::hypercall::debugreg::RESET,
             vcpu_info: None,
         }
     }
