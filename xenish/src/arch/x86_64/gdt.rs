@@ -148,21 +148,13 @@ pub fn load_guest(frames: &[&[u8; PAGE_SIZE]]) {
     }
 }
 
-/// Whether `sel` can be loaded into a data segment register now: null, or
-/// an RPL-3 GDT selector of a present DPL-3 data or readable code segment.
+/// Whether `sel` can be loaded into a data segment register now, by the
+/// rule of [`descriptors::selector_loadable`] applied to the GDT the CPU
+/// holds (the running vCPU's checked copy and the reserved page).
 pub fn loadable(sel: u16) -> bool {
-    const TI: u16 = 4;
-    if sel < 4 {
-        return true;
-    }
-    if sel & 3 != 3 || sel & TI != 0 {
-        return false;
-    }
-    // SAFETY: a read of one descriptor; the GDT is only written on this CPU.
-    let Some(&d) = (unsafe { &*core::ptr::addr_of!(GDT.0) }).get(index(sel)) else { return false };
-    let (present, code_or_data, dpl3) = (d & (1 << 47) != 0, d & (1 << 44) != 0, (d >> 45) & 3 == 3);
-    let (code, readable) = (d & (1 << 43) != 0, d & (1 << 41) != 0);
-    present && code_or_data && dpl3 && (!code || readable)
+    // SAFETY: reads of single descriptors; the GDT is only written on this CPU.
+    let gdt = unsafe { &*core::ptr::addr_of!(GDT.0) };
+    descriptors::selector_loadable(sel, &|i| gdt.get(i).copied())
 }
 
 /// Sets the stack the CPU loads when a guest traps into the hypervisor.
