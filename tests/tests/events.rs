@@ -42,6 +42,7 @@ fn every_exception_arrives_with_xens_frame() {
     for name in [
         "#DE",
         "#DB",
+        "#DB after an emulated cpuid",
         "#BP",
         "int $4 (#OF)",
         "into (#UD)",

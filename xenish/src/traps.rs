@@ -118,7 +118,7 @@ pub fn handle(
             let [a, b, c, d] = cpuid::pv_cpuid(frame.rax as u32, frame.rcx as u32, &|l, s| cpu.cpuid(l, s));
             [frame.rax, frame.rbx, frame.rcx, frame.rdx] = [a.into(), b.into(), c.into(), d.into()];
             frame.rip = frame.rip.wrapping_add(FEP_CPUID.len() as u64);
-            return TrapDecision::Resume;
+            return retire(dom, vcpu, frame, mem);
         }
         7 => {
             // #NM: the guest's virtual CR0.TS was set (fpu_taskswitch). As in
@@ -132,12 +132,15 @@ pub fn handle(
         14 if ptwr => {
             let mut mmu = Mmu { ft, mem: &mut *mem };
             if ptwr::emulate_fault(dom, vcpu, frame, cr2, frame.error_code, insn, &mut mmu) {
-                return TrapDecision::Resume;
+                return retire(dom, vcpu, frame, mem);
             }
         }
         13 if kernel_mode => {
             if let Some(done) = emulate_privileged(dom, vcpu, frame, insn, (mem, ft, now_ns), cpu) {
-                return done;
+                return match done {
+                    TrapDecision::Resume => retire(dom, vcpu, frame, mem),
+                    crash => crash,
+                };
             }
         }
         _ => {}
@@ -146,6 +149,21 @@ pub fn handle(
         return soft_interrupt(dom, vcpu, frame, n, kernel_mode, mem);
     }
     bounce(dom, vcpu, frame, frame.vector, frame.error_code, cr2, mem)
+}
+
+/// After an instruction the hypervisor emulated: with EFLAGS.TF set, the
+/// single-step #DB the instruction would have raised, with DR6.BS, as Xen
+/// does when its emulator retires an instruction under single step.
+fn retire(dom: &mut Domain, vcpu: usize, frame: &mut TrapFrame, mem: &mut dyn MachineMemory) -> TrapDecision {
+    use crate::hypercall::debugreg::{merge_dr6, DR6_DEFAULT};
+    const DR6_BS: u64 = 1 << 14;
+    if frame.rflags & EFLAGS_TF == 0 {
+        return TrapDecision::Resume;
+    }
+    if let Some(v) = dom.vcpus.get_mut(vcpu) {
+        v.debugreg[6] = merge_dr6(v.debugreg[6], DR6_DEFAULT | DR6_BS);
+    }
+    bounce(dom, vcpu, frame, 1, 0, 0, mem)
 }
 
 /// Xen's `permit_softint`: an `int $N` the IDT refused reaches the guest's
@@ -1141,6 +1159,17 @@ mod tests {
         assert!(w.dom.vcpus[0].kernel_mode);
         assert_eq!(f.rsp, BUF_VA + 0x2000 - 88);
         assert_eq!(words_at(&mut w, f.rsp + 40, 3), [0x0f, BUF_VA, 0xe033]);
+    }
+
+    #[test]
+    fn an_emulated_instruction_under_single_step_raises_debug() {
+        let (mut w, mut f) = setup(&FEP_CPUID);
+        w.dom.vcpus[0].traps[1] = TrapHandler { cs: 0xe033, flags: 0, address: 0x7000 };
+        f.rflags |= 0x100;
+        assert!(matches!(run(&mut w, &mut f, 6, 0), TrapDecision::Resume));
+        assert_eq!(f.rip, 0x7000);
+        assert_eq!(w.peek(f.rsp + 16, 8), (BUF_VA + 7).to_le_bytes(), "the #DB is after the cpuid");
+        assert_eq!(w.dom.vcpus[0].debugreg[6], 0xffff_4ff0, "DR6.BS");
     }
 
     #[test]
