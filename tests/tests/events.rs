@@ -63,10 +63,11 @@ fn every_exception_arrives_with_xens_frame() {
         .expect_line("(d0) traps: #DB DR6 Ok(ffff4ff0) -> ok")
         // What QEMU 7.2's software emulation does instead of raising the
         // exception Xen on hardware would deliver (see the guest): a
-        // non-canonical stack access is #GP, alignment is never checked,
-        // SIMD errors only set their MXCSR flag.
+        // non-canonical stack access is #GP, icebp is #UD, alignment is
+        // never checked, SIMD errors only set their MXCSR flag.
         .expect_line("(d0) traps: non-canonical stack access (QEMU: #GP): vector 13 error 0x0")
-        .expect_line("(d0) traps: #AC: not raised (this CPU does not check alignment: QEMU TCG)")
+        .expect_line("(d0) traps: icebp (QEMU: #UD): vector 6 error 0x0")
+        .expect_line("(d0) traps: #AC: not raised with EFLAGS.AC set (this CPU does not check alignment: QEMU TCG)")
         .expect_line("(d0) traps: #XM: not raised, MXCSR.ZE set (QEMU TCG raises no SIMD exceptions)")
         .expect_line("(d0) traps: all vectors delivered with Xen's frames")
         .expect_no("WRONG")
