@@ -195,6 +195,9 @@ fn soft_interrupt(
     }
 }
 
+/// The page-fault error code's user-mode bit (`PFEC_user_mode`).
+const PFEC_USER: u64 = 1 << 2;
+
 /// The `error_code` [`bounce`] takes for a software interrupt (no error
 /// code is pushed).
 const SOFTWARE_INTERRUPT: u64 = u64::MAX;
@@ -586,11 +589,15 @@ fn bounce(
     }
     let is_soft = error_code == SOFTWARE_INTERRUPT;
     let has_error = !is_soft && matches!(vector, 8 | 10..=14 | 17 | 21 | 29 | 30);
+    let mut error_code = error_code;
     if vector == 14 {
-        // Xen reports the fault address in vcpu_info.arch.cr2.
+        // Xen reports the fault address in vcpu_info.arch.cr2, and sets the
+        // error code's user bit by the guest's mode, not the CPU's ring
+        // (the guest kernel runs in ring 3 too): pv_inject_event.
         if let Some(slot) = cr2_slot(dom, vcpu, mem) {
             slot.copy_from_slice(&cr2.to_le_bytes());
         }
+        error_code = (error_code & !PFEC_USER) | if v.kernel_mode { 0 } else { PFEC_USER };
     }
     let b = Bounce {
         target: handler.address,
@@ -1050,7 +1057,8 @@ mod tests {
         assert_eq!((f.rip, f.cs, f.ss), (0xffff_ffff_8000_5000, 0xe033, 0xe02b));
         let words: std::vec::Vec<u64> =
             w.peek(f.rsp, 64).chunks(8).map(|c| u64::from_le_bytes(c.try_into().unwrap())).collect();
-        assert_eq!(words, [0x1111, 0x2222, 0x6, BUF_VA, 0xe030, 0x202, BUF_VA + 0x3008, 0xe02b]);
+        // The user bit is cleared: the fault came from guest kernel mode.
+        assert_eq!(words, [0x1111, 0x2222, 0x2, BUF_VA, 0xe030, 0x202, BUF_VA + 0x3008, 0xe02b]);
         assert_eq!(w.mem.0[8][1], 1, "TI_DISABLE_EVENTS masks events");
         assert_eq!(&w.mem.0[8][0x10..0x18], &0xdead_0000u64.to_le_bytes(), "cr2 in vcpu_info");
     }
