@@ -60,6 +60,9 @@ fn every_exception_arrives_with_xens_frame() {
         out.expect_line(&format!("(d0) traps: {name}: vector"));
     }
     out.expect_line("(d0) traps: #PF address 0x1000 -> ok")
+        .expect_line("(d0) traps: #PF: vector 14 error 0x0 ")
+        // The architectural error code (QEMU's own would be 0x52).
+        .expect_line("(d0) traps: int $5 (#GP): vector 13 error 0x2a ")
         .expect_line("(d0) traps: #DB DR6 Ok(ffff4ff0) -> ok")
         // What QEMU 7.2's software emulation does instead of raising the
         // exception Xen on hardware would deliver (see the guest): a
@@ -105,7 +108,7 @@ fn an_iret_that_cannot_return_enters_the_failsafe_callback_or_crashes_its_guest(
         .expect_line("xenish:   d1 (none): crash")
         .expect_line("xenish:   d2 (bystander): poweroff")
         .expect_no("WRONG")
-        .expect_no("survived")
+        .expect_no("traps: survived an iret")
         .expect_exit(Exit::DebugExit(1));
 }
 
