@@ -560,9 +560,11 @@ fn create_bounce_frame(
     frame.rip = b.target;
     frame.cs = FLAT_KERNEL_CS;
     frame.ss = FLAT_KERNEL_SS;
-    frame.rflags = (frame.rflags
-        & !(EFLAGS_TF | EFLAGS_NT | EFLAGS_RF | EFLAGS_VM | EFLAGS_AC | EFLAGS_DF | EFLAGS_IOPL))
-        | EFLAGS_IF;
+    // As Xen's create_bounce_frame: TF, NT, RF, VM and AC are cleared (as
+    // a trap through an IDT gate would), DF is left as it was: a handler
+    // clears it itself (only the syscall bounce clears it, see there).
+    frame.rflags =
+        (frame.rflags & !(EFLAGS_TF | EFLAGS_NT | EFLAGS_RF | EFLAGS_VM | EFLAGS_AC | EFLAGS_IOPL)) | EFLAGS_IF;
     Ok(())
 }
 
@@ -712,7 +714,11 @@ pub fn syscall_from_user(
     frame.rflags = frame.r11;
     let b = Bounce { target: cb.address, error_code: None, mask_events: cb.mask_events, segments: None };
     match create_bounce_frame(dom, vcpu, frame, b, mem) {
-        Ok(()) => TrapDecision::Resume,
+        Ok(()) => {
+            // Xen's switch_to_kernel clears DF for the system call entry.
+            frame.rflags &= !EFLAGS_DF;
+            TrapDecision::Resume
+        }
         Err(why) => TrapDecision::Crash(format!("syscall bounce failed: {why}")),
     }
 }
@@ -1061,6 +1067,24 @@ mod tests {
         assert_eq!(words, [0x1111, 0x2222, 0x2, BUF_VA, 0xe030, 0x202, BUF_VA + 0x3008, 0xe02b]);
         assert_eq!(w.mem.0[8][1], 1, "TI_DISABLE_EVENTS masks events");
         assert_eq!(&w.mem.0[8][0x10..0x18], &0xdead_0000u64.to_le_bytes(), "cr2 in vcpu_info");
+    }
+
+    #[test]
+    fn a_bounce_keeps_df_and_a_system_call_clears_it() {
+        let (mut w, mut f) = setup(&[0x0f, 0x0b]);
+        w.dom.vcpus[0].traps[6] = TrapHandler { cs: 0xe033, flags: 0, address: 0x7000 };
+        f.rflags |= EFLAGS_DF | EFLAGS_AC;
+        assert!(matches!(run(&mut w, &mut f, 6, 0), TrapDecision::Resume));
+        assert_eq!(f.rflags & (EFLAGS_DF | EFLAGS_AC), EFLAGS_DF, "as Xen: DF stays, AC goes");
+        let (mut w, mut f) = setup(&[0; 4]);
+        let v = &mut w.dom.vcpus[0];
+        v.kernel_mode = false;
+        v.user_l4 = Some(crate::mm::Mfn(0));
+        v.kernel_sp = BUF_VA + 0x2000;
+        v.callbacks.syscall = crate::domain::Callback { address: 0x9000, mask_events: false };
+        f.r11 = 0x202 | EFLAGS_DF;
+        assert!(matches!(syscall_from_user(&mut w.dom, 0, &mut f, &mut w.mem), TrapDecision::Resume));
+        assert_eq!(f.rflags & EFLAGS_DF, 0);
     }
 
     #[test]
