@@ -48,6 +48,7 @@ fn every_exception_arrives_with_xens_frame() {
         "into (#UD)",
         "int $5 (#GP)",
         "#UD",
+        "#UD with DF set",
         "#GP",
         "#PF",
         "int $0x80",

@@ -34,6 +34,7 @@ fn every_exception_arrives_on_xen_as_the_traps_guest_expects() {
         "int $4 (#OF)",
         "into (#UD)",
         "#UD",
+        "#UD with DF set",
         "#GP",
         "int $0x80",
         "#NP",

@@ -45,7 +45,11 @@ mod guest {
     const TF: u64 = 1 << 8;
     const AC: u64 = 1 << 18;
 
+    /// The saved rflags of the last exception.
+    static RFLAGS: AtomicU64 = AtomicU64::new(0);
+
     fn hook(f: &mut TrapFrame) -> bool {
+        RFLAGS.store(f.rflags, Ordering::SeqCst);
         if f.vector == 16 {
             // SAFETY: clears the pending x87 exception so the next x87
             // instruction does not raise it again.
@@ -220,6 +224,11 @@ mod guest {
         all &= expect("int $5 (#GP)", 13, if qemu { (5 << 4) | 2 } else { (5 << 3) | 2 }, at);
         let at = raise!(2, "ud2");
         all &= expect("#UD", 6, 0, at);
+        // DF set at the fault: the frame has it (and, as on Xen, the
+        // handler is entered with it too; guest-rt's stubs clear it).
+        let at = raise!(2, "std\nud2\ncld");
+        let df = RFLAGS.load(Ordering::SeqCst) & (1 << 10) != 0;
+        all &= expect("#UD with DF set", 6, 0, at + 1) && df;
         let at = raise!(2, "wrmsr", in("ecx") 0x1234, in("eax") 0, in("edx") 0);
         all &= expect("#GP", 13, 0, at);
         // The guest kernel's fault: Xen clears the user bit (ring 3 is its
