@@ -434,9 +434,10 @@ mod guest {
     }
 
     /// An iret hypercall to a non-canonical rip; the failsafe callback
-    /// (if any) resumes at a recovery point.
+    /// (or, under QEMU on Xen, the #GP handler) resumes at a recovery
+    /// point. Returns the stack pointer the recovery point was entered with.
     fn iret_to_noncanonical() -> u64 {
-        let (rsp, resume): (u64, u64);
+        let rsp: u64;
         // SAFETY: builds an iret_context below the current stack pointer
         // (the red zone is off) and returns through the failsafe callback
         // to label 4, where the stack pointer is restored.
@@ -466,9 +467,7 @@ mod guest {
                 r = in(reg) RESUME.as_ptr(), s = out(reg) rsp,
                 out("rax") _, out("rcx") _, out("r11") _, out("r12") _,
             );
-            resume = RESUME.load(Ordering::SeqCst);
         }
-        let _ = resume;
         rsp
     }
 
