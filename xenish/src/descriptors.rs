@@ -60,6 +60,59 @@ pub fn load(frame: &[u8; PAGE_SIZE], out: &mut [u64; PER_FRAME]) {
     }
 }
 
+/// Xen's flat ring-3 selectors in the hypervisor's reserved GDT page
+/// (`FLAT_RING3_CS32`, `FLAT_RING3_DS64`, `FLAT_RING3_CS64`): the only
+/// reserved entries a guest may load.
+pub const FLAT_RING3_SELECTORS: [u16; 3] = [0xe023, 0xe02b, 0xe033];
+
+/// Whether a checked descriptor (as [`check`] leaves it) can be loaded into
+/// a data segment register (`%ds`, `%es`, `%fs`, `%gs`) from ring 3: a
+/// present DPL-3 data segment or readable code segment. The selector's RPL
+/// does not matter, as every such descriptor has DPL 3.
+pub fn data_loadable(desc: u64) -> bool {
+    const CODE: u64 = 1 << 43;
+    const READABLE: u64 = 1 << 41;
+    desc & P != 0 && desc & S != 0 && desc & DPL == DPL && (desc & CODE == 0 || desc & READABLE != 0)
+}
+
+/// Whether loading data selector `sel` succeeds for a vCPU whose GDT is
+/// `gdt` and whose LDT is `ldt` (the descriptor at each index, `None` past
+/// its frames or entries): the null selector, one of Xen's flat ring-3
+/// selectors, or a GDT or LDT selector of a [`data_loadable`] descriptor.
+/// Xen's `load_segments` enters the failsafe callback when one fails.
+pub fn selector_loadable(sel: u16, gdt: &dyn Fn(usize) -> Option<u64>, ldt: &dyn Fn(usize) -> Option<u64>) -> bool {
+    const TI: u16 = 4;
+    if sel & !3 == 0 || FLAT_RING3_SELECTORS.contains(&sel) {
+        return true;
+    }
+    let index = usize::from(sel >> 3);
+    let desc = if sel & TI == 0 { (index < MAX_ENTRIES).then(|| gdt(index)).flatten() } else { ldt(index) };
+    desc.and_then(check).is_some_and(data_loadable)
+}
+
+/// The descriptor at LDT `index` of a vCPU with `ents` LDT entries in the
+/// frames `frames` (`None` for a page that could not be taken), read from
+/// machine memory.
+pub fn ldt_entry(
+    frames: &[Option<crate::mm::Mfn>],
+    ents: u32,
+    mem: &dyn crate::mm::MachineMemory,
+    index: usize,
+) -> Option<u64> {
+    if index >= ents as usize {
+        return None;
+    }
+    let frame = mem.frame((*frames.get(index / PER_FRAME)?)?)?;
+    Some(entry(frame, index % PER_FRAME))
+}
+
+/// The descriptor at guest GDT `index` of a vCPU's descriptor frames, read
+/// from machine memory (`None` past the frames or if one is unreadable).
+pub fn gdt_entry(frames: &[crate::mm::Mfn], mem: &dyn crate::mm::MachineMemory, index: usize) -> Option<u64> {
+    let frame = mem.frame(*frames.get(index / PER_FRAME)?)?;
+    Some(entry(frame, index % PER_FRAME))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -93,5 +146,34 @@ mod tests {
         let mut out = [7u64; PER_FRAME];
         load(&page, &mut out);
         assert_eq!((out[0], out[1], out[511]), (0, 0x00af_fa00_0000_ffff, 0));
+    }
+
+    #[test]
+    fn data_selectors_load_as_the_cpu_would() {
+        let gdt = |i: usize| match i {
+            1 => Some(0x00cf_f200_0000_ffff), // data
+            2 => Some(0x00cf_7200_0000_ffff), // data, not present
+            3 => Some(0x00af_fa00_0000_ffff), // code, readable
+            4 => Some(0x00af_f800_0000_ffff), // code, execute-only
+            5 => Some(0x00cf_9200_0000_ffff), // data, DPL 0: raised to 3 by check
+            _ => None,
+        };
+        for (sel, ok) in [
+            (0, true),
+            (3, true),
+            (0x0b, true),
+            (0x08, true),
+            (0x13, false),
+            (0x1b, true),
+            (0x23, false),
+            (0x2b, true),
+            (0x33, false),
+            (0x0f, false),
+            (0xe02b, true),
+            (0xe033, true),
+            (0xe008, false),
+        ] {
+            assert_eq!(selector_loadable(sel, &gdt, &|_| None), ok, "selector {sel:#x}");
+        }
     }
 }

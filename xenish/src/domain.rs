@@ -153,6 +153,8 @@ pub struct Vcpu {
     pub ldt_frames: Vec<Option<Mfn>>,
     /// The guest's GDT (`set_gdt`): its frames, 512 descriptors each.
     pub gdt_frames: Vec<Mfn>,
+    /// The guest's debug registers (`set_debugreg`), DR6 as its #DBs left it.
+    pub debugreg: [u64; 8],
     /// Where the vCPU's `vcpu_info` lives once the guest moved it
     /// (`VCPUOP_register_vcpu_info`): a frame and byte offset; until then
     /// it is its slot in shared_info.
@@ -274,6 +276,7 @@ impl Vcpu {
             ldt_ents: 0,
             ldt_frames: Vec::new(),
             gdt_frames: Vec::new(),
+            debugreg: crate::hypercall::debugreg::RESET,
             vcpu_info: None,
         }
     }

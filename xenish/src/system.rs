@@ -170,7 +170,7 @@ impl System {
             traps::syscall_from_user(domain, vcpu, frame, mem)
         } else if frame.rax == u64::from(guest_abi::xen::HYPERVISOR_IRET) {
             // iret replaces the whole frame rather than returning a value.
-            traps::iret(domain, vcpu, frame, mem)
+            traps::iret(domain, vcpu, frame, mem, platform.data_selectors())
         } else {
             let (frames, m2p, ft) = (&mut *self.frames, self.m2p, &mut self.ft);
             let (sched, lifecycle) = (&mut self.sched, &mut self.lifecycle);
@@ -458,7 +458,8 @@ impl System {
     /// Charges the current vCPU, saves it, and loads the scheduler's next
     /// choice into `frame` (or idles, or powers off when every domain is down).
     fn reschedule(&mut self, frame: &mut TrapFrame, now_ns: u64, tsc: u64, mem: &mut dyn MachineMemory) -> Next {
-        if let Some(who) = self.current.take() {
+        let previous = self.current.take();
+        if let Some(who) = previous {
             self.sched.charge(who, now_ns.saturating_sub(self.slice_start_ns));
             if let Some(v) = self.domains.get_mut(who.domain).and_then(|d| d.vcpus.get_mut(who.vcpu)) {
                 v.regs = *frame;
@@ -494,6 +495,15 @@ impl System {
                 self.preempt_at_ns = until_ns;
                 self.idle_until_ns = None;
                 if let Some(d) = self.domains.get_mut(who.domain) {
+                    if previous != Some(who) {
+                        if let TrapDecision::Crash(why) = traps::reload_segments(d, who.vcpu, frame, mem) {
+                            crate::printk!("xenish: d{} crashed: {}", d.id, why);
+                            d.crash(why);
+                            self.sched.sleep(who);
+                            self.current = None;
+                            return self.reschedule(frame, now_ns, tsc, mem);
+                        }
+                    }
                     if let Err(why) = traps::deliver_upcall(d, who.vcpu, frame, mem) {
                         let msg = format!("event upcall failed: {why}");
                         crate::printk!("xenish: d{} crashed: {}", d.id, msg);

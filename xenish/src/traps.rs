@@ -82,7 +82,8 @@ pub fn vector_name(vector: u64) -> &'static str {
     NAMES.get(vector as usize).copied().unwrap_or("interrupt")
 }
 
-/// Handles exception `frame.vector` raised by `dom`'s vCPU `vcpu`.
+/// Handles exception `frame.vector` raised by `dom`'s vCPU `vcpu`. `cr2` is
+/// the fault's extra state: CR2 for a #PF, the hardware DR6 for a #DB.
 pub fn handle(
     dom: &mut Domain,
     vcpu: usize,
@@ -107,11 +108,17 @@ pub fn handle(
     let insn = &insn[..insn_len];
 
     match frame.vector {
+        1 => {
+            // As Xen's do_debug: the status goes where get_debugreg(6) reads it.
+            if let Some(v) = dom.vcpus.get_mut(vcpu) {
+                v.debugreg[6] = crate::hypercall::debugreg::merge_dr6(v.debugreg[6], cr2);
+            }
+        }
         6 if insn.starts_with(&FEP_CPUID) => {
             let [a, b, c, d] = cpuid::pv_cpuid(frame.rax as u32, frame.rcx as u32, &|l, s| cpu.cpuid(l, s));
             [frame.rax, frame.rbx, frame.rcx, frame.rdx] = [a.into(), b.into(), c.into(), d.into()];
             frame.rip = frame.rip.wrapping_add(FEP_CPUID.len() as u64);
-            return TrapDecision::Resume;
+            return retire(dom, vcpu, frame, mem);
         }
         7 => {
             // #NM: the guest's virtual CR0.TS was set (fpu_taskswitch). As in
@@ -125,19 +132,75 @@ pub fn handle(
         14 if ptwr => {
             let mut mmu = Mmu { ft, mem: &mut *mem };
             if ptwr::emulate_fault(dom, vcpu, frame, cr2, frame.error_code, insn, &mut mmu) {
-                return TrapDecision::Resume;
+                return retire(dom, vcpu, frame, mem);
             }
         }
         13 if kernel_mode => {
             if let Some(done) = emulate_privileged(dom, vcpu, frame, insn, (mem, ft, now_ns), cpu) {
-                return done;
+                return match done {
+                    TrapDecision::Resume => retire(dom, vcpu, frame, mem),
+                    crash => crash,
+                };
             }
         }
         _ => {}
     }
-    let (vector, error_code) = software_interrupt(frame, insn).unwrap_or((frame.vector, frame.error_code));
-    bounce(dom, vcpu, frame, vector, error_code, cr2, mem)
+    if let Some(n) = software_interrupt(frame, insn) {
+        return soft_interrupt(dom, vcpu, frame, n, kernel_mode, mem);
+    }
+    bounce(dom, vcpu, frame, frame.vector, frame.error_code, cr2, mem)
 }
+
+/// After an instruction the hypervisor emulated: with EFLAGS.TF set, the
+/// single-step #DB the instruction would have raised, with DR6.BS, as Xen
+/// does when its emulator retires an instruction under single step.
+fn retire(dom: &mut Domain, vcpu: usize, frame: &mut TrapFrame, mem: &mut dyn MachineMemory) -> TrapDecision {
+    use crate::hypercall::debugreg::{merge_dr6, DR6_DEFAULT};
+    const DR6_BS: u64 = 1 << 14;
+    if frame.rflags & EFLAGS_TF == 0 {
+        return TrapDecision::Resume;
+    }
+    if let Some(v) = dom.vcpus.get_mut(vcpu) {
+        v.debugreg[6] = merge_dr6(v.debugreg[6], DR6_DEFAULT | DR6_BS);
+    }
+    bounce(dom, vcpu, frame, 1, 0, 0, mem)
+}
+
+/// Xen's `permit_softint`: an `int $N` the IDT refused reaches the guest's
+/// handler when the guest's own gate allows the caller: from guest kernel
+/// mode a DPL of at least 1 (the 32-bit PV kernel's ring), from guest user
+/// mode DPL 3.
+pub fn permit_softint(dpl: u8, kernel_mode: bool) -> bool {
+    dpl >= if kernel_mode { 1 } else { 3 }
+}
+
+/// `int $n` through a hypervisor gate of DPL 0: the guest's handler for
+/// `n` if its gate permits the caller (no error code, `rip` after the
+/// instruction), else the `#GP` the hardware raised, with the error code
+/// naming the IDT entry (`n << 3 | 2`) and `rip` at the instruction.
+fn soft_interrupt(
+    dom: &mut Domain,
+    vcpu: usize,
+    frame: &mut TrapFrame,
+    n: u8,
+    kernel_mode: bool,
+    mem: &mut dyn MachineMemory,
+) -> TrapDecision {
+    let dpl = dom.vcpus.get(vcpu).and_then(|v| v.traps.get(usize::from(n))).map_or(0, |t| t.flags & 3);
+    if permit_softint(dpl, kernel_mode) {
+        frame.rip = frame.rip.wrapping_add(2);
+        bounce(dom, vcpu, frame, u64::from(n), SOFTWARE_INTERRUPT, 0, mem)
+    } else {
+        bounce(dom, vcpu, frame, 13, (u64::from(n) << 3) | 2, 0, mem)
+    }
+}
+
+/// The page-fault error code's user-mode bit (`PFEC_user_mode`).
+const PFEC_USER: u64 = 1 << 2;
+
+/// The `error_code` [`bounce`] takes for a software interrupt (no error
+/// code is pushed).
+const SOFTWARE_INTERRUPT: u64 = u64::MAX;
 
 /// Reads up to 16 instruction bytes at `rip`, stopping at the first
 /// unreadable byte; returns how many were read.
@@ -153,15 +216,12 @@ fn fetch(g: &GuestMemory, rip: u64, buf: &mut [u8; 16]) -> usize {
 }
 
 /// A `#GP` from `int $N` whose gate the hardware refused: the vector the
-/// guest meant (decoded, as QEMU's error code is unreliable) and no error code.
-fn software_interrupt(frame: &mut TrapFrame, insn: &[u8]) -> Option<(u64, u64)> {
-    if frame.vector == 13 {
-        if let [0xcd, n, ..] = insn {
-            frame.rip = frame.rip.wrapping_add(2);
-            return Some((u64::from(*n), u64::MAX));
-        }
+/// guest meant (decoded, as QEMU's error code is unreliable).
+fn software_interrupt(frame: &TrapFrame, insn: &[u8]) -> Option<u8> {
+    match insn {
+        [0xcd, n, ..] if frame.vector == 13 => Some(*n),
+        _ => None,
     }
-    None
 }
 
 /// Emulates the privileged instructions a PV kernel executes: returns `None`
@@ -460,11 +520,14 @@ struct Bounce {
     error_code: Option<u64>,
     /// Mask events (set `evtchn_upcall_mask`) on entry.
     mask_events: bool,
+    /// For the failsafe callback: the `ds, es, fs, gs` selectors to report.
+    segments: Option<[u16; 4]>,
 }
 
 /// Builds Xen's bounce frame on the guest kernel stack and enters `b.target`
 /// in guest kernel mode:
-/// `rcx, r11, [error_code], rip, cs | saved_upcall_mask << 32, rflags, rsp, ss`.
+/// `rcx, r11, [ds, es, fs, gs], [error_code], rip, cs | saved_upcall_mask << 32,
+/// rflags, rsp, ss` (the selectors only for the failsafe callback).
 /// From user mode the vCPU first switches to kernel mode and the kernel
 /// stack (`stack_switch`); a kernel-mode frame has its CS RPL cleared, which
 /// is how the guest tells the two apart.
@@ -482,7 +545,11 @@ fn create_bounce_frame(
     let cs = if from_kernel { frame.cs & !3 } else { frame.cs | 3 } | (u64::from(saved_mask) << 32);
     let rflags = (frame.rflags & !EFLAGS_IF) | if saved_mask == 0 { EFLAGS_IF } else { 0 };
 
-    let mut words = [0u64; 8];
+    if b.target == 0 {
+        // Xen's create_bounce_frame crashes the domain for a null callback.
+        return Err(String::from("no callback registered"));
+    }
+    let mut words = [0u64; 12];
     let mut n = 0;
     let mut push = |w: u64| {
         words[n] = w;
@@ -490,6 +557,9 @@ fn create_bounce_frame(
     };
     push(frame.rcx);
     push(frame.r11);
+    for sel in b.segments.into_iter().flatten() {
+        push(u64::from(sel));
+    }
     if let Some(e) = b.error_code {
         push(e);
     }
@@ -497,7 +567,7 @@ fn create_bounce_frame(
         push(w);
     }
     let sp = (stack & !15).wrapping_sub(8 * n as u64);
-    let mut bytes = [0u8; 64];
+    let mut bytes = [0u8; 96];
     for (i, w) in words[..n].iter().enumerate() {
         bytes[i * 8..i * 8 + 8].copy_from_slice(&w.to_le_bytes());
     }
@@ -529,9 +599,11 @@ fn create_bounce_frame(
     frame.rip = b.target;
     frame.cs = FLAT_KERNEL_CS;
     frame.ss = FLAT_KERNEL_SS;
-    frame.rflags = (frame.rflags
-        & !(EFLAGS_TF | EFLAGS_NT | EFLAGS_RF | EFLAGS_VM | EFLAGS_AC | EFLAGS_DF | EFLAGS_IOPL))
-        | EFLAGS_IF;
+    // As Xen's create_bounce_frame: TF, NT, RF, VM and AC are cleared (as
+    // a trap through an IDT gate would), DF is left as it was: a handler
+    // clears it itself (only the syscall bounce clears it, see there).
+    frame.rflags =
+        (frame.rflags & !(EFLAGS_TF | EFLAGS_NT | EFLAGS_RF | EFLAGS_VM | EFLAGS_AC | EFLAGS_IOPL)) | EFLAGS_IF;
     Ok(())
 }
 
@@ -556,22 +628,23 @@ fn bounce(
     if handler.address == 0 {
         return crash(": no trap handler registered");
     }
-    // Software interrupts need a gate the guest made reachable (DPL 3).
-    let is_soft = error_code == u64::MAX;
-    if is_soft && handler.flags & 3 != 3 {
-        return crash(": software interrupt through a DPL 0 gate");
-    }
+    let is_soft = error_code == SOFTWARE_INTERRUPT;
     let has_error = !is_soft && matches!(vector, 8 | 10..=14 | 17 | 21 | 29 | 30);
+    let mut error_code = error_code;
     if vector == 14 {
-        // Xen reports the fault address in vcpu_info.arch.cr2.
+        // Xen reports the fault address in vcpu_info.arch.cr2, and sets the
+        // error code's user bit by the guest's mode, not the CPU's ring
+        // (the guest kernel runs in ring 3 too): pv_inject_event.
         if let Some(slot) = cr2_slot(dom, vcpu, mem) {
             slot.copy_from_slice(&cr2.to_le_bytes());
         }
+        error_code = (error_code & !PFEC_USER) | if v.kernel_mode { 0 } else { PFEC_USER };
     }
     let b = Bounce {
         target: handler.address,
         error_code: has_error.then_some(error_code),
         mask_events: handler.flags & TI_DISABLE_EVENTS != 0,
+        segments: None,
     };
     match create_bounce_frame(dom, vcpu, frame, b, mem) {
         Ok(()) => TrapDecision::Resume,
@@ -598,8 +671,65 @@ pub fn deliver_upcall(
     if !pending || callback == 0 {
         return Ok(false);
     }
-    create_bounce_frame(dom, vcpu, frame, Bounce { target: callback, error_code: None, mask_events: true }, mem)?;
+    create_bounce_frame(
+        dom,
+        vcpu,
+        frame,
+        Bounce { target: callback, error_code: None, mask_events: true, segments: None },
+        mem,
+    )?;
     Ok(true)
+}
+
+/// Enters the guest's failsafe callback (`CALLBACKTYPE_failsafe`) with
+/// Xen's failsafe frame `rcx, r11, ds, es, fs, gs, rip, cs, rflags, rsp, ss`
+/// on the guest kernel stack: what Xen does when reloading the guest's data
+/// selectors fails (`load_segments`) and when the return to the guest
+/// itself faults (`failsafe_callback` in entry.S). `segments` are the
+/// selectors to report; `why` says what failed, for the crash report when
+/// the guest registered no failsafe callback or the frame cannot be written.
+/// Events are masked on entry if the callback was registered with
+/// `CALLBACKF_mask_events` (`VGCF_failsafe_disables_events`).
+pub fn failsafe(
+    dom: &mut Domain,
+    vcpu: usize,
+    frame: &mut TrapFrame,
+    segments: [u16; 4],
+    why: &str,
+    mem: &mut dyn MachineMemory,
+) -> TrapDecision {
+    let Some(cb) = dom.vcpus.get(vcpu).map(|v| v.callbacks.failsafe) else {
+        return TrapDecision::Crash(String::from("no such vCPU"));
+    };
+    if cb.address == 0 {
+        return TrapDecision::Crash(format!("{why}, and no failsafe callback is registered"));
+    }
+    let b = Bounce { target: cb.address, error_code: None, mask_events: cb.mask_events, segments: Some(segments) };
+    match create_bounce_frame(dom, vcpu, frame, b, mem) {
+        Ok(()) => TrapDecision::Resume,
+        Err(e) => TrapDecision::Crash(format!("{why}, and the failsafe callback cannot be entered: {e}")),
+    }
+}
+
+/// On a switch to vCPU `vcpu`, whose saved state is in `frame`: the data
+/// selectors it had (`ds, es, fs, gs`) are loaded again, and any that no
+/// longer loads (its GDT entry changed meanwhile) is loaded as null and
+/// reported to the guest's failsafe callback, as Xen's `load_segments` does.
+pub fn reload_segments(
+    dom: &mut Domain,
+    vcpu: usize,
+    frame: &mut TrapFrame,
+    mem: &mut dyn MachineMemory,
+) -> TrapDecision {
+    let Some(v) = dom.vcpus.get(vcpu) else { return TrapDecision::Resume };
+    let s = v.segments;
+    let selectors = [s.ds, s.es, s.fs, s.gs];
+    let gdt = |i: usize| crate::descriptors::gdt_entry(&v.gdt_frames, &*mem, i);
+    let ldt = |i: usize| crate::descriptors::ldt_entry(&v.ldt_frames, v.ldt_ents, &*mem, i);
+    if selectors.iter().all(|&sel| crate::descriptors::selector_loadable(sel, &gdt, &ldt)) {
+        return TrapDecision::Resume;
+    }
+    failsafe(dom, vcpu, frame, selectors, "reloading a data segment selector failed", mem)
 }
 
 /// A `syscall` from guest user mode: enter the kernel's syscall callback.
@@ -622,9 +752,13 @@ pub fn syscall_from_user(
     // The CPU put the return rip and rflags in rcx and r11.
     frame.rip = frame.rcx;
     frame.rflags = frame.r11;
-    let b = Bounce { target: cb.address, error_code: None, mask_events: cb.mask_events };
+    let b = Bounce { target: cb.address, error_code: None, mask_events: cb.mask_events, segments: None };
     match create_bounce_frame(dom, vcpu, frame, b, mem) {
-        Ok(()) => TrapDecision::Resume,
+        Ok(()) => {
+            // Xen's switch_to_kernel clears DF for the system call entry.
+            frame.rflags &= !EFLAGS_DF;
+            TrapDecision::Resume
+        }
         Err(why) => TrapDecision::Crash(format!("syscall bounce failed: {why}")),
     }
 }
@@ -633,7 +767,17 @@ pub fn syscall_from_user(
 /// the guest's stack pointer (`rax, r11, rcx, flags, rip, cs, rflags, rsp, ss`).
 /// A CS with RPL 3 returns to guest user mode (which needs a user page
 /// table); RPL 0 stays in the kernel.
-pub fn iret(dom: &mut Domain, vcpu: usize, frame: &mut TrapFrame, mem: &mut dyn MachineMemory) -> TrapDecision {
+///
+/// A non-canonical `rip` makes the CPU's return to the guest fault: as in
+/// Xen, the guest's failsafe callback is entered instead, with the data
+/// selectors it is running with (`selectors`: `ds, es, fs, gs`).
+pub fn iret(
+    dom: &mut Domain,
+    vcpu: usize,
+    frame: &mut TrapFrame,
+    mem: &mut dyn MachineMemory,
+    selectors: [u16; 4],
+) -> TrapDecision {
     const VGCF_IN_SYSCALL: u64 = 1 << 8;
     let Some(v) = dom.vcpus.get(vcpu) else {
         return TrapDecision::Crash(String::from("no such vCPU"));
@@ -648,8 +792,10 @@ pub fn iret(dom: &mut Domain, vcpu: usize, frame: &mut TrapFrame, mem: &mut dyn 
     if to_user && v.user_l4.is_none() {
         return TrapDecision::Crash(String::from("iret: switching to user mode with no user page tables"));
     }
-    if !is_canonical(rip) || !is_canonical(rsp) {
-        return TrapDecision::Crash(format!("iret: non-canonical rip {rip:#x} or rsp {rsp:#x}"));
+    if !is_canonical(rsp) {
+        // Xen's iretq would load it, and the guest's next stack access
+        // would fault with no stack to bounce that fault to.
+        return TrapDecision::Crash(format!("iret: non-canonical rsp {rsp:#x}"));
     }
     frame.rax = rax;
     if flags & VGCF_IN_SYSCALL == 0 {
@@ -667,6 +813,10 @@ pub fn iret(dom: &mut Domain, vcpu: usize, frame: &mut TrapFrame, mem: &mut dyn 
         v.kernel_mode = !to_user;
     }
     upcall_mask(dom, vcpu, mem, Some(rflags & EFLAGS_IF == 0));
+    if !is_canonical(rip) {
+        let why = format!("iret to a non-canonical rip {rip:#x}");
+        return failsafe(dom, vcpu, frame, selectors, &why, mem);
+    }
     TrapDecision::Resume
 }
 
@@ -975,9 +1125,28 @@ mod tests {
         assert_eq!((f.rip, f.cs, f.ss), (0xffff_ffff_8000_5000, 0xe033, 0xe02b));
         let words: std::vec::Vec<u64> =
             w.peek(f.rsp, 64).chunks(8).map(|c| u64::from_le_bytes(c.try_into().unwrap())).collect();
-        assert_eq!(words, [0x1111, 0x2222, 0x6, BUF_VA, 0xe030, 0x202, BUF_VA + 0x3008, 0xe02b]);
+        // The user bit is cleared: the fault came from guest kernel mode.
+        assert_eq!(words, [0x1111, 0x2222, 0x2, BUF_VA, 0xe030, 0x202, BUF_VA + 0x3008, 0xe02b]);
         assert_eq!(w.mem.0[8][1], 1, "TI_DISABLE_EVENTS masks events");
         assert_eq!(&w.mem.0[8][0x10..0x18], &0xdead_0000u64.to_le_bytes(), "cr2 in vcpu_info");
+    }
+
+    #[test]
+    fn a_bounce_keeps_df_and_a_system_call_clears_it() {
+        let (mut w, mut f) = setup(&[0x0f, 0x0b]);
+        w.dom.vcpus[0].traps[6] = TrapHandler { cs: 0xe033, flags: 0, address: 0x7000 };
+        f.rflags |= EFLAGS_DF | EFLAGS_AC;
+        assert!(matches!(run(&mut w, &mut f, 6, 0), TrapDecision::Resume));
+        assert_eq!(f.rflags & (EFLAGS_DF | EFLAGS_AC), EFLAGS_DF, "as Xen: DF stays, AC goes");
+        let (mut w, mut f) = setup(&[0; 4]);
+        let v = &mut w.dom.vcpus[0];
+        v.kernel_mode = false;
+        v.user_l4 = Some(crate::mm::Mfn(0));
+        v.kernel_sp = BUF_VA + 0x2000;
+        v.callbacks.syscall = crate::domain::Callback { address: 0x9000, mask_events: false };
+        f.r11 = 0x202 | EFLAGS_DF;
+        assert!(matches!(syscall_from_user(&mut w.dom, 0, &mut f, &mut w.mem), TrapDecision::Resume));
+        assert_eq!(f.rflags & EFLAGS_DF, 0);
     }
 
     #[test]
@@ -993,10 +1162,122 @@ mod tests {
     }
 
     #[test]
-    fn int_through_dpl0_gate_crashes() {
+    fn int_through_a_gate_the_caller_may_not_use_is_a_gp_naming_it() {
+        // DPL 0: not for the guest kernel either; with no #GP handler, a crash.
         let (mut w, mut f) = setup(&[0xcd, 0x80]);
         w.dom.vcpus[0].traps[0x80] = TrapHandler { cs: 0xe033, flags: 0, address: 0x7000 };
-        assert!(matches!(run(&mut w, &mut f, 13, 0x402), TrapDecision::Crash(_)));
+        assert!(matches!(run(&mut w, &mut f, 13, 0), TrapDecision::Crash(_)));
+        // With a #GP handler: #GP with error 0x80 << 3 | 2 at the int,
+        // whatever error code the CPU (QEMU) reported.
+        let (mut w, mut f) = setup(&[0xcd, 0x80]);
+        w.dom.vcpus[0].traps[0x80] = TrapHandler { cs: 0xe033, flags: 0, address: 0x7000 };
+        w.dom.vcpus[0].traps[13] = TrapHandler { cs: 0xe033, flags: 0, address: 0x6000 };
+        assert!(matches!(run(&mut w, &mut f, 13, 0), TrapDecision::Resume));
+        assert_eq!(f.rip, 0x6000);
+        let words: std::vec::Vec<u64> =
+            w.peek(f.rsp, 24).chunks(8).map(|c| u64::from_le_bytes(c.try_into().unwrap())).collect();
+        assert_eq!(words, [0x1111, 0x2222, 0x402]);
+        assert_eq!(w.peek(f.rsp + 24, 8), BUF_VA.to_le_bytes(), "rip at the int");
+        // DPL 1 is enough from guest kernel mode (Xen's permit_softint).
+        let (mut w, mut f) = setup(&[0xcd, 0x81]);
+        w.dom.vcpus[0].traps[0x81] = TrapHandler { cs: 0xe033, flags: 1, address: 0x7000 };
+        assert!(matches!(run(&mut w, &mut f, 13, 0), TrapDecision::Resume));
+        assert_eq!(f.rip, 0x7000);
+        assert_eq!(w.peek(f.rsp + 16, 8), (BUF_VA + 2).to_le_bytes(), "rip after the int");
+    }
+
+    #[test]
+    fn softint_permission_follows_the_callers_mode() {
+        assert!(permit_softint(1, true) && permit_softint(3, true) && !permit_softint(0, true));
+        assert!(permit_softint(3, false) && !permit_softint(2, false));
+    }
+
+    fn words_at(w: &mut World, va: u64, n: usize) -> std::vec::Vec<u64> {
+        w.peek(va, n * 8).chunks(8).map(|c| u64::from_le_bytes(c.try_into().unwrap())).collect()
+    }
+
+    #[test]
+    fn an_iret_to_a_non_canonical_rip_enters_the_failsafe_callback() {
+        let (mut w, mut f) = setup(&[0; 4]);
+        let ctx: [u64; 9] = [0x42, 0x33, 0x44, 0, 0x8000_0000_0000_0000, 0xe030, 0x246, BUF_VA + 0x2008, 0xe02b];
+        let bytes: std::vec::Vec<u8> = ctx.iter().flat_map(|v| v.to_le_bytes()).collect();
+        f.rsp = BUF_VA + 0x1000;
+        w.poke(f.rsp, &bytes);
+        let d = iret(&mut w.dom, 0, &mut f, &mut w.mem, [0xe02b, 0, 0x1b, 0]);
+        assert!(matches!(&d, TrapDecision::Crash(why) if why.contains("no failsafe callback")), "{d:?}");
+
+        let (mut w, mut f) = setup(&[0; 4]);
+        w.dom.vcpus[0].callbacks.failsafe = crate::domain::Callback { address: 0x5000, mask_events: true };
+        f.rsp = BUF_VA + 0x1000;
+        w.poke(f.rsp, &bytes);
+        assert!(matches!(iret(&mut w.dom, 0, &mut f, &mut w.mem, [0xe02b, 0, 0x1b, 0]), TrapDecision::Resume));
+        assert_eq!((f.rip, f.cs, f.ss, f.rsp), (0x5000, 0xe033, 0xe02b, BUF_VA + 0x2000 - 88));
+        // rcx, r11, ds, es, fs, gs, rip, cs (kernel: RPL 0; IF was set, so
+        // the saved mask is 0), rflags, rsp, ss.
+        let words = words_at(&mut w, f.rsp, 11);
+        assert_eq!(
+            words,
+            [0x44, 0x33, 0xe02b, 0, 0x1b, 0, 0x8000_0000_0000_0000, 0xe030, 0x246, BUF_VA + 0x2008, 0xe02b]
+        );
+        assert_eq!(w.mem.0[8][1], 1, "CALLBACKF_mask_events masks events");
+        assert_eq!(f.rax, 0x42);
+    }
+
+    #[test]
+    fn a_selector_that_no_longer_loads_enters_the_failsafe_callback() {
+        let (mut w, mut f) = setup(&[0; 4]);
+        w.dom.vcpus[0].segments.ds = 0xe02b;
+        w.dom.vcpus[0].segments.fs = 0x0b; // GDT entry 1: the vCPU has no GDT frames
+        assert!(matches!(reload_segments(&mut w.dom, 0, &mut f, &mut w.mem), TrapDecision::Crash(_)));
+        let (mut w, mut f) = setup(&[0; 4]);
+        w.dom.vcpus[0].segments.ds = 0xe02b;
+        w.dom.vcpus[0].callbacks.failsafe = crate::domain::Callback { address: 0x5000, mask_events: false };
+        assert!(matches!(reload_segments(&mut w.dom, 0, &mut f, &mut w.mem), TrapDecision::Resume));
+        assert_eq!(f.rip, BUF_VA, "flat and null selectors load");
+        w.dom.vcpus[0].segments.fs = 0x0b;
+        assert!(matches!(reload_segments(&mut w.dom, 0, &mut f, &mut w.mem), TrapDecision::Resume));
+        assert_eq!(f.rip, 0x5000);
+        let words = words_at(&mut w, f.rsp, 11);
+        assert_eq!(words, [0x1111, 0x2222, 0xe02b, 0, 0x0b, 0, BUF_VA, 0xe030, 0x202, BUF_VA + 0x3008, 0xe02b]);
+        assert_eq!(w.mem.0[8][1], 0, "events stay as they were without CALLBACKF_mask_events");
+        // From user mode: the frame goes on the kernel stack, cs keeps RPL 3.
+        let (mut w, mut f) = setup(&[0; 4]);
+        let v = &mut w.dom.vcpus[0];
+        v.kernel_mode = false;
+        v.user_l4 = Some(crate::mm::Mfn(0));
+        v.kernel_sp = BUF_VA + 0x2000;
+        v.segments.gs = 0x0f; // an LDT selector: there is no LDT
+        v.callbacks.failsafe = crate::domain::Callback { address: 0x5000, mask_events: false };
+        f.rsp = 0x7fff_0000;
+        assert!(matches!(reload_segments(&mut w.dom, 0, &mut f, &mut w.mem), TrapDecision::Resume));
+        assert!(w.dom.vcpus[0].kernel_mode);
+        assert_eq!(f.rsp, BUF_VA + 0x2000 - 88);
+        assert_eq!(words_at(&mut w, f.rsp + 40, 3), [0x0f, BUF_VA, 0xe033]);
+    }
+
+    #[test]
+    fn an_emulated_instruction_under_single_step_raises_debug() {
+        let (mut w, mut f) = setup(&FEP_CPUID);
+        w.dom.vcpus[0].traps[1] = TrapHandler { cs: 0xe033, flags: 0, address: 0x7000 };
+        f.rflags |= 0x100;
+        assert!(matches!(run(&mut w, &mut f, 6, 0), TrapDecision::Resume));
+        assert_eq!(f.rip, 0x7000);
+        assert_eq!(w.peek(f.rsp + 16, 8), (BUF_VA + 7).to_le_bytes(), "the #DB is after the cpuid");
+        assert_eq!(w.dom.vcpus[0].debugreg[6], 0xffff_4ff0, "DR6.BS");
+    }
+
+    #[test]
+    fn a_debug_trap_leaves_its_status_in_the_guests_dr6() {
+        let (mut w, mut f) = setup(&[0x90]);
+        w.dom.vcpus[0].traps[1] = TrapHandler { cs: 0xe033, flags: 0, address: 0x7000 };
+        f.rflags |= 0x100; // TF: a single step
+        let mut cpu = FakeCpu::default();
+        f.vector = 1;
+        let d = handle(&mut w.dom, 0, &mut f, (0xffff_4ff0, 0), (&mut w.mem, &mut w.ft), &mut cpu);
+        assert!(matches!(d, TrapDecision::Resume));
+        assert_eq!(w.dom.vcpus[0].debugreg[6], 0xffff_4ff0);
+        assert_eq!(f.rflags & 0x100, 0, "the handler runs without TF");
+        assert_eq!(w.peek(f.rsp + 32, 8), (0x302u64).to_le_bytes(), "the saved rflags keep it");
     }
 
     #[test]
@@ -1014,7 +1295,7 @@ mod tests {
         let bytes: std::vec::Vec<u8> = ctx.iter().flat_map(|v| v.to_le_bytes()).collect();
         f.rsp = BUF_VA + 0x1000;
         w.poke(f.rsp, &bytes);
-        assert!(matches!(iret(&mut w.dom, 0, &mut f, &mut w.mem), TrapDecision::Resume));
+        assert!(matches!(iret(&mut w.dom, 0, &mut f, &mut w.mem, [0; 4]), TrapDecision::Resume));
         assert_eq!((f.rax, f.r11, f.rcx, f.rip, f.rsp), (0x42, 0x33, 0x44, 0xffff_ffff_8000_9000, BUF_VA + 0x2000));
         assert_eq!(w.mem.0[8][1], 0, "IF set in rflags unmasks events");
         // VGCF_in_syscall keeps rcx/r11; a non-canonical rip crashes.
@@ -1025,16 +1306,16 @@ mod tests {
         f.rsp = BUF_VA + 0x1000;
         f.rcx = 7;
         w.poke(f.rsp, &bytes);
-        assert!(matches!(iret(&mut w.dom, 0, &mut f, &mut w.mem), TrapDecision::Resume));
+        assert!(matches!(iret(&mut w.dom, 0, &mut f, &mut w.mem, [0; 4]), TrapDecision::Resume));
         assert_eq!(f.rcx, 7);
         assert_eq!(w.mem.0[8][1], 1);
         ctx2[4] = 0x0000_8000_0000_0000;
         let bytes: std::vec::Vec<u8> = ctx2.iter().flat_map(|v| v.to_le_bytes()).collect();
         f.rsp = BUF_VA + 0x1000;
         w.poke(f.rsp, &bytes);
-        assert!(matches!(iret(&mut w.dom, 0, &mut f, &mut w.mem), TrapDecision::Crash(_)));
+        assert!(matches!(iret(&mut w.dom, 0, &mut f, &mut w.mem, [0; 4]), TrapDecision::Crash(_)));
         f.rsp = 0x10;
-        assert!(matches!(iret(&mut w.dom, 0, &mut f, &mut w.mem), TrapDecision::Crash(_)));
+        assert!(matches!(iret(&mut w.dom, 0, &mut f, &mut w.mem, [0; 4]), TrapDecision::Crash(_)));
     }
 
     #[test]
@@ -1044,11 +1325,11 @@ mod tests {
         let bytes: std::vec::Vec<u8> = ctx.iter().flat_map(|v| v.to_le_bytes()).collect();
         f.rsp = BUF_VA + 0x1000;
         w.poke(f.rsp, &bytes);
-        assert!(matches!(iret(&mut w.dom, 0, &mut f, &mut w.mem), TrapDecision::Crash(_)));
+        assert!(matches!(iret(&mut w.dom, 0, &mut f, &mut w.mem, [0; 4]), TrapDecision::Crash(_)));
         assert!(w.dom.vcpus[0].kernel_mode);
         w.dom.vcpus[0].user_l4 = Some(crate::mm::Mfn(0));
         f.rsp = BUF_VA + 0x1000;
-        assert!(matches!(iret(&mut w.dom, 0, &mut f, &mut w.mem), TrapDecision::Resume));
+        assert!(matches!(iret(&mut w.dom, 0, &mut f, &mut w.mem, [0; 4]), TrapDecision::Resume));
         assert!(!w.dom.vcpus[0].kernel_mode);
         assert_eq!((f.rip, f.rsp, f.cs), (0x40_0000, 0x7fff_0000, 0xe033));
     }

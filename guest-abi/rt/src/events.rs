@@ -159,6 +159,7 @@ core::arch::global_asm!(
     .section .text, "ax"
     .globl event_entry
 event_entry:
+    cld
     pop %rcx
     pop %r11
     push %rax

@@ -5,7 +5,8 @@
 //! Xen's frame on the kernel stack is `rcx, r11, [error code], rip, cs,
 //! rflags, rsp, ss`; the stub restores rcx/r11, pushes a 0 error code for
 //! vectors without one, saves the registers, calls the hook, and returns
-//! with the `iret` hypercall.
+//! with the `iret` hypercall. Xen enters the handler with DF as the
+//! interrupted code had it, so the stub clears it before calling Rust.
 
 use core::sync::atomic::{AtomicUsize, Ordering};
 
@@ -81,6 +82,7 @@ macro_rules! stubs {
             r#"
             .section .text
         trap_common:
+            cld
             push %rax
             push %rbx
             push %rcx

@@ -4,11 +4,12 @@
 //! `set_gdt` takes up to 14 frames (7168 entries) of the guest's own
 //! memory, each of which must hold only descriptors a 64-bit PV guest may
 //! have ([`crate::descriptors`]); `update_descriptor` writes one checked
-//! descriptor at a machine address in the guest's memory. Xen maps the
-//! frames themselves as the GDT and keeps them read-only; xenish loads a
-//! checked copy into the CPU's GDT whenever the vCPU runs or its table
-//! changes, so a frame the guest still maps writable cannot smuggle a bad
-//! descriptor in (Xen would refuse such a frame; xenish is more lenient).
+//! descriptor at a machine address in the guest's memory. As in Xen, each
+//! frame takes the `seg_desc` page type, so a frame the guest still maps
+//! writable is refused (`-EINVAL`) and a descriptor frame cannot be mapped
+//! writable later. Xen maps the frames themselves as the GDT; xenish loads
+//! a checked copy into the CPU's GDT whenever the vCPU runs or its table
+//! changes.
 
 use alloc::vec::Vec;
 

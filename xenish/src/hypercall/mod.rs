@@ -3,6 +3,7 @@
 
 mod callbacks;
 mod console_io;
+pub mod debugreg;
 mod descriptors;
 mod domctl;
 pub(crate) mod event_channel;
@@ -49,6 +50,12 @@ pub trait Platform {
     fn console_write(&mut self, bytes: &[u8]);
     /// Sets or clears CR0.TS for the running vCPU (its virtual TS).
     fn set_fpu_ts(&mut self, set: bool);
+    /// The running vCPU's data selectors as the CPU holds them now:
+    /// `ds, es, fs, gs` (what a failsafe frame reports when the return to
+    /// the guest faults). Null unless the platform can read them.
+    fn data_selectors(&self) -> [u16; 4] {
+        [0; 4]
+    }
     /// Changes the running vCPU's segment state (already validated).
     fn set_segment(&mut self, which: Segment, value: u64);
     /// The machine's memory map (the E820 the boot loader reported).
@@ -222,6 +229,8 @@ const TABLE: [Option<Handler>; 64] = {
     t[abi::HYPERVISOR_UPDATE_VA_MAPPING as usize] = Some(mmu::update_va_mapping);
     t[abi::HYPERVISOR_UPDATE_VA_MAPPING_OTHERDOMAIN as usize] = Some(mmu::update_va_mapping_otherdomain);
     t[abi::HYPERVISOR_FPU_TASKSWITCH as usize] = Some(fpu::fpu_taskswitch);
+    t[abi::HYPERVISOR_SET_DEBUGREG as usize] = Some(debugreg::set_debugreg);
+    t[abi::HYPERVISOR_GET_DEBUGREG as usize] = Some(debugreg::get_debugreg);
     t[abi::HYPERVISOR_VCPU_OP as usize] = Some(vcpu_op::vcpu_op);
     t[abi::HYPERVISOR_SET_SEGMENT_BASE as usize] = Some(segments::set_segment_base);
     t[abi::HYPERVISOR_PHYSDEV_OP as usize] = Some(physdev::physdev_op);

@@ -93,6 +93,19 @@ pub unsafe fn write_cr3(value: u64) {
     unsafe { asm!("mov cr3, {}", in(reg) value, options(nostack, preserves_flags)) };
 }
 
+/// Reads DR6 after a #DB and resets it to its default (`X86_DR6_DEFAULT`),
+/// as the status bits are sticky in the hardware.
+pub fn take_dr6() -> u64 {
+    let v: u64;
+    // SAFETY: DR6 only reports debug status; resetting it affects nothing
+    // but the next read.
+    unsafe {
+        asm!("mov {}, dr6", out(reg) v, options(nomem, nostack, preserves_flags));
+        asm!("mov dr6, {}", in(reg) 0xffff_0ff0u64, options(nomem, nostack, preserves_flags));
+    }
+    v
+}
+
 /// Reads CR0.
 pub fn read_cr0() -> u64 {
     let v: u64;

@@ -209,31 +209,18 @@ pub fn load_ldt(frames: &[Option<&[u8; PAGE_SIZE]>], ents: usize) {
     }
 }
 
-/// Whether `sel` can be loaded into a data segment register now: null, or
-/// an RPL-3 selector of a present DPL-3 data or readable code segment in
-/// the GDT or the LDT in force.
+/// Whether `sel` can be loaded into a data segment register now, by the
+/// rule of [`descriptors::selector_loadable`] applied to the tables the CPU
+/// holds (the running vCPU's checked GDT copy and reserved page, its LDT
+/// copy).
 pub fn loadable(sel: u16) -> bool {
-    const TI: u16 = 4;
-    if sel < 4 {
-        return true;
-    }
-    if sel & 3 != 3 {
-        return false;
-    }
-    let d = if sel & TI != 0 {
-        if index(sel) >= LDT_ENTS.load(Ordering::Relaxed) {
-            return false;
-        }
-        // SAFETY: a read of one descriptor; the LDT is only written on this CPU.
-        (unsafe { &*core::ptr::addr_of!(LDT.0) }).get(index(sel)).copied()
-    } else {
-        // SAFETY: a read of one descriptor; the GDT is only written on this CPU.
-        (unsafe { &*core::ptr::addr_of!(GDT.0) }).get(index(sel)).copied()
-    };
-    let Some(d) = d else { return false };
-    let (present, code_or_data, dpl3) = (d & (1 << 47) != 0, d & (1 << 44) != 0, (d >> 45) & 3 == 3);
-    let (code, readable) = (d & (1 << 43) != 0, d & (1 << 41) != 0);
-    present && code_or_data && dpl3 && (!code || readable)
+    // SAFETY: reads of single descriptors; the GDT and LDT are only written
+    // on this CPU.
+    let (gdt, ldt) = unsafe { (&*core::ptr::addr_of!(GDT.0), &*core::ptr::addr_of!(LDT.0)) };
+    let ents = LDT_ENTS.load(Ordering::Relaxed);
+    descriptors::selector_loadable(sel, &|i| gdt.get(i).copied(), &|i| {
+        (i < ents).then(|| ldt.get(i).copied()).flatten()
+    })
 }
 
 /// Sets the stack the CPU loads when a guest traps into the hypervisor.

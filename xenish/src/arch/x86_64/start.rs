@@ -262,7 +262,8 @@ fn enable_syscall(f: &CpuFeatures) {
     // TF IF DF IOPL NT AC: the hypervisor runs with all of them clear.
     const FLAGS_MASK: u64 = 0x4_7700;
     // SAFETY: these MSRs exist on every x86_64 CPU; the selectors name the
-    // GDT entries installed by gdt::init and the entry is the syscall stub.
+    // GDT entries installed by gdt::init and the entry is the syscall stub;
+    // CR0.AM only affects ring 3, where no hypervisor code runs.
     unsafe {
         cpu::wrmsr(EFER, cpu::rdmsr(EFER) | 1);
         cpu::wrmsr(STAR, (u64::from(gdt::RING3_CS32) << 48) | (u64::from(gdt::HYPERVISOR_CS) << 32));
@@ -283,6 +284,11 @@ fn enable_syscall(f: &CpuFeatures) {
             cr4 |= 1 << 16;
         }
         cpu::write_cr4(cr4);
+        // CR0.AM, as Xen runs (its __start_xen writes PE MP ET NE WP AM PG):
+        // a guest, whose kernel runs in ring 3, that sets EFLAGS.AC gets
+        // #AC for a misaligned access, as on Xen. Ring 0 is never checked.
+        let cr0 = cpu::read_cr0() | (1 << 18);
+        core::arch::asm!("mov cr0, {}", in(reg) cr0, options(nomem, nostack, preserves_flags));
     }
 }
 

@@ -92,6 +92,10 @@ impl Platform for Hardware {
             fpu::clts();
         }
     }
+
+    fn data_selectors(&self) -> [u16; 4] {
+        read_selectors()
+    }
 }
 
 impl CpuOps for Hardware {
@@ -304,13 +308,19 @@ fn switch_segments(previous: Option<VcpuRef>) {
     }
 }
 
-fn read_segments() -> SegmentState {
+/// The data selectors loaded now: `ds, es, fs, gs`.
+fn read_selectors() -> [u16; 4] {
     let (ds, es, fs, gs): (u16, u16, u16, u16);
     // SAFETY: reading segment selectors has no side effects.
     unsafe {
         core::arch::asm!("mov {0:x}, ds", "mov {1:x}, es", "mov {2:x}, fs", "mov {3:x}, gs",
             out(reg) ds, out(reg) es, out(reg) fs, out(reg) gs, options(nomem, nostack, preserves_flags));
     }
+    [ds, es, fs, gs]
+}
+
+fn read_segments() -> SegmentState {
+    let [ds, es, fs, gs] = read_selectors();
     // SAFETY: the base MSRs exist on every x86_64 CPU.
     let (fs_base, gs_base, shadow_gs_base) =
         unsafe { (cpu::rdmsr(MSR_FS_BASE), cpu::rdmsr(MSR_GS_BASE), cpu::rdmsr(MSR_SHADOW_GS_BASE)) };
@@ -319,13 +329,14 @@ fn read_segments() -> SegmentState {
 
 /// A selector the hypervisor can load for the guest without faulting:
 /// Xen's flat ring-3 ones, or one of the guest's own GDT that is loadable;
-/// anything else is loaded as null (Xen would call the guest's failsafe
-/// callback).
+/// anything else is loaded as null, as Xen's `load_segments` does. (When
+/// that happens on a switch to a vCPU, the core has already entered the
+/// guest's failsafe callback for it: `traps::reload_segments`.)
 fn safe_selector(sel: u16) -> u16 {
-    match sel {
-        gdt::RING3_DS | gdt::RING3_CS32 | gdt::RING3_CS64 => sel,
-        _ if gdt::loadable(sel) => sel,
-        _ => 0,
+    if gdt::loadable(sel) {
+        sel
+    } else {
+        0
     }
 }
 
@@ -418,7 +429,11 @@ pub fn handle(frame: &mut TrapFrame) {
     if frame.vector == 2 {
         return; // NMI while a guest ran: nothing to do yet.
     }
-    let cr2 = if frame.vector == 14 { cpu::read_cr2() } else { 0 };
+    let cr2 = match frame.vector {
+        14 => cpu::read_cr2(),
+        1 => cpu::take_dr6(),
+        _ => 0,
+    };
     enter(frame, |s, f, now, tsc, mem| s.guest_trap(f, cr2, now, tsc, mem, &mut Hardware));
 }
 
