@@ -116,3 +116,25 @@ fn debian_linux_runs_as_a_boot_time_domu_with_its_console_on_the_ring() {
         .expect_no("xenish: d1 crashed")
         .expect_exit(Exit::DebugExit(0));
 }
+
+#[test]
+fn two_unmodified_linux_kernels_run_side_by_side_as_boot_time_domains() {
+    let initrd = linux::initramfs("userspace-pair", SCRIPT).unwrap_or_else(|e| panic!("{e}"));
+    let kernel = tests::debian::linux().unwrap_or_else(|e| panic!("{e}"));
+    let out = Boot::new()
+        .cpu(linux::CPU)
+        .memory_mib(linux::QEMU_MEMORY_MIB)
+        .cmdline("domain=dom0,module=1,initrd=2,mem=384,privileged domain=domU,module=1,initrd=2,mem=256")
+        .module(kernel, linux::KERNEL_CMDLINE)
+        .module(initrd, "")
+        .timeout(limit())
+        .try_run()
+        .unwrap_or_else(|e| panic!("{e}"));
+    for line in EXPECTED {
+        out.expect_line(&format!("(d0) {line}")).expect_line(&format!("(d1) {line}"));
+    }
+    out.expect_line("xenish:   d0 (dom0): poweroff")
+        .expect_line("xenish:   d1 (domU): poweroff")
+        .expect_no("crashed")
+        .expect_exit(Exit::DebugExit(0));
+}

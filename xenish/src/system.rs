@@ -483,7 +483,7 @@ impl System {
                 let Some(d) = self.domains.get_mut(who.domain) else { return Next::Idle };
                 let Some(v) = d.vcpus.get(who.vcpu) else { return Next::Idle };
                 *frame = v.regs;
-                let l4 = v.current_l4();
+                let was_kernel = v.kernel_mode;
                 if let Some(v) = d.vcpus.get_mut(who.vcpu) {
                     v.runstate.enter(RUNSTATE_RUNNING, now_ns);
                 }
@@ -513,6 +513,18 @@ impl System {
                         return self.reschedule(frame, now_ns, tsc, mem);
                     }
                 }
+                // An upcall or failsafe bounce taken from user mode on the
+                // way in is a switch to kernel mode: the kernel's table, and
+                // the GS bases exchanged as the guest's swapgs would (the
+                // arch layer loads them from the saved state).
+                let Some(v) = self.domains.get_mut(who.domain).and_then(|d| d.vcpus.get_mut(who.vcpu)) else {
+                    return Next::Idle;
+                };
+                if v.kernel_mode != was_kernel {
+                    let s = &mut v.segments;
+                    core::mem::swap(&mut s.gs_base, &mut s.shadow_gs_base);
+                }
+                let l4 = v.current_l4();
                 self.publish_runstate(who, mem);
                 Next::Switch(l4)
             }
@@ -582,6 +594,14 @@ mod tests {
     /// A system over the test world's domain, with `prepare` applied to it
     /// first, started.
     fn started(prepare: impl FnOnce(&mut World)) -> (System, TrapFrame, crate::guest_access::tests::FakeMemory, World) {
+        let (system, frame, mem, w, _) = started_with(prepare);
+        (system, frame, mem, w)
+    }
+
+    /// [`started`], with the action the start returned.
+    fn started_with(
+        prepare: impl FnOnce(&mut World),
+    ) -> (System, TrapFrame, crate::guest_access::tests::FakeMemory, World, Action) {
         let mut w = World::new(false);
         w.mem.0[9] = w.mem.0[0];
         prepare(&mut w);
@@ -595,8 +615,8 @@ mod tests {
             System::new(std::vec![(dom, SchedParams::default())], clock, M2P, alloc::boxed::Box::new(pool), ft);
         let mut mem = mem;
         let mut frame = TrapFrame::default();
-        system.start(&mut frame, 0, 0, &mut mem);
-        (system, frame, mem, w)
+        let action = system.start(&mut frame, 0, 0, &mut mem);
+        (system, frame, mem, w, action)
     }
 
     const CALLBACK: u64 = 0xffff_ffff_8000_1000;
@@ -643,6 +663,23 @@ mod tests {
         assert!(system.domains[0].vcpus[0].kernel_mode);
         assert!(action.toggled, "user mode in, kernel mode out: swapgs");
         assert!(matches!(action.next, Next::Reload(Mfn(0)) | Next::Switch(Mfn(0))), "{:?}", action.next);
+    }
+
+    #[test]
+    fn a_vcpu_switched_in_from_user_mode_to_an_upcall_gets_the_kernels_table_and_gs() {
+        let (system, frame, _mem, _w, action) = started_with(|w| {
+            with_callback(w);
+            let v = &mut w.dom.vcpus[0];
+            v.kernel_mode = false;
+            (v.segments.gs_base, v.segments.shadow_gs_base) = (0x1111, 0x2222); // user's, kernel's
+            w.mem.0[8][0] = 1; // evtchn_upcall_pending
+            w.mem.0[8][1] = 0; // evtchn_upcall_mask
+        });
+        let v = &system.domains[0].vcpus[0];
+        assert_eq!(frame.rip, CALLBACK, "the upcall was delivered on the way in");
+        assert!(v.kernel_mode);
+        assert_eq!((v.segments.gs_base, v.segments.shadow_gs_base), (0x2222, 0x1111), "swapgs done for it");
+        assert_eq!(action.next, Next::Switch(Mfn(0)), "the kernel's table, not the user's (frame 9)");
     }
 
     #[test]
