@@ -94,20 +94,25 @@ fn debian_linux_userspace_sees_the_same_on_xenish_and_xen() {
     assert_eq!(on(Hypervisor::Xenish), on(Hypervisor::Xen), "what Linux's userspace saw differs");
 }
 
-#[test]
-fn debian_linux_runs_as_a_boot_time_domu_with_its_console_on_the_ring() {
-    let initrd = linux::initramfs("userspace-domu", SCRIPT).unwrap_or_else(|e| panic!("{e}"));
+/// Boots xenish with `cmdline`, the modules `boot` already has, then
+/// Debian's kernel and a busybox initramfs (named `name`) running SCRIPT.
+fn with_linux_and_initramfs(boot: Boot, cmdline: &str, name: &str) -> tests::Outcome {
+    let initrd = linux::initramfs(name, SCRIPT).unwrap_or_else(|e| panic!("{e}"));
     let kernel = tests::debian::linux().unwrap_or_else(|e| panic!("{e}"));
-    let out = Boot::new()
-        .cpu(linux::CPU)
+    boot.cpu(linux::CPU)
         .memory_mib(linux::QEMU_MEMORY_MIB)
-        .cmdline("domain=ctl,module=1,privileged domain=linux,module=2,initrd=3,mem=256")
-        .guest("hello", "hello")
+        .cmdline(cmdline)
         .module(kernel, linux::KERNEL_CMDLINE)
         .module(initrd, "")
         .timeout(limit())
         .try_run()
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[test]
+fn debian_linux_runs_as_a_boot_time_domu_with_its_console_on_the_ring() {
+    let cmdline = "domain=ctl,module=1,privileged domain=linux,module=2,initrd=3,mem=256";
+    let out = with_linux_and_initramfs(Boot::new().guest("hello", "hello"), cmdline, "userspace-domu");
     for line in EXPECTED {
         out.expect_line(&format!("(d1) {line}"));
     }
@@ -119,17 +124,8 @@ fn debian_linux_runs_as_a_boot_time_domu_with_its_console_on_the_ring() {
 
 #[test]
 fn two_unmodified_linux_kernels_run_side_by_side_as_boot_time_domains() {
-    let initrd = linux::initramfs("userspace-pair", SCRIPT).unwrap_or_else(|e| panic!("{e}"));
-    let kernel = tests::debian::linux().unwrap_or_else(|e| panic!("{e}"));
-    let out = Boot::new()
-        .cpu(linux::CPU)
-        .memory_mib(linux::QEMU_MEMORY_MIB)
-        .cmdline("domain=dom0,module=1,initrd=2,mem=384,privileged domain=domU,module=1,initrd=2,mem=256")
-        .module(kernel, linux::KERNEL_CMDLINE)
-        .module(initrd, "")
-        .timeout(limit())
-        .try_run()
-        .unwrap_or_else(|e| panic!("{e}"));
+    let cmdline = "domain=dom0,module=1,initrd=2,mem=384,privileged domain=domU,module=1,initrd=2,mem=256";
+    let out = with_linux_and_initramfs(Boot::new(), cmdline, "userspace-pair");
     for line in EXPECTED {
         out.expect_line(&format!("(d0) {line}")).expect_line(&format!("(d1) {line}"));
     }
