@@ -1,6 +1,6 @@
 //! System control (`sysctl.h`), the toolstack's interface to the machine as
 //! a whole: the `xen_sysctl` envelope and the operations xenish serves
-//! (`physinfo`). Only a privileged domain may use it, and only with this
+//! (`physinfo`, `getdomaininfolist`). Only a privileged domain may use it, and only with this
 //! exact interface version. Xen compiles this header for its tools only
 //! (`__XEN_TOOLS__`); the conformance probe does the same.
 
@@ -61,6 +61,27 @@ xen_struct! {
 }
 
 xen_struct! {
+    "sysctl.h", "struct xen_sysctl_getdomaininfolist", 24;
+    /// `struct xen_sysctl_getdomaininfolist` (`XEN_SYSCTL_getdomaininfolist`):
+    /// the state of up to `max_domains` domains from `first_domain` on, in
+    /// ID order.
+    pub struct XenSysctlGetdomaininfolist {
+        /// `first_domain`
+        first_domain: u16 = "first_domain",
+        /// Padding (implicit in the C layout).
+        _pad0: [u8; 2] = "",
+        /// `max_domains`: the buffer's length in entries.
+        max_domains: u32 = "max_domains",
+        /// `buffer`
+        buffer: crate::arch_x86::GuestHandle<crate::domctl::XenDomctlGetdomaininfo> = "buffer" handle,
+        /// `num_domains`: OUT, the entries written.
+        num_domains: u32 = "num_domains",
+        /// Padding (implicit in the C layout).
+        _pad1: [u8; 4] = "",
+    }
+}
+
+xen_struct! {
     "sysctl.h", "struct xen_sysctl", 136;
     /// `struct xen_sysctl`: every system-control operation's envelope.
     pub struct XenSysctl {
@@ -69,11 +90,11 @@ xen_struct! {
         /// `interface_version`: must be [`XEN_SYSCTL_INTERFACE_VERSION`].
         interface_version: u32 = "interface_version",
         /// `u`: the operation's arguments (128 bytes).
-        u: [u64; 16] = "u" union("u.physinfo", "u.pad"),
+        u: [u64; 16] = "u" union("u.physinfo", "u.getdomaininfolist", "u.pad"),
     }
 }
 
-xen_structs!(XenSysctlPhysinfo, XenSysctl);
+xen_structs!(XenSysctlPhysinfo, XenSysctlGetdomaininfolist, XenSysctl);
 
 impl XenSysctl {
     /// An envelope for `cmd` with this interface version.
@@ -83,5 +104,6 @@ impl XenSysctl {
 
     crate::wire::union_members! {
         physinfo / set_physinfo: u: [u64; 16] => XenSysctlPhysinfo, "u.physinfo";
+        getdomaininfolist / set_getdomaininfolist: u: [u64; 16] => XenSysctlGetdomaininfolist, "u.getdomaininfolist";
     }
 }

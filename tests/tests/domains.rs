@@ -172,6 +172,7 @@ fn a_domain_created_and_destroyed_100_times_leaves_the_free_count_unchanged() {
     let out = Boot::new().guest("lifecycle", "lifecycle cycles=100").run();
     out.expect_line("(d0) lifecycle: 50 domains created and destroyed, free pages unchanged")
         .expect_line("(d0) lifecycle: domains d1..d100: free pages unchanged")
+        .expect_line("(d0) lifecycle: the domain list holds d0 alone again")
         .expect_line("(d0) lifecycle: done")
         .expect_no("FAILED")
         .expect_exit(Exit::DebugExit(0));

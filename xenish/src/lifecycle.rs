@@ -42,6 +42,9 @@ pub struct Lifecycle {
     pub rover: DomId,
     /// Domains created by the hypercall just served.
     pub created: alloc::vec::Vec<Domain>,
+    /// The wallclock at system time 0 (seconds, nanoseconds), which every
+    /// domain's shared_info publishes, new ones too.
+    pub wallclock: Option<(u64, u32)>,
 }
 
 /// What taking a domain apart needs from the system.

@@ -125,11 +125,13 @@ impl System {
         }
     }
 
-    /// Publishes every domain's wallclock: `epoch_secs` (UTC) at TSC `tsc`.
+    /// Publishes every domain's wallclock: `epoch_secs` (UTC) at TSC `tsc`
+    /// (and remembers it for the domains created later).
     pub fn set_wallclock(&mut self, mem: &mut dyn MachineMemory, epoch_secs: u64, tsc: u64) {
         let since_boot_ns = self.clock.system_time(tsc);
         let boot_ns = (u128::from(epoch_secs) * 1_000_000_000).saturating_sub(u128::from(since_boot_ns));
         let (sec, nsec) = ((boot_ns / 1_000_000_000) as u64, (boot_ns % 1_000_000_000) as u32);
+        self.lifecycle.wallclock = Some((sec, nsec));
         for d in &self.domains {
             time::update_wallclock(mem, d.shared_info, sec, nsec);
         }

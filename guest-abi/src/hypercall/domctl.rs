@@ -4,7 +4,9 @@
 use super::{arg_mut, hypercall1, result};
 use crate::domctl::*;
 use crate::errno::XenError;
-use crate::sysctl::{XenSysctl, XenSysctlPhysinfo, XEN_SYSCTL_PHYSINFO};
+use crate::sysctl::{
+    XenSysctl, XenSysctlGetdomaininfolist, XenSysctlPhysinfo, XEN_SYSCTL_GETDOMAININFOLIST, XEN_SYSCTL_PHYSINFO,
+};
 use crate::xen::{HYPERVISOR_DOMCTL, HYPERVISOR_SYSCTL};
 
 /// `HYPERVISOR_domctl(op)`: the operation's OUT fields land in `op`.
@@ -108,4 +110,21 @@ pub fn physinfo() -> Result<XenSysctlPhysinfo, XenError> {
     let mut op = XenSysctl::new(XEN_SYSCTL_PHYSINFO);
     sysctl(&mut op)?;
     Ok(op.physinfo())
+}
+
+/// `XEN_SYSCTL_getdomaininfolist`: fills `infos` with the domains whose IDs
+/// are `first` or more, in ID order; returns how many it wrote.
+pub fn domain_list(first: u16, infos: &mut [XenDomctlGetdomaininfo]) -> Result<u32, XenError> {
+    let mut op = XenSysctl::new(XEN_SYSCTL_GETDOMAININFOLIST);
+    let list = XenSysctlGetdomaininfolist {
+        first_domain: first,
+        _pad0: [0; 2],
+        max_domains: infos.len().min(u32::MAX as usize) as u32,
+        buffer: crate::arch_x86::GuestHandle::from_mut_ptr(infos.as_mut_ptr()),
+        num_domains: 0,
+        _pad1: [0; 4],
+    };
+    op.set_getdomaininfolist(list);
+    sysctl(&mut op)?;
+    Ok(op.getdomaininfolist().num_domains)
 }

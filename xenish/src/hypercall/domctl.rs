@@ -205,6 +205,9 @@ fn create(ctx: &mut Ctx, asked: DomId, config: &XenDomctlCreatedomain) -> Result
         return Err(XenError::Enomem);
     }
     crate::domain::init_shared_info(ctx.mem, shared_info);
+    if let Some((sec, nsec)) = ctx.lifecycle.wallclock {
+        crate::time::update_wallclock(ctx.mem, shared_info, sec, nsec);
+    }
     let mut d = Domain::new(id, "domU", false, shared_info);
     (d.pause_count, d.handle, d.max_vcpus, d.vcpus_allocated) = (1, config.handle, config.max_vcpus, false);
     // Xen's evtchn_init: no port above max_evtchn_port (0 leaves none).
@@ -372,7 +375,7 @@ fn set_vcpu_context(ctx: &mut Ctx, id: DomId, index: usize, c: &XenDomctlVcpucon
 
 /// `XEN_DOMCTL_getdomaininfo`: the first existing domain whose ID is `id`
 /// or more, as Xen's `getdomaininfo` fills it in.
-fn domain_info(ctx: &Ctx, id: DomId) -> Option<XenDomctlGetdomaininfo> {
+pub(super) fn domain_info(ctx: &Ctx, id: DomId) -> Option<XenDomctlGetdomaininfo> {
     let me = &*ctx.domain;
     let all = core::iter::once(me).chain(ctx.peers.iter());
     let d = all.filter(|d| d.id >= id).min_by_key(|d| d.id)?;
@@ -571,6 +574,7 @@ mod tests {
     #[test]
     fn createdomain_picks_ids_from_the_rover_and_checks_the_config() {
         let mut w = world();
+        w.lifecycle.wallclock = Some((1_764_547_200, 5));
         let pool = w.pool.0.len();
         let (ret, back) = call_op(&mut w, create_op(0, pv_config()));
         assert_eq!((ret, back.domain), (0, 1), "the first free ID after the rover");
@@ -579,6 +583,8 @@ mod tests {
         assert_eq!((d.pause_count, d.handle, d.vcpus.len(), d.max_pages), (1, [7; 16], 0, 0));
         assert_eq!(w.ft.owner(d.shared_info), Some(crate::mm::frame_table::Owner::Xen));
         assert_eq!(w.pool.0.len(), pool - 1, "a shared_info page and nothing else");
+        let wc = &w.mem.0[d.shared_info.0 as usize][0xc00..0xc0c];
+        assert_eq!(&wc[4..8], &1_764_547_200u32.to_le_bytes(), "the wallclock's seconds, as every domain has it");
         assert_eq!(call_op(&mut w, create_op(0, pv_config())).1.domain, 2, "the rover moves on");
         adopt(&mut w);
         assert_eq!(call_op(&mut w, create_op(4, pv_config())).0, -17, "an ID in use: EEXIST");

@@ -1,7 +1,10 @@
 //! `sysctl`: the toolstack's system-control operations, for a privileged
 //! domain. xenish serves `XEN_SYSCTL_physinfo` (the machine's CPUs and
 //! memory, with the free-frame count a toolstack checks before it builds
-//! a domain); the other commands answer `-ENOSYS`.
+//! a domain) and `XEN_SYSCTL_getdomaininfolist` (what `xl list` shows:
+//! every domain from an ID on, in ID order, as `getdomaininfo` describes
+//! it; a buffer it cannot write is `-EFAULT`); the other commands answer
+//! `-ENOSYS`.
 //!
 //! Semantics and errnos: Xen 4.17 `xen/common/sysctl.c` (`do_sysctl`:
 //! interface version `-EACCES`, then the caller's privilege `-EPERM`) and
@@ -33,8 +36,32 @@ fn serve(ctx: &mut Ctx, arg: u64) -> HcResult {
             ctx.guest().write(arg, &op).map_err(|_| XenError::Efault)?;
             Ok(0)
         }
+        XEN_SYSCTL_GETDOMAININFOLIST => {
+            let mut list = op.getdomaininfolist();
+            list.num_domains = domain_info_list(ctx, &list)?;
+            op.set_getdomaininfolist(list);
+            ctx.guest().write(arg, &op).map_err(|_| XenError::Efault)?;
+            Ok(0)
+        }
         _ => Err(XenError::Enosys),
     }
+}
+
+/// Writes the `getdomaininfo` of up to `max_domains` domains with IDs from
+/// `first_domain` on into the buffer, in ID order; returns how many.
+fn domain_info_list(ctx: &mut Ctx, list: &XenSysctlGetdomaininfolist) -> Result<u32, XenError> {
+    let me = &*ctx.domain;
+    let mut ids: alloc::vec::Vec<u16> =
+        core::iter::once(me).chain(ctx.peers.iter()).map(|d| d.id).filter(|&id| id >= list.first_domain).collect();
+    ids.sort_unstable();
+    let mut written = 0u32;
+    for id in ids.into_iter().take(list.max_domains as usize) {
+        let Some(info) = super::domctl::domain_info(ctx, id) else { continue };
+        let at = list.buffer.element_addr(u64::from(written)).ok_or(XenError::Efault)?;
+        ctx.guest().write(at, &info).map_err(|_| XenError::Efault)?;
+        written += 1;
+    }
+    Ok(written)
 }
 
 /// What `XEN_SYSCTL_physinfo` reports.
@@ -65,7 +92,7 @@ mod tests {
     use super::super::tests::{World, BUF_VA};
     use super::*;
     use guest_abi::xen::HYPERVISOR_SYSCTL;
-    use zerocopy::{FromBytes, IntoBytes};
+    use zerocopy::{FromBytes, FromZeros, IntoBytes};
 
     fn call(w: &mut World, op: XenSysctl) -> (i64, XenSysctlPhysinfo) {
         w.poke(BUF_VA, op.as_bytes());
@@ -96,5 +123,35 @@ mod tests {
         assert_eq!(w.call_ret(u64::from(HYPERVISOR_SYSCTL), [0x10, 0, 0, 0, 0]), -14, "bad pointer: EFAULT");
         w.dom.privileged = false;
         assert_eq!(call(&mut w, XenSysctl::new(XEN_SYSCTL_PHYSINFO)).0, -1, "unprivileged: EPERM");
+    }
+
+    #[test]
+    fn getdomaininfolist_lists_domains_in_id_order() {
+        use guest_abi::domctl::XenDomctlGetdomaininfo;
+        let mut w = World::new(true);
+        w.peers.push(super::super::tests::test_domain(7, false, 10..12, None, crate::mm::Mfn(13)));
+        w.peers.push(super::super::tests::test_domain(3, false, 12..13, None, crate::mm::Mfn(14)));
+        let list = |w: &mut World, first: u16, max: u32, buffer: u64| {
+            let mut op = XenSysctl::new(XEN_SYSCTL_GETDOMAININFOLIST);
+            let mut l = XenSysctlGetdomaininfolist::new_zeroed();
+            (l.first_domain, l.max_domains) = (first, max);
+            l.buffer = guest_abi::GuestHandle::from_ptr(buffer as *const XenDomctlGetdomaininfo);
+            op.set_getdomaininfolist(l);
+            w.poke(BUF_VA, op.as_bytes());
+            let ret = w.call_ret(u64::from(HYPERVISOR_SYSCTL), [BUF_VA, 0, 0, 0, 0]);
+            let back = XenSysctl::read_from_bytes(&w.peek(BUF_VA, core::mem::size_of::<XenSysctl>())).unwrap();
+            (ret, back.getdomaininfolist().num_domains)
+        };
+        let entry = |w: &mut World, i: u64| {
+            let size = core::mem::size_of::<XenDomctlGetdomaininfo>();
+            XenDomctlGetdomaininfo::read_from_bytes(&w.peek(BUF_VA + 0x1000 + i * size as u64, size)).unwrap()
+        };
+        assert_eq!(list(&mut w, 0, 10, BUF_VA + 0x1000), (0, 3));
+        let ids: [u16; 3] = [0, 1, 2].map(|i| entry(&mut w, i).domain);
+        assert_eq!(ids, [0, 3, 7], "in ID order");
+        assert_eq!(entry(&mut w, 2).tot_pages, 2);
+        assert_eq!(list(&mut w, 1, 1, BUF_VA + 0x1000), (0, 1));
+        assert_eq!(entry(&mut w, 0).domain, 3, "from first_domain on, at most max_domains");
+        assert_eq!(list(&mut w, 0, 10, 0x10).0, -14, "an unwritable buffer: EFAULT");
     }
 }

@@ -344,6 +344,12 @@ mod guest {
         }
         if cycles > 0 {
             println!("lifecycle: domains d{first}..d{last}: free pages unchanged");
+            let mut infos = [guest_abi::domctl::XenDomctlGetdomaininfo::new_zeroed(); 4];
+            match hypercall::domain_list(0, &mut infos) {
+                Ok(1) if infos[0].domain == 0 => println!("lifecycle: the domain list holds d0 alone again"),
+                Ok(n) => fail(if n == 0 { "an empty domain list" } else { "destroyed domains still listed" }),
+                Err(_) => fail("sysctl getdomaininfolist"),
+            }
         }
         let builds = arg(cmdline, "build").unwrap_or(0);
         let start = free_pages();
