@@ -215,3 +215,32 @@ fn the_toolstack_guest_sees_the_same_lifecycle_on_xenish_and_xen() {
     assert_eq!(a.last().map(String::as_str), Some("lifecycle: done"), "xenish did not finish\n{xenish}");
     assert_eq!(a, b, "the lifecycle differs between xenish and Xen 4.17\n{on_xen}");
 }
+
+#[test]
+fn an_unprivileged_domain_is_refused_every_toolstack_operation() {
+    let _cpus = shared();
+    let out = Boot::new()
+        .cmdline("domain=ctl,module=1,privileged domain=attacker,module=2")
+        .guest("spin", "spin from_ms=0 to_ms=300")
+        .guest("lifecycle", "lifecycle attack")
+        .run();
+    for what in [
+        "createdomain: EPERM",
+        "destroying dom0: EPERM",
+        "pausing dom0: EPERM",
+        "raising dom0's max_mem: EPERM",
+        "max_vcpus of dom0: EPERM",
+        "setvcpucontext of dom0: EPERM",
+        "getdomaininfo: EPERM",
+        "physinfo: EPERM",
+        "getdomaininfolist: EPERM",
+        "a port in dom0: EPERM",
+        "memory for dom0: none given",
+    ] {
+        out.expect_line(&format!("(d1) lifecycle: ok: {what}"));
+    }
+    out.expect_line("(d1) lifecycle: done")
+        .expect_line("(d0) spin: count=")
+        .expect_no("FAILED")
+        .expect_exit(Exit::DebugExit(0));
+}

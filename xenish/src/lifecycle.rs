@@ -268,6 +268,35 @@ mod tests {
     }
 
     #[test]
+    fn destroy_drops_what_the_vcpus_hold_gdt_ldt_and_vcpu_info() {
+        use crate::mm::frame_table::PageType;
+        use crate::mm::pt_validate::MapRights;
+        let mut w = world_with_peer_tables();
+        let (gdt, ldt) = (w.pool.0.pop().unwrap(), w.pool.0.pop().unwrap());
+        for m in [gdt, ldt] {
+            w.ft.set_owner(m, Owner::Domain(1)).unwrap();
+            let at = w.peers[0].owned.binary_search(&m).unwrap_err();
+            w.peers[0].owned.insert(at, m);
+        }
+        let mut mmu = Mmu { ft: &mut w.ft, mem: &mut w.mem };
+        let rights = MapRights::of(&w.peers[0]);
+        mmu.get_page_and_type(gdt, &rights, PageType::SegDesc).unwrap();
+        mmu.get_page_and_type(ldt, &rights, PageType::SegDesc).unwrap();
+        mmu.get_page_and_type(Mfn(14), &rights, PageType::Writable).unwrap();
+        let v = &mut w.peers[0].vcpus[0];
+        (v.gdt_frames, v.ldt_frames, v.ldt_ents, v.vcpu_info) =
+            (std::vec![gdt], std::vec![Some(ldt)], 1, Some((Mfn(14), 0)));
+        w.audit();
+        let pool = w.pool.0.len();
+        assert!(destroy_peer(&mut w), "nothing else holds them: dead");
+        assert_eq!(w.pool.0.len(), pool + 8, "5 frames of RAM, shared_info, the GDT and LDT frames");
+        for m in [gdt, ldt, Mfn(14)] {
+            let p = w.ft.info(m).copied().unwrap_or_default();
+            assert_eq!((p.owner(), p.count(), p.type_count()), (Owner::Free, 0, 0), "frame {}", m.0);
+        }
+    }
+
+    #[test]
     fn a_dying_domain_keeps_what_a_peer_maps_until_it_is_unmapped() {
         let mut w = World::new(true);
         w.add_peer(test_domain(1, false, 10..13, Some(Mfn(10)), Mfn(13)));

@@ -18,6 +18,10 @@
 //!   `VIRQ_DOM_EXC` says it shut down. The free-frame count must come back.
 //!
 //! Every destruction must raise `VIRQ_DOM_EXC`, which it binds first.
+//!
+//! `lifecycle attack` runs as an unprivileged domain instead: every
+//! toolstack operation, on itself or on dom0, must be refused with
+//! `-EPERM` (and a foreign `populate_physmap` must do nothing).
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 #[cfg(target_os = "none")]
@@ -307,6 +311,30 @@ mod guest {
         id
     }
 
+    /// As an unprivileged domain: the toolstack's operations are refused.
+    fn attack() -> ! {
+        use guest_abi::arch_x86::VcpuGuestContext;
+        let eperm = |r: Result<(), XenError>, what: &str| check(r == Err(XenError::Eperm), what);
+        let mut config = XenDomctlCreatedomain::new_zeroed();
+        (config.max_vcpus, config.grant_opts, config.max_grant_frames, config.max_maptrack_frames) = (1, 1, -1, -1);
+        eperm(hypercall::domain_create(0, config).map(drop), "createdomain: EPERM");
+        eperm(hypercall::domain_destroy(0), "destroying dom0: EPERM");
+        eperm(hypercall::domain_pause(0), "pausing dom0: EPERM");
+        eperm(hypercall::domain_max_mem(0, 1 << 30), "raising dom0's max_mem: EPERM");
+        eperm(hypercall::domain_max_vcpus(0, 1), "max_vcpus of dom0: EPERM");
+        let g = VcpuGuestContext::new_zeroed();
+        eperm(hypercall::domain_set_vcpu_context(0, 0, &g), "setvcpucontext of dom0: EPERM");
+        eperm(hypercall::domain_getinfo(0).map(drop), "getdomaininfo: EPERM");
+        eperm(hypercall::physinfo().map(drop), "physinfo: EPERM");
+        let mut infos = [guest_abi::domctl::XenDomctlGetdomaininfo::new_zeroed(); 2];
+        eperm(hypercall::domain_list(0, &mut infos).map(drop), "getdomaininfolist: EPERM");
+        eperm(hypercall::evtchn_alloc_unbound_in(0, DOMID_SELF).map(drop), "a port in dom0: EPERM");
+        let mut pfns = [0u64; 2];
+        check(hypercall::populate_physmap_for(0, &mut pfns, 0) == Ok(0), "memory for dom0: none given");
+        println!("lifecycle: done");
+        guest_rt::shutdown(SHUTDOWN_POWEROFF)
+    }
+
     fn main(si: &'static StartInfo) -> ! {
         let scratch_pfn = (core::ptr::addr_of!(SCRATCH) as u64 - 0xffff_ffff_8000_0000) >> 12;
         // SAFETY: the builder's p2m list covers every pfn of the domain.
@@ -315,6 +343,9 @@ mod guest {
         let cmdline = core::str::from_utf8(si.cmd_line_bytes()).unwrap_or("");
         if events::init(si).is_err() {
             fail("event setup");
+        }
+        if cmdline.starts_with("lifecycle attack") {
+            attack();
         }
         match hypercall::evtchn_bind_virq(VIRQ_DOM_EXC, 0) {
             Ok(port) => DOM_EXC.store(port, core::sync::atomic::Ordering::Relaxed),
