@@ -25,9 +25,10 @@
 //! 1 is `-EINVAL`); only PV domains exist (`XEN_DOMCTL_CDF_hvm` is
 //! `-EINVAL`, as on a Xen without HVM support); a domain may not destroy
 //! itself (`-EINVAL`); `setvcpucontext` sets up a vCPU once (again is
-//! `-EEXIST`; Xen would reload the registers), online (`VGCF_online`), and
-//! without a GDT or LDT in the context (the kernel installs its own, as
-//! Linux does; otherwise `-EINVAL`).
+//! `-EEXIST`; Xen would reload the registers), online (`VGCF_online`),
+//! on the flat 64-bit code and stack selectors, and without a GDT or LDT in
+//! the context (the kernel installs its own, as Linux does; otherwise
+//! `-EINVAL`).
 
 use guest_abi::domctl::*;
 use guest_abi::errno::XenError;
@@ -296,10 +297,23 @@ fn set_vcpu_context(ctx: &mut Ctx, id: DomId, index: usize, c: &XenDomctlVcpucon
         return Err(XenError::Eexist);
     }
     let r = &g.user_regs;
-    let addresses = [r.rip, r.rsp, g.kernel_sp, g.event_callback_eip, g.failsafe_callback_eip, g.syscall_callback_eip];
+    let addresses = [
+        r.rip,
+        r.rsp,
+        g.kernel_sp,
+        g.fs_base,
+        g.gs_base_kernel,
+        g.gs_base_user,
+        g.event_callback_eip,
+        g.failsafe_callback_eip,
+        g.syscall_callback_eip,
+    ];
     let traps_ok = g.trap_ctxt.iter().all(|t| canonical(t.address));
-    let unsupported = g.flags & VGCF_ONLINE == 0 || g.gdt_ents != 0 || g.ldt_ents != 0 || g.ldt_base != 0;
-    if !addresses.iter().all(|&a| canonical(a)) || !traps_ok || unsupported {
+    let unsupported = g.flags & VGCF_ONLINE == 0 || g.gdt_ents != 0 || g.ldt_ents != 0;
+    // xenish returns to a guest only on Xen's flat 64-bit selectors (as its
+    // iret does); anything else could fault the hypervisor's own iretq.
+    let flat = matches!(fixup_selector(r.cs), 0xe033) && matches!(fixup_selector(r.ss), 0xe02b);
+    if !addresses.iter().all(|&a| canonical(a)) || !traps_ok || unsupported || !flat {
         return Err(XenError::Einval);
     }
     // xen_cr3_to_pfn for a 64-bit guest: the frame is CR3 >> 12.
@@ -693,6 +707,12 @@ mod tests {
         let mut bad = g;
         bad.user_regs.rip = 0x8000_0000_0000;
         assert_eq!(set(&mut w, &bad), -22, "a non-canonical rip");
+        let mut bad = g;
+        bad.user_regs.cs = 0x10;
+        assert_eq!(set(&mut w, &bad), -22, "not the flat code selector");
+        let mut bad = g;
+        bad.gs_base_user = 1 << 47;
+        assert_eq!(set(&mut w, &bad), -22, "a non-canonical GS base");
         let mut bad = g;
         bad.ctrlreg[3] = 5 << 12;
         assert_eq!(set(&mut w, &bad), -22, "a top-level table not its own");
