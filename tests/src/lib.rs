@@ -21,6 +21,7 @@
 //! `XENISH_BOOT_TIMEOUT` seconds.
 
 pub mod debian;
+pub mod dom0;
 pub mod images;
 pub mod initramfs;
 pub mod iso;

@@ -61,14 +61,16 @@ pub fn ensure() -> Result<(), String> {
     static DONE: OnceLock<Result<(), String>> = OnceLock::new();
     DONE.get_or_init(|| {
         install()?;
-        let status = Command::new("rustup").args(["target", "add", "x86_64-unknown-none"]).output();
-        match status {
-            Ok(o) if o.status.success() => Ok(()),
-            Ok(o) => {
-                Err(format!("rustup target add x86_64-unknown-none failed: {}", String::from_utf8_lossy(&o.stderr)))
-            }
-            Err(e) => Err(format!("cannot run rustup: {e}")),
-        }
+        ensure_rust_target("x86_64-unknown-none")
     })
     .clone()
+}
+
+/// Adds the Rust target `target` with rustup (a no-op when it is there).
+pub fn ensure_rust_target(target: &str) -> Result<(), String> {
+    match Command::new("rustup").args(["target", "add", target]).output() {
+        Ok(o) if o.status.success() => Ok(()),
+        Ok(o) => Err(format!("rustup target add {target} failed: {}", String::from_utf8_lossy(&o.stderr))),
+        Err(e) => Err(format!("cannot run rustup: {e}")),
+    }
 }

@@ -19,17 +19,24 @@ const HELP: &str = "\
 cargo xtask — build, boot and test xenish
 
 USAGE:
-    cargo xtask run  [--cpu MODEL] [--guest NAME] [--timeout SECS] [-- XENISH-CMDLINE...]
+    cargo xtask run  [--cpu MODEL] [--guest NAME] [--xen] [--dom0-script FILE] [--timeout SECS]
+                     [-- HYPERVISOR-CMDLINE...]
     cargo xtask iso  [-o PATH] [--guest NAME] [-- XENISH-CMDLINE...]
     cargo xtask test
     cargo xtask bench [--runs N] [--deterministic]
     cargo xtask linux [--timeout SECS] [-- XENISH-CMDLINE...]
 
 COMMANDS:
-    run     Build xenish and the demo guest, make a GRUB ISO and boot it in
-            QEMU (software emulation) with the serial console on this
-            terminal (Ctrl-C quits). Exits 0 if every domain powered off,
-            1 if one crashed, 2 on another QEMU status, 124 on timeout.
+    run     Build xenish, the toolstack and the dom0 image (Debian's stock
+            kernel with an initramfs of busybox, the Xen modules and
+            dom0-tools, fetched with apt-get download into target/debian),
+            make a GRUB ISO and boot it in QEMU (software emulation) with
+            the serial console on this terminal: dom0 starts xenstored and
+            gives a root shell (`poweroff` ends it; Ctrl-A X quits QEMU).
+            With --guest NAME, boots the small Rust test guest NAME as dom0
+            instead (the old demo: `--guest hello`). Exits 0 if every domain
+            powered off, 1 if one crashed, 2 on another QEMU status, 124 on
+            timeout.
     iso     Build a bootable ISO (default target/xenish.iso).
     test    Run every test: host unit tests, the ABI conformance check
             against Xen's headers (needs libxen-dev) and the QEMU system
@@ -52,13 +59,19 @@ COMMANDS:
 
 OPTIONS:
     --cpu MODEL     QEMU CPU model: max (default) or qemu64
-    --guest NAME    Guest kernel to boot as dom0: hello (default), crash, enosys
+    --guest NAME    A Rust test guest to boot as dom0 instead of Linux: hello,
+                    crash, enosys, ...
+    --xen           `run`: boot the same dom0 image on Debian's Xen 4.17
+                    (xen-hypervisor-4.17-amd64) instead of xenish
+    --dom0-script FILE
+                    `run`: run FILE (a busybox sh script) in dom0 instead of
+                    the shell, then power off
     --timeout SECS  Kill QEMU after SECS seconds (`run`; 0 = never). Default:
                     none on a terminal, else XENISH_BOOT_TIMEOUT or 90;
                     for `linux`, 120
     -o PATH         Where `iso` writes the image
-    -- ARGS         xenish's command line (default: dom0_mem=64M; for
-                    `linux`, dom0_mem=512M)
+    -- ARGS         the hypervisor's command line (default: dom0_mem=512M
+                    for the Linux dom0, dom0_mem=64M with --guest)
     --runs N        Boots per hypervisor for `bench` (default 3; 1 with --deterministic)
     -h, --help      This text
 
@@ -70,7 +83,9 @@ Cargo's target directory (CARGO_TARGET_DIR, else target/).
 
 struct Opts {
     cpu: String,
-    guest: String,
+    guest: Option<String>,
+    xen: bool,
+    dom0_script: Option<PathBuf>,
     output: Option<PathBuf>,
     cmdline: Vec<String>,
     runs: Option<usize>,
@@ -81,7 +96,9 @@ struct Opts {
 fn parse(args: &[String]) -> Result<Opts, String> {
     let mut o = Opts {
         cpu: "max".into(),
-        guest: "hello".into(),
+        guest: None,
+        xen: false,
+        dom0_script: None,
         output: None,
         cmdline: Vec::new(),
         runs: None,
@@ -93,7 +110,9 @@ fn parse(args: &[String]) -> Result<Opts, String> {
         let mut value = |name: &str| it.next().cloned().ok_or(format!("{name} needs a value"));
         match a.as_str() {
             "--cpu" => o.cpu = value("--cpu")?,
-            "--guest" => o.guest = value("--guest")?,
+            "--guest" => o.guest = Some(value("--guest")?),
+            "--xen" => o.xen = true,
+            "--dom0-script" => o.dom0_script = Some(PathBuf::from(value("--dom0-script")?)),
             "-o" => o.output = Some(PathBuf::from(value("-o")?)),
             "--runs" => o.runs = Some(value("--runs")?.parse().map_err(|_| "--runs needs a number".to_string())?),
             "--deterministic" => o.deterministic = true,
@@ -114,13 +133,58 @@ fn build() -> Result<Images, String> {
     images::build(&images::target_dir())
 }
 
+/// The dom0 image's QEMU memory and dom0's share of it.
+const DOM0_QEMU_MIB: u32 = 2048;
+const DOM0_MEM: &str = "dom0_mem=512M";
+/// The dom0 image's time limit when not on a terminal (Linux boots slowly
+/// under software emulation).
+const DOM0_TIMEOUT_SECS: u64 = 600;
+
+/// Builds the toolstack's static binaries and points the dom0 image
+/// builder at them.
+fn build_tools() -> Result<PathBuf, String> {
+    eprintln!("xtask: building the toolstack (release, {})...", tests::dom0::TOOLS_TARGET);
+    let dir = tests::dom0::build_tools(&images::target_dir())?;
+    // Read by tests::dom0::tools_dir, in this process and in `cargo test`.
+    std::env::set_var("XENISH_TOOLS_DIR", &dir);
+    Ok(dir)
+}
+
 fn boot_for(images: &Images, o: &Opts) -> Result<Boot, String> {
-    let guest = images.guest(&o.guest);
-    if !guest.is_file() {
-        return Err(format!("no guest named '{}' (expected {})", o.guest, guest.display()));
+    if o.xen && o.guest.is_some() {
+        return Err("--xen boots the Linux dom0 image; it does not take --guest".into());
     }
-    let cmdline = if o.cmdline.is_empty() { "dom0_mem=64M".to_string() } else { o.cmdline.join(" ") };
-    Ok(Boot::with_hypervisor(images.hypervisor.clone()).cpu(&o.cpu).cmdline(&cmdline).module(guest, &o.guest))
+    if let Some(name) = &o.guest {
+        let guest = images.guest(name);
+        if !guest.is_file() {
+            return Err(format!("no guest named '{name}' (expected {})", guest.display()));
+        }
+        let cmdline = if o.cmdline.is_empty() { "dom0_mem=64M".to_string() } else { o.cmdline.join(" ") };
+        return Ok(Boot::with_hypervisor(images.hypervisor.clone()).cpu(&o.cpu).cmdline(&cmdline).module(guest, name));
+    }
+    let script = match &o.dom0_script {
+        Some(path) => Some(std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?),
+        None => None,
+    };
+    build_tools()?;
+    eprintln!("xtask: building the dom0 image (Debian's kernel and busybox, the toolstack)...");
+    let name = if script.is_some() { "xtask-script" } else { "xtask-run" };
+    let dom0 = tests::dom0::image(name, script.as_deref(), &[])?;
+    let mut cmdline = if o.cmdline.is_empty() { DOM0_MEM.to_string() } else { o.cmdline.join(" ") };
+    let hypervisor = if o.xen {
+        cmdline = format!("console=com1 com1=115200,8n1 {cmdline}");
+        tests::debian::xen()?
+    } else {
+        images.hypervisor.clone()
+    };
+    let cpu = if o.cpu == "max" { tests::linux::CPU } else { o.cpu.as_str() };
+    Ok(Boot::with_hypervisor(hypervisor)
+        .timeout(Duration::from_secs(DOM0_TIMEOUT_SECS))
+        .cpu(cpu)
+        .memory_mib(DOM0_QEMU_MIB)
+        .cmdline(&cmdline)
+        .module(dom0.kernel, tests::dom0::KERNEL_CMDLINE)
+        .module(dom0.initrd, ""))
 }
 
 fn run(o: &Opts) -> Result<ExitCode, String> {
@@ -181,7 +245,8 @@ fn iso(o: &Opts) -> Result<ExitCode, String> {
 fn test() -> Result<ExitCode, String> {
     tools::ensure()?;
     let images = build()?;
-    test::run(&workspace_root(), &images.guests)
+    let tools = build_tools()?;
+    test::run(&workspace_root(), &images.guests, &tools)
 }
 
 fn main() -> ExitCode {

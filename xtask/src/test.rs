@@ -91,8 +91,8 @@ impl Summary {
 }
 
 /// Runs `cargo test --workspace` in `root` with the images in `images_dir`
-/// and prints its output followed by the summary.
-pub fn run(root: &Path, images_dir: &Path) -> Result<ExitCode, String> {
+/// and the toolstack's static binaries in `tools_dir`, and prints its output followed by the summary.
+pub fn run(root: &Path, images_dir: &Path, tools_dir: &Path) -> Result<ExitCode, String> {
     eprintln!("xtask: running host unit tests, ABI conformance and QEMU system tests...");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     // cargo's stderr (which suite runs) and the test binaries' stdout (what
@@ -106,6 +106,7 @@ pub fn run(root: &Path, images_dir: &Path) -> Result<ExitCode, String> {
         .current_dir(root)
         .args(["test", "--workspace", "--", "--show-output"])
         .env("XENISH_IMAGES_DIR", images_dir)
+        .env("XENISH_TOOLS_DIR", tools_dir)
         .stdout(writer)
         .stderr(writer2)
         .spawn()

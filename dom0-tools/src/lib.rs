@@ -1,0 +1,1 @@
+//! dom0-tools: shared code of the toolstack binaries (placeholder).

@@ -1,0 +1,1 @@
+//! Bindings to Linux's Xen device files (placeholder; being written).

@@ -1,0 +1,1 @@
+//! XenStore core (placeholder; being written).

@@ -1,0 +1,403 @@
+//! The control-domain image: Debian's stock kernel (`linux-image-amd64`,
+//! unmodified) with an initramfs made from Debian's packages and this
+//! repository's toolstack.
+//!
+//! The initramfs holds Debian's static busybox, the kernel modules a Xen
+//! dom0 needs that Debian builds as modules (with their dependencies, and a
+//! `modules.dep` so busybox's `modprobe` finds them), the `dom0-tools`
+//! binaries built for `x86_64-unknown-linux-musl`, and an `/init` that
+//! mounts the pseudo filesystems and xenfs, loads the modules, starts
+//! xenstored, writes dom0's own XenStore entries as Xen's `xen-init-dom0`
+//! does, and then either runs a test script (`/etc/xenish/autorun`) and
+//! powers off, or gives a root shell on `hvc0`.
+//!
+//! The same image boots on xenish and on Xen 4.17, which is what lets the
+//! system tests compare the two.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::initramfs::Cpio;
+use crate::{debian, images};
+
+/// The Rust target the toolstack is built for: static Linux binaries.
+pub const TOOLS_TARGET: &str = "x86_64-unknown-linux-musl";
+
+/// Kernel modules the image loads at boot, by name (Debian builds these as
+/// `=m`): the Xen device files, xenfs, the Xen backends, and what
+/// backends stand on (loop devices, TAP, bridges, virtio disks and NICs,
+/// ext4).
+pub const MODULES: &[&str] = &[
+    "xen-evtchn",
+    "xen-gntdev",
+    "xen-gntalloc",
+    "xen-privcmd",
+    "xenfs",
+    "xen-blkback",
+    "xen-netback",
+    "loop",
+    "tun",
+    "bridge",
+    "virtio_pci",
+    "virtio_blk",
+    "virtio_net",
+    "ext4",
+];
+
+/// The dom0 kernel's command line: the PV console, quiet boot.
+pub const KERNEL_CMDLINE: &str = "console=hvc0 quiet";
+
+/// What `/init` prints once xenstored runs and dom0's entries are written.
+pub const READY: &str = "dom0: ready";
+/// What `/init` prints after the autorun script, before powering off.
+pub const AUTORUN_DONE: &str = "dom0: autorun done";
+
+/// A built dom0: kernel and initramfs.
+#[derive(Clone, Debug)]
+pub struct Dom0Image {
+    /// Debian's vmlinuz.
+    pub kernel: PathBuf,
+    /// The initramfs.
+    pub initrd: PathBuf,
+}
+
+/// Builds the `dom0-tools` binaries for [`TOOLS_TARGET`] into
+/// `target_dir` and returns the directory holding them.
+pub fn build_tools(target_dir: &Path) -> Result<PathBuf, String> {
+    crate::tools::ensure_rust_target(TOOLS_TARGET)?;
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .current_dir(images::workspace_root())
+        .args(["build", "--release", "--target", TOOLS_TARGET, "-p", "dom0-tools"])
+        .arg("--target-dir")
+        .arg(target_dir)
+        .status()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    if !status.success() {
+        return Err(format!("building the toolstack failed (cargo build --release --target {TOOLS_TARGET} -p dom0-tools)"));
+    }
+    Ok(target_dir.join(TOOLS_TARGET).join("release"))
+}
+
+/// The toolstack binaries for this process: those in `XENISH_TOOLS_DIR` if
+/// set (xtask builds them first), else built once into
+/// `<target>/system-images`.
+pub fn tools_dir() -> Result<PathBuf, String> {
+    static DIR: std::sync::OnceLock<Result<PathBuf, String>> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| match std::env::var_os("XENISH_TOOLS_DIR") {
+        Some(dir) => Ok(images::workspace_root().join(dir)),
+        None => build_tools(&images::target_dir().join("system-images")),
+    })
+    .clone()
+}
+
+/// The binaries of `dom0-tools` the image carries (in `/usr/sbin`), and the
+/// names each also answers to (symlinks in `/usr/bin`).
+const BINARIES: &[(&str, &[&str])] = &[
+    ("xenstored", &[]),
+    (
+        "xenstore",
+        &[
+            "xenstore-read",
+            "xenstore-write",
+            "xenstore-ls",
+            "xenstore-list",
+            "xenstore-rm",
+            "xenstore-chmod",
+            "xenstore-watch",
+            "xenstore-exists",
+        ],
+    ),
+    ("xen-devcheck", &[]),
+    ("xl", &[]),
+];
+
+/// dom0's `/init`: a busybox shell script.
+pub fn init_script() -> String {
+    let modules = MODULES.join(" ");
+    format!(
+        r#"#!/bin/busybox sh
+# xenish dom0 init: pseudo filesystems, Xen modules and xenfs, xenstored,
+# dom0's XenStore entries, then the autorun script or a shell on hvc0.
+/bin/busybox --install -s
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+mkdir -p /dev/pts /dev/shm /run /tmp /var/log/xen /var/lib/xen
+mount -t devpts devpts /dev/pts
+mount -t tmpfs tmpfs /run
+mount -t tmpfs tmpfs /tmp
+ln -sf /run /var/run
+hostname dom0
+for m in {modules}; do
+    modprobe "$m" || echo "dom0: cannot load module $m"
+done
+mount -t xenfs xenfs /proc/xen || echo "dom0: cannot mount xenfs"
+if [ -x /usr/sbin/xenstored ]; then
+    mkdir -p /run/xenstored
+    xenstored --pid-file /run/xenstored.pid || echo "dom0: xenstored did not start"
+    # What Xen's xen-init-dom0 writes for the control domain.
+    xenstore-write /local/domain/0/name Domain-0 /local/domain/0/domid 0 \
+        || echo "dom0: cannot write dom0's XenStore entries"
+fi
+echo "{READY}"
+if [ -f /etc/xenish/autorun ]; then
+    sh /etc/xenish/autorun
+    echo "{AUTORUN_DONE}"
+    sync
+    poweroff -f
+fi
+echo
+echo "xenish dom0: Debian's Linux $(uname -r) on $(cat /sys/hypervisor/type 2>/dev/null) $(cat /sys/hypervisor/version/major 2>/dev/null).$(cat /sys/hypervisor/version/minor 2>/dev/null)."
+echo "Try: xenstore-ls, xl list, xl info. 'poweroff' ends the session."
+while true; do
+    setsid cttyhack sh -l
+    echo "dom0: the shell ended; powering off"
+    poweroff -f
+done
+"#
+    )
+}
+
+/// A login profile: a prompt that says where the user is.
+const PROFILE: &str = "export PS1='dom0:\\w# '\nexport PATH=/usr/sbin:/usr/bin:/sbin:/bin\n";
+
+/// Builds the dom0 image named `name` under `target/debian/`, with
+/// `autorun` (if any) as `/etc/xenish/autorun` and `extra` files
+/// (path in the image, mode, contents) added.
+pub fn image(name: &str, autorun: Option<&str>, extra: &[(&str, u32, Vec<u8>)]) -> Result<Dom0Image, String> {
+    let kernel = debian::linux()?;
+    let modules_root = modules_root(&kernel)?;
+    let busybox = std::fs::read(debian::busybox()?).map_err(|e| format!("busybox: {e}"))?;
+    let tools = tools_dir()?;
+
+    let mut cpio = Cpio::new();
+    for dir in ["bin", "sbin", "usr", "usr/bin", "usr/sbin", "etc", "etc/xenish", "etc/xen", "proc", "sys", "dev"] {
+        cpio = cpio.dir(dir);
+    }
+    for dir in ["run", "tmp", "var", "var/lib", "var/log", "root", "lib", "lib/modules"] {
+        cpio = cpio.dir(dir);
+    }
+    cpio = cpio.file("bin/busybox", 0o755, &busybox).symlink("bin/sh", "busybox");
+    cpio = cpio.file("init", 0o755, init_script().as_bytes()).file("etc/profile", 0o644, PROFILE.as_bytes());
+    cpio = cpio.file("etc/hostname", 0o644, b"dom0\n");
+
+    for (bin, aliases) in BINARIES {
+        let path = tools.join(bin);
+        if !path.is_file() {
+            continue;
+        }
+        let data = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        cpio = cpio.file(&format!("usr/sbin/{bin}"), 0o755, &data);
+        for alias in *aliases {
+            cpio = cpio.symlink(&format!("usr/bin/{alias}"), &format!("../sbin/{bin}"));
+        }
+    }
+
+    let (version_dir, files) = module_closure(&modules_root, MODULES)?;
+    let base = format!("lib/modules/{version_dir}");
+    cpio = cpio.dir(&base);
+    let mut dirs = BTreeSet::new();
+    let mut dep = String::new();
+    for (rel, deps) in &files {
+        let mut parent = Path::new(rel).parent();
+        while let Some(p) = parent.filter(|p| !p.as_os_str().is_empty()) {
+            dirs.insert(p.to_path_buf());
+            parent = p.parent();
+        }
+        dep.push_str(&format!("{rel}:"));
+        for d in deps {
+            dep.push_str(&format!(" {d}"));
+        }
+        dep.push('\n');
+    }
+    for d in &dirs {
+        cpio = cpio.dir(&format!("{base}/{}", d.display()));
+    }
+    for rel in files.keys() {
+        let data = std::fs::read(modules_root.join(rel)).map_err(|e| format!("{rel}: {e}"))?;
+        cpio = cpio.file(&format!("{base}/{rel}"), 0o644, &data);
+    }
+    cpio = cpio.file(&format!("{base}/modules.dep"), 0o644, dep.as_bytes());
+
+    if let Some(script) = autorun {
+        cpio = cpio.file("etc/xenish/autorun", 0o755, script.as_bytes());
+    }
+    for (path, mode, data) in extra {
+        cpio = cpio.file(path, *mode, data);
+    }
+
+    let path = images::target_dir().join("debian").join(format!("dom0-{name}.cpio"));
+    std::fs::create_dir_all(path.parent().unwrap_or(Path::new("."))).map_err(|e| e.to_string())?;
+    std::fs::write(&path, cpio.finish()).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(Dom0Image { kernel, initrd: path })
+}
+
+/// `lib/modules/<version>` of the unpacked kernel package `vmlinuz` came from.
+fn modules_root(vmlinuz: &Path) -> Result<PathBuf, String> {
+    let root = vmlinuz.parent().and_then(Path::parent).ok_or("kernel path has no package root")?;
+    let name = vmlinuz.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    let version = name.strip_prefix("vmlinuz-").ok_or(format!("{name}: not a vmlinuz-VERSION"))?;
+    let dir = root.join("lib/modules").join(version);
+    dir.is_dir().then_some(dir.clone()).ok_or(format!("{} is missing", dir.display()))
+}
+
+/// Module names compare with `-` and `_` alike, as the kernel's do.
+fn normalise(name: &str) -> String {
+    name.replace('-', "_")
+}
+
+/// The modules `wanted` and everything they depend on: their paths
+/// relative to `modules_root`, each with its dependencies' paths; and the
+/// version directory's name.
+fn module_closure(modules_root: &Path, wanted: &[&str]) -> Result<(String, BTreeMap<String, Vec<String>>), String> {
+    let version = modules_root.file_name().and_then(|n| n.to_str()).ok_or("bad modules directory")?.to_string();
+    let mut by_name = BTreeMap::new();
+    let mut stack = vec![modules_root.join("kernel")];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))? {
+            let path = entry.map_err(|e| e.to_string())?.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if let Some(stem) = path.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_suffix(".ko")) {
+                by_name.insert(normalise(stem), path);
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    let mut todo: Vec<String> = wanted.iter().map(|m| normalise(m)).collect();
+    let mut seen = BTreeSet::new();
+    let mut deps_of = BTreeMap::new();
+    while let Some(name) = todo.pop() {
+        if !seen.insert(name.clone()) {
+            continue;
+        }
+        let path = by_name.get(&name).ok_or(format!("module {name} is not in {}", modules_root.display()))?;
+        let data = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let deps = modinfo_depends(&data).ok_or(format!("{}: no .modinfo section", path.display()))?;
+        for d in &deps {
+            todo.push(normalise(d));
+        }
+        deps_of.insert(name, deps);
+    }
+    let rel = |name: &str| -> Result<String, String> {
+        let path = by_name.get(&normalise(name)).ok_or(format!("module {name} is missing"))?;
+        Ok(path.strip_prefix(modules_root).map_err(|e| e.to_string())?.display().to_string())
+    };
+    for (name, direct) in &deps_of {
+        // modules.dep lists every module needed, in load order reversed:
+        // the full closure, deepest last.
+        let mut closure = Vec::new();
+        let mut stack: Vec<String> = direct.iter().map(|d| normalise(d)).collect();
+        while let Some(d) = stack.pop() {
+            if closure.contains(&d) {
+                continue;
+            }
+            if let Some(more) = deps_of.get(&d) {
+                stack.extend(more.iter().map(|m| normalise(m)));
+            }
+            closure.push(d);
+        }
+        let paths = closure.iter().map(|d| rel(d)).collect::<Result<Vec<_>, _>>()?;
+        out.insert(rel(name)?, paths);
+    }
+    Ok((version, out))
+}
+
+/// The `depends=` list of a kernel module (an ELF relocatable file): read
+/// from its `.modinfo` section. `None` if the file is not such an ELF.
+pub fn modinfo_depends(ko: &[u8]) -> Option<Vec<String>> {
+    let u16_at = |o: usize| ko.get(o..o + 2).map(|b| u16::from_le_bytes([b[0], b[1]]));
+    let u32_at = |o: usize| ko.get(o..o + 4).map(|b| u32::from_le_bytes(b.try_into().unwrap_or([0; 4])));
+    let u64_at = |o: usize| ko.get(o..o + 8).map(|b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8])));
+    if ko.get(..5)? != b"\x7fELF\x02" {
+        return None;
+    }
+    let shoff = usize::try_from(u64_at(0x28)?).ok()?;
+    let shentsize = usize::from(u16_at(0x3a)?);
+    let shnum = usize::from(u16_at(0x3c)?);
+    let shstrndx = usize::from(u16_at(0x3e)?);
+    let section = |i: usize| -> Option<(u32, usize, usize)> {
+        let at = shoff.checked_add(i.checked_mul(shentsize)?)?;
+        Some((u32_at(at)?, usize::try_from(u64_at(at + 0x18)?).ok()?, usize::try_from(u64_at(at + 0x20)?).ok()?))
+    };
+    let (_, stroff, strsize) = section(shstrndx)?;
+    let names = ko.get(stroff..stroff.checked_add(strsize)?)?;
+    for i in 0..shnum {
+        let (name, off, size) = section(i)?;
+        let name = names.get(name as usize..)?;
+        if name.split(|&b| b == 0).next()? != b".modinfo" {
+            continue;
+        }
+        let info = ko.get(off..off.checked_add(size)?)?;
+        for field in info.split(|&b| b == 0) {
+            if let Some(list) = field.strip_prefix(b"depends=") {
+                let list = std::str::from_utf8(list).ok()?;
+                return Some(list.split(',').filter(|s| !s.is_empty()).map(str::to_string).collect());
+            }
+        }
+        return Some(Vec::new());
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A minimal ELF64 with a `.modinfo` section holding `info`.
+    fn elf_with_modinfo(info: &[u8]) -> Vec<u8> {
+        let shstr = b"\0.modinfo\0.shstrtab\0";
+        let mut f = vec![0u8; 64];
+        f[..5].copy_from_slice(b"\x7fELF\x02");
+        let info_off = f.len();
+        f.extend_from_slice(info);
+        let str_off = f.len();
+        f.extend_from_slice(shstr);
+        let shoff = f.len();
+        f[0x28..0x30].copy_from_slice(&(shoff as u64).to_le_bytes());
+        f[0x3a..0x3c].copy_from_slice(&64u16.to_le_bytes());
+        f[0x3c..0x3e].copy_from_slice(&3u16.to_le_bytes());
+        f[0x3e..0x40].copy_from_slice(&2u16.to_le_bytes());
+        let sh = |name: u32, off: usize, size: usize| {
+            let mut s = vec![0u8; 64];
+            s[..4].copy_from_slice(&name.to_le_bytes());
+            s[0x18..0x20].copy_from_slice(&(off as u64).to_le_bytes());
+            s[0x20..0x28].copy_from_slice(&(size as u64).to_le_bytes());
+            s
+        };
+        f.extend(sh(0, 0, 0));
+        f.extend(sh(1, info_off, info.len()));
+        f.extend(sh(10, str_off, shstr.len()));
+        f
+    }
+
+    #[test]
+    fn depends_come_from_the_modinfo_section() {
+        let ko = elf_with_modinfo(b"license=GPL\0depends=virtio,virtio_ring\0name=virtio_blk\0");
+        assert_eq!(modinfo_depends(&ko), Some(vec!["virtio".to_string(), "virtio_ring".to_string()]));
+        let none = elf_with_modinfo(b"license=GPL\0depends=\0");
+        assert_eq!(modinfo_depends(&none), Some(vec![]));
+    }
+
+    #[test]
+    fn garbage_is_not_a_module() {
+        assert_eq!(modinfo_depends(b"not an elf"), None);
+        let mut ko = elf_with_modinfo(b"depends=a\0");
+        ko.truncate(100);
+        assert_eq!(modinfo_depends(&ko), None, "section headers cut off");
+    }
+
+    #[test]
+    fn init_loads_every_module_and_starts_xenstored() {
+        let init = init_script();
+        for m in MODULES {
+            assert!(init.contains(m), "{m}");
+        }
+        assert!(init.contains("mount -t xenfs xenfs /proc/xen"));
+        assert!(init.contains("xenstored --pid-file"));
+        assert!(init.contains("/local/domain/0/name Domain-0"));
+    }
+}
