@@ -161,8 +161,15 @@ done
     )
 }
 
-/// A login profile: a prompt that says where the user is.
-const PROFILE: &str = "export PS1='dom0:\\w# '\nexport PATH=/usr/sbin:/usr/bin:/sbin:/bin\n";
+/// A login profile: a prompt that says where the user is, and power
+/// commands that act at once (init is a script, not a daemon that would
+/// take busybox's signals).
+const PROFILE: &str = "export PS1='dom0:\\w# '
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin
+poweroff() { sync; busybox poweroff -f; }
+reboot() { sync; busybox reboot -f; }
+halt() { sync; busybox poweroff -f; }
+";
 
 /// Builds the dom0 image named `name` under `target/debian/`, with
 /// `autorun` (if any) as `/etc/xenish/autorun` and `extra` files

@@ -61,6 +61,9 @@ pub struct Mapping {
     pub device: bool,
     /// Mapped read-only.
     pub readonly: bool,
+    /// The host mapping was made by PTE machine address
+    /// (`GNTMAP_contains_pte`), so its unmap names the PTE the same way.
+    pub by_pte: bool,
 }
 
 /// A grant of this domain's in use by its grantee.
@@ -390,7 +393,7 @@ pub(crate) mod tests {
     #[test]
     fn handles_are_reused_and_bounded() {
         let mut t = GrantTable::new();
-        let m = Mapping { granter: 0, gref: 1, mfn: Mfn(1), host: true, device: false, readonly: true };
+        let m = Mapping { granter: 0, gref: 1, mfn: Mfn(1), host: true, device: false, readonly: true, by_pte: false };
         assert_eq!(t.track(m), Ok(0));
         assert_eq!(t.track(m), Ok(1));
         t.untrack(0);

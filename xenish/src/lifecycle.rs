@@ -375,7 +375,15 @@ mod tests {
         w.ft.get_page(granted, Owner::Domain(0)).unwrap();
         w.ft.get_type(granted, crate::mm::frame_table::PageType::Writable).unwrap();
         let m =
-            crate::gnttab::Mapping { granter: 0, gref: 3, mfn: granted, host: true, device: false, readonly: false };
+            crate::gnttab::Mapping {
+                granter: 0,
+                gref: 3,
+                mfn: granted,
+                host: true,
+                device: false,
+                readonly: false,
+                by_pte: false,
+            };
         w.peers[0].gnttab.track(m).unwrap();
         w.audit();
         assert!(destroy_peer(&mut w));

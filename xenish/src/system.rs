@@ -23,6 +23,12 @@ use crate::sched::{Pick, SchedParams, Scheduler, VcpuRef};
 use crate::time::{self, Clock};
 use crate::traps::{self, CpuOps, TrapDecision};
 
+/// How often the hypervisor looks for console input while the console
+/// domain listens for it: the UART is polled, not interrupt-driven (10 ms
+/// is well under what a 16-byte FIFO holds at typing speed; QEMU's UART
+/// holds input back while its FIFO is full).
+pub const CONSOLE_POLL_NS: u64 = 10_000_000;
+
 /// What the arch layer must do after an entry has been handled.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Action {
@@ -324,6 +330,27 @@ impl System {
     ) -> Action {
         let was_kernel = self.current_mut().and_then(|(d, v)| d.vcpus.get(v)).is_some_and(|v| v.kernel_mode);
         self.finish(TrapDecision::Resume, was_kernel, frame, now_ns, tsc, mem)
+    }
+
+    /// Whether the console domain (domain 0) listens for console input:
+    /// it is running and has bound `VIRQ_CONSOLE`. While it does, the
+    /// platform looks for input at least every [`CONSOLE_POLL_NS`].
+    pub fn console_listener(&self) -> bool {
+        self.domains
+            .iter()
+            .any(|d| d.id == 0 && d.is_running() && d.evtchn.virq_port(evtchn::VIRQ_CONSOLE, 0).is_some())
+    }
+
+    /// Console input is waiting: raise `VIRQ_CONSOLE` at the console
+    /// domain, which reads it with `CONSOLEIO_read` (Xen's
+    /// `serial_rx` → `send_global_virq(VIRQ_CONSOLE)`). A blocked vCPU
+    /// wakes on the next timer check, as for any event.
+    pub fn console_input(&mut self, mem: &mut dyn MachineMemory) {
+        let Some(d) = self.domains.iter_mut().find(|d| d.id == 0 && d.is_running()) else { return };
+        let Some(port) = d.evtchn.virq_port(evtchn::VIRQ_CONSOLE, 0) else { return };
+        if let Some(v) = d.vcpus.first() {
+            evtchn::set_pending(mem, d.shared_info, port, v.info_location(d.shared_info, 0));
+        }
     }
 
     /// The idle CPU woke (timer or interrupt): fire due timers and run
@@ -634,6 +661,20 @@ mod tests {
     fn raise_upcall(mem: &mut crate::guest_access::tests::FakeMemory) {
         mem.0[8][0] = 1; // evtchn_upcall_pending
         mem.0[8][1] = 0; // evtchn_upcall_mask
+    }
+
+    #[test]
+    fn console_input_raises_virq_console_only_at_a_listening_domain_0() {
+        let (mut system, _frame, mut mem, _w) = started(|_| {});
+        assert!(!system.console_listener(), "nothing bound yet");
+        system.console_input(&mut mem);
+        let Ok(port) = system.domains[0].evtchn.bind_virq(evtchn::VIRQ_CONSOLE, 0) else { panic!("bind") };
+        assert!(system.console_listener());
+        assert!(!evtchn::is_pending(&mut mem, system.domains[0].shared_info, port));
+        system.console_input(&mut mem);
+        assert!(evtchn::is_pending(&mut mem, system.domains[0].shared_info, port), "input raised the virq");
+        system.domains[0].id = 1;
+        assert!(!system.console_listener(), "only domain 0 is the console domain");
     }
 
     #[test]

@@ -19,7 +19,7 @@ use crate::domain::{DomId, Domain};
 use crate::gnttab::{self, GntStatus, Mapping, MAX_FRAMES};
 use crate::guest_access::{is_guest_addr, PTE_ADDR_MASK};
 use crate::mm::frame_table::{Owner, PageType};
-use crate::mm::pagetable::{self, PTE_A, PTE_D, PTE_P, PTE_RW, PTE_US};
+use crate::mm::pagetable::{self, PTE_A, PTE_D, PTE_NX, PTE_P, PTE_RW, PTE_US};
 use crate::mm::pt_validate::{find_l1, PTE_GNTTAB};
 use crate::mm::{Mfn, PAGE_SIZE};
 
@@ -189,14 +189,12 @@ fn map_grant(ctx: &mut Ctx, op: &mut GnttabMapGrantRef) -> Result<u32, GntStatus
     let host = op.flags & GNTMAP_HOST_MAP != 0;
     let device = op.flags & GNTMAP_DEVICE_MAP != 0;
     let readonly = op.flags & GNTMAP_READONLY != 0;
+    let by_pte = op.flags & GNTMAP_CONTAINS_PTE != 0;
     if !host && !device {
         return Err(GNTST_BAD_GNTREF);
     }
-    if host && op.flags & GNTMAP_CONTAINS_PTE != 0 {
-        // Mapping through a PTE's machine address needs the typed frame
-        // table of the full PV MMU.
-        return Err(GNTST_GENERAL_ERROR);
-    }
+    // Where the host mapping goes, checked before the grant is touched.
+    let slot = if host { Some(host_slot(ctx, op.host_addr, by_pte)?) } else { None };
     let (me, dom, gref) = (ctx.domain.id, op.dom, op.ref_);
     let granter = domain_mut(ctx.domain, &mut ctx.peers, dom).ok_or(GNTST_BAD_DOMAIN)?;
     let mfn = gnttab::acquire(granter, ctx.mem, ctx.ft, gref, me, readonly)?;
@@ -215,21 +213,21 @@ fn map_grant(ctx: &mut Ctx, op: &mut GnttabMapGrantRef) -> Result<u32, GntStatus
             return Err(GNTST_GENERAL_ERROR);
         }
     }
-    if host {
-        if let Err(status) = install_pte(ctx, op.host_addr, mfn, readonly) {
+    if let Some(slot) = slot {
+        if let Err(status) = install_pte(ctx, slot, mfn, grant_pte_flags(op.flags)) {
             undo(ctx, uses);
             return Err(status);
         }
     }
-    let mapping = Mapping { granter: dom, gref, mfn, host, device, readonly };
+    let mapping = Mapping { granter: dom, gref, mfn, host, device, readonly, by_pte };
     match ctx.domain.gnttab.track(mapping) {
         Ok(handle) => {
             op.dev_bus_addr = mfn.addr();
             Ok(handle)
         }
         Err(status) => {
-            if host {
-                let _ = remove_pte(ctx, op.host_addr, mfn);
+            if let Some(slot) = slot {
+                let _ = remove_pte(ctx, slot, mfn, readonly);
             }
             undo(ctx, uses);
             Err(status)
@@ -270,29 +268,61 @@ fn l1_slot(ctx: &Ctx, va: u64) -> Result<(Mfn, usize), GntStatus> {
     find_l1(ctx.ft, ctx.mem, ctx.domain.id, l4, va).ok_or(GNTST_GENERAL_ERROR)
 }
 
-/// Maps `mfn` at `va` as Xen's `create_grant_pv_mapping` does: the PTE
-/// there is replaced by one for the granted frame, marked `_PAGE_GNTTAB`
-/// (the grant holds its references), and the old entry's references are
-/// released; an old grant entry there is refused.
-fn install_pte(ctx: &mut Ctx, va: u64, mfn: Mfn, readonly: bool) -> Result<(), GntStatus> {
-    let (l1, slot) = l1_slot(ctx, va)?;
+/// The L1 slot a host mapping names: by virtual address, or with
+/// `GNTMAP_contains_pte` by the machine address of the entry itself, which
+/// must be 8-byte aligned and inside one of the caller's own L1 tables
+/// (Xen's `create_grant_pv_mapping` / `replace_grant_pv_mapping`; gntdev
+/// in a PV dom0 maps user pages this way).
+fn host_slot(ctx: &Ctx, addr: u64, by_pte: bool) -> Result<(Mfn, usize), GntStatus> {
+    if !by_pte {
+        return l1_slot(ctx, addr);
+    }
+    if addr % 8 != 0 {
+        return Err(GNTST_GENERAL_ERROR);
+    }
+    let table = Mfn::containing(addr);
+    if !ctx.ft.is_page_table_of(table, ctx.domain.id, Some(1)) {
+        return Err(GNTST_GENERAL_ERROR);
+    }
+    Ok((table, ((addr as usize) % PAGE_SIZE) / 8))
+}
+
+/// The PTE flags of a grant mapping (Xen's `grant_to_pte_flags` with the
+/// 64-bit PV guest's `_PAGE_USER`): present, accessed, dirty, no-execute,
+/// writable unless read-only, and the three `GNTMAP_guest_avail` bits as
+/// the PTE's available bits 9–11 (Linux keeps `_PAGE_SPECIAL` there).
+fn grant_pte_flags(flags: u32) -> u64 {
+    let avail = (u64::from(flags >> GNTMAP_GUEST_AVAIL0_BIT) << 9) & PTE_AVAIL;
+    let rw = if flags & GNTMAP_READONLY != 0 { 0 } else { PTE_RW };
+    PTE_P | PTE_US | PTE_A | PTE_D | PTE_NX | PTE_GNTTAB | rw | avail
+}
+
+/// The PTE's software-available bits 9–11.
+const PTE_AVAIL: u64 = 0xe00;
+
+/// Maps `mfn` at L1 `slot` with `flags`, as Xen's `create_grant_pv_mapping`
+/// does: the PTE there is replaced by one for the granted frame, marked
+/// `_PAGE_GNTTAB` (the grant holds its references), and the old entry's
+/// references are released; an old grant entry there is refused.
+fn install_pte(ctx: &mut Ctx, (l1, slot): (Mfn, usize), mfn: Mfn, flags: u64) -> Result<(), GntStatus> {
     let old = pagetable::entry(ctx.mem, l1, slot).map_err(|_| GNTST_GENERAL_ERROR)?;
     if old & PTE_P != 0 && old & PTE_GNTTAB != 0 {
         return Err(GNTST_GENERAL_ERROR);
     }
-    let pte = mfn.addr() | PTE_P | PTE_US | PTE_A | PTE_D | PTE_GNTTAB | if readonly { 0 } else { PTE_RW };
-    pagetable::set_entry(ctx.mem, l1, slot, pte).map_err(|_| GNTST_GENERAL_ERROR)?;
+    pagetable::set_entry(ctx.mem, l1, slot, mfn.addr() | flags).map_err(|_| GNTST_GENERAL_ERROR)?;
     ctx.mmu().put_page_from_l1e(old);
     ctx.tlb = TlbFlush::All;
     Ok(())
 }
 
-/// Unmaps the grant of `mfn` at `va`, refusing if the PTE there is not a
-/// grant entry for it (Xen's `replace_grant_pv_mapping`).
-fn remove_pte(ctx: &mut Ctx, va: u64, mfn: Mfn) -> Result<(), GntStatus> {
-    let (l1, slot) = l1_slot(ctx, va)?;
+/// Unmaps the grant of `mfn` at L1 `slot`, refusing if the PTE there is
+/// not a grant entry for that frame with the mapping's write permission
+/// (Xen's `replace_grant_pv_mapping`).
+fn remove_pte(ctx: &mut Ctx, (l1, slot): (Mfn, usize), mfn: Mfn, readonly: bool) -> Result<(), GntStatus> {
     let old = pagetable::entry(ctx.mem, l1, slot).map_err(|_| GNTST_GENERAL_ERROR)?;
-    if old & PTE_P == 0 || old & PTE_GNTTAB == 0 || Mfn::containing(old & PTE_ADDR_MASK) != mfn {
+    let frame_matches = Mfn::containing(old & PTE_ADDR_MASK) == mfn;
+    let rw_matches = (old & PTE_RW == 0) == readonly;
+    if old & PTE_P == 0 || old & PTE_GNTTAB == 0 || !frame_matches || !rw_matches {
         return Err(GNTST_GENERAL_ERROR);
     }
     pagetable::set_entry(ctx.mem, l1, slot, 0).map_err(|_| GNTST_GENERAL_ERROR)?;
@@ -316,7 +346,8 @@ fn unmap_grant(ctx: &mut Ctx, op: &GnttabUnmapGrantRef) -> Result<(), GntStatus>
     let undo_host = op.host_addr != 0 && m.host;
     let undo_device = op.dev_bus_addr != 0 && m.device;
     if undo_host {
-        remove_pte(ctx, op.host_addr, m.mfn)?;
+        let slot = host_slot(ctx, op.host_addr, m.by_pte)?;
+        remove_pte(ctx, slot, m.mfn, m.readonly)?;
     }
     let (host, device) = (m.host && !undo_host, m.device && !undo_device);
     let undone = u32::from(undo_host) + u32::from(undo_device);
@@ -518,6 +549,50 @@ mod tests {
         assert_eq!(w.call_ret(NR, [GNTTABOP_TRANSFER.into(), BUF_VA, 1, 0, 0]), -38);
         assert_eq!(w.call_ret(NR, [GNTTABOP_COPY.into(), BUF_VA, u64::from(u32::MAX), 0, 0]), -22, "negative count");
         assert_eq!(w.call_ret(NR, [GNTTABOP_COPY.into(), 0x10, 1, 0, 0]), -14, "bad pointer");
+    }
+
+    #[test]
+    fn a_map_by_pte_machine_address_writes_that_entry_as_xen_does() {
+        let mut w = world();
+        grant(&w.peers[0], &mut w.mem, 3, PERMIT, 0, 10);
+        let Some((l1, slot)) = find_l1(&w.ft, &w.mem, 0, Mfn(0), MAP_VA) else { panic!("no L1 for MAP_VA") };
+        let pte_maddr = l1.addr() + slot as u64 * 8;
+        // What gntdev's user op asks for in a PV dom0.
+        let flags = GNTMAP_HOST_MAP | GNTMAP_APPLICATION_MAP | GNTMAP_CONTAINS_PTE | (1 << GNTMAP_GUEST_AVAIL0_BIT);
+        let by_pte = |addr| GnttabMapGrantRef { host_addr: addr, ..map_op(3, PEER, flags) };
+        for (addr, why) in [(pte_maddr + 4, "misaligned"), (0xa000, "not an L1 of the caller's"), (u64::MAX, "nowhere")] {
+            assert_eq!(op(&mut w, GNTTABOP_MAP_GRANT_REF, &[by_pte(addr)]).1[0].status, GNTST_GENERAL_ERROR, "{why}");
+        }
+        assert_eq!(peer_flags(&w, 3), PERMIT, "refused maps leave the grant unused");
+        let (ret, out) = op(&mut w, GNTTABOP_MAP_GRANT_REF, &[by_pte(pte_maddr)]);
+        assert_eq!((ret, out[0].status), (0, GNTST_OKAY));
+        let pte = pagetable::entry(&w.mem, l1, slot).unwrap();
+        assert_eq!(pte & PTE_ADDR_MASK, 0xa000, "the granted frame");
+        assert_eq!(pte & (PTE_P | PTE_RW | PTE_US | PTE_NX), PTE_P | PTE_RW | PTE_US | PTE_NX);
+        assert_eq!(pte & PTE_AVAIL, 1 << 9, "guest_avail0 is the PTE's bit 9 (Linux's _PAGE_SPECIAL)");
+        assert_eq!(translate(&mut w, MAP_VA, Access::Write), Some(0xa000));
+        assert_eq!(peer_flags(&w, 3), PERMIT | READING | WRITING);
+        // The unmap names the entry the same way; a VA there is not it.
+        assert_eq!(unmap(&mut w, out[0].handle, MAP_VA), GNTST_GENERAL_ERROR);
+        assert_eq!(unmap(&mut w, out[0].handle, pte_maddr), GNTST_OKAY);
+        assert_eq!(pagetable::entry(&w.mem, l1, slot).unwrap(), 0, "Xen clears the entry");
+        assert_eq!(peer_flags(&w, 3), PERMIT);
+    }
+
+    #[test]
+    fn a_read_only_map_is_unmapped_only_as_read_only() {
+        let mut w = world();
+        grant(&w.peers[0], &mut w.mem, 3, PERMIT, 0, 10);
+        let m = map(&mut w, 3, PEER, GNTMAP_HOST_MAP | GNTMAP_READONLY);
+        let Some((l1, slot)) = find_l1(&w.ft, &w.mem, 0, Mfn(0), MAP_VA) else { panic!("no L1") };
+        let pte = pagetable::entry(&w.mem, l1, slot).unwrap();
+        assert_eq!(pte & PTE_RW, 0);
+        // The guest cannot make the entry writable (it is a grant entry,
+        // refused by mmu_update), so a writable one here is not this map's.
+        pagetable::set_entry(&mut w.mem, l1, slot, pte | PTE_RW).unwrap();
+        assert_eq!(unmap(&mut w, m.handle, MAP_VA), GNTST_GENERAL_ERROR);
+        pagetable::set_entry(&mut w.mem, l1, slot, pte).unwrap();
+        assert_eq!(unmap(&mut w, m.handle, MAP_VA), GNTST_OKAY);
     }
 
     #[test]

@@ -29,3 +29,9 @@ pub fn write_byte(b: u8) {
 pub fn read_byte() -> Option<u8> {
     (inb(COM1 + 5) & 0x01 != 0).then(|| inb(COM1))
 }
+
+/// Whether a received byte is waiting (the line status register's data
+/// ready bit), without taking it.
+pub fn input_ready() -> bool {
+    inb(COM1 + 5) & 0x01 != 0
+}

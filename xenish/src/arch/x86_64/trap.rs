@@ -18,7 +18,7 @@ use crate::mm::m2p::M2p;
 use crate::mm::Mfn;
 use crate::regs::TrapFrame;
 use crate::sched::{SchedParams, VcpuRef};
-use crate::system::{Action, Next, System};
+use crate::system::{Action, Next, System, CONSOLE_POLL_NS};
 use crate::time::{Clock, TimeScale};
 use crate::traps::CpuOps;
 
@@ -216,6 +216,7 @@ fn enter(frame: &mut TrapFrame, handler: impl FnOnce(&mut System, &mut TrapFrame
         let Some(system) = guard.as_mut() else { hypervisor_fault(frame) };
         let previous = system.current;
         let (now, tsc) = now(system);
+        poll_console(system);
         let action = handler(system, frame, now, tsc, &mut memory());
         arm_timer(system);
         (action, previous)
@@ -223,9 +224,22 @@ fn enter(frame: &mut TrapFrame, handler: impl FnOnce(&mut System, &mut TrapFrame
     carry_out_inline(action, previous, frame);
 }
 
-/// Programs the APIC for the system's next deadline.
+/// Programs the APIC for the system's next deadline (no later than the
+/// next console poll while the console domain listens for input).
 fn arm_timer(system: &System) {
-    apic::set_deadline(system.next_deadline_ns().map(|ns| system.clock.tsc_at(ns)));
+    let poll = system.console_listener().then(|| now(system).0.saturating_add(CONSOLE_POLL_NS));
+    let deadline = match (system.next_deadline_ns(), poll) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    apic::set_deadline(deadline.map(|ns| system.clock.tsc_at(ns)));
+}
+
+/// Hands waiting serial input to the console domain.
+fn poll_console(system: &mut System) {
+    if serial::input_ready() {
+        system.console_input(&mut memory());
+    }
 }
 
 /// Carries out an action for a frame that will be returned to by the entry
@@ -392,6 +406,7 @@ fn idle(frame: &mut TrapFrame) -> ! {
             let mut guard = SYSTEM.lock();
             let Some(system) = guard.as_mut() else { cpu::halt_forever() };
             let (now, tsc) = now(system);
+            poll_console(system);
             let action = system.idle_wakeup(frame, now, tsc, &mut memory());
             arm_timer(system);
             action
