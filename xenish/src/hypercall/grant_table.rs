@@ -277,7 +277,7 @@ fn host_slot(ctx: &Ctx, addr: u64, by_pte: bool) -> Result<(Mfn, usize), GntStat
     if !by_pte {
         return l1_slot(ctx, addr);
     }
-    if addr % 8 != 0 {
+    if !addr.is_multiple_of(8) {
         return Err(GNTST_GENERAL_ERROR);
     }
     let table = Mfn::containing(addr);
