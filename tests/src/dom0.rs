@@ -110,6 +110,7 @@ const BINARIES: &[(&str, &[&str])] = &[
         ],
     ),
     ("xen-devcheck", &[]),
+    ("xenconsoled", &[]),
     ("xl", &[]),
 ];
 
@@ -141,6 +142,9 @@ if [ -x /usr/sbin/xenstored ]; then
     # What Xen's xen-init-dom0 writes for the control domain.
     xenstore-write /local/domain/0/name Domain-0 /local/domain/0/domid 0 \
         || echo "dom0: cannot write dom0's XenStore entries"
+fi
+if [ -x /usr/sbin/xenconsoled ]; then
+    xenconsoled --pid-file /run/xenconsoled.pid || echo "dom0: xenconsoled did not start"
 fi
 echo "{READY}"
 if [ -f /etc/xenish/autorun ]; then
