@@ -17,8 +17,8 @@
 use guest_abi::arch_x86::GuestHandle;
 use guest_abi::errno::XenError;
 use guest_abi::xen::{
-    MmuUpdate, DOMID_SELF, MMU_MACHPHYS_UPDATE, MMU_NORMAL_PT_UPDATE, MMU_PT_UPDATE_PRESERVE_AD, UVMF_FLUSHTYPE_MASK,
-    UVMF_INVLPG, UVMF_TLB_FLUSH,
+    MmuUpdate, DOMID_SELF, MMU_MACHPHYS_UPDATE, MMU_NORMAL_PT_UPDATE, MMU_PT_UPDATE_NO_TRANSLATE,
+    MMU_PT_UPDATE_PRESERVE_AD, UVMF_FLUSHTYPE_MASK, UVMF_INVLPG, UVMF_TLB_FLUSH,
 };
 use zerocopy::{FromBytes, IntoBytes};
 
@@ -250,11 +250,12 @@ fn mmu_update_owner(ctx: &mut Ctx, foreigndom: u32) -> Result<PgOwner, XenError>
 fn mmu_update_one(ctx: &mut Ctx, owner: PgOwner, req: MmuUpdate) -> Result<(), XenError> {
     let addr = req.ptr & !MMU_CMD_MASK;
     match (req.ptr & MMU_CMD_MASK) as u32 {
-        MMU_NORMAL_PT_UPDATE => update_entry(ctx, owner, addr, req.val, false),
+        // NO_TRANSLATE only skips translating `val` through the foreign
+        // domain's p2m, which a PV domain does not have: Xen 4.17 serves it
+        // as a normal update (privcmd's MMAP_RESOURCE maps this way).
+        MMU_NORMAL_PT_UPDATE | MMU_PT_UPDATE_NO_TRANSLATE => update_entry(ctx, owner, addr, req.val, false),
         MMU_PT_UPDATE_PRESERVE_AD => update_entry(ctx, owner, addr, req.val, true),
         MMU_MACHPHYS_UPDATE => machphys_update(ctx, owner, Mfn::containing(req.ptr), req.val),
-        // MMU_PT_UPDATE_NO_TRANSLATE is for translated guests: for PV it
-        // falls to Xen's default, like every unknown command.
         _ => Err(XenError::Enosys),
     }
 }
@@ -315,7 +316,7 @@ mod tests {
     use super::super::tests::{peer_domain, World, BUF_VA, M2P};
     use super::*;
     use crate::guest_access::{Access, GuestMemory};
-    use guest_abi::xen::{HYPERVISOR_MMU_UPDATE, HYPERVISOR_UPDATE_VA_MAPPING, MMU_PT_UPDATE_NO_TRANSLATE};
+    use guest_abi::xen::{HYPERVISOR_MMU_UPDATE, HYPERVISOR_UPDATE_VA_MAPPING};
 
     const NR: u64 = HYPERVISOR_UPDATE_VA_MAPPING as u64;
 
@@ -432,7 +433,7 @@ mod tests {
         let before = w.mem.0.clone();
         let counts = w.counts();
         let good = (6 << 12) | 0x23;
-        let cases: [(&str, u64, u64, i64); 11] = [
+        let cases: [(&str, u64, u64, i64); 10] = [
             ("frame not owned", 12 * 4096, good, EINVAL),
             ("L2 PSE", 2 * 4096 + 8, (9 << 12) | 0xe7, EINVAL),
             ("L3 naming an L1", 4096 + 8, (3 << 12) | 0x67, EINVAL),
@@ -443,7 +444,6 @@ mod tests {
             ("PCD without I/O rights", l1e(SLOT5), good | 0x10, EINVAL),
             ("misaligned (command 4)", l1e(SLOT5) | 4, good, -38),
             ("misaligned (command 7)", l1e(SLOT5) | 7, good, -38),
-            ("MMU_PT_UPDATE_NO_TRANSLATE", l1e(SLOT5) | u64::from(MMU_PT_UPDATE_NO_TRANSLATE), good, -38),
         ];
         for (what, ptr, val, errno) in cases {
             assert_eq!(mmu(&mut w, &[(ptr, val)], SELF), errno, "{what}");
@@ -456,6 +456,10 @@ mod tests {
         }
         assert_eq!(w.counts(), counts, "no count changed");
         assert_eq!(mmu(&mut w, &[(l1e(SLOT5), (2 << 12) | 0x21)], SELF), 0, "a page table read-only is fine");
+        let no_translate = l1e(SLOT5) | u64::from(MMU_PT_UPDATE_NO_TRANSLATE);
+        assert_eq!(mmu(&mut w, &[(no_translate, good)], SELF), 0, "NO_TRANSLATE is a normal update for PV");
+        assert_eq!(entry(&w, 3, SLOT5), good | 0x04, "with _PAGE_USER, as any PV L1 entry");
+        assert_eq!(mmu(&mut w, &[(no_translate, (12 << 12) | 0x23)], SELF), -16, "with the same checks");
         // An own frame that is no page table is written as plain memory,
         // unchecked (Xen's default case): Linux fills new tables this way.
         assert_eq!(mmu(&mut w, &[(9 * 4096 + 16, (12 << 12) | 0x23)], SELF), 0);
