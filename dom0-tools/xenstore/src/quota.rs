@@ -85,7 +85,7 @@ impl Quotas {
 }
 
 /// Everything the store needs to know about the daemon's configuration.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Config {
     /// The limits for unprivileged domains.
     pub quotas: Quotas,
@@ -97,10 +97,4 @@ pub struct Config {
     /// `keep_orphans` (`--keep-orphans`): give a dead domain's nodes to
     /// `priv_domid` instead of deleting them.
     pub keep_orphans: bool,
-}
-
-impl Default for Config {
-    fn default() -> Config {
-        Config { quotas: Quotas::default(), dom0_domid: 0, priv_domid: 0, keep_orphans: false }
-    }
 }

@@ -39,6 +39,9 @@ pub fn decode_header(raw: &[u8; HEADER_LEN]) -> XsdSockmsg {
     XsdSockmsg { type_: field(0), req_id: field(1), tx_id: field(2), len: field(3) }
 }
 
+/// A complete message: its header and payload.
+pub type Message = (XsdSockmsg, Vec<u8>);
+
 /// A framing error: the peer announced a payload larger than
 /// `XENSTORE_PAYLOAD_MAX` (the connection cannot be resynchronised).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -72,7 +75,7 @@ impl MessageReader {
     /// Takes bytes from the front of `input`, at most up to the end of the
     /// current message. Returns how many were used and the message if it is
     /// now complete.
-    pub fn push(&mut self, input: &[u8]) -> Result<(usize, Option<(XsdSockmsg, Vec<u8>)>), PayloadTooLarge> {
+    pub fn push(&mut self, input: &[u8]) -> Result<(usize, Option<Message>), PayloadTooLarge> {
         let mut used = 0;
         if self.header_used < HEADER_LEN {
             let take = input.len().min(HEADER_LEN - self.header_used);

@@ -55,7 +55,7 @@ impl XenStore {
         let maxlen = crate::wire::PAYLOAD_MAX - reply.len() - 1;
         let mut len = 0;
         for child in rest.split_inclusive(|&b| b == 0) {
-            if len + child.len() - 1 >= maxlen {
+            if len + child.len() > maxlen {
                 break;
             }
             len += child.len();
