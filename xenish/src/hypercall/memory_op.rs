@@ -68,6 +68,7 @@ pub fn memory_op(ctx: &mut Ctx, args: [u64; 5]) -> Outcome {
         {
             Outcome::Return(XenError::Einval.to_ret())
         }
+        XENMEM_ACQUIRE_RESOURCE => super::acquire_resource::acquire_resource(ctx, arg, start).into(),
         _ if start != 0 => Outcome::Return(XenError::Enosys.to_ret()),
         XENMEM_EXCHANGE => super::memory_exchange::exchange(ctx, arg),
         XENMEM_CURRENT_RESERVATION | XENMEM_MAXIMUM_RESERVATION | XENMEM_MAXIMUM_GPFN => stat(ctx, op, arg).into(),

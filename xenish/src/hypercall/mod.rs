@@ -1,6 +1,7 @@
 //! The hypercall table: one entry per Xen hypercall number, each handler
 //! validating its arguments and returning Xen's result or errno.
 
+mod acquire_resource;
 mod callbacks;
 mod console_io;
 pub mod debugreg;
