@@ -374,16 +374,15 @@ mod tests {
         let granted = crate::gnttab::acquire(&mut w.dom, &mut w.mem, &w.ft, 3, 1, false).unwrap();
         w.ft.get_page(granted, Owner::Domain(0)).unwrap();
         w.ft.get_type(granted, crate::mm::frame_table::PageType::Writable).unwrap();
-        let m =
-            crate::gnttab::Mapping {
-                granter: 0,
-                gref: 3,
-                mfn: granted,
-                host: true,
-                device: false,
-                readonly: false,
-                by_pte: false,
-            };
+        let m = crate::gnttab::Mapping {
+            granter: 0,
+            gref: 3,
+            mfn: granted,
+            host: true,
+            device: false,
+            readonly: false,
+            by_pte: false,
+        };
         w.peers[0].gnttab.track(m).unwrap();
         w.audit();
         assert!(destroy_peer(&mut w));

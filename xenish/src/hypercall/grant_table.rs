@@ -560,7 +560,8 @@ mod tests {
         // What gntdev's user op asks for in a PV dom0.
         let flags = GNTMAP_HOST_MAP | GNTMAP_APPLICATION_MAP | GNTMAP_CONTAINS_PTE | (1 << GNTMAP_GUEST_AVAIL0_BIT);
         let by_pte = |addr| GnttabMapGrantRef { host_addr: addr, ..map_op(3, PEER, flags) };
-        for (addr, why) in [(pte_maddr + 4, "misaligned"), (0xa000, "not an L1 of the caller's"), (u64::MAX, "nowhere")] {
+        for (addr, why) in [(pte_maddr + 4, "misaligned"), (0xa000, "not an L1 of the caller's"), (u64::MAX, "nowhere")]
+        {
             assert_eq!(op(&mut w, GNTTABOP_MAP_GRANT_REF, &[by_pte(addr)]).1[0].status, GNTST_GENERAL_ERROR, "{why}");
         }
         assert_eq!(peer_flags(&w, 3), PERMIT, "refused maps leave the grant unused");
