@@ -5,12 +5,17 @@
 //! kernel its `start_info`), the hypercall page, console output through
 //! `console_io`, and a panic handler that reports and crashes the domain.
 //! A kernel links with `link.ld` beside this file and names its main
-//! function with [`entry!`].
+//! function with [`entry!`]. Beyond that, for domUs started by a
+//! toolstack: waiting for an event channel with a deadline ([`poll`]),
+//! lines on both consoles ([`tee`]) and a XenStore client ([`xenstore`]).
 #![no_std]
 
 pub mod console;
 pub mod events;
+pub mod poll;
+pub mod tee;
 pub mod traps;
+pub mod xenstore;
 
 pub use guest_abi::hypercall;
 
