@@ -64,6 +64,9 @@ pub fn daemonize() -> io::Result<Ready> {
         drop(wr);
         let mut verdict = Vec::new();
         let _ = File::from(rd).read_to_end(&mut verdict);
+        // Reap the intermediate process (it exits right after its fork).
+        // SAFETY: waitpid on our own child, with a null status pointer.
+        unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
         if verdict.as_slice() == b"R" {
             // SAFETY: `_exit` ends the parent without running destructors
             // that belong to the daemon's resources.
