@@ -117,7 +117,9 @@ impl XsError {
         matches!(self, XsError::Store(e) if *e == err)
     }
 
-    fn from_payload(payload: &[u8]) -> XsError {
+    /// The error an `XS_ERROR` payload names (for callers of
+    /// [`XenStore::recv`]).
+    pub fn from_error_reply(payload: &[u8]) -> XsError {
         let name = wire::first_string(payload);
         match xsd_error_from_name(name) {
             Some(e) => XsError::Store(e),
@@ -441,7 +443,7 @@ impl<P: EventPort> XenStore<P> {
                 continue;
             }
             if hdr.type_ == XS_ERROR {
-                return Err(XsError::from_payload(self.rx.payload()));
+                return Err(XsError::from_error_reply(self.rx.payload()));
             }
             if hdr.type_ != msg_type {
                 return Err(XsError::Protocol);

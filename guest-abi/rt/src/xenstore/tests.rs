@@ -144,12 +144,12 @@ fn payload_parsers_take_what_is_there() {
 
 #[test]
 fn errors_keep_xen_names() {
-    assert_eq!(format!("{}", XsError::from_payload(b"ENOENT\0")), "ENOENT");
-    assert!(XsError::from_payload(b"EACCES\0").is(XenError::Eacces));
-    let e = XsError::from_payload(b"EQUOTA\0");
+    assert_eq!(format!("{}", XsError::from_error_reply(b"ENOENT\0")), "ENOENT");
+    assert!(XsError::from_error_reply(b"EACCES\0").is(XenError::Eacces));
+    let e = XsError::from_error_reply(b"EQUOTA\0");
     assert!(matches!(e, XsError::UnknownStore(_)));
     assert_eq!(format!("{e}"), "EQUOTA");
-    assert_eq!(format!("{}", XsError::from_payload(b"\x01very long error name indeed")), "\\x01very long erro");
+    assert_eq!(format!("{}", XsError::from_error_reply(b"\x01very long error name indeed")), "\\x01very long erro");
     assert_eq!(format!("{}", Text(b"a b\n\xff")), "a b\\x0a\\xff");
 }
 
