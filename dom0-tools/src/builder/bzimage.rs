@@ -77,7 +77,10 @@ pub fn unwrap(image: &[u8]) -> Result<std::borrow::Cow<'_, [u8]>, KernelError> {
     let limit = if bz && format != Format::Gzip {
         // The size trailer tells how much to expect.
         let size = data.len().checked_sub(4).and_then(|at| le(data, at, 4)).unwrap_or(0);
-        usize::try_from(size).ok().filter(|&s| s > 0 && s <= MAX_UNCOMPRESSED).ok_or(KernelError::TooLarge(size as usize))?
+        usize::try_from(size)
+            .ok()
+            .filter(|&s| s > 0 && s <= MAX_UNCOMPRESSED)
+            .ok_or(KernelError::TooLarge(size as usize))?
     } else {
         MAX_UNCOMPRESSED
     };

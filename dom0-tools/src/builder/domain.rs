@@ -159,9 +159,10 @@ fn populate(
     let pfns: Vec<u64> = (0..nr_pages).collect();
     let mfns = xc.populate_physmap(domid, &pfns)?;
     let mfn = |pfn: Option<u64>| {
-        pfn.and_then(|p| usize::try_from(p).ok()).and_then(|p| mfns.get(p)).copied().ok_or(BuildError::Layout(
-            pv_layout::LayoutError::TooSmall { needed_pages: l.used_pages, nr_pages },
-        ))
+        pfn.and_then(|p| usize::try_from(p).ok())
+            .and_then(|p| mfns.get(p))
+            .copied()
+            .ok_or(BuildError::Layout(pv_layout::LayoutError::TooSmall { needed_pages: l.used_pages, nr_pages }))
     };
     let (store_mfn, console_mfn) = (mfn(l.store_pfn)?, mfn(l.console_pfn)?);
     let info = xc.domain_info(domid)?.ok_or_else(|| io::Error::other(format!("domain {domid} vanished")))?;
@@ -255,7 +256,8 @@ fn seed_grants(xc: &Xc, domid: u16, console: (u16, u64), store: (u16, u64)) -> i
         if backend == domid {
             continue;
         }
-        let frame = u32::try_from(mfn).map_err(|_| io::Error::other(format!("mfn {mfn:#x} does not fit a v1 grant")))?;
+        let frame =
+            u32::try_from(mfn).map_err(|_| io::Error::other(format!("mfn {mfn:#x} does not fit a v1 grant")))?;
         let at = gref as usize * 8;
         // grant_entry_v1 {u16 flags; u16 domid; u32 frame}: flags last.
         map.write_bytes(at + 2, &backend.to_le_bytes());
@@ -296,5 +298,44 @@ mod tests {
         assert_eq!((g.user_regs.cs, g.user_regs.ss, g.user_regs.ds), (0xe033, 0xe02b, 0));
         assert_eq!(g.ctrlreg[3], 0x777 << 12);
         assert_eq!(g.flags, VGCF_IN_KERNEL | VGCF_ONLINE);
+    }
+}
+
+#[cfg(test)]
+mod debian_kernel {
+    use super::*;
+
+    /// Debian's kernel, when the system tests have fetched it: it unwraps
+    /// (bzImage, XZ with BCJ), its notes parse, and a 256 MiB domU lays
+    /// out as xen-pv-boot.md §2.2 says.
+    #[test]
+    fn debian_s_kernel_lays_out_like_libxc_s() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debian");
+        let Some(path) = std::fs::read_dir(root.join("linux-image-6.1.0-57-amd64/root/boot")).ok().and_then(|mut d| {
+            d.find_map(|e| e.ok().map(|e| e.path()).filter(|p| p.to_string_lossy().contains("vmlinuz")))
+        }) else {
+            return; // not fetched on this machine
+        };
+        let image = std::fs::read(&path).unwrap();
+        let kernel = Kernel::parse(&image).unwrap();
+        assert_eq!(kernel.virt_kstart, 0xffff_ffff_8100_0000);
+        assert!(kernel.notes.mod_start_pfn && kernel.notes.init_p2m == Some(0x80_0000_0000));
+        assert_eq!(kernel.notes.hypercall_page, None);
+        let spec = DomainSpec {
+            name: "d",
+            uuid: [0; 16],
+            kernel_path: "k",
+            ramdisk_path: None,
+            cmdline: "",
+            target_memkb: 256 << 10,
+            max_memkb: 256 << 10,
+            vcpus: 1,
+            max_vcpus: 1,
+            store_domid: 0,
+            console_domid: 0,
+        };
+        let l = plan(&spec, &kernel, Some(4 << 20)).unwrap();
+        assert_eq!(l.start_info_pfn, (kernel.virt_kend - 0xffff_ffff_8000_0000).div_ceil(4096));
+        assert_eq!(l.p2m.1, 128);
     }
 }

@@ -104,9 +104,7 @@ fn parse_features(s: &[u8]) -> Result<(u32, u32), KernelError> {
                     required |= 1 << bit;
                 }
             }
-            None if req => {
-                return Err(KernelError::UnknownRequiredFeature(String::from_utf8_lossy(name).into_owned()))
-            }
+            None if req => return Err(KernelError::UnknownRequiredFeature(String::from_utf8_lossy(name).into_owned())),
             None => {}
         }
     }

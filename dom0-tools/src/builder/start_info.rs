@@ -103,7 +103,10 @@ mod tests {
         let si = start_info(&l, &a);
         let at = |o: usize| u64::from_le_bytes(si[o..o + 8].try_into().unwrap());
         assert_eq!(&si[..16], b"xen-3.0-x86_64p\0");
-        assert_eq!((at(0x20), at(0x28), at(0x38), at(0x40), at(0x48), at(0x50)), (0x20000, 0x1234_5000, 0x111, 1, 0x222, 2));
+        assert_eq!(
+            (at(0x20), at(0x28), at(0x38), at(0x40), at(0x48), at(0x50)),
+            (0x20000, 0x1234_5000, 0x111, 1, 0x222, 2)
+        );
         assert_eq!(at(0x58), 0xffff_ffff_84a0_3000);
         assert_eq!(at(0x60), 41);
         assert_eq!(at(0x68), 0x80_0000_0000);

@@ -272,4 +272,48 @@ impl Xc {
     pub fn buffer(&self, len: usize) -> io::Result<HypercallBuf> {
         self.privcmd.alloc_buffer(len)
     }
+
+    /// A `xen_version` sub-op with a `len`-byte output buffer: the
+    /// hypercall's result and the buffer.
+    pub fn xen_version_raw(&self, cmd: u32, len: usize) -> io::Result<(i64, Vec<u8>)> {
+        let buf = self.privcmd.alloc_buffer(len.max(8))?;
+        let args = [cmd.into(), buf.addr(), 0, 0, 0];
+        // SAFETY: Xen writes at most the sub-op's fixed size, which the
+        // caller passes as `len`, into the pinned buffer.
+        let r = unsafe { self.raw(guest_abi::xen::HYPERVISOR_XEN_VERSION, args, || format!("xen_version {cmd}"))? };
+        let mut out = vec![0u8; len];
+        buf.read(0, &mut out)?;
+        Ok((r, out))
+    }
+
+    /// `XEN_SYSCTL_sched_id`: the scheduler's ID (5 credit, 6 credit2).
+    pub fn sched_id(&self) -> io::Result<u32> {
+        let mut s = guest_abi::sysctl::XenSysctl::new(guest_abi::sysctl::XEN_SYSCTL_SCHED_ID);
+        self.privcmd.sysctl(&mut s)?;
+        Ok(s.u[0] as u32)
+    }
+
+    /// `XEN_SYSCTL_readconsole` of the whole ring (`clear` empties it):
+    /// the hypervisor's log.
+    pub fn read_console(&self, clear: bool) -> io::Result<Vec<u8>> {
+        const LEN: usize = 64 << 10;
+        let buf = self.privcmd.alloc_buffer(LEN)?;
+        let mut s = guest_abi::sysctl::XenSysctl::new(guest_abi::sysctl::XEN_SYSCTL_READCONSOLE);
+        // {u8 clear; u8 incremental; u16 pad; u32 index; handle buffer; u32 count}
+        s.u[0] = u64::from(clear);
+        s.u[1] = buf.addr();
+        s.u[2] = LEN as u64;
+        self.privcmd.sysctl(&mut s)?;
+        let count = (s.u[2] as u32 as usize).min(LEN);
+        let mut out = vec![0u8; count];
+        buf.read(0, &mut out)?;
+        Ok(out)
+    }
+
+    /// A `memory_op` that takes no argument and returns a count
+    /// (`XENMEM_get_sharing_freed_pages`, `..._shared_pages`).
+    pub fn memory_op_count(&self, cmd: u32) -> io::Result<i64> {
+        // SAFETY: these sub-ops read and write no memory.
+        unsafe { self.raw(HYPERVISOR_MEMORY_OP, [cmd.into(), 0, 0, 0, 0], || format!("memory_op {cmd}")) }
+    }
 }
