@@ -628,9 +628,12 @@ mod tests {
         assert_eq!(parse_watch_event(b"/a"), None);
     }
 
-    /// A scripted xenstored: for each expected request (type, payload) it
-    /// sends the given messages (type, payload) back.
-    fn fake_store(script: Vec<((u32, Vec<u8>), Vec<(u32, Vec<u8>)>)>) -> (XsClient, thread::JoinHandle<()>) {
+    /// A message: (type, payload).
+    type Msg = (u32, Vec<u8>);
+
+    /// A scripted xenstored: for each expected request it sends the given
+    /// messages back.
+    fn fake_store(script: Vec<(Msg, Vec<Msg>)>) -> (XsClient, thread::JoinHandle<()>) {
         let dir =
             std::env::temp_dir().join(format!("xs-client-test-{}-{:?}", std::process::id(), thread::current().id()));
         let _ = std::fs::create_dir_all(&dir);
