@@ -153,9 +153,7 @@ impl Privcmd {
         // SAFETY: the only pointer argument is the pinned buffer holding a
         // complete `xen_domctl`; handles inside it are the caller's (doc).
         let ret = unsafe { self.hypercall_as(HYPERVISOR_DOMCTL.into(), [buf.addr(), 0, 0, 0, 0], what) };
-        let cmd = d.cmd;
         *d = buf.read_obj(0)?;
-        d.cmd = cmd;
         ret.map(drop)
     }
 
