@@ -14,7 +14,7 @@ use crate::domain::{Domain, Vcpu};
 use crate::domain_config;
 use crate::evtchn::{Binding, EvtchnTable, DOMID_XEN};
 use crate::mm::frame_alloc::FrameAllocator;
-use crate::mm::frame_table::{FrameTable, Owner, PageType};
+use crate::mm::frame_table::{FrameTable, Owner, PageList, PageType};
 use crate::mm::m2p::M2p;
 use crate::mm::pt_validate::{MapRights, Mmu};
 use crate::mm::{MachineMemory, Mfn, Pfn, PAGE_SIZE};
@@ -160,22 +160,28 @@ fn build_domain(setup: &mut Setup, plan: &Plan) -> Result<Domain, String> {
         frames.push(mfn);
     }
     let shared_info = setup.frames.alloc();
-    let release = |setup: &mut Setup, frames: &[Mfn], extra: Option<Mfn>| {
+    // The domain's frames, linked through the frame table.
+    let mut pages = PageList::default();
+    let release = |setup: &mut Setup, pages: &mut PageList, frames: &[Mfn], extra: Option<Mfn>| {
         for &m in frames.iter().chain(extra.iter()) {
+            let _ = setup.ft.release_page(m, id, pages);
             let _ = setup.ft.set_owner(m, Owner::Free);
             let _ = setup.frames.free(m);
         }
     };
     let Some(shared_info) = shared_info.filter(|_| frames.len() as u64 == nr_pages) else {
-        release(setup, &frames, shared_info);
+        release(setup, &mut pages, &frames, shared_info);
         return Err(String::from("out of memory"));
     };
-    let owned = frames.iter().map(|&m| (m, Owner::Domain(id))).chain([(shared_info, Owner::Xen)]);
-    for (m, owner) in owned {
-        if setup.ft.set_owner(m, owner).is_err() {
-            release(setup, &frames, Some(shared_info));
+    for &m in &frames {
+        if setup.ft.assign_page(m, id, &mut pages).is_err() {
+            release(setup, &mut pages, &frames, Some(shared_info));
             return Err(alloc::format!("frame {:#x} is beyond the frame table", m.0));
         }
+    }
+    if setup.ft.set_owner(shared_info, Owner::Xen).is_err() {
+        release(setup, &mut pages, &frames, Some(shared_info));
+        return Err(alloc::format!("frame {:#x} is beyond the frame table", shared_info.0));
     }
     crate::domain::init_shared_info(setup.mem, shared_info);
     // A domU's console: a ring page the builder allocates and a port
@@ -191,7 +197,7 @@ fn build_domain(setup: &mut Setup, plan: &Plan) -> Result<Domain, String> {
     let image = match builder::unwrap_kernel(kernel.bytes, setup.frames, setup.scratch) {
         Ok(image) => image,
         Err(e) => {
-            release(setup, &frames, Some(shared_info));
+            release(setup, &mut pages, &frames, Some(shared_info));
             return Err(alloc::format!("cannot unwrap the kernel: {e}"));
         }
     };
@@ -215,13 +221,13 @@ fn build_domain(setup: &mut Setup, plan: &Plan) -> Result<Domain, String> {
     let built = match built {
         Ok(b) => b,
         Err(e) => {
-            release(setup, &frames, Some(shared_info));
+            release(setup, &mut pages, &frames, Some(shared_info));
             return Err(alloc::format!("cannot build the kernel: {e}"));
         }
     };
     let rights = MapRights { id, privileged, shared_info, grant_frames: &[] };
     if let Err(e) = adopt_page_tables(setup.ft, setup.mem, &rights, built.l4, &built.page_tables) {
-        release(setup, &frames, Some(shared_info));
+        release(setup, &mut pages, &frames, Some(shared_info));
         return Err(alloc::format!("the initial page tables do not validate ({e:?})"));
     }
     for (pfn, &mfn) in frames.iter().enumerate() {
@@ -245,9 +251,7 @@ fn build_domain(setup: &mut Setup, plan: &Plan) -> Result<Domain, String> {
     };
     let mut d = Domain::new(id, name, privileged, shared_info);
     d.max_pages = nr_pages;
-    d.owned = frames.clone();
-    d.owned.sort_unstable();
-    d.frames = frames;
+    d.page_list = pages;
     d.vcpus = alloc::vec![{
         let mut v = Vcpu::new(0, regs, built.l4);
         v.init_fpu(setup.fpu_area_size);

@@ -361,9 +361,11 @@ fn the_built_hierarchy_validates_and_is_pinned() {
     let (mut w_mem, w) = world(4096);
     let built = build(&spec(&k, &w, None), &mut w_mem).unwrap();
     let mut ft = table(4096 + 2);
+    let mut pages = crate::mm::frame_table::PageList::default();
     for &m in &w.frames {
-        ft.set_owner(m, Owner::Domain(0)).unwrap();
+        ft.assign_page(m, 0, &mut pages).unwrap();
     }
+    assert_eq!(ft.owner(w.frames[0]), Some(Owner::Domain(0)));
     let rights = MapRights { id: 0, privileged: true, shared_info: Mfn(1), grant_frames: &[] };
     crate::setup::adopt_page_tables(&mut ft, &mut w_mem, &rights, built.l4, &built.page_tables).unwrap();
     let l4 = ft.info(built.l4).unwrap();
