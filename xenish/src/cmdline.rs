@@ -12,6 +12,25 @@ const KNOWN: &[&str] = &["dom0_mem", "domain", "console", "com1", "loglvl", "gue
 /// Bytes per page.
 const PAGE: u64 = 4096;
 
+/// The most dom0 keeps back by default: 128 MiB, in pages.
+const DEFAULT_RESERVE_MAX: u64 = (128 << 20) / PAGE;
+
+/// Xen's default dom0 size out of `avail` pages: all of them less a
+/// reserve of 1/16, at most 128 MiB ("for things like DMA buffers").
+pub fn default_dom0_pages(avail: u64) -> u64 {
+    avail - (avail / 16).min(DEFAULT_RESERVE_MAX)
+}
+
+/// dom0's size as worked out from the command line and the kernel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Dom0Size {
+    /// Pages dom0 gets.
+    pub nr_pages: u64,
+    /// Whether Xen's clip for kernels that map their p2m list in the
+    /// initial mapping made it smaller ("Dom0 memory clipped").
+    pub clipped: bool,
+}
+
 /// A size in `dom0_mem=`: an amount, or "all but" an amount.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MemSize {
@@ -102,8 +121,7 @@ impl Dom0Mem {
             MemSize::Bytes(b) => b / PAGE,
             MemSize::AllBut(b) => avail.saturating_sub(b / PAGE),
         };
-        let default = avail - (avail / 16).min((128 << 20) / PAGE);
-        let mut pages = self.amount.map_or(default, resolve);
+        let mut pages = self.amount.map_or(default_dom0_pages(avail), resolve);
         if let Some(min) = self.min {
             pages = pages.max(resolve(min));
         }
@@ -115,6 +133,56 @@ impl Dom0Mem {
             return Err(CmdlineError::NoMemory);
         }
         Ok(pages)
+    }
+}
+
+impl Dom0Mem {
+    /// dom0's size out of `avail` pages for `kernel` (with an initrd of
+    /// `initrd_len` bytes), after Xen 4.17's `dom0_compute_nr_pages`:
+    /// [`Self::pages`], then, unless an amount was given, a kernel that
+    /// maps its p2m list inside its initial mapping (no usable `INIT_P2M`)
+    /// gets no more than leaves about half of the virtual space between
+    /// `VIRT_BASE` and the end of the address space for the page tables it
+    /// builds next ("Legacy Linux kernels ... require that there is enough
+    /// virtual space beyond the initial allocation"). For a kernel at
+    /// `0xffffffff80000000` that is about 512 GiB.
+    pub fn compute_nr_pages(
+        &self,
+        avail: u64,
+        kernel: &crate::builder::KernelExtent,
+        initrd_len: u64,
+    ) -> Result<Dom0Size, CmdlineError> {
+        let nr_pages = self.pages(avail)?;
+        let positive = |m: Option<MemSize>| matches!(m, Some(MemSize::Bytes(b)) if b / PAGE > 0);
+        let min_pages = match self.min {
+            Some(MemSize::Bytes(b)) => b / PAGE,
+            Some(MemSize::AllBut(b)) => avail.saturating_sub(b / PAGE),
+            None => 0,
+        };
+        let legacy =
+            !kernel.init_p2m && !positive(self.amount) && (!positive(self.min) || nr_pages > min_pages.min(avail));
+        if !legacy {
+            return Ok(Dom0Size { nr_pages, clipped: false });
+        }
+        // Xen's arithmetic, in 64-bit unsigned longs that may wrap.
+        let round = |v: u64| v.wrapping_add(PAGE - 1) & !(PAGE - 1);
+        let vstart = kernel.virt_base;
+        let mut vend = round(kernel.virt_kend);
+        if !kernel.unmapped_initrd {
+            vend = vend.wrapping_add(round(initrd_len));
+        }
+        let mut end = vend.wrapping_add(nr_pages.wrapping_mul(8));
+        if end > vstart {
+            end = end.wrapping_add(end - vstart);
+        }
+        if end > vstart {
+            return Ok(Dom0Size { nr_pages, clipped: false });
+        }
+        let mut clipped = 0u64.wrapping_sub(vend) / 16;
+        if positive(self.min) && clipped < min_pages {
+            clipped = min_pages;
+        }
+        Ok(Dom0Size { nr_pages: clipped, clipped: true })
     }
 }
 
@@ -147,10 +215,12 @@ impl<'a> CommandLine<'a> {
 
     /// dom0's page count out of `avail` free pages.
     pub fn dom0_pages(&self, avail: u64) -> Result<u64, CmdlineError> {
-        match self.dom0_mem {
-            Some(v) => Dom0Mem::parse(v)?.pages(avail),
-            None => Dom0Mem::default().pages(avail),
-        }
+        self.dom0_mem()?.pages(avail)
+    }
+
+    /// The `dom0_mem=` option (the default: none of its parts given).
+    pub fn dom0_mem(&self) -> Result<Dom0Mem, CmdlineError> {
+        self.dom0_mem.map_or(Ok(Dom0Mem::default()), Dom0Mem::parse)
     }
 }
 
@@ -185,6 +255,43 @@ mod tests {
         assert_eq!(pages(""), Ok(avail - 64 * MIB)); // 1/16 reserve
         assert_eq!(CommandLine::parse("").dom0_pages(8192 * MIB), Ok(8192 * MIB - 128 * MIB));
         assert_eq!(pages("dom0_mem=64M dom0_mem=32M"), Ok(32 * MIB));
+    }
+
+    #[test]
+    fn legacy_kernels_are_clipped_to_their_initial_mapping() {
+        use crate::builder::KernelExtent;
+        // A guest-rt or old Linux kernel: at -2 GiB, its p2m list mapped.
+        let high = KernelExtent {
+            virt_base: 0xffff_ffff_8000_0000,
+            virt_kend: 0xffff_ffff_8100_0000,
+            init_p2m: false,
+            unmapped_initrd: false,
+        };
+        let size = |line: &str, avail: u64, k: &KernelExtent| {
+            CommandLine::parse(line).dom0_mem().and_then(|m| m.compute_nr_pages(avail, k, 0))
+        };
+        let fits = Dom0Size { nr_pages: default_dom0_pages(1 << 22), clipped: false };
+        assert_eq!(size("", 1 << 22, &high), Ok(fits), "16 GiB: 32 MiB of p2m list fits");
+        // 2 GiB from VIRT_BASE, less the 16 MiB kernel: half of it for the
+        // p2m list, 8 bytes a page.
+        let limit = ((2u64 << 30) - (16 << 20)) / 16;
+        let tib = 1024 * 1024 * MIB;
+        assert_eq!(size("", tib, &high), Ok(Dom0Size { nr_pages: limit, clipped: true }), "1 TiB");
+        assert_eq!(size("dom0_mem=-1G", tib, &high).map(|s| s.nr_pages), Ok(limit), "all-but is no amount");
+        assert_eq!(
+            size("dom0_mem=min:600G", tib, &high),
+            Ok(Dom0Size { nr_pages: 600 * 1024 * MIB, clipped: true }),
+            "but no less than min"
+        );
+        let given = Dom0Size { nr_pages: 768 * 1024 * MIB, clipped: false };
+        assert_eq!(size("dom0_mem=768G", tib, &high), Ok(given), "an amount given is not clipped");
+        let mut mapped_initrd = high;
+        mapped_initrd.virt_kend = 0xffff_ffff_8000_0000 + (1 << 30);
+        assert!(size("", 64 * 1024 * MIB, &mapped_initrd).is_ok_and(|s| s.clipped), "less room above a big kernel");
+        let modern = KernelExtent { init_p2m: true, ..high };
+        assert_eq!(size("", tib, &modern).map(|s| s.clipped), Ok(false), "INIT_P2M: nothing to clip");
+        let low = KernelExtent { virt_base: 0, virt_kend: 0x40_0000, ..high };
+        assert_eq!(size("", tib, &low).map(|s| s.clipped), Ok(false), "a kernel at 0 has room");
     }
 
     #[test]

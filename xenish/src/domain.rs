@@ -7,6 +7,7 @@ use alloc::vec::Vec;
 use crate::console::GuestConsole;
 use crate::evtchn::EvtchnTable;
 use crate::gnttab::GrantTable;
+use crate::mm::frame_table::{FrameTable, PageList};
 use crate::mm::Mfn;
 use crate::regs::TrapFrame;
 
@@ -382,13 +383,14 @@ pub struct Domain {
     pub crash_message: Option<String>,
     /// `SCHEDOP_shutdown_code`: the reason to report at the next shutdown.
     pub shutdown_code: Option<u8>,
-    /// The domain's memory: `p2m[pfn] = mfn` as built.
-    pub frames: Vec<Mfn>,
-    /// The same frames, sorted, for ownership checks (the frame table
-    /// records the same ownership for the PV MMU; a domain's memory does
-    /// not change after it is built).
-    pub owned: Vec<Mfn>,
-    /// The most pages the domain may own.
+    /// The domain's RAM (Xen's `page_list`): its frames, linked through
+    /// the frame table, whose owner fields say they are this domain's. Its
+    /// length is [`Domain::tot_pages`]. A PV domain keeps its own p2m; the
+    /// hypervisor needs no pfn order.
+    pub page_list: PageList,
+    /// The most pages the domain may own (Xen's `max_pages`); the
+    /// toolstack may lower it below `tot_pages`, which then only stops
+    /// the domain from growing.
     pub max_pages: u64,
     /// The shared_info page (hypervisor-owned, mapped by the guest).
     pub shared_info: Mfn,
@@ -436,8 +438,7 @@ impl Domain {
             state: DomainState::Running,
             crash_message: None,
             shutdown_code: None,
-            frames: Vec::new(),
-            owned: Vec::new(),
+            page_list: PageList::default(),
             max_pages: 0,
             shared_info,
             vm_assist: 0,
@@ -456,9 +457,9 @@ impl Domain {
         }
     }
 
-    /// Whether the domain owns `mfn` as RAM.
-    pub fn owns(&self, mfn: Mfn) -> bool {
-        self.owned.binary_search(&mfn).is_ok()
+    /// The pages the domain owns (Xen's `tot_pages`).
+    pub fn tot_pages(&self) -> u64 {
+        self.page_list.len()
     }
 
     /// Where vCPU `vcpu`'s `vcpu_info` is: the frame and byte offset the
@@ -470,10 +471,11 @@ impl Domain {
         }
     }
 
-    /// Whether the domain may map `mfn` with its own page tables: its RAM,
-    /// its shared_info page, or a frame of its grant table.
-    pub fn may_map(&self, mfn: Mfn) -> bool {
-        self.owns(mfn) || mfn == self.shared_info || self.gnttab.frames.contains(&mfn)
+    /// Whether the domain may map `mfn` with its own page tables: its RAM
+    /// (as the frame table `ft` records it), its shared_info page, or a
+    /// frame of its grant table.
+    pub fn may_map(&self, ft: &FrameTable, mfn: Mfn) -> bool {
+        ft.is_owned_by(mfn, self.id) || mfn == self.shared_info || self.gnttab.frames.contains(&mfn)
     }
 
     /// Whether the domain's vCPUs may run: alive and not paused.

@@ -250,11 +250,12 @@ pub fn acquire(
         None => {
             let e = gt.set_status(mem, gref, user, readonly)?;
             let mfn = Mfn(u64::from(e.frame));
-            let usable = granter.owns(mfn) && (readonly || !ft.is_page_table(mfn));
+            let owned = ft.is_owned_by(mfn, granter.id);
+            let usable = owned && (readonly || !ft.is_page_table(mfn));
             if !usable {
                 let clear = GTF_READING as u16 | GTF_WRITING as u16;
                 granter.gnttab.update_flags(mem, gref, 0, clear);
-                return Err(if granter.owns(mfn) { GNTST_GENERAL_ERROR } else { GNTST_BAD_PAGE });
+                return Err(if owned { GNTST_GENERAL_ERROR } else { GNTST_BAD_PAGE });
             }
             mfn
         }

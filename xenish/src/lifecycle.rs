@@ -85,22 +85,27 @@ pub fn destroy(domains: &mut [Domain], index: usize, res: &mut Resources) -> boo
             mmu.put_page_and_type(info);
         }
     }
-    for &mfn in &d.owned {
+    // Walks of its page list: (de)validation changes types and counts,
+    // never owners or links, so the walk may go on while it does.
+    let mut cursor = d.page_list.first();
+    while let Some(mfn) = cursor {
         if mmu.ft.info(mfn).is_some_and(|p| p.pinned()) {
             let _ = mmu.unpin(mfn, d.id);
         }
+        cursor = mmu.ft.next_page(mfn);
     }
     // A table still typed now is held only by tables of its own that no
     // pin or base pointer reaches (or by nothing valid at all): break it
     // up from the top, as Xen does, so nothing is left circular.
     for level in [4u8, 3, 2, 1] {
-        for &mfn in &d.owned {
+        let mut cursor = d.page_list.first();
+        while let Some(mfn) = cursor {
             if mmu.ft.page_type(mfn) == PageType::table(level).unwrap_or(PageType::None) {
                 mmu.force_devalidate(mfn);
             }
+            cursor = mmu.ft.next_page(mfn);
         }
     }
-    d.frames = alloc::vec::Vec::new();
     d.console_ring = None;
     release_frames(d, res)
 }
@@ -145,16 +150,17 @@ fn end_grant_mappings(d: &mut Domain, peers: &mut Peers, res: &mut Resources) {
     }
 }
 
-/// Frees every frame of dying `d` that nothing refers to; when none is
-/// left, its hypervisor frames go too (once unmapped) and it is dead.
+/// Frees every frame of dying `d` that nothing refers to (a walk of its
+/// page list; those still mapped elsewhere stay on it); when none is left,
+/// its hypervisor frames go too (once unmapped) and it is dead.
 fn release_frames(d: &mut Domain, res: &mut Resources) -> bool {
-    let mut kept = alloc::vec::Vec::new();
-    for mfn in core::mem::take(&mut d.owned) {
-        if !free_frame(mfn, res) {
-            kept.push(mfn);
+    let mut cursor = d.page_list.first();
+    while let Some(mfn) = cursor {
+        cursor = res.ft.next_page(mfn);
+        if idle(res.ft, mfn) && res.ft.release_page(mfn, d.id, &mut d.page_list).is_ok() {
+            scrub_and_free(mfn, res);
         }
     }
-    d.owned = kept;
     let xen_frames = core::iter::once(d.shared_info).chain(d.gnttab.frames.iter().copied());
     let xen_frames: alloc::vec::Vec<Mfn> = xen_frames.filter(|&m| m != Mfn(u64::MAX)).collect();
     let mut xen_kept = alloc::vec::Vec::new();
@@ -169,7 +175,7 @@ fn release_frames(d: &mut Domain, res: &mut Resources) -> bool {
     if !xen_kept.contains(&d.shared_info) {
         d.shared_info = Mfn(u64::MAX);
     }
-    if !d.owned.is_empty() || !xen_kept.is_empty() {
+    if !d.page_list.is_empty() || !xen_kept.is_empty() {
         return false;
     }
     d.state = match d.state {
@@ -179,19 +185,29 @@ fn release_frames(d: &mut Domain, res: &mut Resources) -> bool {
     true
 }
 
-/// Returns `mfn` to the pool if nothing refers to it: scrubbed, its M2P
-/// entry invalid, unowned.
+/// Whether nothing refers to `mfn`, which somebody owns.
+fn idle(ft: &FrameTable, mfn: Mfn) -> bool {
+    ft.info(mfn).is_some_and(|p| p.count() == 0 && p.type_count() == 0 && p.owner() != Owner::Free)
+}
+
+/// Returns a hypervisor frame (shared_info, a grant-table frame) to the
+/// pool if nothing refers to it.
 fn free_frame(mfn: Mfn, res: &mut Resources) -> bool {
-    let idle = res.ft.info(mfn).is_some_and(|p| p.count() == 0 && p.type_count() == 0 && p.owner() != Owner::Free);
-    if !idle || res.ft.set_owner(mfn, Owner::Free).is_err() {
+    if !idle(res.ft, mfn) || res.ft.set_owner(mfn, Owner::Free).is_err() {
         return false;
     }
+    scrub_and_free(mfn, res);
+    true
+}
+
+/// Scrubs an unowned frame, invalidates its M2P entry and returns it to
+/// the pool.
+fn scrub_and_free(mfn: Mfn, res: &mut Resources) {
     if let Some(bytes) = res.mem.frame_mut(mfn) {
         bytes.fill(0);
     }
     res.m2p.set(res.mem, mfn, None);
     res.pool.free(mfn);
-    true
 }
 
 /// Raises `VIRQ_DOM_EXC` (a domain shut down or died) in every privileged
@@ -221,7 +237,7 @@ mod tests {
     /// system's domain list would hold them.
     fn destroy_peer(w: &mut World) -> bool {
         w.peers[0].state = DomainState::Dying(None);
-        let dom = core::mem::replace(&mut w.dom, test_domain(99, false, 0..0, None, Mfn(u64::MAX)));
+        let dom = core::mem::replace(&mut w.dom, test_domain(99, false, 0..0, None, Mfn(u64::MAX)).domain);
         let mut domains = std::vec![dom, w.peers.remove(0)];
         let mut res = Resources { ft: &mut w.ft, mem: &mut w.mem, pool: &mut w.pool, m2p: M2P };
         let dead = destroy(&mut domains, 1, &mut res);
@@ -264,7 +280,8 @@ mod tests {
             assert_eq!((p.owner(), p.count(), p.type_count(), p.pinned()), (Owner::Free, 0, 0, false), "frame {m}");
         }
         assert_eq!(w.mem.0[14][0], 0, "scrubbed");
-        assert!(w.peers[0].vcpus.is_empty() && w.peers[0].owned.is_empty());
+        assert!(w.peers[0].vcpus.is_empty() && w.peers[0].page_list.is_empty());
+        assert_eq!(w.peers[0].tot_pages(), 0);
     }
 
     #[test]
@@ -273,10 +290,9 @@ mod tests {
         use crate::mm::pt_validate::MapRights;
         let mut w = world_with_peer_tables();
         let (gdt, ldt) = (w.pool.0.pop().unwrap(), w.pool.0.pop().unwrap());
+        w.peers[0].max_pages = 7;
         for m in [gdt, ldt] {
-            w.ft.set_owner(m, Owner::Domain(1)).unwrap();
-            let at = w.peers[0].owned.binary_search(&m).unwrap_err();
-            w.peers[0].owned.insert(at, m);
+            w.give(1, m);
         }
         let mut mmu = Mmu { ft: &mut w.ft, mem: &mut w.mem };
         let rights = MapRights::of(&w.peers[0]);
@@ -333,7 +349,8 @@ mod tests {
         let pool = w.pool.0.len();
         assert!(!destroy_peer(&mut w), "d0 still maps frame 12");
         assert_eq!(w.peers[0].state, DomainState::Dying(None));
-        assert_eq!(w.peers[0].owned, [Mfn(12)]);
+        assert_eq!(w.ft.pages(&w.peers[0].page_list).collect::<std::vec::Vec<_>>(), [Mfn(12)]);
+        assert_eq!(w.peers[0].tot_pages(), 1);
         assert_eq!(w.pool.0.len(), pool + 4, "frames 10, 11, 13 (shared_info) and the grant-table frame");
         assert_eq!(w.ft.owner(table), Some(Owner::Free));
         assert_eq!(

@@ -8,16 +8,16 @@ use alloc::vec::Vec;
 
 use guest_abi::errno::XenError;
 
-use crate::builder::{self, DomainSpec};
-use crate::cmdline::CommandLine;
+use crate::builder::{self, DomainSpec, KernelImage};
+use crate::cmdline::{CommandLine, Dom0Mem};
 use crate::domain::{Domain, Vcpu};
 use crate::domain_config;
 use crate::evtchn::{Binding, EvtchnTable, DOMID_XEN};
-use crate::mm::frame_alloc::FrameAllocator;
-use crate::mm::frame_table::{FrameTable, Owner, PageType};
+use crate::mm::frame_runs::FrameRuns;
+use crate::mm::frame_table::{FrameTable, Owner, PageList, PageType};
 use crate::mm::m2p::M2p;
 use crate::mm::pt_validate::{MapRights, Mmu};
-use crate::mm::{MachineMemory, Mfn, Pfn, PAGE_SIZE};
+use crate::mm::{FramePool, MachineMemory, Mfn, Pfn, PAGE_SIZE};
 use crate::printk;
 use crate::regs::TrapFrame;
 use crate::sched::SchedParams;
@@ -32,13 +32,11 @@ pub struct BootModule<'a> {
 }
 
 /// What building domains needs from the machine.
-pub struct Setup<'s, 'f> {
+pub struct Setup<'s> {
     /// Machine memory.
     pub mem: &'s mut dyn MachineMemory,
-    /// The frame allocator.
-    pub frames: &'s mut FrameAllocator<'f>,
-    /// Contiguous frame runs, where a compressed kernel is unwrapped.
-    pub scratch: &'s mut dyn builder::ContiguousMemory,
+    /// Where the domains' memory comes from.
+    pub frames: &'s mut dyn FramePool,
     /// The machine-to-phys table.
     pub m2p: M2p,
     /// L4 slots 256..=271 every guest top-level table shares.
@@ -47,6 +45,10 @@ pub struct Setup<'s, 'f> {
     pub ft: &'s mut FrameTable,
     /// Bytes of a vCPU's FPU save area.
     pub fpu_area_size: usize,
+    /// Frames the boot modules hold, which go back to the pool once the
+    /// boot-time domains are built (Xen's `initial_images_nrpages`):
+    /// dom0's default size counts them as available, as Xen does.
+    pub initial_images_pages: u64,
 }
 
 /// The initial rflags of a PV vCPU: IF (and the always-one bit 1).
@@ -55,20 +57,35 @@ const INITIAL_RFLAGS: u64 = 0x202;
 /// Memory of a declared domain without `mem=`.
 const DEFAULT_DOMAIN_MIB: u64 = 64;
 
+/// How much memory a planned domain gets.
+#[derive(Clone, Copy)]
+enum Size {
+    /// This many pages (a declared domain's `mem=`).
+    Pages(u64),
+    /// dom0's: Xen's rule over the memory available (`dom0_mem=`).
+    Dom0(Dom0Mem),
+}
+
 /// What to build for one domain.
 struct Plan<'m> {
     id: u16,
     name: &'m str,
     kernel: &'m BootModule<'m>,
     initrd: Option<&'m BootModule<'m>>,
-    nr_pages: u64,
+    size: Size,
     privileged: bool,
 }
 
 /// Builds the boot-time domains from the command line and the modules,
-/// each with its scheduling parameters. A domain that cannot be built is
-/// reported and left out; the others start.
-pub fn boot_domains(setup: &mut Setup, cmdline: &str, modules: &[BootModule]) -> Vec<(Domain, SchedParams)> {
+/// each with its scheduling parameters; compressed kernels are unwrapped
+/// into `scratch`. A domain that cannot be built is reported and left out;
+/// the others start.
+pub fn boot_domains(
+    setup: &mut Setup,
+    scratch: &mut dyn builder::ContiguousMemory,
+    cmdline: &str,
+    modules: &[BootModule],
+) -> Vec<(Domain, SchedParams)> {
     let line = CommandLine::parse(cmdline);
     for unknown in line.unknown() {
         printk!("xenish: ignoring unknown option '{unknown}'");
@@ -81,15 +98,16 @@ pub fn boot_domains(setup: &mut Setup, cmdline: &str, modules: &[BootModule]) ->
             printk!("xenish: no modules: nothing to run (module 1 must be dom0's kernel)");
             return domains;
         };
-        let nr_pages = match line.dom0_pages(setup.frames.free_frames()) {
-            Ok(n) => n,
+        let dom0_mem = match line.dom0_mem() {
+            Ok(m) => m,
             Err(e) => {
                 printk!("xenish: bad dom0_mem ({e}); dom0 not started");
                 return domains;
             }
         };
-        let plan = Plan { id: 0, name: "dom0", kernel, initrd: modules.get(1), nr_pages, privileged: true };
-        match build_domain(setup, &plan) {
+        let size = Size::Dom0(dom0_mem);
+        let plan = Plan { id: 0, name: "dom0", kernel, initrd: modules.get(1), size, privileged: true };
+        match build_domain(setup, scratch, &plan) {
             Ok(d) => domains.push((d, SchedParams::default())),
             Err(e) => printk!("xenish: d0: not started: {e}"),
         }
@@ -127,9 +145,9 @@ pub fn boot_domains(setup: &mut Setup, cmdline: &str, modules: &[BootModule]) ->
             );
             continue;
         }
-        let nr_pages = cfg.mem_mib.unwrap_or(DEFAULT_DOMAIN_MIB) * 256;
-        let plan = Plan { id, name: &cfg.name, kernel, initrd, nr_pages, privileged: cfg.privileged };
-        match build_domain(setup, &plan) {
+        let size = Size::Pages(cfg.mem_mib.unwrap_or(DEFAULT_DOMAIN_MIB) * 256);
+        let plan = Plan { id, name: &cfg.name, kernel, initrd, size, privileged: cfg.privileged };
+        match build_domain(setup, scratch, &plan) {
             Ok(d) => {
                 printk!(
                     "xenish: d{id} ({}): weight {}, cap {}%{}",
@@ -146,90 +164,52 @@ pub fn boot_domains(setup: &mut Setup, cmdline: &str, modules: &[BootModule]) ->
     domains
 }
 
-/// Allocates, builds and registers one PV domain.
-fn build_domain(setup: &mut Setup, plan: &Plan) -> Result<Domain, String> {
-    let Plan { id, name, kernel, initrd, nr_pages, privileged } = *plan;
-    let initial_domain = id == 0;
-    if nr_pages + 1 > setup.frames.free_frames() {
-        return Err(alloc::format!("{nr_pages} pages requested but only {} free", setup.frames.free_frames()));
-    }
-    let mut frames = Vec::with_capacity(nr_pages as usize);
-    for _ in 0..nr_pages {
-        // Checked above: the allocator has at least this many free frames.
-        let Some(mfn) = setup.frames.alloc() else { break };
-        frames.push(mfn);
-    }
-    let shared_info = setup.frames.alloc();
-    let release = |setup: &mut Setup, frames: &[Mfn], extra: Option<Mfn>| {
-        for &m in frames.iter().chain(extra.iter()) {
-            let _ = setup.ft.set_owner(m, Owner::Free);
-            let _ = setup.frames.free(m);
-        }
-    };
-    let Some(shared_info) = shared_info.filter(|_| frames.len() as u64 == nr_pages) else {
-        release(setup, &frames, shared_info);
-        return Err(String::from("out of memory"));
-    };
-    let owned = frames.iter().map(|&m| (m, Owner::Domain(id))).chain([(shared_info, Owner::Xen)]);
-    for (m, owner) in owned {
-        if setup.ft.set_owner(m, owner).is_err() {
-            release(setup, &frames, Some(shared_info));
-            return Err(alloc::format!("frame {:#x} is beyond the frame table", m.0));
-        }
-    }
-    crate::domain::init_shared_info(setup.mem, shared_info);
-    // A domU's console: a ring page the builder allocates and a port
-    // bound to the hypervisor, which drains the ring when it is raised.
-    let mut evtchn = EvtchnTable::new(1);
-    let console_port = if initial_domain {
-        None
-    } else {
-        evtchn.allocate(Binding::Interdomain { remote: DOMID_XEN, port: 0 }, 0).ok()
-    };
-
+/// Unwraps, sizes, allocates, builds and registers one PV domain.
+fn build_domain(setup: &mut Setup, scratch: &mut dyn builder::ContiguousMemory, plan: &Plan) -> Result<Domain, String> {
     // A bzImage is unwrapped first, as Xen does (xen/arch/x86/bzimage.c).
-    let image = match builder::unwrap_kernel(kernel.bytes, setup.frames, setup.scratch) {
-        Ok(image) => image,
-        Err(e) => {
-            release(setup, &frames, Some(shared_info));
-            return Err(alloc::format!("cannot unwrap the kernel: {e}"));
-        }
-    };
+    let image = builder::unwrap_kernel(plan.kernel.bytes, setup.frames, scratch)
+        .map_err(|e| alloc::format!("cannot unwrap the kernel: {e}"))?;
     if image.held_frames() != 0 {
-        printk!("xenish: d{id}: bzImage unwrapped: {} bytes of ELF", image.bytes().len());
+        printk!("xenish: d{}: bzImage unwrapped: {} bytes of ELF", plan.id, image.bytes().len());
     }
-    let spec = DomainSpec {
-        kernel: image.bytes(),
-        initrd: initrd.map(|m| m.bytes),
-        cmdline: kernel.string.as_bytes(),
-        frames: &frames,
-        initial_domain,
-        privileged,
-        shared_info_mfn: shared_info,
-        xen_l4_slots: &setup.xen_l4_slots,
-        store: None,
-        console: console_port,
-    };
-    let built = builder::build(&spec, setup.mem);
+    let domain = construct(setup, plan, &image);
     image.release(setup.frames);
-    let built = match built {
+    domain
+}
+
+/// A new domain's memory while it is built.
+struct Memory {
+    /// Its frames in pfn order.
+    runs: FrameRuns,
+    /// The same frames, recorded as the domain's in the frame table.
+    pages: PageList,
+    /// Its shared_info page (the hypervisor's).
+    shared_info: Mfn,
+}
+
+/// Sizes, allocates and builds the domain of `plan` from the unwrapped
+/// kernel `image`.
+fn construct(setup: &mut Setup, plan: &Plan, image: &KernelImage) -> Result<Domain, String> {
+    let nr_pages = match plan.size {
+        Size::Pages(n) => n,
+        Size::Dom0(dom0_mem) => dom0_size(setup, plan, &dom0_mem, image)?,
+    };
+    let memory = populate(setup, plan.id, nr_pages)?;
+    let (built, evtchn, console_port) = match build_image(setup, plan, image, &memory) {
         Ok(b) => b,
         Err(e) => {
-            release(setup, &frames, Some(shared_info));
-            return Err(alloc::format!("cannot build the kernel: {e}"));
+            depopulate(setup, plan.id, memory);
+            return Err(e);
         }
     };
-    let rights = MapRights { id, privileged, shared_info, grant_frames: &[] };
-    if let Err(e) = adopt_page_tables(setup.ft, setup.mem, &rights, built.l4, &built.page_tables) {
-        release(setup, &frames, Some(shared_info));
-        return Err(alloc::format!("the initial page tables do not validate ({e:?})"));
-    }
-    for (pfn, &mfn) in frames.iter().enumerate() {
-        setup.m2p.set(setup.mem, mfn, Some(Pfn(pfn as u64)));
+    for (pfn, mfn, count) in memory.runs.iter() {
+        setup.m2p.set_run(setup.mem, mfn, Pfn(pfn), count);
     }
     printk!(
-        "xenish: d{id}: {nr_pages} pages ({} MiB), entry {:#x}, start_info {:#x}, page tables at {:#x}",
+        "xenish: d{}: {nr_pages} pages ({} MiB) in {} runs, entry {:#x}, start_info {:#x}, page tables at {:#x}",
+        plan.id,
         (nr_pages * PAGE_SIZE as u64) >> 20,
+        memory.runs.iter().count(),
         built.entry,
         built.start_info_va,
         built.l4.addr()
@@ -243,11 +223,9 @@ fn build_domain(setup: &mut Setup, plan: &Plan) -> Result<Domain, String> {
         rsi: built.start_info_va,
         ..TrapFrame::default()
     };
-    let mut d = Domain::new(id, name, privileged, shared_info);
+    let mut d = Domain::new(plan.id, plan.name, plan.privileged, memory.shared_info);
     d.max_pages = nr_pages;
-    d.owned = frames.clone();
-    d.owned.sort_unstable();
-    d.frames = frames;
+    d.page_list = memory.pages;
     d.vcpus = alloc::vec![{
         let mut v = Vcpu::new(0, regs, built.l4);
         v.init_fpu(setup.fpu_area_size);
@@ -256,6 +234,107 @@ fn build_domain(setup: &mut Setup, plan: &Plan) -> Result<Domain, String> {
     d.evtchn = evtchn;
     d.console_ring = built.console_mfn.zip(console_port);
     Ok(d)
+}
+
+/// dom0's size by Xen's rule (`dom0_compute_nr_pages`) over the pages
+/// available: those free, and those the boot modules and the unwrapped
+/// kernel hold, which go back once the boot-time domains are built.
+fn dom0_size(setup: &Setup, plan: &Plan, dom0_mem: &Dom0Mem, image: &KernelImage) -> Result<u64, String> {
+    let avail = setup.frames.free_frames() + setup.initial_images_pages + image.held_frames();
+    let kernel =
+        builder::kernel_extent(image.bytes(), true).map_err(|e| alloc::format!("cannot build the kernel: {e}"))?;
+    let initrd_len = plan.initrd.map_or(0, |m| m.bytes.len() as u64);
+    let size =
+        dom0_mem.compute_nr_pages(avail, &kernel, initrd_len).map_err(|e| alloc::format!("bad dom0_mem ({e})"))?;
+    let rule = match *dom0_mem == Dom0Mem::default() {
+        true => "no dom0_mem: all but min(1/16, 128 MiB)",
+        false => "as dom0_mem says",
+    };
+    let clipped = if size.clipped { "; clipped to what its initial mapping can hold" } else { "" };
+    printk!("xenish: d{}: {} of {avail} available pages for dom0 ({rule}{clipped})", plan.id, size.nr_pages);
+    Ok(size.nr_pages)
+}
+
+/// Takes `nr_pages` frames (in as few runs as the pool has them) and a
+/// shared_info page for domain `id`, recording the frames as its own.
+fn populate(setup: &mut Setup, id: u16, nr_pages: u64) -> Result<Memory, String> {
+    let free = setup.frames.free_frames();
+    if nr_pages.checked_add(1).is_none_or(|n| n > free) {
+        return Err(alloc::format!("{nr_pages} pages requested but only {free} free"));
+    }
+    let mut memory = Memory { runs: FrameRuns::new(), pages: PageList::default(), shared_info: Mfn(u64::MAX) };
+    while memory.runs.nr_pages() < nr_pages {
+        let Some((first, count)) = setup.frames.alloc_run(nr_pages - memory.runs.nr_pages()) else {
+            depopulate(setup, id, memory);
+            return Err(String::from("out of memory"));
+        };
+        memory.runs.push(first, count);
+        for mfn in (first.0..first.0 + count).map(Mfn) {
+            if setup.ft.assign_page(mfn, id, &mut memory.pages).is_err() {
+                depopulate(setup, id, memory);
+                return Err(alloc::format!("frame {:#x} is beyond the frame table", mfn.0));
+            }
+        }
+    }
+    match setup.frames.alloc() {
+        Some(m) if setup.ft.set_owner(m, Owner::Xen).is_ok() => memory.shared_info = m,
+        other => {
+            other.into_iter().for_each(|m| setup.frames.free(m));
+            depopulate(setup, id, memory);
+            return Err(String::from("out of memory"));
+        }
+    }
+    crate::domain::init_shared_info(setup.mem, memory.shared_info);
+    Ok(memory)
+}
+
+/// Gives back what [`populate`] took (nothing refers to it yet).
+fn depopulate(setup: &mut Setup, id: u16, mut memory: Memory) {
+    for mfn in memory.runs.frames() {
+        let _ = setup.ft.release_page(mfn, id, &mut memory.pages);
+        setup.frames.free(mfn);
+    }
+    if setup.ft.set_owner(memory.shared_info, Owner::Free).is_ok() {
+        setup.frames.free(memory.shared_info);
+    }
+}
+
+/// Builds the kernel into `memory`: the initial image and page tables,
+/// validated and pinned; the domain's event channels (a domU's console
+/// port) and the port.
+fn build_image(
+    setup: &mut Setup,
+    plan: &Plan,
+    image: &KernelImage,
+    memory: &Memory,
+) -> Result<(builder::BuiltDomain, EvtchnTable, Option<u32>), String> {
+    let initial_domain = plan.id == 0;
+    // A domU's console: a ring page the builder allocates and a port
+    // bound to the hypervisor, which drains the ring when it is raised.
+    let mut evtchn = EvtchnTable::new(1);
+    let console_port = if initial_domain {
+        None
+    } else {
+        evtchn.allocate(Binding::Interdomain { remote: DOMID_XEN, port: 0 }, 0).ok()
+    };
+    let spec = DomainSpec {
+        kernel: image.bytes(),
+        initrd: plan.initrd.map(|m| m.bytes),
+        cmdline: plan.kernel.string.as_bytes(),
+        p2m: &memory.runs,
+        initial_domain,
+        privileged: plan.privileged,
+        shared_info_mfn: memory.shared_info,
+        xen_l4_slots: &setup.xen_l4_slots,
+        store: None,
+        console: console_port,
+    };
+    let built = builder::build(&spec, setup.mem).map_err(|e| alloc::format!("cannot build the kernel: {e}"))?;
+    let rights =
+        MapRights { id: plan.id, privileged: plan.privileged, shared_info: memory.shared_info, grant_frames: &[] };
+    adopt_page_tables(setup.ft, setup.mem, &rights, built.l4, &built.page_tables)
+        .map_err(|e| alloc::format!("the initial page tables do not validate ({e:?})"))?;
+    Ok((built, evtchn, console_port))
 }
 
 /// Makes the builder's tables the domain's page tables, as Xen's builders

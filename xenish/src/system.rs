@@ -246,13 +246,13 @@ impl System {
                     self.sched.remove(VcpuRef { domain: i, vcpu: v });
                 }
             }
-            let (id, before) = (d.id, d.owned.len());
+            let (id, before) = (d.id, d.tot_pages());
             let mut res = Resources { ft: &mut self.ft, mem: &mut *mem, pool: &mut *self.frames, m2p: self.m2p };
             let dead = match first {
                 true => lifecycle::destroy(&mut self.domains, i, &mut res),
                 false => self.domains.get_mut(i).is_some_and(|d| lifecycle::reap(d, &mut res)),
             };
-            let held = self.domains.get(i).map_or(0, |d| d.owned.len());
+            let held = self.domains.get(i).map_or(0, |d| d.tot_pages());
             let free = self.frames.free_frames();
             if first {
                 notify = true;
@@ -634,7 +634,8 @@ mod tests {
         let mut w = World::new(false);
         w.mem.0[9] = w.mem.0[0];
         prepare(&mut w);
-        let dom = core::mem::replace(&mut w.dom, crate::hypercall::tests::test_domain(0, false, 0..0, None, Mfn(8)));
+        let dom =
+            core::mem::replace(&mut w.dom, crate::hypercall::tests::test_domain(0, false, 0..0, None, Mfn(8)).domain);
         let mem = core::mem::replace(&mut w.mem, crate::guest_access::tests::FakeMemory(std::vec::Vec::new()));
         let pool = core::mem::replace(&mut w.pool, crate::hypercall::tests::FakePool(std::vec::Vec::new()));
         let ft = core::mem::replace(&mut w.ft, crate::mm::frame_table::tests::table(1));

@@ -5,8 +5,7 @@
 //! domain is built. The format logic is [`super::bzimage`]'s.
 
 use super::bzimage::{self, BzImageError, Payload};
-use crate::mm::frame_alloc::FrameAllocator;
-use crate::mm::{Mfn, PAGE_SIZE};
+use crate::mm::{FramePool, Mfn, PAGE_SIZE};
 
 /// Byte access to runs of contiguous machine frames: the direct map on
 /// hardware, a buffer in host tests. Only frames the caller allocated for
@@ -35,17 +34,17 @@ impl KernelImage<'_> {
     }
 
     /// Returns the frames holding the kernel to the allocator.
-    pub fn release(self, frames: &mut FrameAllocator) {
+    pub fn release(self, frames: &mut dyn FramePool) {
         if let Some((first, count)) = self.held {
             free_run(frames, first, count);
         }
     }
 }
 
-fn free_run(frames: &mut FrameAllocator, first: Mfn, count: u64) {
+fn free_run(frames: &mut dyn FramePool, first: Mfn, count: u64) {
     for f in first.0..first.0 + count {
         // The run was allocated by `unwrap_kernel` and is freed once.
-        let _ = frames.free(Mfn(f));
+        frames.free(Mfn(f));
     }
 }
 
@@ -55,7 +54,7 @@ fn free_run(frames: &mut FrameAllocator, first: Mfn, count: u64) {
 /// [`KernelImage::release`] once the domain is built.
 pub fn unwrap_kernel<'m>(
     image: &'m [u8],
-    frames: &mut FrameAllocator,
+    frames: &mut dyn FramePool,
     mem: &'m mut dyn ContiguousMemory,
 ) -> Result<KernelImage<'m>, BzImageError> {
     let xz = match bzimage::inspect(image)? {

@@ -45,8 +45,8 @@ pub struct DomainSpec<'a> {
     pub initrd: Option<&'a [u8]>,
     /// The kernel command line (truncated to 1023 bytes).
     pub cmdline: &'a [u8],
-    /// The domain's memory: `frames[pfn] = mfn`.
-    pub frames: &'a [Mfn],
+    /// The domain's memory: the frame behind each pfn.
+    pub p2m: &'a dyn P2m,
     /// The initial domain (dom0): `SIF_INITDOMAIN | SIF_PRIVILEGED`.
     pub initial_domain: bool,
     /// A privileged domain (`SIF_PRIVILEGED`).
@@ -59,6 +59,90 @@ pub struct DomainSpec<'a> {
     pub store: Option<u32>,
     /// A console ring page and its event channel, for a domU.
     pub console: Option<u32>,
+}
+
+/// A domain's memory as the builder sees it (libxc's `p2m_host`): the
+/// machine frame behind each pseudo-physical frame, from pfn 0.
+pub trait P2m {
+    /// Pfns the domain has.
+    fn nr_pages(&self) -> u64;
+    /// The frame behind `pfn`, and how many pfns from `pfn` on are backed by
+    /// the frames that follow it (at least 1); `None` past the end.
+    fn run(&self, pfn: u64) -> Option<(Mfn, u64)>;
+}
+
+impl P2m for Vec<Mfn> {
+    fn nr_pages(&self) -> u64 {
+        self.len() as u64
+    }
+
+    fn run(&self, pfn: u64) -> Option<(Mfn, u64)> {
+        self.get(usize::try_from(pfn).ok()?).map(|&m| (m, 1))
+    }
+}
+
+impl P2m for crate::mm::frame_runs::FrameRuns {
+    fn nr_pages(&self) -> u64 {
+        crate::mm::frame_runs::FrameRuns::nr_pages(self)
+    }
+
+    fn run(&self, pfn: u64) -> Option<(Mfn, u64)> {
+        crate::mm::frame_runs::FrameRuns::run(self, pfn)
+    }
+}
+
+/// The p2m list's entries: the frame number of every pfn in order, then
+/// `!0` (INVALID_P2M_ENTRY) for ever.
+fn p2m_entries(p2m: &dyn P2m) -> impl Iterator<Item = u64> + '_ {
+    let mut pfn = 0u64;
+    // The next frame of the current run and how many of the run are left.
+    let mut run = (Mfn(0), 0u64);
+    core::iter::from_fn(move || {
+        if run.1 == 0 {
+            run = p2m.run(pfn).unwrap_or((Mfn(!0), 0));
+        }
+        pfn += 1;
+        if run.1 == 0 {
+            return Some(!0);
+        }
+        let mfn = run.0;
+        run = (Mfn(mfn.0 + 1), run.1 - 1);
+        Some(mfn.0)
+    })
+}
+
+/// Where a kernel wants to be mapped, from its notes: what Xen's dom0
+/// sizing looks at (`dom0_compute_nr_pages` clips a legacy kernel's
+/// memory to what its initial mapping can hold).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KernelExtent {
+    /// `VIRT_BASE`: the virtual address of pfn 0.
+    pub virt_base: u64,
+    /// The end of the kernel image (exclusive).
+    pub virt_kend: u64,
+    /// Whether the kernel maps its p2m list itself (`INIT_P2M`, usable).
+    pub init_p2m: bool,
+    /// Whether the kernel takes an unmapped initrd (`MOD_START_PFN`).
+    pub unmapped_initrd: bool,
+}
+
+/// Reads where `kernel` (an ELF image) wants to be mapped.
+pub fn kernel_extent(kernel: &[u8], initial_domain: bool) -> Result<KernelExtent, BuildError> {
+    let elf = Elf::parse(kernel)?;
+    let notes = XenNotes::from_elf(&elf, initial_domain)?;
+    let (_, pend) = paddr_extent(&elf)?;
+    Ok(KernelExtent {
+        virt_base: notes.virt_base(),
+        virt_kend: pend.wrapping_add(notes.virt_offset()),
+        init_p2m: usable_init_p2m(&notes).is_some(),
+        unmapped_initrd: notes.mod_start_pfn,
+    })
+}
+
+/// The `INIT_P2M` address the builder uses: libxc maps the p2m there only
+/// below the kernel and page-aligned.
+fn usable_init_p2m(notes: &XenNotes) -> Option<u64> {
+    notes.init_p2m.filter(|&b| b < notes.virt_base() && b % PAGE_SIZE as u64 == 0)
 }
 
 /// A built domain: what the hypervisor needs to run it.
@@ -170,18 +254,17 @@ fn range_ok(start: u64, end: u64) -> bool {
 /// Writes machine memory a frame at a time.
 struct Writer<'m, 'f> {
     mem: &'m mut dyn MachineMemory,
-    frames: &'f [Mfn],
+    p2m: &'f dyn P2m,
 }
 
 impl Writer<'_, '_> {
     fn frame(&mut self, pfn: u64) -> Result<&mut [u8; PAGE_SIZE], BuildError> {
-        let mfn =
-            *self.frames.get(usize::try_from(pfn).map_err(|_| BuildError::BadFrame)?).ok_or(BuildError::BadFrame)?;
+        let mfn = self.mfn(pfn)?;
         self.mem.frame_mut(mfn).ok_or(BuildError::BadFrame)
     }
 
     fn mfn(&self, pfn: u64) -> Result<Mfn, BuildError> {
-        self.frames.get(usize::try_from(pfn).map_err(|_| BuildError::BadFrame)?).copied().ok_or(BuildError::BadFrame)
+        self.p2m.run(pfn).map(|(m, _)| m).ok_or(BuildError::BadFrame)
     }
 
     /// Copies `data` to pseudo-physical byte address `pa`.
@@ -275,9 +358,8 @@ pub fn build(spec: &DomainSpec, mem: &mut dyn MachineMemory) -> Result<BuiltDoma
     if kstart > kend || entry < kstart || entry > kend || notes.virt_base() > kstart {
         return Err(BuildError::BadLayout);
     }
-    let nr_pages = spec.frames.len() as u64;
-    // libxc maps the p2m at INIT_P2M only below the kernel and page-aligned.
-    let p2m_base = notes.init_p2m.filter(|&b| b < notes.virt_base() && b % PAGE_SIZE as u64 == 0);
+    let nr_pages = spec.p2m.nr_pages();
+    let p2m_base = usable_init_p2m(&notes);
     let layout = layout::compute(&LayoutInput {
         virt_base: notes.virt_base(),
         virt_kstart: kstart,
@@ -305,7 +387,7 @@ pub fn build(spec: &DomainSpec, mem: &mut dyn MachineMemory) -> Result<BuiltDoma
         }
     }
 
-    let mut w = Writer { mem, frames: spec.frames };
+    let mut w = Writer { mem, p2m: spec.p2m };
     for pfn in 0..layout.used_pages {
         w.frame(pfn)?.fill(0);
     }
@@ -323,11 +405,15 @@ pub fn build(spec: &DomainSpec, mem: &mut dyn MachineMemory) -> Result<BuiltDoma
         mod_start = if layout.initrd_unmapped { pfn } else { va(pfn) };
     }
 
-    // The p2m list: mfn of every pfn, the rest of its last page invalid.
+    // The p2m list: mfn of every pfn, the rest of its last page invalid;
+    // a page at a time (a large domain's list is megabytes).
     let (p2m_pfn, p2m_pages) = layout.p2m;
-    for i in 0..p2m_pages * 512 {
-        let value = spec.frames.get(i as usize).map_or(!0, |m| m.0);
-        w.put_u64(p2m_pfn + i / 512, i % 512, value)?;
+    let mut entries = p2m_entries(spec.p2m);
+    for page in 0..p2m_pages {
+        let frame = w.frame(p2m_pfn + page)?;
+        for (slot, value) in frame.chunks_exact_mut(8).zip(&mut entries) {
+            slot.copy_from_slice(&value.to_le_bytes());
+        }
     }
 
     // Initial page tables.

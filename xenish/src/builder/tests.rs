@@ -141,7 +141,7 @@ pub(super) fn spec<'a>(k: &'a [u8], w: &'a Dom, initrd: Option<&'a [u8]>) -> Dom
         kernel: k,
         initrd,
         cmdline: b"console=hvc0 root=/dev/xvda",
-        frames: &w.frames,
+        p2m: &w.frames,
         initial_domain: true,
         privileged: true,
         shared_info_mfn: Mfn(1),
@@ -361,9 +361,11 @@ fn the_built_hierarchy_validates_and_is_pinned() {
     let (mut w_mem, w) = world(4096);
     let built = build(&spec(&k, &w, None), &mut w_mem).unwrap();
     let mut ft = table(4096 + 2);
+    let mut pages = crate::mm::frame_table::PageList::default();
     for &m in &w.frames {
-        ft.set_owner(m, Owner::Domain(0)).unwrap();
+        ft.assign_page(m, 0, &mut pages).unwrap();
     }
+    assert_eq!(ft.owner(w.frames[0]), Some(Owner::Domain(0)));
     let rights = MapRights { id: 0, privileged: true, shared_info: Mfn(1), grant_frames: &[] };
     crate::setup::adopt_page_tables(&mut ft, &mut w_mem, &rights, built.l4, &built.page_tables).unwrap();
     let l4 = ft.info(built.l4).unwrap();
@@ -390,4 +392,80 @@ fn the_built_hierarchy_validates_and_is_pinned() {
         Err(guest_abi::errno::XenError::Einval)
     );
     assert!(ft.iter().all(|(_, p)| p.count() == 0 && p.type_count() == 0), "nothing held after a failure");
+}
+
+/// Machine memory that exists only where it is written (all frames read
+/// as zeroes until then): room for a domain of many GiB in a host test.
+struct SparseMemory {
+    frames: alloc::collections::BTreeMap<u64, alloc::boxed::Box<[u8; PAGE_SIZE]>>,
+    limit: u64,
+}
+
+const ZERO_FRAME: [u8; PAGE_SIZE] = [0; PAGE_SIZE];
+
+impl MachineMemory for SparseMemory {
+    fn frame(&self, mfn: Mfn) -> Option<&[u8; PAGE_SIZE]> {
+        (mfn.0 < self.limit).then(|| self.frames.get(&mfn.0).map_or(&ZERO_FRAME, |f| &**f))
+    }
+    fn frame_mut(&mut self, mfn: Mfn) -> Option<&mut [u8; PAGE_SIZE]> {
+        (mfn.0 < self.limit)
+            .then(|| &mut **self.frames.entry(mfn.0).or_insert_with(|| alloc::boxed::Box::new(ZERO_FRAME)))
+    }
+}
+
+#[test]
+fn a_15_gib_dom0_builds_with_its_p2m_list_in_the_initial_mapping() {
+    // The hello guest's shape: at -2 GiB, no INIT_P2M; 15 GiB of memory
+    // in three runs, as the frame allocator hands out a big machine's RAM.
+    let k = kernel(None);
+    let nr_pages = 15u64 << 18;
+    let mut runs = crate::mm::frame_runs::FrameRuns::new();
+    runs.push(Mfn(0x10_0000), 13 << 18);
+    runs.push(Mfn(0x300), (2 << 18) - 0x1000);
+    runs.push(Mfn(0x10), 0x1000);
+    assert_eq!(runs.nr_pages(), nr_pages);
+    let mut mem = SparseMemory { frames: Default::default(), limit: 0x50_0000 };
+    let (_, w) = world(0);
+    let mut s = spec(&k, &w, None);
+    s.p2m = &runs;
+    let built = build(&s, &mut mem).unwrap();
+    let l = built.layout;
+    assert_eq!(l.p2m.1, nr_pages * 8 / 4096, "30 MiB of p2m list");
+    assert!(l.p2m.0 + l.p2m.1 <= l.mapped_pages, "inside the initial mapping");
+    assert!(l.mapped_pages < (64 << 20) / 4096, "which stays far below the 2 GiB above VIRT_BASE");
+    let g = GuestMemory::new(&mut mem, built.l4);
+    let entry = |g: &GuestMemory, pfn: u64| {
+        let mut b = [0u8; 8];
+        g.copy_from(VB + l.p2m.0 * 4096 + pfn * 8, &mut b).unwrap();
+        u64::from_le_bytes(b)
+    };
+    let last = nr_pages - 1;
+    assert_eq!([0, (13 << 18) - 1, 13 << 18, last].map(|p| entry(&g, p)), [0x10_0000, 0x43_ffff, 0x300, 0x100f]);
+    let mut si = [0u8; 0x30];
+    g.copy_from(built.start_info_va, &mut si).unwrap();
+    assert_eq!(read_u64(&si, 0x20), nr_pages, "start_info.nr_pages");
+    assert_eq!(g.translate(VB + 0x10_0000, Access::Read), Ok(0x10_0100 << 12), "kernel pfn 0x100 is run 1's");
+    assert_eq!(mem.frames.len() as u64, l.used_pages, "only the pages the layout uses were written");
+}
+
+#[test]
+fn a_15_gib_linux_dom0_maps_its_p2m_list_at_init_p2m() {
+    let input = LayoutInput {
+        virt_base: VB,
+        virt_kstart: VB + 0x100_0000,
+        virt_kend: VB + 0x4a0_0000,
+        nr_pages: 15 << 18,
+        initrd_len: Some(40 << 20),
+        initrd_unmapped: true,
+        p2m_base: Some(0x80_0000_0000),
+        store: false,
+        console: false,
+    };
+    let l = layout::compute(&input).unwrap();
+    assert!(l.mapped_pages * 4096 <= 80 << 20, "the initial mapping holds the kernel, not the p2m list");
+    let (table_pfn, counts) = l.p2m_tables.unwrap();
+    assert_eq!(l.p2m.1, 7680, "30 MiB of list");
+    assert_eq!(counts, TableCounts { l3: 1, l2: 1, l1: 15 }, "mapped by its own tables");
+    assert_eq!(table_pfn, l.p2m.0 + l.p2m.1);
+    assert!(l.used_pages < input.nr_pages);
 }

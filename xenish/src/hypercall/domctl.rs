@@ -422,7 +422,7 @@ pub(super) fn domain_info(ctx: &Ctx, id: DomId) -> Option<XenDomctlGetdomaininfo
         domain: d.id,
         pad1: 0,
         flags,
-        tot_pages: d.owned.len() as u64,
+        tot_pages: d.tot_pages(),
         max_pages: d.max_pages,
         outstanding_pages: 0,
         shr_pages: 0,
@@ -490,7 +490,7 @@ mod tests {
 
     fn world() -> World {
         let mut w = World::new(true);
-        w.peers.push(test_domain(4, false, 10..14, None, crate::mm::Mfn(15)));
+        w.add_peer(test_domain(4, false, 10..14, None, crate::mm::Mfn(15)));
         w.sched.add(VcpuRef { domain: 1, vcpu: 0 }, SchedParams { weight: 512, cap: 0 });
         w
     }
@@ -550,9 +550,9 @@ mod tests {
     #[test]
     fn index_of_counts_around_the_caller() {
         let mut doms = [
-            test_domain(7, false, 0..0, None, crate::mm::Mfn(0)),
-            test_domain(2, false, 0..0, None, crate::mm::Mfn(0)),
-            test_domain(5, false, 0..0, None, crate::mm::Mfn(0)),
+            test_domain(7, false, 0..0, None, crate::mm::Mfn(0)).domain,
+            test_domain(2, false, 0..0, None, crate::mm::Mfn(0)).domain,
+            test_domain(5, false, 0..0, None, crate::mm::Mfn(0)).domain,
         ];
         let Some((_, peers)) = super::super::Peers::split(&mut doms, 1) else { panic!("split") };
         assert_eq!([7, 2, 5, 9].map(|id| peers.index_of(id, 2)), [Some(0), Some(1), Some(2), None]);
@@ -662,7 +662,7 @@ mod tests {
             (ret, back.domain, back.getdomaininfo())
         };
         let (ret, id, i) = info(&mut w, 0);
-        assert_eq!((ret, id, i.domain, i.tot_pages, i.max_pages), (0, 0, 0, 10, 16));
+        assert_eq!((ret, id, i.domain, i.tot_pages, i.max_pages), (0, 0, 0, 9, 16));
         assert_eq!(i.flags, XEN_DOMINF_RUNNING, "the caller is on the CPU");
         assert_eq!((i.nr_online_vcpus, i.max_vcpu_id, i.shared_info_frame), (1, 0, 8));
         let (_, id, i) = info(&mut w, 1);

@@ -267,6 +267,8 @@ mod tests {
         let mut peer = World::new(false).dom;
         peer.id = 1;
         peer.shared_info = PEER_SI;
+        // Its frames are those of the other world: here it owns none.
+        peer.page_list = Default::default();
         w.peers.push(peer);
         w
     }

@@ -17,7 +17,7 @@ use zerocopy::{FromZeros, IntoBytes};
 
 use super::tests::{World, BUF_VA};
 use crate::guest_access::{Access, GuestMemory};
-use crate::mm::frame_table::{Owner, PageType};
+use crate::mm::frame_table::PageType;
 use crate::mm::Mfn;
 
 const EINVAL: i64 = -22;
@@ -60,10 +60,8 @@ fn exchange(w: &mut World, mfn: u64) -> i64 {
 fn grab(w: &mut World, n: usize) -> Vec<Mfn> {
     let frames: Vec<Mfn> = (0..n).map(|_| w.pool.0.pop().unwrap()).collect();
     for &m in &frames {
-        w.ft.set_owner(m, Owner::Domain(0)).unwrap();
-        w.dom.owned.push(m);
+        w.give(0, m);
     }
-    w.dom.owned.sort_unstable();
     frames
 }
 

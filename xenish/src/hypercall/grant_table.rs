@@ -423,7 +423,7 @@ fn claim(ctx: &mut Ctx, ptr: &GnttabCopyPtr, is_gref: bool, readonly: bool) -> R
             return Err(GNTST_PERMISSION_DENIED);
         }
         let mfn = Mfn(ptr.u);
-        if !ctx.domain.owns(mfn) {
+        if !ctx.ft.is_owned_by(mfn, ctx.domain.id) {
             return Err(GNTST_BAD_PAGE);
         }
         if !readonly && ctx.ft.is_page_table(mfn) {
@@ -522,7 +522,7 @@ mod tests {
         assert_eq!((ret, out[0].status), (0, GNTST_OKAY));
         let frames = w.peek(BUF_VA + 0x100, 16);
         assert_eq!(frames, [17u64.to_le_bytes(), 18u64.to_le_bytes()].concat(), "the table's frames, in order");
-        assert!(w.dom.may_map(Mfn(18)) && !w.dom.owns(Mfn(18)), "mappable, not counted as the domain's RAM");
+        assert!(w.dom.may_map(&w.ft, Mfn(18)) && !w.owns(0, 18), "mappable, not counted as the domain's RAM");
         s.nr_frames = MAX_FRAMES + 1;
         assert_eq!(op(&mut w, GNTTABOP_SETUP_TABLE, &[s]).1[0].status, GNTST_GENERAL_ERROR);
         s.dom = PEER;

@@ -188,20 +188,24 @@ impl Exchange {
                 (1, u64::MAX) => ctx.frames.alloc(),
                 _ => ctx.frames.alloc_contiguous_below(count, count, end),
             };
-            let Some(first) = got else {
-                for &e in &extents {
+            // Every output frame must be one the frame table can give the
+            // domain (free, covered), so that the trade below cannot fail.
+            let assignable = |ft: &crate::mm::frame_table::FrameTable, first: Mfn| {
+                (0..count).all(|k| ft.owner(Mfn(first.0 + k)) == Some(Owner::Free))
+            };
+            let usable = got.filter(|&first| assignable(ctx.ft, first));
+            let Some(first) = usable else {
+                for &e in extents.iter().chain(got.iter()) {
                     (0..count).for_each(|k| ctx.frames.free(Mfn(e.0 + k)));
                 }
                 return Err(XenError::Enomem);
             };
             extents.push(first);
         }
-        // Beyond this point the chunk cannot fail: the input frames go.
+        // Beyond this point the chunk cannot fail: the input frames go
+        // (each checked by `stealable`: the domain's, unreferenced).
         for &mfn in &stolen {
-            if let Ok(at) = d.owned.binary_search(&mfn) {
-                d.owned.remove(at);
-            }
-            let _ = ctx.ft.set_owner(mfn, Owner::Free);
+            let _ = ctx.ft.release_page(mfn, id, &mut d.page_list);
             ctx.m2p.set(ctx.mem, mfn, None);
             if let Some(bytes) = ctx.mem.frame_mut(mfn) {
                 bytes.fill(0);
@@ -217,10 +221,8 @@ impl Exchange {
                     bytes.fill(0);
                 }
                 ctx.m2p.set(ctx.mem, mfn, None);
-                let _ = ctx.ft.set_owner(mfn, Owner::Domain(id));
-                if let Err(at) = d.owned.binary_search(&mfn) {
-                    d.owned.insert(at, mfn);
-                }
+                // Checked above: free and covered by the frame table.
+                let _ = ctx.ft.assign_page(mfn, id, &mut d.page_list);
             }
         }
         // Each extent's gpfn in, its MFN out; a slot the guest cannot be
@@ -248,7 +250,7 @@ impl Exchange {
     }
 
     /// The input frames of chunk `chunk`, each one that `steal_page` would
-    /// take from domain `id`: its own, and referenced by nothing.
+    /// take from domain `id`: its own, and referenced by nothing; sorted.
     fn stealable(&self, ctx: &mut Ctx, id: DomId, chunk: u64) -> Result<Vec<Mfn>, XenError> {
         let i = self.exch.in_;
         let mut frames: Vec<Mfn> = Vec::new();
@@ -263,15 +265,18 @@ impl Exchange {
                 }
                 let d = target(ctx.domain, &mut ctx.peers, i.domid)?;
                 let held = d.shared_info == mfn || d.console_ring.is_some_and(|(ring, _)| ring == mfn);
-                let own = ctx.ft.owner(mfn) == Some(Owner::Domain(id)) && d.owns(mfn);
+                let own = ctx.ft.is_owned_by(mfn, id);
                 let free = ctx.ft.info(mfn).is_some_and(|p| p.count() == 0 && p.type_count() == 0);
-                // A frame listed twice: the second steal finds it gone.
-                let Err(at) = frames.binary_search(&mfn) else { return Err(XenError::Einval) };
                 if held || !own || !free {
                     return Err(XenError::Einval);
                 }
-                frames.insert(at, mfn);
+                frames.push(mfn);
             }
+        }
+        // A frame listed twice: the second steal finds it gone.
+        frames.sort_unstable();
+        if frames.windows(2).any(|w| w.first() == w.get(1)) {
+            return Err(XenError::Einval);
         }
         Ok(frames)
     }
@@ -279,10 +284,8 @@ impl Exchange {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::{install, test_domain, World, BUF_VA, M2P};
+    use super::super::tests::{test_domain, World, BUF_VA, M2P};
     use super::*;
-    use crate::mm::frame_table::tests::table;
-    use crate::mm::PAGE_SIZE;
     use guest_abi::arch_x86::GuestHandle;
     use guest_abi::memory::XENMEM_EXCHANGE;
     use guest_abi::xen::{DOMID_SELF, HYPERVISOR_MEMORY_OP, HYPERVISOR_UPDATE_VA_MAPPING};
@@ -347,12 +350,12 @@ mod tests {
     #[test]
     fn two_frames_for_one_contiguous_extent_below_an_address() {
         let mut w = world();
-        let owned = w.dom.owned.len();
+        let owned = w.dom.tot_pages();
         let e = exchange(&[9, 7], 0, &[0x40], 1, 17);
         assert_eq!(run(&mut w, e, &[9, 7], &[0x40]), (0, 2, vec![16]), "the new extent's MFN in the gpfn's place");
-        assert!(w.dom.owns(Mfn(16)) && w.dom.owns(Mfn(17)));
-        assert!(!w.dom.owns(Mfn(7)) && !w.dom.owns(Mfn(9)));
-        assert_eq!(w.dom.owned.len(), owned, "as many frames as before");
+        assert!(w.owns(0, 16) && w.owns(0, 17));
+        assert!(!w.owns(0, 7) && !w.owns(0, 9));
+        assert_eq!(w.dom.tot_pages(), owned, "as many frames as before");
         assert_eq!((w.ft.owner(Mfn(16)), w.ft.owner(Mfn(9))), (Some(Owner::Domain(0)), Some(Owner::Free)));
         assert_eq!([16, 17].map(|m| M2P.get(&w.mem, Mfn(m))), [Some(Pfn(0x40)), Some(Pfn(0x41))]);
         assert_eq!([7, 9].map(|m| M2P.get(&w.mem, Mfn(m))), [None, None]);
@@ -366,12 +369,12 @@ mod tests {
         let (ret, done, mfns) = run(&mut w, e, &[16], &[0x50, 0x60]);
         assert_eq!((ret, done), (0, 1));
         for (mfn, gpfn) in mfns.iter().zip([0x50, 0x60]) {
-            assert!(w.dom.owns(Mfn(*mfn)));
+            assert!(w.owns(0, *mfn));
             assert_eq!(M2P.get(&w.mem, Mfn(*mfn)), Some(Pfn(gpfn)));
             assert!(w.mem.0[*mfn as usize].iter().all(|&b| b == 0), "no one's old data");
         }
-        assert!(!w.dom.owns(Mfn(16)) && !w.dom.owns(Mfn(17)));
-        assert_eq!(w.dom.owned.len(), owned);
+        assert!(!w.owns(0, 16) && !w.owns(0, 17));
+        assert_eq!(w.dom.tot_pages(), owned);
     }
 
     #[test]
@@ -418,10 +421,11 @@ mod tests {
         cases.push((foreign, &[10], -3, "no such domain"));
 
         for (e, ins, errno, what) in cases {
-            let (owned, pool, counts, frames) = (w.dom.owned.clone(), w.pool.0.clone(), w.counts(), w.mem.0.clone());
+            let owned = |w: &World| w.ft.pages(&w.dom.page_list).collect::<vec::Vec<_>>();
+            let (mine, pool, counts, frames) = (owned(&w), w.pool.0.clone(), w.counts(), w.mem.0.clone());
             let (ret, done, _) = run(&mut w, e, ins, &[0x40]);
             assert_eq!((ret, done), (errno, e.nr_exchanged), "{what}");
-            assert_eq!((&w.dom.owned, &w.pool.0, w.counts()), (&owned, &pool, counts), "{what}");
+            assert_eq!((owned(&w), &w.pool.0, w.counts()), (mine, &pool, counts), "{what}");
             for f in [0, 1, 2, 3, 7, 8, 9, 10, 11, 12, 16, 17] {
                 assert!(w.mem.0[f] == frames[f], "{what}: frame {f} changed");
             }
@@ -439,17 +443,17 @@ mod tests {
         let mut w = world();
         let (ret, done, mfns) = run(&mut w, exchange(&[9, 4], 0, &[0x40, 0x41], 0, 0), &[9, 4], &[0x40, 0x41]);
         assert_eq!((ret, done), (-22, 1), "frame 4 is mapped");
-        assert!(!w.dom.owns(Mfn(9)) && w.dom.owns(Mfn(4)));
-        assert!(w.dom.owns(Mfn(mfns[0])));
+        assert!(!w.owns(0, 9) && w.owns(0, 4));
+        assert!(w.owns(0, mfns[0]));
         assert_eq!(mfns[1], 0x41, "the failed extent's slot is left alone");
-        assert_eq!(w.dom.owned.len(), 10);
+        assert_eq!(w.dom.tot_pages(), 9);
         // The guest fixes the list and goes on from nr_exchanged.
         let mut e = exchange(&[9, 7], 0, &[0x40, 0x41], 0, 0);
         e.nr_exchanged = 1;
         let (ret, done, mfns2) = run(&mut w, e, &[9, 7], &[mfns[0], 0x41]);
         assert_eq!((ret, done), (0, 2));
         assert_eq!(mfns2[0], mfns[0], "the done extent is not redone");
-        assert!(!w.dom.owns(Mfn(7)) && w.dom.owns(Mfn(mfns2[1])));
+        assert!(!w.owns(0, 7) && w.owns(0, mfns2[1]));
         assert_eq!(M2P.get(&w.mem, Mfn(mfns2[1])), Some(Pfn(0x41)));
         e.nr_exchanged = 2;
         assert_eq!(run(&mut w, e, &[9, 7], &[0, 0]), (0, 2, vec![0, 0]), "nothing left to do");
@@ -460,10 +464,11 @@ mod tests {
         let mut w = World::new(false);
         let n = BATCH + 3;
         let total = 100 + 2 * n as usize;
-        w.mem.0.resize(total, [0; PAGE_SIZE]);
-        w.ft = table(total);
-        w.dom.owned.extend((100..100 + n).map(Mfn));
-        install(&mut w.ft, &mut w.mem, &w.dom);
+        w.grow(total);
+        for m in 100..100 + n {
+            w.give(0, Mfn(m));
+        }
+        w.dom.max_pages = 9 + n;
         w.pool.0 = (100 + n..100 + 2 * n).map(Mfn).collect();
         let ins: vec::Vec<u64> = (100..100 + n).collect();
         // Lists of 515 entries: in the test buffer, clear of the argument.
@@ -479,11 +484,11 @@ mod tests {
         assert_eq!(saved.nr_exchanged, BATCH, "progress saved in the guest's argument");
         assert_eq!(w.call_ret(NR, [EXCHANGE, BUF_VA, 0, 0, 0]), 0);
         assert_eq!(MemoryExchange::read_from_bytes(&w.peek(BUF_VA, 72)).unwrap().nr_exchanged, n);
-        assert_eq!(w.dom.owned.len(), 10 + n as usize);
+        assert_eq!(w.dom.tot_pages(), 9 + n);
         let outs = w.peek(out_va, n as usize * 8);
         let mut mfns: vec::Vec<u64> = outs.chunks(8).map(|c| u64::from_le_bytes(c.try_into().unwrap())).collect();
         for (k, &mfn) in mfns.iter().enumerate() {
-            assert!(w.dom.owns(Mfn(mfn)), "extent {k}");
+            assert!(w.owns(0, mfn), "extent {k}");
             if mfn < M2P.entries {
                 // (the test M2P covers the first 512 frames only)
                 assert_eq!(M2P.get(&w.mem, Mfn(mfn)), Some(Pfn(k as u64)));

@@ -30,7 +30,6 @@ use zerocopy::{FromBytes, Immutable, IntoBytes};
 
 use super::{Ctx, HcResult, Outcome, Peers, TlbFlush};
 use crate::domain::{DomId, Domain};
-use crate::mm::frame_table::Owner;
 use crate::mm::{Mfn, Pfn, PAGE_SIZE};
 
 /// `MEMOP_EXTENT_SHIFT`: where a continuation's start extent sits in `cmd`.
@@ -168,7 +167,7 @@ fn allocate_extent(ctx: &mut Ctx, domid: DomId, order: u32, gpfn: Option<Pfn>) -
     let (m2p, count) = (ctx.m2p, 1u64 << order);
     // Xen's assign_pages refuses a dying domain.
     let d = target(ctx.domain, &mut ctx.peers, domid).ok().filter(|d| !d.is_destroyed())?;
-    if (d.owned.len() as u64).checked_add(count)? > d.max_pages {
+    if d.tot_pages().checked_add(count)? > d.max_pages {
         return None;
     }
     if let Some(g) = gpfn {
@@ -178,17 +177,27 @@ fn allocate_extent(ctx: &mut Ctx, domid: DomId, order: u32, gpfn: Option<Pfn>) -
         1 => ctx.frames.alloc()?,
         _ => ctx.frames.alloc_contiguous(count, count)?,
     };
+    // Frames just taken from the pool are free and unreferenced: they
+    // change hands. One the frame table does not cover sends the extent
+    // back whole.
+    for k in 0..count {
+        if ctx.ft.assign_page(Mfn(first.0 + k), d.id, &mut d.page_list).is_err() {
+            for j in 0..count {
+                let mfn = Mfn(first.0 + j);
+                if j < k {
+                    let _ = ctx.ft.release_page(mfn, d.id, &mut d.page_list);
+                }
+                ctx.frames.free(mfn);
+            }
+            return None;
+        }
+    }
     for k in 0..count {
         let mfn = Mfn(first.0 + k);
         if let Some(bytes) = ctx.mem.frame_mut(mfn) {
             bytes.fill(0);
         }
         m2p.set(ctx.mem, mfn, gpfn.map(|g| Pfn(g.0 + k)));
-        // A frame just taken from the pool is unreferenced: it changes hands.
-        let _ = ctx.ft.set_owner(mfn, Owner::Domain(d.id));
-        if let Err(at) = d.owned.binary_search(&mfn) {
-            d.owned.insert(at, mfn);
-        }
     }
     Some(first)
 }
@@ -200,13 +209,11 @@ fn release_extent(ctx: &mut Ctx, domid: DomId, order: u32, first: Mfn) -> bool {
     let Ok(d) = target(ctx.domain, &mut ctx.peers, domid) else { return false };
     for k in 0..1u64 << order {
         let Some(mfn) = first.0.checked_add(k).map(Mfn) else { return false };
-        let Ok(at) = d.owned.binary_search(&mfn) else { return false };
         let held = d.shared_info == mfn || d.console_ring.is_some_and(|(ring, _)| ring == mfn);
         let referenced = ctx.ft.info(mfn).is_none_or(|p| p.count() != 0 || p.type_count() != 0);
-        if held || referenced || ctx.ft.set_owner(mfn, Owner::Free).is_err() {
+        if held || referenced || ctx.ft.release_page(mfn, d.id, &mut d.page_list).is_err() {
             return false;
         }
-        d.owned.remove(at);
         ctx.m2p.set(ctx.mem, mfn, None);
         if let Some(bytes) = ctx.mem.frame_mut(mfn) {
             bytes.fill(0);
@@ -225,7 +232,7 @@ fn stat(ctx: &mut Ctx, op: u32, arg: u64) -> HcResult {
     let mem = &*ctx.mem;
     let d = target(ctx.domain, &mut ctx.peers, domid)?;
     Ok(match op {
-        XENMEM_CURRENT_RESERVATION => d.owned.len() as i64,
+        XENMEM_CURRENT_RESERVATION => d.tot_pages() as i64,
         XENMEM_MAXIMUM_RESERVATION => d.max_pages as i64,
         // Xen: a PV guest's highest pfn is what it published in
         // shared_info.arch.max_pfn (0 counts as 1).
@@ -336,13 +343,13 @@ mod tests {
         let inc = u64::from(XENMEM_INCREASE_RESERVATION);
         assert_eq!(reserve(&mut w, inc, reservation(4, 0, DOMID_SELF, LIST)), Outcome::Return(4));
         assert_eq!(list(&mut w, 4), [16, 17, 18, 19], "the new frames' MFNs");
-        assert_eq!(w.dom.owned.len(), 14);
-        assert!(w.dom.owns(Mfn(19)));
+        assert_eq!(w.dom.tot_pages(), 13, "9 frames of RAM (shared_info is not) and 4 more");
+        assert!(w.owns(0, 19));
         assert_eq!(w.mem.0[17][0], 0, "handed out zeroed");
         assert_eq!(M2P.get(&w.mem, Mfn(17)), None, "not in the p2m until the guest says so");
-        assert_eq!(reserve(&mut w, inc, reservation(10, 0, DOMID_SELF, LIST)), Outcome::Return(2), "max_pages is 16");
-        assert_eq!(w.dom.owned.len(), 16);
-        assert_eq!(w.pool.0.len(), 2, "nothing taken past the limit");
+        assert_eq!(reserve(&mut w, inc, reservation(10, 0, DOMID_SELF, LIST)), Outcome::Return(3), "max_pages is 16");
+        assert_eq!(w.dom.tot_pages(), 16);
+        assert_eq!(w.pool.0.len(), 1, "nothing taken past the limit");
         assert_eq!(reserve(&mut w, inc, reservation(1, 0, DOMID_SELF, LIST)), Outcome::Return(0));
     }
 
@@ -355,16 +362,16 @@ mod tests {
         assert_eq!(got, [16, 17]);
         w.mem.0[17][5] = 0xaa;
         M2P.set(&mut w.mem, Mfn(17), Some(Pfn(40)));
-        let (pool, owned) = (w.pool.0.len(), w.dom.owned.len());
+        let (pool, owned) = (w.pool.0.len(), w.dom.tot_pages());
         let give = |w: &mut World, mfns: &[u64], order: u32| {
             w.poke(LIST, &mfns.iter().flat_map(|m| m.to_le_bytes()).collect::<vec::Vec<u8>>());
             reserve(w, dec, reservation(mfns.len() as u64, order, DOMID_SELF, LIST))
         };
         assert_eq!(give(&mut w, &[17, 16], 0), Outcome::Return(2), "both back");
         assert_eq!(w.tlb, TlbFlush::All, "no stale translation of a freed frame");
-        assert_eq!((w.pool.0.len(), w.dom.owned.len()), (pool + 2, owned - 2));
-        assert!(!w.dom.owns(Mfn(17)));
-        assert_eq!(w.ft.owner(Mfn(17)), Some(Owner::Free));
+        assert_eq!((w.pool.0.len(), w.dom.tot_pages()), (pool + 2, owned - 2));
+        assert!(!w.owns(0, 17));
+        assert_eq!(w.ft.owner(Mfn(17)), Some(crate::mm::frame_table::Owner::Free));
         assert_eq!(w.mem.0[17][5], 0, "scrubbed");
         assert_eq!(M2P.get(&w.mem, Mfn(17)), None);
         assert_eq!(give(&mut w, &[17], 0), Outcome::Return(0), "no longer its own");
@@ -373,26 +380,27 @@ mod tests {
         assert_eq!(give(&mut w, &[0], 0), Outcome::Return(0), "its L4 in use");
         assert_eq!(give(&mut w, &[8], 0), Outcome::Return(0), "shared_info");
         assert_eq!(give(&mut w, &[9, 4], 0), Outcome::Return(1), "stops at the first refusal");
-        assert!(!w.dom.owns(Mfn(9)) && w.dom.owns(Mfn(4)));
+        assert!(!w.owns(0, 9) && w.owns(0, 4));
         assert_eq!(give(&mut w, &[u64::MAX], 1), Outcome::Return(0), "an extent past the end of memory");
-        let owned = w.dom.owned.len();
+        let owned = w.dom.tot_pages();
         assert_eq!(reserve(&mut w, dec, reservation(1, 0, DOMID_SELF, 0)), Outcome::Return(0), "no list");
         assert_eq!(reserve(&mut w, dec, reservation(1, 0, DOMID_SELF, 0x10)), Outcome::Return(0), "bad list");
-        assert_eq!(w.dom.owned.len(), owned);
+        assert_eq!(w.dom.tot_pages(), owned);
     }
 
     #[test]
     fn decrease_reservation_for_another_needs_privilege() {
         let mut w = World::new(false);
-        w.peers.push(test_domain(4, false, 10..12, None, Mfn(15)));
+        w.add_peer(test_domain(4, false, 10..12, None, Mfn(15)));
         let dec = u64::from(XENMEM_DECREASE_RESERVATION);
         w.poke(LIST, &11u64.to_le_bytes());
         assert_eq!(reserve(&mut w, dec, reservation(1, 0, 4, LIST)), Outcome::Return(0), "unprivileged");
         assert_eq!(reserve(&mut w, dec, reservation(1, 0, DOMID_SELF, LIST)), Outcome::Return(0), "not the caller's");
-        assert!(w.peers[0].owns(Mfn(11)));
+        assert!(w.owns(4, 11));
         w.dom.privileged = true;
         assert_eq!(reserve(&mut w, dec, reservation(1, 0, 4, LIST)), Outcome::Return(1), "privileged: for another");
-        assert!(!w.peers[0].owns(Mfn(11)));
+        assert!(!w.owns(4, 11));
+        assert_eq!(w.peers[0].tot_pages(), 1);
         assert!(w.pool.0.contains(&Mfn(11)));
     }
 
@@ -409,7 +417,7 @@ mod tests {
         w.poke(LIST, &u64::MAX.to_le_bytes());
         assert_eq!(reserve(&mut w, pop, reservation(1, 0, DOMID_SELF, LIST)), Outcome::Return(0), "gpfn out of range");
         assert_eq!(reserve(&mut w, pop, reservation(1, 0, DOMID_SELF, 0x10)), Outcome::Return(0), "bad list");
-        assert_eq!(w.dom.owned.len(), 14);
+        assert_eq!(w.dom.tot_pages(), 13);
     }
 
     #[test]
@@ -419,17 +427,17 @@ mod tests {
         let cont = inc | (2 << MEMOP_EXTENT_SHIFT);
         assert_eq!(reserve(&mut w, cont, reservation(3, 0, DOMID_SELF, 0)), Outcome::Return(3), "one extent, from 2");
         assert_eq!(reserve(&mut w, cont, reservation(2, 0, DOMID_SELF, 0)), Outcome::Return(2), "nothing left to do");
-        assert_eq!(w.dom.owned.len(), 11);
-        w.peers.push(test_domain(4, false, 10..12, None, Mfn(15)));
+        assert_eq!(w.dom.tot_pages(), 10);
+        w.add_peer(test_domain(4, false, 10..12, None, Mfn(15)));
         assert_eq!(reserve(&mut w, inc, reservation(1, 0, 4, 0)), Outcome::Return(0), "another's, unprivileged");
         assert_eq!(reserve(&mut w, inc, reservation(1, 0, 9, 0)), Outcome::Return(0), "no such domain");
         w.dom.privileged = true;
         assert_eq!(reserve(&mut w, inc, reservation(1, 0, 4, 0)), Outcome::Return(1), "privileged: for another");
-        assert_eq!(w.peers[0].owned.len(), 3);
+        assert_eq!(w.peers[0].tot_pages(), 3);
         let big = reservation(BATCH + 5, 0, DOMID_SELF, 0);
         w.dom.max_pages = 10_000;
         w.pool.0 = (1000..1000 + BATCH + 5).map(Mfn).collect();
-        w.mem.0.resize(2000, [0; PAGE_SIZE]);
+        w.grow(2000);
         let next = inc | (BATCH << MEMOP_EXTENT_SHIFT);
         assert_eq!(reserve(&mut w, inc, big), Outcome::Continue([next, BUF_VA, 0, 0, 0]));
         assert_eq!(w.call(NR, [next, BUF_VA, 0, 0, 0]), Outcome::Return((BATCH + 5) as i64));
@@ -443,13 +451,13 @@ mod tests {
     #[test]
     fn reservation_figures() {
         let mut w = World::new(false);
-        assert_eq!(stat(&mut w, XENMEM_CURRENT_RESERVATION, DOMID_SELF), 10);
+        assert_eq!(stat(&mut w, XENMEM_CURRENT_RESERVATION, DOMID_SELF), 9, "its RAM, not its shared_info");
         assert_eq!(stat(&mut w, XENMEM_MAXIMUM_RESERVATION, 0), 16);
         assert_eq!(stat(&mut w, XENMEM_MAXIMUM_GPFN, DOMID_SELF), 0, "max_pfn 0 counts as 1");
         let off = core::mem::offset_of!(guest_abi::xen::SharedInfo, arch);
         w.mem.0[8][off..off + 8].copy_from_slice(&4096u64.to_le_bytes());
         assert_eq!(stat(&mut w, XENMEM_MAXIMUM_GPFN, DOMID_SELF), 4095);
-        w.peers.push(test_domain(4, false, 10..12, None, Mfn(15)));
+        w.add_peer(test_domain(4, false, 10..12, None, Mfn(15)));
         assert_eq!(stat(&mut w, XENMEM_CURRENT_RESERVATION, 4), -1, "another's: EPERM");
         assert_eq!(stat(&mut w, XENMEM_CURRENT_RESERVATION, 9), -3, "no such domain: ESRCH");
         w.dom.privileged = true;

@@ -305,7 +305,7 @@ fn plain_write(ctx: &mut Ctx, ma: u64, val: u64) -> Result<(), XenError> {
 /// guest frame `pfn` in the M2P table.
 fn machphys_update(ctx: &mut Ctx, owner: PgOwner, mfn: Mfn, pfn: u64) -> Result<(), XenError> {
     let d = owner_domain(&mut *ctx.domain, &mut ctx.peers, owner)?;
-    if !d.owns(mfn) || !ctx.m2p.set(ctx.mem, mfn, Some(Pfn(pfn))) {
+    if !ctx.ft.is_owned_by(mfn, d.id) || !ctx.m2p.set(ctx.mem, mfn, Some(Pfn(pfn))) {
         return Err(XenError::Einval);
     }
     Ok(())

@@ -343,7 +343,8 @@ pub(crate) mod tests {
     }
 
     /// Frames of the test machine: 0..10 the caller's (page tables 0..3,
-    /// buffers 4..7, shared_info 8), 10..16 for peers, 16..24 free.
+    /// buffers 4..7, 9; its shared_info 8 is the hypervisor's), 10..16 for
+    /// peers, 16..24 free.
     pub const NR_FRAMES: usize = 24;
 
     pub struct World {
@@ -363,39 +364,59 @@ pub(crate) mod tests {
         pub lifecycle: crate::lifecycle::Lifecycle,
     }
 
-    /// A running one-vCPU domain owning frames `owned`, with `l4` as its
-    /// vCPU's top-level table and `shared_info`.
+    /// A domain for a test, and the frames it is to own: [`install`] (or
+    /// [`World::add_peer`]) records them in the frame table.
+    pub struct TestDomain {
+        pub domain: Domain,
+        pub owned: core::ops::Range<u64>,
+    }
+
+    impl core::ops::Deref for TestDomain {
+        type Target = Domain;
+        fn deref(&self) -> &Domain {
+            &self.domain
+        }
+    }
+
+    impl core::ops::DerefMut for TestDomain {
+        fn deref_mut(&mut self) -> &mut Domain {
+            &mut self.domain
+        }
+    }
+
+    /// A running one-vCPU domain that is to own frames `owned`, with `l4`
+    /// as its vCPU's top-level table and `shared_info`.
     pub fn test_domain(
         id: DomId,
         privileged: bool,
         owned: core::ops::Range<u64>,
         l4: Option<Mfn>,
         shared_info: Mfn,
-    ) -> Domain {
+    ) -> TestDomain {
         let l4 = l4.unwrap_or(Mfn(u64::MAX));
         let mut d = Domain::new(id, "test", privileged, shared_info);
-        d.owned = owned.map(Mfn).collect();
         d.max_pages = 16;
         d.vcpus = std::vec![Vcpu::new(0, TrapFrame::default(), l4)];
-        d
+        TestDomain { domain: d, owned }
     }
 
     /// Domain 1, unprivileged: owns frames 10..14, frame 10 its L4 and 11
     /// (not yet a page table) for an L1, 13 its shared_info.
-    pub fn peer_domain() -> Domain {
+    pub fn peer_domain() -> TestDomain {
         test_domain(1, false, 10..14, Some(Mfn(10)), Mfn(13))
     }
 
-    /// Records `d` in the frame table as a builder does: its frames are
-    /// its own (its shared_info the hypervisor's), and its vCPU's L4 is
+    /// Records `d` in the frame table as a builder does: the frames
+    /// `owned` become its own (on its page list), its shared_info (which
+    /// may lie in that range) the hypervisor's, and its vCPU's L4 is
     /// validated, pinned and referenced by the vCPU.
-    pub fn install(ft: &mut FrameTable, mem: &mut FakeMemory, d: &Domain) {
-        for &m in &d.owned {
-            ft.set_owner(m, Owner::Domain(d.id)).unwrap();
+    pub fn install(ft: &mut FrameTable, mem: &mut FakeMemory, d: &mut Domain, owned: core::ops::Range<u64>) {
+        for m in owned.map(Mfn).filter(|&m| m != d.shared_info) {
+            ft.assign_page(m, d.id, &mut d.page_list).unwrap();
         }
         ft.set_owner(d.shared_info, Owner::Xen).unwrap();
         let l4 = d.vcpus[0].kernel_l4;
-        if d.owned.contains(&l4) {
+        if ft.is_owned_by(l4, d.id) {
             let mut mmu = Mmu { ft, mem };
             mmu.pin(l4, 4, &MapRights::of(d)).unwrap();
             mmu.get_page_and_type(l4, &MapRights::of(d), crate::mm::frame_table::PageType::L4).unwrap();
@@ -413,9 +434,9 @@ pub(crate) mod tests {
             for i in 0..4 {
                 mem.set_entry(3, ((va >> 12) & 511) + i, ((4 + i) << 12) | 0x67);
             }
-            let dom = test_domain(0, privileged, 0..10, Some(Mfn(0)), Mfn(8));
+            let TestDomain { domain: mut dom, owned } = test_domain(0, privileged, 0..10, Some(Mfn(0)), Mfn(8));
             let mut ft = table(NR_FRAMES);
-            install(&mut ft, &mut mem, &dom);
+            install(&mut ft, &mut mem, &mut dom, owned);
             World {
                 dom,
                 peers: Vec::new(),
@@ -459,9 +480,29 @@ pub(crate) mod tests {
         }
 
         /// Adds a peer domain, recorded in the frame table.
-        pub fn add_peer(&mut self, d: Domain) {
-            install(&mut self.ft, &mut self.mem, &d);
+        pub fn add_peer(&mut self, d: TestDomain) {
+            let TestDomain { domain: mut d, owned } = d;
+            install(&mut self.ft, &mut self.mem, &mut d, owned);
             self.peers.push(d);
+        }
+
+        /// A machine of `n` frames: memory and frame table grown, records
+        /// kept (the new frames are free, not in the pool).
+        pub fn grow(&mut self, n: usize) {
+            self.mem.0.resize(n, [0; PAGE_SIZE]);
+            self.ft = crate::mm::frame_table::tests::grown(&self.ft, n);
+        }
+
+        /// Whether domain `id` owns frame `mfn`, as the frame table says.
+        pub fn owns(&self, id: DomId, mfn: u64) -> bool {
+            self.ft.is_owned_by(Mfn(mfn), id)
+        }
+
+        /// Gives domain `id` (the caller or a peer) the free frame `mfn`,
+        /// as an allocation would.
+        pub fn give(&mut self, id: DomId, mfn: Mfn) {
+            let d = core::iter::once(&mut self.dom).chain(self.peers.iter_mut()).find(|d| d.id == id).unwrap();
+            self.ft.assign_page(mfn, id, &mut d.page_list).unwrap();
         }
 
         /// The (reference count, type count) of every frame, to check that
@@ -535,6 +576,46 @@ pub(crate) mod tests {
                 assert_eq!((p.count(), p.type_count()), want[mfn.0 as usize], "counts of frame {}", mfn.0);
                 assert_eq!(p.linear(), linear[mfn.0 as usize], "linear count of frame {}", mfn.0);
             }
+            self.audit_ownership();
+        }
+
+        /// Checks ownership against the domains' page lists and the pool:
+        /// each list holds exactly the frames the table says are that
+        /// domain's, as many as its `tot_pages`, no more than its
+        /// `max_pages`; pool frames are free and unreferenced; and every
+        /// frame is a domain's, the hypervisor's (shared with a guest, or
+        /// its own) or free in the pool: Σ tot_pages + hypervisor frames +
+        /// free = total.
+        pub fn audit_ownership(&self) {
+            let nr_frames = self.ft.nr_frames() as usize;
+            let mut listed = std::vec![false; nr_frames];
+            let mut tot_pages = 0u64;
+            for d in core::iter::once(&self.dom).chain(self.peers.iter()) {
+                let mut n = 0u64;
+                for m in self.ft.pages(&d.page_list) {
+                    assert_eq!(self.ft.owner(m), Some(Owner::Domain(d.id)), "frame {} on d{}'s list", m.0, d.id);
+                    assert!(!std::mem::replace(&mut listed[m.0 as usize], true), "frame {} listed twice", m.0);
+                    n += 1;
+                }
+                assert_eq!(n, d.tot_pages(), "d{}'s tot_pages", d.id);
+                assert!(d.tot_pages() <= d.max_pages, "d{}: tot_pages {} > max_pages {}", d.id, n, d.max_pages);
+                tot_pages += n;
+            }
+            let owned = self.ft.iter().filter(|(_, p)| matches!(p.owner(), Owner::Domain(_))).count() as u64;
+            assert_eq!(owned, tot_pages, "a frame owned by a domain but on no list");
+            let mut pool = self.pool.0.clone();
+            pool.sort_unstable();
+            pool.dedup();
+            assert_eq!(pool.len(), self.pool.0.len(), "a frame twice in the pool");
+            for &m in &pool {
+                let p = self.ft.info(m).copied().unwrap_or_default();
+                assert_eq!((p.owner(), p.count(), p.type_count()), (Owner::Free, 0, 0), "pool frame {}", m.0);
+            }
+            let xen = self.ft.iter().filter(|(_, p)| p.owner() == Owner::Xen).count() as u64;
+            let hypervisor_own =
+                self.ft.iter().filter(|(m, p)| p.owner() == Owner::Free && pool.binary_search(m).is_err()).count()
+                    as u64;
+            assert_eq!(tot_pages + xen + hypervisor_own + pool.len() as u64, nr_frames as u64, "frames conserved");
         }
 
         pub fn call_ret(&mut self, nr: u64, args: [u64; 5]) -> i64 {

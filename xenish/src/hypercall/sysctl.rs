@@ -129,8 +129,8 @@ mod tests {
     fn getdomaininfolist_lists_domains_in_id_order() {
         use guest_abi::domctl::XenDomctlGetdomaininfo;
         let mut w = World::new(true);
-        w.peers.push(super::super::tests::test_domain(7, false, 10..12, None, crate::mm::Mfn(13)));
-        w.peers.push(super::super::tests::test_domain(3, false, 12..13, None, crate::mm::Mfn(14)));
+        w.add_peer(super::super::tests::test_domain(7, false, 10..12, None, crate::mm::Mfn(13)));
+        w.add_peer(super::super::tests::test_domain(3, false, 12..13, None, crate::mm::Mfn(14)));
         let list = |w: &mut World, first: u16, max: u32, buffer: u64| {
             let mut op = XenSysctl::new(XEN_SYSCTL_GETDOMAININFOLIST);
             let mut l = XenSysctlGetdomaininfolist::new_zeroed();

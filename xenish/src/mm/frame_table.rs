@@ -16,12 +16,21 @@
 //! reference, and devalidating it when it loses its last one, is the
 //! business of [`super::pt_validate`]; this module only counts.
 //!
-//! Storage: one 16-byte [`PageInfo`] per frame in a slice the caller
-//! provides, zeroed (all zero is "free, untyped, unreferenced"). On the
-//! machine it comes from the frame allocator through the direct map, sized
-//! to the top of RAM: 16 bytes per 4 KiB frame is 1/256 of RAM, more than
-//! the hypervisor heap could hold for a large machine; host tests use a
-//! vector.
+//! Ownership lives here and nowhere else: a frame's owner field says whose
+//! it is, and a domain's frames are linked into its [`PageList`] (Xen's
+//! `d->page_list`) through two links in their records, so that a domain's
+//! frames can be walked (destruction, audits) and a frame joins or leaves
+//! a domain in O(1) ([`FrameTable::assign_page`],
+//! [`FrameTable::release_page`]). The list's length is the domain's
+//! `tot_pages`.
+//!
+//! Storage: one 24-byte [`PageInfo`] per frame in a slice the caller
+//! provides, zeroed (all zero is "free, untyped, unreferenced, unlinked").
+//! On the machine it comes from the frame allocator through the direct
+//! map, sized to the top of RAM (24 bytes per 4 KiB frame, 1/170 of RAM);
+//! host tests use a vector. The links are 32-bit frame numbers, so the
+//! table covers at most 2^32 - 1 frames (16 TiB), more than the direct map
+//! reaches.
 
 use guest_abi::errno::XenError;
 
@@ -116,13 +125,17 @@ const FLAG_PINNED: u8 = 1 << 0;
 /// `PGT_validated`: the entries of a page-table frame hold their references.
 const FLAG_VALIDATED: u8 = 1 << 1;
 
-/// One frame's record (Xen's `struct page_info`), 16 bytes. All zero is a
+/// One frame's record (Xen's `struct page_info`), 24 bytes. All zero is a
 /// free frame.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PageInfo {
     count: u32,
     type_count: u32,
+    /// The next frame of its owner's page list, as `mfn + 1` (0: none).
+    next: u32,
+    /// The previous frame of its owner's page list, as `mfn + 1` (0: none).
+    prev: u32,
     owner: u16,
     /// Xen's `linear_pt_count`: > 0, linear entries this table holds;
     /// < 0, linear entries naming it.
@@ -133,7 +146,49 @@ pub struct PageInfo {
     _pad: u8,
 }
 
-const _: () = assert!(core::mem::size_of::<PageInfo>() == 16);
+const _: () = assert!(core::mem::size_of::<PageInfo>() == 24);
+
+/// The most frames a frame table can cover: page-list links are 32-bit
+/// `mfn + 1`.
+pub const MAX_FRAMES: u64 = u32::MAX as u64;
+
+/// A page-list link: `mfn + 1`, 0 for none.
+fn link(mfn: Mfn) -> u32 {
+    u32::try_from(mfn.0.wrapping_add(1)).unwrap_or(0)
+}
+
+/// The frame a page-list link names.
+fn unlink(l: u32) -> Option<Mfn> {
+    l.checked_sub(1).map(|m| Mfn(u64::from(m)))
+}
+
+/// A domain's pages (Xen's `page_list_head` plus `tot_pages`): the ends of
+/// a doubly-linked list threaded through the frame table's records, and
+/// its length. Only [`FrameTable::assign_page`] and
+/// [`FrameTable::release_page`] change it, together with the owner fields.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct PageList {
+    head: u32,
+    tail: u32,
+    count: u64,
+}
+
+impl PageList {
+    /// The number of pages on the list (the domain's `tot_pages`).
+    pub fn len(&self) -> u64 {
+        self.count
+    }
+
+    /// Whether the list is empty.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// The first page.
+    pub fn first(&self) -> Option<Mfn> {
+        unlink(self.head)
+    }
+}
 
 impl PageInfo {
     /// The frame's owner.
@@ -205,8 +260,10 @@ impl core::fmt::Debug for FrameTable {
 
 impl FrameTable {
     /// A frame table over `pages` (zeroed: every frame free), one record
-    /// per machine frame from 0.
+    /// per machine frame from 0; records past [`MAX_FRAMES`] are not used.
     pub fn new(pages: &'static mut [PageInfo], xen_l4_slots: [u64; 16]) -> Self {
+        let usable = pages.len().min(MAX_FRAMES as usize);
+        let (pages, _) = pages.split_at_mut(usable);
         FrameTable { pages, xen_l4_slots }
     }
 
@@ -229,18 +286,88 @@ impl FrameTable {
         self.info(mfn).map(PageInfo::owner)
     }
 
-    /// Gives `mfn` to `owner`; only an unreferenced frame changes hands.
+    /// Whether `mfn` is domain `id`'s RAM.
+    pub fn is_owned_by(&self, mfn: Mfn, id: DomId) -> bool {
+        self.owner(mfn) == Some(Owner::Domain(id))
+    }
+
+    /// Moves a frame that is no domain's between free and the hypervisor's
+    /// ([`Owner::Free`] or [`Owner::Xen`]); only an unreferenced frame
+    /// changes hands. A domain's pages change hands only through
+    /// [`Self::assign_page`] and [`Self::release_page`], which keep its
+    /// page list: `-EINVAL` for them.
     pub fn set_owner(&mut self, mfn: Mfn, owner: Owner) -> Result<(), XenError> {
         let p = self.info_mut(mfn).ok_or(XenError::Einval)?;
+        if p.owner_kind == OWNER_DOMAIN {
+            return Err(XenError::Einval);
+        }
         if p.count != 0 {
             return Err(XenError::Ebusy);
         }
         (p.owner_kind, p.owner) = match owner {
             Owner::Free => (OWNER_FREE, 0),
             Owner::Xen => (OWNER_XEN, 0),
-            Owner::Domain(d) => (OWNER_DOMAIN, d),
+            Owner::Domain(_) => return Err(XenError::Einval),
         };
         Ok(())
+    }
+
+    /// Xen's `assign_pages` for one frame: the free, unreferenced `mfn`
+    /// becomes domain `id`'s, at the end of its page list `list`.
+    /// `-EINVAL` beyond the table, `-EBUSY` for a frame in use.
+    pub fn assign_page(&mut self, mfn: Mfn, id: DomId, list: &mut PageList) -> Result<(), XenError> {
+        let this = link(mfn);
+        let p = self.info_mut(mfn).ok_or(XenError::Einval)?;
+        if this == 0 {
+            return Err(XenError::Einval);
+        }
+        if p.owner_kind != OWNER_FREE || p.count != 0 {
+            return Err(XenError::Ebusy);
+        }
+        (p.owner_kind, p.owner, p.next, p.prev) = (OWNER_DOMAIN, id, 0, list.tail);
+        match unlink(list.tail).and_then(|t| self.info_mut(t)) {
+            Some(tail) => tail.next = this,
+            None => list.head = this,
+        }
+        list.tail = this;
+        list.count += 1;
+        Ok(())
+    }
+
+    /// The inverse of [`Self::assign_page`]: domain `id`'s unreferenced page
+    /// `mfn` leaves its page list `list` and is free again (the caller
+    /// returns it to the pool). `-EINVAL` if it is not `id`'s, `-EBUSY` if
+    /// something still refers to it.
+    pub fn release_page(&mut self, mfn: Mfn, id: DomId, list: &mut PageList) -> Result<(), XenError> {
+        let p = self.info_mut(mfn).ok_or(XenError::Einval)?;
+        if p.owner() != Owner::Domain(id) {
+            return Err(XenError::Einval);
+        }
+        if p.count != 0 {
+            return Err(XenError::Ebusy);
+        }
+        let (next, prev) = (p.next, p.prev);
+        (p.owner_kind, p.owner, p.next, p.prev) = (OWNER_FREE, 0, 0, 0);
+        match unlink(prev).and_then(|m| self.info_mut(m)) {
+            Some(before) => before.next = next,
+            None => list.head = next,
+        }
+        match unlink(next).and_then(|m| self.info_mut(m)) {
+            Some(after) => after.prev = prev,
+            None => list.tail = prev,
+        }
+        list.count = list.count.saturating_sub(1);
+        Ok(())
+    }
+
+    /// The page after `mfn` on its owner's page list.
+    pub fn next_page(&self, mfn: Mfn) -> Option<Mfn> {
+        self.info(mfn).and_then(|p| unlink(p.next))
+    }
+
+    /// The pages of `list`, first to last.
+    pub fn pages<'t>(&'t self, list: &PageList) -> impl Iterator<Item = Mfn> + 't {
+        core::iter::successors(list.first(), move |&m| self.next_page(m))
     }
 
     /// The page type of `mfn` (`None` for frames beyond the table).
@@ -435,17 +562,61 @@ pub(crate) mod tests {
         FrameTable::new(std::vec![PageInfo::default(); n].leak(), [0; 16])
     }
 
+    /// `ft` with its records kept and free frames added up to `n` (as if
+    /// the machine had more memory).
+    pub(crate) fn grown(ft: &FrameTable, n: usize) -> FrameTable {
+        let mut pages = ft.pages.to_vec();
+        pages.resize(n, PageInfo::default());
+        FrameTable::new(pages.leak(), ft.xen_l4_slots)
+    }
+
     #[test]
     fn references_need_the_owner() {
         let mut ft = table(4);
+        let mut d3 = PageList::default();
         assert_eq!(ft.get_page(Mfn(1), Owner::Domain(0)), Err(XenError::Einval), "free frame");
-        ft.set_owner(Mfn(1), Owner::Domain(3)).unwrap();
+        ft.assign_page(Mfn(1), 3, &mut d3).unwrap();
         assert_eq!(ft.get_page(Mfn(1), Owner::Domain(0)), Err(XenError::Einval), "someone else's");
         assert_eq!(ft.get_page(Mfn(9), Owner::Domain(3)), Err(XenError::Einval), "beyond the table");
         ft.get_page(Mfn(1), Owner::Domain(3)).unwrap();
-        assert_eq!(ft.set_owner(Mfn(1), Owner::Free), Err(XenError::Ebusy), "referenced frames stay");
+        assert_eq!(ft.release_page(Mfn(1), 3, &mut d3), Err(XenError::Ebusy), "referenced frames stay");
         ft.put_page(Mfn(1));
         assert_eq!(ft.info(Mfn(1)).map(|p| p.count()), Some(0));
+        assert_eq!(ft.set_owner(Mfn(1), Owner::Free), Err(XenError::Einval), "a domain's page leaves by its list");
+        ft.release_page(Mfn(1), 3, &mut d3).unwrap();
+        assert_eq!(ft.owner(Mfn(1)), Some(Owner::Free));
+    }
+
+    #[test]
+    fn page_lists_link_a_domains_frames_through_the_table() {
+        let mut ft = table(8);
+        let (mut a, mut b) = (PageList::default(), PageList::default());
+        for m in [5, 1, 6] {
+            ft.assign_page(Mfn(m), 1, &mut a).unwrap();
+        }
+        ft.assign_page(Mfn(2), 2, &mut b).unwrap();
+        assert_eq!(ft.pages(&a).collect::<std::vec::Vec<_>>(), [Mfn(5), Mfn(1), Mfn(6)], "in the order given");
+        assert_eq!((a.len(), b.len()), (3, 1));
+        assert_eq!(ft.assign_page(Mfn(2), 1, &mut a), Err(XenError::Ebusy), "another domain's");
+        assert_eq!(ft.assign_page(Mfn(8), 1, &mut a), Err(XenError::Einval), "beyond the table");
+        ft.set_owner(Mfn(3), Owner::Xen).unwrap();
+        assert_eq!(ft.assign_page(Mfn(3), 1, &mut a), Err(XenError::Ebusy), "the hypervisor's");
+        assert_eq!(ft.release_page(Mfn(2), 1, &mut a), Err(XenError::Einval), "not its own");
+        assert_eq!(ft.set_owner(Mfn(4), Owner::Domain(1)), Err(XenError::Einval), "only through a list");
+        // Out of the middle, the end and the start, and back in.
+        ft.release_page(Mfn(1), 1, &mut a).unwrap();
+        assert_eq!(ft.pages(&a).collect::<std::vec::Vec<_>>(), [Mfn(5), Mfn(6)]);
+        ft.release_page(Mfn(6), 1, &mut a).unwrap();
+        ft.assign_page(Mfn(0), 1, &mut a).unwrap();
+        assert_eq!(ft.pages(&a).collect::<std::vec::Vec<_>>(), [Mfn(5), Mfn(0)], "frame 0 is linked as well");
+        ft.release_page(Mfn(5), 1, &mut a).unwrap();
+        ft.release_page(Mfn(0), 1, &mut a).unwrap();
+        assert!(a.is_empty() && a.first().is_none());
+        assert_eq!(a, PageList::default(), "an emptied list is as new");
+        assert_eq!(ft.pages(&b).collect::<std::vec::Vec<_>>(), [Mfn(2)], "the other list untouched");
+        for m in [0, 1, 5, 6] {
+            assert_eq!(ft.info(Mfn(m)).copied(), Some(PageInfo::default()), "frame {m} as a free frame");
+        }
     }
 
     #[test]

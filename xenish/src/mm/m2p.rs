@@ -32,6 +32,23 @@ impl M2p {
         true
     }
 
+    /// Records that frames `[mfn, mfn + count)` back pfns
+    /// `[pfn, pfn + count)`, a table frame at a time (a boot-time domain's
+    /// memory); `false` if an entry is beyond the table.
+    pub fn set_run(&self, mem: &mut dyn MachineMemory, mfn: Mfn, pfn: Pfn, count: u64) -> bool {
+        let mut done = 0u64;
+        while done < count {
+            let Some((frame, off)) = self.slot(Mfn(mfn.0 + done)) else { return false };
+            let Some(f) = mem.frame_mut(frame) else { return false };
+            let n = ((PAGE_SIZE - off) as u64 / 8).min(count - done);
+            for (k, entry) in f[off..off + n as usize * 8].chunks_exact_mut(8).enumerate() {
+                entry.copy_from_slice(&(pfn.0 + done + k as u64).to_le_bytes());
+            }
+            done += n;
+        }
+        true
+    }
+
     /// The pfn `mfn` backs, if any.
     pub fn get(&self, mem: &dyn MachineMemory, mfn: Mfn) -> Option<Pfn> {
         let (frame, off) = self.slot(mfn)?;
@@ -57,5 +74,16 @@ mod tests {
         assert!(!m2p.set(&mut mem, Mfn(1024), Some(Pfn(1))));
         assert!(m2p.set(&mut mem, Mfn(700), None));
         assert_eq!(m2p.get(&mem, Mfn(700)), None);
+    }
+
+    #[test]
+    fn runs_cross_table_frames() {
+        let mut mem = FakeMemory(std::vec![[0xffu8; PAGE_SIZE]; 4]);
+        let m2p = M2p { base: Mfn(2), entries: 1024 };
+        assert!(m2p.set_run(&mut mem, Mfn(510), Pfn(7), 4));
+        let got: std::vec::Vec<_> = (509..515).map(|m| m2p.get(&mem, Mfn(m))).collect();
+        assert_eq!(got, [None, Some(Pfn(7)), Some(Pfn(8)), Some(Pfn(9)), Some(Pfn(10)), None]);
+        assert!(!m2p.set_run(&mut mem, Mfn(1022), Pfn(0), 3), "past the table's end");
+        assert_eq!(m2p.get(&mem, Mfn(1023)), Some(Pfn(1)), "what fits is written");
     }
 }

@@ -2,10 +2,12 @@
 //! the narrow trait through which the core reaches machine memory.
 
 pub mod frame_alloc;
+pub mod frame_runs;
 pub mod frame_table;
 pub mod m2p;
 pub mod pagetable;
 pub mod pt_validate;
+pub mod xenheap;
 
 /// Bytes in a page (x86_64 base page).
 pub const PAGE_SIZE: usize = 4096;
@@ -46,6 +48,16 @@ pub trait MachineMemory {
 pub trait FramePool {
     /// A free frame, now in use; `None` when memory is exhausted.
     fn alloc(&mut self) -> Option<Mfn>;
+    /// Up to `max` machine-contiguous free frames, now in use, for large
+    /// allocations (a boot-time domain's memory): the first and the count
+    /// (at least 1); `None` when memory is exhausted. A pool without runs
+    /// hands out one frame at a time.
+    fn alloc_run(&mut self, max: u64) -> Option<(Mfn, u64)> {
+        if max == 0 {
+            return None;
+        }
+        self.alloc().map(|m| (m, 1))
+    }
     /// `count` machine-contiguous free frames, the first a multiple of
     /// `align` (a power of two); `None` if there is no such run.
     fn alloc_contiguous(&mut self, count: u64, align: u64) -> Option<Mfn>;

@@ -1,6 +1,14 @@
 //! The hypervisor's own address space: the direct map of machine memory at
 //! `DIRECTMAP_START`, through which the portable core reaches frames, and the
 //! layout constants of the hypervisor hole.
+//!
+//! **How much memory xenish uses: up to 5 TiB** ([`DIRECTMAP_SIZE`]). The
+//! direct map is where the hypervisor reaches every frame (guest memory,
+//! the frame table, the M2P, its heap), and it has L4 slots 262..=271 of
+//! the hypervisor hole, as in Xen: 10 x 512 GiB. RAM above that is not
+//! used (boot says so). The next limits would be the frame allocator's
+//! bitmap, which boot places below 4 GiB (1 bit per frame: 160 MiB at
+//! 5 TiB), and the frame table's 32-bit page-list links (16 TiB).
 
 use crate::builder::ContiguousMemory;
 use crate::mm::{MachineMemory, Mfn, PAGE_SIZE};
@@ -11,6 +19,9 @@ pub const XEN_VIRT_START: u64 = 0xffff_82d0_8000_0000;
 pub const DIRECTMAP_START: u64 = 0xffff_8300_0000_0000;
 /// Machine memory the boot page tables map in the direct map: 4 GiB.
 pub const DIRECTMAP_BOOT_SIZE: u64 = 4 << 30;
+/// Machine memory the direct map can hold: L4 slots 262..=271, 5 TiB (the
+/// end of the hypervisor hole, `HYPERVISOR_VIRT_END`, is slot 272).
+pub const DIRECTMAP_SIZE: u64 = 10 << 39;
 /// Uncached mapping of the local APIC's registers (a fixmap slot just
 /// above the image's gigabyte).
 pub const FIXMAP_APIC: u64 = 0xffff_82d0_c000_0000;

@@ -10,6 +10,7 @@ pub mod cpu;
 pub mod entry;
 pub mod fpu;
 pub mod gdt;
+pub mod heap;
 pub mod idt;
 pub mod memory;
 pub mod serial;

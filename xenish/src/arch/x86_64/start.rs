@@ -1,36 +1,36 @@
 //! Boot, from the trampoline's jump into Rust to the first guest
-//! instruction: console, boot information, frame allocator, the hypervisor's
-//! own page tables and heap, descriptor tables, `syscall`, and the boot-time
-//! domains.
+//! instruction: console, boot information, frame allocator and heap, the
+//! hypervisor's own page tables (the direct map of all RAM, up to
+//! [`DIRECTMAP_SIZE`]), the M2P and the frame table, descriptor tables,
+//! `syscall`, and the boot-time domains.
+//!
+//! Memory comes up in two steps. The boot page tables map only the first
+//! 4 GiB, so at first the frame allocator (its bitmap sized to the top of
+//! RAM and placed in free RAM below 4 GiB) hands out only frames below
+//! 4 GiB: the heap's first region and the new page tables come from there.
+//! Once the new page tables map all of RAM, the rest is added, and the M2P
+//! and the frame table (1/512 and 1/170 of RAM) are taken from anywhere.
 
 use alloc::vec::Vec;
 use core::ptr::addr_of_mut;
 
-use linked_list_allocator::LockedHeap;
-
+use super::heap::{self, MachineFrames};
 use super::memory::{
-    DirectMap, DirectMapRuns, DIRECTMAP_BOOT_SIZE, DIRECTMAP_START, FIXMAP_APIC, RO_MPT_START, XEN_VIRT_START,
+    DirectMap, DirectMapRuns, DIRECTMAP_BOOT_SIZE, DIRECTMAP_SIZE, DIRECTMAP_START, FIXMAP_APIC, RO_MPT_START,
+    XEN_VIRT_START,
 };
 use super::{apic, boot, clock, cpu, entry, fpu, gdt, idt, serial, trap};
 use crate::boot_info::{BootInfo, MULTIBOOT2_BOOTLOADER_MAGIC};
 use crate::hypercall::E820Entry;
-use crate::mm::frame_alloc::FrameAllocator;
+use crate::mm::frame_alloc::{find_boot_region, FrameAllocator};
 use crate::mm::frame_table::{FrameTable, PageInfo};
 use crate::mm::pagetable::{self, PageSize, PTE_NX, PTE_P, PTE_RW, PTE_US};
-use crate::mm::{MachineMemory, Mfn, PAGE_SIZE};
+use crate::mm::{FramePool, MachineMemory, Mfn, PAGE_SIZE};
 use crate::printk;
 use crate::setup;
 
-#[global_allocator]
-static HEAP: LockedHeap = LockedHeap::empty();
-
-/// Frames of hypervisor heap.
-const HEAP_FRAMES: u64 = 2048;
-/// Frames tracked by the allocator: what the boot direct map covers.
-const MAX_FRAMES: u64 = DIRECTMAP_BOOT_SIZE / PAGE_SIZE as u64;
-
-static mut FRAME_BITMAP: [u64; FrameAllocator::bitmap_words(MAX_FRAMES)] =
-    [0; FrameAllocator::bitmap_words(MAX_FRAMES)];
+/// Bytes in a page, as a `u64`.
+const PAGE: u64 = PAGE_SIZE as u64;
 
 #[repr(C, align(16))]
 struct IstStack([u8; 16 * 1024]);
@@ -47,14 +47,19 @@ fn serial_sink(bytes: &[u8]) {
     }
 }
 
+/// Stops the machine after a boot failure `what`.
+fn boot_failure(what: core::fmt::Arguments) -> ! {
+    printk!("xenish: {what}; halting");
+    cpu::halt_forever()
+}
+
 /// The boot CPU's entry into Rust (called by the trampoline, on the boot stack).
 pub extern "C" fn xenish_start(magic: u32, mbi_phys: u32) -> ! {
     serial::init();
     crate::console::set_sink(serial_sink);
     printk!("xenish {} - a Xen 4.17 PV-ABI hypervisor for x86_64", env!("CARGO_PKG_VERSION"));
     if magic != MULTIBOOT2_BOOTLOADER_MAGIC {
-        printk!("xenish: not started by a multiboot2 loader (magic {magic:#x}); halting");
-        cpu::halt_forever();
+        boot_failure(format_args!("not started by a multiboot2 loader (magic {magic:#x})"));
     }
 
     // SAFETY: the boot page tables direct-map the first 4 GiB, which holds
@@ -66,10 +71,7 @@ pub extern "C" fn xenish_start(magic: u32, mbi_phys: u32) -> ! {
     };
     let info = match BootInfo::new(mbi_bytes) {
         Ok(info) => info,
-        Err(e) => {
-            printk!("xenish: unreadable multiboot2 information ({e:?}); halting");
-            cpu::halt_forever();
-        }
+        Err(e) => boot_failure(format_args!("unreadable multiboot2 information ({e:?})")),
     };
     if let Some(loader) = info.loader_name() {
         printk!("xenish: loaded by {loader}");
@@ -83,55 +85,72 @@ pub extern "C" fn xenish_start(magic: u32, mbi_phys: u32) -> ! {
         printk!("xenish: module {}: {:#x} - {:#x} ({} bytes) '{}'", i + 1, m.start, m.end, m.end - m.start, m.string);
     }
 
-    // Frame allocator: usable RAM, minus the image, the boot information,
-    // the modules and the first MiB.
-    // SAFETY: the bitmap is used only here, once, on the boot CPU.
-    let bitmap = unsafe { &mut *addr_of_mut!(FRAME_BITMAP) };
-    let mut frames = FrameAllocator::new(bitmap, MAX_FRAMES);
-    for r in info.memory_map().filter(|r| r.is_available()) {
-        frames.add_free_bytes(r.base, r.base.saturating_add(r.length));
+    // RAM, as far as the direct map can reach.
+    let ram = || info.memory_map().filter(|r| r.is_available()).map(|r| (r.base, r.base.saturating_add(r.length)));
+    let ram_end = ram().map(|(_, end)| end).max().unwrap_or(0);
+    let ram_top = ram_end.min(DIRECTMAP_SIZE);
+    if ram_end > ram_top {
+        printk!("xenish: RAM above {} GiB is not used (the direct map ends there)", DIRECTMAP_SIZE >> 30);
     }
+    let nr_frames = ram_top / PAGE;
+
+    // The frame allocator, its bitmap in free RAM below 4 GiB; what may not
+    // be handed out: the first MiB, the image, the boot information, the
+    // modules and the bitmap itself.
     // SAFETY: linker-provided symbols; only their addresses are used.
     let (img_start, img_end) =
         unsafe { (&__image_start_phys as *const u8 as u64, &__image_end_phys as *const u8 as u64) };
-    frames.reserve_bytes(0, 0x10_0000);
-    frames.reserve_bytes(img_start, img_end);
-    frames.reserve_bytes(u64::from(mbi_phys), u64::from(mbi_phys) + info.len() as u64);
-    for m in info.modules() {
-        frames.reserve_bytes(m.start, m.end);
-    }
-    let ram_top = info
-        .memory_map()
-        .filter(|r| r.is_available())
-        .map(|r| r.base.saturating_add(r.length))
-        .max()
-        .unwrap_or(0)
-        .min(DIRECTMAP_BOOT_SIZE);
-    let nr_frames = ram_top / PAGE_SIZE as u64;
-    printk!(
-        "xenish: {} MiB usable in {} frames; image {img_start:#x}-{img_end:#x}",
-        frames.free_frames() * 4 / 1024,
-        frames.free_frames()
-    );
-
-    // SAFETY: the boot page tables map the first 4 GiB at DIRECTMAP_START.
-    let mut mem = unsafe { DirectMap::new(Mfn(MAX_FRAMES)) };
-
-    let Some(heap) = frames.alloc_contiguous(HEAP_FRAMES, 1) else {
-        printk!("xenish: no memory for the hypervisor heap; halting");
-        cpu::halt_forever();
+    let mbi = (u64::from(mbi_phys), u64::from(mbi_phys) + info.len() as u64);
+    let fixed = [(0, 0x10_0000), (img_start, img_end), mbi];
+    let modules = || info.modules().map(|m| (m.start, m.end));
+    let words = FrameAllocator::bitmap_words(nr_frames);
+    let bitmap_bytes = words as u64 * 8;
+    let reserved = || fixed.into_iter().chain(modules());
+    let Some(bitmap_at) = find_boot_region(ram(), reserved, bitmap_bytes, DIRECTMAP_BOOT_SIZE) else {
+        boot_failure(format_args!("no room below 4 GiB for the frame allocator's {} KiB bitmap", bitmap_bytes / 1024))
     };
-    // SAFETY: the frames were just allocated for the heap alone and are
-    // mapped by the direct map.
-    unsafe { HEAP.lock().init(DirectMap::va(heap.addr()) as *mut u8, (HEAP_FRAMES as usize) * PAGE_SIZE) };
-
-    let cpu_features = CpuFeatures::detect();
-    let m2p = match build_address_space(&mut mem, &mut frames, img_end, nr_frames, &cpu_features) {
-        Ok(m2p) => m2p,
-        Err(e) => {
-            printk!("xenish: cannot build the hypervisor page tables ({e:?}); halting");
-            cpu::halt_forever();
+    // SAFETY: `find_boot_region` found these bytes in RAM below 4 GiB (which
+    // the boot page tables map), page-aligned, overlapping neither the
+    // image, the boot information nor a module; they are reserved in the
+    // allocator they become at once, so nothing else ever uses them.
+    let bitmap = unsafe { core::slice::from_raw_parts_mut(DirectMap::va(bitmap_at) as *mut u64, words) };
+    let mut frames = FrameAllocator::new(bitmap, nr_frames);
+    for (start, end) in ram() {
+        frames.add_free_bytes(start, end.min(DIRECTMAP_BOOT_SIZE));
+    }
+    let reserve_all = |f: &mut FrameAllocator| {
+        for (start, end) in reserved().chain([(bitmap_at, bitmap_at + bitmap_bytes)]) {
+            f.reserve_bytes(start, end);
         }
+    };
+    reserve_all(&mut frames);
+    heap::install_frames(frames);
+
+    // SAFETY: the boot page tables map the first 4 GiB at DIRECTMAP_START,
+    // and the frames the allocator hands out are all below it for now.
+    let mut boot_mem = unsafe { DirectMap::new(Mfn(DIRECTMAP_BOOT_SIZE / PAGE)) };
+    let cpu_features = CpuFeatures::detect();
+    let l4 = match build_address_space(&mut boot_mem, img_end, nr_frames, &cpu_features) {
+        Ok(l4) => l4,
+        Err(e) => boot_failure(format_args!("cannot build the hypervisor page tables ({e:?})")),
+    };
+    // SAFETY: the page tables just loaded map all of RAM below `ram_top`.
+    let mut mem = unsafe { DirectMap::new(Mfn(nr_frames)) };
+    // RAM above 4 GiB is mapped now: it may be handed out.
+    let _ = heap::with_frames(|f| {
+        for (start, end) in ram() {
+            f.add_free_bytes(start.max(DIRECTMAP_BOOT_SIZE), end);
+        }
+        reserve_all(f);
+    });
+    let free = MachineFrames.free_frames();
+    printk!(
+        "xenish: {} MiB usable in {free} frames, RAM up to {ram_top:#x}; image {img_start:#x}-{img_end:#x}",
+        free * PAGE / (1 << 20)
+    );
+    let m2p = match build_m2p(&mut mem, l4, nr_frames, &cpu_features) {
+        Ok(m2p) => m2p,
+        Err(e) => boot_failure(format_args!("cannot build the M2P table ({e:?})")),
     };
 
     // SAFETY: BOOT_STACK and IST_STACKS are used only as stacks by the CPU.
@@ -158,12 +177,13 @@ pub extern "C" fn xenish_start(magic: u32, mbi_phys: u32) -> ! {
         // Multiboot2's memory types are E820's.
         info.memory_map().map(|r| E820Entry { addr: r.base, size: r.length, kind: r.kind }).collect()
     });
-    let modules: Vec<setup::BootModule> = info
+    let boot_modules: Vec<setup::BootModule> = info
         .modules()
         .map(|m| setup::BootModule {
             // SAFETY: GRUB placed the module at [start, end) in RAM below
-            // 4 GiB, which the direct map covers; its frames are reserved, so
-            // nothing else writes them while the slice lives.
+            // 4 GiB, which the direct map covers; its frames stay reserved
+            // until the boot-time domains are built, after which these
+            // slices are dropped before the frames are freed.
             bytes: unsafe {
                 core::slice::from_raw_parts(DirectMap::va(m.start) as *const u8, (m.end - m.start) as usize)
             },
@@ -172,44 +192,63 @@ pub extern "C" fn xenish_start(magic: u32, mbi_phys: u32) -> ! {
         .collect();
     let m2p_table = crate::mm::m2p::M2p { base: m2p.base, entries: m2p.entries };
     let fpu_area_size = fpu::init();
-    let Some(pages) = frame_table_storage(&mut mem, &mut frames, nr_frames) else {
-        printk!("xenish: no memory for the frame table; halting");
-        cpu::halt_forever();
+    let Some(pages) = frame_table_storage(&mut mem, nr_frames) else {
+        boot_failure(format_args!(
+            "no run of free frames for the frame table ({} KiB)",
+            nr_frames * core::mem::size_of::<PageInfo>() as u64 / 1024
+        ))
     };
     printk!(
         "xenish: frame table: {nr_frames} frames, {} KiB",
         nr_frames * core::mem::size_of::<PageInfo>() as u64 / 1024
     );
     let mut ft = FrameTable::new(pages, m2p.l4_slots);
-    // SAFETY: the boot page tables map the first 4 GiB; the builder asks
-    // only for runs it allocated from `frames` for the kernel it unwraps.
-    let mut runs = unsafe { DirectMapRuns::new(Mfn(MAX_FRAMES)) };
+    // SAFETY: the direct map covers all RAM below `ram_top`; the builder
+    // asks only for runs it allocated for the kernel it unwraps.
+    let mut runs = unsafe { DirectMapRuns::new(Mfn(nr_frames)) };
+    let initial_images_pages = modules().map(|(start, end)| end.div_ceil(PAGE) - start / PAGE).sum();
+    let mut pool = MachineFrames;
     let mut setup = setup::Setup {
         mem: &mut mem,
-        frames: &mut frames,
-        scratch: &mut runs,
+        frames: &mut pool,
         m2p: m2p_table,
         xen_l4_slots: m2p.l4_slots,
         ft: &mut ft,
         fpu_area_size,
+        initial_images_pages,
     };
-    let domains = setup::boot_domains(&mut setup, info.cmdline(), &modules);
-    trap::run(domains, frames, m2p_table, ft, Mfn(MAX_FRAMES), tsc_hz, cpu_features.under_hypervisor)
+    let domains = setup::boot_domains(&mut setup, &mut runs, info.cmdline(), &boot_modules);
+    // Xen's discard_initial_images: the modules' memory goes back to the
+    // pool once nothing reads them.
+    drop(boot_modules);
+    let _ = heap::with_frames(|f| {
+        for (start, end) in modules() {
+            f.add_free_bytes(start & !(PAGE - 1), end.next_multiple_of(PAGE));
+        }
+        for (start, end) in fixed.into_iter().chain([(bitmap_at, bitmap_at + bitmap_bytes)]) {
+            f.reserve_bytes(start, end);
+        }
+    });
+    trap::run(
+        domains,
+        alloc::boxed::Box::new(pool),
+        m2p_table,
+        ft,
+        Mfn(nr_frames),
+        tsc_hz,
+        cpu_features.under_hypervisor,
+    )
 }
 
 /// The frame table's records, one per frame below the top of RAM, in
 /// zeroed frames taken from the allocator and reached through the direct
-/// map: 16 bytes a frame is too much for the hypervisor heap on a large
-/// machine, and the allocator's frames are mapped for as long as the
+/// map (24 bytes a frame is 1/170 of RAM: heap memory for it would only
+/// be taken from the same allocator), mapped for as long as the
 /// hypervisor runs.
-fn frame_table_storage(
-    mem: &mut DirectMap,
-    frames: &mut FrameAllocator,
-    nr_frames: u64,
-) -> Option<&'static mut [PageInfo]> {
+fn frame_table_storage(mem: &mut DirectMap, nr_frames: u64) -> Option<&'static mut [PageInfo]> {
     let bytes = nr_frames.checked_mul(core::mem::size_of::<PageInfo>() as u64)?;
-    let count = bytes.div_ceil(PAGE_SIZE as u64).max(1);
-    let base = frames.alloc_contiguous(count, 1)?;
+    let count = bytes.div_ceil(PAGE).max(1);
+    let base = MachineFrames.alloc_contiguous(count, 1)?;
     for i in 0..count {
         mem.frame_mut(Mfn(base.0 + i))?.fill(0);
     }
@@ -303,104 +342,85 @@ pub struct M2p {
     pub l4_slots: [u64; 16],
 }
 
+/// The NX bit for mappings of data, when the CPU has NX.
+fn nx(f: &CpuFeatures) -> u64 {
+    if f.nx {
+        PTE_NX
+    } else {
+        0
+    }
+}
+
 /// Builds the hypervisor's own page tables and switches to them: the image,
-/// the direct map of RAM, and the read-only M2P for guests; every slot of the
-/// hypervisor hole gets its L3 now so that guest copies of the slots stay
-/// current.
+/// the direct map of RAM below `nr_frames` (2 MiB pages) and the APIC
+/// fixmap; every slot of the hypervisor hole gets its L3 now so that guest
+/// copies of the slots stay current. Runs on the boot page tables, which
+/// map the first 4 GiB: the tables come from the frames the allocator has
+/// so far, all below 4 GiB. Returns the new top-level table.
 fn build_address_space(
     mem: &mut DirectMap,
-    frames: &mut FrameAllocator,
     img_end: u64,
     nr_frames: u64,
     f: &CpuFeatures,
-) -> Result<M2p, pagetable::MapError> {
-    let nx = if f.nx { PTE_NX } else { 0 };
-    let l4 = {
-        let mut alloc = || frames.alloc();
-        let l4 = pagetable::new_table(mem, &mut alloc)?;
-        for slot in 256..272 {
-            let l3 = pagetable::new_table(mem, &mut alloc)?;
-            let us = if slot == 256 { PTE_US } else { 0 };
-            pagetable::set_entry(mem, l4, slot, l3.addr() | PTE_P | PTE_RW | us)?;
-        }
-        let two_mib = 2 << 20;
-        let mut pa = 0;
-        while pa < img_end.next_multiple_of(two_mib) {
-            pagetable::map(
-                mem,
-                &mut alloc,
-                l4,
-                XEN_VIRT_START + pa,
-                pa,
-                PageSize::Size2M,
-                PTE_P | PTE_RW,
-                PTE_P | PTE_RW,
-            )?;
-            pa += two_mib;
-        }
-        pa = 0;
-        while pa < (nr_frames * PAGE_SIZE as u64).next_multiple_of(two_mib) {
-            pagetable::map(
-                mem,
-                &mut alloc,
-                l4,
-                DIRECTMAP_START + pa,
-                pa,
-                PageSize::Size2M,
-                PTE_P | PTE_RW | nx,
-                PTE_P | PTE_RW,
-            )?;
-            pa += two_mib;
-        }
-        l4
-    };
-
-    let m2p_frames = (nr_frames * 8).div_ceil(PAGE_SIZE as u64);
-    let base = frames.alloc_contiguous(m2p_frames, 1).ok_or(pagetable::MapError::OutOfMemory)?;
-    for i in 0..m2p_frames {
-        if let Some(frame) = mem.frame_mut(Mfn(base.0 + i)) {
-            frame.fill(0xff); // INVALID_M2P_ENTRY
-        }
+) -> Result<Mfn, pagetable::MapError> {
+    let nx = nx(f);
+    let mut alloc = || MachineFrames.alloc();
+    let l4 = pagetable::new_table(mem, &mut alloc)?;
+    for slot in 256..272 {
+        let l3 = pagetable::new_table(mem, &mut alloc)?;
+        let us = if slot == 256 { PTE_US } else { 0 };
+        pagetable::set_entry(mem, l4, slot, l3.addr() | PTE_P | PTE_RW | us)?;
     }
-    let mut alloc = || frames.alloc();
+    let two_mib = 2 << 20;
+    let mut pa = 0;
+    while pa < img_end.next_multiple_of(two_mib) {
+        let rw = PTE_P | PTE_RW;
+        pagetable::map(mem, &mut alloc, l4, XEN_VIRT_START + pa, pa, PageSize::Size2M, rw, rw)?;
+        pa += two_mib;
+    }
+    pa = 0;
+    while pa < (nr_frames * PAGE).next_multiple_of(two_mib) {
+        let (leaf, table) = (PTE_P | PTE_RW | nx, PTE_P | PTE_RW);
+        pagetable::map(mem, &mut alloc, l4, DIRECTMAP_START + pa, pa, PageSize::Size2M, leaf, table)?;
+        pa += two_mib;
+    }
     // PCD | PWT: the APIC's registers must not be cached.
     let uncached = (1 << 4) | (1 << 3);
-    pagetable::map(
-        mem,
-        &mut alloc,
-        l4,
-        FIXMAP_APIC,
-        apic::APIC_PHYS_BASE,
-        PageSize::Size4K,
-        PTE_P | PTE_RW | uncached | nx,
-        PTE_P | PTE_RW,
-    )?;
+    let apic = PTE_P | PTE_RW | uncached | nx;
+    pagetable::map(mem, &mut alloc, l4, FIXMAP_APIC, apic::APIC_PHYS_BASE, PageSize::Size4K, apic, PTE_P | PTE_RW)?;
+    // SAFETY: the new table maps the image, stacks and direct map at the
+    // same addresses as the boot tables; only the identity map goes away.
+    unsafe { cpu::write_cr3(l4.addr()) };
+    crate::printk!(
+        "xenish: hypervisor page tables at {:#x}, direct map of {} MiB",
+        l4.addr(),
+        (nr_frames * PAGE).next_multiple_of(two_mib) >> 20
+    );
+    Ok(l4)
+}
+
+/// The machine-to-phys table for `nr_frames` frames, every entry invalid,
+/// mapped read-only for guests at `RO_MPT_START` in the live tables `l4`
+/// (new mappings of unmapped addresses need no TLB flush), and the L4
+/// slots every guest top-level table carries.
+fn build_m2p(mem: &mut DirectMap, l4: Mfn, nr_frames: u64, f: &CpuFeatures) -> Result<M2p, pagetable::MapError> {
+    let m2p_frames = (nr_frames * 8).div_ceil(PAGE);
+    let base = MachineFrames.alloc_contiguous(m2p_frames, 1).ok_or(pagetable::MapError::OutOfMemory)?;
     for i in 0..m2p_frames {
-        let va = RO_MPT_START + i * PAGE_SIZE as u64;
-        pagetable::map(
-            mem,
-            &mut alloc,
-            l4,
-            va,
-            (base.0 + i) << 12,
-            PageSize::Size4K,
-            PTE_P | PTE_US | nx,
-            PTE_P | PTE_RW | PTE_US,
-        )?;
+        mem.frame_mut(Mfn(base.0 + i)).ok_or(pagetable::MapError::BadTable)?.fill(0xff);
+        // INVALID_M2P_ENTRY
+    }
+    let mut alloc = || MachineFrames.alloc();
+    for i in 0..m2p_frames {
+        let (va, pa) = (RO_MPT_START + i * PAGE, (base.0 + i) << 12);
+        let (leaf, table) = (PTE_P | PTE_US | nx(f), PTE_P | PTE_RW | PTE_US);
+        pagetable::map(mem, &mut alloc, l4, va, pa, PageSize::Size4K, leaf, table)?;
     }
     let mut l4_slots = [0u64; 16];
     for (i, slot) in l4_slots.iter_mut().enumerate() {
         *slot = pagetable::entry(mem, l4, 256 + i)?;
     }
-    // SAFETY: the new table maps the image, stacks and direct map at the
-    // same addresses as the boot tables; only the identity map goes away.
-    unsafe { cpu::write_cr3(l4.addr()) };
-    crate::printk!(
-        "xenish: hypervisor page tables at {:#x}, M2P {} frames at {:#x}",
-        l4.addr(),
-        m2p_frames,
-        base.addr()
-    );
+    crate::printk!("xenish: M2P {} frames at {:#x}", m2p_frames, base.addr());
     Ok(M2p { base, entries: nr_frames, l4_slots })
 }
 

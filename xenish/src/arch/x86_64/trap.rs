@@ -12,10 +12,9 @@ use super::memory::DirectMap;
 use super::{apic, clock, cpu, entry, fpu, gdt, serial};
 use crate::domain::{Domain, SegmentState};
 use crate::hypercall::{E820Entry, Platform, Segment, TlbFlush};
-use crate::mm::frame_alloc::FrameAllocator;
 use crate::mm::frame_table::FrameTable;
 use crate::mm::m2p::M2p;
-use crate::mm::Mfn;
+use crate::mm::{FramePool, Mfn};
 use crate::regs::TrapFrame;
 use crate::sched::{SchedParams, VcpuRef};
 use crate::system::{Action, Next, System, CONSOLE_POLL_NS};
@@ -174,7 +173,7 @@ static IDLE_L4: AtomicU64 = AtomicU64::new(0);
 /// Starts running `domains` and never returns.
 pub fn run(
     domains: Vec<(Domain, SchedParams)>,
-    frames: FrameAllocator<'static>,
+    frames: Box<dyn FramePool + Send>,
     m2p: M2p,
     ft: FrameTable,
     frame_limit: Mfn,
@@ -190,7 +189,7 @@ pub fn run(
         crate::printk!("xenish: cannot measure the TSC frequency; halting");
         cpu::halt_forever();
     };
-    let mut system = System::new(domains, Clock { tsc_at_zero: tsc, scale, tsc_hz }, m2p, Box::new(frames), ft);
+    let mut system = System::new(domains, Clock { tsc_at_zero: tsc, scale, tsc_hz }, m2p, frames, ft);
     let mut mem = memory();
     match clock::read_rtc().unix_seconds() {
         Some(secs) => system.set_wallclock(&mut mem, secs, clock::rdtsc()),

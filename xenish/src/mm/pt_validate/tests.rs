@@ -6,7 +6,7 @@ use std::vec::Vec;
 use super::*;
 use crate::guest_access::tests::FakeMemory;
 use crate::mm::frame_table::tests::table;
-use crate::mm::frame_table::PageInfo;
+use crate::mm::frame_table::{PageInfo, PageList};
 use crate::mm::PAGE_SIZE;
 
 const NR: usize = 16;
@@ -16,11 +16,12 @@ const ME: MapRights<'static> = MapRights { id: 0, privileged: false, shared_info
 /// L4→L3→L2→L1 hierarchy whose L1 maps 4 and 5 writable, 6 read-only.
 fn world() -> (FrameTable, FakeMemory) {
     let mut ft = table(NR);
+    let (mut d0, mut d1) = (PageList::default(), PageList::default());
     for m in 0..12 {
-        ft.set_owner(Mfn(m), Owner::Domain(0)).unwrap();
+        ft.assign_page(Mfn(m), 0, &mut d0).unwrap();
     }
     for m in 12..14 {
-        ft.set_owner(Mfn(m), Owner::Domain(1)).unwrap();
+        ft.assign_page(Mfn(m), 1, &mut d1).unwrap();
     }
     ft.xen_l4_slots = [0xdead_0007; 16];
     let mut mem = FakeMemory(std::vec![[0u8; PAGE_SIZE]; NR]);
