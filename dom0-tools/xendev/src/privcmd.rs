@@ -260,6 +260,9 @@ impl Privcmd {
     /// Maps `mfns` of `domid` (MFNs for a PV domain) contiguously with
     /// `IOCTL_PRIVCMD_MMAPBATCH_V2`, read-only unless `writable`. A frame
     /// Xen refuses fails the whole call, naming its index and errno.
+    ///
+    /// To map this domain's own frames, name it `DOMID_SELF`: Xen's
+    /// `get_pg_owner` refuses a domain naming itself by its ID (`ESRCH`).
     pub fn map_foreign(&self, domid: u16, mfns: &[u64], writable: bool) -> io::Result<Mapping> {
         let op = || format!("IOCTL_PRIVCMD_MMAPBATCH_V2(dom {domid}, {} frames)", mfns.len());
         let num = u32::try_from(mfns.len())
