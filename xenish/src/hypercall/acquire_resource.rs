@@ -163,7 +163,7 @@ mod tests {
         assert_eq!(frames.len(), 2, "grown on demand");
         let list = w.peek(LIST, 16);
         assert_eq!(list, [frames[0].0.to_le_bytes(), frames[1].0.to_le_bytes()].concat());
-        assert!(w.peers[0].may_map(frames[0]), "the caller may then map them as the target's");
+        assert!(w.peers[0].may_map(&w.ft, frames[0]), "the caller may then map them as the target's");
     }
 
     #[test]
