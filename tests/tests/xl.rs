@@ -1,0 +1,279 @@
+//! `xl` in the control domain, on xenish and on Xen 4.17 in the same
+//! QEMU: domains built by the userspace builder from an xl.cfg, listed,
+//! paused, their PV console served by xenconsoled, destroyed; 20
+//! create/destroy cycles that leave free memory and the XenStore tree as
+//! they were; bad input refused with one line and no residue; the
+//! `on_*` actions; Debian's Linux as a domU with a busybox initramfs.
+//!
+//! The domUs: `tiny`, a PV kernel made here (no hypercall page: it writes
+//! a line to its console ring, notifies, then sleeps in `SCHEDOP_poll`, or
+//! reboots/powers off/crashes if its command line starts with r/p/c);
+//! the `hello` test guest; Debian's kernel. What the scripts print with
+//! `check: ` is compared line for line between the two hypervisors.
+
+use std::time::Duration;
+
+use tests::dom0::{self, AUTORUN_DONE};
+use tests::linux::{Hypervisor, CPU};
+use tests::{Boot, Outcome};
+
+/// QEMU memory and dom0's share, as for `cargo xtask run`.
+const QEMU_MEMORY_MIB: u32 = 1024;
+const DOM0_MEM: &str = "dom0_mem=512M";
+
+/// `tiny`'s code, loaded at 0x1000 (virtual = physical, VIRT_BASE 0);
+/// `rsi` holds start_info, whose console page follows two pages later
+/// (libxc's layout: start_info, xenstore, console).
+///
+/// ```text
+/// mov rbx, rsi ; lea r12, [rsi+0x2000]           the console ring
+/// lea rsi, [rip+msg] ; mov ecx, [rip+msglen]
+/// lea rdi, [r12+1024] ; rep movsb                out[]
+/// mov eax, [rip+msglen] ; mov [r12+3084], eax    out_prod
+/// mov eax, [rbx+0x50] ; mov [rip+port], eax      console.domU.evtchn
+/// event_channel_op(EVTCHNOP_send, &port)
+/// cmd_line[0]: 'r' reboot, 'p' poweroff, 'c' crash (SCHEDOP_shutdown),
+/// else loop { sched_op(SCHEDOP_poll, {no ports, no timeout}) }
+/// ```
+const TINY_CODE: &[u8] = &[
+    0x48, 0x89, 0xf3, 0x4c, 0x8d, 0xa6, 0x00, 0x20, 0x00, 0x00, 0x48, 0x8d, 0x35, 0xc3, 0x00, 0x00, 0x00, 0x8b, 0x0d,
+    0xb9, 0x00, 0x00, 0x00, 0x49, 0x8d, 0xbc, 0x24, 0x00, 0x04, 0x00, 0x00, 0xf3, 0xa4, 0x8b, 0x05, 0xa9, 0x00, 0x00,
+    0x00, 0x41, 0x89, 0x84, 0x24, 0x0c, 0x0c, 0x00, 0x00, 0x8b, 0x43, 0x50, 0x89, 0x05, 0x90, 0x00, 0x00, 0x00, 0xbf,
+    0x04, 0x00, 0x00, 0x00, 0x48, 0x8d, 0x35, 0x84, 0x00, 0x00, 0x00, 0xb8, 0x20, 0x00, 0x00, 0x00, 0x0f, 0x05, 0x0f,
+    0xb6, 0x83, 0x80, 0x00, 0x00, 0x00, 0x3c, 0x72, 0x74, 0x29, 0x3c, 0x70, 0x74, 0x31, 0x3c, 0x63, 0x74, 0x15, 0xbf,
+    0x03, 0x00, 0x00, 0x00, 0x48, 0x8d, 0x35, 0x46, 0x00, 0x00, 0x00, 0xb8, 0x1d, 0x00, 0x00, 0x00, 0x0f, 0x05, 0xeb,
+    0xeb, 0xc7, 0x05, 0x4f, 0x00, 0x00, 0x00, 0x03, 0x00, 0x00, 0x00, 0xeb, 0x16, 0xc7, 0x05, 0x43, 0x00, 0x00, 0x00,
+    0x01, 0x00, 0x00, 0x00, 0xeb, 0x0a, 0xc7, 0x05, 0x37, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xbf, 0x02, 0x00,
+    0x00, 0x00, 0x48, 0x8d, 0x35, 0x2b, 0x00, 0x00, 0x00, 0xb8, 0x1d, 0x00, 0x00, 0x00, 0x0f, 0x05, 0x0f, 0x0b, 0x66,
+    0x0f, 0x1f, 0x44, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x20,
+    0x00, 0x00, 0x00, 0x74, 0x69, 0x6e, 0x79, 0x3a, 0x20, 0x68, 0x65, 0x6c, 0x6c, 0x6f, 0x20, 0x66, 0x72, 0x6f, 0x6d,
+    0x20, 0x74, 0x68, 0x65, 0x20, 0x50, 0x56, 0x20, 0x63, 0x6f, 0x6e, 0x73, 0x6f, 0x6c, 0x65, 0x0a,
+];
+
+/// `tiny` as an ELF64 PV kernel: one PT_LOAD (paddr 0x1000) and a
+/// PT_NOTE with GUEST_OS, LOADER, XEN_VERSION, VIRT_BASE 0, ENTRY.
+fn tiny_kernel() -> Vec<u8> {
+    let mut notes = Vec::new();
+    let mut note = |typ: u32, desc: &[u8]| {
+        notes.extend_from_slice(&4u32.to_le_bytes());
+        notes.extend_from_slice(&(desc.len() as u32).to_le_bytes());
+        notes.extend_from_slice(&typ.to_le_bytes());
+        notes.extend_from_slice(b"Xen\0");
+        notes.extend_from_slice(desc);
+        notes.resize(notes.len().next_multiple_of(4), 0);
+    };
+    note(6, b"tiny\0"); // GUEST_OS
+    note(8, b"generic\0"); // LOADER
+    note(5, b"xen-3.0\0"); // XEN_VERSION
+    note(3, &0u64.to_le_bytes()); // VIRT_BASE
+    note(4, &0u64.to_le_bytes()); // PADDR_OFFSET
+    note(1, &0x1000u64.to_le_bytes()); // ENTRY
+    let notes_off = 64 + 2 * 56;
+    let code_off = 0x1000usize;
+    let mut f = vec![0u8; 64];
+    f[..7].copy_from_slice(&[0x7f, b'E', b'L', b'F', 2, 1, 1]);
+    f[16] = 2; // ET_EXEC
+    f[18] = 62; // EM_X86_64
+    f[20] = 1;
+    f[24..32].copy_from_slice(&0x1000u64.to_le_bytes());
+    f[32..40].copy_from_slice(&64u64.to_le_bytes());
+    f[52] = 64;
+    f[54] = 56;
+    f[56] = 2;
+    let ph = |typ: u32, flags: u32, off: usize, addr: u64, size: usize| {
+        let mut p = vec![0u8; 56];
+        p[0..4].copy_from_slice(&typ.to_le_bytes());
+        p[4..8].copy_from_slice(&flags.to_le_bytes());
+        p[8..16].copy_from_slice(&(off as u64).to_le_bytes());
+        p[16..24].copy_from_slice(&addr.to_le_bytes());
+        p[24..32].copy_from_slice(&addr.to_le_bytes());
+        p[32..40].copy_from_slice(&(size as u64).to_le_bytes());
+        p[40..48].copy_from_slice(&(size as u64).to_le_bytes());
+        p
+    };
+    f.extend(ph(1, 7, code_off, 0x1000, TINY_CODE.len()));
+    f.extend(ph(4, 4, notes_off, 0, notes.len()));
+    f.extend_from_slice(&notes);
+    f.resize(code_off, 0);
+    f.extend_from_slice(TINY_CODE);
+    f
+}
+
+/// Boots the dom0 image `name` with `script` and `extra` files on `hv`.
+fn boot(hv: Hypervisor, name: &str, script: &str, extra: &[(&str, u32, Vec<u8>)], limit: Duration) -> Outcome {
+    let image = dom0::image(name, Some(script), extra).unwrap_or_else(|e| panic!("{e}"));
+    let (hypervisor, cmdline) = match hv {
+        Hypervisor::Xenish => (tests::images().hypervisor.clone(), DOM0_MEM.to_string()),
+        Hypervisor::Xen => {
+            (tests::debian::xen().unwrap_or_else(|e| panic!("{e}")), format!("console=com1 com1=115200,8n1 {DOM0_MEM}"))
+        }
+    };
+    let out = Boot::with_hypervisor(hypervisor)
+        .cpu(CPU)
+        .memory_mib(QEMU_MEMORY_MIB)
+        .cmdline(&cmdline)
+        .module(image.kernel, dom0::KERNEL_CMDLINE)
+        .module(image.initrd, "")
+        .until(AUTORUN_DONE)
+        .timeout(limit)
+        .try_run()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(out.serial.contains(AUTORUN_DONE), "dom0's script did not finish on {hv:?}\n{out}");
+    out
+}
+
+/// The lines a script printed with `prefix`, from the prefix on.
+fn lines(out: &Outcome, prefix: &str) -> Vec<String> {
+    out.serial.lines().filter_map(|l| l.find(prefix).map(|at| l[at..].trim_end().to_string())).collect()
+}
+
+/// Asserts every `expected` line is among `got`.
+fn expect_all(got: &[String], expected: &[&str], context: &Outcome) {
+    for e in expected {
+        assert!(got.iter().any(|l| l == e), "missing {e:?} in\n{}\n--- serial ---\n{context}", got.join("\n"));
+    }
+}
+
+/// Helpers every script starts with.
+const PRELUDE: &str = r#"
+c() { echo "check: $*"; }
+# xl list without the Time(s) column, which differs run to run.
+xlist() { xl list "$@" | awk '{ printf "%s %s %s %s %s\n", $1, $2, $3, $4, $5 }'; }
+free_mem() { xl info free_memory | sed 's/.*: //'; }
+tree() { xenstore-ls -f / | grep -v '^/tool/' | sort; }
+"#;
+
+/// The tiny guest's script: create, list, console, pause, destroy,
+/// cycles, the on_* actions, bad input.
+const TINY_SCRIPT: &str = r#"
+cat > /etc/xen/tiny.cfg <<'EOF'
+# The tiny test kernel.
+name = "tiny"
+kernel = "/root/tiny"
+memory = 16
+EOF
+free0=$(free_mem)
+xl create /etc/xen/tiny.cfg; c "create: exit $?"
+sleep 2
+xlist | sed 's/^/check: list: /'
+c "domid: $(xl domid tiny), domname: $(xl domname 1)"
+c "console: $(cat /var/log/xen/console/guest-tiny.log)"
+c "tty: $(xenstore-read /local/domain/1/console/tty | cut -c1-9)"
+c "store: name=$(xenstore-read /local/domain/1/name) target=$(xenstore-read /local/domain/1/memory/target) type=$(xenstore-read /libxl/1/type)"
+xl pause tiny; c "pause: exit $?"
+xlist tiny | sed 's/^/check: paused: /'
+xl unpause tiny; c "unpause: exit $?"
+xl destroy tiny; c "destroy: exit $?"
+xlist | sed 's/^/check: after destroy: /'
+# The first domain leaves libxl's empty parents (/vm, /libxl, dom0's
+# backend/console), as on Xen; from here on the tree must not change.
+tree > /tmp/tree0
+n=0
+for i in $(seq 20); do
+    xl create -q /etc/xen/tiny.cfg "name=\"t$i\"" && xl destroy "t$i" && n=$((n+1))
+done
+c "cycles: $n of 20"
+sleep 1
+[ "$(free_mem)" = "$free0" ] && c "free memory unchanged after the cycles" || c "free memory $free0 -> $(free_mem)"
+tree > /tmp/tree1
+cmp -s /tmp/tree0 /tmp/tree1 && c "xenstore tree unchanged" || { c "xenstore tree changed"; diff /tmp/tree0 /tmp/tree1 | head -20; }
+
+# on_crash=preserve keeps the crashed domain, on_poweroff=destroy removes it.
+xl create -q /etc/xen/tiny.cfg 'name="crasher"' 'extra="c"' 'on_crash="preserve"'
+sleep 3
+xlist crasher | sed 's/^/check: preserved: /'
+xl destroy crasher
+xl create -q /etc/xen/tiny.cfg 'name="leaver"' 'extra="p"'
+sleep 3
+xl list leaver >/dev/null 2>&1 || c "powered-off domain destroyed by its monitor"
+# on_reboot=restart: the monitor builds it again from the (edited) file.
+cp /etc/xen/tiny.cfg /etc/xen/boot.cfg
+echo 'name = "rebooter"' >> /etc/xen/boot.cfg
+echo 'extra = "r"' >> /etc/xen/boot.cfg
+xl create -q -p /etc/xen/boot.cfg
+sed -i 's/^extra.*//' /etc/xen/boot.cfg
+old=$(xl domid rebooter)
+xl unpause rebooter
+sleep 4
+new=$(xl domid rebooter)
+[ -n "$new" ] && [ "$new" != "$old" ] && c "rebooted domain came back" || c "reboot: $old -> $new"
+xl destroy rebooter
+
+# Bad input: one line, non-zero exit, nothing left behind.
+bad() {
+    what=$1; shift
+    xl create -q "$@" 2>/tmp/err; rc=$?
+    c "bad $what: exit $rc, $(wc -l < /tmp/err) line(s)"
+    sed "s/^/check: bad $what: /" /tmp/err
+}
+printf 'name = "s"\nkernel = "/root/tiny"\nmemory 16\n' > /etc/xen/syntax.cfg
+bad syntax /etc/xen/syntax.cfg
+printf 'name = "u"\nkernel = "/root/tiny"\nmemroy = 16\n' > /etc/xen/unknown.cfg
+bad unknown-key /etc/xen/unknown.cfg
+bad missing-kernel /etc/xen/tiny.cfg 'kernel="/root/nothing"'
+head -c 3000 /dev/urandom > /root/garbage
+bad garbage-kernel /etc/xen/tiny.cfg 'kernel="/root/garbage"'
+head -c 300 /root/tiny > /root/truncated
+bad truncated-kernel /etc/xen/tiny.cfg 'kernel="/root/truncated"'
+bad too-much-memory /etc/xen/tiny.cfg 'memory=100000'
+xlist | sed 's/^/check: at the end: /'
+[ "$(free_mem)" = "$free0" ] && c "free memory unchanged at the end" || c "free memory $free0 -> $(free_mem)"
+tree > /tmp/tree2
+cmp -s /tmp/tree0 /tmp/tree2 && c "xenstore tree unchanged at the end" || { c "xenstore tree changed at the end"; diff /tmp/tree0 /tmp/tree2 | head -20; }
+"#;
+
+/// Runs `script` with `extra` files on both hypervisors at once, checks
+/// `expected` on each, and that both printed the same `check: ` lines
+/// (except those starting with one of `differ`, which may carry numbers
+/// that differ between the two, such as free memory).
+fn same_on_both(name: &str, script: &str, extra: &[(&str, u32, Vec<u8>)], expected: &[&str], differ: &[&str]) {
+    let run = |hv: Hypervisor| {
+        let image = format!("xl-{name}-{hv:?}").to_lowercase();
+        let script = format!("{PRELUDE}{script}");
+        let extra = extra.to_vec();
+        std::thread::spawn(move || boot(hv, &image, &script, &extra, Duration::from_secs(300)))
+    };
+    let (xenish, xen) = (run(Hypervisor::Xenish), run(Hypervisor::Xen));
+    let (xenish, xen) = (xenish.join().expect("xenish boot"), xen.join().expect("Xen boot"));
+    xenish.expect_no("xenish: d0 crashed").expect_no("xenish: PANIC");
+    let keep = |l: &String| !differ.iter().any(|d| l.starts_with(d));
+    let (a, b) = (lines(&xenish, "check: "), lines(&xen, "check: "));
+    expect_all(&a, expected, &xenish);
+    expect_all(&b, expected, &xen);
+    let (fa, fb): (Vec<_>, Vec<_>) = (a.iter().filter(|l| keep(l)).collect(), b.iter().filter(|l| keep(l)).collect());
+    assert_eq!(fa, fb, "xenish and Xen 4.17 differ\n--- xenish ---\n{xenish}\n--- xen ---\n{xen}");
+}
+
+#[test]
+fn xl_creates_lists_pauses_and_destroys_domains_on_xenish_as_on_xen() {
+    let expected = [
+        "check: create: exit 0",
+        "check: list: Name ID Mem VCPUs State",
+        "check: list: tiny 1 16 1 -b----",
+        "check: domid: 1, domname: tiny",
+        "check: console: tiny: hello from the PV console",
+        "check: tty: /dev/pts/",
+        "check: store: name=tiny target=16384 type=pv",
+        "check: paused: tiny 1 16 1 -bp---",
+        "check: destroy: exit 0",
+        "check: cycles: 20 of 20",
+        "check: free memory unchanged after the cycles",
+        "check: xenstore tree unchanged",
+        "check: preserved: crasher 22 16 1 ---sc-",
+        "check: powered-off domain destroyed by its monitor",
+        "check: rebooted domain came back",
+        "check: bad syntax: exit 1, 1 line(s)",
+        "check: bad syntax: /etc/xen/syntax.cfg:3:8: config parsing error near `16': syntax error, unexpected NUMBER, expecting '=' or '+='",
+        "check: bad unknown-key: exit 1, 1 line(s)",
+        "check: bad unknown-key: /etc/xen/unknown.cfg:3: unknown configuration key \"memroy\"",
+        "check: bad missing-kernel: exit 1, 1 line(s)",
+        "check: bad garbage-kernel: exit 1, 1 line(s)",
+        "check: bad truncated-kernel: exit 1, 1 line(s)",
+        "check: bad too-much-memory: exit 1, 1 line(s)",
+        "check: free memory unchanged at the end",
+        "check: xenstore tree unchanged at the end",
+    ];
+    let extra = [("root/tiny", 0o644, tiny_kernel())];
+    same_on_both("tiny", TINY_SCRIPT, &extra, &expected, &["check: bad too-much-memory: xl:"]);
+}
