@@ -230,12 +230,14 @@ cmp -s /tmp/tree0 /tmp/tree2 && c "xenstore tree unchanged at the end" || { c "x
 fn same_on_both(name: &str, script: &str, extra: &[(&str, u32, Vec<u8>)], expected: &[&str], differ: &[&str]) {
     let run = |hv: Hypervisor| {
         let image = format!("xl-{name}-{hv:?}").to_lowercase();
-        let script = format!("{PRELUDE}{script}");
-        let extra = extra.to_vec();
-        std::thread::spawn(move || boot(hv, &image, &script, &extra, Duration::from_secs(300)))
+        boot(hv, &image, &format!("{PRELUDE}{script}"), extra, Duration::from_secs(300))
     };
-    let (xenish, xen) = (run(Hypervisor::Xenish), run(Hypervisor::Xen));
-    let (xenish, xen) = (xenish.join().expect("xenish boot"), xen.join().expect("Xen boot"));
+    let (xenish, xen) = std::thread::scope(|s| {
+        let xenish = s.spawn(|| run(Hypervisor::Xenish));
+        let xen = s.spawn(|| run(Hypervisor::Xen));
+        (xenish.join(), xen.join())
+    });
+    let (xenish, xen) = (xenish.expect("the xenish boot failed"), xen.expect("the Xen boot failed"));
     xenish.expect_no("xenish: d0 crashed").expect_no("xenish: PANIC");
     let keep = |l: &String| !differ.iter().any(|d| l.starts_with(d));
     let (a, b) = (lines(&xenish, "check: "), lines(&xen, "check: "));
