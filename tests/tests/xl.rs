@@ -105,9 +105,10 @@ fn boot(hv: Hypervisor, name: &str, script: &str, extra: &[(&str, u32, Vec<u8>)]
     let image = dom0::image(name, Some(script), extra).unwrap_or_else(|e| panic!("{e}"));
     let (hypervisor, cmdline) = match hv {
         Hypervisor::Xenish => (tests::images().hypervisor.clone(), DOM0_MEM.to_string()),
-        Hypervisor::Xen => {
-            (tests::debian::xen().unwrap_or_else(|e| panic!("{e}")), format!("console=com1 com1=115200,8n1 sched=credit {DOM0_MEM}"))
-        }
+        Hypervisor::Xen => (
+            tests::debian::xen().unwrap_or_else(|e| panic!("{e}")),
+            format!("console=com1 com1=115200,8n1 sched=credit {DOM0_MEM}"),
+        ),
     };
     let out = Boot::with_hypervisor(hypervisor)
         .cpu(CPU)
