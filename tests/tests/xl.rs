@@ -167,7 +167,20 @@ xlist tiny | sed 's/^/check: paused: /'
 xl unpause tiny; c "unpause: exit $?"
 (sleep 2; printf '\035') | xl console tiny > /tmp/con; c "console client: exit $?"
 c "console client read: $(head -1 /tmp/con | tr -d '\r')"
+xl rename tiny tiny2; c "rename: exit $?, now $(xl domname 1)"
+xl mem-max tiny2 24; c "mem-max: exit $?, static-max $(xenstore-read /local/domain/1/memory/static-max)"
+xl mem-set tiny2 12m; c "mem-set: exit $?, target $(xenstore-read /local/domain/1/memory/target)"
+xl mem-set tiny2 64 2>/dev/null; c "mem-set above static-max: exit $?"
+xl rename tiny2 tiny
+c "list -l: $(xl list -l | grep -c '"name": "tiny"')"
+xl uptime | head -1 | sed 's/^/check: uptime: /'
+xl frobnicate 2>/dev/null; c "unknown command: exit $?"
+xl list -z >/dev/null 2>&1; c "bad option: exit $?"
+xl destroy nosuch 2>&1 | sed 's/^/check: destroy nosuch: /'
 xl destroy tiny; c "destroy: exit $?"
+# Xen frees a destroyed domain once its last mappings go (xenconsoled's
+# ring, dropped when it sees @releaseDomain): give it a moment.
+sleep 1
 xlist | sed 's/^/check: after destroy: /'
 # The first domain leaves libxl's empty parents (/vm, /libxl, dom0's
 # backend/console), as on Xen; from here on the tree must not change.
@@ -263,6 +276,15 @@ fn xl_creates_lists_pauses_and_destroys_domains_on_xenish_as_on_xen() {
         "check: paused: tiny 1 16 1 -bp---",
         "check: console client: exit 0",
         "check: console client read: tiny: hello from the PV console",
+        "check: rename: exit 0, now tiny2",
+        "check: mem-max: exit 0, static-max 24576",
+        "check: mem-set: exit 0, target 12288",
+        "check: mem-set above static-max: exit 1",
+        "check: list -l: 1",
+        "check: uptime: Name                                ID Uptime",
+        "check: unknown command: exit 2",
+        "check: bad option: exit 2",
+        "check: destroy nosuch: nosuch is an invalid domain identifier (rc=-6)",
         "check: destroy: exit 0",
         "check: cycles: 20 of 20",
         "check: free memory unchanged after the cycles",
