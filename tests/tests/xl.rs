@@ -216,6 +216,11 @@ new=$(xl domid rebooter)
 [ -n "$new" ] && [ "$new" != "$old" ] && c "rebooted domain came back" || c "reboot: $old -> $new"
 xl destroy rebooter
 
+# xl create -c attaches to the new domain's console.
+(sleep 3; printf '\035') | xl create -q -c /etc/xen/tiny.cfg 'name="attached"' > /tmp/out 2>&1
+c "create -c: exit $?, $(grep -c 'tiny: hello from the PV console' /tmp/out) console line"
+xl destroy attached
+
 # Bad input: one line, non-zero exit, nothing left behind.
 bad() {
     what=$1; shift
@@ -292,6 +297,7 @@ fn xl_creates_lists_pauses_and_destroys_domains_on_xenish_as_on_xen() {
         "check: preserved: crasher 22 16 1 ---sc-",
         "check: powered-off domain destroyed by its monitor",
         "check: rebooted domain came back",
+        "check: create -c: exit 0, 1 console line",
         "check: bad syntax: exit 1, 1 line(s)",
         "check: bad syntax: /etc/xen/syntax.cfg:3:8: config parsing error near `16': syntax error, unexpected NUMBER, expecting '=' or '+='",
         "check: bad unknown-key: exit 1, 1 line(s)",

@@ -130,6 +130,9 @@ pub fn main(args: &[String]) -> ExitCode {
     // Global options xl takes before the subcommand (-v verbose, -f force,
     // -N dry run, -t timestamps, -T): accepted and ignored.
     while let Some(opt) = rest.first().filter(|a| a.starts_with('-') && *a != "-h" && *a != "--help") {
+        if opt.contains('v') {
+            crate::builder::set_verbose(true);
+        }
         if !opt.chars().skip(1).all(|c| "vfNtT".contains(c)) {
             eprintln!("xl: invalid option -- '{}'", opt.trim_start_matches('-'));
             help_all();
