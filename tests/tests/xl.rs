@@ -417,10 +417,8 @@ fn xl_runs_a_guest_with_a_hypercall_page_on_xen() {
 }
 
 /// libxc fills a kernel's HYPERCALL_PAGE with `XEN_DOMCTL_hypercall_init`
-/// (22), which xenish answers with ENOSYS: `xl create` refuses the guest
-/// there (one line, nothing left behind) until the hypervisor serves it.
+/// (22), which xenish serves too.
 #[test]
-#[ignore = "xenish answers XEN_DOMCTL_hypercall_init with ENOSYS"]
 fn xl_runs_a_guest_with_a_hypercall_page_on_xenish() {
     hello_on(Hypervisor::Xenish);
 }
