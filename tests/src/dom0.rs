@@ -112,6 +112,7 @@ const BINARIES: &[(&str, &[&str])] = &[
     ("xen-devcheck", &[]),
     ("xenconsoled", &[]),
     ("xl", &[]),
+    ("xenish-blkback", &[]),
 ];
 
 /// dom0's `/init`: a busybox shell script.

@@ -15,6 +15,7 @@ mod create;
 mod info;
 mod list;
 pub mod monitor;
+pub mod vbd;
 
 use std::process::ExitCode;
 
@@ -100,6 +101,9 @@ const COMMANDS: &[Command] = &[
     Command { name: "vcpu-list", run: list::vcpu_list, summary: "List the VCPUs for all/some domains", usage: "[Domain, ...]", options: "" },
     Command { name: "dmesg", run: control::dmesg, summary: "Read and/or clear dmesg buffer", usage: "[-c]", options: "  -c                        Clear dmesg buffer as well as printing it" },
     Command { name: "uptime", run: list::uptime, summary: "Print uptime for all/some domains", usage: "[-s] [Domain]", options: "-s                         Uptime in short format" },
+    Command { name: "block-attach", run: vbd::block_attach, summary: "Create a new virtual block device", usage: "<Domain> <disk-spec-component(s)>...", options: "" },
+    Command { name: "block-list", run: vbd::block_list, summary: "List virtual block devices for a domain", usage: "<Domain(s)>", options: "" },
+    Command { name: "block-detach", run: vbd::block_detach, summary: "Destroy a domain's virtual block device", usage: "[-f] <Domain> <DevId>", options: "-f                      Force detach" },
 ];
 
 /// `xl help`: every subcommand with its summary.
