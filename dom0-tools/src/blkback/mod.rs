@@ -171,6 +171,20 @@ pub fn main() -> ExitCode {
             let _ = w.write_all(msg.as_bytes());
         }
     };
+    // One daemon: the pid file's lock says whether another one runs (two
+    // xl processes may start it at once).
+    let _pid_file = match opts.pid_file.as_deref().map(lock_pid_file) {
+        Some(Ok(Some(f))) => Some(f),
+        Some(Ok(None)) => {
+            tell("R");
+            return ExitCode::SUCCESS;
+        }
+        Some(Err(e)) => {
+            tell(&e);
+            return ExitCode::FAILURE;
+        }
+        None => None,
+    };
     let (mut xs, gntdev) = match setup(&opts) {
         Ok(x) => x,
         Err(e) => {
@@ -179,20 +193,28 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let _pid_file = match &opts.pid_file {
-        Some(p) => match std::fs::write(p, format!("{}\n", std::process::id())) {
-            Ok(()) => Some(p.clone()),
-            Err(e) => {
-                tell(&format!("{p}: {e}"));
-                return ExitCode::FAILURE;
-            }
-        },
-        None => None,
-    };
     log(&format!("serving /local/domain/0/backend/{}, up to {} queues", opts.kind, opts.max_queues));
     tell("R");
     serve(&mut xs, &gntdev, &opts);
     ExitCode::FAILURE
+}
+
+/// Locks and writes the pid file; `None` if another daemon holds it.
+fn lock_pid_file(path: &str) -> Result<Option<File>, String> {
+    let mut f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(|e| format!("{path}: {e}"))?;
+    // SAFETY: lockf on a descriptor we own, no memory arguments.
+    if unsafe { libc::lockf(f.as_raw_fd(), libc::F_TLOCK, 0) } != 0 {
+        return Ok(None);
+    }
+    let _ = f.set_len(0);
+    writeln!(f, "{}", std::process::id()).map_err(|e| format!("{path}: {e}"))?;
+    Ok(Some(f))
 }
 
 /// Opens XenStore and gntdev and watches the backend directory.
