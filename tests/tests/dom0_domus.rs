@@ -13,6 +13,9 @@
 //! - `granter` grants dom0 a page with a pattern and offers an event
 //!   channel: `xen-devcheck --peer` maps the page through gntdev and trades
 //!   100 notifications with it.
+//! - `demo`, the ready-made guest of `cargo xtask run`
+//!   (`/etc/xen/demo.cfg`: Debian's kernel with a busybox shell), starts
+//!   from its config and reaches its shell.
 
 use std::time::Duration;
 
@@ -25,16 +28,21 @@ const QEMU_MEMORY_MIB: u32 = 1024;
 const DOM0_MEM: &str = "dom0_mem=512M";
 
 /// Boots the dom0 image `name` with `script` and the test guests `guests`
-/// in `/root` on `hv`, until the script is done.
+/// in `/root` on `hv`, until the script is done. The guest name `demo`
+/// stands for the demo guest of `cargo xtask run` (`/etc/xen/demo.cfg`).
 fn boot(hv: Hypervisor, name: &str, script: &str, guests: &[&str]) -> Outcome {
-    let extra: Vec<(String, u32, Vec<u8>)> = guests
+    let mut extra: Vec<(String, u32, Vec<u8>)> = guests
         .iter()
+        .filter(|g| **g != "demo")
         .map(|g| {
             let path = tests::images().guest(g);
             let data = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
             (format!("root/{g}"), 0o644, data)
         })
         .collect();
+    if guests.contains(&"demo") {
+        extra.extend(dom0::demo_files().unwrap_or_else(|e| panic!("{e}")));
+    }
     let extra: Vec<(&str, u32, Vec<u8>)> = extra.iter().map(|(p, m, d)| (p.as_str(), *m, d.clone())).collect();
     let image = dom0::image(name, Some(script), &extra).unwrap_or_else(|e| panic!("{e}"));
     let (hypervisor, cmdline) = match hv {
@@ -186,4 +194,30 @@ console granter
     ] {
         assert!(lines.iter().any(|l| l == expected), "missing {expected:?} in\n{}", lines.join("\n"));
     }
+}
+
+#[test]
+fn the_demo_guest_of_cargo_xtask_run_starts_from_its_config() {
+    let script = format!(
+        r#"{HELPERS}
+xl create /etc/xen/demo.cfg; c "xl create demo.cfg: exit $?"
+i=0
+while [ $i -lt 180 ]; do
+    grep -q "poweroff' ends this guest" /var/log/xen/console/guest-demo.log 2>/dev/null && break
+    sleep 1; i=$((i+1))
+done
+grep -o "demo: Debian's Linux [^,]*, a domU on xen" /var/log/xen/console/guest-demo.log | sed 's/^/check: /'
+c "listed as $(xl list demo | tail -1 | tr -s ' ' | cut -d' ' -f1-4)"
+xl destroy demo; c "xl destroy: exit $?"
+"#
+    );
+    let lines = same_on_both("demo", &script, &["demo"]);
+    for expected in ["check: xl create demo.cfg: exit 0", "check: listed as demo 1 256 1", "check: xl destroy: exit 0"] {
+        assert!(lines.iter().any(|l| l == expected), "missing {expected:?} in\n{}", lines.join("\n"));
+    }
+    assert!(
+        lines.iter().any(|l| l.starts_with("check: demo: Debian's Linux 6.") && l.ends_with(", a domU on xen")),
+        "the demo guest's banner:\n{}",
+        lines.join("\n")
+    );
 }

@@ -169,7 +169,9 @@ fn boot_for(images: &Images, o: &Opts) -> Result<Boot, String> {
     build_tools()?;
     eprintln!("xtask: building the dom0 image (Debian's kernel and busybox, the toolstack)...");
     let name = if script.is_some() { "xtask-script" } else { "xtask-run" };
-    let dom0 = tests::dom0::image(name, script.as_deref(), &[])?;
+    let demo = tests::dom0::demo_files()?;
+    let demo: Vec<(&str, u32, Vec<u8>)> = demo.iter().map(|(p, m, d)| (p.as_str(), *m, d.clone())).collect();
+    let dom0 = tests::dom0::image(name, script.as_deref(), &demo)?;
     let mut cmdline = if o.cmdline.is_empty() { DOM0_MEM.to_string() } else { o.cmdline.join(" ") };
     let hypervisor = if o.xen {
         cmdline = format!("console=com1 com1=115200,8n1 {cmdline}");
