@@ -138,8 +138,8 @@ c() { echo "check: $*"; }
 info() { echo "info: $*"; }
 # Waits up to $2 seconds for $1 in domain $3's console log.
 wait_console() { for i in $(seq $2); do grep -q "$1" /var/log/xen/console/guest-$3.log 2>/dev/null && return 0; sleep 1; done; return 1; }
-# A domU's `domU: DEV: md5 X` value.
-domu_md5() { sed -n "s/.*domU: $2: md5 \([0-9a-f]*\).*/\1/p" /var/log/xen/console/guest-$1.log | tail -1; }
+# A guest's `...: DEV: md5 X` value, from domain $1's console log.
+domu_md5() { sed -n "s/.* $2: md5 \([0-9a-f]*\).*/\1/p" /var/log/xen/console/guest-$1.log | tail -1; }
 # libxl leaves the kinds' empty directories, nothing below them.
 no_backend_left() {
     left=$(xenstore-ls -f /local/domain/0/backend 2>/dev/null | grep '^/local/domain/0/backend/[^/]*/')
@@ -180,6 +180,30 @@ sleep 1
 losetup -a | sed 's/^/info: loop: /'
 no_backend_left
 tail -20 /var/log/xen/xenish-blkback.log | sed 's/^/info: blkback: /'
+"#;
+
+/// guest-rt's blkfront against both backends, and a read-only disk.
+const RUST_MATRIX: &str = r#"
+for d in d e f; do dd if=/dev/zero of=/tmp/$d.img bs=1M count=8 2>/dev/null; done
+echo "read-only contents" | dd of=/tmp/f.img conv=notrunc 2>/dev/null
+cat > /etc/xen/rust.cfg <<'EOF'
+name = "rust"
+kernel = "/root/blkfront"
+memory = 32
+disk = [ 'vdev=xvda, target=/tmp/d.img',
+         'vdev=xvdb, backendtype=phy, target=/tmp/e.img',
+         'vdev=xvdc, access=ro, target=/tmp/f.img' ]
+EOF
+xl create /etc/xen/rust.cfg; c "create: exit $?"
+wait_console "blkfront: done" 300 rust || c "the guest did not finish"
+grep "blkfront: " /var/log/xen/console/guest-rust.log | grep -v ": md5 " | sed 's/.*blkfront: /check: blkfront: /'
+same_md5 rust xvda /tmp/d.img "guest-rt blkfront <-> xenish-blkback"
+same_md5 rust xvdb /tmp/e.img "guest-rt blkfront <-> Linux blkback"
+same_md5 rust xvdc /tmp/f.img "guest-rt blkfront, read-only disk"
+sleep 2
+xl list rust >/dev/null 2>&1 || c "the guest powered off and is gone"
+no_backend_left
+tail -12 /var/log/xen/xenish-blkback.log | sed 's/^/info: blkback: /'
 "#;
 
 /// Boots the dom0 image `name` with `script` and `extra` files on `hv`,
@@ -262,6 +286,35 @@ fn linux_blkfront_works_with_both_backends_on_xenish_as_on_xen() {
             "check: Linux blkfront <-> Linux blkback: checksums match",
             "check: read-only disk: checksums match",
             "check: destroy: exit 0",
+            "check: no backend left",
+        ],
+    );
+}
+
+#[test]
+fn guest_rt_blkfront_works_with_both_backends_on_xenish_as_on_xen() {
+    let guest = std::fs::read(tests::images().guest("blkfront")).unwrap_or_else(|e| panic!("{e}"));
+    same_on_both(
+        "rust",
+        RUST_MATRIX,
+        &[("root/blkfront", 0o644, guest)],
+        &[
+            "check: create: exit 0",
+            "check: blkfront: xvda: 16384 sectors of 512 bytes, read-only 0, flush 1, discard 1",
+            "check: blkfront: xvda: persistent grants 1, 64 segments per request, 2 queue(s), 4 ring page(s)",
+            "check: blkfront: xvda: discard zeroes the range",
+            "check: blkfront: xvda: wrote 16384 sectors, 0 errors, flush ok",
+            "check: blkfront: xvda: read back 16384 sectors, 0 differ",
+            "check: blkfront: xvda: closed, every grant ended",
+            "check: blkfront: xvdb: wrote 16384 sectors, 0 errors, flush ok",
+            "check: blkfront: xvdb: read back 16384 sectors, 0 differ",
+            "check: blkfront: xvdb: closed, every grant ended",
+            "check: blkfront: xvdc: write refused by the backend",
+            "check: blkfront: done, 0 failures",
+            "check: guest-rt blkfront <-> xenish-blkback: checksums match",
+            "check: guest-rt blkfront <-> Linux blkback: checksums match",
+            "check: guest-rt blkfront, read-only disk: checksums match",
+            "check: the guest powered off and is gone",
             "check: no backend left",
         ],
     );

@@ -6,8 +6,12 @@
 //! |---|---|---|
 //! | 1 | 2 or 4 | negotiates (ring order, queues, persistent grants), allocates and grants the rings and the data pools, allocates the event channels, and publishes all of it with state 3 in one transaction (`talk_to_blkback`) |
 //! | 3 | 4 | reads `sectors`, `info`, `sector-size` and the features, switches to 4: [`FrontendAction::Connected`] |
-//! | 4 | 5 or 6, or gone | the backend went away: releases everything, → 6 ([`FrontendAction::Closed`]) |
-//! | 5 (after [`BlkfrontDevice::close`]) | 5 or 6, or gone | releases everything, → 6 |
+//! | 3, 4 or 5 | 5 | → 6, and waits: a Linux backend unmaps only when the frontend is Closed |
+//! | 3, 4, 5 or 6 | 6, or gone | the backend let go: ends every grant, frees the rings and pools, → 6 ([`FrontendAction::Closed`]) |
+//!
+//! [`BlkfrontDevice::close`] starts closing from the frontend (→ 5).
+//! A grant the backend still holds when it is ended is leaked with its
+//! memory rather than reused.
 //!
 //! Everything the backend wrote is checked: a missing or malformed
 //! geometry key fails the device (→ 5, [`FrontendAction::Failed`]).
@@ -22,7 +26,7 @@ use super::platform::{FrontendPlatform, PlatformError};
 use super::queue::{FrontQueue, QueueLimits};
 use crate::blkif::keys::{self, queue_dir, MAX_RING_ORDER, MIN_INDIRECT_SEGMENTS};
 use crate::store::{parse_u64, read_state, read_u32, Store, StoreError};
-use crate::xenbus::{is_closing, XenbusState, KEY_BACKEND, KEY_BACKEND_ID};
+use crate::xenbus::{XenbusState, KEY_BACKEND, KEY_BACKEND_ID};
 use guest_abi::io::blkif::BLKIF_MAX_SEGMENTS_PER_REQUEST;
 
 /// What the frontend asks for.
@@ -209,42 +213,48 @@ impl<P: FrontendPlatform> BlkfrontDevice<P> {
 
     /// Does what the current states call for (see the module doc).
     pub fn step(&mut self, store: &mut impl Store, platform: &mut P) -> Result<FrontendAction, FrontError> {
-        let Some(_own) = read_state(store, &self.dir)? else {
+        let Some(own) = read_state(store, &self.dir)? else {
             // The toolstack removed the device.
             self.release(platform);
             self.phase = Phase::Closed;
             return Ok(FrontendAction::Closed);
         };
         let back = read_state(store, &self.backend_dir)?;
-        let back_gone = back.is_none_or(is_closing);
-        match self.phase {
-            Phase::Init => match back {
-                Some(XenbusState::InitWait | XenbusState::Connected) => match self.publish(store, platform) {
+        match (self.phase, back) {
+            (Phase::Closed, _) => Ok(FrontendAction::Idle),
+            (Phase::Init, Some(XenbusState::InitWait | XenbusState::Connected)) => {
+                match self.publish(store, platform) {
                     Ok(()) => {
                         self.phase = Phase::Published;
                         self.step(store, platform)
                     }
                     Err(FrontError::Store(e)) => Err(FrontError::Store(e)),
-                    Err(e) => self.failed(store, platform, e),
-                },
-                _ => Ok(FrontendAction::Idle),
+                    Err(e) => self.failed(store, e),
+                }
+            }
+            (Phase::Init, _) => Ok(FrontendAction::Idle),
+            // The backend has let go of everything (or is gone).
+            (_, None | Some(XenbusState::Closed)) => self.closed(store, platform),
+            (Phase::Published, Some(XenbusState::Connected)) => match self.connect(store) {
+                Ok(info) => Ok(FrontendAction::Connected(info)),
+                Err(FrontError::Store(e)) => Err(FrontError::Store(e)),
+                Err(e) => self.failed(store, e),
             },
-            Phase::Published => match back {
-                Some(XenbusState::Connected) => match self.connect(store) {
-                    Ok(info) => Ok(FrontendAction::Connected(info)),
-                    Err(FrontError::Store(e)) => Err(FrontError::Store(e)),
-                    Err(e) => self.failed(store, platform, e),
-                },
-                _ if back_gone => self.closed(store, platform),
-                _ => Ok(FrontendAction::Idle),
-            },
-            Phase::Connected | Phase::Closing if back_gone => self.closed(store, platform),
-            Phase::Connected | Phase::Closing | Phase::Closed => Ok(FrontendAction::Idle),
+            // The backend closes: answer Closed, and release once it is.
+            (_, Some(XenbusState::Closing)) => {
+                if own != XenbusState::Closed {
+                    store.switch_state(&self.dir, XenbusState::Closed, &[])?;
+                }
+                self.phase = Phase::Closing;
+                Ok(FrontendAction::Idle)
+            }
+            _ => Ok(FrontendAction::Idle),
         }
     }
 
     /// Starts closing (→ 5); the next steps finish once the backend has
-    /// closed. Requests still in flight are abandoned.
+    /// closed (and unmapped everything). Requests still in flight are
+    /// abandoned.
     pub fn close(&mut self, store: &mut impl Store) -> Result<(), FrontError> {
         if self.phase != Phase::Closed {
             store.switch_state(&self.dir, XenbusState::Closing, &[])?;
@@ -253,13 +263,9 @@ impl<P: FrontendPlatform> BlkfrontDevice<P> {
         Ok(())
     }
 
-    fn failed(
-        &mut self,
-        store: &mut impl Store,
-        platform: &mut P,
-        e: FrontError,
-    ) -> Result<FrontendAction, FrontError> {
-        self.release(platform);
+    /// The device cannot go on: → 5; what it set up is released once the
+    /// backend has closed.
+    fn failed(&mut self, store: &mut impl Store, e: FrontError) -> Result<FrontendAction, FrontError> {
         self.phase = Phase::Closing;
         store.switch_state(&self.dir, XenbusState::Closing, &[])?;
         Ok(FrontendAction::Failed(e.to_string()))
@@ -272,17 +278,26 @@ impl<P: FrontendPlatform> BlkfrontDevice<P> {
         Ok(FrontendAction::Closed)
     }
 
-    /// Ends every grant and gives pages and ports back.
+    /// Ends every grant and gives pages and ports back. A queue whose
+    /// grants the backend still holds keeps its memory (leaked, as Linux
+    /// does): freeing it would let the backend write into reused pages.
     fn release(&mut self, platform: &mut P) {
         for q in self.queues.drain(..) {
+            let mut leaked = 0;
             for gref in q.grefs() {
                 if platform.end_grant(gref).is_err() {
-                    self.leaked_grants += 1;
+                    leaked += 1;
                 }
             }
             platform.close_port(q.port());
-            let (frames, _pool) = q.into_parts();
-            platform.free_ring(&frames);
+            let (frames, pool) = q.into_parts();
+            if leaked == 0 {
+                platform.free_ring(&frames);
+                drop(pool);
+            } else {
+                core::mem::forget(pool);
+            }
+            self.leaked_grants += leaked;
         }
         self.info = None;
     }

@@ -72,12 +72,16 @@ fn a_frontend_that_closes_is_disconnected_before_the_backend_says_so_and_can_rec
     assert!(p.queues.is_empty());
     assert_eq!(p.back_step(), BackendAction::Idle);
     assert_eq!(p.back_state(), Some(5));
-    assert_eq!(p.front_step(), FrontendAction::Closed);
+    // The frontend answers Closed and waits for the backend's Closed
+    // (a Linux backend unmaps only then).
+    assert_eq!(p.front_step(), FrontendAction::Idle);
     assert_eq!(p.front_state(), Some(6));
-    assert_eq!(p.front.leaked_grants(), 0, "the backend unmapped everything first");
-    assert_eq!(p.xen.borrow().live_grants(), 0);
+    assert!(p.xen.borrow().live_grants() > 0, "nothing ended yet");
     assert_eq!(p.back_step(), BackendAction::Idle, "online=1: the device stays");
     assert_eq!(p.back_state(), Some(6));
+    assert_eq!(p.front_step(), FrontendAction::Closed);
+    assert_eq!(p.front.leaked_grants(), 0, "the backend unmapped everything first");
+    assert_eq!(p.xen.borrow().live_grants(), 0);
     // Reconnect: the frontend goes back to 1, the backend offers again.
     p.store.set(&std::format!("{FE}/state"), "1");
     p.front = BlkfrontDevice::new(&mut p.store, FE, FrontConfig::default()).unwrap_or_else(|e| panic!("{e}"));
@@ -94,12 +98,28 @@ fn the_toolstack_removes_a_device_as_libxl_does() {
     // libxl__initiate_device_generic_remove: online=0, state=5.
     p.store.set(&std::format!("{BE}/online"), "0");
     p.store.set(&std::format!("{BE}/state"), "5");
-    assert_eq!(p.front_step(), FrontendAction::Closed, "blkfront closes when the backend does");
+    assert_eq!(p.front_step(), FrontendAction::Idle, "blkfront answers Closed");
     assert_eq!(p.front_state(), Some(6));
     assert_eq!(p.back_step(), BackendAction::Disconnect);
     assert_eq!(p.back_step(), BackendAction::Remove);
     assert_eq!(p.back_state(), Some(6));
     assert_eq!(p.xen.borrow().mapped_grants(), 0);
+    assert_eq!(p.front_step(), FrontendAction::Closed);
+    assert_eq!((p.front.leaked_grants(), p.xen.borrow().live_grants()), (0, 0));
+}
+
+#[test]
+fn grants_a_backend_still_holds_are_leaked_not_reused() {
+    let mut p = Pair::connected(FrontConfig::default(), offer(2048));
+    let gref = p.front.queues()[0].pool_gref(3).unwrap_or(0);
+    let held = crate::blkif::back::GrantAccess::map(&mut p.bp, FRONTEND, gref, true);
+    assert!(held.is_ok());
+    p.front.close(&mut p.store).unwrap_or_else(|e| panic!("{e}"));
+    p.settle();
+    assert!(p.front.is_closed());
+    assert_eq!(p.front.leaked_grants(), 1);
+    assert_eq!(p.xen.borrow().live_grants(), 1, "the held grant stays, the rest ended");
+    drop(held);
 }
 
 #[test]
@@ -197,8 +217,11 @@ fn a_ring_the_backend_cannot_map_fails_the_device() {
     assert!(matches!(p.back_step(), BackendAction::Connect(_)));
     assert_eq!(p.back_state(), Some(5));
     assert!(p.queues.is_empty());
-    // The frontend sees the backend close and releases everything.
-    assert_eq!(p.front_step(), FrontendAction::Closed);
+    // The frontend sees the backend close and releases everything once
+    // the backend is Closed.
+    p.settle();
+    assert!(p.front.is_closed());
+    assert_eq!((p.front_state(), p.back_state()), (Some(6), Some(6)));
     assert_eq!(p.xen.borrow().live_grants(), 0);
 }
 
