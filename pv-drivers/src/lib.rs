@@ -13,7 +13,10 @@
 //! - [`xenbus`]: device states and the paths and values of the handshake;
 //! - [`blkif`]: the block protocol (`io/blkif.h`): request decoding and
 //!   validation, the backend ([`blkif::back`]) and the frontend
-//!   ([`blkif::front`]), vbd numbering ([`blkif::vdev`]).
+//!   ([`blkif::front`]), vbd numbering ([`blkif::vdev`]);
+//! - [`netif`]: the network protocol (`io/netif.h`): TX decoding and
+//!   validation, RX placement, checksum and segmentation offloads, the
+//!   backend ([`netif::back`]) and the frontend ([`netif::front`]).
 //!
 //! The peer is never trusted: every value read from XenStore, every ring
 //! index and request from a frontend, every response from a backend is
@@ -30,6 +33,7 @@ extern crate alloc;
 extern crate std;
 
 pub mod blkif;
+pub mod netif;
 pub mod store;
 pub mod xenbus;
 
