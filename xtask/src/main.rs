@@ -12,6 +12,7 @@ use tests::images::{self, workspace_root};
 use tests::{tools, Boot, Exit, Images};
 
 mod bench;
+mod bench_dom0;
 mod linux;
 mod test;
 
@@ -45,7 +46,9 @@ COMMANDS:
             (Debian's xen-hypervisor-4.17-amd64, fetched with apt into
             target/debian) in the same QEMU configuration, alternating,
             and print a table of median TSC cycles per operation with the
-            xenish/Xen ratio; also written to target/bench/results.{json,md}.
+            xenish/Xen ratio; then boot the dom0 image on each and time
+            `xl create` to the guest's first console line (ms); also
+            written to target/bench/results.{json,md}.
             --deterministic runs QEMU with -icount, so cycle counts follow
             executed instructions and repeat exactly from run to run.
     linux   Fetch Debian's stock kernel (linux-image-amd64's kernel package,
