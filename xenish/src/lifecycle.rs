@@ -72,6 +72,7 @@ pub fn destroy(domains: &mut [Domain], index: usize, res: &mut Resources) -> boo
     close_channels(d, &mut peers, res.mem);
     end_grant_mappings(d, &mut peers, res);
     let mut mmu = Mmu { ft: &mut *res.ft, mem: &mut *res.mem };
+    evtchn::fifo_control::destroy(d, &mut mmu);
     for v in core::mem::take(&mut d.vcpus) {
         for l4 in core::iter::once(v.kernel_l4).chain(v.user_l4) {
             if mmu.ft.owner(l4) == Some(Owner::Domain(d.id)) {
@@ -212,11 +213,9 @@ fn scrub_and_free(mfn: Mfn, res: &mut Resources) {
 
 /// Raises `VIRQ_DOM_EXC` (a domain shut down or died) in every privileged
 /// domain that bound it, as Xen's `send_global_virq` does for its handler.
-pub fn notify_dom_exc(domains: &[Domain], mem: &mut dyn MachineMemory) {
-    for d in domains.iter().filter(|d| d.privileged && d.is_alive()) {
-        if let Some(port) = d.evtchn.virq_port(VIRQ_DOM_EXC, 0) {
-            evtchn::set_pending(mem, d.shared_info, port, d.vcpu_info(0));
-        }
+pub fn notify_dom_exc(domains: &mut [Domain], mem: &mut dyn MachineMemory) {
+    for d in domains.iter_mut().filter(|d| d.privileged && d.is_alive()) {
+        evtchn::send_virq(d, mem, VIRQ_DOM_EXC, 0);
     }
 }
 
@@ -320,7 +319,7 @@ mod tests {
         w.peers[0].gnttab.grow(1, &mut w.mem, &mut w.pool, &mut w.ft).unwrap();
         let table = w.peers[0].gnttab.frames[0];
         crate::gnttab::tests::grant(&w.peers[0], &mut w.mem, 8, GTF_PERMIT_ACCESS as u16, 0, 12);
-        let port = w.peers[0].evtchn.allocate(Binding::Unbound { remote: 0 }, 0).unwrap();
+        let port = w.peers[0].evtchn.allocate(&mut w.mem, Binding::Unbound { remote: 0 }, 0).unwrap();
         // d0 binds the port and maps the grant over its buffer page 1.
         let bind = guest_abi::event_channel::EvtchnBindInterdomain {
             remote_dom: 1,

@@ -315,7 +315,7 @@ fn build_image(
     let console_port = if initial_domain {
         None
     } else {
-        evtchn.allocate(Binding::Interdomain { remote: DOMID_XEN, port: 0 }, 0).ok()
+        evtchn.allocate(setup.mem, Binding::Interdomain { remote: DOMID_XEN, port: 0 }, 0).ok()
     };
     let spec = DomainSpec {
         kernel: image.bytes(),
