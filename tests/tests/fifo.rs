@@ -50,6 +50,7 @@ fn the_fifo_guest_sees_the_same_on_xenish_and_xen() {
     }
     let on_xen = on_xen("fifo", "fifo");
     let b = fifo_lines(&on_xen.serial);
+    println!("{}", b.join("\n"));
     assert_eq!(a, b, "the FIFO ABI differs between xenish and Xen 4.17\n{on_xen}");
 }
 
