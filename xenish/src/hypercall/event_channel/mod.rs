@@ -264,4 +264,6 @@ fn send(ctx: &mut Ctx, port: u32) -> Result<(), XenError> {
 }
 
 #[cfg(test)]
+mod random_tests;
+#[cfg(test)]
 mod tests;

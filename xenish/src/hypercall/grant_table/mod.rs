@@ -231,6 +231,8 @@ fn unpin_chain(ctx: &mut Ctx, granter: DomId, gref: u32, dec: u32) {
 }
 
 #[cfg(test)]
+mod random_tests;
+#[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod tests_v2;
