@@ -53,8 +53,7 @@ pub fn service(domain: &mut crate::domain::Domain, mem: &mut dyn MachineMemory, 
     if drain(mem, ring, &mut domain.console, out).is_none() {
         crate::printk!("xenish: d{}: console ring indices corrupt; ring reset", domain.id);
     }
-    let info = domain.vcpu_info(0);
-    evtchn::set_pending(mem, domain.shared_info, port, info);
+    evtchn::port_set_pending(domain, mem, port);
 }
 
 #[cfg(test)]

@@ -473,9 +473,9 @@ impl Domain {
 
     /// Whether the domain may map `mfn` with its own page tables: its RAM
     /// (as the frame table `ft` records it), its shared_info page, or a
-    /// frame of its grant table.
+    /// frame of its grant table (table or status frame).
     pub fn may_map(&self, ft: &FrameTable, mfn: Mfn) -> bool {
-        ft.is_owned_by(mfn, self.id) || mfn == self.shared_info || self.gnttab.frames.contains(&mfn)
+        ft.is_owned_by(mfn, self.id) || mfn == self.shared_info || self.gnttab.shared_frames().any(|m| m == mfn)
     }
 
     /// Whether the domain's vCPUs may run: alive and not paused.

@@ -72,6 +72,7 @@ pub fn destroy(domains: &mut [Domain], index: usize, res: &mut Resources) -> boo
     close_channels(d, &mut peers, res.mem);
     end_grant_mappings(d, &mut peers, res);
     let mut mmu = Mmu { ft: &mut *res.ft, mem: &mut *res.mem };
+    evtchn::fifo_control::destroy(d, &mut mmu);
     for v in core::mem::take(&mut d.vcpus) {
         for l4 in core::iter::once(v.kernel_l4).chain(v.user_l4) {
             if mmu.ft.owner(l4) == Some(Owner::Domain(d.id)) {
@@ -143,8 +144,8 @@ fn end_grant_mappings(d: &mut Domain, peers: &mut Peers, res: &mut Resources) {
         }
         let granter = if m.granter == d.id { Some(&mut *d) } else { peers.get_mut(m.granter) };
         if let Some(g) = granter {
-            for _ in 0..uses {
-                gnttab::release(g, mmu.mem, m.gref, m.readonly);
+            for device in [false, true].into_iter().filter(|&dev| if dev { m.device } else { m.host }) {
+                gnttab::active::unpin(g, mmu.mem, m.gref, gnttab::active::pin_inc(device, m.readonly));
             }
         }
     }
@@ -161,7 +162,7 @@ fn release_frames(d: &mut Domain, res: &mut Resources) -> bool {
             scrub_and_free(mfn, res);
         }
     }
-    let xen_frames = core::iter::once(d.shared_info).chain(d.gnttab.frames.iter().copied());
+    let xen_frames = core::iter::once(d.shared_info).chain(d.gnttab.shared_frames());
     let xen_frames: alloc::vec::Vec<Mfn> = xen_frames.filter(|&m| m != Mfn(u64::MAX)).collect();
     let mut xen_kept = alloc::vec::Vec::new();
     for mfn in xen_frames {
@@ -169,9 +170,10 @@ fn release_frames(d: &mut Domain, res: &mut Resources) -> bool {
             xen_kept.push(mfn);
         }
     }
-    // A freed table frame cannot be written again: entries still in use
-    // by a mapper are only counted from now on.
-    d.gnttab.frames = xen_kept.iter().copied().filter(|&m| m != d.shared_info).collect();
+    // A freed table or status frame cannot be written again: entries
+    // still in use by a mapper are only counted from now on.
+    d.gnttab.frames.retain(|m| xen_kept.contains(m));
+    d.gnttab.status.retain(|m| xen_kept.contains(m));
     if !xen_kept.contains(&d.shared_info) {
         d.shared_info = Mfn(u64::MAX);
     }
@@ -212,11 +214,9 @@ fn scrub_and_free(mfn: Mfn, res: &mut Resources) {
 
 /// Raises `VIRQ_DOM_EXC` (a domain shut down or died) in every privileged
 /// domain that bound it, as Xen's `send_global_virq` does for its handler.
-pub fn notify_dom_exc(domains: &[Domain], mem: &mut dyn MachineMemory) {
-    for d in domains.iter().filter(|d| d.privileged && d.is_alive()) {
-        if let Some(port) = d.evtchn.virq_port(VIRQ_DOM_EXC, 0) {
-            evtchn::set_pending(mem, d.shared_info, port, d.vcpu_info(0));
-        }
+pub fn notify_dom_exc(domains: &mut [Domain], mem: &mut dyn MachineMemory) {
+    for d in domains.iter_mut().filter(|d| d.privileged && d.is_alive()) {
+        evtchn::send_virq(d, mem, VIRQ_DOM_EXC, 0);
     }
 }
 
@@ -320,7 +320,7 @@ mod tests {
         w.peers[0].gnttab.grow(1, &mut w.mem, &mut w.pool, &mut w.ft).unwrap();
         let table = w.peers[0].gnttab.frames[0];
         crate::gnttab::tests::grant(&w.peers[0], &mut w.mem, 8, GTF_PERMIT_ACCESS as u16, 0, 12);
-        let port = w.peers[0].evtchn.allocate(Binding::Unbound { remote: 0 }, 0).unwrap();
+        let port = w.peers[0].evtchn.allocate(&mut w.mem, Binding::Unbound { remote: 0 }, 0).unwrap();
         // d0 binds the port and maps the grant over its buffer page 1.
         let bind = guest_abi::event_channel::EvtchnBindInterdomain {
             remote_dom: 1,
@@ -388,7 +388,8 @@ mod tests {
         w.dom.gnttab.grow(1, &mut w.mem, &mut w.pool, &mut w.ft).unwrap();
         crate::gnttab::tests::grant(&w.dom, &mut w.mem, 3, GTF_PERMIT_ACCESS as u16, 1, 7);
         // As if the peer had mapped it: the references and the entry's use.
-        let granted = crate::gnttab::acquire(&mut w.dom, &mut w.mem, &w.ft, 3, 1, false).unwrap();
+        let host_w = crate::gnttab::active::HOST_W;
+        let granted = crate::gnttab::active::pin_for_map(&mut w.dom, &mut w.mem, &w.ft, 3, 1, host_w).unwrap();
         w.ft.get_page(granted, Owner::Domain(0)).unwrap();
         w.ft.get_type(granted, crate::mm::frame_table::PageType::Writable).unwrap();
         let m = crate::gnttab::Mapping {

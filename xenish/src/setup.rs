@@ -315,7 +315,7 @@ fn build_image(
     let console_port = if initial_domain {
         None
     } else {
-        evtchn.allocate(Binding::Interdomain { remote: DOMID_XEN, port: 0 }, 0).ok()
+        evtchn.allocate(setup.mem, Binding::Interdomain { remote: DOMID_XEN, port: 0 }, 0).ok()
     };
     let spec = DomainSpec {
         kernel: image.bytes(),
@@ -330,8 +330,13 @@ fn build_image(
         console: console_port,
     };
     let built = builder::build(&spec, setup.mem).map_err(|e| alloc::format!("cannot build the kernel: {e}"))?;
-    let rights =
-        MapRights { id: plan.id, privileged: plan.privileged, shared_info: memory.shared_info, grant_frames: &[] };
+    let rights = MapRights {
+        id: plan.id,
+        privileged: plan.privileged,
+        shared_info: memory.shared_info,
+        grant_frames: &[],
+        status_frames: &[],
+    };
     adopt_page_tables(setup.ft, setup.mem, &rights, built.l4, &built.page_tables)
         .map_err(|e| alloc::format!("the initial page tables do not validate ({e:?})"))?;
     Ok((built, evtchn, console_port))

@@ -278,7 +278,7 @@ impl System {
     /// Raises `VIRQ_DOM_EXC` for the toolstack and wakes it if it blocked
     /// waiting for events.
     fn raise_dom_exc(&mut self, mem: &mut dyn MachineMemory) {
-        lifecycle::notify_dom_exc(&self.domains, mem);
+        lifecycle::notify_dom_exc(&mut self.domains, mem);
         for (di, d) in self.domains.iter_mut().enumerate().filter(|(_, d)| d.privileged && d.is_running()) {
             for (vi, v) in d.vcpus.iter_mut().enumerate() {
                 if v.blocked && upcall_pending(v.info_location(d.shared_info, vi), mem) {
@@ -347,10 +347,7 @@ impl System {
     /// wakes on the next timer check, as for any event.
     pub fn console_input(&mut self, mem: &mut dyn MachineMemory) {
         let Some(d) = self.domains.iter_mut().find(|d| d.id == 0 && d.is_running()) else { return };
-        let Some(port) = d.evtchn.virq_port(evtchn::VIRQ_CONSOLE, 0) else { return };
-        if let Some(v) = d.vcpus.first() {
-            evtchn::set_pending(mem, d.shared_info, port, v.info_location(d.shared_info, 0));
-        }
+        evtchn::send_virq(d, mem, evtchn::VIRQ_CONSOLE, 0);
     }
 
     /// The idle CPU woke (timer or interrupt): fire due timers and run
@@ -368,20 +365,19 @@ impl System {
             if !d.is_running() {
                 continue;
             }
-            for (vi, v) in d.vcpus.iter_mut().enumerate() {
-                if v.take_due_timers(now_ns) {
-                    if let Some(port) = d.evtchn.virq_port(evtchn::VIRQ_TIMER, vi as u32) {
-                        evtchn::set_pending(mem, d.shared_info, port, v.info_location(d.shared_info, vi));
-                    }
+            for vi in 0..d.vcpus.len() {
+                if d.vcpus.get_mut(vi).is_some_and(|v| v.take_due_timers(now_ns)) {
+                    evtchn::send_virq(d, mem, evtchn::VIRQ_TIMER, vi as u32);
                 }
-                if v.blocked && upcall_pending(v.info_location(d.shared_info, vi), mem) {
+                let info = d.vcpu_info(vi);
+                let poll_done = d.vcpus.get(vi).and_then(|v| v.poll.as_ref()).is_some_and(|(ports, deadline)| {
+                    deadline.is_some_and(|t| t <= now_ns) || ports.iter().any(|&p| evtchn::port_is_pending(d, mem, p))
+                });
+                let Some(v) = d.vcpus.get_mut(vi) else { continue };
+                if v.blocked && upcall_pending(info, mem) {
                     v.blocked = false;
                     self.sched.wake(VcpuRef { domain: di, vcpu: vi });
                 }
-                let poll_done = v.poll.as_ref().is_some_and(|(ports, deadline)| {
-                    deadline.is_some_and(|t| t <= now_ns)
-                        || ports.iter().any(|&p| evtchn::is_pending(mem, d.shared_info, p))
-                });
                 if poll_done {
                     v.poll = None;
                     self.sched.wake(VcpuRef { domain: di, vcpu: vi });
@@ -669,11 +665,11 @@ mod tests {
         let (mut system, _frame, mut mem, _w) = started(|_| {});
         assert!(!system.console_listener(), "nothing bound yet");
         system.console_input(&mut mem);
-        let Ok(port) = system.domains[0].evtchn.bind_virq(evtchn::VIRQ_CONSOLE, 0) else { panic!("bind") };
+        let Ok(port) = system.domains[0].evtchn.bind_virq(&mut mem, evtchn::VIRQ_CONSOLE, 0) else { panic!("bind") };
         assert!(system.console_listener());
-        assert!(!evtchn::is_pending(&mut mem, system.domains[0].shared_info, port));
+        assert!(!evtchn::port_is_pending(&system.domains[0], &mut mem, port));
         system.console_input(&mut mem);
-        assert!(evtchn::is_pending(&mut mem, system.domains[0].shared_info, port), "input raised the virq");
+        assert!(evtchn::port_is_pending(&system.domains[0], &mut mem, port), "input raised the virq");
         system.domains[0].id = 1;
         assert!(!system.console_listener(), "only domain 0 is the console domain");
     }

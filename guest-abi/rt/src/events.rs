@@ -4,20 +4,24 @@
 //!
 //! The upcall arrives on the kernel stack with Xen's frame (`rcx, r11,
 //! rip, cs, rflags, rsp, ss`); the entry stub restores rcx/r11, saves the
-//! rest, scans the 2-level bitmaps, and returns through the `iret`
+//! rest, scans the 2-level bitmaps (or calls the kernel's own handler,
+//! [`set_handler`], e.g. for the FIFO ABI), and returns through the `iret`
 //! hypercall.
 
-use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
 
 use guest_abi::callback::{CALLBACKF_MASK_EVENTS, CALLBACKTYPE_EVENT};
 use guest_abi::hypercall;
 use guest_abi::xen::{StartInfo, UVMF_INVLPG};
 
-/// Ports that fired and were not yet taken: one bit per port.
-static FIRED: [AtomicU64; 64] = [const { AtomicU64::new(0) }; 64];
+/// Ports that fired and were not yet taken: one bit per port, for every
+/// port of the FIFO ABI (2^17).
+static FIRED: [AtomicU64; 2048] = [const { AtomicU64::new(0) }; 2048];
 /// Upcalls taken (for tests and statistics).
 static UPCALLS: AtomicU64 = AtomicU64::new(0);
 static READY: AtomicBool = AtomicBool::new(false);
+/// The kernel's own event handler, if it set one (null: the 2-level scan).
+static HANDLER: AtomicPtr<()> = AtomicPtr::new(core::ptr::null_mut());
 
 #[repr(C, align(4096))]
 struct Page([u8; 4096]);
@@ -69,6 +73,25 @@ pub fn block() {
     let _ = hypercall::sched_block();
 }
 
+/// Makes `handler` consume events at each upcall instead of the 2-level
+/// scan (a kernel that switched to the FIFO ABI); it calls [`fire`] for
+/// each port it finds pending.
+pub fn set_handler(handler: fn()) {
+    HANDLER.store(handler as *mut (), Ordering::SeqCst);
+}
+
+/// Goes back to the 2-level scan at each upcall (after `EVTCHNOP_reset`).
+pub fn clear_handler() {
+    HANDLER.store(core::ptr::null_mut(), Ordering::SeqCst);
+}
+
+/// Records that `port` fired, for [`take`] and [`wait_for`].
+pub fn fire(port: u32) {
+    if let Some(w) = FIRED.get((port / 64) as usize) {
+        w.fetch_or(1 << (port % 64), Ordering::SeqCst);
+    }
+}
+
 /// Takes the "fired" flag of `port`.
 pub fn take(port: u32) -> bool {
     let bit = 1u64 << (port % 64);
@@ -98,6 +121,17 @@ pub fn mask_port(port: u32) {
 /// Whether `port`'s bit in shared_info's `evtchn_pending` is set.
 pub fn is_pending(port: u32) -> bool {
     port < 64 * 64 && word(0x800 + (port / 64) as usize * 8).load(Ordering::SeqCst) & (1u64 << (port % 64)) != 0
+}
+
+/// Clears shared_info's `evtchn_pending` bitmap and vCPU 0's selector: a
+/// kernel back on the 2-level ABI after `EVTCHNOP_reset` starts afresh
+/// (nothing clears what was left there before it used the FIFO ABI, and
+/// a stale bit keeps the hypervisor from signalling that port or word).
+pub fn clear_two_level() {
+    for i in 0..64 {
+        word(0x800 + i * 8).store(0, Ordering::SeqCst);
+    }
+    word(8).store(0, Ordering::SeqCst);
 }
 
 /// Blocks until `port` fires.
@@ -134,8 +168,15 @@ extern "C" fn event_handler() {
     UPCALLS.fetch_add(1, Ordering::Relaxed);
     // SAFETY: evtchn_upcall_pending, byte 0 of vcpu_info[0].
     unsafe { byte(0).write_volatile(0) };
+    let handler = HANDLER.load(Ordering::SeqCst);
+    if !handler.is_null() {
+        // SAFETY: only `set_handler` stores here, always a `fn()`.
+        let handler: fn() = unsafe { core::mem::transmute::<*mut (), fn()>(handler) };
+        handler();
+        return;
+    }
     let sel = word(8).swap(0, Ordering::SeqCst);
-    for (i, fired) in FIRED.iter().enumerate() {
+    for (i, fired) in FIRED.iter().take(64).enumerate() {
         if sel & (1 << i) == 0 {
             continue;
         }

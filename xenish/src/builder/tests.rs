@@ -366,7 +366,7 @@ fn the_built_hierarchy_validates_and_is_pinned() {
         ft.assign_page(m, 0, &mut pages).unwrap();
     }
     assert_eq!(ft.owner(w.frames[0]), Some(Owner::Domain(0)));
-    let rights = MapRights { id: 0, privileged: true, shared_info: Mfn(1), grant_frames: &[] };
+    let rights = MapRights { id: 0, privileged: true, shared_info: Mfn(1), grant_frames: &[], status_frames: &[] };
     crate::setup::adopt_page_tables(&mut ft, &mut w_mem, &rights, built.l4, &built.page_tables).unwrap();
     let l4 = ft.info(built.l4).unwrap();
     // References: its read-only mapping in the initial mapping, the pin, CR3.

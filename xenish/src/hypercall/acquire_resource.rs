@@ -1,8 +1,8 @@
 //! `XENMEM_acquire_resource`: the machine frames of another domain's
 //! resource, for a privileged caller to map (privcmd's `MMAP_RESOURCE`).
-//! xenish has one kind a PV toolstack uses: the grant table's shared
+//! xenish has the kind a PV toolstack uses: the grant table's shared
 //! frames, which libxc maps to seed a new domain's console and XenStore
-//! entries.
+//! entries, and (for a table on version 2) its status frames.
 //!
 //! Semantics and errnos: Xen 4.17 `acquire_resource` and
 //! `gnttab_acquire_resource` (xen/common/memory.c, grant_table.c). A PV
@@ -10,9 +10,9 @@
 //! for the resource's size. The caller's own domain is refused (Xen's
 //! `rcu_lock_remote_domain_by_id`), so are unprivileged callers. Ioreq
 //! servers and vmtrace buffers belong to HVM domains: `-EOPNOTSUPP` for a
-//! PV target, as Xen's `arch_acquire_resource` answers for unknown types;
-//! grant status frames exist only with grant tables v2, which xenish does
-//! not offer (`-EINVAL`).
+//! PV target, as Xen's `arch_acquire_resource` answers for unknown types.
+//! Status frames exist only while the target's table is on version 2
+//! (`-EINVAL` otherwise); the size query answers their limit regardless.
 
 use guest_abi::errno::XenError;
 use guest_abi::memory::{
@@ -23,7 +23,7 @@ use guest_abi::xen::DOMID_SELF;
 
 use super::memory_op::{read, write};
 use super::{Ctx, HcResult};
-use crate::gnttab::MAX_FRAMES;
+use crate::gnttab::{status_frames_for, MAX_FRAMES};
 
 /// Frames served per round, as Xen's on-stack list (`gfn_list[32]`).
 const ROUND: u32 = 32;
@@ -80,33 +80,43 @@ fn check_target(ctx: &mut Ctx, domid: u16) -> Result<(), XenError> {
 fn max_frames(kind: u16, id: u32) -> Result<u32, XenError> {
     match (u32::from(kind), id) {
         (XENMEM_RESOURCE_GRANT_TABLE, XENMEM_RESOURCE_GRANT_TABLE_ID_SHARED) => Ok(MAX_FRAMES),
+        (XENMEM_RESOURCE_GRANT_TABLE, XENMEM_RESOURCE_GRANT_TABLE_ID_STATUS) => Ok(status_frames_for(MAX_FRAMES)),
         (XENMEM_RESOURCE_GRANT_TABLE, _) => Err(XenError::Einval),
         _ => Err(XenError::Eopnotsupp),
     }
 }
 
-/// Frames `first..first + count` of the target's grant table, which grows
-/// to hold them (up to its limit) as Xen's `gnttab_get_shared_frame_mfn`
-/// does.
+/// Frames `first..first + count` of the target's grant table (its table
+/// frames, or on version 2 its status frames), which grows to hold them
+/// (up to its limit) as Xen's `gnttab_get_shared_frame_mfn` and
+/// `gnttab_get_status_frame_mfn` do.
 fn grant_frames(
     ctx: &mut Ctx,
     xmar: &MemAcquireResource,
     first: u64,
     count: u32,
 ) -> Result<alloc::vec::Vec<crate::mm::Mfn>, XenError> {
-    match (u32::from(xmar.type_), xmar.id) {
-        (XENMEM_RESOURCE_GRANT_TABLE, XENMEM_RESOURCE_GRANT_TABLE_ID_SHARED) => {}
-        (XENMEM_RESOURCE_GRANT_TABLE, XENMEM_RESOURCE_GRANT_TABLE_ID_STATUS) => return Err(XenError::Einval),
+    let status = match (u32::from(xmar.type_), xmar.id) {
+        (XENMEM_RESOURCE_GRANT_TABLE, XENMEM_RESOURCE_GRANT_TABLE_ID_SHARED) => false,
+        (XENMEM_RESOURCE_GRANT_TABLE, XENMEM_RESOURCE_GRANT_TABLE_ID_STATUS) => true,
         (XENMEM_RESOURCE_GRANT_TABLE, _) => return Err(XenError::Einval),
         _ => return Err(XenError::Eopnotsupp),
-    }
+    };
     let end = first.checked_add(u64::from(count)).ok_or(XenError::Einval)?;
-    let end = u32::try_from(end).ok().filter(|&e| e <= MAX_FRAMES).ok_or(XenError::Einval)?;
+    let limit = if status { status_frames_for(MAX_FRAMES) } else { MAX_FRAMES };
+    let end = u32::try_from(end).ok().filter(|&e| e <= limit).ok_or(XenError::Einval)?;
     let target = ctx.peers.get_mut(xmar.domid).ok_or(XenError::Esrch)?;
-    if (target.gnttab.frames.len() as u32) < end {
-        target.gnttab.grow(end, ctx.mem, ctx.frames, ctx.ft).map_err(|_| XenError::Einval)?;
+    let gt = &mut target.gnttab;
+    if status && gt.version != 2 {
+        return Err(XenError::Einval);
     }
-    Ok(target.gnttab.frames[first as usize..end as usize].to_vec())
+    // The table frames `end` status frames go with (8 per status frame).
+    let need = if status { (end * (MAX_FRAMES / limit)).min(MAX_FRAMES) } else { end };
+    if (gt.frames.len() as u32) < need {
+        gt.grow(need, ctx.mem, ctx.frames, ctx.ft).map_err(|_| XenError::Einval)?;
+    }
+    let frames = if status { gt.status_frames() } else { &gt.frames[..] };
+    frames.get(first as usize..end as usize).map(<[_]>::to_vec).ok_or(XenError::Einval)
 }
 
 #[cfg(test)]
@@ -167,6 +177,24 @@ mod tests {
     }
 
     #[test]
+    fn status_frames_of_a_version_2_table_grow_with_it() {
+        let mut w = world(true);
+        w.grow(40);
+        w.pool.0.extend((24..40).map(Mfn));
+        let target = &mut w.peers[0];
+        target.gnttab.set_version(2, &mut w.mem, &mut w.pool, &mut w.ft).unwrap();
+        let mut status = grant_table(1, 0, 1, LIST);
+        status.id = XENMEM_RESOURCE_GRANT_TABLE_ID_STATUS;
+        assert_eq!(call(&mut w, status).0, 0);
+        let gt = &w.peers[0].gnttab;
+        assert_eq!((gt.frames.len(), gt.status.len()), (8, 1), "eight table frames per status frame");
+        let first = gt.status[0];
+        assert_eq!(w.peek(LIST, 8), first.0.to_le_bytes());
+        status.frame = 8;
+        assert_eq!(call(&mut w, status).0, -22, "beyond the status frames' limit");
+    }
+
+    #[test]
     fn what_xen_refuses_is_refused() {
         let mut w = world(true);
         assert_eq!(call(&mut w, grant_table(0, 0, 1, LIST)).0, -1, "the caller's own domain");
@@ -180,6 +208,10 @@ mod tests {
         let mut status = grant_table(1, 0, 1, LIST);
         status.id = XENMEM_RESOURCE_GRANT_TABLE_ID_STATUS;
         assert_eq!(call(&mut w, status).0, -22, "status frames need grant tables v2");
+        status.frame_list = guest_abi::GuestHandle::new(0);
+        status.nr_frames = 0;
+        let (rc, out) = call(&mut w, status);
+        assert_eq!((rc, out.nr_frames), (0, 8), "their limit, though");
         let mut ioreq = grant_table(1, 0, 1, LIST);
         ioreq.type_ = 0;
         assert_eq!(call(&mut w, ioreq).0, -95, "an ioreq server is HVM's");

@@ -184,7 +184,7 @@ fn create(ctx: &mut Ctx, asked: DomId, config: &XenDomctlCreatedomain) -> Result
         || config.vmtrace_size != 0
         || config.max_vcpus != 1
         || config.grant_opts & !XEN_DOMCTL_GRANT_VERSION_MASK != 0
-        || grant_version != 1
+        || !(1..=2).contains(&grant_version)
         || (config.max_grant_frames >= 0 && !(1..=MAX_GRANT_FRAMES).contains(&config.max_grant_frames))
         || config.arch.misc_flags & !XEN_X86_MSR_RELAXED != 0;
     if bad {
@@ -233,6 +233,8 @@ fn create(ctx: &mut Ctx, asked: DomId, config: &XenDomctlCreatedomain) -> Result
     (d.pause_count, d.handle, d.max_vcpus, d.vcpus_allocated) = (1, config.handle, config.max_vcpus, false);
     // Xen's evtchn_init: no port above max_evtchn_port (0 leaves none).
     d.evtchn.set_max_port(config.max_evtchn_port);
+    // Xen's grant_table_init: the highest grant-table version it may use.
+    d.gnttab.max_version = grant_version as u8;
     ctx.lifecycle.created.push(d);
     crate::printk!("xenish: d{}: created by d{} (paused, no memory)", id, ctx.domain.id);
     Ok(id)
@@ -652,7 +654,7 @@ mod tests {
             (|c| c.flags = XEN_DOMCTL_CDF_HVM, -22, "HVM"),
             (|c| c.flags = 1 << 8, -22, "an unknown flag"),
             (|c| c.max_vcpus = 2, -22, "two vCPUs"),
-            (|c| c.grant_opts = 2, -22, "grant v2"),
+            (|c| c.grant_opts = 3, -22, "grant v3"),
             (|c| c.max_grant_frames = 65, -22, "too many grant frames"),
             (|c| c.arch.emulation_flags = XEN_X86_EMU_LAPIC, -95, "emulation: EOPNOTSUPP"),
         ];

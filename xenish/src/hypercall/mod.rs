@@ -539,6 +539,9 @@ pub(crate) mod tests {
                         add(info, true);
                     }
                 }
+                for mfn in d.evtchn.fifo().into_iter().flat_map(|f| f.frames()) {
+                    add(mfn, true);
+                }
                 for m in d.gnttab.maptrack.iter().flatten() {
                     for _ in 0..u32::from(m.host) + u32::from(m.device) {
                         add(m.mfn, !m.readonly);

@@ -55,6 +55,9 @@ const MAX_POLL_PORTS: u32 = 128;
 
 /// `SCHEDOP_poll`: returns at once if a port is pending, else sleeps until
 /// one is (masked or not) or the timeout passes. Does not unmask events.
+/// The ports are looked at in order, as Xen's `do_poll` does: a port not
+/// in use is `-EINVAL` (`evtchn_port_poll`), unless one before it is
+/// pending already. Pending is judged through the domain's ABI.
 fn poll(ctx: &mut Ctx, arg: u64) -> HcResult {
     let req: SchedPoll = ctx.guest().read(arg).map_err(|_| XenError::Efault)?;
     if req.nr_ports > MAX_POLL_PORTS {
@@ -64,13 +67,13 @@ fn poll(ctx: &mut Ctx, arg: u64) -> HcResult {
     for i in 0..u64::from(req.nr_ports) {
         let addr = req.ports.element_addr(i).ok_or(XenError::Efault)?;
         let port: u32 = ctx.guest().read(addr).map_err(|_| XenError::Efault)?;
-        if ctx.domain.evtchn.port(port).is_none() {
+        if !ctx.domain.evtchn.port(port).is_some_and(|p| p.binding.is_usable()) {
             return Err(XenError::Einval);
         }
+        if crate::evtchn::port_is_pending(ctx.domain, ctx.mem, port) {
+            return Ok(0);
+        }
         ports.push(port);
-    }
-    if ports.iter().any(|&p| crate::evtchn::is_pending(ctx.mem, ctx.domain.shared_info, p)) {
-        return Ok(0);
     }
     let deadline = (req.timeout != 0).then_some(req.timeout);
     if let Some(v) = ctx.domain.vcpus.get_mut(ctx.vcpu) {
@@ -118,7 +121,7 @@ mod tests {
     #[test]
     fn poll_returns_at_once_or_sleeps_on_its_ports() {
         let mut w = World::new(false);
-        let port = w.dom.evtchn.allocate(crate::evtchn::Binding::Ipi, 0).unwrap();
+        let port = w.dom.evtchn.allocate(&mut w.mem, crate::evtchn::Binding::Ipi, 0).unwrap();
         let poll = |ports: u64, n: u32, timeout: u64| {
             let mut b = [0u8; 24];
             b[0..8].copy_from_slice(&ports.to_le_bytes());
@@ -131,8 +134,7 @@ mod tests {
         assert_eq!(w.call_ret(NR, [SCHEDOP_POLL as u64, BUF_VA, 0, 0, 0]), 0);
         assert_eq!(w.dom.vcpus[0].poll, Some((vec![port], Some(5_000_000))));
         w.dom.vcpus[0].poll = None;
-        let info = w.dom.vcpu_info(0);
-        crate::evtchn::set_pending(&mut w.mem, w.dom.shared_info, port, info);
+        crate::evtchn::port_set_pending(&mut w.dom, &mut w.mem, port);
         assert_eq!(w.call_ret(NR, [SCHEDOP_POLL as u64, BUF_VA, 0, 0, 0]), 0);
         assert_eq!(w.dom.vcpus[0].poll, None, "already pending: no sleep");
         w.poke(BUF_VA, &poll(BUF_VA + 64, 129, 0));
@@ -142,6 +144,35 @@ mod tests {
         assert_eq!(w.call_ret(NR, [SCHEDOP_POLL as u64, BUF_VA, 0, 0, 0]), -22, "bad port");
         w.poke(BUF_VA, &poll(0x10, 1, 0));
         assert_eq!(w.call_ret(NR, [SCHEDOP_POLL as u64, BUF_VA, 0, 0, 0]), -14);
+    }
+
+    #[test]
+    fn poll_follows_xens_order_and_the_fifo_abi() {
+        use crate::evtchn::{fifo_control, Binding};
+        use crate::mm::pt_validate::Mmu;
+        let mut w = World::new(false);
+        let a = w.dom.evtchn.allocate(&mut w.mem, Binding::Ipi, 0).unwrap();
+        let b = w.dom.evtchn.allocate(&mut w.mem, Binding::Ipi, 0).unwrap();
+        w.dom.evtchn.free(b).unwrap();
+        let poll = |w: &mut World, ports: &[u32]| {
+            let list: alloc::vec::Vec<u8> = ports.iter().flat_map(|p| p.to_le_bytes()).collect();
+            w.poke(BUF_VA + 64, &list);
+            let mut req = [0u8; 24];
+            req[0..8].copy_from_slice(&(BUF_VA + 64).to_le_bytes());
+            req[8..12].copy_from_slice(&(ports.len() as u32).to_le_bytes());
+            w.poke(BUF_VA, &req);
+            w.dom.vcpus[0].poll = None;
+            w.call_ret(NR, [SCHEDOP_POLL as u64, BUF_VA, 0, 0, 0])
+        };
+        assert_eq!(poll(&mut w, &[a, b]), -22, "a closed port: EINVAL");
+        assert_eq!(poll(&mut w, &[0]), -22, "the reserved port");
+        let mut mmu = Mmu { ft: &mut w.ft, mem: &mut w.mem };
+        fifo_control::init_control(&mut w.dom, &mut mmu, 5, 0, 0).unwrap();
+        fifo_control::expand_array(&mut w.dom, &mut mmu, 6).unwrap();
+        w.mem.0[6][a as usize * 4 + 3] = 0x40; // masked
+        crate::evtchn::port_set_pending(&mut w.dom, &mut w.mem, a);
+        assert_eq!(poll(&mut w, &[a, b]), 0, "pending (masked) on FIFO: returns before the closed one");
+        assert_eq!(w.dom.vcpus[0].poll, None);
     }
 
     #[test]

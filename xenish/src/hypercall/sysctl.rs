@@ -75,7 +75,7 @@ fn physinfo(ctx: &Ctx) -> XenSysctlPhysinfo {
         nr_nodes: 1,
         max_node_id: 0,
         cpu_khz: ctx.platform.cpu_khz(),
-        capabilities: XEN_SYSCTL_PHYSCAP_PV | XEN_SYSCTL_PHYSCAP_GNTTAB_V1,
+        capabilities: XEN_SYSCTL_PHYSCAP_PV | XEN_SYSCTL_PHYSCAP_GNTTAB_V1 | XEN_SYSCTL_PHYSCAP_GNTTAB_V2,
         arch_capabilities: 0,
         pad: 0,
         total_pages: ram,
@@ -108,7 +108,10 @@ mod tests {
         assert_eq!(ret, 0);
         assert_eq!(info.free_pages, w.pool.0.len() as u64);
         assert_eq!((info.nr_cpus, info.max_mfn), (1, 23));
-        assert_eq!(info.capabilities, XEN_SYSCTL_PHYSCAP_PV | XEN_SYSCTL_PHYSCAP_GNTTAB_V1);
+        assert_eq!(
+            info.capabilities,
+            XEN_SYSCTL_PHYSCAP_PV | XEN_SYSCTL_PHYSCAP_GNTTAB_V1 | XEN_SYSCTL_PHYSCAP_GNTTAB_V2
+        );
         w.pool.0.pop();
         assert_eq!(call(&mut w, XenSysctl::new(XEN_SYSCTL_PHYSINFO)).1.free_pages, w.pool.0.len() as u64);
     }

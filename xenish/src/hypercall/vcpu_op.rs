@@ -202,7 +202,7 @@ mod tests {
         // An event now raises the selector in the new place.
         w.mem.0[9][128..192].fill(0);
         let info = w.dom.vcpu_info(0);
-        assert!(crate::evtchn::set_pending(&mut w.mem, w.dom.shared_info, 3, info));
+        assert!(crate::evtchn::two_level::set_pending(&mut w.mem, w.dom.shared_info, 3, info));
         assert_eq!((w.mem.0[9][128], w.mem.0[9][136]), (1, 1 << 0), "upcall pending, selector word 0");
     }
 

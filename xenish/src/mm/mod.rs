@@ -7,6 +7,7 @@ pub mod frame_table;
 pub mod m2p;
 pub mod pagetable;
 pub mod pt_validate;
+pub mod shared_word;
 pub mod xenheap;
 
 /// Bytes in a page (x86_64 base page).

@@ -84,16 +84,24 @@ pub struct MapRights<'d> {
     pub shared_info: Mfn,
     /// Its grant-table frames.
     pub grant_frames: &'d [Mfn],
+    /// Its grant-table status frames (version 2).
+    pub status_frames: &'d [Mfn],
 }
 
 impl<'d> MapRights<'d> {
     /// The rights of `d`.
     pub fn of(d: &'d Domain) -> Self {
-        MapRights { id: d.id, privileged: d.privileged, shared_info: d.shared_info, grant_frames: &d.gnttab.frames }
+        MapRights {
+            id: d.id,
+            privileged: d.privileged,
+            shared_info: d.shared_info,
+            grant_frames: &d.gnttab.frames,
+            status_frames: d.gnttab.status_frames(),
+        }
     }
 
     fn shares(&self, mfn: Mfn) -> bool {
-        mfn == self.shared_info || self.grant_frames.contains(&mfn)
+        mfn == self.shared_info || self.grant_frames.contains(&mfn) || self.status_frames.contains(&mfn)
     }
 }
 

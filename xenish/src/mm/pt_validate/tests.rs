@@ -10,7 +10,8 @@ use crate::mm::frame_table::{PageInfo, PageList};
 use crate::mm::PAGE_SIZE;
 
 const NR: usize = 16;
-const ME: MapRights<'static> = MapRights { id: 0, privileged: false, shared_info: Mfn(15), grant_frames: &[] };
+const ME: MapRights<'static> =
+    MapRights { id: 0, privileged: false, shared_info: Mfn(15), grant_frames: &[], status_frames: &[] };
 
 /// Frames 0..12 belong to domain 0, 12..14 to domain 1; 0→1→2→3 is an
 /// L4→L3→L2→L1 hierarchy whose L1 maps 4 and 5 writable, 6 read-only.
