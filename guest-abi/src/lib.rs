@@ -32,6 +32,7 @@ pub mod hypercall;
 pub mod io;
 pub mod memory;
 pub mod physdev;
+pub mod platform;
 pub mod sched;
 pub mod sysctl;
 pub mod vcpu;

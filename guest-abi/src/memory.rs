@@ -41,6 +41,8 @@ xen_consts! {
     XENMEM_RESOURCE_GRANT_TABLE_ID_STATUS: u32 = 1, "XENMEM_resource_grant_table_id_status";
     XENMEM_RESOURCE_IOREQ_SERVER_FRAME_BUFIOREQ: u32 = 0, "XENMEM_resource_ioreq_server_frame_bufioreq";
     XENMEM_GET_VNUMAINFO: u32 = 0x1a, "XENMEM_get_vnumainfo";
+    XENMEM_GET_SHARING_FREED_PAGES: u32 = 18, "XENMEM_get_sharing_freed_pages";
+    XENMEM_GET_SHARING_SHARED_PAGES: u32 = 19, "XENMEM_get_sharing_shared_pages";
 }
 
 xen_struct! {

@@ -184,7 +184,7 @@ pub trait Described {
 
 /// All constants of the crate.
 pub fn consts() -> impl Iterator<Item = &'static Const> {
-    let lists: [&'static [Const]; 22] = [
+    let lists: [&'static [Const]; 23] = [
         crate::xen::CONSTS,
         crate::domctl::CONSTS,
         crate::sysctl::CONSTS,
@@ -198,6 +198,7 @@ pub fn consts() -> impl Iterator<Item = &'static Const> {
         crate::vcpu::CONSTS,
         crate::callback::CONSTS,
         crate::physdev::CONSTS,
+        crate::platform::CONSTS,
         crate::version::CONSTS,
         crate::features::CONSTS,
         crate::io::blkif::CONSTS,
@@ -226,7 +227,7 @@ pub fn tables() -> impl Iterator<Item = &'static Table> {
 
 /// All structs of the crate.
 pub fn structs() -> impl Iterator<Item = &'static StructLayout> {
-    let lists: [&'static [StructLayout]; 17] = [
+    let lists: [&'static [StructLayout]; 18] = [
         crate::xen::STRUCTS,
         crate::domctl::STRUCTS,
         crate::sysctl::STRUCTS,
@@ -238,6 +239,7 @@ pub fn structs() -> impl Iterator<Item = &'static StructLayout> {
         crate::vcpu::STRUCTS,
         crate::callback::STRUCTS,
         crate::physdev::STRUCTS,
+        crate::platform::STRUCTS,
         crate::version::STRUCTS,
         crate::io::ring::STRUCTS,
         crate::io::blkif::STRUCTS,

@@ -19,6 +19,7 @@ pub const HEADERS: &[&str] = &[
     "xen/vcpu.h",
     "xen/callback.h",
     "xen/physdev.h",
+    "xen/platform.h",
     "xen/version.h",
     "xen/features.h",
     "xen/io/ring.h",

@@ -15,10 +15,13 @@
 //! Xen would accept a still-referenced frame and free it when its last
 //! reference goes; xenish refuses it (the count stops there), which a
 //! balloon driver never sees, as it unmaps before it gives back.
-//! `exchange` is [`super::memory_exchange`]. Not yet: `memory_map` is `-ENOSYS` as on a
-//! Xen whose toolstack set no map for the domain (Linux then builds one
-//! from `nr_pages`); `add_to_physmap` is `-EACCES`, Xen's answer for a PV
-//! (non-translated) domain, which maps shared_info and grant frames by MFN.
+//! `exchange` is [`super::memory_exchange`]. `set_memory_map` keeps the
+//! E820 map the toolstack gives a domain (libxl gives a PV domU one RAM
+//! entry), and `memory_map` returns it to the domain; without one it is
+//! `-ENOSYS`, as on Xen (Linux then builds one from `nr_pages`). The
+//! sharing counters are 0: no page is shared. `add_to_physmap` is
+//! `-EACCES`, Xen's answer for a PV (non-translated) domain, which maps
+//! shared_info and grant frames by MFN.
 
 use alloc::vec::Vec;
 
@@ -46,6 +49,8 @@ const CTLDOM_MAX_ORDER: u32 = 12;
 const M2P_CHUNK_ENTRIES: u64 = (2 << 20) / 8;
 /// Bytes of an E820 entry (`{u64 addr, u64 size, u32 type}`, packed).
 const E820_ENTRY_SIZE: u64 = 20;
+/// The most entries a domain's memory map may have (Xen's `E820MAX`).
+const E820_MAX: u32 = 1024;
 
 /// `HYPERVISOR_memory_op(cmd, arg)`.
 pub fn memory_op(ctx: &mut Ctx, args: [u64; 5]) -> Outcome {
@@ -76,7 +81,16 @@ pub fn memory_op(ctx: &mut Ctx, args: [u64; 5]) -> Outcome {
         XENMEM_MACHPHYS_MFN_LIST => machphys_mfn_list(ctx, arg).into(),
         XENMEM_MACHINE_MEMORY_MAP => machine_memory_map(ctx, arg).into(),
         XENMEM_ADD_TO_PHYSMAP => add_to_physmap(ctx, arg).into(),
-        _ => Outcome::Return(XenError::Enosys.to_ret()),
+        XENMEM_SET_MEMORY_MAP => set_memory_map(ctx, arg).into(),
+        XENMEM_MEMORY_MAP => memory_map(ctx, arg).into(),
+        // No memory sharing: nothing freed by it, nothing shared.
+        XENMEM_GET_SHARING_FREED_PAGES | XENMEM_GET_SHARING_SHARED_PAGES => Outcome::Return(0),
+        op => {
+            let id = ctx.domain.id;
+            Outcome::Return(
+                super::refusals::not_implemented(id, guest_abi::xen::HYPERVISOR_MEMORY_OP, Some(op.into())).to_ret(),
+            )
+        }
     }
 }
 
@@ -288,6 +302,33 @@ fn machine_memory_map(ctx: &mut Ctx, arg: u64) -> HcResult {
         bytes.extend_from_slice(&e.kind.to_le_bytes());
     }
     write(ctx, m.buffer.addr(), bytes.as_slice())?;
+    m.nr_entries = n as u32;
+    write(ctx, arg, &m)?;
+    Ok(0)
+}
+
+/// `XENMEM_set_memory_map`: the E820 map domain `fmap.domid` will read
+/// with `XENMEM_memory_map` (the caller's own, or any for a privileged
+/// caller).
+fn set_memory_map(ctx: &mut Ctx, arg: u64) -> HcResult {
+    let fmap: ForeignMemoryMap = read(ctx, arg)?;
+    if fmap.map.nr_entries > E820_MAX {
+        return Err(XenError::Einval);
+    }
+    let mut bytes = alloc::vec![0u8; (u64::from(fmap.map.nr_entries) * E820_ENTRY_SIZE) as usize];
+    ctx.guest().copy_from(fmap.map.buffer.addr(), &mut bytes).map_err(|_| XenError::Efault)?;
+    let d = target(ctx.domain, &mut ctx.peers, fmap.domid)?;
+    d.tools.memory_map = Some(bytes);
+    Ok(0)
+}
+
+/// `XENMEM_memory_map`: the caller's own E820 map, as the toolstack set it.
+fn memory_map(ctx: &mut Ctx, arg: u64) -> HcResult {
+    let mut m: MemoryMap = read(ctx, arg)?;
+    let Some(map) = ctx.domain.tools.memory_map.clone() else { return Err(XenError::Enosys) };
+    let n = (map.len() as u64 / E820_ENTRY_SIZE).min(u64::from(m.nr_entries));
+    let bytes = map.get(..(n * E820_ENTRY_SIZE) as usize).unwrap_or(&[]);
+    write(ctx, m.buffer.addr(), bytes)?;
     m.nr_entries = n as u32;
     write(ctx, arg, &m)?;
     Ok(0)
