@@ -27,6 +27,7 @@ xen_consts! {
     XEN_DOMCTL_GETVCPUCONTEXT: u32 = 13, "XEN_DOMCTL_getvcpucontext";
     XEN_DOMCTL_GETVCPUINFO: u32 = 14, "XEN_DOMCTL_getvcpuinfo";
     XEN_DOMCTL_SETDOMAINHANDLE: u32 = 17, "XEN_DOMCTL_setdomainhandle";
+    XEN_DOMCTL_HYPERCALL_INIT: u32 = 22, "XEN_DOMCTL_hypercall_init";
     XEN_DOMCTL_SETTIMEOFFSET: u32 = 24, "XEN_DOMCTL_settimeoffset";
     XEN_DOMCTL_GETVCPUAFFINITY: u32 = 25, "XEN_DOMCTL_getvcpuaffinity";
     XEN_DOMCTL_SET_ADDRESS_SIZE: u32 = 35, "XEN_DOMCTL_set_address_size";
@@ -449,7 +450,7 @@ xen_struct! {
         u: [u64; 16] = "u" union(
             "u.createdomain", "u.getdomaininfo", "u.scheduler_op", "u.max_mem", "u.vcpucontext", "u.max_vcpus",
             "u.vcpuaffinity", "u.nodeaffinity", "u.tsc_info", "u.cpu_policy", "u.address_size", "u.getvcpuinfo",
-            "u.settimeoffset", "u.shadow_op", "u.paging_mempool", "u.setdomainhandle", "u.pad"
+            "u.settimeoffset", "u.shadow_op", "u.paging_mempool", "u.setdomainhandle", "u.hypercall_init", "u.pad"
         ),
     }
 }
@@ -503,6 +504,7 @@ impl XenDomctl {
         shadow_op / set_shadow_op: u: [u64; 16] => XenDomctlShadowOp, "u.shadow_op";
         paging_mempool / set_paging_mempool: u: [u64; 16] => XenDomctlPagingMempool, "u.paging_mempool";
         setdomainhandle / set_setdomainhandle: u: [u64; 16] => [u8; 16], "u.setdomainhandle";
+        hypercall_init / set_hypercall_init: u: [u64; 16] => u64, "u.hypercall_init";
     }
 }
 

@@ -1,6 +1,7 @@
 //! Platform operations (`platform.h`), the control domain's interface to
 //! the machine's firmware and CPUs: the `xen_platform_op` envelope and the
-//! operations xenish serves (`XENPF_get_cpuinfo`).
+//! operations xenish serves (`XENPF_get_cpuinfo`, `XENPF_settime32/64`,
+//! `XENPF_firmware_info`).
 
 xen_consts! {
     "platform.h";
@@ -11,6 +12,52 @@ xen_consts! {
     XENPF_GET_CPUINFO: u32 = 55, "XENPF_get_cpuinfo";
     XEN_PCPU_FLAGS_ONLINE: u32 = 1, "XEN_PCPU_FLAGS_ONLINE";
     XEN_PCPU_FLAGS_INVALID: u32 = 2, "XEN_PCPU_FLAGS_INVALID";
+    XEN_FW_DISK_INFO: u32 = 1, "XEN_FW_DISK_INFO";
+    XEN_FW_DISK_MBR_SIGNATURE: u32 = 2, "XEN_FW_DISK_MBR_SIGNATURE";
+    XEN_FW_VBEDDC_INFO: u32 = 3, "XEN_FW_VBEDDC_INFO";
+    XEN_FW_EFI_INFO: u32 = 4, "XEN_FW_EFI_INFO";
+    XEN_FW_KBD_SHIFT_FLAGS: u32 = 5, "XEN_FW_KBD_SHIFT_FLAGS";
+}
+
+xen_struct! {
+    "platform.h", "struct xenpf_settime32", 16;
+    /// `struct xenpf_settime32` (`XENPF_settime32`): the wallclock at a
+    /// system time.
+    pub struct XenpfSettime32 {
+        /// `secs`
+        secs: u32 = "secs",
+        /// `nsecs`
+        nsecs: u32 = "nsecs",
+        /// `system_time`
+        system_time: u64 = "system_time",
+    }
+}
+
+xen_struct! {
+    "platform.h", "struct xenpf_settime64", 24;
+    /// `struct xenpf_settime64` (`XENPF_settime64`).
+    pub struct XenpfSettime64 {
+        /// `secs`
+        secs: u64 = "secs",
+        /// `nsecs`
+        nsecs: u32 = "nsecs",
+        /// `mbz`: must be zero.
+        mbz: u32 = "mbz",
+        /// `system_time`
+        system_time: u64 = "system_time",
+    }
+}
+
+xen_struct! {
+    "platform.h", "struct xenpf_firmware_info" until "u", 8;
+    /// The head of `struct xenpf_firmware_info` (`XENPF_firmware_info`):
+    /// which firmware table, and which entry.
+    pub struct XenpfFirmwareInfo {
+        /// `type`: `XEN_FW_*`.
+        type_: u32 = "type",
+        /// `index`
+        index: u32 = "index",
+    }
 }
 
 xen_struct! {
@@ -39,11 +86,11 @@ xen_struct! {
         /// `interface_version`: must be [`XENPF_INTERFACE_VERSION`].
         interface_version: u32 = "interface_version",
         /// `u`: the operation's arguments (128 bytes).
-        u: [u64; 16] = "u" union("u.pcpu_info", "u.pad"),
+        u: [u64; 16] = "u" union("u.pcpu_info", "u.settime32", "u.settime64", "u.firmware_info", "u.pad"),
     }
 }
 
-xen_structs!(XenpfPcpuinfo, XenPlatformOp);
+xen_structs!(XenpfPcpuinfo, XenpfSettime32, XenpfSettime64, XenpfFirmwareInfo, XenPlatformOp);
 
 impl XenPlatformOp {
     /// An envelope for `cmd` with this interface version.
@@ -53,5 +100,8 @@ impl XenPlatformOp {
 
     crate::wire::union_members! {
         pcpu_info / set_pcpu_info: u: [u64; 16] => XenpfPcpuinfo, "u.pcpu_info";
+        settime32 / set_settime32: u: [u64; 16] => XenpfSettime32, "u.settime32";
+        settime64 / set_settime64: u: [u64; 16] => XenpfSettime64, "u.settime64";
+        firmware_info / set_firmware_info: u: [u64; 16] => XenpfFirmwareInfo, "u.firmware_info";
     }
 }

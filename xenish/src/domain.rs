@@ -461,6 +461,9 @@ pub struct ToolstackSettings {
     pub creation_finished: bool,
     /// The E820 map `XENMEM_set_memory_map` gave it (20-byte entries).
     pub memory_map: Option<Vec<u8>>,
+    /// `XENMEM_claim_pages`: the size (pages) the domain claimed to grow
+    /// to, 0 without a claim. What it still lacks of it is outstanding.
+    pub claim_pages: u64,
 }
 
 impl Default for ToolstackSettings {
@@ -473,6 +476,7 @@ impl Default for ToolstackSettings {
             time_offset_s: 0,
             creation_finished: true,
             memory_map: None,
+            claim_pages: 0,
         }
     }
 }
@@ -518,6 +522,11 @@ impl Domain {
     /// The pages the domain owns (Xen's `tot_pages`).
     pub fn tot_pages(&self) -> u64 {
         self.page_list.len()
+    }
+
+    /// Pages claimed and not yet allocated (Xen's `outstanding_pages`).
+    pub fn outstanding_pages(&self) -> u64 {
+        self.tools.claim_pages.saturating_sub(self.tot_pages())
     }
 
     /// Where vCPU `vcpu`'s `vcpu_info` is: the frame and byte offset the

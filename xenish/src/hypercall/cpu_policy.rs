@@ -90,16 +90,37 @@ impl<'a> Source<'a> {
     }
 }
 
-/// The featureset words of `policy` (Xen's `FEATURESET_*` order).
+/// `X86_FEATURE_SEP` (word 0 bit 11) and `X86_FEATURE_OSXSAVE` (word 1
+/// bit 27).
+const SEP: u32 = 1 << 11;
+const OSXSAVE: u32 = 1 << 27;
+/// "Auth" (of "AuthenticAMD") and "Hygo" (of "HygonGenuine") in leaf 0's ebx.
+const VENDOR_AMD: u32 = 0x6874_7541;
+const VENDOR_HYGON: u32 = 0x6f67_7948;
+
+/// The featureset words of `policy` (Xen's `FEATURESET_*` order). The
+/// host's are the CPU's as Xen keeps them for itself: only features Xen
+/// knows, OSXSAVE clear (it reflects the OS's CR4, not the CPU), and on
+/// AMD no SEP (SYSENTER does not work in long mode there).
 pub fn featureset(policy: Policy, host: &dyn Fn(u32, u32) -> [u32; 4]) -> [u32; FEATURESET_WORDS as usize] {
     let s = Source::new(policy, host);
     let (l1, e1, d1) = (s.get(1, 0), s.get(0x8000_0001, 0), s.get(0xd, 1));
     let (f0, f1, f2) = (s.get(7, 0), s.get(7, 1), s.get(7, 2));
     let (e7, e8, e21) = (s.get(0x8000_0007, 0), s.get(0x8000_0008, 0), s.get(0x8000_0021, 0));
-    [
+    let mut words = [
         l1[3], l1[2], e1[3], e1[2], d1[0], f0[1], f0[2], e7[3], e8[1], f0[3], f1[0], e21[0], f1[1], f2[3], f1[2],
         f1[3], 0, 0, e21[2],
-    ]
+    ];
+    if policy == Policy::Host {
+        for (w, known) in words.iter_mut().zip(crate::cpuid::KNOWN_FEATURES) {
+            *w &= known;
+        }
+        words[1] &= !OSXSAVE;
+        if matches!(s.get(0, 0)[1], VENDOR_AMD | VENDOR_HYGON) {
+            words[0] &= !SEP;
+        }
+    }
+    words
 }
 
 /// `policy`'s CPUID leaves, serialised in Xen's order.
@@ -263,7 +284,7 @@ mod tests {
     fn pv_policy_hides_what_pv_guests_cannot_use() {
         let pv = featureset(Policy::Pv, &host);
         let raw = featureset(Policy::Host, &host);
-        assert_eq!(raw[0], 0x178b_fbff);
+        assert_eq!(raw[0], 0x178b_fbff & crate::cpuid::KNOWN_FEATURES[0]);
         assert_eq!(pv[0] & (1 << 13), 0, "no PGE for PV");
         assert_ne!(pv[1] & (1 << 31), 0, "the hypervisor bit");
         assert_eq!(pv[11], 0, "0x80000021 is past the maximum: zero");

@@ -429,7 +429,7 @@ pub(super) fn domain_info(ctx: &Ctx, id: DomId) -> Option<XenDomctlGetdomaininfo
         flags,
         tot_pages: d.tot_pages(),
         max_pages: d.max_pages,
-        outstanding_pages: 0,
+        outstanding_pages: d.outstanding_pages(),
         shr_pages: 0,
         paged_pages: 0,
         shared_info_frame: d.shared_info.0,

@@ -1,6 +1,9 @@
 //! The `domctl`s libxl and libxc issue while they build a PV domain, and
 //! those `xl` uses to look at one, beyond the lifecycle in
 //! [`super::domctl`]:
+//! - `hypercall_init`: writes the hypercall page into a frame of the
+//!   domain's (for kernels with a `HYPERCALL_PAGE` note), which must be
+//!   its own (`-EINVAL`) and not a page table or descriptor page (`-EPERM`);
 //! - `setdomainhandle`; `set/getvcpuaffinity` and `set/getnodeaffinity`
 //!   (kept and reported: with one CPU on one node they change nothing;
 //!   a hard affinity without the CPU is refused as Xen refuses one outside
@@ -57,6 +60,7 @@ pub fn serve(ctx: &mut Ctx, op: &mut XenDomctl, arg: u64) -> HcResult {
             target(ctx, id)?.handle = op.setdomainhandle();
             Ok(0)
         }
+        XEN_DOMCTL_HYPERCALL_INIT => hypercall_init(ctx, id, op.hypercall_init()),
         XEN_DOMCTL_SETVCPUAFFINITY | XEN_DOMCTL_GETVCPUAFFINITY => {
             let mut a = op.vcpuaffinity();
             vcpu_affinity(ctx, id, op.cmd == XEN_DOMCTL_SETVCPUAFFINITY, &mut a)?;
@@ -198,6 +202,25 @@ fn vcpu_exists(d: &Domain, vcpu: u32) -> Result<usize, XenError> {
     } else {
         Err(XenError::Esrch)
     }
+}
+
+/// `XEN_DOMCTL_hypercall_init`: the hypercall page in frame `gmfn` (an
+/// MFN, for a PV domain) of domain `id`.
+fn hypercall_init(ctx: &mut Ctx, id: DomId, gmfn: u64) -> HcResult {
+    let mfn = crate::mm::Mfn(gmfn);
+    let d: &Domain = if id == ctx.domain.id { ctx.domain } else { ctx.peers.get_mut(id).ok_or(XenError::Esrch)? };
+    if !ctx.ft.is_owned_by(mfn, d.id) {
+        return Err(XenError::Einval);
+    }
+    let rights = crate::mm::pt_validate::MapRights::of(d);
+    let mut mmu = crate::mm::pt_validate::Mmu { ft: &mut *ctx.ft, mem: &mut *ctx.mem };
+    mmu.get_page_and_type(mfn, &rights, crate::mm::frame_table::PageType::Writable).map_err(|_| XenError::Eperm)?;
+    if let Some(page) = ctx.mem.frame_mut(mfn) {
+        crate::builder::write_hypercall_page(page);
+    }
+    let mut mmu = crate::mm::pt_validate::Mmu { ft: &mut *ctx.ft, mem: &mut *ctx.mem };
+    mmu.put_page_and_type(mfn);
+    Ok(0)
 }
 
 /// `XEN_DOMCTL_{set,get}vcpuaffinity`.
@@ -394,5 +417,232 @@ fn shadow_op(ctx: &mut Ctx, op: &mut XenDomctl, arg: u64) -> HcResult {
             write_back(ctx, arg, op)
         }
         _ => Err(XenError::Einval),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::{test_domain, World, BUF_VA};
+    use super::*;
+    use crate::mm::Mfn;
+    use guest_abi::sysctl::XenctlBitmap;
+    use zerocopy::{FromBytes, IntoBytes};
+
+    const NR: u64 = HYPERVISOR_DOMCTL as u64;
+    /// Guest memory for the operations' buffers.
+    const OUT: u64 = BUF_VA + 0x1000;
+
+    /// The caller (d0, privileged) and d4, created and not yet started.
+    fn world() -> World {
+        let mut w = World::new(true);
+        w.add_peer(test_domain(4, false, 10..14, Some(Mfn(10)), Mfn(15)));
+        w.peers[0].tools.creation_finished = false;
+        w
+    }
+
+    /// Adds domain `id`, created and given no vCPU yet, as `w.peers[1]`.
+    fn add_unbuilt(w: &mut World, id: u16) {
+        w.add_peer(test_domain(id, false, 0..0, None, Mfn(15)));
+        w.peers[1].vcpus.clear();
+        w.peers[1].vcpus_allocated = false;
+    }
+
+    fn call(w: &mut World, op: XenDomctl) -> (i64, XenDomctl) {
+        w.poke(BUF_VA, op.as_bytes());
+        let ret = w.call_ret(NR, [BUF_VA, 0, 0, 0, 0]);
+        (ret, XenDomctl::read_from_bytes(&w.peek(BUF_VA, core::mem::size_of::<XenDomctl>())).unwrap())
+    }
+
+    fn map(va: u64, nr_bits: u32) -> XenctlBitmap {
+        XenctlBitmap { bitmap: guest_abi::GuestHandle::from_ptr(va as *const u8), nr_bits, _pad: [0; 4] }
+    }
+
+    fn affinity(w: &mut World, cmd: u32, dom: u16, vcpu: u32, flags: u32, hard: u8, soft: u8) -> (i64, u8, u8) {
+        w.poke(OUT, &[hard, soft]);
+        let mut op = XenDomctl::new(cmd, dom);
+        op.set_vcpuaffinity(XenDomctlVcpuaffinity {
+            vcpu,
+            flags,
+            cpumap_hard: map(OUT, 8),
+            cpumap_soft: map(OUT + 1, 8),
+        });
+        let ret = call(w, op).0;
+        let back = w.peek(OUT, 2);
+        (ret, back[0], back[1])
+    }
+
+    #[test]
+    fn vcpu_and_node_affinities_are_kept_and_checked() {
+        let mut w = world();
+        let both = XEN_VCPUAFFINITY_HARD | XEN_VCPUAFFINITY_SOFT;
+        assert_eq!(affinity(&mut w, XEN_DOMCTL_GETVCPUAFFINITY, 4, 0, both, 0, 0), (0, 1, 1), "all CPUs");
+        assert_eq!(affinity(&mut w, XEN_DOMCTL_SETVCPUAFFINITY, 4, 0, both, 0xff, 0), (0, 1, 0));
+        assert_eq!(affinity(&mut w, XEN_DOMCTL_GETVCPUAFFINITY, 4, 0, both, 0, 0), (0, 1, 0), "soft kept");
+        assert_eq!(w.peers[0].tools.affinity(0), (1, 0));
+        let refusals = [
+            (XEN_DOMCTL_SETVCPUAFFINITY, 4, 0, XEN_VCPUAFFINITY_HARD, 0, -22, "no CPU the pool has"),
+            (XEN_DOMCTL_SETVCPUAFFINITY, 4, 1, both, 1, -22, "past max_vcpus"),
+            (XEN_DOMCTL_SETVCPUAFFINITY, 4, 0, XEN_VCPUAFFINITY_FORCE, 1, -22, "neither hard nor soft"),
+            (XEN_DOMCTL_SETVCPUAFFINITY, 4, 0, 8, 1, -22, "an unknown flag"),
+            (XEN_DOMCTL_SETVCPUAFFINITY, 9, 0, both, 1, -3, "no domain"),
+        ];
+        for (cmd, dom, vcpu, flags, hard, errno, what) in refusals {
+            assert_eq!(affinity(&mut w, cmd, dom, vcpu, flags, hard, 1).0, errno, "{what}");
+        }
+        add_unbuilt(&mut w, 5);
+        assert_eq!(affinity(&mut w, XEN_DOMCTL_GETVCPUAFFINITY, 5, 0, both, 0, 0).0, -3, "before max_vcpus: ESRCH");
+        let node = |w: &mut World, cmd: u32, bits: u8| {
+            w.poke(OUT, &[bits]);
+            let mut op = XenDomctl::new(cmd, 4);
+            op.set_nodeaffinity(XenDomctlNodeaffinity { nodemap: map(OUT, 8) });
+            (call(w, op).0, w.peek(OUT, 1)[0])
+        };
+        assert_eq!(node(&mut w, XEN_DOMCTL_SETNODEAFFINITY, 0b10), (-22, 0b10), "disjoint from node 0");
+        assert_eq!(node(&mut w, XEN_DOMCTL_SETNODEAFFINITY, 0b11).0, 0);
+        assert_eq!(node(&mut w, XEN_DOMCTL_GETNODEAFFINITY, 0xff), (0, 1));
+    }
+
+    #[test]
+    fn tsc_modes_handle_address_size_and_time_offset() {
+        let mut w = world();
+        let tsc = |w: &mut World, cmd: u32, dom: u16, mode: u32| {
+            let mut op = XenDomctl::new(cmd, dom);
+            let mut t = XenDomctlTscInfo::new_zeroed();
+            (t.tsc_mode, t.incarnation) = (mode, 6);
+            op.set_tsc_info(t);
+            let (ret, back) = call(w, op);
+            (ret, back.tsc_info())
+        };
+        assert_eq!(tsc(&mut w, XEN_DOMCTL_SETTSCINFO, 4, TSC_MODE_NEVER_EMULATE).0, 0);
+        let (ret, info) = tsc(&mut w, XEN_DOMCTL_GETTSCINFO, 4, 0);
+        assert_eq!((ret, info.tsc_mode, info.incarnation, info.gtsc_khz), (0, 2, 7, 0));
+        assert_eq!(tsc(&mut w, XEN_DOMCTL_SETTSCINFO, 4, TSC_MODE_ALWAYS_EMULATE).0, -95, "no TSC emulation");
+        assert_eq!(tsc(&mut w, XEN_DOMCTL_SETTSCINFO, 4, 3).0, -22, "an unknown mode");
+        assert_eq!(tsc(&mut w, XEN_DOMCTL_SETTSCINFO, 0, 0).0, -22, "the caller itself");
+        assert_eq!(tsc(&mut w, XEN_DOMCTL_SETTSCINFO, 4, TSC_MODE_DEFAULT).0, 0);
+        assert_eq!(tsc(&mut w, XEN_DOMCTL_GETTSCINFO, 4, 0).1.gtsc_khz, 1_000_000, "native: the CPU's");
+        let size = |w: &mut World, cmd: u32, size: u32| {
+            let mut op = XenDomctl::new(cmd, 4);
+            op.set_address_size(XenDomctlAddressSize { size });
+            let (ret, back) = call(w, op);
+            (ret, back.address_size().size)
+        };
+        assert_eq!(size(&mut w, XEN_DOMCTL_SET_ADDRESS_SIZE, 64).0, 0);
+        assert_eq!(size(&mut w, XEN_DOMCTL_SET_ADDRESS_SIZE, 32).0, -95, "no 32-bit PV");
+        assert_eq!(size(&mut w, XEN_DOMCTL_SET_ADDRESS_SIZE, 48).0, -22);
+        assert_eq!(size(&mut w, XEN_DOMCTL_GET_ADDRESS_SIZE, 0), (0, 64));
+        let mut op = XenDomctl::new(XEN_DOMCTL_SETDOMAINHANDLE, 4);
+        op.set_setdomainhandle([9; 16]);
+        assert_eq!(call(&mut w, op).0, 0);
+        assert_eq!(w.peers[0].handle, [9; 16]);
+        w.lifecycle.wallclock = Some((1000, 0));
+        let mut op = XenDomctl::new(XEN_DOMCTL_SETTIMEOFFSET, 4);
+        op.set_settimeoffset(XenDomctlSettimeoffset { time_offset_seconds: -10 });
+        assert_eq!(call(&mut w, op).0, 0);
+        assert_eq!(&w.mem.0[15][0xc04..0xc08], &990u32.to_le_bytes(), "the domain's wallclock moved");
+    }
+
+    #[test]
+    fn vcpu_info_and_context() {
+        let mut w = world();
+        w.peers[0].vcpus[0].regs.rip = 0x1234;
+        w.peers[0].vcpus[0].blocked = true;
+        let info = |w: &mut World, dom: u16, vcpu: u32| {
+            let mut op = XenDomctl::new(XEN_DOMCTL_GETVCPUINFO, dom);
+            let mut i = XenDomctlGetvcpuinfo::new_zeroed();
+            i.vcpu = vcpu;
+            op.set_getvcpuinfo(i);
+            let (ret, back) = call(w, op);
+            let i = back.getvcpuinfo();
+            (ret, i.online, i.blocked, i.running)
+        };
+        assert_eq!(info(&mut w, 4, 0), (0, 1, 1, 0));
+        assert_eq!(info(&mut w, 0, 0), (0, 1, 0, 1), "the caller is the one running");
+        assert_eq!(info(&mut w, 4, 1).0, -22, "past max_vcpus");
+        let context = |w: &mut World, dom: u16, to: u64| {
+            let mut op = XenDomctl::new(XEN_DOMCTL_GETVCPUCONTEXT, dom);
+            let ctxt = guest_abi::GuestHandle::from_ptr(to as *const VcpuGuestContext);
+            op.set_vcpucontext(XenDomctlVcpucontext { vcpu: 0, _pad0: [0; 4], ctxt });
+            call(w, op).0
+        };
+        assert_eq!(context(&mut w, 4, OUT), 0);
+        let size = core::mem::size_of::<VcpuGuestContext>();
+        let c = VcpuGuestContext::read_from_bytes(&w.peek(OUT, size)).unwrap();
+        assert_eq!((c.user_regs.rip, c.flags & VGCF_ONLINE, c.ctrlreg[3]), (0x1234, VGCF_ONLINE, 10 << 12));
+        assert_eq!(context(&mut w, 0, OUT), -22, "the running vCPU itself");
+        assert_eq!(context(&mut w, 4, 0x10), -14, "a bad buffer");
+        add_unbuilt(&mut w, 5);
+        w.peers[1].vcpus_allocated = true;
+        assert_eq!(context(&mut w, 5, OUT), -61, "not yet initialised: ENODATA");
+        assert_eq!(info(&mut w, 5, 0), (0, 0, 0, 0), "allocated, not initialised: offline");
+    }
+
+    #[test]
+    fn cpu_policies_are_checked_and_fixed_once_running() {
+        let mut w = world();
+        let mut op = XenDomctl::new(XEN_DOMCTL_GET_CPU_POLICY, 4);
+        op.set_cpu_policy(XenDomctlCpuPolicy::new_zeroed());
+        let (ret, back) = call(&mut w, op);
+        assert_eq!((ret, back.cpu_policy().nr_leaves, back.cpu_policy().nr_msrs), (0, cpu_policy::MAX_LEAVES, 2));
+        let set = |w: &mut World, dom: u16, leaves: &[CpuidLeaf], nr: u32| {
+            for (i, l) in leaves.iter().enumerate() {
+                w.poke(OUT + 24 * i as u64, l.as_bytes());
+            }
+            let mut p = XenDomctlCpuPolicy::new_zeroed();
+            (p.nr_leaves, p.leaves) = (nr, guest_abi::GuestHandle::from_ptr(OUT as *const CpuidLeaf));
+            let mut op = XenDomctl::new(XEN_DOMCTL_SET_CPU_POLICY, dom);
+            op.set_cpu_policy(p);
+            let (ret, back) = call(w, op);
+            (ret, back.cpu_policy().err_leaf, back.cpu_policy().err_subleaf)
+        };
+        let none = guest_abi::arch_x86::XEN_CPUID_NO_SUBLEAF;
+        let good = CpuidLeaf { leaf: 1, subleaf: none, a: 0, b: 0, c: 0, d: 0 };
+        assert_eq!(set(&mut w, 4, &[good], 1).0, 0);
+        let bad = CpuidLeaf { leaf: 0x20, ..good };
+        assert_eq!(set(&mut w, 4, &[good, bad], 2), (-34, 0x20, none), "out of range: ERANGE, named");
+        assert_eq!(set(&mut w, 4, &[], cpu_policy::MAX_LEAVES + 1).0, -7, "too many: E2BIG");
+        assert_eq!(set(&mut w, 0, &[good], 1).0, -22, "the caller itself");
+        w.peers[0].tools.creation_finished = true;
+        assert_eq!(set(&mut w, 4, &[good], 1).0, -17, "once running: EEXIST");
+    }
+
+    #[test]
+    fn shadow_paging_and_its_pool_are_absent() {
+        let mut w = world();
+        let shadow = |w: &mut World, dom: u16, op_: u32, mode: u32| {
+            let mut op = XenDomctl::new(XEN_DOMCTL_SHADOW_OP, dom);
+            let mut s = XenDomctlShadowOp::new_zeroed();
+            (s.op, s.mode, s.mb) = (op_, mode, 7);
+            op.set_shadow_op(s);
+            let (ret, back) = call(w, op);
+            (ret, back.shadow_op().mb)
+        };
+        assert_eq!(shadow(&mut w, 4, XEN_DOMCTL_SHADOW_OP_OFF, 0).0, 0, "log-dirty already off");
+        assert_eq!(shadow(&mut w, 4, XEN_DOMCTL_SHADOW_OP_GET_ALLOCATION, 0), (0, 0), "no pool");
+        assert_eq!(shadow(&mut w, 4, XEN_DOMCTL_SHADOW_OP_ENABLE_LOGDIRTY, 0).0, -95);
+        let log_dirty = XEN_DOMCTL_SHADOW_ENABLE_LOG_DIRTY;
+        assert_eq!(shadow(&mut w, 4, XEN_DOMCTL_SHADOW_OP_ENABLE, log_dirty).0, -95);
+        assert_eq!(shadow(&mut w, 4, XEN_DOMCTL_SHADOW_OP_CLEAN, 0).0, -22, "log-dirty is not on");
+        assert_eq!(shadow(&mut w, 4, XEN_DOMCTL_SHADOW_OP_SET_ALLOCATION, 0).0, -22);
+        assert_eq!(shadow(&mut w, 0, XEN_DOMCTL_SHADOW_OP_OFF, 0).0, -22, "the caller itself");
+        let (ret, back) = call(&mut w, XenDomctl::new(XEN_DOMCTL_GET_PAGING_MEMPOOL_SIZE, 4));
+        assert_eq!((ret, back.paging_mempool().size), (0, 0));
+        assert_eq!(call(&mut w, XenDomctl::new(XEN_DOMCTL_SET_PAGING_MEMPOOL_SIZE, 4)).0, -95);
+    }
+
+    #[test]
+    fn hypercall_init_writes_the_page_into_a_frame_of_the_domain() {
+        let mut w = world();
+        let init = |w: &mut World, mfn: u64| {
+            let mut op = XenDomctl::new(XEN_DOMCTL_HYPERCALL_INIT, 4);
+            op.set_hypercall_init(mfn);
+            call(w, op).0
+        };
+        assert_eq!(init(&mut w, 12), 0);
+        assert_eq!(w.mem.0[12][0], 0x51, "the first stub: push %rcx");
+        assert_eq!(init(&mut w, 5), -22, "not the domain's frame");
+        assert_eq!(init(&mut w, 10), -1, "its top-level page table: EPERM");
+        w.dom.privileged = false;
+        assert_eq!(init(&mut w, 12), -1, "an unprivileged caller: EPERM");
     }
 }

@@ -29,6 +29,7 @@ mod segments;
 mod set_trap_table;
 mod sysctl;
 mod timer;
+mod unconfigured;
 mod vcpu_op;
 mod vm_assist;
 pub mod xen_version;
@@ -260,6 +261,8 @@ const TABLE: [Option<Handler>; 64] = {
     t[abi::HYPERVISOR_VM_ASSIST as usize] = Some(vm_assist::vm_assist);
     t[abi::HYPERVISOR_MMUEXT_OP as usize] = Some(mmuext_op::mmuext_op);
     t[abi::HYPERVISOR_PLATFORM_OP as usize] = Some(platform_op::platform_op);
+    t[abi::HYPERVISOR_XSM_OP as usize] = Some(unconfigured::xsm_op);
+    t[abi::HYPERVISOR_XENPMU_OP as usize] = Some(unconfigured::xenpmu_op);
     t
 };
 

@@ -1,9 +1,16 @@
 //! `platform_op`: what the control domain's kernel asks about the machine
-//! (Xen 4.17 `xen/arch/x86/platform_hypercall.c`): `XENPF_get_cpuinfo`,
-//! which Linux's `xen-pcpu` driver walks at boot to learn the physical
-//! CPUs (one here: CPU 0, online, APIC and ACPI ID 0). Other commands
-//! (firmware tables, power management, microcode, memory types) answer
-//! `-ENOSYS` and are named in the log once.
+//! (Xen 4.17 `xen/arch/x86/platform_hypercall.c`):
+//! - `XENPF_get_cpuinfo`, which Linux's `xen-pcpu` driver walks at boot to
+//!   learn the physical CPUs (one here: CPU 0, online, APIC and ACPI ID 0);
+//! - `XENPF_settime32/64`: the control domain sets the wallclock, which
+//!   every domain's shared_info then shows (plus its own offset), as does
+//!   every domain created later;
+//! - `XENPF_firmware_info`: xenish keeps no BIOS data (EDD disks, MBR
+//!   signatures, EDID), answering as Xen does when it has none (`-ESRCH`),
+//!   no EFI (`-ENODEV`, a BIOS boot) and keyboard shift flags 0.
+//!
+//! Other commands (power management, microcode, memory types, CPU
+//! hotplug) answer `-ENOSYS` and are named in the log once.
 //!
 //! Order of checks as in Xen: the operation is read (`-EFAULT`), its
 //! interface version checked (`-EACCES`), then the caller's privilege
@@ -42,7 +49,51 @@ fn serve(ctx: &mut Ctx, arg: u64) -> HcResult {
             ctx.guest().write(arg, &op).map_err(|_| XenError::Efault)?;
             Ok(0)
         }
+        XENPF_SETTIME64 => {
+            let t = op.settime64();
+            if t.mbz != 0 {
+                return Err(XenError::Einval);
+            }
+            settime(ctx, t.secs, t.nsecs, t.system_time);
+            Ok(0)
+        }
+        XENPF_SETTIME32 => {
+            let t = op.settime32();
+            settime(ctx, u64::from(t.secs), t.nsecs, t.system_time);
+            Ok(0)
+        }
+        XENPF_FIRMWARE_INFO => {
+            let fw = op.firmware_info();
+            match fw.type_ {
+                XEN_FW_DISK_INFO | XEN_FW_DISK_MBR_SIGNATURE | XEN_FW_VBEDDC_INFO => Err(XenError::Esrch),
+                XEN_FW_EFI_INFO => Err(XenError::Enodev),
+                XEN_FW_KBD_SHIFT_FLAGS if fw.index == 0 => {
+                    // No key held at boot: the flags byte after the head is 0.
+                    op.set_firmware_info(fw);
+                    ctx.guest().write(arg, &op).map_err(|_| XenError::Efault)?;
+                    Ok(0)
+                }
+                _ => Err(XenError::Einval),
+            }
+        }
         cmd => Err(super::refusals::not_implemented(ctx.domain.id, HYPERVISOR_PLATFORM_OP, Some(cmd.into()))),
+    }
+}
+
+/// Xen's `do_settime`: the wallclock at system time 0 becomes
+/// `secs.nsecs - system_time`, for every domain (each with its offset).
+fn settime(ctx: &mut Ctx, secs: u64, nsecs: u32, system_time: u64) {
+    let ns = u128::from(secs) * 1_000_000_000 + u128::from(nsecs);
+    let base = ns.saturating_sub(u128::from(system_time));
+    let (sec, nsec) = ((base / 1_000_000_000) as u64, (base % 1_000_000_000) as u32);
+    ctx.lifecycle.wallclock = Some((sec, nsec));
+    let update = |d: &crate::domain::Domain, mem: &mut dyn crate::mm::MachineMemory| {
+        let sec = sec.saturating_add_signed(d.tools.time_offset_s);
+        crate::time::update_wallclock(mem, d.shared_info, sec, nsec);
+    };
+    update(ctx.domain, ctx.mem);
+    for d in ctx.peers.iter() {
+        update(d, ctx.mem);
     }
 }
 
@@ -75,12 +126,43 @@ mod tests {
     }
 
     #[test]
+    fn settime_moves_every_domains_wallclock() {
+        let mut w = World::new(true);
+        w.add_peer(super::super::tests::test_domain(3, false, 10..12, None, crate::mm::Mfn(13)));
+        w.peers[0].tools.time_offset_s = 100;
+        let mut op = XenPlatformOp::new(XENPF_SETTIME64);
+        op.set_settime64(XenpfSettime64 { secs: 1_000, nsecs: 500, mbz: 0, system_time: 2_000_000_000 });
+        assert_eq!(call(&mut w, op).0, 0);
+        assert_eq!(w.lifecycle.wallclock, Some((998, 500)));
+        assert_eq!(&w.mem.0[8][0xc04..0xc08], &998u32.to_le_bytes(), "the caller's wc_sec");
+        assert_eq!(&w.mem.0[13][0xc04..0xc08], &1098u32.to_le_bytes(), "a peer's, with its offset");
+        op.set_settime64(XenpfSettime64 { secs: 1, nsecs: 0, mbz: 1, system_time: 0 });
+        assert_eq!(call(&mut w, op).0, -22, "mbz set: EINVAL");
+    }
+
+    #[test]
+    fn firmware_info_as_xen_without_bios_data() {
+        let mut w = World::new(true);
+        let fw = |w: &mut World, type_: u32, index: u32| {
+            let mut op = XenPlatformOp::new(XENPF_FIRMWARE_INFO);
+            op.set_firmware_info(XenpfFirmwareInfo { type_, index });
+            call(w, op).0
+        };
+        assert_eq!(fw(&mut w, XEN_FW_DISK_INFO, 0), -3, "no EDD data: ESRCH");
+        assert_eq!(fw(&mut w, XEN_FW_VBEDDC_INFO, 0), -3);
+        assert_eq!(fw(&mut w, XEN_FW_EFI_INFO, 0), -19, "not EFI: ENODEV");
+        assert_eq!(fw(&mut w, XEN_FW_KBD_SHIFT_FLAGS, 0), 0);
+        assert_eq!(fw(&mut w, XEN_FW_KBD_SHIFT_FLAGS, 1), -22);
+        assert_eq!(fw(&mut w, 99, 0), -22);
+    }
+
+    #[test]
     fn refuses_as_xen() {
         let mut w = World::new(true);
         let mut op = cpuinfo(0);
         op.interface_version = 0x0300_0000;
         assert_eq!(call(&mut w, op).0, -13, "another interface version: EACCES");
-        assert_eq!(call(&mut w, XenPlatformOp::new(XENPF_FIRMWARE_INFO)).0, -38, "not served: ENOSYS");
+        assert_eq!(call(&mut w, XenPlatformOp::new(60)).0, -38, "not served (core parking): ENOSYS");
         assert_eq!(w.call_ret(u64::from(HYPERVISOR_PLATFORM_OP), [0x10, 0, 0, 0, 0]), -14, "bad pointer");
         w.dom.privileged = false;
         assert_eq!(call(&mut w, cpuinfo(0)).0, -1, "unprivileged: EPERM");

@@ -165,7 +165,10 @@ fn physinfo(ctx: &Ctx) -> XenSysctlPhysinfo {
         total_pages: ram,
         free_pages: ctx.frames.free_frames(),
         scrub_pages: 0,
-        outstanding_pages: 0,
+        outstanding_pages: core::iter::once(&*ctx.domain)
+            .chain(ctx.peers.iter())
+            .map(crate::domain::Domain::outstanding_pages)
+            .sum(),
         max_mfn: ctx.ft.nr_frames().saturating_sub(1),
         hw_cap,
     }
@@ -653,7 +656,7 @@ mod tests {
         };
         assert_eq!(fs(&mut w, XEN_SYSCTL_CPU_FEATURESET_HOST, 0, 0), (0, 19), "a null array: the size");
         assert_eq!(fs(&mut w, XEN_SYSCTL_CPU_FEATURESET_HOST, 2, OUT), (0, 2), "clipped to the caller's");
-        assert_eq!(w.peek(OUT, 4), 0x178b_fbffu32.to_le_bytes(), "1.edx");
+        assert_eq!(w.peek(OUT, 4), (0x178b_fbffu32 & crate::cpuid::KNOWN_FEATURES[0]).to_le_bytes(), "1.edx");
         assert_eq!(fs(&mut w, XEN_SYSCTL_CPU_FEATURESET_PV, 40, OUT), (0, 19));
         assert_eq!(fs(&mut w, XEN_SYSCTL_CPU_FEATURESET_HVM, 40, OUT).0, -95, "no HVM: EOPNOTSUPP");
         assert_eq!(fs(&mut w, 6, 40, OUT).0, -22, "no such featureset: EINVAL");

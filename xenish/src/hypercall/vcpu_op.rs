@@ -267,6 +267,23 @@ mod tests {
     }
 
     #[test]
+    fn the_time_area_gets_a_copy_of_the_vcpus_time() {
+        let mut w = World::new(false);
+        w.mem.0[8][0x20..0x40].copy_from_slice(&[7; 32]);
+        w.mem.0[8][0x20..0x24].copy_from_slice(&4u32.to_le_bytes()); // version 4
+        w.poke(BUF_VA, &(BUF_VA + 0x100).to_le_bytes());
+        assert_eq!(call(&mut w, VCPUOP_REGISTER_VCPU_TIME_MEMORY_AREA, 0, BUF_VA), 0);
+        assert_eq!(w.dom.vcpus[0].time_area, Some(BUF_VA + 0x100));
+        let copy = w.peek(BUF_VA + 0x100, 32);
+        assert_eq!((&copy[0..4], &copy[4..]), (&4u32.to_le_bytes()[..], &[7; 28][..]), "contents, even version");
+        w.poke(BUF_VA, &0xffff_8000_0000_0000u64.to_le_bytes());
+        assert_eq!(call(&mut w, VCPUOP_REGISTER_VCPU_TIME_MEMORY_AREA, 0, BUF_VA), -14, "in Xen's hole");
+        w.poke(BUF_VA, &0u64.to_le_bytes());
+        assert_eq!(call(&mut w, VCPUOP_REGISTER_VCPU_TIME_MEMORY_AREA, 0, BUF_VA), 0);
+        assert_eq!(w.dom.vcpus[0].time_area, None, "a null address unregisters");
+    }
+
+    #[test]
     fn timers_follow_xen() {
         let mut w = World::new(false);
         let now = w.now_ns;
