@@ -38,6 +38,7 @@ pub mod sysctl;
 pub mod vcpu;
 pub mod version;
 pub mod xen;
+pub mod xen_mca;
 
 pub use arch_x86::GuestHandle;
 pub use errno::XenError;

@@ -253,7 +253,7 @@ xen_struct! {
 }
 
 xen_struct! {
-    "sysctl.h", "struct xenctl_bitmap", 16;
+    "xen.h, tools only", "struct xenctl_bitmap", 16;
     /// `struct xenctl_bitmap` (xen.h, tools only): a CPU or node bitmap in the caller's
     /// memory, bit `n` in byte `n / 8`.
     pub struct XenctlBitmap {

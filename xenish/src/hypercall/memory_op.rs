@@ -27,6 +27,7 @@ use alloc::vec::Vec;
 
 use guest_abi::arch_x86::{MACH2PHYS_NR_ENTRIES, MACH2PHYS_VIRT_END, MACH2PHYS_VIRT_START};
 use guest_abi::errno::XenError;
+use guest_abi::memory::tools::*;
 use guest_abi::memory::*;
 use guest_abi::xen::DOMID_SELF;
 use zerocopy::{FromBytes, Immutable, IntoBytes};

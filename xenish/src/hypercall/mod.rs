@@ -262,6 +262,7 @@ const TABLE: [Option<Handler>; 64] = {
     t[abi::HYPERVISOR_MMUEXT_OP as usize] = Some(mmuext_op::mmuext_op);
     t[abi::HYPERVISOR_PLATFORM_OP as usize] = Some(platform_op::platform_op);
     t[abi::HYPERVISOR_XSM_OP as usize] = Some(unconfigured::xsm_op);
+    t[guest_abi::xen_mca::HYPERVISOR_MCA as usize] = Some(platform_op::mca);
     t[abi::HYPERVISOR_XENPMU_OP as usize] = Some(unconfigured::xenpmu_op);
     t
 };

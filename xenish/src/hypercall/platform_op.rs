@@ -12,6 +12,12 @@
 //! Other commands (power management, microcode, memory types, CPU
 //! hotplug) answer `-ENOSYS` and are named in the log once.
 //!
+//! Also here, the machine-check hypercall `mca` (Xen 4.17
+//! `xen/arch/x86/cpu/mcheck/mce.c do_mca`): `XEN_MC_physcpuinfo`, with
+//! which Linux's `xen-mcelog` learns the physical CPUs at boot; and
+//! `XEN_MC_fetch`, which finds no telemetry (xenish does not handle
+//! machine checks: nothing is ever logged).
+//!
 //! Order of checks as in Xen: the operation is read (`-EFAULT`), its
 //! interface version checked (`-EACCES`), then the caller's privilege
 //! (`-EPERM`, only the hardware domain may).
@@ -19,6 +25,7 @@
 use guest_abi::errno::XenError;
 use guest_abi::platform::*;
 use guest_abi::xen::HYPERVISOR_PLATFORM_OP;
+use guest_abi::xen_mca::*;
 
 use super::sysctl::NR_CPUS;
 use super::{Ctx, HcResult, Outcome};
@@ -78,6 +85,97 @@ fn serve(ctx: &mut Ctx, arg: u64) -> HcResult {
         }
         cmd => Err(super::refusals::not_implemented(ctx.domain.id, HYPERVISOR_PLATFORM_OP, Some(cmd.into()))),
     }
+}
+
+/// `HYPERVISOR_mca(op)`: privileged; the interface version must match
+/// (`-EACCES`).
+pub fn mca(ctx: &mut Ctx, args: [u64; 5]) -> Outcome {
+    serve_mca(ctx, args[0]).into()
+}
+
+fn serve_mca(ctx: &mut Ctx, arg: u64) -> HcResult {
+    if !ctx.domain.privileged {
+        return Err(XenError::Eperm);
+    }
+    let mut op: XenMc = ctx.guest().read(arg).map_err(|_| XenError::Efault)?;
+    if op.interface_version != XEN_MCA_INTERFACE_VERSION {
+        return Err(XenError::Eacces);
+    }
+    match op.cmd {
+        XEN_MC_PHYSCPUINFO => {
+            let mut p = op.physcpuinfo();
+            let mut n = NR_CPUS;
+            if !p.info.is_null() {
+                if p.ncpus == 0 {
+                    return Err(XenError::Einval);
+                }
+                n = n.min(p.ncpus);
+                let host = |leaf, subleaf| ctx.platform.host_cpuid(leaf, subleaf);
+                let info = logical_cpu(&host);
+                for i in 0..n {
+                    let at = p.info.element_addr(u64::from(i)).ok_or(XenError::Efault)?;
+                    ctx.guest().write(at, &info).map_err(|_| XenError::Efault)?;
+                }
+            }
+            p.ncpus = n;
+            op.set_physcpuinfo(p);
+            ctx.guest().write(arg, &op).map_err(|_| XenError::Efault)?;
+            Ok(0)
+        }
+        XEN_MC_FETCH => {
+            // `xen_mc_fetch.flags` gains XEN_MC_NODATA: nothing to fetch.
+            let mut bytes = op.u;
+            bytes[0] |= u64::from(XEN_MC_NODATA);
+            op.u = bytes;
+            ctx.guest().write(arg, &op).map_err(|_| XenError::Efault)?;
+            Ok(0)
+        }
+        cmd => Err(super::refusals::not_implemented(ctx.domain.id, HYPERVISOR_MCA, Some(cmd.into()))),
+    }
+}
+
+/// CPU 0 as Xen's `x86_mc_get_cpu_info` describes it, from its CPUID.
+fn logical_cpu(host: &dyn Fn(u32, u32) -> [u32; 4]) -> McinfoLogicalCpu {
+    use zerocopy::FromZeros;
+    let mut c = McinfoLogicalCpu::new_zeroed();
+    let [max, b, cx, d] = host(0, 0);
+    let [sig, ebx1, _, _] = host(1, 0);
+    let vendor: [u8; 12] = {
+        let mut v = [0u8; 12];
+        for (chunk, r) in v.chunks_exact_mut(4).zip([b, d, cx]) {
+            chunk.copy_from_slice(&r.to_le_bytes());
+        }
+        v
+    };
+    c.mc_vendorid[..12].copy_from_slice(&vendor);
+    // Xen's X86_VENDOR_INTEL (1), X86_VENDOR_AMD (2), X86_VENDOR_HYGON (16).
+    c.mc_vendor = match &vendor {
+        b"GenuineIntel" => 1,
+        b"AuthenticAMD" => 2,
+        b"HygonGenuine" => 16,
+        _ => 0,
+    };
+    c.mc_cpuid_level = max as i32;
+    let base_family = (sig >> 8) & 0xf;
+    c.mc_family = if base_family == 0xf { base_family + ((sig >> 20) & 0xff) } else { base_family };
+    c.mc_model = ((sig >> 4) & 0xf) | if base_family >= 6 { ((sig >> 16) & 0xf) << 4 } else { 0 };
+    c.mc_step = sig & 0xf;
+    (c.mc_ncores, c.mc_ncores_active, c.mc_nthreads) = (1, 1, 1);
+    if host(0x8000_0000, 0)[0] >= 0x8000_0004 {
+        for (i, leaf) in (0x8000_0002..=0x8000_0004).enumerate() {
+            for (j, r) in host(leaf, 0).iter().enumerate() {
+                let at = i * 16 + j * 4;
+                c.mc_brandid[at..at + 4].copy_from_slice(&r.to_le_bytes());
+            }
+        }
+    }
+    let words = super::cpu_policy::featureset(super::cpu_policy::Policy::Host, host);
+    c.mc_cpu_caps.copy_from_slice(&words[..MC_NCAPS]);
+    c.mc_cache_alignment = ((ebx1 >> 8) & 0xff) * 8;
+    if host(0x8000_0000, 0)[0] >= 0x8000_0006 {
+        c.mc_cache_size = host(0x8000_0006, 0)[2] >> 16;
+    }
+    c
 }
 
 /// Xen's `do_settime`: the wallclock at system time 0 becomes
@@ -154,6 +252,35 @@ mod tests {
         assert_eq!(fw(&mut w, XEN_FW_KBD_SHIFT_FLAGS, 0), 0);
         assert_eq!(fw(&mut w, XEN_FW_KBD_SHIFT_FLAGS, 1), -22);
         assert_eq!(fw(&mut w, 99, 0), -22);
+    }
+
+    #[test]
+    fn mca_describes_the_cpu_and_has_no_telemetry() {
+        let mut w = World::new(true);
+        let nr = u64::from(HYPERVISOR_MCA);
+        let phys = |w: &mut World, ncpus: u32, info: u64| {
+            let mut op = XenMc::new(XEN_MC_PHYSCPUINFO);
+            let info = guest_abi::GuestHandle::from_ptr(info as *const McinfoLogicalCpu);
+            op.set_physcpuinfo(XenMcPhyscpuinfo { ncpus, _pad0: 0, info });
+            w.poke(BUF_VA, op.as_bytes());
+            let ret = w.call_ret(nr, [BUF_VA, 0, 0, 0, 0]);
+            let back = XenMc::read_from_bytes(&w.peek(BUF_VA, core::mem::size_of::<XenMc>())).unwrap();
+            (ret, back.physcpuinfo().ncpus)
+        };
+        assert_eq!(phys(&mut w, 0, 0), (0, 1), "a null array: how many");
+        assert_eq!(phys(&mut w, 4, BUF_VA + 0x1000), (0, 1));
+        let c = McinfoLogicalCpu::read_from_bytes(&w.peek(BUF_VA + 0x1000, 304)).unwrap();
+        assert_eq!((&c.mc_vendorid[..12], c.mc_vendor, c.mc_family), (&b"GenuineIntel"[..], 1, 6));
+        assert_eq!(phys(&mut w, 0, BUF_VA + 0x1000).0, -22, "an array of none");
+        let mut op = XenMc::new(XEN_MC_FETCH);
+        w.poke(BUF_VA, op.as_bytes());
+        assert_eq!(w.call_ret(nr, [BUF_VA, 0, 0, 0, 0]), 0);
+        assert_eq!(w.peek(BUF_VA + 8, 4), XEN_MC_NODATA.to_le_bytes());
+        op.interface_version = 1;
+        w.poke(BUF_VA, op.as_bytes());
+        assert_eq!(w.call_ret(nr, [BUF_VA, 0, 0, 0, 0]), -13, "another version: EACCES");
+        w.dom.privileged = false;
+        assert_eq!(w.call_ret(nr, [BUF_VA, 0, 0, 0, 0]), -1);
     }
 
     #[test]
