@@ -135,9 +135,14 @@ fn lines(out: &Outcome, prefix: &str) -> Vec<String> {
     out.serial.lines().filter_map(|l| l.find(prefix).map(|at| l[at..].trim_end().to_string())).collect()
 }
 
+/// One pair of boots at a time: two QEMUs under software emulation are
+/// what a test may add to the machine's load.
+static ONE_PAIR_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Runs the script with `store` on both hypervisors at once; checks the
 /// lines every run must print, and that both printed the same.
 fn same_on_both(store: &str) {
+    let _pair = ONE_PAIR_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let (xenish, xen) = std::thread::scope(|s| {
         let xenish = s.spawn(|| boot(Hypervisor::Xenish, store));
         let xen = s.spawn(|| boot(Hypervisor::Xen, store));

@@ -33,7 +33,7 @@ pub fn read(ctx: &mut Ctx, from: &XenctlBitmap, nbits: u32) -> Result<u64, XenEr
     let mut bytes = [0u8; 8];
     if copied > 0 {
         ctx.guest().copy_from(from.bitmap.addr(), &mut bytes[..copied]).map_err(|_| XenError::Efault)?;
-        if from.nr_bits % 8 != 0 && guest_bytes == copied {
+        if !from.nr_bits.is_multiple_of(8) && guest_bytes == copied {
             bytes[copied - 1] &= !(0xffu8 << (from.nr_bits % 8));
         }
     }
