@@ -21,13 +21,13 @@ xen_consts! {
     XEN_DOMCTL_MAX_MEM: u32 = 11, "XEN_DOMCTL_max_mem";
     XEN_DOMCTL_SETVCPUCONTEXT: u32 = 12, "XEN_DOMCTL_setvcpucontext";
     XEN_DOMCTL_MAX_VCPUS: u32 = 15, "XEN_DOMCTL_max_vcpus";
+    XEN_DOMCTL_HYPERCALL_INIT: u32 = 22, "XEN_DOMCTL_hypercall_init";
     XEN_DOMCTL_SCHEDULER_OP: u32 = 16, "XEN_DOMCTL_scheduler_op";
     XEN_DOMCTL_SETVCPUAFFINITY: u32 = 9, "XEN_DOMCTL_setvcpuaffinity";
     XEN_DOMCTL_SHADOW_OP: u32 = 10, "XEN_DOMCTL_shadow_op";
     XEN_DOMCTL_GETVCPUCONTEXT: u32 = 13, "XEN_DOMCTL_getvcpucontext";
     XEN_DOMCTL_GETVCPUINFO: u32 = 14, "XEN_DOMCTL_getvcpuinfo";
     XEN_DOMCTL_SETDOMAINHANDLE: u32 = 17, "XEN_DOMCTL_setdomainhandle";
-    XEN_DOMCTL_HYPERCALL_INIT: u32 = 22, "XEN_DOMCTL_hypercall_init";
     XEN_DOMCTL_SETTIMEOFFSET: u32 = 24, "XEN_DOMCTL_settimeoffset";
     XEN_DOMCTL_GETVCPUAFFINITY: u32 = 25, "XEN_DOMCTL_getvcpuaffinity";
     XEN_DOMCTL_SET_ADDRESS_SIZE: u32 = 35, "XEN_DOMCTL_set_address_size";

@@ -114,6 +114,7 @@ const BINARIES: &[(&str, &[&str])] = &[
     ("xen-devcheck", &[]),
     ("xenconsoled", &[]),
     ("xl", &[]),
+    ("xenish-blkback", &[]),
 ];
 
 /// Whether dom0's `/init` starts this repository's daemons (xenstored,
@@ -224,7 +225,8 @@ halt() { sync; busybox poweroff -f; }
 
 /// Builds the dom0 image named `name` under `target/debian/`, with
 /// `autorun` (if any) as `/etc/xenish/autorun` and `extra` files
-/// (path in the image, mode, contents) added.
+/// (path in the image, mode, contents; a mode with [`DIR`] makes a
+/// directory) added.
 pub fn image(name: &str, autorun: Option<&str>, extra: &[(&str, u32, Vec<u8>)]) -> Result<Dom0Image, String> {
     image_with(name, autorun, extra, OwnDaemons::Start)
 }
@@ -305,7 +307,7 @@ pub fn image_with(
         cpio = cpio.dir(dir);
     }
     for (path, mode, data) in extra {
-        cpio = cpio.file(path, *mode, data);
+        cpio = if mode & DIR != 0 { cpio.dir(path) } else { cpio.file(path, *mode, data) };
     }
 
     let path = images::target_dir().join("debian").join(format!("dom0-{name}.cpio"));
@@ -313,6 +315,71 @@ pub fn image_with(
     std::fs::write(&path, cpio.finish()).map_err(|e| format!("{}: {e}", path.display()))?;
     Ok(Dom0Image { kernel, initrd: path })
 }
+
+/// The demo guest's `/init`: Debian's Linux as a domU with a busybox shell
+/// on its console (`xl create /etc/xen/demo.cfg -c`).
+const DEMO_INIT: &str = r#"#!/bin/busybox sh
+/bin/busybox mkdir -p /sbin /usr/bin /usr/sbin /proc /sys /dev /tmp
+/bin/busybox --install -s
+export PATH=/sbin:/bin:/usr/sbin:/usr/bin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+hostname demo
+echo
+echo "demo: Debian's Linux $(uname -r), a domU on $(cat /sys/hypervisor/type) (uuid $(cat /sys/hypervisor/uuid))."
+echo "demo: 'poweroff' ends this guest; Ctrl-] leaves its console (xl console demo comes back)."
+while true; do
+    setsid cttyhack sh -l
+    busybox poweroff -f
+done
+"#;
+
+/// The demo guest's login profile.
+const DEMO_PROFILE: &str = "export PS1='demo:\\w# '
+export PATH=/sbin:/bin:/usr/sbin:/usr/bin
+poweroff() { sync; busybox poweroff -f; }
+reboot() { sync; busybox reboot -f; }
+";
+
+/// `/etc/xen/demo.cfg`: the ready-made guest of `cargo xtask run`.
+pub const DEMO_CFG: &str = r#"# The demo guest: Debian's stock kernel with a busybox shell.
+#   xl create /etc/xen/demo.cfg -c     start it and attach to its console
+name = "demo"
+type = "pv"
+kernel = "/var/lib/xen/images/demo-vmlinuz"
+ramdisk = "/var/lib/xen/images/demo-initrd.cpio"
+extra = "console=hvc0 quiet"
+memory = 256
+vcpus = 1
+on_reboot = "restart"
+"#;
+
+/// Files that give the dom0 image the demo guest: `/etc/xen/demo.cfg`,
+/// Debian's kernel and a busybox initramfs for it under
+/// `/var/lib/xen/images/` (for [`image`]'s `extra`).
+pub fn demo_files() -> Result<Vec<(String, u32, Vec<u8>)>, String> {
+    let kernel = std::fs::read(debian::linux()?).map_err(|e| format!("kernel: {e}"))?;
+    let busybox = std::fs::read(debian::busybox()?).map_err(|e| format!("busybox: {e}"))?;
+    let initrd = Cpio::new()
+        .dir("bin")
+        .file("bin/busybox", 0o755, &busybox)
+        .symlink("bin/sh", "busybox")
+        .dir("etc")
+        .file("etc/profile", 0o644, DEMO_PROFILE.as_bytes())
+        .file("init", 0o755, DEMO_INIT.as_bytes())
+        .finish();
+    Ok(vec![
+        ("var/lib/xen".into(), 0o755 | DIR, Vec::new()),
+        ("var/lib/xen/images".into(), 0o755 | DIR, Vec::new()),
+        ("var/lib/xen/images/demo-vmlinuz".into(), 0o644, kernel),
+        ("var/lib/xen/images/demo-initrd.cpio".into(), 0o644, initrd),
+        ("etc/xen/demo.cfg".into(), 0o644, DEMO_CFG.as_bytes().to_vec()),
+    ])
+}
+
+/// The mode bit that makes an `extra` entry of [`image`] a directory.
+pub const DIR: u32 = 0o040000;
 
 /// `lib/modules/<version>` of the unpacked kernel package `vmlinuz` came from.
 fn modules_root(vmlinuz: &Path) -> Result<PathBuf, String> {

@@ -264,6 +264,10 @@ impl Boot {
             "-vga",
             "none",
             "-no-reboot",
+            // No NIC: nothing inside the machine reaches the host's network
+            // (QEMU would otherwise add a user-mode NIC by default).
+            "-nic",
+            "none",
             "-serial",
             serial,
             "-device",

@@ -111,6 +111,14 @@ pub fn run(runs: &Option<usize>, deterministic: bool) -> Result<ExitCode, String
         let _ = writeln!(json, "    {{ \"op\": \"{op}\", \"xenish\": {}, \"xen\": {} }}{sep}", num(a), num(b));
     }
     json.push_str("  ]\n}\n");
+    if deterministic {
+        eprintln!(
+            "xtask bench: the toolstack row runs in wall-clock mode only (a Linux dom0 under -icount is too slow)"
+        );
+    } else {
+        crate::build_tools()?;
+        md.push_str(&crate::bench_dom0::run(images.hypervisor.clone(), xen.clone(), images.guest("xsguest"))?);
+    }
     let dir = workspace_root().join("target/bench");
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     std::fs::write(dir.join("results.json"), json).map_err(|e| e.to_string())?;

@@ -12,6 +12,7 @@ use tests::images::{self, workspace_root};
 use tests::{tools, Boot, Exit, Images};
 
 mod bench;
+mod bench_dom0;
 mod linux;
 mod test;
 
@@ -45,7 +46,9 @@ COMMANDS:
             (Debian's xen-hypervisor-4.17-amd64, fetched with apt into
             target/debian) in the same QEMU configuration, alternating,
             and print a table of median TSC cycles per operation with the
-            xenish/Xen ratio; also written to target/bench/results.{json,md}.
+            xenish/Xen ratio; then boot the dom0 image on each and time
+            `xl create` to the guest's first console line (ms); also
+            written to target/bench/results.{json,md}.
             --deterministic runs QEMU with -icount, so cycle counts follow
             executed instructions and repeat exactly from run to run.
     linux   Fetch Debian's stock kernel (linux-image-amd64's kernel package,
@@ -169,7 +172,9 @@ fn boot_for(images: &Images, o: &Opts) -> Result<Boot, String> {
     build_tools()?;
     eprintln!("xtask: building the dom0 image (Debian's kernel and busybox, the toolstack)...");
     let name = if script.is_some() { "xtask-script" } else { "xtask-run" };
-    let dom0 = tests::dom0::image(name, script.as_deref(), &[])?;
+    let demo = tests::dom0::demo_files()?;
+    let demo: Vec<(&str, u32, Vec<u8>)> = demo.iter().map(|(p, m, d)| (p.as_str(), *m, d.clone())).collect();
+    let dom0 = tests::dom0::image(name, script.as_deref(), &demo)?;
     let mut cmdline = if o.cmdline.is_empty() { DOM0_MEM.to_string() } else { o.cmdline.join(" ") };
     let hypervisor = if o.xen {
         cmdline = format!("console=com1 com1=115200,8n1 {cmdline}");

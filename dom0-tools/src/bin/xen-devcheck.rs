@@ -7,7 +7,10 @@
 //! timings, so the output on xenish and on Xen 4.17 must be identical; a
 //! failure line adds the failing operation and errno.
 //!
-//! Areas (`--only AREA`, repeatable): `privcmd`, `evtchn`, `gnt`, `xenbus`.
+//! Areas (`--only AREA`, repeatable): `privcmd`, `evtchn`, `gnt`, `xenbus`,
+//! `xenstore`. With `--peer DOMID`, also the checks against a domU running
+//! the `granter` test guest: map the page it granted and read its pattern,
+//! bind its event channel and trade notifications.
 
 use std::mem::offset_of;
 use std::process::exit;
@@ -17,11 +20,14 @@ use guest_abi::arch_x86::ArchSharedInfo;
 use guest_abi::xen::SharedInfo;
 use xendev::{CopyDest, CopySource, Evtchn, Gntalloc, Gntdev, GrantAddr, GrantCopySegment, Mapping, Privcmd};
 
-const USAGE: &str = "Usage: xen-devcheck [--only privcmd|evtchn|gnt|xenbus]... [--help]
+const USAGE: &str = "Usage: xen-devcheck [--only privcmd|evtchn|gnt|xenbus|xenstore]... [--peer DOMID] [--help]
 
-Exercises /dev/xen/{privcmd,evtchn,gntdev,gntalloc,xenbus_backend} and
-/proc/xen/xsd_{port,kva} and prints one 'devcheck:' line per check; exits 0
-if all pass, 1 otherwise, 2 on a usage error.";
+Exercises /dev/xen/{privcmd,evtchn,gntdev,gntalloc,xenbus_backend},
+/proc/xen/xsd_{port,kva} and xenstored, and prints one 'devcheck:' line per
+check; exits 0 if all pass, 1 otherwise, 2 on a usage error. With --peer,
+also maps the page domain DOMID (the granter test guest) granted and trades
+event-channel notifications with it (only those checks unless --only names
+areas too).";
 
 /// A domain ID that cannot exist: the last one below `DOMID_FIRST_RESERVED`.
 const NO_SUCH_DOMID: u16 = guest_abi::xen::DOMID_FIRST_RESERVED - 1;
@@ -421,67 +427,240 @@ fn xenbus_checks(r: &mut Report) {
     );
 }
 
+// ----------------------------------------------------------------- xenstore
+
+/// Where the XenStore checks work.
+const XS_DIR: &str = "/devcheck";
+
+/// Two connections run transactions on the same node: the first commit
+/// wins, the second gets `EAGAIN` (what libxl retries on), and the node
+/// holds the winner's value.
+fn check_transactions() -> Result<String, String> {
+    use dom0_tools::xs_client::{TxId, XsClient};
+    use guest_abi::errno::XenError;
+    let xe = |e: dom0_tools::xs_client::XsError| e.to_string();
+    let (mut a, mut b) = (XsClient::open().map_err(xe)?, XsClient::open().map_err(xe)?);
+    let node = format!("{XS_DIR}/tx");
+    a.write(TxId::NONE, &node, b"0").map_err(xe)?;
+    let (ta, tb) = (a.transaction_start().map_err(xe)?, b.transaction_start().map_err(xe)?);
+    a.read(ta, &node).map_err(xe)?;
+    b.read(tb, &node).map_err(xe)?;
+    a.write(ta, &node, b"a").map_err(xe)?;
+    b.write(tb, &node, b"b").map_err(xe)?;
+    let seen_inside = b.read(tb, &node).map_err(xe)?;
+    a.transaction_commit(ta).map_err(|e| format!("first commit: {e}"))?;
+    let second = b.transaction_commit(tb);
+    let value = a.read(TxId::NONE, &node).map_err(xe)?;
+    let _ = a.rm(TxId::NONE, XS_DIR);
+    match second {
+        Err(err) if err.is(XenError::Eagain) && value == b"a" && seen_inside == b"b" => {
+            Ok("two conflicting transactions: the first commits, the second gets EAGAIN".into())
+        }
+        Err(err) => Err(format!("second commit: {err}, node {:?}", String::from_utf8_lossy(&value))),
+        Ok(()) => Err(format!("both commits succeeded, node {:?}", String::from_utf8_lossy(&value))),
+    }
+}
+
+/// A watch set on one connection fires for a write made on another, with
+/// its token, and not for a write elsewhere.
+fn check_watch_across_connections() -> Result<String, String> {
+    use dom0_tools::xs_client::{TxId, XsClient};
+    let xe = |e: dom0_tools::xs_client::XsError| e.to_string();
+    let (mut w, mut x) = (XsClient::open().map_err(xe)?, XsClient::open().map_err(xe)?);
+    let node = format!("{XS_DIR}/watched");
+    w.watch(&node, "devcheck-token").map_err(xe)?;
+    let first = w.read_watch_timeout(EVENT_TIMEOUT_MS).map_err(xe)?;
+    x.write(TxId::NONE, &format!("{XS_DIR}/elsewhere"), b"1").map_err(xe)?;
+    x.write(TxId::NONE, &format!("{node}/child"), b"1").map_err(xe)?;
+    let second = w.read_watch_timeout(EVENT_TIMEOUT_MS).map_err(xe)?;
+    let _ = x.rm(TxId::NONE, XS_DIR);
+    let desc = |ev: &Option<dom0_tools::xs_client::WatchEvent>| match ev {
+        Some(ev) => format!("{} {}", ev.path, ev.token),
+        None => "none".into(),
+    };
+    let (first, second) = (desc(&first), desc(&second));
+    ok_if(
+        first == format!("{node} devcheck-token") && second == format!("{node}/child devcheck-token"),
+        "a watch fires on registration and for a write below it from another connection",
+        || format!("events: {first:?} then {second:?}"),
+    )
+}
+
+fn xenstore_checks(r: &mut Report) {
+    r.check("xenstore: transactions", check_transactions());
+    r.check("xenstore: watches", check_watch_across_connections());
+}
+
+// --------------------------------------------------------------------- peer
+
+/// The `granter` guest's pattern: byte `i` is `(i * 7) ^ 0x5a`.
+fn granter_pattern() -> Vec<u8> {
+    (0..xendev::PAGE_SIZE).map(|i| ((i * 7) ^ 0x5a) as u8).collect()
+}
+
+/// Waits (up to `secs`) for the peer to publish `data/gref` and
+/// `data/port`, and returns them.
+fn peer_grant(domid: u16, secs: u32) -> Result<(u32, u32), String> {
+    use dom0_tools::xs_client::{TxId, XsClient};
+    let mut xs = XsClient::open().map_err(|e| e.to_string())?;
+    let base = format!("/local/domain/{domid}/data");
+    let number = |xs: &mut XsClient, key: &str| -> Option<u32> {
+        let v = xs.read(TxId::NONE, &format!("{base}/{key}")).ok()?;
+        std::str::from_utf8(&v).ok()?.trim().parse().ok()
+    };
+    for _ in 0..secs * 10 {
+        if let (Some(gref), Some(port)) = (number(&mut xs, "gref"), number(&mut xs, "port")) {
+            return Ok((gref, port));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    Err(format!("{base}/gref and port did not appear within {secs} s"))
+}
+
+fn peer_checks(r: &mut Report, domid: u16) {
+    const NAMES: [&str; 3] = ["peer: published", "peer: gntdev map", "peer: notifications"];
+    let (gref, port) = match peer_grant(domid, 120) {
+        Ok(found) => found,
+        Err(why) => return r.not_run(&NAMES, &why),
+    };
+    r.check(NAMES[0], Ok("the guest published a grant reference and an event channel".into()));
+    let mapped = Gntdev::open().and_then(|dev| dev.map_grant(domid, gref, false)).map_err(e);
+    r.check(
+        NAMES[1],
+        mapped.and_then(|m| {
+            let got = page(&m);
+            ok_if(got == granter_pattern(), "the guest's page mapped read-only, its pattern read back", || {
+                let at = got.iter().zip(granter_pattern()).position(|(a, b)| *a != b).unwrap_or(0);
+                format!("pattern differs from byte {at}")
+            })
+        }),
+    );
+    let ev = match Evtchn::open() {
+        Ok(ev) => ev,
+        Err(err) => return r.check(NAMES[2], Err(e(err))),
+    };
+    let local = match ev.bind_interdomain(domid, port) {
+        Ok(local) => local,
+        Err(err) => return r.check(NAMES[2], Err(format!("bind_interdomain: {err}"))),
+    };
+    // The bind itself leaves our end pending once, as in Xen.
+    let _ = drain(&ev, 200);
+    let mut answered = 0;
+    let mut first_err = None;
+    for _ in 0..EVENTS {
+        if let Err(err) = ev.notify(local) {
+            first_err.get_or_insert(format!("notify: {err}"));
+            break;
+        }
+        match ev.wait(&mut [0u32; 8], 10_000) {
+            Ok(0) => {
+                first_err.get_or_insert("no answer within 10 s".to_string());
+                break;
+            }
+            Ok(_) => {
+                let _ = ev.unmask(local);
+                answered += 1;
+            }
+            Err(err) => {
+                first_err.get_or_insert(err.to_string());
+                break;
+            }
+        }
+    }
+    let _ = ev.unbind(local);
+    r.check(
+        NAMES[2],
+        match first_err {
+            None => Ok(format!("{answered}/{EVENTS} notifications answered by the guest")),
+            Some(why) => Err(format!("{answered}/{EVENTS} answered; {why}")),
+        },
+    );
+}
+
 // --------------------------------------------------------------------- main
 
 /// An area's checks.
 type Area = fn(&mut Report);
 
 /// The areas, in run order.
-const AREAS: [(&str, Area); 4] =
-    [("privcmd", privcmd_checks), ("evtchn", evtchn_checks), ("gnt", gnt_checks), ("xenbus", xenbus_checks)];
+const AREAS: [(&str, Area); 5] = [
+    ("privcmd", privcmd_checks),
+    ("evtchn", evtchn_checks),
+    ("gnt", gnt_checks),
+    ("xenbus", xenbus_checks),
+    ("xenstore", xenstore_checks),
+];
 
-/// Parses the arguments: the areas to run, or `Err(exit status)`.
-fn parse_args(args: &[String]) -> Result<Vec<&'static str>, i32> {
-    let mut only = Vec::new();
+/// What the command line asks for.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Args {
+    /// Areas named with `--only` (none: all, unless `--peer` is given).
+    only: Vec<&'static str>,
+    /// The granter guest's domain, with `--peer`.
+    peer: Option<u16>,
+}
+
+/// Parses the arguments, or `Err(exit status)`.
+fn parse_args(args: &[String]) -> Result<Args, i32> {
+    let mut out = Args::default();
     let mut i = 0;
+    let usage = |why: String| {
+        eprintln!("xen-devcheck: {why}\n{USAGE}");
+        Err(2)
+    };
     while i < args.len() {
         let arg = args[i].as_str();
         i += 1;
-        let value = match arg {
-            "-h" | "--help" => {
-                println!("{USAGE}");
-                return Err(0);
-            }
-            "--only" => match args.get(i) {
-                Some(v) => {
-                    i += 1;
-                    v.as_str()
-                }
-                None => {
-                    eprintln!("xen-devcheck: --only needs an area\n{USAGE}");
-                    return Err(2);
-                }
-            },
-            _ => match arg.strip_prefix("--only=") {
-                Some(v) => v,
-                None => {
-                    eprintln!("xen-devcheck: unknown argument {arg:?}\n{USAGE}");
-                    return Err(2);
-                }
-            },
+        let (flag, inline) = match arg.split_once('=') {
+            Some((flag, value)) if flag.starts_with("--") => (flag, Some(value)),
+            _ => (arg, None),
         };
-        match AREAS.iter().find(|(name, _)| *name == value) {
-            Some((name, _)) => only.push(*name),
-            None => {
-                eprintln!("xen-devcheck: unknown area {value:?}\n{USAGE}");
-                return Err(2);
+        if matches!(flag, "-h" | "--help") {
+            println!("{USAGE}");
+            return Err(0);
+        }
+        if !matches!(flag, "--only" | "--peer") {
+            return usage(format!("unknown argument {arg:?}"));
+        }
+        let value = match inline.or_else(|| args.get(i).map(String::as_str)) {
+            Some(v) => {
+                if inline.is_none() {
+                    i += 1;
+                }
+                v
             }
+            None => return usage(format!("{flag} needs a value")),
+        };
+        if flag == "--peer" {
+            match value.parse::<u16>() {
+                Ok(d) if d > 0 && d < guest_abi::xen::DOMID_FIRST_RESERVED => out.peer = Some(d),
+                _ => return usage(format!("--peer needs a domain ID of a domU, not {value:?}")),
+            }
+            continue;
+        }
+        match AREAS.iter().find(|(name, _)| *name == value) {
+            Some((name, _)) => out.only.push(*name),
+            None => return usage(format!("unknown area {value:?}")),
         }
     }
-    Ok(only)
+    Ok(out)
 }
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let only = match parse_args(&args) {
-        Ok(only) => only,
+    let args = match parse_args(&args) {
+        Ok(args) => args,
         Err(status) => exit(status),
     };
     let mut report = Report::default();
+    let all = args.only.is_empty() && args.peer.is_none();
     for (name, run) in AREAS {
-        if only.is_empty() || only.contains(&name) {
+        if all || args.only.contains(&name) {
             run(&mut report);
         }
+    }
+    if let Some(domid) = args.peer {
+        peer_checks(&mut report, domid);
     }
     let total = report.passed + report.failed.len();
     if report.failed.is_empty() {
@@ -502,8 +681,12 @@ mod tests {
 
     #[test]
     fn only_selects_areas_and_bad_arguments_exit_2() {
-        assert_eq!(parse_args(&strings(&[])), Ok(vec![]));
-        assert_eq!(parse_args(&strings(&["--only", "gnt", "--only=xenbus"])), Ok(vec!["gnt", "xenbus"]));
+        let only = |areas: Vec<&'static str>| Ok(Args { only: areas, peer: None });
+        assert_eq!(parse_args(&strings(&[])), only(vec![]));
+        assert_eq!(parse_args(&strings(&["--only", "gnt", "--only=xenbus"])), only(vec!["gnt", "xenbus"]));
+        assert_eq!(parse_args(&strings(&["--peer", "3"])), Ok(Args { only: vec![], peer: Some(3) }));
+        assert_eq!(parse_args(&strings(&["--peer=0"])), Err(2), "dom0 is no peer");
+        assert_eq!(parse_args(&strings(&["--peer", "x"])), Err(2));
         assert_eq!(parse_args(&strings(&["--only", "bogus"])), Err(2));
         assert_eq!(parse_args(&strings(&["--only"])), Err(2));
         assert_eq!(parse_args(&strings(&["-x"])), Err(2));

@@ -126,6 +126,17 @@ pub fn build(xc: &Xc, xs: &mut XsClient, spec: &DomainSpec) -> Result<BuiltDomai
         return Err(BuildError::NotEnoughMemory { need_kb: spec.target_memkb, free_kb });
     }
     let domid = xc.create_domain(spec.uuid, spec.max_vcpus)?;
+    super::trace(|| {
+        format!(
+            "domain {domid}: {} pages, kernel at pfn {:#x}, start_info {:#x}, page tables {:#x}+{}, {} pages used",
+            spec.target_memkb / 4,
+            layout.kernel_pfn,
+            layout.start_info_pfn,
+            layout.pt_pfn,
+            layout.nr_pt_frames(),
+            layout.used_pages
+        )
+    });
     match populate(xc, xs, spec, domid, &kernel, ramdisk.as_deref(), &layout) {
         Ok(built) => Ok(built),
         Err(e) => {
@@ -179,7 +190,9 @@ fn populate(
             pae: kernel.notes.pae,
         },
     );
+    super::trace(|| format!("domain {domid}: memory populated; store port {store_port}, console port {console_port}"));
     Image::new(l, kernel, ramdisk, &mfns, &si)?.write(xc, domid)?;
+    super::trace(|| format!("domain {domid}: image written through foreign maps"));
     if let Some(hp) = kernel.notes.hypercall_page {
         let gmfn = mfn(Some((hp - l.virt_base) / PAGE_SIZE))?;
         let mut d = XenDomctl::new(XEN_DOMCTL_HYPERCALL_INIT, domid);
@@ -189,6 +202,7 @@ fn populate(
     reset_shared_info(xc, domid, info.shared_info_frame)?;
     let l4_mfn = mfn(Some(l.pt_pfn))?;
     xc.pin_l4(domid, l4_mfn)?;
+    super::trace(|| format!("domain {domid}: L4 {l4_mfn:#x} pinned"));
     xc.set_vcpu_context(domid, 0, &vcpu_context(kernel.entry, l, l4_mfn))?;
     seed_grants(xc, domid, (spec.console_domid, console_mfn), (spec.store_domid, store_mfn))?;
 
@@ -210,6 +224,7 @@ fn populate(
     };
     xs_tree::write(xs, &entries).map_err(|e| BuildError::Store(e.to_string()))?;
     xs.introduce(domid, store_mfn, store_port).map_err(|e| BuildError::Store(format!("INTRODUCE: {e}")))?;
+    super::trace(|| format!("domain {domid}: XenStore entries written, introduced"));
     Ok(BuiltDomain { domid, store: (store_mfn, store_port), console: (console_mfn, console_port) })
 }
 
@@ -241,8 +256,18 @@ fn vcpu_context(entry: u64, l: &Layout, l4_mfn: u64) -> VcpuGuestContext {
 /// (on `EOPNOTSUPP`/`ENOSYS`) `GNTTABOP_setup_table`.
 fn grant_frame(xc: &Xc, domid: u16) -> io::Result<u64> {
     match xc.acquire_grant_frame(domid) {
-        Err(e) if matches!(xendev::errno(&e), Some(libc::EOPNOTSUPP | libc::ENOSYS)) => xc.gnttab_setup_table(domid),
-        r => r,
+        Err(e) if matches!(xendev::errno(&e), Some(libc::EOPNOTSUPP | libc::ENOSYS)) => {
+            super::trace(|| format!("domain {domid}: {e}; falling back to GNTTABOP_setup_table"));
+            let frame = xc.gnttab_setup_table(domid)?;
+            super::trace(|| format!("domain {domid}: grant frame {frame:#x} from GNTTABOP_setup_table"));
+            Ok(frame)
+        }
+        r => {
+            if let Ok(frame) = &r {
+                super::trace(|| format!("domain {domid}: grant frame {frame:#x} from XENMEM_acquire_resource"));
+            }
+            r
+        }
     }
 }
 

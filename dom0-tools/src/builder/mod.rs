@@ -28,8 +28,24 @@ pub mod xs_tree;
 
 use std::fmt;
 use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 pub use domain::{build, BuiltDomain, DomainSpec};
+
+/// Whether the builder says what it does on stderr (`xl -v`).
+static VERBOSE: AtomicBool = AtomicBool::new(false);
+
+/// Turns the builder's progress lines on or off.
+pub fn set_verbose(on: bool) {
+    VERBOSE.store(on, Ordering::Relaxed);
+}
+
+/// A progress line, with `xl -v`.
+pub(crate) fn trace(what: impl FnOnce() -> String) {
+    if VERBOSE.load(Ordering::Relaxed) {
+        eprintln!("xl: builder: {}", what());
+    }
+}
 
 /// Why a kernel image cannot be used.
 #[derive(Clone, Debug, PartialEq, Eq)]

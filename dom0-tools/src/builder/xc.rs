@@ -316,4 +316,13 @@ impl Xc {
         // SAFETY: these sub-ops read and write no memory.
         unsafe { self.raw(HYPERVISOR_MEMORY_OP, [cmd.into(), 0, 0, 0, 0], || format!("memory_op {cmd}")) }
     }
+
+    /// A `xen_version` sub-op that takes a NULL argument and returns a
+    /// number (`XENVER_pagesize`: Xen refuses a non-NULL one).
+    pub fn xen_version_number(&self, cmd: u32) -> io::Result<i64> {
+        // SAFETY: with a NULL argument Xen reads and writes no memory.
+        unsafe {
+            self.raw(guest_abi::xen::HYPERVISOR_XEN_VERSION, [cmd.into(), 0, 0, 0, 0], || format!("xen_version {cmd}"))
+        }
+    }
 }

@@ -89,9 +89,7 @@ fn open_pty() -> Result<(File, OwnedFd, String), String> {
     let (mut master, mut slave) = (-1, -1);
     // SAFETY: openpty writes two fds; the name, termios and winsize
     // pointers are NULL, which it allows.
-    let r = unsafe {
-        libc::openpty(&mut master, &mut slave, std::ptr::null_mut(), std::ptr::null(), std::ptr::null())
-    };
+    let r = unsafe { libc::openpty(&mut master, &mut slave, std::ptr::null_mut(), std::ptr::null(), std::ptr::null()) };
     if r != 0 {
         return Err(format!("openpty: {}", std::io::Error::last_os_error()));
     }

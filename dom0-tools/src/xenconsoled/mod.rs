@@ -97,7 +97,8 @@ impl Daemon {
     fn rescan(&mut self) {
         let Ok(domains) = self.privcmd.list_domains() else { return };
         let live: BTreeMap<u16, bool> = domains.iter().map(|d| (d.domid, d.dying())).collect();
-        let gone: Vec<u16> = self.consoles.keys().copied().filter(|id| live.get(id).is_none_or(|&dying| dying)).collect();
+        let gone: Vec<u16> =
+            self.consoles.keys().copied().filter(|id| live.get(id).is_none_or(|&dying| dying)).collect();
         for id in gone {
             if let Some(c) = self.consoles.remove(&id) {
                 c.stop();
@@ -155,7 +156,9 @@ pub fn main() -> ExitCode {
             if !e.is_empty() {
                 eprintln!("xenconsoled: {e}");
             }
-            eprintln!("Usage: xenconsoled [-h] [-V] [-v] [-i] [--log=none|guest|hv|all] [--log-dir=DIR] [--pid-file=PATH]");
+            eprintln!(
+                "Usage: xenconsoled [-h] [-V] [-v] [-i] [--log=none|guest|hv|all] [--log-dir=DIR] [--pid-file=PATH]"
+            );
             return ExitCode::FAILURE;
         }
     };

@@ -33,11 +33,10 @@ use xen::XenBackend;
 
 /// Everything up to the loop: the store, the socket, the hypervisor.
 fn start(opts: &Options) -> Result<Daemon, String> {
-    let store = XenStore::new(opts.config.clone());
+    let mut store = XenStore::new(opts.config.clone());
     let path = socket::socket_path();
     let listener = socket::listen(&path).map_err(|e| e.to_string())?;
     log::info(&format!("listening on {}", path.display()));
-    let mut store = store;
     let xen = if opts.no_domain_init {
         None
     } else {
@@ -69,6 +68,10 @@ pub fn main() -> ExitCode {
         eprintln!("xenstored: ignoring {note}");
     }
     log::init(opts.verbose, opts.trace_file.as_deref());
+    // Xen reopens its trace file on SIGHUP; this daemon appends to one open
+    // file, so SIGHUP (a closed terminal, a log rotator) must not kill it.
+    // SAFETY: installs the predefined "ignore" disposition; no handler runs.
+    unsafe { libc::signal(libc::SIGHUP, libc::SIG_IGN) };
     let mut ready = if opts.no_fork {
         Ready::none()
     } else {

@@ -15,6 +15,7 @@ mod create;
 mod info;
 mod list;
 pub mod monitor;
+pub mod vbd;
 
 use std::process::ExitCode;
 
@@ -100,6 +101,9 @@ const COMMANDS: &[Command] = &[
     Command { name: "vcpu-list", run: list::vcpu_list, summary: "List the VCPUs for all/some domains", usage: "[Domain, ...]", options: "" },
     Command { name: "dmesg", run: control::dmesg, summary: "Read and/or clear dmesg buffer", usage: "[-c]", options: "  -c                        Clear dmesg buffer as well as printing it" },
     Command { name: "uptime", run: list::uptime, summary: "Print uptime for all/some domains", usage: "[-s] [Domain]", options: "-s                         Uptime in short format" },
+    Command { name: "block-attach", run: vbd::block_attach, summary: "Create a new virtual block device", usage: "<Domain> <disk-spec-component(s)>...", options: "" },
+    Command { name: "block-list", run: vbd::block_list, summary: "List virtual block devices for a domain", usage: "<Domain(s)>", options: "" },
+    Command { name: "block-detach", run: vbd::block_detach, summary: "Destroy a domain's virtual block device", usage: "[-f] <Domain> <DevId>", options: "-f                      Force detach" },
 ];
 
 /// `xl help`: every subcommand with its summary.
@@ -130,6 +134,9 @@ pub fn main(args: &[String]) -> ExitCode {
     // Global options xl takes before the subcommand (-v verbose, -f force,
     // -N dry run, -t timestamps, -T): accepted and ignored.
     while let Some(opt) = rest.first().filter(|a| a.starts_with('-') && *a != "-h" && *a != "--help") {
+        if opt.contains('v') {
+            crate::builder::set_verbose(true);
+        }
         if !opt.chars().skip(1).all(|c| "vfNtT".contains(c)) {
             eprintln!("xl: invalid option -- '{}'", opt.trim_start_matches('-'));
             help_all();

@@ -75,20 +75,43 @@ impl Mapping {
         unsafe { self.ptr.as_ptr().add(off) }
     }
 
-    /// Volatile read of the native-endian `u32` at `off`.
+    /// Volatile read of the native-endian `u32` at `off`: one load when
+    /// `off` is 4-aligned (ring indices shared with another domain must
+    /// not tear), bytewise otherwise.
     pub fn read_u32(&self, off: usize) -> u32 {
+        let p = self.at(off, 4);
+        if (p as usize).is_multiple_of(4) {
+            // SAFETY: `at` checked the 4 bytes are inside the mapping, which
+            // stays mapped while `self` lives, and `p` is aligned.
+            return unsafe { p.cast::<u32>().read_volatile() };
+        }
         let mut b = [0u8; 4];
         self.read_bytes(off, &mut b);
         u32::from_ne_bytes(b)
     }
 
-    /// Volatile write of the native-endian `u32` at `off`.
+    /// Volatile write of the native-endian `u32` at `off`: one store when
+    /// `off` is 4-aligned, bytewise otherwise.
     pub fn write_u32(&self, off: usize, v: u32) {
+        let p = self.at(off, 4);
+        if (p as usize).is_multiple_of(4) {
+            // SAFETY: as in `read_u32`; the mapping is writable or the
+            // kernel faults the process, which is the caller's choice.
+            unsafe { p.cast::<u32>().write_volatile(v) };
+            return;
+        }
         self.write_bytes(off, &v.to_ne_bytes());
     }
 
-    /// Volatile read of the native-endian `u64` at `off`.
+    /// Volatile read of the native-endian `u64` at `off`: one load when
+    /// `off` is 8-aligned, bytewise otherwise.
     pub fn read_u64(&self, off: usize) -> u64 {
+        let p = self.at(off, 8);
+        if (p as usize).is_multiple_of(8) {
+            // SAFETY: `at` checked the 8 bytes are inside the mapping, which
+            // stays mapped while `self` lives, and `p` is aligned.
+            return unsafe { p.cast::<u64>().read_volatile() };
+        }
         let mut b = [0u8; 8];
         self.read_bytes(off, &mut b);
         u64::from_ne_bytes(b)

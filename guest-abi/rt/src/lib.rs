@@ -8,16 +8,25 @@
 //! function with [`entry!`]. Beyond that, for domUs started by a
 //! toolstack: waiting for an event channel with a deadline ([`poll`]),
 //! lines on both consoles ([`tee`]) and a XenStore client ([`xenstore`]).
+//! For split drivers: a heap ([`heap`]), the domain's grant table
+//! ([`gnttab`]) and block devices over pv-drivers' blkif frontend
+//! ([`blkfront`]).
 #![no_std]
 
+extern crate alloc;
+
+pub mod blkfront;
 pub mod console;
 pub mod events;
+pub mod gnttab;
+pub mod heap;
 pub mod poll;
 pub mod tee;
 pub mod traps;
 pub mod xenstore;
 
 pub use guest_abi::hypercall;
+pub use pv_drivers;
 
 use guest_abi::xen::StartInfo;
 

@@ -107,6 +107,8 @@ fn serve(ctx: &mut Ctx, arg: u64) -> HcResult {
             d.vcpus_allocated = true;
             Ok(0)
         }
+        // `xen_domctl_hypercall_init { uint64_aligned_t gmfn; }`.
+        XEN_DOMCTL_HYPERCALL_INIT => hypercall_init(ctx, op.domain, Mfn(op.u[0])),
         XEN_DOMCTL_MAX_MEM => {
             let pages = (op.max_mem().max_memkb >> 2).min(u64::from(u32::MAX));
             target(ctx, op.domain).ok_or(XenError::Esrch)?.max_pages = pages;
@@ -114,6 +116,24 @@ fn serve(ctx: &mut Ctx, arg: u64) -> HcResult {
         }
         _ => super::domctl_tools::serve(ctx, &mut op, arg),
     }
+}
+
+/// `XEN_DOMCTL_hypercall_init`: writes the hypercall page into frame
+/// `gmfn` of the domain (a PV domain's gmfn is a machine frame), for a
+/// kernel whose `XEN_ELFNOTE_HYPERCALL_PAGE` asks for one. As Xen's x86
+/// `arch_do_domctl`: a frame the domain does not own is `-EINVAL`; one
+/// that cannot be written (a page table, a descriptor page) is `-EPERM`.
+fn hypercall_init(ctx: &mut Ctx, domain: DomId, gmfn: Mfn) -> HcResult {
+    let id = target(ctx, domain).ok_or(XenError::Esrch)?.id;
+    if ctx.ft.owner(gmfn) != Some(Owner::Domain(id)) {
+        return Err(XenError::Einval);
+    }
+    if !matches!(ctx.ft.page_type(gmfn), PageType::None | PageType::Writable) {
+        return Err(XenError::Eperm);
+    }
+    let page = ctx.mem.frame_mut(gmfn).ok_or(XenError::Einval)?;
+    crate::builder::write_hypercall_page(page);
+    Ok(0)
 }
 
 fn privileged(ctx: &Ctx) -> Result<(), XenError> {
@@ -550,6 +570,27 @@ mod tests {
         w.dom.privileged = false;
         assert_eq!(credit(&mut w, 4, XEN_DOMCTL_SCHEDOP_PUTINFO, 1, 1).0, -1, "unprivileged: EPERM");
         assert_eq!((w.sched.params(0), w.sched.params(1)), before);
+    }
+
+    #[test]
+    fn hypercall_init_writes_the_stubs_into_a_frame_the_domain_owns() {
+        let mut w = world();
+        let init = |domain: u16, gmfn: u64| {
+            let mut op = XenDomctl::new(XEN_DOMCTL_HYPERCALL_INIT, domain);
+            op.u[0] = gmfn;
+            op
+        };
+        assert_eq!(call(&mut w, init(4, 11)).0, 0);
+        let page = &w.mem.0[11];
+        assert_eq!(&page[32..40], &[0x51, 0x41, 0x53, 0xb8, 1, 0, 0, 0], "stub 1: push rcx/r11, mov $1, eax");
+        assert_eq!(page[31], 0xcc, "filler between stubs");
+        assert_eq!(call(&mut w, init(4, 2)).0, -22, "a frame of another domain: EINVAL");
+        assert_eq!(call(&mut w, init(4, u64::MAX)).0, -22, "no such frame: EINVAL");
+        assert_eq!(call(&mut w, init(0, 0)).0, -1, "its own page table: EPERM");
+        assert_eq!(call(&mut w, init(9, 11)).0, -3, "no such domain: ESRCH");
+        w.dom.privileged = false;
+        assert_eq!(call(&mut w, init(4, 12)).0, -1, "unprivileged: EPERM");
+        assert!(w.mem.0[12].iter().all(|&b| b != 0xcc), "nothing written");
     }
 
     #[test]

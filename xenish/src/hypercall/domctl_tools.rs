@@ -1,9 +1,6 @@
 //! The `domctl`s libxl and libxc issue while they build a PV domain, and
 //! those `xl` uses to look at one, beyond the lifecycle in
 //! [`super::domctl`]:
-//! - `hypercall_init`: writes the hypercall page into a frame of the
-//!   domain's (for kernels with a `HYPERCALL_PAGE` note), which must be
-//!   its own (`-EINVAL`) and not a page table or descriptor page (`-EPERM`);
 //! - `setdomainhandle`; `set/getvcpuaffinity` and `set/getnodeaffinity`
 //!   (kept and reported: with one CPU on one node they change nothing;
 //!   a hard affinity without the CPU is refused as Xen refuses one outside
@@ -60,7 +57,6 @@ pub fn serve(ctx: &mut Ctx, op: &mut XenDomctl, arg: u64) -> HcResult {
             target(ctx, id)?.handle = op.setdomainhandle();
             Ok(0)
         }
-        XEN_DOMCTL_HYPERCALL_INIT => hypercall_init(ctx, id, op.hypercall_init()),
         XEN_DOMCTL_SETVCPUAFFINITY | XEN_DOMCTL_GETVCPUAFFINITY => {
             let mut a = op.vcpuaffinity();
             vcpu_affinity(ctx, id, op.cmd == XEN_DOMCTL_SETVCPUAFFINITY, &mut a)?;
@@ -202,25 +198,6 @@ fn vcpu_exists(d: &Domain, vcpu: u32) -> Result<usize, XenError> {
     } else {
         Err(XenError::Esrch)
     }
-}
-
-/// `XEN_DOMCTL_hypercall_init`: the hypercall page in frame `gmfn` (an
-/// MFN, for a PV domain) of domain `id`.
-fn hypercall_init(ctx: &mut Ctx, id: DomId, gmfn: u64) -> HcResult {
-    let mfn = crate::mm::Mfn(gmfn);
-    let d: &Domain = if id == ctx.domain.id { ctx.domain } else { ctx.peers.get_mut(id).ok_or(XenError::Esrch)? };
-    if !ctx.ft.is_owned_by(mfn, d.id) {
-        return Err(XenError::Einval);
-    }
-    let rights = crate::mm::pt_validate::MapRights::of(d);
-    let mut mmu = crate::mm::pt_validate::Mmu { ft: &mut *ctx.ft, mem: &mut *ctx.mem };
-    mmu.get_page_and_type(mfn, &rights, crate::mm::frame_table::PageType::Writable).map_err(|_| XenError::Eperm)?;
-    if let Some(page) = ctx.mem.frame_mut(mfn) {
-        crate::builder::write_hypercall_page(page);
-    }
-    let mut mmu = crate::mm::pt_validate::Mmu { ft: &mut *ctx.ft, mem: &mut *ctx.mem };
-    mmu.put_page_and_type(mfn);
-    Ok(0)
 }
 
 /// `XEN_DOMCTL_{set,get}vcpuaffinity`.
@@ -628,21 +605,5 @@ mod tests {
         let (ret, back) = call(&mut w, XenDomctl::new(XEN_DOMCTL_GET_PAGING_MEMPOOL_SIZE, 4));
         assert_eq!((ret, back.paging_mempool().size), (0, 0));
         assert_eq!(call(&mut w, XenDomctl::new(XEN_DOMCTL_SET_PAGING_MEMPOOL_SIZE, 4)).0, -95);
-    }
-
-    #[test]
-    fn hypercall_init_writes_the_page_into_a_frame_of_the_domain() {
-        let mut w = world();
-        let init = |w: &mut World, mfn: u64| {
-            let mut op = XenDomctl::new(XEN_DOMCTL_HYPERCALL_INIT, 4);
-            op.set_hypercall_init(mfn);
-            call(w, op).0
-        };
-        assert_eq!(init(&mut w, 12), 0);
-        assert_eq!(w.mem.0[12][0], 0x51, "the first stub: push %rcx");
-        assert_eq!(init(&mut w, 5), -22, "not the domain's frame");
-        assert_eq!(init(&mut w, 10), -1, "its top-level page table: EPERM");
-        w.dom.privileged = false;
-        assert_eq!(init(&mut w, 12), -1, "an unprivileged caller: EPERM");
     }
 }

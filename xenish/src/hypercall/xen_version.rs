@@ -92,8 +92,9 @@ fn serve(ctx: &mut Ctx, cmd: u32, arg: u64) -> HcResult {
         }
         v::XENVER_PAGESIZE => Ok(4096),
         v::XENVER_GUEST_HANDLE => {
-            // The domain handle (a UUID the toolstack assigns); boot-time
-            // domains have none, which Xen reports as all zeroes.
+            // The domain handle: the UUID the toolstack gave createdomain
+            // (Linux shows it as /sys/hypervisor/uuid); boot-time domains
+            // have none, which Xen reports as all zeroes.
             let handle = ctx.domain.handle;
             ctx.guest().write(arg, &handle).map_err(efault)?;
             Ok(0)
@@ -176,7 +177,9 @@ mod tests {
         assert_eq!(call(&mut w, v::XENVER_CHANGESET, BUF_VA), 0);
         assert_eq!(call(&mut w, v::XENVER_COMPILE_INFO, BUF_VA), 0);
         assert_eq!(&w.peek(BUF_VA, 6), b"rustc\0");
+        w.dom.handle = *b"0123456789abcdef";
         assert_eq!(call(&mut w, v::XENVER_GUEST_HANDLE, BUF_VA), 0);
+        assert_eq!(&w.peek(BUF_VA, 16), b"0123456789abcdef", "the toolstack's UUID");
         assert_eq!(call(&mut w, 99, BUF_VA), -38);
     }
 

@@ -157,6 +157,11 @@ impl XenStore {
         }
     }
 
+    /// Whether a connection is a socket peer's.
+    pub fn is_socket(&self, conn: ConnId) -> bool {
+        self.conns.get(&conn).is_some_and(|c| c.kind == ConnKind::Socket)
+    }
+
     /// Whether `domid` is introduced.
     pub fn is_introduced(&self, domid: u16) -> bool {
         self.domain_connection(domid).is_some()

@@ -14,7 +14,7 @@ use guest_abi::XenError;
 
 use super::dispatch::ack;
 use super::{Ctx, XenStore};
-use crate::connection::{ConnId, ConnKind};
+use crate::connection::ConnId;
 use crate::domain::{DomainState, Platform};
 use crate::path::domain_path;
 use crate::perms::Identity;
@@ -210,10 +210,5 @@ impl XenStore {
         }
         let events = core::mem::take(&mut ctx.events);
         self.deliver(events);
-    }
-
-    /// Whether a connection is a socket (for transports that keep both).
-    pub fn is_socket(&self, conn: ConnId) -> bool {
-        self.conns.get(&conn).is_some_and(|c| c.kind == ConnKind::Socket)
     }
 }

@@ -25,6 +25,9 @@ static SYSTEM: Mutex<Option<System>> = Mutex::new(None);
 static FRAME_LIMIT: AtomicU64 = AtomicU64::new(0);
 static DEBUG_EXIT: AtomicBool = AtomicBool::new(false);
 static TSC_HZ: AtomicU64 = AtomicU64::new(0);
+/// NMIs taken while the hypervisor itself ran (counted, not fatal: Xen's
+/// default `nmi=dom0` ignores unknown NMIs too; reported at power-off).
+static HYPERVISOR_NMIS: AtomicU64 = AtomicU64::new(0);
 
 /// QEMU's `isa-debug-exit` port.
 const DEBUG_EXIT_PORT: u16 = 0xf4;
@@ -446,11 +449,17 @@ pub fn handle(frame: &mut TrapFrame) {
         }
         return;
     }
+    if frame.vector == 2 {
+        // An NMI (on its own IST stack) can arrive anywhere, the
+        // hypervisor's own code included: count it and carry on. Nothing
+        // here may take a lock the interrupted code could hold.
+        if !frame.from_guest() {
+            HYPERVISOR_NMIS.fetch_add(1, Ordering::Relaxed);
+        }
+        return;
+    }
     if !frame.from_guest() {
         hypervisor_fault(frame);
-    }
-    if frame.vector == 2 {
-        return; // NMI while a guest ran: nothing to do yet.
     }
     let cr2 = match frame.vector {
         14 => cpu::read_cr2(),
@@ -468,6 +477,10 @@ pub fn handle_syscall(frame: &mut TrapFrame) {
 /// Powers the machine off: QEMU's debug-exit device if present (status 0
 /// when every domain powered off, 1 if any crashed), else ACPI, else halt.
 pub fn power_off(failed: bool) -> ! {
+    let nmis = HYPERVISOR_NMIS.load(Ordering::Relaxed);
+    if nmis > 0 {
+        crate::printk!("xenish: {nmis} NMI(s) arrived while the hypervisor ran; ignored");
+    }
     crate::printk!("xenish: powering off (exit status {})", failed as u8);
     if DEBUG_EXIT.load(Ordering::Relaxed) {
         cpu::outb(DEBUG_EXIT_PORT, failed as u8);
