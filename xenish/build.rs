@@ -11,6 +11,8 @@ fn main() {
         // The trampoline lives in the library: keep it in the link.
         println!("cargo:rustc-link-arg-bins=--undefined=_start32");
         println!("cargo:rustc-link-arg-bins=-zmax-page-size=0x1000");
+        // A build ID note, which XENVER_build_id reports (as Xen's own).
+        println!("cargo:rustc-link-arg-bins=--build-id=sha1");
         println!("cargo:rerun-if-changed={dir}/linker.ld");
     }
     println!("cargo:rerun-if-changed=build.rs");

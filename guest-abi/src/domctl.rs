@@ -1,7 +1,9 @@
 //! Domain control (`domctl.h`), the toolstack's interface to the
 //! hypervisor: the `xen_domctl` envelope and the operations xenish serves
 //! (the domain lifecycle: create, pause, unpause, destroy, get info, the
-//! memory limit; scheduler parameters). Only a privileged domain may use
+//! memory limit; scheduler parameters; what libxl sets while it builds a
+//! domain: handle, affinities, TSC mode, CPU policy, address size, time
+//! offset; what it reads back: vCPU info and context). Only a privileged domain may use
 //! it, and only with this exact interface version. Xen compiles this header for its
 //! tools only (`__XEN_TOOLS__`); the conformance probe does the same.
 
@@ -21,6 +23,35 @@ xen_consts! {
     XEN_DOMCTL_MAX_VCPUS: u32 = 15, "XEN_DOMCTL_max_vcpus";
     XEN_DOMCTL_HYPERCALL_INIT: u32 = 22, "XEN_DOMCTL_hypercall_init";
     XEN_DOMCTL_SCHEDULER_OP: u32 = 16, "XEN_DOMCTL_scheduler_op";
+    XEN_DOMCTL_SETVCPUAFFINITY: u32 = 9, "XEN_DOMCTL_setvcpuaffinity";
+    XEN_DOMCTL_SHADOW_OP: u32 = 10, "XEN_DOMCTL_shadow_op";
+    XEN_DOMCTL_GETVCPUCONTEXT: u32 = 13, "XEN_DOMCTL_getvcpucontext";
+    XEN_DOMCTL_GETVCPUINFO: u32 = 14, "XEN_DOMCTL_getvcpuinfo";
+    XEN_DOMCTL_SETDOMAINHANDLE: u32 = 17, "XEN_DOMCTL_setdomainhandle";
+    XEN_DOMCTL_SETTIMEOFFSET: u32 = 24, "XEN_DOMCTL_settimeoffset";
+    XEN_DOMCTL_GETVCPUAFFINITY: u32 = 25, "XEN_DOMCTL_getvcpuaffinity";
+    XEN_DOMCTL_SET_ADDRESS_SIZE: u32 = 35, "XEN_DOMCTL_set_address_size";
+    XEN_DOMCTL_GET_ADDRESS_SIZE: u32 = 36, "XEN_DOMCTL_get_address_size";
+    XEN_DOMCTL_GETTSCINFO: u32 = 59, "XEN_DOMCTL_gettscinfo";
+    XEN_DOMCTL_SETTSCINFO: u32 = 60, "XEN_DOMCTL_settscinfo";
+    XEN_DOMCTL_SETNODEAFFINITY: u32 = 68, "XEN_DOMCTL_setnodeaffinity";
+    XEN_DOMCTL_GETNODEAFFINITY: u32 = 69, "XEN_DOMCTL_getnodeaffinity";
+    XEN_DOMCTL_GET_CPU_POLICY: u32 = 82, "XEN_DOMCTL_get_cpu_policy";
+    XEN_DOMCTL_SET_CPU_POLICY: u32 = 83, "XEN_DOMCTL_set_cpu_policy";
+    XEN_DOMCTL_GET_PAGING_MEMPOOL_SIZE: u32 = 85, "XEN_DOMCTL_get_paging_mempool_size";
+    XEN_DOMCTL_SET_PAGING_MEMPOOL_SIZE: u32 = 86, "XEN_DOMCTL_set_paging_mempool_size";
+    XEN_VCPUAFFINITY_HARD: u32 = 1 << 0, "XEN_VCPUAFFINITY_HARD";
+    XEN_VCPUAFFINITY_SOFT: u32 = 1 << 1, "XEN_VCPUAFFINITY_SOFT";
+    XEN_VCPUAFFINITY_FORCE: u32 = 1 << 2, "XEN_VCPUAFFINITY_FORCE";
+    XEN_DOMCTL_SHADOW_OP_OFF: u32 = 0, "XEN_DOMCTL_SHADOW_OP_OFF";
+    XEN_DOMCTL_SHADOW_OP_ENABLE: u32 = 32, "XEN_DOMCTL_SHADOW_OP_ENABLE";
+    XEN_DOMCTL_SHADOW_OP_CLEAN: u32 = 11, "XEN_DOMCTL_SHADOW_OP_CLEAN";
+    XEN_DOMCTL_SHADOW_OP_PEEK: u32 = 12, "XEN_DOMCTL_SHADOW_OP_PEEK";
+    XEN_DOMCTL_SHADOW_OP_GET_ALLOCATION: u32 = 30, "XEN_DOMCTL_SHADOW_OP_GET_ALLOCATION";
+    XEN_DOMCTL_SHADOW_OP_SET_ALLOCATION: u32 = 31, "XEN_DOMCTL_SHADOW_OP_SET_ALLOCATION";
+    XEN_DOMCTL_SHADOW_OP_ENABLE_TEST: u32 = 1, "XEN_DOMCTL_SHADOW_OP_ENABLE_TEST";
+    XEN_DOMCTL_SHADOW_OP_ENABLE_LOGDIRTY: u32 = 2, "XEN_DOMCTL_SHADOW_OP_ENABLE_LOGDIRTY";
+    XEN_DOMCTL_SHADOW_ENABLE_LOG_DIRTY: u32 = 1 << 2, "XEN_DOMCTL_SHADOW_ENABLE_LOG_DIRTY";
     XEN_SCHEDULER_CREDIT: u32 = 5, "XEN_SCHEDULER_CREDIT";
     XEN_SCHEDULER_CREDIT2: u32 = 6, "XEN_SCHEDULER_CREDIT2";
     XEN_SCHEDULER_ARINC653: u32 = 7, "XEN_SCHEDULER_ARINC653";
@@ -256,6 +287,153 @@ xen_struct! {
 }
 
 xen_struct! {
+    "domctl.h", "struct xen_domctl_vcpuaffinity", 40;
+    /// `struct xen_domctl_vcpuaffinity` (`XEN_DOMCTL_{set,get}vcpuaffinity`).
+    pub struct XenDomctlVcpuaffinity {
+        /// `vcpu`
+        vcpu: u32 = "vcpu",
+        /// `flags`: `XEN_VCPUAFFINITY_*`.
+        flags: u32 = "flags",
+        /// `cpumap_hard`: IN/OUT.
+        cpumap_hard: crate::sysctl::XenctlBitmap = "cpumap_hard",
+        /// `cpumap_soft`: IN/OUT.
+        cpumap_soft: crate::sysctl::XenctlBitmap = "cpumap_soft",
+    }
+}
+
+xen_struct! {
+    "domctl.h", "struct xen_domctl_nodeaffinity", 16;
+    /// `struct xen_domctl_nodeaffinity` (`XEN_DOMCTL_{set,get}nodeaffinity`).
+    pub struct XenDomctlNodeaffinity {
+        /// `nodemap`
+        nodemap: crate::sysctl::XenctlBitmap = "nodemap",
+    }
+}
+
+xen_struct! {
+    "domctl.h", "struct xen_domctl_tsc_info", 24;
+    /// `struct xen_domctl_tsc_info` (`XEN_DOMCTL_{set,get}tscinfo`).
+    pub struct XenDomctlTscInfo {
+        /// `tsc_mode`: 0 default, 1 always emulate, 2 never emulate.
+        tsc_mode: u32 = "tsc_mode",
+        /// `gtsc_khz`
+        gtsc_khz: u32 = "gtsc_khz",
+        /// `incarnation`
+        incarnation: u32 = "incarnation",
+        /// `pad`
+        pad: u32 = "pad",
+        /// `elapsed_nsec`
+        elapsed_nsec: u64 = "elapsed_nsec",
+    }
+}
+
+xen_struct! {
+    "domctl.h", "struct xen_domctl_cpu_policy", 40;
+    /// `struct xen_domctl_cpu_policy` (`XEN_DOMCTL_{get,set}_cpu_policy`).
+    pub struct XenDomctlCpuPolicy {
+        /// `nr_leaves`: IN/OUT.
+        nr_leaves: u32 = "nr_leaves",
+        /// `nr_msrs`: IN/OUT.
+        nr_msrs: u32 = "nr_msrs",
+        /// `leaves`
+        leaves: GuestHandle<crate::arch_x86::CpuidLeaf> = "leaves" handle,
+        /// `msrs`
+        msrs: GuestHandle<crate::arch_x86::MsrEntry> = "msrs" handle,
+        /// `err_leaf`: OUT, the leaf a refused policy failed on.
+        err_leaf: u32 = "err_leaf",
+        /// `err_subleaf`
+        err_subleaf: u32 = "err_subleaf",
+        /// `err_msr`
+        err_msr: u32 = "err_msr",
+        /// Padding (implicit in the C layout).
+        _pad: [u8; 4] = "",
+    }
+}
+
+xen_struct! {
+    "domctl.h", "struct xen_domctl_address_size", 4;
+    /// `struct xen_domctl_address_size` (`XEN_DOMCTL_{set,get}_address_size`).
+    pub struct XenDomctlAddressSize {
+        /// `size`: 32 or 64.
+        size: u32 = "size",
+    }
+}
+
+xen_struct! {
+    "domctl.h", "struct xen_domctl_getvcpuinfo", 24;
+    /// `struct xen_domctl_getvcpuinfo` (`XEN_DOMCTL_getvcpuinfo`).
+    pub struct XenDomctlGetvcpuinfo {
+        /// `vcpu`
+        vcpu: u32 = "vcpu",
+        /// `online`
+        online: u8 = "online",
+        /// `blocked`
+        blocked: u8 = "blocked",
+        /// `running`
+        running: u8 = "running",
+        /// Padding (implicit in the C layout).
+        _pad0: [u8; 1] = "",
+        /// `cpu_time`: ns it has run.
+        cpu_time: u64 = "cpu_time",
+        /// `cpu`: the CPU it runs on.
+        cpu: u32 = "cpu",
+        /// Padding (implicit in the C layout).
+        _pad1: [u8; 4] = "",
+    }
+}
+
+xen_struct! {
+    "domctl.h", "struct xen_domctl_settimeoffset", 8;
+    /// `struct xen_domctl_settimeoffset` (`XEN_DOMCTL_settimeoffset`).
+    pub struct XenDomctlSettimeoffset {
+        /// `time_offset_seconds`: added to the domain's wallclock.
+        time_offset_seconds: i64 = "time_offset_seconds",
+    }
+}
+
+xen_struct! {
+    "domctl.h", "struct xen_domctl_shadow_op_stats", 8;
+    /// `struct xen_domctl_shadow_op_stats`.
+    pub struct XenDomctlShadowOpStats {
+        /// `fault_count`
+        fault_count: u32 = "fault_count",
+        /// `dirty_count`
+        dirty_count: u32 = "dirty_count",
+    }
+}
+
+xen_struct! {
+    "domctl.h", "struct xen_domctl_shadow_op", 40;
+    /// `struct xen_domctl_shadow_op` (`XEN_DOMCTL_shadow_op`).
+    pub struct XenDomctlShadowOp {
+        /// `op`: `XEN_DOMCTL_SHADOW_OP_*`.
+        op: u32 = "op",
+        /// `mode`
+        mode: u32 = "mode",
+        /// `mb`: the shadow pool in MiB.
+        mb: u32 = "mb",
+        /// Padding (implicit in the C layout).
+        _pad: [u8; 4] = "",
+        /// `dirty_bitmap`
+        dirty_bitmap: GuestHandle<u8> = "dirty_bitmap" handle,
+        /// `pages`
+        pages: u64 = "pages",
+        /// `stats`
+        stats: XenDomctlShadowOpStats = "stats",
+    }
+}
+
+xen_struct! {
+    "domctl.h", "struct xen_domctl_paging_mempool", 8;
+    /// `struct xen_domctl_paging_mempool`
+    /// (`XEN_DOMCTL_{get,set}_paging_mempool_size`).
+    pub struct XenDomctlPagingMempool {
+        /// `size` in bytes.
+        size: u64 = "size",
+    }
+}
+
+xen_struct! {
     "domctl.h", "struct xen_domctl", 144;
     /// `struct xen_domctl`: every domain-control operation's envelope.
     pub struct XenDomctl {
@@ -268,7 +446,11 @@ xen_struct! {
         /// `_pad`
         _pad: [u16; 3] = "_pad",
         /// `u`: the operation's arguments (128 bytes).
-        u: [u64; 16] = "u" union("u.createdomain", "u.getdomaininfo", "u.scheduler_op", "u.max_mem", "u.vcpucontext", "u.max_vcpus", "u.pad"),
+        u: [u64; 16] = "u" union(
+            "u.createdomain", "u.getdomaininfo", "u.scheduler_op", "u.max_mem", "u.vcpucontext", "u.max_vcpus",
+            "u.vcpuaffinity", "u.nodeaffinity", "u.tsc_info", "u.cpu_policy", "u.address_size", "u.getvcpuinfo",
+            "u.settimeoffset", "u.shadow_op", "u.paging_mempool", "u.setdomainhandle", "u.hypercall_init", "u.pad"
+        ),
     }
 }
 
@@ -285,6 +467,16 @@ xen_structs!(
     XenDomctlSchedparamVcpu,
     XenDomctlSchedulerOp,
     XenDomctlSchedulerOpVcpus,
+    XenDomctlVcpuaffinity,
+    XenDomctlNodeaffinity,
+    XenDomctlTscInfo,
+    XenDomctlCpuPolicy,
+    XenDomctlAddressSize,
+    XenDomctlGetvcpuinfo,
+    XenDomctlSettimeoffset,
+    XenDomctlShadowOpStats,
+    XenDomctlShadowOp,
+    XenDomctlPagingMempool,
     XenDomctl,
 );
 
@@ -301,6 +493,17 @@ impl XenDomctl {
         max_mem / set_max_mem: u: [u64; 16] => XenDomctlMaxMem, "u.max_mem";
         vcpucontext / set_vcpucontext: u: [u64; 16] => XenDomctlVcpucontext, "u.vcpucontext";
         max_vcpus / set_max_vcpus: u: [u64; 16] => XenDomctlMaxVcpus, "u.max_vcpus";
+        vcpuaffinity / set_vcpuaffinity: u: [u64; 16] => XenDomctlVcpuaffinity, "u.vcpuaffinity";
+        nodeaffinity / set_nodeaffinity: u: [u64; 16] => XenDomctlNodeaffinity, "u.nodeaffinity";
+        tsc_info / set_tsc_info: u: [u64; 16] => XenDomctlTscInfo, "u.tsc_info";
+        cpu_policy / set_cpu_policy: u: [u64; 16] => XenDomctlCpuPolicy, "u.cpu_policy";
+        address_size / set_address_size: u: [u64; 16] => XenDomctlAddressSize, "u.address_size";
+        getvcpuinfo / set_getvcpuinfo: u: [u64; 16] => XenDomctlGetvcpuinfo, "u.getvcpuinfo";
+        settimeoffset / set_settimeoffset: u: [u64; 16] => XenDomctlSettimeoffset, "u.settimeoffset";
+        shadow_op / set_shadow_op: u: [u64; 16] => XenDomctlShadowOp, "u.shadow_op";
+        paging_mempool / set_paging_mempool: u: [u64; 16] => XenDomctlPagingMempool, "u.paging_mempool";
+        setdomainhandle / set_setdomainhandle: u: [u64; 16] => [u8; 16], "u.setdomainhandle";
+        hypercall_init / set_hypercall_init: u: [u64; 16] => u64, "u.hypercall_init";
     }
 }
 

@@ -32,11 +32,13 @@ pub mod hypercall;
 pub mod io;
 pub mod memory;
 pub mod physdev;
+pub mod platform;
 pub mod sched;
 pub mod sysctl;
 pub mod vcpu;
 pub mod version;
 pub mod xen;
+pub mod xen_mca;
 
 pub use arch_x86::GuestHandle;
 pub use errno::XenError;

@@ -41,6 +41,7 @@ xen_consts! {
     XENMEM_RESOURCE_GRANT_TABLE_ID_STATUS: u32 = 1, "XENMEM_resource_grant_table_id_status";
     XENMEM_RESOURCE_IOREQ_SERVER_FRAME_BUFIOREQ: u32 = 0, "XENMEM_resource_ioreq_server_frame_bufioreq";
     XENMEM_GET_VNUMAINFO: u32 = 0x1a, "XENMEM_get_vnumainfo";
+
 }
 
 xen_struct! {
@@ -286,3 +287,13 @@ xen_structs!(
     PodTarget,
     MemoryDomain,
 );
+
+/// The `memory.h` commands Xen declares for its tools only (`__XEN_TOOLS__`).
+pub mod tools {
+    xen_consts! {
+        "memory.h, tools only";
+        XENMEM_GET_SHARING_FREED_PAGES: u32 = 18, "XENMEM_get_sharing_freed_pages";
+        XENMEM_GET_SHARING_SHARED_PAGES: u32 = 19, "XENMEM_get_sharing_shared_pages";
+        XENMEM_CLAIM_PAGES: u32 = 24, "XENMEM_claim_pages";
+    }
+}

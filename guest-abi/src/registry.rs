@@ -184,7 +184,7 @@ pub trait Described {
 
 /// All constants of the crate.
 pub fn consts() -> impl Iterator<Item = &'static Const> {
-    let lists: [&'static [Const]; 22] = [
+    let lists: [&'static [Const]; 25] = [
         crate::xen::CONSTS,
         crate::domctl::CONSTS,
         crate::sysctl::CONSTS,
@@ -198,6 +198,9 @@ pub fn consts() -> impl Iterator<Item = &'static Const> {
         crate::vcpu::CONSTS,
         crate::callback::CONSTS,
         crate::physdev::CONSTS,
+        crate::platform::CONSTS,
+        crate::xen_mca::CONSTS,
+        crate::memory::tools::CONSTS,
         crate::version::CONSTS,
         crate::features::CONSTS,
         crate::io::blkif::CONSTS,
@@ -226,7 +229,7 @@ pub fn tables() -> impl Iterator<Item = &'static Table> {
 
 /// All structs of the crate.
 pub fn structs() -> impl Iterator<Item = &'static StructLayout> {
-    let lists: [&'static [StructLayout]; 17] = [
+    let lists: [&'static [StructLayout]; 19] = [
         crate::xen::STRUCTS,
         crate::domctl::STRUCTS,
         crate::sysctl::STRUCTS,
@@ -238,6 +241,8 @@ pub fn structs() -> impl Iterator<Item = &'static StructLayout> {
         crate::vcpu::STRUCTS,
         crate::callback::STRUCTS,
         crate::physdev::STRUCTS,
+        crate::platform::STRUCTS,
+        crate::xen_mca::STRUCTS,
         crate::version::STRUCTS,
         crate::io::ring::STRUCTS,
         crate::io::blkif::STRUCTS,

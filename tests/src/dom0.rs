@@ -117,9 +117,30 @@ const BINARIES: &[(&str, &[&str])] = &[
     ("xenish-blkback", &[]),
 ];
 
+/// Whether dom0's `/init` starts this repository's daemons (xenstored,
+/// xenconsoled) before the autorun script.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OwnDaemons {
+    /// Start them and write dom0's own XenStore entries (the default).
+    Start,
+    /// Start none: the autorun script brings up a toolstack of its own
+    /// (Xen's C xenstored or oxenstored, `xen-init-dom0`, xenconsoled).
+    /// The binaries are still in the image.
+    Skip,
+}
+
 /// dom0's `/init`: a busybox shell script.
 pub fn init_script() -> String {
+    init_script_with(OwnDaemons::Start)
+}
+
+/// dom0's `/init`, starting this repository's daemons or not.
+pub fn init_script_with(daemons: OwnDaemons) -> String {
     let modules = MODULES.join(" ");
+    let own = match daemons {
+        OwnDaemons::Start => "true",
+        OwnDaemons::Skip => "false",
+    };
     format!(
         r#"#!/bin/busybox sh
 # xenish dom0 init: pseudo filesystems, Xen modules and xenfs, xenstored,
@@ -139,14 +160,15 @@ for m in {modules}; do
     modprobe "$m" || echo "dom0: cannot load module $m"
 done
 mount -t xenfs xenfs /proc/xen || echo "dom0: cannot mount xenfs"
-if [ -x /usr/sbin/xenstored ]; then
+mkdir -p /run/xen /var/lock
+if {own} && [ -x /usr/sbin/xenstored ]; then
     mkdir -p /run/xenstored
     xenstored --pid-file /run/xenstored.pid || echo "dom0: xenstored did not start"
     # What Xen's xen-init-dom0 writes for the control domain.
     xenstore-write /local/domain/0/name Domain-0 /local/domain/0/domid 0 \
         || echo "dom0: cannot write dom0's XenStore entries"
 fi
-if [ -x /usr/sbin/xenconsoled ]; then
+if {own} && [ -x /usr/sbin/xenconsoled ]; then
     xenconsoled --pid-file /run/xenconsoled.pid || echo "dom0: xenconsoled did not start"
 fi
 echo "{READY}"
@@ -168,6 +190,29 @@ done
     )
 }
 
+/// The directories every image has.
+const BASE_DIRS: &[&str] = &[
+    "bin",
+    "sbin",
+    "usr",
+    "usr/bin",
+    "usr/sbin",
+    "etc",
+    "etc/xenish",
+    "etc/xen",
+    "proc",
+    "sys",
+    "dev",
+    "run",
+    "tmp",
+    "var",
+    "var/lib",
+    "var/log",
+    "root",
+    "lib",
+    "lib/modules",
+];
+
 /// A login profile: a prompt that says where the user is, and power
 /// commands that act at once (init is a script, not a daemon that would
 /// take busybox's signals).
@@ -183,20 +228,30 @@ halt() { sync; busybox poweroff -f; }
 /// (path in the image, mode, contents; a mode with [`DIR`] makes a
 /// directory) added.
 pub fn image(name: &str, autorun: Option<&str>, extra: &[(&str, u32, Vec<u8>)]) -> Result<Dom0Image, String> {
+    image_with(name, autorun, extra, OwnDaemons::Start)
+}
+
+/// [`image`], with `daemons` saying whether `/init` starts this
+/// repository's xenstored and xenconsoled. The parent directories of the
+/// `extra` files are created as needed.
+pub fn image_with(
+    name: &str,
+    autorun: Option<&str>,
+    extra: &[(&str, u32, Vec<u8>)],
+    daemons: OwnDaemons,
+) -> Result<Dom0Image, String> {
     let kernel = debian::linux()?;
     let modules_root = modules_root(&kernel)?;
     let busybox = std::fs::read(debian::busybox()?).map_err(|e| format!("busybox: {e}"))?;
     let tools = tools_dir()?;
 
     let mut cpio = Cpio::new();
-    for dir in ["bin", "sbin", "usr", "usr/bin", "usr/sbin", "etc", "etc/xenish", "etc/xen", "proc", "sys", "dev"] {
-        cpio = cpio.dir(dir);
-    }
-    for dir in ["run", "tmp", "var", "var/lib", "var/log", "root", "lib", "lib/modules"] {
+    for dir in BASE_DIRS {
         cpio = cpio.dir(dir);
     }
     cpio = cpio.file("bin/busybox", 0o755, &busybox).symlink("bin/sh", "busybox");
-    cpio = cpio.file("init", 0o755, init_script().as_bytes()).file("etc/profile", 0o644, PROFILE.as_bytes());
+    cpio =
+        cpio.file("init", 0o755, init_script_with(daemons).as_bytes()).file("etc/profile", 0o644, PROFILE.as_bytes());
     cpio = cpio.file("etc/hostname", 0o644, b"dom0\n");
 
     for (bin, aliases) in BINARIES {
@@ -239,6 +294,17 @@ pub fn image(name: &str, autorun: Option<&str>, extra: &[(&str, u32, Vec<u8>)]) 
 
     if let Some(script) = autorun {
         cpio = cpio.file("etc/xenish/autorun", 0o755, script.as_bytes());
+    }
+    let mut parents = BTreeSet::new();
+    for (path, _, _) in extra {
+        let mut parent = Path::new(path).parent();
+        while let Some(p) = parent.filter(|p| !p.as_os_str().is_empty()) {
+            parents.insert(p.to_path_buf());
+            parent = p.parent();
+        }
+    }
+    for dir in parents.iter().filter_map(|p| p.to_str()).filter(|p| !BASE_DIRS.contains(p)) {
+        cpio = cpio.dir(dir);
     }
     for (path, mode, data) in extra {
         cpio = if mode & DIR != 0 { cpio.dir(path) } else { cpio.file(path, *mode, data) };

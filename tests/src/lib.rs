@@ -29,6 +29,7 @@ pub mod linux;
 pub mod qemu;
 pub mod stub;
 pub mod tools;
+pub mod xen_tools;
 
 pub use images::{images, target_dir, Images};
 pub use qemu::{default_timeout, Boot, Exit, Outcome};

@@ -1,7 +1,9 @@
 //! The hypervisor console: `printk!` for the hypervisor's own messages and
 //! per-domain guest output, prefixed `(dN) ` at the start of each line as Xen
 //! does. The arch layer installs the byte sink (the serial port); host tests
-//! run without one.
+//! run without one. The hypervisor's own messages are also kept in a ring
+//! ([`ConsoleRing`], Xen's `conring`) that the toolstack reads with
+//! `XEN_SYSCTL_readconsole` (`xl dmesg`).
 
 use core::fmt::{self, Write};
 
@@ -36,10 +38,77 @@ struct ConsoleWriter;
 
 impl Write for ConsoleWriter {
     fn write_str(&mut self, s: &str) -> fmt::Result {
+        RING.lock().put(s.as_bytes());
         write_bytes(s.as_bytes());
         Ok(())
     }
 }
+
+/// Bytes the console ring keeps (Xen's default `conring_size`).
+pub const CONRING_SIZE: usize = 16384;
+
+/// The hypervisor's console ring: the last [`CONRING_SIZE`] bytes it
+/// printed, with Xen's free-running producer and consumer indices (the
+/// consumer moves when a reader clears what it read, or when the producer
+/// overwrites unread bytes).
+pub struct ConsoleRing {
+    buf: [u8; CONRING_SIZE],
+    prod: u32,
+    cons: u32,
+}
+
+impl ConsoleRing {
+    /// An empty ring.
+    pub const fn new() -> Self {
+        ConsoleRing { buf: [0; CONRING_SIZE], prod: 0, cons: 0 }
+    }
+
+    /// Appends `bytes`, overwriting the oldest ones when full.
+    pub fn put(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            if let Some(slot) = self.buf.get_mut(self.prod as usize % CONRING_SIZE) {
+                *slot = b;
+            }
+            self.prod = self.prod.wrapping_add(1);
+        }
+        if self.prod.wrapping_sub(self.cons) > CONRING_SIZE as u32 {
+            self.cons = self.prod.wrapping_sub(CONRING_SIZE as u32);
+        }
+    }
+
+    /// Up to `max` bytes from the consumer index, or from `index` if
+    /// `incremental` and it lies between consumer and producer (Xen's
+    /// `read_console_ring`); returns them and the index after them.
+    pub fn read(&self, incremental: bool, index: u32, max: usize) -> (alloc::vec::Vec<u8>, u32) {
+        let (mut c, p) = (self.cons, self.prod);
+        let within = if c <= p { c < index && index <= p } else { c < index || index <= p };
+        if incremental && within {
+            c = index;
+        }
+        let mut out = alloc::vec::Vec::new();
+        while c != p && out.len() < max {
+            out.push(self.buf.get(c as usize % CONRING_SIZE).copied().unwrap_or(0));
+            c = c.wrapping_add(1);
+        }
+        (out, c)
+    }
+
+    /// Consumes everything up to `index` (what a clearing reader read).
+    pub fn clear_to(&mut self, index: u32) {
+        let p = self.prod;
+        self.cons =
+            if p.wrapping_sub(index) > CONRING_SIZE as u32 { p.wrapping_sub(CONRING_SIZE as u32) } else { index };
+    }
+}
+
+impl Default for ConsoleRing {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The hypervisor's console ring.
+pub static RING: Mutex<ConsoleRing> = Mutex::new(ConsoleRing::new());
 
 /// Formats to the console; used by [`printk!`].
 pub fn print_fmt(args: fmt::Arguments) {
@@ -135,6 +204,24 @@ mod tests {
     use super::*;
     extern crate std;
     use std::vec::Vec;
+
+    #[test]
+    fn the_ring_keeps_the_last_bytes_and_reads_as_xen_does() {
+        let mut r = ConsoleRing::new();
+        r.put(b"hello ");
+        r.put(b"world");
+        let (all, end) = r.read(false, 0, 100);
+        assert_eq!((all.as_slice(), end), (&b"hello world"[..], 11));
+        assert_eq!(r.read(false, 0, 5).0, b"hello", "at most max");
+        assert_eq!(r.read(true, 6, 100).0, b"world", "from an index within the ring");
+        assert_eq!(r.read(true, 50, 100).0, b"hello world", "an index outside: from the consumer");
+        r.clear_to(6);
+        assert_eq!(r.read(false, 0, 100).0, b"world", "cleared up to what was read");
+        let big = std::vec![b'x'; CONRING_SIZE + 10];
+        r.put(&big);
+        let (rest, end) = r.read(false, 0, usize::MAX);
+        assert_eq!((rest.len(), end), (CONRING_SIZE, 11 + CONRING_SIZE as u32 + 10), "overwritten: the last ring-full");
+    }
 
     #[test]
     fn prefixes_whole_lines_and_filters_controls() {

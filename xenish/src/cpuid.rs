@@ -35,6 +35,32 @@ pub const PV_FEATURES: [u32; 16] = [
     0x0000_0000, // 15: 7:1.edx
 ];
 
+/// Every feature Xen 4.17.7 knows, per featureset word (words 0..=18,
+/// any attribute in `cpufeatureset.h`): Xen keeps only these in its view
+/// of the boot CPU (`boot_cpu_data.x86_capability`, which `physinfo`
+/// reports as `hw_cap`). Checked against Xen's header by a test.
+pub const KNOWN_FEATURES: [u32; 19] = [
+    0xbfeb_fbff,
+    0xfffe_f3ff,
+    0xee50_0800,
+    0x2469_bfff,
+    0x0000_000f,
+    0xffbf_ffff,
+    0x3a40_5fdf,
+    0x0000_0780,
+    0x779f_d205,
+    0xfc91_ef1c,
+    0x0000_1c30,
+    0xf800_0164,
+    0x0000_0001,
+    0x0000_0037,
+    0x0000_0000,
+    0x0004_0000,
+    0x1fbe_ffff,
+    0x4000_0000,
+    0x0000_0006,
+];
+
 /// The CPUID result a PV guest gets for `leaf`/`subleaf`, given the host's.
 pub fn pv_cpuid(leaf: u32, subleaf: u32, host: &dyn Fn(u32, u32) -> [u32; 4]) -> [u32; 4] {
     match leaf {
@@ -129,5 +155,20 @@ mod tests {
             }
         }
         assert_eq!(words, PV_FEATURES);
+    }
+
+    #[test]
+    fn known_features_are_xens() {
+        let path = "/usr/include/xen/arch-x86/cpufeatureset.h";
+        let text =
+            std::fs::read_to_string(path).unwrap_or_else(|_| panic!("{path} is missing: apt-get install libxen-dev"));
+        let mut words = [0u32; 19];
+        for line in text.lines().filter_map(|l| l.strip_prefix("XEN_CPUFEATURE(")) {
+            let Some(pos) = line.split_once(')').and_then(|(a, _)| Some(a.split_once(',')?.1)) else { continue };
+            let Some((w, b)) = pos.trim().split_once("*32+") else { continue };
+            let bit = w.trim().parse::<usize>().unwrap() * 32 + b.trim().parse::<usize>().unwrap();
+            words[bit / 32] |= 1 << (bit % 32);
+        }
+        assert_eq!(words, KNOWN_FEATURES);
     }
 }

@@ -123,6 +123,10 @@ pub struct Vcpu {
     /// Guest virtual address kept updated with the runstate
     /// (`VCPUOP_register_runstate_memory_area`).
     pub runstate_area: Option<u64>,
+    /// Guest virtual address kept updated with a copy of the vCPU's time
+    /// (`VCPUOP_register_vcpu_time_memory_area`; Linux maps it into user
+    /// space for its vDSO clock).
+    pub time_area: Option<u64>,
     /// Single-shot timer deadline (system time, ns): `set_timer_op`.
     pub singleshot_ns: Option<u64>,
     /// Periodic timer: (period, next deadline) in ns.
@@ -264,6 +268,7 @@ impl Vcpu {
             poll: None,
             runstate: Runstate::default(),
             runstate_area: None,
+            time_area: None,
             singleshot_ns: None,
             periodic_ns: None,
             traps: [TrapHandler::default(); 256],
@@ -299,6 +304,13 @@ impl Vcpu {
             legacy[24..28].copy_from_slice(&0x1f80u32.to_le_bytes());
         }
         self.fpu = area;
+    }
+
+    /// The FXSAVE image (the legacy 512 bytes) of the save area, as the
+    /// vCPU last left it: what `XEN_DOMCTL_getvcpucontext` reports.
+    pub fn fxsave_image(&self) -> Option<[u8; 512]> {
+        let start = self.fpu.as_ptr().align_offset(64);
+        self.fpu.get(start..start + 512).and_then(|legacy| legacy.try_into().ok())
     }
 
     /// Loads a toolstack-given FXSAVE image (`vcpu_guest_context.fpu_ctxt`)
@@ -425,6 +437,55 @@ pub struct Domain {
     /// The PCI configuration address an unprivileged domain last wrote to
     /// port 0xcf8 (Xen latches it per domain; no device answers).
     pub pci_cf8: u32,
+    /// What the toolstack set while it built the domain and reads back.
+    pub tools: ToolstackSettings,
+}
+
+/// Settings the toolstack makes with `domctl` that xenish keeps and
+/// reports, but that change nothing on one CPU and one node (affinities),
+/// or that xenish does not vary (the TSC mode: the TSC is never emulated).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ToolstackSettings {
+    /// Per vCPU: hard and soft CPU affinity (bit n = CPU n).
+    pub vcpu_affinity: Vec<(u64, u64)>,
+    /// NUMA node affinity (bit n = node n).
+    pub node_affinity: u64,
+    /// `tsc_mode` as `XEN_DOMCTL_settscinfo` set it.
+    pub tsc_mode: u32,
+    /// The TSC incarnation (`settscinfo`'s, plus one; 0 before).
+    pub tsc_incarnation: u32,
+    /// `XEN_DOMCTL_settimeoffset`: seconds added to the domain's wallclock.
+    pub time_offset_s: i64,
+    /// Whether the toolstack has unpaused the domain once (Xen's
+    /// `creation_finished`): its CPU policy is fixed from then on.
+    pub creation_finished: bool,
+    /// The E820 map `XENMEM_set_memory_map` gave it (20-byte entries).
+    pub memory_map: Option<Vec<u8>>,
+    /// `XENMEM_claim_pages`: the size (pages) the domain claimed to grow
+    /// to, 0 without a claim. What it still lacks of it is outstanding.
+    pub claim_pages: u64,
+}
+
+impl Default for ToolstackSettings {
+    fn default() -> Self {
+        ToolstackSettings {
+            vcpu_affinity: Vec::new(),
+            node_affinity: u64::MAX,
+            tsc_mode: 0,
+            tsc_incarnation: 0,
+            time_offset_s: 0,
+            creation_finished: true,
+            memory_map: None,
+            claim_pages: 0,
+        }
+    }
+}
+
+impl ToolstackSettings {
+    /// vCPU `vcpu`'s (hard, soft) affinity: all CPUs unless set.
+    pub fn affinity(&self, vcpu: usize) -> (u64, u64) {
+        self.vcpu_affinity.get(vcpu).copied().unwrap_or((u64::MAX, u64::MAX))
+    }
 }
 
 impl Domain {
@@ -454,12 +515,18 @@ impl Domain {
             vcpus_allocated: true,
             torn_down: false,
             pci_cf8: 0,
+            tools: ToolstackSettings::default(),
         }
     }
 
     /// The pages the domain owns (Xen's `tot_pages`).
     pub fn tot_pages(&self) -> u64 {
         self.page_list.len()
+    }
+
+    /// Pages claimed and not yet allocated (Xen's `outstanding_pages`).
+    pub fn outstanding_pages(&self) -> u64 {
+        self.tools.claim_pages.saturating_sub(self.tot_pages())
     }
 
     /// Where vCPU `vcpu`'s `vcpu_info` is: the frame and byte offset the

@@ -514,6 +514,7 @@ impl System {
                 }
                 for vi in 0..d.vcpus.len() {
                     time::update_vcpu_time(mem, d.vcpu_info(vi), &self.clock, tsc);
+                    crate::hypercall::update_time_area(mem, d, vi);
                 }
                 self.current = Some(who);
                 self.slice_start_ns = now_ns;

@@ -19,6 +19,8 @@ pub const HEADERS: &[&str] = &[
     "xen/vcpu.h",
     "xen/callback.h",
     "xen/physdev.h",
+    "xen/platform.h",
+    "xen/arch-x86/xen-mca.h",
     "xen/version.h",
     "xen/features.h",
     "xen/io/ring.h",
@@ -35,9 +37,10 @@ pub const HEADERS: &[&str] = &[
 pub const TOOLS_HEADERS: &[&str] = &["xen/domctl.h", "xen/sysctl.h"];
 
 /// Whether a check of `header` (as the registry names it) belongs in the
-/// tools probe.
+/// tools probe: the tools headers, and the tools-only parts of others
+/// (registered as "header.h, tools only").
 fn is_tools(header: &str) -> bool {
-    TOOLS_HEADERS.iter().any(|h| h.strip_prefix("xen/") == Some(header))
+    header.ends_with(", tools only") || TOOLS_HEADERS.iter().any(|h| h.strip_prefix("xen/") == Some(header))
 }
 
 /// What kind of definition a check belongs to, for the summary counts.

@@ -114,7 +114,7 @@ fn serve(ctx: &mut Ctx, arg: u64) -> HcResult {
             target(ctx, op.domain).ok_or(XenError::Esrch)?.max_pages = pages;
             Ok(0)
         }
-        _ => Err(XenError::Enosys),
+        _ => super::domctl_tools::serve(ctx, &mut op, arg),
     }
 }
 
@@ -231,6 +231,7 @@ fn create(ctx: &mut Ctx, asked: DomId, config: &XenDomctlCreatedomain) -> Result
     }
     let mut d = Domain::new(id, "domU", false, shared_info);
     (d.pause_count, d.handle, d.max_vcpus, d.vcpus_allocated) = (1, config.handle, config.max_vcpus, false);
+    d.tools.creation_finished = false;
     // Xen's evtchn_init: no port above max_evtchn_port (0 leaves none).
     d.evtchn.set_max_port(config.max_evtchn_port);
     // Xen's grant_table_init: the highest grant-table version it may use.
@@ -255,6 +256,10 @@ fn pause(ctx: &mut Ctx, id: DomId, index: usize, more: bool) -> HcResult {
         (false, 0) => return Err(XenError::Einval),
         (false, n) => n - 1,
     };
+    if !more {
+        // Xen's domain_unpause_by_systemcontroller.
+        d.tools.creation_finished = true;
+    }
     let runs = d.is_running();
     for (v, vcpu) in d.vcpus.iter().enumerate() {
         let who = VcpuRef { domain: index, vcpu: v };
@@ -446,7 +451,7 @@ pub(super) fn domain_info(ctx: &Ctx, id: DomId) -> Option<XenDomctlGetdomaininfo
         flags,
         tot_pages: d.tot_pages(),
         max_pages: d.max_pages,
-        outstanding_pages: 0,
+        outstanding_pages: d.outstanding_pages(),
         shr_pages: 0,
         paged_pages: 0,
         shared_info_frame: d.shared_info.0,

@@ -15,15 +15,19 @@
 //! Xen would accept a still-referenced frame and free it when its last
 //! reference goes; xenish refuses it (the count stops there), which a
 //! balloon driver never sees, as it unmaps before it gives back.
-//! `exchange` is [`super::memory_exchange`]. Not yet: `memory_map` is `-ENOSYS` as on a
-//! Xen whose toolstack set no map for the domain (Linux then builds one
-//! from `nr_pages`); `add_to_physmap` is `-EACCES`, Xen's answer for a PV
-//! (non-translated) domain, which maps shared_info and grant frames by MFN.
+//! `exchange` is [`super::memory_exchange`]. `set_memory_map` keeps the
+//! E820 map the toolstack gives a domain (libxl gives a PV domU one RAM
+//! entry), and `memory_map` returns it to the domain; without one it is
+//! `-ENOSYS`, as on Xen (Linux then builds one from `nr_pages`). The
+//! sharing counters are 0: no page is shared. `add_to_physmap` is
+//! `-EACCES`, Xen's answer for a PV (non-translated) domain, which maps
+//! shared_info and grant frames by MFN.
 
 use alloc::vec::Vec;
 
 use guest_abi::arch_x86::{MACH2PHYS_NR_ENTRIES, MACH2PHYS_VIRT_END, MACH2PHYS_VIRT_START};
 use guest_abi::errno::XenError;
+use guest_abi::memory::tools::*;
 use guest_abi::memory::*;
 use guest_abi::xen::DOMID_SELF;
 use zerocopy::{FromBytes, Immutable, IntoBytes};
@@ -46,6 +50,8 @@ const CTLDOM_MAX_ORDER: u32 = 12;
 const M2P_CHUNK_ENTRIES: u64 = (2 << 20) / 8;
 /// Bytes of an E820 entry (`{u64 addr, u64 size, u32 type}`, packed).
 const E820_ENTRY_SIZE: u64 = 20;
+/// The most entries a domain's memory map may have (Xen's `E820MAX`).
+const E820_MAX: u32 = 1024;
 
 /// `HYPERVISOR_memory_op(cmd, arg)`.
 pub fn memory_op(ctx: &mut Ctx, args: [u64; 5]) -> Outcome {
@@ -76,7 +82,17 @@ pub fn memory_op(ctx: &mut Ctx, args: [u64; 5]) -> Outcome {
         XENMEM_MACHPHYS_MFN_LIST => machphys_mfn_list(ctx, arg).into(),
         XENMEM_MACHINE_MEMORY_MAP => machine_memory_map(ctx, arg).into(),
         XENMEM_ADD_TO_PHYSMAP => add_to_physmap(ctx, arg).into(),
-        _ => Outcome::Return(XenError::Enosys.to_ret()),
+        XENMEM_SET_MEMORY_MAP => set_memory_map(ctx, arg).into(),
+        XENMEM_CLAIM_PAGES => claim_pages(ctx, arg).into(),
+        XENMEM_MEMORY_MAP => memory_map(ctx, arg).into(),
+        // No memory sharing: nothing freed by it, nothing shared.
+        XENMEM_GET_SHARING_FREED_PAGES | XENMEM_GET_SHARING_SHARED_PAGES => Outcome::Return(0),
+        op => {
+            let id = ctx.domain.id;
+            Outcome::Return(
+                super::refusals::not_implemented(id, guest_abi::xen::HYPERVISOR_MEMORY_OP, Some(op.into())).to_ret(),
+            )
+        }
     }
 }
 
@@ -288,6 +304,74 @@ fn machine_memory_map(ctx: &mut Ctx, arg: u64) -> HcResult {
         bytes.extend_from_slice(&e.kind.to_le_bytes());
     }
     write(ctx, m.buffer.addr(), bytes.as_slice())?;
+    m.nr_entries = n as u32;
+    write(ctx, arg, &m)?;
+    Ok(0)
+}
+
+/// `XENMEM_set_memory_map`: the E820 map domain `fmap.domid` will read
+/// with `XENMEM_memory_map` (the caller's own, or any for a privileged
+/// caller).
+fn set_memory_map(ctx: &mut Ctx, arg: u64) -> HcResult {
+    let fmap: ForeignMemoryMap = read(ctx, arg)?;
+    if fmap.map.nr_entries > E820_MAX {
+        return Err(XenError::Einval);
+    }
+    let mut bytes = alloc::vec![0u8; (u64::from(fmap.map.nr_entries) * E820_ENTRY_SIZE) as usize];
+    ctx.guest().copy_from(fmap.map.buffer.addr(), &mut bytes).map_err(|_| XenError::Efault)?;
+    let d = target(ctx.domain, &mut ctx.peers, fmap.domid)?;
+    d.tools.memory_map = Some(bytes);
+    Ok(0)
+}
+
+/// `XENMEM_claim_pages` (Xen's `domain_set_outstanding_pages`): stakes a
+/// claim for a domain to grow to `nr_extents` pages, if the free memory
+/// not claimed by others holds what it lacks (`-ENOMEM`); 0 drops the
+/// claim. One claim at a time; not at or below what it has, nor above its
+/// `max_pages` (`-EINVAL`). Privileged callers only.
+///
+/// Where xenish differs: a claim is accounted (what the domain still
+/// lacks is outstanding in `getdomaininfo` and `physinfo`) but not
+/// reserved against other domains' allocations.
+fn claim_pages(ctx: &mut Ctx, arg: u64) -> HcResult {
+    let r: MemoryReservation = read(ctx, arg)?;
+    if !r.extent_start.is_null() || r.extent_order != 0 || r.mem_flags != 0 {
+        return Err(XenError::Einval);
+    }
+    let me = ctx.domain.id;
+    let others: u64 = core::iter::once(&*ctx.domain)
+        .chain(ctx.peers.iter())
+        .filter(|d| d.id != r.domid)
+        .map(Domain::outstanding_pages)
+        .sum();
+    let free = ctx.frames.free_frames();
+    let privileged = ctx.domain.privileged;
+    let d = if r.domid == me { Some(&mut *ctx.domain) } else { ctx.peers.get_mut(r.domid) };
+    let d = d.ok_or(XenError::Einval)?;
+    if !privileged {
+        return Err(XenError::Eperm);
+    }
+    if r.nr_extents == 0 {
+        d.tools.claim_pages = 0;
+        return Ok(0);
+    }
+    if d.outstanding_pages() != 0 || r.nr_extents <= d.tot_pages() || r.nr_extents > d.max_pages {
+        return Err(XenError::Einval);
+    }
+    if r.nr_extents - d.tot_pages() > free.saturating_sub(others) {
+        return Err(XenError::Enomem);
+    }
+    d.tools.claim_pages = r.nr_extents;
+    Ok(0)
+}
+
+/// `XENMEM_memory_map`: the caller's own E820 map, as the toolstack set it.
+fn memory_map(ctx: &mut Ctx, arg: u64) -> HcResult {
+    let mut m: MemoryMap = read(ctx, arg)?;
+    let Some(map) = ctx.domain.tools.memory_map.clone() else { return Err(XenError::Enosys) };
+    let n = (map.len() as u64 / E820_ENTRY_SIZE).min(u64::from(m.nr_entries));
+    let bytes = map.get(..(n * E820_ENTRY_SIZE) as usize).unwrap_or(&[]);
+    write(ctx, m.buffer.addr(), bytes)?;
     m.nr_entries = n as u32;
     write(ctx, arg, &m)?;
     Ok(0)
@@ -515,5 +599,79 @@ mod tests {
         w.poke(BUF_VA, a.as_bytes());
         assert_eq!(w.call_ret(NR, [add, BUF_VA, 0, 0, 0]), -38);
         assert_eq!(w.call_ret(NR, [63, BUF_VA, 0, 0, 0]), -38, "an unknown command");
+    }
+
+    #[test]
+    fn a_memory_map_set_by_the_toolstack_is_the_domains() {
+        let mut w = World::new(true);
+        w.add_peer(test_domain(3, false, 10..12, None, Mfn(13)));
+        let nr = u64::from(HYPERVISOR_MEMORY_OP);
+        let entry: std::vec::Vec<u8> =
+            [0u64.to_le_bytes().as_slice(), &(16u64 << 20).to_le_bytes(), &1u32.to_le_bytes()].concat();
+        w.poke(BUF_VA + 0x100, &entry);
+        let fmap = |domid: u16, n: u32| ForeignMemoryMap {
+            domid,
+            _pad0: [0; 6],
+            map: MemoryMap {
+                nr_entries: n,
+                _pad0: [0; 4],
+                buffer: GuestHandle::from_ptr((BUF_VA + 0x100) as *const u8),
+            },
+        };
+        let set = |w: &mut World, m: ForeignMemoryMap| {
+            w.poke(BUF_VA, zerocopy::IntoBytes::as_bytes(&m));
+            w.call_ret(nr, [u64::from(XENMEM_SET_MEMORY_MAP), BUF_VA, 0, 0, 0])
+        };
+        assert_eq!(set(&mut w, fmap(3, 1)), 0);
+        assert_eq!(w.peers[0].tools.memory_map.as_deref(), Some(entry.as_slice()));
+        assert_eq!(set(&mut w, fmap(3, 1025)), -22, "over E820MAX");
+        assert_eq!(set(&mut w, fmap(9, 1)), -3, "no such domain");
+        let mut bad = fmap(3, 1);
+        bad.map.buffer = GuestHandle::from_ptr(0x10 as *const u8);
+        assert_eq!(set(&mut w, bad), -14);
+        // The caller's own map: none yet, then one entry of the one it set.
+        let get = |w: &mut World, n: u32| {
+            let m = MemoryMap {
+                nr_entries: n,
+                _pad0: [0; 4],
+                buffer: GuestHandle::from_ptr((BUF_VA + 0x200) as *const u8),
+            };
+            w.poke(BUF_VA, zerocopy::IntoBytes::as_bytes(&m));
+            let ret = w.call_ret(nr, [u64::from(XENMEM_MEMORY_MAP), BUF_VA, 0, 0, 0]);
+            (ret, u32::from_le_bytes(w.peek(BUF_VA, 4).try_into().unwrap()))
+        };
+        assert_eq!(get(&mut w, 4).0, -38, "no map set: ENOSYS, as on Xen");
+        assert_eq!(set(&mut w, fmap(DOMID_SELF, 1)), 0);
+        assert_eq!(get(&mut w, 4), (0, 1));
+        assert_eq!(w.peek(BUF_VA + 0x200, 20), entry);
+        w.dom.privileged = false;
+        assert_eq!(set(&mut w, fmap(3, 1)), -1, "another domain's, unprivileged: EPERM");
+    }
+
+    #[test]
+    fn claims_and_the_sharing_counters() {
+        let mut w = World::new(true);
+        w.add_peer(test_domain(3, false, 10..12, None, Mfn(13)));
+        let nr = u64::from(HYPERVISOR_MEMORY_OP);
+        let claim = |w: &mut World, domid: u16, pages: u64| {
+            let mut r = MemoryReservation::new_zeroed();
+            (r.domid, r.nr_extents) = (domid, pages);
+            w.poke(BUF_VA, zerocopy::IntoBytes::as_bytes(&r));
+            w.call_ret(nr, [u64::from(XENMEM_CLAIM_PAGES), BUF_VA, 0, 0, 0])
+        };
+        w.peers[0].max_pages = 10;
+        assert_eq!(claim(&mut w, 3, 6), 0);
+        assert_eq!(w.peers[0].outstanding_pages(), 4, "claimed 6, has 2");
+        assert_eq!(claim(&mut w, 3, 7), -22, "one claim at a time");
+        assert_eq!(claim(&mut w, 3, 0), 0, "dropped");
+        assert_eq!(claim(&mut w, 3, 2), -22, "not above what it has");
+        assert_eq!(claim(&mut w, 3, 11), -22, "not above max_pages");
+        w.peers[0].max_pages = 100;
+        assert_eq!(claim(&mut w, 3, 50), -12, "more than is free: ENOMEM");
+        assert_eq!(claim(&mut w, 9, 5), -22, "no such domain: EINVAL, as in Xen");
+        assert_eq!(w.call_ret(nr, [u64::from(XENMEM_GET_SHARING_FREED_PAGES), 0, 0, 0, 0]), 0);
+        assert_eq!(w.call_ret(nr, [u64::from(XENMEM_GET_SHARING_SHARED_PAGES), 0, 0, 0, 0]), 0);
+        w.dom.privileged = false;
+        assert_eq!(claim(&mut w, 3, 6), -1, "unprivileged: EPERM");
     }
 }

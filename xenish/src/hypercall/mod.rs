@@ -2,11 +2,14 @@
 //! validating its arguments and returning Xen's result or errno.
 
 mod acquire_resource;
+mod bitmap;
 mod callbacks;
 mod console_io;
+mod cpu_policy;
 pub mod debugreg;
 mod descriptors;
 mod domctl;
+mod domctl_tools;
 pub(crate) mod event_channel;
 mod fpu;
 #[cfg(test)]
@@ -19,14 +22,17 @@ mod mmu;
 mod mmuext_op;
 mod multicall;
 mod physdev;
+mod platform_op;
+pub mod refusals;
 mod sched_op;
 mod segments;
 mod set_trap_table;
 mod sysctl;
 mod timer;
+mod unconfigured;
 mod vcpu_op;
 mod vm_assist;
-mod xen_version;
+pub mod xen_version;
 
 use alloc::vec::Vec;
 
@@ -65,6 +71,12 @@ pub trait Platform {
     fn cpu_khz(&self) -> u32;
     /// Bytes of a vCPU's FPU save area on this CPU.
     fn fpu_area_size(&self) -> usize;
+    /// The CPU's own `cpuid` for `leaf`/`subleaf` (eax, ebx, ecx, edx):
+    /// what the toolstack's CPU featuresets and policies derive from.
+    fn host_cpuid(&self, leaf: u32, subleaf: u32) -> [u32; 4];
+    /// The hypervisor image's build ID (the linker's GNU build-id note's
+    /// descriptor; empty without one).
+    fn build_id(&self) -> &[u8];
 }
 
 /// One range of the machine's memory map, as `XENMEM_machine_memory_map`
@@ -80,6 +92,7 @@ pub struct E820Entry {
 }
 
 pub use segments::Segment;
+pub use vcpu_op::update_time_area;
 
 /// Everything a handler may touch: the calling domain and vCPU, machine
 /// memory and the platform.
@@ -247,14 +260,22 @@ const TABLE: [Option<Handler>; 64] = {
     t[abi::HYPERVISOR_SCHED_OP as usize] = Some(sched_op::sched_op);
     t[abi::HYPERVISOR_VM_ASSIST as usize] = Some(vm_assist::vm_assist);
     t[abi::HYPERVISOR_MMUEXT_OP as usize] = Some(mmuext_op::mmuext_op);
+    t[abi::HYPERVISOR_PLATFORM_OP as usize] = Some(platform_op::platform_op);
+    t[abi::HYPERVISOR_XSM_OP as usize] = Some(unconfigured::xsm_op);
+    t[guest_abi::xen_mca::HYPERVISOR_MCA as usize] = Some(platform_op::mca);
+    t[abi::HYPERVISOR_XENPMU_OP as usize] = Some(unconfigured::xenpmu_op);
     t
 };
 
-/// Serves hypercall `nr` with `args`; an unknown number is `-ENOSYS`.
+/// Serves hypercall `nr` with `args`; an unknown number is `-ENOSYS`
+/// (and named in the log, once).
 pub fn dispatch(ctx: &mut Ctx, nr: u64, args: [u64; 5]) -> Outcome {
     match usize::try_from(nr).ok().and_then(|i| TABLE.get(i)).copied().flatten() {
         Some(handler) => handler(ctx, args),
-        None => Outcome::Return(XenError::Enosys.to_ret()),
+        None => {
+            let nr = u32::try_from(nr).unwrap_or(u32::MAX);
+            Outcome::Return(refusals::not_implemented(ctx.domain.id, nr, None).to_ret())
+        }
     }
 }
 
@@ -294,6 +315,24 @@ pub(crate) mod tests {
         }
         fn cpu_khz(&self) -> u32 {
             1_000_000
+        }
+        fn build_id(&self) -> &[u8] {
+            &[0x5e, 0xed, 0x00, 0x01]
+        }
+        fn host_cpuid(&self, leaf: u32, subleaf: u32) -> [u32; 4] {
+            match (leaf, subleaf) {
+                (0, _) => [0xd, 0x756e_6547, 0x6c65_746e, 0x4965_6e69], // GenuineIntel
+                (1, _) => [0x000806ea, 0x0010_0800, 0xfffa_3203, 0x178b_fbff],
+                (4, s) if s < 2 => [0x121 + (s << 5), 0x01c0_003f, 0x3f, 0],
+                (7, 0) => [1, 0x0000_0209, 0, 0],
+                (0xd, 0) => [0x7, 0x340, 0x340, 0],
+                (0xd, 1) => [0x1, 0, 0, 0],
+                (0xd, 2) => [0x100, 0x240, 0, 0],
+                (0x8000_0000, _) => [0x8000_0008, 0, 0, 0],
+                (0x8000_0001, _) => [0, 0, 0x121, 0x2c10_0800],
+                (0x8000_0008, _) => [0x3027, 0, 0, 0],
+                _ => [0; 4],
+            }
         }
         fn cmdline(&self) -> &str {
             "dom0_mem=64M"

@@ -1,5 +1,6 @@
 //! `physdev_op`: the virtual I/O privilege level. Interrupt routing and PCI
-//! operations come with device passthrough, which xenish does not offer.
+//! operations come with device passthrough, which xenish does not offer;
+//! they answer `-ENOSYS` and are named in the log once.
 
 use guest_abi::errno::XenError;
 use guest_abi::physdev::PHYSDEVOP_SET_IOPL;
@@ -24,7 +25,11 @@ fn serve(ctx: &mut Ctx, cmd: u32, arg: u64) -> HcResult {
             }
             Ok(0)
         }
-        _ => Err(XenError::Enosys),
+        cmd => Err(super::refusals::not_implemented(
+            ctx.domain.id,
+            guest_abi::xen::HYPERVISOR_PHYSDEV_OP,
+            Some(cmd.into()),
+        )),
     }
 }
 

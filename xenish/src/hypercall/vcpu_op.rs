@@ -1,4 +1,8 @@
-//! `vcpu_op`: per-vCPU timers, runstate information and state queries.
+//! `vcpu_op`: per-vCPU timers, runstate information and state queries, and
+//! the secondary time area (`VCPUOP_register_vcpu_time_memory_area`): a
+//! guest address that gets a copy of the vCPU's `vcpu_time_info`, with the
+//! version protocol, whenever its time is published, which Linux maps
+//! into user space for its vDSO clock.
 //!
 //! Semantics: Xen 4.17 `xen/common/domain.c do_vcpu_op` and
 //! `xen/arch/x86/domain.c`. A vCPU ID the domain does not have is
@@ -9,10 +13,12 @@ use guest_abi::errno::XenError;
 use guest_abi::vcpu::*;
 
 use super::{Ctx, HcResult, Outcome};
+use crate::domain::Domain;
 use crate::domain::VCPU_INFO_SIZE;
 use crate::mm::frame_table::PageType;
 use crate::mm::pt_validate::{MapRights, Mmu};
-use crate::mm::{Mfn, PAGE_SIZE};
+use crate::mm::{MachineMemory, Mfn, PAGE_SIZE};
+use guest_abi::xen::HYPERVISOR_VCPU_OP;
 
 /// Xen's `map_vcpu_info`: moves vCPU `idx`'s `vcpu_info` to `offset` in
 /// frame `mfn`, an 8-aligned place in a writable frame of the domain that
@@ -43,6 +49,36 @@ fn register_vcpu_info(ctx: &mut Ctx, idx: usize, mfn: Mfn, offset: usize) -> HcR
         v.vcpu_info = Some((mfn, offset));
     }
     Ok(0)
+}
+
+/// Offset of `time` in a `vcpu_info`, and its size (`vcpu_time_info`).
+const TIME_OFFSET: usize = 0x20;
+const TIME_SIZE: usize = 32;
+
+/// Copies vCPU `idx`'s published time (from its `vcpu_info`) to its
+/// registered time area, if it has one, as Xen's `write_time_guest_area`
+/// does: the version made odd first, then the contents, then the version
+/// even. A fault there is the guest's problem and is ignored, as in Xen.
+pub fn update_time_area(mem: &mut dyn MachineMemory, d: &Domain, idx: usize) {
+    let Some(v) = d.vcpus.get(idx) else { return };
+    let Some(area) = v.time_area else { return };
+    let (frame, offset) = d.vcpu_info(idx);
+    let mut time = [0u8; TIME_SIZE];
+    let Some(src) = mem.frame(frame).and_then(|f| f.get(offset + TIME_OFFSET..offset + TIME_OFFSET + TIME_SIZE)) else {
+        return;
+    };
+    time.copy_from_slice(src);
+    let version = u32::from_le_bytes([time[0], time[1], time[2], time[3]]);
+    let mut guest = crate::guest_access::GuestMemory::new(mem, v.kernel_l4);
+    let odd = version.wrapping_sub(1) | 1;
+    time[0..4].copy_from_slice(&odd.to_le_bytes());
+    if guest.copy_to(area, &odd.to_le_bytes()).is_err() {
+        return;
+    }
+    core::sync::atomic::fence(core::sync::atomic::Ordering::Release);
+    let _ = guest.copy_to(area, &time);
+    core::sync::atomic::fence(core::sync::atomic::Ordering::Release);
+    let _ = guest.copy_to(area, &odd.wrapping_add(1).to_le_bytes());
 }
 
 /// The shortest period `VCPUOP_set_periodic_timer` accepts (1 ms).
@@ -147,9 +183,21 @@ fn serve(ctx: &mut Ctx, cmd: u32, id: u32, arg: u64) -> HcResult {
             }
             register_vcpu_info(ctx, idx, Mfn(info.mfn), info.offset as usize)
         }
-        // Not offered yet: guests fall back to the shared_info time, as
-        // they do on Xen when it fails.
-        _ => Err(XenError::Enosys),
+        VCPUOP_REGISTER_VCPU_TIME_MEMORY_AREA => {
+            let area: u64 = ctx.guest().read(arg).map_err(|_| XenError::Efault)?;
+            // Xen's guest_handle_okay: the guest's part of the address space.
+            let last = area.wrapping_add(TIME_SIZE as u64 - 1);
+            let ok = |va| crate::guest_access::is_guest_addr(va);
+            if area != 0 && !(ok(area) && ok(last) && last > area) {
+                return Err(XenError::Efault);
+            }
+            if let Some(v) = ctx.domain.vcpus.get_mut(idx) {
+                v.time_area = (area != 0).then_some(area);
+            }
+            update_time_area(ctx.mem, ctx.domain, idx);
+            Ok(0)
+        }
+        cmd => Err(super::refusals::not_implemented(ctx.domain.id, HYPERVISOR_VCPU_OP, Some(cmd.into()))),
     }
 }
 
@@ -216,6 +264,23 @@ mod tests {
         assert_eq!(call(&mut w, VCPUOP_INITIALISE, 0, 0), -17);
         assert_eq!(call(&mut w, VCPUOP_REGISTER_VCPU_INFO, 0, 0), -14, "a bad pointer");
         assert_eq!(call(&mut w, VCPUOP_SEND_NMI, 0, 0), -38, "not offered yet");
+    }
+
+    #[test]
+    fn the_time_area_gets_a_copy_of_the_vcpus_time() {
+        let mut w = World::new(false);
+        w.mem.0[8][0x20..0x40].copy_from_slice(&[7; 32]);
+        w.mem.0[8][0x20..0x24].copy_from_slice(&4u32.to_le_bytes()); // version 4
+        w.poke(BUF_VA, &(BUF_VA + 0x100).to_le_bytes());
+        assert_eq!(call(&mut w, VCPUOP_REGISTER_VCPU_TIME_MEMORY_AREA, 0, BUF_VA), 0);
+        assert_eq!(w.dom.vcpus[0].time_area, Some(BUF_VA + 0x100));
+        let copy = w.peek(BUF_VA + 0x100, 32);
+        assert_eq!((&copy[0..4], &copy[4..]), (&4u32.to_le_bytes()[..], &[7; 28][..]), "contents, even version");
+        w.poke(BUF_VA, &0xffff_8000_0000_0000u64.to_le_bytes());
+        assert_eq!(call(&mut w, VCPUOP_REGISTER_VCPU_TIME_MEMORY_AREA, 0, BUF_VA), -14, "in Xen's hole");
+        w.poke(BUF_VA, &0u64.to_le_bytes());
+        assert_eq!(call(&mut w, VCPUOP_REGISTER_VCPU_TIME_MEMORY_AREA, 0, BUF_VA), 0);
+        assert_eq!(w.dom.vcpus[0].time_area, None, "a null address unregisters");
     }
 
     #[test]

@@ -1,10 +1,12 @@
 //! `xen_version`: version, build and feature queries. xenish answers as Xen
-//! 4.17 does, so guests take the code paths they take on Xen.
+//! 4.17 does, so guests take the code paths they take on Xen. The build ID
+//! (`XENVER_build_id`, privileged as in Xen) is the linker's GNU build-id
+//! of the hypervisor image.
 
 use guest_abi::errno::XenError;
 use guest_abi::features;
 use guest_abi::version::{self as v, CompileInfo, FeatureInfo, PlatformParameters};
-use guest_abi::xen::VMASST_TYPE_PAE_EXTENDED_CR3;
+use guest_abi::xen::{HYPERVISOR_XEN_VERSION, VMASST_TYPE_PAE_EXTENDED_CR3};
 use zerocopy::FromZeros;
 
 use super::{Ctx, HcResult, Outcome};
@@ -97,6 +99,7 @@ fn serve(ctx: &mut Ctx, cmd: u32, arg: u64) -> HcResult {
             ctx.guest().write(arg, &handle).map_err(efault)?;
             Ok(0)
         }
+        v::XENVER_BUILD_ID => build_id(ctx, arg),
         v::XENVER_COMMANDLINE => {
             if !ctx.domain.privileged {
                 return Err(XenError::Eperm);
@@ -105,15 +108,54 @@ fn serve(ctx: &mut Ctx, cmd: u32, arg: u64) -> HcResult {
             ctx.guest().write(arg, &line).map_err(efault)?;
             Ok(0)
         }
-        _ => Err(XenError::Enosys),
+        cmd => Err(super::refusals::not_implemented(ctx.domain.id, HYPERVISOR_XEN_VERSION, Some(cmd.into()))),
     }
+}
+
+/// `XENVER_build_id`: with a null argument, the ID's length; else the ID
+/// after the `len` field of `struct xen_build_id`, if it fits (`-ENOBUFS`).
+fn build_id(ctx: &mut Ctx, arg: u64) -> HcResult {
+    if !ctx.domain.privileged {
+        return Err(XenError::Eperm);
+    }
+    let room = if arg != 0 {
+        let len: u32 = ctx.guest().read(arg).map_err(|_| XenError::Efault)?;
+        if len == 0 {
+            return Err(XenError::Einval);
+        }
+        Some(len)
+    } else {
+        None
+    };
+    let id: alloc::vec::Vec<u8> = ctx.platform.build_id().to_vec();
+    if id.is_empty() {
+        return Err(XenError::Enodata);
+    }
+    let Some(room) = room else { return Ok(id.len() as i64) };
+    if id.len() > room as usize {
+        return Err(XenError::Enobufs);
+    }
+    ctx.guest().copy_to(arg + 4, &id).map_err(|_| XenError::Efault)?;
+    Ok(id.len() as i64)
+}
+
+/// The descriptor of a GNU build-id ELF note (`namesz`, `descsz`, `type`
+/// 3 = `NT_GNU_BUILD_ID`, the name "GNU\0", the ID), if `note` is one.
+pub fn build_id_of_note(note: &[u8]) -> Option<&[u8]> {
+    let word = |at: usize| note.get(at..at + 4).and_then(|b| b.try_into().ok()).map(u32::from_le_bytes);
+    let (namesz, descsz, kind) = (word(0)? as usize, word(4)? as usize, word(8)?);
+    if kind != 3 || note.get(12..12 + namesz)? != b"GNU\0" {
+        return None;
+    }
+    let desc = 12 + namesz.next_multiple_of(4);
+    note.get(desc..desc.checked_add(descsz)?)
 }
 
 #[cfg(test)]
 mod tests {
     use super::super::tests::{World, BUF_VA};
     use super::*;
-    use guest_abi::xen::HYPERVISOR_XEN_VERSION;
+    extern crate std;
 
     const NR: u64 = HYPERVISOR_XEN_VERSION as u64;
 
@@ -153,6 +195,35 @@ mod tests {
         assert_eq!(w.peek(BUF_VA + 4, 4), (0x220e0u32 | 1 << 4 | 1 << 11).to_le_bytes());
         w.poke(BUF_VA, &1u32.to_le_bytes());
         assert_eq!(call(&mut w, v::XENVER_GET_FEATURES, BUF_VA), -22);
+    }
+
+    #[test]
+    fn build_id_is_privileged_and_sized_as_xen() {
+        let mut w = World::new(true);
+        assert_eq!(call(&mut w, v::XENVER_BUILD_ID, 0), 4, "a null argument: the length");
+        w.poke(BUF_VA, &0u32.to_le_bytes());
+        assert_eq!(call(&mut w, v::XENVER_BUILD_ID, BUF_VA), -22, "len 0: EINVAL");
+        w.poke(BUF_VA, &3u32.to_le_bytes());
+        assert_eq!(call(&mut w, v::XENVER_BUILD_ID, BUF_VA), -105, "too small: ENOBUFS");
+        w.poke(BUF_VA, &20u32.to_le_bytes());
+        assert_eq!(call(&mut w, v::XENVER_BUILD_ID, BUF_VA), 4);
+        assert_eq!(w.peek(BUF_VA + 4, 4), [0x5e, 0xed, 0x00, 0x01]);
+        w.dom.privileged = false;
+        assert_eq!(call(&mut w, v::XENVER_BUILD_ID, BUF_VA), -1, "unprivileged: EPERM");
+    }
+
+    #[test]
+    fn the_build_id_comes_from_the_gnu_note() {
+        let mut note = std::vec::Vec::new();
+        for w in [4u32, 3, 3] {
+            note.extend_from_slice(&w.to_le_bytes());
+        }
+        note.extend_from_slice(b"GNU\0\xaa\xbb\xcc\0");
+        assert_eq!(build_id_of_note(&note), Some(&[0xaa, 0xbb, 0xcc][..]));
+        note[8] = 1;
+        assert_eq!(build_id_of_note(&note), None, "another note type");
+        assert_eq!(build_id_of_note(&note[..10]), None, "cut short");
+        assert_eq!(build_id_of_note(&[]), None);
     }
 
     #[test]

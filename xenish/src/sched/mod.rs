@@ -19,8 +19,8 @@ use alloc::vec::Vec;
 
 /// Default weight of a domain (Xen's `CSCHED_DEFAULT_WEIGHT`).
 pub const DEFAULT_WEIGHT: u16 = 256;
-/// Longest a vCPU runs before the scheduler reconsiders (Xen's default
-/// credit time slice is 30 ms).
+/// Longest a vCPU runs before the scheduler reconsiders, by default (Xen's
+/// default credit time slice is 30 ms; the toolstack may change it).
 pub const TIME_SLICE_NS: u64 = 30_000_000;
 /// Length of the accounting period over which caps are enforced.
 pub const CAP_PERIOD_NS: u64 = 30_000_000;
@@ -87,6 +87,30 @@ struct Entity {
 pub struct Scheduler {
     entities: Vec<Entity>,
     period_start_ns: u64,
+    /// The scheduler-wide parameters the toolstack reads and sets
+    /// (`XEN_SYSCTL_scheduler_op`).
+    pub globals: CreditGlobals,
+}
+
+/// The credit scheduler's global parameters as Xen reports them
+/// (`struct xen_sysctl_credit_schedule`). The time slice is the longest a
+/// vCPU runs before the scheduler reconsiders; the rate limit and the
+/// migration delay are kept and reported only (one CPU: nothing migrates,
+/// and a vCPU is never preempted sooner than its slice unless it blocks).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CreditGlobals {
+    /// Time slice, ms (Xen's default 30).
+    pub tslice_ms: u32,
+    /// Minimum run time before preemption, µs (Xen's default 1000).
+    pub ratelimit_us: u32,
+    /// How long a vCPU stays cache-hot, µs (Xen's default 0).
+    pub vcpu_migr_delay_us: u32,
+}
+
+impl Default for CreditGlobals {
+    fn default() -> Self {
+        CreditGlobals { tslice_ms: (TIME_SLICE_NS / 1_000_000) as u32, ratelimit_us: 1000, vcpu_migr_delay_us: 0 }
+    }
 }
 
 /// The scheduler's choice.
@@ -201,7 +225,7 @@ impl Scheduler {
             .min_by_key(|e| (e.vruntime, e.who));
         match best {
             Some(e) => {
-                let mut until = now_ns + TIME_SLICE_NS;
+                let mut until = now_ns + u64::from(self.globals.tslice_ms) * 1_000_000;
                 if let Some(budget) = Self::budget_ns(e.params) {
                     until = until.min(now_ns + (budget - e.used_in_period)).min(period_end.max(now_ns + 1));
                 }

@@ -39,6 +39,22 @@ static mut IST_STACKS: [IstStack; 3] = [const { IstStack([0; 16 * 1024]) }; 3];
 extern "C" {
     static __image_start_phys: u8;
     static __image_end_phys: u8;
+    static __note_gnu_build_id_start: u8;
+    static __note_gnu_build_id_end: u8;
+}
+
+/// The image's `.note.gnu.build-id` section (the linker's `--build-id`
+/// note), as bytes; empty if the link made none.
+pub fn build_id_note() -> &'static [u8] {
+    // SAFETY: linker-provided symbols bracketing a section of the image,
+    // which stays mapped (read-only data) for the hypervisor's lifetime;
+    // the end is not before the start.
+    unsafe {
+        let start = &__note_gnu_build_id_start as *const u8;
+        let end = &__note_gnu_build_id_end as *const u8;
+        let len = (end as usize).saturating_sub(start as usize);
+        core::slice::from_raw_parts(start, len)
+    }
 }
 
 fn serial_sink(bytes: &[u8]) {

@@ -65,6 +65,15 @@ impl Platform for Hardware {
         (TSC_HZ.load(Ordering::Relaxed) / 1000).min(u64::from(u32::MAX)) as u32
     }
 
+    fn host_cpuid(&self, leaf: u32, subleaf: u32) -> [u32; 4] {
+        let r = cpu::cpuid(leaf, subleaf);
+        [r.eax, r.ebx, r.ecx, r.edx]
+    }
+
+    fn build_id(&self) -> &[u8] {
+        crate::hypercall::xen_version::build_id_of_note(super::start::build_id_note()).unwrap_or(&[])
+    }
+
     fn console_write(&mut self, bytes: &[u8]) {
         crate::console::write_bytes(bytes);
     }
