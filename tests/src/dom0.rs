@@ -115,6 +115,7 @@ const BINARIES: &[(&str, &[&str])] = &[
     ("xenconsoled", &[]),
     ("xl", &[]),
     ("xenish-blkback", &[]),
+    ("xenish-netback", &[]),
 ];
 
 /// Whether dom0's `/init` starts this repository's daemons (xenstored,
@@ -161,6 +162,9 @@ for m in {modules}; do
 done
 mount -t xenfs xenfs /proc/xen || echo "dom0: cannot mount xenfs"
 mkdir -p /run/xen /var/lock
+# The bridge guests' vifs join by default, on link-local addresses only.
+{{ ip link add xenbr0 type bridge && ip addr add 169.254.0.1/16 dev xenbr0 && ip link set xenbr0 up; }} \
+    || echo "dom0: cannot set up xenbr0"
 if {own} && [ -x /usr/sbin/xenstored ]; then
     mkdir -p /run/xenstored
     xenstored --pid-file /run/xenstored.pid || echo "dom0: xenstored did not start"

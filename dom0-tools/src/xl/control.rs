@@ -34,6 +34,7 @@ fn one_domain(cmd: &str, operands: &[String]) -> Result<(Ctx, u16), Status> {
 pub fn destroy_domain(ctx: &mut Ctx, domid: u16) -> Result<(), String> {
     let _ = ctx.xc.pause(domid);
     super::vbd::remove_all(&mut ctx.xs, domid);
+    super::vif::remove_all(&mut ctx.xs, domid);
     xs_tree::remove(&mut ctx.xs, domid).map_err(|e| format!("cannot remove the XenStore entries: {e}"))?;
     ctx.xc.destroy(domid).map_err(|e| e.to_string())
 }

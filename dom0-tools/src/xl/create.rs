@@ -99,6 +99,7 @@ pub fn create_domain(ctx: &mut Ctx, c: &DomainConfig, paused: bool) -> Result<u1
             ctx.xc.sched_credit_set(domid, sched, c.cpu_weight.unwrap_or(w), c.cap.unwrap_or(cap))?;
         }
         super::vbd::attach_all(ctx, domid, &c.disks)?;
+        super::vif::attach_all(ctx, domid, &c.vifs)?;
         if !wait_for_console(ctx, domid) {
             return Err(BuildError::ConsoleTimeout);
         }

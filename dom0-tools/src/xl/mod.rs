@@ -16,6 +16,7 @@ mod info;
 mod list;
 pub mod monitor;
 pub mod vbd;
+pub mod vif;
 
 use std::process::ExitCode;
 
@@ -104,6 +105,9 @@ const COMMANDS: &[Command] = &[
     Command { name: "block-attach", run: vbd::block_attach, summary: "Create a new virtual block device", usage: "<Domain> <disk-spec-component(s)>...", options: "" },
     Command { name: "block-list", run: vbd::block_list, summary: "List virtual block devices for a domain", usage: "<Domain(s)>", options: "" },
     Command { name: "block-detach", run: vbd::block_detach, summary: "Destroy a domain's virtual block device", usage: "[-f] <Domain> <DevId>", options: "-f                      Force detach" },
+    Command { name: "network-attach", run: vif::network_attach, summary: "Create a new virtual network device", usage: "<Domain> <nic-spec-component(s)>...", options: "" },
+    Command { name: "network-list", run: vif::network_list, summary: "List virtual network interfaces for a domain", usage: "<Domain(s)>", options: "" },
+    Command { name: "network-detach", run: vif::network_detach, summary: "Destroy a domain's virtual network device", usage: "<Domain> <DevId|mac>", options: "" },
 ];
 
 /// `xl help`: every subcommand with its summary.
