@@ -326,6 +326,14 @@ const DEMO_INIT: &str = r#"#!/bin/busybox sh
 /bin/busybox mkdir -p /sbin /usr/bin /usr/sbin /proc /sys /dev /tmp
 /bin/busybox --install -s
 export PATH=/sbin:/bin:/usr/sbin:/usr/bin
+# `xl shutdown`/`reboot` reach the kernel, which runs /sbin/poweroff or
+# /sbin/reboot; init is this script, not a daemon that takes busybox's
+# signals, so they act directly.
+for cmd in poweroff reboot; do
+    rm -f /sbin/$cmd
+    printf '#!/bin/sh\nsync\nexec /bin/busybox %s -f\n' $cmd > /sbin/$cmd
+    chmod 755 /sbin/$cmd
+done
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
