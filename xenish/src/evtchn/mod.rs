@@ -190,11 +190,6 @@ impl EvtchnTable {
         (vcpu as usize) < self.virqs.len()
     }
 
-    /// Vcpus the table was made for.
-    pub fn nr_vcpus(&self) -> usize {
-        self.virqs.len()
-    }
-
     /// Allocates the lowest free port with `binding` (Xen's
     /// `get_free_port`): a closed port whose FIFO event word is still
     /// linked on a queue is busy and skipped until the guest unlinks it.

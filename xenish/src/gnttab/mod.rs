@@ -94,6 +94,9 @@ pub struct GrantTable {
     pub maptrack: Vec<Option<Mapping>>,
     /// This domain's grants in use, by reference.
     pub active: BTreeMap<u32, Active>,
+    /// Every maptrack slot below this is in use: where the search for a
+    /// free handle starts.
+    free_hint: usize,
 }
 
 impl Default for GrantTable {
@@ -112,6 +115,7 @@ impl GrantTable {
             status: Vec::new(),
             maptrack: Vec::new(),
             active: BTreeMap::new(),
+            free_hint: 0,
         }
     }
 
@@ -163,18 +167,23 @@ impl GrantTable {
         Ok(())
     }
 
-    /// Records a mapping; returns its handle, or `GNTST_no_device_space`
-    /// when the maptrack is full.
+    /// Records a mapping in the lowest free slot; returns its handle, or
+    /// `GNTST_no_device_space` when the maptrack is full.
     pub fn track(&mut self, m: Mapping) -> Result<u32, GntStatus> {
-        if let Some((i, slot)) = self.maptrack.iter_mut().enumerate().find(|(_, s)| s.is_none()) {
-            *slot = Some(m);
-            return Ok(i as u32);
-        }
-        if self.maptrack.len() >= MAX_MAPTRACK || self.maptrack.try_reserve(1).is_err() {
-            return Err(GNTST_NO_DEVICE_SPACE);
-        }
-        self.maptrack.push(Some(m));
-        Ok(self.maptrack.len() as u32 - 1)
+        let start = self.free_hint.min(self.maptrack.len());
+        let free = self.maptrack.iter().skip(start).position(Option::is_none).map(|i| i + start);
+        let handle = match free {
+            Some(i) => i,
+            None if self.maptrack.len() < MAX_MAPTRACK && self.maptrack.try_reserve(1).is_ok() => {
+                self.maptrack.push(None);
+                self.maptrack.len() - 1
+            }
+            None => return Err(GNTST_NO_DEVICE_SPACE),
+        };
+        let slot = self.maptrack.get_mut(handle).ok_or(GNTST_NO_DEVICE_SPACE)?;
+        *slot = Some(m);
+        self.free_hint = handle + 1;
+        Ok(handle as u32)
     }
 
     /// Whether another mapping can be recorded (Xen takes the handle before
@@ -197,6 +206,7 @@ impl GrantTable {
     pub fn untrack(&mut self, handle: u32) {
         if let Some(slot) = self.maptrack.get_mut(handle as usize) {
             *slot = None;
+            self.free_hint = self.free_hint.min(handle as usize);
         }
     }
 }
@@ -335,8 +345,14 @@ pub(crate) mod tests {
         t.untrack(0);
         assert_eq!(t.mapping(0), None);
         assert_eq!(t.track(m), Ok(0));
+        assert_eq!(t.track(m), Ok(2));
+        t.untrack(1);
+        t.untrack(0);
+        assert_eq!((t.track(m), t.track(m), t.track(m)), (Ok(0), Ok(1), Ok(3)), "the lowest free first");
         t.untrack(99);
         assert_eq!(t.mapping(99), None);
         assert!(t.can_track());
+        t.maptrack.clear(); // as a dying domain's mappings end
+        assert_eq!(t.track(m), Ok(0));
     }
 }

@@ -16,7 +16,7 @@ use guest_abi::xen::DOMID_SELF;
 use super::{domain_mut, Ctx};
 use crate::domain::DomId;
 use crate::gnttab::active::{flags_to_clear, Active, HOST_R, HOST_W};
-use crate::gnttab::entry::{Body, READING, WRITING};
+use crate::gnttab::entry::Body;
 use crate::gnttab::GntStatus;
 use crate::mm::frame_table::PageType;
 use crate::mm::{Mfn, PAGE_SIZE};
@@ -173,10 +173,9 @@ fn acquire(
                     Active { mfn, start, length, sub_page: true, trans: Some((td, tgref)), ..Active::new(user, mfn) }
                 }
                 Err(status) => {
-                    // Xen's fixup_status_for_copy_pin.
-                    let pin = act.map_or(0, |a| a.pin);
-                    let clear = flags_to_clear(pin, false) & (WRITING | if pin == 0 { READING } else { 0 });
-                    return fail(ctx, clear, status);
+                    // Xen's fixup_status_for_copy_pin: the flags no use left
+                    // needs, whatever this one asked for.
+                    return fail(ctx, flags_to_clear(act.map_or(0, |a| a.pin), false), status);
                 }
             }
         }
