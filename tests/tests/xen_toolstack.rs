@@ -56,7 +56,9 @@ const NORMALISE_INFO: &[&str] = &[
 /// The script: `$STORE` is `xenstored` or `oxenstored`.
 const SCRIPT: &str = r#"
 c() { echo "check: $*"; }
-# Each line of standard input as a check, blanks collapsed; $2 drops a column.
+# Each line of standard input as a check, blanks collapsed; $2 drops a
+# column (`xl list` and `xl vcpu-list` lose Time(s), the CPU time so far,
+# which differs from run to run).
 cw() { awk -v p="$1" -v drop="${2:-0}" '{ if (drop) $drop = ""; $1 = $1; print "check: " p ": " $0 }'; }
 export PATH=/usr/lib/xen-4.17/bin:$PATH
 mkdir -p /run/xenstored /run/xen /var/lib/xen /var/lib/xenstored /var/log/xen/console /var/lock

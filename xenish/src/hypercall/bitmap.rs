@@ -9,19 +9,27 @@ use guest_abi::sysctl::XenctlBitmap;
 use super::Ctx;
 
 /// Writes the low `nbits` bits of `map` into the caller's bitmap: as many
-/// bytes as both sides have, the rest of the caller's bytes zeroed.
+/// bytes as both sides have, the rest of the caller's bytes zeroed (a
+/// chunk at a time: the caller's map may be long, nothing is allocated).
 pub fn write(ctx: &mut Ctx, to: &XenctlBitmap, map: u64, nbits: u32) -> Result<(), XenError> {
-    let guest_bytes = to.nr_bits.div_ceil(8) as usize;
-    let ours = nbits.min(64).div_ceil(8) as usize;
+    const ZEROES: [u8; 512] = [0; 512];
+    let guest_bytes = u64::from(to.nr_bits.div_ceil(8));
+    let ours = u64::from(nbits.min(64).div_ceil(8));
     let mask = if nbits >= 64 { u64::MAX } else { (1u64 << nbits) - 1 };
     let bytes = (map & mask).to_le_bytes();
-    let mut out = alloc::vec![0u8; guest_bytes];
     let copied = guest_bytes.min(ours);
-    out[..copied].copy_from_slice(&bytes[..copied]);
-    if guest_bytes == 0 {
-        return Ok(());
+    let base = to.bitmap.addr();
+    let efault = |_| XenError::Efault;
+    if copied > 0 {
+        ctx.guest().copy_to(base, &bytes[..copied as usize]).map_err(efault)?;
     }
-    ctx.guest().copy_to(to.bitmap.addr(), &out).map_err(|_| XenError::Efault)
+    let mut at = copied;
+    while at < guest_bytes {
+        let n = (guest_bytes - at).min(ZEROES.len() as u64);
+        ctx.guest().copy_to(base.wrapping_add(at), &ZEROES[..n as usize]).map_err(efault)?;
+        at += n;
+    }
+    Ok(())
 }
 
 /// Reads the caller's bitmap as a map of `nbits` bits: bits past the

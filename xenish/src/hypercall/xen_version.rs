@@ -135,7 +135,7 @@ fn build_id(ctx: &mut Ctx, arg: u64) -> HcResult {
     if id.len() > room as usize {
         return Err(XenError::Enobufs);
     }
-    ctx.guest().copy_to(arg + 4, &id).map_err(|_| XenError::Efault)?;
+    ctx.guest().copy_to(arg.wrapping_add(4), &id).map_err(|_| XenError::Efault)?;
     Ok(id.len() as i64)
 }
 
