@@ -12,12 +12,24 @@ use std::time::{Duration, Instant};
 use crate::iso::{self, Module};
 
 /// The time limit of a boot unless [`Boot::timeout`] sets one:
-/// `XENISH_BOOT_TIMEOUT` seconds if set (for slow machines), else 90 s.
+/// `XENISH_BOOT_TIMEOUT` seconds if set (for slow machines), else 90 s
+/// (scaled as [`scaled`] says).
 pub fn default_timeout() -> Duration {
-    std::env::var("XENISH_BOOT_TIMEOUT")
-        .ok()
-        .and_then(|s| s.trim().parse::<u64>().ok())
-        .map_or(Duration::from_secs(90), Duration::from_secs)
+    scaled(
+        std::env::var("XENISH_BOOT_TIMEOUT")
+            .ok()
+            .and_then(|s| s.trim().parse::<u64>().ok())
+            .map_or(Duration::from_secs(90), Duration::from_secs),
+    )
+}
+
+/// `limit` times `XENISH_TIMEOUT_SCALE` (a whole number, default 1): a
+/// loaded or slow machine (CI, two cores running software emulation)
+/// gives every boot more time without changing what a test checks; a
+/// passing boot ends when its work is done, whatever its limit.
+pub fn scaled(limit: Duration) -> Duration {
+    let scale = std::env::var("XENISH_TIMEOUT_SCALE").ok().and_then(|s| s.trim().parse::<u32>().ok());
+    limit.saturating_mul(scale.filter(|&s| s > 0).unwrap_or(1))
 }
 
 /// How a boot ended.
@@ -242,7 +254,7 @@ impl Boot {
 
     /// Sets the time limit.
     pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
+        self.timeout = scaled(timeout);
         self
     }
 

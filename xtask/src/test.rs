@@ -107,7 +107,7 @@ pub fn run(root: &Path, images_dir: &Path, tools_dir: &Path) -> Result<ExitCode,
         // One test at a time: most system tests boot xenish and Xen 4.17
         // side by side already, which fills two cores; more QEMUs at once
         // only make every boot slower and nearer its time limit.
-        .args(["test", "--workspace", "--", "--show-output", "--test-threads", "1"])
+        .args(["test", "--workspace", "--no-fail-fast", "--", "--show-output", "--test-threads", "1"])
         .env("XENISH_IMAGES_DIR", images_dir)
         .env("XENISH_TOOLS_DIR", tools_dir)
         .stdout(writer)
