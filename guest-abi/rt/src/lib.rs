@@ -9,8 +9,9 @@
 //! toolstack: waiting for an event channel with a deadline ([`poll`]),
 //! lines on both consoles ([`tee`]) and a XenStore client ([`xenstore`]).
 //! For split drivers: a heap ([`heap`]), the domain's grant table
-//! ([`gnttab`]) and block devices over pv-drivers' blkif frontend
-//! ([`blkfront`]).
+//! ([`gnttab`]), block devices over pv-drivers' blkif frontend
+//! ([`blkfront`]) and network interfaces over its netif frontend
+//! ([`netfront`]).
 #![no_std]
 
 extern crate alloc;
@@ -20,6 +21,7 @@ pub mod console;
 pub mod events;
 pub mod gnttab;
 pub mod heap;
+pub mod netfront;
 pub mod poll;
 pub mod tee;
 pub mod traps;
