@@ -175,6 +175,8 @@ fi
 if {own} && [ -x /usr/sbin/xenconsoled ]; then
     xenconsoled --pid-file /run/xenconsoled.pid || echo "dom0: xenconsoled did not start"
 fi
+# The demo guest's disk (when the image has the demo): sparse, in memory.
+[ -d /var/lib/xen/images ] && truncate -s 64M /var/lib/xen/images/demo-disk.img
 echo "{READY}"
 if [ -f /etc/xenish/autorun ]; then
     sh /etc/xenish/autorun
@@ -338,9 +340,16 @@ mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 hostname demo
+insmod /lib/modules/xen-blkfront.ko 2>/dev/null
+insmod /lib/modules/xen-netfront.ko 2>/dev/null
 echo
 echo "demo: Debian's Linux $(uname -r), a domU on $(cat /sys/hypervisor/type) (uuid $(cat /sys/hypervisor/uuid))."
 echo "demo: 'poweroff' ends this guest; Ctrl-] leaves its console (xl console demo comes back)."
+[ -b /dev/xvda ] && echo "demo: /dev/xvda is a $(($(cat /sys/block/xvda/size) / 2048)) MiB disk (mke2fs /dev/xvda to use it)."
+for i in $(seq 50); do [ -d /sys/class/net/eth0 ] && break; sleep 0.1; done
+if ip addr add 169.254.0.5/16 dev eth0 2>/dev/null && ip link set eth0 up; then
+    echo "demo: eth0 is 169.254.0.5 on dom0's bridge xenbr0 (ping 169.254.0.1 reaches dom0)."
+fi
 while true; do
     setsid cttyhack sh -l
     busybox poweroff -f
@@ -365,14 +374,26 @@ extra = "console=hvc0 quiet"
 memory = 256
 vcpus = 1
 on_reboot = "restart"
+# A 64 MiB disk dom0 makes at boot, served by xenish-blkback.
+disk = [ 'vdev=xvda, target=/var/lib/xen/images/demo-disk.img' ]
+# A network interface on dom0's bridge xenbr0 (dom0 is 169.254.0.1),
+# served by xenish-netback; the guest's /init gives it 169.254.0.5.
+vif = [ 'mac=00:16:3e:00:00:05, ip=169.254.0.5' ]
 "#;
 
 /// Files that give the dom0 image the demo guest: `/etc/xen/demo.cfg`,
 /// Debian's kernel and a busybox initramfs for it under
 /// `/var/lib/xen/images/` (for [`image`]'s `extra`).
 pub fn demo_files() -> Result<Vec<(String, u32, Vec<u8>)>, String> {
-    let kernel = std::fs::read(debian::linux()?).map_err(|e| format!("kernel: {e}"))?;
+    let vmlinuz = debian::linux()?;
+    let kernel = std::fs::read(&vmlinuz).map_err(|e| format!("kernel: {e}"))?;
     let busybox = std::fs::read(debian::busybox()?).map_err(|e| format!("busybox: {e}"))?;
+    // Debian builds the block and network frontends as modules (depending
+    // on none).
+    let blkfront = modules_root(&vmlinuz)?.join("kernel/drivers/block/xen-blkfront.ko");
+    let blkfront = std::fs::read(&blkfront).map_err(|e| format!("{}: {e}", blkfront.display()))?;
+    let netfront = modules_root(&vmlinuz)?.join("kernel/drivers/net/xen-netfront.ko");
+    let netfront = std::fs::read(&netfront).map_err(|e| format!("{}: {e}", netfront.display()))?;
     let initrd = Cpio::new()
         .dir("bin")
         .file("bin/busybox", 0o755, &busybox)
@@ -380,6 +401,10 @@ pub fn demo_files() -> Result<Vec<(String, u32, Vec<u8>)>, String> {
         .dir("etc")
         .file("etc/profile", 0o644, DEMO_PROFILE.as_bytes())
         .file("init", 0o755, DEMO_INIT.as_bytes())
+        .dir("lib")
+        .dir("lib/modules")
+        .file("lib/modules/xen-blkfront.ko", 0o644, &blkfront)
+        .file("lib/modules/xen-netfront.ko", 0o644, &netfront)
         .finish();
     Ok(vec![
         ("var/lib/xen".into(), 0o755 | DIR, Vec::new()),
@@ -407,11 +432,8 @@ fn normalise(name: &str) -> String {
     name.replace('-', "_")
 }
 
-/// The modules `wanted` and everything they depend on: their paths
-/// relative to `modules_root`, each with its dependencies' paths; and the
-/// version directory's name.
-fn module_closure(modules_root: &Path, wanted: &[&str]) -> Result<(String, BTreeMap<String, Vec<String>>), String> {
-    let version = modules_root.file_name().and_then(|n| n.to_str()).ok_or("bad modules directory")?.to_string();
+/// Every module under `modules_root/kernel`, by name (`-` as `_`).
+pub fn modules_by_name(modules_root: &Path) -> Result<BTreeMap<String, PathBuf>, String> {
     let mut by_name = BTreeMap::new();
     let mut stack = vec![modules_root.join("kernel")];
     while let Some(dir) = stack.pop() {
@@ -424,6 +446,15 @@ fn module_closure(modules_root: &Path, wanted: &[&str]) -> Result<(String, BTree
             }
         }
     }
+    Ok(by_name)
+}
+
+/// The modules `wanted` and everything they depend on: their paths
+/// relative to `modules_root`, each with its dependencies' paths; and the
+/// version directory's name.
+fn module_closure(modules_root: &Path, wanted: &[&str]) -> Result<(String, BTreeMap<String, Vec<String>>), String> {
+    let version = modules_root.file_name().and_then(|n| n.to_str()).ok_or("bad modules directory")?.to_string();
+    let by_name = modules_by_name(modules_root)?;
     let mut out = BTreeMap::new();
     let mut todo: Vec<String> = wanted.iter().map(|m| normalise(m)).collect();
     let mut seen = BTreeSet::new();

@@ -7,57 +7,14 @@
 //! `xen-devcheck`. What the scripts print is compared line for line
 //! between the two hypervisors.
 
-use std::time::Duration;
-
-use tests::dom0::{self, AUTORUN_DONE};
-use tests::linux::{Hypervisor, CPU};
-use tests::{Boot, Outcome};
-
-/// QEMU memory and dom0's share, as for `cargo xtask run`.
-const QEMU_MEMORY_MIB: u32 = 1024;
-const DOM0_MEM: &str = "dom0_mem=512M";
-
-/// Boots the dom0 image named `name` with `script` as its autorun on `hv`,
-/// until the script is done.
-fn boot(hv: Hypervisor, name: &str, script: &str) -> Outcome {
-    let image = dom0::image(name, Some(script), &[]).unwrap_or_else(|e| panic!("{e}"));
-    let (hypervisor, cmdline) = match hv {
-        Hypervisor::Xenish => (tests::images().hypervisor.clone(), DOM0_MEM.to_string()),
-        Hypervisor::Xen => {
-            (tests::debian::xen().unwrap_or_else(|e| panic!("{e}")), format!("console=com1 com1=115200,8n1 {DOM0_MEM}"))
-        }
-    };
-    let out = Boot::with_hypervisor(hypervisor)
-        .cpu(CPU)
-        .memory_mib(QEMU_MEMORY_MIB)
-        .cmdline(&cmdline)
-        .module(image.kernel, dom0::KERNEL_CMDLINE)
-        .module(image.initrd, "")
-        .until(AUTORUN_DONE)
-        .timeout(Duration::from_secs(600))
-        .try_run()
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert!(out.serial.contains(AUTORUN_DONE), "dom0's script did not finish on {hv:?}\n{out}");
-    out
-}
-
-/// The lines a script printed with `prefix`, from the prefix on.
-fn lines(out: &Outcome, prefix: &str) -> Vec<String> {
-    out.serial.lines().filter_map(|l| l.find(prefix).map(|at| l[at..].trim_end().to_string())).collect()
-}
+use tests::compare::{self, Scenario};
 
 /// Runs `script` on both hypervisors and returns what each printed with
-/// `prefix`, after checking they agree.
-fn same_on_both(name: &str, script: &str, prefix: &str) -> Vec<String> {
-    let (xenish, xen) = std::thread::scope(|s| {
-        let a = s.spawn(|| boot(Hypervisor::Xenish, &format!("{name}-xenish"), script));
-        let b = s.spawn(|| boot(Hypervisor::Xen, &format!("{name}-xen"), script));
-        (a.join().unwrap_or_else(|_| panic!("xenish boot")), b.join().unwrap_or_else(|_| panic!("xen boot")))
-    });
-    xenish.expect_no("xenish: d0 crashed").expect_no("xenish: PANIC");
-    let (a, b) = (lines(&xenish, prefix), lines(&xen, prefix));
-    assert_eq!(a, b, "xenish and Xen 4.17 differ\n--- xenish ---\n{xenish}\n--- xen ---\n{xen}");
-    a
+/// `check: `, after checking they agree.
+fn same_on_both(name: &str, script: &str) -> Vec<String> {
+    let (xenish, xen) = Scenario::new(name, script, &[]).both();
+    compare::assert_same(&xenish, &xen, &[]);
+    compare::lines(&xenish, "check: ")
 }
 
 /// The XenStore script: dom0's entries, the CLI tools on the socket and
@@ -100,7 +57,7 @@ fn xenstored_its_tools_and_every_device_binding_work_in_dom0_on_xenish_as_on_xen
     let script = format!(
         "{XENSTORE_SCRIPT}\nxen-devcheck > /tmp/devcheck; st=$?\nsed 's/^/check: /' /tmp/devcheck\necho \"check: devcheck: exit status $st\"\n"
     );
-    let lines = same_on_both("control", &script, "check: ");
+    let lines = same_on_both("control", &script);
     for expected in [
         "check: module xen_gntdev loaded",
         "check: xenfs control_d",

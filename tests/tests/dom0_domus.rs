@@ -14,23 +14,20 @@
 //!   channel: `xen-devcheck --peer` maps the page through gntdev and trades
 //!   100 notifications with it.
 //! - `demo`, the ready-made guest of `cargo xtask run`
-//!   (`/etc/xen/demo.cfg`: Debian's kernel with a busybox shell), starts
+//!   (`/etc/xen/demo.cfg`: Debian's kernel with a busybox shell, a disk
+//!   and a network interface dom0 pings), starts
 //!   from its config and reaches its shell.
 
 use std::time::Duration;
 
-use tests::dom0::{self, AUTORUN_DONE};
-use tests::linux::{Hypervisor, CPU};
-use tests::{Boot, Outcome};
+use tests::compare::{self, Scenario};
+use tests::dom0;
 
-/// QEMU memory and dom0's share, as for `cargo xtask run`.
-const QEMU_MEMORY_MIB: u32 = 1024;
-const DOM0_MEM: &str = "dom0_mem=512M";
-
-/// Boots the dom0 image `name` with `script` and the test guests `guests`
-/// in `/root` on `hv`, until the script is done. The guest name `demo`
-/// stands for the demo guest of `cargo xtask run` (`/etc/xen/demo.cfg`).
-fn boot(hv: Hypervisor, name: &str, script: &str, guests: &[&str]) -> Outcome {
+/// Runs `script` on both hypervisors (in parallel) with the test guests
+/// `guests` in `/root`, and returns the `check: ` lines after checking
+/// they agree. The guest name `demo` stands for the demo guest of
+/// `cargo xtask run` (`/etc/xen/demo.cfg`).
+fn same_on_both(name: &str, script: &str, guests: &[&str]) -> Vec<String> {
     let mut extra: Vec<(String, u32, Vec<u8>)> = guests
         .iter()
         .filter(|g| **g != "demo")
@@ -44,45 +41,12 @@ fn boot(hv: Hypervisor, name: &str, script: &str, guests: &[&str]) -> Outcome {
         extra.extend(dom0::demo_files().unwrap_or_else(|e| panic!("{e}")));
     }
     let extra: Vec<(&str, u32, Vec<u8>)> = extra.iter().map(|(p, m, d)| (p.as_str(), *m, d.clone())).collect();
-    let image = dom0::image(name, Some(script), &extra).unwrap_or_else(|e| panic!("{e}"));
-    let (hypervisor, cmdline) = match hv {
-        Hypervisor::Xenish => (tests::images().hypervisor.clone(), DOM0_MEM.to_string()),
-        Hypervisor::Xen => (
-            tests::debian::xen().unwrap_or_else(|e| panic!("{e}")),
-            format!("console=com1 com1=115200,8n1 sched=credit {DOM0_MEM}"),
-        ),
-    };
-    let out = Boot::with_hypervisor(hypervisor)
-        .cpu(CPU)
-        .memory_mib(QEMU_MEMORY_MIB)
-        .cmdline(&cmdline)
-        .module(image.kernel, dom0::KERNEL_CMDLINE)
-        .module(image.initrd, "")
-        .until(AUTORUN_DONE)
-        .timeout(Duration::from_secs(1500))
-        .try_run()
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert!(out.serial.contains(AUTORUN_DONE), "dom0's script did not finish on {hv:?}\n{out}");
-    out
-}
-
-/// The `check: ` lines of a boot.
-fn checks(out: &Outcome) -> Vec<String> {
-    out.serial.lines().filter_map(|l| l.find("check: ").map(|at| l[at..].trim_end().to_string())).collect()
-}
-
-/// Runs `script` on both hypervisors (in parallel) and returns the
-/// `check: ` lines after checking they agree.
-fn same_on_both(name: &str, script: &str, guests: &[&str]) -> Vec<String> {
-    let (xenish, xen) = std::thread::scope(|s| {
-        let a = s.spawn(|| boot(Hypervisor::Xenish, &format!("{name}-xenish"), script, guests));
-        let b = s.spawn(|| boot(Hypervisor::Xen, &format!("{name}-xen"), script, guests));
-        (a.join().unwrap_or_else(|_| panic!("xenish boot")), b.join().unwrap_or_else(|_| panic!("xen boot")))
-    });
-    xenish.expect_no("xenish: PANIC").expect_no("xenish: d0 crashed");
-    let (a, b) = (checks(&xenish), checks(&xen));
-    assert_eq!(a, b, "xenish and Xen 4.17 differ\n--- xenish ---\n{xenish}\n--- xen ---\n{xen}");
-    a
+    let mut scenario = Scenario::new(name, script, &extra);
+    scenario.xen_args = "sched=credit";
+    scenario.limit = Duration::from_secs(1500);
+    let (xenish, xen) = scenario.both();
+    compare::assert_same(&xenish, &xen, &[]);
+    compare::lines(&xenish, "check: ")
 }
 
 /// Shell helpers the scripts share: `c` prints a check line; `start NAME
@@ -163,10 +127,13 @@ const DEMO: &str = r#"
 xl create /etc/xen/demo.cfg; c "xl create demo.cfg: exit $?"
 i=0
 while [ $i -lt 400 ]; do
-    grep -q "poweroff' ends this guest" /var/log/xen/console/guest-demo.log 2>/dev/null && break
+    grep -q "demo: eth0 is" /var/log/xen/console/guest-demo.log 2>/dev/null && break
     sleep 1; i=$((i+1))
 done
 grep -o "demo: Debian's Linux [^,]*, a domU on xen" /var/log/xen/console/guest-demo.log | sed 's/^/check: /'
+grep -o "demo: /dev/xvda is a [0-9]* MiB disk\|demo: eth0 is [0-9.]* on dom0's bridge xenbr0" \
+    /var/log/xen/console/guest-demo.log | sed 's/^/check: /'
+ping -c 3 -W 10 169.254.0.5 >/dev/null && c "dom0 pings the demo guest" || c "dom0 cannot ping the demo guest"
 c "listed as $(xl list demo | tail -1 | tr -s ' ' | cut -d' ' -f1-4)"
 xl destroy demo; c "xl destroy: exit $?"
 "#;
@@ -197,6 +164,9 @@ fn dom0_serves_xenstore_grants_and_events_to_domus_on_xenish_as_on_xen() {
         "check: granter: 100 notifications",
         // demo
         "check: xl create demo.cfg: exit 0",
+        "check: demo: /dev/xvda is a 64 MiB disk",
+        "check: demo: eth0 is 169.254.0.5 on dom0's bridge xenbr0",
+        "check: dom0 pings the demo guest",
         "check: listed as demo 5 256 1",
         "check: xl destroy: exit 0",
     ] {

@@ -17,13 +17,8 @@
 
 use std::time::Duration;
 
-use tests::dom0::{self, OwnDaemons, AUTORUN_DONE};
-use tests::linux::{Hypervisor, CPU};
-use tests::{Boot, Outcome};
-
-/// QEMU memory and dom0's share, as for the other dom0 tests.
-const QEMU_MEMORY_MIB: u32 = 1024;
-const DOM0_MEM: &str = "dom0_mem=512M";
+use tests::compare::{self, Scenario};
+use tests::dom0::OwnDaemons;
 
 /// `xl info` lines whose values differ for stated reasons, with the value
 /// replaced by `*`:
@@ -99,64 +94,26 @@ xl destroy idler; c "destroy: exit $?"
 xl list | cw "after destroy" 6
 "#;
 
-/// Boots the dom0 image with Xen's toolstack and `store` as XenStore on
-/// `hv`, running [`SCRIPT`].
-fn boot(hv: Hypervisor, store: &str) -> Outcome {
+/// Runs the script with `store` on both hypervisors at once; checks the
+/// lines every run must print, and that both printed the same.
+fn same_on_both(store: &str) {
     let files = tests::xen_tools::files().unwrap_or_else(|e| panic!("{e}"));
     let idler = std::fs::read(tests::images().guest("idler")).unwrap_or_else(|e| panic!("idler: {e}"));
     let mut extra: Vec<(&str, u32, Vec<u8>)> = files.iter().map(|(p, m, d)| (p.as_str(), *m, d.clone())).collect();
     extra.push(("root/idler", 0o644, idler));
     let normalise = NORMALISE_INFO.join("|");
     let script = format!("STORE={store}\nNORMALISE='{normalise}'\n{SCRIPT}");
-    let name = format!("xen-toolstack-{store}-{hv:?}").to_lowercase();
-    let image = dom0::image_with(&name, Some(&script), &extra, OwnDaemons::Skip).unwrap_or_else(|e| panic!("{e}"));
-    let (hypervisor, cmdline) = match hv {
-        Hypervisor::Xenish => (tests::images().hypervisor.clone(), DOM0_MEM.to_string()),
-        Hypervisor::Xen => (
-            tests::debian::xen().unwrap_or_else(|e| panic!("{e}")),
-            // The scheduler xenish reports, so the scheduler commands compare.
-            format!("console=com1 com1=115200,8n1 sched=credit {DOM0_MEM}"),
-        ),
-    };
-    let out = Boot::with_hypervisor(hypervisor)
-        .cpu(CPU)
-        .memory_mib(QEMU_MEMORY_MIB)
-        .cmdline(&cmdline)
-        .module(image.kernel, dom0::KERNEL_CMDLINE)
-        .module(image.initrd, "")
-        .until(AUTORUN_DONE)
-        .timeout(Duration::from_secs(300))
-        .try_run()
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert!(out.serial.contains(AUTORUN_DONE), "dom0's script did not finish on {hv:?}\n{out}");
-    out
-}
-
-/// The lines a script printed with `prefix`, from the prefix on.
-fn lines(out: &Outcome, prefix: &str) -> Vec<String> {
-    out.serial.lines().filter_map(|l| l.find(prefix).map(|at| l[at..].trim_end().to_string())).collect()
-}
-
-/// One pair of boots at a time: two QEMUs under software emulation are
-/// what a test may add to the machine's load.
-static ONE_PAIR_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-/// Runs the script with `store` on both hypervisors at once; checks the
-/// lines every run must print, and that both printed the same.
-fn same_on_both(store: &str) {
-    let _pair = ONE_PAIR_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
-    let (xenish, xen) = std::thread::scope(|s| {
-        let xenish = s.spawn(|| boot(Hypervisor::Xenish, store));
-        let xen = s.spawn(|| boot(Hypervisor::Xen, store));
-        (xenish.join(), xen.join())
-    });
-    let (xenish, xen) = (xenish.expect("the xenish boot failed"), xen.expect("the Xen boot failed"));
-    xenish.expect_no("xenish: d0 crashed").expect_no("xenish: PANIC");
+    let mut scenario = Scenario::new(&format!("xen-toolstack-{store}"), &script, &extra);
+    scenario.daemons = OwnDaemons::Skip;
+    // The scheduler xenish reports, so the scheduler commands compare.
+    scenario.xen_args = "sched=credit";
+    scenario.limit = Duration::from_secs(300);
+    let (xenish, xen) = scenario.both();
     // What xenish still refuses, for whoever looks (`--nocapture`).
     for refusal in xenish.serial.lines().filter(|l| l.contains("is not implemented")) {
         eprintln!("{store} on xenish: {refusal}");
     }
-    let (a, b) = (lines(&xenish, "check: "), lines(&xen, "check: "));
+    let (a, b) = (compare::lines(&xenish, "check: "), compare::lines(&xen, "check: "));
     let expected = [
         format!("check: {store}: exit 0"),
         "check: xen-init-dom0: exit 0".into(),

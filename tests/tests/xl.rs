@@ -13,13 +13,8 @@
 
 use std::time::Duration;
 
-use tests::dom0::{self, AUTORUN_DONE};
-use tests::linux::{Hypervisor, CPU};
-use tests::{Boot, Outcome};
-
-/// QEMU memory and dom0's share, as for `cargo xtask run`.
-const QEMU_MEMORY_MIB: u32 = 1024;
-const DOM0_MEM: &str = "dom0_mem=512M";
+use tests::compare::{self, Scenario};
+use tests::linux::Hypervisor;
 
 /// `tiny`'s code, loaded at 0x1000 (virtual = physical, VIRT_BASE 0);
 /// `rsi` holds start_info, whose console page follows two pages later
@@ -98,42 +93,6 @@ fn tiny_kernel() -> Vec<u8> {
     f.resize(code_off, 0);
     f.extend_from_slice(TINY_CODE);
     f
-}
-
-/// Boots the dom0 image `name` with `script` and `extra` files on `hv`.
-fn boot(hv: Hypervisor, name: &str, script: &str, extra: &[(&str, u32, Vec<u8>)], limit: Duration) -> Outcome {
-    let image = dom0::image(name, Some(script), extra).unwrap_or_else(|e| panic!("{e}"));
-    let (hypervisor, cmdline) = match hv {
-        Hypervisor::Xenish => (tests::images().hypervisor.clone(), DOM0_MEM.to_string()),
-        Hypervisor::Xen => (
-            tests::debian::xen().unwrap_or_else(|e| panic!("{e}")),
-            format!("console=com1 com1=115200,8n1 sched=credit {DOM0_MEM}"),
-        ),
-    };
-    let out = Boot::with_hypervisor(hypervisor)
-        .cpu(CPU)
-        .memory_mib(QEMU_MEMORY_MIB)
-        .cmdline(&cmdline)
-        .module(image.kernel, dom0::KERNEL_CMDLINE)
-        .module(image.initrd, "")
-        .until(AUTORUN_DONE)
-        .timeout(limit)
-        .try_run()
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert!(out.serial.contains(AUTORUN_DONE), "dom0's script did not finish on {hv:?}\n{out}");
-    out
-}
-
-/// The lines a script printed with `prefix`, from the prefix on.
-fn lines(out: &Outcome, prefix: &str) -> Vec<String> {
-    out.serial.lines().filter_map(|l| l.find(prefix).map(|at| l[at..].trim_end().to_string())).collect()
-}
-
-/// Asserts every `expected` line is among `got`.
-fn expect_all(got: &[String], expected: &[&str], context: &Outcome) {
-    for e in expected {
-        assert!(got.iter().any(|l| l == e), "missing {e:?} in\n{}\n--- serial ---\n{context}", got.join("\n"));
-    }
 }
 
 /// Helpers every script starts with.
@@ -249,23 +208,13 @@ cmp -s /tmp/tree0 /tmp/tree2 && c "xenstore tree unchanged at the end" || { c "x
 /// (except those starting with one of `differ`, which may carry numbers
 /// that differ between the two, such as free memory).
 fn same_on_both(name: &str, script: &str, extra: &[(&str, u32, Vec<u8>)], expected: &[&str], differ: &[&str]) {
-    let run = |hv: Hypervisor| {
-        let image = format!("xl-{name}-{hv:?}").to_lowercase();
-        boot(hv, &image, &format!("{PRELUDE}{script}"), extra, Duration::from_secs(300))
-    };
-    let (xenish, xen) = std::thread::scope(|s| {
-        let xenish = s.spawn(|| run(Hypervisor::Xenish));
-        let xen = s.spawn(|| run(Hypervisor::Xen));
-        (xenish.join(), xen.join())
-    });
-    let (xenish, xen) = (xenish.expect("the xenish boot failed"), xen.expect("the Xen boot failed"));
-    xenish.expect_no("xenish: d0 crashed").expect_no("xenish: PANIC");
-    let keep = |l: &String| !differ.iter().any(|d| l.starts_with(d));
-    let (a, b) = (lines(&xenish, "check: "), lines(&xen, "check: "));
-    expect_all(&a, expected, &xenish);
-    expect_all(&b, expected, &xen);
-    let (fa, fb): (Vec<_>, Vec<_>) = (a.iter().filter(|l| keep(l)).collect(), b.iter().filter(|l| keep(l)).collect());
-    assert_eq!(fa, fb, "xenish and Xen 4.17 differ\n--- xenish ---\n{xenish}\n--- xen ---\n{xen}");
+    let mut scenario = Scenario::new(&format!("xl-{name}"), &format!("{PRELUDE}{script}"), extra);
+    scenario.xen_args = "sched=credit";
+    scenario.limit = Duration::from_secs(300);
+    let (xenish, xen) = scenario.both();
+    compare::expect_all(&xenish, expected);
+    compare::expect_all(&xen, expected);
+    compare::assert_same(&xenish, &xen, differ);
 }
 
 #[test]
@@ -401,14 +350,16 @@ grep -o 'reason code 0; action destroy' /var/log/xen/xl-hello.log | sed 's/^/che
 fn hello_on(hv: Hypervisor) {
     let hello = std::fs::read(tests::images().guest("hello")).unwrap_or_else(|e| panic!("{e}"));
     let extra = [("root/hello", 0o644, hello)];
-    let name = format!("xl-hello-{hv:?}").to_lowercase();
-    let out = boot(hv, &name, &format!("{PRELUDE}{HELLO_SCRIPT}"), &extra, Duration::from_secs(300));
+    let mut scenario = Scenario::new("xl-hello", &format!("{PRELUDE}{HELLO_SCRIPT}"), &extra);
+    scenario.xen_args = "sched=credit";
+    scenario.limit = Duration::from_secs(300);
+    let out = scenario.boot(hv);
     let expected = [
         "check: create: exit 0",
         "check: hello ran, powered off and was destroyed",
         "check: monitor: reason code 0; action destroy",
     ];
-    expect_all(&lines(&out, "check: "), &expected, &out);
+    compare::expect_all(&out, &expected);
 }
 
 #[test]
