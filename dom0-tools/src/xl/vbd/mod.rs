@@ -81,11 +81,16 @@ fn ensure_daemon() -> Result<(), String> {
     Ok(())
 }
 
-/// Attaches every `disk = [...]` entry to a domain being created.
+/// Attaches every `disk = [...]` entry to a domain being created; on a
+/// failure, the disks already attached are removed again (with their
+/// loop devices) before the domain is.
 pub fn attach_all(ctx: &mut Ctx, domid: u16, disks: &[String]) -> io::Result<()> {
     for text in disks {
-        let spec = diskspec::parse(text).map_err(|e| io::Error::other(e.to_string()))?;
-        attach(ctx, domid, &spec).map_err(io::Error::other)?;
+        let attached = diskspec::parse(text).map_err(|e| e.to_string()).and_then(|spec| attach(ctx, domid, &spec));
+        if let Err(e) = attached {
+            remove_all(&mut ctx.xs, domid);
+            return Err(io::Error::other(e));
+        }
     }
     Ok(())
 }
