@@ -72,7 +72,7 @@ impl<'a> Scenario<'a> {
             Hypervisor::Xenish => (images::images().hypervisor.clone(), dom0_mem),
             Hypervisor::Xen => (
                 debian::xen().unwrap_or_else(|e| panic!("{e}")),
-                format!("console=com1 com1=115200,8n1 {dom0_mem} {}", self.xen_args),
+                format!("{} {dom0_mem} {}", debian::XEN_CMDLINE, self.xen_args),
             ),
         };
         let out = Boot::with_hypervisor(hypervisor)

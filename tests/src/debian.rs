@@ -79,6 +79,10 @@ pub fn kernel_dependency(depends: &str) -> Option<String> {
         .map(str::to_string)
 }
 
+/// The start of Xen's command line in every boot of it under QEMU: its
+/// console on COM1, where the harness reads.
+pub const XEN_CMDLINE: &str = "console=com1 com1=115200,8n1";
+
 /// Debian's Xen 4.17 image (`boot/xen-4.17-amd64.gz`).
 pub fn xen() -> Result<PathBuf, String> {
     let (root, _) = unpacked(XEN_PACKAGE)?;

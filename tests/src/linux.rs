@@ -59,7 +59,7 @@ pub fn boot(hv: Hypervisor, initrd: Option<&Path>, until: Option<&str>, timeout:
     let kernel = debian::linux()?;
     let (image, cmdline) = match hv {
         Hypervisor::Xenish => (images::images().hypervisor.clone(), DOM0_MEM.to_string()),
-        Hypervisor::Xen => (debian::xen()?, format!("console=com1 com1=115200,8n1 {DOM0_MEM}")),
+        Hypervisor::Xen => (debian::xen()?, format!("{} {DOM0_MEM}", debian::XEN_CMDLINE)),
     };
     let mut boot = Boot::with_hypervisor(image)
         .cpu(CPU)

@@ -138,11 +138,11 @@ xl block-attach linux 'vdev=xvde, access=ro, target=/tmp/e.img'; c "block-attach
 wait_console "domU: xvde: md5" 60 linux && c "the guest saw xvde appear"
 same_md5 linux xvde /tmp/e.img "hot-plugged disk"
 xl block-list linux | sed 's/^/info: /'
-xl block-list linux | awk 'NR > 1 { print $1, $2, $4, $7 }' | sed 's/^/check: block-list: /'
+again "xl block-list linux | awk 'NR > 1 { print \$1, \$2, \$4, \$7 }'" | sed 's/^/check: block-list: /'
 xl block-attach linux 'vdev=xvde, target=/tmp/e.img' 2>/dev/null || c "attaching xvde twice fails"
 xl block-detach linux xvde; c "block-detach: exit $?"
 wait_console "domU: xvde is gone" 60 linux && c "the guest saw xvde go"
-xl block-list linux | awk 'NR > 1 { print $1 }' | tr '\n' ' ' | sed 's/^/check: after block-detach: /'; echo
+again "xl block-list linux | awk 'NR > 1 { print \$1 }' | tr '\\n' ' '" | sed 's/^/check: after block-detach: /'; echo
 xl block-detach linux xvdz; c "block-detach of a missing disk: exit $?"
 
 t "hotplug checked"

@@ -206,7 +206,7 @@ fn the_toolstack_guest_sees_the_same_lifecycle_on_xenish_and_xen() {
     let xen = tests::debian::xen().unwrap_or_else(|e| panic!("{e}"));
     let on_xen = Boot::with_hypervisor(xen)
         .cpu("max,-smap")
-        .cmdline("console=com1 com1=115200,8n1 dom0_mem=512M")
+        .cmdline(&format!("{} dom0_mem=512M", tests::debian::XEN_CMDLINE))
         .module(tests::images::images().guest("lifecycle"), args)
         .until("Hardware Dom0 ")
         .timeout(std::time::Duration::from_secs(300))

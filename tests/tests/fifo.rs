@@ -20,7 +20,7 @@ fn on_xen(guest: &str, string: &str) -> Outcome {
     let xen = debian::xen().unwrap_or_else(|e| panic!("{e}"));
     Boot::with_hypervisor(xen)
         .cpu("max,-smap")
-        .cmdline("console=com1 com1=115200,8n1 dom0_mem=512M")
+        .cmdline(&format!("{} dom0_mem=512M", debian::XEN_CMDLINE))
         .module(images().guest(guest), string)
         .until("Hardware Dom0 ")
         .timeout(Duration::from_secs(180))
@@ -68,7 +68,7 @@ fn linux_boot_log(hv: Hypervisor) -> Outcome {
         Hypervisor::Xenish => (images().hypervisor.clone(), linux::DOM0_MEM.to_string()),
         Hypervisor::Xen => (
             debian::xen().unwrap_or_else(|e| panic!("{e}")),
-            format!("console=com1 com1=115200,8n1 {}", linux::DOM0_MEM),
+            format!("{} {}", debian::XEN_CMDLINE, linux::DOM0_MEM),
         ),
     };
     Boot::with_hypervisor(image)

@@ -177,7 +177,7 @@ fn boot_for(images: &Images, o: &Opts) -> Result<Boot, String> {
     let dom0 = tests::dom0::image(name, script.as_deref(), &demo)?;
     let mut cmdline = if o.cmdline.is_empty() { DOM0_MEM.to_string() } else { o.cmdline.join(" ") };
     let hypervisor = if o.xen {
-        cmdline = format!("console=com1 com1=115200,8n1 {cmdline}");
+        cmdline = format!("{} {cmdline}", tests::debian::XEN_CMDLINE);
         tests::debian::xen()?
     } else {
         images.hypervisor.clone()
