@@ -246,7 +246,7 @@ fn netif_frontends_and_backends_interoperate_on_xenish_as_on_xen() {
             "check: the new TAP is a port of xenbr0",
             "check: network-detach by mac: exit 0",
             "check: its TAP is gone",
-            "check: after network-detach: 0 ",
+            "check: after network-detach: 0",
             "check: network-detach of a missing vif: exit 1",
             "check: xenish-netback survived",
             "check: no backend left",
