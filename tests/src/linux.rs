@@ -58,7 +58,9 @@ pub enum Hypervisor {
 pub fn boot(hv: Hypervisor, initrd: Option<&Path>, until: Option<&str>, timeout: Duration) -> Result<Outcome, String> {
     let kernel = debian::linux()?;
     let (image, cmdline) = match hv {
-        Hypervisor::Xenish => (images::images().hypervisor.clone(), DOM0_MEM.to_string()),
+        Hypervisor::Xenish => {
+            (images::images().hypervisor.clone(), format!("{DOM0_MEM} {}", crate::qemu::XENISH_TEST_OPTIONS))
+        }
         Hypervisor::Xen => (debian::xen()?, format!("console=com1 com1=115200,8n1 {DOM0_MEM}")),
     };
     let mut boot = Boot::with_hypervisor(image)

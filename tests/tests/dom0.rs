@@ -22,7 +22,9 @@ const DOM0_MEM: &str = "dom0_mem=512M";
 fn boot(hv: Hypervisor, name: &str, script: &str) -> Outcome {
     let image = dom0::image(name, Some(script), &[]).unwrap_or_else(|e| panic!("{e}"));
     let (hypervisor, cmdline) = match hv {
-        Hypervisor::Xenish => (tests::images().hypervisor.clone(), DOM0_MEM.to_string()),
+        Hypervisor::Xenish => {
+            (tests::images().hypervisor.clone(), format!("{DOM0_MEM} {}", tests::qemu::XENISH_TEST_OPTIONS))
+        }
         Hypervisor::Xen => {
             (tests::debian::xen().unwrap_or_else(|e| panic!("{e}")), format!("console=com1 com1=115200,8n1 {DOM0_MEM}"))
         }

@@ -111,7 +111,9 @@ fn boot(hv: Hypervisor, store: &str) -> Outcome {
     let name = format!("xen-toolstack-{store}-{hv:?}").to_lowercase();
     let image = dom0::image_with(&name, Some(&script), &extra, OwnDaemons::Skip).unwrap_or_else(|e| panic!("{e}"));
     let (hypervisor, cmdline) = match hv {
-        Hypervisor::Xenish => (tests::images().hypervisor.clone(), DOM0_MEM.to_string()),
+        Hypervisor::Xenish => {
+            (tests::images().hypervisor.clone(), format!("{DOM0_MEM} {}", tests::qemu::XENISH_TEST_OPTIONS))
+        }
         Hypervisor::Xen => (
             tests::debian::xen().unwrap_or_else(|e| panic!("{e}")),
             // The scheduler xenish reports, so the scheduler commands compare.

@@ -104,7 +104,9 @@ fn tiny_kernel() -> Vec<u8> {
 fn boot(hv: Hypervisor, name: &str, script: &str, extra: &[(&str, u32, Vec<u8>)], limit: Duration) -> Outcome {
     let image = dom0::image(name, Some(script), extra).unwrap_or_else(|e| panic!("{e}"));
     let (hypervisor, cmdline) = match hv {
-        Hypervisor::Xenish => (tests::images().hypervisor.clone(), DOM0_MEM.to_string()),
+        Hypervisor::Xenish => {
+            (tests::images().hypervisor.clone(), format!("{DOM0_MEM} {}", tests::qemu::XENISH_TEST_OPTIONS))
+        }
         Hypervisor::Xen => (
             tests::debian::xen().unwrap_or_else(|e| panic!("{e}")),
             format!("console=com1 com1=115200,8n1 sched=credit {DOM0_MEM}"),

@@ -246,7 +246,11 @@ mod tests {
         }
         let full = w.dom.gnttab.active.get(&1).copied();
         assert_eq!(full.map(|a| a.pin), Some(128 * HOST_R));
-        assert_eq!(pin_for_map(&mut w.dom, &mut w.mem, &w.ft, 1, 7, HOST_R), Err(GNTST_GENERAL_ERROR), "129th host read");
+        assert_eq!(
+            pin_for_map(&mut w.dom, &mut w.mem, &w.ft, 1, 7, HOST_R),
+            Err(GNTST_GENERAL_ERROR),
+            "129th host read"
+        );
         assert_eq!(w.dom.gnttab.active.get(&1).copied(), full, "a refusal changes no count");
         // Xen 4.17 looks only at the kinds a use counts (GNTPIN_incr2oflow_mask).
         for inc in [DEV_R, HOST_W, DEV_W] {

@@ -338,8 +338,14 @@ fn self_map_flood(w: &mut World, gref: u32, n: usize) -> Vec<i16> {
 /// Unmaps every mapping the caller holds (device-only ones, by bus
 /// address).
 fn unmap_all(w: &mut World) {
-    let held: Vec<(u32, u64)> =
-        w.dom.gnttab.maptrack.iter().enumerate().filter_map(|(h, m)| Some((h as u32, m.as_ref()?.mfn.addr()))).collect();
+    let held: Vec<(u32, u64)> = w
+        .dom
+        .gnttab
+        .maptrack
+        .iter()
+        .enumerate()
+        .filter_map(|(h, m)| Some((h as u32, m.as_ref()?.mfn.addr())))
+        .collect();
     for (handle, dev_bus_addr) in held {
         let u = GnttabUnmapGrantRef { handle, dev_bus_addr, ..GnttabUnmapGrantRef::new_zeroed() };
         let (ret, out) = op(w, GNTTABOP_UNMAP_GRANT_REF, &[u]);
