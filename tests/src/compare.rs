@@ -69,7 +69,9 @@ impl<'a> Scenario<'a> {
         let image = dom0::image_with(&image_name, Some(&self.script), self.extra, self.daemons).unwrap_or_else(|e| panic!("{e}"));
         let dom0_mem = format!("dom0_mem={}", self.dom0_mem);
         let (hypervisor, cmdline) = match hv {
-            Hypervisor::Xenish => (images::images().hypervisor.clone(), dom0_mem),
+            Hypervisor::Xenish => {
+                (images::images().hypervisor.clone(), format!("{dom0_mem} {}", crate::qemu::XENISH_TEST_OPTIONS))
+            }
             Hypervisor::Xen => (
                 debian::xen().unwrap_or_else(|e| panic!("{e}")),
                 format!("{} {dom0_mem} {}", debian::XEN_CMDLINE, self.xen_args),

@@ -58,7 +58,9 @@ pub enum Hypervisor {
 pub fn boot(hv: Hypervisor, initrd: Option<&Path>, until: Option<&str>, timeout: Duration) -> Result<Outcome, String> {
     let kernel = debian::linux()?;
     let (image, cmdline) = match hv {
-        Hypervisor::Xenish => (images::images().hypervisor.clone(), DOM0_MEM.to_string()),
+        Hypervisor::Xenish => {
+            (images::images().hypervisor.clone(), format!("{DOM0_MEM} {}", crate::qemu::XENISH_TEST_OPTIONS))
+        }
         Hypervisor::Xen => (debian::xen()?, format!("{} {DOM0_MEM}", debian::XEN_CMDLINE)),
     };
     let mut boot = Boot::with_hypervisor(image)

@@ -173,7 +173,15 @@ pub struct Boot {
     timeout: Duration,
     until: Option<String>,
     extra: Vec<String>,
+    /// Options appended to the command line (see [`Boot::new`]).
+    implied: &'static str,
 }
+
+/// What every boot of the built xenish adds to its command line: the test
+/// guests' domUs report with `console_io` writes, which Xen 4.17 prints
+/// only in debug builds (`CONFIG_VERBOSE_DEBUG`) and xenish only with
+/// `console_io=all`.
+pub const XENISH_TEST_OPTIONS: &str = "console_io=all";
 
 impl Default for Boot {
     fn default() -> Self {
@@ -183,9 +191,10 @@ impl Default for Boot {
 
 impl Boot {
     /// A boot of the built hypervisor (see [`crate::images()`]), no modules,
-    /// `-cpu max`, 512 MiB, [`default_timeout`].
+    /// `-cpu max`, 512 MiB, [`default_timeout`], with
+    /// [`XENISH_TEST_OPTIONS`] after whatever command line is given.
     pub fn new() -> Self {
-        Self::with_hypervisor(crate::images().hypervisor.clone())
+        Boot { implied: XENISH_TEST_OPTIONS, ..Self::with_hypervisor(crate::images().hypervisor.clone()) }
     }
 
     /// A boot of the given hypervisor image (for callers with their own build,
@@ -198,6 +207,7 @@ impl Boot {
             cpu: "max".into(),
             memory_mib: 512,
             timeout: default_timeout(),
+            implied: "",
             until: None,
             extra: Vec::new(),
         }
@@ -302,7 +312,13 @@ impl Boot {
         crate::tools::ensure()?;
         std::fs::create_dir_all(work).map_err(|e| format!("{}: {e}", work.display()))?;
         let iso = work.join("xenish.iso");
-        iso::make(&iso, work, &self.hypervisor, &self.cmdline, &self.modules)?;
+        let cmdline = [self.cmdline.as_str(), self.implied]
+            .iter()
+            .filter(|s| !s.is_empty())
+            .copied()
+            .collect::<Vec<_>>()
+            .join(" ");
+        iso::make(&iso, work, &self.hypervisor, &cmdline, &self.modules)?;
         Ok(iso)
     }
 

@@ -65,7 +65,9 @@ const NO_ROOT: &str = "VFS: Unable to mount root fs";
 fn linux_boot_log(hv: Hypervisor) -> Outcome {
     let kernel = debian::linux().unwrap_or_else(|e| panic!("{e}"));
     let (image, cmdline) = match hv {
-        Hypervisor::Xenish => (images().hypervisor.clone(), linux::DOM0_MEM.to_string()),
+        Hypervisor::Xenish => {
+            (images().hypervisor.clone(), format!("{} {}", linux::DOM0_MEM, tests::qemu::XENISH_TEST_OPTIONS))
+        }
         Hypervisor::Xen => (
             debian::xen().unwrap_or_else(|e| panic!("{e}")),
             format!("{} {}", debian::XEN_CMDLINE, linux::DOM0_MEM),

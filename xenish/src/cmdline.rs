@@ -7,7 +7,7 @@ use alloc::vec::Vec;
 use core::fmt;
 
 /// Options xenish knows; anything else is reported as unknown.
-const KNOWN: &[&str] = &["dom0_mem", "domain", "console", "com1", "loglvl", "guest_loglvl"];
+const KNOWN: &[&str] = &["dom0_mem", "domain", "console", "com1", "loglvl", "guest_loglvl", "console_io"];
 
 /// Bytes per page.
 const PAGE: u64 = 4096;
@@ -190,6 +190,7 @@ impl Dom0Mem {
 #[derive(Debug, Default)]
 pub struct CommandLine<'a> {
     dom0_mem: Option<&'a str>,
+    console_io: Option<&'a str>,
     unknown: Vec<&'a str>,
 }
 
@@ -201,6 +202,7 @@ impl<'a> CommandLine<'a> {
             let (key, value) = opt.split_once('=').unwrap_or((opt, ""));
             match key {
                 "dom0_mem" => out.dom0_mem = Some(value),
+                "console_io" => out.console_io = Some(value),
                 k if KNOWN.contains(&k) => {}
                 _ => out.unknown.push(opt),
             }
@@ -211,6 +213,14 @@ impl<'a> CommandLine<'a> {
     /// Options xenish does not know.
     pub fn unknown(&self) -> impl Iterator<Item = &'a str> + '_ {
         self.unknown.iter().copied()
+    }
+
+    /// `console_io=all`: every domain may write to the hypervisor console
+    /// with `console_io`, as under a Xen built with `CONFIG_VERBOSE_DEBUG`
+    /// (the default, as a release build of Xen 4.17: the control domain
+    /// only).
+    pub fn console_io_for_all(&self) -> bool {
+        self.console_io == Some("all")
     }
 
     /// dom0's page count out of `avail` free pages.
@@ -302,5 +312,13 @@ mod tests {
         assert_eq!(CommandLine::parse("dom0_mem=min:x").dom0_pages(100), Err(CmdlineError::BadSize("dom0_mem=min:")));
         assert_eq!(CommandLine::parse("dom0_mem=-2G").dom0_pages(100), Err(CmdlineError::NoMemory));
         assert_eq!(CommandLine::parse("dom0_mem=0").dom0_pages(100), Err(CmdlineError::NoMemory));
+    }
+
+    #[test]
+    fn console_io_all_opens_the_console_to_every_domain() {
+        assert!(!CommandLine::parse("dom0_mem=64M").console_io_for_all(), "Xen's release default");
+        assert!(CommandLine::parse("console_io=all dom0_mem=64M").console_io_for_all());
+        assert!(!CommandLine::parse("console_io=yes").console_io_for_all());
+        assert_eq!(CommandLine::parse("console_io=all").unknown().count(), 0);
     }
 }

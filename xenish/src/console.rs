@@ -6,8 +6,11 @@
 //! `XEN_SYSCTL_readconsole` (`xl dmesg`).
 
 use core::fmt::{self, Write};
+use core::sync::atomic::{AtomicBool, Ordering};
 
 use spin::Mutex;
+
+use crate::console_rate::TokenBucket;
 
 /// Where console bytes go.
 pub type Sink = fn(&[u8]);
@@ -126,55 +129,146 @@ macro_rules! printk {
 /// Longest line a guest console buffers before it is flushed anyway.
 pub const LINE_MAX: usize = 256;
 
+/// Whether domains other than the control domain may write to the
+/// hypervisor console with `console_io` (`console_io=all`).
+static DOMU_WRITES: AtomicBool = AtomicBool::new(false);
+
+/// Lets every domain write to the hypervisor console with `console_io`,
+/// as a Xen built with `CONFIG_VERBOSE_DEBUG` does (xenish's
+/// `console_io=all`; release builds of Xen 4.17 refuse domUs).
+pub fn allow_domu_writes() {
+    DOMU_WRITES.store(true, Ordering::Relaxed);
+}
+
+/// Whether [`allow_domu_writes`] was called.
+pub fn domu_writes_allowed() -> bool {
+    DOMU_WRITES.load(Ordering::Relaxed)
+}
+
 /// A guest's console stream: output is buffered per line and written as
 /// whole lines prefixed `(dN) `, so the lines of different domains do not
-/// interleave; bytes that would garble the serial line are dropped.
+/// interleave; bytes that would garble the serial line are dropped. A
+/// rate-limited stream (every domain's but the control domain's) spends
+/// a [`TokenBucket`] on each line it writes, prefix included; a line the
+/// bucket cannot pay for is dropped and counted, and the count is
+/// reported before the next line that gets through.
 #[derive(Clone, Debug)]
 pub struct GuestConsole {
     domid: u16,
     line: [u8; LINE_MAX],
     len: usize,
+    bucket: Option<TokenBucket>,
+    suppressed: u64,
+    corrupt_ring_reported: bool,
 }
 
 impl GuestConsole {
-    /// The console of domain `domid`.
-    pub const fn new(domid: u16) -> Self {
-        GuestConsole { domid, line: [0; LINE_MAX], len: 0 }
+    /// The console of domain `domid`, never rate-limited (the control
+    /// domain's: Xen prints its `console_io` writes as they come).
+    pub const fn unlimited(domid: u16) -> Self {
+        GuestConsole { domid, line: [0; LINE_MAX], len: 0, bucket: None, suppressed: 0, corrupt_ring_reported: false }
     }
 
-    fn flush_line(&mut self, out: &mut dyn FnMut(&[u8])) {
+    /// The console of domain `domid`, held to [`TokenBucket::console`].
+    pub const fn rate_limited(domid: u16) -> Self {
+        GuestConsole { bucket: Some(TokenBucket::console()), ..Self::unlimited(domid) }
+    }
+
+    /// Bytes of output dropped since the last report.
+    pub fn suppressed(&self) -> u64 {
+        self.suppressed
+    }
+
+    /// Whether a corrupt console ring is to be reported now: true the
+    /// first time only, so a guest cannot flood the log with it.
+    pub fn report_corrupt_ring(&mut self) -> bool {
+        !core::mem::replace(&mut self.corrupt_ring_reported, true)
+    }
+
+    fn flush_line(&mut self, now_ns: Option<u64>, out: &mut dyn FnMut(&[u8])) {
         let mut prefix = PrefixBuf::default();
         let _ = write!(prefix, "(d{}) ", self.domid);
+        let cost = (prefix.len + self.len + 1) as u64;
+        if let (Some(bucket), Some(now_ns)) = (self.bucket.as_mut(), now_ns) {
+            if !bucket.take(now_ns, cost) {
+                self.suppressed = self.suppressed.saturating_add(cost);
+                self.len = 0;
+                return;
+            }
+        }
+        self.report_suppressed(out);
         out(prefix.as_bytes());
         out(&self.line[..self.len]);
         out(b"\n");
         self.len = 0;
     }
 
-    /// Writes guest bytes; complete lines (or full buffers) go to `out`.
-    pub fn write(&mut self, bytes: &[u8], out: &mut dyn FnMut(&[u8])) {
+    fn report_suppressed(&mut self, out: &mut dyn FnMut(&[u8])) {
+        if self.suppressed == 0 {
+            return;
+        }
+        let mut note = NoteBuf::default();
+        let _ = writeln!(note, "xenish: d{}: {} bytes of console output suppressed", self.domid, self.suppressed);
+        out(note.as_bytes());
+        self.suppressed = 0;
+    }
+
+    /// Writes guest bytes at system time `now_ns`; complete lines (or full
+    /// buffers) go to `out` as the domain's rate allows.
+    pub fn write(&mut self, now_ns: u64, bytes: &[u8], out: &mut dyn FnMut(&[u8])) {
         for &b in bytes {
             match b {
-                b'\n' => self.flush_line(out),
+                b'\n' => self.flush_line(Some(now_ns), out),
                 // Printable ASCII, tab, and UTF-8 bytes pass; other control
                 // characters (escape sequences, \r) are dropped.
                 b'\t' | 0x20..=0x7e | 0x80..=0xff => {
                     if self.len == LINE_MAX {
-                        self.flush_line(out);
+                        self.flush_line(Some(now_ns), out);
                     }
-                    self.line[self.len] = b;
-                    self.len += 1;
+                    if let Some(slot) = self.line.get_mut(self.len) {
+                        *slot = b;
+                        self.len += 1;
+                    }
                 }
                 _ => {}
             }
         }
     }
 
-    /// Writes out a partial line (when the domain goes away).
+    /// Writes out a partial line and what was suppressed (when the domain
+    /// goes away); one line at most, so not rate-limited.
     pub fn flush(&mut self, out: &mut dyn FnMut(&[u8])) {
         if self.len > 0 {
-            self.flush_line(out);
+            self.flush_line(None, out);
         }
+        self.report_suppressed(out);
+    }
+}
+
+/// A fixed buffer for one short hypervisor note.
+struct NoteBuf {
+    buf: [u8; 96],
+    len: usize,
+}
+
+impl Default for NoteBuf {
+    fn default() -> Self {
+        NoteBuf { buf: [0; 96], len: 0 }
+    }
+}
+
+impl NoteBuf {
+    fn as_bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+impl Write for NoteBuf {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let end = self.len + s.len();
+        self.buf.get_mut(self.len..end).ok_or(fmt::Error)?.copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
     }
 }
 
@@ -225,16 +319,58 @@ mod tests {
 
     #[test]
     fn prefixes_whole_lines_and_filters_controls() {
-        let mut c = GuestConsole::new(3);
+        let mut c = GuestConsole::unlimited(3);
         let mut out = Vec::new();
-        c.write(b"hello\r\nwor", &mut |b| out.extend_from_slice(b));
-        c.write(b"ld\n\x1b[2J!", &mut |b| out.extend_from_slice(b));
+        c.write(0, b"hello\r\nwor", &mut |b| out.extend_from_slice(b));
+        c.write(0, b"ld\n\x1b[2J!", &mut |b| out.extend_from_slice(b));
         assert_eq!(out, b"(d3) hello\n(d3) world\n");
         c.flush(&mut |b| out.extend_from_slice(b));
         assert_eq!(out, b"(d3) hello\n(d3) world\n(d3) [2J!\n");
         let long = [b'x'; LINE_MAX + 1];
         out.clear();
-        c.write(&long, &mut |b| out.extend_from_slice(b));
+        c.write(0, &long, &mut |b| out.extend_from_slice(b));
         assert_eq!(out.len(), 5 + LINE_MAX + 1, "a full buffer is flushed as a line");
+    }
+
+    #[test]
+    fn a_rate_limited_console_drops_and_counts_what_the_bucket_cannot_pay() {
+        use crate::console_rate::BURST_BYTES;
+        let mut c = GuestConsole::rate_limited(7);
+        let mut out = Vec::new();
+        let line = [b'y'; 99];
+        let mut flood = line.to_vec();
+        flood.push(b'\n');
+        // (d7) + 99 + \n = 105 bytes a line; the burst pays for 624 of them.
+        let per_line = 105u64;
+        for _ in 0..1000 {
+            c.write(0, &flood, &mut |b| out.extend_from_slice(b));
+        }
+        let paid = BURST_BYTES / per_line;
+        assert_eq!(out.len() as u64, paid * per_line, "the burst, in whole lines");
+        assert_eq!(c.suppressed(), (1000 - paid) * per_line);
+        out.clear();
+        // One second later a second's worth of bytes is available again;
+        // the first line that gets through says what was lost.
+        c.write(1_000_000_000, b"back\n", &mut |b| out.extend_from_slice(b));
+        let text = std::string::String::from_utf8(out.clone()).unwrap();
+        assert_eq!(
+            text,
+            std::format!("xenish: d7: {} bytes of console output suppressed\n(d7) back\n", (1000 - paid) * per_line)
+        );
+        assert_eq!(c.suppressed(), 0);
+        let mut dom0 = GuestConsole::unlimited(0);
+        out.clear();
+        for _ in 0..1000 {
+            dom0.write(0, &flood, &mut |b| out.extend_from_slice(b));
+        }
+        assert_eq!(out.len(), 1000 * 105, "the control domain is not limited");
+    }
+
+    #[test]
+    fn a_corrupt_ring_is_reported_once() {
+        let mut c = GuestConsole::rate_limited(1);
+        assert!(c.report_corrupt_ring());
+        assert!(!c.report_corrupt_ring());
+        assert!(!c.report_corrupt_ring());
     }
 }

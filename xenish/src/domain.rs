@@ -503,7 +503,8 @@ impl Domain {
             max_pages: 0,
             shared_info,
             vm_assist: 0,
-            console: GuestConsole::new(id),
+            // Xen never limits the control domain's console_io writes.
+            console: if privileged { GuestConsole::unlimited(id) } else { GuestConsole::rate_limited(id) },
             vcpus: Vec::new(),
             evtchn: EvtchnTable::new(1),
             console_ring: None,

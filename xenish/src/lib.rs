@@ -16,6 +16,7 @@ pub mod boot_info;
 pub mod builder;
 pub mod cmdline;
 pub mod console;
+pub mod console_rate;
 pub mod console_ring;
 pub mod cpuid;
 pub mod descriptors;

@@ -90,6 +90,10 @@ pub fn boot_domains(
     for unknown in line.unknown() {
         printk!("xenish: ignoring unknown option '{unknown}'");
     }
+    if line.console_io_for_all() {
+        crate::console::allow_domu_writes();
+        printk!("xenish: console_io=all: every domain may write to this console (rate-limited)");
+    }
     let declarations = domain_config::declarations(cmdline);
     let mut domains = Vec::new();
     if declarations.is_empty() {

@@ -1,7 +1,8 @@
 //! Console lines written to both of a domU's consoles: its console ring
 //! (read by xenconsoled, shown by `xl console`) and the hypervisor's
-//! console (`console_io`, which Xen 4.17 release builds drop for domUs but
-//! xenish and debug Xen builds print).
+//! console (`console_io`, which Xen 4.17 release builds and xenish refuse
+//! a domU, and debug Xen builds and xenish booted with `console_io=all`
+//! print).
 //!
 //! Each line is formatted into a fixed buffer first (longer lines are cut
 //! at a character boundary before [`LINE_MAX`] bytes) so that each sink receives it in one piece.

@@ -7,8 +7,11 @@
 //! transitive, and `unmap_common_complete` / `release_grant_for_copy`
 //! (xen/common/grant_table.c). A grant in use serves only the domain
 //! using it, keeps the frame it had at its first use, and takes at most
-//! 127 more uses of each kind ("risk of counter overflow"). A sub-page or
-//! transitive grant in use is never mapped.
+//! 128 uses of each kind: a use of a kind whose count already has its top
+//! bit set is refused with `GNTST_general_error` ("risk of counter
+//! overflow"; Xen's `GNTPIN_incr2oflow_mask`, which looks only at the
+//! kinds being counted). A sub-page or transitive grant in use is never
+//! mapped.
 
 use guest_abi::grant_table::{GNTST_BAD_DOMAIN, GNTST_BAD_GNTREF, GNTST_BAD_PAGE, GNTST_GENERAL_ERROR};
 
@@ -28,8 +31,14 @@ pub const DEV_W: u32 = 1 << 16;
 pub const DEV_R: u32 = 1 << 24;
 /// The writable uses' counts.
 const WRITE_MASK: u32 = 0x00ff_00ff;
-/// A count at 128: refuse more uses of an entry this busy.
-const OVERFLOW: u32 = 0x8080_8080;
+/// Most uses of one kind (Xen's 8-bit counters, refused from bit 7 on).
+pub const MAX_PINS_PER_KIND: u32 = 128;
+
+/// The bits that, set in a pin count, refuse the uses `inc` counts: the
+/// top bit of each counted kind (`GNTPIN_incr2oflow_mask`).
+fn overflow_mask(inc: u32) -> u32 {
+    (inc & (HOST_W | HOST_R | DEV_W | DEV_R)) << 7
+}
 
 /// The pin count of one use: a device or host (or copy) use, read-only or
 /// writable.
@@ -73,10 +82,11 @@ impl Active {
         self.pin & WRITE_MASK != 0
     }
 
-    /// Whether `user` may take one more use: it is the user, and no count
-    /// is about to overflow.
-    pub fn admits(&self, user: DomId) -> bool {
-        self.user == user && self.pin & OVERFLOW == 0
+    /// Whether `user` may take the uses `inc` counts ([`pin_inc`]): it is
+    /// the user, and none of those kinds has reached
+    /// [`MAX_PINS_PER_KIND`].
+    pub fn admits(&self, user: DomId, inc: u32) -> bool {
+        self.user == user && self.pin & overflow_mask(inc) == 0
     }
 }
 
@@ -116,7 +126,7 @@ pub fn pin_for_map(
         return Err(GNTST_BAD_GNTREF);
     }
     let act = gt.active.get(&gref).copied();
-    if act.is_some_and(|a| !a.admits(user) || a.sub_page) {
+    if act.is_some_and(|a| !a.admits(user, inc) || a.sub_page) {
         return Err(GNTST_GENERAL_ERROR);
     }
     if act.is_none_or(|a| !readonly && !a.has_writers()) {
@@ -226,17 +236,28 @@ mod tests {
     }
 
     #[test]
-    fn an_active_grant_keeps_its_frame_and_counts_stop_at_127() {
+    fn an_active_grant_keeps_its_frame_and_each_kind_stops_at_128() {
         let mut w = world(1);
         grant(&w.dom, &mut w.mem, 1, PERMIT, 7, 6);
         assert_eq!(pin_for_map(&mut w.dom, &mut w.mem, &w.ft, 1, 7, HOST_R), Ok(Mfn(6)));
         grant(&w.dom, &mut w.mem, 1, PERMIT | READING, 7, 5);
-        for _ in 1..128 {
+        for _ in 1..MAX_PINS_PER_KIND {
             assert_eq!(pin_for_map(&mut w.dom, &mut w.mem, &w.ft, 1, 7, HOST_R), Ok(Mfn(6)));
         }
-        assert_eq!(pin_for_map(&mut w.dom, &mut w.mem, &w.ft, 1, 7, DEV_R), Err(GNTST_GENERAL_ERROR), "128 host reads");
+        let full = w.dom.gnttab.active.get(&1).copied();
+        assert_eq!(full.map(|a| a.pin), Some(128 * HOST_R));
+        assert_eq!(
+            pin_for_map(&mut w.dom, &mut w.mem, &w.ft, 1, 7, HOST_R),
+            Err(GNTST_GENERAL_ERROR),
+            "129th host read"
+        );
+        assert_eq!(w.dom.gnttab.active.get(&1).copied(), full, "a refusal changes no count");
+        // Xen 4.17 looks only at the kinds a use counts (GNTPIN_incr2oflow_mask).
+        for inc in [DEV_R, HOST_W, DEV_W] {
+            assert_eq!(pin_for_map(&mut w.dom, &mut w.mem, &w.ft, 1, 7, inc), Ok(Mfn(6)), "{inc:#x}: another kind");
+        }
         unpin(&mut w.dom, &mut w.mem, 1, HOST_R);
-        assert_eq!(pin_for_map(&mut w.dom, &mut w.mem, &w.ft, 1, 7, DEV_R), Ok(Mfn(6)));
+        assert_eq!(pin_for_map(&mut w.dom, &mut w.mem, &w.ft, 1, 7, HOST_R), Ok(Mfn(6)), "room again");
     }
 
     #[test]

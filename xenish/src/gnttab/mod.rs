@@ -15,8 +15,12 @@
 //! ([`version`]) is allowed only while no entry past the 8 reserved ones
 //! is in use. Failures are Xen's per-operation `GNTST_*` status codes.
 //!
-//! Limits are Xen's defaults: 64 table frames, 1024 maptrack frames (of
-//! 256 handles each), 127 uses of each kind of an active entry.
+//! Limits are Xen's, per domain: at most `max_grant_frames` table frames
+//! (default and ceiling 64) and `max_maptrack_frames` maptrack frames of
+//! 256 handles (default and ceiling 1024), both set by `createdomain`;
+//! at most 128 uses of each kind of an active entry ([`active`]). Every
+//! hypervisor allocation made here is bounded by them and fallible: a
+//! full maptrack, or a heap that cannot grow it, is `GNTST_no_space`.
 
 pub mod active;
 pub mod entry;
@@ -25,22 +29,29 @@ pub mod version;
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 
-use guest_abi::grant_table::{GNTST_GENERAL_ERROR, GNTST_NO_DEVICE_SPACE};
+use guest_abi::grant_table::{GNTST_GENERAL_ERROR, GNTST_NO_SPACE};
 
 use crate::domain::DomId;
 use crate::mm::frame_table::{FrameTable, Owner};
 use crate::mm::{FramePool, MachineMemory, Mfn, PAGE_SIZE};
+use guest_abi::errno::XenError;
 
 pub use active::Active;
 
 /// A `GNTST_*` status code.
 pub type GntStatus = i16;
 
-/// Most table frames a domain may have (Xen's default `max_grant_frames`).
+/// Most table frames a domain may have (Xen's default and ceiling
+/// `max_grant_frames`, `gnttab_max_frames`).
 pub const MAX_FRAMES: u32 = 64;
-/// Most mappings one domain may hold at once: Xen's default
-/// `max_maptrack_frames` (1024) of 256 handles.
-pub const MAX_MAPTRACK: usize = 1024 * 256;
+/// Most maptrack frames a domain may have (Xen's default and ceiling
+/// `max_maptrack_frames`, `gnttab_max_maptrack_frames`).
+pub const MAX_MAPTRACK_FRAMES: u32 = 1024;
+/// Maptrack handles per maptrack frame (Xen's 16-byte `grant_mapping`).
+pub const HANDLES_PER_MAPTRACK_FRAME: usize = PAGE_SIZE / 16;
+/// Most mappings one domain may hold at once by default: 1024 maptrack
+/// frames of 256 handles.
+pub const MAX_MAPTRACK: usize = MAX_MAPTRACK_FRAMES as usize * HANDLES_PER_MAPTRACK_FRAME;
 /// Entries 0..8 are the toolstack's (console, XenStore): they may stay in
 /// use across a version switch (`GNTTAB_NR_RESERVED_ENTRIES`).
 pub const NR_RESERVED: u32 = guest_abi::grant_table::GNTTAB_NR_RESERVED_ENTRIES;
@@ -97,6 +108,11 @@ pub struct GrantTable {
     /// Every maptrack slot below this is in use: where the search for a
     /// free handle starts.
     free_hint: usize,
+    /// The most table frames the domain may have (`max_grant_frames`).
+    max_frames: u32,
+    /// The most mappings the domain may hold at once
+    /// (`max_maptrack_frames` × 256).
+    max_maptrack: usize,
 }
 
 impl Default for GrantTable {
@@ -116,7 +132,29 @@ impl GrantTable {
             maptrack: Vec::new(),
             active: BTreeMap::new(),
             free_hint: 0,
+            max_frames: MAX_FRAMES,
+            max_maptrack: MAX_MAPTRACK,
         }
+    }
+
+    /// Sets the domain's limits from `createdomain`'s `max_grant_frames`
+    /// and `max_maptrack_frames`, a negative one meaning Xen's default
+    /// (`grant_table_init`); `-EINVAL` for a table size outside
+    /// `1..=64` or more than 1024 maptrack frames.
+    pub fn set_limits(&mut self, max_grant_frames: i32, max_maptrack_frames: i32) -> Result<(), XenError> {
+        let frames = u32::try_from(max_grant_frames).unwrap_or(MAX_FRAMES);
+        let maptrack = u32::try_from(max_maptrack_frames).unwrap_or(MAX_MAPTRACK_FRAMES);
+        if !(1..=MAX_FRAMES).contains(&frames) || maptrack > MAX_MAPTRACK_FRAMES {
+            return Err(XenError::Einval);
+        }
+        self.max_frames = frames;
+        self.max_maptrack = maptrack as usize * HANDLES_PER_MAPTRACK_FRAME;
+        Ok(())
+    }
+
+    /// The most table frames the domain may have (`max_grant_frames`).
+    pub fn max_frames(&self) -> u32 {
+        self.max_frames
     }
 
     /// Entries per table frame in the current version.
@@ -142,7 +180,8 @@ impl GrantTable {
     /// Grows the table to `nr_frames` frames (and, on version 2, its status
     /// frames to match), taken zeroed from `pool` and recorded in `ft` as
     /// the hypervisor's, shared with the domain (`gnttab_grow_table`);
-    /// `GNTST_general_error` beyond [`MAX_FRAMES`] or when memory runs out,
+    /// `GNTST_general_error` beyond the domain's `max_grant_frames` or
+    /// when memory runs out,
     /// the table then left as it was.
     pub fn grow(
         &mut self,
@@ -151,7 +190,7 @@ impl GrantTable {
         pool: &mut dyn FramePool,
         ft: &mut FrameTable,
     ) -> Result<(), GntStatus> {
-        if nr_frames > MAX_FRAMES {
+        if nr_frames > self.max_frames {
             return Err(GNTST_GENERAL_ERROR);
         }
         let (old_frames, old_status) = (self.frames.len(), self.status.len());
@@ -168,28 +207,41 @@ impl GrantTable {
     }
 
     /// Records a mapping in the lowest free slot; returns its handle, or
-    /// `GNTST_no_device_space` when the maptrack is full.
+    /// `GNTST_no_space` when the maptrack is full or cannot grow (Xen
+    /// 4.17's `map_grant_ref`: "Failed to obtain maptrack handle").
     pub fn track(&mut self, m: Mapping) -> Result<u32, GntStatus> {
         let start = self.free_hint.min(self.maptrack.len());
         let free = self.maptrack.iter().skip(start).position(Option::is_none).map(|i| i + start);
         let handle = match free {
             Some(i) => i,
-            None if self.maptrack.len() < MAX_MAPTRACK && self.maptrack.try_reserve(1).is_ok() => {
+            None if self.maptrack.len() < self.max_maptrack && self.reserve_handle() => {
                 self.maptrack.push(None);
                 self.maptrack.len() - 1
             }
-            None => return Err(GNTST_NO_DEVICE_SPACE),
+            None => return Err(GNTST_NO_SPACE),
         };
-        let slot = self.maptrack.get_mut(handle).ok_or(GNTST_NO_DEVICE_SPACE)?;
+        let slot = self.maptrack.get_mut(handle).ok_or(GNTST_NO_SPACE)?;
         *slot = Some(m);
         self.free_hint = handle + 1;
         Ok(handle as u32)
     }
 
+    /// Room for one more handle, growing the maptrack a frame's worth of
+    /// handles at a time (as Xen adds maptrack frames one by one) and
+    /// never past the domain's limit; false if the heap cannot give it.
+    fn reserve_handle(&mut self) -> bool {
+        let len = self.maptrack.len();
+        if len < self.maptrack.capacity() {
+            return true;
+        }
+        let want = HANDLES_PER_MAPTRACK_FRAME.min(self.max_maptrack.saturating_sub(len)).max(1);
+        self.maptrack.try_reserve_exact(want).is_ok()
+    }
+
     /// Whether another mapping can be recorded (Xen takes the handle before
     /// looking at the grant).
     pub fn can_track(&self) -> bool {
-        self.maptrack.len() < MAX_MAPTRACK || self.maptrack.iter().any(Option::is_none)
+        self.maptrack.len() < self.max_maptrack || self.maptrack.iter().skip(self.free_hint).any(Option::is_none)
     }
 
     /// The mapping with `handle`, if there is one.

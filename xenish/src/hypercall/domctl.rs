@@ -50,9 +50,6 @@ const CAP_UNCHANGED: u16 = 0xffff;
 const DOMID_FIRST_RESERVED: DomId = 0x7ff0;
 /// Most toolstack pauses of one domain (Xen's limit).
 const MAX_PAUSES: u8 = 255;
-/// Grant-table frames a domain may have (Xen's default
-/// `max_grant_frames`, and xenish's limit).
-const MAX_GRANT_FRAMES: i32 = crate::gnttab::MAX_FRAMES as i32;
 
 /// `HYPERVISOR_domctl(op)`.
 pub fn domctl(ctx: &mut Ctx, args: [u64; 5]) -> Outcome {
@@ -185,9 +182,11 @@ fn create(ctx: &mut Ctx, asked: DomId, config: &XenDomctlCreatedomain) -> Result
         || config.max_vcpus != 1
         || config.grant_opts & !XEN_DOMCTL_GRANT_VERSION_MASK != 0
         || !(1..=2).contains(&grant_version)
-        || (config.max_grant_frames >= 0 && !(1..=MAX_GRANT_FRAMES).contains(&config.max_grant_frames))
         || config.arch.misc_flags & !XEN_X86_MSR_RELAXED != 0;
-    if bad {
+    // Xen's grant_table_init: a negative size is the default; a table of
+    // 1..=64 frames and at most 1024 maptrack frames.
+    let mut gnttab = crate::gnttab::GrantTable::new();
+    if bad || gnttab.set_limits(config.max_grant_frames, config.max_maptrack_frames).is_err() {
         return Err(XenError::Einval);
     }
     if config.arch.emulation_flags != 0 {
@@ -235,6 +234,7 @@ fn create(ctx: &mut Ctx, asked: DomId, config: &XenDomctlCreatedomain) -> Result
     // Xen's evtchn_init: no port above max_evtchn_port (0 leaves none).
     d.evtchn.set_max_port(config.max_evtchn_port);
     // Xen's grant_table_init: the highest grant-table version it may use.
+    d.gnttab = gnttab;
     d.gnttab.max_version = grant_version as u8;
     ctx.lifecycle.created.push(d);
     crate::printk!("xenish: d{}: created by d{} (paused, no memory)", id, ctx.domain.id);
@@ -655,12 +655,14 @@ mod tests {
         assert_eq!(call_op(&mut w, create_op(0, pv_config())).1.domain, 3, "an ID asked for leaves the rover");
         adopt(&mut w);
         type Spoil = fn(&mut XenDomctlCreatedomain);
-        let bad: [(Spoil, i64, &str); 6] = [
+        let bad: [(Spoil, i64, &str); 8] = [
             (|c| c.flags = XEN_DOMCTL_CDF_HVM, -22, "HVM"),
             (|c| c.flags = 1 << 8, -22, "an unknown flag"),
             (|c| c.max_vcpus = 2, -22, "two vCPUs"),
             (|c| c.grant_opts = 3, -22, "grant v3"),
             (|c| c.max_grant_frames = 65, -22, "too many grant frames"),
+            (|c| c.max_grant_frames = 0, -22, "no grant frames"),
+            (|c| c.max_maptrack_frames = 1025, -22, "too many maptrack frames"),
             (|c| c.arch.emulation_flags = XEN_X86_EMU_LAPIC, -95, "emulation: EOPNOTSUPP"),
         ];
         let pool = w.pool.0.len();

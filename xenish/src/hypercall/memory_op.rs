@@ -4,8 +4,15 @@
 //! Semantics and errnos: Xen 4.17 `xen/common/memory.c` (`do_memory_op`)
 //! and `xen/arch/x86/mm.c` (`arch_memory_op`). The reservation commands
 //! return how many extents they did (so a failure midway is a short
-//! count, not an errno), and continue with `cmd | start << 6` after a
-//! batch. A domain never owns more than its `max_pages`: that is where
+//! count, not an errno), and continue with `cmd | start << 6`. Xen checks
+//! for preemption after every extent; xenish's work budget does the same
+//! by cost: an invocation stops after [`BATCH`] extents or once the
+//! extents done reach [`FRAME_BUDGET`] frames (each frame is zeroed or
+//! scrubbed, so frames are the work), always after at least one extent.
+//! One invocation therefore clears at most `FRAME_BUDGET` frames plus one
+//! extent of the domain's largest order (2 MiB for a domU, 16 MiB for the
+//! control domain), where a count of extents alone allowed 512 such
+//! extents. A domain never owns more than its `max_pages`: that is where
 //! `mem=` (and `dom0_mem=`) bite.
 //!
 //! `decrease_reservation` gives frames back: a frame leaves its domain
@@ -42,6 +49,10 @@ const MEMOP_EXTENT_SHIFT: u32 = 6;
 const MEMOP_CMD_MASK: u64 = (1 << MEMOP_EXTENT_SHIFT) - 1;
 /// Extents served before a reservation command is continued.
 pub(super) const BATCH: u64 = 512;
+/// Frames an invocation of a reservation command allocates or frees (and
+/// clears) before it is continued: 2 MiB, one extent of a domU's largest
+/// order, as much as Xen does between two preemption checks.
+pub(super) const FRAME_BUDGET: u64 = 512;
 /// The largest extent order of an unprivileged domain (`CONFIG_DOMU_MAX_ORDER`).
 const DOMU_MAX_ORDER: u32 = 9;
 /// The largest for the control domain (`CONFIG_CTLDOM_MAX_ORDER`).
@@ -144,9 +155,11 @@ fn reservation(ctx: &mut Ctx, op: u32, arg: u64, start: u64) -> Outcome {
         return done(start);
     }
     let populate = op == XENMEM_POPULATE_PHYSMAP;
+    let frames_per_extent = 1u64 << r.extent_order;
     let mut i = start;
     while i < r.nr_extents {
-        if i - start == BATCH {
+        let done_here = i - start;
+        if done_here == BATCH || (done_here > 0 && done_here * frames_per_extent >= FRAME_BUDGET) {
             let cmd = u64::from(op) | (i << MEMOP_EXTENT_SHIFT);
             return Outcome::Continue([cmd, arg, 0, 0, 0]);
         }
@@ -673,5 +686,57 @@ mod tests {
         assert_eq!(w.call_ret(nr, [u64::from(XENMEM_GET_SHARING_SHARED_PAGES), 0, 0, 0, 0]), 0);
         w.dom.privileged = false;
         assert_eq!(claim(&mut w, 3, 6), -1, "unprivileged: EPERM");
+    }
+
+    /// Drives a reservation command through its continuations; returns
+    /// its result and how often it was continued.
+    fn reserve_to_end(w: &mut World, cmd: u64, r: MemoryReservation) -> (i64, usize) {
+        let mut out = reserve(w, cmd, r);
+        let mut continued = 0;
+        loop {
+            match out {
+                Outcome::Return(v) => return (v, continued),
+                Outcome::Continue(args) => {
+                    continued += 1;
+                    out = w.call(NR, args);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn reservations_are_continued_by_frames_cleared_and_end_as_one_run() {
+        // The same 2048 frames asked for as 4 extents of order 9 and as
+        // 2048 of order 0: continued after every 2 MiB either way, the
+        // same frames owned, zeroed and in the M2P at the end.
+        let inc = u64::from(XENMEM_INCREASE_RESERVATION);
+        let dec = u64::from(XENMEM_DECREASE_RESERVATION);
+        let run = |order: u32, nr: u64| {
+            let mut w = World::new(false);
+            w.grow(4096);
+            w.pool.0 = (2048..4096).rev().map(Mfn).collect();
+            for f in 2048..4096 {
+                w.mem.0[f][0] = 0x5a; // dirty: must come out zeroed
+            }
+            w.dom.max_pages = 10_000;
+            let (ret, continued) = reserve_to_end(&mut w, inc, reservation(nr, order, DOMID_SELF, 0));
+            assert_eq!((ret, continued), (nr as i64, 3), "order {order}: 4 rounds of 512 frames");
+            let owned: vec::Vec<Mfn> = w.ft.pages(&w.dom.page_list).filter(|m| m.0 >= 2048).collect();
+            assert_eq!(owned.len(), 2048);
+            assert!(owned.iter().all(|m| w.mem.0[m.0 as usize][0] == 0), "zeroed");
+            w.audit();
+            (w, owned)
+        };
+        let (mut big, mut owned_big) = run(9, 4);
+        let (_, mut owned_small) = run(0, 2048);
+        owned_big.sort();
+        owned_small.sort();
+        assert_eq!(owned_big, owned_small, "the same frames");
+        // Giving them back: 4 extents of order 9 at their MFNs.
+        let firsts: vec::Vec<u64> = (0..4).map(|k| 2048 + k * 512).collect();
+        big.poke(LIST, &firsts.iter().flat_map(|m| m.to_le_bytes()).collect::<vec::Vec<u8>>());
+        assert_eq!(reserve_to_end(&mut big, dec, reservation(4, 9, DOMID_SELF, LIST)), (4, 3));
+        assert_eq!(big.ft.pages(&big.dom.page_list).filter(|m| m.0 >= 2048).count(), 0);
+        big.audit();
     }
 }

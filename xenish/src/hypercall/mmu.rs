@@ -75,6 +75,12 @@ fn serve(ctx: &mut Ctx, va: u64, pte: u64, flags: u64, owner: PgOwner) -> HcResu
 pub(super) const MMU_UPDATE_PREEMPTED: u32 = 1 << 31;
 /// Requests served per call before a batch is continued.
 const BATCH: u32 = 512;
+/// Page tables a batch may validate or devalidate (each a walk of 512
+/// entries) before it is continued, after at least one request: Xen checks
+/// for preemption between requests and inside each (one L1 between two
+/// checks); xenish's requests are not preemptible inside, so the batch is
+/// cut by what its requests cost.
+pub(super) const TABLE_BUDGET: u64 = 64;
 /// The `MMU_*` command bits of `mmu_update.ptr`: Xen takes
 /// `ptr & (sizeof(l1_pgentry_t) - 1)`, so 4..7 are unknown commands.
 const MMU_CMD_MASK: u64 = 7;
@@ -180,13 +186,18 @@ impl Batch {
     }
 
     /// Serves the requests in order with `serve` until one fails or the
-    /// per-call bound is reached; reports the done count and returns the
-    /// first error, success, or the continuation for the rest.
+    /// per-call bound is reached ([`BATCH`] requests, or [`TABLE_BUDGET`]
+    /// page tables walked, after at least one request); reports the done
+    /// count and returns the first error, success, or the continuation for
+    /// the rest.
     pub(super) fn run<T: FromBytes + IntoBytes>(self, ctx: &mut Ctx, owner: PgOwner, serve: Serve<T>) -> Outcome {
         let handle = GuestHandle::<T>::new(self.list);
         let mut result = Ok(());
         let mut i = 0;
-        while i < self.count && i < BATCH {
+        let walked_before = ctx.ft.tables_walked();
+        let within_budget =
+            |ctx: &Ctx, i: u32| i == 0 || ctx.ft.tables_walked().wrapping_sub(walked_before) < TABLE_BUDGET;
+        while i < self.count && i < BATCH && within_budget(ctx, i) {
             let request = handle
                 .element_addr(u64::from(i))
                 .ok_or(XenError::Efault)

@@ -460,4 +460,35 @@ mod tests {
             assert_eq!(ext(&mut w, &[(cmd, 10, 0)], 1), -1, "cmd {cmd} on the caller's own state");
         }
     }
+
+    #[test]
+    fn a_batch_is_continued_by_the_tables_it_walks_and_ends_as_one_run() {
+        use super::super::mmu::TABLE_BUDGET;
+        let mut w = World::new(false);
+        let before = w.counts();
+        // Frame 9: the caller's, untyped; each pin validates it (a walk of
+        // its 512 entries), each unpin devalidates it.
+        let pairs = 100u64;
+        let ops: Vec<(u32, u64, u64)> =
+            (0..pairs).flat_map(|_| [(MMUEXT_PIN_L1_TABLE, 9, 0), (MMUEXT_UNPIN_TABLE, 9, 0)]).collect();
+        put(&mut w, &ops);
+        let nr = u64::from(HYPERVISOR_MMUEXT_OP);
+        let mut args = [BUF_VA, 2 * pairs, DONE_VA, SELF, 0];
+        let mut dones = Vec::new();
+        let ret = loop {
+            match w.call(nr, args) {
+                Outcome::Continue(next) => {
+                    dones.push(done(&mut w));
+                    args = next;
+                }
+                Outcome::Return(v) => break v,
+            }
+        };
+        assert_eq!(ret, 0);
+        let budget = TABLE_BUDGET as u32;
+        assert_eq!(dones, [budget, 2 * budget, 3 * budget], "one request per table walked, 64 a call");
+        assert_eq!(done(&mut w), 200);
+        assert_eq!(w.counts(), before, "the same state as one uninterrupted run: nothing pinned, nothing typed");
+        w.audit();
+    }
 }

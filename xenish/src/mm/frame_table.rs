@@ -250,6 +250,9 @@ pub struct FrameTable {
     pages: &'static mut [PageInfo],
     /// L4 slots 256..=271 (the hypervisor hole) as every guest L4 has them.
     pub xen_l4_slots: [u64; 16],
+    /// Page tables (512 entries each) validated or devalidated since boot:
+    /// the work hypercall budgets charge (see [`Self::tables_walked`]).
+    tables_walked: u64,
 }
 
 impl core::fmt::Debug for FrameTable {
@@ -259,12 +262,24 @@ impl core::fmt::Debug for FrameTable {
 }
 
 impl FrameTable {
+    /// Page tables validated or devalidated since boot, each a walk over
+    /// its 512 entries: a hypercall compares it before and after its work
+    /// to know what the work cost.
+    pub fn tables_walked(&self) -> u64 {
+        self.tables_walked
+    }
+
+    /// Counts one page table walked by validation or devalidation.
+    pub fn charge_table_walk(&mut self) {
+        self.tables_walked = self.tables_walked.wrapping_add(1);
+    }
+
     /// A frame table over `pages` (zeroed: every frame free), one record
     /// per machine frame from 0; records past [`MAX_FRAMES`] are not used.
     pub fn new(pages: &'static mut [PageInfo], xen_l4_slots: [u64; 16]) -> Self {
         let usable = pages.len().min(MAX_FRAMES as usize);
         let (pages, _) = pages.split_at_mut(usable);
-        FrameTable { pages, xen_l4_slots }
+        FrameTable { pages, xen_l4_slots, tables_walked: 0 }
     }
 
     /// Frames the table covers.

@@ -29,9 +29,12 @@
 //!   frame whose type count is zero and revalidates it on the next use;
 //!   xenish drops the type to [`PageType::None`] instead, which a guest
 //!   cannot tell apart. Validation is not preemptible (Xen's is, with
-//!   `-ERESTART` continuations); a table has at most 512 entries and the
-//!   depth is 4. A failed validation releases what it took and leaves
-//!   every count as before.
+//!   `-ERESTART` continuations): validating or devalidating one table can
+//!   walk every untyped table below it, up to all of the domain's frames.
+//!   Each table walked is counted ([`FrameTable::tables_walked`]) so that
+//!   `mmu_update`/`mmuext_op` continue a batch once it has cost a budget,
+//!   which bounds a batch to the budget plus one request. A failed
+//!   validation releases what it took and leaves every count as before.
 //! - The hypervisor adds `_PAGE_USER` to every present entry it accepts
 //!   (64-bit PV kernels run in ring 3: Xen's `adjust_guest_lNe`).
 //! - L1 entries with [`PTE_GNTTAB`] are grant mappings: the grant code
@@ -302,6 +305,7 @@ impl Mmu<'_> {
     /// its hypervisor slots.
     fn validate(&mut self, mfn: Mfn, level: u8, owner: &MapRights) -> Result<(), XenError> {
         self.mem.frame(mfn).ok_or(XenError::Einval)?;
+        self.ft.charge_table_walk();
         for i in 0..ENTRIES {
             if level == 4 && is_xen_l4_slot(i) {
                 continue;
@@ -355,6 +359,7 @@ impl Mmu<'_> {
 
     /// Xen's `free_lN_table`: every entry releases what it holds.
     fn devalidate(&mut self, mfn: Mfn, level: u8) {
+        self.ft.charge_table_walk();
         self.release_entries(mfn, level, ENTRIES);
     }
 

@@ -244,7 +244,7 @@ fn send(ctx: &mut Ctx, port: u32) -> Result<(), XenError> {
         Binding::Interdomain { remote: evtchn::DOMID_XEN, .. } => {
             // The console port of a domU: xenish is the backend.
             let platform = &mut *ctx.platform;
-            crate::console_ring::service(ctx.domain, ctx.mem, &mut |b| platform.console_write(b));
+            crate::console_ring::service(ctx.domain, ctx.mem, ctx.now_ns, &mut |b| platform.console_write(b));
             Ok(())
         }
         Binding::Interdomain { remote, port: rport } => {

@@ -179,3 +179,25 @@ fn a_privileged_domain_offers_a_port_of_another() {
     a.dom = 1;
     assert_eq!(op(&mut w, EVTCHNOP_ALLOC_UNBOUND, &a).0, -22, "a dying domain: EINVAL");
 }
+
+#[test]
+fn ports_stop_at_the_2_level_limit_and_at_max_evtchn_port_with_enospc() {
+    let mut w = two();
+    // Xen's evtchn_allocate_port: port 0 is reserved, 1..4096 on the
+    // 2-level ABI (max_evtchns), then -ENOSPC.
+    for want in 1..crate::evtchn::NR_PORTS_2L {
+        assert_eq!(alloc_unbound(&mut w, 1), (0, want));
+    }
+    assert_eq!(alloc_unbound(&mut w, 1).0, -28, "the 4097th port");
+    assert_eq!(w.dom.evtchn.used_ports().count(), 4095, "a refusal allocates nothing");
+    let close = EvtchnClose { port: 77 };
+    assert_eq!(op(&mut w, EVTCHNOP_CLOSE, &close).0, 0);
+    assert_eq!(alloc_unbound(&mut w, 1), (0, 77), "a closed port is reused");
+    // createdomain's max_evtchn_port bounds a domain below the ABI's limit.
+    w.dom.evtchn = crate::evtchn::EvtchnTable::new(1);
+    w.dom.evtchn.set_max_port(3);
+    for want in 1..=3 {
+        assert_eq!(alloc_unbound(&mut w, 1), (0, want));
+    }
+    assert_eq!(alloc_unbound(&mut w, 1).0, -28, "past max_evtchn_port");
+}

@@ -52,7 +52,7 @@ fn map_grant(ctx: &mut Ctx, op: &mut GnttabMapGrantRef) -> Result<u32, GntStatus
     let (me, dom, gref) = (ctx.domain.id, op.dom, op.ref_);
     domain_mut(ctx.domain, &mut ctx.peers, dom).ok_or(GNTST_BAD_DOMAIN)?;
     if !ctx.domain.gnttab.can_track() {
-        return Err(GNTST_NO_DEVICE_SPACE);
+        return Err(GNTST_NO_SPACE);
     }
     let mut mfn = Mfn(0);
     let mut pinned = 0;

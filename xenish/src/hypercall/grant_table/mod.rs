@@ -24,7 +24,7 @@ use zerocopy::{FromBytes, Immutable, IntoBytes};
 
 use super::{Ctx, HcResult, Outcome, Peers};
 use crate::domain::{DomId, Domain};
-use crate::gnttab::{self, GntStatus, MAX_FRAMES};
+use crate::gnttab::{self, GntStatus};
 use crate::mm::Mfn;
 
 /// Operations of a batch served before the hypercall is continued.
@@ -125,8 +125,7 @@ fn setup_table(ctx: &mut Ctx, uop: u64) -> HcResult {
 /// Grows the table to `op.nr_frames` (with its status frames on version
 /// 2) and writes its frames to `frame_list`.
 fn setup_frames(ctx: &mut Ctx, op: &GnttabSetupTable) -> Result<(), GntStatus> {
-    named_table(ctx, op.dom)?;
-    if op.nr_frames > MAX_FRAMES {
+    if op.nr_frames > named_table(ctx, op.dom)?.max_frames() {
         return Err(GNTST_GENERAL_ERROR);
     }
     let id = if op.dom == DOMID_SELF { ctx.domain.id } else { op.dom };
@@ -148,9 +147,9 @@ fn write_frames(ctx: &mut Ctx, list: guest_abi::GuestHandle<u64>, frames: &[Mfn]
 
 fn query_size(ctx: &mut Ctx, uop: u64) -> HcResult {
     let mut op: GnttabQuerySize = read(ctx, uop)?;
-    let table = named_table(ctx, op.dom).map(|t| t.frames.len() as u32);
+    let table = named_table(ctx, op.dom).map(|t| (t.frames.len() as u32, t.max_frames()));
     (op.nr_frames, op.max_nr_frames, op.status) = match table {
-        Ok(nr_frames) => (nr_frames, MAX_FRAMES, GNTST_OKAY),
+        Ok((nr_frames, max_frames)) => (nr_frames, max_frames, GNTST_OKAY),
         Err(status) => (op.nr_frames, op.max_nr_frames, status),
     };
     write(ctx, uop, &op)?;

@@ -5,6 +5,7 @@ use super::super::tests::{test_domain, World, BUF_VA};
 use super::map::PTE_AVAIL;
 use super::*;
 use crate::gnttab::tests::grant;
+use crate::gnttab::MAX_FRAMES;
 use crate::guest_access::{Access, GuestMemory, PTE_ADDR_MASK};
 use crate::hypercall::TlbFlush;
 use crate::mm::pagetable::{self, PTE_NX, PTE_P, PTE_RW, PTE_US};
@@ -318,4 +319,103 @@ fn long_batches_are_continued() {
     assert_eq!(w.call(NR, [cmd, next, 3, 0, 0]), Outcome::Return(0));
     let back = w.peek(BUF_VA, bytes.len());
     assert!(back.chunks(size as usize).all(|c| GnttabMapGrantRef::read_from_bytes(c).unwrap().status == -2));
+}
+
+/// Maps the caller's own grant `gref` device-only and read-only `n`
+/// times, 16 operations a call; the status of each map, in order.
+fn self_map_flood(w: &mut World, gref: u32, n: usize) -> Vec<i16> {
+    let one = map_op(gref, 0, GNTMAP_DEVICE_MAP | GNTMAP_READONLY);
+    let mut statuses = Vec::new();
+    while statuses.len() < n {
+        let batch = (n - statuses.len()).min(16);
+        let (ret, out) = op(w, GNTTABOP_MAP_GRANT_REF, &std::vec![one; batch]);
+        assert_eq!(ret, 0);
+        statuses.extend(out.iter().map(|m| m.status));
+    }
+    statuses
+}
+
+/// Unmaps every mapping the caller holds (device-only ones, by bus
+/// address).
+fn unmap_all(w: &mut World) {
+    let held: Vec<(u32, u64)> = w
+        .dom
+        .gnttab
+        .maptrack
+        .iter()
+        .enumerate()
+        .filter_map(|(h, m)| Some((h as u32, m.as_ref()?.mfn.addr())))
+        .collect();
+    for (handle, dev_bus_addr) in held {
+        let u = GnttabUnmapGrantRef { handle, dev_bus_addr, ..GnttabUnmapGrantRef::new_zeroed() };
+        let (ret, out) = op(w, GNTTABOP_UNMAP_GRANT_REF, &[u]);
+        assert_eq!((ret, out[0].status), (0, GNTST_OKAY), "handle {handle}");
+    }
+}
+
+#[test]
+fn a_domain_mapping_its_own_grant_4096_times_gets_xens_pin_limit() {
+    let mut w = world();
+    w.dom.gnttab.grow(1, &mut w.mem, &mut w.pool, &mut w.ft).unwrap();
+    grant(&w.dom, &mut w.mem, 5, PERMIT | RO, 0, 9);
+    let statuses = self_map_flood(&mut w, 5, 4096);
+    // Xen 4.17 map_grant_ref: "risk of counter overflow" once a kind's
+    // 8-bit pin count reaches 128 (GNTPIN_incr2oflow_mask).
+    assert!(statuses[..128].iter().all(|&s| s == GNTST_OKAY));
+    assert!(statuses[128..].iter().all(|&s| s == GNTST_GENERAL_ERROR));
+    assert_eq!(w.dom.gnttab.maptrack.iter().flatten().count(), 128, "refused maps hold no handle");
+    assert_eq!(w.dom.gnttab.active.get(&5).map(|a| a.pin), Some(128 << 24), "128 device reads");
+    assert_eq!(w.ft.info(Mfn(9)).map(|p| p.count()), Some(128), "one frame reference per mapping");
+    w.audit();
+    // Another kind of use is still counted on its own: a host read.
+    let (ret, out) = op(&mut w, GNTTABOP_MAP_GRANT_REF, &[map_op(5, 0, GNTMAP_HOST_MAP | GNTMAP_READONLY)]);
+    assert_eq!((ret, out[0].status), (0, GNTST_OKAY));
+    assert_eq!(unmap(&mut w, out[0].handle, MAP_VA), GNTST_OKAY);
+    unmap_all(&mut w);
+    assert!(w.dom.gnttab.active.is_empty());
+    assert_eq!(w.dom.gnttab.entry(&w.mem, 5).unwrap().flags, PERMIT | RO, "GTF_reading cleared");
+    w.audit();
+}
+
+#[test]
+fn a_full_maptrack_is_gntst_no_space_and_changes_nothing() {
+    let mut w = world();
+    // One maptrack frame: 256 handles (createdomain's max_maptrack_frames).
+    w.dom.gnttab.set_limits(-1, 1).unwrap();
+    w.dom.gnttab.grow(1, &mut w.mem, &mut w.pool, &mut w.ft).unwrap();
+    for gref in [5, 6, 7] {
+        grant(&w.dom, &mut w.mem, gref, PERMIT | RO, 0, 9);
+    }
+    assert!(self_map_flood(&mut w, 5, 128).iter().all(|&s| s == GNTST_OKAY));
+    assert!(self_map_flood(&mut w, 6, 128).iter().all(|&s| s == GNTST_OKAY));
+    let counts = w.counts();
+    // Xen 4.17 map_grant_ref: "Failed to obtain maptrack handle".
+    assert!(self_map_flood(&mut w, 7, 64).iter().all(|&s| s == GNTST_NO_SPACE));
+    assert_eq!(w.counts(), counts, "no frame count moved");
+    assert!(!w.dom.gnttab.active.contains_key(&7), "the grant was not looked at");
+    assert_eq!(w.dom.gnttab.entry(&w.mem, 7).unwrap().flags, PERMIT | RO);
+    assert_eq!(w.dom.gnttab.maptrack.len(), 256, "the maptrack grew to its limit, no further");
+    w.audit();
+    unmap_all(&mut w);
+    assert!(self_map_flood(&mut w, 7, 1) == [GNTST_OKAY], "handles come back");
+    w.audit();
+}
+
+#[test]
+fn createdomain_limits_bound_the_table_and_the_maptrack() {
+    let mut t = crate::gnttab::GrantTable::new();
+    assert_eq!(t.max_frames(), MAX_FRAMES, "the default");
+    assert_eq!(t.set_limits(4, 0), Ok(()));
+    assert_eq!(t.max_frames(), 4);
+    assert!(!t.can_track(), "no maptrack frames: no mappings");
+    for (frames, maptrack) in [(0, 1), (65, 1), (1, 1025)] {
+        assert_eq!(t.set_limits(frames, maptrack), Err(XenError::Einval), "{frames} {maptrack}");
+    }
+    let mut w = world();
+    w.dom.gnttab.set_limits(2, -1).unwrap();
+    let mut s = GnttabSetupTable::new_zeroed();
+    (s.dom, s.nr_frames, s.frame_list) = (DOMID_SELF, 3, guest_abi::GuestHandle::new(BUF_VA + 0x100));
+    assert_eq!(op(&mut w, GNTTABOP_SETUP_TABLE, &[s]).1[0].status, GNTST_GENERAL_ERROR, "past max_grant_frames");
+    let q = GnttabQuerySize { dom: DOMID_SELF, ..GnttabQuerySize::new_zeroed() };
+    assert_eq!(op(&mut w, GNTTABOP_QUERY_SIZE, &[q]).1[0].max_nr_frames, 2);
 }
