@@ -234,7 +234,7 @@ fn emulate_privileged(
     (mem, ft, now_ns): (&mut dyn MachineMemory, &mut FrameTable, u64),
     cpu: &mut dyn CpuOps,
 ) -> Option<TrapDecision> {
-    if let Some(done) = emulate_port_io(dom, vcpu, frame, insn, now_ns, cpu) {
+    if let Some(done) = emulate_port_io(dom, vcpu, frame, insn, (&mut *mem, now_ns), cpu) {
         return Some(done);
     }
     let (rex, body) = match insn {
@@ -357,22 +357,79 @@ pub fn port_reserved(port: u16) -> bool {
     matches!(port, 0x20..=0x21 | 0x40..=0x43 | 0x61 | 0x70..=0x71 | 0xa0..=0xa1 | 0xf4 | 0x3f8..=0x3ff)
 }
 
-/// `in`/`out` from a guest kernel that raised its virtual IOPL
-/// (`PHYSDEVOP_set_iopl`; Xen's `guest_io_okay`), as Xen's
+/// The port and width (bytes) of an `in`/`out` instruction, `None` for any
+/// other instruction.
+fn port_access(frame: &TrapFrame, insn: &[u8]) -> Option<(u16, u32)> {
+    let (opsize16, body) = match insn {
+        [0x66, rest @ ..] => (true, rest),
+        _ => (false, insn),
+    };
+    let op = *body.first()?;
+    let size = match (op & 1, opsize16) {
+        (0, _) => 1,
+        (_, true) => 2,
+        _ => 4,
+    };
+    match op {
+        0xe4..=0xe7 => Some((u16::from(*body.get(1)?), size)),
+        0xec..=0xef => Some((frame.rdx as u16, size)),
+        _ => None,
+    }
+}
+
+/// Whether vCPU `vcpu` may access `bytes` ports from `port` (Xen's
+/// `guest_io_okay`): its virtual IOPL covers the mode it runs in (the
+/// kernel counts as ring 1, or ring 0 with `VMASST_TYPE_architectural_iopl`;
+/// user mode needs IOPL 3), or the ports are below its I/O bitmap's limit
+/// and their bits in the bitmap (`PHYSDEVOP_set_iobitmap`, read through
+/// the kernel's page tables) are clear. A bitmap byte that cannot be read
+/// forbids its ports, as in Xen.
+fn io_okay(dom: &Domain, vcpu: usize, port: u16, bytes: u32, mem: &mut dyn MachineMemory) -> bool {
+    let Some(v) = dom.vcpus.get(vcpu) else { return false };
+    let architectural = dom.vm_assist & (1 << guest_abi::xen::VMASST_TYPE_ARCHITECTURAL_IOPL) != 0;
+    let cpl = match (v.kernel_mode, architectural) {
+        (false, _) => 3,
+        (true, true) => 0,
+        (true, false) => 1,
+    };
+    if v.iopl >= cpl {
+        return true;
+    }
+    let (bitmap, limit) = v.iobitmap;
+    if u32::from(port) + bytes > limit {
+        return false;
+    }
+    let g = GuestMemory::new(mem, v.kernel_l4);
+    let at = bitmap.wrapping_add(u64::from(port >> 3));
+    let mut b = [0xffu8; 2];
+    for (i, byte) in b.iter_mut().enumerate() {
+        let mut one = [0u8];
+        match g.copy_from(at.wrapping_add(i as u64), &mut one) {
+            Ok(()) => *byte = one[0],
+            Err(_) => break,
+        }
+    }
+    let wanted = ((1u32 << bytes) - 1) << (port & 7);
+    u32::from(u16::from_le_bytes(b)) & wanted == 0
+}
+
+/// `in`/`out` from a guest allowed the ports by its virtual IOPL
+/// (`PHYSDEVOP_set_iopl`) or I/O bitmap ([`io_okay`]), as Xen's
 /// `guest_io_read`/`guest_io_write` treat it: a privileged domain's is
 /// performed on its behalf, except on the ports the hypervisor owns; an
 /// unprivileged domain has no ports, so it reads all ones, its writes are
 /// dropped, and only the PCI address latch (0xcf8) keeps what it wrote.
-/// Without the IOPL it is the #GP it was.
+/// Without that permission it is the #GP it was.
 fn emulate_port_io(
     dom: &mut Domain,
     vcpu: usize,
     frame: &mut TrapFrame,
     insn: &[u8],
-    now_ns: u64,
+    (mem, now_ns): (&mut dyn MachineMemory, u64),
     cpu: &mut dyn CpuOps,
 ) -> Option<TrapDecision> {
-    if dom.vcpus.get(vcpu)?.iopl == 0 {
+    let (port, size) = port_access(frame, insn)?;
+    if !io_okay(dom, vcpu, port, size, mem) {
         return None;
     }
     if !dom.privileged {
@@ -1045,6 +1102,44 @@ mod tests {
         assert_eq!(f.rax, 0xffff_ffff, "no device behind 0xcfc");
         let (_, f) = io(&[0xe6, 0xf4], &|f| f.vector = 13);
         assert_eq!(f.rip, BUF_VA + 2, "a write is dropped");
+    }
+
+    #[test]
+    fn the_io_bitmap_grants_ports_iopl_does_not() {
+        // in al, dx (0x3c4) through a bitmap at BUF_VA + 0x1000 covering
+        // 0x400 ports, all allowed but those whose bits are set.
+        let (mut w, mut f) = setup(&[0xec]);
+        w.dom.privileged = true;
+        w.dom.vcpus[0].iobitmap = (BUF_VA + 0x1000, 0x400);
+        f.rdx = 0x3c4;
+        assert!(matches!(run(&mut w, &mut f, 13, 0), TrapDecision::Resume), "a clear bit: allowed");
+        assert_eq!(f.rip, BUF_VA + 1);
+        let bits = |w: &mut World, byte: u64, value: u8| w.poke(BUF_VA + 0x1000 + byte, &[value]);
+        let ok = |w: &mut World, port: u16, bytes: u32| io_okay(&w.dom, 0, port, bytes, &mut w.mem);
+        bits(&mut w, 0x78, 1 << 4);
+        assert!(!ok(&mut w, 0x3c4, 1), "its bit set");
+        assert!(ok(&mut w, 0x3c5, 1) && ok(&mut w, 0x3c0, 4), "the neighbours' bits are clear");
+        assert!(!ok(&mut w, 0x3c2, 4), "a wide access needs every port's bit clear");
+        bits(&mut w, 0x79, 1);
+        assert!(!ok(&mut w, 0x3c6, 4), "across a byte boundary");
+        assert!(ok(&mut w, 0x3ff, 1) && !ok(&mut w, 0x3ff, 2) && !ok(&mut w, 0x400, 1), "the limit");
+        w.dom.vcpus[0].iobitmap = (BUF_VA + 0x3fff, 0x400);
+        assert!(ok(&mut w, 0, 1) && !ok(&mut w, 8, 1), "an unreadable byte forbids its ports");
+        w.dom.vcpus[0].iobitmap = (0x10, 0x400);
+        assert!(!ok(&mut w, 0, 1), "an unmapped bitmap forbids all");
+        // The virtual IOPL: the kernel needs 1 (0 with architectural IOPL),
+        // user mode 3.
+        w.dom.vcpus[0].iobitmap = (0, 0);
+        w.dom.vcpus[0].iopl = 1;
+        assert!(ok(&mut w, 0x3c4, 1));
+        w.dom.vcpus[0].kernel_mode = false;
+        assert!(!ok(&mut w, 0x3c4, 1), "IOPL 1 does not cover user mode");
+        w.dom.vcpus[0].iopl = 3;
+        assert!(ok(&mut w, 0x3c4, 1));
+        (w.dom.vcpus[0].kernel_mode, w.dom.vcpus[0].iopl) = (true, 0);
+        assert!(!ok(&mut w, 0x3c4, 1));
+        w.dom.vm_assist |= 1 << guest_abi::xen::VMASST_TYPE_ARCHITECTURAL_IOPL;
+        assert!(ok(&mut w, 0x3c4, 1), "architectural IOPL: the kernel is ring 0");
     }
 
     /// The test world with its L1 (frame 3) also mapped read-only at
