@@ -259,8 +259,6 @@ pub struct Callbacks {
     pub syscall32: Callback,
     /// `CALLBACKTYPE_sysenter`: `sysenter` from 32-bit user code.
     pub sysenter: Callback,
-    /// `CALLBACKTYPE_nmi`: NMI delivery.
-    pub nmi: Callback,
 }
 
 impl Vcpu {

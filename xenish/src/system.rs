@@ -465,7 +465,7 @@ impl System {
                 v.blocked = false;
             }
         }
-        if let Err(why) = traps::deliver_upcall(domain, who.vcpu, frame, mem) {
+        if let Err(why) = traps::deliver_pending(domain, who.vcpu, frame, mem) {
             let msg = format!("event upcall failed: {why}");
             crate::printk!("xenish: d{} crashed: {}", domain.id, msg);
             domain.crash(msg);
@@ -530,7 +530,7 @@ impl System {
                             return self.reschedule(frame, now_ns, tsc, mem);
                         }
                     }
-                    if let Err(why) = traps::deliver_upcall(d, who.vcpu, frame, mem) {
+                    if let Err(why) = traps::deliver_pending(d, who.vcpu, frame, mem) {
                         let msg = format!("event upcall failed: {why}");
                         crate::printk!("xenish: d{} crashed: {}", d.id, msg);
                         d.crash(msg);
@@ -689,6 +689,42 @@ mod tests {
         assert!(system.domains[0].vcpus[0].kernel_mode);
         assert!(!action.toggled, "kernel mode in, kernel mode out: no swapgs");
         assert_eq!(action.next, Next::Resume, "and the kernel's table stays");
+    }
+
+    #[test]
+    fn a_sent_nmi_enters_trap_2_before_the_upcall_and_waits_for_its_iret() {
+        const NMI: u64 = 0xffff_ffff_8000_2000;
+        let (mut system, mut frame, mut mem, mut w) = started(|w| {
+            with_callback(w);
+            w.dom.vcpus[0].traps[2] = crate::domain::TrapHandler { cs: 0xe033, flags: 4, address: NMI };
+        });
+        raise_upcall(&mut mem);
+        mem.0[8][1] = 1; // events masked: only the NMI can be delivered
+        fn send_nmi(system: &mut System, frame: &mut TrapFrame, mem: &mut dyn MachineMemory, w: &mut World) {
+            (frame.rax, frame.rdi, frame.rsi, frame.rdx) =
+                (u64::from(guest_abi::xen::HYPERVISOR_VCPU_OP), u64::from(guest_abi::vcpu::VCPUOP_SEND_NMI), 0, 0);
+            (frame.rip, frame.rsp) = (0x7000, BUF_VA + 0x2000);
+            system.syscall(frame, 1000, 1000, mem, &mut w.plat);
+        }
+        send_nmi(&mut system, &mut frame, &mut mem, &mut w);
+        assert_eq!((frame.rip, frame.rax), (NMI, 0), "the NMI handler, with the hypercall's answer");
+        assert!(system.domains[0].vcpus[0].nmi_masked);
+        send_nmi(&mut system, &mut frame, &mut mem, &mut w);
+        assert_eq!(frame.rip, 0x7000, "a second NMI waits while the first is handled");
+        assert!(system.domains[0].vcpus[0].nmi_pending);
+        // The handler's iret (to kernel mode, events unmasked) unmasks NMIs:
+        // the pending one is delivered at once, before the upcall.
+        let ctx: [u64; 9] = [0, 0, 0, 0, 0x7000, 0xe030, 0x202, BUF_VA + 0x2000, 0xe02b];
+        let bytes: std::vec::Vec<u8> = ctx.iter().flat_map(|v| v.to_le_bytes()).collect();
+        crate::guest_access::GuestMemory::new(&mut mem, Mfn(0)).copy_to(BUF_VA + 0x1000, &bytes).unwrap();
+        (frame.rax, frame.rsp) = (u64::from(guest_abi::xen::HYPERVISOR_IRET), BUF_VA + 0x1000);
+        system.syscall(&mut frame, 1000, 1000, &mut mem, &mut w.plat);
+        assert_eq!(frame.rip, NMI, "the second NMI");
+        assert_eq!(mem.0[8][1], 1, "entered with events masked (trap 2's flags)");
+        crate::guest_access::GuestMemory::new(&mut mem, Mfn(0)).copy_to(BUF_VA + 0x1000, &bytes).unwrap();
+        (frame.rax, frame.rsp) = (u64::from(guest_abi::xen::HYPERVISOR_IRET), BUF_VA + 0x1000);
+        system.syscall(&mut frame, 1000, 1000, &mut mem, &mut w.plat);
+        assert_eq!(frame.rip, CALLBACK, "its iret unmasks events: now the upcall");
     }
 
     #[test]

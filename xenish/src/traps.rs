@@ -709,6 +709,46 @@ fn bounce(
     }
 }
 
+/// What a return to the guest delivers, in Xen's order: a pending NMI, then
+/// a pending event upcall (on top of the NMI handler's frame if that left
+/// events unmasked).
+pub fn deliver_pending(
+    dom: &mut Domain,
+    vcpu: usize,
+    frame: &mut TrapFrame,
+    mem: &mut dyn MachineMemory,
+) -> Result<bool, String> {
+    let nmi = deliver_nmi(dom, vcpu, frame, mem)?;
+    Ok(deliver_upcall(dom, vcpu, frame, mem)? || nmi)
+}
+
+/// Delivers a pending NMI (`VCPUOP_send_nmi`) to the guest's NMI handler,
+/// trap-table vector 2 (`CALLBACKTYPE_nmi` sets it too), unless one is
+/// still being handled: Xen's `process_nmi`, run on every return to a
+/// guest before event upcalls. NMIs stay masked until the handler's
+/// `iret`; with no handler the NMI is dropped. Returns whether one was
+/// delivered.
+pub fn deliver_nmi(
+    dom: &mut Domain,
+    vcpu: usize,
+    frame: &mut TrapFrame,
+    mem: &mut dyn MachineMemory,
+) -> Result<bool, String> {
+    let Some(v) = dom.vcpus.get_mut(vcpu) else { return Ok(false) };
+    if !v.nmi_pending || v.nmi_masked {
+        return Ok(false);
+    }
+    v.nmi_pending = false;
+    let handler = v.traps.get(2).copied().unwrap_or_default();
+    if handler.address == 0 {
+        return Ok(false);
+    }
+    v.nmi_masked = true;
+    let mask_events = handler.flags & TI_DISABLE_EVENTS != 0;
+    create_bounce_frame(dom, vcpu, frame, Bounce { target: handler.address, error_code: None, mask_events, segments: None }, mem)?;
+    Ok(true)
+}
+
 /// Delivers a pending event upcall: if `evtchn_upcall_pending` is set and
 /// events are not masked, bounce to the event callback with events masked
 /// (Xen's `test_all_events`, run on every return to a guest). Returns whether
@@ -868,6 +908,8 @@ pub fn iret(
     frame.rflags = (rflags & !(EFLAGS_IOPL | EFLAGS_VM | EFLAGS_NT)) | EFLAGS_IF;
     if let Some(v) = dom.vcpus.get_mut(vcpu) {
         v.kernel_mode = !to_user;
+        // Xen's async_exception_cleanup: an NMI handler's iret unmasks NMIs.
+        v.nmi_masked = false;
     }
     upcall_mask(dom, vcpu, mem, Some(rflags & EFLAGS_IF == 0));
     if !is_canonical(rip) {
