@@ -174,7 +174,9 @@ impl System {
         let was_kernel = domain.vcpus.get(vcpu).is_some_and(|v| v.kernel_mode);
         let l4_before = domain.vcpus.get(vcpu).map(|v| v.current_l4());
         let (mut tlb, mut reload_gdt) = (TlbFlush::None, false);
-        let decision = if !was_kernel {
+        // A `syscall` from 32-bit code is never a hypercall: Xen's
+        // cstar_enter bounces it to the guest kernel in either mode.
+        let decision = if !was_kernel || frame.cs == traps::FLAT_USER_CS32 {
             traps::syscall_from_user(domain, vcpu, frame, mem)
         } else if frame.rax == u64::from(guest_abi::xen::HYPERVISOR_IRET) {
             // iret replaces the whole frame rather than returning a value.

@@ -8,7 +8,7 @@ use alloc::format;
 use alloc::string::String;
 
 use crate::cpuid;
-use crate::domain::{Domain, TrapHandler};
+use crate::domain::{Callback, Domain, TrapHandler};
 use crate::guest_access::PTE_ADDR_MASK;
 use crate::guest_access::{is_canonical, GuestMemory};
 use crate::mm::frame_table::FrameTable;
@@ -23,6 +23,9 @@ pub const FEP_CPUID: [u8; 7] = [0x0f, 0x0b, b'x', b'e', b'n', 0x0f, 0xa2];
 
 /// The guest kernel's flat code selector (`FLAT_KERNEL_CS64`).
 pub const FLAT_KERNEL_CS: u64 = 0xe033;
+/// Xen's flat 32-bit user code selector (`FLAT_USER_CS32`): what the frame
+/// of a `syscall` from 32-bit code says.
+pub const FLAT_USER_CS32: u64 = 0xe023;
 /// The guest kernel's flat stack selector (`FLAT_KERNEL_SS64`).
 pub const FLAT_KERNEL_SS: u64 = 0xe02b;
 
@@ -829,16 +832,23 @@ pub fn reload_segments(
     failsafe(dom, vcpu, frame, selectors, "reloading a data segment selector failed", mem)
 }
 
-/// A `syscall` from guest user mode: enter the kernel's syscall callback.
-/// With no callback registered, the guest gets `#UD` at the instruction,
-/// as on Xen.
+/// A `syscall` from guest user mode, or from 32-bit code (whose frame says
+/// [`FLAT_USER_CS32`]): enter the kernel's syscall callback, the
+/// `CALLBACKTYPE_syscall32` one for 32-bit code, as Xen's
+/// `switch_to_kernel` does (events masked as the 64-bit callback asked, in
+/// both cases). With no such callback registered, the guest gets `#UD` at
+/// the instruction, as on Xen.
 pub fn syscall_from_user(
     dom: &mut Domain,
     vcpu: usize,
     frame: &mut TrapFrame,
     mem: &mut dyn MachineMemory,
 ) -> TrapDecision {
-    let Some(cb) = dom.vcpus.get(vcpu).map(|v| v.callbacks.syscall) else {
+    let compat = frame.cs == FLAT_USER_CS32;
+    let Some(cb) = dom.vcpus.get(vcpu).map(|v| Callback {
+        address: if compat { v.callbacks.syscall32.address } else { v.callbacks.syscall.address },
+        mask_events: v.callbacks.syscall.mask_events,
+    }) else {
         return TrapDecision::Crash(String::from("no such vCPU"));
     };
     if cb.address == 0 {
@@ -863,11 +873,16 @@ pub fn syscall_from_user(
 /// The `iret` hypercall: restore the context saved in the `iret_context` at
 /// the guest's stack pointer (`rax, r11, rcx, flags, rip, cs, rflags, rsp, ss`).
 /// A CS with RPL 3 returns to guest user mode (which needs a user page
-/// table); RPL 0 stays in the kernel.
+/// table); RPL 0 stays in the kernel. CS and SS are loaded with RPL 3, as
+/// Xen's `do_iret` forces, so a 64-bit PV guest may return to 32-bit code
+/// (compatibility mode: Xen's `FLAT_RING3_CS32`, or a 32-bit code segment
+/// of its own GDT or LDT).
 ///
-/// A non-canonical `rip` makes the CPU's return to the guest fault: as in
-/// Xen, the guest's failsafe callback is entered instead, with the data
-/// selectors it is running with (`selectors`: `ds, es, fs, gs`).
+/// Where the CPU's return to the guest would fault (a selector that does
+/// not load, a non-canonical `rip`, a `rip` past a 32-bit segment's limit:
+/// [`crate::descriptors::iret_target_ok`]), the guest's failsafe callback
+/// is entered instead, as in Xen, with the data selectors it is running
+/// with (`selectors`: `ds, es, fs, gs`).
 pub fn iret(
     dom: &mut Domain,
     vcpu: usize,
@@ -901,10 +916,13 @@ pub fn iret(
     }
     frame.rip = rip;
     frame.rsp = rsp;
-    // Only the flat selectors exist until the guest installs a GDT.
-    let _ = (cs, ss);
-    frame.cs = FLAT_KERNEL_CS;
-    frame.ss = FLAT_KERNEL_SS;
+    let (cs, ss) = (cs as u16 | 3, ss as u16 | 3);
+    (frame.cs, frame.ss) = (u64::from(cs), u64::from(ss));
+    let loads = {
+        let gdt = |i: usize| crate::descriptors::gdt_entry(&v.gdt_frames, &*mem, i);
+        let ldt = |i: usize| crate::descriptors::ldt_entry(&v.ldt_frames, v.ldt_ents, &*mem, i);
+        crate::descriptors::iret_target_ok(cs, ss, rip, &gdt, &ldt)
+    };
     frame.rflags = (rflags & !(EFLAGS_IOPL | EFLAGS_VM | EFLAGS_NT)) | EFLAGS_IF;
     if let Some(v) = dom.vcpus.get_mut(vcpu) {
         v.kernel_mode = !to_user;
@@ -912,8 +930,8 @@ pub fn iret(
         v.nmi_masked = false;
     }
     upcall_mask(dom, vcpu, mem, Some(rflags & EFLAGS_IF == 0));
-    if !is_canonical(rip) {
-        let why = format!("iret to a non-canonical rip {rip:#x}");
+    if !loads {
+        let why = format!("iret to {cs:#x}:{rip:#x} (ss {ss:#x}) faults");
         return failsafe(dom, vcpu, frame, selectors, &why, mem);
     }
     TrapDecision::Resume
@@ -1456,6 +1474,42 @@ mod tests {
     }
 
     #[test]
+    fn an_iret_returns_to_32_bit_code_and_one_the_cpu_would_refuse_enters_the_failsafe_callback() {
+        let (mut w, _) = setup(&[0; 4]);
+        w.dom.vcpus[0].user_l4 = Some(crate::mm::Mfn(0));
+        w.dom.vcpus[0].kernel_sp = BUF_VA + 0x3000;
+        w.dom.vcpus[0].callbacks.failsafe = crate::domain::Callback { address: 0x5000, mask_events: false };
+        let iret_to = |w: &mut World, cs: u64, rip: u64, ss: u64| {
+            let ctx: [u64; 9] = [0, 0, 0, 0, rip, cs | 0xab << 32, 0x202, BUF_VA + 0x2000, ss];
+            let bytes: std::vec::Vec<u8> = ctx.iter().flat_map(|v| v.to_le_bytes()).collect();
+            w.dom.vcpus[0].kernel_mode = true;
+            let mut f = TrapFrame { rsp: BUF_VA + 0x1000, ..TrapFrame::default() };
+            w.poke(f.rsp, &bytes);
+            let d = iret(&mut w.dom, 0, &mut f, &mut w.mem, [0xe02b, 0, 0, 0]);
+            assert!(matches!(d, TrapDecision::Resume), "{d:?}");
+            f
+        };
+        let f = iret_to(&mut w, 0xe023, 0x40_0000, 0xe02b);
+        assert_eq!((f.cs, f.ss, f.rip), (0xe023, 0xe02b, 0x40_0000), "compatibility mode, the upper CS bits dropped");
+        assert!(!w.dom.vcpus[0].kernel_mode, "RPL 3: user mode");
+        let f = iret_to(&mut w, 0xe020, 0xffff_ffff, 0xe028);
+        assert_eq!((f.cs, f.ss), (0xe023, 0xe02b), "RPL 0 stays in the kernel, loaded with RPL 3");
+        assert!(w.dom.vcpus[0].kernel_mode);
+        for (cs, rip, ss, what) in [
+            (0xe023, 0x1_0000_0000, 0xe02b, "past 4 GiB in 32-bit code"),
+            (0x0010, 0x40_0000, 0xe02b, "a GDT entry the guest does not have"),
+            (0xe033, 0x40_0000, 0, "a null stack selector"),
+            (0xe008, 0x40_0000, 0xe02b, "the hypervisor's code selector"),
+        ] {
+            let f = iret_to(&mut w, cs, rip, ss);
+            assert_eq!(f.rip, 0x5000, "{what}: the failsafe callback");
+            let frame = words_at(&mut w, f.rsp, 11);
+            // (The selector's RPL says the mode, as in every bounce frame.)
+            assert_eq!((frame[6], frame[7] & 0xfffc, frame[10]), (rip, cs & !3, ss | 3), "{what}: what failed, reported");
+        }
+    }
+
+    #[test]
     fn iret_to_user_needs_a_user_table_and_switches_mode() {
         let (mut w, mut f) = setup(&[0; 4]);
         let ctx: [u64; 9] = [0, 0, 0, 0, 0x40_0000, 0xe033, 0x202, 0x7fff_0000, 0xe02b];
@@ -1490,6 +1544,29 @@ mod tests {
             w.peek(f.rsp, 56).chunks(8).map(|c| u64::from_le_bytes(c.try_into().unwrap())).collect();
         assert_eq!(words, [0x40_1002, 0x246, 0x40_1002, 0xe033, 0x246, 0x7fff_0000, 0xe02b]);
         assert_eq!(w.mem.0[8][1], 1, "mask_events");
+    }
+
+    #[test]
+    fn a_syscall_from_32_bit_code_enters_the_syscall32_callback_with_the_syscall_callbacks_mask() {
+        let (mut w, mut f) = setup(&[0; 4]);
+        let v = &mut w.dom.vcpus[0];
+        (v.kernel_mode, v.user_l4, v.kernel_sp) = (false, Some(crate::mm::Mfn(0)), BUF_VA + 0x2000);
+        v.callbacks.syscall = crate::domain::Callback { address: 0x9000, mask_events: false };
+        v.callbacks.syscall32 = crate::domain::Callback { address: 0xa000, mask_events: true };
+        v.traps[6] = TrapHandler { cs: 0xe033, flags: 0, address: 0x6000 };
+        w.mem.0[8][1] = 0;
+        (f.cs, f.rcx, f.r11, f.rsp) = (FLAT_USER_CS32, 0x40_1002, 0x246, 0x7fff_0000);
+        assert!(matches!(syscall_from_user(&mut w.dom, 0, &mut f, &mut w.mem), TrapDecision::Resume));
+        assert_eq!(f.rip, 0xa000, "the syscall32 callback");
+        assert_eq!(words_at(&mut w, f.rsp + 24, 1), [0xe023], "the frame says FLAT_USER_CS32");
+        assert_eq!(w.mem.0[8][1], 0, "events left as the 64-bit callback asked, as in Xen");
+        // With no syscall32 callback, #UD at the instruction (no fallback
+        // to the 64-bit one).
+        w.dom.vcpus[0].callbacks.syscall32.address = 0;
+        w.dom.vcpus[0].kernel_mode = true;
+        (f.cs, f.rcx, f.rsp) = (FLAT_USER_CS32, 0x40_1002, BUF_VA + 0x1000);
+        assert!(matches!(syscall_from_user(&mut w.dom, 0, &mut f, &mut w.mem), TrapDecision::Resume));
+        assert_eq!((f.rip, words_at(&mut w, f.rsp + 16, 1)[0]), (0x6000, 0x40_1000), "#UD");
     }
 
     #[test]
