@@ -1,6 +1,6 @@
 //! `vcpu_op`: per-vCPU timers, runstate information and state queries, NMIs
-//! sent to a vCPU (`VCPUOP_send_nmi`), the physical CPU of a pinned
-//! control-domain vCPU (`VCPUOP_get_physid`: none is pinned here), and
+//! sent to a vCPU (`VCPUOP_send_nmi`), the physical CPU of a control-domain
+//! vCPU pinned to one (`VCPUOP_get_physid`: all are, on one CPU), and
 //! the secondary time area (`VCPUOP_register_vcpu_time_memory_area`): a
 //! guest address that gets a copy of the vCPU's `vcpu_time_info`, with the
 //! version protocol, whenever its time is published, which Linux maps
@@ -208,9 +208,18 @@ fn serve(ctx: &mut Ctx, cmd: u32, id: u32, arg: u64) -> HcResult {
             }
             Ok(0)
         }
-        // Xen answers only for a vCPU of the hardware domain pinned to one
-        // physical CPU (`dom0_vcpus_pin`), which xenish has no option for.
-        VCPUOP_GET_PHYSID => Err(XenError::Einval),
+        // Xen answers only for a vCPU of the hardware domain whose hard
+        // affinity is one physical CPU: on xenish's one CPU, every control
+        // domain vCPU. Its APIC ID and ACPI processor ID, both 0 as
+        // XENPF_get_cpuinfo reports them.
+        VCPUOP_GET_PHYSID => {
+            if !ctx.domain.privileged {
+                return Err(XenError::Einval);
+            }
+            let phys_id: u64 = 0;
+            ctx.guest().write(arg, &phys_id).map_err(|_| XenError::Efault)?;
+            Ok(0)
+        }
         // Not in Xen 4.17's vcpu.h (14 and 15 came with Xen 4.18).
         _ => Err(XenError::Enosys),
     }
@@ -281,7 +290,7 @@ mod tests {
     }
 
     #[test]
-    fn an_nmi_is_sent_with_a_null_argument_and_physical_ids_are_not_told() {
+    fn an_nmi_is_sent_with_a_null_argument_and_only_the_control_domain_learns_its_cpu() {
         let mut w = World::new(true);
         assert_eq!(call(&mut w, VCPUOP_SEND_NMI, 1, 0), -2, "no vCPU 1");
         assert_eq!(call(&mut w, VCPUOP_SEND_NMI, 0, BUF_VA), -22, "a non-null argument");
@@ -289,8 +298,12 @@ mod tests {
         assert_eq!(call(&mut w, VCPUOP_SEND_NMI, 0, 0), 0);
         assert!(w.dom.vcpus[0].nmi_pending);
         assert_eq!(call(&mut w, VCPUOP_SEND_NMI, 0, 0), 0, "a second one merges with the first");
-        assert_eq!(call(&mut w, VCPUOP_GET_PHYSID, 0, BUF_VA), -22, "no vCPU is pinned");
-        assert_eq!(call(&mut w, VCPUOP_GET_PHYSID, 0, 0x10), -22, "refused before the copy");
+        w.poke(BUF_VA, &[0xff; 8]);
+        assert_eq!(call(&mut w, VCPUOP_GET_PHYSID, 0, BUF_VA), 0, "the control domain's vCPU is on CPU 0");
+        assert_eq!(w.peek(BUF_VA, 8), [0; 8], "APIC ID 0, ACPI ID 0");
+        assert_eq!(call(&mut w, VCPUOP_GET_PHYSID, 0, 0x10), -14);
+        let mut domu = World::new(false);
+        assert_eq!(call(&mut domu, VCPUOP_GET_PHYSID, 0, 0x10), -22, "a domU: refused before the copy");
         for cmd in [14, 15, 99] {
             assert_eq!(call(&mut w, cmd, 0, BUF_VA), -38, "no sub-op {cmd} in Xen 4.17");
         }

@@ -177,7 +177,8 @@ mod guest {
         let non_null = vcpu_op(VCPUOP_SEND_NMI, 0x1000);
         let physid = vcpu_op(VCPUOP_GET_PHYSID, 0x1000);
         let unknown = vcpu_op(14, 0);
-        println!("usermode: vcpu_op send_nmi(non-null) {non_null}, get_physid {physid}, sub-op 14 {unknown}");
+        let physid_ok = hypercall::vcpu_get_physid(0);
+        println!("usermode: vcpu_op send_nmi(non-null) {non_null}, get_physid(unmapped) {physid}, get_physid {physid_ok:?}, sub-op 14 {unknown}");
         let dropped = vcpu_op(VCPUOP_SEND_NMI, 0);
         let before = NMIS.load(Ordering::SeqCst);
         if hypercall::register_callback(4, 0, nmi_entry as *const () as u64).is_err() {
