@@ -931,7 +931,11 @@ pub fn iret(
     }
     upcall_mask(dom, vcpu, mem, Some(rflags & EFLAGS_IF == 0));
     if !loads {
-        let why = format!("iret to {cs:#x}:{rip:#x} (ss {ss:#x}) faults");
+        let why = if is_canonical(rip) {
+            format!("iret to {cs:#x}:{rip:#x} (ss {ss:#x}) faults")
+        } else {
+            format!("iret to a non-canonical rip {rip:#x}")
+        };
         return failsafe(dom, vcpu, frame, selectors, &why, mem);
     }
     TrapDecision::Resume
