@@ -748,7 +748,13 @@ pub fn deliver_nmi(
     }
     v.nmi_masked = true;
     let mask_events = handler.flags & TI_DISABLE_EVENTS != 0;
-    create_bounce_frame(dom, vcpu, frame, Bounce { target: handler.address, error_code: None, mask_events, segments: None }, mem)?;
+    create_bounce_frame(
+        dom,
+        vcpu,
+        frame,
+        Bounce { target: handler.address, error_code: None, mask_events, segments: None },
+        mem,
+    )?;
     Ok(true)
 }
 
@@ -1509,7 +1515,11 @@ mod tests {
             assert_eq!(f.rip, 0x5000, "{what}: the failsafe callback");
             let frame = words_at(&mut w, f.rsp, 11);
             // (The selector's RPL says the mode, as in every bounce frame.)
-            assert_eq!((frame[6], frame[7] & 0xfffc, frame[10]), (rip, cs & !3, ss | 3), "{what}: what failed, reported");
+            assert_eq!(
+                (frame[6], frame[7] & 0xfffc, frame[10]),
+                (rip, cs & !3, ss | 3),
+                "{what}: what failed, reported"
+            );
         }
     }
 

@@ -236,12 +236,11 @@ fn map_pirq(ctx: &mut Ctx, arg: u64) -> HcResult {
     if map_type == MAP_PIRQ_TYPE_MSI_SEG {
         map.type_ = MAP_PIRQ_TYPE_MSI as i32;
     }
-    let result = target_exists(ctx, map.domid).and_then(|()| privileged_only(ctx)).and_then(|()| {
-        match map.type_ as u32 {
+    let result =
+        target_exists(ctx, map.domid).and_then(|()| privileged_only(ctx)).and_then(|()| match map.type_ as u32 {
             MAP_PIRQ_TYPE_GSI | MAP_PIRQ_TYPE_MSI | MAP_PIRQ_TYPE_MULTI_MSI => device_op(ctx, PHYSDEVOP_MAP_PIRQ),
             _ => Err(XenError::Einval),
-        }
-    });
+        });
     write_back(ctx, arg, &map, result)
 }
 

@@ -124,7 +124,10 @@ mod guest {
         let mut free = words([MAP_PIRQ_TYPE_MSI, 0]);
         let rc = physdev(PHYSDEVOP_GET_FREE_PIRQ, &mut free);
         let eoi = physdev(PHYSDEVOP_EOI, &mut words([word(&free, 1)]));
-        println!("usermode: physdev eoi: pirq 1 {eoi1}; get_free_pirq(MSI) {rc} pirq {}, its eoi {eoi}", word(&free, 1));
+        println!(
+            "usermode: physdev eoi: pirq 1 {eoi1}; get_free_pirq(MSI) {rc} pirq {}, its eoi {eoi}",
+            word(&free, 1)
+        );
 
         let gmfn = |mfn: u64| physdev(PHYSDEVOP_PIRQ_EOI_GMFN_V2, &mut mfn.to_le_bytes());
         let page = mfn_of(bitmap + 2 * 4096);
@@ -186,7 +189,9 @@ mod guest {
         }
         let sent = vcpu_op(VCPUOP_SEND_NMI, 0);
         let after = NMIS.load(Ordering::SeqCst);
-        println!("usermode: vcpu_op send_nmi: without a callback {dropped} ({before} NMIs), with one {sent} ({after} NMIs)");
+        println!(
+            "usermode: vcpu_op send_nmi: without a callback {dropped} ({before} NMIs), with one {sent} ({after} NMIs)"
+        );
     }
 
     /// Masked events stay pending; unmasking delivers them.
@@ -410,7 +415,10 @@ mod guest {
         // SAFETY: the hypervisor's bounce frame on this kernel's stack.
         let (rip, cs) = unsafe { (frame.read(), frame.add(1).read()) };
         println!("usermode: 32-bit code: eax {eax}, edx {edx:#x}, syscall from cs {:#x} at rip {rip:#x}", cs & 0xffff);
-        check(eax == 0 && edx == 0xc0de && cs & 0xffff == 0xe023, "an iret to 0xe023 ran 32-bit code, its syscall entered the syscall32 callback");
+        check(
+            eax == 0 && edx == 0xc0de && cs & 0xffff == 0xe023,
+            "an iret to 0xe023 ran 32-bit code, its syscall entered the syscall32 callback",
+        );
         println!("usermode: done");
         guest_rt::shutdown(SHUTDOWN_POWEROFF)
     }
