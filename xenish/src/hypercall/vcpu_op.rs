@@ -101,7 +101,12 @@ fn serve(ctx: &mut Ctx, cmd: u32, id: u32, arg: u64) -> HcResult {
         VCPUOP_IS_UP => Ok(1),
         // Only vCPU 0 exists, and it is up and initialised.
         VCPUOP_UP => Ok(0),
-        VCPUOP_INITIALISE => Err(XenError::Eexist),
+        // Xen copies the context in first: only then is the vCPU found
+        // initialised already.
+        VCPUOP_INITIALISE => {
+            let _: guest_abi::arch_x86::VcpuGuestContext = ctx.guest().read(arg).map_err(|_| XenError::Efault)?;
+            Err(XenError::Eexist)
+        }
         // Xen: the last vCPU going down powers the domain off (a kernel
         // that halts with events masked, such as Linux after an early
         // panic, ends this way). Every domain has one vCPU, always the last.
@@ -122,10 +127,14 @@ fn serve(ctx: &mut Ctx, cmd: u32, id: u32, arg: u64) -> HcResult {
             let Some(v) = ctx.domain.vcpus.get(idx) else { return Err(XenError::Enoent) };
             let mut rs = v.runstate;
             rs.enter(rs.state, now);
-            // A null handle unregisters; otherwise the area is written now
-            // and on every runstate change.
+            // Xen's guest_handle_okay looks at where the area starts. A
+            // null handle unregisters; otherwise the area is written now
+            // and on every runstate change, a fault there ignored.
+            if !crate::guest_access::is_guest_addr(area) {
+                return Err(XenError::Efault);
+            }
             if area != 0 {
-                ctx.guest().copy_to(area, &rs.to_bytes()).map_err(|_| XenError::Efault)?;
+                let _ = ctx.guest().copy_to(area, &rs.to_bytes());
             }
             if let Some(v) = ctx.domain.vcpus.get_mut(idx) {
                 v.runstate_area = (area != 0).then_some(area);
@@ -134,7 +143,8 @@ fn serve(ctx: &mut Ctx, cmd: u32, id: u32, arg: u64) -> HcResult {
         }
         VCPUOP_SET_PERIODIC_TIMER => {
             let period: u64 = ctx.guest().read(arg).map_err(|_| XenError::Efault)?;
-            if period < MIN_PERIOD_NS {
+            // At least 1 ms, at most Xen's STIME_DELTA_MAX.
+            if period < MIN_PERIOD_NS || period > i64::MAX as u64 {
                 return Err(XenError::Einval);
             }
             if let Some(v) = ctx.domain.vcpus.get_mut(idx) {
@@ -185,10 +195,10 @@ fn serve(ctx: &mut Ctx, cmd: u32, id: u32, arg: u64) -> HcResult {
         }
         VCPUOP_REGISTER_VCPU_TIME_MEMORY_AREA => {
             let area: u64 = ctx.guest().read(arg).map_err(|_| XenError::Efault)?;
-            // Xen's guest_handle_okay: the guest's part of the address space.
-            let last = area.wrapping_add(TIME_SIZE as u64 - 1);
-            let ok = |va| crate::guest_access::is_guest_addr(va);
-            if area != 0 && !(ok(area) && ok(last) && last > area) {
+            // Xen's guest_handle_okay: the area starts in the guest's part
+            // of the address space (a copy that runs off it faults, and
+            // that is ignored).
+            if !crate::guest_access::is_guest_addr(area) {
                 return Err(XenError::Efault);
             }
             if let Some(v) = ctx.domain.vcpus.get_mut(idx) {
@@ -285,7 +295,8 @@ mod tests {
         for id in [1u64, 8191, 1 << 32] {
             assert_eq!(call(&mut w, VCPUOP_IS_UP, id, 0), if id == 1 << 32 { 1 } else { -2 }, "vcpu {id}");
         }
-        assert_eq!(call(&mut w, VCPUOP_INITIALISE, 0, 0), -17);
+        assert_eq!(call(&mut w, VCPUOP_INITIALISE, 0, 0x10), -14, "the context is read first");
+        assert_eq!(call(&mut w, VCPUOP_INITIALISE, 0, BUF_VA), -17);
         assert_eq!(call(&mut w, VCPUOP_REGISTER_VCPU_INFO, 0, 0), -14, "a bad pointer");
     }
 
@@ -321,6 +332,8 @@ mod tests {
         assert_eq!((&copy[0..4], &copy[4..]), (&4u32.to_le_bytes()[..], &[7; 28][..]), "contents, even version");
         w.poke(BUF_VA, &0xffff_8000_0000_0000u64.to_le_bytes());
         assert_eq!(call(&mut w, VCPUOP_REGISTER_VCPU_TIME_MEMORY_AREA, 0, BUF_VA), -14, "in Xen's hole");
+        w.poke(BUF_VA, &0x7fff_ffff_fff0u64.to_le_bytes());
+        assert_eq!(call(&mut w, VCPUOP_REGISTER_VCPU_TIME_MEMORY_AREA, 0, BUF_VA), 0, "only the start is checked");
         w.poke(BUF_VA, &0u64.to_le_bytes());
         assert_eq!(call(&mut w, VCPUOP_REGISTER_VCPU_TIME_MEMORY_AREA, 0, BUF_VA), 0);
         assert_eq!(w.dom.vcpus[0].time_area, None, "a null address unregisters");
@@ -332,6 +345,8 @@ mod tests {
         let now = w.now_ns;
         w.poke(BUF_VA, &500_000u64.to_le_bytes());
         assert_eq!(call(&mut w, VCPUOP_SET_PERIODIC_TIMER, 0, BUF_VA), -22, "under 1 ms");
+        w.poke(BUF_VA, &(1u64 << 63).to_le_bytes());
+        assert_eq!(call(&mut w, VCPUOP_SET_PERIODIC_TIMER, 0, BUF_VA), -22, "beyond STIME_DELTA_MAX");
         w.poke(BUF_VA, &10_000_000u64.to_le_bytes());
         assert_eq!(call(&mut w, VCPUOP_SET_PERIODIC_TIMER, 0, BUF_VA), 0);
         assert_eq!(w.dom.vcpus[0].periodic_ns, Some((10_000_000, now + 10_000_000)));
@@ -359,7 +374,11 @@ mod tests {
         assert_eq!(u64::from_le_bytes(rs[8..16].try_into().unwrap()), w.now_ns);
         assert_eq!(call(&mut w, VCPUOP_REGISTER_RUNSTATE_MEMORY_AREA, 0, BUF_VA), 0, "re-registration succeeds");
         w.poke(BUF_VA, &0x10u64.to_le_bytes());
-        assert_eq!(call(&mut w, VCPUOP_REGISTER_RUNSTATE_MEMORY_AREA, 0, BUF_VA), -14);
+        assert_eq!(call(&mut w, VCPUOP_REGISTER_RUNSTATE_MEMORY_AREA, 0, BUF_VA), 0, "unmapped: kept, as in Xen");
+        assert_eq!(w.dom.vcpus[0].runstate_area, Some(0x10));
+        w.poke(BUF_VA, &0xffff_8000_0000_0000u64.to_le_bytes());
+        assert_eq!(call(&mut w, VCPUOP_REGISTER_RUNSTATE_MEMORY_AREA, 0, BUF_VA), -14, "in Xen's hole");
+        assert_eq!(call(&mut w, VCPUOP_REGISTER_RUNSTATE_MEMORY_AREA, 0, 0x10), -14);
         assert_eq!(call(&mut w, VCPUOP_GET_RUNSTATE_INFO, 0, BUF_VA + 0x200), 0);
     }
 }
