@@ -13,6 +13,7 @@ pub const USERMODE_ANSWERS: &[&str] = &[
     "usermode: physdev unmap_pirq(20) -22, map_pirq(type 7) -22, setup_gsi(100) -22, manage_pci_add_ext(is_extfn 2) -22",
     "usermode: physdev dbgp_op 0, free_irq_vector -38, sub-op 99 -38, IRQ_UNMASK_NOTIFY 0",
     "usermode: vcpu_op send_nmi(non-null) -22, get_physid(unmapped) -14, get_physid Ok(0), sub-op 14 -38",
+    "usermode: vcpu_op initialise(unmapped) -14, runstate area unmapped 0, in the hole -14, time area at the top 0, both off 0, a period of 2^63 ns Err(Einval)",
     "usermode: vcpu_op send_nmi: without a callback 0 (0 NMIs), with one 0 (1 NMIs)",
     "usermode: ok: 32-bit code mapped at 0x40000000",
     "usermode: 32-bit code: eax 0, edx 0xc0de, syscall from cs 0xe023 at rip 0x4000000e",

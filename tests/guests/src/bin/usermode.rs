@@ -182,6 +182,19 @@ mod guest {
         let unknown = vcpu_op(14, 0);
         let physid_ok = hypercall::vcpu_get_physid(0);
         println!("usermode: vcpu_op send_nmi(non-null) {non_null}, get_physid(unmapped) {physid}, get_physid {physid_ok:?}, sub-op 14 {unknown}");
+        // Where Xen reads or checks less than one might think: the
+        // context first, the areas where they start, their writes unchecked.
+        use guest_abi::vcpu::{
+            VCPUOP_INITIALISE, VCPUOP_REGISTER_RUNSTATE_MEMORY_AREA, VCPUOP_REGISTER_VCPU_TIME_MEMORY_AREA,
+        };
+        let init = vcpu_op(VCPUOP_INITIALISE, 0x1000);
+        let area = |cmd, va: u64| vcpu_op(cmd, &va as *const u64 as u64);
+        let runstate = area(VCPUOP_REGISTER_RUNSTATE_MEMORY_AREA, 0x1000);
+        let hole = area(VCPUOP_REGISTER_RUNSTATE_MEMORY_AREA, 0xffff_8000_0000_0000);
+        let time = area(VCPUOP_REGISTER_VCPU_TIME_MEMORY_AREA, 0x7fff_ffff_fff0);
+        let undone = area(VCPUOP_REGISTER_RUNSTATE_MEMORY_AREA, 0) | area(VCPUOP_REGISTER_VCPU_TIME_MEMORY_AREA, 0);
+        let period = hypercall::vcpu_set_periodic_timer(0, 1 << 63);
+        println!("usermode: vcpu_op initialise(unmapped) {init}, runstate area unmapped {runstate}, in the hole {hole}, time area at the top {time}, both off {undone}, a period of 2^63 ns {period:?}");
         let dropped = vcpu_op(VCPUOP_SEND_NMI, 0);
         let before = NMIS.load(Ordering::SeqCst);
         if hypercall::register_callback(4, 0, nmi_entry as *const () as u64).is_err() {
