@@ -15,6 +15,7 @@ pub const USERMODE_ANSWERS: &[&str] = &[
     "usermode: vcpu_op send_nmi(non-null) -22, get_physid(unmapped) -14, get_physid Ok(0), sub-op 14 -38",
     "usermode: vcpu_op initialise(unmapped) -14, runstate area unmapped 0, in the hole -14, time area at the top 0, both off 0, a period of 2^63 ns Err(Einval)",
     "usermode: vcpu_op send_nmi: without a callback 0 (0 NMIs), with one 0 (1 NMIs)",
+    "usermode: I/O bitmap: without one ports 0x80/0x81 (false, false); with 0x80 clear: 0x80 only true; 0x80 past the limit refused true; reset true",
     "usermode: ok: 32-bit code mapped at 0x40000000",
     "usermode: 32-bit code: eax 0, edx 0xc0de, syscall from cs 0xe023 at rip 0x4000000e",
     "usermode: ok: an iret to 0xe023 ran 32-bit code, its syscall entered the syscall32 callback",
