@@ -112,7 +112,7 @@ fn limit(desc: u64) -> u64 {
 
 /// Whether `iretq` from the hypervisor to ring 3 succeeds with code
 /// selector `cs`, stack selector `ss` (both with RPL 3, as Xen's `do_iret`
-/// forces) and instruction pointer `rip`, for a vCPU whose GDT is `gdt` and
+/// forces; any other RPL is refused) and instruction pointer `rip`, for a vCPU whose GDT is `gdt` and
 /// LDT `ldt`: the checks the CPU makes on an `iret` to an outer privilege
 /// level in long mode. `cs` must name a present code segment (DPL 3, as
 /// every checked one is), not both 64-bit and 32-bit; `ss` a present
@@ -126,6 +126,9 @@ pub fn iret_target_ok(
     gdt: &dyn Fn(usize) -> Option<u64>,
     ldt: &dyn Fn(usize) -> Option<u64>,
 ) -> bool {
+    if cs & 3 != 3 || ss & 3 != 3 {
+        return false;
+    }
     let usable = |d: u64| d & P != 0 && d & S != 0 && d & DPL == DPL;
     let (Some(code), Some(stack)) = (descriptor(cs, gdt, ldt), descriptor(ss, gdt, ldt)) else { return false };
     if !usable(code) || code & CODE == 0 || (code & LONG != 0 && code & BIG != 0) {
@@ -260,6 +263,8 @@ mod tests {
             (0xe00b, 0xe02b, "Xen's own code"),
             (0xe043, 0xe02b, "the TSS"),
             (0xe033, 0xe013, "Xen's own data as stack"),
+            (0xe031, 0xe02b, "RPL 1"),
+            (0xe033, 0xe029, "a stack selector with RPL 1"),
         ] {
             assert!(!ok(cs, ss, 0x1000), "{what}");
         }
