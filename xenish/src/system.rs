@@ -185,10 +185,10 @@ impl System {
             let (frames, m2p, ft) = (&mut *self.frames, self.m2p, &mut self.ft);
             let (sched, lifecycle) = (&mut self.sched, &mut self.lifecycle);
             let mut ctx = Ctx {
-                domain,
+                domain: &mut *domain,
                 vcpu,
                 mem: &mut *mem,
-                platform,
+                platform: &mut *platform,
                 now_ns,
                 peers,
                 frames,
@@ -209,7 +209,11 @@ impl System {
                     [frame.rdi, frame.rsi, frame.rdx, frame.r10, frame.r8] = args;
                 }
             }
-            TrapDecision::Resume
+            if reload_gdt {
+                traps::recheck_return(domain, vcpu, frame, mem, platform.data_selectors())
+            } else {
+                TrapDecision::Resume
+            }
         };
         self.settle(mem);
         let mut action = self.finish(decision, was_kernel, frame, now_ns, tsc, mem);
@@ -727,6 +731,34 @@ mod tests {
         (frame.rax, frame.rsp) = (u64::from(guest_abi::xen::HYPERVISOR_IRET), BUF_VA + 0x1000);
         system.syscall(&mut frame, 1000, 1000, &mut mem, &mut w.plat);
         assert_eq!(frame.rip, CALLBACK, "its iret unmasks events: now the upcall");
+    }
+
+    #[test]
+    fn a_code_segment_the_guest_drops_under_itself_sends_it_to_the_failsafe_callback() {
+        const FAILSAFE: u64 = 0xffff_ffff_8000_3000;
+        let (mut system, mut frame, mut mem, mut w) = started(|w| {
+            with_callback(w);
+            let v = &mut w.dom.vcpus[0];
+            v.callbacks.failsafe = crate::domain::Callback { address: FAILSAFE, mask_events: false };
+            v.gdt_frames = std::vec![Mfn(7)];
+            w.mem.0[7][8..16].copy_from_slice(&0x00af_fa00_0000_ffffu64.to_le_bytes());
+            // GDT 1: 64-bit code
+        });
+        let update = |system: &mut System,
+                      frame: &mut TrapFrame,
+                      mem: &mut crate::guest_access::tests::FakeMemory,
+                      w: &mut World,
+                      entry: u64| {
+            (frame.rax, frame.rdi, frame.rsi) =
+                (u64::from(guest_abi::xen::HYPERVISOR_UPDATE_DESCRIPTOR), (7 << 12) + entry * 8, 0);
+            (frame.rip, frame.cs, frame.rsp, frame.ss) = (0x7000, 0x0b, BUF_VA + 0x2000, 0xe02b);
+            system.syscall(frame, 1000, 1000, mem, &mut w.plat);
+        };
+        update(&mut system, &mut frame, &mut mem, &mut w, 2);
+        assert_eq!((frame.rip, frame.cs, frame.rax), (0x7000, 0x0b, 0), "another entry: back to its own code segment");
+        update(&mut system, &mut frame, &mut mem, &mut w, 1);
+        assert_eq!(frame.rip, FAILSAFE, "its code segment is gone: the return would fault");
+        assert_eq!(frame.cs, 0xe033);
     }
 
     #[test]

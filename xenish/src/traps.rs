@@ -947,6 +947,34 @@ pub fn iret(
     TrapDecision::Resume
 }
 
+/// After a hypercall changed the calling vCPU's descriptor tables
+/// (`update_descriptor`, `set_gdt`, `MMUEXT_SET_LDT`): whether the frame
+/// it returns to still loads. A code or stack segment of its own that it
+/// changed or dropped would make the CPU's return fault; Xen's `iretq`
+/// then enters the guest's failsafe callback, and so does this.
+pub fn recheck_return(
+    dom: &mut Domain,
+    vcpu: usize,
+    frame: &mut TrapFrame,
+    mem: &mut dyn MachineMemory,
+    selectors: [u16; 4],
+) -> TrapDecision {
+    let Some(v) = dom.vcpus.get(vcpu) else { return TrapDecision::Resume };
+    let loads = {
+        let gdt = |i: usize| crate::descriptors::gdt_entry(&v.gdt_frames, &*mem, i);
+        let ldt = |i: usize| crate::descriptors::ldt_entry(&v.ldt_frames, v.ldt_ents, &*mem, i);
+        crate::descriptors::iret_target_ok(frame.cs as u16, frame.ss as u16, frame.rip, &gdt, &ldt)
+    };
+    if loads {
+        return TrapDecision::Resume;
+    }
+    let why = format!(
+        "the return to {:#x}:{:#x} (ss {:#x}) faults after its descriptors changed",
+        frame.cs, frame.rip, frame.ss
+    );
+    failsafe(dom, vcpu, frame, selectors, &why, mem)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
