@@ -930,10 +930,15 @@ pub fn iret(
         crate::descriptors::iret_target_ok(cs, ss, rip, &gdt, &ldt)
     };
     frame.rflags = (rflags & !(EFLAGS_IOPL | EFLAGS_VM | EFLAGS_NT)) | EFLAGS_IF;
+    let architectural_iopl = dom.vm_assist & (1 << guest_abi::xen::VMASST_TYPE_ARCHITECTURAL_IOPL) != 0;
     if let Some(v) = dom.vcpus.get_mut(vcpu) {
         v.kernel_mode = !to_user;
         // Xen's async_exception_cleanup: an NMI handler's iret unmasks NMIs.
         v.nmi_masked = false;
+        // With architectural IOPL the virtual IOPL is what the iret loads.
+        if architectural_iopl {
+            v.iopl = ((rflags & EFLAGS_IOPL) >> 12) as u8;
+        }
     }
     upcall_mask(dom, vcpu, mem, Some(rflags & EFLAGS_IF == 0));
     if !loads {
@@ -1502,6 +1507,17 @@ mod tests {
         assert!(matches!(iret(&mut w.dom, 0, &mut f, &mut w.mem, [0; 4]), TrapDecision::Resume));
         assert_eq!(f.rcx, 7);
         assert_eq!(w.mem.0[8][1], 1);
+        // With VMASST_TYPE_architectural_iopl the iret sets the virtual IOPL.
+        ctx2[6] = 0x2046;
+        let bytes: std::vec::Vec<u8> = ctx2.iter().flat_map(|v| v.to_le_bytes()).collect();
+        (f.rsp, w.dom.vcpus[0].iopl) = (BUF_VA + 0x1000, 0);
+        w.poke(f.rsp, &bytes);
+        assert!(matches!(iret(&mut w.dom, 0, &mut f, &mut w.mem, [0; 4]), TrapDecision::Resume));
+        assert_eq!((w.dom.vcpus[0].iopl, f.rflags & EFLAGS_IOPL), (0, 0), "not without the assist");
+        w.dom.vm_assist |= 1 << guest_abi::xen::VMASST_TYPE_ARCHITECTURAL_IOPL;
+        f.rsp = BUF_VA + 0x1000;
+        assert!(matches!(iret(&mut w.dom, 0, &mut f, &mut w.mem, [0; 4]), TrapDecision::Resume));
+        assert_eq!((w.dom.vcpus[0].iopl, f.rflags & EFLAGS_IOPL), (2, 0), "virtual, never the real IOPL");
         ctx2[4] = 0x0000_8000_0000_0000;
         let bytes: std::vec::Vec<u8> = ctx2.iter().flat_map(|v| v.to_le_bytes()).collect();
         f.rsp = BUF_VA + 0x1000;
