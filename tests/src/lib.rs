@@ -20,6 +20,7 @@
 //! `target/system-images`. A boot's time limit is 90 s, or
 //! `XENISH_BOOT_TIMEOUT` seconds.
 
+pub mod answers;
 pub mod compare;
 pub mod debian;
 pub mod dom0;

@@ -116,6 +116,9 @@ fn an_iret_that_cannot_return_enters_the_failsafe_callback_or_crashes_its_guest(
 #[test]
 fn masked_events_wait_and_a_user_process_is_preempted_by_timers() {
     let out = Boot::new().guest("usermode", "usermode").run();
+    for line in tests::answers::USERMODE_ANSWERS {
+        out.expect_line(&format!("(d0) {line}"));
+    }
     out.expect_line("(d0) usermode: ok: a masked port stays pending, no upcall")
         .expect_line("(d0) usermode: ok: unmasking delivers the pending event")
         .expect_line("(d0) usermode: ok: with the vCPU masked nothing is delivered")

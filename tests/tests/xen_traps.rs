@@ -71,6 +71,9 @@ fn an_iret_to_a_non_canonical_rip_on_xen_under_qemu_faults_in_the_guest() {
 #[test]
 fn system_calls_iret_and_upcalls_on_xen_as_the_usermode_guest_expects() {
     let out = on_xen("usermode", "usermode");
+    for line in tests::answers::USERMODE_ANSWERS {
+        out.expect_line(line);
+    }
     out.expect_line("usermode: ok: a masked port stays pending, no upcall")
         .expect_line("usermode: ok: unmasking delivers the pending event")
         .expect_line("usermode: ok: with the vCPU masked nothing is delivered")

@@ -65,6 +65,85 @@ pub fn load(frame: &[u8; PAGE_SIZE], out: &mut [u64; PER_FRAME]) {
 /// reserved entries a guest may load.
 pub const FLAT_RING3_SELECTORS: [u16; 3] = [0xe023, 0xe02b, 0xe033];
 
+/// The descriptors behind [`FLAT_RING3_SELECTORS`], as the reserved page
+/// holds them: flat 4 GiB 32-bit code, flat data, 64-bit code, all DPL 3.
+pub const FLAT_RING3_DESCRIPTORS: [u64; 3] = [0x00cf_fa00_0000_ffff, 0x00cf_f200_0000_ffff, 0x00af_fa00_0000_ffff];
+
+/// Code segment.
+const CODE: u64 = 1 << 43;
+/// Writable (data) or readable (code).
+const WRITABLE: u64 = 1 << 41;
+/// 64-bit code.
+const LONG: u64 = 1 << 53;
+/// 32-bit default operand size.
+const BIG: u64 = 1 << 54;
+/// Limit in 4 KiB units.
+const GRANULAR: u64 = 1 << 55;
+
+/// The checked descriptor selector `sel` names for a vCPU whose GDT is `gdt`
+/// and LDT `ldt` (as for [`selector_loadable`]), one of Xen's flat ring-3
+/// descriptors for their selectors, `None` for the null selector, any other
+/// entry of the reserved page or an entry past the tables.
+fn descriptor(sel: u16, gdt: &dyn Fn(usize) -> Option<u64>, ldt: &dyn Fn(usize) -> Option<u64>) -> Option<u64> {
+    const TI: u16 = 4;
+    let index = usize::from(sel >> 3);
+    if sel & TI != 0 {
+        return ldt(index).and_then(check);
+    }
+    if index == 0 {
+        return None;
+    }
+    if index < MAX_ENTRIES {
+        return gdt(index).and_then(check);
+    }
+    let flat = FLAT_RING3_SELECTORS.iter().position(|&f| f == sel | 3)?;
+    FLAT_RING3_DESCRIPTORS.get(flat).copied()
+}
+
+/// A segment's limit in bytes (the last valid offset).
+fn limit(desc: u64) -> u64 {
+    let raw = (desc & 0xffff) | ((desc >> 32) & 0xf_0000);
+    if desc & GRANULAR != 0 {
+        (raw << 12) | 0xfff
+    } else {
+        raw
+    }
+}
+
+/// Whether `iretq` from the hypervisor to ring 3 succeeds with code
+/// selector `cs`, stack selector `ss` (both with RPL 3, as Xen's `do_iret`
+/// forces; any other RPL is refused) and instruction pointer `rip`, for a vCPU whose GDT is `gdt` and
+/// LDT `ldt`: the checks the CPU makes on an `iret` to an outer privilege
+/// level in long mode. `cs` must name a present code segment (DPL 3, as
+/// every checked one is), not both 64-bit and 32-bit; `ss` a present
+/// writable data segment; `rip` must be canonical for 64-bit code and
+/// within the segment's limit for 32-bit (compatibility mode) code. Where
+/// the CPU would fault, Xen enters the guest's failsafe callback.
+pub fn iret_target_ok(
+    cs: u16,
+    ss: u16,
+    rip: u64,
+    gdt: &dyn Fn(usize) -> Option<u64>,
+    ldt: &dyn Fn(usize) -> Option<u64>,
+) -> bool {
+    if cs & 3 != 3 || ss & 3 != 3 {
+        return false;
+    }
+    let usable = |d: u64| d & P != 0 && d & S != 0 && d & DPL == DPL;
+    let (Some(code), Some(stack)) = (descriptor(cs, gdt, ldt), descriptor(ss, gdt, ldt)) else { return false };
+    if !usable(code) || code & CODE == 0 || (code & LONG != 0 && code & BIG != 0) {
+        return false;
+    }
+    if !usable(stack) || stack & CODE != 0 || stack & WRITABLE == 0 {
+        return false;
+    }
+    if code & LONG != 0 {
+        crate::guest_access::is_canonical(rip)
+    } else {
+        rip <= limit(code)
+    }
+}
+
 /// Whether a checked descriptor (as [`check`] leaves it) can be loaded into
 /// a data segment register (`%ds`, `%es`, `%fs`, `%gs`) from ring 3: a
 /// present DPL-3 data segment or readable code segment. The selector's RPL
@@ -146,6 +225,49 @@ mod tests {
         let mut out = [7u64; PER_FRAME];
         load(&page, &mut out);
         assert_eq!((out[0], out[1], out[511]), (0, 0x00af_fa00_0000_ffff, 0));
+    }
+
+    #[test]
+    fn iret_targets_are_checked_as_the_cpu_would() {
+        let gdt = |i: usize| match i {
+            1 => Some(0x00af_9a00_0000_ffff), // 64-bit code, DPL 0: raised to 3
+            2 => Some(0x00cf_9200_0000_ffff), // data
+            3 => Some(0x00cf_fa00_0000_ffff), // 32-bit code, 4 GiB
+            4 => Some(0x0040_fa00_0000_0fff), // 32-bit code, 4 KiB limit
+            5 => Some(0x00ef_fa00_0000_ffff), // code with L and D both set
+            6 => Some(0x00af_7a00_0000_ffff), // 64-bit code, not present
+            7 => Some(0x00cf_f000_0000_ffff), // data, read-only
+            8 => Some(0x0000_8900_0000_0067), // a TSS (refused by check)
+            _ => None,
+        };
+        let ldt = |i: usize| (i == 0).then_some(0x00cf_fa00_0000_ffff); // 32-bit code
+        let ok = |cs: u16, ss: u16, rip: u64| iret_target_ok(cs, ss, rip, &gdt, &ldt);
+        assert!(ok(0xe033, 0xe02b, 0x7fff_ffff_f000), "Xen's flat 64-bit selectors");
+        assert!(ok(0xe023, 0xe02b, 0xffff_ffff), "Xen's flat 32-bit code: compatibility mode");
+        assert!(!ok(0xe023, 0xe02b, 0x1_0000_0000), "beyond 4 GiB in 32-bit code");
+        assert!(!ok(0xe033, 0xe02b, 0x8000_0000_0000), "non-canonical in 64-bit code");
+        assert!(ok(0x0b, 0x13, 0xffff_8800_0000_0000) && ok(0x1b, 0x13, 0x1000), "the guest's GDT");
+        assert!(ok(0x23, 0x13, 0xfff) && !ok(0x23, 0x13, 0x1000), "a byte-granular limit");
+        assert!(ok(0x07, 0x13, 0x1000), "the guest's LDT");
+        for (cs, ss, what) in [
+            (0x03, 0x13, "a null code selector"),
+            (0x0b, 0x03, "a null stack selector"),
+            (0x13, 0x13, "data as code"),
+            (0x0b, 0x0b, "code as stack"),
+            (0x0b, 0x3b, "a read-only stack"),
+            (0x2b, 0x13, "L and D both set"),
+            (0x33, 0x13, "not present"),
+            (0x43, 0x13, "a system descriptor"),
+            (0x4b, 0x13, "past the GDT's frames"),
+            (0x0f, 0x13, "past the LDT"),
+            (0xe00b, 0xe02b, "Xen's own code"),
+            (0xe043, 0xe02b, "the TSS"),
+            (0xe033, 0xe013, "Xen's own data as stack"),
+            (0xe031, 0xe02b, "RPL 1"),
+            (0xe033, 0xe029, "a stack selector with RPL 1"),
+        ] {
+            assert!(!ok(cs, ss, 0x1000), "{what}");
+        }
     }
 
     #[test]

@@ -148,6 +148,15 @@ pub struct Vcpu {
     /// Virtual I/O privilege level (`PHYSDEVOP_set_iopl`): with 1 or more,
     /// a privileged domain's kernel may use I/O ports (emulated).
     pub iopl: u8,
+    /// The I/O permission bitmap (`PHYSDEVOP_set_iobitmap`): its guest
+    /// address and how many ports it covers (0: none).
+    pub iobitmap: (u64, u32),
+    /// An NMI is pending (`VCPUOP_send_nmi`), to be delivered to the
+    /// guest's NMI trap handler on its way back.
+    pub nmi_pending: bool,
+    /// An NMI handler runs: further NMIs wait until its `iret` (Xen's
+    /// `async_exception_mask`).
+    pub nmi_masked: bool,
     /// The guest LDT's linear address (`MMUEXT_SET_LDT`); 0 with no LDT.
     pub ldt_base: u64,
     /// The guest LDT's entry count; 0 with no LDT.
@@ -250,8 +259,6 @@ pub struct Callbacks {
     pub syscall32: Callback,
     /// `CALLBACKTYPE_sysenter`: `sysenter` from 32-bit user code.
     pub sysenter: Callback,
-    /// `CALLBACKTYPE_nmi`: NMI delivery.
-    pub nmi: Callback,
 }
 
 impl Vcpu {
@@ -278,6 +285,9 @@ impl Vcpu {
             fpu: Vec::new(),
             fpu_ts: false,
             iopl: 0,
+            iobitmap: (0, 0),
+            nmi_pending: false,
+            nmi_masked: false,
             ldt_base: 0,
             ldt_ents: 0,
             ldt_frames: Vec::new(),
@@ -437,6 +447,8 @@ pub struct Domain {
     /// The PCI configuration address an unprivileged domain last wrote to
     /// port 0xcf8 (Xen latches it per domain; no device answers).
     pub pci_cf8: u32,
+    /// Its PIRQ numbers: how many, which it reserved, its EOI bitmap page.
+    pub pirqs: crate::pirq::Pirqs,
     /// What the toolstack set while it built the domain and reads back.
     pub tools: ToolstackSettings,
 }
@@ -516,6 +528,7 @@ impl Domain {
             vcpus_allocated: true,
             torn_down: false,
             pci_cf8: 0,
+            pirqs: crate::pirq::Pirqs::new(privileged),
             tools: ToolstackSettings::default(),
         }
     }

@@ -28,6 +28,7 @@ pub mod guest_access;
 pub mod hypercall;
 pub mod lifecycle;
 pub mod mm;
+pub mod pirq;
 pub mod pit;
 pub mod ptwr;
 pub mod regs;

@@ -10,8 +10,9 @@
 //!   references are dropped and the granters' `GTF_reading`/`GTF_writing`
 //!   cleared);
 //! - its vCPUs go: their base pointers, GDT and LDT frames and `vcpu_info`
-//!   references drop; then every pin, which devalidates its page tables
-//!   top-down and releases what their entries held; a table still typed
+//!   references drop, as does its PIRQ EOI bitmap page's; then every pin,
+//!   which devalidates its page tables top-down and releases what their
+//!   entries held; a table still typed
 //!   after that is forcibly devalidated, as Xen's `relinquish_memory` does;
 //! - every frame nothing refers to any more is scrubbed, loses its M2P
 //!   entry and returns to the pool, as do the hypervisor frames it was
@@ -85,6 +86,9 @@ pub fn destroy(domains: &mut [Domain], index: usize, res: &mut Resources) -> boo
         if let Some((info, _)) = v.vcpu_info {
             mmu.put_page_and_type(info);
         }
+    }
+    if let Some(eoi_map) = d.pirqs.eoi_map.take() {
+        mmu.put_page_and_type(eoi_map);
     }
     // Walks of its page list: (de)validation changes types and counts,
     // never owners or links, so the walk may go on while it does.

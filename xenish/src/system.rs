@@ -174,7 +174,9 @@ impl System {
         let was_kernel = domain.vcpus.get(vcpu).is_some_and(|v| v.kernel_mode);
         let l4_before = domain.vcpus.get(vcpu).map(|v| v.current_l4());
         let (mut tlb, mut reload_gdt) = (TlbFlush::None, false);
-        let decision = if !was_kernel {
+        // A `syscall` from 32-bit code is never a hypercall: Xen's
+        // cstar_enter bounces it to the guest kernel in either mode.
+        let decision = if !was_kernel || frame.cs == traps::FLAT_USER_CS32 {
             traps::syscall_from_user(domain, vcpu, frame, mem)
         } else if frame.rax == u64::from(guest_abi::xen::HYPERVISOR_IRET) {
             // iret replaces the whole frame rather than returning a value.
@@ -183,10 +185,10 @@ impl System {
             let (frames, m2p, ft) = (&mut *self.frames, self.m2p, &mut self.ft);
             let (sched, lifecycle) = (&mut self.sched, &mut self.lifecycle);
             let mut ctx = Ctx {
-                domain,
+                domain: &mut *domain,
                 vcpu,
                 mem: &mut *mem,
-                platform,
+                platform: &mut *platform,
                 now_ns,
                 peers,
                 frames,
@@ -207,7 +209,11 @@ impl System {
                     [frame.rdi, frame.rsi, frame.rdx, frame.r10, frame.r8] = args;
                 }
             }
-            TrapDecision::Resume
+            if reload_gdt {
+                traps::recheck_return(domain, vcpu, frame, mem, platform.data_selectors())
+            } else {
+                TrapDecision::Resume
+            }
         };
         self.settle(mem);
         let mut action = self.finish(decision, was_kernel, frame, now_ns, tsc, mem);
@@ -465,7 +471,7 @@ impl System {
                 v.blocked = false;
             }
         }
-        if let Err(why) = traps::deliver_upcall(domain, who.vcpu, frame, mem) {
+        if let Err(why) = traps::deliver_pending(domain, who.vcpu, frame, mem) {
             let msg = format!("event upcall failed: {why}");
             crate::printk!("xenish: d{} crashed: {}", domain.id, msg);
             domain.crash(msg);
@@ -530,7 +536,7 @@ impl System {
                             return self.reschedule(frame, now_ns, tsc, mem);
                         }
                     }
-                    if let Err(why) = traps::deliver_upcall(d, who.vcpu, frame, mem) {
+                    if let Err(why) = traps::deliver_pending(d, who.vcpu, frame, mem) {
                         let msg = format!("event upcall failed: {why}");
                         crate::printk!("xenish: d{} crashed: {}", d.id, msg);
                         d.crash(msg);
@@ -689,6 +695,70 @@ mod tests {
         assert!(system.domains[0].vcpus[0].kernel_mode);
         assert!(!action.toggled, "kernel mode in, kernel mode out: no swapgs");
         assert_eq!(action.next, Next::Resume, "and the kernel's table stays");
+    }
+
+    #[test]
+    fn a_sent_nmi_enters_trap_2_before_the_upcall_and_waits_for_its_iret() {
+        const NMI: u64 = 0xffff_ffff_8000_2000;
+        let (mut system, mut frame, mut mem, mut w) = started(|w| {
+            with_callback(w);
+            w.dom.vcpus[0].traps[2] = crate::domain::TrapHandler { cs: 0xe033, flags: 4, address: NMI };
+        });
+        raise_upcall(&mut mem);
+        mem.0[8][1] = 1; // events masked: only the NMI can be delivered
+        fn send_nmi(system: &mut System, frame: &mut TrapFrame, mem: &mut dyn MachineMemory, w: &mut World) {
+            (frame.rax, frame.rdi, frame.rsi, frame.rdx) =
+                (u64::from(guest_abi::xen::HYPERVISOR_VCPU_OP), u64::from(guest_abi::vcpu::VCPUOP_SEND_NMI), 0, 0);
+            (frame.rip, frame.rsp) = (0x7000, BUF_VA + 0x2000);
+            system.syscall(frame, 1000, 1000, mem, &mut w.plat);
+        }
+        send_nmi(&mut system, &mut frame, &mut mem, &mut w);
+        assert_eq!((frame.rip, frame.rax), (NMI, 0), "the NMI handler, with the hypercall's answer");
+        assert!(system.domains[0].vcpus[0].nmi_masked);
+        send_nmi(&mut system, &mut frame, &mut mem, &mut w);
+        assert_eq!(frame.rip, 0x7000, "a second NMI waits while the first is handled");
+        assert!(system.domains[0].vcpus[0].nmi_pending);
+        // The handler's iret (to kernel mode, events unmasked) unmasks NMIs:
+        // the pending one is delivered at once, before the upcall.
+        let ctx: [u64; 9] = [0, 0, 0, 0, 0x7000, 0xe030, 0x202, BUF_VA + 0x2000, 0xe02b];
+        let bytes: std::vec::Vec<u8> = ctx.iter().flat_map(|v| v.to_le_bytes()).collect();
+        crate::guest_access::GuestMemory::new(&mut mem, Mfn(0)).copy_to(BUF_VA + 0x1000, &bytes).unwrap();
+        (frame.rax, frame.rsp) = (u64::from(guest_abi::xen::HYPERVISOR_IRET), BUF_VA + 0x1000);
+        system.syscall(&mut frame, 1000, 1000, &mut mem, &mut w.plat);
+        assert_eq!(frame.rip, NMI, "the second NMI");
+        assert_eq!(mem.0[8][1], 1, "entered with events masked (trap 2's flags)");
+        crate::guest_access::GuestMemory::new(&mut mem, Mfn(0)).copy_to(BUF_VA + 0x1000, &bytes).unwrap();
+        (frame.rax, frame.rsp) = (u64::from(guest_abi::xen::HYPERVISOR_IRET), BUF_VA + 0x1000);
+        system.syscall(&mut frame, 1000, 1000, &mut mem, &mut w.plat);
+        assert_eq!(frame.rip, CALLBACK, "its iret unmasks events: now the upcall");
+    }
+
+    #[test]
+    fn a_code_segment_the_guest_drops_under_itself_sends_it_to_the_failsafe_callback() {
+        const FAILSAFE: u64 = 0xffff_ffff_8000_3000;
+        let (mut system, mut frame, mut mem, mut w) = started(|w| {
+            with_callback(w);
+            let v = &mut w.dom.vcpus[0];
+            v.callbacks.failsafe = crate::domain::Callback { address: FAILSAFE, mask_events: false };
+            v.gdt_frames = std::vec![Mfn(7)];
+            w.mem.0[7][8..16].copy_from_slice(&0x00af_fa00_0000_ffffu64.to_le_bytes());
+            // GDT 1: 64-bit code
+        });
+        let update = |system: &mut System,
+                      frame: &mut TrapFrame,
+                      mem: &mut crate::guest_access::tests::FakeMemory,
+                      w: &mut World,
+                      entry: u64| {
+            (frame.rax, frame.rdi, frame.rsi) =
+                (u64::from(guest_abi::xen::HYPERVISOR_UPDATE_DESCRIPTOR), (7 << 12) + entry * 8, 0);
+            (frame.rip, frame.cs, frame.rsp, frame.ss) = (0x7000, 0x0b, BUF_VA + 0x2000, 0xe02b);
+            system.syscall(frame, 1000, 1000, mem, &mut w.plat);
+        };
+        update(&mut system, &mut frame, &mut mem, &mut w, 2);
+        assert_eq!((frame.rip, frame.cs, frame.rax), (0x7000, 0x0b, 0), "another entry: back to its own code segment");
+        update(&mut system, &mut frame, &mut mem, &mut w, 1);
+        assert_eq!(frame.rip, FAILSAFE, "its code segment is gone: the return would fault");
+        assert_eq!(frame.cs, 0xe033);
     }
 
     #[test]

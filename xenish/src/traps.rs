@@ -8,7 +8,7 @@ use alloc::format;
 use alloc::string::String;
 
 use crate::cpuid;
-use crate::domain::{Domain, TrapHandler};
+use crate::domain::{Callback, Domain, TrapHandler};
 use crate::guest_access::PTE_ADDR_MASK;
 use crate::guest_access::{is_canonical, GuestMemory};
 use crate::mm::frame_table::FrameTable;
@@ -23,6 +23,9 @@ pub const FEP_CPUID: [u8; 7] = [0x0f, 0x0b, b'x', b'e', b'n', 0x0f, 0xa2];
 
 /// The guest kernel's flat code selector (`FLAT_KERNEL_CS64`).
 pub const FLAT_KERNEL_CS: u64 = 0xe033;
+/// Xen's flat 32-bit user code selector (`FLAT_USER_CS32`): what the frame
+/// of a `syscall` from 32-bit code says.
+pub const FLAT_USER_CS32: u64 = 0xe023;
 /// The guest kernel's flat stack selector (`FLAT_KERNEL_SS64`).
 pub const FLAT_KERNEL_SS: u64 = 0xe02b;
 
@@ -234,7 +237,7 @@ fn emulate_privileged(
     (mem, ft, now_ns): (&mut dyn MachineMemory, &mut FrameTable, u64),
     cpu: &mut dyn CpuOps,
 ) -> Option<TrapDecision> {
-    if let Some(done) = emulate_port_io(dom, vcpu, frame, insn, now_ns, cpu) {
+    if let Some(done) = emulate_port_io(dom, vcpu, frame, insn, (&mut *mem, now_ns), cpu) {
         return Some(done);
     }
     let (rex, body) = match insn {
@@ -357,22 +360,79 @@ pub fn port_reserved(port: u16) -> bool {
     matches!(port, 0x20..=0x21 | 0x40..=0x43 | 0x61 | 0x70..=0x71 | 0xa0..=0xa1 | 0xf4 | 0x3f8..=0x3ff)
 }
 
-/// `in`/`out` from a guest kernel that raised its virtual IOPL
-/// (`PHYSDEVOP_set_iopl`; Xen's `guest_io_okay`), as Xen's
+/// The port and width (bytes) of an `in`/`out` instruction, `None` for any
+/// other instruction.
+fn port_access(frame: &TrapFrame, insn: &[u8]) -> Option<(u16, u32)> {
+    let (opsize16, body) = match insn {
+        [0x66, rest @ ..] => (true, rest),
+        _ => (false, insn),
+    };
+    let op = *body.first()?;
+    let size = match (op & 1, opsize16) {
+        (0, _) => 1,
+        (_, true) => 2,
+        _ => 4,
+    };
+    match op {
+        0xe4..=0xe7 => Some((u16::from(*body.get(1)?), size)),
+        0xec..=0xef => Some((frame.rdx as u16, size)),
+        _ => None,
+    }
+}
+
+/// Whether vCPU `vcpu` may access `bytes` ports from `port` (Xen's
+/// `guest_io_okay`): its virtual IOPL covers the mode it runs in (the
+/// kernel counts as ring 1, or ring 0 with `VMASST_TYPE_architectural_iopl`;
+/// user mode needs IOPL 3), or the ports are below its I/O bitmap's limit
+/// and their bits in the bitmap (`PHYSDEVOP_set_iobitmap`, read through
+/// the kernel's page tables) are clear. A bitmap byte that cannot be read
+/// forbids its ports, as in Xen.
+fn io_okay(dom: &Domain, vcpu: usize, port: u16, bytes: u32, mem: &mut dyn MachineMemory) -> bool {
+    let Some(v) = dom.vcpus.get(vcpu) else { return false };
+    let architectural = dom.vm_assist & (1 << guest_abi::xen::VMASST_TYPE_ARCHITECTURAL_IOPL) != 0;
+    let cpl = match (v.kernel_mode, architectural) {
+        (false, _) => 3,
+        (true, true) => 0,
+        (true, false) => 1,
+    };
+    if v.iopl >= cpl {
+        return true;
+    }
+    let (bitmap, limit) = v.iobitmap;
+    if u32::from(port) + bytes > limit {
+        return false;
+    }
+    let g = GuestMemory::new(mem, v.kernel_l4);
+    let at = bitmap.wrapping_add(u64::from(port >> 3));
+    let mut b = [0xffu8; 2];
+    for (i, byte) in b.iter_mut().enumerate() {
+        let mut one = [0u8];
+        match g.copy_from(at.wrapping_add(i as u64), &mut one) {
+            Ok(()) => *byte = one[0],
+            Err(_) => break,
+        }
+    }
+    let wanted = ((1u32 << bytes) - 1) << (port & 7);
+    u32::from(u16::from_le_bytes(b)) & wanted == 0
+}
+
+/// `in`/`out` from a guest allowed the ports by its virtual IOPL
+/// (`PHYSDEVOP_set_iopl`) or I/O bitmap ([`io_okay`]), as Xen's
 /// `guest_io_read`/`guest_io_write` treat it: a privileged domain's is
 /// performed on its behalf, except on the ports the hypervisor owns; an
 /// unprivileged domain has no ports, so it reads all ones, its writes are
 /// dropped, and only the PCI address latch (0xcf8) keeps what it wrote.
-/// Without the IOPL it is the #GP it was.
+/// Without that permission it is the #GP it was.
 fn emulate_port_io(
     dom: &mut Domain,
     vcpu: usize,
     frame: &mut TrapFrame,
     insn: &[u8],
-    now_ns: u64,
+    (mem, now_ns): (&mut dyn MachineMemory, u64),
     cpu: &mut dyn CpuOps,
 ) -> Option<TrapDecision> {
-    if dom.vcpus.get(vcpu)?.iopl == 0 {
+    let (port, size) = port_access(frame, insn)?;
+    if !io_okay(dom, vcpu, port, size, mem) {
         return None;
     }
     if !dom.privileged {
@@ -652,6 +712,52 @@ fn bounce(
     }
 }
 
+/// What a return to the guest delivers, in Xen's order: a pending NMI, then
+/// a pending event upcall (on top of the NMI handler's frame if that left
+/// events unmasked).
+pub fn deliver_pending(
+    dom: &mut Domain,
+    vcpu: usize,
+    frame: &mut TrapFrame,
+    mem: &mut dyn MachineMemory,
+) -> Result<bool, String> {
+    let nmi = deliver_nmi(dom, vcpu, frame, mem)?;
+    Ok(deliver_upcall(dom, vcpu, frame, mem)? || nmi)
+}
+
+/// Delivers a pending NMI (`VCPUOP_send_nmi`) to the guest's NMI handler,
+/// trap-table vector 2 (`CALLBACKTYPE_nmi` sets it too), unless one is
+/// still being handled: Xen's `process_nmi`, run on every return to a
+/// guest before event upcalls. NMIs stay masked until the handler's
+/// `iret`; with no handler the NMI is dropped. Returns whether one was
+/// delivered.
+pub fn deliver_nmi(
+    dom: &mut Domain,
+    vcpu: usize,
+    frame: &mut TrapFrame,
+    mem: &mut dyn MachineMemory,
+) -> Result<bool, String> {
+    let Some(v) = dom.vcpus.get_mut(vcpu) else { return Ok(false) };
+    if !v.nmi_pending || v.nmi_masked {
+        return Ok(false);
+    }
+    v.nmi_pending = false;
+    let handler = v.traps.get(2).copied().unwrap_or_default();
+    if handler.address == 0 {
+        return Ok(false);
+    }
+    v.nmi_masked = true;
+    let mask_events = handler.flags & TI_DISABLE_EVENTS != 0;
+    create_bounce_frame(
+        dom,
+        vcpu,
+        frame,
+        Bounce { target: handler.address, error_code: None, mask_events, segments: None },
+        mem,
+    )?;
+    Ok(true)
+}
+
 /// Delivers a pending event upcall: if `evtchn_upcall_pending` is set and
 /// events are not masked, bounce to the event callback with events masked
 /// (Xen's `test_all_events`, run on every return to a guest). Returns whether
@@ -732,16 +838,23 @@ pub fn reload_segments(
     failsafe(dom, vcpu, frame, selectors, "reloading a data segment selector failed", mem)
 }
 
-/// A `syscall` from guest user mode: enter the kernel's syscall callback.
-/// With no callback registered, the guest gets `#UD` at the instruction,
-/// as on Xen.
+/// A `syscall` from guest user mode, or from 32-bit code (whose frame says
+/// [`FLAT_USER_CS32`]): enter the kernel's syscall callback, the
+/// `CALLBACKTYPE_syscall32` one for 32-bit code, as Xen's
+/// `switch_to_kernel` does (events masked as the 64-bit callback asked, in
+/// both cases). With no such callback registered, the guest gets `#UD` at
+/// the instruction, as on Xen.
 pub fn syscall_from_user(
     dom: &mut Domain,
     vcpu: usize,
     frame: &mut TrapFrame,
     mem: &mut dyn MachineMemory,
 ) -> TrapDecision {
-    let Some(cb) = dom.vcpus.get(vcpu).map(|v| v.callbacks.syscall) else {
+    let compat = frame.cs == FLAT_USER_CS32;
+    let Some(cb) = dom.vcpus.get(vcpu).map(|v| Callback {
+        address: if compat { v.callbacks.syscall32.address } else { v.callbacks.syscall.address },
+        mask_events: v.callbacks.syscall.mask_events,
+    }) else {
         return TrapDecision::Crash(String::from("no such vCPU"));
     };
     if cb.address == 0 {
@@ -766,11 +879,16 @@ pub fn syscall_from_user(
 /// The `iret` hypercall: restore the context saved in the `iret_context` at
 /// the guest's stack pointer (`rax, r11, rcx, flags, rip, cs, rflags, rsp, ss`).
 /// A CS with RPL 3 returns to guest user mode (which needs a user page
-/// table); RPL 0 stays in the kernel.
+/// table); RPL 0 stays in the kernel. CS and SS are loaded with RPL 3, as
+/// Xen's `do_iret` forces, so a 64-bit PV guest may return to 32-bit code
+/// (compatibility mode: Xen's `FLAT_RING3_CS32`, or a 32-bit code segment
+/// of its own GDT or LDT).
 ///
-/// A non-canonical `rip` makes the CPU's return to the guest fault: as in
-/// Xen, the guest's failsafe callback is entered instead, with the data
-/// selectors it is running with (`selectors`: `ds, es, fs, gs`).
+/// Where the CPU's return to the guest would fault (a selector that does
+/// not load, a non-canonical `rip`, a `rip` past a 32-bit segment's limit:
+/// [`crate::descriptors::iret_target_ok`]), the guest's failsafe callback
+/// is entered instead, as in Xen, with the data selectors it is running
+/// with (`selectors`: `ds, es, fs, gs`).
 pub fn iret(
     dom: &mut Domain,
     vcpu: usize,
@@ -804,20 +922,62 @@ pub fn iret(
     }
     frame.rip = rip;
     frame.rsp = rsp;
-    // Only the flat selectors exist until the guest installs a GDT.
-    let _ = (cs, ss);
-    frame.cs = FLAT_KERNEL_CS;
-    frame.ss = FLAT_KERNEL_SS;
+    let (cs, ss) = (cs as u16 | 3, ss as u16 | 3);
+    (frame.cs, frame.ss) = (u64::from(cs), u64::from(ss));
+    let loads = {
+        let gdt = |i: usize| crate::descriptors::gdt_entry(&v.gdt_frames, &*mem, i);
+        let ldt = |i: usize| crate::descriptors::ldt_entry(&v.ldt_frames, v.ldt_ents, &*mem, i);
+        crate::descriptors::iret_target_ok(cs, ss, rip, &gdt, &ldt)
+    };
     frame.rflags = (rflags & !(EFLAGS_IOPL | EFLAGS_VM | EFLAGS_NT)) | EFLAGS_IF;
+    let architectural_iopl = dom.vm_assist & (1 << guest_abi::xen::VMASST_TYPE_ARCHITECTURAL_IOPL) != 0;
     if let Some(v) = dom.vcpus.get_mut(vcpu) {
         v.kernel_mode = !to_user;
+        // Xen's async_exception_cleanup: an NMI handler's iret unmasks NMIs.
+        v.nmi_masked = false;
+        // With architectural IOPL the virtual IOPL is what the iret loads.
+        if architectural_iopl {
+            v.iopl = ((rflags & EFLAGS_IOPL) >> 12) as u8;
+        }
     }
     upcall_mask(dom, vcpu, mem, Some(rflags & EFLAGS_IF == 0));
-    if !is_canonical(rip) {
-        let why = format!("iret to a non-canonical rip {rip:#x}");
+    if !loads {
+        let why = if is_canonical(rip) {
+            format!("iret to {cs:#x}:{rip:#x} (ss {ss:#x}) faults")
+        } else {
+            format!("iret to a non-canonical rip {rip:#x}")
+        };
         return failsafe(dom, vcpu, frame, selectors, &why, mem);
     }
     TrapDecision::Resume
+}
+
+/// After a hypercall changed the calling vCPU's descriptor tables
+/// (`update_descriptor`, `set_gdt`, `MMUEXT_SET_LDT`): whether the frame
+/// it returns to still loads. A code or stack segment of its own that it
+/// changed or dropped would make the CPU's return fault; Xen's `iretq`
+/// then enters the guest's failsafe callback, and so does this.
+pub fn recheck_return(
+    dom: &mut Domain,
+    vcpu: usize,
+    frame: &mut TrapFrame,
+    mem: &mut dyn MachineMemory,
+    selectors: [u16; 4],
+) -> TrapDecision {
+    let Some(v) = dom.vcpus.get(vcpu) else { return TrapDecision::Resume };
+    let loads = {
+        let gdt = |i: usize| crate::descriptors::gdt_entry(&v.gdt_frames, &*mem, i);
+        let ldt = |i: usize| crate::descriptors::ldt_entry(&v.ldt_frames, v.ldt_ents, &*mem, i);
+        crate::descriptors::iret_target_ok(frame.cs as u16, frame.ss as u16, frame.rip, &gdt, &ldt)
+    };
+    if loads {
+        return TrapDecision::Resume;
+    }
+    let why = format!(
+        "the return to {:#x}:{:#x} (ss {:#x}) faults after its descriptors changed",
+        frame.cs, frame.rip, frame.ss
+    );
+    failsafe(dom, vcpu, frame, selectors, &why, mem)
 }
 
 #[cfg(test)]
@@ -1045,6 +1205,44 @@ mod tests {
         assert_eq!(f.rax, 0xffff_ffff, "no device behind 0xcfc");
         let (_, f) = io(&[0xe6, 0xf4], &|f| f.vector = 13);
         assert_eq!(f.rip, BUF_VA + 2, "a write is dropped");
+    }
+
+    #[test]
+    fn the_io_bitmap_grants_ports_iopl_does_not() {
+        // in al, dx (0x3c4) through a bitmap at BUF_VA + 0x1000 covering
+        // 0x400 ports, all allowed but those whose bits are set.
+        let (mut w, mut f) = setup(&[0xec]);
+        w.dom.privileged = true;
+        w.dom.vcpus[0].iobitmap = (BUF_VA + 0x1000, 0x400);
+        f.rdx = 0x3c4;
+        assert!(matches!(run(&mut w, &mut f, 13, 0), TrapDecision::Resume), "a clear bit: allowed");
+        assert_eq!(f.rip, BUF_VA + 1);
+        let bits = |w: &mut World, byte: u64, value: u8| w.poke(BUF_VA + 0x1000 + byte, &[value]);
+        let ok = |w: &mut World, port: u16, bytes: u32| io_okay(&w.dom, 0, port, bytes, &mut w.mem);
+        bits(&mut w, 0x78, 1 << 4);
+        assert!(!ok(&mut w, 0x3c4, 1), "its bit set");
+        assert!(ok(&mut w, 0x3c5, 1) && ok(&mut w, 0x3c0, 4), "the neighbours' bits are clear");
+        assert!(!ok(&mut w, 0x3c2, 4), "a wide access needs every port's bit clear");
+        bits(&mut w, 0x79, 1);
+        assert!(!ok(&mut w, 0x3c6, 4), "across a byte boundary");
+        assert!(ok(&mut w, 0x3ff, 1) && !ok(&mut w, 0x3ff, 2) && !ok(&mut w, 0x400, 1), "the limit");
+        w.dom.vcpus[0].iobitmap = (BUF_VA + 0x3fff, 0x400);
+        assert!(ok(&mut w, 0, 1) && !ok(&mut w, 8, 1), "an unreadable byte forbids its ports");
+        w.dom.vcpus[0].iobitmap = (0x10, 0x400);
+        assert!(!ok(&mut w, 0, 1), "an unmapped bitmap forbids all");
+        // The virtual IOPL: the kernel needs 1 (0 with architectural IOPL),
+        // user mode 3.
+        w.dom.vcpus[0].iobitmap = (0, 0);
+        w.dom.vcpus[0].iopl = 1;
+        assert!(ok(&mut w, 0x3c4, 1));
+        w.dom.vcpus[0].kernel_mode = false;
+        assert!(!ok(&mut w, 0x3c4, 1), "IOPL 1 does not cover user mode");
+        w.dom.vcpus[0].iopl = 3;
+        assert!(ok(&mut w, 0x3c4, 1));
+        (w.dom.vcpus[0].kernel_mode, w.dom.vcpus[0].iopl) = (true, 0);
+        assert!(!ok(&mut w, 0x3c4, 1));
+        w.dom.vm_assist |= 1 << guest_abi::xen::VMASST_TYPE_ARCHITECTURAL_IOPL;
+        assert!(ok(&mut w, 0x3c4, 1), "architectural IOPL: the kernel is ring 0");
     }
 
     /// The test world with its L1 (frame 3) also mapped read-only at
@@ -1309,6 +1507,17 @@ mod tests {
         assert!(matches!(iret(&mut w.dom, 0, &mut f, &mut w.mem, [0; 4]), TrapDecision::Resume));
         assert_eq!(f.rcx, 7);
         assert_eq!(w.mem.0[8][1], 1);
+        // With VMASST_TYPE_architectural_iopl the iret sets the virtual IOPL.
+        ctx2[6] = 0x2046;
+        let bytes: std::vec::Vec<u8> = ctx2.iter().flat_map(|v| v.to_le_bytes()).collect();
+        (f.rsp, w.dom.vcpus[0].iopl) = (BUF_VA + 0x1000, 0);
+        w.poke(f.rsp, &bytes);
+        assert!(matches!(iret(&mut w.dom, 0, &mut f, &mut w.mem, [0; 4]), TrapDecision::Resume));
+        assert_eq!((w.dom.vcpus[0].iopl, f.rflags & EFLAGS_IOPL), (0, 0), "not without the assist");
+        w.dom.vm_assist |= 1 << guest_abi::xen::VMASST_TYPE_ARCHITECTURAL_IOPL;
+        f.rsp = BUF_VA + 0x1000;
+        assert!(matches!(iret(&mut w.dom, 0, &mut f, &mut w.mem, [0; 4]), TrapDecision::Resume));
+        assert_eq!((w.dom.vcpus[0].iopl, f.rflags & EFLAGS_IOPL), (2, 0), "virtual, never the real IOPL");
         ctx2[4] = 0x0000_8000_0000_0000;
         let bytes: std::vec::Vec<u8> = ctx2.iter().flat_map(|v| v.to_le_bytes()).collect();
         f.rsp = BUF_VA + 0x1000;
@@ -1316,6 +1525,46 @@ mod tests {
         assert!(matches!(iret(&mut w.dom, 0, &mut f, &mut w.mem, [0; 4]), TrapDecision::Crash(_)));
         f.rsp = 0x10;
         assert!(matches!(iret(&mut w.dom, 0, &mut f, &mut w.mem, [0; 4]), TrapDecision::Crash(_)));
+    }
+
+    #[test]
+    fn an_iret_returns_to_32_bit_code_and_one_the_cpu_would_refuse_enters_the_failsafe_callback() {
+        let (mut w, _) = setup(&[0; 4]);
+        w.dom.vcpus[0].user_l4 = Some(crate::mm::Mfn(0));
+        w.dom.vcpus[0].kernel_sp = BUF_VA + 0x3000;
+        w.dom.vcpus[0].callbacks.failsafe = crate::domain::Callback { address: 0x5000, mask_events: false };
+        let iret_to = |w: &mut World, cs: u64, rip: u64, ss: u64| {
+            let ctx: [u64; 9] = [0, 0, 0, 0, rip, cs | 0xab << 32, 0x202, BUF_VA + 0x2000, ss];
+            let bytes: std::vec::Vec<u8> = ctx.iter().flat_map(|v| v.to_le_bytes()).collect();
+            w.dom.vcpus[0].kernel_mode = true;
+            let mut f = TrapFrame { rsp: BUF_VA + 0x1000, ..TrapFrame::default() };
+            w.poke(f.rsp, &bytes);
+            let d = iret(&mut w.dom, 0, &mut f, &mut w.mem, [0xe02b, 0, 0, 0]);
+            assert!(matches!(d, TrapDecision::Resume), "{d:?}");
+            f
+        };
+        let f = iret_to(&mut w, 0xe023, 0x40_0000, 0xe02b);
+        assert_eq!((f.cs, f.ss, f.rip), (0xe023, 0xe02b, 0x40_0000), "compatibility mode, the upper CS bits dropped");
+        assert!(!w.dom.vcpus[0].kernel_mode, "RPL 3: user mode");
+        let f = iret_to(&mut w, 0xe020, 0xffff_ffff, 0xe028);
+        assert_eq!((f.cs, f.ss), (0xe023, 0xe02b), "RPL 0 stays in the kernel, loaded with RPL 3");
+        assert!(w.dom.vcpus[0].kernel_mode);
+        for (cs, rip, ss, what) in [
+            (0xe023, 0x1_0000_0000, 0xe02b, "past 4 GiB in 32-bit code"),
+            (0x0010, 0x40_0000, 0xe02b, "a GDT entry the guest does not have"),
+            (0xe033, 0x40_0000, 0, "a null stack selector"),
+            (0xe008, 0x40_0000, 0xe02b, "the hypervisor's code selector"),
+        ] {
+            let f = iret_to(&mut w, cs, rip, ss);
+            assert_eq!(f.rip, 0x5000, "{what}: the failsafe callback");
+            let frame = words_at(&mut w, f.rsp, 11);
+            // (The selector's RPL says the mode, as in every bounce frame.)
+            assert_eq!(
+                (frame[6], frame[7] & 0xfffc, frame[10]),
+                (rip, cs & !3, ss | 3),
+                "{what}: what failed, reported"
+            );
+        }
     }
 
     #[test]
@@ -1353,6 +1602,29 @@ mod tests {
             w.peek(f.rsp, 56).chunks(8).map(|c| u64::from_le_bytes(c.try_into().unwrap())).collect();
         assert_eq!(words, [0x40_1002, 0x246, 0x40_1002, 0xe033, 0x246, 0x7fff_0000, 0xe02b]);
         assert_eq!(w.mem.0[8][1], 1, "mask_events");
+    }
+
+    #[test]
+    fn a_syscall_from_32_bit_code_enters_the_syscall32_callback_with_the_syscall_callbacks_mask() {
+        let (mut w, mut f) = setup(&[0; 4]);
+        let v = &mut w.dom.vcpus[0];
+        (v.kernel_mode, v.user_l4, v.kernel_sp) = (false, Some(crate::mm::Mfn(0)), BUF_VA + 0x2000);
+        v.callbacks.syscall = crate::domain::Callback { address: 0x9000, mask_events: false };
+        v.callbacks.syscall32 = crate::domain::Callback { address: 0xa000, mask_events: true };
+        v.traps[6] = TrapHandler { cs: 0xe033, flags: 0, address: 0x6000 };
+        w.mem.0[8][1] = 0;
+        (f.cs, f.rcx, f.r11, f.rsp) = (FLAT_USER_CS32, 0x40_1002, 0x246, 0x7fff_0000);
+        assert!(matches!(syscall_from_user(&mut w.dom, 0, &mut f, &mut w.mem), TrapDecision::Resume));
+        assert_eq!(f.rip, 0xa000, "the syscall32 callback");
+        assert_eq!(words_at(&mut w, f.rsp + 24, 1), [0xe023], "the frame says FLAT_USER_CS32");
+        assert_eq!(w.mem.0[8][1], 0, "events left as the 64-bit callback asked, as in Xen");
+        // With no syscall32 callback, #UD at the instruction (no fallback
+        // to the 64-bit one).
+        w.dom.vcpus[0].callbacks.syscall32.address = 0;
+        w.dom.vcpus[0].kernel_mode = true;
+        (f.cs, f.rcx, f.rsp) = (FLAT_USER_CS32, 0x40_1002, BUF_VA + 0x1000);
+        assert!(matches!(syscall_from_user(&mut w.dom, 0, &mut f, &mut w.mem), TrapDecision::Resume));
+        assert_eq!((f.rip, words_at(&mut w, f.rsp + 16, 1)[0]), (0x6000, 0x40_1000), "#UD");
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! Callback registration (`callback_op`, `set_callbacks`) and
 //! `stack_switch`: where the guest kernel wants events, failsafe bounces and
-//! system calls delivered, and on which stack.
+//! system calls delivered, and on which stack. As in Xen, the NMI callback
+//! is the trap table's vector 2 (`register_guest_nmi_callback`): it is
+//! entered with events masked, and `set_trap_table` may set it too.
 
 use guest_abi::callback::{
     CALLBACKF_MASK_EVENTS, CALLBACKOP_REGISTER, CALLBACKOP_UNREGISTER, CALLBACKTYPE_EVENT, CALLBACKTYPE_FAILSAFE,
@@ -9,22 +11,34 @@ use guest_abi::callback::{
 use guest_abi::errno::XenError;
 
 use super::{Ctx, HcResult, Outcome};
-use crate::domain::{Callback, Callbacks};
+use crate::domain::{Callback, TrapHandler, Vcpu};
 use crate::guest_access::is_canonical;
 
+/// The NMI's vector in the trap table.
+const TRAP_NMI: usize = 2;
+/// `trap_info.flags` bit 2: events masked on entry (Xen's `TI_SET_IF`).
+const TI_DISABLE_EVENTS: u8 = 1 << 2;
+
 /// Records a callback as Xen's `register_guest_callback` does.
-fn register(callbacks: &mut Callbacks, typ: u16, flags: u16, address: u64) -> HcResult {
+fn register(v: &mut Vcpu, typ: u16, flags: u16, address: u64) -> HcResult {
     if !is_canonical(address) {
         return Err(XenError::Einval);
     }
     let cb = Callback { address, mask_events: u32::from(flags) & CALLBACKF_MASK_EVENTS != 0 };
+    let callbacks = &mut v.callbacks;
     let slot = match u32::from(typ) {
         CALLBACKTYPE_EVENT => &mut callbacks.event,
         CALLBACKTYPE_FAILSAFE => &mut callbacks.failsafe,
         CALLBACKTYPE_SYSCALL => &mut callbacks.syscall,
         CALLBACKTYPE_SYSCALL32 => &mut callbacks.syscall32,
         CALLBACKTYPE_SYSENTER => &mut callbacks.sysenter,
-        CALLBACKTYPE_NMI => &mut callbacks.nmi,
+        CALLBACKTYPE_NMI => {
+            let nmi = TrapHandler { cs: crate::traps::FLAT_KERNEL_CS as u16, flags: TI_DISABLE_EVENTS, address };
+            if let Some(t) = v.traps.get_mut(TRAP_NMI) {
+                *t = nmi;
+            }
+            return Ok(0);
+        }
         _ => return Err(XenError::Enosys),
     };
     *slot = cb;
@@ -46,7 +60,7 @@ pub fn callback_op(ctx: &mut Ctx, args: [u64; 5]) -> Outcome {
                     let flags = u16::from_le_bytes([raw[2], raw[3]]);
                     let address = u64::from_le_bytes(raw[8..16].try_into().unwrap_or([0; 8]));
                     match ctx.domain.vcpus.get_mut(vcpu) {
-                        Some(v) => register(&mut v.callbacks, typ, flags, address),
+                        Some(v) => register(v, typ, flags, address),
                         None => Err(XenError::Einval),
                     }
                 }
@@ -60,7 +74,9 @@ pub fn callback_op(ctx: &mut Ctx, args: [u64; 5]) -> Outcome {
                 Ok(()) => match (u32::from(u16::from_le_bytes([raw[0], raw[1]])), ctx.domain.vcpus.get_mut(vcpu)) {
                     // Only the NMI callback can be unregistered, as in Xen.
                     (CALLBACKTYPE_NMI, Some(v)) => {
-                        v.callbacks.nmi = Callback::default();
+                        if let Some(t) = v.traps.get_mut(TRAP_NMI) {
+                            *t = TrapHandler::default();
+                        }
                         Ok(0)
                     }
                     _ => Err(XenError::Einval),
@@ -77,9 +93,9 @@ pub fn callback_op(ctx: &mut Ctx, args: [u64; 5]) -> Outcome {
 pub fn set_callbacks(ctx: &mut Ctx, args: [u64; 5]) -> Outcome {
     let [event, failsafe, syscall, ..] = args;
     if let Some(v) = ctx.domain.vcpus.get_mut(ctx.vcpu) {
-        let _ = register(&mut v.callbacks, CALLBACKTYPE_EVENT as u16, 0, event);
-        let _ = register(&mut v.callbacks, CALLBACKTYPE_FAILSAFE as u16, 0, failsafe);
-        let _ = register(&mut v.callbacks, CALLBACKTYPE_SYSCALL as u16, 0, syscall);
+        let _ = register(v, CALLBACKTYPE_EVENT as u16, 0, event);
+        let _ = register(v, CALLBACKTYPE_FAILSAFE as u16, 0, failsafe);
+        let _ = register(v, CALLBACKTYPE_SYSCALL as u16, 0, syscall);
     }
     Outcome::Return(0)
 }
@@ -124,7 +140,9 @@ mod tests {
         }
         let cb = w.dom.vcpus[0].callbacks;
         assert_eq!((cb.event.address, cb.event.mask_events), (0x1000, true));
-        assert_eq!((cb.sysenter.address, cb.nmi.address), (0x5000, 0x6000));
+        assert_eq!(cb.sysenter.address, 0x5000);
+        let nmi = w.dom.vcpus[0].traps[TRAP_NMI];
+        assert_eq!((nmi.address, nmi.flags, nmi.cs), (0x6000, TI_DISABLE_EVENTS, 0xe033), "trap 2, events masked");
         // Unknown type, non-canonical address, bad pointer, unknown command.
         w.poke(BUF_VA, &reg(6, 0, 0x1000));
         assert_eq!(w.call_ret(nr, [CALLBACKOP_REGISTER as u64, BUF_VA, 0, 0, 0]), -38);
@@ -139,12 +157,12 @@ mod tests {
     fn only_nmi_unregisters() {
         let mut w = World::new(false);
         let nr = HYPERVISOR_CALLBACK_OP as u64;
-        w.dom.vcpus[0].callbacks.nmi.address = 0x6000;
+        w.dom.vcpus[0].traps[TRAP_NMI].address = 0x6000;
         w.poke(BUF_VA, &CALLBACKTYPE_EVENT.to_le_bytes());
         assert_eq!(w.call_ret(nr, [CALLBACKOP_UNREGISTER as u64, BUF_VA, 0, 0, 0]), -22);
         w.poke(BUF_VA, &CALLBACKTYPE_NMI.to_le_bytes());
         assert_eq!(w.call_ret(nr, [CALLBACKOP_UNREGISTER as u64, BUF_VA, 0, 0, 0]), 0);
-        assert_eq!(w.dom.vcpus[0].callbacks.nmi.address, 0);
+        assert_eq!(w.dom.vcpus[0].traps[TRAP_NMI], TrapHandler::default());
     }
 
     #[test]

@@ -337,9 +337,10 @@ fn set_vcpu_context(ctx: &mut Ctx, id: DomId, index: usize, c: &XenDomctlVcpucon
     ];
     let traps_ok = g.trap_ctxt.iter().all(|t| canonical(t.address));
     let unsupported = g.flags & VGCF_ONLINE == 0 || g.gdt_ents != 0 || g.ldt_ents != 0;
-    // xenish returns to a guest only on Xen's flat 64-bit selectors (as its
-    // iret does); anything else could fault the hypervisor's own iretq.
-    let flat = matches!(fixup_selector(r.cs), 0xe033) && matches!(fixup_selector(r.ss), 0xe02b);
+    // A new vCPU has no GDT or LDT yet: only Xen's flat selectors load, and
+    // the first return to it must not fault the hypervisor's own iretq.
+    let none = |_: usize| None;
+    let flat = crate::descriptors::iret_target_ok(fixup_selector(r.cs), fixup_selector(r.ss), r.rip, &none, &none);
     if !addresses.iter().all(|&a| canonical(a)) || !traps_ok || unsupported || !flat {
         return Err(XenError::Einval);
     }
@@ -759,7 +760,11 @@ mod tests {
         assert_eq!(set(&mut w, &bad), -22, "a non-canonical rip");
         let mut bad = g;
         bad.user_regs.cs = 0x10;
-        assert_eq!(set(&mut w, &bad), -22, "not the flat code selector");
+        assert_eq!(set(&mut w, &bad), -22, "no GDT yet: only Xen's flat code selectors load");
+        bad.user_regs.cs = 0xe031;
+        assert_eq!(set(&mut w, &bad), -22, "RPL 1");
+        (bad.user_regs.cs, bad.user_regs.rip) = (0xe023, 1 << 32);
+        assert_eq!(set(&mut w, &bad), -22, "past 4 GiB in 32-bit code");
         let mut bad = g;
         bad.gs_base_user = 1 << 47;
         assert_eq!(set(&mut w, &bad), -22, "a non-canonical GS base");

@@ -578,7 +578,7 @@ pub(crate) mod tests {
                         add(info, true);
                     }
                 }
-                for mfn in d.evtchn.fifo().into_iter().flat_map(|f| f.frames()) {
+                for mfn in d.evtchn.fifo().into_iter().flat_map(|f| f.frames()).chain(d.pirqs.eoi_map) {
                     add(mfn, true);
                 }
                 for m in d.gnttab.maptrack.iter().flatten() {

@@ -1,11 +1,32 @@
-//! `physdev_op`: the virtual I/O privilege level. Interrupt routing and PCI
-//! operations come with device passthrough, which xenish does not offer;
-//! they answer `-ENOSYS` and are named in the log once.
+//! `physdev_op`: every sub-op of Xen 4.17's `physdev.h`, answered as Xen
+//! 4.17 (`xen/arch/x86/physdev.c do_physdev_op`) answers a 64-bit PV
+//! domain on a machine whose interrupts xenish drives without an IO-APIC
+//! and whose PCI devices it does not track (see [`crate::pirq`]).
+//!
+//! - Served for every domain: the virtual IOPL and I/O bitmap; PIRQ
+//!   status, EOI, reservation (`get_free_pirq`) and the EOI bitmap page,
+//!   with no PIRQ ever bound; `IRQ_UNMASK_NOTIFY`.
+//! - Privileged-only operations answer an unprivileged domain `-EPERM`
+//!   (Xen's XSM default policy) after the checks Xen makes first; a PCI
+//!   device no one added is `-ENODEV`.
+//! - For the control domain: `alloc_irq_vector` (Xen's dummy), `apic_read`
+//!   and `apic_write` (`-EINVAL`: no IO-APIC at that address),
+//!   `unmap_pirq` (`-EINVAL`: nothing is mapped), `dbgp_op` (0: no EHCI
+//!   debug port). Mapping GSIs and MSIs, `setup_gsi` and the PCI device
+//!   operations are device passthrough (issue 19): `-ENOSYS`, named in the
+//!   log once.
+//! - Numbers Xen has no handler for (`free_irq_vector` among them) are
+//!   `-ENOSYS`, as in Xen.
 
 use guest_abi::errno::XenError;
-use guest_abi::physdev::PHYSDEVOP_SET_IOPL;
+use guest_abi::physdev::*;
+use guest_abi::xen::{DOMID_SELF, HYPERVISOR_PHYSDEV_OP};
+use zerocopy::{FromBytes, Immutable, IntoBytes};
 
 use super::{Ctx, HcResult, Outcome};
+use crate::mm::frame_table::PageType;
+use crate::mm::pt_validate::{MapRights, Mmu};
+use crate::mm::Mfn;
 
 /// `HYPERVISOR_physdev_op(cmd, arg)`.
 pub fn physdev_op(ctx: &mut Ctx, args: [u64; 5]) -> Outcome {
@@ -13,42 +34,375 @@ pub fn physdev_op(ctx: &mut Ctx, args: [u64; 5]) -> Outcome {
     serve(ctx, cmd as u32, arg).into()
 }
 
+/// The argument struct at `arg`, or `-EFAULT`.
+fn read<T: FromBytes + IntoBytes>(ctx: &mut Ctx, arg: u64) -> Result<T, XenError> {
+    ctx.guest().read(arg).map_err(|_| XenError::Efault)
+}
+
+/// Writes the OUT fields back: `-EFAULT` if that fails, else `result`.
+fn write_back<T: IntoBytes + Immutable>(ctx: &mut Ctx, arg: u64, value: &T, result: HcResult) -> HcResult {
+    ctx.guest().write(arg, value).map_err(|_| XenError::Efault)?;
+    result
+}
+
+/// Xen's XSM default for `XSM_PRIV`: the control domain only.
+fn privileged_only(ctx: &Ctx) -> Result<(), XenError> {
+    if ctx.domain.privileged {
+        Ok(())
+    } else {
+        Err(XenError::Eperm)
+    }
+}
+
+/// A device operation of the control domain that device passthrough
+/// (issue 19) will serve; any other domain is refused by Xen's XSM check.
+fn device_op(ctx: &Ctx, cmd: u32) -> HcResult {
+    privileged_only(ctx)?;
+    Err(super::refusals::not_implemented(ctx.domain.id, HYPERVISOR_PHYSDEV_OP, Some(cmd.into())))
+}
+
 fn serve(ctx: &mut Ctx, cmd: u32, arg: u64) -> HcResult {
     match cmd {
+        PHYSDEVOP_EOI => eoi(ctx, arg),
+        PHYSDEVOP_PIRQ_EOI_GMFN_V1 | PHYSDEVOP_PIRQ_EOI_GMFN_V2 => register_eoi_map(ctx, cmd, arg),
+        // Legacy: unmask every PIRQ whose port is unmasked; none is bound.
+        PHYSDEVOP_IRQ_UNMASK_NOTIFY => Ok(0),
+        PHYSDEVOP_IRQ_STATUS_QUERY => {
+            let mut q: PhysdevIrqStatusQuery = read(ctx, arg)?;
+            if q.irq >= ctx.domain.pirqs.nr_pirqs() || q.irq > i32::MAX as u32 {
+                return Err(XenError::Einval);
+            }
+            // Xen always says an EOI is needed; no PIRQ is shared.
+            q.flags = XENIRQSTAT_NEEDS_EOI;
+            write_back(ctx, arg, &q, Ok(0))
+        }
+        PHYSDEVOP_MAP_PIRQ => map_pirq(ctx, arg),
+        PHYSDEVOP_UNMAP_PIRQ => {
+            let u: PhysdevUnmapPirq = read(ctx, arg)?;
+            target_exists(ctx, u.domid)?;
+            privileged_only(ctx)?;
+            // unmap_domain_pirq: out of range or not mapped, and nothing is.
+            Err(XenError::Einval)
+        }
+        PHYSDEVOP_APIC_READ | PHYSDEVOP_APIC_WRITE => {
+            let apic: PhysdevApic = read(ctx, arg)?;
+            privileged_only(ctx)?;
+            // ioapic_guest_read/write: no IO-APIC has that base address.
+            let result = Err(XenError::Einval);
+            if cmd == PHYSDEVOP_APIC_READ {
+                return write_back(ctx, arg, &apic, result);
+            }
+            result
+        }
+        PHYSDEVOP_ALLOC_IRQ_VECTOR => {
+            let mut op: PhysdevIrq = read(ctx, arg)?;
+            privileged_only(ctx)?;
+            // Xen's dummy: the vector is the IRQ, allocated when routed.
+            op.vector = op.irq;
+            write_back(ctx, arg, &op, Ok(0))
+        }
         PHYSDEVOP_SET_IOPL => {
-            let iopl: u32 = ctx.guest().read(arg).map_err(|_| XenError::Efault)?;
-            if iopl > 3 {
+            let op: PhysdevSetIopl = read(ctx, arg)?;
+            if op.iopl > 3 {
                 return Err(XenError::Einval);
             }
             if let Some(v) = ctx.domain.vcpus.get_mut(ctx.vcpu) {
-                v.iopl = iopl as u8;
+                v.iopl = op.iopl as u8;
             }
             Ok(0)
         }
-        cmd => Err(super::refusals::not_implemented(
-            ctx.domain.id,
-            guest_abi::xen::HYPERVISOR_PHYSDEV_OP,
-            Some(cmd.into()),
-        )),
+        PHYSDEVOP_SET_IOBITMAP => {
+            let op: PhysdevSetIobitmap = read(ctx, arg)?;
+            // Xen's guest_handle_okay checks where the bitmap starts.
+            if !crate::guest_access::is_guest_addr(op.bitmap.addr()) || op.nr_ports > 65536 {
+                return Err(XenError::Einval);
+            }
+            if let Some(v) = ctx.domain.vcpus.get_mut(ctx.vcpu) {
+                v.iobitmap = (op.bitmap.addr(), op.nr_ports);
+            }
+            Ok(0)
+        }
+        PHYSDEVOP_MANAGE_PCI_ADD | PHYSDEVOP_MANAGE_PCI_REMOVE => {
+            let _: PhysdevManagePci = read(ctx, arg)?;
+            device_op(ctx, cmd)
+        }
+        PHYSDEVOP_MANAGE_PCI_ADD_EXT => {
+            let op: PhysdevManagePciExt = read(ctx, arg)?;
+            if op.is_extfn > 1 || op.is_virtfn > 1 {
+                return Err(XenError::Einval);
+            }
+            device_op(ctx, cmd)
+        }
+        PHYSDEVOP_PCI_DEVICE_ADD => {
+            let op: PhysdevPciDeviceAdd = read(ctx, arg)?;
+            if op.flags & XEN_PCI_DEV_PXM != 0 {
+                // optarr[0], the proximity domain, follows the struct.
+                let _: u32 = read(ctx, arg.wrapping_add(12))?;
+            }
+            device_op(ctx, cmd)
+        }
+        PHYSDEVOP_PCI_DEVICE_REMOVE | PHYSDEVOP_PREPARE_MSIX | PHYSDEVOP_RELEASE_MSIX => {
+            let _: PhysdevPciDevice = read(ctx, arg)?;
+            device_op(ctx, cmd)
+        }
+        PHYSDEVOP_PCI_MMCFG_RESERVED => {
+            privileged_only(ctx)?;
+            let _: PhysdevPciMmcfgReserved = read(ctx, arg)?;
+            device_op(ctx, cmd)
+        }
+        PHYSDEVOP_RESTORE_MSI | PHYSDEVOP_RESTORE_MSI_EXT => {
+            if cmd == PHYSDEVOP_RESTORE_MSI {
+                let _: PhysdevRestoreMsi = read(ctx, arg)?;
+            } else {
+                let _: PhysdevPciDevice = read(ctx, arg)?;
+            }
+            // No privilege check in Xen: a device it does not know is
+            // -ENODEV, and no domU device is known to xenish.
+            if !ctx.domain.privileged {
+                return Err(XenError::Enodev);
+            }
+            device_op(ctx, cmd)
+        }
+        PHYSDEVOP_SETUP_GSI => {
+            let op: PhysdevSetupGsi = read(ctx, arg)?;
+            if op.gsi < 0 || op.gsi >= crate::pirq::NR_IRQS_GSI as i32 {
+                return Err(XenError::Einval);
+            }
+            device_op(ctx, cmd)
+        }
+        PHYSDEVOP_GET_FREE_PIRQ => {
+            let mut op: PhysdevGetFreePirq = read(ctx, arg)?;
+            op.pirq = ctx.domain.pirqs.allocate(op.type_).ok_or(XenError::Enospc)?;
+            write_back(ctx, arg, &op, Ok(0))
+        }
+        PHYSDEVOP_DBGP_OP => {
+            privileged_only(ctx)?;
+            let _: PhysdevDbgpOp = read(ctx, arg)?;
+            // dbgp_op: nothing to do without an EHCI debug port.
+            Ok(0)
+        }
+        _ => Err(XenError::Enosys),
     }
+}
+
+/// `PHYSDEVOP_eoi`: a PIRQ out of range, or one without a record (never
+/// reserved), is `-EINVAL`; a reserved one has no interrupt in flight.
+fn eoi(ctx: &mut Ctx, arg: u64) -> HcResult {
+    let op: PhysdevEoi = read(ctx, arg)?;
+    if op.irq >= ctx.domain.pirqs.nr_pirqs() || !ctx.domain.pirqs.has_info(op.irq) {
+        return Err(XenError::Einval);
+    }
+    Ok(0)
+}
+
+/// `PHYSDEVOP_pirq_eoi_gmfn_v1/v2`: the domain's frame `gmfn` becomes its
+/// EOI bitmap, keeping a writable type reference; once only (`-EBUSY`).
+/// With v1 an EOI also unmasks the PIRQ's port.
+fn register_eoi_map(ctx: &mut Ctx, cmd: u32, arg: u64) -> HcResult {
+    let op: PhysdevPirqEoiGmfn = read(ctx, arg)?;
+    let mfn = Mfn(op.gmfn);
+    let rights = MapRights::of(ctx.domain);
+    let mut mmu = Mmu { ft: &mut *ctx.ft, mem: &mut *ctx.mem };
+    mmu.get_page_and_type(mfn, &rights, PageType::Writable).map_err(|_| XenError::Einval)?;
+    if ctx.domain.pirqs.eoi_map.is_some() {
+        mmu.put_page_and_type(mfn);
+        return Err(XenError::Ebusy);
+    }
+    ctx.domain.pirqs.eoi_map = Some(mfn);
+    if cmd == PHYSDEVOP_PIRQ_EOI_GMFN_V1 {
+        ctx.domain.pirqs.auto_unmask = true;
+    }
+    Ok(0)
+}
+
+/// Xen's `rcu_lock_domain_by_any_id`: `DOMID_SELF`, the caller's own ID or
+/// another existing domain, else `-ESRCH`.
+fn target_exists(ctx: &mut Ctx, domid: u16) -> Result<(), XenError> {
+    if domid == DOMID_SELF || domid == ctx.domain.id || ctx.peers.get_mut(domid).is_some() {
+        Ok(())
+    } else {
+        Err(XenError::Esrch)
+    }
+}
+
+/// `PHYSDEVOP_map_pirq`: the struct is copied back whatever the result
+/// (with `MAP_PIRQ_TYPE_MSI_SEG` rewritten to `MSI`, as Xen does).
+fn map_pirq(ctx: &mut Ctx, arg: u64) -> HcResult {
+    let mut map: PhysdevMapPirq = read(ctx, arg)?;
+    let map_type = map.type_ as u32;
+    if map_type == MAP_PIRQ_TYPE_MULTI_MSI && map.table_base != 0 {
+        return Err(XenError::Einval);
+    }
+    if map_type == MAP_PIRQ_TYPE_MSI_SEG {
+        map.type_ = MAP_PIRQ_TYPE_MSI as i32;
+    }
+    let result =
+        target_exists(ctx, map.domid).and_then(|()| privileged_only(ctx)).and_then(|()| match map.type_ as u32 {
+            MAP_PIRQ_TYPE_GSI | MAP_PIRQ_TYPE_MSI | MAP_PIRQ_TYPE_MULTI_MSI => device_op(ctx, PHYSDEVOP_MAP_PIRQ),
+            _ => Err(XenError::Einval),
+        });
+    write_back(ctx, arg, &map, result)
 }
 
 #[cfg(test)]
 mod tests {
     use super::super::tests::{World, BUF_VA};
     use super::*;
-    use guest_abi::xen::HYPERVISOR_PHYSDEV_OP;
+
+    const NR: u64 = HYPERVISOR_PHYSDEV_OP as u64;
+
+    fn call(w: &mut World, cmd: u32, arg: u64) -> i64 {
+        w.call_ret(NR, [cmd as u64, arg, 0, 0, 0])
+    }
+
+    /// Calls `cmd` with `bytes` at BUF_VA.
+    fn with(w: &mut World, cmd: u32, bytes: &[u8]) -> i64 {
+        w.poke(BUF_VA, bytes);
+        call(w, cmd, BUF_VA)
+    }
+
+    fn words(ws: &[u32]) -> std::vec::Vec<u8> {
+        ws.iter().flat_map(|w| w.to_le_bytes()).collect()
+    }
+
+    extern crate std;
 
     #[test]
     fn set_iopl_validates_and_records() {
         let mut w = World::new(true);
-        let nr = HYPERVISOR_PHYSDEV_OP as u64;
-        w.poke(BUF_VA, &1u32.to_le_bytes());
-        assert_eq!(w.call_ret(nr, [PHYSDEVOP_SET_IOPL as u64, BUF_VA, 0, 0, 0]), 0);
+        assert_eq!(with(&mut w, PHYSDEVOP_SET_IOPL, &words(&[1])), 0);
         assert_eq!(w.dom.vcpus[0].iopl, 1);
-        w.poke(BUF_VA, &4u32.to_le_bytes());
-        assert_eq!(w.call_ret(nr, [PHYSDEVOP_SET_IOPL as u64, BUF_VA, 0, 0, 0]), -22);
-        assert_eq!(w.call_ret(nr, [PHYSDEVOP_SET_IOPL as u64, 0x10, 0, 0, 0]), -14);
-        assert_eq!(w.call_ret(nr, [99, BUF_VA, 0, 0, 0]), -38);
+        assert_eq!(with(&mut w, PHYSDEVOP_SET_IOPL, &words(&[4])), -22);
+        assert_eq!(call(&mut w, PHYSDEVOP_SET_IOPL, 0x10), -14);
+    }
+
+    #[test]
+    fn the_io_bitmap_is_checked_where_it_starts_and_kept() {
+        let mut w = World::new(false);
+        let set = |w: &mut World, bitmap: u64, nr_ports: u32| {
+            let mut b = bitmap.to_le_bytes().to_vec();
+            b.extend_from_slice(&words(&[nr_ports, 0]));
+            with(w, PHYSDEVOP_SET_IOBITMAP, &b)
+        };
+        assert_eq!(set(&mut w, 0xffff_8000_0000_0000, 8), -22, "in the hypervisor's hole");
+        assert_eq!(set(&mut w, 0x8000_0000_0000, 8), -22, "not canonical");
+        assert_eq!(set(&mut w, BUF_VA, 65537), -22, "more ports than there are");
+        assert_eq!(w.dom.vcpus[0].iobitmap, (0, 0));
+        assert_eq!(set(&mut w, 0x7fff_ffff_f000, 65536), 0, "only the start is checked, as in Xen");
+        assert_eq!(set(&mut w, BUF_VA + 0x100, 0x400), 0);
+        assert_eq!(w.dom.vcpus[0].iobitmap, (BUF_VA + 0x100, 0x400));
+        assert_eq!(call(&mut w, PHYSDEVOP_SET_IOBITMAP, 0x10), -14);
+    }
+
+    #[test]
+    fn status_queries_and_eois_with_no_pirq_bound() {
+        let mut w = World::new(false);
+        assert_eq!(with(&mut w, PHYSDEVOP_IRQ_STATUS_QUERY, &words(&[47, 0x55])), 0);
+        assert_eq!(w.peek(BUF_VA, 8), words(&[47, XENIRQSTAT_NEEDS_EOI]), "always needs an EOI, never shared");
+        for irq in [48, u32::MAX] {
+            assert_eq!(with(&mut w, PHYSDEVOP_IRQ_STATUS_QUERY, &words(&[irq, 0])), -22, "irq {irq}");
+        }
+        assert_eq!(with(&mut w, PHYSDEVOP_EOI, &words(&[5])), -22, "no record of pirq 5");
+        assert_eq!(with(&mut w, PHYSDEVOP_EOI, &words(&[48])), -22, "beyond nr_pirqs");
+        assert_eq!(call(&mut w, PHYSDEVOP_EOI, 0x10), -14);
+        assert_eq!(call(&mut w, PHYSDEVOP_IRQ_UNMASK_NOTIFY, 0), 0);
+        // A reserved PIRQ has a record: its EOI succeeds.
+        assert_eq!(with(&mut w, PHYSDEVOP_GET_FREE_PIRQ, &words(&[0, 0])), 0);
+        assert_eq!(w.peek(BUF_VA, 8), words(&[0, 47]), "MSI: the highest");
+        assert_eq!(with(&mut w, PHYSDEVOP_EOI, &words(&[47])), 0);
+        assert_eq!(with(&mut w, PHYSDEVOP_GET_FREE_PIRQ, &words(&[1, 0])), 0);
+        assert_eq!(w.peek(BUF_VA + 4, 4), words(&[46]), "GSI: none above 15, so the next from the top");
+        assert_eq!(call(&mut w, PHYSDEVOP_GET_FREE_PIRQ, 0x10), -14);
+        for _ in 16..46 {
+            assert_eq!(with(&mut w, PHYSDEVOP_GET_FREE_PIRQ, &words(&[0, 0])), 0);
+        }
+        assert_eq!(with(&mut w, PHYSDEVOP_GET_FREE_PIRQ, &words(&[0, 0])), -28, "ENOSPC");
+    }
+
+    #[test]
+    fn the_eoi_map_is_a_writable_frame_registered_once() {
+        let mut w = World::new(false);
+        let gmfn = |w: &mut World, cmd, mfn: u64| with(w, cmd, &mfn.to_le_bytes());
+        assert_eq!(gmfn(&mut w, PHYSDEVOP_PIRQ_EOI_GMFN_V2, 99), -22, "not its frame");
+        assert_eq!(gmfn(&mut w, PHYSDEVOP_PIRQ_EOI_GMFN_V2, 2), -22, "a page table");
+        assert_eq!(call(&mut w, PHYSDEVOP_PIRQ_EOI_GMFN_V1, 0x10), -14);
+        assert_eq!(gmfn(&mut w, PHYSDEVOP_PIRQ_EOI_GMFN_V2, 9), 0);
+        assert_eq!((w.dom.pirqs.eoi_map, w.dom.pirqs.auto_unmask), (Some(Mfn(9)), false));
+        assert_eq!(gmfn(&mut w, PHYSDEVOP_PIRQ_EOI_GMFN_V1, 5), -16, "once only: EBUSY");
+        assert_eq!(gmfn(&mut w, PHYSDEVOP_PIRQ_EOI_GMFN_V1, 99), -22, "a bad frame is EINVAL first");
+        // (The world audits every frame's counts after each call.)
+        let mut v1 = World::new(false);
+        assert_eq!(gmfn(&mut v1, PHYSDEVOP_PIRQ_EOI_GMFN_V1, 9), 0);
+        assert!(v1.dom.pirqs.auto_unmask, "v1 unmasks on EOI");
+    }
+
+    #[test]
+    fn privileged_operations_answer_a_domu_eperm_after_xens_first_checks() {
+        let mut w = World::new(false);
+        let apic = [0u8; 16];
+        for cmd in [PHYSDEVOP_APIC_READ, PHYSDEVOP_APIC_WRITE, PHYSDEVOP_ALLOC_IRQ_VECTOR] {
+            assert_eq!(call(&mut w, cmd, 0x10), -14, "cmd {cmd}: copied in first");
+            assert_eq!(with(&mut w, cmd, &apic), -1, "cmd {cmd}");
+        }
+        for cmd in [
+            PHYSDEVOP_MANAGE_PCI_ADD,
+            PHYSDEVOP_MANAGE_PCI_REMOVE,
+            PHYSDEVOP_MANAGE_PCI_ADD_EXT,
+            PHYSDEVOP_PCI_DEVICE_ADD,
+            PHYSDEVOP_PCI_DEVICE_REMOVE,
+            PHYSDEVOP_PREPARE_MSIX,
+            PHYSDEVOP_RELEASE_MSIX,
+        ] {
+            assert_eq!(call(&mut w, cmd, 0x10), -14, "cmd {cmd}: copied in first");
+            assert_eq!(with(&mut w, cmd, &[0; 16]), -1, "cmd {cmd}");
+        }
+        assert_eq!(with(&mut w, PHYSDEVOP_MANAGE_PCI_ADD_EXT, &words(&[0, 2, 0, 0])), -22, "is_extfn > 1");
+        assert_eq!(call(&mut w, PHYSDEVOP_PCI_MMCFG_RESERVED, 0x10), -1, "XSM before the copy");
+        assert_eq!(call(&mut w, PHYSDEVOP_DBGP_OP, 0x10), -1, "XSM before the copy");
+        assert_eq!(with(&mut w, PHYSDEVOP_SETUP_GSI, &words(&[16, 0])), -22, "no GSI 16 without an IO-APIC");
+        assert_eq!(with(&mut w, PHYSDEVOP_SETUP_GSI, &words(&[u32::MAX, 0])), -22);
+        assert_eq!(with(&mut w, PHYSDEVOP_SETUP_GSI, &words(&[9, 0])), -1);
+        assert_eq!(with(&mut w, PHYSDEVOP_RESTORE_MSI, &[0; 2]), -19, "no such device: ENODEV");
+        assert_eq!(with(&mut w, PHYSDEVOP_RESTORE_MSI_EXT, &[0; 4]), -19);
+        // unmap_pirq and map_pirq look the domain up first.
+        assert_eq!(with(&mut w, PHYSDEVOP_UNMAP_PIRQ, &words(&[0x7ff0, 3])), -1);
+        assert_eq!(with(&mut w, PHYSDEVOP_UNMAP_PIRQ, &words(&[42, 3])), -3, "no domain 42: ESRCH");
+        let mut map = [0u8; 40];
+        map[0..2].copy_from_slice(&0x7ff0u16.to_le_bytes());
+        map[4] = 3; // MAP_PIRQ_TYPE_MSI_SEG
+        assert_eq!(with(&mut w, PHYSDEVOP_MAP_PIRQ, &map), -1);
+        assert_eq!(w.peek(BUF_VA + 4, 1), [0], "copied back with MSI_SEG made MSI");
+        map[0] = 42;
+        assert_eq!(with(&mut w, PHYSDEVOP_MAP_PIRQ, &map), -3);
+        map[4] = 4; // MULTI_MSI with a table base
+        map[32] = 1;
+        assert_eq!(with(&mut w, PHYSDEVOP_MAP_PIRQ, &map), -22);
+        for cmd in [0, 1, 2, 3, PHYSDEVOP_FREE_IRQ_VECTOR, 18, 22, 32, 99] {
+            assert_eq!(with(&mut w, cmd, &[0; 16]), -38, "Xen has no sub-op {cmd}");
+        }
+    }
+
+    #[test]
+    fn the_control_domain_gets_xens_answers_for_a_machine_without_an_io_apic() {
+        let mut w = World::new(true);
+        assert_eq!(w.dom.pirqs.nr_pirqs(), 208);
+        assert_eq!(with(&mut w, PHYSDEVOP_ALLOC_IRQ_VECTOR, &words(&[9, 0])), 0);
+        assert_eq!(w.peek(BUF_VA, 8), words(&[9, 9]), "the vector is the IRQ");
+        let apic = [0x00, 0x00, 0xc0, 0xfe, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0];
+        assert_eq!(with(&mut w, PHYSDEVOP_APIC_READ, &apic), -22, "no IO-APIC at 0xfec00000");
+        assert_eq!(with(&mut w, PHYSDEVOP_APIC_WRITE, &apic), -22);
+        assert_eq!(with(&mut w, PHYSDEVOP_UNMAP_PIRQ, &words(&[0x7ff0, 20])), -22, "nothing mapped");
+        assert_eq!(with(&mut w, PHYSDEVOP_DBGP_OP, &[1, 0, 0, 0, 0, 0]), 0, "no EHCI debug port");
+        let mut map = [0u8; 40];
+        map[0..2].copy_from_slice(&0x7ff0u16.to_le_bytes());
+        map[4] = 7;
+        assert_eq!(with(&mut w, PHYSDEVOP_MAP_PIRQ, &map), -22, "an unknown type");
+        map[4] = 1;
+        assert_eq!(with(&mut w, PHYSDEVOP_MAP_PIRQ, &map), -38, "GSIs: issue 19");
+        assert_eq!(with(&mut w, PHYSDEVOP_SETUP_GSI, &words(&[9, 0])), -38);
+        assert_eq!(with(&mut w, PHYSDEVOP_PCI_DEVICE_ADD, &words(&[0, XEN_PCI_DEV_PXM, 0])), -38);
+        assert_eq!(with(&mut w, PHYSDEVOP_RESTORE_MSI, &[0; 2]), -38);
+        assert_eq!(with(&mut w, PHYSDEVOP_GET_FREE_PIRQ, &words(&[1, 0])), 0);
+        assert_eq!(w.peek(BUF_VA + 4, 4), words(&[207]));
     }
 }

@@ -1,4 +1,6 @@
-//! `vcpu_op`: per-vCPU timers, runstate information and state queries, and
+//! `vcpu_op`: per-vCPU timers, runstate information and state queries, NMIs
+//! sent to a vCPU (`VCPUOP_send_nmi`), the physical CPU of a control-domain
+//! vCPU pinned to one (`VCPUOP_get_physid`: all are, on one CPU), and
 //! the secondary time area (`VCPUOP_register_vcpu_time_memory_area`): a
 //! guest address that gets a copy of the vCPU's `vcpu_time_info`, with the
 //! version protocol, whenever its time is published, which Linux maps
@@ -18,8 +20,6 @@ use crate::domain::VCPU_INFO_SIZE;
 use crate::mm::frame_table::PageType;
 use crate::mm::pt_validate::{MapRights, Mmu};
 use crate::mm::{MachineMemory, Mfn, PAGE_SIZE};
-use guest_abi::xen::HYPERVISOR_VCPU_OP;
-
 /// Xen's `map_vcpu_info`: moves vCPU `idx`'s `vcpu_info` to `offset` in
 /// frame `mfn`, an 8-aligned place in a writable frame of the domain that
 /// keeps a writable type reference from now on. The old contents come
@@ -101,7 +101,12 @@ fn serve(ctx: &mut Ctx, cmd: u32, id: u32, arg: u64) -> HcResult {
         VCPUOP_IS_UP => Ok(1),
         // Only vCPU 0 exists, and it is up and initialised.
         VCPUOP_UP => Ok(0),
-        VCPUOP_INITIALISE => Err(XenError::Eexist),
+        // Xen copies the context in first: only then is the vCPU found
+        // initialised already.
+        VCPUOP_INITIALISE => {
+            let _: guest_abi::arch_x86::VcpuGuestContext = ctx.guest().read(arg).map_err(|_| XenError::Efault)?;
+            Err(XenError::Eexist)
+        }
         // Xen: the last vCPU going down powers the domain off (a kernel
         // that halts with events masked, such as Linux after an early
         // panic, ends this way). Every domain has one vCPU, always the last.
@@ -122,10 +127,14 @@ fn serve(ctx: &mut Ctx, cmd: u32, id: u32, arg: u64) -> HcResult {
             let Some(v) = ctx.domain.vcpus.get(idx) else { return Err(XenError::Enoent) };
             let mut rs = v.runstate;
             rs.enter(rs.state, now);
-            // A null handle unregisters; otherwise the area is written now
-            // and on every runstate change.
+            // Xen's guest_handle_okay looks at where the area starts. A
+            // null handle unregisters; otherwise the area is written now
+            // and on every runstate change, a fault there ignored.
+            if !crate::guest_access::is_guest_addr(area) {
+                return Err(XenError::Efault);
+            }
             if area != 0 {
-                ctx.guest().copy_to(area, &rs.to_bytes()).map_err(|_| XenError::Efault)?;
+                let _ = ctx.guest().copy_to(area, &rs.to_bytes());
             }
             if let Some(v) = ctx.domain.vcpus.get_mut(idx) {
                 v.runstate_area = (area != 0).then_some(area);
@@ -134,7 +143,8 @@ fn serve(ctx: &mut Ctx, cmd: u32, id: u32, arg: u64) -> HcResult {
         }
         VCPUOP_SET_PERIODIC_TIMER => {
             let period: u64 = ctx.guest().read(arg).map_err(|_| XenError::Efault)?;
-            if period < MIN_PERIOD_NS {
+            // At least 1 ms, at most Xen's STIME_DELTA_MAX.
+            if period < MIN_PERIOD_NS || period > i64::MAX as u64 {
                 return Err(XenError::Einval);
             }
             if let Some(v) = ctx.domain.vcpus.get_mut(idx) {
@@ -185,10 +195,10 @@ fn serve(ctx: &mut Ctx, cmd: u32, id: u32, arg: u64) -> HcResult {
         }
         VCPUOP_REGISTER_VCPU_TIME_MEMORY_AREA => {
             let area: u64 = ctx.guest().read(arg).map_err(|_| XenError::Efault)?;
-            // Xen's guest_handle_okay: the guest's part of the address space.
-            let last = area.wrapping_add(TIME_SIZE as u64 - 1);
-            let ok = |va| crate::guest_access::is_guest_addr(va);
-            if area != 0 && !(ok(area) && ok(last) && last > area) {
+            // Xen's guest_handle_okay: the area starts in the guest's part
+            // of the address space (a copy that runs off it faults, and
+            // that is ignored).
+            if !crate::guest_access::is_guest_addr(area) {
                 return Err(XenError::Efault);
             }
             if let Some(v) = ctx.domain.vcpus.get_mut(idx) {
@@ -197,7 +207,31 @@ fn serve(ctx: &mut Ctx, cmd: u32, id: u32, arg: u64) -> HcResult {
             update_time_area(ctx.mem, ctx.domain, idx);
             Ok(0)
         }
-        cmd => Err(super::refusals::not_implemented(ctx.domain.id, HYPERVISOR_VCPU_OP, Some(cmd.into()))),
+        VCPUOP_SEND_NMI => {
+            // The argument must be null; the NMI reaches the vCPU's NMI
+            // handler on its way back to the guest (one pending at most).
+            if arg != 0 {
+                return Err(XenError::Einval);
+            }
+            if let Some(v) = ctx.domain.vcpus.get_mut(idx) {
+                v.nmi_pending = true;
+            }
+            Ok(0)
+        }
+        // Xen answers only for a vCPU of the hardware domain whose hard
+        // affinity is one physical CPU: on xenish's one CPU, every control
+        // domain vCPU. Its APIC ID and ACPI processor ID, both 0 as
+        // XENPF_get_cpuinfo reports them.
+        VCPUOP_GET_PHYSID => {
+            if !ctx.domain.privileged {
+                return Err(XenError::Einval);
+            }
+            let phys_id: u64 = 0;
+            ctx.guest().write(arg, &phys_id).map_err(|_| XenError::Efault)?;
+            Ok(0)
+        }
+        // Not in Xen 4.17's vcpu.h (14 and 15 came with Xen 4.18).
+        _ => Err(XenError::Enosys),
     }
 }
 
@@ -261,9 +295,29 @@ mod tests {
         for id in [1u64, 8191, 1 << 32] {
             assert_eq!(call(&mut w, VCPUOP_IS_UP, id, 0), if id == 1 << 32 { 1 } else { -2 }, "vcpu {id}");
         }
-        assert_eq!(call(&mut w, VCPUOP_INITIALISE, 0, 0), -17);
+        assert_eq!(call(&mut w, VCPUOP_INITIALISE, 0, 0x10), -14, "the context is read first");
+        assert_eq!(call(&mut w, VCPUOP_INITIALISE, 0, BUF_VA), -17);
         assert_eq!(call(&mut w, VCPUOP_REGISTER_VCPU_INFO, 0, 0), -14, "a bad pointer");
-        assert_eq!(call(&mut w, VCPUOP_SEND_NMI, 0, 0), -38, "not offered yet");
+    }
+
+    #[test]
+    fn an_nmi_is_sent_with_a_null_argument_and_only_the_control_domain_learns_its_cpu() {
+        let mut w = World::new(true);
+        assert_eq!(call(&mut w, VCPUOP_SEND_NMI, 1, 0), -2, "no vCPU 1");
+        assert_eq!(call(&mut w, VCPUOP_SEND_NMI, 0, BUF_VA), -22, "a non-null argument");
+        assert!(!w.dom.vcpus[0].nmi_pending);
+        assert_eq!(call(&mut w, VCPUOP_SEND_NMI, 0, 0), 0);
+        assert!(w.dom.vcpus[0].nmi_pending);
+        assert_eq!(call(&mut w, VCPUOP_SEND_NMI, 0, 0), 0, "a second one merges with the first");
+        w.poke(BUF_VA, &[0xff; 8]);
+        assert_eq!(call(&mut w, VCPUOP_GET_PHYSID, 0, BUF_VA), 0, "the control domain's vCPU is on CPU 0");
+        assert_eq!(w.peek(BUF_VA, 8), [0; 8], "APIC ID 0, ACPI ID 0");
+        assert_eq!(call(&mut w, VCPUOP_GET_PHYSID, 0, 0x10), -14);
+        let mut domu = World::new(false);
+        assert_eq!(call(&mut domu, VCPUOP_GET_PHYSID, 0, 0x10), -22, "a domU: refused before the copy");
+        for cmd in [14, 15, 99] {
+            assert_eq!(call(&mut w, cmd, 0, BUF_VA), -38, "no sub-op {cmd} in Xen 4.17");
+        }
     }
 
     #[test]
@@ -278,6 +332,8 @@ mod tests {
         assert_eq!((&copy[0..4], &copy[4..]), (&4u32.to_le_bytes()[..], &[7; 28][..]), "contents, even version");
         w.poke(BUF_VA, &0xffff_8000_0000_0000u64.to_le_bytes());
         assert_eq!(call(&mut w, VCPUOP_REGISTER_VCPU_TIME_MEMORY_AREA, 0, BUF_VA), -14, "in Xen's hole");
+        w.poke(BUF_VA, &0x7fff_ffff_fff0u64.to_le_bytes());
+        assert_eq!(call(&mut w, VCPUOP_REGISTER_VCPU_TIME_MEMORY_AREA, 0, BUF_VA), 0, "only the start is checked");
         w.poke(BUF_VA, &0u64.to_le_bytes());
         assert_eq!(call(&mut w, VCPUOP_REGISTER_VCPU_TIME_MEMORY_AREA, 0, BUF_VA), 0);
         assert_eq!(w.dom.vcpus[0].time_area, None, "a null address unregisters");
@@ -289,6 +345,8 @@ mod tests {
         let now = w.now_ns;
         w.poke(BUF_VA, &500_000u64.to_le_bytes());
         assert_eq!(call(&mut w, VCPUOP_SET_PERIODIC_TIMER, 0, BUF_VA), -22, "under 1 ms");
+        w.poke(BUF_VA, &(1u64 << 63).to_le_bytes());
+        assert_eq!(call(&mut w, VCPUOP_SET_PERIODIC_TIMER, 0, BUF_VA), -22, "beyond STIME_DELTA_MAX");
         w.poke(BUF_VA, &10_000_000u64.to_le_bytes());
         assert_eq!(call(&mut w, VCPUOP_SET_PERIODIC_TIMER, 0, BUF_VA), 0);
         assert_eq!(w.dom.vcpus[0].periodic_ns, Some((10_000_000, now + 10_000_000)));
@@ -316,7 +374,11 @@ mod tests {
         assert_eq!(u64::from_le_bytes(rs[8..16].try_into().unwrap()), w.now_ns);
         assert_eq!(call(&mut w, VCPUOP_REGISTER_RUNSTATE_MEMORY_AREA, 0, BUF_VA), 0, "re-registration succeeds");
         w.poke(BUF_VA, &0x10u64.to_le_bytes());
-        assert_eq!(call(&mut w, VCPUOP_REGISTER_RUNSTATE_MEMORY_AREA, 0, BUF_VA), -14);
+        assert_eq!(call(&mut w, VCPUOP_REGISTER_RUNSTATE_MEMORY_AREA, 0, BUF_VA), 0, "unmapped: kept, as in Xen");
+        assert_eq!(w.dom.vcpus[0].runstate_area, Some(0x10));
+        w.poke(BUF_VA, &0xffff_8000_0000_0000u64.to_le_bytes());
+        assert_eq!(call(&mut w, VCPUOP_REGISTER_RUNSTATE_MEMORY_AREA, 0, BUF_VA), -14, "in Xen's hole");
+        assert_eq!(call(&mut w, VCPUOP_REGISTER_RUNSTATE_MEMORY_AREA, 0, 0x10), -14);
         assert_eq!(call(&mut w, VCPUOP_GET_RUNSTATE_INFO, 0, BUF_VA + 0x200), 0);
     }
 }

@@ -88,6 +88,19 @@ trap_common:
     call {trap}
     jmp return_via_iret
 
+/* `syscall` from 32-bit code (MSR_CSTAR): the frame says FLAT_RING3_CS32,
+   as Xen's cstar_enter does, whatever the guest's selector was. */
+.balign 16
+.globl cstar_entry
+cstar_entry:
+    mov [rip + SYSCALL_GUEST_RSP], rsp
+    mov rsp, [rip + SYSCALL_STACK_TOP]
+    push {ring3_ds}
+    push [rip + SYSCALL_GUEST_RSP]
+    push r11
+    push {ring3_cs32}
+    jmp syscall_common
+
 .balign 16
 .globl syscall_entry
 syscall_entry:
@@ -97,6 +110,7 @@ syscall_entry:
     push [rip + SYSCALL_GUEST_RSP]
     push r11
     push {ring3_cs}
+syscall_common:
     push rcx
     push 0
     push {syscall_vector}
@@ -148,6 +162,7 @@ interrupt_stub_table:
     syscall = sym syscall_entry_rust,
     ring3_ds = const super::gdt::RING3_DS as u64,
     ring3_cs = const super::gdt::RING3_CS64 as u64,
+    ring3_cs32 = const super::gdt::RING3_CS32 as u64,
     syscall_vector = const VECTOR_SYSCALL,
 );
 
@@ -155,6 +170,7 @@ extern "C" {
     static exception_stub_table: [u64; 32];
     static interrupt_stub_table: [u64; 2];
     fn syscall_entry();
+    fn cstar_entry();
     fn enter_frame(frame: *const TrapFrame) -> !;
 }
 
@@ -173,6 +189,11 @@ pub fn interrupt_stubs() -> &'static [u64; 2] {
 /// Address of the `syscall` entry, for `MSR_LSTAR`.
 pub fn syscall_entry_addr() -> u64 {
     syscall_entry as *const () as u64
+}
+
+/// Address of the entry for `syscall` from 32-bit code, for `MSR_CSTAR`.
+pub fn cstar_entry_addr() -> u64 {
+    cstar_entry as *const () as u64
 }
 
 extern "C" fn trap_entry(frame: &mut TrapFrame) {

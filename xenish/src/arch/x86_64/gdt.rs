@@ -94,9 +94,10 @@ pub fn init(rsp0: u64, ists: [u64; 3]) {
         let gdt = &mut *core::ptr::addr_of_mut!(GDT.0);
         gdt[index(HYPERVISOR_CS)] = 0x00af_9a00_0000_ffff;
         gdt[index(HYPERVISOR_DS)] = 0x00cf_9200_0000_ffff;
-        gdt[index(RING3_CS32)] = 0x00cf_fa00_0000_ffff;
-        gdt[index(RING3_DS)] = 0x00cf_f200_0000_ffff;
-        gdt[index(RING3_CS64)] = 0x00af_fa00_0000_ffff;
+        let [cs32, ds, cs64] = descriptors::FLAT_RING3_DESCRIPTORS;
+        gdt[index(RING3_CS32)] = cs32;
+        gdt[index(RING3_DS)] = ds;
+        gdt[index(RING3_CS64)] = cs64;
 
         let tss = &mut *core::ptr::addr_of_mut!(TSS);
         tss.rsp[0] = rsp0;

@@ -317,13 +317,13 @@ fn enable_syscall(f: &CpuFeatures) {
     // TF IF DF IOPL NT AC: the hypervisor runs with all of them clear.
     const FLAGS_MASK: u64 = 0x4_7700;
     // SAFETY: these MSRs exist on every x86_64 CPU; the selectors name the
-    // GDT entries installed by gdt::init and the entry is the syscall stub;
+    // GDT entries installed by gdt::init and the entries are the syscall stubs;
     // CR0.AM only affects ring 3, where no hypervisor code runs.
     unsafe {
         cpu::wrmsr(EFER, cpu::rdmsr(EFER) | 1);
         cpu::wrmsr(STAR, (u64::from(gdt::RING3_CS32) << 48) | (u64::from(gdt::HYPERVISOR_CS) << 32));
         cpu::wrmsr(LSTAR, entry::syscall_entry_addr());
-        cpu::wrmsr(CSTAR, entry::syscall_entry_addr());
+        cpu::wrmsr(CSTAR, entry::cstar_entry_addr());
         cpu::wrmsr(SFMASK, FLAGS_MASK);
         // The hypervisor never touches guest pages through guest mappings
         // (guest_access walks tables and uses the direct map), so SMEP and
