@@ -32,13 +32,14 @@ const GRUB_IMAGE: &str = "usr/lib/grub-xen/grub-x86_64-xen.bin";
 /// from the disk runs, with the initramfs GRUB loaded beside it.
 const MARKER: &str = "pvgrub-guest: the disk's own kernel runs";
 
-/// The guest's `/init` (its initramfs, on the disk).
-const GUEST_INIT: &str = r#"#!/bin/busybox sh
-/bin/busybox mount -t proc proc /proc
-echo "pvgrub-guest: the disk's own kernel runs"
-echo "pvgrub-guest: cmdline $(/bin/busybox cat /proc/cmdline)"
-/bin/busybox poweroff -f
-"#;
+/// The guest's `/init` (its initramfs, on the disk): prints [`MARKER`]
+/// and its command line, and powers off.
+fn guest_init() -> String {
+    format!(
+        "#!/bin/busybox sh\n/bin/busybox mount -t proc proc /proc\necho \"{MARKER}\"\n\
+         echo \"pvgrub-guest: cmdline $(/bin/busybox cat /proc/cmdline)\"\n/bin/busybox poweroff -f\n"
+    )
+}
 
 /// The disk's `/boot/grub/grub.cfg`.
 const GRUB_CFG: &str = r#"set timeout=0
@@ -51,33 +52,40 @@ menuentry 'Debian GNU/Linux, from its own disk' {
 }
 "#;
 
-/// Helpers the dom0 script starts with.
-const PRELUDE: &str = r#"
+/// The dom0 script: boot PV-GRUB from the disk twice, once served by
+/// xenish-blkback (xl's default) and once by Linux's in-kernel blkback
+/// (`backendtype=phy`, over a loop device), and read each guest's
+/// console. `$MARKER` is set before it.
+const SCRIPT: &str = r#"
 c() { echo "check: $*"; }
 info() { echo "info: $*"; }
-log=/var/log/xen/console/guest-pvgrub.log
-# Waits up to $1 seconds for $2 in the guest's console log.
-wait_console() { for i in $(seq $1); do grep -q "$2" $log 2>/dev/null && return 0; sleep 1; done; return 1; }
-"#;
-
-/// The dom0 script: make the disk, boot PV-GRUB from it, read the
-/// guest's console.
-const SCRIPT: &str = r#"
-cp /root/disk.img /tmp/disk.img; c "disk: $(wc -c < /tmp/disk.img) bytes"
-cat > /etc/xen/pvgrub.cfg <<'EOF'
-name = "pvgrub"
+# Waits up to $2 seconds for $3 in domain $1's console log.
+wait_console() { for i in $(seq $2); do grep -q "$3" /var/log/xen/console/guest-$1.log 2>/dev/null && return 0; sleep 1; done; return 1; }
+# Boots PV-GRUB as domain $1 with disk options $2; reports what it saw.
+pvgrub() {
+    name=$1 log=/var/log/xen/console/guest-$1.log
+    cp /root/disk.img /tmp/$name.img
+    cat > /etc/xen/$name.cfg <<EOF
+name = "$name"
 kernel = "/root/grub-x86_64-xen.bin"
-memory = 256
-disk = [ 'vdev=xvda, target=/tmp/disk.img' ]
+memory = 128
+disk = [ 'vdev=xvda, $2target=/tmp/$name.img' ]
 EOF
-xl create /etc/xen/pvgrub.cfg; c "create: exit $?"
-if wait_console 300 "pvgrub-guest: the disk's own kernel runs"; then c "the guest's own kernel ran"; else c "the guest's own kernel did not run"; fi
-grep -q "GRUB" $log && c "GRUB ran"
-grep -o "pvgrub-cfg: .*" $log | tr -d '\r' | sed 's/^/check: /'
-grep -o "pvgrub-guest: .*" $log | tr -d '\r' | sed 's/^/check: /'
-for i in $(seq 30); do xl list pvgrub >/dev/null 2>&1 || break; sleep 1; done
-xl list pvgrub >/dev/null 2>&1 && c "the guest is still there" || c "the guest powered off and is gone"
-tail -c 4000 $log | tr -d '\r' | sed 's/^/info: console: /'
+    xl create /etc/xen/$name.cfg; c "$name: create: exit $?"
+    if wait_console $name 300 "$MARKER"; then c "$name: the disk's own kernel ran"; else c "$name: the disk's own kernel did not run"; fi
+    # The log is complete once the domain is gone (its ring drained).
+    for i in $(seq 60); do xl list $name >/dev/null 2>&1 || break; sleep 1; done
+    xl list $name >/dev/null 2>&1 && c "$name: the guest is still there" || c "$name: the guest powered off and is gone"
+    sleep 1
+    grep -q "Welcome to GRUB!" $log && c "$name: GRUB ran"
+    grep -o "Reading ([^)]*)/boot/grub/grub.cfg" $log | sed "s/^/check: $name: /"
+    grep -o "pvgrub-cfg: .*" $log | tr -d '\r' | sed "s/^/check: $name: /"
+    grep -o "pvgrub-guest: .*" $log | tr -d '\r' | sed "s/^/check: $name: /"
+    tail -c 3000 $log | tr -d '\r' | sed "s/^/info: $name: console: /"
+}
+pvgrub blkback ""
+pvgrub phy "backendtype=phy, "
+losetup -a | sed 's/^/info: loop: /'
 tail -8 /var/log/xen/xenish-blkback.log 2>/dev/null | sed 's/^/info: blkback: /'
 "#;
 
@@ -90,26 +98,17 @@ fn guest_initramfs() -> Vec<u8> {
         .symlink("bin/sh", "busybox")
         .dir("proc")
         .dir("dev")
-        .file("init", 0o755, GUEST_INIT.as_bytes())
+        .file("init", 0o755, guest_init().as_bytes())
         .finish()
 }
 
 /// The disk's size: Debian's kernel, the initramfs and room to spare.
 const DISK_MIB: u64 = 24;
 
-/// e2fsprogs' `mke2fs`: the host's, else Debian's package unpacked
-/// (its libraries are the host's, which every Debian system has).
-fn mke2fs() -> std::path::PathBuf {
-    let host = ["/usr/sbin/mke2fs", "/sbin/mke2fs"].iter().map(std::path::PathBuf::from).find(|p| p.is_file());
-    host.unwrap_or_else(|| {
-        let (root, _) = tests::debian::unpacked("e2fsprogs").unwrap_or_else(|e| panic!("{e}"));
-        root.join("sbin/mke2fs")
-    })
-}
-
 /// The guest's disk: an ext2 filesystem (no partition table, as a
 /// `vdev=xvda` file usually is) holding `/boot/vmlinuz`, `/boot/initrd`
-/// and `/boot/grub/grub.cfg`, made with `mke2fs -d` from a staging tree.
+/// and `/boot/grub/grub.cfg`, made with `mke2fs -d` from a staging tree (the harness installs
+/// e2fsprogs with the other host tools).
 fn disk_image() -> Vec<u8> {
     let dir = tests::images::target_dir().join("debian").join("pvgrub-disk");
     let stage = dir.join("root");
@@ -122,13 +121,16 @@ fn disk_image() -> Vec<u8> {
         std::fs::write(stage.join(path), data).unwrap_or_else(|e| panic!("{path}: {e}"));
     }
     let image = dir.join("disk.img");
-    let status = std::process::Command::new(mke2fs())
-        .args(["-q", "-F", "-t", "ext2", "-L", "pvgrub", "-d"])
-        .arg(&stage)
-        .arg(&image)
-        .arg(format!("{DISK_MIB}M"))
-        .status();
-    assert!(status.is_ok_and(|s| s.success()), "mke2fs -d {} failed", stage.display());
+    let out = std::process::Command::new(
+        tests::tools::mke2fs().unwrap_or_else(|| panic!("mke2fs is missing: apt-get install e2fsprogs")),
+    )
+    .args(["-q", "-F", "-t", "ext2", "-L", "pvgrub", "-d"])
+    .arg(&stage)
+    .arg(&image)
+    .arg(format!("{DISK_MIB}M"))
+    .output()
+    .unwrap_or_else(|e| panic!("mke2fs: {e}"));
+    assert!(out.status.success(), "mke2fs -d {} failed: {}", stage.display(), String::from_utf8_lossy(&out.stderr));
     std::fs::read(&image).unwrap_or_else(|e| panic!("{}: {e}", image.display()))
 }
 
@@ -141,7 +143,8 @@ fn dom0_files() -> Vec<(&'static str, u32, Vec<u8>)> {
 
 /// Boots the dom0 image `name` with the script on `hv`.
 fn boot(hv: Hypervisor, name: &str, extra: &[(&str, u32, Vec<u8>)], limit: Duration) -> Outcome {
-    let image = dom0::image(name, Some(&format!("{PRELUDE}{SCRIPT}")), extra).unwrap_or_else(|e| panic!("{e}"));
+    let image =
+        dom0::image(name, Some(&format!("MARKER=\"{MARKER}\"\n{SCRIPT}")), extra).unwrap_or_else(|e| panic!("{e}"));
     let (hypervisor, cmdline) = match hv {
         Hypervisor::Xenish => (tests::images().hypervisor.clone(), DOM0_MEM.to_string()),
         Hypervisor::Xen => {
@@ -190,16 +193,21 @@ fn pv_grub_boots_the_guests_own_kernel_from_its_disk_on_xenish_as_on_xen() {
     let (xenish, xen) = (xenish.expect("the xenish boot failed"), xen.expect("the Xen boot failed"));
     eprintln!("--- xenish ---\n{xenish}\n--- xen ---\n{xen}");
     xenish.expect_no("xenish: d0 crashed").expect_no("xenish: PANIC");
-    let expected = [
-        "check: disk: 25165824 bytes",
-        "check: create: exit 0",
-        "check: the guest's own kernel ran",
-        "check: GRUB ran",
-        "check: pvgrub-cfg: loading the disk kernel",
-        "check: pvgrub-cfg: loading the disk initramfs",
-        "check: pvgrub-guest: the disk's own kernel runs",
-        "check: the guest powered off and is gone",
-    ];
+    let mut expected = Vec::new();
+    for name in ["blkback", "phy"] {
+        expected.extend([
+            format!("check: {name}: create: exit 0"),
+            format!("check: {name}: the disk's own kernel ran"),
+            format!("check: {name}: GRUB ran"),
+            format!("check: {name}: Reading (xen/xvda)/boot/grub/grub.cfg"),
+            format!("check: {name}: pvgrub-cfg: loading the disk kernel"),
+            format!("check: {name}: pvgrub-cfg: loading the disk initramfs"),
+            format!("check: {name}: {MARKER}"),
+            format!("check: {name}: pvgrub-guest: cmdline console=hvc0 quiet pvgrub=yes"),
+            format!("check: {name}: the guest powered off and is gone"),
+        ]);
+    }
+    let expected: Vec<&str> = expected.iter().map(String::as_str).collect();
     expect_all(&xen, &expected);
     expect_all(&xenish, &expected);
     let (a, b) = (lines(&xenish, "check: "), lines(&xen, "check: "));
