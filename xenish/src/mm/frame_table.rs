@@ -244,12 +244,21 @@ pub enum TypeRef {
     New,
 }
 
+/// The architectural limit of [`FrameTable::io_frames_end`]: 52-bit
+/// physical addresses.
+pub const MAX_IO_FRAMES_END: u64 = 1 << (52 - 12);
+
 /// The frame table of the machine, plus the L4 slots every guest's
 /// top-level tables carry (needed when an L4 is validated).
 pub struct FrameTable {
     pages: &'static mut [PageInfo],
     /// L4 slots 256..=271 (the hypervisor hole) as every guest L4 has them.
     pub xen_l4_slots: [u64; 16],
+    /// The first frame past the machine's physical address width
+    /// (`2^(paddr_bits - 12)`, CPUID 0x80000008): the end of the I/O
+    /// memory a privileged domain may map, as Xen's hardware domain's
+    /// `iomem_caps` end at `PFN_DOWN(1 << paddr_bits)`.
+    pub io_frames_end: u64,
 }
 
 impl core::fmt::Debug for FrameTable {
@@ -264,7 +273,7 @@ impl FrameTable {
     pub fn new(pages: &'static mut [PageInfo], xen_l4_slots: [u64; 16]) -> Self {
         let usable = pages.len().min(MAX_FRAMES as usize);
         let (pages, _) = pages.split_at_mut(usable);
-        FrameTable { pages, xen_l4_slots }
+        FrameTable { pages, xen_l4_slots, io_frames_end: MAX_IO_FRAMES_END }
     }
 
     /// Frames the table covers.
@@ -567,7 +576,9 @@ pub(crate) mod tests {
     pub(crate) fn grown(ft: &FrameTable, n: usize) -> FrameTable {
         let mut pages = ft.pages.to_vec();
         pages.resize(n, PageInfo::default());
-        FrameTable::new(pages.leak(), ft.xen_l4_slots)
+        let mut copy = FrameTable::new(pages.leak(), ft.xen_l4_slots);
+        copy.io_frames_end = ft.io_frames_end;
+        copy
     }
 
     #[test]
