@@ -32,6 +32,12 @@ const DOM0_MEM: &str = "dom0_mem=512M";
 const GRUB_PACKAGE: &str = "grub-xen-host";
 const GRUB_IMAGE: &str = "usr/lib/grub-xen/grub-x86_64-xen.bin";
 
+/// PV-GRUB's image, from Debian's package.
+fn grub_image() -> std::path::PathBuf {
+    let (root, _) = tests::debian::unpacked(GRUB_PACKAGE).unwrap_or_else(|e| panic!("{e}"));
+    root.join(GRUB_IMAGE)
+}
+
 /// What the guest's own `/init` prints: proof that the kernel GRUB loaded
 /// from the disk runs, with the initramfs GRUB loaded beside it.
 const MARKER: &str = "pvgrub-guest: the disk's own kernel runs";
@@ -111,8 +117,8 @@ const DISK_MIB: u64 = 24;
 
 /// The guest's disk: an ext2 filesystem (no partition table, as a
 /// `vdev=xvda` file usually is) holding `/boot/vmlinuz`, `/boot/initrd`
-/// and `/boot/grub/grub.cfg`, made with `mke2fs -d` from a staging tree (the harness installs
-/// e2fsprogs with the other host tools).
+/// and `/boot/grub/grub.cfg`, made with `mke2fs -d` from a staging tree
+/// (the harness installs e2fsprogs with the other host tools).
 fn disk_image() -> Vec<u8> {
     let dir = tests::images::target_dir().join("debian").join("pvgrub-disk");
     let stage = dir.join("root");
@@ -140,8 +146,7 @@ fn disk_image() -> Vec<u8> {
 
 /// dom0's extra files: PV-GRUB and the guest's disk.
 fn dom0_files() -> Vec<(&'static str, u32, Vec<u8>)> {
-    let (root, _) = tests::debian::unpacked(GRUB_PACKAGE).unwrap_or_else(|e| panic!("{e}"));
-    let grub = std::fs::read(root.join(GRUB_IMAGE)).unwrap_or_else(|e| panic!("{GRUB_PACKAGE}: {GRUB_IMAGE}: {e}"));
+    let grub = std::fs::read(grub_image()).unwrap_or_else(|e| panic!("{GRUB_PACKAGE}: {GRUB_IMAGE}: {e}"));
     vec![("root/grub-x86_64-xen.bin", 0o644, grub), ("root/disk.img", 0o644, disk_image())]
 }
 
@@ -216,12 +221,6 @@ fn pv_grub_boots_the_guests_own_kernel_from_its_disk_on_xenish_as_on_xen() {
     expect_all(&xenish, &expected);
     let (a, b) = (lines(&xenish, "check: "), lines(&xen, "check: "));
     assert_eq!(a, b, "xenish and Xen 4.17 differ\n--- xenish ---\n{xenish}\n--- xen ---\n{xen}");
-}
-
-/// PV-GRUB's image, from Debian's package.
-fn grub_image() -> std::path::PathBuf {
-    let (root, _) = tests::debian::unpacked(GRUB_PACKAGE).unwrap_or_else(|e| panic!("{e}"));
-    root.join(GRUB_IMAGE)
 }
 
 /// PV-GRUB started as dom0 (256 MiB), where it does not belong: on Xen
