@@ -6,7 +6,7 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 /// Debian packages that provide the tools.
-pub const PACKAGES: &[&str] = &["qemu-system-x86", "grub-pc-bin", "grub-common", "xorriso", "mtools"];
+pub const PACKAGES: &[&str] = &["qemu-system-x86", "grub-pc-bin", "grub-common", "xorriso", "mtools", "e2fsprogs"];
 
 fn have(cmd: &str) -> bool {
     Command::new("sh").args(["-c", &format!("command -v {cmd} >/dev/null 2>&1")]).status().is_ok_and(|s| s.success())
@@ -27,7 +27,17 @@ fn missing() -> Vec<&'static str> {
     if !Path::new("/usr/lib/grub/i386-pc").is_dir() {
         out.push("GRUB's i386-pc modules (grub-pc-bin)");
     }
+    if mke2fs().is_none() {
+        out.push("mke2fs (e2fsprogs)");
+    }
     out
+}
+
+/// e2fsprogs' `mke2fs` (in `sbin`, which a user's `PATH` may lack): what
+/// makes guest disk images with a filesystem, as a file, without root
+/// (`mke2fs -d DIR IMAGE SIZE`).
+pub fn mke2fs() -> Option<std::path::PathBuf> {
+    ["/usr/sbin/mke2fs", "/sbin/mke2fs"].iter().map(std::path::PathBuf::from).find(|p| p.is_file())
 }
 
 fn is_root() -> bool {

@@ -32,6 +32,10 @@ const SIF_PRIVILEGED: u32 = 1 << 0;
 const SIF_INITDOMAIN: u32 = 1 << 1;
 /// `SIF_MOD_START_PFN`
 const SIF_MOD_START_PFN: u32 = 1 << 3;
+/// `sizeof(struct start_info)`: where dom0's VGA console info follows it.
+const START_INFO_SIZE: usize = 1168;
+/// `sizeof(struct dom0_vga_console_info)`.
+const DOM0_VGA_CONSOLE_INFO_SIZE: usize = 40;
 /// L1 entries: P | RW | US | A.
 const L1_PROT: u64 = 0x27;
 /// L2-L4 entries: P | RW | US | A | D.
@@ -429,8 +433,8 @@ pub fn build(spec: &DomainSpec, mem: &mut dyn MachineMemory) -> Result<BuiltDoma
         page_tables.extend(map_range(&mut w, l4_pfn, base, p2m_pfn, p2m_pages, counts, table_pfn, &none)?);
     }
 
-    // start_info.
-    let mut si = [0u8; 1168];
+    // start_info, and for dom0 the `dom0_vga_console_info` after it.
+    let mut si = [0u8; START_INFO_SIZE + DOM0_VGA_CONSOLE_INFO_SIZE];
     let magic: &[u8] = if notes.pae { b"xen-3.0-x86_64p" } else { b"xen-3.0-x86_64" };
     si[..magic.len()].copy_from_slice(magic);
     let mut put = |off: usize, v: u64| si[off..off + 8].copy_from_slice(&v.to_le_bytes());
@@ -450,8 +454,17 @@ pub fn build(spec: &DomainSpec, mem: &mut dyn MachineMemory) -> Result<BuiltDoma
     let console_mfn = layout.console_pfn.map(|p| w.mfn(p)).transpose()?;
     put(0x38, store_mfn.map_or(0, |m| m.0));
     put(0x40, u64::from(spec.store.unwrap_or(0)));
-    put(0x48, console_mfn.map_or(0, |m| m.0));
-    put(0x50, u64::from(spec.console.unwrap_or(0)));
+    if spec.initial_domain {
+        // console.dom0: Xen's dom0 builder always points it at a
+        // dom0_vga_console_info right after start_info
+        // (`fill_console_start_info` returns 1 whatever the video state);
+        // xenish knows no video mode, so its `video_type` is 0 (none),
+        // as Xen's is on a machine without VGA.
+        put(0x48, START_INFO_SIZE as u64 | (DOM0_VGA_CONSOLE_INFO_SIZE as u64) << 32);
+    } else {
+        put(0x48, console_mfn.map_or(0, |m| m.0));
+        put(0x50, u64::from(spec.console.unwrap_or(0)));
+    }
     put(0x58, va(l4_pfn));
     put(0x60, layout.nr_pt_frames());
     put(0x68, p2m_base.unwrap_or(va(p2m_pfn)));

@@ -210,6 +210,11 @@ fn start_info_and_p2m_are_xens() {
     assert_eq!(read_u64(&si, 0x70), VB + initrd_pfn * 4096);
     assert_eq!(read_u64(&si, 0x78), 12);
     assert_eq!(&si[0x80..0x80 + 28], b"console=hvc0 root=/dev/xvda\0");
+    // console.dom0: info_off = sizeof(start_info), info_size = 40, and a
+    // zeroed dom0_vga_console_info there (video_type 0: no VGA known).
+    assert_eq!(read_u64(&si, 0x48), 0x28_0000_0490);
+    assert_eq!(read_u64(&si, 0x50), 0);
+    assert!(si[0x490..0x490 + 40].iter().all(|&b| b == 0));
     let p2m = w_mem.frame(frames[l.p2m.0 as usize]).unwrap();
     assert_eq!(read_u64(p2m, 5 * 8), frames[5].0);
     let last = w_mem.frame(frames[(l.p2m.0 + l.p2m.1 - 1) as usize]).unwrap();

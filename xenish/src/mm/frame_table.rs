@@ -244,6 +244,10 @@ pub enum TypeRef {
     New,
 }
 
+/// The architectural limit of [`FrameTable::io_frames_end`]: 52-bit
+/// physical addresses.
+pub const MAX_IO_FRAMES_END: u64 = 1 << (52 - 12);
+
 /// The frame table of the machine, plus the L4 slots every guest's
 /// top-level tables carry (needed when an L4 is validated).
 pub struct FrameTable {
@@ -253,6 +257,11 @@ pub struct FrameTable {
     /// Page tables (512 entries each) validated or devalidated since boot:
     /// the work hypercall budgets charge (see [`Self::tables_walked`]).
     tables_walked: u64,
+    /// The first frame past the machine's physical address width
+    /// (`2^(paddr_bits - 12)`, CPUID 0x80000008): the end of the I/O
+    /// memory a privileged domain may map, as Xen's hardware domain's
+    /// `iomem_caps` end at `PFN_DOWN(1 << paddr_bits)`.
+    pub io_frames_end: u64,
 }
 
 impl core::fmt::Debug for FrameTable {
@@ -279,7 +288,7 @@ impl FrameTable {
     pub fn new(pages: &'static mut [PageInfo], xen_l4_slots: [u64; 16]) -> Self {
         let usable = pages.len().min(MAX_FRAMES as usize);
         let (pages, _) = pages.split_at_mut(usable);
-        FrameTable { pages, xen_l4_slots, tables_walked: 0 }
+        FrameTable { pages, xen_l4_slots, tables_walked: 0, io_frames_end: MAX_IO_FRAMES_END }
     }
 
     /// Frames the table covers.
@@ -582,7 +591,9 @@ pub(crate) mod tests {
     pub(crate) fn grown(ft: &FrameTable, n: usize) -> FrameTable {
         let mut pages = ft.pages.to_vec();
         pages.resize(n, PageInfo::default());
-        FrameTable::new(pages.leak(), ft.xen_l4_slots)
+        let mut copy = FrameTable::new(pages.leak(), ft.xen_l4_slots);
+        copy.io_frames_end = ft.io_frames_end;
+        copy
     }
 
     #[test]

@@ -11,7 +11,9 @@
 //!   grant-table frames; those take a reference but never a type: they are
 //!   never page tables, and outlive their domain while mapped). Refusals: disallowed flags
 //!   (`-EINVAL`), a frame beyond the frame table (not RAM: `-EPERM`, Xen's
-//!   "non-privileged attempt to map MMIO space"), someone else's frame or a
+//!   "non-privileged attempt to map MMIO space"; for a privileged domain
+//!   only past the machine's address width or in the MSI window, see
+//!   [`io_frame_permitted`]), someone else's frame or a
 //!   writable mapping of a page table (`-EBUSY`, Xen's `could_not_pin`).
 //! - A present L2/L3/L4 entry takes a reference and a type reference of the
 //!   next lower level on a frame of the table's owner, validating it if it
@@ -111,6 +113,22 @@ impl<'d> MapRights<'d> {
 /// Frames of the first MiB, legacy I/O for a domain with I/O rights.
 pub const LEGACY_IO_FRAMES: u64 = 0x100;
 
+/// The MSI address window `0xfee00000..=0xfeefffff` (the local APIC's
+/// page at its default base among them), as frames: what Xen's
+/// `dom0_setup_permissions` takes out of the hardware domain's
+/// `iomem_caps` (`MSI_ADDR_BASE_LO` .. `+ MSI_ADDR_DEST_ID_MASK`).
+pub const MSI_FRAMES: core::ops::RangeInclusive<u64> = 0xfee00..=0xfeeff;
+
+/// Whether a domain with I/O rights may map the non-RAM frame `mfn`:
+/// below the machine's physical address width (`io_frames_end`) and
+/// outside the MSI window, as Xen 4.17's `iomem_access_permitted` answers
+/// for its hardware domain. Anything else is `-EPERM` there ("attempt to
+/// map MMIO space"): a frame number no bus decodes, or the interrupt
+/// controller's registers.
+pub fn io_frame_permitted(mfn: Mfn, io_frames_end: u64) -> bool {
+    mfn.0 < io_frames_end && !MSI_FRAMES.contains(&mfn.0)
+}
+
 /// The frame an entry names.
 fn frame_of(pte: u64) -> Mfn {
     Mfn::containing(pte & PTE_ADDR_MASK)
@@ -144,7 +162,11 @@ impl Mmu<'_> {
         let Some(owner) = self.ft.owner(mfn) else {
             // Not RAM: I/O memory (MMIO, ROM), which only a domain with I/O
             // rights maps (Xen's dom_io frames, iomem_access_permitted).
-            return if pg.privileged { Ok(()) } else { Err(XenError::Eperm) };
+            return if pg.privileged && io_frame_permitted(mfn, self.ft.io_frames_end) {
+                Ok(())
+            } else {
+                Err(XenError::Eperm)
+            };
         };
         match owner {
             Owner::Domain(id) if id == pg.id => {}

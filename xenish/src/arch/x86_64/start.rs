@@ -219,6 +219,7 @@ pub extern "C" fn xenish_start(magic: u32, mbi_phys: u32) -> ! {
         nr_frames * core::mem::size_of::<PageInfo>() as u64 / 1024
     );
     let mut ft = FrameTable::new(pages, m2p.l4_slots);
+    ft.io_frames_end = io_frames_end();
     // SAFETY: the direct map covers all RAM below `ram_top`; the builder
     // asks only for runs it allocated for the kernel it unwraps.
     let mut runs = unsafe { DirectMapRuns::new(Mfn(nr_frames)) };
@@ -254,6 +255,15 @@ pub extern "C" fn xenish_start(magic: u32, mbi_phys: u32) -> ! {
         tsc_hz,
         cpu_features.under_hypervisor,
     )
+}
+
+/// The first frame past the machine's physical address width: CPUID
+/// 0x80000008's `eax[7:0]` (Xen's `paddr_bits`; 36 on a CPU without the
+/// leaf, as Xen assumes), clamped to the architectural 52 bits.
+fn io_frames_end() -> u64 {
+    let bits = if cpu::cpuid(0x8000_0000, 0).eax >= 0x8000_0008 { cpu::cpuid(0x8000_0008, 0).eax & 0xff } else { 36 };
+    let bits = u64::from(bits).clamp(32, 52);
+    (1 << (bits - 12)).min(crate::mm::frame_table::MAX_IO_FRAMES_END)
 }
 
 /// The frame table's records, one per frame below the top of RAM, in

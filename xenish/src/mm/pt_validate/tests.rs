@@ -159,3 +159,29 @@ fn io_memory_is_the_privileged_domains_to_map() {
     mmu.put_page_from_l1e(bios);
     assert_eq!(snapshot(&ft), before, "I/O mappings hold no references");
 }
+
+#[test]
+fn io_memory_ends_at_the_address_width_and_spares_the_msi_window() {
+    let mut ft = table(0x110);
+    ft.io_frames_end = 1 << (40 - 12); // a 40-bit machine
+    let mut mem = FakeMemory(std::vec![[0u8; PAGE_SIZE]; 1]);
+    let dom0 = MapRights { privileged: true, ..ME };
+    let before = snapshot(&ft);
+    let mut mmu = Mmu { ft: &mut ft, mem: &mut mem };
+    let rw = |mfn: u64| (mfn << 12) | 0x67;
+    assert_eq!(mmu.get_page_from_l1e(rw(0xfec00), &dom0, &dom0), Ok(()), "an IO-APIC page");
+    assert_eq!(mmu.get_page_from_l1e(rw(0xfedff), &dom0, &dom0), Ok(()), "below the MSI window");
+    assert_eq!(mmu.get_page_from_l1e(rw(0xfee00), &dom0, &dom0), Err(XenError::Eperm), "the local APIC");
+    assert_eq!(mmu.get_page_from_l1e(rw(0xfeeff), &dom0, &dom0), Err(XenError::Eperm), "the MSI window's end");
+    assert_eq!(mmu.get_page_from_l1e(rw(0xfef00), &dom0, &dom0), Ok(()), "past the MSI window");
+    assert_eq!(mmu.get_page_from_l1e(rw((1 << 28) - 1), &dom0, &dom0), Ok(()), "the last frame a bus decodes");
+    assert_eq!(mmu.get_page_from_l1e(rw(1 << 28), &dom0, &dom0), Err(XenError::Eperm), "past the address width");
+    // PV-GRUB started as dom0 on Xen reads `console.dom0` (offset 0x490,
+    // size 0x28) as a console mfn and maps it: refused, as on Xen.
+    assert_eq!(mmu.get_page_from_l1e(rw(0x28_0000_0490), &dom0, &dom0), Err(XenError::Eperm), "PV-GRUB's console");
+    assert_eq!(mmu.get_page_from_l1e(rw(1 << 28), &ME, &ME), Err(XenError::Eperm), "nor for a domU");
+    for mfn in [0xfec00, 0xfedff, 0xfef00, (1 << 28) - 1] {
+        mmu.put_page_from_l1e(rw(mfn));
+    }
+    assert_eq!(snapshot(&ft), before, "I/O mappings hold no references");
+}
