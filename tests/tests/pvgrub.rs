@@ -19,14 +19,10 @@
 
 use std::time::Duration;
 
-use tests::dom0::{self, AUTORUN_DONE};
+use tests::compare::{self, Scenario};
 use tests::initramfs::Cpio;
-use tests::linux::{Hypervisor, CPU};
-use tests::{Boot, Outcome};
-
-/// QEMU memory and dom0's share.
-const QEMU_MEMORY_MIB: u32 = 1024;
-const DOM0_MEM: &str = "dom0_mem=512M";
+use tests::linux::CPU;
+use tests::Boot;
 
 /// Debian's PV-GRUB 2 images and where the 64-bit PV one is in the package.
 const GRUB_PACKAGE: &str = "grub-xen-host";
@@ -150,58 +146,12 @@ fn dom0_files() -> Vec<(&'static str, u32, Vec<u8>)> {
     vec![("root/grub-x86_64-xen.bin", 0o644, grub), ("root/disk.img", 0o644, disk_image())]
 }
 
-/// Boots the dom0 image `name` with the script on `hv`.
-fn boot(hv: Hypervisor, name: &str, extra: &[(&str, u32, Vec<u8>)], limit: Duration) -> Outcome {
-    let image =
-        dom0::image(name, Some(&format!("MARKER=\"{MARKER}\"\n{SCRIPT}")), extra).unwrap_or_else(|e| panic!("{e}"));
-    let (hypervisor, cmdline) = match hv {
-        Hypervisor::Xenish => (tests::images().hypervisor.clone(), DOM0_MEM.to_string()),
-        Hypervisor::Xen => {
-            (tests::debian::xen().unwrap_or_else(|e| panic!("{e}")), format!("console=com1 com1=115200,8n1 {DOM0_MEM}"))
-        }
-    };
-    let out = Boot::with_hypervisor(hypervisor)
-        .cpu(CPU)
-        .memory_mib(QEMU_MEMORY_MIB)
-        .cmdline(&cmdline)
-        .module(image.kernel, dom0::KERNEL_CMDLINE)
-        .module(image.initrd, "")
-        .until(AUTORUN_DONE)
-        .timeout(limit)
-        .try_run()
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert!(out.serial.contains(AUTORUN_DONE), "dom0's script did not finish on {hv:?}\n{out}");
-    out
-}
-
-/// The lines a script printed with `prefix`, from the prefix on.
-fn lines(out: &Outcome, prefix: &str) -> Vec<String> {
-    out.serial.lines().filter_map(|l| l.find(prefix).map(|at| l[at..].trim_end().to_string())).collect()
-}
-
-/// Asserts every `expected` line is among the `check: ` lines.
-fn expect_all(out: &Outcome, expected: &[&str]) {
-    let got = lines(out, "check: ");
-    for e in expected {
-        assert!(got.iter().any(|l| l == e), "missing {e:?} in\n{}\n--- serial ---\n{out}", got.join("\n"));
-    }
-}
-
 #[test]
 fn pv_grub_boots_the_guests_own_kernel_from_its_disk_on_xenish_as_on_xen() {
     let extra = dom0_files();
-    let run = |hv: Hypervisor| {
-        let image = format!("pvgrub-{hv:?}").to_lowercase();
-        boot(hv, &image, &extra, Duration::from_secs(900))
-    };
-    let (xenish, xen) = std::thread::scope(|s| {
-        let xenish = s.spawn(|| run(Hypervisor::Xenish));
-        let xen = s.spawn(|| run(Hypervisor::Xen));
-        (xenish.join(), xen.join())
-    });
-    let (xenish, xen) = (xenish.expect("the xenish boot failed"), xen.expect("the Xen boot failed"));
-    eprintln!("--- xenish ---\n{xenish}\n--- xen ---\n{xen}");
-    xenish.expect_no("xenish: d0 crashed").expect_no("xenish: PANIC");
+    let mut scenario = Scenario::new("pvgrub", &format!("MARKER=\"{MARKER}\"\n{SCRIPT}"), &extra);
+    scenario.limit = Duration::from_secs(900);
+    let (xenish, xen) = scenario.both();
     let mut expected = Vec::new();
     for name in ["blkback", "phy"] {
         expected.extend([
@@ -217,10 +167,9 @@ fn pv_grub_boots_the_guests_own_kernel_from_its_disk_on_xenish_as_on_xen() {
         ]);
     }
     let expected: Vec<&str> = expected.iter().map(String::as_str).collect();
-    expect_all(&xen, &expected);
-    expect_all(&xenish, &expected);
-    let (a, b) = (lines(&xenish, "check: "), lines(&xen, "check: "));
-    assert_eq!(a, b, "xenish and Xen 4.17 differ\n--- xenish ---\n{xenish}\n--- xen ---\n{xen}");
+    compare::expect_all(&xen, &expected);
+    compare::expect_all(&xenish, &expected);
+    compare::assert_same(&xenish, &xen, &[]);
 }
 
 /// PV-GRUB started as dom0 (256 MiB), where it does not belong: on Xen
@@ -247,7 +196,7 @@ fn pv_grub_as_dom0_faults_where_it_does_on_xen() {
         let xen = s.spawn(|| {
             Boot::with_hypervisor(tests::debian::xen().unwrap_or_else(|e| panic!("{e}")))
                 .cpu(CPU)
-                .cmdline("console=com1 com1=115200,8n1 dom0_mem=256M")
+                .cmdline(&format!("{} dom0_mem=256M", tests::debian::XEN_CMDLINE))
                 .module(grub.clone(), "")
                 .until("Hardware Dom0 crashed")
                 .timeout(Duration::from_secs(120))
