@@ -95,7 +95,11 @@ pub fn run(runs: &Option<usize>, deterministic: bool, only: &[String]) -> Result
             let _ = write!(json, "  \"drivers\": [\n{items}  ],\n");
         }
     }
-    let _ = writeln!(json, "  \"sections\": [{}]\n}}", SECTIONS.iter().filter(|s| want(s)).map(|s| format!("\"{s}\"")).collect::<Vec<_>>().join(", "));
+    let _ = writeln!(
+        json,
+        "  \"sections\": [{}]\n}}",
+        SECTIONS.iter().filter(|s| want(s)).map(|s| format!("\"{s}\"")).collect::<Vec<_>>().join(", ")
+    );
     let dir = workspace_root().join("target/bench");
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     std::fs::write(dir.join("results.json"), json).map_err(|e| e.to_string())?;

@@ -277,7 +277,9 @@ fn show(v: Option<f64>) -> String {
 /// then xenish / Xen for each backend. Returns (Markdown, JSON array
 /// items).
 fn table(xenish: &Measured, xen: &Measured) -> (String, String) {
-    let get = |m: &Measured, backend: &str, row: &str| m.get(&(backend.to_string(), row.to_string())).cloned().and_then(median);
+    let get = |m: &Measured, backend: &str, row: &str| {
+        m.get(&(backend.to_string(), row.to_string())).cloned().and_then(median)
+    };
     let mut md = format!(
         "\n| split drivers, Linux domU (median of {ROUNDS} rounds) | unit | xenish: {ours} | xenish: {linux} | ours / Linux | \
          Xen 4.17: {ours} | Xen 4.17: {linux} | ours / Linux | xenish / Xen ({ours}) | xenish / Xen ({linux}) |\n\
@@ -293,7 +295,8 @@ fn table(xenish: &Measured, xen: &Measured) -> (String, String) {
     for (n, row) in ROWS.iter().enumerate() {
         let (xo, xl) = (get(xenish, "ours", row.key), get(xenish, "linux", row.key));
         let (yo, yl) = (get(xen, "ours", row.key), get(xen, "linux", row.key));
-        let cells = [show(xo), show(xl), ratio(xo, xl), show(yo), show(yl), ratio(yo, yl), ratio(xo, yo), ratio(xl, yl)];
+        let cells =
+            [show(xo), show(xl), ratio(xo, xl), show(yo), show(yl), ratio(yo, yl), ratio(xo, yo), ratio(xl, yl)];
         println!(
             "{:<46} {:>7} {:>9} {:>9} {:>6} {:>9} {:>9} {:>6} {:>7} {:>7}",
             row.label, row.unit, cells[0], cells[1], cells[2], cells[3], cells[4], cells[5], cells[6], cells[7]
@@ -358,7 +361,10 @@ benchdrv: ours bogus bytes=1 ms=1
         let m = parse(SERIAL);
         let get = |b: &str, r: &str| m.get(&(b.to_string(), r.to_string())).cloned();
         assert_eq!(get("ours", "blk_seq_write").map(|v| v.len()), Some(2));
-        assert_eq!(median(get("ours", "blk_seq_write").unwrap_or_default()), Some((16.777216 + 11.184810666666666) / 2.0));
+        assert_eq!(
+            median(get("ours", "blk_seq_write").unwrap_or_default()),
+            Some((16.777216 + 11.184810666666666) / 2.0)
+        );
         assert_eq!(get("linux", "blk_seq_write"), Some(vec![33.554432]));
         assert_eq!(get("ours", "blk_rand_read"), Some(vec![300.0]));
         assert_eq!(get("ours", "net_tcp_tx"), Some(vec![33.554432]));
@@ -372,8 +378,13 @@ benchdrv: ours bogus bytes=1 ms=1
     fn the_table_shows_ratios_and_missing_cells() {
         let (md, json) = table(&parse(SERIAL), &Measured::new());
         let write = md.lines().find(|l| l.starts_with("| blkif sequential write")).unwrap_or_default();
-        assert_eq!(write, "| blkif sequential write, 1 MiB O_DIRECT | MB/s | 14.0 | 33.6 | 0.42 | missing | missing | - | - | - |");
-        assert!(json.contains("\"row\": \"net_ping\", \"unit\": \"ms\", \"xenish\": { \"ours\": null, \"linux\": 0.734 }"));
+        assert_eq!(
+            write,
+            "| blkif sequential write, 1 MiB O_DIRECT | MB/s | 14.0 | 33.6 | 0.42 | missing | missing | - | - | - |"
+        );
+        assert!(
+            json.contains("\"row\": \"net_ping\", \"unit\": \"ms\", \"xenish\": { \"ours\": null, \"linux\": 0.734 }")
+        );
         assert!(script().contains("rounds=3") && DOMU_INIT.contains("xenish-randread /dev/$d $randsecs"));
     }
 }
