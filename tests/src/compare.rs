@@ -184,6 +184,12 @@ pub fn module_files(wanted: &[&str]) -> Result<Vec<(String, Vec<u8>)>, String> {
 /// order in `/modules/order`, the directories a shell init needs, and
 /// `init` (a busybox shell script, without its `#!` line) as `/init`.
 pub fn domu_initramfs(modules: &[&str], init: &str) -> Result<Vec<u8>, String> {
+    domu_initramfs_with(modules, init, &[])
+}
+
+/// [`domu_initramfs`] with `extra` files too: path (in a directory the
+/// image has: `bin`, `tmp`, ...), mode, contents.
+pub fn domu_initramfs_with(modules: &[&str], init: &str, extra: &[(&str, u32, &[u8])]) -> Result<Vec<u8>, String> {
     let busybox = std::fs::read(debian::busybox()?).map_err(|e| format!("busybox: {e}"))?;
     let modules = module_files(modules)?;
     let order: String = modules.iter().map(|(n, _)| format!("{n}\n")).collect();
@@ -196,6 +202,9 @@ pub fn domu_initramfs(modules: &[&str], init: &str) -> Result<Vec<u8>, String> {
         .file("init", 0o755, format!("#!/bin/busybox sh\n{init}").as_bytes());
     for (name, data) in &modules {
         cpio = cpio.file(&format!("modules/{name}"), 0o644, data);
+    }
+    for (path, mode, data) in extra {
+        cpio = cpio.file(path, *mode, data);
     }
     Ok(cpio.finish())
 }

@@ -65,11 +65,59 @@ fn median(mut v: Vec<u64>) -> Option<u64> {
     v.get(v.len() / 2).copied()
 }
 
-/// Runs the benchmark and prints and writes the table.
-pub fn run(runs: &Option<usize>, deterministic: bool) -> Result<ExitCode, String> {
+/// The groups of rows `--only` can pick, in the order they run.
+pub const SECTIONS: &[&str] = &["hypercalls", "toolstack", "drivers"];
+
+/// Runs the benchmark and prints and writes the table: the sections in
+/// `only`, or all of them if it is empty.
+pub fn run(runs: &Option<usize>, deterministic: bool, only: &[String]) -> Result<ExitCode, String> {
+    let want = |section: &str| only.is_empty() || only.iter().any(|o| o == section);
     tests::tools::ensure()?;
     let images = tests::images::build(&workspace_root().join("target"))?;
     let xen = tests::debian::xen()?;
+    let mut md = String::new();
+    let mut json = String::from("{\n");
+    if want("hypercalls") {
+        hypercalls(&images, &xen, runs, deterministic, &mut md, &mut json)?;
+    }
+    if deterministic && (want("toolstack") || want("drivers")) {
+        eprintln!(
+            "xtask bench: the toolstack and driver rows run in wall-clock mode only (a Linux dom0 under -icount is too slow)"
+        );
+    } else if want("toolstack") || want("drivers") {
+        let tools = crate::build_tools()?;
+        if want("toolstack") {
+            md.push_str(&crate::bench_dom0::run(images.hypervisor.clone(), xen.clone(), images.guest("xsguest"))?);
+        }
+        if want("drivers") {
+            let (rows, items) = crate::bench_drivers::run(images.hypervisor.clone(), xen.clone(), &tools)?;
+            md.push_str(&rows);
+            let _ = write!(json, "  \"drivers\": [\n{items}  ],\n");
+        }
+    }
+    let _ = writeln!(
+        json,
+        "  \"sections\": [{}]\n}}",
+        SECTIONS.iter().filter(|s| want(s)).map(|s| format!("\"{s}\"")).collect::<Vec<_>>().join(", ")
+    );
+    let dir = workspace_root().join("target/bench");
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    std::fs::write(dir.join("results.json"), json).map_err(|e| e.to_string())?;
+    std::fs::write(dir.join("results.md"), md).map_err(|e| e.to_string())?;
+    eprintln!("xtask bench: wrote {}/results.{{json,md}}", dir.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The benchmark kernel's rows (TSC cycles per operation): `runs` boots
+/// per hypervisor, alternating.
+fn hypercalls(
+    images: &tests::Images,
+    xen: &Path,
+    runs: &Option<usize>,
+    deterministic: bool,
+    md: &mut String,
+    json: &mut String,
+) -> Result<(), String> {
     let bench = images.guest("bench");
     let runs = runs.unwrap_or(if deterministic { 1 } else { 3 }).max(1);
     // Xen 4.17's PV guests need SMAP hidden under software emulation; both
@@ -85,16 +133,16 @@ pub fn run(runs: &Option<usize>, deterministic: bool) -> Result<ExitCode, String
         );
         ours.push(boot(&images.hypervisor, "dom0_mem=64M", &bench, cpu, deterministic)?);
         eprintln!("xtask bench: run {}/{}: Xen 4.17", 2 * i + 2, 2 * runs);
-        theirs.push(boot(&xen, "console=com1 com1=115200,8n1 dom0_mem=64M", &bench, cpu, deterministic)?);
+        theirs.push(boot(xen, "console=com1 com1=115200,8n1 dom0_mem=64M", &bench, cpu, deterministic)?);
     }
     let pick = |runs: &[Run], op: &str| -> Option<u64> {
         let vals: Vec<u64> = runs.iter().filter_map(|r| r.get(op).copied().flatten()).collect();
         (vals.len() == runs.len()).then(|| median(vals)).flatten()
     };
-    let mut md = String::from(
+    md.push_str(
         "| operation | xenish median (cycles) | Xen 4.17 median (cycles) | xenish / Xen |\n|---|---:|---:|---:|\n",
     );
-    let mut json = String::from("{\n  \"unit\": \"TSC cycles (median of per-boot medians)\",\n");
+    json.push_str("  \"unit\": \"TSC cycles (median of per-boot medians)\",\n");
     let _ = writeln!(json, "  \"deterministic\": {deterministic},\n  \"runs\": {runs},\n  \"operations\": [");
     println!("{:<26} {:>14} {:>14} {:>8}", "operation", "xenish", "Xen 4.17", "ratio");
     for (n, op) in OPS.iter().enumerate() {
@@ -110,21 +158,8 @@ pub fn run(runs: &Option<usize>, deterministic: bool) -> Result<ExitCode, String
         let sep = if n + 1 == OPS.len() { "" } else { "," };
         let _ = writeln!(json, "    {{ \"op\": \"{op}\", \"xenish\": {}, \"xen\": {} }}{sep}", num(a), num(b));
     }
-    json.push_str("  ]\n}\n");
-    if deterministic {
-        eprintln!(
-            "xtask bench: the toolstack row runs in wall-clock mode only (a Linux dom0 under -icount is too slow)"
-        );
-    } else {
-        crate::build_tools()?;
-        md.push_str(&crate::bench_dom0::run(images.hypervisor.clone(), xen.clone(), images.guest("xsguest"))?);
-    }
-    let dir = workspace_root().join("target/bench");
-    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-    std::fs::write(dir.join("results.json"), json).map_err(|e| e.to_string())?;
-    std::fs::write(dir.join("results.md"), md).map_err(|e| e.to_string())?;
-    eprintln!("xtask bench: wrote {}/results.{{json,md}}", dir.display());
-    Ok(ExitCode::SUCCESS)
+    json.push_str("  ],\n");
+    Ok(())
 }
 
 #[cfg(test)]
