@@ -80,10 +80,9 @@ t() { echo "info: t=$(cut -d' ' -f1 /proc/uptime) $*"; }
 t "script starts"
 # Waits up to $2 seconds for $1 in domain $3's console log.
 wait_console() { for i in $(seq $2); do grep -q "$1" /var/log/xen/console/guest-$3.log 2>/dev/null && return 0; sleep 1; done; return 1; }
-# Busybox's tools in dom0 crash now and then on QEMU's TCG (segmentation
-# faults, "malloc(): invalid size"; seen with Xen 4.17 and with xenish,
-# and in tests that do not use these drivers): a check that reads a log
-# runs again if it printed nothing.
+# A check that reads a log runs again if it printed nothing: busybox
+# crashed now and then in dom0 on Xen 4.17 under QEMU's TCG while domUs
+# ran (lazy FPU switching, see tests::debian::XEN_CMDLINE).
 again() { for i in 1 2 3; do out=$(eval "$1") && [ -n "$out" ] && { echo "$out"; return 0; }; done; return 1; }
 # Domain $1's console log.
 log_of() { echo /var/log/xen/console/guest-$1.log; }

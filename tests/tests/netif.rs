@@ -202,11 +202,6 @@ fn same_on_both(name: &str, script: &str, extra: &[(&str, u32, Vec<u8>)], expect
     let mut scenario = Scenario::new(&format!("netif-{name}"), &format!("{PRELUDE}{script}"), extra);
     scenario.memory_mib = 1280;
     scenario.limit = Duration::from_secs(900);
-    // Xen 4.17 under QEMU's TCG switches FPU state lazily here (an AMD
-    // CPU: eager-fpu is off by default), and dom0's processes then lose
-    // their SSE state to running domUs: busybox's heap breaks (crashes,
-    // mangled scripts, lost transfers). Eager switching avoids it.
-    scenario.xen_args = "spec-ctrl=eager-fpu";
     let (xenish, xen) = scenario.both();
     for out in [&xenish, &xen] {
         println!("{}", compare::lines(out, "info: ").join("\n"));

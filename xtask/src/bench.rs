@@ -133,7 +133,7 @@ fn hypercalls(
         );
         ours.push(boot(&images.hypervisor, "dom0_mem=64M", &bench, cpu, deterministic)?);
         eprintln!("xtask bench: run {}/{}: Xen 4.17", 2 * i + 2, 2 * runs);
-        theirs.push(boot(xen, "console=com1 com1=115200,8n1 dom0_mem=64M", &bench, cpu, deterministic)?);
+        theirs.push(boot(xen, &format!("{} dom0_mem=64M", tests::debian::XEN_CMDLINE), &bench, cpu, deterministic)?);
     }
     let pick = |runs: &[Run], op: &str| -> Option<u64> {
         let vals: Vec<u64> = runs.iter().filter_map(|r| r.get(op).copied().flatten()).collect();

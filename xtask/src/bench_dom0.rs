@@ -77,7 +77,7 @@ pub fn run(xenish: PathBuf, xen: PathBuf, guest: PathBuf) -> Result<String, Stri
     eprintln!("xtask bench: dom0 with xl on xenish");
     let a = measure("bench-xenish", xenish, "dom0_mem=512M", &guest)?;
     eprintln!("xtask bench: dom0 with xl on Xen 4.17");
-    let b = measure("bench-xen", xen, "console=com1 com1=115200,8n1 dom0_mem=512M", &guest)?;
+    let b = measure("bench-xen", xen, &format!("{} dom0_mem=512M", tests::debian::XEN_CMDLINE), &guest)?;
     let show = |v: Option<u64>| v.map_or("missing".to_string(), |c| c.to_string());
     let ratio = match (a, b) {
         (Some(a), Some(b)) if b > 0 => format!("{:.2}", a as f64 / b as f64),
