@@ -14,6 +14,8 @@ pub(crate) mod event_channel;
 mod fpu;
 #[cfg(test)]
 mod frame_table_tests;
+#[cfg(test)]
+mod fuzz;
 mod grant_table;
 mod ldt;
 mod memory_exchange;
