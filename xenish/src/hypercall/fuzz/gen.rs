@@ -74,6 +74,19 @@ pub fn name(nr: u64) -> &'static str {
     usize::try_from(nr).ok().and_then(|i| NAMES.get(i)).copied().unwrap_or("(64 and above)")
 }
 
+/// The sub-op of a call to count it under: the command in the first
+/// argument of the hypercalls that have one (without continuation bits),
+/// if it is a small number.
+pub fn subop(nr: u64, args: [u64; 5]) -> (u64, Option<u64>) {
+    let cmd = match nr {
+        12 => args[0] & 63,
+        20 => args[0] & 0xfff,
+        17 | 18 | 24 | 29 | 30 | 32 | 33 => args[0],
+        _ => return (nr.min(64), None),
+    };
+    (nr, (cmd < 64).then_some(cmd))
+}
+
 /// Where the structures of one call go in the caller's buffer.
 struct Scratch {
     next: u64,
@@ -239,8 +252,14 @@ impl Env<'_> {
 
     /// A port the other domain holds (for binding to it).
     fn their_port(&mut self) -> u64 {
-        let theirs: Vec<u32> =
-            self.f.domain(self.other).map(|d| d.evtchn.used_ports().map(|(p, _)| p).collect()).unwrap_or_default();
+        let me = self.me;
+        let offered = |p: &crate::evtchn::Port| matches!(p.binding, crate::evtchn::Binding::Unbound { remote, .. } if remote == me);
+        let any = self.rng.one_in(3);
+        let theirs: Vec<u32> = self
+            .f
+            .domain(self.other)
+            .map(|d| d.evtchn.used_ports().filter(|(_, p)| any || offered(p)).map(|(p, _)| p).collect())
+            .unwrap_or_default();
         if theirs.is_empty() || self.rng.one_in(6) {
             return self.rng.below(8);
         }
@@ -606,6 +625,13 @@ fn grant_table_op(env: &mut Env) -> (u64, [u64; 5]) {
 /// `event_channel_op`: every sub-op over own and the other's ports.
 fn event_channel_op(env: &mut Env) -> (u64, [u64; 5]) {
     let cmd = if env.rng.one_in(20) { env.rng.below(32) } else { env.rng.below(14) };
+    // EVTCHNOP_reset closes every port: keep it rare; and offer and bind
+    // more often, so channels between the two get made.
+    let cmd = match cmd {
+        10 if !env.rng.one_in(8) => 6,
+        2 | 12 => env.rng.pick(&[0, 6, cmd]),
+        _ => cmd,
+    };
     let rec = match cmd {
         0 => Rec::new(12).at(0, 2, if env.rng.one_in(4) { env.domid() } else { u64::from(env.other) }).at(
             4,
@@ -616,7 +642,7 @@ fn event_channel_op(env: &mut Env) -> (u64, [u64; 5]) {
         2 => Rec::new(12).at(0, 4, env.rng.below(64)),
         3 | 4 | 9 => Rec::new(4).at(0, 4, env.port()),
         5 => Rec::new(24).at(0, 2, env.domid()).at(4, 4, env.port()),
-        6 => Rec::new(8).at(0, 2, env.domid()).at(
+        6 => Rec::new(8).at(0, 2, if env.rng.one_in(3) { env.domid() } else { DOMID_SELF }).at(
             2,
             2,
             if env.rng.one_in(3) { env.domid() } else { u64::from(env.other) },

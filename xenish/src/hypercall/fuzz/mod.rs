@@ -141,6 +141,9 @@ pub struct Stats {
     pub calls: u64,
     /// Invocations per hypercall number.
     pub per_hypercall: BTreeMap<u64, u64>,
+    /// Per hypercall and sub-op (its first argument, for those that have
+    /// one): invocations, and how many returned 0 or more.
+    pub per_subop: BTreeMap<(u64, Option<u64>), (u64, u64)>,
     /// Calls that returned 0 or more.
     pub succeeded: u64,
     /// Continuations re-issued.
@@ -428,6 +431,7 @@ pub fn run(seed: u64, iterations: u64) -> (Stats, Option<Failure>) {
         let fail = |what: String| Some(Failure { seed, step, call: (id, nr, args), what });
         stats.calls += 1;
         *stats.per_hypercall.entry(nr.min(64)).or_default() += 1;
+        stats.per_subop.entry(gen::subop(nr, args)).or_default().0 += 1;
         stats.continuations += u64::from(resumed > 0);
         let outcome = f.call_as(id, nr, args);
         if step >= trace_from {
@@ -437,6 +441,7 @@ pub fn run(seed: u64, iterations: u64) -> (Stats, Option<Failure>) {
             Err(msg) => return (stats, fail(format!("hypervisor panic: {msg}"))),
             Ok(Outcome::Return(v)) => {
                 stats.succeeded += u64::from(v >= 0);
+                stats.per_subop.entry(gen::subop(nr, args)).or_default().1 += u64::from(v >= 0);
             }
             Ok(Outcome::Continue(next)) => {
                 if resumed >= MAX_CONTINUATIONS {
@@ -489,9 +494,13 @@ fn run_and_report(seed: u64, iterations: u64) {
         stats.continuations,
         stats.lifecycles,
     );
-    std::println!("per hypercall:");
+    std::println!("per hypercall: calls");
     for (nr, n) in &stats.per_hypercall {
-        std::println!("  {:>3} {:<28} {n}", nr, gen::name(*nr));
+        std::println!("  {:>3} {:<30} {n}", nr, gen::name(*nr));
+    }
+    std::println!("per sub-op: calls, returned >= 0");
+    for ((nr, sub), (n, ok)) in stats.per_subop.iter().filter(|((_, sub), _)| sub.is_some()) {
+        std::println!("  {:<24} {:>3} {n:>9} {ok:>9}", gen::name(*nr), sub.unwrap_or(0));
     }
     match failure {
         None => std::println!("hypervisor faults 0, audit failures 0, cross-domain effects 0"),
