@@ -35,6 +35,7 @@
 //! environment variables reuses it without exporting test doubles from
 //! the hypervisor crate.
 
+mod families;
 mod gen;
 
 use core::panic::AssertUnwindSafe;
@@ -339,7 +340,11 @@ impl FuzzWorld {
                 }
                 lifecycle::destroy(domains, slot, res);
             })?;
-            *stats.lifecycles.entry(format!("{reason:?}")).or_default() += 1;
+            let reason = match reason {
+                crate::domain::ShutdownReason::Other(_) => String::from("Other"),
+                known => format!("{known:?}"),
+            };
+            *stats.lifecycles.entry(reason).or_default() += 1;
             let Some(frames) = take_frames(&mut self.w, DOMAIN_FRAMES) else { continue };
             let id = self.next_id;
             self.next_id += 1;
