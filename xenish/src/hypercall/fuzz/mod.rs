@@ -26,7 +26,8 @@
 //!
 //! Everything derives from one seed, so a failure prints the seed and the
 //! step, and `XENISH_FUZZ_SEED=<seed> XENISH_FUZZ_ITERATIONS=<steps>`
-//! replays it. The bounded run is an ordinary test; `cargo xtask fuzz`
+//! replays it; `XENISH_FUZZ_TRACE=<step>` prints every call from that step
+//! on, with its outcome. The bounded run is an ordinary test; `cargo xtask fuzz`
 //! runs the `#[ignore]`d long one in release mode.
 //!
 //! Why a test and not a binary or a cargo feature: the harness is the
@@ -458,11 +459,12 @@ pub fn run(seed: u64, iterations: u64) -> (Stats, Option<Failure>) {
         if let Err(what) = f.check() {
             return (stats, fail(what));
         }
+        let before = stats.lifecycles.values().sum::<u64>();
         if let Err(what) = f.replace_dead(&mut stats) {
             return (stats, fail(what));
         }
-        if f.guests.iter().any(|g| !g.alive) {
-            pending.retain(|id, _| f.guests.iter().any(|g| g.id == *id));
+        if stats.lifecycles.values().sum::<u64>() != before {
+            pending.retain(|id, _| f.guests.iter().any(|g| g.id == *id && g.alive));
             if let Err(what) = f.check() {
                 return (stats, fail(format!("after a teardown: {what}")));
             }
