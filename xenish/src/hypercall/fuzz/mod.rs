@@ -407,6 +407,8 @@ fn panic_message(e: &(dyn core::any::Any + Send)) -> String {
 /// Runs `iterations` steps from `seed`: the statistics, and the first
 /// failure if there was one (the run stops there).
 pub fn run(seed: u64, iterations: u64) -> (Stats, Option<Failure>) {
+    // Crashing domains print; tests reading the console ring wait.
+    let _console = super::tests::CONSOLE_RING.lock().unwrap_or_else(|e| e.into_inner());
     let mut f = FuzzWorld::new();
     let mut rng = Rng::new(seed);
     let mut stats = Stats::default();
