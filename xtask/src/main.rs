@@ -14,6 +14,7 @@ use tests::{tools, Boot, Exit, Images};
 mod bench;
 mod bench_dom0;
 mod bench_drivers;
+mod fuzz;
 mod linux;
 mod test;
 
@@ -27,6 +28,7 @@ USAGE:
     cargo xtask test
     cargo xtask bench [--runs N] [--deterministic] [--only SECTION[,SECTION...]]
     cargo xtask linux [--timeout SECS] [-- XENISH-CMDLINE...]
+    cargo xtask fuzz [--iterations N] [--seed S]
 
 COMMANDS:
     run     Build xenish, the toolstack and the dom0 image (Debian's stock
@@ -67,6 +69,15 @@ COMMANDS:
             nothing. Exits 0 if every domain powered off, 1 if one
             crashed, 124 on timeout (default 120 s), 2 on another QEMU
             status.
+    fuzz    Run the hypercall fuzzer long, in release mode (no QEMU): two
+            hostile unprivileged domains issue N random hypercalls (default
+            1000000) with random and boundary arguments against the real
+            dispatch on a fake machine; after every call the frame-table
+            audit and per-domain accounting must hold and a bystander domain
+            must be bit-identical. Prints calls/s, counts per hypercall and
+            the totals; on a failure, the seed and step to replay it with
+            (XENISH_FUZZ_SEED, XENISH_FUZZ_ITERATIONS) and exits 1. A bounded
+            run is part of `cargo xtask test`.
 
 OPTIONS:
     --cpu MODEL     QEMU CPU model: max (default) or qemu64
@@ -87,6 +98,8 @@ OPTIONS:
                     3; 1 with --deterministic)
     --only SECTIONS `bench`: only these groups of rows (comma-separated or
                     repeated): hypercalls, toolstack, drivers. Default: all
+    --iterations N  Hypercalls for `fuzz` (default 1000000)
+    --seed S        The fuzzer's seed, decimal or 0x-hex (default 0x5eed)
     -h, --help      This text
 
 Missing tools (qemu-system-x86, grub-pc-bin, grub-common, xorriso, mtools)
@@ -106,6 +119,8 @@ struct Opts {
     deterministic: bool,
     only: Vec<String>,
     timeout: Option<u64>,
+    iterations: Option<u64>,
+    seed: Option<String>,
 }
 
 fn parse(args: &[String]) -> Result<Opts, String> {
@@ -120,6 +135,8 @@ fn parse(args: &[String]) -> Result<Opts, String> {
         deterministic: false,
         only: Vec::new(),
         timeout: None,
+        iterations: None,
+        seed: None,
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -140,6 +157,11 @@ fn parse(args: &[String]) -> Result<Opts, String> {
                     o.only.push(section.to_string());
                 }
             }
+            "--iterations" => {
+                o.iterations =
+                    Some(value("--iterations")?.parse().map_err(|_| "--iterations needs a number".to_string())?)
+            }
+            "--seed" => o.seed = Some(value("--seed")?),
             "--timeout" => {
                 o.timeout = Some(value("--timeout")?.parse().map_err(|_| "--timeout needs a number of seconds")?)
             }
@@ -293,6 +315,7 @@ fn main() -> ExitCode {
         "test" => test(),
         "bench" => bench::run(&o.runs, o.deterministic, &o.only),
         "linux" => linux::run(&o.cmdline, o.timeout),
+        "fuzz" => fuzz::run(o.iterations, o.seed.clone()),
         other => Err(format!("unknown command '{other}' (see cargo xtask --help)")),
     });
     match result {

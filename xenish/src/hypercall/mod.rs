@@ -14,6 +14,8 @@ pub(crate) mod event_channel;
 mod fpu;
 #[cfg(test)]
 mod frame_table_tests;
+#[cfg(test)]
+mod fuzz;
 mod grant_table;
 mod ldt;
 mod memory_exchange;
@@ -290,6 +292,11 @@ pub(crate) mod tests {
     use crate::regs::TrapFrame;
     extern crate std;
     use std::vec::Vec;
+
+    /// Held by tests that read the hypervisor's (global) console ring and
+    /// by those that fill it (the fuzzer), so that the readers find their
+    /// own lines still there.
+    pub static CONSOLE_RING: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
     /// Guest buffer area: va BUF_VA.. maps frames 4..8 (RW).
     pub const BUF_VA: u64 = 0x40_0000_4000;

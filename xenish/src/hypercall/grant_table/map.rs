@@ -247,8 +247,15 @@ fn unmap_grant(ctx: &mut Ctx, handle: u32, host_addr: u64, dev_bus_addr: u64, ne
             return Err(GNTST_GENERAL_ERROR);
         }
         let new = if new_addr != 0 { take_pte(ctx, new_addr)? } else { 0 };
-        let slot = host_slot(ctx, host_addr, m.by_pte)?;
-        remove_pte(ctx, slot, m.mfn, m.readonly, new)?;
+        let removed =
+            host_slot(ctx, host_addr, m.by_pte).and_then(|slot| remove_pte(ctx, slot, m.mfn, m.readonly, new));
+        if let Err(status) = removed {
+            // The stolen entry is gone from `new_addr` either way; as in
+            // Xen's `replace_grant_pv_mapping`, its references are still
+            // ours to drop when it does not take the grant's place.
+            ctx.mmu().put_page_from_l1e(new);
+            return Err(status);
+        }
     }
     let (host, device) = (m.host && !undo_host, m.device && !undo_device);
     if host || device {

@@ -199,6 +199,32 @@ fn unmap_and_replace_moves_another_mapping_into_the_grants_place() {
 }
 
 #[test]
+fn unmap_and_replace_that_fails_drops_the_stolen_entrys_references() {
+    // Found by the fuzzer: the entry taken from `new_addr` leaked its
+    // reference and writable type when the grant's own entry did not match.
+    let mut w = world3(1);
+    grant(&w.peers[0], &mut w.mem, 3, PERMIT, 0, 10);
+    let m = map(&mut w, 3, PEER, GNTMAP_HOST_MAP);
+    assert_eq!(m.status, GNTST_OKAY);
+    let (stolen, not_the_grant) = (BUF_VA + 0x2000, BUF_VA + 0x1000);
+    let before = w.ft.info(Mfn(6)).map(|p| (p.count(), p.type_count()));
+    let r = GnttabUnmapAndReplace {
+        host_addr: not_the_grant,
+        new_addr: stolen,
+        handle: m.handle,
+        status: 0,
+        _pad0: [0; 2],
+    };
+    // The world audits every frame's counts after the call.
+    let (rc, out) = op(&mut w, GNTTABOP_UNMAP_AND_REPLACE, &[r]);
+    assert_eq!((rc, out[0].status), (0, GNTST_GENERAL_ERROR));
+    assert_eq!(translate(&mut w, stolen, Access::Read), None, "the stolen entry is gone, as on Xen");
+    let after = w.ft.info(Mfn(6)).map(|p| (p.count(), p.type_count()));
+    assert_eq!(after, before.map(|(c, t)| (c - 1, t - 1)), "and so are its references");
+    assert_eq!(translate(&mut w, MAP_VA, Access::Write).map(|a| a >> 12), Some(10), "the grant stays mapped");
+}
+
+#[test]
 fn swap_exchanges_idle_entries_with_their_status() {
     for version in [1, 2] {
         let mut w = world3(version);
