@@ -26,9 +26,6 @@ use crate::mm::frame_table::{Owner, PageType};
 use crate::mm::pt_validate::{MapRights, Mmu};
 use crate::mm::{Mfn, PAGE_SIZE};
 
-/// Bytes copied at a time by `MMUEXT_COPY_PAGE` (keeps the stack small).
-const COPY_CHUNK: usize = 512;
-
 /// `HYPERVISOR_mmuext_op(ops, count, pdone, foreigndom)`.
 pub fn mmuext_op(ctx: &mut Ctx, args: [u64; 5]) -> Outcome {
     let batch = match Batch::start(ctx, args) {
@@ -232,16 +229,11 @@ fn copy_page(ctx: &mut Ctx, owner: PgOwner, dst: Mfn, src: Mfn) -> Result<(), Xe
         return Err(XenError::Einval);
     }
     with_writable(ctx, owner, dst, |ctx| {
-        ctx.mem.frame(src).ok_or(XenError::Einval)?;
-        ctx.mem.frame_mut(dst).ok_or(XenError::Einval)?;
-        let mut chunk = [0u8; COPY_CHUNK];
-        for off in (0..PAGE_SIZE).step_by(COPY_CHUNK) {
-            let from = ctx.mem.frame(src).and_then(|f| f.get(off..off + COPY_CHUNK)).ok_or(XenError::Einval)?;
-            chunk.copy_from_slice(from);
-            let to = ctx.mem.frame_mut(dst).and_then(|f| f.get_mut(off..off + COPY_CHUNK)).ok_or(XenError::Einval)?;
-            to.copy_from_slice(&chunk);
+        if ctx.mem.copy_bytes(src, 0, dst, 0, PAGE_SIZE) {
+            Ok(())
+        } else {
+            Err(XenError::Einval)
         }
-        Ok(())
     })
 }
 

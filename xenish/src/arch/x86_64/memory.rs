@@ -66,6 +66,20 @@ impl MachineMemory for DirectMap {
             unsafe { &mut *(Self::va(mfn.addr()) as *mut [u8; PAGE_SIZE]) }
         })
     }
+
+    fn copy_bytes(&mut self, src: Mfn, src_off: usize, dst: Mfn, dst_off: usize, len: usize) -> bool {
+        let fits = |off: usize| off.checked_add(len).is_some_and(|end| end <= PAGE_SIZE);
+        if src >= self.limit || dst >= self.limit || !fits(src_off) || !fits(dst_off) {
+            return false;
+        }
+        let from = Self::va(src.addr()) + src_off as u64;
+        let to = Self::va(dst.addr()) + dst_off as u64;
+        // SAFETY: `new`'s contract: both frames are mapped, and both ranges
+        // lie inside their frames (checked above); `&mut self` means no
+        // reference this view handed out is live. `copy` allows overlap.
+        unsafe { core::ptr::copy(from as *const u8, to as *mut u8, len) };
+        true
+    }
 }
 
 /// Runs of contiguous frames below `limit` through the direct map, for

@@ -78,26 +78,12 @@ fn copy_bytes(ctx: &mut Ctx, op: &GnttabCopy, src: &Buf, dst: &Buf) -> Result<()
     if !inside(src_off, src) || !inside(dst_off, dst) {
         return Err(GNTST_GENERAL_ERROR);
     }
-    if src.mfn == dst.mfn {
-        let frame = ctx.mem.frame_mut(dst.mfn).ok_or(GNTST_GENERAL_ERROR)?;
-        frame.copy_within(src_off..src_off + len, dst_off);
-        return Ok(());
+    if ctx.mem.copy_bytes(src.mfn, src_off, dst.mfn, dst_off, len) {
+        Ok(())
+    } else {
+        Err(GNTST_GENERAL_ERROR)
     }
-    // Through a small buffer on the stack: no heap allocation per copy.
-    let mut chunk = [0u8; COPY_CHUNK];
-    for done in (0..len).step_by(COPY_CHUNK) {
-        let n = COPY_CHUNK.min(len - done);
-        let (from, to) = (src_off + done, dst_off + done);
-        let buf = chunk.get_mut(..n).ok_or(GNTST_GENERAL_ERROR)?;
-        buf.copy_from_slice(ctx.mem.frame(src.mfn).and_then(|f| f.get(from..from + n)).ok_or(GNTST_GENERAL_ERROR)?);
-        let out = ctx.mem.frame_mut(dst.mfn).and_then(|f| f.get_mut(to..to + n)).ok_or(GNTST_GENERAL_ERROR)?;
-        out.copy_from_slice(buf);
-    }
-    Ok(())
 }
-
-/// Bytes a grant copy moves through its stack buffer at a time.
-const COPY_CHUNK: usize = 256;
 
 /// Resolves one side of a copy (`gnttab_copy_claim_buf`): a grant made to
 /// the caller, or (for DOMID_SELF only) one of the caller's own frames. A
