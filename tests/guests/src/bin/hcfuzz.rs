@@ -20,8 +20,9 @@
 //!   with entries that continue (long `mmu_update` lists, large
 //!   reservations, console writes) and a nested one.
 //!
-//! What it never asks for is what would end or break itself rather than
-//! test the hypervisor: its own shutdown, `iret`, taking its vCPU down,
+//! Every number but `iret` is issued, raw or structured. What it never
+//! asks for is what would end or break itself rather than test the
+//! hypervisor: its own shutdown, `iret`, taking its vCPU down,
 //! moving its `vcpu_info`, arming a debug register, switching to another
 //! page table, or pointing the hypervisor at its own code, stack or
 //! tables (every pointer it passes is into its scratch buffer, a spare
@@ -157,7 +158,12 @@ mod guest {
             // SAFETY: the M2P is mapped read-only for PV guests up to the
             // largest RAM frame; the p2m list covers pfns below nr_pages.
             let pfn = unsafe { ((0xffff_8000_0000_0000u64 + mfn * 8) as *const u64).read_volatile() };
-            pfn < self.nr_pages && unsafe { ((self.mfn_list + pfn * 8) as *const u64).read_volatile() } == mfn
+            if pfn >= self.nr_pages {
+                return false;
+            }
+            // SAFETY: as above.
+            let back = unsafe { ((self.mfn_list + pfn * 8) as *const u64).read_volatile() };
+            back == mfn
         }
 
         /// A frame a call may write: a spare, or one not this domain's.
@@ -602,7 +608,7 @@ mod guest {
                 1 => {
                     // register or unregister any type but the event and
                     // failsafe callbacks, at an address that is not code
-                    poke(off, 2 + self.below(8) | (self.below(4) << 16));
+                    poke(off, (2 + self.below(8)) | (self.below(4) << 16));
                     let address = self.bad_va();
                     poke(off + 8, address);
                     (30, [self.below(3), buf() + off as u64, 0, 0, 0])
@@ -614,7 +620,36 @@ mod guest {
                     let reg = [0, 1, 2, 3, 4, 6, 8, 9][self.below(8) as usize];
                     (8, [reg, self.val(), 0, 0, 0])
                 }
-                5 if self.chance(50) => (9, [self.below(10), 0, 0, 0, 0]),
+                5 if self.chance(25) => (9, [self.below(10), 0, 0, 0, 0]),
+                5 if self.chance(33) => {
+                    // stack_switch: the kernel stack for returns from user
+                    // mode, which this kernel never enters
+                    (3, [self.val(), self.val(), 0, 0, 0])
+                }
+                5 if self.chance(50) => {
+                    // set_callbacks (event, failsafe, syscall) at
+                    // addresses that are not code: events stay masked and
+                    // no segment reload fails here
+                    let (a, b, c) = (self.bad_va(), self.bad_va(), self.bad_va());
+                    (4, [a, b, c, 0, 0])
+                }
+                5 if self.chance(50) => {
+                    // sched_op_compat: yield only (its shutdown would end us)
+                    (6, [0, self.val(), 0, 0, 0])
+                }
+                5 if self.chance(50) => {
+                    // physdev_op_compat: any command but those that register
+                    // a frame for the hypervisor to write
+                    let cmd = loop {
+                        let c = self.below(40);
+                        if c != 17 && c != 28 {
+                            break c;
+                        }
+                    };
+                    poke(off, cmd);
+                    self.fill(off + 8, 6);
+                    (19, [buf() + off as u64, 0, 0, 0, 0])
+                }
                 5 => {
                     // FS base, user and kernel GS base (none used here)
                     (25, [[0, 1, 2, 4, 5][self.below(5) as usize], self.val(), 0, 0, 0])
@@ -753,8 +788,8 @@ mod guest {
             f.grefs[i] = gnttab::grant(to, frame, i % 4 == 1).unwrap_or(0);
         }
         for i in 0..CANARY_WORDS {
-            // SAFETY: single-threaded kernel.
-            unsafe { core::ptr::addr_of_mut!(CANARY[i]).write_volatile(canary(i)) };
+            // SAFETY: single-threaded kernel; `i` is in bounds.
+            unsafe { (core::ptr::addr_of_mut!(CANARY) as *mut u64).add(i).write_volatile(canary(i)) };
         }
         say(format_args!(
             "hcfuzz: seed {seed:#x}, {spares} spare frames, max mfn {:#x}, fuzzing for {} ms",
@@ -779,10 +814,10 @@ mod guest {
             }
             f.record(r);
             calls += 1;
-            if calls % 256 == 0 {
+            if calls.is_multiple_of(256) {
                 for i in 0..CANARY_WORDS {
                     // SAFETY: as above.
-                    let v = unsafe { core::ptr::addr_of!(CANARY[i]).read_volatile() };
+                    let v = unsafe { (core::ptr::addr_of!(CANARY) as *const u64).add(i).read_volatile() };
                     if v != canary(i) {
                         fail(format_args!("after call {calls} (hypercall {nr}, {a:x?}) canary word {i} reads {v:#x}"));
                     }

@@ -212,7 +212,7 @@ mod guest {
             start = end + gap;
             match class {
                 "base" => {
-                    let n = until(end, || core::hint::spin_loop());
+                    let n = until(end, core::hint::spin_loop);
                     println!("hostile: base: spun {n} times");
                 }
                 "multicall" => multicalls(&ctx, end),

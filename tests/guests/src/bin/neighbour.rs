@@ -35,7 +35,7 @@ mod guest {
     }
 
     /// The windows: (name, length in ns), from `classes=`.
-    fn windows<'a>(cmdline: &'a str, default_ns: u64) -> impl Iterator<Item = (&'a str, u64)> {
+    fn windows(cmdline: &str, default_ns: u64) -> impl Iterator<Item = (&str, u64)> {
         let list = cmdline.split(' ').find_map(|kv| kv.strip_prefix("classes=")).unwrap_or("run");
         list.split(',').map(move |c| match c.split_once(':') {
             Some((name, ms)) => (name, ms.parse::<u64>().map_or(default_ns, |ms| ms * 1_000_000)),
@@ -78,7 +78,7 @@ mod guest {
         let reservation = hypercall::current_reservation(DOMID_SELF);
         for i in 0..WORDS {
             // SAFETY: `i < WORDS`; single-threaded kernel.
-            unsafe { core::ptr::addr_of_mut!(PATTERN[i]).write_volatile(expected(i)) };
+            unsafe { (core::ptr::addr_of_mut!(PATTERN) as *mut u64).add(i).write_volatile(expected(i)) };
         }
         println!("neighbour: {} KiB written", WORDS * 8 / 1024);
         let mut next = 0usize;
