@@ -162,10 +162,12 @@ const FUZZ_FROM_MS: u64 = 3000;
 /// The fuzzing guest's seed and time: `XENISH_HCFUZZ_SEED` and
 /// `XENISH_HCFUZZ_MS` replay or lengthen a run.
 fn fuzz_params() -> (u64, u64) {
-    let env = |k: &str| std::env::var(k).ok().and_then(|v| {
-        let v = v.trim();
-        v.strip_prefix("0x").map_or_else(|| v.parse().ok(), |h| u64::from_str_radix(h, 16).ok())
-    });
+    let env = |k: &str| {
+        std::env::var(k).ok().and_then(|v| {
+            let v = v.trim();
+            v.strip_prefix("0x").map_or_else(|| v.parse().ok(), |h| u64::from_str_radix(h, 16).ok())
+        })
+    };
     (env("XENISH_HCFUZZ_SEED").unwrap_or(0x5eed), env("XENISH_HCFUZZ_MS").unwrap_or(10_000))
 }
 
@@ -184,7 +186,8 @@ fn random_hypercalls_of_every_number_leave_the_hypervisor_and_the_neighbours_mem
     for l in out.serial.lines().filter(|l| l.contains("hcfuzz: ") || l.contains("neighbour: ")) {
         println!("{l}");
     }
-    let replay = format!("replay: XENISH_HCFUZZ_SEED={seed:#x} XENISH_HCFUZZ_MS={ms} cargo test -p tests --test hostile random");
+    let replay =
+        format!("replay: XENISH_HCFUZZ_SEED={seed:#x} XENISH_HCFUZZ_MS={ms} cargo test -p tests --test hostile random");
     println!("{replay}");
     out.expect_no("FAILED")
         .expect_line("(d0) hcfuzz: done")

@@ -366,9 +366,9 @@ mod guest {
                     _ => self.mfn(),
                 };
                 let arg2 = match cmd {
-                    17 => self.mfn(),         // copy source: anything
-                    8 | 9 => self.ptr(),      // vcpumask
-                    13 => self.below(9000),   // LDT entries
+                    17 => self.mfn(),       // copy source: anything
+                    8 | 9 => self.ptr(),    // vcpumask
+                    13 => self.below(9000), // LDT entries
                     _ => self.val(),
                 };
                 poke(off + i * 24, cmd);
@@ -410,7 +410,8 @@ mod guest {
             let cmd = self.below(14);
             let off = self.below(BUF_USED as u64 / 2) as usize & !7;
             let victim = core::ptr::addr_of!(VICTIM) as u64;
-            let gref = if self.chance(60) { u64::from(self.grefs[self.below(16) as usize]) } else { self.val() & 0xffff_ffff };
+            let gref =
+                if self.chance(60) { u64::from(self.grefs[self.below(16) as usize]) } else { self.val() & 0xffff_ffff };
             let count = self.below(4) + 1;
             let stride = match cmd {
                 0 => 32,
@@ -485,18 +486,18 @@ mod guest {
                 port += 1;
             }
             let (w0, w1) = match cmd {
-                0 => (self.domid() | (port << 32), 0),                     // bind_interdomain
-                1 => (self.below(40) | (self.below(3) << 32), 0),          // bind_virq
+                0 => (self.domid() | (port << 32), 0),                        // bind_interdomain
+                1 => (self.below(40) | (self.below(3) << 32), 0),             // bind_virq
                 2 => ((self.val() & 0xffff_ffff) | (self.below(2) << 32), 0), // bind_pirq
-                3 | 4 | 9 => (port, 0),                                    // close, send, unmask
-                5 => (self.domid() | (port << 32), 0),                     // status
-                6 => (self.domid() | (self.domid() << 16), 0),             // alloc_unbound
-                7 => (self.below(3), 0),                                   // bind_ipi
-                8 => (port | (self.below(3) << 32), 0),                    // bind_vcpu
+                3 | 4 | 9 => (port, 0),                                       // close, send, unmask
+                5 => (self.domid() | (port << 32), 0),                        // status
+                6 => (self.domid() | (self.domid() << 16), 0),                // alloc_unbound
+                7 => (self.below(3), 0),                                      // bind_ipi
+                8 => (port | (self.below(3) << 32), 0),                       // bind_vcpu
                 10 => (if self.chance(80) { u64::from(self.peer) } else { 0x7ff4 }, 0), // reset
                 11 => (self.spare(), self.below(4200) | (self.below(3) << 32)), // init_control
-                12 => (self.spare(), 0),                                   // expand_array
-                13 => (port | (self.below(20) << 32), 0),                  // set_priority
+                12 => (self.spare(), 0),                                      // expand_array
+                13 => (port | (self.below(20) << 32), 0),                     // set_priority
                 _ => (self.val(), self.val()),
             };
             poke(off, w0);
@@ -510,9 +511,9 @@ mod guest {
             let off = self.below(BUF_USED as u64 / 2) as usize & !7;
             let list = buf() + BUF_USED as u64 / 2;
             let cmd = match self.below(8) {
-                0 => 0, // increase_reservation
-                1 => 1, // decrease_reservation
-                2 => 6, // populate_physmap
+                0 => 0,  // increase_reservation
+                1 => 1,  // decrease_reservation
+                2 => 6,  // populate_physmap
                 3 => 11, // exchange
                 _ => self.below(32),
             };
@@ -543,7 +544,13 @@ mod guest {
                 // Not initialise's own vCPU, down, register_vcpu_info with
                 // a frame of its own, send_nmi.
                 let op = [1, 3, 4, 5, 6, 7, 8, 9, 10, 12, 13][self.below(11) as usize];
-                let vcpu = if self.chance(30) && op != 10 { self.val() & 0xffff_ffff } else if self.chance(50) { 0 } else { 1 };
+                let vcpu = if self.chance(30) && op != 10 {
+                    self.val() & 0xffff_ffff
+                } else if self.chance(50) {
+                    0
+                } else {
+                    1
+                };
                 let arg = match op {
                     5 | 13 => {
                         // an area in the buffer, or an address that is not
@@ -705,11 +712,7 @@ mod guest {
             let n = self.below(16) + 1;
             let mut entries = [[0u64; 8]; 16];
             for e in entries.iter_mut().take(n as usize) {
-                let (nr, a) = if self.chance(5) {
-                    (13, [buf(), 1, 0, 0, 0])
-                } else {
-                    self.gen(false)
-                };
+                let (nr, a) = if self.chance(5) { (13, [buf(), 1, 0, 0, 0]) } else { self.gen(false) };
                 e[0] = u64::from(nr);
                 e[2..7].copy_from_slice(&a);
             }

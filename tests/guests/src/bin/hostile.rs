@@ -45,9 +45,8 @@ mod guest {
     use guest_abi::sched::{SHUTDOWN_CRASH, SHUTDOWN_POWEROFF};
     use guest_abi::xen::{
         MmuUpdate, MmuextOp, MulticallEntry, StartInfo, CONSOLEIO_READ, CONSOLEIO_WRITE, DOMID_SELF,
-        HYPERVISOR_CONSOLE_IO, HYPERVISOR_MEMORY_OP, HYPERVISOR_MMUEXT_OP, HYPERVISOR_MMU_UPDATE,
-        HYPERVISOR_MULTICALL, MMUEXT_CLEAR_PAGE, MMUEXT_PIN_L4_TABLE, MMUEXT_TLB_FLUSH_LOCAL,
-        MMUEXT_UNPIN_TABLE,
+        HYPERVISOR_CONSOLE_IO, HYPERVISOR_MEMORY_OP, HYPERVISOR_MMUEXT_OP, HYPERVISOR_MMU_UPDATE, HYPERVISOR_MULTICALL,
+        MMUEXT_CLEAR_PAGE, MMUEXT_PIN_L4_TABLE, MMUEXT_TLB_FLUSH_LOCAL, MMUEXT_UNPIN_TABLE,
     };
     use guest_abi::XenError;
     use guest_rt::{events, gnttab, println};
@@ -197,7 +196,9 @@ mod guest {
         for (i, p) in pool()[..nr_pool].iter_mut().enumerate() {
             *p = mfn_of(si, mapped + (HEADROOM + i) as u64);
         }
-        println!("hostile: d{domid}: {nr_pool} frames for page tables, {HEADROOM} frames of headroom, classes {classes}");
+        println!(
+            "hostile: d{domid}: {nr_pool} frames for page tables, {HEADROOM} frames of headroom, classes {classes}"
+        );
         let ctx = Ctx { si, domid, nr_pool };
         let mut start = from;
         for spec in classes.split(',') {
@@ -260,15 +261,35 @@ mod guest {
             let mut batch = [
                 entry(
                     HYPERVISOR_MMU_UPDATE,
-                    [writes.as_ptr() as u64, WRITES as u64, core::ptr::addr_of_mut!(mmu_done) as u64, DOMID_SELF.into(), 0, 0],
+                    [
+                        writes.as_ptr() as u64,
+                        WRITES as u64,
+                        core::ptr::addr_of_mut!(mmu_done) as u64,
+                        DOMID_SELF.into(),
+                        0,
+                        0,
+                    ],
                 ),
                 entry(
                     HYPERVISOR_MMUEXT_OP,
-                    [flushes.as_ptr() as u64, FLUSHES as u64, core::ptr::addr_of_mut!(ext_done) as u64, DOMID_SELF.into(), 0, 0],
+                    [
+                        flushes.as_ptr() as u64,
+                        FLUSHES as u64,
+                        core::ptr::addr_of_mut!(ext_done) as u64,
+                        DOMID_SELF.into(),
+                        0,
+                        0,
+                    ],
                 ),
                 entry(HYPERVISOR_CONSOLE_IO, [CONSOLEIO_WRITE.into(), 320, text, 0, 0, 0]),
-                entry(HYPERVISOR_MEMORY_OP, [XENMEM_INCREASE_RESERVATION.into(), core::ptr::addr_of_mut!(grow) as u64, 0, 0, 0, 0]),
-                entry(HYPERVISOR_MEMORY_OP, [XENMEM_DECREASE_RESERVATION.into(), core::ptr::addr_of_mut!(shrink) as u64, 0, 0, 0, 0]),
+                entry(
+                    HYPERVISOR_MEMORY_OP,
+                    [XENMEM_INCREASE_RESERVATION.into(), core::ptr::addr_of_mut!(grow) as u64, 0, 0, 0, 0],
+                ),
+                entry(
+                    HYPERVISOR_MEMORY_OP,
+                    [XENMEM_DECREASE_RESERVATION.into(), core::ptr::addr_of_mut!(shrink) as u64, 0, 0, 0, 0],
+                ),
                 entry(HYPERVISOR_MULTICALL, [nested.as_mut_ptr() as u64, 1, 0, 0, 0, 0]),
             ];
             // SAFETY: every entry's pointers are this kernel's and live
@@ -468,7 +489,11 @@ mod guest {
         let too_big = memop(XENMEM_INCREASE_RESERVATION, list, 1, MAX_ORDER + 1);
         let past_max = memop(XENMEM_INCREASE_RESERVATION, list, extents_room + 1, MAX_ORDER);
         if too_big != 0 || past_max != extents_room as i64 {
-            fail(format_args!("order {}: {too_big} extents; {} extents of headroom {extents_room}: {past_max}", MAX_ORDER + 1, extents_room + 1));
+            fail(format_args!(
+                "order {}: {too_big} extents; {} extents of headroom {extents_room}: {past_max}",
+                MAX_ORDER + 1,
+                extents_room + 1
+            ));
         }
         if memop(XENMEM_DECREASE_RESERVATION, list, extents_room, MAX_ORDER) != extents_room as i64 {
             fail(format_args!("giving the extents back"));
@@ -529,7 +554,11 @@ mod guest {
         while now() < settle {
             core::hint::spin_loop();
         }
-        println!("hostile: console: {calls} writes of 16,000 bytes; read: {:?}, bad buffer: {:?}", XenError::Eperm, XenError::Efault);
+        println!(
+            "hostile: console: {calls} writes of 16,000 bytes; read: {:?}, bad buffer: {:?}",
+            XenError::Eperm,
+            XenError::Efault
+        );
     }
 
     guest_rt::entry!(main);

@@ -100,7 +100,12 @@ mod guest {
                 // One unit of progress: 64 words checked.
                 for _ in 0..64 {
                     if word(next) != expected(next % WORDS) {
-                        fail(format_args!("word {} reads {:#x}, wrote {:#x}", next % WORDS, word(next), expected(next % WORDS)));
+                        fail(format_args!(
+                            "word {} reads {:#x}, wrote {:#x}",
+                            next % WORDS,
+                            word(next),
+                            expected(next % WORDS)
+                        ));
                     }
                     next = (next + 1) % WORDS;
                 }
