@@ -365,7 +365,8 @@ impl System {
 
     /// Fires every vCPU timer due at `now_ns` (raising the vCPU's
     /// `VIRQ_TIMER` port, as Xen's `send_timer_event`), then wakes every
-    /// blocked vCPU that has an upcall pending.
+    /// blocked vCPU that has an upcall pending, and has the current vCPU
+    /// preempted for it when the scheduler says so.
     fn fire_timers(&mut self, now_ns: u64, mem: &mut dyn MachineMemory) {
         for (di, d) in self.domains.iter_mut().enumerate() {
             if !d.is_running() {
@@ -380,13 +381,24 @@ impl System {
                     deadline.is_some_and(|t| t <= now_ns) || ports.iter().any(|&p| evtchn::port_is_pending(d, mem, p))
                 });
                 let Some(v) = d.vcpus.get_mut(vi) else { continue };
+                let who = VcpuRef { domain: di, vcpu: vi };
+                let mut woke = false;
                 if v.blocked && upcall_pending(info, mem) {
                     v.blocked = false;
-                    self.sched.wake(VcpuRef { domain: di, vcpu: vi });
+                    self.sched.wake(who);
+                    woke = true;
                 }
                 if poll_done {
                     v.poll = None;
-                    self.sched.wake(VcpuRef { domain: di, vcpu: vi });
+                    self.sched.wake(who);
+                    woke = true;
+                }
+                // The woken vCPU takes the CPU once the current one has had
+                // the rate limit (on this exit, or at that deadline).
+                let ran_ns = now_ns.saturating_sub(self.slice_start_ns);
+                if woke && self.current.is_some_and(|c| self.sched.wake_preempts(c, ran_ns, who)) {
+                    let at = self.slice_start_ns.saturating_add(self.sched.ratelimit_ns()).max(now_ns);
+                    self.preempt_at_ns = self.preempt_at_ns.min(at);
                 }
             }
         }

@@ -100,15 +100,18 @@ fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
 }
 
 /// Waits until one of `fds` (negative entries ignored) is readable, or
-/// `timeout_ms` (negative: forever); `EINTR` retried.
-fn poll(fds: &[RawFd], timeout_ms: i32) {
-    let mut p: Vec<libc::pollfd> =
-        fds.iter().map(|&fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 }).collect();
+/// `timeout_ms` (negative: forever); `EINTR` retried. Says which were
+/// readable (all of them if `poll` failed, so that nothing is missed).
+fn poll<const N: usize>(fds: [RawFd; N], timeout_ms: i32) -> [bool; N] {
+    let mut p = fds.map(|fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 });
     loop {
-        // SAFETY: `p` holds `p.len()` valid pollfds for the duration of the call.
-        let n = unsafe { libc::poll(p.as_mut_ptr(), p.len() as libc::nfds_t, timeout_ms) };
-        if n >= 0 || std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
-            return;
+        // SAFETY: `p` holds `N` valid pollfds for the duration of the call.
+        let n = unsafe { libc::poll(p.as_mut_ptr(), N as libc::nfds_t, timeout_ms) };
+        if n >= 0 {
+            return p.map(|q| q.fd >= 0 && q.revents != 0);
+        }
+        if std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
+            return [true; N];
         }
     }
 }
@@ -195,6 +198,11 @@ fn run(setup: WorkerSetup, stop: &AtomicBool, broken: &AtomicBool, wake: OwnedFd
     let mut fill = 0usize;
     let (mut last_drops, mut logged) = (TxDrops::default(), 0u64);
     let mut ports = [0u32; 64];
+    // Whether the TAP may hold frames: it polled readable, or frames
+    // were just written to it (dom0's answers to them, an ARP reply or
+    // an echo reply, are queued at once). A read that would only say
+    // EAGAIN is a system call saved per wake-up.
+    let mut tap_ready = true;
     let notify = |port: u32| {
         if let Err(e) = evtchn.notify(port) {
             log(&format!("{name}: {e}"));
@@ -211,6 +219,7 @@ fn run(setup: WorkerSetup, stop: &AtomicBool, broken: &AtomicBool, wake: OwnedFd
                     break 'serve;
                 }
             };
+            tap_ready |= !batch.frames.is_empty();
             for f in &batch.frames {
                 let hdr = vnet::encode(batch.frame(f), f.offload);
                 let Some(out) = batch.buf.get_mut(f.start - vnet::LEN..f.start + f.len) else { continue };
@@ -235,7 +244,7 @@ fn run(setup: WorkerSetup, stop: &AtomicBool, broken: &AtomicBool, wake: OwnedFd
         // dom0 to guest.
         let mut waiting = false;
         loop {
-            while rx_frames.len() < RX_BATCH && fill + MAX_READ <= rx_buf.len() {
+            while tap_ready && rx_frames.len() < RX_BATCH && fill + MAX_READ <= rx_buf.len() {
                 match read_frame(&tap, &mut rx_buf[fill..fill + MAX_READ]) {
                     Ok(Some(n)) if n > vnet::LEN => {
                         let mut h = [0u8; vnet::LEN];
@@ -249,7 +258,7 @@ fn run(setup: WorkerSetup, stop: &AtomicBool, broken: &AtomicBool, wake: OwnedFd
                         }
                     }
                     Ok(Some(_)) => {}
-                    Ok(None) => break,
+                    Ok(None) => tap_ready = false,
                     Err(e) => {
                         log(&format!("{name}: reading the TAP: {e}"));
                         break;
@@ -298,7 +307,11 @@ fn run(setup: WorkerSetup, stop: &AtomicBool, broken: &AtomicBool, wake: OwnedFd
         }
         let tap_fd = if waiting { -1 } else { tap.as_raw_fd() };
         let timeout = if waiting && !rx_notify { RX_POLL_MS } else { -1 };
-        poll(&[evtchn.as_raw_fd(), tap_fd, wake.as_raw_fd()], timeout);
+        let [event, readable, _] = poll([evtchn.as_raw_fd(), tap_fd, wake.as_raw_fd()], timeout);
+        tap_ready |= readable;
+        if !event {
+            continue;
+        }
         match evtchn.pending(&mut ports) {
             Ok(n) => {
                 for &p in ports.iter().take(n) {

@@ -95,8 +95,10 @@ pub struct Scheduler {
 /// The credit scheduler's global parameters as Xen reports them
 /// (`struct xen_sysctl_credit_schedule`). The time slice is the longest a
 /// vCPU runs before the scheduler reconsiders; the rate limit and the
-/// migration delay are kept and reported only (one CPU: nothing migrates,
-/// and a vCPU is never preempted sooner than its slice unless it blocks).
+/// migration delay is kept and reported only (one CPU: nothing migrates).
+/// A vCPU runs its whole slice unless it blocks or a vCPU woken by an
+/// event preempts it, which happens no sooner than the rate limit after
+/// it was put on the CPU ([`Scheduler::wake_preempts`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CreditGlobals {
     /// Time slice, ms (Xen's default 30).
@@ -177,6 +179,34 @@ impl Scheduler {
                 e.vruntime = e.vruntime.max(floor);
             }
         }
+    }
+
+    /// Whether `woken`, just made runnable, should take the CPU from
+    /// `current`, which has run `ran_ns` since it was put on it. Xen's
+    /// credit scheduler boosts a vCPU that wakes from blocking so that it
+    /// preempts the running one (`csched_vcpu_wake`, `__runq_tickle`):
+    /// an event answered at once rather than after the sender's slice.
+    /// Here: when `woken` would be picked were `current` charged now.
+    pub fn wake_preempts(&self, current: VcpuRef, ran_ns: u64, woken: VcpuRef) -> bool {
+        if current == woken {
+            return false;
+        }
+        let (Some(c), Some(w)) =
+            (self.entities.iter().find(|e| e.who == current), self.entities.iter().find(|e| e.who == woken))
+        else {
+            return false;
+        };
+        if !w.runnable || Self::budget_ns(w.params).is_some_and(|b| w.used_in_period >= b) {
+            return false;
+        }
+        let charged = c.vruntime + u128::from(ran_ns) * u128::from(DEFAULT_WEIGHT) / u128::from(c.params.weight.max(1));
+        (w.vruntime, w.who) < (charged, c.who)
+    }
+
+    /// The least a vCPU runs before a woken one preempts it (the credit
+    /// scheduler's rate limit), ns.
+    pub fn ratelimit_ns(&self) -> u64 {
+        u64::from(self.globals.ratelimit_us) * 1000
     }
 
     /// Marks a vCPU not runnable (blocked, paused or shut down).
@@ -318,6 +348,32 @@ mod tests {
         assert!(matches!(s.pick(0), Pick::Run { who, .. } if who == v(0)));
         s.yield_now(v(0));
         assert!(matches!(s.pick(0), Pick::Run { who, .. } if who == v(1)));
+    }
+
+    #[test]
+    fn a_woken_vcpu_preempts_one_that_has_run_but_not_one_ahead_of_it() {
+        let mut s = Scheduler::new();
+        s.add(v(0), SchedParams::default());
+        s.add(v(1), SchedParams::default());
+        s.sleep(v(1));
+        assert!(!s.wake_preempts(v(0), 1_000_000, v(1)), "still blocked");
+        s.wake(v(1));
+        assert!(s.wake_preempts(v(0), 1_000_000, v(1)), "the running one is charged first");
+        assert!(!s.wake_preempts(v(1), 1_000_000, v(1)), "not itself");
+        // v1 ran far ahead (a CPU hog); woken, it waits for its turn.
+        s.charge(v(1), 500_000_000);
+        assert!(!s.wake_preempts(v(0), 1_000_000, v(1)));
+        // Once charged, the pick agrees with the verdict.
+        s.charge(v(0), 1_000_000);
+        assert!(matches!(s.pick(0), Pick::Run { who, .. } if who == v(0)));
+        // A capped vCPU out of budget does not preempt.
+        let mut s = Scheduler::new();
+        s.add(v(0), SchedParams::default());
+        s.add(v(1), SchedParams { weight: 256, cap: 10 });
+        s.charge(v(1), 3_000_000);
+        s.charge(v(0), 4_000_000);
+        assert!(!s.wake_preempts(v(0), 1_000_000, v(1)));
+        assert_eq!(s.ratelimit_ns(), 1_000_000, "Xen's default 1000 µs");
     }
 
     #[test]
