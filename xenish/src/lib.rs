@@ -12,6 +12,7 @@ extern crate alloc;
 #[cfg(target_os = "none")]
 #[allow(unsafe_code)]
 pub mod arch;
+pub mod acpi;
 pub mod boot_info;
 pub mod builder;
 pub mod cmdline;
