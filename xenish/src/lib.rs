@@ -36,6 +36,7 @@ pub mod regs;
 pub mod rtc;
 pub mod sched;
 pub mod setup;
+pub mod smp;
 pub mod system;
 pub mod time;
 pub mod traps;
