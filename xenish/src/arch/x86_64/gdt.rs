@@ -105,10 +105,14 @@ const fn index(sel: u16) -> usize {
 ///
 /// `rsp0` is the stack the CPU switches to when a guest traps; `ists` are
 /// the double-fault, NMI and machine-check stacks.
-pub fn init(tables: *mut CpuTables, rsp0: u64, ists: [u64; 3]) {
-    // SAFETY: runs once per CPU, on that CPU, before any guest or interrupt
-    // can observe its tables, which no other CPU uses; nothing else holds
-    // references to them.
+///
+/// # Safety
+/// `tables` must point to a `CpuTables` for the running CPU alone, which
+/// lives as long as the hypervisor and no other code references; `rsp0`
+/// and `ists` must be this CPU's stacks.
+pub unsafe fn init(tables: *mut CpuTables, rsp0: u64, ists: [u64; 3]) {
+    // SAFETY: the caller's contract: the tables are this CPU's alone, and
+    // no guest or interrupt observes them before they are loaded here.
     unsafe {
         let gdt = &mut *core::ptr::addr_of_mut!((*tables).gdt);
         gdt[index(HYPERVISOR_CS)] = 0x00af_9a00_0000_ffff;

@@ -48,7 +48,7 @@ pub struct CpuInfo {
 }
 
 const _: () = assert!(size_of::<CpuInfo>() <= CPU_INFO_SIZE);
-const _: () = assert!(STACK_SIZE.is_power_of_two() && STACK_TOP_OFFSET % 16 == 0);
+const _: () = assert!(STACK_SIZE.is_power_of_two() && STACK_TOP_OFFSET.is_multiple_of(16));
 
 /// One CPU's stack block.
 #[repr(C, align(262144))]
@@ -160,7 +160,12 @@ pub fn syscall_stubs_of(cpu: usize) -> (u64, u64) {
 
 /// Loads the running CPU's descriptor tables (`tables`, with `rsp0` and
 /// its IST stacks set in the TSS) and the shared IDT.
-pub fn load_tables(cpu: usize, tables: *mut CpuTables) {
-    gdt::init(tables, stack_top(cpu), ist_tops(cpu));
+///
+/// # Safety
+/// The running CPU must be `cpu`, on its stack block, and `tables` its own
+/// [`CpuTables`], as [`gdt::init`] requires.
+pub unsafe fn load_tables(cpu: usize, tables: *mut CpuTables) {
+    // SAFETY: the caller's contract.
+    unsafe { gdt::init(tables, stack_top(cpu), ist_tops(cpu)) };
     super::idt::load();
 }

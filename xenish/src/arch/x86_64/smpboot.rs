@@ -237,7 +237,7 @@ impl Trampoline {
     /// top-level table `l4`, and records the boot CPU's state that every
     /// AP copies. `tsc_hz` times the handshake.
     pub fn install(page: u64, l4: Mfn, tsc_hz: u64) -> Option<Trampoline> {
-        if page % 4096 != 0 || page >= 0x10_0000 || page < 0x1000 {
+        if !page.is_multiple_of(4096) || !(0x1000..0x10_0000).contains(&page) {
             return None;
         }
         // SAFETY: the linker-provided bounds of the trampoline's code.
@@ -384,7 +384,9 @@ extern "C" fn ap_entry(cpu: u32) -> ! {
         cpu::wrmsr(MSR_PAT, boot.pat);
     }
     fpu::init_secondary();
-    percpu::load_tables(cpu, percpu::tables());
+    // SAFETY: this CPU is `cpu`, on its own stack block, whose CpuInfo the
+    // boot CPU filled with tables allocated for this CPU alone.
+    unsafe { percpu::load_tables(cpu, percpu::tables()) };
     write_syscall_msrs(cpu, boot.star, boot.sfmask);
     // The boot CPU's CALLOUT (Xen's smp_callin waits 2 s for it).
     if !wait_state(cpu, CPU_STATE_CALLOUT, 2000, boot.tsc_hz) {

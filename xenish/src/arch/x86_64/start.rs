@@ -175,7 +175,8 @@ pub extern "C" fn xenish_start(magic: u32, mbi_phys: u32) -> ! {
 
     let [timer, spurious] = *entry::interrupt_stubs();
     idt::init(entry::exception_stubs(), timer, spurious);
-    percpu::load_tables(0, addr_of_mut!(gdt::BSP_TABLES));
+    // SAFETY: the boot CPU is CPU 0, on block 0; BSP_TABLES are its own.
+    unsafe { percpu::load_tables(0, addr_of_mut!(gdt::BSP_TABLES)) };
     enable_syscall(&cpu_features);
     let tsc_hz = clock::calibrate_tsc();
     printk!("xenish: TSC runs at {} kHz", tsc_hz / 1000);
