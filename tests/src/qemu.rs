@@ -179,6 +179,12 @@ pub struct Boot {
     implied: &'static str,
 }
 
+/// The virtual CPUs a boot gets unless [`Boot::smp`] says: `XENISH_SMP`
+/// if set (to run any test on several CPUs), else 1.
+pub fn default_smp() -> u32 {
+    std::env::var("XENISH_SMP").ok().and_then(|s| s.trim().parse::<u32>().ok()).filter(|&n| n > 0).unwrap_or(1)
+}
+
 /// What every boot of the built xenish adds to its command line: the test
 /// guests' domUs report with `console_io` writes, which Xen 4.17 prints
 /// only in debug builds (`CONFIG_VERBOSE_DEBUG`) and xenish only with
@@ -208,7 +214,7 @@ impl Boot {
             modules: Vec::new(),
             cpu: "max".into(),
             memory_mib: 512,
-            smp: 1,
+            smp: default_smp(),
             accel: "tcg".into(),
             timeout: default_timeout(),
             implied: "",
@@ -253,7 +259,7 @@ impl Boot {
         self
     }
 
-    /// Sets the number of virtual CPUs (`-smp`; 1 unless set).
+    /// Sets the number of virtual CPUs (`-smp`; [`default_smp`] unless set).
     pub fn smp(mut self, cpus: u32) -> Self {
         self.smp = cpus;
         self
