@@ -9,10 +9,10 @@
 
 extern crate alloc;
 
+pub mod acpi;
 #[cfg(target_os = "none")]
 #[allow(unsafe_code)]
 pub mod arch;
-pub mod acpi;
 pub mod boot_info;
 pub mod builder;
 pub mod cmdline;

@@ -290,9 +290,8 @@ impl Trampoline {
             phys(l4t.as_ptr() as u64)
         };
         // SAFETY: reading this CPU's MSRs, which exist on every x86_64 CPU.
-        let (efer, pat, star, sfmask) = unsafe {
-            (cpu::rdmsr(MSR_EFER), cpu::rdmsr(MSR_PAT), cpu::rdmsr(MSR_STAR), cpu::rdmsr(MSR_SFMASK))
-        };
+        let (efer, pat, star, sfmask) =
+            unsafe { (cpu::rdmsr(MSR_EFER), cpu::rdmsr(MSR_PAT), cpu::rdmsr(MSR_STAR), cpu::rdmsr(MSR_SFMASK)) };
         // SAFETY: as above: the trampoline page is this CPU's to write.
         unsafe {
             base.add(OFF_CR3).cast::<u32>().write_unaligned(ap_l4 as u32);
