@@ -170,11 +170,19 @@ pub struct Boot {
     modules: Vec<Module>,
     cpu: String,
     memory_mib: u32,
+    smp: u32,
+    accel: String,
     timeout: Duration,
     until: Option<String>,
     extra: Vec<String>,
     /// Options appended to the command line (see [`Boot::new`]).
     implied: &'static str,
+}
+
+/// The virtual CPUs a boot gets unless [`Boot::smp`] says: `XENISH_SMP`
+/// if set (to run any test on several CPUs), else 1.
+pub fn default_smp() -> u32 {
+    std::env::var("XENISH_SMP").ok().and_then(|s| s.trim().parse::<u32>().ok()).filter(|&n| n > 0).unwrap_or(1)
 }
 
 /// What every boot of the built xenish adds to its command line: the test
@@ -206,6 +214,8 @@ impl Boot {
             modules: Vec::new(),
             cpu: "max".into(),
             memory_mib: 512,
+            smp: default_smp(),
+            accel: "tcg".into(),
             timeout: default_timeout(),
             implied: "",
             until: None,
@@ -249,6 +259,20 @@ impl Boot {
         self
     }
 
+    /// Sets the number of virtual CPUs (`-smp`; [`default_smp`] unless set).
+    pub fn smp(mut self, cpus: u32) -> Self {
+        self.smp = cpus;
+        self
+    }
+
+    /// Sets the accelerator (`-accel`; `tcg` unless set, which is
+    /// multi-threaded TCG on x86_64 hosts; `tcg,thread=single` runs every
+    /// CPU on one host thread).
+    pub fn accel(mut self, accel: &str) -> Self {
+        self.accel = accel.into();
+        self
+    }
+
     /// Ends the boot as soon as the serial log contains `marker` (for
     /// hypervisors that halt rather than power off, such as Xen).
     pub fn until(mut self, marker: &str) -> Self {
@@ -274,13 +298,13 @@ impl Boot {
     pub fn qemu_args(&self, iso: &Path, serial: &str) -> Vec<String> {
         let mut args: Vec<String> = [
             "-accel",
-            "tcg",
+            &self.accel,
             "-cpu",
             &self.cpu,
             "-m",
             &format!("{}M", self.memory_mib),
             "-smp",
-            "1",
+            &self.smp.to_string(),
             "-display",
             "none",
             "-vga",

@@ -1,6 +1,6 @@
 //! A bounds-checked reader for the multiboot2 boot information GRUB hands
-//! over: command line, modules and memory map. Nothing here allocates, so it
-//! runs before the heap exists.
+//! over: command line, modules, memory map and the loader's copy of the
+//! ACPI RSDP. Nothing here allocates, so it runs before the heap exists.
 
 /// The multiboot2 magic GRUB leaves in `eax`.
 pub const MULTIBOOT2_BOOTLOADER_MAGIC: u32 = 0x36d7_6289;
@@ -10,6 +10,8 @@ const TAG_CMDLINE: u32 = 1;
 const TAG_LOADER_NAME: u32 = 2;
 const TAG_MODULE: u32 = 3;
 const TAG_MMAP: u32 = 6;
+const TAG_ACPI_OLD: u32 = 14;
+const TAG_ACPI_NEW: u32 = 15;
 
 /// Why the boot information could not be read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -151,6 +153,14 @@ impl<'a> BootInfo<'a> {
         })
     }
 
+    /// The copy of the ACPI RSDP the loader found: tag 15 (ACPI 2.0+) if
+    /// present, else tag 14 (ACPI 1.0). Unchecked bytes: the caller
+    /// validates them ([`crate::acpi::Rsdp::parse`]).
+    pub fn acpi_rsdp(&self) -> Option<&'a [u8]> {
+        let find = |typ| self.tags().find(|t| t.typ == typ).map(|t| t.body);
+        find(TAG_ACPI_NEW).or_else(|| find(TAG_ACPI_OLD))
+    }
+
     /// The memory map entries.
     pub fn memory_map(&self) -> impl Iterator<Item = MemoryRegion> + 'a {
         let mmap = self.tags().find(|t| t.typ == TAG_MMAP);
@@ -216,6 +226,25 @@ mod tests {
         assert_eq!(map.len(), 3);
         assert!(map[1].is_available() && !map[2].is_available());
         assert_eq!(map[2].kind_name(), "reserved");
+        assert_eq!(info.acpi_rsdp(), None);
+    }
+
+    #[test]
+    fn acpi_new_tag_wins_over_old() {
+        let with = |tags: &[(u32, &[u8])]| {
+            let mut b = vec![0u8; 8];
+            for &(typ, body) in tags {
+                tag(&mut b, typ, body);
+            }
+            tag(&mut b, TAG_END, &[]);
+            let len = b.len() as u32;
+            b[0..4].copy_from_slice(&len.to_le_bytes());
+            b
+        };
+        let b = with(&[(TAG_ACPI_OLD, b"old rsdp 20 bytes..."), (TAG_ACPI_NEW, b"new rsdp")]);
+        assert_eq!(BootInfo::new(&b).unwrap().acpi_rsdp(), Some(&b"new rsdp"[..]));
+        let b = with(&[(TAG_ACPI_OLD, b"old rsdp")]);
+        assert_eq!(BootInfo::new(&b).unwrap().acpi_rsdp(), Some(&b"old rsdp"[..]));
     }
 
     #[test]

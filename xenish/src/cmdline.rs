@@ -58,6 +58,8 @@ pub enum CmdlineError {
     BadSize(&'static str),
     /// The sizes leave dom0 no memory.
     NoMemory,
+    /// A number that does not parse (the option named).
+    BadNumber(&'static str),
 }
 
 impl fmt::Display for CmdlineError {
@@ -65,6 +67,7 @@ impl fmt::Display for CmdlineError {
         match self {
             Self::BadSize(what) => write!(f, "bad size in {what} (expected e.g. 512M, 1G, -256M)"),
             Self::NoMemory => f.write_str("the sizes leave dom0 no memory"),
+            Self::BadNumber(what) => write!(f, "bad number in {what}"),
         }
     }
 }
@@ -191,6 +194,8 @@ impl Dom0Mem {
 pub struct CommandLine<'a> {
     dom0_mem: Option<&'a str>,
     console_io: Option<&'a str>,
+    nosmp: bool,
+    maxcpus: Option<&'a str>,
     unknown: Vec<&'a str>,
 }
 
@@ -203,6 +208,8 @@ impl<'a> CommandLine<'a> {
             match key {
                 "dom0_mem" => out.dom0_mem = Some(value),
                 "console_io" => out.console_io = Some(value),
+                "nosmp" if value.is_empty() => out.nosmp = true,
+                "maxcpus" => out.maxcpus = Some(value),
                 k if KNOWN.contains(&k) => {}
                 _ => out.unknown.push(opt),
             }
@@ -226,6 +233,26 @@ impl<'a> CommandLine<'a> {
     /// dom0's page count out of `avail` free pages.
     pub fn dom0_pages(&self, avail: u64) -> Result<u64, CmdlineError> {
         self.dom0_mem()?.pages(avail)
+    }
+
+    /// How many CPUs to bring up, the boot CPU included, as Xen's
+    /// `nosmp` and `maxcpus=N` say: `nosmp` one (whatever `maxcpus`
+    /// says); `maxcpus=N` at most N, where 0 means no limit (Xen's
+    /// `set_nr_cpu_ids(0)` keeps every possible CPU); neither, no limit
+    /// (`None`). A `maxcpus=` that is no number is an error, which the
+    /// caller reports and ignores, as Xen ignores a bad integer parameter.
+    pub fn cpu_limit(&self) -> Result<Option<usize>, CmdlineError> {
+        if self.nosmp {
+            return Ok(Some(1));
+        }
+        match self.maxcpus {
+            None => Ok(None),
+            Some(v) => match v.parse::<usize>() {
+                Ok(0) => Ok(None),
+                Ok(n) => Ok(Some(n)),
+                Err(_) => Err(CmdlineError::BadNumber("maxcpus=")),
+            },
+        }
     }
 
     /// The `dom0_mem=` option (the default: none of its parts given).
@@ -306,9 +333,9 @@ mod tests {
 
     #[test]
     fn bad_values_and_unknown_options() {
-        let line = CommandLine::parse("dom0_mem=lots console=com1 nosmp frobnicate=3");
+        let line = CommandLine::parse("dom0_mem=lots console=com1 nosmp=1 frobnicate=3");
         assert_eq!(line.dom0_pages(100), Err(CmdlineError::BadSize("dom0_mem=")));
-        assert_eq!(line.unknown().collect::<Vec<_>>(), ["nosmp", "frobnicate=3"]);
+        assert_eq!(line.unknown().collect::<Vec<_>>(), ["nosmp=1", "frobnicate=3"]);
         assert_eq!(CommandLine::parse("dom0_mem=min:x").dom0_pages(100), Err(CmdlineError::BadSize("dom0_mem=min:")));
         assert_eq!(CommandLine::parse("dom0_mem=-2G").dom0_pages(100), Err(CmdlineError::NoMemory));
         assert_eq!(CommandLine::parse("dom0_mem=0").dom0_pages(100), Err(CmdlineError::NoMemory));
@@ -320,5 +347,22 @@ mod tests {
         assert!(CommandLine::parse("console_io=all dom0_mem=64M").console_io_for_all());
         assert!(!CommandLine::parse("console_io=yes").console_io_for_all());
         assert_eq!(CommandLine::parse("console_io=all").unknown().count(), 0);
+    }
+
+    #[test]
+    fn nosmp_and_maxcpus_limit_the_cpus_brought_up() {
+        let limit = |s: &str| CommandLine::parse(s).cpu_limit();
+        assert_eq!(limit(""), Ok(None), "every CPU by default");
+        assert_eq!(limit("nosmp"), Ok(Some(1)));
+        assert_eq!(limit("maxcpus=2"), Ok(Some(2)));
+        assert_eq!(limit("maxcpus=1"), Ok(Some(1)));
+        assert_eq!(limit("maxcpus=0"), Ok(None), "0: no limit, as in Xen");
+        assert_eq!(limit("maxcpus=4 nosmp"), Ok(Some(1)), "nosmp wins");
+        assert_eq!(limit("nosmp maxcpus=4"), Ok(Some(1)));
+        assert_eq!(limit("maxcpus=2 maxcpus=3"), Ok(Some(3)), "the last one counts");
+        assert_eq!(limit("maxcpus=two"), Err(CmdlineError::BadNumber("maxcpus=")));
+        assert_eq!(limit("maxcpus="), Err(CmdlineError::BadNumber("maxcpus=")));
+        assert_eq!(limit("maxcpus=-1"), Err(CmdlineError::BadNumber("maxcpus=")));
+        assert_eq!(CommandLine::parse("nosmp maxcpus=2").unknown().count(), 0);
     }
 }

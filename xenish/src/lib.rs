@@ -9,6 +9,7 @@
 
 extern crate alloc;
 
+pub mod acpi;
 #[cfg(target_os = "none")]
 #[allow(unsafe_code)]
 pub mod arch;
@@ -35,6 +36,7 @@ pub mod regs;
 pub mod rtc;
 pub mod sched;
 pub mod setup;
+pub mod smp;
 pub mod system;
 pub mod time;
 pub mod traps;

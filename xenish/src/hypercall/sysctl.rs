@@ -39,7 +39,12 @@ use super::cpu_policy::{self, Policy};
 use super::{bitmap, Ctx, HcResult, Outcome};
 use crate::domain::RUNSTATE_RUNNING;
 
-/// CPUs xenish runs on (one; its ID is 0).
+/// CPUs xenish runs guests on (one; its ID is 0). The application
+/// processors boot and park idle (`arch::x86_64::smpboot`), but nothing
+/// is scheduled on them yet, so `physinfo`, cpupools and affinity masks
+/// keep naming CPU 0 alone: a toolstack that saw more would pin vCPUs to
+/// CPUs that never run them. This becomes the online count once vCPUs are
+/// scheduled across CPUs.
 pub const NR_CPUS: u32 = 1;
 /// NUMA nodes (one, 0).
 pub const NR_NODES: u32 = 1;

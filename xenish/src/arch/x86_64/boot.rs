@@ -5,21 +5,10 @@
 //! information. The trampoline builds boot page tables (identity map and
 //! direct map of the first 4 GiB, the image at `XEN_VIRT_START`), enables long
 //! mode and jumps to [`super::start::xenish_start`] on the boot stack in the
-//! hypervisor hole. Everything here is position-dependent machine code that
-//! runs before Rust can.
+//! hypervisor hole (CPU 0's stack block in [`super::percpu`]). Everything
+//! here is position-dependent machine code that runs before Rust can.
 
 use core::arch::global_asm;
-
-/// Size of the boot CPU's stack, which later becomes its hypervisor stack.
-pub const BOOT_STACK_SIZE: usize = 128 * 1024;
-
-/// The boot CPU's stack (trap frames live at its top once guests run).
-#[repr(C, align(4096))]
-pub struct Stack(pub [u8; BOOT_STACK_SIZE]);
-
-/// The boot CPU's stack, named by the trampoline.
-#[no_mangle]
-pub static mut BOOT_STACK: Stack = Stack([0; BOOT_STACK_SIZE]);
 
 global_asm!(
     r#"
@@ -151,7 +140,7 @@ start64_low:
     xor %eax, %eax
     mov %eax, %fs
     mov %eax, %gs
-    movabs $BOOT_STACK + {stack_size}, %rsp
+    movabs $CPU_STACKS + {stack_top}, %rsp
     xor %ebp, %ebp
     movabs ${start}, %rax
     call *%rax
@@ -182,7 +171,7 @@ boot_pd_xen:
 boot_pd:
     .fill 2048, 8, 0
 "#,
-    stack_size = const BOOT_STACK_SIZE,
+    stack_top = const super::percpu::STACK_TOP_OFFSET,
     start = sym super::start::xenish_start,
     options(att_syntax)
 );

@@ -1,17 +1,12 @@
 //! Entry stubs: exceptions and `syscall` land here, save a [`TrapFrame`] at
-//! the top of the hypervisor stack, call into Rust, and return to whatever
-//! context the frame then describes with `iretq`.
+//! the top of the running CPU's hypervisor stack, call into Rust, and return
+//! to whatever context the frame then describes with `iretq`. `syscall`
+//! enters through the CPU's own stub in [`super::percpu`], which has
+//! switched to that CPU's stack already.
 
 use core::arch::global_asm;
 
 use crate::regs::{TrapFrame, TRAP_FRAME_SIZE, VECTOR_SYSCALL};
-
-/// Top of the stack `syscall` switches to (the TSS `rsp0` of this CPU).
-#[no_mangle]
-pub static mut SYSCALL_STACK_TOP: u64 = 0;
-/// Scratch slot for the guest `rsp` while `syscall` switches stacks.
-#[no_mangle]
-static mut SYSCALL_GUEST_RSP: u64 = 0;
 
 macro_rules! exception_stub {
     ($name:literal, $vector:literal, err) => {
@@ -88,26 +83,26 @@ trap_common:
     call {trap}
     jmp return_via_iret
 
-/* `syscall` from 32-bit code (MSR_CSTAR): the frame says FLAT_RING3_CS32,
-   as Xen's cstar_enter does, whatever the guest's selector was. */
+/* `syscall` from 32-bit code (MSR_CSTAR), after the CPU's stub put the
+   guest rsp at the stack top (the CpuInfo's first word) and rsp there:
+   the frame says FLAT_RING3_CS32, as Xen's cstar_enter does, whatever the
+   guest's selector was. (`push [rsp + 8]` computes its address before
+   rsp moves: it reads the slot at the stack top.) */
 .balign 16
-.globl cstar_entry
-cstar_entry:
-    mov [rip + SYSCALL_GUEST_RSP], rsp
-    mov rsp, [rip + SYSCALL_STACK_TOP]
+.globl cstar_common
+cstar_common:
     push {ring3_ds}
-    push [rip + SYSCALL_GUEST_RSP]
+    push [rsp + 8]
     push r11
     push {ring3_cs32}
     jmp syscall_common
 
+/* `syscall` from 64-bit code (MSR_LSTAR), likewise. */
 .balign 16
-.globl syscall_entry
-syscall_entry:
-    mov [rip + SYSCALL_GUEST_RSP], rsp
-    mov rsp, [rip + SYSCALL_STACK_TOP]
+.globl lstar_common
+lstar_common:
     push {ring3_ds}
-    push [rip + SYSCALL_GUEST_RSP]
+    push [rsp + 8]
     push r11
     push {ring3_cs}
 syscall_common:
@@ -169,8 +164,6 @@ interrupt_stub_table:
 extern "C" {
     static exception_stub_table: [u64; 32];
     static interrupt_stub_table: [u64; 2];
-    fn syscall_entry();
-    fn cstar_entry();
     fn enter_frame(frame: *const TrapFrame) -> !;
 }
 
@@ -186,16 +179,6 @@ pub fn interrupt_stubs() -> &'static [u64; 2] {
     unsafe { &*core::ptr::addr_of!(interrupt_stub_table) }
 }
 
-/// Address of the `syscall` entry, for `MSR_LSTAR`.
-pub fn syscall_entry_addr() -> u64 {
-    syscall_entry as *const () as u64
-}
-
-/// Address of the entry for `syscall` from 32-bit code, for `MSR_CSTAR`.
-pub fn cstar_entry_addr() -> u64 {
-    cstar_entry as *const () as u64
-}
-
 extern "C" fn trap_entry(frame: &mut TrapFrame) {
     super::trap::handle(frame);
 }
@@ -205,12 +188,12 @@ extern "C" fn syscall_entry_rust(frame: &mut TrapFrame) {
 }
 
 /// Discards the current stack and resumes the context in `frame`, which is
-/// copied to the top of the hypervisor stack first.
+/// copied to the top of the running CPU's hypervisor stack first.
 pub fn resume(frame: &TrapFrame) -> ! {
-    // SAFETY: SYSCALL_STACK_TOP is set once at boot to the top of this CPU's
-    // stack, which has room for a frame; nothing below it is live any more.
+    let top = super::percpu::stack_top(super::percpu::cpu_index());
+    // SAFETY: `top` is the top of this CPU's primary stack (its TSS rsp0),
+    // which has room for a frame; nothing below it is live any more.
     unsafe {
-        let top = core::ptr::addr_of!(SYSCALL_STACK_TOP).read();
         let slot = (top as usize - TRAP_FRAME_SIZE) as *mut TrapFrame;
         slot.write(*frame);
         enter_frame(slot)

@@ -64,6 +64,19 @@ pub fn init() -> usize {
     AREA_SIZE.load(Ordering::Relaxed)
 }
 
+/// Sets XCR0 on an application processor to what [`init`] chose on the
+/// boot CPU (its CR4 already has the boot CPU's bits, OSXSAVE included).
+pub fn init_secondary() {
+    if USE_XSAVE.load(Ordering::Relaxed) {
+        let xcr0 = XCR0.load(Ordering::Relaxed);
+        // SAFETY: the same XCR0 the boot CPU took, which the identical
+        // application processors support; CR4.OSXSAVE is set.
+        unsafe {
+            asm!("xsetbv", in("ecx") 0, in("eax") xcr0 as u32, in("edx") (xcr0 >> 32) as u32, options(nomem, nostack))
+        };
+    }
+}
+
 /// The 64-byte-aligned start of a save area inside `buf`.
 fn aligned(buf: &mut [u8]) -> Option<*mut u8> {
     let size = AREA_SIZE.load(Ordering::Relaxed);

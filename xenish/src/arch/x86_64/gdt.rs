@@ -1,4 +1,7 @@
-//! The GDT, LDT and TSS of the boot CPU.
+//! The GDT, LDT and TSS, one set per CPU ([`CpuTables`]): `ltr` marks a
+//! TSS busy, so two CPUs cannot load one, and each CPU's `rsp0`, IST stacks
+//! and guest descriptor copies are its own. The functions here act on the
+//! running CPU's set, found through [`super::percpu`].
 //!
 //! The layout is Xen's: entries 0..7168 (14 pages) belong to the guest
 //! (`set_gdt`), and Xen's reserved page starts at entry 7168, so that the
@@ -9,8 +12,7 @@
 
 use core::arch::asm;
 use core::mem::size_of;
-use core::ptr::addr_of;
-use core::sync::atomic::{AtomicUsize, Ordering};
+use core::ptr::{addr_of, addr_of_mut};
 
 use crate::descriptors;
 use crate::mm::PAGE_SIZE;
@@ -52,26 +54,40 @@ pub struct Tss {
     pub iomap_base: u16,
 }
 
+/// One CPU's descriptor tables: its GDT (the guest's 14 pages and Xen's
+/// reserved page), its LDT (a checked copy of the running vCPU's), its
+/// TSS, and how much of the guest parts is in use. All-zero bytes are a
+/// valid (empty) value: [`init`] fills in the rest.
 #[repr(C, align(4096))]
-struct Gdt([u64; GDT_ENTRIES]);
+pub struct CpuTables {
+    gdt: [u64; GDT_ENTRIES],
+    ldt: [u64; LDT_ENTRIES],
+    tss: Tss,
+    /// Guest GDT frames currently copied into entries `0..7168`.
+    guest_frames: usize,
+    /// Guest LDT pages currently copied into the LDT.
+    ldt_pages: usize,
+    /// Entries of the LDT in use (0: LDTR is null).
+    ldt_ents: usize,
+}
 
-static mut GDT: Gdt = Gdt([0; GDT_ENTRIES]);
+/// Frames a [`CpuTables`] takes.
+pub const CPU_TABLES_FRAMES: u64 = size_of::<CpuTables>().div_ceil(PAGE_SIZE) as u64;
 
-#[repr(C, align(4096))]
-struct Ldt([u64; LDT_ENTRIES]);
-
-static mut LDT: Ldt = Ldt([0; LDT_ENTRIES]);
-
-/// The boot CPU's TSS.
-pub static mut TSS: Tss = Tss {
-    reserved0: 0,
-    rsp: [0; 3],
-    reserved1: 0,
-    ist: [0; 7],
-    reserved2: 0,
-    reserved3: 0,
-    iomap_base: size_of::<Tss>() as u16,
+/// The boot CPU's tables (the other CPUs' are allocated as they start).
+pub static mut BSP_TABLES: CpuTables = CpuTables {
+    gdt: [0; GDT_ENTRIES],
+    ldt: [0; LDT_ENTRIES],
+    tss: Tss { reserved0: 0, rsp: [0; 3], reserved1: 0, ist: [0; 7], reserved2: 0, reserved3: 0, iomap_base: 0 },
+    guest_frames: 0,
+    ldt_pages: 0,
+    ldt_ents: 0,
 };
+
+/// The running CPU's tables.
+fn this() -> *mut CpuTables {
+    super::percpu::tables()
+}
 
 #[repr(C, packed)]
 struct DescriptorPointer {
@@ -83,15 +99,22 @@ const fn index(sel: u16) -> usize {
     (sel >> 3) as usize
 }
 
-/// Installs the GDT and TSS and reloads every segment register.
+/// Fills in `tables` (all zero, or the boot CPU's static ones) and makes
+/// them the running CPU's: loads the GDT and TSS and reloads every segment
+/// register.
 ///
 /// `rsp0` is the stack the CPU switches to when a guest traps; `ists` are
 /// the double-fault, NMI and machine-check stacks.
-pub fn init(rsp0: u64, ists: [u64; 3]) {
-    // SAFETY: runs once on the boot CPU before any guest or interrupt can
-    // observe the GDT/TSS; nothing else holds references to them.
+///
+/// # Safety
+/// `tables` must point to a `CpuTables` for the running CPU alone, which
+/// lives as long as the hypervisor and no other code references; `rsp0`
+/// and `ists` must be this CPU's stacks.
+pub unsafe fn init(tables: *mut CpuTables, rsp0: u64, ists: [u64; 3]) {
+    // SAFETY: the caller's contract: the tables are this CPU's alone, and
+    // no guest or interrupt observes them before they are loaded here.
     unsafe {
-        let gdt = &mut *core::ptr::addr_of_mut!(GDT.0);
+        let gdt = &mut *core::ptr::addr_of_mut!((*tables).gdt);
         gdt[index(HYPERVISOR_CS)] = 0x00af_9a00_0000_ffff;
         gdt[index(HYPERVISOR_DS)] = 0x00cf_9200_0000_ffff;
         let [cs32, ds, cs64] = descriptors::FLAT_RING3_DESCRIPTORS;
@@ -99,12 +122,14 @@ pub fn init(rsp0: u64, ists: [u64; 3]) {
         gdt[index(RING3_DS)] = ds;
         gdt[index(RING3_CS64)] = cs64;
 
-        let tss = &mut *core::ptr::addr_of_mut!(TSS);
+        let tss = &mut *core::ptr::addr_of_mut!((*tables).tss);
         tss.rsp[0] = rsp0;
         tss.ist[0] = ists[0];
         tss.ist[1] = ists[1];
         tss.ist[2] = ists[2];
-        let base = addr_of!(TSS) as u64;
+        // No I/O bitmap: the offset is past the TSS's limit.
+        tss.iomap_base = size_of::<Tss>() as u16;
+        let base = addr_of!((*tables).tss) as u64;
         let limit = (size_of::<Tss>() - 1) as u64;
         gdt[index(TSS_SELECTOR)] = (limit & 0xffff)
             | ((base & 0xff_ffff) << 16)
@@ -113,7 +138,7 @@ pub fn init(rsp0: u64, ists: [u64; 3]) {
             | (((base >> 24) & 0xff) << 56);
         gdt[index(TSS_SELECTOR) + 1] = base >> 32;
 
-        let ptr = DescriptorPointer { limit: (GDT_ENTRIES * 8 - 1) as u16, base: addr_of!(GDT) as u64 };
+        let ptr = DescriptorPointer { limit: (GDT_ENTRIES * 8 - 1) as u16, base: addr_of!((*tables).gdt) as u64 };
         asm!(
             "lgdt [{ptr}]",
             "push {cs}",
@@ -137,20 +162,20 @@ pub fn init(rsp0: u64, ists: [u64; 3]) {
     }
 }
 
-/// Guest GDT frames currently copied into entries `0..7168`.
-static GUEST_FRAMES: AtomicUsize = AtomicUsize::new(0);
-
 /// Loads a guest's descriptor frames into the guest part of the GDT
 /// (entries `0..FIRST_RESERVED_GDT_ENTRY`), as checked copies; entries the
 /// previous guest had beyond them are cleared.
 pub fn load_guest(frames: &[&[u8; PAGE_SIZE]]) {
     let n = frames.len().min(FIRST_RESERVED_GDT_ENTRY / descriptors::PER_FRAME);
-    let previous = GUEST_FRAMES.swap(n, Ordering::Relaxed);
-    // SAFETY: the GDT's guest part is written only here, on the one CPU,
-    // with the hypervisor's own selectors (in the reserved page) untouched;
-    // the CPU reads descriptors only when a selector is loaded, and every
-    // value written is a checked descriptor or zero.
-    let gdt = unsafe { &mut *core::ptr::addr_of_mut!(GDT.0) };
+    let t = this();
+    // SAFETY: the running CPU's GDT's guest part is written only here, on
+    // that CPU, with the hypervisor's own selectors (in the reserved page)
+    // untouched; the CPU reads descriptors only when a selector is loaded,
+    // and every value written is a checked descriptor or zero.
+    let (gdt, previous) = unsafe {
+        let previous = core::mem::replace(&mut *addr_of_mut!((*t).guest_frames), n);
+        (&mut *addr_of_mut!((*t).gdt), previous)
+    };
     for (i, page) in gdt[..FIRST_RESERVED_GDT_ENTRY].chunks_exact_mut(descriptors::PER_FRAME).enumerate() {
         let Ok(page) = <&mut [u64; descriptors::PER_FRAME]>::try_from(page) else { continue };
         match frames.get(i) {
@@ -161,11 +186,6 @@ pub fn load_guest(frames: &[&[u8; PAGE_SIZE]]) {
     }
 }
 
-/// Guest LDT pages currently copied into the LDT.
-static LDT_PAGES: AtomicUsize = AtomicUsize::new(0);
-/// Entries of the LDT in use (0: LDTR is null).
-static LDT_ENTS: AtomicUsize = AtomicUsize::new(0);
-
 /// Loads a vCPU's LDT: `frames` (a page each, `None` for a page that reads
 /// as not-present descriptors) as checked copies, `ents` entries of them
 /// in force; with no entries LDTR becomes null. Entries the previous
@@ -173,12 +193,15 @@ static LDT_ENTS: AtomicUsize = AtomicUsize::new(0);
 pub fn load_ldt(frames: &[Option<&[u8; PAGE_SIZE]>], ents: usize) {
     let ents = ents.min(LDT_ENTRIES);
     let pages = ents.div_ceil(descriptors::PER_FRAME);
-    let previous = LDT_PAGES.swap(pages, Ordering::Relaxed);
-    // SAFETY: the LDT is written only here, on the one CPU, while LDTR is
-    // null or about to be reloaded: the CPU reads it only when an LDT
-    // selector is loaded, and every value written is a checked descriptor
-    // or zero.
-    let ldt = unsafe { &mut *core::ptr::addr_of_mut!(LDT.0) };
+    let t = this();
+    // SAFETY: the running CPU's LDT is written only here, on that CPU,
+    // while LDTR is null or about to be reloaded: the CPU reads it only
+    // when an LDT selector is loaded, and every value written is a checked
+    // descriptor or zero.
+    let (ldt, previous) = unsafe {
+        let previous = core::mem::replace(&mut *addr_of_mut!((*t).ldt_pages), pages);
+        (&mut *addr_of_mut!((*t).ldt), previous)
+    };
     for (i, page) in ldt.chunks_exact_mut(descriptors::PER_FRAME).enumerate().take(pages.max(previous)) {
         let Ok(page) = <&mut [u64; descriptors::PER_FRAME]>::try_from(page) else { continue };
         match frames.get(i).copied().flatten() {
@@ -186,20 +209,23 @@ pub fn load_ldt(frames: &[Option<&[u8; PAGE_SIZE]>], ents: usize) {
             _ => page.fill(0),
         }
     }
-    LDT_ENTS.store(ents, Ordering::Relaxed);
+    // SAFETY: a field of the running CPU's own tables.
+    unsafe { addr_of_mut!((*t).ldt_ents).write(ents) };
     if ents == 0 {
         // SAFETY: a null LDTR: LDT selectors fault (in the guest, which
         // has no LDT); the hypervisor uses none.
         unsafe { asm!("lldt {0:x}", in(reg) 0u16, options(nostack, preserves_flags)) };
         return;
     }
-    let base = core::ptr::addr_of!(LDT) as u64;
+    // SAFETY: only the address is taken.
+    let base = unsafe { addr_of!((*t).ldt) } as u64;
     let limit = (ents * 8 - 1) as u64;
-    // SAFETY: the LDT descriptor's two entries in the reserved page are
-    // written only here; the CPU reads them at the `lldt` that follows,
-    // which loads a present LDT descriptor for the table above.
+    // SAFETY: the LDT descriptor's two entries in the running CPU's
+    // reserved GDT page are written only here; the CPU reads them at the
+    // `lldt` that follows, which loads a present LDT descriptor for the
+    // table above.
     unsafe {
-        let gdt = &mut *core::ptr::addr_of_mut!(GDT.0);
+        let gdt = &mut *addr_of_mut!((*t).gdt);
         gdt[index(LDT_SELECTOR)] = (limit & 0xffff)
             | ((base & 0xff_ffff) << 16)
             | (0x82 << 40)
@@ -215,10 +241,10 @@ pub fn load_ldt(frames: &[Option<&[u8; PAGE_SIZE]>], ents: usize) {
 /// holds (the running vCPU's checked GDT copy and reserved page, its LDT
 /// copy).
 pub fn loadable(sel: u16) -> bool {
-    // SAFETY: reads of single descriptors; the GDT and LDT are only written
-    // on this CPU.
-    let (gdt, ldt) = unsafe { (&*core::ptr::addr_of!(GDT.0), &*core::ptr::addr_of!(LDT.0)) };
-    let ents = LDT_ENTS.load(Ordering::Relaxed);
+    let t = this();
+    // SAFETY: reads of single descriptors of the running CPU's tables,
+    // which only this CPU writes.
+    let (gdt, ldt, ents) = unsafe { (&*addr_of!((*t).gdt), &*addr_of!((*t).ldt), addr_of!((*t).ldt_ents).read()) };
     descriptors::selector_loadable(sel, &|i| gdt.get(i).copied(), &|i| {
         (i < ents).then(|| ldt.get(i).copied()).flatten()
     })
@@ -226,7 +252,7 @@ pub fn loadable(sel: u16) -> bool {
 
 /// Sets the stack the CPU loads when a guest traps into the hypervisor.
 pub fn set_rsp0(rsp0: u64) {
-    // SAFETY: a single aligned 8-byte store to the boot CPU's TSS, which only
-    // the CPU reads (on the next ring-3 → ring-0 transition).
-    unsafe { core::ptr::addr_of_mut!(TSS.rsp[0]).write_unaligned(rsp0) };
+    // SAFETY: a single 8-byte store to the running CPU's TSS, which only
+    // that CPU reads (on the next ring-3 → ring-0 transition).
+    unsafe { addr_of_mut!((*this()).tss.rsp[0]).write_unaligned(rsp0) };
 }

@@ -1,5 +1,6 @@
 //! The interrupt descriptor table: the 32 exception vectors, routed to the
-//! stubs in [`super::entry`].
+//! stubs in [`super::entry`]. One table serves every CPU: its IST indices
+//! name slots of each CPU's own TSS.
 
 use core::arch::asm;
 use core::ptr::addr_of;
@@ -73,7 +74,14 @@ pub fn init(stubs: &[u64; 32], timer: u64, spurious: u64) {
         }
         idt[usize::from(super::apic::TIMER_VECTOR)] = Gate::interrupt(timer, 0, 0);
         idt[usize::from(super::apic::SPURIOUS_VECTOR)] = Gate::interrupt(spurious, 0, 0);
-        let ptr = DescriptorPointer { limit: (256 * 16 - 1) as u16, base: addr_of!(IDT) as u64 };
-        asm!("lidt [{}]", in(reg) &ptr, options(nostack));
     }
+    load();
+}
+
+/// Loads the (shared) IDT on the running CPU.
+pub fn load() {
+    let ptr = DescriptorPointer { limit: (256 * 16 - 1) as u16, base: addr_of!(IDT) as u64 };
+    // SAFETY: the IDT is filled once by `init` on the boot CPU before any
+    // other CPU starts, and never written again.
+    unsafe { asm!("lidt [{}]", in(reg) &ptr, options(nostack)) };
 }

@@ -13,6 +13,8 @@ pub mod gdt;
 pub mod heap;
 pub mod idt;
 pub mod memory;
+pub mod percpu;
 pub mod serial;
+pub mod smpboot;
 pub mod start;
 pub mod trap;

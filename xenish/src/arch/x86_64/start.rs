@@ -14,12 +14,14 @@
 use alloc::vec::Vec;
 use core::ptr::addr_of_mut;
 
+use crate::acpi::{Madt, PhysRead, Rsdp};
+
 use super::heap::{self, MachineFrames};
 use super::memory::{
     DirectMap, DirectMapRuns, DIRECTMAP_BOOT_SIZE, DIRECTMAP_SIZE, DIRECTMAP_START, FIXMAP_APIC, RO_MPT_START,
     XEN_VIRT_START,
 };
-use super::{apic, boot, clock, cpu, entry, fpu, gdt, idt, serial, trap};
+use super::{apic, clock, cpu, entry, fpu, gdt, idt, percpu, serial, smpboot, trap};
 use crate::boot_info::{BootInfo, MULTIBOOT2_BOOTLOADER_MAGIC};
 use crate::hypercall::E820Entry;
 use crate::mm::frame_alloc::{find_boot_region, FrameAllocator};
@@ -31,10 +33,6 @@ use crate::setup;
 
 /// Bytes in a page, as a `u64`.
 const PAGE: u64 = PAGE_SIZE as u64;
-
-#[repr(C, align(16))]
-struct IstStack([u8; 16 * 1024]);
-static mut IST_STACKS: [IstStack; 3] = [const { IstStack([0; 16 * 1024]) }; 3];
 
 extern "C" {
     static __image_start_phys: u8;
@@ -71,6 +69,8 @@ fn boot_failure(what: core::fmt::Arguments) -> ! {
 
 /// The boot CPU's entry into Rust (called by the trampoline, on the boot stack).
 pub extern "C" fn xenish_start(magic: u32, mbi_phys: u32) -> ! {
+    // The boot CPU runs on CPU 0's stack block: its CpuInfo first.
+    percpu::init_cpu_info(0, apic::cpuid_id(), addr_of_mut!(gdt::BSP_TABLES));
     serial::init();
     crate::console::set_sink(serial_sink);
     printk!("xenish {} - a Xen 4.17 PV-ABI hypervisor for x86_64", env!("CARGO_PKG_VERSION"));
@@ -142,6 +142,10 @@ pub extern "C" fn xenish_start(magic: u32, mbi_phys: u32) -> ! {
     reserve_all(&mut frames);
     heap::install_frames(frames);
 
+    // The CPUs, from the ACPI tables, read while the boot page tables map
+    // the first 4 GiB (where the RSDT's 32-bit pointers lead).
+    let madt = find_madt(&info);
+
     // SAFETY: the boot page tables map the first 4 GiB at DIRECTMAP_START,
     // and the frames the allocator hands out are all below it for now.
     let mut boot_mem = unsafe { DirectMap::new(Mfn(DIRECTMAP_BOOT_SIZE / PAGE)) };
@@ -169,17 +173,10 @@ pub extern "C" fn xenish_start(magic: u32, mbi_phys: u32) -> ! {
         Err(e) => boot_failure(format_args!("cannot build the M2P table ({e:?})")),
     };
 
-    // SAFETY: BOOT_STACK and IST_STACKS are used only as stacks by the CPU.
-    let (stack_top, ists) = unsafe {
-        let top = addr_of_mut!(boot::BOOT_STACK) as u64 + boot::BOOT_STACK_SIZE as u64;
-        let ist = |i: usize| addr_of_mut!(IST_STACKS[i]) as u64 + 16 * 1024;
-        (top, [ist(0), ist(1), ist(2)])
-    };
-    gdt::init(stack_top, ists);
     let [timer, spurious] = *entry::interrupt_stubs();
     idt::init(entry::exception_stubs(), timer, spurious);
-    // SAFETY: written once before any guest runs; read by the syscall stub.
-    unsafe { addr_of_mut!(entry::SYSCALL_STACK_TOP).write(stack_top) };
+    // SAFETY: the boot CPU is CPU 0, on block 0; BSP_TABLES are its own.
+    unsafe { percpu::load_tables(0, addr_of_mut!(gdt::BSP_TABLES)) };
     enable_syscall(&cpu_features);
     let tsc_hz = clock::calibrate_tsc();
     printk!("xenish: TSC runs at {} kHz", tsc_hz / 1000);
@@ -208,6 +205,7 @@ pub extern "C" fn xenish_start(magic: u32, mbi_phys: u32) -> ! {
         .collect();
     let m2p_table = crate::mm::m2p::M2p { base: m2p.base, entries: m2p.entries };
     let fpu_area_size = fpu::init();
+    start_cpus(&info, madt.as_ref(), l4, tsc_hz, (u64::from(mbi_phys), u64::from(mbi_phys) + info.len() as u64));
     let Some(pages) = frame_table_storage(&mut mem, nr_frames) else {
         boot_failure(format_args!(
             "no run of free frames for the frame table ({} KiB)",
@@ -319,22 +317,13 @@ impl CpuFeatures {
 }
 
 fn enable_syscall(f: &CpuFeatures) {
-    const EFER: u32 = 0xc000_0080;
-    const STAR: u32 = 0xc000_0081;
-    const LSTAR: u32 = 0xc000_0082;
-    const CSTAR: u32 = 0xc000_0083;
-    const SFMASK: u32 = 0xc000_0084;
     // TF IF DF IOPL NT AC: the hypervisor runs with all of them clear.
     const FLAGS_MASK: u64 = 0x4_7700;
-    // SAFETY: these MSRs exist on every x86_64 CPU; the selectors name the
-    // GDT entries installed by gdt::init and the entries are the syscall stubs;
-    // CR0.AM only affects ring 3, where no hypervisor code runs.
+    let star = (u64::from(gdt::RING3_CS32) << 48) | (u64::from(gdt::HYPERVISOR_CS) << 32);
+    smpboot::write_syscall_msrs(0, star, FLAGS_MASK);
+    // SAFETY: only bits the CPU reports are set in CR4; CR0.AM only affects
+    // ring 3, where no hypervisor code runs.
     unsafe {
-        cpu::wrmsr(EFER, cpu::rdmsr(EFER) | 1);
-        cpu::wrmsr(STAR, (u64::from(gdt::RING3_CS32) << 48) | (u64::from(gdt::HYPERVISOR_CS) << 32));
-        cpu::wrmsr(LSTAR, entry::syscall_entry_addr());
-        cpu::wrmsr(CSTAR, entry::cstar_entry_addr());
-        cpu::wrmsr(SFMASK, FLAGS_MASK);
         // The hypervisor never touches guest pages through guest mappings
         // (guest_access walks tables and uses the direct map), so SMEP and
         // SMAP hold without exception.
@@ -448,6 +437,126 @@ fn build_m2p(mem: &mut DirectMap, l4: Mfn, nr_frames: u64, f: &CpuFeatures) -> R
     }
     crate::printk!("xenish: M2P {} frames at {:#x}", m2p_frames, base.addr());
     Ok(M2p { base, entries: nr_frames, l4_slots })
+}
+
+/// Physical memory below 4 GiB through the boot page tables, for the ACPI
+/// parser: only the first MiB (BIOS areas) and ranges inside one entry of
+/// the memory map are read, so a lying table pointer cannot make the
+/// hypervisor read device registers.
+struct BootPhys {
+    regions: Vec<(u64, u64)>,
+}
+
+impl PhysRead for BootPhys {
+    fn read(&self, addr: u64, buf: &mut [u8]) -> bool {
+        let Some(end) = addr.checked_add(buf.len() as u64) else { return false };
+        let allowed = end <= 0x10_0000 || self.regions.iter().any(|&(b, e)| b <= addr && end <= e);
+        if !allowed || end > DIRECTMAP_BOOT_SIZE {
+            return false;
+        }
+        // SAFETY: the boot page tables map the first 4 GiB at
+        // DIRECTMAP_START, and the range is firmware memory (BIOS area or a
+        // memory-map entry), not device registers; copied out byte-wise.
+        unsafe { core::ptr::copy_nonoverlapping(DirectMap::va(addr) as *const u8, buf.as_mut_ptr(), buf.len()) };
+        true
+    }
+}
+
+/// The MADT, through the RSDP GRUB copied (tag 15, then 14) or Xen's scan
+/// of the BIOS areas; `None` (with the reason printed) when there is none.
+fn find_madt(info: &BootInfo) -> Option<Madt> {
+    let mem = BootPhys { regions: info.memory_map().map(|r| (r.base, r.base.saturating_add(r.length))).collect() };
+    let rsdp = match info.acpi_rsdp().and_then(Rsdp::parse) {
+        Some(r) => r,
+        None => match Rsdp::scan(&mem) {
+            Some((_, r)) => r,
+            None => {
+                printk!("xenish: no ACPI RSDP; running on the boot CPU alone");
+                return None;
+            }
+        },
+    };
+    match Madt::find(&mem, &rsdp) {
+        Ok(madt) => {
+            printk!(
+                "xenish: ACPI: RSDP revision {}, MADT: {} CPU(s), {} IO-APIC(s), {} interrupt override(s)",
+                rsdp.revision,
+                madt.cpus.len(),
+                madt.io_apics.len(),
+                madt.overrides.len()
+            );
+            Some(madt)
+        }
+        Err(e) => {
+            printk!("xenish: ACPI: {e:?}; running on the boot CPU alone");
+            None
+        }
+    }
+}
+
+/// The MADT found at boot (I/O APICs and overrides, for dom0's interrupt
+/// routing later).
+static MADT: spin::Once<Madt> = spin::Once::new();
+
+/// The MADT found at boot, if any.
+pub fn madt() -> Option<&'static Madt> {
+    MADT.get()
+}
+
+/// Brings up the CPUs the MADT lists, as `nosmp`/`maxcpus=` allow, and
+/// reports each; they park idle (guests keep running on CPU 0).
+fn start_cpus(info: &BootInfo, madt: Option<&Madt>, l4: Mfn, tsc_hz: u64, mbi: (u64, u64)) {
+    use crate::smp::{plan, trampoline_page, Skip};
+    let bsp_apic = apic::id();
+    printk!("xenish: CPU 0 (APIC id {bsp_apic}) online");
+    let cmdline = crate::cmdline::CommandLine::parse(info.cmdline());
+    let limit = cmdline.cpu_limit().unwrap_or_else(|e| {
+        printk!("xenish: {e}; ignored");
+        None
+    });
+    let ids: Vec<u32> = madt.map(|m| m.cpus.iter().map(|c| c.apic_id).collect()).unwrap_or_default();
+    if let Some(m) = madt {
+        for id in &m.ignored_ids {
+            printk!("xenish: CPU with APIC id {id} not brought up: x2APIC-only IDs need an x2APIC");
+        }
+        MADT.call_once(|| m.clone());
+    }
+    let cpus = plan(&ids, bsp_apic, limit, percpu::MAX_CPUS);
+    let why_limit = if limit == Some(1) && info.cmdline().split_ascii_whitespace().any(|o| o == "nosmp") {
+        alloc::string::String::from("nosmp")
+    } else {
+        alloc::format!("maxcpus={}", limit.unwrap_or(0))
+    };
+    if cpus.apic_ids.len() > 1 {
+        let ram: Vec<(u64, u64)> =
+            info.memory_map().filter(|r| r.is_available()).map(|r| (r.base, r.base.saturating_add(r.length))).collect();
+        let mut seg = [0u8; 2];
+        let ebda = if (BootPhys { regions: Vec::new() }).read(0x40e, &mut seg) {
+            u64::from(u16::from_le_bytes(seg)) << 4
+        } else {
+            0
+        };
+        let avoid: Vec<(u64, u64)> = core::iter::once(mbi).chain(info.modules().map(|m| (m.start, m.end))).collect();
+        let tramp = trampoline_page(&ram, ebda, &avoid).and_then(|page| smpboot::Trampoline::install(page, l4, tsc_hz));
+        match tramp {
+            None => printk!("xenish: no page below 1 MiB for the AP trampoline; running on the boot CPU alone"),
+            Some(t) => {
+                for (cpu, &apic_id) in cpus.apic_ids.iter().enumerate().skip(1) {
+                    match t.start(cpu, apic_id) {
+                        Ok(()) => printk!("xenish: CPU {cpu} (APIC id {apic_id}) online"),
+                        Err(e) => printk!("xenish: CPU with APIC id {apic_id} not brought up: {}", e.describe()),
+                    }
+                }
+            }
+        }
+    }
+    for &(id, why) in &cpus.skipped {
+        match why {
+            Skip::Limit => printk!("xenish: CPU with APIC id {id} not brought up: {why_limit}"),
+            Skip::TooMany => printk!("xenish: CPU with APIC id {id} not brought up: past {} CPUs", percpu::MAX_CPUS),
+        }
+    }
+    printk!("xenish: {} CPUs online", smpboot::online_cpus());
 }
 
 static CMDLINE: spin::Once<alloc::string::String> = spin::Once::new();

@@ -1,0 +1,87 @@
+//! SMP bring-up: xenish finds every CPU in the MADT, starts the application
+//! processors (INIT-SIPI-SIPI, the real-mode trampoline, per-CPU tables and
+//! stacks), reports each, parks them idle, and still runs a guest on CPU 0
+//! to its power-off. `nosmp` and `maxcpus=` hold the count down as in Xen.
+
+use tests::{Boot, Exit, Outcome};
+
+/// Boots the `hello` guest on `cpus` virtual CPUs with `cmdline`.
+fn boot(cpus: u32, cmdline: &str, accel: &str) -> Outcome {
+    Boot::new().smp(cpus).accel(accel).cmdline(cmdline).guest("hello", "hello").run()
+}
+
+/// The guest ran and the machine powered off cleanly.
+fn guest_ran(out: &Outcome) {
+    out.expect_line("(d0) Hello from a xenish PV guest")
+        .expect_line("xenish: d0 shut down: poweroff")
+        .expect_no("xenish: PANIC")
+        .expect_no("hypervisor fault")
+        .expect_exit(Exit::DebugExit(0));
+}
+
+/// CPUs 0..online are each reported online with APIC IDs 0.. (QEMU numbers
+/// them so), and the summary says so.
+fn online(out: &Outcome, online: u32) {
+    for line in out.serial.lines().filter(|l| l.contains("CPU") || l.contains("ACPI")) {
+        eprintln!("  {}", line.trim_end());
+    }
+    for n in 0..online {
+        out.expect_line(&format!("xenish: CPU {n} (APIC id {n}) online"));
+    }
+    out.expect_no(&format!("xenish: CPU {online} (APIC id"));
+    out.expect_line(&format!("xenish: {online} CPUs online"));
+}
+
+#[test]
+fn one_cpu() {
+    let out = boot(1, "", "tcg");
+    out.expect_line("xenish: ACPI: RSDP revision").expect_line("MADT: 1 CPU(s), 1 IO-APIC(s)");
+    online(&out, 1);
+    out.expect_no("not brought up");
+    guest_ran(&out);
+}
+
+#[test]
+fn two_cpus() {
+    let out = boot(2, "", "tcg");
+    out.expect_line("MADT: 2 CPU(s)");
+    online(&out, 2);
+    out.expect_no("not brought up");
+    guest_ran(&out);
+}
+
+#[test]
+fn four_cpus() {
+    let out = boot(4, "", "tcg");
+    out.expect_line("MADT: 4 CPU(s)");
+    online(&out, 4);
+    out.expect_no("not brought up");
+    guest_ran(&out);
+}
+
+#[test]
+fn four_cpus_on_one_host_thread() {
+    let out = boot(4, "", "tcg,thread=single");
+    online(&out, 4);
+    out.expect_no("not brought up");
+    guest_ran(&out);
+}
+
+#[test]
+fn nosmp_keeps_one() {
+    let out = boot(4, "nosmp", "tcg");
+    online(&out, 1);
+    for id in 1..4 {
+        out.expect_line(&format!("xenish: CPU with APIC id {id} not brought up: nosmp"));
+    }
+    guest_ran(&out);
+}
+
+#[test]
+fn maxcpus_keeps_two() {
+    let out = boot(4, "maxcpus=2", "tcg");
+    online(&out, 2);
+    out.expect_line("xenish: CPU with APIC id 2 not brought up: maxcpus=2")
+        .expect_line("xenish: CPU with APIC id 3 not brought up: maxcpus=2");
+    guest_ran(&out);
+}
