@@ -229,8 +229,8 @@ impl System {
 
     /// Carries out the lifecycle changes a hypercall made: adds the domains
     /// the toolstack created (in the slot of a dead one if there is one),
-    /// takes destroyed domains apart, returns the frames of dying ones that
-    /// nobody maps any more, and tells the toolstack (`VIRQ_DOM_EXC`).
+    /// then a bounded share of the background work on dead domains
+    /// ([`Self::relinquish`]).
     fn settle(&mut self, mem: &mut dyn MachineMemory) {
         for d in core::mem::take(&mut self.lifecycle.created) {
             let dead = self.domains.iter().position(|d| matches!(d.state, DomainState::Dead(_)));
@@ -239,43 +239,64 @@ impl System {
                 None => self.domains.push(d),
             }
         }
+        self.relinquish(mem, lifecycle::SCRUB_PER_ENTRY);
+    }
+
+    /// Background work on dead domains' memory, bounded per call: one
+    /// teardown step ([`lifecycle::destroy_step`]) for a dying domain, the
+    /// frames of zombies nobody maps any more, and up to `scrub` frames of
+    /// the dirty list scrubbed back into the pool. A domain's first step
+    /// tells the toolstack (`VIRQ_DOM_EXC`).
+    fn relinquish(&mut self, mem: &mut dyn MachineMemory, scrub: u64) {
         let mut notify = false;
+        let mut stepped = false;
         for i in 0..self.domains.len() {
             let Some(d) = self.domains.get_mut(i) else { continue };
             if !matches!(d.state, DomainState::Dying(_)) {
                 continue;
             }
-            let first = !d.torn_down;
-            if first {
+            let (id, before, torn_down) = (d.id, d.tot_pages(), d.torn_down);
+            let known = self.lifecycle.relinquish.iter().position(|(who, _)| *who == id);
+            if !torn_down && known.is_none() {
                 d.console.flush(&mut |b| crate::console::write_bytes(b));
                 for v in 0..d.vcpus.len() {
                     self.sched.remove(VcpuRef { domain: i, vcpu: v });
                 }
+                self.lifecycle.relinquish.push((id, lifecycle::Relinquish::default()));
+                notify = true;
             }
-            let (id, before) = (d.id, d.tot_pages());
             let mut res = Resources { ft: &mut self.ft, mem: &mut *mem, pool: &mut *self.frames, m2p: self.m2p };
-            let dead = match first {
-                true => lifecycle::destroy(&mut self.domains, i, &mut res),
-                false => self.domains.get_mut(i).is_some_and(|d| lifecycle::reap(d, &mut res)),
+            let step = if torn_down {
+                lifecycle::Step::Done(self.domains.get_mut(i).is_some_and(|d| lifecycle::reap(d, &mut res)))
+            } else if stepped {
+                continue;
+            } else {
+                stepped = true;
+                let at = self.lifecycle.relinquish.iter_mut().find(|(who, _)| *who == id);
+                let Some((_, progress)) = at else { continue };
+                lifecycle::destroy_step(&mut self.domains, i, &mut res, progress, lifecycle::STEP_BUDGET)
             };
             let held = self.domains.get(i).map_or(0, |d| d.tot_pages());
-            let free = self.frames.free_frames();
-            if first {
-                notify = true;
-                crate::printk!(
-                    "xenish: d{id}: torn down: {} of its {before} frames returned, {held} still mapped elsewhere; {free} frames free",
-                    before.saturating_sub(held),
-                );
-            } else if held != before {
-                crate::printk!(
-                    "xenish: d{id}: {} more frames returned; {free} frames free",
-                    before.saturating_sub(held)
-                );
+            let (free, dirty) = (self.frames.free_frames(), self.ft.dirty_frames());
+            match step {
+                lifecycle::Step::More => {}
+                lifecycle::Step::Done(_) if !torn_down => {
+                    self.lifecycle.relinquish.retain(|(who, _)| *who != id);
+                    crate::printk!(
+                        "xenish: d{id}: torn down: {held} frames still mapped elsewhere; {free} frames free, {dirty} to scrub"
+                    );
+                }
+                lifecycle::Step::Done(_) if held != before => {
+                    crate::printk!("xenish: d{id}: {} more frames returned", before.saturating_sub(held));
+                }
+                lifecycle::Step::Done(_) => {}
             }
-            if dead {
-                crate::printk!("xenish: d{id}: dead, every frame returned; {free} frames free");
+            if step == lifecycle::Step::Done(true) {
+                crate::printk!("xenish: d{id}: dead, every frame returned");
             }
         }
+        let mut res = Resources { ft: &mut self.ft, mem: &mut *mem, pool: &mut *self.frames, m2p: self.m2p };
+        lifecycle::scrub(&mut res, scrub);
         if notify {
             self.raise_dom_exc(mem);
         }
@@ -360,6 +381,7 @@ impl System {
     /// whatever became runnable, or keep idling.
     pub fn idle_wakeup(&mut self, frame: &mut TrapFrame, now_ns: u64, tsc: u64, mem: &mut dyn MachineMemory) -> Action {
         self.fire_timers(now_ns, mem);
+        self.relinquish(mem, lifecycle::SCRUB_PER_IDLE);
         self.reschedule(frame, now_ns, tsc, mem).with_toggle(false)
     }
 
