@@ -551,4 +551,128 @@ mod tests {
         assert_eq!(w.dom.gnttab.entry(&w.mem, 3).map(|e| e.flags), Ok(GTF_PERMIT_ACCESS as u16), "no longer in use");
         assert!(w.dom.gnttab.active.is_empty());
     }
+
+    use crate::hypercall::preempt_tests::deep;
+    use crate::mm::pt_validate::MapRights;
+    use guest_abi::errno::XenError;
+
+    /// The peer's frames, as its page list holds them.
+    fn peer_frames(w: &World) -> std::vec::Vec<Mfn> {
+        w.ft.pages(&w.peers[0].page_list).collect()
+    }
+
+    /// Destroys peer 0 and checks that every frame it had (and its
+    /// shared_info) came back to the pool, free and unreferenced.
+    fn destroy_and_check_every_frame_back(w: &mut World) {
+        let frames = peer_frames(w);
+        let pool = w.pool.0.len();
+        assert!(destroy_peer(w), "dead");
+        assert_eq!(w.pool.0.len(), pool + frames.len() + 1, "every frame and shared_info back");
+        for m in frames {
+            let p = w.ft.info(m).copied().unwrap_or_default();
+            assert_eq!(p, crate::mm::frame_table::PageInfo::default(), "frame {} free and clean", m.0);
+        }
+    }
+
+    #[test]
+    fn a_partial_pin_abandoned_leaks_nothing_when_the_domain_dies() {
+        let mut w = world_with_peer_tables();
+        let d = deep(&mut w, 1, (2, 2, 40), Mfn(12), Mfn(14));
+        let rights = MapRights::of(&w.peers[0]);
+        let walked = w.ft.tables_walked();
+        w.ft.set_preempt_at(Some(walked + 70));
+        assert_eq!(Mmu { ft: &mut w.ft, mem: &mut w.mem }.pin(d.l4, 4, &rights), Err(XenError::Erestart));
+        w.ft.set_preempt_at(None);
+        w.audit();
+        let partial = w.ft.info(d.l4).and_then(|p| p.partial()).expect("partially validated");
+        assert!(partial.child, "down in an L3: {partial:?}");
+        destroy_and_check_every_frame_back(&mut w);
+    }
+
+    #[test]
+    fn a_partial_unpin_abandoned_leaks_nothing_when_the_domain_dies() {
+        let mut w = world_with_peer_tables();
+        let d = deep(&mut w, 1, (2, 2, 40), Mfn(12), Mfn(14));
+        let rights = MapRights::of(&w.peers[0]);
+        Mmu { ft: &mut w.ft, mem: &mut w.mem }.pin(d.l4, 4, &rights).unwrap();
+        let walked = w.ft.tables_walked();
+        w.ft.set_preempt_at(Some(walked + 70));
+        assert_eq!(Mmu { ft: &mut w.ft, mem: &mut w.mem }.unpin(d.l4, 1), Err(XenError::Erestart));
+        w.ft.set_preempt_at(None);
+        w.audit();
+        let p = w.ft.info(d.l4).copied().unwrap();
+        assert!(p.pinned() && p.partial().is_some_and(|q| q.devalidating && q.child), "{:?}", p.partial());
+        destroy_and_check_every_frame_back(&mut w);
+    }
+
+    /// One teardown step of peer 0 with `budget`, audited after it.
+    fn step_peer(w: &mut World, progress: &mut Relinquish, budget: u64) -> Step {
+        let dom = core::mem::replace(&mut w.dom, test_domain(99, false, 0..0, None, Mfn(u64::MAX)).domain);
+        let mut domains = std::vec![dom, w.peers.remove(0)];
+        let mut res = Resources { ft: &mut w.ft, mem: &mut w.mem, pool: &mut w.pool, m2p: M2P };
+        let step = destroy_step(&mut domains, 1, &mut res, progress, budget);
+        w.peers.insert(0, domains.remove(1));
+        w.dom = domains.remove(0);
+        w.audit();
+        step
+    }
+
+    #[test]
+    fn a_large_domain_dies_in_bounded_steps_and_its_memory_is_scrubbed_before_reuse() {
+        let mut w = world_with_peer_tables();
+        let d = deep(&mut w, 1, (2, 3, 40), Mfn(12), Mfn(14));
+        let rights = MapRights::of(&w.peers[0]);
+        Mmu { ft: &mut w.ft, mem: &mut w.mem }.pin(d.l4, 4, &rights).unwrap();
+        // A second hierarchy reference: the small L4 links the deep L3s too.
+        let l3 = d.tables[1];
+        let mut mmu = Mmu { ft: &mut w.ft, mem: &mut w.mem };
+        assert_eq!(mmu.mod_entry(Mfn(10), 4, 5, l3.addr() | 0x67, false, &rights, &rights), Ok(true));
+        w.audit();
+        let frames = peer_frames(&w);
+        let pool = w.pool.0.len();
+        w.peers[0].state = DomainState::Dying(None);
+        let mut progress = Relinquish::default();
+        let mut steps = 0;
+        let dead = loop {
+            steps += 1;
+            let walked = w.ft.tables_walked();
+            let step = step_peer(&mut w, &mut progress, 16 * 512);
+            assert!(w.ft.tables_walked() - walked <= 16 + 1, "a step walks at most its budget's tables");
+            match step {
+                Step::More => assert!(!w.peers[0].torn_down && steps < 1000),
+                Step::Done(dead) => break dead,
+            }
+        };
+        assert!(dead && w.peers[0].torn_down);
+        assert_eq!(w.peers[0].state, DomainState::Dead(None));
+        assert!(steps >= 8, "{} tables at 16 a step: {steps} steps", d.tables.len());
+        // Nothing came back to the pool unscrubbed: all of it waits.
+        assert_eq!(w.pool.0.len(), pool, "no frame in the pool yet");
+        assert_eq!(w.ft.dirty_frames(), frames.len() as u64 + 1, "its frames and shared_info wait to be scrubbed");
+        for &m in &frames {
+            assert!(w.ft.needs_scrub(m) && w.ft.owner(m) == Some(Owner::Free), "frame {}", m.0);
+        }
+        let dirty_tables = d.tables.iter().filter(|m| w.mem.0[m.0 as usize].iter().any(|&b| b != 0)).count();
+        assert_eq!(dirty_tables, d.tables.len(), "the tables still hold their entries");
+        let mut res = Resources { ft: &mut w.ft, mem: &mut w.mem, pool: &mut w.pool, m2p: M2P };
+        assert_eq!(scrub(&mut res, 7), 7);
+        w.audit();
+        // Whatever the allocator hands out now reads as zeroes.
+        let mut handed = std::vec::Vec::new();
+        while let Some(m) = crate::mm::FramePool::alloc(&mut w.pool) {
+            assert!(w.mem.0[m.0 as usize].iter().all(|&b| b == 0), "frame {} handed out unscrubbed", m.0);
+            handed.push(m);
+        }
+        for m in handed {
+            crate::mm::FramePool::free(&mut w.pool, m);
+        }
+        let mut res = Resources { ft: &mut w.ft, mem: &mut w.mem, pool: &mut w.pool, m2p: M2P };
+        assert_eq!(scrub(&mut res, u64::MAX), frames.len() as u64 + 1 - 7);
+        assert_eq!(w.pool.0.len(), pool + frames.len() + 1, "every frame back");
+        for &m in &frames {
+            assert!(w.mem.0[m.0 as usize].iter().all(|&b| b == 0), "frame {} scrubbed", m.0);
+            assert_eq!(w.ft.info(m).copied(), Some(crate::mm::frame_table::PageInfo::default()));
+        }
+        w.audit();
+    }
 }

@@ -25,6 +25,8 @@ mod mmuext_op;
 mod multicall;
 mod physdev;
 mod platform_op;
+#[cfg(test)]
+pub(crate) mod preempt_tests;
 pub mod refusals;
 mod sched_op;
 mod segments;

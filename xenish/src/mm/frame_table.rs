@@ -14,7 +14,14 @@
 //!
 //! Validating a page table when it gains its first page-table type
 //! reference, and devalidating it when it loses its last one, is the
-//! business of [`super::pt_validate`]; this module only counts.
+//! business of [`super::pt_validate`]; this module only counts, and keeps
+//! the progress of a preempted (de)validation in the frame's record
+//! ([`Partial`], Xen's `PGT_partial` with `nr_validated_ptes`).
+//!
+//! Free frames that held a dead domain's data wait on a dirty list,
+//! threaded through their records, until they are scrubbed
+//! ([`FrameTable::push_dirty`], [`FrameTable::take_dirty`]); such a frame
+//! is no one's and cannot be assigned.
 //!
 //! Ownership lives here and nowhere else: a frame's owner field says whose
 //! it is, and a domain's frames are linked into its [`PageList`] (Xen's
@@ -575,7 +582,7 @@ impl FrameTable {
         }
         if p.page_type() == ty && ty.level().is_some() {
             if let Some(partial) = p.partial().filter(|q| !q.devalidating) {
-                p.flags = 0;
+                (p.flags, p.nr_low) = (0, 0);
                 p.count = p.count.saturating_sub(1);
                 return Ok(TypeRef::Resume(partial));
             }
@@ -676,7 +683,7 @@ impl FrameTable {
     pub fn resume_devalidation(&mut self, mfn: Mfn) -> Option<Partial> {
         let p = self.info_mut(mfn)?;
         let partial = p.partial().filter(|q| q.devalidating)?;
-        p.flags = (p.flags & FLAG_PINNED) | FLAG_DEVALIDATING;
+        (p.flags, p.nr_low) = ((p.flags & FLAG_PINNED) | FLAG_DEVALIDATING, 0);
         p.count = p.count.saturating_sub(1);
         Some(partial)
     }
@@ -762,7 +769,7 @@ impl FrameTable {
             None if p.validated() => Partial { nr: 512, child: false, devalidating: false },
             None => return None,
         };
-        p.flags &= FLAG_PINNED;
+        (p.flags, p.nr_low) = (p.flags & FLAG_PINNED, 0);
         if p.type_count == 0 {
             p.ty = PageType::None.code();
         }

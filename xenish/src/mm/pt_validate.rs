@@ -26,17 +26,42 @@
 //!   [`FrameTable::xen_l4_slots`] on validation, never written by guests.
 //! - A table's entries hold their references exactly while the table has
 //!   a page-table type reference: the first one validates it, the last one
-//!   going devalidates it at once, as Xen 4.17's `_put_final_page_type`
-//!   does. Xen keeps the stale type name (with `PGT_validated` clear) on a
-//!   frame whose type count is zero and revalidates it on the next use;
-//!   xenish drops the type to [`PageType::None`] instead, which a guest
-//!   cannot tell apart. Validation is not preemptible (Xen's is, with
-//!   `-ERESTART` continuations): validating or devalidating one table can
-//!   walk every untyped table below it, up to all of the domain's frames.
-//!   Each table walked is counted ([`FrameTable::tables_walked`]) so that
-//!   `mmu_update`/`mmuext_op` continue a batch once it has cost a budget,
-//!   which bounds a batch to the budget plus one request. A failed
-//!   validation releases what it took and leaves every count as before.
+//!   going devalidates it, as Xen 4.17's `_put_final_page_type` does. Xen
+//!   keeps the stale type name (with `PGT_validated` clear) on a frame
+//!   whose type count is zero and revalidates it on the next use; xenish
+//!   drops the type to [`PageType::None`] instead, which a guest cannot
+//!   tell apart. A failed validation releases what it took and leaves
+//!   every count as before.
+//! - Validation and devalidation are preemptible, as Xen's (`PGT_partial`
+//!   and `-ERESTART`, `promote_lN_table`/`demote_lN_table`): while a
+//!   batch serves a request ([`FrameTable::set_preempt_at`]; `mmuext_op`'s
+//!   pins and unpins, `mmu_update`'s L2..L4 entries), every table walked
+//!   is charged ([`FrameTable::tables_walked`]), and once the batch's
+//!   budget is spent a table above L1 stops between two entries (after at
+//!   least one: every call makes progress; one L1, 512 entries, is the
+//!   unit) and records in the frame table how far it got
+//!   ([`super::frame_table::Partial`]: entries `0..nr` hold their
+//!   references, and entry `nr` may name a table partial itself, on which
+//!   it holds a reference). The request fails with `-ERESTART`, the batch
+//!   is continued at that request, and the same request resumes the work:
+//!   a pin finds its table partially validated and goes on (so does any
+//!   request taking that type on it, as in Xen); an unpin keeps the pin
+//!   (and the table its type) until its devalidation is done, and the
+//!   request again finds it pinned and partially devalidated. A partial
+//!   table keeps its type with a type count of 1 and one more reference,
+//!   both the partial state's, so it cannot take another type (`-EINVAL`),
+//!   be mapped writable (`-EBUSY`), be written as plain memory (`-EINVAL`)
+//!   or be freed; a partially devalidated one cannot be typed or pinned
+//!   again before its unpin is finished (`-EINVAL`; Xen would let another
+//!   request revalidate it). A failure part-way releases every reference
+//!   the validation took, in earlier calls too. Not preemptible: that
+//!   undo, the release of an entry's old value (unlinking a subtree
+//!   devalidates it in one go), and type references taken or dropped
+//!   outside batches (base pointers, `setvcpucontext`).
+//! - A dying domain's tables are taken apart without recursion
+//!   ([`Mmu::relinquish_table`], Xen's `relinquish_memory`): one walk per
+//!   table, the tables below losing their last type reference keeping
+//!   their entries until the teardown reaches them ([`crate::lifecycle`]).
 //! - The hypervisor adds `_PAGE_USER` to every present entry it accepts
 //!   (64-bit PV kernels run in ring 3: Xen's `adjust_guest_lNe`).
 //! - L1 entries with [`PTE_GNTTAB`] are grant mappings: the grant code
