@@ -9,7 +9,8 @@
 //! with a continuation until the last step is done (Xen's `-ERESTART`
 //! from `domain_kill`). The stages, each resuming where the last step
 //! stopped ([`Relinquish`]):
-//! - teardown: its event channels close (an interdomain peer's port goes
+//! - teardown, in one step (bounded by the domain's port and maptrack
+//!   limits): its event channels close (an interdomain peer's port goes
 //!   back to unbound, offered to the dead domain, as Xen's `evtchn_close`
 //!   does); the grant mappings it holds of other domains' grants end
 //!   (their references dropped, the granters' `GTF_reading`/`GTF_writing`
