@@ -113,8 +113,9 @@ enum Stage {
 pub enum Step {
     /// The budget ran out: more steps to go.
     More,
-    /// Taken apart; `true` if dead already (nothing of it mapped
-    /// elsewhere), else a zombie for [`reap`].
+    /// Taken apart; `true` if nothing of it is mapped elsewhere any more
+    /// (the next [`reap`] finds it dead), else a zombie until [`reap`]
+    /// finds its last frame free.
     Done(bool),
 }
 
@@ -123,11 +124,8 @@ pub enum Step {
 /// [`destroy_step`]. Returns whether it is dead already.
 pub fn destroy(domains: &mut [Domain], index: usize, res: &mut Resources) -> bool {
     let mut progress = Relinquish::default();
-    loop {
-        if let Step::Done(dead) = destroy_step(domains, index, res, &mut progress, STEP_BUDGET) {
-            return dead;
-        }
-    }
+    while destroy_step(domains, index, res, &mut progress, STEP_BUDGET) == Step::More {}
+    domains.get_mut(index).is_some_and(|d| reap(d, res))
 }
 
 /// One step of the teardown of dying domain `index` of `domains`, from
@@ -173,7 +171,9 @@ pub fn destroy_step(
                     continue;
                 }
                 d.torn_down = true;
-                return Step::Done(release_frames(d, res));
+                // Dead at the next reap, not now: the toolstack's
+                // continued destroydomain still finds it, done.
+                return Step::Done(release_frames(d, res, false));
             }
         }
     }
@@ -245,7 +245,7 @@ pub fn reap(d: &mut Domain, res: &mut Resources) -> bool {
     if !matches!(d.state, DomainState::Dying(_)) || !d.torn_down {
         return false;
     }
-    release_frames(d, res)
+    release_frames(d, res, true)
 }
 
 /// Closes every port of `d` (channels to the hypervisor just go).
@@ -281,8 +281,9 @@ fn end_grant_mappings(d: &mut Domain, peers: &mut Peers, res: &mut Resources) {
 
 /// Frees every frame of dying `d` that nothing refers to (a walk of its
 /// page list; those still mapped elsewhere stay on it); when none is left,
-/// its hypervisor frames go too (once unmapped) and it is dead.
-fn release_frames(d: &mut Domain, res: &mut Resources) -> bool {
+/// its hypervisor frames go too (once unmapped) and, with `mark_dead`, it
+/// is dead. Returns whether nothing is left.
+fn release_frames(d: &mut Domain, res: &mut Resources, mark_dead: bool) -> bool {
     let mut cursor = d.page_list.first();
     while let Some(mfn) = cursor {
         cursor = res.ft.next_page(mfn);
@@ -305,6 +306,9 @@ fn release_frames(d: &mut Domain, res: &mut Resources) -> bool {
     }
     if !d.page_list.is_empty() || !xen_kept.is_empty() {
         return false;
+    }
+    if !mark_dead {
+        return true;
     }
     d.state = match d.state {
         DomainState::Dying(r) => DomainState::Dead(r),
@@ -645,6 +649,9 @@ mod tests {
             }
         };
         assert!(dead && w.peers[0].torn_down);
+        assert_eq!(w.peers[0].state, DomainState::Dying(None), "dead at the next reap");
+        let mut res = Resources { ft: &mut w.ft, mem: &mut w.mem, pool: &mut w.pool, m2p: M2P };
+        assert!(reap(&mut w.peers[0], &mut res));
         assert_eq!(w.peers[0].state, DomainState::Dead(None));
         assert!(steps >= 8, "{} tables at 16 a step: {steps} steps", d.tables.len());
         // Nothing came back to the pool unscrubbed: all of it waits.

@@ -239,14 +239,18 @@ impl System {
                 None => self.domains.push(d),
             }
         }
-        self.relinquish(mem, lifecycle::SCRUB_PER_ENTRY);
+        if self.ft.dirty_frames() != 0 || self.domains.iter().any(|d| matches!(d.state, DomainState::Dying(_))) {
+            self.relinquish(mem, lifecycle::SCRUB_PER_ENTRY);
+        }
     }
 
     /// Background work on dead domains' memory, bounded per call: one
     /// teardown step ([`lifecycle::destroy_step`]) for a dying domain, the
     /// frames of zombies nobody maps any more, and up to `scrub` frames of
-    /// the dirty list scrubbed back into the pool. A domain's first step
-    /// tells the toolstack (`VIRQ_DOM_EXC`).
+    /// the dirty list scrubbed back into the pool. A domain taken apart
+    /// tells the toolstack (`VIRQ_DOM_EXC`), as Xen's `domain_kill` does
+    /// when it is done.
+    #[inline(never)]
     fn relinquish(&mut self, mem: &mut dyn MachineMemory, scrub: u64) {
         let mut notify = false;
         let mut stepped = false;
@@ -263,7 +267,6 @@ impl System {
                     self.sched.remove(VcpuRef { domain: i, vcpu: v });
                 }
                 self.lifecycle.relinquish.push((id, lifecycle::Relinquish::default()));
-                notify = true;
             }
             let mut res = Resources { ft: &mut self.ft, mem: &mut *mem, pool: &mut *self.frames, m2p: self.m2p };
             let step = if torn_down {
@@ -281,6 +284,8 @@ impl System {
             match step {
                 lifecycle::Step::More => {}
                 lifecycle::Step::Done(_) if !torn_down => {
+                    // Xen's domain_kill tells the toolstack once it is done.
+                    notify = true;
                     self.lifecycle.relinquish.retain(|(who, _)| *who != id);
                     crate::printk!(
                         "xenish: d{id}: torn down: {held} frames still mapped elsewhere; {free} frames free, {dirty} to scrub"
@@ -291,12 +296,14 @@ impl System {
                 }
                 lifecycle::Step::Done(_) => {}
             }
-            if step == lifecycle::Step::Done(true) {
+            if torn_down && step == lifecycle::Step::Done(true) {
                 crate::printk!("xenish: d{id}: dead, every frame returned");
             }
         }
-        let mut res = Resources { ft: &mut self.ft, mem: &mut *mem, pool: &mut *self.frames, m2p: self.m2p };
-        lifecycle::scrub(&mut res, scrub);
+        if self.ft.dirty_frames() != 0 {
+            let mut res = Resources { ft: &mut self.ft, mem: &mut *mem, pool: &mut *self.frames, m2p: self.m2p };
+            lifecycle::scrub(&mut res, scrub);
+        }
         if notify {
             self.raise_dom_exc(mem);
         }
@@ -840,5 +847,60 @@ mod tests {
         (frame.rdi, frame.rsi) = (0, 0);
         let action = system.syscall(&mut frame, 2000, 2000, &mut mem, &mut plat);
         assert_eq!(action.next, Next::Resume, "nothing changed: no reload");
+    }
+
+    #[test]
+    fn destroydomain_is_continued_until_the_domain_is_taken_apart_and_its_memory_scrubbed() {
+        use crate::hypercall::preempt_tests::deep;
+        use crate::mm::pt_validate::{MapRights, Mmu};
+        use guest_abi::domctl::{XenDomctl, XEN_DOMCTL_DESTROYDOMAIN};
+        let mut w = World::new(true);
+        w.add_peer(crate::hypercall::tests::test_domain(1, false, 10..13, Some(Mfn(10)), Mfn(13)));
+        let d = deep(&mut w, 1, (2, 4, 50), Mfn(11), Mfn(12));
+        let rights = MapRights::of(&w.peers[0]);
+        Mmu { ft: &mut w.ft, mem: &mut w.mem }.pin(d.l4, 4, &rights).unwrap();
+        w.peers[0].state = DomainState::Shutdown(crate::domain::ShutdownReason::Poweroff);
+        w.audit();
+        let frames: std::vec::Vec<Mfn> = w.ft.pages(&w.peers[0].page_list).collect();
+        w.poke(BUF_VA, zerocopy::IntoBytes::as_bytes(&XenDomctl::new(XEN_DOMCTL_DESTROYDOMAIN, 1)));
+        let World { dom, peers, mut mem, mut plat, pool, ft, .. } = w;
+        let Some(scale) = TimeScale::from_hz(1_000_000_000) else { panic!("scale") };
+        let clock = Clock { tsc_at_zero: 0, scale, tsc_hz: 1_000_000_000 };
+        let domains = core::iter::once(dom).chain(peers).map(|d| (d, SchedParams::default())).collect();
+        let mut system = System::new(domains, clock, M2P, alloc::boxed::Box::new(pool), ft);
+        let mut frame = TrapFrame::default();
+        system.start(&mut frame, 0, 0, &mut mem);
+        let free_before = system.frames.free_frames();
+        let mut calls = 0;
+        loop {
+            calls += 1;
+            assert!(calls < 1000, "no end");
+            (frame.rax, frame.rdi, frame.rip) = (u64::from(guest_abi::xen::HYPERVISOR_DOMCTL), BUF_VA, 0x1000);
+            system.syscall(&mut frame, 1000 * calls, 1000 * calls, &mut mem, &mut plat);
+            if frame.rip == 0x1000 {
+                break;
+            }
+            assert_eq!(frame.rip, 0x0ffe, "continued: the syscall again");
+            // A frame back in the pool is a scrubbed one.
+            for &m in &frames {
+                let free = system.ft.owner(m) == Some(crate::mm::frame_table::Owner::Free);
+                if free && !system.ft.needs_scrub(m) {
+                    assert!(mem.0[m.0 as usize].iter().all(|&b| b == 0), "frame {} free unscrubbed", m.0);
+                }
+            }
+        }
+        assert_eq!(frame.rax, 0, "done");
+        assert!(calls >= 5, "{} tables at 32 a step: {calls} calls", d.tables.len());
+        assert_eq!(system.domains[1].state, DomainState::Dead(Some(crate::domain::ShutdownReason::Poweroff)));
+        // Its memory comes back scrubbed, lazily: after later hypercalls.
+        while system.ft.dirty_frames() > 0 {
+            calls += 1;
+            (frame.rax, frame.rdi, frame.rsi) = (u64::from(HYPERVISOR_XEN_VERSION), 0, 0);
+            system.syscall(&mut frame, 1000 * calls, 1000 * calls, &mut mem, &mut plat);
+        }
+        assert_eq!(system.frames.free_frames(), free_before + frames.len() as u64 + 1, "every frame and shared_info");
+        for &m in &frames {
+            assert!(mem.0[m.0 as usize].iter().all(|&b| b == 0), "frame {} scrubbed", m.0);
+        }
     }
 }

@@ -611,10 +611,10 @@ pub(crate) mod tests {
                 let (level, end) = match (p.page_type().level(), p.partial()) {
                     (Some(level), Some(q)) => {
                         if q.child && q.nr < 512 {
-                            let e = crate::mm::pagetable::entry(&self.mem, mfn, q.nr).unwrap();
+                            let e = crate::mm::pagetable::entry(&self.mem, mfn, usize::from(q.nr)).unwrap();
                             add(Mfn::containing(e & crate::guest_access::PTE_ADDR_MASK), false);
                         }
-                        (level, q.nr.min(512))
+                        (level, usize::from(q.nr).min(512))
                     }
                     (Some(level), None) if p.validated() => (level, 512),
                     _ => continue,

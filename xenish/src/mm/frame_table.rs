@@ -263,7 +263,7 @@ impl PageInfo {
     /// (Xen's `PGT_partial`), `None` for every other frame.
     pub fn partial(&self) -> Option<Partial> {
         (self.flags & FLAG_PARTIAL != 0).then(|| Partial {
-            nr: usize::from(self.nr_low) | usize::from((self.flags & NR_HIGH_MASK) >> NR_HIGH_SHIFT) << 8,
+            nr: u16::from(self.nr_low) | u16::from((self.flags & NR_HIGH_MASK) >> NR_HIGH_SHIFT) << 8,
             child: self.flags & FLAG_PARTIAL_CHILD != 0,
             devalidating: self.flags & FLAG_DEVALIDATING != 0,
         })
@@ -279,7 +279,7 @@ impl PageInfo {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Partial {
     /// Entries `0..nr` hold their references (0..=512).
-    pub nr: usize,
+    pub nr: u16,
     /// Entry `nr` is a partially (de)validated table.
     pub child: bool,
     /// Whether the table was being devalidated (else validated).
@@ -316,8 +316,9 @@ pub struct FrameTable {
     /// the work hypercall budgets charge (see [`Self::tables_walked`]).
     tables_walked: u64,
     /// While a preemptible request is served: the [`Self::tables_walked`]
-    /// count at which (de)validation stops and records its progress.
-    preempt_at: Option<u64>,
+    /// count at which (de)validation stops and records its progress
+    /// (`u64::MAX` otherwise).
+    preempt_at: u64,
     /// Free frames waiting to be scrubbed before anyone gets them again,
     /// linked through their records as a domain's pages are.
     dirty: PageList,
@@ -351,18 +352,19 @@ impl FrameTable {
     /// preemptible ([`super::pt_validate::Mmu::pin`], `unpin`,
     /// `mod_entry`): once [`Self::tables_walked`] reaches `at`, they record
     /// their progress and stop with `-ERESTART`. `None` ends it.
+    #[inline]
     pub fn set_preempt_at(&mut self, at: Option<u64>) {
-        self.preempt_at = at;
+        self.preempt_at = at.unwrap_or(u64::MAX);
     }
 
     /// Whether requests are preemptible now.
     pub fn preemptible(&self) -> bool {
-        self.preempt_at.is_some()
+        self.preempt_at != u64::MAX
     }
 
     /// Whether a preemptible request has used up its budget.
     pub fn preempt_due(&self) -> bool {
-        self.preempt_at.is_some_and(|at| self.tables_walked >= at)
+        self.preemptible() && self.tables_walked >= self.preempt_at
     }
 
     /// A frame table over `pages` (zeroed: every frame free), one record
@@ -370,7 +372,7 @@ impl FrameTable {
     pub fn new(pages: &'static mut [PageInfo], xen_l4_slots: [u64; 16]) -> Self {
         let usable = pages.len().min(MAX_FRAMES as usize);
         let (pages, _) = pages.split_at_mut(usable);
-        FrameTable { pages, xen_l4_slots, tables_walked: 0, preempt_at: None, dirty: PageList::default(), io_frames_end: MAX_IO_FRAMES_END }
+        FrameTable { pages, xen_l4_slots, tables_walked: 0, preempt_at: u64::MAX, dirty: PageList::default(), io_frames_end: MAX_IO_FRAMES_END }
     }
 
     /// Frames the table covers.
@@ -580,21 +582,23 @@ impl FrameTable {
             p.flags = 0;
             return Ok(TypeRef::New);
         }
-        if p.page_type() == ty && ty.level().is_some() {
-            if let Some(partial) = p.partial().filter(|q| !q.devalidating) {
-                (p.flags, p.nr_low) = (0, 0);
-                p.count = p.count.saturating_sub(1);
-                return Ok(TypeRef::Resume(partial));
-            }
-        }
-        if p.page_type() != ty || (ty.level().is_some() && !p.validated()) {
-            // Of another type, or a page table being validated or
-            // devalidated (a table that links to itself, or one whose
-            // devalidation was preempted).
+        if p.page_type() != ty {
             return Err(XenError::Einval);
         }
-        p.type_count = p.type_count.checked_add(1).ok_or(XenError::Einval)?;
-        Ok(TypeRef::Held)
+        if ty.level().is_none() || p.validated() {
+            p.type_count = p.type_count.checked_add(1).ok_or(XenError::Einval)?;
+            return Ok(TypeRef::Held);
+        }
+        match p.partial().filter(|q| !q.devalidating) {
+            Some(partial) => {
+                (p.flags, p.nr_low) = (0, 0);
+                p.count = p.count.saturating_sub(1);
+                Ok(TypeRef::Resume(partial))
+            }
+            // A page table being validated or devalidated (a table that
+            // links to itself, or one whose devalidation was preempted).
+            None => Err(XenError::Einval),
+        }
     }
 
     /// The type reference of a linear entry (Xen's
@@ -665,7 +669,7 @@ impl FrameTable {
     /// its own and keeps the type reference.
     pub fn set_partial(&mut self, mfn: Mfn, partial: Partial) {
         if let Some(p) = self.info_mut(mfn) {
-            let nr = u16::try_from(partial.nr.min(512)).unwrap_or(512);
+            let nr = partial.nr.min(512);
             p.nr_low = (nr & 0xff) as u8;
             p.flags = (p.flags & FLAG_PINNED)
                 | FLAG_PARTIAL

@@ -425,14 +425,14 @@ impl Mmu<'_> {
     ) -> Result<(), XenError> {
         self.mem.frame(mfn).ok_or(XenError::Einval)?;
         self.ft.charge_table_walk();
-        let (start, child) = resume.map_or((0, false), |p| (p.nr.min(ENTRIES), p.child));
+        let (start, child) = resume.map_or((0, false), |p| (usize::from(p.nr).min(ENTRIES), p.child));
         let mut did_work = false;
         for i in start..ENTRIES {
             if level == 4 && is_xen_l4_slot(i) {
                 continue;
             }
             if level > 1 && self.must_stop(preemptible, did_work) {
-                self.ft.set_partial(mfn, Partial { nr: i, child: false, devalidating: false });
+                self.ft.set_partial(mfn, Partial { nr: i as u16, child: false, devalidating: false });
                 return Err(XenError::Erestart);
             }
             let pte = self.entry(mfn, i)?;
@@ -444,7 +444,7 @@ impl Mmu<'_> {
             match r {
                 Ok(()) => did_work = true,
                 Err(XenError::Erestart) => {
-                    self.ft.set_partial(mfn, Partial { nr: i, child: true, devalidating: false });
+                    self.ft.set_partial(mfn, Partial { nr: i as u16, child: true, devalidating: false });
                     return Err(XenError::Erestart);
                 }
                 Err(e) => {
@@ -471,7 +471,7 @@ impl Mmu<'_> {
     /// Releases the references of entries `0..end` of a level-`level`
     /// table at once (a failed validation's undo).
     fn release_entries(&mut self, mfn: Mfn, level: u8, end: usize) {
-        let _ = self.devalidate(mfn, level, Some(Partial { nr: end, child: false, devalidating: true }), false);
+        let _ = self.devalidate(mfn, level, Some(Partial { nr: end as u16, child: false, devalidating: true }), false);
     }
 
     /// Xen's `demote_lN_table`: the entries of the level-`level` table
@@ -482,12 +482,12 @@ impl Mmu<'_> {
     /// progress: `-ERESTART`.
     fn devalidate(&mut self, mfn: Mfn, level: u8, resume: Option<Partial>, preemptible: bool) -> Result<(), XenError> {
         self.ft.charge_table_walk();
-        let (end, child) = resume.map_or((ENTRIES, false), |p| (p.nr.min(ENTRIES), p.child));
+        let (end, child) = resume.map_or((ENTRIES, false), |p| (usize::from(p.nr).min(ENTRIES), p.child));
         let mut did_work = false;
         if child {
             if let Ok(target) = self.entry(mfn, end).map(frame_of) {
                 if let Err(e) = self.resume_devalidation(target, preemptible) {
-                    self.ft.set_partial(mfn, Partial { nr: end, child: true, devalidating: true });
+                    self.ft.set_partial(mfn, Partial { nr: end as u16, child: true, devalidating: true });
                     return Err(e);
                 }
                 self.ft.put_page(target);
@@ -499,12 +499,12 @@ impl Mmu<'_> {
                 continue;
             }
             if level > 1 && self.must_stop(preemptible, did_work) {
-                self.ft.set_partial(mfn, Partial { nr: i + 1, child: false, devalidating: true });
+                self.ft.set_partial(mfn, Partial { nr: (i + 1) as u16, child: false, devalidating: true });
                 return Err(XenError::Erestart);
             }
             let Ok(pte) = self.entry(mfn, i) else { continue };
             if let Err(e) = self.put_page_from_entry(level, pte, mfn, preemptible) {
-                self.ft.set_partial(mfn, Partial { nr: i, child: true, devalidating: true });
+                self.ft.set_partial(mfn, Partial { nr: i as u16, child: true, devalidating: true });
                 return Err(e);
             }
             did_work = true;
@@ -522,7 +522,7 @@ impl Mmu<'_> {
     pub fn relinquish_table(&mut self, mfn: Mfn) -> bool {
         let Some((level, held)) = self.ft.relinquish_table(mfn) else { return false };
         self.ft.charge_table_walk();
-        let end = held.nr.min(ENTRIES);
+        let end = usize::from(held.nr).min(ENTRIES);
         for i in 0..end + usize::from(held.child && end < ENTRIES) {
             if level == 4 && is_xen_l4_slot(i) {
                 continue;
