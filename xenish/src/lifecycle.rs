@@ -585,10 +585,9 @@ mod tests {
         let d = deep(&mut w, 1, (2, 2, 40), Mfn(12), Mfn(14));
         let rights = MapRights::of(&w.peers[0]);
         let walked = w.ft.tables_walked();
-        w.ft.set_preempt_at(Some(walked + 70));
-        assert_eq!(Mmu { ft: &mut w.ft, mem: &mut w.mem }.pin(d.l4, 4, &rights), Err(XenError::Erestart));
-        w.ft.set_preempt_at(None);
-        w.audit();
+        w.ft.set_preempt_at(walked + 70);
+        assert_eq!(Mmu { ft: &mut w.ft, mem: &mut w.mem }.pin_preemptible(d.l4, 4, &rights), Err(XenError::Erestart));
+                w.audit();
         let partial = w.ft.info(d.l4).and_then(|p| p.partial()).expect("partially validated");
         assert!(partial.child, "down in an L3: {partial:?}");
         destroy_and_check_every_frame_back(&mut w);
@@ -601,10 +600,9 @@ mod tests {
         let rights = MapRights::of(&w.peers[0]);
         Mmu { ft: &mut w.ft, mem: &mut w.mem }.pin(d.l4, 4, &rights).unwrap();
         let walked = w.ft.tables_walked();
-        w.ft.set_preempt_at(Some(walked + 70));
-        assert_eq!(Mmu { ft: &mut w.ft, mem: &mut w.mem }.unpin(d.l4, 1), Err(XenError::Erestart));
-        w.ft.set_preempt_at(None);
-        w.audit();
+        w.ft.set_preempt_at(walked + 70);
+        assert_eq!(Mmu { ft: &mut w.ft, mem: &mut w.mem }.unpin_preemptible(d.l4, 1), Err(XenError::Erestart));
+                w.audit();
         let p = w.ft.info(d.l4).copied().unwrap();
         assert!(p.pinned() && p.partial().is_some_and(|q| q.devalidating && q.child), "{:?}", p.partial());
         destroy_and_check_every_frame_back(&mut w);

@@ -199,7 +199,7 @@ impl Batch {
         let walked_before = ctx.ft.tables_walked();
         let within_budget =
             |ctx: &Ctx, i: u32| i == 0 || ctx.ft.tables_walked().wrapping_sub(walked_before) < TABLE_BUDGET;
-        ctx.ft.set_preempt_at(Some(walked_before.wrapping_add(TABLE_BUDGET)));
+        ctx.ft.set_preempt_at(walked_before.wrapping_add(TABLE_BUDGET));
         while i < self.count && i < BATCH && within_budget(ctx, i) {
             let request = handle
                 .element_addr(u64::from(i))
@@ -211,7 +211,6 @@ impl Batch {
             }
             i += 1;
         }
-        ctx.ft.set_preempt_at(None);
         self.report_done(ctx, i);
         match result {
             Err(XenError::Erestart) | Ok(()) if i < self.count => Outcome::Continue([
@@ -289,11 +288,11 @@ fn update_entry(ctx: &mut Ctx, owner: PgOwner, ma: u64, val: u64, preserve_ad: b
     let pt = MapRights::of(ctx.domain);
     let mut mmu = Mmu { ft: &mut *ctx.ft, mem: &mut *ctx.mem };
     let changed = match owner {
-        PgOwner::Caller => mmu.mod_entry(table, level, slot, val, preserve_ad, &pt, &pt)?,
+        PgOwner::Caller => mmu.mod_entry_preemptible(table, level, slot, val, preserve_ad, &pt, &pt)?,
         PgOwner::Foreign(id) => {
             let pg_owner = ctx.peers.get_mut(id).ok_or(XenError::Esrch)?;
             let pg = MapRights::of(pg_owner);
-            mmu.mod_entry(table, level, slot, val, preserve_ad, &pt, &pg)?
+            mmu.mod_entry_preemptible(table, level, slot, val, preserve_ad, &pt, &pg)?
         }
     };
     if changed {

@@ -315,9 +315,9 @@ pub struct FrameTable {
     /// Page tables (512 entries each) validated or devalidated since boot:
     /// the work hypercall budgets charge (see [`Self::tables_walked`]).
     tables_walked: u64,
-    /// While a preemptible request is served: the [`Self::tables_walked`]
-    /// count at which (de)validation stops and records its progress
-    /// (`u64::MAX` otherwise).
+    /// The last batch's budget: the [`Self::tables_walked`] count at
+    /// which its preemptible requests stop and record their progress
+    /// (`u64::MAX` before any batch).
     preempt_at: u64,
     /// Free frames waiting to be scrubbed before anyone gets them again,
     /// linked through their records as a domain's pages are.
@@ -348,23 +348,19 @@ impl FrameTable {
         self.tables_walked = self.tables_walked.wrapping_add(1);
     }
 
-    /// Makes the page-table requests served until the next call
-    /// preemptible ([`super::pt_validate::Mmu::pin`], `unpin`,
-    /// `mod_entry`): once [`Self::tables_walked`] reaches `at`, they record
-    /// their progress and stop with `-ERESTART`. `None` ends it.
+    /// Sets the budget of the batch about to be served: its preemptible
+    /// page-table requests ([`super::pt_validate::Mmu::pin_preemptible`],
+    /// `unpin_preemptible`, `mod_entry_preemptible`) record their progress
+    /// and stop with `-ERESTART` once [`Self::tables_walked`] reaches `at`.
+    /// Only those consult it, so it needs no reset after the batch.
     #[inline]
-    pub fn set_preempt_at(&mut self, at: Option<u64>) {
-        self.preempt_at = at.unwrap_or(u64::MAX);
+    pub fn set_preempt_at(&mut self, at: u64) {
+        self.preempt_at = at;
     }
 
-    /// Whether requests are preemptible now.
-    pub fn preemptible(&self) -> bool {
-        self.preempt_at != u64::MAX
-    }
-
-    /// Whether a preemptible request has used up its budget.
+    /// Whether a preemptible request has used up its batch's budget.
     pub fn preempt_due(&self) -> bool {
-        self.preemptible() && self.tables_walked >= self.preempt_at
+        self.tables_walked >= self.preempt_at
     }
 
     /// A frame table over `pages` (zeroed: every frame free), one record

@@ -33,9 +33,10 @@
 //!   tell apart. A failed validation releases what it took and leaves
 //!   every count as before.
 //! - Validation and devalidation are preemptible, as Xen's (`PGT_partial`
-//!   and `-ERESTART`, `promote_lN_table`/`demote_lN_table`): while a
-//!   batch serves a request ([`FrameTable::set_preempt_at`]; `mmuext_op`'s
-//!   pins and unpins, `mmu_update`'s L2..L4 entries), every table walked
+//!   and `-ERESTART`, `promote_lN_table`/`demote_lN_table`): when a
+//!   batch serves a request ([`FrameTable::set_preempt_at`], the
+//!   `*_preemptible` entry points: `mmuext_op`'s pins and unpins,
+//!   `mmu_update`'s L2..L4 entries), every table walked
 //!   is charged ([`FrameTable::tables_walked`]), and once the batch's
 //!   budget is spent a table above L1 stops between two entries (after at
 //!   least one: every call makes progress; one L1, 512 entries, is the
@@ -561,9 +562,9 @@ impl Mmu<'_> {
     /// validated level-`level` table of `pt` (the caller checks that),
     /// taking the new entry's references (frames of `pg` for an L1) before
     /// releasing the old one's. With `preserve_ad` the old accessed and
-    /// dirty bits stay. Returns whether the entry changed. While the frame
-    /// table is preemptible ([`FrameTable::set_preempt_at`]) validating
-    /// the table a new L2..L4 entry names may stop with `-ERESTART`: the
+    /// dirty bits stay. Returns whether the entry changed. Served by a
+    /// batch ([`Self::mod_entry_preemptible`]), validating the table a
+    /// new L2..L4 entry names may stop with `-ERESTART`: the
     /// entry is not written, the table named is left partially validated,
     /// and the same request resumes it. Releasing the old entry is not
     /// preemptible.
@@ -577,6 +578,36 @@ impl Mmu<'_> {
         preserve_ad: bool,
         pt: &MapRights,
         pg: &MapRights,
+    ) -> Result<bool, XenError> {
+        self.mod_entry_with(table, level, slot, new, preserve_ad, (pt, pg), false)
+    }
+
+    /// [`Self::mod_entry`] served by a batch: preemptible by the batch's
+    /// budget ([`FrameTable::set_preempt_at`]).
+    #[allow(clippy::too_many_arguments)]
+    pub fn mod_entry_preemptible(
+        &mut self,
+        table: Mfn,
+        level: u8,
+        slot: usize,
+        new: u64,
+        preserve_ad: bool,
+        pt: &MapRights,
+        pg: &MapRights,
+    ) -> Result<bool, XenError> {
+        self.mod_entry_with(table, level, slot, new, preserve_ad, (pt, pg), true)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn mod_entry_with(
+        &mut self,
+        table: Mfn,
+        level: u8,
+        slot: usize,
+        new: u64,
+        preserve_ad: bool,
+        (pt, pg): (&MapRights, &MapRights),
+        preemptible: bool,
     ) -> Result<bool, XenError> {
         if slot >= ENTRIES || (level == 4 && is_xen_l4_slot(slot)) {
             // Xen: "L4 update in Xen-private area".
@@ -607,7 +638,6 @@ impl Mmu<'_> {
             if level == 1 {
                 self.get_page_from_l1e(new, pt, pg)?;
             } else {
-                let preemptible = self.ft.preemptible();
                 if let Err(e) = self.get_page_from_lne(level, new, table, pt, false, preemptible) {
                     if e == XenError::Erestart {
                         self.ft.put_page(frame_of(new));
@@ -626,13 +656,22 @@ impl Mmu<'_> {
 
     /// `MMUEXT_PIN_Ln_TABLE`: a type reference of level `level` on `mfn`, a
     /// frame of `owner`, held by the pin; pinning twice is `-EINVAL`.
-    /// While the frame table is preemptible, validation may stop with
-    /// `-ERESTART`, leaving the table partially validated (and unpinned):
+    /// Served by a batch ([`Self::pin_preemptible`]), validation may stop
+    /// with `-ERESTART`, leaving the table partially validated (and unpinned):
     /// the same request again resumes it (Xen's `PIN_Ln_TABLE` with
     /// `get_page_type_preemptible`).
     pub fn pin(&mut self, mfn: Mfn, level: u8, owner: &MapRights) -> Result<(), XenError> {
+        self.pin_with(mfn, level, owner, false)
+    }
+
+    /// [`Self::pin`] served by a batch: preemptible by the batch's budget
+    /// ([`FrameTable::set_preempt_at`]).
+    pub fn pin_preemptible(&mut self, mfn: Mfn, level: u8, owner: &MapRights) -> Result<(), XenError> {
+        self.pin_with(mfn, level, owner, true)
+    }
+
+    fn pin_with(&mut self, mfn: Mfn, level: u8, owner: &MapRights, preemptible: bool) -> Result<(), XenError> {
         let ty = PageType::table(level).ok_or(XenError::Einval)?;
-        let preemptible = self.ft.preemptible();
         self.ft.get_page(mfn, Owner::Domain(owner.id))?;
         if let Err(e) = self.get_type(mfn, owner, ty, preemptible) {
             self.ft.put_page(mfn);
@@ -646,18 +685,27 @@ impl Mmu<'_> {
     }
 
     /// `MMUEXT_UNPIN_TABLE`: drops the pin of `owner`'s frame `mfn`
-    /// (`-EINVAL` if it is not a pinned frame of `owner`). While the frame
-    /// table is preemptible, the devalidation of a table losing its last
+    /// (`-EINVAL` if it is not a pinned frame of `owner`). Served by a
+    /// batch ([`Self::unpin_preemptible`]), the devalidation of a table losing its last
     /// type reference may stop with `-ERESTART`: the table stays pinned
     /// (nothing else may pin, type or link it), partially devalidated, and
     /// the same request again resumes it. Xen parks such a table in the
     /// vCPU's `old_guest_table` and reports the request done; xenish
     /// re-executes the request instead, which a guest cannot tell apart.
     pub fn unpin(&mut self, mfn: Mfn, owner: DomId) -> Result<(), XenError> {
+        self.unpin_with(mfn, owner, false)
+    }
+
+    /// [`Self::unpin`] served by a batch: preemptible by the batch's
+    /// budget ([`FrameTable::set_preempt_at`]).
+    pub fn unpin_preemptible(&mut self, mfn: Mfn, owner: DomId) -> Result<(), XenError> {
+        self.unpin_with(mfn, owner, true)
+    }
+
+    fn unpin_with(&mut self, mfn: Mfn, owner: DomId, preemptible: bool) -> Result<(), XenError> {
         if self.ft.owner(mfn) != Some(Owner::Domain(owner)) {
             return Err(XenError::Einval);
         }
-        let preemptible = self.ft.preemptible();
         let resuming = self.ft.info(mfn).is_some_and(|p| p.pinned() && p.partial().is_some_and(|q| q.devalidating));
         if resuming {
             self.resume_devalidation(mfn, preemptible)?;
