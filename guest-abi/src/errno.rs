@@ -132,6 +132,9 @@ pub enum XenError {
     Eoverflow = 75,
     /// Illegal byte sequence (EILSEQ)
     Eilseq = 84,
+    /// Interrupted system call should be restarted (ERESTART): Xen's
+    /// internal "preempted, continue", never returned to a guest.
+    Erestart = 85,
     /// Socket operation on non-socket (ENOTSOCK)
     Enotsock = 88,
     /// Message too large. (EMSGSIZE)
@@ -205,6 +208,7 @@ impl XenError {
             74 => Self::Ebadmsg,
             75 => Self::Eoverflow,
             84 => Self::Eilseq,
+            85 => Self::Erestart,
             88 => Self::Enotsock,
             90 => Self::Emsgsize,
             95 => Self::Eopnotsupp,

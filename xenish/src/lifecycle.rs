@@ -1,22 +1,38 @@
 //! The end of a domain's life: what `XEN_DOMCTL_destroydomain` sets off,
 //! in Xen 4.17's order (`domain_kill`, `domain_relinquish_resources`,
-//! `relinquish_memory` in xen/common/domain.c and xen/arch/x86/domain.c).
+//! `relinquish_memory` in xen/common/domain.c and xen/arch/x86/domain.c),
+//! restartable as Xen's is, with the freed memory scrubbed lazily.
 //!
-//! [`destroy`] takes everything the domain holds apart at once:
-//! - its event channels close; an interdomain peer's port goes back to
-//!   unbound (offered to the dead domain), so the peer sees it closed and
-//!   sends to it are dropped, as Xen's `evtchn_close` does;
-//! - the grant mappings it holds of other domains' grants end (their
-//!   references are dropped and the granters' `GTF_reading`/`GTF_writing`
-//!   cleared);
-//! - its vCPUs go: their base pointers, GDT and LDT frames and `vcpu_info`
-//!   references drop, as does its PIRQ EOI bitmap page's; then every pin,
-//!   which devalidates its page tables top-down and releases what their
-//!   entries held; a table still typed
-//!   after that is forcibly devalidated, as Xen's `relinquish_memory` does;
-//! - every frame nothing refers to any more is scrubbed, loses its M2P
-//!   entry and returns to the pool, as do the hypervisor frames it was
-//!   given (shared_info, grant-table frames) once nobody maps them.
+//! A dying domain is taken apart in steps ([`destroy_step`]), each bounded
+//! by a work budget ([`STEP_BUDGET`]); the system runs one after every
+//! hypercall and in idle time, and `destroydomain` answers the toolstack
+//! with a continuation until the last step is done (Xen's `-ERESTART`
+//! from `domain_kill`). The stages, each resuming where the last step
+//! stopped ([`Relinquish`]):
+//! - teardown, in one step (bounded by the domain's port and maptrack
+//!   limits): its event channels close (an interdomain peer's port goes
+//!   back to unbound, offered to the dead domain, as Xen's `evtchn_close`
+//!   does); the grant mappings it holds of other domains' grants end
+//!   (their references dropped, the granters' `GTF_reading`/`GTF_writing`
+//!   cleared); its vCPUs go: base pointers, GDT and LDT frames and
+//!   `vcpu_info` references, and its PIRQ EOI bitmap page's;
+//! - its pages, a walk of its page list: a pin goes, and a page table
+//!   (validated, or partially (de)validated) is forcibly invalidated, as
+//!   Xen's `relinquish_memory` does, whoever holds type references on it.
+//!   Its entries release what they hold without devalidating the tables
+//!   they name, which are taken apart when the walk reaches them: one
+//!   table walk per page at most, however deep the hierarchy, and nothing
+//!   left circular;
+//! - release, a second walk: every page nothing refers to any more loses
+//!   its M2P entry and goes on the frame table's dirty list, as do the
+//!   hypervisor frames it was given (shared_info, grant-table frames)
+//!   once nobody maps them.
+//!
+//! Frames on the dirty list belong to no one and are never handed out:
+//! [`scrub`] zeroes them and only then returns them to the pool (Xen's
+//! `PGC_need_scrub`: "after a domain has died we assume responsibility for
+//! erasure"). The system scrubs a bounded number after every hypercall
+//! and more in idle time.
 //!
 //! Frames another domain still maps (a grant it mapped, a foreign mapping
 //! of dom0's) stay the dying domain's until that mapping goes; [`reap`]
@@ -28,7 +44,7 @@ use crate::domain::{DomId, Domain, DomainState};
 use crate::evtchn;
 use crate::gnttab;
 use crate::hypercall::{event_channel, Peers};
-use crate::mm::frame_table::{FrameTable, Owner, PageType};
+use crate::mm::frame_table::{FrameTable, Owner};
 use crate::mm::m2p::M2p;
 use crate::mm::pt_validate::Mmu;
 use crate::mm::{FramePool, MachineMemory, Mfn};
@@ -46,6 +62,8 @@ pub struct Lifecycle {
     /// The wallclock at system time 0 (seconds, nanoseconds), which every
     /// domain's shared_info publishes, new ones too.
     pub wallclock: Option<(u64, u32)>,
+    /// The teardowns under way: each dying domain's progress.
+    pub relinquish: alloc::vec::Vec<(DomId, Relinquish)>,
 }
 
 /// What taking a domain apart needs from the system.
@@ -60,24 +78,119 @@ pub struct Resources<'a> {
     pub m2p: M2p,
 }
 
+/// Work units one [`destroy_step`] may spend: a page visited costs 1, a
+/// page table walked 512 (its entries), a frame released 1; 32 tables'
+/// worth, the budget of a page-table batch ([`crate::hypercall`]'s
+/// `mmu_update`).
+pub const STEP_BUDGET: u64 = 32 * 512;
+/// Frames [`scrub`] zeroes after every hypercall (1 MiB).
+pub const SCRUB_PER_ENTRY: u64 = 256;
+/// Frames [`scrub`] zeroes per wakeup of the idle CPU (4 MiB).
+pub const SCRUB_PER_IDLE: u64 = 1024;
+
+/// How far the teardown of a dying domain got (Xen's `d->teardown` and
+/// `d->arch.rel_priv` progress markers).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Relinquish {
+    stage: Stage,
+    /// The next page of the current walk (`None`: from the list's head).
+    cursor: Option<Mfn>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum Stage {
+    /// Channels, grant mappings, vCPUs.
+    #[default]
+    Teardown,
+    /// Pins and page tables, a walk of the page list.
+    Pages,
+    /// Idle pages to the dirty list, a walk of the page list.
+    Release,
+}
+
+/// What a [`destroy_step`] left.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// The budget ran out: more steps to go.
+    More,
+    /// Taken apart; `true` if nothing of it is mapped elsewhere any more
+    /// (the next [`reap`] finds it dead), else a zombie until [`reap`]
+    /// finds its last frame free.
+    Done(bool),
+}
+
 /// Destroys domain `index` of `domains` (which must be
-/// [`DomainState::Dying`] and not yet torn down): see the module
-/// documentation. Returns whether it is dead already (nothing of it is
-/// mapped elsewhere).
+/// [`DomainState::Dying`] and not yet torn down) in one go: every step of
+/// [`destroy_step`]. Returns whether it is dead already.
 pub fn destroy(domains: &mut [Domain], index: usize, res: &mut Resources) -> bool {
-    let Some((d, mut peers)) = Peers::split(domains, index) else { return false };
-    if d.torn_down {
-        return false;
+    let mut progress = Relinquish::default();
+    while destroy_step(domains, index, res, &mut progress, STEP_BUDGET) == Step::More {}
+    domains.get_mut(index).is_some_and(|d| reap(d, res))
+}
+
+/// One step of the teardown of dying domain `index` of `domains`, from
+/// `progress` on, spending about `budget` work units (at least one page's
+/// worth, so that every step makes progress); see the module
+/// documentation.
+pub fn destroy_step(
+    domains: &mut [Domain],
+    index: usize,
+    res: &mut Resources,
+    progress: &mut Relinquish,
+    budget: u64,
+) -> Step {
+    let Some((d, mut peers)) = Peers::split(domains, index) else { return Step::Done(false) };
+    if d.torn_down || !matches!(d.state, DomainState::Dying(_)) {
+        return Step::Done(false);
     }
-    d.torn_down = true;
-    close_channels(d, &mut peers, res.mem);
-    end_grant_mappings(d, &mut peers, res);
+    let mut spent = 0u64;
+    loop {
+        match progress.stage {
+            Stage::Teardown => {
+                teardown(d, &mut peers, res);
+                *progress = Relinquish { stage: Stage::Pages, cursor: None };
+            }
+            Stage::Pages | Stage::Release => {
+                let release = progress.stage == Stage::Release;
+                // A cursor that left the list (nothing should take pages
+                // from a dying domain, but the walk is idempotent): start over.
+                let mut cursor = match progress.cursor {
+                    Some(m) if res.ft.is_owned_by(m, d.id) => Some(m),
+                    _ => d.page_list.first(),
+                };
+                while let Some(mfn) = cursor {
+                    if spent >= budget {
+                        progress.cursor = Some(mfn);
+                        return Step::More;
+                    }
+                    cursor = res.ft.next_page(mfn);
+                    spent += if release { release_page(d, mfn, res) } else { relinquish_page(d.id, mfn, res) };
+                }
+                if !release {
+                    *progress = Relinquish { stage: Stage::Release, cursor: None };
+                    continue;
+                }
+                d.torn_down = true;
+                // Dead at the next reap, not now: the toolstack's
+                // continued destroydomain still finds it, done.
+                return Step::Done(release_frames(d, res, false));
+            }
+        }
+    }
+}
+
+/// The first stage: channels, grant mappings, vCPUs and what they hold.
+fn teardown(d: &mut Domain, peers: &mut Peers, res: &mut Resources) {
+    close_channels(d, peers, res.mem);
+    end_grant_mappings(d, peers, res);
     let mut mmu = Mmu { ft: &mut *res.ft, mem: &mut *res.mem };
     evtchn::fifo_control::destroy(d, &mut mmu);
     for v in core::mem::take(&mut d.vcpus) {
         for l4 in core::iter::once(v.kernel_l4).chain(v.user_l4) {
             if mmu.ft.owner(l4) == Some(Owner::Domain(d.id)) {
-                mmu.put_page_and_type(l4);
+                // The table is taken apart by the page walk.
+                mmu.ft.put_type_deferred(l4);
+                mmu.ft.put_page(l4);
             }
         }
         for mfn in v.gdt_frames.into_iter().chain(v.ldt_frames.into_iter().flatten()) {
@@ -90,29 +203,40 @@ pub fn destroy(domains: &mut [Domain], index: usize, res: &mut Resources) -> boo
     if let Some(eoi_map) = d.pirqs.eoi_map.take() {
         mmu.put_page_and_type(eoi_map);
     }
-    // Walks of its page list: (de)validation changes types and counts,
-    // never owners or links, so the walk may go on while it does.
-    let mut cursor = d.page_list.first();
-    while let Some(mfn) = cursor {
-        if mmu.ft.info(mfn).is_some_and(|p| p.pinned()) {
-            let _ = mmu.unpin(mfn, d.id);
-        }
-        cursor = mmu.ft.next_page(mfn);
-    }
-    // A table still typed now is held only by tables of its own that no
-    // pin or base pointer reaches (or by nothing valid at all): break it
-    // up from the top, as Xen does, so nothing is left circular.
-    for level in [4u8, 3, 2, 1] {
-        let mut cursor = d.page_list.first();
-        while let Some(mfn) = cursor {
-            if mmu.ft.page_type(mfn) == PageType::table(level).unwrap_or(PageType::None) {
-                mmu.force_devalidate(mfn);
-            }
-            cursor = mmu.ft.next_page(mfn);
-        }
-    }
     d.console_ring = None;
-    release_frames(d, res)
+}
+
+/// The page walk's work on page `mfn` of dying domain `id`: its pin goes
+/// and, if it is a page table, it is forcibly invalidated. Returns the
+/// work units spent.
+fn relinquish_page(id: DomId, mfn: Mfn, res: &mut Resources) -> u64 {
+    let mut mmu = Mmu { ft: &mut *res.ft, mem: &mut *res.mem };
+    if mmu.ft.owner(mfn) != Some(Owner::Domain(id)) {
+        return 1;
+    }
+    if let Some(p) = mmu.ft.info(mfn).copied().filter(|p| p.pinned()) {
+        let _ = mmu.ft.set_pinned(mfn, false);
+        // A pinned table whose unpin was preempted: its type reference is
+        // the partial state's, which the invalidation below drops.
+        if p.partial().is_none() {
+            mmu.ft.put_type_deferred(mfn);
+        }
+        mmu.ft.put_page(mfn);
+    }
+    if mmu.relinquish_table(mfn) {
+        513
+    } else {
+        1
+    }
+}
+
+/// The release walk's work on page `mfn` of dying `d`: if nothing refers
+/// to it, it leaves `d` for the dirty list. Returns the work units spent.
+fn release_page(d: &mut Domain, mfn: Mfn, res: &mut Resources) -> u64 {
+    if idle(res.ft, mfn) && res.ft.release_page(mfn, d.id, &mut d.page_list).is_ok() {
+        to_dirty_list(mfn, res);
+    }
+    1
 }
 
 /// Returns what dying domain `d` no longer shares with anyone; marks it
@@ -121,7 +245,7 @@ pub fn reap(d: &mut Domain, res: &mut Resources) -> bool {
     if !matches!(d.state, DomainState::Dying(_)) || !d.torn_down {
         return false;
     }
-    release_frames(d, res)
+    release_frames(d, res, true)
 }
 
 /// Closes every port of `d` (channels to the hypervisor just go).
@@ -157,14 +281,13 @@ fn end_grant_mappings(d: &mut Domain, peers: &mut Peers, res: &mut Resources) {
 
 /// Frees every frame of dying `d` that nothing refers to (a walk of its
 /// page list; those still mapped elsewhere stay on it); when none is left,
-/// its hypervisor frames go too (once unmapped) and it is dead.
-fn release_frames(d: &mut Domain, res: &mut Resources) -> bool {
+/// its hypervisor frames go too (once unmapped) and, with `mark_dead`, it
+/// is dead. Returns whether nothing is left.
+fn release_frames(d: &mut Domain, res: &mut Resources, mark_dead: bool) -> bool {
     let mut cursor = d.page_list.first();
     while let Some(mfn) = cursor {
         cursor = res.ft.next_page(mfn);
-        if idle(res.ft, mfn) && res.ft.release_page(mfn, d.id, &mut d.page_list).is_ok() {
-            scrub_and_free(mfn, res);
-        }
+        release_page(d, mfn, res);
     }
     let xen_frames = core::iter::once(d.shared_info).chain(d.gnttab.shared_frames());
     let xen_frames: alloc::vec::Vec<Mfn> = xen_frames.filter(|&m| m != Mfn(u64::MAX)).collect();
@@ -184,6 +307,9 @@ fn release_frames(d: &mut Domain, res: &mut Resources) -> bool {
     if !d.page_list.is_empty() || !xen_kept.is_empty() {
         return false;
     }
+    if !mark_dead {
+        return true;
+    }
     d.state = match d.state {
         DomainState::Dying(r) => DomainState::Dead(r),
         other => other,
@@ -202,18 +328,35 @@ fn free_frame(mfn: Mfn, res: &mut Resources) -> bool {
     if !idle(res.ft, mfn) || res.ft.set_owner(mfn, Owner::Free).is_err() {
         return false;
     }
-    scrub_and_free(mfn, res);
+    to_dirty_list(mfn, res);
     true
 }
 
-/// Scrubs an unowned frame, invalidates its M2P entry and returns it to
-/// the pool.
-fn scrub_and_free(mfn: Mfn, res: &mut Resources) {
-    if let Some(bytes) = res.mem.frame_mut(mfn) {
-        bytes.fill(0);
-    }
+/// Puts an unowned frame on the dirty list with an invalid M2P entry.
+fn to_dirty_list(mfn: Mfn, res: &mut Resources) {
     res.m2p.set(res.mem, mfn, None);
-    res.pool.free(mfn);
+    if res.ft.push_dirty(mfn).is_err() {
+        // Not a frame the table covers as free memory: scrub it now.
+        if let Some(bytes) = res.mem.frame_mut(mfn) {
+            bytes.fill(0);
+        }
+        res.pool.free(mfn);
+    }
+}
+
+/// Scrubs up to `max` frames of the dirty list and returns them to the
+/// pool: the only way back for a dead domain's memory. Returns how many.
+pub fn scrub(res: &mut Resources, max: u64) -> u64 {
+    let mut n = 0;
+    while n < max {
+        let Some(mfn) = res.ft.take_dirty() else { break };
+        if let Some(bytes) = res.mem.frame_mut(mfn) {
+            bytes.fill(0);
+        }
+        res.pool.free(mfn);
+        n += 1;
+    }
+    n
 }
 
 /// Raises `VIRQ_DOM_EXC` (a domain shut down or died) in every privileged
@@ -245,6 +388,7 @@ mod tests {
         let mut domains = std::vec![dom, w.peers.remove(0)];
         let mut res = Resources { ft: &mut w.ft, mem: &mut w.mem, pool: &mut w.pool, m2p: M2P };
         let dead = destroy(&mut domains, 1, &mut res);
+        scrub(&mut res, u64::MAX);
         w.peers.insert(0, domains.remove(1));
         w.dom = domains.remove(0);
         w.audit();
@@ -380,6 +524,7 @@ mod tests {
         assert_eq!(w.call_ret(gnt, [u64::from(GNTTABOP_UNMAP_GRANT_REF), BUF_VA + 0x2000, 1, 0, 0]), 0);
         let mut res = Resources { ft: &mut w.ft, mem: &mut w.mem, pool: &mut w.pool, m2p: M2P };
         assert!(reap(&mut w.peers[0], &mut res), "the last frame is free: dead");
+        assert_eq!(scrub(&mut res, u64::MAX), 1, "frame 12, scrubbed on its way back");
         assert_eq!(w.peers[0].state, DomainState::Dead(None));
         assert_eq!(w.pool.0.len(), pool + 5);
         assert_eq!(w.ft.owner(Mfn(12)), Some(Owner::Free));
@@ -410,5 +555,130 @@ mod tests {
         assert!(destroy_peer(&mut w));
         assert_eq!(w.dom.gnttab.entry(&w.mem, 3).map(|e| e.flags), Ok(GTF_PERMIT_ACCESS as u16), "no longer in use");
         assert!(w.dom.gnttab.active.is_empty());
+    }
+
+    use crate::hypercall::preempt_tests::deep;
+    use crate::mm::pt_validate::MapRights;
+    use guest_abi::errno::XenError;
+
+    /// The peer's frames, as its page list holds them.
+    fn peer_frames(w: &World) -> std::vec::Vec<Mfn> {
+        w.ft.pages(&w.peers[0].page_list).collect()
+    }
+
+    /// Destroys peer 0 and checks that every frame it had (and its
+    /// shared_info) came back to the pool, free and unreferenced.
+    fn destroy_and_check_every_frame_back(w: &mut World) {
+        let frames = peer_frames(w);
+        let pool = w.pool.0.len();
+        assert!(destroy_peer(w), "dead");
+        assert_eq!(w.pool.0.len(), pool + frames.len() + 1, "every frame and shared_info back");
+        for m in frames {
+            let p = w.ft.info(m).copied().unwrap_or_default();
+            assert_eq!(p, crate::mm::frame_table::PageInfo::default(), "frame {} free and clean", m.0);
+        }
+    }
+
+    #[test]
+    fn a_partial_pin_abandoned_leaks_nothing_when_the_domain_dies() {
+        let mut w = world_with_peer_tables();
+        let d = deep(&mut w, 1, (2, 2, 40), Mfn(12), Mfn(14));
+        let rights = MapRights::of(&w.peers[0]);
+        let walked = w.ft.tables_walked();
+        w.ft.set_preempt_at(walked + 70);
+        assert_eq!(Mmu { ft: &mut w.ft, mem: &mut w.mem }.pin_preemptible(d.l4, 4, &rights), Err(XenError::Erestart));
+                w.audit();
+        let partial = w.ft.info(d.l4).and_then(|p| p.partial()).expect("partially validated");
+        assert!(partial.child, "down in an L3: {partial:?}");
+        destroy_and_check_every_frame_back(&mut w);
+    }
+
+    #[test]
+    fn a_partial_unpin_abandoned_leaks_nothing_when_the_domain_dies() {
+        let mut w = world_with_peer_tables();
+        let d = deep(&mut w, 1, (2, 2, 40), Mfn(12), Mfn(14));
+        let rights = MapRights::of(&w.peers[0]);
+        Mmu { ft: &mut w.ft, mem: &mut w.mem }.pin(d.l4, 4, &rights).unwrap();
+        let walked = w.ft.tables_walked();
+        w.ft.set_preempt_at(walked + 70);
+        assert_eq!(Mmu { ft: &mut w.ft, mem: &mut w.mem }.unpin_preemptible(d.l4, 1), Err(XenError::Erestart));
+                w.audit();
+        let p = w.ft.info(d.l4).copied().unwrap();
+        assert!(p.pinned() && p.partial().is_some_and(|q| q.devalidating && q.child), "{:?}", p.partial());
+        destroy_and_check_every_frame_back(&mut w);
+    }
+
+    /// One teardown step of peer 0 with `budget`, audited after it.
+    fn step_peer(w: &mut World, progress: &mut Relinquish, budget: u64) -> Step {
+        let dom = core::mem::replace(&mut w.dom, test_domain(99, false, 0..0, None, Mfn(u64::MAX)).domain);
+        let mut domains = std::vec![dom, w.peers.remove(0)];
+        let mut res = Resources { ft: &mut w.ft, mem: &mut w.mem, pool: &mut w.pool, m2p: M2P };
+        let step = destroy_step(&mut domains, 1, &mut res, progress, budget);
+        w.peers.insert(0, domains.remove(1));
+        w.dom = domains.remove(0);
+        w.audit();
+        step
+    }
+
+    #[test]
+    fn a_large_domain_dies_in_bounded_steps_and_its_memory_is_scrubbed_before_reuse() {
+        let mut w = world_with_peer_tables();
+        let d = deep(&mut w, 1, (2, 3, 40), Mfn(12), Mfn(14));
+        let rights = MapRights::of(&w.peers[0]);
+        Mmu { ft: &mut w.ft, mem: &mut w.mem }.pin(d.l4, 4, &rights).unwrap();
+        // A second hierarchy reference: the small L4 links the deep L3s too.
+        let l3 = d.tables[1];
+        let mut mmu = Mmu { ft: &mut w.ft, mem: &mut w.mem };
+        assert_eq!(mmu.mod_entry(Mfn(10), 4, 5, l3.addr() | 0x67, false, &rights, &rights), Ok(true));
+        w.audit();
+        let frames = peer_frames(&w);
+        let pool = w.pool.0.len();
+        w.peers[0].state = DomainState::Dying(None);
+        let mut progress = Relinquish::default();
+        let mut steps = 0;
+        let dead = loop {
+            steps += 1;
+            let walked = w.ft.tables_walked();
+            let step = step_peer(&mut w, &mut progress, 16 * 512);
+            assert!(w.ft.tables_walked() - walked <= 16 + 1, "a step walks at most its budget's tables");
+            match step {
+                Step::More => assert!(!w.peers[0].torn_down && steps < 1000),
+                Step::Done(dead) => break dead,
+            }
+        };
+        assert!(dead && w.peers[0].torn_down);
+        assert_eq!(w.peers[0].state, DomainState::Dying(None), "dead at the next reap");
+        let mut res = Resources { ft: &mut w.ft, mem: &mut w.mem, pool: &mut w.pool, m2p: M2P };
+        assert!(reap(&mut w.peers[0], &mut res));
+        assert_eq!(w.peers[0].state, DomainState::Dead(None));
+        assert!(steps >= 8, "{} tables at 16 a step: {steps} steps", d.tables.len());
+        // Nothing came back to the pool unscrubbed: all of it waits.
+        assert_eq!(w.pool.0.len(), pool, "no frame in the pool yet");
+        assert_eq!(w.ft.dirty_frames(), frames.len() as u64 + 1, "its frames and shared_info wait to be scrubbed");
+        for &m in &frames {
+            assert!(w.ft.needs_scrub(m) && w.ft.owner(m) == Some(Owner::Free), "frame {}", m.0);
+        }
+        let dirty_tables = d.tables.iter().filter(|m| w.mem.0[m.0 as usize].iter().any(|&b| b != 0)).count();
+        assert_eq!(dirty_tables, d.tables.len(), "the tables still hold their entries");
+        let mut res = Resources { ft: &mut w.ft, mem: &mut w.mem, pool: &mut w.pool, m2p: M2P };
+        assert_eq!(scrub(&mut res, 7), 7);
+        w.audit();
+        // Whatever the allocator hands out now reads as zeroes.
+        let mut handed = std::vec::Vec::new();
+        while let Some(m) = crate::mm::FramePool::alloc(&mut w.pool) {
+            assert!(w.mem.0[m.0 as usize].iter().all(|&b| b == 0), "frame {} handed out unscrubbed", m.0);
+            handed.push(m);
+        }
+        for m in handed {
+            crate::mm::FramePool::free(&mut w.pool, m);
+        }
+        let mut res = Resources { ft: &mut w.ft, mem: &mut w.mem, pool: &mut w.pool, m2p: M2P };
+        assert_eq!(scrub(&mut res, u64::MAX), frames.len() as u64 + 1 - 7);
+        assert_eq!(w.pool.0.len(), pool + frames.len() + 1, "every frame back");
+        for &m in &frames {
+            assert!(w.mem.0[m.0 as usize].iter().all(|&b| b == 0), "frame {} scrubbed", m.0);
+            assert_eq!(w.ft.info(m).copied(), Some(crate::mm::frame_table::PageInfo::default()));
+        }
+        w.audit();
     }
 }

@@ -229,8 +229,8 @@ impl System {
 
     /// Carries out the lifecycle changes a hypercall made: adds the domains
     /// the toolstack created (in the slot of a dead one if there is one),
-    /// takes destroyed domains apart, returns the frames of dying ones that
-    /// nobody maps any more, and tells the toolstack (`VIRQ_DOM_EXC`).
+    /// then a bounded share of the background work on dead domains
+    /// ([`Self::relinquish`]).
     fn settle(&mut self, mem: &mut dyn MachineMemory) {
         for d in core::mem::take(&mut self.lifecycle.created) {
             let dead = self.domains.iter().position(|d| matches!(d.state, DomainState::Dead(_)));
@@ -239,42 +239,70 @@ impl System {
                 None => self.domains.push(d),
             }
         }
+        if self.ft.dirty_frames() != 0 || self.domains.iter().any(|d| matches!(d.state, DomainState::Dying(_))) {
+            self.relinquish(mem, lifecycle::SCRUB_PER_ENTRY);
+        }
+    }
+
+    /// Background work on dead domains' memory, bounded per call: one
+    /// teardown step ([`lifecycle::destroy_step`]) for a dying domain, the
+    /// frames of zombies nobody maps any more, and up to `scrub` frames of
+    /// the dirty list scrubbed back into the pool. A domain taken apart
+    /// tells the toolstack (`VIRQ_DOM_EXC`), as Xen's `domain_kill` does
+    /// when it is done.
+    #[inline(never)]
+    fn relinquish(&mut self, mem: &mut dyn MachineMemory, scrub: u64) {
         let mut notify = false;
+        let mut stepped = false;
         for i in 0..self.domains.len() {
             let Some(d) = self.domains.get_mut(i) else { continue };
             if !matches!(d.state, DomainState::Dying(_)) {
                 continue;
             }
-            let first = !d.torn_down;
-            if first {
+            let (id, before, torn_down) = (d.id, d.tot_pages(), d.torn_down);
+            let known = self.lifecycle.relinquish.iter().position(|(who, _)| *who == id);
+            if !torn_down && known.is_none() {
                 d.console.flush(&mut |b| crate::console::write_bytes(b));
                 for v in 0..d.vcpus.len() {
                     self.sched.remove(VcpuRef { domain: i, vcpu: v });
                 }
+                self.lifecycle.relinquish.push((id, lifecycle::Relinquish::default()));
             }
-            let (id, before) = (d.id, d.tot_pages());
             let mut res = Resources { ft: &mut self.ft, mem: &mut *mem, pool: &mut *self.frames, m2p: self.m2p };
-            let dead = match first {
-                true => lifecycle::destroy(&mut self.domains, i, &mut res),
-                false => self.domains.get_mut(i).is_some_and(|d| lifecycle::reap(d, &mut res)),
+            let step = if torn_down {
+                lifecycle::Step::Done(self.domains.get_mut(i).is_some_and(|d| lifecycle::reap(d, &mut res)))
+            } else if stepped {
+                continue;
+            } else {
+                stepped = true;
+                let at = self.lifecycle.relinquish.iter_mut().find(|(who, _)| *who == id);
+                let Some((_, progress)) = at else { continue };
+                lifecycle::destroy_step(&mut self.domains, i, &mut res, progress, lifecycle::STEP_BUDGET)
             };
             let held = self.domains.get(i).map_or(0, |d| d.tot_pages());
-            let free = self.frames.free_frames();
-            if first {
-                notify = true;
-                crate::printk!(
-                    "xenish: d{id}: torn down: {} of its {before} frames returned, {held} still mapped elsewhere; {free} frames free",
-                    before.saturating_sub(held),
-                );
-            } else if held != before {
-                crate::printk!(
-                    "xenish: d{id}: {} more frames returned; {free} frames free",
-                    before.saturating_sub(held)
-                );
+            let (free, dirty) = (self.frames.free_frames(), self.ft.dirty_frames());
+            match step {
+                lifecycle::Step::More => {}
+                lifecycle::Step::Done(_) if !torn_down => {
+                    // Xen's domain_kill tells the toolstack once it is done.
+                    notify = true;
+                    self.lifecycle.relinquish.retain(|(who, _)| *who != id);
+                    crate::printk!(
+                        "xenish: d{id}: torn down: {held} frames still mapped elsewhere; {free} frames free, {dirty} to scrub"
+                    );
+                }
+                lifecycle::Step::Done(_) if held != before => {
+                    crate::printk!("xenish: d{id}: {} more frames returned", before.saturating_sub(held));
+                }
+                lifecycle::Step::Done(_) => {}
             }
-            if dead {
-                crate::printk!("xenish: d{id}: dead, every frame returned; {free} frames free");
+            if torn_down && step == lifecycle::Step::Done(true) {
+                crate::printk!("xenish: d{id}: dead, every frame returned");
             }
+        }
+        if self.ft.dirty_frames() != 0 {
+            let mut res = Resources { ft: &mut self.ft, mem: &mut *mem, pool: &mut *self.frames, m2p: self.m2p };
+            lifecycle::scrub(&mut res, scrub);
         }
         if notify {
             self.raise_dom_exc(mem);
@@ -360,6 +388,7 @@ impl System {
     /// whatever became runnable, or keep idling.
     pub fn idle_wakeup(&mut self, frame: &mut TrapFrame, now_ns: u64, tsc: u64, mem: &mut dyn MachineMemory) -> Action {
         self.fire_timers(now_ns, mem);
+        self.relinquish(mem, lifecycle::SCRUB_PER_IDLE);
         self.reschedule(frame, now_ns, tsc, mem).with_toggle(false)
     }
 
@@ -830,5 +859,60 @@ mod tests {
         (frame.rdi, frame.rsi) = (0, 0);
         let action = system.syscall(&mut frame, 2000, 2000, &mut mem, &mut plat);
         assert_eq!(action.next, Next::Resume, "nothing changed: no reload");
+    }
+
+    #[test]
+    fn destroydomain_is_continued_until_the_domain_is_taken_apart_and_its_memory_scrubbed() {
+        use crate::hypercall::preempt_tests::deep;
+        use crate::mm::pt_validate::{MapRights, Mmu};
+        use guest_abi::domctl::{XenDomctl, XEN_DOMCTL_DESTROYDOMAIN};
+        let mut w = World::new(true);
+        w.add_peer(crate::hypercall::tests::test_domain(1, false, 10..13, Some(Mfn(10)), Mfn(13)));
+        let d = deep(&mut w, 1, (2, 4, 50), Mfn(11), Mfn(12));
+        let rights = MapRights::of(&w.peers[0]);
+        Mmu { ft: &mut w.ft, mem: &mut w.mem }.pin(d.l4, 4, &rights).unwrap();
+        w.peers[0].state = DomainState::Shutdown(crate::domain::ShutdownReason::Poweroff);
+        w.audit();
+        let frames: std::vec::Vec<Mfn> = w.ft.pages(&w.peers[0].page_list).collect();
+        w.poke(BUF_VA, zerocopy::IntoBytes::as_bytes(&XenDomctl::new(XEN_DOMCTL_DESTROYDOMAIN, 1)));
+        let World { dom, peers, mut mem, mut plat, pool, ft, .. } = w;
+        let Some(scale) = TimeScale::from_hz(1_000_000_000) else { panic!("scale") };
+        let clock = Clock { tsc_at_zero: 0, scale, tsc_hz: 1_000_000_000 };
+        let domains = core::iter::once(dom).chain(peers).map(|d| (d, SchedParams::default())).collect();
+        let mut system = System::new(domains, clock, M2P, alloc::boxed::Box::new(pool), ft);
+        let mut frame = TrapFrame::default();
+        system.start(&mut frame, 0, 0, &mut mem);
+        let free_before = system.frames.free_frames();
+        let mut calls = 0;
+        loop {
+            calls += 1;
+            assert!(calls < 1000, "no end");
+            (frame.rax, frame.rdi, frame.rip) = (u64::from(guest_abi::xen::HYPERVISOR_DOMCTL), BUF_VA, 0x1000);
+            system.syscall(&mut frame, 1000 * calls, 1000 * calls, &mut mem, &mut plat);
+            if frame.rip == 0x1000 {
+                break;
+            }
+            assert_eq!(frame.rip, 0x0ffe, "continued: the syscall again");
+            // A frame back in the pool is a scrubbed one.
+            for &m in &frames {
+                let free = system.ft.owner(m) == Some(crate::mm::frame_table::Owner::Free);
+                if free && !system.ft.needs_scrub(m) {
+                    assert!(mem.0[m.0 as usize].iter().all(|&b| b == 0), "frame {} free unscrubbed", m.0);
+                }
+            }
+        }
+        assert_eq!(frame.rax, 0, "done");
+        assert!(calls >= 5, "{} tables at 32 a step: {calls} calls", d.tables.len());
+        assert_eq!(system.domains[1].state, DomainState::Dead(Some(crate::domain::ShutdownReason::Poweroff)));
+        // Its memory comes back scrubbed, lazily: after later hypercalls.
+        while system.ft.dirty_frames() > 0 {
+            calls += 1;
+            (frame.rax, frame.rdi, frame.rsi) = (u64::from(HYPERVISOR_XEN_VERSION), 0, 0);
+            system.syscall(&mut frame, 1000 * calls, 1000 * calls, &mut mem, &mut plat);
+        }
+        assert_eq!(system.frames.free_frames(), free_before + frames.len() as u64 + 1, "every frame and shared_info");
+        for &m in &frames {
+            assert!(mem.0[m.0 as usize].iter().all(|&b| b == 0), "frame {} scrubbed", m.0);
+        }
     }
 }

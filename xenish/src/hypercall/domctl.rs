@@ -53,7 +53,11 @@ const MAX_PAUSES: u8 = 255;
 
 /// `HYPERVISOR_domctl(op)`.
 pub fn domctl(ctx: &mut Ctx, args: [u64; 5]) -> Outcome {
-    serve(ctx, args[0]).into()
+    match serve(ctx, args[0]) {
+        // A restartable command (destroydomain): the same call again.
+        Err(XenError::Erestart) => Outcome::Continue(args),
+        r => r.into(),
+    }
 }
 
 fn serve(ctx: &mut Ctx, arg: u64) -> HcResult {
@@ -273,9 +277,12 @@ fn pause(ctx: &mut Ctx, id: DomId, index: usize, more: bool) -> HcResult {
 }
 
 /// `XEN_DOMCTL_destroydomain` of domain `id`: marks it dying; the system
-/// takes it apart as soon as this hypercall returns
-/// ([`crate::lifecycle::destroy`]). Destroying a dying domain again is
-/// fine, as in Xen; a domain may not destroy itself (`-EINVAL`).
+/// takes it apart in bounded steps after each hypercall
+/// ([`crate::lifecycle::destroy_step`]), and until the last is done the
+/// call is continued (Xen's `-ERESTART` from `domain_kill`): it returns
+/// once the domain is dead or a zombie held by others' mappings.
+/// Destroying a dying domain again is fine, as in Xen; a domain may not
+/// destroy itself (`-EINVAL`).
 fn destroy(ctx: &mut Ctx, id: DomId) -> HcResult {
     if id == ctx.domain.id {
         return Err(XenError::Einval);
@@ -284,6 +291,9 @@ fn destroy(ctx: &mut Ctx, id: DomId) -> HcResult {
     if !d.is_destroyed() {
         d.state = DomainState::Dying(d.shutdown_reason());
         crate::printk!("xenish: d{}: destroyed by d{}", id, ctx.domain.id);
+    }
+    if matches!(d.state, DomainState::Dying(_)) && !d.torn_down {
+        return Err(XenError::Erestart);
     }
     Ok(0)
 }
@@ -698,9 +708,13 @@ mod tests {
         assert_eq!(call_op(&mut w, m).0, 0);
         assert_eq!(w.peers[0].max_pages, 16384);
         assert_eq!(call_op(&mut w, XenDomctl::new(XEN_DOMCTL_DESTROYDOMAIN, 0)).0, -22, "itself: EINVAL");
-        assert_eq!(call_op(&mut w, op(XEN_DOMCTL_DESTROYDOMAIN)).0, 0);
+        w.poke(BUF_VA, zerocopy::IntoBytes::as_bytes(&op(XEN_DOMCTL_DESTROYDOMAIN)));
+        let args = [BUF_VA, 0, 0, 0, 0];
+        assert_eq!(w.call(NR, args), Outcome::Continue(args), "continued until torn down");
         assert_eq!(w.peers[0].state, DomainState::Dying(None));
-        assert_eq!(call_op(&mut w, op(XEN_DOMCTL_DESTROYDOMAIN)).0, 0, "again: fine, as in Xen");
+        w.peers[0].torn_down = true; // as the system's teardown steps leave it
+        assert_eq!(call_op(&mut w, op(XEN_DOMCTL_DESTROYDOMAIN)).0, 0, "done; again: fine, as in Xen");
+        assert_eq!(call_op(&mut w, op(XEN_DOMCTL_DESTROYDOMAIN)).0, 0);
         w.peers[0].state = DomainState::Dead(None);
         assert_eq!(call_op(&mut w, op(XEN_DOMCTL_DESTROYDOMAIN)).0, -3, "a dead domain is gone: ESRCH");
     }

@@ -76,10 +76,12 @@ pub(super) const MMU_UPDATE_PREEMPTED: u32 = 1 << 31;
 /// Requests served per call before a batch is continued.
 const BATCH: u32 = 512;
 /// Page tables a batch may validate or devalidate (each a walk of 512
-/// entries) before it is continued, after at least one request: Xen checks
-/// for preemption between requests and inside each (one L1 between two
-/// checks); xenish's requests are not preemptible inside, so the batch is
-/// cut by what its requests cost.
+/// entries) before it is continued: Xen checks for preemption between
+/// requests and inside each (one L1 between two checks). A request that
+/// spends the rest of the budget stops inside (a pin, an unpin, an
+/// L2..L4 entry update: [`crate::mm::pt_validate`]'s partial state) and
+/// the batch is continued at that request, which resumes where it left
+/// off.
 pub(super) const TABLE_BUDGET: u64 = 64;
 /// The `MMU_*` command bits of `mmu_update.ptr`: Xen takes
 /// `ptr & (sizeof(l1_pgentry_t) - 1)`, so 4..7 are unknown commands.
@@ -187,9 +189,9 @@ impl Batch {
 
     /// Serves the requests in order with `serve` until one fails or the
     /// per-call bound is reached ([`BATCH`] requests, or [`TABLE_BUDGET`]
-    /// page tables walked, after at least one request); reports the done
+    /// page tables walked, inside a request if need be); reports the done
     /// count and returns the first error, success, or the continuation for
-    /// the rest.
+    /// the rest (from the preempted request on, Xen's `-ERESTART`).
     pub(super) fn run<T: FromBytes + IntoBytes>(self, ctx: &mut Ctx, owner: PgOwner, serve: Serve<T>) -> Outcome {
         let handle = GuestHandle::<T>::new(self.list);
         let mut result = Ok(());
@@ -197,6 +199,7 @@ impl Batch {
         let walked_before = ctx.ft.tables_walked();
         let within_budget =
             |ctx: &Ctx, i: u32| i == 0 || ctx.ft.tables_walked().wrapping_sub(walked_before) < TABLE_BUDGET;
+        ctx.ft.set_preempt_at(walked_before.wrapping_add(TABLE_BUDGET));
         while i < self.count && i < BATCH && within_budget(ctx, i) {
             let request = handle
                 .element_addr(u64::from(i))
@@ -210,14 +213,14 @@ impl Batch {
         }
         self.report_done(ctx, i);
         match result {
-            Err(e) => Outcome::Return(e.to_ret()),
-            Ok(()) if i < self.count => Outcome::Continue([
+            Err(XenError::Erestart) | Ok(()) if i < self.count => Outcome::Continue([
                 handle.element_addr(u64::from(i)).unwrap_or(self.list),
                 u64::from((self.count - i) | MMU_UPDATE_PREEMPTED),
                 self.pdone,
                 u64::from(self.foreigndom),
                 0,
             ]),
+            Err(e) => Outcome::Return(e.to_ret()),
             Ok(()) => Outcome::Return(0),
         }
     }
@@ -285,11 +288,11 @@ fn update_entry(ctx: &mut Ctx, owner: PgOwner, ma: u64, val: u64, preserve_ad: b
     let pt = MapRights::of(ctx.domain);
     let mut mmu = Mmu { ft: &mut *ctx.ft, mem: &mut *ctx.mem };
     let changed = match owner {
-        PgOwner::Caller => mmu.mod_entry(table, level, slot, val, preserve_ad, &pt, &pt)?,
+        PgOwner::Caller => mmu.mod_entry_preemptible(table, level, slot, val, preserve_ad, &pt, &pt)?,
         PgOwner::Foreign(id) => {
             let pg_owner = ctx.peers.get_mut(id).ok_or(XenError::Esrch)?;
             let pg = MapRights::of(pg_owner);
-            mmu.mod_entry(table, level, slot, val, preserve_ad, &pt, &pg)?
+            mmu.mod_entry_preemptible(table, level, slot, val, preserve_ad, &pt, &pg)?
         }
     };
     if changed {

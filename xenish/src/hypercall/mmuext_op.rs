@@ -178,14 +178,14 @@ fn new_user_baseptr(ctx: &mut Ctx, mfn: Mfn) -> Result<(), XenError> {
 fn pin(ctx: &mut Ctx, owner: PgOwner, mfn: Mfn, level: u8) -> Result<(), XenError> {
     let d = owner_domain(&mut *ctx.domain, &mut ctx.peers, owner)?;
     let rights = MapRights::of(d);
-    Mmu { ft: &mut *ctx.ft, mem: &mut *ctx.mem }.pin(mfn, level, &rights)
+    Mmu { ft: &mut *ctx.ft, mem: &mut *ctx.mem }.pin_preemptible(mfn, level, &rights)
 }
 
 /// `UNPIN_TABLE`: `mfn` must be one of the owner's pinned page tables; the
 /// pin's reference goes (devalidating the table if it was the last).
 fn unpin(ctx: &mut Ctx, owner: PgOwner, mfn: Mfn) -> Result<(), XenError> {
     let id = owner_domain(&mut *ctx.domain, &mut ctx.peers, owner)?.id;
-    ctx.mmu().unpin(mfn, id)
+    ctx.mmu().unpin_preemptible(mfn, id)
 }
 
 /// The owner's domain ID.

@@ -25,6 +25,8 @@ mod mmuext_op;
 mod multicall;
 mod physdev;
 mod platform_op;
+#[cfg(test)]
+pub(crate) mod preempt_tests;
 pub mod refusals;
 mod sched_op;
 mod segments;
@@ -595,11 +597,29 @@ pub(crate) mod tests {
                 }
             }
             for (mfn, p) in self.ft.iter() {
+                // A pinned table whose unpin was preempted: the partial
+                // state holds its type reference.
                 if p.pinned() {
+                    add(mfn, p.partial().is_none());
+                }
+                // A partial table: the partial state holds a reference and
+                // the type reference; entries 0..nr hold theirs, entry nr
+                // (with `child`) a reference on the partial table it names.
+                if p.partial().is_some() {
                     add(mfn, true);
                 }
-                let Some(level) = p.page_type().level().filter(|_| p.validated()) else { continue };
-                for i in 0..512 {
+                let (level, end) = match (p.page_type().level(), p.partial()) {
+                    (Some(level), Some(q)) => {
+                        if q.child && q.nr < 512 {
+                            let e = crate::mm::pagetable::entry(&self.mem, mfn, usize::from(q.nr)).unwrap();
+                            add(Mfn::containing(e & crate::guest_access::PTE_ADDR_MASK), false);
+                        }
+                        (level, usize::from(q.nr).min(512))
+                    }
+                    (Some(level), None) if p.validated() => (level, 512),
+                    _ => continue,
+                };
+                for i in 0..end {
                     if level == 4 && crate::mm::pt_validate::is_xen_l4_slot(i) {
                         continue;
                     }
@@ -657,6 +677,7 @@ pub(crate) mod tests {
             pool.dedup();
             assert_eq!(pool.len(), self.pool.0.len(), "a frame twice in the pool");
             for &m in &pool {
+                assert!(!self.ft.needs_scrub(m), "pool frame {} waits to be scrubbed", m.0);
                 let p = self.ft.info(m).copied().unwrap_or_default();
                 assert_eq!((p.owner(), p.count(), p.type_count()), (Owner::Free, 0, 0), "pool frame {}", m.0);
             }

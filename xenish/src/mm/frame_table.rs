@@ -14,7 +14,14 @@
 //!
 //! Validating a page table when it gains its first page-table type
 //! reference, and devalidating it when it loses its last one, is the
-//! business of [`super::pt_validate`]; this module only counts.
+//! business of [`super::pt_validate`]; this module only counts, and keeps
+//! the progress of a preempted (de)validation in the frame's record
+//! ([`Partial`], Xen's `PGT_partial` with `nr_validated_ptes`).
+//!
+//! Free frames that held a dead domain's data wait on a dirty list,
+//! threaded through their records, until they are scrubbed
+//! ([`FrameTable::push_dirty`], [`FrameTable::take_dirty`]); such a frame
+//! is no one's and cannot be assigned.
 //!
 //! Ownership lives here and nowhere else: a frame's owner field says whose
 //! it is, and a domain's frames are linked into its [`PageList`] (Xen's
@@ -124,6 +131,24 @@ const OWNER_DOMAIN: u8 = 2;
 const FLAG_PINNED: u8 = 1 << 0;
 /// `PGT_validated`: the entries of a page-table frame hold their references.
 const FLAG_VALIDATED: u8 = 1 << 1;
+/// `PGT_partial`: a page table whose (de)validation was preempted; its
+/// progress is in [`Partial`]. The flag holds one reference and the
+/// frame's single type reference.
+const FLAG_PARTIAL: u8 = 1 << 2;
+/// With [`FLAG_PARTIAL`]: entry `nr` names a partially (de)validated table
+/// itself, on which this one holds a reference but no type reference (Xen's
+/// `PTF_partial_set`).
+const FLAG_PARTIAL_CHILD: u8 = 1 << 3;
+/// The table is being devalidated (in progress, or partially with
+/// [`FLAG_PARTIAL`]) rather than validated.
+const FLAG_DEVALIDATING: u8 = 1 << 4;
+/// A free frame that held a dead domain's data and waits on the dirty
+/// list to be scrubbed (Xen's `PGC_need_scrub`): it is no one's and
+/// cannot be handed out.
+const FLAG_NEED_SCRUB: u8 = 1 << 7;
+/// Flag bits 5..6 hold bits 8..9 of [`Partial::nr`].
+const NR_HIGH_SHIFT: u8 = 5;
+const NR_HIGH_MASK: u8 = 3 << NR_HIGH_SHIFT;
 
 /// One frame's record (Xen's `struct page_info`), 24 bytes. All zero is a
 /// free frame.
@@ -143,7 +168,9 @@ pub struct PageInfo {
     owner_kind: u8,
     ty: u8,
     flags: u8,
-    _pad: u8,
+    /// Bits 0..7 of [`Partial::nr`] while [`FLAG_PARTIAL`] is set (Xen's
+    /// `nr_validated_ptes`).
+    nr_low: u8,
 }
 
 const _: () = assert!(core::mem::size_of::<PageInfo>() == 24);
@@ -231,6 +258,32 @@ impl PageInfo {
     pub fn linear(&self) -> i16 {
         self.linear
     }
+
+    /// The progress of a page table whose (de)validation was preempted
+    /// (Xen's `PGT_partial`), `None` for every other frame.
+    pub fn partial(&self) -> Option<Partial> {
+        (self.flags & FLAG_PARTIAL != 0).then(|| Partial {
+            nr: u16::from(self.nr_low) | u16::from((self.flags & NR_HIGH_MASK) >> NR_HIGH_SHIFT) << 8,
+            child: self.flags & FLAG_PARTIAL_CHILD != 0,
+            devalidating: self.flags & FLAG_DEVALIDATING != 0,
+        })
+    }
+}
+
+/// How far a preempted validation or devalidation of a page table got
+/// (Xen's `nr_validated_ptes` and `partial_flags`): entries `0..nr` hold
+/// their references; with `child`, entry `nr` names a table that is itself
+/// partially (de)validated, on which this one holds a reference (no type
+/// reference). A partial frame keeps its type with a type count of 1 and
+/// one extra reference, both held by the partial state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Partial {
+    /// Entries `0..nr` hold their references (0..=512).
+    pub nr: u16,
+    /// Entry `nr` is a partially (de)validated table.
+    pub child: bool,
+    /// Whether the table was being devalidated (else validated).
+    pub devalidating: bool,
 }
 
 /// What a type reference found: the frame already had the type, or it has
@@ -242,6 +295,11 @@ pub enum TypeRef {
     /// The frame changed type (its type count was zero); a page-table
     /// type must be validated, then marked with [`FrameTable::set_validated`].
     New,
+    /// A partially validated page table of that type: its partial state
+    /// is gone (with the reference it held; the caller holds another) and
+    /// the caller, now owner of its one type reference, resumes the
+    /// validation from here.
+    Resume(Partial),
 }
 
 /// The architectural limit of [`FrameTable::io_frames_end`]: 52-bit
@@ -257,6 +315,13 @@ pub struct FrameTable {
     /// Page tables (512 entries each) validated or devalidated since boot:
     /// the work hypercall budgets charge (see [`Self::tables_walked`]).
     tables_walked: u64,
+    /// The last batch's budget: the [`Self::tables_walked`] count at
+    /// which its preemptible requests stop and record their progress
+    /// (`u64::MAX` before any batch).
+    preempt_at: u64,
+    /// Free frames waiting to be scrubbed before anyone gets them again,
+    /// linked through their records as a domain's pages are.
+    dirty: PageList,
     /// The first frame past the machine's physical address width
     /// (`2^(paddr_bits - 12)`, CPUID 0x80000008): the end of the I/O
     /// memory a privileged domain may map, as Xen's hardware domain's
@@ -283,12 +348,27 @@ impl FrameTable {
         self.tables_walked = self.tables_walked.wrapping_add(1);
     }
 
+    /// Sets the budget of the batch about to be served: its preemptible
+    /// page-table requests ([`super::pt_validate::Mmu::pin_preemptible`],
+    /// `unpin_preemptible`, `mod_entry_preemptible`) record their progress
+    /// and stop with `-ERESTART` once [`Self::tables_walked`] reaches `at`.
+    /// Only those consult it, so it needs no reset after the batch.
+    #[inline]
+    pub fn set_preempt_at(&mut self, at: u64) {
+        self.preempt_at = at;
+    }
+
+    /// Whether a preemptible request has used up its batch's budget.
+    pub fn preempt_due(&self) -> bool {
+        self.tables_walked >= self.preempt_at
+    }
+
     /// A frame table over `pages` (zeroed: every frame free), one record
     /// per machine frame from 0; records past [`MAX_FRAMES`] are not used.
     pub fn new(pages: &'static mut [PageInfo], xen_l4_slots: [u64; 16]) -> Self {
         let usable = pages.len().min(MAX_FRAMES as usize);
         let (pages, _) = pages.split_at_mut(usable);
-        FrameTable { pages, xen_l4_slots, tables_walked: 0, io_frames_end: MAX_IO_FRAMES_END }
+        FrameTable { pages, xen_l4_slots, tables_walked: 0, preempt_at: u64::MAX, dirty: PageList::default(), io_frames_end: MAX_IO_FRAMES_END }
     }
 
     /// Frames the table covers.
@@ -322,7 +402,7 @@ impl FrameTable {
     /// page list: `-EINVAL` for them.
     pub fn set_owner(&mut self, mfn: Mfn, owner: Owner) -> Result<(), XenError> {
         let p = self.info_mut(mfn).ok_or(XenError::Einval)?;
-        if p.owner_kind == OWNER_DOMAIN {
+        if p.owner_kind == OWNER_DOMAIN || p.flags & FLAG_NEED_SCRUB != 0 {
             return Err(XenError::Einval);
         }
         if p.count != 0 {
@@ -345,7 +425,7 @@ impl FrameTable {
         if this == 0 {
             return Err(XenError::Einval);
         }
-        if p.owner_kind != OWNER_FREE || p.count != 0 {
+        if p.owner_kind != OWNER_FREE || p.count != 0 || p.flags & FLAG_NEED_SCRUB != 0 {
             return Err(XenError::Ebusy);
         }
         (p.owner_kind, p.owner, p.next, p.prev) = (OWNER_DOMAIN, id, 0, list.tail);
@@ -382,6 +462,54 @@ impl FrameTable {
         }
         list.count = list.count.saturating_sub(1);
         Ok(())
+    }
+
+    /// Puts the free, unreferenced frame `mfn` (a dead domain's, or a
+    /// hypervisor frame it was given) on the dirty list, to be scrubbed
+    /// before it is handed out again ([`Self::take_dirty`]). `-EBUSY` for
+    /// a frame in use or already there.
+    pub fn push_dirty(&mut self, mfn: Mfn) -> Result<(), XenError> {
+        let this = link(mfn);
+        let tail = self.dirty.tail;
+        let p = self.info_mut(mfn).ok_or(XenError::Einval)?;
+        if this == 0 || p.owner_kind != OWNER_FREE || p.count != 0 || p.flags & FLAG_NEED_SCRUB != 0 {
+            return Err(XenError::Ebusy);
+        }
+        *p = PageInfo { flags: FLAG_NEED_SCRUB, prev: tail, ..PageInfo::default() };
+        match unlink(tail).and_then(|t| self.info_mut(t)) {
+            Some(t) => t.next = this,
+            None => self.dirty.head = this,
+        }
+        self.dirty.tail = this;
+        self.dirty.count += 1;
+        Ok(())
+    }
+
+    /// The first frame of the dirty list, taken off it: free and clean in
+    /// the frame table, for the caller to scrub and return to the pool.
+    pub fn take_dirty(&mut self) -> Option<Mfn> {
+        let mfn = self.dirty.first()?;
+        let next = self.info(mfn).map_or(0, |p| p.next);
+        if let Some(p) = self.info_mut(mfn) {
+            *p = PageInfo::default();
+        }
+        match unlink(next).and_then(|m| self.info_mut(m)) {
+            Some(n) => n.prev = 0,
+            None => self.dirty.tail = 0,
+        }
+        self.dirty.head = next;
+        self.dirty.count = self.dirty.count.saturating_sub(1);
+        Some(mfn)
+    }
+
+    /// Frames waiting on the dirty list.
+    pub fn dirty_frames(&self) -> u64 {
+        self.dirty.len()
+    }
+
+    /// Whether `mfn` waits on the dirty list.
+    pub fn needs_scrub(&self, mfn: Mfn) -> bool {
+        self.info(mfn).is_some_and(|p| p.flags & FLAG_NEED_SCRUB != 0)
     }
 
     /// The page after `mfn` on its owner's page list.
@@ -439,18 +567,34 @@ impl FrameTable {
     pub fn get_type(&mut self, mfn: Mfn, ty: PageType) -> Result<TypeRef, XenError> {
         let p = self.info_mut(mfn).ok_or(XenError::Einval)?;
         if p.type_count == 0 {
+            if p.flags & (FLAG_VALIDATED | FLAG_PARTIAL) != 0 {
+                // A dying domain's table whose last type reference went
+                // while its entries still hold theirs (see
+                // [`Self::put_type_deferred`]): nothing may retype it.
+                return Err(XenError::Ebusy);
+            }
             p.ty = ty.code();
             p.type_count = 1;
-            p.flags &= !(FLAG_VALIDATED | FLAG_PINNED);
+            p.flags = 0;
             return Ok(TypeRef::New);
         }
-        if p.page_type() != ty || (ty.level().is_some() && !p.validated()) {
-            // Of another type, or a page table still being validated (a
-            // table that links to itself).
+        if p.page_type() != ty {
             return Err(XenError::Einval);
         }
-        p.type_count = p.type_count.checked_add(1).ok_or(XenError::Einval)?;
-        Ok(TypeRef::Held)
+        if ty.level().is_none() || p.validated() {
+            p.type_count = p.type_count.checked_add(1).ok_or(XenError::Einval)?;
+            return Ok(TypeRef::Held);
+        }
+        match p.partial().filter(|q| !q.devalidating) {
+            Some(partial) => {
+                (p.flags, p.nr_low) = (0, 0);
+                p.count = p.count.saturating_sub(1);
+                Ok(TypeRef::Resume(partial))
+            }
+            // A page table being validated or devalidated (a table that
+            // links to itself, or one whose devalidation was preempted).
+            None => Err(XenError::Einval),
+        }
     }
 
     /// The type reference of a linear entry (Xen's
@@ -516,6 +660,34 @@ impl FrameTable {
         }
     }
 
+    /// Records that the (de)validation of page table `mfn`, in progress,
+    /// was preempted at `partial`: the partial state takes a reference of
+    /// its own and keeps the type reference.
+    pub fn set_partial(&mut self, mfn: Mfn, partial: Partial) {
+        if let Some(p) = self.info_mut(mfn) {
+            let nr = partial.nr.min(512);
+            p.nr_low = (nr & 0xff) as u8;
+            p.flags = (p.flags & FLAG_PINNED)
+                | FLAG_PARTIAL
+                | (((nr >> 8) as u8) << NR_HIGH_SHIFT & NR_HIGH_MASK)
+                | if partial.child { FLAG_PARTIAL_CHILD } else { 0 }
+                | if partial.devalidating { FLAG_DEVALIDATING } else { 0 };
+            p.type_count = 1;
+            p.count = p.count.saturating_add(1);
+        }
+    }
+
+    /// Takes up the preempted devalidation of `mfn` (the caller holds a
+    /// reference of its own): returns its progress, the partial state's
+    /// reference gone; `None` if it is no partially devalidated table.
+    pub fn resume_devalidation(&mut self, mfn: Mfn) -> Option<Partial> {
+        let p = self.info_mut(mfn)?;
+        let partial = p.partial().filter(|q| q.devalidating)?;
+        (p.flags, p.nr_low) = ((p.flags & FLAG_PINNED) | FLAG_DEVALIDATING, 0);
+        p.count = p.count.saturating_sub(1);
+        Some(partial)
+    }
+
     /// Undoes a [`TypeRef::New`] whose validation failed: the frame is
     /// untyped again.
     pub fn abandon_type(&mut self, mfn: Mfn) {
@@ -528,31 +700,80 @@ impl FrameTable {
 
     /// The counting half of Xen's `put_page_type`: drops a type reference.
     /// Returns the page-table level whose entries must now be released
-    /// when this was the last type reference of a validated page table
-    /// (the frame is already untyped then).
+    /// when this was the last type reference of a validated page table:
+    /// the frame then keeps its type and a type count of 1, marked as being
+    /// devalidated, until [`Self::end_devalidation`].
     pub fn put_type(&mut self, mfn: Mfn) -> Option<u8> {
         let p = self.info_mut(mfn)?;
-        p.type_count = p.type_count.saturating_sub(1);
+        if p.type_count == 0 {
+            return None;
+        }
+        p.type_count -= 1;
         if p.type_count != 0 {
             return None;
         }
-        let devalidate = p.validated().then(|| p.page_type().level()).flatten();
-        p.ty = PageType::None.code();
-        p.flags = 0;
-        devalidate
+        match p.validated().then(|| p.page_type().level()).flatten() {
+            Some(level) => {
+                p.type_count = 1;
+                p.flags = FLAG_DEVALIDATING;
+                Some(level)
+            }
+            None => {
+                p.ty = PageType::None.code();
+                p.flags = 0;
+                None
+            }
+        }
+    }
+
+    /// The end of a devalidation: the frame is untyped.
+    pub fn end_devalidation(&mut self, mfn: Mfn) {
+        if let Some(p) = self.info_mut(mfn) {
+            p.type_count = 0;
+            p.ty = PageType::None.code();
+            p.flags = 0;
+        }
+    }
+
+    /// A dying domain's `put_page_type`: drops a type reference, but a
+    /// validated (or partial) page table losing its last one keeps its
+    /// type and entries, for the relinquish pass to take apart without
+    /// recursion ([`crate::lifecycle`]).
+    pub fn put_type_deferred(&mut self, mfn: Mfn) {
+        if let Some(p) = self.info_mut(mfn) {
+            p.type_count = p.type_count.saturating_sub(1);
+            if p.type_count == 0 && p.flags & (FLAG_VALIDATED | FLAG_PARTIAL) == 0 {
+                p.ty = PageType::None.code();
+                p.flags = 0;
+            }
+        }
     }
 
     /// Xen's forced invalidation of a dying domain's page table
-    /// (`relinquish_memory`): the frame loses its type, every type
-    /// reference and its pin at once. Returns the level whose entries must
-    /// now be released, if it was a validated page table.
-    pub fn force_untype(&mut self, mfn: Mfn) -> Option<u8> {
+    /// (`relinquish_memory`): a validated or partial table stops being
+    /// one, whoever still holds type references on it. Returns its level
+    /// and which of its entries hold references, for the caller to release
+    /// (the partial state's own references are gone). The frame keeps its
+    /// type name while others hold type references, so that entries
+    /// naming it are still told apart (linear or not); it is untyped once
+    /// the last goes ([`Self::put_type_deferred`]).
+    pub fn relinquish_table(&mut self, mfn: Mfn) -> Option<(u8, Partial)> {
         let p = self.info_mut(mfn)?;
-        let level = p.validated().then(|| p.page_type().level()).flatten();
-        p.type_count = 0;
-        p.ty = PageType::None.code();
-        p.flags = 0;
-        level
+        let level = p.page_type().level()?;
+        let held = match p.partial() {
+            Some(partial) => {
+                p.count = p.count.saturating_sub(1);
+                p.type_count = p.type_count.saturating_sub(1);
+                partial
+            }
+            None if p.validated() => Partial { nr: 512, child: false, devalidating: false },
+            None => return None,
+        };
+        (p.flags, p.nr_low) = (p.flags & FLAG_PINNED, 0);
+        if p.type_count == 0 {
+            p.ty = PageType::None.code();
+        }
+        Some((level, held))
     }
 
     /// Sets `mfn`'s pinned flag; `-EINVAL` if it already has that state.
@@ -660,6 +881,9 @@ pub(crate) mod tests {
         assert_eq!(ft.get_type(Mfn(2), PageType::Writable), Err(XenError::Einval));
         assert_eq!(ft.put_type(Mfn(2)), None);
         assert_eq!(ft.put_type(Mfn(2)), Some(1), "the last reference devalidates");
+        assert_eq!(ft.get_type(Mfn(2), PageType::L1), Err(XenError::Einval), "being devalidated");
+        assert_eq!(ft.get_type(Mfn(2), PageType::Writable), Err(XenError::Einval), "still an L1 meanwhile");
+        ft.end_devalidation(Mfn(2));
         assert_eq!(ft.page_type(Mfn(2)), PageType::None);
     }
 }

@@ -26,17 +26,43 @@
 //!   [`FrameTable::xen_l4_slots`] on validation, never written by guests.
 //! - A table's entries hold their references exactly while the table has
 //!   a page-table type reference: the first one validates it, the last one
-//!   going devalidates it at once, as Xen 4.17's `_put_final_page_type`
-//!   does. Xen keeps the stale type name (with `PGT_validated` clear) on a
-//!   frame whose type count is zero and revalidates it on the next use;
-//!   xenish drops the type to [`PageType::None`] instead, which a guest
-//!   cannot tell apart. Validation is not preemptible (Xen's is, with
-//!   `-ERESTART` continuations): validating or devalidating one table can
-//!   walk every untyped table below it, up to all of the domain's frames.
-//!   Each table walked is counted ([`FrameTable::tables_walked`]) so that
-//!   `mmu_update`/`mmuext_op` continue a batch once it has cost a budget,
-//!   which bounds a batch to the budget plus one request. A failed
-//!   validation releases what it took and leaves every count as before.
+//!   going devalidates it, as Xen 4.17's `_put_final_page_type` does. Xen
+//!   keeps the stale type name (with `PGT_validated` clear) on a frame
+//!   whose type count is zero and revalidates it on the next use; xenish
+//!   drops the type to [`PageType::None`] instead, which a guest cannot
+//!   tell apart. A failed validation releases what it took and leaves
+//!   every count as before.
+//! - Validation and devalidation are preemptible, as Xen's (`PGT_partial`
+//!   and `-ERESTART`, `promote_lN_table`/`demote_lN_table`): when a
+//!   batch serves a request ([`FrameTable::set_preempt_at`], the
+//!   `*_preemptible` entry points: `mmuext_op`'s pins and unpins,
+//!   `mmu_update`'s L2..L4 entries), every table walked
+//!   is charged ([`FrameTable::tables_walked`]), and once the batch's
+//!   budget is spent a table above L1 stops between two entries (after at
+//!   least one: every call makes progress; one L1, 512 entries, is the
+//!   unit) and records in the frame table how far it got
+//!   ([`super::frame_table::Partial`]: entries `0..nr` hold their
+//!   references, and entry `nr` may name a table partial itself, on which
+//!   it holds a reference). The request fails with `-ERESTART`, the batch
+//!   is continued at that request, and the same request resumes the work:
+//!   a pin finds its table partially validated and goes on (so does any
+//!   request taking that type on it, as in Xen); an unpin keeps the pin
+//!   (and the table its type) until its devalidation is done, and the
+//!   request again finds it pinned and partially devalidated. A partial
+//!   table keeps its type with a type count of 1 and one more reference,
+//!   both the partial state's, so it cannot take another type (`-EINVAL`),
+//!   be mapped writable (`-EBUSY`), be written as plain memory (`-EINVAL`)
+//!   or be freed; a partially devalidated one cannot be typed or pinned
+//!   again before its unpin is finished (`-EINVAL`; Xen would let another
+//!   request revalidate it). A failure part-way releases every reference
+//!   the validation took, in earlier calls too. Not preemptible: that
+//!   undo, the release of an entry's old value (unlinking a subtree
+//!   devalidates it in one go), and type references taken or dropped
+//!   outside batches (base pointers, `setvcpucontext`).
+//! - A dying domain's tables are taken apart without recursion
+//!   ([`Mmu::relinquish_table`], Xen's `relinquish_memory`): one walk per
+//!   table, the tables below losing their last type reference keeping
+//!   their entries until the teardown reaches them ([`crate::lifecycle`]).
 //! - The hypervisor adds `_PAGE_USER` to every present entry it accepts
 //!   (64-bit PV kernels run in ring 3: Xen's `adjust_guest_lNe`).
 //! - L1 entries with [`PTE_GNTTAB`] are grant mappings: the grant code
@@ -44,7 +70,7 @@
 
 use guest_abi::errno::XenError;
 
-use super::frame_table::{FrameTable, Owner, PageType, TypeRef};
+use super::frame_table::{FrameTable, Owner, PageType, Partial, TypeRef};
 use super::pagetable::{self, PTE_A, PTE_D, PTE_P, PTE_RW, PTE_US};
 use super::{MachineMemory, Mfn};
 use crate::domain::{DomId, Domain};
@@ -209,8 +235,19 @@ impl Mmu<'_> {
     /// Xen's `get_page_from_l2e`..`l4e`: a present entry of the
     /// level-`level` table `table` of `owner` takes a reference and a type
     /// reference of level `level - 1` on the frame it names; failing that
-    /// with `-EINVAL`, it may be a read-only linear entry.
-    fn get_page_from_lne(&mut self, level: u8, pte: u64, table: Mfn, owner: &MapRights) -> Result<(), XenError> {
+    /// with `-EINVAL`, it may be a read-only linear entry. With `held`, the
+    /// reference is held already (the entry names a partially validated
+    /// table, which validation resumes). `-ERESTART`: the table named was
+    /// left partially validated, and the reference stays held.
+    fn get_page_from_lne(
+        &mut self,
+        level: u8,
+        pte: u64,
+        table: Mfn,
+        owner: &MapRights,
+        held: bool,
+        preemptible: bool,
+    ) -> Result<(), XenError> {
         if pte & PTE_P == 0 {
             return Ok(());
         }
@@ -218,9 +255,25 @@ impl Mmu<'_> {
             return Err(XenError::Einval);
         }
         let target = frame_of(pte);
-        match self.get_page_and_type(target, owner, PageType::table(level - 1).ok_or(XenError::Einval)?) {
-            Err(XenError::Einval) => self.get_linear(level, pte, table, owner),
-            r => r,
+        let ty = PageType::table(level - 1).ok_or(XenError::Einval)?;
+        if !held {
+            if let Err(e) = self.ft.get_page(target, Owner::Domain(owner.id)) {
+                return match e {
+                    XenError::Einval => self.get_linear(level, pte, table, owner),
+                    e => Err(e),
+                };
+            }
+        }
+        match self.get_type(target, owner, ty, preemptible) {
+            Ok(()) => Ok(()),
+            Err(XenError::Erestart) => Err(XenError::Erestart),
+            Err(e) => {
+                self.ft.put_page(target);
+                match e {
+                    XenError::Einval => self.get_linear(level, pte, table, owner),
+                    e => Err(e),
+                }
+            }
         }
     }
 
@@ -259,21 +312,25 @@ impl Mmu<'_> {
     }
 
     /// Releases what entry `pte` of the level-`level` table `table` holds.
-    fn put_page_from_entry(&mut self, level: u8, pte: u64, table: Mfn) {
+    /// `-ERESTART`: the table it names was left partially devalidated,
+    /// and the entry's reference on it stays held.
+    fn put_page_from_entry(&mut self, level: u8, pte: u64, table: Mfn, preemptible: bool) -> Result<(), XenError> {
         if level == 1 {
             self.put_page_from_l1e(pte);
-            return;
+            return Ok(());
         }
         let target = frame_of(pte);
         if pte & PTE_P == 0 || target == table {
-            return;
+            return Ok(());
         }
         if self.ft.page_type(target).level() == Some(level) {
             // A linear entry (a normal one names the level below).
             self.ft.dec_linear_uses(target);
             self.ft.dec_linear_entries(table);
         }
-        self.put_page_and_type(target);
+        self.put_type_preemptible(target, preemptible)?;
+        self.ft.put_page(target);
+        Ok(())
     }
 
     /// Xen's `get_page_and_type`: a reference and a type reference of `ty`
@@ -281,25 +338,31 @@ impl Mmu<'_> {
     /// it if it becomes a page table now. Nothing is held on failure.
     pub fn get_page_and_type(&mut self, mfn: Mfn, owner: &MapRights, ty: PageType) -> Result<(), XenError> {
         self.ft.get_page(mfn, Owner::Domain(owner.id))?;
-        let r = self.get_type(mfn, owner, ty);
+        let r = self.get_type(mfn, owner, ty, false);
         if r.is_err() {
             self.ft.put_page(mfn);
         }
         r
     }
 
-    /// A type reference of `ty` on `mfn` (whose caller holds a reference),
-    /// validating a new page table.
-    fn get_type(&mut self, mfn: Mfn, owner: &MapRights, ty: PageType) -> Result<(), XenError> {
-        if self.ft.get_type(mfn, ty)? == TypeRef::Held {
-            return Ok(());
-        }
+    /// Xen's `_get_page_type`: a type reference of `ty` on `mfn` (whose
+    /// caller holds a reference), validating a new page table or resuming
+    /// a partially validated one. `-ERESTART` (only if `preemptible`): the
+    /// table is left partially validated, holding a reference and its type
+    /// reference of its own; the caller holds no type reference.
+    fn get_type(&mut self, mfn: Mfn, owner: &MapRights, ty: PageType, preemptible: bool) -> Result<(), XenError> {
+        let resume = match self.ft.get_type(mfn, ty)? {
+            TypeRef::Held => return Ok(()),
+            TypeRef::New => None,
+            TypeRef::Resume(partial) => Some(partial),
+        };
         let Some(level) = ty.level() else { return Ok(()) };
-        match self.validate(mfn, level, owner) {
+        match self.validate(mfn, level, owner, resume, preemptible) {
             Ok(()) => {
                 self.ft.set_validated(mfn);
                 Ok(())
             }
+            Err(XenError::Erestart) => Err(XenError::Erestart),
             Err(e) => {
                 self.ft.abandon_type(mfn);
                 Err(e)
@@ -316,31 +379,79 @@ impl Mmu<'_> {
     /// Xen's `put_page_type`: drops a type reference, devalidating a page
     /// table that loses its last one.
     pub fn put_type(&mut self, mfn: Mfn) {
-        if let Some(level) = self.ft.put_type(mfn) {
-            self.devalidate(mfn, level);
-        }
+        let _ = self.put_type_preemptible(mfn, false);
     }
 
-    /// Xen's `alloc_lN_table`: takes the references of every entry of the
-    /// level-`level` table `mfn` of `owner`; on a failure, releases those
-    /// taken. On success the accepted entries get `_PAGE_USER` and an L4
-    /// its hypervisor slots.
-    fn validate(&mut self, mfn: Mfn, level: u8, owner: &MapRights) -> Result<(), XenError> {
+    /// Xen's `_put_page_type`, preemptible if `preemptible`: `-ERESTART`
+    /// when the devalidation of a table losing its last type reference
+    /// was preempted (the table is left partially devalidated, its type
+    /// reference held by the partial state).
+    fn put_type_preemptible(&mut self, mfn: Mfn, preemptible: bool) -> Result<(), XenError> {
+        let Some(level) = self.ft.put_type(mfn) else { return Ok(()) };
+        self.devalidate(mfn, level, None, preemptible)?;
+        self.ft.end_devalidation(mfn);
+        Ok(())
+    }
+
+    /// Takes up the preempted devalidation of `mfn` (the caller holds a
+    /// reference on it) and finishes it, or `-ERESTART` again.
+    fn resume_devalidation(&mut self, mfn: Mfn, preemptible: bool) -> Result<(), XenError> {
+        let Some(level) = self.ft.page_type(mfn).level() else { return Ok(()) };
+        let Some(partial) = self.ft.resume_devalidation(mfn) else { return Ok(()) };
+        self.devalidate(mfn, level, Some(partial), preemptible)?;
+        self.ft.end_devalidation(mfn);
+        Ok(())
+    }
+
+    /// Whether preemptible work done so far must stop here.
+    fn must_stop(&self, preemptible: bool, did_work: bool) -> bool {
+        preemptible && did_work && self.ft.preempt_due()
+    }
+
+    /// Xen's `promote_lN_table`: takes the references of the entries of
+    /// the level-`level` table `mfn` of `owner`, from the start or from
+    /// where `resume` left off. On a failure, releases those taken (the
+    /// earlier calls' too). If `preemptible`, a table above L1 stops once
+    /// the frame table's budget is spent, after at least one entry (every
+    /// call makes progress), and records its progress: `-ERESTART`. On
+    /// success the accepted entries get `_PAGE_USER` and an L4 its
+    /// hypervisor slots.
+    fn validate(
+        &mut self,
+        mfn: Mfn,
+        level: u8,
+        owner: &MapRights,
+        resume: Option<Partial>,
+        preemptible: bool,
+    ) -> Result<(), XenError> {
         self.mem.frame(mfn).ok_or(XenError::Einval)?;
         self.ft.charge_table_walk();
-        for i in 0..ENTRIES {
+        let (start, child) = resume.map_or((0, false), |p| (usize::from(p.nr).min(ENTRIES), p.child));
+        let mut did_work = false;
+        for i in start..ENTRIES {
             if level == 4 && is_xen_l4_slot(i) {
                 continue;
+            }
+            if level > 1 && self.must_stop(preemptible, did_work) {
+                self.ft.set_partial(mfn, Partial { nr: i as u16, child: false, devalidating: false });
+                return Err(XenError::Erestart);
             }
             let pte = self.entry(mfn, i)?;
             let r = if level == 1 {
                 self.get_page_from_l1e(pte, owner, owner)
             } else {
-                self.get_page_from_lne(level, pte, mfn, owner)
+                self.get_page_from_lne(level, pte, mfn, owner, child && i == start, preemptible)
             };
-            if let Err(e) = r {
-                self.release_entries(mfn, level, i);
-                return Err(e);
+            match r {
+                Ok(()) => did_work = true,
+                Err(XenError::Erestart) => {
+                    self.ft.set_partial(mfn, Partial { nr: i as u16, child: true, devalidating: false });
+                    return Err(XenError::Erestart);
+                }
+                Err(e) => {
+                    self.release_entries(mfn, level, i);
+                    return Err(e);
+                }
             }
         }
         for i in 0..ENTRIES {
@@ -358,38 +469,105 @@ impl Mmu<'_> {
         Ok(())
     }
 
-    /// Releases the references of entries `0..end` of a level-`level` table.
+    /// Releases the references of entries `0..end` of a level-`level`
+    /// table at once (a failed validation's undo).
     fn release_entries(&mut self, mfn: Mfn, level: u8, end: usize) {
+        let _ = self.devalidate(mfn, level, Some(Partial { nr: end as u16, child: false, devalidating: true }), false);
+    }
+
+    /// Xen's `demote_lN_table`: the entries of the level-`level` table
+    /// `mfn` release what they hold, from the last down, from the end or
+    /// from where `resume` left off (first finishing the devalidation of
+    /// the partial table its entry `nr` names). If `preemptible`, stops
+    /// once the budget is spent, after at least one entry, and records its
+    /// progress: `-ERESTART`.
+    fn devalidate(&mut self, mfn: Mfn, level: u8, resume: Option<Partial>, preemptible: bool) -> Result<(), XenError> {
+        self.ft.charge_table_walk();
+        let (end, child) = resume.map_or((ENTRIES, false), |p| (usize::from(p.nr).min(ENTRIES), p.child));
+        let mut did_work = false;
+        if child {
+            if let Ok(target) = self.entry(mfn, end).map(frame_of) {
+                if let Err(e) = self.resume_devalidation(target, preemptible) {
+                    self.ft.set_partial(mfn, Partial { nr: end as u16, child: true, devalidating: true });
+                    return Err(e);
+                }
+                self.ft.put_page(target);
+                did_work = true;
+            }
+        }
         for i in (0..end).rev() {
             if level == 4 && is_xen_l4_slot(i) {
                 continue;
             }
-            if let Ok(pte) = self.entry(mfn, i) {
-                self.put_page_from_entry(level, pte, mfn);
+            if level > 1 && self.must_stop(preemptible, did_work) {
+                self.ft.set_partial(mfn, Partial { nr: (i + 1) as u16, child: false, devalidating: true });
+                return Err(XenError::Erestart);
             }
+            let Ok(pte) = self.entry(mfn, i) else { continue };
+            if let Err(e) = self.put_page_from_entry(level, pte, mfn, preemptible) {
+                self.ft.set_partial(mfn, Partial { nr: i as u16, child: true, devalidating: true });
+                return Err(e);
+            }
+            did_work = true;
         }
+        Ok(())
     }
 
     /// Xen's forced invalidation of a dying domain's table (its
-    /// `relinquish_memory`): `mfn` loses its type at once, whoever held
-    /// type references, and its entries release what they hold.
-    pub fn force_devalidate(&mut self, mfn: Mfn) {
-        if let Some(level) = self.ft.force_untype(mfn) {
-            self.devalidate(mfn, level);
-        }
-    }
-
-    /// Xen's `free_lN_table`: every entry releases what it holds.
-    fn devalidate(&mut self, mfn: Mfn, level: u8) {
+    /// `relinquish_memory`): `mfn` stops being a page table at once,
+    /// whoever holds type references, and its entries release what they
+    /// hold without devalidating the tables they name (those lose their
+    /// last type reference with [`FrameTable::put_type_deferred`] and are
+    /// relinquished on their own): one walk of one table, whatever lies
+    /// below it. Returns whether it was a table.
+    pub fn relinquish_table(&mut self, mfn: Mfn) -> bool {
+        let Some((level, held)) = self.ft.relinquish_table(mfn) else { return false };
         self.ft.charge_table_walk();
-        self.release_entries(mfn, level, ENTRIES);
+        let end = usize::from(held.nr).min(ENTRIES);
+        for i in 0..end + usize::from(held.child && end < ENTRIES) {
+            if level == 4 && is_xen_l4_slot(i) {
+                continue;
+            }
+            let Ok(pte) = self.entry(mfn, i) else { continue };
+            let target = frame_of(pte);
+            if pte & PTE_P == 0 || (level > 1 && target == mfn) {
+                continue;
+            }
+            if i == end {
+                // A partial table named here: a reference, no type reference.
+                self.ft.put_page(target);
+            } else if level == 1 {
+                if pte & PTE_GNTTAB != 0 {
+                    continue;
+                }
+                match self.ft.owner(target) {
+                    Some(Owner::Domain(_)) if pte & PTE_RW != 0 => self.ft.put_type_deferred(target),
+                    Some(Owner::Domain(_) | Owner::Xen) => {}
+                    _ => continue,
+                }
+                self.ft.put_page(target);
+            } else {
+                if self.ft.page_type(target).level() == Some(level) {
+                    self.ft.dec_linear_uses(target);
+                    self.ft.dec_linear_entries(mfn);
+                }
+                self.ft.put_type_deferred(target);
+                self.ft.put_page(target);
+            }
+        }
+        true
     }
 
     /// Xen's `mod_lN_entry`: writes `new` into entry `slot` of `table`, a
     /// validated level-`level` table of `pt` (the caller checks that),
     /// taking the new entry's references (frames of `pg` for an L1) before
     /// releasing the old one's. With `preserve_ad` the old accessed and
-    /// dirty bits stay. Returns whether the entry changed.
+    /// dirty bits stay. Returns whether the entry changed. Served by a
+    /// batch ([`Self::mod_entry_preemptible`]), validating the table a
+    /// new L2..L4 entry names may stop with `-ERESTART`: the
+    /// entry is not written, the table named is left partially validated,
+    /// and the same request resumes it. Releasing the old entry is not
+    /// preemptible.
     #[allow(clippy::too_many_arguments)]
     pub fn mod_entry(
         &mut self,
@@ -400,6 +578,36 @@ impl Mmu<'_> {
         preserve_ad: bool,
         pt: &MapRights,
         pg: &MapRights,
+    ) -> Result<bool, XenError> {
+        self.mod_entry_with(table, level, slot, new, preserve_ad, (pt, pg), false)
+    }
+
+    /// [`Self::mod_entry`] served by a batch: preemptible by the batch's
+    /// budget ([`FrameTable::set_preempt_at`]).
+    #[allow(clippy::too_many_arguments)]
+    pub fn mod_entry_preemptible(
+        &mut self,
+        table: Mfn,
+        level: u8,
+        slot: usize,
+        new: u64,
+        preserve_ad: bool,
+        pt: &MapRights,
+        pg: &MapRights,
+    ) -> Result<bool, XenError> {
+        self.mod_entry_with(table, level, slot, new, preserve_ad, (pt, pg), true)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn mod_entry_with(
+        &mut self,
+        table: Mfn,
+        level: u8,
+        slot: usize,
+        new: u64,
+        preserve_ad: bool,
+        (pt, pg): (&MapRights, &MapRights),
+        preemptible: bool,
     ) -> Result<bool, XenError> {
         if slot >= ENTRIES || (level == 4 && is_xen_l4_slot(slot)) {
             // Xen: "L4 update in Xen-private area".
@@ -430,21 +638,45 @@ impl Mmu<'_> {
             if level == 1 {
                 self.get_page_from_l1e(new, pt, pg)?;
             } else {
-                self.get_page_from_lne(level, new, table, pt)?;
+                if let Err(e) = self.get_page_from_lne(level, new, table, pt, false, preemptible) {
+                    if e == XenError::Erestart {
+                        self.ft.put_page(frame_of(new));
+                    }
+                    return Err(e);
+                }
             }
         }
         if let Err(e) = self.set_entry(table, slot, value) {
-            self.put_page_from_entry(level, value, table);
+            let _ = self.put_page_from_entry(level, value, table, false);
             return Err(e);
         }
-        self.put_page_from_entry(level, old, table);
+        let _ = self.put_page_from_entry(level, old, table, false);
         Ok(value != old)
     }
 
     /// `MMUEXT_PIN_Ln_TABLE`: a type reference of level `level` on `mfn`, a
     /// frame of `owner`, held by the pin; pinning twice is `-EINVAL`.
+    /// Served by a batch ([`Self::pin_preemptible`]), validation may stop
+    /// with `-ERESTART`, leaving the table partially validated (and unpinned):
+    /// the same request again resumes it (Xen's `PIN_Ln_TABLE` with
+    /// `get_page_type_preemptible`).
     pub fn pin(&mut self, mfn: Mfn, level: u8, owner: &MapRights) -> Result<(), XenError> {
-        self.get_page_and_type(mfn, owner, PageType::table(level).ok_or(XenError::Einval)?)?;
+        self.pin_with(mfn, level, owner, false)
+    }
+
+    /// [`Self::pin`] served by a batch: preemptible by the batch's budget
+    /// ([`FrameTable::set_preempt_at`]).
+    pub fn pin_preemptible(&mut self, mfn: Mfn, level: u8, owner: &MapRights) -> Result<(), XenError> {
+        self.pin_with(mfn, level, owner, true)
+    }
+
+    fn pin_with(&mut self, mfn: Mfn, level: u8, owner: &MapRights, preemptible: bool) -> Result<(), XenError> {
+        let ty = PageType::table(level).ok_or(XenError::Einval)?;
+        self.ft.get_page(mfn, Owner::Domain(owner.id))?;
+        if let Err(e) = self.get_type(mfn, owner, ty, preemptible) {
+            self.ft.put_page(mfn);
+            return Err(e);
+        }
         if let Err(e) = self.ft.set_pinned(mfn, true) {
             self.put_page_and_type(mfn);
             return Err(e);
@@ -453,13 +685,39 @@ impl Mmu<'_> {
     }
 
     /// `MMUEXT_UNPIN_TABLE`: drops the pin of `owner`'s frame `mfn`
-    /// (`-EINVAL` if it is not a pinned frame of `owner`).
+    /// (`-EINVAL` if it is not a pinned frame of `owner`). Served by a
+    /// batch ([`Self::unpin_preemptible`]), the devalidation of a table losing its last
+    /// type reference may stop with `-ERESTART`: the table stays pinned
+    /// (nothing else may pin, type or link it), partially devalidated, and
+    /// the same request again resumes it. Xen parks such a table in the
+    /// vCPU's `old_guest_table` and reports the request done; xenish
+    /// re-executes the request instead, which a guest cannot tell apart.
     pub fn unpin(&mut self, mfn: Mfn, owner: DomId) -> Result<(), XenError> {
+        self.unpin_with(mfn, owner, false)
+    }
+
+    /// [`Self::unpin`] served by a batch: preemptible by the batch's
+    /// budget ([`FrameTable::set_preempt_at`]).
+    pub fn unpin_preemptible(&mut self, mfn: Mfn, owner: DomId) -> Result<(), XenError> {
+        self.unpin_with(mfn, owner, true)
+    }
+
+    fn unpin_with(&mut self, mfn: Mfn, owner: DomId, preemptible: bool) -> Result<(), XenError> {
         if self.ft.owner(mfn) != Some(Owner::Domain(owner)) {
             return Err(XenError::Einval);
         }
-        self.ft.set_pinned(mfn, false)?;
-        self.put_page_and_type(mfn);
+        let resuming = self.ft.info(mfn).is_some_and(|p| p.pinned() && p.partial().is_some_and(|q| q.devalidating));
+        if resuming {
+            self.resume_devalidation(mfn, preemptible)?;
+        } else {
+            self.ft.set_pinned(mfn, false)?;
+            if let Err(e) = self.put_type_preemptible(mfn, preemptible) {
+                let _ = self.ft.set_pinned(mfn, true);
+                return Err(e);
+            }
+        }
+        let _ = self.ft.set_pinned(mfn, false);
+        self.ft.put_page(mfn);
         Ok(())
     }
 }

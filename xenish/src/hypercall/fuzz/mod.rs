@@ -340,6 +340,8 @@ impl FuzzWorld {
                     d.state = DomainState::Dying(Some(reason));
                 }
                 lifecycle::destroy(domains, slot, res);
+                // The toolstack's next domain takes scrubbed frames only.
+                lifecycle::scrub(res, u64::MAX);
             })?;
             let reason = match reason {
                 crate::domain::ShutdownReason::Other(_) => String::from("Other"),
