@@ -87,6 +87,11 @@ pub const STEP_BUDGET: u64 = 32 * 512;
 pub const SCRUB_PER_ENTRY: u64 = 256;
 /// Frames [`scrub`] zeroes per wakeup of the idle CPU (4 MiB).
 pub const SCRUB_PER_IDLE: u64 = 1024;
+/// Scrubbed frames the pool is refilled to after every hypercall while
+/// dirty ones wait (4 MiB): more than one hypercall may allocate (a
+/// `memory_op` batch stops at 2 MiB), so that no allocation fails while
+/// memory only waits to be scrubbed (Xen scrubs on allocation instead).
+pub const POOL_RESERVE: u64 = 1024;
 
 /// How far the teardown of a dying domain got (Xen's `d->teardown` and
 /// `d->arch.rel_priv` progress markers).
