@@ -142,14 +142,14 @@ fn count_after(out: &Outcome, key: &str) -> u64 {
         .unwrap_or_else(|| panic!("no {key:?} in the serial log\n{out}"))
 }
 
-/// Needs resumable page-table validation (Xen's `PGT_partial`): today one
-/// pin validates every table below the L4 in one go, one unpin devalidates
-/// them. Measured 2026-12-06 (64 MiB domain: 1 L4, 1 L3, 28 L2s, 14,306
-/// L1s; guest time under `-icount`): one pin or unpin ran 2.0 s without a
-/// break, the neighbour waited 2.0 s at a stretch and got 50/1000 of the
-/// time it wanted the CPU over the window (the base window: 495/1000).
+/// One pin of a deep L4 validates every untyped table below it, one
+/// unpin devalidates them: both are preempted and resumed (Xen's
+/// `PGT_partial`), so the neighbour keeps its share. Measured 2026-12-06
+/// (64 MiB domain: 1 L4, 1 L3, 28 L2s, 14,306 L1s; guest time under
+/// `-icount`): before validation was resumable, one pin or unpin ran 2.0 s
+/// in one go and the neighbour got 50/1000; since, 500/1000 with its
+/// longest wait 35 ms.
 #[test]
-#[ignore = "needs resumable page-table validation (Xen's PGT_partial): one pin of 14,306 tables runs 2 s in one go; the neighbour got 50/1000"]
 fn a_deep_page_table_pin_leaves_the_neighbour_its_share() {
     let out = run_classes(&["base", "pin:2000"]);
     out.expect_line("(d0) hostile: pin: 1 L4, ").expect_line("pinned twice: Err(Einval)");
