@@ -11,7 +11,7 @@ use alloc::boxed::Box;
 use alloc::format;
 use alloc::vec::Vec;
 
-use crate::domain::{Domain, DomainState, RUNSTATE_BLOCKED, RUNSTATE_RUNNABLE, RUNSTATE_RUNNING};
+use crate::domain::{Domain, DomainState, RUNSTATE_BLOCKED, RUNSTATE_OFFLINE, RUNSTATE_RUNNABLE, RUNSTATE_RUNNING};
 use crate::evtchn;
 use crate::hypercall::{self, Ctx, Outcome, Peers, Platform, TlbFlush};
 use crate::lifecycle::{self, Lifecycle, Resources};
@@ -111,8 +111,13 @@ impl System {
         let mut sched = Scheduler::new();
         let mut list = Vec::with_capacity(domains.len());
         for (i, (d, params)) in domains.into_iter().enumerate() {
-            for v in 0..d.vcpus.len() {
-                sched.add(VcpuRef { domain: i, vcpu: v }, params);
+            for (v, vcpu) in d.vcpus.iter().enumerate() {
+                let who = VcpuRef { domain: i, vcpu: v };
+                sched.add(who, params);
+                // vCPUs other than 0 start down, as in Xen.
+                if !vcpu.runnable() {
+                    sched.sleep(who);
+                }
             }
             list.push(d);
         }
@@ -380,6 +385,12 @@ impl System {
                     deadline.is_some_and(|t| t <= now_ns) || ports.iter().any(|&p| evtchn::port_is_pending(d, mem, p))
                 });
                 let Some(v) = d.vcpus.get_mut(vi) else { continue };
+                // A vCPU that came up (VCPUOP_up, or a context with
+                // VGCF_online) leaves RUNSTATE_offline: Xen's vcpu_wake.
+                if !v.down && v.runstate.state == RUNSTATE_OFFLINE {
+                    v.runstate.enter(RUNSTATE_RUNNABLE, now_ns);
+                    self.sched.wake(VcpuRef { domain: di, vcpu: vi });
+                }
                 if v.blocked && upcall_pending(info, mem) {
                     v.blocked = false;
                     self.sched.wake(VcpuRef { domain: di, vcpu: vi });
@@ -452,6 +463,11 @@ impl System {
         }
         let shared_info = domain.shared_info;
         if let Some(v) = domain.vcpus.get_mut(who.vcpu) {
+            if v.down {
+                // VCPUOP_down on itself: it leaves the CPU until it is up.
+                self.sched.sleep(who);
+                return false;
+            }
             if core::mem::take(&mut v.yielded) {
                 self.sched.yield_now(who);
                 self.preempt_at_ns = 0; // reschedule on the way out
@@ -494,19 +510,28 @@ impl System {
             self.sched.charge(who, now_ns.saturating_sub(self.slice_start_ns));
             if let Some(v) = self.domains.get_mut(who.domain).and_then(|d| d.vcpus.get_mut(who.vcpu)) {
                 v.regs = *frame;
-                let state = if v.blocked || v.poll.is_some() { RUNSTATE_BLOCKED } else { RUNSTATE_RUNNABLE };
+                let state = match () {
+                    _ if v.down => RUNSTATE_OFFLINE,
+                    _ if v.blocked || v.poll.is_some() => RUNSTATE_BLOCKED,
+                    _ => RUNSTATE_RUNNABLE,
+                };
                 v.runstate.enter(state, now_ns);
             }
             self.publish_runstate(who, mem);
         }
-        // A domain without vCPUs (created, not yet built) cannot run.
-        if self.domains.iter().all(|d| !d.is_running() || d.vcpus.is_empty()) {
+        // A domain without a vCPU up (created, not yet built) cannot run.
+        if self.domains.iter().all(|d| !d.is_running() || d.online_vcpus() == 0) {
             self.report();
             return Next::PowerOff { failed: self.any_failed() };
         }
         match self.sched.pick(now_ns) {
-            Pick::Run { who, .. } if !self.domains.get(who.domain).is_some_and(Domain::is_running) => {
-                // Paused or down since it was queued: not a candidate.
+            Pick::Run { who, .. }
+                if !self.domains.get(who.domain).is_some_and(|d| {
+                    d.is_running() && d.vcpus.get(who.vcpu).is_some_and(|v| !v.down)
+                }) =>
+            {
+                // Paused, shut down or its vCPU down since it was queued:
+                // not a candidate.
                 self.sched.sleep(who);
                 self.reschedule(frame, now_ns, tsc, mem)
             }
@@ -599,7 +624,7 @@ impl System {
             let (id, name) = (d.id, &d.name);
             match (d.state, d.shutdown_reason()) {
                 (DomainState::Shutdown(reason), _) => crate::printk!("xenish:   d{id} ({name}): {reason}"),
-                (DomainState::Running, _) if d.vcpus.is_empty() => {
+                (DomainState::Running, _) if !d.vcpus.iter().any(|v| v.initialised) => {
                     crate::printk!("xenish:   d{id} ({name}): not built")
                 }
                 (DomainState::Running, _) => crate::printk!("xenish:   d{id} ({name}): paused"),
