@@ -692,6 +692,61 @@ mod tests {
         mem.0[8][1] = 0; // evtchn_upcall_mask
     }
 
+    /// A hypercall by the vCPU on the CPU, as its `syscall` makes it.
+    fn hypercall(
+        system: &mut System,
+        frame: &mut TrapFrame,
+        mem: &mut crate::guest_access::tests::FakeMemory,
+        w: &mut World,
+        now: u64,
+        nr: u32,
+        args: [u64; 2],
+    ) -> Action {
+        (frame.rax, frame.rdi, frame.rsi, frame.rip) = (u64::from(nr), args[0], args[1], frame.rip + 2);
+        system.syscall(frame, now, now, mem, &mut w.plat)
+    }
+
+    #[test]
+    fn a_second_vcpu_runs_once_up_and_stops_when_down() {
+        use guest_abi::vcpu::{VCPUOP_DOWN, VCPUOP_IS_UP, VCPUOP_UP};
+        use guest_abi::xen::{HYPERVISOR_SCHED_OP, HYPERVISOR_VCPU_OP};
+        const AP_RIP: u64 = 0xffff_ffff_8100_0000;
+        let (mut system, mut frame, mut mem, mut w) = started(|w| {
+            w.dom.max_vcpus = 2;
+            w.dom.create_offline_vcpus(0);
+            let regs = TrapFrame { rip: AP_RIP, cs: 0xe033, ss: 0xe02b, rflags: 0x202, ..TrapFrame::default() };
+            let mut ap = crate::domain::Vcpu::new(1, regs, Mfn(0));
+            ap.down = true;
+            ap.runstate.state = RUNSTATE_OFFLINE;
+            w.dom.vcpus[1] = ap;
+        });
+        let vcpu0 = Some(VcpuRef { domain: 0, vcpu: 0 });
+        assert_eq!(system.current, vcpu0);
+        let yield_ = [u64::from(guest_abi::sched::SCHEDOP_YIELD), 0];
+        hypercall(&mut system, &mut frame, &mut mem, &mut w, 1_000, HYPERVISOR_SCHED_OP, yield_);
+        assert_eq!(system.current, vcpu0, "vCPU 1 is down: vCPU 0 goes on after its yield");
+        let up = [u64::from(VCPUOP_UP), 1];
+        hypercall(&mut system, &mut frame, &mut mem, &mut w, 2_000, HYPERVISOR_VCPU_OP, up);
+        assert_eq!(frame.rax, 0);
+        assert_eq!(system.domains[0].vcpus[1].runstate.state, RUNSTATE_RUNNABLE, "woken");
+        let action = hypercall(&mut system, &mut frame, &mut mem, &mut w, 3_000, HYPERVISOR_SCHED_OP, yield_);
+        assert_eq!(system.current, Some(VcpuRef { domain: 0, vcpu: 1 }), "the yield lets vCPU 1 run");
+        assert!(matches!(action.next, Next::Switch(_)));
+        assert_eq!(frame.rip, AP_RIP);
+        let down = [u64::from(VCPUOP_DOWN), 1];
+        hypercall(&mut system, &mut frame, &mut mem, &mut w, 4_000, HYPERVISOR_VCPU_OP, down);
+        assert_eq!(system.current, vcpu0, "down on itself: it leaves the CPU");
+        assert_eq!(system.domains[0].vcpus[1].runstate.state, RUNSTATE_OFFLINE);
+        assert!(system.domains[0].is_alive());
+        let is_up = [u64::from(VCPUOP_IS_UP), 1];
+        hypercall(&mut system, &mut frame, &mut mem, &mut w, 5_000, HYPERVISOR_VCPU_OP, is_up);
+        assert_eq!(frame.rax, 0, "vCPU 1 is down");
+        for t in 1..5 {
+            hypercall(&mut system, &mut frame, &mut mem, &mut w, 5_000 + t * 40_000_000, HYPERVISOR_SCHED_OP, yield_);
+            assert_eq!(system.current, vcpu0, "never vCPU 1 again");
+        }
+    }
+
     #[test]
     fn console_input_raises_virq_console_only_at_a_listening_domain_0() {
         let (mut system, _frame, mut mem, _w) = started(|_| {});
