@@ -34,16 +34,25 @@ work() {
 }
 "#;
 
-/// The domU's init: the workload, then a last line dom0 waits for.
+/// The domU's init: the workload (in a shell of its own: the init shell,
+/// process 1, does not wait for its background jobs), then a last line
+/// dom0 waits for.
 fn domu_init() -> String {
     format!(
         r#"
 /bin/busybox mkdir -p /sbin /usr/bin /usr/sbin /proc /sys /tmp
 /bin/busybox --install -s
+# Linux runs /sbin/poweroff when the toolstack asks for a shutdown.
+rm -f /sbin/poweroff
+printf '#!/bin/sh\n/bin/busybox poweroff -f\n' > /sbin/poweroff
+chmod 755 /sbin/poweroff
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
+cat > /work.sh <<'END'
 {WORKLOAD}
 work domU
+END
+sh /work.sh 2>&1
 echo "domU: workload done"
 while true; do sleep 5; done
 "#
@@ -90,7 +99,7 @@ fn linux_with_two_vcpus_on_one_cpu_as_dom0_and_as_a_domu_on_xenish_as_on_xen() {
     scenario.common_args = "dom0_max_vcpus=2";
     scenario.limit = Duration::from_secs(900);
     let (xenish, xen) = scenario.both();
-    let sorted = "check: {p}: pipeline {j}: e071f707 100 ";
+    let sorted = "check: {p}: pipeline {j}: e071f707 100";
     let mut expected: Vec<String> = Vec::new();
     for (p, prefix) in [("dom0", "check: "), ("domU", "check: console: ")] {
         let p_line = |s: &str| format!("{prefix}{}", s.replace("{p}", p).trim_start_matches("check: "));
