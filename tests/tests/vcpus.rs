@@ -48,6 +48,7 @@ printf '#!/bin/sh\n/bin/busybox poweroff -f\n' > /sbin/poweroff
 chmod 755 /sbin/poweroff
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
+mount -t devtmpfs dev /dev
 cat > /work.sh <<'END'
 {WORKLOAD}
 work domU
