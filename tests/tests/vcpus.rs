@@ -34,9 +34,8 @@ work() {
 }
 "#;
 
-/// The domU's init: the workload (in a shell of its own: the init shell,
-/// process 1, does not wait for its background jobs), then a last line
-/// dom0 waits for.
+/// The domU's init: devtmpfs (a shell's background jobs open `/dev/null`),
+/// the workload in a shell of its own, then a last line dom0 waits for.
 fn domu_init() -> String {
     format!(
         r#"
