@@ -39,6 +39,8 @@ pub struct Scenario<'a> {
     pub cpu: String,
     /// More of Xen's command line (after its serial console and dom0_mem).
     pub xen_args: &'static str,
+    /// Options for both hypervisors' command lines (say `dom0_max_vcpus=2`).
+    pub common_args: &'static str,
     /// A boot's time limit (scaled by `XENISH_TIMEOUT_SCALE`).
     pub limit: Duration,
     /// Whether dom0's `/init` starts this repository's daemons.
@@ -57,6 +59,7 @@ impl<'a> Scenario<'a> {
             dom0_mem: "512M",
             cpu: CPU.into(),
             xen_args: "",
+            common_args: "",
             limit: Duration::from_secs(600),
             daemons: OwnDaemons::Start,
         }
@@ -67,7 +70,7 @@ impl<'a> Scenario<'a> {
     pub fn boot(&self, hv: Hypervisor) -> Outcome {
         let image_name = format!("{}-{hv:?}", self.name).to_lowercase();
         let image = dom0::image_with(&image_name, Some(&self.script), self.extra, self.daemons).unwrap_or_else(|e| panic!("{e}"));
-        let dom0_mem = format!("dom0_mem={}", self.dom0_mem);
+        let dom0_mem = format!("dom0_mem={} {}", self.dom0_mem, self.common_args);
         let (hypervisor, cmdline) = match hv {
             Hypervisor::Xenish => {
                 (images::images().hypervisor.clone(), format!("{dom0_mem} {}", crate::qemu::XENISH_TEST_OPTIONS))

@@ -7,7 +7,7 @@ use alloc::vec::Vec;
 use core::fmt;
 
 /// Options xenish knows; anything else is reported as unknown.
-const KNOWN: &[&str] = &["dom0_mem", "domain", "console", "com1", "loglvl", "guest_loglvl", "console_io"];
+const KNOWN: &[&str] = &["dom0_mem", "dom0_max_vcpus", "domain", "console", "com1", "loglvl", "guest_loglvl", "console_io"];
 
 /// Bytes per page.
 const PAGE: u64 = 4096;
@@ -193,6 +193,7 @@ impl Dom0Mem {
 #[derive(Debug, Default)]
 pub struct CommandLine<'a> {
     dom0_mem: Option<&'a str>,
+    dom0_max_vcpus: Option<&'a str>,
     console_io: Option<&'a str>,
     nosmp: bool,
     maxcpus: Option<&'a str>,
@@ -207,6 +208,7 @@ impl<'a> CommandLine<'a> {
             let (key, value) = opt.split_once('=').unwrap_or((opt, ""));
             match key {
                 "dom0_mem" => out.dom0_mem = Some(value),
+                "dom0_max_vcpus" => out.dom0_max_vcpus = Some(value),
                 "console_io" => out.console_io = Some(value),
                 "nosmp" if value.is_empty() => out.nosmp = true,
                 "maxcpus" => out.maxcpus = Some(value),
@@ -253,6 +255,12 @@ impl<'a> CommandLine<'a> {
                 Err(_) => Err(CmdlineError::BadNumber("maxcpus=")),
             },
         }
+    }
+
+    /// The value of `dom0_max_vcpus=`, if given (the last one wins;
+    /// [`crate::setup::dom0_max_vcpus`] reads it).
+    pub fn dom0_max_vcpus(&self) -> Option<&'a str> {
+        self.dom0_max_vcpus
     }
 
     /// The `dom0_mem=` option (the default: none of its parts given).

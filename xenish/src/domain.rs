@@ -100,6 +100,13 @@ pub struct TrapHandler {
 pub struct Vcpu {
     /// vCPU number within the domain.
     pub id: u32,
+    /// Down (Xen's `_VPF_down`): not scheduled until `VCPUOP_up`. Every
+    /// vCPU but 0 is created down; `VCPUOP_down` puts one back.
+    pub down: bool,
+    /// Given a context (Xen's `is_initialised`): by the builder,
+    /// `XEN_DOMCTL_setvcpucontext` or `VCPUOP_initialise`. Only an
+    /// initialised vCPU may come up.
+    pub initialised: bool,
     /// The guest registers while the vCPU is not running.
     pub regs: TrapFrame,
     /// The kernel-mode top-level page table (it holds an L4 type
@@ -202,6 +209,8 @@ pub const RUNSTATE_RUNNING: usize = 0;
 pub const RUNSTATE_RUNNABLE: usize = 1;
 /// `RUNSTATE_blocked`
 pub const RUNSTATE_BLOCKED: usize = 2;
+/// `RUNSTATE_offline`: down, or not yet initialised.
+pub const RUNSTATE_OFFLINE: usize = 3;
 
 /// A vCPU's runstate and the time it spent in each (`vcpu_runstate_info`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -266,6 +275,8 @@ impl Vcpu {
     pub fn new(id: u32, regs: TrapFrame, kernel_l4: Mfn) -> Self {
         Vcpu {
             id,
+            down: false,
+            initialised: true,
             regs,
             kernel_l4,
             user_l4: None,
@@ -297,10 +308,28 @@ impl Vcpu {
         }
     }
 
+    /// A vCPU as `XEN_DOMCTL_max_vcpus` creates it (Xen's `vcpu_create`):
+    /// down, not initialised, offline, with no page table (a frame number
+    /// no domain owns) and an FPU save area of `fpu_size` bytes, offline
+    /// since `now_ns` (its runstate counts from its creation, not boot).
+    pub fn offline(id: u32, fpu_size: usize, now_ns: u64) -> Self {
+        let mut v = Vcpu::new(id, TrapFrame::default(), Mfn(u64::MAX));
+        (v.down, v.initialised, v.kernel_sp) = (true, false, 0);
+        (v.runstate.state, v.runstate.entry_ns) = (RUNSTATE_OFFLINE, now_ns);
+        v.init_fpu(fpu_size);
+        v
+    }
+
+    /// Whether the scheduler may run the vCPU: up, and neither blocked nor
+    /// polling.
+    pub fn runnable(&self) -> bool {
+        !self.down && !self.blocked && self.poll.is_none()
+    }
+
     /// Where this vCPU's `vcpu_info` is, it being vCPU `index` of a domain
     /// whose shared_info page is `shared_info`.
     pub fn info_location(&self, shared_info: Mfn, index: usize) -> (Mfn, usize) {
-        self.vcpu_info.unwrap_or((shared_info, index.saturating_mul(VCPU_INFO_SIZE)))
+        self.vcpu_info.unwrap_or_else(|| legacy_vcpu_info(shared_info, index))
     }
 
     /// Gives the vCPU an FPU save area of `size` bytes (plus alignment
@@ -378,6 +407,26 @@ impl Vcpu {
 
 /// Bytes of a `vcpu_info`.
 pub const VCPU_INFO_SIZE: usize = 64;
+
+/// vCPUs whose `vcpu_info` has a slot in shared_info
+/// (`XEN_LEGACY_MAX_VCPUS`); the others have none until they register one.
+pub const LEGACY_MAX_VCPUS: usize = 32;
+
+/// The most vCPUs a domain may have on xenish (`createdomain`'s
+/// `max_vcpus`, boot-time `vcpus=`, `dom0_max_vcpus=`). Xen allows 8192 for
+/// a PV domain; xenish time-slices them and keeps them in a vector, and 128
+/// is what a guest on today's machines may sensibly ask for.
+pub const MAX_VCPUS: u32 = 128;
+
+/// The default `vcpu_info` of vCPU `index`: its shared_info slot, or, from
+/// vCPU 32 on, none (Xen's `dummy_vcpu_info`): an offset past the page,
+/// which every access treats as absent.
+pub fn legacy_vcpu_info(shared_info: Mfn, index: usize) -> (Mfn, usize) {
+    match index < LEGACY_MAX_VCPUS {
+        true => (shared_info, index * VCPU_INFO_SIZE),
+        false => (shared_info, crate::mm::PAGE_SIZE),
+    }
+}
 
 /// Zeroes a shared_info page and masks event upcalls on all 32 legacy
 /// vcpu_info slots, as Xen's builders do.
@@ -548,8 +597,23 @@ impl Domain {
     pub fn vcpu_info(&self, vcpu: usize) -> (Mfn, usize) {
         match self.vcpus.get(vcpu) {
             Some(v) => v.info_location(self.shared_info, vcpu),
-            None => (self.shared_info, vcpu.saturating_mul(VCPU_INFO_SIZE)),
+            None => legacy_vcpu_info(self.shared_info, vcpu),
         }
+    }
+
+    /// Creates vCPUs `vcpus.len()..max_vcpus`, down and uninitialised (Xen's
+    /// `vcpu_create` for each) at system time `now_ns`, with room for
+    /// their per-vCPU VIRQs.
+    pub fn create_offline_vcpus(&mut self, fpu_size: usize, now_ns: u64) {
+        for id in self.vcpus.len() as u32..self.max_vcpus {
+            self.vcpus.push(Vcpu::offline(id, fpu_size, now_ns));
+        }
+        self.evtchn.set_nr_vcpus(self.vcpus.len());
+    }
+
+    /// How many of its vCPUs are up.
+    pub fn online_vcpus(&self) -> usize {
+        self.vcpus.iter().filter(|v| !v.down).count()
     }
 
     /// Whether the domain may map `mfn` with its own page tables: its RAM

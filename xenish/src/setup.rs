@@ -74,6 +74,52 @@ struct Plan<'m> {
     initrd: Option<&'m BootModule<'m>>,
     size: Size,
     privileged: bool,
+    /// Its vCPUs (`max_vcpus`): vCPU 0 starts, the others are down.
+    vcpus: u32,
+}
+
+/// Physical CPUs xenish runs guests on today.
+const NR_CPUS: u32 = 1;
+
+/// dom0's vCPU count by Xen's `dom0_max_vcpus()`: the number of CPUs
+/// (`nr_cpus`), raised to the option's minimum and lowered to its maximum,
+/// at most [`crate::domain::MAX_VCPUS`]. The option is Xen's
+/// `dom0_max_vcpus=N` (exactly N), `N-M` (between N and M), `N-` (at least
+/// N) or `-M` (at most M); N = 0 means 1; numbers as C's `strtoul` reads
+/// them with base 0 (decimal, `0x` hex, leading-`0` octal).
+pub fn dom0_max_vcpus(option: Option<&str>, nr_cpus: u32) -> Result<u32, String> {
+    let (mut min, mut max) = (1u64, u64::from(u32::MAX));
+    if let Some(s) = option {
+        let bad = || alloc::format!("'{s}' is not N, N-M, N- or -M");
+        if let Some(m) = s.strip_prefix('-') {
+            max = strtoul(m).ok_or_else(bad)?;
+        } else {
+            let (n, rest) = s.split_once('-').map_or((s, None), |(n, m)| (n, Some(m)));
+            min = strtoul(n).ok_or_else(bad)?.max(1);
+            match rest {
+                None => max = min,
+                Some("") => {}
+                Some(m) => max = strtoul(m).ok_or_else(bad)?,
+            }
+        }
+    }
+    let n = u64::from(nr_cpus).max(min).min(max).min(u64::from(crate::domain::MAX_VCPUS));
+    Ok(n as u32)
+}
+
+/// An unsigned number as `strtoul(s, &end, 0)` reads the whole of `s`.
+fn strtoul(s: &str) -> Option<u64> {
+    let (digits, radix) = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        Some(hex) => (hex, 16),
+        None => match s.strip_prefix('0') {
+            Some(octal) if !octal.is_empty() => (octal, 8),
+            _ => (s, 10),
+        },
+    };
+    if digits.is_empty() {
+        return None;
+    }
+    u64::from_str_radix(digits, radix).ok()
 }
 
 /// Builds the boot-time domains from the command line and the modules,
@@ -109,8 +155,15 @@ pub fn boot_domains(
                 return domains;
             }
         };
+        let vcpus = match dom0_max_vcpus(line.dom0_max_vcpus(), NR_CPUS) {
+            Ok(n) => n,
+            Err(e) => {
+                printk!("xenish: bad dom0_max_vcpus ({e}); dom0 gets {NR_CPUS}");
+                NR_CPUS
+            }
+        };
         let size = Size::Dom0(dom0_mem);
-        let plan = Plan { id: 0, name: "dom0", kernel, initrd: modules.get(1), size, privileged: true };
+        let plan = Plan { id: 0, name: "dom0", kernel, initrd: modules.get(1), size, privileged: true, vcpus };
         match build_domain(setup, scratch, &plan) {
             Ok(d) => domains.push((d, SchedParams::default())),
             Err(e) => printk!("xenish: d0: not started: {e}"),
@@ -141,16 +194,17 @@ pub fn boot_domains(
             },
             None => None,
         };
-        if cfg.vcpus != 1 {
+        if cfg.vcpus > crate::domain::MAX_VCPUS {
             printk!(
-                "xenish: d{id} ({}): {} vCPUs asked, but one per domain is supported yet; not started",
+                "xenish: d{id} ({}): {} vCPUs asked, at most {} per domain; not started",
                 cfg.name,
-                cfg.vcpus
+                cfg.vcpus,
+                crate::domain::MAX_VCPUS
             );
             continue;
         }
         let size = Size::Pages(cfg.mem_mib.unwrap_or(DEFAULT_DOMAIN_MIB) * 256);
-        let plan = Plan { id, name: &cfg.name, kernel, initrd, size, privileged: cfg.privileged };
+        let plan = Plan { id, name: &cfg.name, kernel, initrd, size, privileged: cfg.privileged, vcpus: cfg.vcpus };
         match build_domain(setup, scratch, &plan) {
             Ok(d) => {
                 printk!(
@@ -236,6 +290,13 @@ fn construct(setup: &mut Setup, plan: &Plan, image: &KernelImage) -> Result<Doma
         v
     }];
     d.evtchn = evtchn;
+    // vCPUs 1.. exist from the start, down until the guest brings them up
+    // (Xen's sched_setup_dom0_vcpus and the toolstack's max_vcpus).
+    d.max_vcpus = plan.vcpus.max(1);
+    d.create_offline_vcpus(setup.fpu_area_size, 0);
+    if d.max_vcpus > 1 {
+        printk!("xenish: d{}: {} vCPUs (vCPU 0 up, the others down until the guest starts them)", plan.id, d.max_vcpus);
+    }
     d.console_ring = built.console_mfn.zip(console_port);
     Ok(d)
 }

@@ -11,7 +11,7 @@ use alloc::boxed::Box;
 use alloc::format;
 use alloc::vec::Vec;
 
-use crate::domain::{Domain, DomainState, RUNSTATE_BLOCKED, RUNSTATE_RUNNABLE, RUNSTATE_RUNNING};
+use crate::domain::{Domain, DomainState, RUNSTATE_BLOCKED, RUNSTATE_OFFLINE, RUNSTATE_RUNNABLE, RUNSTATE_RUNNING};
 use crate::evtchn;
 use crate::hypercall::{self, Ctx, Outcome, Peers, Platform, TlbFlush};
 use crate::lifecycle::{self, Lifecycle, Resources};
@@ -111,8 +111,13 @@ impl System {
         let mut sched = Scheduler::new();
         let mut list = Vec::with_capacity(domains.len());
         for (i, (d, params)) in domains.into_iter().enumerate() {
-            for v in 0..d.vcpus.len() {
-                sched.add(VcpuRef { domain: i, vcpu: v }, params);
+            for (v, vcpu) in d.vcpus.iter().enumerate() {
+                let who = VcpuRef { domain: i, vcpu: v };
+                sched.add(who, params);
+                // vCPUs other than 0 start down, as in Xen.
+                if !vcpu.runnable() {
+                    sched.sleep(who);
+                }
             }
             list.push(d);
         }
@@ -415,6 +420,13 @@ impl System {
                 let Some(v) = d.vcpus.get_mut(vi) else { continue };
                 let who = VcpuRef { domain: di, vcpu: vi };
                 let mut woke = false;
+                // A vCPU that came up (VCPUOP_up, or a context with
+                // VGCF_online) leaves RUNSTATE_offline: Xen's vcpu_wake.
+                if !v.down && v.runstate.state == RUNSTATE_OFFLINE {
+                    v.runstate.enter(RUNSTATE_RUNNABLE, now_ns);
+                    self.sched.wake(who);
+                    woke = true;
+                }
                 if v.blocked && upcall_pending(info, mem) {
                     v.blocked = false;
                     self.sched.wake(who);
@@ -496,6 +508,11 @@ impl System {
         }
         let shared_info = domain.shared_info;
         if let Some(v) = domain.vcpus.get_mut(who.vcpu) {
+            if v.down {
+                // VCPUOP_down on itself: it leaves the CPU until it is up.
+                self.sched.sleep(who);
+                return false;
+            }
             if core::mem::take(&mut v.yielded) {
                 self.sched.yield_now(who);
                 self.preempt_at_ns = 0; // reschedule on the way out
@@ -538,19 +555,28 @@ impl System {
             self.sched.charge(who, now_ns.saturating_sub(self.slice_start_ns));
             if let Some(v) = self.domains.get_mut(who.domain).and_then(|d| d.vcpus.get_mut(who.vcpu)) {
                 v.regs = *frame;
-                let state = if v.blocked || v.poll.is_some() { RUNSTATE_BLOCKED } else { RUNSTATE_RUNNABLE };
+                let state = match () {
+                    _ if v.down => RUNSTATE_OFFLINE,
+                    _ if v.blocked || v.poll.is_some() => RUNSTATE_BLOCKED,
+                    _ => RUNSTATE_RUNNABLE,
+                };
                 v.runstate.enter(state, now_ns);
             }
             self.publish_runstate(who, mem);
         }
-        // A domain without vCPUs (created, not yet built) cannot run.
-        if self.domains.iter().all(|d| !d.is_running() || d.vcpus.is_empty()) {
+        // A domain without a vCPU up (created, not yet built) cannot run.
+        if self.domains.iter().all(|d| !d.is_running() || d.online_vcpus() == 0) {
             self.report();
             return Next::PowerOff { failed: self.any_failed() };
         }
         match self.sched.pick(now_ns) {
-            Pick::Run { who, .. } if !self.domains.get(who.domain).is_some_and(Domain::is_running) => {
-                // Paused or down since it was queued: not a candidate.
+            Pick::Run { who, .. }
+                if !self.domains.get(who.domain).is_some_and(|d| {
+                    d.is_running() && d.vcpus.get(who.vcpu).is_some_and(|v| !v.down)
+                }) =>
+            {
+                // Paused, shut down or its vCPU down since it was queued:
+                // not a candidate.
                 self.sched.sleep(who);
                 self.reschedule(frame, now_ns, tsc, mem)
             }
@@ -643,7 +669,7 @@ impl System {
             let (id, name) = (d.id, &d.name);
             match (d.state, d.shutdown_reason()) {
                 (DomainState::Shutdown(reason), _) => crate::printk!("xenish:   d{id} ({name}): {reason}"),
-                (DomainState::Running, _) if d.vcpus.is_empty() => {
+                (DomainState::Running, _) if !d.vcpus.iter().any(|v| v.initialised) => {
                     crate::printk!("xenish:   d{id} ({name}): not built")
                 }
                 (DomainState::Running, _) => crate::printk!("xenish:   d{id} ({name}): paused"),
@@ -709,6 +735,61 @@ mod tests {
     fn raise_upcall(mem: &mut crate::guest_access::tests::FakeMemory) {
         mem.0[8][0] = 1; // evtchn_upcall_pending
         mem.0[8][1] = 0; // evtchn_upcall_mask
+    }
+
+    /// A hypercall by the vCPU on the CPU, as its `syscall` makes it.
+    fn hypercall(
+        system: &mut System,
+        frame: &mut TrapFrame,
+        mem: &mut crate::guest_access::tests::FakeMemory,
+        w: &mut World,
+        now: u64,
+        nr: u32,
+        args: [u64; 2],
+    ) -> Action {
+        (frame.rax, frame.rdi, frame.rsi, frame.rip) = (u64::from(nr), args[0], args[1], frame.rip + 2);
+        system.syscall(frame, now, now, mem, &mut w.plat)
+    }
+
+    #[test]
+    fn a_second_vcpu_runs_once_up_and_stops_when_down() {
+        use guest_abi::vcpu::{VCPUOP_DOWN, VCPUOP_IS_UP, VCPUOP_UP};
+        use guest_abi::xen::{HYPERVISOR_SCHED_OP, HYPERVISOR_VCPU_OP};
+        const AP_RIP: u64 = 0xffff_ffff_8100_0000;
+        let (mut system, mut frame, mut mem, mut w) = started(|w| {
+            w.dom.max_vcpus = 2;
+            w.dom.create_offline_vcpus(0, 0);
+            let regs = TrapFrame { rip: AP_RIP, cs: 0xe033, ss: 0xe02b, rflags: 0x202, ..TrapFrame::default() };
+            let mut ap = crate::domain::Vcpu::new(1, regs, Mfn(0));
+            ap.down = true;
+            ap.runstate.state = RUNSTATE_OFFLINE;
+            w.dom.vcpus[1] = ap;
+        });
+        let vcpu0 = Some(VcpuRef { domain: 0, vcpu: 0 });
+        assert_eq!(system.current, vcpu0);
+        let yield_ = [u64::from(guest_abi::sched::SCHEDOP_YIELD), 0];
+        hypercall(&mut system, &mut frame, &mut mem, &mut w, 1_000, HYPERVISOR_SCHED_OP, yield_);
+        assert_eq!(system.current, vcpu0, "vCPU 1 is down: vCPU 0 goes on after its yield");
+        let up = [u64::from(VCPUOP_UP), 1];
+        hypercall(&mut system, &mut frame, &mut mem, &mut w, 2_000, HYPERVISOR_VCPU_OP, up);
+        assert_eq!(frame.rax, 0);
+        assert_eq!(system.domains[0].vcpus[1].runstate.state, RUNSTATE_RUNNABLE, "woken");
+        let action = hypercall(&mut system, &mut frame, &mut mem, &mut w, 3_000, HYPERVISOR_SCHED_OP, yield_);
+        assert_eq!(system.current, Some(VcpuRef { domain: 0, vcpu: 1 }), "the yield lets vCPU 1 run");
+        assert!(matches!(action.next, Next::Switch(_)));
+        assert_eq!(frame.rip, AP_RIP);
+        let down = [u64::from(VCPUOP_DOWN), 1];
+        hypercall(&mut system, &mut frame, &mut mem, &mut w, 4_000, HYPERVISOR_VCPU_OP, down);
+        assert_eq!(system.current, vcpu0, "down on itself: it leaves the CPU");
+        assert_eq!(system.domains[0].vcpus[1].runstate.state, RUNSTATE_OFFLINE);
+        assert!(system.domains[0].is_alive());
+        let is_up = [u64::from(VCPUOP_IS_UP), 1];
+        hypercall(&mut system, &mut frame, &mut mem, &mut w, 5_000, HYPERVISOR_VCPU_OP, is_up);
+        assert_eq!(frame.rax, 0, "vCPU 1 is down");
+        for t in 1..5 {
+            hypercall(&mut system, &mut frame, &mut mem, &mut w, 5_000 + t * 40_000_000, HYPERVISOR_SCHED_OP, yield_);
+            assert_eq!(system.current, vcpu0, "never vCPU 1 again");
+        }
     }
 
     #[test]

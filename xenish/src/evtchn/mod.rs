@@ -185,6 +185,14 @@ impl EvtchnTable {
         self.ports.get_mut(port as usize)
     }
 
+    /// Makes room for the per-vCPU VIRQs of `nr_vcpus` vCPUs (the domain
+    /// got its vCPUs; bindings of existing ones stay).
+    pub fn set_nr_vcpus(&mut self, nr_vcpus: usize) {
+        if nr_vcpus > self.virqs.len() {
+            self.virqs.resize(nr_vcpus, [0; NR_VIRQS as usize]);
+        }
+    }
+
     /// Whether `vcpu` exists.
     pub fn has_vcpu(&self, vcpu: u32) -> bool {
         (vcpu as usize) < self.virqs.len()

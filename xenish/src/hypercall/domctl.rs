@@ -15,33 +15,26 @@
 //! `sched/credit.c` (`csched_dom_cntl`: a weight of 0 and a cap of 0xffff
 //! leave the value as it is).
 //!
-//! `setvcpucontext` gives a built domain its vCPU, as Xen's
-//! `arch_set_info_guest` does for a PV one: selectors get RPL 3, the
-//! addresses must be canonical, the top-level table named by `ctrlreg[3]`
-//! (and `ctrlreg[1]`, the user one) takes an L4 type reference (validating
-//! it), EFLAGS.IOPL becomes the virtual IOPL, interrupts stay enabled.
+//! `max_vcpus` creates the vCPUs `createdomain` fixed (1 to
+//! [`crate::domain::MAX_VCPUS`]), down and uninitialised, as Xen's
+//! `vcpu_create` does; `setvcpucontext` gives any of them its context, as
+//! Xen's `arch_set_info_guest` does for a PV one
+//! ([`super::vcpu_context`]).
 //!
-//! Where xenish differs: a domain has at most one vCPU yet (`max_vcpus` >
-//! 1 is `-EINVAL`); only PV domains exist (`XEN_DOMCTL_CDF_hvm` is
+//! Where xenish differs: only PV domains exist (`XEN_DOMCTL_CDF_hvm` is
 //! `-EINVAL`, as on a Xen without HVM support); a domain may not destroy
 //! itself (`-EINVAL`); `setvcpucontext` sets up a vCPU once (again is
-//! `-EEXIST`; Xen would reload the registers), online (`VGCF_online`),
-//! on the flat 64-bit code and stack selectors, and without a GDT or LDT in
-//! the context (the kernel installs its own, as Linux does; otherwise
-//! `-EINVAL`).
+//! `-EEXIST`; Xen would reload the registers of an initialised one).
 
 use guest_abi::domctl::*;
 use guest_abi::errno::XenError;
 
 use super::{Ctx, HcResult, Outcome};
-use guest_abi::arch_x86::{VcpuGuestContext, VGCF_FAILSAFE_DISABLES_EVENTS, VGCF_IN_KERNEL, VGCF_ONLINE};
-use guest_abi::arch_x86::{VGCF_I387_VALID, VGCF_SYSCALL_DISABLES_EVENTS};
+use guest_abi::arch_x86::VcpuGuestContext;
 
-use crate::domain::{Callback, DomId, Domain, DomainState, TrapHandler, Vcpu, RUNSTATE_RUNNING};
+use crate::domain::{DomId, Domain, DomainState, RUNSTATE_RUNNING};
 use crate::mm::frame_table::{Owner, PageType};
-use crate::mm::pt_validate::MapRights;
 use crate::mm::Mfn;
-use crate::regs::TrapFrame;
 use crate::sched::{SchedParams, Scheduler, VcpuRef};
 
 /// A `putinfo` cap that leaves the cap as it is.
@@ -97,17 +90,9 @@ fn serve(ctx: &mut Ctx, arg: u64) -> HcResult {
         XEN_DOMCTL_PAUSEDOMAIN => pause(ctx, op.domain, index, true),
         XEN_DOMCTL_UNPAUSEDOMAIN => pause(ctx, op.domain, index, false),
         XEN_DOMCTL_DESTROYDOMAIN => destroy(ctx, op.domain),
-        XEN_DOMCTL_SETVCPUCONTEXT => set_vcpu_context(ctx, op.domain, index, &op.vcpucontext()),
-        XEN_DOMCTL_MAX_VCPUS => {
-            // Xen 4.17: the number fixed at createdomain, not the caller's own.
-            let me = ctx.domain.id;
-            let d = target(ctx, op.domain).ok_or(XenError::Esrch)?;
-            if d.id == me || op.max_vcpus().max != d.max_vcpus {
-                return Err(XenError::Einval);
-            }
-            d.vcpus_allocated = true;
-            Ok(0)
-        }
+        XEN_DOMCTL_SETVCPUCONTEXT => set_vcpu_context(ctx, op.domain, &op.vcpucontext()),
+        // Xen 4.17: the number fixed at createdomain, not the caller's own.
+        XEN_DOMCTL_MAX_VCPUS => max_vcpus(ctx, op.domain, index, op.max_vcpus().max),
         // `xen_domctl_hypercall_init { uint64_aligned_t gmfn; }`.
         XEN_DOMCTL_HYPERCALL_INIT => hypercall_init(ctx, op.domain, Mfn(op.u[0])),
         XEN_DOMCTL_MAX_MEM => {
@@ -183,7 +168,7 @@ fn create(ctx: &mut Ctx, asked: DomId, config: &XenDomctlCreatedomain) -> Result
         || config.flags & (XEN_DOMCTL_CDF_HVM | XEN_DOMCTL_CDF_HAP | XEN_DOMCTL_CDF_IOMMU) != 0
         || config.flags & (XEN_DOMCTL_CDF_NESTED_VIRT | XEN_DOMCTL_CDF_VPMU) != 0
         || config.vmtrace_size != 0
-        || config.max_vcpus != 1
+        || !(1..=crate::domain::MAX_VCPUS).contains(&config.max_vcpus)
         || config.grant_opts & !XEN_DOMCTL_GRANT_VERSION_MASK != 0
         || !(1..=2).contains(&grant_version)
         || config.arch.misc_flags & !XEN_X86_MSR_RELAXED != 0;
@@ -269,7 +254,7 @@ fn pause(ctx: &mut Ctx, id: DomId, index: usize, more: bool) -> HcResult {
         let who = VcpuRef { domain: index, vcpu: v };
         if !runs {
             ctx.sched.sleep(who);
-        } else if !vcpu.blocked && vcpu.poll.is_none() {
+        } else if vcpu.runnable() {
             ctx.sched.wake(who);
         }
     }
@@ -298,30 +283,17 @@ fn destroy(ctx: &mut Ctx, id: DomId) -> HcResult {
     Ok(0)
 }
 
-/// Whether `va` is a canonical 48-bit address.
-fn canonical(va: u64) -> bool {
-    (va as i64) >> 47 == 0 || (va as i64) >> 47 == -1
-}
-
-/// A selector as Xen's `fixup_guest_{code,stack}_selector` leaves it for a
-/// 64-bit PV guest: ring 0 becomes ring 3 (the guest kernel's ring).
-fn fixup_selector(sel: u16) -> u16 {
-    if sel & 3 == 0 {
-        sel | 3
-    } else {
-        sel
-    }
-}
-
 /// `XEN_DOMCTL_setvcpucontext`: vCPU `c.vcpu` of domain `id` (at system
-/// index `index`) starts from the context the toolstack built.
-fn set_vcpu_context(ctx: &mut Ctx, id: DomId, index: usize, c: &XenDomctlVcpucontext) -> HcResult {
+/// index `index`) gets the context the toolstack built
+/// ([`super::vcpu_context::set_info_guest`]).
+fn set_vcpu_context(ctx: &mut Ctx, id: DomId, c: &XenDomctlVcpucontext) -> HcResult {
     if id == ctx.domain.id || c.ctxt.is_null() {
         return Err(XenError::Einval);
     }
     let target = ctx.peers.get_mut(id).ok_or(XenError::Esrch)?;
     // Xen: the vCPU must exist (XEN_DOMCTL_max_vcpus made it).
-    if c.vcpu >= target.max_vcpus || c.vcpu != 0 || !target.vcpus_allocated {
+    let idx = c.vcpu as usize;
+    if c.vcpu >= target.max_vcpus || idx >= target.vcpus.len() {
         return Err(XenError::Einval);
     }
     let g: VcpuGuestContext = ctx.guest().read(c.ctxt.addr()).map_err(|_| XenError::Efault)?;
@@ -330,96 +302,29 @@ fn set_vcpu_context(ctx: &mut Ctx, id: DomId, index: usize, c: &XenDomctlVcpucon
     if !d.is_alive() {
         return Err(XenError::Einval);
     }
-    if !d.vcpus.is_empty() {
-        return Err(XenError::Eexist);
-    }
-    let r = &g.user_regs;
-    let addresses = [
-        r.rip,
-        r.rsp,
-        g.kernel_sp,
-        g.fs_base,
-        g.gs_base_kernel,
-        g.gs_base_user,
-        g.event_callback_eip,
-        g.failsafe_callback_eip,
-        g.syscall_callback_eip,
-    ];
-    let traps_ok = g.trap_ctxt.iter().all(|t| canonical(t.address));
-    let unsupported = g.flags & VGCF_ONLINE == 0 || g.gdt_ents != 0 || g.ldt_ents != 0;
-    // A new vCPU has no GDT or LDT yet: only Xen's flat selectors load, and
-    // the first return to it must not fault the hypervisor's own iretq.
-    let none = |_: usize| None;
-    let flat = crate::descriptors::iret_target_ok(fixup_selector(r.cs), fixup_selector(r.ss), r.rip, &none, &none);
-    if !addresses.iter().all(|&a| canonical(a)) || !traps_ok || unsupported || !flat {
+    let mut mmu = crate::mm::pt_validate::Mmu { ft: &mut *ctx.ft, mem: &mut *ctx.mem };
+    super::vcpu_context::set_info_guest(d, idx, &g, &mut mmu, fpu_size)?;
+    Ok(0)
+}
+
+/// `XEN_DOMCTL_max_vcpus` of domain `id` (at system index `index`): creates
+/// its vCPUs, as many as `createdomain` fixed and the caller repeats, down
+/// and uninitialised; each is a scheduling entity with the domain's
+/// parameters, asleep until it comes up.
+fn max_vcpus(ctx: &mut Ctx, id: DomId, index: usize, max: u32) -> HcResult {
+    let fpu_size = ctx.platform.fpu_area_size();
+    let me = ctx.domain.id;
+    let d = ctx.peers.get_mut(id).ok_or(XenError::Esrch)?;
+    if d.id == me || max != d.max_vcpus {
         return Err(XenError::Einval);
     }
-    // xen_cr3_to_pfn for a 64-bit guest: the frame is CR3 >> 12.
-    let kernel_l4 = Mfn(g.ctrlreg[3] >> 12);
-    let user_l4 = (g.ctrlreg[1] != 0).then_some(Mfn(g.ctrlreg[1] >> 12));
-    let rights = MapRights::of(d);
-    let mut mmu = crate::mm::pt_validate::Mmu { ft: &mut *ctx.ft, mem: &mut *ctx.mem };
-    mmu.get_page_and_type(kernel_l4, &rights, PageType::L4).map_err(|_| XenError::Einval)?;
-    if let Some(user) = user_l4 {
-        if mmu.get_page_and_type(user, &rights, PageType::L4).is_err() {
-            mmu.put_page_and_type(kernel_l4);
-            return Err(XenError::Einval);
-        }
-    }
-    let regs = TrapFrame {
-        r15: r.r15,
-        r14: r.r14,
-        r13: r.r13,
-        r12: r.r12,
-        rbp: r.rbp,
-        rbx: r.rbx,
-        r11: r.r11,
-        r10: r.r10,
-        r9: r.r9,
-        r8: r.r8,
-        rax: r.rax,
-        rcx: r.rcx,
-        rdx: r.rdx,
-        rsi: r.rsi,
-        rdi: r.rdi,
-        rip: r.rip,
-        cs: u64::from(fixup_selector(r.cs)),
-        // IOPL is virtual; real interrupts stay on; bit 1 is always set.
-        rflags: (r.rflags & !0x3000) | 0x202,
-        rsp: r.rsp,
-        ss: u64::from(fixup_selector(r.ss)),
-        ..TrapFrame::default()
-    };
-    let mut v = Vcpu::new(c.vcpu, regs, kernel_l4);
-    v.user_l4 = user_l4;
-    v.kernel_mode = g.flags & VGCF_IN_KERNEL != 0;
-    v.kernel_sp = g.kernel_sp;
-    v.iopl = ((r.rflags >> 12) & 3) as u8;
-    for (slot, t) in v.traps.iter_mut().zip(g.trap_ctxt.iter()) {
-        if t.address != 0 {
-            let cs = if t.cs & !3 == 0 { 0xe033 } else { fixup_selector(t.cs) };
-            *slot = TrapHandler { cs, flags: t.flags, address: t.address };
-        }
-    }
-    v.callbacks.event = Callback { address: g.event_callback_eip, mask_events: false };
-    let failsafe_masks = g.flags & VGCF_FAILSAFE_DISABLES_EVENTS != 0;
-    v.callbacks.failsafe = Callback { address: g.failsafe_callback_eip, mask_events: failsafe_masks };
-    let syscall_masks = g.flags & VGCF_SYSCALL_DISABLES_EVENTS != 0;
-    v.callbacks.syscall = Callback { address: g.syscall_callback_eip, mask_events: syscall_masks };
-    v.segments.fs_base = g.fs_base;
-    (v.segments.gs_base, v.segments.shadow_gs_base) = match v.kernel_mode {
-        true => (g.gs_base_kernel, g.gs_base_user),
-        false => (g.gs_base_user, g.gs_base_kernel),
-    };
-    v.init_fpu(fpu_size);
-    if g.flags & VGCF_I387_VALID != 0 {
-        v.load_fxsave(&g.fpu_ctxt);
-    }
-    d.vm_assist = g.vm_assist;
-    d.vcpus.push(v);
-    let who = VcpuRef { domain: index, vcpu: 0 };
-    ctx.sched.add(who, SchedParams::default());
-    if !d.is_running() {
+    let before = d.vcpus.len();
+    d.create_offline_vcpus(fpu_size, ctx.now_ns);
+    d.vcpus_allocated = true;
+    let params = ctx.sched.params(index).unwrap_or_default();
+    for vcpu in before..d.vcpus.len() {
+        let who = VcpuRef { domain: index, vcpu };
+        ctx.sched.add(who, params);
         ctx.sched.sleep(who);
     }
     Ok(0)
@@ -443,11 +348,12 @@ pub(super) fn domain_info(ctx: &Ctx, id: DomId) -> Option<XenDomctlGetdomaininfo
     if d.pause_count != 0 {
         flags |= XEN_DOMINF_PAUSED;
     }
-    if !d.vcpus.is_empty() && d.vcpus.iter().all(|v| v.blocked || v.poll.is_some()) {
+    // Xen: blocked unless a vCPU that is up is not; running if the caller
+    // is one of its vCPUs (one CPU: only the caller is on it).
+    if d.vcpus.iter().all(|v| v.down || v.blocked || v.poll.is_some()) {
         flags |= XEN_DOMINF_BLOCKED;
     }
     if d.id == me.id {
-        // The caller is on the CPU (there is one).
         flags |= XEN_DOMINF_RUNNING;
     }
     let cpu_time = d.vcpus.iter().map(|v| {
@@ -456,6 +362,7 @@ pub(super) fn domain_info(ctx: &Ctx, id: DomId) -> Option<XenDomctlGetdomaininfo
         v.runstate.time[RUNSTATE_RUNNING].saturating_add(current)
     });
     let nr_vcpus = d.vcpus.len() as u32;
+    let nr_online = d.online_vcpus() as u32;
     Some(XenDomctlGetdomaininfo {
         domain: d.id,
         pad1: 0,
@@ -467,7 +374,7 @@ pub(super) fn domain_info(ctx: &Ctx, id: DomId) -> Option<XenDomctlGetdomaininfo
         paged_pages: 0,
         shared_info_frame: d.shared_info.0,
         cpu_time: cpu_time.fold(0u64, u64::saturating_add),
-        nr_online_vcpus: nr_vcpus,
+        nr_online_vcpus: nr_online,
         max_vcpu_id: if nr_vcpus == 0 { XEN_INVALID_MAX_VCPU_ID } else { nr_vcpus - 1 },
         ssidref: 0,
         handle: d.handle,
@@ -666,10 +573,11 @@ mod tests {
         assert_eq!(call_op(&mut w, create_op(0, pv_config())).1.domain, 3, "an ID asked for leaves the rover");
         adopt(&mut w);
         type Spoil = fn(&mut XenDomctlCreatedomain);
-        let bad: [(Spoil, i64, &str); 8] = [
+        let bad: [(Spoil, i64, &str); 9] = [
             (|c| c.flags = XEN_DOMCTL_CDF_HVM, -22, "HVM"),
             (|c| c.flags = 1 << 8, -22, "an unknown flag"),
-            (|c| c.max_vcpus = 2, -22, "two vCPUs"),
+            (|c| c.max_vcpus = 0, -22, "no vCPU"),
+            (|c| c.max_vcpus = crate::domain::MAX_VCPUS + 1, -22, "more vCPUs than xenish's limit"),
             (|c| c.grant_opts = 3, -22, "grant v3"),
             (|c| c.max_grant_frames = 65, -22, "too many grant frames"),
             (|c| c.max_grant_frames = 0, -22, "no grant frames"),
@@ -786,9 +694,10 @@ mod tests {
         bad.ctrlreg[3] = 5 << 12;
         assert_eq!(set(&mut w, &bad), -22, "a top-level table not its own");
         let mut bad = g;
-        bad.flags = VGCF_IN_KERNEL;
-        assert_eq!(set(&mut w, &bad), -22, "offline");
-        assert!(w.peers[0].vcpus.is_empty(), "refusals leave no vCPU");
+        bad.flags = 0;
+        assert_eq!(set(&mut w, &bad), -22, "user mode without a user table");
+        let v = &w.peers[0].vcpus[0];
+        assert!(!v.initialised && v.down && v.gdt_frames.is_empty(), "refusals leave vCPU 0 as max_vcpus made it");
         assert_eq!(set(&mut w, &g), 0);
         let v = &w.peers[0].vcpus[0];
         assert_eq!(

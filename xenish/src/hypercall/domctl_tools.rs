@@ -248,7 +248,7 @@ fn vcpu_info(ctx: &mut Ctx, id: DomId, info: &mut XenDomctlGetvcpuinfo) -> Resul
     let alive = d.is_alive();
     (info.online, info.blocked, info.running, info.cpu_time, info.cpu) = (0, 0, 0, 0, 0);
     if let Some(v) = d.vcpus.get(index) {
-        info.online = u8::from(alive);
+        info.online = u8::from(alive && !v.down);
         info.blocked = u8::from(v.blocked || v.poll.is_some());
         // One CPU: only the caller is on it.
         info.running = u8::from(id == me && index == my_vcpu);
@@ -274,7 +274,7 @@ fn vcpu_context(ctx: &mut Ctx, id: DomId, vcpu: u32) -> Result<VcpuGuestContext,
         c.fpu_ctxt = image;
     }
     c.flags = guest_abi::arch_x86::VGCF_I387_VALID;
-    if d.is_alive() {
+    if d.is_alive() && !v.down {
         c.flags |= VGCF_ONLINE;
     }
     if v.kernel_mode {
@@ -308,8 +308,11 @@ fn vcpu_context(ctx: &mut Ctx, id: DomId, vcpu: u32) -> Result<VcpuGuestContext,
     c.gdt_ents = (v.gdt_frames.len() as u64) * 512;
     (c.kernel_ss, c.kernel_sp) = (0xe02b, v.kernel_sp);
     c.ctrlreg[0] = CR0_PV | if v.fpu_ts { CR0_TS } else { 0 };
-    c.ctrlreg[3] = v.kernel_l4.0 << 12;
-    c.ctrlreg[1] = v.user_l4.map_or(0, |m| m.0 << 12);
+    // An uninitialised vCPU has no page tables.
+    if v.initialised {
+        c.ctrlreg[3] = v.kernel_l4.0 << 12;
+        c.ctrlreg[1] = v.user_l4.map_or(0, |m| m.0 << 12);
+    }
     c.debugreg = v.debugreg;
     c.event_callback_eip = v.callbacks.event.address;
     c.failsafe_callback_eip = v.callbacks.failsafe.address;

@@ -83,10 +83,16 @@ fn own_state_op(ctx: &mut Ctx, owner: PgOwner, cmd: u32, op: MmuextOp) -> Result
         MMUEXT_NEW_BASEPTR => new_baseptr(ctx, Mfn(op.arg1)),
         MMUEXT_NEW_USER_BASEPTR => new_user_baseptr(ctx, Mfn(op.arg1)),
         MMUEXT_TLB_FLUSH_LOCAL | MMUEXT_TLB_FLUSH_ALL => flush(ctx, TlbFlush::All),
-        MMUEXT_TLB_FLUSH_MULTI => check_vcpumask(ctx, op.arg2).and_then(|()| flush(ctx, TlbFlush::All)),
+        MMUEXT_TLB_FLUSH_MULTI => match vcpumask_targets_any(ctx, op.arg2)? {
+            true => flush(ctx, TlbFlush::All),
+            false => Ok(()),
+        },
         // Xen ignores a non-canonical address (paging_invlpg).
         MMUEXT_INVLPG_LOCAL => flush_page(ctx, op.arg1, is_canonical(op.arg1)),
-        MMUEXT_INVLPG_MULTI => check_vcpumask(ctx, op.arg2).and_then(|()| flush_page(ctx, op.arg1, true)),
+        MMUEXT_INVLPG_MULTI => {
+            let any = vcpumask_targets_any(ctx, op.arg2)?;
+            flush_page(ctx, op.arg1, any)
+        }
         MMUEXT_INVLPG_ALL => flush_page(ctx, op.arg1, true),
         MMUEXT_FLUSH_CACHE => flush_cache(ctx, XenError::Eacces),
         MMUEXT_FLUSH_CACHE_GLOBAL => flush_cache(ctx, XenError::Einval),
@@ -110,11 +116,33 @@ fn flush_page(ctx: &mut Ctx, va: u64, valid: bool) -> Result<(), XenError> {
     Ok(())
 }
 
-/// `*_MULTI`: the vCPU bitmap (one word with one vCPU per domain) must be
-/// readable; the flush is then local, where the only vCPU runs. A bad
-/// bitmap is `-EINVAL`, as Xen maps `vcpumask_to_pcpumask`'s failures.
-fn check_vcpumask(ctx: &mut Ctx, vcpumask: u64) -> Result<(), XenError> {
-    ctx.guest().read::<u64>(vcpumask).map(drop).map_err(|_| XenError::Einval)
+/// `*_MULTI`: reads the vCPU bitmap as Xen's `vcpumask_to_pcpumask`
+/// does, one `unsigned long` after another while its first bit names a
+/// vCPU below `max_vcpus`, stopping at the first set bit at or past it; a
+/// word that cannot be read is `-EINVAL`. Returns whether it names a vCPU
+/// that has run (whose CPU may hold its translations): every vCPU runs on
+/// this one CPU, so the flush is then local, and the mask may include the
+/// caller.
+fn vcpumask_targets_any(ctx: &mut Ctx, vcpumask: u64) -> Result<bool, XenError> {
+    let max = u64::from(ctx.domain.max_vcpus).min(ctx.domain.vcpus.len() as u64);
+    let mut any = false;
+    for word in 0.. {
+        let bias = word * 64;
+        if bias >= max {
+            break;
+        }
+        let addr = vcpumask.checked_add(word * 8).ok_or(XenError::Einval)?;
+        let mut bits: u64 = ctx.guest().read(addr).map_err(|_| XenError::Einval)?;
+        while bits != 0 {
+            let id = bias + u64::from(bits.trailing_zeros());
+            bits &= bits - 1;
+            if id >= max {
+                return Ok(any);
+            }
+            any |= ctx.domain.vcpus.get(id as usize).is_some_and(|v| v.initialised);
+        }
+    }
+    Ok(any)
 }
 
 /// `FLUSH_CACHE{,_GLOBAL}`: for a domain allowed to flush caches (here:
@@ -294,6 +322,7 @@ mod tests {
             assert_eq!(one(&mut w, cmd, 0, 0), 0);
             assert_eq!(w.tlb, TlbFlush::All);
         }
+        w.poke(MASK_VA, &1u64.to_le_bytes());
         assert_eq!(one(&mut w, MMUEXT_TLB_FLUSH_MULTI, 0, MASK_VA), 0);
         assert_eq!(w.tlb, TlbFlush::All);
         for cmd in [MMUEXT_INVLPG_LOCAL, MMUEXT_INVLPG_ALL] {

@@ -30,10 +30,13 @@ pub(crate) mod preempt_tests;
 pub mod refusals;
 mod sched_op;
 mod segments;
+#[cfg(test)]
+mod smp_tests;
 mod set_trap_table;
 mod sysctl;
 mod timer;
 mod unconfigured;
+mod vcpu_context;
 mod vcpu_op;
 mod vm_assist;
 pub mod xen_version;
@@ -410,6 +413,8 @@ pub(crate) mod tests {
         /// The TLB maintenance the last call asked for.
         pub tlb: TlbFlush,
         pub lifecycle: crate::lifecycle::Lifecycle,
+        /// The calling vCPU of `dom` (0 unless a test changes it).
+        pub vcpu: usize,
     }
 
     /// A domain for a test, and the frames it is to own: [`install`] (or
@@ -501,13 +506,14 @@ pub(crate) mod tests {
                 now_ns: 1_000_000,
                 tlb: TlbFlush::None,
                 lifecycle: crate::lifecycle::Lifecycle::default(),
+                vcpu: 0,
             }
         }
 
         pub fn call(&mut self, nr: u64, args: [u64; 5]) -> Outcome {
             let mut ctx = Ctx {
                 domain: &mut self.dom,
-                vcpu: 0,
+                vcpu: self.vcpu,
                 mem: &mut self.mem,
                 platform: &mut self.plat,
                 now_ns: self.now_ns,

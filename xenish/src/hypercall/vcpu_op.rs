@@ -10,13 +10,19 @@
 //! `xen/arch/x86/domain.c`. A vCPU ID the domain does not have is
 //! `-ENOENT` (Linux probes every ID up to NR_CPUS this way); operations on
 //! vCPUs other than the caller are refused where Xen refuses them.
+//!
+//! Bringing up more vCPUs, as Linux's SMP code does: `VCPUOP_initialise`
+//! (the context, as the toolstack's `setvcpucontext` gives one), `up`
+//! (only an initialised vCPU), `down` (the last one up powers the domain
+//! off), `is_up`. A vCPU that is down accepts what Linux does for it from
+//! the boot CPU: `register_vcpu_info`, the runstate area, its timers; the
+//! single-shot timer only the vCPU itself may set or stop.
 
 use guest_abi::errno::XenError;
 use guest_abi::vcpu::*;
 
 use super::{Ctx, HcResult, Outcome};
-use crate::domain::Domain;
-use crate::domain::VCPU_INFO_SIZE;
+use crate::domain::{Domain, RUNSTATE_OFFLINE, VCPU_INFO_SIZE};
 use crate::mm::frame_table::PageType;
 use crate::mm::pt_validate::{MapRights, Mmu};
 use crate::mm::{MachineMemory, Mfn, PAGE_SIZE};
@@ -30,6 +36,11 @@ fn register_vcpu_info(ctx: &mut Ctx, idx: usize, mfn: Mfn, offset: usize) -> HcR
         return Err(XenError::Enxio);
     }
     if ctx.domain.vcpus.get(idx).is_some_and(|v| v.vcpu_info.is_some()) {
+        return Err(XenError::Einval);
+    }
+    // Only the caller itself, or a vCPU that is down (Linux registers every
+    // vCPU's from the boot CPU before bringing the others up).
+    if idx != ctx.vcpu && !ctx.domain.vcpus.get(idx).is_some_and(|v| v.down) {
         return Err(XenError::Einval);
     }
     let rights = MapRights::of(ctx.domain);
@@ -81,6 +92,26 @@ pub fn update_time_area(mem: &mut dyn MachineMemory, d: &Domain, idx: usize) {
     let _ = guest.copy_to(area, &odd.wrapping_add(1).to_le_bytes());
 }
 
+/// `VCPUOP_initialise`: vCPU `idx` gets the context at `arg`, as Xen's
+/// `default_initialise_vcpu` gives it: a vCPU with no `vcpu_info` (from
+/// vCPU 32 on, until it registers one) is `-EINVAL`; the context is read
+/// next (`-EFAULT`); an initialised vCPU is `-EEXIST`; then
+/// [`super::vcpu_context::set_info_guest`]. The vCPU stays down unless the
+/// context says `VGCF_online`; `VCPUOP_up` brings it up.
+fn initialise(ctx: &mut Ctx, idx: usize, arg: u64) -> HcResult {
+    if idx >= crate::domain::LEGACY_MAX_VCPUS && ctx.domain.vcpus.get(idx).is_some_and(|v| v.vcpu_info.is_none()) {
+        return Err(XenError::Einval);
+    }
+    let g: guest_abi::arch_x86::VcpuGuestContext = ctx.guest().read(arg).map_err(|_| XenError::Efault)?;
+    if ctx.domain.vcpus.get(idx).is_none_or(|v| v.initialised) {
+        return Err(XenError::Eexist);
+    }
+    let fpu_size = ctx.platform.fpu_area_size();
+    let mut mmu = Mmu { ft: &mut *ctx.ft, mem: &mut *ctx.mem };
+    super::vcpu_context::set_info_guest(ctx.domain, idx, &g, &mut mmu, fpu_size)?;
+    Ok(0)
+}
+
 /// The shortest period `VCPUOP_set_periodic_timer` accepts (1 ms).
 const MIN_PERIOD_NS: u64 = 1_000_000;
 
@@ -98,21 +129,35 @@ fn serve(ctx: &mut Ctx, cmd: u32, id: u32, arg: u64) -> HcResult {
     let is_self = idx == ctx.vcpu;
     let now = ctx.now_ns;
     match cmd {
-        VCPUOP_IS_UP => Ok(1),
-        // Only vCPU 0 exists, and it is up and initialised.
-        VCPUOP_UP => Ok(0),
-        // Xen copies the context in first: only then is the vCPU found
-        // initialised already.
-        VCPUOP_INITIALISE => {
-            let _: guest_abi::arch_x86::VcpuGuestContext = ctx.guest().read(arg).map_err(|_| XenError::Efault)?;
-            Err(XenError::Eexist)
+        VCPUOP_IS_UP => Ok(i64::from(ctx.domain.vcpus.get(idx).is_some_and(|v| !v.down))),
+        VCPUOP_INITIALISE => initialise(ctx, idx, arg),
+        // Xen: only an initialised vCPU comes up; one already up is fine.
+        // The system wakes it (out of RUNSTATE_offline) on this entry.
+        VCPUOP_UP => {
+            let v = ctx.domain.vcpus.get_mut(idx).ok_or(XenError::Enoent)?;
+            if !v.initialised {
+                return Err(XenError::Einval);
+            }
+            v.down = false;
+            Ok(0)
         }
-        // Xen: the last vCPU going down powers the domain off (a kernel
+        // Xen: when no other vCPU is up, the domain powers off (a kernel
         // that halts with events masked, such as Linux after an early
-        // panic, ends this way). Every domain has one vCPU, always the last.
+        // panic, ends this way); otherwise the vCPU stops being scheduled,
+        // the caller itself on its way out of this hypercall.
         VCPUOP_DOWN => {
-            crate::printk!("xenish: d{}: its last vCPU went down (VCPUOP_down)", ctx.domain.id);
-            ctx.domain.shutdown(crate::domain::ShutdownReason::Poweroff);
+            let others_up = ctx.domain.vcpus.iter().enumerate().any(|(i, v)| i != idx && !v.down);
+            if !others_up {
+                crate::printk!("xenish: d{}: its last vCPU went down (VCPUOP_down)", ctx.domain.id);
+                ctx.domain.shutdown(crate::domain::ShutdownReason::Poweroff);
+                return Ok(0);
+            }
+            if let Some(v) = ctx.domain.vcpus.get_mut(idx) {
+                // The caller's runstate changes when it leaves the CPU.
+                if !core::mem::replace(&mut v.down, true) && !is_self {
+                    v.runstate.enter(RUNSTATE_OFFLINE, now);
+                }
+            }
             Ok(0)
         }
         VCPUOP_GET_RUNSTATE_INFO => {
@@ -186,11 +231,6 @@ fn serve(ctx: &mut Ctx, cmd: u32, id: u32, arg: u64) -> HcResult {
         }
         VCPUOP_REGISTER_VCPU_INFO => {
             let info: VcpuRegisterVcpuInfo = ctx.guest().read(arg).map_err(|_| XenError::Efault)?;
-            if !is_self {
-                // Xen: only the caller itself or a vCPU that is down, and
-                // no vCPU of a domain here is down.
-                return Err(XenError::Einval);
-            }
             register_vcpu_info(ctx, idx, Mfn(info.mfn), info.offset as usize)
         }
         VCPUOP_REGISTER_VCPU_TIME_MEMORY_AREA => {

@@ -3,12 +3,17 @@
 //! Weighted fair share with caps, in the spirit of Xen's credit scheduler
 //! and with its parameters (weight 1..=65535, default 256; cap in percent
 //! of one CPU, 0 = uncapped):
+//! - the weight and the cap are the domain's, shared by its vCPUs, as in
+//!   Xen's credit scheduler (whose `csched_acct` divides a domain's fair
+//!   share among its active vCPUs);
 //! - every runnable vCPU carries a virtual runtime that advances by the
-//!   time it ran scaled by `DEFAULT_WEIGHT / weight`; the lowest runs next,
-//!   so CPU time divides in proportion to weight;
-//! - a capped domain may run at most `cap`% of each accounting period; once
-//!   its budget is spent it waits for the next period even if the CPU
-//!   would otherwise idle;
+//!   time it ran scaled by `DEFAULT_WEIGHT * n / weight`, `n` being the
+//!   number of its domain's runnable vCPUs; the lowest runs next, so CPU
+//!   time divides between domains in proportion to weight, however many
+//!   vCPUs each keeps busy;
+//! - a capped domain may run at most `cap`% of one CPU in each accounting
+//!   period, all its vCPUs together; once that budget is spent they wait
+//!   for the next period even if the CPU would otherwise idle;
 //! - a vCPU runs for at most one time slice before the others are
 //!   considered again (preemption); with nothing runnable the CPU idles.
 //!
@@ -224,11 +229,23 @@ impl Scheduler {
         }
     }
 
-    /// Charges `ran_ns` of CPU time to `who`.
+    /// How many of `domain`'s vCPUs are runnable (at least 1).
+    fn active(&self, domain: usize) -> u128 {
+        self.entities.iter().filter(|e| e.who.domain == domain && e.runnable).count().max(1) as u128
+    }
+
+    /// What `domain`'s vCPUs together used of the current cap period.
+    fn domain_used(&self, domain: usize) -> u64 {
+        self.entities.iter().filter(|e| e.who.domain == domain).map(|e| e.used_in_period).fold(0, u64::saturating_add)
+    }
+
+    /// Charges `ran_ns` of CPU time to `who`: its virtual runtime advances
+    /// as if its domain's weight were divided among its runnable vCPUs.
     pub fn charge(&mut self, who: VcpuRef, ran_ns: u64) {
+        let active = self.active(who.domain);
         if let Some(e) = self.find(who) {
             let weight = u128::from(e.params.weight.max(1));
-            e.vruntime += u128::from(ran_ns) * u128::from(DEFAULT_WEIGHT) / weight;
+            e.vruntime += u128::from(ran_ns) * u128::from(DEFAULT_WEIGHT) * active / weight;
             e.used_in_period = e.used_in_period.saturating_add(ran_ns);
         }
     }
@@ -251,13 +268,14 @@ impl Scheduler {
             .entities
             .iter()
             .filter(|e| e.runnable)
-            .filter(|e| Self::budget_ns(e.params).is_none_or(|b| e.used_in_period < b))
+            .filter(|e| Self::budget_ns(e.params).is_none_or(|b| self.domain_used(e.who.domain) < b))
             .min_by_key(|e| (e.vruntime, e.who));
         match best {
             Some(e) => {
                 let mut until = now_ns + u64::from(self.globals.tslice_ms) * 1_000_000;
                 if let Some(budget) = Self::budget_ns(e.params) {
-                    until = until.min(now_ns + (budget - e.used_in_period)).min(period_end.max(now_ns + 1));
+                    let left = budget.saturating_sub(self.domain_used(e.who.domain));
+                    until = until.min(now_ns + left).min(period_end.max(now_ns + 1));
                 }
                 Pick::Run { who: e.who, until_ns: until }
             }

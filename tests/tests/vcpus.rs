@@ -1,0 +1,129 @@
+//! Guests with several vCPUs on one physical CPU, on xenish and on Xen
+//! 4.17 in the same QEMU (`-smp 1`): Debian's Linux as dom0 with
+//! `dom0_max_vcpus=2` brings its second vCPU up through `VCPUOP_initialise`
+//! and `VCPUOP_up`, `nproc` says 2, a process pinned to each CPU with
+//! `taskset` runs there to completion, and a multi-process fork/pipe/sort
+//! stress (IPIs, PV spinlocks' `SCHEDOP_poll`, remote TLB flushes) gives
+//! the right answers; then the same inside a Linux domU made by `xl
+//! create` with `vcpus = 2`. What the scripts print with `check: ` is
+//! compared line for line between the two hypervisors.
+
+use std::time::Duration;
+
+use tests::compare::{self, Scenario};
+
+/// The parallel workload, for dom0 and the domU alike, printing `check:`
+/// lines with prefix `$1`: the CPU count, one process pinned to each CPU
+/// (which reports the CPU it ran on and finishes a fixed loop), and four
+/// fork/pipe/sort pipelines in parallel whose results are known.
+const WORKLOAD: &str = r#"
+work() {
+    p=$1
+    echo "check: $p: nproc $(nproc), online $(cat /sys/devices/system/cpu/online)"
+    for cpu in 0 1; do
+        taskset -c $cpu sh -c 'i=0; while [ $i -lt 30000 ]; do i=$((i+1)); done
+            echo "ran on cpu $(cut -d" " -f39 /proc/self/stat), counted to $i"' > /tmp/pin$cpu &
+    done
+    wait
+    for cpu in 0 1; do echo "check: $p: pinned to $cpu: $(cat /tmp/pin$cpu)"; done
+    for j in 1 2 3 4; do
+        (seq 1 20000 | sort -r | sort -n | md5sum | cut -c1-8; seq 1 5000 | xargs -n 50 echo | wc -l) > /tmp/sort$j &
+    done
+    wait
+    for j in 1 2 3 4; do echo "check: $p: pipeline $j: $(cat /tmp/sort$j | tr '\n' ' ')"; done
+}
+"#;
+
+/// The domU's init: devtmpfs (a shell's background jobs open `/dev/null`),
+/// the workload in a shell of its own, then a last line dom0 waits for.
+fn domu_init() -> String {
+    format!(
+        r#"
+/bin/busybox mkdir -p /sbin /usr/bin /usr/sbin /proc /sys /tmp
+/bin/busybox --install -s
+# Linux runs /sbin/poweroff when the toolstack asks for a shutdown.
+rm -f /sbin/poweroff
+printf '#!/bin/sh\n/bin/busybox poweroff -f\n' > /sbin/poweroff
+chmod 755 /sbin/poweroff
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs dev /dev
+cat > /work.sh <<'END'
+{WORKLOAD}
+work domU
+END
+sh /work.sh 2>&1
+echo "domU: workload done"
+while true; do sleep 5; done
+"#
+    )
+}
+
+/// dom0's script: the workload in dom0, its vCPUs as xl sees them, then a
+/// domU with two vCPUs doing the same.
+const DOM0_SCRIPT: &str = r#"
+c() { echo "check: $*"; }
+work dom0
+c "dom0 vcpu-list: $(xl vcpu-list Domain-0 | tail -n +2 | wc -l) vCPUs"
+cat > /etc/xen/smp.cfg <<'EOF'
+name = "smp"
+kernel = "/root/vmlinuz"
+ramdisk = "/root/domu.cpio"
+extra = "console=hvc0 quiet"
+memory = 160
+vcpus = 2
+on_poweroff = "destroy"
+EOF
+xl create /etc/xen/smp.cfg; c "create: exit $?"
+for i in $(seq 400); do
+    grep -q "domU: workload done" /var/log/xen/console/guest-smp.log 2>/dev/null && break
+    sleep 1
+done
+tr -d '\r' < /var/log/xen/console/guest-smp.log | grep '^check: ' | sed 's/^check: /check: console: /'
+c "domU: $(xl list smp | tail -1 | awk '{ print $1, $4 }') vCPUs"
+c "domU vcpu-list: $(xl vcpu-list smp | tail -n +2 | wc -l) vCPUs"
+xl shutdown -w smp; c "shutdown -w: exit $?"
+xl list smp >/dev/null 2>&1 || c "smp is gone"
+"#;
+
+#[test]
+fn linux_with_two_vcpus_on_one_cpu_as_dom0_and_as_a_domu_on_xenish_as_on_xen() {
+    let kernel = tests::debian::linux().unwrap_or_else(|e| panic!("{e}"));
+    let kernel = std::fs::read(kernel).unwrap_or_else(|e| panic!("{e}"));
+    let initrd = tests::linux::initramfs("vcpus-domu", &domu_init()).unwrap_or_else(|e| panic!("{e}"));
+    let initrd = std::fs::read(initrd).unwrap_or_else(|e| panic!("{e}"));
+    let extra = [("root/vmlinuz", 0o644, kernel), ("root/domu.cpio", 0o644, initrd)];
+    let script = format!("{WORKLOAD}{DOM0_SCRIPT}");
+    let mut scenario = Scenario::new("vcpus", &script, &extra);
+    scenario.xen_args = "sched=credit";
+    scenario.common_args = "dom0_max_vcpus=2";
+    scenario.limit = Duration::from_secs(900);
+    let (xenish, xen) = scenario.both();
+    let sorted = "check: {p}: pipeline {j}: e071f707 100";
+    let mut expected: Vec<String> = Vec::new();
+    for (p, prefix) in [("dom0", "check: "), ("domU", "check: console: ")] {
+        let p_line = |s: &str| format!("{prefix}{}", s.replace("{p}", p).trim_start_matches("check: "));
+        expected.push(p_line("check: {p}: nproc 2, online 0-1"));
+        for cpu in 0..2 {
+            expected.push(p_line(&format!("check: {{p}}: pinned to {cpu}: ran on cpu {cpu}, counted to 30000")));
+        }
+        for j in 1..=4 {
+            expected.push(p_line(&sorted.replace("{j}", &j.to_string())));
+        }
+    }
+    for l in [
+        "check: dom0 vcpu-list: 2 vCPUs",
+        "check: create: exit 0",
+        "check: domU: smp 2 vCPUs",
+        "check: domU vcpu-list: 2 vCPUs",
+        "check: shutdown -w: exit 0",
+        "check: smp is gone",
+    ] {
+        expected.push(l.into());
+    }
+    let expected: Vec<&str> = expected.iter().map(String::as_str).collect();
+    compare::expect_all(&xenish, &expected);
+    compare::expect_all(&xen, &expected);
+    compare::assert_same(&xenish, &xen, &[]);
+    xenish.expect_no("xenish: d1 crashed");
+}
