@@ -493,6 +493,11 @@ pub struct Domain {
     /// Whether [`crate::lifecycle::destroy`] has run for this domain
     /// (set once its state is [`DomainState::Dying`]).
     pub torn_down: bool,
+    /// Whether a `destroydomain` call has returned 0 for this domain (its
+    /// teardown done). Only then may its slot go: Xen frees a domain when
+    /// the last reference goes, and the destroying call holds one until it
+    /// returns, so a continued call always finds the domain it destroys.
+    pub destroy_acked: bool,
     /// The PCI configuration address an unprivileged domain last wrote to
     /// port 0xcf8 (Xen latches it per domain; no device answers).
     pub pci_cf8: u32,
@@ -576,6 +581,7 @@ impl Domain {
             max_vcpus: 1,
             vcpus_allocated: true,
             torn_down: false,
+            destroy_acked: false,
             pci_cf8: 0,
             pirqs: crate::pirq::Pirqs::new(privileged),
             tools: ToolstackSettings::default(),

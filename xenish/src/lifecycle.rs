@@ -130,7 +130,10 @@ pub enum Step {
 pub fn destroy(domains: &mut [Domain], index: usize, res: &mut Resources) -> bool {
     let mut progress = Relinquish::default();
     while destroy_step(domains, index, res, &mut progress, STEP_BUDGET) == Step::More {}
-    domains.get_mut(index).is_some_and(|d| reap(d, res))
+    domains.get_mut(index).is_some_and(|d| {
+        d.destroy_acked = true;
+        reap(d, res)
+    })
 }
 
 /// One step of the teardown of dying domain `index` of `domains`, from
@@ -247,7 +250,7 @@ fn release_page(d: &mut Domain, mfn: Mfn, res: &mut Resources) -> u64 {
 /// Returns what dying domain `d` no longer shares with anyone; marks it
 /// dead when nothing is left. Returns whether it died now.
 pub fn reap(d: &mut Domain, res: &mut Resources) -> bool {
-    if !matches!(d.state, DomainState::Dying(_)) || !d.torn_down {
+    if !matches!(d.state, DomainState::Dying(_)) || !d.torn_down || !d.destroy_acked {
         return false;
     }
     release_frames(d, res, true)
@@ -653,6 +656,9 @@ mod tests {
         };
         assert!(dead && w.peers[0].torn_down);
         assert_eq!(w.peers[0].state, DomainState::Dying(None), "dead at the next reap");
+        let mut res = Resources { ft: &mut w.ft, mem: &mut w.mem, pool: &mut w.pool, m2p: M2P };
+        assert!(!reap(&mut w.peers[0], &mut res), "not before the toolstack's call has returned");
+        w.peers[0].destroy_acked = true;
         let mut res = Resources { ft: &mut w.ft, mem: &mut w.mem, pool: &mut w.pool, m2p: M2P };
         assert!(reap(&mut w.peers[0], &mut res));
         assert_eq!(w.peers[0].state, DomainState::Dead(None));

@@ -977,6 +977,11 @@ mod tests {
                 break;
             }
             assert_eq!(frame.rip, 0x0ffe, "continued: the syscall again");
+            // Another call before the continued one comes back (an event
+            // upcall's `iret`, say): the settling it brings must not free
+            // the domain under the destroying call.
+            (frame.rax, frame.rdi, frame.rsi, frame.rip) = (u64::from(HYPERVISOR_XEN_VERSION), 0, 0, 0x2000);
+            system.syscall(&mut frame, 1000 * calls + 500, 1000 * calls + 500, &mut mem, &mut plat);
             // A frame back in the pool is a scrubbed one.
             for &m in &frames {
                 let free = system.ft.owner(m) == Some(crate::mm::frame_table::Owner::Free);

@@ -280,6 +280,7 @@ fn destroy(ctx: &mut Ctx, id: DomId) -> HcResult {
     if matches!(d.state, DomainState::Dying(_)) && !d.torn_down {
         return Err(XenError::Erestart);
     }
+    d.destroy_acked = true;
     Ok(0)
 }
 
