@@ -410,7 +410,15 @@ impl System {
                 continue;
             }
             for vi in 0..d.vcpus.len() {
-                if d.vcpus.get_mut(vi).is_some_and(|v| v.take_due_timers(now_ns)) {
+                let Some(v) = d.vcpus.get_mut(vi) else { continue };
+                let fired = v.take_due_timers(now_ns);
+                // Nothing below concerns a vCPU whose timer did not fire
+                // and that is neither blocked, polling nor coming up: the
+                // common case of the running one, checked first.
+                if !fired && !v.blocked && v.poll.is_none() && (v.down || v.runstate.state != RUNSTATE_OFFLINE) {
+                    continue;
+                }
+                if fired {
                     evtchn::send_virq(d, mem, evtchn::VIRQ_TIMER, vi as u32);
                 }
                 let info = d.vcpu_info(vi);
