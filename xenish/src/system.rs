@@ -658,11 +658,23 @@ impl System {
     /// When the CPU must next be interrupted (system time, ns): the end of
     /// the current slice, the earliest vCPU timer, or the idle recheck.
     pub fn next_deadline_ns(&self) -> Option<u64> {
-        let timers = self.domains.iter().filter(|d| d.is_running()).flat_map(|d| {
-            d.vcpus.iter().flat_map(|v| v.next_timer_ns().into_iter().chain(v.poll.as_ref().and_then(|p| p.1)))
-        });
-        let own = if self.current.is_some() { Some(self.preempt_at_ns) } else { self.idle_until_ns };
-        timers.chain(own).min()
+        // A plain loop: this runs on every entry, and the iterator chain
+        // it replaces cost several times as many instructions.
+        let mut earliest = if self.current.is_some() { Some(self.preempt_at_ns) } else { self.idle_until_ns };
+        let mut consider = |t: Option<u64>| {
+            if let Some(t) = t {
+                earliest = Some(earliest.map_or(t, |e| e.min(t)));
+            }
+        };
+        for d in self.domains.iter().filter(|d| d.is_running()) {
+            for v in &d.vcpus {
+                consider(v.next_timer_ns());
+                if let Some((_, timeout)) = &v.poll {
+                    consider(*timeout);
+                }
+            }
+        }
+        earliest
     }
 
     /// Whether any domain crashed (or was stopped by a watchdog).
