@@ -237,18 +237,27 @@ impl System {
     /// then a bounded share of the background work on dead domains
     /// ([`Self::relinquish`]).
     fn settle(&mut self, mem: &mut dyn MachineMemory) {
-        for d in core::mem::take(&mut self.lifecycle.created) {
-            let dead = self.domains.iter().position(|d| matches!(d.state, DomainState::Dead(_)));
-            match dead.and_then(|i| self.domains.get_mut(i)) {
-                Some(slot) => *slot = d,
-                None => self.domains.push(d),
-            }
+        if !self.lifecycle.created.is_empty() {
+            self.add_created();
         }
         if self.ft.dirty_frames() != 0 || self.domains.iter().any(|d| matches!(d.state, DomainState::Dying(_))) {
             // Refill the pool first when it runs low: the next caller may
             // be the toolstack building a domain in what was just freed.
             let short = lifecycle::POOL_RESERVE.saturating_sub(self.frames.free_frames());
             self.relinquish(mem, lifecycle::SCRUB_PER_ENTRY.max(short));
+        }
+    }
+
+    /// Adds the domains the toolstack created, each in the slot of a dead
+    /// domain if there is one.
+    #[inline(never)]
+    fn add_created(&mut self) {
+        for d in core::mem::take(&mut self.lifecycle.created) {
+            let dead = self.domains.iter().position(|d| matches!(d.state, DomainState::Dead(_)));
+            match dead.and_then(|i| self.domains.get_mut(i)) {
+                Some(slot) => *slot = d,
+                None => self.domains.push(d),
+            }
         }
     }
 
