@@ -217,8 +217,14 @@ mod tests {
     fn the_flat_64_bit_fast_path_agrees_with_the_descriptor_checks() {
         let none = |_: usize| None;
         let (cs, ss) = (FLAT_RING3_SELECTORS[2], FLAT_RING3_SELECTORS[1]);
-        for rip in [0, 0x1000, 0x7fff_ffff_ffff, 0x8000_0000_0000, 0xffff_8000_0000_0000, 0xffff_ffff_8000_0000, u64::MAX] {
-            assert_eq!(iret_target_ok(cs, ss, rip, &none, &none), descriptors_allow(cs, ss, rip, &none, &none), "{rip:#x}");
+        for rip in
+            [0, 0x1000, 0x7fff_ffff_ffff, 0x8000_0000_0000, 0xffff_8000_0000_0000, 0xffff_ffff_8000_0000, u64::MAX]
+        {
+            assert_eq!(
+                iret_target_ok(cs, ss, rip, &none, &none),
+                descriptors_allow(cs, ss, rip, &none, &none),
+                "{rip:#x}"
+            );
         }
     }
 
