@@ -176,8 +176,10 @@ impl System {
             return self.reschedule(frame, now_ns, tsc, mem).with_toggle(false);
         };
         let vcpu = who.vcpu;
-        let was_kernel = domain.vcpus.get(vcpu).is_some_and(|v| v.kernel_mode);
-        let l4_before = domain.vcpus.get(vcpu).map(|v| v.current_l4());
+        let (was_kernel, l4_before) = match domain.vcpus.get(vcpu) {
+            Some(v) => (v.kernel_mode, Some(v.current_l4())),
+            None => (false, None),
+        };
         let (mut tlb, mut reload_gdt) = (TlbFlush::None, false);
         // A `syscall` from 32-bit code is never a hypercall: Xen's
         // cstar_enter bounces it to the guest kernel in either mode.
@@ -225,9 +227,11 @@ impl System {
         (action.tlb, action.reload_gdt) = (tlb, reload_gdt);
         // A new base pointer (MMUEXT_NEW_BASEPTR) for the running mode
         // takes effect on the way back to the guest.
-        match self.current_l4() {
-            Some(l4) if action.next == Next::Resume && Some(l4) != l4_before => action.next = Next::Reload(l4),
-            _ => {}
+        if action.next == Next::Resume {
+            match self.current_l4() {
+                Some(l4) if Some(l4) != l4_before => action.next = Next::Reload(l4),
+                _ => {}
+            }
         }
         action
     }
