@@ -129,6 +129,23 @@ pub fn iret_target_ok(
     if cs & 3 != 3 || ss & 3 != 3 {
         return false;
     }
+    // Xen's flat 64-bit code and stack selectors, what nearly every return
+    // carries: their fixed descriptors pass every check below, leaving
+    // only the canonical `rip` to test.
+    if cs == FLAT_RING3_SELECTORS[2] && ss == FLAT_RING3_SELECTORS[1] {
+        return crate::guest_access::is_canonical(rip);
+    }
+    descriptors_allow(cs, ss, rip, gdt, ldt)
+}
+
+/// [`iret_target_ok`]'s checks of the descriptors behind `cs` and `ss`.
+fn descriptors_allow(
+    cs: u16,
+    ss: u16,
+    rip: u64,
+    gdt: &dyn Fn(usize) -> Option<u64>,
+    ldt: &dyn Fn(usize) -> Option<u64>,
+) -> bool {
     let usable = |d: u64| d & P != 0 && d & S != 0 && d & DPL == DPL;
     let (Some(code), Some(stack)) = (descriptor(cs, gdt, ldt), descriptor(ss, gdt, ldt)) else { return false };
     if !usable(code) || code & CODE == 0 || (code & LONG != 0 && code & BIG != 0) {
@@ -195,6 +212,21 @@ pub fn gdt_entry(frames: &[crate::mm::Mfn], mem: &dyn crate::mm::MachineMemory, 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_flat_64_bit_fast_path_agrees_with_the_descriptor_checks() {
+        let none = |_: usize| None;
+        let (cs, ss) = (FLAT_RING3_SELECTORS[2], FLAT_RING3_SELECTORS[1]);
+        for rip in
+            [0, 0x1000, 0x7fff_ffff_ffff, 0x8000_0000_0000, 0xffff_8000_0000_0000, 0xffff_ffff_8000_0000, u64::MAX]
+        {
+            assert_eq!(
+                iret_target_ok(cs, ss, rip, &none, &none),
+                descriptors_allow(cs, ss, rip, &none, &none),
+                "{rip:#x}"
+            );
+        }
+    }
 
     #[test]
     fn follows_xens_rules_for_64_bit_pv() {

@@ -15,6 +15,7 @@
 use core::arch::{asm, global_asm};
 use core::mem::size_of;
 use core::ptr::addr_of_mut;
+use core::sync::atomic::AtomicU64;
 
 use super::gdt::{self, CpuTables};
 
@@ -45,6 +46,10 @@ pub struct CpuInfo {
     pub apic_id: u32,
     /// Its GDT, LDT and TSS.
     pub tables: *mut CpuTables,
+    /// The system time (ns) its APIC timer was last armed for, `u64::MAX`
+    /// for none: while the timer still counts towards it, arming it for
+    /// the same deadline again can be skipped.
+    pub armed_ns: AtomicU64,
 }
 
 const _: () = assert!(size_of::<CpuInfo>() <= CPU_INFO_SIZE);
@@ -87,7 +92,9 @@ pub fn init_cpu_info(cpu: usize, apic_id: u32, tables: *mut CpuTables) {
     // SAFETY: the block of `cpu` is not in use yet (its CPU is not
     // running, or is the caller, whose stack is far below the top); the
     // slot is aligned and inside the block.
-    unsafe { info.write(CpuInfo { syscall_rsp: 0, cpu: cpu as u32, apic_id, tables }) };
+    unsafe {
+        info.write(CpuInfo { syscall_rsp: 0, cpu: cpu as u32, apic_id, tables, armed_ns: AtomicU64::new(u64::MAX) })
+    };
 }
 
 /// The running CPU's `CpuInfo`, found from the stack pointer.

@@ -243,6 +243,13 @@ fn arm_timer(system: &System) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
     };
+    // Most entries leave the deadline as it was (the slice's end, the next
+    // timer): while the APIC still counts towards it, leave it be.
+    let armed = &super::percpu::this_cpu().armed_ns;
+    if deadline.is_some_and(|ns| armed.load(Ordering::Relaxed) == ns && apic::timer_counting()) {
+        return;
+    }
+    armed.store(deadline.unwrap_or(u64::MAX), Ordering::Relaxed);
     apic::set_deadline(deadline.map(|ns| system.clock.tsc_at(ns)));
 }
 
