@@ -357,7 +357,7 @@ fn claim_pages(ctx: &mut Ctx, arg: u64) -> HcResult {
         .filter(|d| d.id != r.domid)
         .map(Domain::outstanding_pages)
         .sum();
-    let free = ctx.frames.free_frames();
+    let free = ctx.free_pages();
     let privileged = ctx.domain.privileged;
     let d = if r.domid == me { Some(&mut *ctx.domain) } else { ctx.peers.get_mut(r.domid) };
     let d = d.ok_or(XenError::Einval)?;

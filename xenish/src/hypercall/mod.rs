@@ -202,6 +202,13 @@ impl<'a> Peers<'a> {
 }
 
 impl Ctx<'_> {
+    /// Free memory as Xen reports it (`total_avail_pages`): the pool and
+    /// the frames of dead domains still waiting to be scrubbed, which are
+    /// free (no one owns them) and scrubbed before anyone gets them.
+    pub fn free_pages(&self) -> u64 {
+        self.frames.free_frames() + self.ft.dirty_frames()
+    }
+
     /// The PV MMU over this context's frame table and memory.
     pub fn mmu(&mut self) -> Mmu<'_> {
         Mmu { ft: &mut *self.ft, mem: &mut *self.mem }

@@ -109,7 +109,7 @@ fn serve(ctx: &mut Ctx, arg: u64) -> HcResult {
         XEN_SYSCTL_AVAILHEAP => {
             let mut a = op.availheap();
             // One node, no zones: every free frame is in range.
-            let frames = if a.node == -1 || a.node == 0 { ctx.frames.free_frames() } else { 0 };
+            let frames = if a.node == -1 || a.node == 0 { ctx.free_pages() } else { 0 };
             a.avail_bytes = frames << 12;
             op.set_availheap(a);
         }
@@ -168,7 +168,7 @@ fn physinfo(ctx: &Ctx) -> XenSysctlPhysinfo {
         arch_capabilities: 0,
         pad: 0,
         total_pages: ram,
-        free_pages: ctx.frames.free_frames(),
+        free_pages: ctx.free_pages(),
         scrub_pages: 0,
         outstanding_pages: core::iter::once(&*ctx.domain)
             .chain(ctx.peers.iter())
@@ -323,7 +323,7 @@ fn numainfo(ctx: &mut Ctx, ni: &mut XenSysctlNumainfo) -> Result<(), XenError> {
         n = n.min(ni.num_nodes);
         let span = ctx.platform.machine_memory_map().iter().filter(|e| e.kind == 1).map(|e| e.addr + e.size).max();
         let memsize = span.unwrap_or(0) & !0xfff;
-        let memfree = ctx.frames.free_frames() << 12;
+        let memfree = ctx.free_pages() << 12;
         for i in 0..n {
             if !ni.meminfo.is_null() {
                 let at = ni.meminfo.element_addr(u64::from(i)).ok_or(XenError::Efault)?;
@@ -476,6 +476,11 @@ mod tests {
         );
         w.pool.0.pop();
         assert_eq!(call(&mut w, XenSysctl::new(XEN_SYSCTL_PHYSINFO)).1.free_pages, w.pool.0.len() as u64);
+        // A dead domain's frame waiting to be scrubbed is free memory, as
+        // in Xen (its heap holds unscrubbed pages too).
+        let Some(m) = w.pool.0.pop() else { panic!("no frame") };
+        assert_eq!(w.ft.push_dirty(m), Ok(()));
+        assert_eq!(call(&mut w, XenSysctl::new(XEN_SYSCTL_PHYSINFO)).1.free_pages, w.pool.0.len() as u64 + 1);
     }
 
     #[test]
