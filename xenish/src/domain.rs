@@ -215,8 +215,9 @@ pub const RUNSTATE_OFFLINE: usize = 3;
 /// A vCPU's runstate and the time it spent in each (`vcpu_runstate_info`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Runstate {
-    /// Current state (`RUNSTATE_*`); starts runnable (0 = running is
-    /// set when it first runs).
+    /// Current state (`RUNSTATE_*`): 0 (running) by default, for the
+    /// boot-time domains' first vCPUs; a vCPU the toolstack creates starts
+    /// offline at its creation time ([`Vcpu::offline`]).
     pub state: usize,
     /// System time the current state was entered.
     pub entry_ns: u64,
