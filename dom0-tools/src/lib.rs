@@ -16,3 +16,15 @@ pub mod netdev;
 pub mod xs_client;
 
 pub use xendev;
+
+/// Makes a closed output pipe end the program quietly, as it does a C
+/// tool (`xl uptime | head -1`): Rust ignores `SIGPIPE`, so without this
+/// the next write to the closed pipe panics. For command-line tools only;
+/// the daemons keep ignoring it and handle `EPIPE` on their sockets.
+pub fn default_sigpipe() {
+    // SAFETY: restoring a signal's default disposition touches no memory
+    // of this program; it runs at the start of `main`, before any thread.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}

@@ -69,7 +69,8 @@ impl<'a> Scenario<'a> {
     /// Panics if the boot fails or the script does not finish.
     pub fn boot(&self, hv: Hypervisor) -> Outcome {
         let image_name = format!("{}-{hv:?}", self.name).to_lowercase();
-        let image = dom0::image_with(&image_name, Some(&self.script), self.extra, self.daemons).unwrap_or_else(|e| panic!("{e}"));
+        let image = dom0::image_with(&image_name, Some(&self.script), self.extra, self.daemons)
+            .unwrap_or_else(|e| panic!("{e}"));
         let dom0_mem = format!("dom0_mem={} {}", self.dom0_mem, self.common_args);
         let (hypervisor, cmdline) = match hv {
             Hypervisor::Xenish => {
@@ -200,9 +201,11 @@ pub fn domu_initramfs_with(modules: &[&str], init: &str, extra: &[(&str, u32, &[
     for dir in ["proc", "sys", "dev", "tmp", "mnt", "modules"] {
         cpio = cpio.dir(dir);
     }
-    cpio = cpio
-        .file("modules/order", 0o644, order.as_bytes())
-        .file("init", 0o755, format!("#!/bin/busybox sh\n{init}").as_bytes());
+    cpio = cpio.file("modules/order", 0o644, order.as_bytes()).file(
+        "init",
+        0o755,
+        format!("#!/bin/busybox sh\n{init}").as_bytes(),
+    );
     for (name, data) in &modules {
         cpio = cpio.file(&format!("modules/{name}"), 0o644, data);
     }

@@ -68,10 +68,9 @@ fn linux_boot_log(hv: Hypervisor) -> Outcome {
         Hypervisor::Xenish => {
             (images().hypervisor.clone(), format!("{} {}", linux::DOM0_MEM, tests::qemu::XENISH_TEST_OPTIONS))
         }
-        Hypervisor::Xen => (
-            debian::xen().unwrap_or_else(|e| panic!("{e}")),
-            format!("{} {}", debian::XEN_CMDLINE, linux::DOM0_MEM),
-        ),
+        Hypervisor::Xen => {
+            (debian::xen().unwrap_or_else(|e| panic!("{e}")), format!("{} {}", debian::XEN_CMDLINE, linux::DOM0_MEM))
+        }
     };
     Boot::with_hypervisor(image)
         .cpu(linux::CPU)

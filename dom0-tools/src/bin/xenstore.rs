@@ -689,6 +689,7 @@ fn run(args: Vec<OsString>) -> i32 {
 }
 
 fn main() {
+    dom0_tools::default_sigpipe();
     exit(run(std::env::args_os().collect()));
 }
 

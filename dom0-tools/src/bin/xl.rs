@@ -14,6 +14,7 @@ pub mod xl;
 pub use dom0_tools::xs_client;
 
 fn main() -> std::process::ExitCode {
+    dom0_tools::default_sigpipe();
     let args: Vec<String> = std::env::args().collect();
     xl::main(&args)
 }
