@@ -207,6 +207,9 @@ fn teardown(d: &mut Domain, peers: &mut Peers, res: &mut Resources) {
         if let Some((info, _)) = v.vcpu_info {
             mmu.put_page_and_type(info);
         }
+        if let Some(old) = v.old_guest_table {
+            mmu.drop_parked(old);
+        }
     }
     if let Some(eoi_map) = d.pirqs.eoi_map.take() {
         mmu.put_page_and_type(eoi_map);

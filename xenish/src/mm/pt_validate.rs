@@ -70,7 +70,7 @@
 
 use guest_abi::errno::XenError;
 
-use super::frame_table::{FrameTable, Owner, PageType, Partial, TypeRef};
+use super::frame_table::{FrameTable, Owner, PageInfo, PageType, Partial, TypeRef};
 use super::pagetable::{self, PTE_A, PTE_D, PTE_P, PTE_RW, PTE_US};
 use super::{MachineMemory, Mfn};
 use crate::domain::{DomId, Domain};
@@ -267,6 +267,10 @@ impl Mmu<'_> {
         match self.get_type(target, owner, ty, preemptible) {
             Ok(()) => Ok(()),
             Err(XenError::Erestart) => Err(XenError::Erestart),
+            // The table named failed part-way and was parked: the
+            // reference goes with it (Xen keeps it when the page is
+            // `old_guest_table`), for this table to adopt.
+            Err(e) if self.ft.parked == Some(target) => Err(e),
             Err(e) => {
                 self.ft.put_page(target);
                 match e {
@@ -337,9 +341,29 @@ impl Mmu<'_> {
     /// on `mfn`, a frame of `owner` (`-EINVAL` if it is not one), validating
     /// it if it becomes a page table now. Nothing is held on failure.
     pub fn get_page_and_type(&mut self, mfn: Mfn, owner: &MapRights, ty: PageType) -> Result<(), XenError> {
+        self.get_page_and_type_with(mfn, owner, ty, false)
+    }
+
+    /// [`Self::get_page_and_type`] preemptible by the budget
+    /// ([`FrameTable::set_preempt_at`]), Xen's `get_page_and_type_from_mfn`
+    /// with `PTF_preemptible`: `-ERESTART` leaves the table partially
+    /// validated (the same request resumes it); a failure part-way parks
+    /// the table with the reference taken here ([`FrameTable::parked`]),
+    /// for the caller to finish its devalidation in bounded steps.
+    pub fn get_page_and_type_preemptible(&mut self, mfn: Mfn, owner: &MapRights, ty: PageType) -> Result<(), XenError> {
+        self.get_page_and_type_with(mfn, owner, ty, true)
+    }
+
+    fn get_page_and_type_with(
+        &mut self,
+        mfn: Mfn,
+        owner: &MapRights,
+        ty: PageType,
+        preemptible: bool,
+    ) -> Result<(), XenError> {
         self.ft.get_page(mfn, Owner::Domain(owner.id))?;
-        let r = self.get_type(mfn, owner, ty, false);
-        if r.is_err() {
+        let r = self.get_type(mfn, owner, ty, preemptible);
+        if r.is_err() && self.ft.parked != Some(mfn) {
             self.ft.put_page(mfn);
         }
         r
@@ -363,6 +387,8 @@ impl Mmu<'_> {
                 Ok(())
             }
             Err(XenError::Erestart) => Err(XenError::Erestart),
+            // Parked part-way: it stays typed until its devalidation ends.
+            Err(e) if self.ft.parked == Some(mfn) => Err(e),
             Err(e) => {
                 self.ft.abandon_type(mfn);
                 Err(e)
@@ -373,6 +399,51 @@ impl Mmu<'_> {
     /// Xen's `put_page_and_type`.
     pub fn put_page_and_type(&mut self, mfn: Mfn) {
         self.put_type(mfn);
+        self.ft.put_page(mfn);
+    }
+
+    /// Xen's `put_page_and_type_preemptible`, preemptible by the budget
+    /// ([`FrameTable::set_preempt_at`]): if the devalidation of a table
+    /// losing its last type reference stops part-way, the table is parked
+    /// with the caller's reference ([`FrameTable::parked`]) and the result
+    /// is `-ERESTART`; [`Self::finish_put`] goes on with it.
+    pub fn put_page_and_type_preemptible(&mut self, mfn: Mfn) -> Result<(), XenError> {
+        match self.put_type_preemptible(mfn, true) {
+            Ok(()) => {
+                self.ft.put_page(mfn);
+                Ok(())
+            }
+            Err(e) => {
+                self.ft.park(mfn);
+                Err(e)
+            }
+        }
+    }
+
+    /// Xen's `put_old_guest_table`: goes on with the final put of a parked
+    /// table (a vCPU's `old_guest_table`), preemptible by the budget: its
+    /// devalidation resumes where it stopped (or starts, if the table still
+    /// holds the type reference to drop), and once done the parked
+    /// reference goes. `-ERESTART`: stopped again, still parked.
+    pub fn finish_put(&mut self, mfn: Mfn) -> Result<(), XenError> {
+        let devalidating = self.ft.info(mfn).and_then(PageInfo::partial).is_some_and(|q| q.devalidating);
+        if devalidating {
+            self.resume_devalidation(mfn, true)?;
+        } else {
+            self.put_type_preemptible(mfn, true)?;
+        }
+        self.ft.put_page(mfn);
+        Ok(())
+    }
+
+    /// The teardown's end of a parked table (a dying domain's vCPU's
+    /// `old_guest_table`): its reference goes, and a type reference it
+    /// still held goes as [`FrameTable::put_type_deferred`] drops it; the
+    /// page walk takes the table apart.
+    pub fn drop_parked(&mut self, mfn: Mfn) {
+        if !self.ft.info(mfn).and_then(PageInfo::partial).is_some_and(|q| q.devalidating) {
+            self.ft.put_type_deferred(mfn);
+        }
         self.ft.put_page(mfn);
     }
 
@@ -449,6 +520,17 @@ impl Mmu<'_> {
                     return Err(XenError::Erestart);
                 }
                 Err(e) => {
+                    // Xen's promote_lN_table failing part-way: the
+                    // table is parked, partially devalidated from entry
+                    // `i` down, adopting a table named there that was
+                    // parked itself; its devalidation goes on in bounded
+                    // steps. Not preemptible, or nothing to undo: at once.
+                    let adopt = level > 1 && pte & PTE_P != 0 && self.ft.parked == Some(frame_of(pte));
+                    if preemptible && level > 1 && (adopt || i > 0) {
+                        self.ft.set_partial(mfn, Partial { nr: i as u16, child: adopt, devalidating: true });
+                        self.ft.park(mfn);
+                        return Err(e);
+                    }
                     self.release_entries(mfn, level, i);
                     return Err(e);
                 }
@@ -650,7 +732,12 @@ impl Mmu<'_> {
             let _ = self.put_page_from_entry(level, value, table, false);
             return Err(e);
         }
-        let _ = self.put_page_from_entry(level, old, table, false);
+        if self.put_page_from_entry(level, old, table, preemptible).is_err() {
+            // Xen's PTF_defer: the table the old entry named is left
+            // partially devalidated, parked with the entry's reference;
+            // the request is done and the batch finishes the put next.
+            self.ft.park(frame_of(old));
+        }
         Ok(value != old)
     }
 
@@ -674,7 +761,9 @@ impl Mmu<'_> {
         let ty = PageType::table(level).ok_or(XenError::Einval)?;
         self.ft.get_page(mfn, Owner::Domain(owner.id))?;
         if let Err(e) = self.get_type(mfn, owner, ty, preemptible) {
-            self.ft.put_page(mfn);
+            if self.ft.parked != Some(mfn) {
+                self.ft.put_page(mfn);
+            }
             return Err(e);
         }
         if let Err(e) = self.ft.set_pinned(mfn, true) {
