@@ -30,9 +30,9 @@ pub(crate) mod preempt_tests;
 pub mod refusals;
 mod sched_op;
 mod segments;
+mod set_trap_table;
 #[cfg(test)]
 mod smp_tests;
-mod set_trap_table;
 mod sysctl;
 mod timer;
 mod unconfigured;

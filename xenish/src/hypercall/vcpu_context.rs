@@ -73,7 +73,9 @@ pub fn set_info_guest(
         g.failsafe_callback_eip,
     ];
     let ldt_base_ok = g.ldt_ents == 0 || is_canonical(g.ldt_base);
-    if !addresses.iter().all(|&a| is_canonical(a)) || !ldt_base_ok || !g.trap_ctxt.iter().all(|t| is_canonical(t.address))
+    if !addresses.iter().all(|&a| is_canonical(a))
+        || !ldt_base_ok
+        || !g.trap_ctxt.iter().all(|t| is_canonical(t.address))
     {
         return Err(XenError::Einval);
     }
