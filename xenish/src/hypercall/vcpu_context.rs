@@ -9,7 +9,11 @@
 //! page table; the GDT frames (at most 14 frames of checked descriptors,
 //! each taking a segment-descriptor type reference, Xen's `pv_set_gdt`);
 //! the top-level table in `ctrlreg[3]` (and `ctrlreg[1]`) taking an L4 type
-//! reference. Selectors get the guest kernel's RPL 3; a non-null FS/GS
+//! reference, preemptibly: `-ERESTART` makes the caller continue the call,
+//! which resumes the validation (Xen's continuation of
+//! `arch_set_info_guest`), and a table failing part-way is parked on the
+//! vCPU (`old_guest_table`) until the next attempt or the teardown
+//! releases it. Selectors get the guest kernel's RPL 3; a non-null FS/GS
 //! selector clears its base; IOPL becomes the virtual IOPL; interrupts stay
 //! enabled. `VGCF_online` decides whether the vCPU is up.
 //!

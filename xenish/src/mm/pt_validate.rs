@@ -55,10 +55,15 @@
 //!   or be freed; a partially devalidated one cannot be typed or pinned
 //!   again before its unpin is finished (`-EINVAL`; Xen would let another
 //!   request revalidate it). A failure part-way releases every reference
-//!   the validation took, in earlier calls too. Not preemptible: that
-//!   undo, the release of an entry's old value (unlinking a subtree
-//!   devalidates it in one go), and type references taken or dropped
-//!   outside batches (base pointers, `setvcpucontext`).
+//!   the validation took, in earlier calls too: preemptibly, the table is
+//!   parked ([`FrameTable::parked`], Xen's `old_guest_table`), partially
+//!   devalidated from where it failed (adopting a table below parked
+//!   itself), and the batch finishes its devalidation in bounded steps
+//!   before it returns the error (Xen's second continuation form). So is
+//!   the release of an entry's old value whose subtree loses its last
+//!   link ([`Mmu::put_page_and_type_preemptible`], Xen's `PTF_defer`),
+//!   and of an old base pointer; new base pointers validate preemptibly
+//!   (`-ERESTART`, the same request again resumes).
 //! - A dying domain's tables are taken apart without recursion
 //!   ([`Mmu::relinquish_table`], Xen's `relinquish_memory`): one walk per
 //!   table, the tables below losing their last type reference keeping
@@ -648,8 +653,9 @@ impl Mmu<'_> {
     /// batch ([`Self::mod_entry_preemptible`]), validating the table a
     /// new L2..L4 entry names may stop with `-ERESTART`: the
     /// entry is not written, the table named is left partially validated,
-    /// and the same request resumes it. Releasing the old entry is not
-    /// preemptible.
+    /// and the same request resumes it. Releasing the old entry's subtree
+    /// may stop too: the entry is written, and the table it named is
+    /// parked ([`FrameTable::parked`]) for the batch to finish.
     #[allow(clippy::too_many_arguments)]
     pub fn mod_entry(
         &mut self,
