@@ -162,12 +162,16 @@ impl Batch {
     /// that continuation, or the result of Xen's null-list continuation
     /// form (`count == MMU_UPDATE_PREEMPTED`, no list: return
     /// `foreigndom`).
+    #[inline(always)]
     pub(super) fn start(ctx: &mut Ctx, args: [u64; 5]) -> Result<Batch, Outcome> {
-        if let Some(old) = ctx.domain.vcpus.get(ctx.vcpu).and_then(|v| v.old_guest_table) {
-            if put_old_guest_table(ctx, old).is_err() {
-                return Err(Outcome::Continue(args));
-            }
+        if ctx.domain.vcpus.get(ctx.vcpu).is_some_and(|v| v.old_guest_table.is_some()) {
+            return finish_parked(ctx, args);
         }
+        Self::decode(ctx, args)
+    }
+
+    #[inline(always)]
+    fn decode(ctx: &mut Ctx, args: [u64; 5]) -> Result<Batch, Outcome> {
         let [list, count, pdone, foreigndom, _] = args;
         let (count, foreigndom) = (count as u32, foreigndom as u32);
         if count == MMU_UPDATE_PREEMPTED && list == 0 {
@@ -221,6 +225,36 @@ impl Batch {
         }
         self.report_done(ctx, i);
         let parked = ctx.ft.parked.is_some() && park_on_vcpu(ctx);
+        if !parked {
+            return self.outcome(result, handle, i);
+        }
+        match result {
+            Err(XenError::Erestart) | Ok(()) if i < self.count => self.continuation(handle, i),
+            // Xen's second continuation form: the parked put is finished
+            // first, then the call returns `rc`, carried in `foreigndom`.
+            r => {
+                let rc = r.err().map_or(0, XenError::to_ret);
+                Outcome::Continue([0, u64::from(MMU_UPDATE_PREEMPTED), 0, u64::from(rc as i32 as u32), 0])
+            }
+        }
+    }
+
+    /// The continuation of the batch from request `i` on.
+    fn continuation<T>(&self, handle: GuestHandle<T>, i: u32) -> Outcome {
+        Outcome::Continue([
+            handle.element_addr(u64::from(i)).unwrap_or(self.list),
+            u64::from((self.count - i) | MMU_UPDATE_PREEMPTED),
+            self.pdone,
+            u64::from(self.foreigndom),
+            0,
+        ])
+    }
+
+    /// What the batch returns after serving `i` requests with `result`:
+    /// its error, success, or the continuation for the rest (from the
+    /// preempted request on, Xen's `-ERESTART`).
+    #[inline(always)]
+    fn outcome<T>(&self, result: Result<(), XenError>, handle: GuestHandle<T>, i: u32) -> Outcome {
         match result {
             Err(XenError::Erestart) | Ok(()) if i < self.count => Outcome::Continue([
                 handle.element_addr(u64::from(i)).unwrap_or(self.list),
@@ -229,22 +263,31 @@ impl Batch {
                 u64::from(self.foreigndom),
                 0,
             ]),
-            // Xen's second continuation form: the parked put is finished
-            // first, then the call returns `rc`, carried in `foreigndom`.
-            r if parked => {
-                let rc = r.err().map_or(0, XenError::to_ret);
-                Outcome::Continue([0, u64::from(MMU_UPDATE_PREEMPTED), 0, u64::from(rc as i32 as u32), 0])
-            }
             Err(e) => Outcome::Return(e.to_ret()),
             Ok(()) => Outcome::Return(0),
         }
     }
 }
 
+/// The cold start of a batch whose vCPU has a parked table: finishes its
+/// put first (continuing the same call while that goes on), then decodes.
+#[cold]
+#[inline(never)]
+fn finish_parked(ctx: &mut Ctx, args: [u64; 5]) -> Result<Batch, Outcome> {
+    if let Some(old) = ctx.domain.vcpus.get(ctx.vcpu).and_then(|v| v.old_guest_table) {
+        if put_old_guest_table(ctx, old).is_err() {
+            return Err(Outcome::Continue(args));
+        }
+    }
+    Batch::decode(ctx, args)
+}
+
 /// Moves the table a request parked ([`crate::mm::frame_table::FrameTable::parked`])
 /// to the caller's vCPU (Xen's `old_guest_table`); returns whether it is
 /// there. Without such a vCPU (not reached: the caller is one), or with
 /// one already there, the put is finished at once.
+#[cold]
+#[inline(never)]
 fn park_on_vcpu(ctx: &mut Ctx) -> bool {
     let Some(mfn) = ctx.ft.parked.take() else { return false };
     match ctx.domain.vcpus.get_mut(ctx.vcpu) {
