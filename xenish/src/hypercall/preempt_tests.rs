@@ -453,3 +453,39 @@ fn a_parked_release_abandoned_leaks_nothing_when_the_domain_dies() {
         assert_eq!(w.ft.info(m).copied(), Some(PageInfo::default()), "frame {} free and clean", m.0);
     }
 }
+
+#[test]
+fn a_failed_pin_in_a_multicall_returns_its_errno_after_the_release_and_the_next_entry_runs() {
+    use guest_abi::version::XENVER_PAGESIZE;
+    use guest_abi::xen::{HYPERVISOR_MULTICALL, HYPERVISOR_XEN_VERSION};
+    let (mut w, d) = deep_world();
+    let last = *d.l1s.last().unwrap();
+    w.mem.set_entry(last.0, 7, (20 << 12) | 0x25);
+    let before = records(&w);
+    w.poke(REQ_VA, &op(MMUEXT_PIN_L4_TABLE, d.l4));
+    let entry = |nr: u32, args: [u64; 6]| {
+        let mut b = [0u8; 64];
+        b[0..8].copy_from_slice(&u64::from(nr).to_le_bytes());
+        for (k, a) in args.iter().enumerate() {
+            b[16 + 8 * k..24 + 8 * k].copy_from_slice(&a.to_le_bytes());
+        }
+        b
+    };
+    w.poke(BUF_VA, &entry(HYPERVISOR_MMUEXT_OP, [REQ_VA, 1, 0, SELF, 0, 0]));
+    w.poke(BUF_VA + 64, &entry(HYPERVISOR_XEN_VERSION, [u64::from(XENVER_PAGESIZE), 0, 0, 0, 0, 0]));
+    let mut args = [BUF_VA, 2, 0, 0, 0];
+    let mut calls = 0;
+    let ret = loop {
+        calls += 1;
+        assert!(calls < 1000);
+        match w.call(u64::from(HYPERVISOR_MULTICALL), args) {
+            Outcome::Return(v) => break v,
+            Outcome::Continue(next) => args = next,
+        }
+    };
+    assert_eq!(ret, 0);
+    assert!(calls >= 9, "validated and released in steps: {calls} calls");
+    let result = |w: &mut World, k: u64| i64::from_le_bytes(w.peek(BUF_VA + 64 * k + 8, 8).try_into().unwrap());
+    assert_eq!((result(&mut w, 0), result(&mut w, 1)), (-16, 4096));
+    assert_eq!(records(&w), before);
+}
