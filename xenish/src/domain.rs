@@ -180,6 +180,12 @@ pub struct Vcpu {
     /// (`VCPUOP_register_vcpu_info`): a frame and byte offset; until then
     /// it is its slot in shared_info.
     pub vcpu_info: Option<(Mfn, usize)>,
+    /// Xen's `old_guest_table`: a page table of the domain whose final
+    /// type put a preempted or failed request left unfinished (holding a
+    /// reference, and either a type reference to drop or the table's
+    /// partially devalidated state); finished before this vCPU's next
+    /// `mmu_update`, `mmuext_op` or context load, or by the teardown.
+    pub old_guest_table: Option<Mfn>,
 }
 
 /// The segment state the CPU holds for a running vCPU: selectors and the
@@ -306,6 +312,7 @@ impl Vcpu {
             gdt_frames: Vec::new(),
             debugreg: crate::hypercall::debugreg::RESET,
             vcpu_info: None,
+            old_guest_table: None,
         }
     }
 

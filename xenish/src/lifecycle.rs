@@ -9,13 +9,15 @@
 //! with a continuation until the last step is done (Xen's `-ERESTART`
 //! from `domain_kill`). The stages, each resuming where the last step
 //! stopped ([`Relinquish`]):
-//! - teardown, in one step (bounded by the domain's port and maptrack
-//!   limits): its event channels close (an interdomain peer's port goes
-//!   back to unbound, offered to the dead domain, as Xen's `evtchn_close`
-//!   does); the grant mappings it holds of other domains' grants end
-//!   (their references dropped, the granters' `GTF_reading`/`GTF_writing`
-//!   cleared); its vCPUs go: base pointers, GDT and LDT frames and
-//!   `vcpu_info` references, and its PIRQ EOI bitmap page's;
+//! - teardown, resumable port by port, mapping by mapping and vCPU by
+//!   vCPU (Xen's `evtchn_destroy`, `gnttab_release_mappings` and
+//!   `PROG_vcpu_teardown`): its event channels close (an interdomain
+//!   peer's port goes back to unbound, offered to the dead domain, as
+//!   Xen's `evtchn_close` does); the grant mappings it holds of other
+//!   domains' grants end (their references dropped, the granters'
+//!   `GTF_reading`/`GTF_writing` cleared); its vCPUs go: base pointers,
+//!   GDT and LDT frames, `vcpu_info` and parked tables' references, then
+//!   its FIFO control blocks and its PIRQ EOI bitmap page's;
 //! - its pages, a walk of its page list: a pin goes, and a page table
 //!   (validated, or partially (de)validated) is forcibly invalidated, as
 //!   Xen's `relinquish_memory` does, whoever holds type references on it.
@@ -100,13 +102,22 @@ pub struct Relinquish {
     stage: Stage,
     /// The next page of the current walk (`None`: from the list's head).
     cursor: Option<Mfn>,
+    /// The next port or maptrack handle of the teardown.
+    next: usize,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 enum Stage {
-    /// Channels, grant mappings, vCPUs.
+    /// Event channels, port by port (Xen's `evtchn_destroy`).
     #[default]
-    Teardown,
+    Channels,
+    /// Grant mappings the domain holds, handle by handle (Xen's
+    /// `gnttab_release_mappings`).
+    GrantMappings,
+    /// vCPUs one by one (Xen's `vcpu_destroy_pagetables` and the rest of
+    /// `PROG_vcpu_teardown`), then the FIFO control blocks, the PIRQ EOI
+    /// map and the console ring.
+    Vcpus,
     /// Pins and page tables, a walk of the page list.
     Pages,
     /// Idle pages to the dirty list, a walk of the page list.
@@ -154,9 +165,11 @@ pub fn destroy_step(
     let mut spent = 0u64;
     loop {
         match progress.stage {
-            Stage::Teardown => {
-                teardown(d, &mut peers, res);
-                *progress = Relinquish { stage: Stage::Pages, cursor: None };
+            Stage::Channels | Stage::GrantMappings | Stage::Vcpus => {
+                if !teardown(d, &mut peers, res, progress, budget, &mut spent) {
+                    return Step::More;
+                }
+                *progress = Relinquish { stage: Stage::Pages, cursor: None, next: 0 };
             }
             Stage::Pages | Stage::Release => {
                 let release = progress.stage == Stage::Release;
@@ -175,7 +188,7 @@ pub fn destroy_step(
                     spent += if release { release_page(d, mfn, res) } else { relinquish_page(d.id, mfn, res) };
                 }
                 if !release {
-                    *progress = Relinquish { stage: Stage::Release, cursor: None };
+                    *progress = Relinquish { stage: Stage::Release, cursor: None, next: 0 };
                     continue;
                 }
                 d.torn_down = true;
@@ -187,31 +200,94 @@ pub fn destroy_step(
     }
 }
 
-/// The first stage: channels, grant mappings, vCPUs and what they hold.
-fn teardown(d: &mut Domain, peers: &mut Peers, res: &mut Resources) {
-    close_channels(d, peers, res.mem);
-    end_grant_mappings(d, peers, res);
-    let mut mmu = Mmu { ft: &mut *res.ft, mem: &mut *res.mem };
-    evtchn::fifo_control::destroy(d, &mut mmu);
-    for v in core::mem::take(&mut d.vcpus) {
-        for l4 in core::iter::once(v.kernel_l4).chain(v.user_l4) {
-            if mmu.ft.owner(l4) == Some(Owner::Domain(d.id)) {
-                // The table is taken apart by the page walk.
-                mmu.ft.put_type_deferred(l4);
-                mmu.ft.put_page(l4);
+/// Work units of the teardown: a port looked at, a port closed, a grant
+/// mapping ended, a vCPU taken apart (its base pointers, at most 16 GDT and
+/// 16 LDT frames, `vcpu_info` and parked table: no walk).
+const PORT_COST: u64 = 1;
+const CLOSE_COST: u64 = 8;
+const MAPPING_COST: u64 = 8;
+const VCPU_COST: u64 = 64;
+
+/// The first stages, from where `progress` left off, spending from
+/// `spent` up to `budget` (at least one unit of work a step): channels
+/// close, grant mappings end, vCPUs go with what they hold. Returns
+/// whether all of it is done.
+fn teardown(
+    d: &mut Domain,
+    peers: &mut Peers,
+    res: &mut Resources,
+    progress: &mut Relinquish,
+    budget: u64,
+    spent: &mut u64,
+) -> bool {
+    let more = |spent: &mut u64, cost: u64| {
+        let go = *spent < budget;
+        *spent += cost;
+        go
+    };
+    if progress.stage == Stage::Channels {
+        while let Some(port) = u32::try_from(progress.next).ok().and_then(|p| d.evtchn.port(p).map(|q| (p, *q))) {
+            if !more(spent, PORT_COST) {
+                return false;
             }
+            if port.1.binding.is_usable() {
+                *spent += CLOSE_COST;
+                let _ = event_channel::close(d, peers, port.0, res.mem);
+            }
+            progress.next += 1;
         }
-        for mfn in v.gdt_frames.into_iter().chain(v.ldt_frames.into_iter().flatten()) {
-            mmu.put_page_and_type(mfn);
+        (progress.stage, progress.next) = (Stage::GrantMappings, 0);
+    }
+    if progress.stage == Stage::GrantMappings {
+        while progress.next < d.gnttab.maptrack.len() {
+            if !more(spent, MAPPING_COST) {
+                return false;
+            }
+            let slot = d.gnttab.maptrack.get_mut(progress.next).and_then(Option::take);
+            if let Some(m) = slot {
+                end_grant_mapping(d, peers, res, m);
+            }
+            progress.next += 1;
         }
-        if let Some((info, _)) = v.vcpu_info {
-            mmu.put_page_and_type(info);
+        d.gnttab.maptrack.clear();
+        (progress.stage, progress.next) = (Stage::Vcpus, 0);
+    }
+    let mut mmu = Mmu { ft: &mut *res.ft, mem: &mut *res.mem };
+    while !d.vcpus.is_empty() {
+        if !more(spent, VCPU_COST) {
+            return false;
+        }
+        if let Some(v) = d.vcpus.pop() {
+            vcpu_teardown(d.id, v, &mut mmu);
         }
     }
+    evtchn::fifo_control::destroy(d, &mut mmu);
     if let Some(eoi_map) = d.pirqs.eoi_map.take() {
         mmu.put_page_and_type(eoi_map);
     }
     d.console_ring = None;
+    true
+}
+
+/// What vCPU `v` of dying domain `id` holds goes: its base pointers (the
+/// tables are taken apart by the page walk), GDT and LDT frames,
+/// `vcpu_info`, and a parked table's references.
+fn vcpu_teardown(id: DomId, v: crate::domain::Vcpu, mmu: &mut Mmu) {
+    for l4 in core::iter::once(v.kernel_l4).chain(v.user_l4) {
+        if mmu.ft.owner(l4) == Some(Owner::Domain(id)) {
+            mmu.ft.put_type_deferred(l4);
+            mmu.ft.put_page(l4);
+        }
+    }
+    for mfn in v.gdt_frames.into_iter().chain(v.ldt_frames.into_iter().flatten()) {
+        mmu.put_page_and_type(mfn);
+    }
+    if let Some((info, _)) = v.vcpu_info {
+        mmu.put_page_and_type(info);
+    }
+    if let Some(old) = v.old_guest_table {
+        mmu.drop_parked(old);
+    }
 }
 
 /// The page walk's work on page `mfn` of dying domain `id`: its pin goes
@@ -256,33 +332,23 @@ pub fn reap(d: &mut Domain, res: &mut Resources) -> bool {
     release_frames(d, res, true)
 }
 
-/// Closes every port of `d` (channels to the hypervisor just go).
-fn close_channels(d: &mut Domain, peers: &mut Peers, mem: &mut dyn MachineMemory) {
-    let ports: alloc::vec::Vec<u32> = d.evtchn.used_ports().map(|(p, _)| p).collect();
-    for port in ports {
-        let _ = event_channel::close(d, peers, port, mem);
-    }
-}
-
-/// Ends every grant mapping `d` holds: the references its host and device
-/// mappings took go, and each granter's entry is released. The PTEs (marked
-/// `_PAGE_GNTTAB`) hold nothing of their own and go with `d`'s tables.
-fn end_grant_mappings(d: &mut Domain, peers: &mut Peers, res: &mut Resources) {
-    let maps: alloc::vec::Vec<gnttab::Mapping> = d.gnttab.maptrack.drain(..).flatten().collect();
+/// Ends grant mapping `m` of dying `d`: the references its host and
+/// device uses took go, and the granter's entry is released. The PTEs
+/// (marked `_PAGE_GNTTAB`) hold nothing of their own and go with `d`'s
+/// tables.
+fn end_grant_mapping(d: &mut Domain, peers: &mut Peers, res: &mut Resources, m: gnttab::Mapping) {
     let mut mmu = Mmu { ft: &mut *res.ft, mem: &mut *res.mem };
-    for m in maps {
-        let uses = u32::from(m.host) + u32::from(m.device);
-        for _ in 0..uses {
-            if !m.readonly {
-                mmu.put_type(m.mfn);
-            }
-            mmu.ft.put_page(m.mfn);
+    let uses = u32::from(m.host) + u32::from(m.device);
+    for _ in 0..uses {
+        if !m.readonly {
+            mmu.put_type(m.mfn);
         }
-        let granter = if m.granter == d.id { Some(&mut *d) } else { peers.get_mut(m.granter) };
-        if let Some(g) = granter {
-            for device in [false, true].into_iter().filter(|&dev| if dev { m.device } else { m.host }) {
-                gnttab::active::unpin(g, mmu.mem, m.gref, gnttab::active::pin_inc(device, m.readonly));
-            }
+        mmu.ft.put_page(m.mfn);
+    }
+    let granter = if m.granter == d.id { Some(&mut *d) } else { peers.get_mut(m.granter) };
+    if let Some(g) = granter {
+        for device in [false, true].into_iter().filter(|&dev| if dev { m.device } else { m.host }) {
+            gnttab::active::unpin(g, mmu.mem, m.gref, gnttab::active::pin_inc(device, m.readonly));
         }
     }
 }
@@ -595,7 +661,7 @@ mod tests {
         let walked = w.ft.tables_walked();
         w.ft.set_preempt_at(walked + 70);
         assert_eq!(Mmu { ft: &mut w.ft, mem: &mut w.mem }.pin_preemptible(d.l4, 4, &rights), Err(XenError::Erestart));
-                w.audit();
+        w.audit();
         let partial = w.ft.info(d.l4).and_then(|p| p.partial()).expect("partially validated");
         assert!(partial.child, "down in an L3: {partial:?}");
         destroy_and_check_every_frame_back(&mut w);
@@ -610,7 +676,7 @@ mod tests {
         let walked = w.ft.tables_walked();
         w.ft.set_preempt_at(walked + 70);
         assert_eq!(Mmu { ft: &mut w.ft, mem: &mut w.mem }.unpin_preemptible(d.l4, 1), Err(XenError::Erestart));
-                w.audit();
+        w.audit();
         let p = w.ft.info(d.l4).copied().unwrap();
         assert!(p.pinned() && p.partial().is_some_and(|q| q.devalidating && q.child), "{:?}", p.partial());
         destroy_and_check_every_frame_back(&mut w);
@@ -691,5 +757,36 @@ mod tests {
             assert_eq!(w.ft.info(m).copied(), Some(crate::mm::frame_table::PageInfo::default()));
         }
         w.audit();
+    }
+
+    #[test]
+    fn the_teardown_of_many_channels_and_vcpus_is_bounded_per_step() {
+        let mut w = world_with_peer_tables();
+        for _ in 0..300 {
+            w.peers[0].evtchn.allocate(&mut w.mem, Binding::Unbound { remote: 0 }, 0).unwrap();
+        }
+        w.peers[0].max_vcpus = 8;
+        w.peers[0].create_offline_vcpus(512, 0);
+        let vcpus = w.peers[0].vcpus.len();
+        assert!(vcpus >= 8);
+        w.peers[0].state = DomainState::Dying(None);
+        let mut progress = Relinquish::default();
+        let budget = 512;
+        let mut teardown_steps = 0;
+        while matches!(progress.stage, Stage::Channels | Stage::GrantMappings | Stage::Vcpus) {
+            let (ports, vcpus) = (w.peers[0].evtchn.used_ports().count(), w.peers[0].vcpus.len());
+            assert_eq!(step_peer(&mut w, &mut progress, budget), Step::More);
+            let closed = ports - w.peers[0].evtchn.used_ports().count();
+            let gone = vcpus - w.peers[0].vcpus.len();
+            assert!(closed as u64 <= budget / (PORT_COST + CLOSE_COST) + 1, "{closed} ports in one step");
+            assert!(gone as u64 <= budget / VCPU_COST + 1, "{gone} vCPUs in one step");
+            teardown_steps += 1;
+        }
+        assert!(teardown_steps >= 5, "{teardown_steps} steps");
+        assert_eq!(w.peers[0].evtchn.used_ports().count(), 0);
+        assert!(w.peers[0].vcpus.is_empty());
+        let mut progress2 = progress;
+        while step_peer(&mut w, &mut progress2, budget) == Step::More {}
+        assert!(w.peers[0].torn_down);
     }
 }

@@ -156,13 +156,26 @@ pub(super) type Serve<T> = fn(&mut Ctx, PgOwner, T) -> Result<(), XenError>;
 
 impl Batch {
     /// Decodes the arguments; a continued batch reads back its done count.
-    /// `Err` is the immediate result of Xen's null-list continuation form
-    /// (`count == MMU_UPDATE_PREEMPTED`, no list: return `foreigndom`).
-    pub(super) fn start(ctx: &mut Ctx, args: [u64; 5]) -> Result<Batch, i64> {
+    /// First the caller's vCPU finishes the final put a request of an
+    /// earlier call left to it (Xen's `put_old_guest_table`), the same
+    /// call continued while that goes on. `Err` is the immediate outcome:
+    /// that continuation, or the result of Xen's null-list continuation
+    /// form (`count == MMU_UPDATE_PREEMPTED`, no list: return
+    /// `foreigndom`).
+    #[inline(always)]
+    pub(super) fn start(ctx: &mut Ctx, args: [u64; 5]) -> Result<Batch, Outcome> {
+        if ctx.domain.vcpus.get(ctx.vcpu).is_some_and(|v| v.old_guest_table.is_some()) {
+            return finish_parked(ctx, args);
+        }
+        Self::decode(ctx, args)
+    }
+
+    #[inline(always)]
+    fn decode(ctx: &mut Ctx, args: [u64; 5]) -> Result<Batch, Outcome> {
         let [list, count, pdone, foreigndom, _] = args;
         let (count, foreigndom) = (count as u32, foreigndom as u32);
         if count == MMU_UPDATE_PREEMPTED && list == 0 {
-            return Err(i64::from(foreigndom as i32));
+            return Err(Outcome::Return(i64::from(foreigndom as i32)));
         }
         let mut batch = Batch { list, count, pdone, foreigndom, done: 0 };
         if count & MMU_UPDATE_PREEMPTED != 0 {
@@ -196,10 +209,9 @@ impl Batch {
         let handle = GuestHandle::<T>::new(self.list);
         let mut result = Ok(());
         let mut i = 0;
-        let walked_before = ctx.ft.tables_walked();
-        let within_budget =
-            |ctx: &Ctx, i: u32| i == 0 || ctx.ft.tables_walked().wrapping_sub(walked_before) < TABLE_BUDGET;
-        ctx.ft.set_preempt_at(walked_before.wrapping_add(TABLE_BUDGET));
+        // A request that parks a table ends the budget too (FrameTable::park).
+        let within_budget = |ctx: &Ctx, i: u32| i == 0 || !ctx.ft.preempt_due();
+        ctx.ft.set_preempt_at(ctx.ft.tables_walked().wrapping_add(TABLE_BUDGET));
         while i < self.count && i < BATCH && within_budget(ctx, i) {
             let request = handle
                 .element_addr(u64::from(i))
@@ -212,6 +224,37 @@ impl Batch {
             i += 1;
         }
         self.report_done(ctx, i);
+        let parked = ctx.ft.parked.is_some() && park_on_vcpu(ctx);
+        if !parked {
+            return self.outcome(result, handle, i);
+        }
+        match result {
+            Err(XenError::Erestart) | Ok(()) if i < self.count => self.continuation(handle, i),
+            // Xen's second continuation form: the parked put is finished
+            // first, then the call returns `rc`, carried in `foreigndom`.
+            r => {
+                let rc = r.err().map_or(0, XenError::to_ret);
+                Outcome::Continue([0, u64::from(MMU_UPDATE_PREEMPTED), 0, u64::from(rc as i32 as u32), 0])
+            }
+        }
+    }
+
+    /// The continuation of the batch from request `i` on.
+    fn continuation<T>(&self, handle: GuestHandle<T>, i: u32) -> Outcome {
+        Outcome::Continue([
+            handle.element_addr(u64::from(i)).unwrap_or(self.list),
+            u64::from((self.count - i) | MMU_UPDATE_PREEMPTED),
+            self.pdone,
+            u64::from(self.foreigndom),
+            0,
+        ])
+    }
+
+    /// What the batch returns after serving `i` requests with `result`:
+    /// its error, success, or the continuation for the rest (from the
+    /// preempted request on, Xen's `-ERESTART`).
+    #[inline(always)]
+    fn outcome<T>(&self, result: Result<(), XenError>, handle: GuestHandle<T>, i: u32) -> Outcome {
         match result {
             Err(XenError::Erestart) | Ok(()) if i < self.count => Outcome::Continue([
                 handle.element_addr(u64::from(i)).unwrap_or(self.list),
@@ -226,11 +269,57 @@ impl Batch {
     }
 }
 
+/// The cold start of a batch whose vCPU has a parked table: finishes its
+/// put first (continuing the same call while that goes on), then decodes.
+#[cold]
+#[inline(never)]
+fn finish_parked(ctx: &mut Ctx, args: [u64; 5]) -> Result<Batch, Outcome> {
+    if let Some(old) = ctx.domain.vcpus.get(ctx.vcpu).and_then(|v| v.old_guest_table) {
+        if put_old_guest_table(ctx, old).is_err() {
+            return Err(Outcome::Continue(args));
+        }
+    }
+    Batch::decode(ctx, args)
+}
+
+/// Moves the table a request parked ([`crate::mm::frame_table::FrameTable::parked`])
+/// to the caller's vCPU (Xen's `old_guest_table`); returns whether it is
+/// there. Without such a vCPU (not reached: the caller is one), or with
+/// one already there, the put is finished at once.
+#[cold]
+#[inline(never)]
+fn park_on_vcpu(ctx: &mut Ctx) -> bool {
+    let Some(mfn) = ctx.ft.parked.take() else { return false };
+    match ctx.domain.vcpus.get_mut(ctx.vcpu) {
+        Some(v) if v.old_guest_table.is_none() => {
+            v.old_guest_table = Some(mfn);
+            true
+        }
+        _ => {
+            ctx.ft.set_preempt_at(u64::MAX);
+            let _ = ctx.mmu().finish_put(mfn);
+            false
+        }
+    }
+}
+
+/// Xen's `put_old_guest_table` for the caller's vCPU: goes on with the
+/// final put of its parked table `old` within a batch's budget; `Err`
+/// (`-ERESTART`) if it is not done yet.
+fn put_old_guest_table(ctx: &mut Ctx, old: Mfn) -> Result<(), XenError> {
+    ctx.ft.set_preempt_at(ctx.ft.tables_walked().wrapping_add(TABLE_BUDGET));
+    ctx.mmu().finish_put(old)?;
+    if let Some(v) = ctx.domain.vcpus.get_mut(ctx.vcpu) {
+        v.old_guest_table = None;
+    }
+    Ok(())
+}
+
 /// `HYPERVISOR_mmu_update(reqs, count, pdone, foreigndom)`.
 pub fn mmu_update(ctx: &mut Ctx, args: [u64; 5]) -> Outcome {
     let batch = match Batch::start(ctx, args) {
         Ok(b) => b,
-        Err(ret) => return Outcome::Return(ret),
+        Err(outcome) => return outcome,
     };
     if !batch.list_ok::<MmuUpdate>() {
         return Outcome::Return(XenError::Efault.to_ret());

@@ -30,7 +30,7 @@ use crate::mm::{Mfn, PAGE_SIZE};
 pub fn mmuext_op(ctx: &mut Ctx, args: [u64; 5]) -> Outcome {
     let batch = match Batch::start(ctx, args) {
         Ok(b) => b,
-        Err(ret) => return Outcome::Return(ret),
+        Err(outcome) => return outcome,
     };
     if !batch.list_ok::<MmuextOp>() {
         return Outcome::Return(XenError::Efault.to_ret());
@@ -157,32 +157,39 @@ fn flush_cache(ctx: &mut Ctx, refusal: XenError) -> Result<(), XenError> {
 }
 
 /// Takes an L4 type reference on the caller's frame `mfn` (Xen's
-/// `new_guest_cr3` / `get_page_and_type_from_mfn(PGT_root_page_table)`).
+/// `new_guest_cr3` / `get_page_and_type_from_mfn(PGT_root_page_table,
+/// PTF_preemptible)`): `-ERESTART` leaves the table partially validated
+/// for the same request to resume; a failure part-way parks it.
 fn get_l4(ctx: &mut Ctx, mfn: Mfn) -> Result<(), XenError> {
     let rights = MapRights::of(ctx.domain);
-    Mmu { ft: &mut *ctx.ft, mem: &mut *ctx.mem }.get_page_and_type(mfn, &rights, PageType::L4)
+    Mmu { ft: &mut *ctx.ft, mem: &mut *ctx.mem }.get_page_and_type_preemptible(mfn, &rights, PageType::L4)
 }
 
 /// `NEW_BASEPTR`: the kernel-mode top-level table becomes `mfn`, one of
 /// the caller's frames, which takes an L4 type reference (validated now if
-/// it was not an L4 yet); the old table's is dropped. The vCPU is in
-/// kernel mode, so the system loads it on the way back
-/// (`System::syscall` sees the change).
+/// it was not an L4 yet, preemptibly); the old table's is dropped,
+/// preemptibly too: if its devalidation stops part-way, the old table is
+/// parked on the vCPU and the request (`-ERESTART`) is served again,
+/// finding `mfn` installed already, as in Xen. The vCPU is in kernel
+/// mode, so the system loads it on the way back (`System::syscall` sees
+/// the change).
 fn new_baseptr(ctx: &mut Ctx, mfn: Mfn) -> Result<(), XenError> {
-    ctx.domain.vcpus.get(ctx.vcpu).ok_or(XenError::Einval)?;
+    let old = ctx.domain.vcpus.get(ctx.vcpu).ok_or(XenError::Einval)?.kernel_l4;
+    if old == mfn {
+        return Ok(());
+    }
     get_l4(ctx, mfn)?;
     let vcpu = ctx.domain.vcpus.get_mut(ctx.vcpu).ok_or(XenError::Einval)?;
-    let old = core::mem::replace(&mut vcpu.kernel_l4, mfn);
-    ctx.mmu().put_page_and_type(old);
-    Ok(())
+    vcpu.kernel_l4 = mfn;
+    ctx.mmu().put_page_and_type_preemptible(old)
 }
 
 /// `NEW_USER_BASEPTR`: the user-mode top-level table becomes `mfn`, with
-/// an L4 type reference as for `NEW_BASEPTR`; 0 clears it. Setting the
-/// current one again is a no-op success, as in Xen.
+/// an L4 type reference as for `NEW_BASEPTR` (and its preemption); 0
+/// clears it. Setting the current one again is a no-op success, as in Xen.
 fn new_user_baseptr(ctx: &mut Ctx, mfn: Mfn) -> Result<(), XenError> {
     let current = ctx.domain.vcpus.get(ctx.vcpu).ok_or(XenError::Einval)?.user_l4;
-    if current == Some(mfn) {
+    if current.map_or(0, |m| m.0) == mfn.0 {
         return Ok(());
     }
     let new = match mfn.0 {
@@ -193,10 +200,10 @@ fn new_user_baseptr(ctx: &mut Ctx, mfn: Mfn) -> Result<(), XenError> {
         }
     };
     let vcpu = ctx.domain.vcpus.get_mut(ctx.vcpu).ok_or(XenError::Einval)?;
-    if let Some(old) = core::mem::replace(&mut vcpu.user_l4, new) {
-        ctx.mmu().put_page_and_type(old);
+    match core::mem::replace(&mut vcpu.user_l4, new) {
+        Some(old) => ctx.mmu().put_page_and_type_preemptible(old),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// `PIN_Ln_TABLE`: `mfn`, a frame of the owner, becomes (or already is) a

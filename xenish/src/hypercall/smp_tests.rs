@@ -234,7 +234,15 @@ fn ipis_and_virqs_bind_to_down_vcpus_and_raise_their_vcpu_info() {
     assert_eq!(evtchn(&mut w, EVTCHNOP_BIND_VIRQ, &virq(2)).0, -2);
     assert_eq!(w.dom.evtchn.virq_port(0, 1), Some(timer.port));
     // A send reaches vCPU 1's vcpu_info only.
-    assert_eq!(evtchn(&mut w, EVTCHNOP_SEND, &{ let mut x = EvtchnSend::new_zeroed(); x.port = bound.port; x }).0, 0);
+    assert_eq!(
+        evtchn(&mut w, EVTCHNOP_SEND, &{
+            let mut x = EvtchnSend::new_zeroed();
+            x.port = bound.port;
+            x
+        })
+        .0,
+        0
+    );
     assert_eq!((w.mem.0[8][0], w.mem.0[8][64]), (0, 1), "vCPU 1's upcall pending, not vCPU 0's");
     // Its timer VIRQ too.
     w.mem.0[8][64] = 0;
@@ -387,4 +395,69 @@ fn dom0_max_vcpus_follows_xens_syntax() {
     for bad in ["x", "2-x", "-", "1-2-3", ""] {
         assert!(dom0_max_vcpus(Some(bad), 1).is_err(), "{bad}");
     }
+}
+
+/// Issues `VCPUOP_initialise` and its continuations; the result and the
+/// calls made (each walking at most about a batch's budget of tables).
+fn initialise_driven(w: &mut World, vcpu: u64, g: &VcpuGuestContext) -> (i64, usize) {
+    w.poke(CTX_VA, g.as_bytes());
+    let args = [u64::from(VCPUOP_INITIALISE), vcpu, CTX_VA, 0, 0];
+    for calls in 1..1000 {
+        let before = w.ft.tables_walked();
+        let outcome = w.call(VCPU_OP, args);
+        assert!(w.ft.tables_walked() - before <= super::mmu::TABLE_BUDGET + 4);
+        match outcome {
+            super::Outcome::Return(v) => return (v, calls),
+            super::Outcome::Continue(next) => assert_eq!(next, args, "the same call again"),
+        }
+    }
+    panic!("no end");
+}
+
+#[test]
+fn initialise_validates_deep_tables_through_continuations() {
+    use super::preempt_tests::deep;
+    let mut w = world(2);
+    make_gdt(&mut w);
+    let kernel = deep(&mut w, 0, (2, 2, 70), Mfn(GDT_MFN), Mfn(6));
+    let user = deep(&mut w, 0, (1, 2, 70), Mfn(GDT_MFN), Mfn(6));
+    let mut g = linux_context();
+    (g.ctrlreg[3], g.ctrlreg[1]) = (kernel.l4.addr(), user.l4.addr());
+    let (ret, calls) = initialise_driven(&mut w, 1, &g);
+    assert_eq!(ret, 0);
+    assert!(calls >= 6, "{calls} calls");
+    let v = &w.dom.vcpus[1];
+    assert!(v.initialised);
+    assert_eq!((v.kernel_l4, v.user_l4, v.old_guest_table), (kernel.l4, Some(user.l4), None));
+    for t in kernel.tables.iter().chain(&user.tables) {
+        assert!(w.ft.info(*t).is_some_and(|p| p.validated() && p.type_count() == 1), "frame {}", t.0);
+    }
+    assert_eq!(w.ft.info(Mfn(GDT_MFN)).map(|p| p.type_count()), Some(1), "one GDT type reference, not one a try");
+}
+
+#[test]
+fn initialise_failing_deep_down_parks_the_table_and_the_next_attempt_releases_it() {
+    use super::preempt_tests::deep;
+    let mut w = world(2);
+    make_gdt(&mut w);
+    let before: std::vec::Vec<_> = w.ft.iter().map(|(_, p)| *p).collect();
+    let kernel = deep(&mut w, 0, (2, 2, 70), Mfn(GDT_MFN), Mfn(6));
+    let bad = *kernel.l1s.last().unwrap();
+    w.mem.set_entry(bad.0, 9, (20 << 12) | 0x25);
+    let initial: std::vec::Vec<_> = w.ft.iter().map(|(_, p)| *p).collect();
+    assert_ne!(before.len(), initial.len());
+    let mut g = linux_context();
+    g.ctrlreg[3] = kernel.l4.addr();
+    let (ret, calls) = initialise_driven(&mut w, 1, &g);
+    assert_eq!(ret, -22);
+    assert!(calls >= 4, "{calls} calls");
+    let parked = w.dom.vcpus[1].old_guest_table.expect("the failed L4 is parked");
+    assert_eq!(parked, kernel.l4);
+    // The next attempt releases it first, in bounded steps, then succeeds.
+    w.mem.set_entry(bad.0, 9, 0);
+    let (ret, calls) = initialise_driven(&mut w, 1, &g);
+    assert_eq!(ret, 0);
+    assert!(calls >= 8, "released, then validated again: {calls} calls");
+    assert_eq!(w.dom.vcpus[1].old_guest_table, None);
+    assert_eq!(w.dom.vcpus[1].kernel_l4, kernel.l4);
 }

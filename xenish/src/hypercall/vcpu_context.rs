@@ -9,7 +9,11 @@
 //! page table; the GDT frames (at most 14 frames of checked descriptors,
 //! each taking a segment-descriptor type reference, Xen's `pv_set_gdt`);
 //! the top-level table in `ctrlreg[3]` (and `ctrlreg[1]`) taking an L4 type
-//! reference. Selectors get the guest kernel's RPL 3; a non-null FS/GS
+//! reference, preemptibly: `-ERESTART` makes the caller continue the call,
+//! which resumes the validation (Xen's continuation of
+//! `arch_set_info_guest`), and a table failing part-way is parked on the
+//! vCPU (`old_guest_table`) until the next attempt or the teardown
+//! releases it. Selectors get the guest kernel's RPL 3; a non-null FS/GS
 //! selector clears its base; IOPL becomes the virtual IOPL; interrupts stay
 //! enabled. `VGCF_online` decides whether the vCPU is up.
 //!
@@ -25,7 +29,7 @@ use guest_abi::arch_x86::{VGCF_I387_VALID, VGCF_SYSCALL_DISABLES_EVENTS};
 use guest_abi::errno::XenError;
 
 use crate::descriptors::{self, MAX_ENTRIES, PER_FRAME};
-use crate::domain::{Callback, Domain, TrapHandler};
+use crate::domain::{Callback, DomId, Domain, TrapHandler, Vcpu};
 use crate::guest_access::{is_canonical, is_guest_addr};
 use crate::mm::frame_table::PageType;
 use crate::mm::pt_validate::{MapRights, Mmu};
@@ -48,7 +52,8 @@ pub fn fixup_selector(sel: u16) -> u16 {
 /// Gives vCPU `idx` of `d`, not yet initialised, the context `g`; its FPU
 /// save area is `fpu_size` bytes. A vCPU that comes up this way leaves
 /// `RUNSTATE_offline` when the system next wakes it. On failure the vCPU and every reference
-/// count are as they were.
+/// count are as they were, but for its top-level tables
+/// ([`take_base_pointers`]): `-ERESTART` asks for the same call again.
 pub fn set_info_guest(
     d: &mut Domain,
     idx: usize,
@@ -72,7 +77,9 @@ pub fn set_info_guest(
         g.failsafe_callback_eip,
     ];
     let ldt_base_ok = g.ldt_ents == 0 || is_canonical(g.ldt_base);
-    if !addresses.iter().all(|&a| is_canonical(a)) || !ldt_base_ok || !g.trap_ctxt.iter().all(|t| is_canonical(t.address))
+    if !addresses.iter().all(|&a| is_canonical(a))
+        || !ldt_base_ok
+        || !g.trap_ctxt.iter().all(|t| is_canonical(t.address))
     {
         return Err(XenError::Einval);
     }
@@ -107,16 +114,19 @@ pub fn set_info_guest(
     // xen_cr3_to_pfn for a 64-bit guest: the frame is CR3 >> 12.
     let kernel_l4 = Mfn(g.ctrlreg[3] >> 12);
     let user_l4 = (g.ctrlreg[1] != 0).then_some(Mfn(g.ctrlreg[1] >> 12));
-    if mmu.get_page_and_type(kernel_l4, &rights, PageType::L4).is_err() {
+    mmu.ft.set_preempt_at(mmu.ft.tables_walked().wrapping_add(super::mmu::TABLE_BUDGET));
+    // The rights by field, so that the vCPUs can be borrowed beside them.
+    let rights = MapRights {
+        id: d.id,
+        privileged: d.privileged,
+        shared_info: d.shared_info,
+        grant_frames: &d.gnttab.frames,
+        status_frames: d.gnttab.status_frames(),
+    };
+    let v = d.vcpus.get_mut(idx).ok_or(XenError::Eexist)?;
+    if let Err(e) = take_base_pointers(v, rights.id, mmu, &rights, kernel_l4, user_l4) {
         put_all(mmu, &gdt_frames);
-        return Err(XenError::Einval);
-    }
-    if let Some(user) = user_l4 {
-        if mmu.get_page_and_type(user, &rights, PageType::L4).is_err() {
-            mmu.put_page_and_type(kernel_l4);
-            put_all(mmu, &gdt_frames);
-            return Err(XenError::Einval);
-        }
+        return Err(e);
     }
     let ldt_ents = g.ldt_ents as u32;
     let ldt_base = if ldt_ents != 0 { g.ldt_base } else { 0 };
@@ -146,7 +156,7 @@ pub fn set_info_guest(
         ss: u64::from(ss),
         ..TrapFrame::default()
     };
-    (v.kernel_l4, v.user_l4, v.kernel_mode, v.kernel_sp) = (kernel_l4, user_l4, in_kernel, g.kernel_sp);
+    (v.kernel_mode, v.kernel_sp) = (in_kernel, g.kernel_sp);
     v.iopl = ((r.rflags >> 12) & 3) as u8;
     for (slot, t) in v.traps.iter_mut().zip(g.trap_ctxt.iter()) {
         *slot = match t.address {
@@ -183,6 +193,60 @@ pub fn set_info_guest(
         d.vm_assist = g.vm_assist;
     }
     Ok(())
+}
+
+/// The top-level tables of vCPU `v` of domain `id` become `kernel` and `user`,
+/// each taking an L4 type reference, as Xen's `arch_set_info_guest` takes
+/// them: preemptibly by the budget. First the vCPU's parked table (Xen's
+/// `old_guest_table`) is finished. `-ERESTART`: stopped part-way (a
+/// table partially validated, or one being released parked on the vCPU);
+/// the same call again goes on. A kernel table taken stays installed
+/// (with its references) when the user table is not taken yet, and is
+/// used again by the next attempt if it names the same table; a different
+/// one is released first. A table failing part-way is parked on the vCPU.
+fn take_base_pointers(
+    v: &mut Vcpu,
+    id: DomId,
+    mmu: &mut Mmu,
+    rights: &MapRights,
+    kernel: Mfn,
+    user: Option<Mfn>,
+) -> Result<(), XenError> {
+    if let Some(old) = v.old_guest_table {
+        mmu.finish_put(old)?;
+        v.old_guest_table = None;
+    }
+    let held = v.kernel_l4;
+    if held != kernel && mmu.ft.is_owned_by(held, id) {
+        v.kernel_l4 = Mfn(u64::MAX);
+        if let Err(e) = mmu.put_page_and_type_preemptible(held) {
+            v.old_guest_table = mmu.ft.parked.take();
+            return Err(e);
+        }
+    }
+    if held != kernel || !mmu.ft.is_owned_by(held, id) {
+        take_l4(mmu, rights, kernel, &mut v.old_guest_table)?;
+    }
+    v.kernel_l4 = kernel;
+    if let Some(user) = user {
+        take_l4(mmu, rights, user, &mut v.old_guest_table)?;
+    }
+    v.user_l4 = user;
+    Ok(())
+}
+
+/// An L4 type reference on `mfn`, preemptibly: `-ERESTART` as it comes, a
+/// failure `-EINVAL`, the table parked in `old_guest_table` if it failed
+/// part-way.
+fn take_l4(mmu: &mut Mmu, rights: &MapRights, mfn: Mfn, old_guest_table: &mut Option<Mfn>) -> Result<(), XenError> {
+    match mmu.get_page_and_type_preemptible(mfn, rights, PageType::L4) {
+        Ok(()) => Ok(()),
+        Err(XenError::Erestart) => Err(XenError::Erestart),
+        Err(_) => {
+            *old_guest_table = mmu.ft.parked.take();
+            Err(XenError::Einval)
+        }
+    }
 }
 
 fn put_all(mmu: &mut Mmu, frames: &[Mfn]) {

@@ -118,7 +118,11 @@ const MIN_PERIOD_NS: u64 = 1_000_000;
 /// `HYPERVISOR_vcpu_op(cmd, vcpuid, arg)`.
 pub fn vcpu_op(ctx: &mut Ctx, args: [u64; 5]) -> Outcome {
     let [cmd, vcpuid, arg, ..] = args;
-    serve(ctx, cmd as u32, vcpuid as u32, arg).into()
+    match serve(ctx, cmd as u32, vcpuid as u32, arg) {
+        // VCPUOP_initialise's tables stopped part-way: the same call again.
+        Err(XenError::Erestart) => Outcome::Continue(args),
+        r => r.into(),
+    }
 }
 
 fn serve(ctx: &mut Ctx, cmd: u32, id: u32, arg: u64) -> HcResult {

@@ -322,6 +322,13 @@ pub struct FrameTable {
     /// Free frames waiting to be scrubbed before anyone gets them again,
     /// linked through their records as a domain's pages are.
     dirty: PageList,
+    /// A page table whose final type put the request being served left
+    /// unfinished (Xen's `current->arch.old_guest_table` as a preemptible
+    /// request sets it): partially devalidated, or still holding a type
+    /// reference to drop, plus one reference this slot holds. The request's
+    /// caller moves it to the vCPU ([`crate::domain::Vcpu::old_guest_table`])
+    /// and finishes it in later steps.
+    pub parked: Option<Mfn>,
     /// The first frame past the machine's physical address width
     /// (`2^(paddr_bits - 12)`, CPUID 0x80000008): the end of the I/O
     /// memory a privileged domain may map, as Xen's hardware domain's
@@ -359,8 +366,17 @@ impl FrameTable {
     }
 
     /// Whether a preemptible request has used up its batch's budget.
+    #[inline]
     pub fn preempt_due(&self) -> bool {
         self.tables_walked >= self.preempt_at
+    }
+
+    /// Parks page table `mfn` ([`Self::parked`]), the caller's reference
+    /// going with it, and ends the batch's budget: the batch stops after
+    /// this request so that the parked work is finished before the next.
+    pub fn park(&mut self, mfn: Mfn) {
+        self.parked = Some(mfn);
+        self.preempt_at = 0;
     }
 
     /// A frame table over `pages` (zeroed: every frame free), one record
@@ -368,7 +384,15 @@ impl FrameTable {
     pub fn new(pages: &'static mut [PageInfo], xen_l4_slots: [u64; 16]) -> Self {
         let usable = pages.len().min(MAX_FRAMES as usize);
         let (pages, _) = pages.split_at_mut(usable);
-        FrameTable { pages, xen_l4_slots, tables_walked: 0, preempt_at: u64::MAX, dirty: PageList::default(), io_frames_end: MAX_IO_FRAMES_END }
+        FrameTable {
+            pages,
+            xen_l4_slots,
+            tables_walked: 0,
+            preempt_at: u64::MAX,
+            dirty: PageList::default(),
+            parked: None,
+            io_frames_end: MAX_IO_FRAMES_END,
+        }
     }
 
     /// Frames the table covers.

@@ -55,10 +55,15 @@
 //!   or be freed; a partially devalidated one cannot be typed or pinned
 //!   again before its unpin is finished (`-EINVAL`; Xen would let another
 //!   request revalidate it). A failure part-way releases every reference
-//!   the validation took, in earlier calls too. Not preemptible: that
-//!   undo, the release of an entry's old value (unlinking a subtree
-//!   devalidates it in one go), and type references taken or dropped
-//!   outside batches (base pointers, `setvcpucontext`).
+//!   the validation took, in earlier calls too: preemptibly, the table is
+//!   parked ([`FrameTable::parked`], Xen's `old_guest_table`), partially
+//!   devalidated from where it failed (adopting a table below parked
+//!   itself), and the batch finishes its devalidation in bounded steps
+//!   before it returns the error (Xen's second continuation form). So is
+//!   the release of an entry's old value whose subtree loses its last
+//!   link ([`Mmu::put_page_and_type_preemptible`], Xen's `PTF_defer`),
+//!   and of an old base pointer; new base pointers validate preemptibly
+//!   (`-ERESTART`, the same request again resumes).
 //! - A dying domain's tables are taken apart without recursion
 //!   ([`Mmu::relinquish_table`], Xen's `relinquish_memory`): one walk per
 //!   table, the tables below losing their last type reference keeping
@@ -70,7 +75,7 @@
 
 use guest_abi::errno::XenError;
 
-use super::frame_table::{FrameTable, Owner, PageType, Partial, TypeRef};
+use super::frame_table::{FrameTable, Owner, PageInfo, PageType, Partial, TypeRef};
 use super::pagetable::{self, PTE_A, PTE_D, PTE_P, PTE_RW, PTE_US};
 use super::{MachineMemory, Mfn};
 use crate::domain::{DomId, Domain};
@@ -267,6 +272,10 @@ impl Mmu<'_> {
         match self.get_type(target, owner, ty, preemptible) {
             Ok(()) => Ok(()),
             Err(XenError::Erestart) => Err(XenError::Erestart),
+            // The table named failed part-way and was parked: the
+            // reference goes with it (Xen keeps it when the page is
+            // `old_guest_table`), for this table to adopt.
+            Err(e) if self.ft.parked == Some(target) => Err(e),
             Err(e) => {
                 self.ft.put_page(target);
                 match e {
@@ -337,9 +346,29 @@ impl Mmu<'_> {
     /// on `mfn`, a frame of `owner` (`-EINVAL` if it is not one), validating
     /// it if it becomes a page table now. Nothing is held on failure.
     pub fn get_page_and_type(&mut self, mfn: Mfn, owner: &MapRights, ty: PageType) -> Result<(), XenError> {
+        self.get_page_and_type_with(mfn, owner, ty, false)
+    }
+
+    /// [`Self::get_page_and_type`] preemptible by the budget
+    /// ([`FrameTable::set_preempt_at`]), Xen's `get_page_and_type_from_mfn`
+    /// with `PTF_preemptible`: `-ERESTART` leaves the table partially
+    /// validated (the same request resumes it); a failure part-way parks
+    /// the table with the reference taken here ([`FrameTable::parked`]),
+    /// for the caller to finish its devalidation in bounded steps.
+    pub fn get_page_and_type_preemptible(&mut self, mfn: Mfn, owner: &MapRights, ty: PageType) -> Result<(), XenError> {
+        self.get_page_and_type_with(mfn, owner, ty, true)
+    }
+
+    fn get_page_and_type_with(
+        &mut self,
+        mfn: Mfn,
+        owner: &MapRights,
+        ty: PageType,
+        preemptible: bool,
+    ) -> Result<(), XenError> {
         self.ft.get_page(mfn, Owner::Domain(owner.id))?;
-        let r = self.get_type(mfn, owner, ty, false);
-        if r.is_err() {
+        let r = self.get_type(mfn, owner, ty, preemptible);
+        if r.is_err() && self.ft.parked != Some(mfn) {
             self.ft.put_page(mfn);
         }
         r
@@ -363,6 +392,8 @@ impl Mmu<'_> {
                 Ok(())
             }
             Err(XenError::Erestart) => Err(XenError::Erestart),
+            // Parked part-way: it stays typed until its devalidation ends.
+            Err(e) if self.ft.parked == Some(mfn) => Err(e),
             Err(e) => {
                 self.ft.abandon_type(mfn);
                 Err(e)
@@ -373,6 +404,51 @@ impl Mmu<'_> {
     /// Xen's `put_page_and_type`.
     pub fn put_page_and_type(&mut self, mfn: Mfn) {
         self.put_type(mfn);
+        self.ft.put_page(mfn);
+    }
+
+    /// Xen's `put_page_and_type_preemptible`, preemptible by the budget
+    /// ([`FrameTable::set_preempt_at`]): if the devalidation of a table
+    /// losing its last type reference stops part-way, the table is parked
+    /// with the caller's reference ([`FrameTable::parked`]) and the result
+    /// is `-ERESTART`; [`Self::finish_put`] goes on with it.
+    pub fn put_page_and_type_preemptible(&mut self, mfn: Mfn) -> Result<(), XenError> {
+        match self.put_type_preemptible(mfn, true) {
+            Ok(()) => {
+                self.ft.put_page(mfn);
+                Ok(())
+            }
+            Err(e) => {
+                self.ft.park(mfn);
+                Err(e)
+            }
+        }
+    }
+
+    /// Xen's `put_old_guest_table`: goes on with the final put of a parked
+    /// table (a vCPU's `old_guest_table`), preemptible by the budget: its
+    /// devalidation resumes where it stopped (or starts, if the table still
+    /// holds the type reference to drop), and once done the parked
+    /// reference goes. `-ERESTART`: stopped again, still parked.
+    pub fn finish_put(&mut self, mfn: Mfn) -> Result<(), XenError> {
+        let devalidating = self.ft.info(mfn).and_then(PageInfo::partial).is_some_and(|q| q.devalidating);
+        if devalidating {
+            self.resume_devalidation(mfn, true)?;
+        } else {
+            self.put_type_preemptible(mfn, true)?;
+        }
+        self.ft.put_page(mfn);
+        Ok(())
+    }
+
+    /// The teardown's end of a parked table (a dying domain's vCPU's
+    /// `old_guest_table`): its reference goes, and a type reference it
+    /// still held goes as [`FrameTable::put_type_deferred`] drops it; the
+    /// page walk takes the table apart.
+    pub fn drop_parked(&mut self, mfn: Mfn) {
+        if !self.ft.info(mfn).and_then(PageInfo::partial).is_some_and(|q| q.devalidating) {
+            self.ft.put_type_deferred(mfn);
+        }
         self.ft.put_page(mfn);
     }
 
@@ -449,6 +525,17 @@ impl Mmu<'_> {
                     return Err(XenError::Erestart);
                 }
                 Err(e) => {
+                    // Xen's promote_lN_table failing part-way: the
+                    // table is parked, partially devalidated from entry
+                    // `i` down, adopting a table named there that was
+                    // parked itself; its devalidation goes on in bounded
+                    // steps. Not preemptible, or nothing to undo: at once.
+                    let adopt = level > 1 && pte & PTE_P != 0 && self.ft.parked == Some(frame_of(pte));
+                    if preemptible && level > 1 && (adopt || i > 0) {
+                        self.ft.set_partial(mfn, Partial { nr: i as u16, child: adopt, devalidating: true });
+                        self.ft.park(mfn);
+                        return Err(e);
+                    }
                     self.release_entries(mfn, level, i);
                     return Err(e);
                 }
@@ -566,8 +653,9 @@ impl Mmu<'_> {
     /// batch ([`Self::mod_entry_preemptible`]), validating the table a
     /// new L2..L4 entry names may stop with `-ERESTART`: the
     /// entry is not written, the table named is left partially validated,
-    /// and the same request resumes it. Releasing the old entry is not
-    /// preemptible.
+    /// and the same request resumes it. Releasing the old entry's subtree
+    /// may stop too: the entry is written, and the table it named is
+    /// parked ([`FrameTable::parked`]) for the batch to finish.
     #[allow(clippy::too_many_arguments)]
     pub fn mod_entry(
         &mut self,
@@ -650,7 +738,12 @@ impl Mmu<'_> {
             let _ = self.put_page_from_entry(level, value, table, false);
             return Err(e);
         }
-        let _ = self.put_page_from_entry(level, old, table, false);
+        if self.put_page_from_entry(level, old, table, preemptible).is_err() {
+            // Xen's PTF_defer: the table the old entry named is left
+            // partially devalidated, parked with the entry's reference;
+            // the request is done and the batch finishes the put next.
+            self.ft.park(frame_of(old));
+        }
         Ok(value != old)
     }
 
@@ -674,7 +767,9 @@ impl Mmu<'_> {
         let ty = PageType::table(level).ok_or(XenError::Einval)?;
         self.ft.get_page(mfn, Owner::Domain(owner.id))?;
         if let Err(e) = self.get_type(mfn, owner, ty, preemptible) {
-            self.ft.put_page(mfn);
+            if self.ft.parked != Some(mfn) {
+                self.ft.put_page(mfn);
+            }
             return Err(e);
         }
         if let Err(e) = self.ft.set_pinned(mfn, true) {
