@@ -9,7 +9,7 @@ use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use spin::Mutex;
 
 use super::memory::DirectMap;
-use super::{apic, clock, cpu, entry, fpu, gdt, serial};
+use super::{apic, clock, cpu, entry, fpu, gdt, ipi, serial};
 use crate::domain::{Domain, SegmentState};
 use crate::hypercall::{E820Entry, Platform, Segment, TlbFlush};
 use crate::mm::frame_table::FrameTable;
@@ -417,9 +417,11 @@ fn idle(frame: &mut TrapFrame) -> ! {
     // SAFETY: the hypervisor's own table maps everything it needs.
     unsafe { cpu::write_cr3(IDLE_L4.load(Ordering::Relaxed)) };
     loop {
-        // SAFETY: sti; hlt waits for the APIC timer (or another interrupt),
-        // whose handler only acknowledges it; interrupts are off again after.
-        unsafe { core::arch::asm!("sti; hlt; cli", options(nomem, nostack)) };
+        // Waits for the APIC timer or an IPI, unless a softirq or flush is
+        // pending already (the haltable check); interrupts off again after.
+        ipi::halt_unless_work();
+        ipi::serve_flush();
+        ipi::take_softirqs();
         let action = {
             let mut guard = SYSTEM.lock();
             let Some(system) = guard.as_mut() else { cpu::halt_forever() };
@@ -449,9 +451,25 @@ fn idle(frame: &mut TrapFrame) -> ! {
 /// An exception or interrupt: from a guest, handled by the core; the timer
 /// while idle, acknowledged; anything else from the hypervisor, fatal.
 pub fn handle(frame: &mut TrapFrame) {
-    if frame.vector == u64::from(apic::TIMER_VECTOR) {
-        apic::eoi();
-        if frame.from_guest() {
+    // The hypervisor's own vectors (0xf0..=0xfe) with one compare on the
+    // exception paths.
+    if frame.vector >= u64::from(apic::TIMER_VECTOR) {
+        let reschedule = match frame.vector as u8 {
+            apic::TIMER_VECTOR => {
+                apic::eoi();
+                true
+            }
+            apic::EVENT_CHECK_VECTOR => {
+                ipi::handle_event_check();
+                ipi::take_softirq_bits(crate::ipi::SOFTIRQ_SCHEDULE) != 0
+            }
+            apic::INVALIDATE_TLB_VECTOR => {
+                ipi::handle_invalidate();
+                false
+            }
+            _ => hypervisor_fault(frame),
+        };
+        if reschedule && frame.from_guest() {
             enter(frame, |s, f, now, tsc, mem| s.timer_interrupt(f, now, tsc, mem));
         }
         return;
