@@ -34,7 +34,8 @@ fn online(out: &Outcome, online: u32) {
 }
 
 /// The boot-time IPI check reached every AP: each answered every
-/// event-check ping (halted in between, so only the IPI could wake it) and
+/// event-check ping (an AP halts whenever it has nothing to do, so then
+/// only the IPI can wake it) and
 /// carried out every TLB shootdown, singly and all at once.
 fn ipis_work(out: &Outcome, online: u32) {
     for line in out.serial.lines().filter(|l| l.contains("IPI check")) {
