@@ -413,6 +413,55 @@ mod tests {
     }
 
     #[test]
+    fn a_lock_holder_can_shoot_down_cpus_that_spin_on_its_lock() {
+        // The big-lock rule (gotcha 7): with interrupts off, CPUs waiting
+        // for a lock must serve flushes while they spin, else a holder
+        // that shoots them down waits forever.
+        const CPUS: usize = 3;
+        const ROUNDS: usize = 500;
+        let gate = Arc::new(FlushGate::new());
+        let big_lock = Arc::new(std::sync::Mutex::new(0usize));
+        let start = Arc::new(Barrier::new(CPUS));
+        let threads: Vec<_> = (0..CPUS)
+            .map(|me| {
+                let (gate, big_lock, start) = (gate.clone(), big_lock.clone(), start.clone());
+                std::thread::spawn(move || {
+                    let mut flush = |_: u32, _: u64| {};
+                    start.wait();
+                    for _ in 0..ROUNDS {
+                        let mut held = loop {
+                            if let Ok(guard) = big_lock.try_lock() {
+                                break guard;
+                            }
+                            gate.service(me, &mut flush);
+                            std::thread::yield_now();
+                        };
+                        *held += 1;
+                        let req = FlushRequest { flags: FLUSH_TLB, va: 0 };
+                        gate.flush_mask(me, CpuMask::first(CPUS), req, &mut flush, &mut |_| {}, &mut || {
+                            std::thread::yield_now()
+                        });
+                    }
+                })
+            })
+            .collect();
+        // The threads finish at different times; the last ones may shoot
+        // down CPUs that have left: serve for them, as their idle loop would.
+        while !threads.iter().all(|t| t.is_finished()) {
+            for cpu in 0..CPUS {
+                if threads[cpu].is_finished() {
+                    gate.service(cpu, &mut |_, _| {});
+                }
+            }
+            std::thread::yield_now();
+        }
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(*big_lock.lock().unwrap(), CPUS * ROUNDS);
+    }
+
+    #[test]
     fn a_local_only_flush_takes_no_gate() {
         let gate = FlushGate::new();
         gate.busy.store(true, Ordering::Relaxed);
