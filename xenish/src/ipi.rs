@@ -448,8 +448,8 @@ mod tests {
         // The threads finish at different times; the last ones may shoot
         // down CPUs that have left: serve for them, as their idle loop would.
         while !threads.iter().all(|t| t.is_finished()) {
-            for cpu in 0..CPUS {
-                if threads[cpu].is_finished() {
+            for (cpu, t) in threads.iter().enumerate() {
+                if t.is_finished() {
                     gate.service(cpu, &mut |_, _| {});
                 }
             }
