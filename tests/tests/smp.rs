@@ -1,7 +1,8 @@
 //! SMP bring-up: xenish finds every CPU in the MADT, starts the application
 //! processors (INIT-SIPI-SIPI, the real-mode trampoline, per-CPU tables and
-//! stacks), reports each, parks them idle, and still runs a guest on CPU 0
-//! to its power-off. `nosmp` and `maxcpus=` hold the count down as in Xen.
+//! stacks), reports each, checks that IPIs reach them (event-check round
+//! trips and TLB shootdowns, each AP halted in between), leaves them idle,
+//! and still runs a guest on CPU 0 to its power-off. `nosmp` and `maxcpus=` hold the count down as in Xen.
 
 use tests::{Boot, Exit, Outcome};
 
@@ -32,12 +33,35 @@ fn online(out: &Outcome, online: u32) {
     out.expect_line(&format!("xenish: {online} CPUs online"));
 }
 
+/// The boot-time IPI check reached every AP: each answered every
+/// event-check ping (an AP halts whenever it has nothing to do, so then
+/// only the IPI can wake it) and
+/// carried out every TLB shootdown, singly and all at once.
+fn ipis_work(out: &Outcome, online: u32) {
+    for line in out.serial.lines().filter(|l| l.contains("IPI check")) {
+        eprintln!("  {}", line.trim_end());
+    }
+    for n in 1..online {
+        let line = out
+            .serial
+            .lines()
+            .find(|l| l.contains(&format!("xenish: IPI check, CPU {n}: ")))
+            .unwrap_or_else(|| panic!("no IPI check of CPU {n}"));
+        assert!(
+            line.contains(" 100/100 event-check round trips") && line.contains(" 100/100 TLB shootdowns"),
+            "{line}"
+        );
+    }
+    out.expect_line(&format!("xenish: IPI check, all {online} CPUs: {0}/{0} remote flushes", 100 * (online - 1)));
+    out.expect_no("no answer after");
+}
+
 #[test]
 fn one_cpu() {
     let out = boot(1, "", "tcg");
     out.expect_line("xenish: ACPI: RSDP revision").expect_line("MADT: 1 CPU(s), 1 IO-APIC(s)");
     online(&out, 1);
-    out.expect_no("not brought up");
+    out.expect_no("not brought up").expect_no("IPI check");
     guest_ran(&out);
 }
 
@@ -46,6 +70,7 @@ fn two_cpus() {
     let out = boot(2, "", "tcg");
     out.expect_line("MADT: 2 CPU(s)");
     online(&out, 2);
+    ipis_work(&out, 2);
     out.expect_no("not brought up");
     guest_ran(&out);
 }
@@ -55,6 +80,7 @@ fn four_cpus() {
     let out = boot(4, "", "tcg");
     out.expect_line("MADT: 4 CPU(s)");
     online(&out, 4);
+    ipis_work(&out, 4);
     out.expect_no("not brought up");
     guest_ran(&out);
 }
@@ -63,6 +89,7 @@ fn four_cpus() {
 fn four_cpus_on_one_host_thread() {
     let out = boot(4, "", "tcg,thread=single");
     online(&out, 4);
+    ipis_work(&out, 4);
     out.expect_no("not brought up");
     guest_ran(&out);
 }
@@ -81,6 +108,7 @@ fn nosmp_keeps_one() {
 fn maxcpus_keeps_two() {
     let out = boot(4, "maxcpus=2", "tcg");
     online(&out, 2);
+    ipis_work(&out, 2);
     out.expect_line("xenish: CPU with APIC id 2 not brought up: maxcpus=2")
         .expect_line("xenish: CPU with APIC id 3 not brought up: maxcpus=2");
     guest_ran(&out);

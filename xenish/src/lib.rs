@@ -27,6 +27,7 @@ pub mod evtchn;
 pub mod gnttab;
 pub mod guest_access;
 pub mod hypercall;
+pub mod ipi;
 pub mod lifecycle;
 pub mod mm;
 pub mod pirq;

@@ -10,8 +10,14 @@ use super::cpu;
 
 /// Physical base of the xAPIC registers (the power-on default).
 pub const APIC_PHYS_BASE: u64 = 0xfee0_0000;
-/// Vector of the APIC timer interrupt.
+/// Vector of the APIC timer interrupt (the lowest of the hypervisor's own
+/// vectors, 0xf0..=0xfe; device interrupts take 0x30..=0xef).
 pub const TIMER_VECTOR: u8 = 0xf0;
+/// The event-check IPI: the target looks at its softirqs (Xen's
+/// `EVENT_CHECK_VECTOR`).
+pub const EVENT_CHECK_VECTOR: u8 = 0xfc;
+/// The TLB shootdown IPI (Xen's `INVALIDATE_TLB_VECTOR`).
+pub const INVALIDATE_TLB_VECTOR: u8 = 0xfd;
 /// Vector the APIC delivers for spurious interrupts.
 pub const SPURIOUS_VECTOR: u8 = 0xff;
 
@@ -163,6 +169,14 @@ pub fn send_init_deassert(dest: u32) -> bool {
 /// A STARTUP IPI: the target starts in real mode at `page << 12`.
 pub fn send_startup(dest: u32, page: u8) -> bool {
     send(dest, ICR_LEVEL_ASSERT | ICR_DM_STARTUP | u32::from(page))
+}
+
+/// A fixed-delivery IPI of `vector` to the APIC with ID `dest`; whether
+/// the APIC accepted it. The caller runs with interrupts off (all
+/// hypervisor code does), so the ICR2/ICR pair is not interleaved with
+/// another send on this CPU.
+pub fn send_fixed(dest: u32, vector: u8) -> bool {
+    send(dest, ICR_LEVEL_ASSERT | u32::from(vector))
 }
 
 /// Signals end of interrupt.

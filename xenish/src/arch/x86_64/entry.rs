@@ -52,6 +52,8 @@ global_asm!(
     exception_stub!("exc30", 30, err),
     exception_stub!("exc31", 31),
     exception_stub!("irq_timer", 0xf0),
+    exception_stub!("irq_event_check", 0xfc),
+    exception_stub!("irq_invalidate", 0xfd),
     r#"
 .balign 16
 irq_spurious:
@@ -152,6 +154,9 @@ exception_stub_table:
 .globl interrupt_stub_table
 interrupt_stub_table:
     .quad irq_timer, irq_spurious
+.globl ipi_stub_table
+ipi_stub_table:
+    .quad irq_event_check, irq_invalidate
 "#,
     trap = sym trap_entry,
     syscall = sym syscall_entry_rust,
@@ -164,6 +169,7 @@ interrupt_stub_table:
 extern "C" {
     static exception_stub_table: [u64; 32];
     static interrupt_stub_table: [u64; 2];
+    static ipi_stub_table: [u64; 2];
     fn enter_frame(frame: *const TrapFrame) -> !;
 }
 
@@ -177,6 +183,12 @@ pub fn exception_stubs() -> &'static [u64; 32] {
 pub fn interrupt_stubs() -> &'static [u64; 2] {
     // SAFETY: the table is immutable data emitted above.
     unsafe { &*core::ptr::addr_of!(interrupt_stub_table) }
+}
+
+/// Addresses of the event-check and TLB-shootdown IPI stubs.
+pub fn ipi_stubs() -> &'static [u64; 2] {
+    // SAFETY: the table is immutable data emitted above.
+    unsafe { &*core::ptr::addr_of!(ipi_stub_table) }
 }
 
 extern "C" fn trap_entry(frame: &mut TrapFrame) {

@@ -78,6 +78,19 @@ pub fn init(stubs: &[u64; 32], timer: u64, spurious: u64) {
     load();
 }
 
+/// Routes the event-check and TLB-shootdown IPI vectors to their stubs
+/// (`stubs`, in that order), on the boot CPU before any other starts.
+pub fn set_ipi_gates(stubs: &[u64; 2]) {
+    // SAFETY: runs once on the boot CPU with interrupts disabled, before
+    // the other CPUs start and before any IPI can be sent; the gates are
+    // written whole.
+    unsafe {
+        let idt = &mut *core::ptr::addr_of_mut!(IDT.0);
+        idt[usize::from(super::apic::EVENT_CHECK_VECTOR)] = Gate::interrupt(stubs[0], 0, 0);
+        idt[usize::from(super::apic::INVALIDATE_TLB_VECTOR)] = Gate::interrupt(stubs[1], 0, 0);
+    }
+}
+
 /// Loads the (shared) IDT on the running CPU.
 pub fn load() {
     let ptr = DescriptorPointer { limit: (256 * 16 - 1) as u16, base: addr_of!(IDT) as u64 };

@@ -110,6 +110,20 @@ pub fn this_cpu() -> &'static CpuInfo {
     unsafe { &*(top as *const CpuInfo) }
 }
 
+/// The local APIC ID of `cpu` (which must have been set up by
+/// [`init_cpu_info`]; `None` past [`MAX_CPUS`]).
+pub fn apic_id_of(cpu: usize) -> Option<u32> {
+    if cpu >= MAX_CPUS {
+        return None;
+    }
+    let info = stack_top(cpu) as *const CpuInfo;
+    // SAFETY: the slot is aligned and inside the block of `cpu`; its
+    // `apic_id` is written once by `init_cpu_info` before that CPU starts
+    // (and before it is in the online mask any sender reads) and never
+    // again; only that field is read.
+    Some(unsafe { core::ptr::addr_of!((*info).apic_id).read() })
+}
+
 /// The running CPU's index.
 pub fn cpu_index() -> usize {
     this_cpu().cpu as usize

@@ -12,9 +12,10 @@
 //! going online. A CPU that does not answer in time is reset with INIT
 //! again, reported and left out; boot goes on.
 //!
-//! Online APs park: they halt with interrupts off, take no lock and never
-//! touch the scheduler's state (guests run on CPU 0 alone until vCPUs are
-//! scheduled across CPUs).
+//! Online APs idle: they halt until an IPI arrives (event check or TLB
+//! shootdown, `super::ipi`), take no lock and never touch the scheduler's
+//! state (guests run on CPU 0 alone until vCPUs are scheduled across
+//! CPUs).
 
 use core::arch::global_asm;
 use core::sync::atomic::{fence, AtomicU8, AtomicUsize, Ordering};
@@ -25,6 +26,7 @@ use super::heap::MachineFrames;
 use super::memory::{DirectMap, XEN_VIRT_START};
 use super::percpu::{self, MAX_CPUS};
 use super::{apic, cpu, fpu};
+use crate::ipi::CpuMask;
 use crate::mm::{FramePool, Mfn};
 
 /// Offsets of the trampoline's data, after its code (which is shorter).
@@ -153,6 +155,18 @@ static ONLINE: AtomicUsize = AtomicUsize::new(1);
 /// CPUs online, the boot CPU included.
 pub fn online_cpus() -> usize {
     ONLINE.load(Ordering::Acquire)
+}
+
+/// The CPUs online, the boot CPU included, as a mask (the targets an IPI
+/// may go to).
+pub fn online_mask() -> CpuMask {
+    let mut mask = CpuMask::of(0);
+    for (cpu, state) in CPU_STATE.iter().enumerate().skip(1) {
+        if state.load(Ordering::Acquire) == CPU_STATE_ONLINE {
+            mask = mask.with(cpu);
+        }
+    }
+    mask
 }
 
 const MSR_PAT: u32 = 0x277;
@@ -399,9 +413,9 @@ extern "C" fn ap_entry(cpu: u32) -> ! {
     park()
 }
 
-/// The idle loop of a parked AP: halted with interrupts off (an NMI is
-/// counted by the shared handler and the halt resumes). Nothing here
-/// takes a lock or looks at the domains.
+/// The idle loop of an AP: it halts until an IPI arrives and carries out
+/// the softirqs and flushes addressed to it ([`super::ipi::idle`]).
+/// Nothing here takes a lock or looks at the domains.
 fn park() -> ! {
-    cpu::halt_forever()
+    super::ipi::idle()
 }

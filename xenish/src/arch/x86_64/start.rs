@@ -21,7 +21,7 @@ use super::memory::{
     DirectMap, DirectMapRuns, DIRECTMAP_BOOT_SIZE, DIRECTMAP_SIZE, DIRECTMAP_START, FIXMAP_APIC, RO_MPT_START,
     XEN_VIRT_START,
 };
-use super::{apic, clock, cpu, entry, fpu, gdt, idt, percpu, serial, smpboot, trap};
+use super::{apic, clock, cpu, entry, fpu, gdt, idt, ipi, percpu, serial, smpboot, trap};
 use crate::boot_info::{BootInfo, MULTIBOOT2_BOOTLOADER_MAGIC};
 use crate::hypercall::E820Entry;
 use crate::mm::frame_alloc::{find_boot_region, FrameAllocator};
@@ -175,6 +175,7 @@ pub extern "C" fn xenish_start(magic: u32, mbi_phys: u32) -> ! {
 
     let [timer, spurious] = *entry::interrupt_stubs();
     idt::init(entry::exception_stubs(), timer, spurious);
+    idt::set_ipi_gates(entry::ipi_stubs());
     // SAFETY: the boot CPU is CPU 0, on block 0; BSP_TABLES are its own.
     unsafe { percpu::load_tables(0, addr_of_mut!(gdt::BSP_TABLES)) };
     enable_syscall(&cpu_features);
@@ -557,7 +558,11 @@ fn start_cpus(info: &BootInfo, madt: Option<&Madt>, l4: Mfn, tsc_hz: u64, mbi: (
         }
     }
     printk!("xenish: {} CPUs online", smpboot::online_cpus());
+    ipi::boot_check(IPI_CHECK_ROUNDS, tsc_hz, 2000);
 }
+
+/// Round trips and shootdowns per AP of the boot-time IPI check.
+const IPI_CHECK_ROUNDS: u32 = 100;
 
 static CMDLINE: spin::Once<alloc::string::String> = spin::Once::new();
 

@@ -6,10 +6,10 @@ use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use spin::Mutex;
+use spin::{Mutex, MutexGuard};
 
 use super::memory::DirectMap;
-use super::{apic, clock, cpu, entry, fpu, gdt, serial};
+use super::{apic, clock, cpu, entry, fpu, gdt, ipi, serial};
 use crate::domain::{Domain, SegmentState};
 use crate::hypercall::{E820Entry, Platform, Segment, TlbFlush};
 use crate::mm::frame_table::FrameTable;
@@ -21,7 +21,21 @@ use crate::system::{Action, Next, System, CONSOLE_POLL_NS};
 use crate::time::{Clock, TimeScale};
 use crate::traps::CpuOps;
 
+/// The big lock over the portable core.
 static SYSTEM: Mutex<Option<System>> = Mutex::new(None);
+
+/// Takes the big lock. The hypervisor runs with interrupts off, so while
+/// it spins it serves a TLB shootdown addressed to this CPU itself: a
+/// holder that shoots this CPU down cannot wait on it forever.
+fn lock_system() -> MutexGuard<'static, Option<System>> {
+    loop {
+        if let Some(guard) = SYSTEM.try_lock() {
+            return guard;
+        }
+        ipi::serve_flush();
+        core::hint::spin_loop();
+    }
+}
 static FRAME_LIMIT: AtomicU64 = AtomicU64::new(0);
 static DEBUG_EXIT: AtomicBool = AtomicBool::new(false);
 static TSC_HZ: AtomicU64 = AtomicU64::new(0);
@@ -210,7 +224,7 @@ pub fn run(
     let mut frame = TrapFrame::default();
     let (now, tsc) = now(&system);
     let action = system.start(&mut frame, now, tsc, &mut mem);
-    *SYSTEM.lock() = Some(system);
+    *lock_system() = Some(system);
     carry_out(action, None, &mut frame)
 }
 
@@ -223,7 +237,7 @@ fn now(system: &System) -> (u64, u64) {
 /// Handles one entry with the system locked, then carries out its action.
 fn enter(frame: &mut TrapFrame, handler: impl FnOnce(&mut System, &mut TrapFrame, u64, u64, &mut DirectMap) -> Action) {
     let (action, previous) = {
-        let mut guard = SYSTEM.lock();
+        let mut guard = lock_system();
         let Some(system) = guard.as_mut() else { hypervisor_fault(frame) };
         let previous = system.current;
         let (now, tsc) = now(system);
@@ -312,7 +326,7 @@ const MSR_SHADOW_GS_BASE: u32 = 0xc000_0102;
 /// Saves the segment state of `previous` and loads that of the system's
 /// current vCPU, when they differ.
 fn switch_segments(previous: Option<VcpuRef>) {
-    let mut guard = SYSTEM.lock();
+    let mut guard = lock_system();
     let Some(system) = guard.as_mut() else { return };
     if previous == system.current {
         return;
@@ -391,7 +405,7 @@ fn load_ldt(frames: &[Option<Mfn>], ents: u32) {
 
 /// Loads the current vCPU's GDT and LDT again (one of them changed).
 fn reload_current_gdt() {
-    let guard = SYSTEM.lock();
+    let guard = lock_system();
     let Some(system) = guard.as_ref() else { return };
     if let Some(v) = system.current.and_then(|c| system.domains.get(c.domain)?.vcpus.get(c.vcpu)) {
         load_gdt(&v.gdt_frames);
@@ -417,11 +431,13 @@ fn idle(frame: &mut TrapFrame) -> ! {
     // SAFETY: the hypervisor's own table maps everything it needs.
     unsafe { cpu::write_cr3(IDLE_L4.load(Ordering::Relaxed)) };
     loop {
-        // SAFETY: sti; hlt waits for the APIC timer (or another interrupt),
-        // whose handler only acknowledges it; interrupts are off again after.
-        unsafe { core::arch::asm!("sti; hlt; cli", options(nomem, nostack)) };
+        // Waits for the APIC timer or an IPI, unless a softirq or flush is
+        // pending already (the haltable check); interrupts off again after.
+        ipi::halt_unless_work();
+        ipi::serve_flush();
+        ipi::take_softirqs();
         let action = {
-            let mut guard = SYSTEM.lock();
+            let mut guard = lock_system();
             let Some(system) = guard.as_mut() else { cpu::halt_forever() };
             let (now, tsc) = now(system);
             poll_console(system);
@@ -449,9 +465,25 @@ fn idle(frame: &mut TrapFrame) -> ! {
 /// An exception or interrupt: from a guest, handled by the core; the timer
 /// while idle, acknowledged; anything else from the hypervisor, fatal.
 pub fn handle(frame: &mut TrapFrame) {
-    if frame.vector == u64::from(apic::TIMER_VECTOR) {
-        apic::eoi();
-        if frame.from_guest() {
+    // The hypervisor's own vectors (0xf0..=0xfe) with one compare on the
+    // exception paths.
+    if frame.vector >= u64::from(apic::TIMER_VECTOR) {
+        let reschedule = match frame.vector as u8 {
+            apic::TIMER_VECTOR => {
+                apic::eoi();
+                true
+            }
+            apic::EVENT_CHECK_VECTOR => {
+                ipi::handle_event_check();
+                ipi::take_softirq_bits(crate::ipi::SOFTIRQ_SCHEDULE) != 0
+            }
+            apic::INVALIDATE_TLB_VECTOR => {
+                ipi::handle_invalidate();
+                false
+            }
+            _ => hypervisor_fault(frame),
+        };
+        if reschedule && frame.from_guest() {
             enter(frame, |s, f, now, tsc, mem| s.timer_interrupt(f, now, tsc, mem));
         }
         return;

@@ -1,0 +1,198 @@
+//! Inter-processor interrupts, the machine half: sending the event-check
+//! and TLB-shootdown IPIs through the xAPIC, their handlers, the idle loop
+//! of the application processors, and the boot-time IPI check. The rules
+//! (softirq words, the shootdown gate) are in [`crate::ipi`].
+//!
+//! Hypervisor code runs with interrupts off, so a CPU takes an IPI only
+//! while it runs a guest or halts in an idle loop. Every idle loop halts
+//! with the haltable check: look at the softirq word and the shootdown
+//! gate with interrupts off, and only if neither has work, `sti; hlt`
+//! (the `sti` shadow makes the pair atomic: an IPI sent after the check
+//! stays pending and ends the halt). Every spin loop serves the
+//! shootdown gate, so a CPU waiting with interrupts off still flushes.
+//!
+//! (The `x86_64` crate has no local-APIC support, and this layer already
+//! has its own register accessors in `apic`/`cpu`, so it is not used.)
+
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use super::percpu::{self, MAX_CPUS};
+use super::{apic, clock, cpu, smpboot};
+use crate::ipi::{CpuMask, FlushGate, FlushRequest, Softirqs, FLUSH_PAGE, FLUSH_TLB, SOFTIRQ_PING, SOFTIRQ_PONG};
+
+/// Every CPU's pending softirqs.
+static SOFTIRQS: Softirqs<MAX_CPUS> = Softirqs::new();
+/// The one TLB shootdown in flight.
+static FLUSH: FlushGate = FlushGate::new();
+/// Flush IPIs and spin-loop services each CPU carried out (for the boot
+/// check's report).
+static FLUSHES: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+
+/// Sends `vector` to each CPU of `mask` (not the running one).
+fn send(mask: CpuMask, vector: u8) {
+    let me = percpu::cpu_index();
+    for cpu in mask.without(me).and(smpboot::online_mask()).iter() {
+        if let Some(apic_id) = percpu::apic_id_of(cpu) {
+            apic::send_fixed(apic_id, vector);
+        }
+    }
+}
+
+/// Marks softirqs `bits` pending on `cpu` and, unless it is the running
+/// CPU or already had them pending, sends it an event-check IPI
+/// (Xen's `cpu_raise_softirq`).
+pub fn raise_softirq(cpu: usize, bits: u32) {
+    if SOFTIRQS.raise(cpu, bits, percpu::cpu_index()) {
+        send(CpuMask::of(cpu), apic::EVENT_CHECK_VECTOR);
+    }
+}
+
+/// Takes the running CPU's pending softirqs.
+pub fn take_softirqs() -> u32 {
+    SOFTIRQS.take(percpu::cpu_index())
+}
+
+/// Takes only `bits` of the running CPU's pending softirqs; which were.
+pub fn take_softirq_bits(bits: u32) -> u32 {
+    SOFTIRQS.take_bits(percpu::cpu_index(), bits)
+}
+
+/// Whether the running CPU has softirqs pending or a flush to do.
+pub fn work_pending() -> bool {
+    let me = percpu::cpu_index();
+    SOFTIRQS.pending(me) || FLUSH.pending_for(me)
+}
+
+/// Flushes the local TLB as a shootdown asks.
+fn local_flush(flags: u32, va: u64) {
+    if flags & FLUSH_TLB != 0 {
+        // SAFETY: reloading the current CR3 only flushes the TLB.
+        unsafe { cpu::write_cr3(cpu::read_cr3()) };
+    } else if flags & FLUSH_PAGE != 0 {
+        cpu::invlpg(va);
+    }
+}
+
+/// Carries out a shootdown addressed to the running CPU, if any (from the
+/// flush IPI's handler and from spin loops).
+pub fn serve_flush() {
+    let me = percpu::cpu_index();
+    if FLUSH.service(me, &mut local_flush) {
+        if let Some(n) = FLUSHES.get(me) {
+            n.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Shoots down the TLB (all of it, or the page `va` with [`FLUSH_PAGE`])
+/// on every CPU of `mask`, the running one included if it is in it, and
+/// returns once each has flushed (Xen's `flush_area_mask`). Safe with
+/// interrupts off: while it waits it serves flushes addressed to itself.
+pub fn flush_mask(mask: CpuMask, flags: u32, va: u64) {
+    let me = percpu::cpu_index();
+    let mask = mask.and(smpboot::online_mask().with(me));
+    FLUSH.flush_mask(
+        me,
+        mask,
+        FlushRequest { flags, va },
+        &mut local_flush,
+        &mut |targets| send(targets, apic::INVALIDATE_TLB_VECTOR),
+        &mut core::hint::spin_loop,
+    );
+}
+
+/// The event-check IPI's handler: acknowledge it; the softirqs it flags
+/// are looked at by whatever the CPU does next (idle loop or guest entry).
+pub fn handle_event_check() {
+    apic::eoi();
+}
+
+/// The shootdown IPI's handler.
+pub fn handle_invalidate() {
+    apic::eoi();
+    serve_flush();
+}
+
+/// Halts the running CPU until an interrupt arrives, unless it has work
+/// (the haltable check); interrupts are off again on return.
+pub fn halt_unless_work() {
+    if work_pending() {
+        return;
+    }
+    // SAFETY: interrupts are off here (hypervisor code runs so); `sti;
+    // hlt` re-enables them for the halt only (an interrupt that became
+    // pending after the check above ends it), and the handlers that can
+    // run (timer, IPIs, spurious) only acknowledge, flush or set bits.
+    unsafe { core::arch::asm!("sti; hlt; cli", options(nomem, nostack)) };
+}
+
+/// The idle loop of an application processor: carry out softirqs and
+/// shootdowns as IPIs bring them, halt in between.
+pub fn idle() -> ! {
+    loop {
+        serve_flush();
+        let bits = take_softirqs();
+        if bits & SOFTIRQ_PING != 0 {
+            raise_softirq(0, SOFTIRQ_PONG);
+        }
+        halt_unless_work();
+    }
+}
+
+/// The boot-time IPI check, on the boot CPU with every AP idle: for each
+/// online AP, `rounds` event-check round trips (a ping raised on the AP,
+/// answered by a pong raised on the boot CPU, both halted in between) and
+/// `rounds` TLB shootdowns of it; then `rounds` shootdowns of all CPUs at
+/// once. Reports the counts and the time per round trip, or which CPU
+/// failed to answer within `timeout_ms`.
+pub fn boot_check(rounds: u32, tsc_hz: u64, timeout_ms: u64) {
+    let online = smpboot::online_mask();
+    if online.count() < 2 {
+        return;
+    }
+    let ticks_per_us = (tsc_hz / 1_000_000).max(1);
+    let timeout = tsc_hz / 1000 * timeout_ms;
+    for ap in online.without(0).iter() {
+        let start = clock::rdtsc();
+        let mut done = 0;
+        'rounds: while done < rounds {
+            raise_softirq(ap, SOFTIRQ_PING);
+            loop {
+                if SOFTIRQS.take_bits(0, SOFTIRQ_PONG) != 0 {
+                    break;
+                }
+                if clock::rdtsc().wrapping_sub(start) > timeout {
+                    break 'rounds;
+                }
+                // The APIC timer bounds the halt, should an IPI be lost.
+                apic::set_deadline(Some(clock::rdtsc() + tsc_hz / 1000));
+                halt_unless_work();
+            }
+            done += 1;
+        }
+        apic::set_deadline(None);
+        if done < rounds {
+            crate::printk!("xenish: IPI check, CPU {ap}: no answer after {done}/{rounds} event-check round trips");
+            continue;
+        }
+        let pings = clock::rdtsc().wrapping_sub(start) / ticks_per_us / u64::from(done.max(1));
+        let before = FLUSHES[ap].load(Ordering::Relaxed);
+        let start = clock::rdtsc();
+        for _ in 0..rounds {
+            flush_mask(CpuMask::of(ap), FLUSH_TLB, 0);
+        }
+        let shoot = clock::rdtsc().wrapping_sub(start) / ticks_per_us / u64::from(rounds.max(1));
+        let flushed = FLUSHES[ap].load(Ordering::Relaxed) - before;
+        crate::printk!(
+            "xenish: IPI check, CPU {ap}: {done}/{rounds} event-check round trips ({pings} us each), \
+             {flushed}/{rounds} TLB shootdowns ({shoot} us each)"
+        );
+    }
+    let before: u64 = FLUSHES.iter().map(|n| n.load(Ordering::Relaxed)).sum();
+    for _ in 0..rounds {
+        flush_mask(online, FLUSH_TLB, 0);
+    }
+    let flushed = FLUSHES.iter().map(|n| n.load(Ordering::Relaxed)).sum::<u64>() - before;
+    let want = u64::from(rounds) * u64::from(online.count() - 1);
+    crate::printk!("xenish: IPI check, all {} CPUs: {flushed}/{want} remote flushes", online.count());
+}
