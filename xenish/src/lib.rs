@@ -29,6 +29,7 @@ pub mod guest_access;
 pub mod hypercall;
 pub mod lifecycle;
 pub mod mm;
+pub mod irq;
 pub mod pirq;
 pub mod pit;
 pub mod ptwr;

@@ -405,6 +405,18 @@ impl System {
         evtchn::send_virq(d, mem, evtchn::VIRQ_CONSOLE, 0);
     }
 
+    /// Device interrupts arrived: raise each PIRQ's port at its domain
+    /// (Xen's `send_guest_pirq`). A blocked vCPU wakes on the next timer
+    /// check, as for any event.
+    pub fn deliver_pirqs(&mut self, mem: &mut dyn MachineMemory) {
+        for owner in crate::irq::take_pending() {
+            let Some(d) = self.domains.iter_mut().find(|d| d.id == owner.domid && d.is_running()) else { continue };
+            if let Some(port) = d.pirqs.mapping(owner.pirq).map(|m| m.port).filter(|&p| p != 0) {
+                evtchn::port_set_pending(d, mem, port);
+            }
+        }
+    }
+
     /// The idle CPU woke (timer or interrupt): fire due timers and run
     /// whatever became runnable, or keep idling.
     pub fn idle_wakeup(&mut self, frame: &mut TrapFrame, now_ns: u64, tsc: u64, mem: &mut dyn MachineMemory) -> Action {

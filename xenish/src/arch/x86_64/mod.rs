@@ -12,6 +12,7 @@ pub mod fpu;
 pub mod gdt;
 pub mod heap;
 pub mod idt;
+pub mod ioapic;
 pub mod memory;
 pub mod percpu;
 pub mod serial;

@@ -228,6 +228,7 @@ fn enter(frame: &mut TrapFrame, handler: impl FnOnce(&mut System, &mut TrapFrame
         let previous = system.current;
         let (now, tsc) = now(system);
         poll_console(system);
+        system.deliver_pirqs(&mut memory());
         let action = handler(system, frame, now, tsc, &mut memory());
         arm_timer(system);
         (action, previous)
@@ -425,6 +426,7 @@ fn idle(frame: &mut TrapFrame) -> ! {
             let Some(system) = guard.as_mut() else { cpu::halt_forever() };
             let (now, tsc) = now(system);
             poll_console(system);
+            system.deliver_pirqs(&mut memory());
             let action = system.idle_wakeup(frame, now, tsc, &mut memory());
             arm_timer(system);
             action
@@ -451,6 +453,13 @@ fn idle(frame: &mut TrapFrame) -> ! {
 pub fn handle(frame: &mut TrapFrame) {
     if frame.vector == u64::from(apic::TIMER_VECTOR) {
         apic::eoi();
+        if frame.from_guest() {
+            enter(frame, |s, f, now, tsc, mem| s.timer_interrupt(f, now, tsc, mem));
+        }
+        return;
+    }
+    if (u64::from(crate::irq::FIRST_DEVICE_VECTOR)..=u64::from(crate::irq::LAST_DEVICE_VECTOR)).contains(&frame.vector) {
+        super::ioapic::interrupt(frame.vector as u8);
         if frame.from_guest() {
             enter(frame, |s, f, now, tsc, mem| s.timer_interrupt(f, now, tsc, mem));
         }
