@@ -852,6 +852,29 @@ mod tests {
     }
 
     #[test]
+    fn a_device_interrupt_raises_its_pirq_port_at_its_domain() {
+        let (mut system, _frame, mut mem, _w) = started(|_| {});
+        let hw = crate::irq::tests::install_qemu();
+        let d = &mut system.domains[0];
+        assert_eq!(d.pirqs.map_gsi(11, 11), Ok(11));
+        let Ok(port) = d.evtchn.allocate(&mut mem, evtchn::Binding::Pirq(11), 0) else { panic!("port") };
+        d.pirqs.set_port(11, port);
+        let owner = crate::irq::Owner { domid: d.id, pirq: 11 };
+        let other = crate::irq::Owner { domid: 7, pirq: 10 };
+        assert_eq!(crate::irq::with(|r| (r.bind(11, owner), r.bind(10, other))), Some((Ok(true), Ok(true))));
+        system.deliver_pirqs(&mut mem);
+        assert!(!evtchn::port_is_pending(&system.domains[0], &mut mem, port), "nothing fired yet");
+        let vector = |pin| (hw.rte(pin) & 0xff) as u8;
+        crate::irq::with(|r| {
+            r.interrupt(vector(10));
+            r.interrupt(vector(11));
+        });
+        system.deliver_pirqs(&mut mem);
+        assert!(evtchn::port_is_pending(&system.domains[0], &mut mem, port), "raised");
+        assert_eq!(crate::irq::take_pending(), [], "domain 7's (no such domain) dropped too");
+    }
+
+    #[test]
     fn an_iret_to_user_that_meets_an_upcall_stays_in_kernel_mode() {
         let (mut system, mut frame, mut mem, mut w) = started(with_callback);
         raise_upcall(&mut mem);
