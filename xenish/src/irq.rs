@@ -23,6 +23,7 @@
 //! raises their ports on its next entry ([`take_pending`]).
 
 use alloc::boxed::Box;
+use alloc::collections::BTreeSet;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, Ordering};
 
@@ -107,6 +108,10 @@ pub struct IrqRouting {
     dest_apic_id: u32,
     /// PIRQs that fired since the core last looked.
     pending: Vec<Owner>,
+    /// The PCI devices the control domain added (`PHYSDEVOP_pci_device_add`
+    /// and `manage_pci_add`), as segment << 16 | bus << 8 | devfn: whose
+    /// MSIs will be the hypervisor's to program.
+    pci_devices: BTreeSet<u32>,
     hw: Box<dyn IoApicAccess + Send>,
 }
 
@@ -154,7 +159,15 @@ impl IrqRouting {
                 g.level = (o.flags >> 2) & 3 == 3;
             }
         }
-        IrqRouting { apics: list, gsis, vector_gsi: [u32::MAX; 256], dest_apic_id, pending: Vec::new(), hw }
+        IrqRouting {
+            apics: list,
+            gsis,
+            vector_gsi: [u32::MAX; 256],
+            dest_apic_id,
+            pending: Vec::new(),
+            pci_devices: BTreeSet::new(),
+            hw,
+        }
     }
 
     /// How many GSIs there are (Xen's `nr_irqs_gsi`).
@@ -294,6 +307,23 @@ impl IrqRouting {
             self.pending.push(owner);
         }
         PENDING.store(true, Ordering::Release);
+    }
+
+    /// `pci_add_device`: records the device at `sbdf` (idempotent, as
+    /// Xen's `alloc_pdev`).
+    pub fn pci_add(&mut self, sbdf: u32) {
+        self.pci_devices.insert(sbdf);
+    }
+
+    /// `pci_remove_device`: forgets the device at `sbdf`; whether it was
+    /// known (else `-ENODEV`).
+    pub fn pci_remove(&mut self, sbdf: u32) -> bool {
+        self.pci_devices.remove(&sbdf)
+    }
+
+    /// Whether the device at `sbdf` was added.
+    pub fn pci_known(&self, sbdf: u32) -> bool {
+        self.pci_devices.contains(&sbdf)
     }
 
     /// `PHYSDEVOP_apic_read`: register `reg` of the IO-APIC at `address`,

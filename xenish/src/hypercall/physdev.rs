@@ -1,20 +1,23 @@
 //! `physdev_op`: every sub-op of Xen 4.17's `physdev.h`, answered as Xen
 //! 4.17 (`xen/arch/x86/physdev.c do_physdev_op`) answers a 64-bit PV
-//! domain on a machine whose interrupts xenish drives without an IO-APIC
-//! and whose PCI devices it does not track (see [`crate::pirq`]).
+//! domain. The machine's interrupt routing is [`crate::irq`]'s, a
+//! domain's PIRQs [`crate::pirq`]'s.
 //!
 //! - Served for every domain: the virtual IOPL and I/O bitmap; PIRQ
-//!   status, EOI, reservation (`get_free_pirq`) and the EOI bitmap page,
-//!   with no PIRQ ever bound; `IRQ_UNMASK_NOTIFY`.
+//!   status, EOI, reservation (`get_free_pirq`) and the EOI bitmap page;
+//!   `IRQ_UNMASK_NOTIFY`.
 //! - Privileged-only operations answer an unprivileged domain `-EPERM`
 //!   (Xen's XSM default policy) after the checks Xen makes first; a PCI
 //!   device no one added is `-ENODEV`.
-//! - For the control domain: `alloc_irq_vector` (Xen's dummy), `apic_read`
-//!   and `apic_write` (`-EINVAL`: no IO-APIC at that address),
-//!   `unmap_pirq` (`-EINVAL`: nothing is mapped), `dbgp_op` (0: no EHCI
-//!   debug port). Mapping GSIs and MSIs, `setup_gsi` and the PCI device
-//!   operations are device passthrough (issue 19): `-ENOSYS`, named in the
-//!   log once.
+//! - For the control domain, on a machine with IO-APICs: `map_pirq` and
+//!   `unmap_pirq` of its own GSIs, `setup_gsi`, `apic_read`,
+//!   `alloc_irq_vector` (Xen's dummy), the PCI device add/remove
+//!   operations (recorded for MSI), `restore_msi(_ext)` (no MSI to
+//!   restore), `dbgp_op` (0: no EHCI debug port). `apic_write` is
+//!   `-EINVAL` (the routing is the hypervisor's). MSI/MSI-X mapping,
+//!   another domain's PIRQs (passthrough), `pci_mmcfg_reserved` and
+//!   `prepare/release_msix` are `-ENOSYS`, named in the log once; so is
+//!   everything device-related without IO-APICs.
 //! - Numbers Xen has no handler for (`free_irq_vector` among them) are
 //!   `-ENOSYS`, as in Xen.
 
@@ -131,15 +134,15 @@ fn serve(ctx: &mut Ctx, cmd: u32, arg: u64) -> HcResult {
             Ok(0)
         }
         PHYSDEVOP_MANAGE_PCI_ADD | PHYSDEVOP_MANAGE_PCI_REMOVE => {
-            let _: PhysdevManagePci = read(ctx, arg)?;
-            device_op(ctx, cmd)
+            let op: PhysdevManagePci = read(ctx, arg)?;
+            pci_device(ctx, cmd, sbdf(0, op.bus, op.devfn), cmd == PHYSDEVOP_MANAGE_PCI_ADD)
         }
         PHYSDEVOP_MANAGE_PCI_ADD_EXT => {
             let op: PhysdevManagePciExt = read(ctx, arg)?;
             if op.is_extfn > 1 || op.is_virtfn > 1 {
                 return Err(XenError::Einval);
             }
-            device_op(ctx, cmd)
+            pci_device(ctx, cmd, sbdf(0, op.bus, op.devfn), true)
         }
         PHYSDEVOP_PCI_DEVICE_ADD => {
             let op: PhysdevPciDeviceAdd = read(ctx, arg)?;
@@ -147,9 +150,13 @@ fn serve(ctx: &mut Ctx, cmd: u32, arg: u64) -> HcResult {
                 // optarr[0], the proximity domain, follows the struct.
                 let _: u32 = read(ctx, arg.wrapping_add(12))?;
             }
-            device_op(ctx, cmd)
+            pci_device(ctx, cmd, sbdf(op.seg, op.bus, op.devfn), true)
         }
-        PHYSDEVOP_PCI_DEVICE_REMOVE | PHYSDEVOP_PREPARE_MSIX | PHYSDEVOP_RELEASE_MSIX => {
+        PHYSDEVOP_PCI_DEVICE_REMOVE => {
+            let op: PhysdevPciDevice = read(ctx, arg)?;
+            pci_device(ctx, cmd, sbdf(op.seg, op.bus, op.devfn), false)
+        }
+        PHYSDEVOP_PREPARE_MSIX | PHYSDEVOP_RELEASE_MSIX => {
             let _: PhysdevPciDevice = read(ctx, arg)?;
             device_op(ctx, cmd)
         }
@@ -159,17 +166,24 @@ fn serve(ctx: &mut Ctx, cmd: u32, arg: u64) -> HcResult {
             device_op(ctx, cmd)
         }
         PHYSDEVOP_RESTORE_MSI | PHYSDEVOP_RESTORE_MSI_EXT => {
-            if cmd == PHYSDEVOP_RESTORE_MSI {
-                let _: PhysdevRestoreMsi = read(ctx, arg)?;
+            let dev = if cmd == PHYSDEVOP_RESTORE_MSI {
+                let op: PhysdevRestoreMsi = read(ctx, arg)?;
+                sbdf(0, op.bus, op.devfn)
             } else {
-                let _: PhysdevPciDevice = read(ctx, arg)?;
-            }
+                let op: PhysdevPciDevice = read(ctx, arg)?;
+                sbdf(op.seg, op.bus, op.devfn)
+            };
             // No privilege check in Xen: a device it does not know is
             // -ENODEV, and no domU device is known to xenish.
             if !ctx.domain.privileged {
                 return Err(XenError::Enodev);
             }
-            device_op(ctx, cmd)
+            match crate::irq::with(|r| r.pci_known(dev)) {
+                // pci_restore_msi_state: no MSI is programmed yet.
+                Some(true) => Ok(0),
+                Some(false) => Err(XenError::Enodev),
+                None => device_op(ctx, cmd),
+            }
         }
         PHYSDEVOP_SETUP_GSI => {
             let op: PhysdevSetupGsi = read(ctx, arg)?;
@@ -195,6 +209,24 @@ fn serve(ctx: &mut Ctx, cmd: u32, arg: u64) -> HcResult {
             Ok(0)
         }
         _ => Err(XenError::Enosys),
+    }
+}
+
+/// A PCI device's `seg << 16 | bus << 8 | devfn`.
+fn sbdf(seg: u16, bus: u8, devfn: u8) -> u32 {
+    u32::from(seg) << 16 | u32::from(bus) << 8 | u32::from(devfn)
+}
+
+/// `pci_add_device` (`add`) or `pci_remove_device` for the control domain
+/// (others: `-EPERM`): the device is recorded, or forgotten (`-ENODEV` if
+/// it was not known). Without IO-APICs xenish routes no device: `-ENOSYS`.
+fn pci_device(ctx: &Ctx, cmd: u32, sbdf: u32, add: bool) -> HcResult {
+    privileged_only(ctx)?;
+    let known = crate::irq::with(|r| if add { r.pci_add(sbdf); true } else { r.pci_remove(sbdf) });
+    match known {
+        Some(true) => Ok(0),
+        Some(false) => Err(XenError::Enodev),
+        None => device_op(ctx, cmd),
     }
 }
 
@@ -516,6 +548,25 @@ mod tests {
         crate::irq::with(|r| r.reserve(4));
         assert_eq!(map_gsi(&mut w, 4, 4), 0);
         assert_eq!(evtchn(&mut w, EVTCHNOP_BIND_PIRQ, &words(&[4, 0, 0])), -16, "EBUSY");
+    }
+
+    #[test]
+    fn the_control_domain_adds_and_removes_pci_devices() {
+        crate::irq::tests::install_qemu();
+        let mut w = World::new(true);
+        // seg 0, bus 0, devfn 0x10 (00:02.0), no flags, PXM 0.
+        assert_eq!(with(&mut w, PHYSDEVOP_RESTORE_MSI_EXT, &[0, 0, 0, 0x10]), -19, "not added: ENODEV");
+        assert_eq!(with(&mut w, PHYSDEVOP_PCI_DEVICE_ADD, &words(&[0x1000_0000, 0, 0, 0])), 0);
+        assert_eq!(with(&mut w, PHYSDEVOP_PCI_DEVICE_ADD, &words(&[0x1000_0000, 0, 0, 0])), 0, "idempotent");
+        assert_eq!(with(&mut w, PHYSDEVOP_RESTORE_MSI_EXT, &[0, 0, 0, 0x10]), 0);
+        assert_eq!(with(&mut w, PHYSDEVOP_RESTORE_MSI, &[0, 0x10]), 0);
+        assert_eq!(with(&mut w, PHYSDEVOP_PCI_DEVICE_REMOVE, &[0, 0, 0, 0x10]), 0);
+        assert_eq!(with(&mut w, PHYSDEVOP_PCI_DEVICE_REMOVE, &[0, 0, 0, 0x10]), -19);
+        assert_eq!(with(&mut w, PHYSDEVOP_MANAGE_PCI_ADD, &[0, 0x08]), 0);
+        assert_eq!(with(&mut w, PHYSDEVOP_MANAGE_PCI_REMOVE, &[0, 0x08]), 0);
+        assert_eq!(with(&mut w, PHYSDEVOP_MANAGE_PCI_REMOVE, &[0, 0x08]), -19);
+        let mut domu = World::new(false);
+        assert_eq!(with(&mut domu, PHYSDEVOP_PCI_DEVICE_ADD, &words(&[0x1000_0000, 0, 0, 0])), -1);
     }
 
     #[test]
