@@ -504,6 +504,9 @@ pub mod tests {
             assert_eq!(r.read_register(0xfec0_1000, 1), None);
         });
         assert!(is_io_apic_frame(0xfec00) && !is_io_apic_frame(0xfec01));
+        let permitted = |mfn| crate::mm::pt_validate::io_frame_permitted(crate::mm::Mfn(mfn), 1 << 40);
+        assert!(!permitted(0xfec00), "the IO-APIC's registers are not the control domain's to map");
+        assert!(permitted(0xfec01) && permitted(0xfebff));
         assert_eq!(take_pending(), [], "unbinding dropped what was recorded; nothing for the unbound pin");
     }
 
