@@ -45,6 +45,9 @@ pub struct Scenario<'a> {
     pub limit: Duration,
     /// Whether dom0's `/init` starts this repository's daemons.
     pub daemons: OwnDaemons,
+    /// More QEMU arguments for the boot on each hypervisor (devices, each
+    /// boot with its own disk image).
+    pub qemu_extra: Vec<(Hypervisor, Vec<String>)>,
 }
 
 impl<'a> Scenario<'a> {
@@ -62,6 +65,7 @@ impl<'a> Scenario<'a> {
             common_args: "",
             limit: Duration::from_secs(600),
             daemons: OwnDaemons::Start,
+            qemu_extra: Vec::new(),
         }
     }
 
@@ -81,7 +85,10 @@ impl<'a> Scenario<'a> {
                 format!("{} {dom0_mem} {}", debian::XEN_CMDLINE, self.xen_args),
             ),
         };
+        let extra: Vec<&str> =
+            self.qemu_extra.iter().filter(|(h, _)| *h == hv).flat_map(|(_, a)| a.iter().map(String::as_str)).collect();
         let out = Boot::with_hypervisor(hypervisor)
+            .qemu_extra(&extra)
             .cpu(&self.cpu)
             .memory_mib(self.memory_mib)
             .cmdline(cmdline.trim_end())

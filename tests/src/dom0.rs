@@ -27,7 +27,7 @@ pub const TOOLS_TARGET: &str = "x86_64-unknown-linux-musl";
 /// Kernel modules the image loads at boot, by name (Debian builds these as
 /// `=m`): the Xen device files, xenfs, the Xen backends, and what
 /// backends stand on (loop devices, TAP, bridges, virtio disks and NICs,
-/// ext4).
+/// ext4 and the crc32c its metadata checksums need).
 pub const MODULES: &[&str] = &[
     "xen-evtchn",
     "xen-gntdev",
@@ -43,6 +43,7 @@ pub const MODULES: &[&str] = &[
     "virtio_blk",
     "virtio_net",
     "ext4",
+    "crc32c_generic",
 ];
 
 /// The dom0 kernel's command line: the PV console, quiet boot.

@@ -30,6 +30,7 @@ pub mod hypercall;
 pub mod ipi;
 pub mod lifecycle;
 pub mod mm;
+pub mod irq;
 pub mod pirq;
 pub mod pit;
 pub mod ptwr;

@@ -1,16 +1,16 @@
-//! A domain's physical IRQ numbers (PIRQs) as far as xenish has them today:
-//! how many the domain may name (`nr_pirqs`), which of them it reserved
-//! with `PHYSDEVOP_get_free_pirq`, and the EOI bitmap page it registered
-//! (`PHYSDEVOP_pirq_eoi_gmfn_v1/v2`). Nothing routes a device interrupt to
-//! a PIRQ yet (issue 19): no PIRQ is ever bound, so the EOI bitmap is never
-//! written and an EOI has nothing to acknowledge.
+//! A domain's physical IRQ numbers (PIRQs): how many the domain may name
+//! (`nr_pirqs`), which of them it reserved with `PHYSDEVOP_get_free_pirq`,
+//! which are mapped to a GSI (`PHYSDEVOP_map_pirq`) and bound to a port
+//! (`EVTCHNOP_bind_pirq`), and the EOI bitmap page it registered
+//! (`PHYSDEVOP_pirq_eoi_gmfn_v1/v2`). The machine side of a mapped GSI —
+//! its IO-APIC pin, vector, masking — is [`crate::irq`]'s.
 //!
-//! The numbers are Xen 4.17's for a machine whose interrupts xenish drives
-//! without an IO-APIC: 16 GSIs (the legacy ISA lines, Xen's `nr_irqs_gsi`
-//! with no IO-APIC), `nr_irqs_gsi + 32` PIRQs for a domU
-//! (`extra_domU_irqs`), and for the control domain on one CPU the 208
-//! dynamic vectors Xen's `arch_hwdom_irqs` gives it.
+//! The counts are Xen 4.17's: `nr_irqs_gsi + 32` PIRQs for a domU
+//! (`extra_domU_irqs`, counted with the 16 legacy GSIs), and for the
+//! control domain on one CPU the 208 dynamic vectors Xen's
+//! `arch_hwdom_irqs` gives it.
 
+use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 
 use crate::mm::Mfn;
@@ -38,6 +38,28 @@ pub struct Pirqs {
     /// Registered with `pirq_eoi_gmfn_v1`: an EOI also unmasks the PIRQ's
     /// port (Xen's `auto_unmask`).
     pub auto_unmask: bool,
+    /// PIRQs mapped to a GSI.
+    mapped: BTreeMap<u32, Mapped>,
+}
+
+/// A PIRQ mapped to a machine interrupt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Mapped {
+    /// The GSI.
+    pub gsi: u32,
+    /// The port bound to it, 0 when none is.
+    pub port: u32,
+}
+
+/// Why `map_gsi` refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MapError {
+    /// `-EINVAL`: the PIRQ is out of range.
+    Invalid,
+    /// `-EEXIST`: the PIRQ is mapped to another GSI.
+    Exists,
+    /// `-ENOSPC`: no free PIRQ.
+    NoSpace,
 }
 
 impl Pirqs {
@@ -45,7 +67,13 @@ impl Pirqs {
     /// or a domU's.
     pub fn new(privileged: bool) -> Self {
         let nr_pirqs = if privileged { HWDOM_PIRQS } else { NR_IRQS_GSI + EXTRA_DOMU_IRQS };
-        Pirqs { nr_pirqs, allocated: alloc::vec![0; nr_pirqs.div_ceil(64) as usize], eoi_map: None, auto_unmask: false }
+        Pirqs {
+            nr_pirqs,
+            allocated: alloc::vec![0; nr_pirqs.div_ceil(64) as usize],
+            eoi_map: None,
+            auto_unmask: false,
+            mapped: BTreeMap::new(),
+        }
     }
 
     /// How many PIRQs the domain may name (Xen's `d->nr_pirqs`).
@@ -53,11 +81,57 @@ impl Pirqs {
         self.nr_pirqs
     }
 
-    /// Whether PIRQ `pirq` has Xen's per-PIRQ record (`pirq_info`): here,
-    /// whether `get_free_pirq` reserved it.
+    /// Whether PIRQ `pirq` has Xen's per-PIRQ record (`pirq_info`):
+    /// whether `get_free_pirq` reserved it or it is mapped.
     pub fn has_info(&self, pirq: u32) -> bool {
         let word = self.allocated.get((pirq / 64) as usize).copied().unwrap_or(0);
-        pirq < self.nr_pirqs && word & (1 << (pirq % 64)) != 0
+        pirq < self.nr_pirqs && (word & (1 << (pirq % 64)) != 0 || self.mapped.contains_key(&pirq))
+    }
+
+    /// What `pirq` is mapped to.
+    pub fn mapping(&self, pirq: u32) -> Option<Mapped> {
+        self.mapped.get(&pirq).copied()
+    }
+
+    /// Records the port `pirq` is bound to (0: unbound).
+    pub fn set_port(&mut self, pirq: u32, port: u32) {
+        if let Some(m) = self.mapped.get_mut(&pirq) {
+            m.port = port;
+        }
+    }
+
+    /// `PHYSDEVOP_map_pirq` for `gsi` (Xen's `allocate_pirq` and
+    /// `map_domain_pirq`): a negative `pirq` asks for the lowest free one
+    /// from 16 up. Mapping a PIRQ to the GSI it has is idempotent; one
+    /// mapped to another GSI is `-EEXIST`. A GSI mapped under another PIRQ
+    /// stays so and the PIRQ asked for is returned unmapped, as Xen does
+    /// (with a warning). Returns the PIRQ.
+    pub fn map_gsi(&mut self, pirq: i32, gsi: u32) -> Result<u32, MapError> {
+        let pirq = match u32::try_from(pirq) {
+            Ok(p) if p >= self.nr_pirqs => return Err(MapError::Invalid),
+            Ok(p) => p,
+            Err(_) => (16..self.nr_pirqs).find(|&p| !self.has_info(p)).ok_or(MapError::NoSpace)?,
+        };
+        match self.mapped.get(&pirq) {
+            Some(m) if m.gsi == gsi => return Ok(pirq),
+            Some(_) => return Err(MapError::Exists),
+            None => {}
+        }
+        if self.mapped.values().any(|m| m.gsi == gsi) {
+            return Ok(pirq);
+        }
+        self.mapped.insert(pirq, Mapped { gsi, port: 0 });
+        Ok(pirq)
+    }
+
+    /// `PHYSDEVOP_unmap_pirq`: forgets `pirq`'s mapping and returns it.
+    pub fn unmap(&mut self, pirq: u32) -> Option<Mapped> {
+        self.mapped.remove(&pirq)
+    }
+
+    /// The PIRQ bound to `port`, if any.
+    pub fn by_port(&self, port: u32) -> Option<u32> {
+        self.mapped.iter().find(|(_, m)| m.port == port && port != 0).map(|(&p, _)| p)
     }
 
     /// Reserves a free PIRQ as Xen's `get_free_pirq` chooses it: for
@@ -71,6 +145,21 @@ impl Pirqs {
         let word = self.allocated.get_mut((pirq / 64) as usize)?;
         *word |= 1 << (pirq % 64);
         Some(pirq)
+    }
+}
+
+/// Sets or clears `pirq`'s bit in `d`'s EOI bitmap page, if it registered
+/// one (Xen writes it only when a PIRQ is bound).
+pub fn set_eoi_bit(d: &crate::domain::Domain, mem: &mut dyn crate::mm::MachineMemory, pirq: u32, needs_eoi: bool) {
+    let Some(mfn) = d.pirqs.eoi_map else { return };
+    let Ok(offset) = usize::try_from(pirq / 8) else { return };
+    if let Some(byte) = crate::mm::shared_word::u8_at(mem, mfn, offset) {
+        let bit = 1u8 << (pirq % 8);
+        if needs_eoi {
+            byte.fetch_or(bit, core::sync::atomic::Ordering::SeqCst);
+        } else {
+            byte.fetch_and(!bit, core::sync::atomic::Ordering::SeqCst);
+        }
     }
 }
 
@@ -94,5 +183,25 @@ mod tests {
             assert_eq!(p.allocate(4), Some(want));
         }
         assert_eq!(p.allocate(0), None, "the GSIs are never handed out: ENOSPC");
+    }
+
+    #[test]
+    fn gsis_map_to_pirqs_as_in_xen() {
+        let mut p = Pirqs::new(true);
+        assert_eq!(p.map_gsi(11, 11), Ok(11));
+        assert_eq!(p.map_gsi(11, 11), Ok(11), "idempotent");
+        assert_eq!(p.map_gsi(11, 10), Err(MapError::Exists));
+        assert_eq!(p.map_gsi(208, 10), Err(MapError::Invalid));
+        assert_eq!(p.map_gsi(-1, 22), Ok(16), "the lowest free from 16");
+        assert_eq!(p.map_gsi(-1, 23), Ok(17));
+        assert_eq!(p.map_gsi(40, 22), Ok(40), "GSI 22 stays with PIRQ 16");
+        assert_eq!(p.mapping(40), None);
+        assert!(p.has_info(16) && !p.has_info(40));
+        p.set_port(16, 7);
+        assert_eq!(p.by_port(7), Some(16));
+        assert_eq!(p.by_port(0), None);
+        assert_eq!(p.unmap(16), Some(Mapped { gsi: 22, port: 7 }));
+        assert_eq!(p.by_port(7), None);
+        assert_eq!(p.unmap(16), None);
     }
 }

@@ -405,6 +405,18 @@ impl System {
         evtchn::send_virq(d, mem, evtchn::VIRQ_CONSOLE, 0);
     }
 
+    /// Device interrupts arrived: raise each PIRQ's port at its domain
+    /// (Xen's `send_guest_pirq`). A blocked vCPU wakes on the next timer
+    /// check, as for any event.
+    pub fn deliver_pirqs(&mut self, mem: &mut dyn MachineMemory) {
+        for owner in crate::irq::take_pending() {
+            let Some(d) = self.domains.iter_mut().find(|d| d.id == owner.domid && d.is_running()) else { continue };
+            if let Some(port) = d.pirqs.mapping(owner.pirq).map(|m| m.port).filter(|&p| p != 0) {
+                evtchn::port_set_pending(d, mem, port);
+            }
+        }
+    }
+
     /// The idle CPU woke (timer or interrupt): fire due timers and run
     /// whatever became runnable, or keep idling.
     pub fn idle_wakeup(&mut self, frame: &mut TrapFrame, now_ns: u64, tsc: u64, mem: &mut dyn MachineMemory) -> Action {
@@ -837,6 +849,29 @@ mod tests {
         assert!(evtchn::port_is_pending(&system.domains[0], &mut mem, port), "input raised the virq");
         system.domains[0].id = 1;
         assert!(!system.console_listener(), "only domain 0 is the console domain");
+    }
+
+    #[test]
+    fn a_device_interrupt_raises_its_pirq_port_at_its_domain() {
+        let (mut system, _frame, mut mem, _w) = started(|_| {});
+        let hw = crate::irq::tests::install_qemu();
+        let d = &mut system.domains[0];
+        assert_eq!(d.pirqs.map_gsi(11, 11), Ok(11));
+        let Ok(port) = d.evtchn.allocate(&mut mem, evtchn::Binding::Pirq(11), 0) else { panic!("port") };
+        d.pirqs.set_port(11, port);
+        let owner = crate::irq::Owner { domid: d.id, pirq: 11 };
+        let other = crate::irq::Owner { domid: 7, pirq: 10 };
+        assert_eq!(crate::irq::with(|r| (r.bind(11, owner), r.bind(10, other))), Some((Ok(true), Ok(true))));
+        system.deliver_pirqs(&mut mem);
+        assert!(!evtchn::port_is_pending(&system.domains[0], &mut mem, port), "nothing fired yet");
+        let vector = |pin| (hw.rte(pin) & 0xff) as u8;
+        crate::irq::with(|r| {
+            r.interrupt(vector(10));
+            r.interrupt(vector(11));
+        });
+        system.deliver_pirqs(&mut mem);
+        assert!(evtchn::port_is_pending(&system.domains[0], &mut mem, port), "raised");
+        assert_eq!(crate::irq::take_pending(), [], "domain 7's (no such domain) dropped too");
     }
 
     #[test]

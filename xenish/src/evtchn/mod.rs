@@ -72,6 +72,8 @@ pub enum Binding {
     Virq(u32),
     /// An inter-processor interrupt within the domain.
     Ipi,
+    /// A physical IRQ of the domain's (`EVTCHNOP_bind_pirq`).
+    Pirq(u32),
 }
 
 impl Binding {
@@ -284,7 +286,7 @@ impl EvtchnTable {
         let p = self.port_mut(port).ok_or(EvtchnError::Invalid)?;
         match p.binding {
             Binding::Virq(v) if virq_is_per_vcpu(v) => Err(EvtchnError::Invalid),
-            Binding::Virq(_) | Binding::Unbound { .. } | Binding::Interdomain { .. } => {
+            Binding::Virq(_) | Binding::Unbound { .. } | Binding::Interdomain { .. } | Binding::Pirq(_) => {
                 p.notify_vcpu = vcpu;
                 Ok(())
             }

@@ -1,20 +1,23 @@
 //! `physdev_op`: every sub-op of Xen 4.17's `physdev.h`, answered as Xen
 //! 4.17 (`xen/arch/x86/physdev.c do_physdev_op`) answers a 64-bit PV
-//! domain on a machine whose interrupts xenish drives without an IO-APIC
-//! and whose PCI devices it does not track (see [`crate::pirq`]).
+//! domain. The machine's interrupt routing is [`crate::irq`]'s, a
+//! domain's PIRQs [`crate::pirq`]'s.
 //!
 //! - Served for every domain: the virtual IOPL and I/O bitmap; PIRQ
-//!   status, EOI, reservation (`get_free_pirq`) and the EOI bitmap page,
-//!   with no PIRQ ever bound; `IRQ_UNMASK_NOTIFY`.
+//!   status, EOI, reservation (`get_free_pirq`) and the EOI bitmap page;
+//!   `IRQ_UNMASK_NOTIFY`.
 //! - Privileged-only operations answer an unprivileged domain `-EPERM`
 //!   (Xen's XSM default policy) after the checks Xen makes first; a PCI
 //!   device no one added is `-ENODEV`.
-//! - For the control domain: `alloc_irq_vector` (Xen's dummy), `apic_read`
-//!   and `apic_write` (`-EINVAL`: no IO-APIC at that address),
-//!   `unmap_pirq` (`-EINVAL`: nothing is mapped), `dbgp_op` (0: no EHCI
-//!   debug port). Mapping GSIs and MSIs, `setup_gsi` and the PCI device
-//!   operations are device passthrough (issue 19): `-ENOSYS`, named in the
-//!   log once.
+//! - For the control domain, on a machine with IO-APICs: `map_pirq` and
+//!   `unmap_pirq` of its own GSIs, `setup_gsi`, `apic_read`,
+//!   `alloc_irq_vector` (Xen's dummy), the PCI device add/remove
+//!   operations (recorded for MSI), `restore_msi(_ext)` (no MSI to
+//!   restore), `dbgp_op` (0: no EHCI debug port). `apic_write` is
+//!   `-EINVAL` (the routing is the hypervisor's). MSI/MSI-X mapping,
+//!   another domain's PIRQs (passthrough), `pci_mmcfg_reserved` and
+//!   `prepare/release_msix` are `-ENOSYS`, named in the log once; so is
+//!   everything device-related without IO-APICs.
 //! - Numbers Xen has no handler for (`free_irq_vector` among them) are
 //!   `-ENOSYS`, as in Xen.
 
@@ -81,18 +84,26 @@ fn serve(ctx: &mut Ctx, cmd: u32, arg: u64) -> HcResult {
             let u: PhysdevUnmapPirq = read(ctx, arg)?;
             target_exists(ctx, u.domid)?;
             privileged_only(ctx)?;
-            // unmap_domain_pirq: out of range or not mapped, and nothing is.
-            Err(XenError::Einval)
+            unmap_pirq(ctx, u.domid, u.pirq)
         }
         PHYSDEVOP_APIC_READ | PHYSDEVOP_APIC_WRITE => {
-            let apic: PhysdevApic = read(ctx, arg)?;
+            let mut apic: PhysdevApic = read(ctx, arg)?;
             privileged_only(ctx)?;
-            // ioapic_guest_read/write: no IO-APIC has that base address.
-            let result = Err(XenError::Einval);
-            if cmd == PHYSDEVOP_APIC_READ {
-                return write_back(ctx, arg, &apic, result);
+            if cmd == PHYSDEVOP_APIC_WRITE {
+                // ioapic_guest_write (Linux 6.1 never calls it): the
+                // hypervisor owns the IO-APICs' routing.
+                return Err(XenError::Einval);
             }
-            result
+            // ioapic_guest_read: an IO-APIC at that base address, else EINVAL.
+            let value = crate::irq::with(|r| r.read_register(apic.apic_physbase, apic.reg)).flatten();
+            let result = match value {
+                Some(v) => {
+                    apic.value = v;
+                    Ok(0)
+                }
+                None => Err(XenError::Einval),
+            };
+            write_back(ctx, arg, &apic, result)
         }
         PHYSDEVOP_ALLOC_IRQ_VECTOR => {
             let mut op: PhysdevIrq = read(ctx, arg)?;
@@ -123,15 +134,15 @@ fn serve(ctx: &mut Ctx, cmd: u32, arg: u64) -> HcResult {
             Ok(0)
         }
         PHYSDEVOP_MANAGE_PCI_ADD | PHYSDEVOP_MANAGE_PCI_REMOVE => {
-            let _: PhysdevManagePci = read(ctx, arg)?;
-            device_op(ctx, cmd)
+            let op: PhysdevManagePci = read(ctx, arg)?;
+            pci_device(ctx, cmd, sbdf(0, op.bus, op.devfn), cmd == PHYSDEVOP_MANAGE_PCI_ADD)
         }
         PHYSDEVOP_MANAGE_PCI_ADD_EXT => {
             let op: PhysdevManagePciExt = read(ctx, arg)?;
             if op.is_extfn > 1 || op.is_virtfn > 1 {
                 return Err(XenError::Einval);
             }
-            device_op(ctx, cmd)
+            pci_device(ctx, cmd, sbdf(0, op.bus, op.devfn), true)
         }
         PHYSDEVOP_PCI_DEVICE_ADD => {
             let op: PhysdevPciDeviceAdd = read(ctx, arg)?;
@@ -139,9 +150,13 @@ fn serve(ctx: &mut Ctx, cmd: u32, arg: u64) -> HcResult {
                 // optarr[0], the proximity domain, follows the struct.
                 let _: u32 = read(ctx, arg.wrapping_add(12))?;
             }
-            device_op(ctx, cmd)
+            pci_device(ctx, cmd, sbdf(op.seg, op.bus, op.devfn), true)
         }
-        PHYSDEVOP_PCI_DEVICE_REMOVE | PHYSDEVOP_PREPARE_MSIX | PHYSDEVOP_RELEASE_MSIX => {
+        PHYSDEVOP_PCI_DEVICE_REMOVE => {
+            let op: PhysdevPciDevice = read(ctx, arg)?;
+            pci_device(ctx, cmd, sbdf(op.seg, op.bus, op.devfn), false)
+        }
+        PHYSDEVOP_PREPARE_MSIX | PHYSDEVOP_RELEASE_MSIX => {
             let _: PhysdevPciDevice = read(ctx, arg)?;
             device_op(ctx, cmd)
         }
@@ -151,24 +166,36 @@ fn serve(ctx: &mut Ctx, cmd: u32, arg: u64) -> HcResult {
             device_op(ctx, cmd)
         }
         PHYSDEVOP_RESTORE_MSI | PHYSDEVOP_RESTORE_MSI_EXT => {
-            if cmd == PHYSDEVOP_RESTORE_MSI {
-                let _: PhysdevRestoreMsi = read(ctx, arg)?;
+            let dev = if cmd == PHYSDEVOP_RESTORE_MSI {
+                let op: PhysdevRestoreMsi = read(ctx, arg)?;
+                sbdf(0, op.bus, op.devfn)
             } else {
-                let _: PhysdevPciDevice = read(ctx, arg)?;
-            }
+                let op: PhysdevPciDevice = read(ctx, arg)?;
+                sbdf(op.seg, op.bus, op.devfn)
+            };
             // No privilege check in Xen: a device it does not know is
             // -ENODEV, and no domU device is known to xenish.
             if !ctx.domain.privileged {
                 return Err(XenError::Enodev);
             }
-            device_op(ctx, cmd)
+            match crate::irq::with(|r| r.pci_known(dev)) {
+                // pci_restore_msi_state: no MSI is programmed yet.
+                Some(true) => Ok(0),
+                Some(false) => Err(XenError::Enodev),
+                None => device_op(ctx, cmd),
+            }
         }
         PHYSDEVOP_SETUP_GSI => {
             let op: PhysdevSetupGsi = read(ctx, arg)?;
-            if op.gsi < 0 || op.gsi >= crate::pirq::NR_IRQS_GSI as i32 {
-                return Err(XenError::Einval);
-            }
-            device_op(ctx, cmd)
+            let nr_gsis = crate::irq::with(|r| r.nr_gsis()).unwrap_or(crate::pirq::NR_IRQS_GSI);
+            let gsi = u32::try_from(op.gsi).ok().filter(|&g| g < nr_gsis).ok_or(XenError::Einval)?;
+            privileged_only(ctx)?;
+            // mp_register_gsi: without IO-APICs Xen would program the ELCR;
+            // xenish takes no device interrupts then.
+            let (level, active_low) = (op.triggering != 0, op.polarity != 0);
+            crate::irq::with(|r| r.setup_gsi(gsi, level, active_low))
+                .unwrap_or_else(|| Err(super::refusals::not_implemented(ctx.domain.id, HYPERVISOR_PHYSDEV_OP, Some(cmd.into()))))?;
+            Ok(0)
         }
         PHYSDEVOP_GET_FREE_PIRQ => {
             let mut op: PhysdevGetFreePirq = read(ctx, arg)?;
@@ -185,12 +212,54 @@ fn serve(ctx: &mut Ctx, cmd: u32, arg: u64) -> HcResult {
     }
 }
 
+/// A PCI device's `seg << 16 | bus << 8 | devfn`.
+fn sbdf(seg: u16, bus: u8, devfn: u8) -> u32 {
+    u32::from(seg) << 16 | u32::from(bus) << 8 | u32::from(devfn)
+}
+
+/// `pci_add_device` (`add`) or `pci_remove_device` for the control domain
+/// (others: `-EPERM`): the device is recorded, or forgotten (`-ENODEV` if
+/// it was not known). Without IO-APICs xenish routes no device: `-ENOSYS`.
+fn pci_device(ctx: &Ctx, cmd: u32, sbdf: u32, add: bool) -> HcResult {
+    privileged_only(ctx)?;
+    let known = crate::irq::with(|r| if add { r.pci_add(sbdf); true } else { r.pci_remove(sbdf) });
+    match known {
+        Some(true) => Ok(0),
+        Some(false) => Err(XenError::Enodev),
+        None => device_op(ctx, cmd),
+    }
+}
+
 /// `PHYSDEVOP_eoi`: a PIRQ out of range, or one without a record (never
 /// reserved), is `-EINVAL`; a reserved one has no interrupt in flight.
 fn eoi(ctx: &mut Ctx, arg: u64) -> HcResult {
     let op: PhysdevEoi = read(ctx, arg)?;
     if op.irq >= ctx.domain.pirqs.nr_pirqs() || !ctx.domain.pirqs.has_info(op.irq) {
         return Err(XenError::Einval);
+    }
+    if let Some(m) = ctx.domain.pirqs.mapping(op.irq) {
+        if ctx.domain.pirqs.auto_unmask && m.port != 0 {
+            crate::evtchn::port_unmask(ctx.domain, ctx.mem, m.port);
+        }
+        // pirq_guest_eoi: a level line in flight is unmasked.
+        let domid = ctx.domain.id;
+        crate::irq::with(|r| r.eoi(m.gsi, domid));
+    }
+    Ok(0)
+}
+
+/// `PHYSDEVOP_unmap_pirq` of the caller's own PIRQ (Xen's
+/// `unmap_domain_pirq`): out of range or not mapped is `-EINVAL`; a PIRQ
+/// still bound is unbound by force (its port stays, raising nothing).
+/// Another domain's PIRQs are passthrough's, which xenish does not do.
+fn unmap_pirq(ctx: &mut Ctx, domid: u16, pirq: i32) -> HcResult {
+    if domid != DOMID_SELF && domid != ctx.domain.id {
+        return Err(super::refusals::not_implemented(ctx.domain.id, HYPERVISOR_PHYSDEV_OP, Some(PHYSDEVOP_UNMAP_PIRQ.into())));
+    }
+    let pirq = u32::try_from(pirq).ok().filter(|&p| p < ctx.domain.pirqs.nr_pirqs()).ok_or(XenError::Einval)?;
+    let m = ctx.domain.pirqs.unmap(pirq).ok_or(XenError::Einval)?;
+    if m.port != 0 {
+        crate::irq::with(|r| r.unbind(m.gsi));
     }
     Ok(0)
 }
@@ -238,10 +307,32 @@ fn map_pirq(ctx: &mut Ctx, arg: u64) -> HcResult {
     }
     let result =
         target_exists(ctx, map.domid).and_then(|()| privileged_only(ctx)).and_then(|()| match map.type_ as u32 {
+            MAP_PIRQ_TYPE_GSI if map.domid == DOMID_SELF || map.domid == ctx.domain.id => map_gsi(ctx, &mut map),
             MAP_PIRQ_TYPE_GSI | MAP_PIRQ_TYPE_MSI | MAP_PIRQ_TYPE_MULTI_MSI => device_op(ctx, PHYSDEVOP_MAP_PIRQ),
             _ => Err(XenError::Einval),
         });
     write_back(ctx, arg, &map, result)
+}
+
+/// `MAP_PIRQ_TYPE_GSI` for the caller itself (Xen's
+/// `allocate_and_map_gsi_pirq`): the GSI must exist (`-EINVAL`) and be one
+/// the domain may use (not GSI 0: `-EPERM`); the PIRQ is the one asked
+/// for, or the lowest free from 16. The line is set up at bind time.
+fn map_gsi(ctx: &mut Ctx, map: &mut PhysdevMapPirq) -> HcResult {
+    let Some(nr_gsis) = crate::irq::with(|r| r.nr_gsis()) else {
+        return device_op(ctx, PHYSDEVOP_MAP_PIRQ);
+    };
+    let gsi = u32::try_from(map.index).ok().filter(|&g| g < nr_gsis).ok_or(XenError::Einval)?;
+    if gsi == 0 {
+        return Err(XenError::Eperm);
+    }
+    let pirq = ctx.domain.pirqs.map_gsi(map.pirq, gsi).map_err(|e| match e {
+        crate::pirq::MapError::Invalid => XenError::Einval,
+        crate::pirq::MapError::Exists => XenError::Eexist,
+        crate::pirq::MapError::NoSpace => XenError::Enospc,
+    })?;
+    map.pirq = pirq as i32;
+    Ok(0)
 }
 
 #[cfg(test)]
@@ -380,6 +471,102 @@ mod tests {
         for cmd in [0, 1, 2, 3, PHYSDEVOP_FREE_IRQ_VECTOR, 18, 22, 32, 99] {
             assert_eq!(with(&mut w, cmd, &[0; 16]), -38, "Xen has no sub-op {cmd}");
         }
+    }
+
+    /// `EVTCHNOP_*` with `bytes` at BUF_VA.
+    fn evtchn(w: &mut World, cmd: u32, bytes: &[u8]) -> i64 {
+        w.poke(BUF_VA, bytes);
+        w.call_ret(guest_abi::xen::HYPERVISOR_EVENT_CHANNEL_OP as u64, [cmd as u64, BUF_VA, 0, 0, 0])
+    }
+
+    fn map_gsi(w: &mut World, gsi: i32, pirq: i32) -> i64 {
+        let mut map = [0u8; 40];
+        map[0..2].copy_from_slice(&DOMID_SELF.to_le_bytes());
+        map[4..8].copy_from_slice(&(MAP_PIRQ_TYPE_GSI as i32).to_le_bytes());
+        map[8..12].copy_from_slice(&gsi.to_le_bytes());
+        map[12..16].copy_from_slice(&pirq.to_le_bytes());
+        with(w, PHYSDEVOP_MAP_PIRQ, &map)
+    }
+
+    #[test]
+    fn a_gsi_reaches_the_control_domain_as_a_pirq_event_with_xens_eoi_rules() {
+        use guest_abi::event_channel::{EVTCHNOP_BIND_PIRQ, EVTCHNOP_CLOSE, EVTCHNOP_STATUS, EVTCHNSTAT_PIRQ};
+        let hw = crate::irq::tests::install_qemu();
+        let mut w = World::new(true);
+        assert_eq!(map_gsi(&mut w, 0, 0), -1, "GSI 0 is not dom0's: EPERM");
+        assert_eq!(map_gsi(&mut w, 24, 24), -22, "no GSI 24");
+        assert_eq!(map_gsi(&mut w, 11, 11), 0);
+        assert_eq!(w.peek(BUF_VA + 12, 4), words(&[11]));
+        assert_eq!(map_gsi(&mut w, 22, -1), 0);
+        assert_eq!(w.peek(BUF_VA + 12, 4), words(&[16]), "the lowest free PIRQ from 16");
+        assert_eq!(map_gsi(&mut w, 10, 11), -17, "PIRQ 11 is GSI 11's: EEXIST");
+        assert_eq!(with(&mut w, PHYSDEVOP_PIRQ_EOI_GMFN_V2, &9u64.to_le_bytes()), 0);
+        // setup_gsi: level, active high; once.
+        assert_eq!(with(&mut w, PHYSDEVOP_SETUP_GSI, &[11, 0, 0, 0, 1, 0, 0, 0]), 0);
+        assert_eq!(with(&mut w, PHYSDEVOP_SETUP_GSI, &[11, 0, 0, 0, 1, 0, 0, 0]), -17);
+        assert_eq!(with(&mut w, PHYSDEVOP_SETUP_GSI, &[24, 0, 0, 0, 1, 0, 0, 0]), -22);
+        assert_ne!(hw.rte(11) & (1 << 16), 0, "set up, still masked");
+        let apic = [0x00, 0x00, 0xc0, 0xfe, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0];
+        assert_eq!(with(&mut w, PHYSDEVOP_APIC_READ, &apic), 0);
+        assert_eq!(w.peek(BUF_VA + 12, 4), words(&[0x0017_0020]), "the IO-APIC's version register");
+        // bind_pirq: range, mapping, once.
+        assert_eq!(evtchn(&mut w, EVTCHNOP_BIND_PIRQ, &words(&[208, 0, 0])), -22);
+        assert_eq!(evtchn(&mut w, EVTCHNOP_BIND_PIRQ, &words(&[12, 0, 0])), -1, "not mapped: EPERM");
+        assert_eq!(evtchn(&mut w, EVTCHNOP_BIND_PIRQ, &words(&[11, 0, 0])), 0);
+        let port = u32::from_le_bytes(w.peek(BUF_VA + 8, 4).try_into().unwrap());
+        assert_eq!(evtchn(&mut w, EVTCHNOP_BIND_PIRQ, &words(&[11, 0, 0])), -17);
+        assert_eq!(w.mem.0[9][1] & (1 << 3), 1 << 3, "level: PIRQ 11's EOI bit set");
+        assert_eq!(hw.rte(11) & (1 << 16), 0, "bound: unmasked");
+        assert_eq!(evtchn(&mut w, EVTCHNOP_STATUS, &words(&[0x7ff0, port, 0, 0, 0, 0])), 0);
+        assert_eq!(w.peek(BUF_VA + 8, 4), words(&[EVTCHNSTAT_PIRQ]));
+        assert_eq!(w.peek(BUF_VA + 16, 4), words(&[11]), "u.pirq");
+        // The line fires: masked until the EOI.
+        let vector = (hw.rte(11) & 0xff) as u8;
+        crate::irq::with(|r| r.interrupt(vector));
+        assert_ne!(hw.rte(11) & (1 << 16), 0);
+        assert_eq!(crate::irq::take_pending(), [crate::irq::Owner { domid: w.dom.id, pirq: 11 }]);
+        assert_eq!(with(&mut w, PHYSDEVOP_EOI, &words(&[11])), 0);
+        assert_eq!(hw.rte(11) & (1 << 16), 0, "EOI'd: unmasked");
+        // Closing the port masks the line; the PIRQ stays mapped.
+        crate::irq::with(|r| r.interrupt(vector));
+        assert_eq!(evtchn(&mut w, EVTCHNOP_CLOSE, &words(&[port])), 0);
+        assert_ne!(hw.rte(11) & (1 << 16), 0);
+        assert_eq!(crate::irq::take_pending(), []);
+        assert_eq!(with(&mut w, PHYSDEVOP_EOI, &words(&[11])), 0);
+        assert_ne!(hw.rte(11) & (1 << 16), 0, "nothing in flight any more");
+        // Bound again, then unmapped: the line is unbound by force.
+        assert_eq!(evtchn(&mut w, EVTCHNOP_BIND_PIRQ, &words(&[11, 0, 0])), 0);
+        assert_eq!(hw.rte(11) & (1 << 16), 0);
+        assert_eq!(with(&mut w, PHYSDEVOP_UNMAP_PIRQ, &words(&[0x7ff0, 11])), 0);
+        assert_ne!(hw.rte(11) & (1 << 16), 0);
+        assert_eq!(with(&mut w, PHYSDEVOP_UNMAP_PIRQ, &words(&[0x7ff0, 11])), -22, "not mapped");
+        assert_eq!(with(&mut w, PHYSDEVOP_EOI, &words(&[11])), -22, "no record of PIRQ 11 now");
+        // An edge line (ISA IRQ 1) needs no EOI; COM1's line is Xen's... here the hypervisor's.
+        assert_eq!(map_gsi(&mut w, 1, 1), 0);
+        assert_eq!(evtchn(&mut w, EVTCHNOP_BIND_PIRQ, &words(&[1, 0, 0])), 0);
+        assert_eq!(w.mem.0[9][0] & 2, 0, "edge: PIRQ 1's EOI bit clear");
+        crate::irq::with(|r| r.reserve(4));
+        assert_eq!(map_gsi(&mut w, 4, 4), 0);
+        assert_eq!(evtchn(&mut w, EVTCHNOP_BIND_PIRQ, &words(&[4, 0, 0])), -16, "EBUSY");
+    }
+
+    #[test]
+    fn the_control_domain_adds_and_removes_pci_devices() {
+        crate::irq::tests::install_qemu();
+        let mut w = World::new(true);
+        // seg 0, bus 0, devfn 0x10 (00:02.0), no flags, PXM 0.
+        assert_eq!(with(&mut w, PHYSDEVOP_RESTORE_MSI_EXT, &[0, 0, 0, 0x10]), -19, "not added: ENODEV");
+        assert_eq!(with(&mut w, PHYSDEVOP_PCI_DEVICE_ADD, &words(&[0x1000_0000, 0, 0, 0])), 0);
+        assert_eq!(with(&mut w, PHYSDEVOP_PCI_DEVICE_ADD, &words(&[0x1000_0000, 0, 0, 0])), 0, "idempotent");
+        assert_eq!(with(&mut w, PHYSDEVOP_RESTORE_MSI_EXT, &[0, 0, 0, 0x10]), 0);
+        assert_eq!(with(&mut w, PHYSDEVOP_RESTORE_MSI, &[0, 0x10]), 0);
+        assert_eq!(with(&mut w, PHYSDEVOP_PCI_DEVICE_REMOVE, &[0, 0, 0, 0x10]), 0);
+        assert_eq!(with(&mut w, PHYSDEVOP_PCI_DEVICE_REMOVE, &[0, 0, 0, 0x10]), -19);
+        assert_eq!(with(&mut w, PHYSDEVOP_MANAGE_PCI_ADD, &[0, 0x08]), 0);
+        assert_eq!(with(&mut w, PHYSDEVOP_MANAGE_PCI_REMOVE, &[0, 0x08]), 0);
+        assert_eq!(with(&mut w, PHYSDEVOP_MANAGE_PCI_REMOVE, &[0, 0x08]), -19);
+        let mut domu = World::new(false);
+        assert_eq!(with(&mut domu, PHYSDEVOP_PCI_DEVICE_ADD, &words(&[0x1000_0000, 0, 0, 0])), -1);
     }
 
     #[test]

@@ -151,13 +151,13 @@ pub const LEGACY_IO_FRAMES: u64 = 0x100;
 pub const MSI_FRAMES: core::ops::RangeInclusive<u64> = 0xfee00..=0xfeeff;
 
 /// Whether a domain with I/O rights may map the non-RAM frame `mfn`:
-/// below the machine's physical address width (`io_frames_end`) and
-/// outside the MSI window, as Xen 4.17's `iomem_access_permitted` answers
-/// for its hardware domain. Anything else is `-EPERM` there ("attempt to
-/// map MMIO space"): a frame number no bus decodes, or the interrupt
-/// controller's registers.
+/// below the machine's physical address width (`io_frames_end`), outside
+/// the MSI window and not an IO-APIC's registers, as Xen 4.17's
+/// `iomem_access_permitted` answers for its hardware domain. Anything else
+/// is `-EPERM` there ("attempt to map MMIO space"): a frame number no bus
+/// decodes, or the interrupt controllers' registers.
 pub fn io_frame_permitted(mfn: Mfn, io_frames_end: u64) -> bool {
-    mfn.0 < io_frames_end && !MSI_FRAMES.contains(&mfn.0)
+    mfn.0 < io_frames_end && !MSI_FRAMES.contains(&mfn.0) && !crate::irq::is_io_apic_frame(mfn.0)
 }
 
 /// The frame an entry names.

@@ -54,6 +54,20 @@ global_asm!(
     exception_stub!("irq_timer", 0xf0),
     exception_stub!("irq_event_check", 0xfc),
     exception_stub!("irq_invalidate", 0xfd),
+    // Device interrupts, vectors 0x30..=0xef: one 16-byte stub each.
+    r#"
+.balign 16
+.globl irq_device_stubs
+irq_device_stubs:
+.set irq_vec, 0x30
+.rept 0xc0
+.balign 16
+push 0
+push offset irq_vec
+jmp trap_common
+.set irq_vec, irq_vec + 1
+.endr
+"#,
     r#"
 .balign 16
 irq_spurious:
@@ -170,6 +184,7 @@ extern "C" {
     static exception_stub_table: [u64; 32];
     static interrupt_stub_table: [u64; 2];
     static ipi_stub_table: [u64; 2];
+    static irq_device_stubs: [[u8; DEVICE_STUB_SIZE]; 0xc0];
     fn enter_frame(frame: *const TrapFrame) -> !;
 }
 
@@ -189,6 +204,15 @@ pub fn interrupt_stubs() -> &'static [u64; 2] {
 pub fn ipi_stubs() -> &'static [u64; 2] {
     // SAFETY: the table is immutable data emitted above.
     unsafe { &*core::ptr::addr_of!(ipi_stub_table) }
+}
+
+/// Bytes between consecutive device-interrupt stubs.
+pub const DEVICE_STUB_SIZE: usize = 16;
+
+/// Address of the stub of device vector `0x30`; vector `v`'s is
+/// [`DEVICE_STUB_SIZE`] × `(v - 0x30)` bytes further.
+pub fn device_stubs() -> u64 {
+    core::ptr::addr_of!(irq_device_stubs) as u64
 }
 
 extern "C" fn trap_entry(frame: &mut TrapFrame) {

@@ -91,6 +91,20 @@ pub fn set_ipi_gates(stubs: &[u64; 2]) {
     }
 }
 
+/// Points the device-interrupt vectors `first..=last` at their stubs,
+/// `stride` bytes apart from `stubs` (on the boot CPU, before the other
+/// CPUs load the table).
+pub fn set_device_gates(stubs: u64, stride: u64, first: u8, last: u8) {
+    // SAFETY: runs once on the boot CPU with interrupts disabled, before
+    // any device interrupt is unmasked and before other CPUs start.
+    let idt = unsafe { &mut *core::ptr::addr_of_mut!(IDT.0) };
+    for v in first..=last {
+        if let Some(gate) = idt.get_mut(usize::from(v)) {
+            *gate = Gate::interrupt(stubs + stride * u64::from(v - first), 0, 0);
+        }
+    }
+}
+
 /// Loads the (shared) IDT on the running CPU.
 pub fn load() {
     let ptr = DescriptorPointer { limit: (256 * 16 - 1) as u16, base: addr_of!(IDT) as u64 };

@@ -13,6 +13,7 @@ pub mod gdt;
 pub mod heap;
 pub mod idt;
 pub mod ipi;
+pub mod ioapic;
 pub mod memory;
 pub mod percpu;
 pub mod serial;

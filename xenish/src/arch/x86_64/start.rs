@@ -21,7 +21,8 @@ use super::memory::{
     DirectMap, DirectMapRuns, DIRECTMAP_BOOT_SIZE, DIRECTMAP_SIZE, DIRECTMAP_START, FIXMAP_APIC, RO_MPT_START,
     XEN_VIRT_START,
 };
-use super::{apic, clock, cpu, entry, fpu, gdt, idt, ipi, percpu, serial, smpboot, trap};
+use super::{apic, clock, cpu, entry, fpu, gdt, idt, ioapic, ipi, percpu, serial, smpboot, trap};
+use crate::irq;
 use crate::boot_info::{BootInfo, MULTIBOOT2_BOOTLOADER_MAGIC};
 use crate::hypercall::E820Entry;
 use crate::mm::frame_alloc::{find_boot_region, FrameAllocator};
@@ -150,7 +151,8 @@ pub extern "C" fn xenish_start(magic: u32, mbi_phys: u32) -> ! {
     // and the frames the allocator hands out are all below it for now.
     let mut boot_mem = unsafe { DirectMap::new(Mfn(DIRECTMAP_BOOT_SIZE / PAGE)) };
     let cpu_features = CpuFeatures::detect();
-    let l4 = match build_address_space(&mut boot_mem, img_end, nr_frames, &cpu_features) {
+    let ioapics = ioapic::addresses(madt.as_ref());
+    let l4 = match build_address_space(&mut boot_mem, img_end, nr_frames, &cpu_features, &ioapics) {
         Ok(l4) => l4,
         Err(e) => boot_failure(format_args!("cannot build the hypervisor page tables ({e:?})")),
     };
@@ -176,15 +178,19 @@ pub extern "C" fn xenish_start(magic: u32, mbi_phys: u32) -> ! {
     let [timer, spurious] = *entry::interrupt_stubs();
     idt::init(entry::exception_stubs(), timer, spurious);
     idt::set_ipi_gates(entry::ipi_stubs());
+    let stride = entry::DEVICE_STUB_SIZE as u64;
+    idt::set_device_gates(entry::device_stubs(), stride, irq::FIRST_DEVICE_VECTOR, irq::LAST_DEVICE_VECTOR);
     // SAFETY: the boot CPU is CPU 0, on block 0; BSP_TABLES are its own.
     unsafe { percpu::load_tables(0, addr_of_mut!(gdt::BSP_TABLES)) };
     enable_syscall(&cpu_features);
     let tsc_hz = clock::calibrate_tsc();
     printk!("xenish: TSC runs at {} kHz", tsc_hz / 1000);
     apic::init(FIXMAP_APIC, tsc_hz / 100);
-    // Mask the legacy PICs: nothing in this slice takes device interrupts.
+    // Mask the legacy PICs for good: device interrupts come through the
+    // IO-APICs, every pin masked until dom0 binds it.
     cpu::outb(0x21, 0xff);
     cpu::outb(0xa1, 0xff);
+    ioapic::init(madt.as_ref(), apic::id());
 
     CMDLINE.call_once(|| info.cmdline().into());
     MEMORY_MAP.call_once(|| {
@@ -378,6 +384,7 @@ fn build_address_space(
     img_end: u64,
     nr_frames: u64,
     f: &CpuFeatures,
+    ioapics: &[u64],
 ) -> Result<Mfn, pagetable::MapError> {
     let nx = nx(f);
     let mut alloc = || MachineFrames.alloc();
@@ -404,6 +411,10 @@ fn build_address_space(
     let uncached = (1 << 4) | (1 << 3);
     let apic = PTE_P | PTE_RW | uncached | nx;
     pagetable::map(mem, &mut alloc, l4, FIXMAP_APIC, apic::APIC_PHYS_BASE, PageSize::Size4K, apic, PTE_P | PTE_RW)?;
+    for (i, &pa) in ioapics.iter().enumerate() {
+        let va = ioapic::fixmap(i);
+        pagetable::map(mem, &mut alloc, l4, va, pa & !0xfff, PageSize::Size4K, apic, PTE_P | PTE_RW)?;
+    }
     // SAFETY: the new table maps the image, stacks and direct map at the
     // same addresses as the boot tables; only the identity map goes away.
     unsafe { cpu::write_cr3(l4.addr()) };

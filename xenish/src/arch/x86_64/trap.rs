@@ -242,6 +242,7 @@ fn enter(frame: &mut TrapFrame, handler: impl FnOnce(&mut System, &mut TrapFrame
         let previous = system.current;
         let (now, tsc) = now(system);
         poll_console(system);
+        system.deliver_pirqs(&mut memory());
         let action = handler(system, frame, now, tsc, &mut memory());
         arm_timer(system);
         (action, previous)
@@ -441,6 +442,7 @@ fn idle(frame: &mut TrapFrame) -> ! {
             let Some(system) = guard.as_mut() else { cpu::halt_forever() };
             let (now, tsc) = now(system);
             poll_console(system);
+            system.deliver_pirqs(&mut memory());
             let action = system.idle_wakeup(frame, now, tsc, &mut memory());
             arm_timer(system);
             action
@@ -484,6 +486,13 @@ pub fn handle(frame: &mut TrapFrame) {
             _ => hypervisor_fault(frame),
         };
         if reschedule && frame.from_guest() {
+            enter(frame, |s, f, now, tsc, mem| s.timer_interrupt(f, now, tsc, mem));
+        }
+        return;
+    }
+    if (u64::from(crate::irq::FIRST_DEVICE_VECTOR)..=u64::from(crate::irq::LAST_DEVICE_VECTOR)).contains(&frame.vector) {
+        super::ioapic::interrupt(frame.vector as u8);
+        if frame.from_guest() {
             enter(frame, |s, f, now, tsc, mem| s.timer_interrupt(f, now, tsc, mem));
         }
         return;

@@ -116,6 +116,15 @@ fn serve(ctx: &mut Ctx, cmd: u32, arg: u64) -> HcResult {
             }
             Ok(0)
         }
+        EVTCHNOP_BIND_PIRQ => {
+            let mut a: EvtchnBindPirq = read(ctx, arg)?;
+            a.port = bind_pirq(ctx, a.pirq)?;
+            if let Err(e) = write(ctx, arg, &a) {
+                let _ = close(ctx.domain, &mut ctx.peers, a.port, ctx.mem);
+                return Err(e);
+            }
+            Ok(0)
+        }
         EVTCHNOP_CLOSE => {
             let a: EvtchnClose = read(ctx, arg)?;
             close(ctx.domain, &mut ctx.peers, a.port, ctx.mem)?;
@@ -136,6 +145,7 @@ fn serve(ctx: &mut Ctx, cmd: u32, arg: u64) -> HcResult {
                 Binding::Interdomain { remote, port } => (EVTCHNSTAT_INTERDOMAIN, u64::from(remote), port),
                 Binding::Virq(v) => (EVTCHNSTAT_VIRQ, u64::from(v), 0),
                 Binding::Ipi => (EVTCHNSTAT_IPI, 0, 0),
+                Binding::Pirq(pirq) => (EVTCHNSTAT_PIRQ, u64::from(pirq), 0),
             };
             a.status = status;
             a.vcpu = port.notify_vcpu;
@@ -211,8 +221,36 @@ fn bind_interdomain(ctx: &mut Ctx, remote_dom: u16, remote_port: u32) -> Result<
     Ok(local)
 }
 
+/// `EVTCHNOP_bind_pirq` (Xen's `evtchn_bind_pirq` and `pirq_guest_bind`):
+/// `-EINVAL` for a PIRQ out of range, `-EPERM` for one not mapped,
+/// `-EEXIST` when it has a port; the machine refuses a line the hypervisor
+/// keeps (`-EBUSY`). The new port notifies vCPU 0, and the EOI bitmap's
+/// bit for the PIRQ says whether the guest must EOI it (level lines).
+fn bind_pirq(ctx: &mut Ctx, pirq: u32) -> Result<u32, XenError> {
+    if pirq >= ctx.domain.pirqs.nr_pirqs() {
+        return Err(XenError::Einval);
+    }
+    let mapped = ctx.domain.pirqs.mapping(pirq).ok_or(XenError::Eperm)?;
+    if mapped.port != 0 {
+        return Err(XenError::Eexist);
+    }
+    let port = ctx.domain.evtchn.allocate(ctx.mem, Binding::Pirq(pirq), 0)?;
+    let owner = crate::irq::Owner { domid: ctx.domain.id, pirq };
+    let bound = crate::irq::with(|r| r.bind(mapped.gsi, owner)).unwrap_or(Err(XenError::Einval));
+    let needs_eoi = match bound {
+        Ok(level) => level,
+        Err(e) => {
+            let _ = ctx.domain.evtchn.free(port);
+            return Err(e);
+        }
+    };
+    ctx.domain.pirqs.set_port(pirq, port);
+    crate::pirq::set_eoi_bit(ctx.domain, ctx.mem, pirq, needs_eoi);
+    Ok(port)
+}
+
 /// Closes `port` of `domain`; an interdomain peer's port goes back to
-/// unbound (offered to this domain), as in Xen.
+/// unbound (offered to this domain), as in Xen; a PIRQ's line is masked.
 pub fn close(
     domain: &mut Domain,
     peers: &mut Peers,
@@ -221,6 +259,12 @@ pub fn close(
 ) -> Result<(), XenError> {
     let old = domain.evtchn.free(port)?;
     evtchn::port_clear_pending(domain, mem, port);
+    if let Binding::Pirq(pirq) = old {
+        if let Some(m) = domain.pirqs.mapping(pirq).filter(|m| m.port == port) {
+            crate::irq::with(|r| r.unbind(m.gsi));
+            domain.pirqs.set_port(pirq, 0);
+        }
+    }
     if let Binding::Interdomain { remote, port: remote_port } = old {
         let me = domain.id;
         let back = Binding::Unbound { remote: me };
