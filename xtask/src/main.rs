@@ -16,6 +16,7 @@ mod bench_dom0;
 mod bench_drivers;
 mod fuzz;
 mod linux;
+mod qos;
 mod test;
 
 const HELP: &str = "\
@@ -29,6 +30,7 @@ USAGE:
     cargo xtask bench [--runs N] [--deterministic] [--only SECTION[,SECTION...]]
     cargo xtask linux [--timeout SECS] [-- XENISH-CMDLINE...]
     cargo xtask fuzz [--iterations N] [--seed S]
+    cargo xtask qos
 
 COMMANDS:
     run     Build xenish, the toolstack and the dom0 image (Debian's stock
@@ -78,6 +80,15 @@ COMMANDS:
             the totals; on a failure, the seed and step to replay it with
             (XENISH_FUZZ_SEED, XENISH_FUZZ_ITERATIONS) and exits 1. A bounded
             run is part of `cargo xtask test`.
+
+    qos     Boot the dom0 image on xenish (one CPU) with four busy Linux
+            domUs: weights 512 and 256, one capped at 10% of the CPU, one
+            that forks and execs in a loop (a flood of page-table
+            hypercalls); sample every domain's CPU share every 2 s for a
+            minute from the hypervisor's run-state accounting (`xl top
+            -b` in dom0) and write a table (target/qos/results.md) and a
+            plot of the shares over time against their targets
+            (target/qos/shares.svg). About 5 to 10 minutes.
 
 OPTIONS:
     --cpu MODEL     QEMU CPU model: max (default) or qemu64
@@ -316,6 +327,10 @@ fn main() -> ExitCode {
         "bench" => bench::run(&o.runs, o.deterministic, &o.only),
         "linux" => linux::run(&o.cmdline, o.timeout),
         "fuzz" => fuzz::run(o.iterations, o.seed.clone()),
+        "qos" => build().and_then(|images| {
+            build_tools()?;
+            qos::run(images.hypervisor.clone())
+        }),
         other => Err(format!("unknown command '{other}' (see cargo xtask --help)")),
     });
     match result {
