@@ -30,7 +30,7 @@ USAGE:
     cargo xtask bench [--runs N] [--deterministic] [--only SECTION[,SECTION...]]
     cargo xtask linux [--timeout SECS] [-- XENISH-CMDLINE...]
     cargo xtask fuzz [--iterations N] [--seed S]
-    cargo xtask qos
+    cargo xtask qos [--log FILE]
 
 COMMANDS:
     run     Build xenish, the toolstack and the dom0 image (Debian's stock
@@ -88,7 +88,9 @@ COMMANDS:
             minute from the hypervisor's run-state accounting (`xl top
             -b` in dom0) and write a table (target/qos/results.md) and a
             plot of the shares over time against their targets
-            (target/qos/shares.svg). About 5 to 10 minutes.
+            (target/qos/shares.svg). About 5 to 10 minutes. --log FILE
+            redraws both from a saved serial log (target/qos/serial.log)
+            without booting.
 
 OPTIONS:
     --cpu MODEL     QEMU CPU model: max (default) or qemu64
@@ -132,6 +134,7 @@ struct Opts {
     timeout: Option<u64>,
     iterations: Option<u64>,
     seed: Option<String>,
+    log: Option<PathBuf>,
 }
 
 fn parse(args: &[String]) -> Result<Opts, String> {
@@ -148,6 +151,7 @@ fn parse(args: &[String]) -> Result<Opts, String> {
         timeout: None,
         iterations: None,
         seed: None,
+        log: None,
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -173,6 +177,7 @@ fn parse(args: &[String]) -> Result<Opts, String> {
                     Some(value("--iterations")?.parse().map_err(|_| "--iterations needs a number".to_string())?)
             }
             "--seed" => o.seed = Some(value("--seed")?),
+            "--log" => o.log = Some(PathBuf::from(value("--log")?)),
             "--timeout" => {
                 o.timeout = Some(value("--timeout")?.parse().map_err(|_| "--timeout needs a number of seconds")?)
             }
@@ -327,10 +332,15 @@ fn main() -> ExitCode {
         "bench" => bench::run(&o.runs, o.deterministic, &o.only),
         "linux" => linux::run(&o.cmdline, o.timeout),
         "fuzz" => fuzz::run(o.iterations, o.seed.clone()),
-        "qos" => build().and_then(|images| {
-            build_tools()?;
-            qos::run(images.hypervisor.clone())
-        }),
+        "qos" => match &o.log {
+            Some(log) => std::fs::read_to_string(log)
+                .map_err(|e| format!("{}: {e}", log.display()))
+                .and_then(|s| qos::render(&s)),
+            None => build().and_then(|images| {
+                build_tools()?;
+                qos::run(images.hypervisor.clone())
+            }),
+        },
         other => Err(format!("unknown command '{other}' (see cargo xtask --help)")),
     });
     match result {

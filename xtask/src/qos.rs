@@ -128,15 +128,29 @@ fn mean(v: &[f64]) -> f64 {
     }
 }
 
+/// What a guest should get once dom0 has taken `dom0` percent: its cap,
+/// or its weight's part of what the capped guests and dom0 leave.
+fn expected(g: &Guest, dom0: f64) -> f64 {
+    if g.cap != 0 {
+        return f64::from(g.cap);
+    }
+    let caps: f64 = GUESTS.iter().map(|g| f64::from(g.cap)).sum();
+    let weights: f64 = GUESTS.iter().filter(|g| g.cap == 0).map(|g| f64::from(g.weight)).sum();
+    (100.0 - dom0 - caps) * f64::from(g.weight) / weights
+}
+
 /// The Markdown table.
 pub fn table(series: &[(String, Vec<f64>)]) -> String {
-    let mut md =
-        String::from("| domain | weight | cap | target % | mean % | min % | max % |\n|---|---:|---:|---:|---:|---:|---:|\n");
+    let dom0 = series.iter().find(|(n, _)| n == "Domain-0").map_or(0.0, |(_, v)| mean(v));
+    let mut md = String::from(
+        "| domain | weight | cap | target % | after dom0's use % | mean % | min % | max % |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
     for (name, v) in series {
         let g = GUESTS.iter().find(|g| g.name == name);
         let (w, c, t) = match g {
-            Some(g) => (g.weight.to_string(), g.cap.to_string(), format!("{:.1}", g.target)),
-            None => ("256".into(), "0".into(), "-".into()),
+            Some(g) => (g.weight.to_string(), g.cap.to_string(), format!("{:.1} | {:.1}", g.target, expected(g, dom0))),
+            None => ("256".into(), "0".into(), "- | -".into()),
         };
         let min = v.iter().copied().fold(f64::INFINITY, f64::min);
         let max = v.iter().copied().fold(0.0, f64::max);
@@ -150,12 +164,14 @@ pub fn table(series: &[(String, Vec<f64>)]) -> String {
 const COLOURS: &[&str] = &["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"];
 
 /// A hand-written SVG: each domain's share per sample (solid) and its
-/// target (dashed), 0–100% against time.
+/// target once dom0's measured use is taken out (dashed), 0–100%
+/// against time.
 pub fn svg(series: &[(String, Vec<f64>)]) -> String {
     let (w, h, left, right, top, bottom) = (760.0, 380.0, 50.0, 150.0, 20.0, 40.0);
     let pw = w - left - right;
     let ph = h - top - bottom;
     let n = series.iter().map(|(_, v)| v.len()).max().unwrap_or(0).max(2);
+    let dom0 = series.iter().find(|(n, _)| n == "Domain-0").map_or(0.0, |(_, v)| mean(v));
     let x = |i: usize| left + pw * i as f64 / (n - 1) as f64;
     let y = |pct: f64| top + ph * (1.0 - pct.clamp(0.0, 100.0) / 100.0);
     let mut s = format!(
@@ -177,12 +193,13 @@ pub fn svg(series: &[(String, Vec<f64>)]) -> String {
     let _ = writeln!(
         s,
         "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">time (s, {SAMPLE_SECS} s samples; 0 to {secs})</text>\n\
-         <text x=\"{left}\" y=\"12\">share of the CPU per domain (xl top -b: the hypervisor's run-state accounting); dashed: target</text>",
+         <text x=\"{left}\" y=\"12\">share of the CPU per domain (xl top -b: the hypervisor's run-state accounting); dashed: target after dom0's use</text>",
         left + pw / 2.0,
         h - 10.0
     );
     for (k, (name, v)) in series.iter().enumerate() {
-        let colour = if name == "Domain-0" { "#888" } else { COLOURS.get(k % COLOURS.len()).copied().unwrap_or("#000") };
+        let colour =
+            if name == "Domain-0" { "#888" } else { COLOURS.get(k % COLOURS.len()).copied().unwrap_or("#000") };
         let points: Vec<String> = v.iter().enumerate().map(|(i, p)| format!("{:.1},{:.1}", x(i), y(*p))).collect();
         let _ = writeln!(
             s,
@@ -190,7 +207,7 @@ pub fn svg(series: &[(String, Vec<f64>)]) -> String {
             points.join(" ")
         );
         if let Some(g) = GUESTS.iter().find(|g| g.name == name) {
-            let yy = y(g.target);
+            let yy = y(expected(g, dom0));
             let _ = writeln!(
                 s,
                 "<line x1=\"{left}\" y1=\"{yy:.1}\" x2=\"{:.1}\" y2=\"{yy:.1}\" stroke=\"{colour}\" \
@@ -238,16 +255,24 @@ pub fn run(hypervisor: std::path::PathBuf) -> Result<std::process::ExitCode, Str
     let dir = tests::images::target_dir().join("qos");
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let _ = std::fs::write(dir.join("serial.log"), &out.serial);
-    for l in out.serial.lines().filter(|l| l.contains("qos-error:")) {
+    render(&out.serial)
+}
+
+/// Writes the table and the plot from a scenario's serial log (`cargo
+/// xtask qos --log FILE` redraws them from a saved one).
+pub fn render(serial: &str) -> Result<std::process::ExitCode, String> {
+    let dir = tests::images::target_dir().join("qos");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    for l in serial.lines().filter(|l| l.contains("qos-error:")) {
         eprintln!("xtask qos: {l}");
     }
-    let series = parse(&out.serial);
+    let series = parse(serial);
     if series.iter().all(|(_, v)| v.is_empty()) {
         return Err(format!("no samples in the serial log ({})", dir.join("serial.log").display()));
     }
     let md = table(&series);
     let sched: String =
-        out.serial.lines().filter_map(|l| l.split("qos-sched: ").nth(1)).map(|l| format!("    {l}\n")).collect();
+        serial.lines().filter_map(|l| l.split("qos-sched: ").nth(1)).map(|l| format!("    {l}\n")).collect();
     let doc = format!(
         "# xenish QoS run\n\nOne CPU (QEMU TCG), {SAMPLES} samples of {SAMPLE_SECS} s from `xl top -b`.\n\n{md}\n\
          `xl sched-credit` at the start:\n\n{sched}"
@@ -276,7 +301,7 @@ mod tests_ {
         let s = parse(SERIAL);
         assert_eq!(s, vec![("Domain-0".to_string(), vec![3.6]), ("a-w512".to_string(), vec![64.3])]);
         let md = table(&s);
-        assert!(md.contains("| a-w512 | 512 | 0 | 45.0 | 64.3 | 64.3 | 64.3 |"), "{md}");
+        assert!(md.contains("| a-w512 | 512 | 0 | 45.0 | 43.2 | 64.3 | 64.3 | 64.3 |"), "{md}");
         let svg = svg(&s);
         assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
         assert_eq!(svg.matches("<polyline").count(), 2);

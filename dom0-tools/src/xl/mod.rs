@@ -14,8 +14,8 @@ mod control;
 mod create;
 mod info;
 mod list;
-mod top;
 pub mod monitor;
+mod top;
 pub mod vbd;
 pub mod vif;
 
