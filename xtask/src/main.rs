@@ -16,6 +16,7 @@ mod bench_dom0;
 mod bench_drivers;
 mod fuzz;
 mod linux;
+mod qos;
 mod test;
 
 const HELP: &str = "\
@@ -29,6 +30,7 @@ USAGE:
     cargo xtask bench [--runs N] [--deterministic] [--only SECTION[,SECTION...]]
     cargo xtask linux [--timeout SECS] [-- XENISH-CMDLINE...]
     cargo xtask fuzz [--iterations N] [--seed S]
+    cargo xtask qos [--log FILE]
 
 COMMANDS:
     run     Build xenish, the toolstack and the dom0 image (Debian's stock
@@ -79,6 +81,17 @@ COMMANDS:
             (XENISH_FUZZ_SEED, XENISH_FUZZ_ITERATIONS) and exits 1. A bounded
             run is part of `cargo xtask test`.
 
+    qos     Boot the dom0 image on xenish (one CPU) with four busy Linux
+            domUs: weights 512 and 256, one capped at 10% of the CPU, one
+            that forks and execs in a loop (a flood of page-table
+            hypercalls); sample every domain's CPU share every 2 s for a
+            minute from the hypervisor's run-state accounting (`xl top
+            -b` in dom0) and write a table (target/qos/results.md) and a
+            plot of the shares over time against their targets
+            (target/qos/shares.svg). About 5 to 10 minutes. --log FILE
+            redraws both from a saved serial log (target/qos/serial.log)
+            without booting.
+
 OPTIONS:
     --cpu MODEL     QEMU CPU model: max (default) or qemu64
     --guest NAME    A Rust test guest to boot as dom0 instead of Linux: hello,
@@ -121,6 +134,7 @@ struct Opts {
     timeout: Option<u64>,
     iterations: Option<u64>,
     seed: Option<String>,
+    log: Option<PathBuf>,
 }
 
 fn parse(args: &[String]) -> Result<Opts, String> {
@@ -137,6 +151,7 @@ fn parse(args: &[String]) -> Result<Opts, String> {
         timeout: None,
         iterations: None,
         seed: None,
+        log: None,
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -162,6 +177,7 @@ fn parse(args: &[String]) -> Result<Opts, String> {
                     Some(value("--iterations")?.parse().map_err(|_| "--iterations needs a number".to_string())?)
             }
             "--seed" => o.seed = Some(value("--seed")?),
+            "--log" => o.log = Some(PathBuf::from(value("--log")?)),
             "--timeout" => {
                 o.timeout = Some(value("--timeout")?.parse().map_err(|_| "--timeout needs a number of seconds")?)
             }
@@ -316,6 +332,15 @@ fn main() -> ExitCode {
         "bench" => bench::run(&o.runs, o.deterministic, &o.only),
         "linux" => linux::run(&o.cmdline, o.timeout),
         "fuzz" => fuzz::run(o.iterations, o.seed.clone()),
+        "qos" => match &o.log {
+            Some(log) => std::fs::read_to_string(log)
+                .map_err(|e| format!("{}: {e}", log.display()))
+                .and_then(|s| qos::render(&s)),
+            None => build().and_then(|images| {
+                build_tools()?;
+                qos::run(images.hypervisor.clone())
+            }),
+        },
         other => Err(format!("unknown command '{other}' (see cargo xtask --help)")),
     });
     match result {

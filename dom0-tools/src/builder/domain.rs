@@ -5,7 +5,8 @@
 //! `xc_dom_*`, `libxl__build_post`): read and check the kernel and lay the
 //! domain out (before anything exists, so a bad kernel leaves nothing);
 //! check free memory; `createdomain` (born paused) → `max_vcpus` →
-//! `max_mem` (target + 1 MiB) → two `alloc_unbound` ports (xenstore, then
+//! `max_mem` (target + 1 MiB) → the E820 map up to `maxmem`
+//! (`set_memory_map`) → two `alloc_unbound` ports (xenstore, then
 //! console, remote dom0) → `populate_physmap` → write the image through
 //! foreign maps → `hypercall_init` if the kernel has a HYPERCALL_PAGE →
 //! shared_info reset → pin the L4 (`foreigndom`) → `setvcpucontext` →
@@ -164,6 +165,9 @@ fn populate(
 ) -> Result<BuiltDomain, BuildError> {
     xc.max_vcpus(domid, spec.max_vcpus)?;
     xc.max_mem(domid, spec.target_memkb + MAXMEM_SLACK_KB)?;
+    // libxl's `libxl__arch_domain_create`: the E820 map spans `maxmem`
+    // (PV slack 0), so the guest can balloon up to it later.
+    xc.set_memmap_limit(domid, spec.max_memkb)?;
     let store_port = xc.alloc_unbound(domid, spec.store_domid)?;
     let console_port = xc.alloc_unbound(domid, spec.console_domid)?;
     let nr_pages = spec.target_memkb / 4;

@@ -18,8 +18,8 @@ use guest_abi::domctl::*;
 use guest_abi::event_channel::{EvtchnAllocUnbound, EVTCHNOP_ALLOC_UNBOUND};
 use guest_abi::grant_table::{GnttabSetupTable, GNTTABOP_SETUP_TABLE};
 use guest_abi::memory::{
-    MemAcquireResource, MemoryReservation, XENMEM_ACQUIRE_RESOURCE, XENMEM_POPULATE_PHYSMAP,
-    XENMEM_RESOURCE_GRANT_TABLE, XENMEM_RESOURCE_GRANT_TABLE_ID_SHARED,
+    ForeignMemoryMap, MemAcquireResource, MemoryMap, MemoryReservation, XENMEM_ACQUIRE_RESOURCE,
+    XENMEM_POPULATE_PHYSMAP, XENMEM_RESOURCE_GRANT_TABLE, XENMEM_RESOURCE_GRANT_TABLE_ID_SHARED, XENMEM_SET_MEMORY_MAP,
 };
 use guest_abi::xen::{
     MmuextOp, HYPERVISOR_EVENT_CHANNEL_OP, HYPERVISOR_GRANT_TABLE_OP, HYPERVISOR_MEMORY_OP, HYPERVISOR_MMUEXT_OP,
@@ -31,6 +31,10 @@ use zerocopy::{FromZeros, IntoBytes};
 
 /// Frames per `populate_physmap` call (libxc batches 512 extents).
 const POPULATE_BATCH: usize = 512;
+/// Bytes of an E820 entry (`{u64 addr, u64 size, u32 type}`, packed).
+const E820_ENTRY_SIZE: usize = 20;
+/// `E820_RAM`.
+const E820_RAM: u32 = 1;
 /// `GNTST_okay`.
 const GNTST_OKAY: i16 = 0;
 
@@ -200,6 +204,28 @@ impl Xc {
             mfns.extend_from_slice(&out);
         }
         Ok(mfns)
+    }
+
+    /// `xc_domain_set_memmap_limit`: gives `domid` an E820 map of one RAM
+    /// entry from 0 to `limit_kb` (`XENMEM_set_memory_map`). A PV Linux
+    /// reads it at boot and keeps the pages between its initial
+    /// allocation and the limit as ballooned-out room it may populate
+    /// later (`xen_memory_setup`'s extra memory), which is how it grows
+    /// up to `maxmem`.
+    pub fn set_memmap_limit(&self, domid: u16, limit_kb: u64) -> io::Result<()> {
+        let fmap = size_of::<ForeignMemoryMap>();
+        let mut buf = self.privcmd.alloc_buffer(fmap + E820_ENTRY_SIZE)?;
+        // e820entry {u64 addr; u64 size; u32 type}, packed: RAM from 0.
+        let mut entry = [0u8; E820_ENTRY_SIZE];
+        entry[8..16].copy_from_slice(&(limit_kb << 10).to_le_bytes());
+        entry[16..20].copy_from_slice(&E820_RAM.to_le_bytes());
+        buf.write(fmap, &entry)?;
+        let map = MemoryMap { nr_entries: 1, _pad0: [0; 4], buffer: GuestHandle::new(buf.addr() + fmap as u64) };
+        buf.write_obj(0, &ForeignMemoryMap { domid, _pad0: [0; 6], map })?;
+        let args = [XENMEM_SET_MEMORY_MAP.into(), buf.addr(), 0, 0, 0];
+        // SAFETY: the foreign map and its one E820 entry are in the pinned buffer.
+        unsafe { self.raw(HYPERVISOR_MEMORY_OP, args, || format!("memory_op set_memory_map dom {domid}"))? };
+        Ok(())
     }
 
     /// `MMUEXT_PIN_L4_TABLE` of `mfn` with `foreigndom = domid`.

@@ -15,6 +15,7 @@ mod create;
 mod info;
 mod list;
 pub mod monitor;
+mod top;
 pub mod vbd;
 pub mod vif;
 
@@ -100,6 +101,15 @@ const COMMANDS: &[Command] = &[
         options: "-d DOMAIN, --domain=DOMAIN     Domain to modify\n-w WEIGHT, --weight=WEIGHT     Weight (int)\n-c CAP, --cap=CAP              Cap (int)",
     },
     Command { name: "vcpu-list", run: list::vcpu_list, summary: "List the VCPUs for all/some domains", usage: "[Domain, ...]", options: "" },
+    Command {
+        name: "top",
+        run: top::main,
+        summary: "Monitor a host and the domains in real time",
+        usage: "-b [-d DELAY] [-i ITERATIONS]",
+        options: "-b, --batch             Batch mode (the only one here): print, do not draw.\n\
+                  -d, --delay=SECONDS     Seconds between updates (default 3).\n\
+                  -i, --iterations=N      Number of updates before exiting.",
+    },
     Command { name: "dmesg", run: control::dmesg, summary: "Read and/or clear dmesg buffer", usage: "[-c]", options: "  -c                        Clear dmesg buffer as well as printing it" },
     Command { name: "uptime", run: list::uptime, summary: "Print uptime for all/some domains", usage: "[-s] [Domain]", options: "-s                         Uptime in short format" },
     Command { name: "block-attach", run: vbd::block_attach, summary: "Create a new virtual block device", usage: "<Domain> <disk-spec-component(s)>...", options: "" },

@@ -485,6 +485,52 @@ mod tests {
         assert_eq!(w.dom.tot_pages(), owned);
     }
 
+    /// A balloon driver's cycle under a limit the toolstack lowers and
+    /// raises (`xl mem-set`: `max_mem` first, then the target): while a
+    /// domain owns more than its new `max_pages` it may not grow, by
+    /// `increase_reservation` or `populate_physmap` (Xen's `assign_pages`
+    /// refuses: 0 extents done, no errno); it shrinks freely, grows back
+    /// to exactly the limit, and every frame is either its own or free.
+    #[test]
+    fn a_balloon_cycle_keeps_the_books_under_a_moving_limit() {
+        let mut w = World::new(false);
+        let (inc, dec, pop) = (
+            u64::from(XENMEM_INCREASE_RESERVATION),
+            u64::from(XENMEM_DECREASE_RESERVATION),
+            u64::from(XENMEM_POPULATE_PHYSMAP),
+        );
+        w.dom.max_pages = 1000;
+        w.pool.0 = (1000..1064).map(Mfn).collect();
+        w.grow(1100);
+        let total = |w: &World| w.dom.tot_pages() + w.pool.0.len() as u64;
+        let books = total(&w);
+        assert_eq!(reserve(&mut w, inc, reservation(32, 0, DOMID_SELF, LIST)), Outcome::Return(32));
+        let mine = list(&mut w, 32);
+        assert_eq!((w.dom.tot_pages(), total(&w)), (9 + 32, books));
+        // The toolstack lowers the limit below what the domain owns.
+        w.dom.max_pages = 20;
+        w.limit_lowered = true;
+        assert_eq!(reserve(&mut w, inc, reservation(1, 0, DOMID_SELF, LIST)), Outcome::Return(0), "over the limit");
+        w.poke(LIST, &500u64.to_le_bytes());
+        assert_eq!(reserve(&mut w, pop, reservation(1, 0, DOMID_SELF, LIST)), Outcome::Return(0), "populate too");
+        assert_eq!((w.dom.tot_pages(), total(&w)), (41, books), "nothing taken");
+        // The balloon gives back 24 frames: 17 owned, 3 under the limit.
+        w.poke(LIST, &mine[..24].iter().flat_map(|m| m.to_le_bytes()).collect::<vec::Vec<u8>>());
+        assert_eq!(reserve(&mut w, dec, reservation(24, 0, DOMID_SELF, LIST)), Outcome::Return(24));
+        assert_eq!((w.dom.tot_pages(), total(&w)), (17, books));
+        assert_eq!(stat(&mut w, XENMEM_CURRENT_RESERVATION, DOMID_SELF), 17);
+        // It grows back to the limit exactly: 3 of 5 asked.
+        let gpfns: vec::Vec<u8> = (600u64..605).flat_map(|p| p.to_le_bytes()).collect();
+        w.poke(LIST, &gpfns);
+        assert_eq!(reserve(&mut w, pop, reservation(5, 0, DOMID_SELF, LIST)), Outcome::Return(3));
+        assert_eq!((w.dom.tot_pages(), total(&w)), (20, books));
+        // Raised again (mem-set up): the frames it gave back serve it again.
+        w.dom.max_pages = 60;
+        assert_eq!(reserve(&mut w, inc, reservation(40, 0, DOMID_SELF, LIST)), Outcome::Return(40));
+        assert_eq!((w.dom.tot_pages(), total(&w)), (60, books));
+        assert_eq!(stat(&mut w, XENMEM_MAXIMUM_RESERVATION, DOMID_SELF), 60);
+    }
+
     #[test]
     fn decrease_reservation_for_another_needs_privilege() {
         let mut w = World::new(false);
