@@ -43,7 +43,13 @@ fn parse(serial: &str) -> Run {
 }
 
 /// One boot of the bench kernel: its rows and the serial log.
-fn boot(hypervisor: &Path, cmdline: &str, bench: &Path, cpu: &str, deterministic: bool) -> Result<(Run, String), String> {
+fn boot(
+    hypervisor: &Path,
+    cmdline: &str,
+    bench: &Path,
+    cpu: &str,
+    deterministic: bool,
+) -> Result<(Run, String), String> {
     let mut b = Boot::with_hypervisor(hypervisor.to_path_buf())
         .cpu(cpu)
         .cmdline(cmdline)
@@ -154,7 +160,8 @@ fn mitigation_report(xen: &BTreeMap<&'static str, Vec<String>>) -> (String, Stri
     for (side, lines) in xen {
         let shown = if lines.is_empty() { "(no report found in the boot log)".to_string() } else { lines.join("; ") };
         let _ = writeln!(text, "  {side}: {shown}");
-        let quoted: Vec<String> = lines.iter().map(|l| format!("\"{}\"", l.replace('\\', "\\\\").replace('"', "'"))).collect();
+        let quoted: Vec<String> =
+            lines.iter().map(|l| format!("\"{}\"", l.replace('\\', "\\\\").replace('"', "'"))).collect();
         let _ = write!(items, ",\n    \"{side}\": [{}]", quoted.join(", "));
     }
     items.push('\n');
@@ -207,7 +214,10 @@ fn hypercalls(
          |---|---:|---:|---:|---:|---:|\n",
         sides[1].name, sides[2].name
     );
-    let _ = writeln!(json, "  \"unit\": \"{unit} (median of per-boot medians)\",\n  \"runs\": {runs},\n  \"operations\": [");
+    let _ = writeln!(
+        json,
+        "  \"unit\": \"{unit} (median of per-boot medians)\",\n  \"runs\": {runs},\n  \"operations\": ["
+    );
     println!(
         "{:<26} {:>12} {:>12} {:>12} {:>7} {:>7}   ({unit}; last: Xen with mitigations off)",
         "operation", "xenish", "Xen 4.17", "Xen, no mit.", "ratio", "ratio"

@@ -84,7 +84,8 @@ pub fn report(earlier: &str, now: &str) -> String {
         (None, _) => out.push_str("  note: the earlier file does not say whether it was --deterministic\n"),
         _ => {}
     }
-    let _ = writeln!(out, "  {:<14} {:<28} {:<18} {:>12} {:>12} {:>8}", "section", "row", "column", "old", "new", "change");
+    let _ =
+        writeln!(out, "  {:<14} {:<28} {:<18} {:>12} {:>12} {:>8}", "section", "row", "column", "old", "new", "change");
     let mut shown = 0;
     for ((section, row, column), n) in &new {
         let Some(o) = old.get(&(section.clone(), row.clone(), column.clone())) else { continue };
@@ -148,7 +149,10 @@ mod tests_ {
     fn reports_changes_with_worse_positive() {
         let r = report(OLD, NEW);
         let line = |row: &str, col: &str| {
-            r.lines().find(|l| l.contains(row) && l.contains(&format!(" {col} "))).map(str::to_string).unwrap_or_default()
+            r.lines()
+                .find(|l| l.contains(row) && l.contains(&format!(" {col} ")))
+                .map(str::to_string)
+                .unwrap_or_default()
         };
         assert!(line("null_hypercall", "xenish").ends_with("-25.0%"), "{r}");
         // Throughput halved: worse.
