@@ -20,13 +20,14 @@ use tests::Boot;
 /// Times the bench kernel runs each operation (warm-up and measured).
 const RUNS_PER_OP: u64 = 1100;
 
-/// A function symbol: start address, owner (`xenish` or `guest`), name.
-type Symbol = (u64, &'static str, String);
+/// A function symbol: start address, size (`None` if the ELF does not
+/// say), owner (`xenish` or `guest`), name.
+type Symbol = (u64, Option<u64>, &'static str, String);
 
-/// The text symbols of `elf`, by `nm -n -C`.
+/// The text symbols of `elf`, by `nm -n -C -S`.
 fn symbols(elf: &Path, owner: &'static str) -> Result<Vec<Symbol>, String> {
     let out = Command::new("nm")
-        .args(["-n", "-C"])
+        .args(["-n", "-C", "-S"])
         .arg(elf)
         .output()
         .map_err(|e| format!("cannot run nm (binutils): {e}"))?;
@@ -36,21 +37,27 @@ fn symbols(elf: &Path, owner: &'static str) -> Result<Vec<Symbol>, String> {
     Ok(parse_nm(&String::from_utf8_lossy(&out.stdout), owner))
 }
 
-/// `nm` lines (`ADDR TYPE NAME`) of text symbols.
+/// `nm -S` lines (`ADDR [SIZE] TYPE NAME`) of text symbols.
 fn parse_nm(text: &str, owner: &'static str) -> Vec<Symbol> {
+    let is_text = |k: &str| matches!(k, "t" | "T" | "W" | "w");
     text.lines()
         .filter_map(|l| {
-            let mut w = l.splitn(3, ' ');
-            let (addr, kind, name) = (w.next()?, w.next()?, w.next()?);
-            matches!(kind, "t" | "T" | "W" | "w").then_some(())?;
-            Some((u64::from_str_radix(addr, 16).ok()?, owner, name.to_string()))
+            let w: Vec<&str> = l.splitn(4, ' ').collect();
+            let addr = u64::from_str_radix(w.first()?, 16).ok()?;
+            match w.as_slice() {
+                [_, size, kind, name] if is_text(kind) => {
+                    Some((addr, Some(u64::from_str_radix(size, 16).ok()?), owner, name.to_string()))
+                }
+                [_, kind, ..] if is_text(kind) => Some((addr, None, owner, w[2..].join(" "))),
+                _ => None,
+            }
         })
         .collect()
 }
 
 /// The plugin's lines (`VADDR INSNS RUNS`) summed per symbol:
 /// (instructions, owner, name), most first. Blocks below the first
-/// symbol are `(unknown)`.
+/// function (firmware, GRUB, guest user code) are `(outside both images)`.
 fn attribute(profile: &str, syms: &[Symbol]) -> Vec<(u64, &'static str, String)> {
     let mut totals: std::collections::BTreeMap<(&'static str, String), u64> = Default::default();
     for line in profile.lines() {
@@ -64,8 +71,8 @@ fn attribute(profile: &str, syms: &[Symbol]) -> Vec<(u64, &'static str, String)>
         };
         let at = syms.partition_point(|s| s.0 <= vaddr);
         let key = match at.checked_sub(1).and_then(|i| syms.get(i)) {
-            Some((_, owner, name)) => (*owner, name.clone()),
-            None => ("?", "(unknown)".to_string()),
+            Some((start, size, owner, name)) if size.is_none_or(|s| vaddr < start + s) => (*owner, name.clone()),
+            _ => ("?", "(outside both images)".to_string()),
         };
         *totals.entry(key).or_default() += insns * runs;
     }
@@ -112,6 +119,7 @@ pub fn run(top: usize) -> Result<ExitCode, String> {
     let mut syms = symbols(&images.hypervisor, "xenish")?;
     syms.extend(symbols(&bench, "guest")?);
     syms.sort_by_key(|s| s.0);
+    syms.dedup_by_key(|s| s.0);
     let rows = attribute(&profile, &syms);
     let total: u64 = rows.iter().map(|r| r.0).sum();
     let xenish: u64 = rows.iter().filter(|r| r.1 == "xenish").map(|r| r.0).sum();
@@ -130,12 +138,15 @@ mod tests_ {
 
     #[test]
     fn attributes_blocks_to_the_function_they_start_in() {
-        let syms =
-            parse_nm("0000000000001000 T entry\n0000000000001100 t dispatch\n0000000000002000 D data\n", "xenish");
+        let syms = parse_nm(
+            "0000000000001000 t entry\n0000000000001100 0000000000000080 T dispatch\n\
+             0000000000002000 0000000000000010 D data\n",
+            "xenish",
+        );
         assert_eq!(syms.len(), 2);
-        let rows = attribute("1000 10 5\n1050 3 2\n1100 4 100\nfff 1 1\nbogus\n", &syms);
+        let rows = attribute("1000 10 5\n1050 3 2\n1100 4 100\nfff 1 1\n1180 2 2\nbogus\n", &syms);
         assert_eq!(rows[0], (400, "xenish", "dispatch".to_string()));
         assert_eq!(rows[1], (56, "xenish", "entry".to_string()));
-        assert_eq!(rows[2], (1, "?", "(unknown)".to_string()));
+        assert_eq!(rows[2], (5, "?", "(outside both images)".to_string()));
     }
 }
