@@ -37,20 +37,33 @@ fn symbols(elf: &Path, owner: &'static str) -> Result<Vec<Symbol>, String> {
     Ok(parse_nm(&String::from_utf8_lossy(&out.stdout), owner))
 }
 
-/// `nm -S` lines (`ADDR [SIZE] TYPE NAME`) of text symbols.
+/// `nm -n -S` lines (`ADDR [SIZE] TYPE NAME`) of text symbols. A symbol
+/// without a size (an assembly label) ends where the next symbol of any
+/// kind starts: a boot page table labelled in `.text` does not swallow the
+/// firmware's and GRUB's code at the addresses above it.
 fn parse_nm(text: &str, owner: &'static str) -> Vec<Symbol> {
     let is_text = |k: &str| matches!(k, "t" | "T" | "W" | "w");
-    text.lines()
+    // (address, size, whether text, name), in address order.
+    let all: Vec<(u64, Option<u64>, bool, String)> = text
+        .lines()
         .filter_map(|l| {
             let w: Vec<&str> = l.splitn(4, ' ').collect();
             let addr = u64::from_str_radix(w.first()?, 16).ok()?;
             match w.as_slice() {
-                [_, size, kind, name] if is_text(kind) => {
-                    Some((addr, Some(u64::from_str_radix(size, 16).ok()?), owner, name.to_string()))
+                [_, size, kind, name] if kind.len() == 1 && u64::from_str_radix(size, 16).is_ok() => {
+                    Some((addr, u64::from_str_radix(size, 16).ok(), is_text(kind), name.to_string()))
                 }
-                [_, kind, ..] if is_text(kind) => Some((addr, None, owner, w[2..].join(" "))),
+                [_, kind, ..] if kind.len() == 1 => Some((addr, None, is_text(kind), w[2..].join(" "))),
                 _ => None,
             }
+        })
+        .collect();
+    all.iter()
+        .enumerate()
+        .filter(|(_, s)| s.2)
+        .map(|(i, (addr, size, _, name))| {
+            let next = all[i + 1..].iter().map(|s| s.0).find(|&a| a > *addr);
+            (*addr, size.or_else(|| next.map(|n| n - addr)), owner, name.clone())
         })
         .collect()
 }
