@@ -19,7 +19,6 @@ use tests::Boot;
 /// operation is.
 pub const ROWS: &[(&str, &str)] = &[
     ("boot_to_init", "kernel start to /init"),
-    ("boot_to_init_busy", "the same without idle time"),
     ("fork_exit", "fork + exit + wait, x1000"),
     ("fork_exec", "fork + exec + exit + wait, x200"),
     ("pipe_roundtrip", "1-byte pipe write + read, one process, x10000"),
