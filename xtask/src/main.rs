@@ -12,10 +12,13 @@ use tests::images::{self, workspace_root};
 use tests::{tools, Boot, Exit, Images};
 
 mod bench;
+mod bench_compare;
 mod bench_dom0;
 mod bench_drivers;
+mod bench_linux;
 mod fuzz;
 mod linux;
+mod profile;
 mod qos;
 mod test;
 
@@ -28,6 +31,8 @@ USAGE:
     cargo xtask iso  [-o PATH] [--guest NAME] [-- XENISH-CMDLINE...]
     cargo xtask test
     cargo xtask bench [--runs N] [--deterministic] [--only SECTION[,SECTION...]]
+                      [--compare FILE]
+    cargo xtask profile [--top N]
     cargo xtask linux [--timeout SECS] [-- XENISH-CMDLINE...]
     cargo xtask fuzz [--iterations N] [--seed S]
     cargo xtask qos [--log FILE]
@@ -51,7 +56,14 @@ COMMANDS:
             (Debian's xen-hypervisor-4.17-amd64, fetched with apt into
             target/debian) in the same QEMU configuration, alternating,
             and print a table of median TSC cycles per operation with the
-            xenish/Xen ratio; then boot the dom0 image on each and time
+            xenish/Xen ratio; then boot Debian's Linux as dom0 with a
+            measuring program as /init (kernel boot to /init, fork+exit,
+            fork+exec, pipe round trip, two-process ping-pong, touching
+            and unmapping 64 MiB; ns per operation); both kinds of rows
+            also on Xen 4.17 with its speculative-execution mitigations
+            off (spec-ctrl=no,eager-fpu xpti=no pv-l1tf=no), and which
+            mitigations each side had active (Xen's boot report); then
+            boot the dom0 image on each and time
             `xl create` to the guest's first console line (ms); then
             boot it on both at once with a Linux domU that measures the
             split drivers against our backends (xenish-blkback,
@@ -62,7 +74,16 @@ COMMANDS:
             xenish / Xen ratios. All of it is also written to
             target/bench/results.{json,md}.
             --deterministic runs QEMU with -icount, so cycle counts follow
-            executed instructions and repeat exactly from run to run.
+            executed instructions and repeat exactly from run to run (the
+            hypercall and Linux rows; the others need wall-clock).
+            --compare FILE then prints each row's change against an
+            earlier results.json.
+    profile Where xenish's instructions go: boot the benchmark kernel on
+            xenish with a QEMU TCG plugin (xtask/insn-profile) that counts
+            executed instructions per translated block, map the blocks to
+            xenish's and the guest's functions (nm) and print the top N
+            (default 40) with their count per benchmark operation (each
+            runs 1100 times). Exact counts, independent of timing.
     linux   Fetch Debian's stock kernel (linux-image-amd64's kernel package,
             apt-get download + dpkg-deb -x into target/debian), boot its
             vmlinuz as dom0 on xenish (dom0 command line `console=hvc0
@@ -107,10 +128,15 @@ OPTIONS:
     -o PATH         Where `iso` writes the image
     -- ARGS         the hypervisor's command line (default: dom0_mem=512M
                     for the Linux dom0, dom0_mem=64M with --guest)
-    --runs N        Boots per hypervisor for `bench`'s hypercall rows (default
+    --runs N        Boots per configuration for `bench`'s hypercall and Linux rows (default
                     3; 1 with --deterministic)
     --only SECTIONS `bench`: only these groups of rows (comma-separated or
-                    repeated): hypercalls, toolstack, drivers. Default: all
+                    repeated): hypercalls, linux, toolstack, drivers.
+                    Default: all
+    --compare FILE  `bench`: print the change against this earlier
+                    results.json (copy target/bench/results.json away first:
+                    the run overwrites it)
+    --top N         `profile`: how many functions to show (default 40)
     --iterations N  Hypercalls for `fuzz` (default 1000000)
     --seed S        The fuzzer's seed, decimal or 0x-hex (default 0x5eed)
     -h, --help      This text
@@ -131,6 +157,8 @@ struct Opts {
     runs: Option<usize>,
     deterministic: bool,
     only: Vec<String>,
+    compare: Option<PathBuf>,
+    top: Option<usize>,
     timeout: Option<u64>,
     iterations: Option<u64>,
     seed: Option<String>,
@@ -148,6 +176,8 @@ fn parse(args: &[String]) -> Result<Opts, String> {
         runs: None,
         deterministic: false,
         only: Vec::new(),
+        compare: None,
+        top: None,
         timeout: None,
         iterations: None,
         seed: None,
@@ -164,6 +194,8 @@ fn parse(args: &[String]) -> Result<Opts, String> {
             "-o" => o.output = Some(PathBuf::from(value("-o")?)),
             "--runs" => o.runs = Some(value("--runs")?.parse().map_err(|_| "--runs needs a number".to_string())?),
             "--deterministic" => o.deterministic = true,
+            "--top" => o.top = Some(value("--top")?.parse().map_err(|_| "--top needs a number".to_string())?),
+            "--compare" => o.compare = Some(PathBuf::from(value("--compare")?)),
             "--only" => {
                 for section in value("--only")?.split(',') {
                     if !bench::SECTIONS.contains(&section) {
@@ -329,7 +361,8 @@ fn main() -> ExitCode {
         "run" => run(&o),
         "iso" => iso(&o),
         "test" => test(),
-        "bench" => bench::run(&o.runs, o.deterministic, &o.only),
+        "bench" => bench::run(&o.runs, o.deterministic, &o.only, o.compare.as_deref()),
+        "profile" => profile::run(o.top.unwrap_or(40)),
         "linux" => linux::run(&o.cmdline, o.timeout),
         "fuzz" => fuzz::run(o.iterations, o.seed.clone()),
         "qos" => match &o.log {
