@@ -313,7 +313,7 @@ fn emulate_privileged(
         // wbinvd / invd: a cache flush for a domain allowed one (Xen's
         // cache_flush_permitted: the privileged domain here), else ignored.
         [0x0f, 0x08 | 0x09, ..] => {
-            if dom.privileged {
+            if crate::hypercall::xsm::privileged(dom).is_ok() {
                 cpu.wbinvd();
             }
             frame.rip = frame.rip.wrapping_add(2 + u64::from(rex != 0));
@@ -435,7 +435,7 @@ fn emulate_port_io(
     if !io_okay(dom, vcpu, port, size, mem) {
         return None;
     }
-    if !dom.privileged {
+    if crate::hypercall::xsm::privileged(dom).is_err() {
         return emulate_absent_ports(dom, frame, insn);
     }
     let (opsize16, body) = match insn {

@@ -30,9 +30,9 @@ pub(crate) mod preempt_tests;
 pub mod refusals;
 mod sched_op;
 mod segments;
+mod set_trap_table;
 #[cfg(test)]
 mod smp_tests;
-mod set_trap_table;
 mod sysctl;
 mod timer;
 mod unconfigured;
@@ -40,6 +40,7 @@ mod vcpu_context;
 mod vcpu_op;
 mod vm_assist;
 pub mod xen_version;
+pub mod xsm;
 
 use alloc::vec::Vec;
 

@@ -263,9 +263,7 @@ fn serve(ctx: &mut Ctx, cmd: u32, id: u32, arg: u64) -> HcResult {
         // domain vCPU. Its APIC ID and ACPI processor ID, both 0 as
         // XENPF_get_cpuinfo reports them.
         VCPUOP_GET_PHYSID => {
-            if !ctx.domain.privileged {
-                return Err(XenError::Einval);
-            }
+            ctx.privileged().map_err(|_| XenError::Einval)?;
             let phys_id: u64 = 0;
             ctx.guest().write(arg, &phys_id).map_err(|_| XenError::Efault)?;
             Ok(0)
