@@ -4,6 +4,8 @@
 use alloc::string::String;
 use alloc::vec::Vec;
 
+use guest_abi::vcpu as vcpu_abi;
+
 use crate::console::GuestConsole;
 use crate::evtchn::EvtchnTable;
 use crate::gnttab::GrantTable;
@@ -203,14 +205,14 @@ pub struct SegmentState {
     pub shadow_gs_base: u64,
 }
 
-/// `RUNSTATE_running`
-pub const RUNSTATE_RUNNING: usize = 0;
+/// `RUNSTATE_running`, as an index into the runstate times.
+pub const RUNSTATE_RUNNING: usize = vcpu_abi::RUNSTATE_RUNNING as usize;
 /// `RUNSTATE_runnable`
-pub const RUNSTATE_RUNNABLE: usize = 1;
+pub const RUNSTATE_RUNNABLE: usize = vcpu_abi::RUNSTATE_RUNNABLE as usize;
 /// `RUNSTATE_blocked`
-pub const RUNSTATE_BLOCKED: usize = 2;
+pub const RUNSTATE_BLOCKED: usize = vcpu_abi::RUNSTATE_BLOCKED as usize;
 /// `RUNSTATE_offline`: down, or not yet initialised.
-pub const RUNSTATE_OFFLINE: usize = 3;
+pub const RUNSTATE_OFFLINE: usize = vcpu_abi::RUNSTATE_OFFLINE as usize;
 
 /// A vCPU's runstate and the time it spent in each (`vcpu_runstate_info`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -407,11 +409,11 @@ impl Vcpu {
 }
 
 /// Bytes of a `vcpu_info`.
-pub const VCPU_INFO_SIZE: usize = 64;
+pub const VCPU_INFO_SIZE: usize = core::mem::size_of::<guest_abi::xen::VcpuInfo>();
 
 /// vCPUs whose `vcpu_info` has a slot in shared_info
 /// (`XEN_LEGACY_MAX_VCPUS`); the others have none until they register one.
-pub const LEGACY_MAX_VCPUS: usize = 32;
+pub const LEGACY_MAX_VCPUS: usize = guest_abi::arch_x86::XEN_LEGACY_MAX_VCPUS as usize;
 
 /// The most vCPUs a domain may have on xenish (`createdomain`'s
 /// `max_vcpus`, boot-time `vcpus=`, `dom0_max_vcpus=`). Xen allows 8192 for

@@ -7,6 +7,8 @@
 use alloc::format;
 use alloc::string::String;
 
+use guest_abi::arch_x86 as abi_x86;
+
 use crate::cpuid;
 use crate::domain::{Callback, Domain, TrapHandler};
 use crate::guest_access::PTE_ADDR_MASK;
@@ -21,13 +23,14 @@ use crate::regs::TrapFrame;
 /// Xen's forced-emulation prefix followed by `cpuid`: `ud2; .ascii "xen"; cpuid`.
 pub const FEP_CPUID: [u8; 7] = [0x0f, 0x0b, b'x', b'e', b'n', 0x0f, 0xa2];
 
-/// The guest kernel's flat code selector (`FLAT_KERNEL_CS64`).
-pub const FLAT_KERNEL_CS: u64 = 0xe033;
+/// The guest kernel's flat code selector (`FLAT_KERNEL_CS64`), as a frame
+/// holds it.
+pub const FLAT_KERNEL_CS: u64 = abi_x86::FLAT_KERNEL_CS as u64;
 /// Xen's flat 32-bit user code selector (`FLAT_USER_CS32`): what the frame
 /// of a `syscall` from 32-bit code says.
-pub const FLAT_USER_CS32: u64 = 0xe023;
+pub const FLAT_USER_CS32: u64 = abi_x86::FLAT_USER_CS32 as u64;
 /// The guest kernel's flat stack selector (`FLAT_KERNEL_SS64`).
-pub const FLAT_KERNEL_SS: u64 = 0xe02b;
+pub const FLAT_KERNEL_SS: u64 = abi_x86::FLAT_KERNEL_SS as u64;
 
 const EFLAGS_TF: u64 = 1 << 8;
 const EFLAGS_IF: u64 = 1 << 9;
@@ -39,7 +42,7 @@ const EFLAGS_VM: u64 = 1 << 17;
 const EFLAGS_AC: u64 = 1 << 18;
 
 /// `trap_info.flags` bit: mask events while the handler runs.
-const TI_DISABLE_EVENTS: u8 = 1 << 2;
+const TI_DISABLE_EVENTS: u8 = abi_x86::TI_IF;
 
 /// What to do with the guest after a trap.
 #[derive(Debug)]
@@ -189,7 +192,8 @@ fn soft_interrupt(
     kernel_mode: bool,
     mem: &mut dyn MachineMemory,
 ) -> TrapDecision {
-    let dpl = dom.vcpus.get(vcpu).and_then(|v| v.traps.get(usize::from(n))).map_or(0, |t| t.flags & 3);
+    let dpl =
+        dom.vcpus.get(vcpu).and_then(|v| v.traps.get(usize::from(n))).map_or(0, |t| t.flags & abi_x86::TI_DPL_MASK);
     if permit_softint(dpl, kernel_mode) {
         frame.rip = frame.rip.wrapping_add(2);
         bounce(dom, vcpu, frame, u64::from(n), SOFTWARE_INTERRUPT, 0, mem)

@@ -28,6 +28,7 @@
 
 use guest_abi::domctl::*;
 use guest_abi::errno::XenError;
+use guest_abi::xen::DOMID_FIRST_RESERVED;
 
 use super::xsm::Action;
 use super::{Ctx, HcResult, Outcome};
@@ -40,8 +41,6 @@ use crate::sched::{SchedParams, Scheduler, VcpuRef};
 
 /// A `putinfo` cap that leaves the cap as it is.
 const CAP_UNCHANGED: u16 = 0xffff;
-/// `DOMID_FIRST_RESERVED`: IDs from here on are not domains'.
-const DOMID_FIRST_RESERVED: DomId = 0x7ff0;
 /// Most toolstack pauses of one domain (Xen's limit).
 const MAX_PAUSES: u8 = 255;
 
