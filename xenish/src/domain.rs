@@ -9,7 +9,7 @@ use guest_abi::vcpu as vcpu_abi;
 use crate::console::GuestConsole;
 use crate::evtchn::EvtchnTable;
 use crate::gnttab::GrantTable;
-use crate::mm::frame_table::{FrameTable, PageList};
+use crate::mm::frame_table::PageList;
 use crate::mm::Mfn;
 use crate::regs::TrapFrame;
 
@@ -628,7 +628,8 @@ impl Domain {
     /// Whether the domain may map `mfn` with its own page tables: its RAM
     /// (as the frame table `ft` records it), its shared_info page, or a
     /// frame of its grant table (table or status frame).
-    pub fn may_map(&self, ft: &FrameTable, mfn: Mfn) -> bool {
+    #[cfg(test)]
+    pub fn may_map(&self, ft: &crate::mm::frame_table::FrameTable, mfn: Mfn) -> bool {
         ft.is_owned_by(mfn, self.id) || mfn == self.shared_info || self.gnttab.shared_frames().any(|m| m == mfn)
     }
 

@@ -21,7 +21,6 @@ use elf::Elf;
 
 use crate::guest_access::{HYPERVISOR_VIRT_END, HYPERVISOR_VIRT_START};
 use crate::mm::{MachineMemory, Mfn, PAGE_SIZE};
-pub use bzimage::BzImageError;
 pub use kernel_image::{unwrap_kernel, ContiguousMemory, KernelImage};
 pub use layout::{Layout, LayoutInput, TableCounts};
 pub use notes::XenNotes;

@@ -99,6 +99,7 @@ impl Fifo {
     }
 
     /// Ports the event array covers.
+    #[cfg(test)]
     pub fn nr_ports(&self) -> u32 {
         self.array.len() as u32 * WORDS_PER_PAGE
     }
@@ -131,6 +132,7 @@ impl Fifo {
 
     /// Whether `port` is masked; a port without an event word is
     /// (`evtchn_fifo_is_masked`).
+    #[cfg(test)]
     pub fn is_masked(&self, mem: &mut dyn MachineMemory, port: u32) -> bool {
         self.word(mem, port).is_none_or(|w| w.load(SeqCst) & MASKED != 0)
     }

@@ -174,6 +174,7 @@ impl<'a> Peers<'a> {
     }
 
     /// No other domain.
+    #[cfg(test)]
     pub fn none() -> Self {
         Peers { before: &mut [], after: &mut [] }
     }
