@@ -16,6 +16,12 @@ xen_consts! {
     XEN_HAVE_PV_UPCALL_MASK: u32 = 1, "XEN_HAVE_PV_UPCALL_MASK";
     XEN_CPUID_NO_SUBLEAF: u32 = 0xffff_ffff, "XEN_CPUID_NO_SUBLEAF";
     XEN_HVM_DEBUGCONS_IOPORT: u16 = 0xe9, "XEN_HVM_DEBUGCONS_IOPORT";
+    /// `trap_info.flags`: the privilege levels that may raise the trap
+    /// (what `TI_GET_DPL` reads).
+    TI_DPL_MASK: u8 = 3, "TI_GET_DPL(&(struct trap_info){ .flags = 0xff })";
+    /// `trap_info.flags`: mask events while the handler runs (what
+    /// `TI_GET_IF` reads and `TI_SET_IF` sets).
+    TI_IF: u8 = 4, "TI_GET_IF(&(struct trap_info){ .flags = 0xff })";
     VGCF_I387_VALID: u64 = 1, "VGCF_I387_VALID";
     VGCF_IN_KERNEL: u64 = 4, "VGCF_IN_KERNEL";
     VGCF_I387_VALID_BIT: u32 = 0, "_VGCF_i387_valid";

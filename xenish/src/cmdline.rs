@@ -233,6 +233,7 @@ impl<'a> CommandLine<'a> {
     }
 
     /// dom0's page count out of `avail` free pages.
+    #[cfg(test)]
     pub fn dom0_pages(&self, avail: u64) -> Result<u64, CmdlineError> {
         self.dom0_mem()?.pages(avail)
     }

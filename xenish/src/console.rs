@@ -175,6 +175,7 @@ impl GuestConsole {
     }
 
     /// Bytes of output dropped since the last report.
+    #[cfg(test)]
     pub fn suppressed(&self) -> u64 {
         self.suppressed
     }

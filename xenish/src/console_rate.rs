@@ -41,6 +41,7 @@ impl TokenBucket {
     }
 
     /// Bytes available at `now_ns`.
+    #[cfg(test)]
     pub fn available(&mut self, now_ns: u64) -> u64 {
         self.refill(now_ns);
         self.tokens

@@ -11,14 +11,18 @@
 //! to the serial line, and the domain's console rate limit applies
 //! ([`GuestConsole`]).
 
+use core::mem::offset_of;
+
+use guest_abi::io::console::{XenconsInterface, XENCONS_OUT_SIZE};
+
 use crate::console::GuestConsole;
 use crate::evtchn;
 use crate::mm::{MachineMemory, Mfn};
 
-const OUT: usize = 1024;
-const OUT_SIZE: u32 = 2048;
-const OUT_CONS: usize = 3080;
-const OUT_PROD: usize = 3084;
+const OUT: usize = offset_of!(XenconsInterface, out_);
+const OUT_SIZE: u32 = XENCONS_OUT_SIZE;
+const OUT_CONS: usize = offset_of!(XenconsInterface, out_cons);
+const OUT_PROD: usize = offset_of!(XenconsInterface, out_prod);
 
 fn word(page: &[u8; 4096], off: usize) -> u32 {
     u32::from_le_bytes([page[off], page[off + 1], page[off + 2], page[off + 3]])

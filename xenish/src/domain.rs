@@ -4,10 +4,12 @@
 use alloc::string::String;
 use alloc::vec::Vec;
 
+use guest_abi::vcpu as vcpu_abi;
+
 use crate::console::GuestConsole;
 use crate::evtchn::EvtchnTable;
 use crate::gnttab::GrantTable;
-use crate::mm::frame_table::{FrameTable, PageList};
+use crate::mm::frame_table::PageList;
 use crate::mm::Mfn;
 use crate::regs::TrapFrame;
 
@@ -209,14 +211,14 @@ pub struct SegmentState {
     pub shadow_gs_base: u64,
 }
 
-/// `RUNSTATE_running`
-pub const RUNSTATE_RUNNING: usize = 0;
+/// `RUNSTATE_running`, as an index into the runstate times.
+pub const RUNSTATE_RUNNING: usize = vcpu_abi::RUNSTATE_RUNNING as usize;
 /// `RUNSTATE_runnable`
-pub const RUNSTATE_RUNNABLE: usize = 1;
+pub const RUNSTATE_RUNNABLE: usize = vcpu_abi::RUNSTATE_RUNNABLE as usize;
 /// `RUNSTATE_blocked`
-pub const RUNSTATE_BLOCKED: usize = 2;
+pub const RUNSTATE_BLOCKED: usize = vcpu_abi::RUNSTATE_BLOCKED as usize;
 /// `RUNSTATE_offline`: down, or not yet initialised.
-pub const RUNSTATE_OFFLINE: usize = 3;
+pub const RUNSTATE_OFFLINE: usize = vcpu_abi::RUNSTATE_OFFLINE as usize;
 
 /// A vCPU's runstate and the time it spent in each (`vcpu_runstate_info`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -414,11 +416,11 @@ impl Vcpu {
 }
 
 /// Bytes of a `vcpu_info`.
-pub const VCPU_INFO_SIZE: usize = 64;
+pub const VCPU_INFO_SIZE: usize = core::mem::size_of::<guest_abi::xen::VcpuInfo>();
 
 /// vCPUs whose `vcpu_info` has a slot in shared_info
 /// (`XEN_LEGACY_MAX_VCPUS`); the others have none until they register one.
-pub const LEGACY_MAX_VCPUS: usize = 32;
+pub const LEGACY_MAX_VCPUS: usize = guest_abi::arch_x86::XEN_LEGACY_MAX_VCPUS as usize;
 
 /// The most vCPUs a domain may have on xenish (`createdomain`'s
 /// `max_vcpus`, boot-time `vcpus=`, `dom0_max_vcpus=`). Xen allows 8192 for
@@ -633,7 +635,8 @@ impl Domain {
     /// Whether the domain may map `mfn` with its own page tables: its RAM
     /// (as the frame table `ft` records it), its shared_info page, or a
     /// frame of its grant table (table or status frame).
-    pub fn may_map(&self, ft: &FrameTable, mfn: Mfn) -> bool {
+    #[cfg(test)]
+    pub fn may_map(&self, ft: &crate::mm::frame_table::FrameTable, mfn: Mfn) -> bool {
         ft.is_owned_by(mfn, self.id) || mfn == self.shared_info || self.gnttab.shared_frames().any(|m| m == mfn)
     }
 

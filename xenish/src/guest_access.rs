@@ -11,10 +11,9 @@ use zerocopy::{FromBytes, Immutable, IntoBytes};
 
 use crate::mm::{MachineMemory, Mfn, PAGE_SIZE};
 
-/// Start of the hypervisor's reserved hole (guests may not touch it).
-pub const HYPERVISOR_VIRT_START: u64 = 0xffff_8000_0000_0000;
-/// End of the hypervisor's reserved hole.
-pub const HYPERVISOR_VIRT_END: u64 = 0xffff_8800_0000_0000;
+/// The hypervisor's reserved hole (guests may not touch it): its start
+/// and end.
+pub use guest_abi::arch_x86::{HYPERVISOR_VIRT_END, HYPERVISOR_VIRT_START};
 
 const PTE_PRESENT: u64 = 1 << 0;
 const PTE_RW: u64 = 1 << 1;

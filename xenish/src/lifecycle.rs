@@ -138,6 +138,7 @@ pub enum Step {
 /// Destroys domain `index` of `domains` (which must be
 /// [`DomainState::Dying`] and not yet torn down) in one go: every step of
 /// [`destroy_step`]. Returns whether it is dead already.
+#[cfg(test)]
 pub fn destroy(domains: &mut [Domain], index: usize, res: &mut Resources) -> bool {
     let mut progress = Relinquish::default();
     while destroy_step(domains, index, res, &mut progress, STEP_BUDGET) == Step::More {}

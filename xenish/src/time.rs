@@ -73,10 +73,10 @@ impl Clock {
 }
 
 /// `XEN_PVCLOCK_TSC_STABLE_BIT` in `vcpu_time_info.flags`.
-pub const PVCLOCK_TSC_STABLE: u8 = 1;
+pub const PVCLOCK_TSC_STABLE: u8 = guest_abi::xen::XEN_PVCLOCK_TSC_STABLE_BIT as u8;
 
 /// Offset of `time` in a `vcpu_info`.
-const TIME_OFFSET: usize = 0x20;
+const TIME_OFFSET: usize = core::mem::offset_of!(guest_abi::xen::VcpuInfo, time);
 
 /// Publishes the clock in the `vcpu_info` at `vcpu_info` (frame, offset)
 /// with the version protocol: version odd, fields, version even. Returns

@@ -21,17 +21,11 @@ use elf::Elf;
 
 use crate::guest_access::{HYPERVISOR_VIRT_END, HYPERVISOR_VIRT_START};
 use crate::mm::{MachineMemory, Mfn, PAGE_SIZE};
-pub use bzimage::BzImageError;
 pub use kernel_image::{unwrap_kernel, ContiguousMemory, KernelImage};
 pub use layout::{Layout, LayoutInput, TableCounts};
 pub use notes::XenNotes;
 
-/// `SIF_PRIVILEGED`
-const SIF_PRIVILEGED: u32 = 1 << 0;
-/// `SIF_INITDOMAIN`
-const SIF_INITDOMAIN: u32 = 1 << 1;
-/// `SIF_MOD_START_PFN`
-const SIF_MOD_START_PFN: u32 = 1 << 3;
+use guest_abi::xen::{SIF_INITDOMAIN, SIF_MOD_START_PFN, SIF_PRIVILEGED};
 /// `sizeof(struct start_info)`: where dom0's VGA console info follows it.
 const START_INFO_SIZE: usize = 1168;
 /// `sizeof(struct dom0_vga_console_info)`.

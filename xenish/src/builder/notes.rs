@@ -34,9 +34,9 @@ const FEATURE_NAMES: [&str; 18] = [
 ];
 
 /// Bit of `XENFEAT_supervisor_mode_kernel`, which a PV kernel may not require.
-const SUPERVISOR_MODE_KERNEL: u32 = 3;
+const SUPERVISOR_MODE_KERNEL: u32 = guest_abi::features::XENFEAT_SUPERVISOR_MODE_KERNEL;
 /// Bit of `XENFEAT_dom0`.
-const FEATURE_DOM0: u32 = 11;
+const FEATURE_DOM0: u32 = guest_abi::features::XENFEAT_DOM0;
 
 /// What a kernel's notes say (absent notes are `None` or empty).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

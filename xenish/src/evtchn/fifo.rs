@@ -25,35 +25,37 @@ use core::sync::atomic::AtomicU32;
 use core::sync::atomic::Ordering::SeqCst;
 
 use super::two_level::mark_events_pending;
+use guest_abi::event_channel as abi;
+
 use super::Port;
 use crate::mm::shared_word::u32_at;
 use crate::mm::{MachineMemory, Mfn, PAGE_SIZE};
 
 /// `EVTCHN_FIFO_PRIORITY_DEFAULT`
-pub const PRIORITY_DEFAULT: u8 = 7;
+pub const PRIORITY_DEFAULT: u8 = abi::EVTCHN_FIFO_PRIORITY_DEFAULT as u8;
 /// `EVTCHN_FIFO_PRIORITY_MIN`: the lowest priority (the highest number).
-pub const PRIORITY_MIN: u8 = 15;
+pub const PRIORITY_MIN: u8 = abi::EVTCHN_FIFO_PRIORITY_MIN as u8;
 /// `EVTCHN_FIFO_MAX_QUEUES`
-pub const MAX_QUEUES: usize = 16;
+pub const MAX_QUEUES: usize = abi::EVTCHN_FIFO_MAX_QUEUES as usize;
 /// `EVTCHN_FIFO_LINK_BITS`
-pub const LINK_BITS: u8 = 17;
+pub const LINK_BITS: u8 = abi::EVTCHN_FIFO_LINK_BITS as u8;
 /// Event words per event-array page.
 pub const WORDS_PER_PAGE: u32 = (PAGE_SIZE / 4) as u32;
 /// Most event-array pages: enough for `EVTCHN_FIFO_NR_CHANNELS` ports.
 pub const MAX_ARRAY_PAGES: usize = (super::NR_PORTS_FIFO / WORDS_PER_PAGE) as usize;
 /// Bytes of `struct evtchn_fifo_control_block`.
-pub const CONTROL_BLOCK_SIZE: usize = 72;
+pub const CONTROL_BLOCK_SIZE: usize = core::mem::size_of::<abi::EvtchnFifoControlBlock>();
 
-/// `EVTCHN_FIFO_PENDING`
-pub const PENDING: u32 = 1 << 31;
+/// `EVTCHN_FIFO_PENDING`, as a bit mask of an event word.
+pub const PENDING: u32 = 1 << abi::EVTCHN_FIFO_PENDING;
 /// `EVTCHN_FIFO_MASKED`
-pub const MASKED: u32 = 1 << 30;
+pub const MASKED: u32 = 1 << abi::EVTCHN_FIFO_MASKED;
 /// `EVTCHN_FIFO_LINKED`
-pub const LINKED: u32 = 1 << 29;
+pub const LINKED: u32 = 1 << abi::EVTCHN_FIFO_LINKED;
 /// `EVTCHN_FIFO_BUSY`
-pub const BUSY: u32 = 1 << 28;
+pub const BUSY: u32 = 1 << abi::EVTCHN_FIFO_BUSY;
 /// `EVTCHN_FIFO_LINK_MASK`
-pub const LINK_MASK: u32 = (1 << LINK_BITS) - 1;
+pub const LINK_MASK: u32 = abi::EVTCHN_FIFO_LINK_MASK;
 
 /// Offset of `ready` in the control block.
 const READY: usize = 0;
@@ -97,6 +99,7 @@ impl Fifo {
     }
 
     /// Ports the event array covers.
+    #[cfg(test)]
     pub fn nr_ports(&self) -> u32 {
         self.array.len() as u32 * WORDS_PER_PAGE
     }
@@ -129,6 +132,7 @@ impl Fifo {
 
     /// Whether `port` is masked; a port without an event word is
     /// (`evtchn_fifo_is_masked`).
+    #[cfg(test)]
     pub fn is_masked(&self, mem: &mut dyn MachineMemory, port: u32) -> bool {
         self.word(mem, port).is_none_or(|w| w.load(SeqCst) & MASKED != 0)
     }

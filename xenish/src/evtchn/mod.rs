@@ -33,15 +33,10 @@ pub const NR_PORTS_2L: u32 = guest_abi::event_channel::EVTCHN_2L_NR_CHANNELS;
 pub const NR_PORTS_FIFO: u32 = guest_abi::event_channel::EVTCHN_FIFO_NR_CHANNELS;
 /// The highest `max_evtchn_port` Xen records (`INT_MAX`).
 pub const MAX_EVTCHN_PORT: u32 = i32::MAX as u32;
-/// Virtual IRQs (`NR_VIRQS`).
-pub const NR_VIRQS: u32 = 24;
-/// `DOMID_XEN`: the hypervisor as the remote end of a port (the domU
-/// console is bound to it).
-pub const DOMID_XEN: DomId = 0x7ff2;
-/// `VIRQ_TIMER`
-pub const VIRQ_TIMER: u32 = 0;
-/// `VIRQ_CONSOLE`
-pub const VIRQ_CONSOLE: u32 = 2;
+/// Virtual IRQs (`NR_VIRQS`); `DOMID_XEN`, the hypervisor as the remote
+/// end of a port (the domU console is bound to it); the VIRQs the
+/// hypervisor raises itself.
+pub use guest_abi::xen::{DOMID_XEN, NR_VIRQS, VIRQ_CONSOLE, VIRQ_TIMER};
 
 /// Per-vCPU VIRQs (the rest are global and bound on vCPU 0): Xen's
 /// `VIRQ_TIMER`, `VIRQ_DEBUG`, `VIRQ_XENOPROF`, `VIRQ_XENPMU`.

@@ -12,16 +12,20 @@
 
 use core::sync::atomic::Ordering::SeqCst;
 
+use core::mem::offset_of;
+
+use guest_abi::xen::{SharedInfo, VcpuInfo};
+
 use super::NR_PORTS_2L;
 use crate::mm::shared_word::{u64_at, u8_at};
 use crate::mm::{MachineMemory, Mfn};
 
 /// Offset of `evtchn_pending` in shared_info.
-pub const PENDING: usize = 0x800;
+pub const PENDING: usize = offset_of!(SharedInfo, evtchn_pending);
 /// Offset of `evtchn_mask` in shared_info.
-pub const MASK: usize = 0xa00;
+pub const MASK: usize = offset_of!(SharedInfo, evtchn_mask);
 /// Offset of `evtchn_pending_sel` in a vcpu_info.
-const PENDING_SEL: usize = 8;
+const PENDING_SEL: usize = offset_of!(VcpuInfo, evtchn_pending_sel);
 
 /// The word holding `port`'s bit in the bitmap at `base`, and the bit.
 fn bit(port: u32, base: usize) -> Option<(usize, u64)> {

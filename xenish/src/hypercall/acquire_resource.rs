@@ -19,9 +19,9 @@ use guest_abi::memory::{
     MemAcquireResource, XENMEM_RESOURCE_GRANT_TABLE, XENMEM_RESOURCE_GRANT_TABLE_ID_SHARED,
     XENMEM_RESOURCE_GRANT_TABLE_ID_STATUS,
 };
-use guest_abi::xen::DOMID_SELF;
 
 use super::memory_op::{read, write};
+use super::xsm::Action;
 use super::{Ctx, HcResult};
 use crate::gnttab::{status_frames_for, MAX_FRAMES};
 
@@ -39,7 +39,7 @@ pub fn acquire_resource(ctx: &mut Ctx, arg: u64, start: u64) -> HcResult {
         if xmar.nr_frames != 0 || start != 0 {
             return Err(XenError::Einval);
         }
-        check_target(ctx, xmar.domid)?;
+        ctx.target(xmar.domid, Action::Remote)?;
         xmar.nr_frames = max_frames(xmar.type_, xmar.id)?;
         write(ctx, arg, &xmar)?;
         return Ok(0);
@@ -48,7 +48,7 @@ pub fn acquire_resource(ctx: &mut Ctx, arg: u64, start: u64) -> HcResult {
     if start >= xmar.nr_frames {
         return Err(XenError::Einval);
     }
-    check_target(ctx, xmar.domid)?;
+    ctx.target(xmar.domid, Action::Remote)?;
     let mut done = start;
     while done < xmar.nr_frames {
         let todo = ROUND.min(xmar.nr_frames - done);
@@ -61,19 +61,6 @@ pub fn acquire_resource(ctx: &mut Ctx, arg: u64, start: u64) -> HcResult {
         done += todo;
     }
     Ok(0)
-}
-
-/// The target must be another existing domain, and the caller privileged
-/// over it (Xen's `rcu_lock_remote_domain_by_id`, then its XSM check).
-fn check_target(ctx: &mut Ctx, domid: u16) -> Result<(), XenError> {
-    if domid == DOMID_SELF || domid == ctx.domain.id {
-        return Err(XenError::Eperm);
-    }
-    ctx.peers.get_mut(domid).ok_or(XenError::Esrch)?;
-    if !ctx.domain.privileged {
-        return Err(XenError::Eperm);
-    }
-    Ok(())
 }
 
 /// How many frames a resource has at most (the size query).
@@ -124,7 +111,7 @@ mod tests {
     use super::super::tests::{test_domain, World, BUF_VA};
     use crate::mm::Mfn;
     use guest_abi::memory::XENMEM_ACQUIRE_RESOURCE;
-    use guest_abi::xen::HYPERVISOR_MEMORY_OP;
+    use guest_abi::xen::{DOMID_SELF, HYPERVISOR_MEMORY_OP};
     use zerocopy::{FromZeros, IntoBytes};
 
     use super::*;

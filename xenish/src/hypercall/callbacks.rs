@@ -17,7 +17,7 @@ use crate::guest_access::is_canonical;
 /// The NMI's vector in the trap table.
 const TRAP_NMI: usize = 2;
 /// `trap_info.flags` bit 2: events masked on entry (Xen's `TI_SET_IF`).
-const TI_DISABLE_EVENTS: u8 = 1 << 2;
+const TI_DISABLE_EVENTS: u8 = guest_abi::arch_x86::TI_IF;
 
 /// Records a callback as Xen's `register_guest_callback` does.
 fn register(v: &mut Vcpu, typ: u16, flags: u16, address: u64) -> HcResult {

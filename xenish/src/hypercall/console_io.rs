@@ -37,7 +37,7 @@ pub fn console_io(ctx: &mut Ctx, args: [u64; 5]) -> Outcome {
     let [cmd, count, buffer, ..] = args;
     // Xen's arguments are `int cmd, unsigned int count`.
     let (cmd, count) = (cmd as u32, count as u32 as usize);
-    if !may_use(ctx.domain.privileged, cmd, crate::console::domu_writes_allowed()) {
+    if !may_use(ctx.is_privileged(), cmd, crate::console::domu_writes_allowed()) {
         return Outcome::Return(XenError::Eperm.to_ret());
     }
     match cmd {

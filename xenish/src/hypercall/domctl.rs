@@ -28,7 +28,9 @@
 
 use guest_abi::domctl::*;
 use guest_abi::errno::XenError;
+use guest_abi::xen::DOMID_FIRST_RESERVED;
 
+use super::xsm::Action;
 use super::{Ctx, HcResult, Outcome};
 use guest_abi::arch_x86::VcpuGuestContext;
 
@@ -39,8 +41,6 @@ use crate::sched::{SchedParams, Scheduler, VcpuRef};
 
 /// A `putinfo` cap that leaves the cap as it is.
 const CAP_UNCHANGED: u16 = 0xffff;
-/// `DOMID_FIRST_RESERVED`: IDs from here on are not domains'.
-const DOMID_FIRST_RESERVED: DomId = 0x7ff0;
 /// Most toolstack pauses of one domain (Xen's limit).
 const MAX_PAUSES: u8 = 255;
 
@@ -61,12 +61,12 @@ fn serve(ctx: &mut Ctx, arg: u64) -> HcResult {
     // The commands that do not name an existing domain.
     match op.cmd {
         XEN_DOMCTL_CREATEDOMAIN => {
-            privileged(ctx)?;
+            ctx.privileged()?;
             op.domain = create(ctx, op.domain, &op.createdomain())?;
             return write_back(ctx, arg, &op);
         }
         XEN_DOMCTL_GETDOMAININFO => {
-            privileged(ctx)?;
+            ctx.privileged()?;
             if op.domain >= DOMID_FIRST_RESERVED {
                 return Err(XenError::Einval);
             }
@@ -78,8 +78,8 @@ fn serve(ctx: &mut Ctx, arg: u64) -> HcResult {
         _ => {}
     }
     let me = ctx.domain.id;
+    ctx.target(op.domain, Action::Control)?;
     let index = ctx.peers.index_of(op.domain, me).ok_or(XenError::Esrch)?;
-    privileged(ctx)?;
     match op.cmd {
         XEN_DOMCTL_SCHEDULER_OP => {
             let mut s = op.scheduler_op();
@@ -97,7 +97,7 @@ fn serve(ctx: &mut Ctx, arg: u64) -> HcResult {
         XEN_DOMCTL_HYPERCALL_INIT => hypercall_init(ctx, op.domain, Mfn(op.u[0])),
         XEN_DOMCTL_MAX_MEM => {
             let pages = (op.max_mem().max_memkb >> 2).min(u64::from(u32::MAX));
-            target(ctx, op.domain).ok_or(XenError::Esrch)?.max_pages = pages;
+            ctx.target(op.domain, Action::Control)?.max_pages = pages;
             Ok(0)
         }
         _ => super::domctl_tools::serve(ctx, &mut op, arg),
@@ -110,7 +110,7 @@ fn serve(ctx: &mut Ctx, arg: u64) -> HcResult {
 /// `arch_do_domctl`: a frame the domain does not own is `-EINVAL`; one
 /// that cannot be written (a page table, a descriptor page) is `-EPERM`.
 fn hypercall_init(ctx: &mut Ctx, domain: DomId, gmfn: Mfn) -> HcResult {
-    let id = target(ctx, domain).ok_or(XenError::Esrch)?.id;
+    let id = ctx.target(domain, Action::Control)?.id;
     if ctx.ft.owner(gmfn) != Some(Owner::Domain(id)) {
         return Err(XenError::Einval);
     }
@@ -122,26 +122,9 @@ fn hypercall_init(ctx: &mut Ctx, domain: DomId, gmfn: Mfn) -> HcResult {
     Ok(0)
 }
 
-fn privileged(ctx: &Ctx) -> Result<(), XenError> {
-    if ctx.domain.privileged {
-        Ok(())
-    } else {
-        Err(XenError::Eperm)
-    }
-}
-
 fn write_back(ctx: &mut Ctx, arg: u64, op: &XenDomctl) -> HcResult {
     ctx.guest().write(arg, op).map_err(|_| XenError::Efault)?;
     Ok(0)
-}
-
-/// The caller or the other existing domain `id`.
-fn target<'c>(ctx: &'c mut Ctx, id: DomId) -> Option<&'c mut Domain> {
-    if id == ctx.domain.id {
-        Some(&mut *ctx.domain)
-    } else {
-        ctx.peers.get_mut(id)
-    }
 }
 
 /// Whether no domain (alive, dying, or just created) has ID `id`.

@@ -34,6 +34,7 @@ use zerocopy::FromZeros;
 
 use super::cpu_policy::{self, BadPolicy, Policy};
 use super::sysctl::{NR_CPUS, NR_NODES};
+use super::xsm::Action;
 use super::{bitmap, Ctx, HcResult};
 use crate::domain::{DomId, Domain, RUNSTATE_RUNNING};
 
@@ -54,7 +55,7 @@ pub fn serve(ctx: &mut Ctx, op: &mut XenDomctl, arg: u64) -> HcResult {
     let id = op.domain;
     match op.cmd {
         XEN_DOMCTL_SETDOMAINHANDLE => {
-            target(ctx, id)?.handle = op.setdomainhandle();
+            ctx.target(id, Action::Control)?.handle = op.setdomainhandle();
             Ok(0)
         }
         XEN_DOMCTL_SETVCPUAFFINITY | XEN_DOMCTL_GETVCPUAFFINITY => {
@@ -67,19 +68,19 @@ pub fn serve(ctx: &mut Ctx, op: &mut XenDomctl, arg: u64) -> HcResult {
             if map & ((1 << NR_NODES) - 1) == 0 {
                 return Err(XenError::Einval);
             }
-            target(ctx, id)?.tools.node_affinity = map;
+            ctx.target(id, Action::Control)?.tools.node_affinity = map;
             Ok(0)
         }
         XEN_DOMCTL_GETNODEAFFINITY => {
-            let map = target(ctx, id)?.tools.node_affinity & ((1 << NR_NODES) - 1);
+            let map = ctx.target(id, Action::Control)?.tools.node_affinity & ((1 << NR_NODES) - 1);
             bitmap::write(ctx, &op.nodeaffinity().nodemap, map, MAX_NUMNODES)?;
             Ok(0)
         }
         XEN_DOMCTL_SETTSCINFO => {
             not_self(ctx, id)?;
             let info = op.tsc_info();
-            let d = target(ctx, id)?;
-            if d.privileged {
+            let d = ctx.target(id, Action::Control)?;
+            if super::xsm::privileged(d).is_ok() {
                 // Xen: the hardware domain's TSC mode is fixed; accepted.
                 return Ok(0);
             }
@@ -96,7 +97,7 @@ pub fn serve(ctx: &mut Ctx, op: &mut XenDomctl, arg: u64) -> HcResult {
         XEN_DOMCTL_GETTSCINFO => {
             not_self(ctx, id)?;
             let (now, khz) = (ctx.now_ns, ctx.platform.cpu_khz());
-            let d = target(ctx, id)?;
+            let d = ctx.target(id, Action::Control)?;
             let native = d.tools.tsc_mode == TSC_MODE_DEFAULT;
             op.set_tsc_info(XenDomctlTscInfo {
                 tsc_mode: d.tools.tsc_mode,
@@ -144,7 +145,7 @@ pub fn serve(ctx: &mut Ctx, op: &mut XenDomctl, arg: u64) -> HcResult {
         XEN_DOMCTL_SETTIMEOFFSET => {
             let offset = op.settimeoffset().time_offset_seconds;
             let wallclock = ctx.lifecycle.wallclock;
-            let d = target(ctx, id)?;
+            let d = ctx.target(id, Action::Control)?;
             d.tools.time_offset_s = offset;
             let shared_info = d.shared_info;
             if let Some((sec, nsec)) = wallclock {
@@ -166,15 +167,6 @@ pub fn serve(ctx: &mut Ctx, op: &mut XenDomctl, arg: u64) -> HcResult {
 fn write_back(ctx: &mut Ctx, arg: u64, op: &XenDomctl) -> HcResult {
     ctx.guest().write(arg, op).map_err(|_| XenError::Efault)?;
     Ok(0)
-}
-
-/// The caller or the other existing domain `id`.
-fn target<'c>(ctx: &'c mut Ctx, id: DomId) -> Result<&'c mut Domain, XenError> {
-    if id == ctx.domain.id {
-        Ok(&mut *ctx.domain)
-    } else {
-        ctx.peers.get_mut(id).ok_or(XenError::Esrch)
-    }
 }
 
 /// Xen refuses operations that would pause the caller itself.
@@ -202,13 +194,13 @@ fn vcpu_exists(d: &Domain, vcpu: u32) -> Result<usize, XenError> {
 
 /// `XEN_DOMCTL_{set,get}vcpuaffinity`.
 fn vcpu_affinity(ctx: &mut Ctx, id: DomId, set: bool, a: &mut XenDomctlVcpuaffinity) -> Result<(), XenError> {
-    let index = vcpu_exists(target(ctx, id)?, a.vcpu)?;
+    let index = vcpu_exists(ctx.target(id, Action::Control)?, a.vcpu)?;
     let all = XEN_VCPUAFFINITY_HARD | XEN_VCPUAFFINITY_SOFT | XEN_VCPUAFFINITY_FORCE;
     if a.flags & !all != 0 || a.flags & (XEN_VCPUAFFINITY_HARD | XEN_VCPUAFFINITY_SOFT) == 0 {
         return Err(XenError::Einval);
     }
     let online = (1u64 << NR_CPUS) - 1;
-    let (mut hard, mut soft) = target(ctx, id)?.tools.affinity(index);
+    let (mut hard, mut soft) = ctx.target(id, Action::Control)?.tools.affinity(index);
     if set {
         if a.flags & XEN_VCPUAFFINITY_HARD != 0 {
             let new = bitmap::read(ctx, &a.cpumap_hard, NR_CPUS)?;
@@ -221,7 +213,7 @@ fn vcpu_affinity(ctx: &mut Ctx, id: DomId, set: bool, a: &mut XenDomctlVcpuaffin
         if a.flags & XEN_VCPUAFFINITY_SOFT != 0 {
             soft = bitmap::read(ctx, &a.cpumap_soft, NR_CPUS)?;
         }
-        let d = target(ctx, id)?;
+        let d = ctx.target(id, Action::Control)?;
         let slots = (d.max_vcpus as usize).max(index + 1);
         d.tools.vcpu_affinity.resize(slots, (u64::MAX, u64::MAX));
         if let Some(slot) = d.tools.vcpu_affinity.get_mut(index) {
@@ -243,7 +235,7 @@ fn vcpu_affinity(ctx: &mut Ctx, id: DomId, set: bool, a: &mut XenDomctlVcpuaffin
 /// `XEN_DOMCTL_getvcpuinfo`: a vCPU not yet given a context is offline.
 fn vcpu_info(ctx: &mut Ctx, id: DomId, info: &mut XenDomctlGetvcpuinfo) -> Result<(), XenError> {
     let (me, my_vcpu, now) = (ctx.domain.id, ctx.vcpu, ctx.now_ns);
-    let d = target(ctx, id)?;
+    let d = ctx.target(id, Action::Control)?;
     let index = vcpu_exists(d, info.vcpu)?;
     let alive = d.is_alive();
     (info.online, info.blocked, info.running, info.cpu_time, info.cpu) = (0, 0, 0, 0, 0);
@@ -262,7 +254,7 @@ fn vcpu_info(ctx: &mut Ctx, id: DomId, info: &mut XenDomctlGetvcpuinfo) -> Resul
 /// `arch_get_info_guest` reports a 64-bit PV one.
 fn vcpu_context(ctx: &mut Ctx, id: DomId, vcpu: u32) -> Result<VcpuGuestContext, XenError> {
     let (me, my_vcpu) = (ctx.domain.id, ctx.vcpu);
-    let d = target(ctx, id)?;
+    let d = ctx.target(id, Action::Control)?;
     let index = vcpu_exists(d, vcpu).map_err(|_| XenError::Einval)?;
     if id == me && index == my_vcpu {
         // Not the running vCPU itself (Xen cannot pause it).
@@ -306,7 +298,7 @@ fn vcpu_context(ctx: &mut Ctx, id: DomId, vcpu: u32) -> Result<VcpuGuestContext,
         *slot = frame.0;
     }
     c.gdt_ents = (v.gdt_frames.len() as u64) * 512;
-    (c.kernel_ss, c.kernel_sp) = (0xe02b, v.kernel_sp);
+    (c.kernel_ss, c.kernel_sp) = (u64::from(guest_abi::arch_x86::FLAT_KERNEL_SS), v.kernel_sp);
     c.ctrlreg[0] = CR0_PV | if v.fpu_ts { CR0_TS } else { 0 };
     // An uninitialised vCPU has no page tables.
     if v.initialised {
@@ -332,7 +324,7 @@ fn vcpu_context(ctx: &mut Ctx, id: DomId, vcpu: u32) -> Result<VcpuGuestContext,
 fn set_cpu_policy(ctx: &mut Ctx, op: &mut XenDomctl, arg: u64) -> HcResult {
     let id = op.domain;
     not_self(ctx, id)?;
-    if target(ctx, id)?.tools.creation_finished {
+    if ctx.target(id, Action::Control)?.tools.creation_finished {
         // No changing once the domain has run.
         return Err(XenError::Eexist);
     }
@@ -377,7 +369,7 @@ fn set_cpu_policy(ctx: &mut Ctx, op: &mut XenDomctl, arg: u64) -> HcResult {
 fn shadow_op(ctx: &mut Ctx, op: &mut XenDomctl, arg: u64) -> HcResult {
     let id = op.domain;
     not_self(ctx, id)?;
-    let d = target(ctx, id)?;
+    let d = ctx.target(id, Action::Control)?;
     if matches!(d.state, crate::domain::DomainState::Dying(_) | crate::domain::DomainState::Dead(_)) {
         return Ok(0);
     }

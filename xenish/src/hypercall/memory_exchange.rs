@@ -32,7 +32,8 @@ use guest_abi::errno::XenError;
 use guest_abi::memory::{MemoryExchange, MemoryReservation, XENMEMF_EXACT_NODE_REQUEST, XENMEM_EXCHANGE};
 use zerocopy::IntoBytes;
 
-use super::memory_op::{max_order, read, target, write, BATCH};
+use super::memory_op::{max_order, read, write, BATCH};
+use super::xsm::{self, Action};
 use super::{Ctx, Outcome, TlbFlush};
 use crate::domain::DomId;
 use crate::guest_access::is_guest_addr;
@@ -110,7 +111,7 @@ fn frame_limit(address_bits: u32) -> Mfn {
 impl Exchange {
     fn run(&mut self, ctx: &mut Ctx) -> Step {
         let (i, o) = (self.exch.in_, self.exch.out_);
-        if i.extent_order.max(o.extent_order) > max_order(ctx.domain) {
+        if i.extent_order.max(o.extent_order) > max_order(ctx) {
             return self.finish(ctx, Err(XenError::Eperm));
         }
         let fits = |r: &MemoryReservation| (!0u64 >> r.extent_order) >= r.nr_extents;
@@ -138,10 +139,10 @@ impl Exchange {
         {
             return self.finish(ctx, Err(XenError::Efault));
         }
-        if !node_ok(o.mem_flags, ctx.domain.privileged) {
+        if !node_ok(o.mem_flags, ctx.is_privileged()) {
             return self.finish(ctx, Err(XenError::Einval));
         }
-        let id = match target(ctx.domain, &mut ctx.peers, i.domid) {
+        let id = match xsm::target(ctx.domain, &mut ctx.peers, i.domid, Action::Target) {
             Ok(d) => d.id,
             Err(e) => return self.finish(ctx, Err(e)),
         };
@@ -180,7 +181,7 @@ impl Exchange {
     fn chunk(&self, ctx: &mut Ctx, id: DomId, chunk: u64, end: Mfn) -> Result<(), XenError> {
         let (i, o) = (self.exch.in_, self.exch.out_);
         let stolen = self.stealable(ctx, id, chunk)?;
-        let d = target(ctx.domain, &mut ctx.peers, i.domid)?;
+        let d = xsm::target(ctx.domain, &mut ctx.peers, i.domid, Action::Target)?;
         let count = 1u64 << o.extent_order;
         let mut extents: Vec<Mfn> = Vec::new();
         for _ in 0..1u64 << self.out_chunk_order {
@@ -263,7 +264,7 @@ impl Exchange {
                 if ctx.mem.frame(mfn).is_none() || ctx.ft.info(mfn).is_none() {
                     return Err(XenError::Einval);
                 }
-                let d = target(ctx.domain, &mut ctx.peers, i.domid)?;
+                let d = xsm::target(ctx.domain, &mut ctx.peers, i.domid, Action::Target)?;
                 let held = d.shared_info == mfn || d.console_ring.is_some_and(|(ring, _)| ring == mfn);
                 let own = ctx.ft.is_owned_by(mfn, id);
                 let free = ctx.ft.info(mfn).is_some_and(|p| p.count() == 0 && p.type_count() == 0);

@@ -39,7 +39,8 @@ use guest_abi::memory::*;
 use guest_abi::xen::DOMID_SELF;
 use zerocopy::{FromBytes, Immutable, IntoBytes};
 
-use super::{Ctx, HcResult, Outcome, Peers, TlbFlush};
+use super::xsm::{self, Action};
+use super::{Ctx, HcResult, Outcome, TlbFlush};
 use crate::domain::{DomId, Domain};
 use crate::mm::{Mfn, Pfn, PAGE_SIZE};
 
@@ -115,24 +116,9 @@ pub(super) fn write<T: IntoBytes + Immutable + ?Sized>(ctx: &mut Ctx, va: u64, v
     ctx.guest().write(va, value).map_err(|_| XenError::Efault)
 }
 
-/// The domain a `domid` argument names: the caller for DOMID_SELF or its
-/// own ID, another one only for a privileged caller (Xen's XSM_TARGET).
-pub(super) fn target<'b>(me: &'b mut Domain, peers: &'b mut Peers, domid: DomId) -> Result<&'b mut Domain, XenError> {
-    if domid == DOMID_SELF || domid == me.id {
-        return Ok(me);
-    }
-    let privileged = me.privileged;
-    let other = peers.get_mut(domid).ok_or(XenError::Esrch)?;
-    if privileged {
-        Ok(other)
-    } else {
-        Err(XenError::Eperm)
-    }
-}
-
-/// The largest extent order `d` may ask for (Xen's `max_order`).
-pub(super) fn max_order(d: &Domain) -> u32 {
-    if d.privileged {
+/// The largest extent order the caller may ask for (Xen's `max_order`).
+pub(super) fn max_order(ctx: &Ctx) -> u32 {
+    if ctx.is_privileged() {
         CTLDOM_MAX_ORDER
     } else {
         DOMU_MAX_ORDER
@@ -144,7 +130,7 @@ pub(super) fn max_order(d: &Domain) -> u32 {
 /// back); returns the extents done.
 fn reservation(ctx: &mut Ctx, op: u32, arg: u64, start: u64) -> Outcome {
     let Ok(r) = read::<MemoryReservation>(ctx, arg) else { return Outcome::Return(XenError::Efault.to_ret()) };
-    let max_order = max_order(ctx.domain);
+    let max_order = max_order(ctx);
     // Xen's early exits all report `start` extents done.
     let done = |n: u64| Outcome::Return(n as i64);
     if start >= r.nr_extents || r.extent_order > max_order || r.mem_flags & XENMEMF_POPULATE_ON_DEMAND != 0 {
@@ -195,7 +181,7 @@ fn reservation(ctx: &mut Ctx, op: u32, arg: u64, start: u64) -> Outcome {
 fn allocate_extent(ctx: &mut Ctx, domid: DomId, order: u32, gpfn: Option<Pfn>) -> Option<Mfn> {
     let (m2p, count) = (ctx.m2p, 1u64 << order);
     // Xen's assign_pages refuses a dying domain.
-    let d = target(ctx.domain, &mut ctx.peers, domid).ok().filter(|d| !d.is_destroyed())?;
+    let d = xsm::target(ctx.domain, &mut ctx.peers, domid, Action::Target).ok().filter(|d| !d.is_destroyed())?;
     if d.tot_pages().checked_add(count)? > d.max_pages {
         return None;
     }
@@ -235,7 +221,7 @@ fn allocate_extent(ctx: &mut Ctx, domid: DomId, order: u32, gpfn: Option<Pfn>) -
 /// back to the pool, one by one; `false` at the first that cannot go
 /// (Xen's `guest_remove_page` loop: frames before it stay freed).
 fn release_extent(ctx: &mut Ctx, domid: DomId, order: u32, first: Mfn) -> bool {
-    let Ok(d) = target(ctx.domain, &mut ctx.peers, domid) else { return false };
+    let Ok(d) = xsm::target(ctx.domain, &mut ctx.peers, domid, Action::Target) else { return false };
     for k in 0..1u64 << order {
         let Some(mfn) = first.0.checked_add(k).map(Mfn) else { return false };
         let held = d.shared_info == mfn || d.console_ring.is_some_and(|(ring, _)| ring == mfn);
@@ -259,7 +245,7 @@ fn release_extent(ctx: &mut Ctx, domid: DomId, order: u32, first: Mfn) -> bool {
 fn stat(ctx: &mut Ctx, op: u32, arg: u64) -> HcResult {
     let domid: u16 = read(ctx, arg)?;
     let mem = &*ctx.mem;
-    let d = target(ctx.domain, &mut ctx.peers, domid)?;
+    let d = xsm::target(ctx.domain, &mut ctx.peers, domid, Action::Target)?;
     Ok(match op {
         XENMEM_CURRENT_RESERVATION => d.tot_pages() as i64,
         XENMEM_MAXIMUM_RESERVATION => d.max_pages as i64,
@@ -280,7 +266,7 @@ fn shared_info_max_pfn(mem: &dyn crate::mm::MachineMemory, shared_info: Mfn) -> 
 }
 
 fn machphys_mapping(ctx: &mut Ctx, arg: u64) -> HcResult {
-    let max_mfn = if ctx.domain.privileged { ctx.m2p.entries.saturating_sub(1) } else { MACH2PHYS_NR_ENTRIES - 1 };
+    let max_mfn = if ctx.is_privileged() { ctx.m2p.entries.saturating_sub(1) } else { MACH2PHYS_NR_ENTRIES - 1 };
     let m = MachphysMapping { v_start: MACH2PHYS_VIRT_START, v_end: MACH2PHYS_VIRT_END, max_mfn };
     write(ctx, arg, &m)?;
     Ok(0)
@@ -304,9 +290,7 @@ fn machphys_mfn_list(ctx: &mut Ctx, arg: u64) -> HcResult {
 
 /// The machine's E820 map, for the privileged domain.
 fn machine_memory_map(ctx: &mut Ctx, arg: u64) -> HcResult {
-    if !ctx.domain.privileged {
-        return Err(XenError::Eperm);
-    }
+    ctx.privileged()?;
     let mut m: MemoryMap = read(ctx, arg)?;
     let map = ctx.platform.machine_memory_map();
     let n = (map.len() as u64).min(u64::from(m.nr_entries));
@@ -332,7 +316,7 @@ fn set_memory_map(ctx: &mut Ctx, arg: u64) -> HcResult {
     }
     let mut bytes = alloc::vec![0u8; (u64::from(fmap.map.nr_entries) * E820_ENTRY_SIZE) as usize];
     ctx.guest().copy_from(fmap.map.buffer.addr(), &mut bytes).map_err(|_| XenError::Efault)?;
-    let d = target(ctx.domain, &mut ctx.peers, fmap.domid)?;
+    let d = xsm::target(ctx.domain, &mut ctx.peers, fmap.domid, Action::Target)?;
     d.tools.memory_map = Some(bytes);
     Ok(0)
 }
@@ -358,12 +342,10 @@ fn claim_pages(ctx: &mut Ctx, arg: u64) -> HcResult {
         .map(Domain::outstanding_pages)
         .sum();
     let free = ctx.free_pages();
-    let privileged = ctx.domain.privileged;
+    let privileged = ctx.privileged();
     let d = if r.domid == me { Some(&mut *ctx.domain) } else { ctx.peers.get_mut(r.domid) };
     let d = d.ok_or(XenError::Einval)?;
-    if !privileged {
-        return Err(XenError::Eperm);
-    }
+    privileged?;
     if r.nr_extents == 0 {
         d.tools.claim_pages = 0;
         return Ok(0);

@@ -17,11 +17,12 @@
 use guest_abi::arch_x86::GuestHandle;
 use guest_abi::errno::XenError;
 use guest_abi::xen::{
-    MmuUpdate, DOMID_SELF, MMU_MACHPHYS_UPDATE, MMU_NORMAL_PT_UPDATE, MMU_PT_UPDATE_NO_TRANSLATE,
-    MMU_PT_UPDATE_PRESERVE_AD, UVMF_FLUSHTYPE_MASK, UVMF_INVLPG, UVMF_TLB_FLUSH,
+    MmuUpdate, MMU_MACHPHYS_UPDATE, MMU_NORMAL_PT_UPDATE, MMU_PT_UPDATE_NO_TRANSLATE, MMU_PT_UPDATE_PRESERVE_AD,
+    UVMF_FLUSHTYPE_MASK, UVMF_INVLPG, UVMF_TLB_FLUSH,
 };
 use zerocopy::{FromBytes, IntoBytes};
 
+use super::xsm::Action;
 use super::{Ctx, HcResult, Outcome, Peers, TlbFlush};
 use crate::domain::{DomId, Domain};
 use crate::guest_access::is_guest_addr;
@@ -96,21 +97,11 @@ pub(super) enum PgOwner {
     Foreign(DomId),
 }
 
-/// Xen's `get_pg_owner` with its XSM check: `DOMID_SELF` is the caller;
-/// the caller's own ID is refused as a foreign domain (`-ESRCH`, as Xen
-/// does), so are unknown IDs and the pseudo-domains `DOMID_IO`/`DOMID_XEN`
-/// (not modelled); another domain needs privilege (`-EPERM`).
+/// Xen's `get_pg_owner` with its XSM check ([`Action::PgOwner`]).
 pub(super) fn pg_owner(ctx: &mut Ctx, domid: u16) -> Result<PgOwner, XenError> {
-    if domid == DOMID_SELF {
-        return Ok(PgOwner::Caller);
-    }
-    if domid == ctx.domain.id || ctx.peers.get_mut(domid).is_none() {
-        return Err(XenError::Esrch);
-    }
-    if !ctx.domain.privileged {
-        return Err(XenError::Eperm);
-    }
-    Ok(PgOwner::Foreign(domid))
+    let me = ctx.domain.id;
+    let id = ctx.target(domid, Action::PgOwner)?.id;
+    Ok(if id == me { PgOwner::Caller } else { PgOwner::Foreign(id) })
 }
 
 /// The domain `owner` names: the caller or one of `peers`.
@@ -343,7 +334,7 @@ fn mmu_update_owner(ctx: &mut Ctx, foreigndom: u32) -> Result<PgOwner, XenError>
         let id = DomId::try_from(pt_dom - 1).map_err(|_| XenError::Esrch)?;
         if id != ctx.domain.id {
             ctx.peers.get_mut(id).ok_or(XenError::Esrch)?;
-            return Err(if ctx.domain.privileged { XenError::Einval } else { XenError::Eperm });
+            return Err(if ctx.is_privileged() { XenError::Einval } else { XenError::Eperm });
         }
     }
     pg_owner(ctx, foreigndom as u16)
@@ -467,7 +458,7 @@ mod tests {
     const EINVAL: i64 = -22;
     /// The guest's done counter (frame 7).
     const DONE_VA: u64 = BUF_VA + 0x3000;
-    const SELF: u64 = DOMID_SELF as u64;
+    const SELF: u64 = guest_abi::xen::DOMID_SELF as u64;
 
     /// Machine address of entry `slot` of the L1 table (frame 3).
     fn l1e(slot: u64) -> u64 {

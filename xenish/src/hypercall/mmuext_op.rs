@@ -149,11 +149,7 @@ fn vcpumask_targets_any(ctx: &mut Ctx, vcpumask: u64) -> Result<bool, XenError> 
 /// privileged), else `refusal`. The host core has no cache to write back;
 /// the machine's caches are coherent for everything the guest can see.
 fn flush_cache(ctx: &mut Ctx, refusal: XenError) -> Result<(), XenError> {
-    if ctx.domain.privileged {
-        Ok(())
-    } else {
-        Err(refusal)
-    }
+    ctx.privileged().map(|_| ()).map_err(|_| refusal)
 }
 
 /// Takes an L4 type reference on the caller's frame `mfn` (Xen's

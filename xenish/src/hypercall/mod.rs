@@ -40,6 +40,7 @@ mod vcpu_context;
 mod vcpu_op;
 mod vm_assist;
 pub mod xen_version;
+pub mod xsm;
 
 use alloc::vec::Vec;
 
@@ -173,6 +174,7 @@ impl<'a> Peers<'a> {
     }
 
     /// No other domain.
+    #[cfg(test)]
     pub fn none() -> Self {
         Peers { before: &mut [], after: &mut [] }
     }

@@ -16,19 +16,21 @@
 //! count, every [`BATCH`] entries. Work per invocation is therefore at
 //! most [`BATCH`] entries of at most one step each.
 
+use core::mem::{offset_of, size_of};
 use guest_abi::errno::XenError;
-use guest_abi::xen::HYPERVISOR_MULTICALL;
+
+use guest_abi::xen::{MulticallEntry, HYPERVISOR_MULTICALL};
 
 use super::{dispatch, Ctx, Outcome};
 
 /// Size of `struct multicall_entry`: op, result, args[6] (all xen_ulong_t).
-const ENTRY_SIZE: u64 = 64;
+const ENTRY_SIZE: u64 = size_of::<MulticallEntry>() as u64;
 /// Entries run per invocation before the batch is continued.
 pub const BATCH: u64 = 32;
 /// Offset of `result` in an entry.
-const RESULT: u64 = 8;
+const RESULT: u64 = offset_of!(MulticallEntry, result) as u64;
 /// Offset of `args` in an entry.
-const ARGS: u64 = 16;
+const ARGS: u64 = offset_of!(MulticallEntry, args) as u64;
 
 /// `HYPERVISOR_multicall(call_list, nr_calls)`.
 pub fn multicall(ctx: &mut Ctx, args: [u64; 5]) -> Outcome {

@@ -40,9 +40,7 @@ fn serve(ctx: &mut Ctx, arg: u64) -> HcResult {
     if op.interface_version != XENPF_INTERFACE_VERSION {
         return Err(XenError::Eacces);
     }
-    if !ctx.domain.privileged {
-        return Err(XenError::Eperm);
-    }
+    ctx.privileged()?;
     match op.cmd {
         XENPF_GET_CPUINFO => {
             let mut info = op.pcpu_info();
@@ -94,9 +92,7 @@ pub fn mca(ctx: &mut Ctx, args: [u64; 5]) -> Outcome {
 }
 
 fn serve_mca(ctx: &mut Ctx, arg: u64) -> HcResult {
-    if !ctx.domain.privileged {
-        return Err(XenError::Eperm);
-    }
+    ctx.privileged()?;
     let mut op: XenMc = ctx.guest().read(arg).map_err(|_| XenError::Efault)?;
     if op.interface_version != XEN_MCA_INTERFACE_VERSION {
         return Err(XenError::Eacces);

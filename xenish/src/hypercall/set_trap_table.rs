@@ -9,7 +9,7 @@ use crate::guest_access::is_canonical;
 /// Entries processed per invocation before the call is continued.
 const BATCH: u64 = 64;
 /// Size of a `trap_info` entry: vector u8, flags u8, cs u16, pad, address u64.
-const TRAP_INFO_SIZE: u64 = 16;
+const TRAP_INFO_SIZE: u64 = core::mem::size_of::<guest_abi::arch_x86::TrapInfo>() as u64;
 
 /// `HYPERVISOR_set_trap_table(traps)`: entries up to one whose address is 0.
 pub fn set_trap_table(ctx: &mut Ctx, args: [u64; 5]) -> Outcome {
@@ -36,7 +36,7 @@ pub fn set_trap_table(ctx: &mut Ctx, args: [u64; 5]) -> Outcome {
         let (vector, flags, cs) = (raw[0], raw[1], u16::from_le_bytes([raw[2], raw[3]]));
         if let Some(v) = ctx.domain.vcpus.get_mut(vcpu) {
             // A null or ring-0 selector means the flat kernel code segment.
-            let cs = if cs & !3 == 0 { 0xe033 } else { cs | 3 };
+            let cs = if cs & !3 == 0 { guest_abi::arch_x86::FLAT_KERNEL_CS } else { cs | 3 };
             v.traps[usize::from(vector)] = TrapHandler { cs, flags, address };
         }
         ptr = ptr.wrapping_add(TRAP_INFO_SIZE);

@@ -65,9 +65,7 @@ fn serve(ctx: &mut Ctx, arg: u64) -> HcResult {
     if op.interface_version != XEN_SYSCTL_INTERFACE_VERSION {
         return Err(XenError::Eacces);
     }
-    if !ctx.domain.privileged {
-        return Err(XenError::Eperm);
-    }
+    ctx.privileged()?;
     match op.cmd {
         XEN_SYSCTL_PHYSINFO => op.set_physinfo(physinfo(ctx)),
         XEN_SYSCTL_GETDOMAININFOLIST => {

@@ -63,8 +63,8 @@ fn register_vcpu_info(ctx: &mut Ctx, idx: usize, mfn: Mfn, offset: usize) -> HcR
 }
 
 /// Offset of `time` in a `vcpu_info`, and its size (`vcpu_time_info`).
-const TIME_OFFSET: usize = 0x20;
-const TIME_SIZE: usize = 32;
+const TIME_OFFSET: usize = core::mem::offset_of!(guest_abi::xen::VcpuInfo, time);
+const TIME_SIZE: usize = core::mem::size_of::<guest_abi::xen::VcpuTimeInfo>();
 
 /// Copies vCPU `idx`'s published time (from its `vcpu_info`) to its
 /// registered time area, if it has one, as Xen's `write_time_guest_area`
@@ -267,9 +267,7 @@ fn serve(ctx: &mut Ctx, cmd: u32, id: u32, arg: u64) -> HcResult {
         // domain vCPU. Its APIC ID and ACPI processor ID, both 0 as
         // XENPF_get_cpuinfo reports them.
         VCPUOP_GET_PHYSID => {
-            if !ctx.domain.privileged {
-                return Err(XenError::Einval);
-            }
+            ctx.privileged().map_err(|_| XenError::Einval)?;
             let phys_id: u64 = 0;
             ctx.guest().write(arg, &phys_id).map_err(|_| XenError::Efault)?;
             Ok(0)

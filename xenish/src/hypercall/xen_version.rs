@@ -41,7 +41,7 @@ fn feature_submap(ctx: &Ctx, idx: u32) -> Option<u32> {
         if ctx.domain.vm_assist & (1 << VMASST_TYPE_PAE_EXTENDED_CR3) != 0 {
             map |= 1 << features::XENFEAT_PAE_PGDIR_ABOVE_4GB;
         }
-        if ctx.domain.privileged {
+        if ctx.is_privileged() {
             map |= 1 << features::XENFEAT_DOM0;
         }
         map
@@ -101,9 +101,7 @@ fn serve(ctx: &mut Ctx, cmd: u32, arg: u64) -> HcResult {
         }
         v::XENVER_BUILD_ID => build_id(ctx, arg),
         v::XENVER_COMMANDLINE => {
-            if !ctx.domain.privileged {
-                return Err(XenError::Eperm);
-            }
+            ctx.privileged()?;
             let line = fixed_str::<1024>(ctx.platform.cmdline());
             ctx.guest().write(arg, &line).map_err(efault)?;
             Ok(0)
@@ -115,9 +113,7 @@ fn serve(ctx: &mut Ctx, cmd: u32, arg: u64) -> HcResult {
 /// `XENVER_build_id`: with a null argument, the ID's length; else the ID
 /// after the `len` field of `struct xen_build_id`, if it fits (`-ENOBUFS`).
 fn build_id(ctx: &mut Ctx, arg: u64) -> HcResult {
-    if !ctx.domain.privileged {
-        return Err(XenError::Eperm);
-    }
+    ctx.privileged()?;
     let room = if arg != 0 {
         let len: u32 = ctx.guest().read(arg).map_err(|_| XenError::Efault)?;
         if len == 0 {

@@ -11,9 +11,9 @@ pub mod shared_word;
 pub mod xenheap;
 
 /// Bytes in a page (x86_64 base page).
-pub const PAGE_SIZE: usize = 4096;
-/// log2 of [`PAGE_SIZE`].
-pub const PAGE_SHIFT: u32 = 12;
+pub const PAGE_SIZE: usize = 1 << PAGE_SHIFT;
+/// log2 of [`PAGE_SIZE`] (`XEN_PAGE_SHIFT`).
+pub const PAGE_SHIFT: u32 = guest_abi::io::ring::XEN_PAGE_SHIFT;
 
 /// A machine frame number: host-physical address >> 12.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -13,6 +13,7 @@ use guest_abi::event_channel::*;
 use guest_abi::xen::DOMID_SELF;
 use zerocopy::{FromBytes, Immutable, IntoBytes};
 
+use super::xsm::{self, Action};
 use super::{Ctx, HcResult, Outcome, Peers};
 use crate::domain::Domain;
 use crate::evtchn::{self, Binding, EvtchnError};
@@ -47,18 +48,16 @@ fn write<T: IntoBytes + Immutable>(ctx: &mut Ctx, arg: u64, value: &T) -> Result
     ctx.guest().write(arg, value).map_err(|_| XenError::Efault)
 }
 
-/// The domain a `domid` argument names: the caller for DOMID_SELF or its
-/// own ID; another domain only for a privileged caller.
-fn resolve_self_or_privileged(ctx: &Ctx, dom: u16) -> Result<(), XenError> {
+/// Whether `dom` names the caller (by `DOMID_SELF` or its own ID): the
+/// only domain whose ports these operations reach. Another is `-EPERM`
+/// without privilege, and `-ESRCH` with it: acting on another domain's
+/// ports is a toolstack operation xenish does not offer yet.
+fn own_ports(ctx: &Ctx, dom: u16) -> Result<(), XenError> {
     if dom == DOMID_SELF || dom == ctx.domain.id {
-        Ok(())
-    } else if ctx.domain.privileged {
-        // Acting on another domain's ports is a toolstack operation that
-        // xenish does not offer yet.
-        Err(XenError::Esrch)
-    } else {
-        Err(XenError::Eperm)
+        return Ok(());
     }
+    ctx.privileged()?;
+    Err(XenError::Esrch)
 }
 
 fn serve(ctx: &mut Ctx, cmd: u32, arg: u64) -> HcResult {
@@ -68,21 +67,19 @@ fn serve(ctx: &mut Ctx, cmd: u32, arg: u64) -> HcResult {
             let remote = if a.remote_dom == DOMID_SELF { ctx.domain.id } else { a.remote_dom };
             let me = ctx.domain.id;
             let own = a.dom == DOMID_SELF || a.dom == me;
-            if !own && !ctx.domain.privileged {
-                return Err(XenError::Eperm);
+            if !own {
+                ctx.privileged()?;
             }
             // A privileged domain may offer a port of another (a toolstack
             // wiring up a new domain's console or store channel).
-            let target = if own { Some(&mut *ctx.domain) } else { ctx.peers.get_mut(a.dom) };
-            let target = target.ok_or(XenError::Esrch)?;
+            let target = xsm::target(ctx.domain, &mut ctx.peers, a.dom, Action::Target)?;
             if target.is_destroyed() {
                 // Xen's get_free_port on a dying domain.
                 return Err(XenError::Einval);
             }
             a.port = target.evtchn.allocate(ctx.mem, Binding::Unbound { remote }, 0)?;
             if let Err(e) = write(ctx, arg, &a) {
-                let target = if own { Some(&mut *ctx.domain) } else { ctx.peers.get_mut(a.dom) };
-                if let Some(t) = target {
+                if let Ok(t) = ctx.target(a.dom, Action::Target) {
                     let _ = t.evtchn.free(a.port);
                 }
                 return Err(e);
@@ -137,7 +134,7 @@ fn serve(ctx: &mut Ctx, cmd: u32, arg: u64) -> HcResult {
         }
         EVTCHNOP_STATUS => {
             let mut a: EvtchnStatus = read(ctx, arg)?;
-            resolve_self_or_privileged(ctx, a.dom)?;
+            own_ports(ctx, a.dom)?;
             let port = *ctx.domain.evtchn.port(a.port).ok_or(XenError::Einval)?;
             let (status, u0, u1) = match port.binding {
                 Binding::Free | Binding::Reserved => (EVTCHNSTAT_CLOSED, 0, 0),
@@ -167,7 +164,7 @@ fn serve(ctx: &mut Ctx, cmd: u32, arg: u64) -> HcResult {
         }
         EVTCHNOP_RESET => {
             let a: EvtchnReset = read(ctx, arg)?;
-            resolve_self_or_privileged(ctx, a.dom)?;
+            own_ports(ctx, a.dom)?;
             reset(ctx);
             Ok(0)
         }

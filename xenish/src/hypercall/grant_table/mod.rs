@@ -22,6 +22,7 @@ use guest_abi::grant_table::*;
 use guest_abi::xen::DOMID_SELF;
 use zerocopy::{FromBytes, Immutable, IntoBytes};
 
+use super::xsm::Action;
 use super::{Ctx, HcResult, Outcome, Peers};
 use crate::domain::{DomId, Domain};
 use crate::gnttab::{self, GntStatus};
@@ -168,16 +169,7 @@ fn set_version(ctx: &mut Ctx, uop: u64) -> HcResult {
 
 fn get_version(ctx: &mut Ctx, uop: u64) -> HcResult {
     let mut op: GnttabGetVersion = read(ctx, uop)?;
-    let version = if op.dom == DOMID_SELF || op.dom == ctx.domain.id {
-        ctx.domain.gnttab.version
-    } else {
-        let privileged = ctx.domain.privileged;
-        let d = ctx.peers.get_mut(op.dom).ok_or(XenError::Esrch)?;
-        if !privileged {
-            return Err(XenError::Eperm);
-        }
-        d.gnttab.version
-    };
+    let version = ctx.target(op.dom, Action::Target)?.gnttab.version;
     op.version = u32::from(version);
     write(ctx, uop, &op)?;
     Ok(0)
@@ -207,14 +199,11 @@ fn status_frames(ctx: &mut Ctx, op: &GnttabGetStatusFrames) -> Result<(), GntSta
 /// does not exist is `GNTST_bad_domain`, another domain's table without
 /// privilege `GNTST_permission_denied`.
 fn named_table<'c>(ctx: &'c mut Ctx, dom: DomId) -> Result<&'c mut gnttab::GrantTable, GntStatus> {
-    let id = if dom == DOMID_SELF { ctx.domain.id } else { dom };
-    let privileged = ctx.domain.privileged;
-    let me = ctx.domain.id;
-    let d = domain_mut(ctx.domain, &mut ctx.peers, id).ok_or(GNTST_BAD_DOMAIN)?;
-    if id != me && !privileged {
-        return Err(GNTST_PERMISSION_DENIED);
+    match ctx.target(dom, Action::Target) {
+        Ok(d) => Ok(&mut d.gnttab),
+        Err(XenError::Eperm) => Err(GNTST_PERMISSION_DENIED),
+        Err(_) => Err(GNTST_BAD_DOMAIN),
     }
-    Ok(&mut d.gnttab)
 }
 
 /// Releases what a use of `granter`'s grant `gref` held in its active

@@ -1,0 +1,109 @@
+//! The `iret` hypercall, the way back from a bounce frame
+//! (X:`xen/arch/x86/pv/iret.c`), and the check of the frame a return to
+//! the guest is about to use.
+
+use super::*;
+
+/// The `iret` hypercall: restore the context saved in the `iret_context` at
+/// the guest's stack pointer (`rax, r11, rcx, flags, rip, cs, rflags, rsp, ss`).
+/// A CS with RPL 3 returns to guest user mode (which needs a user page
+/// table); RPL 0 stays in the kernel. CS and SS are loaded with RPL 3, as
+/// Xen's `do_iret` forces, so a 64-bit PV guest may return to 32-bit code
+/// (compatibility mode: Xen's `FLAT_RING3_CS32`, or a 32-bit code segment
+/// of its own GDT or LDT).
+///
+/// Where the CPU's return to the guest would fault (a selector that does
+/// not load, a non-canonical `rip`, a `rip` past a 32-bit segment's limit:
+/// [`crate::descriptors::iret_target_ok`]), the guest's failsafe callback
+/// is entered instead, as in Xen, with the data selectors it is running
+/// with (`selectors`: `ds, es, fs, gs`).
+pub fn iret(
+    dom: &mut Domain,
+    vcpu: usize,
+    frame: &mut TrapFrame,
+    mem: &mut dyn MachineMemory,
+    selectors: [u16; 4],
+) -> TrapDecision {
+    const VGCF_IN_SYSCALL: u64 = 1 << 8;
+    let Some(v) = dom.vcpus.get(vcpu) else {
+        return TrapDecision::Crash(String::from("no such vCPU"));
+    };
+    let mut raw = [0u8; 72];
+    if GuestMemory::new(mem, v.kernel_l4).copy_from(frame.rsp, &mut raw).is_err() {
+        return TrapDecision::Crash(format!("iret: unreadable frame at {:#x}", frame.rsp));
+    }
+    let w = |i: usize| u64::from_le_bytes(raw[i * 8..i * 8 + 8].try_into().unwrap_or([0; 8]));
+    let [rax, r11, rcx, flags, rip, cs, rflags, rsp, ss] = core::array::from_fn(w);
+    let to_user = cs & 3 == 3;
+    if to_user && v.user_l4.is_none() {
+        return TrapDecision::Crash(String::from("iret: switching to user mode with no user page tables"));
+    }
+    if !is_canonical(rsp) {
+        // Xen's iretq would load it, and the guest's next stack access
+        // would fault with no stack to bounce that fault to.
+        return TrapDecision::Crash(format!("iret: non-canonical rsp {rsp:#x}"));
+    }
+    frame.rax = rax;
+    if flags & VGCF_IN_SYSCALL == 0 {
+        frame.r11 = r11;
+        frame.rcx = rcx;
+    }
+    frame.rip = rip;
+    frame.rsp = rsp;
+    let (cs, ss) = (cs as u16 | 3, ss as u16 | 3);
+    (frame.cs, frame.ss) = (u64::from(cs), u64::from(ss));
+    let loads = {
+        let gdt = |i: usize| crate::descriptors::gdt_entry(&v.gdt_frames, &*mem, i);
+        let ldt = |i: usize| crate::descriptors::ldt_entry(&v.ldt_frames, v.ldt_ents, &*mem, i);
+        crate::descriptors::iret_target_ok(cs, ss, rip, &gdt, &ldt)
+    };
+    frame.rflags = (rflags & !(EFLAGS_IOPL | EFLAGS_VM | EFLAGS_NT)) | EFLAGS_IF;
+    let architectural_iopl = dom.vm_assist & (1 << guest_abi::xen::VMASST_TYPE_ARCHITECTURAL_IOPL) != 0;
+    if let Some(v) = dom.vcpus.get_mut(vcpu) {
+        v.kernel_mode = !to_user;
+        // Xen's async_exception_cleanup: an NMI handler's iret unmasks NMIs.
+        v.nmi_masked = false;
+        // With architectural IOPL the virtual IOPL is what the iret loads.
+        if architectural_iopl {
+            v.iopl = ((rflags & EFLAGS_IOPL) >> 12) as u8;
+        }
+    }
+    upcall_mask(dom, vcpu, mem, Some(rflags & EFLAGS_IF == 0));
+    if !loads {
+        let why = if is_canonical(rip) {
+            format!("iret to {cs:#x}:{rip:#x} (ss {ss:#x}) faults")
+        } else {
+            format!("iret to a non-canonical rip {rip:#x}")
+        };
+        return failsafe(dom, vcpu, frame, selectors, &why, mem);
+    }
+    TrapDecision::Resume
+}
+
+/// After a hypercall changed the calling vCPU's descriptor tables
+/// (`update_descriptor`, `set_gdt`, `MMUEXT_SET_LDT`): whether the frame
+/// it returns to still loads. A code or stack segment of its own that it
+/// changed or dropped would make the CPU's return fault; Xen's `iretq`
+/// then enters the guest's failsafe callback, and so does this.
+pub fn recheck_return(
+    dom: &mut Domain,
+    vcpu: usize,
+    frame: &mut TrapFrame,
+    mem: &mut dyn MachineMemory,
+    selectors: [u16; 4],
+) -> TrapDecision {
+    let Some(v) = dom.vcpus.get(vcpu) else { return TrapDecision::Resume };
+    let loads = {
+        let gdt = |i: usize| crate::descriptors::gdt_entry(&v.gdt_frames, &*mem, i);
+        let ldt = |i: usize| crate::descriptors::ldt_entry(&v.ldt_frames, v.ldt_ents, &*mem, i);
+        crate::descriptors::iret_target_ok(frame.cs as u16, frame.ss as u16, frame.rip, &gdt, &ldt)
+    };
+    if loads {
+        return TrapDecision::Resume;
+    }
+    let why = format!(
+        "the return to {:#x}:{:#x} (ss {:#x}) faults after its descriptors changed",
+        frame.cs, frame.rip, frame.ss
+    );
+    failsafe(dom, vcpu, frame, selectors, &why, mem)
+}
