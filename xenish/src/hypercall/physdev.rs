@@ -50,11 +50,7 @@ fn write_back<T: IntoBytes + Immutable>(ctx: &mut Ctx, arg: u64, value: &T, resu
 
 /// Xen's XSM default for `XSM_PRIV`: the control domain only.
 fn privileged_only(ctx: &Ctx) -> Result<(), XenError> {
-    if ctx.domain.privileged {
-        Ok(())
-    } else {
-        Err(XenError::Eperm)
-    }
+    ctx.privileged().map(|_| ())
 }
 
 /// A device operation of the control domain that device passthrough
@@ -175,7 +171,7 @@ fn serve(ctx: &mut Ctx, cmd: u32, arg: u64) -> HcResult {
             };
             // No privilege check in Xen: a device it does not know is
             // -ENODEV, and no domU device is known to xenish.
-            if !ctx.domain.privileged {
+            if !ctx.is_privileged() {
                 return Err(XenError::Enodev);
             }
             match crate::irq::with(|r| r.pci_known(dev)) {
