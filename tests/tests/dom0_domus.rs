@@ -176,6 +176,7 @@ const DEVICES: &str = r#"
 irq_line() { grep -E " $1(,|$)" /proc/interrupts | head -1; }
 irq_sum() { echo "$1" | awk '{ s = 0; for (k = 2; k <= NF && $k ~ /^[0-9]+$/; k++) s += $k; print s }'; }
 irq_kind() { echo "$1" | awk '{ for (k = 2; k <= NF; k++) if ($k !~ /^[0-9]+$/) { print $k, $(k + 1); exit } }'; }
+t "devices start"
 # The disk.
 c "disk: $(cat /sys/block/vda/size 2>/dev/null || echo none) sectors, driver $(basename "$(readlink /sys/block/vda/device/driver)")"
 mkdir -p /mnt
