@@ -275,8 +275,7 @@ fn dom0_serves_xenstore_grants_and_events_to_domus_on_xenish_as_on_xen() {
     let disks = [(Hypervisor::Xenish, disk(Hypervisor::Xenish)), (Hypervisor::Xen, disk(Hypervisor::Xen))];
     let qemu_extra = disks.iter().map(|(hv, image)| (*hv, devices(image))).collect();
     let script = format!("DATA_MIB={DATA_MIB}\n{HELPERS}{DEVICES}{XSGUEST}{XSHOSTILE}{GRANTER}{DEMO}");
-    let (lines, xenish, xen) =
-        same_on_both("domus", &script, &["xsguest", "xshostile", "granter", "demo"], qemu_extra);
+    let (lines, xenish, xen) = same_on_both("domus", &script, &["xsguest", "xshostile", "granter", "demo"], qemu_extra);
     let bytes = u64::from(DATA_MIB) << 20;
     for expected in [
         // dom0's virtio disk and NIC
@@ -293,7 +292,6 @@ fn dom0_serves_xenstore_grants_and_events_to_domus_on_xenish_as_on_xen() {
         "check: ping 10.0.2.2: exit 0",
         "check: gateway: lladdr 52:55:0a:00:02:02",
         "check: nic interrupts: more than before, on xen-pirq -ioapic-level",
-
         // xsguest
         "check: xsguest: write data/test: OK",
         "check: xsguest: write /local/domain/0/name: EACCES",
