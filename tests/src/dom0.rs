@@ -46,6 +46,14 @@ pub const MODULES: &[&str] = &[
     "crc32c_generic",
 ];
 
+/// The ext4 label of dom0's persistent disk (`cargo xtask run`'s
+/// `target/dom0-disk.img`, or a real machine's partition): `/init` mounts
+/// the filesystem with this label at [`DISK_MOUNT`].
+pub const DISK_LABEL: &str = "xenish-dom0";
+/// Where `/init` mounts dom0's persistent disk: guest disk images live
+/// there.
+pub const DISK_MOUNT: &str = "/srv/xen";
+
 /// The dom0 kernel's command line: the PV console, quiet boot.
 pub const KERNEL_CMDLINE: &str = "console=hvc0 quiet";
 
@@ -176,6 +184,14 @@ fi
 if {own} && [ -x /usr/sbin/xenconsoled ]; then
     xenconsoled --pid-file /run/xenconsoled.pid || echo "dom0: xenconsoled did not start"
 fi
+# dom0's persistent disk, if the machine has one (`cargo xtask run`'s
+# target/dom0-disk.img on virtio): the ext4 filesystem labelled
+# {DISK_LABEL}, where guest disk images can live.
+if disk=$(findfs LABEL={DISK_LABEL} 2>/dev/null); then
+    mkdir -p {DISK_MOUNT}
+    mount -t ext4 "$disk" {DISK_MOUNT} && echo "dom0: $disk ({DISK_LABEL}) mounted at {DISK_MOUNT}" \
+        || echo "dom0: cannot mount $disk at {DISK_MOUNT}"
+fi
 # The demo guest's disk (when the image has the demo): sparse, in memory.
 [ -d /var/lib/xen/images ] && truncate -s 64M /var/lib/xen/images/demo-disk.img
 echo "{READY}"
@@ -183,14 +199,18 @@ if [ -f /etc/xenish/autorun ]; then
     sh /etc/xenish/autorun
     echo "{AUTORUN_DONE}"
     sync
+    umount {DISK_MOUNT} 2>/dev/null
     poweroff -f
 fi
 echo
 echo "xenish dom0: Debian's Linux $(uname -r) on $(cat /sys/hypervisor/type 2>/dev/null) $(cat /sys/hypervisor/version/major 2>/dev/null).$(cat /sys/hypervisor/version/minor 2>/dev/null)."
 echo "Try: xenstore-ls, xl list, xl info. 'poweroff' ends the session."
+grep -q " {DISK_MOUNT} " /proc/mounts && echo "Persistent disk at {DISK_MOUNT} ($(df -h {DISK_MOUNT} | awk 'NR == 2 {{ print $4 }}') free): keep guest disk images there."
 while true; do
     setsid cttyhack sh -l
     echo "dom0: the shell ended; powering off"
+    sync
+    umount {DISK_MOUNT} 2>/dev/null
     poweroff -f
 done
 "#
@@ -221,13 +241,14 @@ const BASE_DIRS: &[&str] = &[
 ];
 
 /// A login profile: a prompt that says where the user is, and power
-/// commands that act at once (init is a script, not a daemon that would
+/// commands that act at once after unmounting dom0's persistent disk
+/// ([`DISK_MOUNT`]) (init is a script, not a daemon that would
 /// take busybox's signals).
 const PROFILE: &str = "export PS1='dom0:\\w# '
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin
-poweroff() { sync; busybox poweroff -f; }
-reboot() { sync; busybox reboot -f; }
-halt() { sync; busybox poweroff -f; }
+poweroff() { sync; umount /srv/xen 2>/dev/null; busybox poweroff -f; }
+reboot() { sync; umount /srv/xen 2>/dev/null; busybox reboot -f; }
+halt() { sync; umount /srv/xen 2>/dev/null; busybox poweroff -f; }
 ";
 
 /// Builds the dom0 image named `name` under `target/debian/`, with

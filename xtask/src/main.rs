@@ -44,6 +44,11 @@ COMMANDS:
             make a GRUB ISO and boot it in QEMU (software emulation) with
             the serial console on this terminal: dom0 starts xenstored and
             gives a root shell (`poweroff` ends it; Ctrl-A X quits QEMU).
+            dom0 gets a virtio disk (legacy INTx, `vectors=0`: MSI is not
+            implemented yet) with an ext4 filesystem that persists between
+            runs, target/dom0-disk.img (8 GiB sparse, made with mke2fs
+            from e2fsprogs on the first run), mounted at /srv/xen in dom0
+            for guest disk images; delete the file to start afresh.
             With --guest NAME, boots the small Rust test guest NAME as dom0
             instead (the old demo: `--guest hello`). Exits 0 if every domain
             powered off, 1 if one crashed, 2 on another QEMU status, 124 on
@@ -234,6 +239,44 @@ const DOM0_MEM: &str = "dom0_mem=512M";
 /// under software emulation).
 const DOM0_TIMEOUT_SECS: u64 = 600;
 
+/// dom0's persistent disk for `run`: its file name under the target
+/// directory, size (sparse) and ext4 label. dom0's `/init` mounts the
+/// filesystem with this label at `/srv/xen`.
+const DOM0_DISK: &str = "dom0-disk.img";
+const DOM0_DISK_SIZE: &str = "8G";
+
+/// The QEMU arguments that give dom0 its persistent disk: the image under
+/// the target directory, made with `mke2fs -t ext4` on the first run, on a
+/// virtio-blk device with legacy INTx only (`vectors=0`: xenish does not
+/// route MSI yet).
+fn dom0_disk() -> Result<Vec<String>, String> {
+    let path = images::target_dir().join(DOM0_DISK);
+    if !path.exists() {
+        // mke2fs lives in sbin, which a user's PATH may lack.
+        let mke2fs = tools::mke2fs().ok_or(
+            "dom0's disk needs mke2fs, from e2fsprogs: install it \
+             (Debian/Ubuntu: sudo apt-get install e2fsprogs; Fedora: sudo dnf install e2fsprogs)",
+        )?;
+        eprintln!("xtask: making dom0's disk {} ({DOM0_DISK_SIZE} sparse, ext4)...", path.display());
+        let made = Command::new(&mke2fs)
+            .args(["-q", "-t", "ext4", "-L", tests::dom0::DISK_LABEL])
+            .arg(&path)
+            .arg(DOM0_DISK_SIZE)
+            .status()
+            .map_err(|e| format!("{}: {e}", mke2fs.display()))?;
+        if !made.success() {
+            let _ = std::fs::remove_file(&path);
+            return Err(format!("{} {} failed ({made})", mke2fs.display(), path.display()));
+        }
+    }
+    Ok(vec![
+        "-drive".into(),
+        format!("file={},if=none,id=dom0disk,format=raw", path.display()),
+        "-device".into(),
+        "virtio-blk-pci,drive=dom0disk,vectors=0".into(),
+    ])
+}
+
 /// Builds the toolstack's static binaries and points the dom0 image
 /// builder at them.
 fn build_tools() -> Result<PathBuf, String> {
@@ -285,7 +328,11 @@ fn boot_for(images: &Images, o: &Opts) -> Result<Boot, String> {
 
 fn run(o: &Opts) -> Result<ExitCode, String> {
     let images = build()?;
-    let boot = boot_for(&images, o)?;
+    let mut boot = boot_for(&images, o)?;
+    if o.guest.is_none() {
+        let disk = dom0_disk()?;
+        boot = boot.qemu_extra(&disk.iter().map(String::as_str).collect::<Vec<_>>());
+    }
     let work = images::target_dir().join("xtask-run");
     let iso = boot.make_iso(&work)?;
     // An interactive session runs until QEMU ends; anything else (a script,
