@@ -376,6 +376,13 @@ pub fn is_io_apic_frame(mfn: u64) -> bool {
     with(|r| r.apics.iter().any(|a| a.address >> 12 == mfn)).unwrap_or(false)
 }
 
+/// Whether a PIRQ may have fired since the last [`take_pending`]: one
+/// plain load, for the hypervisor's entry path.
+#[inline(always)]
+pub fn any_pending() -> bool {
+    PENDING.load(Ordering::Relaxed) || cfg!(test)
+}
+
 /// The PIRQs that fired since the last call (empty at once when none did).
 pub fn take_pending() -> Vec<Owner> {
     // (Host tests run in parallel with a table each: the flag is shared.)

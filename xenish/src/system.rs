@@ -408,7 +408,17 @@ impl System {
     /// Device interrupts arrived: raise each PIRQ's port at its domain
     /// (Xen's `send_guest_pirq`). A blocked vCPU wakes on the next timer
     /// check, as for any event.
+    #[inline(always)]
     pub fn deliver_pirqs(&mut self, mem: &mut dyn MachineMemory) {
+        if crate::irq::any_pending() {
+            self.deliver_pending_pirqs(mem);
+        }
+    }
+
+    /// [`Self::deliver_pirqs`] once a device interrupt was seen.
+    #[cold]
+    #[inline(never)]
+    fn deliver_pending_pirqs(&mut self, mem: &mut dyn MachineMemory) {
         for owner in crate::irq::take_pending() {
             let Some(d) = self.domains.iter_mut().find(|d| d.id == owner.domid && d.is_running()) else { continue };
             if let Some(port) = d.pirqs.mapping(owner.pirq).map(|m| m.port).filter(|&p| p != 0) {
