@@ -11,7 +11,8 @@ use spin::{Mutex, MutexGuard};
 use super::memory::DirectMap;
 use super::{apic, clock, cpu, entry, fpu, gdt, ipi, serial};
 use crate::domain::{Domain, SegmentState};
-use crate::hypercall::{E820Entry, Platform, Segment, TlbFlush};
+use crate::flush::FlushReq;
+use crate::hypercall::{E820Entry, Platform, Segment};
 use crate::mm::frame_table::FrameTable;
 use crate::mm::m2p::M2p;
 use crate::mm::{FramePool, Mfn};
@@ -244,6 +245,9 @@ fn enter(frame: &mut TrapFrame, handler: impl FnOnce(&mut System, &mut TrapFrame
         poll_console(system);
         system.deliver_pirqs(&mut memory());
         let action = handler(system, frame, now, tsc, &mut memory());
+        // Under the lock: no CPU may take a freed or retyped frame before
+        // every CPU that could reach it through its TLB has flushed.
+        flush_tlb(&action.tlb);
         arm_timer(system);
         (action, previous)
     };
@@ -275,6 +279,15 @@ fn poll_console(system: &mut System) {
     }
 }
 
+/// Carries out the TLB maintenance an entry asked for, on the CPUs it
+/// named (locally when the running CPU is one, by shootdown for others).
+#[inline]
+fn flush_tlb(req: &FlushReq) {
+    if let Some((cpus, flags, va)) = req.request() {
+        ipi::flush_mask(cpus, flags, va);
+    }
+}
+
 /// Carries out an action for a frame that will be returned to by the entry
 /// stub (returns normally), or diverges for idle and power-off.
 fn carry_out_inline(action: Action, previous: Option<VcpuRef>, frame: &mut TrapFrame) {
@@ -283,12 +296,6 @@ fn carry_out_inline(action: Action, previous: Option<VcpuRef>, frame: &mut TrapF
     }
     if action.reload_gdt {
         reload_current_gdt();
-    }
-    match action.tlb {
-        TlbFlush::None => {}
-        TlbFlush::Page(va) => cpu::invlpg(va),
-        // SAFETY: reloading the current CR3 only flushes the TLB.
-        TlbFlush::All => unsafe { cpu::write_cr3(cpu::read_cr3()) },
     }
     match action.next {
         Next::Resume => {}
