@@ -283,7 +283,12 @@ fn poll_console(system: &mut System) {
 /// named (locally when the running CPU is one, by shootdown for others).
 #[inline]
 fn flush_tlb(req: &FlushReq) {
-    if let Some((cpus, flags, va)) = req.request() {
+    let Some((cpus, flags, va)) = req.request() else { return };
+    // The common case, and every case on one CPU: this CPU alone, without
+    // the shootdown machinery (and its walk of the online CPUs).
+    if cpus.without(super::percpu::cpu_index()).is_empty() {
+        ipi::local_flush(flags, va);
+    } else {
         ipi::flush_mask(cpus, flags, va);
     }
 }
