@@ -29,13 +29,35 @@ use crate::sched::VcpuRef;
 pub struct FlushReq {
     /// What to flush.
     pub what: TlbFlush,
-    /// Where.
+    /// Where (besides the running CPU if [`Self::local`]).
     pub cpus: CpuMask,
+    /// Whether the CPU that handles the entry flushes too (`*_LOCAL`,
+    /// `UVMF_LOCAL`: the caller's own CPU, whichever it is).
+    pub local: bool,
 }
 
 impl FlushReq {
     /// Nothing to flush.
-    pub const NONE: FlushReq = FlushReq { what: TlbFlush::None, cpus: CpuMask::EMPTY };
+    pub const NONE: FlushReq = FlushReq { what: TlbFlush::None, cpus: CpuMask::EMPTY, local: false };
+
+    /// Adds `what` on the running CPU.
+    #[inline]
+    pub fn add_local(&mut self, what: TlbFlush) {
+        if what != TlbFlush::None {
+            self.what = self.what.and(what);
+            self.local = true;
+        }
+    }
+
+    /// The CPUs to flush when `me` handles the entry.
+    #[inline]
+    pub fn cpus_from(&self, me: usize) -> CpuMask {
+        if self.local {
+            self.cpus.with(me)
+        } else {
+            self.cpus
+        }
+    }
 
     /// Adds `what` on `cpus`: the union of the CPUs, and what covers
     /// both (two different pages make a full flush). No CPU, or nothing
@@ -55,14 +77,16 @@ impl FlushReq {
         self.what == TlbFlush::None
     }
 
-    /// The flush as `ipi::flush_mask` takes it: the CPUs, the flags
-    /// ([`FLUSH_TLB`] or [`FLUSH_PAGE`]) and the page; `None` for nothing.
-    pub fn request(&self) -> Option<(CpuMask, u32, u64)> {
+    /// The flush as `ipi::flush_mask` takes it when CPU `me` handles the
+    /// entry: the CPUs, the flags ([`FLUSH_TLB`] or [`FLUSH_PAGE`]) and the
+    /// page; `None` for nothing.
+    pub fn request(&self, me: usize) -> Option<(CpuMask, u32, u64)> {
+        let cpus = self.cpus_from(me);
         match self.what {
             TlbFlush::None => None,
-            _ if self.cpus.is_empty() => None,
-            TlbFlush::Page(va) => Some((self.cpus, FLUSH_PAGE, va)),
-            TlbFlush::All => Some((self.cpus, FLUSH_TLB, 0)),
+            _ if cpus.is_empty() => None,
+            TlbFlush::Page(va) => Some((cpus, FLUSH_PAGE, va)),
+            TlbFlush::All => Some((cpus, FLUSH_TLB, 0)),
         }
     }
 }
@@ -177,14 +201,22 @@ mod tests {
     fn requests_merge_and_drop_what_reaches_no_cpu() {
         let mut r = FlushReq::NONE;
         r.add(TlbFlush::All, CpuMask::EMPTY);
-        assert!(r.is_none() && r.request().is_none(), "no CPU: nothing to do");
+        assert!(r.is_none() && r.request(0).is_none(), "no CPU: nothing to do");
         r.add(TlbFlush::None, CpuMask::of(3));
         assert!(r.is_none());
         r.add(TlbFlush::Page(0x5000), CpuMask::of(0));
-        assert_eq!(r.request(), Some((CpuMask::of(0), FLUSH_PAGE, 0x5000)));
+        assert_eq!(r.request(1), Some((CpuMask::of(0), FLUSH_PAGE, 0x5000)));
         r.add(TlbFlush::Page(0x5000), CpuMask::of(2));
-        assert_eq!(r.request(), Some((CpuMask::of(0).with(2), FLUSH_PAGE, 0x5000)));
+        assert_eq!(r.request(1), Some((CpuMask::of(0).with(2), FLUSH_PAGE, 0x5000)));
         r.add(TlbFlush::Page(0x6000), CpuMask::of(2));
-        assert_eq!(r.request(), Some((CpuMask::of(0).with(2), FLUSH_TLB, 0)), "two pages: all");
+        assert_eq!(r.request(1), Some((CpuMask::of(0).with(2), FLUSH_TLB, 0)), "two pages: all");
+        // A local flush is the handling CPU's, whichever that is.
+        let mut l = FlushReq::NONE;
+        l.add_local(TlbFlush::None);
+        assert!(l.request(3).is_none());
+        l.add_local(TlbFlush::Page(0x7000));
+        assert_eq!(l.request(3), Some((CpuMask::of(3), FLUSH_PAGE, 0x7000)));
+        l.add(TlbFlush::Page(0x7000), CpuMask::of(1));
+        assert_eq!(l.request(3), Some((CpuMask::of(1).with(3), FLUSH_PAGE, 0x7000)));
     }
 }

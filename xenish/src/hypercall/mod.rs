@@ -236,8 +236,7 @@ impl Ctx<'_> {
     /// Flushes `what` on the calling vCPU's CPU only (`*_LOCAL`).
     #[inline]
     pub fn flush_local(&mut self, what: TlbFlush) {
-        let cpus = crate::flush::vcpu_dirty_cpus(self.domain, self.vcpu);
-        self.tlb.add(what, cpus);
+        self.tlb.add_local(what);
     }
 }
 
@@ -591,7 +590,8 @@ pub(crate) mod tests {
                 lifecycle: &mut self.lifecycle,
             };
             let outcome = dispatch(&mut ctx, nr, args);
-            (self.tlb, self.tlb_cpus) = (ctx.tlb.what, ctx.tlb.cpus);
+            // The caller runs on CPU 0.
+            (self.tlb, self.tlb_cpus) = (ctx.tlb.what, ctx.tlb.cpus_from(0));
             self.reload_gdt = ctx.reload_gdt;
             self.audit();
             outcome

@@ -64,8 +64,7 @@ pub fn work_pending() -> bool {
 }
 
 /// Flushes the local TLB as a shootdown asks.
-#[inline]
-pub fn local_flush(flags: u32, va: u64) {
+fn local_flush(flags: u32, va: u64) {
     if flags & FLUSH_TLB != 0 {
         // SAFETY: reloading the current CR3 only flushes the TLB.
         unsafe { cpu::write_cr3(cpu::read_cr3()) };

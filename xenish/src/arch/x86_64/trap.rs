@@ -12,7 +12,7 @@ use super::memory::DirectMap;
 use super::{apic, clock, cpu, entry, fpu, gdt, ipi, serial};
 use crate::domain::{Domain, SegmentState};
 use crate::flush::FlushReq;
-use crate::hypercall::{E820Entry, Platform, Segment};
+use crate::hypercall::{E820Entry, Platform, Segment, TlbFlush};
 use crate::mm::frame_table::FrameTable;
 use crate::mm::m2p::M2p;
 use crate::mm::{FramePool, Mfn};
@@ -247,7 +247,7 @@ fn enter(frame: &mut TrapFrame, handler: impl FnOnce(&mut System, &mut TrapFrame
         let action = handler(system, frame, now, tsc, &mut memory());
         // Under the lock: no CPU may take a freed or retyped frame before
         // every CPU that could reach it through its TLB has flushed.
-        flush_tlb(&action.tlb);
+        flush_tlb(&action.tlb, system.this_cpu);
         arm_timer(system);
         (action, previous)
     };
@@ -279,16 +279,26 @@ fn poll_console(system: &mut System) {
     }
 }
 
-/// Carries out the TLB maintenance an entry asked for, on the CPUs it
-/// named (locally when the running CPU is one, by shootdown for others).
+/// Carries out the TLB maintenance an entry handled on CPU `me` asked
+/// for, on the CPUs it named (locally when `me` is one, by shootdown for
+/// the others).
 #[inline]
-fn flush_tlb(req: &FlushReq) {
-    let Some((cpus, flags, va)) = req.request() else { return };
+fn flush_tlb(req: &FlushReq, me: usize) {
+    if req.is_none() {
+        return;
+    }
     // The common case, and every case on one CPU: this CPU alone, without
     // the shootdown machinery (and its walk of the online CPUs).
-    if cpus.without(super::percpu::cpu_index()).is_empty() {
-        ipi::local_flush(flags, va);
-    } else {
+    if req.cpus.without(me).is_empty() {
+        if req.local || req.cpus.contains(me) {
+            match req.what {
+                TlbFlush::None => {}
+                TlbFlush::Page(va) => cpu::invlpg(va),
+                // SAFETY: reloading the current CR3 only flushes the TLB.
+                TlbFlush::All => unsafe { cpu::write_cr3(cpu::read_cr3()) },
+            }
+        }
+    } else if let Some((cpus, flags, va)) = req.request(me) {
         ipi::flush_mask(cpus, flags, va);
     }
 }
