@@ -24,36 +24,34 @@ use crate::hypercall::TlbFlush;
 use crate::ipi::{CpuMask, FLUSH_PAGE, FLUSH_TLB};
 use crate::sched::VcpuRef;
 
+/// The pseudo-CPU "whichever CPU handles the entry" in a [`FlushReq`]'s
+/// mask (`*_LOCAL`, `UVMF_LOCAL`): never a real CPU (xenish starts fewer).
+pub const LOCAL_CPU: usize = 63;
+
 /// TLB maintenance and the CPUs it must reach.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct FlushReq {
     /// What to flush.
     pub what: TlbFlush,
-    /// Where (besides the running CPU if [`Self::local`]).
+    /// Where; [`LOCAL_CPU`] stands for the CPU that handles the entry.
     pub cpus: CpuMask,
-    /// Whether the CPU that handles the entry flushes too (`*_LOCAL`,
-    /// `UVMF_LOCAL`: the caller's own CPU, whichever it is).
-    pub local: bool,
 }
 
 impl FlushReq {
     /// Nothing to flush.
-    pub const NONE: FlushReq = FlushReq { what: TlbFlush::None, cpus: CpuMask::EMPTY, local: false };
+    pub const NONE: FlushReq = FlushReq { what: TlbFlush::None, cpus: CpuMask::EMPTY };
 
-    /// Adds `what` on the running CPU.
+    /// Adds `what` on the CPU that handles the entry.
     #[inline]
     pub fn add_local(&mut self, what: TlbFlush) {
-        if what != TlbFlush::None {
-            self.what = self.what.and(what);
-            self.local = true;
-        }
+        self.add(what, CpuMask::of(LOCAL_CPU));
     }
 
-    /// The CPUs to flush when `me` handles the entry.
+    /// The CPUs to flush when CPU `me` handles the entry.
     #[inline]
     pub fn cpus_from(&self, me: usize) -> CpuMask {
-        if self.local {
-            self.cpus.with(me)
+        if self.cpus.contains(LOCAL_CPU) {
+            self.cpus.without(LOCAL_CPU).with(me)
         } else {
             self.cpus
         }

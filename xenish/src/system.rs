@@ -36,9 +36,6 @@ pub struct Action {
     /// The vCPU that entered toggled between guest kernel and user mode:
     /// swap its GS bases (the guest's `swapgs`) before anything else.
     pub toggled: bool,
-    /// TLB maintenance the entry needs, and on which CPUs: carried out
-    /// before the entry ends (before the big lock is released).
-    pub tlb: FlushReq,
     /// The current vCPU's descriptor table changed: load it again.
     pub reload_gdt: bool,
     /// What runs next.
@@ -68,7 +65,7 @@ pub enum Next {
 
 impl Next {
     fn with_toggle(self, toggled: bool) -> Action {
-        Action { toggled, tlb: FlushReq::NONE, reload_gdt: false, next: self }
+        Action { toggled, reload_gdt: false, next: self }
     }
 }
 
@@ -84,6 +81,10 @@ pub struct System {
     /// The vCPU whose page tables the CPU's CR3 holds (`None`: the
     /// hypervisor's own, loaded while it idles), for the dirty masks.
     loaded: Option<VcpuRef>,
+    /// TLB maintenance the entry being handled needs, and on which CPUs:
+    /// the arch layer carries it out (and clears it) before the entry ends,
+    /// before the big lock is released.
+    pub flush: FlushReq,
     /// The hypervisor clock guests' time is published from.
     pub clock: Clock,
     /// The run queue.
@@ -137,6 +138,7 @@ impl System {
             current: None,
             this_cpu: 0,
             loaded: None,
+            flush: FlushReq::NONE,
             clock,
             sched,
             m2p,
@@ -212,7 +214,7 @@ impl System {
                 now_ns,
                 peers,
                 frames,
-                tlb: crate::flush::FlushReq::NONE,
+                tlb: FlushReq::NONE,
                 m2p,
                 sched,
                 reload_gdt: false,
@@ -237,7 +239,8 @@ impl System {
         };
         self.settle(mem);
         let mut action = self.finish(decision, was_kernel, frame, now_ns, tsc, mem);
-        (action.tlb, action.reload_gdt) = (tlb, reload_gdt);
+        action.reload_gdt = reload_gdt;
+        self.flush = tlb;
         // A new base pointer (MMUEXT_NEW_BASEPTR) for the running mode
         // takes effect on the way back to the guest.
         if action.next == Next::Resume {

@@ -247,7 +247,9 @@ fn enter(frame: &mut TrapFrame, handler: impl FnOnce(&mut System, &mut TrapFrame
         let action = handler(system, frame, now, tsc, &mut memory());
         // Under the lock: no CPU may take a freed or retyped frame before
         // every CPU that could reach it through its TLB has flushed.
-        flush_tlb(&action.tlb, system.this_cpu);
+        if !system.flush.is_none() {
+            flush_tlb(&core::mem::take(&mut system.flush), system.this_cpu);
+        }
         arm_timer(system);
         (action, previous)
     };
@@ -282,15 +284,12 @@ fn poll_console(system: &mut System) {
 /// Carries out the TLB maintenance an entry handled on CPU `me` asked
 /// for, on the CPUs it named (locally when `me` is one, by shootdown for
 /// the others).
-#[inline]
 fn flush_tlb(req: &FlushReq, me: usize) {
-    if req.is_none() {
-        return;
-    }
     // The common case, and every case on one CPU: this CPU alone, without
     // the shootdown machinery (and its walk of the online CPUs).
-    if req.cpus.without(me).is_empty() {
-        if req.local || req.cpus.contains(me) {
+    let cpus = req.cpus_from(me);
+    if cpus.without(me).is_empty() {
+        if cpus.contains(me) {
             match req.what {
                 TlbFlush::None => {}
                 TlbFlush::Page(va) => cpu::invlpg(va),
