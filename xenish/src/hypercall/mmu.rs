@@ -22,7 +22,7 @@ use guest_abi::xen::{
 };
 use zerocopy::{FromBytes, IntoBytes};
 
-use super::mmuext_op::{flush, vcpumask_to_cpus, Scope};
+use super::mmuext_op::vcpumask_to_cpus;
 use super::xsm::Action;
 use super::{Ctx, HcResult, Outcome, Peers, TlbFlush};
 use crate::domain::{DomId, Domain};
@@ -71,12 +71,14 @@ fn serve(ctx: &mut Ctx, va: u64, pte: u64, flags: u64, owner: PgOwner) -> HcResu
     // The rest of the flags say where: this CPU, the domain's dirty CPUs,
     // or (UVMF_MULTI) a guest pointer to a vCPU mask, whose fault is
     // `-EFAULT` here (Xen's do_update_va_mapping).
-    let scope = match flags & !u64::from(UVMF_FLUSHTYPE_MASK) {
-        0 => Scope::Local,
-        s if s == u64::from(UVMF_ALL) => Scope::Domain,
-        ptr => Scope::Cpus(vcpumask_to_cpus(ctx, ptr).map_err(|_| XenError::Efault)?),
-    };
-    flush(ctx, what, scope)?;
+    match flags & !u64::from(UVMF_FLUSHTYPE_MASK) {
+        0 => ctx.flush_local(what),
+        s if s == u64::from(UVMF_ALL) => ctx.flush_dirty(what),
+        ptr => {
+            let cpus = vcpumask_to_cpus(ctx, ptr).map_err(|_| XenError::Efault)?;
+            ctx.tlb.add(what, cpus);
+        }
+    }
     Ok(0)
 }
 

@@ -105,7 +105,7 @@ fn own_state_op(ctx: &mut Ctx, owner: PgOwner, cmd: u32, op: MmuextOp) -> Result
 
 /// Which CPUs a guest's flush request reaches.
 #[derive(Clone, Copy)]
-pub(super) enum Scope {
+enum Scope {
     /// The caller's own CPU (`*_LOCAL`, `UVMF_LOCAL`).
     Local,
     /// Every CPU the caller's domain may have cached translations on
@@ -117,7 +117,8 @@ pub(super) enum Scope {
 
 /// Asks for TLB maintenance on `scope`'s CPUs before the entry ends
 /// (several different ones in a batch make a full flush).
-pub(super) fn flush(ctx: &mut Ctx, what: TlbFlush, scope: Scope) -> Result<(), XenError> {
+#[inline]
+fn flush(ctx: &mut Ctx, what: TlbFlush, scope: Scope) -> Result<(), XenError> {
     match scope {
         Scope::Local => ctx.flush_local(what),
         Scope::Domain => ctx.flush_dirty(what),
@@ -142,6 +143,7 @@ fn flush_page(ctx: &mut Ctx, va: u64, scope: Scope) -> Result<(), XenError> {
 /// vCPUs it names (a vCPU that never ran adds none; the caller, if named,
 /// adds its own CPU: Linux's `xen_flush_tlb_multi` keeps itself in the
 /// mask).
+#[inline(never)]
 pub(super) fn vcpumask_to_cpus(ctx: &mut Ctx, vcpumask: u64) -> Result<CpuMask, XenError> {
     let max = u64::from(ctx.domain.max_vcpus).min(ctx.domain.vcpus.len() as u64);
     let mut cpus = CpuMask::EMPTY;

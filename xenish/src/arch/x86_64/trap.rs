@@ -284,18 +284,18 @@ fn poll_console(system: &mut System) {
 /// Carries out the TLB maintenance an entry handled on CPU `me` asked
 /// for, on the CPUs it named (locally when `me` is one, by shootdown for
 /// the others).
+#[inline]
 fn flush_tlb(req: &FlushReq, me: usize) {
-    // The common case, and every case on one CPU: this CPU alone, without
-    // the shootdown machinery (and its walk of the online CPUs).
-    let cpus = req.cpus_from(me);
-    if cpus.without(me).is_empty() {
-        if cpus.contains(me) {
-            match req.what {
-                TlbFlush::None => {}
-                TlbFlush::Page(va) => cpu::invlpg(va),
-                // SAFETY: reloading the current CR3 only flushes the TLB.
-                TlbFlush::All => unsafe { cpu::write_cr3(cpu::read_cr3()) },
-            }
+    // A request is never for no CPU (FlushReq::add drops those), so one
+    // naming no CPU but this one (or the handling CPU) is for this one:
+    // the common case, and every case on one CPU, without the shootdown
+    // machinery.
+    if req.cpus.without(crate::flush::LOCAL_CPU).without(me).is_empty() {
+        match req.what {
+            TlbFlush::None => {}
+            TlbFlush::Page(va) => cpu::invlpg(va),
+            // SAFETY: reloading the current CR3 only flushes the TLB.
+            TlbFlush::All => unsafe { cpu::write_cr3(cpu::read_cr3()) },
         }
     } else if let Some((cpus, flags, va)) = req.request(me) {
         ipi::flush_mask(cpus, flags, va);
