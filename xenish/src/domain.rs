@@ -9,6 +9,7 @@ use guest_abi::vcpu as vcpu_abi;
 use crate::console::GuestConsole;
 use crate::evtchn::EvtchnTable;
 use crate::gnttab::GrantTable;
+use crate::ipi::CpuMask;
 use crate::mm::frame_table::PageList;
 use crate::mm::Mfn;
 use crate::regs::TrapFrame;
@@ -109,6 +110,10 @@ pub struct Vcpu {
     /// `XEN_DOMCTL_setvcpucontext` or `VCPUOP_initialise`. Only an
     /// initialised vCPU may come up.
     pub initialised: bool,
+    /// The CPU whose CR3 last held this vCPU's page tables and may still
+    /// cache its translations (Xen's `dirty_cpu`; `None`: clean). Kept by
+    /// [`crate::flush::note_loaded`].
+    pub dirty_cpu: Option<usize>,
     /// The guest registers while the vCPU is not running.
     pub regs: TrapFrame,
     /// The kernel-mode top-level page table (it holds an L4 type
@@ -286,6 +291,7 @@ impl Vcpu {
             id,
             down: false,
             initialised: true,
+            dirty_cpu: None,
             regs,
             kernel_l4,
             user_l4: None,
@@ -483,6 +489,10 @@ pub struct Domain {
     pub vcpus: Vec<Vcpu>,
     /// Event channels.
     pub evtchn: EvtchnTable,
+    /// The CPUs that may cache this domain's translations (Xen's
+    /// `dirty_cpumask`): where its flushes go. Kept by
+    /// [`crate::flush::note_loaded`].
+    pub dirty_cpus: CpuMask,
     /// A domU's console ring page and the port it raises to have it drained.
     pub console_ring: Option<(Mfn, u32)>,
     /// Grant table (v1) and the grant mappings the domain holds.
@@ -583,6 +593,7 @@ impl Domain {
             console: if privileged { GuestConsole::unlimited(id) } else { GuestConsole::rate_limited(id) },
             vcpus: Vec::new(),
             evtchn: EvtchnTable::new(1),
+            dirty_cpus: CpuMask::EMPTY,
             console_ring: None,
             gnttab: GrantTable::new(),
             pit: crate::pit::Pit::new(),

@@ -74,6 +74,11 @@ impl CpuMask {
         CpuMask(self.0 & !CpuMask::of(cpu).0)
     }
 
+    /// The CPUs in either set.
+    pub fn or(self, other: CpuMask) -> CpuMask {
+        CpuMask(self.0 | other.0)
+    }
+
     /// The CPUs in both sets.
     pub fn and(self, other: CpuMask) -> CpuMask {
         CpuMask(self.0 & other.0)

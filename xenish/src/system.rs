@@ -13,7 +13,8 @@ use alloc::vec::Vec;
 
 use crate::domain::{Domain, DomainState, RUNSTATE_BLOCKED, RUNSTATE_OFFLINE, RUNSTATE_RUNNABLE, RUNSTATE_RUNNING};
 use crate::evtchn;
-use crate::hypercall::{self, Ctx, Outcome, Peers, Platform, TlbFlush};
+use crate::flush::{self, FlushReq};
+use crate::hypercall::{self, Ctx, Outcome, Peers, Platform};
 use crate::lifecycle::{self, Lifecycle, Resources};
 use crate::mm::frame_table::FrameTable;
 use crate::mm::m2p::M2p;
@@ -35,8 +36,6 @@ pub struct Action {
     /// The vCPU that entered toggled between guest kernel and user mode:
     /// swap its GS bases (the guest's `swapgs`) before anything else.
     pub toggled: bool,
-    /// TLB maintenance for a page-table change the entry made.
-    pub tlb: TlbFlush,
     /// The current vCPU's descriptor table changed: load it again.
     pub reload_gdt: bool,
     /// What runs next.
@@ -66,7 +65,7 @@ pub enum Next {
 
 impl Next {
     fn with_toggle(self, toggled: bool) -> Action {
-        Action { toggled, tlb: TlbFlush::None, reload_gdt: false, next: self }
+        Action { toggled, reload_gdt: false, next: self }
     }
 }
 
@@ -76,6 +75,16 @@ pub struct System {
     pub domains: Vec<Domain>,
     /// The vCPU on the CPU, or `None` while idle.
     pub current: Option<VcpuRef>,
+    /// The CPU the entry being handled came from (the one that holds the
+    /// big lock): whose CR3 [`Self::loaded`] describes.
+    pub this_cpu: usize,
+    /// The vCPU whose page tables the CPU's CR3 holds (`None`: the
+    /// hypervisor's own, loaded while it idles), for the dirty masks.
+    loaded: Option<VcpuRef>,
+    /// TLB maintenance the entry being handled needs, and on which CPUs:
+    /// the arch layer carries it out (and clears it) before the entry ends,
+    /// before the big lock is released.
+    pub flush: FlushReq,
     /// The hypervisor clock guests' time is published from.
     pub clock: Clock,
     /// The run queue.
@@ -106,8 +115,11 @@ impl System {
         clock: Clock,
         m2p: M2p,
         frames: Box<dyn FramePool + Send>,
-        ft: FrameTable,
+        mut ft: FrameTable,
     ) -> Self {
+        // The builders' page tables: no CPU has run a guest yet, so none
+        // holds a stale translation of them.
+        ft.take_retyped();
         let mut sched = Scheduler::new();
         let mut list = Vec::with_capacity(domains.len());
         for (i, (d, params)) in domains.into_iter().enumerate() {
@@ -124,6 +136,9 @@ impl System {
         System {
             domains: list,
             current: None,
+            this_cpu: 0,
+            loaded: None,
+            flush: FlushReq::NONE,
             clock,
             sched,
             m2p,
@@ -180,7 +195,7 @@ impl System {
             Some(v) => (v.kernel_mode, Some(v.current_l4())),
             None => (false, None),
         };
-        let (mut tlb, mut reload_gdt) = (TlbFlush::None, false);
+        let (mut tlb, mut reload_gdt) = (FlushReq::NONE, false);
         // A `syscall` from 32-bit code is never a hypercall: Xen's
         // cstar_enter bounces it to the guest kernel in either mode.
         let decision = if !was_kernel || frame.cs == traps::FLAT_USER_CS32 {
@@ -199,7 +214,7 @@ impl System {
                 now_ns,
                 peers,
                 frames,
-                tlb: TlbFlush::None,
+                tlb: FlushReq::NONE,
                 m2p,
                 sched,
                 reload_gdt: false,
@@ -224,7 +239,8 @@ impl System {
         };
         self.settle(mem);
         let mut action = self.finish(decision, was_kernel, frame, now_ns, tsc, mem);
-        (action.tlb, action.reload_gdt) = (tlb, reload_gdt);
+        action.reload_gdt = reload_gdt;
+        self.flush = tlb;
         // A new base pointer (MMUEXT_NEW_BASEPTR) for the running mode
         // takes effect on the way back to the guest.
         if action.next == Next::Resume {
@@ -288,6 +304,12 @@ impl System {
                     self.sched.remove(VcpuRef { domain: i, vcpu: v });
                 }
                 self.lifecycle.relinquish.push((id, lifecycle::Relinquish::default()));
+            }
+            // A CPU whose CR3 still holds the domain's tables could reach
+            // what the teardown frees: wait until each has switched away
+            // (a switch of CR3 flushes them).
+            if !torn_down && !d.dirty_cpus.is_empty() {
+                continue;
             }
             let mut res = Resources { ft: &mut self.ft, mem: &mut *mem, pool: &mut *self.frames, m2p: self.m2p };
             let step = if torn_down {
@@ -591,8 +613,24 @@ impl System {
     }
 
     /// Charges the current vCPU, saves it, and loads the scheduler's next
-    /// choice into `frame` (or idles, or powers off when every domain is down).
+    /// choice into `frame` (or idles, or powers off when every domain is
+    /// down); records which page tables the CPU will hold in the dirty
+    /// masks ([`flush::note_loaded`]).
     fn reschedule(&mut self, frame: &mut TrapFrame, now_ns: u64, tsc: u64, mem: &mut dyn MachineMemory) -> Next {
+        let next = self.pick_next(frame, now_ns, tsc, mem);
+        let loaded = match next {
+            Next::Switch(_) | Next::Resume | Next::Reload(_) => self.current,
+            // The idle loop loads the hypervisor's own table.
+            Next::Idle => None,
+            Next::PowerOff { .. } => self.loaded,
+        };
+        flush::note_loaded(&mut self.domains, self.this_cpu, self.loaded, loaded);
+        self.loaded = loaded;
+        next
+    }
+
+    /// [`Self::reschedule`]'s choice.
+    fn pick_next(&mut self, frame: &mut TrapFrame, now_ns: u64, tsc: u64, mem: &mut dyn MachineMemory) -> Next {
         let previous = self.current.take();
         if let Some(who) = previous {
             self.sched.charge(who, now_ns.saturating_sub(self.slice_start_ns));
@@ -614,9 +652,10 @@ impl System {
         }
         match self.sched.pick(now_ns) {
             Pick::Run { who, .. }
-                if !self.domains.get(who.domain).is_some_and(|d| {
-                    d.is_running() && d.vcpus.get(who.vcpu).is_some_and(|v| !v.down)
-                }) =>
+                if !self
+                    .domains
+                    .get(who.domain)
+                    .is_some_and(|d| d.is_running() && d.vcpus.get(who.vcpu).is_some_and(|v| !v.down)) =>
             {
                 // Paused, shut down or its vCPU down since it was queued:
                 // not a candidate.
@@ -775,6 +814,29 @@ mod tests {
         let mut frame = TrapFrame::default();
         let action = system.start(&mut frame, 0, 0, &mut mem);
         (system, frame, mem, w, action)
+    }
+
+    #[test]
+    fn the_cpu_is_dirty_for_the_domain_it_runs_and_clean_once_it_idles() {
+        use crate::ipi::CpuMask;
+        let (mut system, mut frame, mut mem, mut w) = started(|w| {
+            (w.dom.dirty_cpus, w.dom.vcpus[0].dirty_cpu) = (CpuMask::EMPTY, None);
+        });
+        assert_eq!((system.domains[0].dirty_cpus, system.domains[0].vcpus[0].dirty_cpu), (CpuMask::of(0), Some(0)));
+        let nr = guest_abi::xen::HYPERVISOR_SCHED_OP;
+        let a = hypercall(
+            &mut system,
+            &mut frame,
+            &mut mem,
+            &mut w,
+            10,
+            nr,
+            [u64::from(guest_abi::sched::SCHEDOP_BLOCK), 0],
+        );
+        assert_eq!(a.next, Next::Idle, "blocked with nothing pending");
+        // The idle loop loads the hypervisor's own table: nothing of the
+        // domain is left in this CPU's TLB.
+        assert_eq!((system.domains[0].dirty_cpus, system.domains[0].vcpus[0].dirty_cpu), (CpuMask::EMPTY, None));
     }
 
     const CALLBACK: u64 = 0xffff_ffff_8000_1000;

@@ -52,7 +52,7 @@ pub fn read(ctx: &mut Ctx, from: &XenctlBitmap, nbits: u32) -> Result<u64, XenEr
 #[cfg(test)]
 mod tests {
     use super::super::tests::{World, BUF_VA};
-    use super::super::{Ctx, Peers, TlbFlush};
+    use super::super::{Ctx, Peers};
     use super::*;
 
     fn with_ctx<R>(w: &mut World, f: impl FnOnce(&mut Ctx) -> R) -> R {
@@ -64,7 +64,7 @@ mod tests {
             now_ns: 0,
             peers: Peers::none(),
             frames: &mut w.pool,
-            tlb: TlbFlush::None,
+            tlb: crate::flush::FlushReq::NONE,
             m2p: super::super::tests::M2P,
             sched: &mut w.sched,
             reload_gdt: false,

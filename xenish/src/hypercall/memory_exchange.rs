@@ -214,7 +214,7 @@ impl Exchange {
             ctx.frames.free(mfn);
         }
         // The guest may have unmapped them without a flush.
-        ctx.tlb = ctx.tlb.and(TlbFlush::All);
+        ctx.tlb.add(TlbFlush::All, d.dirty_cpus);
         for &first in &extents {
             for k in 0..count {
                 let mfn = Mfn(first.0 + k);

@@ -235,8 +235,9 @@ fn release_extent(ctx: &mut Ctx, domid: DomId, order: u32, first: Mfn) -> bool {
         }
         ctx.frames.free(mfn);
         // The guest may have unmapped it without a flush: no stale
-        // translation may outlive the frame's next owner taking it.
-        ctx.tlb = ctx.tlb.and(TlbFlush::All);
+        // translation may outlive the frame's next owner taking it, on
+        // any CPU the owner's vCPUs ran on.
+        ctx.tlb.add(TlbFlush::All, d.dirty_cpus);
     }
     true
 }

@@ -18,10 +18,11 @@ use guest_abi::arch_x86::GuestHandle;
 use guest_abi::errno::XenError;
 use guest_abi::xen::{
     MmuUpdate, MMU_MACHPHYS_UPDATE, MMU_NORMAL_PT_UPDATE, MMU_PT_UPDATE_NO_TRANSLATE, MMU_PT_UPDATE_PRESERVE_AD,
-    UVMF_FLUSHTYPE_MASK, UVMF_INVLPG, UVMF_TLB_FLUSH,
+    UVMF_ALL, UVMF_FLUSHTYPE_MASK, UVMF_INVLPG, UVMF_TLB_FLUSH,
 };
 use zerocopy::{FromBytes, IntoBytes};
 
+use super::mmuext_op::vcpumask_to_cpus;
 use super::xsm::Action;
 use super::{Ctx, HcResult, Outcome, Peers, TlbFlush};
 use crate::domain::{DomId, Domain};
@@ -60,13 +61,24 @@ fn serve(ctx: &mut Ctx, va: u64, pte: u64, flags: u64, owner: PgOwner) -> HcResu
             mmu.mod_entry(l1, 1, slot, pte, false, &rights, &pg)?
         }
     };
-    ctx.tlb = ctx.tlb.and(match flags & u64::from(UVMF_FLUSHTYPE_MASK) {
+    let what = match flags & u64::from(UVMF_FLUSHTYPE_MASK) {
         f if f == u64::from(UVMF_INVLPG) => TlbFlush::Page(va),
         f if f == u64::from(UVMF_TLB_FLUSH) => TlbFlush::All,
         // Without a flush the guest sees the change when its TLB allows,
         // as on Xen; a stale entry only concerns its own mappings.
-        _ => TlbFlush::None,
-    });
+        _ => return Ok(0),
+    };
+    // The rest of the flags say where: this CPU, the domain's dirty CPUs,
+    // or (UVMF_MULTI) a guest pointer to a vCPU mask, whose fault is
+    // `-EFAULT` here (Xen's do_update_va_mapping).
+    match flags & !u64::from(UVMF_FLUSHTYPE_MASK) {
+        0 => ctx.flush_local(what),
+        s if s == u64::from(UVMF_ALL) => ctx.flush_dirty(what),
+        ptr => {
+            let cpus = vcpumask_to_cpus(ctx, ptr).map_err(|_| XenError::Efault)?;
+            ctx.tlb.add(what, cpus);
+        }
+    }
     Ok(0)
 }
 
@@ -376,7 +388,7 @@ fn update_entry(ctx: &mut Ctx, owner: PgOwner, ma: u64, val: u64, preserve_ad: b
         }
     };
     if changed {
-        ctx.tlb = ctx.tlb.and(TlbFlush::All);
+        ctx.flush_dirty(TlbFlush::All);
     }
     Ok(())
 }

@@ -22,6 +22,7 @@ use guest_abi::xen::{
 use super::mmu::{owner_domain, pg_owner, Batch, PgOwner};
 use super::{Ctx, Outcome, TlbFlush};
 use crate::guest_access::{is_canonical, is_guest_addr};
+use crate::ipi::CpuMask;
 use crate::mm::frame_table::{Owner, PageType};
 use crate::mm::pt_validate::{MapRights, Mmu};
 use crate::mm::{Mfn, PAGE_SIZE};
@@ -82,36 +83,55 @@ fn own_state_op(ctx: &mut Ctx, owner: PgOwner, cmd: u32, op: MmuextOp) -> Result
     match cmd {
         MMUEXT_NEW_BASEPTR => new_baseptr(ctx, Mfn(op.arg1)),
         MMUEXT_NEW_USER_BASEPTR => new_user_baseptr(ctx, Mfn(op.arg1)),
-        MMUEXT_TLB_FLUSH_LOCAL | MMUEXT_TLB_FLUSH_ALL => flush(ctx, TlbFlush::All),
-        MMUEXT_TLB_FLUSH_MULTI => match vcpumask_targets_any(ctx, op.arg2)? {
-            true => flush(ctx, TlbFlush::All),
-            false => Ok(()),
-        },
-        // Xen ignores a non-canonical address (paging_invlpg).
-        MMUEXT_INVLPG_LOCAL => flush_page(ctx, op.arg1, is_canonical(op.arg1)),
-        MMUEXT_INVLPG_MULTI => {
-            let any = vcpumask_targets_any(ctx, op.arg2)?;
-            flush_page(ctx, op.arg1, any)
+        MMUEXT_TLB_FLUSH_LOCAL => flush(ctx, TlbFlush::All, Scope::Local),
+        MMUEXT_TLB_FLUSH_MULTI => {
+            let cpus = vcpumask_to_cpus(ctx, op.arg2)?;
+            flush(ctx, TlbFlush::All, Scope::Cpus(cpus))
         }
-        MMUEXT_INVLPG_ALL => flush_page(ctx, op.arg1, true),
+        MMUEXT_TLB_FLUSH_ALL => flush(ctx, TlbFlush::All, Scope::Domain),
+        // Xen ignores a non-canonical address (paging_invlpg).
+        MMUEXT_INVLPG_LOCAL if is_canonical(op.arg1) => flush_page(ctx, op.arg1, Scope::Local),
+        MMUEXT_INVLPG_LOCAL => Ok(()),
+        MMUEXT_INVLPG_MULTI => {
+            let cpus = vcpumask_to_cpus(ctx, op.arg2)?;
+            flush_page(ctx, op.arg1, Scope::Cpus(cpus))
+        }
+        MMUEXT_INVLPG_ALL => flush_page(ctx, op.arg1, Scope::Domain),
         MMUEXT_FLUSH_CACHE => flush_cache(ctx, XenError::Eacces),
         MMUEXT_FLUSH_CACHE_GLOBAL => flush_cache(ctx, XenError::Einval),
         _ => super::ldt::set_ldt(ctx, op.arg1, op.arg2 as u32),
     }
 }
 
-/// Asks for TLB maintenance on the way back to the guest (several
-/// different ones in a batch make a full flush).
-fn flush(ctx: &mut Ctx, what: TlbFlush) -> Result<(), XenError> {
-    ctx.tlb = ctx.tlb.and(what);
+/// Which CPUs a guest's flush request reaches.
+#[derive(Clone, Copy)]
+enum Scope {
+    /// The caller's own CPU (`*_LOCAL`, `UVMF_LOCAL`).
+    Local,
+    /// Every CPU the caller's domain may have cached translations on
+    /// (`*_ALL`, `UVMF_ALL`: Xen's `d->dirty_cpumask`).
+    Domain,
+    /// These (`*_MULTI`: the dirty CPUs of the vCPUs the guest named).
+    Cpus(CpuMask),
+}
+
+/// Asks for TLB maintenance on `scope`'s CPUs before the entry ends
+/// (several different ones in a batch make a full flush).
+#[inline]
+fn flush(ctx: &mut Ctx, what: TlbFlush, scope: Scope) -> Result<(), XenError> {
+    match scope {
+        Scope::Local => ctx.flush_local(what),
+        Scope::Domain => ctx.flush_dirty(what),
+        Scope::Cpus(cpus) => ctx.tlb.add(what, cpus),
+    }
     Ok(())
 }
 
-/// `INVLPG_*`: flushes `va` if `valid`, and only guest addresses (Xen's
-/// `__addr_ok`); anything else is a successful no-op.
-fn flush_page(ctx: &mut Ctx, va: u64, valid: bool) -> Result<(), XenError> {
-    if valid && is_guest_addr(va) {
-        flush(ctx, TlbFlush::Page(va))?;
+/// `INVLPG_*`: flushes `va` on `scope`'s CPUs, only guest addresses
+/// (Xen's `__addr_ok`); anything else is a successful no-op.
+fn flush_page(ctx: &mut Ctx, va: u64, scope: Scope) -> Result<(), XenError> {
+    if is_guest_addr(va) {
+        flush(ctx, TlbFlush::Page(va), scope)?;
     }
     Ok(())
 }
@@ -119,13 +139,14 @@ fn flush_page(ctx: &mut Ctx, va: u64, valid: bool) -> Result<(), XenError> {
 /// `*_MULTI`: reads the vCPU bitmap as Xen's `vcpumask_to_pcpumask`
 /// does, one `unsigned long` after another while its first bit names a
 /// vCPU below `max_vcpus`, stopping at the first set bit at or past it; a
-/// word that cannot be read is `-EINVAL`. Returns whether it names a vCPU
-/// that has run (whose CPU may hold its translations): every vCPU runs on
-/// this one CPU, so the flush is then local, and the mask may include the
-/// caller.
-fn vcpumask_targets_any(ctx: &mut Ctx, vcpumask: u64) -> Result<bool, XenError> {
+/// word that cannot be read is `-EINVAL`. Returns the dirty CPUs of the
+/// vCPUs it names (a vCPU that never ran adds none; the caller, if named,
+/// adds its own CPU: Linux's `xen_flush_tlb_multi` keeps itself in the
+/// mask).
+#[inline(never)]
+pub(super) fn vcpumask_to_cpus(ctx: &mut Ctx, vcpumask: u64) -> Result<CpuMask, XenError> {
     let max = u64::from(ctx.domain.max_vcpus).min(ctx.domain.vcpus.len() as u64);
-    let mut any = false;
+    let mut cpus = CpuMask::EMPTY;
     for word in 0.. {
         let bias = word * 64;
         if bias >= max {
@@ -137,12 +158,12 @@ fn vcpumask_targets_any(ctx: &mut Ctx, vcpumask: u64) -> Result<bool, XenError> 
             let id = bias + u64::from(bits.trailing_zeros());
             bits &= bits - 1;
             if id >= max {
-                return Ok(any);
+                return Ok(cpus);
             }
-            any |= ctx.domain.vcpus.get(id as usize).is_some_and(|v| v.initialised);
+            cpus = cpus.or(crate::flush::vcpu_dirty_cpus(ctx.domain, id as usize));
         }
     }
-    Ok(any)
+    Ok(cpus)
 }
 
 /// `FLUSH_CACHE{,_GLOBAL}`: for a domain allowed to flush caches (here:

@@ -49,7 +49,8 @@ use guest_abi::xen as abi;
 
 use crate::domain::{DomId, Domain};
 use crate::guest_access::GuestMemory;
-use crate::mm::frame_table::FrameTable;
+use crate::ipi::CpuMask;
+use crate::mm::frame_table::{FrameTable, Retyped};
 use crate::mm::m2p::M2p;
 use crate::mm::pt_validate::Mmu;
 use crate::mm::{FramePool, MachineMemory};
@@ -120,8 +121,9 @@ pub struct Ctx<'a> {
     /// Free machine frames, for what the caller asks the hypervisor to
     /// allocate (grant-table frames).
     pub frames: &'a mut dyn FramePool,
-    /// TLB maintenance the caller's page-table change needs.
-    pub tlb: TlbFlush,
+    /// TLB maintenance this call needs, and on which CPUs (carried out
+    /// once before the entry ends): see [`crate::flush`].
+    pub tlb: crate::flush::FlushReq,
     /// The machine-to-phys table (`MMU_MACHPHYS_UPDATE` writes it).
     pub m2p: M2p,
     /// The run queue, for the toolstack's scheduler parameters.
@@ -221,6 +223,21 @@ impl Ctx<'_> {
         let l4 = self.domain.vcpus.get(self.vcpu).map(|v| v.kernel_l4).unwrap_or(crate::mm::Mfn(u64::MAX));
         GuestMemory::new(self.mem, l4)
     }
+
+    /// Flushes `what` wherever the caller's domain may have cached
+    /// translations (its dirty CPUs): after a change to its mappings, or
+    /// to frames it may still reach through a stale entry.
+    #[inline]
+    pub fn flush_dirty(&mut self, what: TlbFlush) {
+        let cpus = self.domain.dirty_cpus;
+        self.tlb.add(what, cpus);
+    }
+
+    /// Flushes `what` on the calling vCPU's CPU only (`*_LOCAL`).
+    #[inline]
+    pub fn flush_local(&mut self, what: TlbFlush) {
+        self.tlb.add_local(what);
+    }
 }
 
 /// The result of a hypercall.
@@ -286,13 +303,33 @@ const TABLE: [Option<Handler>; 64] = {
 /// Serves hypercall `nr` with `args`; an unknown number is `-ENOSYS`
 /// (and named in the log, once).
 pub fn dispatch(ctx: &mut Ctx, nr: u64, args: [u64; 5]) -> Outcome {
-    match usize::try_from(nr).ok().and_then(|i| TABLE.get(i)).copied().flatten() {
+    let outcome = match usize::try_from(nr).ok().and_then(|i| TABLE.get(i)).copied().flatten() {
         Some(handler) => handler(ctx, args),
         None => {
             let nr = u32::try_from(nr).unwrap_or(u32::MAX);
             Outcome::Return(refusals::not_implemented(ctx.domain.id, nr, None).to_ret())
         }
+    };
+    if ctx.ft.retyped != Retyped::None {
+        flush_retyped(ctx);
     }
+    outcome
+}
+
+/// Frames became page tables or descriptor pages during the call: their
+/// owners' dirty CPUs flush before the guest runs again, so that no CPU
+/// keeps a writable translation of them from before.
+#[cold]
+#[inline(never)]
+fn flush_retyped(ctx: &mut Ctx) {
+    let me = ctx.domain.id;
+    let cpus = match ctx.ft.take_retyped() {
+        Retyped::None => return,
+        Retyped::Owner(id) if id == me => ctx.domain.dirty_cpus,
+        Retyped::Owner(id) => ctx.peers.iter().find(|d| d.id == id).map_or(CpuMask::EMPTY, |d| d.dirty_cpus),
+        Retyped::Several => ctx.peers.iter().fold(ctx.domain.dirty_cpus, |m, d| m.or(d.dirty_cpus)),
+    };
+    ctx.tlb.add(TlbFlush::All, cpus);
 }
 
 #[cfg(test)]
@@ -421,6 +458,8 @@ pub(crate) mod tests {
         pub now_ns: u64,
         /// The TLB maintenance the last call asked for.
         pub tlb: TlbFlush,
+        /// The CPUs it asked it for.
+        pub tlb_cpus: crate::ipi::CpuMask,
         pub lifecycle: crate::lifecycle::Lifecycle,
         /// The calling vCPU of `dom` (0 unless a test changes it).
         pub vcpu: usize,
@@ -487,6 +526,8 @@ pub(crate) mod tests {
             mmu.pin(l4, 4, &MapRights::of(d)).unwrap();
             mmu.get_page_and_type(l4, &MapRights::of(d), crate::mm::frame_table::PageType::L4).unwrap();
         }
+        // As a builder's: no CPU has run the domain yet.
+        ft.take_retyped();
     }
 
     impl World {
@@ -503,6 +544,13 @@ pub(crate) mod tests {
             let TestDomain { domain: mut dom, owned } = test_domain(0, privileged, 0..10, Some(Mfn(0)), Mfn(8));
             let mut ft = table(NR_FRAMES);
             install(&mut ft, &mut mem, &mut dom, owned);
+            // The caller runs on CPU 0: its flushes go there.
+            crate::flush::note_loaded(
+                core::slice::from_mut(&mut dom),
+                0,
+                None,
+                Some(crate::sched::VcpuRef { domain: 0, vcpu: 0 }),
+            );
             World {
                 dom,
                 peers: Vec::new(),
@@ -518,6 +566,7 @@ pub(crate) mod tests {
                 ft,
                 now_ns: 1_000_000,
                 tlb: TlbFlush::None,
+                tlb_cpus: crate::ipi::CpuMask::EMPTY,
                 lifecycle: crate::lifecycle::Lifecycle::default(),
                 vcpu: 0,
                 limit_lowered: false,
@@ -533,7 +582,7 @@ pub(crate) mod tests {
                 now_ns: self.now_ns,
                 peers: Peers { before: &mut [], after: &mut self.peers },
                 frames: &mut self.pool,
-                tlb: TlbFlush::None,
+                tlb: crate::flush::FlushReq::NONE,
                 m2p: M2P,
                 sched: &mut self.sched,
                 reload_gdt: false,
@@ -541,7 +590,8 @@ pub(crate) mod tests {
                 lifecycle: &mut self.lifecycle,
             };
             let outcome = dispatch(&mut ctx, nr, args);
-            self.tlb = ctx.tlb;
+            // The caller runs on CPU 0.
+            (self.tlb, self.tlb_cpus) = (ctx.tlb.what, ctx.tlb.cpus_from(0));
             self.reload_gdt = ctx.reload_gdt;
             self.audit();
             outcome

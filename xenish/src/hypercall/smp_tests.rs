@@ -296,6 +296,87 @@ fn multi_flush_masks_are_read_as_xen_reads_them() {
 }
 
 #[test]
+fn flushes_go_to_the_cpus_the_named_vcpus_dirtied() {
+    use crate::flush::note_loaded;
+    use crate::ipi::CpuMask;
+    use guest_abi::xen::{
+        HYPERVISOR_UPDATE_VA_MAPPING, MMUEXT_INVLPG_ALL, MMUEXT_INVLPG_LOCAL, MMUEXT_TLB_FLUSH_ALL,
+        MMUEXT_TLB_FLUSH_LOCAL, MMUEXT_TLB_FLUSH_MULTI, UVMF_ALL, UVMF_INVLPG, UVMF_TLB_FLUSH,
+    };
+    let mut w = world(3);
+    // vCPU 0 (the caller) runs on CPU 0, vCPU 1 ran on CPU 1, vCPU 2 on 2.
+    let on = |w: &mut World, cpu, prev, vcpu| {
+        let at = |v: Option<usize>| v.map(|vcpu| VcpuRef { domain: 0, vcpu });
+        note_loaded(core::slice::from_mut(&mut w.dom), cpu, at(prev), at(vcpu));
+    };
+    on(&mut w, 1, None, Some(1));
+    on(&mut w, 2, None, Some(2));
+    let cpus = |list: &[usize]| list.iter().fold(CpuMask::EMPTY, |m, &c| m.with(c));
+    let mask_va = BUF_VA + 0x2000;
+    let ext = |w: &mut World, cmd: u32, mask: u64| {
+        let mut op = [0u8; 24];
+        op[0..4].copy_from_slice(&cmd.to_le_bytes());
+        op[8..16].copy_from_slice(&0x1234_5000u64.to_le_bytes());
+        op[16..24].copy_from_slice(&mask.to_le_bytes());
+        w.poke(BUF_VA, &op);
+        let r = w.call_ret(u64::from(HYPERVISOR_MMUEXT_OP), [BUF_VA, 1, 0, 0x7ff0, 0]);
+        (r, w.tlb, w.tlb_cpus)
+    };
+    use super::TlbFlush::{All, Page};
+    w.poke(mask_va, &0b010u64.to_le_bytes());
+    assert_eq!(ext(&mut w, MMUEXT_TLB_FLUSH_MULTI, mask_va), (0, All, cpus(&[1])), "vCPU 1 alone: its CPU");
+    w.poke(mask_va, &0b111u64.to_le_bytes());
+    assert_eq!(ext(&mut w, MMUEXT_TLB_FLUSH_MULTI, mask_va), (0, All, cpus(&[0, 1, 2])), "the caller too");
+    assert_eq!(ext(&mut w, MMUEXT_TLB_FLUSH_LOCAL, 0), (0, All, cpus(&[0])));
+    assert_eq!(ext(&mut w, MMUEXT_INVLPG_LOCAL, 0), (0, Page(0x1234_5000), cpus(&[0])));
+    assert_eq!(ext(&mut w, MMUEXT_TLB_FLUSH_ALL, 0), (0, All, cpus(&[0, 1, 2])), "the domain's dirty CPUs");
+    assert_eq!(ext(&mut w, MMUEXT_INVLPG_ALL, 0), (0, Page(0x1234_5000), cpus(&[0, 1, 2])));
+    // CPU 2 switches to another domain's tables: the domain is clean there,
+    // and vCPU 2 too (it must run again to dirty a CPU).
+    on(&mut w, 2, Some(2), None);
+    assert_eq!(w.dom.dirty_cpus, cpus(&[0, 1]));
+    assert_eq!(ext(&mut w, MMUEXT_TLB_FLUSH_ALL, 0), (0, All, cpus(&[0, 1])));
+    w.poke(mask_va, &0b100u64.to_le_bytes());
+    assert_eq!(ext(&mut w, MMUEXT_TLB_FLUSH_MULTI, mask_va), (0, super::TlbFlush::None, CpuMask::EMPTY));
+
+    // update_va_mapping's flags: LOCAL, ALL, or a pointer to a vCPU mask
+    // (a fault there is EFAULT, after the entry was written).
+    let va = BUF_VA + 0x3000;
+    let uva = |w: &mut World, flags: u64| {
+        let r = w.call_ret(u64::from(HYPERVISOR_UPDATE_VA_MAPPING), [va, (7 << 12) | 0x67, flags, 0, 0]);
+        (r, w.tlb, w.tlb_cpus)
+    };
+    let (invlpg, flush_all) = (u64::from(UVMF_INVLPG), u64::from(UVMF_TLB_FLUSH));
+    assert_eq!(uva(&mut w, invlpg), (0, Page(va), cpus(&[0])));
+    assert_eq!(uva(&mut w, invlpg | u64::from(UVMF_ALL)), (0, Page(va), cpus(&[0, 1])));
+    w.poke(mask_va, &0b011u64.to_le_bytes());
+    assert_eq!(uva(&mut w, flush_all | mask_va), (0, All, cpus(&[0, 1])));
+    assert_eq!(uva(&mut w, flush_all | 0x10).0, -14, "an unreadable mask: EFAULT");
+}
+
+#[test]
+fn a_frame_that_becomes_a_page_table_is_flushed_where_its_owner_ran() {
+    use crate::flush::note_loaded;
+    use crate::ipi::CpuMask;
+    use guest_abi::xen::{MMUEXT_PIN_L1_TABLE, MMUEXT_UNPIN_TABLE};
+    let mut w = world(2);
+    // vCPU 1 ran on CPU 3: a stale writable translation of the frame may
+    // be there.
+    note_loaded(core::slice::from_mut(&mut w.dom), 3, None, Some(VcpuRef { domain: 0, vcpu: 1 }));
+    let op = |w: &mut World, cmd: u32| {
+        let mut op = [0u8; 24];
+        op[0..4].copy_from_slice(&cmd.to_le_bytes());
+        op[8..16].copy_from_slice(&GDT_MFN.to_le_bytes());
+        w.poke(BUF_VA, &op);
+        let r = w.call_ret(u64::from(HYPERVISOR_MMUEXT_OP), [BUF_VA, 1, 0, 0x7ff0, 0]);
+        (r, w.tlb, w.tlb_cpus)
+    };
+    let both = CpuMask::of(0).with(3);
+    assert_eq!(op(&mut w, MMUEXT_PIN_L1_TABLE), (0, super::TlbFlush::All, both), "writable to L1: flushed");
+    assert_eq!(op(&mut w, MMUEXT_UNPIN_TABLE), (0, super::TlbFlush::None, CpuMask::EMPTY), "L1 to nothing");
+}
+
+#[test]
 fn the_scheduler_shares_weight_and_cap_per_domain() {
     // Domain 0 keeps two vCPUs busy, domain 1 one, equal weights: each
     // domain gets half the CPU.

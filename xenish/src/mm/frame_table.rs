@@ -150,6 +150,18 @@ const FLAG_NEED_SCRUB: u8 = 1 << 7;
 const NR_HIGH_SHIFT: u8 = 5;
 const NR_HIGH_MASK: u8 = 3 << NR_HIGH_SHIFT;
 
+/// Whose frames took a page-table or descriptor type ([`FrameTable::retyped`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Retyped {
+    /// Nobody's.
+    #[default]
+    None,
+    /// Frames of this domain only.
+    Owner(DomId),
+    /// Frames of several domains (or of no domain).
+    Several,
+}
+
 /// One frame's record (Xen's `struct page_info`), 24 bytes. All zero is a
 /// free frame.
 #[repr(C)]
@@ -329,6 +341,13 @@ pub struct FrameTable {
     /// caller moves it to the vCPU ([`crate::domain::Vcpu::old_guest_table`])
     /// and finishes it in later steps.
     pub parked: Option<Mfn>,
+    /// Whose frames took a page-table or descriptor type since the entry
+    /// began: a CPU may still hold a writable translation of such a frame
+    /// from before (a guest may drop its writable mappings without a
+    /// flush), so the owner's dirty CPUs flush before it runs again (Xen's
+    /// `_get_page_type` flush on a type change; no flush clock filters it
+    /// here yet).
+    pub retyped: Retyped,
     /// The first frame past the machine's physical address width
     /// (`2^(paddr_bits - 12)`, CPUID 0x80000008): the end of the I/O
     /// memory a privileged domain may map, as Xen's hardware domain's
@@ -391,6 +410,7 @@ impl FrameTable {
             preempt_at: u64::MAX,
             dirty: PageList::default(),
             parked: None,
+            retyped: Retyped::None,
             io_frames_end: MAX_IO_FRAMES_END,
         }
     }
@@ -584,6 +604,22 @@ impl FrameTable {
         }
     }
 
+    /// Notes that a frame of `owner` became a page table or descriptor
+    /// page (see [`Self::retyped`]).
+    fn note_retyped(&mut self, owner: Owner) {
+        self.retyped = match (self.retyped, owner) {
+            (Retyped::None, Owner::Domain(id)) => Retyped::Owner(id),
+            (Retyped::Owner(a), Owner::Domain(b)) if a == b => Retyped::Owner(a),
+            _ => Retyped::Several,
+        };
+    }
+
+    /// Whose frames became page tables or descriptor pages since the last
+    /// call, and forgets it.
+    pub fn take_retyped(&mut self) -> Retyped {
+        core::mem::take(&mut self.retyped)
+    }
+
     /// The counting half of Xen's `_get_page_type`: one more type
     /// reference of type `ty` on `mfn`, whose caller holds a reference.
     /// A frame of another type with a non-zero type count is `-EINVAL`
@@ -600,6 +636,10 @@ impl FrameTable {
             p.ty = ty.code();
             p.type_count = 1;
             p.flags = 0;
+            if ty != PageType::Writable {
+                let owner = p.owner();
+                self.note_retyped(owner);
+            }
             return Ok(TypeRef::New);
         }
         if p.page_type() != ty {

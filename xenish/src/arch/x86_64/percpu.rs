@@ -53,6 +53,7 @@ pub struct CpuInfo {
 }
 
 const _: () = assert!(size_of::<CpuInfo>() <= CPU_INFO_SIZE);
+const _: () = assert!(MAX_CPUS <= crate::flush::LOCAL_CPU, "a flush's pseudo-CPU must not be a real one");
 const _: () = assert!(STACK_SIZE.is_power_of_two() && STACK_TOP_OFFSET.is_multiple_of(16));
 
 /// One CPU's stack block.

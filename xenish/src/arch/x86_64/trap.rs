@@ -11,6 +11,7 @@ use spin::{Mutex, MutexGuard};
 use super::memory::DirectMap;
 use super::{apic, clock, cpu, entry, fpu, gdt, ipi, serial};
 use crate::domain::{Domain, SegmentState};
+use crate::flush::FlushReq;
 use crate::hypercall::{E820Entry, Platform, Segment, TlbFlush};
 use crate::mm::frame_table::FrameTable;
 use crate::mm::m2p::M2p;
@@ -244,6 +245,11 @@ fn enter(frame: &mut TrapFrame, handler: impl FnOnce(&mut System, &mut TrapFrame
         poll_console(system);
         system.deliver_pirqs(&mut memory());
         let action = handler(system, frame, now, tsc, &mut memory());
+        // Under the lock: no CPU may take a freed or retyped frame before
+        // every CPU that could reach it through its TLB has flushed.
+        if !system.flush.is_none() {
+            flush_tlb(&core::mem::take(&mut system.flush), system.this_cpu);
+        }
         arm_timer(system);
         (action, previous)
     };
@@ -275,6 +281,27 @@ fn poll_console(system: &mut System) {
     }
 }
 
+/// Carries out the TLB maintenance an entry handled on CPU `me` asked
+/// for, on the CPUs it named (locally when `me` is one, by shootdown for
+/// the others).
+#[inline]
+fn flush_tlb(req: &FlushReq, me: usize) {
+    // A request is never for no CPU (FlushReq::add drops those), so one
+    // naming no CPU but this one (or the handling CPU) is for this one:
+    // the common case, and every case on one CPU, without the shootdown
+    // machinery.
+    if req.cpus.without(crate::flush::LOCAL_CPU).without(me).is_empty() {
+        match req.what {
+            TlbFlush::None => {}
+            TlbFlush::Page(va) => cpu::invlpg(va),
+            // SAFETY: reloading the current CR3 only flushes the TLB.
+            TlbFlush::All => unsafe { cpu::write_cr3(cpu::read_cr3()) },
+        }
+    } else if let Some((cpus, flags, va)) = req.request(me) {
+        ipi::flush_mask(cpus, flags, va);
+    }
+}
+
 /// Carries out an action for a frame that will be returned to by the entry
 /// stub (returns normally), or diverges for idle and power-off.
 fn carry_out_inline(action: Action, previous: Option<VcpuRef>, frame: &mut TrapFrame) {
@@ -283,12 +310,6 @@ fn carry_out_inline(action: Action, previous: Option<VcpuRef>, frame: &mut TrapF
     }
     if action.reload_gdt {
         reload_current_gdt();
-    }
-    match action.tlb {
-        TlbFlush::None => {}
-        TlbFlush::Page(va) => cpu::invlpg(va),
-        // SAFETY: reloading the current CR3 only flushes the TLB.
-        TlbFlush::All => unsafe { cpu::write_cr3(cpu::read_cr3()) },
     }
     match action.next {
         Next::Resume => {}

@@ -42,7 +42,7 @@ mod gen;
 use core::panic::AssertUnwindSafe;
 
 use super::tests::{test_domain, World, BUF_VA};
-use super::{dispatch, Ctx, Outcome, Peers, TlbFlush};
+use super::{dispatch, Ctx, Outcome, Peers};
 use crate::domain::{DomId, Domain, DomainState};
 use crate::guest_access::GuestMemory;
 use crate::lifecycle::{self, Resources};
@@ -261,7 +261,7 @@ impl FuzzWorld {
                 now_ns: w.now_ns,
                 peers: Peers { before: &mut [], after: &mut w.peers },
                 frames: &mut w.pool,
-                tlb: TlbFlush::None,
+                tlb: crate::flush::FlushReq::NONE,
                 m2p: super::tests::M2P,
                 sched: &mut w.sched,
                 reload_gdt: false,

@@ -195,7 +195,7 @@ fn install_pte(ctx: &mut Ctx, (l1, slot): (Mfn, usize), mfn: Mfn, flags: u64) ->
     }
     pagetable::set_entry(ctx.mem, l1, slot, mfn.addr() | flags).map_err(|_| GNTST_GENERAL_ERROR)?;
     ctx.mmu().put_page_from_l1e(old);
-    ctx.tlb = TlbFlush::All;
+    ctx.flush_dirty(TlbFlush::All);
     Ok(())
 }
 
@@ -211,7 +211,7 @@ fn remove_pte(ctx: &mut Ctx, (l1, slot): (Mfn, usize), mfn: Mfn, readonly: bool,
         return Err(GNTST_GENERAL_ERROR);
     }
     pagetable::set_entry(ctx.mem, l1, slot, new).map_err(|_| GNTST_GENERAL_ERROR)?;
-    ctx.tlb = TlbFlush::All;
+    ctx.flush_dirty(TlbFlush::All);
     Ok(())
 }
 
@@ -280,6 +280,6 @@ fn take_pte(ctx: &mut Ctx, va: u64) -> Result<u64, GntStatus> {
     let (l1, slot) = l1_slot(ctx, va)?;
     let pte = pagetable::entry(ctx.mem, l1, slot).map_err(|_| GNTST_GENERAL_ERROR)?;
     pagetable::set_entry(ctx.mem, l1, slot, 0).map_err(|_| GNTST_GENERAL_ERROR)?;
-    ctx.tlb = TlbFlush::All;
+    ctx.flush_dirty(TlbFlush::All);
     Ok(pte)
 }

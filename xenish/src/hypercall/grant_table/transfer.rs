@@ -60,7 +60,7 @@ fn steal(ctx: &mut Ctx, mfn: Mfn) -> Result<(), GntStatus> {
         return Err(GNTST_BAD_PAGE);
     }
     // It may have been unmapped without a flush.
-    ctx.tlb = ctx.tlb.and(TlbFlush::All);
+    ctx.flush_dirty(TlbFlush::All);
     Ok(())
 }
 
