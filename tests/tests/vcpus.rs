@@ -83,6 +83,9 @@ tr -d '\r' < /var/log/xen/console/guest-smp.log | grep '^check: ' | sed 's/^chec
 c "domU: $(xl list smp | tail -1 | awk '{ print $1, $4 }') vCPUs"
 c "domU vcpu-list: $(xl vcpu-list smp | tail -n +2 | wc -l) vCPUs"
 xl shutdown -w smp; c "shutdown -w: exit $?"
+# shutdown -w returns once the domain has shut down, as Xen's xl does;
+# its monitor destroys it a moment later.
+for i in $(seq 60); do xl list smp >/dev/null 2>&1 || break; sleep 1; done
 xl list smp >/dev/null 2>&1 || c "smp is gone"
 "#;
 
