@@ -7,7 +7,8 @@ use alloc::vec::Vec;
 use core::fmt;
 
 /// Options xenish knows; anything else is reported as unknown.
-const KNOWN: &[&str] = &["dom0_mem", "dom0_max_vcpus", "domain", "console", "com1", "loglvl", "guest_loglvl", "console_io"];
+const KNOWN: &[&str] =
+    &["dom0_mem", "dom0_max_vcpus", "domain", "console", "com1", "loglvl", "guest_loglvl", "console_io"];
 
 /// Bytes per page.
 const PAGE: u64 = 4096;

@@ -330,7 +330,8 @@ pub fn run(xenish: PathBuf, xen: PathBuf, tools: &std::path::Path) -> Result<(St
     eprintln!("xtask bench: split drivers from a Linux domU, on xenish and on Xen 4.17 at once");
     let (a, b) = std::thread::scope(|s| {
         let a = s.spawn(|| boot("bench-drivers-xenish", xenish, "dom0_mem=512M", &extra));
-        let b = s.spawn(|| boot("bench-drivers-xen", xen, &format!("{} dom0_mem=512M", tests::debian::XEN_CMDLINE), &extra));
+        let b = s
+            .spawn(|| boot("bench-drivers-xen", xen, &format!("{} dom0_mem=512M", tests::debian::XEN_CMDLINE), &extra));
         (a.join(), b.join())
     });
     let a = a.map_err(|_| "the xenish boot thread panicked".to_string())??;

@@ -189,8 +189,9 @@ fn serve(ctx: &mut Ctx, cmd: u32, arg: u64) -> HcResult {
             // mp_register_gsi: without IO-APICs Xen would program the ELCR;
             // xenish takes no device interrupts then.
             let (level, active_low) = (op.triggering != 0, op.polarity != 0);
-            crate::irq::with(|r| r.setup_gsi(gsi, level, active_low))
-                .unwrap_or_else(|| Err(super::refusals::not_implemented(ctx.domain.id, HYPERVISOR_PHYSDEV_OP, Some(cmd.into()))))?;
+            crate::irq::with(|r| r.setup_gsi(gsi, level, active_low)).unwrap_or_else(|| {
+                Err(super::refusals::not_implemented(ctx.domain.id, HYPERVISOR_PHYSDEV_OP, Some(cmd.into())))
+            })?;
             Ok(0)
         }
         PHYSDEVOP_GET_FREE_PIRQ => {
@@ -218,7 +219,14 @@ fn sbdf(seg: u16, bus: u8, devfn: u8) -> u32 {
 /// it was not known). Without IO-APICs xenish routes no device: `-ENOSYS`.
 fn pci_device(ctx: &Ctx, cmd: u32, sbdf: u32, add: bool) -> HcResult {
     privileged_only(ctx)?;
-    let known = crate::irq::with(|r| if add { r.pci_add(sbdf); true } else { r.pci_remove(sbdf) });
+    let known = crate::irq::with(|r| {
+        if add {
+            r.pci_add(sbdf);
+            true
+        } else {
+            r.pci_remove(sbdf)
+        }
+    });
     match known {
         Some(true) => Ok(0),
         Some(false) => Err(XenError::Enodev),
@@ -250,7 +258,11 @@ fn eoi(ctx: &mut Ctx, arg: u64) -> HcResult {
 /// Another domain's PIRQs are passthrough's, which xenish does not do.
 fn unmap_pirq(ctx: &mut Ctx, domid: u16, pirq: i32) -> HcResult {
     if domid != DOMID_SELF && domid != ctx.domain.id {
-        return Err(super::refusals::not_implemented(ctx.domain.id, HYPERVISOR_PHYSDEV_OP, Some(PHYSDEVOP_UNMAP_PIRQ.into())));
+        return Err(super::refusals::not_implemented(
+            ctx.domain.id,
+            HYPERVISOR_PHYSDEV_OP,
+            Some(PHYSDEVOP_UNMAP_PIRQ.into()),
+        ));
     }
     let pirq = u32::try_from(pirq).ok().filter(|&p| p < ctx.domain.pirqs.nr_pirqs()).ok_or(XenError::Einval)?;
     let m = ctx.domain.pirqs.unmap(pirq).ok_or(XenError::Einval)?;

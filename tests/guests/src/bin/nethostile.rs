@@ -89,7 +89,10 @@ mod guest {
             if dev.receive(&mut frames).is_err() {
                 return false;
             }
-            if frames.iter().any(|f| matches!(classify(&f.data, mac, ip), Request::ArpReply(_, from) if from == DOM0_IP)) {
+            if frames
+                .iter()
+                .any(|f| matches!(classify(&f.data, mac, ip), Request::ArpReply(_, from) if from == DOM0_IP))
+            {
                 return true;
             }
             if !dev.rearm().unwrap_or(true) && !wait_any(&ports, deadline) {
@@ -146,17 +149,17 @@ mod guest {
         let foreign = platform.grant(STRANGER, frame, true).unwrap_or_else(|e| fail(&format!("grant: {e:?}")));
         let len = who_has.len() as u16;
         let mut reqs = alloc::vec![
-            req(1, good, 0, len, 0),                          // well-formed
-            req(2, good, 4000, 200, 0),                       // crosses its page
-            req(3, good, 0, 10, 0),                           // a runt
-            req(4, good, 0, len, NETTXF_MORE_DATA),           // later slots larger than the packet
+            req(1, good, 0, len, 0),                // well-formed
+            req(2, good, 4000, 200, 0),             // crosses its page
+            req(3, good, 0, 10, 0),                 // a runt
+            req(4, good, 0, len, NETTXF_MORE_DATA), // later slots larger than the packet
             req(5, good, 0, 200, 0),
-            req(6, 0x00ff_fff0, 0, len, 0),                   // no such grant
-            req(7, foreign, 0, len, 0),                       // a grant to someone else
-            req(8, good, 0, len, NETTXF_EXTRA_INFO),          // an extra of unknown type
+            req(6, 0x00ff_fff0, 0, len, 0),          // no such grant
+            req(7, foreign, 0, len, 0),              // a grant to someone else
+            req(8, good, 0, len, NETTXF_EXTRA_INFO), // an extra of unknown type
             NetifTxRequest { gref: 0x0000_0009, offset: 0, flags: 0, id: 0, size: 0 },
-            req(9, other, 0, 60, NETTXF_CSUM_BLANK),          // a checksum of no L4 header
-            req(10, good, 0, 60000, NETTXF_MORE_DATA),        // more slots than netif allows
+            req(9, other, 0, 60, NETTXF_CSUM_BLANK), // a checksum of no L4 header
+            req(10, good, 0, 60000, NETTXF_MORE_DATA), // more slots than netif allows
         ];
         for i in 0..25u16 {
             reqs.push(req(11 + i, good, 0, 100, if i < 24 { NETTXF_MORE_DATA } else { 0 }));

@@ -22,9 +22,9 @@ use super::memory::{
     XEN_VIRT_START,
 };
 use super::{apic, clock, cpu, entry, fpu, gdt, idt, ioapic, ipi, percpu, serial, smpboot, trap};
-use crate::irq;
 use crate::boot_info::{BootInfo, MULTIBOOT2_BOOTLOADER_MAGIC};
 use crate::hypercall::E820Entry;
+use crate::irq;
 use crate::mm::frame_alloc::{find_boot_region, FrameAllocator};
 use crate::mm::frame_table::{FrameTable, PageInfo};
 use crate::mm::pagetable::{self, PageSize, PTE_NX, PTE_P, PTE_RW, PTE_US};

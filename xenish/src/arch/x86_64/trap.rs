@@ -511,7 +511,8 @@ pub fn handle(frame: &mut TrapFrame) {
         }
         return;
     }
-    if (u64::from(crate::irq::FIRST_DEVICE_VECTOR)..=u64::from(crate::irq::LAST_DEVICE_VECTOR)).contains(&frame.vector) {
+    if (u64::from(crate::irq::FIRST_DEVICE_VECTOR)..=u64::from(crate::irq::LAST_DEVICE_VECTOR)).contains(&frame.vector)
+    {
         super::ioapic::interrupt(frame.vector as u8);
         if frame.from_guest() {
             enter(frame, |s, f, now, tsc, mem| s.timer_interrupt(f, now, tsc, mem));
