@@ -114,6 +114,10 @@ pub struct Vcpu {
     /// cache its translations (Xen's `dirty_cpu`; `None`: clean). Kept by
     /// [`crate::flush::note_loaded`].
     pub dirty_cpu: Option<usize>,
+    /// The CPU the vCPU runs on, from the moment a CPU picks it until that
+    /// CPU has saved all of its state again (Xen's `is_running` with
+    /// `processor`): no other CPU may pick it meanwhile.
+    pub running_on: Option<usize>,
     /// The guest registers while the vCPU is not running.
     pub regs: TrapFrame,
     /// The kernel-mode top-level page table (it holds an L4 type
@@ -292,6 +296,7 @@ impl Vcpu {
             down: false,
             initialised: true,
             dirty_cpu: None,
+            running_on: None,
             regs,
             kernel_l4,
             user_l4: None,
