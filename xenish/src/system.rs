@@ -91,6 +91,9 @@ pub struct System {
     others: Vec<CpuView>,
     /// CPUs to send `SOFTIRQ_SCHEDULE` after the entry ([`Self::kicks`]).
     pub kick: CpuMask,
+    /// With guests on several CPUs: how often each CPU put a vCPU on
+    /// itself (reported at power-off).
+    runs_per_cpu: Vec<u64>,
     /// TLB maintenance the entry being handled needs, and on which CPUs:
     /// the arch layer carries it out (and clears it) before the entry ends,
     /// before the big lock is released.
@@ -132,6 +135,7 @@ impl System {
     pub fn enable_smp_guests(&mut self, cpus: usize) {
         self.smp_guests = cpus > 1;
         self.others = alloc::vec![CpuView::default(); cpus.min(crate::flush::LOCAL_CPU)];
+        self.runs_per_cpu = alloc::vec![0; self.others.len()];
     }
 
     /// Makes the per-CPU fields describe `cpu`, the CPU that now holds the
@@ -251,6 +255,7 @@ impl System {
             smp_guests: false,
             others: Vec::new(),
             kick: CpuMask::EMPTY,
+            runs_per_cpu: Vec::new(),
             clock,
             sched,
             m2p,
@@ -781,6 +786,9 @@ impl System {
                 let Some(v) = d.vcpus.get_mut(who.vcpu) else { return Next::Idle };
                 v.running_on = Some(self.this_cpu);
                 *frame = v.regs;
+                if let Some(n) = self.runs_per_cpu.get_mut(self.this_cpu) {
+                    *n += 1;
+                }
                 let was_kernel = v.kernel_mode;
                 if let Some(v) = d.vcpus.get_mut(who.vcpu) {
                     v.runstate.enter(RUNSTATE_RUNNING, now_ns);
@@ -874,6 +882,13 @@ impl System {
     /// Prints each domain's final state.
     pub fn report(&self) {
         crate::printk!("xenish: all domains have shut down");
+        if self.smp_guests {
+            let mut line = alloc::string::String::from("xenish: smp_guests: vCPUs put on each CPU:");
+            for (cpu, n) in self.runs_per_cpu.iter().enumerate() {
+                line.push_str(&format!(" CPU {cpu} {n}"));
+            }
+            crate::printk!("{line}");
+        }
         for d in &self.domains {
             let (id, name) = (d.id, &d.name);
             match (d.state, d.shutdown_reason()) {
