@@ -863,6 +863,20 @@ impl System {
                 earliest = Some(earliest.map_or(t, |e| e.min(t)));
             }
         };
+        if self.smp_guests {
+            // A vCPU's timers are armed by the CPU that runs it; those of
+            // vCPUs no CPU runs (blocked, polling, waiting) by every CPU.
+            let me = self.this_cpu;
+            for d in self.domains.iter().filter(|d| d.is_running()) {
+                for v in d.vcpus.iter().filter(|v| v.running_on.is_none_or(|c| c == me)) {
+                    consider(v.next_timer_ns());
+                    if let Some((_, timeout)) = &v.poll {
+                        consider(*timeout);
+                    }
+                }
+            }
+            return earliest;
+        }
         for d in self.domains.iter().filter(|d| d.is_running()) {
             for v in &d.vcpus {
                 consider(v.next_timer_ns());
@@ -976,9 +990,14 @@ mod tests {
         system.enable_smp_guests(2);
         let v0 = VcpuRef { domain: 0, vcpu: 0 };
         assert_eq!((system.current, system.domains[0].vcpus[0].running_on), (Some(v0), Some(0)));
+        // vCPU 0's timer is CPU 0's to arm.
+        system.domains[0].vcpus[0].singleshot_ns = Some(5);
+        assert_eq!(system.next_deadline_ns(), Some(5));
         // CPU 1 takes the lock: it runs nothing, and may not take vCPU 0.
         system.switch_cpu(1);
         assert_eq!(system.current, None);
+        assert_eq!(system.next_deadline_ns(), None, "not CPU 1's timer");
+        system.domains[0].vcpus[0].singleshot_ns = None;
         assert_eq!(system.idle_wakeup(&mut frame, 10, 10, &mut mem).next, Next::Idle);
         assert_eq!(system.domains[0].dirty_cpus, CpuMask::of(0), "CPU 1 never loaded it");
         // An event for vCPU 0 seen from CPU 1: CPU 0 is kicked.
