@@ -498,9 +498,10 @@ pub struct Domain {
     /// `dirty_cpumask`): where its flushes go. Kept by
     /// [`crate::flush::note_loaded`].
     pub dirty_cpus: CpuMask,
-    /// Held off every CPU while a toolstack operation waits for its vCPUs
-    /// that run on other CPUs to stop and save their state (Xen's
-    /// `vcpu_sleep_sync` under a pause): see `domctl`'s vCPU sync.
+    /// Held off every CPU (one pause of [`Self::pause_count`] more) while
+    /// a toolstack operation waits for its vCPUs that run on other CPUs to
+    /// stop and save their state (Xen's `vcpu_sleep_sync` under a pause):
+    /// see `domctl`'s vCPU sync.
     pub sync_pause: bool,
     /// A domU's console ring page and the port it raises to have it drained.
     pub console_ring: Option<(Mfn, u32)>,
@@ -663,7 +664,7 @@ impl Domain {
 
     /// Whether the domain's vCPUs may run: alive and not paused.
     pub fn is_running(&self) -> bool {
-        self.state == DomainState::Running && self.pause_count == 0 && !self.sync_pause
+        self.state == DomainState::Running && self.pause_count == 0
     }
 
     /// Whether the domain is alive (running or paused, not shut down).

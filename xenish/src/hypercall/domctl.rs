@@ -237,11 +237,17 @@ fn sync_vcpus(ctx: &mut Ctx, id: DomId, index: usize) -> Result<(), XenError> {
     let Some(d) = ctx.peers.get_mut(id).filter(|d| d.id != ctx.domain.id) else { return Ok(()) };
     let elsewhere = d.vcpus.iter().any(|v| v.running_on.is_some() && v.running_on != here);
     if elsewhere {
-        d.sync_pause = true;
+        if !d.sync_pause {
+            // One pause more while it waits (past the toolstack's limit if
+            // need be: the hold ends with this call).
+            d.sync_pause = true;
+            d.pause_count = d.pause_count.saturating_add(1);
+        }
         return Err(XenError::Erestart);
     }
     if d.sync_pause {
         d.sync_pause = false;
+        d.pause_count = d.pause_count.saturating_sub(1);
         let runs = d.is_running();
         for (v, vcpu) in d.vcpus.iter().enumerate() {
             if runs && vcpu.runnable() {
@@ -627,7 +633,7 @@ mod tests {
         for _ in 0..3 {
             assert!(matches!(w.call(NR, [BUF_VA, 0, 0, 0, 0]), Outcome::Continue(_)), "waits");
             assert!(w.peers[0].sync_pause && !w.peers[0].is_running(), "held off every CPU");
-            assert_eq!(w.peers[0].pause_count, 0, "not paused yet");
+            assert_eq!(w.peers[0].pause_count, 1, "the hold's pause only");
         }
         // CPU 1 descheduled it and saved its state.
         w.peers[0].vcpus[0].running_on = None;

@@ -50,11 +50,17 @@ fn lock_system() -> MutexGuard<'static, Option<System>> {
 static SMP_GUESTS: AtomicBool = AtomicBool::new(false);
 
 /// Sends `SOFTIRQ_SCHEDULE` to the CPUs the entry found work for
-/// ([`System::kicks`]).
+/// ([`System::kicks`]), with guests on several CPUs.
+#[inline]
 fn send_kicks(system: &mut System) {
-    if !system.smp_guests {
-        return;
+    if system.smp_guests {
+        send_kicks_smp(system);
     }
+}
+
+#[cold]
+#[inline(never)]
+fn send_kicks_smp(system: &mut System) {
     system.kicks(&memory());
     for cpu in core::mem::take(&mut system.kick).iter() {
         ipi::raise_softirq(cpu, crate::ipi::SOFTIRQ_SCHEDULE);
