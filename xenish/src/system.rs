@@ -140,7 +140,7 @@ impl System {
 
     /// Makes the per-CPU fields describe `cpu`, the CPU that now holds the
     /// big lock (cheap when it is the one that held it last).
-    #[inline]
+    #[inline(never)]
     pub fn switch_cpu(&mut self, cpu: usize) {
         if cpu == self.this_cpu {
             return;
@@ -854,6 +854,7 @@ impl System {
 
     /// When the CPU must next be interrupted (system time, ns): the end of
     /// the current slice, the earliest vCPU timer, or the idle recheck.
+    #[inline]
     pub fn next_deadline_ns(&self) -> Option<u64> {
         // A plain loop: this runs on every entry, and the iterator chain
         // it replaces cost several times as many instructions.
@@ -864,21 +865,34 @@ impl System {
             }
         };
         if self.smp_guests {
-            // A vCPU's timers are armed by the CPU that runs it; those of
-            // vCPUs no CPU runs (blocked, polling, waiting) by every CPU.
-            let me = self.this_cpu;
-            for d in self.domains.iter().filter(|d| d.is_running()) {
-                for v in d.vcpus.iter().filter(|v| v.running_on.is_none_or(|c| c == me)) {
-                    consider(v.next_timer_ns());
-                    if let Some((_, timeout)) = &v.poll {
-                        consider(*timeout);
-                    }
-                }
-            }
-            return earliest;
+            return self.next_deadline_smp(earliest);
         }
         for d in self.domains.iter().filter(|d| d.is_running()) {
             for v in &d.vcpus {
+                consider(v.next_timer_ns());
+                if let Some((_, timeout)) = &v.poll {
+                    consider(*timeout);
+                }
+            }
+        }
+        earliest
+    }
+
+    /// [`Self::next_deadline_ns`] with guests on several CPUs, from
+    /// `earliest` (this CPU's slice or idle recheck): a vCPU's timers are
+    /// armed by the CPU that runs it; those of vCPUs no CPU runs (blocked,
+    /// polling, waiting) by every CPU.
+    #[cold]
+    #[inline(never)]
+    fn next_deadline_smp(&self, mut earliest: Option<u64>) -> Option<u64> {
+        let me = self.this_cpu;
+        let mut consider = |t: Option<u64>| {
+            if let Some(t) = t {
+                earliest = Some(earliest.map_or(t, |e| e.min(t)));
+            }
+        };
+        for d in self.domains.iter().filter(|d| d.is_running()) {
+            for v in d.vcpus.iter().filter(|v| v.running_on.is_none_or(|c| c == me)) {
                 consider(v.next_timer_ns());
                 if let Some((_, timeout)) = &v.poll {
                     consider(*timeout);

@@ -31,6 +31,7 @@ static SYSTEM: Mutex<Option<System>> = Mutex::new(None);
 ///
 /// With guests on several CPUs (`smp_guests`), the system's per-CPU
 /// fields are made this CPU's ([`System::switch_cpu`]).
+#[inline]
 fn lock_system() -> MutexGuard<'static, Option<System>> {
     loop {
         if let Some(mut guard) = SYSTEM.try_lock() {
@@ -397,6 +398,7 @@ const MSR_SHADOW_GS_BASE: u32 = 0xc000_0102;
 
 /// Saves the segment state of `previous` and loads that of the system's
 /// current vCPU, when they differ.
+#[inline(never)]
 fn switch_segments(previous: Option<VcpuRef>) {
     let mut guard = lock_system();
     let Some(system) = guard.as_mut() else { return };
@@ -408,10 +410,10 @@ fn switch_segments(previous: Option<VcpuRef>) {
         v.segments = read_segments();
         fpu::save(&mut v.fpu);
     }
-    if let Some(p) = previous {
+    if let (Some(p), true) = (previous, system.smp_guests) {
         // Its state is all saved: another CPU may take it now.
         system.vcpu_saved(p);
-        send_kicks(system);
+        send_kicks_smp(system);
     }
     let next = system.current.and_then(|c| system.domains.get_mut(c.domain)?.vcpus.get_mut(c.vcpu));
     match next {
