@@ -113,3 +113,27 @@ fn maxcpus_keeps_two() {
         .expect_line("xenish: CPU with APIC id 3 not brought up: maxcpus=2");
     guest_ran(&out);
 }
+
+/// `smp_guests` (work in progress, off by default): vCPUs run on every CPU
+/// under the big lock. Two domains ping-pong 10000 events on two CPUs;
+/// each CPU puts vCPUs on itself (the power-off report counts them), and
+/// every event is answered.
+#[test]
+fn smp_guests_runs_two_domains_on_two_cpus() {
+    let out = Boot::new()
+        .smp(2)
+        .cmdline("smp_guests domain=ping,module=1 domain=pong,module=2")
+        .guest("pingpong", "ping peer=1 rounds=10000")
+        .guest("pingpong", "pong peer=0 port=1 rounds=10000")
+        .run();
+    out.expect_line("xenish: smp_guests: vCPUs run on 2 CPUs (under one lock)")
+        .expect_line("(d0) ping: 10000 events answered, spurious: false")
+        .expect_line("(d1) pong: 10000 round trips, spurious: false")
+        .expect_no("xenish: PANIC")
+        .expect_no("hypervisor fault")
+        .expect_exit(Exit::DebugExit(0));
+    let line = out.serial.lines().find(|l| l.contains("vCPUs put on each CPU:")).unwrap_or_default();
+    let counts: Vec<u64> = line.split("CPU ").skip(1).filter_map(|s| s.split_whitespace().nth(1)?.parse().ok()).collect();
+    assert_eq!(counts.len(), 2, "{line}");
+    assert!(counts.iter().all(|&n| n > 0), "both CPUs ran vCPUs: {line}");
+}

@@ -198,6 +198,7 @@ pub struct CommandLine<'a> {
     console_io: Option<&'a str>,
     nosmp: bool,
     maxcpus: Option<&'a str>,
+    smp_guests: bool,
     unknown: Vec<&'a str>,
 }
 
@@ -213,6 +214,7 @@ impl<'a> CommandLine<'a> {
                 "console_io" => out.console_io = Some(value),
                 "nosmp" if value.is_empty() => out.nosmp = true,
                 "maxcpus" => out.maxcpus = Some(value),
+                "smp_guests" => out.smp_guests = matches!(value, "" | "1" | "on" | "yes" | "true"),
                 k if KNOWN.contains(&k) => {}
                 _ => out.unknown.push(opt),
             }
@@ -257,6 +259,13 @@ impl<'a> CommandLine<'a> {
                 Err(_) => Err(CmdlineError::BadNumber("maxcpus=")),
             },
         }
+    }
+
+    /// `smp_guests` (or `=1`/`on`/`yes`/`true`): vCPUs run on every CPU,
+    /// all under the big lock (work in progress; by default they run on
+    /// the boot CPU alone and the others idle).
+    pub fn smp_guests(&self) -> bool {
+        self.smp_guests
     }
 
     /// The value of `dom0_max_vcpus=`, if given (the last one wins;

@@ -114,6 +114,10 @@ pub struct Vcpu {
     /// cache its translations (Xen's `dirty_cpu`; `None`: clean). Kept by
     /// [`crate::flush::note_loaded`].
     pub dirty_cpu: Option<usize>,
+    /// The CPU the vCPU runs on, from the moment a CPU picks it until that
+    /// CPU has saved all of its state again (Xen's `is_running` with
+    /// `processor`): no other CPU may pick it meanwhile.
+    pub running_on: Option<usize>,
     /// The guest registers while the vCPU is not running.
     pub regs: TrapFrame,
     /// The kernel-mode top-level page table (it holds an L4 type
@@ -292,6 +296,7 @@ impl Vcpu {
             down: false,
             initialised: true,
             dirty_cpu: None,
+            running_on: None,
             regs,
             kernel_l4,
             user_l4: None,
@@ -493,6 +498,11 @@ pub struct Domain {
     /// `dirty_cpumask`): where its flushes go. Kept by
     /// [`crate::flush::note_loaded`].
     pub dirty_cpus: CpuMask,
+    /// Held off every CPU (one pause of [`Self::pause_count`] more) while
+    /// a toolstack operation waits for its vCPUs that run on other CPUs to
+    /// stop and save their state (Xen's `vcpu_sleep_sync` under a pause):
+    /// see `domctl`'s vCPU sync.
+    pub sync_pause: bool,
     /// A domU's console ring page and the port it raises to have it drained.
     pub console_ring: Option<(Mfn, u32)>,
     /// Grant table (v1) and the grant mappings the domain holds.
@@ -594,6 +604,7 @@ impl Domain {
             vcpus: Vec::new(),
             evtchn: EvtchnTable::new(1),
             dirty_cpus: CpuMask::EMPTY,
+            sync_pause: false,
             console_ring: None,
             gnttab: GrantTable::new(),
             pit: crate::pit::Pit::new(),

@@ -14,6 +14,7 @@ use alloc::vec::Vec;
 use crate::domain::{Domain, DomainState, RUNSTATE_BLOCKED, RUNSTATE_OFFLINE, RUNSTATE_RUNNABLE, RUNSTATE_RUNNING};
 use crate::evtchn;
 use crate::flush::{self, FlushReq};
+use crate::ipi::CpuMask;
 use crate::hypercall::{self, Ctx, Outcome, Peers, Platform};
 use crate::lifecycle::{self, Lifecycle, Resources};
 use crate::mm::frame_table::FrameTable;
@@ -81,6 +82,18 @@ pub struct System {
     /// The vCPU whose page tables the CPU's CR3 holds (`None`: the
     /// hypervisor's own, loaded while it idles), for the dirty masks.
     loaded: Option<VcpuRef>,
+    /// Whether vCPUs run on every CPU (the `smp_guests` option), not on
+    /// CPU 0 alone.
+    pub smp_guests: bool,
+    /// The per-CPU scheduling state of every CPU but [`Self::this_cpu`],
+    /// whose state is in the fields above ([`Self::switch_cpu`]); one
+    /// entry per CPU that runs guests.
+    others: Vec<CpuView>,
+    /// CPUs to send `SOFTIRQ_SCHEDULE` after the entry ([`Self::kicks`]).
+    pub kick: CpuMask,
+    /// With guests on several CPUs: how often each CPU put a vCPU on
+    /// itself (reported at power-off).
+    runs_per_cpu: Vec<u64>,
     /// TLB maintenance the entry being handled needs, and on which CPUs:
     /// the arch layer carries it out (and clears it) before the entry ends,
     /// before the big lock is released.
@@ -105,7 +118,107 @@ pub struct System {
     pub lifecycle: Lifecycle,
 }
 
+/// What [`System`] keeps per CPU: the CPU holding the big lock has its
+/// own in `System`'s fields, every other CPU's waits here.
+#[derive(Clone, Copy, Debug, Default)]
+struct CpuView {
+    current: Option<VcpuRef>,
+    slice_start_ns: u64,
+    preempt_at_ns: u64,
+    idle_until_ns: Option<u64>,
+    loaded: Option<VcpuRef>,
+}
+
 impl System {
+    /// Lets vCPUs run on `cpus` CPUs (0..cpus), all of them taking entries
+    /// under the big lock ([`Self::switch_cpu`] on each).
+    pub fn enable_smp_guests(&mut self, cpus: usize) {
+        self.smp_guests = cpus > 1;
+        self.others = alloc::vec![CpuView::default(); cpus.min(crate::flush::LOCAL_CPU)];
+        self.runs_per_cpu = alloc::vec![0; self.others.len()];
+    }
+
+    /// Makes the per-CPU fields describe `cpu`, the CPU that now holds the
+    /// big lock (cheap when it is the one that held it last).
+    #[inline(never)]
+    pub fn switch_cpu(&mut self, cpu: usize) {
+        if cpu == self.this_cpu {
+            return;
+        }
+        let mine = CpuView {
+            current: self.current,
+            slice_start_ns: self.slice_start_ns,
+            preempt_at_ns: self.preempt_at_ns,
+            idle_until_ns: self.idle_until_ns,
+            loaded: self.loaded,
+        };
+        let (Some(&next), true) = (self.others.get(cpu), self.this_cpu < self.others.len()) else { return };
+        if let Some(slot) = self.others.get_mut(self.this_cpu) {
+            *slot = mine;
+        }
+        (self.current, self.slice_start_ns, self.preempt_at_ns) = (next.current, next.slice_start_ns, next.preempt_at_ns);
+        (self.idle_until_ns, self.loaded) = (next.idle_until_ns, next.loaded);
+        self.this_cpu = cpu;
+    }
+
+    /// The vCPU CPU `cpu` runs, as this CPU sees it.
+    fn current_of(&self, cpu: usize) -> Option<VcpuRef> {
+        if cpu == self.this_cpu {
+            self.current
+        } else {
+            self.others.get(cpu).and_then(|c| c.current)
+        }
+    }
+
+    /// The CPU that switched away from `who` has saved all of its state:
+    /// another CPU may pick it.
+    pub fn vcpu_saved(&mut self, who: VcpuRef) {
+        if self.current == Some(who) {
+            return;
+        }
+        if let Some(v) = self.domains.get_mut(who.domain).and_then(|d| d.vcpus.get_mut(who.vcpu)) {
+            if v.running_on == Some(self.this_cpu) {
+                v.running_on = None;
+            }
+        }
+    }
+
+    /// With guests on several CPUs: which other CPUs must look at their
+    /// scheduler again after this entry ([`Self::kick`]): one whose vCPU
+    /// has an event to take or may no longer run, and every idle one while
+    /// a runnable vCPU waits for a CPU.
+    pub fn kicks(&mut self, mem: &dyn MachineMemory) {
+        if !self.smp_guests {
+            return;
+        }
+        let mut idle = CpuMask::EMPTY;
+        for cpu in 0..self.others.len() {
+            if cpu == self.this_cpu {
+                continue;
+            }
+            let Some(who) = self.current_of(cpu) else {
+                idle = idle.with(cpu);
+                continue;
+            };
+            let Some(d) = self.domains.get(who.domain) else { continue };
+            let Some(v) = d.vcpus.get(who.vcpu) else { continue };
+            let (pending, mask_offset) = (d.vcpu_info(who.vcpu), 1);
+            let masked = mem.frame(pending.0).and_then(|f| f.get(pending.1 + mask_offset)).is_some_and(|&b| b != 0);
+            if !d.is_running() || v.down || (upcall_pending(pending, mem) && !masked) {
+                self.kick = self.kick.with(cpu);
+            }
+        }
+        if idle.is_empty() {
+            return;
+        }
+        let waiting = self.domains.iter().any(|d| {
+            d.is_running() && d.vcpus.iter().any(|v| v.running_on.is_none() && !v.down && !v.blocked && v.initialised)
+        });
+        if waiting {
+            self.kick = self.kick.or(idle);
+        }
+    }
+
     /// A system over `domains` (each with its scheduling parameters), with
     /// time from `clock`, the machine's M2P table, and run-time memory from
     /// `frames`, and the frame table `ft` the domains were built into.
@@ -139,6 +252,10 @@ impl System {
             this_cpu: 0,
             loaded: None,
             flush: FlushReq::NONE,
+            smp_guests: false,
+            others: Vec::new(),
+            kick: CpuMask::EMPTY,
+            runs_per_cpu: Vec::new(),
             clock,
             sched,
             m2p,
@@ -650,7 +767,19 @@ impl System {
             self.report();
             return Next::PowerOff { failed: self.any_failed() };
         }
-        match self.sched.pick(now_ns) {
+        let pick = if self.smp_guests {
+            // Not a vCPU another CPU runs, or has not saved yet.
+            let (cpu, domains) = (self.this_cpu, &self.domains);
+            self.sched.pick_where(now_ns, |who| {
+                domains
+                    .get(who.domain)
+                    .and_then(|d| d.vcpus.get(who.vcpu))
+                    .is_some_and(|v| v.running_on.is_none_or(|c| c == cpu))
+            })
+        } else {
+            self.sched.pick(now_ns)
+        };
+        match pick {
             Pick::Run { who, .. }
                 if !self
                     .domains
@@ -664,8 +793,12 @@ impl System {
             }
             Pick::Run { who, until_ns } => {
                 let Some(d) = self.domains.get_mut(who.domain) else { return Next::Idle };
-                let Some(v) = d.vcpus.get(who.vcpu) else { return Next::Idle };
+                let Some(v) = d.vcpus.get_mut(who.vcpu) else { return Next::Idle };
+                v.running_on = Some(self.this_cpu);
                 *frame = v.regs;
+                if let Some(n) = self.runs_per_cpu.get_mut(self.this_cpu) {
+                    *n += 1;
+                }
                 let was_kernel = v.kernel_mode;
                 if let Some(v) = d.vcpus.get_mut(who.vcpu) {
                     v.runstate.enter(RUNSTATE_RUNNING, now_ns);
@@ -731,6 +864,7 @@ impl System {
 
     /// When the CPU must next be interrupted (system time, ns): the end of
     /// the current slice, the earliest vCPU timer, or the idle recheck.
+    #[inline]
     pub fn next_deadline_ns(&self) -> Option<u64> {
         // A plain loop: this runs on every entry, and the iterator chain
         // it replaces cost several times as many instructions.
@@ -740,8 +874,35 @@ impl System {
                 earliest = Some(earliest.map_or(t, |e| e.min(t)));
             }
         };
+        if self.smp_guests {
+            return self.next_deadline_smp(earliest);
+        }
         for d in self.domains.iter().filter(|d| d.is_running()) {
             for v in &d.vcpus {
+                consider(v.next_timer_ns());
+                if let Some((_, timeout)) = &v.poll {
+                    consider(*timeout);
+                }
+            }
+        }
+        earliest
+    }
+
+    /// [`Self::next_deadline_ns`] with guests on several CPUs, from
+    /// `earliest` (this CPU's slice or idle recheck): a vCPU's timers are
+    /// armed by the CPU that runs it; those of vCPUs no CPU runs (blocked,
+    /// polling, waiting) by every CPU.
+    #[cold]
+    #[inline(never)]
+    fn next_deadline_smp(&self, mut earliest: Option<u64>) -> Option<u64> {
+        let me = self.this_cpu;
+        let mut consider = |t: Option<u64>| {
+            if let Some(t) = t {
+                earliest = Some(earliest.map_or(t, |e| e.min(t)));
+            }
+        };
+        for d in self.domains.iter().filter(|d| d.is_running()) {
+            for v in d.vcpus.iter().filter(|v| v.running_on.is_none_or(|c| c == me)) {
                 consider(v.next_timer_ns());
                 if let Some((_, timeout)) = &v.poll {
                     consider(*timeout);
@@ -759,6 +920,13 @@ impl System {
     /// Prints each domain's final state.
     pub fn report(&self) {
         crate::printk!("xenish: all domains have shut down");
+        if self.smp_guests {
+            let mut line = alloc::string::String::from("xenish: smp_guests: vCPUs put on each CPU:");
+            for (cpu, n) in self.runs_per_cpu.iter().enumerate() {
+                line.push_str(&format!(" CPU {cpu} {n}"));
+            }
+            crate::printk!("{line}");
+        }
         for d in &self.domains {
             let (id, name) = (d.id, &d.name);
             match (d.state, d.shutdown_reason()) {
@@ -837,6 +1005,47 @@ mod tests {
         // The idle loop loads the hypervisor's own table: nothing of the
         // domain is left in this CPU's TLB.
         assert_eq!((system.domains[0].dirty_cpus, system.domains[0].vcpus[0].dirty_cpu), (CpuMask::EMPTY, None));
+    }
+
+    #[test]
+    fn with_guests_on_two_cpus_each_has_its_own_current_and_no_vcpu_runs_twice() {
+        use crate::ipi::CpuMask;
+        let (mut system, mut frame, mut mem, _w) = started(|_| {});
+        system.enable_smp_guests(2);
+        let v0 = VcpuRef { domain: 0, vcpu: 0 };
+        assert_eq!((system.current, system.domains[0].vcpus[0].running_on), (Some(v0), Some(0)));
+        // vCPU 0's timer is CPU 0's to arm.
+        system.domains[0].vcpus[0].singleshot_ns = Some(5);
+        assert_eq!(system.next_deadline_ns(), Some(5));
+        // CPU 1 takes the lock: it runs nothing, and may not take vCPU 0.
+        system.switch_cpu(1);
+        assert_eq!(system.current, None);
+        assert_eq!(system.next_deadline_ns(), None, "not CPU 1's timer");
+        system.domains[0].vcpus[0].singleshot_ns = None;
+        assert_eq!(system.idle_wakeup(&mut frame, 10, 10, &mut mem).next, Next::Idle);
+        assert_eq!(system.domains[0].dirty_cpus, CpuMask::of(0), "CPU 1 never loaded it");
+        // An event for vCPU 0 seen from CPU 1: CPU 0 is kicked.
+        raise_upcall(&mut mem);
+        system.kicks(&mem);
+        assert_eq!(core::mem::take(&mut system.kick), CpuMask::of(0));
+        mem.0[8][0] = 0;
+        // Back on CPU 0: its own state again.
+        system.switch_cpu(0);
+        assert_eq!(system.current, Some(v0));
+        // CPU 0 switches away and saves vCPU 0: CPU 1 may now pick it.
+        system.domains[0].vcpus[0].blocked = true;
+        system.sched.sleep(v0);
+        assert_eq!(system.idle_wakeup(&mut frame, 20, 20, &mut mem).next, Next::Idle);
+        system.vcpu_saved(v0);
+        assert_eq!(system.domains[0].vcpus[0].running_on, None);
+        system.domains[0].vcpus[0].blocked = false;
+        system.sched.wake(v0);
+        system.kicks(&mem);
+        assert_eq!(core::mem::take(&mut system.kick), CpuMask::of(1), "an idle CPU for the waiting vCPU");
+        system.switch_cpu(1);
+        assert!(matches!(system.idle_wakeup(&mut frame, 30, 30, &mut mem).next, Next::Switch(_)));
+        assert_eq!(system.current, Some(v0));
+        assert_eq!((system.domains[0].vcpus[0].running_on, system.domains[0].dirty_cpus), (Some(1), CpuMask::of(1)));
     }
 
     const CALLBACK: u64 = 0xffff_ffff_8000_1000;

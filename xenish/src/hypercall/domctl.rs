@@ -80,6 +80,12 @@ fn serve(ctx: &mut Ctx, arg: u64) -> HcResult {
     let me = ctx.domain.id;
     ctx.target(op.domain, Action::Control)?;
     let index = ctx.peers.index_of(op.domain, me).ok_or(XenError::Esrch)?;
+    if matches!(
+        op.cmd,
+        XEN_DOMCTL_PAUSEDOMAIN | XEN_DOMCTL_DESTROYDOMAIN | XEN_DOMCTL_SETVCPUCONTEXT | XEN_DOMCTL_GETVCPUCONTEXT
+    ) {
+        sync_vcpus(ctx, op.domain, index)?;
+    }
     match op.cmd {
         XEN_DOMCTL_SCHEDULER_OP => {
             let mut s = op.scheduler_op();
@@ -211,6 +217,45 @@ fn create(ctx: &mut Ctx, asked: DomId, config: &XenDomctlCreatedomain) -> Result
     ctx.lifecycle.created.push(d);
     crate::printk!("xenish: d{}: created by d{} (paused, no memory)", id, ctx.domain.id);
     Ok(id)
+}
+
+/// With guests on several CPUs: before an operation that reads or
+/// replaces the state of domain `id`'s vCPUs (pause, destroy, get/set a
+/// vCPU context), none of them may run on another CPU, whose registers
+/// and FPU would then be newer than what the domain holds (Xen's
+/// `vcpu_sleep_sync`). The big lock cannot be held while that CPU
+/// deschedules them (it needs the lock), so the domain is held off every
+/// CPU (`sync_pause`, which the other CPUs' next entry sees: the entry
+/// that set it kicks them) and the call is continued (`-ERESTART`: the
+/// same call again, the lock released in between) until none runs; then
+/// the hold ends and the operation goes on. On one CPU no other vCPU is
+/// ever running: nothing happens.
+fn sync_vcpus(ctx: &mut Ctx, id: DomId, index: usize) -> Result<(), XenError> {
+    let here = ctx.domain.vcpus.get(ctx.vcpu).and_then(|v| v.running_on);
+    // The caller's own domain never waits for itself (the commands refuse
+    // their caller's domain anyway).
+    let Some(d) = ctx.peers.get_mut(id).filter(|d| d.id != ctx.domain.id) else { return Ok(()) };
+    let elsewhere = d.vcpus.iter().any(|v| v.running_on.is_some() && v.running_on != here);
+    if elsewhere {
+        if !d.sync_pause {
+            // One pause more while it waits (past the toolstack's limit if
+            // need be: the hold ends with this call).
+            d.sync_pause = true;
+            d.pause_count = d.pause_count.saturating_add(1);
+        }
+        return Err(XenError::Erestart);
+    }
+    if d.sync_pause {
+        d.sync_pause = false;
+        d.pause_count = d.pause_count.saturating_sub(1);
+        let runs = d.is_running();
+        for (v, vcpu) in d.vcpus.iter().enumerate() {
+            if runs && vcpu.runnable() {
+                ctx.sched.wake(VcpuRef { domain: index, vcpu: v });
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `XEN_DOMCTL_pausedomain` / `unpausedomain` of domain `id` (at system
@@ -577,6 +622,28 @@ mod tests {
         assert!(w.lifecycle.created.is_empty() && w.pool.0.len() == pool, "refusals create nothing");
         w.dom.privileged = false;
         assert_eq!(call_op(&mut w, create_op(0, pv_config())).0, -1, "unprivileged: EPERM");
+    }
+
+    #[test]
+    fn a_domain_whose_vcpu_runs_on_another_cpu_is_held_off_until_it_stopped() {
+        let mut w = world();
+        // The caller runs on CPU 0, domain 4's vCPU on CPU 1.
+        (w.dom.vcpus[0].running_on, w.peers[0].vcpus[0].running_on) = (Some(0), Some(1));
+        w.poke(BUF_VA, zerocopy::IntoBytes::as_bytes(&XenDomctl::new(XEN_DOMCTL_PAUSEDOMAIN, 4)));
+        for _ in 0..3 {
+            assert!(matches!(w.call(NR, [BUF_VA, 0, 0, 0, 0]), Outcome::Continue(_)), "waits");
+            assert!(w.peers[0].sync_pause && !w.peers[0].is_running(), "held off every CPU");
+            assert_eq!(w.peers[0].pause_count, 1, "the hold's pause only");
+        }
+        // CPU 1 descheduled it and saved its state.
+        w.peers[0].vcpus[0].running_on = None;
+        assert_eq!(w.call_ret(NR, [BUF_VA, 0, 0, 0, 0]), 0);
+        assert!(!w.peers[0].sync_pause && w.peers[0].pause_count == 1, "the hold is over, the pause done");
+        // A vCPU on the caller's own CPU (saved when the caller came on) is
+        // no reason to wait; nor is anything on one CPU.
+        w.peers[0].vcpus[0].running_on = Some(0);
+        assert_eq!(call_op(&mut w, XenDomctl::new(XEN_DOMCTL_UNPAUSEDOMAIN, 4)).0, 0);
+        assert_eq!(call_op(&mut w, XenDomctl::new(XEN_DOMCTL_PAUSEDOMAIN, 4)).0, 0);
     }
 
     #[test]

@@ -283,6 +283,12 @@ impl Scheduler {
 
     /// Chooses what runs at system time `now_ns`.
     pub fn pick(&mut self, now_ns: u64) -> Pick {
+        self.pick_where(now_ns, |_| true)
+    }
+
+    /// Chooses what runs at system time `now_ns` among the vCPUs `may_run`
+    /// accepts (on several CPUs: not those another CPU runs).
+    pub fn pick_where(&mut self, now_ns: u64, may_run: impl Fn(VcpuRef) -> bool) -> Pick {
         if now_ns >= self.period_start_ns.saturating_add(CAP_PERIOD_NS) {
             let periods = (now_ns - self.period_start_ns) / CAP_PERIOD_NS;
             self.period_start_ns += periods * CAP_PERIOD_NS;
@@ -292,7 +298,7 @@ impl Scheduler {
         let best = self
             .entities
             .iter()
-            .filter(|e| e.runnable)
+            .filter(|e| e.runnable && may_run(e.who))
             .filter(|e| Self::budget_ns(e.params).is_none_or(|b| self.domain_used(e.who.domain) < b))
             .min_by_key(|e| (e.vruntime, e.who));
         match best {

@@ -18,7 +18,9 @@ use core::sync::atomic::{AtomicU64, Ordering};
 
 use super::percpu::{self, MAX_CPUS};
 use super::{apic, clock, cpu, smpboot};
-use crate::ipi::{CpuMask, FlushGate, FlushRequest, Softirqs, FLUSH_PAGE, FLUSH_TLB, SOFTIRQ_PING, SOFTIRQ_PONG};
+use crate::ipi::{
+    CpuMask, FlushGate, FlushRequest, Softirqs, FLUSH_PAGE, FLUSH_TLB, SOFTIRQ_PING, SOFTIRQ_PONG, SOFTIRQ_SCHEDULE,
+};
 
 /// Every CPU's pending softirqs.
 static SOFTIRQS: Softirqs<MAX_CPUS> = Softirqs::new();
@@ -126,14 +128,33 @@ pub fn halt_unless_work() {
     unsafe { core::arch::asm!("sti; hlt; cli", options(nomem, nostack)) };
 }
 
+/// Where an application processor goes to run guests, once the boot CPU
+/// lets it (`smp_guests`): set before the first `SOFTIRQ_SCHEDULE`.
+static GUEST_ENTRY: spin::Once<fn() -> !> = spin::Once::new();
+
+/// Lets the application processors run guests: each leaves [`idle`] for
+/// `entry` at its next `SOFTIRQ_SCHEDULE`, which this raises.
+pub fn start_guests_on_aps(entry: fn() -> !) {
+    GUEST_ENTRY.call_once(|| entry);
+    for ap in smpboot::online_mask().without(0).iter() {
+        raise_softirq(ap, SOFTIRQ_SCHEDULE);
+    }
+}
+
 /// The idle loop of an application processor: carry out softirqs and
-/// shootdowns as IPIs bring them, halt in between.
+/// shootdowns as IPIs bring them, halt in between; with guests on the
+/// APs, go and run them at the first `SOFTIRQ_SCHEDULE`.
 pub fn idle() -> ! {
     loop {
         serve_flush();
         let bits = take_softirqs();
         if bits & SOFTIRQ_PING != 0 {
             raise_softirq(0, SOFTIRQ_PONG);
+        }
+        if bits & SOFTIRQ_SCHEDULE != 0 {
+            if let Some(entry) = GUEST_ENTRY.get() {
+                entry()
+            }
         }
         halt_unless_work();
     }

@@ -28,14 +28,52 @@ static SYSTEM: Mutex<Option<System>> = Mutex::new(None);
 /// Takes the big lock. The hypervisor runs with interrupts off, so while
 /// it spins it serves a TLB shootdown addressed to this CPU itself: a
 /// holder that shoots this CPU down cannot wait on it forever.
+///
+/// With guests on several CPUs (`smp_guests`), the system's per-CPU
+/// fields are made this CPU's ([`System::switch_cpu`]).
+#[inline]
 fn lock_system() -> MutexGuard<'static, Option<System>> {
     loop {
-        if let Some(guard) = SYSTEM.try_lock() {
+        if let Some(mut guard) = SYSTEM.try_lock() {
+            if SMP_GUESTS.load(Ordering::Relaxed) {
+                if let Some(system) = guard.as_mut() {
+                    system.switch_cpu(super::percpu::cpu_index());
+                }
+            }
             return guard;
         }
         ipi::serve_flush();
         core::hint::spin_loop();
     }
+}
+
+/// Whether vCPUs run on every CPU (the `smp_guests` option).
+static SMP_GUESTS: AtomicBool = AtomicBool::new(false);
+
+/// Sends `SOFTIRQ_SCHEDULE` to the CPUs the entry found work for
+/// ([`System::kicks`]), with guests on several CPUs.
+#[inline]
+fn send_kicks(system: &mut System) {
+    if system.smp_guests {
+        send_kicks_smp(system);
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn send_kicks_smp(system: &mut System) {
+    system.kicks(&memory());
+    for cpu in core::mem::take(&mut system.kick).iter() {
+        ipi::raise_softirq(cpu, crate::ipi::SOFTIRQ_SCHEDULE);
+    }
+}
+
+/// Where an application processor runs guests from (`smp_guests`): the
+/// idle loop, which picks what the scheduler has for it.
+fn ap_run() -> ! {
+    // A frame of its own (not on this stack, whose top `resume` reuses).
+    let frame = Box::leak(Box::new(TrapFrame::default()));
+    idle(frame)
 }
 static FRAME_LIMIT: AtomicU64 = AtomicU64::new(0);
 static DEBUG_EXIT: AtomicBool = AtomicBool::new(false);
@@ -225,7 +263,19 @@ pub fn run(
     let mut frame = TrapFrame::default();
     let (now, tsc) = now(&system);
     let action = system.start(&mut frame, now, tsc, &mut mem);
+    let smp = crate::cmdline::CommandLine::parse(super::start::cmdline()).smp_guests();
+    let online = super::smpboot::online_mask();
+    if smp && online.count() > 1 {
+        // CPU indices are dense from 0; one view per CPU up to the last.
+        let cpus = online.iter().last().map_or(1, |c| c + 1);
+        system.enable_smp_guests(cpus);
+        crate::printk!("xenish: smp_guests: vCPUs run on {} CPUs (under one lock)", online.count());
+    }
     *lock_system() = Some(system);
+    if smp && online.count() > 1 {
+        SMP_GUESTS.store(true, Ordering::Release);
+        ipi::start_guests_on_aps(ap_run);
+    }
     carry_out(action, None, &mut frame)
 }
 
@@ -250,6 +300,7 @@ fn enter(frame: &mut TrapFrame, handler: impl FnOnce(&mut System, &mut TrapFrame
         if !system.flush.is_none() {
             flush_tlb(&core::mem::take(&mut system.flush), system.this_cpu);
         }
+        send_kicks(system);
         arm_timer(system);
         (action, previous)
     };
@@ -347,6 +398,7 @@ const MSR_SHADOW_GS_BASE: u32 = 0xc000_0102;
 
 /// Saves the segment state of `previous` and loads that of the system's
 /// current vCPU, when they differ.
+#[inline(never)]
 fn switch_segments(previous: Option<VcpuRef>) {
     let mut guard = lock_system();
     let Some(system) = guard.as_mut() else { return };
@@ -357,6 +409,11 @@ fn switch_segments(previous: Option<VcpuRef>) {
     if let Some(v) = previous.and_then(|p| system.domains.get_mut(p.domain)?.vcpus.get_mut(p.vcpu)) {
         v.segments = read_segments();
         fpu::save(&mut v.fpu);
+    }
+    if let (Some(p), true) = (previous, system.smp_guests) {
+        // Its state is all saved: another CPU may take it now.
+        system.vcpu_saved(p);
+        send_kicks_smp(system);
     }
     let next = system.current.and_then(|c| system.domains.get_mut(c.domain)?.vcpus.get_mut(c.vcpu));
     match next {
@@ -465,6 +522,7 @@ fn idle(frame: &mut TrapFrame) -> ! {
             poll_console(system);
             system.deliver_pirqs(&mut memory());
             let action = system.idle_wakeup(frame, now, tsc, &mut memory());
+            send_kicks(system);
             arm_timer(system);
             action
         };
