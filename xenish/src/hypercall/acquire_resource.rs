@@ -35,11 +35,12 @@ pub fn acquire_resource(ctx: &mut Ctx, arg: u64, start: u64) -> HcResult {
     if xmar.pad != 0 {
         return Err(XenError::Einval);
     }
+    // Xen's order: the domain and the policy before the arguments.
+    ctx.target(xmar.domid, Action::Remote)?;
     if xmar.frame_list.addr() == 0 {
         if xmar.nr_frames != 0 || start != 0 {
             return Err(XenError::Einval);
         }
-        ctx.target(xmar.domid, Action::Remote)?;
         xmar.nr_frames = max_frames(xmar.type_, xmar.id)?;
         write(ctx, arg, &xmar)?;
         return Ok(0);
@@ -48,7 +49,6 @@ pub fn acquire_resource(ctx: &mut Ctx, arg: u64, start: u64) -> HcResult {
     if start >= xmar.nr_frames {
         return Err(XenError::Einval);
     }
-    ctx.target(xmar.domid, Action::Remote)?;
     let mut done = start;
     while done < xmar.nr_frames {
         let todo = ROUND.min(xmar.nr_frames - done);
@@ -185,7 +185,7 @@ mod tests {
     fn what_xen_refuses_is_refused() {
         let mut w = world(true);
         assert_eq!(call(&mut w, grant_table(0, 0, 1, LIST)).0, -1, "the caller's own domain");
-        assert_eq!(call(&mut w, grant_table(DOMID_SELF, 0, 1, LIST)).0, -1, "DOMID_SELF");
+        assert_eq!(call(&mut w, grant_table(DOMID_SELF, 0, 1, LIST)).0, -3, "DOMID_SELF names no domain here");
         assert_eq!(call(&mut w, grant_table(7, 0, 1, LIST)).0, -3, "no such domain");
         let mut pad = grant_table(1, 0, 1, LIST);
         pad.pad = 1;

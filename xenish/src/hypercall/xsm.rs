@@ -44,8 +44,9 @@ pub enum Action {
     /// another domain needs privilege (`-EPERM`).
     PgOwner,
     /// Act on another domain (Xen's `rcu_lock_remote_domain_by_id`, then
-    /// XSM_DM_PRIV): naming oneself, by `DOMID_SELF` or ID, is `-EPERM`;
-    /// the domain must exist (`-ESRCH`) and needs privilege (`-EPERM`).
+    /// XSM_DM_PRIV): `DOMID_SELF` names no domain (`-ESRCH`), the caller's
+    /// own ID is refused (`-EPERM`); another domain must exist (`-ESRCH`)
+    /// and needs privilege (`-EPERM`).
     Remote,
     /// A toolstack operation (as `domctl`): a domain named by its ID
     /// (Xen's `rcu_lock_domain_by_id`: `DOMID_SELF` names none, `-ESRCH`),
@@ -76,7 +77,8 @@ pub fn target<'d>(
         Action::Target => domid == DOMID_SELF || domid == caller.id,
         Action::PgOwner if domid == caller.id => return Err(XenError::Esrch),
         Action::PgOwner => domid == DOMID_SELF,
-        Action::Remote if domid == DOMID_SELF || domid == caller.id => return Err(XenError::Eperm),
+        Action::Remote if domid == DOMID_SELF => return Err(XenError::Esrch),
+        Action::Remote if domid == caller.id => return Err(XenError::Eperm),
         Action::Remote => false,
         Action::Control => domid == caller.id,
     };
@@ -130,8 +132,8 @@ mod tests {
             ),
             (
                 Action::Remote,
-                [Err(Eperm), Err(Eperm), Err(Eperm), Err(Esrch)],
-                [Err(Eperm), Err(Eperm), Ok(false), Err(Esrch)],
+                [Err(Esrch), Err(Eperm), Err(Eperm), Err(Esrch)],
+                [Err(Esrch), Err(Eperm), Ok(false), Err(Esrch)],
             ),
             (
                 Action::Control,

@@ -201,3 +201,22 @@ fn ports_stop_at_the_2_level_limit_and_at_max_evtchn_port_with_enospc() {
     }
     assert_eq!(alloc_unbound(&mut w, 1).0, -28, "past max_evtchn_port");
 }
+
+#[test]
+fn status_of_another_domains_port_needs_privilege_after_the_lookup() {
+    let mut w = two();
+    let (_, p0) = alloc_unbound(&mut w, 0);
+    swap(&mut w);
+    let mut st = EvtchnStatus::new_zeroed();
+    (st.dom, st.port) = (0, p0);
+    assert_eq!(op(&mut w, EVTCHNOP_STATUS, &st).0, -1, "unprivileged: EPERM");
+    st.dom = 7;
+    assert_eq!(op(&mut w, EVTCHNOP_STATUS, &st).0, -3, "no such domain: ESRCH first");
+    let mut a = EvtchnAllocUnbound::new_zeroed();
+    (a.dom, a.remote_dom) = (7, DOMID_SELF);
+    assert_eq!(op(&mut w, EVTCHNOP_ALLOC_UNBOUND, &a).0, -3, "alloc_unbound: ESRCH before EPERM");
+    w.dom.privileged = true;
+    (st.dom, st.port) = (0, p0);
+    let (rc, out) = op(&mut w, EVTCHNOP_STATUS, &st);
+    assert_eq!((rc, out.status, out.u[0]), (0, EVTCHNSTAT_UNBOUND, 0), "a toolstack reads dom0's port");
+}
