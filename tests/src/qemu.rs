@@ -91,7 +91,8 @@ pub struct Outcome {
     /// What QEMU itself wrote to stderr (its errors and warnings).
     pub qemu_stderr: String,
     /// The answers of QEMU's monitor to a [`Boot::monitor_probe`], one per
-    /// sample, in order (empty without a probe, or if the marker never came).
+    /// sample, in order (empty without a probe or if the marker never came;
+    /// fewer than asked for if QEMU ended first).
     pub monitor: Vec<String>,
 }
 
@@ -447,12 +448,17 @@ impl Boot {
         // QEMU's status if it ended by itself, else how it was stopped.
         let ended: Result<Option<i32>, Exit> = loop {
             if let Some(p) = probe.as_ref().filter(|p| seen(&p.marker)) {
-                let mut m = Monitor::connect(&monitor_path)?;
-                for i in 0..p.samples {
-                    if i > 0 {
-                        std::thread::sleep(p.interval);
+                // Sampling ends early if QEMU does (the answers so far stay).
+                if let Ok(mut m) = Monitor::connect(&monitor_path) {
+                    for i in 0..p.samples {
+                        if i > 0 {
+                            std::thread::sleep(p.interval);
+                        }
+                        match m.command(&p.command) {
+                            Ok(answer) => monitor.push(answer),
+                            Err(_) => break,
+                        }
                     }
-                    monitor.push(m.command(&p.command)?);
                 }
                 probe = None;
             }
