@@ -273,11 +273,11 @@ impl<'a> CommandLine<'a> {
     }
 
     /// The `xpti=` options in order, applied as Xen 4.17 applies them
-    /// ([`XptiOption::apply`]); `Err` carries the values with an element
+    /// ([`XptiOption::apply`]), and the values with an element
     /// Xen would refuse (reported; their other elements still apply).
     pub fn xpti(&self) -> (XptiOption, Vec<&'a str>) {
         let mut opt = XptiOption::default();
-        let bad = self.xpti.iter().copied().filter(|v| opt.apply(v).is_err()).collect();
+        let bad = self.xpti.iter().copied().filter(|v| !opt.apply(v)).collect();
         (opt, bad)
     }
 

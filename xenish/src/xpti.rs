@@ -59,15 +59,16 @@ impl XptiOption {
     /// as Xen 4.17's `parse_xpti`: a bare `xpti` is `xpti=1`; each
     /// comma-separated element is a boolean for both kinds, `default`, or
     /// `dom0`/`domu` as a named boolean. An element that is none of these
-    /// makes the result `Err` (Xen's `-EINVAL`, reported), but the elements
-    /// around it still apply, as in Xen.
-    pub fn apply(&mut self, value: &str) -> Result<(), ()> {
+    /// is refused, but the elements around it still apply, as in Xen.
+    /// Returns whether every element was understood (false: Xen's
+    /// `-EINVAL`, reported).
+    pub fn apply(&mut self, value: &str) -> bool {
         if value.is_empty() {
             self.dom0 = Some(true);
             self.domu = Some(true);
-            return Ok(());
+            return true;
         }
-        let mut rc = Ok(());
+        let mut ok = true;
         for elem in value.split(',') {
             if let Some(b) = parse_bool(elem) {
                 self.dom0 = Some(b);
@@ -80,10 +81,10 @@ impl XptiOption {
             } else if let Some(b) = parse_named("domu", elem) {
                 self.domu = Some(b);
             } else if !elem.is_empty() {
-                rc = Err(());
+                ok = false;
             }
         }
-        rc
+        ok
     }
 }
 
@@ -193,7 +194,7 @@ mod tests {
         let mut o = XptiOption::default();
         let mut ok = true;
         for v in values {
-            ok &= o.apply(v).is_ok();
+            ok &= o.apply(v);
         }
         (o, ok)
     }
