@@ -2,7 +2,10 @@
 //! the top of the running CPU's hypervisor stack, call into Rust, and return
 //! to whatever context the frame then describes with `iretq`. `syscall`
 //! enters through the CPU's own stub in [`super::percpu`], which has
-//! switched to that CPU's stack already.
+//! switched to that CPU's stack already. With XPTI ([`super::xpti`]) the
+//! stubs switch from the CPU's root table to the vCPU's real L4 right
+//! after saving the registers, and back just before `iretq` to a guest;
+//! this text is in `.text.entry`, the only text the root tables map.
 
 use core::arch::global_asm;
 
