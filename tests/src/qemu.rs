@@ -90,6 +90,10 @@ pub struct Outcome {
     pub elapsed: Duration,
     /// What QEMU itself wrote to stderr (its errors and warnings).
     pub qemu_stderr: String,
+    /// The answers of QEMU's monitor to a [`Boot::monitor_probe`], one per
+    /// sample, in order (empty without a probe or if the marker never came;
+    /// fewer than asked for if QEMU ended first).
+    pub monitor: Vec<String>,
 }
 
 /// Lines of a long serial log shown from its start and from its end.
@@ -177,6 +181,57 @@ pub struct Boot {
     extra: Vec<String>,
     /// Options appended to the command line (see [`Boot::new`]).
     implied: &'static str,
+    probe: Option<MonitorProbe>,
+}
+
+/// Monitor commands sent while the machine runs (see [`Boot::monitor_probe`]).
+#[derive(Clone, Debug)]
+struct MonitorProbe {
+    marker: String,
+    command: String,
+    samples: u32,
+    interval: Duration,
+}
+
+/// A connection to QEMU's human monitor on a unix socket.
+struct Monitor {
+    stream: std::os::unix::net::UnixStream,
+}
+
+impl Monitor {
+    /// Connects to the monitor listening at `path` and reads its banner.
+    fn connect(path: &Path) -> Result<Monitor, String> {
+        let stream = std::os::unix::net::UnixStream::connect(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        stream.set_read_timeout(Some(Duration::from_secs(20))).map_err(|e| e.to_string())?;
+        let mut m = Monitor { stream };
+        m.until_prompt()?;
+        Ok(m)
+    }
+
+    /// Reads up to the next `(qemu) ` prompt; returns what came before it.
+    fn until_prompt(&mut self) -> Result<String, String> {
+        use std::io::Read;
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !got.ends_with(b"(qemu) ") {
+            let n = self.stream.read(&mut buf).map_err(|e| format!("monitor: {e}"))?;
+            if n == 0 {
+                return Err("monitor: closed".into());
+            }
+            got.extend_from_slice(&buf[..n]);
+        }
+        got.truncate(got.len() - b"(qemu) ".len());
+        Ok(String::from_utf8_lossy(&got).replace('\r', ""))
+    }
+
+    /// Runs `command` and returns its answer (the echoed command left out).
+    fn command(&mut self, command: &str) -> Result<String, String> {
+        use std::io::Write;
+        self.stream.write_all(format!("{command}\n").as_bytes()).map_err(|e| format!("monitor: {e}"))?;
+        let answer = self.until_prompt()?;
+        // The monitor echoes the command line (with terminal escapes) first.
+        Ok(answer.split_once('\n').map_or(String::new(), |(_, rest)| rest.to_string()))
+    }
 }
 
 /// The virtual CPUs a boot gets unless [`Boot::smp`] says: `XENISH_SMP`
@@ -220,7 +275,17 @@ impl Boot {
             implied: "",
             until: None,
             extra: Vec::new(),
+            probe: None,
         }
+    }
+
+    /// Once the serial log contains `marker`, runs `command` on QEMU's
+    /// monitor `samples` times, `interval` apart, while the machine runs
+    /// (e.g. `info mem`: the mappings of the page tables CPU 0 has loaded
+    /// at that moment); the answers are [`Outcome::monitor`].
+    pub fn monitor_probe(mut self, marker: &str, command: &str, samples: u32, interval: Duration) -> Self {
+        self.probe = Some(MonitorProbe { marker: marker.into(), command: command.into(), samples, interval });
+        self
     }
 
     /// Sets xenish's command line.
@@ -364,8 +429,13 @@ impl Boot {
         let stderr_path = work.join("qemu.stderr");
         let stderr = File::create(&stderr_path).map_err(|e| format!("{}: {e}", stderr_path.display()))?;
         let start = Instant::now();
+        let monitor_path = work.join("monitor.sock");
+        let mut args = self.qemu_args(&iso, &format!("file:{}", log.display()));
+        if self.probe.is_some() {
+            args.extend(["-monitor".to_string(), format!("unix:{},server=on,wait=off", monitor_path.display())]);
+        }
         let mut child = Command::new("qemu-system-x86_64")
-            .args(self.qemu_args(&iso, &format!("file:{}", log.display())))
+            .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(stderr)
@@ -373,8 +443,25 @@ impl Boot {
             .map(KillOnDrop)
             .map_err(|e| format!("cannot start qemu-system-x86_64: {e}"))?;
         let seen = |marker: &str| std::fs::read(&log).is_ok_and(|b| String::from_utf8_lossy(&b).contains(marker));
+        let mut monitor = Vec::new();
+        let mut probe = self.probe.clone();
         // QEMU's status if it ended by itself, else how it was stopped.
         let ended: Result<Option<i32>, Exit> = loop {
+            if let Some(p) = probe.as_ref().filter(|p| seen(&p.marker)) {
+                // Sampling ends early if QEMU does (the answers so far stay).
+                if let Ok(mut m) = Monitor::connect(&monitor_path) {
+                    for i in 0..p.samples {
+                        if i > 0 {
+                            std::thread::sleep(p.interval);
+                        }
+                        match m.command(&p.command) {
+                            Ok(answer) => monitor.push(answer),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                probe = None;
+            }
             match child.0.try_wait() {
                 Ok(Some(status)) => break Ok(status.code()),
                 Ok(None) if start.elapsed() > self.timeout => break Err(Exit::TimedOut),
@@ -397,7 +484,7 @@ impl Boot {
             self.cmdline,
             self.modules.len()
         );
-        Ok(Outcome { serial, exit, elapsed, qemu_stderr })
+        Ok(Outcome { serial, exit, elapsed, qemu_stderr, monitor })
     }
 }
 

@@ -8,7 +8,11 @@ use tests::{Boot, Exit};
 
 #[test]
 fn a_guest_builds_pins_and_switches_to_new_page_tables_and_is_refused_what_xen_refuses() {
-    let out = Boot::new().cmdline("dom0_mem=64M").guest("mmu", "mmu").run();
+    // With XPTI forced on: the L4 the guest switches to, and the entries
+    // it writes into the running L4 (the recursive slot it then reads
+    // through), must reach the CPU's root table.
+    let out = Boot::new().cmdline("dom0_mem=64M xpti=on").guest("mmu", "mmu").run();
+    out.expect_line("XPTI (64-bit PV only): Dom0 enabled");
     out.expect_line("(d0) mmu: ok: link the L1 into the L2 (validates it)")
         .expect_line("(d0) mmu: ok: pin the new L4 (a copy of the current one)")
         .expect_line("(d0) mmu: ok: switch to the new L4")

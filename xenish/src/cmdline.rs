@@ -6,6 +6,8 @@
 use alloc::vec::Vec;
 use core::fmt;
 
+use crate::xpti::XptiOption;
+
 /// Options xenish knows; anything else is reported as unknown.
 const KNOWN: &[&str] =
     &["dom0_mem", "dom0_max_vcpus", "domain", "console", "com1", "loglvl", "guest_loglvl", "console_io"];
@@ -199,6 +201,7 @@ pub struct CommandLine<'a> {
     nosmp: bool,
     maxcpus: Option<&'a str>,
     smp_guests: bool,
+    xpti: Vec<&'a str>,
     unknown: Vec<&'a str>,
 }
 
@@ -214,6 +217,7 @@ impl<'a> CommandLine<'a> {
                 "console_io" => out.console_io = Some(value),
                 "nosmp" if value.is_empty() => out.nosmp = true,
                 "maxcpus" => out.maxcpus = Some(value),
+                "xpti" => out.xpti.push(value),
                 "smp_guests" => out.smp_guests = matches!(value, "" | "1" | "on" | "yes" | "true"),
                 k if KNOWN.contains(&k) => {}
                 _ => out.unknown.push(opt),
@@ -268,6 +272,15 @@ impl<'a> CommandLine<'a> {
         self.smp_guests
     }
 
+    /// The `xpti=` options in order, applied as Xen 4.17 applies them
+    /// ([`XptiOption::apply`]), and the values with an element
+    /// Xen would refuse (reported; their other elements still apply).
+    pub fn xpti(&self) -> (XptiOption, Vec<&'a str>) {
+        let mut opt = XptiOption::default();
+        let bad = self.xpti.iter().copied().filter(|v| !opt.apply(v)).collect();
+        (opt, bad)
+    }
+
     /// The value of `dom0_max_vcpus=`, if given (the last one wins;
     /// [`crate::setup::dom0_max_vcpus`] reads it).
     pub fn dom0_max_vcpus(&self) -> Option<&'a str> {
@@ -285,6 +298,24 @@ mod tests {
     use super::*;
 
     const MIB: u64 = 256; // pages per MiB
+
+    #[test]
+    fn xpti_options_apply_in_order() {
+        use crate::xpti::{CpuFacts, Xpti};
+        let intel = CpuFacts::default();
+        let line = CommandLine::parse("xpti=off console_io=all xpti=dom0 xpti=domu=bogus");
+        let (opt, bad) = line.xpti();
+        assert_eq!(bad, ["domu=bogus"]);
+        assert_eq!(Xpti::resolve(opt, intel), Xpti { dom0: true, domu: false });
+        assert_eq!(line.unknown().count(), 0);
+        let (opt, bad) = CommandLine::parse("xpti").xpti();
+        assert!(bad.is_empty());
+        assert_eq!(
+            Xpti::resolve(opt, CpuFacts { amd_or_hygon: true, rdcl_no: false }),
+            Xpti { dom0: true, domu: true }
+        );
+        assert_eq!(CommandLine::parse("").xpti().0, XptiOption::default());
+    }
 
     #[test]
     fn sizes_follow_xen_units() {

@@ -43,3 +43,4 @@ pub mod smp;
 pub mod system;
 pub mod time;
 pub mod traps;
+pub mod xpti;

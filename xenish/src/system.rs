@@ -14,8 +14,8 @@ use alloc::vec::Vec;
 use crate::domain::{Domain, DomainState, RUNSTATE_BLOCKED, RUNSTATE_OFFLINE, RUNSTATE_RUNNABLE, RUNSTATE_RUNNING};
 use crate::evtchn;
 use crate::flush::{self, FlushReq};
-use crate::ipi::CpuMask;
 use crate::hypercall::{self, Ctx, Outcome, Peers, Platform};
+use crate::ipi::CpuMask;
 use crate::lifecycle::{self, Lifecycle, Resources};
 use crate::mm::frame_table::FrameTable;
 use crate::mm::m2p::M2p;
@@ -156,7 +156,8 @@ impl System {
         if let Some(slot) = self.others.get_mut(self.this_cpu) {
             *slot = mine;
         }
-        (self.current, self.slice_start_ns, self.preempt_at_ns) = (next.current, next.slice_start_ns, next.preempt_at_ns);
+        (self.current, self.slice_start_ns, self.preempt_at_ns) =
+            (next.current, next.slice_start_ns, next.preempt_at_ns);
         (self.idle_until_ns, self.loaded) = (next.idle_until_ns, next.loaded);
         self.this_cpu = cpu;
     }

@@ -12,7 +12,7 @@ use tests::images::workspace_root;
 use tests::{Boot, Exit};
 
 /// The operations the bench kernel measures, in its order.
-const OPS: &[&str] = &[
+pub const OPS: &[&str] = &[
     "null_hypercall",
     "mmu_update_1pte",
     "update_va_mapping_invlpg",
@@ -24,7 +24,7 @@ const OPS: &[&str] = &[
 ];
 
 /// One hypervisor's result for one operation in one boot.
-type Run = BTreeMap<String, Option<u64>>;
+pub type Run = BTreeMap<String, Option<u64>>;
 
 /// Parses the bench kernel's `bench: <op> median=<c> ...` lines.
 fn parse(serial: &str) -> Run {
@@ -43,7 +43,7 @@ fn parse(serial: &str) -> Run {
 }
 
 /// One boot of the bench kernel: its rows and the serial log.
-fn boot(
+pub fn boot(
     hypervisor: &Path,
     cmdline: &str,
     bench: &Path,
@@ -67,13 +67,13 @@ fn boot(
     Ok((parse(&out.serial), out.serial))
 }
 
-fn median(mut v: Vec<u64>) -> Option<u64> {
+pub fn median(mut v: Vec<u64>) -> Option<u64> {
     v.sort_unstable();
     v.get(v.len() / 2).copied()
 }
 
 /// The groups of rows `--only` can pick, in the order they run.
-pub const SECTIONS: &[&str] = &["hypercalls", "linux", "toolstack", "drivers"];
+pub const SECTIONS: &[&str] = &["hypercalls", "xpti", "linux", "toolstack", "drivers"];
 
 /// Runs the benchmark and prints and writes the table: the sections in
 /// `only`, or all of them if it is empty; with `compare`, then prints the
@@ -99,6 +99,10 @@ pub fn run(
     let mut mitigations = BTreeMap::new();
     if want("hypercalls") {
         mitigations.extend(hypercalls(&images, &xen, runs, deterministic, &mut md, &mut json)?);
+    }
+    if want("xpti") {
+        let runs = runs.unwrap_or(if deterministic { 1 } else { 3 }).max(1);
+        crate::bench_xpti::run(&images, runs, deterministic, &mut md, &mut json)?;
     }
     let tools = if want("linux") || (!deterministic && (want("toolstack") || want("drivers"))) {
         Some(crate::build_tools()?)

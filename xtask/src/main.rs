@@ -16,6 +16,7 @@ mod bench_compare;
 mod bench_dom0;
 mod bench_drivers;
 mod bench_linux;
+mod bench_xpti;
 mod fuzz;
 mod linux;
 mod profile;
@@ -136,7 +137,8 @@ OPTIONS:
     --runs N        Boots per configuration for `bench`'s hypercall and Linux rows (default
                     3; 1 with --deterministic)
     --only SECTIONS `bench`: only these groups of rows (comma-separated or
-                    repeated): hypercalls, linux, toolstack, drivers.
+                    repeated): hypercalls, xpti, linux, toolstack,
+                    drivers.
                     Default: all
     --compare FILE  `bench`: print the change against this earlier
                     results.json (copy target/bench/results.json away first:

@@ -553,6 +553,11 @@ impl Mmu<'_> {
             };
             self.set_entry(mfn, i, value)?;
         }
+        if level == 4 {
+            // A new L4, perhaps in a frame that held another: XPTI root
+            // copies of what was here are stale.
+            crate::xpti::l4_changed();
+        }
         Ok(())
     }
 
@@ -667,7 +672,12 @@ impl Mmu<'_> {
         pt: &MapRights,
         pg: &MapRights,
     ) -> Result<bool, XenError> {
-        self.mod_entry_with(table, level, slot, new, preserve_ad, (pt, pg), false)
+        let r = self.mod_entry_with(table, level, slot, new, preserve_ad, (pt, pg), false);
+        if level == 4 {
+            // After the write: an XPTI root copy made before it is stale.
+            crate::xpti::l4_changed();
+        }
+        r
     }
 
     /// [`Self::mod_entry`] served by a batch: preemptible by the batch's
@@ -683,7 +693,12 @@ impl Mmu<'_> {
         pt: &MapRights,
         pg: &MapRights,
     ) -> Result<bool, XenError> {
-        self.mod_entry_with(table, level, slot, new, preserve_ad, (pt, pg), true)
+        let r = self.mod_entry_with(table, level, slot, new, preserve_ad, (pt, pg), true);
+        if level == 4 {
+            // After the write: an XPTI root copy made before it is stale.
+            crate::xpti::l4_changed();
+        }
+        r
     }
 
     #[allow(clippy::too_many_arguments)]

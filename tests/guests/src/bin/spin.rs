@@ -26,6 +26,7 @@ mod guest {
             println!("spin: cannot map shared_info: {e}");
             guest_rt::shutdown(SHUTDOWN_CRASH);
         }
+        println!("spin: spinning until {} ms", to / 1_000_000);
         let (mut count, mut running) = (0u64, 0u64);
         let mut last = events::system_time_ns();
         loop {

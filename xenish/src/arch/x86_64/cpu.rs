@@ -48,6 +48,12 @@ pub unsafe fn wrmsr(msr: u32, value: u64) {
     };
 }
 
+/// Whether EFER.NXE is set (the NX bit may be used in page tables).
+pub fn efer_nx() -> bool {
+    // SAFETY: EFER exists on every x86_64 CPU.
+    unsafe { rdmsr(0xc000_0080) & (1 << 11) != 0 }
+}
+
 /// The CPUID result registers.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CpuidResult {

@@ -2,7 +2,10 @@
 //! the top of the running CPU's hypervisor stack, call into Rust, and return
 //! to whatever context the frame then describes with `iretq`. `syscall`
 //! enters through the CPU's own stub in [`super::percpu`], which has
-//! switched to that CPU's stack already.
+//! switched to that CPU's stack already. With XPTI ([`super::xpti`]) the
+//! stubs switch from the CPU's root table to the vCPU's real L4 right
+//! after saving the registers, and back just before `iretq` to a guest;
+//! this text is in `.text.entry`, the only text the root tables map.
 
 use core::arch::global_asm;
 
@@ -92,11 +95,44 @@ irq_spurious:
     push r15
 .endm
 
+/* XPTI, on every entry once the registers are saved: if this CPU runs a
+   guest on its root table (CpuInfo.xen_cr3 != 0), load the real L4 first
+   and clear xen_cr3. r12 keeps the CR3 found (0 if none was switched) and
+   r13 the xen_cr3 value, for an NMI or #MC that interrupted the exit path
+   after its switch (below). Only the stack block and this text are used
+   before the switch: the root table maps both. */
+.macro XPTI_ENTER
+    mov rax, rsp
+    or rax, {stack_mask}
+    sub rax, {info_size} - 1
+    xor r12d, r12d
+    mov r13, [rax + {xen_cr3}]
+    test r13, r13
+    jz 2f
+    mov r12, cr3
+    mov cr3, r13
+    mov qword ptr [rax + {xen_cr3}], 0
+2:
+.endm
+
 trap_common:
     cld
     SAVE_GPRS
+    XPTI_ENTER
     mov rdi, rsp
     call {trap}
+    /* Back to hypervisor context that ran on the root table (only an IST
+       entry can interrupt the exit path between its CR3 switch and iretq):
+       restore what it had, as Xen's restore_all_xen does. */
+    test r12, r12
+    jz return_via_iret
+    test byte ptr [rsp + {frame_cs}], 3
+    jnz return_via_iret
+    mov rax, rsp
+    or rax, {stack_mask}
+    sub rax, {info_size} - 1
+    mov [rax + {xen_cr3}], r13
+    mov cr3, r12
     jmp return_via_iret
 
 /* `syscall` from 32-bit code (MSR_CSTAR), after the CPU's stub put the
@@ -127,13 +163,29 @@ syscall_common:
     push {syscall_vector}
     cld
     SAVE_GPRS
+    XPTI_ENTER
     mov rdi, rsp
     call {syscall}
     jmp return_via_iret
 
-/* Also the first entry into a guest: rdi points at a TrapFrame. */
+/* Also the first entry into a guest: rdi points at a TrapFrame. Returning
+   to a guest (ring 3) with XPTI: record the real L4 in xen_cr3 for the
+   next entry, then load the root table prepare_exit chose (pv_cr3; 0 for
+   none). From here to iretq only this text and the stack are touched. */
 .globl return_via_iret
 return_via_iret:
+    test byte ptr [rsp + {frame_cs}], 3
+    jz 3f
+    mov rax, rsp
+    or rax, {stack_mask}
+    sub rax, {info_size} - 1
+    mov rcx, [rax + {pv_cr3}]
+    test rcx, rcx
+    jz 3f
+    mov rdx, cr3
+    mov [rax + {xen_cr3}], rdx
+    mov cr3, rcx
+3:
     pop r15
     pop r14
     pop r13
@@ -178,6 +230,11 @@ ipi_stub_table:
     ring3_cs = const super::gdt::RING3_CS64 as u64,
     ring3_cs32 = const super::gdt::RING3_CS32 as u64,
     syscall_vector = const VECTOR_SYSCALL,
+    stack_mask = const super::percpu::STACK_SIZE - 1,
+    info_size = const super::percpu::CPU_INFO_SIZE,
+    xen_cr3 = const super::percpu::CPU_INFO_XEN_CR3,
+    pv_cr3 = const super::percpu::CPU_INFO_PV_CR3,
+    frame_cs = const core::mem::offset_of!(TrapFrame, cs),
 );
 
 extern "C" {
@@ -217,15 +274,24 @@ pub fn device_stubs() -> u64 {
 
 extern "C" fn trap_entry(frame: &mut TrapFrame) {
     super::trap::handle(frame);
+    if frame.cs & 3 == 3 {
+        super::xpti::prepare_exit();
+    }
 }
 
 extern "C" fn syscall_entry_rust(frame: &mut TrapFrame) {
     super::trap::handle_syscall(frame);
+    if frame.cs & 3 == 3 {
+        super::xpti::prepare_exit();
+    }
 }
 
 /// Discards the current stack and resumes the context in `frame`, which is
 /// copied to the top of the running CPU's hypervisor stack first.
 pub fn resume(frame: &TrapFrame) -> ! {
+    if frame.cs & 3 == 3 {
+        super::xpti::prepare_exit();
+    }
     let top = super::percpu::stack_top(super::percpu::cpu_index());
     // SAFETY: `top` is the top of this CPU's primary stack (its TSS rsp0),
     // which has room for a frame; nothing below it is live any more.

@@ -105,6 +105,13 @@ pub fn set_device_gates(stubs: u64, stride: u64, first: u8, last: u8) {
     }
 }
 
+/// The IDT's address (one page, page-aligned), for XPTI's root tables.
+pub fn address() -> u64 {
+    addr_of!(IDT) as u64
+}
+
+const _: () = assert!(core::mem::size_of::<Idt>() == 4096 && core::mem::align_of::<Idt>() == 4096);
+
 /// Loads the (shared) IDT on the running CPU.
 pub fn load() {
     let ptr = DescriptorPointer { limit: (256 * 16 - 1) as u16, base: addr_of!(IDT) as u64 };

@@ -20,3 +20,4 @@ pub mod serial;
 pub mod smpboot;
 pub mod start;
 pub mod trap;
+pub mod xpti;

@@ -15,7 +15,7 @@
 use core::arch::{asm, global_asm};
 use core::mem::size_of;
 use core::ptr::addr_of_mut;
-use core::sync::atomic::AtomicU64;
+use core::sync::atomic::{AtomicBool, AtomicU64};
 
 use super::gdt::{self, CpuTables};
 
@@ -27,7 +27,7 @@ pub const STACK_SIZE: usize = 256 * 1024;
 /// Bytes of each IST stack at the bottom of the block.
 pub const IST_SIZE: usize = 16 * 1024;
 /// Bytes reserved for [`CpuInfo`] at the top of the block.
-pub const CPU_INFO_SIZE: usize = 64;
+pub const CPU_INFO_SIZE: usize = 128;
 /// Offset of the primary stack's top (`TSS.rsp0`, where trap frames go)
 /// inside a block: the `CpuInfo` sits right above it.
 pub const STACK_TOP_OFFSET: usize = STACK_SIZE - CPU_INFO_SIZE;
@@ -50,7 +50,29 @@ pub struct CpuInfo {
     /// for none: while the timer still counts towards it, arming it for
     /// the same deadline again can be skipped.
     pub armed_ns: AtomicU64,
+    /// XPTI: while this CPU runs a guest on its root table, the CR3 every
+    /// entry loads first (the vCPU's real L4), else 0 (Xen's `xen_cr3`).
+    /// Written by the entry and exit stubs.
+    pub xen_cr3: AtomicU64,
+    /// XPTI: the table the exit stub loads before it returns to a guest
+    /// (this CPU's root table), or 0 to stay on the real L4 (Xen's
+    /// `pv_cr3`). Set by [`super::xpti::prepare_exit`].
+    pub pv_cr3: AtomicU64,
+    /// XPTI: this CPU's root table (machine address), 0 if it has none.
+    pub root_pgt: AtomicU64,
+    /// XPTI: the guest L4 (machine address) the root table's guest slots
+    /// were last copied from, and the L4 generation then.
+    pub root_synced_l4: AtomicU64,
+    /// See [`CpuInfo::root_synced_l4`].
+    pub root_synced_gen: AtomicU64,
+    /// XPTI: whether the vCPU this CPU runs belongs to a domain with XPTI.
+    pub xpti_current: AtomicBool,
 }
+
+/// Offset of [`CpuInfo::xen_cr3`], for the entry stubs.
+pub const CPU_INFO_XEN_CR3: usize = core::mem::offset_of!(CpuInfo, xen_cr3);
+/// Offset of [`CpuInfo::pv_cr3`], for the exit stub.
+pub const CPU_INFO_PV_CR3: usize = core::mem::offset_of!(CpuInfo, pv_cr3);
 
 const _: () = assert!(size_of::<CpuInfo>() <= CPU_INFO_SIZE);
 const _: () = assert!(MAX_CPUS <= crate::flush::LOCAL_CPU, "a flush's pseudo-CPU must not be a real one");
@@ -94,7 +116,19 @@ pub fn init_cpu_info(cpu: usize, apic_id: u32, tables: *mut CpuTables) {
     // running, or is the caller, whose stack is far below the top); the
     // slot is aligned and inside the block.
     unsafe {
-        info.write(CpuInfo { syscall_rsp: 0, cpu: cpu as u32, apic_id, tables, armed_ns: AtomicU64::new(u64::MAX) })
+        info.write(CpuInfo {
+            syscall_rsp: 0,
+            cpu: cpu as u32,
+            apic_id,
+            tables,
+            armed_ns: AtomicU64::new(u64::MAX),
+            xen_cr3: AtomicU64::new(0),
+            pv_cr3: AtomicU64::new(0),
+            root_pgt: AtomicU64::new(0),
+            root_synced_l4: AtomicU64::new(0),
+            root_synced_gen: AtomicU64::new(0),
+            xpti_current: AtomicBool::new(false),
+        })
     };
 }
 
@@ -123,6 +157,24 @@ pub fn apic_id_of(cpu: usize) -> Option<u32> {
     // (and before it is in the online mask any sender reads) and never
     // again; only that field is read.
     Some(unsafe { core::ptr::addr_of!((*info).apic_id).read() })
+}
+
+/// The `CpuInfo` of `cpu` (set up by [`init_cpu_info`]; `None` past
+/// [`MAX_CPUS`]), for the boot CPU to fill in another CPU's fields that
+/// are atomics.
+pub fn info_of(cpu: usize) -> Option<&'static CpuInfo> {
+    if cpu >= MAX_CPUS {
+        return None;
+    }
+    // SAFETY: the slot is aligned and inside the block of `cpu`, written
+    // by `init_cpu_info` before that CPU starts; the fields others write
+    // are atomics, the rest are written once before the CPU runs.
+    Some(unsafe { &*(stack_top(cpu) as *const CpuInfo) })
+}
+
+/// The bounds of the stack block of `cpu` (below [`MAX_CPUS`]).
+pub fn block_range(cpu: usize) -> (u64, u64) {
+    (block(cpu), block(cpu) + STACK_SIZE as u64)
 }
 
 /// The running CPU's index.

@@ -21,7 +21,7 @@ use super::memory::{
     DirectMap, DirectMapRuns, DIRECTMAP_BOOT_SIZE, DIRECTMAP_SIZE, DIRECTMAP_START, FIXMAP_APIC, RO_MPT_START,
     XEN_VIRT_START,
 };
-use super::{apic, clock, cpu, entry, fpu, gdt, idt, ioapic, ipi, percpu, serial, smpboot, trap};
+use super::{apic, clock, cpu, entry, fpu, gdt, idt, ioapic, ipi, percpu, serial, smpboot, trap, xpti};
 use crate::boot_info::{BootInfo, MULTIBOOT2_BOOTLOADER_MAGIC};
 use crate::hypercall::E820Entry;
 use crate::irq;
@@ -213,6 +213,7 @@ pub extern "C" fn xenish_start(magic: u32, mbi_phys: u32) -> ! {
     let m2p_table = crate::mm::m2p::M2p { base: m2p.base, entries: m2p.entries };
     let fpu_area_size = fpu::init();
     start_cpus(&info, madt.as_ref(), l4, tsc_hz, (u64::from(mbi_phys), u64::from(mbi_phys) + info.len() as u64));
+    setup_xpti(&mut mem, info.cmdline(), m2p.l4_slots[0]);
     let Some(pages) = frame_table_storage(&mut mem, nr_frames) else {
         boot_failure(format_args!(
             "no run of free frames for the frame table ({} KiB)",
@@ -570,6 +571,38 @@ fn start_cpus(info: &BootInfo, madt: Option<&Madt>, l4: Mfn, tsc_hz: u64, mbi: (
     }
     printk!("xenish: {} CPUs online", smpboot::online_cpus());
     ipi::boot_check(IPI_CHECK_ROUNDS, tsc_hz, 2000);
+}
+
+/// Decides which domains run with XPTI (`xpti=` over Xen's default for
+/// this CPU), says so, and gives every online CPU its root table if any
+/// domain needs one (`m2p_slot`: L4 slot 256 of every guest). A CPU whose
+/// root table cannot be built runs its guests without isolation, which is
+/// reported.
+fn setup_xpti(mem: &mut DirectMap, cmdline: &str, m2p_slot: u64) {
+    let (opt, bad) = crate::cmdline::CommandLine::parse(cmdline).xpti();
+    for v in bad {
+        printk!("xenish: parameter \"xpti\" has invalid value \"{v}\"; the rest of it applies");
+    }
+    let facts = xpti::cpu_facts();
+    let x = crate::xpti::Xpti::resolve(opt, facts);
+    xpti::configure(x);
+    printk!(
+        "xenish: speculation: {} CPU, RDCL_NO {}; {}",
+        if facts.amd_or_hygon { "AMD/Hygon" } else { "non-AMD" },
+        if facts.rdcl_no { "set" } else { "clear" },
+        x.describe()
+    );
+    if !x.any() {
+        return;
+    }
+    let mut built = 0;
+    for cpu in smpboot::online_mask().iter() {
+        match xpti::build_root(mem, cpu, m2p_slot) {
+            Ok(_) => built += 1,
+            Err(e) => printk!("xenish: XPTI: no root page table for CPU {cpu} ({e:?}): its guests run unisolated"),
+        }
+    }
+    printk!("xenish: XPTI: root page tables for {built} CPU(s)");
 }
 
 /// Round trips and shootdowns per AP of the boot-time IPI check.

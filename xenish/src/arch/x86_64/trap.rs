@@ -415,6 +415,7 @@ fn switch_segments(previous: Option<VcpuRef>) {
         system.vcpu_saved(p);
         send_kicks_smp(system);
     }
+    super::xpti::set_current(system.current.and_then(|c| Some(system.domains.get(c.domain)?.id == 0)));
     let next = system.current.and_then(|c| system.domains.get_mut(c.domain)?.vcpus.get_mut(c.vcpu));
     match next {
         Some(v) => {
