@@ -15,6 +15,7 @@ pub mod idt;
 pub mod ioapic;
 pub mod ipi;
 pub mod memory;
+pub mod msi;
 pub mod percpu;
 pub mod serial;
 pub mod smpboot;

@@ -488,6 +488,7 @@ fn find_madt(info: &BootInfo) -> Option<Madt> {
             }
         },
     };
+    super::acpi::init(&mem, &rsdp);
     match Madt::find(&mem, &rsdp) {
         Ok(madt) => {
             printk!(
