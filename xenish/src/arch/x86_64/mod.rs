@@ -3,6 +3,7 @@
 //! runs the portable core on real hardware. The only home of `unsafe`
 //! hardware access.
 
+pub mod acpi;
 pub mod apic;
 pub mod boot;
 pub mod clock;
