@@ -482,6 +482,40 @@ pub fn note_guest_control(dev: &mut PciDev, reg: u32, size: u32, value: u32) {
     }
 }
 
+/// A write fault of the control domain's kernel (`error`: present, write)
+/// at `cr2` through a read-only mapping of an MSI-X table or PBA frame in
+/// use: the write (`insn`, a `mov`) is dropped and the instruction stepped
+/// over, as Xen's `mmio_ro_emulated_write` drops it. Whether it was.
+#[allow(clippy::too_many_arguments)]
+pub fn drop_ro_write(
+    dom: &crate::domain::Domain,
+    vcpu: usize,
+    frame: &mut crate::regs::TrapFrame,
+    cr2: u64,
+    insn: &[u8],
+    ft: &crate::mm::frame_table::FrameTable,
+    mem: &dyn crate::mm::MachineMemory,
+) -> bool {
+    use crate::mm::pagetable::{PTE_ADDR, PTE_P, PTE_RW};
+    if !dom.privileged {
+        return false;
+    }
+    let Some(v) = dom.vcpus.get(vcpu).filter(|v| v.kernel_mode) else { return false };
+    let Some((l1, slot)) = crate::mm::pt_validate::find_l1(ft, mem, dom.id, v.current_l4(), cr2) else { return false };
+    let Ok(pte) = crate::mm::pagetable::entry(mem, l1, slot) else { return false };
+    let mfn = (pte & PTE_ADDR) >> 12;
+    if pte & (PTE_P | PTE_RW) != PTE_P || ft.owner(crate::mm::Mfn(mfn)).is_some() || !crate::irq::is_msix_frame(mfn) {
+        return false;
+    }
+    match crate::ptwr::decode(insn) {
+        Some(w) if w.op == crate::ptwr::Op::Mov => {
+            frame.rip = frame.rip.wrapping_add(w.len as u64);
+            true
+        }
+        _ => false,
+    }
+}
+
 /// Host tests, and the fake PCI function other modules' tests use.
 #[cfg(test)]
 pub mod tests {
