@@ -358,9 +358,9 @@ pub fn fadt() -> Option<Fadt> {
     FADT.get().copied()
 }
 
-/// Writes a 16-bit value to an I/O port: the arch layer's, installed at
-/// boot ([`set_port_writer`]).
-pub type PortWriter = fn(port: u16, value: u16);
+/// Writes `size` bytes (1 or 2) of `value` to an I/O port: the arch
+/// layer's, installed at boot ([`set_port_writer`]).
+pub type PortWriter = fn(port: u16, value: u16, size: u8);
 
 static PORT_WRITER: spin::Once<PortWriter> = spin::Once::new();
 
@@ -375,13 +375,49 @@ std::thread_local! {
     pub static PORT_WRITES: core::cell::RefCell<Vec<(u16, u16)>> = const { core::cell::RefCell::new(Vec::new()) };
 }
 
-fn port_write(port: u16, value: u16) {
+fn port_write(port: u16, value: u16, size: u8) {
+    #[cfg(test)]
+    let _ = size;
     #[cfg(test)]
     PORT_WRITES.with(|w| w.borrow_mut().push((port, value)));
     #[cfg(not(test))]
     if let Some(f) = PORT_WRITER.get() {
-        f(port, value);
+        f(port, value, size);
     }
+}
+
+/// The control domain asked for a reboot (`SCHEDOP_shutdown(reboot)`):
+/// when the hypervisor goes down it restarts the machine
+/// ([`machine_restart`]) rather than powering it off, as Xen's
+/// `hwdom_shutdown` does.
+static RESTART: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+/// Records the control domain's reboot request.
+pub fn request_restart() {
+    RESTART.store(true, core::sync::atomic::Ordering::Relaxed);
+}
+
+/// Whether the control domain asked for a reboot.
+pub fn restart_requested() -> bool {
+    RESTART.load(core::sync::atomic::Ordering::Relaxed)
+}
+
+/// One attempt of Xen's `machine_restart` order: the FADT's reset
+/// register (`acpi_reboot`), the keyboard controller's reset line (0xfe to
+/// port 0x64), then the PCI reset control register 0xcf9 (hard reset:
+/// 0x02, then 0x06). The caller waits a little after each write and
+/// halts if the machine is still there.
+pub fn machine_restart(fadt: Option<Fadt>, delay: &mut dyn FnMut()) {
+    if let Some((port, value)) = fadt.and_then(|f| f.reset) {
+        port_write(port, u16::from(value), 1);
+        delay();
+    }
+    port_write(0x64, 0xfe, 1);
+    delay();
+    port_write(0xcf9, 0x02, 1);
+    delay();
+    port_write(0xcf9, 0x06, 1);
+    delay();
 }
 
 /// Puts the machine into sleep state S5 (Xen's `acpi_enter_sleep_state`):
@@ -391,9 +427,9 @@ fn port_write(port: u16, value: u16) {
 /// to `SCHEDOP_shutdown`). `false` without a PM1a block.
 pub fn enter_s5(pm1a: u16, pm1b: u16) -> bool {
     let Some(f) = fadt().filter(|f| f.pm1a_cnt != 0) else { return false };
-    port_write(f.pm1a_cnt, pm1a);
+    port_write(f.pm1a_cnt, pm1a, 2);
     if f.pm1b_cnt != 0 {
-        port_write(f.pm1b_cnt, pm1b);
+        port_write(f.pm1b_cnt, pm1b, 2);
     }
     true
 }
@@ -680,6 +716,20 @@ mod tests {
         assert_eq!(Fadt::parse(&t[..116]), Fadt { pm1a_cnt: 0x604, pm1b_cnt: 0, reset: None }, "ACPI 1.0 length");
         t[114] = 0x10; // HW_REDUCED_ACPI
         assert_eq!(Fadt::parse(&t), Fadt::default());
+    }
+
+    #[test]
+    fn a_restart_tries_the_reset_register_then_the_keyboard_controller_then_cf9() {
+        PORT_WRITES.with(|w| w.borrow_mut().clear());
+        let mut delays = 0;
+        let fadt = Fadt { pm1a_cnt: 0x604, pm1b_cnt: 0, reset: Some((0xcf9, 6)) };
+        machine_restart(Some(fadt), &mut || delays += 1);
+        let writes = PORT_WRITES.with(|w| w.borrow().clone());
+        assert_eq!(writes, [(0xcf9, 6), (0x64, 0xfe), (0xcf9, 2), (0xcf9, 6)]);
+        assert_eq!(delays, 4, "a pause after each");
+        PORT_WRITES.with(|w| w.borrow_mut().clear());
+        machine_restart(None, &mut || {});
+        assert_eq!(PORT_WRITES.with(|w| w.borrow().len()), 3, "no reset register: the others");
     }
 
     #[test]

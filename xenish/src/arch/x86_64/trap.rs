@@ -609,6 +609,9 @@ pub fn power_off(failed: bool) -> ! {
     if nmis > 0 {
         crate::printk!("xenish: {nmis} NMI(s) arrived while the hypervisor ran; ignored");
     }
+    if crate::acpi::restart_requested() {
+        super::acpi::restart();
+    }
     crate::printk!("xenish: powering off (exit status {})", failed as u8);
     if DEBUG_EXIT.load(Ordering::Relaxed) {
         cpu::outb(DEBUG_EXIT_PORT, failed as u8);
