@@ -50,7 +50,9 @@ pub struct Scenario<'a> {
     pub qemu_extra: Vec<(Hypervisor, Vec<String>)>,
     /// Let dom0's `/init` power the machine off after the script (`poweroff
     /// -f`) and wait for QEMU to end, rather than stopping it at the
-    /// script's end: the boot's [`crate::Outcome::exit`] tells how.
+    /// script's end; the machine has no debug-exit device, so it ends as
+    /// real hardware would, and the boot's [`crate::Outcome::exit`] tells
+    /// how.
     pub power_off: bool,
 }
 
@@ -100,7 +102,7 @@ impl<'a> Scenario<'a> {
             .module(image.kernel, dom0::KERNEL_CMDLINE)
             .module(image.initrd, "")
             .timeout(self.limit);
-        let boot = if self.power_off { boot } else { boot.until(AUTORUN_DONE) };
+        let boot = if self.power_off { boot.without_debug_exit() } else { boot.until(AUTORUN_DONE) };
         let out = boot.try_run().unwrap_or_else(|e| panic!("{e}"));
         assert!(out.serial.contains(AUTORUN_DONE), "dom0's script did not finish on {hv:?}\n{out}");
         out

@@ -177,6 +177,8 @@ pub struct Boot {
     extra: Vec<String>,
     /// Options appended to the command line (see [`Boot::new`]).
     implied: &'static str,
+    /// Whether the machine has QEMU's `isa-debug-exit` device.
+    debug_exit: bool,
 }
 
 /// The virtual CPUs a boot gets unless [`Boot::smp`] says: `XENISH_SMP`
@@ -220,7 +222,15 @@ impl Boot {
             implied: "",
             until: None,
             extra: Vec::new(),
+            debug_exit: true,
         }
+    }
+
+    /// Leaves out QEMU's `isa-debug-exit` device: the machine ends only by
+    /// powering off (or resetting) as real hardware does ([`Exit::Qemu`]).
+    pub fn without_debug_exit(mut self) -> Self {
+        self.debug_exit = false;
+        self
     }
 
     /// Sets xenish's command line.
@@ -316,15 +326,16 @@ impl Boot {
             "none",
             "-serial",
             serial,
-            "-device",
-            "isa-debug-exit,iobase=0xf4,iosize=0x04",
             "-boot",
             "d",
-            "-cdrom",
         ]
         .iter()
         .map(|s| s.to_string())
         .collect();
+        if self.debug_exit {
+            args.extend(["-device".into(), "isa-debug-exit,iobase=0xf4,iosize=0x04".into()]);
+        }
+        args.push("-cdrom".into());
         args.push(iso.display().to_string());
         args.extend(self.extra.iter().cloned());
         args

@@ -43,10 +43,10 @@
 //!   network of its own, ping their gateways; their lines count more
 //!   interrupts than before.
 //!
-//! At the end dom0's `/init` runs `poweroff -f`: Linux hands the ACPI S5
-//! values to the hypervisor (`XENPF_enter_acpi_sleep`), which writes the
-//! FADT's PM1 control block, and QEMU powers off (status 0, not
-//! xenish's debug-exit status).
+//! At the end dom0's `/init` runs `poweroff -f` on a machine without
+//! QEMU's debug-exit device: Linux hands the ACPI S5 values to the
+//! hypervisor (`XENPF_enter_acpi_sleep`), which writes them to the FADT's
+//! PM1 control block, and QEMU powers off (status 0).
 //!
 //! 16 MiB are written rather than issue #19's 64: under software emulation
 //! on a loaded machine the larger file costs minutes per boot and
@@ -435,10 +435,9 @@ fn dom0_serves_xenstore_grants_and_events_to_domus_on_xenish_as_on_xen() {
         "the demo guest's banner:\n{}",
         lines.join("\n")
     );
-    // dom0's `poweroff -f` at the end: Linux asks for ACPI S5
-    // (`XENPF_enter_acpi_sleep`) and the hypervisor writes the PM1 control
-    // block, so QEMU powers off (status 0), before xenish's debug-exit port
-    // (status 1 and up) could be written.
+    // dom0's `poweroff -f` at the end, without a debug-exit device: Linux
+    // asks for ACPI S5 (`XENPF_enter_acpi_sleep`) and the hypervisor writes
+    // its values to the PM1 control block, so QEMU powers off (status 0).
     for (hv, out) in [("xenish", &xenish), ("Xen", &xen)] {
         assert_eq!(out.exit, tests::qemu::Exit::Qemu(0), "{hv}: dom0's power-off did not turn the machine off\n{out}");
     }

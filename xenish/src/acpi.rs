@@ -420,16 +420,29 @@ pub fn machine_restart(fadt: Option<Fadt>, delay: &mut dyn FnMut()) {
     delay();
 }
 
-/// Puts the machine into sleep state S5 (Xen's `acpi_enter_sleep_state`):
-/// the control domain's PM1a and PM1b control values (`SLP_TYP | SLP_EN`)
-/// go to the FADT's control blocks. On a machine that does not power off
-/// at once this returns (Xen spins; xenish lets the control domain go on
-/// to `SCHEDOP_shutdown`). `false` without a PM1a block.
-pub fn enter_s5(pm1a: u16, pm1b: u16) -> bool {
-    let Some(f) = fadt().filter(|f| f.pm1a_cnt != 0) else { return false };
-    port_write(f.pm1a_cnt, pm1a, 2);
+/// The PM1a and PM1b control values (`SLP_TYP | SLP_EN`) of the control
+/// domain's S5 request, `pm1a | pm1b << 16 | 1 << 32` once made.
+static S5: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// Records the control domain's request for sleep state S5 with its PM1a
+/// and PM1b control values (`XENPF_enter_acpi_sleep`), which
+/// [`enter_s5`] writes when the hypervisor powers the machine off.
+pub fn request_s5(pm1a: u16, pm1b: u16) {
+    let value = u64::from(pm1a) | u64::from(pm1b) << 16 | 1 << 32;
+    S5.store(value, core::sync::atomic::Ordering::Relaxed);
+}
+
+/// Puts the machine into sleep state S5 as the control domain asked (Xen's
+/// `acpi_enter_sleep_state`): its PM1a and PM1b control values go to the
+/// FADT's control blocks. `false` (nothing written) without a request or
+/// a PM1a block; if it returns `true` and the machine is still on, it
+/// did not take the request.
+pub fn enter_s5() -> bool {
+    let s5 = S5.load(core::sync::atomic::Ordering::Relaxed);
+    let Some(f) = fadt().filter(|f| f.pm1a_cnt != 0 && s5 != 0) else { return false };
+    port_write(f.pm1a_cnt, s5 as u16, 2);
     if f.pm1b_cnt != 0 {
-        port_write(f.pm1b_cnt, pm1b, 2);
+        port_write(f.pm1b_cnt, (s5 >> 16) as u16, 2);
     }
     true
 }

@@ -9,8 +9,8 @@
 //!   signatures, EDID), answering as Xen does when it has none (`-ESRCH`),
 //!   no EFI (`-ENODEV`, a BIOS boot) and keyboard shift flags 0;
 //! - `XENPF_enter_acpi_sleep` for S5, which Linux issues when it powers
-//!   off: the PM1 control values reach the FADT's blocks and the machine
-//!   goes off ([`crate::acpi::enter_s5`]).
+//!   off: the PM1 control values reach the FADT's blocks when the
+//!   hypervisor powers the machine off ([`crate::acpi::enter_s5`]).
 //!
 //! Other commands (power management, microcode, memory types, CPU
 //! hotplug) answer `-ENOSYS` and are named in the log once.
@@ -90,11 +90,15 @@ fn serve(ctx: &mut Ctx, arg: u64) -> HcResult {
 }
 
 /// `XENPF_enter_acpi_sleep` (Xen's `acpi_enter_sleep` and `enter_state`):
-/// S5 writes the control domain's PM1a/PM1b control values to the FADT's
-/// blocks, which powers the machine off. S3 is `-EOPNOTSUPP` (xenish
-/// keeps no wakeup vector); unknown flags are `-EINVAL`; the extended
-/// (hardware-reduced) interface and a machine without a PM1a block are
-/// `-EPERM`; other states are `-EINVAL`.
+/// for S5 the control domain's PM1a/PM1b control values are kept, and the
+/// hypervisor writes them to the FADT's blocks when it powers the machine
+/// off ([`crate::acpi::enter_s5`]), which Linux's `SCHEDOP_shutdown`
+/// right after this call leads to once every domain is down. (Xen writes
+/// them at once; xenish first finishes its domains and prints how each
+/// ended.) S3 is `-EOPNOTSUPP` (xenish keeps no wakeup vector); unknown
+/// flags are `-EINVAL`; the extended (hardware-reduced) interface and a
+/// machine without a PM1a block are `-EPERM`; other states are
+/// `-EINVAL`.
 fn enter_acpi_sleep(sleep: XenpfEnterAcpiSleep) -> HcResult {
     if sleep.sleep_state == 3 {
         return Err(XenError::Eopnotsupp);
@@ -109,8 +113,7 @@ fn enter_acpi_sleep(sleep: XenpfEnterAcpiSleep) -> HcResult {
     if sleep.sleep_state != 5 {
         return Err(XenError::Einval);
     }
-    crate::printk!("xenish: the control domain enters ACPI S5: powering off");
-    crate::acpi::enter_s5(sleep.val_a, sleep.val_b);
+    crate::acpi::request_s5(sleep.val_a, sleep.val_b);
     Ok(0)
 }
 
@@ -321,8 +324,10 @@ mod tests {
         assert_eq!(call(&mut w, sleep(5, 2)).0, -22, "unknown flags");
         assert_eq!(call(&mut w, sleep(5, XENPF_ACPI_SLEEP_EXTENDED)).0, -1, "no sleep control register");
         assert_eq!(call(&mut w, sleep(4, 0)).0, -22, "S4");
-        assert!(crate::acpi::PORT_WRITES.with(|p| p.borrow().is_empty()));
+        assert!(!crate::acpi::enter_s5(), "not asked for");
         assert_eq!(call(&mut w, sleep(5, 0)).0, 0);
+        assert!(crate::acpi::PORT_WRITES.with(|p| p.borrow().is_empty()), "written at the machine's power-off");
+        assert!(crate::acpi::enter_s5());
         assert_eq!(crate::acpi::PORT_WRITES.with(|p| p.borrow().clone()), [(0x604, 0x2000)], "PM1a only: no PM1b");
         w.dom.privileged = false;
         assert_eq!(call(&mut w, sleep(5, 0)).0, -1);

@@ -1,8 +1,9 @@
 //! The machine side of ACPI power control: at boot the FADT's PM1 control
 //! blocks and reset register are recorded ([`crate::acpi::Fadt`]) and the
 //! core gets its port writer, with which the control domain's S5 request
-//! powers the machine off; [`restart`] resets the machine when the control
-//! domain rebooted.
+//! powers the machine off (`crate::acpi::enter_s5`, from the hypervisor's
+//! power-off); [`restart`] resets the machine when the control domain
+//! rebooted.
 
 use crate::acpi::{Fadt, PhysRead, Rsdp};
 
