@@ -41,7 +41,10 @@
 //!   host finds the pattern in the image;
 //! - a second virtio-net NIC and the e1000, each on a restricted user
 //!   network of its own, ping their gateways; their lines count more
-//!   interrupts than before.
+//!   interrupts than before;
+//! - an NVMe disk (MSI-X, its table inside BAR 0 next to the doorbells;
+//!   the driver maps, unmaps and maps its vectors again while probing):
+//!   written and read back as the raw virtio disk.
 //!
 //! At the end dom0's `/init` runs `poweroff -f` on a machine without
 //! QEMU's debug-exit device: Linux hands the ACPI S5 values to the
@@ -123,10 +126,10 @@ fn disk(hv: Hypervisor) -> PathBuf {
 }
 
 /// A zeroed raw image for one boot's MSI-X disk.
-fn raw_disk(hv: Hypervisor) -> PathBuf {
+fn raw_disk(hv: Hypervisor, name: &str) -> PathBuf {
     let dir = tests::images::target_dir().join("dom0dev");
     std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
-    let path = dir.join(format!("msix-{hv:?}.img").to_lowercase());
+    let path = dir.join(format!("{name}-{hv:?}.img").to_lowercase());
     let file = std::fs::File::create(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     file.set_len(u64::from(MSIX_DISK_MIB) << 20).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     path
@@ -156,9 +159,10 @@ fn sha256_in_image(image: &Path) -> String {
 /// QEMU devices for dom0 on `hv`: its own disk image on a virtio-blk
 /// device and a virtio-net NIC on a restricted user network, both on
 /// legacy INTx (PCI slots 2 and 3); a raw disk on virtio-blk and a second
-/// virtio-net NIC with MSI-X (slots 4, 5); an e1000 NIC (slot 6). Each NIC
-/// has a restricted user network of its own (10.0.2/3/4.0/24).
-fn devices(image: &Path, raw: &Path) -> Vec<String> {
+/// virtio-net NIC with MSI-X (slots 4, 5); an e1000 NIC (slot 6); an NVMe
+/// disk (slot 7). Each NIC has a restricted user network of its own
+/// (10.0.2/3/4.0/24).
+fn devices(image: &Path, raw: &Path, nvme: &Path) -> Vec<String> {
     [
         "-drive",
         &format!("file={},if=none,id=disk0,format=raw,cache=unsafe", image.display()),
@@ -180,6 +184,10 @@ fn devices(image: &Path, raw: &Path) -> Vec<String> {
         "user,id=net2,restrict=on,net=10.0.4.0/24",
         "-device",
         "e1000,netdev=net2,addr=0x6",
+        "-drive",
+        &format!("file={},if=none,id=disk2,format=raw,cache=unsafe", nvme.display()),
+        "-device",
+        "nvme,drive=disk2,serial=xenish,addr=0x7",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -302,6 +310,17 @@ ping -c 3 -W 10 10.0.4.2 > /tmp/ping 2>&1; c "ping 10.0.4.2 again: exit $?"
 c "e1000 interrupts: $([ "$(irq_sum "$(irq_line $i)")" -gt "${before:-0}" ] && echo more than before || echo no more than before)"
 ip link set $i down
 t "msi-x nic and e1000 checked"
+c "nvme: $(cat /sys/block/nvme0n1/size 2>/dev/null || echo none) sectors, driver $(basename "$(readlink /sys/block/nvme0n1/device/device/driver)")"
+yes xenish-msix-disk | head -c $((MSIX_DATA_MIB * 1048576)) > /tmp/pattern
+dd if=/tmp/pattern of=/dev/nvme0n1 bs=65536 2>/dev/null && sync; c "nvme write: exit $?"
+echo 3 > /proc/sys/vm/drop_caches
+dd if=/dev/nvme0n1 of=/tmp/back bs=65536 count=$((MSIX_DATA_MIB * 16)) 2>/dev/null; c "nvme read: exit $?"
+c "nvme data: $(cmp -s /tmp/pattern /tmp/back && echo the same || echo DIFFERENT)"
+rm -f /tmp/pattern /tmp/back
+nvme_lines() { grep -E " nvme0q[0-9]+$" /proc/interrupts; }
+info "nvme: $(nvme_lines | tr -s ' ' | tr '\n' ';')"
+c "nvme vectors: $(nvme_lines | wc -l), interrupts: $([ "$(nvme_lines | awk '{ for (k = 2; k <= NF && $k ~ /^[0-9]+$/; k++) s += $k } END { print s + 0 }')" -gt 0 ] && echo some || echo none), on $(irq_kind "$(nvme_lines | head -1)")"
+t "nvme checked"
 "#;
 
 /// `xsguest`: its own store, dom0's refused, a watch dom0 fires, transactions.
@@ -364,8 +383,13 @@ xl destroy demo; c "xl destroy: exit $?"
 #[test]
 fn dom0_serves_xenstore_grants_and_events_to_domus_on_xenish_as_on_xen() {
     let disks = [(Hypervisor::Xenish, disk(Hypervisor::Xenish)), (Hypervisor::Xen, disk(Hypervisor::Xen))];
-    let raw = [raw_disk(Hypervisor::Xenish), raw_disk(Hypervisor::Xen)];
-    let qemu_extra = disks.iter().zip(&raw).map(|((hv, image), raw)| (*hv, devices(image, raw))).collect();
+    let raw = [raw_disk(Hypervisor::Xenish, "msix"), raw_disk(Hypervisor::Xen, "msix")];
+    let nvme = [raw_disk(Hypervisor::Xenish, "nvme"), raw_disk(Hypervisor::Xen, "nvme")];
+    let qemu_extra = disks
+        .iter()
+        .zip(raw.iter().zip(&nvme))
+        .map(|((hv, image), (raw, nvme))| (*hv, devices(image, raw, nvme)))
+        .collect();
     let script = format!(
         "DATA_MIB={DATA_MIB}\nMSIX_DATA_MIB={MSIX_DATA_MIB}\n{HELPERS}{DEVICES}{XSGUEST}{XSHOSTILE}{GRANTER}{DEMO}"
     );
@@ -402,6 +426,11 @@ fn dom0_serves_xenstore_grants_and_events_to_domus_on_xenish_as_on_xen() {
         "check: e1000 interrupts: some, on xen-pirq -ioapic-level",
         "check: ping 10.0.4.2 again: exit 0",
         "check: e1000 interrupts: more than before",
+        &format!("check: nvme: {} sectors, driver nvme", MSIX_DISK_MIB * 2048),
+        "check: nvme write: exit 0",
+        "check: nvme read: exit 0",
+        "check: nvme data: the same",
+        "check: nvme vectors: 2, interrupts: some, on xen-pirq -msi-x",
         // xsguest
         "check: xsguest: write data/test: OK",
         "check: xsguest: write /local/domain/0/name: EACCES",
@@ -441,8 +470,9 @@ fn dom0_serves_xenstore_grants_and_events_to_domus_on_xenish_as_on_xen() {
     for (hv, out) in [("xenish", &xenish), ("Xen", &xen)] {
         assert_eq!(out.exit, tests::qemu::Exit::Qemu(0), "{hv}: dom0's power-off did not turn the machine off\n{out}");
     }
-    for ((hv, _), raw) in disks.iter().zip(&raw) {
+    for ((hv, _), (raw, nvme)) in disks.iter().zip(raw.iter().zip(&nvme)) {
         assert!(raw_disk_holds_the_pattern(raw), "{hv:?}: the MSI-X disk's image does not hold what dom0 wrote");
+        assert!(raw_disk_holds_the_pattern(nvme), "{hv:?}: the NVMe disk's image does not hold what dom0 wrote");
     }
     for ((hv, image), out) in disks.iter().zip([&xenish, &xen]) {
         let in_dom0 = compare::lines(out, "sha256: ");
