@@ -1,7 +1,7 @@
 //! Platform operations (`platform.h`), the control domain's interface to
 //! the machine's firmware and CPUs: the `xen_platform_op` envelope and the
 //! operations xenish serves (`XENPF_get_cpuinfo`, `XENPF_settime32/64`,
-//! `XENPF_firmware_info`).
+//! `XENPF_firmware_info`, `XENPF_enter_acpi_sleep`).
 
 xen_consts! {
     "platform.h";
@@ -10,6 +10,8 @@ xen_consts! {
     XENPF_SETTIME64: u32 = 62, "XENPF_settime64";
     XENPF_FIRMWARE_INFO: u32 = 50, "XENPF_firmware_info";
     XENPF_GET_CPUINFO: u32 = 55, "XENPF_get_cpuinfo";
+    XENPF_ENTER_ACPI_SLEEP: u32 = 51, "XENPF_enter_acpi_sleep";
+    XENPF_ACPI_SLEEP_EXTENDED: u32 = 1, "XENPF_ACPI_SLEEP_EXTENDED";
     XEN_PCPU_FLAGS_ONLINE: u32 = 1, "XEN_PCPU_FLAGS_ONLINE";
     XEN_PCPU_FLAGS_INVALID: u32 = 2, "XEN_PCPU_FLAGS_INVALID";
     XEN_FW_DISK_INFO: u32 = 1, "XEN_FW_DISK_INFO";
@@ -78,6 +80,22 @@ xen_struct! {
 }
 
 xen_struct! {
+    "platform.h", "struct xenpf_enter_acpi_sleep", 12;
+    /// `struct xenpf_enter_acpi_sleep` (`XENPF_enter_acpi_sleep`): the PM1
+    /// control values to write for a sleep state.
+    pub struct XenpfEnterAcpiSleep {
+        /// `val_a`: PM1a control (or the extended sleep type).
+        val_a: u16 = "val_a",
+        /// `val_b`: PM1b control.
+        val_b: u16 = "val_b",
+        /// `sleep_state`: the S state.
+        sleep_state: u32 = "sleep_state",
+        /// `flags`: `XENPF_ACPI_SLEEP_EXTENDED`.
+        flags: u32 = "flags",
+    }
+}
+
+xen_struct! {
     "platform.h", "struct xen_platform_op", 136;
     /// `struct xen_platform_op`: every platform operation's envelope.
     pub struct XenPlatformOp {
@@ -86,11 +104,11 @@ xen_struct! {
         /// `interface_version`: must be [`XENPF_INTERFACE_VERSION`].
         interface_version: u32 = "interface_version",
         /// `u`: the operation's arguments (128 bytes).
-        u: [u64; 16] = "u" union("u.pcpu_info", "u.settime32", "u.settime64", "u.firmware_info", "u.pad"),
+        u: [u64; 16] = "u" union("u.pcpu_info", "u.settime32", "u.settime64", "u.firmware_info", "u.enter_acpi_sleep", "u.pad"),
     }
 }
 
-xen_structs!(XenpfPcpuinfo, XenpfSettime32, XenpfSettime64, XenpfFirmwareInfo, XenPlatformOp);
+xen_structs!(XenpfPcpuinfo, XenpfSettime32, XenpfSettime64, XenpfFirmwareInfo, XenpfEnterAcpiSleep, XenPlatformOp);
 
 impl XenPlatformOp {
     /// An envelope for `cmd` with this interface version.
@@ -103,5 +121,6 @@ impl XenPlatformOp {
         settime32 / set_settime32: u: [u64; 16] => XenpfSettime32, "u.settime32";
         settime64 / set_settime64: u: [u64; 16] => XenpfSettime64, "u.settime64";
         firmware_info / set_firmware_info: u: [u64; 16] => XenpfFirmwareInfo, "u.firmware_info";
+        enter_acpi_sleep / set_enter_acpi_sleep: u: [u64; 16] => XenpfEnterAcpiSleep, "u.enter_acpi_sleep";
     }
 }

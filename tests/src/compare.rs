@@ -48,6 +48,12 @@ pub struct Scenario<'a> {
     /// More QEMU arguments for the boot on each hypervisor (devices, each
     /// boot with its own disk image).
     pub qemu_extra: Vec<(Hypervisor, Vec<String>)>,
+    /// Let dom0's `/init` power the machine off after the script (`poweroff
+    /// -f`) and wait for QEMU to end, rather than stopping it at the
+    /// script's end; the machine has no debug-exit device, so it ends as
+    /// real hardware would, and the boot's [`crate::Outcome::exit`] tells
+    /// how.
+    pub power_off: bool,
 }
 
 impl<'a> Scenario<'a> {
@@ -66,6 +72,7 @@ impl<'a> Scenario<'a> {
             limit: Duration::from_secs(600),
             daemons: OwnDaemons::Start,
             qemu_extra: Vec::new(),
+            power_off: false,
         }
     }
 
@@ -87,17 +94,16 @@ impl<'a> Scenario<'a> {
         };
         let extra: Vec<&str> =
             self.qemu_extra.iter().filter(|(h, _)| *h == hv).flat_map(|(_, a)| a.iter().map(String::as_str)).collect();
-        let out = Boot::with_hypervisor(hypervisor)
+        let boot = Boot::with_hypervisor(hypervisor)
             .qemu_extra(&extra)
             .cpu(&self.cpu)
             .memory_mib(self.memory_mib)
             .cmdline(cmdline.trim_end())
             .module(image.kernel, dom0::KERNEL_CMDLINE)
             .module(image.initrd, "")
-            .until(AUTORUN_DONE)
-            .timeout(self.limit)
-            .try_run()
-            .unwrap_or_else(|e| panic!("{e}"));
+            .timeout(self.limit);
+        let boot = if self.power_off { boot.without_debug_exit() } else { boot.until(AUTORUN_DONE) };
+        let out = boot.try_run().unwrap_or_else(|e| panic!("{e}"));
         assert!(out.serial.contains(AUTORUN_DONE), "dom0's script did not finish on {hv:?}\n{out}");
         out
     }

@@ -27,7 +27,8 @@ pub const TOOLS_TARGET: &str = "x86_64-unknown-linux-musl";
 /// Kernel modules the image loads at boot, by name (Debian builds these as
 /// `=m`): the Xen device files, xenfs, the Xen backends, and what
 /// backends stand on (loop devices, TAP, bridges, virtio disks and NICs,
-/// ext4 and the crc32c its metadata checksums need).
+/// Intel's e1000 NIC, NVMe disks, ext4 and the crc32c its metadata
+/// checksums need).
 pub const MODULES: &[&str] = &[
     "xen-evtchn",
     "xen-gntdev",
@@ -42,6 +43,8 @@ pub const MODULES: &[&str] = &[
     "virtio_pci",
     "virtio_blk",
     "virtio_net",
+    "e1000",
+    "nvme",
     "ext4",
     "crc32c_generic",
 ];

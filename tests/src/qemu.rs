@@ -182,6 +182,8 @@ pub struct Boot {
     /// Options appended to the command line (see [`Boot::new`]).
     implied: &'static str,
     probe: Option<MonitorProbe>,
+    /// Whether the machine has QEMU's `isa-debug-exit` device.
+    debug_exit: bool,
 }
 
 /// Monitor commands sent while the machine runs (see [`Boot::monitor_probe`]).
@@ -276,6 +278,7 @@ impl Boot {
             until: None,
             extra: Vec::new(),
             probe: None,
+            debug_exit: true,
         }
     }
 
@@ -285,6 +288,13 @@ impl Boot {
     /// at that moment); the answers are [`Outcome::monitor`].
     pub fn monitor_probe(mut self, marker: &str, command: &str, samples: u32, interval: Duration) -> Self {
         self.probe = Some(MonitorProbe { marker: marker.into(), command: command.into(), samples, interval });
+        self
+    }
+
+    /// Leaves out QEMU's `isa-debug-exit` device: the machine ends only by
+    /// powering off (or resetting) as real hardware does ([`Exit::Qemu`]).
+    pub fn without_debug_exit(mut self) -> Self {
+        self.debug_exit = false;
         self
     }
 
@@ -381,15 +391,16 @@ impl Boot {
             "none",
             "-serial",
             serial,
-            "-device",
-            "isa-debug-exit,iobase=0xf4,iosize=0x04",
             "-boot",
             "d",
-            "-cdrom",
         ]
         .iter()
         .map(|s| s.to_string())
         .collect();
+        if self.debug_exit {
+            args.extend(["-device".into(), "isa-debug-exit,iobase=0xf4,iosize=0x04".into()]);
+        }
+        args.push("-cdrom".into());
         args.push(iso.display().to_string());
         args.extend(self.extra.iter().cloned());
         args

@@ -1,7 +1,10 @@
 //! The ACPI tables the hypervisor reads to find the machine's CPUs and
 //! interrupt controllers: the RSDP (from multiboot2's copy or Xen's scan of
 //! the BIOS areas), the RSDT/XSDT, and the MADT's local APICs, local APIC
-//! address override, I/O APICs and interrupt source overrides.
+//! address override, I/O APICs and interrupt source overrides; and the
+//! FADT's PM1 control blocks and reset register, through which the
+//! control domain's power-off ([`Fadt`], `XENPF_enter_acpi_sleep`) and
+//! reboot reach the machine.
 //!
 //! Every table is read through [`PhysRead`] and checked before use
 //! (signature, checksum, lengths within the table and its region): firmware
@@ -283,10 +286,173 @@ impl Madt {
     }
 }
 
+/// ACPI generic address space IDs xenish drives.
+const ACPI_SPACE_IO: u8 = 1;
+/// FADT flags: `RESET_REG_SUP`.
+const FADT_RESET_REG_SUP: u32 = 1 << 10;
+/// FADT flags: `HW_REDUCED_ACPI` (no PM1 blocks).
+const FADT_HW_REDUCED: u32 = 1 << 20;
+
+/// What the FADT ("FACP") says about sleeping and resetting, for the
+/// port-I/O blocks xenish drives (QEMU's and most PCs'; memory-mapped
+/// blocks count as absent).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Fadt {
+    /// The PM1a control block's port (0: none).
+    pub pm1a_cnt: u16,
+    /// The PM1b control block's port (0: none).
+    pub pm1b_cnt: u16,
+    /// The reset register's port and the value that resets, when the FADT
+    /// says it is supported and in I/O space.
+    pub reset: Option<(u16, u8)>,
+}
+
+/// A generic address at `off` of `t` in I/O space, as a port (`None` for
+/// another space, an empty or an out-of-range one).
+fn gas_port(t: &[u8], off: usize) -> Option<u16> {
+    let space = *t.get(off)?;
+    let address = u64_at(t, off + 4)?;
+    (space == ACPI_SPACE_IO && address != 0).then(|| u16::try_from(address).ok()).flatten()
+}
+
+impl Fadt {
+    /// Parses a checked FADT: the 64-bit `X_PM1x_CNT_BLK` generic
+    /// addresses when the table has them (ACPI 2.0+) and they are set, else
+    /// the 32-bit port fields (as Xen's `acpi_tb_convert_fadt` prefers
+    /// them); nothing for a hardware-reduced machine.
+    pub fn parse(t: &[u8]) -> Fadt {
+        let flags = u32_at(t, 112).unwrap_or(0);
+        if flags & FADT_HW_REDUCED != 0 {
+            return Fadt::default();
+        }
+        let legacy = |off| u32_at(t, off).and_then(|p| u16::try_from(p).ok()).unwrap_or(0);
+        let block = |x_off, off| gas_port(t, x_off).filter(|_| t.len() >= x_off + 12).unwrap_or_else(|| legacy(off));
+        let reset = (flags & FADT_RESET_REG_SUP != 0).then(|| Some((gas_port(t, 116)?, *t.get(128)?))).flatten();
+        Fadt { pm1a_cnt: block(172, 64), pm1b_cnt: block(184, 68), reset }
+    }
+
+    /// Finds and parses the FADT listed by the root table of `rsdp`.
+    pub fn find(mem: &dyn PhysRead, rsdp: &Rsdp) -> Option<Fadt> {
+        let entries = root_entries(mem, rsdp).ok()?;
+        entries
+            .iter()
+            .find_map(|&addr| read_table(mem, addr, b"FACP").filter(|t| t.len() >= 116))
+            .map(|t| Fadt::parse(&t))
+    }
+}
+
+/// `SLP_EN` in a PM1 control value.
+pub const ACPI_SLP_EN: u16 = 1 << 13;
+
+/// The machine's FADT, recorded at boot (none: power-off through ACPI
+/// sleep is `-EPERM`, as in Xen without a PM1a block).
+static FADT: spin::Once<Fadt> = spin::Once::new();
+
+/// Records the machine's FADT (at boot).
+pub fn set_fadt(fadt: Fadt) {
+    FADT.call_once(|| fadt);
+}
+
+/// The machine's FADT, if boot found one.
+pub fn fadt() -> Option<Fadt> {
+    FADT.get().copied()
+}
+
+/// Writes `size` bytes (1 or 2) of `value` to an I/O port: the arch
+/// layer's, installed at boot ([`set_port_writer`]).
+pub type PortWriter = fn(port: u16, value: u16, size: u8);
+
+static PORT_WRITER: spin::Once<PortWriter> = spin::Once::new();
+
+/// Installs the machine's port writer (at boot).
+pub fn set_port_writer(f: PortWriter) {
+    PORT_WRITER.call_once(|| f);
+}
+
+#[cfg(test)]
+std::thread_local! {
+    /// Host tests: the port writes each thread made.
+    pub static PORT_WRITES: core::cell::RefCell<Vec<(u16, u16)>> = const { core::cell::RefCell::new(Vec::new()) };
+}
+
+fn port_write(port: u16, value: u16, size: u8) {
+    #[cfg(test)]
+    let _ = size;
+    #[cfg(test)]
+    PORT_WRITES.with(|w| w.borrow_mut().push((port, value)));
+    #[cfg(not(test))]
+    if let Some(f) = PORT_WRITER.get() {
+        f(port, value, size);
+    }
+}
+
+/// The control domain asked for a reboot (`SCHEDOP_shutdown(reboot)`):
+/// when the hypervisor goes down it restarts the machine
+/// ([`machine_restart`]) rather than powering it off, as Xen's
+/// `hwdom_shutdown` does.
+static RESTART: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+/// Records the control domain's reboot request.
+pub fn request_restart() {
+    RESTART.store(true, core::sync::atomic::Ordering::Relaxed);
+}
+
+/// Whether the control domain asked for a reboot.
+pub fn restart_requested() -> bool {
+    RESTART.load(core::sync::atomic::Ordering::Relaxed)
+}
+
+/// One attempt of Xen's `machine_restart` order: the FADT's reset
+/// register (`acpi_reboot`), the keyboard controller's reset line (0xfe to
+/// port 0x64), then the PCI reset control register 0xcf9 (hard reset:
+/// 0x02, then 0x06). The caller waits a little after each write and
+/// halts if the machine is still there.
+pub fn machine_restart(fadt: Option<Fadt>, delay: &mut dyn FnMut()) {
+    if let Some((port, value)) = fadt.and_then(|f| f.reset) {
+        port_write(port, u16::from(value), 1);
+        delay();
+    }
+    port_write(0x64, 0xfe, 1);
+    delay();
+    port_write(0xcf9, 0x02, 1);
+    delay();
+    port_write(0xcf9, 0x06, 1);
+    delay();
+}
+
+/// The PM1a and PM1b control values (`SLP_TYP | SLP_EN`) of the control
+/// domain's S5 request, `pm1a | pm1b << 16 | 1 << 32` once made.
+static S5: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// Records the control domain's request for sleep state S5 with its PM1a
+/// and PM1b control values (`XENPF_enter_acpi_sleep`), which
+/// [`enter_s5`] writes when the hypervisor powers the machine off.
+pub fn request_s5(pm1a: u16, pm1b: u16) {
+    let value = u64::from(pm1a) | u64::from(pm1b) << 16 | 1 << 32;
+    S5.store(value, core::sync::atomic::Ordering::Relaxed);
+}
+
+/// Puts the machine into sleep state S5 as the control domain asked (Xen's
+/// `acpi_enter_sleep_state`): its PM1a and PM1b control values go to the
+/// FADT's control blocks. `false` (nothing written) without a request or
+/// a PM1a block; if it returns `true` and the machine is still on, it
+/// did not take the request.
+pub fn enter_s5() -> bool {
+    let s5 = S5.load(core::sync::atomic::Ordering::Relaxed);
+    let Some(f) = fadt().filter(|f| f.pm1a_cnt != 0 && s5 != 0) else { return false };
+    port_write(f.pm1a_cnt, s5 as u16, 2);
+    if f.pm1b_cnt != 0 {
+        port_write(f.pm1b_cnt, (s5 >> 16) as u16, 2);
+    }
+    true
+}
+
+#[cfg(test)]
+extern crate std;
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    extern crate std;
     use std::collections::BTreeMap;
     use std::vec;
 
@@ -537,6 +703,46 @@ mod tests {
             }
             let _ = Madt::parse(&t);
         }
+    }
+
+    #[test]
+    fn the_fadt_gives_the_pm1_blocks_and_the_reset_register() {
+        // QEMU's i440fx FADT (revision 3, 244 bytes): PM1a at 0x604, the
+        // X_ blocks set, the reset register at 0xcf9 with value 6.
+        let mut t = vec![0u8; 244];
+        t[0..4].copy_from_slice(b"FACP");
+        t[64..68].copy_from_slice(&0x604u32.to_le_bytes());
+        t[112..116].copy_from_slice(&FADT_RESET_REG_SUP.to_le_bytes());
+        t[116] = ACPI_SPACE_IO;
+        t[120..128].copy_from_slice(&0xcf9u64.to_le_bytes());
+        t[128] = 6;
+        t[172] = ACPI_SPACE_IO;
+        t[176..184].copy_from_slice(&0x604u64.to_le_bytes());
+        assert_eq!(Fadt::parse(&t), Fadt { pm1a_cnt: 0x604, pm1b_cnt: 0, reset: Some((0xcf9, 6)) });
+        // The X_ block wins when set; the legacy field else; a memory-space
+        // reset register and an unsupported one count as none.
+        t[176..184].copy_from_slice(&0xb004u64.to_le_bytes());
+        t[120] = 0;
+        t[116] = 0;
+        assert_eq!(Fadt::parse(&t), Fadt { pm1a_cnt: 0xb004, pm1b_cnt: 0, reset: None });
+        t[112] = 0;
+        assert_eq!(Fadt::parse(&t[..116]), Fadt { pm1a_cnt: 0x604, pm1b_cnt: 0, reset: None }, "ACPI 1.0 length");
+        t[114] = 0x10; // HW_REDUCED_ACPI
+        assert_eq!(Fadt::parse(&t), Fadt::default());
+    }
+
+    #[test]
+    fn a_restart_tries_the_reset_register_then_the_keyboard_controller_then_cf9() {
+        PORT_WRITES.with(|w| w.borrow_mut().clear());
+        let mut delays = 0;
+        let fadt = Fadt { pm1a_cnt: 0x604, pm1b_cnt: 0, reset: Some((0xcf9, 6)) };
+        machine_restart(Some(fadt), &mut || delays += 1);
+        let writes = PORT_WRITES.with(|w| w.borrow().clone());
+        assert_eq!(writes, [(0xcf9, 6), (0x64, 0xfe), (0xcf9, 2), (0xcf9, 6)]);
+        assert_eq!(delays, 4, "a pause after each");
+        PORT_WRITES.with(|w| w.borrow_mut().clear());
+        machine_restart(None, &mut || {});
+        assert_eq!(PORT_WRITES.with(|w| w.borrow().len()), 3, "no reset register: the others");
     }
 
     #[test]

@@ -18,18 +18,25 @@
 //!   once. Either way the local APIC gets its EOI in the handler.
 //! - Closing the port (or unmapping the PIRQ) masks the pin.
 //!
+//! - MSI and MSI-X vectors ([`crate::msi`]) are machine IRQs numbered
+//!   after the GSIs, as Xen's `create_irq` numbers them: mapped by
+//!   `PHYSDEVOP_map_pirq`, unmasked at the device when bound (the guest
+//!   needs no EOI, except for an MSI without mask bits), masked when
+//!   unbound, torn down when unmapped.
+//!
 //! One routing table serves the machine ([`with`]); the interrupt handler
 //! records which PIRQs fired ([`IrqRouting::interrupt`]) and the core
 //! raises their ports on its next entry ([`take_pending`]).
 
 use alloc::boxed::Box;
-use alloc::collections::BTreeSet;
+use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, Ordering};
 
 use guest_abi::errno::XenError;
 
 use crate::domain::DomId;
+use crate::msi::{MsiDesc, PciAccess, PciDev, MSIX_FLAGS_ENABLE, MSIX_FLAGS_MASKALL};
 
 /// First vector handed to a device interrupt.
 pub const FIRST_DEVICE_VECTOR: u8 = 0x30;
@@ -102,17 +109,22 @@ struct Gsi {
 pub struct IrqRouting {
     apics: Vec<IoApic>,
     gsis: Vec<Gsi>,
-    /// GSI of each vector, `u32::MAX` for none.
-    vector_gsi: [u32; 256],
+    /// Machine IRQ of each vector (a GSI, or an MSI numbered from
+    /// `gsis.len()`), `u32::MAX` for none.
+    vector_irq: [u32; 256],
     /// APIC ID every pin targets (CPU 0's).
     dest_apic_id: u32,
     /// PIRQs that fired since the core last looked.
     pending: Vec<Owner>,
     /// The PCI devices the control domain added (`PHYSDEVOP_pci_device_add`
-    /// and `manage_pci_add`), as segment << 16 | bus << 8 | devfn: whose
-    /// MSIs will be the hypervisor's to program.
-    pci_devices: BTreeSet<u32>,
+    /// and `manage_pci_add`), by segment << 16 | bus << 8 | devfn: whose
+    /// MSIs are the hypervisor's to program.
+    pci_devices: BTreeMap<u32, PciDev>,
+    /// The MSI and MSI-X vectors set up, machine IRQ `gsis.len() + i`.
+    msis: Vec<Option<MsiDesc>>,
     hw: Box<dyn IoApicAccess + Send>,
+    /// Config space and device memory (none in tests that need no MSI).
+    pci: Option<Box<dyn PciAccess + Send>>,
 }
 
 /// Redirection entry bits (low dword).
@@ -162,12 +174,19 @@ impl IrqRouting {
         IrqRouting {
             apics: list,
             gsis,
-            vector_gsi: [u32::MAX; 256],
+            vector_irq: [u32::MAX; 256],
             dest_apic_id,
             pending: Vec::new(),
-            pci_devices: BTreeSet::new(),
+            pci_devices: BTreeMap::new(),
+            msis: Vec::new(),
             hw,
+            pci: None,
         }
+    }
+
+    /// Gives the table its way to PCI config space and device memory.
+    pub fn set_pci(&mut self, pci: Box<dyn PciAccess + Send>) {
+        self.pci = Some(pci);
     }
 
     /// How many GSIs there are (Xen's `nr_irqs_gsi`).
@@ -210,21 +229,35 @@ impl IrqRouting {
         self.hw.write(apic, rte_low(pin), low);
     }
 
+    /// A free device vector, now recorded as machine IRQ `irq`'s.
+    fn alloc_vector(&mut self, irq: u32) -> Option<u8> {
+        let v = (FIRST_DEVICE_VECTOR..=LAST_DEVICE_VECTOR).find(|&v| self.vector_irq[usize::from(v)] == u32::MAX)?;
+        self.vector_irq[usize::from(v)] = irq;
+        Some(v)
+    }
+
     /// Gives `gsi` a vector if it has none; `false` when all are taken.
     fn assign_vector(&mut self, gsi: u32) -> bool {
         let Some(g) = self.gsis.get(gsi as usize) else { return false };
         if g.vector != 0 {
             return true;
         }
-        let Some(v) = (FIRST_DEVICE_VECTOR..=LAST_DEVICE_VECTOR).find(|&v| self.vector_gsi[usize::from(v)] == u32::MAX)
-        else {
-            return false;
-        };
-        self.vector_gsi[usize::from(v)] = gsi;
+        let Some(v) = self.alloc_vector(gsi) else { return false };
         if let Some(g) = self.gsis.get_mut(gsi as usize) {
             g.vector = v;
         }
         true
+    }
+
+    /// The MSI behind machine IRQ `irq`, if it is one.
+    fn msi_mut(&mut self, irq: u32) -> Option<&mut MsiDesc> {
+        let i = irq.checked_sub(self.nr_gsis())?;
+        self.msis.get_mut(i as usize)?.as_mut()
+    }
+
+    /// Whether machine IRQ `irq` is an MSI that is set up.
+    pub fn is_msi(&mut self, irq: u32) -> bool {
+        self.msi_mut(irq).is_some()
     }
 
     /// `PHYSDEVOP_setup_gsi` (Xen's `mp_register_gsi`): programs `gsi` with
@@ -250,7 +283,12 @@ impl IrqRouting {
     /// `pirq_guest_bind`: delivers `gsi` to `owner` and unmasks it; whether
     /// the guest must EOI it (level-triggered). `-EINVAL` for no such GSI,
     /// `-EBUSY` when it is the hypervisor's or bound already.
+    /// An MSI (`gsi` past the GSIs) is unmasked at the device; its guest
+    /// EOIs only an MSI without mask bits.
     pub fn bind(&mut self, gsi: u32, owner: Owner) -> Result<bool, XenError> {
+        if gsi >= self.nr_gsis() {
+            return self.bind_msi(gsi, owner);
+        }
         self.pin(gsi).ok_or(XenError::Einval)?;
         let g = self.gsis.get_mut(gsi as usize).ok_or(XenError::Einval)?;
         if g.reserved || g.owner.is_some() {
@@ -271,6 +309,16 @@ impl IrqRouting {
     /// `pirq_guest_unbind`: masks `gsi` and forgets its owner and any
     /// interrupt in flight.
     pub fn unbind(&mut self, gsi: u32) {
+        if let Some(desc) = self.msi_mut(gsi) {
+            let old = desc.owner.take();
+            desc.in_flight = false;
+            let desc = *desc;
+            self.pending.retain(|o| Some(*o) != old);
+            if let Some(pci) = self.pci.as_deref_mut() {
+                crate::msi::set_mask(pci, &desc, true);
+            }
+            return;
+        }
         if let Some(g) = self.gsis.get_mut(gsi as usize) {
             let old = g.owner.take();
             g.in_flight = false;
@@ -282,6 +330,13 @@ impl IrqRouting {
     /// The guest's EOI of `gsi` (`PHYSDEVOP_eoi` by `domid`): a level
     /// interrupt in flight is done, the pin unmasked.
     pub fn eoi(&mut self, gsi: u32, domid: DomId) {
+        if let Some(desc) = self.msi_mut(gsi) {
+            // ACKTYPE_EOI: the local APIC was EOI'd in the handler already.
+            if desc.owner.is_some_and(|o| o.domid == domid) {
+                desc.in_flight = false;
+            }
+            return;
+        }
         let Some(g) = self.gsis.get_mut(gsi as usize) else { return };
         if g.in_flight && g.owner.is_some_and(|o| o.domid == domid) {
             g.in_flight = false;
@@ -293,7 +348,22 @@ impl IrqRouting {
     /// APIC): a level pin is masked until its guest EOIs, and the owner's
     /// PIRQ is recorded for the core. An unbound pin is masked.
     pub fn interrupt(&mut self, vector: u8) {
-        let gsi = self.vector_gsi[usize::from(vector)];
+        let gsi = self.vector_irq[usize::from(vector)];
+        if let Some(desc) = self.msi_mut(gsi) {
+            let Some(owner) = desc.owner else {
+                let desc = *desc;
+                if let Some(pci) = self.pci.as_deref_mut() {
+                    crate::msi::set_mask(pci, &desc, true);
+                }
+                return;
+            };
+            desc.in_flight = !desc.maskable();
+            if !self.pending.contains(&owner) {
+                self.pending.push(owner);
+            }
+            PENDING.store(true, Ordering::Release);
+            return;
+        }
         let Some(g) = self.gsis.get_mut(gsi as usize) else { return };
         let Some(owner) = g.owner else {
             self.write_rte(gsi, true);
@@ -309,21 +379,207 @@ impl IrqRouting {
         PENDING.store(true, Ordering::Release);
     }
 
-    /// `pci_add_device`: records the device at `sbdf` (idempotent, as
-    /// Xen's `alloc_pdev`).
+    /// `pci_add_device`: records the device at `sbdf` and its MSI
+    /// capabilities (idempotent, as Xen's `alloc_pdev`).
     pub fn pci_add(&mut self, sbdf: u32) {
-        self.pci_devices.insert(sbdf);
+        if !self.pci_devices.contains_key(&sbdf) {
+            let dev = self.pci.as_deref_mut().map(|pci| PciDev::probe(pci, sbdf)).unwrap_or_default();
+            self.pci_devices.insert(sbdf, dev);
+        }
     }
 
-    /// `pci_remove_device`: forgets the device at `sbdf`; whether it was
-    /// known (else `-ENODEV`).
+    /// `pci_remove_device`: forgets the device at `sbdf`, tearing down its
+    /// MSIs (Xen's `pci_cleanup_msi`); whether it was known (else
+    /// `-ENODEV`). PIRQs still mapped to them deliver nothing more.
     pub fn pci_remove(&mut self, sbdf: u32) -> bool {
-        self.pci_devices.remove(&sbdf)
+        let base = self.nr_gsis();
+        let gone: Vec<u32> = (self.msis.iter().enumerate())
+            .filter(|(_, d)| d.is_some_and(|d| d.sbdf == sbdf))
+            .map(|(i, _)| base + i as u32)
+            .collect();
+        for irq in gone {
+            self.unmap_msi(irq);
+        }
+        let known = self.pci_devices.remove(&sbdf).is_some();
+        self.note_msix_use();
+        known
     }
 
     /// Whether the device at `sbdf` was added.
     pub fn pci_known(&self, sbdf: u32) -> bool {
-        self.pci_devices.contains(&sbdf)
+        self.pci_devices.contains_key(&sbdf)
+    }
+
+    /// `map_domain_pirq` of an MSI (Xen's `create_irq` and
+    /// `pci_enable_msi`): MSI-X entry `entry_nr` when `table_base` is not 0,
+    /// else the device's MSI, on a fresh vector for CPU 0. Returns the
+    /// machine IRQ. `-ENODEV` for a device never added (or without the
+    /// capability), `-EEXIST` for an entry (or MSI) set up already,
+    /// `-EBUSY` when the device uses the other kind, `-ENOSPC` without a
+    /// vector, and [`crate::msi::enable_msix`]'s errors.
+    pub fn map_msi(&mut self, sbdf: u32, entry_nr: u32, table_base: u64) -> Result<u32, XenError> {
+        let msix = table_base != 0;
+        let dev = self.pci_devices.get(&sbdf).ok_or(XenError::Enodev)?;
+        if (msix && dev.msix.is_none()) || (!msix && dev.msi.is_none()) {
+            return Err(XenError::Enodev);
+        }
+        for d in self.msis.iter().flatten().filter(|d| d.sbdf == sbdf) {
+            match d.kind {
+                crate::msi::MsiKind::Msix { entry_nr: e, .. } if msix && e == entry_nr => return Err(XenError::Eexist),
+                crate::msi::MsiKind::Msi(_) if !msix => return Err(XenError::Eexist),
+                crate::msi::MsiKind::Msix { .. } if msix => {}
+                _ => return Err(XenError::Ebusy),
+            }
+        }
+        let slot = self.msis.iter().position(Option::is_none).unwrap_or(self.msis.len());
+        let irq = self.nr_gsis() + slot as u32;
+        let vector = self.alloc_vector(irq).ok_or(XenError::Enospc)?;
+        let dest = self.dest_apic_id;
+        let (Some(pci), Some(dev)) = (self.pci.as_deref_mut(), self.pci_devices.get_mut(&sbdf)) else {
+            self.vector_irq[usize::from(vector)] = u32::MAX;
+            return Err(XenError::Enodev);
+        };
+        let made = if msix {
+            crate::msi::enable_msix(pci, dev, sbdf, entry_nr, table_base, (dest, vector))
+        } else {
+            crate::msi::enable_msi(pci, dev, sbdf, (dest, vector))
+        };
+        self.note_msix_use();
+        match made {
+            Ok(desc) => {
+                if slot == self.msis.len() {
+                    self.msis.push(Some(desc));
+                } else if let Some(s) = self.msis.get_mut(slot) {
+                    *s = Some(desc);
+                }
+                Ok(irq)
+            }
+            Err(e) => {
+                self.vector_irq[usize::from(vector)] = u32::MAX;
+                Err(e)
+            }
+        }
+    }
+
+    /// `unmap_domain_pirq` of machine IRQ `irq`: an MSI is unbound, torn
+    /// down at the device and its vector freed; a GSI is unbound.
+    pub fn unmap(&mut self, irq: u32) {
+        if self.msi_mut(irq).is_some() {
+            self.unmap_msi(irq);
+        } else {
+            self.unbind(irq);
+        }
+    }
+
+    fn unmap_msi(&mut self, irq: u32) {
+        self.unbind(irq);
+        let Some(slot) = irq.checked_sub(self.nr_gsis()).and_then(|i| self.msis.get_mut(i as usize)) else { return };
+        let Some(desc) = slot.take() else { return };
+        self.vector_irq[usize::from(desc.vector)] = u32::MAX;
+        if let (Some(pci), Some(dev)) = (self.pci.as_deref_mut(), self.pci_devices.get_mut(&desc.sbdf)) {
+            crate::msi::disable(pci, dev, &desc);
+        }
+        self.note_msix_use();
+    }
+
+    fn bind_msi(&mut self, irq: u32, owner: Owner) -> Result<bool, XenError> {
+        let desc = self.msi_mut(irq).ok_or(XenError::Einval)?;
+        if desc.owner.is_some() {
+            return Err(XenError::Ebusy);
+        }
+        (desc.owner, desc.in_flight) = (Some(owner), false);
+        let desc = *desc;
+        if let Some(pci) = self.pci.as_deref_mut() {
+            crate::msi::set_mask(pci, &desc, false);
+        }
+        Ok(!desc.maskable())
+    }
+
+    /// `PHYSDEVOP_restore_msi(_ext)` (Xen's `pci_restore_msi_state`): the
+    /// device's messages and masks are written again (after a reset).
+    /// `-ENODEV` for a device never added.
+    pub fn restore_msi(&mut self, sbdf: u32) -> Result<(), XenError> {
+        let dev = self.pci_devices.get(&sbdf).ok_or(XenError::Enodev)?.clone();
+        let Some(pci) = self.pci.as_deref_mut() else { return Ok(()) };
+        let descs: Vec<MsiDesc> = self.msis.iter().flatten().filter(|d| d.sbdf == sbdf).copied().collect();
+        let msix_control = dev.msix.map(|cap| (cap.pos + 2, pci.conf_read(sbdf, cap.pos + 2, 2)));
+        if let Some((reg, control)) =
+            msix_control.filter(|_| descs.iter().any(|d| !matches!(d.kind, crate::msi::MsiKind::Msi(_))))
+        {
+            // ENABLE | MASKALL while the table is rewritten.
+            pci.conf_write(sbdf, reg, 2, control | MSIX_FLAGS_ENABLE | MSIX_FLAGS_MASKALL);
+        }
+        for d in &descs {
+            crate::msi::set_mask(pci, d, true);
+            crate::msi::write_msg(pci, d);
+            crate::msi::set_mask(pci, d, d.owner.is_none());
+        }
+        if let Some((reg, control)) = msix_control.filter(|_| !descs.is_empty()) {
+            let maskall = if dev.host_maskall || dev.guest_maskall { MSIX_FLAGS_MASKALL } else { 0 };
+            pci.conf_write(sbdf, reg, 2, (control & !MSIX_FLAGS_MASKALL) | maskall);
+        }
+        Ok(())
+    }
+
+    /// `PHYSDEVOP_prepare_msix` / `release_msix` (`off`) of the device at
+    /// `sbdf`: [`crate::msi::prepare_msix`]; `-ENODEV` if never added.
+    pub fn prepare_msix(&mut self, sbdf: u32, off: bool) -> Result<(), XenError> {
+        let dev = self.pci_devices.get_mut(&sbdf).ok_or(XenError::Enodev)?;
+        let pci = self.pci.as_deref_mut().ok_or(XenError::Enodev)?;
+        let result = crate::msi::prepare_msix(pci, dev, sbdf, off);
+        self.note_msix_use();
+        result
+    }
+
+    /// Whether machine frame `mfn` holds an MSI-X table or PBA in use,
+    /// which guests may map read-only only (Xen's `mmio_ro_ranges`).
+    pub fn is_msix_frame(&self, mfn: u64) -> bool {
+        self.pci_devices.values().any(|d| d.is_ro_frame(mfn))
+    }
+
+    /// Refreshes [`MSIX_IN_USE`] after MSI-X use changed.
+    fn note_msix_use(&self) {
+        MSIX_IN_USE.store(self.pci_devices.values().any(|d| d.msix_used != 0), Ordering::Relaxed);
+    }
+
+    /// The control domain's read of `size` bytes at `offset` (0-3) of the
+    /// config data port, addressed by its latched `cf8` (Xen's
+    /// `pci_conf_read`): all ones when `cf8` has no enable bit (as a PCI
+    /// host bridge answers) or the table has no PCI access.
+    pub fn guest_conf_read(&mut self, cf8: u32, offset: u32, size: u32) -> u32 {
+        let Some(pci) = self.pci.as_deref_mut().filter(|_| cf8 & 0x8000_0000 != 0) else { return u32::MAX };
+        pci.conf_read(cf8_sbdf(cf8), (cf8 & 0xfc) + offset, size)
+    }
+
+    /// The control domain's write of `size` bytes at `offset` of the config
+    /// data port (Xen's `pci_conf_write_intercept`, then `pci_conf_write`):
+    /// inside a known device's MSI or MSI-X capability only what
+    /// [`crate::msi::conf_write_intercept`] lets through reaches the device.
+    pub fn guest_conf_write(&mut self, cf8: u32, offset: u32, size: u32, value: u32) {
+        let (sbdf, reg) = (cf8_sbdf(cf8), (cf8 & 0xfc) + offset);
+        let mut value = value;
+        if cf8 & 0x8000_0000 == 0 {
+            return; // no function addressed
+        }
+        if (0x40..0x100).contains(&reg) {
+            let msi_masked = self
+                .msis
+                .iter()
+                .flatten()
+                .any(|d| d.sbdf == sbdf && matches!(d.kind, crate::msi::MsiKind::Msi(_)) && d.owner.is_none());
+            if let Some(dev) = self.pci_devices.get_mut(&sbdf) {
+                match crate::msi::conf_write_intercept(dev, reg, size, value, msi_masked) {
+                    Some(v) => {
+                        crate::msi::note_guest_control(dev, reg, size, value);
+                        value = v;
+                    }
+                    None => return,
+                }
+            }
+        }
+        if let Some(pci) = self.pci.as_deref_mut() {
+            pci.conf_write(sbdf, reg, size, value);
+        }
     }
 
     /// `PHYSDEVOP_apic_read`: register `reg` of the IO-APIC at `address`,
@@ -368,6 +624,22 @@ pub fn with<R>(f: impl FnOnce(&mut IrqRouting) -> R) -> Option<R> {
     }
     #[cfg(test)]
     ROUTING.with(|r| r.borrow_mut().as_mut().map(f))
+}
+
+/// The function (`bus << 8 | devfn`, segment 0) a config address `cf8`
+/// names.
+fn cf8_sbdf(cf8: u32) -> u32 {
+    (cf8 >> 8) & 0xffff
+}
+
+/// Set while some device's MSI-X table is in use: the page-table checks
+/// look no further without it.
+static MSIX_IN_USE: AtomicBool = AtomicBool::new(false);
+
+/// Whether machine frame `mfn` holds an MSI-X table or PBA in use (guests
+/// map it read-only).
+pub fn is_msix_frame(mfn: u64) -> bool {
+    (MSIX_IN_USE.load(Ordering::Relaxed) || cfg!(test)) && with(|r| r.is_msix_frame(mfn)).unwrap_or(false)
 }
 
 /// Whether machine frame `mfn` holds an IO-APIC's registers (which no
@@ -435,6 +707,16 @@ pub mod tests {
         let hw = FakeIoApics::default();
         install(IrqRouting::new(&[(0xfec0_0000, 0)], &qemu_overrides(), 0, Box::new(hw.clone())));
         hw
+    }
+
+    /// [`install_qemu`] with a fake PCI bus holding a virtio-like function
+    /// at 00:02.0 ([`crate::msi::tests::FakePci::virtio_like`]).
+    pub fn install_qemu_with_pci() -> (FakeIoApics, crate::msi::tests::FakePci) {
+        let hw = install_qemu();
+        let pci = crate::msi::tests::FakePci::default();
+        pci.virtio_like(0x10);
+        with(|r| r.set_pci(Box::new(pci.clone())));
+        (hw, pci)
     }
 
     const DOM0_PIRQ: fn(u32) -> Owner = |pirq| Owner { domid: 0, pirq };

@@ -32,6 +32,7 @@ pub mod ipi;
 pub mod irq;
 pub mod lifecycle;
 pub mod mm;
+pub mod msi;
 pub mod pirq;
 pub mod pit;
 pub mod ptwr;

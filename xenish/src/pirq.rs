@@ -45,8 +45,9 @@ pub struct Pirqs {
 /// A PIRQ mapped to a machine interrupt.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Mapped {
-    /// The GSI.
-    pub gsi: u32,
+    /// The machine IRQ (Xen's `irq`): a GSI, or an MSI numbered after them
+    /// ([`crate::irq`]).
+    pub irq: u32,
     /// The port bound to it, 0 when none is.
     pub port: u32,
 }
@@ -113,15 +114,36 @@ impl Pirqs {
             Err(_) => (16..self.nr_pirqs).find(|&p| !self.has_info(p)).ok_or(MapError::NoSpace)?,
         };
         match self.mapped.get(&pirq) {
-            Some(m) if m.gsi == gsi => return Ok(pirq),
+            Some(m) if m.irq == gsi => return Ok(pirq),
             Some(_) => return Err(MapError::Exists),
             None => {}
         }
-        if self.mapped.values().any(|m| m.gsi == gsi) {
+        if self.mapped.values().any(|m| m.irq == gsi) {
             return Ok(pirq);
         }
-        self.mapped.insert(pirq, Mapped { gsi, port: 0 });
+        self.mapped.insert(pirq, Mapped { irq: gsi, port: 0 });
         Ok(pirq)
+    }
+
+    /// The PIRQ an MSI will be mapped to (Xen's `allocate_pirq` for
+    /// `MAP_PIRQ_TYPE_MSI`): a negative `pirq` asks for the highest free
+    /// one above the GSIs; a given one must be in range (`-EINVAL`) and
+    /// not mapped (`-EEXIST`). Nothing is recorded until [`Self::map_irq`].
+    pub fn choose_msi(&self, pirq: i32) -> Result<u32, MapError> {
+        match u32::try_from(pirq) {
+            Ok(p) if p >= self.nr_pirqs => Err(MapError::Invalid),
+            Ok(p) if self.mapped.contains_key(&p) => Err(MapError::Exists),
+            Ok(p) => Ok(p),
+            Err(_) => (NR_IRQS_GSI..self.nr_pirqs).rev().find(|&p| !self.has_info(p)).ok_or(MapError::NoSpace),
+        }
+    }
+
+    /// Records `pirq` (from [`Self::choose_msi`]) as mapped to machine IRQ
+    /// `irq`.
+    pub fn map_irq(&mut self, pirq: u32, irq: u32) {
+        if pirq < self.nr_pirqs {
+            self.mapped.insert(pirq, Mapped { irq, port: 0 });
+        }
     }
 
     /// `PHYSDEVOP_unmap_pirq`: forgets `pirq`'s mapping and returns it.
@@ -200,7 +222,13 @@ mod tests {
         p.set_port(16, 7);
         assert_eq!(p.by_port(7), Some(16));
         assert_eq!(p.by_port(0), None);
-        assert_eq!(p.unmap(16), Some(Mapped { gsi: 22, port: 7 }));
+        assert_eq!(p.unmap(16), Some(Mapped { irq: 22, port: 7 }));
+        assert_eq!(p.choose_msi(-1), Ok(207), "MSIs from the top");
+        p.map_irq(207, 30);
+        assert_eq!(p.choose_msi(-1), Ok(206));
+        assert_eq!(p.choose_msi(207), Err(MapError::Exists));
+        assert_eq!(p.choose_msi(208), Err(MapError::Invalid));
+        assert_eq!(p.mapping(207), Some(Mapped { irq: 30, port: 0 }));
         assert_eq!(p.by_port(7), None);
         assert_eq!(p.unmap(16), None);
     }

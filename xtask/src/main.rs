@@ -45,8 +45,8 @@ COMMANDS:
             make a GRUB ISO and boot it in QEMU (software emulation) with
             the serial console on this terminal: dom0 starts xenstored and
             gives a root shell (`poweroff` ends it; Ctrl-A X quits QEMU).
-            dom0 gets a virtio disk (legacy INTx, `vectors=0`: MSI is not
-            implemented yet) with an ext4 filesystem that persists between
+            dom0 gets a virtio disk (with MSI-X, which xenish programs and
+            delivers as PIRQ events) with an ext4 filesystem that persists between
             runs, target/dom0-disk.img (8 GiB sparse, made with mke2fs
             from e2fsprogs on the first run), mounted at /srv/xen in dom0
             for guest disk images; delete the file to start afresh.
@@ -249,8 +249,7 @@ const DOM0_DISK_SIZE: &str = "8G";
 
 /// The QEMU arguments that give dom0 its persistent disk: the image under
 /// the target directory, made with `mke2fs -t ext4` on the first run, on a
-/// virtio-blk device with legacy INTx only (`vectors=0`: xenish does not
-/// route MSI yet).
+/// virtio-blk device (MSI-X, which xenish routes to dom0 as PIRQ events).
 fn dom0_disk() -> Result<Vec<String>, String> {
     let path = images::target_dir().join(DOM0_DISK);
     if !path.exists() {
@@ -275,7 +274,7 @@ fn dom0_disk() -> Result<Vec<String>, String> {
         "-drive".into(),
         format!("file={},if=none,id=dom0disk,format=raw", path.display()),
         "-device".into(),
-        "virtio-blk-pci,drive=dom0disk,vectors=0".into(),
+        "virtio-blk-pci,drive=dom0disk".into(),
     ])
 }
 

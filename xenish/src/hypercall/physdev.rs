@@ -10,13 +10,15 @@
 //!   (Xen's XSM default policy) after the checks Xen makes first; a PCI
 //!   device no one added is `-ENODEV`.
 //! - For the control domain, on a machine with IO-APICs: `map_pirq` and
-//!   `unmap_pirq` of its own GSIs, `setup_gsi`, `apic_read`,
-//!   `alloc_irq_vector` (Xen's dummy), the PCI device add/remove
-//!   operations (recorded for MSI), `restore_msi(_ext)` (no MSI to
-//!   restore), `dbgp_op` (0: no EHCI debug port). `apic_write` is
-//!   `-EINVAL` (the routing is the hypervisor's). MSI/MSI-X mapping,
-//!   another domain's PIRQs (passthrough), `pci_mmcfg_reserved` and
-//!   `prepare/release_msix` are `-ENOSYS`, named in the log once; so is
+//!   `unmap_pirq` of its own GSIs, MSIs and MSI-X entries (the hypervisor
+//!   picks the vector and programs the device, [`crate::msi`]),
+//!   `setup_gsi`, `apic_read`, `alloc_irq_vector` (Xen's dummy), the PCI
+//!   device add/remove operations (recording the MSI capabilities),
+//!   `restore_msi(_ext)`, `prepare/release_msix`, `dbgp_op` (0: no EHCI
+//!   debug port). `apic_write` is `-EINVAL` (the routing is the
+//!   hypervisor's); multi-vector MSI is `-EOPNOTSUPP`, as in Xen without
+//!   interrupt remapping. Another domain's PIRQs (passthrough) and
+//!   `pci_mmcfg_reserved` are `-ENOSYS`, named in the log once; so is
 //!   everything device-related without IO-APICs.
 //! - Numbers Xen has no handler for (`free_irq_vector` among them) are
 //!   `-ENOSYS`, as in Xen.
@@ -153,8 +155,12 @@ fn serve(ctx: &mut Ctx, cmd: u32, arg: u64) -> HcResult {
             pci_device(ctx, cmd, sbdf(op.seg, op.bus, op.devfn), false)
         }
         PHYSDEVOP_PREPARE_MSIX | PHYSDEVOP_RELEASE_MSIX => {
-            let _: PhysdevPciDevice = read(ctx, arg)?;
-            device_op(ctx, cmd)
+            let op: PhysdevPciDevice = read(ctx, arg)?;
+            privileged_only(ctx)?;
+            let off = cmd == PHYSDEVOP_RELEASE_MSIX;
+            let dev = sbdf(op.seg, op.bus, op.devfn);
+            crate::irq::with(|r| r.prepare_msix(dev, off)).unwrap_or_else(|| Err(not_routed(ctx, cmd)))?;
+            Ok(0)
         }
         PHYSDEVOP_PCI_MMCFG_RESERVED => {
             privileged_only(ctx)?;
@@ -174,12 +180,9 @@ fn serve(ctx: &mut Ctx, cmd: u32, arg: u64) -> HcResult {
             if !ctx.is_privileged() {
                 return Err(XenError::Enodev);
             }
-            match crate::irq::with(|r| r.pci_known(dev)) {
-                // pci_restore_msi_state: no MSI is programmed yet.
-                Some(true) => Ok(0),
-                Some(false) => Err(XenError::Enodev),
-                None => device_op(ctx, cmd),
-            }
+            // pci_restore_msi_state: the stored messages and masks again.
+            crate::irq::with(|r| r.restore_msi(dev)).unwrap_or_else(|| Err(not_routed(ctx, cmd)))?;
+            Ok(0)
         }
         PHYSDEVOP_SETUP_GSI => {
             let op: PhysdevSetupGsi = read(ctx, arg)?;
@@ -207,6 +210,12 @@ fn serve(ctx: &mut Ctx, cmd: u32, arg: u64) -> HcResult {
         }
         _ => Err(XenError::Enosys),
     }
+}
+
+/// The refusal of a device operation on a machine without IO-APICs
+/// (logged once).
+fn not_routed(ctx: &Ctx, cmd: u32) -> XenError {
+    super::refusals::not_implemented(ctx.domain.id, HYPERVISOR_PHYSDEV_OP, Some(cmd.into()))
 }
 
 /// A PCI device's `seg << 16 | bus << 8 | devfn`.
@@ -247,14 +256,15 @@ fn eoi(ctx: &mut Ctx, arg: u64) -> HcResult {
         }
         // pirq_guest_eoi: a level line in flight is unmasked.
         let domid = ctx.domain.id;
-        crate::irq::with(|r| r.eoi(m.gsi, domid));
+        crate::irq::with(|r| r.eoi(m.irq, domid));
     }
     Ok(0)
 }
 
 /// `PHYSDEVOP_unmap_pirq` of the caller's own PIRQ (Xen's
 /// `unmap_domain_pirq`): out of range or not mapped is `-EINVAL`; a PIRQ
-/// still bound is unbound by force (its port stays, raising nothing).
+/// still bound is unbound by force (its port stays, raising nothing); an
+/// MSI is torn down at the device and its vector freed.
 /// Another domain's PIRQs are passthrough's, which xenish does not do.
 fn unmap_pirq(ctx: &mut Ctx, domid: u16, pirq: i32) -> HcResult {
     if domid != DOMID_SELF && domid != ctx.domain.id {
@@ -266,9 +276,11 @@ fn unmap_pirq(ctx: &mut Ctx, domid: u16, pirq: i32) -> HcResult {
     }
     let pirq = u32::try_from(pirq).ok().filter(|&p| p < ctx.domain.pirqs.nr_pirqs()).ok_or(XenError::Einval)?;
     let m = ctx.domain.pirqs.unmap(pirq).ok_or(XenError::Einval)?;
-    if m.port != 0 {
-        crate::irq::with(|r| r.unbind(m.gsi));
-    }
+    crate::irq::with(|r| {
+        if m.port != 0 || r.is_msi(m.irq) {
+            r.unmap(m.irq);
+        }
+    });
     Ok(0)
 }
 
@@ -316,10 +328,52 @@ fn map_pirq(ctx: &mut Ctx, arg: u64) -> HcResult {
     let result =
         target_exists(ctx, map.domid).and_then(|()| privileged_only(ctx)).and_then(|()| match map.type_ as u32 {
             MAP_PIRQ_TYPE_GSI if map.domid == DOMID_SELF || map.domid == ctx.domain.id => map_gsi(ctx, &mut map),
+            MAP_PIRQ_TYPE_MSI | MAP_PIRQ_TYPE_MULTI_MSI if map.domid == DOMID_SELF || map.domid == ctx.domain.id => {
+                map_msi(ctx, &mut map, map_type)
+            }
             MAP_PIRQ_TYPE_GSI | MAP_PIRQ_TYPE_MSI | MAP_PIRQ_TYPE_MULTI_MSI => device_op(ctx, PHYSDEVOP_MAP_PIRQ),
             _ => Err(XenError::Einval),
         });
     write_back(ctx, arg, &map, result)
+}
+
+/// `MAP_PIRQ_TYPE_MSI(_SEG)` and `MULTI_MSI` for the caller itself (Xen's
+/// `allocate_and_map_msi_pirq` and `map_domain_pirq`): `index` must be -1
+/// (a new machine IRQ; `-EINVAL` else); `MULTI_MSI` asks for `entry_nr`
+/// vectors, of which only one works without interrupt remapping
+/// (`-EOPNOTSUPP`, `-EDOM` beyond 32, `-EINVAL` for none); the PIRQ is the
+/// one asked for or the highest free; the device must have been added
+/// (`-ENODEV`). MSI-X iff `table_base` is not 0.
+fn map_msi(ctx: &mut Ctx, map: &mut PhysdevMapPirq, requested_type: u32) -> HcResult {
+    if crate::irq::with(|r| r.nr_gsis()).is_none() {
+        return device_op(ctx, PHYSDEVOP_MAP_PIRQ);
+    }
+    if map.index != -1 {
+        return Err(XenError::Einval);
+    }
+    let seg = match requested_type {
+        MAP_PIRQ_TYPE_MSI_SEG | MAP_PIRQ_TYPE_MULTI_MSI => (map.bus as u32 >> 16) as u16,
+        _ => 0,
+    };
+    if requested_type == MAP_PIRQ_TYPE_MULTI_MSI {
+        match map.entry_nr {
+            1 => {}
+            0 | i32::MIN..=-1 => return Err(XenError::Einval),
+            2..=32 => return Err(XenError::Eopnotsupp),
+            _ => return Err(XenError::Edom),
+        }
+    }
+    let pirq = ctx.domain.pirqs.choose_msi(map.pirq).map_err(|e| match e {
+        crate::pirq::MapError::Invalid => XenError::Einval,
+        crate::pirq::MapError::Exists => XenError::Eexist,
+        crate::pirq::MapError::NoSpace => XenError::Enospc,
+    })?;
+    let dev = sbdf(seg, map.bus as u8, map.devfn as u8);
+    let entry_nr = if map.table_base != 0 { u32::try_from(map.entry_nr).map_err(|_| XenError::Einval)? } else { 0 };
+    let irq = crate::irq::with(|r| r.map_msi(dev, entry_nr, map.table_base)).unwrap_or(Err(XenError::Enodev))?;
+    ctx.domain.pirqs.map_irq(pirq, irq);
+    map.pirq = pirq as i32;
+    Ok(0)
 }
 
 /// `MAP_PIRQ_TYPE_GSI` for the caller itself (Xen's
@@ -556,6 +610,100 @@ mod tests {
         crate::irq::with(|r| r.reserve(4));
         assert_eq!(map_gsi(&mut w, 4, 4), 0);
         assert_eq!(evtchn(&mut w, EVTCHNOP_BIND_PIRQ, &words(&[4, 0, 0])), -16, "EBUSY");
+    }
+
+    fn map_msi(w: &mut World, type_: u32, pirq: i32, entry_nr: i32, table_base: u64) -> i64 {
+        let mut map = [0u8; 40];
+        map[0..2].copy_from_slice(&DOMID_SELF.to_le_bytes());
+        map[4..8].copy_from_slice(&type_.to_le_bytes());
+        map[8..12].copy_from_slice(&(-1i32).to_le_bytes());
+        map[12..16].copy_from_slice(&pirq.to_le_bytes());
+        map[20..24].copy_from_slice(&0x10i32.to_le_bytes()); // 00:02.0
+        map[24..28].copy_from_slice(&entry_nr.to_le_bytes());
+        map[32..40].copy_from_slice(&table_base.to_le_bytes());
+        with(w, PHYSDEVOP_MAP_PIRQ, &map)
+    }
+
+    #[test]
+    fn msix_entries_map_to_pirqs_unmask_at_bind_and_go_at_unmap() {
+        use guest_abi::event_channel::{EVTCHNOP_BIND_PIRQ, EVTCHNOP_CLOSE};
+        let (_hw, pci) = crate::irq::tests::install_qemu_with_pci();
+        let mut w = World::new(true);
+        assert_eq!(with(&mut w, PHYSDEVOP_PIRQ_EOI_GMFN_V2, &9u64.to_le_bytes()), 0);
+        assert_eq!(map_msi(&mut w, MAP_PIRQ_TYPE_MSI_SEG, -1, 0, 0xfebf_1000), -19, "not added: ENODEV");
+        assert_eq!(with(&mut w, PHYSDEVOP_PCI_DEVICE_ADD, &words(&[0x1000_0000, 0, 0, 0])), 0);
+        // Linux: ENABLE | MASKALL through 0xcfc, then one map per vector.
+        crate::irq::with(|r| r.guest_conf_write(0x8000_1098, 2, 2, 0xc002));
+        assert_eq!(map_msi(&mut w, MAP_PIRQ_TYPE_MSI_SEG, -1, 3, 0xfebf_1000), -22, "3 entries");
+        assert_eq!(map_msi(&mut w, MAP_PIRQ_TYPE_MSI_SEG, -1, 0, 0xfebf_1000), 0);
+        assert_eq!(w.peek(BUF_VA + 4, 4), words(&[MAP_PIRQ_TYPE_MSI]), "MSI_SEG copied back as MSI");
+        assert_eq!(w.peek(BUF_VA + 12, 4), words(&[207]), "the highest PIRQ");
+        assert_eq!(map_msi(&mut w, MAP_PIRQ_TYPE_MSI_SEG, -1, 0, 0xfebf_1000), -17, "entry 0 is mapped");
+        assert_eq!(map_msi(&mut w, MAP_PIRQ_TYPE_MSI, -1, 1, 0xfebf_1000), 0);
+        assert_eq!(w.peek(BUF_VA + 12, 4), words(&[206]));
+        assert_eq!(map_msi(&mut w, MAP_PIRQ_TYPE_MSI, -1, 0, 0), -16, "MSI while MSI-X is in use: EBUSY");
+        assert_eq!(map_msi(&mut w, MAP_PIRQ_TYPE_MULTI_MSI, -1, 2, 0), -95, "multi-MSI: EOPNOTSUPP");
+        let vector = (pci.reg(0xfebf_1008) & 0xff) as u8;
+        assert!(vector >= crate::irq::FIRST_DEVICE_VECTOR);
+        assert_eq!(pci.reg(0xfebf_1000), 0xfee0_0000);
+        assert_eq!(pci.reg(0xfebf_100c), 1, "masked until bound");
+        assert!(crate::irq::is_msix_frame(0xfebf1));
+        // Linux clears MASKALL; a write over the table offset is dropped.
+        crate::irq::with(|r| r.guest_conf_write(0x8000_1098, 2, 2, 0x8002));
+        crate::irq::with(|r| r.guest_conf_write(0x8000_109c, 0, 4, 0x5));
+        assert_eq!(pci.get(0x10, 0x9a, 2), 0x8002);
+        assert_eq!(pci.get(0x10, 0x9c, 4), 1, "the BIR/offset stay");
+        assert_eq!(crate::irq::with(|r| r.guest_conf_read(0x8000_1098, 2, 2)), Some(0x8002));
+        // Bound: unmasked, no EOI needed; the vector raises the PIRQ.
+        assert_eq!(evtchn(&mut w, EVTCHNOP_BIND_PIRQ, &words(&[207, 0, 0])), 0);
+        let port = u32::from_le_bytes(w.peek(BUF_VA + 8, 4).try_into().unwrap());
+        assert_eq!(pci.reg(0xfebf_100c), 0);
+        assert_eq!(w.mem.0[9][207 / 8] & (1 << (207 % 8)), 0, "edge-like: no EOI bit");
+        crate::irq::with(|r| r.interrupt(vector));
+        assert_eq!(crate::irq::take_pending(), [crate::irq::Owner { domid: w.dom.id, pirq: 207 }]);
+        // A reset: restore_msi writes the message again.
+        pci.mmio.lock().insert(0xfebf_1008, 0);
+        assert_eq!(with(&mut w, PHYSDEVOP_RESTORE_MSI_EXT, &[0, 0, 0, 0x10]), 0);
+        assert_eq!(pci.reg(0xfebf_1008) & 0xff, u32::from(vector));
+        assert_eq!(pci.reg(0xfebf_100c), 0, "still bound: unmasked");
+        // Closed: masked again; unmapped: the vector is free, the table writable when the last goes.
+        assert_eq!(evtchn(&mut w, EVTCHNOP_CLOSE, &words(&[port])), 0);
+        assert_eq!(pci.reg(0xfebf_100c), 1);
+        crate::irq::with(|r| r.interrupt(vector));
+        assert_eq!(crate::irq::take_pending(), []);
+        assert_eq!(with(&mut w, PHYSDEVOP_UNMAP_PIRQ, &words(&[0x7ff0, 207])), 0);
+        assert!(crate::irq::is_msix_frame(0xfebf1), "entry 1 still uses it");
+        assert_eq!(with(&mut w, PHYSDEVOP_UNMAP_PIRQ, &words(&[0x7ff0, 206])), 0);
+        assert!(!crate::irq::is_msix_frame(0xfebf1));
+        assert_eq!(map_msi(&mut w, MAP_PIRQ_TYPE_MSI_SEG, -1, 0, 0xfebf_1000), 0, "map, unmap, map again");
+        assert_eq!(w.peek(BUF_VA + 12, 4), words(&[207]));
+        // prepare_msix wants no entry in use.
+        assert_eq!(with(&mut w, PHYSDEVOP_PREPARE_MSIX, &[0, 0, 0, 0x10]), -16);
+        assert_eq!(with(&mut w, PHYSDEVOP_PREPARE_MSIX, &[0, 0, 0, 0x18]), -19);
+        // Removing the device tears its MSIs down.
+        assert_eq!(with(&mut w, PHYSDEVOP_PCI_DEVICE_REMOVE, &[0, 0, 0, 0x10]), 0);
+        assert!(!crate::irq::is_msix_frame(0xfebf1));
+        assert_eq!(evtchn(&mut w, EVTCHNOP_BIND_PIRQ, &words(&[207, 0, 0])), -22, "its machine IRQ is gone");
+    }
+
+    #[test]
+    fn an_msi_without_msix_is_enabled_by_the_guest_and_masked_by_the_hypervisor() {
+        use guest_abi::event_channel::EVTCHNOP_BIND_PIRQ;
+        let (_hw, pci) = crate::irq::tests::install_qemu_with_pci();
+        let mut w = World::new(true);
+        assert_eq!(with(&mut w, PHYSDEVOP_PCI_DEVICE_ADD, &words(&[0x1000_0000, 0, 0, 0])), 0);
+        assert_eq!(map_msi(&mut w, MAP_PIRQ_TYPE_MSI, 100, 0, 0), 0);
+        assert_eq!(w.peek(BUF_VA + 12, 4), words(&[100]), "the PIRQ asked for");
+        assert_eq!(map_msi(&mut w, MAP_PIRQ_TYPE_MSI, -1, 0, 0), -17, "one MSI per device");
+        assert_eq!(pci.get(0x10, 0x60, 4), 1, "masked");
+        // dom0 enables it and tries to unmask: ENABLE passes, the mask bit stays.
+        crate::irq::with(|r| r.guest_conf_write(0x8000_1050, 2, 2, 0x0181));
+        crate::irq::with(|r| r.guest_conf_write(0x8000_1060, 0, 4, 0));
+        assert_eq!((pci.get(0x10, 0x52, 2), pci.get(0x10, 0x60, 4)), (0x181, 0xffff_ffff));
+        assert_eq!(evtchn(&mut w, EVTCHNOP_BIND_PIRQ, &words(&[100, 0, 0])), 0);
+        assert_eq!(pci.get(0x10, 0x60, 4), 0xffff_fffe, "bound: unmasked");
+        assert_eq!(with(&mut w, PHYSDEVOP_UNMAP_PIRQ, &words(&[0x7ff0, 100])), 0);
+        assert_eq!(pci.get(0x10, 0x52, 2) & 1, 0, "unmapped: disabled");
     }
 
     #[test]

@@ -7,7 +7,10 @@
 //!   every domain created later;
 //! - `XENPF_firmware_info`: xenish keeps no BIOS data (EDD disks, MBR
 //!   signatures, EDID), answering as Xen does when it has none (`-ESRCH`),
-//!   no EFI (`-ENODEV`, a BIOS boot) and keyboard shift flags 0.
+//!   no EFI (`-ENODEV`, a BIOS boot) and keyboard shift flags 0;
+//! - `XENPF_enter_acpi_sleep` for S5, which Linux issues when it powers
+//!   off: the PM1 control values reach the FADT's blocks when the
+//!   hypervisor powers the machine off ([`crate::acpi::enter_s5`]).
 //!
 //! Other commands (power management, microcode, memory types, CPU
 //! hotplug) answer `-ENOSYS` and are named in the log once.
@@ -81,8 +84,37 @@ fn serve(ctx: &mut Ctx, arg: u64) -> HcResult {
                 _ => Err(XenError::Einval),
             }
         }
+        XENPF_ENTER_ACPI_SLEEP => enter_acpi_sleep(op.enter_acpi_sleep()),
         cmd => Err(super::refusals::not_implemented(ctx.domain.id, HYPERVISOR_PLATFORM_OP, Some(cmd.into()))),
     }
+}
+
+/// `XENPF_enter_acpi_sleep` (Xen's `acpi_enter_sleep` and `enter_state`):
+/// for S5 the control domain's PM1a/PM1b control values are kept, and the
+/// hypervisor writes them to the FADT's blocks when it powers the machine
+/// off ([`crate::acpi::enter_s5`]), which Linux's `SCHEDOP_shutdown`
+/// right after this call leads to once every domain is down. (Xen writes
+/// them at once; xenish first finishes its domains and prints how each
+/// ended.) S3 is `-EOPNOTSUPP` (xenish keeps no wakeup vector); unknown
+/// flags are `-EINVAL`; the extended (hardware-reduced) interface and a
+/// machine without a PM1a block are `-EPERM`; other states are
+/// `-EINVAL`.
+fn enter_acpi_sleep(sleep: XenpfEnterAcpiSleep) -> HcResult {
+    if sleep.sleep_state == 3 {
+        return Err(XenError::Eopnotsupp);
+    }
+    if sleep.flags & !XENPF_ACPI_SLEEP_EXTENDED != 0 {
+        return Err(XenError::Einval);
+    }
+    let fadt = crate::acpi::fadt().unwrap_or_default();
+    if sleep.flags & XENPF_ACPI_SLEEP_EXTENDED != 0 || fadt.pm1a_cnt == 0 {
+        return Err(XenError::Eperm);
+    }
+    if sleep.sleep_state != 5 {
+        return Err(XenError::Einval);
+    }
+    crate::acpi::request_s5(sleep.val_a, sleep.val_b);
+    Ok(0)
 }
 
 /// `HYPERVISOR_mca(op)`: privileged; the interface version must match
@@ -277,6 +309,28 @@ mod tests {
         assert_eq!(w.call_ret(nr, [BUF_VA, 0, 0, 0, 0]), -13, "another version: EACCES");
         w.dom.privileged = false;
         assert_eq!(w.call_ret(nr, [BUF_VA, 0, 0, 0, 0]), -1);
+    }
+
+    #[test]
+    fn s5_writes_the_control_domains_pm1_values_to_the_fadts_blocks() {
+        crate::acpi::set_fadt(crate::acpi::Fadt { pm1a_cnt: 0x604, pm1b_cnt: 0, reset: Some((0xcf9, 6)) });
+        let mut w = World::new(true);
+        let sleep = |state: u32, flags: u32| {
+            let mut op = XenPlatformOp::new(XENPF_ENTER_ACPI_SLEEP);
+            op.set_enter_acpi_sleep(XenpfEnterAcpiSleep { val_a: 0x2000, val_b: 0x2000, sleep_state: state, flags });
+            op
+        };
+        assert_eq!(call(&mut w, sleep(3, 0)).0, -95, "S3: EOPNOTSUPP");
+        assert_eq!(call(&mut w, sleep(5, 2)).0, -22, "unknown flags");
+        assert_eq!(call(&mut w, sleep(5, XENPF_ACPI_SLEEP_EXTENDED)).0, -1, "no sleep control register");
+        assert_eq!(call(&mut w, sleep(4, 0)).0, -22, "S4");
+        assert!(!crate::acpi::enter_s5(), "not asked for");
+        assert_eq!(call(&mut w, sleep(5, 0)).0, 0);
+        assert!(crate::acpi::PORT_WRITES.with(|p| p.borrow().is_empty()), "written at the machine's power-off");
+        assert!(crate::acpi::enter_s5());
+        assert_eq!(crate::acpi::PORT_WRITES.with(|p| p.borrow().clone()), [(0x604, 0x2000)], "PM1a only: no PM1b");
+        w.dom.privileged = false;
+        assert_eq!(call(&mut w, sleep(5, 0)).0, -1);
     }
 
     #[test]

@@ -38,7 +38,12 @@ fn serve(ctx: &mut Ctx, cmd: u32, arg: u64) -> HcResult {
         SCHEDOP_POLL => poll(ctx, arg),
         SCHEDOP_SHUTDOWN => {
             let req: SchedShutdown = ctx.guest().read(arg).map_err(|_| XenError::Efault)?;
-            ctx.domain.shutdown(ShutdownReason::from_code(req.reason));
+            let reason = ShutdownReason::from_code(req.reason);
+            if reason == ShutdownReason::Reboot && ctx.domain.id == 0 && ctx.is_privileged() {
+                // Xen's hwdom_shutdown: the machine restarts.
+                crate::acpi::request_restart();
+            }
+            ctx.domain.shutdown(reason);
             Ok(0)
         }
         SCHEDOP_SHUTDOWN_CODE => {

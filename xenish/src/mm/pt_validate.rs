@@ -160,6 +160,13 @@ pub fn io_frame_permitted(mfn: Mfn, io_frames_end: u64) -> bool {
     mfn.0 < io_frames_end && !MSI_FRAMES.contains(&mfn.0) && !crate::irq::is_io_apic_frame(mfn.0)
 }
 
+/// Whether the L1 entry `pte` maps an MSI-X table or PBA frame in use
+/// writable: Xen's `mmio_ro_ranges`, which `get_page_from_l1e` makes it
+/// map read-only ("Forcing read-only access to MFN").
+fn msix_forced_ro(pte: u64) -> bool {
+    pte & (PTE_P | PTE_RW) == PTE_P | PTE_RW && crate::irq::is_msix_frame(frame_of(pte).0)
+}
+
 /// The frame an entry names.
 fn frame_of(pte: u64) -> Mfn {
     Mfn::containing(pte & PTE_ADDR_MASK)
@@ -512,7 +519,11 @@ impl Mmu<'_> {
                 self.ft.set_partial(mfn, Partial { nr: i as u16, child: false, devalidating: false });
                 return Err(XenError::Erestart);
             }
-            let pte = self.entry(mfn, i)?;
+            let mut pte = self.entry(mfn, i)?;
+            if level == 1 && self.ft.owner(frame_of(pte)).is_none() && msix_forced_ro(pte) {
+                pte &= !PTE_RW;
+                self.set_entry(mfn, i, pte)?;
+            }
             let r = if level == 1 {
                 self.get_page_from_l1e(pte, owner, owner)
             } else {
@@ -722,6 +733,9 @@ impl Mmu<'_> {
             return Err(XenError::Einval);
         }
         let mut value = if new & PTE_P != 0 { new | PTE_US } else { new };
+        if level == 1 && self.ft.owner(frame_of(new)).is_none() && msix_forced_ro(new) {
+            value &= !PTE_RW;
+        }
         if preserve_ad {
             value |= old & (PTE_A | PTE_D);
         }

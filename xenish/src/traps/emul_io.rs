@@ -71,7 +71,11 @@ pub(super) fn io_okay(dom: &Domain, vcpu: usize, port: u16, bytes: u32, mem: &mu
 /// `in`/`out` from a guest allowed the ports by its virtual IOPL
 /// (`PHYSDEVOP_set_iopl`) or I/O bitmap ([`io_okay`]), as Xen's
 /// `guest_io_read`/`guest_io_write` treat it: a privileged domain's is
-/// performed on its behalf, except on the ports the hypervisor owns; an
+/// performed on its behalf, except on the ports the hypervisor owns, and
+/// PCI configuration mechanism #1 is the hypervisor's own too: a 4-byte
+/// access to 0xcf8 is the domain's latch (`pci_cf8`), and the data ports
+/// 0xcfc-0xcff reach the register it names through the hypervisor, which
+/// filters writes to MSI and MSI-X capabilities ([`pci_config_io`]); an
 /// unprivileged domain has no ports, so it reads all ones, its writes are
 /// dropped, and only the PCI address latch (0xcf8) keeps what it wrote.
 /// Without that permission it is the #GP it was.
@@ -108,6 +112,14 @@ pub(super) fn emulate_port_io(
         0xec..=0xef => (frame.rdx as u16, 1),
         _ => return None,
     };
+    if let Some(v) = pci_config_io(dom, port, size, op, frame.rax as u32, cpu) {
+        let mask = if size == 4 { u32::MAX } else { (1u32 << (size * 8)) - 1 };
+        if matches!(op, 0xe4 | 0xe5 | 0xec | 0xed) {
+            frame.rax = if size == 4 { u64::from(v) } else { (frame.rax & !u64::from(mask)) | u64::from(v & mask) };
+        }
+        frame.rip = frame.rip.wrapping_add(len + u64::from(opsize16));
+        return Some(TrapDecision::Resume);
+    }
     let ports = (0..u16::from(size)).map(|i| port.wrapping_add(i));
     let direct = ports.clone().all(|p| !port_reserved(p));
     let mask = if size == 4 { u32::MAX } else { (1u32 << (size * 8)) - 1 };
@@ -142,6 +154,70 @@ pub(super) fn emulate_port_io(
     }
     frame.rip = frame.rip.wrapping_add(len + u64::from(opsize16));
     Some(TrapDecision::Resume)
+}
+
+/// A privileged domain's access to PCI configuration mechanism #1 (Xen's
+/// `guest_io_read`/`guest_io_write` for 0xcf8 and 0xcfc-0xcff): `None`
+/// for other ports, else the value read (0 for a write). A 4-byte access
+/// to 0xcf8 is the domain's latch; the data ports take the access apart
+/// into naturally aligned pieces (3 bytes as 2 + 1), each performed at the
+/// latched address by the routing table ([`crate::irq`]), which keeps
+/// MSI and MSI-X capabilities the hypervisor's; without one (no IO-APIC)
+/// it goes to the hardware as it came.
+fn pci_config_io(dom: &mut Domain, port: u16, size: u8, op: u8, value: u32, cpu: &mut dyn CpuOps) -> Option<u32> {
+    let read = matches!(op, 0xe4 | 0xe5 | 0xec | 0xed);
+    if port == 0xcf8 && size == 4 {
+        if read {
+            return Some(dom.pci_cf8);
+        }
+        dom.pci_cf8 = value;
+        return Some(0);
+    }
+    if !(0xcfc..=0xcff).contains(&port) {
+        return None;
+    }
+    let cf8 = dom.pci_cf8;
+    let (mut done, mut result) = (0u32, 0u32);
+    let bytes = u32::from(size);
+    while done < bytes {
+        let p = u32::from(port) + done;
+        if p > 0xcff {
+            // Past the data ports: what the hardware gives, as before.
+            let rest = (bytes - done) as u8;
+            if read {
+                result |= cpu.port_in(p as u16, rest) << (8 * done);
+            } else {
+                cpu.port_out(p as u16, rest, value >> (8 * done));
+            }
+            break;
+        }
+        let offset = p & 3;
+        let mut chunk = (bytes - done).min(4 - offset);
+        if chunk == 3 {
+            chunk = 2;
+        }
+        let part = if chunk == 4 { value } else { (value >> (8 * done)) & ((1 << (8 * chunk)) - 1) };
+        let routed = if read {
+            crate::irq::with(|r| r.guest_conf_read(cf8, offset, chunk))
+        } else {
+            crate::irq::with(|r| r.guest_conf_write(cf8, offset, chunk, part)).map(|()| 0)
+        };
+        let v = routed.unwrap_or_else(|| {
+            cpu.port_out(0xcf8, 4, cf8);
+            if read {
+                cpu.port_in(p as u16, chunk as u8)
+            } else {
+                cpu.port_out(p as u16, chunk as u8, part);
+                0
+            }
+        });
+        if read {
+            let mask = if chunk == 4 { u32::MAX } else { (1 << (8 * chunk)) - 1 };
+            result |= (v & mask) << (8 * done);
+        }
+        done += chunk;
+    }
+    Some(result)
 }
 
 /// Port I/O of an unprivileged domain with a virtual IOPL: no port is its

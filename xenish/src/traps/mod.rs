@@ -156,6 +156,9 @@ pub fn handle(
             if ptwr::emulate_fault(dom, vcpu, frame, cr2, frame.error_code, insn, &mut mmu) {
                 return retire(dom, vcpu, frame, mem);
             }
+            if crate::msi::drop_ro_write(dom, vcpu, frame, cr2, insn, ft, mem) {
+                return retire(dom, vcpu, frame, mem);
+            }
         }
         13 if kernel_mode => {
             if let Some(done) = emulate_privileged(dom, vcpu, frame, insn, (mem, ft, now_ns), cpu) {

@@ -225,6 +225,47 @@ fn an_unprivileged_domain_with_iopl_sees_no_ports() {
 }
 
 #[test]
+fn the_control_domains_pci_config_goes_through_its_latch_and_the_msi_filter() {
+    let (_hw, pci) = crate::irq::tests::install_qemu_with_pci();
+    crate::irq::with(|r| r.pci_add(0x10));
+    let io = |w: &mut World, code: &[u8], prep: &dyn Fn(&mut TrapFrame)| {
+        let (_, mut f) = setup(code);
+        w.poke(BUF_VA, code);
+        prep(&mut f);
+        let mut cpu = FakeCpu::default();
+        let d = handle(&mut w.dom, 0, &mut f, (0, 0), (&mut w.mem, &mut w.ft), &mut cpu);
+        assert!(matches!(d, TrapDecision::Resume));
+        assert!(cpu.outs.is_empty(), "0xcf8/0xcfc are the hypervisor's: nothing goes straight to them");
+        f
+    };
+    let (mut w, _) = setup(&[0x90]);
+    w.dom.privileged = true;
+    w.dom.vcpus[0].iopl = 1;
+    // out eax to 0xcf8: 00:02.0 register 0x98 (its MSI-X capability).
+    io(&mut w, &[0xef], &|f| (f.rdx, f.rax, f.vector) = (0xcf8, 0x8000_1098, 13));
+    assert_eq!(w.dom.pci_cf8, 0x8000_1098);
+    let f = io(&mut w, &[0xed], &|f| (f.rdx, f.vector) = (0xcf8, 13));
+    assert_eq!(f.rax, 0x8000_1098, "in eax from 0xcf8: the latch");
+    let f = io(&mut w, &[0xed], &|f| (f.rdx, f.vector) = (0xcfc, 13));
+    assert_eq!(f.rax, 0x0002_0011, "the capability header and control word");
+    let f = io(&mut w, &[0x66, 0xed], &|f| (f.rdx, f.rax, f.vector) = (0xcfe, 0xdead_0000, 13));
+    assert_eq!((f.rax, f.rip), (0xdead_0002, BUF_VA + 2), "in ax from 0xcfe: the control word");
+    // out ax to 0xcfe: the control word passes; a dword over the capability is dropped.
+    io(&mut w, &[0x66, 0xef], &|f| (f.rdx, f.rax, f.vector) = (0xcfe, 0xc002, 13));
+    assert_eq!(pci.get(0x10, 0x9a, 2), 0xc002);
+    io(&mut w, &[0xef], &|f| (f.rdx, f.rax, f.vector) = (0xcfc, 0, 13));
+    assert_eq!(pci.get(0x10, 0x98, 4), 0xc002_0011);
+    // Elsewhere in config space writes pass: the command register.
+    io(&mut w, &[0xef], &|f| (f.rdx, f.rax, f.vector) = (0xcf8, 0x8000_1004, 13));
+    io(&mut w, &[0x66, 0xef], &|f| (f.rdx, f.rax, f.vector) = (0xcfc, 0x0406, 13));
+    assert_eq!(pci.get(0x10, 0x04, 2), 0x0406);
+    // Without the enable bit no function is addressed.
+    io(&mut w, &[0xef], &|f| (f.rdx, f.rax, f.vector) = (0xcf8, 0x0000_1004, 13));
+    let f = io(&mut w, &[0xed], &|f| (f.rdx, f.vector) = (0xcfc, 13));
+    assert_eq!(f.rax, 0xffff_ffff);
+}
+
+#[test]
 fn the_io_bitmap_grants_ports_iopl_does_not() {
     // in al, dx (0x3c4) through a bitmap at BUF_VA + 0x1000 covering
     // 0x400 ports, all allowed but those whose bits are set.
@@ -297,6 +338,34 @@ fn writes_to_read_only_page_tables_are_emulated() {
     assert!(matches!(ptwr_fault(&mut w2, &mut f2, pte_va), TrapDecision::Resume));
     assert_eq!(f2.rflags & 1, 1);
     assert_eq!(GuestMemory::new(&mut w2.mem, Mfn(0)).translate(BUF_VA + 0x3000, Access::Write).ok(), None);
+}
+
+#[test]
+fn the_control_domains_writes_to_an_msix_table_in_use_are_dropped() {
+    crate::irq::tests::install_qemu_with_pci();
+    let irq = crate::irq::with(|r| {
+        r.pci_add(0x10);
+        r.map_msi(0x10, 0, 0xfebf_1000)
+    });
+    assert!(matches!(irq, Some(Ok(_))));
+    // mov %rcx,(%rdi) through BUF_VA + 0x3000, which maps the table's frame
+    // (asked for writable, made read-only), then another device frame read-only.
+    let (mut w, f) = setup(&[0x48, 0x89, 0x0f]);
+    w.dom.privileged = true;
+    w.ft.io_frames_end = 1 << 28;
+    let uvm = guest_abi::xen::HYPERVISOR_UPDATE_VA_MAPPING as u64;
+    let fault = |w: &mut World, f: &mut TrapFrame| {
+        (f.vector, f.error_code, f.rdi) = (14, 7, BUF_VA + 0x3000);
+        let mut cpu = FakeCpu::default();
+        handle(&mut w.dom, 0, f, (BUF_VA + 0x3000, 0), (&mut w.mem, &mut w.ft), &mut cpu)
+    };
+    assert_eq!(w.call_ret(uvm, [BUF_VA + 0x3000, (0xfebf1 << 12) | 0x27, 0, 0, 0]), 0);
+    let mut g = f;
+    assert!(matches!(fault(&mut w, &mut g), TrapDecision::Resume));
+    assert_eq!(g.rip, BUF_VA + 3, "dropped and stepped over");
+    assert_eq!(w.call_ret(uvm, [BUF_VA + 0x3000, (0xfebf2 << 12) | 0x25, 0, 0, 0]), 0);
+    let mut g = f;
+    assert!(matches!(fault(&mut w, &mut g), TrapDecision::Crash(_)), "other read-only device memory: the guest's #PF");
 }
 
 #[test]

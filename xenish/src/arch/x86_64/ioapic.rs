@@ -89,6 +89,7 @@ pub fn init(madt: Option<&Madt>, dest_apic_id: u32) {
         .map(|o| Override { source: o.source, gsi: o.gsi, flags: o.flags })
         .collect();
     let mut routing = IrqRouting::new(&apics, &overrides, dest_apic_id, Box::new(Mmio));
+    routing.set_pci(Box::new(super::msi::Hardware));
     for isa in [0u8, 4] {
         let gsi = overrides.iter().find(|o| o.source == isa).map_or(u32::from(isa), |o| o.gsi);
         routing.reserve(gsi);

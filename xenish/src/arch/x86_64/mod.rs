@@ -3,6 +3,7 @@
 //! runs the portable core on real hardware. The only home of `unsafe`
 //! hardware access.
 
+pub mod acpi;
 pub mod apic;
 pub mod boot;
 pub mod clock;
@@ -15,6 +16,7 @@ pub mod idt;
 pub mod ioapic;
 pub mod ipi;
 pub mod memory;
+pub mod msi;
 pub mod percpu;
 pub mod serial;
 pub mod smpboot;

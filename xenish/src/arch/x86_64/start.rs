@@ -416,6 +416,7 @@ fn build_address_space(
         let va = ioapic::fixmap(i);
         pagetable::map(mem, &mut alloc, l4, va, pa & !0xfff, PageSize::Size4K, apic, PTE_P | PTE_RW)?;
     }
+    super::msi::fixmap_init(mem, &mut alloc, l4)?;
     // SAFETY: the new table maps the image, stacks and direct map at the
     // same addresses as the boot tables; only the identity map goes away.
     unsafe { cpu::write_cr3(l4.addr()) };
@@ -489,6 +490,7 @@ fn find_madt(info: &BootInfo) -> Option<Madt> {
             }
         },
     };
+    super::acpi::init(&mem, &rsdp);
     match Madt::find(&mem, &rsdp) {
         Ok(madt) => {
             printk!(

@@ -604,7 +604,9 @@ pub fn handle_syscall(frame: &mut TrapFrame) {
 }
 
 /// Powers the machine off: QEMU's debug-exit device if present (status 0
-/// when every domain powered off, 1 if any crashed), else ACPI, else halt.
+/// when every domain powered off, 1 if any crashed), else a reset if the
+/// control domain rebooted, else ACPI S5 (with the control domain's PM1
+/// values if it asked, else QEMU's), else halt.
 pub fn power_off(failed: bool) -> ! {
     let nmis = HYPERVISOR_NMIS.load(Ordering::Relaxed);
     if nmis > 0 {
@@ -614,9 +616,16 @@ pub fn power_off(failed: bool) -> ! {
     if DEBUG_EXIT.load(Ordering::Relaxed) {
         cpu::outb(DEBUG_EXIT_PORT, failed as u8);
     }
-    // ACPI PM1a control of QEMU's PIIX4/ICH9 and Bochs: SLP_TYP 5 | SLP_EN.
-    cpu::outw(0x604, 0x2000);
-    cpu::outw(0xb004, 0x2000);
+    // The control domain's reboot resets the machine; its ACPI S5 request
+    // (`XENPF_enter_acpi_sleep`) writes its PM1 values to the FADT's blocks.
+    if crate::acpi::restart_requested() {
+        super::acpi::restart();
+    }
+    if !crate::acpi::enter_s5() {
+        // ACPI PM1a control of QEMU's PIIX4/ICH9 and Bochs: SLP_TYP 0 | SLP_EN.
+        cpu::outw(0x604, 0x2000);
+        cpu::outw(0xb004, 0x2000);
+    }
     crate::printk!("xenish: power-off failed; halting");
     cpu::halt_forever()
 }

@@ -230,7 +230,7 @@ fn bind_pirq(ctx: &mut Ctx, pirq: u32) -> Result<u32, XenError> {
     }
     let port = ctx.domain.evtchn.allocate(ctx.mem, Binding::Pirq(pirq), 0)?;
     let owner = crate::irq::Owner { domid: ctx.domain.id, pirq };
-    let bound = crate::irq::with(|r| r.bind(mapped.gsi, owner)).unwrap_or(Err(XenError::Einval));
+    let bound = crate::irq::with(|r| r.bind(mapped.irq, owner)).unwrap_or(Err(XenError::Einval));
     let needs_eoi = match bound {
         Ok(level) => level,
         Err(e) => {
@@ -255,7 +255,7 @@ pub fn close(
     evtchn::port_clear_pending(domain, mem, port);
     if let Binding::Pirq(pirq) = old {
         if let Some(m) = domain.pirqs.mapping(pirq).filter(|m| m.port == port) {
-            crate::irq::with(|r| r.unbind(m.gsi));
+            crate::irq::with(|r| r.unbind(m.irq));
             domain.pirqs.set_port(pirq, 0);
         }
     }

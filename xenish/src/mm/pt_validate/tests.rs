@@ -185,3 +185,30 @@ fn io_memory_ends_at_the_address_width_and_spares_the_msi_window() {
     }
     assert_eq!(snapshot(&ft), before, "I/O mappings hold no references");
 }
+
+#[test]
+fn msix_tables_in_use_are_mapped_read_only() {
+    crate::irq::tests::install_qemu_with_pci();
+    let irq = crate::irq::with(|r| {
+        r.pci_add(0x10);
+        r.map_msi(0x10, 0, 0xfebf_1000)
+    });
+    assert!(matches!(irq, Some(Ok(_))));
+    let (mut ft, mut mem) = world();
+    ft.io_frames_end = 1 << 28;
+    let dom0 = MapRights { privileged: true, ..ME };
+    // Already in the L1 when it is validated: made read-only.
+    mem.set_entry(3, 8, (0xfebf1 << 12) | 0x23);
+    let mut mmu = Mmu { ft: &mut ft, mem: &mut mem };
+    mmu.pin(Mfn(0), 4, &dom0).unwrap();
+    assert_eq!(pagetable::entry(&*mmu.mem, Mfn(3), 8).unwrap() & PTE_RW, 0, "the table's frame: read-only");
+    // Updated later: read-only, as Xen forces it; other device memory stays writable.
+    assert_eq!(mmu.mod_entry(Mfn(3), 1, 9, (0xfebf1 << 12) | 0x23, false, &dom0, &dom0), Ok(true));
+    assert_eq!(mmu.mod_entry(Mfn(3), 1, 10, (0xfebf2 << 12) | 0x23, false, &dom0, &dom0), Ok(true));
+    assert_eq!(pagetable::entry(&*mmu.mem, Mfn(3), 9).unwrap() & (PTE_RW | PTE_P), PTE_P);
+    assert_eq!(pagetable::entry(&*mmu.mem, Mfn(3), 10).unwrap() & PTE_RW, PTE_RW);
+    // Once the entry is unmapped, the table may be mapped writable again.
+    crate::irq::with(|r| r.unmap(irq.and_then(Result::ok).unwrap_or_default()));
+    assert_eq!(mmu.mod_entry(Mfn(3), 1, 11, (0xfebf1 << 12) | 0x23, false, &dom0, &dom0), Ok(true));
+    assert_eq!(pagetable::entry(&*mmu.mem, Mfn(3), 11).unwrap() & PTE_RW, PTE_RW);
+}
