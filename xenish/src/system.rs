@@ -14,8 +14,8 @@ use alloc::vec::Vec;
 use crate::domain::{Domain, DomainState, RUNSTATE_BLOCKED, RUNSTATE_OFFLINE, RUNSTATE_RUNNABLE, RUNSTATE_RUNNING};
 use crate::evtchn;
 use crate::flush::{self, FlushReq};
-use crate::ipi::CpuMask;
 use crate::hypercall::{self, Ctx, Outcome, Peers, Platform};
+use crate::ipi::CpuMask;
 use crate::lifecycle::{self, Lifecycle, Resources};
 use crate::mm::frame_table::FrameTable;
 use crate::mm::m2p::M2p;
@@ -156,7 +156,8 @@ impl System {
         if let Some(slot) = self.others.get_mut(self.this_cpu) {
             *slot = mine;
         }
-        (self.current, self.slice_start_ns, self.preempt_at_ns) = (next.current, next.slice_start_ns, next.preempt_at_ns);
+        (self.current, self.slice_start_ns, self.preempt_at_ns) =
+            (next.current, next.slice_start_ns, next.preempt_at_ns);
         (self.idle_until_ns, self.loaded) = (next.idle_until_ns, next.loaded);
         self.this_cpu = cpu;
     }
@@ -578,7 +579,23 @@ impl System {
     /// `VIRQ_TIMER` port, as Xen's `send_timer_event`), then wakes every
     /// blocked vCPU that has an upcall pending, and has the current vCPU
     /// preempted for it when the scheduler says so.
+    ///
+    /// Runs on every exit to a guest, where usually there is nothing to
+    /// do (Xen runs its timers only when their softirq is raised): a scan
+    /// in line first, with [`Self::fire_due_timers`] out of line only when
+    /// some vCPU has a timer due or waits to be woken.
+    #[inline]
     fn fire_timers(&mut self, now_ns: u64, mem: &mut dyn MachineMemory) {
+        let attention =
+            self.domains.iter().any(|d| d.is_running() && d.vcpus.iter().any(|v| v.needs_timer_check(now_ns)));
+        if attention {
+            self.fire_due_timers(now_ns, mem);
+        }
+    }
+
+    /// [`Self::fire_timers`] once a vCPU needs it.
+    #[inline(never)]
+    fn fire_due_timers(&mut self, now_ns: u64, mem: &mut dyn MachineMemory) {
         for (di, d) in self.domains.iter_mut().enumerate() {
             if !d.is_running() {
                 continue;

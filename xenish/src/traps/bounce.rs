@@ -149,7 +149,30 @@ pub(super) fn bounce(
 /// What a return to the guest delivers, in Xen's order: a pending NMI, then
 /// a pending event upcall (on top of the NMI handler's frame if that left
 /// events unmasked).
+///
+/// Runs on every return to a guest, where usually neither is pending: one
+/// look at the vCPU's NMI flag and its vcpu_info's `evtchn_upcall_pending`
+/// in line (as Xen's `test_all_events` tests the two flags), the delivery
+/// out of line.
+#[inline(always)]
 pub fn deliver_pending(
+    dom: &mut Domain,
+    vcpu: usize,
+    frame: &mut TrapFrame,
+    mem: &mut dyn MachineMemory,
+) -> Result<bool, String> {
+    let Some(v) = dom.vcpus.get(vcpu) else { return Ok(false) };
+    let (info, off) = v.info_location(dom.shared_info, vcpu);
+    let upcall = mem.frame(info).and_then(|f| f.get(off)).is_some_and(|&pending| pending != 0);
+    if !upcall && !v.nmi_pending {
+        return Ok(false);
+    }
+    deliver_pending_slow(dom, vcpu, frame, mem)
+}
+
+/// [`deliver_pending`] once something may be due.
+#[inline(never)]
+fn deliver_pending_slow(
     dom: &mut Domain,
     vcpu: usize,
     frame: &mut TrapFrame,
