@@ -320,7 +320,7 @@ impl System {
             traps::syscall_from_user(domain, vcpu, frame, mem)
         } else if frame.rax == u64::from(guest_abi::xen::HYPERVISOR_IRET) {
             // iret replaces the whole frame rather than returning a value.
-            traps::iret(domain, vcpu, frame, mem, platform.data_selectors())
+            traps::iret(domain, vcpu, frame, mem, || platform.data_selectors())
         } else {
             let (frames, m2p, ft) = (&mut *self.frames, self.m2p, &mut self.ft);
             let (sched, lifecycle) = (&mut self.sched, &mut self.lifecycle);

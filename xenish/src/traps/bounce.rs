@@ -61,17 +61,16 @@ fn create_bounce_frame(
         push(w);
     }
     let sp = (stack & !15).wrapping_sub(8 * n as u64);
-    let mut bytes = [0u8; 96];
-    for (i, w) in words[..n].iter().enumerate() {
-        bytes[i * 8..i * 8 + 8].copy_from_slice(&w.to_le_bytes());
-    }
+    // The words as the guest reads them (x86 is little-endian): no second
+    // buffer to fill on this hot path.
+    let bytes = zerocopy::IntoBytes::as_bytes(&words[..n]);
     // The frame must not touch the hypervisor hole (nor wrap into it).
     let end = sp.wrapping_add(8 * n as u64);
     if !crate::guest_access::is_guest_addr(sp) || !crate::guest_access::is_guest_addr(end.wrapping_sub(1)) || end < sp {
         return Err(format!("bounce frame at {sp:#x} outside guest memory"));
     }
     let mut g = GuestMemory::new(mem, l4);
-    if g.copy_to(sp, &bytes[..n * 8]).is_err() {
+    if g.copy_to(sp, bytes).is_err() {
         let walk: alloc::vec::Vec<String> = g.walk(sp).iter().map(|e| format!("{e:#x}")).collect();
         let user_l4 = v.user_l4.map_or(0, |m| m.0);
         return Err(format!(
