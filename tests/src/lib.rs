@@ -28,6 +28,7 @@ pub mod images;
 pub mod initramfs;
 pub mod iso;
 pub mod linux;
+pub mod linuxbench;
 pub mod qemu;
 pub mod stub;
 pub mod tools;

@@ -38,43 +38,59 @@ fn bench_kernel_runs_and_its_output_parses() {
     }
 }
 
-/// The Linux-level rows' measuring program (`xenish-linuxbench`, dom0's
-/// `/init` in `cargo xtask bench`), with its counts divided by 100: every
-/// row prints a well-formed line, and Linux powers off after it.
-#[test]
-fn linux_rows_run_and_their_output_parses() {
-    const ROWS: &[&str] =
-        &["boot_to_init", "fork_exit", "fork_exec", "pipe_roundtrip", "ctxsw_pingpong", "touch_unmap_64m"];
-    let tools = tests::dom0::tools_dir().unwrap_or_else(|e| panic!("{e}"));
-    let program = std::fs::read(tools.join("xenish-linuxbench")).unwrap_or_else(|e| panic!("xenish-linuxbench: {e}"));
-    let cpio = tests::initramfs::Cpio::new().dir("dev").dir("proc").dir("tmp").file("init", 0o755, &program).finish();
-    let initrd = tests::target_dir().join("debian").join("linuxbench-test.cpio");
-    std::fs::create_dir_all(initrd.parent().expect("a parent")).expect("target/debian");
-    std::fs::write(&initrd, cpio).expect("the initramfs");
-    let kernel = tests::debian::linux().unwrap_or_else(|e| panic!("{e}"));
-    let out = Boot::new()
-        .cpu(tests::linux::CPU)
-        .memory_mib(tests::linux::QEMU_MEMORY_MIB)
-        .cmdline(tests::linux::DOM0_MEM)
-        .module(kernel, &format!("{} LINUXBENCH_DIVIDE=100", tests::linux::KERNEL_CMDLINE))
-        .module(initrd, "")
-        .timeout(std::time::Duration::from_secs(300))
-        .run();
-    out.expect_line("linuxbench: start").expect_line("linuxbench: done").expect_no("linuxbench: error");
-    for row in ROWS {
-        let line = out
-            .serial
+/// Checks that every row of `lines` (the program's output) is a
+/// well-formed `linuxbench: ROW ns=TOTAL n=N` line.
+fn expect_rows(lines: &str, who: &str, out: &tests::Outcome) {
+    assert!(
+        lines.contains("linuxbench: start") && lines.contains(tests::linuxbench::DONE),
+        "{who}: no start or done\n{out}"
+    );
+    assert!(!lines.contains("linuxbench: error"), "{who}: an error\n{out}");
+    for row in tests::linuxbench::ROWS {
+        let line = lines
             .lines()
             .find_map(|l| l.split_once(&format!("linuxbench: {row} ")).map(|(_, rest)| rest.trim_end().to_string()))
-            .unwrap_or_else(|| panic!("no result for {row}\n{out}"));
+            .unwrap_or_else(|| panic!("{who}: no result for {row}\n{out}"));
         let fields: Vec<(&str, u64)> = line
             .split_whitespace()
             .filter_map(|kv| kv.split_once('=').and_then(|(k, v)| Some((k, v.parse::<u64>().ok()?))))
             .collect();
         assert!(
             matches!(fields.as_slice(), [("ns", ns), ("n", n)] if *ns > 0 && *n > 0),
-            "malformed result line {row} {line:?}\n{out}"
+            "{who}: malformed result line {row} {line:?}\n{out}"
         );
     }
-    out.expect_line("xenish:   d0 (dom0): poweroff").expect_exit(Exit::DebugExit(0));
+}
+
+/// The Linux-level rows' measuring program (`xenish-linuxbench`, the
+/// `/init` of dom0 and of a domU in `cargo xtask bench`), with its counts
+/// divided by 100, in one boot of the dom0 image: dom0 runs it, then
+/// creates a Linux domU with it as `/init` (as the bench's domU rows do),
+/// which prints every row and powers itself off.
+#[test]
+fn linux_rows_run_and_their_output_parses_in_dom0_and_a_domu() {
+    let tools = tests::dom0::tools_dir().unwrap_or_else(|e| panic!("{e}"));
+    let files = tests::linuxbench::domu_files(&tools, true).unwrap_or_else(|e| panic!("{e}"));
+    let script = format!(
+        "{}for i in $(seq 30); do xl list {name} >/dev/null 2>&1 || break; sleep 1; done\n\
+         xl list {name} >/dev/null 2>&1 || echo \"bench: domU gone\"\n",
+        tests::linuxbench::domu_script(100, Some(100)),
+        name = tests::linuxbench::DOMU_NAME
+    );
+    let image = tests::dom0::image_with("bench-linuxbench", Some(&script), &files, tests::dom0::OwnDaemons::Start)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let out = Boot::new()
+        .cpu(tests::linux::CPU)
+        .memory_mib(tests::linux::QEMU_MEMORY_MIB)
+        .cmdline(tests::linux::DOM0_MEM)
+        .module(image.kernel, tests::dom0::KERNEL_CMDLINE)
+        .module(image.initrd, "")
+        .until(tests::dom0::AUTORUN_DONE)
+        .timeout(std::time::Duration::from_secs(400))
+        .run();
+    let (domu, dom0) = tests::linuxbench::split_domu(&out.serial);
+    expect_rows(&dom0, "dom0", &out);
+    expect_rows(&domu, "domU", &out);
+    // The domU powered itself off at the end (on_poweroff = "destroy").
+    out.expect_line("bench: domU gone");
 }

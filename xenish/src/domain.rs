@@ -399,6 +399,19 @@ impl Vcpu {
         }
     }
 
+    /// Whether the timer check at `now_ns` has work for this vCPU: a timer
+    /// due, or a wake-up to consider (it is blocked, polling, or coming
+    /// up). The same conditions [`crate::system::System`]'s timer check
+    /// acts on; a vCPU for which this is false is skipped there.
+    #[inline]
+    pub fn needs_timer_check(&self, now_ns: u64) -> bool {
+        self.singleshot_ns.is_some_and(|t| t <= now_ns)
+            || self.periodic_ns.is_some_and(|(_, next)| next <= now_ns)
+            || self.blocked
+            || self.poll.is_some()
+            || (!self.down && self.runstate.state == RUNSTATE_OFFLINE)
+    }
+
     /// Consumes the timers due at `now_ns`; returns whether any fired.
     pub fn take_due_timers(&mut self, now_ns: u64) -> bool {
         let mut fired = false;

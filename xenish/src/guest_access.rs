@@ -48,6 +48,31 @@ pub const fn is_guest_addr(va: u64) -> bool {
     is_canonical(va) && !(va >= HYPERVISOR_VIRT_START && va < HYPERVISOR_VIRT_END)
 }
 
+/// The machine address of `va` through the four-level tables rooted at
+/// `l4`, every entry on the way carrying all of `need`'s bits (2 MiB and
+/// 1 GiB leaves included), or `None`: the walk of
+/// [`MachineMemory::walk_guest`], generic so that each memory view gets
+/// its own copy with the frame lookups in line.
+pub fn walk_tables<M: MachineMemory + ?Sized>(mem: &M, l4: Mfn, va: u64, need: u64) -> Option<u64> {
+    let mut table = l4;
+    for level in (1..=4u32).rev() {
+        let shift = 12 + 9 * (level - 1);
+        let off = (((va >> shift) & 0x1ff) as usize) * 8;
+        let e = u64::from_le_bytes(mem.frame(table)?.get(off..off + 8)?.try_into().ok()?);
+        if e & need != need {
+            return None;
+        }
+        let is_leaf = level == 1 || ((level == 2 || level == 3) && e & PTE_PSE != 0);
+        if is_leaf {
+            let page_mask = (1u64 << shift) - 1;
+            let base = e & PTE_ADDR_MASK & !page_mask;
+            return Some(base | (va & page_mask));
+        }
+        table = Mfn::containing(e & PTE_ADDR_MASK);
+    }
+    None
+}
+
 /// A guest address space: machine memory seen through one top-level table.
 pub struct GuestMemory<'m> {
     mem: &'m mut dyn MachineMemory,
@@ -73,22 +98,7 @@ impl<'m> GuestMemory<'m> {
             return Err(fault);
         }
         let need = PTE_PRESENT | PTE_USER | if access == Access::Write { PTE_RW } else { 0 };
-        let mut table = self.l4;
-        for level in (1..=4u32).rev() {
-            let shift = 12 + 9 * (level - 1);
-            let e = self.entry(table, (va >> shift) & 0x1ff).ok_or(fault)?;
-            if e & need != need {
-                return Err(fault);
-            }
-            let is_leaf = level == 1 || ((level == 2 || level == 3) && e & PTE_PSE != 0);
-            if is_leaf {
-                let page_mask = (1u64 << shift) - 1;
-                let base = e & PTE_ADDR_MASK & !page_mask;
-                return Ok(base | (va & page_mask));
-            }
-            table = Mfn::containing(e & PTE_ADDR_MASK);
-        }
-        Err(fault)
+        self.mem.walk_guest(self.l4, va, need).ok_or(fault)
     }
 
     /// The entries a walk for `va` meets, top level first, up to the first

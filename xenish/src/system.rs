@@ -320,7 +320,7 @@ impl System {
             traps::syscall_from_user(domain, vcpu, frame, mem)
         } else if frame.rax == u64::from(guest_abi::xen::HYPERVISOR_IRET) {
             // iret replaces the whole frame rather than returning a value.
-            traps::iret(domain, vcpu, frame, mem, platform.data_selectors())
+            traps::iret(domain, vcpu, frame, mem, || platform.data_selectors())
         } else {
             let (frames, m2p, ft) = (&mut *self.frames, self.m2p, &mut self.ft);
             let (sched, lifecycle) = (&mut self.sched, &mut self.lifecycle);
@@ -579,7 +579,23 @@ impl System {
     /// `VIRQ_TIMER` port, as Xen's `send_timer_event`), then wakes every
     /// blocked vCPU that has an upcall pending, and has the current vCPU
     /// preempted for it when the scheduler says so.
+    ///
+    /// Runs on every exit to a guest, where usually there is nothing to
+    /// do (Xen runs its timers only when their softirq is raised): a scan
+    /// in line first, with [`Self::fire_due_timers`] out of line only when
+    /// some vCPU has a timer due or waits to be woken.
+    #[inline]
     fn fire_timers(&mut self, now_ns: u64, mem: &mut dyn MachineMemory) {
+        let attention =
+            self.domains.iter().any(|d| d.is_running() && d.vcpus.iter().any(|v| v.needs_timer_check(now_ns)));
+        if attention {
+            self.fire_due_timers(now_ns, mem);
+        }
+    }
+
+    /// [`Self::fire_timers`] once a vCPU needs it.
+    #[inline(never)]
+    fn fire_due_timers(&mut self, now_ns: u64, mem: &mut dyn MachineMemory) {
         for (di, d) in self.domains.iter_mut().enumerate() {
             if !d.is_running() {
                 continue;

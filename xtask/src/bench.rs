@@ -73,7 +73,7 @@ pub fn median(mut v: Vec<u64>) -> Option<u64> {
 }
 
 /// The groups of rows `--only` can pick, in the order they run.
-pub const SECTIONS: &[&str] = &["hypercalls", "xpti", "linux", "toolstack", "drivers"];
+pub const SECTIONS: &[&str] = &["hypercalls", "xpti", "linux", "linux_domu", "toolstack", "drivers"];
 
 /// Runs the benchmark and prints and writes the table: the sections in
 /// `only`, or all of them if it is empty; with `compare`, then prints the
@@ -104,15 +104,21 @@ pub fn run(
         let runs = runs.unwrap_or(if deterministic { 1 } else { 3 }).max(1);
         crate::bench_xpti::run(&images, runs, deterministic, &mut md, &mut json)?;
     }
-    let tools = if want("linux") || (!deterministic && (want("toolstack") || want("drivers"))) {
+    let linux_guests: Vec<crate::bench_linux::Guest> =
+        [("linux", crate::bench_linux::Guest::Dom0), ("linux_domu", crate::bench_linux::Guest::DomU)]
+            .into_iter()
+            .filter(|(section, _)| want(section))
+            .map(|(_, g)| g)
+            .collect();
+    let tools = if !linux_guests.is_empty() || (!deterministic && (want("toolstack") || want("drivers"))) {
         Some(crate::build_tools()?)
     } else {
         None
     };
-    if let (true, Some(tools)) = (want("linux"), &tools) {
+    if let (false, Some(tools)) = (linux_guests.is_empty(), &tools) {
         let sides = crate::bench_linux::sides(&images.hypervisor, &xen, tests::linux::DOM0_MEM);
         let runs = runs.unwrap_or(if deterministic { 1 } else { 3 }).max(1);
-        let m = crate::bench_linux::run(&sides, tools, runs, deterministic, &mut md, &mut json)?;
+        let m = crate::bench_linux::run(&sides, tools, runs, deterministic, &linux_guests, &mut md, &mut json)?;
         for (side, lines) in m {
             mitigations.entry(side).or_insert(lines);
         }

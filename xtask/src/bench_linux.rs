@@ -12,7 +12,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use tests::initramfs::Cpio;
+use tests::dom0::{self, OwnDaemons, AUTORUN_DONE};
 use tests::Boot;
 
 /// The rows, in the order the program prints them, with what one
@@ -94,13 +94,7 @@ pub fn xen_mitigations(serial: &str) -> Vec<String> {
 
 /// The initramfs: the measuring program as `/init`, nothing else.
 pub fn initramfs(tools: &Path) -> Result<PathBuf, String> {
-    let path = tools.join("xenish-linuxbench");
-    let program = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let cpio = Cpio::new().dir("dev").dir("proc").dir("tmp").file("init", 0o755, &program).finish();
-    let out = tests::images::target_dir().join("debian").join("linuxbench.cpio");
-    std::fs::create_dir_all(out.parent().unwrap_or(Path::new("."))).map_err(|e| e.to_string())?;
-    std::fs::write(&out, cpio).map_err(|e| format!("{}: {e}", out.display()))?;
-    Ok(out)
+    tests::linuxbench::initramfs(tools, "linuxbench")
 }
 
 /// One hypervisor configuration the rows run on.
@@ -160,40 +154,120 @@ pub fn boot(side: &Side, initrd: &Path, deterministic: bool, divide: u32) -> Res
     Ok(out)
 }
 
+/// QEMU's memory for the domU rows: dom0's 512 MiB, the domU's, Xen's.
+const DOMU_QEMU_MEMORY_MIB: u32 = 1280;
+
+/// Boots the dom0 image on `side`; dom0 creates the benchmark domU
+/// (Debian's Linux with the program as `/init`, counts divided by
+/// `divide`) and copies its lines to the serial line. Returns the boot and
+/// the domU's lines (as the program printed them).
+pub fn boot_domu(
+    side: &Side,
+    files: &[(&str, u32, Vec<u8>)],
+    deterministic: bool,
+    divide: u32,
+) -> Result<(tests::Outcome, String), String> {
+    let script = tests::linuxbench::domu_script(divide, None);
+    let image = dom0::image_with("linuxbench-domu", Some(&script), files, OwnDaemons::Start)?;
+    let mut b = Boot::with_hypervisor(side.image.clone())
+        .cpu(tests::linux::CPU)
+        .memory_mib(DOMU_QEMU_MEMORY_MIB)
+        .cmdline(&side.cmdline)
+        .module(image.kernel, dom0::KERNEL_CMDLINE)
+        .module(image.initrd, "")
+        .until(AUTORUN_DONE)
+        .timeout(Duration::from_secs(1800));
+    if deterministic {
+        b = b.qemu_extra(ICOUNT);
+    }
+    let out = b.try_run()?;
+    let (domu, _) = tests::linuxbench::split_domu(&out.serial);
+    if !domu.contains(DONE) {
+        return Err(format!("linuxbench did not finish in the domU on {} ({:?})\n{}", side.name, out.exit, out.serial));
+    }
+    Ok((out, domu))
+}
+
 fn median(mut v: Vec<u64>) -> Option<u64> {
     v.sort_unstable();
     v.get(v.len() / 2).copied()
 }
 
-/// Runs the rows `runs` times per configuration (alternating), prints the
-/// table and appends it to `md` and `json`; returns Xen's mitigation
-/// report per Xen configuration.
+/// Where the program runs: as dom0's `/init`, or as a domU's `/init`
+/// (created by the toolstack from the dom0 image).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Guest {
+    /// Debian's Linux as dom0.
+    Dom0,
+    /// Debian's Linux as a domU, dom0 running the toolstack.
+    DomU,
+}
+
+impl Guest {
+    /// The table's first column and the JSON section.
+    fn names(self) -> (&'static str, &'static str) {
+        match self {
+            Guest::Dom0 => ("Linux dom0", "linux"),
+            Guest::DomU => ("Linux domU", "linux_domu"),
+        }
+    }
+}
+
+/// Runs the rows `runs` times per configuration (alternating), for each
+/// of `guests`, prints the tables and appends them to `md` and `json`;
+/// returns Xen's mitigation report per Xen configuration.
 pub fn run(
     sides: &[Side; 3],
     tools: &Path,
     runs: usize,
     deterministic: bool,
+    guests: &[Guest],
     md: &mut String,
     json: &mut String,
 ) -> Result<BTreeMap<&'static str, Vec<String>>, String> {
-    let initrd = initramfs(tools)?;
-    let mut results: Vec<Vec<Run>> = vec![Vec::new(); sides.len()];
     let mut mitigations = BTreeMap::new();
-    for i in 0..runs {
-        for (s, side) in sides.iter().enumerate() {
-            eprintln!(
-                "xtask bench: Linux rows, run {}/{runs}: {}{}",
-                i + 1,
-                side.name,
-                if deterministic { " (-icount)" } else { "" }
-            );
-            let out = boot(side, &initrd, deterministic, 1)?;
-            if s > 0 {
-                mitigations.insert(side.name, xen_mitigations(&out.serial));
+    for &guest in guests {
+        let initrd = if guest == Guest::Dom0 { Some(initramfs(tools)?) } else { None };
+        let files = if guest == Guest::DomU { tests::linuxbench::domu_files(tools, false)? } else { Vec::new() };
+        let mut results: Vec<Vec<Run>> = vec![Vec::new(); sides.len()];
+        for i in 0..runs {
+            for (s, side) in sides.iter().enumerate() {
+                eprintln!(
+                    "xtask bench: {} rows, run {}/{runs}: {}{}",
+                    guest.names().0,
+                    i + 1,
+                    side.name,
+                    if deterministic { " (-icount)" } else { "" }
+                );
+                let (out, lines) = match &initrd {
+                    Some(initrd) => {
+                        let out = boot(side, initrd, deterministic, 1)?;
+                        let lines = out.serial.clone();
+                        (out, lines)
+                    }
+                    None => boot_domu(side, &files, deterministic, 1)?,
+                };
+                if s > 0 {
+                    mitigations.insert(side.name, xen_mitigations(&out.serial));
+                }
+                results[s].push(parse(&lines));
             }
-            results[s].push(parse(&out.serial));
         }
+        table(sides, guest, &results, deterministic, md, json);
     }
+    Ok(mitigations)
+}
+
+/// Prints one guest's table (medians of the runs) and appends it to `md`
+/// and `json`.
+fn table(
+    sides: &[Side; 3],
+    guest: Guest,
+    results: &[Vec<Run>],
+    deterministic: bool,
+    md: &mut String,
+    json: &mut String,
+) {
     let pick = |runs: &[Run], row: &str| -> Option<u64> {
         let vals: Vec<u64> = runs.iter().filter_map(|r| r.get(row).copied()).collect();
         (vals.len() == runs.len()).then(|| median(vals)).flatten()
@@ -204,17 +278,18 @@ pub fn run(
         _ => "-".to_string(),
     };
     let show = |v: Option<u64>| v.map_or("missing".to_string(), |c| c.to_string());
+    let (label, section) = guest.names();
     let _ = write!(
         md,
-        "\n| Linux dom0 ({unit} per operation) | xenish | {} | {} | xenish / Xen | xenish / Xen, mitigations off |\n\
+        "\n| {label} ({unit} per operation) | xenish | {} | {} | xenish / Xen | xenish / Xen, mitigations off |\n\
          |---|---:|---:|---:|---:|---:|\n",
         sides[1].name, sides[2].name
     );
     println!(
-        "\n{:<18} {:>14} {:>14} {:>14} {:>7} {:>7}   ({unit} per operation; last: Xen with mitigations off)",
-        "Linux dom0", "xenish", "Xen 4.17", "Xen, no mit.", "ratio", "ratio"
+        "\n{label:<18} {:>14} {:>14} {:>14} {:>7} {:>7}   ({unit} per operation; last: Xen with mitigations off)",
+        "xenish", "Xen 4.17", "Xen, no mit.", "ratio", "ratio"
     );
-    json.push_str("  \"linux\": [\n");
+    let _ = writeln!(json, "  \"{section}\": [");
     for (n, (row, what)) in ROWS.iter().enumerate() {
         let v: Vec<Option<u64>> = results.iter().map(|r| pick(r, row)).collect();
         let (r1, r2) = (ratio(v[0], v[1]), ratio(v[0], v[2]));
@@ -231,7 +306,6 @@ pub fn run(
         );
     }
     json.push_str("  ],\n");
-    Ok(mitigations)
 }
 
 #[cfg(test)]

@@ -137,9 +137,10 @@ OPTIONS:
     --runs N        Boots per configuration for `bench`'s hypercall and Linux rows (default
                     3; 1 with --deterministic)
     --only SECTIONS `bench`: only these groups of rows (comma-separated or
-                    repeated): hypercalls, xpti, linux, toolstack,
-                    drivers.
-                    Default: all
+                    repeated): hypercalls, xpti (xenish with xpti=off
+                    and =on), linux (Linux as dom0),
+                    linux_domu (Linux as a domU, created with xl),
+                    toolstack, drivers. Default: all
     --compare FILE  `bench`: print the change against this earlier
                     results.json (copy target/bench/results.json away first:
                     the run overwrites it)

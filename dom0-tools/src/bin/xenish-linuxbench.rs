@@ -1,5 +1,6 @@
 //! `xenish-linuxbench`: Linux-level benchmark rows, run as `/init` of
-//! Debian's Linux as dom0 by `cargo xtask bench` (on xenish and on Xen
+//! Debian's Linux as dom0, and as `/init` of Debian's Linux as a domU
+//! created by the toolstack, by `cargo xtask bench` (on xenish and on Xen
 //! 4.17, in the same QEMU).
 //!
 //! Every row is timed with `CLOCK_MONOTONIC` (the kernel-boot row with
@@ -17,7 +18,8 @@
 //! the environment (a `NAME=value` on the kernel's command line lands
 //! there) the counts are divided by D (the test suite's quick run).
 //! Invoked with the single argument `--exit`, it exits at once: the
-//! fork+exec row's child.
+//! fork+exec row's child. Run as `/init` (process 1) it powers the machine
+//! (or the domU) off at the end; run as an ordinary process it exits.
 
 use std::ffi::CString;
 use std::process::exit;
@@ -47,7 +49,13 @@ fn fail(what: &str) -> ! {
     power_off()
 }
 
+/// Powers off as `/init`; an ordinary process exits (with 1: reached
+/// only after [`fail`]).
 fn power_off() -> ! {
+    // SAFETY: a plain system call.
+    if unsafe { libc::getpid() } != 1 {
+        exit(1)
+    }
     // SAFETY: plain system calls; sync before the machine stops.
     unsafe {
         libc::sync();
@@ -230,5 +238,8 @@ fn main() {
         println!("linuxbench: {row} ns={took} n={n}");
     }
     println!("linuxbench: done");
-    power_off()
+    // SAFETY: a plain system call.
+    if unsafe { libc::getpid() } == 1 {
+        power_off()
+    }
 }

@@ -43,6 +43,16 @@ pub trait MachineMemory {
     /// The frame's bytes for writing, or `None` if `mfn` is not mapped RAM.
     fn frame_mut(&mut self, mfn: Mfn) -> Option<&mut [u8; PAGE_SIZE]>;
 
+    /// The machine address of guest virtual address `va` through the
+    /// four-level page tables rooted at `l4`, every entry on the way
+    /// carrying all of `need`'s bits; `None` where the walk stops. One call
+    /// per walk (the default, [`crate::guest_access::walk_tables`], is
+    /// compiled for each view with its frame lookups in line): every guest
+    /// copy on the hot paths walks.
+    fn walk_guest(&self, l4: Mfn, va: u64, need: u64) -> Option<u64> {
+        crate::guest_access::walk_tables(self, l4, va, need)
+    }
+
     /// Copies `len` bytes at `src_off` of frame `src` to `dst_off` of frame
     /// `dst` (the same frame or two; the ranges may overlap), as one
     /// `memmove` where the memory allows it: grant copy and `COPY_PAGE`

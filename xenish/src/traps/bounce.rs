@@ -61,17 +61,16 @@ fn create_bounce_frame(
         push(w);
     }
     let sp = (stack & !15).wrapping_sub(8 * n as u64);
-    let mut bytes = [0u8; 96];
-    for (i, w) in words[..n].iter().enumerate() {
-        bytes[i * 8..i * 8 + 8].copy_from_slice(&w.to_le_bytes());
-    }
+    // The words as the guest reads them (x86 is little-endian): no second
+    // buffer to fill on this hot path.
+    let bytes = zerocopy::IntoBytes::as_bytes(&words[..n]);
     // The frame must not touch the hypervisor hole (nor wrap into it).
     let end = sp.wrapping_add(8 * n as u64);
     if !crate::guest_access::is_guest_addr(sp) || !crate::guest_access::is_guest_addr(end.wrapping_sub(1)) || end < sp {
         return Err(format!("bounce frame at {sp:#x} outside guest memory"));
     }
     let mut g = GuestMemory::new(mem, l4);
-    if g.copy_to(sp, &bytes[..n * 8]).is_err() {
+    if g.copy_to(sp, bytes).is_err() {
         let walk: alloc::vec::Vec<String> = g.walk(sp).iter().map(|e| format!("{e:#x}")).collect();
         let user_l4 = v.user_l4.map_or(0, |m| m.0);
         return Err(format!(
@@ -149,7 +148,30 @@ pub(super) fn bounce(
 /// What a return to the guest delivers, in Xen's order: a pending NMI, then
 /// a pending event upcall (on top of the NMI handler's frame if that left
 /// events unmasked).
+///
+/// Runs on every return to a guest, where usually neither is pending: one
+/// look at the vCPU's NMI flag and its vcpu_info's `evtchn_upcall_pending`
+/// in line (as Xen's `test_all_events` tests the two flags), the delivery
+/// out of line.
+#[inline(always)]
 pub fn deliver_pending(
+    dom: &mut Domain,
+    vcpu: usize,
+    frame: &mut TrapFrame,
+    mem: &mut dyn MachineMemory,
+) -> Result<bool, String> {
+    let Some(v) = dom.vcpus.get(vcpu) else { return Ok(false) };
+    let (info, off) = v.info_location(dom.shared_info, vcpu);
+    let upcall = mem.frame(info).and_then(|f| f.get(off)).is_some_and(|&pending| pending != 0);
+    if !upcall && !v.nmi_pending {
+        return Ok(false);
+    }
+    deliver_pending_slow(dom, vcpu, frame, mem)
+}
+
+/// [`deliver_pending`] once something may be due.
+#[inline(never)]
+fn deliver_pending_slow(
     dom: &mut Domain,
     vcpu: usize,
     frame: &mut TrapFrame,

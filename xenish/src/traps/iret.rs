@@ -16,13 +16,14 @@ use super::*;
 /// not load, a non-canonical `rip`, a `rip` past a 32-bit segment's limit:
 /// [`crate::descriptors::iret_target_ok`]), the guest's failsafe callback
 /// is entered instead, as in Xen, with the data selectors it is running
-/// with (`selectors`: `ds, es, fs, gs`).
+/// with (`selectors`: `ds, es, fs, gs`, read only then: every system call
+/// and exception returns through here).
 pub fn iret(
     dom: &mut Domain,
     vcpu: usize,
     frame: &mut TrapFrame,
     mem: &mut dyn MachineMemory,
-    selectors: [u16; 4],
+    selectors: impl FnOnce() -> [u16; 4],
 ) -> TrapDecision {
     const VGCF_IN_SYSCALL: u64 = 1 << 8;
     let Some(v) = dom.vcpus.get(vcpu) else {
@@ -75,7 +76,7 @@ pub fn iret(
         } else {
             format!("iret to a non-canonical rip {rip:#x}")
         };
-        return failsafe(dom, vcpu, frame, selectors, &why, mem);
+        return failsafe(dom, vcpu, frame, selectors(), &why, mem);
     }
     TrapDecision::Resume
 }

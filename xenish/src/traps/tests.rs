@@ -483,14 +483,14 @@ fn an_iret_to_a_non_canonical_rip_enters_the_failsafe_callback() {
     let bytes: std::vec::Vec<u8> = ctx.iter().flat_map(|v| v.to_le_bytes()).collect();
     f.rsp = BUF_VA + 0x1000;
     w.poke(f.rsp, &bytes);
-    let d = iret(&mut w.dom, 0, &mut f, &mut w.mem, [0xe02b, 0, 0x1b, 0]);
+    let d = iret(&mut w.dom, 0, &mut f, &mut w.mem, || [0xe02b, 0, 0x1b, 0]);
     assert!(matches!(&d, TrapDecision::Crash(why) if why.contains("no failsafe callback")), "{d:?}");
 
     let (mut w, mut f) = setup(&[0; 4]);
     w.dom.vcpus[0].callbacks.failsafe = crate::domain::Callback { address: 0x5000, mask_events: true };
     f.rsp = BUF_VA + 0x1000;
     w.poke(f.rsp, &bytes);
-    assert!(matches!(iret(&mut w.dom, 0, &mut f, &mut w.mem, [0xe02b, 0, 0x1b, 0]), TrapDecision::Resume));
+    assert!(matches!(iret(&mut w.dom, 0, &mut f, &mut w.mem, || [0xe02b, 0, 0x1b, 0]), TrapDecision::Resume));
     assert_eq!((f.rip, f.cs, f.ss, f.rsp), (0x5000, 0xe033, 0xe02b, BUF_VA + 0x2000 - 88));
     // rcx, r11, ds, es, fs, gs, rip, cs (kernel: RPL 0; IF was set, so
     // the saved mask is 0), rflags, rsp, ss.
@@ -572,7 +572,7 @@ fn iret_restores_the_context() {
     let bytes: std::vec::Vec<u8> = ctx.iter().flat_map(|v| v.to_le_bytes()).collect();
     f.rsp = BUF_VA + 0x1000;
     w.poke(f.rsp, &bytes);
-    assert!(matches!(iret(&mut w.dom, 0, &mut f, &mut w.mem, [0; 4]), TrapDecision::Resume));
+    assert!(matches!(iret(&mut w.dom, 0, &mut f, &mut w.mem, || [0; 4]), TrapDecision::Resume));
     assert_eq!((f.rax, f.r11, f.rcx, f.rip, f.rsp), (0x42, 0x33, 0x44, 0xffff_ffff_8000_9000, BUF_VA + 0x2000));
     assert_eq!(w.mem.0[8][1], 0, "IF set in rflags unmasks events");
     // VGCF_in_syscall keeps rcx/r11; a non-canonical rip crashes.
@@ -583,7 +583,7 @@ fn iret_restores_the_context() {
     f.rsp = BUF_VA + 0x1000;
     f.rcx = 7;
     w.poke(f.rsp, &bytes);
-    assert!(matches!(iret(&mut w.dom, 0, &mut f, &mut w.mem, [0; 4]), TrapDecision::Resume));
+    assert!(matches!(iret(&mut w.dom, 0, &mut f, &mut w.mem, || [0; 4]), TrapDecision::Resume));
     assert_eq!(f.rcx, 7);
     assert_eq!(w.mem.0[8][1], 1);
     // With VMASST_TYPE_architectural_iopl the iret sets the virtual IOPL.
@@ -591,19 +591,19 @@ fn iret_restores_the_context() {
     let bytes: std::vec::Vec<u8> = ctx2.iter().flat_map(|v| v.to_le_bytes()).collect();
     (f.rsp, w.dom.vcpus[0].iopl) = (BUF_VA + 0x1000, 0);
     w.poke(f.rsp, &bytes);
-    assert!(matches!(iret(&mut w.dom, 0, &mut f, &mut w.mem, [0; 4]), TrapDecision::Resume));
+    assert!(matches!(iret(&mut w.dom, 0, &mut f, &mut w.mem, || [0; 4]), TrapDecision::Resume));
     assert_eq!((w.dom.vcpus[0].iopl, f.rflags & EFLAGS_IOPL), (0, 0), "not without the assist");
     w.dom.vm_assist |= 1 << guest_abi::xen::VMASST_TYPE_ARCHITECTURAL_IOPL;
     f.rsp = BUF_VA + 0x1000;
-    assert!(matches!(iret(&mut w.dom, 0, &mut f, &mut w.mem, [0; 4]), TrapDecision::Resume));
+    assert!(matches!(iret(&mut w.dom, 0, &mut f, &mut w.mem, || [0; 4]), TrapDecision::Resume));
     assert_eq!((w.dom.vcpus[0].iopl, f.rflags & EFLAGS_IOPL), (2, 0), "virtual, never the real IOPL");
     ctx2[4] = 0x0000_8000_0000_0000;
     let bytes: std::vec::Vec<u8> = ctx2.iter().flat_map(|v| v.to_le_bytes()).collect();
     f.rsp = BUF_VA + 0x1000;
     w.poke(f.rsp, &bytes);
-    assert!(matches!(iret(&mut w.dom, 0, &mut f, &mut w.mem, [0; 4]), TrapDecision::Crash(_)));
+    assert!(matches!(iret(&mut w.dom, 0, &mut f, &mut w.mem, || [0; 4]), TrapDecision::Crash(_)));
     f.rsp = 0x10;
-    assert!(matches!(iret(&mut w.dom, 0, &mut f, &mut w.mem, [0; 4]), TrapDecision::Crash(_)));
+    assert!(matches!(iret(&mut w.dom, 0, &mut f, &mut w.mem, || [0; 4]), TrapDecision::Crash(_)));
 }
 
 #[test]
@@ -618,7 +618,7 @@ fn an_iret_returns_to_32_bit_code_and_one_the_cpu_would_refuse_enters_the_failsa
         w.dom.vcpus[0].kernel_mode = true;
         let mut f = TrapFrame { rsp: BUF_VA + 0x1000, ..TrapFrame::default() };
         w.poke(f.rsp, &bytes);
-        let d = iret(&mut w.dom, 0, &mut f, &mut w.mem, [0xe02b, 0, 0, 0]);
+        let d = iret(&mut w.dom, 0, &mut f, &mut w.mem, || [0xe02b, 0, 0, 0]);
         assert!(matches!(d, TrapDecision::Resume), "{d:?}");
         f
     };
@@ -649,11 +649,11 @@ fn iret_to_user_needs_a_user_table_and_switches_mode() {
     let bytes: std::vec::Vec<u8> = ctx.iter().flat_map(|v| v.to_le_bytes()).collect();
     f.rsp = BUF_VA + 0x1000;
     w.poke(f.rsp, &bytes);
-    assert!(matches!(iret(&mut w.dom, 0, &mut f, &mut w.mem, [0; 4]), TrapDecision::Crash(_)));
+    assert!(matches!(iret(&mut w.dom, 0, &mut f, &mut w.mem, || [0; 4]), TrapDecision::Crash(_)));
     assert!(w.dom.vcpus[0].kernel_mode);
     w.dom.vcpus[0].user_l4 = Some(crate::mm::Mfn(0));
     f.rsp = BUF_VA + 0x1000;
-    assert!(matches!(iret(&mut w.dom, 0, &mut f, &mut w.mem, [0; 4]), TrapDecision::Resume));
+    assert!(matches!(iret(&mut w.dom, 0, &mut f, &mut w.mem, || [0; 4]), TrapDecision::Resume));
     assert!(!w.dom.vcpus[0].kernel_mode);
     assert_eq!((f.rip, f.rsp, f.cs), (0x40_0000, 0x7fff_0000, 0xe033));
 }
