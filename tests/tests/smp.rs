@@ -133,7 +133,8 @@ fn smp_guests_runs_two_domains_on_two_cpus() {
         .expect_no("hypervisor fault")
         .expect_exit(Exit::DebugExit(0));
     let line = out.serial.lines().find(|l| l.contains("vCPUs put on each CPU:")).unwrap_or_default();
-    let counts: Vec<u64> = line.split("CPU ").skip(1).filter_map(|s| s.split_whitespace().nth(1)?.parse().ok()).collect();
+    let counts: Vec<u64> =
+        line.split("CPU ").skip(1).filter_map(|s| s.split_whitespace().nth(1)?.parse().ok()).collect();
     assert_eq!(counts.len(), 2, "{line}");
     assert!(counts.iter().all(|&n| n > 0), "both CPUs ran vCPUs: {line}");
 }
