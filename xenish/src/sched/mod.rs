@@ -558,6 +558,26 @@ mod tests {
     }
 
     #[test]
+    fn eligible_is_what_a_pick_would_consider_and_cpus_are_counted() {
+        let mut s = Scheduler::new();
+        assert_eq!((s.nr_cpus(), s.online_mask()), (1, 1), "one CPU until told");
+        s.set_cpus(2);
+        assert_eq!((s.nr_cpus(), s.online_mask()), (2, 0b11));
+        s.add(v(0), SchedParams { weight: 256, cap: 10 });
+        assert!(s.eligible(v(0)));
+        s.charge_on(1, v(0), 3_000_000);
+        assert!(!s.eligible(v(0)), "its cap is spent");
+        assert_eq!(s.pick_where(0, |_| true), Pick::Idle { until_ns: Some(CAP_PERIOD_NS) });
+        assert_eq!((s.busy_ns(0), s.busy_ns(1)), (0, 3_000_000));
+        s.sleep(v(0));
+        assert!(!s.eligible(v(0)) && !s.eligible(v(1)), "asleep, unknown");
+        // A pick on a CPU a vCPU may not use passes it over.
+        s.add(v(1), SchedParams::default());
+        assert!(matches!(s.pick_where(CAP_PERIOD_NS, |who| who != v(1)), Pick::Idle { .. }));
+        assert!(matches!(s.pick_where(CAP_PERIOD_NS, |_| true), Pick::Run { who, .. } if who == v(1)));
+    }
+
+    #[test]
     fn parameters_are_validated() {
         assert_eq!(SchedParams { weight: 0, cap: 0 }.validate(1), Err(ParamError::ZeroWeight));
         assert_eq!(SchedParams { weight: 1, cap: 101 }.validate(1), Err(ParamError::CapTooLarge));
