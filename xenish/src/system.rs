@@ -178,17 +178,10 @@ impl System {
         if self.current == Some(who) {
             return;
         }
-        let Some(d) = self.domains.get_mut(who.domain) else { return };
-        let here = d.tools.may_run_on(who.vcpu, self.this_cpu);
-        if let Some(v) = d.vcpus.get_mut(who.vcpu) {
+        if let Some(v) = self.domains.get_mut(who.domain).and_then(|d| d.vcpus.get_mut(who.vcpu)) {
             if v.running_on == Some(self.this_cpu) {
                 v.running_on = None;
             }
-        }
-        // Woken by another CPU while this one still held its state, and
-        // this CPU is about to idle: it looks again rather than halting.
-        if self.current.is_none() && here && self.sched.eligible(who) {
-            self.kick = self.kick.with(self.this_cpu);
         }
     }
 
