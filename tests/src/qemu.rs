@@ -248,6 +248,13 @@ pub fn default_smp() -> u32 {
 /// `console_io=all`.
 pub const XENISH_TEST_OPTIONS: &str = "console_io=all";
 
+/// Options from `XENISH_OPTIONS` that every boot of the built xenish adds
+/// after [`XENISH_TEST_OPTIONS`] (to run any test with, say,
+/// `XENISH_SMP=2 XENISH_OPTIONS=smp_guests`); empty if unset.
+pub fn extra_options() -> String {
+    std::env::var("XENISH_OPTIONS").unwrap_or_default().trim().to_string()
+}
+
 impl Default for Boot {
     fn default() -> Self {
         Self::new()
@@ -412,7 +419,8 @@ impl Boot {
         crate::tools::ensure()?;
         std::fs::create_dir_all(work).map_err(|e| format!("{}: {e}", work.display()))?;
         let iso = work.join("xenish.iso");
-        let cmdline = [self.cmdline.as_str(), self.implied]
+        let extra = if self.implied.is_empty() { String::new() } else { extra_options() };
+        let cmdline = [self.cmdline.as_str(), self.implied, extra.as_str()]
             .iter()
             .filter(|s| !s.is_empty())
             .copied()

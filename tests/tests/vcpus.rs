@@ -1,12 +1,15 @@
-//! Guests with several vCPUs on one physical CPU, on xenish and on Xen
-//! 4.17 in the same QEMU (`-smp 1`): Debian's Linux as dom0 with
+//! Guests with several vCPUs on two physical CPUs, on xenish and on Xen
+//! 4.17 in the same QEMU (`-smp 2`): Debian's Linux as dom0 with
 //! `dom0_max_vcpus=2` brings its second vCPU up through `VCPUOP_initialise`
 //! and `VCPUOP_up`, `nproc` says 2, a process pinned to each CPU with
 //! `taskset` runs there to completion, and a multi-process fork/pipe/sort
 //! stress (IPIs, PV spinlocks' `SCHEDOP_poll`, remote TLB flushes) gives
-//! the right answers; then the same inside a Linux domU made by `xl
-//! create` with `vcpus = 2`. What the scripts print with `check: ` is
-//! compared line for line between the two hypervisors.
+//! the right answers; two CPU-bound loops, one per vCPU, run on both
+//! physical CPUs at once (as `xl vcpu-list` shows the hypervisor's view)
+//! and both vCPUs make progress (dom0's `/proc/stat`); then the pinned
+//! and stress parts again inside a Linux domU made by `xl create` with
+//! `vcpus = 2`. What the scripts print with `check: ` is compared line
+//! for line between the two hypervisors.
 
 use std::time::Duration;
 
@@ -64,6 +67,36 @@ while true; do sleep 5; done
 const DOM0_SCRIPT: &str = r#"
 c() { echo "check: $*"; }
 work dom0
+# Two CPU-bound loops, one pinned to each vCPU: from the hypervisor's side
+# (xl vcpu-list's CPU and State columns) both physical CPUs run a dom0
+# vCPU at once at least once in a few looks; from dom0's, each vCPU's
+# user time in /proc/stat grows by more than a few ticks.
+ticks() { awk -v c="cpu$1" '$1 == c { print $2 + $4 }' /proc/stat; }
+u0=$(ticks 0); u1=$(ticks 1)
+for cpu in 0 1; do
+    taskset -c $cpu sh -c 'i=0; while [ $i -lt 60000 ]; do i=$((i+1)); done' &
+done
+both=no
+for look in 1 2 3 4 5 6 7 8 9 10; do
+    r=$(xl vcpu-list Domain-0 | awk '$5 ~ /^r/ { print $4 }' | sort -u | tr '
+' ' ')
+    [ "$r" = "0 1 " ] && both=yes
+    echo "info: look $look: dom0 vCPUs running on CPUs: $r"
+    [ $both = yes ] && break
+done
+wait
+c "dom0 vCPUs ran on both physical CPUs at once: $both"
+d0=$(( $(ticks 0) - u0 )); d1=$(( $(ticks 1) - u1 ))
+echo "info: busy ticks: cpu0 $d0, cpu1 $d1"
+[ $d0 -gt 10 ] && [ $d1 -gt 10 ] && c "both dom0 vCPUs made progress"
+# Hard affinity: vCPU 1 pinned to CPU 1 runs there (vcpu-list's CPU and
+# Affinity columns), then back to every CPU.
+xl vcpu-pin Domain-0 1 1; c "vcpu-pin 1 1: exit $?"
+taskset -c 1 sh -c 'i=0; while [ $i -lt 5000 ]; do i=$((i+1)); done'
+c "vcpu 1 pinned: $(xl vcpu-list Domain-0 | awk '$3 == 1 { print "cpu", $4, "affinity", $7, $8, $9 }')"
+xl vcpu-pin Domain-0 1 all; c "vcpu-pin 1 all: exit $?"
+c "vcpu 1 unpinned: $(xl vcpu-list Domain-0 | awk '$3 == 1 { print "affinity", $7, $8, $9 }')"
+xl vcpu-pin Domain-0 1 2; c "vcpu-pin 1 2: exit $?"
 c "dom0 vcpu-list: $(xl vcpu-list Domain-0 | tail -n +2 | wc -l) vCPUs"
 cat > /etc/xen/smp.cfg <<'EOF'
 name = "smp"
@@ -90,7 +123,7 @@ xl list smp >/dev/null 2>&1 || c "smp is gone"
 "#;
 
 #[test]
-fn linux_with_two_vcpus_on_one_cpu_as_dom0_and_as_a_domu_on_xenish_as_on_xen() {
+fn linux_with_two_vcpus_on_two_cpus_as_dom0_and_as_a_domu_on_xenish_as_on_xen() {
     let kernel = tests::debian::linux().unwrap_or_else(|e| panic!("{e}"));
     let kernel = std::fs::read(kernel).unwrap_or_else(|e| panic!("{e}"));
     let initrd = tests::linux::initramfs("vcpus-domu", &domu_init()).unwrap_or_else(|e| panic!("{e}"));
@@ -100,6 +133,8 @@ fn linux_with_two_vcpus_on_one_cpu_as_dom0_and_as_a_domu_on_xenish_as_on_xen() {
     let mut scenario = Scenario::new("vcpus", &script, &extra);
     scenario.xen_args = "sched=credit";
     scenario.common_args = "dom0_max_vcpus=2";
+    scenario.xenish_args = "smp_guests";
+    scenario.smp = Some(2);
     scenario.limit = Duration::from_secs(900);
     let (xenish, xen) = scenario.both();
     let sorted = "check: {p}: pipeline {j}: a5a208cd 100";
@@ -115,6 +150,13 @@ fn linux_with_two_vcpus_on_one_cpu_as_dom0_and_as_a_domu_on_xenish_as_on_xen() {
         }
     }
     for l in [
+        "check: dom0 vCPUs ran on both physical CPUs at once: yes",
+        "check: both dom0 vCPUs made progress",
+        "check: vcpu-pin 1 1: exit 0",
+        "check: vcpu 1 pinned: cpu 1 affinity 1 / all",
+        "check: vcpu-pin 1 all: exit 0",
+        "check: vcpu 1 unpinned: affinity all / all",
+        "check: vcpu-pin 1 2: exit 1",
         "check: dom0 vcpu-list: 2 vCPUs",
         "check: create: exit 0",
         "check: domU: smp 2 vCPUs",

@@ -200,7 +200,7 @@ pub struct CommandLine<'a> {
     console_io: Option<&'a str>,
     nosmp: bool,
     maxcpus: Option<&'a str>,
-    smp_guests: bool,
+    smp_guests: Option<bool>,
     xpti: Vec<&'a str>,
     unknown: Vec<&'a str>,
 }
@@ -218,7 +218,13 @@ impl<'a> CommandLine<'a> {
                 "nosmp" if value.is_empty() => out.nosmp = true,
                 "maxcpus" => out.maxcpus = Some(value),
                 "xpti" => out.xpti.push(value),
-                "smp_guests" => out.smp_guests = matches!(value, "" | "1" | "on" | "yes" | "true"),
+                // A boolean as Xen parses one (parse_bool), `no-` too.
+                "smp_guests" => match value {
+                    "" | "1" | "on" | "yes" | "true" | "enable" => out.smp_guests = Some(true),
+                    "0" | "off" | "no" | "false" | "disable" => out.smp_guests = Some(false),
+                    _ => out.unknown.push(opt),
+                },
+                "no-smp_guests" if value.is_empty() => out.smp_guests = Some(false),
                 k if KNOWN.contains(&k) => {}
                 _ => out.unknown.push(opt),
             }
@@ -265,11 +271,13 @@ impl<'a> CommandLine<'a> {
         }
     }
 
-    /// `smp_guests` (or `=1`/`on`/`yes`/`true`): vCPUs run on every CPU,
-    /// all under the big lock (work in progress; by default they run on
-    /// the boot CPU alone and the others idle).
+    /// Whether vCPUs run on every CPU that is up, all under the big lock
+    /// (`smp_guests`, `=1`, `on`, `yes`, `true`, `enable`; a boolean as
+    /// Xen parses one). Off by default (`smp_guests=0`, `off`, `no`,
+    /// `false`, `disable`, `no-smp_guests`): vCPUs run on the boot CPU, the
+    /// others idle (a lost wake-up on 2 CPUs is still open, see README).
     pub fn smp_guests(&self) -> bool {
-        self.smp_guests
+        self.smp_guests.unwrap_or(false)
     }
 
     /// The `xpti=` options in order, applied as Xen 4.17 applies them
@@ -414,5 +422,21 @@ mod tests {
         assert_eq!(limit("maxcpus="), Err(CmdlineError::BadNumber("maxcpus=")));
         assert_eq!(limit("maxcpus=-1"), Err(CmdlineError::BadNumber("maxcpus=")));
         assert_eq!(CommandLine::parse("nosmp maxcpus=2").unknown().count(), 0);
+    }
+
+    #[test]
+    fn smp_guests_is_a_boolean_as_xen_parses_them_and_off_by_default() {
+        let smp = |l: &str| CommandLine::parse(l).smp_guests();
+        assert!(!smp(""), "the default");
+        for on in ["smp_guests", "smp_guests=1", "smp_guests=on", "smp_guests=yes", "smp_guests=enable"] {
+            assert!(smp(on), "{on}");
+        }
+        for off in ["smp_guests=0", "smp_guests=off", "smp_guests=false", "no-smp_guests", "smp_guests=1 smp_guests=no"]
+        {
+            assert!(!smp(off), "{off}");
+        }
+        let line = CommandLine::parse("smp_guests=maybe");
+        assert!(!line.smp_guests(), "not a boolean: ignored");
+        assert_eq!(line.unknown().collect::<Vec<_>>(), ["smp_guests=maybe"]);
     }
 }

@@ -118,6 +118,12 @@ pub struct Vcpu {
     /// CPU has saved all of its state again (Xen's `is_running` with
     /// `processor`): no other CPU may pick it meanwhile.
     pub running_on: Option<usize>,
+    /// The CPU it last ran on (Xen's `processor`; 0 before it ran).
+    pub processor: usize,
+    /// Another vCPU changed its timers (`VCPUOP_set_periodic_timer` on a
+    /// sibling): the CPU that runs it must arm its timer again
+    /// ([`crate::system::System::kicks`]).
+    pub timers_moved: bool,
     /// The guest registers while the vCPU is not running.
     pub regs: TrapFrame,
     /// The kernel-mode top-level page table (it holds an L4 type
@@ -297,6 +303,8 @@ impl Vcpu {
             initialised: true,
             dirty_cpu: None,
             running_on: None,
+            processor: 0,
+            timers_moved: false,
             regs,
             kernel_l4,
             user_l4: None,
@@ -594,6 +602,12 @@ impl ToolstackSettings {
     /// vCPU `vcpu`'s (hard, soft) affinity: all CPUs unless set.
     pub fn affinity(&self, vcpu: usize) -> (u64, u64) {
         self.vcpu_affinity.get(vcpu).copied().unwrap_or((u64::MAX, u64::MAX))
+    }
+
+    /// Whether vCPU `vcpu`'s hard affinity lets it run on `cpu`.
+    pub fn may_run_on(&self, vcpu: usize, cpu: usize) -> bool {
+        let hard = self.vcpu_affinity.get(vcpu).map_or(u64::MAX, |a| a.0);
+        cpu < 64 && hard & (1 << cpu) != 0
     }
 }
 

@@ -134,6 +134,7 @@ impl System {
     /// under the big lock ([`Self::switch_cpu`] on each).
     pub fn enable_smp_guests(&mut self, cpus: usize) {
         self.smp_guests = cpus > 1;
+        self.sched.set_cpus(if self.smp_guests { cpus } else { 1 });
         self.others = alloc::vec![CpuView::default(); cpus.min(crate::flush::LOCAL_CPU)];
         self.runs_per_cpu = alloc::vec![0; self.others.len()];
     }
@@ -186,8 +187,9 @@ impl System {
 
     /// With guests on several CPUs: which other CPUs must look at their
     /// scheduler again after this entry ([`Self::kick`]): one whose vCPU
-    /// has an event to take or may no longer run, and every idle one while
-    /// a runnable vCPU waits for a CPU.
+    /// has an event to take, may no longer run there (down, paused, its
+    /// hard affinity) or had its timers changed by a sibling, and every
+    /// idle one that a runnable vCPU waiting for a CPU may run on.
     pub fn kicks(&mut self, mem: &dyn MachineMemory) {
         if !self.smp_guests {
             return;
@@ -201,23 +203,33 @@ impl System {
                 idle = idle.with(cpu);
                 continue;
             };
-            let Some(d) = self.domains.get(who.domain) else { continue };
-            let Some(v) = d.vcpus.get(who.vcpu) else { continue };
+            let Some(d) = self.domains.get_mut(who.domain) else { continue };
             let (pending, mask_offset) = (d.vcpu_info(who.vcpu), 1);
+            let pinned_away = !d.tools.may_run_on(who.vcpu, cpu);
+            let running = d.is_running();
+            let Some(v) = d.vcpus.get_mut(who.vcpu) else { continue };
             let masked = mem.frame(pending.0).and_then(|f| f.get(pending.1 + mask_offset)).is_some_and(|&b| b != 0);
-            if !d.is_running() || v.down || (upcall_pending(pending, mem) && !masked) {
+            let rearm = core::mem::take(&mut v.timers_moved);
+            if !running || v.down || pinned_away || rearm || (upcall_pending(pending, mem) && !masked) {
                 self.kick = self.kick.with(cpu);
             }
         }
         if idle.is_empty() {
             return;
         }
-        let waiting = self.domains.iter().any(|d| {
-            d.is_running() && d.vcpus.iter().any(|v| v.running_on.is_none() && !v.down && !v.blocked && v.initialised)
-        });
-        if waiting {
-            self.kick = self.kick.or(idle);
+        // The idle CPUs a waiting vCPU's hard affinity allows (one the
+        // scheduler would not run now, say out of its cap, wakes none:
+        // idle CPUs would otherwise kick each other without end).
+        let mut wanted = 0u64;
+        for (di, d) in self.domains.iter().enumerate().filter(|(_, d)| d.is_running()) {
+            for (vi, v) in d.vcpus.iter().enumerate() {
+                let who = VcpuRef { domain: di, vcpu: vi };
+                if v.running_on.is_none() && !v.down && v.initialised && self.sched.eligible(who) {
+                    wanted |= d.tools.affinity(vi).0;
+                }
+            }
         }
+        self.kick = self.kick.or(idle.and(CpuMask(wanted)));
     }
 
     /// A system over `domains` (each with its scheduling parameters), with
@@ -613,8 +625,13 @@ impl System {
                     evtchn::send_virq(d, mem, evtchn::VIRQ_TIMER, vi as u32);
                 }
                 let info = d.vcpu_info(vi);
+                // A poller also wakes for an event it can take (Xen's
+                // vcpu_kick of a polling vCPU: Linux's PV spinlock waits
+                // with interrupts on, and must still take its IPIs).
                 let poll_done = d.vcpus.get(vi).and_then(|v| v.poll.as_ref()).is_some_and(|(ports, deadline)| {
-                    deadline.is_some_and(|t| t <= now_ns) || ports.iter().any(|&p| evtchn::port_is_pending(d, mem, p))
+                    deadline.is_some_and(|t| t <= now_ns)
+                        || ports.iter().any(|&p| evtchn::port_is_pending(d, mem, p))
+                        || upcall_deliverable(info, mem)
                 });
                 let Some(v) = d.vcpus.get_mut(vi) else { continue };
                 let who = VcpuRef { domain: di, vcpu: vi };
@@ -716,6 +733,11 @@ impl System {
                 self.sched.yield_now(who);
                 self.preempt_at_ns = 0; // reschedule on the way out
             }
+            if self.smp_guests && !domain.tools.may_run_on(who.vcpu, self.this_cpu) {
+                // Its hard affinity no longer has this CPU: it moves on
+                // the way out (Xen's vcpu_set_affinity migrates it).
+                self.preempt_at_ns = 0;
+            }
             if v.poll.is_some() {
                 // SCHEDOP_poll found nothing pending: sleep until a polled
                 // port is raised or the timeout passes.
@@ -767,7 +789,7 @@ impl System {
     fn pick_next(&mut self, frame: &mut TrapFrame, now_ns: u64, tsc: u64, mem: &mut dyn MachineMemory) -> Next {
         let previous = self.current.take();
         if let Some(who) = previous {
-            self.sched.charge(who, now_ns.saturating_sub(self.slice_start_ns));
+            self.sched.charge_on(self.this_cpu, who, now_ns.saturating_sub(self.slice_start_ns));
             if let Some(v) = self.domains.get_mut(who.domain).and_then(|d| d.vcpus.get_mut(who.vcpu)) {
                 v.regs = *frame;
                 let state = match () {
@@ -785,13 +807,14 @@ impl System {
             return Next::PowerOff { failed: self.any_failed() };
         }
         let pick = if self.smp_guests {
-            // Not a vCPU another CPU runs, or has not saved yet.
+            // Not a vCPU another CPU runs, or has not saved yet, nor one
+            // whose hard affinity leaves out this CPU.
             let (cpu, domains) = (self.this_cpu, &self.domains);
             self.sched.pick_where(now_ns, |who| {
-                domains
-                    .get(who.domain)
-                    .and_then(|d| d.vcpus.get(who.vcpu))
-                    .is_some_and(|v| v.running_on.is_none_or(|c| c == cpu))
+                domains.get(who.domain).is_some_and(|d| {
+                    d.tools.may_run_on(who.vcpu, cpu)
+                        && d.vcpus.get(who.vcpu).is_some_and(|v| v.running_on.is_none_or(|c| c == cpu))
+                })
             })
         } else {
             self.sched.pick(now_ns)
@@ -812,6 +835,7 @@ impl System {
                 let Some(d) = self.domains.get_mut(who.domain) else { return Next::Idle };
                 let Some(v) = d.vcpus.get_mut(who.vcpu) else { return Next::Idle };
                 v.running_on = Some(self.this_cpu);
+                v.processor = self.this_cpu;
                 *frame = v.regs;
                 if let Some(n) = self.runs_per_cpu.get_mut(self.this_cpu) {
                     *n += 1;
@@ -964,6 +988,12 @@ fn upcall_pending((frame, offset): (Mfn, usize), mem: &dyn MachineMemory) -> boo
     mem.frame(frame).and_then(|f| f.get(offset)).is_some_and(|&b| b != 0)
 }
 
+/// Whether `evtchn_upcall_pending` is set and `evtchn_upcall_mask` clear
+/// in the `vcpu_info` at `info` (Xen's `local_events_need_delivery`).
+pub fn upcall_deliverable((frame, offset): (Mfn, usize), mem: &dyn MachineMemory) -> bool {
+    mem.frame(frame).and_then(|f| f.get(offset..offset + 2)).is_some_and(|b| matches!(b, &[p, 0] if p != 0))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1065,6 +1095,44 @@ mod tests {
         assert_eq!((system.domains[0].vcpus[0].running_on, system.domains[0].dirty_cpus), (Some(1), CpuMask::of(1)));
     }
 
+    #[test]
+    fn a_hard_affinity_keeps_a_vcpu_off_the_cpus_it_leaves_out() {
+        use crate::ipi::CpuMask;
+        let (mut system, mut frame, mut mem, _w) = started(|_| {});
+        system.enable_smp_guests(2);
+        assert_eq!((system.sched.nr_cpus(), system.sched.online_mask()), (2, 0b11));
+        let v0 = VcpuRef { domain: 0, vcpu: 0 };
+        assert_eq!(system.current, Some(v0));
+        // Pinned to CPU 1 while CPU 0 runs it: CPU 0 is kicked (seen
+        // from CPU 1), and CPU 0's next entry gives it up.
+        system.domains[0].tools.vcpu_affinity = std::vec![(0b10, u64::MAX)];
+        system.switch_cpu(1);
+        system.kicks(&mem);
+        assert_eq!(core::mem::take(&mut system.kick), CpuMask::of(0), "its CPU is no longer allowed");
+        system.switch_cpu(0);
+        let a = system.timer_interrupt(&mut frame, 10, 10, &mut mem);
+        assert_eq!((a.next, system.current), (Next::Idle, None), "CPU 0 may not run it, nothing else may run");
+        assert_eq!(system.domains[0].vcpus[0].regs, frame, "its registers were saved");
+        system.vcpu_saved(v0);
+        // Waiting for a CPU: idle CPU 1, which its affinity has, is kicked.
+        assert_eq!(system.kick_targets(&mem), CpuMask::of(1));
+        // Seen from CPU 1, idle CPU 0 is not: the vCPU may not run there.
+        system.switch_cpu(1);
+        assert_eq!(system.kick_targets(&mem), CpuMask::EMPTY);
+        system.switch_cpu(0);
+        // CPU 0 looks again: still nothing for it; CPU 1 takes the vCPU.
+        assert_eq!(system.idle_wakeup(&mut frame, 20, 20, &mut mem).next, Next::Idle);
+        system.switch_cpu(1);
+        assert!(matches!(system.idle_wakeup(&mut frame, 30, 30, &mut mem).next, Next::Switch(_)));
+        assert_eq!((system.current, system.domains[0].vcpus[0].processor), (Some(v0), 1));
+        // Pinned back to both: it stays where it is.
+        system.domains[0].tools.vcpu_affinity = std::vec![(0b11, u64::MAX)];
+        assert_eq!(system.kick_targets(&mem), CpuMask::EMPTY);
+        assert_eq!(system.timer_interrupt(&mut frame, 40, 40, &mut mem).next, Next::Resume);
+        // The time it ran on CPU 0 is CPU 0's, not CPU 1's.
+        assert_eq!((system.sched.busy_ns(0), system.sched.busy_ns(1)), (10, 0));
+    }
+
     const CALLBACK: u64 = 0xffff_ffff_8000_1000;
 
     /// An event callback, a kernel stack, and user page tables (frame 9, a
@@ -1078,6 +1146,14 @@ mod tests {
     fn raise_upcall(mem: &mut crate::guest_access::tests::FakeMemory) {
         mem.0[8][0] = 1; // evtchn_upcall_pending
         mem.0[8][1] = 0; // evtchn_upcall_mask
+    }
+
+    impl System {
+        /// The CPUs [`System::kicks`] names from the CPU holding the lock.
+        fn kick_targets(&mut self, mem: &crate::guest_access::tests::FakeMemory) -> crate::ipi::CpuMask {
+            self.kicks(mem);
+            core::mem::take(&mut self.kick)
+        }
     }
 
     /// A hypercall by the vCPU on the CPU, as its `syscall` makes it.

@@ -131,6 +131,41 @@ impl Xc {
         self.domctl(XEN_DOMCTL_SETVCPUCONTEXT, domid, |d| d.set_vcpucontext(v)).map(drop)
     }
 
+    /// `XEN_DOMCTL_getvcpuaffinity` (`set` false) or `setvcpuaffinity`
+    /// of vCPU `vcpu`, libxc's `xc_vcpu_{get,set}affinity`: the hard and
+    /// soft CPU bitmaps (bit n in byte n / 8, as many bits as the slices
+    /// hold) go in for the flags `XEN_VCPUAFFINITY_*` given, and the
+    /// effective ones come back in them.
+    pub fn vcpu_affinity(
+        &self,
+        domid: u16,
+        vcpu: u32,
+        flags: u32,
+        set: bool,
+        hard: &mut [u8],
+        soft: &mut [u8],
+    ) -> io::Result<()> {
+        use guest_abi::sysctl::XenctlBitmap;
+        let mut buf = self.privcmd.alloc_buffer((hard.len() + soft.len()).max(1))?;
+        buf.write(0, hard)?;
+        buf.write(hard.len(), soft)?;
+        let map = |off: usize, len: usize| XenctlBitmap {
+            bitmap: GuestHandle::new(buf.addr() + off as u64),
+            nr_bits: (len * 8) as u32,
+            _pad: [0; 4],
+        };
+        let a = XenDomctlVcpuaffinity {
+            vcpu,
+            flags,
+            cpumap_hard: map(0, hard.len()),
+            cpumap_soft: map(hard.len(), soft.len()),
+        };
+        let cmd = if set { XEN_DOMCTL_SETVCPUAFFINITY } else { XEN_DOMCTL_GETVCPUAFFINITY };
+        self.domctl(cmd, domid, |d| d.set_vcpuaffinity(a))?;
+        buf.read(0, hard)?;
+        buf.read(hard.len(), soft)
+    }
+
     /// `XEN_DOMCTL_scheduler_op` getinfo for the credit schedulers
     /// (`sched_id` 5 or 6): (weight, cap).
     pub fn sched_credit_get(&self, domid: u16, sched_id: u32) -> io::Result<(u16, u16)> {

@@ -264,6 +264,11 @@ pub fn vcpu_list(args: &[String]) -> Status {
         }
         v
     };
+    // Xen's vcpulist asks physinfo first and prints nothing without it.
+    let Some(nr_cpus) = super::vcpu::max_cpus(&ctx) else {
+        eprintln!("libxl_physinfo failed.");
+        return OK;
+    };
     println!(
         "{:<32} {:>5} {:>5} {:>5} {:>5} {:>9} Affinity (Hard / Soft)",
         "Name", "ID", "VCPU", "CPU", "State", "Time(s)"
@@ -287,14 +292,22 @@ pub fn vcpu_list(args: &[String]) -> Status {
                 if blocked != 0 { 'b' } else { '-' },
                 if online == 0 { 'p' } else { '-' }
             );
+            let affinity = match super::vcpu::affinity_column(&ctx, info.domid, vcpu, nr_cpus) {
+                Ok(a) => a,
+                Err(e) => {
+                    eprintln!("libxl_list_vcpu failed: {e}");
+                    return FAIL;
+                }
+            };
             println!(
-                "{:<32} {:>5} {:>5} {:>5} {:>5} {:>9.1}  all / all",
+                "{:<32} {:>5} {:>5} {:>5} {:>5} {:>9.1}  {}",
                 name,
                 info.domid,
                 vcpu,
                 cpu,
                 state,
-                time as f64 / 1e9
+                time as f64 / 1e9,
+                affinity
             );
         }
     }

@@ -17,6 +17,7 @@ mod list;
 pub mod monitor;
 mod top;
 pub mod vbd;
+mod vcpu;
 pub mod vif;
 
 use std::process::ExitCode;
@@ -101,6 +102,14 @@ const COMMANDS: &[Command] = &[
         options: "-d DOMAIN, --domain=DOMAIN     Domain to modify\n-w WEIGHT, --weight=WEIGHT     Weight (int)\n-c CAP, --cap=CAP              Cap (int)",
     },
     Command { name: "vcpu-list", run: list::vcpu_list, summary: "List the VCPUs for all/some domains", usage: "[Domain, ...]", options: "" },
+    Command {
+        name: "vcpu-pin",
+        run: vcpu::vcpu_pin,
+        summary: "Set which CPUs a VCPU can use",
+        usage: "[option] <Domain> <VCPU|all> <Hard affinity|-|all> <Soft affinity|-|all>",
+        options: "-f, --force        undo an override pinning done by the kernel\n\
+                  -i, --ignore-global-affinity-masks Ignore global masks in xl.conf",
+    },
     Command {
         name: "top",
         run: top::main,

@@ -2,9 +2,11 @@
 //! those `xl` uses to look at one, beyond the lifecycle in
 //! [`super::domctl`]:
 //! - `setdomainhandle`; `set/getvcpuaffinity` and `set/getnodeaffinity`
-//!   (kept and reported: with one CPU on one node they change nothing;
-//!   a hard affinity without the CPU is refused as Xen refuses one outside
-//!   the pool, a node map without node 0 as one disjoint from the system);
+//!   (the hard affinity is honoured by the scheduler with guests on
+//!   several CPUs, one without any CPU that runs guests refused as Xen
+//!   refuses one outside the pool; the soft affinity and the node map are
+//!   kept and reported, a node map without node 0 refused as one disjoint
+//!   from the system);
 //! - `set/gettscinfo`: the TSC is never emulated on xenish, so the modes
 //!   are default and never-emulate; always-emulate is `-EOPNOTSUPP`;
 //! - `get/set_cpu_policy`: the domain's CPUID is xenish's PV policy; a
@@ -33,7 +35,7 @@ use guest_abi::xen::HYPERVISOR_DOMCTL;
 use zerocopy::FromZeros;
 
 use super::cpu_policy::{self, BadPolicy, Policy};
-use super::sysctl::{NR_CPUS, NR_NODES};
+use super::sysctl::NR_NODES;
 use super::xsm::Action;
 use super::{bitmap, Ctx, HcResult};
 use crate::domain::{DomId, Domain, RUNSTATE_RUNNING};
@@ -199,11 +201,11 @@ fn vcpu_affinity(ctx: &mut Ctx, id: DomId, set: bool, a: &mut XenDomctlVcpuaffin
     if a.flags & !all != 0 || a.flags & (XEN_VCPUAFFINITY_HARD | XEN_VCPUAFFINITY_SOFT) == 0 {
         return Err(XenError::Einval);
     }
-    let online = (1u64 << NR_CPUS) - 1;
+    let (online, nr_cpus) = (ctx.sched.online_mask(), ctx.sched.nr_cpus());
     let (mut hard, mut soft) = ctx.target(id, Action::Control)?.tools.affinity(index);
     if set {
         if a.flags & XEN_VCPUAFFINITY_HARD != 0 {
-            let new = bitmap::read(ctx, &a.cpumap_hard, NR_CPUS)?;
+            let new = bitmap::read(ctx, &a.cpumap_hard, nr_cpus)?;
             // Xen's vcpu_set_affinity: not disjoint from the pool's CPUs.
             if new & online == 0 {
                 return Err(XenError::Einval);
@@ -211,7 +213,7 @@ fn vcpu_affinity(ctx: &mut Ctx, id: DomId, set: bool, a: &mut XenDomctlVcpuaffin
             hard = new;
         }
         if a.flags & XEN_VCPUAFFINITY_SOFT != 0 {
-            soft = bitmap::read(ctx, &a.cpumap_soft, NR_CPUS)?;
+            soft = bitmap::read(ctx, &a.cpumap_soft, nr_cpus)?;
         }
         let d = ctx.target(id, Action::Control)?;
         let slots = (d.max_vcpus as usize).max(index + 1);
@@ -219,15 +221,25 @@ fn vcpu_affinity(ctx: &mut Ctx, id: DomId, set: bool, a: &mut XenDomctlVcpuaffin
         if let Some(slot) = d.tools.vcpu_affinity.get_mut(index) {
             *slot = (hard, soft);
         }
+        // The scheduler honours the hard affinity from the next pick on;
+        // a vCPU on a CPU it leaves out moves at that CPU's next entry
+        // (which the system's kicks bring about). One not running moves
+        // at once (Xen's vcpu_migrate picks its new CPU now).
+        if let Some(v) = d.vcpus.get_mut(index) {
+            let allowed = hard & online;
+            if v.running_on.is_none() && allowed & (1 << v.processor.min(63)) == 0 && allowed != 0 {
+                v.processor = allowed.trailing_zeros() as usize;
+            }
+        }
         // What comes back: the effective affinities (Xen: hard within the
         // pool's CPUs, soft within those and the hard affinity).
         soft &= hard;
     }
     if a.flags & XEN_VCPUAFFINITY_HARD != 0 {
-        bitmap::write(ctx, &a.cpumap_hard, hard & online, NR_CPUS)?;
+        bitmap::write(ctx, &a.cpumap_hard, hard & online, nr_cpus)?;
     }
     if a.flags & XEN_VCPUAFFINITY_SOFT != 0 {
-        bitmap::write(ctx, &a.cpumap_soft, soft & online, NR_CPUS)?;
+        bitmap::write(ctx, &a.cpumap_soft, soft & online, nr_cpus)?;
     }
     Ok(())
 }
@@ -235,6 +247,7 @@ fn vcpu_affinity(ctx: &mut Ctx, id: DomId, set: bool, a: &mut XenDomctlVcpuaffin
 /// `XEN_DOMCTL_getvcpuinfo`: a vCPU not yet given a context is offline.
 fn vcpu_info(ctx: &mut Ctx, id: DomId, info: &mut XenDomctlGetvcpuinfo) -> Result<(), XenError> {
     let (me, my_vcpu, now) = (ctx.domain.id, ctx.vcpu, ctx.now_ns);
+    let here = ctx.domain.vcpus.get(my_vcpu).and_then(|v| v.running_on);
     let d = ctx.target(id, Action::Control)?;
     let index = vcpu_exists(d, info.vcpu)?;
     let alive = d.is_alive();
@@ -242,8 +255,12 @@ fn vcpu_info(ctx: &mut Ctx, id: DomId, info: &mut XenDomctlGetvcpuinfo) -> Resul
     if let Some(v) = d.vcpus.get(index) {
         info.online = u8::from(alive && !v.down);
         info.blocked = u8::from(v.blocked || v.poll.is_some());
-        // One CPU: only the caller is on it.
-        info.running = u8::from(id == me && index == my_vcpu);
+        // The caller, and a vCPU another CPU runs (on one CPU, only the
+        // caller is on it; `running_on` is cleared only with guests on
+        // several CPUs, so one naming the caller's CPU is not running).
+        let elsewhere = v.running_on.is_some_and(|c| Some(c) != here);
+        info.running = u8::from((id == me && index == my_vcpu) || elsewhere);
+        info.cpu = v.processor as u32;
         let current = if v.runstate.state == RUNSTATE_RUNNING { now.saturating_sub(v.runstate.entry_ns) } else { 0 };
         info.cpu_time = v.runstate.time[RUNSTATE_RUNNING].saturating_add(current);
     }
@@ -472,6 +489,33 @@ mod tests {
         assert_eq!(node(&mut w, XEN_DOMCTL_SETNODEAFFINITY, 0b10), (-22, 0b10), "disjoint from node 0");
         assert_eq!(node(&mut w, XEN_DOMCTL_SETNODEAFFINITY, 0b11).0, 0);
         assert_eq!(node(&mut w, XEN_DOMCTL_GETNODEAFFINITY, 0xff), (0, 1));
+    }
+
+    #[test]
+    fn with_two_cpus_a_hard_affinity_names_either_and_vcpu_info_says_where_it_runs() {
+        let mut w = world();
+        w.sched.set_cpus(2);
+        let both = XEN_VCPUAFFINITY_HARD | XEN_VCPUAFFINITY_SOFT;
+        assert_eq!(affinity(&mut w, XEN_DOMCTL_GETVCPUAFFINITY, 4, 0, both, 0, 0), (0, 0b11, 0b11), "both CPUs");
+        assert_eq!(affinity(&mut w, XEN_DOMCTL_SETVCPUAFFINITY, 4, 0, XEN_VCPUAFFINITY_HARD, 0b10, 0).0, 0);
+        assert_eq!(w.peers[0].tools.affinity(0).0, 0b10);
+        assert!(w.peers[0].tools.may_run_on(0, 1) && !w.peers[0].tools.may_run_on(0, 0));
+        let hard = XEN_VCPUAFFINITY_HARD;
+        assert_eq!(affinity(&mut w, XEN_DOMCTL_SETVCPUAFFINITY, 4, 0, hard, 0b100, 0).0, -22, "CPU 2 is not up");
+        // A vCPU another CPU runs is running, on that CPU.
+        let info = |w: &mut World| {
+            let mut op = XenDomctl::new(XEN_DOMCTL_GETVCPUINFO, 4);
+            op.set_getvcpuinfo(XenDomctlGetvcpuinfo::new_zeroed());
+            let (ret, back) = call(w, op);
+            let i = back.getvcpuinfo();
+            (ret, i.running, i.cpu)
+        };
+        (w.dom.vcpus[0].running_on, w.peers[0].vcpus[0].running_on) = (Some(0), Some(1));
+        w.peers[0].vcpus[0].processor = 1;
+        assert_eq!(info(&mut w), (0, 1, 1));
+        // Saved by that CPU: not running, last on CPU 1.
+        w.peers[0].vcpus[0].running_on = None;
+        assert_eq!(info(&mut w), (0, 0, 1));
     }
 
     #[test]

@@ -30,7 +30,6 @@ use guest_abi::platform::*;
 use guest_abi::xen::HYPERVISOR_PLATFORM_OP;
 use guest_abi::xen_mca::*;
 
-use super::sysctl::NR_CPUS;
 use super::{Ctx, HcResult, Outcome};
 
 /// `HYPERVISOR_platform_op(op)`.
@@ -47,12 +46,13 @@ fn serve(ctx: &mut Ctx, arg: u64) -> HcResult {
     match op.cmd {
         XENPF_GET_CPUINFO => {
             let mut info = op.pcpu_info();
-            if info.xen_cpuid >= NR_CPUS {
+            let nr_cpus = ctx.sched.nr_cpus();
+            if info.xen_cpuid >= nr_cpus {
                 info.flags = XEN_PCPU_FLAGS_INVALID;
             } else {
                 (info.apic_id, info.acpi_id, info.flags) = (info.xen_cpuid, info.xen_cpuid, XEN_PCPU_FLAGS_ONLINE);
             }
-            info.max_present = NR_CPUS - 1;
+            info.max_present = nr_cpus - 1;
             op.set_pcpu_info(info);
             ctx.guest().write(arg, &op).map_err(|_| XenError::Efault)?;
             Ok(0)
@@ -132,7 +132,7 @@ fn serve_mca(ctx: &mut Ctx, arg: u64) -> HcResult {
     match op.cmd {
         XEN_MC_PHYSCPUINFO => {
             let mut p = op.physcpuinfo();
-            let mut n = NR_CPUS;
+            let mut n = ctx.sched.nr_cpus();
             if !p.info.is_null() {
                 if p.ncpus == 0 {
                     return Err(XenError::Einval);

@@ -58,8 +58,9 @@ fn serve(ctx: &mut Ctx, cmd: u32, arg: u64) -> HcResult {
 /// Most ports one `SCHEDOP_poll` may wait for (Xen's limit).
 const MAX_POLL_PORTS: u32 = 128;
 
-/// `SCHEDOP_poll`: returns at once if a port is pending, else sleeps until
-/// one is (masked or not) or the timeout passes. Does not unmask events.
+/// `SCHEDOP_poll`: returns at once if a port is pending or an event can
+/// be delivered, else sleeps until a port is pending (masked or not), an
+/// event can be delivered, or the timeout passes. Does not unmask events.
 /// The ports are looked at in order, as Xen's `do_poll` does: a port not
 /// in use is `-EINVAL` (`evtchn_port_poll`), unless one before it is
 /// pending already. Pending is judged through the domain's ABI.
@@ -67,6 +68,12 @@ fn poll(ctx: &mut Ctx, arg: u64) -> HcResult {
     let req: SchedPoll = ctx.guest().read(arg).map_err(|_| XenError::Efault)?;
     if req.nr_ports > MAX_POLL_PORTS {
         return Err(XenError::Einval);
+    }
+    // An event the vCPU can take now ends the poll at once, as in Xen's
+    // do_poll (local_events_need_delivery); one arriving later wakes it
+    // as a polled port does (System's timer check).
+    if crate::system::upcall_deliverable(ctx.domain.vcpu_info(ctx.vcpu), ctx.mem) {
+        return Ok(0);
     }
     let mut ports = alloc::vec::Vec::with_capacity(req.nr_ports as usize);
     for i in 0..u64::from(req.nr_ports) {
@@ -142,6 +149,13 @@ mod tests {
         crate::evtchn::port_set_pending(&mut w.dom, &mut w.mem, port);
         assert_eq!(w.call_ret(NR, [SCHEDOP_POLL as u64, BUF_VA, 0, 0, 0]), 0);
         assert_eq!(w.dom.vcpus[0].poll, None, "already pending: no sleep");
+        // The event made an upcall deliverable: even a bad port list
+        // returns at once (Xen looks at local_events_need_delivery first).
+        w.poke(BUF_VA + 64, &77u32.to_le_bytes());
+        assert_eq!(w.call_ret(NR, [SCHEDOP_POLL as u64, BUF_VA, 0, 0, 0]), 0, "an event to take");
+        w.mem.0[8][1] = 1;
+        assert_eq!(w.call_ret(NR, [SCHEDOP_POLL as u64, BUF_VA, 0, 0, 0]), -22, "masked: the ports are read");
+        w.mem.0[8][0..2].copy_from_slice(&[0, 0]);
         w.poke(BUF_VA, &poll(BUF_VA + 64, 129, 0));
         assert_eq!(w.call_ret(NR, [SCHEDOP_POLL as u64, BUF_VA, 0, 0, 0]), -22);
         w.poke(BUF_VA + 64, &77u32.to_le_bytes());

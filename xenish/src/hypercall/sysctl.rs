@@ -39,13 +39,6 @@ use super::cpu_policy::{self, Policy};
 use super::{bitmap, Ctx, HcResult, Outcome};
 use crate::domain::RUNSTATE_RUNNING;
 
-/// CPUs xenish runs guests on (one; its ID is 0). The application
-/// processors boot and park idle (`arch::x86_64::smpboot`), but nothing
-/// is scheduled on them yet, so `physinfo`, cpupools and affinity masks
-/// keep naming CPU 0 alone: a toolstack that saw more would pin vCPUs to
-/// CPUs that never run them. This becomes the online count once vCPUs are
-/// scheduled across CPUs.
-pub const NR_CPUS: u32 = 1;
 /// NUMA nodes (one, 0).
 pub const NR_NODES: u32 = 1;
 /// The one cpupool's ID (`Pool-0`).
@@ -156,9 +149,12 @@ fn physinfo(ctx: &Ctx) -> XenSysctlPhysinfo {
     hw_cap.copy_from_slice(&features[..8]);
     XenSysctlPhysinfo {
         threads_per_core: 1,
-        cores_per_socket: 1,
-        nr_cpus: NR_CPUS,
-        max_cpu_id: NR_CPUS - 1,
+        cores_per_socket: ctx.sched.nr_cpus(),
+        // The CPUs that run guests (with `smp_guests` off, CPU 0 alone: a
+        // toolstack that saw more would pin vCPUs to CPUs that never run
+        // them), all cores of one socket.
+        nr_cpus: ctx.sched.nr_cpus(),
+        max_cpu_id: ctx.sched.nr_cpus() - 1,
         nr_nodes: NR_NODES,
         max_node_id: NR_NODES - 1,
         cpu_khz: ctx.platform.cpu_khz(),
@@ -199,7 +195,7 @@ fn pool_domains(ctx: &Ctx) -> u32 {
 
 /// `XEN_SYSCTL_cpupool_op`.
 fn cpupool_op(ctx: &mut Ctx, c: &mut XenSysctlCpupoolOp) -> Result<(), XenError> {
-    let all_cpus = (1u64 << NR_CPUS) - 1;
+    let (all_cpus, nr_cpus) = (ctx.sched.online_mask(), ctx.sched.nr_cpus());
     match c.op {
         XEN_SYSCTL_CPUPOOL_OP_INFO => {
             // The first pool with an ID at or above the one asked.
@@ -209,16 +205,16 @@ fn cpupool_op(ctx: &mut Ctx, c: &mut XenSysctlCpupoolOp) -> Result<(), XenError>
             c.cpupool_id = CPUPOOL0;
             c.sched_id = XEN_SCHEDULER_CREDIT;
             c.n_dom = pool_domains(ctx);
-            bitmap::write(ctx, &c.cpumap, all_cpus, NR_CPUS)
+            bitmap::write(ctx, &c.cpumap, all_cpus, nr_cpus)
         }
         // No CPU is outside pool 0.
-        XEN_SYSCTL_CPUPOOL_OP_FREEINFO => bitmap::write(ctx, &c.cpumap, 0, NR_CPUS),
+        XEN_SYSCTL_CPUPOOL_OP_FREEINFO => bitmap::write(ctx, &c.cpumap, 0, nr_cpus),
         XEN_SYSCTL_CPUPOOL_OP_CREATE => {
             if c.cpupool_id == CPUPOOL0 {
                 Err(XenError::Eexist)
             } else {
                 // A pool needs a CPU of its own to run anything, and
-                // xenish has one CPU, in pool 0.
+                // xenish keeps every CPU in pool 0.
                 Err(XenError::Eopnotsupp)
             }
         }
@@ -234,7 +230,7 @@ fn cpupool_op(ctx: &mut Ctx, c: &mut XenSysctlCpupoolOp) -> Result<(), XenError>
             match c.cpu {
                 // No free CPU to take.
                 XEN_SYSCTL_CPUPOOL_PAR_ANY => Err(XenError::Einval),
-                cpu if cpu >= NR_CPUS => Err(XenError::Einval),
+                cpu if cpu >= nr_cpus => Err(XenError::Einval),
                 // Not free: already the pool's.
                 _ => Err(XenError::Enodev),
             }
@@ -246,7 +242,7 @@ fn cpupool_op(ctx: &mut Ctx, c: &mut XenSysctlCpupoolOp) -> Result<(), XenError>
             match c.cpu {
                 // The pool's last CPU, with domains in it.
                 XEN_SYSCTL_CPUPOOL_PAR_ANY => Err(XenError::Ebusy),
-                cpu if cpu >= NR_CPUS => Err(XenError::Einval),
+                cpu if cpu >= nr_cpus => Err(XenError::Einval),
                 _ => Err(XenError::Ebusy),
             }
         }
@@ -298,10 +294,10 @@ fn scheduler_op(ctx: &mut Ctx, s: &mut XenSysctlSchedulerOp) -> Result<(), XenEr
     Ok(())
 }
 
-/// `XEN_SYSCTL_cputopoinfo`: CPU 0 is core 0 of socket 0 on node 0; with
+/// `XEN_SYSCTL_cputopoinfo`: CPU n is core n of socket 0 on node 0; with
 /// a null array, the number of CPUs.
 fn cputopoinfo(ctx: &mut Ctx, t: &mut XenSysctlCputopoinfo) -> Result<(), XenError> {
-    let mut n = NR_CPUS;
+    let mut n = ctx.sched.nr_cpus();
     if !t.cputopo.is_null() {
         n = n.min(t.num_cpus);
         for i in 0..n {
@@ -339,20 +335,23 @@ fn numainfo(ctx: &mut Ctx, ni: &mut XenSysctlNumainfo) -> Result<(), XenError> {
     Ok(())
 }
 
-/// `XEN_SYSCTL_getcpuinfo`: the CPU's idle time, the time no vCPU ran.
+/// `XEN_SYSCTL_getcpuinfo`: each CPU's idle time, the time no vCPU ran
+/// on it (what vCPUs ran there and left, and what the one on it now has
+/// run so far).
 fn getcpuinfo(ctx: &mut Ctx, g: &mut XenSysctlGetcpuinfo) -> Result<(), XenError> {
     let now = ctx.now_ns;
-    let busy: u64 = core::iter::once(&*ctx.domain)
-        .chain(ctx.peers.iter())
-        .flat_map(|d| d.vcpus.iter())
-        .map(|v| {
-            let current =
-                if v.runstate.state == RUNSTATE_RUNNING { now.saturating_sub(v.runstate.entry_ns) } else { 0 };
-            v.runstate.time[RUNSTATE_RUNNING].saturating_add(current)
-        })
-        .fold(0, u64::saturating_add);
-    let n = g.max_cpus.min(NR_CPUS);
+    let n = g.max_cpus.min(ctx.sched.nr_cpus());
     for i in 0..n {
+        let cpu = i as usize;
+        // The vCPU on CPU `cpu` now (only a vCPU on a CPU is in
+        // RUNSTATE_running, since it was put there).
+        let current: u64 = core::iter::once(&*ctx.domain)
+            .chain(ctx.peers.iter())
+            .flat_map(|d| d.vcpus.iter())
+            .filter(|v| v.runstate.state == RUNSTATE_RUNNING && v.processor == cpu)
+            .map(|v| now.saturating_sub(v.runstate.entry_ns))
+            .fold(0, u64::saturating_add);
+        let busy = ctx.sched.busy_ns(cpu).saturating_add(current);
         let at = g.info.element_addr(u64::from(i)).ok_or(XenError::Efault)?;
         let info = XenSysctlCpuinfo { idletime: now.saturating_sub(busy) };
         ctx.guest().write(at, &info).map_err(|_| XenError::Efault)?;

@@ -156,9 +156,13 @@ fn serve(ctx: &mut Ctx, cmd: u32, id: u32, arg: u64) -> HcResult {
                 ctx.domain.shutdown(crate::domain::ShutdownReason::Poweroff);
                 return Ok(0);
             }
+            let here = ctx.domain.vcpus.get(ctx.vcpu).and_then(|v| v.running_on);
             if let Some(v) = ctx.domain.vcpus.get_mut(idx) {
-                // The caller's runstate changes when it leaves the CPU.
-                if !core::mem::replace(&mut v.down, true) && !is_self {
+                // The caller's runstate changes when it leaves the CPU, as
+                // does that of a vCPU another CPU runs (Xen's
+                // vcpu_sleep_nosync: that CPU is kicked, System::kicks).
+                let elsewhere = v.running_on.is_some_and(|c| Some(c) != here);
+                if !core::mem::replace(&mut v.down, true) && !is_self && !elsewhere {
                     v.runstate.enter(RUNSTATE_OFFLINE, now);
                 }
             }
@@ -198,12 +202,15 @@ fn serve(ctx: &mut Ctx, cmd: u32, id: u32, arg: u64) -> HcResult {
             }
             if let Some(v) = ctx.domain.vcpus.get_mut(idx) {
                 v.periodic_ns = Some((period, now.saturating_add(period)));
+                // A sibling's timer: the CPU that may run it arms again.
+                v.timers_moved |= !is_self;
             }
             Ok(0)
         }
         VCPUOP_STOP_PERIODIC_TIMER => {
             if let Some(v) = ctx.domain.vcpus.get_mut(idx) {
                 v.periodic_ns = None;
+                v.timers_moved |= !is_self;
             }
             Ok(0)
         }
@@ -263,12 +270,17 @@ fn serve(ctx: &mut Ctx, cmd: u32, id: u32, arg: u64) -> HcResult {
             Ok(0)
         }
         // Xen answers only for a vCPU of the hardware domain whose hard
-        // affinity is one physical CPU: on xenish's one CPU, every control
-        // domain vCPU. Its APIC ID and ACPI processor ID, both 0 as
-        // XENPF_get_cpuinfo reports them.
+        // affinity is one physical CPU (on one CPU, every control domain
+        // vCPU): the APIC ID and ACPI processor ID of the CPU numbered as
+        // the vCPU (Xen's `x86_cpu_to_apicid[vcpu_id]`), which
+        // XENPF_get_cpuinfo reports as the CPU's index.
         VCPUOP_GET_PHYSID => {
             ctx.privileged().map_err(|_| XenError::Einval)?;
-            let phys_id: u64 = 0;
+            let hard = ctx.domain.tools.affinity(idx).0 & ctx.sched.online_mask();
+            if hard.count_ones() != 1 {
+                return Err(XenError::Einval);
+            }
+            let phys_id: u64 = (idx as u64) | (idx as u64) << 32;
             ctx.guest().write(arg, &phys_id).map_err(|_| XenError::Efault)?;
             Ok(0)
         }

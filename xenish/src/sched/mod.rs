@@ -87,11 +87,15 @@ struct Entity {
     used_in_period: u64,
 }
 
-/// The run queue of one physical CPU.
+/// The run queue, shared by every CPU that runs guests.
 #[derive(Debug, Default)]
 pub struct Scheduler {
     entities: Vec<Entity>,
     period_start_ns: u64,
+    /// How many CPUs (0..cpus) run guests; 0 is read as 1.
+    cpus: usize,
+    /// Per CPU: the time vCPUs ran on it, ns (charged when they leave it).
+    busy_ns: Vec<u64>,
     /// The scheduler-wide parameters the toolstack reads and sets
     /// (`XEN_SYSCTL_scheduler_op`).
     pub globals: CreditGlobals,
@@ -141,6 +145,31 @@ impl Scheduler {
     /// An empty run queue.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Lets vCPUs run on CPUs 0..`cpus` (at least one, at most 64).
+    pub fn set_cpus(&mut self, cpus: usize) {
+        self.cpus = cpus.clamp(1, 64);
+        self.busy_ns.resize(self.cpus, 0);
+    }
+
+    /// How many CPUs run guests (what `physinfo` reports online).
+    pub fn nr_cpus(&self) -> u32 {
+        self.cpus.max(1) as u32
+    }
+
+    /// The CPUs that run guests, as a bit mask (bit n = CPU n): what a
+    /// hard affinity is taken within (Xen's cpupool's `cpu_valid`).
+    pub fn online_mask(&self) -> u64 {
+        match self.nr_cpus() {
+            64.. => u64::MAX,
+            n => (1u64 << n) - 1,
+        }
+    }
+
+    /// The time vCPUs ran on `cpu` and left it, ns.
+    pub fn busy_ns(&self, cpu: usize) -> u64 {
+        self.busy_ns.get(cpu).copied().unwrap_or(0)
     }
 
     fn find(&mut self, who: VcpuRef) -> Option<&mut Entity> {
@@ -214,6 +243,15 @@ impl Scheduler {
         u64::from(self.globals.ratelimit_us) * 1000
     }
 
+    /// Whether `who` is runnable and its domain within its cap: a vCPU
+    /// [`Self::pick`] would consider now.
+    pub fn eligible(&self, who: VcpuRef) -> bool {
+        self.entities
+            .iter()
+            .find(|e| e.who == who)
+            .is_some_and(|e| e.runnable && Self::budget_ns(e.params).is_none_or(|b| self.domain_used(who.domain) < b))
+    }
+
     /// Marks a vCPU not runnable (blocked, paused or shut down).
     pub fn sleep(&mut self, who: VcpuRef) {
         if let Some(e) = self.find(who) {
@@ -237,6 +275,18 @@ impl Scheduler {
     /// What `domain`'s vCPUs together used of the current cap period.
     fn domain_used(&self, domain: usize) -> u64 {
         self.entities.iter().filter(|e| e.who.domain == domain).map(|e| e.used_in_period).fold(0, u64::saturating_add)
+    }
+
+    /// [`Self::charge`], `ran_ns` having been spent on `cpu` (counted in
+    /// [`Self::busy_ns`]).
+    pub fn charge_on(&mut self, cpu: usize, who: VcpuRef, ran_ns: u64) {
+        if self.busy_ns.len() <= cpu && cpu < 64 {
+            self.busy_ns.resize(cpu + 1, 0);
+        }
+        if let Some(b) = self.busy_ns.get_mut(cpu) {
+            *b = b.saturating_add(ran_ns);
+        }
+        self.charge(who, ran_ns);
     }
 
     /// Charges `ran_ns` of CPU time to `who`: its virtual runtime advances
@@ -505,6 +555,26 @@ mod tests {
         s.charge(v(0), 4_000_000);
         assert!(!s.wake_preempts(v(0), 1_000_000, v(1)));
         assert_eq!(s.ratelimit_ns(), 1_000_000, "Xen's default 1000 µs");
+    }
+
+    #[test]
+    fn eligible_is_what_a_pick_would_consider_and_cpus_are_counted() {
+        let mut s = Scheduler::new();
+        assert_eq!((s.nr_cpus(), s.online_mask()), (1, 1), "one CPU until told");
+        s.set_cpus(2);
+        assert_eq!((s.nr_cpus(), s.online_mask()), (2, 0b11));
+        s.add(v(0), SchedParams { weight: 256, cap: 10 });
+        assert!(s.eligible(v(0)));
+        s.charge_on(1, v(0), 3_000_000);
+        assert!(!s.eligible(v(0)), "its cap is spent");
+        assert_eq!(s.pick_where(0, |_| true), Pick::Idle { until_ns: Some(CAP_PERIOD_NS) });
+        assert_eq!((s.busy_ns(0), s.busy_ns(1)), (0, 3_000_000));
+        s.sleep(v(0));
+        assert!(!s.eligible(v(0)) && !s.eligible(v(1)), "asleep, unknown");
+        // A pick on a CPU a vCPU may not use passes it over.
+        s.add(v(1), SchedParams::default());
+        assert!(matches!(s.pick_where(CAP_PERIOD_NS, |who| who != v(1)), Pick::Idle { .. }));
+        assert!(matches!(s.pick_where(CAP_PERIOD_NS, |_| true), Pick::Run { who, .. } if who == v(1)));
     }
 
     #[test]
