@@ -114,10 +114,15 @@ fn maxcpus_keeps_two() {
     guest_ran(&out);
 }
 
-/// `smp_guests` (work in progress, off by default): vCPUs run on every CPU
-/// under the big lock. Two domains ping-pong 10000 events on two CPUs;
-/// each CPU puts vCPUs on itself (the power-off report counts them), and
-/// every event is answered.
+/// `smp_guests` (off by default): vCPUs run on every CPU under the big
+/// lock. Two domains ping-pong 10000 events on two CPUs, each blocking
+/// between events: every event is answered (a wake-up lost between one
+/// CPU deciding to idle and saving the vCPU it ran would halt both CPUs
+/// with a vCPU runnable), and the power-off report counts the vCPUs each
+/// CPU put on itself. Which CPU runs them is timing: the waker usually
+/// blocks and takes the woken vCPU before the kicked idle CPU arrives, so
+/// the test asks only that vCPUs ran; that both CPUs run vCPUs at once is
+/// the vcpus test's (dom0's two vCPUs busy on two CPUs).
 #[test]
 fn smp_guests_runs_two_domains_on_two_cpus() {
     let out = Boot::new()
@@ -136,5 +141,5 @@ fn smp_guests_runs_two_domains_on_two_cpus() {
     let counts: Vec<u64> =
         line.split("CPU ").skip(1).filter_map(|s| s.split_whitespace().nth(1)?.parse().ok()).collect();
     assert_eq!(counts.len(), 2, "{line}");
-    assert!(counts.iter().all(|&n| n > 0), "both CPUs ran vCPUs: {line}");
+    assert!(counts.iter().sum::<u64>() > 0, "vCPUs were put on CPUs: {line}");
 }

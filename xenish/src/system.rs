@@ -173,15 +173,23 @@ impl System {
     }
 
     /// The CPU that switched away from `who` has saved all of its state:
-    /// another CPU may pick it.
+    /// another CPU may pick it. If it was woken after this CPU decided to
+    /// idle (an event from another CPU, which could not pick it yet and
+    /// kicked no one for it), this CPU, idle now, takes another look
+    /// ([`Self::kick`] names it): else both could halt with it runnable.
     pub fn vcpu_saved(&mut self, who: VcpuRef) {
         if self.current == Some(who) {
             return;
         }
-        if let Some(v) = self.domains.get_mut(who.domain).and_then(|d| d.vcpus.get_mut(who.vcpu)) {
-            if v.running_on == Some(self.this_cpu) {
-                v.running_on = None;
-            }
+        let Some(d) = self.domains.get_mut(who.domain) else { return };
+        let may_run_here = d.is_running() && d.tools.may_run_on(who.vcpu, self.this_cpu);
+        let Some(v) = d.vcpus.get_mut(who.vcpu) else { return };
+        if v.running_on != Some(self.this_cpu) {
+            return;
+        }
+        v.running_on = None;
+        if self.current.is_none() && may_run_here && v.runnable() && self.sched.eligible(who) {
+            self.kick = self.kick.with(self.this_cpu);
         }
     }
 
@@ -1093,6 +1101,37 @@ mod tests {
         assert!(matches!(system.idle_wakeup(&mut frame, 30, 30, &mut mem).next, Next::Switch(_)));
         assert_eq!(system.current, Some(v0));
         assert_eq!((system.domains[0].vcpus[0].running_on, system.domains[0].dirty_cpus), (Some(1), CpuMask::of(1)));
+    }
+
+    /// The lost wake-up of the two-CPU ping-pong: CPU 0 decides to idle
+    /// (its vCPU blocked); before it has saved the vCPU, CPU 1 wakes it,
+    /// and cannot pick it (it still runs on CPU 0) nor kick anyone for it.
+    /// Saving it must make CPU 0 look again, or both CPUs halt.
+    #[test]
+    fn a_vcpu_woken_before_its_cpu_saved_it_is_not_lost() {
+        use crate::ipi::CpuMask;
+        let (mut system, mut frame, mut mem, _w) = started(|_| {});
+        system.enable_smp_guests(2);
+        let v0 = VcpuRef { domain: 0, vcpu: 0 };
+        system.domains[0].vcpus[0].blocked = true;
+        system.sched.sleep(v0);
+        assert_eq!(system.idle_wakeup(&mut frame, 20, 20, &mut mem).next, Next::Idle);
+        assert_eq!(system.domains[0].vcpus[0].running_on, Some(0), "not saved yet");
+        // CPU 1 sends it an event: woken, but still CPU 0's.
+        system.switch_cpu(1);
+        raise_upcall(&mut mem);
+        assert_eq!(system.idle_wakeup(&mut frame, 25, 25, &mut mem).next, Next::Idle);
+        assert!(system.domains[0].vcpus[0].runnable());
+        system.kicks(&mem);
+        assert_eq!(core::mem::take(&mut system.kick), CpuMask::EMPTY, "nobody to kick yet");
+        // CPU 0 saves it: it kicks itself.
+        system.switch_cpu(0);
+        system.vcpu_saved(v0);
+        assert_eq!(system.domains[0].vcpus[0].running_on, None);
+        system.kicks(&mem);
+        assert_eq!(core::mem::take(&mut system.kick), CpuMask::of(0).with(1), "itself and the idle CPU 1");
+        assert!(matches!(system.idle_wakeup(&mut frame, 30, 30, &mut mem).next, Next::Switch(_)));
+        assert_eq!(system.current, Some(v0));
     }
 
     #[test]
