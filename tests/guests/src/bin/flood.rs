@@ -132,9 +132,7 @@ mod guest {
         let mut r = reservation(n, order);
         // SAFETY: the list is this kernel's; the frames named in a decrease
         // are mapped nowhere (the balloon's).
-        m.call(|| unsafe {
-            hypercall::hypercall2(HYPERVISOR_MEMORY_OP, cmd.into(), core::ptr::addr_of_mut!(r) as u64)
-        })
+        m.call(|| unsafe { hypercall::hypercall2(HYPERVISOR_MEMORY_OP, cmd.into(), core::ptr::addr_of_mut!(r) as u64) })
     }
 
     fn expect(what: &str, got: i64, want: usize) {
@@ -172,8 +170,8 @@ mod guest {
         let me = domid(si);
         // The loopback channel: `a` unbound for itself, `b` bound to it.
         let a = hypercall::evtchn_alloc_unbound(me).unwrap_or_else(|e| fail(format_args!("alloc_unbound: {e:?}")));
-        let b = hypercall::evtchn_bind_interdomain(me, a)
-            .unwrap_or_else(|e| fail(format_args!("bind_interdomain: {e:?}")));
+        let b =
+            hypercall::evtchn_bind_interdomain(me, a).unwrap_or_else(|e| fail(format_args!("bind_interdomain: {e:?}")));
         events::unmask_events();
         if let Err(e) = gnttab::init() {
             fail(format_args!("grant table: {e:?}"));
