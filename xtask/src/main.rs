@@ -117,7 +117,7 @@ COMMANDS:
             guests' own progress counters (work per second over their
             rate alone, learnt first in 4 s each), and write a table
             (target/qos/results.md) and a plot of both over time against
-            their targets (target/qos/shares.svg). About 5 to 10 minutes.
+            their targets (target/qos/shares.svg). About 15 to 20 minutes.
             --log FILE redraws both from a saved serial log
             (target/qos/serial.log) without booting.
 

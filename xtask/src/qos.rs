@@ -16,8 +16,9 @@
 //!   CPU to itself (its rate alone over its run-state share then); a
 //!   guest's progress share is its rate over that full-speed rate.
 //!
-//! It writes a Markdown table and an SVG plot of both over time against
-//! the targets to `target/qos/`.
+//! Guest time counts executed instructions (QEMU `-icount`), so a loaded
+//! host skews neither. It writes a Markdown table and an SVG plot of both
+//! over time against the targets to `target/qos/`.
 //!
 //! Targets: the busy domUs split the CPU by weight, a cap is a ceiling;
 //! with A 512, B 256, C 256 capped at 10, D 256 and E 256: C gets 10%, and
@@ -36,6 +37,13 @@ const SAMPLE_SECS: u32 = 2;
 const SAMPLES: u32 = 30;
 /// Seconds each domU runs alone to learn its full-speed rate.
 const CALIBRATE_SECS: u32 = 4;
+
+/// Guest time counts executed instructions (4 ns each), not the host's
+/// clock: on a loaded host QEMU is descheduled now and then, and with the
+/// host's clock that time would count as run time of whichever vCPU was
+/// on the CPU although it made no progress (the run-state shares average
+/// it out; the progress counters would not).
+const ICOUNT: [&str; 4] = ["-icount", "shift=2,align=off,sleep=off", "-rtc", "clock=vm"];
 
 /// One domU of the scenario.
 struct Guest {
@@ -58,7 +66,7 @@ const GUESTS: &[Guest] = &[
 
 /// The Linux domUs' init: proc and devtmpfs, then either a CPU-bound shell
 /// loop or a fork/exec storm (`/bin/true` over and over), each counting
-/// its work into `/work` (every 1000 iterations; every fork); the
+/// its work into `/work` (every 250 iterations; every fork); the
 /// foreground reports `qos-work: UPTIME COUNT` every second with the
 /// shell's own `read` (no fork).
 const DOMU_INIT: &str = r#"
@@ -68,7 +76,7 @@ mount -t proc proc /proc
 mount -t devtmpfs dev /dev
 case "$(cat /proc/cmdline)" in
 *work=fork*) (n=0; while :; do /bin/busybox true; n=$((n + 1)); echo $n > /work; done) & ;;
-*) (n=0; while :; do n=$((n + 1)); [ $((n % 1000)) = 0 ] && echo $n > /work; done) & ;;
+*) (n=0; while :; do n=$((n + 1)); [ $((n % 250)) = 0 ] && echo $n > /work; done) & ;;
 esac
 echo "qos: working"
 while true; do
@@ -394,6 +402,7 @@ pub fn run(hypervisor: std::path::PathBuf, flood: std::path::PathBuf) -> Result<
         .memory_mib(2048)
         .smp(1)
         .cmdline("dom0_mem=512M")
+        .qemu_extra(&ICOUNT)
         .module(image.kernel, dom0::KERNEL_CMDLINE)
         .module(image.initrd, "")
         .until(AUTORUN_DONE)
