@@ -7,6 +7,15 @@
 //!   hypervisor's run-state accounting (`xl top -b`: each domain's CPU
 //!   time over dom0's clock, which is the hypervisor's system time), are
 //!   2:1 within 5%.
+//! - Isolation under attack, at equal weights (256 each): the heavy
+//!   domU's share beside the light one (both spin), then beside the
+//!   `flood` test guest in the light one's place (event-channel sends to
+//!   itself, grant copies and maps of its own grant, ballooning 8 MiB up
+//!   and down, multicalls; never idle): it moves by less than 5%; the
+//!   flooder gets its weight's share (within 10% of the neighbour's), all
+//!   of the CPU is accounted to someone, and the flooder's own reports
+//!   show over 90% of its running time spent in hypercalls: their cost is
+//!   charged to it.
 //! - The lighter one paused, the other capped at 25 (`xl sched-credit
 //!   -c 25`): it uses 25% ± 2 of the CPU although the CPU is otherwise
 //!   idle (the median of 2 s samples: dom0's own bursts, which a cap
@@ -79,6 +88,7 @@ memory = 192
 maxmem = 256
 cpu_weight = 512
 EOF
+printf 'name = "flood"\nkernel = "/root/flood"\nmemory = 32\n' > /etc/xen/flood.cfg
 sed -e 's/heavy/light/' -e 's/^memory.*/memory = 128/' -e '/^maxmem/d' -e 's/512/256/' /etc/xen/heavy.cfg > /etc/xen/light.cfg
 xl create -q /etc/xen/heavy.cfg; c "create heavy: exit $?"
 xl create -q /etc/xen/light.cfg; c "create light: exit $?"
@@ -96,8 +106,34 @@ info "weights: heavy $1% light $2%"
 awk -v h=$1 -v l=$2 'BEGIN { r = h / l; printf "check: weights 512:256: ratio %s\n", (r >= 1.9 && r <= 2.1) ? "2:1 within 5%" : r }'
 xl vcpu-list heavy light | awk 'NR > 1 { print "check: vcpu-list: " $1, $3, $5 }' | sed 's/ r--$/ running-or-runnable/; s/ -b-$/ running-or-runnable/; s/ ---$/ running-or-runnable/'
 
-# A cap of 25% of one CPU with the CPU otherwise idle.
+# Isolation under attack, at equal weights: heavy's share beside the
+# well-behaved light (both spin), then beside the flooder in light's
+# place (hypercalls, event-channel sends, grant copies and maps,
+# ballooning and multicalls, never idle).
+xl sched-credit -d heavy -w 256
+sleep 1
+set -- $(shares 2 7 heavy light Domain-0)
+base=$1
+info "equal weights: heavy $1% light $2% dom0 $3%"
 xl pause light
+xl create -q /etc/xen/flood.cfg; c "create flood: exit $?"
+wait_for flood "flood: d.*flooding" 60 && c "flood floods"
+sleep 2
+n0=$(wc -l < /var/log/xen/console/guest-flood.log)
+set -- $(shares 2 7 heavy flood Domain-0)
+info "beside the flooder: heavy $1% flood $2% dom0 $3%"
+awk -v b=$base -v h=$1 'BEGIN { r = h / b; printf "check: flood: neighbour keeps its share: %s\n", (r >= 0.95 && r <= 1.05) ? "within 5%" : h "% against " b "%" }'
+awk -v h=$1 -v f=$2 'BEGIN { r = f / h; printf "check: flood: its share at equal weight: %s\n", (r >= 0.9 && r <= 1.1) ? "as the neighbour" : f "% against " h "%" }'
+awk -v h=$1 -v f=$2 -v d=$3 'BEGIN { s = h + f + d; printf "check: flood: the CPU accounted: %s\n", (s >= 95) ? "all of it" : s "%" }'
+tail -n +$((n0 + 1)) /var/log/xen/console/guest-flood.log | tr -d '\r' | grep 'flood: t=' > /tmp/flood
+sed 's/^/info: /' /tmp/flood
+awk -F'own_code=' '{ split($2, o, "/"); if (o[1] + 0 > m) m = o[1] + 0; k++ } END { printf "check: flood: in hypercalls: %s\n", (k >= 5 && m <= 100) ? "over 90% of its running time" : k " reports, own code up to " m "/1000" }' /tmp/flood
+grep -h 'flood: FAILED' /var/log/xen/console/guest-flood.log | sed 's/^/info: /'
+c "flood: wrong answers: $(grep -c 'flood: FAILED' /var/log/xen/console/guest-flood.log)"
+xl destroy flood
+for i in $(seq 30); do xl list flood >/dev/null 2>&1 || break; sleep 1; done
+
+# A cap of 25% of one CPU with the CPU otherwise idle.
 xl sched-credit -d heavy -c 25; c "cap 25: exit $?"
 sleep 1
 set -- $(shares 2 7 heavy)
@@ -146,7 +182,13 @@ fn weights_caps_and_memory_targets_hold_for_linux_domus() {
     let initrd = tests::linux::initramfs("qos-domu", DOMU_INIT).unwrap_or_else(|e| panic!("{e}"));
     let initrd = std::fs::read(initrd).unwrap_or_else(|e| panic!("{e}"));
     let tiny = std::fs::read(tests::images().guest("hello")).unwrap_or_else(|e| panic!("{e}"));
-    let extra = [("root/vmlinuz", 0o644, kernel), ("root/domu.cpio", 0o644, initrd), ("root/tiny", 0o644, tiny)];
+    let flood = std::fs::read(tests::images().guest("flood")).unwrap_or_else(|e| panic!("{e}"));
+    let extra = [
+        ("root/vmlinuz", 0o644, kernel),
+        ("root/domu.cpio", 0o644, initrd),
+        ("root/tiny", 0o644, tiny),
+        ("root/flood", 0o644, flood),
+    ];
     let mut scenario = Scenario::new("qos", SCRIPT, &extra);
     scenario.limit = Duration::from_secs(600);
     let out = scenario.boot(Hypervisor::Xenish);
@@ -167,6 +209,13 @@ fn weights_caps_and_memory_targets_hold_for_linux_domus() {
         "check: weights 512:256: ratio 2:1 within 5%",
         "check: vcpu-list: heavy 0 running-or-runnable",
         "check: vcpu-list: light 0 running-or-runnable",
+        "check: create flood: exit 0",
+        "check: flood floods",
+        "check: flood: neighbour keeps its share: within 5%",
+        "check: flood: its share at equal weight: as the neighbour",
+        "check: flood: the CPU accounted: all of it",
+        "check: flood: in hypercalls: over 90% of its running time",
+        "check: flood: wrong answers: 0",
         "check: cap 25: exit 0",
         "check: cap 25: 25% +- 2",
         "check: filler before mem-set: exit 1",
@@ -182,5 +231,8 @@ fn weights_caps_and_memory_targets_hold_for_linux_domus() {
         "check: mem-set above maxmem: exit 1",
     ];
     compare::expect_all(&out, &expected);
-    out.expect_no("xenish: d1 crashed").expect_no("xenish: d2 crashed").expect_no("xenish: PANIC");
+    out.expect_no("xenish: d1 crashed")
+        .expect_no("xenish: d2 crashed")
+        .expect_no("xenish: d3 crashed")
+        .expect_no("xenish: PANIC");
 }

@@ -376,6 +376,13 @@ impl System {
             }
         };
         self.settle(mem);
+        // What follows (timers, preemption, a switch's timestamps) goes by
+        // the time the call ended: a long call's own time is charged to
+        // its caller, not to whoever runs next.
+        let (now_ns, tsc) = match platform.tsc() {
+            Some(t) => (self.clock.system_time(t).max(now_ns), t),
+            None => (now_ns, tsc),
+        };
         let mut action = self.finish(decision, was_kernel, frame, now_ns, tsc, mem);
         action.reload_gdt = reload_gdt;
         self.flush = tlb;
@@ -1207,6 +1214,20 @@ mod tests {
     ) -> Action {
         (frame.rax, frame.rdi, frame.rsi, frame.rip) = (u64::from(nr), args[0], args[1], frame.rip + 2);
         system.syscall(frame, now, now, mem, &mut w.plat)
+    }
+
+    /// A call that ends past the slice is preempted then, and the time it
+    /// took is its caller's running time: the switch is stamped when the
+    /// call ended, not when it began (else whoever runs next is charged).
+    #[test]
+    fn a_long_hypercall_is_charged_to_its_caller() {
+        let (mut system, mut frame, mut mem, mut w) = started(|_| {});
+        let end = crate::sched::TIME_SLICE_NS + 10_000_000;
+        w.plat.tsc = Some(end);
+        hypercall(&mut system, &mut frame, &mut mem, &mut w, 1_000, HYPERVISOR_XEN_VERSION, [0, 0]);
+        let rs = &system.domains[0].vcpus[0].runstate;
+        assert_eq!((rs.state, rs.entry_ns), (RUNSTATE_RUNNING, end), "rescheduled when the call ended");
+        assert_eq!((rs.time[RUNSTATE_RUNNING], rs.time[RUNSTATE_RUNNABLE]), (end, 0), "all of it the caller's");
     }
 
     #[test]

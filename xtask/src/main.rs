@@ -108,16 +108,19 @@ COMMANDS:
             (XENISH_FUZZ_SEED, XENISH_FUZZ_ITERATIONS) and exits 1. A bounded
             run is part of `cargo xtask test`.
 
-    qos     Boot the dom0 image on xenish (one CPU) with four busy Linux
-            domUs: weights 512 and 256, one capped at 10% of the CPU, one
-            that forks and execs in a loop (a flood of page-table
-            hypercalls); sample every domain's CPU share every 2 s for a
-            minute from the hypervisor's run-state accounting (`xl top
-            -b` in dom0) and write a table (target/qos/results.md) and a
-            plot of the shares over time against their targets
-            (target/qos/shares.svg). About 5 to 10 minutes. --log FILE
-            redraws both from a saved serial log (target/qos/serial.log)
-            without booting.
+    qos     Boot the dom0 image on xenish (one CPU) with five busy domUs:
+            Linux ones with weights 512 and 256, one capped at 10% of the
+            CPU, one that forks and execs in a loop (a flood of page-table
+            hypercalls), and the flood test guest (event channels, grants,
+            ballooning, multicalls without pause); measure every domain's
+            CPU share every 2 s for a minute from the hypervisor's
+            run-state accounting (`xl top -b` in dom0) and from the
+            guests' own progress counters (work per second over their
+            rate alone, learnt first in 4 s each), and write a table
+            (target/qos/results.md) and a plot of both over time against
+            their targets (target/qos/shares.svg). About 15 to 20 minutes.
+            --log FILE redraws both from a saved serial log
+            (target/qos/serial.log) without booting.
 
 OPTIONS:
     --cpu MODEL     QEMU CPU model: max (default) or qemu64
@@ -420,7 +423,7 @@ fn main() -> ExitCode {
                 .and_then(|s| qos::render(&s)),
             None => build().and_then(|images| {
                 build_tools()?;
-                qos::run(images.hypervisor.clone())
+                qos::run(images.hypervisor.clone(), images.guest("flood"))
             }),
         },
         other => Err(format!("unknown command '{other}' (see cargo xtask --help)")),

@@ -86,6 +86,11 @@ pub trait Platform {
     /// The hypervisor image's build ID (the linker's GNU build-id note's
     /// descriptor; empty without one).
     fn build_id(&self) -> &[u8];
+    /// The TSC now, where the platform has one: the time a hypercall
+    /// ended, which the scheduler's decisions after it go by.
+    fn tsc(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// One range of the machine's memory map, as `XENMEM_machine_memory_map`
@@ -359,6 +364,8 @@ pub(crate) mod tests {
         pub input: Vec<u8>,
         pub ts: Option<bool>,
         pub segments: Vec<(Segment, u64)>,
+        /// What [`Platform::tsc`] reads (the time a hypercall ends).
+        pub tsc: Option<u64>,
     }
 
     impl Platform for FakePlatform {
@@ -376,6 +383,9 @@ pub(crate) mod tests {
         }
         fn build_id(&self) -> &[u8] {
             &[0x5e, 0xed, 0x00, 0x01]
+        }
+        fn tsc(&self) -> Option<u64> {
+            self.tsc
         }
         fn host_cpuid(&self, leaf: u32, subleaf: u32) -> [u32; 4] {
             match (leaf, subleaf) {
@@ -555,7 +565,7 @@ pub(crate) mod tests {
                 dom,
                 peers: Vec::new(),
                 mem,
-                plat: FakePlatform { out: Vec::new(), input: Vec::new(), ts: None, segments: Vec::new() },
+                plat: FakePlatform { out: Vec::new(), input: Vec::new(), ts: None, segments: Vec::new(), tsc: None },
                 pool: FakePool((16..NR_FRAMES as u64).rev().map(Mfn).collect()),
                 reload_gdt: false,
                 sched: {

@@ -127,6 +127,10 @@ impl Platform for Hardware {
         crate::hypercall::xen_version::build_id_of_note(super::start::build_id_note()).unwrap_or(&[])
     }
 
+    fn tsc(&self) -> Option<u64> {
+        Some(clock::rdtsc())
+    }
+
     fn console_write(&mut self, bytes: &[u8]) {
         crate::console::write_bytes(bytes);
     }
