@@ -275,7 +275,7 @@ impl<'a> CommandLine<'a> {
     /// (`smp_guests`, `=1`, `on`, `yes`, `true`, `enable`; a boolean as
     /// Xen parses one). Off by default (`smp_guests=0`, `off`, `no`,
     /// `false`, `disable`, `no-smp_guests`): vCPUs run on the boot CPU, the
-    /// others idle (a lost wake-up with `xpti=on` is still open, see README).
+    /// others idle (see README for what is still open).
     pub fn smp_guests(&self) -> bool {
         self.smp_guests.unwrap_or(false)
     }

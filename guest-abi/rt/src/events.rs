@@ -135,9 +135,26 @@ pub fn clear_two_level() {
 }
 
 /// Blocks until `port` fires.
+///
+/// Events stay masked between the look at the flag and `SCHEDOP_block`
+/// (which unmasks them and returns at once if an upcall is pending, the
+/// upcall then running on the way back): an upcall taken between an
+/// unmasked look and the block would set the flag and leave the vCPU
+/// asleep with nothing left to wake it, the lost wake-up Linux avoids by
+/// disabling interrupts before its idle check. Returns with events
+/// unmasked if it blocked or they were unmasked before.
 pub fn wait_for(port: u32) {
+    // SAFETY: vcpu_info[0].evtchn_upcall_mask is byte 1 of the page.
+    let was_masked = unsafe { byte(1).read_volatile() } != 0;
+    let mut blocked = false;
+    mask_events();
     while !take(port) {
         block();
+        blocked = true;
+        mask_events();
+    }
+    if blocked || !was_masked {
+        unmask_events();
     }
 }
 
