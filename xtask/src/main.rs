@@ -142,8 +142,8 @@ OPTIONS:
     -o PATH         Where `iso` writes the image
     -- ARGS         the hypervisor's command line (default: dom0_mem=512M
                     for the Linux dom0, dom0_mem=64M with --guest)
-    --runs N        Boots per configuration for `bench`'s hypercall and Linux rows (default
-                    3; 1 with --deterministic)
+    --runs N        Boots per configuration for `bench`'s hypercall, scaling
+                    and Linux rows (default 3; 1 with --deterministic)
     --only SECTIONS `bench`: only these groups of rows (comma-separated or
                     repeated): hypercalls, xpti (xenish with xpti=off
                     and =on), scaling (two domains on two CPUs
