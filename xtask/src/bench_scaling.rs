@@ -233,4 +233,22 @@ mod tests_ {
                       (d0) scaling: result domains=2 first=0 stuck\n";
         assert_eq!(parse(serial), vec![(1, 1, Some([75506, 25984])), (2, 0, None)]);
     }
+
+    /// `--compare` reads the section's rows and counts a fall in
+    /// throughput (or in the ratio) as worse.
+    #[test]
+    fn compare_reads_the_rows_with_larger_better() {
+        let json = |a: u64, r: &str| {
+            format!(
+                "{{\n  \"scaling\": [\n    {{ \"row\": \"null_hypercall_1dom_1cpu\", \"unit\": \"ops/s\", \"xenish\": {a}, \"xenish_unpinned\": 10, \"xen\": null }},\n    {{ \"row\": \"null_hypercall_scaling\", \"unit\": \"ratio\", \"xenish\": {r}, \"xenish_unpinned\": null, \"xen\": 2.000 }}\n  ],\n  \"deterministic\": false\n}}\n"
+            )
+        };
+        let report = crate::bench_compare::report(&json(200, "1.000"), &json(100, "0.500"));
+        let line = |row: &str, col: &str| {
+            report.lines().find(|l| l.contains(row) && l.contains(&format!(" {col} "))).unwrap_or_default().to_string()
+        };
+        assert!(line("null_hypercall_1dom_1cpu", "xenish").ends_with("+50.0%"), "{report}");
+        assert!(line("null_hypercall_scaling", "xenish").ends_with("+50.0%"), "{report}");
+        assert!(line("null_hypercall_1dom_1cpu", "xenish_unpinned").ends_with("+0.0%"), "{report}");
+    }
 }
