@@ -94,3 +94,52 @@ fn linux_rows_run_and_their_output_parses_in_dom0_and_a_domu() {
     // The domU powered itself off at the end (on_poweroff = "destroy").
     out.expect_line("bench: domU gone");
 }
+
+/// The SMP scaling rows' control domain (`cargo xtask bench --only
+/// scaling`) with 200 ms loops: it builds one measuring domain, then two,
+/// pinned to CPU 0 (`XEN_DOMCTL_setvcpuaffinity`); each runs both loops
+/// (null hypercalls, event-channel round trips through its own upcall)
+/// and powers off, and every line parses. Counts only: how fast is the
+/// benchmark's business. On one CPU: with `smp_guests` on two, xenish
+/// never runs a domain pinned to CPU 1 (2026-12-07; `scaling runs=1
+/// first=1` on `-smp 2` shows it), which the bench reports as stuck.
+#[test]
+fn scaling_rows_run_and_their_output_parses() {
+    let out = Boot::new()
+        .smp(1)
+        .cmdline("dom0_mem=64M dom0_max_vcpus=1 smp_guests")
+        .guest("scaling", "scaling runs=1,2 ms=200")
+        .until("scaling: done")
+        .run();
+    out.expect_line("(d0) scaling: start ms=200 cpus=1").expect_line("(d0) scaling: done").expect_no("FAILED");
+    let lines: Vec<&str> = out.serial.lines().filter_map(|l| l.split_once("(d0) scaling: ").map(|(_, r)| r)).collect();
+    for line in &lines {
+        eprintln!("  {line}");
+    }
+    // Each domain's line: both loops counted something over a positive time.
+    let domains: Vec<&&str> = lines.iter().filter(|l| l.starts_with('d') && l.contains(" cpu=")).collect();
+    assert_eq!(domains.len(), 3, "one domain, then two\n{out}");
+    for line in domains {
+        let field = |key: &str| line.split_whitespace().find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='));
+        for row in ["null_hypercall", "evtchn_roundtrip"] {
+            let counted = field(row)
+                .and_then(|v| v.split_once('/'))
+                .and_then(|(ops, ns)| Some((ops.parse::<u64>().ok()?, ns.parse::<u64>().ok()?)));
+            assert!(matches!(counted, Some((ops, ns)) if ops > 0 && ns > 0), "{row} in {line:?}\n{out}");
+        }
+        assert_eq!((field("cpu"), field("pinned")), (Some("0"), Some("yes")), "{line:?}\n{out}");
+    }
+    for n in [1, 2] {
+        let result = lines
+            .iter()
+            .find_map(|l| l.strip_prefix(&format!("result domains={n} first=0 ")))
+            .unwrap_or_else(|| panic!("no result for {n} domains\n{out}"));
+        let rates: Vec<u64> = result
+            .split_whitespace()
+            .filter_map(|kv| kv.split_once('='))
+            .filter(|(k, _)| ["null_hypercall", "evtchn_roundtrip"].contains(k))
+            .filter_map(|(_, v)| v.parse().ok())
+            .collect();
+        assert!(rates.len() == 2 && rates.iter().all(|&r| r > 0), "{result:?}\n{out}");
+    }
+}

@@ -73,7 +73,7 @@ pub fn median(mut v: Vec<u64>) -> Option<u64> {
 }
 
 /// The groups of rows `--only` can pick, in the order they run.
-pub const SECTIONS: &[&str] = &["hypercalls", "xpti", "linux", "linux_domu", "toolstack", "drivers"];
+pub const SECTIONS: &[&str] = &["hypercalls", "xpti", "scaling", "linux", "linux_domu", "toolstack", "drivers"];
 
 /// Runs the benchmark and prints and writes the table: the sections in
 /// `only`, or all of them if it is empty; with `compare`, then prints the
@@ -103,6 +103,15 @@ pub fn run(
     if want("xpti") {
         let runs = runs.unwrap_or(if deterministic { 1 } else { 3 }).max(1);
         crate::bench_xpti::run(&images, runs, deterministic, &mut md, &mut json)?;
+    }
+    if want("scaling") {
+        if deterministic {
+            eprintln!(
+                "xtask bench: the scaling rows are wall-clock throughput only (under -icount QEMU runs one vCPU at a time): skipped"
+            );
+        } else {
+            crate::bench_scaling::run(&images, &xen, runs.unwrap_or(3).max(1), &mut md, &mut json)?;
+        }
     }
     let linux_guests: Vec<crate::bench_linux::Guest> =
         [("linux", crate::bench_linux::Guest::Dom0), ("linux_domu", crate::bench_linux::Guest::DomU)]

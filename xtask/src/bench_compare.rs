@@ -3,8 +3,8 @@
 //! shows.
 //!
 //! Reads the line-per-row JSON that `cargo xtask bench` writes (no JSON
-//! library in xtask): per section (`operations`, `linux`, `drivers`) each
-//! row's xenish and Xen values.
+//! library in xtask): per section (`operations`, `linux`, `drivers`,
+//! `scaling`, ...) each row's xenish and Xen values.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -60,6 +60,7 @@ fn values(json: &str) -> Values {
             }
         } else {
             put("xenish", number(t, "xenish"));
+            put("xenish_unpinned", number(t, "xenish_unpinned"));
             put("xen", number(t, "xen"));
             put("xen_nomit", number(t, "xen_nomit"));
         }
@@ -69,7 +70,7 @@ fn values(json: &str) -> Values {
 
 /// Whether a larger value is better in this row (throughput, IOPS).
 fn larger_is_better(section: &str, row: &str) -> bool {
-    section == "drivers" && !row.contains("ping")
+    (section == "drivers" && !row.contains("ping")) || section == "scaling"
 }
 
 /// The comparison of `now` against `earlier` (both `results.json` texts),

@@ -16,6 +16,7 @@ mod bench_compare;
 mod bench_dom0;
 mod bench_drivers;
 mod bench_linux;
+mod bench_scaling;
 mod bench_xpti;
 mod fuzz;
 mod linux;
@@ -77,7 +78,11 @@ COMMANDS:
             a loop device, xen-netback): sequential read and write MB/s
             (dd, 1 MiB, O_DIRECT), 4 KiB random-read IOPS, TCP Mbit/s
             both ways and ping round-trip time, with ours / Linux and
-            xenish / Xen ratios. All of it is also written to
+            xenish / Xen ratios. Before the Linux rows, SMP scaling:
+            null hypercalls and event-channel round trips per second of
+            one PV domain on one CPU (-smp 1) and of two, pinned one per
+            CPU (-smp 2, multi-threaded TCG; xenish with smp_guests),
+            and the ratio. All of it is also written to
             target/bench/results.{json,md}.
             --deterministic runs QEMU with -icount, so cycle counts follow
             executed instructions and repeat exactly from run to run (the
@@ -137,11 +142,13 @@ OPTIONS:
     -o PATH         Where `iso` writes the image
     -- ARGS         the hypervisor's command line (default: dom0_mem=512M
                     for the Linux dom0, dom0_mem=64M with --guest)
-    --runs N        Boots per configuration for `bench`'s hypercall and Linux rows (default
-                    3; 1 with --deterministic)
+    --runs N        Boots per configuration for `bench`'s hypercall, scaling
+                    and Linux rows (default 3; 1 with --deterministic)
     --only SECTIONS `bench`: only these groups of rows (comma-separated or
                     repeated): hypercalls, xpti (xenish with xpti=off
-                    and =on), linux (Linux as dom0),
+                    and =on), scaling (two domains on two CPUs
+                    against one on one; wall-clock only), linux
+                    (Linux as dom0),
                     linux_domu (Linux as a domU, created with xl),
                     toolstack, drivers. Default: all
     --compare FILE  `bench`: print the change against this earlier
