@@ -59,6 +59,12 @@ pub struct Scenario<'a> {
     /// real hardware would, and the boot's [`crate::Outcome::exit`] tells
     /// how.
     pub power_off: bool,
+    /// Let dom0's `/init` reboot the machine after the script (`reboot
+    /// -f`, [`dom0::REBOOT_FLAG`] in its image) on a machine without the
+    /// debug-exit device: QEMU (under `-no-reboot`) exits when the machine
+    /// resets, and the boot's [`crate::Outcome::exit`] is
+    /// [`crate::qemu::Exit::Reset`] if it did.
+    pub reboot: bool,
 }
 
 impl<'a> Scenario<'a> {
@@ -80,6 +86,7 @@ impl<'a> Scenario<'a> {
             daemons: OwnDaemons::Start,
             qemu_extra: Vec::new(),
             power_off: false,
+            reboot: false,
         }
     }
 
@@ -87,8 +94,12 @@ impl<'a> Scenario<'a> {
     /// Panics if the boot fails or the script does not finish.
     pub fn boot(&self, hv: Hypervisor) -> Outcome {
         let image_name = format!("{}-{hv:?}", self.name).to_lowercase();
-        let image = dom0::image_with(&image_name, Some(&self.script), self.extra, self.daemons)
-            .unwrap_or_else(|e| panic!("{e}"));
+        let mut files = self.extra.to_vec();
+        if self.reboot {
+            files.push((dom0::REBOOT_FLAG, 0o644, Vec::new()));
+        }
+        let image =
+            dom0::image_with(&image_name, Some(&self.script), &files, self.daemons).unwrap_or_else(|e| panic!("{e}"));
         let dom0_mem = format!("dom0_mem={} {}", self.dom0_mem, self.common_args);
         let (hypervisor, cmdline) = match hv {
             Hypervisor::Xenish => {
@@ -116,7 +127,7 @@ impl<'a> Scenario<'a> {
             .module(image.kernel, dom0::KERNEL_CMDLINE)
             .module(image.initrd, "")
             .timeout(self.limit);
-        let boot = if self.power_off { boot.without_debug_exit() } else { boot.until(AUTORUN_DONE) };
+        let boot = if self.power_off || self.reboot { boot.without_debug_exit() } else { boot.until(AUTORUN_DONE) };
         let out = boot.try_run().unwrap_or_else(|e| panic!("{e}"));
         assert!(out.serial.contains(AUTORUN_DONE), "dom0's script did not finish on {hv:?}\n{out}");
         out

@@ -64,6 +64,9 @@ pub const KERNEL_CMDLINE: &str = "console=hvc0 quiet";
 pub const READY: &str = "dom0: ready";
 /// What `/init` prints after the autorun script, before powering off.
 pub const AUTORUN_DONE: &str = "dom0: autorun done";
+/// A file in the image (path without its leading `/`) that makes `/init`
+/// reboot after the autorun script rather than power off.
+pub const REBOOT_FLAG: &str = "etc/xenish/reboot-after-autorun";
 
 /// A built dom0: kernel and initramfs.
 #[derive(Clone, Debug)]
@@ -203,6 +206,7 @@ if [ -f /etc/xenish/autorun ]; then
     echo "{AUTORUN_DONE}"
     sync
     umount {DISK_MOUNT} 2>/dev/null
+    [ -f /{REBOOT_FLAG} ] && reboot -f
     poweroff -f
 fi
 echo

@@ -6,7 +6,8 @@ use std::fmt;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::iso::{self, Module};
@@ -40,6 +41,14 @@ pub enum Exit {
     DebugExit(u8),
     /// QEMU exited with status 0 (ACPI power-off) or another status.
     Qemu(i32),
+    /// The machine without a debug-exit device reset itself (the FADT's
+    /// reset register, the keyboard controller or 0xcf9) and QEMU, under
+    /// `-no-reboot`, exited: its QMP `SHUTDOWN` event said `guest-reset`
+    /// and no triple fault was logged.
+    Reset,
+    /// A triple fault reset the machine without a debug-exit device (QEMU
+    /// reports it as a guest reset too, and logs `Triple fault`).
+    TripleFault,
     /// The boot ran past its time limit and was killed.
     TimedOut,
     /// The serial log showed the `until` marker and QEMU was stopped.
@@ -73,6 +82,8 @@ impl fmt::Display for Exit {
             Exit::Qemu(0) => f.write_str("QEMU exited with status 0 (ACPI power-off)"),
             Exit::Qemu(-1) => f.write_str("QEMU was killed by a signal"),
             Exit::Qemu(c) => write!(f, "QEMU exited with status {c} (not a debug-exit status)"),
+            Exit::Reset => f.write_str("the machine reset itself (QEMU exited under -no-reboot)"),
+            Exit::TripleFault => f.write_str("a TRIPLE FAULT reset the machine (QEMU exited under -no-reboot)"),
             Exit::TimedOut => f.write_str("TIMED OUT: QEMU was still running at the time limit and was killed"),
             Exit::Marker => f.write_str("the awaited serial output appeared and QEMU was stopped"),
         }
@@ -453,6 +464,17 @@ impl Boot {
         if self.probe.is_some() {
             args.extend(["-monitor".to_string(), format!("unix:{},server=on,wait=off", monitor_path.display())]);
         }
+        // Without the debug-exit device the machine ends as hardware does,
+        // and under -no-reboot QEMU exits with status 0 both when it is
+        // powered off and when it resets. Its QMP SHUTDOWN event tells
+        // which (reason `guest-shutdown` or `guest-reset`); a triple fault
+        // is a `guest-reset` too, which only `-d cpu_reset`'s `Triple
+        // fault` line tells apart (QEMU 7.2's `check_exception`).
+        let (qmp_path, cpu_log) = (work.join("qmp.sock"), work.join("qemu-cpu.log"));
+        if !self.debug_exit {
+            args.extend(["-qmp".to_string(), format!("unix:{},server=on,wait=off", qmp_path.display())]);
+            args.extend(["-d".to_string(), "cpu_reset".to_string(), "-D".to_string(), cpu_log.display().to_string()]);
+        }
         let mut child = Command::new("qemu-system-x86_64")
             .args(args)
             .stdin(Stdio::null())
@@ -461,6 +483,8 @@ impl Boot {
             .spawn()
             .map(KillOnDrop)
             .map_err(|e| format!("cannot start qemu-system-x86_64: {e}"))?;
+        let qemu_ended = Arc::new(AtomicBool::new(false));
+        let events = (!self.debug_exit).then(|| qmp_events(qmp_path, qemu_ended.clone()));
         let seen = |marker: &str| std::fs::read(&log).is_ok_and(|b| String::from_utf8_lossy(&b).contains(marker));
         let mut monitor = Vec::new();
         let mut probe = self.probe.clone();
@@ -490,11 +514,22 @@ impl Boot {
             }
         };
         drop(child);
+        qemu_ended.store(true, Ordering::Relaxed);
         let elapsed = start.elapsed();
         let read =
             |p: &Path| std::fs::read(p).map(|b| String::from_utf8_lossy(&b).replace('\r', "")).unwrap_or_default();
         let (serial, qemu_stderr) = (read(&log), read(&stderr_path));
-        let exit = ended.map_or_else(|stopped| stopped, |code| Exit::from_status(code, &qemu_stderr));
+        let events = events.and_then(|e| e.join().ok()).unwrap_or_default();
+        let exit = match ended.map_or_else(|stopped| stopped, |code| Exit::from_status(code, &qemu_stderr)) {
+            Exit::Qemu(0) if events.contains("\"guest-reset\"") => {
+                if read(&cpu_log).contains("Triple fault") {
+                    Exit::TripleFault
+                } else {
+                    Exit::Reset
+                }
+            }
+            exit => exit,
+        };
         let _ = std::fs::remove_dir_all(&work);
         // Shown by `cargo test -- --show-output` (and on failure).
         println!(
@@ -505,6 +540,26 @@ impl Boot {
         );
         Ok(Outcome { serial, exit, elapsed, qemu_stderr, monitor })
     }
+}
+
+/// Reads QEMU's QMP events from the socket at `path` (retrying the
+/// connection until QEMU listens, or ends) until QEMU ends; returns them,
+/// a JSON object a line.
+fn qmp_events(path: PathBuf, qemu_ended: Arc<AtomicBool>) -> std::thread::JoinHandle<String> {
+    std::thread::spawn(move || {
+        use std::io::{BufRead, Write};
+        let stream = loop {
+            match std::os::unix::net::UnixStream::connect(&path) {
+                Ok(s) => break s,
+                Err(_) if qemu_ended.load(Ordering::Relaxed) => return String::new(),
+                Err(_) => std::thread::sleep(Duration::from_millis(20)),
+            }
+        };
+        // Events flow once capabilities are negotiated.
+        let _ = (&stream).write_all(b"{\"execute\": \"qmp_capabilities\"}\n");
+        let lines = std::io::BufReader::new(&stream).lines().map_while(Result::ok);
+        lines.filter(|l| l.contains("\"event\"")).map(|l| l + "\n").collect()
+    })
 }
 
 #[cfg(test)]

@@ -406,14 +406,18 @@ pub fn restart_requested() -> bool {
 /// register (`acpi_reboot`), the keyboard controller's reset line (0xfe to
 /// port 0x64), then the PCI reset control register 0xcf9 (hard reset:
 /// 0x02, then 0x06). The caller waits a little after each write and
-/// halts if the machine is still there.
+/// halts if the machine is still there. Each attempt is logged first, so
+/// the last line before the reset says which one worked.
 pub fn machine_restart(fadt: Option<Fadt>, delay: &mut dyn FnMut()) {
     if let Some((port, value)) = fadt.and_then(|f| f.reset) {
+        crate::printk!("xenish: resetting through the FADT's reset register ({value:#x} to port {port:#x})");
         port_write(port, u16::from(value), 1);
         delay();
     }
+    crate::printk!("xenish: resetting through the keyboard controller (0xfe to port 0x64)");
     port_write(0x64, 0xfe, 1);
     delay();
+    crate::printk!("xenish: resetting through port 0xcf9");
     port_write(0xcf9, 0x02, 1);
     delay();
     port_write(0xcf9, 0x06, 1);

@@ -414,21 +414,29 @@ impl IrqRouting {
     /// `pci_enable_msi`): MSI-X entry `entry_nr` when `table_base` is not 0,
     /// else the device's MSI, on a fresh vector for CPU 0. Returns the
     /// machine IRQ. `-ENODEV` for a device never added (or without the
-    /// capability), `-EEXIST` for an entry (or MSI) set up already,
-    /// `-EBUSY` when the device uses the other kind, `-ENOSPC` without a
-    /// vector, and [`crate::msi::enable_msix`]'s errors.
+    /// capability), `-EINVAL` for an MSI-X entry beyond the table,
+    /// `-EEXIST` for an entry (or MSI) set up already, `-ENOSPC` without a
+    /// vector, and [`crate::msi::enable_msix`]'s errors. When the device
+    /// has the other kind mapped, the first such vector is turned off at
+    /// the device first ([`crate::msi::switch_off`]), as Xen 4.17 does.
     pub fn map_msi(&mut self, sbdf: u32, entry_nr: u32, table_base: u64) -> Result<u32, XenError> {
         let msix = table_base != 0;
         let dev = self.pci_devices.get(&sbdf).ok_or(XenError::Enodev)?;
-        if (msix && dev.msix.is_none()) || (!msix && dev.msi.is_none()) {
-            return Err(XenError::Enodev);
+        match (msix, dev.msi, dev.msix) {
+            (false, None, _) | (true, _, None) => return Err(XenError::Enodev),
+            (true, _, Some(cap)) if entry_nr >= cap.nr_entries => return Err(XenError::Einval),
+            _ => {}
         }
-        for d in self.msis.iter().flatten().filter(|d| d.sbdf == sbdf) {
+        let mut other = None;
+        for (i, d) in self.msis.iter().enumerate().filter_map(|(i, d)| Some((i, d.as_ref()?))) {
             match d.kind {
+                // Another device's, or one turned off (a mapping without a vector at the device).
+                _ if d.sbdf != sbdf || d.switched_off => {}
                 crate::msi::MsiKind::Msix { entry_nr: e, .. } if msix && e == entry_nr => return Err(XenError::Eexist),
                 crate::msi::MsiKind::Msi(_) if !msix => return Err(XenError::Eexist),
                 crate::msi::MsiKind::Msix { .. } if msix => {}
-                _ => return Err(XenError::Ebusy),
+                // The other kind (Xen's `find_msi_entry(pdev, -1, ...)`: the first).
+                _ => other = other.or(Some(i)),
             }
         }
         let slot = self.msis.iter().position(Option::is_none).unwrap_or(self.msis.len());
@@ -439,6 +447,10 @@ impl IrqRouting {
             self.vector_irq[usize::from(vector)] = u32::MAX;
             return Err(XenError::Enodev);
         };
+        if let Some(desc) = other.and_then(|i| self.msis.get_mut(i)).and_then(Option::as_mut) {
+            crate::printk!("xenish: {} already in use on {sbdf:#x}: turned off", if msix { "MSI" } else { "MSI-X" });
+            crate::msi::switch_off(pci, dev, desc);
+        }
         let made = if msix {
             crate::msi::enable_msix(pci, dev, sbdf, entry_nr, table_base, (dest, vector))
         } else {
@@ -476,7 +488,9 @@ impl IrqRouting {
         let Some(slot) = irq.checked_sub(self.nr_gsis()).and_then(|i| self.msis.get_mut(i as usize)) else { return };
         let Some(desc) = slot.take() else { return };
         self.vector_irq[usize::from(desc.vector)] = u32::MAX;
-        if let (Some(pci), Some(dev)) = (self.pci.as_deref_mut(), self.pci_devices.get_mut(&desc.sbdf)) {
+        if let (Some(pci), Some(dev), false) =
+            (self.pci.as_deref_mut(), self.pci_devices.get_mut(&desc.sbdf), desc.switched_off)
+        {
             crate::msi::disable(pci, dev, &desc);
         }
         self.note_msix_use();

@@ -37,9 +37,12 @@ use crate::irq::Owner;
 /// Config space and device memory, as the hypervisor reaches them.
 pub trait PciAccess {
     /// Reads `size` bytes (1, 2 or 4, naturally aligned) at config register
-    /// `reg` of the function `sbdf` (`seg << 16 | bus << 8 | devfn`).
+    /// `reg` of the function `sbdf` (`seg << 16 | bus << 8 | devfn`); all
+    /// ones where it cannot reach (without MMCONFIG: segments other than 0,
+    /// registers from 256).
     fn conf_read(&mut self, sbdf: u32, reg: u32, size: u32) -> u32;
-    /// Writes `size` bytes of `value` at config register `reg` of `sbdf`.
+    /// Writes `size` bytes of `value` at config register `reg` of `sbdf`
+    /// (dropped where it cannot reach).
     fn conf_write(&mut self, sbdf: u32, reg: u32, size: u32, value: u32);
     /// Reads the 32-bit device register at physical address `pa`.
     fn mmio_read(&mut self, pa: u64) -> u32;
@@ -54,6 +57,7 @@ pub const PCI_CAP_ID_MSIX: u32 = 0x11;
 
 const PCI_COMMAND: u32 = 0x04;
 const PCI_COMMAND_MEMORY: u32 = 1 << 1;
+const PCI_COMMAND_INTX_DISABLE: u32 = 1 << 10;
 const PCI_STATUS: u32 = 0x06;
 const PCI_STATUS_CAP_LIST: u32 = 1 << 4;
 const PCI_CAPABILITY_LIST: u32 = 0x34;
@@ -171,6 +175,10 @@ pub struct MsiDesc {
     /// An interrupt of an MSI without mask bits awaits the guest's EOI
     /// (Xen's ACKTYPE_EOI).
     pub in_flight: bool,
+    /// Turned off at the device when the control domain mapped the other
+    /// kind on the function ([`switch_off`]); its unmap leaves the device
+    /// alone.
+    pub switched_off: bool,
 }
 
 impl MsiDesc {
@@ -313,7 +321,16 @@ pub fn enable_msix(
     write_msix_msg(pci, pa, addr, data);
     dev.msix_used += 1;
     restore(pci, dev, control);
-    Ok(MsiDesc { sbdf, kind: MsiKind::Msix { entry_nr, pa }, vector, addr, data, owner: None, in_flight: false })
+    Ok(MsiDesc {
+        sbdf,
+        kind: MsiKind::Msix { entry_nr, pa },
+        vector,
+        addr,
+        data,
+        owner: None,
+        in_flight: false,
+        switched_off: false,
+    })
 }
 
 /// Sets up `dev`'s MSI for `vector` (Xen's `msi_capability_init` for the
@@ -335,7 +352,16 @@ pub fn enable_msi(
         pci.conf_write(sbdf, cap.mask_reg(), 4, bits | unused);
     }
     let (addr, data) = compose_msg(dest, vector);
-    let desc = MsiDesc { sbdf, kind: MsiKind::Msi(cap), vector, addr, data, owner: None, in_flight: false };
+    let desc = MsiDesc {
+        sbdf,
+        kind: MsiKind::Msi(cap),
+        vector,
+        addr,
+        data,
+        owner: None,
+        in_flight: false,
+        switched_off: false,
+    };
     write_msg(pci, &desc);
     pci.conf_write(sbdf, control_reg, 2, control);
     Ok(desc)
@@ -399,6 +425,28 @@ pub fn disable(pci: &mut dyn PciAccess, dev: &mut PciDev, desc: &MsiDesc) {
             release_msix_use(dev);
         }
     }
+}
+
+/// Turns `desc` off at the device because the control domain maps the
+/// other kind on the same function (Xen's `__pci_enable_msi` and
+/// `__pci_enable_msix`, which warn "already in use" and disable the first
+/// such entry before going on): an MSI-X entry is masked as [`disable`]
+/// masks it; MSI has its ENABLE cleared, and INTx enabled again unless a
+/// guest has the PIRQ bound (`pci_intx`). The mapping stays, marked
+/// [`MsiDesc::switched_off`].
+pub fn switch_off(pci: &mut dyn PciAccess, dev: &mut PciDev, desc: &mut MsiDesc) {
+    match desc.kind {
+        MsiKind::Msi(cap) => {
+            let control = pci.conf_read(desc.sbdf, cap.pos + 2, 2);
+            pci.conf_write(desc.sbdf, cap.pos + 2, 2, control & !MSI_FLAGS_ENABLE);
+            if desc.owner.is_none() {
+                let command = pci.conf_read(desc.sbdf, PCI_COMMAND, 2);
+                pci.conf_write(desc.sbdf, PCI_COMMAND, 2, command & !PCI_COMMAND_INTX_DISABLE);
+            }
+        }
+        MsiKind::Msix { .. } => disable(pci, dev, desc),
+    }
+    desc.switched_off = true;
 }
 
 /// One MSI-X user fewer (Xen's `_pci_cleanup_msix`).
@@ -568,12 +616,23 @@ pub mod tests {
         }
     }
 
+    /// As the hypervisor reaches config space (mechanism #1, no MMCONFIG):
+    /// segment 0's first 256 bytes.
+    fn reachable(sbdf: u32, reg: u32) -> bool {
+        sbdf >> 16 == 0 && reg < 256
+    }
+
     impl PciAccess for FakePci {
         fn conf_read(&mut self, sbdf: u32, reg: u32, size: u32) -> u32 {
+            if !reachable(sbdf, reg) {
+                return u32::MAX >> (32 - 8 * size.clamp(1, 4));
+            }
             self.get(sbdf, reg, size)
         }
         fn conf_write(&mut self, sbdf: u32, reg: u32, size: u32, value: u32) {
-            self.set(sbdf, reg, size, value);
+            if reachable(sbdf, reg) {
+                self.set(sbdf, reg, size, value);
+            }
         }
         fn mmio_read(&mut self, pa: u64) -> u32 {
             self.reg(pa)

@@ -641,7 +641,6 @@ mod tests {
         assert_eq!(map_msi(&mut w, MAP_PIRQ_TYPE_MSI_SEG, -1, 0, 0xfebf_1000), -17, "entry 0 is mapped");
         assert_eq!(map_msi(&mut w, MAP_PIRQ_TYPE_MSI, -1, 1, 0xfebf_1000), 0);
         assert_eq!(w.peek(BUF_VA + 12, 4), words(&[206]));
-        assert_eq!(map_msi(&mut w, MAP_PIRQ_TYPE_MSI, -1, 0, 0), -16, "MSI while MSI-X is in use: EBUSY");
         assert_eq!(map_msi(&mut w, MAP_PIRQ_TYPE_MULTI_MSI, -1, 2, 0), -95, "multi-MSI: EOPNOTSUPP");
         let vector = (pci.reg(0xfebf_1008) & 0xff) as u8;
         assert!(vector >= crate::irq::FIRST_DEVICE_VECTOR);
@@ -684,6 +683,74 @@ mod tests {
         assert_eq!(with(&mut w, PHYSDEVOP_PCI_DEVICE_REMOVE, &[0, 0, 0, 0x10]), 0);
         assert!(!crate::irq::is_msix_frame(0xfebf1));
         assert_eq!(evtchn(&mut w, EVTCHNOP_BIND_PIRQ, &words(&[207, 0, 0])), -22, "its machine IRQ is gone");
+    }
+
+    #[test]
+    fn mapping_the_other_kind_turns_the_first_vector_of_the_old_one_off_as_xen_does() {
+        use guest_abi::event_channel::EVTCHNOP_BIND_PIRQ;
+        let (_hw, pci) = crate::irq::tests::install_qemu_with_pci();
+        let mut w = World::new(true);
+        let unmap = |w: &mut World, pirq: u32| with(w, PHYSDEVOP_UNMAP_PIRQ, &words(&[0x7ff0, pirq]));
+        assert_eq!(with(&mut w, PHYSDEVOP_PCI_DEVICE_ADD, &words(&[0x1000_0000, 0, 0, 0])), 0);
+        crate::irq::with(|r| r.guest_conf_write(0x8000_1098, 2, 2, 0x8002));
+        assert_eq!(map_msi(&mut w, MAP_PIRQ_TYPE_MSI, -1, 0, 0xfebf_1000), 0, "PIRQ 207");
+        assert_eq!(map_msi(&mut w, MAP_PIRQ_TYPE_MSI, -1, 1, 0xfebf_1000), 0, "PIRQ 206");
+        assert_eq!(evtchn(&mut w, EVTCHNOP_BIND_PIRQ, &words(&[207, 0, 0])), 0);
+        assert_eq!(evtchn(&mut w, EVTCHNOP_BIND_PIRQ, &words(&[206, 0, 0])), 0);
+        assert_eq!((pci.reg(0xfebf_100c), pci.reg(0xfebf_101c)), (0, 0), "both unmasked");
+        // MSI while MSI-X is in use: mapped; the first MSI-X entry is masked
+        // at the device (its PIRQ stays mapped), the second is left alone.
+        assert_eq!(map_msi(&mut w, MAP_PIRQ_TYPE_MSI, -1, 0, 0), 0);
+        assert_eq!(w.peek(BUF_VA + 12, 4), words(&[205]));
+        assert_eq!((pci.reg(0xfebf_100c), pci.reg(0xfebf_101c)), (1, 0));
+        assert!(crate::irq::is_msix_frame(0xfebf1), "entry 1 still uses the table");
+        assert_eq!(map_msi(&mut w, MAP_PIRQ_TYPE_MSI, -1, 0, 0), -17, "one MSI");
+        // dom0 enables MSI (and turns INTx off); MSI-X entry 0 mapped again
+        // turns MSI off and, its PIRQ unbound, INTx back on.
+        crate::irq::with(|r| r.guest_conf_write(0x8000_1050, 2, 2, 0x0181));
+        pci.set(0x10, 0x04, 2, 0x407);
+        assert_eq!(map_msi(&mut w, MAP_PIRQ_TYPE_MSI, -1, 0, 0xfebf_1000), 0, "entry 0 again");
+        assert_eq!(w.peek(BUF_VA + 12, 4), words(&[204]));
+        assert_eq!(pci.get(0x10, 0x52, 2) & 1, 0, "MSI disabled");
+        assert_eq!(pci.get(0x10, 0x04, 2), 0x007, "INTx enabled");
+        assert_eq!(pci.reg(0xfebf_100c), 1, "masked until bound");
+        // What was turned off is unmapped without touching the device; the
+        // table stays read-only while entries 0 (PIRQ 204) and 1 use it.
+        assert_eq!(unmap(&mut w, 207), 0);
+        assert_eq!(unmap(&mut w, 205), 0);
+        assert_eq!(pci.get(0x10, 0x04, 2), 0x007);
+        assert!(crate::irq::is_msix_frame(0xfebf1));
+        assert_eq!(unmap(&mut w, 206), 0);
+        assert!(crate::irq::is_msix_frame(0xfebf1), "entry 0 uses it");
+        assert_eq!(unmap(&mut w, 204), 0);
+        assert!(!crate::irq::is_msix_frame(0xfebf1));
+    }
+
+    #[test]
+    fn a_device_on_another_segment_has_no_msi_without_mmconfig() {
+        let (_hw, pci) = crate::irq::tests::install_qemu_with_pci();
+        pci.virtio_like(0x1_0010);
+        let mut w = World::new(true);
+        // 0001:00:02.0: added (as Xen adds it), but config space beyond
+        // segment 0 needs MMCONFIG, which xenish does not map: no MSI or
+        // MSI-X capability is found, and mapping one is -ENODEV, as on Xen
+        // without an MCFG region for the segment.
+        assert_eq!(with(&mut w, PHYSDEVOP_PCI_DEVICE_ADD, &words(&[0x1000_0001, 0, 0, 0])), 0);
+        for table_base in [0u64, 0xfebf_1000] {
+            let mut map = [0u8; 40];
+            map[0..2].copy_from_slice(&DOMID_SELF.to_le_bytes());
+            map[4..8].copy_from_slice(&MAP_PIRQ_TYPE_MSI_SEG.to_le_bytes());
+            map[8..12].copy_from_slice(&(-1i32).to_le_bytes());
+            map[12..16].copy_from_slice(&(-1i32).to_le_bytes());
+            map[16..20].copy_from_slice(&0x1_0000i32.to_le_bytes()); // segment 1, bus 0
+            map[20..24].copy_from_slice(&0x10i32.to_le_bytes());
+            map[32..40].copy_from_slice(&table_base.to_le_bytes());
+            assert_eq!(with(&mut w, PHYSDEVOP_MAP_PIRQ, &map), -19, "table base {table_base:#x}");
+        }
+        // The same function on segment 0 has both.
+        assert!(crate::irq::with(|r| r.pci_known(0x1_0010)).unwrap_or(false));
+        assert_eq!(with(&mut w, PHYSDEVOP_PCI_DEVICE_ADD, &words(&[0x1000_0000, 0, 0, 0])), 0);
+        assert_eq!(map_msi(&mut w, MAP_PIRQ_TYPE_MSI, -1, 0, 0), 0);
     }
 
     #[test]
