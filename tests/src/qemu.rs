@@ -156,6 +156,51 @@ impl Outcome {
     }
 }
 
+/// How many QEMUs this process runs at once: `XENISH_QEMU_JOBS` if set,
+/// else one per host CPU. Each QEMU here emulates its CPU in one host
+/// thread (TCG), so more at once only make every boot slower and nearer
+/// its time limit; fewer leave a core idle while a test boots one machine.
+/// Tests may run in parallel (cargo's default, and `cargo xtask test`):
+/// a boot waits for a free slot before QEMU starts, and its time limit
+/// counts from there.
+pub fn qemu_jobs() -> u32 {
+    std::env::var("XENISH_QEMU_JOBS")
+        .ok()
+        .and_then(|s| s.trim().parse::<u32>().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get() as u32))
+}
+
+/// QEMUs running in this process, and the condition a boot waiting for a
+/// slot sleeps on.
+static RUNNING: (std::sync::Mutex<u32>, std::sync::Condvar) = (std::sync::Mutex::new(0), std::sync::Condvar::new());
+
+/// One of the [`qemu_jobs`] slots, given back when dropped.
+struct Slot;
+
+impl Slot {
+    /// Waits for a free slot.
+    fn take() -> Slot {
+        let (count, freed) = &RUNNING;
+        let jobs = qemu_jobs();
+        let mut running = count.lock().unwrap_or_else(|p| p.into_inner());
+        while *running >= jobs {
+            running = freed.wait(running).unwrap_or_else(|p| p.into_inner());
+        }
+        *running += 1;
+        Slot
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let (count, freed) = &RUNNING;
+        let mut running = count.lock().unwrap_or_else(|p| p.into_inner());
+        *running = running.saturating_sub(1);
+        freed.notify_one();
+    }
+}
+
 /// Kills the child when dropped, so no QEMU outlives a failed test.
 struct KillOnDrop(Child);
 
@@ -447,6 +492,7 @@ impl Boot {
         let log = work.join("serial.log");
         let stderr_path = work.join("qemu.stderr");
         let stderr = File::create(&stderr_path).map_err(|e| format!("{}: {e}", stderr_path.display()))?;
+        let slot = Slot::take();
         let start = Instant::now();
         let monitor_path = work.join("monitor.sock");
         let mut args = self.qemu_args(&iso, &format!("file:{}", log.display()));
@@ -490,6 +536,7 @@ impl Boot {
             }
         };
         drop(child);
+        drop(slot);
         let elapsed = start.elapsed();
         let read =
             |p: &Path| std::fs::read(p).map(|b| String::from_utf8_lossy(&b).replace('\r', "")).unwrap_or_default();
