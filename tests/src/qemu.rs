@@ -167,6 +167,54 @@ impl Outcome {
     }
 }
 
+/// How many host CPUs this process's QEMUs may keep busy at once:
+/// `XENISH_QEMU_JOBS` if set, else one per host CPU. Each emulated CPU is
+/// one host thread (TCG), so more at once only make every boot slower and
+/// nearer its time limit (and a guest whose vCPUs wait for each other
+/// far slower), fewer leave a core idle while a test boots one machine.
+/// Tests may run in parallel (cargo's default, and `cargo xtask test`):
+/// a boot waits for [`Slots`] before QEMU starts, and its time limit
+/// counts from there.
+pub fn qemu_jobs() -> u32 {
+    std::env::var("XENISH_QEMU_JOBS")
+        .ok()
+        .and_then(|s| s.trim().parse::<u32>().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get() as u32))
+}
+
+/// Slots in use in this process, and the condition a boot waiting for
+/// slots sleeps on.
+static RUNNING: (std::sync::Mutex<u32>, std::sync::Condvar) = (std::sync::Mutex::new(0), std::sync::Condvar::new());
+
+/// Some of the [`qemu_jobs`] slots (one per emulated CPU), given back when
+/// dropped.
+pub struct Slots(u32);
+
+impl Slots {
+    /// Waits until `n` slots are free, or, for more than there are, until
+    /// none is in use, and takes them.
+    pub fn take(n: u32) -> Slots {
+        let (count, freed) = &RUNNING;
+        let jobs = qemu_jobs();
+        let mut running = count.lock().unwrap_or_else(|p| p.into_inner());
+        while *running > 0 && *running + n > jobs {
+            running = freed.wait(running).unwrap_or_else(|p| p.into_inner());
+        }
+        *running += n;
+        Slots(n)
+    }
+}
+
+impl Drop for Slots {
+    fn drop(&mut self) {
+        let (count, freed) = &RUNNING;
+        let mut running = count.lock().unwrap_or_else(|p| p.into_inner());
+        *running = running.saturating_sub(self.0);
+        freed.notify_all();
+    }
+}
+
 /// Kills the child when dropped, so no QEMU outlives a failed test.
 struct KillOnDrop(Child);
 
@@ -195,6 +243,8 @@ pub struct Boot {
     probe: Option<MonitorProbe>,
     /// Whether the machine has QEMU's `isa-debug-exit` device.
     debug_exit: bool,
+    /// Whether the caller holds [`Slots`] for this boot.
+    slots_held: bool,
 }
 
 /// Monitor commands sent while the machine runs (see [`Boot::monitor_probe`]).
@@ -297,6 +347,7 @@ impl Boot {
             extra: Vec::new(),
             probe: None,
             debug_exit: true,
+            slots_held: false,
         }
     }
 
@@ -313,6 +364,13 @@ impl Boot {
     /// powering off (or resetting) as real hardware does ([`Exit::Qemu`]).
     pub fn without_debug_exit(mut self) -> Self {
         self.debug_exit = false;
+        self
+    }
+
+    /// Starts QEMU without waiting for [`Slots`]: the caller holds them
+    /// (say, for both boots of a pair at once).
+    pub fn slots_held(mut self) -> Self {
+        self.slots_held = true;
         self
     }
 
@@ -458,6 +516,8 @@ impl Boot {
         let log = work.join("serial.log");
         let stderr_path = work.join("qemu.stderr");
         let stderr = File::create(&stderr_path).map_err(|e| format!("{}: {e}", stderr_path.display()))?;
+        // A boot whose caller holds slots for it (a pair) takes none.
+        let slot = (!self.slots_held).then(|| Slots::take(self.smp));
         let start = Instant::now();
         let monitor_path = work.join("monitor.sock");
         let mut args = self.qemu_args(&iso, &format!("file:{}", log.display()));
@@ -515,6 +575,7 @@ impl Boot {
         };
         drop(child);
         qemu_ended.store(true, Ordering::Relaxed);
+        drop(slot);
         let elapsed = start.elapsed();
         let read =
             |p: &Path| std::fs::read(p).map(|b| String::from_utf8_lossy(&b).replace('\r', "")).unwrap_or_default();

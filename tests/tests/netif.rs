@@ -66,6 +66,9 @@ while true; do sleep 10; done
 const PRELUDE: &str = r#"
 c() { echo "check: $*"; }
 info() { echo "info: $*"; }
+# Where the time goes: seconds since dom0 booted, per phase.
+t() { echo "info: t=$(cut -d' ' -f1 /proc/uptime) $*"; }
+t "script starts"
 # Waits up to $2 seconds for $1 in domain $3's console log.
 wait_console() { for i in $(seq $2); do grep -q "$1" /var/log/xen/console/guest-$3.log 2>/dev/null && return 0; sleep 1; done; return 1; }
 # The value after "$2" in domain $1's console (the last one).
@@ -131,6 +134,7 @@ linux linux-a 'mac=00:16:3e:00:00:11,ip=169.254.0.11' "netip=169.254.0.11 netpee
 pidof xenish-netback >/dev/null && c "xenish-netback runs"
 linux linux-b 'mac=00:16:3e:00:00:12,ip=169.254.0.12,backendtype=kernel' "netip=169.254.0.12 netpeer=169.254.0.11 netport=5011 netmib=4"
 rust netguest netguest "'mac=00:16:3e:00:00:21,ip=169.254.0.21,backendtype=kernel', 'mac=00:16:3e:00:00:22,ip=169.254.0.22'"
+t "guests created"
 
 # guest-rt's frontend against both backends.
 wait_console "netguest: serving" 300 netguest || { c "netguest did not come up"; dump; }
@@ -139,6 +143,7 @@ grep -q "netguest: serving 2 vif" /var/log/xen/console/guest-netguest.log || sed
 ping -c 3 -W 10 169.254.0.21 >/dev/null && c "dom0 pings netguest through Linux netback" || c "dom0 cannot ping netguest through Linux netback"
 ping -c 3 -W 10 169.254.0.22 >/dev/null && c "dom0 pings netguest through xenish-netback" || c "dom0 cannot ping netguest through xenish-netback"
 
+t "netguest checked"
 # A hostile frontend on xenish-netback, while the others use it.
 rust nethostile nethostile "'mac=00:16:3e:00:00:31,ip=169.254.0.31'"
 wait_console "nethostile: done" 300 nethostile || { c "nethostile did not finish"; dump; }
@@ -149,6 +154,7 @@ grep -o "vif[0-9]*.0/q0: disconnected: .*dropped from the frontend: .*" /var/log
     | grep -o "dropped from the frontend: [0-9]* ([^)]*)" | sed 's/^/check: hostile vif: /'
 ping -c 3 -W 10 169.254.0.22 >/dev/null && c "dom0 still pings netguest through xenish-netback"
 
+t "hostile checked"
 # Linux's netfront against both backends.
 wait_console "domU: done" 600 linux-a || { c "linux-a did not finish"; dump; }
 wait_console "domU: done" 600 linux-b || { c "linux-b did not finish"; dump; }
@@ -164,6 +170,7 @@ for ip in 11 12 21 22; do
     ping -c 2 -W 10 169.254.0.$ip >/dev/null && c "dom0 pings 169.254.0.$ip" || c "dom0 cannot ping 169.254.0.$ip"
 done
 
+t "linux checked"
 # Hot-plug: a second vif into linux-a, listed, unplugged.
 a=$(xl domid linux-a)
 xl network-attach linux-a mac=00:16:3e:00:01:11 ip=169.254.1.11; c "network-attach: exit $?"
@@ -177,6 +184,7 @@ xl network-detach linux-a 00:16:3e:00:01:11; c "network-detach by mac: exit $?"
 xl network-list linux-a | awk 'NR > 1 { print $1 }' | tr '\n' ' ' | sed 's/^/check: after network-detach: /'; echo
 xl network-detach linux-a 7; c "network-detach of a missing vif: exit $?"
 
+t "hotplug checked"
 for g in linux-a linux-b netguest; do xl destroy $g; c "destroy $g: exit $?"; done
 sleep 2
 pidof xenish-netback >/dev/null && c "xenish-netback survived"

@@ -104,10 +104,12 @@ pub fn run(root: &Path, images_dir: &Path, tools_dir: &Path) -> Result<ExitCode,
     // check prints what it compared; system tests print their boot times).
     let mut child = Command::new(cargo)
         .current_dir(root)
-        // One test at a time: most system tests boot xenish and Xen 4.17
-        // side by side already, which fills two cores; more QEMUs at once
-        // only make every boot slower and nearer its time limit.
-        .args(["test", "--workspace", "--no-fail-fast", "--", "--show-output", "--test-threads", "1"])
+        // Tests run in parallel (cargo's default, a thread per CPU): the
+        // harness starts at most one QEMU per CPU at once
+        // (`tests::qemu::qemu_jobs`), so a pair of boots (xenish beside
+        // Xen 4.17) fills the machine alone, while files of single boots
+        // run two at a time instead of leaving a core idle.
+        .args(["test", "--workspace", "--no-fail-fast", "--", "--show-output"])
         .env("XENISH_IMAGES_DIR", images_dir)
         .env("XENISH_TOOLS_DIR", tools_dir)
         .stdout(writer)
