@@ -116,6 +116,33 @@ pub struct System {
     pub ft: FrameTable,
     /// Domains the toolstack created, and its ID rover.
     pub lifecycle: Lifecycle,
+    /// What the exit's timer check needs without a scan of every vCPU.
+    timer_work: TimerWork,
+}
+
+/// The exit's view of every vCPU timer, kept so that an exit with nothing
+/// due compares one time instead of scanning every vCPU of every domain
+/// (Xen's `TIMER_SOFTIRQ`: raised where timers are armed and expire, not
+/// found by a scan). Taken by a scan after anything that may have changed
+/// it: a hypercall outside [`hypercall::leaves_timers_alone`], a domain
+/// created, or [`System::timers_changed`]. A summary that is too early or
+/// too attentive only costs a scan; one that misses a timer would lose it,
+/// hence `stale` after every change it does not follow itself.
+#[derive(Clone, Copy, Debug)]
+struct TimerWork {
+    /// Something may have armed or stopped a timer, blocked, polled, or
+    /// brought a vCPU or a domain up since the scan below.
+    stale: bool,
+    /// The earliest timer or poll timeout of a running domain's vCPU
+    /// (`u64::MAX`: none).
+    earliest_ns: u64,
+    /// Some vCPU of a running domain is blocked, polling or coming up:
+    /// every exit looks whether it is to be woken.
+    wakeups: bool,
+}
+
+impl TimerWork {
+    const STALE: TimerWork = TimerWork { stale: true, earliest_ns: 0, wakeups: true };
 }
 
 /// What [`System`] keeps per CPU: the CPU holding the big lock has its
@@ -286,7 +313,15 @@ impl System {
             frames,
             ft,
             lifecycle: Lifecycle::default(),
+            timer_work: TimerWork::STALE,
         }
+    }
+
+    /// vCPU timers or run states (blocked, polling, down, a domain's
+    /// pause or state) may have changed other than through a hypercall:
+    /// the next exit scans for them again.
+    pub fn timers_changed(&mut self) {
+        self.timer_work.stale = true;
     }
 
     /// Publishes every domain's wallclock: `epoch_secs` (UTC) at TSC `tsc`
@@ -359,7 +394,11 @@ impl System {
                 ft,
                 lifecycle,
             };
-            let outcome = hypercall::dispatch(&mut ctx, frame.rax, frame.hypercall_args());
+            let nr = frame.rax;
+            let outcome = hypercall::dispatch(&mut ctx, nr, frame.hypercall_args());
+            if !hypercall::leaves_timers_alone(nr) {
+                self.timer_work.stale = true;
+            }
             (tlb, reload_gdt) = (ctx.tlb, ctx.reload_gdt);
             match outcome {
                 Outcome::Return(v) => frame.rax = v as u64,
@@ -417,6 +456,7 @@ impl System {
     /// domain if there is one.
     #[inline(never)]
     fn add_created(&mut self) {
+        self.timer_work.stale = true;
         for d in core::mem::take(&mut self.lifecycle.created) {
             let dead = self.domains.iter().position(|d| matches!(d.state, DomainState::Dead(_)));
             match dead.and_then(|i| self.domains.get_mut(i)) {
@@ -608,16 +648,48 @@ impl System {
     /// preempted for it when the scheduler says so.
     ///
     /// Runs on every exit to a guest, where usually there is nothing to
-    /// do (Xen runs its timers only when their softirq is raised): a scan
-    /// in line first, with [`Self::fire_due_timers`] out of line only when
-    /// some vCPU has a timer due or waits to be woken.
+    /// do (Xen runs its timers only when their softirq is raised): one
+    /// look at [`TimerWork`] in line, the scan and
+    /// [`Self::fire_due_timers`] out of line only when the summary is
+    /// stale, a timer is due or some vCPU waits to be woken.
     #[inline]
     fn fire_timers(&mut self, now_ns: u64, mem: &mut dyn MachineMemory) {
+        let w = &self.timer_work;
+        if w.stale || w.wakeups || now_ns >= w.earliest_ns {
+            self.fire_timers_slow(now_ns, mem);
+        }
+    }
+
+    /// [`Self::fire_timers`] when it may have work: fires what is due,
+    /// then takes the summary again.
+    #[inline(never)]
+    fn fire_timers_slow(&mut self, now_ns: u64, mem: &mut dyn MachineMemory) {
         let attention =
             self.domains.iter().any(|d| d.is_running() && d.vcpus.iter().any(|v| v.needs_timer_check(now_ns)));
         if attention {
             self.fire_due_timers(now_ns, mem);
         }
+        self.timer_work = self.scan_timers();
+    }
+
+    /// A fresh [`TimerWork`]: the conditions [`Vcpu::needs_timer_check`]
+    /// tests, over the vCPUs of every running domain.
+    ///
+    /// [`Vcpu::needs_timer_check`]: crate::domain::Vcpu::needs_timer_check
+    fn scan_timers(&self) -> TimerWork {
+        let (mut earliest_ns, mut wakeups) = (u64::MAX, false);
+        for d in self.domains.iter().filter(|d| d.is_running()) {
+            for v in &d.vcpus {
+                if let Some(t) = v.next_timer_ns() {
+                    earliest_ns = earliest_ns.min(t);
+                }
+                if let Some((_, timeout)) = &v.poll {
+                    earliest_ns = earliest_ns.min(timeout.unwrap_or(u64::MAX));
+                }
+                wakeups |= v.blocked || v.poll.is_some() || (!v.down && v.runstate.state == RUNSTATE_OFFLINE);
+            }
+        }
+        TimerWork { stale: false, earliest_ns, wakeups }
     }
 
     /// [`Self::fire_timers`] once a vCPU needs it.
@@ -932,6 +1004,11 @@ impl System {
         };
         if self.smp_guests {
             return self.next_deadline_smp(earliest);
+        }
+        if !self.timer_work.stale {
+            let t = self.timer_work.earliest_ns;
+            consider((t != u64::MAX).then_some(t));
+            return earliest;
         }
         for d in self.domains.iter().filter(|d| d.is_running()) {
             for v in &d.vcpus {
