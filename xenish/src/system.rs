@@ -785,9 +785,9 @@ impl System {
         if !stays || now_ns >= self.preempt_at_ns {
             return self.reschedule(frame, now_ns, tsc, mem).with_toggle(toggled);
         }
-        match self.current_l4() {
-            Some(l4) if toggled => Next::Reload(l4).with_toggle(true),
-            _ => Next::Resume.with_toggle(false),
+        match toggled.then(|| self.current_l4()).flatten() {
+            Some(l4) => Next::Reload(l4).with_toggle(true),
+            None => Next::Resume.with_toggle(false),
         }
     }
 
