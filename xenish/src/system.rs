@@ -118,6 +118,11 @@ pub struct System {
     pub lifecycle: Lifecycle,
     /// What the exit's timer check needs without a scan of every vCPU.
     timer_work: TimerWork,
+    /// Some domain may be dying (its teardown is background work for
+    /// [`Self::settle`]): set after every hypercall that may destroy one
+    /// (outside [`hypercall::leaves_timers_alone`]), cleared once a look
+    /// over the domains finds none.
+    maybe_dying: bool,
 }
 
 /// The exit's view of every vCPU timer, kept so that an exit with nothing
@@ -314,6 +319,7 @@ impl System {
             ft,
             lifecycle: Lifecycle::default(),
             timer_work: TimerWork::STALE,
+            maybe_dying: true,
         }
     }
 
@@ -398,6 +404,7 @@ impl System {
             let outcome = hypercall::dispatch(&mut ctx, nr, frame.hypercall_args());
             if !hypercall::leaves_timers_alone(nr) {
                 self.timer_work.stale = true;
+                self.maybe_dying = true;
             }
             (tlb, reload_gdt) = (ctx.tlb, ctx.reload_gdt);
             match outcome {
@@ -444,7 +451,10 @@ impl System {
         if !self.lifecycle.created.is_empty() {
             self.add_created();
         }
-        if self.ft.dirty_frames() != 0 || self.domains.iter().any(|d| matches!(d.state, DomainState::Dying(_))) {
+        if self.maybe_dying {
+            self.maybe_dying = self.domains.iter().any(|d| matches!(d.state, DomainState::Dying(_)));
+        }
+        if self.ft.dirty_frames() != 0 || self.maybe_dying {
             // Refill the pool first when it runs low: the next caller may
             // be the toolstack building a domain in what was just freed.
             let short = lifecycle::POOL_RESERVE.saturating_sub(self.frames.free_frames());

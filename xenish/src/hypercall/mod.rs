@@ -324,8 +324,8 @@ pub fn dispatch(ctx: &mut Ctx, nr: u64, args: [u64; 5]) -> Outcome {
 /// Whether hypercall `nr` can neither arm nor stop a vCPU timer, block,
 /// poll, bring a vCPU up or down, nor pause, unpause, create or shut down
 /// a domain, whatever its arguments: after one of these the exit's timer
-/// summary stays valid ([`crate::system::System`] scans again after any
-/// other). The memory, grant, event-channel, descriptor and segment
+/// summary stays valid and no domain can have started dying
+/// ([`crate::system::System`] looks again after any other). The memory, grant, event-channel, descriptor and segment
 /// operations guests make most; a multicall may carry anything, so it is
 /// not one of them.
 #[inline]

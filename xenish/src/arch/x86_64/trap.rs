@@ -328,7 +328,7 @@ const TIMER_FIRED: u64 = u64::MAX - 1;
 /// timer): while the timer is armed for it and has not fired (the timer
 /// interrupt sets [`TIMER_FIRED`]), it is left be, without touching the
 /// APIC.
-#[inline]
+#[inline(always)]
 fn arm_timer(system: &System) {
     let poll = CONSOLE_POLL_AT.load(Ordering::Relaxed);
     let deadline = system.next_deadline_ns().map_or(poll, |ns| ns.min(poll));
