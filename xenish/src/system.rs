@@ -370,10 +370,10 @@ impl System {
             return self.reschedule(frame, now_ns, tsc, mem).with_toggle(false);
         };
         let vcpu = who.vcpu;
-        let (was_kernel, l4_before) = match domain.vcpus.get(vcpu) {
-            Some(v) => (v.kernel_mode, Some(v.current_l4())),
-            None => (false, None),
-        };
+        let was_kernel = domain.vcpus.get(vcpu).is_some_and(|v| v.kernel_mode);
+        // The table the vCPU runs on, taken before a hypercall that may
+        // load a new one (`None`: no such call; a mode switch is `finish`'s).
+        let mut l4_before = None;
         let (mut tlb, mut reload_gdt) = (FlushReq::NONE, false);
         // A `syscall` from 32-bit code is never a hypercall: Xen's
         // cstar_enter bounces it to the guest kernel in either mode.
@@ -383,6 +383,9 @@ impl System {
             // iret replaces the whole frame rather than returning a value.
             traps::iret(domain, vcpu, frame, mem, || platform.data_selectors())
         } else {
+            if hypercall::may_load_base(frame.rax) {
+                l4_before = domain.vcpus.get(vcpu).map(|v| v.current_l4());
+            }
             let (frames, m2p, ft) = (&mut *self.frames, self.m2p, &mut self.ft);
             let (sched, lifecycle) = (&mut self.sched, &mut self.lifecycle);
             let mut ctx = Ctx {
@@ -434,9 +437,9 @@ impl System {
         self.flush = tlb;
         // A new base pointer (MMUEXT_NEW_BASEPTR) for the running mode
         // takes effect on the way back to the guest.
-        if action.next == Next::Resume {
+        if let (Some(before), Next::Resume) = (l4_before, action.next) {
             match self.current_l4() {
-                Some(l4) if Some(l4) != l4_before => action.next = Next::Reload(l4),
+                Some(l4) if l4 != before => action.next = Next::Reload(l4),
                 _ => {}
             }
         }
@@ -1303,6 +1306,32 @@ mod tests {
         system.syscall(frame, now, now, mem, &mut w.plat)
     }
 
+    /// The exit's timer summary follows a timer a hypercall arms, keeps it
+    /// across calls that cannot touch timers, and fires it on the first
+    /// exit after it is due.
+    #[test]
+    fn a_timer_armed_by_a_hypercall_is_kept_across_calls_that_leave_timers_alone_and_fires_when_due() {
+        use guest_abi::xen::HYPERVISOR_SET_TIMER_OP;
+        let (mut system, mut frame, mut mem, mut w) = started(|_| {});
+        let Some(slice_end) = system.next_deadline_ns() else { panic!("no slice end") };
+        assert!(slice_end > 10_000, "the test's times lie within the slice");
+        hypercall(&mut system, &mut frame, &mut mem, &mut w, 1_000, HYPERVISOR_SET_TIMER_OP, [5_000, 0]);
+        assert_eq!(system.next_deadline_ns(), Some(5_000), "the new timer is the next deadline");
+        for now in [2_000, 3_000, 4_999] {
+            hypercall(&mut system, &mut frame, &mut mem, &mut w, now, HYPERVISOR_XEN_VERSION, [0, 0]);
+            assert!(hypercall::leaves_timers_alone(u64::from(HYPERVISOR_XEN_VERSION)));
+            assert_eq!(system.next_deadline_ns(), Some(5_000), "kept at {now}");
+            assert_eq!(system.domains[0].vcpus[0].singleshot_ns, Some(5_000), "not due at {now}");
+        }
+        hypercall(&mut system, &mut frame, &mut mem, &mut w, 5_000, HYPERVISOR_XEN_VERSION, [0, 0]);
+        assert_eq!(system.domains[0].vcpus[0].singleshot_ns, None, "fired on the exit at its deadline");
+        assert_eq!(system.next_deadline_ns(), Some(slice_end), "only the slice's end is left");
+        // A timer set behind the summary's back is seen once it is told.
+        system.domains[0].vcpus[0].singleshot_ns = Some(7_000);
+        system.timers_changed();
+        assert_eq!(system.next_deadline_ns(), Some(7_000));
+    }
+
     /// A call that ends past the slice is preempted then, and the time it
     /// took is its caller's running time: the switch is stamped when the
     /// call ended, not when it began (else whoever runs next is charged).
@@ -1532,6 +1561,12 @@ mod tests {
         (frame.rdi, frame.rsi) = (0, 0);
         let action = system.syscall(&mut frame, 2000, 2000, &mut mem, &mut plat);
         assert_eq!(action.next, Next::Resume, "nothing changed: no reload");
+        // Only the calls that cannot load a base skip the comparison.
+        use guest_abi::xen::{HYPERVISOR_DOMCTL, HYPERVISOR_MULTICALL, HYPERVISOR_VCPU_OP};
+        for nr in [HYPERVISOR_MMUEXT_OP, HYPERVISOR_MULTICALL, HYPERVISOR_VCPU_OP, HYPERVISOR_DOMCTL, 99] {
+            assert!(hypercall::may_load_base(u64::from(nr)), "{nr}");
+        }
+        assert!(!hypercall::may_load_base(u64::from(HYPERVISOR_XEN_VERSION)));
     }
 
     #[test]

@@ -345,6 +345,17 @@ pub fn leaves_timers_alone(nr: u64) -> bool {
     nr < 64 && ALONE & (1 << nr) != 0
 }
 
+/// Whether hypercall `nr` may load a new page-table base for the calling
+/// vCPU (`MMUEXT_NEW_BASEPTR`, `MMUEXT_NEW_USER_BASEPTR`, a context set
+/// by `VCPUOP_initialise`, a multicall of those, ...): every call but those
+/// of [`leaves_timers_alone`] other than `mmuext_op`, none of which loads
+/// a base. After one of them the exit compares the vCPU's table with the
+/// one before the call.
+#[inline]
+pub fn may_load_base(nr: u64) -> bool {
+    nr == u64::from(abi::HYPERVISOR_MMUEXT_OP) || !leaves_timers_alone(nr)
+}
+
 /// Frames became page tables or descriptor pages during the call: their
 /// owners' dirty CPUs flush before the guest runs again, so that no CPU
 /// keeps a writable translation of them from before.
