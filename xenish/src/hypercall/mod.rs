@@ -325,9 +325,9 @@ pub fn dispatch(ctx: &mut Ctx, nr: u64, args: [u64; 5]) -> Outcome {
 /// poll, bring a vCPU up or down, nor pause, unpause, create or shut down
 /// a domain, whatever its arguments: after one of these the exit's timer
 /// summary stays valid and no domain can have started dying
-/// ([`crate::system::System`] looks again after any other). The memory, grant, event-channel, descriptor and segment
-/// operations guests make most; a multicall may carry anything, so it is
-/// not one of them.
+/// ([`crate::system::System`] looks again after any other). The memory,
+/// grant, event-channel, descriptor and segment operations guests make
+/// most; a multicall may carry anything, so it is not one of them.
 #[inline]
 pub fn leaves_timers_alone(nr: u64) -> bool {
     const ALONE: u64 = 1 << abi::HYPERVISOR_MMU_UPDATE
