@@ -116,6 +116,38 @@ pub struct System {
     pub ft: FrameTable,
     /// Domains the toolstack created, and its ID rover.
     pub lifecycle: Lifecycle,
+    /// What the exit's timer check needs without a scan of every vCPU.
+    timer_work: TimerWork,
+    /// Some domain may be dying (its teardown is background work for
+    /// [`Self::settle`]): set after every hypercall that may destroy one
+    /// (outside [`hypercall::leaves_timers_alone`]), cleared once a look
+    /// over the domains finds none.
+    maybe_dying: bool,
+}
+
+/// The exit's view of every vCPU timer, kept so that an exit with nothing
+/// due compares one time instead of scanning every vCPU of every domain
+/// (Xen's `TIMER_SOFTIRQ`: raised where timers are armed and expire, not
+/// found by a scan). Taken by a scan after anything that may have changed
+/// it: a hypercall outside [`hypercall::leaves_timers_alone`], a domain
+/// created, or [`System::timers_changed`]. A summary that is too early or
+/// too attentive only costs a scan; one that misses a timer would lose it,
+/// hence `stale` after every change it does not follow itself.
+#[derive(Clone, Copy, Debug)]
+struct TimerWork {
+    /// Something may have armed or stopped a timer, blocked, polled, or
+    /// brought a vCPU or a domain up since the scan below.
+    stale: bool,
+    /// The earliest timer or poll timeout of a running domain's vCPU
+    /// (`u64::MAX`: none).
+    earliest_ns: u64,
+    /// Some vCPU of a running domain is blocked, polling or coming up:
+    /// every exit looks whether it is to be woken.
+    wakeups: bool,
+}
+
+impl TimerWork {
+    const STALE: TimerWork = TimerWork { stale: true, earliest_ns: 0, wakeups: true };
 }
 
 /// What [`System`] keeps per CPU: the CPU holding the big lock has its
@@ -286,7 +318,16 @@ impl System {
             frames,
             ft,
             lifecycle: Lifecycle::default(),
+            timer_work: TimerWork::STALE,
+            maybe_dying: true,
         }
+    }
+
+    /// vCPU timers or run states (blocked, polling, down, a domain's
+    /// pause or state) may have changed other than through a hypercall:
+    /// the next exit scans for them again.
+    pub fn timers_changed(&mut self) {
+        self.timer_work.stale = true;
     }
 
     /// Publishes every domain's wallclock: `epoch_secs` (UTC) at TSC `tsc`
@@ -329,10 +370,10 @@ impl System {
             return self.reschedule(frame, now_ns, tsc, mem).with_toggle(false);
         };
         let vcpu = who.vcpu;
-        let (was_kernel, l4_before) = match domain.vcpus.get(vcpu) {
-            Some(v) => (v.kernel_mode, Some(v.current_l4())),
-            None => (false, None),
-        };
+        let was_kernel = domain.vcpus.get(vcpu).is_some_and(|v| v.kernel_mode);
+        // The table the vCPU runs on, taken before a hypercall that may
+        // load a new one (`None`: no such call; a mode switch is `finish`'s).
+        let mut l4_before = None;
         let (mut tlb, mut reload_gdt) = (FlushReq::NONE, false);
         // A `syscall` from 32-bit code is never a hypercall: Xen's
         // cstar_enter bounces it to the guest kernel in either mode.
@@ -342,6 +383,9 @@ impl System {
             // iret replaces the whole frame rather than returning a value.
             traps::iret(domain, vcpu, frame, mem, || platform.data_selectors())
         } else {
+            if hypercall::may_load_base(frame.rax) {
+                l4_before = domain.vcpus.get(vcpu).map(|v| v.current_l4());
+            }
             let (frames, m2p, ft) = (&mut *self.frames, self.m2p, &mut self.ft);
             let (sched, lifecycle) = (&mut self.sched, &mut self.lifecycle);
             let mut ctx = Ctx {
@@ -359,7 +403,12 @@ impl System {
                 ft,
                 lifecycle,
             };
-            let outcome = hypercall::dispatch(&mut ctx, frame.rax, frame.hypercall_args());
+            let nr = frame.rax;
+            let outcome = hypercall::dispatch(&mut ctx, nr, frame.hypercall_args());
+            if !hypercall::leaves_timers_alone(nr) {
+                self.timer_work.stale = true;
+                self.maybe_dying = true;
+            }
             (tlb, reload_gdt) = (ctx.tlb, ctx.reload_gdt);
             match outcome {
                 Outcome::Return(v) => frame.rax = v as u64,
@@ -388,9 +437,9 @@ impl System {
         self.flush = tlb;
         // A new base pointer (MMUEXT_NEW_BASEPTR) for the running mode
         // takes effect on the way back to the guest.
-        if action.next == Next::Resume {
+        if let (Some(before), Next::Resume) = (l4_before, action.next) {
             match self.current_l4() {
-                Some(l4) if Some(l4) != l4_before => action.next = Next::Reload(l4),
+                Some(l4) if l4 != before => action.next = Next::Reload(l4),
                 _ => {}
             }
         }
@@ -405,7 +454,10 @@ impl System {
         if !self.lifecycle.created.is_empty() {
             self.add_created();
         }
-        if self.ft.dirty_frames() != 0 || self.domains.iter().any(|d| matches!(d.state, DomainState::Dying(_))) {
+        if self.maybe_dying {
+            self.maybe_dying = self.domains.iter().any(|d| matches!(d.state, DomainState::Dying(_)));
+        }
+        if self.ft.dirty_frames() != 0 || self.maybe_dying {
             // Refill the pool first when it runs low: the next caller may
             // be the toolstack building a domain in what was just freed.
             let short = lifecycle::POOL_RESERVE.saturating_sub(self.frames.free_frames());
@@ -417,6 +469,7 @@ impl System {
     /// domain if there is one.
     #[inline(never)]
     fn add_created(&mut self) {
+        self.timer_work.stale = true;
         for d in core::mem::take(&mut self.lifecycle.created) {
             let dead = self.domains.iter().position(|d| matches!(d.state, DomainState::Dead(_)));
             match dead.and_then(|i| self.domains.get_mut(i)) {
@@ -608,16 +661,48 @@ impl System {
     /// preempted for it when the scheduler says so.
     ///
     /// Runs on every exit to a guest, where usually there is nothing to
-    /// do (Xen runs its timers only when their softirq is raised): a scan
-    /// in line first, with [`Self::fire_due_timers`] out of line only when
-    /// some vCPU has a timer due or waits to be woken.
+    /// do (Xen runs its timers only when their softirq is raised): one
+    /// look at [`TimerWork`] in line, the scan and
+    /// [`Self::fire_due_timers`] out of line only when the summary is
+    /// stale, a timer is due or some vCPU waits to be woken.
     #[inline]
     fn fire_timers(&mut self, now_ns: u64, mem: &mut dyn MachineMemory) {
+        let w = &self.timer_work;
+        if w.stale || w.wakeups || now_ns >= w.earliest_ns {
+            self.fire_timers_slow(now_ns, mem);
+        }
+    }
+
+    /// [`Self::fire_timers`] when it may have work: fires what is due,
+    /// then takes the summary again.
+    #[inline(never)]
+    fn fire_timers_slow(&mut self, now_ns: u64, mem: &mut dyn MachineMemory) {
         let attention =
             self.domains.iter().any(|d| d.is_running() && d.vcpus.iter().any(|v| v.needs_timer_check(now_ns)));
         if attention {
             self.fire_due_timers(now_ns, mem);
         }
+        self.timer_work = self.scan_timers();
+    }
+
+    /// A fresh [`TimerWork`]: the conditions [`Vcpu::needs_timer_check`]
+    /// tests, over the vCPUs of every running domain.
+    ///
+    /// [`Vcpu::needs_timer_check`]: crate::domain::Vcpu::needs_timer_check
+    fn scan_timers(&self) -> TimerWork {
+        let (mut earliest_ns, mut wakeups) = (u64::MAX, false);
+        for d in self.domains.iter().filter(|d| d.is_running()) {
+            for v in &d.vcpus {
+                if let Some(t) = v.next_timer_ns() {
+                    earliest_ns = earliest_ns.min(t);
+                }
+                if let Some((_, timeout)) = &v.poll {
+                    earliest_ns = earliest_ns.min(timeout.unwrap_or(u64::MAX));
+                }
+                wakeups |= v.blocked || v.poll.is_some() || (!v.down && v.runstate.state == RUNSTATE_OFFLINE);
+            }
+        }
+        TimerWork { stale: false, earliest_ns, wakeups }
     }
 
     /// [`Self::fire_timers`] once a vCPU needs it.
@@ -713,9 +798,9 @@ impl System {
         if !stays || now_ns >= self.preempt_at_ns {
             return self.reschedule(frame, now_ns, tsc, mem).with_toggle(toggled);
         }
-        match self.current_l4() {
-            Some(l4) if toggled => Next::Reload(l4).with_toggle(true),
-            _ => Next::Resume.with_toggle(false),
+        match toggled.then(|| self.current_l4()).flatten() {
+            Some(l4) => Next::Reload(l4).with_toggle(true),
+            None => Next::Resume.with_toggle(false),
         }
     }
 
@@ -932,6 +1017,11 @@ impl System {
         };
         if self.smp_guests {
             return self.next_deadline_smp(earliest);
+        }
+        if !self.timer_work.stale {
+            let t = self.timer_work.earliest_ns;
+            consider((t != u64::MAX).then_some(t));
+            return earliest;
         }
         for d in self.domains.iter().filter(|d| d.is_running()) {
             for v in &d.vcpus {
@@ -1216,6 +1306,32 @@ mod tests {
         system.syscall(frame, now, now, mem, &mut w.plat)
     }
 
+    /// The exit's timer summary follows a timer a hypercall arms, keeps it
+    /// across calls that cannot touch timers, and fires it on the first
+    /// exit after it is due.
+    #[test]
+    fn a_timer_armed_by_a_hypercall_is_kept_across_calls_that_leave_timers_alone_and_fires_when_due() {
+        use guest_abi::xen::HYPERVISOR_SET_TIMER_OP;
+        let (mut system, mut frame, mut mem, mut w) = started(|_| {});
+        let Some(slice_end) = system.next_deadline_ns() else { panic!("no slice end") };
+        assert!(slice_end > 10_000, "the test's times lie within the slice");
+        hypercall(&mut system, &mut frame, &mut mem, &mut w, 1_000, HYPERVISOR_SET_TIMER_OP, [5_000, 0]);
+        assert_eq!(system.next_deadline_ns(), Some(5_000), "the new timer is the next deadline");
+        for now in [2_000, 3_000, 4_999] {
+            hypercall(&mut system, &mut frame, &mut mem, &mut w, now, HYPERVISOR_XEN_VERSION, [0, 0]);
+            assert!(hypercall::leaves_timers_alone(u64::from(HYPERVISOR_XEN_VERSION)));
+            assert_eq!(system.next_deadline_ns(), Some(5_000), "kept at {now}");
+            assert_eq!(system.domains[0].vcpus[0].singleshot_ns, Some(5_000), "not due at {now}");
+        }
+        hypercall(&mut system, &mut frame, &mut mem, &mut w, 5_000, HYPERVISOR_XEN_VERSION, [0, 0]);
+        assert_eq!(system.domains[0].vcpus[0].singleshot_ns, None, "fired on the exit at its deadline");
+        assert_eq!(system.next_deadline_ns(), Some(slice_end), "only the slice's end is left");
+        // A timer set behind the summary's back is seen once it is told.
+        system.domains[0].vcpus[0].singleshot_ns = Some(7_000);
+        system.timers_changed();
+        assert_eq!(system.next_deadline_ns(), Some(7_000));
+    }
+
     /// A call that ends past the slice is preempted then, and the time it
     /// took is its caller's running time: the switch is stamped when the
     /// call ended, not when it began (else whoever runs next is charged).
@@ -1445,6 +1561,12 @@ mod tests {
         (frame.rdi, frame.rsi) = (0, 0);
         let action = system.syscall(&mut frame, 2000, 2000, &mut mem, &mut plat);
         assert_eq!(action.next, Next::Resume, "nothing changed: no reload");
+        // Only the calls that cannot load a base skip the comparison.
+        use guest_abi::xen::{HYPERVISOR_DOMCTL, HYPERVISOR_MULTICALL, HYPERVISOR_VCPU_OP};
+        for nr in [HYPERVISOR_MMUEXT_OP, HYPERVISOR_MULTICALL, HYPERVISOR_VCPU_OP, HYPERVISOR_DOMCTL, 99] {
+            assert!(hypercall::may_load_base(u64::from(nr)), "{nr}");
+        }
+        assert!(!hypercall::may_load_base(u64::from(HYPERVISOR_XEN_VERSION)));
     }
 
     #[test]

@@ -321,6 +321,41 @@ pub fn dispatch(ctx: &mut Ctx, nr: u64, args: [u64; 5]) -> Outcome {
     outcome
 }
 
+/// Whether hypercall `nr` can neither arm nor stop a vCPU timer, block,
+/// poll, bring a vCPU up or down, nor pause, unpause, create or shut down
+/// a domain, whatever its arguments: after one of these the exit's timer
+/// summary stays valid and no domain can have started dying
+/// ([`crate::system::System`] looks again after any other). The memory,
+/// grant, event-channel, descriptor and segment operations guests make
+/// most; a multicall may carry anything, so it is not one of them.
+#[inline]
+pub fn leaves_timers_alone(nr: u64) -> bool {
+    const ALONE: u64 = 1 << abi::HYPERVISOR_MMU_UPDATE
+        | 1 << abi::HYPERVISOR_STACK_SWITCH
+        | 1 << abi::HYPERVISOR_FPU_TASKSWITCH
+        | 1 << abi::HYPERVISOR_UPDATE_DESCRIPTOR
+        | 1 << abi::HYPERVISOR_UPDATE_VA_MAPPING
+        | 1 << abi::HYPERVISOR_XEN_VERSION
+        | 1 << abi::HYPERVISOR_CONSOLE_IO
+        | 1 << abi::HYPERVISOR_GRANT_TABLE_OP
+        | 1 << abi::HYPERVISOR_UPDATE_VA_MAPPING_OTHERDOMAIN
+        | 1 << abi::HYPERVISOR_SET_SEGMENT_BASE
+        | 1 << abi::HYPERVISOR_MMUEXT_OP
+        | 1 << abi::HYPERVISOR_EVENT_CHANNEL_OP;
+    nr < 64 && ALONE & (1 << nr) != 0
+}
+
+/// Whether hypercall `nr` may load a new page-table base for the calling
+/// vCPU (`MMUEXT_NEW_BASEPTR`, `MMUEXT_NEW_USER_BASEPTR`, a context set
+/// by `VCPUOP_initialise`, a multicall of those, ...): every call but those
+/// of [`leaves_timers_alone`] other than `mmuext_op`, none of which loads
+/// a base. After one of them the exit compares the vCPU's table with the
+/// one before the call.
+#[inline]
+pub fn may_load_base(nr: u64) -> bool {
+    nr == u64::from(abi::HYPERVISOR_MMUEXT_OP) || !leaves_timers_alone(nr)
+}
+
 /// Frames became page tables or descriptor pages during the call: their
 /// owners' dirty CPUs flush before the guest runs again, so that no CPU
 /// keeps a writable translation of them from before.

@@ -98,12 +98,6 @@ pub fn set_deadline(deadline_tsc: Option<u64>) {
     write(REG_TIMER_INITIAL, ticks);
 }
 
-/// Whether the one-shot timer is still counting down (it reads 0 once it
-/// fired, and after [`set_deadline`] stopped it).
-pub fn timer_counting() -> bool {
-    read(REG_TIMER_CURRENT) != 0
-}
-
 /// Enables an application processor's APIC: software-enabled, spurious
 /// vector set, timer masked (nothing is scheduled on it yet).
 pub fn init_secondary() {

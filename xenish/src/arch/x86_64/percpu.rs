@@ -47,8 +47,8 @@ pub struct CpuInfo {
     /// Its GDT, LDT and TSS.
     pub tables: *mut CpuTables,
     /// The system time (ns) its APIC timer was last armed for, `u64::MAX`
-    /// for none: while the timer still counts towards it, arming it for
-    /// the same deadline again can be skipped.
+    /// for none, `u64::MAX - 1` once it fired: while the timer still
+    /// counts towards it, arming it for the same deadline again is skipped.
     pub armed_ns: AtomicU64,
     /// XPTI: while this CPU runs a guest on its root table, the CR3 every
     /// entry loads first (the vCPU's real L4), else 0 (Xen's `xen_cr3`).

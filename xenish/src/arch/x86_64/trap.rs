@@ -296,7 +296,6 @@ fn enter(frame: &mut TrapFrame, handler: impl FnOnce(&mut System, &mut TrapFrame
         let Some(system) = guard.as_mut() else { hypervisor_fault(frame) };
         let previous = system.current;
         let (now, tsc) = now(system);
-        poll_console(system);
         system.deliver_pirqs(&mut memory());
         let action = handler(system, frame, now, tsc, &mut memory());
         // Under the lock: no CPU may take a freed or retyped frame before
@@ -311,29 +310,49 @@ fn enter(frame: &mut TrapFrame, handler: impl FnOnce(&mut System, &mut TrapFrame
     carry_out_inline(action, previous, frame);
 }
 
+/// When the console is next polled for input (system time, ns), set by
+/// each poll: `u64::MAX` while nobody listens. The poll runs on timer and
+/// device interrupts and idle wakeups, never on a hypercall's or trap's
+/// exit; [`arm_timer`] makes sure a timer interrupt comes by then. 0 at
+/// boot: the first exit arms the timer for a poll at once.
+static CONSOLE_POLL_AT: AtomicU64 = AtomicU64::new(0);
+
+/// What [`super::percpu::CpuInfo::armed_ns`] holds once the APIC timer
+/// fired (a deadline no exit computes): the next exit arms it again.
+const TIMER_FIRED: u64 = u64::MAX - 1;
+
 /// Programs the APIC for the system's next deadline (no later than the
 /// next console poll while the console domain listens for input).
+///
+/// Most exits leave the deadline as it was (the slice's end, the next
+/// timer): while the timer is armed for it and has not fired (the timer
+/// interrupt sets [`TIMER_FIRED`]), it is left be, without touching the
+/// APIC.
+#[inline(always)]
 fn arm_timer(system: &System) {
-    let poll = system.console_listener().then(|| now(system).0.saturating_add(CONSOLE_POLL_NS));
-    let deadline = match (system.next_deadline_ns(), poll) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    };
-    // Most entries leave the deadline as it was (the slice's end, the next
-    // timer): while the APIC still counts towards it, leave it be.
+    let poll = CONSOLE_POLL_AT.load(Ordering::Relaxed);
+    let deadline = system.next_deadline_ns().map_or(poll, |ns| ns.min(poll));
     let armed = &super::percpu::this_cpu().armed_ns;
-    if deadline.is_some_and(|ns| armed.load(Ordering::Relaxed) == ns && apic::timer_counting()) {
-        return;
+    if armed.load(Ordering::Relaxed) != deadline {
+        rearm_timer(system, deadline);
     }
-    armed.store(deadline.unwrap_or(u64::MAX), Ordering::Relaxed);
-    apic::set_deadline(deadline.map(|ns| system.clock.tsc_at(ns)));
 }
 
-/// Hands waiting serial input to the console domain.
-fn poll_console(system: &mut System) {
+/// [`arm_timer`] for a new deadline (`u64::MAX`: none).
+#[inline(never)]
+fn rearm_timer(system: &System, deadline: u64) {
+    super::percpu::this_cpu().armed_ns.store(deadline, Ordering::Relaxed);
+    apic::set_deadline((deadline != u64::MAX).then(|| system.clock.tsc_at(deadline)));
+}
+
+/// Hands waiting serial input to the console domain, and sets when to
+/// look next ([`CONSOLE_POLL_AT`]).
+fn poll_console(system: &mut System, now: u64) {
     if serial::input_ready() {
         system.console_input(&mut memory());
     }
+    let next = if system.console_listener() { now.saturating_add(CONSOLE_POLL_NS) } else { u64::MAX };
+    CONSOLE_POLL_AT.store(next, Ordering::Relaxed);
 }
 
 /// Carries out the TLB maintenance an entry handled on CPU `me` asked
@@ -358,8 +377,18 @@ fn flush_tlb(req: &FlushReq, me: usize) {
 }
 
 /// Carries out an action for a frame that will be returned to by the entry
-/// stub (returns normally), or diverges for idle and power-off.
+/// stub (returns normally), or diverges for idle and power-off. Most exits
+/// return to the same guest mode and address space: nothing to do.
+#[inline]
 fn carry_out_inline(action: Action, previous: Option<VcpuRef>, frame: &mut TrapFrame) {
+    if action != (Action { toggled: false, reload_gdt: false, next: Next::Resume }) {
+        carry_out_changes(action, previous, frame);
+    }
+}
+
+/// [`carry_out_inline`] when the mode, the tables or the vCPU change.
+#[inline(never)]
+fn carry_out_changes(action: Action, previous: Option<VcpuRef>, frame: &mut TrapFrame) {
     if action.toggled {
         swapgs();
     }
@@ -524,7 +553,7 @@ fn idle(frame: &mut TrapFrame) -> ! {
             let mut guard = lock_system();
             let Some(system) = guard.as_mut() else { cpu::halt_forever() };
             let (now, tsc) = now(system);
-            poll_console(system);
+            poll_console(system, now);
             system.deliver_pirqs(&mut memory());
             let action = system.idle_wakeup(frame, now, tsc, &mut memory());
             send_kicks(system);
@@ -557,6 +586,7 @@ pub fn handle(frame: &mut TrapFrame) {
         let reschedule = match frame.vector as u8 {
             apic::TIMER_VECTOR => {
                 apic::eoi();
+                super::percpu::this_cpu().armed_ns.store(TIMER_FIRED, Ordering::Relaxed);
                 true
             }
             apic::EVENT_CHECK_VECTOR => {
@@ -570,7 +600,10 @@ pub fn handle(frame: &mut TrapFrame) {
             _ => hypervisor_fault(frame),
         };
         if reschedule && frame.from_guest() {
-            enter(frame, |s, f, now, tsc, mem| s.timer_interrupt(f, now, tsc, mem));
+            enter(frame, |s, f, now, tsc, mem| {
+                poll_console(s, now);
+                s.timer_interrupt(f, now, tsc, mem)
+            });
         }
         return;
     }
@@ -578,7 +611,10 @@ pub fn handle(frame: &mut TrapFrame) {
     {
         super::ioapic::interrupt(frame.vector as u8);
         if frame.from_guest() {
-            enter(frame, |s, f, now, tsc, mem| s.timer_interrupt(f, now, tsc, mem));
+            enter(frame, |s, f, now, tsc, mem| {
+                poll_console(s, now);
+                s.timer_interrupt(f, now, tsc, mem)
+            });
         }
         return;
     }

@@ -126,6 +126,7 @@ pub fn build_root(mem: &mut DirectMap, cpu: usize, m2p_slot: u64) -> Result<Mfn,
 /// has a root table, copies the guest slots into it when they may differ
 /// ([`RootSync`]) and has the exit stub load it; otherwise the guest runs
 /// on its real L4.
+#[inline]
 pub fn prepare_exit() {
     let info = percpu::this_cpu();
     let root = info.root_pgt.load(Ordering::Relaxed);
@@ -133,6 +134,13 @@ pub fn prepare_exit() {
         info.pv_cr3.store(0, Ordering::Relaxed);
         return;
     }
+    prepare_root_exit(info, root);
+}
+
+/// [`prepare_exit`] for a domain that runs with XPTI on this CPU's root
+/// table `root`.
+#[inline(never)]
+fn prepare_root_exit(info: &percpu::CpuInfo, root: u64) {
     let l4 = cpu::read_cr3() & CR3_ADDR;
     // Read before the copy: a change made during it bumps the count again.
     let generation = crate::xpti::l4_generation();
