@@ -110,6 +110,12 @@ struct Entity {
     /// Of a capped domain's budget: what this vCPU took when it was
     /// picked and has not been charged for yet.
     reserved_ns: u64,
+    /// A capped vCPU on a CPU: when it was put there, or when the cap
+    /// period it runs into began, whichever is later.
+    since_ns: u64,
+    /// Of what it has run since it was picked: the part already counted
+    /// in an earlier period's use (at that period's end).
+    accounted_ns: u64,
     /// The CPU whose run queue holds it.
     cpu: usize,
     /// Woken since the caller last asked ([`Scheduler::take_woken`]).
@@ -227,7 +233,18 @@ impl Scheduler {
         let vruntime = self.min_vruntime();
         let cpu =
             (0..self.cpus.max(1)).min_by_key(|&c| self.entities.iter().filter(|e| e.cpu == c).count()).unwrap_or(0);
-        let e = Entity { who, params, runnable: true, vruntime, used_in_period: 0, reserved_ns: 0, cpu, woken: false };
+        let e = Entity {
+            who,
+            params,
+            runnable: true,
+            vruntime,
+            used_in_period: 0,
+            reserved_ns: 0,
+            since_ns: 0,
+            accounted_ns: 0,
+            cpu,
+            woken: false,
+        };
         self.entities.push(e);
     }
 
@@ -370,8 +387,8 @@ impl Scheduler {
         if let Some(e) = self.find(who) {
             let weight = u128::from(e.params.weight.max(1));
             e.vruntime += u128::from(ran_ns) * u128::from(DEFAULT_WEIGHT) * active / weight;
-            e.used_in_period = e.used_in_period.saturating_add(ran_ns);
-            e.reserved_ns = 0;
+            e.used_in_period = e.used_in_period.saturating_add(ran_ns.saturating_sub(e.accounted_ns));
+            (e.reserved_ns, e.accounted_ns) = (0, 0);
         }
     }
 
@@ -385,9 +402,20 @@ impl Scheduler {
     /// into the new period, as Xen's credit scheduler lets credit go
     /// negative, so that over many periods it gets its cap and no more;
     /// the debt carried is at most one period. Everything else starts
-    /// the period afresh. What running vCPUs reserved stays reserved:
-    /// they are charged for it in the new period.
+    /// the period afresh. A capped vCPU still running (on another CPU)
+    /// has the part of its slice before the new period counted in the old
+    /// one, and the rest of its reservation held against the new one: time
+    /// is charged to the period it was spent in, whichever CPU notices the
+    /// period's end first.
     fn start_periods(&mut self, periods: u64) {
+        let start = self.period_start_ns;
+        for e in self.entities.iter_mut().filter(|e| e.reserved_ns != 0) {
+            let before = start.saturating_sub(e.since_ns);
+            e.used_in_period = e.used_in_period.saturating_add(before);
+            e.accounted_ns = e.accounted_ns.saturating_add(before);
+            e.reserved_ns = e.reserved_ns.saturating_sub(before);
+            e.since_ns = e.since_ns.max(start);
+        }
         let mut debts: Vec<(usize, u64)> = Vec::new();
         for e in &self.entities {
             if let Some(budget) = Self::budget_ns(e.params) {
@@ -496,7 +524,7 @@ impl Scheduler {
             e.cpu = cpu;
             e.woken = false;
             if capped {
-                e.reserved_ns = grant;
+                (e.reserved_ns, e.since_ns, e.accounted_ns) = (grant, now_ns, 0);
             }
         }
         Pick::Run { who, until_ns: now_ns + grant }
@@ -736,6 +764,19 @@ mod tests {
         total_ns: u64,
         allowed: impl Fn(VcpuRef) -> u64,
     ) -> SmpRun {
+        simulate_smp_late(s, cpus, n, total_ns, 0, allowed)
+    }
+
+    /// [`simulate_smp`], each slice ending `late_ns` after its deadline
+    /// (a busy CPU's timer taken late), idle CPUs waking on time.
+    fn simulate_smp_late(
+        s: &mut Scheduler,
+        cpus: usize,
+        n: usize,
+        total_ns: u64,
+        late_ns: u64,
+        allowed: impl Fn(VcpuRef) -> u64,
+    ) -> SmpRun {
         s.set_cpus(cpus);
         let mut run =
             SmpRun { ran: alloc::vec![0; n], ran_on: alloc::vec![alloc::vec![0; cpus]; n], idle: 0, moves: 0 };
@@ -767,7 +808,7 @@ mod tests {
                         None => last_cpu.push((who, cpu)),
                     }
                     on[cpu] = Some((who, now));
-                    next[cpu] = until_ns.min(total_ns);
+                    next[cpu] = (until_ns + late_ns).min(total_ns);
                 }
                 Pick::Idle { until_ns } => {
                     let lost = s.entities.iter().find(|e| may(e.who) && s.eligible(e.who));
@@ -895,6 +936,14 @@ mod tests {
         let run = simulate_smp(&mut s, 2, 2, SIM_NS, |_| u64::MAX);
         assert_cpus(run.ran[0], SIM_NS, 0.5, "cap 50");
         assert_cpus(run.ran[1], SIM_NS, 1.5, "uncapped");
+        // The same when the busy CPUs' timers fire late, so that the idle
+        // CPU starts each new period before the running vCPU is charged
+        // for the end of the old one.
+        let mut s = Scheduler::new();
+        s.add(vr(0, 0), SchedParams { weight: 256, cap: 150 });
+        s.add(vr(0, 1), SchedParams { weight: 256, cap: 150 });
+        let run = simulate_smp_late(&mut s, 2, 1, SIM_NS, 200_000, |_| u64::MAX);
+        assert_cpus(run.ran[0], SIM_NS, 1.5, "cap 150, timers late");
         // cap 150 on four CPUs with four busy vCPUs.
         let mut s = Scheduler::new();
         for vcpu in 0..4 {
