@@ -352,9 +352,14 @@ impl Scheduler {
         }
     }
 
-    /// How many of `domain`'s vCPUs are runnable (at least 1).
+    /// How many of `domain`'s vCPUs are active (at least 1): runnable, or
+    /// ran in the current accounting period. As Xen's credit scheduler
+    /// counts a vCPU active for the period once it consumed credit, a vCPU
+    /// that blocks for a moment (a PV spinlock's poll while its holder
+    /// waits for a CPU) does not halve what its siblings are charged.
     fn active(&self, domain: usize) -> u128 {
-        self.entities.iter().filter(|e| e.who.domain == domain && e.runnable).count().max(1) as u128
+        self.entities.iter().filter(|e| e.who.domain == domain && (e.runnable || e.used_in_period != 0)).count().max(1)
+            as u128
     }
 
     /// What `domain`'s vCPUs together used of the current cap period, and
@@ -664,6 +669,38 @@ mod tests {
             let share = ran[d] as f64 / 6e9;
             assert!((share - want).abs() < 0.01, "domain {d}: share {share}");
         }
+    }
+
+    #[test]
+    fn a_vcpu_that_blocks_for_moments_does_not_cheapen_its_siblings() {
+        // Domain 0 keeps two vCPUs busy, one of which blocks after each
+        // run until its sibling ran (a spinlock poll); domain 1 keeps
+        // one busy. Equal weights: half the CPU each, not more for the
+        // domain whose vCPU blocks.
+        let mut s = Scheduler::new();
+        s.add(vr(0, 0), SchedParams::default());
+        s.add(vr(0, 1), SchedParams::default());
+        s.add(v(1), SchedParams::default());
+        let mut ran = [0u64; 2];
+        let (mut now, mut asleep) = (0, false);
+        while now < 3_000_000_000 {
+            let Pick::Run { who, until_ns } = s.pick(now) else { panic!("idle") };
+            let slice = (until_ns - now).min(2_000_000);
+            s.charge(who, slice);
+            ran[who.domain] += slice;
+            now += slice;
+            // Woken once its sibling (the lock holder) ran.
+            if asleep && who == vr(0, 0) {
+                s.wake(vr(0, 1));
+                asleep = false;
+            }
+            if who == vr(0, 1) {
+                s.sleep(who);
+                asleep = true;
+            }
+        }
+        let share = ran[0] as f64 / now as f64;
+        assert!((share - 0.5).abs() < 0.025, "share {share}");
     }
 
     #[test]
