@@ -21,7 +21,7 @@ use crate::mm::frame_table::FrameTable;
 use crate::mm::m2p::M2p;
 use crate::mm::{FramePool, MachineMemory, Mfn};
 use crate::regs::TrapFrame;
-use crate::sched::{Pick, SchedParams, Scheduler, VcpuRef};
+use crate::sched::{Pick, SchedParams, Scheduler, VcpuRef, MAX_CPUS};
 use crate::time::{self, Clock};
 use crate::traps::{self, CpuOps, TrapDecision};
 
@@ -70,46 +70,49 @@ impl Next {
     }
 }
 
-/// The hypervisor's domains and the CPU's current vCPU.
+/// The hypervisor's domains and what each CPU runs.
 pub struct System {
     /// All domains, indexed by position (domain IDs are in [`Domain::id`]).
     pub domains: Vec<Domain>,
-    /// The vCPU on the CPU, or `None` while idle.
-    pub current: Option<VcpuRef>,
     /// The CPU the entry being handled came from (the one that holds the
-    /// big lock): whose CR3 [`Self::loaded`] describes.
+    /// big lock): whose [`CpuSched`] the entry's decisions are about.
+    /// Always below [`MAX_CPUS`].
     pub this_cpu: usize,
-    /// The vCPU whose page tables the CPU's CR3 holds (`None`: the
-    /// hypervisor's own, loaded while it idles), for the dirty masks.
-    loaded: Option<VcpuRef>,
+    /// Each CPU's scheduling state, indexed by CPU number.
+    ///
+    /// An array in the portable core rather than a field of the arch
+    /// layer's per-CPU `CpuInfo`: the scheduler's decisions read other
+    /// CPUs' state (which vCPU each runs, for the tickles of
+    /// [`Self::kicks`] and the load balancing of its pick), the host tests
+    /// simulate several CPUs with it, and it is guarded by what guards the
+    /// run queues (today the big lock; Xen's per-CPU `sched_resource`
+    /// likewise lives with its scheduler lock, not in `cpu_info`). A CPU
+    /// taking the lock only names itself ([`Self::enter_cpu`]): nothing is
+    /// copied in or out.
+    cpus: [CpuSched; MAX_CPUS],
     /// Whether vCPUs run on every CPU (the `smp_guests` option), not on
     /// CPU 0 alone.
     pub smp_guests: bool,
-    /// The per-CPU scheduling state of every CPU but [`Self::this_cpu`],
-    /// whose state is in the fields above ([`Self::switch_cpu`]); one
-    /// entry per CPU that runs guests.
-    others: Vec<CpuView>,
+    /// How many CPUs (0..n) run guests.
+    nr_cpus: usize,
     /// CPUs to send `SOFTIRQ_SCHEDULE` after the entry ([`Self::kicks`]).
     pub kick: CpuMask,
-    /// With guests on several CPUs: how often each CPU put a vCPU on
-    /// itself (reported at power-off).
-    runs_per_cpu: Vec<u64>,
+    /// The last CPU a woken vCPU was sent to while idle (the round robin
+    /// of Xen's `last_tickle_cpu`).
+    last_tickle: usize,
+    /// Scratch list of woken vCPUs for [`Self::kicks`] (kept to avoid an
+    /// allocation per entry).
+    woken: Vec<VcpuRef>,
     /// TLB maintenance the entry being handled needs, and on which CPUs:
     /// the arch layer carries it out (and clears it) before the entry ends,
     /// before the big lock is released.
     pub flush: FlushReq,
     /// The hypervisor clock guests' time is published from.
     pub clock: Clock,
-    /// The run queue.
+    /// The run queues.
     pub sched: Scheduler,
     /// The machine-to-phys table, which hypercalls keep current.
     pub m2p: M2p,
-    /// When the current vCPU was put on the CPU (ns).
-    slice_start_ns: u64,
-    /// When the current vCPU must give the CPU back (ns).
-    preempt_at_ns: u64,
-    /// When the idle CPU must look again even without an event (ns).
-    idle_until_ns: Option<u64>,
     /// The free machine frames, for what domains ask for at run time.
     pub frames: Box<dyn FramePool + Send>,
     /// The frame table of the PV MMU.
@@ -150,58 +153,64 @@ impl TimerWork {
     const STALE: TimerWork = TimerWork { stale: true, earliest_ns: 0, wakeups: true };
 }
 
-/// What [`System`] keeps per CPU: the CPU holding the big lock has its
-/// own in `System`'s fields, every other CPU's waits here.
+/// What [`System`] keeps per CPU (Xen's per-CPU `curr` and
+/// `sched_resource`): which vCPU it runs and since when, when it must
+/// reschedule, and which page tables its CR3 holds.
 #[derive(Clone, Copy, Debug, Default)]
-struct CpuView {
-    current: Option<VcpuRef>,
+pub struct CpuSched {
+    /// The vCPU on the CPU, or `None` while idle.
+    pub current: Option<VcpuRef>,
+    /// When the current vCPU was put on the CPU (ns).
     slice_start_ns: u64,
+    /// When the current vCPU must give the CPU back (ns).
     preempt_at_ns: u64,
+    /// When the idle CPU must look again even without an event (ns).
     idle_until_ns: Option<u64>,
+    /// The vCPU whose page tables the CPU's CR3 holds (`None`: the
+    /// hypervisor's own, loaded while it idles), for the dirty masks.
     loaded: Option<VcpuRef>,
+    /// How often the CPU put a vCPU on itself (reported at power-off).
+    runs: u64,
 }
 
 impl System {
-    /// Lets vCPUs run on `cpus` CPUs (0..cpus), all of them taking entries
-    /// under the big lock ([`Self::switch_cpu`] on each).
+    /// Lets vCPUs run on `cpus` CPUs (0..cpus, at most [`MAX_CPUS`]), all
+    /// of them taking entries under the big lock ([`Self::enter_cpu`]).
     pub fn enable_smp_guests(&mut self, cpus: usize) {
+        let cpus = cpus.clamp(1, MAX_CPUS);
         self.smp_guests = cpus > 1;
-        self.sched.set_cpus(if self.smp_guests { cpus } else { 1 });
-        self.others = alloc::vec![CpuView::default(); cpus.min(crate::flush::LOCAL_CPU)];
-        self.runs_per_cpu = alloc::vec![0; self.others.len()];
+        self.nr_cpus = cpus;
+        self.sched.set_cpus(cpus);
     }
 
-    /// Makes the per-CPU fields describe `cpu`, the CPU that now holds the
-    /// big lock (cheap when it is the one that held it last).
-    #[inline(never)]
-    pub fn switch_cpu(&mut self, cpu: usize) {
-        if cpu == self.this_cpu {
-            return;
-        }
-        let mine = CpuView {
-            current: self.current,
-            slice_start_ns: self.slice_start_ns,
-            preempt_at_ns: self.preempt_at_ns,
-            idle_until_ns: self.idle_until_ns,
-            loaded: self.loaded,
-        };
-        let (Some(&next), true) = (self.others.get(cpu), self.this_cpu < self.others.len()) else { return };
-        if let Some(slot) = self.others.get_mut(self.this_cpu) {
-            *slot = mine;
-        }
-        (self.current, self.slice_start_ns, self.preempt_at_ns) =
-            (next.current, next.slice_start_ns, next.preempt_at_ns);
-        (self.idle_until_ns, self.loaded) = (next.idle_until_ns, next.loaded);
-        self.this_cpu = cpu;
+    /// The CPU `cpu` takes the big lock: the entry's decisions are about
+    /// its [`CpuSched`].
+    #[inline]
+    pub fn enter_cpu(&mut self, cpu: usize) {
+        self.this_cpu = slot(cpu);
     }
 
-    /// The vCPU CPU `cpu` runs, as this CPU sees it.
+    /// The scheduling state of the CPU handling the entry.
+    #[inline]
+    fn here(&self) -> &CpuSched {
+        &self.cpus[slot(self.this_cpu)]
+    }
+
+    /// [`Self::here`], to change.
+    #[inline]
+    fn here_mut(&mut self) -> &mut CpuSched {
+        &mut self.cpus[slot(self.this_cpu)]
+    }
+
+    /// The vCPU on the CPU handling the entry, or `None` while it idles.
+    #[inline]
+    pub fn current(&self) -> Option<VcpuRef> {
+        self.here().current
+    }
+
+    /// The vCPU CPU `cpu` runs.
     fn current_of(&self, cpu: usize) -> Option<VcpuRef> {
-        if cpu == self.this_cpu {
-            self.current
-        } else {
-            self.others.get(cpu).and_then(|c| c.current)
-        }
+        self.cpus.get(cpu).and_then(|c| c.current)
     }
 
     /// The CPU that switched away from `who` has saved all of its state:
@@ -210,7 +219,7 @@ impl System {
     /// kicked no one for it), this CPU, idle now, takes another look
     /// ([`Self::kick`] names it): else both could halt with it runnable.
     pub fn vcpu_saved(&mut self, who: VcpuRef) {
-        if self.current == Some(who) {
+        if self.current() == Some(who) {
             return;
         }
         let Some(d) = self.domains.get_mut(who.domain) else { return };
@@ -220,22 +229,31 @@ impl System {
             return;
         }
         v.running_on = None;
-        if self.current.is_none() && may_run_here && v.runnable() && self.sched.eligible(who) {
+        if self.cpus[slot(self.this_cpu)].current.is_none() && may_run_here && v.runnable() && self.sched.eligible(who)
+        {
             self.kick = self.kick.with(self.this_cpu);
         }
     }
 
-    /// With guests on several CPUs: which other CPUs must look at their
-    /// scheduler again after this entry ([`Self::kick`]): one whose vCPU
-    /// has an event to take, may no longer run there (down, paused, its
-    /// hard affinity) or had its timers changed by a sibling, and every
-    /// idle one that a runnable vCPU waiting for a CPU may run on.
-    pub fn kicks(&mut self, mem: &dyn MachineMemory) {
+    /// With guests on several CPUs: which CPUs must look at their
+    /// scheduler again after this entry ([`Self::kick`]), and where the
+    /// vCPUs woken in it wait:
+    /// - another CPU whose vCPU has an event to take, may no longer run
+    ///   there (down, paused, its hard affinity) or had its timers changed
+    ///   by a sibling;
+    /// - each woken vCPU goes on the run queue of a CPU its hard affinity
+    ///   allows: where it last ran if that CPU idles, else an idle one
+    ///   (round robin), else where it last ran; an idle CPU so chosen is
+    ///   kicked, a busy one is if the woken vCPU should preempt what it
+    ///   runs (after the rate limit), as Xen's `__runq_tickle`;
+    /// - every idle CPU that a runnable vCPU waiting for a CPU may run on:
+    ///   it takes it from its queue ([`Scheduler::pick_on`] balances).
+    pub fn kicks(&mut self, now_ns: u64, mem: &dyn MachineMemory) {
         if !self.smp_guests {
             return;
         }
         let mut idle = CpuMask::EMPTY;
-        for cpu in 0..self.others.len() {
+        for cpu in 0..self.nr_cpus {
             if cpu == self.this_cpu {
                 continue;
             }
@@ -254,6 +272,8 @@ impl System {
                 self.kick = self.kick.with(cpu);
             }
         }
+        let tickled;
+        (idle, tickled) = self.tickle_woken(now_ns, idle);
         if idle.is_empty() {
             return;
         }
@@ -264,12 +284,66 @@ impl System {
         for (di, d) in self.domains.iter().enumerate().filter(|(_, d)| d.is_running()) {
             for (vi, v) in d.vcpus.iter().enumerate() {
                 let who = VcpuRef { domain: di, vcpu: vi };
-                if v.running_on.is_none() && !v.down && v.initialised && self.sched.eligible(who) {
+                // Not one a CPU was just sent for.
+                let sent = self.sched.queue_of(who).is_some_and(|c| tickled.contains(c));
+                if v.running_on.is_none() && !v.down && v.initialised && !sent && self.sched.eligible(who) {
                     wanted |= d.tools.affinity(vi).0;
                 }
             }
         }
         self.kick = self.kick.or(idle.and(CpuMask(wanted)));
+    }
+
+    /// [`Self::kicks`] for the vCPUs woken since the last look: queues each
+    /// on a CPU and tickles that CPU; returns the other CPUs still idle and
+    /// not tickled, and the idle ones tickled.
+    fn tickle_woken(&mut self, now_ns: u64, mut idle: CpuMask) -> (CpuMask, CpuMask) {
+        let mut tickled = CpuMask::EMPTY;
+        let mut woken = core::mem::take(&mut self.woken);
+        woken.clear();
+        self.sched.take_woken(&mut woken);
+        let online = self.sched.online_mask();
+        for &who in &woken {
+            let Some(d) = self.domains.get(who.domain).filter(|d| d.is_running()) else { continue };
+            let waiting = d.vcpus.get(who.vcpu).is_some_and(|v| v.running_on.is_none() && !v.down && v.initialised);
+            let allowed = d.tools.affinity(who.vcpu).0 & online;
+            if !waiting || allowed == 0 || !self.sched.eligible(who) {
+                continue;
+            }
+            let home = self.sched.queue_of(who).unwrap_or(0);
+            let idlers = idle.0 & allowed;
+            let target = if idlers & (1 << (home & 63)) != 0 {
+                home
+            } else if idlers != 0 {
+                // The first idle CPU after the last one tickled.
+                let from = (self.last_tickle + 1) % 64;
+                let rotated = idlers.rotate_right(from as u32);
+                (rotated.trailing_zeros() as usize + from) % 64
+            } else if allowed & (1 << (home & 63)) != 0 {
+                home
+            } else {
+                allowed.trailing_zeros() as usize
+            };
+            self.sched.move_to(who, target);
+            if idle.contains(target) {
+                idle = idle.without(target);
+                tickled = tickled.with(target);
+                self.last_tickle = target;
+                self.kick = self.kick.with(target);
+                continue;
+            }
+            let Some(cpu) = self.cpus.get_mut(target) else { continue };
+            let Some(current) = cpu.current else { continue };
+            if self.sched.wake_preempts(current, now_ns.saturating_sub(cpu.slice_start_ns), who) {
+                let at = cpu.slice_start_ns.saturating_add(self.sched.ratelimit_ns());
+                cpu.preempt_at_ns = cpu.preempt_at_ns.min(at);
+                if target != self.this_cpu {
+                    self.kick = self.kick.with(target);
+                }
+            }
+        }
+        self.woken = woken;
+        (idle, tickled)
     }
 
     /// A system over `domains` (each with its scheduling parameters), with
@@ -301,20 +375,17 @@ impl System {
         }
         System {
             domains: list,
-            current: None,
             this_cpu: 0,
-            loaded: None,
+            cpus: [CpuSched::default(); MAX_CPUS],
             flush: FlushReq::NONE,
             smp_guests: false,
-            others: Vec::new(),
+            nr_cpus: 1,
             kick: CpuMask::EMPTY,
-            runs_per_cpu: Vec::new(),
+            last_tickle: 0,
+            woken: Vec::new(),
             clock,
             sched,
             m2p,
-            slice_start_ns: 0,
-            preempt_at_ns: 0,
-            idle_until_ns: None,
             frames,
             ft,
             lifecycle: Lifecycle::default(),
@@ -349,7 +420,7 @@ impl System {
 
     /// The current vCPU's domain and vCPU index, if a guest is on the CPU.
     fn current_mut(&mut self) -> Option<(&mut Domain, usize)> {
-        let who = self.current?;
+        let who = self.current()?;
         self.domains.get_mut(who.domain).map(|d| (d, who.vcpu))
     }
 
@@ -363,7 +434,7 @@ impl System {
         mem: &mut dyn MachineMemory,
         platform: &mut dyn Platform,
     ) -> Action {
-        let Some(who) = self.current else {
+        let Some(who) = self.current() else {
             return self.reschedule(frame, now_ns, tsc, mem).with_toggle(false);
         };
         let Some((domain, peers)) = Peers::split(&mut self.domains, who.domain) else {
@@ -576,7 +647,7 @@ impl System {
         cpu: &mut dyn CpuOps,
     ) -> Action {
         let l4_before = self.current_l4();
-        let Some(who) = self.current else {
+        let Some(who) = self.current() else {
             return self.reschedule(frame, now_ns, tsc, mem).with_toggle(false);
         };
         let Some(domain) = self.domains.get_mut(who.domain) else {
@@ -755,10 +826,16 @@ impl System {
                 }
                 // The woken vCPU takes the CPU once the current one has had
                 // the rate limit (on this exit, or at that deadline).
-                let ran_ns = now_ns.saturating_sub(self.slice_start_ns);
-                if woke && self.current.is_some_and(|c| self.sched.wake_preempts(c, ran_ns, who)) {
-                    let at = self.slice_start_ns.saturating_add(self.sched.ratelimit_ns()).max(now_ns);
-                    self.preempt_at_ns = self.preempt_at_ns.min(at);
+                // With guests on several CPUs, only for a vCPU on this CPU's
+                // queue: the others are placed and tickled by Self::kicks.
+                let here = &mut self.cpus[slot(self.this_cpu)];
+                let ran_ns = now_ns.saturating_sub(here.slice_start_ns);
+                if woke
+                    && (!self.smp_guests || self.sched.queue_of(who) == Some(self.this_cpu))
+                    && here.current.is_some_and(|c| self.sched.wake_preempts(c, ran_ns, who))
+                {
+                    let at = here.slice_start_ns.saturating_add(self.sched.ratelimit_ns()).max(now_ns);
+                    here.preempt_at_ns = here.preempt_at_ns.min(at);
                 }
             }
         }
@@ -775,7 +852,7 @@ impl System {
         tsc: u64,
         mem: &mut dyn MachineMemory,
     ) -> Action {
-        let Some(who) = self.current else {
+        let Some(who) = self.current() else {
             return self.reschedule(frame, now_ns, tsc, mem).with_toggle(false);
         };
         if let (TrapDecision::Crash(why), Some(domain)) = (decision, self.domains.get_mut(who.domain)) {
@@ -795,7 +872,7 @@ impl System {
             .get(who.domain)
             .and_then(|d| d.vcpus.get(who.vcpu))
             .is_some_and(|v| v.kernel_mode != was_kernel);
-        if !stays || now_ns >= self.preempt_at_ns {
+        if !stays || now_ns >= self.here().preempt_at_ns {
             return self.reschedule(frame, now_ns, tsc, mem).with_toggle(toggled);
         }
         match toggled.then(|| self.current_l4()).flatten() {
@@ -831,12 +908,12 @@ impl System {
             }
             if core::mem::take(&mut v.yielded) {
                 self.sched.yield_now(who);
-                self.preempt_at_ns = 0; // reschedule on the way out
+                self.cpus[slot(self.this_cpu)].preempt_at_ns = 0; // reschedule on the way out
             }
             if self.smp_guests && !domain.tools.may_run_on(who.vcpu, self.this_cpu) {
                 // Its hard affinity no longer has this CPU: it moves on
                 // the way out (Xen's vcpu_set_affinity migrates it).
-                self.preempt_at_ns = 0;
+                self.cpus[slot(self.this_cpu)].preempt_at_ns = 0;
             }
             if v.poll.is_some() {
                 // SCHEDOP_poll found nothing pending: sleep until a polled
@@ -864,7 +941,7 @@ impl System {
     }
 
     fn current_l4(&self) -> Option<Mfn> {
-        let who = self.current?;
+        let who = self.current()?;
         self.domains.get(who.domain)?.vcpus.get(who.vcpu).map(|v| v.current_l4())
     }
 
@@ -874,22 +951,23 @@ impl System {
     /// masks ([`flush::note_loaded`]).
     fn reschedule(&mut self, frame: &mut TrapFrame, now_ns: u64, tsc: u64, mem: &mut dyn MachineMemory) -> Next {
         let next = self.pick_next(frame, now_ns, tsc, mem);
+        let before = self.here().loaded;
         let loaded = match next {
-            Next::Switch(_) | Next::Resume | Next::Reload(_) => self.current,
+            Next::Switch(_) | Next::Resume | Next::Reload(_) => self.current(),
             // The idle loop loads the hypervisor's own table.
             Next::Idle => None,
-            Next::PowerOff { .. } => self.loaded,
+            Next::PowerOff { .. } => before,
         };
-        flush::note_loaded(&mut self.domains, self.this_cpu, self.loaded, loaded);
-        self.loaded = loaded;
+        flush::note_loaded(&mut self.domains, self.this_cpu, before, loaded);
+        self.here_mut().loaded = loaded;
         next
     }
 
     /// [`Self::reschedule`]'s choice.
     fn pick_next(&mut self, frame: &mut TrapFrame, now_ns: u64, tsc: u64, mem: &mut dyn MachineMemory) -> Next {
-        let previous = self.current.take();
+        let previous = self.here_mut().current.take();
         if let Some(who) = previous {
-            self.sched.charge_on(self.this_cpu, who, now_ns.saturating_sub(self.slice_start_ns));
+            self.sched.charge_on(self.this_cpu, who, now_ns.saturating_sub(self.here().slice_start_ns));
             if let Some(v) = self.domains.get_mut(who.domain).and_then(|d| d.vcpus.get_mut(who.vcpu)) {
                 v.regs = *frame;
                 let state = match () {
@@ -910,7 +988,7 @@ impl System {
             // Not a vCPU another CPU runs, or has not saved yet, nor one
             // whose hard affinity leaves out this CPU.
             let (cpu, domains) = (self.this_cpu, &self.domains);
-            self.sched.pick_where(now_ns, |who| {
+            self.sched.pick_on(cpu, now_ns, |who| {
                 domains.get(who.domain).is_some_and(|d| {
                     d.tools.may_run_on(who.vcpu, cpu)
                         && d.vcpus.get(who.vcpu).is_some_and(|v| v.running_on.is_none_or(|c| c == cpu))
@@ -937,9 +1015,6 @@ impl System {
                 v.running_on = Some(self.this_cpu);
                 v.processor = self.this_cpu;
                 *frame = v.regs;
-                if let Some(n) = self.runs_per_cpu.get_mut(self.this_cpu) {
-                    *n += 1;
-                }
                 let was_kernel = v.kernel_mode;
                 if let Some(v) = d.vcpus.get_mut(who.vcpu) {
                     v.runstate.enter(RUNSTATE_RUNNING, now_ns);
@@ -948,17 +1023,19 @@ impl System {
                     time::update_vcpu_time(mem, d.vcpu_info(vi), &self.clock, tsc);
                     crate::hypercall::update_time_area(mem, d, vi);
                 }
-                self.current = Some(who);
-                self.slice_start_ns = now_ns;
-                self.preempt_at_ns = until_ns;
-                self.idle_until_ns = None;
+                let cpu = self.here_mut();
+                cpu.current = Some(who);
+                cpu.slice_start_ns = now_ns;
+                cpu.preempt_at_ns = until_ns;
+                cpu.idle_until_ns = None;
+                cpu.runs += 1;
                 if let Some(d) = self.domains.get_mut(who.domain) {
                     if previous != Some(who) {
                         if let TrapDecision::Crash(why) = traps::reload_segments(d, who.vcpu, frame, mem) {
                             crate::printk!("xenish: d{} crashed: {}", d.id, why);
                             d.crash(why);
                             self.sched.sleep(who);
-                            self.current = None;
+                            self.here_mut().current = None;
                             return self.reschedule(frame, now_ns, tsc, mem);
                         }
                     }
@@ -967,7 +1044,7 @@ impl System {
                         crate::printk!("xenish: d{} crashed: {}", d.id, msg);
                         d.crash(msg);
                         self.sched.sleep(who);
-                        self.current = None;
+                        self.here_mut().current = None;
                         return self.reschedule(frame, now_ns, tsc, mem);
                     }
                 }
@@ -987,7 +1064,7 @@ impl System {
                 Next::Switch(l4)
             }
             Pick::Idle { until_ns } => {
-                self.idle_until_ns = until_ns;
+                self.here_mut().idle_until_ns = until_ns;
                 Next::Idle
             }
         }
@@ -1009,7 +1086,8 @@ impl System {
     pub fn next_deadline_ns(&self) -> Option<u64> {
         // A plain loop: this runs on every entry, and the iterator chain
         // it replaces cost several times as many instructions.
-        let mut earliest = if self.current.is_some() { Some(self.preempt_at_ns) } else { self.idle_until_ns };
+        let here = self.here();
+        let mut earliest = if here.current.is_some() { Some(here.preempt_at_ns) } else { here.idle_until_ns };
         let mut consider = |t: Option<u64>| {
             if let Some(t) = t {
                 earliest = Some(earliest.map_or(t, |e| e.min(t)));
@@ -1068,8 +1146,8 @@ impl System {
         crate::printk!("xenish: all domains have shut down");
         if self.smp_guests {
             let mut line = alloc::string::String::from("xenish: smp_guests: vCPUs put on each CPU:");
-            for (cpu, n) in self.runs_per_cpu.iter().enumerate() {
-                line.push_str(&format!(" CPU {cpu} {n}"));
+            for (cpu, c) in self.cpus.iter().take(self.nr_cpus).enumerate() {
+                line.push_str(&format!(" CPU {cpu} {}", c.runs));
             }
             crate::printk!("{line}");
         }
@@ -1086,6 +1164,13 @@ impl System {
             }
         }
     }
+}
+
+/// The index of `cpu`'s [`CpuSched`]: the mask keeps it in bounds
+/// ([`MAX_CPUS`] is a power of two), so indexing with it cannot panic.
+#[inline(always)]
+const fn slot(cpu: usize) -> usize {
+    cpu & (MAX_CPUS - 1)
 }
 
 /// Whether `evtchn_upcall_pending` is set in the `vcpu_info` at `info`.
@@ -1165,25 +1250,25 @@ mod tests {
         let (mut system, mut frame, mut mem, _w) = started(|_| {});
         system.enable_smp_guests(2);
         let v0 = VcpuRef { domain: 0, vcpu: 0 };
-        assert_eq!((system.current, system.domains[0].vcpus[0].running_on), (Some(v0), Some(0)));
+        assert_eq!((system.current(), system.domains[0].vcpus[0].running_on), (Some(v0), Some(0)));
         // vCPU 0's timer is CPU 0's to arm.
         system.domains[0].vcpus[0].singleshot_ns = Some(5);
         assert_eq!(system.next_deadline_ns(), Some(5));
         // CPU 1 takes the lock: it runs nothing, and may not take vCPU 0.
-        system.switch_cpu(1);
-        assert_eq!(system.current, None);
+        system.enter_cpu(1);
+        assert_eq!(system.current(), None);
         assert_eq!(system.next_deadline_ns(), None, "not CPU 1's timer");
         system.domains[0].vcpus[0].singleshot_ns = None;
         assert_eq!(system.idle_wakeup(&mut frame, 10, 10, &mut mem).next, Next::Idle);
         assert_eq!(system.domains[0].dirty_cpus, CpuMask::of(0), "CPU 1 never loaded it");
         // An event for vCPU 0 seen from CPU 1: CPU 0 is kicked.
         raise_upcall(&mut mem);
-        system.kicks(&mem);
+        system.kicks(0, &mem);
         assert_eq!(core::mem::take(&mut system.kick), CpuMask::of(0));
         mem.0[8][0] = 0;
         // Back on CPU 0: its own state again.
-        system.switch_cpu(0);
-        assert_eq!(system.current, Some(v0));
+        system.enter_cpu(0);
+        assert_eq!(system.current(), Some(v0));
         // CPU 0 switches away and saves vCPU 0: CPU 1 may now pick it.
         system.domains[0].vcpus[0].blocked = true;
         system.sched.sleep(v0);
@@ -1192,11 +1277,11 @@ mod tests {
         assert_eq!(system.domains[0].vcpus[0].running_on, None);
         system.domains[0].vcpus[0].blocked = false;
         system.sched.wake(v0);
-        system.kicks(&mem);
+        system.kicks(0, &mem);
         assert_eq!(core::mem::take(&mut system.kick), CpuMask::of(1), "an idle CPU for the waiting vCPU");
-        system.switch_cpu(1);
+        system.enter_cpu(1);
         assert!(matches!(system.idle_wakeup(&mut frame, 30, 30, &mut mem).next, Next::Switch(_)));
-        assert_eq!(system.current, Some(v0));
+        assert_eq!(system.current(), Some(v0));
         assert_eq!((system.domains[0].vcpus[0].running_on, system.domains[0].dirty_cpus), (Some(1), CpuMask::of(1)));
     }
 
@@ -1215,20 +1300,52 @@ mod tests {
         assert_eq!(system.idle_wakeup(&mut frame, 20, 20, &mut mem).next, Next::Idle);
         assert_eq!(system.domains[0].vcpus[0].running_on, Some(0), "not saved yet");
         // CPU 1 sends it an event: woken, but still CPU 0's.
-        system.switch_cpu(1);
+        system.enter_cpu(1);
         raise_upcall(&mut mem);
         assert_eq!(system.idle_wakeup(&mut frame, 25, 25, &mut mem).next, Next::Idle);
         assert!(system.domains[0].vcpus[0].runnable());
-        system.kicks(&mem);
+        system.kicks(0, &mem);
         assert_eq!(core::mem::take(&mut system.kick), CpuMask::EMPTY, "nobody to kick yet");
         // CPU 0 saves it: it kicks itself.
-        system.switch_cpu(0);
+        system.enter_cpu(0);
         system.vcpu_saved(v0);
         assert_eq!(system.domains[0].vcpus[0].running_on, None);
-        system.kicks(&mem);
+        system.kicks(0, &mem);
         assert_eq!(core::mem::take(&mut system.kick), CpuMask::of(0).with(1), "itself and the idle CPU 1");
         assert!(matches!(system.idle_wakeup(&mut frame, 30, 30, &mut mem).next, Next::Switch(_)));
-        assert_eq!(system.current, Some(v0));
+        assert_eq!(system.current(), Some(v0));
+    }
+
+    /// A vCPU woken while the CPU it last ran on is busy goes on the queue
+    /// of an idle CPU, which alone is kicked and takes it: Xen's
+    /// `__runq_tickle`.
+    #[test]
+    fn a_woken_vcpu_is_queued_on_an_idle_cpu_and_that_cpu_is_tickled() {
+        use crate::ipi::CpuMask;
+        let (mut system, mut frame, mut mem, _w) = started(|w| {
+            w.dom.max_vcpus = 2;
+            w.dom.create_offline_vcpus(0, 0);
+            let regs = TrapFrame { rip: 0x1000, cs: 0xe033, ss: 0xe02b, rflags: 0x202, ..TrapFrame::default() };
+            let mut ap = crate::domain::Vcpu::new(1, regs, Mfn(0));
+            ap.blocked = true;
+            w.dom.vcpus[1] = ap;
+        });
+        let (v0, v1) = (VcpuRef { domain: 0, vcpu: 0 }, VcpuRef { domain: 0, vcpu: 1 });
+        system.sched.sleep(v1);
+        system.enable_smp_guests(2);
+        assert_eq!(system.current(), Some(v0));
+        // vCPU 1 last ran on CPU 0, which runs vCPU 0 now; CPU 1 idles.
+        system.sched.move_to(v1, 0);
+        system.domains[0].vcpus[1].blocked = false;
+        system.sched.wake(v1);
+        assert_eq!(system.kick_targets(&mem), CpuMask::of(1), "the idle CPU, and only it");
+        assert_eq!(system.sched.queue_of(v1), Some(1), "queued there");
+        assert_eq!(system.kick_targets(&mem), CpuMask::of(1), "still waiting: CPU 1 is kicked again");
+        system.enter_cpu(1);
+        assert!(matches!(system.idle_wakeup(&mut frame, 10, 10, &mut mem).next, Next::Switch(_)));
+        assert_eq!(system.current(), Some(v1));
+        assert_eq!((system.domains[0].vcpus[1].running_on, system.domains[0].vcpus[0].running_on), (Some(1), Some(0)));
+        assert_eq!(system.kick_targets(&mem), CpuMask::EMPTY, "nothing waits");
     }
 
     #[test]
@@ -1238,29 +1355,29 @@ mod tests {
         system.enable_smp_guests(2);
         assert_eq!((system.sched.nr_cpus(), system.sched.online_mask()), (2, 0b11));
         let v0 = VcpuRef { domain: 0, vcpu: 0 };
-        assert_eq!(system.current, Some(v0));
+        assert_eq!(system.current(), Some(v0));
         // Pinned to CPU 1 while CPU 0 runs it: CPU 0 is kicked (seen
         // from CPU 1), and CPU 0's next entry gives it up.
         system.domains[0].tools.vcpu_affinity = std::vec![(0b10, u64::MAX)];
-        system.switch_cpu(1);
-        system.kicks(&mem);
+        system.enter_cpu(1);
+        system.kicks(0, &mem);
         assert_eq!(core::mem::take(&mut system.kick), CpuMask::of(0), "its CPU is no longer allowed");
-        system.switch_cpu(0);
+        system.enter_cpu(0);
         let a = system.timer_interrupt(&mut frame, 10, 10, &mut mem);
-        assert_eq!((a.next, system.current), (Next::Idle, None), "CPU 0 may not run it, nothing else may run");
+        assert_eq!((a.next, system.current()), (Next::Idle, None), "CPU 0 may not run it, nothing else may run");
         assert_eq!(system.domains[0].vcpus[0].regs, frame, "its registers were saved");
         system.vcpu_saved(v0);
         // Waiting for a CPU: idle CPU 1, which its affinity has, is kicked.
         assert_eq!(system.kick_targets(&mem), CpuMask::of(1));
         // Seen from CPU 1, idle CPU 0 is not: the vCPU may not run there.
-        system.switch_cpu(1);
+        system.enter_cpu(1);
         assert_eq!(system.kick_targets(&mem), CpuMask::EMPTY);
-        system.switch_cpu(0);
+        system.enter_cpu(0);
         // CPU 0 looks again: still nothing for it; CPU 1 takes the vCPU.
         assert_eq!(system.idle_wakeup(&mut frame, 20, 20, &mut mem).next, Next::Idle);
-        system.switch_cpu(1);
+        system.enter_cpu(1);
         assert!(matches!(system.idle_wakeup(&mut frame, 30, 30, &mut mem).next, Next::Switch(_)));
-        assert_eq!((system.current, system.domains[0].vcpus[0].processor), (Some(v0), 1));
+        assert_eq!((system.current(), system.domains[0].vcpus[0].processor), (Some(v0), 1));
         // Pinned back to both: it stays where it is.
         system.domains[0].tools.vcpu_affinity = std::vec![(0b11, u64::MAX)];
         assert_eq!(system.kick_targets(&mem), CpuMask::EMPTY);
@@ -1287,7 +1404,7 @@ mod tests {
     impl System {
         /// The CPUs [`System::kicks`] names from the CPU holding the lock.
         fn kick_targets(&mut self, mem: &crate::guest_access::tests::FakeMemory) -> crate::ipi::CpuMask {
-            self.kicks(mem);
+            self.kicks(0, mem);
             core::mem::take(&mut self.kick)
         }
     }
@@ -1361,21 +1478,21 @@ mod tests {
             w.dom.vcpus[1] = ap;
         });
         let vcpu0 = Some(VcpuRef { domain: 0, vcpu: 0 });
-        assert_eq!(system.current, vcpu0);
+        assert_eq!(system.current(), vcpu0);
         let yield_ = [u64::from(guest_abi::sched::SCHEDOP_YIELD), 0];
         hypercall(&mut system, &mut frame, &mut mem, &mut w, 1_000, HYPERVISOR_SCHED_OP, yield_);
-        assert_eq!(system.current, vcpu0, "vCPU 1 is down: vCPU 0 goes on after its yield");
+        assert_eq!(system.current(), vcpu0, "vCPU 1 is down: vCPU 0 goes on after its yield");
         let up = [u64::from(VCPUOP_UP), 1];
         hypercall(&mut system, &mut frame, &mut mem, &mut w, 2_000, HYPERVISOR_VCPU_OP, up);
         assert_eq!(frame.rax, 0);
         assert_eq!(system.domains[0].vcpus[1].runstate.state, RUNSTATE_RUNNABLE, "woken");
         let action = hypercall(&mut system, &mut frame, &mut mem, &mut w, 3_000, HYPERVISOR_SCHED_OP, yield_);
-        assert_eq!(system.current, Some(VcpuRef { domain: 0, vcpu: 1 }), "the yield lets vCPU 1 run");
+        assert_eq!(system.current(), Some(VcpuRef { domain: 0, vcpu: 1 }), "the yield lets vCPU 1 run");
         assert!(matches!(action.next, Next::Switch(_)));
         assert_eq!(frame.rip, AP_RIP);
         let down = [u64::from(VCPUOP_DOWN), 1];
         hypercall(&mut system, &mut frame, &mut mem, &mut w, 4_000, HYPERVISOR_VCPU_OP, down);
-        assert_eq!(system.current, vcpu0, "down on itself: it leaves the CPU");
+        assert_eq!(system.current(), vcpu0, "down on itself: it leaves the CPU");
         assert_eq!(system.domains[0].vcpus[1].runstate.state, RUNSTATE_OFFLINE);
         assert!(system.domains[0].is_alive());
         let is_up = [u64::from(VCPUOP_IS_UP), 1];
@@ -1383,7 +1500,7 @@ mod tests {
         assert_eq!(frame.rax, 0, "vCPU 1 is down");
         for t in 1..5 {
             hypercall(&mut system, &mut frame, &mut mem, &mut w, 5_000 + t * 40_000_000, HYPERVISOR_SCHED_OP, yield_);
-            assert_eq!(system.current, vcpu0, "never vCPU 1 again");
+            assert_eq!(system.current(), vcpu0, "never vCPU 1 again");
         }
     }
 

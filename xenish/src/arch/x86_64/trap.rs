@@ -29,15 +29,16 @@ static SYSTEM: Mutex<Option<System>> = Mutex::new(None);
 /// it spins it serves a TLB shootdown addressed to this CPU itself: a
 /// holder that shoots this CPU down cannot wait on it forever.
 ///
-/// With guests on several CPUs (`smp_guests`), the system's per-CPU
-/// fields are made this CPU's ([`System::switch_cpu`]).
+/// With guests on several CPUs (`smp_guests`), the entry's decisions are
+/// made about this CPU's scheduling state ([`System::enter_cpu`]: it only
+/// names the CPU, each CPU's state has its own slot).
 #[inline]
 fn lock_system() -> MutexGuard<'static, Option<System>> {
     loop {
         if let Some(mut guard) = SYSTEM.try_lock() {
             if SMP_GUESTS.load(Ordering::Relaxed) {
                 if let Some(system) = guard.as_mut() {
-                    system.switch_cpu(super::percpu::cpu_index());
+                    system.enter_cpu(super::percpu::cpu_index());
                 }
             }
             return guard;
@@ -49,6 +50,8 @@ fn lock_system() -> MutexGuard<'static, Option<System>> {
 
 /// Whether vCPUs run on every CPU (the `smp_guests` option).
 static SMP_GUESTS: AtomicBool = AtomicBool::new(false);
+
+const _: () = assert!(super::percpu::MAX_CPUS <= crate::sched::MAX_CPUS, "a CPU without a scheduling slot");
 
 /// Sends `SOFTIRQ_SCHEDULE` to the CPUs the entry found work for
 /// ([`System::kicks`]), with guests on several CPUs.
@@ -62,7 +65,8 @@ fn send_kicks(system: &mut System) {
 #[cold]
 #[inline(never)]
 fn send_kicks_smp(system: &mut System) {
-    system.kicks(&memory());
+    let (now, _) = now(system);
+    system.kicks(now, &memory());
     for cpu in core::mem::take(&mut system.kick).iter() {
         ipi::raise_softirq(cpu, crate::ipi::SOFTIRQ_SCHEDULE);
     }
@@ -294,7 +298,7 @@ fn enter(frame: &mut TrapFrame, handler: impl FnOnce(&mut System, &mut TrapFrame
     let (action, previous) = {
         let mut guard = lock_system();
         let Some(system) = guard.as_mut() else { hypervisor_fault(frame) };
-        let previous = system.current;
+        let previous = system.current();
         let (now, tsc) = now(system);
         system.deliver_pirqs(&mut memory());
         let action = handler(system, frame, now, tsc, &mut memory());
@@ -435,7 +439,7 @@ const MSR_SHADOW_GS_BASE: u32 = 0xc000_0102;
 fn switch_segments(previous: Option<VcpuRef>) {
     let mut guard = lock_system();
     let Some(system) = guard.as_mut() else { return };
-    if previous == system.current {
+    if previous == system.current() {
         return;
     }
     fpu::clts();
@@ -448,8 +452,9 @@ fn switch_segments(previous: Option<VcpuRef>) {
         system.vcpu_saved(p);
         send_kicks_smp(system);
     }
-    super::xpti::set_current(system.current.and_then(|c| Some(system.domains.get(c.domain)?.id == 0)));
-    let next = system.current.and_then(|c| system.domains.get_mut(c.domain)?.vcpus.get_mut(c.vcpu));
+    let current = system.current();
+    super::xpti::set_current(current.and_then(|c| Some(system.domains.get(c.domain)?.id == 0)));
+    let next = current.and_then(|c| system.domains.get_mut(c.domain)?.vcpus.get_mut(c.vcpu));
     match next {
         Some(v) => {
             load_gdt(&v.gdt_frames);
@@ -520,7 +525,7 @@ fn load_ldt(frames: &[Option<Mfn>], ents: u32) {
 fn reload_current_gdt() {
     let guard = lock_system();
     let Some(system) = guard.as_ref() else { return };
-    if let Some(v) = system.current.and_then(|c| system.domains.get(c.domain)?.vcpus.get(c.vcpu)) {
+    if let Some(v) = system.current().and_then(|c| system.domains.get(c.domain)?.vcpus.get(c.vcpu)) {
         load_gdt(&v.gdt_frames);
         load_ldt(&v.ldt_frames, v.ldt_ents);
     }
