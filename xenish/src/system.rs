@@ -622,14 +622,19 @@ impl System {
     }
 
     /// Raises `VIRQ_DOM_EXC` for the toolstack and wakes it if it blocked
-    /// waiting for events.
+    /// or polled waiting for events: Xen's `vcpu_kick` unblocks a polling
+    /// vCPU too, so a toolstack in `SCHEDOP_poll` learns of the shutdown at
+    /// once, not when its poll times out (with guests on several CPUs this
+    /// CPU's next entry, which would also find it, may be far off).
     fn raise_dom_exc(&mut self, mem: &mut dyn MachineMemory) {
         lifecycle::notify_dom_exc(&mut self.domains, mem);
         for (di, d) in self.domains.iter_mut().enumerate().filter(|(_, d)| d.privileged && d.is_running()) {
             for (vi, v) in d.vcpus.iter_mut().enumerate() {
-                if v.blocked && upcall_pending(v.info_location(d.shared_info, vi), mem) {
-                    v.blocked = false;
+                let waiting = v.blocked || v.poll.is_some();
+                if waiting && upcall_pending(v.info_location(d.shared_info, vi), mem) {
+                    (v.blocked, v.poll) = (false, None);
                     self.sched.wake(VcpuRef { domain: di, vcpu: vi });
+                    self.timer_work.stale = true;
                 }
             }
         }
@@ -1516,6 +1521,18 @@ mod tests {
         assert!(evtchn::port_is_pending(&system.domains[0], &mut mem, port), "input raised the virq");
         system.domains[0].id = 1;
         assert!(!system.console_listener(), "only domain 0 is the console domain");
+    }
+
+    #[test]
+    fn a_domain_exception_wakes_a_polling_toolstack() {
+        let (mut system, _frame, mut mem, _w) = started(|_| {});
+        system.domains[0].privileged = true;
+        let Ok(port) = system.domains[0].evtchn.bind_virq(&mut mem, guest_abi::xen::VIRQ_DOM_EXC, 0) else { panic!("bind") };
+        // The toolstack polls another port, for long.
+        system.domains[0].vcpus[0].poll = Some((std::vec![port + 1], Some(u64::MAX)));
+        system.raise_dom_exc(&mut mem);
+        assert!(evtchn::port_is_pending(&system.domains[0], &mut mem, port), "VIRQ_DOM_EXC raised");
+        assert_eq!(system.domains[0].vcpus[0].poll, None, "the poll ended");
     }
 
     #[test]
