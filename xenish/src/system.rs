@@ -1527,7 +1527,9 @@ mod tests {
     fn a_domain_exception_wakes_a_polling_toolstack() {
         let (mut system, _frame, mut mem, _w) = started(|_| {});
         system.domains[0].privileged = true;
-        let Ok(port) = system.domains[0].evtchn.bind_virq(&mut mem, guest_abi::xen::VIRQ_DOM_EXC, 0) else { panic!("bind") };
+        let Ok(port) = system.domains[0].evtchn.bind_virq(&mut mem, guest_abi::xen::VIRQ_DOM_EXC, 0) else {
+            panic!("bind")
+        };
         // The toolstack polls another port, for long.
         system.domains[0].vcpus[0].poll = Some((std::vec![port + 1], Some(u64::MAX)));
         system.raise_dom_exc(&mut mem);

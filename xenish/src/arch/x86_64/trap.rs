@@ -657,8 +657,13 @@ pub fn power_off(failed: bool) -> ! {
     if nmis > 0 {
         crate::printk!("xenish: {nmis} NMI(s) arrived while the hypervisor ran; ignored");
     }
-    crate::printk!("xenish: powering off (exit status {})", failed as u8);
-    if DEBUG_EXIT.load(Ordering::Relaxed) {
+    let debug_exit = DEBUG_EXIT.load(Ordering::Relaxed);
+    // Without the debug-exit device, a reboot of the control domain is
+    // announced by `restart` alone: this machine is not powered off.
+    if debug_exit || !crate::acpi::restart_requested() {
+        crate::printk!("xenish: powering off (exit status {})", failed as u8);
+    }
+    if debug_exit {
         cpu::outb(DEBUG_EXIT_PORT, failed as u8);
     }
     // The control domain's reboot resets the machine; its ACPI S5 request
