@@ -596,7 +596,13 @@ pub fn handle(frame: &mut TrapFrame) {
             }
             apic::EVENT_CHECK_VECTOR => {
                 ipi::handle_event_check();
-                ipi::take_softirq_bits(crate::ipi::SOFTIRQ_SCHEDULE) != 0
+                // Taken here only from a guest, which re-enters the
+                // scheduler below. A halted CPU (the idle loops, where the
+                // hypervisor's IF is on only across `hlt`) finds the bit
+                // when it wakes: an AP parked in `ipi::idle` leaves for the
+                // guests only on seeing it, and one taken here was lost (a
+                // vCPU pinned to CPU 1 then never ran).
+                frame.from_guest() && ipi::take_softirq_bits(crate::ipi::SOFTIRQ_SCHEDULE) != 0
             }
             apic::INVALIDATE_TLB_VECTOR => {
                 ipi::handle_invalidate();
