@@ -271,13 +271,13 @@ impl<'a> CommandLine<'a> {
         }
     }
 
-    /// Whether vCPUs run on every CPU that is up, all under the big lock
-    /// (`smp_guests`, `=1`, `on`, `yes`, `true`, `enable`; a boolean as
-    /// Xen parses one). Off by default (`smp_guests=0`, `off`, `no`,
-    /// `false`, `disable`, `no-smp_guests`): vCPUs run on the boot CPU, the
-    /// others idle (see README for what is still open).
+    /// Whether vCPUs run on every CPU that is up, all under the big lock:
+    /// on by default (`smp_guests`, `=1`, `on`, `yes`, `true`, `enable`; a
+    /// boolean as Xen parses one). `smp_guests=0` (`off`, `no`, `false`,
+    /// `disable`, `no-smp_guests`) keeps vCPUs on the boot CPU and the
+    /// others idle; `nosmp` or `maxcpus=1` bring up one CPU only.
     pub fn smp_guests(&self) -> bool {
-        self.smp_guests.unwrap_or(false)
+        self.smp_guests.unwrap_or(true)
     }
 
     /// The `xpti=` options in order, applied as Xen 4.17 applies them
@@ -425,9 +425,10 @@ mod tests {
     }
 
     #[test]
-    fn smp_guests_is_a_boolean_as_xen_parses_them_and_off_by_default() {
+    fn smp_guests_is_a_boolean_as_xen_parses_them_and_on_by_default() {
         let smp = |l: &str| CommandLine::parse(l).smp_guests();
-        assert!(!smp(""), "the default");
+        assert!(smp(""), "the default");
+        assert!(smp("nosmp maxcpus=1"), "the CPU count is cpu_limit's, not this option's");
         for on in ["smp_guests", "smp_guests=1", "smp_guests=on", "smp_guests=yes", "smp_guests=enable"] {
             assert!(smp(on), "{on}");
         }
@@ -436,7 +437,7 @@ mod tests {
             assert!(!smp(off), "{off}");
         }
         let line = CommandLine::parse("smp_guests=maybe");
-        assert!(!line.smp_guests(), "not a boolean: ignored");
+        assert!(line.smp_guests(), "not a boolean: ignored, the default stays");
         assert_eq!(line.unknown().collect::<Vec<_>>(), ["smp_guests=maybe"]);
     }
 }
