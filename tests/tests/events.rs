@@ -80,9 +80,11 @@ fn every_exception_arrives_with_xens_frame() {
 
 #[test]
 fn a_data_selector_that_no_longer_loads_enters_the_failsafe_callback() {
-    // Two domains, so that each is switched away from and back to.
+    // Two domains on one CPU (`smp_guests=0`: with a CPU each, a yield
+    // finds nothing else to run and never switches), so that each is
+    // switched away from and back to.
     let out = Boot::new()
-        .cmdline("domain=a,module=1 domain=b,module=2")
+        .cmdline("smp_guests=0 domain=a,module=1 domain=b,module=2")
         .guest("traps", "traps failsafe-reload")
         .guest("traps", "traps failsafe-reload")
         .run();
@@ -120,7 +122,7 @@ fn masked_events_wait_and_a_user_process_is_preempted_by_timers() {
     // user/kernel toggle copies the guest slots into the CPU's root table.
     let out = Boot::new().cmdline("xpti=on").guest("usermode", "usermode").run();
     out.expect_line("XPTI (64-bit PV only): Dom0 enabled, DomU enabled");
-    for line in tests::answers::USERMODE_ANSWERS {
+    for line in tests::answers::usermode_answers(tests::qemu::default_smp()) {
         out.expect_line(&format!("(d0) {line}"));
     }
     out.expect_line("(d0) usermode: ok: a masked port stays pending, no upcall")
