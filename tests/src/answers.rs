@@ -3,7 +3,8 @@
 //! code in user mode: the same lines on xenish and on Xen 4.17 (booted in
 //! the same QEMU), which is what makes them Xen's answers.
 
-/// The lines, without the console's `(d0) ` prefix.
+/// The lines, without the console's `(d0) ` prefix, on one CPU (see
+/// [`usermode_answers`] for more).
 pub const USERMODE_ANSWERS: &[&str] = &[
     "usermode: physdev set_iobitmap: 65537 ports -22, in the hypervisor's hole -22, a bitmap 0, none 0",
     "usermode: physdev irq_status_query: pirq 1 0 flags 1, pirq 65536 -22",
@@ -20,3 +21,18 @@ pub const USERMODE_ANSWERS: &[&str] = &[
     "usermode: 32-bit code: eax 0, edx 0xc0de, syscall from cs 0xe023 at rip 0x4000000e",
     "usermode: ok: an iret to 0xe023 ran 32-bit code, its syscall entered the syscall32 callback",
 ];
+
+/// The `get_physid` line on more than one CPU: Xen answers
+/// `VCPUOP_get_physid` only for a control-domain vCPU whose hard affinity
+/// is one CPU (`is_hwdom_pinned_vcpu`); on one CPU every vCPU is, on
+/// several an unpinned one is refused with `-EINVAL` before the copy.
+const GET_PHYSID_UNPINNED: &str =
+    "usermode: vcpu_op send_nmi(non-null) -22, get_physid(unmapped) -22, get_physid Err(Einval), sub-op 14 -38";
+
+/// [`USERMODE_ANSWERS`] for a machine of `cpus` CPUs that all run guests.
+pub fn usermode_answers(cpus: u32) -> Vec<&'static str> {
+    USERMODE_ANSWERS
+        .iter()
+        .map(|&line| if cpus > 1 && line.contains("get_physid") { GET_PHYSID_UNPINNED } else { line })
+        .collect()
+}

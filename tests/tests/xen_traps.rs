@@ -15,7 +15,7 @@ fn on_xen(guest: &str, string: &str) -> Outcome {
     let xen = debian::xen().unwrap_or_else(|e| panic!("{e}"));
     Boot::with_hypervisor(xen)
         .cpu("max,-smap")
-        .cmdline(&format!("{} dom0_mem=512M", debian::XEN_CMDLINE))
+        .cmdline(&format!("{} {}", debian::XEN_CMDLINE, debian::XEN_TEST_DOM0_MEM))
         .module(images().guest(guest), string)
         .until("Hardware Dom0 ")
         .timeout(Duration::from_secs(120))
@@ -71,7 +71,7 @@ fn an_iret_to_a_non_canonical_rip_on_xen_under_qemu_faults_in_the_guest() {
 #[test]
 fn system_calls_iret_and_upcalls_on_xen_as_the_usermode_guest_expects() {
     let out = on_xen("usermode", "usermode");
-    for line in tests::answers::USERMODE_ANSWERS {
+    for line in tests::answers::usermode_answers(tests::qemu::default_smp()) {
         out.expect_line(line);
     }
     out.expect_line("usermode: ok: a masked port stays pending, no upcall")
