@@ -21,7 +21,7 @@ fn on_xen(guest: &str, string: &str) -> Outcome {
     let xen = debian::xen().unwrap_or_else(|e| panic!("{e}"));
     Boot::with_hypervisor(xen)
         .cpu("max,-smap")
-        .cmdline(&format!("{} dom0_mem=512M", debian::XEN_CMDLINE))
+        .cmdline(&format!("{} {}", debian::XEN_CMDLINE, debian::XEN_TEST_DOM0_MEM))
         .module(images().guest(guest), string)
         .until("Hardware Dom0 ")
         .timeout(Duration::from_secs(180))

@@ -36,7 +36,7 @@ fn the_gntv2_guest_sees_the_same_on_xenish_and_xen() {
     let xen = debian::xen().unwrap_or_else(|e| panic!("{e}"));
     let on_xen = Boot::with_hypervisor(xen)
         .cpu("max,-smap")
-        .cmdline(&format!("{} dom0_mem=512M", debian::XEN_CMDLINE))
+        .cmdline(&format!("{} {}", debian::XEN_CMDLINE, debian::XEN_TEST_DOM0_MEM))
         .module(images().guest("gntv2"), "gntv2")
         .until("Hardware Dom0 ")
         .timeout(Duration::from_secs(180))
