@@ -280,6 +280,17 @@ impl<'a> CommandLine<'a> {
         self.smp_guests.unwrap_or(true)
     }
 
+    /// How many of the `online` CPUs run guests: all of them, or the boot
+    /// CPU alone with `smp_guests=0`. Xen's default dom0 vCPU count is
+    /// this number (one per CPU of its pool).
+    pub fn guest_cpus(&self, online: usize) -> usize {
+        if self.smp_guests() {
+            online.max(1)
+        } else {
+            1
+        }
+    }
+
     /// The `xpti=` options in order, applied as Xen 4.17 applies them
     /// ([`XptiOption::apply`]), and the values with an element
     /// Xen would refuse (reported; their other elements still apply).

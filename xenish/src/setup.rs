@@ -49,6 +49,9 @@ pub struct Setup<'s> {
     /// boot-time domains are built (Xen's `initial_images_nrpages`):
     /// dom0's default size counts them as available, as Xen does.
     pub initial_images_pages: u64,
+    /// The CPUs that run guests ([`CommandLine::guest_cpus`]): dom0's
+    /// vCPU count without `dom0_max_vcpus=`, as in Xen.
+    pub guest_cpus: u32,
 }
 
 /// The initial rflags of a PV vCPU: IF (and the always-one bit 1).
@@ -77,9 +80,6 @@ struct Plan<'m> {
     /// Its vCPUs (`max_vcpus`): vCPU 0 starts, the others are down.
     vcpus: u32,
 }
-
-/// Physical CPUs xenish runs guests on today.
-const NR_CPUS: u32 = 1;
 
 /// dom0's vCPU count by Xen's `dom0_max_vcpus()`: the number of CPUs
 /// (`nr_cpus`), raised to the option's minimum and lowered to its maximum,
@@ -155,11 +155,12 @@ pub fn boot_domains(
                 return domains;
             }
         };
-        let vcpus = match dom0_max_vcpus(line.dom0_max_vcpus(), NR_CPUS) {
+        let cpus = setup.guest_cpus.max(1);
+        let vcpus = match dom0_max_vcpus(line.dom0_max_vcpus(), cpus) {
             Ok(n) => n,
             Err(e) => {
-                printk!("xenish: bad dom0_max_vcpus ({e}); dom0 gets {NR_CPUS}");
-                NR_CPUS
+                printk!("xenish: bad dom0_max_vcpus ({e}); dom0 gets {cpus}");
+                cpus
             }
         };
         let size = Size::Dom0(dom0_mem);

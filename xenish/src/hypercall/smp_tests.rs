@@ -478,6 +478,28 @@ fn dom0_max_vcpus_follows_xens_syntax() {
     }
 }
 
+/// Without `dom0_max_vcpus=` dom0 gets a vCPU per CPU that runs guests, as
+/// Xen gives one per CPU of its pool: every online CPU by default, the boot
+/// CPU alone with `smp_guests=0` (on two CPUs it had one either way, and
+/// Linux as dom0 used one CPU of two where Xen's used both).
+#[test]
+fn dom0_gets_a_vcpu_per_cpu_that_runs_guests() {
+    use crate::cmdline::CommandLine;
+    use crate::setup::dom0_max_vcpus;
+    for (line, online, want) in [
+        ("", 1, 1),
+        ("", 2, 2),
+        ("", 4, 4),
+        ("smp_guests=0", 4, 1),
+        ("dom0_max_vcpus=1", 2, 1),
+        ("smp_guests=0 dom0_max_vcpus=2", 4, 2),
+    ] {
+        let line = CommandLine::parse(line);
+        let cpus = line.guest_cpus(online) as u32;
+        assert_eq!(dom0_max_vcpus(line.dom0_max_vcpus(), cpus), Ok(want), "{line:?} on {online} CPUs");
+    }
+}
+
 /// Issues `VCPUOP_initialise` and its continuations; the result and the
 /// calls made (each walking at most about a batch's budget of tables).
 fn initialise_driven(w: &mut World, vcpu: u64, g: &VcpuGuestContext) -> (i64, usize) {

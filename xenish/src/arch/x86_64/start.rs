@@ -239,6 +239,7 @@ pub extern "C" fn xenish_start(magic: u32, mbi_phys: u32) -> ! {
         ft: &mut ft,
         fpu_area_size,
         initial_images_pages,
+        guest_cpus: crate::cmdline::CommandLine::parse(info.cmdline()).guest_cpus(smpboot::online_cpus()) as u32,
     };
     let domains = setup::boot_domains(&mut setup, &mut runs, info.cmdline(), &boot_modules);
     // Xen's discard_initial_images: the modules' memory goes back to the
