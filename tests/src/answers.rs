@@ -29,10 +29,25 @@ pub const USERMODE_ANSWERS: &[&str] = &[
 const GET_PHYSID_UNPINNED: &str =
     "usermode: vcpu_op send_nmi(non-null) -22, get_physid(unmapped) -22, get_physid Err(Einval), sub-op 14 -38";
 
-/// [`USERMODE_ANSWERS`] for a machine of `cpus` CPUs that all run guests.
-pub fn usermode_answers(cpus: u32) -> Vec<&'static str> {
+/// The highest PIRQ of dom0 with a vCPU per CPU on `cpus` CPUs, which
+/// `get_free_pirq` hands out first: Xen's `arch_hwdom_irqs` under QEMU (24
+/// GSIs, 208 dynamic vectors a CPU), `min(24 + fls(cpus) * 208,
+/// max(cpus * 208, 8 * 24)) - 1` (207 on one CPU, 415 on two).
+fn dom0_top_pirq(cpus: u32) -> u32 {
+    let cpus = cpus.max(1);
+    let fls = u32::BITS - cpus.leading_zeros();
+    (24 + fls * 208).min((cpus * 208).max(8 * 24)) - 1
+}
+
+/// [`USERMODE_ANSWERS`] for a machine of `cpus` CPUs that all run guests
+/// (dom0 with a vCPU on each, Xen's default).
+pub fn usermode_answers(cpus: u32) -> Vec<String> {
     USERMODE_ANSWERS
         .iter()
-        .map(|&line| if cpus > 1 && line.contains("get_physid") { GET_PHYSID_UNPINNED } else { line })
+        .map(|&line| match line {
+            l if cpus > 1 && l.contains("get_physid") => GET_PHYSID_UNPINNED.to_string(),
+            l if l.contains("get_free_pirq") => l.replace("pirq 207", &format!("pirq {}", dom0_top_pirq(cpus))),
+            l => l.to_string(),
+        })
         .collect()
 }

@@ -72,7 +72,7 @@ fn an_iret_to_a_non_canonical_rip_on_xen_under_qemu_faults_in_the_guest() {
 fn system_calls_iret_and_upcalls_on_xen_as_the_usermode_guest_expects() {
     let out = on_xen("usermode", "usermode");
     for line in tests::answers::usermode_answers(tests::qemu::default_smp()) {
-        out.expect_line(line);
+        out.expect_line(&line);
     }
     out.expect_line("usermode: ok: a masked port stays pending, no upcall")
         .expect_line("usermode: ok: unmasking delivers the pending event")

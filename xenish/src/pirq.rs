@@ -7,8 +7,8 @@
 //!
 //! The counts are Xen 4.17's: `nr_irqs_gsi + 32` PIRQs for a domU
 //! (`extra_domU_irqs`, counted with the 16 legacy GSIs), and for the
-//! control domain on one CPU the 208 dynamic vectors Xen's
-//! `arch_hwdom_irqs` gives it.
+//! control domain what Xen's `arch_hwdom_irqs` gives it: 208 dynamic
+//! vectors a CPU (208 on one CPU, 416 for a dom0 with two vCPUs on two).
 
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
@@ -19,9 +19,25 @@ use crate::mm::Mfn;
 pub const NR_IRQS_GSI: u32 = 16;
 /// PIRQs beyond the GSIs a domU gets (Xen's `extra_domU_irqs`).
 const EXTRA_DOMU_IRQS: u32 = 32;
-/// PIRQs of the control domain on one CPU: Xen's `nr_irqs`, one CPU's
-/// `NR_DYNAMIC_VECTORS`, which caps `nr_irqs_gsi + 208`.
+/// Xen's `NR_DYNAMIC_VECTORS` (vectors 0x20..=0xef), of each CPU.
+const NR_DYNAMIC_VECTORS: u32 = 208;
+/// PIRQs of the control domain on one CPU ([`hwdom_pirqs`]).
 const HWDOM_PIRQS: u32 = 208;
+
+/// The PIRQs of a control domain on `cpus` CPUs, as Xen 4.17's
+/// `arch_hwdom_irqs`: `nr_irqs_gsi` plus a CPU's dynamic vectors for each
+/// bit of the CPU count (`fls`), for dom0 (`dom0_vcpus`) at most one per
+/// vCPU; capped by Xen's `nr_irqs` (the larger of every CPU's dynamic
+/// vectors and eight per GSI) and by the bits of the EOI bitmap page.
+pub fn hwdom_pirqs(cpus: u32, dom0_vcpus: Option<u32>) -> u32 {
+    let cpus = cpus.max(1);
+    let mut n = u32::BITS - cpus.leading_zeros();
+    if let Some(v) = dom0_vcpus {
+        n = n.min(v.max(1));
+    }
+    let nr_irqs = (cpus.saturating_mul(NR_DYNAMIC_VECTORS)).max(8 * NR_IRQS_GSI);
+    (NR_IRQS_GSI + n * NR_DYNAMIC_VECTORS).min(nr_irqs).min(4096 * 8)
+}
 
 /// `MAP_PIRQ_TYPE_GSI`: the only type `get_free_pirq` looks among the GSIs for.
 const MAP_PIRQ_TYPE_GSI: i32 = 1;
@@ -64,10 +80,15 @@ pub enum MapError {
 }
 
 impl Pirqs {
-    /// The PIRQ state of a new domain: the control domain's (`privileged`)
-    /// or a domU's.
+    /// The PIRQ state of a new domain: the control domain's (`privileged`,
+    /// as on one CPU: see [`Self::with_count`]) or a domU's.
     pub fn new(privileged: bool) -> Self {
-        let nr_pirqs = if privileged { HWDOM_PIRQS } else { NR_IRQS_GSI + EXTRA_DOMU_IRQS };
+        Self::with_count(if privileged { HWDOM_PIRQS } else { NR_IRQS_GSI + EXTRA_DOMU_IRQS })
+    }
+
+    /// The PIRQ state of a domain that may name `nr_pirqs` PIRQs (a
+    /// control domain's from [`hwdom_pirqs`]).
+    pub fn with_count(nr_pirqs: u32) -> Self {
         Pirqs {
             nr_pirqs,
             allocated: alloc::vec![0; nr_pirqs.div_ceil(64) as usize],
@@ -193,6 +214,22 @@ mod tests {
     fn sizes_follow_xen_without_an_io_apic() {
         assert_eq!(Pirqs::new(true).nr_pirqs(), 208);
         assert_eq!(Pirqs::new(false).nr_pirqs(), 48);
+    }
+
+    /// Xen 4.17 under QEMU: "d0 has maximum 208 PIRQs" on one CPU, 416 on
+    /// two with dom0's default two vCPUs (its `get_free_pirq` then answers
+    /// 415, where xenish, sizing dom0 for one CPU, answered 207).
+    #[test]
+    fn a_control_domain_gets_dynamic_vectors_per_cpu_as_in_xen() {
+        assert_eq!(hwdom_pirqs(1, Some(1)), 208);
+        assert_eq!(hwdom_pirqs(2, Some(2)), 416);
+        assert_eq!(hwdom_pirqs(2, Some(1)), 16 + 208, "one vCPU: one CPU's vectors beyond the GSIs");
+        assert_eq!(hwdom_pirqs(4, Some(4)), 16 + 3 * 208, "fls(4) = 3");
+        assert_eq!(hwdom_pirqs(2, None), 416, "another control domain: not bounded by vCPUs");
+        assert_eq!(hwdom_pirqs(1000, None), 16 + 10 * 208, "fls(1000) = 10");
+        let mut p = Pirqs::with_count(hwdom_pirqs(2, Some(2)));
+        assert_eq!(p.nr_pirqs(), 416);
+        assert_eq!(p.allocate(0), Some(415), "MSI: the highest");
     }
 
     #[test]

@@ -283,6 +283,12 @@ fn construct(setup: &mut Setup, plan: &Plan, image: &KernelImage) -> Result<Doma
         ..TrapFrame::default()
     };
     let mut d = Domain::new(plan.id, plan.name, plan.privileged, memory.shared_info);
+    if plan.privileged {
+        // Xen's arch_hwdom_irqs: dynamic vectors for the CPUs (dom0's at
+        // most one per vCPU).
+        let dom0_vcpus = (plan.id == 0).then_some(plan.vcpus);
+        d.pirqs = crate::pirq::Pirqs::with_count(crate::pirq::hwdom_pirqs(setup.guest_cpus, dom0_vcpus));
+    }
     d.max_pages = nr_pages;
     d.page_list = memory.pages;
     d.vcpus = alloc::vec![{
