@@ -148,7 +148,7 @@ impl<'a> Scenario<'a> {
     /// xenish neither panicked nor saw dom0 crash.
     ///
     /// With `XENISH_COMPARE=xenish` (for trying xenish options, say
-    /// `XENISH_OPTIONS=smp_guests`, without the Xen boot's time) only
+    /// `XENISH_OPTIONS=smp_guests=0`, without the Xen boot's time) only
     /// xenish boots, and its log stands in for Xen's too: the expected
     /// lines are still checked, the comparison proves nothing.
     pub fn both(&self) -> (Outcome, Outcome) {

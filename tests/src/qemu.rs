@@ -311,7 +311,7 @@ pub const XENISH_TEST_OPTIONS: &str = "console_io=all";
 
 /// Options from `XENISH_OPTIONS` that every boot of the built xenish adds
 /// after [`XENISH_TEST_OPTIONS`] (to run any test with, say,
-/// `XENISH_SMP=2 XENISH_OPTIONS=smp_guests`); empty if unset.
+/// `XENISH_SMP=2 XENISH_OPTIONS=smp_guests=0`); empty if unset.
 pub fn extra_options() -> String {
     std::env::var("XENISH_OPTIONS").unwrap_or_default().trim().to_string()
 }

@@ -96,7 +96,7 @@ fn linux_rows_run_and_their_output_parses_in_dom0_and_a_domu() {
 }
 
 /// The SMP scaling rows' control domain (`cargo xtask bench --only
-/// scaling`) with 200 ms loops on two CPUs (`smp_guests`): it builds one
+/// scaling`) with 200 ms loops on two CPUs (guests on both): it builds one
 /// measuring domain pinned to CPU 1 (`XEN_DOMCTL_setvcpuaffinity`), then
 /// two pinned one per CPU; each runs both loops (null hypercalls,
 /// event-channel round trips through its own upcall) and powers off, and
@@ -110,7 +110,7 @@ fn scaling_rows_run_and_their_output_parses() {
     let out = Boot::new()
         .smp(2)
         .accel("tcg,thread=multi")
-        .cmdline("dom0_mem=64M dom0_max_vcpus=1 smp_guests")
+        .cmdline("dom0_mem=64M dom0_max_vcpus=1")
         .guest("scaling", "scaling runs=1@1,2 ms=200")
         .until("scaling: done")
         .run();

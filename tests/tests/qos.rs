@@ -27,7 +27,7 @@
 //!   did not fit before now does; `mem-set` to 256 MiB grows the guest
 //!   past where it started, up to its `maxmem`; beyond that is refused.
 //!
-//! Across two CPUs (`smp_guests`, a boot of its own: dom0, two domUs
+//! Across two CPUs (guests on every CPU, a boot of its own: dom0, two domUs
 //! with two vCPUs each, every vCPU spinning):
 //! - weights 512 and 256 divide the two CPUs 2:1 within 5% (4/3 and 2/3
 //!   of a CPU: a domain's share is of the whole machine, as in Xen's
@@ -312,7 +312,6 @@ fn weights_and_caps_hold_across_two_cpus() {
     let script = format!("{HELPERS}{SCRIPT_SMP}");
     let mut scenario = Scenario::new("qos-smp", &script, &extra);
     scenario.common_args = "dom0_max_vcpus=1";
-    scenario.xenish_args = "smp_guests";
     scenario.smp = Some(2);
     scenario.limit = Duration::from_secs(600);
     let out = scenario.boot(Hypervisor::Xenish);

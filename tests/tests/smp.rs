@@ -1,8 +1,9 @@
 //! SMP bring-up: xenish finds every CPU in the MADT, starts the application
 //! processors (INIT-SIPI-SIPI, the real-mode trampoline, per-CPU tables and
 //! stacks), reports each, checks that IPIs reach them (event-check round
-//! trips and TLB shootdowns, each AP halted in between), leaves them idle,
-//! and still runs a guest on CPU 0 to its power-off. `nosmp` and `maxcpus=` hold the count down as in Xen.
+//! trips and TLB shootdowns, each AP halted in between), runs guests on
+//! every CPU (or on CPU 0 alone with `smp_guests=0`), and runs a guest to
+//! its power-off. `nosmp` and `maxcpus=` hold the count down as in Xen.
 
 use tests::{Boot, Exit, Outcome};
 
@@ -65,23 +66,25 @@ fn one_cpu() {
     guest_ran(&out);
 }
 
+/// With `smp_guests=0` the APs come up but guests stay on CPU 0.
 #[test]
 fn two_cpus() {
-    let out = boot(2, "", "tcg");
+    let out = boot(2, "smp_guests=0", "tcg");
     out.expect_line("MADT: 2 CPU(s)");
     online(&out, 2);
     ipis_work(&out, 2);
-    out.expect_no("not brought up");
+    out.expect_no("not brought up").expect_no("xenish: smp_guests:");
     guest_ran(&out);
 }
 
+/// Guests run on every CPU by default.
 #[test]
 fn four_cpus() {
     let out = boot(4, "", "tcg");
     out.expect_line("MADT: 4 CPU(s)");
     online(&out, 4);
     ipis_work(&out, 4);
-    out.expect_no("not brought up");
+    out.expect_no("not brought up").expect_line("xenish: smp_guests: vCPUs run on 4 CPUs (under one lock)");
     guest_ran(&out);
 }
 
@@ -114,8 +117,8 @@ fn maxcpus_keeps_two() {
     guest_ran(&out);
 }
 
-/// `smp_guests` (off by default): vCPUs run on every CPU under the big
-/// lock. Two domains ping-pong 10000 events on two CPUs, each blocking
+/// vCPUs run on every CPU under the big lock (`smp_guests`, the
+/// default). Two domains ping-pong 10000 events on two CPUs, each blocking
 /// between events: every event is answered (a wake-up lost between one
 /// CPU deciding to idle and saving the vCPU it ran would halt both CPUs
 /// with a vCPU runnable), and the power-off report counts the vCPUs each
@@ -127,7 +130,7 @@ fn maxcpus_keeps_two() {
 fn smp_guests_runs_two_domains_on_two_cpus() {
     let out = Boot::new()
         .smp(2)
-        .cmdline("smp_guests domain=ping,module=1 domain=pong,module=2")
+        .cmdline("domain=ping,module=1 domain=pong,module=2")
         .guest("pingpong", "ping peer=1 rounds=10000")
         .guest("pingpong", "pong peer=0 port=1 rounds=10000")
         .run();

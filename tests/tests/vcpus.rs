@@ -143,7 +143,6 @@ fn linux_with_two_vcpus_on_two_cpus_as_dom0_and_as_a_domu_on_xenish_as_on_xen() 
     let mut scenario = Scenario::new("vcpus", &script, &extra);
     scenario.xen_args = "sched=credit";
     scenario.common_args = "dom0_max_vcpus=2";
-    scenario.xenish_args = "smp_guests";
     scenario.smp = Some(2);
     scenario.limit = Duration::from_secs(900);
     let (xenish, xen) = scenario.both();

@@ -81,7 +81,7 @@ COMMANDS:
             xenish / Xen ratios. Before the Linux rows, SMP scaling:
             null hypercalls and event-channel round trips per second of
             one PV domain on one CPU (-smp 1) and of two, pinned one per
-            CPU (-smp 2, multi-threaded TCG; xenish with smp_guests),
+            CPU (-smp 2, multi-threaded TCG; guests on every CPU),
             and the ratio. All of it is also written to
             target/bench/results.{json,md}.
             --deterministic runs QEMU with -icount, so cycle counts follow

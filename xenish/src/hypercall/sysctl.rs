@@ -150,7 +150,7 @@ fn physinfo(ctx: &Ctx) -> XenSysctlPhysinfo {
     XenSysctlPhysinfo {
         threads_per_core: 1,
         cores_per_socket: ctx.sched.nr_cpus(),
-        // The CPUs that run guests (with `smp_guests` off, CPU 0 alone: a
+        // The CPUs that run guests (with `smp_guests=0`, CPU 0 alone: a
         // toolstack that saw more would pin vCPUs to CPUs that never run
         // them), all cores of one socket.
         nr_cpus: ctx.sched.nr_cpus(),
