@@ -21,6 +21,14 @@
 
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
+/// The lock CPUs share the portable core under: a ticket lock, as Xen's
+/// spin locks are, so CPUs get it in the order they asked for it, and its
+/// waiters call `R::relax` on every turn (the arch layer serves TLB
+/// shootdowns addressed to its own CPU there, see above). A test-and-set
+/// lock let a CPU whose guest made hypercall after hypercall take it again
+/// as it let go while another CPU's entry waited for seconds.
+pub type TicketLock<T, R> = spin::mutex::TicketMutex<T, R>;
+
 /// Softirq: look at the scheduler again (a vCPU became runnable, or an
 /// event was sent to a vCPU that runs here).
 pub const SOFTIRQ_SCHEDULE: u32 = 1 << 0;
@@ -491,5 +499,38 @@ mod tests {
             &mut |_| panic!(),
             &mut || panic!(),
         );
+    }
+
+    /// Whoever waits for the ticket lock gets it before its holder can
+    /// take it again: the holder's `try_lock` right after letting go fails
+    /// while a waiter is queued (with a test-and-set lock it succeeded and
+    /// the waiter could wait for ever).
+    #[test]
+    fn a_waiter_for_the_ticket_lock_comes_before_the_holder_again() {
+        static WAITING: AtomicBool = AtomicBool::new(false);
+        struct Note;
+        impl spin::RelaxStrategy for Note {
+            fn relax() {
+                WAITING.store(true, Ordering::SeqCst);
+                std::thread::yield_now();
+            }
+        }
+        static LOCK: TicketLock<u32, Note> = TicketLock::new(0);
+        for round in 0..20 {
+            WAITING.store(false, Ordering::SeqCst);
+            let mut held = LOCK.lock();
+            *held = round * 2;
+            let waiter = std::thread::spawn(|| {
+                let mut g = LOCK.lock();
+                *g += 1;
+            });
+            while !WAITING.load(Ordering::SeqCst) {
+                std::thread::yield_now();
+            }
+            drop(held);
+            assert!(LOCK.try_lock().is_none(), "round {round}: the holder took the lock in front of its waiter");
+            waiter.join().unwrap();
+            assert_eq!(*LOCK.lock(), round * 2 + 1, "the waiter had its turn");
+        }
     }
 }
