@@ -6,14 +6,12 @@ use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use spin::mutex::TicketMutexGuard;
-use spin::RelaxStrategy;
-
 use super::memory::DirectMap;
 use super::{apic, clock, cpu, entry, fpu, gdt, ipi, serial};
 use crate::domain::{Domain, SegmentState};
 use crate::flush::FlushReq;
 use crate::hypercall::{E820Entry, Platform, Segment, TlbFlush};
+use crate::ipi::{BigLock, BigLockGuard};
 use crate::mm::frame_table::FrameTable;
 use crate::mm::m2p::M2p;
 use crate::mm::{FramePool, Mfn};
@@ -23,35 +21,39 @@ use crate::system::{Action, Next, System, CONSOLE_POLL_NS};
 use crate::time::{Clock, TimeScale};
 use crate::traps::CpuOps;
 
-/// The big lock over the portable core, taken in turn
-/// ([`crate::ipi::TicketLock`]; with a test-and-set lock, hostile.rs on
-/// -smp 2 saw the neighbour get no CPU for every window after the first).
-static SYSTEM: crate::ipi::TicketLock<Option<System>, ServeFlush> = crate::ipi::TicketLock::new(None);
+/// The big lock over the portable core ([`BigLock`]: a CPU that waited
+/// [`LOCK_PATIENCE_US`] has the next turn).
+static SYSTEM: BigLock<Option<System>> = BigLock::new(None);
 
-/// How a CPU waits for the big lock. The hypervisor runs with interrupts
-/// off, so while it spins it serves a TLB shootdown addressed to this CPU
-/// itself: a holder that shoots this CPU down cannot wait on it forever.
-struct ServeFlush;
+/// How long a CPU waits for the big lock before it claims the next turn
+/// (µs): far longer than an entry holds it, far shorter than a time slice.
+const LOCK_PATIENCE_US: u64 = 1000;
 
-impl RelaxStrategy for ServeFlush {
-    #[inline]
-    fn relax() {
-        ipi::serve_flush();
-        core::hint::spin_loop();
-    }
-}
-
-/// Takes the big lock, in turn ([`SYSTEM`]).
+/// Takes the big lock. The hypervisor runs with interrupts off, so while
+/// it spins it serves a TLB shootdown addressed to this CPU itself: a
+/// holder that shoots this CPU down cannot wait on it forever.
 ///
 /// With guests on several CPUs (`smp_guests`), the entry's decisions are
 /// made about this CPU's scheduling state ([`System::enter_cpu`]: it only
 /// names the CPU, each CPU's state has its own slot).
 #[inline]
-fn lock_system() -> TicketMutexGuard<'static, Option<System>> {
-    let mut guard = SYSTEM.lock();
+fn lock_system() -> BigLockGuard<'static, Option<System>> {
+    let cpu = super::percpu::cpu_index();
+    let mut since = 0;
+    let impatient = || {
+        let now = clock::rdtsc();
+        if since == 0 {
+            since = now;
+        }
+        now.wrapping_sub(since) > TSC_HZ.load(Ordering::Relaxed) / 1_000_000 * LOCK_PATIENCE_US
+    };
+    let mut guard = SYSTEM.lock(cpu, impatient, || {
+        ipi::serve_flush();
+        core::hint::spin_loop();
+    });
     if SMP_GUESTS.load(Ordering::Relaxed) {
         if let Some(system) = guard.as_mut() {
-            system.enter_cpu(super::percpu::cpu_index());
+            system.enter_cpu(cpu);
         }
     }
     guard
