@@ -6,8 +6,6 @@ use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use spin::{Mutex, MutexGuard};
-
 use super::memory::DirectMap;
 use super::{apic, clock, cpu, entry, fpu, gdt, ipi, serial};
 use crate::domain::{Domain, SegmentState};
@@ -18,33 +16,60 @@ use crate::mm::m2p::M2p;
 use crate::mm::{FramePool, Mfn};
 use crate::regs::TrapFrame;
 use crate::sched::{SchedParams, VcpuRef};
-use crate::system::{Action, Next, System, CONSOLE_POLL_NS};
+use crate::sync::{RwSpinLock, WriteGuard};
+use crate::system::{Action, Fast, Next, System, CONSOLE_POLL_NS};
 use crate::time::{Clock, TimeScale};
 use crate::traps::CpuOps;
 
-/// The big lock over the portable core.
-static SYSTEM: Mutex<Option<System>> = Mutex::new(None);
+/// The lock over the portable core: taken shared by the fast path
+/// ([`fast_syscall`]: hypercalls that change nothing but the caller's own
+/// memory and frame), exclusively by every other entry. Write-preferring,
+/// so that CPUs making fast hypercalls back to back cannot keep a timer
+/// interrupt or a slow hypercall out.
+static SYSTEM: RwSpinLock<Option<System>> = RwSpinLock::new(None);
 
-/// Takes the big lock. The hypervisor runs with interrupts off, so while
-/// it spins it serves a TLB shootdown addressed to this CPU itself: a
-/// holder that shoots this CPU down cannot wait on it forever.
+/// Takes the system lock exclusively. The hypervisor runs with interrupts
+/// off, so while it spins it serves a TLB shootdown addressed to this CPU
+/// itself: a holder that shoots this CPU down cannot wait on it forever.
 ///
 /// With guests on several CPUs (`smp_guests`), the entry's decisions are
 /// made about this CPU's scheduling state ([`System::enter_cpu`]: it only
 /// names the CPU, each CPU's state has its own slot).
 #[inline]
-fn lock_system() -> MutexGuard<'static, Option<System>> {
-    loop {
-        if let Some(mut guard) = SYSTEM.try_lock() {
-            if SMP_GUESTS.load(Ordering::Relaxed) {
-                if let Some(system) = guard.as_mut() {
-                    system.enter_cpu(super::percpu::cpu_index());
-                }
-            }
-            return guard;
+fn lock_system() -> WriteGuard<'static, Option<System>> {
+    let mut guard = SYSTEM.write_with(ipi::serve_flush);
+    if SMP_GUESTS.load(Ordering::Relaxed) {
+        if let Some(system) = guard.as_mut() {
+            system.enter_cpu(super::percpu::cpu_index());
         }
-        ipi::serve_flush();
-        core::hint::spin_loop();
+    }
+    guard
+}
+
+/// The fast path of a `syscall` ([`System::fast_syscall`]), under the
+/// system lock taken shared (spinning as [`lock_system`] does): whether
+/// the entry is complete. `false` leaves the entry untouched for the slow
+/// path.
+#[inline]
+fn fast_syscall(frame: &mut TrapFrame) -> bool {
+    let outcome = {
+        let guard = SYSTEM.read_with(ipi::serve_flush);
+        let Some(system) = guard.as_ref() else { return false };
+        // A fired timer is re-armed by a slow exit.
+        if super::percpu::this_cpu().armed_ns.load(Ordering::Relaxed) == TIMER_FIRED {
+            return false;
+        }
+        let cpu = if system.smp_guests { super::percpu::cpu_index() } else { 0 };
+        let (now, _) = now(system);
+        system.fast_syscall(cpu, frame, now, &mut memory())
+    };
+    match outcome {
+        Fast::Declined => false,
+        Fast::Done => true,
+        Fast::Exit => {
+            enter(frame, |s, f, now, tsc, mem| s.finish_fast_entry(f, now, tsc, mem));
+            true
+        }
     }
 }
 
@@ -246,7 +271,7 @@ static IDLE_L4: AtomicU64 = AtomicU64::new(0);
 /// Starts running `domains` and never returns.
 pub fn run(
     domains: Vec<(Domain, SchedParams)>,
-    frames: Box<dyn FramePool + Send>,
+    frames: Box<dyn FramePool + Send + Sync>,
     m2p: M2p,
     ft: FrameTable,
     frame_limit: Mfn,
@@ -651,6 +676,9 @@ pub fn handle(frame: &mut TrapFrame) {
 
 /// A `syscall` from a guest: a hypercall, or a system call from guest user mode.
 pub fn handle_syscall(frame: &mut TrapFrame) {
+    if fast_syscall(frame) {
+        return;
+    }
     enter(frame, |s, f, now, tsc, mem| s.syscall(f, now, tsc, mem, &mut Hardware));
 }
 
