@@ -55,8 +55,9 @@ fn fast_syscall(frame: &mut TrapFrame) -> bool {
     let outcome = {
         let guard = SYSTEM.read_with(ipi::serve_flush);
         let Some(system) = guard.as_ref() else { return false };
-        // A fired timer is re-armed by a slow exit.
-        if super::percpu::this_cpu().armed_ns.load(Ordering::Relaxed) == TIMER_FIRED {
+        // A fired timer is re-armed, and device interrupts are delivered,
+        // by a slow entry.
+        if super::percpu::this_cpu().armed_ns.load(Ordering::Relaxed) == TIMER_FIRED || crate::irq::any_pending() {
             return false;
         }
         let cpu = if system.smp_guests { super::percpu::cpu_index() } else { 0 };
