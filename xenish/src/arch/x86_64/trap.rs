@@ -17,7 +17,7 @@ use crate::mm::{FramePool, Mfn};
 use crate::regs::TrapFrame;
 use crate::sched::{SchedParams, VcpuRef};
 use crate::sync::{RwSpinLock, WriteGuard};
-use crate::system::{Action, Fast, Next, System, CONSOLE_POLL_NS};
+use crate::system::{may_be_fast, Action, Fast, Next, System, CONSOLE_POLL_NS};
 use crate::time::{Clock, TimeScale};
 use crate::traps::CpuOps;
 
@@ -677,11 +677,29 @@ pub fn handle(frame: &mut TrapFrame) {
 
 /// A `syscall` from a guest: a hypercall, or a system call from guest user mode.
 pub fn handle_syscall(frame: &mut TrapFrame) {
-    if fast_syscall(frame) {
+    let iret = frame.rax == u64::from(guest_abi::xen::HYPERVISOR_IRET);
+    let to_user = &IRET_TO_USER[super::percpu::cpu_index() % super::percpu::MAX_CPUS];
+    if may_be_fast(frame) && !(iret && to_user.load(Ordering::Relaxed)) && fast_syscall(frame) {
         return;
     }
-    enter(frame, |s, f, now, tsc, mem| s.syscall(f, now, tsc, mem, &mut Hardware));
+    enter(frame, |s, f, now, tsc, mem| {
+        let action = s.syscall(f, now, tsc, mem, &mut Hardware);
+        if iret {
+            to_user.store(action.toggled, Ordering::Relaxed);
+        }
+        action
+    });
 }
+
+/// Per CPU: whether the last `HYPERVISOR_iret` the slow path took went
+/// from guest kernel to user mode. The fast path serves only returns
+/// within the kernel, and finds out which one it is only by reading the
+/// guest's frame: after a return to user mode (a system call's, every
+/// time in a loop of them) the next `iret` goes straight to the slow path
+/// rather than read the frame twice. Only a guess: either path is right
+/// for any `iret`.
+static IRET_TO_USER: [AtomicBool; super::percpu::MAX_CPUS] =
+    [const { AtomicBool::new(false) }; super::percpu::MAX_CPUS];
 
 /// Powers the machine off: QEMU's debug-exit device if present (status 0
 /// when every domain powered off, 1 if any crashed), else a reset if the
