@@ -678,17 +678,22 @@ pub fn handle(frame: &mut TrapFrame) {
 /// A `syscall` from a guest: a hypercall, or a system call from guest user mode.
 pub fn handle_syscall(frame: &mut TrapFrame) {
     let iret = frame.rax == u64::from(guest_abi::xen::HYPERVISOR_IRET);
-    let to_user = &IRET_TO_USER[super::percpu::cpu_index() % super::percpu::MAX_CPUS];
-    if may_be_fast(frame) && !(iret && to_user.load(Ordering::Relaxed)) && fast_syscall(frame) {
+    if may_be_fast(frame) && !(iret && iret_to_user().load(Ordering::Relaxed)) && fast_syscall(frame) {
         return;
     }
     enter(frame, |s, f, now, tsc, mem| {
         let action = s.syscall(f, now, tsc, mem, &mut Hardware);
         if iret {
-            to_user.store(action.toggled, Ordering::Relaxed);
+            iret_to_user().store(action.toggled, Ordering::Relaxed);
         }
         action
     });
+}
+
+/// This CPU's [`IRET_TO_USER`].
+#[inline(always)]
+fn iret_to_user() -> &'static AtomicBool {
+    &IRET_TO_USER[super::percpu::cpu_index() % super::percpu::MAX_CPUS]
 }
 
 /// Per CPU: whether the last `HYPERVISOR_iret` the slow path took went
