@@ -1,7 +1,7 @@
 //! The hypervisor's own lock types: a write-preferring readers-writer spin
-//! lock ([`RwSpinLock`]) for the system state, which hypercalls that touch
-//! only their own vCPU read while the rest (the scheduler, other domains,
-//! the frame table) write.
+//! lock with a reader slot per CPU ([`RwSpinLock`]) for the system state,
+//! which hypercalls that touch only their own vCPU read while the rest
+//! (the scheduler, other domains, the frame table) write.
 //!
 //! Every waiter spins; what it does while it spins is the caller's
 //! (`relax`): the hypervisor runs with interrupts off, so its waiters serve
@@ -10,34 +10,47 @@
 //!
 //! `spin::RwLock` prefers readers: a stream of overlapping readers (two
 //! CPUs making fast hypercalls back to back) would keep a writer (the
-//! timer, the scheduler, any slow hypercall) out for ever. Here a waiting
-//! writer closes the door to new readers, and the readers inside drain.
+//! timer, the scheduler, any slow hypercall) out for ever. And its readers
+//! all count in one word, a cache line every reader writes twice: two
+//! CPUs reading in parallel would pass it back and forth on every call.
+//! Here each reader marks only its own slot (its own cache line), and a
+//! writer, once it holds the writer word, keeps new readers out and waits
+//! for the marked slots to clear (Xen's per-CPU rwlocks, `percpu_rwlock`,
+//! for its grant tables, for the same reason).
 #![allow(unsafe_code)]
 
 use core::cell::UnsafeCell;
 use core::ops::{Deref, DerefMut};
-use core::sync::atomic::{AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-/// The lock word's bit: a writer holds the lock.
-const WRITER: usize = 1;
-/// The lock word's bit: a writer waits; no new reader may enter.
-const WRITER_WAITING: usize = 2;
-/// One reader, counted above the two flag bits.
-const READER: usize = 4;
+/// How many reader slots a lock has (CPU numbers are taken modulo this).
+pub const READER_SLOTS: usize = 64;
 
-/// A write-preferring readers-writer spin lock.
+/// One reader slot, alone in its cache line.
+#[repr(align(64))]
+struct Slot(AtomicBool);
+
+/// A write-preferring readers-writer spin lock with a reader slot per CPU.
 ///
 /// Rules (proved by the host tests below with real threads):
 /// - a writer excludes every other writer and every reader;
 /// - readers share the lock with each other;
-/// - once a writer waits, no new reader enters: the readers inside leave
-///   and the writer gets the lock however busy the readers are.
+/// - once a writer holds the writer word, no new reader enters: the
+///   readers inside leave and the writer gets the lock however busy the
+///   readers are.
 ///
-/// A writer that gets the lock clears the waiting flag; other writers
-/// still waiting set it again on their next look, so readers may slip in
-/// between two writers, never in front of a waiting one for long.
+/// A reader names its slot (its CPU). Two readers naming the same slot
+/// take turns (the slot is taken with a compare-and-swap), so any slot is
+/// correct and only distinct slots read in parallel. A slot is registered
+/// the first time it is used (under the writer word, so no writer is
+/// looking at the slots then): a writer waits only for the registered
+/// slots, one per CPU that ever read.
 pub struct RwSpinLock<T> {
-    state: AtomicUsize,
+    /// 1 while a writer holds the lock or waits for its readers to leave.
+    writer: AtomicBool,
+    /// The slots readers have used (bit `i`: slot `i`).
+    registered: AtomicU64,
+    slots: [Slot; READER_SLOTS],
     data: UnsafeCell<T>,
 }
 
@@ -51,28 +64,54 @@ unsafe impl<T: Send> Send for RwSpinLock<T> {}
 impl<T> RwSpinLock<T> {
     /// A free lock over `value`.
     pub const fn new(value: T) -> Self {
-        RwSpinLock { state: AtomicUsize::new(0), data: UnsafeCell::new(value) }
+        RwSpinLock {
+            writer: AtomicBool::new(false),
+            registered: AtomicU64::new(0),
+            slots: [const { Slot(AtomicBool::new(false)) }; READER_SLOTS],
+            data: UnsafeCell::new(value),
+        }
     }
 
-    /// Takes the lock shared, if no writer holds it or waits for it.
+    /// Takes the lock shared in reader slot `slot` (modulo
+    /// [`READER_SLOTS`]), if no writer holds it or waits for it and the
+    /// slot is free.
     #[inline]
-    pub fn try_read(&self) -> Option<ReadGuard<'_, T>> {
-        let s = self.state.load(Ordering::Relaxed);
-        if s & (WRITER | WRITER_WAITING) != 0 {
+    pub fn try_read(&self, slot: usize) -> Option<ReadGuard<'_, T>> {
+        let slot = slot % READER_SLOTS;
+        if self.registered.load(Ordering::Relaxed) & (1 << slot) == 0 {
+            self.register(slot)?;
+        }
+        let mark = &self.slots[slot].0;
+        // Dekker with the writer: mark the slot, then look at the writer
+        // word; the writer sets its word, then looks at the slots (both
+        // sequentially consistent, so at least one sees the other).
+        if mark.compare_exchange(false, true, Ordering::SeqCst, Ordering::Relaxed).is_err() {
             return None;
         }
-        match self.state.compare_exchange(s, s + READER, Ordering::Acquire, Ordering::Relaxed) {
-            Ok(_) => Some(ReadGuard { lock: self }),
-            Err(_) => None,
+        if self.writer.load(Ordering::SeqCst) {
+            mark.store(false, Ordering::Release);
+            return None;
         }
+        Some(ReadGuard { lock: self, slot })
     }
 
-    /// Takes the lock shared, spinning (and calling `relax` on every turn)
-    /// while a writer holds it or waits for it.
+    /// Registers reader slot `slot` under the writer word (no writer is
+    /// looking at the slots then; the readers inside may stay), if no
+    /// writer holds it.
+    #[cold]
+    fn register(&self, slot: usize) -> Option<()> {
+        self.writer.compare_exchange(false, true, Ordering::SeqCst, Ordering::Relaxed).ok()?;
+        self.registered.fetch_or(1 << slot, Ordering::SeqCst);
+        self.writer.store(false, Ordering::Release);
+        Some(())
+    }
+
+    /// Takes the lock shared in reader slot `slot`, spinning (and calling
+    /// `relax` on every turn) while a writer holds it or waits for it.
     #[inline]
-    pub fn read_with(&self, mut relax: impl FnMut()) -> ReadGuard<'_, T> {
+    pub fn read_with(&self, slot: usize, mut relax: impl FnMut()) -> ReadGuard<'_, T> {
         loop {
-            if let Some(guard) = self.try_read() {
+            if let Some(guard) = self.try_read(slot) {
                 return guard;
             }
             relax();
@@ -80,30 +119,41 @@ impl<T> RwSpinLock<T> {
         }
     }
 
-    /// Takes the lock exclusively if it is free; else marks a writer as
-    /// waiting (no new reader enters) and returns `None`. A caller that
-    /// gives up after `None` leaves readers shut out until some writer
-    /// takes the lock: use [`Self::write_with`] unless you retry.
+    /// Takes the lock exclusively if no writer holds it, waiting for the
+    /// readers inside to leave (calling `relax` on every turn); `None`
+    /// while another writer holds it.
+    #[inline]
+    fn try_write_with(&self, relax: &mut impl FnMut()) -> Option<WriteGuard<'_, T>> {
+        if self.writer.compare_exchange(false, true, Ordering::SeqCst, Ordering::Relaxed).is_err() {
+            return None;
+        }
+        // No new reader enters now; wait for those inside.
+        let mut slots = self.registered.load(Ordering::SeqCst);
+        while slots != 0 {
+            let i = slots.trailing_zeros() as usize;
+            while self.slots[i % READER_SLOTS].0.load(Ordering::SeqCst) {
+                relax();
+                core::hint::spin_loop();
+            }
+            slots &= slots - 1;
+        }
+        Some(WriteGuard { lock: self })
+    }
+
+    /// Takes the lock exclusively if no writer holds it, waiting for the
+    /// readers inside to leave.
     #[inline]
     pub fn try_write(&self) -> Option<WriteGuard<'_, T>> {
-        let s = self.state.load(Ordering::Relaxed);
-        if s & !WRITER_WAITING == 0 {
-            // Free (perhaps with writers waiting: this one is one of them).
-            if self.state.compare_exchange(s, WRITER, Ordering::Acquire, Ordering::Relaxed).is_ok() {
-                return Some(WriteGuard { lock: self });
-            }
-        } else if s & WRITER_WAITING == 0 {
-            self.state.fetch_or(WRITER_WAITING, Ordering::Relaxed);
-        }
-        None
+        self.try_write_with(&mut || {})
     }
 
     /// Takes the lock exclusively, spinning (and calling `relax` on every
-    /// turn) until the readers inside have left and no writer holds it.
+    /// turn) until no other writer holds it and the readers inside have
+    /// left.
     #[inline]
     pub fn write_with(&self, mut relax: impl FnMut()) -> WriteGuard<'_, T> {
         loop {
-            if let Some(guard) = self.try_write() {
+            if let Some(guard) = self.try_write_with(&mut relax) {
                 return guard;
             }
             relax();
@@ -112,8 +162,8 @@ impl<T> RwSpinLock<T> {
     }
 
     /// [`Self::read_with`] with nothing to do while spinning.
-    pub fn read(&self) -> ReadGuard<'_, T> {
-        self.read_with(|| {})
+    pub fn read(&self, slot: usize) -> ReadGuard<'_, T> {
+        self.read_with(slot, || {})
     }
 
     /// [`Self::write_with`] with nothing to do while spinning.
@@ -130,15 +180,16 @@ impl<T> RwSpinLock<T> {
 /// Shared access to a [`RwSpinLock`]'s value; released when dropped.
 pub struct ReadGuard<'a, T> {
     lock: &'a RwSpinLock<T>,
+    slot: usize,
 }
 
 impl<T> Deref for ReadGuard<'_, T> {
     type Target = T;
     #[inline]
     fn deref(&self) -> &T {
-        // SAFETY: a reader is counted in the lock word: no writer holds the
-        // lock until every reader has left, so nothing changes the value
-        // while this shared reference lives.
+        // SAFETY: this reader's slot is marked and was registered: no
+        // writer holds the lock until every marked slot is clear, so
+        // nothing changes the value while this shared reference lives.
         unsafe { &*self.lock.data.get() }
     }
 }
@@ -146,7 +197,7 @@ impl<T> Deref for ReadGuard<'_, T> {
 impl<T> Drop for ReadGuard<'_, T> {
     #[inline]
     fn drop(&mut self) {
-        self.lock.state.fetch_sub(READER, Ordering::Release);
+        self.lock.slots[self.slot].0.store(false, Ordering::Release);
     }
 }
 
@@ -159,8 +210,9 @@ impl<T> Deref for WriteGuard<'_, T> {
     type Target = T;
     #[inline]
     fn deref(&self) -> &T {
-        // SAFETY: the writer bit is this guard's: no reader or other
-        // writer is inside.
+        // SAFETY: the writer word is this guard's and every registered
+        // slot was clear after it was set: no reader or other writer is
+        // inside.
         unsafe { &*self.lock.data.get() }
     }
 }
@@ -177,8 +229,7 @@ impl<T> DerefMut for WriteGuard<'_, T> {
 impl<T> Drop for WriteGuard<'_, T> {
     #[inline]
     fn drop(&mut self) {
-        // Keeps WRITER_WAITING if another writer set it meanwhile.
-        self.lock.state.fetch_and(!WRITER, Ordering::Release);
+        self.lock.writer.store(false, Ordering::Release);
     }
 }
 
@@ -187,7 +238,7 @@ mod tests {
     extern crate std;
 
     use super::*;
-    use std::sync::atomic::{AtomicBool, AtomicU64};
+    use std::sync::atomic::AtomicU64;
     use std::sync::Arc;
     use std::thread;
     use std::time::{Duration, Instant};
@@ -196,24 +247,24 @@ mod tests {
     #[test]
     fn readers_share_and_a_writer_excludes_them() {
         let lock = RwSpinLock::new(5);
-        let a = lock.try_read().map(|g| *g);
-        let r1 = lock.try_read();
-        let r2 = lock.try_read();
-        assert_eq!((a, r1.as_deref(), r2.as_deref()), (Some(5), Some(&5), Some(&5)));
-        assert!(lock.try_write().is_none(), "readers inside");
-        assert!(lock.try_read().is_none(), "a writer waits: no new reader");
+        let r1 = lock.try_read(0);
+        let r2 = lock.try_read(1);
+        assert_eq!((r1.as_deref(), r2.as_deref()), (Some(&5), Some(&5)));
+        assert!(lock.try_read(1).is_none(), "slot 1 is taken: its next reader waits its turn");
         drop((r1, r2));
         let mut w = lock.try_write().expect("free once the readers left");
         *w = 6;
-        assert!(lock.try_read().is_none(), "a writer inside");
+        assert!(lock.try_read(0).is_none() && lock.try_read(2).is_none(), "a writer inside");
+        assert!(lock.try_write().is_none(), "one writer at a time");
         drop(w);
-        assert_eq!(*lock.read(), 6);
-        assert_eq!(lock.state.load(Ordering::Relaxed), 0, "nothing left behind");
+        assert_eq!(*lock.read(2), 6);
+        assert_eq!(lock.registered.load(Ordering::Relaxed), 0b111, "slots 0, 1 and 2 registered");
+        assert!(!lock.writer.load(Ordering::Relaxed) && lock.slots.iter().all(|s| !s.0.load(Ordering::Relaxed)));
     }
 
     /// Two values a writer changes together, one after the other with a
     /// pause between: a reader or writer that ever sees them differ was
-    /// inside with a writer.
+    /// inside with a writer. Readers in their own slots and in a shared one.
     #[test]
     fn writers_exclude_each_other_and_readers_see_no_half_update() {
         let lock = Arc::new(RwSpinLock::new((0u64, 0u64)));
@@ -235,11 +286,11 @@ mod tests {
                 }
             }));
         }
-        for _ in 0..2 {
+        for slot in [0, 1, 1] {
             let (lock, torn) = (lock.clone(), torn.clone());
             threads.push(thread::spawn(move || {
                 for _ in 0..ROUNDS {
-                    let g = lock.read();
+                    let g = lock.read(slot);
                     if g.0 != g.1 {
                         torn.store(true, Ordering::Relaxed);
                     }
@@ -250,7 +301,7 @@ mod tests {
             t.join().expect("thread");
         }
         assert!(!torn.load(Ordering::Relaxed), "someone saw a half-done update");
-        assert_eq!(*lock.read(), (WRITERS * ROUNDS, WRITERS * ROUNDS), "no increment lost");
+        assert_eq!(*lock.read(0), (WRITERS * ROUNDS, WRITERS * ROUNDS), "no increment lost");
     }
 
     /// Readers that overlap without pause (there is always one inside)
@@ -262,11 +313,11 @@ mod tests {
         let stop = Arc::new(AtomicBool::new(false));
         let reads = Arc::new(AtomicU64::new(0));
         let mut readers = Vec::new();
-        for _ in 0..3 {
+        for slot in 0..3 {
             let (lock, stop, reads) = (lock.clone(), stop.clone(), reads.clone());
             readers.push(thread::spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
-                    let g = lock.read();
+                    let g = lock.read(slot);
                     // Hold it a while, so the readers' sections overlap.
                     for _ in 0..50 {
                         core::hint::spin_loop();
@@ -297,18 +348,7 @@ mod tests {
             t.join().expect("reader");
         }
         assert_eq!(writes, 200, "the writer got in only {writes} times while readers were busy");
-        assert_eq!(*lock.read(), 200);
+        assert_eq!(*lock.read(0), 200);
         assert!(readers_done_before >= 1000, "the readers ran meanwhile");
-    }
-
-    #[test]
-    fn a_dropped_guard_leaves_the_waiting_flag_of_another_writer() {
-        let lock = RwSpinLock::new(());
-        let w = lock.try_write().expect("free");
-        assert!(lock.try_write().is_none(), "a second writer waits");
-        drop(w);
-        assert!(lock.try_read().is_none(), "the waiting writer still keeps readers out");
-        assert!(lock.try_write().is_some(), "and gets the lock");
-        assert!(lock.try_read().is_some(), "after which readers come in again");
     }
 }

@@ -23,9 +23,10 @@ use crate::traps::CpuOps;
 
 /// The lock over the portable core: taken shared by the fast path
 /// ([`fast_syscall`]: hypercalls that change nothing but the caller's own
-/// memory and frame), exclusively by every other entry. Write-preferring,
-/// so that CPUs making fast hypercalls back to back cannot keep a timer
-/// interrupt or a slow hypercall out.
+/// memory and frame), each CPU in its own reader slot, exclusively by
+/// every other entry. Write-preferring, so that CPUs making fast
+/// hypercalls back to back cannot keep a timer interrupt or a slow
+/// hypercall out.
 static SYSTEM: RwSpinLock<Option<System>> = RwSpinLock::new(None);
 
 /// Takes the system lock exclusively. The hypervisor runs with interrupts
@@ -53,14 +54,15 @@ fn lock_system() -> WriteGuard<'static, Option<System>> {
 #[inline(never)]
 fn fast_syscall(frame: &mut TrapFrame) -> bool {
     let outcome = {
-        let guard = SYSTEM.read_with(ipi::serve_flush);
+        let cpu = super::percpu::cpu_index();
+        let guard = SYSTEM.read_with(cpu, ipi::serve_flush);
         let Some(system) = guard.as_ref() else { return false };
         // A fired timer is re-armed, and device interrupts are delivered,
         // by a slow entry.
         if super::percpu::this_cpu().armed_ns.load(Ordering::Relaxed) == TIMER_FIRED || crate::irq::any_pending() {
             return false;
         }
-        let cpu = if system.smp_guests { super::percpu::cpu_index() } else { 0 };
+        let cpu = if system.smp_guests { cpu } else { 0 };
         let (now, _) = now(system);
         system.fast_syscall(cpu, frame, now, &mut memory())
     };
