@@ -19,69 +19,7 @@
 //!   flush addressed to itself: two CPUs waiting on each other's flush
 //!   cannot deadlock (gotcha 7 of the SMP reference).
 
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
-
-/// The lock CPUs share the portable core under: a test-and-set spin lock
-/// that a CPU waiting too long makes take turns. Whoever finds it free
-/// takes it (no hand-off to a waiter that its host may have descheduled,
-/// which made a ticket lock 14 times slower in the emulated two-CPU
-/// ping-pong), until a waiter's patience runs out: it then claims the next
-/// turn, and no other CPU takes the lock before it has had it. Without the
-/// claim a CPU whose guest made hypercall after hypercall took the lock
-/// again as it let go while the other CPU's entries waited for seconds
-/// (hostile.rs on -smp 2). Waiters call `relax` on every turn (the arch
-/// layer serves TLB shootdowns addressed to its own CPU there, see above).
-pub struct BigLock<T> {
-    inner: spin::mutex::SpinMutex<T>,
-    /// The CPU (plus one) that claimed the next turn; 0 if none did.
-    claim: AtomicUsize,
-}
-
-/// A holder of the [`BigLock`].
-pub type BigLockGuard<'a, T> = spin::mutex::SpinMutexGuard<'a, T>;
-
-impl<T> BigLock<T> {
-    /// A free lock over `value`.
-    pub const fn new(value: T) -> Self {
-        BigLock { inner: spin::mutex::SpinMutex::new(value), claim: AtomicUsize::new(0) }
-    }
-
-    /// Takes the lock for CPU `cpu` if it is free and no other CPU claimed
-    /// the turn.
-    #[inline]
-    pub fn try_lock(&self, cpu: usize) -> Option<BigLockGuard<'_, T>> {
-        let claim = self.claim.load(Ordering::Acquire);
-        if claim != 0 && claim != cpu + 1 {
-            return None;
-        }
-        let guard = self.inner.try_lock()?;
-        if claim != 0 {
-            self.claim.store(0, Ordering::Release);
-        }
-        Some(guard)
-    }
-
-    /// Takes the lock for CPU `cpu`, calling `relax` on every turn it
-    /// waits; once `impatient()` says it waited too long it claims the
-    /// next turn (if no other CPU holds the claim).
-    #[inline]
-    pub fn lock(
-        &self,
-        cpu: usize,
-        mut impatient: impl FnMut() -> bool,
-        mut relax: impl FnMut(),
-    ) -> BigLockGuard<'_, T> {
-        loop {
-            if let Some(guard) = self.try_lock(cpu) {
-                return guard;
-            }
-            if self.claim.load(Ordering::Relaxed) == 0 && impatient() {
-                let _ = self.claim.compare_exchange(0, cpu + 1, Ordering::AcqRel, Ordering::Relaxed);
-            }
-            relax();
-        }
-    }
-}
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 /// Softirq: look at the scheduler again (a vCPU became runnable, or an
 /// event was sent to a vCPU that runs here).
@@ -553,66 +491,5 @@ mod tests {
             &mut |_| panic!(),
             &mut || panic!(),
         );
-    }
-
-    /// Holds `lock` on this thread, starts CPU 1 waiting for it with
-    /// `impatient` on another, and returns once that waiter has spun.
-    fn with_waiter(
-        lock: &'static BigLock<u32>,
-        impatient: fn() -> bool,
-        spun: &'static AtomicBool,
-    ) -> (BigLockGuard<'static, u32>, std::thread::JoinHandle<()>) {
-        spun.store(false, Ordering::SeqCst);
-        let held = lock.lock(0, || false, || {});
-        let waiter = std::thread::spawn(move || {
-            let mut g = lock.lock(1, impatient, || {
-                spun.store(true, Ordering::SeqCst);
-                std::thread::yield_now();
-            });
-            *g += 1;
-        });
-        while !spun.load(Ordering::SeqCst) {
-            std::thread::yield_now();
-        }
-        (held, waiter)
-    }
-
-    /// A CPU that waited past its patience has the next turn: its holder
-    /// cannot take the lock again in front of it (with a bare test-and-set
-    /// lock it could, as often as it liked).
-    #[test]
-    fn a_cpu_that_waited_too_long_has_the_next_turn() {
-        static LOCK: BigLock<u32> = BigLock::new(0);
-        static SPUN: AtomicBool = AtomicBool::new(false);
-        for round in 0..20 {
-            let (held, waiter) = with_waiter(&LOCK, || true, &SPUN);
-            while LOCK.claim.load(Ordering::SeqCst) != 2 {
-                std::thread::yield_now();
-            }
-            drop(held);
-            assert!(LOCK.try_lock(0).is_none(), "round {round}: the holder took the lock in front of the claim");
-            waiter.join().unwrap();
-            assert!(LOCK.try_lock(0).is_some(), "the claim is gone with its turn");
-        }
-        assert_eq!(*LOCK.lock(0, || false, || {}), 20, "every waiter had its turn");
-    }
-
-    /// A waiter still within its patience claims nothing: whoever finds the
-    /// lock free takes it, no hand-off to a CPU that may not be running.
-    #[test]
-    fn a_patient_waiter_lets_a_cpu_that_finds_the_lock_free_take_it() {
-        static LOCK: BigLock<u32> = BigLock::new(0);
-        static SPUN: AtomicBool = AtomicBool::new(false);
-        let (held, waiter) = with_waiter(&LOCK, || false, &SPUN);
-        drop(held);
-        // The waiter may win the race; it then lets go at once.
-        let again = loop {
-            if let Some(g) = LOCK.try_lock(0) {
-                break g;
-            }
-        };
-        assert_eq!(LOCK.claim.load(Ordering::SeqCst), 0, "no claim without impatience");
-        drop(again);
-        waiter.join().unwrap();
     }
 }

@@ -41,6 +41,7 @@ pub mod rtc;
 pub mod sched;
 pub mod setup;
 pub mod smp;
+pub mod sync;
 pub mod system;
 pub mod time;
 pub mod traps;

@@ -25,6 +25,9 @@ use crate::sched::{Pick, SchedParams, Scheduler, VcpuRef, MAX_CPUS};
 use crate::time::{self, Clock};
 use crate::traps::{self, CpuOps, TrapDecision};
 
+mod fast;
+pub use fast::{may_be_fast, Fast};
+
 /// How often the hypervisor looks for console input while the console
 /// domain listens for it: the UART is polled, not interrupt-driven (10 ms
 /// is well under what a 16-byte FIFO holds at typing speed; QEMU's UART
@@ -114,7 +117,7 @@ pub struct System {
     /// The machine-to-phys table, which hypercalls keep current.
     pub m2p: M2p,
     /// The free machine frames, for what domains ask for at run time.
-    pub frames: Box<dyn FramePool + Send>,
+    pub frames: Box<dyn FramePool + Send + Sync>,
     /// The frame table of the PV MMU.
     pub ft: FrameTable,
     /// Domains the toolstack created, and its ID rover.
@@ -354,7 +357,7 @@ impl System {
         domains: Vec<(Domain, SchedParams)>,
         clock: Clock,
         m2p: M2p,
-        frames: Box<dyn FramePool + Send>,
+        frames: Box<dyn FramePool + Send + Sync>,
         mut ft: FrameTable,
     ) -> Self {
         // The builders' page tables: no CPU has run a guest yet, so none

@@ -54,10 +54,25 @@ pub fn xen_version(ctx: &mut Ctx, args: [u64; 5]) -> Outcome {
     serve(ctx, cmd as u32, arg).into()
 }
 
+/// The answer of the `xen_version` subops that read nothing and write
+/// nothing (`XENVER_version`, `XENVER_pagesize`): what the fast path
+/// answers without the rest of the hypercall machinery. `None` for the
+/// others.
+#[inline]
+pub fn constant_answer(cmd: u32) -> Option<i64> {
+    match cmd {
+        v::XENVER_VERSION => Some(XEN_VERSION),
+        v::XENVER_PAGESIZE => Some(4096),
+        _ => None,
+    }
+}
+
 fn serve(ctx: &mut Ctx, cmd: u32, arg: u64) -> HcResult {
     let efault = |_| XenError::Efault;
+    if let Some(answer) = constant_answer(cmd) {
+        return Ok(answer);
+    }
     match cmd {
-        v::XENVER_VERSION => Ok(XEN_VERSION),
         v::XENVER_EXTRAVERSION => {
             ctx.guest().write(arg, &fixed_str::<16>(EXTRAVERSION)).map_err(efault)?;
             Ok(0)
@@ -90,7 +105,6 @@ fn serve(ctx: &mut Ctx, cmd: u32, arg: u64) -> HcResult {
             ctx.guest().write(arg, &fi).map_err(efault)?;
             Ok(0)
         }
-        v::XENVER_PAGESIZE => Ok(4096),
         v::XENVER_GUEST_HANDLE => {
             // The domain handle: the UUID the toolstack gave createdomain
             // (Linux shows it as /sys/hypervisor/uuid); boot-time domains

@@ -32,6 +32,23 @@ fn create_bounce_frame(
     b: Bounce,
     mem: &mut dyn MachineMemory,
 ) -> Result<(), String> {
+    write_bounce_frame(dom, vcpu, frame, b, mem)?;
+    if let Some(v) = dom.vcpus.get_mut(vcpu) {
+        v.kernel_mode = true;
+    }
+    Ok(())
+}
+
+/// [`create_bounce_frame`] but for the switch to guest kernel mode (which
+/// a vCPU in kernel mode already is in): the frame written, `frame`
+/// pointed at it, the upcall mask set; the domain itself is not changed.
+fn write_bounce_frame(
+    dom: &Domain,
+    vcpu: usize,
+    frame: &mut TrapFrame,
+    b: Bounce,
+    mem: &mut dyn MachineMemory,
+) -> Result<(), String> {
     let Some(v) = dom.vcpus.get(vcpu) else { return Err(String::from("no such vCPU")) };
     let from_kernel = v.kernel_mode;
     let (stack, l4) = (if from_kernel { frame.rsp } else { v.kernel_sp }, v.kernel_l4);
@@ -84,9 +101,6 @@ fn create_bounce_frame(
     }
     if b.mask_events {
         upcall_mask(dom, vcpu, mem, Some(true));
-    }
-    if let Some(v) = dom.vcpus.get_mut(vcpu) {
-        v.kernel_mode = true;
     }
     frame.rsp = sp;
     frame.rip = b.target;
@@ -224,22 +238,44 @@ pub fn deliver_upcall(
     frame: &mut TrapFrame,
     mem: &mut dyn MachineMemory,
 ) -> Result<bool, String> {
-    let Some(callback) = dom.vcpus.get(vcpu).map(|v| v.callbacks.event.address) else { return Ok(false) };
+    let Some(b) = upcall_due(dom, vcpu, mem) else { return Ok(false) };
+    create_bounce_frame(dom, vcpu, frame, b, mem)?;
+    Ok(true)
+}
+
+/// The bounce to the event callback if an upcall is pending, unmasked, and
+/// a callback registered.
+fn upcall_due(dom: &Domain, vcpu: usize, mem: &dyn MachineMemory) -> Option<Bounce> {
+    let callback = dom.vcpus.get(vcpu).map(|v| v.callbacks.event.address)?;
     let (info, off) = dom.vcpu_info(vcpu);
     let pending = match mem.frame(info).and_then(|f| f.get(off..off + 2)) {
         Some(&[pending, mask]) => pending != 0 && mask == 0,
         _ => false,
     };
-    if !pending || callback == 0 {
-        return Ok(false);
+    (pending && callback != 0).then_some(Bounce {
+        target: callback,
+        error_code: None,
+        mask_events: true,
+        segments: None,
+    })
+}
+
+/// [`deliver_pending`] for the fast path, for a vCPU in guest kernel mode
+/// with no NMI pending (the caller checked both): the upcall, if one is
+/// due, bounced without changing the domain (a bounce from kernel mode
+/// stays in kernel mode). An error is the bounce's failure, nothing
+/// changed: the slow path's [`deliver_pending`] crashes the domain.
+pub fn deliver_upcall_in_kernel(
+    dom: &Domain,
+    vcpu: usize,
+    frame: &mut TrapFrame,
+    mem: &mut dyn MachineMemory,
+) -> Result<bool, String> {
+    if !dom.vcpus.get(vcpu).is_some_and(|v| v.kernel_mode && !v.nmi_pending) {
+        return Err(String::from("not in kernel mode"));
     }
-    create_bounce_frame(
-        dom,
-        vcpu,
-        frame,
-        Bounce { target: callback, error_code: None, mask_events: true, segments: None },
-        mem,
-    )?;
+    let Some(b) = upcall_due(dom, vcpu, mem) else { return Ok(false) };
+    write_bounce_frame(dom, vcpu, frame, b, mem)?;
     Ok(true)
 }
 

@@ -25,52 +25,25 @@ pub fn iret(
     mem: &mut dyn MachineMemory,
     selectors: impl FnOnce() -> [u16; 4],
 ) -> TrapDecision {
-    const VGCF_IN_SYSCALL: u64 = 1 << 8;
-    let Some(v) = dom.vcpus.get(vcpu) else {
-        return TrapDecision::Crash(String::from("no such vCPU"));
+    let f = match IretFrame::read(dom, vcpu, frame, mem) {
+        Ok(f) => f,
+        Err(why) => return TrapDecision::Crash(why),
     };
-    let mut raw = [0u8; 72];
-    if GuestMemory::new(mem, v.kernel_l4).copy_from(frame.rsp, &mut raw).is_err() {
-        return TrapDecision::Crash(format!("iret: unreadable frame at {:#x}", frame.rsp));
-    }
-    let w = |i: usize| u64::from_le_bytes(raw[i * 8..i * 8 + 8].try_into().unwrap_or([0; 8]));
-    let [rax, r11, rcx, flags, rip, cs, rflags, rsp, ss] = core::array::from_fn(w);
-    let to_user = cs & 3 == 3;
-    if to_user && v.user_l4.is_none() {
-        return TrapDecision::Crash(String::from("iret: switching to user mode with no user page tables"));
-    }
-    if !is_canonical(rsp) {
-        // Xen's iretq would load it, and the guest's next stack access
-        // would fault with no stack to bounce that fault to.
-        return TrapDecision::Crash(format!("iret: non-canonical rsp {rsp:#x}"));
-    }
-    frame.rax = rax;
-    if flags & VGCF_IN_SYSCALL == 0 {
-        frame.r11 = r11;
-        frame.rcx = rcx;
-    }
-    frame.rip = rip;
-    frame.rsp = rsp;
-    let (cs, ss) = (cs as u16 | 3, ss as u16 | 3);
-    (frame.cs, frame.ss) = (u64::from(cs), u64::from(ss));
-    let loads = {
-        let gdt = |i: usize| crate::descriptors::gdt_entry(&v.gdt_frames, &*mem, i);
-        let ldt = |i: usize| crate::descriptors::ldt_entry(&v.ldt_frames, v.ldt_ents, &*mem, i);
-        crate::descriptors::iret_target_ok(cs, ss, rip, &gdt, &ldt)
-    };
-    frame.rflags = (rflags & !(EFLAGS_IOPL | EFLAGS_VM | EFLAGS_NT)) | EFLAGS_IF;
+    let loads = f.loads(dom, vcpu, mem);
+    f.load_into(frame);
     let architectural_iopl = dom.vm_assist & (1 << guest_abi::xen::VMASST_TYPE_ARCHITECTURAL_IOPL) != 0;
     if let Some(v) = dom.vcpus.get_mut(vcpu) {
-        v.kernel_mode = !to_user;
+        v.kernel_mode = !f.to_user();
         // Xen's async_exception_cleanup: an NMI handler's iret unmasks NMIs.
         v.nmi_masked = false;
         // With architectural IOPL the virtual IOPL is what the iret loads.
         if architectural_iopl {
-            v.iopl = ((rflags & EFLAGS_IOPL) >> 12) as u8;
+            v.iopl = f.iopl();
         }
     }
-    upcall_mask(dom, vcpu, mem, Some(rflags & EFLAGS_IF == 0));
+    upcall_mask(dom, vcpu, mem, Some(f.rflags & EFLAGS_IF == 0));
     if !loads {
+        let (cs, ss, rip) = (f.cs as u16 | 3, f.ss as u16 | 3, f.rip);
         let why = if is_canonical(rip) {
             format!("iret to {cs:#x}:{rip:#x} (ss {ss:#x}) faults")
         } else {
@@ -79,6 +52,99 @@ pub fn iret(
         return failsafe(dom, vcpu, frame, selectors(), &why, mem);
     }
     TrapDecision::Resume
+}
+
+/// [`iret`] for the fast path, which may change only guest memory and the
+/// frame (the domain is shared with other CPUs): carried out, returning
+/// `true`, only when it is an `iret` from guest kernel mode back to guest
+/// kernel mode that changes nothing in the vCPU (NMIs not masked, the
+/// virtual IOPL as it was) and whose return loads. Otherwise nothing is
+/// changed and `false` says: take [`iret`] on the slow path.
+pub fn iret_in_kernel(dom: &Domain, vcpu: usize, frame: &mut TrapFrame, mem: &mut dyn MachineMemory) -> bool {
+    let Some(v) = dom.vcpus.get(vcpu) else { return false };
+    let Ok(f) = IretFrame::read(dom, vcpu, frame, mem) else { return false };
+    let architectural_iopl = dom.vm_assist & (1 << guest_abi::xen::VMASST_TYPE_ARCHITECTURAL_IOPL) != 0;
+    if !v.kernel_mode || f.to_user() || v.nmi_masked || (architectural_iopl && v.iopl != f.iopl()) {
+        return false;
+    }
+    if !f.loads(dom, vcpu, mem) {
+        return false;
+    }
+    f.load_into(frame);
+    upcall_mask(dom, vcpu, mem, Some(f.rflags & EFLAGS_IF == 0));
+    true
+}
+
+/// The `iret_context` a guest's `iret` hypercall returns through.
+struct IretFrame {
+    rax: u64,
+    r11: u64,
+    rcx: u64,
+    flags: u64,
+    rip: u64,
+    cs: u64,
+    rflags: u64,
+    rsp: u64,
+    ss: u64,
+}
+
+impl IretFrame {
+    /// Reads the context at the guest's stack pointer; an error (why the
+    /// guest is crashed) if it cannot be read or cannot be returned to.
+    fn read(dom: &Domain, vcpu: usize, frame: &TrapFrame, mem: &mut dyn MachineMemory) -> Result<IretFrame, String> {
+        let Some(v) = dom.vcpus.get(vcpu) else {
+            return Err(String::from("no such vCPU"));
+        };
+        let mut raw = [0u8; 72];
+        if GuestMemory::new(mem, v.kernel_l4).copy_from(frame.rsp, &mut raw).is_err() {
+            return Err(format!("iret: unreadable frame at {:#x}", frame.rsp));
+        }
+        let w = |i: usize| u64::from_le_bytes(raw[i * 8..i * 8 + 8].try_into().unwrap_or([0; 8]));
+        let [rax, r11, rcx, flags, rip, cs, rflags, rsp, ss] = core::array::from_fn(w);
+        let f = IretFrame { rax, r11, rcx, flags, rip, cs, rflags, rsp, ss };
+        if f.to_user() && v.user_l4.is_none() {
+            return Err(String::from("iret: switching to user mode with no user page tables"));
+        }
+        if !is_canonical(rsp) {
+            // Xen's iretq would load it, and the guest's next stack access
+            // would fault with no stack to bounce that fault to.
+            return Err(format!("iret: non-canonical rsp {rsp:#x}"));
+        }
+        Ok(f)
+    }
+
+    /// A CS with RPL 3 returns to guest user mode.
+    fn to_user(&self) -> bool {
+        self.cs & 3 == 3
+    }
+
+    /// The IOPL the saved flags hold.
+    fn iopl(&self) -> u8 {
+        ((self.rflags & EFLAGS_IOPL) >> 12) as u8
+    }
+
+    /// Whether the CPU's return to the context would load (its CS and SS
+    /// with RPL 3, as they will be loaded).
+    fn loads(&self, dom: &Domain, vcpu: usize, mem: &dyn MachineMemory) -> bool {
+        let Some(v) = dom.vcpus.get(vcpu) else { return false };
+        let gdt = |i: usize| crate::descriptors::gdt_entry(&v.gdt_frames, mem, i);
+        let ldt = |i: usize| crate::descriptors::ldt_entry(&v.ldt_frames, v.ldt_ents, mem, i);
+        crate::descriptors::iret_target_ok(self.cs as u16 | 3, self.ss as u16 | 3, self.rip, &gdt, &ldt)
+    }
+
+    /// Loads the context into `frame`, as Xen's `do_iret`.
+    fn load_into(&self, frame: &mut TrapFrame) {
+        const VGCF_IN_SYSCALL: u64 = 1 << 8;
+        frame.rax = self.rax;
+        if self.flags & VGCF_IN_SYSCALL == 0 {
+            frame.r11 = self.r11;
+            frame.rcx = self.rcx;
+        }
+        frame.rip = self.rip;
+        frame.rsp = self.rsp;
+        (frame.cs, frame.ss) = (u64::from(self.cs as u16 | 3), u64::from(self.ss as u16 | 3));
+        frame.rflags = (self.rflags & !(EFLAGS_IOPL | EFLAGS_VM | EFLAGS_NT)) | EFLAGS_IF;
+    }
 }
 
 /// After a hypercall changed the calling vCPU's descriptor tables

@@ -32,9 +32,12 @@ use crate::mm::{MachineMemory, PAGE_SIZE};
 use crate::ptwr;
 use crate::regs::TrapFrame;
 
-pub use bounce::{deliver_nmi, deliver_pending, deliver_upcall, failsafe, reload_segments, syscall_from_user};
+pub use bounce::{
+    deliver_nmi, deliver_pending, deliver_upcall, deliver_upcall_in_kernel, failsafe, reload_segments,
+    syscall_from_user,
+};
 pub use emul_io::port_reserved;
-pub use iret::{iret, recheck_return};
+pub use iret::{iret, iret_in_kernel, recheck_return};
 
 use bounce::bounce;
 use emul_io::emulate_port_io;

@@ -11,52 +11,90 @@ use super::{apic, clock, cpu, entry, fpu, gdt, ipi, serial};
 use crate::domain::{Domain, SegmentState};
 use crate::flush::FlushReq;
 use crate::hypercall::{E820Entry, Platform, Segment, TlbFlush};
-use crate::ipi::{BigLock, BigLockGuard};
 use crate::mm::frame_table::FrameTable;
 use crate::mm::m2p::M2p;
 use crate::mm::{FramePool, Mfn};
 use crate::regs::TrapFrame;
 use crate::sched::{SchedParams, VcpuRef};
-use crate::system::{Action, Next, System, CONSOLE_POLL_NS};
+use crate::sync::{RwSpinLock, WriteGuard};
+use crate::system::{may_be_fast, Action, Fast, Next, System, CONSOLE_POLL_NS};
 use crate::time::{Clock, TimeScale};
 use crate::traps::CpuOps;
 
-/// The big lock over the portable core ([`BigLock`]: a CPU that waited
-/// [`LOCK_PATIENCE_US`] has the next turn).
-static SYSTEM: BigLock<Option<System>> = BigLock::new(None);
+/// The lock over the portable core: taken shared by the fast path
+/// ([`fast_syscall`]: hypercalls that change nothing but the caller's own
+/// memory and frame), each CPU in its own reader slot, exclusively by
+/// every other entry. Write-preferring, so that CPUs making fast
+/// hypercalls back to back cannot keep a timer interrupt or a slow
+/// hypercall out.
+static SYSTEM: RwSpinLock<Option<System>> = RwSpinLock::new(None);
 
-/// How long a CPU waits for the big lock before it claims the next turn
-/// (µs): far longer than an entry holds it, far shorter than a time slice.
-const LOCK_PATIENCE_US: u64 = 1000;
-
-/// Takes the big lock. The hypervisor runs with interrupts off, so while
-/// it spins it serves a TLB shootdown addressed to this CPU itself: a
-/// holder that shoots this CPU down cannot wait on it forever.
+/// Takes the system lock exclusively. The hypervisor runs with interrupts
+/// off, so while it spins it serves a TLB shootdown addressed to this CPU
+/// itself: a holder that shoots this CPU down cannot wait on it forever.
 ///
 /// With guests on several CPUs (`smp_guests`), the entry's decisions are
 /// made about this CPU's scheduling state ([`System::enter_cpu`]: it only
 /// names the CPU, each CPU's state has its own slot).
 #[inline]
-fn lock_system() -> BigLockGuard<'static, Option<System>> {
+fn lock_system() -> WriteGuard<'static, Option<System>> {
     let cpu = super::percpu::cpu_index();
-    let mut since = 0;
-    let impatient = || {
-        let now = clock::rdtsc();
-        if since == 0 {
-            since = now;
-        }
-        now.wrapping_sub(since) > TSC_HZ.load(Ordering::Relaxed) / 1_000_000 * LOCK_PATIENCE_US
-    };
-    let mut guard = SYSTEM.lock(cpu, impatient, || {
-        ipi::serve_flush();
-        core::hint::spin_loop();
-    });
+    let mut guard = SYSTEM.write_with(cpu, impatience(), ipi::serve_flush);
     if SMP_GUESTS.load(Ordering::Relaxed) {
         if let Some(system) = guard.as_mut() {
             system.enter_cpu(cpu);
         }
     }
     guard
+}
+
+/// How long a CPU waits for the system lock before it claims the next
+/// turn (µs): far longer than an entry holds it, far shorter than a time
+/// slice.
+const LOCK_PATIENCE_US: u64 = 1000;
+
+/// A waiter's patience for the system lock: `true` once it has waited
+/// [`LOCK_PATIENCE_US`] since its first look (the lock's turn claim, see
+/// [`crate::sync`]).
+#[inline]
+fn impatience() -> impl FnMut() -> bool {
+    let mut since = 0;
+    move || {
+        let now = clock::rdtsc();
+        if since == 0 {
+            since = now;
+        }
+        now.wrapping_sub(since) > TSC_HZ.load(Ordering::Relaxed) / 1_000_000 * LOCK_PATIENCE_US
+    }
+}
+
+/// The fast path of a `syscall` ([`System::fast_syscall`]), under the
+/// system lock taken shared (spinning as [`lock_system`] does): whether
+/// the entry is complete. `false` leaves the entry untouched for the slow
+/// path. Out of line: the slow path's frame stays as small as before.
+#[inline(never)]
+fn fast_syscall(frame: &mut TrapFrame) -> bool {
+    let outcome = {
+        let cpu = super::percpu::cpu_index();
+        let guard = SYSTEM.read_with(cpu, impatience(), ipi::serve_flush);
+        let Some(system) = guard.as_ref() else { return false };
+        // A fired timer is re-armed, and device interrupts are delivered,
+        // by a slow entry.
+        if super::percpu::this_cpu().armed_ns.load(Ordering::Relaxed) == TIMER_FIRED || crate::irq::any_pending() {
+            return false;
+        }
+        let cpu = if system.smp_guests { cpu } else { 0 };
+        let (now, _) = now(system);
+        system.fast_syscall(cpu, frame, now, &mut memory())
+    };
+    match outcome {
+        Fast::Declined => false,
+        Fast::Done => true,
+        Fast::Exit => {
+            enter(frame, |s, f, now, tsc, mem| s.finish_fast_entry(f, now, tsc, mem));
+            true
+        }
+    }
 }
 
 /// Whether vCPUs run on every CPU (the `smp_guests` option).
@@ -257,7 +295,7 @@ static IDLE_L4: AtomicU64 = AtomicU64::new(0);
 /// Starts running `domains` and never returns.
 pub fn run(
     domains: Vec<(Domain, SchedParams)>,
-    frames: Box<dyn FramePool + Send>,
+    frames: Box<dyn FramePool + Send + Sync>,
     m2p: M2p,
     ft: FrameTable,
     frame_limit: Mfn,
@@ -662,8 +700,34 @@ pub fn handle(frame: &mut TrapFrame) {
 
 /// A `syscall` from a guest: a hypercall, or a system call from guest user mode.
 pub fn handle_syscall(frame: &mut TrapFrame) {
-    enter(frame, |s, f, now, tsc, mem| s.syscall(f, now, tsc, mem, &mut Hardware));
+    let iret = frame.rax == u64::from(guest_abi::xen::HYPERVISOR_IRET);
+    if may_be_fast(frame) && !(iret && iret_to_user().load(Ordering::Relaxed)) && fast_syscall(frame) {
+        return;
+    }
+    enter(frame, |s, f, now, tsc, mem| {
+        let action = s.syscall(f, now, tsc, mem, &mut Hardware);
+        if iret {
+            iret_to_user().store(action.toggled, Ordering::Relaxed);
+        }
+        action
+    });
 }
+
+/// This CPU's [`IRET_TO_USER`].
+#[inline(always)]
+fn iret_to_user() -> &'static AtomicBool {
+    &IRET_TO_USER[super::percpu::cpu_index() % super::percpu::MAX_CPUS]
+}
+
+/// Per CPU: whether the last `HYPERVISOR_iret` the slow path took went
+/// from guest kernel to user mode. The fast path serves only returns
+/// within the kernel, and finds out which one it is only by reading the
+/// guest's frame: after a return to user mode (a system call's, every
+/// time in a loop of them) the next `iret` goes straight to the slow path
+/// rather than read the frame twice. Only a guess: either path is right
+/// for any `iret`.
+static IRET_TO_USER: [AtomicBool; super::percpu::MAX_CPUS] =
+    [const { AtomicBool::new(false) }; super::percpu::MAX_CPUS];
 
 /// Powers the machine off: QEMU's debug-exit device if present (status 0
 /// when every domain powered off, 1 if any crashed), else a reset if the

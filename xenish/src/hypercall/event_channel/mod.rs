@@ -301,6 +301,31 @@ fn send(ctx: &mut Ctx, port: u32) -> Result<(), XenError> {
     }
 }
 
+/// `EVTCHNOP_send` for the fast path, which may change guest memory but
+/// not the domain (shared with other CPUs): carried out, returning
+/// `Some(0)`, only for a 2-level port whose event stays with the caller
+/// (an interdomain port bound to the caller's own domain, or an IPI port,
+/// either way notifying the calling vCPU) while no vCPU of the domain
+/// polls (a poller of the port would have to be woken). `None` otherwise,
+/// before anything was changed: the slow path does it (and answers the
+/// errors).
+pub fn send_in_domain(dom: &Domain, vcpu: usize, mem: &mut dyn crate::mm::MachineMemory, arg: u64) -> Option<i64> {
+    let kernel_l4 = dom.vcpus.get(vcpu)?.kernel_l4;
+    let a: EvtchnSend = crate::guest_access::GuestMemory::new(mem, kernel_l4).read(arg).ok()?;
+    let target = match dom.evtchn.port(a.port)?.binding {
+        Binding::Interdomain { remote, port } if remote == dom.id => port,
+        Binding::Ipi => a.port,
+        _ => return None,
+    };
+    let p = dom.evtchn.port(target)?;
+    let polled = dom.vcpus.iter().any(|v| v.poll.is_some());
+    if !p.binding.is_usable() || p.notify_vcpu as usize != vcpu || dom.evtchn.fifo().is_some() || polled {
+        return None;
+    }
+    evtchn::two_level::set_pending(mem, dom.shared_info, target, dom.vcpu_info(vcpu));
+    Some(0)
+}
+
 #[cfg(test)]
 mod random_tests;
 #[cfg(test)]

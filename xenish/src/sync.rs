@@ -1,0 +1,500 @@
+//! The hypervisor's own lock types: a write-preferring readers-writer spin
+//! lock with a reader slot per CPU ([`RwSpinLock`]) for the system state,
+//! which hypercalls that touch only their own vCPU read while the rest
+//! (the scheduler, other domains, the frame table) write.
+//!
+//! Every waiter spins; what it does while it spins is the caller's
+//! (`relax`): the hypervisor runs with interrupts off, so its waiters serve
+//! TLB shootdowns addressed to their own CPU there (a holder that shoots
+//! the waiter down must not wait for it forever).
+//!
+//! `spin::RwLock` prefers readers: a stream of overlapping readers (two
+//! CPUs making fast hypercalls back to back) would keep a writer (the
+//! timer, the scheduler, any slow hypercall) out for ever. And its readers
+//! all count in one word, a cache line every reader writes twice: two
+//! CPUs reading in parallel would pass it back and forth on every call.
+//! Here each reader marks only its own slot (its own cache line), and a
+//! writer, once it holds the writer word, keeps new readers out and waits
+//! for the marked slots to clear (Xen's per-CPU rwlocks, `percpu_rwlock`,
+//! for its grant tables, for the same reason).
+//!
+//! Whoever finds the lock free takes it: no hand-off to a waiter whose
+//! host may have descheduled it (a ticket lock made the emulated two-CPU
+//! ping-pong 14 times slower). But a CPU whose guest makes slow hypercall
+//! after hypercall would take the writer word again as it lets go, while
+//! another CPU's entries wait for seconds (hostile.rs on `-smp 2` saw a
+//! neighbour get no CPU for whole windows): so a waiter whose patience ran
+//! out claims the next turn, and no other CPU takes the lock, shared or
+//! exclusive, before it has had it.
+#![allow(unsafe_code)]
+
+use core::cell::UnsafeCell;
+use core::ops::{Deref, DerefMut};
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+
+/// How many reader slots a lock has (CPU numbers are taken modulo this).
+pub const READER_SLOTS: usize = 64;
+
+/// One reader slot, alone in its cache line.
+#[repr(align(64))]
+struct Slot(AtomicBool);
+
+/// A write-preferring readers-writer spin lock with a reader slot per CPU.
+///
+/// Rules (proved by the host tests below with real threads):
+/// - a writer excludes every other writer and every reader;
+/// - readers share the lock with each other;
+/// - once a writer holds the writer word, no new reader enters: the
+///   readers inside leave and the writer gets the lock however busy the
+///   readers are.
+///
+/// A reader names its slot (its CPU). Two readers naming the same slot
+/// take turns (the slot is taken with a compare-and-swap), so any slot is
+/// correct and only distinct slots read in parallel. A slot is registered
+/// the first time it is used (under the writer word, so no writer is
+/// looking at the slots then): a writer waits only for the registered
+/// slots, one per CPU that ever read.
+pub struct RwSpinLock<T> {
+    /// 1 while a writer holds the lock or waits for its readers to leave.
+    writer: AtomicBool,
+    /// The slots readers have used (bit `i`: slot `i`).
+    registered: AtomicU64,
+    slots: [Slot; READER_SLOTS],
+    /// The CPU (plus one) that waited too long and claimed the next turn;
+    /// 0 if none did.
+    claim: AtomicUsize,
+    data: UnsafeCell<T>,
+}
+
+// SAFETY: the lock hands out `&mut T` to one writer at a time (needs `T:
+// Send`, the value may be changed from any thread) and `&T` to readers on
+// several threads at once (needs `T: Sync`), as std's `RwLock`.
+unsafe impl<T: Send + Sync> Sync for RwSpinLock<T> {}
+// SAFETY: moving the lock moves the value.
+unsafe impl<T: Send> Send for RwSpinLock<T> {}
+
+impl<T> RwSpinLock<T> {
+    /// A free lock over `value`.
+    pub const fn new(value: T) -> Self {
+        RwSpinLock {
+            writer: AtomicBool::new(false),
+            registered: AtomicU64::new(0),
+            slots: [const { Slot(AtomicBool::new(false)) }; READER_SLOTS],
+            claim: AtomicUsize::new(0),
+            data: UnsafeCell::new(value),
+        }
+    }
+
+    /// Whether CPU `cpu` may take the lock now: `Some(true)` if it holds
+    /// the claim on the next turn, `Some(false)` if nobody does, `None` if
+    /// another CPU does.
+    #[inline]
+    fn turn(&self, cpu: usize) -> Option<bool> {
+        match self.claim.load(Ordering::Acquire) {
+            0 => Some(false),
+            c if c == cpu.wrapping_add(1) => Some(true),
+            _ => None,
+        }
+    }
+
+    /// The CPU that took the lock had the turn it claimed (`mine`): the
+    /// claim goes.
+    #[inline]
+    fn served(&self, mine: bool) {
+        if mine {
+            self.claim.store(0, Ordering::Release);
+        }
+    }
+
+    /// CPU `cpu` waited too long: it claims the next turn, unless another
+    /// CPU already did.
+    #[cold]
+    fn stake(&self, cpu: usize) {
+        let _ = self.claim.compare_exchange(0, cpu.wrapping_add(1), Ordering::AcqRel, Ordering::Relaxed);
+    }
+
+    /// Takes the lock shared for CPU `cpu`, in reader slot `cpu` (modulo
+    /// [`READER_SLOTS`]), if no writer holds it or waits for it, no other
+    /// CPU claimed the turn, and the slot is free.
+    #[inline]
+    pub fn try_read(&self, cpu: usize) -> Option<ReadGuard<'_, T>> {
+        let mine = self.turn(cpu)?;
+        let slot = cpu % READER_SLOTS;
+        if self.registered.load(Ordering::Relaxed) & (1 << slot) == 0 {
+            self.register(slot)?;
+        }
+        let mark = &self.slots[slot].0;
+        // Dekker with the writer: mark the slot, then look at the writer
+        // word; the writer sets its word, then looks at the slots (both
+        // sequentially consistent, so at least one sees the other).
+        if mark.compare_exchange(false, true, Ordering::SeqCst, Ordering::Relaxed).is_err() {
+            return None;
+        }
+        if self.writer.load(Ordering::SeqCst) {
+            mark.store(false, Ordering::Release);
+            return None;
+        }
+        self.served(mine);
+        Some(ReadGuard { lock: self, slot })
+    }
+
+    /// Registers reader slot `slot` under the writer word (no writer is
+    /// looking at the slots then; the readers inside may stay), if no
+    /// writer holds it.
+    #[cold]
+    fn register(&self, slot: usize) -> Option<()> {
+        self.writer.compare_exchange(false, true, Ordering::SeqCst, Ordering::Relaxed).ok()?;
+        self.registered.fetch_or(1 << slot, Ordering::SeqCst);
+        self.writer.store(false, Ordering::Release);
+        Some(())
+    }
+
+    /// Takes the lock shared for CPU `cpu` ([`Self::try_read`]), spinning
+    /// (and calling `relax` on every turn) while a writer holds it or waits
+    /// for it; once `impatient()` says it waited too long, it claims the
+    /// next turn.
+    #[inline]
+    pub fn read_with(
+        &self,
+        cpu: usize,
+        mut impatient: impl FnMut() -> bool,
+        mut relax: impl FnMut(),
+    ) -> ReadGuard<'_, T> {
+        loop {
+            if let Some(guard) = self.try_read(cpu) {
+                return guard;
+            }
+            if self.claim.load(Ordering::Relaxed) == 0 && impatient() {
+                self.stake(cpu);
+            }
+            relax();
+            core::hint::spin_loop();
+        }
+    }
+
+    /// Takes the lock exclusively for CPU `cpu` if no writer holds it and
+    /// no other CPU claimed the turn, waiting for the readers inside to
+    /// leave (calling `relax` on every turn); `None` otherwise.
+    #[inline]
+    fn try_write_with(&self, cpu: usize, relax: &mut impl FnMut()) -> Option<WriteGuard<'_, T>> {
+        let mine = self.turn(cpu)?;
+        if self.writer.compare_exchange(false, true, Ordering::SeqCst, Ordering::Relaxed).is_err() {
+            return None;
+        }
+        // No new reader enters now; wait for those inside.
+        let mut slots = self.registered.load(Ordering::SeqCst);
+        while slots != 0 {
+            let i = slots.trailing_zeros() as usize;
+            while self.slots[i % READER_SLOTS].0.load(Ordering::SeqCst) {
+                relax();
+                core::hint::spin_loop();
+            }
+            slots &= slots - 1;
+        }
+        self.served(mine);
+        Some(WriteGuard { lock: self })
+    }
+
+    /// Takes the lock exclusively for CPU `cpu` if no writer holds it and
+    /// no other CPU claimed the turn, waiting for the readers inside to
+    /// leave.
+    #[inline]
+    pub fn try_write(&self, cpu: usize) -> Option<WriteGuard<'_, T>> {
+        self.try_write_with(cpu, &mut || {})
+    }
+
+    /// Takes the lock exclusively for CPU `cpu`, spinning (and calling
+    /// `relax` on every turn) until no other writer holds it and the
+    /// readers inside have left; once `impatient()` says it waited too
+    /// long, it claims the next turn.
+    #[inline]
+    pub fn write_with(
+        &self,
+        cpu: usize,
+        mut impatient: impl FnMut() -> bool,
+        mut relax: impl FnMut(),
+    ) -> WriteGuard<'_, T> {
+        loop {
+            if let Some(guard) = self.try_write_with(cpu, &mut relax) {
+                return guard;
+            }
+            if self.claim.load(Ordering::Relaxed) == 0 && impatient() {
+                self.stake(cpu);
+            }
+            relax();
+            core::hint::spin_loop();
+        }
+    }
+
+    /// [`Self::read_with`] with nothing to do while spinning, never
+    /// claiming a turn.
+    pub fn read(&self, cpu: usize) -> ReadGuard<'_, T> {
+        self.read_with(cpu, || false, || {})
+    }
+
+    /// [`Self::write_with`] with nothing to do while spinning, never
+    /// claiming a turn.
+    pub fn write(&self, cpu: usize) -> WriteGuard<'_, T> {
+        self.write_with(cpu, || false, || {})
+    }
+
+    /// The value, through exclusive access to the lock itself.
+    pub fn get_mut(&mut self) -> &mut T {
+        self.data.get_mut()
+    }
+}
+
+/// Shared access to a [`RwSpinLock`]'s value; released when dropped.
+pub struct ReadGuard<'a, T> {
+    lock: &'a RwSpinLock<T>,
+    slot: usize,
+}
+
+impl<T> Deref for ReadGuard<'_, T> {
+    type Target = T;
+    #[inline]
+    fn deref(&self) -> &T {
+        // SAFETY: this reader's slot is marked and was registered: no
+        // writer holds the lock until every marked slot is clear, so
+        // nothing changes the value while this shared reference lives.
+        unsafe { &*self.lock.data.get() }
+    }
+}
+
+impl<T> Drop for ReadGuard<'_, T> {
+    #[inline]
+    fn drop(&mut self) {
+        self.lock.slots[self.slot].0.store(false, Ordering::Release);
+    }
+}
+
+/// Exclusive access to a [`RwSpinLock`]'s value; released when dropped.
+pub struct WriteGuard<'a, T> {
+    lock: &'a RwSpinLock<T>,
+}
+
+impl<T> Deref for WriteGuard<'_, T> {
+    type Target = T;
+    #[inline]
+    fn deref(&self) -> &T {
+        // SAFETY: the writer word is this guard's and every registered
+        // slot was clear after it was set: no reader or other writer is
+        // inside.
+        unsafe { &*self.lock.data.get() }
+    }
+}
+
+impl<T> DerefMut for WriteGuard<'_, T> {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut T {
+        // SAFETY: as for `deref`, and `&mut self` makes this the only
+        // reference through the guard.
+        unsafe { &mut *self.lock.data.get() }
+    }
+}
+
+impl<T> Drop for WriteGuard<'_, T> {
+    #[inline]
+    fn drop(&mut self) {
+        self.lock.writer.store(false, Ordering::Release);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+
+    use super::*;
+    use std::sync::atomic::AtomicU64;
+    use std::sync::Arc;
+    use std::thread;
+    use std::time::{Duration, Instant};
+    use std::vec::Vec;
+
+    #[test]
+    fn readers_share_and_a_writer_excludes_them() {
+        let lock = RwSpinLock::new(5);
+        let r1 = lock.try_read(0);
+        let r2 = lock.try_read(1);
+        assert_eq!((r1.as_deref(), r2.as_deref()), (Some(&5), Some(&5)));
+        assert!(lock.try_read(1).is_none(), "slot 1 is taken: its next reader waits its turn");
+        drop((r1, r2));
+        let mut w = lock.try_write(3).expect("free once the readers left");
+        *w = 6;
+        assert!(lock.try_read(0).is_none() && lock.try_read(2).is_none(), "a writer inside");
+        assert!(lock.try_write(4).is_none(), "one writer at a time");
+        drop(w);
+        assert_eq!(*lock.read(2), 6);
+        assert_eq!(lock.registered.load(Ordering::Relaxed), 0b111, "slots 0, 1 and 2 registered");
+        assert!(!lock.writer.load(Ordering::Relaxed) && lock.slots.iter().all(|s| !s.0.load(Ordering::Relaxed)));
+    }
+
+    /// Two values a writer changes together, one after the other with a
+    /// pause between: a reader or writer that ever sees them differ was
+    /// inside with a writer. Readers in their own slots and in a shared one.
+    #[test]
+    fn writers_exclude_each_other_and_readers_see_no_half_update() {
+        let lock = Arc::new(RwSpinLock::new((0u64, 0u64)));
+        let torn = Arc::new(AtomicBool::new(false));
+        const WRITERS: u64 = 3;
+        const ROUNDS: u64 = 20_000;
+        let mut threads = Vec::new();
+        for cpu in 0..WRITERS as usize {
+            let (lock, torn) = (lock.clone(), torn.clone());
+            threads.push(thread::spawn(move || {
+                for _ in 0..ROUNDS {
+                    let mut g = lock.write(10 + cpu);
+                    if g.0 != g.1 {
+                        torn.store(true, Ordering::Relaxed);
+                    }
+                    g.0 += 1;
+                    core::hint::spin_loop();
+                    g.1 += 1;
+                }
+            }));
+        }
+        for slot in [0, 1, 1] {
+            let (lock, torn) = (lock.clone(), torn.clone());
+            threads.push(thread::spawn(move || {
+                for _ in 0..ROUNDS {
+                    let g = lock.read(slot);
+                    if g.0 != g.1 {
+                        torn.store(true, Ordering::Relaxed);
+                    }
+                }
+            }));
+        }
+        for t in threads {
+            t.join().expect("thread");
+        }
+        assert!(!torn.load(Ordering::Relaxed), "someone saw a half-done update");
+        assert_eq!(*lock.read(0), (WRITERS * ROUNDS, WRITERS * ROUNDS), "no increment lost");
+    }
+
+    /// Readers that overlap without pause (there is always one inside)
+    /// would keep a reader-preferring lock from every writer: this one's
+    /// writer gets in, many times, while they keep trying.
+    #[test]
+    fn a_writer_is_not_starved_by_readers_that_always_overlap() {
+        let lock = Arc::new(RwSpinLock::new(0u64));
+        let stop = Arc::new(AtomicBool::new(false));
+        let reads = Arc::new(AtomicU64::new(0));
+        let mut readers = Vec::new();
+        for slot in 0..3 {
+            let (lock, stop, reads) = (lock.clone(), stop.clone(), reads.clone());
+            readers.push(thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let g = lock.read(slot);
+                    // Hold it a while, so the readers' sections overlap.
+                    for _ in 0..50 {
+                        core::hint::spin_loop();
+                    }
+                    drop(g);
+                    reads.fetch_add(1, Ordering::Relaxed);
+                }
+            }));
+        }
+        // Let the readers get going first.
+        while reads.load(Ordering::Relaxed) < 1000 {
+            thread::yield_now();
+        }
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut writes = 0;
+        while writes < 200 && Instant::now() < deadline {
+            // try_write, not write: a starved writer fails the test rather
+            // than hanging it.
+            if let Some(mut g) = lock.try_write(9) {
+                *g += 1;
+                writes += 1;
+            }
+            core::hint::spin_loop();
+        }
+        let readers_done_before = reads.load(Ordering::Relaxed);
+        stop.store(true, Ordering::Relaxed);
+        for t in readers {
+            t.join().expect("reader");
+        }
+        assert_eq!(writes, 200, "the writer got in only {writes} times while readers were busy");
+        assert_eq!(*lock.read(0), 200);
+        assert!(readers_done_before >= 1000, "the readers ran meanwhile");
+    }
+
+    /// A CPU that waited past its patience has the next turn: no other
+    /// CPU takes the lock, shared or exclusive, in front of it (with a
+    /// bare test-and-set writer word the holder could take it again as
+    /// often as it liked), and the claim goes with its turn.
+    #[test]
+    fn a_cpu_that_waited_too_long_has_the_next_turn() {
+        let lock = Arc::new(RwSpinLock::new(0u32));
+        for round in 0..20 {
+            let held = lock.write(0);
+            let spun = Arc::new(AtomicBool::new(false));
+            let waiter = {
+                let (lock, spun) = (lock.clone(), spun.clone());
+                thread::spawn(move || {
+                    let as_writer = round % 2 == 0;
+                    let relax = || {
+                        spun.store(true, Ordering::SeqCst);
+                        thread::yield_now();
+                    };
+                    if as_writer {
+                        *lock.write_with(1, || true, relax) += 1;
+                    } else {
+                        let g = lock.read_with(1, || true, relax);
+                        assert!(*g >= round);
+                        drop(g);
+                        *lock.write(1) += 1;
+                    }
+                })
+            };
+            while lock.claim.load(Ordering::SeqCst) != 2 {
+                thread::yield_now();
+            }
+            assert!(spun.load(Ordering::SeqCst));
+            drop(held);
+            assert!(lock.try_write(0).is_none(), "round {round}: the holder wrote in front of the claim");
+            assert!(lock.try_read(0).is_none(), "round {round}: a reader came in front of the claim");
+            waiter.join().expect("waiter");
+            assert_eq!(lock.claim.load(Ordering::SeqCst), 0, "the claim is gone with its turn");
+            assert!(lock.try_write(0).is_some(), "round {round}: free again");
+        }
+        assert_eq!(*lock.read(0), 20, "every waiter had its turn");
+    }
+
+    /// A waiter still within its patience claims nothing: whoever finds
+    /// the lock free takes it, no hand-off to a CPU that may not be
+    /// running.
+    #[test]
+    fn a_patient_waiter_claims_nothing() {
+        let lock = Arc::new(RwSpinLock::new(0u32));
+        let held = lock.write(0);
+        let spun = Arc::new(AtomicBool::new(false));
+        let waiter = {
+            let (lock, spun) = (lock.clone(), spun.clone());
+            thread::spawn(move || {
+                *lock.write_with(
+                    1,
+                    || false,
+                    || {
+                        spun.store(true, Ordering::SeqCst);
+                        thread::yield_now();
+                    },
+                ) += 1;
+            })
+        };
+        while !spun.load(Ordering::SeqCst) {
+            thread::yield_now();
+        }
+        drop(held);
+        // The waiter may win the race; it then lets go at once.
+        let again = loop {
+            if let Some(g) = lock.try_write(0) {
+                break g;
+            }
+            thread::yield_now();
+        };
+        assert_eq!(lock.claim.load(Ordering::SeqCst), 0, "no claim without impatience");
+        drop(again);
+        waiter.join().expect("waiter");
+    }
+}
