@@ -94,6 +94,31 @@ xl destroy idler; c "destroy: exit $?"
 xl list | cw "after destroy" 6
 "#;
 
+/// `xl vcpu-list`'s lines for dom0 without the CPU and state columns
+/// when dom0 has a vCPU on each of several CPUs: which of its vCPUs runs
+/// `xl` and which one idles, on which CPU, is timing on either hypervisor
+/// (xenish once had vCPU 1 running on CPU 0 where Xen had vCPU 0). On one
+/// CPU the lines stay whole.
+fn any_cpu_for_dom0_vcpus(lines: Vec<String>) -> Vec<String> {
+    if tests::qemu::default_smp() < 2 {
+        return lines;
+    }
+    lines
+        .into_iter()
+        .map(|l| match l.strip_prefix("check: vcpu-list: Domain-0 ") {
+            Some(rest) => {
+                let mut f: Vec<&str> = rest.split_whitespace().collect();
+                if f.len() > 3 {
+                    f[2] = "*";
+                    f[3] = "*";
+                }
+                format!("check: vcpu-list: Domain-0 {}", f.join(" "))
+            }
+            None => l,
+        })
+        .collect()
+}
+
 /// Runs the script with `store` on both hypervisors at once; checks the
 /// lines every run must print, and that both printed the same.
 fn same_on_both(store: &str) {
@@ -114,6 +139,7 @@ fn same_on_both(store: &str) {
         eprintln!("{store} on xenish: {refusal}");
     }
     let (a, b) = (compare::lines(&xenish, "check: "), compare::lines(&xen, "check: "));
+    let (a, b) = (any_cpu_for_dom0_vcpus(a), any_cpu_for_dom0_vcpus(b));
     let expected = [
         format!("check: {store}: exit 0"),
         "check: xen-init-dom0: exit 0".into(),
