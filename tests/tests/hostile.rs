@@ -120,8 +120,12 @@ fn run_classes(options: &str, classes: &[&str]) -> Outcome {
 
 #[test]
 fn hostile_classes_leave_the_neighbour_its_share() {
-    // The maptrack needs about 270,000 maps to fill: a longer window.
-    let out = run_classes("", &["base", "multicall", "maptrack:5000", "memop", "console"]);
+    // The maptrack needs about 270,000 maps to fill: a longer window,
+    // and under `-icount` QEMU runs N CPUs in turns, each getting about
+    // 1/N of the instructions per virtual second (on two CPUs 5 s made
+    // about 209,000 maps).
+    let maptrack = format!("maptrack:{}", 5000 * tests::qemu::default_smp());
+    let out = run_classes("", &["base", "multicall", &maptrack, "memop", "console"]);
     out.expect_line("(d0) hostile: multicall: ")
         .expect_line("continuing entries, every result right (nested: Einval)")
         .expect_line("129th use of a kind: GNTST_general_error x")
