@@ -84,7 +84,7 @@ fn four_cpus() {
     out.expect_line("MADT: 4 CPU(s)");
     online(&out, 4);
     ipis_work(&out, 4);
-    out.expect_no("not brought up").expect_line("xenish: smp_guests: vCPUs run on 4 CPUs (under one lock)");
+    out.expect_no("not brought up").expect_line("xenish: smp_guests: vCPUs run on 4 CPUs (under the system lock)");
     guest_ran(&out);
 }
 
@@ -134,7 +134,7 @@ fn smp_guests_runs_two_domains_on_two_cpus() {
         .guest("pingpong", "ping peer=1 rounds=10000")
         .guest("pingpong", "pong peer=0 port=1 rounds=10000")
         .run();
-    out.expect_line("xenish: smp_guests: vCPUs run on 2 CPUs (under one lock)")
+    out.expect_line("xenish: smp_guests: vCPUs run on 2 CPUs (under the system lock)")
         .expect_line("(d0) ping: 10000 events answered, spurious: false")
         .expect_line("(d1) pong: 10000 round trips, spurious: false")
         .expect_no("xenish: PANIC")

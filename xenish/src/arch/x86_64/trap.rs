@@ -326,7 +326,7 @@ pub fn run(
         // CPU indices are dense from 0; one view per CPU up to the last.
         let cpus = online.iter().last().map_or(1, |c| c + 1);
         system.enable_smp_guests(cpus);
-        crate::printk!("xenish: smp_guests: vCPUs run on {} CPUs (under one lock)", online.count());
+        crate::printk!("xenish: smp_guests: vCPUs run on {} CPUs (under the system lock)", online.count());
     }
     *lock_system() = Some(system);
     if smp && online.count() > 1 {
