@@ -271,7 +271,7 @@ impl<'a> CommandLine<'a> {
         }
     }
 
-    /// Whether vCPUs run on every CPU that is up, all under the big lock:
+    /// Whether vCPUs run on every CPU that is up (sharing the system lock):
     /// on by default (`smp_guests`, `=1`, `on`, `yes`, `true`, `enable`; a
     /// boolean as Xen parses one). `smp_guests=0` (`off`, `no`, `false`,
     /// `disable`, `no-smp_guests`) keeps vCPUs on the boot CPU and the
