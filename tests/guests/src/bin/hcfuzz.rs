@@ -266,7 +266,7 @@ mod guest {
                 6 => self.grants(),
                 7 => self.evtchn(),
                 8 => self.memory(),
-                9 => self.vcpu_sched(),
+                9 => self.vcpu_sched(top),
                 10 => self.cpu_state(),
                 11 => self.long_call(),
                 12 => (18, [0, self.below(200), self.ptr(), 0, 0]), // console_io write
@@ -538,8 +538,9 @@ mod guest {
             (12, [c, buf() + off as u64, 0, 0, 0])
         }
 
-        /// `vcpu_op` and `sched_op` that leave this vCPU up and running.
-        fn vcpu_sched(&mut self) -> (u32, [u64; 5]) {
+        /// `vcpu_op` and `sched_op` that leave this vCPU up and running;
+        /// `top` is false inside a multicall, where no poll is made.
+        fn vcpu_sched(&mut self, top: bool) -> (u32, [u64; 5]) {
             if self.chance(50) {
                 // Not initialise's own vCPU, down, register_vcpu_info with
                 // a frame of its own, send_nmi.
@@ -571,6 +572,12 @@ mod guest {
             } else {
                 let off = self.below(BUF_USED as u64 / 2) as usize & !7;
                 let op = [0, 3, 4, 6, 7, 8][self.below(6) as usize];
+                // A poll only outside multicalls: the entries of one
+                // multicall share the buffer, so a later entry (or an
+                // earlier one's output) may overwrite the poll's timeout,
+                // and a poll on no port with no timeout in reach waits for
+                // ever, on Xen as on xenish.
+                let op = if op == 3 && !top { 0 } else { op };
                 match op {
                     3 => {
                         // poll: ports list, nr, timeout (1 ms from now)
