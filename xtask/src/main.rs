@@ -28,7 +28,7 @@ const HELP: &str = "\
 cargo xtask — build, boot and test xenish
 
 USAGE:
-    cargo xtask run  [--cpu MODEL] [--guest NAME] [--xen] [--dom0-script FILE] [--timeout SECS]
+    cargo xtask run  [--cpu MODEL] [--smp N] [--guest NAME] [--xen] [--dom0-script FILE] [--timeout SECS]
                      [-- HYPERVISOR-CMDLINE...]
     cargo xtask iso  [-o PATH] [--guest NAME] [-- XENISH-CMDLINE...]
     cargo xtask test
@@ -129,6 +129,9 @@ COMMANDS:
 
 OPTIONS:
     --cpu MODEL     QEMU CPU model: max (default) or qemu64
+    --smp N         `run`: give the machine N CPUs (1 to 32; default 1, or
+                    XENISH_SMP); guests run on every CPU and dom0 gets a
+                    vCPU per CPU, as on Xen
     --guest NAME    A Rust test guest to boot as dom0 instead of Linux: hello,
                     crash, enosys, ...
     --xen           `run`: boot the same dom0 image on Debian's Xen 4.17
@@ -167,6 +170,7 @@ Cargo's target directory (CARGO_TARGET_DIR, else target/).
 
 struct Opts {
     cpu: String,
+    smp: Option<u32>,
     guest: Option<String>,
     xen: bool,
     dom0_script: Option<PathBuf>,
@@ -186,6 +190,7 @@ struct Opts {
 fn parse(args: &[String]) -> Result<Opts, String> {
     let mut o = Opts {
         cpu: "max".into(),
+        smp: None,
         guest: None,
         xen: false,
         dom0_script: None,
@@ -206,6 +211,10 @@ fn parse(args: &[String]) -> Result<Opts, String> {
         let mut value = |name: &str| it.next().cloned().ok_or(format!("{name} needs a value"));
         match a.as_str() {
             "--cpu" => o.cpu = value("--cpu")?,
+            "--smp" => {
+                let n = value("--smp")?.parse().ok().filter(|n| (1..=MAX_SMP).contains(n));
+                o.smp = Some(n.ok_or(format!("--smp needs a number of CPUs from 1 to {MAX_SMP}"))?);
+            }
             "--guest" => o.guest = Some(value("--guest")?),
             "--xen" => o.xen = true,
             "--dom0-script" => o.dom0_script = Some(PathBuf::from(value("--dom0-script")?)),
@@ -244,6 +253,9 @@ fn build() -> Result<Images, String> {
     eprintln!("xtask: building xenish and the test guests (release, x86_64-unknown-none)...");
     images::build(&images::target_dir())
 }
+
+/// The most CPUs `--smp` gives the machine: xenish's `MAX_CPUS`.
+const MAX_SMP: u32 = 32;
 
 /// The dom0 image's QEMU memory and dom0's share of it.
 const DOM0_QEMU_MIB: u32 = 2048;
@@ -341,6 +353,9 @@ fn boot_for(images: &Images, o: &Opts) -> Result<Boot, String> {
 fn run(o: &Opts) -> Result<ExitCode, String> {
     let images = build()?;
     let mut boot = boot_for(&images, o)?;
+    if let Some(cpus) = o.smp {
+        boot = boot.smp(cpus);
+    }
     if o.guest.is_none() {
         let disk = dom0_disk()?;
         boot = boot.qemu_extra(&disk.iter().map(String::as_str).collect::<Vec<_>>());
@@ -356,7 +371,8 @@ fn run(o: &Opts) -> Result<ExitCode, String> {
         None => Some(boot.time_limit()),
     };
     let limit_text = limit.map_or(String::new(), |l| format!(", time limit {}s", l.as_secs()));
-    eprintln!("xtask: booting {} under QEMU (-cpu {}{limit_text}); Ctrl-C quits", iso.display(), o.cpu);
+    let cpus = o.smp.unwrap_or_else(tests::qemu::default_smp);
+    eprintln!("xtask: booting {} under QEMU (-cpu {}, {cpus} CPU(s){limit_text}); Ctrl-C quits", iso.display(), o.cpu);
     let mut child = Command::new("qemu-system-x86_64")
         .args(boot.qemu_args(&iso, "stdio"))
         .stdin(Stdio::inherit())
