@@ -429,12 +429,20 @@ mod tests {
         for round in 0..20 {
             let held = lock.write(0);
             let spun = Arc::new(AtomicBool::new(false));
+            // Once it has claimed, the waiter parks in its spin loop until
+            // the checks below are done: otherwise it could take the lock
+            // and let it go between them, and a free lock would look like
+            // a claim not honoured.
+            let go = Arc::new(AtomicBool::new(false));
             let waiter = {
-                let (lock, spun) = (lock.clone(), spun.clone());
+                let (lock, spun, go) = (lock.clone(), spun.clone(), go.clone());
                 thread::spawn(move || {
                     let as_writer = round % 2 == 0;
                     let relax = || {
                         spun.store(true, Ordering::SeqCst);
+                        while lock.claim.load(Ordering::SeqCst) != 0 && !go.load(Ordering::SeqCst) {
+                            thread::yield_now();
+                        }
                         thread::yield_now();
                     };
                     if as_writer {
@@ -447,13 +455,14 @@ mod tests {
                     }
                 })
             };
-            while lock.claim.load(Ordering::SeqCst) != 2 {
+            // Claimed, and spinning (it stakes the claim, then relaxes).
+            while lock.claim.load(Ordering::SeqCst) != 2 || !spun.load(Ordering::SeqCst) {
                 thread::yield_now();
             }
-            assert!(spun.load(Ordering::SeqCst));
             drop(held);
             assert!(lock.try_write(0).is_none(), "round {round}: the holder wrote in front of the claim");
             assert!(lock.try_read(0).is_none(), "round {round}: a reader came in front of the claim");
+            go.store(true, Ordering::SeqCst);
             waiter.join().expect("waiter");
             assert_eq!(lock.claim.load(Ordering::SeqCst), 0, "the claim is gone with its turn");
             assert!(lock.try_write(0).is_some(), "round {round}: free again");
