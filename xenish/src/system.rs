@@ -912,6 +912,29 @@ impl System {
         frame: &mut TrapFrame,
         mem: &mut dyn MachineMemory,
     ) -> Option<(bool, Mfn)> {
+        // The common exit: the domain runs, the word is clear, no upcall
+        // or NMI is pending (Xen's test_all_events): one lookup.
+        let d = self.domains.get(who.domain)?;
+        let (running, shared_info) = (d.is_running(), d.shared_info);
+        let v = d.vcpus.get(who.vcpu)?;
+        if running && !v.exit_work && !v.nmi_pending && !upcall_pending(v.info_location(shared_info, who.vcpu), mem) {
+            #[cfg(debug_assertions)]
+            self.assert_no_exit_work_missed(who);
+            return Some((v.kernel_mode, v.current_l4()));
+        }
+        self.may_continue_slow(who, frame, mem)
+    }
+
+    /// [`Self::may_continue`] when there is something to look at: the
+    /// exit work word ([`Self::exit_look`]), the domain's state, or an
+    /// upcall or NMI to deliver.
+    #[inline(never)]
+    fn may_continue_slow(
+        &mut self,
+        who: VcpuRef,
+        frame: &mut TrapFrame,
+        mem: &mut dyn MachineMemory,
+    ) -> Option<(bool, Mfn)> {
         let domain = self.domains.get(who.domain)?;
         let look = !domain.is_running() || domain.vcpus.get(who.vcpu).is_none_or(|v| v.exit_work);
         if look && !self.exit_look(who, mem) {
