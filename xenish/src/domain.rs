@@ -181,6 +181,20 @@ pub struct Vcpu {
     /// An NMI handler runs: further NMIs wait until its `iret` (Xen's
     /// `async_exception_mask`).
     pub nmi_masked: bool,
+    /// Work pending for the exit (Xen's `pause_flags` and softirq bits in
+    /// spirit): set by everything that changes what the exit's look at
+    /// this vCPU ([`crate::system::System`]'s `may_continue`) decides on:
+    /// [`Self::down`], [`Self::blocked`], [`Self::yielded`],
+    /// [`Self::poll`] and the domain's hard affinity for it
+    /// ([`Self::note_exit_work`]); cleared by that look once it let the
+    /// vCPU go on. While it is clear, an exit skips those checks and only
+    /// looks at the domain's state and the pending upcall or NMI (which
+    /// the guest itself may raise in its `vcpu_info`: they are read on
+    /// every exit, as Xen's `test_all_events` does). Every setter runs
+    /// under the system lock taken exclusively, which orders it before the
+    /// exit of any CPU (the fast path, under the shared lock, only reads
+    /// it). Set at creation: a new vCPU's first exit looks.
+    pub exit_work: bool,
     /// The guest LDT's linear address (`MMUEXT_SET_LDT`); 0 with no LDT.
     pub ldt_base: u64,
     /// The guest LDT's entry count; 0 with no LDT.
@@ -300,6 +314,7 @@ impl Vcpu {
         Vcpu {
             id,
             down: false,
+            exit_work: true,
             initialised: true,
             dirty_cpu: None,
             running_on: None,
@@ -347,6 +362,21 @@ impl Vcpu {
         (v.runstate.state, v.runstate.entry_ns) = (RUNSTATE_OFFLINE, now_ns);
         v.init_fpu(fpu_size);
         v
+    }
+
+    /// Something the exit looks at changed ([`Self::exit_work`]): call
+    /// after setting [`Self::down`], [`Self::blocked`], [`Self::yielded`]
+    /// or [`Self::poll`], or changing the vCPU's hard affinity.
+    #[inline]
+    pub fn note_exit_work(&mut self) {
+        self.exit_work = true;
+    }
+
+    /// Whether the vCPU itself has what the exit's full look acts on
+    /// (down, blocked, yielded or polling): never while
+    /// [`Self::exit_work`] is clear.
+    pub fn needs_exit_look(&self) -> bool {
+        self.down || self.blocked || self.yielded || self.poll.is_some()
     }
 
     /// Whether the scheduler may run the vCPU: up, and neither blocked nor

@@ -175,7 +175,7 @@ impl<T> RwSpinLock<T> {
     /// Takes the lock exclusively for CPU `cpu` if no writer holds it and
     /// no other CPU claimed the turn, waiting for the readers inside to
     /// leave (calling `relax` on every turn); `None` otherwise.
-    #[inline]
+    #[inline(always)]
     fn try_write_with(&self, cpu: usize, relax: &mut impl FnMut()) -> Option<WriteGuard<'_, T>> {
         let mine = self.turn(cpu)?;
         if self.writer.compare_exchange(false, true, Ordering::SeqCst, Ordering::Relaxed).is_err() {
@@ -207,8 +207,24 @@ impl<T> RwSpinLock<T> {
     /// `relax` on every turn) until no other writer holds it and the
     /// readers inside have left; once `impatient()` says it waited too
     /// long, it claims the next turn.
-    #[inline]
+    #[inline(always)]
     pub fn write_with(
+        &self,
+        cpu: usize,
+        impatient: impl FnMut() -> bool,
+        mut relax: impl FnMut(),
+    ) -> WriteGuard<'_, T> {
+        // The lock found free (every entry on one CPU, most on several)
+        // in line; the waiting out of line.
+        match self.try_write_with(cpu, &mut relax) {
+            Some(guard) => guard,
+            None => self.write_contended(cpu, impatient, relax),
+        }
+    }
+
+    /// [`Self::write_with`] once the lock was not free.
+    #[inline(never)]
+    fn write_contended(
         &self,
         cpu: usize,
         mut impatient: impl FnMut() -> bool,

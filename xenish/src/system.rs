@@ -9,6 +9,7 @@
 
 use alloc::boxed::Box;
 use alloc::format;
+use alloc::string::String;
 use alloc::vec::Vec;
 
 use crate::domain::{Domain, DomainState, RUNSTATE_BLOCKED, RUNSTATE_OFFLINE, RUNSTATE_RUNNABLE, RUNSTATE_RUNNING};
@@ -869,30 +870,117 @@ impl System {
             domain.crash(msg);
         }
         self.fire_timers(now_ns, mem);
-        let stays = self.may_continue(who, frame, mem);
         // Whether the vCPU changed mode, judged after the upcall a return to
         // the guest may have delivered: an iret to user mode followed by an
         // upcall bounce ends in kernel mode again (no swapgs, no new table),
         // and an upcall taken from user mode is a switch to kernel mode
         // (swapgs and the kernel's table) even when the entry made none.
-        let toggled = self
-            .domains
-            .get(who.domain)
-            .and_then(|d| d.vcpus.get(who.vcpu))
-            .is_some_and(|v| v.kernel_mode != was_kernel);
-        if !stays || now_ns >= self.here().preempt_at_ns {
-            return self.reschedule(frame, now_ns, tsc, mem).with_toggle(toggled);
-        }
-        match toggled.then(|| self.current_l4()).flatten() {
-            Some(l4) => Next::Reload(l4).with_toggle(true),
-            None => Next::Resume.with_toggle(false),
+        match self.may_continue(who, frame, mem) {
+            Some((kernel_mode, l4)) if now_ns < self.here().preempt_at_ns => {
+                if kernel_mode != was_kernel {
+                    Next::Reload(l4).with_toggle(true)
+                } else {
+                    Next::Resume.with_toggle(false)
+                }
+            }
+            _ => {
+                let toggled = self
+                    .domains
+                    .get(who.domain)
+                    .and_then(|d| d.vcpus.get(who.vcpu))
+                    .is_some_and(|v| v.kernel_mode != was_kernel);
+                self.reschedule(frame, now_ns, tsc, mem).with_toggle(toggled)
+            }
         }
     }
 
     /// Whether `who` (which just entered) may go on running: its domain is
-    /// alive, it is not blocked, and a pending upcall could be delivered.
+    /// alive, it is not blocked, and a pending upcall could be delivered;
+    /// if so, whether it is in kernel mode now and the table of that mode.
     /// Puts it to sleep in the run queue when it may not.
-    fn may_continue(&mut self, who: VcpuRef, frame: &mut TrapFrame, mem: &mut dyn MachineMemory) -> bool {
+    ///
+    /// The checks of the vCPU's own state are [`Self::exit_look`]'s, made
+    /// only when its [`Vcpu::exit_work`] word is set; with it clear (most
+    /// exits) one lookup of the vCPU serves the domain's state, the
+    /// upcall or NMI to deliver, and the mode.
+    ///
+    /// [`Vcpu::exit_work`]: crate::domain::Vcpu::exit_work
+    #[inline(always)]
+    fn may_continue(
+        &mut self,
+        who: VcpuRef,
+        frame: &mut TrapFrame,
+        mem: &mut dyn MachineMemory,
+    ) -> Option<(bool, Mfn)> {
+        // The common exit: the domain runs, the word is clear, no upcall
+        // or NMI is pending (Xen's test_all_events): one lookup.
+        let d = self.domains.get(who.domain)?;
+        let (running, shared_info) = (d.is_running(), d.shared_info);
+        let v = d.vcpus.get(who.vcpu)?;
+        if running && !v.exit_work && !v.nmi_pending && !upcall_pending(v.info_location(shared_info, who.vcpu), mem) {
+            #[cfg(debug_assertions)]
+            self.assert_no_exit_work_missed(who);
+            return Some((v.kernel_mode, v.current_l4()));
+        }
+        self.may_continue_slow(who, frame, mem)
+    }
+
+    /// [`Self::may_continue`] when there is something to look at: the
+    /// exit work word ([`Self::exit_look`]), the domain's state, or an
+    /// upcall or NMI to deliver.
+    #[inline(never)]
+    fn may_continue_slow(
+        &mut self,
+        who: VcpuRef,
+        frame: &mut TrapFrame,
+        mem: &mut dyn MachineMemory,
+    ) -> Option<(bool, Mfn)> {
+        let domain = self.domains.get(who.domain)?;
+        let look = !domain.is_running() || domain.vcpus.get(who.vcpu).is_none_or(|v| v.exit_work);
+        if look && !self.exit_look(who, mem) {
+            return None;
+        }
+        #[cfg(debug_assertions)]
+        self.assert_no_exit_work_missed(who);
+        let domain = self.domains.get_mut(who.domain)?;
+        if let Err(why) = traps::deliver_pending(domain, who.vcpu, frame, mem) {
+            self.upcall_failed(who, why);
+            return None;
+        }
+        let v = self.domains.get(who.domain)?.vcpus.get(who.vcpu)?;
+        Some((v.kernel_mode, v.current_l4()))
+    }
+
+    /// A vCPU whose exit work word is clear has nothing for
+    /// [`Self::exit_look`] (a setter of [`Vcpu::exit_work`] missing would
+    /// let an exit skip a block, a poll, a yield, a down or a move):
+    /// checked on every exit of a debug build, so every host test of the
+    /// system checks it.
+    ///
+    /// [`Vcpu::exit_work`]: crate::domain::Vcpu::exit_work
+    #[cfg(debug_assertions)]
+    fn assert_no_exit_work_missed(&self, who: VcpuRef) {
+        assert!(!self.exit_work_missed(who), "exit work missed for {who:?}");
+    }
+
+    /// Whether `who`'s [`Vcpu::exit_work`] is clear although
+    /// [`Self::exit_look`] would act on it on the CPU handling the entry
+    /// (down, blocked, yielded, polling, or its hard affinity leaving this
+    /// CPU out): the full check the cheap one must agree with.
+    ///
+    /// [`Vcpu::exit_work`]: crate::domain::Vcpu::exit_work
+    pub fn exit_work_missed(&self, who: VcpuRef) -> bool {
+        let Some(d) = self.domains.get(who.domain) else { return false };
+        let Some(v) = d.vcpus.get(who.vcpu) else { return false };
+        !v.exit_work && (v.needs_exit_look() || (self.smp_guests && !d.tools.may_run_on(who.vcpu, self.this_cpu)))
+    }
+
+    /// The exit's full look at `who` (its domain not running, or its
+    /// exit work word set): whether it may go on. Puts it to sleep in the
+    /// run queue when it may not; clears the word once nothing is left
+    /// for the next exit.
+    #[inline(never)]
+    fn exit_look(&mut self, who: VcpuRef, mem: &mut dyn MachineMemory) -> bool {
         let Some(domain) = self.domains.get_mut(who.domain) else { return false };
         if !domain.is_running() {
             domain.console.flush(&mut |b| crate::console::write_bytes(b));
@@ -908,44 +996,52 @@ impl System {
             return false;
         }
         let shared_info = domain.shared_info;
-        if let Some(v) = domain.vcpus.get_mut(who.vcpu) {
-            if v.down {
-                // VCPUOP_down on itself: it leaves the CPU until it is up.
-                self.sched.sleep(who);
-                return false;
-            }
-            if core::mem::take(&mut v.yielded) {
-                self.sched.yield_now(who);
-                self.cpus[slot(self.this_cpu)].preempt_at_ns = 0; // reschedule on the way out
-            }
-            if self.smp_guests && !domain.tools.may_run_on(who.vcpu, self.this_cpu) {
-                // Its hard affinity no longer has this CPU: it moves on
-                // the way out (Xen's vcpu_set_affinity migrates it).
-                self.cpus[slot(self.this_cpu)].preempt_at_ns = 0;
-            }
-            if v.poll.is_some() {
-                // SCHEDOP_poll found nothing pending: sleep until a polled
-                // port is raised or the timeout passes.
-                self.sched.sleep(who);
-                return false;
-            }
-            if v.blocked {
-                // SCHEDOP_block: go on only if an upcall is already pending.
-                if !upcall_pending(v.info_location(shared_info, who.vcpu), mem) {
-                    self.sched.sleep(who);
-                    return false;
-                }
-                v.blocked = false;
-            }
-        }
-        if let Err(why) = traps::deliver_pending(domain, who.vcpu, frame, mem) {
-            let msg = format!("event upcall failed: {why}");
-            crate::printk!("xenish: d{} crashed: {}", domain.id, msg);
-            domain.crash(msg);
+        let pinned_away = self.smp_guests && !domain.tools.may_run_on(who.vcpu, self.this_cpu);
+        let Some(v) = domain.vcpus.get_mut(who.vcpu) else { return false };
+        if v.down {
+            // VCPUOP_down on itself: it leaves the CPU until it is up.
             self.sched.sleep(who);
             return false;
         }
+        if core::mem::take(&mut v.yielded) {
+            self.sched.yield_now(who);
+            self.cpus[slot(self.this_cpu)].preempt_at_ns = 0; // reschedule on the way out
+        }
+        if pinned_away {
+            // Its hard affinity no longer has this CPU: it moves on
+            // the way out (Xen's vcpu_set_affinity migrates it).
+            self.cpus[slot(self.this_cpu)].preempt_at_ns = 0;
+        }
+        if v.poll.is_some() {
+            // SCHEDOP_poll found nothing pending: sleep until a polled
+            // port is raised or the timeout passes.
+            self.sched.sleep(who);
+            return false;
+        }
+        if v.blocked {
+            // SCHEDOP_block: go on only if an upcall is already pending.
+            if !upcall_pending(v.info_location(shared_info, who.vcpu), mem) {
+                self.sched.sleep(who);
+                return false;
+            }
+            v.blocked = false;
+        }
+        // Nothing left for the next exit (a vCPU pinned away looks again
+        // wherever it runs next).
+        v.exit_work = pinned_away;
         true
+    }
+
+    /// The upcall's bounce onto `who`'s stack failed: the domain crashes.
+    #[cold]
+    #[inline(never)]
+    fn upcall_failed(&mut self, who: VcpuRef, why: String) {
+        if let Some(domain) = self.domains.get_mut(who.domain) {
+            let msg = format!("event upcall failed: {why}");
+            crate::printk!("xenish: d{} crashed: {}", domain.id, msg);
+            domain.crash(msg);
+        }
+        self.sched.sleep(who);
     }
 
     fn current_l4(&self) -> Option<Mfn> {
@@ -1767,5 +1863,108 @@ mod tests {
         for &m in &frames {
             assert!(mem.0[m.0 as usize].iter().all(|&b| b == 0), "frame {} scrubbed", m.0);
         }
+    }
+
+    /// The exit work word against the full check, over random sequences
+    /// of the real hypercalls and interrupts that block, yield, poll, put
+    /// vCPUs down and up, send NMIs, arm timers and raise events, by two
+    /// vCPUs of one domain taking turns on the CPU: on every exit
+    /// [`System::may_continue`] asserts (debug builds) that a vCPU whose
+    /// word is clear has nothing for [`System::exit_look`], and after
+    /// every step no vCPU has a state the word misses. A setter of
+    /// [`crate::domain::Vcpu::exit_work`] left out fails here.
+    #[test]
+    fn the_exit_work_word_never_misses_what_the_full_check_finds() {
+        use guest_abi::sched::{SCHEDOP_BLOCK, SCHEDOP_POLL, SCHEDOP_YIELD};
+        use guest_abi::vcpu::{VCPUOP_DOWN, VCPUOP_SEND_NMI, VCPUOP_UP};
+        use guest_abi::xen::{HYPERVISOR_SCHED_OP, HYPERVISOR_SET_TIMER_OP, HYPERVISOR_VCPU_OP};
+        let mut rng = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move |n: u64| {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng % n
+        };
+        let (mut looked, mut skipped, mut idled) = (0u64, 0u64, 0u64);
+        for run in 0..40 {
+            let (mut system, mut frame, mut mem, mut w) = started(|w| {
+                with_callback(w);
+                w.dom.max_vcpus = 2;
+                w.dom.create_offline_vcpus(0, 0);
+                let (rip, rsp) = (0x7000, BUF_VA + 0x2000);
+                let regs = TrapFrame { rip, rsp, cs: 0xe030, ss: 0xe02b, rflags: 0x202, ..TrapFrame::default() };
+                let mut ap = crate::domain::Vcpu::new(1, regs, Mfn(0));
+                (ap.callbacks.event.address, ap.kernel_sp) = (CALLBACK, BUF_VA + 0x3000);
+                w.dom.vcpus[1] = ap;
+            });
+            let mut now = 1_000u64;
+            for step in 0..400 {
+                now += 1 + next(3_000_000);
+                let Some(who) = system.current() else {
+                    // Both asleep: an event for each, and the idle CPU's look.
+                    (mem.0[8][0], mem.0[8][64]) = (1, 1);
+                    idled += 1;
+                    system.idle_wakeup(&mut frame, now, now, &mut mem);
+                    continue;
+                };
+                // The guest's handlers returned: its stack is whole again.
+                frame.rsp = BUF_VA + 0x2000;
+                let other = 1 - who.vcpu;
+                let other_up = !system.domains[0].vcpus[other].down;
+                let work_before = system.domains[0].vcpus[who.vcpu].exit_work;
+                let op = next(12);
+                let (nr, args) = match op {
+                    0 => (HYPERVISOR_SCHED_OP, [u64::from(SCHEDOP_YIELD), 0]),
+                    1 => (HYPERVISOR_SCHED_OP, [u64::from(SCHEDOP_BLOCK), 0]),
+                    2 => {
+                        // No ports, a timeout: struct sched_poll.
+                        let mut req = [0u8; 24];
+                        req[16..].copy_from_slice(&(now + next(10_000_000)).to_le_bytes());
+                        let mut guest = crate::guest_access::GuestMemory::new(&mut mem, Mfn(0));
+                        guest.copy_to(BUF_VA, &req).expect("mapped");
+                        (HYPERVISOR_SCHED_OP, [u64::from(SCHEDOP_POLL), BUF_VA])
+                    }
+                    3 if other_up => (HYPERVISOR_VCPU_OP, [u64::from(VCPUOP_DOWN), other as u64]),
+                    4 if other_up => (HYPERVISOR_VCPU_OP, [u64::from(VCPUOP_DOWN), who.vcpu as u64]),
+                    3..=5 => (HYPERVISOR_VCPU_OP, [u64::from(VCPUOP_UP), other as u64]),
+                    6 => (HYPERVISOR_VCPU_OP, [u64::from(VCPUOP_SEND_NMI), next(2)]),
+                    7 => (HYPERVISOR_SET_TIMER_OP, [now + next(5_000_000), 0]),
+                    8 => {
+                        // An event for either vCPU, masked or not.
+                        let at = 64 * next(2) as usize;
+                        (mem.0[8][at], mem.0[8][at + 1]) = (1, next(2) as u8);
+                        (HYPERVISOR_XEN_VERSION, [0, 0])
+                    }
+                    _ => (HYPERVISOR_XEN_VERSION, [0, 0]),
+                };
+                if nr == HYPERVISOR_VCPU_OP {
+                    // vcpu_op's vCPU is its second argument, the third null.
+                    (frame.rdx, frame.rax, frame.rdi, frame.rsi) = (0, u64::from(nr), args[0], args[1]);
+                    frame.rip += 2;
+                    system.syscall(&mut frame, now, now, &mut mem, &mut w.plat);
+                } else if next(6) == 0 {
+                    system.timer_interrupt(&mut frame, now, now, &mut mem);
+                } else {
+                    hypercall(&mut system, &mut frame, &mut mem, &mut w, now, nr, args);
+                }
+                if work_before {
+                    looked += 1;
+                } else {
+                    skipped += 1;
+                }
+                let d = &system.domains[0];
+                assert!(
+                    d.is_alive(),
+                    "run {run} step {step} op {op}: the domain went down: {:?} {:?}",
+                    d.state,
+                    d.crash_message
+                );
+                for vcpu in 0..2 {
+                    let v = VcpuRef { domain: 0, vcpu };
+                    assert!(!system.exit_work_missed(v), "run {run} step {step} (op {op}): {v:?}'s word is clear");
+                }
+            }
+        }
+        assert!(looked > 1000 && skipped > 1000 && idled > 10, "looked {looked}, skipped {skipped}, idled {idled}");
     }
 }

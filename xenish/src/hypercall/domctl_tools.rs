@@ -221,6 +221,10 @@ fn vcpu_affinity(ctx: &mut Ctx, id: DomId, set: bool, a: &mut XenDomctlVcpuaffin
         if let Some(slot) = d.tools.vcpu_affinity.get_mut(index) {
             *slot = (hard, soft);
         }
+        // Its CPU's next exit looks whether it may stay there.
+        if let Some(v) = d.vcpus.get_mut(index) {
+            v.note_exit_work();
+        }
         // The scheduler honours the hard affinity from the next pick on;
         // a vCPU on a CPU it leaves out moves at that CPU's next entry
         // (which the system's kicks bring about). One not running moves
@@ -497,8 +501,10 @@ mod tests {
         w.sched.set_cpus(2);
         let both = XEN_VCPUAFFINITY_HARD | XEN_VCPUAFFINITY_SOFT;
         assert_eq!(affinity(&mut w, XEN_DOMCTL_GETVCPUAFFINITY, 4, 0, both, 0, 0), (0, 0b11, 0b11), "both CPUs");
+        w.peers[0].vcpus[0].exit_work = false;
         assert_eq!(affinity(&mut w, XEN_DOMCTL_SETVCPUAFFINITY, 4, 0, XEN_VCPUAFFINITY_HARD, 0b10, 0).0, 0);
         assert_eq!(w.peers[0].tools.affinity(0).0, 0b10);
+        assert!(w.peers[0].vcpus[0].exit_work, "its CPU's next exit looks whether it may stay");
         assert!(w.peers[0].tools.may_run_on(0, 1) && !w.peers[0].tools.may_run_on(0, 0));
         let hard = XEN_VCPUAFFINITY_HARD;
         assert_eq!(affinity(&mut w, XEN_DOMCTL_SETVCPUAFFINITY, 4, 0, hard, 0b100, 0).0, -22, "CPU 2 is not up");

@@ -19,6 +19,7 @@ fn serve(ctx: &mut Ctx, cmd: u32, arg: u64) -> HcResult {
         SCHEDOP_YIELD => {
             if let Some(v) = ctx.domain.vcpus.get_mut(ctx.vcpu) {
                 v.yielded = true;
+                v.note_exit_work();
             }
             Ok(0)
         }
@@ -32,6 +33,7 @@ fn serve(ctx: &mut Ctx, cmd: u32, arg: u64) -> HcResult {
             }
             if let Some(v) = ctx.domain.vcpus.get_mut(vcpu) {
                 v.blocked = true;
+                v.note_exit_work();
             }
             Ok(0)
         }
@@ -90,6 +92,7 @@ fn poll(ctx: &mut Ctx, arg: u64) -> HcResult {
     let deadline = (req.timeout != 0).then_some(req.timeout);
     if let Some(v) = ctx.domain.vcpus.get_mut(ctx.vcpu) {
         v.poll = Some((ports, deadline));
+        v.note_exit_work();
     }
     Ok(0)
 }

@@ -189,6 +189,7 @@ pub fn set_info_guest(
     (v.ldt_base, v.ldt_ents, v.ldt_frames) = (ldt_base, ldt_ents, ldt_frames);
     v.initialised = true;
     v.down = g.flags & VGCF_ONLINE == 0;
+    v.note_exit_work();
     if idx == 0 {
         d.vm_assist = g.vm_assist;
     }

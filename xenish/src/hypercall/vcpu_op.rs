@@ -162,6 +162,7 @@ fn serve(ctx: &mut Ctx, cmd: u32, id: u32, arg: u64) -> HcResult {
                 // does that of a vCPU another CPU runs (Xen's
                 // vcpu_sleep_nosync: that CPU is kicked, System::kicks).
                 let elsewhere = v.running_on.is_some_and(|c| Some(c) != here);
+                v.note_exit_work();
                 if !core::mem::replace(&mut v.down, true) && !is_self && !elsewhere {
                     v.runstate.enter(RUNSTATE_OFFLINE, now);
                 }

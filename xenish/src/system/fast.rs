@@ -114,8 +114,11 @@ impl System {
         }
         let d = self.domains.get(who.domain).filter(|d| d.is_running())?;
         let v = d.vcpus.get(who.vcpu)?;
-        let quiet = v.kernel_mode && !v.down && !v.blocked && v.poll.is_none() && !v.yielded && !v.nmi_pending;
-        if !quiet || frame.cs == traps::FLAT_USER_CS32 || (self.smp_guests && !d.tools.may_run_on(who.vcpu, cpu)) {
+        // With its exit work word clear the vCPU is neither down, blocked,
+        // polling nor yielding, and its hard affinity has the CPU it runs
+        // on (System::exit_work_missed).
+        let quiet = v.kernel_mode && !v.exit_work && !v.nmi_pending;
+        if !quiet || frame.cs == traps::FLAT_USER_CS32 {
             return None;
         }
         Some((d, who.vcpu))
@@ -246,12 +249,19 @@ mod tests {
     #[test]
     fn a_caller_the_exit_must_look_at_is_declined() {
         type Change = fn(&mut System);
-        let changes: [(&str, Change); 7] = [
+        // Each as its hypercall makes it: the state, and the exit work word.
+        fn vcpu0(s: &mut System) -> &mut crate::domain::Vcpu {
+            let v = &mut s.domains[0].vcpus[0];
+            v.note_exit_work();
+            v
+        }
+        let changes: [(&str, Change); 8] = [
             ("user mode", |s| s.domains[0].vcpus[0].kernel_mode = false),
-            ("blocked", |s| s.domains[0].vcpus[0].blocked = true),
-            ("yielded", |s| s.domains[0].vcpus[0].yielded = true),
+            ("blocked", |s| vcpu0(s).blocked = true),
+            ("yielded", |s| vcpu0(s).yielded = true),
             ("NMI pending", |s| s.domains[0].vcpus[0].nmi_pending = true),
-            ("polling", |s| s.domains[0].vcpus[0].poll = Some((std::vec![1], None))),
+            ("polling", |s| vcpu0(s).poll = Some((std::vec![1], None))),
+            ("exit work alone (a new hard affinity)", |s| vcpu0(s).exit_work = true),
             ("timers changed", |s| s.timers_changed()),
             ("paused", |s| s.domains[0].pause_count = 1),
         ];

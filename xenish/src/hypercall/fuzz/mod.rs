@@ -326,6 +326,37 @@ impl FuzzWorld {
         Ok(())
     }
 
+    /// The caller's exit, as far as its exit work word goes: every vCPU
+    /// the call left down, blocked, yielding or polling must have the word
+    /// set (else the system's exit would skip its look: a setter of
+    /// [`crate::domain::Vcpu::exit_work`] is missing); then the look, the
+    /// wake-up and the run that clear it, so that the next call that sets
+    /// something without the word is caught too.
+    fn exit(&mut self, id: DomId) -> Result<(), String> {
+        let Some(slot) = self.slot(id) else { return Ok(()) };
+        let d = match slot.checked_sub(1) {
+            None => &mut self.w.dom,
+            Some(k) => match self.w.peers.get_mut(k) {
+                Some(d) => d,
+                None => return Ok(()),
+            },
+        };
+        for (i, v) in d.vcpus.iter_mut().enumerate() {
+            if !v.exit_work && v.needs_exit_look() {
+                return Err(format!(
+                    "d{id} vCPU {i}: exit work word clear, but down {} blocked {} yielded {} polling {}",
+                    v.down,
+                    v.blocked,
+                    v.yielded,
+                    v.poll.is_some()
+                ));
+            }
+            (v.yielded, v.blocked, v.poll) = (false, false, None);
+            v.exit_work = v.down;
+        }
+        Ok(())
+    }
+
     /// The toolstack's part when a hostile domain has shut down: destroy
     /// it, and build a fresh one with a new ID from pool frames.
     fn replace_dead(&mut self, stats: &mut Stats) -> Result<(), String> {
@@ -461,6 +492,9 @@ pub fn run(seed: u64, iterations: u64) -> (Stats, Option<Failure>) {
             }
         }
         if let Err(what) = f.check() {
+            return (stats, fail(what));
+        }
+        if let Err(what) = f.exit(id) {
             return (stats, fail(what));
         }
         let before = stats.lifecycles.values().sum::<u64>();
