@@ -73,6 +73,12 @@ t "script starts"
 wait_console() { for i in $(seq $2); do grep -q "$1" /var/log/xen/console/guest-$3.log 2>/dev/null && return 0; sleep 1; done; return 1; }
 # The value after "$2" in domain $1's console (the last one).
 said() { sed -n "s/.*$2 \([0-9a-f]*\).*/\1/p" /var/log/xen/console/guest-$1.log | tail -1; }
+# Waits up to 60 s until the shell test $1 holds; says how long it took.
+# A backend releases a vif after xl has returned (xenish-netback deletes
+# the TAP once xl has removed the backend's directory, as Linux's netback
+# unregisters its vif after it reports Closed): how soon is timing, and
+# on two CPUs the next command can come first.
+within() { for i in $(seq 0 60); do eval "$1" && { info "$2 after ${i}s"; return 0; }; sleep 1; done; return 1; }
 # libxl leaves the kinds' empty directories, nothing below them.
 no_backend_left() {
     left=$(xenstore-ls -f /local/domain/0/backend 2>/dev/null | grep '^/local/domain/0/backend/[^/]*/')
@@ -180,16 +186,15 @@ xl network-list linux-a | awk 'NR > 1 { print $1, $2, $3, $5 }' | sed 's/^/check
 xl network-list linux-b | awk 'NR > 1 { print $1, $2, $3, $5 }' | sed 's/^/check: network-list linux-b: /'
 [ -e /sys/class/net/vif$a.1/brport ] && c "the new TAP is a port of xenbr0"
 xl network-detach linux-a 00:16:3e:00:01:11; c "network-detach by mac: exit $?"
-[ -e /sys/class/net/vif$a.1 ] && c "vif$a.1 is still there" || c "its TAP is gone"
+within "[ ! -e /sys/class/net/vif$a.1 ]" "vif$a.1 went" && c "its TAP is gone" || c "vif$a.1 is still there"
 xl network-list linux-a | awk 'NR > 1 { print $1 }' | tr '\n' ' ' | sed 's/^/check: after network-detach: /'; echo
 xl network-detach linux-a 7; c "network-detach of a missing vif: exit $?"
 
 t "hotplug checked"
 for g in linux-a linux-b netguest; do xl destroy $g; c "destroy $g: exit $?"; done
-sleep 2
 pidof xenish-netback >/dev/null && c "xenish-netback survived"
+within '[ -z "$(ls /sys/class/net | grep "^vif")" ]' "every vif went" && c "no vif interface left" || ls /sys/class/net | sed 's/^/check: left: /'
 no_backend_left
-[ -z "$(ls /sys/class/net | grep '^vif')" ] && c "no vif interface left" || ls /sys/class/net | sed 's/^/check: left: /'
 tail -30 /var/log/xen/xenish-netback.log | sed 's/^/info: netback: /'
 # dom0's own processes that crashed (a corrupted heap in busybox shows
 # up as a broken script, not as a netif failure).
