@@ -79,11 +79,14 @@ fn local_flush(flags: u32, va: u64) {
 /// flush IPI's handler and from spin loops).
 pub fn serve_flush() {
     let me = percpu::cpu_index();
-    if FLUSH.service(me, &mut local_flush) {
+    // Counted before the acknowledgement: the boot check reads the count
+    // as soon as the initiator's wait ends.
+    FLUSH.service(me, &mut |flags, va| {
+        local_flush(flags, va);
         if let Some(n) = FLUSHES.get(me) {
             n.fetch_add(1, Ordering::Relaxed);
         }
-    }
+    });
 }
 
 /// Shoots down the TLB (all of it, or the page `va` with [`FLUSH_PAGE`])
