@@ -14,7 +14,7 @@
 //! - anything else (the default): xenish-blkback (`backend/qdisk`,
 //!   `params = raw:<path>`), started if it is not running.
 //!
-//! Attaching waits (≤ 10 s, as libxl) for the backend to reach InitWait,
+//! Attaching waits (≤ 40 s, libxl's hotplug limit) for the backend to reach InitWait,
 //! or for it to report `hotplug-status = error`. Detaching asks the
 //! backend to close (`online = 0`, `state = 5`), waits ≤ 10 s for state 6,
 //! then removes both directories and the loop device; `xl destroy` skips
@@ -36,8 +36,15 @@ use super::{getopt, Ctx, Status, FAIL, OK, USAGE};
 use crate::builder::xs_tree;
 use crate::xs_client::{TxId, XsClient};
 
-/// How long libxl waits for a backend to answer.
+/// How long detaching waits for the backend to close (as libxl).
 const BACKEND_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long attaching waits for the backend to reach InitWait: libxl waits 10 s for InitWait
+/// (`LIBXL_INIT_TIMEOUT`) and 40 s for a hotplug script
+/// (`LIBXL_HOTPLUG_TIMEOUT`). xenish's backends are user-space daemons,
+/// and on a loaded emulated machine xenish-netback once took more than
+/// 10 s to answer a new vif (CI, 2026-12-07, on Xen 4.17); blkback is
+/// built the same way: attaching allows the hotplug limit.
+const ATTACH_TIMEOUT: Duration = Duration::from_secs(40);
 /// xenish-blkback's pid file.
 const DAEMON_PID_FILE: &str = "/run/xenish-blkback.pid";
 /// xenish-blkback's program name.
@@ -138,7 +145,7 @@ fn wait_for_backend(xs: &mut XsClient, back: &str, name: &str) -> Result<(), Str
     let read = |xs: &mut XsClient, key: &str| {
         xs.read(TxId::NONE, &format!("{back}/{key}")).ok().map(|v| String::from_utf8_lossy(&v).into_owned())
     };
-    while start.elapsed() < BACKEND_TIMEOUT {
+    while start.elapsed() < ATTACH_TIMEOUT {
         if read(xs, "hotplug-status").as_deref() == Some("error") {
             let why = read(xs, "hotplug-error").unwrap_or_default();
             return Err(format!("disk {name}: the backend failed: {why}"));
@@ -148,7 +155,7 @@ fn wait_for_backend(xs: &mut XsClient, back: &str, name: &str) -> Result<(), Str
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    Err(format!("disk {name}: the backend {back} did not answer within 10 s"))
+    Err(format!("disk {name}: the backend {back} did not answer within {} s", ATTACH_TIMEOUT.as_secs()))
 }
 
 /// Removes disk `devid` of `domid`: unless `force`, asks the backend to
