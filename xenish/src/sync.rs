@@ -3,10 +3,16 @@
 //! which hypercalls that touch only their own vCPU read while the rest
 //! (the scheduler, other domains, the frame table) write.
 //!
-//! Every waiter spins; what it does while it spins is the caller's
-//! (`relax`): the hypervisor runs with interrupts off, so its waiters serve
-//! TLB shootdowns addressed to their own CPU there (a holder that shoots
-//! the waiter down must not wait for it forever).
+//! A waiter spins; what it does while it spins is the caller's
+//! ([`Waiter::relax`]): the hypervisor runs with interrupts off, so its
+//! waiters serve TLB shootdowns addressed to their own CPU there (a holder
+//! that shoots the waiter down must not wait for it forever). A waiter
+//! that has spun for a while may also doze ([`Waiter::drowsy`]): it marks
+//! itself in the lock's dozer mask and halts until whoever lets the lock
+//! go wakes it (Linux's paravirtual spin locks, `kvm_wait`/`kvm_kick_cpu`,
+//! in spirit). On an overcommitted host (emulated CPUs, cloud VMs) a
+//! spinning waiter burns the host time its lock's holder needs to finish:
+//! a halted one gives it back.
 //!
 //! `spin::RwLock` prefers readers: a stream of overlapping readers (two
 //! CPUs making fast hypercalls back to back) would keep a writer (the
@@ -57,6 +63,12 @@ struct Slot(AtomicBool);
 pub struct RwSpinLock<T> {
     /// 1 while a writer holds the lock or waits for its readers to leave.
     writer: AtomicBool,
+    /// The waiters that halt until the lock is let go (bit `i`: CPU `i`),
+    /// in the writer word's cache line: whoever lets go reads it.
+    dozers: AtomicU64,
+    /// Wakes the halted waiters of a mask ([`Self::with_waker`]); `None`:
+    /// nobody dozes.
+    wake: Option<fn(u64)>,
     /// The slots readers have used (bit `i`: slot `i`).
     registered: AtomicU64,
     slots: [Slot; READER_SLOTS],
@@ -74,10 +86,24 @@ unsafe impl<T: Send + Sync> Sync for RwSpinLock<T> {}
 unsafe impl<T: Send> Send for RwSpinLock<T> {}
 
 impl<T> RwSpinLock<T> {
-    /// A free lock over `value`.
+    /// A free lock over `value`, whose waiters only spin.
     pub const fn new(value: T) -> Self {
+        Self::build(value, None)
+    }
+
+    /// A free lock over `value` whose waiters may doze ([`Waiter::drowsy`]):
+    /// `wake(mask)` must end the halt of each CPU of `mask` (bit `i`: CPU
+    /// `i`), even one that halts only after `wake` returned (on the
+    /// hypervisor an IPI, which stays pending until the halt).
+    pub const fn with_waker(value: T, wake: fn(u64)) -> Self {
+        Self::build(value, Some(wake))
+    }
+
+    const fn build(value: T, wake: Option<fn(u64)>) -> Self {
         RwSpinLock {
             writer: AtomicBool::new(false),
+            dozers: AtomicU64::new(0),
+            wake,
             registered: AtomicU64::new(0),
             slots: [const { Slot(AtomicBool::new(false)) }; READER_SLOTS],
             claim: AtomicUsize::new(0),
@@ -102,8 +128,59 @@ impl<T> RwSpinLock<T> {
     #[inline]
     fn served(&self, mine: bool) {
         if mine {
-            self.claim.store(0, Ordering::Release);
+            // Dozers kept out by the claim alone may come in now.
+            self.claim.store(0, Ordering::SeqCst);
+            self.wake_dozers();
         }
+    }
+
+    /// Lets the writer word go and wakes the dozers.
+    #[inline]
+    fn release_writer(&self) {
+        // Dekker with a dozer: it marks itself, then looks at the writer
+        // word; this clears the word, then looks at the marks (both
+        // sequentially consistent, so at least one sees the other: a
+        // dozer that saw the lock held is woken).
+        self.writer.store(false, Ordering::SeqCst);
+        self.wake_dozers();
+    }
+
+    /// Wakes the waiters that doze, if any.
+    #[inline]
+    fn wake_dozers(&self) {
+        if let Some(wake) = self.wake {
+            let dozers = self.dozers.load(Ordering::SeqCst);
+            if dozers != 0 {
+                wake(dozers);
+            }
+        }
+    }
+
+    /// Whether CPU `cpu` cannot take the lock before someone lets it go
+    /// or a claim is served: a writer holds it (or waits for its readers),
+    /// or another CPU claimed the next turn. (A reader slot another CPU
+    /// holds is not: its release wakes nobody, so that waiter spins.)
+    #[inline]
+    fn held_against(&self, cpu: usize) -> bool {
+        self.writer.load(Ordering::SeqCst) || self.turn(cpu).is_none()
+    }
+
+    /// CPU `cpu` waits for the lock halted ([`Waiter::halt`]), if it is
+    /// still held against it once its mark is visible; the release that
+    /// ends the hold sees the mark and wakes it. CPUs from 64 on have no
+    /// mark and only spin.
+    #[cold]
+    #[inline(never)]
+    fn doze(&self, cpu: usize, waiter: &mut impl Waiter) {
+        if self.wake.is_none() || cpu >= 64 {
+            return;
+        }
+        let mark = 1u64 << cpu;
+        self.dozers.fetch_or(mark, Ordering::SeqCst);
+        if self.held_against(cpu) {
+            waiter.halt();
+        }
+        self.dozers.fetch_and(!mark, Ordering::SeqCst);
     }
 
     /// CPU `cpu` waited too long: it claims the next turn, unless another
@@ -145,7 +222,7 @@ impl<T> RwSpinLock<T> {
     fn register(&self, slot: usize) -> Option<()> {
         self.writer.compare_exchange(false, true, Ordering::SeqCst, Ordering::Relaxed).ok()?;
         self.registered.fetch_or(1 << slot, Ordering::SeqCst);
-        self.writer.store(false, Ordering::Release);
+        self.release_writer();
         Some(())
     }
 
@@ -154,29 +231,42 @@ impl<T> RwSpinLock<T> {
     /// for it; once `impatient()` says it waited too long, it claims the
     /// next turn.
     #[inline]
-    pub fn read_with(
-        &self,
-        cpu: usize,
-        mut impatient: impl FnMut() -> bool,
-        mut relax: impl FnMut(),
-    ) -> ReadGuard<'_, T> {
+    pub fn read_with(&self, cpu: usize, impatient: impl FnMut() -> bool, relax: impl FnMut()) -> ReadGuard<'_, T> {
+        self.read_waiting(cpu, &mut Spin { impatient, relax })
+    }
+
+    /// Takes the lock shared for CPU `cpu` ([`Self::try_read`]), waiting
+    /// as `waiter` says while a writer holds it or waits for it.
+    #[inline]
+    pub fn read_waiting(&self, cpu: usize, waiter: &mut impl Waiter) -> ReadGuard<'_, T> {
         loop {
             if let Some(guard) = self.try_read(cpu) {
                 return guard;
             }
-            if self.claim.load(Ordering::Relaxed) == 0 && impatient() {
-                self.stake(cpu);
-            }
-            relax();
-            core::hint::spin_loop();
+            self.wait_turn(cpu, waiter);
         }
+    }
+
+    /// One turn of a waiter's loop after a failed try: claim the next turn
+    /// if it waited too long, serve what it must, and doze if it is
+    /// drowsy.
+    #[inline]
+    fn wait_turn(&self, cpu: usize, waiter: &mut impl Waiter) {
+        if self.claim.load(Ordering::Relaxed) == 0 && waiter.impatient() {
+            self.stake(cpu);
+        }
+        waiter.relax();
+        if waiter.drowsy() {
+            self.doze(cpu, waiter);
+        }
+        core::hint::spin_loop();
     }
 
     /// Takes the lock exclusively for CPU `cpu` if no writer holds it and
     /// no other CPU claimed the turn, waiting for the readers inside to
     /// leave (calling `relax` on every turn); `None` otherwise.
     #[inline(always)]
-    fn try_write_with(&self, cpu: usize, relax: &mut impl FnMut()) -> Option<WriteGuard<'_, T>> {
+    fn try_write_with(&self, cpu: usize, waiter: &mut impl Waiter) -> Option<WriteGuard<'_, T>> {
         let mine = self.turn(cpu)?;
         if self.writer.compare_exchange(false, true, Ordering::SeqCst, Ordering::Relaxed).is_err() {
             return None;
@@ -185,8 +275,10 @@ impl<T> RwSpinLock<T> {
         let mut slots = self.registered.load(Ordering::SeqCst);
         while slots != 0 {
             let i = slots.trailing_zeros() as usize;
+            // Readers' sections are short and their release wakes nobody:
+            // this waits spinning, never dozing.
             while self.slots[i % READER_SLOTS].0.load(Ordering::SeqCst) {
-                relax();
+                waiter.relax();
                 core::hint::spin_loop();
             }
             slots &= slots - 1;
@@ -200,7 +292,7 @@ impl<T> RwSpinLock<T> {
     /// leave.
     #[inline]
     pub fn try_write(&self, cpu: usize) -> Option<WriteGuard<'_, T>> {
-        self.try_write_with(cpu, &mut || {})
+        self.try_write_with(cpu, &mut Spin { impatient: || false, relax: || {} })
     }
 
     /// Takes the lock exclusively for CPU `cpu`, spinning (and calling
@@ -208,37 +300,30 @@ impl<T> RwSpinLock<T> {
     /// readers inside have left; once `impatient()` says it waited too
     /// long, it claims the next turn.
     #[inline(always)]
-    pub fn write_with(
-        &self,
-        cpu: usize,
-        impatient: impl FnMut() -> bool,
-        mut relax: impl FnMut(),
-    ) -> WriteGuard<'_, T> {
+    pub fn write_with(&self, cpu: usize, impatient: impl FnMut() -> bool, relax: impl FnMut()) -> WriteGuard<'_, T> {
+        self.write_waiting(cpu, &mut Spin { impatient, relax })
+    }
+
+    /// Takes the lock exclusively for CPU `cpu`, waiting as `waiter` says
+    /// until no other writer holds it and the readers inside have left.
+    #[inline(always)]
+    pub fn write_waiting(&self, cpu: usize, waiter: &mut impl Waiter) -> WriteGuard<'_, T> {
         // The lock found free (every entry on one CPU, most on several)
         // in line; the waiting out of line.
-        match self.try_write_with(cpu, &mut relax) {
+        match self.try_write_with(cpu, waiter) {
             Some(guard) => guard,
-            None => self.write_contended(cpu, impatient, relax),
+            None => self.write_contended(cpu, waiter),
         }
     }
 
-    /// [`Self::write_with`] once the lock was not free.
+    /// [`Self::write_waiting`] once the lock was not free.
     #[inline(never)]
-    fn write_contended(
-        &self,
-        cpu: usize,
-        mut impatient: impl FnMut() -> bool,
-        mut relax: impl FnMut(),
-    ) -> WriteGuard<'_, T> {
+    fn write_contended(&self, cpu: usize, waiter: &mut impl Waiter) -> WriteGuard<'_, T> {
         loop {
-            if let Some(guard) = self.try_write_with(cpu, &mut relax) {
+            self.wait_turn(cpu, waiter);
+            if let Some(guard) = self.try_write_with(cpu, waiter) {
                 return guard;
             }
-            if self.claim.load(Ordering::Relaxed) == 0 && impatient() {
-                self.stake(cpu);
-            }
-            relax();
-            core::hint::spin_loop();
         }
     }
 
@@ -312,7 +397,43 @@ impl<T> DerefMut for WriteGuard<'_, T> {
 impl<T> Drop for WriteGuard<'_, T> {
     #[inline]
     fn drop(&mut self) {
-        self.lock.writer.store(false, Ordering::Release);
+        self.lock.release_writer();
+    }
+}
+
+/// How a CPU waits for a [`RwSpinLock`].
+pub trait Waiter {
+    /// Called on every turn of the spin (and while a writer waits for
+    /// its readers to leave): serve what must not wait for the lock.
+    fn relax(&mut self);
+    /// Whether the CPU has waited long enough to claim the next turn.
+    fn impatient(&mut self) -> bool;
+    /// Whether the CPU has spun long enough to halt until the lock is let
+    /// go ([`Self::halt`]). Only asked of a lock made
+    /// [`RwSpinLock::with_waker`] would it matter.
+    fn drowsy(&mut self) -> bool {
+        false
+    }
+    /// Halts until the lock's waker wakes this CPU (or anything else
+    /// does: the loop looks again either way); a wake sent before the halt
+    /// must end it.
+    fn halt(&mut self) {}
+}
+
+/// A waiter made of two closures, that never dozes.
+struct Spin<I, R> {
+    impatient: I,
+    relax: R,
+}
+
+impl<I: FnMut() -> bool, R: FnMut()> Waiter for Spin<I, R> {
+    #[inline]
+    fn relax(&mut self) {
+        (self.relax)();
+    }
+    #[inline]
+    fn impatient(&mut self) -> bool {
+        (self.impatient)()
     }
 }
 
@@ -521,5 +642,90 @@ mod tests {
         assert_eq!(lock.claim.load(Ordering::SeqCst), 0, "no claim without impatience");
         drop(again);
         waiter.join().expect("waiter");
+    }
+
+    /// The "CPUs" of [`dozing_waiters_are_always_woken`]: each parks as its
+    /// halt, and the lock's waker unparks the threads of its mask.
+    static PARKED: [std::sync::Mutex<Option<thread::Thread>>; 4] = [const { std::sync::Mutex::new(None) }; 4];
+
+    fn unpark(mask: u64) {
+        for (cpu, parked) in PARKED.iter().enumerate() {
+            if mask & (1 << cpu) != 0 {
+                if let Some(t) = parked.lock().expect("parked").as_ref() {
+                    t.unpark();
+                }
+            }
+        }
+    }
+
+    /// Waits as a hypervisor CPU does, but dozes at every failed try and
+    /// claims the next turn after a few: parking stands for `hlt` (an
+    /// unpark before the park ends it, as a pending IPI ends a halt).
+    struct Parker {
+        turns: u32,
+        halts: Arc<AtomicU64>,
+    }
+
+    impl Waiter for Parker {
+        fn relax(&mut self) {
+            self.turns += 1;
+        }
+        fn impatient(&mut self) -> bool {
+            self.turns > 3
+        }
+        fn drowsy(&mut self) -> bool {
+            true
+        }
+        fn halt(&mut self) {
+            self.halts.fetch_add(1, Ordering::Relaxed);
+            thread::park();
+        }
+    }
+
+    /// Writers and readers that doze whenever they find the lock taken,
+    /// also when a claim alone keeps them out and the claimant reads: each
+    /// is woken by the release (or the served claim) that lets it in, and
+    /// all finish. A lost wake-up leaves a thread parked for ever, and the
+    /// test fails on its deadline.
+    #[test]
+    fn dozing_waiters_are_always_woken() {
+        let lock = Arc::new(RwSpinLock::with_waker((0u64, 0u64), unpark));
+        let halts = Arc::new(AtomicU64::new(0));
+        let (done, finished) = std::sync::mpsc::channel();
+        const ROUNDS: u64 = 3000;
+        for (cpu, parked) in PARKED.iter().enumerate() {
+            let (lock, halts, done) = (lock.clone(), halts.clone(), done.clone());
+            thread::spawn(move || {
+                *parked.lock().expect("parked") = Some(thread::current());
+                for round in 0..ROUNDS {
+                    let mut waiter = Parker { turns: 0, halts: halts.clone() };
+                    if cpu < 2 {
+                        let mut g = lock.write_waiting(cpu, &mut waiter);
+                        g.0 += 1;
+                        if round % 16 == 0 {
+                            // Descheduled while holding it, as a preempted
+                            // holder is.
+                            thread::yield_now();
+                        }
+                        g.1 += 1;
+                    } else {
+                        let g = lock.read_waiting(cpu, &mut waiter);
+                        assert_eq!(g.0, g.1, "a reader saw a half-done update");
+                        if round % 16 == 0 {
+                            thread::yield_now();
+                        }
+                    }
+                }
+                done.send(cpu).expect("report");
+            });
+        }
+        for _ in 0..4 {
+            if let Err(e) = finished.recv_timeout(Duration::from_secs(60)) {
+                panic!("a dozing waiter was never woken ({e}; {} halts)", halts.load(Ordering::Relaxed));
+            }
+        }
+        assert_eq!(*lock.read(0), (2 * ROUNDS, 2 * ROUNDS), "no increment lost");
+        assert!(halts.load(Ordering::Relaxed) > 0, "nobody dozed: the test proved nothing");
+        assert_eq!(lock.dozers.load(Ordering::Relaxed), 0, "every dozer took its mark away");
     }
 }

@@ -131,6 +131,41 @@ pub fn halt_unless_work() {
     unsafe { core::arch::asm!("sti; hlt; cli", options(nomem, nostack)) };
 }
 
+/// Wakes the CPUs of `mask` (bit `i`: CPU `i`) that halt in [`doze`]
+/// for a lock: an event-check IPI with no softirq, which ends the halt, or
+/// stays pending until it begins (a CPU that already went on takes it as
+/// a spurious event check).
+pub fn wake_cpus(mask: u64) {
+    send(CpuMask(mask), apic::EVENT_CHECK_VECTOR);
+}
+
+/// Halts the running CPU until an interrupt arrives, for a lock it waits
+/// for ([`crate::sync::Waiter::halt`]), unless a shootdown waits for it;
+/// interrupts are off again on return. An event-check IPI taken during
+/// the halt is sent again to this CPU if it flagged softirqs: the halt
+/// is in the middle of an entry, whose handler left the bits for
+/// whatever the CPU does next, and [`raise_softirq`] sends no second IPI
+/// for bits already pending.
+pub fn doze() {
+    let me = percpu::cpu_index();
+    if FLUSH.pending_for(me) {
+        return;
+    }
+    // SAFETY: interrupts are off here (hypervisor code runs so); `sti;
+    // hlt` re-enables them for the halt only (an interrupt that became
+    // pending after the check above, or a wake sent before, ends it).
+    // This CPU holds no lock while it waits for one, and the handlers that
+    // can run (timer, IPIs, device interrupts, spurious) only acknowledge,
+    // flush, set bits or record a device's interrupt, as in the idle
+    // loops: none looks at the interrupted entry's state.
+    unsafe { core::arch::asm!("sti; hlt; cli", options(nomem, nostack)) };
+    if SOFTIRQS.pending(me) {
+        if let Some(apic_id) = percpu::apic_id_of(me) {
+            apic::send_fixed(apic_id, apic::EVENT_CHECK_VECTOR);
+        }
+    }
+}
+
 /// Where an application processor goes to run guests, once the boot CPU
 /// lets it (`smp_guests`): set before the first `SOFTIRQ_SCHEDULE`.
 static GUEST_ENTRY: spin::Once<fn() -> !> = spin::Once::new();

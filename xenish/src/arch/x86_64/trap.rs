@@ -26,8 +26,9 @@ use crate::traps::CpuOps;
 /// memory and frame), each CPU in its own reader slot, exclusively by
 /// every other entry. Write-preferring, so that CPUs making fast
 /// hypercalls back to back cannot keep a timer interrupt or a slow
-/// hypercall out.
-static SYSTEM: RwSpinLock<Option<System>> = RwSpinLock::new(None);
+/// hypercall out. A waiter that has spun [`LOCK_DOZE_US`] halts until the
+/// holder lets go ([`SystemWaiter`]).
+static SYSTEM: RwSpinLock<Option<System>> = RwSpinLock::with_waker(None, ipi::wake_cpus);
 
 /// Takes the system lock exclusively. The hypervisor runs with interrupts
 /// off, so while it spins it serves a TLB shootdown addressed to this CPU
@@ -42,7 +43,7 @@ static SYSTEM: RwSpinLock<Option<System>> = RwSpinLock::new(None);
 #[inline(always)]
 fn lock_system() -> WriteGuard<'static, Option<System>> {
     let cpu = super::percpu::cpu_index();
-    let mut guard = SYSTEM.write_with(cpu, impatience(), ipi::serve_flush);
+    let mut guard = SYSTEM.write_waiting(cpu, &mut SystemWaiter::default());
     if SMP_GUESTS.load(Ordering::Relaxed) {
         if let Some(system) = guard.as_mut() {
             system.enter_cpu(cpu);
@@ -56,18 +57,50 @@ fn lock_system() -> WriteGuard<'static, Option<System>> {
 /// slice.
 const LOCK_PATIENCE_US: u64 = 1000;
 
-/// A waiter's patience for the system lock: `true` once it has waited
-/// [`LOCK_PATIENCE_US`] since its first look (the lock's turn claim, see
-/// [`crate::sync`]).
-#[inline]
-fn impatience() -> impl FnMut() -> bool {
-    let mut since = 0;
-    move || {
+/// How long a CPU spins for the system lock before it halts until the
+/// holder lets go (µs): longer than most entries hold the lock, so that a
+/// waiter on a quiet host rarely pays an IPI's wake-up, and short enough
+/// that on an overcommitted host (the emulated CPU holding the lock
+/// descheduled by the host) the waiter gives the host's CPU back soon.
+const LOCK_DOZE_US: u64 = 50;
+
+/// How a CPU waits for the system lock ([`crate::sync::Waiter`]): it
+/// serves TLB shootdowns addressed to itself while it spins, claims the
+/// next turn after [`LOCK_PATIENCE_US`], and halts ([`ipi::doze`]) once
+/// it has spun [`LOCK_DOZE_US`], to be woken by the release's IPI.
+#[derive(Default)]
+struct SystemWaiter {
+    /// The TSC when the CPU first found the lock taken (0: not yet read).
+    since: u64,
+}
+
+impl SystemWaiter {
+    /// Whether the CPU has waited more than `us` µs since its first look.
+    #[inline]
+    fn waited(&mut self, us: u64) -> bool {
         let now = clock::rdtsc();
-        if since == 0 {
-            since = now;
+        if self.since == 0 {
+            self.since = now;
         }
-        now.wrapping_sub(since) > TSC_HZ.load(Ordering::Relaxed) / 1_000_000 * LOCK_PATIENCE_US
+        now.wrapping_sub(self.since) > TSC_HZ.load(Ordering::Relaxed) / 1_000_000 * us
+    }
+}
+
+impl crate::sync::Waiter for SystemWaiter {
+    #[inline]
+    fn relax(&mut self) {
+        ipi::serve_flush();
+    }
+    #[inline]
+    fn impatient(&mut self) -> bool {
+        self.waited(LOCK_PATIENCE_US)
+    }
+    #[inline]
+    fn drowsy(&mut self) -> bool {
+        self.waited(LOCK_DOZE_US)
+    }
+    fn halt(&mut self) {
+        ipi::doze();
     }
 }
 
@@ -79,7 +112,7 @@ fn impatience() -> impl FnMut() -> bool {
 fn fast_syscall(frame: &mut TrapFrame) -> bool {
     let outcome = {
         let cpu = super::percpu::cpu_index();
-        let guard = SYSTEM.read_with(cpu, impatience(), ipi::serve_flush);
+        let guard = SYSTEM.read_waiting(cpu, &mut SystemWaiter::default());
         let Some(system) = guard.as_ref() else { return false };
         // A fired timer is re-armed, and device interrupts are delivered,
         // by a slow entry.
