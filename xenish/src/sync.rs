@@ -41,6 +41,16 @@ use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 /// How many reader slots a lock has (CPU numbers are taken modulo this).
 pub const READER_SLOTS: usize = 64;
 
+/// The writer bit of [`RwSpinLock`]'s state word (bit 0: a test-and-set
+/// of it is one `lock bts`).
+const WRITER: u64 = 1;
+
+/// The dozer mark of CPU `cpu` (below 63) in [`RwSpinLock`]'s state word.
+#[inline]
+const fn dozer_mark(cpu: usize) -> u64 {
+    2 << cpu
+}
+
 /// One reader slot, alone in its cache line.
 #[repr(align(64))]
 struct Slot(AtomicBool);
@@ -61,11 +71,13 @@ struct Slot(AtomicBool);
 /// looking at the slots then): a writer waits only for the registered
 /// slots, one per CPU that ever read.
 pub struct RwSpinLock<T> {
-    /// 1 while a writer holds the lock or waits for its readers to leave.
-    writer: AtomicBool,
-    /// The waiters that halt until the lock is let go (bit `i`: CPU `i`),
-    /// in the writer word's cache line: whoever lets go reads it.
-    dozers: AtomicU64,
+    /// [`WRITER`] while a writer holds the lock or waits for its readers
+    /// to leave; above it, the waiters that halt until the lock is let go
+    /// (bit `i + 1`: CPU `i`). One word: letting the writer bit go returns the
+    /// dozers in the same atomic operation, and a dozer's mark returns the
+    /// writer bit, so either the release sees the mark or the dozer sees
+    /// the lock free.
+    state: AtomicU64,
     /// Wakes the halted waiters of a mask ([`Self::with_waker`]); `None`:
     /// nobody dozes.
     wake: Option<fn(u64)>,
@@ -101,8 +113,7 @@ impl<T> RwSpinLock<T> {
 
     const fn build(value: T, wake: Option<fn(u64)>) -> Self {
         RwSpinLock {
-            writer: AtomicBool::new(false),
-            dozers: AtomicU64::new(0),
+            state: AtomicU64::new(0),
             wake,
             registered: AtomicU64::new(0),
             slots: [const { Slot(AtomicBool::new(false)) }; READER_SLOTS],
@@ -137,50 +148,64 @@ impl<T> RwSpinLock<T> {
     /// Lets the writer word go and wakes the dozers.
     #[inline]
     fn release_writer(&self) {
-        // Dekker with a dozer: it marks itself, then looks at the writer
-        // word; this clears the word, then looks at the marks (both
-        // sequentially consistent, so at least one sees the other: a
-        // dozer that saw the lock held is woken).
-        self.writer.store(false, Ordering::SeqCst);
-        self.wake_dozers();
+        // The writer bit is set: subtracting it clears it (one `lock
+        // xadd`, which returns the dozers).
+        let dozers = self.state.fetch_sub(WRITER, Ordering::SeqCst) & !WRITER;
+        if dozers != 0 {
+            self.wake(dozers);
+        }
     }
 
     /// Wakes the waiters that doze, if any.
     #[inline]
     fn wake_dozers(&self) {
-        if let Some(wake) = self.wake {
-            let dozers = self.dozers.load(Ordering::SeqCst);
-            if dozers != 0 {
-                wake(dozers);
-            }
+        let dozers = self.state.load(Ordering::SeqCst) & !WRITER;
+        if dozers != 0 {
+            self.wake(dozers);
         }
     }
 
-    /// Whether CPU `cpu` cannot take the lock before someone lets it go
-    /// or a claim is served: a writer holds it (or waits for its readers),
-    /// or another CPU claimed the next turn. (A reader slot another CPU
-    /// holds is not: its release wakes nobody, so that waiter spins.)
+    /// Wakes the dozers whose marks `marks` holds.
+    #[cold]
+    fn wake(&self, marks: u64) {
+        if let Some(wake) = self.wake {
+            wake(marks >> 1);
+        }
+    }
+
+    /// Whether a writer holds the lock or waits for its readers.
     #[inline]
-    fn held_against(&self, cpu: usize) -> bool {
-        self.writer.load(Ordering::SeqCst) || self.turn(cpu).is_none()
+    fn written(&self) -> bool {
+        self.state.load(Ordering::SeqCst) & WRITER != 0
+    }
+
+    /// Sets the writer bit if it was clear: whether it was.
+    #[inline]
+    fn take_writer(&self) -> bool {
+        self.state.fetch_or(WRITER, Ordering::SeqCst) & WRITER == 0
     }
 
     /// CPU `cpu` waits for the lock halted ([`Waiter::halt`]), if it is
-    /// still held against it once its mark is visible; the release that
-    /// ends the hold sees the mark and wakes it. CPUs from 64 on have no
-    /// mark and only spin.
+    /// still held against it once its mark is set: a writer holds it (or
+    /// waits for its readers), or another CPU claimed the next turn. The
+    /// release of the writer bit, or the claim's being served, sees the
+    /// mark and wakes it. (A reader slot another CPU holds does not count:
+    /// its release wakes nobody, so that waiter spins.) CPUs from 63 on
+    /// have no mark and only spin.
     #[cold]
     #[inline(never)]
     fn doze(&self, cpu: usize, waiter: &mut impl Waiter) {
-        if self.wake.is_none() || cpu >= 64 {
+        if self.wake.is_none() || cpu >= 63 {
             return;
         }
-        let mark = 1u64 << cpu;
-        self.dozers.fetch_or(mark, Ordering::SeqCst);
-        if self.held_against(cpu) {
+        let mark = dozer_mark(cpu);
+        // Dekker with `served`: the mark, then the claim; it stores the
+        // claim, then reads the marks (all sequentially consistent).
+        let held = self.state.fetch_or(mark, Ordering::SeqCst) & WRITER != 0;
+        if held || self.turn(cpu).is_none() {
             waiter.halt();
         }
-        self.dozers.fetch_and(!mark, Ordering::SeqCst);
+        self.state.fetch_and(!mark, Ordering::SeqCst);
     }
 
     /// CPU `cpu` waited too long: it claims the next turn, unless another
@@ -207,7 +232,7 @@ impl<T> RwSpinLock<T> {
         if mark.compare_exchange(false, true, Ordering::SeqCst, Ordering::Relaxed).is_err() {
             return None;
         }
-        if self.writer.load(Ordering::SeqCst) {
+        if self.written() {
             mark.store(false, Ordering::Release);
             return None;
         }
@@ -220,7 +245,9 @@ impl<T> RwSpinLock<T> {
     /// writer holds it.
     #[cold]
     fn register(&self, slot: usize) -> Option<()> {
-        self.writer.compare_exchange(false, true, Ordering::SeqCst, Ordering::Relaxed).ok()?;
+        if !self.take_writer() {
+            return None;
+        }
         self.registered.fetch_or(1 << slot, Ordering::SeqCst);
         self.release_writer();
         Some(())
@@ -268,7 +295,7 @@ impl<T> RwSpinLock<T> {
     #[inline(always)]
     fn try_write_with(&self, cpu: usize, waiter: &mut impl Waiter) -> Option<WriteGuard<'_, T>> {
         let mine = self.turn(cpu)?;
-        if self.writer.compare_exchange(false, true, Ordering::SeqCst, Ordering::Relaxed).is_err() {
+        if !self.take_writer() {
             return None;
         }
         // No new reader enters now; wait for those inside.
@@ -463,7 +490,7 @@ mod tests {
         drop(w);
         assert_eq!(*lock.read(2), 6);
         assert_eq!(lock.registered.load(Ordering::Relaxed), 0b111, "slots 0, 1 and 2 registered");
-        assert!(!lock.writer.load(Ordering::Relaxed) && lock.slots.iter().all(|s| !s.0.load(Ordering::Relaxed)));
+        assert!(lock.state.load(Ordering::Relaxed) == 0 && lock.slots.iter().all(|s| !s.0.load(Ordering::Relaxed)));
     }
 
     /// Two values a writer changes together, one after the other with a
@@ -726,6 +753,6 @@ mod tests {
         }
         assert_eq!(*lock.read(0), (2 * ROUNDS, 2 * ROUNDS), "no increment lost");
         assert!(halts.load(Ordering::Relaxed) > 0, "nobody dozed: the test proved nothing");
-        assert_eq!(lock.dozers.load(Ordering::Relaxed), 0, "every dozer took its mark away");
+        assert_eq!(lock.state.load(Ordering::Relaxed), 0, "every dozer took its mark away");
     }
 }
