@@ -21,6 +21,15 @@ fn guest_ran(out: &Outcome) {
         .expect_exit(Exit::DebugExit(0));
 }
 
+/// Prints how often waiters for the system lock halted, if they did:
+/// how often depends on the host (emulated CPUs on fewer host cores), so
+/// it is for the log only.
+fn report_dozes(out: &Outcome) {
+    if let Some(line) = out.serial.lines().find(|l| l.contains("waiting for the system lock")) {
+        eprintln!("info: {}", line.trim_end());
+    }
+}
+
 /// CPUs 0..online are each reported online with APIC IDs 0.. (QEMU numbers
 /// them so), and the summary says so.
 fn online(out: &Outcome, online: u32) {
@@ -86,6 +95,7 @@ fn four_cpus() {
     ipis_work(&out, 4);
     out.expect_no("not brought up").expect_line("xenish: smp_guests: vCPUs run on 4 CPUs (under the system lock)");
     guest_ran(&out);
+    report_dozes(&out);
 }
 
 #[test]
@@ -145,4 +155,5 @@ fn smp_guests_runs_two_domains_on_two_cpus() {
         line.split("CPU ").skip(1).filter_map(|s| s.split_whitespace().nth(1)?.parse().ok()).collect();
     assert_eq!(counts.len(), 2, "{line}");
     assert!(counts.iter().sum::<u64>() > 0, "vCPUs were put on CPUs: {line}");
+    report_dozes(&out);
 }

@@ -141,14 +141,10 @@ pub fn wake_cpus(mask: u64) {
 
 /// Halts the running CPU until an interrupt arrives, for a lock it waits
 /// for ([`crate::sync::Waiter::halt`]), unless a shootdown waits for it;
-/// interrupts are off again on return. An event-check IPI taken during
-/// the halt is sent again to this CPU if it flagged softirqs: the halt
-/// is in the middle of an entry, whose handler left the bits for
-/// whatever the CPU does next, and [`raise_softirq`] sends no second IPI
-/// for bits already pending.
+/// interrupts are off again on return. Once the wait is over, the waiter
+/// calls [`kick_self_if_flagged`].
 pub fn doze() {
-    let me = percpu::cpu_index();
-    if FLUSH.pending_for(me) {
+    if FLUSH.pending_for(percpu::cpu_index()) {
         return;
     }
     // SAFETY: interrupts are off here (hypervisor code runs so); `sti;
@@ -159,6 +155,16 @@ pub fn doze() {
     // flush, set bits or record a device's interrupt, as in the idle
     // loops: none looks at the interrupted entry's state.
     unsafe { core::arch::asm!("sti; hlt; cli", options(nomem, nostack)) };
+}
+
+/// After a wait with [`doze`]: if softirqs are flagged for the running
+/// CPU, sends it an event-check IPI, which stays pending until interrupts
+/// are on again (the guest's exit). The wait is in the middle of an entry:
+/// the IPI that flagged them may have been taken during a halt, where its
+/// handler leaves the bits for whatever the CPU does next, and
+/// [`raise_softirq`] sends no second IPI for bits already pending.
+pub fn kick_self_if_flagged() {
+    let me = percpu::cpu_index();
     if SOFTIRQS.pending(me) {
         if let Some(apic_id) = percpu::apic_id_of(me) {
             apic::send_fixed(apic_id, apic::EVENT_CHECK_VECTOR);

@@ -72,6 +72,17 @@ const LOCK_DOZE_US: u64 = 50;
 struct SystemWaiter {
     /// The TSC when the CPU first found the lock taken (0: not yet read).
     since: u64,
+    /// Whether it halted: an event-check IPI may have been taken.
+    halted: bool,
+}
+
+impl Drop for SystemWaiter {
+    #[inline]
+    fn drop(&mut self) {
+        if self.halted {
+            ipi::kick_self_if_flagged();
+        }
+    }
 }
 
 impl SystemWaiter {
@@ -100,6 +111,8 @@ impl crate::sync::Waiter for SystemWaiter {
         self.waited(LOCK_DOZE_US)
     }
     fn halt(&mut self) {
+        LOCK_DOZES.fetch_add(1, Ordering::Relaxed);
+        self.halted = true;
         ipi::doze();
     }
 }
@@ -170,6 +183,9 @@ static TSC_HZ: AtomicU64 = AtomicU64::new(0);
 /// NMIs taken while the hypervisor itself ran (counted, not fatal: Xen's
 /// default `nmi=dom0` ignores unknown NMIs too; reported at power-off).
 static HYPERVISOR_NMIS: AtomicU64 = AtomicU64::new(0);
+/// How often a CPU halted waiting for the system lock ([`SystemWaiter`];
+/// reported at power-off).
+static LOCK_DOZES: AtomicU64 = AtomicU64::new(0);
 
 /// QEMU's `isa-debug-exit` port.
 const DEBUG_EXIT_PORT: u16 = 0xf4;
@@ -773,6 +789,10 @@ pub fn power_off(failed: bool) -> ! {
     let nmis = HYPERVISOR_NMIS.load(Ordering::Relaxed);
     if nmis > 0 {
         crate::printk!("xenish: {nmis} NMI(s) arrived while the hypervisor ran; ignored");
+    }
+    let dozes = LOCK_DOZES.load(Ordering::Relaxed);
+    if dozes > 0 {
+        crate::printk!("xenish: CPUs halted {dozes} time(s) waiting for the system lock");
     }
     let debug_exit = DEBUG_EXIT.load(Ordering::Relaxed);
     // Without the debug-exit device, a reboot of the control domain is
