@@ -36,6 +36,7 @@
 //! that another CPU arranges comes with a kick).
 
 use super::*;
+use crate::domain::Vcpu;
 use guest_abi::event_channel::EVTCHNOP_SEND;
 use guest_abi::xen::{HYPERVISOR_EVENT_CHANNEL_OP, HYPERVISOR_IRET, HYPERVISOR_XEN_VERSION};
 
@@ -45,11 +46,48 @@ pub enum Fast {
     /// Nothing: the entry is to be handled on the slow path.
     Declined,
     /// The entry is complete: return to the guest as the frame says, in
-    /// the same mode, on the same tables.
+    /// the same mode (guest kernel mode), on the same tables.
     Done,
-    /// The hypercall was carried out, but its exit needs the slow path
-    /// (the upcall's bounce failed): [`System::finish_fast_entry`].
-    Exit,
+    /// The entry is complete and the vCPU changed mode (a system call
+    /// bounced to the guest kernel, an `iret` to user mode): swap the GS
+    /// bases and load this top-level table, as for the slow path's
+    /// `Action { toggled: true, next: Next::Reload(l4), .. }`; `kernel`
+    /// is the mode the vCPU is in now.
+    Toggled {
+        /// The table of the mode the vCPU is in now.
+        l4: Mfn,
+        /// Whether that mode is guest kernel mode.
+        kernel: bool,
+    },
+    /// The entry was carried out, but its exit needs the slow path (the
+    /// upcall's bounce failed): [`System::finish_fast_entry`], told the
+    /// mode the vCPU entered in.
+    Exit {
+        /// Whether the vCPU entered in guest kernel mode.
+        was_kernel: bool,
+    },
+}
+
+/// [`System::fast_syscall`] for a `syscall` from guest user mode (vCPU
+/// `vcpu` of `domain`, `v`): a system call bounced to the guest kernel's
+/// callback, the vCPU in kernel mode on its kernel table.
+#[inline(never)]
+fn fast_system_call(
+    domain: &Domain,
+    vcpu: usize,
+    v: &Vcpu,
+    frame: &mut TrapFrame,
+    mem: &mut dyn MachineMemory,
+) -> Fast {
+    if !traps::syscall_from_user_fast(domain, vcpu, frame, mem) {
+        return Fast::Declined;
+    }
+    // A callback entered with events masked has no upcall due on the way
+    // out (the slow path looks, and finds the mask it just set).
+    if !v.callbacks.syscall.mask_events && traps::deliver_upcall_fast(domain, vcpu, frame, mem).is_err() {
+        return Fast::Exit { was_kernel: false };
+    }
+    Fast::Toggled { l4: v.kernel_l4, kernel: true }
 }
 
 /// Whether the `syscall` in `frame` is one [`System::fast_syscall`] may
@@ -74,7 +112,10 @@ impl System {
     /// checked that no device interrupt waits to be delivered
     /// ([`crate::irq::any_pending`]: the slow path delivers them).
     pub fn fast_syscall(&self, cpu: usize, frame: &mut TrapFrame, now_ns: u64, mem: &mut dyn MachineMemory) -> Fast {
-        let Some((domain, vcpu)) = self.fast_caller(cpu, frame, now_ns) else { return Fast::Declined };
+        let Some((domain, vcpu, v)) = self.fast_caller(cpu, frame, now_ns) else { return Fast::Declined };
+        if !v.kernel_mode() {
+            return fast_system_call(domain, vcpu, v, frame, mem);
+        }
         let [a0, a1, ..] = frame.hypercall_args();
         let nr = frame.rax;
         let done = if nr == u64::from(HYPERVISOR_XEN_VERSION) {
@@ -83,23 +124,29 @@ impl System {
             hypercall::event_channel::send_in_domain(domain, vcpu, mem, a1).map(|v| frame.rax = v as u64).is_some()
         } else if nr == u64::from(HYPERVISOR_IRET) {
             // iret replaces the whole frame rather than returning a value.
-            traps::iret_in_kernel(domain, vcpu, frame, mem)
+            traps::iret_fast(domain, vcpu, frame, mem)
         } else {
             false
         };
         if !done {
             return Fast::Declined;
         }
-        match traps::deliver_upcall_in_kernel(domain, vcpu, frame, mem) {
-            Ok(_) => Fast::Done,
-            Err(_) => Fast::Exit,
+        if traps::deliver_upcall_fast(domain, vcpu, frame, mem).is_err() {
+            return Fast::Exit { was_kernel: true };
+        }
+        // Judged after the upcall, as the slow path's `finish` judges it:
+        // an iret to user mode that meets an upcall ends in kernel mode.
+        if v.kernel_mode() {
+            Fast::Done
+        } else {
+            Fast::Toggled { l4: v.current_l4(), kernel: false }
         }
     }
 
     /// The calling domain and vCPU index, if the entry on CPU `cpu` may be
     /// served on the fast path at `now_ns`.
     #[inline]
-    fn fast_caller(&self, cpu: usize, frame: &TrapFrame, now_ns: u64) -> Option<(&Domain, usize)> {
+    fn fast_caller(&self, cpu: usize, frame: &TrapFrame, now_ns: u64) -> Option<(&Domain, usize, &Vcpu)> {
         let here = self.cpus.get(cpu)?;
         let who = here.current?;
         let w = &self.timer_work;
@@ -116,26 +163,38 @@ impl System {
         let v = d.vcpus.get(who.vcpu)?;
         // With its exit work word clear the vCPU is neither down, blocked,
         // polling nor yielding, and its hard affinity has the CPU it runs
-        // on (System::exit_work_missed).
-        let quiet = v.kernel_mode && !v.exit_work && !v.nmi_pending;
+        // on (System::exit_work_missed). Either mode: which calls a mode
+        // may make fast is fast_syscall's to decide.
+        let quiet = !v.exit_work && !v.nmi_pending;
         if !quiet || frame.cs == traps::FLAT_USER_CS32 {
             return None;
         }
-        Some((d, who.vcpu))
+        Some((d, who.vcpu, v))
+    }
+
+    /// Whether the vCPU on the CPU handling the entry is in guest user
+    /// mode: what the arch layer keeps as its guess of where the next
+    /// `syscall` comes from (a system call [`Self::fast_syscall`] may
+    /// bounce, whatever its number).
+    pub fn current_in_user_mode(&self) -> bool {
+        let Some(who) = self.current() else { return false };
+        self.domains.get(who.domain).and_then(|d| d.vcpus.get(who.vcpu)).is_some_and(|v| !v.kernel_mode())
     }
 
     /// The exit of an entry [`Self::fast_syscall`] carried out but could
     /// not finish ([`Fast::Exit`]), under the exclusive lock: what
-    /// [`Self::syscall`] does after its hypercall.
+    /// [`Self::syscall`] does after its hypercall or bounce, for a vCPU
+    /// that entered in kernel mode or not (`was_kernel`).
     pub fn finish_fast_entry(
         &mut self,
+        was_kernel: bool,
         frame: &mut TrapFrame,
         now_ns: u64,
         tsc: u64,
         mem: &mut dyn MachineMemory,
     ) -> Action {
         self.settle(mem);
-        self.finish(TrapDecision::Resume, true, frame, now_ns, tsc, mem)
+        self.finish(TrapDecision::Resume, was_kernel, frame, now_ns, tsc, mem)
     }
 }
 
@@ -181,24 +240,45 @@ mod tests {
     /// the other: the fast path must serve it, and leave the frame and the
     /// memory exactly as the slow path does.
     fn fast_is_slow(prepare: impl Fn(&mut World) + Copy, entry: impl Fn(&mut TrapFrame, &mut FakeMemory)) -> TrapFrame {
-        let (fast, mut f1, mut m1, _) = system(prepare);
+        fast_is_slow_as(prepare, |_, f, m| entry(f, m), Fast::Done)
+    }
+
+    /// [`fast_is_slow`] for an entry `setup` also prepares the system for
+    /// (the vCPU's mode), which the fast path must serve as `expect` says:
+    /// the slow path's action must be the same return (a toggled one
+    /// loading the same table), and the vCPU end in the same mode.
+    fn fast_is_slow_as(
+        prepare: impl Fn(&mut World) + Copy,
+        setup: impl Fn(&mut System, &mut TrapFrame, &mut FakeMemory),
+        expect: Fast,
+    ) -> TrapFrame {
+        let (mut fast, mut f1, mut m1, _) = system(prepare);
         let (mut slow, mut f2, mut m2, mut w2) = system(prepare);
-        entry(&mut f1, &mut m1);
-        entry(&mut f2, &mut m2);
-        assert_eq!(fast.fast_syscall(0, &mut f1, 1000, &mut m1), Fast::Done);
+        setup(&mut fast, &mut f1, &mut m1);
+        setup(&mut slow, &mut f2, &mut m2);
+        assert_eq!(fast.fast_syscall(0, &mut f1, 1000, &mut m1), expect);
         let action = slow.syscall(&mut f2, 1000, 1000, &mut m2, &mut w2.plat);
-        assert_eq!(action, Action { toggled: false, reload_gdt: false, next: Next::Resume });
+        let next = match expect {
+            Fast::Toggled { l4, .. } => Next::Reload(l4),
+            _ => Next::Resume,
+        };
+        let toggled = matches!(expect, Fast::Toggled { .. });
+        assert_eq!(action, Action { toggled, reload_gdt: false, next });
         assert_eq!(f1, f2, "the frames differ");
         assert!(m1.0 == m2.0, "the memory differs");
+        let mode = |s: &System| s.domains[0].vcpus[0].kernel_mode();
+        assert_eq!(mode(&fast), mode(&slow), "the modes differ");
+        assert_eq!(fast.current_in_user_mode(), !mode(&fast));
         f1
     }
 
     /// The fast path declines the entry and changes nothing.
     fn declines(system: &System, frame: &mut TrapFrame, mem: &mut FakeMemory, now: u64) {
-        let (before, memory) = (*frame, mem.0.clone());
+        let (before, memory, mode) = (*frame, mem.0.clone(), system.domains[0].vcpus[0].kernel_mode());
         assert_eq!(system.fast_syscall(0, frame, now, mem), Fast::Declined);
         assert_eq!(*frame, before, "the frame changed");
         assert!(mem.0 == memory, "the memory changed");
+        assert_eq!(system.domains[0].vcpus[0].kernel_mode(), mode, "the mode changed");
     }
 
     fn null_hypercall(frame: &mut TrapFrame, _: &mut FakeMemory) {
@@ -256,7 +336,7 @@ mod tests {
             v
         }
         let changes: [(&str, Change); 8] = [
-            ("user mode", |s| s.domains[0].vcpus[0].kernel_mode = false),
+            ("user mode, no syscall callback", |s| s.domains[0].vcpus[0].set_kernel_mode(false)),
             ("blocked", |s| vcpu0(s).blocked = true),
             ("yielded", |s| vcpu0(s).yielded = true),
             ("NMI pending", |s| s.domains[0].vcpus[0].nmi_pending = true),
@@ -322,28 +402,180 @@ mod tests {
         assert_eq!(system.fast_syscall(0, &mut frame, 1000, &mut mem), Fast::Done, "vCPU 0's own port");
     }
 
-    /// The upcall handler's `iret` back to kernel mode, fast; to user
-    /// mode, or with NMIs masked, slow.
-    #[test]
-    fn an_iret_within_the_kernel_is_served_and_one_to_user_mode_is_not() {
-        fn context(mem: &mut FakeMemory, cs: u64) {
-            let ctx: [u64; 9] = [5, 0, 0, 0, 0x7000, cs, 0x202, BUF_VA + 0x2000, 0xe02b];
-            let bytes: std::vec::Vec<u8> = ctx.iter().flat_map(|v| v.to_le_bytes()).collect();
-            GuestMemory::new(mem, Mfn(0)).copy_to(BUF_VA + 0x1000, &bytes).expect("the stack is mapped");
+    /// An `iret_context` on the kernel stack at `BUF_VA + 0x1000`: `rax`
+    /// 5, `r11` and `rcx` 0x11 and 0x22, the `flags` given (`VGCF_*`),
+    /// `rip` 0x7000, the `cs` given, interrupts on, a stack at `BUF_VA +
+    /// 0x2000`.
+    fn context(mem: &mut FakeMemory, cs: u64, flags: u64) {
+        let ctx: [u64; 9] = [5, 0x11, 0x22, flags, 0x7000, cs, 0x202, BUF_VA + 0x2000, 0xe02b];
+        let bytes: std::vec::Vec<u8> = ctx.iter().flat_map(|v| v.to_le_bytes()).collect();
+        GuestMemory::new(mem, Mfn(0)).copy_to(BUF_VA + 0x1000, &bytes).expect("the stack is mapped");
+    }
+
+    /// `HYPERVISOR_iret` through [`context`].
+    fn iret(cs: u64, flags: u64) -> impl Fn(&mut TrapFrame, &mut FakeMemory) {
+        move |frame: &mut TrapFrame, mem: &mut FakeMemory| {
+            context(mem, cs, flags);
+            (frame.rax, frame.rsp) = (u64::from(HYPERVISOR_IRET), BUF_VA + 0x1000);
         }
-        let iret = |cs: u64| {
-            move |frame: &mut TrapFrame, mem: &mut FakeMemory| {
-                context(mem, cs);
-                (frame.rax, frame.rsp) = (u64::from(HYPERVISOR_IRET), BUF_VA + 0x1000);
-            }
-        };
-        let frame = fast_is_slow(|_| {}, iret(0xe030));
-        assert_eq!((frame.rip, frame.rax, frame.rsp), (0x7000, 5, BUF_VA + 0x2000));
+    }
+
+    /// An upcall pending in vCPU 0's `vcpu_info`, events unmasked.
+    fn upcall_pending(mem: &mut FakeMemory) {
+        (mem.0[8][0], mem.0[8][1]) = (1, 0);
+    }
+
+    /// The upcall handler's `iret` back to kernel mode, fast; with NMIs
+    /// masked, slow.
+    #[test]
+    fn an_iret_within_the_kernel_is_served() {
+        let frame = fast_is_slow(|_| {}, iret(0xe030, 0));
+        assert_eq!((frame.rip, frame.rax, frame.rsp, frame.rcx), (0x7000, 5, BUF_VA + 0x2000, 0x22));
         let (mut system, mut frame, mut mem, _) = system(|_| {});
-        iret(0xe033)(&mut frame, &mut mem);
-        declines(&system, &mut frame, &mut mem, 1000);
-        iret(0xe030)(&mut frame, &mut mem);
+        iret(0xe030, 0)(&mut frame, &mut mem);
         system.domains[0].vcpus[0].nmi_masked = true;
         declines(&system, &mut frame, &mut mem, 1000);
+    }
+
+    /// A system call's `iret` back to user mode: user mode and the user
+    /// table, as on the slow path; `VGCF_in_syscall` keeps `rcx` and `r11`.
+    #[test]
+    fn an_iret_to_user_mode_is_served_with_the_user_table() {
+        let to_user = Fast::Toggled { l4: Mfn(9), kernel: false };
+        let frame = fast_is_slow_as(|_| {}, |_, f, m| iret(0xe033, 0)(f, m), to_user);
+        assert_eq!((frame.rip, frame.rax, frame.cs, frame.rcx, frame.r11), (0x7000, 5, 0xe033, 0x22, 0x11));
+        let in_syscall = |_: &mut System, f: &mut TrapFrame, m: &mut FakeMemory| {
+            (f.rcx, f.r11) = (0x33, 0x44);
+            iret(0xe033, 1 << 8)(f, m)
+        };
+        let frame = fast_is_slow_as(|_| {}, in_syscall, to_user);
+        assert_eq!((frame.rcx, frame.r11), (0x33, 0x44), "VGCF_in_syscall");
+        // Masked events stay masked: the context's flags say so.
+        let masked = |_: &mut System, f: &mut TrapFrame, m: &mut FakeMemory| {
+            iret(0xe033, 0)(f, m);
+            upcall_pending(m);
+            m.0[8][1] = 1;
+            let ctx_rflags = BUF_VA + 0x1000 + 6 * 8;
+            GuestMemory::new(m, Mfn(0)).copy_to(ctx_rflags, &0x2u64.to_le_bytes()).expect("mapped");
+        };
+        let frame = fast_is_slow_as(|_| {}, masked, to_user);
+        assert_eq!(frame.rip, 0x7000, "no upcall with events masked");
+    }
+
+    /// An `iret` to user mode that meets a pending upcall is bounced to
+    /// the event callback on the kernel stack: it ends in kernel mode, no
+    /// toggle, as on the slow path.
+    #[test]
+    fn an_iret_to_user_mode_that_meets_an_upcall_stays_in_kernel_mode() {
+        let setup = |_: &mut System, f: &mut TrapFrame, m: &mut FakeMemory| {
+            iret(0xe033, 0)(f, m);
+            upcall_pending(m);
+        };
+        let frame = fast_is_slow_as(|_| {}, setup, Fast::Done);
+        assert_eq!((frame.rip, frame.rsp & !0xfff), (CALLBACK, BUF_VA + 0x2000), "bounced onto the kernel stack");
+        // The bounce fails (no kernel stack): the iret is done, the exit
+        // is the slow path's, which crashes the domain as the slow path
+        // alone does.
+        let no_stack = |w: &mut World| w.dom.vcpus[0].kernel_sp = 0x1000_0000;
+        let (mut fast, mut f1, mut m1, _) = system(no_stack);
+        let (mut slow, mut f2, mut m2, mut w2) = system(no_stack);
+        for (f, m) in [(&mut f1, &mut m1), (&mut f2, &mut m2)] {
+            setup(&mut fast, f, m);
+        }
+        assert_eq!(fast.fast_syscall(0, &mut f1, 1000, &mut m1), Fast::Exit { was_kernel: true });
+        let action = fast.finish_fast_entry(true, &mut f1, 1000, 1000, &mut m1);
+        assert_eq!(action, slow.syscall(&mut f2, 1000, 1000, &mut m2, &mut w2.plat));
+        assert!(fast.domains[0].crash_message.is_some() && slow.domains[0].crash_message.is_some());
+        assert!(m1.0 == m2.0, "the memory differs");
+    }
+
+    /// Every `iret` the slow path must handle otherwise (a crash, the
+    /// failsafe callback, NMIs to unmask) is declined untouched.
+    #[test]
+    fn an_iret_to_user_mode_the_slow_path_must_see_is_declined() {
+        let (mut system, mut frame, mut mem, _) = system(|_| {});
+        // A code segment that does not load (the guest has no GDT): failsafe.
+        iret(0x0803, 0)(&mut frame, &mut mem);
+        declines(&system, &mut frame, &mut mem, 1000);
+        iret(0xe033, 0)(&mut frame, &mut mem);
+        system.domains[0].vcpus[0].nmi_masked = true;
+        declines(&system, &mut frame, &mut mem, 1000);
+        system.domains[0].vcpus[0].nmi_masked = false;
+        // No user tables: the slow path crashes the guest.
+        system.domains[0].vcpus[0].user_l4 = None;
+        declines(&system, &mut frame, &mut mem, 1000);
+        // An unreadable frame.
+        system.domains[0].vcpus[0].user_l4 = Some(Mfn(9));
+        frame.rsp = 0x1000_0000;
+        declines(&system, &mut frame, &mut mem, 1000);
+    }
+
+    const SYSCALL_CALLBACK: u64 = 0xffff_ffff_8000_2000;
+
+    /// The guest kernel's syscall callback, events masked on entry.
+    fn syscall_callback(w: &mut World) {
+        w.dom.vcpus[0].callbacks.syscall = crate::domain::Callback { address: SYSCALL_CALLBACK, mask_events: true };
+    }
+
+    /// vCPU 0 in user mode making a system call (Linux's getpid) with DF
+    /// set: the CPU's `rcx` and `r11` as `syscall` leaves them.
+    fn user_syscall(system: &mut System, frame: &mut TrapFrame, _: &mut FakeMemory) {
+        system.domains[0].vcpus[0].set_kernel_mode(false);
+        (frame.rax, frame.rcx, frame.r11, frame.rip, frame.rsp) = (39, 0x40_1234, 0x646, 0x40_1234, 0x7fff_0000);
+        frame.cs = 0xe033;
+    }
+
+    /// A system call from user mode is bounced to the syscall callback on
+    /// the kernel stack, in kernel mode on the kernel table, DF cleared:
+    /// as the slow path bounces it, whatever its number.
+    #[test]
+    fn a_system_call_from_user_mode_is_bounced_as_the_slow_path_bounces_it() {
+        let to_kernel = Fast::Toggled { l4: Mfn(0), kernel: true };
+        let frame = fast_is_slow_as(syscall_callback, user_syscall, to_kernel);
+        assert_eq!((frame.rip, frame.rflags & 0x400), (SYSCALL_CALLBACK, 0));
+        assert_eq!(frame.rsp & !0xfff, BUF_VA + 0x2000, "on the kernel stack");
+        // A number that would be a fast hypercall from kernel mode.
+        let iret_number = |s: &mut System, f: &mut TrapFrame, m: &mut FakeMemory| {
+            user_syscall(s, f, m);
+            f.rax = u64::from(HYPERVISOR_IRET);
+        };
+        assert_eq!(fast_is_slow_as(syscall_callback, iret_number, to_kernel).rip, SYSCALL_CALLBACK);
+        // Events left unmasked and an upcall pending: bounced on top.
+        let unmasked = |w: &mut World| {
+            syscall_callback(w);
+            w.dom.vcpus[0].callbacks.syscall.mask_events = false;
+        };
+        let pending = |s: &mut System, f: &mut TrapFrame, m: &mut FakeMemory| {
+            user_syscall(s, f, m);
+            upcall_pending(m);
+        };
+        assert_eq!(fast_is_slow_as(unmasked, pending, to_kernel).rip, CALLBACK);
+        // Masked by the callback: no upcall yet.
+        assert_eq!(fast_is_slow_as(syscall_callback, pending, to_kernel).rip, SYSCALL_CALLBACK);
+    }
+
+    /// A system call the slow path must handle otherwise is declined
+    /// untouched: no callback (`#UD`), 32-bit code (the `syscall32`
+    /// callback), a kernel stack it cannot write (a crash), an NMI to
+    /// deliver.
+    #[test]
+    fn a_system_call_the_slow_path_must_see_is_declined() {
+        let (mut bare, mut frame, mut mem, _) = system(|_| {});
+        user_syscall(&mut bare, &mut frame, &mut mem);
+        declines(&bare, &mut frame, &mut mem, 1000);
+        let (mut system, mut frame, mut mem, _) = system(syscall_callback);
+        user_syscall(&mut system, &mut frame, &mut mem);
+        frame.cs = traps::FLAT_USER_CS32;
+        declines(&system, &mut frame, &mut mem, 1000);
+        user_syscall(&mut system, &mut frame, &mut mem);
+        system.domains[0].vcpus[0].kernel_sp = 0x1000_0000;
+        declines(&system, &mut frame, &mut mem, 1000);
+        system.domains[0].vcpus[0].kernel_sp = BUF_VA + 0x3000;
+        system.domains[0].vcpus[0].nmi_pending = true;
+        declines(&system, &mut frame, &mut mem, 1000);
+        system.domains[0].vcpus[0].nmi_pending = false;
+        let preempt_at = system.cpus[0].preempt_at_ns;
+        declines(&system, &mut frame, &mut mem, preempt_at);
+        assert!(matches!(system.fast_syscall(0, &mut frame, 1000, &mut mem), Fast::Toggled { .. }));
     }
 }

@@ -34,7 +34,7 @@ fn create_bounce_frame(
 ) -> Result<(), String> {
     write_bounce_frame(dom, vcpu, frame, b, mem)?;
     if let Some(v) = dom.vcpus.get_mut(vcpu) {
-        v.kernel_mode = true;
+        v.set_kernel_mode(true);
     }
     Ok(())
 }
@@ -50,7 +50,7 @@ fn write_bounce_frame(
     mem: &mut dyn MachineMemory,
 ) -> Result<(), String> {
     let Some(v) = dom.vcpus.get(vcpu) else { return Err(String::from("no such vCPU")) };
-    let from_kernel = v.kernel_mode;
+    let from_kernel = v.kernel_mode();
     let (stack, l4) = (if from_kernel { frame.rsp } else { v.kernel_sp }, v.kernel_l4);
     let saved_mask = upcall_mask(dom, vcpu, mem, None);
     let cs = if from_kernel { frame.cs & !3 } else { frame.cs | 3 } | (u64::from(saved_mask) << 32);
@@ -145,7 +145,7 @@ pub(super) fn bounce(
         if let Some(slot) = cr2_slot(dom, vcpu, mem) {
             slot.copy_from_slice(&cr2.to_le_bytes());
         }
-        error_code = (error_code & !PFEC_USER) | if v.kernel_mode { 0 } else { PFEC_USER };
+        error_code = (error_code & !PFEC_USER) | if v.kernel_mode() { 0 } else { PFEC_USER };
     }
     let b = Bounce {
         target: handler.address,
@@ -260,22 +260,24 @@ fn upcall_due(dom: &Domain, vcpu: usize, mem: &dyn MachineMemory) -> Option<Boun
     })
 }
 
-/// [`deliver_pending`] for the fast path, for a vCPU in guest kernel mode
-/// with no NMI pending (the caller checked both): the upcall, if one is
-/// due, bounced without changing the domain (a bounce from kernel mode
-/// stays in kernel mode). An error is the bounce's failure, nothing
-/// changed: the slow path's [`deliver_pending`] crashes the domain.
-pub fn deliver_upcall_in_kernel(
+/// [`deliver_pending`] for the fast path, for a vCPU with no NMI pending
+/// (else an error, nothing changed): the upcall, if one is due, bounced
+/// without changing the domain; from user mode the vCPU enters kernel mode
+/// ([`crate::domain::Vcpu::set_kernel_mode_running`]). An error is the
+/// bounce's failure, nothing changed: the slow path's [`deliver_pending`]
+/// crashes the domain.
+pub fn deliver_upcall_fast(
     dom: &Domain,
     vcpu: usize,
     frame: &mut TrapFrame,
     mem: &mut dyn MachineMemory,
 ) -> Result<bool, String> {
-    if !dom.vcpus.get(vcpu).is_some_and(|v| v.kernel_mode && !v.nmi_pending) {
-        return Err(String::from("not in kernel mode"));
-    }
+    let Some(v) = dom.vcpus.get(vcpu).filter(|v| !v.nmi_pending) else {
+        return Err(String::from("an NMI is pending"));
+    };
     let Some(b) = upcall_due(dom, vcpu, mem) else { return Ok(false) };
     write_bounce_frame(dom, vcpu, frame, b, mem)?;
+    v.set_kernel_mode_running(true);
     Ok(true)
 }
 
@@ -366,4 +368,32 @@ pub fn syscall_from_user(
         }
         Err(why) => TrapDecision::Crash(format!("syscall bounce failed: {why}")),
     }
+}
+
+/// [`syscall_from_user`] for the fast path: a 64-bit `syscall` from guest
+/// user mode entering the registered syscall callback, the vCPU put in
+/// kernel mode ([`crate::domain::Vcpu::set_kernel_mode_running`]; the
+/// caller loads the kernel table and swaps the GS bases). `false`, with
+/// nothing changed, for what the slow path does otherwise: a vCPU in
+/// kernel mode, 32-bit code (the `syscall32` callback), no callback
+/// registered (`#UD`), a bounce frame that cannot be written (a crash:
+/// [`GuestMemory::copy_to`] checks the whole range before it writes).
+pub fn syscall_from_user_fast(dom: &Domain, vcpu: usize, frame: &mut TrapFrame, mem: &mut dyn MachineMemory) -> bool {
+    let Some(v) = dom.vcpus.get(vcpu) else { return false };
+    let cb = v.callbacks.syscall;
+    if v.kernel_mode() || frame.cs == FLAT_USER_CS32 || cb.address == 0 {
+        return false;
+    }
+    let (rip, rflags) = (frame.rip, frame.rflags);
+    frame.rip = frame.rcx;
+    frame.rflags = frame.r11;
+    let b = Bounce { target: cb.address, error_code: None, mask_events: cb.mask_events, segments: None };
+    if write_bounce_frame(dom, vcpu, frame, b, mem).is_err() {
+        // It changes the frame only once the bounce frame is written.
+        (frame.rip, frame.rflags) = (rip, rflags);
+        return false;
+    }
+    frame.rflags &= !EFLAGS_DF;
+    v.set_kernel_mode_running(true);
+    true
 }

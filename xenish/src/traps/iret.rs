@@ -33,7 +33,7 @@ pub fn iret(
     f.load_into(frame);
     let architectural_iopl = dom.vm_assist & (1 << guest_abi::xen::VMASST_TYPE_ARCHITECTURAL_IOPL) != 0;
     if let Some(v) = dom.vcpus.get_mut(vcpu) {
-        v.kernel_mode = !f.to_user();
+        v.set_kernel_mode(!f.to_user());
         // Xen's async_exception_cleanup: an NMI handler's iret unmasks NMIs.
         v.nmi_masked = false;
         // With architectural IOPL the virtual IOPL is what the iret loads.
@@ -54,17 +54,21 @@ pub fn iret(
     TrapDecision::Resume
 }
 
-/// [`iret`] for the fast path, which may change only guest memory and the
-/// frame (the domain is shared with other CPUs): carried out, returning
-/// `true`, only when it is an `iret` from guest kernel mode back to guest
-/// kernel mode that changes nothing in the vCPU (NMIs not masked, the
-/// virtual IOPL as it was) and whose return loads. Otherwise nothing is
-/// changed and `false` says: take [`iret`] on the slow path.
-pub fn iret_in_kernel(dom: &Domain, vcpu: usize, frame: &mut TrapFrame, mem: &mut dyn MachineMemory) -> bool {
+/// [`iret`] for the fast path, which may change only guest memory, the
+/// frame and the calling vCPU's mode (the domain is shared with other
+/// CPUs): carried out, returning `true`, only when it is an `iret` from
+/// guest kernel mode, to kernel or to user mode, that changes nothing else
+/// in the vCPU (NMIs not masked, the virtual IOPL as it was) and whose
+/// return loads. A return to user mode puts the vCPU in user mode
+/// ([`crate::domain::Vcpu::set_kernel_mode_running`]): the caller loads the
+/// user table. Otherwise nothing is changed and `false` says: take
+/// [`iret`] on the slow path (which also crashes the guest for a frame it
+/// cannot read, or enters its failsafe callback for one that does not load).
+pub fn iret_fast(dom: &Domain, vcpu: usize, frame: &mut TrapFrame, mem: &mut dyn MachineMemory) -> bool {
     let Some(v) = dom.vcpus.get(vcpu) else { return false };
     let Ok(f) = IretFrame::read(dom, vcpu, frame, mem) else { return false };
     let architectural_iopl = dom.vm_assist & (1 << guest_abi::xen::VMASST_TYPE_ARCHITECTURAL_IOPL) != 0;
-    if !v.kernel_mode || f.to_user() || v.nmi_masked || (architectural_iopl && v.iopl != f.iopl()) {
+    if !v.kernel_mode() || v.nmi_masked || (architectural_iopl && v.iopl != f.iopl()) {
         return false;
     }
     if !f.loads(dom, vcpu, mem) {
@@ -72,6 +76,10 @@ pub fn iret_in_kernel(dom: &Domain, vcpu: usize, frame: &mut TrapFrame, mem: &mu
     }
     f.load_into(frame);
     upcall_mask(dom, vcpu, mem, Some(f.rflags & EFLAGS_IF == 0));
+    if f.to_user() {
+        // `read` refused a return to user mode without user tables.
+        v.set_kernel_mode_running(false);
+    }
     true
 }
 
