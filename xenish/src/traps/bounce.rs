@@ -60,29 +60,28 @@ fn write_bounce_frame(
         // Xen's create_bounce_frame crashes the domain for a null callback.
         return Err(String::from("no callback registered"));
     }
+    // Filled from the top down: the iret words, then the error code and
+    // the selectors if any, then rcx and r11 (the lowest, where sp ends).
     let mut words = [0u64; 12];
-    let mut n = 0;
-    let mut push = |w: u64| {
-        words[n] = w;
-        n += 1;
-    };
-    push(frame.rcx);
-    push(frame.r11);
-    for sel in b.segments.into_iter().flatten() {
-        push(u64::from(sel));
-    }
+    let mut first = words.len() - 5;
+    words[first..].copy_from_slice(&[frame.rip, cs, rflags, frame.rsp, frame.ss]);
     if let Some(e) = b.error_code {
-        push(e);
+        first -= 1;
+        words[first] = e;
     }
-    for w in [frame.rip, cs, rflags, frame.rsp, frame.ss] {
-        push(w);
+    if let Some(sel) = b.segments {
+        first -= 4;
+        words[first..first + 4].copy_from_slice(&sel.map(u64::from));
     }
-    let sp = (stack & !15).wrapping_sub(8 * n as u64);
+    first -= 2;
+    words[first..first + 2].copy_from_slice(&[frame.rcx, frame.r11]);
+    let words = &words[first..];
+    let sp = (stack & !15).wrapping_sub(8 * words.len() as u64);
     // The words as the guest reads them (x86 is little-endian): no second
     // buffer to fill on this hot path.
-    let bytes = zerocopy::IntoBytes::as_bytes(&words[..n]);
+    let bytes = zerocopy::IntoBytes::as_bytes(words);
     // The frame must not touch the hypervisor hole (nor wrap into it).
-    let end = sp.wrapping_add(8 * n as u64);
+    let end = sp.wrapping_add(8 * words.len() as u64);
     if !crate::guest_access::is_guest_addr(sp) || !crate::guest_access::is_guest_addr(end.wrapping_sub(1)) || end < sp {
         return Err(format!("bounce frame at {sp:#x} outside guest memory"));
     }
@@ -378,6 +377,7 @@ pub fn syscall_from_user(
 /// kernel mode, 32-bit code (the `syscall32` callback), no callback
 /// registered (`#UD`), a bounce frame that cannot be written (a crash:
 /// [`GuestMemory::copy_to`] checks the whole range before it writes).
+#[inline(always)]
 pub fn syscall_from_user_fast(dom: &Domain, vcpu: usize, frame: &mut TrapFrame, mem: &mut dyn MachineMemory) -> bool {
     let Some(v) = dom.vcpus.get(vcpu) else { return false };
     let cb = v.callbacks.syscall;

@@ -22,7 +22,7 @@ use alloc::string::String;
 use guest_abi::arch_x86 as abi_x86;
 
 use crate::cpuid;
-use crate::domain::{Callback, Domain, TrapHandler};
+use crate::domain::{Callback, Domain, TrapHandler, Vcpu};
 use crate::guest_access::PTE_ADDR_MASK;
 use crate::guest_access::{is_canonical, GuestMemory};
 use crate::mm::frame_table::FrameTable;

@@ -92,11 +92,9 @@ fn fast_syscall(frame: &mut TrapFrame) -> bool {
     };
     match outcome {
         Fast::Declined => false,
-        Fast::Done => {
-            // Done is a return within guest kernel mode.
-            in_user_mode().store(false, Ordering::Relaxed);
-            true
-        }
+        // A return within guest kernel mode: a guess of user mode left
+        // stale here is put right by the next slow `syscall`.
+        Fast::Done => true,
         Fast::Toggled { l4, kernel } => {
             in_user_mode().store(!kernel, Ordering::Relaxed);
             // The slow path's toggled return: swapgs and the new table
@@ -719,13 +717,12 @@ pub fn handle(frame: &mut TrapFrame) {
 
 /// A `syscall` from a guest: a hypercall, or a system call from guest user mode.
 pub fn handle_syscall(frame: &mut TrapFrame) {
-    let user = in_user_mode().load(Ordering::Relaxed);
-    if (may_be_fast(frame) || user) && fast_syscall(frame) {
+    if (may_be_fast(frame) || in_user_mode().load(Ordering::Relaxed)) && fast_syscall(frame) {
         return;
     }
     // Only a system call or an iret toggles (or the odd switch to another
     // vCPU, which the guess may miss): other hypercalls leave it be.
-    let toggles = user || frame.rax == u64::from(guest_abi::xen::HYPERVISOR_IRET);
+    let toggles = frame.rax == u64::from(guest_abi::xen::HYPERVISOR_IRET) || in_user_mode().load(Ordering::Relaxed);
     enter(frame, |s, f, now, tsc, mem| {
         let action = s.syscall(f, now, tsc, mem, &mut Hardware);
         if toggles {
