@@ -1,39 +1,48 @@
-//! The fast path: the hypercalls that touch only the calling vCPU, served
-//! under the system lock taken shared, so that two domains on two CPUs
-//! make them in parallel (issue 15's "hypercalls in parallel without one
-//! global lock").
+//! The fast path: the hypercalls that touch only the calling vCPU, and the
+//! system-call round trip of a guest user process, served under the system
+//! lock taken shared, so that two domains on two CPUs make them in
+//! parallel (issue 15's "hypercalls in parallel without one global lock").
 //!
 //! Under a shared lock nothing in [`System`] may change: other CPUs read
-//! it at the same time. What these hypercalls change is the guest's own
+//! it at the same time. What these entries change is the guest's own
 //! memory (event bits with atomic operations, the bounce frame on its
-//! stack, `evtchn_upcall_mask`) and the entry's frame; anything that would
-//! change the domain, wake or kick a vCPU, run the scheduler or touch the
-//! frame table is found before anything is done, and the entry goes the
-//! slow way ([`System::syscall`] under the lock taken exclusively). A
-//! hypercall is never half done here.
+//! stack, `evtchn_upcall_mask`), the entry's frame, and the calling vCPU's
+//! guest mode, an atomic only the CPU running the vCPU writes outside the
+//! exclusive lock ([`crate::domain::KernelMode`] says why that is sound);
+//! anything that would change the domain, wake or kick a vCPU, run the
+//! scheduler or touch the frame table is found before anything is done,
+//! and the entry goes the slow way ([`System::syscall`] under the lock
+//! taken exclusively). A hypercall is never half done here.
 //!
-//! Served: `xen_version` subops that read nothing
+//! Served from guest kernel mode: `xen_version` subops that read nothing
 //! ([`hypercall::xen_version::constant_answer`]), `EVTCHNOP_send` on a
 //! 2-level port whose event stays with the caller
 //! ([`hypercall::event_channel::send_in_domain`]), and `HYPERVISOR_iret`
-//! from kernel to kernel mode ([`traps::iret_in_kernel`]); on the way out
-//! the pending upcall is bounced ([`traps::deliver_upcall_in_kernel`]).
+//! to kernel or to user mode ([`traps::iret_fast`]). From guest user mode:
+//! a 64-bit `syscall`, whatever its number, bounced to the registered
+//! syscall callback ([`traps::syscall_from_user_fast`]). On the way out
+//! the pending upcall is bounced ([`traps::deliver_upcall_fast`]). A
+//! change of mode ([`Fast::Toggled`]) is carried out by the arch layer as
+//! the slow path's toggled return: swapgs and the new mode's table.
 //!
 //! Only when the exit has nothing else to do: no preemption due on this
 //! CPU, no vCPU timer or poll timeout due and the timer summary current,
 //! no device interrupt to deliver, no domain being created, torn down or
-//! scrubbed, and the caller running in guest kernel mode, neither down,
-//! blocked, polling, yielding nor with an NMI pending, on a CPU its
-//! affinity allows. The time the fast calls take is charged to the
-//! caller: the scheduler charges from the slice's start at the next slow
-//! entry or switch, and the fast path never starts a slice.
+//! scrubbed, and the caller neither down, blocked, polling, yielding nor
+//! with an NMI pending, on a CPU its affinity allows, and not in 32-bit
+//! code. The time the fast calls take is charged to the caller: the
+//! scheduler charges from the slice's start at the next slow entry or
+//! switch, and the fast path never starts a slice.
 //!
 //! What is left for the slow path's exit is safe to leave: vCPUs blocked
 //! elsewhere are woken by the entry that raised their event (the fast
 //! path raises events only for the calling, running vCPU), other CPUs are
 //! kicked by the entry that gave them work, and this CPU's timer stays
 //! armed for the deadline its last slow exit computed (anything earlier
-//! that another CPU arranges comes with a kick).
+//! that another CPU arranges comes with a kick). A mode change leaves the
+//! CPU's dirty-mask bookkeeping as it was: it records which vCPU's
+//! domain the CPU holds tables of ([`flush::note_loaded`]), and the user
+//! table is the same domain's.
 
 use super::*;
 use crate::domain::Vcpu;
@@ -90,10 +99,11 @@ fn fast_system_call(
     Fast::Toggled { l4: v.kernel_l4, kernel: true }
 }
 
-/// Whether the `syscall` in `frame` is one [`System::fast_syscall`] may
-/// serve, by its number and first argument alone: what the arch layer
+/// Whether the `syscall` in `frame` is a hypercall [`System::fast_syscall`]
+/// may serve, by its number and first argument alone: what the arch layer
 /// asks before it takes any lock, so that every other entry pays nothing
-/// for the fast path.
+/// for the fast path. (A system call from guest user mode has the guest's
+/// own numbers: the arch layer keeps a guess of the mode for those.)
 #[inline(always)]
 pub fn may_be_fast(frame: &TrapFrame) -> bool {
     match frame.rax {
