@@ -276,19 +276,26 @@ mod tests {
         assert_eq!(action, Action { toggled, reload_gdt: false, next });
         assert_eq!(f1, f2, "the frames differ");
         assert!(m1.0 == m2.0, "the memory differs");
+        assert_eq!(vcpu_state(&fast), vcpu_state(&slow), "the vCPUs differ");
         let mode = |s: &System| s.domains[0].vcpus[0].kernel_mode();
-        assert_eq!(mode(&fast), mode(&slow), "the modes differ");
         assert_eq!(fast.current_in_user_mode(), !mode(&fast));
         f1
     }
 
+    /// What of vCPU 0 an `iret` or a bounce may change: its mode, NMI
+    /// state, virtual IOPL.
+    fn vcpu_state(s: &System) -> (bool, bool, bool, u8) {
+        let v = &s.domains[0].vcpus[0];
+        (v.kernel_mode(), v.nmi_masked, v.nmi_pending, v.iopl)
+    }
+
     /// The fast path declines the entry and changes nothing.
     fn declines(system: &System, frame: &mut TrapFrame, mem: &mut FakeMemory, now: u64) {
-        let (before, memory, mode) = (*frame, mem.0.clone(), system.domains[0].vcpus[0].kernel_mode());
+        let (before, memory, vcpu) = (*frame, mem.0.clone(), vcpu_state(system));
         assert_eq!(system.fast_syscall(0, frame, now, mem), Fast::Declined);
         assert_eq!(*frame, before, "the frame changed");
         assert!(mem.0 == memory, "the memory changed");
-        assert_eq!(system.domains[0].vcpus[0].kernel_mode(), mode, "the mode changed");
+        assert_eq!(vcpu_state(system), vcpu, "the vCPU changed");
     }
 
     fn null_hypercall(frame: &mut TrapFrame, _: &mut FakeMemory) {
@@ -587,5 +594,103 @@ mod tests {
         let preempt_at = system.cpus[0].preempt_at_ns;
         declines(&system, &mut frame, &mut mem, preempt_at);
         assert!(matches!(system.fast_syscall(0, &mut frame, 1000, &mut mem), Fast::Toggled { .. }));
+    }
+
+    /// Random system calls and `iret`s from either mode (hostile frames,
+    /// callbacks or none, stacks mapped or not, upcalls pending or not,
+    /// NMIs masked or pending): each the fast path serves must end as on
+    /// the slow path (frame, memory, mode, the action; after a failed
+    /// upcall bounce, the exclusive exit's action and crash too), and each
+    /// it declines must leave everything as it was.
+    #[test]
+    fn random_mode_changes_are_served_as_the_slow_path_serves_them_or_declined_untouched() {
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let (mut toggled, mut within, mut exits, mut declined) = (0, 0, 0, 0);
+        for round in 0..3000 {
+            let r: [u64; 8] = core::array::from_fn(|_| next());
+            let pick = |x: u64, items: &[u64]| items[(x % items.len() as u64) as usize];
+            let prepare = move |w: &mut World| {
+                let v = &mut w.dom.vcpus[0];
+                if r[0] & 1 != 0 {
+                    v.callbacks.syscall =
+                        crate::domain::Callback { address: SYSCALL_CALLBACK, mask_events: r[0] & 2 != 0 };
+                }
+                if r[0] & 12 == 4 {
+                    v.user_l4 = None;
+                }
+                if r[0] & 48 == 16 {
+                    v.kernel_sp = 0x1000_0000; // unmapped
+                }
+            };
+            let setup = move |s: &mut System, f: &mut TrapFrame, m: &mut FakeMemory| {
+                let v = &mut s.domains[0].vcpus[0];
+                v.set_kernel_mode(r[1] & 1 == 0);
+                v.nmi_masked = r[1] & 6 == 6;
+                v.nmi_pending = r[1] & 0x18 == 0x18;
+                (m.0[8][0], m.0[8][1]) = ((r[1] >> 5 & 1) as u8, (r[1] >> 6 & 1) as u8);
+                let cs = pick(r[2], &[0xe033, 0xe033, 0xe030, 0xe023, 0x0803, 0xe02b, r[2] >> 32 & 0xffff]);
+                let rip = pick(r[7], &[0x7000, 0x7000, r[7] >> 8, 0x8000_0000_0000]);
+                let rsp = pick(r[3] >> 40, &[BUF_VA + 0x2000, BUF_VA + 0x2000, 0x8000_0000_0000, 0x1000_0000]);
+                let flags = pick(r[2] >> 20, &[0, 1 << 8]);
+                let ctx: [u64; 9] = [r[4], r[5], r[6], flags, rip, cs, r[3] & 0x3f_ffff, rsp, 0xe02b];
+                let bytes: std::vec::Vec<u8> = ctx.iter().flat_map(|v| v.to_le_bytes()).collect();
+                GuestMemory::new(m, Mfn(0)).copy_to(BUF_VA + 0x1000, &bytes).expect("the stack is mapped");
+                f.rax = if r[1] & 0x80 != 0 { r[5] & 0x1ff } else { u64::from(HYPERVISOR_IRET) };
+                f.rsp = if r[1] & 0x300 == 0x300 { 0x1000_0000 } else { BUF_VA + 0x1000 };
+                (f.rcx, f.r11, f.rip) = (r[6], r[4] & 0x3f_ffff, r[6]);
+                f.cs = if r[1] & 0xc00 == 0xc00 { traps::FLAT_USER_CS32 } else { 0xe033 };
+                // Kernel-mode calls other than iret are the other tests'.
+                if v.kernel_mode() && r[1] & 0x80 != 0 {
+                    f.rax = u64::from(HYPERVISOR_IRET);
+                }
+            };
+            let (mut fast, mut f1, mut m1, _) = system(prepare);
+            let (mut slow, mut f2, mut m2, mut w2) = system(prepare);
+            setup(&mut fast, &mut f1, &mut m1);
+            setup(&mut slow, &mut f2, &mut m2);
+            let (before, memory, vcpu) = (f1, m1.0.clone(), vcpu_state(&fast));
+            let mode = vcpu.0;
+            let outcome = fast.fast_syscall(0, &mut f1, 1000, &mut m1);
+            let mode_of = |s: &System| s.domains[0].vcpus[0].kernel_mode();
+            let expected = match outcome {
+                Fast::Declined => {
+                    declined += 1;
+                    assert_eq!(f1, before, "round {round}: the frame changed");
+                    assert!(m1.0 == memory, "round {round}: the memory changed");
+                    assert_eq!(vcpu_state(&fast), vcpu, "round {round}: the vCPU changed");
+                    continue;
+                }
+                Fast::Done => {
+                    within += 1;
+                    Action { toggled: false, reload_gdt: false, next: Next::Resume }
+                }
+                Fast::Toggled { l4, kernel } => {
+                    toggled += 1;
+                    assert_eq!(kernel, mode_of(&fast), "round {round}");
+                    assert_eq!(l4, fast.domains[0].vcpus[0].current_l4(), "round {round}");
+                    Action { toggled: true, reload_gdt: false, next: Next::Reload(l4) }
+                }
+                Fast::Exit { was_kernel } => {
+                    exits += 1;
+                    assert_eq!(was_kernel, mode, "round {round}");
+                    fast.finish_fast_entry(was_kernel, &mut f1, 1000, 1000, &mut m1)
+                }
+            };
+            let action = slow.syscall(&mut f2, 1000, 1000, &mut m2, &mut w2.plat);
+            assert_eq!(action, expected, "round {round}: {outcome:?}");
+            assert_eq!(f1, f2, "round {round}: the frames differ ({outcome:?})");
+            assert!(m1.0 == m2.0, "round {round}: the memory differs ({outcome:?})");
+            assert_eq!(vcpu_state(&fast), vcpu_state(&slow), "round {round}: the vCPUs differ");
+            let crashed = |s: &System| s.domains[0].crash_message.is_some();
+            assert_eq!(crashed(&fast), crashed(&slow), "round {round}");
+        }
+        std::println!("toggled {toggled}, within the kernel {within}, exits {exits}, declined {declined}");
+        assert!(toggled > 100 && within > 20 && exits > 5 && declined > 100, "every outcome is exercised");
     }
 }
