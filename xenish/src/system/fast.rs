@@ -153,6 +153,39 @@ impl System {
         }
     }
 
+    /// Bounces the page fault at `cr2` in `frame` (an exception entry from
+    /// the vCPU CPU `cpu` runs) to the guest kernel's handler at `now_ns`,
+    /// as the slow path's [`System::guest_trap`] does, without changing
+    /// the system; or declines it with nothing changed. A write to a
+    /// present page (error code bits 0 and 1) is always declined: the slow
+    /// path may emulate it (a page-table write, an MSI-X table's). The
+    /// caller has checked what it checks for [`Self::fast_syscall`].
+    pub fn fast_page_fault(
+        &self,
+        cpu: usize,
+        frame: &mut TrapFrame,
+        cr2: u64,
+        now_ns: u64,
+        mem: &mut dyn MachineMemory,
+    ) -> Fast {
+        if frame.vector != 14 || frame.error_code & 3 == 3 {
+            return Fast::Declined;
+        }
+        let Some((domain, vcpu, v)) = self.fast_caller(cpu, frame, now_ns) else { return Fast::Declined };
+        let was_kernel = v.kernel_mode();
+        if !traps::page_fault_fast(domain, vcpu, frame, cr2, mem) {
+            return Fast::Declined;
+        }
+        if traps::deliver_upcall_fast(domain, vcpu, frame, mem).is_err() {
+            return Fast::Exit { was_kernel };
+        }
+        if was_kernel {
+            Fast::Done
+        } else {
+            Fast::Toggled { l4: v.kernel_l4, kernel: true }
+        }
+    }
+
     /// The calling domain and vCPU index, if the entry on CPU `cpu` may be
     /// served on the fast path at `now_ns`.
     #[inline]
@@ -692,5 +725,144 @@ mod tests {
         }
         std::println!("toggled {toggled}, within the kernel {within}, exits {exits}, declined {declined}");
         assert!(toggled > 100 && within > 20 && exits > 5 && declined > 100, "every outcome is exercised");
+    }
+
+    /// A CPU the page-fault path must not touch.
+    struct NoCpu;
+
+    impl CpuOps for NoCpu {
+        fn port_in(&mut self, _: u16, _: u8) -> u32 {
+            panic!("port_in")
+        }
+        fn port_out(&mut self, _: u16, _: u8, _: u32) {
+            panic!("port_out")
+        }
+        fn clts(&mut self) {
+            panic!("clts")
+        }
+        fn set_ts(&mut self, _: bool) {
+            panic!("set_ts")
+        }
+        fn wbinvd(&mut self) {
+            panic!("wbinvd")
+        }
+        fn cpuid(&self, _: u32, _: u32) -> [u32; 4] {
+            panic!("cpuid")
+        }
+        fn write_segment_base(&mut self, _: u32, _: u64) {
+            panic!("write_segment_base")
+        }
+        fn read_segment_base(&self, _: u32) -> u64 {
+            panic!("read_segment_base")
+        }
+    }
+
+    const PF_HANDLER: u64 = 0xffff_ffff_8000_3000;
+    const CR2: u64 = 0xdead_b000;
+
+    /// The guest kernel's #PF handler, events masked on entry or not.
+    fn pf_handler(mask: bool) -> impl Fn(&mut World) + Copy {
+        move |w: &mut World| {
+            w.dom.vcpus[0].traps[14] = crate::domain::TrapHandler {
+                flags: if mask { 4 } else { 0 },
+                address: PF_HANDLER,
+                ..Default::default()
+            };
+        }
+    }
+
+    /// A page fault with `error_code`, from kernel or user mode.
+    fn fault(kernel: bool, error_code: u64) -> impl Fn(&mut System, &mut TrapFrame, &mut FakeMemory) {
+        move |s: &mut System, f: &mut TrapFrame, _: &mut FakeMemory| {
+            s.domains[0].vcpus[0].set_kernel_mode(kernel);
+            (f.vector, f.error_code, f.rip, f.rsp, f.cs, f.rflags) =
+                (14, error_code, 0x7000, BUF_VA + 0x2000, 0xe033, 0x202);
+        }
+    }
+
+    /// The same fault on two identical systems, fast on one and through
+    /// `guest_trap` on the other: served as `expect` says, with the same
+    /// frame, memory (the bounce frame, `vcpu_info.arch.cr2`), vCPU state
+    /// and return.
+    fn fault_is_slow(
+        prepare: impl Fn(&mut World) + Copy,
+        setup: impl Fn(&mut System, &mut TrapFrame, &mut FakeMemory),
+        expect: Fast,
+    ) -> (TrapFrame, FakeMemory) {
+        let (mut fast, mut f1, mut m1, _) = system(prepare);
+        let (mut slow, mut f2, mut m2, _) = system(prepare);
+        setup(&mut fast, &mut f1, &mut m1);
+        setup(&mut slow, &mut f2, &mut m2);
+        assert_eq!(fast.fast_page_fault(0, &mut f1, CR2, 1000, &mut m1), expect);
+        let action = slow.guest_trap(&mut f2, CR2, 1000, 1000, &mut m2, &mut NoCpu);
+        let next = match expect {
+            Fast::Toggled { l4, .. } => Next::Reload(l4),
+            _ => Next::Resume,
+        };
+        let toggled = matches!(expect, Fast::Toggled { .. });
+        assert_eq!(action, Action { toggled, reload_gdt: false, next });
+        assert_eq!(f1, f2, "the frames differ");
+        assert!(m1.0 == m2.0, "the memory differs");
+        assert_eq!(vcpu_state(&fast), vcpu_state(&slow), "the vCPUs differ");
+        (f1, m1)
+    }
+
+    /// A page fault that is not a write to a present page, from kernel or
+    /// user mode, is bounced to the trap table's handler as the slow path
+    /// bounces it: the fault address in `vcpu_info`, the user bit by the
+    /// guest's mode, the upcall on top if events stay unmasked.
+    #[test]
+    fn a_page_fault_is_bounced_as_the_slow_path_bounces_it() {
+        let (frame, mut mem) = fault_is_slow(pf_handler(true), fault(true, 0), Fast::Done);
+        assert_eq!(frame.rip, PF_HANDLER);
+        let mut error = [0u8; 8];
+        GuestMemory::new(&mut mem, Mfn(0)).copy_from(frame.rsp + 16, &mut error).expect("the bounce frame");
+        assert_eq!(u64::from_le_bytes(error), 0, "a kernel-mode fault");
+        assert_eq!(mem.0[8][0x10..0x18], CR2.to_le_bytes(), "vcpu_info.arch.cr2");
+        let to_kernel = Fast::Toggled { l4: Mfn(0), kernel: true };
+        let (frame, mut mem) = fault_is_slow(pf_handler(true), fault(false, 2), to_kernel);
+        GuestMemory::new(&mut mem, Mfn(0)).copy_from(frame.rsp + 16, &mut error).expect("the bounce frame");
+        assert_eq!(u64::from_le_bytes(error), 6, "a user-mode write fault");
+        assert_eq!(frame.rsp & !0xfff, BUF_VA + 0x2000, "on the kernel stack");
+        let pending = |s: &mut System, f: &mut TrapFrame, m: &mut FakeMemory| {
+            fault(false, 1)(s, f, m);
+            upcall_pending(m);
+        };
+        assert_eq!(fault_is_slow(pf_handler(false), pending, to_kernel).0.rip, CALLBACK, "the upcall on top");
+    }
+
+    /// A page fault the slow path must handle otherwise is declined
+    /// untouched: a write to a present page (page-table writes are
+    /// emulated), no handler, a kernel stack the frame cannot be written
+    /// to (the fault address put back), an NMI pending, another vector.
+    #[test]
+    fn a_page_fault_the_slow_path_must_see_is_declined() {
+        let pf_declines = |system: &System, frame: &mut TrapFrame, mem: &mut FakeMemory| {
+            let (before, memory, vcpu) = (*frame, mem.0.clone(), vcpu_state(system));
+            assert_eq!(system.fast_page_fault(0, frame, CR2, 1000, mem), Fast::Declined);
+            assert_eq!(*frame, before, "the frame changed");
+            assert!(mem.0 == memory, "the memory changed");
+            assert_eq!(vcpu_state(system), vcpu, "the vCPU changed");
+        };
+        let (mut bare, mut frame, mut mem, _) = system(|_| {});
+        fault(true, 0)(&mut bare, &mut frame, &mut mem);
+        pf_declines(&bare, &mut frame, &mut mem);
+        let (mut system, mut frame, mut mem, _) = system(pf_handler(true));
+        fault(true, 3)(&mut system, &mut frame, &mut mem);
+        pf_declines(&system, &mut frame, &mut mem);
+        fault(false, 0)(&mut system, &mut frame, &mut mem);
+        system.domains[0].vcpus[0].kernel_sp = 0x1000_0000;
+        pf_declines(&system, &mut frame, &mut mem);
+        fault(true, 0)(&mut system, &mut frame, &mut mem);
+        frame.rsp = 0x1000_0000;
+        pf_declines(&system, &mut frame, &mut mem);
+        fault(true, 0)(&mut system, &mut frame, &mut mem);
+        system.domains[0].vcpus[0].nmi_pending = true;
+        pf_declines(&system, &mut frame, &mut mem);
+        system.domains[0].vcpus[0].nmi_pending = false;
+        frame.vector = 13;
+        pf_declines(&system, &mut frame, &mut mem);
+        frame.vector = 14;
+        assert_eq!(system.fast_page_fault(0, &mut frame, CR2, 1000, &mut mem), Fast::Done);
     }
 }

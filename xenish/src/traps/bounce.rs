@@ -397,3 +397,41 @@ pub fn syscall_from_user_fast(dom: &Domain, vcpu: usize, frame: &mut TrapFrame, 
     v.set_kernel_mode_running(true);
     true
 }
+
+/// [`bounce`] of a page fault at `cr2` for the fast path: the fault
+/// address in `vcpu_info.arch.cr2`, the error code's user bit by the
+/// guest's mode, the bounce to the trap table's handler for vector 14, the
+/// vCPU in kernel mode ([`crate::domain::Vcpu::set_kernel_mode_running`];
+/// from user mode the caller loads the kernel table and swaps the GS
+/// bases). `false`, with nothing changed, for what the slow path does
+/// otherwise: no handler registered or a bounce frame that cannot be
+/// written (a crash); the caller declines writes to present pages, which
+/// the slow path may emulate (ptwr, MSI-X tables).
+pub fn page_fault_fast(
+    dom: &Domain,
+    vcpu: usize,
+    frame: &mut TrapFrame,
+    cr2: u64,
+    mem: &mut dyn MachineMemory,
+) -> bool {
+    let Some(v) = dom.vcpus.get(vcpu) else { return false };
+    let handler = v.traps.get(14).copied().unwrap_or_default();
+    if frame.vector != 14 || frame.error_code == SOFTWARE_INTERRUPT || handler.address == 0 {
+        return false;
+    }
+    let error_code = (frame.error_code & !PFEC_USER) | if v.kernel_mode() { 0 } else { PFEC_USER };
+    // The slow path writes the fault address first, then the frame (which
+    // a hostile guest may have overlap it): so here, put back if the
+    // bounce cannot be made.
+    let old = cr2_slot(dom, vcpu, mem).map(|slot| core::mem::replace(slot, cr2.to_le_bytes()));
+    let mask_events = handler.flags & TI_DISABLE_EVENTS != 0;
+    let b = Bounce { target: handler.address, error_code: Some(error_code), mask_events, segments: None };
+    if write_bounce_frame(dom, vcpu, frame, b, mem).is_err() {
+        if let (Some(old), Some(slot)) = (old, cr2_slot(dom, vcpu, mem)) {
+            *slot = old;
+        }
+        return false;
+    }
+    v.set_kernel_mode_running(true);
+    true
+}

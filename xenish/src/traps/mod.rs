@@ -33,8 +33,8 @@ use crate::ptwr;
 use crate::regs::TrapFrame;
 
 pub use bounce::{
-    deliver_nmi, deliver_pending, deliver_upcall, deliver_upcall_fast, failsafe, reload_segments, syscall_from_user,
-    syscall_from_user_fast,
+    deliver_nmi, deliver_pending, deliver_upcall, deliver_upcall_fast, failsafe, page_fault_fast, reload_segments,
+    syscall_from_user, syscall_from_user_fast,
 };
 pub use emul_io::port_reserved;
 pub use iret::{iret, iret_fast, recheck_return};

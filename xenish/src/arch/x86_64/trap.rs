@@ -77,6 +77,23 @@ fn impatience() -> impl FnMut() -> bool {
 /// path. Out of line: the slow path's frame stays as small as before.
 #[inline(never)]
 fn fast_syscall(frame: &mut TrapFrame) -> bool {
+    fast_entry(frame, |system, cpu, frame, now, mem| system.fast_syscall(cpu, frame, now, mem))
+}
+
+/// The fast path of a guest's page fault at `cr2`
+/// ([`System::fast_page_fault`]), as [`fast_syscall`].
+#[inline(never)]
+fn fast_page_fault(frame: &mut TrapFrame, cr2: u64) -> bool {
+    fast_entry(frame, |system, cpu, frame, now, mem| system.fast_page_fault(cpu, frame, cr2, now, mem))
+}
+
+/// [`fast_syscall`] and [`fast_page_fault`]: `serve` under the shared
+/// lock, then the return it asks for.
+#[inline(always)]
+fn fast_entry(
+    frame: &mut TrapFrame,
+    serve: impl FnOnce(&System, usize, &mut TrapFrame, u64, &mut DirectMap) -> Fast,
+) -> bool {
     let outcome = {
         let cpu = super::percpu::cpu_index();
         let guard = SYSTEM.read_with(cpu, impatience(), ipi::serve_flush);
@@ -88,7 +105,7 @@ fn fast_syscall(frame: &mut TrapFrame) -> bool {
         }
         let cpu = if system.smp_guests { cpu } else { 0 };
         let (now, _) = now(system);
-        system.fast_syscall(cpu, frame, now, &mut memory())
+        serve(system, cpu, frame, now, &mut memory())
     };
     match outcome {
         Fast::Declined => false,
@@ -712,6 +729,11 @@ pub fn handle(frame: &mut TrapFrame) {
         1 => cpu::take_dr6(),
         _ => 0,
     };
+    // A page fault that cannot be a write to a page table the hypervisor
+    // emulates (not a write to a present page) may be bounced fast.
+    if frame.vector == 14 && frame.error_code & 3 != 3 && fast_page_fault(frame, cr2) {
+        return;
+    }
     enter(frame, |s, f, now, tsc, mem| s.guest_trap(f, cr2, now, tsc, mem, &mut Hardware));
 }
 
