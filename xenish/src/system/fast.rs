@@ -1,5 +1,6 @@
-//! The fast path: the hypercalls that touch only the calling vCPU, and the
-//! system-call round trip of a guest user process, served under the system
+//! The fast path: the hypercalls that touch only the calling vCPU, the
+//! system-call round trip of a guest user process and the page-fault
+//! bounce, served under the system
 //! lock taken shared, so that two domains on two CPUs make them in
 //! parallel (issue 15's "hypercalls in parallel without one global lock").
 //!
@@ -20,7 +21,9 @@
 //! ([`hypercall::event_channel::send_in_domain`]), and `HYPERVISOR_iret`
 //! to kernel or to user mode ([`traps::iret_fast`]). From guest user mode:
 //! a 64-bit `syscall`, whatever its number, bounced to the registered
-//! syscall callback ([`traps::syscall_from_user_fast`]). On the way out
+//! syscall callback ([`traps::syscall_from_user_fast`]). From either mode:
+//! a page fault that is not a write to a present page, bounced to the
+//! trap table's handler ([`System::fast_page_fault`]). On the way out
 //! the pending upcall is bounced ([`traps::deliver_upcall_fast`]). A
 //! change of mode ([`Fast::Toggled`]) is carried out by the arch layer as
 //! the slow path's toggled return: swapgs and the new mode's table.
