@@ -632,8 +632,8 @@ mod tests {
         assert!(matches!(system.fast_syscall(0, &mut frame, 1000, &mut mem), Fast::Toggled { .. }));
     }
 
-    /// Random system calls and `iret`s from either mode (hostile frames,
-    /// callbacks or none, stacks mapped or not, upcalls pending or not,
+    /// Random system calls, `iret`s and page faults from either mode
+    /// (hostile frames, callbacks or none, stacks mapped or not, upcalls pending or not,
     /// NMIs masked or pending): each the fast path serves must end as on
     /// the slow path (frame, memory, mode, the action; after a failed
     /// upcall bounce, the exclusive exit's action and crash too), and each
@@ -648,7 +648,8 @@ mod tests {
             seed
         };
         let (mut toggled, mut within, mut exits, mut declined) = (0, 0, 0, 0);
-        for round in 0..3000 {
+        let mut faults = 0;
+        for round in 0..4000 {
             let r: [u64; 8] = core::array::from_fn(|_| next());
             let pick = |x: u64, items: &[u64]| items[(x % items.len() as u64) as usize];
             let prepare = move |w: &mut World| {
@@ -663,7 +664,16 @@ mod tests {
                 if r[0] & 48 == 16 {
                     v.kernel_sp = 0x1000_0000; // unmapped
                 }
+                if r[0] & 64 != 0 {
+                    v.traps[14] = crate::domain::TrapHandler {
+                        flags: (r[0] >> 8 & 4) as u8,
+                        address: PF_HANDLER,
+                        ..Default::default()
+                    };
+                }
             };
+            // Every fourth entry a page fault (any error code) instead.
+            let page_fault = r[1] & 0x3000 == 0x3000;
             let setup = move |s: &mut System, f: &mut TrapFrame, m: &mut FakeMemory| {
                 let v = &mut s.domains[0].vcpus[0];
                 v.set_kernel_mode(r[1] & 1 == 0);
@@ -685,6 +695,9 @@ mod tests {
                 if v.kernel_mode() && r[1] & 0x80 != 0 {
                     f.rax = u64::from(HYPERVISOR_IRET);
                 }
+                if page_fault {
+                    (f.vector, f.error_code) = (14, r[6] & 0x1f);
+                }
             };
             let (mut fast, mut f1, mut m1, _) = system(prepare);
             let (mut slow, mut f2, mut m2, mut w2) = system(prepare);
@@ -692,7 +705,11 @@ mod tests {
             setup(&mut slow, &mut f2, &mut m2);
             let (before, memory, vcpu) = (f1, m1.0.clone(), vcpu_state(&fast));
             let mode = vcpu.0;
-            let outcome = fast.fast_syscall(0, &mut f1, 1000, &mut m1);
+            let outcome = if page_fault {
+                fast.fast_page_fault(0, &mut f1, CR2, 1000, &mut m1)
+            } else {
+                fast.fast_syscall(0, &mut f1, 1000, &mut m1)
+            };
             let mode_of = |s: &System| s.domains[0].vcpus[0].kernel_mode();
             let expected = match outcome {
                 Fast::Declined => {
@@ -718,7 +735,12 @@ mod tests {
                     fast.finish_fast_entry(was_kernel, &mut f1, 1000, 1000, &mut m1)
                 }
             };
-            let action = slow.syscall(&mut f2, 1000, 1000, &mut m2, &mut w2.plat);
+            faults += usize::from(page_fault);
+            let action = if page_fault {
+                slow.guest_trap(&mut f2, CR2, 1000, 1000, &mut m2, &mut NoCpu)
+            } else {
+                slow.syscall(&mut f2, 1000, 1000, &mut m2, &mut w2.plat)
+            };
             assert_eq!(action, expected, "round {round}: {outcome:?}");
             assert_eq!(f1, f2, "round {round}: the frames differ ({outcome:?})");
             assert!(m1.0 == m2.0, "round {round}: the memory differs ({outcome:?})");
@@ -726,8 +748,13 @@ mod tests {
             let crashed = |s: &System| s.domains[0].crash_message.is_some();
             assert_eq!(crashed(&fast), crashed(&slow), "round {round}");
         }
-        std::println!("toggled {toggled}, within the kernel {within}, exits {exits}, declined {declined}");
-        assert!(toggled > 100 && within > 20 && exits > 5 && declined > 100, "every outcome is exercised");
+        std::println!(
+            "toggled {toggled}, within the kernel {within}, exits {exits}, declined {declined}, page faults served {faults}"
+        );
+        assert!(
+            toggled > 100 && within > 20 && exits > 3 && declined > 100 && faults > 20,
+            "every outcome is exercised"
+        );
     }
 
     /// A CPU the page-fault path must not touch.
