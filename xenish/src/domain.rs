@@ -3,6 +3,7 @@
 
 use alloc::string::String;
 use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, Ordering};
 
 use guest_abi::vcpu as vcpu_abi;
 
@@ -98,6 +99,35 @@ pub struct TrapHandler {
     pub address: u64,
 }
 
+/// A vCPU's guest mode, kernel (`true`) or user: the one piece of
+/// [`Vcpu`] the fast path changes while other CPUs read the system (a
+/// system call bounced to the guest kernel, `HYPERVISOR_iret` back to user
+/// mode, under the system lock taken shared).
+///
+/// Why that is sound: it is written either under the system lock taken
+/// exclusively (every slow entry: no fast path runs anywhere then), or by
+/// the CPU that runs the vCPU, on the fast path, for that vCPU alone
+/// ([`Vcpu::set_kernel_mode_running`]). No other CPU reads or writes a
+/// vCPU's mode while it runs there: the fast path of another CPU looks
+/// only at the vCPU that CPU runs, and slow entries wait for every shared
+/// holder to leave. The lock's release and acquisition order the writes
+/// for whoever reads next, so a relaxed atomic is enough; it is an atomic
+/// (not a plain `bool`) so that the write through a shared reference needs
+/// no `unsafe`.
+pub struct KernelMode(AtomicBool);
+
+impl Clone for KernelMode {
+    fn clone(&self) -> Self {
+        KernelMode(AtomicBool::new(self.0.load(Ordering::Relaxed)))
+    }
+}
+
+impl core::fmt::Debug for KernelMode {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "{}", if self.0.load(Ordering::Relaxed) { "kernel" } else { "user" })
+    }
+}
+
 /// A virtual CPU of a PV domain.
 #[derive(Clone, Debug)]
 pub struct Vcpu {
@@ -133,8 +163,9 @@ pub struct Vcpu {
     /// (also holding an L4 type reference).
     pub user_l4: Option<Mfn>,
     /// Whether the vCPU is in guest kernel mode (Xen's `TF_kernel_mode`);
-    /// guest kernel and guest user both run in ring 3.
-    pub kernel_mode: bool,
+    /// guest kernel and guest user both run in ring 3. Read with
+    /// [`Self::kernel_mode`]; see [`KernelMode`] for who writes it.
+    kernel_mode: KernelMode,
     /// Blocked in `SCHEDOP_block` until an event arrives.
     pub blocked: bool,
     /// Asked to yield the CPU (`SCHEDOP_yield`).
@@ -323,7 +354,7 @@ impl Vcpu {
             regs,
             kernel_l4,
             user_l4: None,
-            kernel_mode: true,
+            kernel_mode: KernelMode(AtomicBool::new(true)),
             blocked: false,
             yielded: false,
             poll: None,
@@ -468,9 +499,29 @@ impl Vcpu {
         fired
     }
 
+    /// Whether the vCPU is in guest kernel mode (Xen's `TF_kernel_mode`).
+    #[inline(always)]
+    pub fn kernel_mode(&self) -> bool {
+        self.kernel_mode.0.load(Ordering::Relaxed)
+    }
+
+    /// Puts the vCPU in guest kernel or user mode.
+    #[inline(always)]
+    pub fn set_kernel_mode(&mut self, kernel: bool) {
+        self.kernel_mode.0.store(kernel, Ordering::Relaxed);
+    }
+
+    /// [`Self::set_kernel_mode`] through a shared reference: only for the
+    /// CPU that runs this vCPU, on the entry it is handling (the fast
+    /// path, [`crate::system::System::fast_syscall`]); see [`KernelMode`].
+    #[inline(always)]
+    pub fn set_kernel_mode_running(&self, kernel: bool) {
+        self.kernel_mode.0.store(kernel, Ordering::Relaxed);
+    }
+
     /// The top-level page table of the vCPU's current mode.
     pub fn current_l4(&self) -> Mfn {
-        match (self.kernel_mode, self.user_l4) {
+        match (self.kernel_mode(), self.user_l4) {
             (false, Some(user)) => user,
             _ => self.kernel_l4,
         }

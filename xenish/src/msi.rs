@@ -548,7 +548,7 @@ pub fn drop_ro_write(
     if !dom.privileged {
         return false;
     }
-    let Some(v) = dom.vcpus.get(vcpu).filter(|v| v.kernel_mode) else { return false };
+    let Some(v) = dom.vcpus.get(vcpu).filter(|v| v.kernel_mode()) else { return false };
     let Some((l1, slot)) = crate::mm::pt_validate::find_l1(ft, mem, dom.id, v.current_l4(), cr2) else { return false };
     let Ok(pte) = crate::mm::pagetable::entry(mem, l1, slot) else { return false };
     let mfn = (pte & PTE_ADDR) >> 12;

@@ -352,7 +352,7 @@ pub fn emulate_fault(
     if !assisted || error & (PF_PRESENT | PF_WRITE | PF_RSVD) != PF_PRESENT | PF_WRITE {
         return false;
     }
-    let Some(v) = dom.vcpus.get(vcpu).filter(|v| v.kernel_mode) else { return false };
+    let Some(v) = dom.vcpus.get(vcpu).filter(|v| v.kernel_mode()) else { return false };
     // The mapping the write went through: read-only, of an own L1 table.
     let Some((map_l1, map_slot)) = find_l1(mmu.ft, mmu.mem, dom.id, v.current_l4(), cr2) else { return false };
     let Ok(mapping) = pagetable::entry(mmu.mem, map_l1, map_slot) else { return false };

@@ -445,7 +445,7 @@ impl System {
             return self.reschedule(frame, now_ns, tsc, mem).with_toggle(false);
         };
         let vcpu = who.vcpu;
-        let was_kernel = domain.vcpus.get(vcpu).is_some_and(|v| v.kernel_mode);
+        let was_kernel = domain.vcpus.get(vcpu).is_some_and(|v| v.kernel_mode());
         // The table the vCPU runs on, taken before a hypercall that may
         // load a new one (`None`: no such call; a mode switch is `finish`'s).
         let mut l4_before = None;
@@ -663,7 +663,7 @@ impl System {
             return self.reschedule(frame, now_ns, tsc, mem).with_toggle(false);
         };
         let vcpu = who.vcpu;
-        let was_kernel = domain.vcpus.get(vcpu).is_some_and(|v| v.kernel_mode);
+        let was_kernel = domain.vcpus.get(vcpu).is_some_and(|v| v.kernel_mode());
         let decision = traps::handle(domain, vcpu, frame, (cr2, now_ns), (mem, &mut self.ft), cpu);
         let mut action = self.finish(decision, was_kernel, frame, now_ns, tsc, mem);
         // A `mov` to CR3 takes effect on the way back to the guest.
@@ -683,7 +683,7 @@ impl System {
         tsc: u64,
         mem: &mut dyn MachineMemory,
     ) -> Action {
-        let was_kernel = self.current_mut().and_then(|(d, v)| d.vcpus.get(v)).is_some_and(|v| v.kernel_mode);
+        let was_kernel = self.current_mut().and_then(|(d, v)| d.vcpus.get(v)).is_some_and(|v| v.kernel_mode());
         self.finish(TrapDecision::Resume, was_kernel, frame, now_ns, tsc, mem)
     }
 
@@ -888,7 +888,7 @@ impl System {
                     .domains
                     .get(who.domain)
                     .and_then(|d| d.vcpus.get(who.vcpu))
-                    .is_some_and(|v| v.kernel_mode != was_kernel);
+                    .is_some_and(|v| v.kernel_mode() != was_kernel);
                 self.reschedule(frame, now_ns, tsc, mem).with_toggle(toggled)
             }
         }
@@ -920,7 +920,7 @@ impl System {
         if running && !v.exit_work && !v.nmi_pending && !upcall_pending(v.info_location(shared_info, who.vcpu), mem) {
             #[cfg(debug_assertions)]
             self.assert_no_exit_work_missed(who);
-            return Some((v.kernel_mode, v.current_l4()));
+            return Some((v.kernel_mode(), v.current_l4()));
         }
         self.may_continue_slow(who, frame, mem)
     }
@@ -948,7 +948,7 @@ impl System {
             return None;
         }
         let v = self.domains.get(who.domain)?.vcpus.get(who.vcpu)?;
-        Some((v.kernel_mode, v.current_l4()))
+        Some((v.kernel_mode(), v.current_l4()))
     }
 
     /// A vCPU whose exit work word is clear has nothing for
@@ -1119,7 +1119,7 @@ impl System {
                 v.running_on = Some(self.this_cpu);
                 v.processor = self.this_cpu;
                 *frame = v.regs;
-                let was_kernel = v.kernel_mode;
+                let was_kernel = v.kernel_mode();
                 if let Some(v) = d.vcpus.get_mut(who.vcpu) {
                     v.runstate.enter(RUNSTATE_RUNNING, now_ns);
                 }
@@ -1159,7 +1159,7 @@ impl System {
                 let Some(v) = self.domains.get_mut(who.domain).and_then(|d| d.vcpus.get_mut(who.vcpu)) else {
                     return Next::Idle;
                 };
-                if v.kernel_mode != was_kernel {
+                if v.kernel_mode() != was_kernel {
                     let s = &mut v.segments;
                     core::mem::swap(&mut s.gs_base, &mut s.shadow_gs_base);
                 }
@@ -1670,7 +1670,7 @@ mod tests {
         (frame.rax, frame.rsp) = (u64::from(guest_abi::xen::HYPERVISOR_IRET), BUF_VA + 0x1000);
         let action = system.syscall(&mut frame, 1000, 1000, &mut mem, &mut w.plat);
         assert_eq!(frame.rip, CALLBACK, "the upcall was delivered on the way to user mode");
-        assert!(system.domains[0].vcpus[0].kernel_mode);
+        assert!(system.domains[0].vcpus[0].kernel_mode());
         assert!(!action.toggled, "kernel mode in, kernel mode out: no swapgs");
         assert_eq!(action.next, Next::Resume, "and the kernel's table stays");
     }
@@ -1743,13 +1743,13 @@ mod tests {
     fn an_upcall_taken_from_user_mode_switches_to_the_kernel() {
         let (mut system, mut frame, mut mem, _w) = started(|w| {
             with_callback(w);
-            w.dom.vcpus[0].kernel_mode = false;
+            w.dom.vcpus[0].set_kernel_mode(false);
         });
-        assert!(!system.domains[0].vcpus[0].kernel_mode);
+        assert!(!system.domains[0].vcpus[0].kernel_mode());
         raise_upcall(&mut mem);
         let action = system.timer_interrupt(&mut frame, 1000, 1000, &mut mem);
         assert_eq!(frame.rip, CALLBACK);
-        assert!(system.domains[0].vcpus[0].kernel_mode);
+        assert!(system.domains[0].vcpus[0].kernel_mode());
         assert!(action.toggled, "user mode in, kernel mode out: swapgs");
         assert!(matches!(action.next, Next::Reload(Mfn(0)) | Next::Switch(Mfn(0))), "{:?}", action.next);
     }
@@ -1759,14 +1759,14 @@ mod tests {
         let (system, frame, _mem, _w, action) = started_with(|w| {
             with_callback(w);
             let v = &mut w.dom.vcpus[0];
-            v.kernel_mode = false;
+            v.set_kernel_mode(false);
             (v.segments.gs_base, v.segments.shadow_gs_base) = (0x1111, 0x2222); // user's, kernel's
             w.mem.0[8][0] = 1; // evtchn_upcall_pending
             w.mem.0[8][1] = 0; // evtchn_upcall_mask
         });
         let v = &system.domains[0].vcpus[0];
         assert_eq!(frame.rip, CALLBACK, "the upcall was delivered on the way in");
-        assert!(v.kernel_mode);
+        assert!(v.kernel_mode());
         assert_eq!((v.segments.gs_base, v.segments.shadow_gs_base), (0x2222, 0x1111), "swapgs done for it");
         assert_eq!(action.next, Next::Switch(Mfn(0)), "the kernel's table, not the user's (frame 9)");
     }

@@ -752,7 +752,7 @@ mod tests {
         assert_eq!(set(&mut w, &g), 0);
         let v = &w.peers[0].vcpus[0];
         assert_eq!(
-            (v.kernel_l4, v.regs.rip, v.regs.cs, v.kernel_mode, v.iopl),
+            (v.kernel_l4, v.regs.rip, v.regs.cs, v.kernel_mode(), v.iopl),
             (crate::mm::Mfn(10), 0x40_0000, 0xe033, true, 1)
         );
         assert_eq!(v.regs.rflags, 0x202, "IOPL virtual, interrupts on");

@@ -290,7 +290,7 @@ fn vcpu_context(ctx: &mut Ctx, id: DomId, vcpu: u32) -> Result<VcpuGuestContext,
     if d.is_alive() && !v.down {
         c.flags |= VGCF_ONLINE;
     }
-    if v.kernel_mode {
+    if v.kernel_mode() {
         c.flags |= VGCF_IN_KERNEL;
     }
     if v.callbacks.failsafe.mask_events {
@@ -332,7 +332,7 @@ fn vcpu_context(ctx: &mut Ctx, id: DomId, vcpu: u32) -> Result<VcpuGuestContext,
     c.syscall_callback_eip = v.callbacks.syscall.address;
     c.vm_assist = d.vm_assist;
     c.fs_base = s.fs_base;
-    (c.gs_base_kernel, c.gs_base_user) = match v.kernel_mode {
+    (c.gs_base_kernel, c.gs_base_user) = match v.kernel_mode() {
         true => (s.gs_base, s.shadow_gs_base),
         false => (s.shadow_gs_base, s.gs_base),
     };

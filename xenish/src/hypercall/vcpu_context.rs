@@ -156,7 +156,8 @@ pub fn set_info_guest(
         ss: u64::from(ss),
         ..TrapFrame::default()
     };
-    (v.kernel_mode, v.kernel_sp) = (in_kernel, g.kernel_sp);
+    v.set_kernel_mode(in_kernel);
+    v.kernel_sp = g.kernel_sp;
     v.iopl = ((r.rflags >> 12) & 3) as u8;
     for (slot, t) in v.traps.iter_mut().zip(g.trap_ctxt.iter()) {
         *slot = match t.address {

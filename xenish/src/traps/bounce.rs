@@ -34,7 +34,7 @@ fn create_bounce_frame(
 ) -> Result<(), String> {
     write_bounce_frame(dom, vcpu, frame, b, mem)?;
     if let Some(v) = dom.vcpus.get_mut(vcpu) {
-        v.kernel_mode = true;
+        v.set_kernel_mode(true);
     }
     Ok(())
 }
@@ -50,7 +50,7 @@ fn write_bounce_frame(
     mem: &mut dyn MachineMemory,
 ) -> Result<(), String> {
     let Some(v) = dom.vcpus.get(vcpu) else { return Err(String::from("no such vCPU")) };
-    let from_kernel = v.kernel_mode;
+    let from_kernel = v.kernel_mode();
     let (stack, l4) = (if from_kernel { frame.rsp } else { v.kernel_sp }, v.kernel_l4);
     let saved_mask = upcall_mask(dom, vcpu, mem, None);
     let cs = if from_kernel { frame.cs & !3 } else { frame.cs | 3 } | (u64::from(saved_mask) << 32);
@@ -60,29 +60,28 @@ fn write_bounce_frame(
         // Xen's create_bounce_frame crashes the domain for a null callback.
         return Err(String::from("no callback registered"));
     }
+    // Filled from the top down: the iret words, then the error code and
+    // the selectors if any, then rcx and r11 (the lowest, where sp ends).
     let mut words = [0u64; 12];
-    let mut n = 0;
-    let mut push = |w: u64| {
-        words[n] = w;
-        n += 1;
-    };
-    push(frame.rcx);
-    push(frame.r11);
-    for sel in b.segments.into_iter().flatten() {
-        push(u64::from(sel));
-    }
+    let mut first = words.len() - 5;
+    words[first..].copy_from_slice(&[frame.rip, cs, rflags, frame.rsp, frame.ss]);
     if let Some(e) = b.error_code {
-        push(e);
+        first -= 1;
+        words[first] = e;
     }
-    for w in [frame.rip, cs, rflags, frame.rsp, frame.ss] {
-        push(w);
+    if let Some(sel) = b.segments {
+        first -= 4;
+        words[first..first + 4].copy_from_slice(&sel.map(u64::from));
     }
-    let sp = (stack & !15).wrapping_sub(8 * n as u64);
+    first -= 2;
+    words[first..first + 2].copy_from_slice(&[frame.rcx, frame.r11]);
+    let words = &words[first..];
+    let sp = (stack & !15).wrapping_sub(8 * words.len() as u64);
     // The words as the guest reads them (x86 is little-endian): no second
     // buffer to fill on this hot path.
-    let bytes = zerocopy::IntoBytes::as_bytes(&words[..n]);
+    let bytes = zerocopy::IntoBytes::as_bytes(words);
     // The frame must not touch the hypervisor hole (nor wrap into it).
-    let end = sp.wrapping_add(8 * n as u64);
+    let end = sp.wrapping_add(8 * words.len() as u64);
     if !crate::guest_access::is_guest_addr(sp) || !crate::guest_access::is_guest_addr(end.wrapping_sub(1)) || end < sp {
         return Err(format!("bounce frame at {sp:#x} outside guest memory"));
     }
@@ -145,7 +144,7 @@ pub(super) fn bounce(
         if let Some(slot) = cr2_slot(dom, vcpu, mem) {
             slot.copy_from_slice(&cr2.to_le_bytes());
         }
-        error_code = (error_code & !PFEC_USER) | if v.kernel_mode { 0 } else { PFEC_USER };
+        error_code = (error_code & !PFEC_USER) | if v.kernel_mode() { 0 } else { PFEC_USER };
     }
     let b = Bounce {
         target: handler.address,
@@ -260,22 +259,24 @@ fn upcall_due(dom: &Domain, vcpu: usize, mem: &dyn MachineMemory) -> Option<Boun
     })
 }
 
-/// [`deliver_pending`] for the fast path, for a vCPU in guest kernel mode
-/// with no NMI pending (the caller checked both): the upcall, if one is
-/// due, bounced without changing the domain (a bounce from kernel mode
-/// stays in kernel mode). An error is the bounce's failure, nothing
-/// changed: the slow path's [`deliver_pending`] crashes the domain.
-pub fn deliver_upcall_in_kernel(
+/// [`deliver_pending`] for the fast path, for a vCPU with no NMI pending
+/// (else an error, nothing changed): the upcall, if one is due, bounced
+/// without changing the domain; from user mode the vCPU enters kernel mode
+/// ([`crate::domain::Vcpu::set_kernel_mode_running`]). An error is the
+/// bounce's failure, nothing changed: the slow path's [`deliver_pending`]
+/// crashes the domain.
+pub fn deliver_upcall_fast(
     dom: &Domain,
     vcpu: usize,
     frame: &mut TrapFrame,
     mem: &mut dyn MachineMemory,
 ) -> Result<bool, String> {
-    if !dom.vcpus.get(vcpu).is_some_and(|v| v.kernel_mode && !v.nmi_pending) {
-        return Err(String::from("not in kernel mode"));
-    }
+    let Some(v) = dom.vcpus.get(vcpu).filter(|v| !v.nmi_pending) else {
+        return Err(String::from("an NMI is pending"));
+    };
     let Some(b) = upcall_due(dom, vcpu, mem) else { return Ok(false) };
     write_bounce_frame(dom, vcpu, frame, b, mem)?;
+    v.set_kernel_mode_running(true);
     Ok(true)
 }
 
@@ -366,4 +367,71 @@ pub fn syscall_from_user(
         }
         Err(why) => TrapDecision::Crash(format!("syscall bounce failed: {why}")),
     }
+}
+
+/// [`syscall_from_user`] for the fast path: a 64-bit `syscall` from guest
+/// user mode entering the registered syscall callback, the vCPU put in
+/// kernel mode ([`crate::domain::Vcpu::set_kernel_mode_running`]; the
+/// caller loads the kernel table and swaps the GS bases). `false`, with
+/// nothing changed, for what the slow path does otherwise: a vCPU in
+/// kernel mode, 32-bit code (the `syscall32` callback), no callback
+/// registered (`#UD`), a bounce frame that cannot be written (a crash:
+/// [`GuestMemory::copy_to`] checks the whole range before it writes).
+#[inline(always)]
+pub fn syscall_from_user_fast(dom: &Domain, vcpu: usize, frame: &mut TrapFrame, mem: &mut dyn MachineMemory) -> bool {
+    let Some(v) = dom.vcpus.get(vcpu) else { return false };
+    let cb = v.callbacks.syscall;
+    if v.kernel_mode() || frame.cs == FLAT_USER_CS32 || cb.address == 0 {
+        return false;
+    }
+    let (rip, rflags) = (frame.rip, frame.rflags);
+    frame.rip = frame.rcx;
+    frame.rflags = frame.r11;
+    let b = Bounce { target: cb.address, error_code: None, mask_events: cb.mask_events, segments: None };
+    if write_bounce_frame(dom, vcpu, frame, b, mem).is_err() {
+        // It changes the frame only once the bounce frame is written.
+        (frame.rip, frame.rflags) = (rip, rflags);
+        return false;
+    }
+    frame.rflags &= !EFLAGS_DF;
+    v.set_kernel_mode_running(true);
+    true
+}
+
+/// [`bounce`] of a page fault at `cr2` for the fast path: the fault
+/// address in `vcpu_info.arch.cr2`, the error code's user bit by the
+/// guest's mode, the bounce to the trap table's handler for vector 14, the
+/// vCPU in kernel mode ([`crate::domain::Vcpu::set_kernel_mode_running`];
+/// from user mode the caller loads the kernel table and swaps the GS
+/// bases). `false`, with nothing changed, for what the slow path does
+/// otherwise: no handler registered or a bounce frame that cannot be
+/// written (a crash); the caller declines writes to present pages, which
+/// the slow path may emulate (ptwr, MSI-X tables).
+pub fn page_fault_fast(
+    dom: &Domain,
+    vcpu: usize,
+    frame: &mut TrapFrame,
+    cr2: u64,
+    mem: &mut dyn MachineMemory,
+) -> bool {
+    let Some(v) = dom.vcpus.get(vcpu) else { return false };
+    let handler = v.traps.get(14).copied().unwrap_or_default();
+    if frame.vector != 14 || frame.error_code == SOFTWARE_INTERRUPT || handler.address == 0 {
+        return false;
+    }
+    let error_code = (frame.error_code & !PFEC_USER) | if v.kernel_mode() { 0 } else { PFEC_USER };
+    // The slow path writes the fault address first, then the frame (which
+    // a hostile guest may have overlap it): so here, put back if the
+    // bounce cannot be made.
+    let old = cr2_slot(dom, vcpu, mem).map(|slot| core::mem::replace(slot, cr2.to_le_bytes()));
+    let mask_events = handler.flags & TI_DISABLE_EVENTS != 0;
+    let b = Bounce { target: handler.address, error_code: Some(error_code), mask_events, segments: None };
+    if write_bounce_frame(dom, vcpu, frame, b, mem).is_err() {
+        if let (Some(old), Some(slot)) = (old, cr2_slot(dom, vcpu, mem)) {
+            *slot = old;
+        }
+        return false;
+    }
+    v.set_kernel_mode_running(true);
+    true
 }

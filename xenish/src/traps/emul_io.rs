@@ -42,7 +42,7 @@ fn port_access(frame: &TrapFrame, insn: &[u8]) -> Option<(u16, u32)> {
 pub(super) fn io_okay(dom: &Domain, vcpu: usize, port: u16, bytes: u32, mem: &mut dyn MachineMemory) -> bool {
     let Some(v) = dom.vcpus.get(vcpu) else { return false };
     let architectural = dom.vm_assist & (1 << guest_abi::xen::VMASST_TYPE_ARCHITECTURAL_IOPL) != 0;
-    let cpl = match (v.kernel_mode, architectural) {
+    let cpl = match (v.kernel_mode(), architectural) {
         (false, _) => 3,
         (true, true) => 0,
         (true, false) => 1,

@@ -33,7 +33,7 @@ pub fn iret(
     f.load_into(frame);
     let architectural_iopl = dom.vm_assist & (1 << guest_abi::xen::VMASST_TYPE_ARCHITECTURAL_IOPL) != 0;
     if let Some(v) = dom.vcpus.get_mut(vcpu) {
-        v.kernel_mode = !f.to_user();
+        v.set_kernel_mode(!f.to_user());
         // Xen's async_exception_cleanup: an NMI handler's iret unmasks NMIs.
         v.nmi_masked = false;
         // With architectural IOPL the virtual IOPL is what the iret loads.
@@ -54,17 +54,21 @@ pub fn iret(
     TrapDecision::Resume
 }
 
-/// [`iret`] for the fast path, which may change only guest memory and the
-/// frame (the domain is shared with other CPUs): carried out, returning
-/// `true`, only when it is an `iret` from guest kernel mode back to guest
-/// kernel mode that changes nothing in the vCPU (NMIs not masked, the
-/// virtual IOPL as it was) and whose return loads. Otherwise nothing is
-/// changed and `false` says: take [`iret`] on the slow path.
-pub fn iret_in_kernel(dom: &Domain, vcpu: usize, frame: &mut TrapFrame, mem: &mut dyn MachineMemory) -> bool {
+/// [`iret`] for the fast path, which may change only guest memory, the
+/// frame and the calling vCPU's mode (the domain is shared with other
+/// CPUs): carried out, returning `true`, only when it is an `iret` from
+/// guest kernel mode, to kernel or to user mode, that changes nothing else
+/// in the vCPU (NMIs not masked, the virtual IOPL as it was) and whose
+/// return loads. A return to user mode puts the vCPU in user mode
+/// ([`crate::domain::Vcpu::set_kernel_mode_running`]): the caller loads the
+/// user table. Otherwise nothing is changed and `false` says: take
+/// [`iret`] on the slow path (which also crashes the guest for a frame it
+/// cannot read, or enters its failsafe callback for one that does not load).
+pub fn iret_fast(dom: &Domain, vcpu: usize, frame: &mut TrapFrame, mem: &mut dyn MachineMemory) -> bool {
     let Some(v) = dom.vcpus.get(vcpu) else { return false };
-    let Ok(f) = IretFrame::read(dom, vcpu, frame, mem) else { return false };
+    let Some(f) = IretFrame::read_fast(v, frame, mem) else { return false };
     let architectural_iopl = dom.vm_assist & (1 << guest_abi::xen::VMASST_TYPE_ARCHITECTURAL_IOPL) != 0;
-    if !v.kernel_mode || f.to_user() || v.nmi_masked || (architectural_iopl && v.iopl != f.iopl()) {
+    if !v.kernel_mode() || v.nmi_masked || (architectural_iopl && v.iopl != f.iopl()) {
         return false;
     }
     if !f.loads(dom, vcpu, mem) {
@@ -72,6 +76,10 @@ pub fn iret_in_kernel(dom: &Domain, vcpu: usize, frame: &mut TrapFrame, mem: &mu
     }
     f.load_into(frame);
     upcall_mask(dom, vcpu, mem, Some(f.rflags & EFLAGS_IF == 0));
+    if f.to_user() {
+        // `read` refused a return to user mode without user tables.
+        v.set_kernel_mode_running(false);
+    }
     true
 }
 
@@ -95,22 +103,38 @@ impl IretFrame {
         let Some(v) = dom.vcpus.get(vcpu) else {
             return Err(String::from("no such vCPU"));
         };
-        let mut raw = [0u8; 72];
-        if GuestMemory::new(mem, v.kernel_l4).copy_from(frame.rsp, &mut raw).is_err() {
+        let Some(f) = Self::fetch(v, frame, mem) else {
             return Err(format!("iret: unreadable frame at {:#x}", frame.rsp));
-        }
-        let w = |i: usize| u64::from_le_bytes(raw[i * 8..i * 8 + 8].try_into().unwrap_or([0; 8]));
-        let [rax, r11, rcx, flags, rip, cs, rflags, rsp, ss] = core::array::from_fn(w);
-        let f = IretFrame { rax, r11, rcx, flags, rip, cs, rflags, rsp, ss };
+        };
         if f.to_user() && v.user_l4.is_none() {
             return Err(String::from("iret: switching to user mode with no user page tables"));
         }
-        if !is_canonical(rsp) {
+        if !is_canonical(f.rsp) {
             // Xen's iretq would load it, and the guest's next stack access
             // would fault with no stack to bounce that fault to.
-            return Err(format!("iret: non-canonical rsp {rsp:#x}"));
+            return Err(format!("iret: non-canonical rsp {:#x}", f.rsp));
         }
         Ok(f)
+    }
+
+    /// [`Self::read`] for the fast path: the context, or `None` for
+    /// everything `read` refuses (the same checks, without the reasons).
+    #[inline(always)]
+    fn read_fast(v: &Vcpu, frame: &TrapFrame, mem: &mut dyn MachineMemory) -> Option<IretFrame> {
+        let f = Self::fetch(v, frame, mem)?;
+        (!(f.to_user() && v.user_l4.is_none()) && is_canonical(f.rsp)).then_some(f)
+    }
+
+    /// The nine words at the guest's stack pointer, read through its
+    /// kernel table, or `None` if they cannot be read.
+    #[inline(always)]
+    fn fetch(v: &Vcpu, frame: &TrapFrame, mem: &mut dyn MachineMemory) -> Option<IretFrame> {
+        let mut words = [0u64; 9];
+        // The words as the guest wrote them (x86 is little-endian).
+        let bytes = zerocopy::IntoBytes::as_mut_bytes(&mut words);
+        GuestMemory::new(mem, v.kernel_l4).copy_from(frame.rsp, bytes).ok()?;
+        let [rax, r11, rcx, flags, rip, cs, rflags, rsp, ss] = words;
+        Some(IretFrame { rax, r11, rcx, flags, rip, cs, rflags, rsp, ss })
     }
 
     /// A CS with RPL 3 returns to guest user mode.

@@ -22,7 +22,7 @@ use alloc::string::String;
 use guest_abi::arch_x86 as abi_x86;
 
 use crate::cpuid;
-use crate::domain::{Callback, Domain, TrapHandler};
+use crate::domain::{Callback, Domain, TrapHandler, Vcpu};
 use crate::guest_access::PTE_ADDR_MASK;
 use crate::guest_access::{is_canonical, GuestMemory};
 use crate::mm::frame_table::FrameTable;
@@ -33,11 +33,11 @@ use crate::ptwr;
 use crate::regs::TrapFrame;
 
 pub use bounce::{
-    deliver_nmi, deliver_pending, deliver_upcall, deliver_upcall_in_kernel, failsafe, reload_segments,
-    syscall_from_user,
+    deliver_nmi, deliver_pending, deliver_upcall, deliver_upcall_fast, failsafe, page_fault_fast, reload_segments,
+    syscall_from_user, syscall_from_user_fast,
 };
 pub use emul_io::port_reserved;
-pub use iret::{iret, iret_in_kernel, recheck_return};
+pub use iret::{iret, iret_fast, recheck_return};
 
 use bounce::bounce;
 use emul_io::emulate_port_io;
@@ -117,7 +117,7 @@ pub fn handle(
     (mem, ft): (&mut dyn MachineMemory, &mut FrameTable),
     cpu: &mut dyn CpuOps,
 ) -> TrapDecision {
-    let Some((l4, kernel_mode)) = dom.vcpus.get(vcpu).map(|v| (v.current_l4(), v.kernel_mode)) else {
+    let Some((l4, kernel_mode)) = dom.vcpus.get(vcpu).map(|v| (v.current_l4(), v.kernel_mode())) else {
         return TrapDecision::Crash(String::from("no such vCPU"));
     };
     // Only #UD (forced emulation) and #GP (privileged instructions, int $N)

@@ -293,11 +293,12 @@ fn the_io_bitmap_grants_ports_iopl_does_not() {
     w.dom.vcpus[0].iobitmap = (0, 0);
     w.dom.vcpus[0].iopl = 1;
     assert!(ok(&mut w, 0x3c4, 1));
-    w.dom.vcpus[0].kernel_mode = false;
+    w.dom.vcpus[0].set_kernel_mode(false);
     assert!(!ok(&mut w, 0x3c4, 1), "IOPL 1 does not cover user mode");
     w.dom.vcpus[0].iopl = 3;
     assert!(ok(&mut w, 0x3c4, 1));
-    (w.dom.vcpus[0].kernel_mode, w.dom.vcpus[0].iopl) = (true, 0);
+    w.dom.vcpus[0].set_kernel_mode(true);
+    w.dom.vcpus[0].iopl = 0;
     assert!(!ok(&mut w, 0x3c4, 1));
     w.dom.vm_assist |= 1 << guest_abi::xen::VMASST_TYPE_ARCHITECTURAL_IOPL;
     assert!(ok(&mut w, 0x3c4, 1), "architectural IOPL: the kernel is ring 0");
@@ -420,7 +421,7 @@ fn a_bounce_keeps_df_and_a_system_call_clears_it() {
     assert_eq!(f.rflags & (EFLAGS_DF | EFLAGS_AC), EFLAGS_DF, "as Xen: DF stays, AC goes");
     let (mut w, mut f) = setup(&[0; 4]);
     let v = &mut w.dom.vcpus[0];
-    v.kernel_mode = false;
+    v.set_kernel_mode(false);
     v.user_l4 = Some(crate::mm::Mfn(0));
     v.kernel_sp = BUF_VA + 0x2000;
     v.callbacks.syscall = crate::domain::Callback { address: 0x9000, mask_events: false };
@@ -520,14 +521,14 @@ fn a_selector_that_no_longer_loads_enters_the_failsafe_callback() {
     // From user mode: the frame goes on the kernel stack, cs keeps RPL 3.
     let (mut w, mut f) = setup(&[0; 4]);
     let v = &mut w.dom.vcpus[0];
-    v.kernel_mode = false;
+    v.set_kernel_mode(false);
     v.user_l4 = Some(crate::mm::Mfn(0));
     v.kernel_sp = BUF_VA + 0x2000;
     v.segments.gs = 0x0f; // an LDT selector: there is no LDT
     v.callbacks.failsafe = crate::domain::Callback { address: 0x5000, mask_events: false };
     f.rsp = 0x7fff_0000;
     assert!(matches!(reload_segments(&mut w.dom, 0, &mut f, &mut w.mem), TrapDecision::Resume));
-    assert!(w.dom.vcpus[0].kernel_mode);
+    assert!(w.dom.vcpus[0].kernel_mode());
     assert_eq!(f.rsp, BUF_VA + 0x2000 - 88);
     assert_eq!(words_at(&mut w, f.rsp + 40, 3), [0x0f, BUF_VA, 0xe033]);
 }
@@ -615,7 +616,7 @@ fn an_iret_returns_to_32_bit_code_and_one_the_cpu_would_refuse_enters_the_failsa
     let iret_to = |w: &mut World, cs: u64, rip: u64, ss: u64| {
         let ctx: [u64; 9] = [0, 0, 0, 0, rip, cs | 0xab << 32, 0x202, BUF_VA + 0x2000, ss];
         let bytes: std::vec::Vec<u8> = ctx.iter().flat_map(|v| v.to_le_bytes()).collect();
-        w.dom.vcpus[0].kernel_mode = true;
+        w.dom.vcpus[0].set_kernel_mode(true);
         let mut f = TrapFrame { rsp: BUF_VA + 0x1000, ..TrapFrame::default() };
         w.poke(f.rsp, &bytes);
         let d = iret(&mut w.dom, 0, &mut f, &mut w.mem, || [0xe02b, 0, 0, 0]);
@@ -624,10 +625,10 @@ fn an_iret_returns_to_32_bit_code_and_one_the_cpu_would_refuse_enters_the_failsa
     };
     let f = iret_to(&mut w, 0xe023, 0x40_0000, 0xe02b);
     assert_eq!((f.cs, f.ss, f.rip), (0xe023, 0xe02b, 0x40_0000), "compatibility mode, the upper CS bits dropped");
-    assert!(!w.dom.vcpus[0].kernel_mode, "RPL 3: user mode");
+    assert!(!w.dom.vcpus[0].kernel_mode(), "RPL 3: user mode");
     let f = iret_to(&mut w, 0xe020, 0xffff_ffff, 0xe028);
     assert_eq!((f.cs, f.ss), (0xe023, 0xe02b), "RPL 0 stays in the kernel, loaded with RPL 3");
-    assert!(w.dom.vcpus[0].kernel_mode);
+    assert!(w.dom.vcpus[0].kernel_mode());
     for (cs, rip, ss, what) in [
         (0xe023, 0x1_0000_0000, 0xe02b, "past 4 GiB in 32-bit code"),
         (0x0010, 0x40_0000, 0xe02b, "a GDT entry the guest does not have"),
@@ -650,11 +651,11 @@ fn iret_to_user_needs_a_user_table_and_switches_mode() {
     f.rsp = BUF_VA + 0x1000;
     w.poke(f.rsp, &bytes);
     assert!(matches!(iret(&mut w.dom, 0, &mut f, &mut w.mem, || [0; 4]), TrapDecision::Crash(_)));
-    assert!(w.dom.vcpus[0].kernel_mode);
+    assert!(w.dom.vcpus[0].kernel_mode());
     w.dom.vcpus[0].user_l4 = Some(crate::mm::Mfn(0));
     f.rsp = BUF_VA + 0x1000;
     assert!(matches!(iret(&mut w.dom, 0, &mut f, &mut w.mem, || [0; 4]), TrapDecision::Resume));
-    assert!(!w.dom.vcpus[0].kernel_mode);
+    assert!(!w.dom.vcpus[0].kernel_mode());
     assert_eq!((f.rip, f.rsp, f.cs), (0x40_0000, 0x7fff_0000, 0xe033));
 }
 
@@ -662,7 +663,7 @@ fn iret_to_user_needs_a_user_table_and_switches_mode() {
 fn user_syscall_bounces_to_the_kernel_stack() {
     let (mut w, mut f) = setup(&[0; 4]);
     let v = &mut w.dom.vcpus[0];
-    v.kernel_mode = false;
+    v.set_kernel_mode(false);
     v.user_l4 = Some(crate::mm::Mfn(0));
     v.kernel_sp = BUF_VA + 0x2000;
     v.callbacks.syscall = crate::domain::Callback { address: 0x9000, mask_events: true };
@@ -671,7 +672,7 @@ fn user_syscall_bounces_to_the_kernel_stack() {
     f.r11 = 0x246; // user rflags
     f.rsp = 0x7fff_0000;
     assert!(matches!(syscall_from_user(&mut w.dom, 0, &mut f, &mut w.mem), TrapDecision::Resume));
-    assert!(w.dom.vcpus[0].kernel_mode);
+    assert!(w.dom.vcpus[0].kernel_mode());
     assert_eq!((f.rip, f.rsp), (0x9000, BUF_VA + 0x2000 - 56));
     let words: std::vec::Vec<u64> =
         w.peek(f.rsp, 56).chunks(8).map(|c| u64::from_le_bytes(c.try_into().unwrap())).collect();
@@ -683,7 +684,8 @@ fn user_syscall_bounces_to_the_kernel_stack() {
 fn a_syscall_from_32_bit_code_enters_the_syscall32_callback_with_the_syscall_callbacks_mask() {
     let (mut w, mut f) = setup(&[0; 4]);
     let v = &mut w.dom.vcpus[0];
-    (v.kernel_mode, v.user_l4, v.kernel_sp) = (false, Some(crate::mm::Mfn(0)), BUF_VA + 0x2000);
+    v.set_kernel_mode(false);
+    (v.user_l4, v.kernel_sp) = (Some(crate::mm::Mfn(0)), BUF_VA + 0x2000);
     v.callbacks.syscall = crate::domain::Callback { address: 0x9000, mask_events: false };
     v.callbacks.syscall32 = crate::domain::Callback { address: 0xa000, mask_events: true };
     v.traps[6] = TrapHandler { cs: 0xe033, flags: 0, address: 0x6000 };
@@ -696,7 +698,7 @@ fn a_syscall_from_32_bit_code_enters_the_syscall32_callback_with_the_syscall_cal
     // With no syscall32 callback, #UD at the instruction (no fallback
     // to the 64-bit one).
     w.dom.vcpus[0].callbacks.syscall32.address = 0;
-    w.dom.vcpus[0].kernel_mode = true;
+    w.dom.vcpus[0].set_kernel_mode(true);
     (f.cs, f.rcx, f.rsp) = (FLAT_USER_CS32, 0x40_1002, BUF_VA + 0x1000);
     assert!(matches!(syscall_from_user(&mut w.dom, 0, &mut f, &mut w.mem), TrapDecision::Resume));
     assert_eq!((f.rip, words_at(&mut w, f.rsp + 16, 1)[0]), (0x6000, 0x40_1000), "#UD");
@@ -725,7 +727,7 @@ fn upcalls_are_delivered_only_when_pending_and_unmasked() {
 fn user_syscall_without_callback_is_ud() {
     let (mut w, mut f) = setup(&[0; 4]);
     let v = &mut w.dom.vcpus[0];
-    v.kernel_mode = false;
+    v.set_kernel_mode(false);
     v.user_l4 = Some(crate::mm::Mfn(0));
     v.kernel_sp = BUF_VA + 0x2000;
     v.traps[6] = TrapHandler { cs: 0xe033, flags: 0, address: 0x6000 };

@@ -123,6 +123,23 @@ impl crate::sync::Waiter for SystemWaiter {
 /// path. Out of line: the slow path's frame stays as small as before.
 #[inline(never)]
 fn fast_syscall(frame: &mut TrapFrame) -> bool {
+    fast_entry(frame, |system, cpu, frame, now, mem| system.fast_syscall(cpu, frame, now, mem))
+}
+
+/// The fast path of a guest's page fault at `cr2`
+/// ([`System::fast_page_fault`]), as [`fast_syscall`].
+#[inline(never)]
+fn fast_page_fault(frame: &mut TrapFrame, cr2: u64) -> bool {
+    fast_entry(frame, |system, cpu, frame, now, mem| system.fast_page_fault(cpu, frame, cr2, now, mem))
+}
+
+/// [`fast_syscall`] and [`fast_page_fault`]: `serve` under the shared
+/// lock, then the return it asks for.
+#[inline(always)]
+fn fast_entry(
+    frame: &mut TrapFrame,
+    serve: impl FnOnce(&System, usize, &mut TrapFrame, u64, &mut DirectMap) -> Fast,
+) -> bool {
     let outcome = {
         let cpu = super::percpu::cpu_index();
         let guard = SYSTEM.read_waiting(cpu, &mut SystemWaiter::default());
@@ -134,13 +151,27 @@ fn fast_syscall(frame: &mut TrapFrame) -> bool {
         }
         let cpu = if system.smp_guests { cpu } else { 0 };
         let (now, _) = now(system);
-        system.fast_syscall(cpu, frame, now, &mut memory())
+        serve(system, cpu, frame, now, &mut memory())
     };
     match outcome {
         Fast::Declined => false,
+        // A return within guest kernel mode: a guess of user mode left
+        // stale here is put right by the next slow `syscall`.
         Fast::Done => true,
-        Fast::Exit => {
-            enter(frame, |s, f, now, tsc, mem| s.finish_fast_entry(f, now, tsc, mem));
+        Fast::Toggled { l4, kernel } => {
+            in_user_mode().store(!kernel, Ordering::Relaxed);
+            // The slow path's toggled return: swapgs and the new table
+            // (under XPTI the exit stub's prepare_exit copies it into the
+            // root table as after any CR3 load).
+            carry_out_changes(Action { toggled: true, reload_gdt: false, next: Next::Reload(l4) }, None, frame);
+            true
+        }
+        Fast::Exit { was_kernel } => {
+            enter(frame, |s, f, now, tsc, mem| {
+                let action = s.finish_fast_entry(was_kernel, f, now, tsc, mem);
+                in_user_mode().store(s.current_in_user_mode(), Ordering::Relaxed);
+                action
+            });
             true
         }
     }
@@ -747,38 +778,46 @@ pub fn handle(frame: &mut TrapFrame) {
         1 => cpu::take_dr6(),
         _ => 0,
     };
+    // A page fault that cannot be a write to a page table the hypervisor
+    // emulates (not a write to a present page) may be bounced fast.
+    if frame.vector == 14 && frame.error_code & 3 != 3 && fast_page_fault(frame, cr2) {
+        return;
+    }
     enter(frame, |s, f, now, tsc, mem| s.guest_trap(f, cr2, now, tsc, mem, &mut Hardware));
 }
 
 /// A `syscall` from a guest: a hypercall, or a system call from guest user mode.
 pub fn handle_syscall(frame: &mut TrapFrame) {
-    let iret = frame.rax == u64::from(guest_abi::xen::HYPERVISOR_IRET);
-    if may_be_fast(frame) && !(iret && iret_to_user().load(Ordering::Relaxed)) && fast_syscall(frame) {
+    if (may_be_fast(frame) || in_user_mode().load(Ordering::Relaxed)) && fast_syscall(frame) {
         return;
     }
+    // Only a system call or an iret toggles (or the odd switch to another
+    // vCPU, which the guess may miss): other hypercalls leave it be.
+    let toggles = frame.rax == u64::from(guest_abi::xen::HYPERVISOR_IRET) || in_user_mode().load(Ordering::Relaxed);
     enter(frame, |s, f, now, tsc, mem| {
         let action = s.syscall(f, now, tsc, mem, &mut Hardware);
-        if iret {
-            iret_to_user().store(action.toggled, Ordering::Relaxed);
+        if toggles {
+            in_user_mode().store(s.current_in_user_mode(), Ordering::Relaxed);
         }
         action
     });
 }
 
-/// This CPU's [`IRET_TO_USER`].
+/// This CPU's [`IN_USER_MODE`].
 #[inline(always)]
-fn iret_to_user() -> &'static AtomicBool {
-    &IRET_TO_USER[super::percpu::cpu_index() % super::percpu::MAX_CPUS]
+fn in_user_mode() -> &'static AtomicBool {
+    &IN_USER_MODE[super::percpu::cpu_index() % super::percpu::MAX_CPUS]
 }
 
-/// Per CPU: whether the last `HYPERVISOR_iret` the slow path took went
-/// from guest kernel to user mode. The fast path serves only returns
-/// within the kernel, and finds out which one it is only by reading the
-/// guest's frame: after a return to user mode (a system call's, every
-/// time in a loop of them) the next `iret` goes straight to the slow path
-/// rather than read the frame twice. Only a guess: either path is right
-/// for any `iret`.
-static IRET_TO_USER: [AtomicBool; super::percpu::MAX_CPUS] =
+/// Per CPU: whether the guest it runs was in guest user mode when its
+/// last `syscall` entry left. A system call from user mode has any
+/// number (the guest's own), so [`may_be_fast`] cannot pick it out by its
+/// registers; while this says user mode, every `syscall` tries the fast
+/// path first. Only a guess, kept by the `syscall` entries alone (a trap
+/// or a switch to another vCPU may leave it stale): the fast path looks at
+/// the vCPU's real mode and declines what it does not serve, and either
+/// path is right for any `syscall`.
+static IN_USER_MODE: [AtomicBool; super::percpu::MAX_CPUS] =
     [const { AtomicBool::new(false) }; super::percpu::MAX_CPUS];
 
 /// Powers the machine off: QEMU's debug-exit device if present (status 0
