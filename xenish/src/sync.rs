@@ -264,13 +264,23 @@ impl<T> RwSpinLock<T> {
 
     /// Takes the lock shared for CPU `cpu` ([`Self::try_read`]), waiting
     /// as `waiter` says while a writer holds it or waits for it.
-    #[inline]
+    #[inline(always)]
     pub fn read_waiting(&self, cpu: usize, waiter: &mut impl Waiter) -> ReadGuard<'_, T> {
+        // The lock found free in line; the waiting out of line.
+        match self.try_read(cpu) {
+            Some(guard) => guard,
+            None => self.read_contended(cpu, waiter),
+        }
+    }
+
+    /// [`Self::read_waiting`] once the lock was not free.
+    #[inline(never)]
+    fn read_contended(&self, cpu: usize, waiter: &mut impl Waiter) -> ReadGuard<'_, T> {
         loop {
+            self.wait_turn(cpu, waiter);
             if let Some(guard) = self.try_read(cpu) {
                 return guard;
             }
-            self.wait_turn(cpu, waiter);
         }
     }
 
