@@ -202,7 +202,8 @@ impl<T> RwSpinLock<T> {
         // Dekker with `served`: the mark, then the claim; it stores the
         // claim, then reads the marks (all sequentially consistent).
         let held = self.state.fetch_or(mark, Ordering::SeqCst) & WRITER != 0;
-        if held || self.turn(cpu).is_none() {
+        let claimed = self.claim.load(Ordering::SeqCst);
+        if held || (claimed != 0 && claimed != cpu.wrapping_add(1)) {
             waiter.halt();
         }
         self.state.fetch_and(!mark, Ordering::SeqCst);

@@ -124,10 +124,20 @@ pub fn halt_unless_work() {
     if work_pending() {
         return;
     }
-    // SAFETY: interrupts are off here (hypervisor code runs so); `sti;
-    // hlt` re-enables them for the halt only (an interrupt that became
-    // pending after the check above ends it), and the handlers that can
-    // run (timer, IPIs, spurious) only acknowledge, flush or set bits.
+    halt_for_interrupt();
+}
+
+/// `sti; hlt; cli`: halts until an interrupt, taking it, with interrupts
+/// off again on return. For the haltable checks above and [`doze`]: the
+/// `sti` shadow makes the check before it and the halt one step (an
+/// interrupt that became pending after the check, or a wake sent before
+/// it, ends the halt).
+fn halt_for_interrupt() {
+    // SAFETY: interrupts are off here (hypervisor code runs so) and on
+    // again for the halt only; the handlers that can run then (timer,
+    // IPIs, device interrupts, spurious) only acknowledge, flush, set
+    // bits or record a device's interrupt: none looks at the state of
+    // the code it interrupted, and the halting CPU holds no lock.
     unsafe { core::arch::asm!("sti; hlt; cli", options(nomem, nostack)) };
 }
 
@@ -147,14 +157,8 @@ pub fn doze() {
     if FLUSH.pending_for(percpu::cpu_index()) {
         return;
     }
-    // SAFETY: interrupts are off here (hypervisor code runs so); `sti;
-    // hlt` re-enables them for the halt only (an interrupt that became
-    // pending after the check above, or a wake sent before, ends it).
-    // This CPU holds no lock while it waits for one, and the handlers that
-    // can run (timer, IPIs, device interrupts, spurious) only acknowledge,
-    // flush, set bits or record a device's interrupt, as in the idle
-    // loops: none looks at the interrupted entry's state.
-    unsafe { core::arch::asm!("sti; hlt; cli", options(nomem, nostack)) };
+    // This CPU holds no lock while it waits for one.
+    halt_for_interrupt();
 }
 
 /// After a wait with [`doze`]: if softirqs are flagged for the running
