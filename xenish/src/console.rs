@@ -22,8 +22,35 @@ pub fn set_sink(sink: Sink) {
     *SINK.lock() = Some(sink);
 }
 
-/// Writes raw bytes to the console, translating `\n` to `\r\n`.
+/// Serializes whole pieces of output (a `printk!` line, a guest's line)
+/// across CPUs, so that lines printed at once do not mix.
+static OUTPUT: Mutex<()> = Mutex::new(());
+
+/// Tries this many times for [`OUTPUT`] before printing without it: a CPU
+/// that died or was interrupted (an NMI, a fault in the hypervisor) while
+/// printing must not silence or hang every other CPU's console.
+const OUTPUT_TRIES: u32 = 1 << 22;
+
+/// Runs `emit` holding [`OUTPUT`], or without it once [`OUTPUT_TRIES`]
+/// attempts failed (mixed output beats a hang).
+fn with_output<R>(emit: impl FnOnce() -> R) -> R {
+    for _ in 0..OUTPUT_TRIES {
+        if let Some(_held) = OUTPUT.try_lock() {
+            return emit();
+        }
+        core::hint::spin_loop();
+    }
+    emit()
+}
+
+/// Writes raw bytes to the console, translating `\n` to `\r\n`; one
+/// call's bytes are not mixed with another CPU's output.
 pub fn write_bytes(bytes: &[u8]) {
+    with_output(|| sink_bytes(bytes));
+}
+
+/// [`write_bytes`] without taking [`OUTPUT`] (the caller holds it).
+fn sink_bytes(bytes: &[u8]) {
     let sink = *SINK.lock();
     if let Some(sink) = sink {
         for chunk in bytes.split_inclusive(|&b| b == b'\n') {
@@ -37,12 +64,49 @@ pub fn write_bytes(bytes: &[u8]) {
     }
 }
 
-struct ConsoleWriter;
+/// Emits hypervisor output: into the console ring and to the sink, as one
+/// piece.
+fn emit_hypervisor(bytes: &[u8]) {
+    with_output(|| {
+        RING.lock().put(bytes);
+        sink_bytes(bytes);
+    });
+}
+
+/// Bytes of a `printk!` formatted before they are emitted as one piece
+/// (a longer line is emitted in pieces of this size).
+const PRINTK_BUF: usize = 256;
+
+/// Collects a `printk!`'s formatted pieces, emitting whenever it fills.
+struct ConsoleWriter {
+    buf: [u8; PRINTK_BUF],
+    len: usize,
+}
+
+impl ConsoleWriter {
+    fn flush(&mut self) {
+        if self.len > 0 {
+            emit_hypervisor(self.buf.get(..self.len).unwrap_or(&[]));
+            self.len = 0;
+        }
+    }
+}
 
 impl Write for ConsoleWriter {
     fn write_str(&mut self, s: &str) -> fmt::Result {
-        RING.lock().put(s.as_bytes());
-        write_bytes(s.as_bytes());
+        let mut rest = s.as_bytes();
+        while !rest.is_empty() {
+            if self.len == PRINTK_BUF {
+                self.flush();
+            }
+            let room = PRINTK_BUF - self.len;
+            let (now, later) = rest.split_at(rest.len().min(room));
+            if let Some(dst) = self.buf.get_mut(self.len..self.len + now.len()) {
+                dst.copy_from_slice(now);
+            }
+            self.len += now.len();
+            rest = later;
+        }
         Ok(())
     }
 }
@@ -115,7 +179,9 @@ pub static RING: Mutex<ConsoleRing> = Mutex::new(ConsoleRing::new());
 
 /// Formats to the console; used by [`printk!`].
 pub fn print_fmt(args: fmt::Arguments) {
-    let _ = ConsoleWriter.write_fmt(args);
+    let mut w = ConsoleWriter { buf: [0; PRINTK_BUF], len: 0 };
+    let _ = w.write_fmt(args);
+    w.flush();
 }
 
 /// Prints a line of hypervisor output on the console.
@@ -198,9 +264,16 @@ impl GuestConsole {
             }
         }
         self.report_suppressed(out);
-        out(prefix.as_bytes());
-        out(&self.line[..self.len]);
-        out(b"\n");
+        // One piece, so that no other CPU's output lands inside the line.
+        let mut whole = [0u8; PREFIX_MAX + LINE_MAX + 1];
+        let mut n = 0;
+        for part in [prefix.as_bytes(), self.line.get(..self.len).unwrap_or(&[]), b"\n"] {
+            if let Some(dst) = whole.get_mut(n..n + part.len()) {
+                dst.copy_from_slice(part);
+                n += part.len();
+            }
+        }
+        out(whole.get(..n).unwrap_or(&[]));
         self.len = 0;
     }
 
@@ -273,9 +346,12 @@ impl Write for NoteBuf {
     }
 }
 
+/// Longest `(dN) ` prefix (domain IDs have at most five digits).
+const PREFIX_MAX: usize = 16;
+
 #[derive(Default)]
 struct PrefixBuf {
-    buf: [u8; 16],
+    buf: [u8; PREFIX_MAX],
     len: usize,
 }
 
@@ -299,6 +375,50 @@ mod tests {
     use super::*;
     extern crate std;
     use std::vec::Vec;
+
+    /// Everything the sink got while [`printk_lines_from_two_cpus_do_not_mix`]
+    /// ran.
+    static CAPTURED: std::sync::Mutex<Vec<u8>> = std::sync::Mutex::new(Vec::new());
+
+    fn capture(bytes: &[u8]) {
+        CAPTURED.lock().unwrap_or_else(|e| e.into_inner()).extend_from_slice(bytes);
+    }
+
+    #[test]
+    fn printk_lines_from_two_cpus_do_not_mix() {
+        let _quiet = crate::hypercall::tests::CONSOLE_RING.lock().unwrap_or_else(|e| e.into_inner());
+        set_sink(capture);
+        let start = std::sync::Arc::new(std::sync::Barrier::new(2));
+        let cpus: Vec<_> = ['\u{1}', '\u{2}']
+            .into_iter()
+            .map(|mark| {
+                let start = start.clone();
+                std::thread::spawn(move || {
+                    let piece: std::string::String = core::iter::repeat_n(mark, 20).collect();
+                    start.wait();
+                    for _ in 0..10_000 {
+                        crate::printk!("{}{}{}", piece, piece, piece);
+                    }
+                })
+            })
+            .collect();
+        for cpu in cpus {
+            cpu.join().expect("the printing thread");
+        }
+        *SINK.lock() = None;
+        let out = core::mem::take(&mut *CAPTURED.lock().unwrap_or_else(|e| e.into_inner()));
+        // The sink gets `\r\n` line ends.
+        let marked: Vec<&[u8]> = out
+            .split(|&b| b == b'\n')
+            .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
+            .filter(|l| l.iter().any(|&b| b == 1 || b == 2))
+            .collect();
+        assert_eq!(marked.len(), 20_000, "every line arrived once");
+        for line in marked {
+            let whole = line == [1; 60].as_slice() || line == [2; 60].as_slice();
+            assert!(whole, "a mixed line: {line:?}");
+        }
+    }
 
     #[test]
     fn the_ring_keeps_the_last_bytes_and_reads_as_xen_does() {
