@@ -65,6 +65,15 @@ pub fn parse(serial: &str) -> Run {
     run
 }
 
+/// The operation count (`n=`) the program printed for `row`.
+pub fn operations(serial: &str, row: &str) -> Option<u64> {
+    serial.lines().filter_map(|l| l.split("linuxbench: ").nth(1)).find_map(|rest| {
+        let mut words = rest.split_whitespace();
+        (words.next() == Some(row)).then_some(())?;
+        words.find_map(|kv| kv.strip_prefix("n=")).and_then(|v| v.parse().ok())
+    })
+}
+
 /// Xen's boot report of its speculative-execution mitigations: the lines
 /// from `Speculative mitigation facilities:` to the PV L1TF line, without
 /// the `(XEN)` prefix and hardware-only detail.
@@ -321,6 +330,14 @@ mod tests_ {
         assert_eq!(run.get("boot_to_init"), Some(&1_500_000));
         assert_eq!(run.get("fork_exit"), Some(&2000));
         assert_eq!(run.len(), 2);
+    }
+
+    #[test]
+    fn reads_a_rows_operation_count() {
+        let serial = "(d0) linuxbench: fork_exit ns=2000000 n=1000\nlinuxbench: fork_exec ns=5 n=x\n";
+        assert_eq!(operations(serial, "fork_exit"), Some(1000));
+        assert_eq!(operations(serial, "fork_exec"), None);
+        assert_eq!(operations(serial, "pipe_roundtrip"), None);
     }
 
     #[test]

@@ -34,7 +34,7 @@ USAGE:
     cargo xtask test
     cargo xtask bench [--runs N] [--deterministic] [--only SECTION[,SECTION...]]
                       [--compare FILE]
-    cargo xtask profile [--top N]
+    cargo xtask profile [--top N] [--linux ROW]
     cargo xtask linux [--timeout SECS] [-- XENISH-CMDLINE...]
     cargo xtask fuzz [--iterations N] [--seed S]
     cargo xtask qos [--log FILE]
@@ -95,6 +95,12 @@ COMMANDS:
             xenish's and the guest's functions (nm) and print the top N
             (default 40) with their count per benchmark operation (each
             runs 1100 times). Exact counts, independent of timing.
+            --linux ROW profiles one Linux-level row instead (fork_exit,
+            fork_exec, pipe_roundtrip, ctxsw_pingpong, touch_unmap_64m):
+            Debian's Linux as dom0 with xenish-linuxbench as /init, under
+            -icount, booted twice (the boot alone, then with ROW), each
+            function's difference per operation, xenish's and the
+            kernel's (its /proc/kallsyms, read once). About 10 minutes.
     linux   Fetch Debian's stock kernel (linux-image-amd64's kernel package,
             apt-get download + dpkg-deb -x into target/debian), boot its
             vmlinuz as dom0 on xenish (dom0 command line `console=hvc0
@@ -158,6 +164,7 @@ OPTIONS:
                     results.json (copy target/bench/results.json away first:
                     the run overwrites it)
     --top N         `profile`: how many functions to show (default 40)
+    --linux ROW     `profile`: profile this Linux-level row (above)
     --iterations N  Hypercalls for `fuzz` (default 1000000)
     --seed S        The fuzzer's seed, decimal or 0x-hex (default 0x5eed)
     -h, --help      This text
@@ -181,6 +188,7 @@ struct Opts {
     only: Vec<String>,
     compare: Option<PathBuf>,
     top: Option<usize>,
+    linux_row: Option<String>,
     timeout: Option<u64>,
     iterations: Option<u64>,
     seed: Option<String>,
@@ -201,6 +209,7 @@ fn parse(args: &[String]) -> Result<Opts, String> {
         only: Vec::new(),
         compare: None,
         top: None,
+        linux_row: None,
         timeout: None,
         iterations: None,
         seed: None,
@@ -221,6 +230,7 @@ fn parse(args: &[String]) -> Result<Opts, String> {
             "-o" => o.output = Some(PathBuf::from(value("-o")?)),
             "--runs" => o.runs = Some(value("--runs")?.parse().map_err(|_| "--runs needs a number".to_string())?),
             "--deterministic" => o.deterministic = true,
+            "--linux" => o.linux_row = Some(value("--linux")?),
             "--top" => o.top = Some(value("--top")?.parse().map_err(|_| "--top needs a number".to_string())?),
             "--compare" => o.compare = Some(PathBuf::from(value("--compare")?)),
             "--only" => {
@@ -437,7 +447,10 @@ fn main() -> ExitCode {
         "iso" => iso(&o),
         "test" => test(),
         "bench" => bench::run(&o.runs, o.deterministic, &o.only, o.compare.as_deref()),
-        "profile" => profile::run(o.top.unwrap_or(40)),
+        "profile" => match &o.linux_row {
+            Some(row) => profile::run_linux(o.top.unwrap_or(40), row),
+            None => profile::run(o.top.unwrap_or(40)),
+        },
         "linux" => linux::run(&o.cmdline, o.timeout),
         "fuzz" => fuzz::run(o.iterations, o.seed.clone()),
         "qos" => match &o.log {

@@ -94,8 +94,8 @@ fn attribute(profile: &str, syms: &[Symbol]) -> Vec<(u64, &'static str, String)>
     out
 }
 
-/// Builds the plugin, boots, prints the `top` functions.
-pub fn run(top: usize) -> Result<ExitCode, String> {
+/// Builds the `insn-profile` plugin; returns its path.
+fn build_plugin() -> Result<PathBuf, String> {
     tests::tools::ensure()?;
     eprintln!("xtask profile: building the insn-profile QEMU plugin...");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
@@ -108,7 +108,12 @@ pub fn run(top: usize) -> Result<ExitCode, String> {
         return Err("building insn-profile failed".into());
     }
     let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| workspace_root().join("target"), PathBuf::from);
-    let plugin = target.join("release/libinsn_profile.so");
+    Ok(target.join("release/libinsn_profile.so"))
+}
+
+/// Builds the plugin, boots, prints the `top` functions.
+pub fn run(top: usize) -> Result<ExitCode, String> {
+    let plugin = build_plugin()?;
     let images = tests::images::build(&workspace_root().join("target"))?;
     let bench = images.guest("bench");
     let dir = workspace_root().join("target/bench");
@@ -145,6 +150,130 @@ pub fn run(top: usize) -> Result<ExitCode, String> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `cargo xtask profile --linux ROW`: where one Linux-level benchmark
+/// row's instructions go. Boots Debian's Linux as dom0 on xenish with
+/// `xenish-linuxbench` as `/init` under `-icount` and the plugin twice:
+/// once with the boot row alone (`LINUXBENCH_ONLY=none`), once with ROW
+/// too, and prints each function's difference divided by ROW's operation
+/// count: xenish's functions (its symbols) and the kernel's (its
+/// `/proc/kallsyms`); user space and anything else is one line.
+pub fn run_linux(top: usize, row: &str) -> Result<ExitCode, String> {
+    if !crate::bench_linux::ROWS.iter().any(|(r, _)| *r == row && r != &"boot_to_init") {
+        let rows: Vec<&str> = crate::bench_linux::ROWS.iter().map(|r| r.0).filter(|r| *r != "boot_to_init").collect();
+        return Err(format!("--linux: no row {row:?}; the rows are {}", rows.join(", ")));
+    }
+    let plugin = build_plugin()?;
+    let images = tests::images::build(&workspace_root().join("target"))?;
+    let tools = crate::build_tools()?;
+    let initrd = crate::bench_linux::initramfs(&tools)?;
+    let kernel = tests::debian::linux()?;
+    let dir = workspace_root().join("target/bench");
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let boot = |only: &str| -> Result<(String, u64), String> {
+        let out_file = dir.join(format!("profile-linux-{only}.txt"));
+        let _ = std::fs::remove_file(&out_file);
+        eprintln!(
+            "xtask profile: Linux as dom0 on xenish, LINUXBENCH_ONLY={only}, -icount, with the plugin (minutes)..."
+        );
+        let arg = format!("{},out={}", plugin.display(), out_file.display());
+        let mut extra = vec!["-plugin", arg.as_str()];
+        extra.extend_from_slice(crate::bench_linux::ICOUNT);
+        let out = Boot::with_hypervisor(images.hypervisor.clone())
+            .cpu(tests::linux::CPU)
+            .memory_mib(tests::linux::QEMU_MEMORY_MIB)
+            .cmdline(tests::linux::DOM0_MEM)
+            .module(kernel.clone(), &format!("{} LINUXBENCH_ONLY={only}", tests::linux::KERNEL_CMDLINE))
+            .module(initrd.clone(), "")
+            .qemu_extra(&extra)
+            .timeout(Duration::from_secs(3600))
+            .try_run()?;
+        if !out.serial.contains(crate::bench_linux::DONE) {
+            return Err(format!("linuxbench did not finish ({:?})\n{}", out.exit, out.serial));
+        }
+        let n = crate::bench_linux::operations(&out.serial, only).unwrap_or(0);
+        let profile = std::fs::read_to_string(&out_file)
+            .map_err(|e| format!("{}: {e} (QEMU must exit normally for the plugin to write it)", out_file.display()))?;
+        Ok((profile, n))
+    };
+    let (base, _) = boot("none")?;
+    let (with_row, n) = boot(row)?;
+    if n == 0 {
+        return Err(format!("linuxbench printed no operation count for {row}"));
+    }
+    let mut syms = symbols(&images.hypervisor, "xenish")?;
+    syms.extend(kernel_symbols(&images.hypervisor, &kernel, &initrd, &dir)?);
+    syms.sort_by_key(|s| s.0);
+    syms.dedup_by_key(|s| s.0);
+    let rows = difference(&attribute(&with_row, &syms), &attribute(&base, &syms));
+    let per = |owner: &str| rows.iter().filter(|r| r.1 == owner).map(|r| r.0).sum::<i64>() / n as i64;
+    println!(
+        "{row}: {n} operations; per operation: xenish {}, Linux kernel {}, user space and other {}",
+        per("xenish"),
+        per("linux"),
+        per("?")
+    );
+    println!("{:>12} {:>10}  {:<7} function", "instructions", "per op", "in");
+    for (d, owner, name) in rows.iter().take(top) {
+        println!("{d:>12} {:>10}  {owner:<7} {name}", d / n as i64);
+    }
+    eprintln!("xtask profile: per-block counts in {}", dir.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The kernel's text symbols, from its own `/proc/kallsyms` (Debian's
+/// `System.map` is a stub; the real one is in a `-dbg` package of a
+/// gigabyte): one plain boot with `LINUXBENCH_ONLY=kallsyms`, kept in
+/// `DIR/kallsyms-KERNEL.txt`. A PV kernel runs where it was linked (no
+/// address randomization), so the addresses hold for every boot.
+fn kernel_symbols(hypervisor: &Path, kernel: &Path, initrd: &Path, dir: &Path) -> Result<Vec<Symbol>, String> {
+    let name = kernel.file_name().and_then(|n| n.to_str()).unwrap_or("vmlinuz");
+    let cache = dir.join(format!("kallsyms-{name}.txt"));
+    if let Ok(text) = std::fs::read_to_string(&cache) {
+        return Ok(parse_nm(&text, "linux"));
+    }
+    eprintln!("xtask profile: reading the kernel's symbols from its /proc/kallsyms (one boot)...");
+    let out = Boot::with_hypervisor(hypervisor.to_path_buf())
+        .cpu(tests::linux::CPU)
+        .memory_mib(tests::linux::QEMU_MEMORY_MIB)
+        .cmdline(tests::linux::DOM0_MEM)
+        .module(kernel.to_path_buf(), &format!("{} LINUXBENCH_ONLY=kallsyms", tests::linux::KERNEL_CMDLINE))
+        .module(initrd.to_path_buf(), "")
+        .timeout(Duration::from_secs(900))
+        .try_run()?;
+    let text: String = out
+        .serial
+        .lines()
+        .filter_map(|l| l.split("linuxbench-sym: ").nth(1))
+        .filter(|l| !l.starts_with("0000000000000000"))
+        .map(|l| format!("{}\n", l.trim_end()))
+        .collect();
+    if text.lines().count() < 1000 || !out.serial.contains(crate::bench_linux::DONE) {
+        let log = dir.join("kallsyms-boot.log");
+        let _ = std::fs::write(&log, &out.serial);
+        return Err(format!("the kernel's symbols did not arrive ({:?}; the boot's log: {})", out.exit, log.display()));
+    }
+    std::fs::write(&cache, &text).map_err(|e| format!("{}: {e}", cache.display()))?;
+    Ok(parse_nm(&text, "linux"))
+}
+
+/// Per function, `with` minus `base` (functions in either), largest
+/// first.
+fn difference(
+    with: &[(u64, &'static str, String)],
+    base: &[(u64, &'static str, String)],
+) -> Vec<(i64, &'static str, String)> {
+    let mut d: std::collections::BTreeMap<(&'static str, String), i64> = Default::default();
+    for (n, owner, name) in with {
+        *d.entry((owner, name.clone())).or_default() += *n as i64;
+    }
+    for (n, owner, name) in base {
+        *d.entry((owner, name.clone())).or_default() -= *n as i64;
+    }
+    let mut out: Vec<_> = d.into_iter().map(|((owner, name), n)| (n, owner, name)).collect();
+    out.sort_by_key(|r| std::cmp::Reverse(r.0));
+    out
+}
+
 #[cfg(test)]
 mod tests_ {
     use super::*;
@@ -161,5 +290,13 @@ mod tests_ {
         assert_eq!(rows[0], (400, "xenish", "dispatch".to_string()));
         assert_eq!(rows[1], (56, "xenish", "entry".to_string()));
         assert_eq!(rows[2], (5, "?", "(outside both images)".to_string()));
+    }
+
+    #[test]
+    fn the_difference_keeps_functions_of_either_run() {
+        let with = [(10, "linux", "a".to_string()), (7, "xenish", "b".to_string())];
+        let base = [(3, "linux", "a".to_string()), (2, "xenish", "c".to_string())];
+        let d = difference(&with, &base);
+        assert_eq!(d, [(7, "linux", "a".to_string()), (7, "xenish", "b".to_string()), (-2, "xenish", "c".to_string())]);
     }
 }

@@ -16,12 +16,16 @@
 //! without instructions): Linux's `/proc/uptime` idle figure read 0 at
 //! `/init` on both hypervisors, so it cannot be taken out. With `LINUXBENCH_DIVIDE=D` in
 //! the environment (a `NAME=value` on the kernel's command line lands
-//! there) the counts are divided by D (the test suite's quick run).
+//! there) the counts are divided by D (the test suite's quick run); with
+//! `LINUXBENCH_ONLY=ROW[,ROW...]` only those rows run (`none`: the boot row
+//! alone; `cargo xtask profile --linux` subtracts such a run's counts;
+//! `kallsyms`: print the kernel's text symbols instead of any row).
 //! Invoked with the single argument `--exit`, it exits at once: the
 //! fork+exec row's child. Run as `/init` (process 1) it powers the machine
 //! (or the domU) off at the end; run as an ordinary process it exits.
 
 use std::ffi::CString;
+use std::io::Write as _;
 use std::process::exit;
 
 /// The rows, their operation counts and what one operation is.
@@ -208,6 +212,29 @@ fn touch_unmap(n: u64) {
     }
 }
 
+/// Prints the kernel's text symbols (`/proc/kallsyms` lines of type `t`
+/// or `T`) as `linuxbench-sym: ADDR TYPE NAME`, for `cargo xtask profile
+/// --linux` (Debian's `System.map` is a stub). Mounts `/proc` if need be;
+/// addresses show to root only with `kptr_restrict` 0, which it sets.
+fn print_kernel_text_symbols() {
+    // As `/init`, nothing is mounted yet.
+    let _ = std::fs::create_dir_all("/proc");
+    // SAFETY: plain system call with NUL-terminated constant strings; it
+    // fails harmlessly (EBUSY) where /proc is already mounted.
+    unsafe {
+        libc::mount(c"proc".as_ptr(), c"/proc".as_ptr(), c"proc".as_ptr(), 0, core::ptr::null());
+    }
+    let _ = std::fs::write("/proc/sys/kernel/kptr_restrict", "0");
+    let Ok(all) = std::fs::read_to_string("/proc/kallsyms") else { fail("/proc/kallsyms") };
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    for line in all.lines() {
+        let mut w = line.split_whitespace();
+        if let (Some(addr), Some(kind @ ("t" | "T")), Some(name)) = (w.next(), w.next(), w.next()) {
+            let _ = writeln!(out, "linuxbench-sym: {addr} {kind} {name}");
+        }
+    }
+}
+
 /// Nanoseconds `f` takes.
 fn timed(f: impl FnOnce()) -> u64 {
     let t0 = now(libc::CLOCK_MONOTONIC);
@@ -222,11 +249,20 @@ fn main() {
         // SAFETY: leaving at once, as the measured exec's child.
         unsafe { libc::_exit(0) }
     }
+    if std::env::var("LINUXBENCH_ONLY").as_deref() == Ok("kallsyms") {
+        print_kernel_text_symbols();
+        println!("linuxbench: done");
+        power_off()
+    }
     println!("linuxbench: start");
     println!("linuxbench: boot_to_init ns={boot} n=1");
     let divide = std::env::var("LINUXBENCH_DIVIDE").ok().and_then(|d| d.parse::<u64>().ok()).unwrap_or(1).max(1);
     let me = CString::new(args.first().map_or("/init", String::as_str)).unwrap_or_default();
-    for &(row, count) in ROWS {
+    // `LINUXBENCH_ONLY=ROW[,ROW]`: only these rows (`none`: the boot row
+    // alone), for `cargo xtask profile --linux`.
+    let only = std::env::var("LINUXBENCH_ONLY").ok();
+    let wanted = |row: &str| only.as_deref().is_none_or(|list| list.split(',').any(|r| r == row));
+    for &(row, count) in ROWS.iter().filter(|(row, _)| wanted(row)) {
         let n = (count / divide).max(1);
         let took = match row {
             "fork_exit" => timed(|| fork_exit(n)),
