@@ -84,7 +84,7 @@ const GRANULAR: u64 = 1 << 55;
 /// and LDT `ldt` (as for [`selector_loadable`]), one of Xen's flat ring-3
 /// descriptors for their selectors, `None` for the null selector, any other
 /// entry of the reserved page or an entry past the tables.
-fn descriptor(sel: u16, gdt: &dyn Fn(usize) -> Option<u64>, ldt: &dyn Fn(usize) -> Option<u64>) -> Option<u64> {
+fn descriptor(sel: u16, gdt: &impl Fn(usize) -> Option<u64>, ldt: &impl Fn(usize) -> Option<u64>) -> Option<u64> {
     const TI: u16 = 4;
     let index = usize::from(sel >> 3);
     if sel & TI != 0 {
@@ -123,8 +123,8 @@ pub fn iret_target_ok(
     cs: u16,
     ss: u16,
     rip: u64,
-    gdt: &dyn Fn(usize) -> Option<u64>,
-    ldt: &dyn Fn(usize) -> Option<u64>,
+    gdt: &impl Fn(usize) -> Option<u64>,
+    ldt: &impl Fn(usize) -> Option<u64>,
 ) -> bool {
     if cs & 3 != 3 || ss & 3 != 3 {
         return false;
@@ -143,8 +143,8 @@ fn descriptors_allow(
     cs: u16,
     ss: u16,
     rip: u64,
-    gdt: &dyn Fn(usize) -> Option<u64>,
-    ldt: &dyn Fn(usize) -> Option<u64>,
+    gdt: &impl Fn(usize) -> Option<u64>,
+    ldt: &impl Fn(usize) -> Option<u64>,
 ) -> bool {
     let usable = |d: u64| d & P != 0 && d & S != 0 && d & DPL == DPL;
     let (Some(code), Some(stack)) = (descriptor(cs, gdt, ldt), descriptor(ss, gdt, ldt)) else { return false };
@@ -176,7 +176,7 @@ pub fn data_loadable(desc: u64) -> bool {
 /// its frames or entries): the null selector, one of Xen's flat ring-3
 /// selectors, or a GDT or LDT selector of a [`data_loadable`] descriptor.
 /// Xen's `load_segments` enters the failsafe callback when one fails.
-pub fn selector_loadable(sel: u16, gdt: &dyn Fn(usize) -> Option<u64>, ldt: &dyn Fn(usize) -> Option<u64>) -> bool {
+pub fn selector_loadable(sel: u16, gdt: &impl Fn(usize) -> Option<u64>, ldt: &impl Fn(usize) -> Option<u64>) -> bool {
     const TI: u16 = 4;
     if sel & !3 == 0 || FLAT_RING3_SELECTORS.contains(&sel) {
         return true;
