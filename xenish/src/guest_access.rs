@@ -8,7 +8,7 @@
 //! hypervisor fault.
 //!
 //! The fast paths, which change no page table, may first copy directly
-//! through the tables the CPU has loaded ([`GuestMemory::loaded`]: Xen's
+//! through the tables the CPU has loaded ([`GuestMemory::copy_from_loaded`]: Xen's
 //! `copy_to_guest`, a fault fixed up by the machine layer), when those are
 //! the tables named; whatever that cannot do goes the walk's way, so the
 //! walk alone decides what fails.
@@ -83,27 +83,39 @@ pub fn walk_tables<M: MachineMemory + ?Sized>(mem: &M, l4: Mfn, va: u64, need: u
 pub struct GuestMemory<'m> {
     mem: &'m mut dyn MachineMemory,
     l4: Mfn,
-    /// Whether copies may first go directly through the loaded tables.
-    direct: bool,
 }
 
 impl<'m> GuestMemory<'m> {
     /// The address space rooted at the L4 table `l4`.
     pub fn new(mem: &'m mut dyn MachineMemory, l4: Mfn) -> Self {
-        GuestMemory { mem, l4, direct: false }
+        GuestMemory { mem, l4 }
     }
 
-    /// [`Self::new`] for an entry that has changed no page table since
-    /// the guest left it (the fast path): copies go directly through the
-    /// tables the CPU has loaded when they are `l4`
-    /// ([`MachineMemory::read_guest_direct`]), and by the walk when they
-    /// are not or the direct copy faults. The walk decides every failure,
-    /// so the results are those of [`Self::new`]'s copies, with one
-    /// difference the machine layer documents: the CPU's supervisor access
-    /// does not ask for the user bit, which the page-table validation puts
-    /// on every present entry of a PV guest anyway (as in Xen).
-    pub fn loaded(mem: &'m mut dyn MachineMemory, l4: Mfn, direct: bool) -> Self {
-        GuestMemory { mem, l4, direct }
+    /// [`Self::copy_from`] for an entry that has changed no page table
+    /// since the guest left it (the fast path): directly through the
+    /// tables the CPU has loaded when they are this space's
+    /// ([`MachineMemory::read_guest_direct`]), by the walk when they are
+    /// not or the direct copy faults. The walk decides every failure, so
+    /// the result is [`Self::copy_from`]'s, with one difference the
+    /// machine layer documents: the CPU's supervisor access does not ask
+    /// for the user bit, which the page-table validation puts on every
+    /// present entry of a PV guest anyway (as in Xen).
+    #[inline]
+    pub fn copy_from_loaded(&self, va: u64, buf: &mut [u8]) -> Result<(), GuestFault> {
+        if self.mem.read_guest_direct(self.l4, va, buf) {
+            return Ok(());
+        }
+        self.copy_from(va, buf)
+    }
+
+    /// [`Self::copy_to`] as [`Self::copy_from_loaded`] (directly only
+    /// within one page, so that a fault leaves guest memory as it was).
+    #[inline]
+    pub fn copy_to_loaded(&mut self, va: u64, data: &[u8]) -> Result<(), GuestFault> {
+        if self.mem.write_guest_direct(self.l4, va, data) {
+            return Ok(());
+        }
+        self.copy_to(va, data)
     }
 
     fn entry(&self, table: Mfn, index: u64) -> Option<u64> {
@@ -140,9 +152,6 @@ impl<'m> GuestMemory<'m> {
 
     /// Copies guest memory at `va` into `buf`.
     pub fn copy_from(&self, va: u64, buf: &mut [u8]) -> Result<(), GuestFault> {
-        if self.direct && self.mem.read_guest_direct(self.l4, va, buf) {
-            return Ok(());
-        }
         let mut done = 0;
         while done < buf.len() {
             let cur = va.checked_add(done as u64).ok_or(GuestFault { va })?;
@@ -158,9 +167,6 @@ impl<'m> GuestMemory<'m> {
 
     /// Copies `data` into guest memory at `va`.
     pub fn copy_to(&mut self, va: u64, data: &[u8]) -> Result<(), GuestFault> {
-        if self.direct && self.mem.write_guest_direct(self.l4, va, data) {
-            return Ok(());
-        }
         let end = va.checked_add(data.len() as u64).ok_or(GuestFault { va })?;
         let page_of = |a: u64| a & !(PAGE_SIZE as u64 - 1);
         // Within one page (the frames, structures and status words the fast

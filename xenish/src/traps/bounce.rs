@@ -43,7 +43,7 @@ fn create_bounce_frame(
 /// a vCPU in kernel mode already is in): the frame written, `frame`
 /// pointed at it, the upcall mask set; the domain itself is not changed.
 /// `direct`: the entry changed no page table (the fast path), so the frame
-/// may be written through the loaded tables ([`GuestMemory::loaded`]).
+/// may be written through the loaded tables ([`GuestMemory::copy_to_loaded`]).
 fn write_bounce_frame(
     dom: &Domain,
     vcpu: usize,
@@ -88,8 +88,9 @@ fn write_bounce_frame(
     if !crate::guest_access::is_guest_addr(sp) || !crate::guest_access::is_guest_addr(end.wrapping_sub(1)) || end < sp {
         return Err(format!("bounce frame at {sp:#x} outside guest memory"));
     }
-    let mut g = GuestMemory::loaded(mem, l4, direct);
-    if g.copy_to(sp, bytes).is_err() {
+    let mut g = GuestMemory::new(mem, l4);
+    let written = if direct { g.copy_to_loaded(sp, bytes) } else { g.copy_to(sp, bytes) };
+    if written.is_err() {
         let walk: alloc::vec::Vec<String> = g.walk(sp).iter().map(|e| format!("{e:#x}")).collect();
         let user_l4 = v.user_l4.map_or(0, |m| m.0);
         return Err(format!(

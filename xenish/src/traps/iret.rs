@@ -128,13 +128,14 @@ impl IretFrame {
     /// The nine words at the guest's stack pointer, read through its
     /// kernel table, or `None` if they cannot be read; `direct` for the
     /// fast path, which may read through the loaded tables
-    /// ([`GuestMemory::loaded`]).
+    /// ([`GuestMemory::copy_from_loaded`]).
     #[inline(always)]
     fn fetch(v: &Vcpu, frame: &TrapFrame, mem: &mut dyn MachineMemory, direct: bool) -> Option<IretFrame> {
         let mut words = [0u64; 9];
         // The words as the guest wrote them (x86 is little-endian).
         let bytes = zerocopy::IntoBytes::as_mut_bytes(&mut words);
-        GuestMemory::loaded(mem, v.kernel_l4, direct).copy_from(frame.rsp, bytes).ok()?;
+        let g = GuestMemory::new(mem, v.kernel_l4);
+        if direct { g.copy_from_loaded(frame.rsp, bytes) } else { g.copy_from(frame.rsp, bytes) }.ok()?;
         let [rax, r11, rcx, flags, rip, cs, rflags, rsp, ss] = words;
         Some(IretFrame { rax, r11, rcx, flags, rip, cs, rflags, rsp, ss })
     }
