@@ -3,15 +3,16 @@
 //! Every guest pointer a hypercall receives is translated here by walking the
 //! guest's own page tables in software, with the rights a guest access would
 //! need (present and user at every level, writable for writes), and the data
-//! is copied through the hypervisor's direct map. The hypervisor never
+//! is copied through the hypervisor's direct map. The walk never
 //! dereferences a guest address, so a bad pointer is an `-EFAULT`, never a
 //! hypervisor fault.
 //!
 //! The fast paths, which change no page table, may first copy directly
-//! through the tables the CPU has loaded ([`GuestMemory::copy_from_loaded`]: Xen's
-//! `copy_to_guest`, a fault fixed up by the machine layer), when those are
-//! the tables named; whatever that cannot do goes the walk's way, so the
-//! walk alone decides what fails.
+//! through the tables the CPU has loaded ([`GuestMemory::copy_from_loaded`]:
+//! Xen's `copy_to_guest`; the machine layer fixes up the copy's faults, so
+//! a bad pointer is still never a hypervisor fault), when those are the
+//! tables named; whatever that cannot do goes the walk's way, so the walk
+//! alone decides what fails.
 
 use zerocopy::{FromBytes, Immutable, IntoBytes};
 
