@@ -35,6 +35,16 @@
 //! Xen's do. A fault only says "not this way": the caller then walks in
 //! software, which decides the failure (so `-EFAULT`, a crash or a redo on
 //! the slow path stay what they were).
+//!
+//! Other exceptions the copy could meet: none. The hypervisor runs with
+//! interrupts off, TF and DF clear; no guest data breakpoint is armed in
+//! the hardware (`set_debugreg` refuses enabling DR7, see
+//! [`crate::hypercall::debugreg`]; arming them would need Xen's `do_debug`
+//! treatment of a #DB taken in the hypervisor's guest copies); `#AC` is
+//! never checked in ring 0. An NMI taken inside the `stac` window runs
+//! with EFLAGS.AC set (the CPU does not clear it on delivery), which only
+//! matters to code that touches user pages, and the NMI handler touches
+//! none.
 
 use core::sync::atomic::{AtomicU8, Ordering};
 
