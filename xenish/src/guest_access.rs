@@ -274,6 +274,59 @@ pub(crate) mod tests {
         assert!(g.copy_from(0x40_0021_0000, &mut buf).is_err()); // superpage beyond RAM
     }
 
+    /// Machine memory whose "loaded tables" answer every direct copy with
+    /// `answer` (counting the tries), as a CPU whose copy succeeded or
+    /// faulted; a success writes `0xaa` bytes, so that it shows.
+    struct Loaded {
+        mem: FakeMemory,
+        answer: bool,
+        tries: core::cell::Cell<u32>,
+    }
+
+    impl MachineMemory for Loaded {
+        fn frame(&self, mfn: Mfn) -> Option<&[u8; PAGE_SIZE]> {
+            self.mem.frame(mfn)
+        }
+        fn frame_mut(&mut self, mfn: Mfn) -> Option<&mut [u8; PAGE_SIZE]> {
+            self.mem.frame_mut(mfn)
+        }
+        fn read_guest_direct(&self, _: Mfn, _: u64, buf: &mut [u8]) -> bool {
+            self.tries.set(self.tries.get() + 1);
+            buf.fill(0xaa);
+            self.answer
+        }
+        fn write_guest_direct(&mut self, _: Mfn, _: u64, _: &[u8]) -> bool {
+            self.tries.set(self.tries.get() + 1);
+            self.answer
+        }
+    }
+
+    /// The fast path's copies take the direct copy's success, and after its
+    /// failure give exactly the walk's answer (data or fault); the plain
+    /// copies never try it.
+    #[test]
+    fn loaded_copies_use_the_direct_copy_and_fall_back_to_the_walk() {
+        for answer in [true, false] {
+            let mut m = Loaded { mem: space(), answer, tries: core::cell::Cell::new(0) };
+            m.mem.0[4][0x10..0x14].copy_from_slice(&[1, 2, 3, 4]);
+            let mut g = GuestMemory::new(&mut m, Mfn(0));
+            let mut buf = [0u8; 4];
+            assert!(g.copy_from_loaded(0x40_0000_1010, &mut buf).is_ok());
+            assert_eq!(buf, if answer { [0xaa; 4] } else { [1, 2, 3, 4] });
+            let ro = g.copy_to_loaded(0x40_0000_2000, &[9; 4]);
+            let unmapped = g.copy_from_loaded(0x40_0000_4000, &mut buf);
+            if answer {
+                assert_eq!((ro, unmapped), (Ok(()), Ok(())), "a direct success stands");
+            } else {
+                let f = |va| Err(GuestFault { va });
+                assert_eq!((ro, unmapped), (f(0x40_0000_2000), f(0x40_0000_4000)), "the walk decides");
+            }
+            assert!(g.copy_from(0x40_0000_1010, &mut buf).is_ok() && g.copy_to(0x40_0000_1010, &[5]).is_ok());
+            assert_eq!(m.tries.get(), 3, "only the loaded copies try the direct way");
+            assert_eq!(m.mem.0[5][..4], [0; 4], "a failed direct write leaves the walk's result");
+        }
+    }
+
     #[test]
     fn copies_across_pages_and_faults_atomically() {
         let mut m = space();
