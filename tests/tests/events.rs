@@ -136,6 +136,33 @@ fn masked_events_wait_and_a_user_process_is_preempted_by_timers() {
         .expect_exit(Exit::DebugExit(0));
 }
 
+/// A guest kernel's page fault whose bounce frame cannot be written (its
+/// stack on a read-only or an unmapped page) crashes that guest as it
+/// always did: the fast path's direct write through the loaded tables
+/// faults in the hypervisor, is fixed up (`arch::x86_64::guest_copy`),
+/// and the walk and the slow path decide. Without the fixup the first
+/// such fault halts the hypervisor.
+#[test]
+fn a_bounce_onto_a_read_only_or_unmapped_kernel_stack_crashes_only_its_guest() {
+    let out = Boot::new()
+        .cmdline("domain=ro,module=1 domain=unmapped,module=2 domain=bystander,module=3")
+        .guest("usermode", "usermode bad-stack-ro")
+        .guest("usermode", "usermode bad-stack-unmapped")
+        .guest("hello", "hello")
+        .run();
+    out.expect_line("(d0) usermode: ok: a #PF handler registered")
+        .expect_line("(d0) usermode: a page fault with the stack on a read-only page")
+        .expect_line("(d1) usermode: a page fault with the stack on an unmapped page at 0x3000")
+        .expect_line("(d2) Hello from a xenish PV guest")
+        .expect_line("xenish: d0 crashed: unhandled #PF (vector 14, error 0x4, cr2 0x1000): the guest kernel stack at")
+        .expect_line("xenish: d1 crashed: unhandled #PF (vector 14, error 0x4, cr2 0x1000): the guest kernel stack at 0x2fc0 is not writable")
+        .expect_line("xenish:   d0 (ro): crash")
+        .expect_line("xenish:   d1 (unmapped): crash")
+        .expect_line("xenish:   d2 (bystander): poweroff")
+        .expect_no("hypervisor fault")
+        .expect_exit(Exit::DebugExit(1));
+}
+
 #[test]
 fn a_malformed_iret_or_trap_table_crashes_only_its_guest() {
     let out = Boot::new()

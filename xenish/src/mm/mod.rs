@@ -53,6 +53,26 @@ pub trait MachineMemory {
         crate::guest_access::walk_tables(self, l4, va, need)
     }
 
+    /// Copies guest memory at `va` into `buf` directly through the page
+    /// tables the CPU has loaded, if they are `l4` and the access may be
+    /// made that way (on hardware: `arch::x86_64::guest_copy`);
+    /// `false`, with `buf` holding anything, where it may not or a fault
+    /// was taken: the caller then walks the tables in software, which
+    /// decides the failure. Only for an entry that has changed no page
+    /// table since the guest left it (the fast path): the loaded
+    /// translations are then the guest's own. Host views: always `false`.
+    fn read_guest_direct(&self, l4: Mfn, va: u64, buf: &mut [u8]) -> bool {
+        let _ = (l4, va, buf);
+        false
+    }
+
+    /// [`Self::read_guest_direct`] for a write of `data` at `va`, within one
+    /// page: `false` leaves guest memory as it was.
+    fn write_guest_direct(&mut self, l4: Mfn, va: u64, data: &[u8]) -> bool {
+        let _ = (l4, va, data);
+        false
+    }
+
     /// Copies `len` bytes at `src_off` of frame `src` to `dst_off` of frame
     /// `dst` (the same frame or two; the ranges may overlap), as one
     /// `memmove` where the memory allows it: grant copy and `COPY_PAGE`

@@ -32,7 +32,7 @@ fn create_bounce_frame(
     b: Bounce,
     mem: &mut dyn MachineMemory,
 ) -> Result<(), String> {
-    write_bounce_frame(dom, vcpu, frame, b, mem)?;
+    write_bounce_frame(dom, vcpu, frame, b, mem, false)?;
     if let Some(v) = dom.vcpus.get_mut(vcpu) {
         v.set_kernel_mode(true);
     }
@@ -42,12 +42,15 @@ fn create_bounce_frame(
 /// [`create_bounce_frame`] but for the switch to guest kernel mode (which
 /// a vCPU in kernel mode already is in): the frame written, `frame`
 /// pointed at it, the upcall mask set; the domain itself is not changed.
+/// `direct`: the entry changed no page table (the fast path), so the frame
+/// may be written through the loaded tables ([`GuestMemory::copy_to_loaded`]).
 fn write_bounce_frame(
     dom: &Domain,
     vcpu: usize,
     frame: &mut TrapFrame,
     b: Bounce,
     mem: &mut dyn MachineMemory,
+    direct: bool,
 ) -> Result<(), String> {
     let Some(v) = dom.vcpus.get(vcpu) else { return Err(String::from("no such vCPU")) };
     let from_kernel = v.kernel_mode();
@@ -86,7 +89,8 @@ fn write_bounce_frame(
         return Err(format!("bounce frame at {sp:#x} outside guest memory"));
     }
     let mut g = GuestMemory::new(mem, l4);
-    if g.copy_to(sp, bytes).is_err() {
+    let written = if direct { g.copy_to_loaded(sp, bytes) } else { g.copy_to(sp, bytes) };
+    if written.is_err() {
         let walk: alloc::vec::Vec<String> = g.walk(sp).iter().map(|e| format!("{e:#x}")).collect();
         let user_l4 = v.user_l4.map_or(0, |m| m.0);
         return Err(format!(
@@ -275,7 +279,7 @@ pub fn deliver_upcall_fast(
         return Err(String::from("an NMI is pending"));
     };
     let Some(b) = upcall_due(dom, vcpu, mem) else { return Ok(false) };
-    write_bounce_frame(dom, vcpu, frame, b, mem)?;
+    write_bounce_frame(dom, vcpu, frame, b, mem, true)?;
     v.set_kernel_mode_running(true);
     Ok(true)
 }
@@ -388,7 +392,7 @@ pub fn syscall_from_user_fast(dom: &Domain, vcpu: usize, frame: &mut TrapFrame, 
     frame.rip = frame.rcx;
     frame.rflags = frame.r11;
     let b = Bounce { target: cb.address, error_code: None, mask_events: cb.mask_events, segments: None };
-    if write_bounce_frame(dom, vcpu, frame, b, mem).is_err() {
+    if write_bounce_frame(dom, vcpu, frame, b, mem, true).is_err() {
         // It changes the frame only once the bounce frame is written.
         (frame.rip, frame.rflags) = (rip, rflags);
         return false;
@@ -426,7 +430,7 @@ pub fn page_fault_fast(
     let old = cr2_slot(dom, vcpu, mem).map(|slot| core::mem::replace(slot, cr2.to_le_bytes()));
     let mask_events = handler.flags & TI_DISABLE_EVENTS != 0;
     let b = Bounce { target: handler.address, error_code: Some(error_code), mask_events, segments: None };
-    if write_bounce_frame(dom, vcpu, frame, b, mem).is_err() {
+    if write_bounce_frame(dom, vcpu, frame, b, mem, true).is_err() {
         if let (Some(old), Some(slot)) = (old, cr2_slot(dom, vcpu, mem)) {
             *slot = old;
         }

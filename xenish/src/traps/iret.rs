@@ -103,7 +103,7 @@ impl IretFrame {
         let Some(v) = dom.vcpus.get(vcpu) else {
             return Err(String::from("no such vCPU"));
         };
-        let Some(f) = Self::fetch(v, frame, mem) else {
+        let Some(f) = Self::fetch(v, frame, mem, false) else {
             return Err(format!("iret: unreadable frame at {:#x}", frame.rsp));
         };
         if f.to_user() && v.user_l4.is_none() {
@@ -121,18 +121,21 @@ impl IretFrame {
     /// everything `read` refuses (the same checks, without the reasons).
     #[inline(always)]
     fn read_fast(v: &Vcpu, frame: &TrapFrame, mem: &mut dyn MachineMemory) -> Option<IretFrame> {
-        let f = Self::fetch(v, frame, mem)?;
+        let f = Self::fetch(v, frame, mem, true)?;
         (!(f.to_user() && v.user_l4.is_none()) && is_canonical(f.rsp)).then_some(f)
     }
 
     /// The nine words at the guest's stack pointer, read through its
-    /// kernel table, or `None` if they cannot be read.
+    /// kernel table, or `None` if they cannot be read; `direct` for the
+    /// fast path, which may read through the loaded tables
+    /// ([`GuestMemory::copy_from_loaded`]).
     #[inline(always)]
-    fn fetch(v: &Vcpu, frame: &TrapFrame, mem: &mut dyn MachineMemory) -> Option<IretFrame> {
+    fn fetch(v: &Vcpu, frame: &TrapFrame, mem: &mut dyn MachineMemory, direct: bool) -> Option<IretFrame> {
         let mut words = [0u64; 9];
         // The words as the guest wrote them (x86 is little-endian).
         let bytes = zerocopy::IntoBytes::as_mut_bytes(&mut words);
-        GuestMemory::new(mem, v.kernel_l4).copy_from(frame.rsp, bytes).ok()?;
+        let g = GuestMemory::new(mem, v.kernel_l4);
+        if direct { g.copy_from_loaded(frame.rsp, bytes) } else { g.copy_from(frame.rsp, bytes) }.ok()?;
         let [rax, r11, rcx, flags, rip, cs, rflags, rsp, ss] = words;
         Some(IretFrame { rax, r11, rcx, flags, rip, cs, rflags, rsp, ss })
     }

@@ -11,8 +11,14 @@
 //! - `usermode bad-iret`: an `iret` hypercall whose frame is unreadable.
 //! - `usermode bad-trap`: a trap table whose #UD handler is not canonical
 //!   (refused), then one whose #UD handler is unmapped, then a #UD.
+//! - `usermode bad-stack-ro`, `usermode bad-stack-unmapped`: a page fault
+//!   in guest kernel mode with a #PF handler registered but the stack
+//!   pointer on a read-only page (the top-level page table, which the
+//!   guest maps read-only) or an unmapped one: the bounce frame cannot be
+//!   written (the fast path's direct write through the loaded tables
+//!   faults in the hypervisor and must be fixed up).
 //!
-//! The last two must crash this domain and no other.
+//! The bad ones must crash this domain and no other.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 #[cfg(target_os = "none")]
@@ -505,8 +511,27 @@ mod guest {
         unsafe { asm!("ud2", options(noreturn)) }
     }
 
+    /// A kernel-mode page fault (a read of unmapped 0x1000) with the stack
+    /// pointer at `rsp`, where no bounce frame can be written.
+    fn bad_stack(rsp: u64, what: &str) -> ! {
+        let pf = TrapInfo { vector: 14, flags: 0, cs: 0xe033, _pad0: [0; 4], address: bad_stack as *const () as u64 };
+        let end = TrapInfo { vector: 0, flags: 0, cs: 0, _pad0: [0; 4], address: 0 };
+        check(hypercall::set_trap_table(&[pf, end]).is_ok(), "a #PF handler registered");
+        println!("usermode: a page fault with the stack on {what} page at {rsp:#x}");
+        // SAFETY: faults on purpose, with a stack the hypervisor cannot
+        // write the bounce frame to: it must crash this domain.
+        unsafe { asm!("mov rsp, {rsp}", "mov rax, [0x1000]", "ud2", rsp = in(reg) rsp, options(noreturn)) }
+    }
+
     fn main(si: &'static StartInfo) -> ! {
         let cmdline = core::str::from_utf8(si.cmd_line_bytes()).unwrap_or("");
+        if cmdline.contains("bad-stack-ro") {
+            // The top of the top-level table's page, mapped read-only.
+            bad_stack(si.pt_base + 0x1000, "a read-only")
+        }
+        if cmdline.contains("bad-stack-unmapped") {
+            bad_stack(0x3000, "an unmapped")
+        }
         if events::init(si).is_err() {
             fail("event setup");
         }

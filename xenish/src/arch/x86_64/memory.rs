@@ -80,6 +80,16 @@ impl MachineMemory for DirectMap {
         unsafe { core::ptr::copy(from as *const u8, to as *mut u8, len) };
         true
     }
+
+    fn read_guest_direct(&self, l4: Mfn, va: u64, buf: &mut [u8]) -> bool {
+        super::guest_copy::read(l4, va, buf)
+    }
+
+    fn write_guest_direct(&mut self, l4: Mfn, va: u64, data: &[u8]) -> bool {
+        // `&mut self`: no frame reference this view handed out is live
+        // while the guest's mapping writes the frame behind it.
+        super::guest_copy::write(l4, va, data)
+    }
 }
 
 /// Runs of contiguous frames below `limit` through the direct map, for

@@ -11,6 +11,7 @@ pub mod cpu;
 pub mod entry;
 pub mod fpu;
 pub mod gdt;
+pub mod guest_copy;
 pub mod heap;
 pub mod idt;
 pub mod ioapic;

@@ -333,9 +333,9 @@ fn enable_syscall(f: &CpuFeatures) {
     // SAFETY: only bits the CPU reports are set in CR4; CR0.AM only affects
     // ring 3, where no hypervisor code runs.
     unsafe {
-        // The hypervisor never touches guest pages through guest mappings
-        // (guest_access walks tables and uses the direct map), so SMEP and
-        // SMAP hold without exception.
+        // The hypervisor touches guest pages through guest mappings only in
+        // guest_copy's routine, which sets EFLAGS.AC around the access
+        // under SMAP (as Xen's stac/clac); SMEP holds without exception.
         let mut cr4 = cpu::read_cr4();
         if f.smep {
             cr4 |= 1 << 20;
@@ -353,6 +353,8 @@ fn enable_syscall(f: &CpuFeatures) {
         let cr0 = cpu::read_cr0() | (1 << 18);
         core::arch::asm!("mov cr0, {}", in(reg) cr0, options(nomem, nostack, preserves_flags));
     }
+    // CR0 and CR4 are final: whether the fast paths may copy directly.
+    super::guest_copy::init();
 }
 
 /// The machine-to-phys table: where it lives and the L4 slots every guest shares.

@@ -771,6 +771,14 @@ pub fn handle(frame: &mut TrapFrame) {
         return;
     }
     if !frame.from_guest() {
+        // A fault in the direct guest copy returns its failure instead
+        // (Xen's exception table); any other is the hypervisor's own bug.
+        if let Some(resume) =
+            (frame.vector == 14 || frame.vector == 13).then(|| super::guest_copy::fixup(frame.rip)).flatten()
+        {
+            frame.rip = resume;
+            return;
+        }
         hypervisor_fault(frame);
     }
     let cr2 = match frame.vector {
