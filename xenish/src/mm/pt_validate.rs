@@ -555,7 +555,7 @@ impl Mmu<'_> {
             if pte & PTE_P == 0 {
                 continue;
             }
-            if msix_forced_ro(pte) && ft.owner(frame_of(pte)).is_none() {
+            if ft.owner(frame_of(pte)).is_none() && msix_forced_ro(pte) {
                 pte &= !PTE_RW;
                 bytes.copy_from_slice(&pte.to_le_bytes());
             }
@@ -762,7 +762,7 @@ impl Mmu<'_> {
             return Err(XenError::Einval);
         }
         let mut value = if new & PTE_P != 0 { new | PTE_US } else { new };
-        if level == 1 && msix_forced_ro(new) && self.ft.owner(frame_of(new)).is_none() {
+        if level == 1 && self.ft.owner(frame_of(new)).is_none() && msix_forced_ro(new) {
             value &= !PTE_RW;
         }
         if preserve_ad {
