@@ -282,7 +282,8 @@ fn cmp_flags(a: u64, b: u64, width: u8) -> u64 {
 
 /// Performs `w` on the byte range `offset..offset + width` of `old_pte`
 /// (the entry the fault hit, `offset` being `cr2 & 7`) with the registers
-/// in `frame`. `None` if the operand does not lie within that entry.
+/// in `frame`, which it only reads. `None` if the operand does not lie
+/// within that entry.
 pub fn apply(w: &Write, old_pte: u64, offset: usize, frame: &mut TrapFrame) -> Option<Effect> {
     let width = w.width;
     if offset + usize::from(width) > 8 {
@@ -366,8 +367,9 @@ pub fn emulate_fault(
         return false; // Xen emulates only naturally aligned writes
     }
     let Ok(old) = pagetable::entry(mmu.mem, table, slot) else { return false };
-    let mut scratch = *frame;
-    let Some(effect) = apply(&w, old, offset, &mut scratch) else { return false };
+    // `apply` only reads the registers (the effect is applied below, once
+    // the entry is written): no copy of the frame.
+    let Some(effect) = apply(&w, old, offset, frame) else { return false };
     if effect.new_pte != old {
         let rights = MapRights::of(dom);
         if mmu.mod_entry(table, 1, slot, effect.new_pte, false, &rights, &rights).is_err() {
@@ -450,6 +452,7 @@ mod tests {
         assert_eq!(apply(&half, 0xdead_beef_0000_0000, 0, &mut f).unwrap().new_pte, 0xdead_beef_0000_0067);
         assert_eq!(apply(&half, 0x1111_1111_2222_2222, 4, &mut f).unwrap().new_pte, 0x0000_0067_2222_2222);
         assert_eq!(apply(&mov, 0, 4, &mut f), None, "straddles the next entry");
+        assert_eq!(f, frame(), "apply only reads the registers (emulate_fault passes the live frame)");
     }
 
     #[test]
@@ -462,6 +465,7 @@ mod tests {
         let e = apply(&w, 0x2222, 0, &mut f).unwrap();
         assert_eq!((e.new_pte, e.reg), (0x2222, Some((0, 0x2222))), "unchanged; rax = the entry");
         assert_eq!(e.flags.map(|(_, v)| v & (ZF | CF)), Some(CF), "0x1111 - 0x2222 borrows");
+        assert_eq!(f, frame(), "the registers are the caller's to change");
     }
 
     #[test]

@@ -88,7 +88,8 @@ COMMANDS:
             executed instructions and repeat exactly from run to run (the
             hypercall and Linux rows; the others need wall-clock).
             --compare FILE then prints each row's change against an
-            earlier results.json.
+            earlier results.json. XENISH_COMPARE=xenish runs only
+            xenish's column of the Linux dom0 and domU rows.
     profile Where xenish's instructions go: boot the benchmark kernel on
             xenish with a QEMU TCG plugin (xtask/insn-profile) that counts
             executed instructions per translated block, map the blocks to

@@ -374,8 +374,7 @@ fn mmu_update_one(ctx: &mut Ctx, owner: PgOwner, req: MmuUpdate) -> Result<(), X
 /// entry's accessed and dirty bits are kept (`MMU_PT_UPDATE_PRESERVE_AD`).
 fn update_entry(ctx: &mut Ctx, owner: PgOwner, ma: u64, val: u64, preserve_ad: bool) -> Result<(), XenError> {
     let table = Mfn::containing(ma);
-    let level = ctx.ft.page_type(table).level().filter(|&l| ctx.ft.is_page_table_of(table, ctx.domain.id, Some(l)));
-    let Some(level) = level else { return plain_write(ctx, ma, val) };
+    let Some(level) = ctx.ft.table_level_of(table, ctx.domain.id) else { return plain_write(ctx, ma, val) };
     let slot = ((ma & 0xfff) >> 3) as usize;
     let pt = MapRights::of(ctx.domain);
     let mut mmu = Mmu { ft: &mut *ctx.ft, mem: &mut *ctx.mem };

@@ -280,6 +280,89 @@ impl PageInfo {
             devalidating: self.flags & FLAG_DEVALIDATING != 0,
         })
     }
+
+    /// The counting of Xen's `get_page` on this record, its owner checked
+    /// by the caller ([`FrameTable::get_page`]): one more reference,
+    /// `-EINVAL` on overflow.
+    #[inline]
+    pub(crate) fn get_ref(&mut self) -> Result<(), XenError> {
+        self.count = self.count.checked_add(1).ok_or(XenError::Einval)?;
+        Ok(())
+    }
+
+    /// Xen's `put_page` on this record ([`FrameTable::put_page`]).
+    #[inline]
+    pub(crate) fn put_ref(&mut self) {
+        self.count = self.count.saturating_sub(1);
+    }
+
+    /// The counting half of Xen's `_get_page_type` on this record, without
+    /// [`FrameTable::retyped`]'s note ([`FrameTable::get_type`] makes it;
+    /// a [`PageType::Writable`] type needs none): one more type reference
+    /// of type `ty`, whose caller holds a reference. A frame of another
+    /// type with a non-zero type count is `-EINVAL` (Xen's "Bad type");
+    /// with a zero type count it takes the new type.
+    #[inline]
+    pub(crate) fn get_type(&mut self, ty: PageType) -> Result<TypeRef, XenError> {
+        if self.type_count == 0 {
+            if self.flags & (FLAG_VALIDATED | FLAG_PARTIAL) != 0 {
+                // A dying domain's table whose last type reference went
+                // while its entries still hold theirs (see
+                // [`FrameTable::put_type_deferred`]): nothing may retype it.
+                return Err(XenError::Ebusy);
+            }
+            self.ty = ty.code();
+            self.type_count = 1;
+            self.flags = 0;
+            return Ok(TypeRef::New);
+        }
+        if self.page_type() != ty {
+            return Err(XenError::Einval);
+        }
+        if ty.level().is_none() || self.validated() {
+            self.type_count = self.type_count.checked_add(1).ok_or(XenError::Einval)?;
+            return Ok(TypeRef::Held);
+        }
+        match self.partial().filter(|q| !q.devalidating) {
+            Some(partial) => {
+                (self.flags, self.nr_low) = (0, 0);
+                self.count = self.count.saturating_sub(1);
+                Ok(TypeRef::Resume(partial))
+            }
+            // A page table being validated or devalidated (a table that
+            // links to itself, or one whose devalidation was preempted).
+            None => Err(XenError::Einval),
+        }
+    }
+
+    /// The counting half of Xen's `put_page_type` on this record
+    /// ([`FrameTable::put_type`]): drops a type reference; returns the
+    /// page-table level whose entries must now be released when this was
+    /// the last type reference of a validated page table (which keeps its
+    /// type and a type count of 1, marked as being devalidated, until
+    /// [`FrameTable::end_devalidation`]).
+    #[inline]
+    pub(crate) fn put_type(&mut self) -> Option<u8> {
+        if self.type_count == 0 {
+            return None;
+        }
+        self.type_count -= 1;
+        if self.type_count != 0 {
+            return None;
+        }
+        match self.validated().then(|| self.page_type().level()).flatten() {
+            Some(level) => {
+                self.type_count = 1;
+                self.flags = FLAG_DEVALIDATING;
+                Some(level)
+            }
+            None => {
+                self.ty = PageType::None.code();
+                self.flags = 0;
+                None
+            }
+        }
+    }
 }
 
 /// How far a preempted validation or devalidation of a page table got
@@ -421,11 +504,16 @@ impl FrameTable {
     }
 
     /// The record of `mfn`, if the table covers it.
+    #[inline]
     pub fn info(&self, mfn: Mfn) -> Option<&PageInfo> {
         self.pages.get(usize::try_from(mfn.0).ok()?)
     }
 
-    fn info_mut(&mut self, mfn: Mfn) -> Option<&mut PageInfo> {
+    /// The record of `mfn` for writing, if the table covers it: for the
+    /// page-table paths that take several counts on one frame with one
+    /// lookup ([`PageInfo::get_ref`], [`PageInfo::get_type`]).
+    #[inline]
+    pub(crate) fn info_mut(&mut self, mfn: Mfn) -> Option<&mut PageInfo> {
         self.pages.get_mut(usize::try_from(mfn.0).ok()?)
     }
 
@@ -573,12 +661,22 @@ impl FrameTable {
 
     /// Whether `mfn` is a validated page table of `owner`, of level `level`
     /// if given.
+    #[inline]
     pub fn is_page_table_of(&self, mfn: Mfn, owner: DomId, level: Option<u8>) -> bool {
         self.info(mfn).is_some_and(|p| {
-            p.owner() == Owner::Domain(owner)
+            p.owner_kind == OWNER_DOMAIN
+                && p.owner == owner
                 && p.validated()
                 && p.page_type().level().is_some_and(|l| level.is_none_or(|want| want == l))
         })
+    }
+
+    /// The level of `mfn` if it is a validated page table of `owner`
+    /// (one lookup: [`Self::page_type`] and [`Self::is_page_table_of`]).
+    #[inline]
+    pub fn table_level_of(&self, mfn: Mfn, owner: DomId) -> Option<u8> {
+        let p = self.info(mfn)?;
+        (p.owner_kind == OWNER_DOMAIN && p.owner == owner && p.validated()).then(|| p.page_type().level())?
     }
 
     /// Whether `mfn` is currently any page table.
@@ -593,14 +691,13 @@ impl FrameTable {
         if p.owner() != owner || owner == Owner::Free {
             return Err(XenError::Einval);
         }
-        p.count = p.count.checked_add(1).ok_or(XenError::Einval)?;
-        Ok(())
+        p.get_ref()
     }
 
     /// Xen's `put_page`: drops a reference taken with [`Self::get_page`].
     pub fn put_page(&mut self, mfn: Mfn) {
         if let Some(p) = self.info_mut(mfn) {
-            p.count = p.count.saturating_sub(1);
+            p.put_ref();
         }
     }
 
@@ -626,39 +723,12 @@ impl FrameTable {
     /// (Xen's "Bad type"); with a zero type count it takes the new type.
     pub fn get_type(&mut self, mfn: Mfn, ty: PageType) -> Result<TypeRef, XenError> {
         let p = self.info_mut(mfn).ok_or(XenError::Einval)?;
-        if p.type_count == 0 {
-            if p.flags & (FLAG_VALIDATED | FLAG_PARTIAL) != 0 {
-                // A dying domain's table whose last type reference went
-                // while its entries still hold theirs (see
-                // [`Self::put_type_deferred`]): nothing may retype it.
-                return Err(XenError::Ebusy);
-            }
-            p.ty = ty.code();
-            p.type_count = 1;
-            p.flags = 0;
-            if ty != PageType::Writable {
-                let owner = p.owner();
-                self.note_retyped(owner);
-            }
-            return Ok(TypeRef::New);
+        let r = p.get_type(ty)?;
+        if r == TypeRef::New && ty != PageType::Writable {
+            let owner = p.owner();
+            self.note_retyped(owner);
         }
-        if p.page_type() != ty {
-            return Err(XenError::Einval);
-        }
-        if ty.level().is_none() || p.validated() {
-            p.type_count = p.type_count.checked_add(1).ok_or(XenError::Einval)?;
-            return Ok(TypeRef::Held);
-        }
-        match p.partial().filter(|q| !q.devalidating) {
-            Some(partial) => {
-                (p.flags, p.nr_low) = (0, 0);
-                p.count = p.count.saturating_sub(1);
-                Ok(TypeRef::Resume(partial))
-            }
-            // A page table being validated or devalidated (a table that
-            // links to itself, or one whose devalidation was preempted).
-            None => Err(XenError::Einval),
-        }
+        Ok(r)
     }
 
     /// The type reference of a linear entry (Xen's
@@ -768,26 +838,7 @@ impl FrameTable {
     /// the frame then keeps its type and a type count of 1, marked as being
     /// devalidated, until [`Self::end_devalidation`].
     pub fn put_type(&mut self, mfn: Mfn) -> Option<u8> {
-        let p = self.info_mut(mfn)?;
-        if p.type_count == 0 {
-            return None;
-        }
-        p.type_count -= 1;
-        if p.type_count != 0 {
-            return None;
-        }
-        match p.validated().then(|| p.page_type().level()).flatten() {
-            Some(level) => {
-                p.type_count = 1;
-                p.flags = FLAG_DEVALIDATING;
-                Some(level)
-            }
-            None => {
-                p.ty = PageType::None.code();
-                p.flags = 0;
-                None
-            }
-        }
+        self.info_mut(mfn)?.put_type()
     }
 
     /// The end of a devalidation: the frame is untyped.

@@ -77,7 +77,7 @@ use guest_abi::errno::XenError;
 
 use super::frame_table::{FrameTable, Owner, PageInfo, PageType, Partial, TypeRef};
 use super::pagetable::{self, PTE_A, PTE_D, PTE_P, PTE_RW, PTE_US};
-use super::{MachineMemory, Mfn};
+use super::{MachineMemory, Mfn, PAGE_SIZE};
 use crate::domain::{DomId, Domain};
 use crate::guest_access::PTE_ADDR_MASK;
 
@@ -192,56 +192,14 @@ impl Mmu<'_> {
     /// Xen's `get_page_from_l1e`: the references a new L1 entry `pte` of a
     /// table of `pt` takes when it maps a frame of `pg`.
     pub fn get_page_from_l1e(&mut self, pte: u64, pt: &MapRights, pg: &MapRights) -> Result<(), XenError> {
-        if pte & PTE_P == 0 {
-            return Ok(());
-        }
-        check_l1_flags(pte, pt)?;
-        let mfn = frame_of(pte);
-        let Some(owner) = self.ft.owner(mfn) else {
-            // Not RAM: I/O memory (MMIO, ROM), which only a domain with I/O
-            // rights maps (Xen's dom_io frames, iomem_access_permitted).
-            return if pg.privileged && io_frame_permitted(mfn, self.ft.io_frames_end) {
-                Ok(())
-            } else {
-                Err(XenError::Eperm)
-            };
-        };
-        match owner {
-            Owner::Domain(id) if id == pg.id => {}
-            // A hypervisor frame shared with the page owner (shared_info, a
-            // grant-table frame) takes a reference, so it outlives every
-            // mapping of it, but never a type: it is never a page table.
-            Owner::Xen if pg.shares(mfn) => return self.ft.get_page(mfn, Owner::Xen).map_err(|_| XenError::Ebusy),
-            // The first MiB, which xenish never hands out, is legacy I/O
-            // (VGA, option ROMs, the BIOS), as Xen gives it to dom_io.
-            Owner::Free if pg.privileged && mfn.0 < LEGACY_IO_FRAMES => return Ok(()),
-            _ => return Err(XenError::Ebusy),
-        }
-        self.ft.get_page(mfn, owner).map_err(|_| XenError::Ebusy)?;
-        if pte & PTE_RW != 0 && self.ft.get_type(mfn, PageType::Writable).is_err() {
-            self.ft.put_page(mfn);
-            return Err(XenError::Ebusy);
-        }
-        Ok(())
+        get_l1(self.ft, pte, pt, pg)
     }
 
     /// Xen's `put_page_from_l1e`: releases what [`Self::get_page_from_l1e`]
     /// took (nothing for grant entries, whose references the grant holds;
     /// only the reference for shared hypervisor frames).
     pub fn put_page_from_l1e(&mut self, pte: u64) {
-        if pte & PTE_P == 0 || pte & PTE_GNTTAB != 0 {
-            return;
-        }
-        let mfn = frame_of(pte);
-        match self.ft.owner(mfn) {
-            Some(Owner::Domain(_)) => {}
-            Some(Owner::Xen) => return self.ft.put_page(mfn),
-            _ => return,
-        }
-        if pte & PTE_RW != 0 {
-            let _ = self.ft.put_type(mfn);
-        }
-        self.ft.put_page(mfn);
+        put_l1(self.ft, pte);
     }
 
     /// Xen's `get_page_from_l2e`..`l4e`: a present entry of the
@@ -507,30 +465,45 @@ impl Mmu<'_> {
         resume: Option<Partial>,
         preemptible: bool,
     ) -> Result<(), XenError> {
+        if level == 1 {
+            let start = resume.map_or(0, |p| usize::from(p.nr).min(ENTRIES));
+            return self.validate_l1(mfn, owner, start);
+        }
         self.mem.frame(mfn).ok_or(XenError::Einval)?;
         self.ft.charge_table_walk();
         let (start, child) = resume.map_or((0, false), |p| (usize::from(p.nr).min(ENTRIES), p.child));
         let mut did_work = false;
-        for i in start..ENTRIES {
+        let mut i = start;
+        while i < ENTRIES {
             if level == 4 && is_xen_l4_slot(i) {
+                i += 1;
                 continue;
             }
-            if level > 1 && self.must_stop(preemptible, did_work) {
+            if self.must_stop(preemptible, did_work) {
                 self.ft.set_partial(mfn, Partial { nr: i as u16, child: false, devalidating: false });
                 return Err(XenError::Erestart);
             }
-            let mut pte = self.entry(mfn, i)?;
-            if level == 1 && self.ft.owner(frame_of(pte)).is_none() && msix_forced_ro(pte) {
-                pte &= !PTE_RW;
-                self.set_entry(mfn, i, pte)?;
+            let pte = self.entry(mfn, i)?;
+            if pte & PTE_P == 0 && !(child && i == start) {
+                // Nothing to take. With the budget not spent, no entry up
+                // to the next present one could stop (`did_work` is set
+                // from here on): they are skipped in one scan.
+                did_work = true;
+                i = match preemptible && self.ft.preempt_due() {
+                    true => i + 1,
+                    false => self.mem.frame(mfn).and_then(|f| next_present(f, level, i + 1, false)).unwrap_or(ENTRIES),
+                };
+                continue;
             }
-            let r = if level == 1 {
-                self.get_page_from_l1e(pte, owner, owner)
-            } else {
-                self.get_page_from_lne(level, pte, mfn, owner, child && i == start, preemptible)
-            };
-            match r {
-                Ok(()) => did_work = true,
+            match self.get_page_from_lne(level, pte, mfn, owner, child && i == start, preemptible) {
+                Ok(()) => {
+                    did_work = true;
+                    // Accepted: `_PAGE_USER`, as Xen's adjust_guest_lNe in
+                    // the same pass.
+                    if pte & PTE_P != 0 {
+                        self.set_entry(mfn, i, pte | PTE_US)?;
+                    }
+                }
                 Err(XenError::Erestart) => {
                     self.ft.set_partial(mfn, Partial { nr: i as u16, child: true, devalidating: false });
                     return Err(XenError::Erestart);
@@ -541,8 +514,8 @@ impl Mmu<'_> {
                     // `i` down, adopting a table named there that was
                     // parked itself; its devalidation goes on in bounded
                     // steps. Not preemptible, or nothing to undo: at once.
-                    let adopt = level > 1 && pte & PTE_P != 0 && self.ft.parked == Some(frame_of(pte));
-                    if preemptible && level > 1 && (adopt || i > 0) {
+                    let adopt = pte & PTE_P != 0 && self.ft.parked == Some(frame_of(pte));
+                    if preemptible && (adopt || i > 0) {
                         self.ft.set_partial(mfn, Partial { nr: i as u16, child: adopt, devalidating: true });
                         self.ft.park(mfn);
                         return Err(e);
@@ -551,25 +524,54 @@ impl Mmu<'_> {
                     return Err(e);
                 }
             }
-        }
-        for i in 0..ENTRIES {
-            let value = if level == 4 && is_xen_l4_slot(i) {
-                self.ft.xen_l4_slots.get(i - XEN_FIRST_SLOT).copied().unwrap_or(0)
-            } else {
-                let pte = self.entry(mfn, i)?;
-                if pte & PTE_P == 0 {
-                    continue;
-                }
-                pte | PTE_US
-            };
-            self.set_entry(mfn, i, value)?;
+            i += 1;
         }
         if level == 4 {
+            for (i, &slot) in self.ft.xen_l4_slots.iter().enumerate() {
+                pagetable::set_entry(self.mem, mfn, XEN_FIRST_SLOT + i, slot).map_err(|_| XenError::Einval)?;
+            }
             // A new L4, perhaps in a frame that held another: XPTI root
             // copies of what was here are stale.
             crate::xpti::l4_changed();
         }
         Ok(())
+    }
+
+    /// [`Self::validate`] of an L1 from entry `start` on, never preempted
+    /// (one L1 is the budget's unit): one pass over the frame's bytes,
+    /// borrowed once, in which a present entry takes its references (its
+    /// frame's record looked up once) and gets `_PAGE_USER` (Xen's
+    /// `alloc_l1_table` with `adjust_guest_l1e`) and an absent one costs a
+    /// load and a test. A failure releases what the earlier entries took.
+    fn validate_l1(&mut self, mfn: Mfn, owner: &MapRights, start: usize) -> Result<(), XenError> {
+        let Mmu { ft, mem } = self;
+        let frame = mem.frame_mut(mfn).ok_or(XenError::Einval)?;
+        ft.charge_table_walk();
+        let mut failed = None;
+        for (i, bytes) in frame.chunks_exact_mut(8).enumerate().skip(start) {
+            let mut raw = [0u8; 8];
+            raw.copy_from_slice(bytes);
+            let mut pte = u64::from_le_bytes(raw);
+            if pte & PTE_P == 0 {
+                continue;
+            }
+            if ft.owner(frame_of(pte)).is_none() && msix_forced_ro(pte) {
+                pte &= !PTE_RW;
+                bytes.copy_from_slice(&pte.to_le_bytes());
+            }
+            if let Err(e) = get_l1(ft, pte, owner, owner) {
+                failed = Some((i, e));
+                break;
+            }
+            bytes.copy_from_slice(&(pte | PTE_US).to_le_bytes());
+        }
+        match failed {
+            None => Ok(()),
+            Some((i, e)) => {
+                self.release_entries(mfn, 1, i);
+                Err(e)
+            }
+        }
     }
 
     /// Releases the references of entries `0..end` of a level-`level`
@@ -598,7 +600,22 @@ impl Mmu<'_> {
                 did_work = true;
             }
         }
-        for i in (0..end).rev() {
+        if level == 1 && !child {
+            // One pass over the frame's bytes, borrowed once; an absent
+            // entry costs a load and a test (an L1 is never preempted).
+            let Mmu { ft, mem } = self;
+            if let Some(entries) = mem.frame(mfn).and_then(|f| f.get(..end * 8)) {
+                for bytes in entries.chunks_exact(8).rev() {
+                    let mut raw = [0u8; 8];
+                    raw.copy_from_slice(bytes);
+                    put_l1(ft, u64::from_le_bytes(raw));
+                }
+            }
+            return Ok(());
+        }
+        let mut i = end;
+        while i > 0 {
+            i -= 1;
             if level == 4 && is_xen_l4_slot(i) {
                 continue;
             }
@@ -607,6 +624,15 @@ impl Mmu<'_> {
                 return Err(XenError::Erestart);
             }
             let Ok(pte) = self.entry(mfn, i) else { continue };
+            if pte & PTE_P == 0 {
+                // Nothing held. With the budget not spent, no entry down to
+                // the next present one could stop: skipped in one scan.
+                did_work = true;
+                if !(preemptible && self.ft.preempt_due()) {
+                    i = self.mem.frame(mfn).and_then(|f| next_present(f, level, i, true)).map_or(0, |j| j + 1);
+                }
+                continue;
+            }
             if let Err(e) = self.put_page_from_entry(level, pte, mfn, preemptible) {
                 self.ft.set_partial(mfn, Partial { nr: i as u16, child: true, devalidating: true });
                 return Err(e);
@@ -727,7 +753,10 @@ impl Mmu<'_> {
             // Xen: "L4 update in Xen-private area".
             return Err(XenError::Einval);
         }
-        let old = self.entry(table, slot)?;
+        // The table's bytes, borrowed once: an L1 update (and any update
+        // the old entry's references serve) reads and writes through them.
+        let frame = self.mem.frame_mut(table).ok_or(XenError::Einval)?;
+        let old = read_entry(frame, slot);
         if level == 1 && old & PTE_P != 0 && old & PTE_GNTTAB != 0 {
             // Xen crashes a domain that implicitly unmaps a grant.
             return Err(XenError::Einval);
@@ -749,18 +778,24 @@ impl Mmu<'_> {
             // the old entry's references serve.
             let same = old & PTE_P != 0 && (old ^ new) & !FASTPATH_FLAGS == 0;
             if same {
-                self.set_entry(table, slot, value)?;
+                write_entry(frame, slot, value);
                 return Ok(value != old);
             }
             if level == 1 {
-                self.get_page_from_l1e(new, pt, pg)?;
-            } else {
-                if let Err(e) = self.get_page_from_lne(level, new, table, pt, false, preemptible) {
-                    if e == XenError::Erestart {
-                        self.ft.put_page(frame_of(new));
-                    }
-                    return Err(e);
+                get_l1(self.ft, new, pt, pg)?;
+            }
+        }
+        if level == 1 {
+            write_entry(frame, slot, value);
+            put_l1(self.ft, old);
+            return Ok(value != old);
+        }
+        if new & PTE_P != 0 {
+            if let Err(e) = self.get_page_from_lne(level, new, table, pt, false, preemptible) {
+                if e == XenError::Erestart {
+                    self.ft.put_page(frame_of(new));
                 }
+                return Err(e);
             }
         }
         if let Err(e) = self.set_entry(table, slot, value) {
@@ -846,6 +881,91 @@ impl Mmu<'_> {
     }
 }
 
+/// Xen's `get_page_from_l1e` on the frame table alone (the body of
+/// [`Mmu::get_page_from_l1e`]): the frame's record is looked up once for
+/// its owner, its reference and its writable type.
+#[inline]
+fn get_l1(ft: &mut FrameTable, pte: u64, pt: &MapRights, pg: &MapRights) -> Result<(), XenError> {
+    if pte & PTE_P == 0 {
+        return Ok(());
+    }
+    check_l1_flags(pte, pt)?;
+    let mfn = frame_of(pte);
+    let io_frames_end = ft.io_frames_end;
+    let Some(p) = ft.info_mut(mfn) else {
+        // Not RAM: I/O memory (MMIO, ROM), which only a domain with I/O
+        // rights maps (Xen's dom_io frames, iomem_access_permitted).
+        return if pg.privileged && io_frame_permitted(mfn, io_frames_end) { Ok(()) } else { Err(XenError::Eperm) };
+    };
+    match p.owner() {
+        Owner::Domain(id) if id == pg.id => {}
+        // A hypervisor frame shared with the page owner (shared_info, a
+        // grant-table frame) takes a reference, so it outlives every
+        // mapping of it, but never a type: it is never a page table.
+        Owner::Xen if pg.shares(mfn) => return p.get_ref().map_err(|_| XenError::Ebusy),
+        // The first MiB, which xenish never hands out, is legacy I/O
+        // (VGA, option ROMs, the BIOS), as Xen gives it to dom_io.
+        Owner::Free if pg.privileged && mfn.0 < LEGACY_IO_FRAMES => return Ok(()),
+        _ => return Err(XenError::Ebusy),
+    }
+    p.get_ref().map_err(|_| XenError::Ebusy)?;
+    if pte & PTE_RW != 0 && p.get_type(PageType::Writable).is_err() {
+        p.put_ref();
+        return Err(XenError::Ebusy);
+    }
+    Ok(())
+}
+
+/// Xen's `put_page_from_l1e` on the frame table alone (the body of
+/// [`Mmu::put_page_from_l1e`]), one lookup of the frame's record.
+#[inline]
+fn put_l1(ft: &mut FrameTable, pte: u64) {
+    if pte & PTE_P == 0 || pte & PTE_GNTTAB != 0 {
+        return;
+    }
+    let Some(p) = ft.info_mut(frame_of(pte)) else { return };
+    match p.owner() {
+        Owner::Domain(_) => {}
+        Owner::Xen => return p.put_ref(),
+        Owner::Free => return,
+    }
+    if pte & PTE_RW != 0 {
+        let _ = p.put_type();
+    }
+    p.put_ref();
+}
+
+/// Entry `i` of a table's bytes (`i < 512`).
+#[inline(always)]
+fn read_entry(frame: &[u8; PAGE_SIZE], i: usize) -> u64 {
+    let mut b = [0u8; 8];
+    if let Some(e) = frame.get(i * 8..i * 8 + 8) {
+        b.copy_from_slice(e);
+    }
+    u64::from_le_bytes(b)
+}
+
+/// Writes entry `i` of a table's bytes (`i < 512`).
+#[inline(always)]
+fn write_entry(frame: &mut [u8; PAGE_SIZE], i: usize, v: u64) {
+    if let Some(e) = frame.get_mut(i * 8..i * 8 + 8) {
+        e.copy_from_slice(&v.to_le_bytes());
+    }
+}
+
+/// The first index in `from..ENTRIES` (`rev`: the last in `0..from`)
+/// whose entry of `frame` is present and, in an L4, not a hypervisor slot;
+/// `None` if there is none. The (de)validation loops skip the rest in one
+/// scan.
+fn next_present(frame: &[u8; PAGE_SIZE], level: u8, from: usize, rev: bool) -> Option<usize> {
+    let wanted = |i: usize| read_entry(frame, i) & PTE_P != 0 && !(level == 4 && is_xen_l4_slot(i));
+    if rev {
+        (0..from.min(ENTRIES)).rev().find(|&i| wanted(i))
+    } else {
+        (from..ENTRIES).find(|&i| wanted(i))
+    }
+}
+
 /// The L1 table and slot mapping `va` in the hierarchy under `l4`, if
 /// every table on the way is a validated page table of `owner`.
 pub fn find_l1(ft: &FrameTable, mem: &dyn MachineMemory, owner: DomId, l4: Mfn, va: u64) -> Option<(Mfn, usize)> {
@@ -854,7 +974,7 @@ pub fn find_l1(ft: &FrameTable, mem: &dyn MachineMemory, owner: DomId, l4: Mfn, 
     }
     let mut table = l4;
     for (shift, level) in [(39u32, 3u8), (30, 2), (21, 1)] {
-        let e = pagetable::entry(mem, table, ((va >> shift) & 511) as usize).ok()?;
+        let e = read_entry(mem.frame(table)?, ((va >> shift) & 511) as usize);
         if e & PTE_P == 0 {
             return None;
         }

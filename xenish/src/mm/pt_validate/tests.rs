@@ -212,3 +212,106 @@ fn msix_tables_in_use_are_mapped_read_only() {
     assert_eq!(mmu.mod_entry(Mfn(3), 1, 11, (0xfebf1 << 12) | 0x23, false, &dom0, &dom0), Ok(true));
     assert_eq!(pagetable::entry(&*mmu.mem, Mfn(3), 11).unwrap() & PTE_RW, PTE_RW);
 }
+
+/// A sparse hierarchy: the L4 (frame 0) links L3 1 at slot 511 and slot 0
+/// (to frame 7, a second L3); L3 1 links L2 2 at slot 300; L2 2 links
+/// L1 3 at slots 0 and 511 (twice: a second type reference) and L1 8 at
+/// slot 17; L3 7 links nothing. The L1s map frames at their first, last
+/// and scattered slots, writable and read-only.
+fn sparse_world() -> (FrameTable, FakeMemory) {
+    let (ft, mut mem) = world();
+    for f in [0, 1, 2, 3] {
+        mem.0[f] = [0; PAGE_SIZE];
+    }
+    mem.set_entry(0, 0, (7 << 12) | 0x67);
+    mem.set_entry(0, 511, (1 << 12) | 0x67);
+    mem.set_entry(1, 300, (2 << 12) | 0x67);
+    mem.set_entry(2, 0, (3 << 12) | 0x67);
+    mem.set_entry(2, 17, (8 << 12) | 0x67);
+    mem.set_entry(2, 511, (3 << 12) | 0x67);
+    for (slot, pte) in [(0, (4 << 12) | 0x23), (255, (5 << 12) | 0x21), (511, (4 << 12) | 0x23)] {
+        mem.set_entry(3, slot, pte);
+    }
+    mem.set_entry(8, 511, (6 << 12) | 0x23);
+    (ft, mem)
+}
+
+#[test]
+fn sparse_tables_validate_in_one_pass_and_release_everything() {
+    let (mut ft, mut mem) = sparse_world();
+    let before = snapshot(&ft);
+    let mut mmu = Mmu { ft: &mut ft, mem: &mut mem };
+    mmu.pin(Mfn(0), 4, &ME).unwrap();
+    assert_eq!(counts(mmu.ft, 3), (2, 2, PageType::L1), "linked twice");
+    assert_eq!(counts(mmu.ft, 4), (2, 2, PageType::Writable), "mapped writable twice");
+    assert_eq!(counts(mmu.ft, 5), (1, 0, PageType::None));
+    assert_eq!(counts(mmu.ft, 6), (1, 1, PageType::Writable), "the last slot of the second L1");
+    assert_eq!(counts(mmu.ft, 7), (1, 1, PageType::L3), "an empty L3");
+    for (table, slot) in [(0, 0), (0, 511), (1, 300), (2, 0), (2, 17), (2, 511), (3, 0), (3, 255), (3, 511), (8, 511)] {
+        assert_eq!(entry(&mem, table, slot) & PTE_US, PTE_US, "_PAGE_USER in {table}/{slot}");
+    }
+    assert_eq!(entry(&mem, 3, 1), 0, "absent entries stay as they are");
+    let mut mmu = Mmu { ft: &mut ft, mem: &mut mem };
+    mmu.unpin(Mfn(0), 0).unwrap();
+    assert_eq!(snapshot(&ft), before);
+}
+
+#[test]
+fn an_l1_failing_after_many_entries_releases_them_all() {
+    let (mut ft, mut mem) = sparse_world();
+    mem.set_entry(3, 400, (12 << 12) | 0x21); // another domain's frame
+    let before = snapshot(&ft);
+    let mut mmu = Mmu { ft: &mut ft, mem: &mut mem };
+    assert_eq!(mmu.pin(Mfn(3), 1, &ME), Err(XenError::Ebusy));
+    assert_eq!(snapshot(&ft), before);
+    assert_eq!(entry(&mem, 3, 400), (12 << 12) | 0x21, "the refused entry as it was");
+    let mut mmu = Mmu { ft: &mut ft, mem: &mut mem };
+    assert_eq!(mmu.pin(Mfn(0), 4, &ME), Err(XenError::Ebusy), "found from the top");
+    assert_eq!(snapshot(&ft), before);
+}
+
+#[test]
+fn a_preempted_sparse_pin_and_unpin_end_as_an_unpreempted_one() {
+    let (mut ft, mut mem) = sparse_world();
+    let before = snapshot(&ft);
+    let mut mmu = Mmu { ft: &mut ft, mem: &mut mem };
+    mmu.pin(Mfn(0), 4, &ME).unwrap();
+    let pinned = snapshot(mmu.ft);
+    let tables = mem.0[..9].to_vec();
+    mmu_unpin_all(&mut ft, &mut mem);
+    assert_eq!(snapshot(&ft), before);
+    // Again with a budget of one table per step: every step makes progress
+    // (at least one entry; with the budget spent, one entry per step).
+    let (mut ft, mut mem) = sparse_world();
+    let mut steps = 0;
+    loop {
+        steps += 1;
+        assert!(steps < 5000, "no progress");
+        ft.set_preempt_at(ft.tables_walked().wrapping_add(1));
+        match (Mmu { ft: &mut ft, mem: &mut mem }).pin_preemptible(Mfn(0), 4, &ME) {
+            Ok(()) => break,
+            Err(XenError::Erestart) => {}
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+    assert!(steps > 1, "the budget stopped it");
+    assert_eq!(snapshot(&ft), pinned);
+    assert!(mem.0[..9] == tables[..], "the same entries written");
+    let mut steps = 0;
+    loop {
+        steps += 1;
+        assert!(steps < 5000, "no progress");
+        ft.set_preempt_at(ft.tables_walked().wrapping_add(1));
+        match (Mmu { ft: &mut ft, mem: &mut mem }).unpin_preemptible(Mfn(0), 0) {
+            Ok(()) => break,
+            Err(XenError::Erestart) => {}
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+    assert!(steps > 1, "the budget stopped it");
+    assert_eq!(snapshot(&ft), before);
+}
+
+fn mmu_unpin_all(ft: &mut FrameTable, mem: &mut FakeMemory) {
+    Mmu { ft, mem }.unpin(Mfn(0), 0).unwrap();
+}
