@@ -101,7 +101,7 @@ COMMANDS:
             Debian's Linux as dom0 with xenish-linuxbench as /init, under
             -icount, booted twice (the boot alone, then with ROW), each
             function's difference per operation, xenish's and the
-            kernel's (its /proc/kallsyms, read once). About 10 minutes.
+            kernel's (its /proc/kallsyms, read once). About 4 to 6 minutes.
     linux   Fetch Debian's stock kernel (linux-image-amd64's kernel package,
             apt-get download + dpkg-deb -x into target/debian), boot its
             vmlinuz as dom0 on xenish (dom0 command line `console=hvc0
