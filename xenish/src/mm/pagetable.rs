@@ -43,14 +43,30 @@ pub enum MapError {
     Misaligned,
 }
 
+/// Entry `i` of a table's bytes (`i < 512`; 0 past the end).
+#[inline(always)]
+pub(crate) fn read_entry(frame: &[u8; PAGE_SIZE], i: usize) -> u64 {
+    let mut b = [0u8; 8];
+    if let Some(e) = frame.get(i * 8..i * 8 + 8) {
+        b.copy_from_slice(e);
+    }
+    u64::from_le_bytes(b)
+}
+
+/// Writes entry `i` of a table's bytes (`i < 512`; nothing past the end).
+#[inline(always)]
+pub(crate) fn write_entry(frame: &mut [u8; PAGE_SIZE], i: usize, v: u64) {
+    if let Some(e) = frame.get_mut(i * 8..i * 8 + 8) {
+        e.copy_from_slice(&v.to_le_bytes());
+    }
+}
+
 fn read(mem: &dyn MachineMemory, table: Mfn, i: usize) -> Result<u64, MapError> {
-    let f = mem.frame(table).ok_or(MapError::BadTable)?;
-    Ok(u64::from_le_bytes(f[i * 8..i * 8 + 8].try_into().map_err(|_| MapError::BadTable)?))
+    Ok(read_entry(mem.frame(table).ok_or(MapError::BadTable)?, i))
 }
 
 fn write(mem: &mut dyn MachineMemory, table: Mfn, i: usize, v: u64) -> Result<(), MapError> {
-    let f = mem.frame_mut(table).ok_or(MapError::BadTable)?;
-    f[i * 8..i * 8 + 8].copy_from_slice(&v.to_le_bytes());
+    write_entry(mem.frame_mut(table).ok_or(MapError::BadTable)?, i, v);
     Ok(())
 }
 

@@ -76,7 +76,7 @@
 use guest_abi::errno::XenError;
 
 use super::frame_table::{FrameTable, Owner, PageInfo, PageType, Partial, TypeRef};
-use super::pagetable::{self, PTE_A, PTE_D, PTE_P, PTE_RW, PTE_US};
+use super::pagetable::{self, read_entry, write_entry, PTE_A, PTE_D, PTE_P, PTE_RW, PTE_US};
 use super::{MachineMemory, Mfn, PAGE_SIZE};
 use crate::domain::{DomId, Domain};
 use crate::guest_access::PTE_ADDR_MASK;
@@ -933,24 +933,6 @@ fn put_l1(ft: &mut FrameTable, pte: u64) {
         let _ = p.put_type();
     }
     p.put_ref();
-}
-
-/// Entry `i` of a table's bytes (`i < 512`).
-#[inline(always)]
-fn read_entry(frame: &[u8; PAGE_SIZE], i: usize) -> u64 {
-    let mut b = [0u8; 8];
-    if let Some(e) = frame.get(i * 8..i * 8 + 8) {
-        b.copy_from_slice(e);
-    }
-    u64::from_le_bytes(b)
-}
-
-/// Writes entry `i` of a table's bytes (`i < 512`).
-#[inline(always)]
-fn write_entry(frame: &mut [u8; PAGE_SIZE], i: usize, v: u64) {
-    if let Some(e) = frame.get_mut(i * 8..i * 8 + 8) {
-        e.copy_from_slice(&v.to_le_bytes());
-    }
 }
 
 /// The first index in `from..ENTRIES` (`rev`: the last in `0..from`)
