@@ -31,7 +31,10 @@
 //! another CPU's entries wait for seconds (hostile.rs on `-smp 2` saw a
 //! neighbour get no CPU for whole windows): so a waiter whose patience ran
 //! out claims the next turn, and no other CPU takes the lock, shared or
-//! exclusive, before it has had it.
+//! exclusive, before it has had it. And a writer that lets go while
+//! another CPU waits gives way (one spin hint: [`RwSpinLock`]'s
+//! `give_way`), which under emulation in turns hands the host's CPU to
+//! the waiter at once.
 #![allow(unsafe_code)]
 
 use core::cell::UnsafeCell;
@@ -45,7 +48,20 @@ pub const READER_SLOTS: usize = 64;
 /// of it is one `lock bts`).
 const WRITER: u64 = 1;
 
-/// The dozer mark of CPU `cpu` (below 63) in [`RwSpinLock`]'s state word.
+/// CPUs below this have a dozer mark in [`RwSpinLock`]'s state word;
+/// the others only spin.
+const MARKED_CPUS: usize = 39;
+
+/// The dozer marks of [`RwSpinLock`]'s state word: bits 1 to
+/// [`MARKED_CPUS`].
+const MARKS: u64 = (1 << (MARKED_CPUS + 1)) - 2;
+
+/// One waiter in [`RwSpinLock`]'s state word: the bits above the marks
+/// count the CPUs waiting for the lock.
+const WAITER: u64 = 1 << (MARKED_CPUS + 1);
+
+/// The dozer mark of CPU `cpu` (below [`MARKED_CPUS`]) in
+/// [`RwSpinLock`]'s state word.
 #[inline]
 const fn dozer_mark(cpu: usize) -> u64 {
     2 << cpu
@@ -73,10 +89,12 @@ struct Slot(AtomicBool);
 pub struct RwSpinLock<T> {
     /// [`WRITER`] while a writer holds the lock or waits for its readers
     /// to leave; above it, the waiters that halt until the lock is let go
-    /// (bit `i + 1`: CPU `i`). One word: letting the writer bit go returns the
-    /// dozers in the same atomic operation, and a dozer's mark returns the
-    /// writer bit, so either the release sees the mark or the dozer sees
-    /// the lock free.
+    /// ([`MARKS`], bit `i + 1`: CPU `i`); above those, how many CPUs wait
+    /// for the lock, spinning or dozing (in units of [`WAITER`]). One
+    /// word: letting the writer bit go returns the dozers and the waiters
+    /// in the same atomic operation, and a dozer's mark returns the writer
+    /// bit, so either the release sees the mark or the dozer sees the lock
+    /// free.
     state: AtomicU64,
     /// Wakes the halted waiters of a mask ([`Self::with_waker`]); `None`:
     /// nobody dozes.
@@ -87,6 +105,9 @@ pub struct RwSpinLock<T> {
     /// The CPU (plus one) that waited too long and claimed the next turn;
     /// 0 if none did.
     claim: AtomicUsize,
+    /// How often a writer gave way ([`Self::give_way`]; host tests only).
+    #[cfg(test)]
+    gave_way: AtomicU64,
     data: UnsafeCell<T>,
 }
 
@@ -118,6 +139,8 @@ impl<T> RwSpinLock<T> {
             registered: AtomicU64::new(0),
             slots: [const { Slot(AtomicBool::new(false)) }; READER_SLOTS],
             claim: AtomicUsize::new(0),
+            #[cfg(test)]
+            gave_way: AtomicU64::new(0),
             data: UnsafeCell::new(value),
         }
     }
@@ -145,21 +168,60 @@ impl<T> RwSpinLock<T> {
         }
     }
 
-    /// Lets the writer word go and wakes the dozers.
+    /// Lets the writer word go, wakes the dozers and gives way to the
+    /// waiters.
     #[inline]
     fn release_writer(&self) {
         // The writer bit is set: subtracting it clears it (one `lock
-        // xadd`, which returns the dozers).
-        let dozers = self.state.fetch_sub(WRITER, Ordering::SeqCst) & !WRITER;
-        if dozers != 0 {
-            self.wake(dozers);
+        // xadd`, which returns the dozers and the waiters).
+        let was = self.state.fetch_sub(WRITER, Ordering::SeqCst);
+        // Anything besides the writer bit: dozers to wake, or waiters.
+        if was != WRITER {
+            self.released_contended(was);
         }
+    }
+
+    /// A writer let the lock go with dozers or waiters in the state word
+    /// `was` (before the release): wakes the dozers and gives way.
+    #[cold]
+    #[inline(never)]
+    fn released_contended(&self, was: u64) {
+        if was & MARKS != 0 {
+            self.wake(was & MARKS);
+        }
+        if was >= WAITER {
+            #[cfg(test)]
+            self.gave_way.fetch_add(1, Ordering::Relaxed);
+            Self::give_way();
+        }
+    }
+
+    /// A writer let the lock go while another CPU waits for it: one spin
+    /// hint before this CPU runs on (and likely takes the lock again for
+    /// its next entry). On hardware it costs a few dozen cycles, only when
+    /// the lock is contended; where CPUs are emulated or virtualized in
+    /// turns on fewer host CPUs (QEMU's round-robin TCG, which `-icount`
+    /// implies, ends a vCPU's turn at `pause`), it hands the host's CPU to
+    /// the waiter, which otherwise would get it only when this CPU's turn
+    /// ran out: a whole time slice later, every time the turn ended while
+    /// the lock was held.
+    #[inline]
+    fn give_way() {
+        core::hint::spin_loop();
+    }
+
+    /// Counts the calling CPU among the waiters until the returned token
+    /// is dropped.
+    #[inline]
+    fn wait_token(&self) -> WaitToken<'_> {
+        self.state.fetch_add(WAITER, Ordering::Relaxed);
+        WaitToken(&self.state)
     }
 
     /// Wakes the waiters that doze, if any.
     #[inline]
     fn wake_dozers(&self) {
-        let dozers = self.state.load(Ordering::SeqCst) & !WRITER;
+        let dozers = self.state.load(Ordering::SeqCst) & MARKS;
         if dozers != 0 {
             self.wake(dozers);
         }
@@ -190,12 +252,12 @@ impl<T> RwSpinLock<T> {
     /// waits for its readers), or another CPU claimed the next turn. The
     /// release of the writer bit, or the claim's being served, sees the
     /// mark and wakes it. (A reader slot another CPU holds does not count:
-    /// its release wakes nobody, so that waiter spins.) CPUs from 63 on
-    /// have no mark and only spin.
+    /// its release wakes nobody, so that waiter spins.) CPUs from
+    /// [`MARKED_CPUS`] on have no mark and only spin.
     #[cold]
     #[inline(never)]
     fn doze(&self, cpu: usize, waiter: &mut impl Waiter) {
-        if self.wake.is_none() || cpu >= 63 {
+        if self.wake.is_none() || cpu >= MARKED_CPUS {
             return;
         }
         let mark = dozer_mark(cpu);
@@ -277,9 +339,11 @@ impl<T> RwSpinLock<T> {
     /// [`Self::read_waiting`] once the lock was not free.
     #[inline(never)]
     fn read_contended(&self, cpu: usize, waiter: &mut impl Waiter) -> ReadGuard<'_, T> {
+        let _waiting = self.wait_token();
         loop {
             self.wait_turn(cpu, waiter);
             if let Some(guard) = self.try_read(cpu) {
+                waiter.acquired();
                 return guard;
             }
         }
@@ -357,9 +421,11 @@ impl<T> RwSpinLock<T> {
     /// [`Self::write_waiting`] once the lock was not free.
     #[inline(never)]
     fn write_contended(&self, cpu: usize, waiter: &mut impl Waiter) -> WriteGuard<'_, T> {
+        let _waiting = self.wait_token();
         loop {
             self.wait_turn(cpu, waiter);
             if let Some(guard) = self.try_write_with(cpu, waiter) {
+                waiter.acquired();
                 return guard;
             }
         }
@@ -380,6 +446,17 @@ impl<T> RwSpinLock<T> {
     /// The value, through exclusive access to the lock itself.
     pub fn get_mut(&mut self) -> &mut T {
         self.data.get_mut()
+    }
+}
+
+/// A CPU counted among a lock's waiters ([`RwSpinLock::wait_token`])
+/// until dropped.
+struct WaitToken<'a>(&'a AtomicU64);
+
+impl Drop for WaitToken<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        self.0.fetch_sub(WAITER, Ordering::Relaxed);
     }
 }
 
@@ -456,6 +533,9 @@ pub trait Waiter {
     /// does: the loop looks again either way); a wake sent before the halt
     /// must end it.
     fn halt(&mut self) {}
+    /// The CPU has the lock, after waiting for it (not called when the
+    /// first try took it).
+    fn acquired(&mut self) {}
 }
 
 /// A waiter made of two closures, that never dozes.
@@ -643,6 +723,49 @@ mod tests {
             assert!(lock.try_write(0).is_some(), "round {round}: free again");
         }
         assert_eq!(*lock.read(0), 20, "every waiter had its turn");
+    }
+
+    /// A writer that lets the lock go while another CPU waits for it
+    /// (spinning, as a reader or a writer) gives way; one that lets it go
+    /// with nobody waiting does not; and a waiter is no longer counted
+    /// once it has the lock.
+    #[test]
+    fn a_writer_gives_way_only_to_a_waiting_cpu() {
+        let lock = Arc::new(RwSpinLock::new(0u32));
+        // The reader's slot registered (a registration lets a writer word
+        // go, and would give way to the reader registering).
+        drop(lock.read(1));
+        for round in 0..10u64 {
+            let held = lock.write(0);
+            let spun = Arc::new(AtomicBool::new(false));
+            let waiter = {
+                let (lock, spun) = (lock.clone(), spun.clone());
+                thread::spawn(move || {
+                    let relax = || {
+                        spun.store(true, Ordering::SeqCst);
+                        thread::yield_now();
+                    };
+                    if round % 2 == 0 {
+                        *lock.write_with(1, || false, relax) += 1;
+                    } else {
+                        drop(lock.read_with(1, || false, relax));
+                        *lock.write(1) += 1;
+                    }
+                })
+            };
+            while !spun.load(Ordering::SeqCst) {
+                thread::yield_now();
+            }
+            assert!(lock.state.load(Ordering::SeqCst) >= WAITER, "round {round}: the waiter is counted");
+            drop(held);
+            assert_eq!(lock.gave_way.load(Ordering::SeqCst), round + 1, "round {round}: the holder gave way");
+            waiter.join().expect("waiter");
+            assert_eq!(lock.state.load(Ordering::SeqCst), 0, "round {round}: nobody waits or holds");
+            // Nobody waits: letting go gives no way.
+            drop(lock.write(0));
+            assert_eq!(lock.gave_way.load(Ordering::SeqCst), round + 1, "round {round}: no waiter, no way given");
+        }
+        assert_eq!(*lock.read(0), 10, "every waiter had its turn");
     }
 
     /// A waiter still within its patience claims nothing: whoever finds

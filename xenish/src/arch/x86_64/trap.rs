@@ -115,6 +115,11 @@ impl crate::sync::Waiter for SystemWaiter {
         self.halted = true;
         ipi::doze();
     }
+    fn acquired(&mut self) {
+        if self.since != 0 {
+            LOCK_LONGEST_WAIT.fetch_max(clock::rdtsc().wrapping_sub(self.since), Ordering::Relaxed);
+        }
+    }
 }
 
 /// The fast path of a `syscall` ([`System::fast_syscall`]), under the
@@ -217,6 +222,9 @@ static HYPERVISOR_NMIS: AtomicU64 = AtomicU64::new(0);
 /// How often a CPU halted waiting for the system lock ([`SystemWaiter`];
 /// reported at power-off).
 static LOCK_DOZES: AtomicU64 = AtomicU64::new(0);
+/// The longest a CPU waited for the system lock (TSC ticks; reported at
+/// power-off).
+static LOCK_LONGEST_WAIT: AtomicU64 = AtomicU64::new(0);
 
 /// QEMU's `isa-debug-exit` port.
 const DEBUG_EXIT_PORT: u16 = 0xf4;
@@ -839,7 +847,11 @@ pub fn power_off(failed: bool) -> ! {
     }
     let dozes = LOCK_DOZES.load(Ordering::Relaxed);
     if dozes > 0 {
-        crate::printk!("xenish: CPUs halted {dozes} time(s) waiting for the system lock");
+        let longest_us =
+            LOCK_LONGEST_WAIT.load(Ordering::Relaxed) / (TSC_HZ.load(Ordering::Relaxed) / 1_000_000).max(1);
+        crate::printk!(
+            "xenish: CPUs halted {dozes} time(s) waiting for the system lock, the longest wait {longest_us} us"
+        );
     }
     let debug_exit = DEBUG_EXIT.load(Ordering::Relaxed);
     // Without the debug-exit device, a reboot of the control domain is
