@@ -11,7 +11,10 @@
 //! domain alone runs several times faster on CPU 1 than on CPU 0, on
 //! either hypervisor), so the second ratio compares the two domains with
 //! each alone on its own CPU: 2 × together / (alone on 0 + alone on 1),
-//! 2.0 for perfect scaling. Throughput needs wall-clock time: under
+//! 2.0 for perfect scaling. What the host itself gives two emulated CPUs
+//! is measured beside it: two QEMUs of `-smp 1`, one domain each, booted
+//! at once (xenish; no hypervisor state is shared between them), their
+//! sum over one such boot alone. Throughput needs wall-clock time: under
 //! `-icount` QEMU runs one vCPU at a time, so `--deterministic` skips
 //! these rows.
 
@@ -35,6 +38,11 @@ const CELLS: [(&str, &str, u32, u32, u32); 4] = [
     ("1 domain on CPU 1 of 2", "1dom_cpu1", 2, 1, 1),
     ("2 domains, one per CPU", "2dom_2cpu", 2, 2, 0),
 ];
+
+/// The host ceiling's loops are this many times [`LOOP_MS`]: the two
+/// QEMUs boot at once but not in step, and a longer measurement makes
+/// the part where only one of them runs a loop smaller.
+const CEILING_LOOPS: u64 = 2;
 
 /// The loops, as the guest names them.
 const LOOPS: [&str; 2] = ["null_hypercall", "evtchn_roundtrip"];
@@ -95,6 +103,27 @@ fn boot(hypervisor: &Path, cmdline: &str, guest: &Path, args: &str, cpus: u32, m
     Ok(parse(&out.serial))
 }
 
+/// The host's ceiling: two boots of `side` with `-smp 1` and one domain
+/// each, in two QEMUs at once; the sum of their loops' ops/s, or why
+/// there is none.
+fn ceiling(side: &Side, guest: &Path) -> Result<[u64; 2], String> {
+    let ms = LOOP_MS * CEILING_LOOPS;
+    let args = format!("runs=1{}", side.guest);
+    let (a, b) = std::thread::scope(|scope| {
+        let one = || boot(&side.image, &side.cmdline, guest, &args, 1, ms);
+        let first = scope.spawn(one);
+        let second = one();
+        (first.join().unwrap_or_else(|_| Err("the boot's thread panicked".into())), second)
+    });
+    let pick = |r: Result<Results, String>| -> Result<[u64; 2], String> {
+        r?.into_iter()
+            .find_map(|(d, f, rates)| if (d, f) == (1, 0) { rates } else { None })
+            .ok_or_else(|| "no result (stuck)".to_string())
+    };
+    let (a, b) = (pick(a)?, pick(b)?);
+    Ok([a[0] + b[0], a[1] + b[1]])
+}
+
 /// Runs the rows (`runs` boots of each configuration per side,
 /// alternating) and appends them to `md` and `json` (as `"scaling":
 /// [...]`). A boot that fails or a run that got stuck leaves its cells
@@ -153,6 +182,22 @@ pub fn run(images: &tests::Images, xen: &Path, runs: usize, md: &mut String, jso
             }
         }
     }
+    // The host's ceiling, with xenish's boot (the first side).
+    let mut host = [Vec::new(), Vec::new()];
+    for i in 0..runs {
+        eprintln!("xtask bench: scaling, run {}/{runs}: the host's ceiling, two QEMUs of -smp 1 at once", i + 1);
+        match ceiling(&sides[0], &guest) {
+            Ok(r) => {
+                for (l, rate) in r.into_iter().enumerate() {
+                    host[l].push(rate);
+                }
+            }
+            Err(e) => {
+                eprintln!("xtask bench: scaling: the host's ceiling: {e}");
+                problems.push("the host's ceiling: a boot failed".to_string());
+            }
+        }
+    }
     // A cell's value: the median of the runs that produced one.
     let cell = |s: usize, c: usize, l: usize| crate::bench::median(got[s][c][l].clone());
     // The figure: two domains on two CPUs over one on one.
@@ -190,9 +235,24 @@ pub fn run(images: &tests::Images, xen: &Path, runs: usize, md: &mut String, jso
                 num(v[2])
             ));
         }
+        let host_cell = crate::bench::median(host[l].clone());
+        let host_label = format!("{name}, 2 QEMUs of -smp 1 at once (sum)");
+        println!("{host_label:<50} {:>12} {:>12} {:>12}", show(host_cell), "-", "-");
+        let _ = writeln!(md, "| {host_label} | {} | - | - |", show(host_cell));
+        items.push(format!(
+            "    {{ \"row\": \"{name}_2qemu_1cpu\", \"unit\": \"ops/s\", \"xenish\": {}, \"xenish_unpinned\": null, \"xen\": null }}",
+            host_cell.map_or("null".to_string(), |v| v.to_string())
+        ));
+        // What the host gives two emulated CPUs: the ceiling of the first
+        // ratio (xenish's column only; the same for any hypervisor).
+        let host_ratio = |s: usize, l: usize| match (s, host_cell, cell(0, 0, l)) {
+            (0, Some(a), Some(b)) if b > 0 => Some(a as f64 / b as f64),
+            _ => None,
+        };
         for (what, suffix, f) in [
             ("2 on 2 CPUs / 1 on -smp 1 (goal >= 1.8)", "scaling", &ratio as &dyn Fn(usize, usize) -> Option<f64>),
             ("2 x 2 on 2 / (alone on 0 + alone on 1)", "scaling_same_cpus", &fair),
+            ("host: 2 QEMUs at once / 1 alone", "host_ceiling", &host_ratio),
         ] {
             let r = [f(0, l), f(1, l), f(2, l)];
             let label = format!("{name}: {what}");
