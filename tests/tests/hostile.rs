@@ -89,7 +89,7 @@ fn run_classes(options: &str, classes: &[&str]) -> Outcome {
     for w in windows(&out) {
         println!("{}", w.line);
     }
-    for l in out.serial.lines().filter(|l| l.contains("hostile: ")) {
+    for l in out.serial.lines().filter(|l| l.contains("hostile: ") || l.contains("waiting for the system lock")) {
         println!("{l}");
     }
     out.expect_no("FAILED")
