@@ -7,12 +7,14 @@ use std::path::Path;
 use std::process::{Command, ExitCode};
 
 /// One test binary's (or doc-test run's) counts.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 struct Suite {
     name: String,
     passed: u64,
     failed: u64,
     ignored: u64,
+    /// How long its tests ran (`finished in ...s`), in seconds.
+    secs: f64,
 }
 
 /// What the output of `cargo test` says, read line by line.
@@ -51,11 +53,18 @@ impl Summary {
                 .and_then(|n| n.trim().parse::<u64>().ok())
                 .unwrap_or(0)
         };
+        let secs = rest
+            .split("finished in ")
+            .nth(1)
+            .and_then(|t| t.trim().strip_suffix('s'))
+            .and_then(|t| t.parse::<f64>().ok())
+            .unwrap_or(0.0);
         self.suites.push(Suite {
             name: self.current.clone(),
             passed: count(" passed"),
             failed: count(" failed"),
             ignored: count(" ignored"),
+            secs,
         });
     }
 
@@ -63,8 +72,9 @@ impl Summary {
         self.suites.iter().map(f).sum()
     }
 
-    /// The closing report: suites that ran something, the failures, and
-    /// the overall `N passed, N failed` line.
+    /// The closing report: suites that ran something (with how long each
+    /// ran: cargo runs the test binaries one after another), the failures,
+    /// and the overall `N passed, N failed` line.
     fn report(&self) -> String {
         let mut out = String::from("\nxtask: summary\n");
         let width = self.suites.iter().map(|s| s.name.len()).max().unwrap_or(0);
@@ -75,6 +85,9 @@ impl Summary {
             }
             if s.ignored > 0 {
                 line.push_str(&format!(", {} ignored", s.ignored));
+            }
+            if s.secs >= 1.0 {
+                line = format!("{line:<42} {:>5.0} s", s.secs);
             }
             out.push_str(line.trim_end());
             out.push('\n');
@@ -94,6 +107,7 @@ impl Summary {
 /// and the toolstack's static binaries in `tools_dir`, and prints its output followed by the summary.
 pub fn run(root: &Path, images_dir: &Path, tools_dir: &Path) -> Result<ExitCode, String> {
     eprintln!("xtask: running host unit tests, ABI conformance and QEMU system tests...");
+    let started = std::time::Instant::now();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     // cargo's stderr (which suite runs) and the test binaries' stdout (what
     // each test did) share one pipe, so their lines arrive in the order
@@ -124,6 +138,8 @@ pub fn run(root: &Path, images_dir: &Path, tools_dir: &Path) -> Result<ExitCode,
     }
     let status = child.wait().map_err(|e| format!("waiting for cargo test: {e}"))?;
     print!("{}", summary.report());
+    let took = started.elapsed().as_secs();
+    println!("xtask: the tests took {} min {} s", took / 60, took % 60);
     if !status.success() && summary.total(|s| s.failed) == 0 {
         println!("xtask: cargo test itself failed ({status}); see its output above");
     }
@@ -146,11 +162,13 @@ mod tests {
         s.cargo_line("   Doc-tests guest_abi");
         s.test_line("test result: ok. 0 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out; finished in 0.00s");
         assert_eq!(s.suites.len(), 3);
-        assert_eq!(s.suites[0], Suite { name: "xenish (unit)".into(), passed: 90, failed: 0, ignored: 0 });
-        assert_eq!(s.suites[1], Suite { name: "tests/boot.rs".into(), passed: 5, failed: 1, ignored: 2 });
+        assert_eq!(s.suites[0], Suite { name: "xenish (unit)".into(), passed: 90, failed: 0, ignored: 0, secs: 0.51 });
+        assert_eq!(s.suites[1], Suite { name: "tests/boot.rs".into(), passed: 5, failed: 1, ignored: 2, secs: 3.2 });
         assert_eq!(s.failures, ["dom0_mem_sizes_dom0  [tests/boot.rs]"]);
         let report = s.report();
         assert!(report.ends_with("xtask: 95 passed, 1 failed\n"), "{report}");
+        assert!(report.lines().any(|l| l.starts_with("  tests/boot.rs") && l.ends_with(" 3 s")), "{report}");
+        assert!(report.lines().any(|l| l.starts_with("  xenish (unit)") && l.ends_with("90 passed")), "{report}");
         assert!(!report.contains("(doc)"), "suites that ran nothing are left out\n{report}");
     }
 }
