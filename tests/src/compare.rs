@@ -93,12 +93,6 @@ impl<'a> Scenario<'a> {
     /// Boots dom0 with the script on `hv` and waits for the script's end.
     /// Panics if the boot fails or the script does not finish.
     pub fn boot(&self, hv: Hypervisor) -> Outcome {
-        self.boot_with(hv, false)
-    }
-
-    /// [`Scenario::boot`]; with `slots_held` the caller holds the QEMU
-    /// slots ([`crate::qemu::Slots`]) for it.
-    fn boot_with(&self, hv: Hypervisor, slots_held: bool) -> Outcome {
         let image_name = format!("{}-{hv:?}", self.name).to_lowercase();
         let mut files = self.extra.to_vec();
         if self.reboot {
@@ -124,9 +118,6 @@ impl<'a> Scenario<'a> {
         let mut boot = Boot::with_hypervisor(hypervisor);
         if let Some(cpus) = self.smp {
             boot = boot.smp(cpus);
-        }
-        if slots_held {
-            boot = boot.slots_held();
         }
         let boot = boot
             .qemu_extra(&extra)
@@ -162,13 +153,13 @@ impl<'a> Scenario<'a> {
             xenish.expect_no("xenish: d0 crashed").expect_no("xenish: PANIC");
             return (xenish.clone(), xenish);
         }
-        // Both boots start together, on the slots of all their CPUs (the
-        // whole machine, or more: then nothing else runs beside them).
-        let cpus = self.smp.unwrap_or_else(crate::qemu::default_smp);
-        let _slots = crate::qemu::Slots::take(2 * cpus);
+        // Both boots at once, each on slots of its own (`Slots`), given
+        // back as it ends: Xen's boots take two to three times xenish's
+        // under TCG, and the slot xenish's leaves runs another test's boot
+        // meanwhile (`cargo xtask test` runs test processes side by side).
         let (xenish, xen) = std::thread::scope(|s| {
-            let xenish = s.spawn(|| self.boot_with(Hypervisor::Xenish, true));
-            let xen = s.spawn(|| self.boot_with(Hypervisor::Xen, true));
+            let xenish = s.spawn(|| self.boot(Hypervisor::Xenish));
+            let xen = s.spawn(|| self.boot(Hypervisor::Xen));
             (xenish.join(), xen.join())
         });
         let (xenish, xen) = (xenish.expect("the xenish boot failed"), xen.expect("the Xen boot failed"));

@@ -52,6 +52,16 @@ fn download(package: &str, dir: &Path) -> Result<PathBuf, String> {
 /// time; also returns the .deb (for its control fields).
 pub fn unpacked(package: &str) -> Result<(PathBuf, PathBuf), String> {
     let _one = FETCH.lock().unwrap_or_else(|p| p.into_inner());
+    // And one process at a time (test processes run side by side).
+    std::fs::create_dir_all(debian_dir()).map_err(|e| format!("{}: {e}", debian_dir().display()))?;
+    let lock_path = debian_dir().join(".fetch.lock");
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| format!("{}: {e}", lock_path.display()))?;
+    lock.lock().map_err(|e| format!("{}: {e}", lock_path.display()))?;
     let dir = debian_dir().join(package);
     let root = dir.join("root");
     let done = dir.join(".unpacked");

@@ -383,8 +383,7 @@ pub fn image_with(
     }
 
     let path = images::target_dir().join("debian").join(format!("dom0-{name}.cpio"));
-    std::fs::create_dir_all(path.parent().unwrap_or(Path::new("."))).map_err(|e| e.to_string())?;
-    std::fs::write(&path, cpio.finish()).map_err(|e| format!("{}: {e}", path.display()))?;
+    images::write_atomic(&path, &cpio.finish())?;
     Ok(Dom0Image { kernel, initrd: path })
 }
 

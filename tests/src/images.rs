@@ -44,6 +44,22 @@ pub fn target_dir() -> PathBuf {
     }
 }
 
+/// Writes `data` to `path` (creating its directory) so that a reader sees
+/// the old file or the whole new one, never a part: written beside it
+/// under a name of this process and thread, then renamed over it. Test
+/// processes run side by side (`cargo xtask test`) and may write the same
+/// image at once.
+pub fn write_atomic(path: &Path, data: &[u8]) -> Result<(), String> {
+    static SERIAL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let n = SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    let tmp = dir.join(format!(".{name}.{}-{n}", std::process::id()));
+    std::fs::write(&tmp, data).map_err(|e| format!("{}: {e}", tmp.display()))?;
+    std::fs::rename(&tmp, path).map_err(|e| format!("{}: {e}", path.display()))
+}
+
 /// Builds the hypervisor and the guests into `target_dir` and returns their
 /// paths. Cargo's own output goes to this process's stderr.
 pub fn build(target_dir: &Path) -> Result<Images, String> {

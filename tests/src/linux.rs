@@ -38,8 +38,7 @@ pub fn initramfs(name: &str, script: &str) -> Result<PathBuf, String> {
         .file("init", 0o755, init.as_bytes())
         .finish();
     let path = images::target_dir().join("debian").join(format!("{name}.cpio"));
-    std::fs::create_dir_all(path.parent().unwrap_or(Path::new("."))).map_err(|e| e.to_string())?;
-    std::fs::write(&path, cpio).map_err(|e| format!("{}: {e}", path.display()))?;
+    images::write_atomic(&path, &cpio)?;
     Ok(path)
 }
 

@@ -27,8 +27,7 @@ pub const DOMU_MEMORY_MIB: u32 = 256;
 /// `target/debian/NAME.cpio`).
 pub fn initramfs(tools: &Path, name: &str) -> Result<PathBuf, String> {
     let out = crate::images::target_dir().join("debian").join(format!("{name}.cpio"));
-    std::fs::create_dir_all(out.parent().unwrap_or(Path::new("."))).map_err(|e| e.to_string())?;
-    std::fs::write(&out, cpio(tools)?).map_err(|e| format!("{}: {e}", out.display()))?;
+    crate::images::write_atomic(&out, &cpio(tools)?)?;
     Ok(out)
 }
 

@@ -188,8 +188,11 @@ pub fn qemu_jobs() -> u32 {
 static RUNNING: (std::sync::Mutex<u32>, std::sync::Condvar) = (std::sync::Mutex::new(0), std::sync::Condvar::new());
 
 /// Some of the [`qemu_jobs`] slots (one per emulated CPU), given back when
-/// dropped.
-pub struct Slots(u32);
+/// dropped: this process's, and, when `XENISH_QEMU_SLOTS_DIR` names a
+/// directory (`cargo xtask test`, which runs several test processes at
+/// once), as many of the machine's, shared by every process that names
+/// the same directory.
+pub struct Slots(u32, Vec<File>);
 
 impl Slots {
     /// Waits until `n` slots are free, or, for more than there are, until
@@ -202,12 +205,63 @@ impl Slots {
             running = freed.wait(running).unwrap_or_else(|p| p.into_inner());
         }
         *running += n;
-        Slots(n)
+        drop(running);
+        // This process's slots first, then the machine's: a boot holding
+        // the machine's always holds its process's, so no two boots wait
+        // for each other.
+        let host = std::env::var_os("XENISH_QEMU_SLOTS_DIR").map_or_else(Vec::new, |dir| {
+            host_slots(Path::new(&dir), n.min(jobs), jobs).unwrap_or_else(|e| {
+                eprintln!(
+                    "qemu: machine-wide QEMU slots in {}: {e}; this process counts its own only",
+                    dir.to_string_lossy()
+                );
+                Vec::new()
+            })
+        });
+        Slots(n, host)
     }
+}
+
+/// Takes `want` of the machine's `jobs` slots in `dir`: a slot is a file
+/// `slot-I` locked (`flock`) while a boot uses it. Whoever takes slots
+/// first holds `dir/gate`, so a boot waiting for two slots is not passed
+/// by boots that take one at a time; it polls the slot files until it
+/// has its `want`.
+fn host_slots(dir: &Path, want: u32, jobs: u32) -> Result<Vec<File>, String> {
+    std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+    let open = |name: &str| {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join(name))
+            .map_err(|e| format!("{name}: {e}"))
+    };
+    let gate = open("gate")?;
+    gate.lock().map_err(|e| format!("gate: {e}"))?;
+    let mut held: Vec<(u32, File)> = Vec::new();
+    while held.len() < want as usize {
+        for i in 0..jobs {
+            if held.len() == want as usize || held.iter().any(|(h, _)| *h == i) {
+                continue;
+            }
+            let slot = open(&format!("slot-{i}"))?;
+            if slot.try_lock().is_ok() {
+                held.push((i, slot));
+            }
+        }
+        if held.len() < want as usize {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    // The gate goes with its file; the slots' locks with theirs (on drop).
+    Ok(held.into_iter().map(|(_, f)| f).collect())
 }
 
 impl Drop for Slots {
     fn drop(&mut self) {
+        // The machine's slots go when their files close.
+        self.1.clear();
         let (count, freed) = &RUNNING;
         let mut running = count.lock().unwrap_or_else(|p| p.into_inner());
         *running = running.saturating_sub(self.0);
@@ -243,8 +297,6 @@ pub struct Boot {
     probe: Option<MonitorProbe>,
     /// Whether the machine has QEMU's `isa-debug-exit` device.
     debug_exit: bool,
-    /// Whether the caller holds [`Slots`] for this boot.
-    slots_held: bool,
 }
 
 /// Monitor commands sent while the machine runs (see [`Boot::monitor_probe`]).
@@ -347,7 +399,6 @@ impl Boot {
             extra: Vec::new(),
             probe: None,
             debug_exit: true,
-            slots_held: false,
         }
     }
 
@@ -364,13 +415,6 @@ impl Boot {
     /// powering off (or resetting) as real hardware does ([`Exit::Qemu`]).
     pub fn without_debug_exit(mut self) -> Self {
         self.debug_exit = false;
-        self
-    }
-
-    /// Starts QEMU without waiting for [`Slots`]: the caller holds them
-    /// (say, for both boots of a pair at once).
-    pub fn slots_held(mut self) -> Self {
-        self.slots_held = true;
         self
     }
 
@@ -516,8 +560,7 @@ impl Boot {
         let log = work.join("serial.log");
         let stderr_path = work.join("qemu.stderr");
         let stderr = File::create(&stderr_path).map_err(|e| format!("{}: {e}", stderr_path.display()))?;
-        // A boot whose caller holds slots for it (a pair) takes none.
-        let slot = (!self.slots_held).then(|| Slots::take(self.smp));
+        let slot = Slots::take(self.smp);
         let start = Instant::now();
         let monitor_path = work.join("monitor.sock");
         let mut args = self.qemu_args(&iso, &format!("file:{}", log.display()));
@@ -626,6 +669,32 @@ fn qmp_events(path: PathBuf, qemu_ended: Arc<AtomicBool>) -> std::thread::JoinHa
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The machine's slots are shared by every holder of the directory
+    /// (here two threads, each with files of its own, as two processes
+    /// would be): a boot that wants one waits while another holds all,
+    /// and gets one once they are given back.
+    #[test]
+    fn machine_slots_are_shared_and_given_back() {
+        let dir = crate::images::target_dir().join("slot-test").join(std::process::id().to_string());
+        let all = host_slots(&dir, 2, 2).expect("two slots");
+        assert_eq!(all.len(), 2);
+        let got = Arc::new(AtomicBool::new(false));
+        let waiter = {
+            let (dir, got) = (dir.clone(), got.clone());
+            std::thread::spawn(move || {
+                let one = host_slots(&dir, 1, 2).expect("one slot");
+                got.store(true, Ordering::SeqCst);
+                one.len()
+            })
+        };
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(!got.load(Ordering::SeqCst), "a slot was taken while both were held");
+        drop(all);
+        assert_eq!(waiter.join().expect("waiter"), 1);
+        assert!(got.load(Ordering::SeqCst));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn debug_exit_statuses_decode() {

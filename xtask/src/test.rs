@@ -103,47 +103,165 @@ impl Summary {
     }
 }
 
-/// Runs `cargo test --workspace` in `root` with the images in `images_dir`
-/// and the toolstack's static binaries in `tools_dir`, and prints its output followed by the summary.
+/// The system-test files that run in the second lane (the heaviest, about
+/// half the suite's time; every other file runs in the first): see
+/// [`run`].
+const SECOND_LANE: [&str; 4] = ["netif", "qos", "blkif", "xl"];
+
+/// Runs every test of the workspace in `root` with the images in
+/// `images_dir` and the toolstack's static binaries in `tools_dir`, and
+/// prints its output followed by the summary.
+///
+/// cargo runs test binaries one after another, and a comparison test
+/// boots xenish beside Xen 4.17, whose boots take two to three times as
+/// long under TCG: one host CPU idled for long stretches. So the tests run
+/// in two lanes of `cargo test` side by side (the first: every package's
+/// unit and doc tests and most system-test files; the second: the
+/// [`SECOND_LANE`] files), and QEMU boots take their slots from one pool
+/// for the machine (`XENISH_QEMU_SLOTS_DIR`, `tests::qemu::Slots`), so
+/// that at most one emulated CPU per host CPU runs at once, whichever lane
+/// starts it. Each test binary's output is printed in one piece when it
+/// ends.
 pub fn run(root: &Path, images_dir: &Path, tools_dir: &Path) -> Result<ExitCode, String> {
     eprintln!("xtask: running host unit tests, ABI conformance and QEMU system tests...");
     let started = std::time::Instant::now();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    // cargo's stderr (which suite runs) and the test binaries' stdout (what
-    // each test did) share one pipe, so their lines arrive in the order
-    // they were written and every result is counted under its own suite.
-    let (reader, writer) = std::io::pipe().map_err(|e| format!("cannot make a pipe: {e}"))?;
-    let writer2 = writer.try_clone().map_err(|e| format!("cannot make a pipe: {e}"))?;
-    // --show-output: passing tests' output is shown too (the conformance
-    // check prints what it compared; system tests print their boot times).
-    let mut child = Command::new(cargo)
+    // Built once, before the lanes start (they would wait for each other's
+    // build otherwise).
+    let built = Command::new(&cargo)
         .current_dir(root)
-        // Tests run in parallel (cargo's default, a thread per CPU): the
-        // harness starts at most one QEMU per CPU at once
-        // (`tests::qemu::qemu_jobs`), so a pair of boots (xenish beside
-        // Xen 4.17) fills the machine alone, while files of single boots
-        // run two at a time instead of leaving a core idle.
-        .args(["test", "--workspace", "--no-fail-fast", "--", "--show-output"])
-        .env("XENISH_IMAGES_DIR", images_dir)
-        .env("XENISH_TOOLS_DIR", tools_dir)
-        .stdout(writer)
-        .stderr(writer2)
-        .spawn()
+        .args(["test", "--workspace", "--no-run"])
+        .status()
         .map_err(|e| format!("cannot run cargo test: {e}"))?;
-    let mut summary = Summary::default();
-    for line in BufReader::new(reader).lines().map_while(Result::ok) {
-        println!("{line}");
-        summary.cargo_line(&line);
-        summary.test_line(&line);
+    if !built.success() {
+        return Err("cargo test --no-run failed: the tests do not build".into());
     }
-    let status = child.wait().map_err(|e| format!("waiting for cargo test: {e}"))?;
+    let files = system_test_files(&root.join("tests").join("tests"))?;
+    let (second, first): (Vec<String>, Vec<String>) =
+        files.into_iter().partition(|f| SECOND_LANE.contains(&f.as_str()));
+    let with_tests = |base: &[&str], files: &[String]| -> Vec<String> {
+        let mut args: Vec<String> = base.iter().map(|s| s.to_string()).collect();
+        for f in files {
+            args.extend(["--test".to_string(), f.clone()]);
+        }
+        args.extend(["--".to_string(), "--show-output".to_string()]);
+        args
+    };
+    let show = ["--".to_string(), "--show-output".to_string()];
+    let lanes: [Vec<Vec<String>>; 2] = [
+        vec![
+            ["test", "--workspace", "--exclude", "tests", "--no-fail-fast"]
+                .iter()
+                .map(|s| s.to_string())
+                .chain(show.clone())
+                .collect(),
+            with_tests(&["test", "-p", "tests", "--no-fail-fast", "--lib"], &first),
+            ["test", "-p", "tests", "--doc"].iter().map(|s| s.to_string()).chain(show.clone()).collect(),
+        ],
+        vec![with_tests(&["test", "-p", "tests", "--no-fail-fast"], &second)],
+    ];
+    let slots = ::tests::images::target_dir().join("qemu-slots");
+    let print = std::sync::Mutex::new(());
+    let results: Vec<Result<(Summary, bool), String>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = lanes
+            .iter()
+            .map(|commands| {
+                let (cargo, print, slots) = (&cargo, &print, &slots);
+                scope.spawn(move || lane(root, cargo, commands, (images_dir, tools_dir, slots), print))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err("a lane's thread panicked".into()))).collect()
+    });
+    let mut summary = Summary::default();
+    let mut ok = true;
+    for r in results {
+        let (lane_summary, lane_ok) = r?;
+        summary.suites.extend(lane_summary.suites);
+        summary.failures.extend(lane_summary.failures);
+        ok &= lane_ok;
+    }
     print!("{}", summary.report());
     let took = started.elapsed().as_secs();
     println!("xtask: the tests took {} min {} s", took / 60, took % 60);
-    if !status.success() && summary.total(|s| s.failed) == 0 {
-        println!("xtask: cargo test itself failed ({status}); see its output above");
+    if !ok && summary.total(|s| s.failed) == 0 {
+        println!("xtask: cargo test itself failed; see its output above");
     }
-    Ok(if status.success() && summary.total(|s| s.failed) == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if ok && summary.total(|s| s.failed) == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// The system-test files (`tests/tests/NAME.rs`), by name.
+fn system_test_files(dir: &Path) -> Result<Vec<String>, String> {
+    let mut files: Vec<String> = std::fs::read_dir(dir)
+        .map_err(|e| format!("{}: {e}", dir.display()))?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().to_str()?.strip_suffix(".rs").map(str::to_string))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// Runs one lane's `cargo` commands (`commands`, each its arguments) one
+/// after another, reading their output into a summary; each test binary's
+/// output is printed, under `print`, when its result line arrives. Whether
+/// every command succeeded comes with the summary.
+fn lane(
+    root: &Path,
+    cargo: &str,
+    commands: &[Vec<String>],
+    (images_dir, tools_dir, slots): (&Path, &Path, &Path),
+    print: &std::sync::Mutex<()>,
+) -> Result<(Summary, bool), String> {
+    let mut summary = Summary::default();
+    let mut ok = true;
+    for args in commands {
+        // cargo's stderr (which suite runs) and the test binaries' stdout
+        // (what each test did) share one pipe, so their lines arrive in the
+        // order they were written and every result is counted under its own
+        // suite.
+        let (reader, writer) = std::io::pipe().map_err(|e| format!("cannot make a pipe: {e}"))?;
+        let writer2 = writer.try_clone().map_err(|e| format!("cannot make a pipe: {e}"))?;
+        // --show-output: passing tests' output is shown too (the
+        // conformance check prints what it compared; system tests print
+        // their boot times).
+        let mut child = Command::new(cargo)
+            .current_dir(root)
+            // Tests run in parallel within a binary (cargo's default, a
+            // thread per CPU) and two binaries at once: the boots' slots
+            // (`tests::qemu::Slots`) keep QEMU to one emulated CPU per
+            // host CPU across both.
+            .args(args)
+            .env("XENISH_IMAGES_DIR", images_dir)
+            .env("XENISH_TOOLS_DIR", tools_dir)
+            .env("XENISH_QEMU_SLOTS_DIR", slots)
+            .stdout(writer)
+            .stderr(writer2)
+            .spawn()
+            .map_err(|e| format!("cannot run cargo test: {e}"))?;
+        let mut chunk = String::new();
+        let flush = |chunk: &mut String| {
+            let _one = print.lock().unwrap_or_else(|p| p.into_inner());
+            print!("{chunk}");
+            chunk.clear();
+        };
+        for line in BufReader::new(reader).lines().map_while(Result::ok) {
+            summary.cargo_line(&line);
+            summary.test_line(&line);
+            if line.contains("has been running for over") {
+                // Progress, shown at once.
+                let _one = print.lock().unwrap_or_else(|p| p.into_inner());
+                println!("{line}");
+                continue;
+            }
+            chunk.push_str(&line);
+            chunk.push('\n');
+            if line.starts_with("test result: ") {
+                flush(&mut chunk);
+            }
+        }
+        flush(&mut chunk);
+        ok &= child.wait().map_err(|e| format!("waiting for cargo test: {e}"))?.success();
+    }
+    Ok((summary, ok))
 }
 
 #[cfg(test)]
