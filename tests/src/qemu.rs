@@ -167,7 +167,8 @@ impl Outcome {
     }
 }
 
-/// How many host CPUs this process's QEMUs may keep busy at once:
+/// How many host CPUs this process's QEMUs (and, with
+/// `XENISH_QEMU_SLOTS_DIR`, the machine's) may keep busy at once:
 /// `XENISH_QEMU_JOBS` if set, else one per host CPU. Each emulated CPU is
 /// one host thread (TCG), so more at once only make every boot slower and
 /// nearer its time limit (and a guest whose vCPUs wait for each other
