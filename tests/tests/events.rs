@@ -50,6 +50,7 @@ fn every_exception_arrives_with_xens_frame() {
         "#UD",
         "#UD with DF set",
         "#GP",
+        "#GP (non-canonical FS base)",
         "#PF",
         "int $0x80",
         "#NP",
@@ -61,6 +62,7 @@ fn every_exception_arrives_with_xens_frame() {
         out.expect_line(&format!("(d0) traps: {name}: vector"));
     }
     out.expect_line("(d0) traps: #PF address 0x1000 -> ok")
+        .expect_line("(d0) traps: FS and shadow GS bases by rdmsr/wrmsr -> ok")
         .expect_line("(d0) traps: #PF: vector 14 error 0x0 ")
         // The architectural error code (QEMU's own would be 0x52).
         .expect_line("(d0) traps: int $5 (#GP): vector 13 error 0x2a ")

@@ -633,6 +633,11 @@ pub struct Domain {
     /// The PCI configuration address an unprivileged domain last wrote to
     /// port 0xcf8 (Xen latches it per domain; no device answers).
     pub pci_cf8: u32,
+    /// The CMOS register index a privileged domain last wrote to port
+    /// 0x70 (Xen's `cmos_idx`): its accesses to port 0x71 reach that
+    /// register of the real CMOS through the hypervisor, which writes the
+    /// index (NMI-disable bit clear) before each one.
+    pub cmos_idx: u8,
     /// Its PIRQ numbers: how many, which it reserved, its EOI bitmap page.
     pub pirqs: crate::pirq::Pirqs,
     /// What the toolstack set while it built the domain and reads back.
@@ -723,6 +728,7 @@ impl Domain {
             torn_down: false,
             destroy_acked: false,
             pci_cf8: 0,
+            cmos_idx: 0,
             pirqs: crate::pirq::Pirqs::new(privileged),
             tools: ToolstackSettings::default(),
         }

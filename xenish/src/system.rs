@@ -27,6 +27,7 @@ use crate::time::{self, Clock};
 use crate::traps::{self, CpuOps, TrapDecision};
 
 mod fast;
+mod fast_msr;
 pub use fast::{may_be_fast, Fast};
 
 /// How often the hypervisor looks for console input while the console

@@ -34,7 +34,7 @@ USAGE:
     cargo xtask test
     cargo xtask bench [--runs N] [--deterministic] [--only SECTION[,SECTION...]]
                       [--compare FILE]
-    cargo xtask profile [--top N] [--linux ROW]
+    cargo xtask profile [--top N] [--linux ROW [--xen]]
     cargo xtask linux [--timeout SECS] [-- XENISH-CMDLINE...]
     cargo xtask fuzz [--iterations N] [--seed S]
     cargo xtask qos [--log FILE]
@@ -144,7 +144,9 @@ OPTIONS:
     --guest NAME    A Rust test guest to boot as dom0 instead of Linux: hello,
                     crash, enosys, ...
     --xen           `run`: boot the same dom0 image on Debian's Xen 4.17
-                    (xen-hypervisor-4.17-amd64) instead of xenish
+                    (xen-hypervisor-4.17-amd64) instead of xenish;
+                    `profile --linux ROW`: profile the row on Xen 4.17 (the
+                    kernel's functions; Xen's instructions count as other)
     --dom0-script FILE
                     `run`: run FILE (a busybox sh script) in dom0 instead of
                     the shell, then power off
@@ -451,7 +453,7 @@ fn main() -> ExitCode {
         "test" => test(),
         "bench" => bench::run(&o.runs, o.deterministic, &o.only, o.compare.as_deref()),
         "profile" => match &o.linux_row {
-            Some(row) => profile::run_linux(o.top.unwrap_or(40), row),
+            Some(row) => profile::run_linux(o.top.unwrap_or(40), row, o.xen),
             None => profile::run(o.top.unwrap_or(40)),
         },
         "linux" => linux::run(&o.cmdline, o.timeout),

@@ -156,8 +156,11 @@ pub fn run(top: usize) -> Result<ExitCode, String> {
 /// once with the boot row alone (`LINUXBENCH_ONLY=none`), once with ROW
 /// too, and prints each function's difference divided by ROW's operation
 /// count: xenish's functions (its symbols) and the kernel's (its
-/// `/proc/kallsyms`); user space and anything else is one line.
-pub fn run_linux(top: usize, row: &str) -> Result<ExitCode, String> {
+/// `/proc/kallsyms`); user space and anything else is one line. With
+/// `xen`, the same boots on Debian's Xen 4.17 (its default command line,
+/// as the bench's "Xen 4.17" column): the kernel's functions are the same
+/// symbols, Xen's own instructions count with user space's.
+pub fn run_linux(top: usize, row: &str, xen: bool) -> Result<ExitCode, String> {
     if !crate::bench_linux::ROWS.iter().any(|(r, _)| *r == row && r != &"boot_to_init") {
         let rows: Vec<&str> = crate::bench_linux::ROWS.iter().map(|r| r.0).filter(|r| *r != "boot_to_init").collect();
         return Err(format!("--linux: no row {row:?}; the rows are {}", rows.join(", ")));
@@ -169,19 +172,25 @@ pub fn run_linux(top: usize, row: &str) -> Result<ExitCode, String> {
     let kernel = tests::debian::linux()?;
     let dir = workspace_root().join("target/bench");
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let (hypervisor, cmdline, side) = if xen {
+        (tests::debian::xen()?, format!("{} {}", tests::debian::XEN_CMDLINE, tests::linux::DOM0_MEM), "xen-")
+    } else {
+        (images.hypervisor.clone(), tests::linux::DOM0_MEM.to_string(), "")
+    };
     let boot = |only: &str| -> Result<(String, u64), String> {
-        let out_file = dir.join(format!("profile-linux-{only}.txt"));
+        let out_file = dir.join(format!("profile-linux-{side}{only}.txt"));
         let _ = std::fs::remove_file(&out_file);
         eprintln!(
-            "xtask profile: Linux as dom0 on xenish, LINUXBENCH_ONLY={only}, -icount, with the plugin (minutes)..."
+            "xtask profile: Linux as dom0 on {}, LINUXBENCH_ONLY={only}, -icount, with the plugin (minutes)...",
+            if xen { "Xen 4.17" } else { "xenish" }
         );
         let arg = format!("{},out={}", plugin.display(), out_file.display());
         let mut extra = vec!["-plugin", arg.as_str()];
         extra.extend_from_slice(crate::bench_linux::ICOUNT);
-        let out = Boot::with_hypervisor(images.hypervisor.clone())
+        let out = Boot::with_hypervisor(hypervisor.clone())
             .cpu(tests::linux::CPU)
             .memory_mib(tests::linux::QEMU_MEMORY_MIB)
-            .cmdline(tests::linux::DOM0_MEM)
+            .cmdline(&cmdline)
             .module(kernel.clone(), &format!("{} LINUXBENCH_ONLY={only}", tests::linux::KERNEL_CMDLINE))
             .module(initrd.clone(), "")
             .qemu_extra(&extra)
@@ -200,7 +209,8 @@ pub fn run_linux(top: usize, row: &str) -> Result<ExitCode, String> {
     if n == 0 {
         return Err(format!("linuxbench printed no operation count for {row}"));
     }
-    let mut syms = symbols(&images.hypervisor, "xenish")?;
+    // On Xen, xenish's symbols would name Xen's blocks wrongly: none.
+    let mut syms = if xen { Vec::new() } else { symbols(&images.hypervisor, "xenish")? };
     syms.extend(kernel_symbols(&images.hypervisor, &kernel, &initrd, &dir)?);
     syms.sort_by_key(|s| s.0);
     syms.dedup_by_key(|s| s.0);

@@ -192,7 +192,7 @@ impl System {
     /// The calling domain and vCPU index, if the entry on CPU `cpu` may be
     /// served on the fast path at `now_ns`.
     #[inline]
-    fn fast_caller(&self, cpu: usize, frame: &TrapFrame, now_ns: u64) -> Option<(&Domain, usize, &Vcpu)> {
+    pub(super) fn fast_caller(&self, cpu: usize, frame: &TrapFrame, now_ns: u64) -> Option<(&Domain, usize, &Vcpu)> {
         let here = self.cpus.get(cpu)?;
         let who = here.current?;
         let w = &self.timer_work;

@@ -6,8 +6,10 @@
 
 use super::*;
 
-/// Ports the hypervisor itself drives; no guest may touch them: the PICs,
-/// the PIT and speaker gate, CMOS, QEMU's debug-exit port, COM1.
+/// Ports the hypervisor itself drives; no guest may touch them directly:
+/// the PICs, the PIT and speaker gate, CMOS (which a privileged domain
+/// reaches through the hypervisor's latch, as on Xen: [`cmos_read`]),
+/// QEMU's debug-exit port, COM1.
 pub fn port_reserved(port: u16) -> bool {
     matches!(port, 0x20..=0x21 | 0x40..=0x43 | 0x61 | 0x70..=0x71 | 0xa0..=0xa1 | 0xf4 | 0x3f8..=0x3ff)
 }
@@ -71,7 +73,8 @@ pub(super) fn io_okay(dom: &Domain, vcpu: usize, port: u16, bytes: u32, mem: &mu
 /// `in`/`out` from a guest allowed the ports by its virtual IOPL
 /// (`PHYSDEVOP_set_iopl`) or I/O bitmap ([`io_okay`]), as Xen's
 /// `guest_io_read`/`guest_io_write` treat it: a privileged domain's is
-/// performed on its behalf, except on the ports the hypervisor owns, and
+/// performed on its behalf, except on the ports the hypervisor owns (of
+/// which the CMOS pair reaches the real CMOS through a latch), and
 /// PCI configuration mechanism #1 is the hypervisor's own too: a 4-byte
 /// access to 0xcf8 is the domain's latch (`pci_cf8`), and the data ports
 /// 0xcfc-0xcff reach the register it names through the hypervisor, which
@@ -132,6 +135,7 @@ pub(super) fn emulate_port_io(
             ports.clone().enumerate().fold(0u32, |v, (i, p)| {
                 let byte = match p {
                     0x42 | 0x43 | 0x61 => dom.pit.read(p, now_ns),
+                    RTC_INDEX | RTC_DATA => cmos_read(dom, p, cpu),
                     _ if port_reserved(p) => 0xff,
                     _ => cpu.port_in(p, 1) as u8,
                 };
@@ -146,6 +150,7 @@ pub(super) fn emulate_port_io(
             let byte = (frame.rax >> (8 * i)) as u8;
             match p {
                 0x42 | 0x43 | 0x61 => dom.pit.write(p, byte, now_ns),
+                RTC_INDEX | RTC_DATA => cmos_write(dom, p, byte, cpu),
                 // Writes to the hypervisor's own ports are dropped.
                 _ if port_reserved(p) => {}
                 _ => cpu.port_out(p, 1, u32::from(byte)),
@@ -154,6 +159,41 @@ pub(super) fn emulate_port_io(
     }
     frame.rip = frame.rip.wrapping_add(len + u64::from(opsize16));
     Some(TrapDecision::Resume)
+}
+
+/// The CMOS/RTC index and data ports.
+const RTC_INDEX: u16 = 0x70;
+const RTC_DATA: u16 = 0x71;
+/// The index port's NMI-disable bit, which stays the hypervisor's.
+const CMOS_NMI_DISABLE: u8 = 0x80;
+
+/// A privileged domain's read of the CMOS ports, as Xen's
+/// `rtc_guest_read`: the index port gives back the latched index (without
+/// the NMI bit), the data port the real CMOS register the latch names, the
+/// index written first. The hypervisor reads the CMOS itself only at boot
+/// (the wallclock), and every emulated access runs under the system lock
+/// taken exclusively, so the index/data pair cannot be split. (Linux's
+/// dom0 reads the clock at boot and waits for the update-in-progress bit
+/// of register A to clear: with the ports all ones it waited a full
+/// second, 10,000 times 100 us, for nothing.)
+fn cmos_read(dom: &Domain, port: u16, cpu: &mut dyn CpuOps) -> u8 {
+    if port == RTC_INDEX {
+        return dom.cmos_idx & !CMOS_NMI_DISABLE;
+    }
+    cpu.port_out(RTC_INDEX, 1, u32::from(dom.cmos_idx & !CMOS_NMI_DISABLE));
+    cpu.port_in(RTC_DATA, 1) as u8
+}
+
+/// A privileged domain's write of the CMOS ports, as Xen's
+/// `rtc_guest_write`: the index is latched, data goes to the register the
+/// latch names.
+fn cmos_write(dom: &mut Domain, port: u16, byte: u8, cpu: &mut dyn CpuOps) {
+    if port == RTC_INDEX {
+        dom.cmos_idx = byte;
+        return;
+    }
+    cpu.port_out(RTC_INDEX, 1, u32::from(dom.cmos_idx & !CMOS_NMI_DISABLE));
+    cpu.port_out(RTC_DATA, 1, u32::from(byte));
 }
 
 /// A privileged domain's access to PCI configuration mechanism #1 (Xen's

@@ -161,3 +161,36 @@ fn vmce_read(msr: u32) -> Option<u64> {
 const CR0_TS: u64 = 1 << 3;
 /// The CR4 a PV guest kernel reads: PAE PSE PGE OSFXSR OSXMMEXCPT.
 pub(super) const GUEST_CR4: u64 = 0x6f0;
+
+/// `rdmsr` (`0f 32`) and `wrmsr` (`0f 30`) of the segment-base MSRs, the
+/// one privileged instruction Linux executes on every context switch
+/// (`save_fsgs` reads the inactive GS base with `rdmsr` when FSGSBASE is
+/// on; a PV kernel cannot `swapgs`): what [`emulate_privileged`] does for
+/// them, for the fast path ([`crate::system::System::fast_privileged_op`]),
+/// which has checked that the vCPU is in guest kernel mode and not single
+/// stepping. `insn` is the instruction's first two bytes; any other
+/// instruction (a prefix too), MSR or a non-canonical base is refused with
+/// nothing changed, and the slow path decides.
+pub fn segment_base_msr_fast(frame: &mut TrapFrame, insn: [u8; 2], cpu: &mut dyn CpuOps) -> bool {
+    let msr = frame.rcx as u32;
+    if !matches!(msr, MSR_FS_BASE | MSR_GS_BASE | MSR_SHADOW_GS_BASE) {
+        return false;
+    }
+    match insn {
+        [0x0f, 0x30] => {
+            let value = (frame.rdx << 32) | (frame.rax & 0xffff_ffff);
+            if !is_canonical(value) {
+                return false;
+            }
+            cpu.write_segment_base(msr, value);
+        }
+        [0x0f, 0x32] => {
+            let value = cpu.read_segment_base(msr);
+            frame.rax = value & 0xffff_ffff;
+            frame.rdx = value >> 32;
+        }
+        _ => return false,
+    }
+    frame.rip = frame.rip.wrapping_add(2);
+    true
+}

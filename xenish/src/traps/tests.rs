@@ -737,3 +737,39 @@ fn user_syscall_without_callback_is_ud() {
     let rip_slot = w.peek(f.rsp + 16, 8);
     assert_eq!(rip_slot, 0x40_1000u64.to_le_bytes());
 }
+
+/// The control domain reaches the CMOS clock through its own index latch,
+/// as on Xen (`rtc_guest_read`/`rtc_guest_write`): the index port is never
+/// written straight through, the data port is reached with the index
+/// (NMI bit clear) written first; an unprivileged domain sees all ones.
+#[test]
+fn the_control_domains_cmos_goes_through_its_latch() {
+    let io = |w: &mut World, code: &[u8], rax: u64| {
+        let (_, mut f) = setup(code);
+        w.poke(BUF_VA, code);
+        (f.rax, f.vector) = (rax, 13);
+        let mut cpu = FakeCpu::default();
+        let d = handle(&mut w.dom, 0, &mut f, (0, 0), (&mut w.mem, &mut w.ft), &mut cpu);
+        assert!(matches!(d, TrapDecision::Resume));
+        (f, cpu.outs)
+    };
+    let (mut w, _) = setup(&[0x90]);
+    w.dom.privileged = true;
+    w.dom.vcpus[0].iopl = 1;
+    // out al, 0x70: register A with the NMI-disable bit.
+    let (f, outs) = io(&mut w, &[0xe6, 0x70], 0x8a);
+    assert_eq!((w.dom.cmos_idx, f.rip, outs.len()), (0x8a, BUF_VA + 2, 0), "latched, not written through");
+    let (f, outs) = io(&mut w, &[0xe4, 0x70], 0x1234_5600);
+    assert_eq!((f.rax, outs.len()), (0x1234_560a, 0), "in al, 0x70: the latch, NMI bit clear");
+    let (f, outs) = io(&mut w, &[0xe4, 0x71], 0x1234_5600);
+    assert_eq!(outs, [(0x70, 1, 0x0a)], "the index goes first, NMI bit clear");
+    assert_eq!(f.rax, 0x1234_5600 | u64::from((0x71u16 ^ 0xffff) as u8), "in al, 0x71: the register");
+    let (_, outs) = io(&mut w, &[0xe6, 0x71], 0x26);
+    assert_eq!(outs, [(0x70, 1, 0x0a), (0x71, 1, 0x26)], "out al, 0x71: the register written");
+    // in ax, 0x70: byte by byte, the latch and the register.
+    let (f, _) = io(&mut w, &[0x66, 0xe5, 0x70], 0);
+    assert_eq!(f.rax, 0x0a | u64::from((0x71u16 ^ 0xffff) as u8) << 8);
+    w.dom.privileged = false;
+    let (f, outs) = io(&mut w, &[0xe4, 0x71], 0);
+    assert_eq!((f.rax, outs.len()), (0xff, 0), "an unprivileged domain: all ones, nothing reaches the CMOS");
+}

@@ -157,6 +157,40 @@ mod guest {
         [ds, es, fs, gs]
     }
 
+    /// The FS and shadow GS bases through `rdmsr`/`wrmsr`, which the
+    /// hypervisor emulates for the guest kernel (Linux reads the inactive
+    /// GS base this way on every context switch): each written, read back
+    /// and restored without an exception reaching the guest; a
+    /// non-canonical base is refused with #GP.
+    fn segment_bases() -> bool {
+        let rd = |msr: u32| -> u64 {
+            let (lo, hi): (u32, u32);
+            // SAFETY: a segment-base MSR, emulated for the PV kernel.
+            unsafe { asm!("rdmsr", in("ecx") msr, out("eax") lo, out("edx") hi) };
+            u64::from(hi) << 32 | u64::from(lo)
+        };
+        let wr = |msr: u32, v: u64| {
+            // SAFETY: as above; this kernel keeps nothing in FS or in the
+            // inactive GS base while the test runs, and restores both.
+            unsafe { asm!("wrmsr", in("ecx") msr, in("eax") v as u32, in("edx") (v >> 32) as u32) };
+        };
+        SKIP.store(2, Ordering::SeqCst);
+        VECTOR.store(u64::MAX, Ordering::SeqCst);
+        let mut ok = true;
+        for msr in [0xc000_0100u32, 0xc000_0102] {
+            let old = rd(msr);
+            let value = 0x0000_7f12_3456_7000 | u64::from(msr & 0xf);
+            wr(msr, value);
+            ok &= rd(msr) == value;
+            wr(msr, old);
+            ok &= rd(msr) == old;
+        }
+        ok &= VECTOR.swap(u64::MAX, Ordering::SeqCst) == u64::MAX;
+        println!("traps: FS and shadow GS bases by rdmsr/wrmsr -> {}", if ok { "ok" } else { "WRONG" });
+        let at = raise!(2, "wrmsr", in("ecx") 0xc000_0100u32, in("eax") 0, in("edx") 0x8000u32);
+        ok & expect("#GP (non-canonical FS base)", 13, 0, at)
+    }
+
     fn vectors(si: &StartInfo) -> bool {
         let mut all = true;
         let at = raise!(2, "xor ecx, ecx\n3: div ecx", out("eax") _, out("edx") _, out("ecx") _);
@@ -231,6 +265,7 @@ mod guest {
         all &= expect("#UD with DF set", 6, 0, at + 1) && df;
         let at = raise!(2, "wrmsr", in("ecx") 0x1234, in("eax") 0, in("edx") 0);
         all &= expect("#GP", 13, 0, at);
+        all &= segment_bases();
         // The guest kernel's fault: Xen clears the user bit (ring 3 is its
         // kernel mode), so the error code says "kernel read, not present".
         let at = raise!(2, "mov al, byte ptr [rsi]", in("rsi") 0x1000u64, out("al") _);

@@ -138,6 +138,13 @@ fn fast_page_fault(frame: &mut TrapFrame, cr2: u64) -> bool {
     fast_entry(frame, |system, cpu, frame, now, mem| system.fast_page_fault(cpu, frame, cr2, now, mem))
 }
 
+/// The fast path of a guest kernel's `rdmsr`/`wrmsr` of a segment base
+/// ([`System::fast_privileged_op`]), as [`fast_syscall`].
+#[inline(never)]
+fn fast_segment_msr(frame: &mut TrapFrame) -> bool {
+    fast_entry(frame, |system, cpu, frame, now, mem| system.fast_privileged_op(cpu, frame, now, mem, &mut Hardware))
+}
+
 /// [`fast_syscall`] and [`fast_page_fault`]: `serve` under the shared
 /// lock, then the return it asks for.
 #[inline(always)]
@@ -797,6 +804,12 @@ pub fn handle(frame: &mut TrapFrame) {
     // A page fault that cannot be a write to a page table the hypervisor
     // emulates (not a write to a present page) may be bounced fast.
     if frame.vector == 14 && frame.error_code & 3 != 3 && fast_page_fault(frame, cr2) {
+        return;
+    }
+    // A guest kernel's rdmsr/wrmsr of a segment base (ECX names one) may
+    // be emulated fast; any other #GP pays nothing more than this test.
+    if frame.vector == 13 && (MSR_FS_BASE..=MSR_SHADOW_GS_BASE).contains(&(frame.rcx as u32)) && fast_segment_msr(frame)
+    {
         return;
     }
     enter(frame, |s, f, now, tsc, mem| s.guest_trap(f, cr2, now, tsc, mem, &mut Hardware));
