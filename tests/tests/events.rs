@@ -51,6 +51,8 @@ fn every_exception_arrives_with_xens_frame() {
         "#UD with DF set",
         "#GP",
         "#GP (non-canonical FS base)",
+        "#UD (rdfsbase, CR4.FSGSBASE clear)",
+        "#UD (rdfsbase, CR4.FSGSBASE cleared)",
         "#PF",
         "int $0x80",
         "#NP",
@@ -63,6 +65,7 @@ fn every_exception_arrives_with_xens_frame() {
     }
     out.expect_line("(d0) traps: #PF address 0x1000 -> ok")
         .expect_line("(d0) traps: FS and shadow GS bases by rdmsr/wrmsr -> ok")
+        .expect_line("(d0) traps: CR4.FSGSBASE is the kernel's -> ok")
         .expect_line("(d0) traps: #PF: vector 14 error 0x0 ")
         // The architectural error code (QEMU's own would be 0x52).
         .expect_line("(d0) traps: int $5 (#GP): vector 13 error 0x2a ")

@@ -37,6 +37,8 @@ fn every_exception_arrives_on_xen_as_the_traps_guest_expects() {
         "#UD with DF set",
         "#GP",
         "#GP (non-canonical FS base)",
+        "#UD (rdfsbase, CR4.FSGSBASE clear)",
+        "#UD (rdfsbase, CR4.FSGSBASE cleared)",
         "int $0x80",
         "#NP",
         "#SS",
@@ -50,6 +52,7 @@ fn every_exception_arrives_on_xen_as_the_traps_guest_expects() {
     out.expect_line("traps: #PF: vector 14 error 0x0 ")
         .expect_line("traps: #PF address 0x1000 -> ok")
         .expect_line("traps: FS and shadow GS bases by rdmsr/wrmsr -> ok")
+        .expect_line("traps: CR4.FSGSBASE is the kernel's -> ok")
         .expect_line("traps: #DB DR6 Ok(ffff4ff0) -> ok")
         // Xen hands on QEMU's error code for the refused int $5 (5*16+2).
         .expect_line("traps: int $5 (#GP): vector 13 error 0x52 ")

@@ -200,6 +200,12 @@ pub struct Vcpu {
     /// The guest's virtual CR0.TS (`fpu_taskswitch`): its next FPU use
     /// raises #NM in the guest.
     pub fpu_ts: bool,
+    /// The guest kernel's CR4.FSGSBASE (Xen's `ctrlreg[4]` bit): whether
+    /// its user code may use `{rd,wr}{fs,gs}base`. Clear until the kernel
+    /// sets it (where the CPU has the feature); the arch layer loads it
+    /// into CR4 while the vCPU runs (Xen's XSA-293: never set behind a
+    /// 64-bit PV kernel's back).
+    pub cr4_fsgsbase: bool,
     /// Virtual I/O privilege level (`PHYSDEVOP_set_iopl`): with 1 or more,
     /// a privileged domain's kernel may use I/O ports (emulated).
     pub iopl: u8,
@@ -369,6 +375,7 @@ impl Vcpu {
             segments: SegmentState::default(),
             fpu: Vec::new(),
             fpu_ts: false,
+            cr4_fsgsbase: false,
             iopl: 0,
             iobitmap: (0, 0),
             nmi_pending: false,

@@ -785,6 +785,9 @@ mod tests {
         fn read_segment_base(&self, _: u32) -> u64 {
             panic!("read_segment_base")
         }
+        fn set_fsgsbase(&mut self, _: bool) {
+            panic!("set_fsgsbase")
+        }
     }
 
     const PF_HANDLER: u64 = 0xffff_ffff_8000_3000;

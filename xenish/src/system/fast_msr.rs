@@ -101,6 +101,9 @@ mod tests {
         fn read_segment_base(&self, msr: u32) -> u64 {
             self.0[(msr - 0xc000_0100) as usize]
         }
+        fn set_fsgsbase(&mut self, _: bool) {
+            panic!("set_fsgsbase")
+        }
     }
 
     const CALLBACK: u64 = 0xffff_ffff_8000_1000;

@@ -39,7 +39,7 @@ pub(super) fn emulate_privileged(
                 0 => cr0(dom)?,
                 2 => cr2_slot(dom, vcpu, mem).map(|b| u64::from_le_bytes(*b))?,
                 3 => dom.vcpus.get(vcpu)?.kernel_l4.addr(),
-                4 => GUEST_CR4,
+                4 => GUEST_CR4 | if dom.vcpus.get(vcpu)?.cr4_fsgsbase { CR4_FSGSBASE } else { 0 },
                 _ => return None,
             };
             *frame.gpr_mut(reg) = value;
@@ -48,8 +48,8 @@ pub(super) fn emulate_privileged(
         }
         // mov %reg, %crN (Xen's pv_emul_write_cr): CR0 may change only TS,
         // CR2 is the guest's own, CR3 is a new kernel base pointer (as
-        // MMUEXT_NEW_BASEPTR), CR4 writes are accepted and the guest keeps
-        // seeing the CR4 Xen gives it.
+        // MMUEXT_NEW_BASEPTR), CR4 writes are accepted, and of the CR4 the
+        // guest sees only FSGSBASE follows them.
         [0x0f, 0x22, modrm, ..] if modrm >> 6 == 3 => {
             let cr = (modrm >> 3) & 7 | if rex & 4 != 0 { 8 } else { 0 };
             let value = *frame.gpr_mut(modrm & 7 | if rex & 1 != 0 { 8 } else { 0 });
@@ -68,7 +68,13 @@ pub(super) fn emulate_privileged(
                     let old = core::mem::replace(&mut dom.vcpus.get_mut(vcpu)?.kernel_l4, new);
                     mmu.put_page_and_type(old);
                 }
-                4 => {}
+                // Of CR4 only FSGSBASE is the guest's, where its CPUID
+                // offers it (Xen's pv_fixup_guest_cr4); the rest is Xen's.
+                4 => {
+                    let on = value & CR4_FSGSBASE != 0 && fsgsbase_offered(cpu);
+                    dom.vcpus.get_mut(vcpu)?.cr4_fsgsbase = on;
+                    cpu.set_fsgsbase(on);
+                }
                 _ => return None,
             }
             frame.rip = frame.rip.wrapping_add(3 + u64::from(rex != 0));
@@ -159,8 +165,18 @@ fn vmce_read(msr: u32) -> Option<u64> {
 
 /// CR0.TS.
 const CR0_TS: u64 = 1 << 3;
-/// The CR4 a PV guest kernel reads: PAE PSE PGE OSFXSR OSXMMEXCPT.
+/// The CR4 a PV guest kernel reads: PAE PSE PGE OSFXSR OSXMMEXCPT (and
+/// [`CR4_FSGSBASE`] once it set that).
 pub(super) const GUEST_CR4: u64 = 0x6f0;
+
+/// CR4.FSGSBASE.
+pub(super) const CR4_FSGSBASE: u64 = 1 << 16;
+
+/// Whether the guest's CPUID offers FSGSBASE (leaf 7, ebx bit 0: the
+/// host's, within the PV policy), so that its kernel may set CR4.FSGSBASE.
+fn fsgsbase_offered(cpu: &dyn CpuOps) -> bool {
+    crate::cpuid::pv_cpuid(7, 0, &|leaf, sub| cpu.cpuid(leaf, sub))[1] & 1 != 0
+}
 
 /// `rdmsr` (`0f 32`) and `wrmsr` (`0f 30`) of the segment-base MSRs, the
 /// one privileged instruction Linux executes on every context switch

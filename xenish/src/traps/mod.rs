@@ -96,6 +96,9 @@ pub trait CpuOps {
     fn write_segment_base(&mut self, msr: u32, value: u64);
     /// Reads a segment-base MSR.
     fn read_segment_base(&self, msr: u32) -> u64;
+    /// Sets or clears CR4.FSGSBASE for the running vCPU (its guest
+    /// kernel's choice: `Vcpu::cr4_fsgsbase`).
+    fn set_fsgsbase(&mut self, on: bool);
 }
 
 /// Exception mnemonics, for crash reports.

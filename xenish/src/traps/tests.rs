@@ -1,7 +1,7 @@
 //! Host tests of the trap handling.
 
 use super::emul_io::io_okay;
-use super::emul_priv_op::{GUEST_CR4, MSR_FS_BASE, MSR_GS_BASE};
+use super::emul_priv_op::{CR4_FSGSBASE, GUEST_CR4, MSR_FS_BASE, MSR_GS_BASE};
 use super::*;
 use crate::guest_access::Access;
 use crate::hypercall::tests::{World, BUF_VA};
@@ -14,6 +14,10 @@ struct FakeCpu {
     ts: Option<bool>,
     wbinvds: u32,
     outs: std::vec::Vec<(u16, u8, u32)>,
+    /// The last CR4.FSGSBASE set.
+    fsgsbase: Option<bool>,
+    /// Whether CPUID reports FSGSBASE (leaf 7, ebx bit 0).
+    has_fsgsbase: bool,
 }
 
 impl CpuOps for FakeCpu {
@@ -31,13 +35,19 @@ impl CpuOps for FakeCpu {
         self.wbinvds += 1;
     }
     fn cpuid(&self, leaf: u32, _subleaf: u32) -> [u32; 4] {
-        [leaf, 0, 0, 0]
+        match leaf {
+            7 => [0, u32::from(self.has_fsgsbase), 0, 0],
+            _ => [leaf, 0, 0, 0],
+        }
     }
     fn write_segment_base(&mut self, msr: u32, value: u64) {
         self.bases[(msr - MSR_FS_BASE) as usize] = value;
     }
     fn read_segment_base(&self, msr: u32) -> u64 {
         self.bases[(msr - MSR_FS_BASE) as usize]
+    }
+    fn set_fsgsbase(&mut self, on: bool) {
+        self.fsgsbase = Some(on);
     }
 }
 
@@ -92,6 +102,42 @@ fn reads_cr3_and_writes_segment_bases() {
     f.rcx = u64::from(MSR_FS_BASE);
     f.rdx = 0x8000;
     assert!(matches!(run(&mut w, &mut f, 13, 0), TrapDecision::Crash(_)));
+}
+
+/// CR4.FSGSBASE is the guest kernel's (Xen's `pv_fixup_guest_cr4` and
+/// `pv_make_cr4`, XSA-293): clear at first, set by a write of CR4 with the
+/// bit where CPUID offers the feature (and then read back, and loaded into
+/// the CPU), cleared by a write without it; where CPUID does not offer it,
+/// a write of the bit is ignored.
+#[test]
+fn cr4_fsgsbase_is_the_guest_kernels_where_offered() {
+    let step = |dom: Option<crate::domain::Domain>, code: &[u8], rax: u64, has: bool| {
+        let (mut w, mut f) = setup(code);
+        if let Some(d) = dom {
+            w.dom = d;
+        }
+        f.rax = rax;
+        let mut cpu = FakeCpu { has_fsgsbase: has, ..FakeCpu::default() };
+        f.vector = 13;
+        let d = handle(&mut w.dom, 0, &mut f, (0, 0), (&mut w.mem, &mut w.ft), &mut cpu);
+        assert!(matches!(d, TrapDecision::Resume) && f.rip == BUF_VA + 3);
+        (w.dom, f.rax, cpu.fsgsbase)
+    };
+    const READ: [u8; 3] = [0x0f, 0x20, 0xe0];
+    const WRITE: [u8; 3] = [0x0f, 0x22, 0xe0];
+    let (dom, cr4, _) = step(None, &READ, 0, true);
+    assert_eq!(cr4, GUEST_CR4, "clear at first");
+    assert!(!dom.vcpus[0].cr4_fsgsbase);
+    let (dom, _, loaded) = step(Some(dom), &WRITE, GUEST_CR4 | CR4_FSGSBASE, true);
+    assert_eq!((dom.vcpus[0].cr4_fsgsbase, loaded), (true, Some(true)), "set where offered");
+    let (dom, cr4, _) = step(Some(dom), &READ, 0, true);
+    assert_eq!(cr4, GUEST_CR4 | CR4_FSGSBASE, "and read back");
+    let (dom, _, loaded) = step(Some(dom), &WRITE, GUEST_CR4, true);
+    assert_eq!((dom.vcpus[0].cr4_fsgsbase, loaded), (false, Some(false)), "cleared");
+    let (dom, _, loaded) = step(Some(dom), &WRITE, GUEST_CR4 | CR4_FSGSBASE, false);
+    assert_eq!((dom.vcpus[0].cr4_fsgsbase, loaded), (false, Some(false)), "not offered: ignored");
+    let (_, cr4, _) = step(Some(dom), &READ, 0, false);
+    assert_eq!(cr4, GUEST_CR4);
 }
 
 #[test]

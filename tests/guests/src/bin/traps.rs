@@ -191,6 +191,48 @@ mod guest {
         ok & expect("#GP (non-canonical FS base)", 13, 0, at)
     }
 
+    /// CR4.FSGSBASE is the kernel's own (Xen's `pv_make_cr4`, XSA-293):
+    /// clear until it sets it, so `rdfsbase` raises #UD; once set (where
+    /// CPUID offers FSGSBASE) it reads back and `rdfsbase` reads the FS
+    /// base; cleared again, #UD again. Where CPUID does not offer it, the
+    /// bit stays clear.
+    fn fsgsbase() -> bool {
+        const FSGSBASE: u64 = 1 << 16;
+        let cr4 = || -> u64 {
+            let v: u64;
+            // SAFETY: emulated for the PV kernel; no side effects.
+            unsafe { asm!("mov {}, cr4", out(reg) v) };
+            v
+        };
+        let set_cr4 = |v: u64| {
+            // SAFETY: emulated for the PV kernel: only FSGSBASE is its own.
+            unsafe { asm!("mov cr4, {}", in(reg) v) };
+        };
+        let offered = core::arch::x86_64::__cpuid_count(7, 0).ebx & 1 != 0;
+        let mut ok = cr4() & FSGSBASE == 0;
+        let at = raise!(5, "rdfsbase rax", out("rax") _);
+        ok &= expect("#UD (rdfsbase, CR4.FSGSBASE clear)", 6, 0, at);
+        set_cr4(cr4() | FSGSBASE);
+        ok &= (cr4() & FSGSBASE != 0) == offered;
+        if offered {
+            VECTOR.store(u64::MAX, Ordering::SeqCst);
+            let (base, (lo, hi)): (u64, (u32, u32));
+            // SAFETY: CR4.FSGSBASE is set: rdfsbase reads the FS base;
+            // rdmsr of it is emulated.
+            unsafe {
+                asm!("rdfsbase {}", out(reg) base);
+                asm!("rdmsr", in("ecx") 0xc000_0100u32, out("eax") lo, out("edx") hi);
+            }
+            ok &= VECTOR.load(Ordering::SeqCst) == u64::MAX && base == u64::from(hi) << 32 | u64::from(lo);
+        }
+        set_cr4(cr4() & !FSGSBASE);
+        ok &= cr4() & FSGSBASE == 0;
+        let at = raise!(5, "rdfsbase rax", out("rax") _);
+        ok &= expect("#UD (rdfsbase, CR4.FSGSBASE cleared)", 6, 0, at);
+        println!("traps: CR4.FSGSBASE is the kernel's -> {}", if ok { "ok" } else { "WRONG" });
+        ok
+    }
+
     fn vectors(si: &StartInfo) -> bool {
         let mut all = true;
         let at = raise!(2, "xor ecx, ecx\n3: div ecx", out("eax") _, out("edx") _, out("ecx") _);
@@ -266,6 +308,7 @@ mod guest {
         let at = raise!(2, "wrmsr", in("ecx") 0x1234, in("eax") 0, in("edx") 0);
         all &= expect("#GP", 13, 0, at);
         all &= segment_bases();
+        all &= fsgsbase();
         // The guest kernel's fault: Xen clears the user bit (ring 3 is its
         // kernel mode), so the error code says "kernel read, not present".
         let at = raise!(2, "mov al, byte ptr [rsi]", in("rsi") 0x1000u64, out("al") _);

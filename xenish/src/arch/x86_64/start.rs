@@ -299,10 +299,6 @@ pub struct CpuFeatures {
     nx: bool,
     smep: bool,
     smap: bool,
-    /// rd/wr{fs,gs}base: guests may use them (as on Xen, where a PV kernel
-    /// that sets CR4.FSGSBASE gets it); the hypervisor keeps no state in
-    /// FS or GS and saves both bases on every switch.
-    fsgsbase: bool,
     /// CPUID says we run under a hypervisor (QEMU): isa-debug-exit may exist.
     pub under_hypervisor: bool,
 }
@@ -313,13 +309,7 @@ impl CpuFeatures {
         let nx = max_ext >= 0x8000_0001 && cpu::cpuid(0x8000_0001, 0).edx & (1 << 20) != 0;
         let leaf7 = if cpu::cpuid(0, 0).eax >= 7 { cpu::cpuid(7, 0).ebx } else { 0 };
         let under_hypervisor = cpu::cpuid(1, 0).ecx & (1 << 31) != 0;
-        let f = CpuFeatures {
-            nx,
-            smep: leaf7 & (1 << 7) != 0,
-            smap: leaf7 & (1 << 20) != 0,
-            fsgsbase: leaf7 & 1 != 0,
-            under_hypervisor,
-        };
+        let f = CpuFeatures { nx, smep: leaf7 & (1 << 7) != 0, smap: leaf7 & (1 << 20) != 0, under_hypervisor };
         printk!("xenish: cpu: nx={} smep={} smap={} hypervisor={}", f.nx, f.smep, f.smap, f.under_hypervisor);
         f
     }
@@ -343,9 +333,8 @@ fn enable_syscall(f: &CpuFeatures) {
         if f.smap {
             cr4 |= 1 << 21;
         }
-        if f.fsgsbase {
-            cr4 |= 1 << 16;
-        }
+        // CR4.FSGSBASE is each vCPU's own (its guest kernel's choice), set
+        // as a vCPU is switched in (`trap::set_cr4_fsgsbase`).
         cpu::write_cr4(cr4);
         // CR0.AM, as Xen runs (its __start_xen writes PE MP ET NE WP AM PG):
         // a guest, whose kernel runs in ring 3, that sets EFLAGS.AC gets

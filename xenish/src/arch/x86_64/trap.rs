@@ -379,6 +379,29 @@ impl CpuOps for Hardware {
         // SAFETY: as above, the base MSRs exist on every x86_64 CPU.
         unsafe { cpu::rdmsr(msr) }
     }
+
+    fn set_fsgsbase(&mut self, on: bool) {
+        set_cr4_fsgsbase(on);
+    }
+}
+
+/// CR4.FSGSBASE.
+const CR4_FSGSBASE: u64 = 1 << 16;
+
+/// Sets CR4.FSGSBASE as the running vCPU's guest kernel chose it (Xen's
+/// `pv_make_cr4`: a 64-bit PV guest's user code may use
+/// `{rd,wr}{fs,gs}base` only if its kernel set the bit; Xen's XSA-293),
+/// writing CR4 only if it changes. The core offers the bit only where
+/// the CPU has it; the hypervisor itself reads and writes the bases
+/// through their MSRs only.
+fn set_cr4_fsgsbase(on: bool) {
+    let cr4 = cpu::read_cr4();
+    let want = if on { cr4 | CR4_FSGSBASE } else { cr4 & !CR4_FSGSBASE };
+    if want != cr4 {
+        // SAFETY: FSGSBASE only enables four user-mode instructions; the
+        // core asks for it only where CPUID reports the feature.
+        unsafe { cpu::write_cr4(want) };
+    }
 }
 
 fn memory() -> DirectMap {
@@ -607,6 +630,7 @@ fn switch_segments(previous: Option<VcpuRef>) {
             load_gdt(&v.gdt_frames);
             load_ldt(&v.ldt_frames, v.ldt_ents);
             write_segments(&v.segments);
+            set_cr4_fsgsbase(v.cr4_fsgsbase);
             fpu::restore(&mut v.fpu);
             if v.fpu_ts {
                 fpu::stts();
@@ -615,6 +639,7 @@ fn switch_segments(previous: Option<VcpuRef>) {
         None => {
             load_ldt(&[], 0);
             write_segments(&SegmentState::default());
+            set_cr4_fsgsbase(false);
         }
     }
 }
