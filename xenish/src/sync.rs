@@ -230,7 +230,8 @@ impl<T> RwSpinLock<T> {
         // Dekker with the writer: mark the slot, then look at the writer
         // word; the writer sets its word, then looks at the slots (both
         // sequentially consistent, so at least one sees the other).
-        if mark.compare_exchange(false, true, Ordering::SeqCst, Ordering::Relaxed).is_err() {
+        // (A swap: a slot another CPU holds stays marked, as it was.)
+        if mark.swap(true, Ordering::SeqCst) {
             return None;
         }
         if self.written() {
@@ -403,7 +404,9 @@ impl<T> Deref for ReadGuard<'_, T> {
 impl<T> Drop for ReadGuard<'_, T> {
     #[inline]
     fn drop(&mut self) {
-        self.lock.slots[self.slot].0.store(false, Ordering::Release);
+        // (The slot is below READER_SLOTS: the modulo only spares the
+        // bounds check.)
+        self.lock.slots[self.slot % READER_SLOTS].0.store(false, Ordering::Release);
     }
 }
 

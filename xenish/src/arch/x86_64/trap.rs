@@ -142,7 +142,11 @@ fn fast_entry(
 ) -> bool {
     let outcome = {
         let cpu = super::percpu::cpu_index();
-        let guard = SYSTEM.read_waiting(cpu, &mut SystemWaiter::default());
+        // The lock found free in line, with no waiter to build and drop.
+        let guard = match SYSTEM.try_read(cpu) {
+            Some(guard) => guard,
+            None => read_system_contended(cpu),
+        };
         let Some(system) = guard.as_ref() else { return false };
         // A fired timer is re-armed, and device interrupts are delivered,
         // by a slow entry.
@@ -175,6 +179,14 @@ fn fast_entry(
             true
         }
     }
+}
+
+/// [`fast_entry`]'s shared take of the system lock once it was not free:
+/// waiting as [`lock_system`] does.
+#[cold]
+#[inline(never)]
+fn read_system_contended(cpu: usize) -> crate::sync::ReadGuard<'static, Option<System>> {
+    SYSTEM.read_waiting(cpu, &mut SystemWaiter::default())
 }
 
 /// Whether vCPUs run on every CPU (the `smp_guests` option).
@@ -794,11 +806,20 @@ pub fn handle(frame: &mut TrapFrame) {
     enter(frame, |s, f, now, tsc, mem| s.guest_trap(f, cr2, now, tsc, mem, &mut Hardware));
 }
 
-/// A `syscall` from a guest: a hypercall, or a system call from guest user mode.
+/// A `syscall` from a guest: a hypercall, or a system call from guest user
+/// mode. In line in the entry stub's Rust half: the fast path's entries
+/// do not pay the slow path's frame.
+#[inline(always)]
 pub fn handle_syscall(frame: &mut TrapFrame) {
     if (may_be_fast(frame) || in_user_mode().load(Ordering::Relaxed)) && fast_syscall(frame) {
         return;
     }
+    handle_syscall_slow(frame);
+}
+
+/// [`handle_syscall`] on the slow path, under the lock taken exclusively.
+#[inline(never)]
+fn handle_syscall_slow(frame: &mut TrapFrame) {
     // Only a system call or an iret toggles (or the odd switch to another
     // vCPU, which the guess may miss): other hypercalls leave it be.
     let toggles = frame.rax == u64::from(guest_abi::xen::HYPERVISOR_IRET) || in_user_mode().load(Ordering::Relaxed);
