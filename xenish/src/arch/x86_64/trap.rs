@@ -17,7 +17,7 @@ use crate::mm::{FramePool, Mfn};
 use crate::regs::TrapFrame;
 use crate::sched::{SchedParams, VcpuRef};
 use crate::sync::{RwSpinLock, WriteGuard};
-use crate::system::{may_be_fast, Action, Fast, Next, System, CONSOLE_POLL_NS};
+use crate::system::{may_be_fast, Action, Fast, FastGate, Next, System, CONSOLE_POLL_NS};
 use crate::time::{Clock, TimeScale};
 use crate::traps::CpuOps;
 
@@ -123,14 +123,14 @@ impl crate::sync::Waiter for SystemWaiter {
 /// path. Out of line: the slow path's frame stays as small as before.
 #[inline(never)]
 fn fast_syscall(frame: &mut TrapFrame) -> bool {
-    fast_entry(frame, |system, cpu, frame, now, mem| system.fast_syscall(cpu, frame, now, mem))
+    fast_entry(frame, |system, cpu, frame, mem| system.fast_syscall_open(cpu, frame, mem))
 }
 
 /// The fast path of a guest's page fault at `cr2`
 /// ([`System::fast_page_fault`]), as [`fast_syscall`].
 #[inline(never)]
 fn fast_page_fault(frame: &mut TrapFrame, cr2: u64) -> bool {
-    fast_entry(frame, |system, cpu, frame, now, mem| system.fast_page_fault(cpu, frame, cr2, now, mem))
+    fast_entry(frame, |system, cpu, frame, mem| system.fast_page_fault_open(cpu, frame, cr2, mem))
 }
 
 /// [`fast_syscall`] and [`fast_page_fault`]: `serve` under the shared
@@ -138,7 +138,7 @@ fn fast_page_fault(frame: &mut TrapFrame, cr2: u64) -> bool {
 #[inline(always)]
 fn fast_entry(
     frame: &mut TrapFrame,
-    serve: impl FnOnce(&System, usize, &mut TrapFrame, u64, &mut DirectMap) -> Fast,
+    serve: impl FnOnce(&System, usize, &mut TrapFrame, &mut DirectMap) -> Fast,
 ) -> bool {
     let outcome = {
         let cpu = super::percpu::cpu_index();
@@ -153,9 +153,14 @@ fn fast_entry(
         if super::percpu::this_cpu().armed_ns.load(Ordering::Relaxed) == TIMER_FIRED || crate::irq::any_pending() {
             return false;
         }
-        let cpu = if system.smp_guests { cpu } else { 0 };
-        let (now, _) = now(system);
-        serve(system, cpu, frame, now, &mut memory())
+        let slot = if system.smp_guests { cpu } else { 0 };
+        // The system-wide conditions and their deadline, kept per CPU in
+        // TSC units until a writer gets in (System::fast_until_ns).
+        let gate = &FAST_GATES[cpu % super::percpu::MAX_CPUS];
+        if !gate.open(SYSTEM.generation(), clock::rdtsc(), || system.clock.tsc_before(system.fast_until_ns(slot))) {
+            return false;
+        }
+        serve(system, slot, frame, &mut memory())
     };
     match outcome {
         Fast::Declined => false,
@@ -180,6 +185,10 @@ fn fast_entry(
         }
     }
 }
+
+/// Per CPU: the fast path's system-wide conditions in TSC units, until the
+/// system lock's next writer ([`FastGate`]).
+static FAST_GATES: [FastGate; super::percpu::MAX_CPUS] = [const { FastGate::new() }; super::percpu::MAX_CPUS];
 
 /// [`fast_entry`]'s shared take of the system lock once it was not free:
 /// waiting as [`lock_system`] does.
