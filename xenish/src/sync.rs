@@ -108,6 +108,9 @@ pub struct RwSpinLock<T> {
     /// How often a writer gave way ([`Self::give_way`]; host tests only).
     #[cfg(test)]
     gave_way: AtomicU64,
+    /// How often the value was handed out for writing (wrapping): bumped
+    /// by every exclusive take, under it ([`Self::generation`]).
+    generation: AtomicU64,
     data: UnsafeCell<T>,
 }
 
@@ -141,6 +144,7 @@ impl<T> RwSpinLock<T> {
             claim: AtomicUsize::new(0),
             #[cfg(test)]
             gave_way: AtomicU64::new(0),
+            generation: AtomicU64::new(0),
             data: UnsafeCell::new(value),
         }
     }
@@ -292,7 +296,8 @@ impl<T> RwSpinLock<T> {
         // Dekker with the writer: mark the slot, then look at the writer
         // word; the writer sets its word, then looks at the slots (both
         // sequentially consistent, so at least one sees the other).
-        if mark.compare_exchange(false, true, Ordering::SeqCst, Ordering::Relaxed).is_err() {
+        // (A swap: a slot another CPU holds stays marked, as it was.)
+        if mark.swap(true, Ordering::SeqCst) {
             return None;
         }
         if self.written() {
@@ -386,6 +391,9 @@ impl<T> RwSpinLock<T> {
             slots &= slots - 1;
         }
         self.served(mine);
+        // The one place a writer gets in: every write to the value comes
+        // after a new generation.
+        self.bump_generation();
         Some(WriteGuard { lock: self })
     }
 
@@ -443,9 +451,33 @@ impl<T> RwSpinLock<T> {
         self.write_with(cpu, || false, || {})
     }
 
-    /// The value, through exclusive access to the lock itself.
+    /// The value, through exclusive access to the lock itself (a new
+    /// generation, as for a writer).
     pub fn get_mut(&mut self) -> &mut T {
+        self.bump_generation();
         self.data.get_mut()
+    }
+
+    /// Under exclusive access: the next generation.
+    #[inline(always)]
+    fn bump_generation(&self) {
+        // Only a writer stores it; a plain increment suffices.
+        let g = self.generation.load(Ordering::Relaxed);
+        self.generation.store(g.wrapping_add(1), Ordering::Relaxed);
+    }
+
+    /// How many times the value was handed out for writing (wrapping):
+    /// for a reader, under its [`ReadGuard`], to tell whether anything it
+    /// derived from the value under an earlier guard still holds. The
+    /// same generation seen under two read guards means no writer got in
+    /// between, so the value is as it was (but for what the readers
+    /// themselves change through atomics inside it). Every exclusive take
+    /// and [`Self::get_mut`] make a new one; taking the lock shared does
+    /// not. (The read guard's take synchronises with the last writer's
+    /// release, so a relaxed load sees that writer's generation.)
+    #[inline(always)]
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Relaxed)
     }
 }
 
@@ -480,7 +512,9 @@ impl<T> Deref for ReadGuard<'_, T> {
 impl<T> Drop for ReadGuard<'_, T> {
     #[inline]
     fn drop(&mut self) {
-        self.lock.slots[self.slot].0.store(false, Ordering::Release);
+        // (The slot is below READER_SLOTS: the modulo only spares the
+        // bounds check.)
+        self.lock.slots[self.slot % READER_SLOTS].0.store(false, Ordering::Release);
     }
 }
 
@@ -582,6 +616,40 @@ mod tests {
         assert_eq!(*lock.read(2), 6);
         assert_eq!(lock.registered.load(Ordering::Relaxed), 0b111, "slots 0, 1 and 2 registered");
         assert!(lock.state.load(Ordering::Relaxed) == 0 && lock.slots.iter().all(|s| !s.0.load(Ordering::Relaxed)));
+    }
+
+    /// Every way to the value for writing makes a new generation; every
+    /// way to read it, and a refused take, do not: what a reader derives
+    /// from the value and keys by the generation (the fast path's
+    /// `FastGate`) is found stale after any write, whoever the writer.
+    #[test]
+    fn every_write_and_no_read_makes_a_new_generation() {
+        let mut lock = RwSpinLock::new(0u64);
+        let mut seen = lock.generation();
+        let mut changed = |lock: &RwSpinLock<u64>, what: &str, expect: bool| {
+            let now = lock.generation();
+            assert_eq!(now != seen, expect, "{what}");
+            seen = now;
+        };
+        drop(lock.read(0));
+        drop(lock.try_read(1));
+        drop(lock.read_with(2, || false, || {}));
+        changed(&lock, "reads", false);
+        *lock.write(0) += 1;
+        changed(&lock, "write", true);
+        drop(lock.try_write(1));
+        changed(&lock, "try_write", true);
+        drop(lock.write_with(2, || false, || {}));
+        changed(&lock, "write_with", true);
+        drop(lock.write_waiting(3, &mut Spin { impatient: || false, relax: || {} }));
+        changed(&lock, "write_waiting", true);
+        let w = lock.write(0);
+        changed(&lock, "write", true);
+        assert!(lock.try_write(1).is_none() && lock.try_read(2).is_none());
+        changed(&lock, "a refused write or read", false);
+        drop(w);
+        *lock.get_mut() += 1;
+        changed(&lock, "get_mut", true);
     }
 
     /// Two values a writer changes together, one after the other with a

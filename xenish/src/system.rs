@@ -28,7 +28,7 @@ use crate::traps::{self, CpuOps, TrapDecision};
 
 mod fast;
 mod fast_msr;
-pub use fast::{may_be_fast, Fast};
+pub use fast::{may_be_fast, Fast, FastGate};
 
 /// How often the hypervisor looks for console input while the console
 /// domain listens for it: the UART is polled, not interrupt-driven (10 ms

@@ -65,6 +65,39 @@ impl Clock {
         self.scale.ticks_to_ns(tsc.wrapping_sub(self.tsc_at_zero))
     }
 
+    /// A TSC value before which the system time is below `ns`: every TSC
+    /// value from `tsc_at_zero` up to, not including, `tsc_before(ns)`
+    /// has `system_time(tsc) < ns` (so a deadline compared in TSC units
+    /// is never passed unseen); `u64::MAX` when the TSC cannot reach
+    /// `ns`. A few ticks early at most. Without a 128-bit division: the
+    /// fast path computes it after every write of the system.
+    ///
+    /// `⌊ns · hz / 10⁹⌋` ticks after `tsc_at_zero` is the exact answer
+    /// for the exact scale; the Xen-style scale rounds its pre-shifted
+    /// frequency and its multiplier, so `system_time` may run ahead of
+    /// it by about one part in 2³⁰. The result is checked against
+    /// `system_time` itself (monotonic), backed off by a margin well above
+    /// that error if it must be, and `tsc_at_zero` (nothing before it)
+    /// if even that fails.
+    pub fn tsc_before(&self, ns: u64) -> u64 {
+        let (secs, rest) = (ns / NS_PER_SEC, ns % NS_PER_SEC);
+        // ⌊ns · hz / 10⁹⌋ = secs · hz + ⌊rest · hz / 10⁹⌋, exactly.
+        let ticks = match (secs.checked_mul(self.tsc_hz), rest.checked_mul(self.tsc_hz)) {
+            (Some(whole), Some(part)) => whole.checked_add(part / NS_PER_SEC),
+            _ => None,
+        };
+        let Some((ticks, end)) = ticks.and_then(|t| Some((t, self.tsc_at_zero.checked_add(t)?))) else {
+            return u64::MAX;
+        };
+        for back in [0, (ticks >> 28) + 2] {
+            let t = end.saturating_sub(back);
+            if t <= self.tsc_at_zero || self.system_time(t - 1) < ns {
+                return t;
+            }
+        }
+        self.tsc_at_zero
+    }
+
     /// The TSC value at system time `ns` (for timer deadlines).
     pub fn tsc_at(&self, ns: u64) -> u64 {
         let ticks = (u128::from(ns) * u128::from(self.tsc_hz) / u128::from(NS_PER_SEC)) as u64;
@@ -132,6 +165,50 @@ mod tests {
         let mut d = tsc - ts;
         d = if shift < 0 { d >> -shift } else { d << shift };
         st + ((u128::from(d) * u128::from(mul)) >> 32) as u64
+    }
+
+    /// `tsc_before` is never late (the tick before it is still before the
+    /// deadline) and only a few ticks early, for odd frequencies (whose
+    /// scale rounds) and deadlines from 0 to a century and more;
+    /// `u64::MAX` exactly when the TSC cannot reach the deadline.
+    #[test]
+    fn tsc_before_is_never_late_and_hardly_early() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for hz in
+            [1_000_000u64, 999_999_999, 1_000_000_000, 2_000_000_001, 2_893_441_727, 3_999_999_999, 10_000_000_007]
+        {
+            let Some(scale) = TimeScale::from_hz(hz) else { panic!("scale") };
+            let clock = Clock { tsc_at_zero: next() >> 8, scale, tsc_hz: hz };
+            for i in 0..20_000u64 {
+                let ns = match i {
+                    0 => 0,
+                    1 => 1,
+                    2 => u64::MAX,
+                    // Up to 146 years: beyond, the scale itself wraps.
+                    _ => next() >> (2 + next() % 62),
+                };
+                let t = clock.tsc_before(ns);
+                let exact = u128::from(ns) * u128::from(hz) / u128::from(NS_PER_SEC) + u128::from(clock.tsc_at_zero);
+                if t == u64::MAX || ns == u64::MAX {
+                    assert_eq!(t == u64::MAX, exact > u128::from(u64::MAX), "{hz} Hz, {ns} ns");
+                    continue;
+                }
+                if t > clock.tsc_at_zero {
+                    assert!(clock.system_time(t - 1) < ns, "{hz} Hz, {ns} ns: late at {t}");
+                }
+                // Early by a few ticks at most (the scale counts in steps of
+                // up to 8 ticks above 2 GHz).
+                if let Some(later) = t.checked_add(16 + (t - clock.tsc_at_zero.min(t)) / (1 << 27)) {
+                    assert!(clock.system_time(later) >= ns || ns == 0, "{hz} Hz, {ns} ns: early at {t}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -49,6 +49,7 @@
 
 use super::*;
 use crate::domain::Vcpu;
+use core::sync::atomic::{AtomicU64, Ordering};
 use guest_abi::event_channel::EVTCHNOP_SEND;
 use guest_abi::xen::{HYPERVISOR_EVENT_CHANNEL_OP, HYPERVISOR_IRET, HYPERVISOR_XEN_VERSION};
 
@@ -118,14 +119,85 @@ pub fn may_be_fast(frame: &TrapFrame) -> bool {
     }
 }
 
+/// One CPU's memo of [`System::fast_until_ns`] in TSC units, made under
+/// the system lock taken shared and kept for as long as the lock's
+/// generation ([`crate::sync::RwSpinLock::generation`]) stays the same:
+/// no writer got in, so the system-wide conditions of the fast path, and
+/// the deadline they run to, are as they were. A fast entry then compares
+/// the TSC with one number instead of reading and scaling the clock and
+/// testing six conditions. Written only by its own CPU (with interrupts
+/// off): relaxed atomics suffice, they are atomics only so that a
+/// `static` may hold them without `unsafe`.
+pub struct FastGate {
+    /// The lock generation the memo was made at (`u64::MAX`: none yet).
+    generation: AtomicU64,
+    /// The TSC value from which the conditions may no longer hold.
+    until_tsc: AtomicU64,
+}
+
+impl Default for FastGate {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl FastGate {
+    /// A gate with no memo.
+    pub const fn new() -> Self {
+        FastGate { generation: AtomicU64::new(u64::MAX), until_tsc: AtomicU64::new(0) }
+    }
+
+    /// Whether the fast path's system-wide conditions hold at `tsc`, with
+    /// the system lock (held shared by the caller) at `generation`: from
+    /// the memo if it was made at that generation, else from `until` (the
+    /// deadline in TSC units, computed afresh and remembered).
+    #[inline(always)]
+    pub fn open(&self, generation: u64, tsc: u64, until: impl FnOnce() -> u64) -> bool {
+        let until_tsc = if self.generation.load(Ordering::Relaxed) == generation {
+            self.until_tsc.load(Ordering::Relaxed)
+        } else {
+            self.remember(generation, until)
+        };
+        tsc < until_tsc
+    }
+
+    /// [`Self::open`] after a write of the system: the new deadline.
+    #[cold]
+    #[inline(never)]
+    fn remember(&self, generation: u64, until: impl FnOnce() -> u64) -> u64 {
+        let until_tsc = until();
+        self.until_tsc.store(until_tsc, Ordering::Relaxed);
+        self.generation.store(generation, Ordering::Relaxed);
+        until_tsc
+    }
+}
+
 impl System {
     /// Serves the `syscall` in `frame` from the vCPU CPU `cpu` runs, at
     /// `now_ns`, without changing the system (see the module's
     /// description), or declines it with nothing changed. The caller has
     /// checked that no device interrupt waits to be delivered
     /// ([`crate::irq::any_pending`]: the slow path delivers them).
+    ///
+    /// The system-wide conditions are [`Self::fast_until_ns`]'s; the arch
+    /// layer keeps those in TSC units per CPU ([`FastGate`]) and calls
+    /// [`Self::fast_syscall_open`] directly.
     pub fn fast_syscall(&self, cpu: usize, frame: &mut TrapFrame, now_ns: u64, mem: &mut dyn MachineMemory) -> Fast {
-        let Some((domain, vcpu, v)) = self.fast_caller(cpu, frame, now_ns) else { return Fast::Declined };
+        if now_ns >= self.fast_until_ns(cpu) {
+            return Fast::Declined;
+        }
+        self.fast_syscall_open(cpu, frame, mem)
+    }
+
+    /// [`Self::fast_syscall`] for a caller that found the time before
+    /// [`Self::fast_until_ns`] (of this system as it is: under the same
+    /// read guard, or one of the same lock generation).
+    ///
+    /// In line in the arch layer's only caller: a call and frame of its
+    /// own cost every fast entry about 20 instructions.
+    #[inline(always)]
+    pub fn fast_syscall_open(&self, cpu: usize, frame: &mut TrapFrame, mem: &mut dyn MachineMemory) -> Fast {
+        let Some((domain, vcpu, v)) = self.fast_caller(cpu, frame) else { return Fast::Declined };
         if !v.kernel_mode() {
             return fast_system_call(domain, vcpu, v, frame, mem);
         }
@@ -171,10 +243,27 @@ impl System {
         now_ns: u64,
         mem: &mut dyn MachineMemory,
     ) -> Fast {
+        if now_ns >= self.fast_until_ns(cpu) {
+            return Fast::Declined;
+        }
+        self.fast_page_fault_open(cpu, frame, cr2, mem)
+    }
+
+    /// [`Self::fast_page_fault`] for a caller that found the time before
+    /// [`Self::fast_until_ns`], as [`Self::fast_syscall_open`]; in line,
+    /// as that.
+    #[inline(always)]
+    pub fn fast_page_fault_open(
+        &self,
+        cpu: usize,
+        frame: &mut TrapFrame,
+        cr2: u64,
+        mem: &mut dyn MachineMemory,
+    ) -> Fast {
         if frame.vector != 14 || frame.error_code & 3 == 3 {
             return Fast::Declined;
         }
-        let Some((domain, vcpu, v)) = self.fast_caller(cpu, frame, now_ns) else { return Fast::Declined };
+        let Some((domain, vcpu, v)) = self.fast_caller(cpu, frame) else { return Fast::Declined };
         let was_kernel = v.kernel_mode();
         if !traps::page_fault_fast(domain, vcpu, frame, cr2, mem) {
             return Fast::Declined;
@@ -189,22 +278,34 @@ impl System {
         }
     }
 
-    /// The calling domain and vCPU index, if the entry on CPU `cpu` may be
-    /// served on the fast path at `now_ns`.
-    #[inline]
-    pub(super) fn fast_caller(&self, cpu: usize, frame: &TrapFrame, now_ns: u64) -> Option<(&Domain, usize, &Vcpu)> {
-        let here = self.cpus.get(cpu)?;
-        let who = here.current?;
+    /// Until when (system time, ns) the fast path's system-wide conditions
+    /// hold on CPU `cpu`: a vCPU runs there, no preemption is due there,
+    /// no vCPU timer or poll timeout is due and the timer summary is
+    /// current, no domain is being created, torn down or scrubbed. 0 if
+    /// they do not hold at all. It reads only what is written under the
+    /// system lock taken exclusively, so the answer stands until the next
+    /// writer (the lock's generation: [`FastGate`]).
+    pub fn fast_until_ns(&self, cpu: usize) -> u64 {
+        let Some(here) = self.cpus.get(cpu) else { return 0 };
         let w = &self.timer_work;
-        if now_ns >= here.preempt_at_ns
+        if here.current.is_none()
             || w.stale
-            || now_ns >= w.earliest_ns
             || self.maybe_dying
             || !self.lifecycle.created.is_empty()
             || self.ft.dirty_frames() != 0
         {
-            return None;
+            return 0;
         }
+        here.preempt_at_ns.min(w.earliest_ns)
+    }
+
+    /// The calling domain and vCPU index, if the entry on CPU `cpu` may be
+    /// served on the fast path, the system-wide conditions
+    /// ([`Self::fast_until_ns`]) checked.
+    #[inline]
+    pub(super) fn fast_caller(&self, cpu: usize, frame: &TrapFrame) -> Option<(&Domain, usize, &Vcpu)> {
+        let here = self.cpus.get(cpu)?;
+        let who = here.current?;
         let d = self.domains.get(who.domain).filter(|d| d.is_running())?;
         let v = d.vcpus.get(who.vcpu)?;
         // With its exit work word clear the vCPU is neither down, blocked,
@@ -411,6 +512,50 @@ mod tests {
         system.timer_work.earliest_ns = 900;
         null_hypercall(&mut frame, &mut mem);
         declines(&system, &mut frame, &mut mem, 1000);
+    }
+
+    /// The arch layer's memo of the system-wide conditions ([`FastGate`])
+    /// closes after every writer that changes them, however it changes
+    /// them, and is used as it is while no writer got in: the system
+    /// behind the lock it runs on, each change made through the lock's
+    /// exclusive side (the test fails if a writer could get in without a
+    /// new generation, or if `fast_until_ns` missed a condition).
+    #[test]
+    fn the_fast_gate_closes_after_every_writer_that_changes_its_conditions() {
+        type Change = fn(&mut System);
+        let changes: [(&str, Change); 7] = [
+            ("timers changed", |s| s.timers_changed()),
+            ("a timer due", |s| s.timer_work.earliest_ns = 900),
+            ("a preemption due", |s| s.cpus[0].preempt_at_ns = 900),
+            ("a domain maybe dying", |s| s.maybe_dying = true),
+            ("frames to scrub", |s| {
+                assert!((1..64).any(|m| s.ft.push_dirty(Mfn(m)).is_ok()), "a free frame");
+            }),
+            ("a domain created", |s| {
+                let d = crate::hypercall::tests::test_domain(1, false, 0..0, None, Mfn(8)).domain;
+                s.lifecycle.created.push(d);
+            }),
+            ("the CPU idle", |s| s.cpus[0].current = None),
+        ];
+        for (what, change) in changes {
+            let (system, _, _, _) = system(|_| {});
+            let lock = crate::sync::RwSpinLock::new(system);
+            let gate = FastGate::new();
+            let computed = core::cell::Cell::new(0);
+            // The clock runs at 1 GHz from TSC 0: the TSC is the time in ns.
+            let open = |tsc: u64| {
+                let s = lock.read(0);
+                gate.open(lock.generation(), tsc, || {
+                    computed.set(computed.get() + 1);
+                    s.clock.tsc_before(s.fast_until_ns(0))
+                })
+            };
+            assert!(open(1000) && open(1000), "{what}: open before");
+            assert_eq!(computed.get(), 1, "{what}: the memo is used while no writer got in");
+            change(&mut lock.write(0));
+            assert!(!open(1000), "{what}: closed after");
+            assert_eq!(computed.get(), 2, "{what}");
+        }
     }
 
     /// An IPI port of vCPU 0's, raised by its own send: the event, the

@@ -27,7 +27,9 @@ impl System {
     /// Emulates the segment-base `rdmsr`/`wrmsr` whose #GP is in `frame`
     /// (an exception entry from the vCPU CPU `cpu` runs, at `now_ns`) with
     /// `ops` as this CPU's registers, or declines it with nothing changed.
-    /// The caller has checked what it checks for [`Self::fast_syscall`].
+    /// The caller has checked what it checks for [`Self::fast_syscall`];
+    /// the arch layer, which keeps the system-wide conditions per CPU,
+    /// calls [`Self::fast_privileged_op_open`].
     pub fn fast_privileged_op(
         &self,
         cpu: usize,
@@ -36,10 +38,25 @@ impl System {
         mem: &mut dyn MachineMemory,
         ops: &mut dyn CpuOps,
     ) -> Fast {
+        if now_ns >= self.fast_until_ns(cpu) {
+            return Fast::Declined;
+        }
+        self.fast_privileged_op_open(cpu, frame, mem, ops)
+    }
+
+    /// [`Self::fast_privileged_op`] for a caller that found the time
+    /// before [`Self::fast_until_ns`], as [`Self::fast_syscall_open`].
+    pub fn fast_privileged_op_open(
+        &self,
+        cpu: usize,
+        frame: &mut TrapFrame,
+        mem: &mut dyn MachineMemory,
+        ops: &mut dyn CpuOps,
+    ) -> Fast {
         if frame.vector != 13 || frame.error_code != 0 || frame.rflags & EFLAGS_TF != 0 {
             return Fast::Declined;
         }
-        let Some((domain, vcpu, v)) = self.fast_caller(cpu, frame, now_ns) else { return Fast::Declined };
+        let Some((domain, vcpu, v)) = self.fast_caller(cpu, frame) else { return Fast::Declined };
         // Guest user mode gets its #GP: only the kernel's is emulated.
         if !v.kernel_mode() {
             return Fast::Declined;

@@ -247,7 +247,9 @@ pub fn deliver_upcall(
 }
 
 /// The bounce to the event callback if an upcall is pending, unmasked, and
-/// a callback registered.
+/// a callback registered. In line: on the fast path it is the exit's one
+/// look at the guest's `vcpu_info`, and the memory's type is known there.
+#[inline]
 fn upcall_due(dom: &Domain, vcpu: usize, mem: &dyn MachineMemory) -> Option<Bounce> {
     let callback = dom.vcpus.get(vcpu).map(|v| v.callbacks.event.address)?;
     let (info, off) = dom.vcpu_info(vcpu);
@@ -269,6 +271,10 @@ fn upcall_due(dom: &Domain, vcpu: usize, mem: &dyn MachineMemory) -> Option<Boun
 /// ([`crate::domain::Vcpu::set_kernel_mode_running`]). An error is the
 /// bounce's failure, nothing changed: the slow path's [`deliver_pending`]
 /// crashes the domain.
+///
+/// The look in line (every fast entry makes it, and most find nothing
+/// due), the bounce and the errors out of line.
+#[inline]
 pub fn deliver_upcall_fast(
     dom: &Domain,
     vcpu: usize,
@@ -276,9 +282,30 @@ pub fn deliver_upcall_fast(
     mem: &mut dyn MachineMemory,
 ) -> Result<bool, String> {
     let Some(v) = dom.vcpus.get(vcpu).filter(|v| !v.nmi_pending) else {
-        return Err(String::from("an NMI is pending"));
+        return Err(nmi_pending());
     };
     let Some(b) = upcall_due(dom, vcpu, mem) else { return Ok(false) };
+    bounce_upcall_fast(dom, vcpu, v, frame, b, mem)
+}
+
+/// [`deliver_upcall_fast`]'s refusal: no such vCPU, or an NMI pending.
+#[cold]
+#[inline(never)]
+fn nmi_pending() -> String {
+    String::from("an NMI is pending")
+}
+
+/// [`deliver_upcall_fast`]'s bounce of the due upcall `b` for vCPU `vcpu`
+/// (`v`) of `dom`.
+#[inline(never)]
+fn bounce_upcall_fast(
+    dom: &Domain,
+    vcpu: usize,
+    v: &crate::domain::Vcpu,
+    frame: &mut TrapFrame,
+    b: Bounce,
+    mem: &mut dyn MachineMemory,
+) -> Result<bool, String> {
     write_bounce_frame(dom, vcpu, frame, b, mem, true)?;
     v.set_kernel_mode_running(true);
     Ok(true)

@@ -17,7 +17,7 @@ use crate::mm::{FramePool, Mfn};
 use crate::regs::TrapFrame;
 use crate::sched::{SchedParams, VcpuRef};
 use crate::sync::{RwSpinLock, WriteGuard};
-use crate::system::{may_be_fast, Action, Fast, Next, System, CONSOLE_POLL_NS};
+use crate::system::{may_be_fast, Action, Fast, FastGate, Next, System, CONSOLE_POLL_NS};
 use crate::time::{Clock, TimeScale};
 use crate::traps::CpuOps;
 
@@ -128,42 +128,51 @@ impl crate::sync::Waiter for SystemWaiter {
 /// path. Out of line: the slow path's frame stays as small as before.
 #[inline(never)]
 fn fast_syscall(frame: &mut TrapFrame) -> bool {
-    fast_entry(frame, |system, cpu, frame, now, mem| system.fast_syscall(cpu, frame, now, mem))
+    fast_entry(frame, |system, cpu, frame, mem| system.fast_syscall_open(cpu, frame, mem))
 }
 
 /// The fast path of a guest's page fault at `cr2`
 /// ([`System::fast_page_fault`]), as [`fast_syscall`].
 #[inline(never)]
 fn fast_page_fault(frame: &mut TrapFrame, cr2: u64) -> bool {
-    fast_entry(frame, |system, cpu, frame, now, mem| system.fast_page_fault(cpu, frame, cr2, now, mem))
+    fast_entry(frame, |system, cpu, frame, mem| system.fast_page_fault_open(cpu, frame, cr2, mem))
 }
 
 /// The fast path of a guest kernel's `rdmsr`/`wrmsr` of a segment base
 /// ([`System::fast_privileged_op`]), as [`fast_syscall`].
 #[inline(never)]
 fn fast_segment_msr(frame: &mut TrapFrame) -> bool {
-    fast_entry(frame, |system, cpu, frame, now, mem| system.fast_privileged_op(cpu, frame, now, mem, &mut Hardware))
+    fast_entry(frame, |system, cpu, frame, mem| system.fast_privileged_op_open(cpu, frame, mem, &mut Hardware))
 }
 
-/// [`fast_syscall`] and [`fast_page_fault`]: `serve` under the shared
-/// lock, then the return it asks for.
+/// [`fast_syscall`], [`fast_page_fault`] and [`fast_segment_msr`]: `serve`
+/// under the shared lock, then the return it asks for.
 #[inline(always)]
 fn fast_entry(
     frame: &mut TrapFrame,
-    serve: impl FnOnce(&System, usize, &mut TrapFrame, u64, &mut DirectMap) -> Fast,
+    serve: impl FnOnce(&System, usize, &mut TrapFrame, &mut DirectMap) -> Fast,
 ) -> bool {
     let outcome = {
         let cpu = super::percpu::cpu_index();
-        let guard = SYSTEM.read_waiting(cpu, &mut SystemWaiter::default());
+        // The lock found free in line, with no waiter to build and drop.
+        let guard = match SYSTEM.try_read(cpu) {
+            Some(guard) => guard,
+            None => read_system_contended(cpu),
+        };
         let Some(system) = guard.as_ref() else { return false };
         // A fired timer is re-armed, and device interrupts are delivered,
         // by a slow entry.
         if super::percpu::this_cpu().armed_ns.load(Ordering::Relaxed) == TIMER_FIRED || crate::irq::any_pending() {
             return false;
         }
-        let cpu = if system.smp_guests { cpu } else { 0 };
-        let (now, _) = now(system);
-        serve(system, cpu, frame, now, &mut memory())
+        let slot = if system.smp_guests { cpu } else { 0 };
+        // The system-wide conditions and their deadline, kept per CPU in
+        // TSC units until a writer gets in (System::fast_until_ns).
+        let gate = &FAST_GATES[cpu % super::percpu::MAX_CPUS];
+        if !gate.open(SYSTEM.generation(), clock::rdtsc(), || system.clock.tsc_before(system.fast_until_ns(slot))) {
+            return false;
+        }
+        serve(system, slot, frame, &mut memory())
     };
     match outcome {
         Fast::Declined => false,
@@ -187,6 +196,18 @@ fn fast_entry(
             true
         }
     }
+}
+
+/// Per CPU: the fast path's system-wide conditions in TSC units, until the
+/// system lock's next writer ([`FastGate`]).
+static FAST_GATES: [FastGate; super::percpu::MAX_CPUS] = [const { FastGate::new() }; super::percpu::MAX_CPUS];
+
+/// [`fast_entry`]'s shared take of the system lock once it was not free:
+/// waiting as [`lock_system`] does.
+#[cold]
+#[inline(never)]
+fn read_system_contended(cpu: usize) -> crate::sync::ReadGuard<'static, Option<System>> {
+    SYSTEM.read_waiting(cpu, &mut SystemWaiter::default())
 }
 
 /// Whether vCPUs run on every CPU (the `smp_guests` option).
@@ -840,11 +861,20 @@ pub fn handle(frame: &mut TrapFrame) {
     enter(frame, |s, f, now, tsc, mem| s.guest_trap(f, cr2, now, tsc, mem, &mut Hardware));
 }
 
-/// A `syscall` from a guest: a hypercall, or a system call from guest user mode.
+/// A `syscall` from a guest: a hypercall, or a system call from guest user
+/// mode. In line in the entry stub's Rust half: the fast path's entries
+/// do not pay the slow path's frame.
+#[inline(always)]
 pub fn handle_syscall(frame: &mut TrapFrame) {
     if (may_be_fast(frame) || in_user_mode().load(Ordering::Relaxed)) && fast_syscall(frame) {
         return;
     }
+    handle_syscall_slow(frame);
+}
+
+/// [`handle_syscall`] on the slow path, under the lock taken exclusively.
+#[inline(never)]
+fn handle_syscall_slow(frame: &mut TrapFrame) {
     // Only a system call or an iret toggles (or the odd switch to another
     // vCPU, which the guess may miss): other hypercalls leave it be.
     let toggles = frame.rax == u64::from(guest_abi::xen::HYPERVISOR_IRET) || in_user_mode().load(Ordering::Relaxed);
