@@ -298,6 +298,8 @@ pub struct Boot {
     probe: Option<MonitorProbe>,
     /// Whether the machine has QEMU's `isa-debug-exit` device.
     debug_exit: bool,
+    /// Whether the boot takes every QEMU slot ([`Boot::exclusive`]).
+    exclusive: bool,
 }
 
 /// Monitor commands sent while the machine runs (see [`Boot::monitor_probe`]).
@@ -393,6 +395,7 @@ impl Boot {
             cpu: "max".into(),
             memory_mib: 512,
             smp: default_smp(),
+            exclusive: false,
             accel: "tcg".into(),
             timeout: default_timeout(),
             implied: "",
@@ -458,6 +461,15 @@ impl Boot {
     /// Sets the number of virtual CPUs (`-smp`; [`default_smp`] unless set).
     pub fn smp(mut self, cpus: u32) -> Self {
         self.smp = cpus;
+        self
+    }
+
+    /// Runs with every QEMU slot taken ([`Slots`]; the machine's too,
+    /// with `XENISH_QEMU_SLOTS_DIR`): no other boot runs beside it, in
+    /// this process or another. For boots that measure CPU shares in
+    /// wall-clock time, which a second QEMU on the host would skew.
+    pub fn exclusive(mut self) -> Self {
+        self.exclusive = true;
         self
     }
 
@@ -561,7 +573,7 @@ impl Boot {
         let log = work.join("serial.log");
         let stderr_path = work.join("qemu.stderr");
         let stderr = File::create(&stderr_path).map_err(|e| format!("{}: {e}", stderr_path.display()))?;
-        let slot = Slots::take(self.smp);
+        let slot = Slots::take(if self.exclusive { qemu_jobs().max(self.smp) } else { self.smp });
         let start = Instant::now();
         let monitor_path = work.join("monitor.sock");
         let mut args = self.qemu_args(&iso, &format!("file:{}", log.display()));

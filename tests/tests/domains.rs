@@ -7,7 +7,9 @@ use tests::{Boot, Exit, Outcome};
 
 /// Boots that measure CPU shares need the host's CPUs to themselves (under
 /// software emulation a second QEMU delays their timer interrupts): they
-/// take this lock exclusively, the other boots of this file share it.
+/// take this lock exclusively, the other boots of this file share it, and
+/// they boot [`Boot::exclusive`] (no other test process's QEMU beside them
+/// either, when `cargo xtask test` runs processes side by side).
 static HOST_CPUS: RwLock<()> = RwLock::new(());
 
 fn alone() -> RwLockWriteGuard<'static, ()> {
@@ -75,7 +77,7 @@ fn weights_share_the_cpu_two_to_one() {
         cmdline += &format!(" domain=light{n},module={},weight=256", n + 2);
         boot = boot.guest("spin", "spin from_ms=500 to_ms=3500");
     }
-    let out = boot.cmdline(&cmdline).run();
+    let out = boot.cmdline(&cmdline).exclusive().run();
     out.expect_exit(Exit::DebugExit(0));
     let heavy = field(&out, "(d0) spin:", "count=");
     for n in 1..=lights {
@@ -88,7 +90,11 @@ fn weights_share_the_cpu_two_to_one() {
 #[test]
 fn a_capped_domain_stays_under_its_cap() {
     let _cpus = alone();
-    let out = Boot::new().cmdline("domain=capped,module=1,cap=25").guest("spin", "spin from_ms=500 to_ms=2500").run();
+    let out = Boot::new()
+        .cmdline("domain=capped,module=1,cap=25")
+        .guest("spin", "spin from_ms=500 to_ms=2500")
+        .exclusive()
+        .run();
     out.expect_exit(Exit::DebugExit(0));
     let share = field(&out, "(d0) spin:", "share=");
     assert!(share <= 270, "a domain capped at 25% got {share}/1000 of the CPU\n{out}");
@@ -130,6 +136,7 @@ fn the_control_domain_caps_another_at_run_time() {
         .cmdline("domain=ctl,module=1,privileged domain=capped,module=2")
         .guest("schedctl", "schedctl target=1 weight=128 cap=25")
         .guest("spin", "spin from_ms=500 to_ms=2500")
+        .exclusive()
         .run();
     out.expect_line("(d0) schedctl: d1 weight=256 cap=0 -> weight=128 cap=25")
         .expect_line("(d0) schedctl: another interface version: Some(Eacces)")

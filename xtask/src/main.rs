@@ -58,9 +58,9 @@ COMMANDS:
     iso     Build a bootable ISO (default target/xenish.iso).
     test    Run every test: host unit tests, the ABI conformance check
             against Xen's headers (needs libxen-dev) and the QEMU system
-            tests, in two lanes of cargo test side by side that share
-            one QEMU per host CPU; prints a summary (each file's time)
-            and exits non-zero on any failure.
+            tests; prints a summary (each file's time) and exits
+            non-zero on any failure. XENISH_TEST_LANES=2: two lanes of
+            cargo test side by side, sharing one QEMU per host CPU.
     bench   Boot the benchmark kernel as dom0 on xenish and on Xen 4.17
             (Debian's xen-hypervisor-4.17-amd64, fetched with apt into
             target/debian) in the same QEMU configuration, alternating,

@@ -103,10 +103,11 @@ impl Summary {
     }
 }
 
-/// The system-test files that run in the second lane (about half the
-/// suite's time; every other file runs in the first): see [`run`]. CI of
-/// 2026-12-07 (seconds): the first lane's files 1,700 and these four
-/// 1,165, so `dom0_domus` (262) moved here.
+/// The system-test files that run in the second lane with
+/// `XENISH_TEST_LANES=2` (about half the suite's time; every other file
+/// runs in the first): see [`run`]. CI of 2026-12-07 (seconds): the first
+/// lane's files 1,700 and the other four 1,165, so `dom0_domus` (262)
+/// joined them.
 const SECOND_LANE: [&str; 5] = ["netif", "qos", "blkif", "xl", "dom0_domus"];
 
 /// Runs every test of the workspace in `root` with the images in
@@ -115,14 +116,15 @@ const SECOND_LANE: [&str; 5] = ["netif", "qos", "blkif", "xl", "dom0_domus"];
 ///
 /// cargo runs test binaries one after another, and a comparison test
 /// boots xenish beside Xen 4.17, whose boots take two to three times as
-/// long under TCG: one host CPU idled for long stretches. So the tests run
-/// in two lanes of `cargo test` side by side (the first: every package's
-/// unit and doc tests and most system-test files; the second: the
-/// [`SECOND_LANE`] files), and QEMU boots take their slots from one pool
-/// for the machine (`XENISH_QEMU_SLOTS_DIR`, `tests::qemu::Slots`), so
-/// that at most one emulated CPU per host CPU runs at once, whichever lane
-/// starts it. Each test binary's output is printed in one piece when it
-/// ends.
+/// long under TCG: one host CPU idles for long stretches. With
+/// `XENISH_TEST_LANES=2` the tests run in two lanes of `cargo test` side
+/// by side (the first: every package's unit and doc tests and most
+/// system-test files; the second: the [`SECOND_LANE`] files), and QEMU
+/// boots take their slots from one pool for the machine
+/// (`XENISH_QEMU_SLOTS_DIR`, `tests::qemu::Slots`), so that at most one
+/// emulated CPU per host CPU runs at once, whichever lane starts it.
+/// Otherwise (the default) one `cargo test --workspace`. Each test
+/// binary's output is printed in one piece when it ends.
 pub fn run(root: &Path, images_dir: &Path, tools_dir: &Path) -> Result<ExitCode, String> {
     eprintln!("xtask: running host unit tests, ABI conformance and QEMU system tests...");
     let started = std::time::Instant::now();
@@ -137,37 +139,47 @@ pub fn run(root: &Path, images_dir: &Path, tools_dir: &Path) -> Result<ExitCode,
     if !built.success() {
         return Err("cargo test --no-run failed: the tests do not build".into());
     }
-    let files = system_test_files(&root.join("tests").join("tests"))?;
-    let (second, first): (Vec<String>, Vec<String>) =
-        files.into_iter().partition(|f| SECOND_LANE.contains(&f.as_str()));
-    let with_tests = |base: &[&str], files: &[String]| -> Vec<String> {
-        let mut args: Vec<String> = base.iter().map(|s| s.to_string()).collect();
-        for f in files {
-            args.extend(["--test".to_string(), f.clone()]);
-        }
-        args.extend(["--".to_string(), "--show-output".to_string()]);
-        args
-    };
     let show = ["--".to_string(), "--show-output".to_string()];
-    let lanes: [Vec<Vec<String>>; 2] = [
+    let two = std::env::var("XENISH_TEST_LANES").is_ok_and(|v| v.trim() == "2");
+    let lanes: Vec<Vec<Vec<String>>> = if two {
+        let files = system_test_files(&root.join("tests").join("tests"))?;
+        let (second, first): (Vec<String>, Vec<String>) =
+            files.into_iter().partition(|f| SECOND_LANE.contains(&f.as_str()));
+        let with_tests = |base: &[&str], files: &[String]| -> Vec<String> {
+            let mut args: Vec<String> = base.iter().map(|s| s.to_string()).collect();
+            for f in files {
+                args.extend(["--test".to_string(), f.clone()]);
+            }
+            args.extend(show.clone());
+            args
+        };
+        eprintln!("xtask: two lanes of cargo test side by side (XENISH_TEST_LANES=2)");
         vec![
-            ["test", "--workspace", "--exclude", "tests", "--no-fail-fast"]
-                .iter()
-                .map(|s| s.to_string())
-                .chain(show.clone())
-                .collect(),
-            with_tests(&["test", "-p", "tests", "--no-fail-fast", "--lib"], &first),
-            ["test", "-p", "tests", "--doc"].iter().map(|s| s.to_string()).chain(show.clone()).collect(),
-        ],
-        vec![with_tests(&["test", "-p", "tests", "--no-fail-fast"], &second)],
-    ];
-    let slots = ::tests::images::target_dir().join("qemu-slots");
+            vec![
+                ["test", "--workspace", "--exclude", "tests", "--no-fail-fast"]
+                    .iter()
+                    .map(|s| s.to_string())
+                    .chain(show.clone())
+                    .collect(),
+                with_tests(&["test", "-p", "tests", "--no-fail-fast", "--lib"], &first),
+                ["test", "-p", "tests", "--doc"].iter().map(|s| s.to_string()).chain(show.clone()).collect(),
+            ],
+            vec![with_tests(&["test", "-p", "tests", "--no-fail-fast"], &second)],
+        ]
+    } else {
+        vec![vec![["test", "--workspace", "--no-fail-fast"]
+            .iter()
+            .map(|s| s.to_string())
+            .chain(show.clone())
+            .collect()]]
+    };
+    let slots = two.then(|| ::tests::images::target_dir().join("qemu-slots"));
     let print = std::sync::Mutex::new(());
     let results: Vec<Result<(Summary, bool), String>> = std::thread::scope(|scope| {
         let handles: Vec<_> = lanes
             .iter()
             .map(|commands| {
-                let (cargo, print, slots) = (&cargo, &print, &slots);
+                let (cargo, print, slots) = (&cargo, &print, slots.as_deref());
                 scope.spawn(move || lane(root, cargo, commands, (images_dir, tools_dir, slots), print))
             })
             .collect();
@@ -209,7 +221,7 @@ fn lane(
     root: &Path,
     cargo: &str,
     commands: &[Vec<String>],
-    (images_dir, tools_dir, slots): (&Path, &Path, &Path),
+    (images_dir, tools_dir, slots): (&Path, &Path, Option<&Path>),
     print: &std::sync::Mutex<()>,
 ) -> Result<(Summary, bool), String> {
     let mut summary = Summary::default();
@@ -224,20 +236,22 @@ fn lane(
         // --show-output: passing tests' output is shown too (the
         // conformance check prints what it compared; system tests print
         // their boot times).
-        let mut child = Command::new(cargo)
+        let mut command = Command::new(cargo);
+        // Tests run in parallel within a binary (cargo's default, a thread
+        // per CPU), and with two lanes two binaries at once: the boots'
+        // slots (`tests::qemu::Slots`) keep QEMU to one emulated CPU per
+        // host CPU across both.
+        command
             .current_dir(root)
-            // Tests run in parallel within a binary (cargo's default, a
-            // thread per CPU) and two binaries at once: the boots' slots
-            // (`tests::qemu::Slots`) keep QEMU to one emulated CPU per
-            // host CPU across both.
             .args(args)
             .env("XENISH_IMAGES_DIR", images_dir)
             .env("XENISH_TOOLS_DIR", tools_dir)
-            .env("XENISH_QEMU_SLOTS_DIR", slots)
             .stdout(writer)
-            .stderr(writer2)
-            .spawn()
-            .map_err(|e| format!("cannot run cargo test: {e}"))?;
+            .stderr(writer2);
+        if let Some(dir) = slots {
+            command.env("XENISH_QEMU_SLOTS_DIR", dir);
+        }
+        let mut child = command.spawn().map_err(|e| format!("cannot run cargo test: {e}"))?;
         let mut chunk = String::new();
         let flush = |chunk: &mut String| {
             let _one = print.lock().unwrap_or_else(|p| p.into_inner());
