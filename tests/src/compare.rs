@@ -156,7 +156,7 @@ impl<'a> Scenario<'a> {
         // Both boots at once, each on slots of its own (`Slots`), given
         // back as it ends: Xen's boots take two to three times xenish's
         // under TCG, and the slot xenish's leaves runs another test's boot
-        // meanwhile (with `XENISH_TEST_LANES=2`, another test process's).
+        // meanwhile (under `cargo xtask test`, another test process's).
         let (xenish, xen) = std::thread::scope(|s| {
             let xenish = s.spawn(|| self.boot(Hypervisor::Xenish));
             let xen = s.spawn(|| self.boot(Hypervisor::Xen));

@@ -190,8 +190,8 @@ static RUNNING: (std::sync::Mutex<u32>, std::sync::Condvar) = (std::sync::Mutex:
 
 /// Some of the [`qemu_jobs`] slots (one per emulated CPU), given back when
 /// dropped: this process's, and, when `XENISH_QEMU_SLOTS_DIR` names a
-/// directory (`XENISH_TEST_LANES=2 cargo xtask test`, which runs test processes at
-/// once), as many of the machine's, shared by every process that names
+/// directory (`cargo xtask test`, which runs two test processes at once),
+/// as many of the machine's, shared by every process that names
 /// the same directory.
 pub struct Slots(u32, Vec<File>);
 

@@ -9,7 +9,7 @@ use tests::{Boot, Exit, Outcome};
 /// software emulation a second QEMU delays their timer interrupts): they
 /// take this lock exclusively, the other boots of this file share it, and
 /// they boot [`Boot::exclusive`] (no other test process's QEMU beside them
-/// either, with `XENISH_TEST_LANES=2`, which runs processes side by side).
+/// either: `cargo xtask test` runs two side by side).
 static HOST_CPUS: RwLock<()> = RwLock::new(());
 
 fn alone() -> RwLockWriteGuard<'static, ()> {

@@ -59,8 +59,9 @@ COMMANDS:
     test    Run every test: host unit tests, the ABI conformance check
             against Xen's headers (needs libxen-dev) and the QEMU system
             tests; prints a summary (each file's time) and exits
-            non-zero on any failure. XENISH_TEST_LANES=2: two lanes of
-            cargo test side by side, sharing one QEMU per host CPU.
+            non-zero on any failure. Runs two lanes of cargo test side
+            by side, sharing one QEMU per host CPU; XENISH_TEST_LANES=1
+            runs one.
     bench   Boot the benchmark kernel as dom0 on xenish and on Xen 4.17
             (Debian's xen-hypervisor-4.17-amd64, fetched with apt into
             target/debian) in the same QEMU configuration, alternating,

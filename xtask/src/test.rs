@@ -103,8 +103,7 @@ impl Summary {
     }
 }
 
-/// The system-test files that run in the second lane with
-/// `XENISH_TEST_LANES=2` (about half the suite's time; every other file
+/// The system-test files that run in the second lane (about half the suite's time; every other file
 /// runs in the first): see [`run`]. CI of 2026-12-07 (seconds): the first
 /// lane's files 1,700 and the other four 1,165, so `dom0_domus` (262)
 /// joined them.
@@ -116,15 +115,15 @@ const SECOND_LANE: [&str; 5] = ["netif", "qos", "blkif", "xl", "dom0_domus"];
 ///
 /// cargo runs test binaries one after another, and a comparison test
 /// boots xenish beside Xen 4.17, whose boots take two to three times as
-/// long under TCG: one host CPU idles for long stretches. With
-/// `XENISH_TEST_LANES=2` the tests run in two lanes of `cargo test` side
-/// by side (the first: every package's unit and doc tests and most
-/// system-test files; the second: the [`SECOND_LANE`] files), and QEMU
-/// boots take their slots from one pool for the machine
-/// (`XENISH_QEMU_SLOTS_DIR`, `tests::qemu::Slots`), so that at most one
-/// emulated CPU per host CPU runs at once, whichever lane starts it.
-/// Otherwise (the default) one `cargo test --workspace`. Each test
-/// binary's output is printed in one piece when it ends.
+/// long under TCG: one host CPU idles for long stretches. So by default
+/// the tests run in two lanes of `cargo test` side by side (the first:
+/// every package's unit and doc tests and most system-test files; the
+/// second: the [`SECOND_LANE`] files), and QEMU boots take their slots
+/// from one pool for the machine (`XENISH_QEMU_SLOTS_DIR`,
+/// `tests::qemu::Slots`), so that at most one emulated CPU per host CPU
+/// runs at once, whichever lane starts it. `XENISH_TEST_LANES=1`: one
+/// `cargo test --workspace` instead. Each test binary's output is printed
+/// in one piece when it ends.
 pub fn run(root: &Path, images_dir: &Path, tools_dir: &Path) -> Result<ExitCode, String> {
     eprintln!("xtask: running host unit tests, ABI conformance and QEMU system tests...");
     let started = std::time::Instant::now();
@@ -140,7 +139,11 @@ pub fn run(root: &Path, images_dir: &Path, tools_dir: &Path) -> Result<ExitCode,
         return Err("cargo test --no-run failed: the tests do not build".into());
     }
     let show = ["--".to_string(), "--show-output".to_string()];
-    let two = std::env::var("XENISH_TEST_LANES").is_ok_and(|v| v.trim() == "2");
+    let two = match std::env::var("XENISH_TEST_LANES").as_deref().map(str::trim) {
+        Err(_) | Ok("2") => true,
+        Ok("1") => false,
+        Ok(other) => return Err(format!("XENISH_TEST_LANES={other}: want 1 or 2")),
+    };
     let lanes: Vec<Vec<Vec<String>>> = if two {
         let files = system_test_files(&root.join("tests").join("tests"))?;
         let (second, first): (Vec<String>, Vec<String>) =
@@ -153,7 +156,7 @@ pub fn run(root: &Path, images_dir: &Path, tools_dir: &Path) -> Result<ExitCode,
             args.extend(show.clone());
             args
         };
-        eprintln!("xtask: two lanes of cargo test side by side (XENISH_TEST_LANES=2)");
+        eprintln!("xtask: two lanes of cargo test side by side (XENISH_TEST_LANES=1 for one)");
         vec![
             vec![
                 ["test", "--workspace", "--exclude", "tests", "--no-fail-fast"]
@@ -236,22 +239,27 @@ fn lane(
         // --show-output: passing tests' output is shown too (the
         // conformance check prints what it compared; system tests print
         // their boot times).
-        let mut command = Command::new(cargo);
-        // Tests run in parallel within a binary (cargo's default, a thread
-        // per CPU), and with two lanes two binaries at once: the boots'
-        // slots (`tests::qemu::Slots`) keep QEMU to one emulated CPU per
-        // host CPU across both.
-        command
-            .current_dir(root)
-            .args(args)
-            .env("XENISH_IMAGES_DIR", images_dir)
-            .env("XENISH_TOOLS_DIR", tools_dir)
-            .stdout(writer)
-            .stderr(writer2);
-        if let Some(dir) = slots {
-            command.env("XENISH_QEMU_SLOTS_DIR", dir);
-        }
-        let mut child = command.spawn().map_err(|e| format!("cannot run cargo test: {e}"))?;
+        // The command is dropped at the end of this block: it holds the
+        // pipe's write ends, and the reader below sees its end only once
+        // no copy of them is left on this side.
+        let mut child = {
+            let mut command = Command::new(cargo);
+            // Tests run in parallel within a binary (cargo's default, a
+            // thread per CPU), and with two lanes two binaries at once: the
+            // boots' slots (`tests::qemu::Slots`) keep QEMU to one emulated
+            // CPU per host CPU across both.
+            command
+                .current_dir(root)
+                .args(args)
+                .env("XENISH_IMAGES_DIR", images_dir)
+                .env("XENISH_TOOLS_DIR", tools_dir)
+                .stdout(writer)
+                .stderr(writer2);
+            if let Some(dir) = slots {
+                command.env("XENISH_QEMU_SLOTS_DIR", dir);
+            }
+            command.spawn().map_err(|e| format!("cannot run cargo test: {e}"))?
+        };
         let mut chunk = String::new();
         let flush = |chunk: &mut String| {
             let _one = print.lock().unwrap_or_else(|p| p.into_inner());
@@ -303,5 +311,28 @@ mod tests {
         assert!(report.lines().any(|l| l.starts_with("  tests/boot.rs") && l.ends_with(" 3 s")), "{report}");
         assert!(report.lines().any(|l| l.starts_with("  xenish (unit)") && l.ends_with("90 passed")), "{report}");
         assert!(!report.contains("(doc)"), "suites that ran nothing are left out\n{report}");
+    }
+
+    /// A lane ends when its commands do: nothing on this side keeps their
+    /// output pipe open (a held write end made `cargo xtask test` wait
+    /// forever after the last test).
+    #[test]
+    fn a_lane_ends_with_its_commands_and_counts_their_results() {
+        let (done, ended) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let script = "echo '     Running tests/boot.rs (target/debug/deps/boot-0123)' >&2; \
+                          echo 'test result: ok. 3 passed; 0 failed; 0 ignored; finished in 1.5s'";
+            let commands = [vec!["-c".to_string(), script.to_string()]];
+            let tmp = std::env::temp_dir();
+            let print = std::sync::Mutex::new(());
+            let _ = done.send(lane(&tmp, "sh", &commands, (&tmp, &tmp, None), &print));
+        });
+        let result = ended.recv_timeout(std::time::Duration::from_secs(30)).expect("the lane did not end");
+        let (summary, ok) = result.expect("the lane ran");
+        assert!(ok);
+        assert_eq!(
+            summary.suites,
+            [Suite { name: "tests/boot.rs".into(), passed: 3, failed: 0, ignored: 0, secs: 1.5 }]
+        );
     }
 }
