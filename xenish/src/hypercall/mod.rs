@@ -29,7 +29,7 @@ mod platform_op;
 pub(crate) mod preempt_tests;
 pub mod refusals;
 mod sched_op;
-mod segments;
+pub mod segments;
 mod set_trap_table;
 #[cfg(test)]
 mod smp_tests;

@@ -9,6 +9,7 @@ use guest_abi::errno::XenError;
 
 use super::{Ctx, HcResult, Outcome};
 use crate::guest_access::is_canonical;
+use crate::traps::{MSR_FS_BASE, MSR_GS_BASE, MSR_SHADOW_GS_BASE};
 
 /// `HYPERVISOR_set_segment_base(which, base)`.
 pub fn set_segment_base(ctx: &mut Ctx, args: [u64; 5]) -> Outcome {
@@ -34,6 +35,37 @@ fn serve(ctx: &mut Ctx, which: u32, base: u64) -> HcResult {
     }
     ctx.platform.set_segment(seg, base);
     Ok(0)
+}
+
+/// The base MSR `set_segment_base(which, base)` from guest kernel mode
+/// writes `base` to, if `which` names a base (not the selector) and
+/// `base` is canonical: what the fast path ([`crate::system::System::fast_syscall`])
+/// serves with one `wrmsr`, as the arch layer's `Platform::set_segment`
+/// does for the slow path. Anything else (the selector, which needs a
+/// segment load, an error) is left to [`set_segment_base`].
+#[inline(always)]
+pub fn base_msr(which: u32, base: u64) -> Option<u32> {
+    let msr = match which {
+        SEGBASE_FS => MSR_FS_BASE,
+        // In guest kernel mode the kernel's GS base is the active one.
+        SEGBASE_GS_KERNEL => MSR_GS_BASE,
+        SEGBASE_GS_USER => MSR_SHADOW_GS_BASE,
+        _ => return None,
+    };
+    is_canonical(base).then_some(msr)
+}
+
+impl Segment {
+    /// The MSR that holds this base while the vCPU runs in guest kernel
+    /// mode (`None` for the selector).
+    pub fn msr(self) -> Option<u32> {
+        match self {
+            Segment::FsBase => Some(MSR_FS_BASE),
+            Segment::GsKernelBase => Some(MSR_GS_BASE),
+            Segment::GsUserBase => Some(MSR_SHADOW_GS_BASE),
+            Segment::GsUserSelector => None,
+        }
+    }
 }
 
 /// Which segment state `set_segment_base` changes.
@@ -68,5 +100,25 @@ mod tests {
         assert_eq!(w.call_ret(NR, [SEGBASE_GS_USER_SEL as u64, 0x1_0002, 0, 0, 0]), 0);
         assert_eq!(w.plat.segments.last(), Some(&(Segment::GsUserSelector, 0x2)), "null stays null");
         assert_eq!(w.call_ret(NR, [4, 0, 0, 0, 0]), -22);
+    }
+
+    /// The fast path's answer ([`base_msr`]) is the slow path's write, for
+    /// every `which` and for canonical and other bases alike.
+    #[test]
+    fn the_fast_paths_msr_is_the_slow_paths_segment() {
+        for which in 0..6u32 {
+            for base in [0, 0x7fff_ffff_f000, 0x0000_8000_0000_0000, 0xffff_8000_0000_0000, u64::MAX] {
+                let mut w = World::new(false);
+                let ret = w.call_ret(NR, [u64::from(which), base, 0, 0, 0]);
+                let slow = w.plat.segments.last().and_then(|&(seg, v)| Some((seg.msr()?, v)));
+                match base_msr(which, base) {
+                    Some(msr) => assert_eq!((ret, slow), (0, Some((msr, base))), "which {which} base {base:#x}"),
+                    None => assert!(
+                        ret != 0 || which == SEGBASE_GS_USER_SEL,
+                        "which {which} base {base:#x}: the slow path wrote a base the fast path declines"
+                    ),
+                }
+            }
+        }
     }
 }

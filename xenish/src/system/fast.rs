@@ -18,8 +18,11 @@
 //! Served from guest kernel mode: `xen_version` subops that read nothing
 //! ([`hypercall::xen_version::constant_answer`]), `EVTCHNOP_send` on a
 //! 2-level port whose event stays with the caller
-//! ([`hypercall::event_channel::send_in_domain`]), and `HYPERVISOR_iret`
-//! to kernel or to user mode ([`traps::iret_fast`]). From guest user mode:
+//! ([`hypercall::event_channel::send_in_domain`]), `set_segment_base` of
+//! a base ([`hypercall::segments::base_msr`]: Linux writes the user GS
+//! base so on every context switch; the base lives in this CPU's MSR
+//! while the vCPU runs), and `HYPERVISOR_iret` to kernel or to user mode
+//! ([`traps::iret_fast`]). From guest user mode:
 //! a 64-bit `syscall`, whatever its number, bounced to the registered
 //! syscall callback ([`traps::syscall_from_user_fast`]). From either mode:
 //! a page fault that is not a write to a present page, bounced to the
@@ -51,7 +54,9 @@ use super::*;
 use crate::domain::Vcpu;
 use core::sync::atomic::{AtomicU64, Ordering};
 use guest_abi::event_channel::EVTCHNOP_SEND;
-use guest_abi::xen::{HYPERVISOR_EVENT_CHANNEL_OP, HYPERVISOR_IRET, HYPERVISOR_XEN_VERSION};
+use guest_abi::xen::{
+    HYPERVISOR_EVENT_CHANNEL_OP, HYPERVISOR_IRET, HYPERVISOR_SET_SEGMENT_BASE, HYPERVISOR_XEN_VERSION,
+};
 
 /// What [`System::fast_syscall`] did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -115,6 +120,9 @@ pub fn may_be_fast(frame: &TrapFrame) -> bool {
             hypercall::xen_version::constant_answer(frame.rdi as u32).is_some()
         }
         nr if nr == u64::from(HYPERVISOR_EVENT_CHANNEL_OP) => frame.rdi as u32 == EVTCHNOP_SEND,
+        nr if nr == u64::from(HYPERVISOR_SET_SEGMENT_BASE) => {
+            hypercall::segments::base_msr(frame.rdi as u32, frame.rsi).is_some()
+        }
         nr => nr == u64::from(HYPERVISOR_IRET),
     }
 }
@@ -174,19 +182,27 @@ impl FastGate {
 
 impl System {
     /// Serves the `syscall` in `frame` from the vCPU CPU `cpu` runs, at
-    /// `now_ns`, without changing the system (see the module's
-    /// description), or declines it with nothing changed. The caller has
+    /// `now_ns`, with `ops` as this CPU's registers, without changing the
+    /// system (see the module's description), or declines it with nothing
+    /// changed. The caller has
     /// checked that no device interrupt waits to be delivered
     /// ([`crate::irq::any_pending`]: the slow path delivers them).
     ///
     /// The system-wide conditions are [`Self::fast_until_ns`]'s; the arch
     /// layer keeps those in TSC units per CPU ([`FastGate`]) and calls
     /// [`Self::fast_syscall_open`] directly.
-    pub fn fast_syscall(&self, cpu: usize, frame: &mut TrapFrame, now_ns: u64, mem: &mut dyn MachineMemory) -> Fast {
+    pub fn fast_syscall(
+        &self,
+        cpu: usize,
+        frame: &mut TrapFrame,
+        now_ns: u64,
+        mem: &mut dyn MachineMemory,
+        ops: &mut dyn CpuOps,
+    ) -> Fast {
         if now_ns >= self.fast_until_ns(cpu) {
             return Fast::Declined;
         }
-        self.fast_syscall_open(cpu, frame, mem)
+        self.fast_syscall_open(cpu, frame, mem, ops)
     }
 
     /// [`Self::fast_syscall`] for a caller that found the time before
@@ -196,7 +212,13 @@ impl System {
     /// In line in the arch layer's only caller: a call and frame of its
     /// own cost every fast entry about 20 instructions.
     #[inline(always)]
-    pub fn fast_syscall_open(&self, cpu: usize, frame: &mut TrapFrame, mem: &mut dyn MachineMemory) -> Fast {
+    pub fn fast_syscall_open(
+        &self,
+        cpu: usize,
+        frame: &mut TrapFrame,
+        mem: &mut dyn MachineMemory,
+        ops: &mut dyn CpuOps,
+    ) -> Fast {
         let Some((domain, vcpu, v)) = self.fast_caller(cpu, frame) else { return Fast::Declined };
         if !v.kernel_mode() {
             return fast_system_call(domain, vcpu, v, frame, mem);
@@ -207,6 +229,11 @@ impl System {
             hypercall::xen_version::constant_answer(a0 as u32).map(|v| frame.rax = v as u64).is_some()
         } else if nr == u64::from(HYPERVISOR_EVENT_CHANNEL_OP) && a0 as u32 == EVTCHNOP_SEND {
             hypercall::event_channel::send_in_domain(domain, vcpu, mem, a1).map(|v| frame.rax = v as u64).is_some()
+        } else if nr == u64::from(HYPERVISOR_SET_SEGMENT_BASE) {
+            hypercall::segments::base_msr(a0 as u32, a1).map(|msr| ops.write_segment_base(msr, a1)).is_some() && {
+                frame.rax = 0;
+                true
+            }
         } else if nr == u64::from(HYPERVISOR_IRET) {
             // iret replaces the whole frame rather than returning a value.
             traps::iret_fast(domain, vcpu, frame, mem)
@@ -403,7 +430,7 @@ mod tests {
         let (mut slow, mut f2, mut m2, mut w2) = system(prepare);
         setup(&mut fast, &mut f1, &mut m1);
         setup(&mut slow, &mut f2, &mut m2);
-        assert_eq!(fast.fast_syscall(0, &mut f1, 1000, &mut m1), expect);
+        assert_eq!(fast.fast_syscall(0, &mut f1, 1000, &mut m1, &mut Bases::default()), expect);
         let action = slow.syscall(&mut f2, 1000, 1000, &mut m2, &mut w2.plat);
         let next = match expect {
             Fast::Toggled { l4, .. } => Next::Reload(l4),
@@ -429,7 +456,7 @@ mod tests {
     /// The fast path declines the entry and changes nothing.
     fn declines(system: &System, frame: &mut TrapFrame, mem: &mut FakeMemory, now: u64) {
         let (before, memory, vcpu) = (*frame, mem.0.clone(), vcpu_state(system));
-        assert_eq!(system.fast_syscall(0, frame, now, mem), Fast::Declined);
+        assert_eq!(system.fast_syscall(0, frame, now, mem, &mut Bases::default()), Fast::Declined);
         assert_eq!(*frame, before, "the frame changed");
         assert!(mem.0 == memory, "the memory changed");
         assert_eq!(vcpu_state(system), vcpu, "the vCPU changed");
@@ -477,7 +504,7 @@ mod tests {
         }
         // An entry on a CPU that runs nothing of it.
         null_hypercall(&mut frame, &mut mem);
-        assert_eq!(system.fast_syscall(1, &mut frame, 1000, &mut mem), Fast::Declined);
+        assert_eq!(system.fast_syscall(1, &mut frame, 1000, &mut mem, &mut Bases::default()), Fast::Declined);
     }
 
     #[test]
@@ -504,7 +531,11 @@ mod tests {
             change(&mut system);
             null_hypercall(&mut frame, &mut mem);
             let before = frame;
-            assert_eq!(system.fast_syscall(0, &mut frame, 1000, &mut mem), Fast::Declined, "{what}");
+            assert_eq!(
+                system.fast_syscall(0, &mut frame, 1000, &mut mem, &mut Bases::default()),
+                Fast::Declined,
+                "{what}"
+            );
             assert_eq!(frame, before, "{what}");
         }
         // A timer due.
@@ -597,7 +628,11 @@ mod tests {
         GuestMemory::new(&mut mem, Mfn(0)).copy_to(BUF_VA, &2u32.to_le_bytes()).expect("mapped");
         declines(&system, &mut frame, &mut mem, 1000);
         GuestMemory::new(&mut mem, Mfn(0)).copy_to(BUF_VA, &1u32.to_le_bytes()).expect("mapped");
-        assert_eq!(system.fast_syscall(0, &mut frame, 1000, &mut mem), Fast::Done, "vCPU 0's own port");
+        assert_eq!(
+            system.fast_syscall(0, &mut frame, 1000, &mut mem, &mut Bases::default()),
+            Fast::Done,
+            "vCPU 0's own port"
+        );
     }
 
     /// An `iret_context` on the kernel stack at `BUF_VA + 0x1000`: `rax`
@@ -680,7 +715,10 @@ mod tests {
         for (f, m) in [(&mut f1, &mut m1), (&mut f2, &mut m2)] {
             setup(&mut fast, f, m);
         }
-        assert_eq!(fast.fast_syscall(0, &mut f1, 1000, &mut m1), Fast::Exit { was_kernel: true });
+        assert_eq!(
+            fast.fast_syscall(0, &mut f1, 1000, &mut m1, &mut Bases::default()),
+            Fast::Exit { was_kernel: true }
+        );
         let action = fast.finish_fast_entry(true, &mut f1, 1000, 1000, &mut m1);
         assert_eq!(action, slow.syscall(&mut f2, 1000, 1000, &mut m2, &mut w2.plat));
         assert!(fast.domains[0].crash_message.is_some() && slow.domains[0].crash_message.is_some());
@@ -774,7 +812,10 @@ mod tests {
         system.domains[0].vcpus[0].nmi_pending = false;
         let preempt_at = system.cpus[0].preempt_at_ns;
         declines(&system, &mut frame, &mut mem, preempt_at);
-        assert!(matches!(system.fast_syscall(0, &mut frame, 1000, &mut mem), Fast::Toggled { .. }));
+        assert!(matches!(
+            system.fast_syscall(0, &mut frame, 1000, &mut mem, &mut Bases::default()),
+            Fast::Toggled { .. }
+        ));
     }
 
     /// Random system calls, `iret`s and page faults from either mode
@@ -853,7 +894,7 @@ mod tests {
             let outcome = if page_fault {
                 fast.fast_page_fault(0, &mut f1, CR2, 1000, &mut m1)
             } else {
-                fast.fast_syscall(0, &mut f1, 1000, &mut m1)
+                fast.fast_syscall(0, &mut f1, 1000, &mut m1, &mut Bases::default())
             };
             let mode_of = |s: &System| s.domains[0].vcpus[0].kernel_mode();
             let expected = match outcome {
@@ -900,6 +941,86 @@ mod tests {
             toggled > 100 && within > 20 && exits > 3 && declined > 100 && faults > 20,
             "every outcome is exercised"
         );
+    }
+
+    /// A CPU whose segment-base writes are recorded (in order, as MSR and
+    /// value); anything else it is asked is a test failure.
+    #[derive(Default)]
+    struct Bases(std::vec::Vec<(u32, u64)>);
+
+    impl CpuOps for Bases {
+        fn port_in(&mut self, _: u16, _: u8) -> u32 {
+            panic!("port_in")
+        }
+        fn port_out(&mut self, _: u16, _: u8, _: u32) {
+            panic!("port_out")
+        }
+        fn clts(&mut self) {
+            panic!("clts")
+        }
+        fn set_ts(&mut self, _: bool) {
+            panic!("set_ts")
+        }
+        fn wbinvd(&mut self) {
+            panic!("wbinvd")
+        }
+        fn cpuid(&self, _: u32, _: u32) -> [u32; 4] {
+            panic!("cpuid")
+        }
+        fn write_segment_base(&mut self, msr: u32, value: u64) {
+            self.0.push((msr, value));
+        }
+        fn read_segment_base(&self, _: u32) -> u64 {
+            panic!("read_segment_base")
+        }
+        fn set_fsgsbase(&mut self, _: bool) {
+            panic!("set_fsgsbase")
+        }
+    }
+
+    /// `set_segment_base` of a base with a canonical value is served with
+    /// the slow path's write and return; anything else (the selector, a
+    /// bad `which`, a non-canonical base) is declined untouched and left
+    /// to the slow path.
+    #[test]
+    fn set_segment_base_is_served_as_the_slow_path_serves_it_or_declined() {
+        use guest_abi::arch_x86::SEGBASE_GS_USER_SEL;
+        let (mut served, mut declined) = (0, 0);
+        for which in 0..6u64 {
+            for base in [0, 0x7fff_ffff_f000, 0x0000_8000_0000_0000, 0xffff_8000_0000_0000, u64::MAX, 0x2b] {
+                let (fast, mut f1, mut m1, _) = system(|_| {});
+                let (mut slow, mut f2, mut m2, mut w2) = system(|_| {});
+                for f in [&mut f1, &mut f2] {
+                    (f.rax, f.rdi, f.rsi, f.rip) = (u64::from(HYPERVISOR_SET_SEGMENT_BASE), which, base, 0x7000);
+                }
+                let (before, memory) = (f1, m1.0.clone());
+                let mut cpu = Bases::default();
+                let outcome = fast.fast_syscall(0, &mut f1, 1000, &mut m1, &mut cpu);
+                assert_eq!(may_be_fast(&before), outcome != Fast::Declined, "which {which} base {base:#x}");
+                slow.syscall(&mut f2, 1000, 1000, &mut m2, &mut w2.plat);
+                let wrote: std::vec::Vec<(u32, u64)> =
+                    w2.plat.segments.iter().filter_map(|&(seg, v)| Some((seg.msr()?, v))).collect();
+                match outcome {
+                    Fast::Done => {
+                        served += 1;
+                        assert_eq!((f1.rax, &cpu.0), (0, &wrote), "which {which} base {base:#x}");
+                        assert_eq!(f1, f2, "which {which} base {base:#x}: the frames differ");
+                        assert!(m1.0 == m2.0, "the memory differs");
+                    }
+                    Fast::Declined => {
+                        declined += 1;
+                        assert_eq!(f1, before, "which {which} base {base:#x}: the frame changed");
+                        assert!(m1.0 == memory && cpu.0.is_empty(), "which {which} base {base:#x}: changed");
+                        assert!(
+                            f2.rax != 0 || which == u64::from(SEGBASE_GS_USER_SEL),
+                            "which {which} base {base:#x}: declined what the slow path serves"
+                        );
+                    }
+                    other => panic!("which {which} base {base:#x}: {other:?}"),
+                }
+            }
+        }
+        assert_eq!((served, declined), (15, 21), "FS, user GS and kernel GS with five canonical bases each");
     }
 
     /// A CPU the page-fault path must not touch.

@@ -5,9 +5,13 @@
 
 use super::*;
 
-pub(super) const MSR_FS_BASE: u32 = 0xc000_0100;
-pub(super) const MSR_GS_BASE: u32 = 0xc000_0101;
-pub(super) const MSR_SHADOW_GS_BASE: u32 = 0xc000_0102;
+/// The FS base MSR.
+pub const MSR_FS_BASE: u32 = 0xc000_0100;
+/// The active GS base MSR (guest kernel mode: the kernel's).
+pub const MSR_GS_BASE: u32 = 0xc000_0101;
+/// The inactive GS base MSR, exchanged by `swapgs` (guest kernel mode:
+/// the user's).
+pub const MSR_SHADOW_GS_BASE: u32 = 0xc000_0102;
 
 /// Emulates the privileged instructions a PV kernel executes: returns `None`
 /// if the instruction is not one of them.
@@ -170,7 +174,7 @@ const CR0_TS: u64 = 1 << 3;
 pub(super) const GUEST_CR4: u64 = 0x6f0;
 
 /// CR4.FSGSBASE.
-pub(super) const CR4_FSGSBASE: u64 = 1 << 16;
+pub const CR4_FSGSBASE: u64 = 1 << 16;
 
 /// Whether the guest's CPUID offers FSGSBASE (leaf 7, ebx bit 0: the
 /// host's, within the PV policy), so that its kernel may set CR4.FSGSBASE.

@@ -37,7 +37,7 @@ pub use bounce::{
     syscall_from_user, syscall_from_user_fast,
 };
 pub use emul_io::port_reserved;
-pub use emul_priv_op::segment_base_msr_fast;
+pub use emul_priv_op::{segment_base_msr_fast, CR4_FSGSBASE, MSR_FS_BASE, MSR_GS_BASE, MSR_SHADOW_GS_BASE};
 pub use iret::{iret, iret_fast, recheck_return};
 
 use bounce::bounce;

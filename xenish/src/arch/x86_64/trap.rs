@@ -19,7 +19,7 @@ use crate::sched::{SchedParams, VcpuRef};
 use crate::sync::{RwSpinLock, WriteGuard};
 use crate::system::{may_be_fast, Action, Fast, FastGate, Next, System, CONSOLE_POLL_NS};
 use crate::time::{Clock, TimeScale};
-use crate::traps::CpuOps;
+use crate::traps::{CpuOps, CR4_FSGSBASE, MSR_FS_BASE, MSR_GS_BASE, MSR_SHADOW_GS_BASE};
 
 /// The lock over the portable core: taken shared by the fast path
 /// ([`fast_syscall`]: hypercalls that change nothing but the caller's own
@@ -128,7 +128,7 @@ impl crate::sync::Waiter for SystemWaiter {
 /// path. Out of line: the slow path's frame stays as small as before.
 #[inline(never)]
 fn fast_syscall(frame: &mut TrapFrame) -> bool {
-    fast_entry(frame, |system, cpu, frame, mem| system.fast_syscall_open(cpu, frame, mem))
+    fast_entry(frame, |system, cpu, frame, mem| system.fast_syscall_open(cpu, frame, mem, &mut Hardware))
 }
 
 /// The fast path of a guest's page fault at `cr2`
@@ -406,9 +406,6 @@ impl CpuOps for Hardware {
     }
 }
 
-/// CR4.FSGSBASE.
-const CR4_FSGSBASE: u64 = 1 << 16;
-
 /// Sets CR4.FSGSBASE as the running vCPU's guest kernel chose it (Xen's
 /// `pv_make_cr4`: a 64-bit PV guest's user code may use
 /// `{rd,wr}{fs,gs}base` only if its kernel set the bit; Xen's XSA-293),
@@ -619,10 +616,6 @@ fn swapgs() {
     // never uses GS.
     unsafe { core::arch::asm!("swapgs", options(nomem, nostack, preserves_flags)) };
 }
-
-const MSR_FS_BASE: u32 = 0xc000_0100;
-const MSR_GS_BASE: u32 = 0xc000_0101;
-const MSR_SHADOW_GS_BASE: u32 = 0xc000_0102;
 
 /// Saves the segment state of `previous` and loads that of the system's
 /// current vCPU, when they differ.
