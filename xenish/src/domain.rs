@@ -3,7 +3,7 @@
 
 use alloc::string::String;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use guest_abi::vcpu as vcpu_abi;
 
@@ -128,6 +128,27 @@ impl core::fmt::Debug for KernelMode {
     }
 }
 
+/// A vCPU's kernel stack pointer for bounces from user mode
+/// (`stack_switch`; Xen's `kernel_sp`): the other piece of [`Vcpu`] the
+/// fast path changes (Linux switches it on every context switch), by the
+/// same rule as [`KernelMode`]: written under the system lock taken
+/// exclusively, or by the CPU that runs the vCPU for that vCPU alone
+/// ([`Vcpu::set_kernel_sp_running`]), and read by that CPU or under the
+/// exclusive lock.
+pub struct KernelStack(AtomicU64);
+
+impl Clone for KernelStack {
+    fn clone(&self) -> Self {
+        KernelStack(AtomicU64::new(self.0.load(Ordering::Relaxed)))
+    }
+}
+
+impl core::fmt::Debug for KernelStack {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "{:#x}", self.0.load(Ordering::Relaxed))
+    }
+}
+
 /// A virtual CPU of a PV domain.
 #[derive(Clone, Debug)]
 pub struct Vcpu {
@@ -188,8 +209,9 @@ pub struct Vcpu {
     pub periodic_ns: Option<(u64, u64)>,
     /// The virtual IDT installed with `set_trap_table`.
     pub traps: [TrapHandler; 256],
-    /// Kernel stack pointer for bounces from user mode (`stack_switch`).
-    pub kernel_sp: u64,
+    /// Kernel stack pointer for bounces from user mode (`stack_switch`):
+    /// [`Self::kernel_sp`]; see [`KernelStack`] for who writes it.
+    kernel_sp: KernelStack,
     /// The registered callbacks.
     pub callbacks: Callbacks,
     /// Segment registers and bases, saved while another vCPU runs.
@@ -370,7 +392,7 @@ impl Vcpu {
             singleshot_ns: None,
             periodic_ns: None,
             traps: [TrapHandler::default(); 256],
-            kernel_sp: regs.rsp,
+            kernel_sp: KernelStack(AtomicU64::new(regs.rsp)),
             callbacks: Callbacks::default(),
             segments: SegmentState::default(),
             fpu: Vec::new(),
@@ -396,7 +418,8 @@ impl Vcpu {
     /// since `now_ns` (its runstate counts from its creation, not boot).
     pub fn offline(id: u32, fpu_size: usize, now_ns: u64) -> Self {
         let mut v = Vcpu::new(id, TrapFrame::default(), Mfn(u64::MAX));
-        (v.down, v.initialised, v.kernel_sp) = (true, false, 0);
+        (v.down, v.initialised) = (true, false);
+        v.set_kernel_sp(0);
         (v.runstate.state, v.runstate.entry_ns) = (RUNSTATE_OFFLINE, now_ns);
         v.init_fpu(fpu_size);
         v
@@ -524,6 +547,25 @@ impl Vcpu {
     #[inline(always)]
     pub fn set_kernel_mode_running(&self, kernel: bool) {
         self.kernel_mode.0.store(kernel, Ordering::Relaxed);
+    }
+
+    /// The kernel stack pointer for bounces from user mode.
+    #[inline(always)]
+    pub fn kernel_sp(&self) -> u64 {
+        self.kernel_sp.0.load(Ordering::Relaxed)
+    }
+
+    /// Sets the kernel stack pointer for bounces from user mode.
+    pub fn set_kernel_sp(&mut self, sp: u64) {
+        self.kernel_sp.0.store(sp, Ordering::Relaxed);
+    }
+
+    /// [`Self::set_kernel_sp`] through a shared reference: only for the
+    /// CPU that runs this vCPU, on the entry it is handling (the fast
+    /// path's `stack_switch`); see [`KernelStack`].
+    #[inline(always)]
+    pub fn set_kernel_sp_running(&self, sp: u64) {
+        self.kernel_sp.0.store(sp, Ordering::Relaxed);
     }
 
     /// The top-level page table of the vCPU's current mode.

@@ -1497,7 +1497,8 @@ mod tests {
     /// copy of the kernel's) for vCPU 0.
     fn with_callback(w: &mut World) {
         let v = &mut w.dom.vcpus[0];
-        (v.callbacks.event.address, v.kernel_sp, v.user_l4) = (CALLBACK, BUF_VA + 0x3000, Some(Mfn(9)));
+        (v.callbacks.event.address, v.user_l4) = (CALLBACK, Some(Mfn(9)));
+        v.set_kernel_sp(BUF_VA + 0x3000);
     }
 
     /// Makes an upcall pending and unmasked (in shared_info's vcpu_info 0).
@@ -1895,7 +1896,8 @@ mod tests {
                 let (rip, rsp) = (0x7000, BUF_VA + 0x2000);
                 let regs = TrapFrame { rip, rsp, cs: 0xe030, ss: 0xe02b, rflags: 0x202, ..TrapFrame::default() };
                 let mut ap = crate::domain::Vcpu::new(1, regs, Mfn(0));
-                (ap.callbacks.event.address, ap.kernel_sp) = (CALLBACK, BUF_VA + 0x3000);
+                ap.callbacks.event.address = CALLBACK;
+                ap.set_kernel_sp(BUF_VA + 0x3000);
                 w.dom.vcpus[1] = ap;
             });
             let mut now = 1_000u64;

@@ -104,7 +104,7 @@ pub fn set_callbacks(ctx: &mut Ctx, args: [u64; 5]) -> Outcome {
 /// user mode. 64-bit PV ignores `ss` (FLAT_KERNEL_SS is always used).
 pub fn stack_switch(ctx: &mut Ctx, args: [u64; 5]) -> Outcome {
     if let Some(v) = ctx.domain.vcpus.get_mut(ctx.vcpu) {
-        v.kernel_sp = args[1];
+        v.set_kernel_sp(args[1]);
     }
     Outcome::Return(0)
 }
@@ -172,6 +172,6 @@ mod tests {
         let cb = w.dom.vcpus[0].callbacks;
         assert_eq!((cb.event.address, cb.failsafe.address, cb.syscall.address), (0x1000, 0x2000, 0x3000));
         assert_eq!(w.call_ret(HYPERVISOR_STACK_SWITCH as u64, [0xe02b, 0xffff_ffff_8100_0000, 0, 0, 0]), 0);
-        assert_eq!(w.dom.vcpus[0].kernel_sp, 0xffff_ffff_8100_0000);
+        assert_eq!(w.dom.vcpus[0].kernel_sp(), 0xffff_ffff_8100_0000);
     }
 }

@@ -319,7 +319,7 @@ fn vcpu_context(ctx: &mut Ctx, id: DomId, vcpu: u32) -> Result<VcpuGuestContext,
         *slot = frame.0;
     }
     c.gdt_ents = (v.gdt_frames.len() as u64) * 512;
-    (c.kernel_ss, c.kernel_sp) = (u64::from(guest_abi::arch_x86::FLAT_KERNEL_SS), v.kernel_sp);
+    (c.kernel_ss, c.kernel_sp) = (u64::from(guest_abi::arch_x86::FLAT_KERNEL_SS), v.kernel_sp());
     c.ctrlreg[0] = CR0_PV | if v.fpu_ts { CR0_TS } else { 0 };
     // An uninitialised vCPU has no page tables.
     if v.initialised {

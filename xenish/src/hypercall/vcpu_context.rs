@@ -157,7 +157,7 @@ pub fn set_info_guest(
         ..TrapFrame::default()
     };
     v.set_kernel_mode(in_kernel);
-    v.kernel_sp = g.kernel_sp;
+    v.set_kernel_sp(g.kernel_sp);
     v.iopl = ((r.rflags >> 12) & 3) as u8;
     for (slot, t) in v.traps.iter_mut().zip(g.trap_ctxt.iter()) {
         *slot = match t.address {

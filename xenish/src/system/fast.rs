@@ -8,8 +8,9 @@
 //! it at the same time. What these entries change is the guest's own
 //! memory (event bits with atomic operations, the bounce frame on its
 //! stack, `evtchn_upcall_mask`), the entry's frame, and the calling vCPU's
-//! guest mode, an atomic only the CPU running the vCPU writes outside the
-//! exclusive lock ([`crate::domain::KernelMode`] says why that is sound);
+//! guest mode and kernel stack pointer, atomics only the CPU running the
+//! vCPU writes outside the exclusive lock ([`crate::domain::KernelMode`]
+//! says why that is sound);
 //! anything that would change the domain, wake or kick a vCPU, run the
 //! scheduler or touch the frame table is found before anything is done,
 //! and the entry goes the slow way ([`System::syscall`] under the lock
@@ -21,8 +22,9 @@
 //! ([`hypercall::event_channel::send_in_domain`]), `set_segment_base` of
 //! a base ([`hypercall::segments::base_msr`]: Linux writes the user GS
 //! base so on every context switch; the base lives in this CPU's MSR
-//! while the vCPU runs), and `HYPERVISOR_iret` to kernel or to user mode
-//! ([`traps::iret_fast`]). From guest user mode:
+//! while the vCPU runs), `stack_switch` (the kernel stack for bounces
+//! from user mode, which Linux sets on every context switch), and
+//! `HYPERVISOR_iret` to kernel or to user mode ([`traps::iret_fast`]). From guest user mode:
 //! a 64-bit `syscall`, whatever its number, bounced to the registered
 //! syscall callback ([`traps::syscall_from_user_fast`]). From either mode:
 //! a page fault that is not a write to a present page, bounced to the
@@ -55,7 +57,8 @@ use crate::domain::Vcpu;
 use core::sync::atomic::{AtomicU64, Ordering};
 use guest_abi::event_channel::EVTCHNOP_SEND;
 use guest_abi::xen::{
-    HYPERVISOR_EVENT_CHANNEL_OP, HYPERVISOR_IRET, HYPERVISOR_SET_SEGMENT_BASE, HYPERVISOR_XEN_VERSION,
+    HYPERVISOR_EVENT_CHANNEL_OP, HYPERVISOR_IRET, HYPERVISOR_SET_SEGMENT_BASE, HYPERVISOR_STACK_SWITCH,
+    HYPERVISOR_XEN_VERSION,
 };
 
 /// What [`System::fast_syscall`] did.
@@ -123,7 +126,7 @@ pub fn may_be_fast(frame: &TrapFrame) -> bool {
         nr if nr == u64::from(HYPERVISOR_SET_SEGMENT_BASE) => {
             hypercall::segments::base_msr(frame.rdi as u32, frame.rsi).is_some()
         }
-        nr => nr == u64::from(HYPERVISOR_IRET),
+        nr => nr == u64::from(HYPERVISOR_IRET) || nr == u64::from(HYPERVISOR_STACK_SWITCH),
     }
 }
 
@@ -234,6 +237,11 @@ impl System {
                 frame.rax = 0;
                 true
             }
+        } else if nr == u64::from(HYPERVISOR_STACK_SWITCH) {
+            // Xen's do_stack_switch: 64-bit PV ignores the selector.
+            v.set_kernel_sp_running(a1);
+            frame.rax = 0;
+            true
         } else if nr == u64::from(HYPERVISOR_IRET) {
             // iret replaces the whole frame rather than returning a value.
             traps::iret_fast(domain, vcpu, frame, mem)
@@ -393,7 +401,8 @@ mod tests {
         let mut w = World::new(false);
         w.mem.0[9] = w.mem.0[0];
         let v = &mut w.dom.vcpus[0];
-        (v.callbacks.event.address, v.kernel_sp, v.user_l4) = (CALLBACK, BUF_VA + 0x3000, Some(Mfn(9)));
+        (v.callbacks.event.address, v.user_l4) = (CALLBACK, Some(Mfn(9)));
+        v.set_kernel_sp(BUF_VA + 0x3000);
         prepare(&mut w);
         let dom =
             core::mem::replace(&mut w.dom, crate::hypercall::tests::test_domain(0, false, 0..0, None, Mfn(8)).domain);
@@ -446,11 +455,11 @@ mod tests {
         f1
     }
 
-    /// What of vCPU 0 an `iret` or a bounce may change: its mode, NMI
-    /// state, virtual IOPL.
-    fn vcpu_state(s: &System) -> (bool, bool, bool, u8) {
+    /// What of vCPU 0 a fast entry may change: its mode, NMI state,
+    /// virtual IOPL, kernel stack pointer.
+    fn vcpu_state(s: &System) -> (bool, bool, bool, u8, u64) {
         let v = &s.domains[0].vcpus[0];
-        (v.kernel_mode(), v.nmi_masked, v.nmi_pending, v.iopl)
+        (v.kernel_mode(), v.nmi_masked, v.nmi_pending, v.iopl, v.kernel_sp())
     }
 
     /// The fast path declines the entry and changes nothing.
@@ -487,7 +496,9 @@ mod tests {
         assert!(!candidate(HYPERVISOR_XEN_VERSION, 1), "extraversion writes guest memory");
         assert!(candidate(HYPERVISOR_EVENT_CHANNEL_OP, EVTCHNOP_SEND));
         assert!(!candidate(HYPERVISOR_EVENT_CHANNEL_OP, 0), "bind_interdomain");
-        assert!(candidate(HYPERVISOR_IRET, 0));
+        assert!(candidate(HYPERVISOR_IRET, 0) && candidate(HYPERVISOR_STACK_SWITCH, 0xe02b));
+        assert!(candidate(HYPERVISOR_SET_SEGMENT_BASE, guest_abi::arch_x86::SEGBASE_FS));
+        assert!(!candidate(HYPERVISOR_SET_SEGMENT_BASE, guest_abi::arch_x86::SEGBASE_GS_USER_SEL), "a segment load");
         assert!(!candidate(HYPERVISOR_MMU_UPDATE, 0) && !candidate(HYPERVISOR_SCHED_OP, 0));
     }
 
@@ -709,7 +720,7 @@ mod tests {
         // The bounce fails (no kernel stack): the iret is done, the exit
         // is the slow path's, which crashes the domain as the slow path
         // alone does.
-        let no_stack = |w: &mut World| w.dom.vcpus[0].kernel_sp = 0x1000_0000;
+        let no_stack = |w: &mut World| w.dom.vcpus[0].set_kernel_sp(0x1000_0000);
         let (mut fast, mut f1, mut m1, _) = system(no_stack);
         let (mut slow, mut f2, mut m2, mut w2) = system(no_stack);
         for (f, m) in [(&mut f1, &mut m1), (&mut f2, &mut m2)] {
@@ -804,9 +815,9 @@ mod tests {
         frame.cs = traps::FLAT_USER_CS32;
         declines(&system, &mut frame, &mut mem, 1000);
         user_syscall(&mut system, &mut frame, &mut mem);
-        system.domains[0].vcpus[0].kernel_sp = 0x1000_0000;
+        system.domains[0].vcpus[0].set_kernel_sp(0x1000_0000);
         declines(&system, &mut frame, &mut mem, 1000);
-        system.domains[0].vcpus[0].kernel_sp = BUF_VA + 0x3000;
+        system.domains[0].vcpus[0].set_kernel_sp(BUF_VA + 0x3000);
         system.domains[0].vcpus[0].nmi_pending = true;
         declines(&system, &mut frame, &mut mem, 1000);
         system.domains[0].vcpus[0].nmi_pending = false;
@@ -848,7 +859,7 @@ mod tests {
                     v.user_l4 = None;
                 }
                 if r[0] & 48 == 16 {
-                    v.kernel_sp = 0x1000_0000; // unmapped
+                    v.set_kernel_sp(0x1000_0000); // unmapped
                 }
                 if r[0] & 64 != 0 {
                     v.traps[14] = crate::domain::TrapHandler {
@@ -1023,6 +1034,33 @@ mod tests {
         assert_eq!((served, declined), (15, 21), "FS, user GS and kernel GS with five canonical bases each");
     }
 
+    /// `stack_switch` from guest kernel mode is served as the slow path
+    /// serves it: 0, the new kernel stack, which the next bounce from user
+    /// mode uses; from user mode it is a system call like any other.
+    #[test]
+    fn stack_switch_is_served_as_the_slow_path_serves_it() {
+        let switch = |frame: &mut TrapFrame, _: &mut FakeMemory| {
+            (frame.rax, frame.rdi, frame.rsi, frame.rip) =
+                (u64::from(HYPERVISOR_STACK_SWITCH), 0xe02b, BUF_VA + 0x2800, 0x7000);
+        };
+        let frame = fast_is_slow(syscall_callback, switch);
+        assert_eq!(frame.rax, 0);
+        let (mut system, mut frame, mut mem, _) = system(syscall_callback);
+        switch(&mut frame, &mut mem);
+        assert_eq!(system.fast_syscall(0, &mut frame, 1000, &mut mem, &mut Bases::default()), Fast::Done);
+        assert_eq!(system.domains[0].vcpus[0].kernel_sp(), BUF_VA + 0x2800);
+        user_syscall(&mut system, &mut frame, &mut mem);
+        assert!(matches!(
+            system.fast_syscall(0, &mut frame, 1000, &mut mem, &mut Bases::default()),
+            Fast::Toggled { kernel: true, .. }
+        ));
+        assert!(
+            (BUF_VA + 0x2700..BUF_VA + 0x2800).contains(&frame.rsp),
+            "the system call's bounce frame is on the new stack: {:#x}",
+            frame.rsp
+        );
+    }
+
     /// A CPU the page-fault path must not touch.
     struct NoCpu;
 
@@ -1150,7 +1188,7 @@ mod tests {
         fault(true, 3)(&mut system, &mut frame, &mut mem);
         pf_declines(&system, &mut frame, &mut mem);
         fault(false, 0)(&mut system, &mut frame, &mut mem);
-        system.domains[0].vcpus[0].kernel_sp = 0x1000_0000;
+        system.domains[0].vcpus[0].set_kernel_sp(0x1000_0000);
         pf_declines(&system, &mut frame, &mut mem);
         fault(true, 0)(&mut system, &mut frame, &mut mem);
         frame.rsp = 0x1000_0000;

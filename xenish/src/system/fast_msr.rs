@@ -135,7 +135,8 @@ mod tests {
         w.mem.0[9] = w.mem.0[0];
         w.poke(BUF_VA, code);
         let v = &mut w.dom.vcpus[0];
-        (v.callbacks.event.address, v.kernel_sp, v.user_l4) = (CALLBACK, BUF_VA + 0x3000, Some(Mfn(9)));
+        (v.callbacks.event.address, v.user_l4) = (CALLBACK, Some(Mfn(9)));
+        v.set_kernel_sp(BUF_VA + 0x3000);
         v.traps[13] = crate::domain::TrapHandler { address: GP_HANDLER, ..Default::default() };
         let dom =
             core::mem::replace(&mut w.dom, crate::hypercall::tests::test_domain(0, false, 0..0, None, Mfn(8)).domain);

@@ -54,7 +54,7 @@ fn write_bounce_frame(
 ) -> Result<(), String> {
     let Some(v) = dom.vcpus.get(vcpu) else { return Err(String::from("no such vCPU")) };
     let from_kernel = v.kernel_mode();
-    let (stack, l4) = (if from_kernel { frame.rsp } else { v.kernel_sp }, v.kernel_l4);
+    let (stack, l4) = (if from_kernel { frame.rsp } else { v.kernel_sp() }, v.kernel_l4);
     let saved_mask = upcall_mask(dom, vcpu, mem, None);
     let cs = if from_kernel { frame.cs & !3 } else { frame.cs | 3 } | (u64::from(saved_mask) << 32);
     let rflags = (frame.rflags & !EFLAGS_IF) | if saved_mask == 0 { EFLAGS_IF } else { 0 };

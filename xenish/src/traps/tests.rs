@@ -469,7 +469,7 @@ fn a_bounce_keeps_df_and_a_system_call_clears_it() {
     let v = &mut w.dom.vcpus[0];
     v.set_kernel_mode(false);
     v.user_l4 = Some(crate::mm::Mfn(0));
-    v.kernel_sp = BUF_VA + 0x2000;
+    v.set_kernel_sp(BUF_VA + 0x2000);
     v.callbacks.syscall = crate::domain::Callback { address: 0x9000, mask_events: false };
     f.r11 = 0x202 | EFLAGS_DF;
     assert!(matches!(syscall_from_user(&mut w.dom, 0, &mut f, &mut w.mem), TrapDecision::Resume));
@@ -569,7 +569,7 @@ fn a_selector_that_no_longer_loads_enters_the_failsafe_callback() {
     let v = &mut w.dom.vcpus[0];
     v.set_kernel_mode(false);
     v.user_l4 = Some(crate::mm::Mfn(0));
-    v.kernel_sp = BUF_VA + 0x2000;
+    v.set_kernel_sp(BUF_VA + 0x2000);
     v.segments.gs = 0x0f; // an LDT selector: there is no LDT
     v.callbacks.failsafe = crate::domain::Callback { address: 0x5000, mask_events: false };
     f.rsp = 0x7fff_0000;
@@ -657,7 +657,7 @@ fn iret_restores_the_context() {
 fn an_iret_returns_to_32_bit_code_and_one_the_cpu_would_refuse_enters_the_failsafe_callback() {
     let (mut w, _) = setup(&[0; 4]);
     w.dom.vcpus[0].user_l4 = Some(crate::mm::Mfn(0));
-    w.dom.vcpus[0].kernel_sp = BUF_VA + 0x3000;
+    w.dom.vcpus[0].set_kernel_sp(BUF_VA + 0x3000);
     w.dom.vcpus[0].callbacks.failsafe = crate::domain::Callback { address: 0x5000, mask_events: false };
     let iret_to = |w: &mut World, cs: u64, rip: u64, ss: u64| {
         let ctx: [u64; 9] = [0, 0, 0, 0, rip, cs | 0xab << 32, 0x202, BUF_VA + 0x2000, ss];
@@ -711,7 +711,7 @@ fn user_syscall_bounces_to_the_kernel_stack() {
     let v = &mut w.dom.vcpus[0];
     v.set_kernel_mode(false);
     v.user_l4 = Some(crate::mm::Mfn(0));
-    v.kernel_sp = BUF_VA + 0x2000;
+    v.set_kernel_sp(BUF_VA + 0x2000);
     v.callbacks.syscall = crate::domain::Callback { address: 0x9000, mask_events: true };
     w.mem.0[8][1] = 0;
     f.rcx = 0x40_1002; // return rip
@@ -731,7 +731,8 @@ fn a_syscall_from_32_bit_code_enters_the_syscall32_callback_with_the_syscall_cal
     let (mut w, mut f) = setup(&[0; 4]);
     let v = &mut w.dom.vcpus[0];
     v.set_kernel_mode(false);
-    (v.user_l4, v.kernel_sp) = (Some(crate::mm::Mfn(0)), BUF_VA + 0x2000);
+    v.user_l4 = Some(crate::mm::Mfn(0));
+    v.set_kernel_sp(BUF_VA + 0x2000);
     v.callbacks.syscall = crate::domain::Callback { address: 0x9000, mask_events: false };
     v.callbacks.syscall32 = crate::domain::Callback { address: 0xa000, mask_events: true };
     v.traps[6] = TrapHandler { cs: 0xe033, flags: 0, address: 0x6000 };
@@ -775,7 +776,7 @@ fn user_syscall_without_callback_is_ud() {
     let v = &mut w.dom.vcpus[0];
     v.set_kernel_mode(false);
     v.user_l4 = Some(crate::mm::Mfn(0));
-    v.kernel_sp = BUF_VA + 0x2000;
+    v.set_kernel_sp(BUF_VA + 0x2000);
     v.traps[6] = TrapHandler { cs: 0xe033, flags: 0, address: 0x6000 };
     f.rcx = 0x40_1002;
     assert!(matches!(syscall_from_user(&mut w.dom, 0, &mut f, &mut w.mem), TrapDecision::Resume));
