@@ -18,23 +18,19 @@ pub fn set_segment_base(ctx: &mut Ctx, args: [u64; 5]) -> Outcome {
 }
 
 fn serve(ctx: &mut Ctx, which: u32, base: u64) -> HcResult {
-    let seg = match which {
-        SEGBASE_FS => Segment::FsBase,
-        SEGBASE_GS_USER => Segment::GsUserBase,
-        SEGBASE_GS_KERNEL => Segment::GsKernelBase,
-        SEGBASE_GS_USER_SEL => {
+    match Segment::named(which) {
+        Some(Segment::GsUserSelector) => {
             let sel = base as u16;
             let sel = if sel & 0xfffc != 0 { sel | 3 } else { sel };
             ctx.platform.set_segment(Segment::GsUserSelector, u64::from(sel));
-            return Ok(0);
+            Ok(0)
         }
-        _ => return Err(XenError::Einval),
-    };
-    if !is_canonical(base) {
-        return Err(XenError::Einval);
+        Some(seg) if is_canonical(base) => {
+            ctx.platform.set_segment(seg, base);
+            Ok(0)
+        }
+        _ => Err(XenError::Einval),
     }
-    ctx.platform.set_segment(seg, base);
-    Ok(0)
 }
 
 /// The base MSR `set_segment_base(which, base)` from guest kernel mode
@@ -45,22 +41,29 @@ fn serve(ctx: &mut Ctx, which: u32, base: u64) -> HcResult {
 /// segment load, an error) is left to [`set_segment_base`].
 #[inline(always)]
 pub fn base_msr(which: u32, base: u64) -> Option<u32> {
-    let msr = match which {
-        SEGBASE_FS => MSR_FS_BASE,
-        // In guest kernel mode the kernel's GS base is the active one.
-        SEGBASE_GS_KERNEL => MSR_GS_BASE,
-        SEGBASE_GS_USER => MSR_SHADOW_GS_BASE,
-        _ => return None,
-    };
-    is_canonical(base).then_some(msr)
+    Segment::named(which)?.msr().filter(|_| is_canonical(base))
 }
 
 impl Segment {
+    /// The segment state `set_segment_base`'s `which` names, if any.
+    #[inline(always)]
+    pub fn named(which: u32) -> Option<Segment> {
+        match which {
+            SEGBASE_FS => Some(Segment::FsBase),
+            SEGBASE_GS_USER => Some(Segment::GsUserBase),
+            SEGBASE_GS_KERNEL => Some(Segment::GsKernelBase),
+            SEGBASE_GS_USER_SEL => Some(Segment::GsUserSelector),
+            _ => None,
+        }
+    }
+
     /// The MSR that holds this base while the vCPU runs in guest kernel
     /// mode (`None` for the selector).
+    #[inline(always)]
     pub fn msr(self) -> Option<u32> {
         match self {
             Segment::FsBase => Some(MSR_FS_BASE),
+            // In guest kernel mode the kernel's GS base is the active one.
             Segment::GsKernelBase => Some(MSR_GS_BASE),
             Segment::GsUserBase => Some(MSR_SHADOW_GS_BASE),
             Segment::GsUserSelector => None,

@@ -313,11 +313,9 @@ impl Platform for Hardware {
         // neither FS nor GS. A hypercall comes from guest kernel mode, so
         // the user GS base is the shadow one.
         unsafe {
-            match which {
-                Segment::FsBase => cpu::wrmsr(MSR_FS_BASE, value),
-                Segment::GsKernelBase => cpu::wrmsr(MSR_GS_BASE, value),
-                Segment::GsUserBase => cpu::wrmsr(MSR_SHADOW_GS_BASE, value),
-                Segment::GsUserSelector => {
+            match which.msr() {
+                Some(msr) => cpu::wrmsr(msr, value),
+                None => {
                     let sel = safe_selector(value as u16);
                     core::arch::asm!("swapgs", "mov gs, {0:x}", "swapgs", in(reg) sel, options(nostack, preserves_flags));
                 }
