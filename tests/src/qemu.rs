@@ -539,19 +539,31 @@ impl Boot {
         args
     }
 
+    /// The hypervisor's whole command line: the one given, the implied test
+    /// options and `XENISH_OPTIONS` (xenish's test boots), and for Xen the
+    /// pages it must not use under QEMU ([`crate::debian::xen_badpages`]).
+    pub fn hypervisor_cmdline(&self) -> String {
+        let extra = if self.implied.is_empty() { String::new() } else { extra_options() };
+        let badpages = if crate::debian::is_xen(&self.hypervisor) {
+            crate::debian::xen_badpages(self.memory_mib)
+        } else {
+            String::new()
+        };
+        [self.cmdline.as_str(), self.implied, extra.as_str(), badpages.as_str()]
+            .iter()
+            .filter(|s| !s.is_empty())
+            .copied()
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
     /// Builds the ISO (`xenish.iso`) in the directory `work` and returns its
     /// path.
     pub fn make_iso(&self, work: &Path) -> Result<PathBuf, String> {
         crate::tools::ensure()?;
         std::fs::create_dir_all(work).map_err(|e| format!("{}: {e}", work.display()))?;
         let iso = work.join("xenish.iso");
-        let extra = if self.implied.is_empty() { String::new() } else { extra_options() };
-        let cmdline = [self.cmdline.as_str(), self.implied, extra.as_str()]
-            .iter()
-            .filter(|s| !s.is_empty())
-            .copied()
-            .collect::<Vec<_>>()
-            .join(" ");
+        let cmdline = self.hypervisor_cmdline();
         iso::make(&iso, work, &self.hypervisor, &cmdline, &self.modules)?;
         Ok(iso)
     }
@@ -652,7 +664,7 @@ impl Boot {
         println!(
             "boot: -cpu {} '{}' with {} module(s): {exit} after {elapsed:.1?}",
             self.cpu,
-            self.cmdline,
+            self.hypervisor_cmdline(),
             self.modules.len()
         );
         Ok(Outcome { serial, exit, elapsed, qemu_stderr, monitor })
